@@ -1,0 +1,373 @@
+"""The contracts roles and core services share, as zope interfaces."""
+
+from zope.interface import Attribute, Interface
+
+
+class IRole(Interface):
+    """
+    A role plugin: one capability of the shard (auth, chat, world, ...).
+
+    Role plugins are module-level objects in modules of the
+    C{mmoshard.plugins} package, found with
+    C{twisted.plugin.getPlugins(IRole, mmoshard.plugins)}.  A third-party
+    package adds a role by shipping a module in its own C{mmoshard/plugins/}
+    directory (without an C{__init__.py}).
+    """
+
+    name = Attribute("str: the role's name, as used in --roles and config.")
+    configSection = Attribute(
+        "str: the name of the TOML table holding this role's settings."
+    )
+    provides = Attribute(
+        "Sequence of interfaces this role registers in the shard registry."
+    )
+    requires = Attribute(
+        "Sequence of interfaces this role looks up; start-up stops when one "
+        "has no provider among the core services and the selected roles."
+    )
+    transports = Attribute(
+        "frozenset of str, a subset of {'http', 'session'}: the shared "
+        "listeners this role uses. A listener is opened only when a hosted "
+        "role uses it."
+    )
+
+    def parseConfig(section, path):
+        """
+        Turn this role's raw TOML table into its frozen config object.
+
+        @param section: the dict read from the table (empty when absent).
+        @param path: the key path of the table, e.g. C{"auth"}, for messages.
+        @return: the role's config object.
+        @raise mmoshard.config.ConfigError: with every problem found, each
+            naming its key path.
+        """
+
+    def makeService(shard):
+        """
+        Build the role's service.  Called once all roles are selected and the
+        core services exist; the role registers what it provides in
+        C{shard.registry} here and looks up what it requires when started.
+
+        @param shard: the L{mmoshard.shard.Shard}.
+        @return: an C{IService}; it is started after the core services and
+            stopped before them.
+        """
+
+
+class ISQLStore(Interface):
+    """
+    The process's one SQL connection pool (MySQL/MariaDB or SQLite).
+
+    Thread-side functions get a L{mmoshard.store.sql.Cursor} whose
+    C{execute(sql, params)} takes C{?} placeholders on both dialects.
+    """
+
+    dialect = Attribute("str: 'mysql' or 'sqlite'.")
+
+    def runInteraction(func, *args, **kwargs):
+        """
+        Run C{func(cursor, *args, **kwargs)} in a pool thread inside one
+        transaction, committed when it returns, rolled back when it raises.
+
+        @return: a Deferred firing with what C{func} returned, or failing
+            with L{mmoshard.store.errors.SQLUnavailable} when the database
+            cannot be reached, L{mmoshard.store.errors.IntegrityError} on a
+            constraint violation, or the exception C{func} raised.
+        """
+
+    def runQuery(sql, params=()):
+        """
+        Run one statement in its own transaction.
+
+        @return: a Deferred firing with the list of result rows (tuples).
+        """
+
+    def ping():
+        """
+        Check that the database answers.
+
+        @return: a Deferred firing with None, or failing with
+            L{mmoshard.store.errors.SQLUnavailable}.
+        """
+
+    def close():
+        """
+        Close the pool.
+
+        @return: a Deferred firing when every connection is closed.
+        """
+
+
+class ISubscription(Interface):
+    """A live pub/sub subscription to one channel."""
+
+    channel = Attribute("str: the channel name (without the store prefix).")
+
+    def unsubscribe():
+        """
+        Stop delivering messages to this subscription.
+
+        @return: a Deferred firing with None.
+        """
+
+
+class IVolatileStore(Interface):
+    """
+    Volatile and cross-process state: Redis, or memory for one process.
+
+    Every method returns a Deferred.  Keys, hash fields, set and sorted-set
+    members are C{str}; values (C{get}, hash values, pub/sub payloads) come
+    back as C{bytes}; values passed in may be C{str}, C{bytes}, C{int} or
+    C{float}.  Every key and channel is namespaced by the store's prefix.
+    Any call fails with L{mmoshard.store.errors.VolatileUnavailable} within
+    the configured timeout when the backend cannot be reached.
+    """
+
+    def ping():
+        """@return: a Deferred firing with None when the backend answers."""
+
+    def get(key):
+        """@return: a Deferred firing with the value (bytes) or None."""
+
+    def set(key, value, ttl=None, nx=False):
+        """
+        Store C{value} under C{key}, expiring after C{ttl} seconds (float) if
+        given.  With C{nx=True} only when C{key} does not exist.
+
+        @return: a Deferred firing with True when the value was stored.
+        """
+
+    def delete(*keys):
+        """@return: a Deferred firing with the number of keys removed."""
+
+    def expire(key, ttl):
+        """
+        Set C{key} to expire after C{ttl} seconds.
+
+        @return: a Deferred firing with True if the key exists.
+        """
+
+    def ttl(key):
+        """
+        @return: a Deferred firing with the seconds left (float), None for a
+            key without expiry, or -1.0 when the key does not exist.
+        """
+
+    def incr(key, amount=1, ttl=None):
+        """
+        Add C{amount} to the integer at C{key} (0 when absent).  When C{ttl} is
+        given and the key had no expiry, it expires after C{ttl} seconds.
+
+        @return: a Deferred firing with the new value (int).
+        """
+
+    def hset(key, mapping):
+        """
+        Set several fields of the hash at C{key}.
+
+        @return: a Deferred firing with the number of new fields.
+        """
+
+    def hget(key, field):
+        """@return: a Deferred firing with the value (bytes) or None."""
+
+    def hgetall(key):
+        """@return: a Deferred firing with a dict of str field -> bytes."""
+
+    def hdel(key, *fields):
+        """@return: a Deferred firing with the number of fields removed."""
+
+    def hincrby(key, field, amount=1):
+        """@return: a Deferred firing with the new value (int)."""
+
+    def sadd(key, *members):
+        """@return: a Deferred firing with the number of members added."""
+
+    def srem(key, *members):
+        """@return: a Deferred firing with the number of members removed."""
+
+    def smembers(key):
+        """@return: a Deferred firing with a set of str."""
+
+    def sismember(key, member):
+        """@return: a Deferred firing with a bool."""
+
+    def zadd(key, mapping):
+        """
+        Add or update members with scores, C{mapping} being str -> float.
+
+        @return: a Deferred firing with the number of new members.
+        """
+
+    def zrem(key, *members):
+        """@return: a Deferred firing with the number of members removed."""
+
+    def zscore(key, member):
+        """@return: a Deferred firing with the score (float) or None."""
+
+    def zcard(key):
+        """@return: a Deferred firing with the number of members."""
+
+    def zrangebyscore(key, min, max, offset=None, count=None, withscores=False):
+        """
+        Members with C{min <= score <= max}, lowest score first (ties by
+        member).  C{min}/C{max} may be C{float('-inf')}/C{float('inf')}.
+
+        @return: a Deferred firing with a list of str, or with a list of
+            (str, float) pairs when C{withscores}.
+        """
+
+    def keys(pattern):
+        """
+        Keys (without prefix) matching a glob C{pattern}, for operator tools
+        and small sets only: it scans.
+
+        @return: a Deferred firing with a list of str.
+        """
+
+    def publish(channel, message):
+        """
+        Send C{message} (bytes) to every subscriber of C{channel}, in every
+        process sharing the backend.
+
+        @return: a Deferred firing with the number of receiving connections
+            (Redis) or subscriptions (memory).
+        """
+
+    def subscribe(channel, callback):
+        """
+        Call C{callback(channel, message)} for each message published on
+        C{channel} (str, bytes).  Subscriptions survive a reconnect.
+
+        @return: a Deferred firing with an L{ISubscription} once the
+            subscription is active.
+        """
+
+    def evalScript(script, keys, args):
+        """
+        Run an L{mmoshard.store.volatile.Script} atomically: its Lua source on
+        Redis, its Python function on the memory store.  C{keys} are
+        prefixed; C{args} are passed as given.
+
+        @return: a Deferred firing with the script's result.
+        """
+
+    def close():
+        """@return: a Deferred firing when connections are closed."""
+
+
+class IDirectory(Interface):
+    """Where each role lives: one entry per running process, kept by TTL."""
+
+    def list():
+        """
+        @return: a Deferred firing with a list of
+            L{mmoshard.directory.DirectoryEntry}, one per live process.
+        """
+
+    def endpointsFor(role):
+        """
+        @return: a Deferred firing with the list of entries hosting C{role},
+            least loaded first.
+        """
+
+    def addLoadSource(name, source):
+        """
+        Report C{source()} (a number) under C{name} in this process's entry
+        at each heartbeat.
+        """
+
+
+class ITokenVerifier(Interface):
+    """Checks access tokens issued by any auth process."""
+
+    def verify(token):
+        """
+        @param token: the access token (str).
+        @return: a Deferred firing with L{mmoshard.tokens.Claims}, or failing
+            with L{mmoshard.tokens.InvalidToken} when the token is malformed,
+            forged, expired or revoked.
+        """
+
+
+class IClientGate(Interface):
+    """
+    Decides whether a client may open a session now: its build and
+    maintenance windows.  Allow-all unless a version role publishes rules.
+    """
+
+    def check(claims, clientVersion, platform):
+        """
+        @return: a Deferred firing with None when the client may proceed, or
+            with a L{mmoshard.wire.messages.ErrorInfo} (code, message and
+            optional retry-after) saying why not.
+        """
+
+
+class ISession(Interface):
+    """One client's session on the session protocol."""
+
+    sessionId = Attribute("str")
+    accountId = Attribute("int")
+    claims = Attribute("mmoshard.tokens.Claims of the handshake token.")
+    linkDead = Attribute("bool: the connection is gone, the session is not.")
+
+    def send(type, body, replayable=True):
+        """
+        Queue a server-to-client message C{{t: type, **body}}; replayable ones
+        carry a sequence number and are kept for resume.
+        """
+
+    def close(code=None, message=None):
+        """End the session, sending an error C{code} first when given."""
+
+
+class ISessionListener(Interface):
+    """A role's hooks on session lifetime."""
+
+    def sessionStarted(session):
+        """A handshake completed."""
+
+    def sessionLinkDead(session):
+        """The connection dropped; the session may still resume."""
+
+    def sessionResumed(session):
+        """A link-dead session was resumed."""
+
+    def sessionEnded(session, reason):
+        """
+        The session is over (logout, replaced, grace period expired, server
+        stop).  C{reason} is a short str.
+        """
+
+
+class IMessageRouter(Interface):
+    """
+    The session protocol's dispatch table, shared by TCP and WebSocket.
+    """
+
+    def addHandlers(namespace, handlers):
+        """
+        Register C{handlers}, a dict of full message type (e.g.
+        C{"chat.whisper"}) to C{handler(session, message)}, where C{message}
+        is the decoded dict.  A handler returns (or fires a Deferred with) a
+        dict body for the reply, or None for no reply.  Every type must start
+        with C{namespace + "."}.
+        """
+
+    def addListener(listener):
+        """Register an L{ISessionListener}."""
+
+
+class IWebSite(Interface):
+    """The shared public HTTP site."""
+
+    def putChild(path, resource):
+        """Mount C{resource} at C{/path} (bytes) on the public site."""
+
+
+class IAdminSite(Interface):
+    """The admin HTTP site, bound to 127.0.0.1."""
+
+    def putChild(path, resource):
+        """Mount C{resource} at C{/path} (bytes) on the admin site."""

@@ -1,0 +1,1 @@
+"""Storage: the SQL pool, the volatile store and their typed errors."""
