@@ -1,0 +1,261 @@
+"""The core services every process runs: SQL, volatile store, tokens, directory and listeners."""
+
+import os
+import secrets
+
+from twisted.internet.defer import succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.web.server import Site
+from zope.interface import implementer
+
+from mmoshard.directory import Directory
+from mmoshard.interfaces import (
+    IAdminSite,
+    IClientGate,
+    IDirectory,
+    ISQLStore,
+    ITokenVerifier,
+    IVolatileStore,
+    IWebSite,
+)
+from mmoshard.shard import CoreService, StartupFailed, _RootSite
+from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
+from mmoshard.web.admin import makeAdminRoot
+from mmoshard.web.json import JSONRoot
+
+
+class SQLService(CoreService):
+    """Opens the SQL pool; migrates SQLite, refuses a MySQL schema out of step."""
+
+    log = Logger()
+
+    def __init__(self, shard):
+        self.setName("sql")
+        self.shard = shard
+
+    async def start(self):
+        from mmoshard.store.sql import SQLStore, checkSchema, migrate
+
+        shard = self.shard
+        cfg = shard.config.sql
+        store = SQLStore(shard.reactor, cfg.url, cfg.pool_min, cfg.pool_max)
+        shard.sql = store
+        shard.provide(ISQLStore, store)
+        try:
+            if store.dialect == "sqlite":
+                applied = await migrate(store)
+                if applied:
+                    self.log.info(
+                        "applied {count} SQLite migration(s) for shard {shard_id}",
+                        count=len(applied),
+                        shard_id=shard.shardId,
+                    )
+            else:
+                await checkSchema(store)
+        except (SchemaMismatch, SQLUnavailable) as e:
+            raise StartupFailed(str(e))
+
+    async def stop(self):
+        if self.shard.sql is not None:
+            await self.shard.sql.close()
+
+
+class VolatileService(CoreService):
+    """Connects the volatile store and provides token verification over it."""
+
+    log = Logger()
+
+    def __init__(self, shard):
+        self.setName("volatile")
+        self.shard = shard
+
+    async def start(self):
+        from mmoshard.store.volatile import makeVolatileStore
+        from mmoshard.tokens import TokenVerifier
+
+        shard = self.shard
+        cfg = shard.config.volatile
+        store = makeVolatileStore(cfg.url, shard.reactor, cfg.prefix, cfg.timeout)
+        shard.volatile = store
+        shard.provide(IVolatileStore, store)
+        try:
+            await store.ping()
+        except VolatileUnavailable as e:
+            # Not fatal: /readyz reports it and calls recover when it returns.
+            self.log.warn(
+                "volatile store {url} not answering at start of shard {shard_id}: {why}",
+                url=_redact(cfg.url),
+                shard_id=shard.shardId,
+                why=e,
+            )
+        shard.provide(
+            ITokenVerifier, TokenVerifier(tokenKey(shard), store, shard.reactor)
+        )
+
+    async def stop(self):
+        if self.shard.volatile is not None:
+            await self.shard.volatile.close()
+
+
+def _redact(url):
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(":" + parts.password + "@", ":***@")
+    return url
+
+
+def tokenKey(shard):
+    """
+    The token signing key: from config, else (one process on the embedded
+    default) a random key kept in the var directory so restarts keep
+    issued tokens valid.
+    """
+    key = shard.config.secrets.token_key
+    if key:
+        return key
+    path = shard.varPath("token.key")
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    with open(path) as f:
+        return f.read().strip()
+
+
+@implementer(IClientGate)
+class OpenGate:
+    """Lets every client in: what holds until a version role publishes rules."""
+
+    def check(self, claims, clientVersion, platform):
+        return succeed(None)
+
+
+class DirectoryService(CoreService):
+    """Keeps this process's directory entry alive while it runs."""
+
+    def __init__(self, shard):
+        self.setName("directory")
+        self.shard = shard
+        cfg = shard.config
+        self.directory = Directory(
+            volatile=None,
+            clock=shard.reactor,
+            shardId=shard.shardId,
+            roles=shard.roleNames,
+            heartbeat=cfg.directory.heartbeat,
+            ttl=cfg.directory.ttl,
+        )
+        shard.provide(IDirectory, self.directory)
+
+    async def start(self):
+        self.directory.volatile = self.shard.volatile
+        # Endpoints are filled in by the listeners; the first beat is written
+        # once they listen (see ListenerService), so nobody is sent to a port
+        # that is not open yet.
+
+    async def stop(self):
+        await self.directory.stop()
+
+
+class HTTPListener(CoreService):
+    """One HTTP site on an endpoint string: the public site or the admin site."""
+
+    log = Logger()
+
+    def __init__(self, shard, name, endpoint, root):
+        self.setName(name)
+        self.shard = shard
+        self.endpoint = endpoint
+        self.root = root
+        self.port = None
+
+    async def start(self):
+        site = Site(self.root)
+        site.displayTracebacks = False
+        # twisted.web logs every request at info; at our request rates that is
+        # noise an operator does not want by default.
+        site.log = lambda request: None
+        ep = serverFromString(self.shard.reactor, self.endpoint)
+        self.port = await ep.listen(site)
+        self.shard.listeningPorts[self.name] = self.port
+        self.log.info(
+            "{name} site of shard {shard_id} listening on {address}",
+            name=self.name,
+            shard_id=self.shard.shardId,
+            address=self.port.getHost(),
+        )
+
+    async def stop(self):
+        if self.port is not None:
+            await self.port.stopListening()
+
+
+class Announce(CoreService):
+    """Publishes the now-open endpoints and starts the directory heartbeat."""
+
+    def __init__(self, shard, directory):
+        self.setName("announce")
+        self.shard = shard
+        self.directory = directory
+
+    async def start(self):
+        self.directory.endpoints = publicEndpoints(self.shard)
+        await self.directory.start()
+
+    async def stop(self):
+        pass
+
+
+def publicEndpoints(shard):
+    """
+    The addresses clients use: configured C{[public]} values, else derived
+    from C{public.host} and the ports actually bound.
+    """
+    public = shard.config.public
+    ports = shard.listeningPorts
+    endpoints = {}
+
+    def port(name):
+        return ports[name].getHost().port
+
+    if "http" in ports:
+        endpoints["http"] = public.http or f"http://{public.host}:{port('http')}"
+    if "tcp" in ports:
+        endpoints["tcp"] = public.tcp or f"{public.host}:{port('tcp')}"
+    if "websocket" in ports:
+        endpoints["websocket"] = public.websocket or f"ws://{public.host}:{port('websocket')}/"
+    if "admin" in ports:
+        endpoints["admin"] = f"http://127.0.0.1:{port('admin')}"
+    return endpoints
+
+
+def makeCoreServices(shard):
+    """
+    @return: (core services, listener services) for C{shard}, in start order.
+    """
+    config = shard.config
+    core = [SQLService(shard), VolatileService(shard)]
+    directoryService = DirectoryService(shard)
+    core.append(directoryService)
+    shard.provide(IClientGate, OpenGate())
+
+    listeners = []
+    if shard.uses("session"):
+        from mmoshard.wire.service import SessionService
+
+        listeners.append(SessionService(shard))
+    if shard.uses("http") and config.listen.http:
+        publicRoot = JSONRoot()
+        shard.publicRoot = publicRoot
+        shard.provide(IWebSite, _RootSite(publicRoot))
+        listeners.append(HTTPListener(shard, "http", config.listen.http, publicRoot))
+    if config.listen.admin:
+        adminRoot = makeAdminRoot(shard)
+        shard.adminRoot = adminRoot
+        shard.provide(IAdminSite, _RootSite(adminRoot))
+        listeners.append(HTTPListener(shard, "admin", config.listen.admin, adminRoot))
+    listeners.append(Announce(shard, directoryService.directory))
+    return core, listeners

@@ -1,0 +1,164 @@
+"""The directory: each process's shard id, roles, endpoints and load, kept alive by a TTL heartbeat."""
+
+import json
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from mmoshard.interfaces import IDirectory
+from mmoshard.store.errors import VolatileUnavailable
+
+INDEX_KEY = "dir:index"
+
+
+def entryKey(shardId):
+    return f"dir:proc:{shardId}"
+
+
+@attrs.frozen
+class DirectoryEntry:
+    """What one live process told the others about itself."""
+
+    shard_id: str
+    roles: tuple
+    endpoints: dict  # "http" | "tcp" | "websocket" -> address clients use
+    load: dict  # source name -> number
+    started_at: float
+    updated_at: float
+
+    def toJSON(self):
+        return {
+            "shard_id": self.shard_id,
+            "roles": list(self.roles),
+            "endpoints": dict(self.endpoints),
+            "load": dict(self.load),
+            "started_at": self.started_at,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def fromJSON(cls, data):
+        return cls(
+            shard_id=data["shard_id"],
+            roles=tuple(data["roles"]),
+            endpoints=dict(data["endpoints"]),
+            load=dict(data["load"]),
+            started_at=float(data["started_at"]),
+            updated_at=float(data["updated_at"]),
+        )
+
+    @property
+    def totalLoad(self):
+        return sum(self.load.values())
+
+
+@implementer(IDirectory)
+class Directory:
+    """
+    Registers this process in the volatile store every C{heartbeat} seconds
+    with a C{ttl}; a process that dies drops out when its entry expires.
+    """
+
+    log = Logger()
+
+    def __init__(self, volatile, clock, shardId, roles, heartbeat, ttl):
+        self.volatile = volatile
+        self.clock = clock
+        self.shardId = shardId
+        self.roles = tuple(roles)
+        self.heartbeat = heartbeat
+        self.ttl = ttl
+        self.endpoints = {}
+        self.loadSources = {}
+        self.startedAt = clock.seconds()
+        self._loop = None
+        self._failing = False
+
+    def addLoadSource(self, name, source):
+        self.loadSources[name] = source
+
+    def entry(self):
+        load = {}
+        for name, source in self.loadSources.items():
+            try:
+                load[name] = source()
+            except Exception:
+                self.log.failure("load source {name} failed", name=name)
+        return DirectoryEntry(
+            shard_id=self.shardId,
+            roles=self.roles,
+            endpoints=dict(self.endpoints),
+            load=load,
+            started_at=self.startedAt,
+            updated_at=self.clock.seconds(),
+        )
+
+    async def beat(self):
+        """Write this process's entry once; volatile outages are logged, not raised."""
+        entry = self.entry()
+        try:
+            await self.volatile.set(
+                entryKey(self.shardId), json.dumps(entry.toJSON()), ttl=self.ttl
+            )
+            await self.volatile.zadd(
+                INDEX_KEY, {self.shardId: entry.updated_at + self.ttl}
+            )
+        except VolatileUnavailable as e:
+            if not self._failing:
+                self.log.warn(
+                    "directory heartbeat of shard {shard_id} failed: {why}",
+                    shard_id=self.shardId,
+                    why=e,
+                )
+            self._failing = True
+            return
+        if self._failing:
+            self.log.info(
+                "directory heartbeat of shard {shard_id} restored",
+                shard_id=self.shardId,
+            )
+        self._failing = False
+
+    def start(self):
+        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self.beat()))
+        self._loop.clock = self.clock
+        return self._loop.start(self.heartbeat, now=True)
+
+    async def stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        try:
+            await self.volatile.delete(entryKey(self.shardId))
+            await self.volatile.zrem(INDEX_KEY, self.shardId)
+        except VolatileUnavailable:
+            pass
+
+    def list(self):
+        return Deferred.fromCoroutine(self._list())
+
+    async def _list(self):
+        now = self.clock.seconds()
+        ids = await self.volatile.zrangebyscore(INDEX_KEY, now, float("inf"))
+        stale = await self.volatile.zrangebyscore(INDEX_KEY, float("-inf"), now)
+        if stale:
+            await self.volatile.zrem(INDEX_KEY, *stale)
+        entries = []
+        for shardId in ids:
+            raw = await self.volatile.get(entryKey(shardId))
+            if raw is None:
+                # The entry's TTL ran out before the index score: it is dead.
+                continue
+            entries.append(DirectoryEntry.fromJSON(json.loads(raw)))
+        entries.sort(key=lambda e: e.shard_id)
+        return entries
+
+    def endpointsFor(self, role):
+        async def find():
+            entries = [e for e in await self._list() if role in e.roles]
+            entries.sort(key=lambda e: (e.totalLoad, e.shard_id))
+            return entries
+
+        return Deferred.fromCoroutine(find())

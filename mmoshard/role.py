@@ -1,0 +1,45 @@
+"""A small IRole implementation so role plugin modules stay a few lines long."""
+
+import attrs
+from zope.interface import implementer
+
+from mmoshard.config import readTable
+from mmoshard.interfaces import IRole
+
+
+@implementer(IRole)
+@attrs.frozen
+class Role:
+    """
+    A role described by data: its name, what it provides and requires, its
+    config fields (name -> L{mmoshard.config.Field}) and config class, and a
+    service factory C{makeService(shard)}.
+    """
+
+    name: str
+    factory: object  # callable(shard) -> IService
+    configSection: str = attrs.field(
+        default=attrs.Factory(lambda self: self.name, takes_self=True)
+    )
+    provides: tuple = ()
+    requires: tuple = ()
+    transports: frozenset = frozenset()
+    fields: dict = attrs.field(factory=dict)
+    configClass: object = None  # attrs class built from the fields
+    validate: object = None  # callable(values, path, problems) for cross-field checks
+
+    def parseConfig(self, section, path):
+        from mmoshard.config import ConfigError
+
+        problems = []
+        values = readTable(section, path, self.fields, problems)
+        if self.validate is not None:
+            self.validate(values, path, problems)
+        if problems:
+            raise ConfigError(problems)
+        if self.configClass is None:
+            return values
+        return self.configClass(**values)
+
+    def makeService(self, shard):
+        return self.factory(shard)

@@ -1,0 +1,45 @@
+"""The twistd options and service maker behind `twistd mmoshard`."""
+
+from twisted.python import usage
+
+from mmoshard.config import ConfigError, loadConfig
+
+
+class Options(usage.Options):
+    """Command-line options of `twistd mmoshard`."""
+
+    optParameters = [
+        ["config", "c", None, "TOML config file (default: every default, embedded stores)"],
+        ["roles", "r", None, "comma-separated roles to host, overriding the config"],
+        ["shard-id", "s", None, "this process's shard id, overriding the config"],
+    ]
+
+    def postOptions(self):
+        # Everything that can be checked without I/O is checked here, so a bad
+        # config or a missing role stops twistd before anything listens.
+        from mmoshard.plugins import discoverRoles
+        from mmoshard.shard import checkRequirements, selectRoles
+
+        roles = None
+        if self["roles"] is not None:
+            roles = [r.strip() for r in self["roles"].split(",") if r.strip()]
+        try:
+            plugins = discoverRoles()
+            config = loadConfig(
+                self["config"], plugins=plugins, roles=roles, shardId=self["shard-id"]
+            )
+            selected = selectRoles(config, plugins)
+            checkRequirements(config, selected)
+        except (ConfigError, ValueError) as e:
+            raise usage.UsageError(str(e))
+        self["_config"] = config
+        self["_roles"] = selected
+
+
+def makeService(options):
+    """Build the shard's root service for twistd."""
+    from twisted.internet import reactor
+
+    from mmoshard.shard import buildShard
+
+    return buildShard(options["_config"], reactor, options["_roles"])

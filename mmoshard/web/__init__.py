@@ -1,0 +1,1 @@
+"""HTTP sites: the public site shared by roles, the admin site, JSON helpers."""

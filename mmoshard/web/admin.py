@@ -1,0 +1,91 @@
+"""The admin site on loopback: /healthz, /readyz and Prometheus /metrics."""
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from twisted.web.resource import Resource
+
+from mmoshard import __version__
+from mmoshard.web.json import JSONResource, JSONRoot
+
+
+class Healthz(JSONResource):
+    """Liveness: the process runs; says who it is."""
+
+    handlers = {b"GET": "get"}
+
+    def __init__(self, shard):
+        super().__init__()
+        self.shard = shard
+
+    async def get(self, request):
+        shard = self.shard
+        return 200, {
+            "status": "ok",
+            "shard_id": shard.shardId,
+            "roles": shard.roleNames,
+            "uptime_s": round(shard.reactor.seconds() - shard.startedAt, 3),
+            "version": __version__,
+        }
+
+
+class Readyz(JSONResource):
+    """Readiness: 200 only when started and both stores answer, else 503 naming what is down."""
+
+    handlers = {b"GET": "get"}
+
+    def __init__(self, shard, timeout=2.0):
+        super().__init__()
+        self.shard = shard
+        self.timeout = timeout
+
+    async def _probe(self, store):
+        if store is None:
+            return "not started"
+        d = store.ping()
+        d.addTimeout(self.timeout, self.shard.reactor)
+        try:
+            await d
+        except Exception as e:
+            return f"down: {type(e).__name__}: {e}"
+        return "ok"
+
+    async def get(self, request):
+        shard = self.shard
+        checks = {
+            "sql": await self._probe(shard.sql),
+            "volatile": await self._probe(shard.volatile),
+            "started": "ok" if shard.ready else "not yet",
+        }
+        down = sorted(k for k, v in checks.items() if v != "ok")
+        status = 200 if not down else 503
+        return status, {
+            "status": "ready" if not down else "unavailable",
+            "shard_id": shard.shardId,
+            "down": down,
+            "checks": checks,
+        }
+
+
+class Metrics(Resource):
+    """Prometheus text exposition of the shard's registry."""
+
+    isLeaf = True
+
+    def __init__(self, shard):
+        super().__init__()
+        self.shard = shard
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.shard.metrics)
+
+
+def makeAdminRoot(shard):
+    """@return: the admin site's root resource."""
+    root = JSONRoot()
+    root.putChild(b"healthz", Healthz(shard))
+    root.putChild(b"readyz", Readyz(shard, shard.config.volatile.timeout))
+    root.putChild(b"metrics", Metrics(shard))
+    return root
+
+
+__all__ = ["makeAdminRoot", "Healthz", "Readyz", "Metrics"]

@@ -1,0 +1,140 @@
+"""JSON resources for twisted.web: async handlers, typed error bodies, bounded request bodies."""
+
+import json
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+MAX_BODY = 64 * 1024
+
+
+class HTTPError(Exception):
+    """
+    An error answered as C{{"error": {"code", "message", "fields"?}}}.
+    """
+
+    def __init__(self, status, code, message, fields=None, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields
+        self.headers = headers or {}
+
+    def body(self):
+        error = {"code": self.code, "message": self.message}
+        if self.fields:
+            error["fields"] = self.fields
+        return {"error": error}
+
+
+def writeJSON(request, status, body, headers=None):
+    """Finish C{request} with C{body} as JSON, unless the client has gone."""
+    if getattr(request, "_disconnected", False) or request.finished:
+        return
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-store")
+    for name, value in (headers or {}).items():
+        request.setHeader(name.encode(), str(value).encode())
+    request.setHeader(b"content-length", str(len(payload)).encode())
+    if request.method != b"HEAD":
+        request.write(payload)
+    request.finish()
+
+
+def readJSON(request, maxBody=MAX_BODY):
+    """
+    @return: the request body parsed as a JSON object (dict).
+    @raise HTTPError: 413 when over C{maxBody}, 400 for anything not a JSON
+        object.
+    """
+    content = request.content
+    content.seek(0, 2)
+    size = content.tell()
+    if size > maxBody:
+        raise HTTPError(413, "request.too_large", f"body over {maxBody} bytes")
+    content.seek(0)
+    raw = content.read()
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPError(400, "request.malformed_json", "body is not valid JSON")
+    if not isinstance(data, dict):
+        raise HTTPError(400, "request.malformed_json", "body must be a JSON object")
+    return data
+
+
+class JSONResource(Resource):
+    """
+    A leaf resource whose methods are a table of C{async def handler(request)}
+    returning C{(status, body)} or C{(status, body, headers)}.  L{HTTPError}
+    becomes its typed body; any other exception is logged and answered as
+    500 C{internal}, never a traceback.
+    """
+
+    isLeaf = True
+    log = Logger()
+    handlers = {}  # b"GET" -> name of an async method
+
+    def render(self, request):
+        name = self.handlers.get(request.method)
+        if name is None and request.method == b"HEAD":
+            name = self.handlers.get(b"GET")
+        if name is None:
+            allowed = b", ".join(sorted(self.handlers))
+            request.setHeader(b"allow", allowed)
+            writeJSON(
+                request,
+                405,
+                HTTPError(405, "request.method_not_allowed", "method not allowed").body(),
+            )
+            return NOT_DONE_YET
+        request.notifyFinish().addErrback(lambda f: setattr(request, "_disconnected", True))
+        d = Deferred.fromCoroutine(getattr(self, name)(request))
+        d.addCallbacks(
+            lambda result: self._answer(request, result),
+            lambda failure: self._fail(request, failure),
+        )
+        return NOT_DONE_YET
+
+    def _answer(self, request, result):
+        status, body, *rest = result
+        writeJSON(request, status, body, rest[0] if rest else None)
+
+    def _fail(self, request, failure):
+        if failure.check(HTTPError):
+            e = failure.value
+            writeJSON(request, e.status, e.body(), e.headers)
+            return
+        self.log.failure(
+            "unhandled error in {method} {path}",
+            failure=failure,
+            method=request.method.decode(errors="replace"),
+            path=request.path.decode(errors="replace"),
+        )
+        writeJSON(
+            request, 500, HTTPError(500, "internal", "internal server error").body()
+        )
+
+
+class JSONNotFound(Resource):
+    """A typed 404 for unknown paths on the JSON sites."""
+
+    isLeaf = True
+
+    def render(self, request):
+        writeJSON(
+            request, 404, HTTPError(404, "request.not_found", "no such resource").body()
+        )
+        return NOT_DONE_YET
+
+
+class JSONRoot(Resource):
+    """A root whose unknown children answer a typed 404."""
+
+    def getChild(self, path, request):
+        return JSONNotFound()

@@ -1,0 +1,33 @@
+"""Packaging for mmoshard: the package, the twistd plugin and the `mmoshard` command."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="mmoshard",
+    version="0.1.0",
+    description="MMORPG shard server on Twisted",
+    python_requires=">=3.11",
+    packages=find_packages(include=["mmoshard", "mmoshard.*"]) + ["twisted.plugins"],
+    # twisted/plugins has no __init__.py on purpose: Twisted merges every
+    # twisted/plugins directory on sys.path into its plugin package.
+    package_data={"twisted.plugins": ["mmoshard_plugin.py"]},
+    install_requires=[
+        "twisted[tls]>=24.7",
+        "autobahn>=24.4",
+        "txredisapi>=1.4.10",
+        "hiredis>=2.0",
+        "pymysql>=1.1",
+        "attrs>=23.1",
+        "zope.interface>=6.0",
+        "msgpack>=1.0",
+        "prometheus-client>=0.20",
+        "argon2-cffi>=23.1",
+        "pyjwt>=2.8",
+        "cryptography>=42",
+        "treq>=23.11",
+    ],
+    extras_require={
+        "test": ["hypothesis>=6.100"],
+    },
+    entry_points={"console_scripts": ["mmoshard = mmoshard.cli:main"]},
+)
