@@ -11,7 +11,8 @@ class IRole(Interface):
     C{mmoshard.plugins} package, found with
     C{twisted.plugin.getPlugins(IRole, mmoshard.plugins)}.  A third-party
     package adds a role by shipping a module in its own C{mmoshard/plugins/}
-    directory (without an C{__init__.py}).
+    directory (without an C{__init__.py}).  Plugins also provide
+    C{twisted.plugin.IPlugin}; L{mmoshard.role.Role} does both.
     """
 
     name = Attribute("str: the role's name, as used in --roles and config.")

@@ -1,13 +1,14 @@
 """A small IRole implementation so role plugin modules stay a few lines long."""
 
 import attrs
+from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from mmoshard.config import readTable
 from mmoshard.interfaces import IRole
 
 
-@implementer(IRole)
+@implementer(IPlugin, IRole)
 @attrs.frozen
 class Role:
     """

@@ -17,6 +17,11 @@ def discoverRoles():
     """
     import mmoshard.plugins
 
+    # A package put on sys.path after start-up (a test, a plugin installed
+    # into a running interpreter) is found too.
+    for path in pluginPackagePaths(__name__):
+        if path not in __path__:
+            __path__.append(path)
     roles = {}
     for role in getPlugins(IRole, mmoshard.plugins):
         if role.name in roles and roles[role.name] is not role:

@@ -1,0 +1,140 @@
+"""Tests for the TOML config loader: defaults, every error path, secrets from the environment."""
+
+import os
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.config import ConfigError, Field, loadConfig, parseConfig
+from mmoshard.role import Role
+
+
+def fakeRole(name, **kw):
+    return Role(
+        name=name,
+        factory=lambda shard: None,
+        fields={"limit": Field("int", 5), "greeting": Field("str", "hi")},
+        **kw,
+    )
+
+
+PLUGINS = [fakeRole("alpha"), fakeRole("beta")]
+
+
+class ConfigTests(TestCase):
+    def problems(self, raw, **kw):
+        with self.assertRaises(ConfigError) as cm:
+            parseConfig(raw, PLUGINS, env={}, **kw)
+        return {p.path: p.message for p in cm.exception.problems}
+
+    def test_defaults_embedded(self):
+        """No file: every installed role, SQLite under var/, memory store."""
+        c = parseConfig({}, PLUGINS, env={})
+        self.assertEqual(c.shard.roles, ("alpha", "beta"))
+        self.assertEqual(c.sql.url, "sqlite:///" + os.path.join("var", "mmoshard.sqlite3"))
+        self.assertEqual(c.volatile.url, "memory://")
+        self.assertFalse(c.volatile.shared)
+        self.assertEqual(c.listen.admin, "tcp:9100:interface=127.0.0.1")
+        self.assertEqual(c.roleConfig("alpha"), {"limit": 5, "greeting": "hi"})
+        self.assertEqual(c.session.max_frame, 65536)
+
+    def test_role_and_shard_overrides(self):
+        c = parseConfig(
+            {"shard": {"roles": ["alpha", "beta"], "id": "file-id"}},
+            PLUGINS,
+            roles=["beta"],
+            shardId="flag-id",
+            env={},
+        )
+        self.assertEqual(c.shard.roles, ("beta",))
+        self.assertEqual(c.shard.id, "flag-id")
+        self.assertEqual(list(c.roles), ["beta"])
+
+    def test_all_problems_reported_together(self):
+        """Unknown keys, wrong types and bad endpoints come out in one error."""
+        problems = self.problems(
+            {
+                "shard": {"roles": "alpha", "colour": "red"},
+                "sql": {"pool_max": "ten"},
+                "listen": {"tcp": "bogus:1", "http": 8080},
+                "directory": {"ttl": -1.0},
+                "alpha": {"limit": "x", "nope": 1},
+                "nonsense": {},
+            }
+        )
+        self.assertIn("expected a list of strings", problems["shard.roles"])
+        self.assertIn("unknown key", problems["shard.colour"])
+        self.assertIn("expected an integer", problems["sql.pool_max"])
+        self.assertIn("Unknown endpoint type", problems["listen.tcp"])
+        self.assertIn("got integer", problems["listen.http"])
+        self.assertIn("greater than 0", problems["directory.ttl"])
+        self.assertIn("expected an integer", problems["alpha.limit"])
+        self.assertIn("unknown key", problems["alpha.nope"])
+        self.assertIn("unknown section", problems["nonsense"])
+
+    def test_unknown_role_names_available(self):
+        problems = self.problems({}, roles=["alpha", "gamma"])
+        self.assertIn("gamma", problems["shard.roles"])
+        self.assertIn("available: alpha, beta", problems["shard.roles"])
+
+    def test_bad_urls(self):
+        problems = self.problems(
+            {"sql": {"url": "postgres://x/y"}, "volatile": {"url": "redis://"}}
+        )
+        self.assertIn("unsupported SQL URL", problems["sql.url"])
+        self.assertIn("redis URL must be", problems["volatile.url"])
+
+    def test_admin_must_be_loopback(self):
+        problems = self.problems({"listen": {"admin": "tcp:9100"}})
+        self.assertIn("loopback", problems["listen.admin"])
+
+    def test_shared_store_needs_token_key(self):
+        problems = self.problems({"volatile": {"url": "redis://127.0.0.1:6379/0"}})
+        self.assertIn("MMOSHARD_TOKEN_KEY", problems["secrets.token_key"])
+
+    def test_secrets_from_environment(self):
+        c = parseConfig(
+            {
+                "volatile": {"url": "redis://127.0.0.1:6379/0"},
+                "sql": {"url": "mysql://game@db.example:3306/mmo"},
+            },
+            PLUGINS,
+            env={
+                "MMOSHARD_TOKEN_KEY": "k" * 32,
+                "MMOSHARD_SQL_PASSWORD": "p@ss:word",
+                "MMOSHARD_REDIS_PASSWORD": "r3dis",
+            },
+        )
+        self.assertEqual(c.secrets.token_key, "k" * 32)
+        self.assertEqual(c.sql.url, "mysql://game:p%40ss%3Aword@db.example:3306/mmo")
+        self.assertEqual(c.volatile.url, "redis://:r3dis@127.0.0.1:6379/0")
+        self.assertNotIn("k" * 32, repr(c))
+
+    def test_file_errors(self):
+        path = self.mktemp()
+        with self.assertRaises(ConfigError) as cm:
+            loadConfig(path, plugins=PLUGINS, env={})
+        self.assertIn("cannot read", str(cm.exception))
+        with open(path, "w") as f:
+            f.write("[shard\nid=")
+        with self.assertRaises(ConfigError) as cm:
+            loadConfig(path, plugins=PLUGINS, env={})
+        self.assertIn("not valid TOML", str(cm.exception))
+
+    def test_shipped_configs_parse(self):
+        """etc/mmoshard.toml and every etc/split/*.toml load with the installed roles."""
+        from mmoshard.plugins import discoverRoles
+
+        here = os.path.dirname(__file__)
+        etc = os.path.join(here, "..", "..", "etc")
+        files = [os.path.join(etc, "mmoshard.toml")] + [
+            os.path.join(etc, "split", f)
+            for f in sorted(os.listdir(os.path.join(etc, "split")))
+            if f.endswith(".toml")
+        ]
+        self.assertGreater(len(files), 1)
+        installed = {r.name for r in discoverRoles()}
+        for path in files:
+            c = loadConfig(path, env={})
+            self.assertTrue(set(c.shard.roles) <= installed, path)
+            self.assertEqual(c.sql.url[:8], "mysql://", path)
+            self.assertTrue(c.volatile.shared, path)
