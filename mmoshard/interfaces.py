@@ -372,3 +372,70 @@ class IAdminSite(Interface):
 
     def putChild(path, resource):
         """Mount C{resource} at C{/path} (bytes) on the admin site."""
+
+
+class IZoneChannels(Interface):
+    """
+    Chat's zone channels, which the world role joins players to.  Provided by
+    the chat role; works across processes through the volatile store.
+    """
+
+    def joinZone(characterId, zoneId):
+        """
+        Put character C{characterId} in the channel of zone C{zoneId}.
+
+        @return: a Deferred firing with None.
+        """
+
+    def leaveZone(characterId, zoneId):
+        """@return: a Deferred firing with None once the character left."""
+
+
+class IParties(Interface):
+    """Read access to chat's parties, for matchmaking and world."""
+
+    def partyOf(characterId):
+        """
+        @return: a Deferred firing with the party id (str) of C{characterId},
+            or None.
+        """
+
+    def members(partyId):
+        """
+        @return: a Deferred firing with the party's member character ids,
+            leader first, or an empty list when the party does not exist.
+        """
+
+
+class IProgression(Interface):
+    """Persistent character progression, written through at once."""
+
+    def grantExp(characterId, amount, idempotencyKey):
+        """
+        Add C{amount} exp, applying level-ups, in one transaction.  A second
+        call with the same C{idempotencyKey} changes nothing.
+
+        @return: a Deferred firing with the character's (level, exp) after it.
+        """
+
+    def addItem(characterId, itemId, count, idempotencyKey, slot=None):
+        """
+        Add C{count} of C{itemId} to the inventory, idempotently.
+
+        @return: a Deferred firing with the inventory row id.
+        """
+
+    def removeItem(characterId, itemId, count, idempotencyKey):
+        """
+        Remove C{count} of C{itemId}, idempotently; fails with
+        C{ValueError} when the character has fewer.
+
+        @return: a Deferred firing with the count left.
+        """
+
+    def moveItem(characterId, fromSlot, toSlot, idempotencyKey):
+        """
+        Move (or swap) the items in two inventory slots, idempotently.
+
+        @return: a Deferred firing with None.
+        """

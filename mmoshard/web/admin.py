@@ -4,6 +4,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from twisted.web.resource import Resource
 
 from mmoshard import __version__
+from mmoshard.interfaces import IDirectory
 from mmoshard.web.json import JSONResource, JSONRoot
 
 
@@ -65,6 +66,20 @@ class Readyz(JSONResource):
         }
 
 
+class DirectoryListing(JSONResource):
+    """Every live process of the deployment, its roles, endpoints and load."""
+
+    handlers = {b"GET": "get"}
+
+    def __init__(self, shard):
+        super().__init__()
+        self.shard = shard
+
+    async def get(self, request):
+        entries = await self.shard.lookup(IDirectory).list()
+        return 200, {"processes": [e.toJSON() for e in entries]}
+
+
 class Metrics(Resource):
     """Prometheus text exposition of the shard's registry."""
 
@@ -85,6 +100,7 @@ def makeAdminRoot(shard):
     root.putChild(b"healthz", Healthz(shard))
     root.putChild(b"readyz", Readyz(shard, shard.config.volatile.timeout))
     root.putChild(b"metrics", Metrics(shard))
+    root.putChild(b"directory", DirectoryListing(shard))
     return root
 
 
