@@ -1,0 +1,1 @@
+"""The session protocol: codec, framing, TCP and WebSocket transports, sessions and the Python client."""

@@ -1,0 +1,73 @@
+"""The stable error codes of the session protocol and the exception handlers raise."""
+
+import attrs
+
+# Codes are part of the protocol: clients switch on them, so they never change
+# meaning.  docs/protocol.md lists each; a test keeps the two in step.
+BAD_FRAME = "protocol.bad_frame"
+FRAME_TOO_LARGE = "protocol.frame_too_large"
+TEXT_FRAME = "protocol.text_frame"
+UNKNOWN_TYPE = "protocol.unknown_type"
+BAD_REQUEST = "protocol.bad_request"
+NOT_AUTHENTICATED = "protocol.not_authenticated"
+RATE_LIMITED = "protocol.rate_limited"
+SLOW_CONSUMER = "protocol.slow_consumer"
+HELLO_TIMEOUT = "protocol.hello_timeout"
+HEARTBEAT_TIMEOUT = "protocol.heartbeat_timeout"
+INVALID_TOKEN = "auth.invalid_token"
+UPDATE_REQUIRED = "version.update_required"
+SERVER_FULL = "server.full"
+IP_LIMIT = "server.ip_limit"
+UNAVAILABLE = "server.unavailable"
+REPLACED = "session.replaced"
+RESUME_FAILED = "session.resume_failed"
+INTERNAL = "internal"
+
+CODES = frozenset(
+    {
+        BAD_FRAME,
+        FRAME_TOO_LARGE,
+        TEXT_FRAME,
+        UNKNOWN_TYPE,
+        BAD_REQUEST,
+        NOT_AUTHENTICATED,
+        RATE_LIMITED,
+        SLOW_CONSUMER,
+        HELLO_TIMEOUT,
+        HEARTBEAT_TIMEOUT,
+        INVALID_TOKEN,
+        UPDATE_REQUIRED,
+        SERVER_FULL,
+        IP_LIMIT,
+        UNAVAILABLE,
+        REPLACED,
+        RESUME_FAILED,
+        INTERNAL,
+    }
+)
+
+
+@attrs.frozen
+class ErrorInfo:
+    """Why a request or a session was refused: an error code, a message, an optional retry hint."""
+
+    code: str
+    message: str
+    retry_after: float | None = None
+
+    def toBody(self):
+        body = {"code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        return body
+
+
+class ProtocolError(Exception):
+    """
+    Raised by a handler to answer its request with a typed error; the
+    connection stays open and nothing is logged as a failure.
+    """
+
+    def __init__(self, code, message, retry_after=None):
+        super().__init__(f"{code}: {message}")
+        self.info = ErrorInfo(code, message, retry_after)

@@ -1,0 +1,1 @@
+"""Tests for the session protocol and access tokens."""
