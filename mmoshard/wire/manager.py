@@ -1,0 +1,403 @@
+"""The session manager: dispatch table, listeners, connection limits, session lifetime and single-session enforcement."""
+
+import msgpack
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from mmoshard.interfaces import (
+    IClientGate,
+    IMessageRouter,
+    ITokenVerifier,
+    IVolatileStore,
+)
+from mmoshard.store.errors import VolatileUnavailable
+from mmoshard.wire import errors
+from mmoshard.wire.codec import encode
+from mmoshard.wire.errors import ErrorInfo
+from mmoshard.wire.messages import BUILTIN_TYPES, SHUTDOWN
+from mmoshard.wire.metrics import SessionMetrics
+from mmoshard.wire.session import OPEN, Session
+
+# The owner key only has to outlive the sessions it guards; a crashed
+# process's stale key is harmless (its kick goes unheard), so a day bounds
+# the garbage without a refresh loop.
+OWNER_TTL = 86400.0
+
+
+def accountKey(accountId):
+    return f"session:acct:{accountId}"
+
+
+def kickChannel(shardId):
+    return f"session:kick:{shardId}"
+
+
+@implementer(IMessageRouter)
+class SessionManager:
+    """
+    Everything the connections of one process share: the handler table,
+    the session listeners, the live sessions and the connection counts.
+    """
+
+    log = Logger()
+
+    def __init__(self, shard):
+        self.shard = shard
+        self.config = shard.config.session
+        self.clock = shard.reactor
+        self.shardId = shard.shardId
+        self.metrics = SessionMetrics(shard.metrics)
+        # Connections hold a reference to this dict: addHandlers updates it in
+        # place so handlers registered late are seen without a rebind.
+        self.routes = {}
+        self.listeners = []
+        self.connections = set()
+        self.sessions = {}
+        self._byAccount = {}
+        self._perHost = {}
+        self._releases = set()
+        self._drained = None
+        self._subscription = None
+        self.verifier = None
+        self.volatile = None
+        self.accepting = True
+
+    # -- IMessageRouter ---------------------------------------------------
+
+    def addHandlers(self, namespace, handlers):
+        if not namespace or not isinstance(namespace, str):
+            raise ValueError(f"bad namespace {namespace!r}")
+        prefix = namespace + "."
+        for kind, handler in handlers.items():
+            if not isinstance(kind, str) or not kind.startswith(prefix):
+                raise ValueError(f"message type {kind!r} is not in namespace {namespace!r}")
+            if kind in BUILTIN_TYPES or kind in self.routes:
+                raise ValueError(f"message type {kind!r} is already registered")
+            if not callable(handler):
+                raise TypeError(f"handler for {kind!r} is not callable")
+        self.routes.update(handlers)
+
+    def addListener(self, listener):
+        self.listeners.append(listener)
+
+    @property
+    def messageTypes(self):
+        """Every type this process understands or sends: built-in and registered."""
+        return BUILTIN_TYPES | set(self.routes)
+
+    # -- lifetime ---------------------------------------------------------
+
+    async def start(self):
+        shard = self.shard
+        self.verifier = shard.query(ITokenVerifier)
+        self.volatile = shard.query(IVolatileStore)
+        if self.verifier is None:
+            self.log.warn(
+                "no token verifier in shard {shard_id}: every hello will be refused",
+                shard_id=self.shardId,
+            )
+        if self.volatile is not None and self.config.one_session_per_account:
+            try:
+                self._subscription = await self.volatile.subscribe(
+                    kickChannel(self.shardId), self._kickReceived
+                )
+            except VolatileUnavailable as e:
+                self.log.warn(
+                    "shard {shard_id} cannot subscribe to session kicks ({why}); "
+                    "one-session-per-account holds only within this process",
+                    shard_id=self.shardId,
+                    why=e,
+                )
+
+    async def shutdown(self, timeout):
+        """
+        Refuse new connections, tell clients, end every session (reason
+        "shutdown") and close every connection within C{timeout} seconds.
+        """
+        self.accepting = False
+        notice = {"t": SHUTDOWN, "reason": "server stopping", "retry_after": 5.0}
+        for conn in list(self.connections):
+            if conn.state == OPEN:
+                conn.sendMessage(notice)
+        for session in list(self.sessions.values()):
+            self.endSession(session, "shutdown")
+        for conn in list(self.connections):
+            conn.close()
+        if self.connections:
+            self._drained = Deferred()
+            timer = self.clock.callLater(timeout, self._drained.callback, None)
+            await self._drained
+            if timer.active():
+                timer.cancel()
+            self._drained = None
+        for conn in list(self.connections):
+            conn.abort()
+        if self._releases:
+            await DeferredList(list(self._releases), consumeErrors=True)
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            try:
+                await subscription.unsubscribe()
+            except Exception:
+                self.log.failure("unsubscribing session kicks of shard {shard_id}", shard_id=self.shardId)
+
+    def gate(self):
+        """@return: the process's L{IClientGate}, or None (allow all)."""
+        return self.shard.query(IClientGate)
+
+    # -- connections ------------------------------------------------------
+
+    def admit(self, conn):
+        """
+        Count a new connection.
+        @return: None, or the L{ErrorInfo} refusing it.
+        """
+        self.connections.add(conn)
+        host = conn.peerHost
+        perHost = self._perHost[host] = self._perHost.get(host, 0) + 1
+        self.metrics.connections.labels(conn.transport).inc()
+        self.metrics.accepted.labels(conn.transport).inc()
+        if not self.accepting:
+            return ErrorInfo(errors.UNAVAILABLE, "server stopping", 5.0)
+        if len(self.connections) > self.config.max_connections:
+            return ErrorInfo(errors.SERVER_FULL, "too many connections", 5.0)
+        if perHost > self.config.max_per_ip:
+            return ErrorInfo(errors.IP_LIMIT, "too many connections from your address")
+        return None
+
+    def connectionClosed(self, conn):
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        host = conn.peerHost
+        left = self._perHost.get(host, 1) - 1
+        if left > 0:
+            self._perHost[host] = left
+        else:
+            self._perHost.pop(host, None)
+        self.metrics.connections.labels(conn.transport).dec()
+        if not self.connections and self._drained is not None and not self._drained.called:
+            self._drained.callback(None)
+
+    # -- sessions ---------------------------------------------------------
+
+    def createSession(self, conn, sessionId, claims, clientVersion, platform):
+        if self.config.one_session_per_account:
+            old = self._byAccount.get(claims.account_id)
+            if old is not None:
+                self.endSession(old, "replaced", _replaced())
+        session = Session(
+            self, sessionId, claims, clientVersion, platform, self.config.replay_buffer
+        )
+        self.sessions[sessionId] = session
+        self._byAccount[claims.account_id] = session
+        self.metrics.sessions.inc()
+        self.log.info(
+            "session {session_id} started for account {account_id} over {transport} "
+            "from {peer} (client {version} on {platform})",
+            session_id=sessionId,
+            account_id=session.accountId,
+            transport=conn.transport,
+            peer=conn.peerHost,
+            version=clientVersion,
+            platform=platform,
+        )
+        return session
+
+    def findResumable(self, token):
+        """@return: the live session C{token} resumes, or None."""
+        sessionId, _, secret = token.partition(".")
+        session = self.sessions.get(sessionId)
+        if session is None or session.ended or not secret:
+            return None
+        if not session.matchesResumeSecret(secret):
+            return None
+        return session
+
+    def linkLost(self, session):
+        """The session's connection dropped: keep it link-dead for the grace period."""
+        session.conn = None
+        if session.ended:
+            return
+        grace = self.config.resume_grace
+        if grace <= 0:
+            self.endSession(session, "disconnected")
+            return
+        session.linkDead = True
+        self.metrics.linkDead.inc()
+        session.graceTimer = self.clock.callLater(grace, self._graceExpired, session)
+        self.log.info(
+            "session {session_id} (account {account_id}) link-dead, {grace}s to resume",
+            session_id=session.sessionId,
+            account_id=session.accountId,
+            grace=grace,
+        )
+        self._notify([listener.sessionLinkDead for listener in self.listeners], session)
+
+    def resumeSession(self, session):
+        """A link-dead (or still linked) session gets a new connection."""
+        if session.linkDead:
+            session.linkDead = False
+            self.metrics.linkDead.dec()
+        if session.graceTimer is not None and session.graceTimer.active():
+            session.graceTimer.cancel()
+        session.graceTimer = None
+        self.log.info(
+            "session {session_id} (account {account_id}) resumed",
+            session_id=session.sessionId,
+            account_id=session.accountId,
+        )
+
+    def _graceExpired(self, session):
+        session.graceTimer = None
+        self.endSession(session, "expired")
+
+    def endSession(self, session, reason, error=None):
+        """
+        End C{session} for good: close its connection (sending C{error}
+        first when given) and tell the listeners.
+        """
+        if session.ended:
+            return
+        session.ended = True
+        if session.graceTimer is not None and session.graceTimer.active():
+            session.graceTimer.cancel()
+        session.graceTimer = None
+        if session.linkDead:
+            session.linkDead = False
+            self.metrics.linkDead.dec()
+        self.sessions.pop(session.sessionId, None)
+        if self._byAccount.get(session.accountId) is session:
+            del self._byAccount[session.accountId]
+        self.metrics.sessions.dec()
+        conn, session.conn = session.conn, None
+        if conn is not None:
+            conn.session = None
+            if error is not None:
+                conn.fail(error)
+            else:
+                conn.close()
+        self.log.info(
+            "session {session_id} (account {account_id}) ended: {reason}",
+            session_id=session.sessionId,
+            account_id=session.accountId,
+            reason=reason,
+        )
+        self._notify(
+            [listener.sessionEnded for listener in self.listeners], session, reason
+        )
+        self.releaseAccount(session.accountId, session.sessionId)
+
+    def notifyStarted(self, session):
+        self._notify([listener.sessionStarted for listener in self.listeners], session)
+
+    def notifyResumed(self, session):
+        self._notify([listener.sessionResumed for listener in self.listeners], session)
+
+    def _notify(self, hooks, session, *args):
+        for hook in hooks:
+            try:
+                result = hook(session, *args)
+            except Exception:
+                self._hookFailed(None, hook, session)
+                continue
+            if isinstance(result, Deferred):
+                result.addErrback(self._hookFailed, hook, session)
+
+    def _hookFailed(self, failure, hook, session):
+        self.log.failure(
+            "session listener {hook} failed for session {session_id} (account {account_id})",
+            failure,
+            hook=getattr(hook, "__qualname__", repr(hook)),
+            session_id=session.sessionId,
+            account_id=session.accountId,
+        )
+
+    # -- one session per account, across processes -------------------------
+
+    async def claimAccount(self, accountId, sessionId):
+        """
+        Record this process as the owner of C{accountId}'s session and tell
+        the previous owner, if another process, to end its session.  A store
+        outage only weakens the rule to this process, never blocks a login.
+        """
+        if not self.config.one_session_per_account or self.volatile is None:
+            return
+        key = accountKey(accountId)
+        try:
+            previous = await self.volatile.get(key)
+            await self.volatile.set(key, _packOwner(self.shardId, sessionId), ttl=OWNER_TTL)
+            if previous is None:
+                return
+            owner, oldSession = _unpackOwner(previous)
+            if owner != self.shardId:
+                await self.volatile.publish(
+                    kickChannel(owner), encode([accountId, oldSession])
+                )
+        except VolatileUnavailable as e:
+            self.log.warn(
+                "cannot claim account {account_id} for session {session_id}: {why}",
+                account_id=accountId,
+                session_id=sessionId,
+                why=e,
+            )
+        except ValueError:
+            self.log.warn(
+                "unreadable session owner for account {account_id}, overwritten by "
+                "session {session_id}",
+                account_id=accountId,
+                session_id=sessionId,
+            )
+
+    def releaseAccount(self, accountId, sessionId):
+        if not self.config.one_session_per_account or self.volatile is None:
+            return
+        d = Deferred.fromCoroutine(self._release(accountId, sessionId))
+        self._releases.add(d)
+
+        def done(result):
+            self._releases.discard(d)
+            if isinstance(result, Failure):
+                self.log.warn(
+                    "could not release account {account_id} of session {session_id}: {why}",
+                    account_id=accountId,
+                    session_id=sessionId,
+                    why=result.getErrorMessage(),
+                )
+            return None
+
+        d.addBoth(done)
+
+    async def _release(self, accountId, sessionId):
+        key = accountKey(accountId)
+        # Only our own claim is removed: a newer session elsewhere keeps its own.
+        if await self.volatile.get(key) == _packOwner(self.shardId, sessionId):
+            await self.volatile.delete(key)
+
+    def _kickReceived(self, channel, message):
+        try:
+            accountId, sessionId = msgpack.unpackb(message, raw=False)
+        except Exception:
+            self.log.warn("ignoring malformed session kick on {channel}", channel=channel)
+            return
+        session = self.sessions.get(sessionId)
+        if session is not None and session.accountId == accountId:
+            self.endSession(session, "replaced", _replaced())
+
+
+def _replaced():
+    return ErrorInfo(errors.REPLACED, "signed in from another connection")
+
+
+def _packOwner(shardId, sessionId):
+    return encode([shardId, sessionId])
+
+
+def _unpackOwner(value):
+    try:
+        owner, sessionId = msgpack.unpackb(value, raw=False)
+    except Exception:
+        raise ValueError("bad owner record")
+    return owner, sessionId

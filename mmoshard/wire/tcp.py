@@ -1,0 +1,70 @@
+"""The TCP transport: length-prefixed frames carrying session-protocol messages."""
+
+from twisted.internet.protocol import Factory, Protocol
+
+from mmoshard.wire import errors
+from mmoshard.wire.errors import ErrorInfo
+from mmoshard.wire.framing import HEADER, EmptyFrame, FrameDecoder, FrameTooLarge
+from mmoshard.wire.session import Connection
+
+_packHeader = HEADER.pack
+
+
+class SessionTCPProtocol(Protocol):
+    """One TCP client: frames in, frames out; the L{Connection} does the rest."""
+
+    ready = True
+
+    def __init__(self, manager):
+        self.manager = manager
+        self.conn = None
+        self._decoder = FrameDecoder(manager.config.max_frame)
+
+    def connectionMade(self):
+        peer = self.transport.getPeer()
+        self.conn = Connection(self.manager, "tcp", getattr(peer, "host", str(peer)), self)
+        self.transport.registerProducer(self.conn, True)
+        self.conn.linkReady()
+
+    def dataReceived(self, data):
+        conn = self.conn
+        if conn.closing:
+            return
+        try:
+            frames = self._decoder.feed(data)
+        except FrameTooLarge as e:
+            conn.fail(ErrorInfo(errors.FRAME_TOO_LARGE, str(e)))
+            return
+        except EmptyFrame:
+            conn.fail(ErrorInfo(errors.BAD_FRAME, "empty frame"))
+            return
+        received = conn.messageReceived
+        for payload in frames:
+            received(payload)
+
+    def connectionLost(self, reason):
+        if self.conn is not None:
+            self.conn.connectionLost()
+
+    # The link the Connection drives.
+
+    def writeFrame(self, payload):
+        self.transport.write(_packHeader(len(payload)) + payload)
+
+    def closeLink(self, error=None):
+        self.transport.loseConnection()
+
+    def abortLink(self):
+        self.transport.abortConnection()
+
+
+class SessionTCPFactory(Factory):
+    """Builds a L{SessionTCPProtocol} per connection."""
+
+    noisy = False
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def buildProtocol(self, addr):
+        return SessionTCPProtocol(self.manager)
