@@ -1,0 +1,1 @@
+"""The chat role: presence, friends and blocks, whispers, parties and channels across processes."""
