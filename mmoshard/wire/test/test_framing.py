@@ -1,0 +1,120 @@
+"""Tests for the codec and TCP framing, in isolation and through the TCP transport."""
+
+import msgpack
+from twisted.trial.unittest import TestCase
+
+from mmoshard.wire import errors
+from mmoshard.wire.codec import DecodeError, decode, encode
+from mmoshard.wire.framing import EmptyFrame, FrameDecoder, FrameTooLarge, frame
+from mmoshard.wire.test.helpers import Server
+
+
+class CodecTests(TestCase):
+    def test_roundTrip(self):
+        message = {"t": "chat.say", "id": 3, "text": "hi", "blob": b"\x00\x01"}
+        self.assertEqual(decode(encode(message)), message)
+
+    def test_rejects(self):
+        bad = [
+            b"",
+            b"\xc1",
+            msgpack.packb([1, 2]),
+            msgpack.packb({"id": 1}),
+            msgpack.packb({"t": 5}),
+            msgpack.packb({"t": "x"}) + b"\x00",
+            msgpack.packb({1: 2, "t": "x"}),
+            msgpack.packb({"t": "x", "e": msgpack.ExtType(5, b"zz")}),
+            b"\xa3\xff\xfe\xfd",
+            b"\x91" * 5000 + b"\x00",
+        ]
+        for payload in bad:
+            self.assertRaises(DecodeError, decode, payload)
+
+
+class FrameDecoderTests(TestCase):
+    messages = [{"t": "a", "n": i, "pad": "x" * (i * 37)} for i in range(6)]
+
+    def stream(self):
+        return b"".join(frame(encode(m)) for m in self.messages)
+
+    def test_splitAtEveryByte(self):
+        data = self.stream()
+        for cut in range(len(data) + 1):
+            decoder = FrameDecoder(65536)
+            frames = decoder.feed(data[:cut]) + decoder.feed(data[cut:])
+            self.assertEqual([decode(f) for f in frames], self.messages)
+            self.assertEqual(decoder.pending, 0)
+
+    def test_byteByByte(self):
+        decoder = FrameDecoder(65536)
+        frames = []
+        for i, byte in enumerate(self.stream()):
+            frames.extend(decoder.feed(bytes([byte])))
+        self.assertEqual([decode(f) for f in frames], self.messages)
+
+    def test_coalesced(self):
+        decoder = FrameDecoder(65536)
+        frames = decoder.feed(self.stream() * 3)
+        self.assertEqual([decode(f) for f in frames], self.messages * 3)
+
+    def test_tooLargeBeforeBody(self):
+        decoder = FrameDecoder(100)
+        decoder.feed(frame(b"x" * 100))
+        e = self.assertRaises(FrameTooLarge, decoder.feed, b"\x00\x00\x00\x65")
+        self.assertEqual((e.size, e.limit), (101, 100))
+
+    def test_empty(self):
+        self.assertRaises(EmptyFrame, FrameDecoder(10).feed, b"\x00\x00\x00\x00")
+
+
+class TCPTransportTests(TestCase):
+    def test_splitAtEveryByteThroughServer(self):
+        server = Server(self)
+        hello = {"t": "hello", "id": 1, "token": server.token(5),
+                 "client_version": "1", "platform": "t"}
+        data = frame(encode(hello)) + frame(encode({"t": "ping", "id": 2, "n": 9}))
+        for cut in range(len(data) + 1):
+            peer = server.tcp()
+            peer.sendBytes(data[:cut])
+            peer.sendBytes(data[cut:])
+            replies = peer.received()
+            self.assertEqual([r["t"] for r in replies], ["welcome", "pong"], cut)
+            self.assertEqual(replies[1]["n"], 9)
+            peer.lose()
+
+    def test_coalescedThroughServer(self):
+        server = Server(self)
+        peer = server.welcomed()
+        data = b"".join(frame(encode({"t": "ping", "id": i})) for i in range(10))
+        peer.sendBytes(data)
+        self.assertEqual([r["id"] for r in peer.received()], list(range(10)))
+
+    def test_sizeLimit(self):
+        server = Server(self, max_frame=1024)
+        peer = server.welcomed()
+        peer.send({"t": "ping", "pad": "x" * 900})
+        self.assertEqual(peer.received()[0]["t"], "pong")
+        self.assertFalse(peer.closed)
+        peer.sendBytes(b"\x00\x00\x04\x01")
+        [error] = peer.received()
+        self.assertEqual(error["t"], "error")
+        self.assertEqual(error["code"], errors.FRAME_TOO_LARGE)
+        self.assertTrue(peer.closed)
+
+    def test_garbage(self):
+        server = Server(self)
+        peer = server.welcomed()
+        peer.sendBytes(frame(b"\xc1\xc1garbage"))
+        [error] = peer.received()
+        self.assertEqual(error["code"], errors.BAD_FRAME)
+        self.assertTrue(peer.closed)
+        # Later bytes on a closing connection are ignored, not processed.
+        peer.sendBytes(frame(encode({"t": "ping"})))
+        self.assertEqual(peer.received(), [])
+
+    def test_emptyFrame(self):
+        server = Server(self)
+        peer = server.tcp()
+        peer.sendBytes(b"\x00\x00\x00\x00")
+        self.assertEqual(peer.received()[0]["code"], errors.BAD_FRAME)
+        self.assertTrue(peer.closed)
