@@ -1,0 +1,1 @@
+"""The version role: version check, patch plans, signed manifests, staged rollout and maintenance."""

@@ -1,0 +1,261 @@
+"""The version role's service: its config, metrics, and the release in force kept current across processes."""
+
+import attrs
+from prometheus_client import Counter, Gauge
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from mmoshard.config import Field, positive
+from mmoshard.interfaces import ITokenVerifier, IWebSite
+from mmoshard.version.catalog import Catalog
+from mmoshard.version.releases import ReleaseDataError, loadReleaseDir
+from mmoshard.version.signing import DEV_KEY_FILE, SigningKeyError, loadSigningKey
+from mmoshard.version.store import CHANGED_CHANNEL, NothingPublished, ReleaseStore
+
+VERSION_FIELDS = {
+    "releases_dir": Field("str", "etc/releases", help="release data to publish (docs/version.md)"),
+    "publish_at_start": Field(
+        "bool", True, help="publish releases_dir at start when nothing is published yet"
+    ),
+    "signing_key": Field(
+        "str", None, help="Ed25519 private key (PEM) signing manifests; or MMOSHARD_RELEASE_SIGNING_KEY"
+    ),
+    "region_header": Field("str", "X-Client-Region", help="request header naming the client's region"),
+    "default_region": Field("str", "", help="CDN region for clients that name none we serve"),
+    "manifest_max_age": Field("int", 300, positive, "Cache-Control max-age of manifests, seconds"),
+    "refresh": Field("float", 5.0, positive, "seconds between re-reads besides change announcements"),
+}
+
+
+@attrs.frozen
+class VersionConfig:
+    """The parsed [version] table."""
+
+    releases_dir: str
+    publish_at_start: bool
+    signing_key: str | None
+    region_header: str
+    default_region: str
+    manifest_max_age: int
+    refresh: float
+
+
+class VersionMetrics:
+    """Checks by outcome and platform, client builds seen, manifest requests, revision in force."""
+
+    def __init__(self, registry):
+        self.checks = Counter(
+            "mmoshard_version_checks",
+            "Version checks by outcome (ok, update_available, update_required, "
+            "maintenance, or an error code) and platform",
+            ["outcome", "platform"],
+            registry=registry,
+        )
+        self.builds = Counter(
+            "mmoshard_version_client_builds",
+            "Version checks by the client's platform, channel and build "
+            "(builds unknown to the release data count as 'other')",
+            ["platform", "channel", "build"],
+            registry=registry,
+        )
+        self.manifests = Counter(
+            "mmoshard_version_manifest_requests",
+            "Manifest requests by result (ok, not_modified, not_found)",
+            ["result"],
+            registry=registry,
+        )
+        self.revision = Gauge(
+            "mmoshard_version_release_revision",
+            "Revision of the release in force in this process (0: none)",
+            registry=registry,
+        )
+        self._children = {}
+
+    def _child(self, metric, labels):
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def check(self, outcome, platform):
+        self._child(self.checks, (outcome, platform)).inc()
+
+    def seen(self, platform, channel, build):
+        self._child(self.builds, (platform, channel, build)).inc()
+
+    def manifest(self, result):
+        self._child(self.manifests, (result,)).inc()
+
+
+def signingKeyFor(shard, cfg):
+    """
+    The manifest signing key: configured, from the environment, or (on the
+    embedded default only) a development key generated in the var directory.
+    """
+    devPath = None if shard.config.volatile.shared else shard.varPath(DEV_KEY_FILE)
+    return loadSigningKey(cfg.signing_key, devPath=devPath)
+
+
+class VersionService(Service):
+    """
+    Serves the version check and manifests from the release in force, which
+    it re-reads when a publication is announced and every C{refresh} seconds.
+    """
+
+    log = Logger()
+
+    def __init__(self, shard):
+        self.setName("role:version")
+        self.shard = shard
+        self.cfg = shard.roleConfig("version")
+        self.clock = shard.reactor
+        self.metrics = VersionMetrics(shard.metrics)
+        self.regionHeader = self.cfg.region_header.encode()
+        self.manifestCacheControl = (
+            f"public, max-age={self.cfg.manifest_max_age}".encode()
+        )
+        self.catalog = None
+        self.manifests = {}  # etag -> signed envelope, for the catalog in force
+        self.verifier = None
+        self.store = None
+        self._loop = None
+        self._subscription = None
+        self._refreshing = None
+        self._again = False
+
+    def startService(self):
+        Service.startService(self)
+        return Deferred.fromCoroutine(self._start())
+
+    async def _start(self):
+        shard = self.shard
+        self.verifier = shard.lookup(ITokenVerifier)
+        self.store = ReleaseStore(shard.volatile)
+        try:
+            self._subscription = await shard.volatile.subscribe(
+                CHANGED_CHANNEL, lambda channel, message: self.refresh()
+            )
+        except Exception as e:
+            self.log.warn(
+                "version role cannot subscribe to release changes ({why}); "
+                "it re-reads every {refresh}s",
+                why=e,
+                refresh=self.cfg.refresh,
+            )
+        await self.refresh()
+        if self.catalog is None and self.cfg.publish_at_start:
+            await self._publishAtStart()
+        site = shard.query(IWebSite)
+        if site is not None:
+            from mmoshard.version.web import mount
+
+            mount(site, self)
+        self._loop = LoopingCall(self.refresh)
+        self._loop.clock = self.clock
+        self._loop.start(self.cfg.refresh, now=False)
+
+    async def _publishAtStart(self):
+        try:
+            loaded = loadReleaseDir(self.cfg.releases_dir)
+            key = signingKeyFor(self.shard, self.cfg)
+            await self.store.publish(loaded, key, self.clock.seconds())
+        except (ReleaseDataError, SigningKeyError) as e:
+            self.log.error(
+                "version role of shard {shard_id} cannot publish {path}: {why}",
+                shard_id=self.shard.shardId,
+                path=self.cfg.releases_dir,
+                why=e,
+            )
+            return
+        except Exception:
+            self.log.failure("version role cannot publish at start")
+            return
+        await self.refresh()
+
+    def refresh(self):
+        """
+        Re-read the current revision and swap it in when it changed.
+
+        @return: a Deferred firing when done; calls made while one runs are
+            folded into one more run after it.
+        """
+        if self._refreshing is not None:
+            self._again = True
+            return self._refreshing
+        d = self._refreshing = Deferred.fromCoroutine(self._refresh())
+
+        def done(result):
+            self._refreshing = None
+            if self._again:
+                self._again = False
+                return self.refresh()
+            return result
+
+        d.addBoth(done)
+        return d
+
+    async def _refresh(self):
+        try:
+            revision = await self.store.currentRevision()
+            if revision is None:
+                return None
+            if self.catalog is not None and self.catalog.revision == revision:
+                return self.catalog
+            release = await self.store.load(revision)
+        except NothingPublished:
+            return None
+        except Exception as e:
+            self.log.warn(
+                "version role cannot read the release in force: {why}", why=e
+            )
+            return None
+        self.useRelease(release)
+        return self.catalog
+
+    def useRelease(self, release):
+        """Put C{release} in force in this process."""
+        previous = self.catalog
+        self.catalog = Catalog(release, self.cfg.default_region)
+        wanted = self.catalog.etagSet
+        self.manifests = {e: m for e, m in self.manifests.items() if e in wanted}
+        self.metrics.revision.set(release.revision)
+        self.log.info(
+            "version role of shard {shard_id} serves release revision {revision} "
+            "(was {previous})",
+            shard_id=self.shard.shardId,
+            revision=release.revision,
+            previous=previous.revision if previous else None,
+        )
+
+    def fetchManifest(self, etag):
+        """@return: a Deferred firing with the envelope under C{etag} (or None), cached."""
+
+        async def fetch():
+            envelope = await self.store.manifest(etag)
+            if envelope is not None and self.catalog is not None:
+                if etag in self.catalog.etagSet:
+                    self.manifests[etag] = envelope
+            return envelope
+
+        return Deferred.fromCoroutine(fetch())
+
+    def stopService(self):
+        Service.stopService(self)
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            try:
+                await subscription.unsubscribe()
+            except Exception:
+                pass
+
+
+def makeService(shard):
+    return VersionService(shard)
