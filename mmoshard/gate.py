@@ -26,7 +26,7 @@ MAX_BUILD_LENGTH = 64
 _BUILD = re.compile(
     r"^(?P<nums>\d{1,9}(?:\.\d{1,9}){0,4})"
     r"(?:-(?P<pre>[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*))?"
-    r"(?:\+[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?$"
+    r"(?:\+[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?"
 )
 
 
@@ -66,7 +66,7 @@ def parseBuild(text):
     """
     if not isinstance(text, str) or len(text) > MAX_BUILD_LENGTH:
         raise MalformedBuild(f"not a build version: {text!r}")
-    match = _BUILD.match(text)
+    match = _BUILD.fullmatch(text)
     if match is None:
         raise MalformedBuild(f"not a build version: {text!r}")
     nums = [int(n) for n in match["nums"].split(".")]
