@@ -1,0 +1,860 @@
+"""The process's SQL pool (MySQL/MariaDB via pymysql, or SQLite) over adbapi, and its schema migrations."""
+
+# Migration layout (also in sql/README.md):
+#
+#   sql/NNNN_name.sql           SQL shared by every dialect
+#   sql/mysql/NNNN_name.sql     MySQL/MariaDB only; replaces sql/NNNN_name.sql
+#   sql/sqlite/NNNN_name.sql    SQLite only; replaces sql/NNNN_name.sql
+#
+# For each dialect the migrations are the shared files plus that dialect's
+# directory, a dialect file replacing the shared file with the same name.
+# Versions must run 1, 2, 3, ... without gaps or duplicates.  A statement ends
+# with ";" at the end of a line; lines starting with "--" are comments.
+# Applied versions are recorded in the schema_version table.
+
+import os
+import re
+import sqlite3
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import attrs
+from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from mmoshard.interfaces import ISQLStore
+from mmoshard.store.errors import (
+    IntegrityError,
+    SchemaMismatch,
+    SQLUnavailable,
+    StoreError,
+)
+
+_log = Logger()
+
+DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "sql"
+DIALECTS = ("mysql", "sqlite")
+
+# --- URLs -------------------------------------------------------------------
+
+# Driver options accepted in a mysql:// URL's query string (seconds; 0 = none).
+_MYSQL_OPTIONS = {
+    "connect_timeout": 5.0,
+    "read_timeout": 60.0,
+    "write_timeout": 60.0,
+}
+SQLITE_BUSY_TIMEOUT = 5.0
+
+
+@attrs.frozen
+class SQLURL:
+    """A parsed C{mysql://} or C{sqlite:///} URL."""
+
+    dialect: str
+    path: str | None = None  # sqlite: file path, or ":memory:"
+    host: str | None = None
+    port: int = 3306
+    user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    database: str | None = None
+    options: dict = attrs.field(factory=dict)
+
+    def redacted(self):
+        """The URL for messages and logs: the password never appears."""
+        if self.dialect == "sqlite":
+            return "sqlite:///" + self.path
+        auth = quote(self.user or "", safe="") + (":***" if self.password else "")
+        return f"mysql://{auth}{'@' if auth else ''}{self.host}:{self.port}/{self.database}"
+
+
+def parseSQLURL(url):
+    """
+    Parse C{mysql://user:pass@host:port/database[?read_timeout=60]} or
+    C{sqlite:///relative/path} / C{sqlite:////absolute/path}.
+
+    @raise ValueError: saying what is wrong and what a good URL looks like.
+    """
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"SQL URL must be a non-empty string, got {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        if parts.netloc:
+            raise ValueError(
+                f"sqlite URL {url!r} has a host part: use sqlite:///relative/path "
+                "or sqlite:////absolute/path (three or four slashes)"
+            )
+        # sqlite:///a/b -> "a/b" (relative); sqlite:////a/b -> "/a/b".
+        path = unquote(parts.path[1:])
+        if not path:
+            raise ValueError(
+                f"sqlite URL {url!r} needs a path: sqlite:///var/mmoshard.sqlite3"
+            )
+        if parts.query:
+            raise ValueError(f"sqlite URL {url!r} takes no ?options")
+        return SQLURL(dialect="sqlite", path=path)
+    if parts.scheme == "mysql":
+        database = unquote(parts.path.lstrip("/"))
+        if not parts.hostname or not database or "/" in database:
+            raise ValueError(
+                f"bad mysql URL {SQLURL('mysql', host=parts.hostname, database=database).redacted()!r}:"
+                " use mysql://user:password@host:port/database"
+            )
+        try:
+            port = parts.port or 3306
+        except ValueError as e:
+            raise ValueError(f"bad port in mysql URL: {e}") from None
+        options = dict(_MYSQL_OPTIONS)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key not in _MYSQL_OPTIONS:
+                raise ValueError(
+                    f"unknown mysql URL option {key!r} (known: "
+                    + ", ".join(sorted(_MYSQL_OPTIONS))
+                    + ")"
+                )
+            try:
+                seconds = float(value)
+                if seconds < 0:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(
+                    f"mysql URL option {key}={value!r} must be a number of seconds "
+                    "(0 for no limit)"
+                ) from None
+            options[key] = seconds
+        return SQLURL(
+            dialect="mysql",
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            database=database,
+            options=options,
+        )
+    raise ValueError(
+        f"unsupported SQL URL scheme {parts.scheme!r}: use "
+        "mysql://user:password@host:port/database or sqlite:///path"
+    )
+
+
+# --- Placeholders -------------------------------------------------------------
+
+# Strings, quoted names and comments are copied as they are (except that "%"
+# is doubled everywhere, as pymysql %-formats the whole statement); a bare "?"
+# becomes "%s".  MySQL strings take backslash escapes.
+_MYSQL_TOKEN = re.compile(
+    r"""
+      '(?:[^'\\]|\\.|'')*'
+    | "(?:[^"\\]|\\.|"")*"
+    | `(?:[^`]|``)*`
+    | /\*.*?\*/
+    | --(?=\s|$)[^\n]*
+    | \#[^\n]*
+    | \?
+    | %
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _mysqlToken(match):
+    token = match.group(0)
+    if token == "?":
+        return "%s"
+    return token.replace("%", "%%")
+
+
+@lru_cache(maxsize=2048)
+def toPyformat(sql):
+    """Turn C{?} placeholders into pymysql's C{%s}, escaping literal C{%}."""
+    return _MYSQL_TOKEN.sub(_mysqlToken, sql)
+
+
+# --- Errors -----------------------------------------------------------------
+
+# pymysql error numbers meaning the connection broke after it was made: the
+# statement can be retried on a fresh connection if nothing ran before it.
+_MYSQL_DISCONNECTED = frozenset(
+    {
+        1053,  # server shutdown in progress
+        1927,  # connection killed (MariaDB)
+        2006,  # server has gone away
+        2013,  # lost connection during query
+        2055,  # lost connection (extended)
+        4031,  # disconnected by the server for inactivity (MySQL 8)
+    }
+)
+# ... and those meaning the server cannot be reached or used at all.
+_MYSQL_UNAVAILABLE = _MYSQL_DISCONNECTED | {
+    1040,  # too many connections
+    1044,  # access denied to the database
+    1045,  # access denied for the user
+    1049,  # unknown database
+    1129,  # host blocked
+    1130,  # host not allowed
+    2002,  # can't connect (socket)
+    2003,  # can't connect (TCP)
+    2005,  # unknown host
+    2012,  # handshake error
+    2014,  # commands out of sync: the connection is unusable
+}
+_SQLITE_UNAVAILABLE = (
+    "unable to open database file",
+    "database is locked",
+    "disk i/o error",
+    "cannot operate on a closed database",
+)
+
+
+def _pymysql():
+    # Imported lazily so a SQLite-only install does not need pymysql.
+    try:
+        import pymysql
+    except ImportError:
+        return None
+    return pymysql
+
+
+def _isDisconnect(exc):
+    """True when C{exc} says a once-working MySQL connection broke."""
+    pymysql = _pymysql()
+    if pymysql is None:
+        return False
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True
+    return (
+        isinstance(exc, pymysql.err.OperationalError)
+        and bool(exc.args)
+        and exc.args[0] in _MYSQL_DISCONNECTED
+    )
+
+
+def translateError(exc):
+    """
+    Map a driver exception to the store's typed errors.
+
+    @return: an L{IntegrityError} or L{SQLUnavailable} carrying the driver's
+        message, or None when C{exc} has no typed equivalent.
+    """
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, adbapi.ConnectionLost):
+        return SQLUnavailable("lost the connection to the SQL database")
+    if isinstance(exc, sqlite3.IntegrityError):
+        return IntegrityError(str(exc))
+    if isinstance(exc, (sqlite3.OperationalError, sqlite3.ProgrammingError)):
+        text = str(exc)
+        if text.lower().rstrip(".") in _SQLITE_UNAVAILABLE:
+            return SQLUnavailable(f"SQLite: {text}")
+        return None
+    pymysql = _pymysql()
+    if pymysql is None or not isinstance(exc, pymysql.err.Error):
+        return None
+    if len(exc.args) >= 2:
+        message = f"{exc.args[1]} (MySQL error {exc.args[0]})"
+    else:
+        message = str(exc) or type(exc).__name__
+    if isinstance(exc, pymysql.err.IntegrityError):
+        return IntegrityError(message)
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return SQLUnavailable(f"MySQL connection is closed: {message}")
+    if isinstance(exc, pymysql.err.OperationalError) and exc.args:
+        if exc.args[0] in _MYSQL_UNAVAILABLE:
+            return SQLUnavailable(message)
+    return None
+
+
+def _raiseTranslated(exc):
+    mapped = translateError(exc)
+    if mapped is None or mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
+# --- Cursor -------------------------------------------------------------------
+
+
+def _params(params):
+    if params is None:
+        return ()
+    if isinstance(params, (str, bytes, dict)):
+        # tuple() of these would silently bind characters or keys
+        raise TypeError(f"SQL parameters must be a sequence of values, got {params!r}")
+    return tuple(params)
+
+
+class Cursor:
+    """
+    The cursor thread-side functions get: C{?} placeholders on both dialects
+    and the store's typed errors.
+
+    @ivar dialect: C{"mysql"} or C{"sqlite"}.
+    """
+
+    def __init__(self, cursor, dialect, reconnect=None):
+        """
+        @param cursor: a DB-API cursor (or an adbapi Transaction).
+        @param reconnect: for MySQL, a callable returning a cursor on a fresh
+            connection; used once, when the first statement finds the pooled
+            connection dead (server restarted, idle timeout).
+        """
+        self._cursor = cursor
+        self.dialect = dialect
+        self._reconnect = reconnect
+        self._fresh = True
+
+    def _prepare(self, sql):
+        if self.dialect == "mysql":
+            return toPyformat(sql)
+        return sql
+
+    def _run(self, method, sql, params):
+        try:
+            getattr(self._cursor, method)(sql, params)
+        except Exception as e:
+            # Nothing ran on this connection yet, so nothing is lost by
+            # replaying the statement on a new one.
+            if self._fresh and self._reconnect is not None and _isDisconnect(e):
+                self._fresh = False
+                _log.info("MySQL connection was dead ({error}); reconnecting", error=e)
+                try:
+                    self._cursor = self._reconnect()
+                    getattr(self._cursor, method)(sql, params)
+                except Exception as e2:
+                    _raiseTranslated(e2)
+            else:
+                _raiseTranslated(e)
+        self._fresh = False
+        return self
+
+    def execute(self, sql, params=()):
+        """
+        Run one statement with C{?} placeholders bound to C{params}.
+
+        @return: this cursor, so C{cursor.execute(...).fetchall()} works.
+        @raise IntegrityError: on a constraint violation.
+        @raise SQLUnavailable: when the database cannot be reached.
+        """
+        return self._run("execute", self._prepare(sql), _params(params))
+
+    def executemany(self, sql, seqOfParams):
+        """Run one statement once per parameter tuple (batched on MySQL)."""
+        rows = [_params(p) for p in seqOfParams]
+        if not rows:
+            return self
+        return self._run("executemany", self._prepare(sql), rows)
+
+    def fetchone(self):
+        """@return: the next row (a tuple) or None."""
+        return self._cursor.fetchone()
+
+    def fetchall(self):
+        """@return: a list of the remaining rows (tuples)."""
+        return list(self._cursor.fetchall())
+
+    def fetchmany(self, size):
+        """@return: a list of up to C{size} rows."""
+        return list(self._cursor.fetchmany(size))
+
+    @property
+    def lastrowid(self):
+        """The auto-increment id of the last inserted row."""
+        return self._cursor.lastrowid
+
+    @property
+    def rowcount(self):
+        """Rows changed by the last statement (-1 when unknown)."""
+        return self._cursor.rowcount
+
+    @property
+    def description(self):
+        """The DB-API description of the last result's columns."""
+        return self._cursor.description
+
+
+# --- Pool ---------------------------------------------------------------------
+
+
+class _Connection(adbapi.Connection):
+    """adbapi's per-interaction connection wrapper, quiet about dead connections."""
+
+    def commit(self):
+        try:
+            self._connection.commit()
+        except Exception as e:
+            mapped = translateError(e)
+            if isinstance(mapped, SQLUnavailable):
+                raise SQLUnavailable(
+                    "lost the SQL connection while committing; the transaction "
+                    f"may or may not have been applied: {mapped}"
+                ) from e
+            raise
+
+    def rollback(self):
+        try:
+            self._connection.rollback()
+        except Exception as e:
+            # The connection is broken: drop it so this thread's next
+            # transaction connects afresh.  The caller already gets the error
+            # that made us roll back; raising would only make adbapi log a
+            # second, unhandled-looking "Rollback failed".
+            _log.info("dropping a broken SQL connection: {error}", error=e)
+            pool = self._pool
+            if pool.connections.get(pool.threadID()) is self._connection:
+                pool.disconnect(self._connection)
+
+
+class _Pool(adbapi.ConnectionPool):
+    connectionFactory = _Connection
+
+
+def _openMySQL(conn):
+    """Per-connection settings, re-applied on every (re)connect."""
+    with conn.cursor() as cur:
+        # Strict mode so an over-long string is an error, not a silent cut;
+        # UTC so NOW() and friends agree across hosts.
+        cur.execute(
+            "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''),"
+            " 'STRICT_ALL_TABLES', 'NO_ENGINE_SUBSTITUTION'), time_zone = '+00:00'"
+        )
+    conn.commit()
+
+
+def _openSQLite(conn):
+    conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+    # WAL lets other processes (mmoshard migrate, operator tools) read while
+    # the shard writes; NORMAL sync is durable enough in WAL mode.
+    conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _txn_query(cursor, sql, params):
+    return cursor.execute(sql, params).fetchall()
+
+
+def _txn_ping(cursor):
+    cursor.execute("SELECT 1").fetchone()
+
+
+@implementer(ISQLStore)
+class SQLStore:
+    """
+    The process's one SQL connection pool.
+
+    @ivar dialect: C{"mysql"} or C{"sqlite"}.
+    @ivar url: the parsed L{SQLURL}.
+    @ivar migrationsDir: where L{migrate} and L{checkSchema} find migrations.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        url,
+        minConnections=1,
+        maxConnections=10,
+        migrationsDir=None,
+        readTimeout=None,
+    ):
+        """
+        @param url: C{mysql://...} or C{sqlite:///...} (see L{parseSQLURL}).
+        @param readTimeout: seconds a MySQL statement may take before the
+            connection is considered dead, overriding the URL's
+            C{read_timeout}; 0 for no limit (long migrations).
+        @raise ValueError: for a bad URL.
+        """
+        self.reactor = reactor
+        self.url = url if isinstance(url, SQLURL) else parseSQLURL(url)
+        self.dialect = self.url.dialect
+        self.migrationsDir = (
+            Path(migrationsDir) if migrationsDir is not None else DEFAULT_MIGRATIONS_DIR
+        )
+        self._closed = False
+        self._closing = None
+        self._poolClosed = False
+        self._closeWaiters = []
+        self._inflight = 0
+        self._idleWaiters = []
+        common = dict(
+            cp_reactor=reactor, cp_reconnect=True, cp_name=f"sql-{self.dialect}"
+        )
+        if self.dialect == "sqlite":
+            path = self.url.path
+            if path != ":memory:":
+                parent = os.path.dirname(os.path.abspath(path))
+                os.makedirs(parent, exist_ok=True)
+            # SQLite serialises writers anyway, and ":memory:" is private to
+            # one connection: exactly one connection, one thread.
+            self._pool = _Pool(
+                "sqlite3",
+                database=path,
+                timeout=SQLITE_BUSY_TIMEOUT,
+                # Transactions are begun explicitly (BEGIN IMMEDIATE) so DDL
+                # in migrations is transactional too.
+                isolation_level=None,
+                # adbapi closes connections from the reactor thread.
+                check_same_thread=False,
+                cp_min=1,
+                cp_max=1,
+                cp_openfun=_openSQLite,
+                **common,
+            )
+        else:
+            if _pymysql() is None:
+                raise ValueError("a mysql:// SQL URL needs pymysql installed")
+            options = dict(self.url.options)
+            if readTimeout is not None:
+                options["read_timeout"] = readTimeout
+            timeouts = {k: (v or None) for k, v in options.items()}
+            self._pool = _Pool(
+                "pymysql",
+                host=self.url.host,
+                port=self.url.port,
+                user=self.url.user or "",
+                password=self.url.password or "",
+                database=self.url.database,
+                charset="utf8mb4",
+                autocommit=False,
+                cp_min=max(1, min(minConnections, maxConnections)),
+                cp_max=max(1, maxConnections),
+                cp_openfun=_openMySQL,
+                **timeouts,
+                **common,
+            )
+
+    def __repr__(self):
+        return f"<SQLStore {self.url.redacted()}>"
+
+    # The pool thread's side of runInteraction.
+    def _txn_run(self, trans, func, args, kwargs):
+        if self.dialect == "sqlite":
+            cursor = Cursor(trans, "sqlite")
+            # IMMEDIATE takes the write lock up front: a deferred transaction
+            # that reads then writes can fail at once with SQLITE_BUSY when
+            # another process wrote in between, without waiting.
+            cursor.execute("BEGIN IMMEDIATE")
+        else:
+
+            def reconnect():
+                trans.reconnect()
+                trans.reopen()
+                return trans
+
+            cursor = Cursor(trans, "mysql", reconnect)
+        return func(cursor, *args, **kwargs)
+
+    def runInteraction(self, func, *args, **kwargs):
+        if self._closed:
+            return fail(SQLUnavailable(f"{self!r} is closed"))
+        self._inflight += 1
+        d = self._pool.runInteraction(self._txn_run, func, args, kwargs)
+        d.addErrback(self._translateFailure)
+        d.addBoth(self._finished)
+        return d
+
+    def _translateFailure(self, failure):
+        mapped = translateError(failure.value)
+        if mapped is None or mapped is failure.value:
+            return failure
+        raise mapped from failure.value
+
+    def _finished(self, result):
+        self._inflight -= 1
+        if not self._inflight:
+            waiters, self._idleWaiters = self._idleWaiters, []
+            for w in waiters:
+                w.callback(None)
+        return result
+
+    def runQuery(self, sql, params=()):
+        return self.runInteraction(_txn_query, sql, params)
+
+    def ping(self):
+        return self.runInteraction(_txn_ping)
+
+    def close(self):
+        if self._closing is None:
+            self._closed = True
+            self._closing = Deferred.fromCoroutine(self._close())
+        if self._poolClosed:
+            return succeed(None)
+        d = Deferred()
+        self._closeWaiters.append(d)
+        return d
+
+    async def _close(self):
+        # Let running transactions finish so stopping the thread pool (which
+        # joins its threads) does not block the reactor on a query.
+        while self._inflight:
+            waiter = Deferred()
+            self._idleWaiters.append(waiter)
+            await waiter
+        self._pool.close()
+        # Set before firing: a waiter's callback may call close() again.
+        self._poolClosed = True
+        while self._closeWaiters:
+            self._closeWaiters.pop(0).callback(None)
+
+
+# --- Migrations ---------------------------------------------------------------
+
+
+class MigrationError(StoreError):
+    """A migration file is malformed or failed to apply."""
+
+
+@attrs.frozen
+class Migration:
+    """One numbered migration file."""
+
+    version: int
+    name: str  # the file name without .sql, e.g. "0001_accounts_characters"
+    path: Path
+
+    def statements(self):
+        """@return: the file's statements, split on C{;} at line ends."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise MigrationError(f"cannot read migration {self.path}: {e}") from e
+        return splitStatements(text)
+
+
+_MIGRATION_NAME = re.compile(r"(\d{4,})_([A-Za-z0-9_]+)\.sql")
+
+
+def splitStatements(text):
+    """
+    Split SQL into statements: one ends where a line ends with C{;}.  Lines
+    starting with C{--} are dropped, so a comment may end with C{;} safely.
+    """
+    statements, current = [], []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--") or (not current and not stripped):
+            continue
+        current.append(line.rstrip())
+        if stripped.endswith(";"):
+            statement = "\n".join(current).strip()[:-1].strip()
+            if statement:
+                statements.append(statement)
+            current = []
+    rest = "\n".join(current).strip()
+    if rest:
+        statements.append(rest)
+    return statements
+
+
+def _scanMigrations(directory):
+    found = {}
+    if not directory.is_dir():
+        return found
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.fullmatch(path.name)
+        if match is None:
+            raise MigrationError(
+                f"{path}: migration files are named like 0001_what_it_does.sql"
+            )
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(
+                f"two migrations with version {version} in {directory}: "
+                f"{found[version].path.name} and {path.name}; renumber one"
+            )
+        found[version] = Migration(version, path.name[:-4], path)
+    return found
+
+
+def migrationsAvailable(dialect, directory=None):
+    """
+    The migrations this code has for C{dialect}, in version order.
+
+    @param directory: the migrations root; default the repository's C{sql/}.
+    @raise MigrationError: for a missing directory, a misnamed file, a
+        duplicate or missing version.
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}")
+    directory = Path(directory) if directory is not None else DEFAULT_MIGRATIONS_DIR
+    if not directory.is_dir():
+        raise MigrationError(f"no migrations directory at {directory}")
+    found = _scanMigrations(directory)
+    for version, migration in _scanMigrations(directory / dialect).items():
+        shared = found.get(version)
+        if shared is not None and shared.name != migration.name:
+            raise MigrationError(
+                f"{migration.path} has the version of {shared.path} but another "
+                "name: a dialect file replaces the shared file of the same name"
+            )
+        found[version] = migration
+    versions = sorted(found)
+    if versions != list(range(1, len(versions) + 1)):
+        missing = sorted(set(range(1, (versions or [0])[-1] + 1)) - set(versions))
+        raise MigrationError(
+            f"{dialect} migrations in {directory} skip version(s) "
+            + ", ".join(map(str, missing))
+        )
+    return [found[v] for v in versions]
+
+
+def latestVersion(dialect, directory=None):
+    """The schema version this code needs for C{dialect}."""
+    migrations = migrationsAvailable(dialect, directory)
+    return migrations[-1].version if migrations else 0
+
+
+def _txn_versionTableExists(cursor):
+    if cursor.dialect == "sqlite":
+        cursor.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            ("schema_version",),
+        )
+    else:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name = ?",
+            ("schema_version",),
+        )
+    return cursor.fetchone() is not None
+
+
+def _txn_currentVersion(cursor):
+    if not _txn_versionTableExists(cursor):
+        return 0
+    row = cursor.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def _txn_createVersionTable(cursor):
+    suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4" if cursor.dialect == "mysql" else ""
+    cursor.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER NOT NULL PRIMARY KEY,"
+        " name VARCHAR(255) NOT NULL,"
+        " applied_at DOUBLE NOT NULL"
+        ")" + suffix
+    )
+
+
+# Serialises concurrent `mmoshard migrate` runs on one MySQL database; DDL
+# commits implicitly there, so a transaction cannot do it.  (SQLite's BEGIN
+# IMMEDIATE already does.)
+_MYSQL_LOCK = "LEFT(CONCAT('mmoshard-migrate:', DATABASE()), 64)"
+
+
+def _txn_apply(cursor, migration, statements, now):
+    mysql = cursor.dialect == "mysql"
+    if mysql:
+        got = cursor.execute(f"SELECT GET_LOCK({_MYSQL_LOCK}, 60)").fetchone()[0]
+        if got != 1:
+            raise MigrationError(
+                "another mmoshard migrate holds the migration lock on this "
+                "database; try again when it has finished"
+            )
+    try:
+        current = _txn_currentVersion(cursor)
+        if current >= migration.version:
+            return False  # someone else applied it meanwhile
+        if current != migration.version - 1:
+            raise MigrationError(
+                f"cannot apply {migration.name}: database is at version {current}"
+            )
+        for number, statement in enumerate(statements, 1):
+            try:
+                cursor.execute(statement)
+            except SQLUnavailable:
+                raise
+            except Exception as e:
+                note = (
+                    "; MySQL commits DDL as it goes, so the statements before "
+                    "it stay applied: repair them by hand before migrating again"
+                    if mysql and number > 1
+                    else ""
+                )
+                raise MigrationError(
+                    f"migration {migration.name}: statement {number} failed: {e}{note}"
+                ) from e
+        cursor.execute(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, now),
+        )
+        return True
+    finally:
+        if mysql:
+            try:
+                cursor.execute(f"DO RELEASE_LOCK({_MYSQL_LOCK})")
+            except Exception:
+                pass  # a dead connection has released it already
+
+
+async def currentVersion(store):
+    """@return: the database's schema version, 0 for an empty database."""
+    return await store.runInteraction(_txn_currentVersion)
+
+
+def _aheadMessage(current, latest):
+    return (
+        f"database schema version {current} is newer than this code ({latest}): "
+        "upgrade mmoshard"
+    )
+
+
+async def migrate(store, directory=None):
+    """
+    Apply the pending migrations in order, each in its own transaction (on
+    MySQL, where DDL commits implicitly, its version is recorded right after
+    its last statement).
+
+    @return: the list of L{Migration}s applied (empty when up to date).
+    @raise SchemaMismatch: when the database is newer than this code.
+    @raise MigrationError: when a migration is malformed or fails.
+    """
+    directory = directory if directory is not None else store.migrationsDir
+    migrations = migrationsAvailable(store.dialect, directory)
+    latest = migrations[-1].version if migrations else 0
+    # Read every file first: a broken file stops us before the database changes.
+    statements = {m.version: m.statements() for m in migrations}
+    await store.runInteraction(_txn_createVersionTable)
+    current = await currentVersion(store)
+    if current > latest:
+        raise SchemaMismatch(_aheadMessage(current, latest))
+    applied = []
+    for migration in migrations:
+        if migration.version <= current:
+            continue
+        done = await store.runInteraction(
+            _txn_apply, migration, statements[migration.version], store.reactor.seconds()
+        )
+        if done:
+            _log.info(
+                "applied SQL migration {name} to {url}",
+                name=migration.name,
+                url=store.url.redacted(),
+            )
+            applied.append(migration)
+    return applied
+
+
+async def checkSchema(store, directory=None, configPath=None):
+    """
+    Check the database schema is exactly the version this code needs.
+
+    @param configPath: named in the "run mmoshard migrate" hint when given.
+    @return: the schema version.
+    @raise SchemaMismatch: when the database is behind or ahead.
+    """
+    directory = directory if directory is not None else store.migrationsDir
+    latest = latestVersion(store.dialect, directory)
+    current = await currentVersion(store)
+    if current < latest:
+        raise SchemaMismatch(
+            f"database schema is at version {current}, this code needs {latest}: "
+            f"run `mmoshard migrate --config {configPath or '...'}`"
+        )
+    if current > latest:
+        raise SchemaMismatch(_aheadMessage(current, latest))
+    return current

@@ -1,0 +1,626 @@
+"""Tests for the SQL store, its cursor and the schema migrations, on SQLite and MariaDB."""
+
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
+
+from mmoshard.interfaces import ISQLStore
+from mmoshard.store import sql
+from mmoshard.store.errors import IntegrityError, SchemaMismatch, SQLUnavailable
+from mmoshard.store.sql import (
+    Cursor,
+    MigrationError,
+    SQLStore,
+    checkSchema,
+    currentVersion,
+    migrate,
+    migrationsAvailable,
+    parseSQLURL,
+    splitStatements,
+    toPyformat,
+)
+from mmoshard.testing import freePort, requireMySQL
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class ParseSQLURLTests(SynchronousTestCase):
+    def test_sqliteRelative(self):
+        u = parseSQLURL("sqlite:///var/mmoshard.sqlite3")
+        self.assertEqual((u.dialect, u.path), ("sqlite", "var/mmoshard.sqlite3"))
+
+    def test_sqliteAbsolute(self):
+        self.assertEqual(parseSQLURL("sqlite:////srv/db.sqlite3").path, "/srv/db.sqlite3")
+
+    def test_mysql(self):
+        u = parseSQLURL("mysql://game:p%40ss%3Aword@db.example:3307/mmo?read_timeout=5")
+        self.assertEqual(
+            (u.dialect, u.user, u.password, u.host, u.port, u.database),
+            ("mysql", "game", "p@ss:word", "db.example", 3307, "mmo"),
+        )
+        self.assertEqual(u.options["read_timeout"], 5.0)
+        self.assertEqual(u.options["connect_timeout"], 5.0)
+        self.assertEqual(u.redacted(), "mysql://game:***@db.example:3307/mmo")
+        self.assertNotIn("p@ss", repr(u))
+
+    def test_mysqlDefaultPort(self):
+        self.assertEqual(parseSQLURL("mysql://root@localhost/mmo").port, 3306)
+
+    def test_bad(self):
+        for url, words in [
+            ("", "non-empty"),
+            ("postgres://x/y", "unsupported SQL URL scheme 'postgres'"),
+            ("sqlite://", "needs a path"),
+            ("sqlite://host/path", "host part"),
+            ("mysql://host", "mysql://user:password@host:port/database"),
+            ("mysql://root:secret@/db", "mysql://user:password@host:port/database"),
+            ("mysql://h:notaport/db", "bad port"),
+            ("mysql://h/db?colour=red", "unknown mysql URL option 'colour'"),
+            ("mysql://h/db?read_timeout=soon", "number of seconds"),
+        ]:
+            with self.assertRaises(ValueError, msg=url) as cm:
+                parseSQLURL(url)
+            self.assertIn(words, str(cm.exception), url)
+            self.assertNotIn("secret", str(cm.exception))
+
+
+class PlaceholderTests(SynchronousTestCase):
+    def test_convert(self):
+        self.assertEqual(
+            toPyformat("SELECT * FROM t WHERE a = ? AND b = ?"),
+            "SELECT * FROM t WHERE a = %s AND b = %s",
+        )
+
+    def test_literals(self):
+        self.assertEqual(
+            toPyformat("SELECT '50% ?', \"?\", `a?` FROM t WHERE x LIKE ? -- why?\n"),
+            "SELECT '50%% ?', \"?\", `a?` FROM t WHERE x LIKE %s -- why?\n",
+        )
+
+    def test_escapedQuotes(self):
+        self.assertEqual(
+            toPyformat("SELECT 'it''s ?', 'a\\'?', ? /* ? */"),
+            "SELECT 'it''s ?', 'a\\'?', %s /* ? */",
+        )
+
+    def test_percentOutsideStrings(self):
+        self.assertEqual(toPyformat("SELECT 7 % ?"), "SELECT 7 %% %s")
+
+
+class SplitStatementsTests(SynchronousTestCase):
+    def test_split(self):
+        text = (
+            "-- a comment;\n"
+            "CREATE TABLE a (\n"
+            "    -- inner comment;\n"
+            "    x INT\n"
+            ");\n"
+            "\n"
+            "INSERT INTO a VALUES (1); \n"
+            "INSERT INTO a VALUES (';')\n"
+        )
+        self.assertEqual(
+            splitStatements(text),
+            [
+                "CREATE TABLE a (\n    x INT\n)",
+                "INSERT INTO a VALUES (1)",
+                "INSERT INTO a VALUES (';')",
+            ],
+        )
+
+    def test_semicolonMidLine(self):
+        self.assertEqual(splitStatements("SELECT 'a;b';\n"), ["SELECT 'a;b'"])
+
+
+class MigrationLayoutTests(SynchronousTestCase):
+    def layout(self, files):
+        root = Path(self.mktemp())
+        for name, text in files.items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def test_sharedAndOverrides(self):
+        root = self.layout(
+            {
+                "0001_base.sql": "SELECT 1;",
+                "mysql/0001_base.sql": "SELECT 'mysql';",
+                "0002_data.sql": "SELECT 2;",
+                "sqlite/0003_tweak.sql": "SELECT 3;",
+                "mysql/0003_tweak.sql": "SELECT 3;",
+                "README.md": "not a migration",
+            }
+        )
+        mysql = migrationsAvailable("mysql", root)
+        self.assertEqual(
+            [(m.version, m.name) for m in mysql],
+            [(1, "0001_base"), (2, "0002_data"), (3, "0003_tweak")],
+        )
+        self.assertEqual(mysql[0].path, root / "mysql" / "0001_base.sql")
+        self.assertEqual(migrationsAvailable("sqlite", root)[0].path, root / "0001_base.sql")
+
+    def test_gap(self):
+        root = self.layout({"0001_a.sql": "", "sqlite/0003_c.sql": ""})
+        self.assertEqual(len(migrationsAvailable("mysql", root)), 1)
+        with self.assertRaises(MigrationError) as cm:
+            migrationsAvailable("sqlite", root)
+        self.assertIn("skip version(s) 2", str(cm.exception))
+
+    def test_duplicate(self):
+        root = self.layout({"0001_a.sql": "", "0001_b.sql": ""})
+        with self.assertRaises(MigrationError) as cm:
+            migrationsAvailable("sqlite", root)
+        self.assertIn("two migrations with version 1", str(cm.exception))
+
+    def test_overrideWithOtherName(self):
+        root = self.layout({"0001_a.sql": "", "mysql/0001_b.sql": ""})
+        self.assertRaises(MigrationError, migrationsAvailable, "mysql", root)
+
+    def test_badName(self):
+        root = self.layout({"1_a.sql": ""})
+        self.assertRaises(MigrationError, migrationsAvailable, "mysql", root)
+
+    def test_missingDirectory(self):
+        self.assertRaises(MigrationError, migrationsAvailable, "mysql", self.mktemp())
+
+    def test_repositoryMigrationsAgree(self):
+        """Both dialects have the same versions and names, and it is the default dir."""
+        self.assertEqual(sql.DEFAULT_MIGRATIONS_DIR, REPO / "sql")
+        names = {
+            d: [(m.version, m.name) for m in migrationsAvailable(d)] for d in sql.DIALECTS
+        }
+        self.assertEqual(names["mysql"], names["sqlite"])
+        self.assertEqual(names["mysql"][0], (1, "0001_accounts_characters"))
+        for d in sql.DIALECTS:
+            for m in migrationsAvailable(d):
+                self.assertTrue(m.statements(), m.path)
+
+
+def _txn_addAccount(cursor, username, email=None):
+    cursor.execute(
+        "INSERT INTO accounts (username, username_lower, email, password_hash, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (username, username.lower(), email, "hash", 1700000000.5),
+    )
+    return cursor.lastrowid
+
+
+class StoreContractMixin:
+    """ISQLStore behaviour every dialect must share; subclasses give makeURL."""
+
+    timeout = 30
+
+    def makeStore(self, **kwargs):
+        store = SQLStore(reactor, self.url, **kwargs)
+        self.addCleanup(store.close)
+        return store
+
+    def setUp(self):
+        self.url = self.makeURL()
+        self.store = self.makeStore()
+
+    async def migrated(self):
+        await migrate(self.store)
+        return self.store
+
+    def test_interface(self):
+        self.assertTrue(verifyObject(ISQLStore, self.store))
+        self.assertEqual(self.store.dialect, self.dialect)
+
+    async def test_placeholdersAndPercent(self):
+        def txn(cursor):
+            self.assertIsInstance(cursor, Cursor)
+            self.assertEqual(cursor.dialect, self.dialect)
+            cursor.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, s VARCHAR(64), n INTEGER)")
+            cursor.execute("INSERT INTO t (id, s, n) VALUES (?, ?, ?)", (1, "100% ?", 7))
+            cursor.execute("INSERT INTO t (id, s, n) VALUES (2, '50% off?', ?)", (3,))
+            cursor.executemany(
+                "INSERT INTO t (id, s, n) VALUES (?, ?, ?)",
+                [(3, "a%", 1), (4, "%b", 2)],
+            )
+            self.assertEqual(cursor.rowcount, 2)
+            rows = cursor.execute(
+                "SELECT s, n % 5 FROM t WHERE s LIKE ? ESCAPE '!' ORDER BY id", ("%!%%",)
+            ).fetchall()
+            return rows
+
+        rows = await self.store.runInteraction(txn)
+        self.assertEqual(rows, [("100% ?", 2), ("50% off?", 3), ("a%", 1), ("%b", 2)])
+        self.assertEqual(
+            await self.store.runQuery("SELECT n FROM t WHERE s = ?", ("a%",)), [(1,)]
+        )
+        self.assertEqual(await self.store.runQuery("SELECT COUNT(*) FROM t"), [(4,)])
+
+    async def test_commitAndRollback(self):
+        await self.store.runInteraction(
+            lambda c: c.execute("CREATE TABLE t (n INTEGER NOT NULL)")
+        )
+
+        def insert(cursor, n, explode):
+            cursor.execute("INSERT INTO t (n) VALUES (?)", (n,))
+            if explode:
+                raise ZeroDivisionError("boom")
+            return cursor.rowcount
+
+        self.assertEqual(await self.store.runInteraction(insert, 1, explode=False), 1)
+        with self.assertRaises(ZeroDivisionError):
+            await self.store.runInteraction(insert, 2, explode=True)
+        self.assertEqual(await self.store.runQuery("SELECT n FROM t"), [(1,)])
+
+    async def test_fetchoneAndLastrowid(self):
+        await self.migrated()
+        first = await self.store.runInteraction(_txn_addAccount, "Alice")
+        second = await self.store.runInteraction(_txn_addAccount, "Bob")
+        self.assertEqual(second, first + 1)
+
+        def txn(cursor):
+            cursor.execute("SELECT username, email FROM accounts WHERE id = ?", (first,))
+            return cursor.fetchone(), cursor.fetchone()
+
+        self.assertEqual(await self.store.runInteraction(txn), (("Alice", None), None))
+
+    async def test_integrityErrorOnDuplicateUsername(self):
+        await self.migrated()
+        await self.store.runInteraction(_txn_addAccount, "Bob")
+        with self.assertRaises(IntegrityError) as cm:
+            await self.store.runInteraction(_txn_addAccount, "bOB")
+        self.assertIn("username_lower", str(cm.exception))
+        # the failed transaction left nothing behind
+        self.assertEqual(await self.store.runQuery("SELECT username FROM accounts"), [("Bob",)])
+
+    async def test_integrityErrorCaughtThreadSide(self):
+        """A thread-side function can catch IntegrityError and go on."""
+        await self.migrated()
+
+        def txn(cursor):
+            _txn_addAccount(cursor, "carol")
+            try:
+                _txn_addAccount(cursor, "Carol")
+            except IntegrityError:
+                _txn_addAccount(cursor, "carol2")
+            return cursor.execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
+
+        self.assertEqual(await self.store.runInteraction(txn), 2)
+
+    async def test_foreignKeys(self):
+        await self.migrated()
+
+        def txn(cursor):
+            cursor.execute(
+                "INSERT INTO characters (account_id, name, name_lower, class, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (424242, "Ghost", "ghost", "mage", 1.0),
+            )
+
+        with self.assertRaises(IntegrityError):
+            await self.store.runInteraction(txn)
+
+    async def test_migrateFromEmpty(self):
+        latest = sql.latestVersion(self.dialect)
+        self.assertEqual(await currentVersion(self.store), 0)
+        applied = await migrate(self.store)
+        self.assertEqual([m.version for m in applied], list(range(1, latest + 1)))
+        self.assertEqual(await currentVersion(self.store), latest)
+        self.assertEqual(await checkSchema(self.store), latest)
+        rows = await self.store.runQuery(
+            "SELECT version, name, applied_at FROM schema_version ORDER BY version"
+        )
+        self.assertEqual([r[1] for r in rows], [m.name for m in applied])
+        self.assertLess(abs(rows[0][2] - time.time()), 60)
+        # the tables exist, with their defaults
+        aid = await self.store.runInteraction(_txn_addAccount, "Dave")
+
+        def character(cursor):
+            cursor.execute(
+                "INSERT INTO characters (account_id, name, name_lower, class, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (aid, "Hero", "hero", "warrior", 2.5),
+            )
+            return cursor.execute(
+                "SELECT level, exp, zone, x, deleted_at FROM characters"
+            ).fetchone()
+
+        self.assertEqual(await self.store.runInteraction(character), (1, 0, "", 0.0, None))
+        # idempotent
+        self.assertEqual(await migrate(self.store), [])
+        self.assertEqual(await currentVersion(self.store), latest)
+
+    async def test_checkSchemaBehind(self):
+        await self.migrated()
+        latest = sql.latestVersion(self.dialect)
+        await self.store.runQuery("DELETE FROM schema_version WHERE version = ?", (latest,))
+        with self.assertRaises(SchemaMismatch) as cm:
+            await checkSchema(self.store)
+        self.assertEqual(
+            str(cm.exception),
+            f"database schema is at version {latest - 1}, this code needs {latest}: "
+            "run `mmoshard migrate --config ...`",
+        )
+        with self.assertRaises(SchemaMismatch) as cm:
+            await checkSchema(self.store, configPath="etc/mmoshard.toml")
+        self.assertIn("mmoshard migrate --config etc/mmoshard.toml", str(cm.exception))
+
+    async def test_checkSchemaBehindNewMigration(self):
+        """A code upgrade bringing a new migration: behind, then migrated."""
+        await self.migrated()
+        latest = sql.latestVersion(self.dialect)
+        root = Path(self.mktemp())
+        shutil.copytree(sql.DEFAULT_MIGRATIONS_DIR, root)
+        (root / f"{latest + 1:04d}_pets.sql").write_text(
+            "-- a shared migration\nCREATE TABLE pets (\n  id INTEGER NOT NULL PRIMARY KEY,\n"
+            "  note VARCHAR(20) DEFAULT '100%?'\n);\nINSERT INTO pets (id) VALUES (1);\n"
+        )
+        store = self.makeStore(migrationsDir=root)
+        with self.assertRaises(SchemaMismatch) as cm:
+            await checkSchema(store)
+        self.assertIn(f"is at version {latest}, this code needs {latest + 1}", str(cm.exception))
+        applied = await migrate(store)
+        self.assertEqual([m.name for m in applied], [f"{latest + 1:04d}_pets"])
+        self.assertEqual(await checkSchema(store), latest + 1)
+        self.assertEqual(await store.runQuery("SELECT note FROM pets"), [("100%?",)])
+
+    async def test_failedMigration(self):
+        """A failing file is reported by name and statement, and not recorded."""
+        await self.migrated()
+        latest = sql.latestVersion(self.dialect)
+        root = Path(self.mktemp())
+        shutil.copytree(sql.DEFAULT_MIGRATIONS_DIR, root)
+        (root / f"{latest + 1:04d}_broken.sql").write_text(
+            "CREATE TABLE ok1 (id INTEGER);\nCREATE TABLE accounts (id INTEGER);\n"
+        )
+        store = self.makeStore(migrationsDir=root)
+        with self.assertRaises(MigrationError) as cm:
+            await migrate(store)
+        self.assertIn(f"{latest + 1:04d}_broken: statement 2 failed", str(cm.exception))
+        self.assertEqual(await currentVersion(store), latest)
+
+    async def test_checkSchemaAhead(self):
+        await self.migrated()
+        latest = sql.latestVersion(self.dialect)
+        await self.store.runQuery(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+            (999, "0999_future", 1.0),
+        )
+        message = (
+            f"database schema version 999 is newer than this code ({latest}): "
+            "upgrade mmoshard"
+        )
+        with self.assertRaises(SchemaMismatch) as cm:
+            await checkSchema(self.store)
+        self.assertEqual(str(cm.exception), message)
+        with self.assertRaises(SchemaMismatch) as cm:
+            await migrate(self.store)
+        self.assertEqual(str(cm.exception), message)
+
+    async def test_concurrentInteractions(self):
+        await self.migrated()
+        ids = await _gather(
+            [self.store.runInteraction(_txn_addAccount, f"user{i}") for i in range(20)]
+        )
+        self.assertEqual(len(set(ids)), 20)
+        self.assertEqual(await self.store.runQuery("SELECT COUNT(*) FROM accounts"), [(20,)])
+
+    async def test_ping(self):
+        self.assertIsNone(await self.store.ping())
+
+    async def test_closed(self):
+        await self.store.close()
+        await self.store.close()  # idempotent
+        with self.assertRaises(SQLUnavailable):
+            await self.store.ping()
+
+    async def test_closeWaitsForRunning(self):
+        d = self.store.runQuery("SELECT 1")
+        await self.store.close()
+        self.assertEqual(await d, [(1,)])
+
+    async def runCLI(self, *args):
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "mmoshard.cli", *args],
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            path=str(REPO),
+        )
+        return out.decode(), err.decode(), code
+
+    async def test_cliMigrate(self):
+        latest = sql.latestVersion(self.dialect)
+        out, err, code = await self.runCLI("migrate", "--sql-url", self.url)
+        self.assertEqual(code, 0, err)
+        self.assertIn("applied 0001_accounts_characters (version 1)", out)
+        self.assertIn(f"schema version {latest}, up to date", out)
+        self.assertEqual(await checkSchema(self.store), latest)
+        out, err, code = await self.runCLI("migrate", "--sql-url", self.url, "--status")
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"schema version {latest}, up to date", out)
+        out, err, code = await self.runCLI("migrate", "--sql-url", self.url)
+        self.assertEqual(code, 0, err)
+        self.assertIn("nothing to apply", out)
+
+    async def test_cliStatusBehindAndAhead(self):
+        out, err, code = await self.runCLI("migrate", "--status", "--sql-url", self.url)
+        self.assertEqual(code, 0, err)
+        self.assertIn("schema version 0, this code needs", out)
+        self.assertIn("pending: 0001_accounts_characters", out)
+        await self.migrated()
+        await self.store.runQuery(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (999, 'x', 0)"
+        )
+        out, err, code = await self.runCLI("migrate", "--sql-url", self.url)
+        self.assertEqual(code, 1)
+        self.assertIn("newer than this code", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+
+async def _gather(deferreds):
+    return [await d for d in deferreds]
+
+
+class SQLiteStoreTests(StoreContractMixin, TestCase):
+    dialect = "sqlite"
+
+    def makeURL(self):
+        # a missing parent directory is made
+        # absolute, so the CLI subprocess (run from the repository) finds it
+        return "sqlite:///" + os.path.abspath(os.path.join(self.mktemp(), "sub", "db.sqlite3"))
+
+    def test_oneConnection(self):
+        store = self.makeStore(minConnections=3, maxConnections=10)
+        self.assertEqual((store._pool.min, store._pool.max), (1, 1))
+
+    async def test_pragmas(self):
+        def txn(cursor):
+            return [
+                cursor.execute(f"PRAGMA {p}").fetchone()[0]
+                for p in ("journal_mode", "foreign_keys", "busy_timeout")
+            ]
+
+        self.assertEqual(await self.store.runInteraction(txn), ["wal", 1, 5000])
+
+    async def test_absolutePath(self):
+        path = os.path.abspath(os.path.join(self.mktemp(), "abs.sqlite3"))
+        self.url = "sqlite:///" + path
+        self.assertTrue(self.url.startswith("sqlite:////"))
+        await migrate(self.makeStore())
+        self.assertTrue(os.path.exists(path))
+
+    async def test_memory(self):
+        self.url = "sqlite:///:memory:"
+        store = self.makeStore()
+        await migrate(store)
+        self.assertEqual(await checkSchema(store), sql.latestVersion("sqlite"))
+
+    async def test_unopenable(self):
+        # a directory where the database file should be
+        path = self.mktemp()
+        os.makedirs(path)
+        self.url = "sqlite:///" + path
+        with self.assertRaises(SQLUnavailable):
+            await self.makeStore().ping()
+
+    async def test_otherProcessSeesCommits(self):
+        await self.migrated()
+        await self.store.runInteraction(_txn_addAccount, "erin")
+        conn = sqlite3.connect(parseSQLURL(self.url).path)
+        self.addCleanup(conn.close)
+        self.assertEqual(conn.execute("SELECT username FROM accounts").fetchall(), [("erin",)])
+
+
+class MySQLStoreTests(StoreContractMixin, TestCase):
+    dialect = "mysql"
+
+    def makeURL(self):
+        url, dropper = requireMySQL()
+        self.addCleanup(dropper)
+        return url
+
+    async def test_recoversFromKilledConnection(self):
+        """A connection the server dropped (restart, idle timeout) is replaced."""
+        import pymysql
+
+        store = self.makeStore(minConnections=1, maxConnections=1)
+        connectionId = (await store.runQuery("SELECT CONNECTION_ID()"))[0][0]
+        u = parseSQLURL(self.url)
+        admin = pymysql.connect(host=u.host, port=u.port, user=u.user, password=u.password or "")
+        self.addCleanup(admin.close)
+        with admin.cursor() as cur:
+            cur.execute(f"KILL {int(connectionId)}")
+        again = (await store.runQuery("SELECT CONNECTION_ID()"))[0][0]
+        self.assertNotEqual(again, connectionId)
+        self.assertIsNone(await store.ping())
+
+    async def test_connectionLostMidTransaction(self):
+        """
+        Losing the connection after the first statement is not replayed: the
+        caller gets SQLUnavailable, and the next transaction reconnects.
+        """
+        import pymysql
+
+        store = self.makeStore(minConnections=1, maxConnections=1)
+        u = parseSQLURL(self.url)
+
+        def txn(cursor):
+            cid = cursor.execute("SELECT CONNECTION_ID()").fetchone()[0]
+            admin = pymysql.connect(
+                host=u.host, port=u.port, user=u.user, password=u.password or ""
+            )
+            try:
+                with admin.cursor() as cur:
+                    cur.execute(f"KILL {int(cid)}")
+            finally:
+                admin.close()
+            cursor.execute("SELECT 1")
+
+        with self.assertRaises(SQLUnavailable):
+            await store.runInteraction(txn)
+        self.assertEqual(await store.runQuery("SELECT 2"), [(2,)])
+
+    async def test_strictMode(self):
+        await self.migrated()
+        with self.assertRaises(Exception) as cm:
+            await self.store.runInteraction(_txn_addAccount, "x" * 40)
+        self.assertIn("too long", str(cm.exception))
+
+    async def test_cliReportsUnknownDatabase(self):
+        u = parseSQLURL(self.url)
+        url = self.url.replace(u.database, u.database + "_missing")
+        out, err, code = await self.runCLI("migrate", "--sql-url", url)
+        self.assertEqual(code, 1)
+        self.assertIn("SQL database unavailable", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+
+class UnavailableTests(TestCase):
+    """A MySQL server that is not there: typed errors, quickly."""
+
+    timeout = 20
+
+    def setUp(self):
+        self.url = f"mysql://root@127.0.0.1:{freePort()}/nowhere"
+
+    async def test_closedPort(self):
+        store = SQLStore(reactor, self.url)
+        self.addCleanup(store.close)
+        started = time.monotonic()
+        with self.assertRaises(SQLUnavailable) as cm:
+            await store.ping()
+        self.assertIn("2003", str(cm.exception))
+        with self.assertRaises(SQLUnavailable):
+            await store.runInteraction(lambda c: c.execute("SELECT 1"))
+        with self.assertRaises(SQLUnavailable):
+            await migrate(store)
+        self.assertLess(time.monotonic() - started, 5)
+
+    async def test_cliClosedPort(self):
+        started = time.monotonic()
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "mmoshard.cli", "migrate", "--sql-url", self.url],
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            path=str(REPO),
+        )
+        err = err.decode()
+        self.assertEqual(code, 1, err)
+        self.assertIn("mmoshard migrate: SQL database unavailable:", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertLess(time.monotonic() - started, 10)
+
+    async def test_cliBadURL(self):
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "mmoshard.cli", "migrate", "--sql-url", "oracle://x/y"],
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            path=str(REPO),
+        )
+        self.assertEqual(code, 1)
+        self.assertIn(b"bad SQL URL: unsupported SQL URL scheme 'oracle'", err)
