@@ -12,7 +12,8 @@ from mmoshard.interfaces import (
     ITokenVerifier,
     IVolatileStore,
 )
-from mmoshard.store.errors import VolatileUnavailable
+from mmoshard.store.errors import StoreError, VolatileUnavailable
+from mmoshard.store.volatile import Script
 from mmoshard.wire import errors
 from mmoshard.wire.codec import encode
 from mmoshard.wire.errors import ErrorInfo
@@ -24,6 +25,34 @@ from mmoshard.wire.session import OPEN, Session
 # process's stale key is harmless (its kick goes unheard), so a day bounds
 # the garbage without a refresh loop.
 OWNER_TTL = 86400.0
+
+
+def _swapOwner(view, keys, args):
+    previous = view.get(keys[0])
+    view.set(keys[0], args[0], ttl=int(args[1]) / 1000)
+    return previous
+
+
+def _releaseOwner(view, keys, args):
+    if view.get(keys[0]) == args[0]:
+        return view.delete(keys[0])
+    return 0
+
+
+# Atomic, so two processes taking the same account at once cannot both miss
+# each other, and a late release never deletes a newer session's claim.
+SWAP_OWNER = Script(
+    name="session_swap_owner",
+    lua="local p = redis.call('GET', KEYS[1]) "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return p",
+    python=_swapOwner,
+)
+RELEASE_OWNER = Script(
+    name="session_release_owner",
+    lua="if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) end return 0",
+    python=_releaseOwner,
+)
 
 
 def accountKey(accountId):
@@ -327,8 +356,9 @@ class SessionManager:
             return
         key = accountKey(accountId)
         try:
-            previous = await self.volatile.get(key)
-            await self.volatile.set(key, _packOwner(self.shardId, sessionId), ttl=OWNER_TTL)
+            previous = await self.volatile.evalScript(
+                SWAP_OWNER, [key], [_packOwner(self.shardId, sessionId), int(OWNER_TTL * 1000)]
+            )
             if previous is None:
                 return
             owner, oldSession = _unpackOwner(previous)
@@ -336,7 +366,7 @@ class SessionManager:
                 await self.volatile.publish(
                     kickChannel(owner), encode([accountId, oldSession])
                 )
-        except VolatileUnavailable as e:
+        except StoreError as e:
             self.log.warn(
                 "cannot claim account {account_id} for session {session_id}: {why}",
                 account_id=accountId,
@@ -371,10 +401,10 @@ class SessionManager:
         d.addBoth(done)
 
     async def _release(self, accountId, sessionId):
-        key = accountKey(accountId)
         # Only our own claim is removed: a newer session elsewhere keeps its own.
-        if await self.volatile.get(key) == _packOwner(self.shardId, sessionId):
-            await self.volatile.delete(key)
+        await self.volatile.evalScript(
+            RELEASE_OWNER, [accountKey(accountId)], [_packOwner(self.shardId, sessionId)]
+        )
 
     def _kickReceived(self, channel, message):
         try:

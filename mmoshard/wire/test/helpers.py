@@ -15,6 +15,7 @@ from zope.interface import implementer
 from mmoshard.config import parseConfig
 from mmoshard.interfaces import ISessionListener, ITokenVerifier, IVolatileStore
 from mmoshard.shard import Shard
+from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import TokenVerifier, issueAccessToken
 from mmoshard.wire.codec import decode, encode
 from mmoshard.wire.framing import FrameDecoder, frame
@@ -27,68 +28,7 @@ KEY = "test-signing-key-0123456789"
 
 def makeVolatile(clock):
     """A fresh in-memory volatile store."""
-    try:
-        from mmoshard.store.volatile import MemoryStore
-    except ImportError:
-        # The store is being written alongside; the subset we use suffices.
-        return _DictStore(clock)
     return MemoryStore(clock, "test:")
-
-
-@implementer(IVolatileStore)
-class _DictStore:
-    """The part of IVolatileStore the session protocol uses, in a dict."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.data = {}
-        self.subscribers = {}
-
-    def _live(self, key):
-        value, expires = self.data.get(key, (None, None))
-        if expires is not None and expires <= self.clock.seconds():
-            del self.data[key]
-            return None
-        return value
-
-    def get(self, key):
-        return succeed(self._live(key))
-
-    def set(self, key, value, ttl=None, nx=False):
-        if nx and self._live(key) is not None:
-            return succeed(False)
-        if isinstance(value, str):
-            value = value.encode()
-        elif not isinstance(value, bytes):
-            value = repr(value).encode()
-        expires = None if ttl is None else self.clock.seconds() + ttl
-        self.data[key] = (value, expires)
-        return succeed(True)
-
-    def delete(self, *keys):
-        n = 0
-        for key in keys:
-            if self._live(key) is not None:
-                del self.data[key]
-                n += 1
-        return succeed(n)
-
-    def publish(self, channel, message):
-        subscribers = list(self.subscribers.get(channel, ()))
-        for callback in subscribers:
-            callback(channel, message)
-        return succeed(len(subscribers))
-
-    def subscribe(self, channel, callback):
-        self.subscribers.setdefault(channel, []).append(callback)
-        store = self
-
-        class Subscription:
-            def unsubscribe(self):
-                store.subscribers[channel].remove(callback)
-                return succeed(None)
-
-        return succeed(Subscription())
 
 
 def makeShard(clock=None, volatile=None, shardId="shard-a", listen=None, **session):
