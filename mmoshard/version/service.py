@@ -1,5 +1,7 @@
 """The version role's service: its config, metrics, and the release in force kept current across processes."""
 
+import os
+
 import attrs
 from prometheus_client import Counter, Gauge
 from twisted.application.service import Service
@@ -90,13 +92,26 @@ class VersionMetrics:
         self._child(self.manifests, (result,)).inc()
 
 
-def signingKeyFor(shard, cfg):
+def signingKeyFor(config, cfg, log=None):
     """
-    The manifest signing key: configured, from the environment, or (on the
-    embedded default only) a development key generated in the var directory.
+    The manifest signing key: configured (C{version.signing_key} or
+    C{MMOSHARD_RELEASE_SIGNING_KEY}), else a development key generated in
+    the var directory.  A development key on a shared store is warned
+    about: clients cannot be given a stable public key for it.
     """
-    devPath = None if shard.config.volatile.shared else shard.varPath(DEV_KEY_FILE)
-    return loadSigningKey(cfg.signing_key, devPath=devPath)
+    from mmoshard.version.signing import ENV_KEY
+
+    devPath = os.path.join(config.shard.var_dir, DEV_KEY_FILE)
+    configured = bool(cfg.signing_key or os.environ.get(ENV_KEY))
+    key = loadSigningKey(cfg.signing_key, devPath=devPath)
+    if not configured and config.volatile.shared and log is not None:
+        log.warn(
+            "signing manifests with the development key {path}: set "
+            "version.signing_key or {env} in production (docs/version.md)",
+            path=devPath,
+            env=ENV_KEY,
+        )
+    return key
 
 
 class VersionService(Service):
@@ -160,9 +175,25 @@ class VersionService(Service):
     async def _publishAtStart(self):
         try:
             loaded = loadReleaseDir(self.cfg.releases_dir)
-            key = signingKeyFor(self.shard, self.cfg)
+            key = signingKeyFor(self.shard.config, self.cfg, self.log)
             await self.store.publish(loaded, key, self.clock.seconds())
-        except (ReleaseDataError, SigningKeyError) as e:
+        except ReleaseDataError as e:
+            if not os.path.isdir(self.cfg.releases_dir):
+                self.log.warn(
+                    "version role of shard {shard_id}: no release data at {path}; "
+                    "nothing to serve until `mmoshard release publish`",
+                    shard_id=self.shard.shardId,
+                    path=self.cfg.releases_dir,
+                )
+                return
+            self.log.error(
+                "version role of shard {shard_id} cannot publish {path}: {why}",
+                shard_id=self.shard.shardId,
+                path=self.cfg.releases_dir,
+                why=e,
+            )
+            return
+        except SigningKeyError as e:
             self.log.error(
                 "version role of shard {shard_id} cannot publish {path}: {why}",
                 shard_id=self.shard.shardId,

@@ -1,0 +1,366 @@
+"""Tests for the version role in one process: the check and manifests through a real Site, reload, rollback, the gate."""
+
+import json
+import os
+
+import treq
+from prometheus_client import generate_latest
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import TestCase
+from twisted.web.server import Site
+
+from mmoshard.config import parseConfig
+from mmoshard.gate import RULES_KEY, StoreGate
+from mmoshard.interfaces import ITokenVerifier, IWebSite
+from mmoshard.plugins.version import version as versionRole
+from mmoshard.shard import Shard, _RootSite
+from mmoshard.store.volatile import MemoryStore
+from mmoshard.tokens import Claims, TokenVerifier, issueAccessToken, revokeLogin
+from mmoshard.version.releases import loadReleaseDir
+from mmoshard.version.service import VersionService
+from mmoshard.version.signing import DEV_KEY_FILE, loadSigningKey, publicKeyPEM, loadPublicKey, verifyManifest
+from mmoshard.version.store import ReleaseStore
+from mmoshard.version.test.helpers import maintenanceTOML, writeReleaseDir
+from mmoshard.web.json import JSONRoot
+
+TOKEN_KEY = "test-token-key-0123456789"
+
+
+def coro(f):
+    def wrapper(*args, **kwargs):
+        return Deferred.fromCoroutine(f(*args, **kwargs))
+
+    wrapper.__name__ = f.__name__
+    return wrapper
+
+
+class VersionRoleFixture:
+    """A Shard holding only what the version role uses, its public site on a free port."""
+
+    async def startRole(self, releases=None, **versionConfig):
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        self.releases = releases or writeReleaseDir(os.path.join(base, "releases"))
+        versionConfig.setdefault("releases_dir", self.releases)
+        config = parseConfig(
+            {"shard": {"id": "v1", "var_dir": os.path.join(base, "var")}, "version": versionConfig},
+            [versionRole],
+            roles=["version"],
+            env={},
+        )
+        shard = self.shard = Shard(config, reactor, [versionRole])
+        self.volatile = shard.volatile = MemoryStore(reactor, prefix="t:")
+        self.addCleanup(self.volatile.close)
+        shard.provide(ITokenVerifier, TokenVerifier(TOKEN_KEY, self.volatile, reactor))
+        self.root = JSONRoot()
+        shard.provide(IWebSite, _RootSite(self.root))
+        self.service = VersionService(shard)
+        await self.service.startService()
+        self.addCleanup(self.service.stopService)
+        site = Site(self.root)
+        site.log = lambda request: None
+        self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
+        self.key = loadSigningKey(env={}, devPath=os.path.join(base, "var", DEV_KEY_FILE))
+
+    def token(self, accountId=42, flags=(), sid="login-1"):
+        return issueAccessToken(TOKEN_KEY, accountId, sid, 600, reactor.seconds(), flags=flags)
+
+    async def get(self, path, token=None, headers=None):
+        headers = dict(headers or {})
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        response = await treq.get(self.base + path, headers=headers, persistent=False, timeout=5)
+        body = await response.content()
+        return response, body
+
+    async def check(self, query, token=None, **kw):
+        response, body = await self.get("/v1/version?" + query, token or self.token(), **kw)
+        return response.code, json.loads(body), response
+
+
+class CheckTests(VersionRoleFixture, TestCase):
+    @coro
+    async def test_ok_and_updates(self):
+        await self.startRole()
+        code, body, response = await self.check("platform=windows&channel=live&build=1.10.0")
+        self.assertEqual(code, 200)
+        self.assertEqual(body["status"], "ok")
+        self.assertEqual((body["latest"], body["minimum"], body["plan"]), ("1.10.0", "1.9.0", None))
+        self.assertEqual(response.headers.getRawHeaders("cache-control"), ["private, no-store"])
+
+        code, body, _ = await self.check("platform=windows&build=1.9.0")
+        self.assertEqual((code, body["status"], body["channel"]), (200, "update_available", "live"))
+        self.assertEqual(body["plan"]["kind"], "delta")
+        self.assertEqual(body["plan"]["size"], 250)
+        self.assertEqual([s["to"] for s in body["plan"]["steps"]], ["1.9.9", "1.10.0"])
+        self.assertEqual(body["manifest_url"], "/v1/manifests/windows/1.10.0")
+
+        code, body, _ = await self.check("platform=windows&build=1.8.0")
+        self.assertEqual(body["status"], "update_required")
+        self.assertEqual(body["plan"]["size"], 550)
+
+        code, body, _ = await self.check("platform=windows&build=1.2.0")
+        self.assertEqual((body["status"], body["plan"]["kind"], body["plan"]["size"]), ("update_required", "full", 1000))
+
+        # Versions compare as versions, not strings.
+        code, body, _ = await self.check("platform=windows&build=1.10")
+        self.assertEqual(body["status"], "ok")
+        code, body, _ = await self.check("platform=windows&build=1.9.10")
+        self.assertEqual(body["status"], "update_available")
+
+    @coro
+    async def test_cdn_by_region(self):
+        await self.startRole(default_region="na")
+        _, body, _ = await self.check("platform=windows&build=1.10.0", headers={"X-Client-Region": "eu"})
+        self.assertEqual(body["region"], "eu")
+        self.assertEqual(
+            body["cdn"], ["https://eu-1.example.com", "https://eu-2.example.com", "https://na-1.example.com"]
+        )
+        _, body, _ = await self.check("platform=windows&build=1.10.0")
+        self.assertEqual(body["region"], "na")
+        self.assertEqual(body["cdn"][0], "https://na-1.example.com")
+        _, body, _ = await self.check("platform=windows&build=1.10.0", headers={"X-Client-Region": "mars"})
+        self.assertEqual(body["region"], "na")
+
+    @coro
+    async def test_bad_requests(self):
+        await self.startRole()
+        for query in ["platform=windows&build=1.x", "platform=windows", "platform=windows&build=",
+                      "platform=amiga&build=1.0", "platform=windows&channel=alpha&build=1.0",
+                      "platform=windows&build=%ff"]:
+            code, body, _ = await self.check(query)
+            self.assertEqual((code, body["error"]["code"]), (400, "request.invalid"), query)
+        code, body, _ = await self.check("platform=mac&build=1.0")
+        self.assertEqual((code, body["error"]["code"]), (404, "version.no_release"))
+        code, body, _ = await self.check("platform=linux&channel=ptr&build=1.0")
+        self.assertEqual(code, 404)
+
+    @coro
+    async def test_needs_a_valid_token(self):
+        await self.startRole()
+        response, body = await self.get("/v1/version?platform=windows&build=1.10.0")
+        self.assertEqual((response.code, json.loads(body)["error"]["code"]), (401, "auth.invalid_token"))
+        self.assertTrue(response.headers.getRawHeaders("www-authenticate"))
+        response, body = await self.get("/v1/version?platform=windows&build=1.10.0", token="nope")
+        self.assertEqual(response.code, 401)
+        forged = issueAccessToken("another-key-0123456789", 1, "s", 600, reactor.seconds())
+        response, _ = await self.get("/v1/version?platform=windows&build=1.10.0", token=forged)
+        self.assertEqual(response.code, 401)
+        token = self.token(sid="gone")
+        await revokeLogin(self.volatile, "gone", 600)
+        response, body = await self.get("/v1/version?platform=windows&build=1.10.0", token=token)
+        self.assertEqual((response.code, json.loads(body)["error"]["message"]), (401, "access token revoked"))
+
+    @coro
+    async def test_staged_rollout(self):
+        releases = writeReleaseDir(
+            os.path.join(self.mktemp()),
+            live='latest = "1.10.0"\nminimum = "1.9.0"\nprevious = "1.9.9"\nrollout = 50',
+        )
+        await self.startRole(releases)
+        targets = {}
+        for account in range(1, 21):
+            _, body, _ = await self.check("platform=windows&build=1.9.0", token=self.token(account))
+            targets[account] = body["target"]
+        self.assertEqual(set(targets.values()), {"1.9.9", "1.10.0"})
+        for account in range(1, 21):
+            _, body, _ = await self.check("platform=windows&build=1.9.0", token=self.token(account))
+            self.assertEqual(body["target"], targets[account])
+
+    @coro
+    async def test_maintenance(self):
+        now = reactor.seconds()
+        releases = writeReleaseDir(
+            self.mktemp(), maintenance=maintenanceTOML(now - 10, now + 120, "Patch day")
+        )
+        await self.startRole(releases)
+        code, body, response = await self.check("platform=windows&build=1.10.0")
+        self.assertEqual((code, body["status"], body["message"]), (503, "maintenance", "Patch day"))
+        retry = int(response.headers.getRawHeaders("retry-after")[0])
+        self.assertTrue(100 <= retry <= 121, retry)
+        code, body, _ = await self.check("platform=windows&build=1.10.0", token=self.token(flags={"operator"}))
+        self.assertEqual((code, body["status"]), (200, "ok"))
+
+    @coro
+    async def test_upcoming_maintenance_announced(self):
+        now = reactor.seconds()
+        releases = writeReleaseDir(self.mktemp(), maintenance=maintenanceTOML(now + 3600, now + 7200))
+        await self.startRole(releases)
+        code, body, _ = await self.check("platform=windows&build=1.10.0")
+        self.assertEqual((code, body["status"]), (200, "ok"))
+        self.assertEqual(body["maintenance"]["start"], now + 3600)
+
+    @coro
+    async def test_metrics(self):
+        await self.startRole()
+        await self.check("platform=windows&build=1.10.0")
+        await self.check("platform=windows&build=1.9.0")
+        await self.check("platform=windows&build=0.0.1")
+        await self.check("platform=windows&build=bad")
+        text = generate_latest(self.shard.metrics).decode()
+        self.assertIn('mmoshard_version_checks_total{outcome="ok",platform="windows"} 1.0', text)
+        self.assertIn('mmoshard_version_checks_total{outcome="update_required",platform="windows"} 1.0', text)
+        self.assertIn('mmoshard_version_checks_total{outcome="request.invalid",platform="unknown"} 1.0', text)
+        self.assertIn('mmoshard_version_client_builds_total{build="1.9.0",channel="live",platform="windows"} 1.0', text)
+        self.assertIn('mmoshard_version_client_builds_total{build="other",channel="live",platform="windows"} 1.0', text)
+        self.assertIn("mmoshard_version_release_revision 1.0", text)
+
+
+class ManifestTests(VersionRoleFixture, TestCase):
+    @coro
+    async def test_signed_and_cacheable(self):
+        await self.startRole(manifest_max_age=600)
+        response, envelope = await self.get("/v1/manifests/windows/1.9.9")
+        self.assertEqual(response.code, 200)
+        etag = response.headers.getRawHeaders("etag")[0]
+        self.assertTrue(etag.startswith('"') and etag.endswith('"'))
+        self.assertEqual(response.headers.getRawHeaders("cache-control"), ["public, max-age=600"])
+        public = loadPublicKey(publicKeyPEM(self.key))
+        manifest = verifyManifest(public, envelope, "windows", "1.9.9")
+        self.assertEqual(manifest["size"], 1000)
+        self.assertEqual([f["path"] for f in manifest["files"]], ["data/0.pak", "data/1.pak"])
+        # Served again from memory: the same bytes and ETag.
+        again, body = await self.get("/v1/manifests/windows/1.9.9")
+        self.assertEqual((body, again.headers.getRawHeaders("etag")[0]), (envelope, etag))
+
+    @coro
+    async def test_etag_304(self):
+        await self.startRole()
+        response, _ = await self.get("/v1/manifests/windows/1.10.0")
+        etag = response.headers.getRawHeaders("etag")[0]
+        for header in [etag, f'"x", {etag}', "W/" + etag, "*"]:
+            response, body = await self.get("/v1/manifests/windows/1.10.0", headers={"If-None-Match": header})
+            self.assertEqual((response.code, body), (304, b""), header)
+            self.assertEqual(response.headers.getRawHeaders("etag"), [etag])
+        response, body = await self.get("/v1/manifests/windows/1.10.0", headers={"If-None-Match": '"other"'})
+        self.assertEqual(response.code, 200)
+        other, _ = await self.get("/v1/manifests/windows/1.9.9")
+        self.assertNotEqual(other.headers.getRawHeaders("etag"), [etag])
+
+    @coro
+    async def test_not_found(self):
+        await self.startRole()
+        for path in ["windows/9.9.9", "windows/bad", "amiga/1.0", "windows", "windows/1.10.0/x"]:
+            response, body = await self.get("/v1/manifests/" + path)
+            self.assertEqual(response.code, 404, path)
+            self.assertEqual(json.loads(body)["error"]["code"], "version.no_release")
+
+
+class ReloadTests(VersionRoleFixture, TestCase):
+    async def publish(self, **kw):
+        loaded = loadReleaseDir(writeReleaseDir(self.mktemp(), **kw))
+        return await ReleaseStore(self.volatile).publish(loaded, self.key, reactor.seconds())
+
+    async def waitRevision(self, revision):
+        for _ in range(100):
+            if self.service.catalog is not None and self.service.catalog.revision == revision:
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail(f"revision {revision} not in force")
+
+    @coro
+    async def test_publish_seen_without_restart(self):
+        await self.startRole()
+        _, body, _ = await self.check("platform=windows&build=1.10.0")
+        self.assertEqual((body["status"], body["revision"]), ("ok", 1))
+        release = await self.publish(live='latest = "1.10.0"\nminimum = "1.10.0"')
+        await self.waitRevision(release.revision)
+        _, body, _ = await self.check("platform=windows&build=1.9.9")
+        self.assertEqual((body["status"], body["minimum"], body["revision"]), ("update_required", "1.10.0", 2))
+
+    @coro
+    async def test_rollback(self):
+        await self.startRole()
+        await self.publish(live='latest = "1.10.0"\nminimum = "1.10.0"')
+        await self.waitRevision(2)
+        store = ReleaseStore(self.volatile)
+        release = await store.rollback()
+        self.assertEqual(release.revision, 1)
+        await self.waitRevision(1)
+        _, body, _ = await self.check("platform=windows&build=1.9.9")
+        self.assertEqual(body["status"], "update_available")
+        history = await store.history()
+        self.assertEqual([(h.revision, h.current) for h in history], [(2, False), (1, True)])
+        rules = json.loads(await self.volatile.get(RULES_KEY))
+        self.assertEqual((rules["revision"], rules["minimum"]["windows/live"]), (1, "1.9.0"))
+
+    @coro
+    async def test_old_revisions_pruned(self):
+        await self.startRole()
+        store = ReleaseStore(self.volatile, keep=2)
+        loaded = loadReleaseDir(writeReleaseDir(self.mktemp(), builds={"1.9.0": [1], "1.10.0": [2]},
+                                                patches=[]))
+        for _ in range(3):
+            await store.publish(loaded, self.key, reactor.seconds())
+        self.assertEqual([h.revision for h in await store.history()], [4, 3])
+        keys = await self.volatile.keys("release:manifest:*")
+        self.assertEqual(len(keys), 3)  # windows 1.9.0, 1.10.0, linux 1.10.0
+
+    @coro
+    async def test_nothing_published(self):
+        await self.startRole(publish_at_start=False)
+        self.assertIsNone(self.service.catalog)
+        code, body, _ = await self.check("platform=windows&build=1.0")
+        self.assertEqual((code, body["error"]["code"]), (404, "version.no_release"))
+        response, _ = await self.get("/v1/manifests/windows/1.10.0")
+        self.assertEqual(response.code, 404)
+
+
+class StoreGateTests(TestCase):
+    def claims(self, flags=()):
+        return Claims(account_id=1, sid="s", exp=2e9, iat=0, flags=frozenset(flags))
+
+    @coro
+    async def test_follows_published_rules(self):
+        clock = Clock()
+        clock.advance(1000)
+        store = MemoryStore(clock, prefix="g:")
+        gate = StoreGate(store, clock, refresh=5.0)
+        await gate.start()
+        self.assertIsNone(await gate.check(self.claims(), "0.1", "windows"))
+        loaded = loadReleaseDir(writeReleaseDir(self.mktemp(), maintenance=maintenanceTOML(1100, 1200, "Soon back")))
+        key = loadSigningKey(env={}, devPath=os.path.join(self.mktemp(), "k.pem"))
+        await ReleaseStore(store).publish(loaded, key, clock.seconds())
+        clock.advance(0)  # the change announcement is delivered
+        refusal = await gate.check(self.claims(), "1.8.0", "windows")
+        self.assertEqual(refusal.code, "version.update_required")
+        self.assertIsNone(await gate.check(self.claims(), "1.9.0", "windows"))
+        clock.advance(150)
+        refusal = await gate.check(self.claims(), "1.9.0", "windows")
+        self.assertEqual((refusal.code, refusal.message, refusal.retry_after), ("server.maintenance", "Soon back", 50))
+        self.assertIsNone(await gate.check(self.claims({"operator"}), "1.9.0", "windows"))
+        await gate.stop()
+        store.close()
+
+    @coro
+    async def test_periodic_refresh_and_store_failure(self):
+        clock = Clock()
+        store = MemoryStore(clock, prefix="g:")
+        gate = StoreGate(store, clock, refresh=5.0)
+        await gate.start()
+        # Rules written without an announcement are picked up by the refresh.
+        from mmoshard.gate import GateRules, parseBuild
+
+        await store.set(RULES_KEY, GateRules(3, {"ios/live": parseBuild("2.0")}).encode())
+        clock.advance(5)
+        self.assertEqual((await gate.check(self.claims(), "1.0", "ios")).code, "version.update_required")
+        # A store failure keeps the rules in force.
+        gate.volatile = _Broken()
+        clock.advance(5)
+        self.assertEqual(gate.rules.revision, 3)
+        self.flushLoggedErrors()
+        await gate.stop()
+        store.close()
+
+
+class _Broken:
+    def get(self, key):
+        from twisted.internet.defer import fail
+
+        from mmoshard.store.errors import VolatileUnavailable
+
+        return fail(VolatileUnavailable("down"))
