@@ -9,7 +9,9 @@ from mmoshard.wire.session import Connection
 
 SUBPROTOCOL = "mmoshard.v1"
 CLOSE_NORMAL = 1000
-CLOSE_POLICY = 1008
+# Autobahn lets an application send 1000 or 3000-4999; 4000 says "see the
+# typed error sent just before".
+CLOSE_ERROR = 4000
 
 
 class SessionWebSocketProtocol(WebSocketServerProtocol):
@@ -66,7 +68,7 @@ class SessionWebSocketProtocol(WebSocketServerProtocol):
 
     def closeLink(self, error=None):
         if self.ready:
-            self.sendClose(CLOSE_POLICY if error is not None else CLOSE_NORMAL)
+            self.sendClose(CLOSE_ERROR if error is not None else CLOSE_NORMAL)
         else:
             self.transport.loseConnection()
 
