@@ -9,6 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 
 from mmoshard.store.errors import SQLUnavailable, StoreError
+from mmoshard.version import cli as releaseCLI
 
 
 class CommandError(Exception):
@@ -126,6 +127,11 @@ async def runMigrate(reactor, args, out=None):
 COMMANDS = {
     "migrate": Command(
         help="apply pending SQL schema migrations", arguments=_migrateArguments, run=runMigrate
+    ),
+    "release": Command(
+        help="publish, roll back or show the version role's releases (docs/version.md)",
+        arguments=releaseCLI.arguments,
+        run=releaseCLI.run,
     ),
 }
 
