@@ -1,0 +1,128 @@
+"""Operator actions on accounts — ban, unban, restore a character — for the admin site and the CLI."""
+
+from twisted.logger import Logger
+
+from mmoshard.auth import store
+from mmoshard.auth.errors import error
+from mmoshard.auth.routes import Route
+from mmoshard.auth.schema import Prop
+from mmoshard.auth.revocation import endAccount
+
+# A ban without an end: 9999-12-31T23:59:59Z.
+FOREVER = 253402300799.0
+
+log = Logger()
+
+
+async def banAccount(sql, volatile, now, account, reason, until, accessTtl,
+                     ip=None, actor="operator"):
+    """
+    Ban C{account} (id or username) until C{until} (None: for ever) and end
+    its live sessions everywhere: its logins are revoked in SQL and every
+    access token issued so far is revoked in the volatile store.
+
+    @return: (account id, number of logins ended), or None for no such account.
+    """
+    until = FOREVER if until is None else float(until)
+    result = await sql.runInteraction(store._txn_ban, account, until, reason, now, ip, actor)
+    if result is None:
+        return None
+    accountId, sids = result
+    # Every access token issued so far dies with the account mark; the
+    # logins (refresh tokens) were revoked in SQL with the ban.
+    await endAccount(volatile, accountId, accessTtl, "ban", now)
+    log.warn("account {account_id} banned until {until:.0f} by {actor} from {ip}: "
+             "{reason}; {count} login(s) ended", account_id=accountId, until=until,
+             actor=actor, ip=ip, reason=reason, count=len(sids))
+    return accountId, len(sids)
+
+
+async def unbanAccount(sql, now, account, ip=None, actor="operator"):
+    """@return: the account id, or None for no such account."""
+    accountId = await sql.runInteraction(store._txn_unban, account, now, ip, actor)
+    if accountId is not None:
+        log.info("account {account_id} unbanned by {actor} from {ip}",
+                 account_id=accountId, actor=actor, ip=ip)
+    return accountId
+
+
+def adminRoutes():
+    """@return: the admin site's account routes (loopback only, no token)."""
+    return (
+        Route("POST", "/accounts/{id}/ban", "ban", "Ban an account; end its sessions",
+              auth=False,
+              body={"reason": Prop("string", minLength=1, maxLength=200),
+                    "until": Prop("number", required=False, nullable=True, minimum=0,
+                                  description="epoch seconds; absent: for ever"),
+                    "duration": Prop("number", required=False, nullable=True,
+                                     minimum=1, description="seconds from now")},
+              errors=("account.not_found",)),
+        Route("POST", "/accounts/{id}/unban", "unban", "Lift a ban", auth=False,
+              body={}, errors=("account.not_found",)),
+        Route("GET", "/accounts/{id}/events", "events", "An account's audit trail",
+              auth=False, errors=("account.not_found",)),
+        Route("POST", "/characters/{id}/restore", "restoreCharacter",
+              "Undo a character's deletion", auth=False, body={},
+              errors=("character.not_found", "character.name_taken")),
+    )
+
+
+class AdminAPI:
+    """Handlers of L{adminRoutes}, sharing the auth service's stores."""
+
+    def __init__(self, service):
+        self.service = service
+        self.routes = adminRoutes()
+
+    async def authenticate(self, request):  # pragma: no cover - no route needs it
+        return None
+
+    async def ban(self, call):
+        svc, body = self.service, call.body
+        now = svc.clock.seconds()
+        if body["until"] is not None and body["duration"] is not None:
+            raise error("request.invalid", "give until or duration, not both",
+                        fields={"until": "conflicts with duration"})
+        until = body["until"]
+        if body["duration"] is not None:
+            until = now + body["duration"]
+        result = await banAccount(svc.sql, svc.volatile, now, call.params["id"],
+                                  body["reason"], until, svc.config.access_ttl,
+                                  ip=call.ip, actor="admin-site")
+        if result is None:
+            raise error("account.not_found")
+        accountId, ended = result
+        return 200, {"account_id": accountId, "banned_until": until or FOREVER,
+                     "ended_sessions": ended}
+
+    async def unban(self, call):
+        svc = self.service
+        accountId = await unbanAccount(svc.sql, svc.clock.seconds(), call.params["id"],
+                                       ip=call.ip, actor="admin-site")
+        if accountId is None:
+            raise error("account.not_found")
+        return 200, {"account_id": accountId}
+
+    async def events(self, call):
+        svc = self.service
+        account = await svc.sql.runInteraction(store._txn_accountById, call.params["id"])
+        if account is None:
+            raise error("account.not_found")
+        rows = await svc.sql.runInteraction(store._txn_events, account.id)
+        return 200, {
+            "account_id": account.id, "username": account.username,
+            "banned_until": account.banned_until, "ban_reason": account.ban_reason,
+            "events": [{"at": at, "kind": kind, "ip": ip, "detail": detail}
+                       for at, kind, ip, detail in rows],
+        }
+
+    async def restoreCharacter(self, call):
+        outcome = await self.service.sql.runInteraction(
+            store._txn_restoreCharacter, call.params["id"]
+        )
+        if outcome == "missing":
+            raise error("character.not_found", "no such deleted character")
+        if outcome == "taken":
+            raise error("character.name_taken",
+                        "its name was freed and taken since; rename it first")
+        return 200, {"restored": call.params["id"]}

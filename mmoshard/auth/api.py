@@ -1,0 +1,365 @@
+"""The auth REST API under /v1: accounts, sessions (logins), characters; its route table."""
+
+import secrets
+
+from twisted.logger import Logger
+
+from mmoshard import __version__
+from mmoshard.auth import store
+from mmoshard.auth.errors import error, retryAfter
+from mmoshard.auth.passwords import HasherBusy
+from mmoshard.auth.routes import Route, openapiDocument
+from mmoshard.auth.schema import Prop
+from mmoshard.store.errors import IntegrityError
+from mmoshard.web.json import HTTPError
+from mmoshard.auth.revocation import endLogins
+from mmoshard.tokens import InvalidToken, issueAccessToken, newLoginId
+
+# Refused whatever the length policy: the top of every breached-password list.
+COMMON_PASSWORDS = frozenset("""
+password password1 password12 password123 passw0rd 1234567890 123456789 12345678
+qwertyuiop qwerty123 1q2w3e4r5t iloveyou123 letmein123 welcome123 admin12345
+abc1234567 football123 monkey1234 dragon1234 sunshine12 princess12 trustno1234
+""".split())
+
+DIRECTORY_ROLES = ("chat", "world", "matchmaking", "version")
+
+
+def authRoutes(cfg):
+    """@return: the public route table for the [auth] config C{cfg}."""
+    username = Prop("string", minLength=cfg.username_min, maxLength=cfg.username_max,
+                    pattern=r"[A-Za-z0-9_]+",
+                    description="letters, digits and _; unique ignoring case")
+    password = Prop("string", minLength=cfg.password_min, maxLength=cfg.password_max)
+    anyPassword = Prop("string", minLength=1, maxLength=cfg.password_max)
+    refresh = {"refresh_token": Prop("string", minLength=1, maxLength=128)}
+    return (
+        Route("POST", "/v1/accounts", "register", "Create an account", auth=False,
+              body={"username": username, "password": password,
+                    "email": Prop("string", required=False, nullable=True, maxLength=254,
+                                  pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+")},
+              status=201, errors=("account.username_taken", "auth.rate_limited")),
+        Route("GET", "/v1/accounts/me", "me", "The logged-in account"),
+        Route("POST", "/v1/accounts/me/password", "changePassword",
+              "Change the password; ends every other login",
+              body={"current_password": anyPassword, "new_password": password},
+              errors=("auth.wrong_password", "auth.locked", "auth.busy")),
+        Route("POST", "/v1/sessions", "login",
+              "Log in: access and refresh tokens and the directory", auth=False,
+              body={"username": Prop("string", minLength=1, maxLength=64),
+                    "password": anyPassword},
+              errors=("auth.invalid_credentials", "account.banned", "auth.locked",
+                      "auth.rate_limited", "auth.busy")),
+        Route("POST", "/v1/sessions/refresh", "refresh",
+              "Trade a refresh token for new tokens (it rotates)", auth=False,
+              body=refresh,
+              errors=("auth.invalid_refresh_token", "auth.refresh_token_reused",
+                      "account.banned")),
+        Route("DELETE", "/v1/sessions", "logout", "Log out: revoke this login"),
+        Route("GET", "/v1/classes", "classes", "Character classes and the start zone",
+              auth=False),
+        Route("GET", "/v1/characters", "characters", "This account's characters"),
+        Route("POST", "/v1/characters", "createCharacter", "Create a character",
+              body={"name": Prop("string", minLength=cfg.character_name_min,
+                                 maxLength=cfg.character_name_max, pattern=r"[A-Za-z]+",
+                                 description="letters only; unique ignoring case"),
+                    "class": Prop("string", minLength=1, maxLength=32,
+                                  description="a class id from GET /v1/classes")},
+              status=201, errors=("character.name_taken", "character.limit_reached")),
+        Route("DELETE", "/v1/characters/{id}", "deleteCharacter",
+              "Delete a character (soft: an operator can restore it)",
+              errors=("character.not_found",)),
+    )
+
+
+def passwordProblem(password, username, cfg):
+    """@return: why C{password} is refused (beyond its length), or None."""
+    lowered = password.lower()
+    if username and username.lower() in lowered:
+        return "must not contain the username"
+    if lowered in COMMON_PASSWORDS:
+        return "is too common"
+    if len(set(password)) < 4:
+        return "needs at least 4 different characters"
+    return None
+
+
+class AuthAPI:
+    """
+    The handlers of L{authRoutes}; C{service} is the L{AuthService} holding
+    the stores, hasher, limits, clock and metrics.
+    """
+
+    log = Logger()
+
+    def __init__(self, service):
+        self.service = service
+        self.cfg = service.config
+        self.routes = authRoutes(self.cfg)
+
+    def openapi(self):
+        return openapiDocument(
+            self.routes, "mmoshard auth", __version__,
+            extra=[("GET", "/openapi.json", "This document")],
+        )
+
+    def now(self):
+        return self.service.clock.seconds()
+
+    async def authenticate(self, request):
+        header = request.getHeader("authorization") or ""
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise error("auth.invalid_token", "an Authorization: Bearer token is required",
+                        headers={"WWW-Authenticate": "Bearer"})
+        try:
+            return await self.service.verifier.verify(token.strip())
+        except InvalidToken as e:
+            raise error("auth.invalid_token", f"access token {e.reason}",
+                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+    # --- accounts -------------------------------------------------------------
+
+    async def register(self, call):
+        svc, body = self.service, call.body
+        username = body["username"]
+        problem = passwordProblem(body["password"], username, self.cfg)
+        if problem:
+            raise error("request.invalid", "the password is refused",
+                        fields={"password": problem})
+        await svc.limits.hit("register", call.ip)
+        # Checked before hashing so a taken name costs no hash; the insert
+        # still catches a concurrent registration.
+        if await svc.sql.runInteraction(store._txn_accountByName, username.lower()):
+            raise error("account.username_taken")
+        encoded = await self._hash(body["password"])
+        try:
+            accountId = await svc.sql.runInteraction(
+                store._txn_register, username, body["email"], encoded, self.now(), call.ip
+            )
+        except IntegrityError:
+            raise error("account.username_taken")
+        self.log.info("account {account_id} ({username}) registered from {ip}",
+                      account_id=accountId, username=username, ip=call.ip)
+        return 201, {"account_id": accountId, "username": username}
+
+    async def me(self, call):
+        account = await self.service.sql.runInteraction(
+            store._txn_accountById, call.claims.account_id
+        )
+        if account is None:
+            raise error("account.not_found")
+        return 200, {
+            "account_id": account.id, "username": account.username,
+            "email": account.email, "created_at": account.created_at,
+            "session_id": call.claims.sid, "token_expires_at": call.claims.exp,
+        }
+
+    async def changePassword(self, call):
+        svc, claims, body = self.service, call.claims, call.body
+        account = await svc.sql.runInteraction(store._txn_accountById, claims.account_id)
+        if account is None:
+            raise error("account.not_found")
+        userKey = account.username.lower()
+        await self._checkLock(userKey, account.id, call.ip)
+        ok, _ = await self._verify(account.password_hash, body["current_password"])
+        if not ok:
+            await svc.limits.failed(userKey)
+            raise error("auth.wrong_password")
+        problem = passwordProblem(body["new_password"], account.username, self.cfg)
+        if problem:
+            raise error("request.invalid", "the new password is refused",
+                        fields={"new_password": problem})
+        encoded = await self._hash(body["new_password"])
+        revoked = await svc.sql.runInteraction(
+            store._txn_changePassword, account.id, encoded, claims.sid, self.now(), call.ip
+        )
+        await endLogins(svc.volatile, account.id, revoked, self.cfg.access_ttl,
+                        "password_change", self.now())
+        self.log.info("account {account_id} changed its password from {ip}; "
+                      "{count} other login(s) ended",
+                      account_id=account.id, ip=call.ip, count=len(revoked))
+        return 200, {"ended_sessions": len(revoked)}
+
+    # --- sessions -------------------------------------------------------------
+
+    async def _hash(self, password):
+        try:
+            return await self.service.hasher.hash(password)
+        except HasherBusy:
+            raise error("auth.busy", headers=retryAfter(1))
+
+    async def _verify(self, encoded, password):
+        try:
+            return await self.service.hasher.verify(encoded, password)
+        except HasherBusy:
+            raise error("auth.busy", headers=retryAfter(1))
+
+    async def _checkLock(self, userKey, accountId, ip):
+        locked = await self.service.limits.lockedFor(userKey)
+        if locked > 0:
+            self.service.loginOutcome("locked")
+            await self.service.sql.runInteraction(
+                store._txn_event, accountId, "login_locked", ip, self.now()
+            )
+            raise error("auth.locked", headers=retryAfter(locked))
+
+    async def login(self, call):
+        svc, body = self.service, call.body
+        try:
+            await svc.limits.hit("login", call.ip)
+        except HTTPError:
+            svc.loginOutcome("rate_limited")
+            raise
+        userKey = body["username"].lower()
+        account = await svc.sql.runInteraction(store._txn_accountByName, userKey)
+        accountId = account.id if account else None
+        await self._checkLock(userKey, accountId, call.ip)
+        # Exactly one verification whether or not the account exists, so
+        # unknown usernames take as long as wrong passwords.
+        encoded = account.password_hash if account else svc.hasher.dummyHash
+        ok, stale = await self._verify(encoded, body["password"])
+        now = self.now()
+        if not ok or account is None:
+            lockout = await svc.limits.failed(userKey)
+            svc.loginOutcome("failed")
+            await svc.sql.runInteraction(
+                store._txn_event, accountId, "login_failed", call.ip, now,
+                None if account else f"unknown username {body['username']!r}",
+            )
+            self.log.info("failed login for {username} (account {account_id}) from {ip}",
+                          username=body["username"], account_id=accountId, ip=call.ip)
+            if lockout:
+                self.log.warn("username {username} locked out for {seconds}s after "
+                              "failed logins from {ip}", username=body["username"],
+                              seconds=lockout, ip=call.ip, account_id=accountId)
+            raise error("auth.invalid_credentials")
+        await svc.limits.succeeded(userKey)
+        if account.bannedAt(now):
+            svc.loginOutcome("banned")
+            await svc.sql.runInteraction(store._txn_event, account.id, "login_banned",
+                                         call.ip, now)
+            raise self._banned(account.ban_reason, account.banned_until)
+        newHash = await self._hash(body["password"]) if stale else None
+        sid, tokenId, secret = newLoginId(), newLoginId(), secrets.token_urlsafe(32)
+        userAgent = (call.request.getHeader("user-agent") or "")[:255]
+        await svc.sql.runInteraction(
+            store._txn_loginOk, account.id, sid, tokenId, secret, now,
+            now + self.cfg.refresh_ttl, call.ip, userAgent, newHash,
+        )
+        svc.loginOutcome("ok")
+        self.log.info("account {account_id} logged in from {ip} (login {sid}{rehashed})",
+                      account_id=account.id, ip=call.ip, sid=sid,
+                      rehashed=", password rehashed" if newHash else "")
+        flags = ("operator",) if account.is_operator else ()
+        result = self._tokens(account.id, account.username, sid, f"{tokenId}.{secret}",
+                              now, flags)
+        result["directory"] = await svc.directoryForClients()
+        return 200, result
+
+    def _banned(self, reason, until):
+        return error("account.banned", f"the account is banned: {reason}",
+                     fields={"reason": reason or "", "until": f"{until:.0f}"})
+
+    def _tokens(self, accountId, username, sid, refreshToken, now, flags=()):
+        cfg = self.cfg
+        access = issueAccessToken(self.service.tokenKey, accountId, sid, cfg.access_ttl,
+                                  now, flags=flags, username=username)
+        return {
+            "account_id": accountId, "username": username, "session_id": sid,
+            "access_token": access, "token_type": "Bearer", "expires_in": cfg.access_ttl,
+            "refresh_token": refreshToken, "refresh_expires_in": cfg.refresh_ttl,
+            "server_time": now,
+        }
+
+    async def refresh(self, call):
+        svc = self.service
+        tokenId, _, secret = call.body["refresh_token"].partition(".")
+        if not (tokenId and secret and len(tokenId) <= 32):
+            svc.refreshOutcome("invalid")
+            raise error("auth.invalid_refresh_token")
+        newId, newSecret, now = newLoginId(), secrets.token_urlsafe(32), self.now()
+        result = await svc.sql.runInteraction(
+            store._txn_refresh, tokenId, secret, newId, newSecret, now,
+            self.cfg.refresh_ttl, call.ip,
+        )
+        svc.refreshOutcome(result.outcome)
+        if result.outcome == "reused":
+            await endLogins(svc.volatile, result.accountId, [result.loginId],
+                            self.cfg.access_ttl, "refresh_reuse", now)
+            self.log.warn("refresh token of login {sid} (account {account_id}) reused "
+                          "from {ip}: login revoked", sid=result.loginId,
+                          account_id=result.accountId, ip=call.ip)
+            raise error("auth.refresh_token_reused")
+        if result.outcome == "banned":
+            account = await svc.sql.runInteraction(store._txn_accountById, result.accountId)
+            raise self._banned(account.ban_reason, account.banned_until)
+        if result.outcome != "ok":
+            raise error("auth.invalid_refresh_token")
+        account = await svc.sql.runInteraction(store._txn_accountById, result.accountId)
+        flags = ("operator",) if account.is_operator else ()
+        return 200, self._tokens(result.accountId, result.username, result.loginId,
+                                 f"{newId}.{newSecret}", now, flags)
+
+    async def logout(self, call):
+        svc, claims = self.service, call.claims
+        await svc.sql.runInteraction(store._txn_logout, claims.account_id, claims.sid,
+                                     self.now(), call.ip)
+        await endLogins(svc.volatile, claims.account_id, [claims.sid],
+                        self.cfg.access_ttl, "logout", self.now())
+        self.log.info("account {account_id} logged out login {sid} from {ip}",
+                      account_id=claims.account_id, sid=claims.sid, ip=call.ip)
+        return 200, {"ended": claims.sid}
+
+    # --- characters -----------------------------------------------------------
+
+    async def classes(self, call):
+        data = self.service.gameData
+        return 200, {
+            "classes": [c.toJSON() for c in data.classes.values()],
+            "start_zone": data.startZone,
+        }
+
+    async def characters(self, call):
+        rows = await self.service.sql.runInteraction(store._txn_characters,
+                                                     call.claims.account_id)
+        return 200, {"characters": rows, "limit": self.cfg.max_characters}
+
+    async def createCharacter(self, call):
+        svc, body = self.service, call.body
+        data = svc.gameData
+        cls = body["class"]
+        if cls not in data.classes:
+            raise error("request.invalid", "no such class",
+                        fields={"class": "must be one of " + ", ".join(data.classes)})
+        now = self.now()
+        try:
+            outcome, character = await svc.sql.runInteraction(
+                store._txn_createCharacter, call.claims.account_id, body["name"], cls,
+                data.startZone, data.spawn, now, self.cfg.max_characters,
+                now - self.cfg.name_release_after,
+            )
+        except IntegrityError:
+            outcome = "taken"
+        if outcome == "limit":
+            raise error("character.limit_reached",
+                        f"at most {self.cfg.max_characters} characters per account")
+        if outcome == "taken":
+            raise error("character.name_taken", fields={"name": "is taken"})
+        self.log.info("account {account_id} created character {character_id} "
+                      "({name}, {cls}) from {ip}", account_id=call.claims.account_id,
+                      character_id=character["id"], name=character["name"], cls=cls,
+                      ip=call.ip)
+        return 201, character
+
+    async def deleteCharacter(self, call):
+        characterId, now = call.params["id"], self.now()
+        if not await self.service.sql.runInteraction(
+            store._txn_deleteCharacter, call.claims.account_id, characterId, now
+        ):
+            raise error("character.not_found")
+        self.log.info("account {account_id} deleted character {character_id} from {ip}",
+                      account_id=call.claims.account_id, character_id=characterId,
+                      ip=call.ip)
+        return 200, {"deleted": characterId,
+                     "name_free_at": now + self.cfg.name_release_after}

@@ -1,0 +1,202 @@
+"""A route table for JSON REST: path templates, auth, body schemas, and the OpenAPI it implies."""
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.web.server import NOT_DONE_YET
+
+from mmoshard.auth.errors import ERRORS, error, retryAfter
+from mmoshard.auth.schema import objectSchema, validate
+from mmoshard.store.errors import SQLUnavailable, VolatileUnavailable
+from mmoshard.web.json import HTTPError, JSONResource, readJSON, writeJSON
+
+
+@attrs.frozen
+class Route:
+    """
+    One endpoint: C{handler} names an async method of the API object taking
+    a L{Call} and returning C{(status, body)} or C{(status, body, headers)}.
+    """
+
+    method: str
+    path: str  # "/v1/characters/{id}": {name} segments are integer ids
+    handler: str
+    summary: str
+    auth: bool = True
+    body: dict | None = None  # name -> mmoshard.auth.schema.Prop
+    status: int = 200
+    errors: tuple = ()  # codes this endpoint answers besides the common ones
+
+    @property
+    def segments(self):
+        return tuple(self.path.strip("/").split("/"))
+
+    def match(self, segments):
+        """@return: the path parameters when C{segments} match, else None."""
+        mine = self.segments
+        if len(mine) != len(segments):
+            return None
+        params = {}
+        for want, got in zip(mine, segments):
+            if want.startswith("{"):
+                if not got.isdigit() or len(got) > 18:
+                    return None
+                params[want[1:-1]] = int(got)
+            elif want != got:
+                return None
+        return params
+
+    def commonErrors(self):
+        codes = []
+        if self.body is not None:
+            codes += ["request.malformed_json", "request.too_large", "request.invalid"]
+        if self.auth:
+            codes.append("auth.invalid_token")
+        return codes + ["service.unavailable", "internal"]
+
+
+@attrs.define
+class Call:
+    """One request as a handler sees it."""
+
+    request: object
+    params: dict
+    ip: str
+    body: dict | None = None
+    claims: object = None  # mmoshard.tokens.Claims when the route needs auth
+
+
+def clientIP(request, trustForwarded):
+    """The client's address; the last X-Forwarded-For hop when behind our proxy."""
+    if trustForwarded:
+        forwarded = request.getHeader("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[-1].strip()[:45]
+    return getattr(request.getClientAddress(), "host", "unknown")
+
+
+class Router(JSONResource):
+    """
+    Serves every route of C{routes} below wherever it is mounted (it
+    matches the request's whole path), dispatching to C{api}'s handlers.
+    """
+
+    def __init__(self, api, routes, maxBody, trustForwarded=False):
+        super().__init__()
+        self.api = api
+        self.routes = tuple(routes)
+        self.maxBody = maxBody
+        self.trustForwarded = trustForwarded
+
+    def render(self, request):
+        segments = [s.decode("utf-8", "replace") for s in request.prepath + request.postpath]
+        while len(segments) > 1 and segments[-1] == "":
+            segments.pop()
+        matched = [(r, p) for r in self.routes if (p := r.match(segments)) is not None]
+        method = request.method.decode("ascii", "replace")
+        chosen = [(r, p) for r, p in matched if r.method == method]
+        if not chosen and method == "HEAD":
+            chosen = [(r, p) for r, p in matched if r.method == "GET"]
+        if not chosen:
+            if matched:
+                request.setHeader(b"allow", ", ".join(sorted({r.method for r, _ in matched})))
+                e = error("request.method_not_allowed")
+            else:
+                e = error("request.not_found")
+            writeJSON(request, e.status, e.body())
+            return NOT_DONE_YET
+        route, params = chosen[0]
+        request.notifyFinish().addErrback(lambda f: setattr(request, "_disconnected", True))
+        d = Deferred.fromCoroutine(self._dispatch(request, route, params))
+        d.addCallbacks(
+            lambda result: self._answer(request, result),
+            lambda failure: self._fail(request, failure),
+        )
+        return NOT_DONE_YET
+
+    async def _dispatch(self, request, route, params):
+        call = Call(request, params, clientIP(request, self.trustForwarded))
+        try:
+            if route.auth:
+                call.claims = await self.api.authenticate(request)
+            if route.body is not None:
+                try:
+                    data = readJSON(request, self.maxBody)
+                except HTTPError as e:
+                    if e.code == "request.too_large":
+                        raise error("request.too_large", e.message)
+                    raise
+                call.body = validate(data, route.body)
+            return await getattr(self.api, route.handler)(call)
+        except (SQLUnavailable, VolatileUnavailable) as e:
+            self.log.warn(
+                "{method} {path} from {ip}: store unavailable: {why}",
+                method=route.method, path=route.path, ip=call.ip, why=e,
+            )
+            raise error("service.unavailable", headers=retryAfter(1))
+
+
+def _errorResponse(codes):
+    return {
+        "description": "; ".join(f"`{c}`: {ERRORS[c][1]}" for c in codes),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def openapiDocument(routes, title, version, extra=()):
+    """
+    @return: the OpenAPI 3 document describing C{routes}, with every error
+        code each endpoint may answer, grouped by status.
+    @param extra: (method, path, summary) of plain endpoints to list too.
+    """
+    paths = {}
+    for r in routes:
+        op = {"operationId": r.handler, "summary": r.summary, "responses": {}}
+        names = [s[1:-1] for s in r.segments if s.startswith("{")]
+        if names:
+            op["parameters"] = [
+                {"name": n, "in": "path", "required": True, "schema": {"type": "integer"}}
+                for n in names
+            ]
+        if r.auth:
+            op["security"] = [{"bearer": []}]
+        if r.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": objectSchema(r.body)}},
+            }
+        op["responses"][str(r.status)] = {"description": "success (JSON)"}
+        byStatus = {}
+        for code in r.commonErrors() + list(r.errors):
+            byStatus.setdefault(ERRORS[code][0], []).append(code)
+        for status, codes in sorted(byStatus.items()):
+            op["responses"][str(status)] = _errorResponse(codes)
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    for method, path, summary in extra:
+        paths.setdefault(path, {})[method.lower()] = {
+            "summary": summary, "responses": {"200": {"description": "success (JSON)"}},
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "JWT"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string", "enum": sorted(ERRORS)},
+                            "message": {"type": "string"},
+                            "fields": {"type": "object",
+                                       "additionalProperties": {"type": "string"}},
+                        },
+                    }},
+                }
+            },
+        },
+    }

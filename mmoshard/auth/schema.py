@@ -1,0 +1,105 @@
+"""Request body schemas: strict validation to typed 400s, and their OpenAPI form."""
+
+import re
+
+import attrs
+
+from mmoshard.web.json import HTTPError
+
+_TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
+
+@attrs.frozen
+class Prop:
+    """One property of a JSON request body."""
+
+    type: str  # string, integer, number, boolean
+    required: bool = True
+    minLength: int | None = None
+    maxLength: int | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+    description: str = ""
+
+    def check(self, value):
+        """@return: why C{value} is not acceptable, or None."""
+        if value is None:
+            return None if self.nullable else f"must be a {self.type}, not null"
+        if isinstance(value, bool) and self.type != "boolean":
+            return f"must be a {self.type}"
+        if not isinstance(value, _TYPES[self.type]):
+            return f"must be a {self.type}"
+        if self.type == "string":
+            if self.minLength is not None and len(value) < self.minLength:
+                return f"must be at least {self.minLength} characters"
+            if self.maxLength is not None and len(value) > self.maxLength:
+                return f"must be at most {self.maxLength} characters"
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                return "has characters that are not allowed"
+        else:
+            if self.minimum is not None and value < self.minimum:
+                return f"must be at least {self.minimum:g}"
+            if self.maximum is not None and value > self.maximum:
+                return f"must be at most {self.maximum:g}"
+        return None
+
+    def openapi(self):
+        schema = {"type": self.type}
+        for key in ("minLength", "maxLength", "pattern", "minimum", "maximum"):
+            value = getattr(self, key)
+            if value is not None:
+                schema[key] = value
+        if self.nullable:
+            schema["nullable"] = True
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+def validate(data, props):
+    """
+    Check the parsed body C{data} (a dict) against C{props} (name -> L{Prop}).
+
+    @return: C{data}, with absent optional properties as None.
+    @raise HTTPError: 400 C{request.invalid}, with C{fields} naming every
+        unknown, missing or bad property.
+    """
+    fields = {}
+    for name in data:
+        if name not in props:
+            fields[name] = "unknown field"
+    result = {}
+    for name, prop in props.items():
+        if name not in data:
+            if prop.required:
+                fields[name] = "is required"
+            result[name] = None
+            continue
+        error = prop.check(data[name])
+        if error:
+            fields[name] = error
+        result[name] = data[name]
+    if fields:
+        raise HTTPError(400, "request.invalid", "the request body has invalid fields",
+                        fields=fields)
+    return result
+
+
+def objectSchema(props):
+    """@return: the OpenAPI schema of a body made of C{props}."""
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {name: p.openapi() for name, p in props.items()},
+    }
+    required = [name for name, p in props.items() if p.required]
+    if required:
+        schema["required"] = required
+    return schema

@@ -1,0 +1,212 @@
+"""The auth role's service: wires stores, hasher, limits, metrics and mounts the REST resources."""
+
+from prometheus_client import Counter, Gauge, Histogram
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from mmoshard.auth import store
+from mmoshard.auth.admin import AdminAPI
+from mmoshard.auth.api import DIRECTORY_ROLES, AuthAPI
+from mmoshard.auth.gamedata import loadGameData
+from mmoshard.auth.limits import Limits
+from mmoshard.auth.passwords import PasswordHasher
+from mmoshard.auth.routes import Router
+from mmoshard.interfaces import (
+    IAdminSite,
+    IDirectory,
+    ISQLStore,
+    ITokenVerifier,
+    IVolatileStore,
+    IWebSite,
+)
+from mmoshard.web.json import JSONResource, JSONRoot
+
+LOGIN_OUTCOMES = ("ok", "failed", "locked", "banned", "rate_limited")
+REFRESH_OUTCOMES = ("ok", "invalid", "reused", "banned")
+HASH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+PURGE_EVERY = 3600.0
+PURGE_AFTER = 86400.0
+
+
+class OpenAPIResource(JSONResource):
+    """
+    C{GET /openapi.json}: the merged documents of every role that added
+    one (a callable returning an OpenAPI document) with L{add}.
+    """
+
+    handlers = {b"GET": "get"}
+
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def add(self, source):
+        self.sources.append(source)
+
+    async def get(self, request):
+        merged = None
+        for source in self.sources:
+            doc = source()
+            if merged is None:
+                merged = doc
+                continue
+            merged["paths"].update(doc["paths"])
+            for kind, items in doc.get("components", {}).items():
+                merged.setdefault("components", {}).setdefault(kind, {}).update(items)
+        return 200, merged or {"openapi": "3.0.3", "paths": {}}
+
+
+def _mountOpenAPI(root, source):
+    existing = root.children.get(b"openapi.json")
+    if not isinstance(existing, OpenAPIResource):
+        existing = OpenAPIResource()
+        root.putChild(b"openapi.json", existing)
+    existing.add(source)
+
+
+class AuthService(Service):
+    """
+    The auth role: REST under C{/v1} on the public site, account admin on
+    the admin site, argon2 hashing in its own thread pool.
+
+    @ivar clock: what the role reads the time from and schedules with (the
+        reactor; a C{Clock} in tests).
+    """
+
+    log = Logger()
+
+    def __init__(self, shard, clock=None):
+        self.setName("auth")
+        self.shard = shard
+        self.config = shard.roleConfig("auth")
+        self.clock = clock or shard.reactor
+        self.gameData = loadGameData(self.config.classes_file)
+        registry = shard.metrics
+        self.logins = Counter("mmoshard_auth_logins", "Login attempts by outcome",
+                              ["outcome"], registry=registry)
+        self.refreshes = Counter("mmoshard_auth_refreshes", "Token refreshes by outcome",
+                                 ["outcome"], registry=registry)
+        self.hashTime = Histogram("mmoshard_auth_password_hash_seconds",
+                                  "argon2id time per operation", ["op"],
+                                  buckets=HASH_BUCKETS, registry=registry)
+        self.activeSessions = Gauge("mmoshard_auth_active_sessions",
+                                    "Live logins (unexpired, unrevoked) deployment-wide",
+                                    registry=registry)
+        for outcome in LOGIN_OUTCOMES:
+            self.logins.labels(outcome)
+        for outcome in REFRESH_OUTCOMES:
+            self.refreshes.labels(outcome)
+        self.hasher = PasswordHasher(
+            shard.reactor, self.config,
+            observe=lambda op, seconds: self.hashTime.labels(op).observe(seconds),
+        )
+        self.api = AuthAPI(self)
+        self.adminAPI = AdminAPI(self)
+        self.sql = self.volatile = self.verifier = self.directory = None
+        self.limits = None
+        self.tokenKey = None
+        self._loops = []
+        self._directoryCache = (None, -1.0)
+
+    def loginOutcome(self, outcome):
+        self.logins.labels(outcome).inc()
+
+    def refreshOutcome(self, outcome):
+        self.refreshes.labels(outcome).inc()
+
+    def startService(self):
+        Service.startService(self)
+        return Deferred.fromCoroutine(self._start())
+
+    async def _start(self):
+        from mmoshard.core import tokenKey
+
+        shard = self.shard
+        self.sql = shard.lookup(ISQLStore)
+        self.volatile = shard.lookup(IVolatileStore)
+        self.verifier = shard.lookup(ITokenVerifier)
+        self.directory = shard.query(IDirectory)
+        self.tokenKey = tokenKey(shard)
+        self.limits = Limits(self.volatile, self.config)
+        await self.hasher.start()
+        self.mount()
+        for call, every in ((self.countSessions, self.config.sessions_refresh),
+                            (self.purge, PURGE_EVERY)):
+            loop = LoopingCall(lambda call=call: Deferred.fromCoroutine(call()))
+            loop.clock = self.clock
+            loop.start(every, now=True)
+            self._loops.append(loop)
+        self.log.info("auth role of shard {shard_id} started: argon2id t={t} m={m}KiB "
+                      "p={p} on {threads} hashing thread(s)", shard_id=shard.shardId,
+                      t=self.config.argon2_time_cost, m=self.config.argon2_memory_kib,
+                      p=self.config.argon2_parallelism, threads=self.hasher.threads)
+
+    def mount(self):
+        """Put the REST resources on the public and admin sites of this process."""
+        cfg, shard = self.config, self.shard
+        site = shard.query(IWebSite)
+        if site is not None:
+            router = Router(self.api, self.api.routes, cfg.max_body, cfg.trust_forwarded)
+            root = site.root
+            v1 = root.children.get(b"v1")
+            if v1 is None:
+                v1 = JSONRoot()
+                root.putChild(b"v1", v1)
+            for name in sorted({r.segments[1] for r in self.api.routes}):
+                v1.putChild(name.encode(), router)
+            _mountOpenAPI(root, self.api.openapi)
+        admin = shard.query(IAdminSite)
+        if admin is not None:
+            router = Router(self.adminAPI, self.adminAPI.routes, cfg.max_body)
+            for name in sorted({r.segments[0] for r in self.adminAPI.routes}):
+                admin.putChild(name.encode(), router)
+
+    def stopService(self):
+        Service.stopService(self)
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        self.hasher.stop()
+
+    async def countSessions(self):
+        try:
+            count = await self.sql.runInteraction(store._txn_activeLogins,
+                                                  self.clock.seconds())
+        except Exception as e:
+            self.log.warn("cannot count active sessions: {why}", why=e)
+            return
+        self.activeSessions.set(count)
+
+    async def purge(self):
+        try:
+            gone = await self.sql.runInteraction(store._txn_purgeLogins,
+                                                 self.clock.seconds() - PURGE_AFTER)
+        except Exception as e:
+            self.log.warn("cannot purge old logins: {why}", why=e)
+            return
+        if gone:
+            self.log.info("purged {count} expired or revoked login(s)", count=gone)
+
+    async def directoryForClients(self):
+        """
+        @return: role -> [{shard_id, endpoints...}] least loaded first, for
+            the roles a client talks to; cached for a second or two.
+        """
+        cached, at = self._directoryCache
+        now = self.clock.seconds()
+        if cached is not None and 0 <= now - at < 2.0:
+            return cached
+        result = {role: [] for role in DIRECTORY_ROLES}
+        if self.directory is not None:
+            entries = await self.directory.list()
+            entries.sort(key=lambda e: (e.totalLoad, e.shard_id))
+            for entry in entries:
+                public = {k: v for k, v in entry.endpoints.items() if k != "admin"}
+                for role in DIRECTORY_ROLES:
+                    if role in entry.roles:
+                        result[role].append({"shard_id": entry.shard_id, **public})
+        self._directoryCache = (result, now)
+        return result

@@ -1,0 +1,161 @@
+"""A real auth role on real HTTP sites for tests: SQLite + memory or MariaDB + Redis, a Clock for time."""
+
+import json
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.task import Clock
+from twisted.web.server import Site
+
+from mmoshard.config import parseConfig
+from mmoshard.directory import Directory
+from mmoshard.interfaces import (
+    IAdminSite,
+    IDirectory,
+    ISQLStore,
+    ITokenVerifier,
+    IVolatileStore,
+    IWebSite,
+)
+from mmoshard.plugins.auth import auth as authRole
+from mmoshard.shard import Shard, _RootSite
+from mmoshard.store.sql import SQLStore, migrate
+from mmoshard.store.volatile import MemoryStore, makeVolatileStore
+from mmoshard.testing import requireMySQL, requireRedis
+from mmoshard.tokens import TokenVerifier
+from mmoshard.web.json import JSONRoot
+
+TOKEN_KEY = "test-token-key-0123456789abcdef"
+# Cheap argon2 so a test run hashes in milliseconds; the code path is the same.
+FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1,
+               "hash_threads": 2}
+START = 1_800_000_000.0
+
+
+class Response:
+    """A finished response: status code, parsed JSON body, headers."""
+
+    def __init__(self, code, body, headers):
+        self.code = code
+        self.body = body
+        self.headers = headers
+
+    @property
+    def error(self):
+        return self.body["error"]["code"] if isinstance(self.body, dict) and "error" in self.body else None
+
+    def header(self, name):
+        values = self.headers.getRawHeaders(name)
+        return values[0] if values else None
+
+    def __repr__(self):
+        return f"<Response {self.code} {self.body!r}>"
+
+
+class AuthHarness:
+    """
+    The auth role wired as the shard would wire it, on C{backend} "sqlite"
+    (SQLite + memory store) or "mysql" (MariaDB + Redis), with public and
+    admin sites on free ports and a C{Clock} as the role's time.
+    """
+
+    def __init__(self, testCase, backend, **authOverrides):
+        self.testCase = testCase
+        self.backend = backend
+        self.auth = dict(FAST_ARGON2, **authOverrides)
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.ports = []
+
+    async def start(self):
+        tc = self.testCase
+        if self.backend == "sqlite":
+            sqlURL = "sqlite:///" + tc.mktemp() + ".sqlite3"
+            volatileURL, prefix = "memory://", "mmotest:"
+        else:
+            sqlURL, dropDatabase = requireMySQL()
+            tc.addCleanup(dropDatabase)
+            volatileURL, prefix, cleanKeys = requireRedis()
+            tc.addCleanup(cleanKeys)
+        raw = {"shard": {"id": "auth-test", "roles": ["auth"]},
+               "sql": {"url": sqlURL}, "volatile": {"url": volatileURL, "prefix": prefix},
+               "secrets": {"token_key": TOKEN_KEY}, "auth": self.auth}
+        self.config = parseConfig(raw, [authRole], env={})
+        shard = self.shard = Shard(self.config, reactor, [authRole])
+        shard.sql = SQLStore(reactor, sqlURL)
+        tc.addCleanup(shard.sql.close)
+        await migrate(shard.sql)
+        if self.backend == "sqlite":
+            shard.volatile = MemoryStore(self.clock, prefix=prefix)
+        else:
+            shard.volatile = makeVolatileStore(volatileURL, reactor, prefix, 2.0)
+        tc.addCleanup(shard.volatile.close)
+        shard.provide(ISQLStore, shard.sql)
+        shard.provide(IVolatileStore, shard.volatile)
+        self.verifier = TokenVerifier(TOKEN_KEY, shard.volatile, self.clock)
+        shard.provide(ITokenVerifier, self.verifier)
+        self.directory = Directory(shard.volatile, self.clock, "auth-test", ["auth", "chat"],
+                                   heartbeat=5.0, ttl=3600.0)
+        self.directory.endpoints = {"tcp": "127.0.0.1:7000", "admin": "http://127.0.0.1:1"}
+        await self.directory.beat()
+        shard.provide(IDirectory, self.directory)
+        self.publicRoot, self.adminRoot = JSONRoot(), JSONRoot()
+        shard.provide(IWebSite, _RootSite(self.publicRoot))
+        shard.provide(IAdminSite, _RootSite(self.adminRoot))
+        self.publicURL = await self._listen(self.publicRoot)
+        self.adminURL = await self._listen(self.adminRoot)
+        from mmoshard.auth.service import AuthService
+
+        self.service = AuthService(shard, clock=self.clock)
+        await self.service.startService()
+        tc.addCleanup(self.service.stopService)
+        return self
+
+    async def _listen(self, root):
+        site = Site(root)
+        site.log = lambda request: None
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
+        self.testCase.addCleanup(port.stopListening)
+        return f"http://127.0.0.1:{port.getHost().port}"
+
+    async def request(self, method, path, body=None, token=None, raw=None,
+                      headers=None, admin=False):
+        """Send one request; @return: a L{Response}."""
+        hdrs = {b"content-type": [b"application/json"]}
+        if token is not None:
+            hdrs[b"authorization"] = [b"Bearer " + token.encode()]
+        for k, v in (headers or {}).items():
+            hdrs[k.encode()] = [v.encode()]
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        base = self.adminURL if admin else self.publicURL
+        response = await treq.request(method, base + path, data=data, headers=hdrs,
+                                      persistent=False, timeout=10)
+        content = await response.content()
+        try:
+            parsed = json.loads(content) if content else None
+        except ValueError:
+            parsed = content
+        return Response(response.code, parsed, response.headers)
+
+    # Shortcuts for the common flows.
+
+    async def register(self, username="alice", password="correct horse battery", **extra):
+        return await self.request("POST", "/v1/accounts",
+                                  {"username": username, "password": password, **extra})
+
+    async def login(self, username="alice", password="correct horse battery", **kw):
+        return await self.request("POST", "/v1/sessions",
+                                  {"username": username, "password": password}, **kw)
+
+    async def account(self, username="alice", password="correct horse battery"):
+        """Register and log in; @return: the login response body."""
+        r = await self.register(username, password)
+        assert r.code == 201, r
+        r = await self.login(username, password)
+        assert r.code == 200, r
+        return r.body
+
+    async def events(self, accountId):
+        r = await self.request("GET", f"/accounts/{accountId}/events", admin=True)
+        return [e["kind"] for e in r.body["events"]]
