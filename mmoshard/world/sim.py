@@ -1,0 +1,382 @@
+"""The zone simulation: entities with components, a per-tick system order, movement validation and replication."""
+
+import math
+import struct
+
+from twisted.logger import Logger
+
+from mmoshard.world.interest import InterestGrid
+from mmoshard.world.zones import Terrain
+
+# One moved entity in a world.u update: id, x, z (float32 metres), vx, vz
+# (int16 cm/s) and the client time (uint32 ms) of the input that moved it.
+MOVE = struct.Struct("<IffhhI")
+_packMove = MOVE.pack
+
+# Entity kinds, the second field of an enter record.
+PLAYER = "p"
+NPC = "n"
+
+# System order: lower runs first.  Later issues slot combat and NPC systems
+# between movement and interest.
+ORDER_INPUT = 100
+ORDER_MOVE = 200
+ORDER_PORTALS = 300
+ORDER_COMBAT = 400
+ORDER_NPC = 500
+ORDER_INTEREST = 800
+ORDER_REPLICATE = 900
+
+_isfinite = math.isfinite
+_NUM = (int, float)
+
+
+class Entity:
+    """
+    One thing in a zone.  Hot fields are slots; anything else (combat stats,
+    AI state, a player's account) lives in C{components}, keyed by name.
+    """
+
+    __slots__ = (
+        "id", "kind", "name", "cls", "level", "x", "y", "z", "vx", "vz", "ct",
+        "cell", "visible", "watchers", "session", "enters", "leaves",
+        "budget", "budgetAt", "corr", "components", "aoiDue", "moved",
+    )
+
+    def __init__(self, eid, kind, x, y, z, name="", cls="", level=1):
+        self.id = eid
+        self.kind = kind
+        self.name = name
+        self.cls = cls
+        self.level = level
+        self.x = x
+        self.y = y
+        self.z = z
+        self.vx = 0.0
+        self.vz = 0.0
+        self.ct = 0
+        self.cell = -1
+        self.visible = set()  # ids this observer sees
+        self.watchers = set()  # observer entities that see this one
+        self.session = None  # an ISession for players: makes it an observer
+        self.enters = None  # ids entered this tick (set) or None
+        self.leaves = None  # ids left this tick (list) or None
+        self.budget = 0.0  # metres of movement banked (latency tolerance)
+        self.budgetAt = 0.0
+        self.corr = 0  # correction count; inputs carry it back as "k"
+        self.components = {}
+        self.aoiDue = True
+        self.moved = False
+
+    def fullState(self):
+        """The enter record: everything an observer needs to show the entity."""
+        return [self.id, self.kind, self.name, self.cls, self.level,
+                round(self.x, 2), round(self.y, 2), round(self.z, 2),
+                round(self.vx, 2), round(self.vz, 2)]
+
+
+class TickStats:
+    """Counters of one zone, read by the metrics collector."""
+
+    __slots__ = ("inputs", "corrections", "dropped", "updates", "bytesOut",
+                 "aoiPairs", "ticks")
+
+    def __init__(self):
+        self.inputs = 0
+        self.corrections = 0
+        self.dropped = 0
+        self.updates = 0
+        self.bytesOut = 0
+        self.aoiPairs = 0
+        self.ticks = 0
+
+
+class Zone:
+    """
+    One zone: its entities, the interest grid, the queue of client inputs and
+    the ordered systems each tick runs.  The clock gives C{now}; nothing here
+    touches sockets: observers have an C{ISession} whose C{send} queues bytes.
+    """
+
+    log = Logger()
+
+    def __init__(self, spec, clock):
+        self.spec = spec
+        self.id = spec.id
+        self.clock = clock
+        self.terrain = Terrain(spec)
+        self.grid = InterestGrid(spec.width, spec.depth, spec.aoi_radius, spec.aoi_hysteresis)
+        self.entities = {}
+        self.observers = {}  # id -> Entity with a session
+        self.inputs = {}  # entity -> last move message this tick
+        self.movers = set()  # server-driven entities integrated by velocity
+        self.stats = TickStats()
+        self.tickIndex = 0
+        self.systems = []
+        self.portalHandler = None  # callable(entity, portal) set by the service
+        self.addSystem(ORDER_INPUT, "input", self.applyInputs)
+        self.addSystem(ORDER_MOVE, "move", self.integrate)
+        self.addSystem(ORDER_PORTALS, "portals", self.checkPortals)
+        self.addSystem(ORDER_INTEREST, "interest", self.updateInterest)
+        self.addSystem(ORDER_REPLICATE, "replicate", self.replicate)
+        self._moved = []
+
+    # --- systems ----------------------------------------------------------
+
+    def addSystem(self, order, name, func):
+        """Run C{func(zone, now, dt)}-style callables in C{order} each tick."""
+        self.systems.append((order, name, func))
+        self.systems.sort(key=lambda s: s[0])
+
+    def tick(self, index, dt):
+        """Run one tick: every system in order."""
+        self.tickIndex = index
+        now = self.clock.seconds()
+        for _, _, func in self.systems:
+            func(now, dt)
+        self.stats.ticks += 1
+
+    # --- entities ---------------------------------------------------------
+
+    def spawn(self, entity, session=None):
+        """Add C{entity}; with a C{session} it becomes an observer."""
+        entity.y = self.spec.ground
+        entity.session = session
+        entity.budget = self.spec.max_speed * self.spec.latency_tolerance
+        entity.budgetAt = self.clock.seconds()
+        entity.aoiDue = True
+        self.entities[entity.id] = entity
+        if session is not None:
+            self.observers[entity.id] = entity
+        entity.moved = False
+        self.grid.insert(entity)
+
+    def despawn(self, entity):
+        """Remove C{entity}: observers that saw it get a leave next tick."""
+        if self.entities.pop(entity.id, None) is None:
+            return
+        self.observers.pop(entity.id, None)
+        self.inputs.pop(entity, None)
+        self.movers.discard(entity)
+        self.grid.remove(entity)
+        if entity.moved:
+            self._moved.remove(entity)
+            entity.moved = False
+        eid = entity.id
+        for w in entity.watchers:
+            w.visible.discard(eid)
+            if w.leaves is None:
+                w.leaves = [eid]
+            else:
+                w.leaves.append(eid)
+            if w.enters:
+                w.enters.discard(eid)
+        entities = self.entities
+        for vid in entity.visible:
+            other = entities.get(vid)
+            if other is not None:
+                other.watchers.discard(entity)
+        entity.watchers = set()
+        entity.visible = set()
+        entity.session = None
+
+    def spawnPoint(self, x, y, z):
+        """@return: (x, y, z) itself when valid here, else the first spawn point."""
+        spec = self.spec
+        if spec.inBounds(x, z) and not self.terrain.isBlocked(x, z):
+            return x, spec.ground, z
+        sx, sy, sz = spec.spawns[0]
+        return sx, spec.ground, sz
+
+    # --- input and movement ------------------------------------------------
+
+    def queueMove(self, entity, message):
+        """Keep a client's move for the next tick (the newest one wins)."""
+        self.inputs[entity] = message
+        self.stats.inputs += 1
+
+    def applyInputs(self, now, dt):
+        inputs = self.inputs
+        if not inputs:
+            return
+        self.inputs = {}
+        validate = self.validateMove
+        for entity, message in inputs.items():
+            validate(entity, message, now)
+
+    def validateMove(self, e, msg, now):
+        """
+        Accept a move or answer it with a correction to the last valid
+        position.  @return: True when accepted.
+        """
+        x = msg.get("x")
+        z = msg.get("z")
+        if msg.get("k", 0) != e.corr:
+            # Sent before the client saw our last correction: stale, not a cheat.
+            self.stats.dropped += 1
+            return False
+        if (type(x) not in _NUM or type(z) not in _NUM or not _isfinite(x)
+                or not _isfinite(z)):
+            return self._correct(e, "bad position")
+        spec = self.spec
+        if not (0.0 <= x <= spec.width and 0.0 <= z <= spec.depth):
+            return self._correct(e, "out of bounds")
+        dx = x - e.x
+        dz = z - e.z
+        dist = math.sqrt(dx * dx + dz * dz)
+        cap = spec.max_speed * (spec.latency_tolerance + spec.tickInterval)
+        budget = e.budget + spec.max_speed * (now - e.budgetAt)
+        if budget > cap:
+            budget = cap
+        e.budgetAt = now
+        if dist > budget + 1e-6:
+            e.budget = budget
+            return self._correct(e, "too fast")
+        terrain = self.terrain
+        if terrain.blocked and (terrain.isBlocked(x, z)
+                                or terrain.pathBlocked(e.x, e.z, x, z)):
+            e.budget = budget
+            return self._correct(e, "blocked")
+        e.budget = budget - dist
+        vx = msg.get("vx", 0.0)
+        vz = msg.get("vz", 0.0)
+        if type(vx) not in _NUM or type(vz) not in _NUM or not (_isfinite(vx) and _isfinite(vz)):
+            vx = vz = 0.0
+        v2 = vx * vx + vz * vz
+        vmax = spec.max_speed
+        if v2 > vmax * vmax:
+            f = vmax / math.sqrt(v2)
+            vx *= f
+            vz *= f
+        t = msg.get("t", 0)
+        e.ct = t & 0xFFFFFFFF if type(t) is int else 0
+        if dist or vx != e.vx or vz != e.vz:
+            e.x = x
+            e.z = z
+            e.vx = vx
+            e.vz = vz
+            self._markMoved(e)
+        return True
+
+    def _correct(self, e, why):
+        e.corr += 1
+        e.vx = e.vz = 0.0
+        self.stats.corrections += 1
+        if e.session is not None:
+            e.session.send("world.correct", {
+                "x": e.x, "y": e.y, "z": e.z, "k": e.corr, "why": why,
+            }, replayable=False)
+        return False
+
+    def _markMoved(self, e):
+        if not e.moved:
+            e.moved = True
+            self._moved.append(e)
+        self.grid.move(e)
+
+    def teleport(self, e, x, z):
+        """Put C{e} at (x, z) at once: server-side moves (spawn, portals, GM)."""
+        e.x = x
+        e.z = z
+        e.budget = self.spec.max_speed * self.spec.latency_tolerance
+        e.budgetAt = self.clock.seconds()
+        e.corr += 1
+        e.aoiDue = True
+        self._markMoved(e)
+        if e.session is not None:
+            e.session.send("world.correct", {"x": x, "y": e.y, "z": z, "k": e.corr,
+                                             "why": "teleport"}, replayable=False)
+
+    def integrate(self, now, dt):
+        """Move server-driven entities (NPCs) by their velocity, inside bounds."""
+        if not self.movers:
+            return
+        spec = self.spec
+        for e in self.movers:
+            if not (e.vx or e.vz):
+                continue
+            x = min(max(e.x + e.vx * dt, 0.0), spec.width)
+            z = min(max(e.z + e.vz * dt, 0.0), spec.depth)
+            if self.terrain.isBlocked(x, z):
+                e.vx = e.vz = 0.0
+                continue
+            e.x = x
+            e.z = z
+            self._markMoved(e)
+
+    def checkPortals(self, now, dt):
+        portals = self.spec.portals
+        if not portals or self.portalHandler is None:
+            return
+        for e in self._moved:
+            if e.session is None:
+                continue
+            for p in portals:
+                if p.rect.contains(e.x, e.z):
+                    self.portalHandler(e, p)
+                    break
+
+    # --- interest and replication ------------------------------------------
+
+    def updateInterest(self, now, dt):
+        self.stats.aoiPairs = self.grid.update(
+            self.observers, self.entities, self.tickIndex, self.spec.aoi_interval
+        )
+
+    def replicate(self, now, dt):
+        """
+        Send each observer one world.u with its enters, leaves and moves.
+        Each moved entity is packed once; an observer's moves are one set
+        intersection and one join, so unchanged entities cost nothing.
+        """
+        moved = self._moved
+        self._moved = []
+        recs = {}
+        for e in moved:
+            e.moved = False
+            vx = int(e.vx * 100.0)
+            vz = int(e.vz * 100.0)
+            recs[e.id] = _packMove(e.id, e.x, e.z, vx, vz, e.ct)
+        movedIds = recs.keys()
+        getRec = recs.__getitem__
+        join = b"".join
+        states = {}
+        entities = self.entities
+        stats = self.stats
+        nbytes = 0
+        nupdates = 0
+        for ob in self.observers.values():
+            ids = ob.visible & movedIds if recs else None
+            enters = ob.enters
+            leaves = ob.leaves
+            if enters:
+                ob.enters = None
+                if ids:
+                    ids -= enters
+                ents = []
+                for eid in enters:
+                    s = states.get(eid)
+                    if s is None:
+                        s = states[eid] = entities[eid].fullState()
+                    ents.append(s)
+            else:
+                if not ids and not leaves:
+                    continue
+                ents = ()
+            body = {}
+            if ents:
+                body["e"] = ents
+                nbytes += 40 * len(ents)
+            if leaves:
+                ob.leaves = None
+                body["l"] = leaves
+                nbytes += 5 * len(leaves)
+            if ids:
+                m = join(map(getRec, ids))
+                body["m"] = m
+                nbytes += len(m)
+            if body:
+                ob.session.send("world.u", body, replayable=False)
+                nupdates += 1
+        stats.updates += nupdates
+        stats.bytesOut += nbytes + 16 * nupdates

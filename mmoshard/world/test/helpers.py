@@ -1,0 +1,57 @@
+"""Fakes for world tests: a recording session and a zone factory."""
+
+from twisted.internet.task import Clock
+from zope.interface import implementer
+
+from mmoshard.interfaces import ISession
+from mmoshard.world.sim import MOVE, PLAYER, Entity, Zone
+from mmoshard.world.zones import ZoneSpec
+
+
+@implementer(ISession)
+class FakeSession:
+    """Records what the world sends."""
+
+    def __init__(self, accountId=1, sessionId="s1"):
+        self.accountId = accountId
+        self.sessionId = sessionId
+        self.claims = None
+        self.linkDead = False
+        self.sent = []
+        self.closed = None
+
+    def send(self, type, body, replayable=True):
+        self.sent.append((type, body))
+
+    def close(self, code=None, message=None):
+        self.closed = (code, message)
+
+    def of(self, type):
+        return [body for t, body in self.sent if t == type]
+
+    def clear(self):
+        del self.sent[:]
+
+
+def moves(body):
+    """@return: {id: (x, z, vx, vz, t)} from a world.u body's packed moves."""
+    out = {}
+    for eid, x, z, vx, vz, t in MOVE.iter_unpack(body.get("m", b"")):
+        out[eid] = (x, z, vx / 100.0, vz / 100.0, t)
+    return out
+
+
+def makeZone(**kw):
+    kw.setdefault("id", "test")
+    kw.setdefault("width", 1000.0)
+    kw.setdefault("depth", 1000.0)
+    kw.setdefault("aoi_interval", 1)
+    clock = Clock()
+    clock.advance(1000)
+    return Zone(ZoneSpec(**kw), clock), clock
+
+
+def player(zone, eid, x, z, session=None):
+    e = Entity(eid, PLAYER, float(x), 0.0, float(z), name=f"p{eid}", cls="warrior")
+    zone.spawn(e, session if session is not None else FakeSession(accountId=eid))
+    return e

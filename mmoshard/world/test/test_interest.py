@@ -1,0 +1,148 @@
+"""Area of interest: enter with full state, leave with hysteresis, batched compact moves, nothing for the unchanged."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.world.test.helpers import makeZone, moves, player
+
+
+class InterestTests(TestCase):
+    def setUp(self):
+        self.zone, self.clock = makeZone(aoi_radius=50.0, aoi_hysteresis=5.0, max_speed=100.0)
+        self.tick = 0
+
+    def step(self):
+        self.clock.advance(0.1)
+        self.tick += 1
+        self.zone.tick(self.tick, 0.1)
+
+    def walk(self, e, x, z):
+        self.zone.queueMove(e, {"x": float(x), "z": float(z), "vx": 1.0, "vz": 0.0,
+                                "t": 77, "k": e.corr})
+
+    def updates(self, e):
+        out = e.session.of("world.u")
+        e.session.clear()
+        return out
+
+    def test_enterWithFullState(self):
+        a = player(self.zone, 1, 100, 100)
+        b = player(self.zone, 2, 140, 100)
+        c = player(self.zone, 3, 300, 100)
+        self.step()
+        [u] = self.updates(a)
+        self.assertEqual([s[0] for s in u["e"]], [2])
+        self.assertEqual(u["e"][0][:8], [2, "p", "p2", "warrior", 1, 140.0, 0.0, 100.0])
+        self.assertNotIn("m", u)  # an entering entity's state is in its enter
+        self.assertEqual(a.visible, {2})
+        self.assertEqual(b.visible, {1})
+        self.assertEqual(c.visible, set())
+        self.assertEqual(self.updates(c), [])
+
+    def test_movesAreCompactAndOnePerTick(self):
+        a = player(self.zone, 1, 100, 100)
+        b = player(self.zone, 2, 140, 100)
+        self.step()
+        self.updates(a)
+        self.walk(b, 141, 100)
+        self.step()
+        [u] = self.updates(a)
+        self.assertEqual(set(u), {"m"})
+        self.assertEqual(len(u["m"]), 20)
+        self.assertEqual(moves(u), {2: (141.0, 100.0, 1.0, 0.0, 77)})
+
+    def test_unchangedEntitiesCostNothing(self):
+        a = player(self.zone, 1, 100, 100)
+        player(self.zone, 2, 140, 100)
+        self.step()
+        self.updates(a)
+        for _ in range(5):
+            self.step()
+        self.assertEqual(self.updates(a), [])
+        self.assertEqual(self.zone.stats.updates, 2)
+
+    def test_leaveWithHysteresis(self):
+        a = player(self.zone, 1, 100, 100)
+        b = player(self.zone, 2, 140, 100)
+        self.step()
+        self.updates(a)
+        self.walk(b, 152, 100)  # 52 m: beyond the radius, inside the margin
+        self.step()
+        [u] = self.updates(a)
+        self.assertNotIn("l", u)
+        self.assertIn(2, moves(u))
+        self.walk(b, 156, 100)  # 56 m: beyond radius + hysteresis
+        self.step()
+        [u] = self.updates(a)
+        self.assertEqual(u["l"], [2])
+        self.assertNotIn("m", u)
+        self.assertEqual(a.visible, set())
+        self.assertEqual(b.watchers, set())
+        self.walk(b, 152, 100)  # back in the margin: not yet visible again
+        self.step()
+        self.assertEqual(self.updates(a), [])
+        self.walk(b, 149, 100)  # inside the radius: enters again
+        self.step()
+        [u] = self.updates(a)
+        self.assertEqual([s[0] for s in u["e"]], [2])
+        self.assertEqual(u["e"][0][5], 149.0)
+
+    def test_despawnSendsLeave(self):
+        a = player(self.zone, 1, 100, 100)
+        b = player(self.zone, 2, 120, 100)
+        self.step()
+        self.updates(a)
+        self.zone.despawn(b)
+        self.step()
+        [u] = self.updates(a)
+        self.assertEqual(u, {"l": [2]})
+        self.assertEqual(a.visible, set())
+        self.assertEqual(self.zone.grid.cells[b.cell if b.cell >= 0 else 0] - {a}, set())
+
+    def test_despawnedObserverDetached(self):
+        a = player(self.zone, 1, 100, 100)
+        b = player(self.zone, 2, 120, 100)
+        self.step()
+        session = a.session
+        self.zone.despawn(a)
+        session.clear()
+        self.assertEqual(b.watchers, set())
+        self.walk(b, 121, 100)
+        self.step()
+        self.assertEqual(session.of("world.u"), [])
+
+    def test_manyObserversSeeOnlyNeighbours(self):
+        es = [player(self.zone, i + 1, 10 + 30 * (i % 30), 10 + 30 * (i // 30)) for i in range(900)]
+        self.step()
+        for e in es:
+            expected = {o.id for o in es if o is not e
+                        and (o.x - e.x) ** 2 + (o.z - e.z) ** 2 <= 50.0 ** 2}
+            self.assertEqual(e.visible, expected)
+            self.assertEqual({s[0] for u in e.session.of("world.u") for s in u.get("e", ())}, expected)
+        self.assertEqual(self.zone.stats.aoiPairs, sum(len(e.visible) for e in es))
+
+    def test_staggeredRecompute(self):
+        zone, clock = makeZone(aoi_radius=50.0, aoi_hysteresis=5.0, aoi_interval=2, max_speed=100.0)
+        a = player(zone, 2, 100, 100)  # even id: recomputed on even ticks
+        b = player(zone, 3, 200, 100)
+        zone.tick(1, 0.1)  # first tick after spawn: everyone is due
+        self.assertEqual(a.visible, set())
+        zone.queueMove(b, {"x": 140.0, "z": 100.0, "k": b.corr})
+        zone.budget = None
+        b.budget = 1000.0
+        clock.advance(0.1)
+        zone.tick(3, 0.1)  # odd tick: only b (id 3) recomputes
+        self.assertEqual((a.visible, b.visible), (set(), {2}))
+        clock.advance(0.1)
+        zone.tick(4, 0.1)
+        self.assertEqual(a.visible, {3})
+
+    def test_enterAndMoveSameTick(self):
+        a = player(self.zone, 1, 100, 100)
+        b = player(self.zone, 2, 180, 100)
+        self.step()
+        self.updates(a)
+        self.walk(b, 145, 100)
+        self.step()
+        [u] = self.updates(a)
+        self.assertEqual(u["e"][0][5], 145.0)
+        self.assertNotIn("m", u)

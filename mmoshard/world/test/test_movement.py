@@ -1,0 +1,142 @@
+"""Authoritative movement: speed with latency tolerance, bounds, blocked terrain, corrections."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.world.test.helpers import makeZone, player
+from mmoshard.world.zones import Rect
+
+
+class MovementTests(TestCase):
+    def setUp(self):
+        self.zone, self.clock = makeZone(
+            max_speed=5.0, latency_tolerance=0.5, tile=2.0,
+            blocked=(Rect(200.0, 0.0, 210.0, 1000.0),),
+        )
+        self.p = player(self.zone, 1, 100, 100)
+        self.tick = 0
+        self.step()
+        self.p.session.clear()
+
+    def step(self, seconds=0.1):
+        self.clock.advance(seconds)
+        self.tick += 1
+        self.zone.tick(self.tick, seconds)
+
+    def move(self, x, z, k=None, **extra):
+        msg = {"t": "world.move", "x": x, "z": z, "vx": 5.0, "vz": 0.0, "t": 1234,
+               "k": self.p.corr if k is None else k}
+        msg.update(extra)
+        self.zone.queueMove(self.p, msg)
+        self.step()
+
+    def corrections(self):
+        return self.p.session.of("world.correct")
+
+    def test_legalMove(self):
+        self.move(100.5, 100.0)
+        self.assertEqual((self.p.x, self.p.z), (100.5, 100.0))
+        self.assertEqual(self.p.vx, 5.0)
+        self.assertEqual(self.corrections(), [])
+
+    def test_tooFastCorrectsToLastValid(self):
+        self.move(100.5, 100.0)
+        self.move(130.0, 100.0)
+        [c] = self.corrections()
+        self.assertEqual((c["x"], c["z"], c["k"], c["why"]), (100.5, 100.0, 1, "too fast"))
+        self.assertEqual((self.p.x, self.p.z), (100.5, 100.0))
+        self.assertEqual(self.zone.stats.corrections, 1)
+
+    def test_staleInputsAfterCorrectionDropped(self):
+        self.move(130.0, 100.0)
+        self.move(100.2, 100.0, k=0)  # sent before the correction arrived
+        self.assertEqual((self.p.x, self.p.z), (100.0, 100.0))
+        self.assertEqual(len(self.corrections()), 1)
+        self.assertEqual(self.zone.stats.dropped, 1)
+        self.move(100.2, 100.0, k=1)
+        self.assertEqual(self.p.x, 100.2)
+
+    def test_latencyToleranceAllowsBunchedInputs(self):
+        # Inputs held up by the network for 0.4 s then arriving together:
+        # the distance they cover is within the banked budget.
+        self.step(0.4)
+        self.move(102.0, 100.0)
+        self.move(102.4, 100.0)
+        self.assertEqual(self.p.x, 102.4)
+        self.assertEqual(self.corrections(), [])
+
+    def test_budgetIsCapped(self):
+        # A long idle does not bank a teleport: 10 s idle, 20 m jump refused.
+        self.step(10.0)
+        self.move(120.0, 100.0)
+        self.assertEqual(self.p.x, 100.0)
+        self.assertEqual(self.corrections()[0]["why"], "too fast")
+
+    def test_sustainedOverspeedCorrected(self):
+        # 6 m/s against a 5 m/s limit passes while the bank lasts, then not.
+        x = 100.0
+        for _ in range(40):
+            x += 0.6
+            self.move(x, 100.0, k=self.p.corr)
+            x = self.p.x
+        self.assertTrue(self.corrections())
+
+    def test_outOfBounds(self):
+        self.p.x = 0.5
+        self.move(-0.1, 100.0)
+        self.assertEqual(self.corrections()[0]["why"], "out of bounds")
+        self.assertEqual(self.p.x, 0.5)
+
+    def test_blockedDestination(self):
+        self.zone.teleport(self.p, 199.5, 100.0)
+        self.p.session.clear()
+        self.move(201.0, 100.0)
+        self.assertEqual(self.corrections()[0]["why"], "blocked")
+        self.assertEqual(self.p.x, 199.5)
+
+    def test_blockedPathCrossing(self):
+        # A thin wall (one 2 m tile at x 200..202): a 2.5 m step across it
+        # lands on a free tile but passes through the wall.
+        zone, clock = makeZone(max_speed=5.0, tile=2.0, blocked=(Rect(200.0, 0.0, 201.0, 1000.0),))
+        p = player(zone, 1, 199.8, 100)
+        zone.tick(1, 0.1)
+        clock.advance(0.5)
+        zone.queueMove(p, {"x": 202.3, "z": 100.0, "k": 0})
+        zone.tick(2, 0.1)
+        self.assertEqual(p.session.of("world.correct")[0]["why"], "blocked")
+        self.assertEqual(p.x, 199.8)
+
+    def test_badValues(self):
+        for bad in ("x", None, float("nan"), float("inf"), [1], True):
+            self.move(bad, 100.0)
+        self.assertEqual(len(self.corrections()), 6)
+        self.assertEqual({c["why"] for c in self.corrections()}, {"bad position"})
+        self.assertEqual(self.p.x, 100.0)
+
+    def test_velocityClampedAndBadVelocityZeroed(self):
+        self.move(100.1, 100.0, vx=500.0, vz=0.0)
+        self.assertAlmostEqual(self.p.vx, 5.0)
+        self.move(100.2, 100.0, vx="fast", vz=0.0)
+        self.assertEqual((self.p.vx, self.p.vz), (0.0, 0.0))
+
+    def test_clientTimeKept(self):
+        self.move(100.1, 100.0, t=2 ** 40 + 7)
+        self.assertEqual(self.p.ct, 7)
+        self.move(100.2, 100.0, t="x")
+        self.assertEqual(self.p.ct, 0)
+
+    def test_newestInputWins(self):
+        self.zone.queueMove(self.p, {"x": 100.1, "z": 100.0, "k": 0})
+        self.zone.queueMove(self.p, {"x": 100.3, "z": 100.0, "k": 0})
+        self.step()
+        self.assertEqual(self.p.x, 100.3)
+        self.assertEqual(self.zone.stats.inputs, 2)
+
+    def test_npcMoverIntegrated(self):
+        from mmoshard.world.sim import NPC, Entity
+
+        npc = Entity(2 ** 31 + 1, NPC, 50.0, 0.0, 50.0)
+        self.zone.spawn(npc)
+        self.zone.movers.add(npc)
+        npc.vx = 2.0
+        self.step(0.5)
+        self.assertAlmostEqual(npc.x, 51.0)
