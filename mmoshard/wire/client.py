@@ -1,0 +1,487 @@
+"""The Python session-protocol client: TCP or WebSocket, requests by id, events, heartbeats, automatic resume."""
+
+from urllib.parse import urlsplit
+
+import attrs
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import ConnectionLost
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from mmoshard.wire import errors
+from mmoshard.wire.codec import DecodeError, decode, encode
+from mmoshard.wire.framing import HEADER, FrameDecoder
+from mmoshard.wire.websocket import SUBPROTOCOL
+
+_packHeader = HEADER.pack
+
+# Errors after which resuming is pointless: the server ended the session.
+FATAL_CODES = frozenset(
+    {
+        errors.INVALID_TOKEN,
+        errors.UPDATE_REQUIRED,
+        errors.REPLACED,
+        errors.RESUME_FAILED,
+        errors.NOT_AUTHENTICATED,
+        errors.IP_LIMIT,
+        errors.SERVER_FULL,
+    }
+)
+
+
+class RequestError(Exception):
+    """The server answered a request with an error."""
+
+    def __init__(self, message):
+        self.code = message.get("code")
+        self.message = message.get("message")
+        self.retry_after = message.get("retry_after")
+        self.body = message
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class SessionEnded(Exception):
+    """The session is over; C{reason} says why (an error code, "closed", "shutdown"...)."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@attrs.frozen
+class Address:
+    """Where a session listener is: C{tcp} host and port, or a C{ws://} URL."""
+
+    transport: str
+    host: str
+    port: int
+    url: str | None = None
+
+    @classmethod
+    def parse(cls, address):
+        """
+        Accept C{ws://host:port/path}, C{tcp:host:port} or C{host:port}.
+        """
+        if address.startswith(("ws://", "wss://")):
+            parts = urlsplit(address)
+            if parts.scheme == "wss":
+                raise ValueError("wss:// needs TLS, which this client does not do yet")
+            return cls("websocket", parts.hostname, parts.port or 80, address)
+        if address.startswith("tcp:"):
+            address = address[4:]
+        host, _, port = address.rpartition(":")
+        return cls("tcp", host or "127.0.0.1", int(port))
+
+
+class _TCPLink(Protocol):
+    def __init__(self, client, maxFrame):
+        self.client = client
+        self._decoder = FrameDecoder(maxFrame)
+        self.opened = Deferred()
+
+    def connectionMade(self):
+        self.opened.callback(self)
+
+    def dataReceived(self, data):
+        try:
+            frames = self._decoder.feed(data)
+        except ValueError:
+            self.transport.abortConnection()
+            return
+        for payload in frames:
+            self.client._frameReceived(payload)
+
+    def connectionLost(self, reason):
+        self.client._linkLost(self)
+
+    def writeFrame(self, payload):
+        self.transport.write(_packHeader(len(payload)) + payload)
+
+    def close(self):
+        self.transport.loseConnection()
+
+    def abort(self):
+        self.transport.abortConnection()
+
+
+class _WebSocketLink(WebSocketClientProtocol):
+    client = None
+    opened = None
+
+    def onOpen(self):
+        self.opened.callback(self)
+
+    def onMessage(self, payload, isBinary):
+        if isBinary:
+            self.client._frameReceived(payload)
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        if self.opened is not None and not self.opened.called:
+            self.opened.errback(ConnectionLost("WebSocket upgrade failed"))
+        self.client._linkLost(self)
+
+    def writeFrame(self, payload):
+        self.sendMessage(payload, isBinary=True)
+
+    def close(self):
+        self.sendClose(1000)
+        # Autobahn's own drop timer would run on the global reactor; ours
+        # runs on the client's.
+        self.client._later(2.0, self.abort)
+
+    def abort(self):
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+
+class _WebSocketLinkFactory(WebSocketClientFactory):
+    protocol = _WebSocketLink
+    noisy = False
+    client = None
+
+    def buildProtocol(self, addr):
+        link = super().buildProtocol(addr)
+        link.client = self.client
+        link.opened = Deferred()
+        return link
+
+
+class SessionClient:
+    """
+    One session with a shard.
+
+    Server-initiated messages (those without a pending request id) go to
+    C{onEvent(message)} when given, else into the C{events} DeferredQueue.
+    C{ended} fires with the reason once the session is over for good.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        address,
+        token,
+        clientVersion="0.0.0",
+        platform="python",
+        onEvent=None,
+        autoResume=True,
+        maxFrame=65536,
+        heartbeat=None,
+    ):
+        self.reactor = reactor
+        self.address = Address.parse(address) if isinstance(address, str) else address
+        self.token = token
+        self.clientVersion = clientVersion
+        self.platform = platform
+        self.onEvent = onEvent
+        self.autoResume = autoResume
+        self.maxFrame = maxFrame
+        self.heartbeat = heartbeat
+        self.events = DeferredQueue()
+        self.ended = Deferred()
+        self.welcome = None
+        self.sessionId = None
+        self.resumeToken = None
+        self.resumeGrace = 0.0
+        self.lastSeq = 0
+        self.rtt = None
+        self.resumes = 0
+        self._link = None
+        self._linkLostWaiters = []
+        self._pending = {}
+        self._nextId = 0
+        self._closing = False
+        self._fatal = None
+        self._timers = set()
+        self._pingNonce = 0
+        self._pingSentAt = None
+        self._heard = 0
+        self._heardAtLastBeat = 0
+        self._silentBeats = 0
+        self._resuming = None
+
+    # -- public API -------------------------------------------------------
+
+    async def connect(self):
+        """Open the connection and say hello. @return: the welcome message."""
+        await self._open()
+        welcome = await self._call(
+            {
+                "t": "hello",
+                "token": self.token,
+                "client_version": self.clientVersion,
+                "platform": self.platform,
+            }
+        )
+        self.welcome = welcome
+        self.sessionId = welcome["session_id"]
+        self.resumeToken = welcome["resume_token"]
+        self.resumeGrace = welcome.get("resume_grace_s", 0.0)
+        if self.heartbeat is None:
+            self.heartbeat = welcome["heartbeat_s"]
+        self._later(self.heartbeat, self._beat)
+        return welcome
+
+    def request(self, type, **body):
+        """
+        Send a request. @return: a Deferred firing with the reply message, or
+        failing with L{RequestError} or C{ConnectionLost}.
+        """
+        body["t"] = type
+        return self._call(body)
+
+    def send(self, type, **body):
+        """Send a message expecting no reply."""
+        body["t"] = type
+        self._write(body)
+
+    def nextEvent(self):
+        """@return: a Deferred firing with the next server-initiated message."""
+        return self.events.get()
+
+    async def close(self):
+        """Log out (C{bye}) and close. @return: when the connection is gone."""
+        if self._link is None:
+            self._end("closed")
+            return
+        self._closing = True
+        lost = self._lostDeferred()
+        try:
+            self._write({"t": "bye"})
+        except ConnectionLost:
+            pass
+        self._later(2.0, self.drop)
+        await lost
+        self._end("closed")
+
+    def drop(self):
+        """Drop the connection without logging out, as a network failure would."""
+        if self._link is not None:
+            self._link.abort()
+
+    # -- connection -------------------------------------------------------
+
+    async def _open(self):
+        address = self.address
+        endpoint = HostnameEndpoint(self.reactor, address.host, address.port, timeout=10)
+        if address.transport == "tcp":
+            factory = Factory.forProtocol(lambda: _TCPLink(self, self.maxFrame))
+            link = await endpoint.connect(factory)
+            await link.opened
+        else:
+            factory = _WebSocketLinkFactory(
+                address.url, protocols=[SUBPROTOCOL], reactor=self.reactor
+            )
+            factory.client = self
+            factory.setProtocolOptions(
+                openHandshakeTimeout=0,
+                closeHandshakeTimeout=0,
+                serverConnectionDropTimeout=0,
+                autoPingInterval=0,
+                maxMessagePayloadSize=self.maxFrame,
+                maxFramePayloadSize=self.maxFrame,
+            )
+            link = await endpoint.connect(factory)
+            await link.opened
+        self._link = link
+        self._linkLostWaiters = []
+        return link
+
+    def _lostDeferred(self):
+        d = Deferred()
+        self._linkLostWaiters.append(d)
+        return d
+
+    def _write(self, message):
+        if self._link is None:
+            raise ConnectionLost("not connected")
+        self._link.writeFrame(encode(message))
+
+    def _call(self, message):
+        self._nextId += 1
+        requestId = message["id"] = self._nextId
+        d = Deferred()
+        try:
+            self._write(message)
+        except ConnectionLost as e:
+            d.errback(e)
+            return d
+        self._pending[requestId] = d
+        return d
+
+    def _later(self, delay, f, *args):
+        """Schedule C{f}; every pending call is cancelled when the session ends."""
+        holder = []
+
+        def run():
+            self._timers.discard(holder[0])
+            f(*args)
+
+        call = self.reactor.callLater(delay, run)
+        holder.append(call)
+        self._timers.add(call)
+
+    # -- incoming ---------------------------------------------------------
+
+    def _frameReceived(self, payload):
+        self._heard += 1
+        try:
+            message = decode(payload)
+        except DecodeError:
+            self.log.warn("undecodable message from the server; dropping the link")
+            self.drop()
+            return
+        seq = message.get("seq")
+        if seq is not None:
+            if seq <= self.lastSeq:
+                return  # already seen before a resume
+            self.lastSeq = seq
+        kind = message["t"]
+        if kind == "ping":
+            pong = {"t": "pong"}
+            if "n" in message:
+                pong["n"] = message["n"]
+            self._write(pong)
+            return
+        if kind == "pong" and "id" not in message:
+            if message.get("n") == self._pingNonce and self._pingSentAt is not None:
+                self.rtt = self.reactor.seconds() - self._pingSentAt
+                self._pingSentAt = None
+            return
+        if kind == "error" and message.get("code") in FATAL_CODES:
+            self._fatal = message.get("code")
+        elif kind == "server.shutdown":
+            self._fatal = "shutdown"
+        requestId = message.get("id")
+        if requestId is not None:
+            d = self._pending.pop(requestId, None)
+            if d is not None:
+                if kind == "error":
+                    d.errback(RequestError(message))
+                else:
+                    d.callback(message)
+                return
+        if self.onEvent is not None:
+            self.onEvent(message)
+        else:
+            self.events.put(message)
+
+    def _linkLost(self, link):
+        if link is not self._link:
+            return
+        self._link = None
+        pending, self._pending = self._pending, {}
+        for d in pending.values():
+            d.errback(ConnectionLost("connection lost before the reply"))
+        waiters, self._linkLostWaiters = self._linkLostWaiters, []
+        for d in waiters:
+            d.callback(None)
+        if self._closing or self.ended.called:
+            return
+        if self.autoResume and self.resumeToken and self._fatal is None and self._resuming is None:
+            self._resuming = Deferred.fromCoroutine(self._resume())
+            self._resuming.addBoth(self._resumeDone)
+        else:
+            self._end(self._fatal or "disconnected")
+
+    def _resumeDone(self, result):
+        self._resuming = None
+        if not isinstance(result, dict):
+            self._end("resume_failed")
+
+    async def _resume(self):
+        deadline = self.reactor.seconds() + self.resumeGrace
+        delay = 0.05
+        while not self._closing:
+            try:
+                await self._open()
+                reply = await self._call(
+                    {"t": "resume", "resume_token": self.resumeToken, "last_seq": self.lastSeq}
+                )
+            except RequestError:
+                return None
+            except Exception:
+                if self.reactor.seconds() + delay >= deadline:
+                    return None
+                await deferLater(self.reactor, delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            self.resumeToken = reply["resume_token"]
+            self.resumes += 1
+            return reply
+        return None
+
+    # -- heartbeat --------------------------------------------------------
+
+    def _beat(self):
+        if self.ended.called or self._closing:
+            return
+        if self._link is not None:
+            if self._heard == self._heardAtLastBeat:
+                self._silentBeats += 1
+                if self._silentBeats >= 3:
+                    # The server pings every beat: three silent beats mean
+                    # the link is dead even if TCP has not noticed.
+                    self.drop()
+            else:
+                self._silentBeats = 0
+            self._heardAtLastBeat = self._heard
+            self._pingNonce += 1
+            self._pingSentAt = self.reactor.seconds()
+            try:
+                self._write({"t": "ping", "n": self._pingNonce})
+            except ConnectionLost:
+                pass
+        self._later(self.heartbeat, self._beat)
+
+    def _end(self, reason):
+        if self.ended.called:
+            return
+        for call in list(self._timers):
+            if call.active():
+                call.cancel()
+        self._timers.clear()
+        self.ended.callback(reason)
+
+
+async def connect(reactor, address, token, **kwargs):
+    """
+    Connect and complete the handshake.
+
+    @param address: C{ws://host:port/}, C{tcp:host:port} or C{host:port}.
+    @return: a connected L{SessionClient}.
+    @raise RequestError: when the server refuses the hello.
+    """
+    client = SessionClient(reactor, address, token, **kwargs)
+    await client.connect()
+    return client
+
+
+async def login(reactor, httpBaseURL, username, password):
+    """
+    Log in through the auth role's REST API (C{POST /v1/sessions}).
+
+    @return: the response body: C{access_token}, C{refresh_token},
+        C{account_id}...
+    @raise RequestError: with the API's error code when refused.
+    """
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent
+
+    http = HTTPClient(Agent(reactor))
+    response = await http.post(
+        httpBaseURL.rstrip("/") + "/v1/sessions",
+        json={"username": username, "password": password},
+    )
+    body = await response.json()
+    if response.code != 200 and response.code != 201:
+        error = body.get("error", body) if isinstance(body, dict) else {}
+        raise RequestError(
+            {"code": error.get("code", f"http.{response.code}"), "message": error.get("message", "")}
+        )
+    return body

@@ -1,0 +1,155 @@
+"""End-to-end tests over real sockets on 127.0.0.1, both transports, with the Python client."""
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from mmoshard.config import parseConfig
+from mmoshard.interfaces import ITokenVerifier, IVolatileStore
+from mmoshard.shard import Shard
+from mmoshard.store.volatile import MemoryStore
+from mmoshard.tokens import TokenVerifier, issueAccessToken
+from mmoshard.wire import errors
+from mmoshard.wire.client import RequestError, SessionClient, connect
+from mmoshard.wire.service import SessionService
+from mmoshard.wire.test.helpers import KEY, RecordingListener
+
+
+def realReactor():
+    # Only end-to-end tests run on the real reactor; everything else gets a Clock.
+    from twisted.internet import reactor
+
+    return reactor
+
+
+async def waitFor(reactor, predicate, timeout=5.0):
+    waited = 0.0
+    while not predicate():
+        if waited >= timeout:
+            raise AssertionError("condition not reached in time")
+        await deferLater(reactor, 0.01)
+        waited += 0.01
+
+
+class EndToEndMixin:
+    transport = None
+
+    async def startServer(self, **session):
+        reactor = self.reactor = realReactor()
+        raw = {
+            "session": {"heartbeat": 0.2, "heartbeat_timeout": 1.0, **session},
+            "secrets": {"token_key": KEY},
+            "listen": {
+                "tcp": "tcp:0:interface=127.0.0.1",
+                "websocket": "tcp:0:interface=127.0.0.1",
+                "http": "",
+                "admin": "",
+            },
+        }
+        config = parseConfig(raw, plugins=[], shardId="e2e", env={})
+        shard = self.shard = Shard(config, reactor, roles=[])
+        volatile = MemoryStore(reactor, "e2e:")
+        self.addCleanup(volatile.close)
+        shard.volatile = volatile
+        shard.provide(IVolatileStore, volatile)
+        shard.provide(ITokenVerifier, TokenVerifier(KEY, volatile, reactor))
+        service = self.service = SessionService(shard)
+        router = service.manager
+        self.listener = RecordingListener()
+        router.addListener(self.listener)
+
+        async def echo(session, message):
+            return {"text": message.get("text"), "account": session.accountId}
+
+        def push(session, message):
+            for n in range(message["count"]):
+                session.send("test.event", {"n": n})
+            return {}
+
+        router.addHandlers("test", {"test.echo": echo, "test.push": push})
+        await service.start()
+        self.addCleanup(lambda: Deferred.fromCoroutine(service.stop()))
+        port = shard.listeningPorts[self.transport].getHost().port
+        if self.transport == "tcp":
+            self.address = f"tcp:127.0.0.1:{port}"
+        else:
+            self.address = f"ws://127.0.0.1:{port}/"
+
+    def token(self, accountId=1, **kw):
+        return issueAccessToken(KEY, accountId, f"login-{accountId}", 3600,
+                                self.reactor.seconds(), **kw)
+
+    async def client(self, accountId=1, **kw):
+        client = await connect(self.reactor, self.address, self.token(accountId), **kw)
+        self.addCleanup(lambda: Deferred.fromCoroutine(client.close()))
+        return client
+
+    async def test_requestsAndEvents(self):
+        await self.startServer()
+        client = await self.client(accountId=11)
+        self.assertEqual(client.welcome["account_id"], 11)
+        reply = await client.request("test.echo", text="héllo")
+        self.assertEqual((reply["text"], reply["account"]), ("héllo", 11))
+        await client.request("test.push", count=3)
+        events = [await client.nextEvent() for i in range(3)]
+        self.assertEqual([(e["t"], e["n"], e["seq"]) for e in events],
+                         [("test.event", 0, 1), ("test.event", 1, 2), ("test.event", 2, 3)])
+        error = await self.assertFailure(client.request("test.nothing"), RequestError)
+        self.assertEqual(error.code, errors.UNKNOWN_TYPE)
+        pong = await client.request("ping", n=5)
+        self.assertEqual(pong["n"], 5)
+        # Heartbeats both ways measure the round trip.
+        await waitFor(self.reactor, lambda: client.rtt is not None and all(
+            s.rtt is not None for s in self.service.manager.sessions.values()))
+        await client.close()
+        self.assertEqual(await client.ended, "closed")
+        await waitFor(self.reactor, lambda: self.listener.events[-1][0] == "ended")
+        self.assertEqual(self.listener.events[-1][2], "logout")
+
+    async def test_invalidToken(self):
+        await self.startServer()
+        client = SessionClient(self.reactor, self.address, "garbage")
+        error = await self.assertFailure(Deferred.fromCoroutine(client.connect()), RequestError)
+        self.assertEqual(error.code, errors.INVALID_TOKEN)
+        self.assertEqual(await client.ended, errors.INVALID_TOKEN)
+
+    async def test_automaticResume(self):
+        await self.startServer(resume_grace=5.0)
+        client = await self.client(accountId=12)
+        session = self.service.manager.sessions[client.sessionId]
+        session.send("test.event", {"n": 0})
+        self.assertEqual((await client.nextEvent())["n"], 0)
+        client.drop()
+        await waitFor(self.reactor, lambda: session.linkDead or client.resumes)
+        session.send("test.event", {"n": 1})
+        await waitFor(self.reactor, lambda: client.resumes == 1)
+        self.assertEqual((await client.nextEvent())["n"], 1)
+        reply = await client.request("test.echo", text="still here")
+        self.assertEqual(reply["text"], "still here")
+        kinds = [e[0] for e in self.listener.events]
+        self.assertNotIn("ended", kinds)
+        self.assertFalse(client.ended.called)
+
+    async def test_replacedAcrossClients(self):
+        await self.startServer()
+        first = await self.client(accountId=13)
+        await self.client(accountId=13)
+        self.assertEqual(await first.ended, errors.REPLACED)
+
+    async def test_serverShutdown(self):
+        await self.startServer()
+        client = await self.client(accountId=14)
+        await self.service.stop()
+        notice = await client.nextEvent()
+        self.assertEqual(notice["t"], "server.shutdown")
+        self.assertEqual(await client.ended, "shutdown")
+        self.assertEqual(self.listener.events[-1][2], "shutdown")
+        self.assertEqual(self.shard.listeningPorts[self.transport].connected, False)
+
+
+class TCPEndToEndTests(EndToEndMixin, TestCase):
+    transport = "tcp"
+
+
+class WebSocketEndToEndTests(EndToEndMixin, TestCase):
+    transport = "websocket"
