@@ -1,0 +1,263 @@
+"""Character persistence: loading, batched position saves, and IProgression written through with idempotency keys."""
+
+import json
+
+import attrs
+from zope.interface import implementer
+
+from mmoshard.interfaces import IProgression
+
+INVENTORY_SLOTS = 64
+MAX_LEVEL = 60
+
+
+def expForLevel(level):
+    """Exp needed to go from C{level} to C{level + 1}."""
+    return 100 * level * level
+
+
+@attrs.frozen
+class CharacterRow:
+    """What the world needs of a character row."""
+
+    id: int
+    account_id: int
+    name: str
+    cls: str
+    level: int
+    exp: int
+    zone: str
+    x: float
+    y: float
+    z: float
+
+
+def _txn_loadCharacter(cursor, characterId):
+    cursor.execute(
+        "SELECT id, account_id, name, class, level, exp, zone, x, y, z FROM characters "
+        "WHERE id = ? AND deleted_at IS NULL",
+        (characterId,),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return CharacterRow(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]),
+                        row[6], float(row[7]), float(row[8]), float(row[9]))
+
+
+def _txn_savePositions(cursor, rows):
+    """C{rows}: (zone, x, y, z, character id) tuples, all in this one transaction."""
+    cursor.executemany("UPDATE characters SET zone = ?, x = ?, y = ?, z = ? WHERE id = ?", rows)
+    return len(rows)
+
+
+def loadCharacter(sql, characterId):
+    """@return: a Deferred firing with a L{CharacterRow} or None."""
+    return sql.runInteraction(_txn_loadCharacter, characterId)
+
+
+def savePositions(sql, rows):
+    """Save many positions in one transaction. @return: a Deferred firing with the count."""
+    return sql.runInteraction(_txn_savePositions, list(rows))
+
+
+# --- progression -------------------------------------------------------------
+
+
+_MISSING = object()
+
+
+def _ledgerResult(cursor, characterId, key):
+    cursor.execute(
+        "SELECT result FROM progression_ledger WHERE character_id = ? AND idem_key = ?",
+        (characterId, key),
+    )
+    row = cursor.fetchone()
+    return _MISSING if row is None else json.loads(row[0])
+
+
+def _record(cursor, characterId, key, kind, result, now):
+    cursor.execute(
+        "INSERT INTO progression_ledger (character_id, idem_key, kind, result, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (characterId, key, kind, json.dumps(result), now),
+    )
+
+
+def _lockCharacter(cursor, characterId, dialect):
+    # Row lock on MySQL so concurrent grants serialise; SQLite has one writer.
+    lock = " FOR UPDATE" if dialect == "mysql" else ""
+    cursor.execute(
+        "SELECT level, exp FROM characters WHERE id = ? AND deleted_at IS NULL" + lock,
+        (characterId,),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        raise KeyError(f"no character {characterId}")
+    return int(row[0]), int(row[1])
+
+
+def _txn_grantExp(cursor, dialect, characterId, amount, key, now):
+    level, exp = _lockCharacter(cursor, characterId, dialect)
+    done = _ledgerResult(cursor, characterId, key)
+    if done is not _MISSING:
+        return tuple(done)
+    exp += amount
+    while level < MAX_LEVEL and exp >= expForLevel(level):
+        exp -= expForLevel(level)
+        level += 1
+    if level >= MAX_LEVEL:
+        exp = min(exp, expForLevel(MAX_LEVEL) - 1)
+    cursor.execute("UPDATE characters SET level = ?, exp = ? WHERE id = ?", (level, exp, characterId))
+    _record(cursor, characterId, key, "exp", [level, exp], now)
+    return level, exp
+
+
+def _slots(cursor, characterId):
+    cursor.execute(
+        "SELECT slot, item_id, count FROM inventory WHERE character_id = ?", (characterId,)
+    )
+    return {int(s): (item, int(n)) for s, item, n in cursor.fetchall()}
+
+
+def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, now):
+    _lockCharacter(cursor, characterId, dialect)
+    done = _ledgerResult(cursor, characterId, key)
+    if done is not _MISSING:
+        return done
+    slots = _slots(cursor, characterId)
+    if slot is None:
+        slot = next((s for s, (item, _) in sorted(slots.items()) if item == itemId), None)
+    if slot is None:
+        slot = next((s for s in range(INVENTORY_SLOTS) if s not in slots), None)
+        if slot is None:
+            raise ValueError("inventory full")
+    if not 0 <= slot < INVENTORY_SLOTS:
+        raise ValueError(f"no slot {slot}")
+    if slot in slots:
+        item, have = slots[slot]
+        if item != itemId:
+            raise ValueError(f"slot {slot} holds {item}")
+        cursor.execute(
+            "UPDATE inventory SET count = ? WHERE character_id = ? AND slot = ?",
+            (have + count, characterId, slot),
+        )
+    else:
+        cursor.execute(
+            "INSERT INTO inventory (character_id, slot, item_id, count) VALUES (?, ?, ?, ?)",
+            (characterId, slot, itemId, count),
+        )
+    _record(cursor, characterId, key, "add", slot, now)
+    return slot
+
+
+def _txn_removeItem(cursor, dialect, characterId, itemId, count, key, now):
+    _lockCharacter(cursor, characterId, dialect)
+    done = _ledgerResult(cursor, characterId, key)
+    if done is not _MISSING:
+        return done
+    stacks = sorted((s, n) for s, (item, n) in _slots(cursor, characterId).items() if item == itemId)
+    total = sum(n for _, n in stacks)
+    if total < count:
+        raise ValueError(f"character has {total} of {itemId}, not {count}")
+    need = count
+    for slot, n in reversed(stacks):
+        if need == 0:
+            break
+        take = min(n, need)
+        need -= take
+        if take == n:
+            cursor.execute("DELETE FROM inventory WHERE character_id = ? AND slot = ?",
+                           (characterId, slot))
+        else:
+            cursor.execute("UPDATE inventory SET count = ? WHERE character_id = ? AND slot = ?",
+                           (n - take, characterId, slot))
+    _record(cursor, characterId, key, "remove", total - count, now)
+    return total - count
+
+
+def _txn_moveItem(cursor, dialect, characterId, fromSlot, toSlot, key, now):
+    _lockCharacter(cursor, characterId, dialect)
+    done = _ledgerResult(cursor, characterId, key)
+    if done is not _MISSING:
+        return None
+    for s in (fromSlot, toSlot):
+        if not 0 <= s < INVENTORY_SLOTS:
+            raise ValueError(f"no slot {s}")
+    slots = _slots(cursor, characterId)
+    a = slots.get(fromSlot)
+    b = slots.get(toSlot)
+    # Through a slot no one uses, so the primary key holds at every step.
+    cursor.execute("UPDATE inventory SET slot = -1 WHERE character_id = ? AND slot = ?",
+                   (characterId, fromSlot))
+    if b is not None:
+        cursor.execute("UPDATE inventory SET slot = ? WHERE character_id = ? AND slot = ?",
+                       (fromSlot, characterId, toSlot))
+    if a is not None:
+        cursor.execute("UPDATE inventory SET slot = ? WHERE character_id = ? AND slot = -1",
+                       (toSlot, characterId))
+    _record(cursor, characterId, key, "move", None, now)
+    return None
+
+
+def _txn_inventory(cursor, characterId):
+    return {s: v for s, v in sorted(_slots(cursor, characterId).items())}
+
+
+def _checkKey(key):
+    if not isinstance(key, str) or not 0 < len(key) <= 128:
+        raise ValueError("the idempotency key must be a str of 1..128 characters")
+
+
+def _checkCount(count):
+    if type(count) is not int or count <= 0:
+        raise ValueError("count must be a positive int")
+
+
+@implementer(IProgression)
+class Progression:
+    """
+    IProgression over the SQL store: each call is one transaction holding
+    the change and its ledger row, so a retried key changes nothing.
+    C{onChange(characterId, what)} lets the world tell a live player.
+    """
+
+    def __init__(self, sql, clock, onChange=None):
+        self.sql = sql
+        self.clock = clock
+        self.onChange = onChange
+
+    def _run(self, func, characterId, *args):
+        d = self.sql.runInteraction(func, self.sql.dialect, characterId, *args, self.clock.seconds())
+        if self.onChange is not None:
+            d.addCallback(self._changed, characterId)
+        return d
+
+    def _changed(self, result, characterId):
+        self.onChange(characterId, result)
+        return result
+
+    def grantExp(self, characterId, amount, idempotencyKey):
+        _checkKey(idempotencyKey)
+        if type(amount) is not int or amount < 0:
+            raise ValueError("amount must be an int >= 0")
+        return self._run(_txn_grantExp, characterId, amount, idempotencyKey)
+
+    def addItem(self, characterId, itemId, count, idempotencyKey, slot=None):
+        _checkKey(idempotencyKey)
+        _checkCount(count)
+        return self._run(_txn_addItem, characterId, itemId, count, idempotencyKey, slot)
+
+    def removeItem(self, characterId, itemId, count, idempotencyKey):
+        _checkKey(idempotencyKey)
+        _checkCount(count)
+        return self._run(_txn_removeItem, characterId, itemId, count, idempotencyKey)
+
+    def moveItem(self, characterId, fromSlot, toSlot, idempotencyKey):
+        _checkKey(idempotencyKey)
+        return self._run(_txn_moveItem, characterId, fromSlot, toSlot, idempotencyKey)
+
+    def inventory(self, characterId):
+        """@return: a Deferred firing with {slot: (item id, count)}."""
+        return self.sql.runInteraction(_txn_inventory, characterId)
+

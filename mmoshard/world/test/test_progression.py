@@ -1,0 +1,92 @@
+"""IProgression on MariaDB and SQLite: level-ups, items, and retried calls that never duplicate."""
+
+from twisted.internet import reactor
+from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.trial.unittest import TestCase
+
+from mmoshard.world.progression import (
+    Progression, expForLevel, loadCharacter, savePositions,
+)
+from mmoshard.world.test.dbfixture import makeCharacter, openStore
+
+
+class _ProgressionTests:
+    dialect = None
+
+    async def _setUp(self):
+        self.sql = await openStore(self, reactor, self.dialect)
+        self.cid = await makeCharacter(self.sql, 1, "Hero")
+        self.changes = []
+        self.prog = Progression(self.sql, reactor, lambda c, r: self.changes.append((c, r)))
+
+    def setUp(self):
+        return ensureDeferred(self._setUp())
+
+    async def test_grantExpLevelsUp(self):
+        level, exp = await self.prog.grantExp(self.cid, expForLevel(1) + expForLevel(2) + 5, "q1")
+        self.assertEqual((level, exp), (3, 5))
+        row = await loadCharacter(self.sql, self.cid)
+        self.assertEqual((row.level, row.exp), (3, 5))
+
+    async def test_retriedGrantNeverDuplicates(self):
+        first = await self.prog.grantExp(self.cid, 50, "kill-42")
+        again = await self.prog.grantExp(self.cid, 50, "kill-42")
+        self.assertEqual(first, (1, 50))
+        self.assertEqual(again, (1, 50))
+        row = await loadCharacter(self.sql, self.cid)
+        self.assertEqual(row.exp, 50)
+
+    async def test_concurrentRetriesApplyOnce(self):
+        results = await DeferredList(
+            [self.prog.grantExp(self.cid, 30, "same") for _ in range(5)], consumeErrors=True
+        )
+        self.assertTrue(all(ok for ok, _ in results), results)
+        row = await loadCharacter(self.sql, self.cid)
+        self.assertEqual(row.exp, 30)
+
+    async def test_items(self):
+        slot = await self.prog.addItem(self.cid, "potion", 3, "loot-1")
+        self.assertEqual(slot, 0)
+        self.assertEqual(await self.prog.addItem(self.cid, "potion", 3, "loot-1"), 0)
+        self.assertEqual(await self.prog.addItem(self.cid, "potion", 2, "loot-2"), 0)
+        self.assertEqual(await self.prog.addItem(self.cid, "sword", 1, "loot-3"), 1)
+        self.assertEqual(await self.prog.inventory(self.cid), {0: ("potion", 5), 1: ("sword", 1)})
+        self.assertEqual(await self.prog.removeItem(self.cid, "potion", 4, "use-1"), 1)
+        self.assertEqual(await self.prog.removeItem(self.cid, "potion", 4, "use-1"), 1)
+        with self.assertRaises(ValueError):
+            await self.prog.removeItem(self.cid, "potion", 2, "use-2")
+        await self.prog.moveItem(self.cid, 0, 1, "mv-1")
+        await self.prog.moveItem(self.cid, 0, 1, "mv-1")  # retried: not swapped back
+        self.assertEqual(await self.prog.inventory(self.cid), {0: ("sword", 1), 1: ("potion", 1)})
+        await self.prog.moveItem(self.cid, 0, 7, "mv-2")
+        self.assertEqual(await self.prog.inventory(self.cid), {1: ("potion", 1), 7: ("sword", 1)})
+        self.assertIn((self.cid, 1), self.changes)
+
+    async def test_failedChangeLeavesNoLedgerRow(self):
+        with self.assertRaises(ValueError):
+            await self.prog.removeItem(self.cid, "gem", 1, "k")
+        await self.prog.addItem(self.cid, "gem", 1, "g")
+        # The key of the failed call is still free: retrying it now works.
+        self.assertEqual(await self.prog.removeItem(self.cid, "gem", 1, "k"), 0)
+
+    async def test_badArguments(self):
+        for call in (lambda: self.prog.grantExp(self.cid, -1, "k"),
+                     lambda: self.prog.grantExp(self.cid, 1, ""),
+                     lambda: self.prog.addItem(self.cid, "x", 0, "k")):
+            self.assertRaises(ValueError, call)
+
+    async def test_batchedPositionSave(self):
+        other = await makeCharacter(self.sql, 2, "Other")
+        n = await savePositions(self.sql, [("vale", 1.5, 0.0, 2.5, self.cid),
+                                           ("vale", 3.0, 0.0, 4.0, other)])
+        self.assertEqual(n, 2)
+        row = await loadCharacter(self.sql, other)
+        self.assertEqual((row.zone, row.x, row.z), ("vale", 3.0, 4.0))
+
+
+class MariaDBProgressionTests(_ProgressionTests, TestCase):
+    dialect = "mysql"
+
+
+class SQLiteProgressionTests(_ProgressionTests, TestCase):
+    dialect = "sqlite"
