@@ -1,5 +1,6 @@
 """SessionService: the TCP and WebSocket listeners of the session protocol, as a core service."""
 
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
@@ -55,6 +56,6 @@ class SessionService(CoreService):
     async def stop(self):
         ports, self.ports = self.ports, {}
         for port in ports.values():
-            await port.stopListening()
+            await maybeDeferred(port.stopListening)
         wait = min(SHUTDOWN_WAIT, self.shard.config.shutdown.drain_timeout)
         await self.manager.shutdown(wait)

@@ -1,0 +1,45 @@
+"""Checks that message types and error codes are documented under docs/."""
+
+import os
+import re
+
+import mmoshard
+
+_HEADING = re.compile(r"^#{2,4} `([^`]+)`", re.MULTILINE)
+_CODE_ROW = re.compile(r"^\| `([a-z_.]+)` \|", re.MULTILINE)
+
+
+def docsDirectory():
+    """The repository's docs/ directory."""
+    return os.path.join(os.path.dirname(os.path.dirname(mmoshard.__file__)), "docs")
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def documentedTypes(directory=None):
+    """
+    @return: every message type with a C{### `type`} heading in
+        C{docs/protocol.md} or any other page under C{docs/}.
+    """
+    directory = directory or docsDirectory()
+    types = set()
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".md"):
+            types.update(_HEADING.findall(_read(os.path.join(directory, name))))
+    return types
+
+
+def documentedErrorCodes(directory=None):
+    """@return: the codes in the error table of C{docs/protocol.md}."""
+    directory = directory or docsDirectory()
+    text = _read(os.path.join(directory, "protocol.md"))
+    section = text.split("## Error codes", 1)[1].split("\n## ", 1)[0]
+    return set(_CODE_ROW.findall(section))
+
+
+def undocumentedTypes(types, directory=None):
+    """@return: the sorted types of C{types} no page under docs/ documents."""
+    return sorted(set(types) - documentedTypes(directory))
