@@ -20,3 +20,4 @@ class DocsTests(TestCase):
         self.assertEqual(undocumentedTypes(server.manager.messageTypes), ["zzdoc.thing"])
 
     def test_errorCodesDocumented(self):
+        self.assertEqual(documentedErrorCodes(), set(errors.CODES))
