@@ -1,0 +1,413 @@
+"""Parties in the volatile store: invites, membership, leader hand-over, party chat and IParties."""
+
+import json
+import secrets
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from mmoshard.chat import errors
+from mmoshard.interfaces import IParties
+
+_MAX_TRIES = 20
+
+
+def _dump(party):
+    return json.dumps(party, separators=(",", ":"), sort_keys=True)
+
+
+def _str(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+@attrs.frozen
+class Plan:
+    """A party change: the new party (None: disbanded) and the other keys it writes."""
+
+    party: dict | None
+    changes: tuple = ()  # (key, expected, new) as for ChatStore.cas
+    event: str = ""
+    subject: int | None = None
+    notify: tuple = ()  # extra characters told (e.g. the one who left)
+
+
+def memberIds(party):
+    return [m[0] for m in party["members"]] if party else []
+
+
+@implementer(IParties)
+class Parties:
+    """
+    A party is one JSON value at C{chat:party:<id>} (leader first among its
+    members) and one C{chat:pof:<cid>} key per member; every change is one
+    compare-and-set over those keys, retried on conflict, so two processes
+    never lose each other's updates.  Members stay in their party while
+    offline; the lead passes to an online member when the leader leaves,
+    is kicked out by going offline, or stays link-dead past the grace.
+    """
+
+    log = Logger()
+
+    def __init__(self, chat):
+        self.chat = chat
+        chat.intercepts["chat.party.update"] = self._updated
+
+    def handlers(self):
+        return {
+            "chat.party.create": self.create,
+            "chat.party.invite": self.invite,
+            "chat.party.accept": self.accept,
+            "chat.party.decline": self.decline,
+            "chat.party.leave": self.leave,
+            "chat.party.kick": self.kick,
+            "chat.party.promote": self.promote,
+            "chat.party.say": self.say,
+            "chat.party.info": self.info,
+        }
+
+    @property
+    def store(self):
+        return self.chat.store
+
+    # -- IParties --------------------------------------------------------------
+
+    def partyOf(self, characterId):
+        async def get():
+            value = await self.chat.shard.volatile.get(self.store.partyOfKey(characterId))
+            return _str(value) if value is not None else None
+
+        return Deferred.fromCoroutine(get())
+
+    def members(self, partyId):
+        async def get():
+            _, party = await self.read(partyId)
+            return memberIds(party)
+
+        return Deferred.fromCoroutine(get())
+
+    # -- state ---------------------------------------------------------------------
+
+    async def read(self, pid):
+        raw = await self.chat.shard.volatile.get(self.store.partyKey(pid))
+        if raw is None:
+            return "", None
+        raw = _str(raw)
+        return raw, json.loads(raw)
+
+    async def load(self, user):
+        """At hello: pick up the party the character is in, if any."""
+        pid = await self.partyOf(user.cid)
+        if pid is None:
+            return
+        _, party = await self.read(pid)
+        if party is not None and user.cid in memberIds(party):
+            user.partyId, user.party = pid, party
+
+    def _updated(self, user, body):
+        party = body.get("party")
+        if party is not None and user.cid in memberIds(party):
+            user.partyId, user.party = party["id"], party
+        elif user.partyId == body.get("party_id"):
+            user.partyId = user.party = None
+
+    async def change(self, pid, planner):
+        """
+        Apply C{planner(party) -> Plan} (which may raise a ProtocolError)
+        atomically, re-reading and re-planning on conflict, then tell every
+        member old and new.  @return: the applied L{Plan}.
+        """
+        store = self.store
+        for _ in range(_MAX_TRIES):
+            raw, party = await self.read(pid)
+            plan = planner(party)
+            new = _dump(plan.party) if plan.party is not None else ""
+            changes = [(store.partyKey(pid), raw, new)] + list(plan.changes)
+            if await store.cas(changes, self.chat.config.party_ttl):
+                await self._announce(pid, party, plan)
+                return plan
+        raise errors.error(errors.BUSY, "the party is changing too fast, try again")
+
+    async def _announce(self, pid, old, plan):
+        told = set(memberIds(old)) | set(memberIds(plan.party)) | set(plan.notify)
+        body = {
+            "party_id": pid,
+            "party": plan.party,
+            "event": plan.event,
+            "character_id": plan.subject,
+        }
+        # Local members first, so this process's view is right before the reply.
+        await self.chat.deliver(sorted(told), "chat.party.update", body, "party_event")
+
+    def _requireParty(self, user):
+        if not user.partyId:
+            raise errors.error(errors.NOT_IN_PARTY, "you are not in a party")
+        return user.partyId
+
+    @staticmethod
+    def _requireLeader(party, user):
+        if party is None or user.cid not in memberIds(party):
+            raise errors.error(errors.NOT_IN_PARTY, "you are not in that party")
+        if party["leader"] != user.cid:
+            raise errors.error(errors.NOT_LEADER, "only the party leader can do that")
+
+    # -- requests ------------------------------------------------------------------
+
+    async def create(self, user, message):
+        if user.partyId:
+            raise errors.error(errors.ALREADY_IN_PARTY, "you are already in a party")
+        return {"party": await self._create(user)}
+
+    async def _create(self, user):
+        pid = secrets.token_hex(8)
+        party = {"id": pid, "leader": user.cid, "members": [[user.cid, user.name]], "v": 1}
+
+        def planner(current):
+            if current is not None:
+                raise errors.error(errors.BUSY, "try again")
+            return Plan(
+                party, ((self.store.partyOfKey(user.cid), "", pid),), "created", user.cid
+            )
+
+        try:
+            await self.change(pid, planner)
+        except errors.ProtocolError:
+            raise errors.error(errors.ALREADY_IN_PARTY, "you are already in a party")
+        return party
+
+    async def invite(self, user, message):
+        chat = self.chat
+        name = message.get("name")
+        if not isinstance(name, str) or not name:
+            raise errors.error(errors.BAD_REQUEST, "name must be a character name")
+        if name.lower() == user.name.lower():
+            raise errors.error(errors.SELF, "you cannot invite yourself")
+        target = await self.store.lookupName(name)
+        if target is None:
+            raise errors.error(errors.OFFLINE, f"{name} is not online")
+        cid, proc = target
+        if cid in user.blocks:
+            raise errors.error(errors.YOU_BLOCK, f"you block {name}; unblock them first")
+        if not user.partyId:
+            await self._create(user)
+        pid = user.partyId
+        _, party = await self.read(pid)
+        self._requireLeader(party, user)
+        if cid in memberIds(party):
+            raise errors.error(errors.ALREADY_IN_PARTY, f"{name} is already in your party")
+        if len(party["members"]) >= chat.config.party_max:
+            raise errors.error(errors.PARTY_FULL, "the party is full")
+        ttl = chat.config.invite_ttl
+        key = self.store.inviteKey(cid, pid)
+        invite = {"party_id": pid, "from": user.cid, "from_name": user.name}
+        await chat.shard.volatile.set(key, json.dumps(invite), ttl=ttl)
+        body = dict(invite, expires_in=ttl, leader=party["leader"],
+                    members=[m[1] for m in party["members"]])
+        envelope = {
+            "k": "d", "to": [cid], "t": "chat.party.invited", "b": body,
+            "kind": "party_event", "ts": chat.now(), "w": user.cid,
+        }
+        if not await chat.routeTo(cid, envelope, proc):
+            await chat.shard.volatile.delete(key)
+            raise errors.error(errors.OFFLINE, f"{name} is not online")
+        return {"party_id": pid, "character_id": cid, "expires_in": ttl}
+
+    async def accept(self, user, message):
+        pid = message.get("party_id")
+        if not isinstance(pid, str):
+            raise errors.error(errors.BAD_REQUEST, "party_id must be a string")
+        if user.partyId:
+            raise errors.error(errors.ALREADY_IN_PARTY, "leave your party first")
+        key = self.store.inviteKey(user.cid, pid)
+        raw = await self.chat.shard.volatile.get(key)
+        if raw is None:
+            raise errors.error(errors.NO_INVITE, "no such invite, or it expired")
+        raw = _str(raw)
+        limit = self.chat.config.party_max
+
+        def planner(party):
+            if party is None:
+                raise errors.error(errors.NO_INVITE, "that party no longer exists")
+            if user.cid in memberIds(party):
+                raise errors.error(errors.ALREADY_IN_PARTY, "you are in that party")
+            if len(party["members"]) >= limit:
+                raise errors.error(errors.PARTY_FULL, "the party is full")
+            new = dict(party, members=party["members"] + [[user.cid, user.name]])
+            new["v"] = party["v"] + 1
+            return Plan(
+                new,
+                ((self.store.partyOfKey(user.cid), "", pid), (key, raw, "")),
+                "joined", user.cid,
+            )
+
+        plan = await self.change(pid, planner)
+        return {"party": plan.party}
+
+    async def decline(self, user, message):
+        pid = message.get("party_id")
+        if not isinstance(pid, str):
+            raise errors.error(errors.BAD_REQUEST, "party_id must be a string")
+        key = self.store.inviteKey(user.cid, pid)
+        raw = await self.chat.shard.volatile.get(key)
+        if raw is None:
+            raise errors.error(errors.NO_INVITE, "no such invite, or it expired")
+        await self.chat.shard.volatile.delete(key)
+        invite = json.loads(_str(raw))
+        await self.chat.deliver(
+            [invite["from"]], "chat.party.declined",
+            {"party_id": pid, "character_id": user.cid, "name": user.name}, "party_event",
+        )
+        return {}
+
+    async def _onlineOrder(self, party, excluding):
+        """Members but C{excluding}, online ones first (their order kept)."""
+        others = [m for m in memberIds(party) if m != excluding]
+        presence = await self.store.presenceOf(others)
+        online = [m for m in others if presence.get(m, {}).get("state") == "online"]
+        return online + [m for m in others if m not in online], set(online)
+
+    def _removal(self, pid, party, cid, order, event, subject):
+        store = self.store
+        if party is None or cid not in memberIds(party):
+            raise errors.error(errors.NOT_IN_PARTY, "not in that party")
+        remaining = [m for m in party["members"] if m[0] != cid]
+        if len(remaining) < 2:
+            changes = tuple((store.partyOfKey(m[0]), "*", "") for m in party["members"])
+            return Plan(None, changes, "disbanded", subject, (cid,))
+        leader = party["leader"]
+        if leader == cid:
+            leader = next((m for m in order if m != cid and m in memberIds(party)),
+                          remaining[0][0])
+        remaining.sort(key=lambda m: m[0] != leader)
+        new = dict(party, members=remaining, leader=leader, v=party["v"] + 1)
+        return Plan(new, ((store.partyOfKey(cid), pid, ""),), event, subject, (cid,))
+
+    async def leave(self, user, message):
+        pid = self._requireParty(user)
+        _, party = await self.read(pid)
+        order = (await self._onlineOrder(party, user.cid))[0] if party else []
+        await self.change(
+            pid, lambda p: self._removal(pid, p, user.cid, order, "left", user.cid)
+        )
+        user.partyId = user.party = None
+        return {}
+
+    async def kick(self, user, message):
+        pid = self._requireParty(user)
+        target = message.get("character_id")
+        if type(target) is not int or target == user.cid:
+            raise errors.error(errors.BAD_REQUEST, "character_id must be another member")
+
+        def planner(party):
+            self._requireLeader(party, user)
+            if target not in memberIds(party):
+                raise errors.error(errors.NOT_A_MEMBER, "that character is not in your party")
+            return self._removal(pid, party, target, [user.cid], "kicked", target)
+
+        await self.change(pid, planner)
+        return {}
+
+    async def promote(self, user, message):
+        pid = self._requireParty(user)
+        target = message.get("character_id")
+        if type(target) is not int:
+            raise errors.error(errors.BAD_REQUEST, "character_id must be a member")
+
+        def planner(party):
+            self._requireLeader(party, user)
+            if target not in memberIds(party):
+                raise errors.error(errors.NOT_A_MEMBER, "that character is not in your party")
+            return self._handOver(party, target, "promoted")
+
+        await self.change(pid, planner)
+        return {}
+
+    @staticmethod
+    def _handOver(party, leader, event):
+        members = sorted(party["members"], key=lambda m: m[0] != leader)
+        new = dict(party, members=members, leader=leader, v=party["v"] + 1)
+        return Plan(new, (), event, leader)
+
+    async def info(self, user, message):
+        if not user.partyId:
+            return {"party": None}
+        _, party = await self.read(user.partyId)
+        presence = await self.store.presenceOf(memberIds(party))
+        from mmoshard.chat.users import publicPresence
+
+        return {
+            "party": party,
+            "presence": {
+                str(cid): publicPresence(presence.get(cid)) for cid in memberIds(party)
+            },
+            "history": await self.store.history(f"party:{user.partyId}"),
+        }
+
+    async def say(self, user, message):
+        chat = self.chat
+        pid = self._requireParty(user)
+        text = chat.handlers.checkSend(user, message.get("text"))
+        text = chat.handlers.filter(user, "party", pid, text)
+        ts = chat.now()
+        body = {"party_id": pid, "from": user.cid, "from_name": user.name, "text": text,
+                "ts": ts}
+        chat.metrics.messages.labels("party").inc()
+        chat.channels.record(f"party:{pid}", ts, body)
+        await chat.deliver(memberIds(user.party), "chat.party.message", body, "party",
+                           exclude=user.cid)
+        return {"ts": ts}
+
+    # -- leader hand-over ------------------------------------------------------------
+
+    def leaderLinkDead(self, user):
+        """The leader's link dropped: hand the lead over if it stays down past the grace."""
+        if not user.party or user.party.get("leader") != user.cid:
+            return
+        if user.leaderTimer is not None and user.leaderTimer.active():
+            return
+        user.leaderTimer = self.chat.clock.callLater(
+            self.chat.leaderGrace, self._graceOver, user
+        )
+
+    def _graceOver(self, user):
+        user.leaderTimer = None
+        if user.state == "online" and self.chat.users.get(user.cid) is user:
+            return
+        d = Deferred.fromCoroutine(self.handOver(user.partyId, user.cid))
+        d.addErrback(lambda f: self.log.failure(
+            "party hand-over from {character_id} failed", f, character_id=user.cid))
+
+    async def memberGone(self, user):
+        """The character went offline: it keeps its place, but not the lead."""
+        if user.partyId and user.party and user.party.get("leader") == user.cid:
+            await self.handOver(user.partyId, user.cid)
+
+    async def handOver(self, pid, leader):
+        """Give the lead of party C{pid} from C{leader} to its first online member."""
+        if not pid:
+            return False
+        _, party = await self.read(pid)
+        if party is None or party["leader"] != leader:
+            return False
+        order, online = await self._onlineOrder(party, leader)
+        if not online:
+            return False
+        successor = order[0]
+
+        def planner(current):
+            if current is None or current["leader"] != leader:
+                raise errors.error(errors.BUSY, "the party changed")
+            if successor not in memberIds(current):
+                raise errors.error(errors.BUSY, "the party changed")
+            return self._handOver(current, successor, "leader_changed")
+
+        try:
+            await self.change(pid, planner)
+        except errors.ProtocolError:
+            return False
+        self.log.info(
+            "party {party_id}: lead passed from {character_id} to {successor}",
+            party_id=pid, character_id=leader, successor=successor,
+        )
+        return True

@@ -1,0 +1,215 @@
+"""The chat role's keys and scripts over the volatile store."""
+
+import json
+
+from mmoshard.chat import scripts
+
+
+def _str(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value
+
+
+def _decodeTree(value):
+    """Turn the bytes in a script's (nested) reply into str."""
+    if isinstance(value, (list, tuple)):
+        return [_decodeTree(v) for v in value]
+    if value is False:
+        return None
+    return _str(value)
+
+
+class ChatStore:
+    """
+    Named chat keys and the chat scripts on one L{IVolatileStore}.
+
+    Keys (all under the store's prefix):
+      - C{chat:proc:<proc>} a chat process's liveness, with the presence TTL
+      - C{chat:procs} set of chat process ids (pruned when found dead)
+      - C{chat:inbox:<proc>} pub/sub channel of one chat process
+      - C{chat:pr:<cid>} presence hash: proc, sid, state, status, text, name
+      - C{chat:nm:<name lower>} "<cid>|<proc>" for whispers by name
+      - C{chat:party:<pid>} party JSON; C{chat:pof:<cid>} a member's party id
+      - C{chat:inv:<cid>:<pid>} a pending invite (JSON), expiring
+      - C{chat:zone:<cid>} the zone the world role put a character in
+      - C{chat:ch:<name>:m} / C{:p} channel members (cid -> proc) and
+        per-process member counts
+      - C{chat:h:<channel or party:pid>} history sorted set
+    """
+
+    def __init__(self, volatile):
+        self.volatile = volatile
+        self._scripts = {}
+
+    # -- keys ----------------------------------------------------------------
+
+    @staticmethod
+    def procKey(proc):
+        return f"chat:proc:{proc}"
+
+    PROCS = "chat:procs"
+
+    @staticmethod
+    def inbox(proc):
+        return f"chat:inbox:{proc}"
+
+    @staticmethod
+    def presenceKey(cid):
+        return f"chat:pr:{cid}"
+
+    @staticmethod
+    def nameKey(name):
+        return f"chat:nm:{name.lower()}"
+
+    @staticmethod
+    def partyKey(pid):
+        return f"chat:party:{pid}"
+
+    @staticmethod
+    def partyOfKey(cid):
+        return f"chat:pof:{cid}"
+
+    @staticmethod
+    def inviteKey(cid, pid):
+        return f"chat:inv:{cid}:{pid}"
+
+    @staticmethod
+    def zoneKey(cid):
+        return f"chat:zone:{cid}"
+
+    @staticmethod
+    def channelKeys(channel):
+        return (f"chat:ch:{channel}:m", f"chat:ch:{channel}:p")
+
+    @staticmethod
+    def historyKey(target):
+        return f"chat:h:{target}"
+
+    # -- scripts ---------------------------------------------------------------
+
+    def _script(self, name):
+        script = self._scripts.get(name)
+        if script is None:
+            from mmoshard.store.volatile import Script
+
+            lua, python = scripts.SCRIPTS[name]
+            script = self._scripts[name] = Script(name, lua, scriptTwin(python))
+        return script
+
+    async def run(self, name, keys, args):
+        result = await self.volatile.evalScript(
+            self._script(name), list(keys), [str(a) for a in args]
+        )
+        return result
+
+    async def cas(self, changes, ttl):
+        """
+        Apply C{changes}, a list of (key, expected, new) with the L{scripts}
+        conventions, atomically.
+
+        @return: True when every expectation held and the writes were made.
+        """
+        keys = [c[0] for c in changes]
+        args = []
+        for _, want, new in changes:
+            args.extend((want, new))
+        args.append(ttl)
+        return bool(int(await self.run("chat_cas", keys, args)))
+
+    async def expireMany(self, keys, ttl, chunk=500):
+        keys = list(keys)
+        for i in range(0, len(keys), chunk):
+            await self.run("chat_expire", keys[i : i + chunk], [ttl])
+
+    async def presenceOf(self, cids):
+        """
+        @return: a dict cid -> dict of presence fields (absent: offline).
+        """
+        cids = list(cids)
+        if not cids:
+            return {}
+        rows = _decodeTree(
+            await self.run("chat_presence", [self.presenceKey(c) for c in cids], [])
+        )
+        out = {}
+        for cid, row in zip(cids, rows):
+            if row and row[0] is not None:
+                out[cid] = dict(zip(scripts.PRESENCE_FIELDS, row))
+        return out
+
+    async def setPresence(self, cid, name, proc, fields, ttl):
+        args = [ttl, f"{cid}|{proc}"]
+        for k, v in fields.items():
+            args.extend((k, v))
+        await self.run(
+            "chat_presence_set", [self.presenceKey(cid), self.nameKey(name)], args
+        )
+
+    async def dropPresence(self, cid, name, proc, sid):
+        return bool(
+            int(
+                await self.run(
+                    "chat_presence_drop",
+                    [self.presenceKey(cid), self.nameKey(name)],
+                    [sid, f"{cid}|{proc}"],
+                )
+            )
+        )
+
+    async def lookupName(self, name):
+        """@return: (cid, proc) of an online character named C{name}, or None."""
+        value = await self.volatile.get(self.nameKey(name))
+        if value is None:
+            return None
+        cid, _, proc = _str(value).partition("|")
+        return int(cid), proc
+
+    async def pushHistory(self, entries, keep, ttl):
+        """C{entries}: list of (target, score, dict)."""
+        if not entries or keep <= 0:
+            return
+        keys = [self.historyKey(t) for t, _, _ in entries]
+        args = [keep, ttl]
+        for _, score, entry in entries:
+            args.extend((repr(float(score)), json.dumps(entry, separators=(",", ":"))))
+        await self.run("chat_history", keys, args)
+
+    async def history(self, target):
+        members = await self.volatile.zrangebyscore(
+            self.historyKey(target), float("-inf"), float("inf")
+        )
+        return [json.loads(_str(m)) for m in members]
+
+    async def joinChannel(self, channel, cid, proc, limit):
+        return bool(
+            int(await self.run("chat_chan_join", self.channelKeys(channel), [cid, proc, limit]))
+        )
+
+    async def leaveChannel(self, channel, cid, proc=""):
+        return bool(
+            int(await self.run("chat_chan_leave", self.channelKeys(channel), [cid, proc]))
+        )
+
+    async def purgeChannel(self, channel, proc):
+        return int(await self.run("chat_chan_purge", self.channelKeys(channel), [proc]))
+
+    async def channelProcs(self, channel):
+        counts = await self.volatile.hgetall(self.channelKeys(channel)[1])
+        return [p for p, n in counts.items() if int(n) > 0]
+
+    async def channelMembers(self, channel):
+        members = await self.volatile.hgetall(self.channelKeys(channel)[0])
+        return {int(c): _str(p) for c, p in members.items()}
+
+
+def scriptTwin(python):
+    """
+    Adapt a twin of L{scripts} to the memory store's calling convention:
+    arguments arrive as bytes, the twins take str.
+    """
+
+    def twin(view, keys, args):
+        return python(view, keys, [a.decode("utf-8") for a in args])
+
+    return twin

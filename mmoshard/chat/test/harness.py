@@ -1,0 +1,159 @@
+"""Test helpers for chat: fake sessions and router, a small shard, processes sharing stores."""
+
+import itertools
+import types
+
+from prometheus_client import CollectorRegistry
+from twisted.internet import reactor as _reactor
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import deferLater
+from zope.interface import implementer
+from zope.interface.registry import Components
+
+from mmoshard.chat.config import ChatConfig
+from mmoshard.chat.service import ChatService
+from mmoshard.interfaces import IMessageRouter, ISession
+from mmoshard.wire.errors import ProtocolError
+
+_ids = itertools.count(1)
+
+
+@implementer(ISession)
+class FakeSession:
+    """A session that records what it is sent."""
+
+    def __init__(self, accountId, operator=False):
+        self.sessionId = f"s{next(_ids)}"
+        self.accountId = accountId
+        self.claims = types.SimpleNamespace(
+            account_id=accountId, has=lambda flag: operator and flag == "operator"
+        )
+        self.linkDead = False
+        self.sent = []
+        self.closed = None
+
+    def send(self, type, body, replayable=True):
+        message = dict(body)
+        message["t"] = type
+        self.sent.append(message)
+
+    def close(self, code=None, message=None):
+        self.closed = code
+
+    def events(self, type):
+        return [m for m in self.sent if m["t"] == type]
+
+
+@implementer(IMessageRouter)
+class FakeRouter:
+    def __init__(self):
+        self.handlers = {}
+        self.listeners = []
+
+    def addHandlers(self, namespace, handlers):
+        self.handlers.update(handlers)
+
+    def addListener(self, listener):
+        self.listeners.append(listener)
+
+
+class FakeShard:
+    """What ChatService needs of a Shard."""
+
+    def __init__(self, shardId, sql, volatile, reactor=_reactor, resumeGrace=30.0):
+        self.config = types.SimpleNamespace(
+            session=types.SimpleNamespace(resume_grace=resumeGrace),
+            shard=types.SimpleNamespace(id=shardId),
+        )
+        self.shardId = shardId
+        self.reactor = reactor
+        self.sql = sql
+        self.volatile = volatile
+        self.metrics = CollectorRegistry()
+        self.registry = Components("test")
+        self.router = FakeRouter()
+        self.provide(IMessageRouter, self.router)
+
+    def provide(self, iface, provider):
+        self.registry.registerUtility(provider, iface)
+
+    def query(self, iface, default=None):
+        return self.registry.queryUtility(iface, default=default)
+
+    def lookup(self, iface):
+        return self.registry.getUtility(iface)
+
+
+class Client:
+    """A character's session on one chat process, calling handlers like the wire would."""
+
+    def __init__(self, process, session, cid, name):
+        self.process = process
+        self.session = session
+        self.cid = cid
+        self.name = name
+
+    async def call(self, type, **body):
+        body["t"] = type
+        handler = self.process.shard.router.handlers[type]
+        return await maybeDeferred(handler, self.session, body)
+
+    async def fails(self, type, **body):
+        """@return: the error code the request fails with."""
+        try:
+            result = await self.call(type, **body)
+        except ProtocolError as e:
+            return e.info.code
+        raise AssertionError(f"{type} succeeded with {result!r}")
+
+    def events(self, type):
+        return self.session.events(type)
+
+    def linkDead(self):
+        self.session.linkDead = True
+        return self.process.chat.sessionLinkDead(self.session)
+
+    def resume(self):
+        self.session.linkDead = False
+        return self.process.chat.sessionResumed(self.session)
+
+    def end(self, reason="logout"):
+        return self.process.chat.sessionEnded(self.session, reason)
+
+
+class Process:
+    """One chat process: a FakeShard and its ChatService."""
+
+    def __init__(self, shardId, sql, volatile, config=None, clock=None, resumeGrace=30.0):
+        self.shard = FakeShard(shardId, sql, volatile, resumeGrace=resumeGrace)
+        self.chat = ChatService(self.shard, config or ChatConfig(), clock=clock)
+
+    async def start(self):
+        await self.chat.startService()
+
+    async def stop(self):
+        await self.chat.stopService()
+
+    async def connect(self, character, status="online"):
+        cid, accountId, name = character
+        session = FakeSession(accountId, operator=name.lower().startswith("op"))
+        client = Client(self, session, cid, name)
+        await client.call("chat.hello", character_id=cid, status=status)
+        return client
+
+
+async def eventually(predicate, timeout=5.0, clock=_reactor):
+    """Wait until C{predicate()} is true, polling the real reactor."""
+    deadline = clock.seconds() + timeout
+    while not predicate():
+        if clock.seconds() > deadline:
+            raise AssertionError("condition not met in time")
+        await deferLater(clock, 0.005, lambda: None)
+
+
+def settle(delay=0.05):
+    """Let pending cross-process deliveries happen."""
+    return deferLater(_reactor, delay, lambda: None)
+
+
+__all__ = ["Deferred"]

@@ -1,0 +1,263 @@
+"""Chat features on the memory store and on Redis: identity, whispers, presence, friends, blocks, moderation."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.chat import errors
+from mmoshard.chat.test.backends import MemoryBackend, RedisBackend
+from mmoshard.chat.test.harness import eventually, settle
+
+
+class IdentityAndWhisperTests:
+    async def test_hello_needs_own_character(self):
+        p1 = await self.process()
+        alice = await p1.connect(self.char("alice"))
+        self.assertEqual(alice.process.chat.users[alice.cid].name, "Alice")
+        from mmoshard.chat.test.harness import Client, FakeSession
+
+        bobId, _, _ = self.char("bob")
+        stranger = Client(p1, FakeSession(self.char("alice")[1]), bobId, "Bob")
+        self.assertEqual(
+            await stranger.fails("chat.hello", character_id=bobId), errors.NOT_YOUR_CHARACTER
+        )
+        self.assertEqual(
+            await stranger.fails("chat.whisper", to="Alice", text="hi"), errors.NO_HELLO
+        )
+
+    async def test_whisper_same_and_other_process(self):
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        carol = await p2.connect(self.char("carol"))
+        reply = await alice.call("chat.whisper", to="BOB", text="hi bob")
+        self.assertEqual(reply, {"to": bob.cid, "delivered": True})
+        [w] = bob.events("chat.whisper")
+        self.assertEqual((w["from_name"], w["text"]), ("Alice", "hi bob"))
+        reply = await alice.call("chat.whisper", to="carol", text="hi carol")
+        self.assertTrue(reply["delivered"])
+        [w] = carol.events("chat.whisper")
+        self.assertEqual((w["from"], w["text"]), (alice.cid, "hi carol"))
+        await carol.call("chat.whisper", to="alice", text="back")
+        self.assertEqual(alice.events("chat.whisper")[0]["text"], "back")
+
+    async def test_whisper_offline(self):
+        p1 = await self.process()
+        alice = await p1.connect(self.char("alice"))
+        self.assertEqual(
+            await alice.fails("chat.whisper", to="Dave", text="hi"), errors.OFFLINE
+        )
+        self.assertEqual(
+            await alice.fails("chat.whisper", to="Nobody", text="hi"), errors.OFFLINE
+        )
+        self.assertEqual(await alice.fails("chat.whisper", to="alice", text="hi"), errors.SELF)
+
+    async def test_invisible_looks_offline(self):
+        p1 = await self.process()
+        alice = await p1.connect(self.char("alice"))
+        await p1.connect(self.char("bob"), status="invisible")
+        self.assertEqual(
+            await alice.fails("chat.whisper", to="Bob", text="hi"), errors.OFFLINE
+        )
+
+
+class PresenceAndFriendTests:
+    async def befriend(self, a, b):
+        reply = await a.call("chat.friend.request", name=b.name)
+        self.assertEqual(reply["status"], "sent")
+        await eventually(lambda: b.events("chat.friend.requested"))
+        await b.call("chat.friend.accept", character_id=a.cid)
+        await eventually(lambda: a.events("chat.friend.added"))
+
+    async def test_friend_request_accept_with_presence(self):
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        alice = await p1.connect(self.char("alice"))
+        carol = await p2.connect(self.char("carol"))
+        await self.befriend(alice, carol)
+        listing = await alice.call("chat.friend.list")
+        [friend] = listing["friends"]
+        self.assertEqual((friend["name"], friend["state"]), ("Carol", "online"))
+        await carol.call("chat.status", status="away", text="brb")
+        await eventually(lambda: [
+            e for e in alice.events("chat.presence") if e["status"] == "away"
+        ])
+        await carol.call("chat.status", status="invisible")
+        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
+        [friend] = (await alice.call("chat.friend.list"))["friends"]
+        self.assertEqual(friend["state"], "offline")
+        await carol.call("chat.status", status="online")
+        await carol.linkDead()
+        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "linkdead")
+        await carol.resume()
+        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "online")
+        await carol.end()
+        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
+        [friend] = (await alice.call("chat.friend.list"))["friends"]
+        self.assertEqual(friend["state"], "offline")
+
+    async def test_hello_lists_friends_and_requests(self):
+        p1 = await self.process()
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        await self.befriend(alice, bob)
+        await alice.call("chat.friend.request", name="Dave")
+        await bob.end()
+        dave = await p1.connect(self.char("dave"))
+        hello = await dave.call("chat.hello", character_id=dave.cid)
+        self.assertEqual([r["name"] for r in hello["incoming"]], ["Alice"])
+        await dave.call("chat.friend.decline", character_id=alice.cid)
+        self.assertEqual(
+            await dave.fails("chat.friend.accept", character_id=alice.cid), errors.NO_REQUEST
+        )
+        bob = await p1.connect(self.char("bob"))
+        hello = await bob.call("chat.hello", character_id=bob.cid)
+        self.assertEqual([(f["name"], f["state"]) for f in hello["friends"]],
+                         [("Alice", "online")])
+        await bob.call("chat.friend.remove", character_id=alice.cid)
+        await eventually(lambda: alice.events("chat.friend.removed"))
+        self.assertEqual((await alice.call("chat.friend.list"))["friends"], [])
+
+    async def test_block_privacy(self):
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p2.connect(self.char("bob"))
+        await self.befriend(alice, bob)
+        await bob.call("chat.block", name="alice")
+        await eventually(lambda: alice.events("chat.friend.removed"))
+        # Whisper: the same error and message as a character that is offline.
+        blocked = await self._failure(alice, "chat.whisper", to="Bob", text="hi")
+        await bob.end()
+        offline = await self._failure(alice, "chat.whisper", to="Bob", text="hi")
+        self.assertEqual(blocked, offline)
+        bob = await p2.connect(self.char("bob"))
+        # Party invite: offline too.
+        self.assertEqual(
+            await alice.fails("chat.party.invite", name="Bob"), errors.OFFLINE
+        )
+        # Friend request: answered as sent, but never reaches Bob.
+        reply = await alice.call("chat.friend.request", name="Bob")
+        self.assertEqual(reply["status"], "sent")
+        await settle()
+        self.assertEqual(bob.events("chat.friend.requested"), [])
+        self.assertEqual(bob.events("chat.whisper"), [])
+        self.assertEqual(bob.events("chat.party.invited"), [])
+        hello = await bob.call("chat.friend.list")
+        self.assertEqual(hello["incoming"], [])
+        # Bob himself is told plainly that he blocks Alice.
+        self.assertEqual(
+            await bob.fails("chat.whisper", to="Alice", text="hi"), errors.YOU_BLOCK
+        )
+        await bob.call("chat.unblock", character_id=alice.cid)
+        await alice.call("chat.whisper", to="Bob", text="hello again")
+        await eventually(lambda: bob.events("chat.whisper"))
+
+    async def _failure(self, client, type, **body):
+        from mmoshard.wire.errors import ProtocolError
+
+        try:
+            await client.call(type, **body)
+        except ProtocolError as e:
+            return (e.info.code, e.info.message)
+        self.fail("no error")
+
+
+class ModerationTests:
+    async def test_length_and_flood(self):
+        p1 = await self.process(config=self.chatConfig(max_length=10, rate=1.0, burst=3))
+        alice = await p1.connect(self.char("alice"))
+        await p1.connect(self.char("bob"))
+        self.assertEqual(
+            await alice.fails("chat.whisper", to="Bob", text="x" * 11), errors.TOO_LONG
+        )
+        for _ in range(2):
+            await alice.call("chat.whisper", to="Bob", text="hi")
+        from mmoshard.wire.errors import ProtocolError
+
+        with self.assertRaises(ProtocolError) as caught:
+            await alice.call("chat.whisper", to="Bob", text="hi")
+        self.assertEqual(caught.exception.info.code, errors.RATE_LIMITED)
+        self.assertGreater(caught.exception.info.retry_after, 0)
+
+    async def test_operator_mute_across_processes_expires(self):
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        op = await p1.connect(self.char("opal"))
+        alice = await p2.connect(self.char("alice"))
+        await p2.connect(self.char("bob"))
+        self.assertEqual(
+            await alice.fails("chat.mute", name="Bob", seconds=10), errors.FORBIDDEN
+        )
+        await op.call("chat.mute", name="Alice", seconds=0.5, reason="spam")
+        await eventually(lambda: alice.events("chat.muted"))
+        self.assertEqual(
+            await alice.fails("chat.whisper", to="Bob", text="hi"), errors.MUTED
+        )
+        await settle(0.6)
+        await alice.call("chat.whisper", to="Bob", text="hi")
+        # A mute outlives the session: it is in SQL.
+        await op.call("chat.mute", name="Alice", seconds=60)
+        await alice.end()
+        alice = await p2.connect(self.char("alice"))
+        self.assertEqual(
+            await alice.fails("chat.whisper", to="Bob", text="hi"), errors.MUTED
+        )
+        await op.call("chat.unmute", name="Alice")
+        await eventually(lambda: alice.events("chat.unmuted"))
+        await alice.call("chat.whisper", to="Bob", text="hi")
+
+    async def test_filter_hook(self):
+        p1 = await self.process(config=self.chatConfig(banned_words=("darn",)))
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        await alice.call("chat.whisper", to="Bob", text="well Darn it")
+        self.assertEqual(bob.events("chat.whisper")[-1]["text"], "well **** it")
+
+        class Refuse:
+            name = "refuse"
+
+            def check(self, message):
+                return None if "secret" in message.text else message.text.upper()
+
+        p1.chat.filter = Refuse()
+        self.assertEqual(
+            await alice.fails("chat.whisper", to="Bob", text="a secret"), errors.FILTERED
+        )
+        await alice.call("chat.whisper", to="Bob", text="loud")
+        self.assertEqual(bob.events("chat.whisper")[-1]["text"], "LOUD")
+
+    async def test_announcement_reaches_every_process(self):
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        op = await p1.connect(self.char("opal"))
+        alice = await p1.connect(self.char("alice"))
+        bob = await p2.connect(self.char("bob"))
+        self.assertEqual(await alice.fails("chat.announce", text="hey"), errors.FORBIDDEN)
+        reply = await op.call("chat.announce", text="Maintenance at noon")
+        self.assertEqual(reply["processes"], 2)
+        await eventually(lambda: bob.events("chat.announcement"))
+        self.assertEqual(alice.events("chat.announcement")[0]["text"], "Maintenance at noon")
+
+
+class MemoryIdentityTests(MemoryBackend, IdentityAndWhisperTests, TestCase):
+    pass
+
+
+class RedisIdentityTests(RedisBackend, IdentityAndWhisperTests, TestCase):
+    pass
+
+
+class MemoryPresenceTests(MemoryBackend, PresenceAndFriendTests, TestCase):
+    pass
+
+
+class RedisPresenceTests(RedisBackend, PresenceAndFriendTests, TestCase):
+    pass
+
+
+class MemoryModerationTests(MemoryBackend, ModerationTests, TestCase):
+    pass
+
+
+class RedisModerationTests(RedisBackend, ModerationTests, TestCase):
+    pass

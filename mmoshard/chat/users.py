@@ -1,0 +1,75 @@
+"""A character speaking on this chat process, and how presence looks from outside."""
+
+STATUSES = ("online", "away", "busy", "invisible")
+
+
+class ChatUser:
+    """The chat state of one local character: its session, social lists, party and channels."""
+
+    __slots__ = (
+        "session", "cid", "name", "accountId", "operator", "status", "text", "state",
+        "friends", "blocks", "partyId", "party", "channels", "zone", "bucket",
+        "mutedUntil", "muteReason", "leaderTimer",
+    )
+
+    def __init__(self, session, row, bucket):
+        self.session = session
+        self.cid = row.id
+        self.name = row.name
+        self.accountId = row.account_id
+        self.operator = row.is_operator or _claimsOperator(session)
+        self.status = "online"
+        self.text = ""
+        self.state = "online"
+        self.friends = {}  # cid -> name
+        self.blocks = {}  # cid -> name
+        self.partyId = None
+        self.party = None  # the last party snapshot (dict) seen
+        self.channels = set()
+        self.zone = None
+        self.bucket = bucket
+        self.mutedUntil = None
+        self.muteReason = None
+        self.leaderTimer = None
+
+    def presenceFields(self, sid):
+        return {
+            "sid": sid,
+            "state": self.state,
+            "status": self.status,
+            "text": self.text,
+            "name": self.name,
+        }
+
+    def publicPresence(self):
+        return publicPresence(
+            {"state": self.state, "status": self.status, "text": self.text}
+        )
+
+    def watchers(self):
+        """Characters told about this one's presence: friends and party members."""
+        out = set(self.friends)
+        if self.party:
+            out.update(m[0] for m in self.party["members"])
+        out.discard(self.cid)
+        return out
+
+
+def _claimsOperator(session):
+    claims = getattr(session, "claims", None)
+    has = getattr(claims, "has", None)
+    return bool(has and has("operator"))
+
+
+def publicPresence(fields):
+    """
+    @param fields: a presence entry (dict of str) or None.
+    @return: what others see: invisible and absent characters are offline.
+    """
+    if not fields or fields.get("status") == "invisible" or not fields.get("state"):
+        return {"state": "offline", "status": "offline", "text": ""}
+    return {
+        "state": fields["state"],
+        "status": fields.get("status") or "online",
+        "text": fields.get("text") or "",
+    }
