@@ -248,8 +248,8 @@ class Zone:
             f = vmax / math.sqrt(v2)
             vx *= f
             vz *= f
-        t = msg.get("t", 0)
-        e.ct = t & 0xFFFFFFFF if type(t) is int else 0
+        ct = msg.get("ct", 0)
+        e.ct = ct & 0xFFFFFFFF if type(ct) is int else 0
         if dist or vx != e.vx or vz != e.vz:
             e.x = x
             e.z = z
@@ -308,13 +308,17 @@ class Zone:
         portals = self.spec.portals
         if not portals or self.portalHandler is None:
             return
+        hits = []
         for e in self._moved:
             if e.session is None:
                 continue
             for p in portals:
                 if p.rect.contains(e.x, e.z):
-                    self.portalHandler(e, p)
+                    hits.append((e, p))
                     break
+        # After the loop: a handler may despawn the entity.
+        for e, p in hits:
+            self.portalHandler(e, p)
 
     # --- interest and replication ------------------------------------------
 

@@ -17,7 +17,7 @@ class InterestTests(TestCase):
 
     def walk(self, e, x, z):
         self.zone.queueMove(e, {"x": float(x), "z": float(z), "vx": 1.0, "vz": 0.0,
-                                "t": 77, "k": e.corr})
+                                "ct": 77, "k": e.corr})
 
     def updates(self, e):
         out = e.session.of("world.u")

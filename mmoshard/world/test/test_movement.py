@@ -23,7 +23,7 @@ class MovementTests(TestCase):
         self.zone.tick(self.tick, seconds)
 
     def move(self, x, z, k=None, **extra):
-        msg = {"t": "world.move", "x": x, "z": z, "vx": 5.0, "vz": 0.0, "t": 1234,
+        msg = {"t": "world.move", "x": x, "z": z, "vx": 5.0, "vz": 0.0, "ct": 1234,
                "k": self.p.corr if k is None else k}
         msg.update(extra)
         self.zone.queueMove(self.p, msg)
@@ -119,9 +119,9 @@ class MovementTests(TestCase):
         self.assertEqual((self.p.vx, self.p.vz), (0.0, 0.0))
 
     def test_clientTimeKept(self):
-        self.move(100.1, 100.0, t=2 ** 40 + 7)
+        self.move(100.1, 100.0, ct=2 ** 40 + 7)
         self.assertEqual(self.p.ct, 7)
-        self.move(100.2, 100.0, t="x")
+        self.move(100.2, 100.0, ct="x")
         self.assertEqual(self.p.ct, 0)
 
     def test_newestInputWins(self):

@@ -1,0 +1,66 @@
+"""The [world] config table: which zones to host, leases, saves and transfers."""
+
+import attrs
+
+from mmoshard.config import Field, Problem, positive
+from mmoshard.world.zones import ZoneDataError, loadZones
+
+WORLD_FIELDS = {
+    "zones_file": Field("str", "etc/zones.toml", help="zone game data"),
+    "zones": Field("strlist", None, help="zones this process hosts (default: every zone)"),
+    "start_zone": Field("str", "", help="zone of characters never placed (default: first hosted)"),
+    "lease_ttl": Field("float", 15.0, positive, "seconds a crashed process keeps its characters"),
+    "lease_refresh": Field("float", 5.0, positive, "seconds between lease refreshes"),
+    "save_interval": Field("float", 30.0, positive, "seconds between two saves of one position"),
+    "transfer_ttl": Field("float", 30.0, positive, "seconds a transfer ticket stays valid"),
+    "max_players": Field("int", 5000, positive, "players this process accepts"),
+}
+
+
+@attrs.frozen
+class WorldConfig:
+    """The parsed [world] table, with the zone data it names."""
+
+    zones_file: str
+    zones: tuple | None
+    start_zone: str
+    lease_ttl: float
+    lease_refresh: float
+    save_interval: float
+    transfer_ttl: float
+    max_players: int
+    specs: dict = attrs.field(factory=dict)  # every zone in the file, id -> ZoneSpec
+
+    @property
+    def hosted(self):
+        """The ids of the zones this process runs."""
+        return tuple(self.zones) if self.zones else tuple(self.specs)
+
+
+def validate(values, path, problems):
+    """Cross-field checks, and loading the zone file so its errors show at start-up."""
+    if values["lease_refresh"] * 2 > values["lease_ttl"]:
+        problems.append(Problem(f"{path}.lease_refresh", "must be at most half of lease_ttl"))
+    try:
+        specs = loadZones(values["zones_file"])
+    except ZoneDataError as e:
+        problems.append(Problem(f"{path}.zones_file", str(e)))
+        specs = {}
+    for zid in values["zones"] or ():
+        if specs and zid not in specs:
+            problems.append(Problem(f"{path}.zones", f"unknown zone {zid!r} (known: {', '.join(sorted(specs))})"))
+    start = values["start_zone"]
+    if start and specs and start not in specs:
+        problems.append(Problem(f"{path}.start_zone", f"unknown zone {start!r}"))
+    values["specs"] = specs
+
+
+def makeConfig(**values):
+    """@return: a L{WorldConfig} from keyword values (defaults for the rest), for tests and tools."""
+    full = {k: f.default for k, f in WORLD_FIELDS.items()}
+    full.update(values)
+    problems = []
+    validate(full, "world", problems)
+    if problems:
+        raise ValueError("; ".join(str(p) for p in problems))
+    return WorldConfig(**full)

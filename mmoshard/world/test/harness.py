@@ -1,0 +1,170 @@
+"""An in-process world on a Clock: the real session manager, memory store, synchronous SQLite, simulated TCP peers."""
+
+import sqlite3
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from mmoshard.config import parseConfig
+from mmoshard.directory import Directory
+from mmoshard.interfaces import (
+    IDirectory, IMessageRouter, ISQLStore, ITokenVerifier, IVolatileStore, IZoneChannels,
+)
+from mmoshard.plugins.world import world as worldRole
+from mmoshard.shard import Shard
+from mmoshard.store.sql import Cursor, migrationsAvailable
+from mmoshard.store.volatile import MemoryStore
+from mmoshard.tokens import TokenVerifier
+from mmoshard.wire.manager import SessionManager
+from mmoshard.wire.tcp import SessionTCPFactory
+from mmoshard.wire.test.helpers import KEY, TCPPeer, token
+from mmoshard.world.test.dbfixture import _txn_makeCharacter
+
+
+@implementer(ISQLStore)
+class SyncSQL:
+    """ISQLStore on one in-memory SQLite connection, run synchronously: Clock-friendly."""
+
+    dialect = "sqlite"
+
+    def __init__(self):
+        self.conn = sqlite3.connect(":memory:")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        for m in migrationsAvailable("sqlite"):
+            for statement in m.statements():
+                self.conn.execute(statement)
+        self.conn.commit()
+        self.down = False
+        self.transactions = 0
+
+    def runInteraction(self, func, *args, **kwargs):
+        if self.down:
+            from mmoshard.store.errors import SQLUnavailable
+
+            return fail(SQLUnavailable("database down (test)"))
+        self.transactions += 1
+        try:
+            result = func(Cursor(self.conn.cursor(), "sqlite"), *args, **kwargs)
+        except BaseException:
+            self.conn.rollback()
+            return fail(Failure())
+        self.conn.commit()
+        return succeed(result)
+
+    def runQuery(self, sql, params=()):
+        return self.runInteraction(lambda c: c.execute(sql, params).fetchall())
+
+    def ping(self):
+        return succeed(None)
+
+    def close(self):
+        return succeed(None)
+
+    def makeCharacter(self, accountId, name, zone="", x=0.0, y=0.0, z=0.0):
+        d = self.runInteraction(_txn_makeCharacter, accountId, name, zone, x, y, z)
+        return d.result
+
+    def row(self, cid):
+        return self.conn.execute(
+            "SELECT zone, x, y, z, level, exp FROM characters WHERE id = ?", (cid,)).fetchone()
+
+
+@implementer(IZoneChannels)
+class FakeChannels:
+    def __init__(self):
+        self.calls = []
+
+    def joinZone(self, characterId, zoneId):
+        self.calls.append(("join", characterId, zoneId))
+        return succeed(None)
+
+    def leaveZone(self, characterId, zoneId):
+        self.calls.append(("leave", characterId, zoneId))
+        return succeed(None)
+
+
+class WorldHarness:
+    """One world process in memory. Several share a store and database through C{peerOf}."""
+
+    def __init__(self, testCase, shardId="world-a", clock=None, backend=None, sql=None,
+                 channels=None, **world):
+        self.testCase = testCase
+        self.clock = clock or Clock()
+        if clock is None:
+            self.clock.advance(1_000_000)
+        raw = {
+            "secrets": {"token_key": KEY},
+            "listen": {"tcp": "", "websocket": "", "http": "", "admin": ""},
+            "session": {"resume_grace": 5.0, "heartbeat": 100.0, "heartbeat_timeout": 300.0},
+            "world": world,
+        }
+        config = parseConfig(raw, plugins=[worldRole], roles=["world"], shardId=shardId, env={})
+        shard = self.shard = Shard(config, self.clock, roles=[worldRole])
+        self.volatile = MemoryStore(self.clock, "t:", backend=backend)
+        shard.volatile = self.volatile
+        shard.provide(IVolatileStore, self.volatile)
+        shard.provide(ITokenVerifier, TokenVerifier(KEY, self.volatile, self.clock))
+        self.sql = sql or SyncSQL()
+        shard.sql = self.sql
+        shard.provide(ISQLStore, self.sql)
+        self.directory = Directory(self.volatile, self.clock, shardId, ["world"], 5.0, 15.0)
+        self.directory.endpoints = {"tcp": f"{shardId}.example:7000"}
+        shard.provide(IDirectory, self.directory)
+        if channels is not None:
+            shard.provide(IZoneChannels, channels)
+        self.manager = SessionManager(shard)
+        shard.provide(IMessageRouter, self.manager)
+        testCase.successResultOf(Deferred.fromCoroutine(self.manager.start()))
+        from mmoshard.world.service import WorldService
+
+        self.world = WorldService(shard)
+        testCase.successResultOf(self.world.startService())
+        testCase.successResultOf(Deferred.fromCoroutine(self.directory.beat()))
+        self.tcpFactory = SessionTCPFactory(self.manager)
+        self._nextId = 100
+
+    @property
+    def backend(self):
+        return self.volatile.backend
+
+    def peerOf(self, shardId, **world):
+        """Another world process sharing this one's clock, store and database."""
+        return WorldHarness(self.testCase, shardId, self.clock, self.backend, self.sql, **world)
+
+    def client(self, accountId):
+        peer = TCPPeer(self, "10.0.0.%d" % (accountId % 250 + 1))
+        peer.send({"t": "hello", "id": 1, "token": token(self.clock, accountId),
+                   "client_version": "1.0", "platform": "test"})
+        [welcome] = peer.received()
+        assert welcome["t"] == "welcome", welcome
+        peer.accountId = accountId
+        return peer
+
+    def request(self, peer, type, **body):
+        self._nextId += 1
+        body.update(t=type, id=self._nextId)
+        peer.send(body)
+        for _ in range(10):
+            for m in peer.received():
+                if m.get("id") == self._nextId:
+                    return m
+            self.clock.advance(0.01)  # batched saves flush after a short delay
+        raise AssertionError(f"no reply to {type}")
+
+    def enter(self, peer, cid, **extra):
+        return self.request(peer, "world.enter", character_id=cid, **extra)
+
+    def advance(self, seconds=0.1, steps=1):
+        # A hair more than asked: a Clock advanced by 0.1 repeatedly drifts
+        # below the loop's deadlines through float rounding.
+        for _ in range(steps):
+            self.clock.advance(seconds + 1e-6)
+
+    def stop(self):
+        return self.world.stopService()
+
+
+def events(peer, type):
+    return [m for m in peer.received() if m["t"] == type]

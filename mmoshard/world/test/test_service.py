@@ -1,0 +1,253 @@
+"""The world role in-process: enter/move/leave over the session protocol, leases, saves, chat hook, transfers."""
+
+from prometheus_client import generate_latest
+from twisted.trial.unittest import TestCase
+
+from mmoshard.world.lease import leaseKey
+from mmoshard.world.test.harness import FakeChannels, WorldHarness, events
+from mmoshard.world.test.helpers import moves
+
+
+class EnterTests(TestCase):
+    def setUp(self):
+        self.channels = FakeChannels()
+        self.h = WorldHarness(self, channels=self.channels)
+        self.sql = self.h.sql
+        self.hero = self.sql.makeCharacter(1, "Hero", "greenvale", 100.0, 0.0, 100.0)
+        self.other = self.sql.makeCharacter(2, "Other", "greenvale", 120.0, 0.0, 100.0)
+
+    def lease(self, cid):
+        return self.successResultOf(self.h.volatile.get(leaseKey(cid)))
+
+    def test_enterSpawnsAtSavedPosition(self):
+        p = self.h.client(1)
+        reply = self.h.enter(p, self.hero)
+        self.assertEqual((reply["zone"]["id"], reply["x"], reply["z"]), ("greenvale", 100.0, 100.0))
+        self.assertEqual(self.lease(self.hero), b"world-a")
+        self.assertEqual(self.channels.calls, [("join", self.hero, "greenvale")])
+        self.assertEqual(self.h.enter(p, self.hero)["x"], 100.0)  # idempotent
+
+    def test_unplacedCharacterAtStartZone(self):
+        cid = self.sql.makeCharacter(3, "New")
+        reply = self.h.enter(self.h.client(3), cid)
+        self.assertEqual((reply["zone"]["id"], reply["x"], reply["z"]), ("greenvale", 128.0, 64.0))
+
+    def test_invalidSavedPositionGoesToSpawn(self):
+        cid = self.sql.makeCharacter(3, "Walled", "greenvale", 320.0, 0.0, 310.0)  # in the mill
+        reply = self.h.enter(self.h.client(3), cid)
+        self.assertEqual((reply["x"], reply["z"]), (128.0, 64.0))
+
+    def test_otherAccountsCharacterRefused(self):
+        reply = self.h.enter(self.h.client(2), self.hero)
+        self.assertEqual((reply["t"], reply["code"]), ("error", "world.no_such_character"))
+        reply = self.h.enter(self.h.client(2), 999)
+        self.assertEqual(reply["code"], "world.no_such_character")
+        self.assertIsNone(self.lease(self.hero))
+
+    def test_badRequests(self):
+        p = self.h.client(1)
+        for bad in ("1", None, -1, 2 ** 40):
+            self.assertEqual(self.h.enter(p, bad)["code"], "protocol.bad_request")
+        self.assertEqual(self.h.request(p, "world.leave")["code"], "world.not_in_world")
+
+    def test_playersSeeEachOtherAndMoves(self):
+        a, b = self.h.client(1), self.h.client(2)
+        self.h.enter(a, self.hero)
+        self.h.enter(b, self.other)
+        self.h.advance()
+        [u] = events(a, "world.u")
+        self.assertEqual([s[0] for s in u["e"]], [self.other])
+        events(b, "world.u")
+        b.send({"t": "world.move", "x": 120.5, "z": 100.0, "vx": 5.0, "vz": 0.0, "ct": 9, "k": 0})
+        self.h.advance()
+        [u] = events(a, "world.u")
+        self.assertEqual(moves(u)[self.other][:2], (120.5, 100.0))
+        b.send({"t": "world.move", "x": 400.0, "z": 100.0, "k": 0})
+        self.h.advance()
+        [c] = events(b, "world.correct")
+        self.assertEqual((c["x"], c["k"]), (120.5, 1))
+
+    def test_leaveSavesAndReleases(self):
+        p = self.h.client(1)
+        self.h.enter(p, self.hero)
+        p.send({"t": "world.move", "x": 101.0, "z": 100.0, "k": 0})
+        self.h.advance(0.1, 2)
+        self.assertEqual(self.h.request(p, "world.leave"), {"t": "world.leave", "id": self.h._nextId, "ok": True})
+        self.assertEqual(self.sql.row(self.hero)[:4], ("greenvale", 101.0, 0.0, 100.0))
+        self.assertIsNone(self.lease(self.hero))
+        self.assertEqual(self.channels.calls[-1], ("leave", self.hero, "greenvale"))
+
+    def test_logoutSaves(self):
+        p = self.h.client(1)
+        self.h.enter(p, self.hero)
+        p.send({"t": "world.move", "x": 102.0, "z": 100.0, "k": 0})
+        self.h.advance()
+        p.send({"t": "bye", "id": 5})
+        self.h.advance()
+        self.assertEqual(self.sql.row(self.hero)[1], 102.0)
+        self.assertIsNone(self.lease(self.hero))
+        self.assertEqual(self.h.world.byCharacter, {})
+
+    def test_linkDeadKeepsCharacterUntilGraceExpires(self):
+        a, b = self.h.client(1), self.h.client(2)
+        self.h.enter(a, self.hero)
+        self.h.enter(b, self.other)
+        a.send({"t": "world.move", "x": 103.0, "z": 100.0, "k": 0})
+        self.h.advance()
+        a.protocol.connectionLost(None)
+        self.h.advance(1.0)
+        self.assertIn(self.hero, self.h.world.byCharacter)
+        self.h.advance(5.0)  # resume grace
+        self.h.advance()
+        self.assertNotIn(self.hero, self.h.world.byCharacter)
+        self.assertEqual(self.sql.row(self.hero)[1], 103.0)
+        self.assertIsNone(self.lease(self.hero))
+        self.h.advance()
+        self.assertIn([self.hero], [u.get("l") for u in events(b, "world.u")])
+
+    def test_periodicSavesAreStaggeredAndBatched(self):
+        peers = []
+        cids = [self.sql.makeCharacter(10 + i, f"P{i}", "greenvale", 200.0 + i, 0.0, 200.0)
+                for i in range(60)]
+        for i, cid in enumerate(cids):
+            p = self.h.client(10 + i)
+            self.h.enter(p, cid)
+            peers.append(p)
+        for i, p in enumerate(peers):
+            p.send({"t": "world.move", "x": 200.5 + i, "z": 200.0, "k": 0})
+        self.h.advance()
+        before = self.sql.transactions
+        self.h.advance(1.0, 30)
+        # 30 one-second slots: 60 changed characters saved in 30 transactions at most.
+        self.assertLessEqual(self.sql.transactions - before, 30)
+        for i, cid in enumerate(cids):
+            self.assertEqual(self.sql.row(cid)[1], 200.5 + i)
+        before = self.sql.transactions
+        self.h.advance(1.0, 30)
+        self.assertEqual(self.sql.transactions, before)  # nothing changed, nothing written
+
+    def test_shutdownSavesEveryoneInOneTransaction(self):
+        cids = [self.sql.makeCharacter(10 + i, f"P{i}", "greenvale", 200.0, 0.0, 200.0 + i)
+                for i in range(20)]
+        for i, cid in enumerate(cids):
+            p = self.h.client(10 + i)
+            self.h.enter(p, cid)
+            p.send({"t": "world.move", "x": 201.0, "z": 200.0 + i, "k": 0})
+        self.h.advance()
+        before = self.sql.transactions
+        self.successResultOf(self.h.stop())
+        self.assertEqual(self.sql.transactions - before, 1)
+        self.assertEqual({self.sql.row(c)[1] for c in cids}, {201.0})
+        for cid in cids:
+            self.assertIsNone(self.lease(cid))
+
+    def test_leaseRefreshedWhileLive(self):
+        self.h.enter(self.h.client(1), self.hero)
+        self.h.advance(1.0, 60)
+        self.assertEqual(self.lease(self.hero), b"world-a")
+
+    def test_metrics(self):
+        a, b = self.h.client(1), self.h.client(2)
+        self.h.enter(a, self.hero)
+        self.h.enter(b, self.other)
+        b.send({"t": "world.move", "x": 400.0, "z": 100.0, "k": 0})
+        self.h.advance(0.1, 11)
+        text = generate_latest(self.h.shard.metrics).decode()
+        self.assertIn('mmoshard_world_players{zone="greenvale"} 2.0', text)
+        self.assertIn('mmoshard_world_corrections_total{zone="greenvale"} 1.0', text)
+        self.assertIn('mmoshard_world_aoi_pairs{zone="greenvale"} 2.0', text)
+        self.assertIn('mmoshard_world_tick_seconds_count{zone="greenvale"} 11.0', text)
+        self.assertIn('mmoshard_world_ticks_skipped_total{zone="greenvale"} 0.0', text)
+        self.assertIn("mmoshard_world_tick_overruns_total", text)
+        self.assertIn("mmoshard_world_bytes_out_per_client", text)
+
+
+class LeaseTests(TestCase):
+    def setUp(self):
+        self.a = WorldHarness(self, "world-a")
+        self.b = self.a.peerOf("world-b")
+        self.hero = self.a.sql.makeCharacter(1, "Hero", "greenvale", 100.0, 0.0, 100.0)
+
+    def test_liveInOneProcessOnly(self):
+        self.a.enter(self.a.client(1), self.hero)
+        reply = self.b.enter(self.b.client(1), self.hero)
+        self.assertEqual((reply["code"], reply["retry_after"]), ("world.character_busy", 1.0))
+
+    def test_secondProcessAfterLeave(self):
+        pa = self.a.client(1)
+        self.a.enter(pa, self.hero)
+        self.a.request(pa, "world.leave")
+        self.assertEqual(self.b.enter(self.b.client(1), self.hero)["x"], 100.0)
+
+    def test_leaseExpiresWhenOwnerStopsRefreshing(self):
+        self.a.enter(self.a.client(1), self.hero)
+        # The owner "crashes": its loops stop, nothing is released.
+        self.a.world._housekeeping.stop()
+        for loop in self.a.world.loops.values():
+            loop.stop()
+        self.a.advance(1.0, 14)
+        self.assertEqual(self.b.enter(self.b.client(1), self.hero)["code"], "world.character_busy")
+        self.a.advance(1.0, 2)
+        self.assertEqual(self.b.enter(self.b.client(1), self.hero)["character_id"], self.hero)
+
+
+class TransferTests(TestCase):
+    def test_localPortal(self):
+        h = WorldHarness(self)
+        cid = h.sql.makeCharacter(1, "Hero", "greenvale", 1000.0, 0.0, 498.0)
+        p = h.client(1)
+        h.enter(p, cid)
+        p.send({"t": "world.move", "x": 1001.0, "z": 500.5, "k": 0})
+        h.advance(0.1, 2)
+        [z] = events(p, "world.zone")
+        self.assertEqual((z["zone"]["id"], z["x"], z["z"], z["k"]), ("ashfall", 40.0, 256.0, 1))
+        self.assertEqual(h.world.byCharacter[cid].zone.id, "ashfall")
+        self.assertEqual(h.sql.row(cid)[:2], ("ashfall", 40.0))
+
+    def test_remotePortalHandsLeaseToTicket(self):
+        a = WorldHarness(self, "world-a", zones=["greenvale"])
+        b = a.peerOf("world-b", zones=["ashfall"])
+        self.successResultOf(a.directory.beat())
+        cid = a.sql.makeCharacter(1, "Hero", "greenvale", 1000.0, 0.0, 498.0)
+        p = a.client(1)
+        a.enter(p, cid)
+        p.send({"t": "world.move", "x": 1001.0, "z": 500.5, "k": 0})
+        a.advance(0.1, 2)
+        [t] = events(p, "world.transfer")
+        self.assertEqual((t["zone"], t["tcp"]), ("ashfall", "world-b.example:7000"))
+        self.assertEqual(a.sql.row(cid)[:2], ("ashfall", 40.0))
+        self.assertEqual(a.world.byCharacter, {})
+        lease = self.successResultOf(a.volatile.get(leaseKey(cid)))
+        self.assertEqual(lease, b"xfer:" + t["ticket"].encode())
+        # Entering on A again is redirected; without the ticket B refuses.
+        self.assertEqual(a.enter(a.client(1), cid)["redirect"]["zone"], "ashfall")
+        self.assertEqual(b.enter(b.client(1), cid)["code"], "world.character_busy")
+        reply = b.enter(b.client(1), cid, ticket=t["ticket"])
+        self.assertEqual((reply["zone"]["id"], reply["x"], reply["z"]), ("ashfall", 40.0, 256.0))
+        self.assertEqual(self.successResultOf(b.volatile.get(leaseKey(cid))), b"world-b")
+
+    def test_unhostedTargetKeepsPlayer(self):
+        a = WorldHarness(self, "world-a", zones=["greenvale"])
+        cid = a.sql.makeCharacter(1, "Hero", "greenvale", 1000.0, 0.0, 498.0)
+        p = a.client(1)
+        a.enter(p, cid)
+        p.send({"t": "world.move", "x": 1001.0, "z": 500.5, "k": 0})
+        a.advance(0.1, 2)
+        self.assertEqual(len(events(p, "world.transfer_failed")), 1)
+        player = a.world.byCharacter[cid]
+        self.assertEqual((player.state, player.entity.x), ("live", 128.0))
+
+    def test_transferSaveFailureKeepsPlayer(self):
+        a = WorldHarness(self, "world-a", zones=["greenvale"])
+        a.peerOf("world-b", zones=["ashfall"])
+        self.successResultOf(a.directory.beat())
+        cid = a.sql.makeCharacter(1, "Hero", "greenvale", 1000.0, 0.0, 498.0)
+        p = a.client(1)
+        a.enter(p, cid)
+        a.sql.down = True
+        p.send({"t": "world.move", "x": 1001.0, "z": 500.5, "k": 0})
+        a.advance(0.1, 2)
+        self.assertEqual(len(events(p, "world.transfer_failed")), 1)
+        self.assertIn(cid, a.world.byCharacter)
+        self.assertEqual(self.successResultOf(a.volatile.get(leaseKey(cid))), b"world-a")
+        self.flushLoggedErrors()
