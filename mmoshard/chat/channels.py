@@ -11,7 +11,6 @@ from mmoshard.interfaces import IZoneChannels
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 ZONE_PREFIX = "zone:"
-HISTORY_FLUSH = 0.02  # seconds history entries wait to be written in one batch
 
 
 def _str(value):
@@ -34,7 +33,8 @@ class Channels:
     def __init__(self, chat):
         self.chat = chat
         self._pending = []
-        self._flushCall = None
+        self._writing = False
+        self._waiters = []
         chat.controls["zone"] = self.onZoneControl
 
     def handlers(self):
@@ -252,26 +252,35 @@ class Channels:
     # -- history ----------------------------------------------------------------------------
 
     def record(self, target, ts, entry):
-        """Keep C{entry} in the history of C{target}, written in batches."""
+        """
+        Keep C{entry} in the history of C{target}.  One write is in flight
+        at a time; entries arriving meanwhile go together in the next one.
+        """
         if self.chat.config.history <= 0:
             return
         self._pending.append((target, ts, entry))
-        if self._flushCall is None:
-            self._flushCall = self.chat.clock.callLater(HISTORY_FLUSH, self._flushLater)
+        if not self._writing:
+            self._writing = True
+            Deferred.fromCoroutine(self._write())
 
-    def _flushLater(self):
-        self._flushCall = None
-        d = Deferred.fromCoroutine(self.flush())
-        d.addErrback(lambda f: self.log.warn(
-            "chat history write failed: {why}", why=f.getErrorMessage()))
+    async def _write(self):
+        config = self.chat.config
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:200], self._pending[200:]
+                await self.store.pushHistory(batch, config.history, config.history_ttl)
+        except Exception as e:
+            self.log.warn("chat history write failed: {why}", why=e)
+            self._pending = []
+        finally:
+            self._writing = False
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(None)
 
     async def flush(self):
-        if self._flushCall is not None and self._flushCall.active():
-            self._flushCall.cancel()
-        self._flushCall = None
-        pending, self._pending = self._pending, []
-        config = self.chat.config
-        for i in range(0, len(pending), 200):
-            await self.store.pushHistory(
-                pending[i : i + 200], config.history, config.history_ttl
-            )
+        """Wait until every recorded entry is written."""
+        if self._writing:
+            d = Deferred()
+            self._waiters.append(d)
+            await d

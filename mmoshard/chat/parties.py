@@ -130,15 +130,19 @@ class Parties:
         raise errors.error(errors.BUSY, "the party is changing too fast, try again")
 
     async def _announce(self, pid, old, plan):
-        told = set(memberIds(old)) | set(memberIds(plan.party)) | set(plan.notify)
+        members = set(memberIds(plan.party))
+        gone = (set(memberIds(old)) | set(plan.notify)) - members
         body = {
             "party_id": pid,
             "party": plan.party,
             "event": plan.event,
             "character_id": plan.subject,
         }
-        # Local members first, so this process's view is right before the reply.
-        await self.chat.deliver(sorted(told), "chat.party.update", body, "party_event")
+        await self.chat.deliver(sorted(members), "chat.party.update", body, "party_event")
+        if gone:
+            await self.chat.deliver(
+                sorted(gone), "chat.party.update", dict(body, party=None), "party_event"
+            )
 
     def _requireParty(self, user):
         if not user.partyId:
@@ -354,8 +358,14 @@ class Parties:
                 "ts": ts}
         chat.metrics.messages.labels("party").inc()
         chat.channels.record(f"party:{pid}", ts, body)
-        await chat.deliver(memberIds(user.party), "chat.party.message", body, "party",
-                           exclude=user.cid)
+        # Membership and routes come fresh from the store in one step, so a
+        # member who joined a moment ago on another process is not missed.
+        party, procs = await self.store.partyRoute(pid)
+        if party is None or user.cid not in memberIds(party):
+            user.partyId = user.party = None
+            raise errors.error(errors.NOT_IN_PARTY, "you are not in a party")
+        user.party = party
+        chat.routeByProc(procs, "chat.party.message", body, "party", ts, exclude=user.cid)
         return {"ts": ts}
 
     # -- leader hand-over ------------------------------------------------------------

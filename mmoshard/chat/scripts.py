@@ -244,7 +244,39 @@ def chan_purge_py(ops, keys, args):
     return n
 
 
+# Where a party's members are: KEYS[1] the party key; ARGV[1] the length of
+# that key without the store prefix (so the prefix can be derived), ARGV[2]
+# the presence key stem.  Returns [party JSON or nil, proc or nil, ...] with
+# one proc per member, read in the same atomic step.
+PARTY_ROUTE_LUA = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {false} end
+local prefix = string.sub(KEYS[1], 1, #KEYS[1] - tonumber(ARGV[1]))
+local party = cjson.decode(raw)
+local out = {raw}
+for i, m in ipairs(party['members']) do
+  out[i + 1] = redis.call('HGET', prefix .. ARGV[2] .. string.format('%d', m[1]), 'proc')
+end
+return out
+"""
+
+
+def party_route_py(ops, keys, args):
+    import json
+
+    raw = ops.get(keys[0])
+    if raw is None:
+        return [False]
+    prefix = keys[0][: len(keys[0]) - int(args[0])]
+    out = [raw]
+    for m in json.loads(raw)["members"]:
+        proc = ops.hget(f"{prefix}{args[1]}{m[0]}", "proc")
+        out.append(proc if proc is not None else False)
+    return out
+
+
 SCRIPTS = {
+    "chat_party_route": (PARTY_ROUTE_LUA, party_route_py),
     "chat_cas": (CAS_LUA, cas_py),
     "chat_expire": (EXPIRE_LUA, expire_py),
     "chat_presence": (PRESENCE_LUA, presence_py),

@@ -120,6 +120,7 @@ class ChatService(Service):
                 await self.endUser(user, "server stop")
             except StoreError:
                 pass
+        await self.channels.flush()
         if self.bus is not None:
             await self.bus.stop()
             try:
@@ -226,6 +227,25 @@ class ChatService(Service):
                 proc,
                 {"k": "d", "to": to, "t": type, "b": body, "kind": kind, "ts": ts,
                  "r": replayable},
+            ).addErrback(self._publishFailed)
+
+    def routeByProc(self, procs, type, body, kind, ts, exclude=None):
+        """Deliver to characters whose processes are known: C{procs} is cid -> proc."""
+        byProc = {}
+        mine = self.procId
+        users = self.users
+        for cid, proc in procs.items():
+            if cid == exclude:
+                continue
+            if proc == mine:
+                user = users.get(cid)
+                if user is not None:
+                    self.deliverLocal(user, type, body, kind, ts)
+            else:
+                byProc.setdefault(proc, []).append(cid)
+        for proc, to in byProc.items():
+            self.bus.send(
+                proc, {"k": "d", "to": to, "t": type, "b": body, "kind": kind, "ts": ts},
             ).addErrback(self._publishFailed)
 
     def _publishFailed(self, failure):

@@ -138,6 +138,24 @@ class ChatStore:
                 out[cid] = dict(zip(scripts.PRESENCE_FIELDS, row))
         return out
 
+    async def partyRoute(self, pid):
+        """
+        @return: (party dict, {cid: proc}) read atomically, or (None, {})
+            when the party does not exist; offline members have no proc.
+        """
+        key = self.partyKey(pid)
+        reply = _decodeTree(
+            await self.run("chat_party_route", [key], [len(key), "chat:pr:"])
+        )
+        if not reply or reply[0] is None:
+            return None, {}
+        party = json.loads(reply[0])
+        procs = {}
+        for member, proc in zip(party["members"], reply[1:]):
+            if proc is not None:
+                procs[member[0]] = proc
+        return party, procs
+
     async def setPresence(self, cid, name, proc, fields, ttl):
         args = [ttl, f"{cid}|{proc}"]
         for k, v in fields.items():

@@ -1,0 +1,265 @@
+"""Parties and channels on the memory store and on Redis, and leader hand-over driven by a Clock."""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+
+from mmoshard.chat import errors
+from mmoshard.chat.test.backends import MemoryBackend, RedisBackend
+from mmoshard.chat.test.harness import eventually, settle
+
+
+def lastParty(client):
+    updates = client.events("chat.party.update")
+    return updates[-1] if updates else None
+
+
+class PartyTests:
+    async def form(self, leader, *members):
+        for m in members:
+            reply = await leader.call("chat.party.invite", name=m.name)
+            await eventually(lambda: m.events("chat.party.invited"))
+            await m.call("chat.party.accept", party_id=reply["party_id"])
+        return reply["party_id"]
+
+    async def test_lifecycle_across_processes(self):
+        p1 = await self.process("p1", config=self.chatConfig(party_max=3))
+        p2 = await self.process("p2", config=self.chatConfig(party_max=3))
+        alice = await p1.connect(self.char("alice"))
+        bob = await p2.connect(self.char("bob"))
+        carol = await p1.connect(self.char("carol"))
+        dave = await p2.connect(self.char("dave"))
+        pid = await self.form(alice, bob)
+        await eventually(lambda: lastParty(alice) and len(lastParty(alice)["party"]["members"]) == 2)
+        parties = p2.chat.parties
+        self.assertEqual(await parties.members(pid), [alice.cid, bob.cid])
+        self.assertEqual(await p1.chat.parties.partyOf(bob.cid), pid)
+        self.assertIsNone(await parties.partyOf(carol.cid))
+        self.assertEqual(await parties.members("nope"), [])
+        # Only the leader invites; declines are told to the leader.
+        self.assertEqual(await bob.fails("chat.party.invite", name="Carol"), errors.NOT_LEADER)
+        await alice.call("chat.party.invite", name="Carol")
+        await carol.call("chat.party.decline", party_id=pid)
+        await eventually(lambda: alice.events("chat.party.declined"))
+        self.assertEqual(
+            await carol.fails("chat.party.accept", party_id=pid), errors.NO_INVITE
+        )
+        await self.form(alice, carol)
+        self.assertEqual(await alice.fails("chat.party.invite", name="Dave"), errors.PARTY_FULL)
+        # Party chat reaches members on both processes, not the sender.
+        await bob.call("chat.party.say", text="hello team")
+        await eventually(lambda: alice.events("chat.party.message") and carol.events("chat.party.message"))
+        self.assertEqual(alice.events("chat.party.message")[0]["from_name"], "Bob")
+        self.assertEqual(bob.events("chat.party.message"), [])
+        self.assertEqual(dave.events("chat.party.message"), [])
+        # Kick, promote, leave; a party of one disbands.
+        await alice.call("chat.party.kick", character_id=carol.cid)
+        await eventually(lambda: lastParty(carol)["party"] is None if lastParty(carol) else False)
+        self.assertEqual(lastParty(carol)["event"], "kicked")
+        self.assertEqual(await carol.fails("chat.party.say", text="x"), errors.NOT_IN_PARTY)
+        await alice.call("chat.party.promote", character_id=bob.cid)
+        await eventually(lambda: lastParty(bob)["party"]["leader"] == bob.cid)
+        self.assertEqual(await parties.members(pid), [bob.cid, alice.cid])
+        await alice.call("chat.party.leave")
+        await eventually(lambda: lastParty(bob)["party"] is None)
+        self.assertEqual(lastParty(bob)["event"], "disbanded")
+        self.assertEqual(await parties.members(pid), [])
+        self.assertIsNone(await parties.partyOf(bob.cid))
+
+    async def test_invite_expires(self):
+        p1 = await self.process(config=self.chatConfig(invite_ttl=0.3))
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        reply = await alice.call("chat.party.invite", name="Bob")
+        await settle(0.5)
+        self.assertEqual(
+            await bob.fails("chat.party.accept", party_id=reply["party_id"]), errors.NO_INVITE
+        )
+
+    async def test_leader_leaving_hands_over_to_an_online_member(self):
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p2.connect(self.char("bob"))
+        carol = await p2.connect(self.char("carol"))
+        pid = await self.form(alice, bob, carol)
+        await bob.linkDead()
+        await alice.call("chat.party.leave")
+        await eventually(lambda: lastParty(carol)["event"] == "left")
+        self.assertEqual(lastParty(carol)["party"]["leader"], carol.cid)
+        self.assertEqual(await p1.chat.parties.members(pid), [carol.cid, bob.cid])
+
+    async def test_party_survives_restart_with_history(self):
+        p1 = await self.process("p1", config=self.chatConfig(history=2))
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        pid = await self.form(alice, bob)
+        for text in ("one", "two", "three"):
+            await alice.call("chat.party.say", text=text)
+        await p1.stop()
+        p1b = await self.process("p1b", config=self.chatConfig(history=2))
+        hello = await p1b.connect(self.char("bob"))
+        snapshot = await hello.call("chat.hello", character_id=bob.cid)
+        self.assertEqual(snapshot["party"]["id"], pid)
+        self.assertEqual([m["text"] for m in snapshot["party_history"]], ["two", "three"])
+        info = await hello.call("chat.party.info")
+        self.assertEqual(info["presence"][str(alice.cid)]["state"], "offline")
+
+
+class ChannelTests:
+    async def test_channels_limit_history_and_cross_process(self):
+        config = self.chatConfig(channel_max_members=2, history=3)
+        p1 = await self.process("p1", config=config)
+        p2 = await self.process("p2", config=config)
+        alice = await p1.connect(self.char("alice"))
+        bob = await p2.connect(self.char("bob"))
+        carol = await p2.connect(self.char("carol"))
+        self.assertEqual(await alice.fails("chat.channel.join", channel="bad name!"),
+                         errors.BAD_CHANNEL)
+        await alice.call("chat.channel.join", channel="Trade")
+        await bob.call("chat.channel.join", channel="trade")
+        self.assertEqual(await carol.fails("chat.channel.join", channel="trade"),
+                         errors.CHANNEL_FULL)
+        self.assertEqual(await carol.fails("chat.channel.say", channel="trade", text="x"),
+                         errors.NOT_IN_CHANNEL)
+        for i in range(4):
+            await alice.call("chat.channel.say", channel="trade", text=f"wts {i}")
+        await eventually(lambda: len(bob.events("chat.channel.message")) == 4)
+        self.assertEqual(alice.events("chat.channel.message"), [])
+        await bob.call("chat.channel.leave", channel="trade")
+        joined = await carol.call("chat.channel.join", channel="trade")
+        self.assertEqual([m["text"] for m in joined["history"]], ["wts 1", "wts 2", "wts 3"])
+        members = await carol.call("chat.channel.members", channel="trade")
+        self.assertEqual(members["count"], 2)
+
+    async def test_blocked_sender_hidden_in_channels(self):
+        p1 = await self.process("p1")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        await alice.call("chat.channel.join", channel="lfg")
+        await bob.call("chat.channel.join", channel="lfg")
+        await bob.call("chat.block", name="Alice")
+        await alice.call("chat.channel.say", channel="lfg", text="anyone?")
+        await settle()
+        self.assertEqual(bob.events("chat.channel.message"), [])
+
+    async def test_zone_channels(self):
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p2.connect(self.char("bob"))
+        # The world role may live in another process than the character.
+        await p2.chat.channels.joinZone(alice.cid, "elwynn")
+        await p1.chat.channels.joinZone(bob.cid, "elwynn")
+        await eventually(lambda: alice.events("chat.channel.joined") and bob.events("chat.channel.joined"))
+        self.assertEqual(alice.events("chat.channel.joined")[0]["channel"], "zone:elwynn")
+        self.assertEqual(await alice.fails("chat.channel.leave", channel="zone:elwynn"),
+                         errors.BAD_CHANNEL)
+        await alice.call("chat.channel.say", channel="zone:elwynn", text="hi zone")
+        await eventually(lambda: bob.events("chat.channel.message"))
+        await p1.chat.channels.joinZone(alice.cid, "westfall")
+        await eventually(lambda: alice.events("chat.channel.left"))
+        await bob.call("chat.channel.say", channel="zone:elwynn", text="gone?")
+        await settle()
+        self.assertEqual(alice.events("chat.channel.message"), [])
+        await p1.chat.channels.leaveZone(bob.cid, "elwynn")
+        await eventually(lambda: bob.events("chat.channel.left"))
+        # A zone set while offline is joined at hello.
+        await p1.chat.channels.joinZone(self.char("carol")[0], "duskwood")
+        carol = await p2.connect(self.char("carol"))
+        hello = await carol.call("chat.hello", character_id=carol.cid)
+        self.assertEqual(hello["zone_channel"], "zone:duskwood")
+
+
+class PresenceExpiryTests:
+    async def test_crashed_process_players_go_offline_within_ttl(self):
+        config = self.chatConfig(presence_ttl=3.0)
+        p1 = await self.process("p1", config=config)
+        p2 = await self.process("p2", config=config)
+        alice = await p1.connect(self.char("alice"))
+        await p2.connect(self.char("bob"))
+        await settle(1.2)  # a refresh has happened: entries are kept alive
+        await alice.call("chat.whisper", to="Bob", text="still here")
+        # p2 "crashes": it stops refreshing and answering, without cleanup.
+        p2.chat._refresher.stop()
+        await p2.chat.bus.stop()
+        await settle(3.2)
+        self.assertEqual(await alice.fails("chat.whisper", to="Bob", text="hi"), errors.OFFLINE)
+        self.assertEqual((await p1.chat.store.presenceOf([self.char("bob")[0]])), {})
+        self.assertNotIn(p2.chat.procId, await p1.chat.liveProcs())
+
+
+class LeaderGraceTests(MemoryBackend, TestCase):
+    """The lead passes when the leader stays link-dead past the grace, on a Clock."""
+
+    async def test_link_dead_leader_hands_over_after_grace(self):
+        clock = Clock()
+        p1 = await self.process("p1", clock=clock, resumeGrace=20.0)
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        carol = await p1.connect(self.char("carol"))
+        reply = await alice.call("chat.party.invite", name="Bob")
+        await bob.call("chat.party.accept", party_id=reply["party_id"])
+        await alice.call("chat.party.invite", name="Carol")
+        await carol.call("chat.party.accept", party_id=reply["party_id"])
+        pid = reply["party_id"]
+        members = p1.chat.parties.members
+
+        # Back within the grace: still the leader.
+        await alice.linkDead()
+        clock.advance(19)
+        await alice.resume()
+        clock.advance(5)
+        self.assertEqual((await members(pid))[0], alice.cid)
+
+        # Bob is link-dead too, so the lead skips him for Carol.
+        await bob.linkDead()
+        await alice.linkDead()
+        clock.advance(19.9)
+        self.assertEqual((await members(pid))[0], alice.cid)
+        clock.advance(0.2)
+        self.assertEqual(await members(pid), [carol.cid, alice.cid, bob.cid])
+        self.assertEqual(lastParty(carol)["event"], "leader_changed")
+        self.assertEqual(lastParty(bob)["party"]["leader"], carol.cid)
+
+    async def test_configured_grace_and_session_end(self):
+        clock = Clock()
+        p1 = await self.process(
+            "p1", clock=clock, config=self.chatConfig(leader_grace=5.0)
+        )
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        reply = await alice.call("chat.party.invite", name="Bob")
+        await bob.call("chat.party.accept", party_id=reply["party_id"])
+        await alice.linkDead()
+        clock.advance(5.1)
+        self.assertEqual((await p1.chat.parties.members(reply["party_id"]))[0], bob.cid)
+        # A leader whose session ends hands over at once (and stays a member).
+        await bob.end()
+        await alice.resume()
+        self.assertEqual(
+            await p1.chat.parties.members(reply["party_id"]), [bob.cid, alice.cid]
+        )
+
+
+class MemoryPartyTests(MemoryBackend, PartyTests, TestCase):
+    pass
+
+
+class RedisPartyTests(RedisBackend, PartyTests, TestCase):
+    pass
+
+
+class MemoryChannelTests(MemoryBackend, ChannelTests, TestCase):
+    pass
+
+
+class RedisChannelTests(RedisBackend, ChannelTests, TestCase):
+    pass
+
+
+class MemoryPresenceExpiryTests(MemoryBackend, PresenceExpiryTests, TestCase):
+    pass
+
+
+class RedisPresenceExpiryTests(RedisBackend, PresenceExpiryTests, TestCase):
+    pass
