@@ -175,6 +175,7 @@ class HTTPListener(CoreService):
     async def start(self):
         site = Site(self.root)
         site.displayTracebacks = False
+        site.noisy = False
         # twisted.web logs every request at info; at our request rates that is
         # noise an operator does not want by default.
         site.log = lambda request: None

@@ -123,9 +123,17 @@ class Directory:
         self._failing = False
 
     def start(self):
+        """
+        Write the first entry, then keep beating.
+
+        @return: a Deferred firing once the first entry is written (or its
+            failure logged).
+        """
         self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self.beat()))
         self._loop.clock = self.clock
-        return self._loop.start(self.heartbeat, now=True)
+        # beat() never raises, so the loop only ends when stop() ends it.
+        self._loop.start(self.heartbeat, now=False)
+        return Deferred.fromCoroutine(self.beat())
 
     async def stop(self):
         if self._loop is not None and self._loop.running:

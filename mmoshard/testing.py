@@ -160,7 +160,8 @@ class TwistdProcess:
 
     def __init__(self, reactor, configPath, adminPort, extraArgs=(), env=None, cwd=None):
         self.reactor = reactor
-        self.configPath = configPath
+        # The child runs in the checkout, not in trial's temp directory.
+        self.configPath = os.path.abspath(configPath)
         self.adminPort = adminPort
         self.extraArgs = list(extraArgs)
         self.env = env
@@ -191,7 +192,8 @@ class TwistdProcess:
         env["PYTHONPATH"] = repoRoot() + os.pathsep + env.get("PYTHONPATH", "")
         env.update(self.env or {})
         args = [
-            sys.executable, "-m", "twisted", "twistd", "-n", "--pidfile=",
+            sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+            "-n", "--pidfile=",
             "mmoshard", "--config", self.configPath,
         ] + self.extraArgs
         self.transport = self.reactor.spawnProcess(
