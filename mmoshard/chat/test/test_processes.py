@@ -1,7 +1,6 @@
 """Two real chat processes (twistd) on MariaDB and Redis, clients on each; a kill -9 crash."""
 
 import os
-import sys
 import time
 
 from twisted.internet import reactor
@@ -12,44 +11,12 @@ from mmoshard.chat.test.backends import NAMES, _txn_makeCharacters
 from mmoshard.testing import (
     TwistdProcess,
     freePort,
-    repoRoot,
     requireMySQL,
     requireRedis,
     writeConfig,
 )
 
 TOKEN_KEY = "chat-e2e-test-key-0123456789abcdef"
-_TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
-
-
-class Twistd(TwistdProcess):
-    """TwistdProcess started through twisted.scripts.twistd (python -m twisted runs `twist`)."""
-
-    def start(self):
-        from twisted.internet import defer, protocol
-
-        owner = self
-        self.ended = defer.Deferred()
-
-        class Proto(protocol.ProcessProtocol):
-            def childDataReceived(self, fd, data):
-                owner.output.extend(data)
-
-            def processEnded(self, reason):
-                owner.exitCode = reason.value.exitCode
-                owner.signal = reason.value.signal
-                owner.ended.callback(owner.exitCode)
-
-        env = dict(os.environ)
-        env["PYTHONPATH"] = repoRoot() + os.pathsep + env.get("PYTHONPATH", "")
-        args = [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", "mmoshard",
-                "--config", self.configPath] + self.extraArgs
-        self.transport = self.reactor.spawnProcess(
-            Proto(), sys.executable, args, env=env, path=repoRoot()
-        )
-        return self
-
-
 async def until(predicate, timeout=10.0, what="condition"):
     deadline = reactor.seconds() + timeout
     while True:
@@ -116,7 +83,7 @@ class ChatProcessesTests(TestCase):
             "chat": {"presence_ttl": 3.0},
         }
         path = writeConfig(os.path.abspath(self.mktemp()) + ".toml", sections)
-        proc = Twistd(reactor, path, admin).start()
+        proc = TwistdProcess(reactor, path, admin).start()
         proc.tcpPort = tcp
         self.addCleanup(proc.kill)
         return proc
