@@ -20,6 +20,7 @@ class Catalog:
         self.revision = release.revision
         self.defaultRegion = defaultRegion
         self.manifestPrefix = manifestPrefix
+        self.hasMaintenance = bool(release.maintenance)
         self.regions = frozenset(c.region for c in release.cdn)
         self._known = {
             name: frozenset(p.builds)

@@ -11,7 +11,7 @@ from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.tokens import InvalidToken
 from mmoshard.version.plan import MAINTENANCE
 from mmoshard.version.releases import CHANNELS, PLATFORMS
-from mmoshard.web.json import HTTPError, JSONNotFound, JSONResource, JSONRoot, writeJSON
+from mmoshard.web.json import HTTPError, JSONNotFound, JSONRoot, writeJSON
 
 # The error codes of this role's endpoints (docs/version.md lists them).
 ERRORS = {
@@ -21,6 +21,10 @@ ERRORS = {
     "service.unavailable": 503,
 }
 _PLATFORMS = {p.encode(): p for p in PLATFORMS}
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mmoshard"'}
+_JSON = [b"application/json"]
+_NO_STORE = [b"private, no-store"]
+_NONE = (None, None)
 _CHANNELS = {c.encode(): c for c in CHANNELS}
 
 
@@ -28,107 +32,114 @@ def error(code, message, fields=None, headers=None):
     return HTTPError(ERRORS[code], code, message, fields=fields, headers=headers)
 
 
-def _arg(request, name):
-    values = request.args.get(name)
-    return values[0] if values else None
+def _encode(body):
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
-class CheckResource(JSONResource):
+class CheckResource(Resource):
     """
     C{GET /v1/version?platform=&channel=&build=} with a Bearer access token:
     may this build play, and what should it download.
+
+    The hot path of the role, so it is written with plain callbacks on the
+    verifier's Deferred rather than a coroutine, and answers with bodies
+    encoded once per release (see L{mmoshard.version.catalog.Catalog}).
     """
 
-    handlers = {b"GET": "get"}
+    isLeaf = True
     log = Logger()
 
     def __init__(self, role):
         super().__init__()
         self.role = role
 
-    def _answer(self, request, result):
-        status, body, *rest = result
-        if not isinstance(body, bytes):
-            return super()._answer(request, result)
-        if getattr(request, "_disconnected", False) or request.finished:
-            return
-        request.setResponseCode(status)
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"cache-control", b"private, no-store")
-        for name, value in (rest[0] if rest else {}).items():
-            request.setHeader(name.encode(), str(value).encode())
-        request.setHeader(b"content-length", b"%d" % len(body))
-        if request.method != b"HEAD":
-            request.write(body)
-        request.finish()
+    def render_HEAD(self, request):
+        return self.render_GET(request)
 
-    def _parse(self, request):
-        fields = {}
-        raw = _arg(request, b"platform")
-        platform = _PLATFORMS.get(raw)
-        if platform is None:
-            fields["platform"] = "one of " + ", ".join(PLATFORMS)
-        raw = _arg(request, b"channel")
-        channel = _CHANNELS.get(raw or b"live")
-        if channel is None:
-            fields["channel"] = "one of " + ", ".join(CHANNELS)
-        raw = _arg(request, b"build")
-        build = None
-        try:
-            build = parseBuild(raw.decode("ascii") if raw is not None else None)
-        except (MalformedBuild, UnicodeDecodeError):
-            fields["build"] = "a version such as 1.10.0"
-        if fields:
-            raise error("request.invalid", "bad query parameters", fields)
-        return platform, channel, build
-
-    async def _claims(self, request):
-        header = (request.getHeader(b"authorization") or b"").decode("latin-1")
-        scheme, _, token = header.partition(" ")
-        challenge = {"WWW-Authenticate": 'Bearer realm="mmoshard"'}
-        if scheme.lower() != "bearer" or not token.strip():
-            raise error("auth.invalid_token", "a Bearer access token is required", headers=challenge)
-        try:
-            return await self.role.verifier.verify(token.strip())
-        except InvalidToken as e:
-            raise error("auth.invalid_token", f"access token {e.reason}", headers=challenge)
-        except VolatileUnavailable:
-            raise error(
-                "service.unavailable", "cannot check the token now", headers={"Retry-After": 5}
-            )
-
-    async def get(self, request):
+    def render_GET(self, request):
         role = self.role
         try:
             platform, channel, build = self._parse(request)
-            claims = await self._claims(request)
+            token = self._token(request)
         except HTTPError as e:
             role.metrics.check(e.code, "unknown")
-            raise
-        catalog = role.catalog
-        if catalog is None or channel not in getattr(
-            catalog.platform(platform), "channels", ()
-        ):
-            role.metrics.check("no_release", platform)
-            raise error(
-                "version.no_release", f"nothing is published for {platform}/{channel}"
+            return self._error(request, e)
+        d = role.verifier.verify(token)
+        d.addCallbacks(
+            self._verified,
+            self._refused,
+            callbackArgs=(request, platform, channel, build),
+            errbackArgs=(request,),
+        )
+        d.addErrback(self._crashed, request)
+        return NOT_DONE_YET
+
+    def _parse(self, request):
+        args = request.args
+        values = args.get(b"platform")
+        platform = _PLATFORMS.get(values[0]) if values else None
+        values = args.get(b"channel")
+        channel = _CHANNELS.get(values[0]) if values else "live"
+        values = args.get(b"build")
+        build = None
+        if values:
+            try:
+                build = parseBuild(values[0].decode("ascii"))
+            except (MalformedBuild, UnicodeDecodeError):
+                pass
+        if platform is None or channel is None or build is None:
+            fields = {}
+            if platform is None:
+                fields["platform"] = "one of " + ", ".join(PLATFORMS)
+            if channel is None:
+                fields["channel"] = "one of " + ", ".join(CHANNELS)
+            if build is None:
+                fields["build"] = "a version such as 1.10.0"
+            raise error("request.invalid", "bad query parameters", fields)
+        return platform, channel, build
+
+    def _token(self, request):
+        header = request.getHeader(b"authorization")
+        if header is not None and header[:7].lower() == b"bearer ":
+            token = header[7:].strip()
+            if token:
+                return token.decode("latin-1")
+        raise error("auth.invalid_token", "a Bearer access token is required", headers=_CHALLENGE)
+
+    def _refused(self, failure, request):
+        if failure.check(InvalidToken):
+            e = error(
+                "auth.invalid_token", f"access token {failure.value.reason}", headers=_CHALLENGE
             )
+        elif failure.check(VolatileUnavailable):
+            e = error(
+                "service.unavailable", "cannot check the token now", headers={"Retry-After": 5}
+            )
+        else:
+            return failure
+        self.role.metrics.check(e.code, "unknown")
+        self._finish(request, e.status, _encode(e.body()), e.headers)
+
+    def _verified(self, claims, request, platform, channel, build):
+        role = self.role
+        catalog = role.catalog
+        if catalog is None or channel not in getattr(catalog.platform(platform), "channels", ()):
+            role.metrics.check("no_release", platform)
+            e = error("version.no_release", f"nothing is published for {platform}/{channel}")
+            return self._finish(request, e.status, _encode(e.body()))
         now = role.clock.seconds()
-        active, upcoming = catalog.maintenance(now)
+        active, upcoming = catalog.maintenance(now) if catalog.hasMaintenance else _NONE
         if active is not None and not isOperator(claims):
             role.metrics.check(MAINTENANCE, platform)
             retry = active.retryAfter(now)
-            return (
-                503,
-                {
-                    "status": MAINTENANCE,
-                    "message": active.message,
-                    "maintenance": active.toJSON(),
-                    "retry_after": retry,
-                    "revision": catalog.revision,
-                },
-                {"Retry-After": retry},
-            )
+            body = {
+                "status": MAINTENANCE,
+                "message": active.message,
+                "maintenance": active.toJSON(),
+                "retry_after": retry,
+                "revision": catalog.revision,
+            }
+            return self._finish(request, 503, _encode(body), {"Retry-After": retry})
         requested = request.getHeader(role.regionHeader)
         if requested is not None:
             requested = requested.decode("latin-1").strip().lower()
@@ -139,8 +150,39 @@ class CheckResource(JSONResource):
             platform, channel, build, claims.account_id, region, upcoming
         )
         role.metrics.check(status, platform)
-        role.metrics.seen(platform, channel, build.text if catalog.knownBuild(platform, build) else "other")
-        return 200, body
+        role.metrics.seen(
+            platform, channel, build.text if catalog.knownBuild(platform, build) else "other"
+        )
+        self._finish(request, 200, body)
+
+    def _crashed(self, failure, request):
+        self.log.failure("version check failed", failure=failure)
+        e = HTTPError(500, "internal", "internal server error")
+        self._finish(request, 500, _encode(e.body()))
+
+    def _finish(self, request, status, body, headers=None):
+        if getattr(request, "_disconnected", False) or request.finished:
+            return
+        request.setResponseCode(status)
+        self._headers(request, body, headers)
+        if request.method != b"HEAD":
+            request.write(body)
+        request.finish()
+
+    def _headers(self, request, body, headers):
+        setHeader = request.responseHeaders.setRawHeaders
+        setHeader(b"content-type", _JSON)
+        setHeader(b"cache-control", _NO_STORE)
+        setHeader(b"content-length", [b"%d" % len(body)])
+        if headers:
+            for name, value in headers.items():
+                setHeader(name.encode(), [str(value).encode()])
+
+    def _error(self, request, e):
+        body = _encode(e.body())
+        request.setResponseCode(e.status)
+        self._headers(request, body, e.headers)
+        return body if request.method != b"HEAD" else b""
 
 
 class ManifestResource(Resource):
