@@ -58,26 +58,6 @@ sessionprobe = Role(name="sessionprobe", factory=ProbeService, transports=frozen
 '''
 
 
-class _TwistdReactor:
-    """
-    The reactor, except that `python -m twisted twistd` (which runs `twist`,
-    not twistd) is spawned as twistd itself.  Inert once
-    L{mmoshard.testing.TwistdProcess} spawns twistd directly.
-    """
-
-    def __init__(self, reactor):
-        self._reactor = reactor
-
-    def __getattr__(self, name):
-        return getattr(self._reactor, name)
-
-    def spawnProcess(self, proto, executable, args, **kwargs):
-        args = list(args)
-        if args[1:4] == ["-m", "twisted", "twistd"]:
-            args[1:4] = ["-c", "from twisted.scripts.twistd import run; run()"]
-        return self._reactor.spawnProcess(proto, executable, args, **kwargs)
-
-
 class HandshakeClient(protocol.Protocol):
     """Sends one hello and collects the server's replies until it closes."""
 
@@ -135,30 +115,12 @@ class ProcessTests(TestCase):
 
     def spawn(self, name, roles, env=None, **version):
         path, admin, http, sections = self.config(name, roles, **version)
-        proc = TwistdProcess(_TwistdReactor(reactor), path, admin, env=dict(self.env, **(env or {}))).start()
+        proc = TwistdProcess(reactor, path, admin, env=dict(self.env, **(env or {}))).start()
         self.addCleanup(self.stopProcess, proc)
         proc.http = http
         proc.sections = sections
         proc.configPath = path
         return proc
-
-    async def waitUp(self, proc):
-        """
-        Wait until C{proc}'s admin site answers: every listener opens before
-        it.  (Not /readyz: it waits on the directory's first beat, which
-        says nothing about this role.)
-        """
-
-        async def up():
-            if proc.ended.called:
-                self.fail(f"twistd exited with {proc.exitCode}:\n" + proc.output.decode(errors="replace"))
-            try:
-                code, _ = await proc.get("/healthz")
-            except Exception:
-                return False
-            return code == 200
-
-        await self.waitFor(up, 30, f"{proc.configPath} up")
 
     async def stopProcess(self, proc):
         if not proc.ended.called:
@@ -203,7 +165,7 @@ class ProcessTests(TestCase):
         """`mmoshard release publish` run for one process is served by the other within a second."""
         one = self.spawn("ver-1", ["version"])
         two = self.spawn("ver-2", ["version"])
-        await defer.gatherResults([Deferred(self.waitUp(one)), Deferred(self.waitUp(two))])
+        await defer.gatherResults([Deferred(one.waitReady()), Deferred(two.waitReady())])
         code, body = await self.check(two)
         self.assertEqual((code, body["error"]["code"]), (404, "version.no_release"))
 
@@ -246,7 +208,7 @@ class ProcessTests(TestCase):
             f.write(textwrap.dedent(PROBE_PLUGIN))
         pythonPath = pluginBase + os.pathsep + repoRoot()
         gated = self.spawn("gated", ["sessionprobe"], env={"PYTHONPATH": pythonPath})
-        await self.waitUp(gated)
+        await gated.waitReady()
         tcpPort = int(gated.sections["listen"]["tcp"].split(":")[1])
 
         async def hello(version="1.10.0", flags=(), accountId=9):
