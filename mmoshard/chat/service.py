@@ -160,15 +160,16 @@ class ChatService(Service):
         for u in users:
             keys.append(self.store.presenceKey(u.cid))
             keys.append(self.store.nameKey(u.name))
-        if keys:
-            await self.store.expireMany(keys, ttl)
-            # A presence entry that vanished (the store restarted, or it
-            # expired while the reactor was blocked) is written again.
-            present = await self.store.presenceOf([u.cid for u in users])
-            for u in users:
-                if present.get(u.cid, {}).get("sid") != u.session.sessionId:
-                    if self.users.get(u.cid) is u:
-                        await self.writePresence(u)
+        if keys and await self.store.expireMany(keys, ttl) < len(keys):
+            # Some presence entry vanished (the store restarted, or it expired
+            # while the reactor was blocked): write those again.
+            for i in range(0, len(users), 500):
+                chunk = users[i : i + 500]
+                present = await self.store.presenceOf([u.cid for u in chunk])
+                for u in chunk:
+                    if present.get(u.cid, {}).get("sid") != u.session.sessionId:
+                        if self.users.get(u.cid) is u:
+                            await self.writePresence(u)
         longKeys = []
         for u in users:
             longKeys.append(self.store.zoneKey(u.cid))

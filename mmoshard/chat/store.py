@@ -118,9 +118,12 @@ class ChatStore:
         return bool(int(await self.run("chat_cas", keys, args)))
 
     async def expireMany(self, keys, ttl, chunk=500):
+        """@return: how many of C{keys} existed (and got the new TTL)."""
         keys = list(keys)
+        found = 0
         for i in range(0, len(keys), chunk):
-            await self.run("chat_expire", keys[i : i + chunk], [ttl])
+            found += int(await self.run("chat_expire", keys[i : i + chunk], [ttl]))
+        return found
 
     async def presenceOf(self, cids):
         """

@@ -188,6 +188,17 @@ class PresenceExpiryTests:
         self.assertNotIn(p2.chat.procId, await p1.chat.liveProcs())
 
 
+    async def test_refresh_rewrites_a_lost_entry(self):
+        p1 = await self.process("p1")
+        alice = await p1.connect(self.char("alice"))
+        store = p1.chat.store
+        await p1.shard.volatile.delete(store.presenceKey(alice.cid), store.nameKey("alice"))
+        self.assertIsNone(await store.lookupName("alice"))
+        await p1.chat.refresh()
+        self.assertEqual(await store.lookupName("ALICE"), (alice.cid, p1.chat.procId))
+        self.assertEqual((await store.presenceOf([alice.cid]))[alice.cid]["state"], "online")
+
+
 class LeaderGraceTests(MemoryBackend, TestCase):
     """The lead passes when the leader stays link-dead past the grace, on a Clock."""
 
