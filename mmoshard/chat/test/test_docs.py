@@ -1,0 +1,31 @@
+"""docs/chat.md lists every chat error code and every chat.* request type."""
+
+import os
+import re
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.chat import errors
+from mmoshard.chat.config import FIELDS
+from mmoshard.chat.test.harness import Process
+from mmoshard.testing import repoRoot
+
+
+class DocsTests(TestCase):
+    def setUp(self):
+        with open(os.path.join(repoRoot(), "docs", "chat.md")) as f:
+            self.text = f.read()
+
+    def test_error_codes_documented(self):
+        documented = set(re.findall(r"`(chat\.[a-z_]+)`", self.text))
+        self.assertEqual(sorted(errors.CODES - documented), [])
+
+    def test_request_types_documented(self):
+        proc = Process("docs", sql=None, volatile=None)
+        table = proc.chat.handlers.table()
+        missing = [t for t in table if f"`{t}`" not in self.text]
+        self.assertEqual(missing, [])
+
+    def test_config_keys_documented(self):
+        missing = [k for k in FIELDS if f"`{k}`" not in self.text]
+        self.assertEqual(missing, [])
