@@ -51,18 +51,63 @@ def _load(args):
 
 
 def _openStore(reactor, config, action):
-    from mmoshard.cli import CommandError
     from mmoshard.store.volatile import makeVolatileStore
 
     cfg = config.volatile
-    if not cfg.shared:
-        raise CommandError(
-            f"the volatile store is {cfg.url}: `release {action}` reaches running "
-            "processes only through Redis. On the embedded default the server "
-            "publishes version.releases_dir itself at start; restart it, or "
-            "configure [volatile] url = \"redis://...\""
-        )
     return makeVolatileStore(cfg.url, reactor, cfg.prefix, cfg.timeout)
+
+
+def _adminURL(config, action):
+    """The running server's admin URL for C{action}, on the embedded default."""
+    from twisted.internet.endpoints import serverFromString
+
+    from mmoshard.cli import CommandError
+
+    endpoint = config.listen.admin
+    port = getattr(serverFromString(None, endpoint), "_port", None) if endpoint else None
+    if not port:
+        raise CommandError(
+            f"the volatile store is {config.volatile.url} and the admin site is off: "
+            f"`release {action}` cannot reach the server (configure a redis:// store "
+            "or [listen] admin)"
+        )
+    return f"http://127.0.0.1:{port}/version/{action}"
+
+
+async def _viaAdmin(reactor, config, action, body=None):
+    """
+    On the embedded default (memory:// store) only the server process holds
+    the releases: ask its admin site (loopback) to act.
+
+    @return: the parsed JSON answer.
+    """
+    import treq
+
+    from mmoshard.cli import CommandError
+
+    url = _adminURL(config, action)
+    try:
+        if body is None:
+            response = await treq.get(url, timeout=30, persistent=False)
+        else:
+            response = await treq.post(
+                url,
+                json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=60,
+                persistent=False,
+            )
+        answer = json.loads(await response.content())
+    except Exception as e:
+        raise CommandError(
+            f"the volatile store is {config.volatile.url}, so `release {action}` goes "
+            f"through the server's admin site, which does not answer at {url}: {e}"
+        ) from None
+    if response.code == 404 and action != "status":
+        raise CommandError(f"the server at {url} does not run the version role")
+    if response.code >= 400 and not (action == "status" and response.code == 404):
+        raise CommandError(answer.get("error", {}).get("message", f"HTTP {response.code}"))
+    return response.code, answer
 
 
 def _when(seconds):
@@ -96,7 +141,7 @@ async def _publish(reactor, args, config, cfg, out):
         key = signingKeyFor(config, cfg)
     except (ReleaseDataError, SigningKeyError) as e:
         raise CommandError(str(e)) from None
-    if not (cfg.signing_key or os.environ.get(ENV_KEY)):
+    if config.volatile.shared and not (cfg.signing_key or os.environ.get(ENV_KEY)):
         print(
             f"warning: signing with the development key in {config.shard.var_dir}/; "
             f"set version.signing_key or {ENV_KEY} in production",
@@ -105,6 +150,15 @@ async def _publish(reactor, args, config, cfg, out):
     if args.dry_run:
         release, envelopes = signRelease(loaded, key, 0, time.time())
         print(f"{directory}: valid; {len(envelopes)} manifests signed with key {keyId(key)}", file=out)
+        _summary(release, out)
+        return 0
+    if not config.volatile.shared:
+        from mmoshard.version.releases import Release
+
+        _, answer = await _viaAdmin(reactor, config, "publish", {"dir": os.path.abspath(directory)})
+        release = Release.decode(json.dumps(answer["release"]))
+        print(f"published revision {release.revision} through the server's admin site "
+              f"(manifests signed with key {answer['key_id']})", file=out)
         _summary(release, out)
         return 0
     store = _openStore(reactor, config, "publish")
@@ -125,6 +179,14 @@ async def _rollback(reactor, args, config, out):
     from mmoshard.cli import CommandError
     from mmoshard.version.store import NoEarlierRevision, ReleaseStore
 
+    if not config.volatile.shared:
+        from mmoshard.version.releases import Release
+
+        _, answer = await _viaAdmin(reactor, config, "rollback", {"to": args.to})
+        release = Release.decode(json.dumps(answer["release"]))
+        print(f"revision {release.revision} is in force again", file=out)
+        _summary(release, out)
+        return 0
     store = _openStore(reactor, config, "rollback")
     try:
         release = await ReleaseStore(store).rollback(args.to)
@@ -140,6 +202,8 @@ async def _rollback(reactor, args, config, out):
 async def _status(reactor, args, config, out):
     from mmoshard.version.store import NothingPublished, ReleaseStore
 
+    if not config.volatile.shared:
+        return await _statusViaAdmin(reactor, args, config, out)
     store = _openStore(reactor, config, "status")
     try:
         releases = ReleaseStore(store)
@@ -162,6 +226,29 @@ async def _status(reactor, args, config, out):
             print(f"  {'*' if h.current else ' '} {h.revision}  {_when(h.published_at)}", file=out)
     finally:
         await store.close()
+    return 0
+
+
+async def _statusViaAdmin(reactor, args, config, out):
+    from mmoshard.version.releases import Release
+
+    code, answer = await _viaAdmin(reactor, config, "status")
+    if code == 404:
+        print("nothing published yet: mmoshard release publish", file=out)
+        return 1
+    if args.json:
+        print(json.dumps(answer["release"], indent=2, sort_keys=True), file=out)
+        return 0
+    release = Release.decode(json.dumps(answer["release"]))
+    print(
+        f"revision {release.revision} in force, published {_when(release.published_at)} "
+        f"from {release.source}",
+        file=out,
+    )
+    _summary(release, out)
+    print("kept revisions:", file=out)
+    for h in answer["history"]:
+        print(f"  {'*' if h['current'] else ' '} {h['revision']}  {_when(h['published_at'])}", file=out)
     return 0
 
 

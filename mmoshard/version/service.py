@@ -10,7 +10,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from mmoshard.config import Field, positive
-from mmoshard.interfaces import ITokenVerifier, IWebSite
+from mmoshard.interfaces import IAdminSite, ITokenVerifier, IWebSite
 from mmoshard.version.catalog import Catalog
 from mmoshard.version.releases import ReleaseDataError, loadReleaseDir
 from mmoshard.version.signing import DEV_KEY_FILE, SigningKeyError, loadSigningKey
@@ -168,15 +168,33 @@ class VersionService(Service):
             from mmoshard.version.web import mount
 
             mount(site, self)
+        admin = shard.query(IAdminSite)
+        if admin is not None:
+            from mmoshard.version.admin import mountAdmin
+
+            mountAdmin(admin, self)
         self._loop = LoopingCall(self.refresh)
         self._loop.clock = self.clock
         self._loop.start(self.cfg.refresh, now=False)
 
+    async def publish(self, directory=None):
+        """
+        Check, sign and publish the release data in C{directory} (default
+        C{version.releases_dir}) and put it in force here at once.
+
+        @return: (the published L{Release}, the signing key).
+        @raise ReleaseDataError: for invalid release data.
+        @raise SigningKeyError: when no signing key can be had.
+        """
+        loaded = loadReleaseDir(directory or self.cfg.releases_dir)
+        key = signingKeyFor(self.shard.config, self.cfg, self.log)
+        release = await self.store.publish(loaded, key, self.clock.seconds())
+        await self.refresh()
+        return release, key
+
     async def _publishAtStart(self):
         try:
-            loaded = loadReleaseDir(self.cfg.releases_dir)
-            key = signingKeyFor(self.shard.config, self.cfg, self.log)
-            await self.store.publish(loaded, key, self.clock.seconds())
+            await self.publish()
         except ReleaseDataError as e:
             if not os.path.isdir(self.cfg.releases_dir):
                 self.log.warn(
@@ -192,7 +210,6 @@ class VersionService(Service):
                 path=self.cfg.releases_dir,
                 why=e,
             )
-            return
         except SigningKeyError as e:
             self.log.error(
                 "version role of shard {shard_id} cannot publish {path}: {why}",
@@ -200,11 +217,8 @@ class VersionService(Service):
                 path=self.cfg.releases_dir,
                 why=e,
             )
-            return
         except Exception:
             self.log.failure("version role cannot publish at start")
-            return
-        await self.refresh()
 
     def refresh(self):
         """

@@ -13,7 +13,7 @@ from twisted.web.server import Site
 
 from mmoshard.config import parseConfig
 from mmoshard.gate import RULES_KEY, StoreGate
-from mmoshard.interfaces import ITokenVerifier, IWebSite
+from mmoshard.interfaces import IAdminSite, ITokenVerifier, IWebSite
 from mmoshard.plugins.version import version as versionRole
 from mmoshard.shard import Shard, _RootSite
 from mmoshard.store.volatile import MemoryStore
@@ -56,6 +56,8 @@ class VersionRoleFixture:
         shard.provide(ITokenVerifier, TokenVerifier(TOKEN_KEY, self.volatile, reactor))
         self.root = JSONRoot()
         shard.provide(IWebSite, _RootSite(self.root))
+        self.adminRoot = JSONRoot()
+        shard.provide(IAdminSite, _RootSite(self.adminRoot))
         self.service = VersionService(shard)
         await self.service.startService()
         self.addCleanup(self.service.stopService)
@@ -64,6 +66,11 @@ class VersionRoleFixture:
         self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
         self.base = f"http://127.0.0.1:{self.port.getHost().port}"
+        adminSite = Site(self.adminRoot)
+        adminSite.log = lambda request: None
+        self.adminPort = reactor.listenTCP(0, adminSite, interface="127.0.0.1")
+        self.addCleanup(self.adminPort.stopListening)
+        self.admin = f"http://127.0.0.1:{self.adminPort.getHost().port}"
         self.key = loadSigningKey(env={}, devPath=os.path.join(base, "var", DEV_KEY_FILE))
 
     def token(self, accountId=42, flags=(), sid="login-1"):
@@ -308,6 +315,63 @@ class ReloadTests(VersionRoleFixture, TestCase):
         self.assertEqual((code, body["error"]["code"]), (404, "version.no_release"))
         response, _ = await self.get("/v1/manifests/windows/1.10.0")
         self.assertEqual(response.code, 404)
+
+
+class AdminTests(VersionRoleFixture, TestCase):
+    """`mmoshard release` on the embedded default goes through the admin site."""
+
+    async def post(self, path, body, contentType="application/json"):
+        response = await treq.post(
+            self.admin + path, json.dumps(body).encode(),
+            headers={"Content-Type": contentType}, persistent=False, timeout=5,
+        )
+        return response.code, json.loads(await response.content())
+
+    @coro
+    async def test_publish_rollback_status(self):
+        await self.startRole()
+        other = writeReleaseDir(self.mktemp(), live='latest = "1.10.0"\nminimum = "1.10.0"')
+        code, body = await self.post("/version/publish", {"dir": other})
+        self.assertEqual((code, body["release"]["revision"]), (200, 2))
+        self.assertEqual(self.service.catalog.revision, 2)
+        code, body = await self.post("/version/rollback", {})
+        self.assertEqual((code, body["release"]["revision"]), (200, 1))
+        self.assertEqual(self.service.catalog.revision, 1)
+        code, body = await self.post("/version/rollback", {})
+        self.assertEqual((code, body["error"]["code"]), (409, "version.no_earlier_revision"))
+        response = await treq.get(self.admin + "/version/status", persistent=False)
+        body = json.loads(await response.content())
+        self.assertEqual([h["revision"] for h in body["history"]], [2, 1])
+        code, body = await self.post("/version/publish", {"dir": self.mktemp()})
+        self.assertEqual((code, body["error"]["code"]), (400, "version.invalid_release"))
+        code, body = await self.post("/version/publish", {}, contentType="text/plain")
+        self.assertEqual(code, 415)
+
+    @coro
+    async def test_cli_through_admin(self):
+        import argparse
+        import io
+
+        from mmoshard.testing import writeConfig
+        from mmoshard.version import cli
+
+        await self.startRole()
+        port = self.adminPort.getHost().port
+        path = writeConfig(self.mktemp() + ".toml", {
+            "shard": {"var_dir": self.shard.config.shard.var_dir},
+            "listen": {"admin": f"tcp:{port}:interface=127.0.0.1"},
+            "version": {"releases_dir": self.releases},
+        })
+        parser = argparse.ArgumentParser()
+        cli.arguments(parser)
+        out = io.StringIO()
+        status = await cli.run(reactor, parser.parse_args(["publish", "--config", path]), out)
+        self.assertEqual(status, 0)
+        self.assertIn("published revision 2 through the server's admin site", out.getvalue())
+        self.assertIn("windows/live: latest 1.10.0, minimum 1.9.0", out.getvalue())
+        out = io.StringIO()
+        await cli.run(reactor, parser.parse_args(["status", "--config", path]), out)
+        self.assertIn("revision 2 in force", out.getvalue())
 
 
 class StoreGateTests(TestCase):
