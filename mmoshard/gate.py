@@ -276,7 +276,10 @@ class StoreGate:
                 RULES_CHANNEL, self._announced
             )
         except Exception as e:
-            self.log.warn("client gate cannot subscribe to changes: {why}", why=e)
+            # A Redis store keeps the subscription and activates it when Redis
+            # is back; hold it so stop() can end it.
+            self._subscription = getattr(e, "subscription", None)
+            self.log.warn("client gate cannot subscribe to changes yet: {why}", why=e)
         self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self.refresh()))
         self._loop.clock = self.clock
         self._loop.start(self.refreshInterval, now=False)

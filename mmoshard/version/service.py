@@ -154,8 +154,9 @@ class VersionService(Service):
                 CHANGED_CHANNEL, lambda channel, message: self.refresh()
             )
         except Exception as e:
+            self._subscription = getattr(e, "subscription", None)
             self.log.warn(
-                "version role cannot subscribe to release changes ({why}); "
+                "version role cannot subscribe to release changes yet ({why}); "
                 "it re-reads every {refresh}s",
                 why=e,
                 refresh=self.cfg.refresh,
