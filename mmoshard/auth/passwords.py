@@ -60,7 +60,8 @@ class PasswordHasher:
         self.dummyHash = await self.hash(secrets.token_urlsafe(24))
 
     def stop(self):
-        self.pool.stop()
+        if self.pool.started:
+            self.pool.stop()
 
     async def _run(self, func, *args):
         if self.pending >= self.maxPending:

@@ -1,0 +1,106 @@
+"""Failed-login lockout with growing backoff and per-IP rate limits, driven by a Clock."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.auth.test.harness import AuthHarness
+
+PASSWORD = "correct horse battery"
+
+
+class LockoutTestsMixin:
+    """Runs on both backends; time travel only where the store follows the Clock."""
+
+    backend = None
+
+    async def failTimes(self, h, n, username="alice"):
+        for _ in range(n):
+            r = await h.login(username, "wrong password")
+            self.assertEqual(r.code, 401, r)
+
+    async def test_lockout(self):
+        h = await AuthHarness(self, self.backend, lockout_threshold=3,
+                              lockout_base=30.0).start()
+        accountId = (await h.register()).body["account_id"]
+        await self.failTimes(h, 3)
+        # Locked, even with the right password; the answer says for how long.
+        r = await h.login()
+        self.assertEqual((r.code, r.error), (429, "auth.locked"))
+        self.assertIn(r.header("retry-after"), ("29", "30"))
+        kinds = await h.events(accountId)
+        self.assertEqual(kinds[:4], ["login_locked", "login_failed", "login_failed",
+                                     "login_failed"])
+        metric = h.shard.metrics.get_sample_value
+        self.assertEqual(metric("mmoshard_auth_logins_total", {"outcome": "locked"}), 1)
+        self.assertEqual(metric("mmoshard_auth_logins_total", {"outcome": "failed"}), 3)
+
+    async def test_unknown_username_locks_too(self):
+        """Lockout is by username, so it does not reveal which names exist."""
+        h = await AuthHarness(self, self.backend, lockout_threshold=2).start()
+        await self.failTimes(h, 2, "nobody")
+        r = await h.login("nobody", "whatever")
+        self.assertEqual((r.code, r.error), (429, "auth.locked"))
+
+    async def test_ip_rate_limit(self):
+        h = await AuthHarness(self, self.backend, login_rate=3, login_window=60.0,
+                              register_rate=2, register_window=600.0).start()
+        await h.register("alice")
+        await h.register("bob")
+        r = await h.register("carol")
+        self.assertEqual((r.code, r.error), (429, "auth.rate_limited"))
+        self.assertTrue(0 < int(r.header("retry-after")) <= 600)
+        for _ in range(3):
+            self.assertEqual((await h.login()).code, 200)
+        r = await h.login()
+        self.assertEqual((r.code, r.error), (429, "auth.rate_limited"))
+        self.assertTrue(0 < int(r.header("retry-after")) <= 60)
+        # Another address is not affected.
+        r = await h.login(headers={"X-Forwarded-For": "203.0.113.9"})
+        self.assertEqual(r.code, 429)  # not trusted unless configured
+
+
+class SQLiteMemoryLockoutTests(LockoutTestsMixin, TestCase):
+    backend = "sqlite"
+
+    async def test_backoff_grows_and_expires(self):
+        h = await AuthHarness(self, self.backend, lockout_threshold=3, lockout_base=30.0,
+                              lockout_max=100.0).start()
+        await h.register()
+        await self.failTimes(h, 3)
+        self.assertEqual((await h.login()).header("retry-after"), "30")
+        h.clock.advance(30)
+        # The lock is over; one more failure locks again, twice as long.
+        await self.failTimes(h, 1)
+        self.assertEqual((await h.login()).header("retry-after"), "60")
+        h.clock.advance(60)
+        await self.failTimes(h, 1)
+        self.assertEqual((await h.login()).header("retry-after"), "100")  # capped
+        h.clock.advance(100)
+        # The right password gets in and clears the count.
+        self.assertEqual((await h.login()).code, 200)
+        await self.failTimes(h, 2)
+        self.assertEqual((await h.login()).code, 200)
+
+    async def test_rate_window_passes(self):
+        h = await AuthHarness(self, self.backend, login_rate=2, login_window=60.0).start()
+        await h.register()
+        for _ in range(2):
+            await h.login()
+        r = await h.login()
+        self.assertEqual(r.code, 429)
+        h.clock.advance(int(r.header("retry-after")))
+        self.assertEqual((await h.login()).code, 200)
+
+    async def test_forwarded_for_when_trusted(self):
+        h = await AuthHarness(self, self.backend, login_rate=1, trust_forwarded=True).start()
+        await h.register()
+        self.assertEqual((await h.login(headers={"X-Forwarded-For": "1.2.3.4"})).code, 200)
+        self.assertEqual((await h.login(headers={"X-Forwarded-For": "1.2.3.4"})).code, 429)
+        r = await h.login(headers={"X-Forwarded-For": "9.9.9.9, 5.6.7.8"})
+        self.assertEqual(r.code, 200)
+        rows = await h.shard.sql.runQuery(
+            "SELECT ip FROM account_events WHERE kind = 'login_ok' ORDER BY id")
+        self.assertEqual([r[0] for r in rows], ["1.2.3.4", "5.6.7.8"])
+
+
+class MariaDBRedisLockoutTests(LockoutTestsMixin, TestCase):
+    backend = "mysql"

@@ -1,0 +1,103 @@
+"""The role plugin, its config, /openapi.json kept in step with the routes, and metrics."""
+
+from twisted.plugin import IPlugin
+from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
+
+from mmoshard.auth.errors import ERRORS
+from mmoshard.auth.test.harness import AuthHarness
+from mmoshard.config import ConfigError, parseConfig
+from mmoshard.interfaces import IRole
+from mmoshard.plugins import discoverRoles
+from mmoshard.plugins.auth import auth
+
+
+class PluginTests(TestCase):
+    def test_provides(self):
+        self.assertTrue(verifyObject(IRole, auth))
+        self.assertTrue(verifyObject(IPlugin, auth))
+        self.assertIn(auth, discoverRoles())
+        self.assertEqual(auth.transports, frozenset({"http"}))
+
+    def test_config_defaults(self):
+        cfg = parseConfig({}, [auth], env={}).roleConfig("auth")
+        self.assertEqual((cfg.argon2_time_cost, cfg.argon2_memory_kib,
+                          cfg.argon2_parallelism), (2, 19456, 1))
+        self.assertEqual(cfg.hash_threads, 0)
+
+    def test_config_problems(self):
+        with self.assertRaises(ConfigError) as cm:
+            parseConfig({"auth": {"username_min": 30, "username_max": 10,
+                                  "argon2_time_cost": 0, "classes_file": "nope.toml",
+                                  "access_ttl": 100.0, "refresh_ttl": 50.0,
+                                  "character_name_max": 40, "colour": "red"}},
+                        [auth], env={})
+        paths = {p.path for p in cm.exception.problems}
+        self.assertEqual(paths, {"auth.username_min", "auth.argon2_time_cost",
+                                 "auth.classes_file", "auth.access_ttl",
+                                 "auth.character_name_max", "auth.colour"})
+
+
+class OpenAPITests(TestCase):
+    async def test_document_matches_routes(self):
+        """Every route is documented, and every documented operation is served."""
+        h = await AuthHarness(self, "sqlite").start()
+        r = await h.request("GET", "/openapi.json")
+        self.assertEqual(r.code, 200)
+        doc = r.body
+        documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+        routes = {(route.method, route.path) for route in h.service.api.routes}
+        self.assertEqual(documented, routes | {("GET", "/openapi.json")})
+        token = (await h.account())["access_token"]
+        for method, path in sorted(documented):
+            r = await h.request(method, path.replace("{id}", "1"), token=token,
+                                body={} if method == "POST" else None)
+            self.assertNotIn(r.error, ("request.not_found", "request.method_not_allowed"),
+                             (method, path))
+            op = doc["paths"][path][method.lower()]
+            if r.code >= 400:
+                # The answer is among those the document lists.
+                self.assertIn(str(r.code), op["responses"], (method, path, r))
+                self.assertIn(f"`{r.error}`", op["responses"][str(r.code)]["description"])
+            if path != "/openapi.json":
+                route = next(x for x in h.service.api.routes
+                             if (x.method, x.path) == (method, path))
+                self.assertEqual("security" in op, route.auth)
+                if route.body is not None:
+                    schema = op["requestBody"]["content"]["application/json"]["schema"]
+                    self.assertEqual(set(schema["properties"]), set(route.body))
+                    self.assertFalse(schema["additionalProperties"])
+        self.assertEqual(set(doc["components"]["schemas"]["Error"]["properties"]["error"]
+                             ["properties"]["code"]["enum"]), set(ERRORS))
+
+
+class MetricsTests(TestCase):
+    async def test_metrics(self):
+        h = await AuthHarness(self, "sqlite").start()
+        await h.account()
+        await h.login(password="wrong password")
+        await h.login()
+        sample = h.shard.metrics.get_sample_value
+        self.assertEqual(sample("mmoshard_auth_logins_total", {"outcome": "ok"}), 2)
+        self.assertEqual(sample("mmoshard_auth_logins_total", {"outcome": "failed"}), 1)
+        self.assertEqual(sample("mmoshard_auth_password_hash_seconds_count",
+                                {"op": "verify"}), 3)
+        # The dummy hash at start and alice's.
+        self.assertEqual(sample("mmoshard_auth_password_hash_seconds_count",
+                                {"op": "hash"}), 2)
+        await h.service.countSessions()
+        self.assertEqual(sample("mmoshard_auth_active_sessions"), 2)
+        h.clock.advance(h.config.roleConfig("auth").refresh_ttl + 1)
+        await h.service.countSessions()
+        self.assertEqual(sample("mmoshard_auth_active_sessions"), 0)
+
+    async def test_purge(self):
+        h = await AuthHarness(self, "sqlite").start()
+        login = await h.account()
+        await h.request("DELETE", "/v1/sessions", token=login["access_token"])
+        h.clock.advance(2 * 86400)
+        await h.service.purge()
+        rows = await h.shard.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
+        self.assertEqual(rows[0][0], 0)
+        rows = await h.shard.sql.runQuery("SELECT COUNT(*) FROM auth_refresh_tokens")
+        self.assertEqual(rows[0][0], 0)
