@@ -11,7 +11,7 @@ from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.tokens import InvalidToken
 from mmoshard.version.plan import MAINTENANCE
 from mmoshard.version.releases import CHANNELS, PLATFORMS
-from mmoshard.web.json import HTTPError, JSONNotFound, JSONRoot, writeJSON
+from mmoshard.web.json import HTTPError, JSONResource, JSONRoot, writeJSON
 
 # The error codes of this role's endpoints (docs/version.md lists them).
 ERRORS = {
@@ -216,7 +216,6 @@ class ManifestResource(Resource):
             return self._notFound(request)
         request.setHeader(b"etag", etag.encode())
         request.setHeader(b"cache-control", role.manifestCacheControl)
-        request.setHeader(b"vary", b"accept-encoding")
         match = request.getHeader(b"if-none-match")
         if match and _matches(match.decode("latin-1"), etag):
             role.metrics.manifest("not_modified")
@@ -277,10 +276,81 @@ def _matches(header, etag):
     return any(m.strip().removeprefix("W/") == etag for m in header.split(","))
 
 
+def openapi():
+    """@return: the OpenAPI document of this role's endpoints."""
+    from mmoshard import __version__
+
+    def errorResponse(description):
+        return {"description": description, "content": {"application/json": {}}}
+
+    query = [
+        {"name": "platform", "in": "query", "required": True,
+         "schema": {"type": "string", "enum": list(PLATFORMS)}},
+        {"name": "channel", "in": "query", "schema": {"type": "string", "enum": list(CHANNELS), "default": "live"}},
+        {"name": "build", "in": "query", "required": True, "schema": {"type": "string"},
+         "example": "1.10.0"},
+    ]
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "mmoshard version", "version": __version__},
+        "paths": {
+            "/v1/version": {"get": {
+                "summary": "May this build play, and the patch plan to the build to run (docs/version.md)",
+                "security": [{"bearer": []}],
+                "parameters": query,
+                "responses": {
+                    "200": errorResponse("ok, update_available or update_required"),
+                    "400": errorResponse("request.invalid"),
+                    "401": errorResponse("auth.invalid_token"),
+                    "404": errorResponse("version.no_release"),
+                    "503": errorResponse("maintenance (with Retry-After) or service.unavailable"),
+                },
+            }},
+            "/v1/manifests/{platform}/{build}": {"get": {
+                "summary": "A build's Ed25519-signed manifest; ETag, Cache-Control, 304",
+                "parameters": [
+                    {"name": "platform", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "build", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": errorResponse("the signed envelope {alg, key_id, payload, signature}"),
+                    "304": {"description": "not modified (If-None-Match)"},
+                    "404": errorResponse("version.no_release"),
+                },
+            }},
+        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+class _OpenAPI(JSONResource):
+    """C{/openapi.json} for a process where no other role serves one: the merged documents added."""
+
+    handlers = {b"GET": "get"}
+
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def add(self, source):
+        self.sources.append(source)
+
+    async def get(self, request):
+        merged = {"openapi": "3.0.3", "paths": {}}
+        for source in self.sources:
+            doc = source()
+            merged.setdefault("info", doc.get("info"))
+            merged["paths"].update(doc["paths"])
+            for kind, items in doc.get("components", {}).items():
+                merged.setdefault("components", {}).setdefault(kind, {}).update(items)
+        return 200, merged
+
+
 def mount(site, role):
     """
     Mount the check and the manifests under C{/v1} of the public C{site},
-    sharing a C{/v1} another role mounted first.
+    sharing a C{/v1} another role mounted first, and add this role's
+    OpenAPI document to C{/openapi.json}.
     """
     root = site.root
     v1 = root.children.get(b"v1")
@@ -289,7 +359,12 @@ def mount(site, role):
         root.putChild(b"v1", v1)
     v1.putChild(b"version", CheckResource(role))
     v1.putChild(b"manifests", ManifestResource(role))
+    docs = root.children.get(b"openapi.json")
+    if not hasattr(docs, "add"):
+        docs = _OpenAPI()
+        root.putChild(b"openapi.json", docs)
+    docs.add(openapi)
     return v1
 
 
-__all__ = ["CheckResource", "ManifestResource", "mount", "JSONNotFound"]
+__all__ = ["CheckResource", "ManifestResource", "mount", "openapi"]

@@ -217,6 +217,15 @@ class CheckTests(VersionRoleFixture, TestCase):
         self.assertIn("mmoshard_version_release_revision 1.0", text)
 
 
+    @coro
+    async def test_openapi(self):
+        await self.startRole()
+        response, body = await self.get("/openapi.json")
+        doc = json.loads(body)
+        self.assertIn("/v1/version", doc["paths"])
+        self.assertIn("/v1/manifests/{platform}/{build}", doc["paths"])
+
+
 class ManifestTests(VersionRoleFixture, TestCase):
     @coro
     async def test_signed_and_cacheable(self):
