@@ -8,6 +8,7 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 
+from mmoshard.auth import cli as accountCLI
 from mmoshard.store.errors import SQLUnavailable, StoreError
 from mmoshard.version import cli as releaseCLI
 
@@ -132,6 +133,11 @@ COMMANDS = {
         help="publish, roll back or show the version role's releases (docs/version.md)",
         arguments=releaseCLI.arguments,
         run=releaseCLI.run,
+    ),
+    "account": Command(
+        help="ban, unban or show an account; restore a deleted character (docs/auth.md)",
+        arguments=accountCLI.arguments,
+        run=accountCLI.run,
     ),
 }
 

@@ -193,7 +193,7 @@ def _txn_changePassword(cursor, accountId, newHash, keepSid, now, ip):
     return revoked
 
 
-def _findAccountId(cursor, account):
+def _txn_findAccount(cursor, account):
     """C{account}: an int id or a username (str); @return: the id or None."""
     if isinstance(account, int):
         row = cursor.execute("SELECT id FROM accounts WHERE id = ?", (account,)).fetchone()
@@ -211,7 +211,7 @@ def _txn_ban(cursor, account, until, reason, now, ip, actor):
     @return: (account id, revoked login ids), or None when there is no such
         account.
     """
-    accountId = _findAccountId(cursor, account)
+    accountId = _txn_findAccount(cursor, account)
     if accountId is None:
         return None
     cursor.execute(
@@ -226,7 +226,7 @@ def _txn_ban(cursor, account, until, reason, now, ip, actor):
 
 def _txn_unban(cursor, account, now, ip, actor):
     """@return: the account id, or None when there is no such account."""
-    accountId = _findAccountId(cursor, account)
+    accountId = _txn_findAccount(cursor, account)
     if accountId is None:
         return None
     cursor.execute(
