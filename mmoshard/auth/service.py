@@ -59,8 +59,9 @@ class OpenAPIResource(JSONResource):
 
 
 def _mountOpenAPI(root, source):
+    # Any role's merging resource will do (the version role has its twin).
     existing = root.children.get(b"openapi.json")
-    if not isinstance(existing, OpenAPIResource):
+    if not hasattr(existing, "add"):
         existing = OpenAPIResource()
         root.putChild(b"openapi.json", existing)
     existing.add(source)
