@@ -1,0 +1,128 @@
+"""Across processes: tokens from an auth twistd are accepted by a session twistd, and revocations reach it."""
+
+import json
+import os
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from mmoshard.testing import TwistdProcess, freePort, requireMySQL, requireRedis, writeConfig
+from mmoshard.wire.client import RequestError, SessionClient
+
+TOKEN_KEY = "auth-e2e-key-0123456789abcdef"
+PASSWORD = "correct horse battery"
+
+
+class CrossProcessRevocationTests(TestCase):
+    timeout = 120
+
+    async def spawn(self, shardId, roles, mysqlURL, redisURL, prefix):
+        admin, http = freePort(), freePort()
+        sections = {
+            "shard": {"id": shardId, "roles": roles, "var_dir": os.path.abspath(self.mktemp())},
+            "sql": {"url": mysqlURL},
+            "volatile": {"url": redisURL, "prefix": prefix},
+            "secrets": {"token_key": TOKEN_KEY},
+            "directory": {"heartbeat": 0.5, "ttl": 2.0},
+            "listen": {"admin": f"tcp:{admin}:interface=127.0.0.1",
+                       "http": f"tcp:{http}:interface=127.0.0.1",
+                       "tcp": f"tcp:{freePort()}:interface=127.0.0.1",
+                       "websocket": f"tcp:{freePort()}:interface=127.0.0.1"},
+        }
+        if "auth" in roles:
+            sections["auth"] = {"argon2_time_cost": 1, "argon2_memory_kib": 64}
+        path = writeConfig(self.mktemp() + ".toml", sections)
+        proc = TwistdProcess(reactor, path, admin).start()
+        self.addCleanup(proc.kill)
+        await proc.waitReady()
+        proc.http = f"http://127.0.0.1:{http}"
+        proc.admin = f"http://127.0.0.1:{admin}"
+        return proc
+
+    async def call(self, method, url, body=None, token=None):
+        headers = {b"content-type": [b"application/json"]}
+        if token:
+            headers[b"authorization"] = [b"Bearer " + token.encode()]
+        response = await treq.request(method, url, headers=headers, persistent=False,
+                                      data=None if body is None else json.dumps(body).encode(),
+                                      timeout=10)
+        return response.code, json.loads(await response.content())
+
+    async def hello(self, address, token):
+        """@return: None when the session opens, else the error code."""
+        client = SessionClient(reactor, address, token, autoResume=False)
+        try:
+            await client.connect()
+        except RequestError as e:
+            return e.code
+        await client.close()
+        return None
+
+    async def refusedWithin(self, address, token, seconds=1.0):
+        """The session process refuses C{token} within C{seconds}."""
+        deadline = reactor.seconds() + seconds
+        while True:
+            code = await self.hello(address, token)
+            if code is not None:
+                self.assertEqual(code, "auth.invalid_token")
+                return
+            self.assertLess(reactor.seconds(), deadline, "revocation not seen in time")
+            await deferLater(reactor, 0.05, lambda: None)
+
+    async def test_tokens_and_revocations_cross_processes(self):
+        from mmoshard.store.sql import SQLStore, migrate
+
+        mysqlURL, dropDB = requireMySQL()
+        self.addCleanup(dropDB)
+        redisURL, prefix, cleanRedis = requireRedis()
+        self.addCleanup(cleanRedis)
+        store = SQLStore(reactor, mysqlURL)
+        await migrate(store)
+        await store.close()
+        session = await self.spawn("sessions-1", ["chat"], mysqlURL, redisURL, prefix)
+        auth = await self.spawn("auth-1", ["auth"], mysqlURL, redisURL, prefix)
+
+        code, body = await self.call("POST", auth.http + "/v1/accounts",
+                                     {"username": "alice", "password": PASSWORD})
+        self.assertEqual(code, 201, body)
+
+        async def login():
+            code, body = await self.call("POST", auth.http + "/v1/sessions",
+                                         {"username": "alice", "password": PASSWORD})
+            self.assertEqual(code, 200, body)
+            return body
+
+        # The login's directory says where the session listener is.
+        first = await login()
+        chat = first["directory"]["chat"]
+        self.assertEqual([e["shard_id"] for e in chat], ["sessions-1"])
+        address = chat[0]["tcp"]
+        self.assertIsNone(await self.hello(address, first["access_token"]))
+
+        # Logout.
+        code, _ = await self.call("DELETE", auth.http + "/v1/sessions",
+                                  token=first["access_token"])
+        self.assertEqual(code, 200)
+        await self.refusedWithin(address, first["access_token"])
+
+        # Password change ends the other logins.
+        second, third = await login(), await login()
+        self.assertIsNone(await self.hello(address, second["access_token"]))
+        code, body = await self.call("POST", auth.http + "/v1/accounts/me/password",
+                                     {"current_password": PASSWORD,
+                                      "new_password": "another long secret"},
+                                     token=third["access_token"])
+        self.assertEqual(code, 200, body)
+        await self.refusedWithin(address, second["access_token"])
+        self.assertIsNone(await self.hello(address, third["access_token"]))
+
+        # A ban ends every login.
+        code, body = await self.call("POST", f"{auth.admin}/accounts/{third['account_id']}/ban",
+                                     {"reason": "testing"})
+        self.assertEqual(code, 200, body)
+        await self.refusedWithin(address, third["access_token"])
+
+        self.assertEqual(await auth.stop("TERM"), 0, auth.output.decode())
+        self.assertEqual(await session.stop("TERM"), 0, session.output.decode())
