@@ -292,12 +292,10 @@ class AuthAPI:
                           account_id=result.accountId, ip=call.ip)
             raise error("auth.refresh_token_reused")
         if result.outcome == "banned":
-            account = await svc.sql.runInteraction(store._txn_accountById, result.accountId)
-            raise self._banned(account.ban_reason, account.banned_until)
+            raise self._banned(result.banReason, result.bannedUntil)
         if result.outcome != "ok":
             raise error("auth.invalid_refresh_token")
-        account = await svc.sql.runInteraction(store._txn_accountById, result.accountId)
-        flags = ("operator",) if account.is_operator else ()
+        flags = ("operator",) if result.isOperator else ()
         return 200, self._tokens(result.accountId, result.username, result.loginId,
                                  f"{newId}.{newSecret}", now, flags)
 

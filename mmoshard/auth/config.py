@@ -10,6 +10,8 @@ AUTH_FIELDS = {
     "argon2_memory_kib": Field("int", 19456, positive, "argon2id memory in KiB (OWASP: 19 MiB)"),
     "argon2_parallelism": Field("int", 1, positive, "argon2id lanes (OWASP: 1)"),
     "hash_threads": Field("int", 0, nonNegative, "hashing threads; 0 = one per core"),
+    "hash_nice": Field("int", 10, nonNegative,
+                       "niceness added to hashing threads so the reactor comes first"),
     "access_ttl": Field("float", 900.0, positive, "access token lifetime, seconds"),
     "refresh_ttl": Field("float", 30 * 86400.0, positive, "login (refresh token) lifetime"),
     "username_min": Field("int", 3, positive),
@@ -44,6 +46,7 @@ class AuthConfig:
     argon2_memory_kib: int
     argon2_parallelism: int
     hash_threads: int
+    hash_nice: int
     access_ttl: float
     refresh_ttl: float
     username_min: int

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import threading
 import time
 
 import argon2
@@ -54,6 +55,8 @@ class PasswordHasher:
         self.maxPending = self.threads * queueFactor
         self.pending = 0
         self.dummyHash = None
+        self.nice = config.hash_nice
+        self._local = threading.local()
 
     async def start(self):
         self.pool.start()
@@ -72,7 +75,24 @@ class PasswordHasher:
         finally:
             self.pending -= 1
 
+    def _lowerPriority(self):
+        """
+        Once per pool thread: raise its niceness, so on a busy core the
+        reactor and SQL threads run before another hash (Linux: per thread).
+        """
+        if getattr(self._local, "niced", False):
+            return
+        self._local.niced = True
+        if self.nice and hasattr(os, "setpriority"):
+            tid = threading.get_native_id()
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid,
+                               os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+            except OSError:
+                pass
+
     def _thread_hash(self, password):
+        self._lowerPriority()
         t0 = time.perf_counter()
         try:
             return self.argon2.hash(password)
@@ -80,6 +100,7 @@ class PasswordHasher:
             self.observe("hash", time.perf_counter() - t0)
 
     def _thread_verify(self, encoded, password):
+        self._lowerPriority()
         t0 = time.perf_counter()
         try:
             self.argon2.verify(encoded, password)

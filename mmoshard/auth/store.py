@@ -113,6 +113,9 @@ class RefreshResult:
     loginId: str | None = None
     accountId: int | None = None
     username: str | None = None
+    isOperator: bool = False
+    bannedUntil: float | None = None
+    banReason: str | None = None
 
 
 def _revokeLogins(cursor, where, params, now, reason):
@@ -140,21 +143,24 @@ def _txn_refresh(cursor, tokenId, secret, newTokenId, newSecret, now, ttl, ip):
     """
     row = cursor.execute(
         "SELECT t.secret_hash, t.used_at, l.id, l.account_id, l.expires_at, "
-        "l.revoked_at, a.username, a.banned_until FROM auth_refresh_tokens t "
+        "l.revoked_at, a.username, a.banned_until, a.ban_reason, a.is_operator "
+        "FROM auth_refresh_tokens t "
         "JOIN auth_logins l ON l.id = t.login_id "
         "JOIN accounts a ON a.id = l.account_id WHERE t.id = ?",
         (tokenId,),
     ).fetchone()
     if row is None:
         return RefreshResult("invalid")
-    stored, usedAt, loginId, accountId, expiresAt, revokedAt, username, bannedUntil = row
+    (stored, usedAt, loginId, accountId, expiresAt, revokedAt, username, bannedUntil,
+     banReason, isOperator) = row
     if not hmac.compare_digest(stored, secretHash(secret)):
         # A guessed secret proves nothing about the login: no revocation.
         return RefreshResult("invalid")
     if revokedAt is not None or expiresAt <= now:
         return RefreshResult("invalid", loginId, accountId)
     if bannedUntil is not None and bannedUntil > now:
-        return RefreshResult("banned", loginId, accountId)
+        return RefreshResult("banned", loginId, accountId, username, bool(isOperator),
+                             bannedUntil, banReason)
     if usedAt is None:
         # Only one of two racing refreshes with the same token gets here.
         cursor.execute(
@@ -167,7 +173,7 @@ def _txn_refresh(cursor, tokenId, secret, newTokenId, newSecret, now, ttl, ip):
                 "UPDATE auth_logins SET last_used_at = ?, expires_at = ? WHERE id = ?",
                 (now, now + ttl, loginId),
             )
-            return RefreshResult("ok", loginId, accountId, username)
+            return RefreshResult("ok", loginId, accountId, username, bool(isOperator))
     _revokeLogins(cursor, "id = ?", (loginId,), now, "refresh_reuse")
     _txn_event(cursor, accountId, "refresh_reuse", ip, now, f"login {loginId}")
     return RefreshResult("reused", loginId, accountId)

@@ -5,7 +5,7 @@ import threading
 import argon2
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 from mmoshard.auth.config import makeConfig
 from mmoshard.auth.passwords import HasherBusy, PasswordHasher, poolSize
@@ -146,3 +146,23 @@ class RehashTests(TestCase):
         self.assertEqual(argon2.extract_parameters(new).time_cost, 2)
         self.assertEqual((await h.login()).code, 200)
         self.assertEqual((await h.shard.sql.runQuery(query, (accountId,)))[0][0], new)
+
+
+class PriorityTests(TestCase):
+    async def test_hashing_threads_are_niced(self):
+        import os
+
+        if not hasattr(os, "setpriority"):
+            raise SkipTest("no per-thread priorities on this platform")
+        h = PasswordHasher(reactor, makeConfig(**dict(FAST_ARGON2, hash_threads=1,
+                                                      hash_nice=7)))
+        self.addCleanup(h.stop)
+        await h.start()
+        base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        seen = []
+        h.pool.callInThread(lambda: seen.append(
+            os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        await h.hash(PASSWORD)
+        self.assertEqual(seen, [min(base + 7, 19)])
+        # The reactor thread keeps its priority.
+        self.assertEqual(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), base)
