@@ -101,3 +101,31 @@ class MetricsTests(TestCase):
         self.assertEqual(rows[0][0], 0)
         rows = await h.shard.sql.runQuery("SELECT COUNT(*) FROM auth_refresh_tokens")
         self.assertEqual(rows[0][0], 0)
+
+
+class DocsTests(TestCase):
+    """docs/auth.md lists every route, error code, config key and metric."""
+
+    def setUp(self):
+        import os
+
+        from mmoshard.testing import repoRoot
+
+        with open(os.path.join(repoRoot(), "docs", "auth.md")) as f:
+            self.text = f.read()
+
+    def test_routes_and_codes(self):
+        from mmoshard.auth.admin import adminRoutes
+        from mmoshard.auth.api import authRoutes
+        from mmoshard.auth.config import makeConfig
+
+        for route in authRoutes(makeConfig()) + adminRoutes():
+            self.assertIn(f"| {route.method} | `{route.path}` |", self.text)
+        for code, (status, _) in ERRORS.items():
+            self.assertIn(f"| `{code}` | {status} |", self.text)
+
+    def test_config_keys(self):
+        from mmoshard.auth.config import AUTH_FIELDS
+
+        for name in AUTH_FIELDS:
+            self.assertIn(f"`{name}`", self.text)
