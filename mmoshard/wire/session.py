@@ -257,10 +257,10 @@ class Connection:
         self._paused = False
         queued, self._queued, self._queuedBytes = self._queued, [], 0
         write = self.link.writeFrame
-        for payload in queued:
+        for i, payload in enumerate(queued):
             if self._paused or self.state == CLOSED:
                 # Paused again mid-flush: keep the rest, in order.
-                self._queued = queued[queued.index(payload) :]
+                self._queued = queued[i:]
                 self._queuedBytes = sum(len(p) for p in self._queued)
                 return
             write(payload)
