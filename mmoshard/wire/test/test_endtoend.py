@@ -153,3 +153,49 @@ class TCPEndToEndTests(EndToEndMixin, TestCase):
 
 class WebSocketEndToEndTests(EndToEndMixin, TestCase):
     transport = "websocket"
+
+
+class LoginTests(TestCase):
+    """The client's REST login against a stand-in for the auth role's endpoint."""
+
+    async def serve(self, code, body):
+        import json
+
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+
+        seen = self.seen = []
+
+        class Sessions(Resource):
+            isLeaf = True
+
+            def render_POST(self, request):
+                seen.append(json.loads(request.content.read()))
+                request.setResponseCode(code)
+                request.setHeader(b"content-type", b"application/json")
+                return json.dumps(body).encode()
+
+        root = Resource()
+        v1 = Resource()
+        root.putChild(b"v1", v1)
+        v1.putChild(b"sessions", Sessions())
+        reactor = realReactor()
+        port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return f"http://127.0.0.1:{port.getHost().port}/"
+
+    async def test_login(self):
+        from mmoshard.wire.client import login
+
+        base = await self.serve(200, {"access_token": "tok", "account_id": 3})
+        body = await login(realReactor(), base, "ann", "pw")
+        self.assertEqual(body["access_token"], "tok")
+        self.assertEqual(self.seen, [{"username": "ann", "password": "pw"}])
+
+    async def test_loginRefused(self):
+        from mmoshard.wire.client import login
+
+        base = await self.serve(401, {"error": {"code": "auth.bad_credentials", "message": "no"}})
+        error = await self.assertFailure(
+            Deferred.fromCoroutine(login(realReactor(), base, "ann", "bad")), RequestError)
+        self.assertEqual(error.code, "auth.bad_credentials")
