@@ -21,50 +21,13 @@ from mmoshard.interfaces import (
     IVolatileStore,
     IWebSite,
 )
-from mmoshard.web.json import JSONResource, JSONRoot
+from mmoshard.web.json import JSONRoot, addOpenAPIDocument
 
 LOGIN_OUTCOMES = ("ok", "failed", "locked", "banned", "rate_limited")
 REFRESH_OUTCOMES = ("ok", "invalid", "reused", "banned")
 HASH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 PURGE_EVERY = 3600.0
 PURGE_AFTER = 86400.0
-
-
-class OpenAPIResource(JSONResource):
-    """
-    C{GET /openapi.json}: the merged documents of every role that added
-    one (a callable returning an OpenAPI document) with L{add}.
-    """
-
-    handlers = {b"GET": "get"}
-
-    def __init__(self):
-        super().__init__()
-        self.sources = []
-
-    def add(self, source):
-        self.sources.append(source)
-
-    async def get(self, request):
-        merged = None
-        for source in self.sources:
-            doc = source()
-            if merged is None:
-                merged = doc
-                continue
-            merged["paths"].update(doc["paths"])
-            for kind, items in doc.get("components", {}).items():
-                merged.setdefault("components", {}).setdefault(kind, {}).update(items)
-        return 200, merged or {"openapi": "3.0.3", "paths": {}}
-
-
-def _mountOpenAPI(root, source):
-    # Any role's merging resource will do (the version role has its twin).
-    existing = root.children.get(b"openapi.json")
-    if not hasattr(existing, "add"):
-        existing = OpenAPIResource()
-        root.putChild(b"openapi.json", existing)
-    existing.add(source)
 
 
 class AuthService(Service):
@@ -157,7 +120,7 @@ class AuthService(Service):
                 root.putChild(b"v1", v1)
             for name in sorted({r.segments[1] for r in self.api.routes}):
                 v1.putChild(name.encode(), router)
-            _mountOpenAPI(root, self.api.openapi)
+            addOpenAPIDocument(root, self.api.openapi)
         admin = shard.query(IAdminSite)
         if admin is not None:
             router = Router(self.adminAPI, self.adminAPI.routes, cfg.max_body)

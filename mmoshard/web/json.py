@@ -138,3 +138,43 @@ class JSONRoot(Resource):
 
     def getChild(self, path, request):
         return JSONNotFound()
+
+
+class OpenAPIDocuments(JSONResource):
+    """
+    C{GET /openapi.json}: the merged OpenAPI documents of every role on the
+    site, each added as a callable returning its document.
+    """
+
+    handlers = {b"GET": "get"}
+
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def add(self, source):
+        self.sources.append(source)
+
+    async def get(self, request):
+        merged = {"openapi": "3.0.3", "paths": {}}
+        for source in self.sources:
+            doc = source()
+            merged.setdefault("info", doc.get("info"))
+            merged["paths"].update(doc["paths"])
+            for kind, items in doc.get("components", {}).items():
+                merged.setdefault("components", {}).setdefault(kind, {}).update(items)
+        return 200, merged
+
+
+def addOpenAPIDocument(root, source):
+    """
+    Add C{source} (a callable returning an OpenAPI document) to
+    C{/openapi.json} under the site C{root}, sharing the merger any role
+    mounted first (anything there with an C{add} method).
+    """
+    docs = root.children.get(b"openapi.json")
+    if not hasattr(docs, "add"):
+        docs = OpenAPIDocuments()
+        root.putChild(b"openapi.json", docs)
+    docs.add(source)
+    return docs
