@@ -3,13 +3,12 @@
 import os
 import secrets
 
-from twisted.internet.defer import succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.web.server import Site
-from zope.interface import implementer
 
 from mmoshard.directory import Directory
+from mmoshard.gate import StoreGate
 from mmoshard.interfaces import (
     IAdminSite,
     IClientGate,
@@ -62,13 +61,14 @@ class SQLService(CoreService):
 
 
 class VolatileService(CoreService):
-    """Connects the volatile store and provides token verification over it."""
+    """Connects the volatile store; provides token verification and the client gate over it."""
 
     log = Logger()
 
     def __init__(self, shard):
         self.setName("volatile")
         self.shard = shard
+        self.gate = None
 
     async def start(self):
         from mmoshard.store.volatile import makeVolatileStore
@@ -92,8 +92,15 @@ class VolatileService(CoreService):
         shard.provide(
             ITokenVerifier, TokenVerifier(tokenKey(shard), store, shard.reactor)
         )
+        # The gate reads rules a version role published, wherever that role
+        # runs; with none published it lets everyone in.
+        self.gate = StoreGate(store, shard.reactor)
+        shard.provide(IClientGate, self.gate)
+        await self.gate.start()
 
     async def stop(self):
+        if self.gate is not None:
+            await self.gate.stop()
         if self.shard.volatile is not None:
             await self.shard.volatile.close()
 
@@ -123,14 +130,6 @@ def tokenKey(shard):
             f.write(secrets.token_urlsafe(48))
     with open(path) as f:
         return f.read().strip()
-
-
-@implementer(IClientGate)
-class OpenGate:
-    """Lets every client in: what holds until a version role publishes rules."""
-
-    def check(self, claims, clientVersion, platform):
-        return succeed(None)
 
 
 class DirectoryService(CoreService):
@@ -241,7 +240,6 @@ def makeCoreServices(shard):
     core = [SQLService(shard), VolatileService(shard)]
     directoryService = DirectoryService(shard)
     core.append(directoryService)
-    shard.provide(IClientGate, OpenGate())
 
     listeners = []
     if shard.uses("session"):

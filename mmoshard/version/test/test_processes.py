@@ -24,37 +24,16 @@ from mmoshard.wire.framing import FrameDecoder, frame
 
 TOKEN_KEY = "version-processes-key-0123456789"
 
-# A role hosting only the session protocol: the gate is asked in a process
-# that does not run the version role.  Until core.py provides the StoreGate
-# itself, this test-only role puts one in place of the allow-all OpenGate.
+# A role hosting only the session protocol: the gate (core's StoreGate) is
+# asked in a process that does not run the version role.
 PROBE_PLUGIN = '''
 """Test-only role: opens the session listeners so handshakes meet the client gate."""
 from twisted.application.service import Service
-from mmoshard.interfaces import IClientGate
 from mmoshard.role import Role
 
-
-class ProbeService(Service):
-    def __init__(self, shard):
-        self.shard = shard
-        self.gate = None
-
-    def startService(self):
-        Service.startService(self)
-        if type(self.shard.query(IClientGate)).__name__ == "OpenGate":
-            from mmoshard.gate import StoreGate
-
-            self.gate = StoreGate(self.shard.volatile, self.shard.reactor)
-            self.shard.provide(IClientGate, self.gate)
-            return self.gate.start()
-
-    def stopService(self):
-        Service.stopService(self)
-        if self.gate is not None:
-            return self.gate.stop()
-
-
-sessionprobe = Role(name="sessionprobe", factory=ProbeService, transports=frozenset({"session"}))
+sessionprobe = Role(
+    name="sessionprobe", factory=lambda shard: Service(), transports=frozenset({"session"})
+)
 '''
 
 
