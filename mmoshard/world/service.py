@@ -1,6 +1,7 @@
 """WorldService: hosts zones, runs their tick loops, and handles world.* messages, leases, saves and transfers."""
 
 import secrets
+from collections import deque
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
@@ -9,7 +10,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.interfaces import (
-    IDirectory, IMessageRouter, IProgression, ISessionListener, IZoneChannels,
+    IAdminSite, IDirectory, IMessageRouter, IProgression, ISessionListener, IZoneChannels,
 )
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import ProtocolError
@@ -29,6 +30,8 @@ BAD = "protocol.bad_request"
 
 # Logout/transfer saves wait this long to share a transaction.
 SAVE_BATCH_DELAY = 0.05
+# Recent tick durations kept per zone for /world/ticks (10 minutes at 10 Hz).
+TICK_LOG = 6000
 # Entity ids travel as uint32 in world.u records.
 MAX_ENTITY_ID = 2 ** 32 - 1
 
@@ -80,6 +83,7 @@ class WorldService(Service):
         self.byCharacter = {}
         self.entering = set()
         self.bytesPerClient = {}
+        self.tickLog = {}
         self._lastBytes = {}
         self._saving = 0
         self._batch = []
@@ -114,14 +118,30 @@ class WorldService(Service):
             if directory is not None:
                 directory.addLoadSource(f"zone:{zid}", lambda z=zone: len(z.observers))
             loop = FixedRateLoop(self.clock, zone.spec.tickInterval, zone.tick,
-                                 observe=self.metrics.observer(zid))
+                                 observe=self._observer(zid))
             self.loops[zid] = loop
             loop.start()
+        admin = shard.query(IAdminSite)
+        if admin is not None:
+            from mmoshard.world.admin import makeWorldAdmin
+
+            admin.putChild(b"world", makeWorldAdmin(self))
         self._housekeeping = LoopingCall(self._everySecond)
         self._housekeeping.clock = self.clock
         self._housekeeping.start(1.0, now=False)
         self.log.info("world of shard {shard_id} hosts zones {zones}",
                       shard_id=shard.shardId, zones=",".join(self.zones))
+
+    def _observer(self, zid):
+        histogram = self.metrics.observer(zid)
+        ring = self.tickLog[zid] = deque(maxlen=TICK_LOG)
+        seconds = self.clock.seconds
+
+        def observe(duration, overrun):
+            histogram(duration, overrun)
+            ring.append((seconds(), duration))
+
+        return observe
 
     def stopService(self):
         Service.stopService(self)

@@ -1,0 +1,421 @@
+"""W1 (world movement): find the capacity of the world role and of a bare Twisted server in one run.
+
+    python bench/w1.py                       # both, default steps, summary line at the end
+    python bench/w1.py --only world --counts 2000,2500 --duration 30
+    python bench/w1.py bare-server --port 7100 --records 13   (used by the bench itself)
+
+Server on CPU 0, load generator on CPU 1 (taskset).  Real MariaDB and Redis.
+Each step: fresh database and key prefix, N accounts and characters spawned
+uniformly at random (seeded) in a square zone of side sqrt(N*pi*R^2/25), the
+server started with twistd, `python -m mmoshard.bots w1` driven against it.
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+R = 50.0
+KEY = "w1-bench-token-key-0123456789abcdef"
+LIMITS = {"tick_p99_ms": 50.0, "latency_p99_ms": 200.0, "cpu": 1.0}
+
+
+def log(*args):
+    print("[bench]", *args, file=sys.stderr, flush=True)
+
+
+def freePort():
+    from mmoshard.testing import freePort as fp
+
+    return fp()
+
+
+def side(n):
+    return math.sqrt(n * math.pi * R * R / 25.0)
+
+
+def quantile(values, q):
+    if not values:
+        return -1.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def cpuSeconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def getJSON(url, timeout=130):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+# --- the world server ----------------------------------------------------------
+
+
+def prepareDatabase(n, seed):
+    """A fresh MariaDB database with N accounts and characters. @return: (url, dropper)."""
+    import pymysql
+
+    from mmoshard.testing import requireMySQL
+
+    url, dropper = requireMySQL()
+    out = subprocess.run(
+        [sys.executable, "-m", "mmoshard.cli", "migrate", "--config", "/dev/null"],
+        env={**os.environ, "MMOSHARD_SQL_URL": url, "PYTHONPATH": ROOT},
+        capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        dropper()
+        raise SystemExit(f"migrate failed: {out.stdout}{out.stderr}")
+    from mmoshard.testing import mysqlAddress
+
+    host, port, user, password = mysqlAddress()
+    db = url.rsplit("/", 1)[1]
+    conn = pymysql.connect(host=host, port=port, user=user, password=password, database=db)
+    rng = random.Random(seed)
+    L = side(n)
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO accounts (id, username, username_lower, password_hash, created_at) "
+            "VALUES (%s, %s, %s, 'x', 0)",
+            [(i, f"bot{i}", f"bot{i}") for i in range(1, n + 1)])
+        cur.executemany(
+            "INSERT INTO characters (id, account_id, name, name_lower, class, zone, x, y, z, created_at) "
+            "VALUES (%s, %s, %s, %s, 'warrior', 'w1', %s, 0, %s, 0)",
+            [(i, i, f"Bot{i}", f"bot{i}", rng.uniform(0, L), rng.uniform(0, L))
+             for i in range(1, n + 1)])
+    conn.commit()
+    conn.close()
+    return url, dropper
+
+
+def writeFiles(tmp, n, sqlURL, prefix, tcpPort, adminPort, aoiInterval):
+    from mmoshard.testing import writeConfig
+
+    L = side(n)
+    zones = os.path.join(tmp, "zones.toml")
+    with open(zones, "w") as f:
+        f.write(f"""[zones.w1]
+size = [{L:.1f}, {L:.1f}]
+spawns = [[{L / 2:.1f}, 0.0, {L / 2:.1f}]]
+aoi_radius = {R}
+aoi_hysteresis = 5.0
+aoi_interval = {aoiInterval}
+tick_rate = 10.0
+max_speed = 7.0
+""")
+    return writeConfig(os.path.join(tmp, "w1.toml"), {
+        "shard": {"id": "w1-bench", "roles": ["world"], "var_dir": os.path.join(tmp, "var")},
+        "sql": {"url": sqlURL, "pool_min": 2, "pool_max": 6},
+        "volatile": {"url": "redis://127.0.0.1:6379/0", "prefix": prefix},
+        "secrets": {"token_key": KEY},
+        "listen": {"tcp": f"tcp:{tcpPort}:interface=127.0.0.1", "websocket": "", "http": "",
+                   "admin": f"tcp:{adminPort}:interface=127.0.0.1"},
+        "session": {"max_per_ip": 100000, "max_connections": 100000, "max_output": 4194304},
+        "world": {"zones_file": zones, "start_zone": "w1", "max_players": 100000},
+    })
+
+
+def startWorld(config, adminPort):
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=",
+         "mmoshard", "--config", config],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"world server exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{adminPort}/readyz", timeout=2)
+            return proc
+        except Exception:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("world server not ready after 60s")
+
+
+def runBots(n, port, opts, onWindowStart, onSummary):
+    """Run the generator on CPU 1; call the hooks as its window starts and ends."""
+    cmd = ["taskset", "-c", "1", sys.executable, "-m", "mmoshard.bots", "w1",
+           "--address", f"tcp:127.0.0.1:{port}", "--token-key", KEY, "--count", str(n),
+           "--size", f"{side(n):.1f}", "--warmup", str(opts.warmup),
+           "--duration", str(opts.duration), "--rate", str(opts.rate), "--seed", str(opts.seed)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    summary = {}
+    extra = {}
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line.startswith("[w1]"):
+            if "window start" in line and not extra.get("started"):
+                extra["started"] = True
+                extra.update(onWindowStart() or {})
+            if opts.verbose or " measure " not in line:
+                log(line)
+        elif line.startswith("workload=W1"):
+            extra.update(onSummary() or {})
+            summary = dict(kv.split("=", 1) for kv in line.split())
+        else:
+            log("bots:", line)
+    proc.wait(timeout=60)
+    summary.update(extra)
+    return summary
+
+
+def worldStep(n, opts):
+    tmp = tempfile.mkdtemp(prefix="w1-")
+    url, dropper = prepareDatabase(n, opts.seed)
+    from mmoshard.testing import requireRedis
+
+    _, prefix, cleaner = requireRedis()
+    tcpPort, adminPort = freePort(), freePort()
+    config = writeFiles(tmp, n, url, prefix, tcpPort, adminPort, opts.aoi_interval)
+    proc = startWorld(config, adminPort)
+    state = {}
+    try:
+        def windowStart():
+            state["cpu0"] = cpuSeconds(proc.pid)
+            state["t0"] = time.monotonic()
+            if opts.profile_at and n == opts.profile_at:
+                import threading
+
+                def grab():
+                    state["profile"] = getJSON(
+                        f"http://127.0.0.1:{adminPort}/world/profile?seconds=10")["profile"]
+                threading.Thread(target=grab, daemon=True).start()
+            return {}
+
+        def summary():
+            window = time.monotonic() - state["t0"]
+            cpu = (cpuSeconds(proc.pid) - state["cpu0"]) / window
+            ticks = getJSON(f"http://127.0.0.1:{adminPort}/world/ticks?seconds={window:.1f}")["w1"]
+            return {"tick_p50_ms": round(quantile(ticks, 0.5), 2),
+                    "tick_p99_ms": round(quantile(ticks, 0.99), 2),
+                    "ticks": len(ticks), "server_cpu": round(cpu, 3)}
+
+        result = runBots(n, tcpPort, opts, windowStart, summary)
+        if "profile" in state:
+            result["profile"] = state["profile"]
+        return result
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        cleaner()
+        dropper()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- the bare ceiling ------------------------------------------------------------
+
+
+def bareStep(n, opts):
+    port = freePort()
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, os.path.abspath(__file__), "bare-server",
+         "--port", str(port), "--records", str(opts.records)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()  # "listening"
+    state = {}
+    try:
+        def windowStart():
+            state["cpu0"] = cpuSeconds(proc.pid)
+            state["t0"] = time.monotonic()
+            os.kill(proc.pid, 10)  # SIGUSR1: start recording ticks
+
+        def summary():
+            window = time.monotonic() - state["t0"]
+            cpu = (cpuSeconds(proc.pid) - state["cpu0"]) / window
+            os.kill(proc.pid, 12)  # SIGUSR2: print the recorded ticks
+            ticks = json.loads(proc.stdout.readline())
+            return {"tick_p50_ms": round(quantile(ticks, 0.5), 2),
+                    "tick_p99_ms": round(quantile(ticks, 0.99), 2),
+                    "ticks": len(ticks), "server_cpu": round(cpu, 3)}
+
+        return runBots(n, port, opts, windowStart, summary)
+    finally:
+        proc.kill()
+        proc.wait()
+        del line
+
+
+def bareServer(argv):
+    """
+    The ceiling: a Twisted server with the same framing, codec, socket reads
+    and writes as the world (a welcome, an enter reply, a world.u per client
+    per tick carrying `records` latest move records), and no game logic.
+    """
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--records", type=int, default=13)
+    opts = p.parse_args(argv)
+    import gc
+    import signal
+    import struct
+
+    from twisted.internet import epollreactor
+
+    epollreactor.install()
+    from twisted.internet import reactor
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.internet.task import LoopingCall
+
+    from mmoshard.wire.codec import decode, encode
+    from mmoshard.wire.framing import FrameDecoder, frame
+
+    rec = struct.Struct("<IffhhI")
+    clients = []
+    ticks = []
+    recording = [False]
+
+    class Bare(Protocol):
+        def connectionMade(self):
+            self.decoder = FrameDecoder(65536)
+            self.index = len(clients)
+            self.record = rec.pack(self.index, 0.0, 0.0, 0, 0, 0)
+            clients.append(self)
+
+        def dataReceived(self, data):
+            for payload in self.decoder.feed(data):
+                m = decode(payload)
+                t = m["t"]
+                if t == "world.move":
+                    self.record = rec.pack(self.index, m["x"], m["z"], int(m["vx"] * 100),
+                                           int(m["vz"] * 100), m["ct"])
+                elif t == "hello":
+                    self.send({"t": "welcome", "id": m.get("id"), "session_id": "s",
+                               "resume_token": "r", "heartbeat_s": 10.0})
+                elif t == "world.enter":
+                    self.send({"t": "world.enter", "id": m.get("id"), "character_id": 1,
+                               "x": 1.0, "y": 0.0, "z": 1.0, "k": 0})
+
+        def send(self, message):
+            self.transport.write(frame(encode(message)))
+
+        def connectionLost(self, reason):
+            clients[self.index] = None
+
+    def tick():
+        t0 = time.perf_counter()
+        live = clients
+        n = len(live)
+        k = min(opts.records, n - 1)
+        for i, c in enumerate(live):
+            if c is None:
+                continue
+            recs = [o.record for o in (live[(i + j) % n] for j in range(1, k + 1)) if o is not None]
+            c.transport.write(frame(encode({"m": b"".join(recs), "t": "world.u"})))
+        if recording[0]:
+            ticks.append((time.perf_counter() - t0) * 1000.0)
+
+    def dump(*a):
+        print(json.dumps([round(t, 3) for t in ticks]), flush=True)
+
+    signal.signal(signal.SIGUSR1, lambda *a: recording.__setitem__(0, True))
+    signal.signal(signal.SIGUSR2, lambda *a: reactor.callFromThread(dump))
+    gc.freeze()
+    reactor.listenTCP(opts.port, Factory.forProtocol(Bare), interface="127.0.0.1", backlog=4096)
+    LoopingCall(tick).start(0.1)
+    print("listening", flush=True)
+    reactor.callLater(3600, reactor.stop)
+    reactor.run()
+
+
+# --- the search ------------------------------------------------------------------
+
+
+def passes(r):
+    try:
+        return (float(r["tick_p99_ms"]) <= LIMITS["tick_p99_ms"]
+                and float(r["latency_p99_ms"]) <= LIMITS["latency_p99_ms"]
+                and int(r["disconnects"]) == 0 and int(r["entered"]) == int(r["n"])
+                and float(r["server_cpu"]) <= LIMITS["cpu"] * 0.98)
+    except (KeyError, ValueError):
+        return False
+
+
+def search(kind, opts):
+    step = bareStep if kind == "bare" else worldStep
+    counts = [int(c) for c in opts.counts.split(",")] if opts.counts else None
+    n = counts[0] if counts else opts.start
+    best = 0
+    results = []
+    while n <= opts.max:
+        log(f"{kind} N={n}: load {os.getloadavg()[0]:.2f}")
+        r = step(n, opts)
+        ok = passes(r)
+        profile = r.pop("profile", None)
+        log(f"{kind} N={n}: {'PASS' if ok else 'FAIL'} " + " ".join(f"{k}={v}" for k, v in r.items()))
+        if profile:
+            log(f"{kind} N={n} tick profile:\n{profile}")
+        results.append((n, ok, r, profile))
+        if ok:
+            best = max(best, n)
+        if counts:
+            counts = counts[1:]
+            if not counts:
+                break
+            n = counts[0]
+        elif not ok:
+            break
+        else:
+            n += 500
+    return best, results
+
+
+def main(argv):
+    if argv[:1] == ["bare-server"]:
+        return bareServer(argv[1:])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", choices=["world", "bare"], default=None)
+    p.add_argument("--start", type=int, default=2000)
+    p.add_argument("--max", type=int, default=10000)
+    p.add_argument("--counts", default="", help="explicit N list instead of the 500-step search")
+    p.add_argument("--warmup", type=float, default=10.0)
+    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--rate", type=float, default=300.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--records", type=int, default=13, help="bare server: move records per update")
+    p.add_argument("--aoi-interval", type=int, default=2)
+    p.add_argument("--profile-at", type=int, default=0, help="profile the world's tick at this N")
+    p.add_argument("--verbose", action="store_true")
+    opts = p.parse_args(argv)
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        log(f"WARNING: load average {load:.2f}: the machine is not quiet")
+    out = {"load_before": round(load, 2)}
+    for kind in ("world", "bare"):
+        if opts.only and kind != opts.only:
+            continue
+        best, results = search(kind, opts)
+        out[f"{kind}_capacity"] = best
+        for n, ok, r, _ in results:
+            if n == best:
+                out.update({f"{kind}_{k}": r.get(k) for k in (
+                    "tick_p99_ms", "latency_p99_ms", "server_cpu", "gen_cpu", "bytes_per_client_s")})
+    if "world_capacity" in out and "bare_capacity" in out and out["bare_capacity"]:
+        out["ratio"] = round(out["world_capacity"] / out["bare_capacity"], 2)
+    print(" ".join(f"{k}={v}" for k, v in out.items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]) or 0)

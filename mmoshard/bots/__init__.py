@@ -1,0 +1,1 @@
+"""Load generators speaking the real session protocol: `python -m mmoshard.bots w1 ...`."""
