@@ -11,7 +11,6 @@ from mmoshard.auth.revocation import endAccount
 # A ban without an end: 9999-12-31T23:59:59Z.
 FOREVER = 253402300799.0
 
-log = Logger()
 
 
 async def banAccount(sql, volatile, now, account, reason, until, accessTtl,
@@ -31,9 +30,10 @@ async def banAccount(sql, volatile, now, account, reason, until, accessTtl,
     # Every access token issued so far dies with the account mark; the
     # logins (refresh tokens) were revoked in SQL with the ban.
     await endAccount(volatile, accountId, accessTtl, "ban", now)
-    log.warn("account {account_id} banned until {until:.0f} by {actor} from {ip}: "
-             "{reason}; {count} login(s) ended", account_id=accountId, until=until,
-             actor=actor, ip=ip, reason=reason, count=len(sids))
+    Logger(namespace=__name__).warn(
+        "account {account_id} banned until {until:.0f} by {actor} from {ip}: {reason}; "
+        "{count} login(s) ended", account_id=accountId, until=until, actor=actor, ip=ip,
+        reason=reason, count=len(sids))
     return accountId, len(sids)
 
 
@@ -41,8 +41,9 @@ async def unbanAccount(sql, now, account, ip=None, actor="operator"):
     """@return: the account id, or None for no such account."""
     accountId = await sql.runInteraction(store._txn_unban, account, now, ip, actor)
     if accountId is not None:
-        log.info("account {account_id} unbanned by {actor} from {ip}",
-                 account_id=accountId, actor=actor, ip=ip)
+        Logger(namespace=__name__).info(
+            "account {account_id} unbanned by {actor} from {ip}",
+            account_id=accountId, actor=actor, ip=ip)
     return accountId
 
 

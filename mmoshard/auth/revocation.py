@@ -12,7 +12,6 @@ from mmoshard.tokens import revokeAccount, revokeLogin
 # end live sessions at once rather than at their next token check.
 REVOKED_CHANNEL = "auth:revoked"
 
-log = Logger()
 
 
 async def _announce(volatile, accountId, sids, reason, now):
@@ -22,8 +21,9 @@ async def _announce(volatile, accountId, sids, reason, now):
         await volatile.publish(REVOKED_CHANNEL, message.encode())
     except VolatileUnavailable as e:
         # The revocation marks are stored; only the early notice is lost.
-        log.warn("revocation of account {account_id} not announced: {why}",
-                 account_id=accountId, why=e)
+        Logger(namespace=__name__).warn(
+            "revocation of account {account_id} not announced: {why}",
+            account_id=accountId, why=e)
 
 
 async def endLogins(volatile, accountId, sids, ttl, reason, now):

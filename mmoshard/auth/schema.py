@@ -1,5 +1,6 @@
 """Request body schemas: strict validation to typed 400s, and their OpenAPI form."""
 
+import math
 import re
 
 import attrs
@@ -44,6 +45,8 @@ class Prop:
             if self.pattern is not None and not re.fullmatch(self.pattern, value):
                 return "has characters that are not allowed"
         else:
+            if not math.isfinite(value):
+                return "must be a finite number"
             if self.minimum is not None and value < self.minimum:
                 return f"must be at least {self.minimum:g}"
             if self.maximum is not None and value > self.maximum:

@@ -286,6 +286,9 @@ class APITestsMixin:
         self.assertEqual((r.code, r.error), (400, "request.invalid"))
         r = await h.request("POST", "/accounts/1/ban", {}, admin=True)
         self.assertEqual(r.body["error"]["fields"], {"reason": "is required"})
+        r = await h.request("POST", "/accounts/1/ban", raw=b'{"reason": "x", "until": NaN}',
+                            admin=True)
+        self.assertEqual(r.body["error"]["fields"], {"until": "must be a finite number"})
 
 
 class SQLiteMemoryAPITests(APITestsMixin, TestCase):
