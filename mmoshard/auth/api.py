@@ -25,6 +25,18 @@ abc1234567 football123 monkey1234 dragon1234 sunshine12 princess12 trustno1234
 DIRECTORY_ROLES = ("chat", "world", "matchmaking", "version")
 
 
+def _out(**types):
+    """A documented success body: name -> OpenAPI type (\"?\" suffix: nullable)."""
+    return {name: Prop(t.rstrip("?"), nullable=t.endswith("?")) for name, t in types.items()}
+
+
+TOKENS = dict(account_id="integer", username="string", session_id="string",
+              access_token="string", token_type="string", expires_in="number",
+              refresh_token="string", refresh_expires_in="number", server_time="number")
+CHARACTER = dict(id="integer", name="string", **{"class": "string"}, level="integer",
+                 exp="integer", zone="string", position="object", created_at="number")
+
+
 def authRoutes(cfg):
     """@return: the public route table for the [auth] config C{cfg}."""
     username = Prop("string", minLength=cfg.username_min, maxLength=cfg.username_max,
@@ -38,37 +50,48 @@ def authRoutes(cfg):
               body={"username": username, "password": password,
                     "email": Prop("string", required=False, nullable=True, maxLength=254,
                                   pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+")},
-              status=201, errors=("account.username_taken", "auth.rate_limited")),
-        Route("GET", "/v1/accounts/me", "me", "The logged-in account"),
+              status=201, errors=("account.username_taken", "auth.rate_limited"),
+              response=_out(account_id="integer", username="string")),
+        Route("GET", "/v1/accounts/me", "me", "The logged-in account",
+              response=_out(account_id="integer", username="string", email="string?",
+                            created_at="number", session_id="string",
+                            token_expires_at="number")),
         Route("POST", "/v1/accounts/me/password", "changePassword",
               "Change the password; ends every other login",
               body={"current_password": anyPassword, "new_password": password},
-              errors=("auth.wrong_password", "auth.locked", "auth.busy")),
+              errors=("auth.wrong_password", "auth.locked", "auth.busy"),
+              response=_out(ended_sessions="integer")),
         Route("POST", "/v1/sessions", "login",
               "Log in: access and refresh tokens and the directory", auth=False,
               body={"username": Prop("string", minLength=1, maxLength=64),
                     "password": anyPassword},
               errors=("auth.invalid_credentials", "account.banned", "auth.locked",
-                      "auth.rate_limited", "auth.busy")),
+                      "auth.rate_limited", "auth.busy"),
+              response=_out(**TOKENS, directory="object")),
         Route("POST", "/v1/sessions/refresh", "refresh",
               "Trade a refresh token for new tokens (it rotates)", auth=False,
               body=refresh,
               errors=("auth.invalid_refresh_token", "auth.refresh_token_reused",
-                      "account.banned")),
-        Route("DELETE", "/v1/sessions", "logout", "Log out: revoke this login"),
+                      "account.banned"),
+              response=_out(**TOKENS)),
+        Route("DELETE", "/v1/sessions", "logout", "Log out: revoke this login",
+              response=_out(ended="string")),
         Route("GET", "/v1/classes", "classes", "Character classes and the start zone",
-              auth=False),
-        Route("GET", "/v1/characters", "characters", "This account's characters"),
+              auth=False, response=_out(classes="array", start_zone="string")),
+        Route("GET", "/v1/characters", "characters", "This account's characters",
+              response=_out(characters="array", limit="integer")),
         Route("POST", "/v1/characters", "createCharacter", "Create a character",
               body={"name": Prop("string", minLength=cfg.character_name_min,
                                  maxLength=cfg.character_name_max, pattern=r"[A-Za-z]+",
                                  description="letters only; unique ignoring case"),
                     "class": Prop("string", minLength=1, maxLength=32,
                                   description="a class id from GET /v1/classes")},
-              status=201, errors=("character.name_taken", "character.limit_reached")),
+              status=201, errors=("character.name_taken", "character.limit_reached"),
+              response=_out(**CHARACTER)),
         Route("DELETE", "/v1/characters/{id}", "deleteCharacter",
               "Delete a character (soft: an operator can restore it)",
-              errors=("character.not_found",)),
+              errors=("character.not_found",),
+              response=_out(deleted="integer", name_free_at="number")),
     )
 
 

@@ -25,6 +25,7 @@ class Route:
     body: dict | None = None  # name -> mmoshard.auth.schema.Prop
     status: int = 200
     errors: tuple = ()  # codes this endpoint answers besides the common ones
+    response: dict | None = None  # name -> Prop of the success body (documentation)
 
     @property
     def segments(self):
@@ -164,7 +165,11 @@ def openapiDocument(routes, title, version, extra=()):
                 "required": True,
                 "content": {"application/json": {"schema": objectSchema(r.body)}},
             }
-        op["responses"][str(r.status)] = {"description": "success (JSON)"}
+        success = {"description": "success"}
+        if r.response is not None:
+            success["content"] = {"application/json": {
+                "schema": objectSchema(r.response, closed=False)}}
+        op["responses"][str(r.status)] = success
         byStatus = {}
         for code in r.commonErrors() + list(r.errors):
             byStatus.setdefault(ERRORS[code][0], []).append(code)

@@ -12,6 +12,8 @@ _TYPES = {
     "integer": (int,),
     "number": (int, float),
     "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
 }
 
 
@@ -95,11 +97,11 @@ def validate(data, props):
     return result
 
 
-def objectSchema(props):
+def objectSchema(props, closed=True):
     """@return: the OpenAPI schema of a body made of C{props}."""
     schema = {
         "type": "object",
-        "additionalProperties": False,
+        "additionalProperties": not closed,
         "properties": {name: p.openapi() for name, p in props.items()},
     }
     required = [name for name, p in props.items() if p.required]

@@ -129,3 +129,39 @@ class DocsTests(TestCase):
 
         for name in AUTH_FIELDS:
             self.assertIn(f"`{name}`", self.text)
+
+
+class OpenAPIResponseTests(TestCase):
+    async def test_success_bodies_match_document(self):
+        """Each success body has exactly the properties the document gives it."""
+        h = await AuthHarness(self, "sqlite").start()
+        doc = (await h.request("GET", "/openapi.json")).body
+
+        def check(method, path, r, status=200):
+            self.assertEqual(r.code, status, (method, path, r))
+            schema = (doc["paths"][path][method.lower()]["responses"][str(status)]
+                      ["content"]["application/json"]["schema"])
+            self.assertEqual(set(r.body), set(schema["properties"]), (method, path))
+
+        password = "correct horse battery"
+        check("POST", "/v1/accounts", await h.register(), 201)
+        login = await h.login()
+        check("POST", "/v1/sessions", login)
+        token = login.body["access_token"]
+        check("GET", "/v1/accounts/me", await h.request("GET", "/v1/accounts/me", token=token))
+        check("GET", "/v1/classes", await h.request("GET", "/v1/classes"))
+        created = await h.request("POST", "/v1/characters", {"name": "Uther", "class": "paladin"},
+                                  token=token)
+        check("POST", "/v1/characters", created, 201)
+        check("GET", "/v1/characters", await h.request("GET", "/v1/characters", token=token))
+        check("DELETE", "/v1/characters/{id}",
+              await h.request("DELETE", f"/v1/characters/{created.body['id']}", token=token))
+        refreshed = await h.request("POST", "/v1/sessions/refresh",
+                                    {"refresh_token": login.body["refresh_token"]})
+        check("POST", "/v1/sessions/refresh", refreshed)
+        token = refreshed.body["access_token"]
+        check("POST", "/v1/accounts/me/password",
+              await h.request("POST", "/v1/accounts/me/password",
+                              {"current_password": password, "new_password": "x new password"},
+                              token=token))
+        check("DELETE", "/v1/sessions", await h.request("DELETE", "/v1/sessions", token=token))
