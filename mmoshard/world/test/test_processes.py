@@ -1,0 +1,174 @@
+"""Multi-process world tests on real twistd processes, MariaDB and Redis: leases, kill -9 recovery, zone transfer."""
+
+import os
+import tempfile
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from mmoshard.testing import TwistdProcess, freePort, requireMySQL, requireRedis, writeConfig
+from mmoshard.tokens import issueAccessToken
+from mmoshard.wire.client import RequestError
+from mmoshard.world.client import WorldClient
+from mmoshard.world.lease import leaseKey
+
+KEY = "world-process-test-key-0123456789"
+
+
+def sleep(seconds):
+    return deferLater(reactor, seconds, lambda: None)
+
+
+async def waitFor(predicate, timeout=10.0, step=0.05):
+    for _ in range(int(timeout / step)):
+        if predicate():
+            return
+        await sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
+class WorldProcessTests(TestCase):
+    timeout = 120
+
+    async def _setUp(self):
+        from mmoshard.store.sql import SQLStore, migrate
+
+        self.sqlURL, dropper = requireMySQL()
+        self.addCleanup(dropper)
+        self.redisURL, self.prefix, cleaner = requireRedis()
+        self.addCleanup(cleaner)
+        self.sql = SQLStore(reactor, self.sqlURL, 1, 2)
+        self.addCleanup(self.sql.close)
+        await migrate(self.sql)
+        from mmoshard.store.volatile import makeVolatileStore
+
+        self.volatile = makeVolatileStore(self.redisURL, reactor, self.prefix)
+        self.addCleanup(self.volatile.close)
+        self.tmp = tempfile.mkdtemp()
+
+    def setUp(self):
+        return Deferred.fromCoroutine(self._setUp())
+
+    async def character(self, accountId, zone, x, z):
+        from mmoshard.world.test.dbfixture import makeCharacter
+
+        return await makeCharacter(self.sql, accountId, f"Char{accountId}", zone, x, 0.0, z)
+
+    async def position(self, cid):
+        rows = await self.sql.runQuery("SELECT zone, x, z FROM characters WHERE id = ?", (cid,))
+        return rows[0]
+
+    async def startWorld(self, name, zones=None, **world):
+        tcp, admin = freePort(), freePort()
+        settings = {"lease_ttl": 3.0, "lease_refresh": 1.0, "save_interval": 1.0, **world}
+        if zones:
+            settings["zones"] = zones
+        path = writeConfig(os.path.join(self.tmp, f"{name}.toml"), {
+            "shard": {"id": name, "roles": ["world"], "var_dir": os.path.join(self.tmp, name)},
+            "sql": {"url": self.sqlURL},
+            "volatile": {"url": self.redisURL, "prefix": self.prefix},
+            "secrets": {"token_key": KEY},
+            "listen": {"tcp": f"tcp:{tcp}:interface=127.0.0.1", "websocket": "", "http": "",
+                       "admin": f"tcp:{admin}:interface=127.0.0.1"},
+            "directory": {"heartbeat": 0.5, "ttl": 2.0},
+            "session": {"one_session_per_account": False, "resume_grace": 1.0},
+            "world": settings,
+        })
+        proc = TwistdProcess(reactor, path, admin).start()
+        self.addCleanup(proc.kill)
+        await proc.waitReady()
+        proc.address = f"tcp:127.0.0.1:{tcp}"
+        return proc
+
+    def client(self, proc, accountId, cid):
+        token = issueAccessToken(KEY, accountId, f"login-{accountId}", 3600, reactor.seconds())
+        c = WorldClient(reactor, proc.address, token, cid, retries=1)
+        self.addCleanup(lambda: c.session and c.session.drop())
+        return c
+
+    async def test_leaseAcrossTwoProcesses(self):
+        a = await self.startWorld("world-a")
+        b = await self.startWorld("world-b")
+        cid = await self.character(1, "greenvale", 100.0, 100.0)
+        ca = self.client(a, 1, cid)
+        await ca.enter()
+        self.assertEqual(await self.volatile.get(leaseKey(cid)), b"world-a")
+        cb = self.client(b, 1, cid)
+        with self.assertRaises(RequestError) as e:
+            await cb.enter()
+        self.assertEqual(e.exception.code, "world.character_busy")
+        await ca.leave()
+        reply = await cb.enter()
+        self.assertEqual(reply["character_id"], cid)
+        self.assertEqual(await self.volatile.get(leaseKey(cid)), b"world-b")
+        await a.stop()
+        await b.stop()
+
+    async def test_crashRecoveryAfterKill9(self):
+        a = await self.startWorld("world-a")
+        b = await self.startWorld("world-b")
+        cid = await self.character(1, "greenvale", 100.0, 100.0)
+        ca = self.client(a, 1, cid)
+        await ca.enter()
+        x = 100.0
+        positions = []
+        for _ in range(25):  # 2.5 s walking at 4 m/s, saved every second
+            x += 0.4
+            ca.move(x, 100.0, 4.0, 0.0)
+            positions.append((reactor.seconds(), x))
+            await sleep(0.1)
+        killedAt = reactor.seconds()
+        a.kill()
+        await a.ended
+        zone, savedX, _ = await self.position(cid)
+        self.assertEqual(zone, "greenvale")
+        # At most one save interval (1 s) plus a tick behind the last move.
+        behind = [t for t, px in positions if abs(px - savedX) < 1e-6]
+        self.assertTrue(behind, (savedX, positions[-1]))
+        self.assertLessEqual(killedAt - behind[0], 1.0 + 0.2 + 0.1)
+        # The lease outlives the crash by at most its TTL, then b takes over.
+        cb = self.client(b, 1, cid)
+        cb.retries = 50
+        t0 = reactor.seconds()
+        reply = await cb.enter()
+        self.assertLessEqual(reactor.seconds() - killedAt, 3.0 + 1.5)
+        self.assertAlmostEqual(reply["x"], savedX, places=3)
+        self.assertGreaterEqual(reactor.seconds() - t0, 0.0)
+        await b.stop()
+
+    async def test_zoneTransferBetweenProcesses(self):
+        a = await self.startWorld("world-a", zones=["greenvale"])
+        b = await self.startWorld("world-b", zones=["ashfall"])
+        await sleep(1.0)  # both directory entries are written
+        cid = await self.character(1, "greenvale", 1000.0, 498.0)
+        c = self.client(a, 1, cid)
+        await c.enter()
+        self.assertEqual(c.zone, "greenvale")
+        done = c.onTransfer
+        c.move(1001.0, 500.5, 1.0, 1.0)  # into the portal to ashfall
+        zone = await done
+        self.assertEqual((zone, c.x, c.z, c.transfers), ("ashfall", 40.0, 256.0, 1))
+        self.assertEqual(c.address, b.address.replace("tcp:", ""))
+        self.assertEqual(await self.position(cid), ("ashfall", 40.0, 256.0))
+        self.assertEqual(await self.volatile.get(leaseKey(cid)), b"world-b")
+        # Walking on in the new zone works and is saved there on logout.
+        c.move(40.5, 256.0)
+        await sleep(0.3)
+        await c.leave()
+        self.assertEqual(await self.position(cid), ("ashfall", 40.5, 256.0))
+        self.assertIsNone(await self.volatile.get(leaseKey(cid)))
+        await a.stop()
+        await b.stop()
+
+    async def test_gracefulStopSavesAndReleases(self):
+        a = await self.startWorld("world-a", save_interval=600.0)
+        cid = await self.character(1, "greenvale", 100.0, 100.0)
+        c = self.client(a, 1, cid)
+        await c.enter()
+        c.move(101.0, 100.0)
+        await sleep(0.3)
+        self.assertEqual(await a.stop(), 0)
+        self.assertEqual(await self.position(cid), ("greenvale", 101.0, 100.0))
+        self.assertIsNone(await self.volatile.get(leaseKey(cid)))
