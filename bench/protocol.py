@@ -86,6 +86,18 @@ def serve(mode):
     print(f"READY {port.getHost().port}", flush=True)
     # The driver kills us; bound the life anyway so a crashed driver leaves nothing.
     reactor.callLater(3600, reactor.stop)
+    profile = os.environ.get("BENCH_PROFILE")
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+
+        def dump():
+            profiler.disable()
+            profiler.dump_stats(profile)
+
+        reactor.addSystemEventTrigger("before", "shutdown", dump)
+        profiler.enable()
     reactor.run()
 
 
@@ -290,8 +302,12 @@ def measure(mode, args):
         reactor.run()
         return result
     finally:
-        child.kill()
-        child.wait(timeout=10)
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=10)
 
 
 def main():

@@ -47,6 +47,12 @@ class FrameDecoder:
         if self._buffer:
             data = self._buffer + data
         end = len(data)
+        if end >= 4:
+            # The common case, one whole frame per read, without the loop.
+            (size,) = _unpackHeader(data, 0)
+            if size + 4 == end and 0 < size <= self.maxFrame:
+                self._buffer = b""
+                return [data[4:]]
         offset = 0
         frames = []
         maxFrame = self.maxFrame

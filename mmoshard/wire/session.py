@@ -201,36 +201,31 @@ class Connection:
         self._tokens = tokens - 1.0
 
         kind = message["t"]
-        handler = self._builtins.get(kind)
-        stats = self._stats
-        if handler is None:
-            if self.session is None:
-                self._count(stats, "other", len(payload))
-                self.fail(
-                    ErrorInfo(errors.NOT_AUTHENTICATED, "send hello first"),
-                    message.get("id"),
-                )
-                return
+        builtin = self._builtins.get(kind)
+        handler = builtin
+        if handler is None and self.session is not None:
             handler = self._routes.get(kind)
-            if handler is None:
-                self._count(stats, "other", len(payload))
-                self.sendError(
-                    ErrorInfo(errors.UNKNOWN_TYPE, f"unknown message type {kind[:64]!r}"),
-                    message.get("id"),
-                )
-                return
-            self._count(stats, kind, len(payload))
-            self._dispatch(handler, kind, message)
-            return
-        self._count(stats, kind, len(payload))
-        handler(message)
-
-    @staticmethod
-    def _count(stats, kind, size):
+        # Unknown types count as "other": a flood of invented types must not
+        # grow the metric's label set.
+        label = kind if handler is not None else "other"
+        stats = self._stats
         counts = stats.messagesIn
-        counts[kind] = counts.get(kind, 0) + 1
+        counts[label] = counts.get(label, 0) + 1
         sizes = stats.bytesIn
-        sizes[kind] = sizes.get(kind, 0) + size
+        sizes[label] = sizes.get(label, 0) + len(payload)
+        if builtin is not None:
+            builtin(message)
+        elif handler is not None:
+            self._dispatch(handler, kind, message)
+        elif self.session is None:
+            self.fail(
+                ErrorInfo(errors.NOT_AUTHENTICATED, "send hello first"), message.get("id")
+            )
+        else:
+            self.sendError(
+                ErrorInfo(errors.UNKNOWN_TYPE, f"unknown message type {kind[:64]!r}"),
+                message.get("id"),
+            )
 
     def connectionLost(self):
         """The transport is gone: release the connection, leave the session link-dead."""

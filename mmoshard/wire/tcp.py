@@ -5,7 +5,7 @@ from twisted.internet.protocol import Factory, Protocol
 from mmoshard.wire import errors
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.framing import HEADER, EmptyFrame, FrameDecoder, FrameTooLarge
-from mmoshard.wire.session import Connection
+from mmoshard.wire.session import CLOSING, Connection
 
 _packHeader = HEADER.pack
 
@@ -28,7 +28,7 @@ class SessionTCPProtocol(Protocol):
 
     def dataReceived(self, data):
         conn = self.conn
-        if conn.closing:
+        if conn.state >= CLOSING:
             return
         try:
             frames = self._decoder.feed(data)
