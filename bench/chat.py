@@ -69,6 +69,7 @@ class Stats:
         self.frames = 0
         self.latencies = []
         self.byKind = {}
+        self.timeline = []
         self.measuring = False
         self.errors = {}
         self.sent = 0
@@ -170,6 +171,7 @@ class Bot:
                 return
             stats.latencies.append(latency)
             stats.byKind.setdefault(t, []).append(latency)
+            stats.timeline.append((int(time.time()), latency))
 
 
 async def connectBot(bot, port):
@@ -262,11 +264,22 @@ def startServer(args, shardId, mysqlURL, redisURL, prefix, tmp):
         "secrets": {"token_key": TOKEN_KEY},
         "listen": {"tcp": f"tcp:{tcp}:interface=127.0.0.1:backlog=4096",
                    "admin": f"tcp:{admin}:interface=127.0.0.1", "http": "", "websocket": ""},
-        "session": {"max_connections": 100000, "max_per_ip": 100000},
+        "session": dict(
+            {"max_connections": 100000, "max_per_ip": 100000},
+            **({"replay_buffer": args.replay_buffer} if args.replay_buffer else {}),
+        ),
         "chat": {"rate": 5.0, "burst": 20},
     })
     log = open(os.path.join(tmp, f"{shardId}.log"), "wb")
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    paths = [ROOT, os.environ.get("PYTHONPATH")]
+    if args.gc_threshold:
+        # The shard has no GC setting (yet): a sitecustomize applies it.
+        site = os.path.join(tmp, "gc-site")
+        os.makedirs(site, exist_ok=True)
+        with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+            f.write(f"import gc\ngc.set_threshold({args.gc_threshold})\n")
+        paths.insert(0, site)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     proc = subprocess.Popen(
         ["taskset", "-c", "0", sys.executable, "-c",
          "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=", "mmoshard",
@@ -374,6 +387,8 @@ async def run(args):
             "users": args.users,
             "processes": args.processes,
             "scale": args.scale,
+            "replay_buffer": args.replay_buffer or "default",
+            "server_gc": args.gc_threshold.replace(",", "/") or "default",
             "ready": ready,
             "connect_s": round(connectSeconds, 1),
             "window_s": round(window, 1),
@@ -393,6 +408,14 @@ async def run(args):
             or "none",
             "schedule_period_s": period,
         }
+        if args.timeline:
+            perSecond = {}
+            for second, latency in stats.timeline:
+                perSecond.setdefault(second, []).append(latency)
+            first = min(perSecond) if perSecond else 0
+            sys.stderr.write("second: p99_ms/max_ms\n" + " ".join(
+                f"{s - first}:{percentile(v, 0.99) * 1000:.0f}/{max(v) * 1000:.0f}"
+                for s, v in sorted(perSecond.items())) + "\n")
         print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
     finally:
         for proc, _, _ in servers:
@@ -445,6 +468,12 @@ def main():
     parser.add_argument("--concurrency", type=int, default=200,
                         help="logins in flight while connecting")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeline", action="store_true",
+                        help="also print per-second latency to stderr")
+    parser.add_argument("--gc-threshold", default="",
+                        help="gc.set_threshold arguments for the servers, e.g. 50000,20,20")
+    parser.add_argument("--replay-buffer", type=int, default=0,
+                        help="session.replay_buffer of the servers (0: the default)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, args.users * 2 + 1024))

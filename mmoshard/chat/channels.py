@@ -123,7 +123,7 @@ class Channels:
         ts = chat.now()
         body = {"channel": name, "from": user.cid, "from_name": user.name, "text": text,
                 "ts": ts}
-        chat.metrics.messages.labels("channel").inc()
+        chat.metrics.counted("channel")
         self.record(name, ts, body)
         await self.fanout(
             name, {"k": "c", "ch": name, "t": "chat.channel.message", "b": body, "ts": ts,

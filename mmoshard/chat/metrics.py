@@ -48,6 +48,14 @@ class ChatMetrics:
             registry=registry,
         )
         self._deliveries = {}
+        self._messages = {}
+
+    def counted(self, kind):
+        """Count one accepted message of C{kind}."""
+        counter = self._messages.get(kind)
+        if counter is None:
+            counter = self._messages[kind] = self.messages.labels(kind)
+        counter.inc()
 
     def delivered(self, kind, count, latency):
         counter = self._deliveries.get(kind)

@@ -348,7 +348,13 @@ class Parties:
             "history": await self.store.history(f"party:{user.partyId}"),
         }
 
-    async def say(self, user, message):
+    def say(self, user, message):
+        """
+        Party chat.  When every member this process knows of is connected
+        here, it is delivered at once from this process's view of the party;
+        otherwise the party and its members' processes are read in one
+        atomic step and each process gets one envelope.
+        """
         chat = self.chat
         pid = self._requireParty(user)
         text = chat.handlers.checkSend(user, message.get("text"))
@@ -356,8 +362,19 @@ class Parties:
         ts = chat.now()
         body = {"party_id": pid, "from": user.cid, "from_name": user.name, "text": text,
                 "ts": ts}
-        chat.metrics.messages.labels("party").inc()
+        chat.metrics.counted("party")
         chat.channels.record(f"party:{pid}", ts, body)
+        members = user.party["members"] if user.party else ()
+        users = chat.users
+        local = [users.get(m[0]) for m in members]
+        if members and all(u is not None and u.partyId == pid for u in local):
+            for member in local:
+                if member is not user:
+                    chat.deliverLocal(member, "chat.party.message", body, "party", ts)
+            return {"ts": ts}
+        return self._sayRouted(user, pid, body, ts)
+
+    async def _sayRouted(self, user, pid, body, ts):
         # Membership and routes come fresh from the store in one step, so a
         # member who joined a moment ago on another process is not missed.
         party, procs = await self.store.partyRoute(pid)
@@ -365,7 +382,8 @@ class Parties:
             user.partyId = user.party = None
             raise errors.error(errors.NOT_IN_PARTY, "you are not in a party")
         user.party = party
-        chat.routeByProc(procs, "chat.party.message", body, "party", ts, exclude=user.cid)
+        self.chat.routeByProc(procs, "chat.party.message", body, "party", ts,
+                              exclude=user.cid)
         return {"ts": ts}
 
     # -- leader hand-over ------------------------------------------------------------

@@ -42,6 +42,7 @@ class ChatService(Service):
         self.clock = clock if clock is not None else shard.reactor
         self.users = {}  # cid -> ChatUser
         self.bySession = {}  # session id -> ChatUser
+        self.byName = {}  # lower-case name -> local ChatUser
         self.channelLocal = {}  # channel -> set of local cids
         self.metrics = ChatMetrics(shard.metrics, lambda: len(self.users))
         self.procId = newProcId(shard.shardId)
@@ -342,6 +343,7 @@ class ChatService(Service):
             old.session.send("chat.replaced", {"character_id": old.cid}, False)
         self.users[user.cid] = user
         self.bySession[user.session.sessionId] = user
+        self.byName[user.name.lower()] = user
 
     def detach(self, user):
         """Forget C{user} locally (its presence entry is left alone)."""
@@ -349,6 +351,8 @@ class ChatService(Service):
             del self.users[user.cid]
         if self.bySession.get(user.session.sessionId) is user:
             del self.bySession[user.session.sessionId]
+        if self.byName.get(user.name.lower()) is user:
+            del self.byName[user.name.lower()]
         for channel in list(user.channels):
             members = self.channelLocal.get(channel)
             if members is not None:
