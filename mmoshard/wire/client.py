@@ -23,6 +23,7 @@ FATAL_CODES = frozenset(
     {
         errors.INVALID_TOKEN,
         errors.UPDATE_REQUIRED,
+        errors.MAINTENANCE,
         errors.REPLACED,
         errors.RESUME_FAILED,
         errors.NOT_AUTHENTICATED,

@@ -19,6 +19,7 @@ UPDATE_REQUIRED = "version.update_required"
 SERVER_FULL = "server.full"
 IP_LIMIT = "server.ip_limit"
 UNAVAILABLE = "server.unavailable"
+MAINTENANCE = "server.maintenance"  # sent by the version role's client gate
 REPLACED = "session.replaced"
 RESUME_FAILED = "session.resume_failed"
 INTERNAL = "internal"
@@ -40,6 +41,7 @@ CODES = frozenset(
         SERVER_FULL,
         IP_LIMIT,
         UNAVAILABLE,
+        MAINTENANCE,
         REPLACED,
         RESUME_FAILED,
         INTERNAL,

@@ -312,6 +312,13 @@ class Connection:
         self._abortTimer = self.clock.callLater(CLOSE_TIMEOUT, self.abort)
         self.link.closeLink(error)
 
+    def retire(self):
+        """Give up the session to a newer connection and drop this one."""
+        self.session = None
+        if self.state < CLOSING:
+            self.state = CLOSING
+        self.abort()
+
     def abort(self):
         """Drop the connection now, discarding unsent output."""
         self._abortTimer = None
@@ -492,8 +499,7 @@ class Connection:
         old = session.conn
         if old is not None:
             # The client noticed the loss before we did: retire the old link.
-            old.session = None
-            old.abort()
+            old.retire()
         manager.resumeSession(session)
         session.rotateResumeToken()
         self._attach(session)

@@ -450,6 +450,9 @@ class ResumeTests(TestCase):
         peer = self.resume()
         self.assertEqual(peer.received()[0]["t"], "resumed")
         self.assertTrue(self.peer.transport.disconnected)
+        # Whatever still arrives on the retired link is ignored.
+        self.peer.send({"t": "bye"})
+        self.assertEqual(self.peer.received(), [])
         self.peer.lose()
         self.assertFalse(self.session.linkDead)
         self.session.send("t.event", {})
