@@ -104,3 +104,34 @@ class SQLiteMemoryLockoutTests(LockoutTestsMixin, TestCase):
 
 class MariaDBRedisLockoutTests(LockoutTestsMixin, TestCase):
     backend = "mysql"
+
+
+class OutageTests(TestCase):
+    """A store that does not answer gets a typed 503, never a traceback."""
+
+    async def test_volatile_down(self):
+        from twisted.internet.defer import fail
+
+        from mmoshard.store.errors import VolatileUnavailable
+
+        h = await AuthHarness(self, "sqlite").start()
+        login = await h.account()
+        volatile = h.shard.volatile
+        for name in ("incr", "get", "ttl"):
+            self.patch(volatile, name,
+                       lambda *a, **k: fail(VolatileUnavailable("redis is gone")))
+        r = await h.login()
+        self.assertEqual((r.code, r.error), (503, "service.unavailable"))
+        self.assertEqual(r.header("retry-after"), "1")
+        # Token checks fail closed.
+        r = await h.request("GET", "/v1/accounts/me", token=login["access_token"])
+        self.assertEqual((r.code, r.error), (503, "service.unavailable"))
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    async def test_sql_down(self):
+        h = await AuthHarness(self, "sqlite").start()
+        await h.shard.sql.close()
+        r = await h.login()
+        self.assertEqual((r.code, r.error), (503, "service.unavailable"))
+        r = await h.request("GET", "/v1/classes")
+        self.assertEqual(r.code, 200)
