@@ -5,7 +5,9 @@ import re
 
 import mmoshard
 
-_HEADING = re.compile(r"^#{2,4} `([^`]+)`", re.MULTILINE)
+# A type is documented by a heading, a table row or a list item that starts
+# with it in backticks: "### `hello`", "| `chat.whisper` |", "- `world.move {x, z}`".
+_ENTRY = re.compile(r"^(?:#{2,4} |\| |[-*] )`([A-Za-z0-9_.]+)[` ]", re.MULTILINE)
 _CODE_ROW = re.compile(r"^\| `([a-z_.]+)` \|", re.MULTILINE)
 
 
@@ -21,14 +23,15 @@ def _read(path):
 
 def documentedTypes(directory=None):
     """
-    @return: every message type with a C{### `type`} heading in
-        C{docs/protocol.md} or any other page under C{docs/}.
+    @return: every message type documented in C{docs/protocol.md} or any
+        other page under C{docs/}: a heading, table row or list item starting
+        with the type in backticks.
     """
     directory = directory or docsDirectory()
     types = set()
     for name in sorted(os.listdir(directory)):
         if name.endswith(".md"):
-            types.update(_HEADING.findall(_read(os.path.join(directory, name))))
+            types.update(_ENTRY.findall(_read(os.path.join(directory, name))))
     return types
 
 
