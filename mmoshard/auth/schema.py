@@ -33,12 +33,13 @@ class Prop:
 
     def check(self, value):
         """@return: why C{value} is not acceptable, or None."""
+        kind = ("an " if self.type[0] in "aeiou" else "a ") + self.type
         if value is None:
-            return None if self.nullable else f"must be a {self.type}, not null"
+            return None if self.nullable else f"must be {kind}, not null"
         if isinstance(value, bool) and self.type != "boolean":
-            return f"must be a {self.type}"
+            return f"must be {kind}"
         if not isinstance(value, _TYPES[self.type]):
-            return f"must be a {self.type}"
+            return f"must be {kind}"
         if self.type == "string":
             if self.minLength is not None and len(value) < self.minLength:
                 return f"must be at least {self.minLength} characters"
