@@ -14,6 +14,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,
+    database=None,
 )
 
 scalars = (

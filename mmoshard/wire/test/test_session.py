@@ -263,6 +263,17 @@ class DispatchTests(TestCase):
             {"t": "test.note", "x": 3},
         ])
 
+    def test_sessionClose(self):
+        session = self.server.manager.sessions[self.peer.welcome["session_id"]]
+        session.close("test.kicked", "kicked by a moderator")
+        self.assertEqual(self.peer.received(), [
+            {"t": "error", "code": "test.kicked", "message": "kicked by a moderator"}])
+        self.assertTrue(self.peer.closed)
+        self.assertEqual(self.server.listener.events[-1], ("ended", session.sessionId, "closed"))
+        session.send("test.event", {})  # a late send on an ended session is dropped
+        self.peer.lose()
+        self.assertEqual(self.server.listener.events[-1][2], "closed")
+
     def test_metrics(self):
         self.peer.send({"t": "test.echo", "id": 1})
         self.peer.send({"t": "test.nothing", "id": 1})
