@@ -1,0 +1,88 @@
+"""The chat SQL functions on SQLite and on MariaDB: friends, requests, blocks and mutes."""
+
+import os
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+
+from mmoshard.chat import social
+from mmoshard.chat.config import ChatConfig
+from mmoshard.chat.test.backends import NAMES, _txn_makeCharacters
+from mmoshard.store.sql import SQLStore, migrate
+from mmoshard.testing import requireMySQL
+
+
+class SocialTests:
+    async def makeSocial(self, **config):
+        store = SQLStore(reactor, await self.databaseURL())
+        self.addCleanup(store.close)
+        await migrate(store)
+        chars = await store.runInteraction(_txn_makeCharacters, NAMES, 1000.0)
+        self.ids = {name: row[0] for name, row in chars.items()}
+        self.clock = Clock()
+        self.clock.advance(2000)
+        return social.Social(store, self.clock, ChatConfig(**config))
+
+    async def test_requests_friends_blocks(self):
+        s = await self.makeSocial(max_friends=2)
+        a, b, c, d = (self.ids[n] for n in ("alice", "bob", "carol", "dave"))
+        self.assertEqual(await s.friendRequest(a, b), social.SENT)
+        self.assertEqual(await s.friendRequest(a, b), social.SENT)  # idempotent
+        state = await s.load(b)
+        self.assertEqual(state.incoming, ((a, "Alice"),))
+        self.assertEqual(await s.acceptRequest(b, a), social.ACCEPTED)
+        self.assertEqual(await s.acceptRequest(b, a), None)
+        self.assertEqual(await s.friendRequest(b, a), social.ALREADY)
+        # Crossing requests make friends at once.
+        await s.friendRequest(c, a)
+        self.assertEqual(await s.friendRequest(a, c), social.ACCEPTED)
+        self.assertEqual(await s.friendRequest(a, d), social.TOO_MANY)
+        self.assertEqual([n for _, n in (await s.load(a)).friends], ["Bob", "Carol"])
+        # A block ends the friendship; the blocked side's requests go nowhere.
+        self.assertEqual(await s.block(b, a), (True, True))
+        self.assertEqual(await s.block(b, a), (False, False))
+        self.assertTrue(await s.isBlocked(b, a))
+        self.assertFalse(await s.isBlocked(a, b))
+        self.assertEqual(await s.friendRequest(a, b), social.SILENT)
+        self.assertEqual((await s.load(b)).incoming, ())
+        self.assertEqual((await s.load(b)).blocks, ((a, "Alice"),))
+        self.assertTrue(await s.unblock(b, a))
+        self.assertFalse(await s.unblock(b, a))
+        self.assertTrue(await s.removeFriend(c, a))
+        self.assertFalse(await s.removeFriend(c, a))
+        await s.friendRequest(d, c)
+        self.assertTrue(await s.cancelRequest(d, c))
+        self.assertFalse(await s.declineRequest(c, d))
+
+    async def test_mutes_expire(self):
+        s = await self.makeSocial()
+        a = self.ids["alice"]
+        await s.mute(a, 2060.0, "spam", self.ids["opal"])
+        state = await s.load(a)
+        self.assertEqual((state.muted_until, state.mute_reason), (2060.0, "spam"))
+        self.clock.advance(61)
+        self.assertIsNone((await s.load(a)).muted_until)
+        await s.mute(a, 5000.0, None, None)
+        self.assertTrue(await s.unmute(a))
+        self.assertIsNone((await s.load(a)).muted_until)
+
+    async def test_characters(self):
+        s = await self.makeSocial()
+        row = await s.characterByName("OPAL")
+        self.assertEqual((row.name, row.is_operator), ("Opal", True))
+        self.assertIsNone(await s.characterByName("nobody"))
+        self.assertEqual((await s.character(self.ids["bob"])).name, "Bob")
+        self.assertIsNone(await s.character(999999))
+
+
+class SQLiteSocialTests(SocialTests, TestCase):
+    async def databaseURL(self):
+        return "sqlite:///" + os.path.abspath(self.mktemp()) + ".sqlite3"
+
+
+class MySQLSocialTests(SocialTests, TestCase):
+    async def databaseURL(self):
+        url, drop = requireMySQL()
+        self.addCleanup(drop)
+        return url
