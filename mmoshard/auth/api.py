@@ -184,10 +184,12 @@ class AuthAPI:
         if account is None:
             raise error("account.not_found")
         userKey = account.username.lower()
-        await self._checkLock(userKey, account.id, call.ip)
+        await self._checkLock(userKey, account.id, call.ip, login=False)
         ok, _ = await self._verify(account.password_hash, body["current_password"])
         if not ok:
             await svc.limits.failed(userKey)
+            await svc.sql.runInteraction(store._txn_event, account.id, "password_failed",
+                                         call.ip, self.now())
             raise error("auth.wrong_password")
         problem = passwordProblem(body["new_password"], account.username, self.cfg)
         if problem:
@@ -218,12 +220,14 @@ class AuthAPI:
         except HasherBusy:
             raise error("auth.busy", headers=retryAfter(1))
 
-    async def _checkLock(self, userKey, accountId, ip):
+    async def _checkLock(self, userKey, accountId, ip, login=True):
         locked = await self.service.limits.lockedFor(userKey)
         if locked > 0:
-            self.service.loginOutcome("locked")
+            if login:
+                self.service.loginOutcome("locked")
             await self.service.sql.runInteraction(
-                store._txn_event, accountId, "login_locked", ip, self.now()
+                store._txn_event, accountId, "login_locked" if login else "password_locked",
+                ip, self.now()
             )
             raise error("auth.locked", headers=retryAfter(locked))
 

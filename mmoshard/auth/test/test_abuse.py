@@ -33,6 +33,24 @@ class LockoutTestsMixin:
         self.assertEqual(metric("mmoshard_auth_logins_total", {"outcome": "locked"}), 1)
         self.assertEqual(metric("mmoshard_auth_logins_total", {"outcome": "failed"}), 3)
 
+    async def test_password_change_counts_toward_lockout(self):
+        """A stolen access token cannot be used to guess the password."""
+        h = await AuthHarness(self, self.backend, lockout_threshold=2).start()
+        login = await h.account()
+        for _ in range(2):
+            r = await h.request("POST", "/v1/accounts/me/password",
+                                {"current_password": "guess guess", "new_password": "x y z w v u"},
+                                token=login["access_token"])
+            self.assertEqual(r.error, "auth.wrong_password")
+        r = await h.request("POST", "/v1/accounts/me/password",
+                            {"current_password": PASSWORD, "new_password": "a new long secret"},
+                            token=login["access_token"])
+        self.assertEqual((r.code, r.error), (429, "auth.locked"))
+        self.assertEqual((await h.login()).error, "auth.locked")
+        kinds = await h.events(login["account_id"])
+        self.assertEqual(kinds[:4], ["login_locked", "password_locked", "password_failed",
+                                     "password_failed"])
+
     async def test_unknown_username_locks_too(self):
         """Lockout is by username, so it does not reveal which names exist."""
         h = await AuthHarness(self, self.backend, lockout_threshold=2).start()
