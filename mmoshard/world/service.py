@@ -27,6 +27,7 @@ NOT_IN_WORLD = "world.not_in_world"
 ALREADY = "world.already_entered"
 FULL = "world.full"
 BAD = "protocol.bad_request"
+UNAVAILABLE = "server.unavailable"
 
 # Logout/transfer saves wait this long to share a transaction.
 SAVE_BATCH_DELAY = 0.05
@@ -207,6 +208,10 @@ class WorldService(Service):
         self.entering.add(cid)
         try:
             return await self._enterLocked(session, cid, ticket)
+        except StoreError as e:
+            self.log.warn("character {character_id} (account {account_id}) cannot enter: {why}",
+                          character_id=cid, account_id=session.accountId, why=e)
+            raise ProtocolError(UNAVAILABLE, "the world's storage is unavailable", retry_after=5.0)
         finally:
             self.entering.discard(cid)
 

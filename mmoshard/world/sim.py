@@ -27,7 +27,6 @@ ORDER_NPC = 500
 ORDER_INTEREST = 800
 ORDER_REPLICATE = 900
 
-_isfinite = math.isfinite
 _NUM = (int, float)
 
 
@@ -71,8 +70,7 @@ class Entity:
     def fullState(self):
         """The enter record: everything an observer needs to show the entity."""
         return [self.id, self.kind, self.name, self.cls, self.level,
-                round(self.x, 2), round(self.y, 2), round(self.z, 2),
-                round(self.vx, 2), round(self.vz, 2)]
+                self.x, self.y, self.z, self.vx, self.vz]
 
 
 class TickStats:
@@ -196,67 +194,83 @@ class Zone:
         self.stats.inputs += 1
 
     def applyInputs(self, now, dt):
+        """
+        Validate each queued move (the hot loop: inlined, locals only) and
+        accept it or answer it with a correction to the last valid position.
+        """
         inputs = self.inputs
         if not inputs:
             return
         self.inputs = {}
-        validate = self.validateMove
-        for entity, message in inputs.items():
-            validate(entity, message, now)
-
-    def validateMove(self, e, msg, now):
-        """
-        Accept a move or answer it with a correction to the last valid
-        position.  @return: True when accepted.
-        """
-        x = msg.get("x")
-        z = msg.get("z")
-        if msg.get("k", 0) != e.corr:
-            # Sent before the client saw our last correction: stale, not a cheat.
-            self.stats.dropped += 1
-            return False
-        if (type(x) not in _NUM or type(z) not in _NUM or not _isfinite(x)
-                or not _isfinite(z)):
-            return self._correct(e, "bad position")
         spec = self.spec
-        if not (0.0 <= x <= spec.width and 0.0 <= z <= spec.depth):
-            return self._correct(e, "out of bounds")
-        dx = x - e.x
-        dz = z - e.z
-        dist = math.sqrt(dx * dx + dz * dz)
-        cap = spec.max_speed * (spec.latency_tolerance + spec.tickInterval)
-        budget = e.budget + spec.max_speed * (now - e.budgetAt)
-        if budget > cap:
-            budget = cap
-        e.budgetAt = now
-        if dist > budget + 1e-6:
-            e.budget = budget
-            return self._correct(e, "too fast")
-        terrain = self.terrain
-        if terrain.blocked and (terrain.isBlocked(x, z)
-                                or terrain.pathBlocked(e.x, e.z, x, z)):
-            e.budget = budget
-            return self._correct(e, "blocked")
-        e.budget = budget - dist
-        vx = msg.get("vx", 0.0)
-        vz = msg.get("vz", 0.0)
-        if type(vx) not in _NUM or type(vz) not in _NUM or not (_isfinite(vx) and _isfinite(vz)):
-            vx = vz = 0.0
-        v2 = vx * vx + vz * vz
+        width = spec.width
+        depth = spec.depth
         vmax = spec.max_speed
-        if v2 > vmax * vmax:
-            f = vmax / math.sqrt(v2)
-            vx *= f
-            vz *= f
-        ct = msg.get("ct", 0)
-        e.ct = ct & 0xFFFFFFFF if type(ct) is int else 0
-        if dist or vx != e.vx or vz != e.vz:
-            e.x = x
-            e.z = z
-            e.vx = vx
-            e.vz = vz
-            self._markMoved(e)
-        return True
+        vmax2 = vmax * vmax
+        cap = vmax * (spec.latency_tolerance + spec.tickInterval)
+        terrain = self.terrain if self.terrain.blocked else None
+        correct = self._correct
+        moved = self._moved
+        gridMove = self.grid.move
+        sqrt = math.sqrt
+        num = _NUM
+        dropped = 0
+        for e, msg in inputs.items():
+            get = msg.get
+            if get("k", 0) != e.corr:
+                # Sent before the client saw our last correction: stale, not a cheat.
+                dropped += 1
+                continue
+            x = get("x")
+            z = get("z")
+            if type(x) not in num or type(z) not in num:
+                correct(e, "bad position")
+                continue
+            # Also false for NaN and infinities.
+            if not (0.0 <= x <= width and 0.0 <= z <= depth):
+                correct(e, "out of bounds")
+                continue
+            dx = x - e.x
+            dz = z - e.z
+            dist = sqrt(dx * dx + dz * dz)
+            budget = e.budget + vmax * (now - e.budgetAt)
+            if budget > cap:
+                budget = cap
+            e.budgetAt = now
+            if dist > budget + 1e-6:
+                e.budget = budget
+                correct(e, "too fast")
+                continue
+            if terrain is not None and (terrain.isBlocked(x, z)
+                                        or terrain.pathBlocked(e.x, e.z, x, z)):
+                e.budget = budget
+                correct(e, "blocked")
+                continue
+            e.budget = budget - dist
+            vx = get("vx", 0.0)
+            vz = get("vz", 0.0)
+            if (type(vx) not in num or type(vz) not in num
+                    or not (-1e9 < vx < 1e9 and -1e9 < vz < 1e9)):
+                vx = vz = 0.0
+            else:
+                v2 = vx * vx + vz * vz
+                if v2 > vmax2:
+                    f = vmax / sqrt(v2)
+                    vx *= f
+                    vz *= f
+            ct = get("ct", 0)
+            e.ct = ct & 0xFFFFFFFF if type(ct) is int else 0
+            if dist or vx != e.vx or vz != e.vz:
+                e.x = x
+                e.z = z
+                e.vx = vx
+                e.vz = vz
+                if not e.moved:
+                    e.moved = True
+                    moved.append(e)
+                gridMove(e)
+        if dropped:
+            self.stats.dropped += dropped
 
     def _correct(self, e, why):
         e.corr += 1

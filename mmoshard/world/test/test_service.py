@@ -50,6 +50,12 @@ class EnterTests(TestCase):
             self.assertEqual(self.h.enter(p, bad)["code"], "protocol.bad_request")
         self.assertEqual(self.h.request(p, "world.leave")["code"], "world.not_in_world")
 
+    def test_storageDownRefusesEnterCleanly(self):
+        self.sql.down = True
+        reply = self.h.enter(self.h.client(1), self.hero)
+        self.assertEqual((reply["code"], reply["retry_after"]), ("server.unavailable", 5.0))
+        self.assertEqual(self.h.world.entering, set())
+
     def test_playersSeeEachOtherAndMoves(self):
         a, b = self.h.client(1), self.h.client(2)
         self.h.enter(a, self.hero)
