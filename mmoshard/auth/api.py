@@ -53,13 +53,15 @@ def authRoutes(cfg):
               status=201, errors=("account.username_taken", "auth.rate_limited"),
               response=_out(account_id="integer", username="string")),
         Route("GET", "/v1/accounts/me", "me", "The logged-in account",
+              errors=("account.not_found",),
               response=_out(account_id="integer", username="string", email="string?",
                             created_at="number", session_id="string",
                             token_expires_at="number")),
         Route("POST", "/v1/accounts/me/password", "changePassword",
               "Change the password; ends every other login",
               body={"current_password": anyPassword, "new_password": password},
-              errors=("auth.wrong_password", "auth.locked", "auth.busy"),
+              errors=("auth.wrong_password", "auth.locked", "auth.busy",
+                      "account.not_found"),
               response=_out(ended_sessions="integer")),
         Route("POST", "/v1/sessions", "login",
               "Log in: access and refresh tokens and the directory", auth=False,
@@ -95,7 +97,7 @@ def authRoutes(cfg):
     )
 
 
-def passwordProblem(password, username, cfg):
+def passwordProblem(password, username):
     """@return: why C{password} is refused (beyond its length), or None."""
     lowered = password.lower()
     if username and username.lower() in lowered:
@@ -146,7 +148,7 @@ class AuthAPI:
     async def register(self, call):
         svc, body = self.service, call.body
         username = body["username"]
-        problem = passwordProblem(body["password"], username, self.cfg)
+        problem = passwordProblem(body["password"], username)
         if problem:
             raise error("request.invalid", "the password is refused",
                         fields={"password": problem})
@@ -191,7 +193,7 @@ class AuthAPI:
             await svc.sql.runInteraction(store._txn_event, account.id, "password_failed",
                                          call.ip, self.now())
             raise error("auth.wrong_password")
-        problem = passwordProblem(body["new_password"], account.username, self.cfg)
+        problem = passwordProblem(body["new_password"], account.username)
         if problem:
             raise error("request.invalid", "the new password is refused",
                         fields={"new_password": problem})
