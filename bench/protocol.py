@@ -362,7 +362,8 @@ def parseSummary(line, mode):
     for item in line.split():
         key, _, value = item.partition("=")
         if key.startswith(prefix):
-            result[key[len(prefix):]] = float(value)
+            number = float(value)
+            result[key[len(prefix):]] = int(number) if key.endswith(("errors", "disconnects")) else number
     return result
 
 
