@@ -172,6 +172,12 @@ class SessionManager:
             except Exception:
                 self.log.failure("unsubscribing session kicks of shard {shard_id}", shard_id=self.shardId)
 
+    def tokenVerifier(self):
+        """@return: the L{ITokenVerifier} found at start, or one registered since."""
+        if self.verifier is None:
+            self.verifier = self.shard.query(ITokenVerifier)
+        return self.verifier
+
     def gate(self):
         """@return: the process's L{IClientGate}, or None (allow all)."""
         return self.shard.query(IClientGate)

@@ -413,7 +413,7 @@ class Connection:
             )
             return
         manager = self.manager
-        verifier = manager.verifier
+        verifier = manager.tokenVerifier()
         if verifier is None:
             self.fail(ErrorInfo(errors.UNAVAILABLE, "no token verifier", 5.0), requestId)
             return
