@@ -104,6 +104,19 @@ class Parties:
         _, party = await self.read(pid)
         if party is not None and user.cid in memberIds(party):
             user.partyId, user.party = pid, party
+            await self.checkLeader(party, None)
+
+    async def checkLeader(self, party, procs):
+        """
+        Pass the lead on when the leader has no presence entry at all: its
+        process died (no timer of its own will ever run) and its entry
+        expired.  C{procs}: member -> process, when already known.
+        """
+        leader = party["leader"]
+        if procs is None:
+            procs = await self.store.presenceOf([leader])
+        if leader not in procs and leader not in self.chat.users:
+            await self.handOver(party["id"], leader)
 
     def _updated(self, user, body):
         party = body.get("party")
@@ -384,6 +397,11 @@ class Parties:
         user.party = party
         self.chat.routeByProc(procs, "chat.party.message", body, "party", ts,
                               exclude=user.cid)
+        if party["leader"] not in procs:
+            d = Deferred.fromCoroutine(self.checkLeader(party, procs))
+            d.addErrback(lambda f: self.log.warn(
+                "party {party_id} leader check failed: {why}", party_id=pid,
+                why=f.getErrorMessage()))
         return {"ts": ts}
 
     # -- leader hand-over ------------------------------------------------------------

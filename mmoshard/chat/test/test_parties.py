@@ -176,7 +176,12 @@ class PresenceExpiryTests:
         p1 = await self.process("p1", config=config)
         p2 = await self.process("p2", config=config)
         alice = await p1.connect(self.char("alice"))
-        await p2.connect(self.char("bob"))
+        bob = await p2.connect(self.char("bob"))
+        carol = await p1.connect(self.char("carol"))
+        invite = await bob.call("chat.party.invite", name="Alice")
+        await alice.call("chat.party.accept", party_id=invite["party_id"])
+        await bob.call("chat.party.invite", name="Carol")
+        await carol.call("chat.party.accept", party_id=invite["party_id"])
         await settle(1.2)  # a refresh has happened: entries are kept alive
         await alice.call("chat.whisper", to="Bob", text="still here")
         # p2 "crashes": it stops refreshing and answering, without cleanup.
@@ -186,6 +191,14 @@ class PresenceExpiryTests:
         self.assertEqual(await alice.fails("chat.whisper", to="Bob", text="hi"), errors.OFFLINE)
         self.assertEqual((await p1.chat.store.presenceOf([self.char("bob")[0]])), {})
         self.assertNotIn(p2.chat.procId, await p1.chat.liveProcs())
+        # The dead leader's own grace timer will never run: the next party
+        # message notices it has no presence and passes the lead on.
+        await carol.call("chat.party.say", text="where is bob?")
+        await eventually(lambda: lastParty(alice)["event"] == "leader_changed")
+        self.assertEqual(
+            await p1.chat.parties.members(invite["party_id"]),
+            [alice.cid, bob.cid, carol.cid],
+        )
 
 
     async def test_refresh_rewrites_a_lost_entry(self):
