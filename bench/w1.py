@@ -265,7 +265,7 @@ def bareServer(argv):
     """
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--records", type=int, default=13)
+    p.add_argument("--records", type=int, default=25)
     opts = p.parse_args(argv)
     import gc
     import signal
@@ -290,7 +290,7 @@ def bareServer(argv):
         def connectionMade(self):
             self.decoder = FrameDecoder(65536)
             self.index = len(clients)
-            self.record = rec.pack(self.index, 0.0, 0.0, 0, 0, 0)
+            self.record = None  # the newest move since the last tick, packed
             clients.append(self)
 
         def dataReceived(self, data):
@@ -318,11 +318,18 @@ def bareServer(argv):
         live = clients
         n = len(live)
         k = min(opts.records, n - 1)
+        # Like the world: each client hears the moves of its `records`
+        # "neighbours" (the next clients by index) made since the last tick.
+        fresh = [c.record if c is not None else None for c in live]
+        for c in live:
+            if c is not None:
+                c.record = None
         for i, c in enumerate(live):
             if c is None:
                 continue
-            recs = [o.record for o in (live[(i + j) % n] for j in range(1, k + 1)) if o is not None]
-            c.transport.write(frame(encode({"m": b"".join(recs), "t": "world.u"})))
+            recs = [r for r in (fresh[(i + j) % n] for j in range(1, k + 1)) if r is not None]
+            if recs:
+                c.transport.write(frame(encode({"m": b"".join(recs), "t": "world.u"})))
         if recording[0]:
             ticks.append((time.perf_counter() - t0) * 1000.0)
 
@@ -393,7 +400,8 @@ def main(argv):
     p.add_argument("--duration", type=float, default=30.0)
     p.add_argument("--rate", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--records", type=int, default=13, help="bare server: move records per update")
+    p.add_argument("--records", type=int, default=25,
+                   help="bare server: neighbours whose new moves each update carries")
     p.add_argument("--aoi-interval", type=int, default=2)
     p.add_argument("--profile-at", type=int, default=0, help="profile the world's tick at this N")
     p.add_argument("--verbose", action="store_true")
