@@ -107,19 +107,20 @@ class InterestGrid:
             ox = ob.x
             oz = ob.z
             inner = {i for i, x, z in cand if (x - ox) * (x - ox) + (z - oz) * (z - oz) <= r2}
-            oid = ob.id
-            inner.discard(oid)
+            inner.discard(ob.id)
             old = ob.visible
-            # Kept though outside the radius: within radius + hysteresis.
-            for vid in old - inner:
-                v = entities.get(vid)
-                if v is not None and (v.x - ox) ** 2 + (v.z - oz) ** 2 <= o2:
-                    inner.add(vid)
-            pairs += len(inner)
-            if inner == old:
-                continue
-            entered = inner - old
             left = old - inner
+            if left:
+                # Kept though outside the radius: within radius + hysteresis.
+                for vid in tuple(left):
+                    v = entities.get(vid)
+                    if v is not None and (v.x - ox) ** 2 + (v.z - oz) ** 2 <= o2:
+                        inner.add(vid)
+                        left.discard(vid)
+            pairs += len(inner)
+            entered = inner - old
+            if not entered and not left:
+                continue
             ob.visible = inner
             if entered:
                 for vid in entered:
