@@ -19,3 +19,11 @@ class SchemaMismatch(StoreError):
 
 class VolatileUnavailable(StoreError):
     """The volatile store (Redis) cannot be reached or timed out."""
+
+
+class CommandError(StoreError):
+    """
+    The backend refused a command: an operation against a key holding the
+    wrong kind of value, a value that is not an integer for C{incr}, or a
+    script that failed.  The message is the backend's (e.g. C{WRONGTYPE ...}).
+    """

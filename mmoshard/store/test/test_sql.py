@@ -121,6 +121,13 @@ class SplitStatementsTests(SynchronousTestCase):
 
 
 class MigrationLayoutTests(SynchronousTestCase):
+    def test_importableFromSQL(self):
+        """The migration machinery moved to migrations.py; sql.py still offers it."""
+        from mmoshard.store import migrations
+
+        for name in migrations.__all__ + ["_aheadMessage"]:
+            self.assertIs(getattr(sql, name), getattr(migrations, name), name)
+
     def layout(self, files):
         root = Path(self.mktemp())
         for name, text in files.items():

@@ -1,0 +1,187 @@
+"""RedisStore beyond the contract: failing fast through an outage, recovering, keepalive PINGs."""
+
+import shutil
+import socket
+import subprocess
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from mmoshard.store.errors import VolatileUnavailable
+from mmoshard.store.volatile import RedisStore, parseRedisURL
+from mmoshard.testing import freePort, requireRedis, unavailable
+
+
+class RedisOutageTests(TestCase):
+    """A RedisStore fails fast while Redis is down and recovers by itself."""
+
+    def startRedis(self, port):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            unavailable("redis-server binary", "not on PATH")
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def kill():
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+        self.addCleanup(kill)
+        return kill
+
+    async def waitListening(self, port, timeout=5.0):
+        for _ in range(int(timeout / 0.02)):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                await deferLater(reactor, 0.02, lambda: None)
+        self.fail(f"redis-server did not listen on {port}")
+
+    def makeStore(self, port, **kwargs):
+        store = RedisStore(
+            reactor, "127.0.0.1", port, prefix="outage:", timeout=0.5, poolsize=2,
+            initialDelay=0.05, maxDelay=0.25, **kwargs
+        )
+        self.addCleanup(store.close)
+        return store
+
+    async def poll(self, attempt, timeout=5.0):
+        """Retry C{attempt()} until it stops raising VolatileUnavailable."""
+        deadline = reactor.seconds() + timeout
+        while True:
+            try:
+                return await attempt()
+            except VolatileUnavailable:
+                if reactor.seconds() > deadline:
+                    raise
+                await deferLater(reactor, 0.05, lambda: None)
+
+    async def eventually(self, predicate, timeout=5.0):
+        for _ in range(int(timeout / 0.02)):
+            if predicate():
+                return
+            await deferLater(reactor, 0.02, lambda: None)
+        self.fail(f"condition not met within {timeout}s")
+
+    async def test_downAtStart(self):
+        store = self.makeStore(freePort())
+        started = reactor.seconds()
+        with self.assertRaises(VolatileUnavailable):
+            await store.get("k")
+        with self.assertRaises(VolatileUnavailable) as caught:
+            await store.subscribe("c", lambda c, m: None)
+        self.assertLess(reactor.seconds() - started, 2.0)
+        pending = caught.exception.subscription
+        self.assertEqual(pending.channel, "c")
+        await pending.unsubscribe()
+
+    async def test_outageAndRecovery(self):
+        port = freePort()
+        kill = self.startRedis(port)
+        await self.waitListening(port)
+        store = self.makeStore(port)
+        got = []
+        await store.subscribe("news", lambda c, m: got.append(m))
+        self.assertEqual(await store.publish("news", b"before"), 1)
+        await self.eventually(lambda: got == [b"before"])
+
+        kill()
+        started = reactor.seconds()
+        with self.assertRaises(VolatileUnavailable):
+            await store.get("k")
+        self.assertLess(reactor.seconds() - started, 2.0)
+        # subscribing while down fails in time but stays wanted
+        later = []
+        started = reactor.seconds()
+        with self.assertRaises(VolatileUnavailable):
+            await store.subscribe("later", lambda c, m: later.append(m))
+        self.assertLess(reactor.seconds() - started, 2.0)
+
+        self.startRedis(port)
+        await self.waitListening(port)
+        await self.poll(lambda: store.set("k", b"back"))
+        self.assertEqual(await store.get("k"), b"back")
+
+        fresh = self.makeStore(port)
+
+        async def delivered(channel):
+            if await fresh.publish(channel, b"after") != 1:
+                raise VolatileUnavailable("not resubscribed yet")
+
+        await self.poll(lambda: delivered("news"))
+        await self.poll(lambda: delivered("later"))
+        await self.eventually(lambda: got == [b"before", b"after"] and later == [b"after"])
+
+
+class _Silent(Protocol):
+    """A server that reads everything and never answers."""
+
+    def connectionMade(self):
+        self.received = b""
+        self.lost = Deferred()
+        self.factory.connections.append(self)
+
+    def dataReceived(self, data):
+        self.received += data
+
+    def connectionLost(self, reason):
+        self.lost.callback(None)
+
+
+class RedisKeepaliveTests(TestCase):
+    """The pub/sub connection notices a peer that stopped answering."""
+
+    async def test_pingsKeepHealthyConnection(self):
+        url, prefix, cleaner = requireRedis()
+        self.addCleanup(cleaner)
+        store = RedisStore(
+            reactor, prefix=prefix, timeout=0.5, keepalive=0.05, **parseRedisURL(url)
+        )
+        self.addCleanup(store.close)
+        got = []
+        await store.subscribe("c", lambda c, m: got.append(m))
+        connection = store._subscriber
+        await deferLater(reactor, 0.4, lambda: None)
+        self.assertIs(store._subscriber, connection)
+        self.assertEqual(await store.publish("c", b"x"), 1)
+        for _ in range(100):
+            if got:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(got, [b"x"])
+
+    async def test_unansweredPingReconnects(self):
+        factory = Factory.forProtocol(_Silent)
+        factory.connections = []
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        store = RedisStore(
+            reactor, "127.0.0.1", port.getHost().port, timeout=0.2, keepalive=0.1,
+            poolsize=1, initialDelay=0.05, maxDelay=0.1,
+        )
+
+        async def cleanup():
+            await store.close()
+            for c in factory.connections:
+                c.transport.abortConnection()
+            await gatherResults([c.lost for c in factory.connections])
+            await port.stopListening()
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(cleanup()))
+
+        def pinged():
+            return [c for c in factory.connections if b"PING" in c.received]
+
+        for _ in range(300):
+            if len(pinged()) >= 2:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertGreaterEqual(len(pinged()), 2)
