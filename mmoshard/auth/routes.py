@@ -1,7 +1,6 @@
 """A route table for JSON REST: path templates, auth, body schemas, and the OpenAPI it implies."""
 
 import attrs
-from twisted.internet.defer import Deferred
 from twisted.web.server import NOT_DONE_YET
 
 from mmoshard.auth.errors import ERRORS, error, retryAfter
@@ -106,13 +105,7 @@ class Router(JSONResource):
             writeJSON(request, e.status, e.body())
             return NOT_DONE_YET
         route, params = chosen[0]
-        request.notifyFinish().addErrback(lambda f: setattr(request, "_disconnected", True))
-        d = Deferred.fromCoroutine(self._dispatch(request, route, params))
-        d.addCallbacks(
-            lambda result: self._answer(request, result),
-            lambda failure: self._fail(request, failure),
-        )
-        return NOT_DONE_YET
+        return self.respond(request, self._dispatch(request, route, params))
 
     async def _dispatch(self, request, route, params):
         call = Call(request, params, clientIP(request, self.trustForwarded))

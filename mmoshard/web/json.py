@@ -93,8 +93,15 @@ class JSONResource(Resource):
                 HTTPError(405, "request.method_not_allowed", "method not allowed").body(),
             )
             return NOT_DONE_YET
+        return self.respond(request, getattr(self, name)(request))
+
+    def respond(self, request, coroutine):
+        """
+        Answer C{request} with what C{coroutine} returns, or the typed error
+        it raises.  @return: C{NOT_DONE_YET}, for C{render}.
+        """
         request.notifyFinish().addErrback(lambda f: setattr(request, "_disconnected", True))
-        d = Deferred.fromCoroutine(getattr(self, name)(request))
+        d = Deferred.fromCoroutine(coroutine)
         d.addCallbacks(
             lambda result: self._answer(request, result),
             lambda failure: self._fail(request, failure),
