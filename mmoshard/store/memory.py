@@ -10,7 +10,7 @@ from zope.interface import implementer
 
 from mmoshard.interfaces import IVolatileStore
 from mmoshard.store.errors import CommandError
-from mmoshard.store.volatile import (
+from mmoshard.store.common import (
     _callSubscriber,
     _encode,
     _escapeGlob,

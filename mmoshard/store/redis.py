@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from mmoshard.interfaces import IVolatileStore
 from mmoshard.store.errors import CommandError, VolatileUnavailable
-from mmoshard.store.volatile import (
+from mmoshard.store.common import (
     Script,
     _callSubscriber,
     _encode,
