@@ -1,5 +1,7 @@
 """Packaging for mmoshard: the package, the twistd plugin and the `mmoshard` command."""
 
+from glob import glob
+
 from setuptools import find_packages, setup
 
 setup(
@@ -29,5 +31,12 @@ setup(
     extras_require={
         "test": ["hypothesis>=6.100"],
     },
+    # Migrations live in sql/ at the top of the checkout; a regular install
+    # carries them to <prefix>/share/mmoshard/sql (see store/migrations.py).
+    data_files=[
+        ("share/mmoshard/sql", glob("sql/*.sql") + ["sql/README.md"]),
+        ("share/mmoshard/sql/mysql", glob("sql/mysql/*.sql")),
+        ("share/mmoshard/sql/sqlite", glob("sql/sqlite/*.sql")),
+    ],
     entry_points={"console_scripts": ["mmoshard = mmoshard.cli:main"]},
 )

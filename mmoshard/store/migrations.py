@@ -13,6 +13,7 @@
 # Applied versions are recorded in the schema_version table.
 
 import re
+import sys
 from pathlib import Path
 
 import attrs
@@ -37,7 +38,16 @@ _log = Logger()
 
 # Found relative to this file, i.e. in the source checkout: sql/ is not package
 # data, so an install must be editable for the default to exist.
-DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "sql"
+def _defaultMigrationsDir():
+    # A checkout (and an editable install) has sql/ beside the package; a
+    # regular install gets it as data files under <prefix>/share/mmoshard.
+    checkout = Path(__file__).resolve().parents[2] / "sql"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "mmoshard" / "sql"
+
+
+DEFAULT_MIGRATIONS_DIR = _defaultMigrationsDir()
 DIALECTS = ("mysql", "sqlite")
 
 
