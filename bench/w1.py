@@ -45,6 +45,29 @@ def side(n):
     return math.sqrt(n * math.pi * R * R / 25.0)
 
 
+def busy(seconds=2.0):
+    """@return: the share of all CPUs busy over C{seconds} (0..1), from /proc/stat."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return sum(v), v[3] + v[4]
+    t1, i1 = sample()
+    time.sleep(seconds)
+    t2, i2 = sample()
+    return 1.0 - (i2 - i1) / max(1, t2 - t1)
+
+
+def waitQuiet(limit, threshold=0.1):
+    """Wait up to C{limit} seconds for the machine to be quiet. @return: the last busy share."""
+    deadline = time.time() + limit
+    b = busy()
+    while b > threshold and time.time() < deadline:
+        log(f"machine busy ({b:.0%}); waiting for quiet")
+        time.sleep(5)
+        b = busy()
+    return b
+
+
 def quantile(values, q):
     if not values:
         return -1.0
@@ -366,8 +389,10 @@ def search(kind, opts):
     best = 0
     results = []
     while n <= opts.max:
-        log(f"{kind} N={n}: load {os.getloadavg()[0]:.2f}")
+        quiet = waitQuiet(opts.wait_quiet)
+        log(f"{kind} N={n}: load {os.getloadavg()[0]:.2f}, busy before {quiet:.0%}")
         r = step(n, opts)
+        r["busy_before"] = round(quiet, 2)
         ok = passes(r)
         profile = r.pop("profile", None)
         log(f"{kind} N={n}: {'PASS' if ok else 'FAIL'} " + " ".join(f"{k}={v}" for k, v in r.items()))
@@ -405,6 +430,8 @@ def main(argv):
     p.add_argument("--aoi-interval", type=int, default=2)
     p.add_argument("--profile-at", type=int, default=0, help="profile the world's tick at this N")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--wait-quiet", type=float, default=300.0,
+                   help="seconds to wait for an idle machine before each step")
     opts = p.parse_args(argv)
     load = os.getloadavg()[0]
     if load > 0.5:
