@@ -18,10 +18,10 @@ from mmoshard.interfaces import (
     IVolatileStore,
     IWebSite,
 )
-from mmoshard.shard import CoreService, StartupFailed, _RootSite
+from mmoshard.shard import CoreService, StartupFailed
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminRoot
-from mmoshard.web.json import JSONRoot
+from mmoshard.web.site import SiteRoot
 
 
 class SQLService(CoreService):
@@ -172,7 +172,9 @@ class HTTPListener(CoreService):
         self.port = None
 
     async def start(self):
-        site = Site(self.root)
+        # JSON APIs never take form posts; Twisted's form parsing costs a
+        # Content-Type parse on every POST.
+        site = Site(self.root, parsePOSTFormSubmission=False)
         site.displayTracebacks = False
         site.noisy = False
         # twisted.web logs every request at info; at our request rates that is
@@ -247,14 +249,12 @@ def makeCoreServices(shard):
 
         listeners.append(SessionService(shard))
     if shard.uses("http") and config.listen.http:
-        publicRoot = JSONRoot()
-        shard.publicRoot = publicRoot
-        shard.provide(IWebSite, _RootSite(publicRoot))
-        listeners.append(HTTPListener(shard, "http", config.listen.http, publicRoot))
+        public = SiteRoot()
+        shard.provide(IWebSite, public)
+        listeners.append(HTTPListener(shard, "http", config.listen.http, public.root))
     if config.listen.admin:
-        adminRoot = makeAdminRoot(shard)
-        shard.adminRoot = adminRoot
-        shard.provide(IAdminSite, _RootSite(adminRoot))
-        listeners.append(HTTPListener(shard, "admin", config.listen.admin, adminRoot))
+        admin = SiteRoot(makeAdminRoot(shard))
+        shard.provide(IAdminSite, admin)
+        listeners.append(HTTPListener(shard, "admin", config.listen.admin, admin.root))
     listeners.append(Announce(shard, directoryService.directory))
     return core, listeners

@@ -361,17 +361,29 @@ class IMessageRouter(Interface):
 
 
 class IWebSite(Interface):
-    """The shared public HTTP site."""
+    """The shared public HTTP site: roles mount their resources into it."""
+
+    root = Attribute("the site's root Resource")
 
     def putChild(path, resource):
-        """Mount C{resource} at C{/path} (bytes) on the public site."""
+        """Mount C{resource} at C{/path} (bytes) on the site."""
+
+    def mount(segments, resource):
+        """
+        Mount C{resource} at C{/a/b/...} for C{segments} C{(b"a", b"b", ...)},
+        creating (or sharing, whichever role mounts first) the folders on the
+        way, which answer unknown children with a typed 404.
+        """
+
+    def addOpenAPI(source):
+        """
+        Add C{source}, a callable returning an OpenAPI 3 document, to the
+        site's merged C{/openapi.json}.
+        """
 
 
-class IAdminSite(Interface):
+class IAdminSite(IWebSite):
     """The admin HTTP site, bound to 127.0.0.1."""
-
-    def putChild(path, resource):
-        """Mount C{resource} at C{/path} (bytes) on the admin site."""
 
 
 class IZoneChannels(Interface):

@@ -9,7 +9,6 @@ from prometheus_client import PlatformCollector, ProcessCollector
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
-from zope.interface import implementer
 from zope.interface.registry import Components
 
 from mmoshard.config import ConfigError, Problem
@@ -154,17 +153,6 @@ class CoreService(Service):
 
 class StartupFailed(Exception):
     """A core service could not start; the message says why."""
-
-
-@implementer(IWebSite, IAdminSite)
-class _RootSite:
-    """Lets roles mount resources on a site root without holding the Site."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def putChild(self, path, resource):
-        self.root.putChild(path, resource)
 
 
 class ShardService(MultiService):

@@ -21,7 +21,6 @@ from mmoshard.interfaces import (
     IVolatileStore,
     IWebSite,
 )
-from mmoshard.web.json import JSONRoot, addOpenAPIDocument
 
 LOGIN_OUTCOMES = ("ok", "failed", "locked", "banned", "rate_limited")
 REFRESH_OUTCOMES = ("ok", "invalid", "reused", "banned")
@@ -113,14 +112,9 @@ class AuthService(Service):
         site = shard.query(IWebSite)
         if site is not None:
             router = Router(self.api, self.api.routes, cfg.max_body, cfg.trust_forwarded)
-            root = site.root
-            v1 = root.children.get(b"v1")
-            if v1 is None:
-                v1 = JSONRoot()
-                root.putChild(b"v1", v1)
             for name in sorted({r.segments[1] for r in self.api.routes}):
-                v1.putChild(name.encode(), router)
-            addOpenAPIDocument(root, self.api.openapi)
+                site.mount((b"v1", name.encode()), router)
+            site.addOpenAPI(self.api.openapi)
         admin = shard.query(IAdminSite)
         if admin is not None:
             router = Router(self.adminAPI, self.adminAPI.routes, cfg.max_body)

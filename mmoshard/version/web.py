@@ -11,7 +11,7 @@ from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.tokens import InvalidToken
 from mmoshard.version.plan import MAINTENANCE
 from mmoshard.version.releases import CHANNELS, PLATFORMS
-from mmoshard.web.json import HTTPError, JSONResource, JSONRoot, writeJSON
+from mmoshard.web.json import HTTPError, writeJSON
 
 # The error codes of this role's endpoints (docs/version.md lists them).
 ERRORS = {
@@ -323,48 +323,15 @@ def openapi():
     }
 
 
-class _OpenAPI(JSONResource):
-    """C{/openapi.json} for a process where no other role serves one: the merged documents added."""
-
-    handlers = {b"GET": "get"}
-
-    def __init__(self):
-        super().__init__()
-        self.sources = []
-
-    def add(self, source):
-        self.sources.append(source)
-
-    async def get(self, request):
-        merged = {"openapi": "3.0.3", "paths": {}}
-        for source in self.sources:
-            doc = source()
-            merged.setdefault("info", doc.get("info"))
-            merged["paths"].update(doc["paths"])
-            for kind, items in doc.get("components", {}).items():
-                merged.setdefault("components", {}).setdefault(kind, {}).update(items)
-        return 200, merged
-
-
 def mount(site, role):
     """
     Mount the check and the manifests under C{/v1} of the public C{site},
     sharing a C{/v1} another role mounted first, and add this role's
     OpenAPI document to C{/openapi.json}.
     """
-    root = site.root
-    v1 = root.children.get(b"v1")
-    if v1 is None:
-        v1 = JSONRoot()
-        root.putChild(b"v1", v1)
-    v1.putChild(b"version", CheckResource(role))
-    v1.putChild(b"manifests", ManifestResource(role))
-    docs = root.children.get(b"openapi.json")
-    if not hasattr(docs, "add"):
-        docs = _OpenAPI()
-        root.putChild(b"openapi.json", docs)
-    docs.add(openapi)
-    return v1
+    site.mount((b"v1", b"version"), CheckResource(role))
+    site.mount((b"v1", b"manifests"), ManifestResource(role))
+    site.addOpenAPI(openapi)
 
 
 __all__ = ["CheckResource", "ManifestResource", "mount", "openapi"]

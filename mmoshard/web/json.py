@@ -171,17 +171,3 @@ class OpenAPIDocuments(JSONResource):
             for kind, items in doc.get("components", {}).items():
                 merged.setdefault("components", {}).setdefault(kind, {}).update(items)
         return 200, merged
-
-
-def addOpenAPIDocument(root, source):
-    """
-    Add C{source} (a callable returning an OpenAPI document) to
-    C{/openapi.json} under the site C{root}, sharing the merger any role
-    mounted first (anything there with an C{add} method).
-    """
-    docs = root.children.get(b"openapi.json")
-    if not hasattr(docs, "add"):
-        docs = OpenAPIDocuments()
-        root.putChild(b"openapi.json", docs)
-    docs.add(source)
-    return docs

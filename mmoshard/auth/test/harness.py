@@ -19,7 +19,8 @@ from mmoshard.interfaces import (
     IWebSite,
 )
 from mmoshard.plugins.auth import auth as authRole
-from mmoshard.shard import Shard, _RootSite
+from mmoshard.shard import Shard
+from mmoshard.web.site import SiteRoot
 from mmoshard.store.sql import SQLStore, migrate
 from mmoshard.store.volatile import MemoryStore, makeVolatileStore
 from mmoshard.testing import requireMySQL, requireRedis
@@ -101,8 +102,8 @@ class AuthHarness:
         await self.directory.beat()
         shard.provide(IDirectory, self.directory)
         self.publicRoot, self.adminRoot = JSONRoot(), JSONRoot()
-        shard.provide(IWebSite, _RootSite(self.publicRoot))
-        shard.provide(IAdminSite, _RootSite(self.adminRoot))
+        shard.provide(IWebSite, SiteRoot(self.publicRoot))
+        shard.provide(IAdminSite, SiteRoot(self.adminRoot))
         self.publicURL = await self._listen(self.publicRoot)
         self.adminURL = await self._listen(self.adminRoot)
         from mmoshard.auth.service import AuthService

@@ -15,7 +15,8 @@ from mmoshard.config import parseConfig
 from mmoshard.gate import RULES_KEY, StoreGate
 from mmoshard.interfaces import IAdminSite, ITokenVerifier, IWebSite
 from mmoshard.plugins.version import version as versionRole
-from mmoshard.shard import Shard, _RootSite
+from mmoshard.shard import Shard
+from mmoshard.web.site import SiteRoot
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import Claims, TokenVerifier, issueAccessToken, revokeLogin
 from mmoshard.version.releases import loadReleaseDir
@@ -55,9 +56,9 @@ class VersionRoleFixture:
         self.addCleanup(self.volatile.close)
         shard.provide(ITokenVerifier, TokenVerifier(TOKEN_KEY, self.volatile, reactor))
         self.root = JSONRoot()
-        shard.provide(IWebSite, _RootSite(self.root))
+        shard.provide(IWebSite, SiteRoot(self.root))
         self.adminRoot = JSONRoot()
-        shard.provide(IAdminSite, _RootSite(self.adminRoot))
+        shard.provide(IAdminSite, SiteRoot(self.adminRoot))
         self.service = VersionService(shard)
         await self.service.startService()
         self.addCleanup(self.service.stopService)
