@@ -1,5 +1,6 @@
 """Packaging for mmoshard: the package, the twistd plugin and the `mmoshard` command."""
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -33,10 +34,16 @@ setup(
     },
     # Migrations live in sql/ at the top of the checkout; a regular install
     # carries them to <prefix>/share/mmoshard/sql (see store/migrations.py).
+    # Game and release data in etc/ go the same way (see mmoshard/paths.py).
     data_files=[
         ("share/mmoshard/sql", glob("sql/*.sql") + ["sql/README.md"]),
         ("share/mmoshard/sql/mysql", glob("sql/mysql/*.sql")),
         ("share/mmoshard/sql/sqlite", glob("sql/sqlite/*.sql")),
-    ],
+    ]
+    + sorted(
+        (os.path.join("share/mmoshard", folder), [os.path.join(folder, f) for f in files])
+        for folder, _, files in os.walk("etc")
+        if files
+    ),
     entry_points={"console_scripts": ["mmoshard = mmoshard.cli:main"]},
 )

@@ -7,6 +7,8 @@ from urllib.parse import quote, urlsplit
 import attrs
 from twisted.internet.endpoints import serverFromString
 
+from mmoshard.paths import dataPath
+
 
 @attrs.frozen
 class Problem:
@@ -36,7 +38,7 @@ class ConfigError(Exception):
 class Field:
     """The schema of one config key: its type, default and optional check."""
 
-    kind: str  # str, int, float, bool, strlist, endpoint, optendpoint
+    kind: str  # str, int, float, bool, strlist, endpoint, optendpoint, datapath
     default: object = None
     check: object = None  # callable(value) -> error message or None
     help: str = ""
@@ -50,6 +52,7 @@ _KIND_NAMES = {
     "strlist": "a list of strings",
     "endpoint": "a Twisted endpoint string",
     "optendpoint": "a Twisted endpoint string or \"\" (off)",
+    "datapath": "a file or directory path",
 }
 
 
@@ -85,11 +88,14 @@ def _coerce(field, value):
         and all(isinstance(x, str) for x in v),
         "endpoint": lambda v: isinstance(v, str),
         "optendpoint": lambda v: isinstance(v, str),
+        "datapath": lambda v: isinstance(v, str),
     }[kind](value)
     if not ok:
         return None, f"expected {_KIND_NAMES[kind]}, got {_typeName(value)} {value!r}"
     if kind == "float":
         value = float(value)
+    elif kind == "datapath":
+        value = dataPath(value)
     elif kind == "strlist":
         value = tuple(value)
     elif kind == "endpoint" or (kind == "optendpoint" and value):
@@ -130,6 +136,8 @@ def readTable(raw, path, fields, problems):
                 value = field.default
         else:
             value = field.default
+            if field.kind == "datapath" and value is not None:
+                value = dataPath(value)
         values[name] = value
     return values
 

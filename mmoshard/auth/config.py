@@ -33,7 +33,7 @@ AUTH_FIELDS = {
     "character_name_max": Field("int", 16, positive),
     "name_release_after": Field("float", 7 * 86400.0, nonNegative,
                                 "seconds before a deleted character's name is free"),
-    "classes_file": Field("str", "etc/classes.toml", help="game data: classes, start zone"),
+    "classes_file": Field("datapath", "etc/classes.toml", help="game data: classes, start zone"),
     "sessions_refresh": Field("float", 15.0, positive, "active-sessions gauge refresh"),
 }
 

@@ -138,3 +138,27 @@ class ConfigTests(TestCase):
             self.assertTrue(set(c.shard.roles) <= installed, path)
             self.assertEqual(c.sql.url[:8], "mysql://", path)
             self.assertTrue(c.volatile.shared, path)
+
+
+class DataPathTests(TestCase):
+    def test_shipped_data_found_from_any_directory(self):
+        """A relative data path that is not under the working directory falls back to the shipped copy."""
+        role = Role(
+            name="gamedata",
+            factory=lambda shard: None,
+            fields={"file": Field("datapath", "etc/mmoshard.toml")},
+        )
+        elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(elsewhere)
+        here = os.getcwd()
+        os.chdir(elsewhere)
+        self.addCleanup(os.chdir, here)
+        c = parseConfig({}, [role], env={})
+        self.assertTrue(os.path.isabs(c.roleConfig("gamedata")["file"]))
+        self.assertTrue(os.path.exists(c.roleConfig("gamedata")["file"]))
+        # A file present in the working directory wins over the shipped one.
+        os.makedirs("etc")
+        with open("etc/mmoshard.toml", "w") as f:
+            f.write("")
+        c = parseConfig({}, [role], env={})
+        self.assertEqual(c.roleConfig("gamedata")["file"], "etc/mmoshard.toml")

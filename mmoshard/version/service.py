@@ -17,7 +17,7 @@ from mmoshard.version.signing import DEV_KEY_FILE, SigningKeyError, loadSigningK
 from mmoshard.version.store import CHANGED_CHANNEL, NothingPublished, ReleaseStore
 
 VERSION_FIELDS = {
-    "releases_dir": Field("str", "etc/releases", help="release data to publish (docs/version.md)"),
+    "releases_dir": Field("datapath", "etc/releases", help="release data to publish (docs/version.md)"),
     "publish_at_start": Field(
         "bool", True, help="publish releases_dir at start when nothing is published yet"
     ),
