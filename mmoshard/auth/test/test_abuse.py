@@ -135,7 +135,7 @@ class OutageTests(TestCase):
         h = await AuthHarness(self, "sqlite").start()
         login = await h.account()
         volatile = h.shard.volatile
-        for name in ("incr", "get", "ttl"):
+        for name in ("incr", "get", "ttl", "evalScript"):
             self.patch(volatile, name,
                        lambda *a, **k: fail(VolatileUnavailable("redis is gone")))
         r = await h.login()
