@@ -69,6 +69,7 @@ class VolatileService(CoreService):
         self.setName("volatile")
         self.shard = shard
         self.gate = None
+        self.verifier = None
 
     async def start(self):
         from mmoshard.store.volatile import makeVolatileStore
@@ -89,9 +90,11 @@ class VolatileService(CoreService):
                 shard_id=shard.shardId,
                 why=e,
             )
-        shard.provide(
-            ITokenVerifier, TokenVerifier(tokenKey(shard), store, shard.reactor)
-        )
+        # The verifier mirrors the store's revocations in memory; until its
+        # first read succeeds it fails closed (server.unavailable).
+        self.verifier = TokenVerifier(tokenKey(shard), store, shard.reactor)
+        shard.provide(ITokenVerifier, self.verifier)
+        await self.verifier.start()
         # The gate reads rules a version role published, wherever that role
         # runs; with none published it lets everyone in.
         self.gate = StoreGate(store, shard.reactor)
@@ -101,6 +104,8 @@ class VolatileService(CoreService):
     async def stop(self):
         if self.gate is not None:
             await self.gate.stop()
+        if self.verifier is not None:
+            await self.verifier.stop()
         if self.shard.volatile is not None:
             await self.shard.volatile.close()
 

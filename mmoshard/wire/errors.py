@@ -15,6 +15,7 @@ SLOW_CONSUMER = "protocol.slow_consumer"
 HELLO_TIMEOUT = "protocol.hello_timeout"
 HEARTBEAT_TIMEOUT = "protocol.heartbeat_timeout"
 INVALID_TOKEN = "auth.invalid_token"
+REVOKED = "auth.revoked"
 UPDATE_REQUIRED = "version.update_required"
 SERVER_FULL = "server.full"
 IP_LIMIT = "server.ip_limit"
@@ -37,6 +38,7 @@ CODES = frozenset(
         HELLO_TIMEOUT,
         HEARTBEAT_TIMEOUT,
         INVALID_TOKEN,
+        REVOKED,
         UPDATE_REQUIRED,
         SERVER_FULL,
         IP_LIMIT,
@@ -73,3 +75,17 @@ class ProtocolError(Exception):
     def __init__(self, code, message, retry_after=None):
         super().__init__(f"{code}: {message}")
         self.info = ErrorInfo(code, message, retry_after)
+
+
+# What a client is told when its login ends elsewhere, by the revocation's reason.
+_REVOKED_MESSAGES = {
+    "logout": "signed out",
+    "refresh_reuse": "your login was revoked: a used refresh token came back",
+    "password_change": "the password was changed; sign in again",
+    "ban": "the account is banned",
+}
+
+
+def revokedError(reason=None):
+    """@return: the C{auth.revoked} error that ends a revoked login's session."""
+    return ErrorInfo(REVOKED, _REVOKED_MESSAGES.get(reason, "your login was revoked"))

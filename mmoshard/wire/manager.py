@@ -85,11 +85,15 @@ class SessionManager:
         self.connections = set()
         self.sessions = {}
         self._byAccount = {}
+        # login id -> the live sessions opened with its tokens, to end them
+        # when the login is revoked
+        self._bySid = {}
         self._perHost = {}
         self._releases = set()
         self._drained = None
         self._subscription = None
         self.verifier = None
+        self._watched = None
         self.volatile = None
         self.accepting = True
 
@@ -121,6 +125,7 @@ class SessionManager:
     async def start(self):
         shard = self.shard
         self.verifier = shard.query(ITokenVerifier)
+        self._watchRevocations(self.verifier)
         self.volatile = shard.query(IVolatileStore)
         if self.verifier is None:
             self.log.warn(
@@ -146,6 +151,7 @@ class SessionManager:
         "shutdown") and close every connection within C{timeout} seconds.
         """
         self.accepting = False
+        self._watchRevocations(None)
         notice = {"t": SHUTDOWN, "reason": "server stopping", "retry_after": 5.0}
         for conn in list(self.connections):
             if conn.state == OPEN:
@@ -176,7 +182,40 @@ class SessionManager:
         """@return: the L{ITokenVerifier} found at start, or one registered since."""
         if self.verifier is None:
             self.verifier = self.shard.query(ITokenVerifier)
+            if self.accepting:
+                self._watchRevocations(self.verifier)
         return self.verifier
+
+    # -- revocations ------------------------------------------------------
+
+    def _watchRevocations(self, verifier):
+        """Hear of revocations from C{verifier} (None: stop hearing)."""
+        if self._watched is not None:
+            self._watched.removeRevocationObserver(self._revoked)
+            self._watched = None
+        # Optional: a verifier that cannot tell (a test's fake) still guards
+        # every hello, but live sessions then outlive their revocation.
+        if verifier is not None and hasattr(verifier, "addRevocationObserver"):
+            verifier.addRevocationObserver(self._revoked)
+            self._watched = verifier
+
+    def _revoked(self, sids, accounts, reason):
+        """
+        Logins C{sids} and accounts C{accounts} (id -> revoked-before time)
+        were revoked, here or in another process: end the live sessions
+        opened with their tokens, linked or link-dead, with C{auth.revoked}.
+        """
+        victims = []
+        bySid = self._bySid
+        for sid in sids:
+            victims.extend(bySid.get(sid, ()))
+        if accounts:
+            for session in self.sessions.values():
+                before = accounts.get(session.accountId)
+                if before is not None and session.claims.iat <= before:
+                    victims.append(session)
+        for session in victims:
+            self.endSession(session, "revoked", errors.revokedError(reason))
 
     def gate(self):
         """@return: the process's L{IClientGate}, or None (allow all)."""
@@ -228,6 +267,7 @@ class SessionManager:
         )
         self.sessions[sessionId] = session
         self._byAccount[claims.account_id] = session
+        self._bySid.setdefault(claims.sid, set()).add(session)
         self.metrics.sessions.inc()
         self.log.info(
             "session {session_id} started for account {account_id} over {transport} "
@@ -306,6 +346,11 @@ class SessionManager:
         self.sessions.pop(session.sessionId, None)
         if self._byAccount.get(session.accountId) is session:
             del self._byAccount[session.accountId]
+        sameLogin = self._bySid.get(session.claims.sid)
+        if sameLogin is not None:
+            sameLogin.discard(session)
+            if not sameLogin:
+                del self._bySid[session.claims.sid]
         self.metrics.sessions.dec()
         conn, session.conn = session.conn, None
         if conn is not None:

@@ -445,6 +445,13 @@ class Connection:
         if self.state != HANDSHAKE:
             manager.releaseAccount(claims.account_id, sessionId)
             return
+        # A revocation heard while the gate or the claim was awaited found no
+        # session to end: look again now that nothing is awaited any more.
+        isRevoked = getattr(verifier, "isRevoked", None)
+        if isRevoked is not None and isRevoked(claims):
+            manager.releaseAccount(claims.account_id, sessionId)
+            self.fail(ErrorInfo(errors.INVALID_TOKEN, "access token revoked"), requestId)
+            return
         session = manager.createSession(self, sessionId, claims, version, platform)
         self._attach(session)
         body = {
@@ -485,6 +492,47 @@ class Connection:
                 requestId,
             )
             return
+        # A revoked login's sessions are ended when the revocation is heard;
+        # this covers one heard late.  The access token may have expired
+        # since the hello: only revocation is checked.
+        checkRevoked = getattr(manager.tokenVerifier(), "checkRevoked", None)
+        if checkRevoked is None:
+            self._resume(session, lastSeq, requestId)
+            return
+        self.state = HANDSHAKE
+        d = checkRevoked(session.claims)
+        d.addCallbacks(
+            self._resumeChecked,
+            self._resumeRefused,
+            callbackArgs=(session, lastSeq, requestId),
+            errbackArgs=(session, requestId),
+        )
+        d.addErrback(self._handshakeCrashed)
+
+    def _resumeChecked(self, result, session, lastSeq, requestId):
+        if self.state != HANDSHAKE:
+            return
+        if session.ended:
+            self.fail(
+                ErrorInfo(errors.RESUME_FAILED, "the session ended meanwhile"), requestId
+            )
+            return
+        self._resume(session, lastSeq, requestId)
+
+    def _resumeRefused(self, failure, session, requestId):
+        if failure.check(InvalidToken):
+            info = errors.revokedError()
+            self.manager.endSession(session, "revoked", info)
+            self.fail(info, requestId)
+            return
+        failure.trap(VolatileUnavailable)
+        # The session stays link-dead: the client may try again.
+        self.fail(
+            ErrorInfo(errors.UNAVAILABLE, "cannot check the login now", 5.0), requestId
+        )
+
+    def _resume(self, session, lastSeq, requestId):
+        manager = self.manager
         missed = session.replayAfter(lastSeq)
         if lastSeq > session.seq or missed is None:
             why = (
