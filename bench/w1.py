@@ -295,8 +295,12 @@ def bareServer(argv):
     import struct
 
     from twisted.internet import epollreactor
+    from twisted.internet.error import ReactorAlreadyInstalledError
 
-    epollreactor.install()
+    try:
+        epollreactor.install()
+    except ReactorAlreadyInstalledError:
+        pass  # something imported the default reactor (epoll on Linux) first
     from twisted.internet import reactor
     from twisted.internet.protocol import Factory, Protocol
     from twisted.internet.task import LoopingCall

@@ -337,8 +337,12 @@ def parseArgs(argv):
 def main(argv):
     opts = parseArgs(argv)
     from twisted.internet import epollreactor
+    from twisted.internet.error import ReactorAlreadyInstalledError
 
-    epollreactor.install()
+    try:
+        epollreactor.install()
+    except ReactorAlreadyInstalledError:
+        pass  # something imported the default reactor (epoll on Linux) first
     from twisted.internet import reactor
 
     gc.freeze()
