@@ -22,6 +22,7 @@ _packHeader = HEADER.pack
 FATAL_CODES = frozenset(
     {
         errors.INVALID_TOKEN,
+        errors.REVOKED,
         errors.UPDATE_REQUIRED,
         errors.MAINTENANCE,
         errors.REPLACED,

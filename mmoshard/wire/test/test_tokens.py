@@ -84,3 +84,63 @@ class VerifierTests(TestCase):
         self.successResultOf(self.verifier.verify(fresh))
         otherAccount = issueAccessToken(KEY, 8, "s1", 600, self.clock.seconds() - 5)
         self.successResultOf(self.verifier.verify(otherAccount))
+
+
+class LeanDecodeTests(TestCase):
+    """The lean HS256 check accepts what pyjwt accepts, and nothing else."""
+
+    def pyjwtAccepts(self, token):
+        import jwt
+
+        from mmoshard.tokens import signingKey
+
+        try:
+            jwt.decode(token, signingKey(KEY), algorithms=["HS256"],
+                       options={"verify_exp": False, "verify_iat": False,
+                                "verify_nbf": False, "verify_sub": False,
+                                "require": ["sub", "sid", "exp", "iat"]})
+        except jwt.PyJWTError:
+            return False
+        return True
+
+    def leanAccepts(self, token):
+        try:
+            decode(KEY, token, 0.0)
+        except InvalidToken:
+            return False
+        return True
+
+    def test_pyjwt_headers(self):
+        import jwt
+
+        from mmoshard.tokens import signingKey
+
+        payload = {"sub": "1", "sid": "s", "iat": 1.0, "exp": 2.0}
+        token = jwt.encode(payload, signingKey(KEY), algorithm="HS256", headers={"kid": "k1"})
+        self.assertEqual(decode(KEY, token, 1.5).sid, "s")
+        for alg in ("HS384", "HS512"):
+            other = jwt.encode(payload, signingKey(KEY), algorithm=alg)
+            self.assertFalse(self.leanAccepts(other))
+        unsigned = jwt.encode(payload, None, algorithm="none")
+        self.assertFalse(self.leanAccepts(unsigned))
+        crit = jwt.encode(payload, signingKey(KEY), algorithm="HS256",
+                          headers={"crit": ["exp"]})
+        self.assertFalse(self.leanAccepts(crit))
+
+    def test_every_one_character_change(self):
+        token = issueAccessToken(KEY, 42, "s1", 60, 1000.0, username="ann")
+        self.assertTrue(self.leanAccepts(token))
+        for i in range(len(token)):
+            for c in "Aa0_-.=+/ ":
+                if token[i] == c:
+                    continue
+                changed = token[:i] + c + token[i + 1:]
+                if self.leanAccepts(changed):
+                    # Only a spelling pyjwt also takes for the same signed bytes.
+                    self.assertTrue(self.pyjwtAccepts(changed), changed)
+                    self.assertEqual(decode(KEY, changed, 0.0), decode(KEY, token, 0.0))
+
+    def test_padded_or_trailing_signature_refused(self):
+        token = issueAccessToken(KEY, 42, "s1", 60, 1000.0)
+        for bad in (token + "=", token + "A", token + ".", "." + token, token + "\n"):
+            self.assertFalse(self.leanAccepts(bad), bad)
