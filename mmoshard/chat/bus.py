@@ -27,6 +27,9 @@ class Bus:
       - C{all}: deliver to every local character (announcements)
       - C{ctl}: a control operation for the chat service
       - C{ack}: the answer to an envelope sent with L{request}
+
+    Envelopes for one process queued in the same reactor turn are published
+    together as one msgpack list.
     """
 
     log = Logger()
@@ -42,6 +45,8 @@ class Bus:
         self.subscription = None
         self._pending = {}
         self._next = 0
+        self._outbox = {}
+        self._flushCall = None
 
     async def start(self):
         self.subscription = await self.volatile.subscribe(
@@ -49,6 +54,9 @@ class Bus:
         )
 
     async def stop(self):
+        if self._flushCall is not None and self._flushCall.active():
+            self._flushCall.cancel()
+            self._flush()
         if self.subscription is not None:
             await self.subscription.unsubscribe()
             self.subscription = None
@@ -68,9 +76,64 @@ class Bus:
         if proc == self.procId:
             self.handler(envelope)
             return succeed(1)
-        self.metrics.publishes.inc()
-        payload = msgpack.packb(envelope, use_bin_type=True)
-        return self.volatile.publish(self.store.inbox(proc), payload)
+        d = Deferred()
+        self._queue(proc, envelope, d, None)
+        return d
+
+    def post(self, proc, envelope, onGone=None):
+        """
+        Deliver C{envelope} to process C{proc} without waiting; C{onGone()}
+        is called if nobody was listening on that process's inbox.
+        """
+        if proc == self.procId:
+            self.handler(envelope)
+            return
+        self._queue(proc, envelope, None, onGone)
+
+    def _queue(self, proc, envelope, waiter, onGone):
+        # Envelopes for one process within one reactor turn travel in one
+        # publish: under load that is far fewer store round trips.
+        batch = self._outbox.get(proc)
+        if batch is None:
+            batch = self._outbox[proc] = ([], [], [])
+            if self._flushCall is None:
+                self._flushCall = self.clock.callLater(0, self._flush)
+        batch[0].append(envelope)
+        if waiter is not None:
+            batch[1].append(waiter)
+        if onGone is not None:
+            batch[2].append(onGone)
+
+    def _flush(self):
+        self._flushCall = None
+        outbox, self._outbox = self._outbox, {}
+        for proc, (envelopes, waiters, gone) in outbox.items():
+            payload = msgpack.packb(
+                envelopes[0] if len(envelopes) == 1 else envelopes, use_bin_type=True
+            )
+            self.metrics.publishes.inc()
+            d = self.volatile.publish(self.store.inbox(proc), payload)
+            d.addCallbacks(
+                self._published, self._publishFailed,
+                callbackArgs=(waiters, gone), errbackArgs=(waiters, proc),
+            )
+
+    @staticmethod
+    def _published(receivers, waiters, gone):
+        for d in waiters:
+            d.callback(receivers)
+        if not receivers:
+            for f in gone:
+                f()
+
+    def _publishFailed(self, failure, waiters, proc):
+        if not waiters:
+            self.log.warn(
+                "chat publish to {proc} failed: {why}", proc=proc,
+                why=failure.getErrorMessage(),
+            )
+        for d in waiters:
+            d.errback(failure)
 
     def request(self, proc, envelope):
         """
@@ -119,6 +182,13 @@ class Bus:
         except Exception:
             self.log.warn("undecodable chat envelope on {channel}", channel=channel)
             return
+        if type(envelope) is list:
+            for one in envelope:
+                self._handle(one)
+        else:
+            self._handle(envelope)
+
+    def _handle(self, envelope):
         self.metrics.received.inc()
         if envelope.get("k") == "ack":
             self._resolve(envelope.get("id"), bool(envelope.get("ok")))
@@ -131,5 +201,4 @@ class Bus:
         ack = envelope.get("ack")
         if ack:
             proc, rid = ack
-            d = self.send(proc, {"k": "ack", "id": rid, "ok": bool(ok)})
-            d.addErrback(lambda f: None)
+            self.post(proc, {"k": "ack", "id": rid, "ok": bool(ok)})

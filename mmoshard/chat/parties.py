@@ -52,7 +52,12 @@ class Parties:
 
     def __init__(self, chat):
         self.chat = chat
+        # party id -> (party, {member: process}) for party chat across
+        # processes; dropped on every party change, on a presence change of
+        # a member, and when a process it names turns out to be gone.
+        self.routes = {}
         chat.intercepts["chat.party.update"] = self._updated
+        chat.intercepts["chat.presence"] = self._presenceSeen
 
     def handlers(self):
         return {
@@ -118,7 +123,14 @@ class Parties:
         if leader not in procs and leader not in self.chat.users:
             await self.handOver(party["id"], leader)
 
+    def _presenceSeen(self, user, body):
+        if user.partyId and user.party:
+            cid = body.get("character_id")
+            if any(m[0] == cid for m in user.party["members"]):
+                self.routes.pop(user.partyId, None)
+
     def _updated(self, user, body):
+        self.routes.pop(body.get("party_id"), None)
         party = body.get("party")
         if party is not None and user.cid in memberIds(party):
             user.partyId, user.party = party["id"], party
@@ -385,6 +397,11 @@ class Parties:
                 if member is not user:
                     chat.deliverLocal(member, "chat.party.message", body, "party", ts)
             return {"ts": ts}
+        cached = self.routes.get(pid)
+        if cached is not None and any(m[0] == user.cid for m in cached[0]["members"]):
+            chat.routeByProc(cached[1], "chat.party.message", body, "party", ts,
+                             exclude=user.cid, onGone=lambda: self.routes.pop(pid, None))
+            return {"ts": ts}
         return self._sayRouted(user, pid, body, ts)
 
     async def _sayRouted(self, user, pid, body, ts):
@@ -395,8 +412,11 @@ class Parties:
             user.partyId = user.party = None
             raise errors.error(errors.NOT_IN_PARTY, "you are not in a party")
         user.party = party
+        if len(self.routes) >= 20000:
+            self.routes.clear()
+        self.routes[pid] = (party, procs)
         self.chat.routeByProc(procs, "chat.party.message", body, "party", ts,
-                              exclude=user.cid)
+                              exclude=user.cid, onGone=lambda: self.routes.pop(pid, None))
         if party["leader"] not in procs:
             d = Deferred.fromCoroutine(self.checkLeader(party, procs))
             d.addErrback(lambda f: self.log.warn(

@@ -225,14 +225,17 @@ class ChatService(Service):
             if proc and proc != self.procId:
                 byProc.setdefault(proc, []).append(cid)
         for proc, to in byProc.items():
-            self.bus.send(
+            self.bus.post(
                 proc,
                 {"k": "d", "to": to, "t": type, "b": body, "kind": kind, "ts": ts,
                  "r": replayable},
-            ).addErrback(self._publishFailed)
+            )
 
-    def routeByProc(self, procs, type, body, kind, ts, exclude=None):
-        """Deliver to characters whose processes are known: C{procs} is cid -> proc."""
+    def routeByProc(self, procs, type, body, kind, ts, exclude=None, onGone=None):
+        """
+        Deliver to characters whose processes are known: C{procs} is cid ->
+        proc.  C{onGone()} is called if one of those processes is gone.
+        """
         byProc = {}
         mine = self.procId
         users = self.users
@@ -246,12 +249,10 @@ class ChatService(Service):
             else:
                 byProc.setdefault(proc, []).append(cid)
         for proc, to in byProc.items():
-            self.bus.send(
+            self.bus.post(
                 proc, {"k": "d", "to": to, "t": type, "b": body, "kind": kind, "ts": ts},
-            ).addErrback(self._publishFailed)
-
-    def _publishFailed(self, failure):
-        self.log.warn("chat publish failed: {why}", why=failure.getErrorMessage())
+                onGone,
+            )
 
     def onEnvelope(self, envelope):
         """Handle an envelope from the bus; @return: True when delivered."""
