@@ -1,4 +1,4 @@
-"""Across processes: tokens from an auth twistd are accepted by a session twistd, and revocations reach it."""
+"""Across processes: tokens from an auth twistd are accepted by a session twistd, and revocations reach it — refusing new handshakes and ending live sessions within a second."""
 
 import json
 import os
@@ -60,6 +60,26 @@ class CrossProcessRevocationTests(TestCase):
         await client.close()
         return None
 
+    async def session(self, address, token):
+        """@return: a connected L{SessionClient} (closed at cleanup)."""
+        client = SessionClient(reactor, address, token, autoResume=False)
+        await client.connect()
+        self.addCleanup(lambda: None if client.ended.called else client.close())
+        return client
+
+    async def endedWithin(self, client, since, seconds=1.0):
+        """The session process ends C{client}'s session with auth.revoked within C{seconds} of C{since}."""
+        left = since + seconds - reactor.seconds()
+        ended = client.ended
+        if not ended.called:
+            ended.addTimeout(max(left, 0.01), reactor)
+        try:
+            reason = await ended
+        except Exception:
+            self.fail(f"live session not ended within {seconds}s of the revocation")
+        self.assertEqual(reason, "auth.revoked")
+        self.assertLessEqual(reactor.seconds() - since, seconds)
+
     async def refusedWithin(self, address, token, seconds=1.0):
         """The session process refuses C{token} within C{seconds}."""
         deadline = reactor.seconds() + seconds
@@ -101,27 +121,38 @@ class CrossProcessRevocationTests(TestCase):
         address = chat[0]["tcp"]
         self.assertIsNone(await self.hello(address, first["access_token"]))
 
-        # Logout.
+        # Logout ends the live session in the other process, and the token
+        # opens no new one.
+        live = await self.session(address, first["access_token"])
+        since = reactor.seconds()
         code, _ = await self.call("DELETE", auth.http + "/v1/sessions",
                                   token=first["access_token"])
         self.assertEqual(code, 200)
+        await self.endedWithin(live, since)
         await self.refusedWithin(address, first["access_token"])
 
-        # Password change ends the other logins.
+        # Password change ends the other logins, live sessions included, and
+        # keeps the one it was made from.
         second, third = await login(), await login()
         self.assertIsNone(await self.hello(address, second["access_token"]))
+        other = await self.session(address, second["access_token"])
+        since = reactor.seconds()
         code, body = await self.call("POST", auth.http + "/v1/accounts/me/password",
                                      {"current_password": PASSWORD,
                                       "new_password": "another long secret"},
                                      token=third["access_token"])
         self.assertEqual(code, 200, body)
+        await self.endedWithin(other, since)
         await self.refusedWithin(address, second["access_token"])
         self.assertIsNone(await self.hello(address, third["access_token"]))
 
-        # A ban ends every login.
+        # A ban ends every login, and the live session of the account.
+        live = await self.session(address, third["access_token"])
+        since = reactor.seconds()
         code, body = await self.call("POST", f"{auth.admin}/accounts/{third['account_id']}/ban",
                                      {"reason": "testing"})
         self.assertEqual(code, 200, body)
+        await self.endedWithin(live, since)
         await self.refusedWithin(address, third["access_token"])
 
         self.assertEqual(await auth.stop("TERM"), 0, auth.output.decode())
