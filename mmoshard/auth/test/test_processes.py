@@ -80,6 +80,20 @@ class CrossProcessRevocationTests(TestCase):
         self.assertEqual(reason, "auth.revoked")
         self.assertLessEqual(reactor.seconds() - since, seconds)
 
+    async def ban(self, username, mysqlURL, redisURL, prefix):
+        """Run `mmoshard account ban` in this process; @return: its exit status."""
+        import io
+
+        from mmoshard.auth.cli import run
+        from mmoshard.cli import makeParser
+
+        path = writeConfig(self.mktemp() + ".toml", {
+            "sql": {"url": mysqlURL}, "volatile": {"url": redisURL, "prefix": prefix},
+            "secrets": {"token_key": TOKEN_KEY}, "listen": {"admin": ""}})
+        args = makeParser().parse_args(
+            ["account", "ban", username, "--reason", "testing", "--config", path])
+        return await run(reactor, args, io.StringIO())
+
     async def refusedWithin(self, address, token, seconds=1.0):
         """The session process refuses C{token} within C{seconds}."""
         deadline = reactor.seconds() + seconds
@@ -154,6 +168,19 @@ class CrossProcessRevocationTests(TestCase):
         self.assertEqual(code, 200, body)
         await self.endedWithin(live, since)
         await self.refusedWithin(address, third["access_token"])
+
+        # So does `mmoshard account ban`, writing SQL and Redis itself.
+        code, body = await self.call("POST", auth.http + "/v1/accounts",
+                                     {"username": "bob", "password": PASSWORD})
+        self.assertEqual(code, 201, body)
+        code, bob = await self.call("POST", auth.http + "/v1/sessions",
+                                    {"username": "bob", "password": PASSWORD})
+        self.assertEqual(code, 200, bob)
+        live = await self.session(address, bob["access_token"])
+        since = reactor.seconds()
+        self.assertEqual(await self.ban("bob", mysqlURL, redisURL, prefix), 0)
+        await self.endedWithin(live, since)
+        await self.refusedWithin(address, bob["access_token"])
 
         self.assertEqual(await auth.stop("TERM"), 0, auth.output.decode())
         self.assertEqual(await session.stop("TERM"), 0, session.output.decode())
