@@ -350,51 +350,51 @@ class Zone:
         moved = self._moved
         self._moved = []
         recs = {}
+        pack = _packMove
         for e in moved:
             e.moved = False
-            vx = int(e.vx * 100.0)
-            vz = int(e.vz * 100.0)
-            recs[e.id] = _packMove(e.id, e.x, e.z, vx, vz, e.ct)
-        movedIds = recs.keys()
+            recs[e.id] = pack(e.id, e.x, e.z, int(e.vx * 100.0), int(e.vz * 100.0), e.ct)
+        movedIds = set(recs)
         getRec = recs.__getitem__
         join = b"".join
         states = {}
         entities = self.entities
-        stats = self.stats
         nbytes = 0
         nupdates = 0
         for ob in self.observers.values():
-            ids = ob.visible & movedIds if recs else None
             enters = ob.enters
             leaves = ob.leaves
-            if enters:
-                ob.enters = None
+            if not enters and not leaves:
+                # The common case: only moves of what it already sees.
+                ids = ob.visible & movedIds
                 if ids:
-                    ids -= enters
+                    m = join(map(getRec, ids))
+                    ob.session.send("world.u", {"m": m}, replayable=False)
+                    nbytes += len(m)
+                    nupdates += 1
+                continue
+            ob.enters = ob.leaves = None
+            body = {}
+            ids = ob.visible & movedIds
+            if enters:
+                ids -= enters
                 ents = []
                 for eid in enters:
                     s = states.get(eid)
                     if s is None:
                         s = states[eid] = entities[eid].fullState()
                     ents.append(s)
-            else:
-                if not ids and not leaves:
-                    continue
-                ents = ()
-            body = {}
-            if ents:
                 body["e"] = ents
                 nbytes += 40 * len(ents)
             if leaves:
-                ob.leaves = None
                 body["l"] = leaves
                 nbytes += 5 * len(leaves)
             if ids:
                 m = join(map(getRec, ids))
                 body["m"] = m
                 nbytes += len(m)
-            if body:
-                ob.session.send("world.u", body, replayable=False)
-                nupdates += 1
+            ob.session.send("world.u", body, replayable=False)
+            nupdates += 1
+        stats = self.stats
         stats.updates += nupdates
         stats.bytesOut += nbytes + 16 * nupdates
