@@ -415,7 +415,7 @@ def passes(r):
 def search(kind, opts):
     step = bareStep if kind == "bare" else worldStep
     counts = [int(c) for c in opts.counts.split(",")] if opts.counts else None
-    n = counts[0] if counts else opts.start
+    n = counts[0] if counts else (opts.start_bare if kind == "bare" else opts.start)
     best = 0
     results = []
     while n <= opts.max:
@@ -454,7 +454,8 @@ def main(argv):
         return bareServer(argv[1:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=["world", "bare"], default=None)
-    p.add_argument("--start", type=int, default=2000)
+    p.add_argument("--start", type=int, default=2000, help="first N of the world search")
+    p.add_argument("--start-bare", type=int, default=4000, help="first N of the bare search")
     p.add_argument("--max", type=int, default=10000)
     p.add_argument("--counts", default="", help="explicit N list instead of the 500-step search")
     p.add_argument("--warmup", type=float, default=10.0)
@@ -463,7 +464,8 @@ def main(argv):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--records", type=int, default=25,
                    help="bare server: neighbours whose new moves each update carries")
-    p.add_argument("--aoi-interval", type=int, default=2)
+    p.add_argument("--aoi-interval", type=int, default=4,
+                   help="W1 zone's aoi_interval (ticks between visibility recomputes)")
     p.add_argument("--profile-at", type=int, default=0, help="profile the world's tick at this N")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--attempts", type=int, default=3,
