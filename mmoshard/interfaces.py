@@ -280,15 +280,38 @@ class IDirectory(Interface):
 
 
 class ITokenVerifier(Interface):
-    """Checks access tokens issued by any auth process."""
+    """Checks access tokens issued by any auth process, and hears of revocations."""
 
     def verify(token):
         """
         @param token: the access token (str).
         @return: a Deferred firing with L{mmoshard.tokens.Claims}, or failing
             with L{mmoshard.tokens.InvalidToken} when the token is malformed,
-            forged, expired or revoked.
+            forged, expired or revoked, or with
+            L{mmoshard.store.errors.VolatileUnavailable} when revocations
+            cannot be known now (it fails closed).
         """
+
+    def checkRevoked(claims):
+        """
+        Check only revocation, for claims verified earlier (a resume).
+
+        @return: a Deferred firing with None, or failing with C{InvalidToken}
+            or C{VolatileUnavailable} as L{verify} does.
+        """
+
+    def isRevoked(claims):
+        """@return: whether C{claims} are revoked as far as this process knows now (no I/O)."""
+
+    def addRevocationObserver(observer):
+        """
+        Call C{observer(sids, accounts, reason)} for each batch of new
+        revocations: C{sids} a set of login ids, C{accounts} a dict of
+        account id -> revoked-before time, C{reason} a str or None.
+        """
+
+    def removeRevocationObserver(observer):
+        """Stop calling C{observer}."""
 
 
 class IClientGate(Interface):

@@ -193,9 +193,7 @@ class SessionManager:
         if self._watched is not None:
             self._watched.removeRevocationObserver(self._revoked)
             self._watched = None
-        # Optional: a verifier that cannot tell (a test's fake) still guards
-        # every hello, but live sessions then outlive their revocation.
-        if verifier is not None and hasattr(verifier, "addRevocationObserver"):
+        if verifier is not None:
             verifier.addRevocationObserver(self._revoked)
             self._watched = verifier
 

@@ -447,8 +447,7 @@ class Connection:
             return
         # A revocation heard while the gate or the claim was awaited found no
         # session to end: look again now that nothing is awaited any more.
-        isRevoked = getattr(verifier, "isRevoked", None)
-        if isRevoked is not None and isRevoked(claims):
+        if verifier.isRevoked(claims):
             manager.releaseAccount(claims.account_id, sessionId)
             self.fail(ErrorInfo(errors.INVALID_TOKEN, "access token revoked"), requestId)
             return
@@ -495,12 +494,8 @@ class Connection:
         # A revoked login's sessions are ended when the revocation is heard;
         # this covers one heard late.  The access token may have expired
         # since the hello: only revocation is checked.
-        checkRevoked = getattr(manager.tokenVerifier(), "checkRevoked", None)
-        if checkRevoked is None:
-            self._resume(session, lastSeq, requestId)
-            return
         self.state = HANDSHAKE
-        d = checkRevoked(session.claims)
+        d = manager.tokenVerifier().checkRevoked(session.claims)
         d.addCallbacks(
             self._resumeChecked,
             self._resumeRefused,

@@ -254,11 +254,24 @@ class WebSocketPeer:
         return self.protocol.conn
 
 
+@implementer(ITokenVerifier)
 class FakeVerifier:
-    """An L{ITokenVerifier} whose answer the test decides."""
+    """An L{ITokenVerifier} whose answer the test decides; it never hears of revocations."""
 
     def __init__(self, result):
         self.result = result
+
+    def checkRevoked(self, claims):
+        return succeed(None)
+
+    def isRevoked(self, claims):
+        return False
+
+    def addRevocationObserver(self, observer):
+        pass
+
+    def removeRevocationObserver(self, observer):
+        pass
 
     def verify(self, token):
         if isinstance(self.result, Exception):

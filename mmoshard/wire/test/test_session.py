@@ -5,7 +5,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from mmoshard.interfaces import IClientGate, ITokenVerifier
+from mmoshard.interfaces import IClientGate
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.tokens import revokeLogin
 from mmoshard.wire import errors

@@ -55,6 +55,15 @@ class VerifierTests(TestCase):
         self.volatile = makeVolatile(self.clock)
         self.verifier = TokenVerifier(KEY, self.volatile, self.clock)
 
+    def test_provides_interface(self):
+        from zope.interface.verify import verifyObject
+
+        from mmoshard.interfaces import ITokenVerifier
+        from mmoshard.wire.test.helpers import FakeVerifier
+
+        verifyObject(ITokenVerifier, self.verifier)
+        verifyObject(ITokenVerifier, FakeVerifier(None))
+
     def test_valid(self):
         token = issueAccessToken(KEY, 7, "s7", 60, self.clock.seconds())
         claims = self.successResultOf(self.verifier.verify(token))
