@@ -94,12 +94,22 @@ class VolatileService(CoreService):
         # first read succeeds it fails closed (server.unavailable).
         self.verifier = TokenVerifier(tokenKey(shard), store, shard.reactor)
         shard.provide(ITokenVerifier, self.verifier)
+        shard.readinessChecks["tokens"] = self._tokensReady
         await self.verifier.start()
         # The gate reads rules a version role published, wherever that role
         # runs; with none published it lets everyone in.
         self.gate = StoreGate(store, shard.reactor)
         shard.provide(IClientGate, self.gate)
         await self.gate.start()
+
+    def _tokensReady(self):
+        syncedAt = self.verifier.syncedAt
+        if syncedAt is None:
+            return "revocations not loaded yet"
+        age = self.shard.reactor.seconds() - syncedAt
+        if age > self.verifier.staleAfter:
+            return f"revocations not refreshed for {age:.0f}s"
+        return "ok"
 
     async def stop(self):
         if self.gate is not None:

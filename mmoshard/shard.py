@@ -97,6 +97,8 @@ class Shard:
         self.volatile = None
         self.listeningPorts = {}  # transport name -> IListeningPort
         self.ready = False
+        # name -> callable returning "ok" or why not; /readyz reports each.
+        self.readinessChecks = {}
         uptime = Gauge(
             "mmoshard_uptime_seconds", "Seconds since start", registry=self.metrics
         )

@@ -38,7 +38,9 @@ class TwistdTests(TestCase):
         varDir = os.path.abspath(self.mktemp())
         proc = self.spawn({"shard": {"id": "solo", "var_dir": varDir}})
         ready = await proc.waitReady()
-        self.assertEqual(ready["checks"], {"sql": "ok", "volatile": "ok", "started": "ok"})
+        self.assertEqual(
+            ready["checks"], {"sql": "ok", "volatile": "ok", "started": "ok", "tokens": "ok"}
+        )
         code, health = await proc.get("/healthz")
         self.assertEqual(health["roles"], sorted(r.name for r in discoverRoles()))
         self.assertTrue(os.path.exists(os.path.join(varDir, "mmoshard.sqlite3")))

@@ -158,7 +158,8 @@ class ShardServiceTests(TestCase):
         code, body = await self.adminGet(root.shard, "/readyz")
         body = json.loads(body)
         self.assertEqual(code, 503)
-        self.assertEqual(body["down"], ["volatile"])
+        self.assertEqual(body["down"], ["tokens", "volatile"])
+        self.assertEqual(body["checks"]["tokens"], "revocations not loaded yet")
         self.assertIn("down", body["checks"]["volatile"])
         self.assertEqual(body["checks"]["sql"], "ok")
 

@@ -56,6 +56,8 @@ class Readyz(JSONResource):
             "volatile": await self._probe(shard.volatile),
             "started": "ok" if shard.ready else "not yet",
         }
+        for name, check in shard.readinessChecks.items():
+            checks[name] = check()
         down = sorted(k for k, v in checks.items() if v != "ok")
         status = 200 if not down else 503
         return status, {
