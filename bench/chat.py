@@ -206,6 +206,38 @@ def cpuSeconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+GC_LOG_HOOK = """
+import os, time
+_gcStart = [0.0]
+_gcLog = open(os.path.join(LOGDIR, "gc-%d.log" % os.getpid()), "a", buffering=1)
+def _gcTimer(phase, info):
+    if phase == "start":
+        _gcStart[0] = time.perf_counter()
+    else:
+        took = time.perf_counter() - _gcStart[0]
+        if took >= 0.005:
+            _gcLog.write("%.3f %d %.4f\\n" % (time.time(), info["generation"], took))
+gc.callbacks.append(_gcTimer)
+"""
+
+
+def gcPauses(tmp, pids, start, end):
+    """@return: (count, longest, total seconds) of logged collections in [start, end]."""
+    count, longest, total = 0, 0.0, 0.0
+    for pid in pids:
+        try:
+            with open(os.path.join(tmp, f"gc-{pid}.log")) as f:
+                for line in f:
+                    at, _, took = line.split()
+                    if start <= float(at) <= end:
+                        count += 1
+                        longest = max(longest, float(took))
+                        total += float(took)
+        except OSError:
+            pass
+    return count, longest, total
+
+
 def percentile(values, p):
     if not values:
         return float("nan")
@@ -272,12 +304,17 @@ def startServer(args, shardId, mysqlURL, redisURL, prefix, tmp):
     })
     log = open(os.path.join(tmp, f"{shardId}.log"), "wb")
     paths = [ROOT, os.environ.get("PYTHONPATH")]
-    if args.gc_threshold:
-        # The shard has no GC setting (yet): a sitecustomize applies it.
+    if args.gc_threshold or args.gc_log:
+        # The shard has no GC setting (yet): a sitecustomize applies it, and
+        # can log every collection of 5 ms or more with its time.
         site = os.path.join(tmp, "gc-site")
         os.makedirs(site, exist_ok=True)
         with open(os.path.join(site, "sitecustomize.py"), "w") as f:
-            f.write(f"import gc\ngc.set_threshold({args.gc_threshold})\n")
+            f.write("import gc\n")
+            if args.gc_threshold:
+                f.write(f"gc.set_threshold({args.gc_threshold})\n")
+            if args.gc_log:
+                f.write(GC_LOG_HOOK.replace("LOGDIR", repr(tmp)))
         paths.insert(0, site)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     proc = subprocess.Popen(
@@ -372,6 +409,7 @@ async def run(args):
         await deferLater(reactor, args.seconds, lambda: None)
         window = time.time() - w0
         stats.measuring = False
+        w1 = time.time()
         after = sum(deliveries(admin) for _, _, admin in servers)
         cpuAfter = [cpuSeconds(p.pid) for p, _, _ in servers]
         genAfter = resource.getrusage(resource.RUSAGE_SELF)
@@ -408,6 +446,11 @@ async def run(args):
             or "none",
             "schedule_period_s": period,
         }
+        if args.gc_log:
+            count, longest, total = gcPauses(tmp, [p.pid for p, _, _ in servers], w0, w1)
+            summary["gc_pauses"] = count
+            summary["gc_max_ms"] = round(longest * 1000, 1)
+            summary["gc_total_ms"] = round(total * 1000)
         if args.timeline:
             perSecond = {}
             for second, latency in stats.timeline:
@@ -472,6 +515,8 @@ def main():
                         help="also print per-second latency to stderr")
     parser.add_argument("--gc-threshold", default="",
                         help="gc.set_threshold arguments for the servers, e.g. 50000,20,20")
+    parser.add_argument("--gc-log", action="store_true",
+                        help="log the servers' collections of 5 ms or more and report them")
     parser.add_argument("--replay-buffer", type=int, default=0,
                         help="session.replay_buffer of the servers (0: the default)")
     args = parser.parse_args()
