@@ -4,12 +4,12 @@ import json
 import re
 
 import attrs
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import LoopingCall
+from twisted.internet.defer import succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.interfaces import IClientGate
+from mmoshard.store.follow import Follower
 
 # Where the version role (or `mmoshard release publish`) writes the rules,
 # and the channel it announces a change on; both under the store prefix.
@@ -231,9 +231,9 @@ class StoreGate:
         self.refreshInterval = refresh
         self.defaultChannel = defaultChannel
         self.rules = GateRules()
-        self._loop = None
-        self._subscription = None
-        self._failing = False
+        self._follower = Follower(
+            volatile, clock, RULES_CHANNEL, self._read, refresh, "client gate rules"
+        )
 
     def check(self, claims, clientVersion, platform):
         return succeed(
@@ -242,19 +242,17 @@ class StoreGate:
             )
         )
 
-    async def refresh(self):
-        """Re-read the rules now; store failures are logged and the old rules kept."""
-        try:
-            raw = await self.volatile.get(RULES_KEY)
-            rules = GateRules.decode(raw) if raw else GateRules()
-        except Exception as e:
-            if not self._failing:
-                self.log.warn("client gate cannot read its rules: {why}", why=e)
-            self._failing = True
-            return self.rules
-        if self._failing:
-            self.log.info("client gate reads its rules again")
-        self._failing = False
+    def refresh(self):
+        """
+        Re-read the rules now; store failures are logged and the old rules kept.
+
+        @return: a Deferred firing with the rules in force after it.
+        """
+        return self._follower.refresh().addCallback(lambda _: self.rules)
+
+    async def _read(self):
+        raw = await self.volatile.get(RULES_KEY)
+        rules = GateRules.decode(raw) if raw else GateRules()
         if rules != self.rules:
             self.log.info(
                 "client gate rules revision {revision}: maintenance {maintenance}",
@@ -262,41 +260,13 @@ class StoreGate:
                 maintenance=rules.maintenance,
             )
         self.rules = rules
-        return rules
-
-    def _announced(self, channel, message):
-        Deferred.fromCoroutine(self.refresh())
 
     def start(self):
-        return Deferred.fromCoroutine(self._start())
-
-    async def _start(self):
-        try:
-            self._subscription = await self.volatile.subscribe(
-                RULES_CHANNEL, self._announced
-            )
-        except Exception as e:
-            # A Redis store keeps the subscription and activates it when Redis
-            # is back; hold it so stop() can end it.
-            self._subscription = getattr(e, "subscription", None)
-            self.log.warn("client gate cannot subscribe to changes yet: {why}", why=e)
-        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self.refresh()))
-        self._loop.clock = self.clock
-        self._loop.start(self.refreshInterval, now=False)
-        await self.refresh()
+        """Subscribe to rule changes and read the rules; @return: a Deferred that never fails."""
+        return self._follower.start()
 
     def stop(self):
-        return Deferred.fromCoroutine(self._stop())
-
-    async def _stop(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
-            try:
-                await subscription.unsubscribe()
-            except Exception:
-                pass
+        return self._follower.stop()
 
 
 async def publishRules(volatile, rules):

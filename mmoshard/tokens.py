@@ -5,19 +5,18 @@ import binascii
 import hashlib
 import hmac
 import json
-import math
 import secrets
 import time
 
 import attrs
 import jwt
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.interfaces import ITokenVerifier
 from mmoshard.store.errors import VolatileUnavailable
+from mmoshard.store.follow import Follower
 from mmoshard.store.volatile import Script
 
 ALGORITHM = "HS256"
@@ -377,12 +376,10 @@ class TokenVerifier:
         self.syncedAt = None
         # Every revocation up to this counter value is in the mirror.
         self._through = None
-        self._running = False
-        self._loop = None
-        self._subscription = None
-        self._busy = False
-        self._again = False
-        self._failing = False
+        self._follower = Follower(
+            volatile, clock, REVOCATION_CHANNEL, self._sync, interval,
+            "token revocations", onMessage=self._received,
+        )
         self._observers = []
 
     # -- ITokenVerifier ---------------------------------------------------
@@ -405,7 +402,7 @@ class TokenVerifier:
         return self._check(claims, self.clock.seconds(), None)
 
     def _check(self, claims, now, result):
-        if not self._running:
+        if not self._follower.running:
             return Deferred.fromCoroutine(self._pullAndCheck(claims, result))
         syncedAt = self.syncedAt
         if syncedAt is None or now - syncedAt > self.staleAfter:
@@ -527,9 +524,6 @@ class TokenVerifier:
         self._prune(now)
         self._through = seq
         self.syncedAt = now
-        if self._failing:
-            self._failing = False
-            self.log.info("token revocations read again from the volatile store")
         self._notify(newSids, newAccounts, None)
 
     def _received(self, channel, message):
@@ -561,35 +555,8 @@ class TokenVerifier:
         self._notify(newSids, newAccounts, reason)
 
     def _resyncSoon(self):
-        if self._running:
-            self._tick()
-
-    def _tick(self):
-        """One read, unless one is under way (then one more right after it)."""
-        if self._busy:
-            self._again = True
-            return None
-        return Deferred.fromCoroutine(self._guardedSync())
-
-    async def _guardedSync(self):
-        self._busy = True
-        try:
-            while True:
-                self._again = False
-                try:
-                    await self._sync()
-                except Exception as e:
-                    if not self._failing:
-                        self._failing = True
-                        self.log.warn(
-                            "cannot read token revocations from the volatile store: {why}",
-                            why=e,
-                        )
-                    return
-                if not (self._again and self._running):
-                    return
-        finally:
-            self._busy = False
+        if self._follower.running:
+            self._follower.refresh()
 
     # -- lifetime -------------------------------------------------------------
 
@@ -601,40 +568,8 @@ class TokenVerifier:
 
         @return: a Deferred firing when the first read is done or failed.
         """
-        return Deferred.fromCoroutine(self._start())
-
-    async def _start(self):
-        if self._running:
-            return
-        self._running = True
-        try:
-            self._subscription = await self.volatile.subscribe(
-                REVOCATION_CHANNEL, self._received
-            )
-        except VolatileUnavailable as e:
-            # A Redis store keeps the subscription and activates it when Redis
-            # is back; hold it so stop() can end it.
-            self._subscription = getattr(e, "subscription", None)
-            self.log.warn("cannot subscribe to token revocations yet: {why}", why=e)
-        await self._tick()
-        if not self._running:
-            return
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False)
+        return self._follower.start()
 
     def stop(self):
         """Stop reading and listening; @return: a Deferred."""
-        return Deferred.fromCoroutine(self._stop())
-
-    async def _stop(self):
-        self._running = False
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
-            try:
-                await subscription.unsubscribe()
-            except Exception:
-                pass
+        return self._follower.stop()

@@ -6,11 +6,11 @@ import attrs
 from prometheus_client import Counter, Gauge
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from mmoshard.config import Field, positive
 from mmoshard.interfaces import IAdminSite, ITokenVerifier, IWebSite
+from mmoshard.store.follow import Follower
 from mmoshard.version.catalog import Catalog
 from mmoshard.version.releases import ReleaseDataError, loadReleaseDir
 from mmoshard.version.signing import DEV_KEY_FILE, SigningKeyError, loadSigningKey
@@ -136,10 +136,7 @@ class VersionService(Service):
         self.manifests = {}  # etag -> signed envelope, for the catalog in force
         self.verifier = None
         self.store = None
-        self._loop = None
-        self._subscription = None
-        self._refreshing = None
-        self._again = False
+        self._follower = None
 
     def startService(self):
         Service.startService(self)
@@ -149,19 +146,11 @@ class VersionService(Service):
         shard = self.shard
         self.verifier = shard.lookup(ITokenVerifier)
         self.store = ReleaseStore(shard.volatile)
-        try:
-            self._subscription = await shard.volatile.subscribe(
-                CHANGED_CHANNEL, lambda channel, message: self.refresh()
-            )
-        except Exception as e:
-            self._subscription = getattr(e, "subscription", None)
-            self.log.warn(
-                "version role cannot subscribe to release changes yet ({why}); "
-                "it re-reads every {refresh}s",
-                why=e,
-                refresh=self.cfg.refresh,
-            )
-        await self.refresh()
+        self._follower = Follower(
+            shard.volatile, self.clock, CHANGED_CHANNEL, self._read, self.cfg.refresh,
+            "the release in force",
+        )
+        await self._follower.start()
         if self.catalog is None and self.cfg.publish_at_start:
             await self._publishAtStart()
         site = shard.query(IWebSite)
@@ -174,9 +163,6 @@ class VersionService(Service):
             from mmoshard.version.admin import mountAdmin
 
             mountAdmin(admin, self)
-        self._loop = LoopingCall(self.refresh)
-        self._loop.clock = self.clock
-        self._loop.start(self.cfg.refresh, now=False)
 
     async def publish(self, directory=None):
         """
@@ -225,41 +211,23 @@ class VersionService(Service):
         """
         Re-read the current revision and swap it in when it changed.
 
-        @return: a Deferred firing when done; calls made while one runs are
-            folded into one more run after it.
+        @return: a Deferred firing with the catalog in force after it (None
+            when nothing is published); calls made while one runs are folded
+            into one more run after it.
         """
-        if self._refreshing is not None:
-            self._again = True
-            return self._refreshing
-        d = self._refreshing = Deferred.fromCoroutine(self._refresh())
+        return self._follower.refresh().addCallback(lambda _: self.catalog)
 
-        def done(result):
-            self._refreshing = None
-            if self._again:
-                self._again = False
-                return self.refresh()
-            return result
-
-        d.addBoth(done)
-        return d
-
-    async def _refresh(self):
+    async def _read(self):
         try:
             revision = await self.store.currentRevision()
             if revision is None:
-                return None
+                return
             if self.catalog is not None and self.catalog.revision == revision:
-                return self.catalog
+                return
             release = await self.store.load(revision)
         except NothingPublished:
-            return None
-        except Exception as e:
-            self.log.warn(
-                "version role cannot read the release in force: {why}", why=e
-            )
-            return None
+            return
         self.useRelease(release)
-        return self.catalog
 
     def useRelease(self, release):
         """Put C{release} in force in this process."""
@@ -293,14 +261,8 @@ class VersionService(Service):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
-            try:
-                await subscription.unsubscribe()
-            except Exception:
-                pass
+        if self._follower is not None:
+            await self._follower.stop()
 
 
 def makeService(shard):

@@ -148,7 +148,7 @@ class VerifierContract:
     async def test_periodic_resync_covers_missed_messages(self):
         verifier = await self.started()
         # Messages are lost (the subscription is gone, as across a reconnect).
-        await verifier._subscription.unsubscribe()
+        await verifier._follower._subscription.unsubscribe()
         seen = []
         verifier.addRevocationObserver(lambda *a: seen.append(a))
         await revokeLogins(self.other, ["s7", "s9"], 600, now=self.now(), reason="password_change")
@@ -161,10 +161,12 @@ class VerifierContract:
 
     async def test_gap_in_counter_triggers_resync(self):
         verifier = await self.started(interval=3600.0)
-        await verifier._subscription.unsubscribe()
+        await verifier._follower._subscription.unsubscribe()
         await revokeLogin(self.other, "lost", 600, now=self.now())
         # The subscription is back (a reconnect); the next message shows the gap.
-        verifier._subscription = await self.store.subscribe("revocations", verifier._received)
+        verifier._follower._subscription = await self.store.subscribe(
+            "revocations", verifier._received
+        )
         await revokeLogin(self.other, "heard", 600, now=self.now())
         await self.settle(lambda: "lost" in verifier.revokedSids)
         self.assertIs(self.verdict(verifier, self.token(sid="lost")), InvalidToken)
@@ -221,8 +223,9 @@ class VerifierContract:
         verifier = TokenVerifier(KEY, self.store, self.clock)
         await verifier.start()
         await verifier.stop()
-        self.assertIsNone(verifier._loop)
-        self.assertIsNone(verifier._subscription)
+        self.assertFalse(verifier._follower.running)
+        self.assertIsNone(verifier._follower._loop)
+        self.assertIsNone(verifier._follower._subscription)
 
 
 class MemoryVerifierTests(VerifierContract, TestCase):
