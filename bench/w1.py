@@ -468,7 +468,7 @@ def main(argv):
                    help="W1 zone's aoi_interval (ticks between visibility recomputes)")
     p.add_argument("--profile-at", type=int, default=0, help="profile the world's tick at this N")
     p.add_argument("--verbose", action="store_true")
-    p.add_argument("--attempts", type=int, default=3,
+    p.add_argument("--attempts", type=int, default=6,
                    help="runs of a step while other processes disturb its window")
     p.add_argument("--wait-quiet", type=float, default=300.0,
                    help="seconds to wait for an idle machine before each step")
