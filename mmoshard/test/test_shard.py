@@ -209,3 +209,37 @@ class DirectoryTests(TestCase):
         a.start()
         await a.stop()
         self.assertEqual(await self.directory("x", []).list(), [])
+
+
+class AllRolesTests(TestCase):
+    async def test_every_role_starts_embedded_and_documents_its_messages(self):
+        """All installed roles in one process on the embedded default; every message type they register is in docs/."""
+        from mmoshard.interfaces import IMessageRouter
+        from mmoshard.plugins import discoverRoles
+        from mmoshard.wire.docs import undocumentedTypes
+
+        roles = discoverRoles()
+        self.assertTrue({"auth", "chat", "version", "world"} <= {r.name for r in roles})
+        config = makeConfig(
+            self,
+            roles,
+            listen={
+                "http": "tcp:0:interface=127.0.0.1",
+                "tcp": "tcp:0:interface=127.0.0.1",
+                "websocket": "tcp:0:interface=127.0.0.1",
+                "admin": "tcp:0:interface=127.0.0.1",
+            },
+        )
+        root = buildShard(config, reactor, roles)
+        root.startService()
+        self.addCleanup(root.stopService)
+        await root.started
+        shard = root.shard
+        self.assertTrue(shard.ready)
+        self.assertEqual(
+            sorted(shard.listeningPorts), ["admin", "http", "tcp", "websocket"]
+        )
+        router = shard.lookup(IMessageRouter)
+        namespaces = {t.split(".")[0] for t in router.messageTypes if "." in t}
+        self.assertTrue({"chat", "world"} <= namespaces, namespaces)
+        self.assertEqual(undocumentedTypes(router.messageTypes), [])
