@@ -11,8 +11,9 @@ class InterestGrid:
     beyond C{radius + hysteresis}, so an entity walking along the edge does
     not flicker in and out.
 
-    Observers are recomputed every C{interval} ticks, staggered by id so the
-    work is spread evenly; between recomputes the moves of what they see are
+    Observers are recomputed every C{interval} ticks, staggered by cell so the
+    work is spread evenly and the observers of one cell share the candidate
+    list built for it; between recomputes the moves of what they see are
     still sent every tick.  An observer that spawned or teleported is
     recomputed on the next tick.
     """
@@ -90,7 +91,7 @@ class InterestGrid:
         rows = {}
         pairs = 0
         for ob in observers.values():
-            if not ob.aoiDue and ob.id % interval != phase:
+            if not ob.aoiDue and ob.cell % interval != phase:
                 pairs += len(ob.visible)
                 continue
             ob.aoiDue = False

@@ -122,19 +122,20 @@ class InterestTests(TestCase):
 
     def test_staggeredRecompute(self):
         zone, clock = makeZone(aoi_radius=50.0, aoi_hysteresis=5.0, aoi_interval=2, max_speed=100.0)
-        a = player(zone, 2, 100, 100)  # even id: recomputed on even ticks
-        b = player(zone, 3, 200, 100)
+        # Cells are 50 m, 21 per row: a is in cell 43 (odd), b moves into 44 (even).
+        a = player(zone, 1, 60, 100)
+        b = player(zone, 2, 140, 100)
         zone.tick(1, 0.1)  # first tick after spawn: everyone is due
+        self.assertEqual((a.cell, b.cell), (43, 44))
         self.assertEqual(a.visible, set())
-        zone.queueMove(b, {"x": 140.0, "z": 100.0, "k": b.corr})
-        zone.budget = None
         b.budget = 1000.0
+        zone.queueMove(b, {"x": 100.0, "z": 100.0, "k": b.corr})
         clock.advance(0.1)
-        zone.tick(3, 0.1)  # odd tick: only b (id 3) recomputes
-        self.assertEqual((a.visible, b.visible), (set(), {2}))
+        zone.tick(3, 0.1)  # odd tick: only observers in odd cells recompute
+        self.assertEqual((a.visible, b.visible), ({2}, set()))
         clock.advance(0.1)
         zone.tick(4, 0.1)
-        self.assertEqual(a.visible, {3})
+        self.assertEqual(b.visible, {1})
 
     def test_enterAndMoveSameTick(self):
         a = player(self.zone, 1, 100, 100)
