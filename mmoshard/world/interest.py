@@ -72,12 +72,11 @@ class InterestGrid:
             self.cells[cell].add(e)
             e.cell = cell
 
-    def update(self, observers, entities, tick, interval):
+    def update(self, entities, tick, interval, forced=()):
         """
-        Recompute the visible sets of the observers due this tick, filling
+        Recompute the visible sets of the observers due this tick (those in
+        this tick's cells, and C{forced}: just spawned or teleported), filling
         their C{enters} (set of ids) and C{leaves} (list of ids).
-
-        @return: the number of (observer, visible entity) pairs.
         """
         r2 = self.radius * self.radius
         o2 = self.outer * self.outer
@@ -89,11 +88,11 @@ class InterestGrid:
         # observer in that cell.
         ids = {}
         rows = {}
-        pairs = 0
-        for ob in observers.values():
-            if not ob.aoiDue and ob.cell % interval != phase:
-                pairs += len(ob.visible)
-                continue
+        due = [ob for c in range(phase, len(cells), interval) for ob in cells[c]
+               if ob.session is not None]
+        if forced:
+            due.extend(ob for ob in forced if ob.session is not None and ob.cell >= 0)
+        for ob in due:
             ob.aoiDue = False
             cell = ob.cell
             cand = rows.get(cell)
@@ -118,7 +117,6 @@ class InterestGrid:
                     if v is not None and (v.x - ox) ** 2 + (v.z - oz) ** 2 <= o2:
                         inner.add(vid)
                         left.discard(vid)
-            pairs += len(inner)
             entered = inner - old
             if not entered and not left:
                 continue
@@ -141,4 +139,3 @@ class InterestGrid:
                     ob.leaves = list(left)
                 else:
                     ob.leaves.extend(left)
-        return pairs

@@ -42,7 +42,7 @@ class _ZoneCollector:
             loop = service.loops.get(zid)
             players.add_metric([zid], len(zone.observers))
             entities.add_metric([zid], len(zone.entities))
-            pairs.add_metric([zid], s.aoiPairs)
+            pairs.add_metric([zid], zone.aoiPairs())
             perClient.add_metric([zid], service.bytesPerClient.get(zid, 0.0))
             inputs.add_metric([zid], s.inputs)
             corrections.add_metric([zid], s.corrections)

@@ -348,6 +348,7 @@ class WorldService(Service):
         e.visible = set()
         e.enters = e.leaves = None
         e.aoiDue = True
+        player.zone.forced.add(e)
         session.send("world.reset", {"zone": zoneInfo(player.zone.spec), "x": e.x,
                                      "y": e.y, "z": e.z, "k": e.corr}, replayable=False)
 

@@ -76,8 +76,7 @@ class Entity:
 class TickStats:
     """Counters of one zone, read by the metrics collector."""
 
-    __slots__ = ("inputs", "corrections", "dropped", "updates", "bytesOut",
-                 "aoiPairs", "ticks")
+    __slots__ = ("inputs", "corrections", "dropped", "updates", "bytesOut", "ticks")
 
     def __init__(self):
         self.inputs = 0
@@ -85,7 +84,6 @@ class TickStats:
         self.dropped = 0
         self.updates = 0
         self.bytesOut = 0
-        self.aoiPairs = 0
         self.ticks = 0
 
 
@@ -109,6 +107,7 @@ class Zone:
         self.inputs = {}  # entity -> last move message this tick
         self.movers = set()  # server-driven entities integrated by velocity
         self.stats = TickStats()
+        self.forced = set()  # observers to recompute next tick whatever their cell
         self.tickIndex = 0
         self.systems = []
         self.portalHandler = None  # callable(entity, portal) set by the service
@@ -143,6 +142,7 @@ class Zone:
         entity.budget = self.spec.max_speed * self.spec.latency_tolerance
         entity.budgetAt = self.clock.seconds()
         entity.aoiDue = True
+        self.forced.add(entity)
         self.entities[entity.id] = entity
         if session is not None:
             self.observers[entity.id] = entity
@@ -155,6 +155,7 @@ class Zone:
             return
         self.observers.pop(entity.id, None)
         self.inputs.pop(entity, None)
+        self.forced.discard(entity)
         self.movers.discard(entity)
         self.grid.remove(entity)
         if entity.moved:
@@ -296,6 +297,7 @@ class Zone:
         e.budgetAt = self.clock.seconds()
         e.corr += 1
         e.aoiDue = True
+        self.forced.add(e)
         self._markMoved(e)
         if e.session is not None:
             e.session.send("world.correct", {"x": x, "y": e.y, "z": z, "k": e.corr,
@@ -337,9 +339,12 @@ class Zone:
     # --- interest and replication ------------------------------------------
 
     def updateInterest(self, now, dt):
-        self.stats.aoiPairs = self.grid.update(
-            self.observers, self.entities, self.tickIndex, self.spec.aoi_interval
-        )
+        forced, self.forced = self.forced, set()
+        self.grid.update(self.entities, self.tickIndex, self.spec.aoi_interval, forced)
+
+    def aoiPairs(self):
+        """(observer, visible entity) pairs now: for metrics, not the tick."""
+        return sum(len(ob.visible) for ob in self.observers.values())
 
     def replicate(self, now, dt):
         """

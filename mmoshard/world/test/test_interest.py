@@ -118,7 +118,7 @@ class InterestTests(TestCase):
                         and (o.x - e.x) ** 2 + (o.z - e.z) ** 2 <= 50.0 ** 2}
             self.assertEqual(e.visible, expected)
             self.assertEqual({s[0] for u in e.session.of("world.u") for s in u.get("e", ())}, expected)
-        self.assertEqual(self.zone.stats.aoiPairs, sum(len(e.visible) for e in es))
+        self.assertEqual(self.zone.aoiPairs(), sum(len(e.visible) for e in es))
 
     def test_staggeredRecompute(self):
         zone, clock = makeZone(aoi_radius=50.0, aoi_hysteresis=5.0, aoi_interval=2, max_speed=100.0)
