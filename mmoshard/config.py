@@ -38,7 +38,7 @@ class ConfigError(Exception):
 class Field:
     """The schema of one config key: its type, default and optional check."""
 
-    kind: str  # str, int, float, bool, strlist, endpoint, optendpoint, datapath
+    kind: str  # str, int, float, bool, strlist, intlist, endpoint, optendpoint, datapath
     default: object = None
     check: object = None  # callable(value) -> error message or None
     help: str = ""
@@ -50,6 +50,7 @@ _KIND_NAMES = {
     "float": "a number",
     "bool": "true or false",
     "strlist": "a list of strings",
+    "intlist": "a list of integers",
     "endpoint": "a Twisted endpoint string",
     "optendpoint": "a Twisted endpoint string or \"\" (off)",
     "datapath": "a file or directory path",
@@ -86,6 +87,8 @@ def _coerce(field, value):
         "bool": lambda v: isinstance(v, bool),
         "strlist": lambda v: isinstance(v, list)
         and all(isinstance(x, str) for x in v),
+        "intlist": lambda v: isinstance(v, list)
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
         "endpoint": lambda v: isinstance(v, str),
         "optendpoint": lambda v: isinstance(v, str),
         "datapath": lambda v: isinstance(v, str),
@@ -96,7 +99,7 @@ def _coerce(field, value):
         value = float(value)
     elif kind == "datapath":
         value = dataPath(value)
-    elif kind == "strlist":
+    elif kind in ("strlist", "intlist"):
         value = tuple(value)
     elif kind == "endpoint" or (kind == "optendpoint" and value):
         error = checkEndpoint(value)
@@ -203,6 +206,12 @@ SHARD_FIELDS = {
     "id": Field("str", None, help="this process's shard id (default: hostname-pid)"),
     "roles": Field("strlist", None, help="roles to host (default: every installed)"),
     "var_dir": Field("str", "var", help="directory for the SQLite file and state"),
+    "gc_threshold": Field(
+        "intlist",
+        (50000, 20, 20),
+        lambda v: None if len(v) == 3 and all(x >= 0 for x in v) else "must be three integers >= 0",
+        "gc.set_threshold for the twistd process",
+    ),
 }
 SQL_FIELDS = {
     "url": Field("str", None, _checkSQLURL, "mysql://... or sqlite:///path"),
@@ -258,6 +267,7 @@ class ShardSection:
     id: str
     roles: tuple | None
     var_dir: str
+    gc_threshold: tuple
 
 
 @attrs.frozen

@@ -173,6 +173,7 @@ class ShardService(MultiService):
         self.listeners = listeners
         self.roleServices = []
         self.started = None
+        self._startWaiters = []
         self.exitCode = 0
         for svc in core:
             svc.setServiceParent(self)
@@ -207,12 +208,24 @@ class ShardService(MultiService):
             await svc.start()
             svc.running = 1
         shard.ready = True
+        waiters, self._startWaiters = self._startWaiters, []
+        for d in waiters:
+            d.callback(None)
         self.log.info(
             "shard {shard_id} started with roles {roles} in {elapsed:.2f}s",
             shard_id=shard.shardId,
             roles=",".join(shard.roleNames) or "(none)",
             elapsed=time.monotonic() - t0,
         )
+
+    def whenStarted(self):
+        """@return: a Deferred firing with None once start-up completed (never on failure)."""
+        d = Deferred()
+        if self.shard.ready:
+            d.callback(None)
+        else:
+            self._startWaiters.append(d)
+        return d
 
     def _startFailed(self, failure):
         self.exitCode = 1

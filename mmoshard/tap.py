@@ -1,5 +1,7 @@
 """The twistd options and service maker behind `twistd mmoshard`."""
 
+import gc
+
 from twisted.python import usage
 
 from mmoshard.config import ConfigError, loadConfig
@@ -42,4 +44,15 @@ def makeService(options):
 
     from mmoshard.shard import buildShard
 
-    return buildShard(options["_config"], reactor, options["_roles"])
+    config = options["_config"]
+    # A server holds many long-lived objects (sessions, replay buffers,
+    # entities): CPython's default thresholds make it run full collections
+    # every second or two, each a pause of up to hundreds of ms at 5,000
+    # sessions (docs/benchmarks.md, C1).  Process-wide, so set here and not
+    # by the Shard, which tests run in-process.
+    gc.set_threshold(*config.shard.gc_threshold)
+    root = buildShard(config, reactor, options["_roles"])
+    # What start-up allocated lives as long as the process: keep it out of
+    # every later collection.
+    root.whenStarted().addCallback(lambda _: gc.freeze())
+    return root

@@ -71,6 +71,13 @@ class ConfigTests(TestCase):
         self.assertIn("unknown key", problems["alpha.nope"])
         self.assertIn("unknown section", problems["nonsense"])
 
+    def test_gc_threshold(self):
+        self.assertEqual(parseConfig({}, PLUGINS, env={}).shard.gc_threshold, (50000, 20, 20))
+        problems = self.problems({"shard": {"gc_threshold": [700, 10]}})
+        self.assertIn("three integers", problems["shard.gc_threshold"])
+        problems = self.problems({"shard": {"gc_threshold": ["a", 1, 2]}})
+        self.assertIn("a list of integers", problems["shard.gc_threshold"])
+
     def test_unknown_role_names_available(self):
         problems = self.problems({}, roles=["alpha", "gamma"])
         self.assertIn("gamma", problems["shard.roles"])

@@ -1,6 +1,7 @@
 """Sessions and the transport-independent connection logic shared by TCP and WebSocket."""
 
 import collections
+import itertools
 import hmac
 import inspect
 import secrets
@@ -46,9 +47,13 @@ class Session:
         self.rtt = None
         self.graceTimer = None
         self.resumeSecret = secrets.token_urlsafe(24)
-        # (seq, payload, type): the encoded bytes are kept so a replay costs
-        # no re-encoding.
-        self._replay = collections.deque(maxlen=bufferSize)
+        # The last messages sent, encoded, so a replay costs no re-encoding.
+        # Two deques of bytes and str rather than one of tuples: neither is
+        # tracked by the garbage collector, so thousands of full buffers add
+        # nothing to a full collection.  Sequence numbers are implicit: the
+        # newest entry is self.seq.
+        self._replayPayloads = collections.deque(maxlen=bufferSize)
+        self._replayTypes = collections.deque(maxlen=bufferSize)
 
     def __repr__(self):
         return f"<Session {self.sessionId} account={self.accountId}>"
@@ -72,7 +77,8 @@ class Session:
             self.seq = seq = self.seq + 1
             message["seq"] = seq
             payload = encode(message)
-            self._replay.append((seq, payload, type))
+            self._replayPayloads.append(payload)
+            self._replayTypes.append(type)
         else:
             payload = encode(message)
         conn = self.conn
@@ -86,11 +92,17 @@ class Session:
         """
         if lastSeq >= self.seq:
             return []
-        buffered = self._replay
-        oldest = buffered[0][0] if buffered else self.seq + 1
+        payloads = self._replayPayloads
+        oldest = self.seq - len(payloads) + 1
         if lastSeq + 1 < oldest:
             return None
-        return [(payload, kind) for seq, payload, kind in buffered if seq > lastSeq]
+        skip = lastSeq + 1 - oldest
+        return list(
+            zip(
+                itertools.islice(payloads, skip, None),
+                itertools.islice(self._replayTypes, skip, None),
+            )
+        )
 
     def close(self, code=None, message=None):
         self.manager.endSession(self, "closed", ErrorInfo(code, message or code) if code else None)

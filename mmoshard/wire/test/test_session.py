@@ -9,6 +9,7 @@ from mmoshard.interfaces import IClientGate
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.tokens import revokeLogin
 from mmoshard.wire import errors
+from mmoshard.wire.codec import decode
 from mmoshard.wire.errors import ErrorInfo, ProtocolError
 from mmoshard.wire.test.helpers import FakeVerifier, Server, makeVolatile
 
@@ -456,6 +457,18 @@ class ResumeTests(TestCase):
         self.assertEqual(peer.received()[0]["seq"], 4)
         # The old token was rotated away.
         self.assertEqual(self.resume().received()[0]["code"], errors.RESUME_FAILED)
+
+    def test_replayBufferBounds(self):
+        """Only the last replay_buffer replayable messages can be replayed; older gaps fail."""
+        for n in range(1, 7):
+            self.session.send("t.event", {"n": n})
+            self.session.send("t.reply", {}, replayable=False)
+        self.assertIsNone(self.session.replayAfter(1), "seq 2 fell out of a 4-message buffer")
+        replay = self.session.replayAfter(2)
+        self.assertEqual([kind for payload, kind in replay], ["t.event"] * 4)
+        self.assertEqual([decode(payload)["seq"] for payload, kind in replay], [3, 4, 5, 6])
+        self.assertEqual([decode(p)["n"] for p, k in self.session.replayAfter(5)], [6])
+        self.assertEqual(self.session.replayAfter(6), [])
 
     def test_resumeBeforeServerNoticedLoss(self):
         peer = self.resume()
