@@ -1,7 +1,7 @@
 """The chat service: local characters, presence upkeep, routing and the session hooks."""
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -56,6 +56,7 @@ class ChatService(Service):
         self.bus = None
         self.filter = None
         self._refresher = None
+        self._hooks = set()  # session hooks still running
         self._envelopeKinds = {
             "d": self._onDeliver,
             "c": self.channels.onChannelEnvelope,
@@ -121,6 +122,10 @@ class ChatService(Service):
                 await self.endUser(user, "server stop")
             except StoreError:
                 pass
+        # Sessions ended by the listener's stop are still being put offline:
+        # let them finish while the stores are open.
+        if self._hooks:
+            await DeferredList(list(self._hooks))
         await self.channels.flush()
         if self.bus is not None:
             await self.bus.stop()
@@ -386,14 +391,22 @@ class ChatService(Service):
 
     def _hook(self, coro, what, session):
         d = Deferred.fromCoroutine(coro)
+        self._hooks.add(d)
 
         def failed(f):
-            self.log.failure(
-                "chat {what} of session {session_id} failed", f, what=what,
-                session_id=session.sessionId,
-            )
+            if f.check(StoreError):
+                self.log.warn(
+                    "chat {what} of session {session_id} failed: {why}", what=what,
+                    session_id=session.sessionId, why=f.getErrorMessage(),
+                )
+            else:
+                self.log.failure(
+                    "chat {what} of session {session_id} failed", f, what=what,
+                    session_id=session.sessionId,
+                )
 
         d.addErrback(failed)
+        d.addBoth(lambda _: self._hooks.discard(d))
         return d
 
     def sessionStarted(self, session):
