@@ -14,7 +14,6 @@ WORLD_FIELDS = {
     "save_interval": Field("float", 30.0, positive, "seconds between two saves of one position"),
     "transfer_ttl": Field("float", 30.0, positive, "seconds a transfer ticket stays valid"),
     "max_players": Field("int", 5000, positive, "players this process accepts"),
-    "gc_tuning": Field("bool", True, help="freeze start-up objects and collect less often"),
 }
 
 
@@ -30,7 +29,6 @@ class WorldConfig:
     save_interval: float
     transfer_ttl: float
     max_players: int
-    gc_tuning: bool
     specs: dict = attrs.field(factory=dict)  # every zone in the file, id -> ZoneSpec
 
     @property

@@ -1,6 +1,5 @@
 """WorldService: hosts zones, runs their tick loops, and handles world.* messages, leases, saves and transfers."""
 
-import gc
 import secrets
 from collections import deque
 
@@ -32,8 +31,6 @@ UNAVAILABLE = "server.unavailable"
 
 # Logout/transfer saves wait this long to share a transaction.
 SAVE_BATCH_DELAY = 0.05
-# Garbage collector thresholds with [world] gc_tuning (Python's default: 700, 10, 10).
-GC_THRESHOLDS = (20000, 50, 100)
 # Recent tick durations kept per zone for /world/ticks (10 minutes at 10 Hz).
 TICK_LOG = 6000
 # Entity ids travel as uint32 in world.u records.
@@ -133,12 +130,6 @@ class WorldService(Service):
         self._housekeeping = LoopingCall(self._everySecond)
         self._housekeeping.clock = self.clock
         self._housekeeping.start(1.0, now=False)
-        if self.config.gc_tuning:
-            # A tick allocates many short-lived sets and tuples: the default
-            # thresholds run a collection every few hundred, and full
-            # collections walk every start-up object; both show in the p99.
-            gc.freeze()
-            gc.set_threshold(GC_THRESHOLDS[0], *GC_THRESHOLDS[1:])
         self.log.info("world of shard {shard_id} hosts zones {zones}",
                       shard_id=shard.shardId, zones=",".join(self.zones))
 

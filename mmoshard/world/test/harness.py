@@ -98,7 +98,7 @@ class WorldHarness:
             "secrets": {"token_key": KEY},
             "listen": {"tcp": "", "websocket": "", "http": "", "admin": ""},
             "session": {"resume_grace": 5.0, "heartbeat": 100.0, "heartbeat_timeout": 300.0},
-            "world": {"gc_tuning": False, **world},
+            "world": world,
         }
         config = parseConfig(raw, plugins=[worldRole], roles=["world"], shardId=shardId, env={})
         shard = self.shard = Shard(config, self.clock, roles=[worldRole])
