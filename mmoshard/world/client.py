@@ -122,7 +122,8 @@ class WorldClient:
             await self._switch(m["tcp"])
             await self.enter(ticket=m["ticket"])
         except Exception as e:
-            self.log.failure("following the transfer to {zone} failed", zone=m.get("zone"))
+            self.log.warn("following the transfer to {zone} failed: {why}", zone=m.get("zone"),
+                          why=e)
             d, self.onTransfer = self.onTransfer, Deferred()
             d.errback(e)
             return

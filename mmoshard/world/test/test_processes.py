@@ -162,6 +162,36 @@ class WorldProcessTests(TestCase):
         await a.stop()
         await b.stop()
 
+    async def test_transferTargetDiesMidway(self):
+        """The target dies after the hand-off: the character is live nowhere, then enters with its ticket."""
+        a = await self.startWorld("world-a", zones=["greenvale"])
+        b = await self.startWorld("world-b", zones=["ashfall"])
+        await sleep(1.0)
+        cid = await self.character(1, "greenvale", 1000.0, 498.0)
+        c = self.client(a, 1, cid)
+        await c.enter()
+        b.kill()
+        await b.ended
+        done = c.onTransfer
+        c.move(1001.0, 500.5, 1.0, 1.0)  # A still lists B in its directory: it hands off
+        with self.assertRaises(Exception):
+            await done
+        [ticket] = [m["ticket"] for m in c.events if m["t"] == "world.transfer"]
+        self.assertEqual(await self.position(cid), ("ashfall", 40.0, 256.0))
+        self.assertEqual(await self.volatile.get(leaseKey(cid)), b"xfer:" + ticket.encode())
+        # A does not take it back: its zone is elsewhere now.
+        back = self.client(a, 1, cid)
+        back.retries = 1
+        with self.assertRaises(Exception):
+            await back.enter()  # redirected to ashfall, which nobody hosts
+        b2 = await self.startWorld("world-b2", zones=["ashfall"])
+        c2 = self.client(b2, 1, cid)
+        reply = await c2.enter(ticket=ticket)
+        self.assertEqual((reply["zone"]["id"], reply["x"], reply["z"]), ("ashfall", 40.0, 256.0))
+        self.assertEqual(await self.volatile.get(leaseKey(cid)), b"world-b2")
+        await a.stop()
+        await b2.stop()
+
     async def test_gracefulStopSavesAndReleases(self):
         a = await self.startWorld("world-a", save_interval=600.0)
         cid = await self.character(1, "greenvale", 100.0, 100.0)
