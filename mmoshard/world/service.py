@@ -290,8 +290,12 @@ class WorldService(Service):
     async def _leave(self, player, reason, reply=None):
         self._detach(player)
         await self._saveSoon(player)
+        cid = player.characterId
+        if cid in self.byCharacter or cid in self.entering:
+            # Entered again here (a new session) meanwhile: the lease is its now.
+            return reply
         try:
-            await self.leases.release(player.characterId)
+            await self.leases.release(cid)
         except StoreError as e:
             self.log.warn("lease of character {character_id} not released: {why}",
                           character_id=player.characterId, why=e)

@@ -94,6 +94,18 @@ class EnterTests(TestCase):
         self.assertIsNone(self.lease(self.hero))
         self.assertEqual(self.h.world.byCharacter, {})
 
+    def test_newSessionOfSameAccountKeepsTheLease(self):
+        first = self.h.client(1)
+        self.h.enter(first, self.hero)
+        second = self.h.client(1)  # replaces the first session
+        self.assertEqual(self.h.enter(second, self.hero)["character_id"], self.hero)
+        self.h.advance(0.1, 3)  # the first session's logout save and release run
+        self.assertEqual(self.lease(self.hero), b"world-a")
+        self.assertIn(self.hero, self.h.world.byCharacter)
+        self.h.advance(1.0, 20)
+        self.assertIn(self.hero, self.h.world.byCharacter)
+        self.assertEqual(self.lease(self.hero), b"world-a")
+
     def test_linkDeadKeepsCharacterUntilGraceExpires(self):
         a, b = self.h.client(1), self.h.client(2)
         self.h.enter(a, self.hero)
