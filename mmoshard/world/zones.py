@@ -205,6 +205,8 @@ def parseZones(raw, source="zones"):
                 problems.append(f"zones.{z.id}: portal to unknown zone {p.to!r}")
             elif not zones[p.to].inBounds(p.arrive[0], p.arrive[2]):
                 problems.append(f"zones.{z.id}: portal arrival {p.arrive} is outside {p.to}")
+            elif any(q.rect.contains(p.arrive[0], p.arrive[2]) for q in zones[p.to].portals):
+                problems.append(f"zones.{z.id}: portal arrival {p.arrive} is inside a portal of {p.to}")
     if problems:
         raise ZoneDataError(f"{source}: " + "; ".join(problems))
     return zones

@@ -1,0 +1,40 @@
+"""Zone game data: the shipped file loads, and every problem of a bad one is reported at once."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.world.config import makeConfig
+from mmoshard.world.zones import Terrain, ZoneDataError, loadZones, parseZones
+
+
+class ZoneDataTests(TestCase):
+    def test_shippedZones(self):
+        zones = loadZones("etc/zones.toml")
+        self.assertEqual(set(zones), {"greenvale", "ashfall"})
+        g = zones["greenvale"]
+        self.assertEqual((g.width, g.spawns[0], g.portals[0].to), (1024.0, (128.0, 0.0, 64.0), "ashfall"))
+        t = Terrain(g)
+        self.assertTrue(t.isBlocked(320.0, 310.0))
+        self.assertFalse(t.isBlocked(100.0, 100.0))
+
+    def test_everyProblemReported(self):
+        raw = {"zones": {
+            "a": {"size": [100.0], "aoi_radius": -1, "tick_rate": "fast", "colour": "red",
+                  "blocked": [[5, 5, 1, 1]],
+                  "portals": [{"rect": [0, 0, 5, 5], "to": "nowhere", "arrive": [1, 0, 1]}]},
+            "b": {"size": [50.0, 50.0], "spawns": [[60.0, 0.0, 10.0]],
+                  "portals": [{"rect": [0, 0, 10, 10], "to": "b", "arrive": [5, 0, 5]}]},
+        }}
+        with self.assertRaises(ZoneDataError) as e:
+            parseZones(raw, "zones.toml")
+        message = str(e.exception)
+        for fragment in ("zones.a.size", "zones.a.aoi_radius", "zones.a.tick_rate",
+                         "zones.a.colour: unknown key", "zones.a.blocked", "unknown zone 'nowhere'",
+                         "zones.b.spawns", "inside a portal of b"):
+            self.assertIn(fragment, message)
+
+    def test_roleConfigChecksZones(self):
+        with self.assertRaises(ValueError) as e:
+            makeConfig(zones=["atlantis"], start_zone="moon", lease_refresh=10.0)
+        for fragment in ("unknown zone 'atlantis'", "start_zone", "lease_refresh"):
+            self.assertIn(fragment, str(e.exception))
+        self.assertEqual(makeConfig(zones=["ashfall"]).hosted, ("ashfall",))
