@@ -124,18 +124,17 @@ class WorldProcessTests(TestCase):
         await a.ended
         zone, savedX, _ = await self.position(cid)
         self.assertEqual(zone, "greenvale")
-        # At most one save interval (1 s) plus a tick behind the last move.
+        # At most one save interval (1 s) behind the last move, plus a tick
+        # and scheduling slack for a loaded machine.
         behind = [t for t, px in positions if abs(px - savedX) < 1e-6]
         self.assertTrue(behind, (savedX, positions[-1]))
-        self.assertLessEqual(killedAt - behind[0], 1.0 + 0.2 + 0.1)
+        self.assertLessEqual(killedAt - behind[0], 1.0 + 0.5)
         # The lease outlives the crash by at most its TTL, then b takes over.
         cb = self.client(b, 1, cid)
         cb.retries = 50
-        t0 = reactor.seconds()
         reply = await cb.enter()
-        self.assertLessEqual(reactor.seconds() - killedAt, 3.0 + 1.5)
+        self.assertLessEqual(reactor.seconds() - killedAt, 3.0 + 3.0)  # TTL + retry slack
         self.assertAlmostEqual(reply["x"], savedX, places=3)
-        self.assertGreaterEqual(reactor.seconds() - t0, 0.0)
         await b.stop()
 
     async def test_zoneTransferBetweenProcesses(self):
