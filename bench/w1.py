@@ -2,7 +2,7 @@
 
     python bench/w1.py                       # both, default steps, summary line at the end
     python bench/w1.py --only world --counts 2000,2500 --duration 30
-    python bench/w1.py bare-server --port 7100 --records 13   (used by the bench itself)
+    python bench/w1.py bare-server --port 7100 --records 25   (used by the bench itself)
 
 Server on CPU 0, load generator on CPU 1 (taskset).  Real MariaDB and Redis.
 Each step: fresh database and key prefix, N accounts and characters spawned
