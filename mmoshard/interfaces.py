@@ -335,11 +335,20 @@ class ISession(Interface):
     accountId = Attribute("int")
     claims = Attribute("mmoshard.tokens.Claims of the handshake token.")
     linkDead = Attribute("bool: the connection is gone, the session is not.")
+    ended = Attribute("bool: the session is over; sends are dropped.")
 
     def send(type, body, replayable=True):
         """
         Queue a server-to-client message C{{t: type, **body}}; replayable ones
         carry a sequence number and are kept for resume.
+        """
+
+    def sendEncoded(payload, type):
+        """
+        Queue a non-replayable message the caller encoded itself: C{payload}
+        is the msgpack map, with C{t} equal to C{type} (used for metrics).
+        For hot paths that build the same shape of message many times a
+        tick; dropped while link-dead.
         """
 
     def close(code=None, message=None):

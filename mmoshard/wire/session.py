@@ -85,6 +85,13 @@ class Session:
         if conn is not None:
             conn.sendEncoded(payload, type)
 
+    def sendEncoded(self, payload, type):
+        if self.ended:
+            return
+        conn = self.conn
+        if conn is not None:
+            conn.sendEncoded(payload, type)
+
     def replayAfter(self, lastSeq):
         """
         @return: the (payload, type) pairs sent after C{lastSeq}, or None

@@ -237,7 +237,7 @@ class WorldService(Service):
             self.log.info("character {character_id} (account {account_id}) busy in {holder}",
                           holder=e.holder, **log)
             raise ProtocolError(BUSY, "the character is live elsewhere", retry_after=1.0)
-        if getattr(session, "ended", False) or session.sessionId in self.bySession:
+        if session.ended or session.sessionId in self.bySession:
             await self.leases.release(cid)
             return None
         if row.zone:

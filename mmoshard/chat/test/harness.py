@@ -13,6 +13,7 @@ from zope.interface.registry import Components
 from mmoshard.chat.config import ChatConfig
 from mmoshard.chat.service import ChatService
 from mmoshard.interfaces import IMessageRouter, ISession
+from mmoshard.wire.codec import decode
 from mmoshard.wire.errors import ProtocolError
 
 _ids = itertools.count(1)
@@ -29,12 +30,18 @@ class FakeSession:
             account_id=accountId, has=lambda flag: operator and flag == "operator"
         )
         self.linkDead = False
+        self.ended = False
         self.sent = []
         self.closed = None
 
     def send(self, type, body, replayable=True):
         message = dict(body)
         message["t"] = type
+        self.sent.append(message)
+
+    def sendEncoded(self, payload, type):
+        message = decode(payload)
+        assert message["t"] == type
         self.sent.append(message)
 
     def close(self, code=None, message=None):

@@ -1,5 +1,6 @@
 """Fakes for world tests: a recording session and a zone factory."""
 
+import msgpack
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
@@ -17,10 +18,16 @@ class FakeSession:
         self.sessionId = sessionId
         self.claims = None
         self.linkDead = False
+        self.ended = False
         self.sent = []
         self.closed = None
 
     def send(self, type, body, replayable=True):
+        self.sent.append((type, body))
+
+    def sendEncoded(self, payload, type):
+        body = msgpack.unpackb(payload)
+        assert body.pop("t") == type
         self.sent.append((type, body))
 
     def close(self, code=None, message=None):
