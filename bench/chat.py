@@ -289,8 +289,11 @@ def startServer(args, shardId, mysqlURL, redisURL, prefix, tmp):
     from mmoshard.testing import writeConfig
 
     tcp, admin = freePort(), freePort()
+    shard = {"id": shardId, "roles": ["chat"], "var_dir": os.path.join(tmp, shardId)}
+    if args.gc_threshold:
+        shard["gc_threshold"] = [int(x) for x in args.gc_threshold.split(",")]
     path = writeConfig(os.path.join(tmp, f"{shardId}.toml"), {
-        "shard": {"id": shardId, "roles": ["chat"], "var_dir": os.path.join(tmp, shardId)},
+        "shard": shard,
         "sql": {"url": mysqlURL},
         "volatile": {"url": redisURL, "prefix": prefix},
         "secrets": {"token_key": TOKEN_KEY},
@@ -304,17 +307,12 @@ def startServer(args, shardId, mysqlURL, redisURL, prefix, tmp):
     })
     log = open(os.path.join(tmp, f"{shardId}.log"), "wb")
     paths = [ROOT, os.environ.get("PYTHONPATH")]
-    if args.gc_threshold or args.gc_log:
-        # The shard has no GC setting (yet): a sitecustomize applies it, and
-        # can log every collection of 5 ms or more with its time.
+    if args.gc_log:
+        # A sitecustomize logs every collection of 5 ms or more with its time.
         site = os.path.join(tmp, "gc-site")
         os.makedirs(site, exist_ok=True)
         with open(os.path.join(site, "sitecustomize.py"), "w") as f:
-            f.write("import gc\n")
-            if args.gc_threshold:
-                f.write(f"gc.set_threshold({args.gc_threshold})\n")
-            if args.gc_log:
-                f.write(GC_LOG_HOOK.replace("LOGDIR", repr(tmp)))
+            f.write("import gc\n" + GC_LOG_HOOK.replace("LOGDIR", repr(tmp)))
         paths.insert(0, site)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     proc = subprocess.Popen(
@@ -426,7 +424,7 @@ async def run(args):
             "processes": args.processes,
             "scale": args.scale,
             "replay_buffer": args.replay_buffer or "default",
-            "server_gc": args.gc_threshold.replace(",", "/") or "default",
+            "server_gc": args.gc_threshold.replace(",", "/") or "shard-default",
             "ready": ready,
             "connect_s": round(connectSeconds, 1),
             "window_s": round(window, 1),
@@ -514,7 +512,7 @@ def main():
     parser.add_argument("--timeline", action="store_true",
                         help="also print per-second latency to stderr")
     parser.add_argument("--gc-threshold", default="",
-                        help="gc.set_threshold arguments for the servers, e.g. 50000,20,20")
+                        help="the servers' [shard] gc_threshold, e.g. 700,10,10 (CPython's)")
     parser.add_argument("--gc-log", action="store_true",
                         help="log the servers' collections of 5 ms or more and report them")
     parser.add_argument("--replay-buffer", type=int, default=0,
