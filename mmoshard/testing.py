@@ -96,10 +96,13 @@ def requireRedis():
     def cleaner():
         s = socket.create_connection((host, port), timeout=2)
         f = s.makefile("rwb")
-        # Lua keeps it to one round trip and needs no client library.
+        # Lua keeps it to one round trip and needs no client library; SCAN in
+        # chunks, not KEYS, so a shared Redis is never stalled by a clean-up.
         script = (
-            "local n=0 for _,k in ipairs(redis.call('KEYS', ARGV[1])) do "
-            "redis.call('DEL', k) n=n+1 end return n"
+            "local n, cursor = 0, '0' repeat "
+            "local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000) "
+            "cursor = r[1] for _, k in ipairs(r[2]) do redis.call('DEL', k) n = n + 1 end "
+            "until cursor == '0' return n"
         )
         parts = [b"EVAL", script.encode(), b"0", (prefix + "*").encode()]
         f.write(b"*%d\r\n" % len(parts))

@@ -53,11 +53,12 @@ class Script:
     name: str
     lua: str
     python: Callable
+    # The SHA1 Redis caches the Lua source under (for EVALSHA), computed
+    # once: scripts run on hot paths.
+    sha1: str = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def sha1(self):
-        """The SHA1 Redis caches the Lua source under (for EVALSHA)."""
-        return hashlib.sha1(self.lua.encode("utf-8")).hexdigest()
+    def __attrs_post_init__(self):
+        object.__setattr__(self, "sha1", hashlib.sha1(self.lua.encode("utf-8")).hexdigest())
 
     def __call__(self, view, keys, args):
         """Run the Python side on a L{MemoryView}, converting like Redis."""
