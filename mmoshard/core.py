@@ -17,11 +17,13 @@ from mmoshard.interfaces import (
     ITokenVerifier,
     IVolatileStore,
     IWebSite,
+    IZoneChannels,
 )
 from mmoshard.shard import CoreService, StartupFailed
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminRoot
 from mmoshard.web.site import SiteRoot
+from mmoshard.zonechat import StoreZoneChannels
 
 
 class SQLService(CoreService):
@@ -61,7 +63,7 @@ class SQLService(CoreService):
 
 
 class VolatileService(CoreService):
-    """Connects the volatile store; provides token verification and the client gate over it."""
+    """Connects the volatile store; provides token verification, the client gate and zone channels over it."""
 
     log = Logger()
 
@@ -101,6 +103,11 @@ class VolatileService(CoreService):
         self.gate = StoreGate(store, shard.reactor)
         shard.provide(IClientGate, self.gate)
         await self.gate.start()
+        # Zone channels reach whichever process hosts chat; a chat role in
+        # this process registered its richer provider when it was made
+        # (before any core service starts) and keeps it.
+        if shard.query(IZoneChannels) is None:
+            shard.provide(IZoneChannels, StoreZoneChannels(store))
 
     def _tokensReady(self):
         syncedAt = self.verifier.syncedAt

@@ -421,7 +421,8 @@ class IAdminSite(IWebSite):
 class IZoneChannels(Interface):
     """
     Chat's zone channels, which the world role joins players to.  Provided by
-    the chat role; works across processes through the volatile store.
+    the chat role, else by the core (L{mmoshard.zonechat.StoreZoneChannels});
+    works across processes through the volatile store.
     """
 
     def joinZone(characterId, zoneId):

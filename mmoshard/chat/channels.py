@@ -8,6 +8,7 @@ from zope.interface import implementer
 
 from mmoshard.chat import errors
 from mmoshard.interfaces import IZoneChannels
+from mmoshard.zonechat import ZONES_CHANNEL, decodeChange
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 ZONE_PREFIX = "zone:"
@@ -25,7 +26,9 @@ class Channels:
     process that has members, which delivers it to its own members.  The
     world role puts a character in its zone's channel with L{joinZone}; the
     zone is remembered (C{chat:zone:<cid>}) so a character saying hello
-    later is joined to it then.
+    later is joined to it then.  A process without chat changes the zone
+    through L{mmoshard.zonechat.StoreZoneChannels}, which announces it on
+    C{chat:zones}; every chat process listens there for its own characters.
     """
 
     log = Logger()
@@ -35,6 +38,7 @@ class Channels:
         self._pending = []
         self._writing = False
         self._waiters = []
+        self._zoneSubscription = None
         chat.controls["zone"] = self.onZoneControl
 
     def handlers(self):
@@ -178,6 +182,26 @@ class Channels:
         return True
 
     # -- zone channels (IZoneChannels) -------------------------------------------------
+
+    async def start(self):
+        """Listen for zone changes made by processes that do not host chat."""
+        self._zoneSubscription = await self.store.volatile.subscribe(
+            ZONES_CHANNEL, self.onZoneChange
+        )
+
+    async def stop(self):
+        if self._zoneSubscription is not None:
+            await self._zoneSubscription.unsubscribe()
+            self._zoneSubscription = None
+
+    def onZoneChange(self, channel, payload):
+        try:
+            cid, _ = decodeChange(payload)
+        except ValueError as e:
+            self.log.warn("ignoring zone change on {channel}: {why}", channel=channel, why=e)
+            return
+        # The key was written before the publish: apply what it holds now.
+        self.onZoneControl({"cid": cid})
 
     def joinZone(self, characterId, zoneId):
         return Deferred.fromCoroutine(self._setZone(characterId, str(zoneId)))

@@ -91,6 +91,7 @@ class ChatService(Service):
             self.config.whisper_ack_timeout,
         )
         await self.bus.start()
+        await self.channels.start()
         await self._announceProcess()
         router = shard.query(IMessageRouter)
         if router is not None:
@@ -127,6 +128,7 @@ class ChatService(Service):
         if self._hooks:
             await DeferredList(list(self._hooks))
         await self.channels.flush()
+        await self.channels.stop()
         if self.bus is not None:
             await self.bus.stop()
             try:

@@ -2,6 +2,7 @@
 
 import json
 
+from mmoshard import zonechat
 from mmoshard.chat import scripts
 
 
@@ -33,6 +34,7 @@ class ChatStore:
       - C{chat:party:<pid>} party JSON; C{chat:pof:<cid>} a member's party id
       - C{chat:inv:<cid>:<pid>} a pending invite (JSON), expiring
       - C{chat:zone:<cid>} the zone the world role put a character in
+      - C{chat:zones} pub/sub channel of zone changes (L{mmoshard.zonechat})
       - C{chat:ch:<name>:m} / C{:p} channel members (cid -> proc) and
         per-process member counts
       - C{chat:h:<channel or party:pid>} history sorted set
@@ -74,9 +76,8 @@ class ChatStore:
     def inviteKey(cid, pid):
         return f"chat:inv:{cid}:{pid}"
 
-    @staticmethod
-    def zoneKey(cid):
-        return f"chat:zone:{cid}"
+    # Shared with the world role's processes (mmoshard.zonechat).
+    zoneKey = staticmethod(zonechat.zoneKey)
 
     @staticmethod
     def channelKeys(channel):

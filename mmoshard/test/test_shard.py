@@ -119,6 +119,11 @@ class ShardServiceTests(TestCase):
         verifyObject(IDirectory, shard.lookup(IDirectory))
         verifyObject(IAdminSite, shard.lookup(IAdminSite))
         self.assertRaises(MissingProvider, shard.lookup, INobody)
+        # Without chat here, zone channels go through the volatile store.
+        from mmoshard.interfaces import IZoneChannels
+        from mmoshard.zonechat import StoreZoneChannels
+
+        self.assertIsInstance(shard.lookup(IZoneChannels), StoreZoneChannels)
         self.assertIsNone(shard.query(INobody))
         await root.stopService()
         self.assertEqual(
@@ -243,3 +248,8 @@ class AllRolesTests(TestCase):
         namespaces = {t.split(".")[0] for t in router.messageTypes if "." in t}
         self.assertTrue({"chat", "world"} <= namespaces, namespaces)
         self.assertEqual(undocumentedTypes(router.messageTypes), [])
+        # The chat role's own zone channels win over the core's store provider.
+        from mmoshard.chat.channels import Channels
+        from mmoshard.interfaces import IZoneChannels
+
+        self.assertIsInstance(shard.lookup(IZoneChannels), Channels)

@@ -169,6 +169,33 @@ class ChannelTests:
         hello = await carol.call("chat.hello", character_id=carol.cid)
         self.assertEqual(hello["zone_channel"], "zone:duskwood")
 
+    async def test_zone_changes_from_a_process_without_chat(self):
+        """A world-only process (its own store object on the same backend) moves a local chat user between zone channels."""
+        from mmoshard.zonechat import StoreZoneChannels
+
+        p1 = await self.process("p1")
+        alice = await p1.connect(self.char("alice"))
+        world = StoreZoneChannels(self.newVolatile())
+        await world.joinZone(alice.cid, "elwynn")
+        await eventually(lambda: alice.events("chat.channel.joined"))
+        self.assertEqual(alice.events("chat.channel.joined")[0]["channel"], "zone:elwynn")
+        self.assertIn("zone:elwynn", p1.chat.users[alice.cid].channels)
+        await alice.call("chat.channel.say", channel="zone:elwynn", text="hi zone")
+        # Leaving another zone than the current one changes nothing.
+        await world.leaveZone(alice.cid, "westfall")
+        await settle()
+        self.assertEqual(alice.events("chat.channel.left"), [])
+        await world.leaveZone(alice.cid, "elwynn")
+        await eventually(lambda: alice.events("chat.channel.left"))
+        self.assertEqual(alice.events("chat.channel.left")[0]["channel"], "zone:elwynn")
+        self.assertNotIn("zone:elwynn", p1.chat.users[alice.cid].channels)
+        self.assertEqual(await p1.chat.store.channelMembers("zone:elwynn"), {})
+        # After the chat process stops it no longer listens.
+        await p1.stop()
+        await world.joinZone(alice.cid, "westfall")
+        await settle()
+        self.assertEqual(len(alice.events("chat.channel.joined")), 1)
+
 
 class PresenceExpiryTests:
     async def test_crashed_process_players_go_offline_within_ttl(self):

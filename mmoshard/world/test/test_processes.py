@@ -82,6 +82,23 @@ class WorldProcessTests(TestCase):
         proc.address = f"tcp:127.0.0.1:{tcp}"
         return proc
 
+    async def startChat(self, name):
+        tcp, admin = freePort(), freePort()
+        path = writeConfig(os.path.join(self.tmp, f"{name}.toml"), {
+            "shard": {"id": name, "roles": ["chat"], "var_dir": os.path.join(self.tmp, name)},
+            "sql": {"url": self.sqlURL},
+            "volatile": {"url": self.redisURL, "prefix": self.prefix},
+            "secrets": {"token_key": KEY},
+            "listen": {"tcp": f"tcp:{tcp}:interface=127.0.0.1", "websocket": "", "http": "",
+                       "admin": f"tcp:{admin}:interface=127.0.0.1"},
+            "session": {"one_session_per_account": False},
+        })
+        proc = TwistdProcess(reactor, path, admin).start()
+        self.addCleanup(proc.kill)
+        await proc.waitReady()
+        proc.address = f"tcp:127.0.0.1:{tcp}"
+        return proc
+
     def client(self, proc, accountId, cid):
         token = issueAccessToken(KEY, accountId, f"login-{accountId}", 3600, reactor.seconds())
         c = WorldClient(reactor, proc.address, token, cid, retries=1)
@@ -105,6 +122,35 @@ class WorldProcessTests(TestCase):
         self.assertEqual(await self.volatile.get(leaseKey(cid)), b"world-b")
         await a.stop()
         await b.stop()
+
+    async def test_zoneChatWithChatInAnotherProcess(self):
+        """Entering a zone on a world-only process joins the zone channel on the chat process the character talks to."""
+        from mmoshard.wire.client import SessionClient
+
+        world = await self.startWorld("world-a")
+        chat = await self.startChat("chat-a")
+        cid = await self.character(1, "greenvale", 100.0, 100.0)
+        events = []
+        token = issueAccessToken(KEY, 1, "login-chat-1", 3600, reactor.seconds())
+        session = SessionClient(reactor, chat.address, token, onEvent=events.append,
+                                clientVersion="chat-test")
+        await session.connect()
+        self.addCleanup(session.drop)
+        hello = await session.request("chat.hello", character_id=cid)
+        self.assertIsNone(hello.get("zone_channel"))
+
+        def of(type):
+            return [e for e in events if e["t"] == type]
+
+        c = self.client(world, 1, cid)
+        await c.enter()
+        await waitFor(lambda: of("chat.channel.joined"))
+        self.assertEqual(of("chat.channel.joined")[0]["channel"], "zone:greenvale")
+        await c.leave()
+        await waitFor(lambda: of("chat.channel.left"))
+        self.assertEqual(of("chat.channel.left")[0]["channel"], "zone:greenvale")
+        await world.stop()
+        await chat.stop()
 
     async def test_crashRecoveryAfterKill9(self):
         a = await self.startWorld("world-a")
