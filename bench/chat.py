@@ -28,6 +28,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+from benchutil import cpuSeconds, freePort  # noqa: E402
 
 import msgpack  # noqa: E402
 from twisted.internet import epollreactor  # noqa: E402
@@ -47,16 +48,6 @@ ZONE_SIZE = 500
 ZONE_POSTERS = 50
 TICK = 0.02
 MEASURED = {"chat.party.message", "chat.whisper", "chat.channel.message"}
-
-
-def freePort():
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def packed(message):
@@ -198,12 +189,6 @@ def deliveries(adminPort):
         if line.startswith("mmoshard_chat_deliveries_total{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def cpuSeconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 GC_LOG_HOOK = """

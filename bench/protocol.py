@@ -9,6 +9,7 @@ import sys
 import time
 
 import msgpack
+from benchutil import cpuSeconds as serverCPUSeconds  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -251,13 +252,6 @@ async def runLoad(reactor, port, mode, clients, rate, warmup, duration):
         "errors": stats.errors,
         "disconnects": disconnects,
     }
-
-
-def serverCPUSeconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def ownCPUSeconds():

@@ -23,6 +23,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+from benchutil import cpuSeconds, freePort  # noqa: E402
 
 TOKEN_KEY = "bench-version-key-0123456789abcdef"
 
@@ -46,24 +47,6 @@ site.log = lambda request: None
 reactor.listenTCP(int(sys.argv[1]), site, interface="127.0.0.1")
 reactor.run()
 '''
-
-
-def freePort():
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def cpuSeconds(pid):
-    """User + system CPU seconds used so far by process C{pid} (Linux)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 class Client(asyncio.Protocol):

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from benchutil import cpuSeconds, freePort  # noqa: E402
 
 R = 50.0
 KEY = "w1-bench-token-key-0123456789abcdef"
@@ -33,12 +33,6 @@ LIMITS = {"tick_p99_ms": 50.0, "latency_p99_ms": 200.0, "cpu": 1.0}
 
 def log(*args):
     print("[bench]", *args, file=sys.stderr, flush=True)
-
-
-def freePort():
-    from mmoshard.testing import freePort as fp
-
-    return fp()
 
 
 def side(n):
@@ -96,13 +90,6 @@ def quantile(values, q):
         return -1.0
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def cpuSeconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick
 
 
 def getJSON(url, timeout=130):
