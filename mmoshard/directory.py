@@ -28,6 +28,7 @@ class DirectoryEntry:
     load: dict  # source name -> number
     started_at: float
     updated_at: float
+    info: dict = attrs.field(factory=dict)  # what roles publish: name -> JSON value
 
     def toJSON(self):
         return {
@@ -35,6 +36,7 @@ class DirectoryEntry:
             "roles": list(self.roles),
             "endpoints": dict(self.endpoints),
             "load": dict(self.load),
+            "info": dict(self.info),
             "started_at": self.started_at,
             "updated_at": self.updated_at,
         }
@@ -48,6 +50,7 @@ class DirectoryEntry:
             load=dict(data["load"]),
             started_at=float(data["started_at"]),
             updated_at=float(data["updated_at"]),
+            info=dict(data.get("info", {})),
         )
 
     @property
@@ -73,12 +76,16 @@ class Directory:
         self.ttl = ttl
         self.endpoints = {}
         self.loadSources = {}
+        self.info = {}
         self.startedAt = clock.seconds()
         self._loop = None
         self._failing = False
 
     def addLoadSource(self, name, source):
         self.loadSources[name] = source
+
+    def publish(self, name, value):
+        self.info[name] = value
 
     def entry(self):
         load = {}
@@ -94,6 +101,7 @@ class Directory:
             load=load,
             started_at=self.startedAt,
             updated_at=self.clock.seconds(),
+            info=dict(self.info),
         )
 
     async def beat(self):

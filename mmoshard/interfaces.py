@@ -275,7 +275,13 @@ class IDirectory(Interface):
     def addLoadSource(name, source):
         """
         Report C{source()} (a number) under C{name} in this process's entry
-        at each heartbeat.
+        at each heartbeat; an entry's total load is their sum.
+        """
+
+    def publish(name, value):
+        """
+        Show C{value} (JSON-serialisable) under C{name} in this process's
+        entry's C{info}, e.g. the zones a world process hosts.
         """
 
 

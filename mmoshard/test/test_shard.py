@@ -185,6 +185,7 @@ class DirectoryTests(TestCase):
         d = Directory(self.store, self.clock, shardId, roles, heartbeat=5.0, ttl=15.0)
         d.endpoints = {"tcp": f"{shardId}:7000"}
         d.addLoadSource("sessions", lambda: load)
+        d.publish("zones", [f"{shardId}-zone"])
         return d
 
     async def test_entries_listed_and_expire(self):
@@ -195,6 +196,8 @@ class DirectoryTests(TestCase):
         entries = await a.list()
         self.assertEqual([e.shard_id for e in entries], ["a", "b"])
         self.assertEqual(entries[1].endpoints, {"tcp": "b:7000"})
+        self.assertEqual(entries[1].info, {"zones": ["b-zone"]})
+        self.assertEqual(entries[1].totalLoad, 2)
         chat = await a.endpointsFor("chat")
         self.assertEqual([e.shard_id for e in chat], ["b", "a"], "least loaded first")
         self.assertEqual([e.shard_id for e in await a.endpointsFor("world")], ["b"])

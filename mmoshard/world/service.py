@@ -115,9 +115,12 @@ class WorldService(Service):
         })
         router.addListener(self)
         directory = shard.query(IDirectory)
+        if directory is not None:
+            directory.publish("zones", sorted(self.zones))
+            directory.addLoadSource(
+                "players", lambda: sum(len(z.observers) for z in self.zones.values())
+            )
         for zid, zone in self.zones.items():
-            if directory is not None:
-                directory.addLoadSource(f"zone:{zid}", lambda z=zone: len(z.observers))
             loop = FixedRateLoop(self.clock, zone.spec.tickInterval, zone.tick,
                                  observe=self._observer(zid))
             self.loops[zid] = loop
@@ -277,7 +280,7 @@ class WorldService(Service):
         except StoreError:
             return None
         for entry in entries:
-            if f"zone:{zoneId}" in entry.load and entry.shard_id != self.shard.shardId:
+            if zoneId in entry.info.get("zones", ()) and entry.shard_id != self.shard.shardId:
                 return {k: v for k, v in entry.endpoints.items() if k in ("tcp", "websocket")}
         return None
 
