@@ -1,7 +1,8 @@
-"""Where shipped game and release data (etc/...) is found: the working directory, the checkout, or the install prefix."""
+"""Where shipped game and release data (etc/...) is found, and reading its TOML files."""
 
 import os
 import sys
+import tomllib
 
 
 def shippedRoot():
@@ -26,3 +27,20 @@ def dataPath(path):
         return path
     shipped = os.path.join(shippedRoot(), path)
     return shipped if os.path.exists(shipped) else path
+
+
+def readDataTOML(path, error):
+    """
+    Read the TOML data file C{path} (resolved with L{dataPath}).
+
+    @param error: the exception class to raise, with a message naming
+        C{path}, when it cannot be read or is not valid TOML.
+    @return: the parsed document.
+    """
+    try:
+        with open(dataPath(path), "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise error(f"{path}: cannot read: {e.strerror}")
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{path}: not valid TOML: {e}")

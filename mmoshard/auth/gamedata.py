@@ -1,9 +1,9 @@
 """Game data the auth role needs: character classes and the start zone's spawn point."""
 
-import os
-import tomllib
 
 import attrs
+
+from mmoshard.paths import readDataTOML
 
 ROLES = ("tank", "healer", "damage")
 
@@ -35,17 +35,6 @@ class GameDataError(ValueError):
     """The game data file is missing or malformed; the message says where."""
 
 
-def resolvePath(path):
-    """
-    @return: C{path} itself when absolute or present relative to the working
-        directory, else relative to the checkout holding this package.
-    """
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(root, path)
-
-
 def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -56,14 +45,7 @@ def loadGameData(path):
 
     @raise GameDataError: listing every problem found.
     """
-    full = resolvePath(path)
-    try:
-        with open(full, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as e:
-        raise GameDataError(f"{path}: cannot read: {e.strerror}")
-    except tomllib.TOMLDecodeError as e:
-        raise GameDataError(f"{path}: not valid TOML: {e}")
+    raw = readDataTOML(path, GameDataError)
     problems = []
     start = raw.get("start")
     if not isinstance(start, dict) or not isinstance(start.get("zone"), str):

@@ -1,10 +1,10 @@
 """Zone game data (size, spawn points, AOI radius, tick rate, blocked terrain, portals) read from TOML."""
 
 import math
-import os
-import tomllib
 
 import attrs
+
+from mmoshard.paths import readDataTOML
 
 # Coordinates: the ground plane is (x, z) and y is height, as in etc/classes.toml
 # (start point x=128, y=0, z=64).  Zones are flat: y is the zone's ground.
@@ -179,14 +179,6 @@ def parseZone(zid, raw, problems):
     )
 
 
-def resolvePath(path):
-    """@return: C{path} when absolute or present here, else relative to the checkout."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(root, path)
-
-
 def parseZones(raw, source="zones"):
     """@return: dict zone id -> L{ZoneSpec}; @raise ZoneDataError: listing every problem."""
     problems = []
@@ -214,12 +206,5 @@ def parseZones(raw, source="zones"):
 
 def loadZones(path):
     """Read the zones file (see C{etc/zones.toml}); @raise ZoneDataError."""
-    full = resolvePath(path)
-    try:
-        with open(full, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as e:
-        raise ZoneDataError(f"{path}: cannot read: {e.strerror}")
-    except tomllib.TOMLDecodeError as e:
-        raise ZoneDataError(f"{path}: not valid TOML: {e}")
+    raw = readDataTOML(path, ZoneDataError)
     return parseZones(raw, path)
