@@ -55,10 +55,13 @@ def checkRequirements(config, roles):
     for role in roles:
         provided.update(role.provides)
     problems = []
-    installed = discoverRoles()
+    installed = None
     for role in roles:
         for iface in role.requires:
             if iface not in provided:
+                # Plugin discovery scans sys.path: only worth it for a hint.
+                if installed is None:
+                    installed = discoverRoles()
                 providers = [r.name for r in installed if iface in r.provides]
                 hint = (
                     f"add one of these roles: {', '.join(providers)}"
