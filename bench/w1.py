@@ -264,7 +264,7 @@ def bareStep(n, opts):
     port = freePort()
     proc = subprocess.Popen(
         ["taskset", "-c", "0", sys.executable, os.path.abspath(__file__), "bare-server",
-         "--port", str(port), "--records", str(opts.records)],
+         "--port", str(port), "--records", str(opts.records), "--write", opts.bare_write],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()  # "listening"
@@ -301,6 +301,7 @@ def bareServer(argv):
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--records", type=int, default=25)
+    p.add_argument("--write", choices=["direct", "twisted"], default="direct")
     opts = p.parse_args(argv)
     import gc
     import signal
@@ -318,6 +319,7 @@ def bareServer(argv):
     from twisted.internet.task import LoopingCall
 
     from mmoshard.wire.codec import decode, encode
+    from mmoshard.wire.direct import directWriter
     from mmoshard.wire.framing import FrameDecoder, frame
 
     rec = struct.Struct("<IffhhI")
@@ -330,6 +332,7 @@ def bareServer(argv):
             self.decoder = FrameDecoder(65536)
             self.index = len(clients)
             self.record = None  # the newest move since the last tick, packed
+            self.write = directWriter(self.transport, opts.write == "direct")
             clients.append(self)
 
         def dataReceived(self, data):
@@ -347,7 +350,7 @@ def bareServer(argv):
                                "x": 1.0, "y": 0.0, "z": 1.0, "k": 0})
 
         def send(self, message):
-            self.transport.write(frame(encode(message)))
+            self.write(frame(encode(message)))
 
         def connectionLost(self, reason):
             clients[self.index] = None
@@ -368,7 +371,7 @@ def bareServer(argv):
                 continue
             recs = [r for r in (fresh[(i + j) % n] for j in range(1, k + 1)) if r is not None]
             if recs:
-                c.transport.write(frame(encode({"m": b"".join(recs), "t": "world.u"})))
+                c.write(frame(encode({"m": b"".join(recs), "t": "world.u"})))
         if recording[0]:
             ticks.append((time.perf_counter() - t0) * 1000.0)
 
@@ -451,6 +454,9 @@ def main(argv):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--records", type=int, default=25,
                    help="bare server: neighbours whose new moves each update carries")
+    p.add_argument("--bare-write", choices=["direct", "twisted"], default="direct",
+                   help="bare server's writes: direct (the world's TCP path) or Twisted's "
+                        "transport.write")
     p.add_argument("--aoi-interval", type=int, default=4,
                    help="W1 zone's aoi_interval (ticks between visibility recomputes)")
     p.add_argument("--profile", action="store_true",
@@ -464,7 +470,7 @@ def main(argv):
     load = os.getloadavg()[0]
     if load > 0.5:
         log(f"WARNING: load average {load:.2f}: the machine is not quiet")
-    out = {"load_before": round(load, 2)}
+    out = {"load_before": round(load, 2), "bare_write": opts.bare_write}
     for kind in ("world", "bare"):
         if opts.only and kind != opts.only:
             continue

@@ -3,6 +3,7 @@
 from twisted.internet.protocol import Factory, Protocol
 
 from mmoshard.wire import errors
+from mmoshard.wire.direct import directWriter
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.framing import HEADER, EmptyFrame, FrameDecoder, FrameTooLarge
 from mmoshard.wire.session import CLOSING, Connection
@@ -19,9 +20,11 @@ class SessionTCPProtocol(Protocol):
         self.manager = manager
         self.conn = None
         self._decoder = FrameDecoder(manager.config.max_frame)
+        self._write = None
 
     def connectionMade(self):
         peer = self.transport.getPeer()
+        self._write = directWriter(self.transport, self.manager.config.direct_write)
         self.conn = Connection(self.manager, "tcp", getattr(peer, "host", str(peer)), self)
         self.transport.registerProducer(self.conn, True)
         self.conn.linkReady()
@@ -49,7 +52,7 @@ class SessionTCPProtocol(Protocol):
     # The link the Connection drives.
 
     def writeFrame(self, payload):
-        self.transport.write(_packHeader(len(payload)) + payload)
+        self._write(_packHeader(len(payload)) + payload)
 
     def closeLink(self, error=None):
         self.transport.loseConnection()

@@ -1,0 +1,145 @@
+"""Tests for the direct TCP writer: what reaches the peer, in order, whatever the socket buffer does."""
+
+import socket
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import TestCase
+
+from mmoshard.wire.direct import directWriter
+
+
+class Collect(Protocol):
+    def __init__(self):
+        self.data = bytearray()
+        self.lost = Deferred()
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def connectionLost(self, reason):
+        self.lost.callback(None)
+
+
+class Sender(Protocol):
+    def __init__(self, made):
+        self.made = made
+        self.lost = Deferred()
+
+    def connectionMade(self):
+        self.made.callback(self)
+
+    def connectionLost(self, reason):
+        self.lost.callback(None)
+
+
+class Producer:
+    paused = 0
+
+    def pauseProducing(self):
+        self.paused += 1
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
+
+
+class DirectWriterTests(TestCase):
+    def reactor(self):
+        from twisted.internet import reactor
+
+        return reactor
+
+    @inlineCallbacks
+    def connected(self):
+        """@return: (server-side Sender, client-side Collect, client transport)."""
+        reactor = self.reactor()
+        made = Deferred()
+        port = reactor.listenTCP(0, Factory.forProtocol(lambda: Sender(made)),
+                                 interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        collect = Collect()
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+        yield connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), collect)
+        sender = yield made
+
+        def close():
+            sender.transport.abortConnection()
+            collect.transport.abortConnection()
+            return sender.lost
+
+        self.addCleanup(close)
+        return sender, collect
+
+    @inlineCallbacks
+    def waitFor(self, predicate, timeout=10.0):
+        waited = 0.0
+        while not predicate():
+            self.assertLess(waited, timeout, "condition not reached in time")
+            yield deferLater(self.reactor(), 0.01)
+            waited += 0.01
+
+    @inlineCallbacks
+    def test_sendsAtOnceWhenNothingIsQueued(self):
+        """A write on an idle connection is on the wire without the reactor's help."""
+        sender, collect = yield self.connected()
+        write = directWriter(sender.transport)
+        self.assertNotEqual(write, sender.transport.write)
+        write(b"hello")
+        # Nothing left for the reactor to write: the bytes went straight out.
+        self.assertEqual(sender.transport._tempDataLen, 0)
+        self.assertFalse(sender.transport.dataBuffer)
+        yield self.waitFor(lambda: bytes(collect.data) == b"hello")
+
+    @inlineCallbacks
+    def test_orderAndBackPressureWhenThePeerIsSlow(self):
+        """
+        With the socket buffer full, the rest is queued in Twisted, later
+        writes queue behind it (never overtaking), the registered producer is
+        paused, and the peer gets every byte in order once it reads.
+        """
+        sender, collect = yield self.connected()
+        collect.transport.pauseProducing()
+        sock = sender.transport.getHandle()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        producer = Producer()
+        sender.transport.registerProducer(producer, True)
+        write = directWriter(sender.transport)
+        chunks = [bytes([i % 251]) * 1000 for i in range(3000)]
+        for chunk in chunks:
+            write(chunk)
+        self.assertGreater(sender.transport._tempDataLen + len(sender.transport.dataBuffer), 0)
+        self.assertGreater(producer.paused, 0)
+        collect.transport.resumeProducing()
+        expected = b"".join(chunks)
+        yield self.waitFor(lambda: len(collect.data) >= len(expected))
+        self.assertEqual(bytes(collect.data), expected)
+
+    @inlineCallbacks
+    def test_peerGoneIsAnOrdinaryConnectionLoss(self):
+        """Writing to a reset peer raises nothing; the connection is lost as usual."""
+        sender, collect = yield self.connected()
+        write = directWriter(sender.transport)
+        collect.transport.abortConnection()
+        yield collect.lost
+        for _ in range(50):
+            write(b"x" * 1000)
+            yield deferLater(self.reactor(), 0.001)
+        yield sender.lost
+
+    def test_otherTransportsUseTheirWrite(self):
+        """Fake transports (and anything not a plain TCP connection) keep their own write."""
+        transport = StringTransport()
+        self.assertEqual(directWriter(transport), transport.write)
+
+    @inlineCallbacks
+    def test_disabled(self):
+        """C{[session] direct_write = false} gives Twisted's own write."""
+        sender, collect = yield self.connected()
+        self.assertEqual(directWriter(sender.transport, enabled=False), sender.transport.write)
