@@ -37,6 +37,15 @@ def _txn_makeCharacter(cursor, accountId, name, zone, x, y, z):
     return cursor.lastrowid
 
 
+def _txn_makeCharacters(cursor, accountId, names):
+    return [_txn_makeCharacter(cursor, accountId, name, "", 0.0, 0.0, 0.0) for name in names]
+
+
+def makeCharacters(store, accountId, names):
+    """@return: a Deferred firing with the new characters' ids, in one transaction."""
+    return store.runInteraction(_txn_makeCharacters, accountId, names)
+
+
 def makeCharacter(store, accountId, name, zone="", x=0.0, y=0.0, z=0.0):
     """@return: a Deferred firing with the new character's id."""
     return store.runInteraction(_txn_makeCharacter, accountId, name, zone, x, y, z)

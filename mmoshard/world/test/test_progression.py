@@ -7,7 +7,7 @@ from twisted.trial.unittest import TestCase
 from mmoshard.world.progression import (
     Progression, expForLevel, loadCharacter, savePositions,
 )
-from mmoshard.world.test.dbfixture import makeCharacter, openStore
+from mmoshard.world.test.dbfixture import makeCharacter, makeCharacters, openStore
 
 
 class _ProgressionTests:
@@ -82,6 +82,15 @@ class _ProgressionTests:
         self.assertEqual(n, 2)
         row = await loadCharacter(self.sql, other)
         self.assertEqual((row.zone, row.x, row.z), ("vale", 3.0, 4.0))
+
+    async def test_manyPositionsSavedInChunks(self):
+        """More rows than one statement carries: every position lands, exactly."""
+        ids = [self.cid] + await makeCharacters(self.sql, 2, [f"Many{i}" for i in range(1, 1203)])
+        rows = [("vale", i + 0.25, 0.0, 1e6 - i * 0.5, cid) for i, cid in enumerate(ids)]
+        self.assertEqual(await savePositions(self.sql, rows), len(ids))
+        for i in (0, 499, 500, 1001, len(ids) - 1):
+            row = await loadCharacter(self.sql, ids[i])
+            self.assertEqual((row.zone, row.x, row.y, row.z), ("vale", i + 0.25, 0.0, 1e6 - i * 0.5))
 
 
 class MariaDBProgressionTests(_ProgressionTests, TestCase):
