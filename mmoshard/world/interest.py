@@ -1,6 +1,7 @@
 """Area of interest on a uniform grid: per-observer visible sets with enter/leave hysteresis."""
 
 import math
+from bisect import bisect_left, bisect_right
 
 
 class InterestGrid:
@@ -83,9 +84,11 @@ class InterestGrid:
         cells = self.cells
         neighbours = self.neighbours
         phase = tick % interval
-        # Per cell, once per tick: (id, x, z) of what is inside.  Per observer
-        # cell, the concatenation over its neighbourhood is shared by every
-        # observer in that cell.
+        # Per cell, once per tick: (x, z, id) of what is inside.  Per observer
+        # cell, the concatenation over its neighbourhood, shared by every
+        # observer in that cell and sorted by x so each observer only tests the band
+        # [x - radius, x + radius]: a third fewer distance checks.
+        radius = self.radius
         ids = {}
         rows = {}
         due = [ob for c in range(phase, len(cells), interval) for ob in cells[c]
@@ -95,18 +98,21 @@ class InterestGrid:
         for ob in due:
             ob.aoiDue = False
             cell = ob.cell
-            cand = rows.get(cell)
-            if cand is None:
+            row = rows.get(cell)
+            if row is None:
                 cand = []
                 for c in neighbours[cell]:
                     cid = ids.get(c)
                     if cid is None:
-                        cid = ids[c] = [(o.id, o.x, o.z) for o in cells[c]]
+                        cid = ids[c] = [(o.x, o.z, o.id) for o in cells[c]]
                     cand += cid
-                rows[cell] = cand
+                cand.sort()
+                row = rows[cell] = (cand, [c[0] for c in cand])
+            cand, xs = row
             ox = ob.x
             oz = ob.z
-            inner = {i for i, x, z in cand if (x - ox) * (x - ox) + (z - oz) * (z - oz) <= r2}
+            band = cand[bisect_left(xs, ox - radius):bisect_right(xs, ox + radius)]
+            inner = {i for x, z, i in band if (x - ox) * (x - ox) + (z - oz) * (z - oz) <= r2}
             inner.discard(ob.id)
             old = ob.visible
             left = old - inner
