@@ -4,6 +4,7 @@ from twisted.logger import Logger
 
 from mmoshard.auth import store
 from mmoshard.auth.errors import error
+from mmoshard.auth.logins import endLoginRecords
 from mmoshard.auth.routes import Route
 from mmoshard.auth.schema import Prop
 from mmoshard.auth.revocation import endAccount
@@ -17,8 +18,9 @@ async def banAccount(sql, volatile, now, account, reason, until, accessTtl,
                      ip=None, actor="operator"):
     """
     Ban C{account} (id or username) until C{until} (None: for ever) and end
-    its live sessions everywhere: its logins are revoked in SQL and every
-    access token issued so far is revoked in the volatile store.
+    its live sessions everywhere: its logins are revoked in SQL and marked
+    revoked in the volatile store, and every access token issued so far is
+    revoked there.
 
     @return: (account id, number of logins ended), or None for no such account.
     """
@@ -27,8 +29,9 @@ async def banAccount(sql, volatile, now, account, reason, until, accessTtl,
     if result is None:
         return None
     accountId, sids = result
-    # Every access token issued so far dies with the account mark; the
-    # logins (refresh tokens) were revoked in SQL with the ban.
+    # The logins SQL just revoked lose their refresh tokens, and every
+    # access token issued so far dies with the account mark.
+    await endLoginRecords(volatile, sids, "ban")
     await endAccount(volatile, accountId, accessTtl, "ban", now)
     Logger(namespace=__name__).warn(
         "account {account_id} banned until {until:.0f} by {actor} from {ip}: {reason}; "

@@ -1,19 +1,20 @@
 """The auth REST API under /v1: accounts, sessions (logins), characters; its route table."""
 
-import secrets
-
 from twisted.logger import Logger
 
 from mmoshard import __version__
 from mmoshard.auth import store
 from mmoshard.auth.errors import error, retryAfter
+from mmoshard.auth.issue import issueRefreshToken, parseRefreshToken
+from mmoshard.auth.logins import endLoginRecords
 from mmoshard.auth.passwords import HasherBusy
 from mmoshard.auth.routes import Route, openapiDocument
 from mmoshard.auth.schema import Prop
+from mmoshard.auth.store import RefreshResult
 from mmoshard.store.errors import IntegrityError
 from mmoshard.web.json import HTTPError
 from mmoshard.auth.revocation import endLogins
-from mmoshard.tokens import InvalidToken, issueAccessToken, newLoginId
+from mmoshard.tokens import InvalidToken, newLoginId
 
 # Refused whatever the length policy: the top of every breached-password list.
 COMMON_PASSWORDS = frozenset("""
@@ -201,6 +202,7 @@ class AuthAPI:
         revoked = await svc.sql.runInteraction(
             store._txn_changePassword, account.id, encoded, claims.sid, self.now(), call.ip
         )
+        await endLoginRecords(svc.volatile, revoked, "password_change")
         await endLogins(svc.volatile, account.id, revoked, self.cfg.access_ttl,
                         "password_change", self.now())
         self.log.info("account {account_id} changed its password from {ip}; "
@@ -270,19 +272,27 @@ class AuthAPI:
                                          call.ip, now)
             raise self._banned(account.ban_reason, account.banned_until)
         newHash = await self._hash(body["password"]) if stale else None
-        sid, tokenId, secret = newLoginId(), newLoginId(), secrets.token_urlsafe(32)
+        sid = newLoginId()
         userAgent = (call.request.getHeader("user-agent") or "")[:255]
-        await svc.sql.runInteraction(
-            store._txn_loginOk, account.id, sid, tokenId, secret, now,
-            now + self.cfg.refresh_ttl, call.ip, userAgent, newHash,
+        banned = await svc.sql.runInteraction(
+            store._txn_loginOk, account.id, sid, now, now + self.cfg.refresh_ttl, call.ip,
+            userAgent, newHash,
         )
+        if banned is not None:
+            # Banned between the account read and the login's transaction.
+            svc.loginOutcome("banned")
+            raise self._banned(banned[1], banned[0])
+        if not await svc.loginRecords.create(sid, account.id, account.username,
+                                       account.is_operator):
+            # Only a revocation racing this login marks the key first.
+            self.log.warn("login {sid} of account {account_id} was ended while it was "
+                          "being made: its tokens are dead", sid=sid, account_id=account.id)
         svc.loginOutcome("ok")
         self.log.info("account {account_id} logged in from {ip} (login {sid}{rehashed})",
                       account_id=account.id, ip=call.ip, sid=sid,
                       rehashed=", password rehashed" if newHash else "")
         flags = ("operator",) if account.is_operator else ()
-        result = self._tokens(account.id, account.username, sid, f"{tokenId}.{secret}",
-                              now, flags)
+        result = self._tokens(account.id, account.username, sid, 0, now, flags)
         result["directory"] = await svc.directoryForClients()
         return 200, result
 
@@ -290,48 +300,83 @@ class AuthAPI:
         return error("account.banned", f"the account is banned: {reason}",
                      fields={"reason": reason or "", "until": f"{until:.0f}"})
 
-    def _tokens(self, accountId, username, sid, refreshToken, now, flags=()):
-        cfg = self.cfg
-        access = issueAccessToken(self.service.tokenKey, accountId, sid, cfg.access_ttl,
-                                  now, flags=flags, username=username)
+    def _tokens(self, accountId, username, sid, gen, now, flags=()):
+        cfg, svc = self.cfg, self.service
         return {
             "account_id": accountId, "username": username, "session_id": sid,
-            "access_token": access, "token_type": "Bearer", "expires_in": cfg.access_ttl,
-            "refresh_token": refreshToken, "refresh_expires_in": cfg.refresh_ttl,
-            "server_time": now,
+            "access_token": svc.issuer.issue(accountId, sid, cfg.access_ttl, now,
+                                             flags=flags, username=username),
+            "token_type": "Bearer", "expires_in": cfg.access_ttl,
+            "refresh_token": issueRefreshToken(svc.refreshKey, sid, gen),
+            "refresh_expires_in": cfg.refresh_ttl, "server_time": now,
         }
 
     async def refresh(self, call):
         svc = self.service
-        tokenId, _, secret = call.body["refresh_token"].partition(".")
-        if not (tokenId and secret and len(tokenId) <= 32):
+        parsed = parseRefreshToken(svc.refreshKey, call.body["refresh_token"])
+        if parsed is None:
+            # Not made with our key: says nothing about any login.
             svc.refreshOutcome("invalid")
             raise error("auth.invalid_refresh_token")
-        newId, newSecret, now = newLoginId(), secrets.token_urlsafe(32), self.now()
-        result = await svc.sql.runInteraction(
-            store._txn_refresh, tokenId, secret, newId, newSecret, now,
-            self.cfg.refresh_ttl, call.ip,
-        )
-        svc.refreshOutcome(result.outcome)
-        if result.outcome == "reused":
-            await endLogins(svc.volatile, result.accountId, [result.loginId],
-                            self.cfg.access_ttl, "refresh_reuse", now)
-            self.log.warn("refresh token of login {sid} (account {account_id}) reused "
-                          "from {ip}: login revoked", sid=result.loginId,
+        sid, gen = parsed
+        result = await svc.loginRecords.rotate(sid, gen)
+        if result.outcome == "missing":
+            result = await self._recover(sid, gen, call.ip)
+        outcome = result.outcome
+        svc.refreshOutcome(outcome)
+        if outcome == "ok":
+            flags = ("operator",) if result.isOperator else ()
+            return 200, self._tokens(result.accountId, result.username, sid, gen + 1,
+                                     self.now(), flags)
+        if outcome == "reused":
+            now = self.now()
+            await svc.sql.runInteraction(store._txn_refreshReuse, sid, result.accountId,
+                                         now, call.ip)
+            await endLogins(svc.volatile, result.accountId, [sid], self.cfg.access_ttl,
+                            "refresh_reuse", now)
+            self.log.warn("refresh token {gen} of login {sid} (account {account_id}) "
+                          "reused from {ip}: login revoked", gen=gen, sid=sid,
                           account_id=result.accountId, ip=call.ip)
             raise error("auth.refresh_token_reused")
-        if result.outcome == "banned":
+        if outcome == "banned":
             raise self._banned(result.banReason, result.bannedUntil)
-        if result.outcome != "ok":
-            raise error("auth.invalid_refresh_token")
-        flags = ("operator",) if result.isOperator else ()
-        return 200, self._tokens(result.accountId, result.username, result.loginId,
-                                 f"{newId}.{newSecret}", now, flags)
+        raise error("auth.invalid_refresh_token")
+
+    async def _recover(self, sid, gen, ip):
+        """
+        The login's volatile record is missing (never written, expired, or
+        the volatile store lost it): rebuild it from SQL when SQL says the
+        login is live, and rotate again once.
+
+        SQL's generation may lag (refreshes are flushed every few seconds),
+        so a presented generation above it is taken as current; one below
+        it, or below one refreshed here and not yet flushed, is a reuse.
+        """
+        svc = self.service
+        found = await svc.sql.runInteraction(store._txn_loginForRefresh, sid, self.now())
+        if found.outcome != "live":
+            return found
+        known = max(found.gen, svc.loginRecords.pendingGeneration(sid) or 0)
+        if gen < known:
+            await endLoginRecords(svc.volatile, [sid], "refresh_reuse")
+            return RefreshResult("reused", sid, found.accountId)
+        await svc.loginRecords.create(sid, found.accountId, found.username, found.isOperator, gen)
+        result = await svc.loginRecords.rotate(sid, gen)
+        if result.outcome == "missing":
+            # Written and gone at once: the store is not keeping data.
+            self.log.warn("login {sid} (account {account_id}): its volatile record "
+                          "vanished as it was rebuilt", sid=sid, account_id=found.accountId)
+            return RefreshResult("invalid", sid, found.accountId)
+        self.log.info("login {sid} (account {account_id}) rebuilt in the volatile store "
+                      "from SQL at generation {gen}", sid=sid, account_id=found.accountId,
+                      gen=gen)
+        return result
 
     async def logout(self, call):
         svc, claims = self.service, call.claims
         await svc.sql.runInteraction(store._txn_logout, claims.account_id, claims.sid,
                                      self.now(), call.ip)
+        await endLoginRecords(svc.volatile, [claims.sid], "logout")
         await endLogins(svc.volatile, claims.account_id, [claims.sid],
                         self.cfg.access_ttl, "logout", self.now())
         self.log.info("account {account_id} logged out login {sid} from {ip}",

@@ -145,8 +145,9 @@ async def run(reactor, args, out=None, clock=None):
                       file=out)
                 return 0
             print("warning: no server answers on the admin site; the ban is stored but "
-                  f"tokens already issued stay valid for up to {cfg.access_ttl:g}s",
-                  file=sys.stderr)
+                  f"tokens already issued stay valid for up to {cfg.access_ttl:g}s, and a "
+                  f"running server stops the account's refreshes within "
+                  f"{cfg.refresh_flush:g}s", file=sys.stderr)
             volatile = makeVolatileStore("memory://", reactor, v.prefix)
         _, ended = await banAccount(sql, volatile, now, account, args.reason, until,
                                     cfg.access_ttl, actor="cli")

@@ -35,6 +35,8 @@ AUTH_FIELDS = {
                                 "seconds before a deleted character's name is free"),
     "classes_file": Field("datapath", "etc/classes.toml", help="game data: classes, start zone"),
     "sessions_refresh": Field("float", 15.0, positive, "active-sessions gauge refresh"),
+    "refresh_flush": Field("float", 5.0, positive,
+                           "seconds between writes of refresh activity to SQL"),
 }
 
 
@@ -69,6 +71,7 @@ class AuthConfig:
     name_release_after: float
     classes_file: str
     sessions_refresh: float
+    refresh_flush: float
 
 
 def validate(values, path, problems):

@@ -10,7 +10,9 @@ from mmoshard.auth import store
 from mmoshard.auth.admin import AdminAPI
 from mmoshard.auth.api import DIRECTORY_ROLES, AuthAPI
 from mmoshard.auth.gamedata import loadGameData
+from mmoshard.auth.issue import AccessTokenIssuer, refreshKey
 from mmoshard.auth.limits import Limits
+from mmoshard.auth.logins import LoginRecords
 from mmoshard.auth.passwords import PasswordHasher
 from mmoshard.auth.routes import Router
 from mmoshard.interfaces import (
@@ -69,7 +71,8 @@ class AuthService(Service):
         self.adminAPI = AdminAPI(self)
         self.sql = self.volatile = self.verifier = self.directory = None
         self.limits = None
-        self.tokenKey = None
+        self.tokenKey = self.refreshKey = self.issuer = None
+        self.loginRecords = None
         self._loops = []
         self._directoryCache = (None, -1.0)
 
@@ -92,7 +95,12 @@ class AuthService(Service):
         self.verifier = shard.lookup(ITokenVerifier)
         self.directory = shard.query(IDirectory)
         self.tokenKey = tokenKey(shard)
+        # Changing the token key changes this one too: every login ends.
+        self.refreshKey = refreshKey(self.tokenKey)
+        self.issuer = AccessTokenIssuer(self.tokenKey)
         self.limits = Limits(self.volatile, self.config)
+        self.loginRecords = LoginRecords(self.volatile, self.sql, self.clock,
+                                   self.config.refresh_ttl, self.config.refresh_flush)
         await self.hasher.start()
         self.mount()
         for call, every in ((self.countSessions, self.config.sessions_refresh),
@@ -101,6 +109,7 @@ class AuthService(Service):
             loop.clock = self.clock
             loop.start(every, now=True)
             self._loops.append(loop)
+        self.loginRecords.start()
         self.log.info("auth role of shard {shard_id} started: argon2id t={t} m={m}KiB "
                       "p={p} on {threads} hashing thread(s)", shard_id=shard.shardId,
                       t=self.config.argon2_time_cost, m=self.config.argon2_memory_kib,
@@ -128,6 +137,9 @@ class AuthService(Service):
                 loop.stop()
         self._loops = []
         self.hasher.stop()
+        if self.loginRecords is not None:
+            # The refreshes not yet written reach SQL before it closes.
+            return self.loginRecords.stop()
 
     async def countSessions(self):
         try:

@@ -1,8 +1,5 @@
 """The auth role's SQL: thread-side C{_txn_*} functions, each one transaction via runInteraction."""
 
-import hashlib
-import hmac
-
 import attrs
 
 
@@ -26,11 +23,6 @@ _ACCOUNT_COLUMNS = (
     "id, username, email, password_hash, created_at, banned_until, ban_reason, "
     "is_operator"
 )
-
-
-def secretHash(secret):
-    """@return: the hex SHA-256 kept in place of a refresh token's secret."""
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _account(row):
@@ -80,34 +72,45 @@ def _txn_register(cursor, username, email, passwordHash, now, ip):
     return accountId
 
 
-def _insertRefreshToken(cursor, loginId, tokenId, secret, now):
-    cursor.execute(
-        "INSERT INTO auth_refresh_tokens (id, login_id, secret_hash, created_at) "
-        "VALUES (?, ?, ?, ?)",
-        (tokenId, loginId, secretHash(secret), now),
-    )
+def _txn_loginOk(cursor, accountId, sid, now, expiresAt, ip, userAgent, newHash=None):
+    """
+    Record a successful login and its event, unless a ban committed since
+    the account was read.
 
+    The account row is read again under a lock (MySQL; SQLite runs one
+    writer at a time): a ban serialises with the login, so either this sees
+    the ban, or the ban's revocation sees this login.
 
-def _txn_loginOk(cursor, accountId, sid, tokenId, secret, now, expiresAt, ip,
-                 userAgent, newHash=None):
-    """Record a successful login: the login, its first refresh token, the event."""
+    @return: None when recorded, else (banned_until, ban_reason).
+    """
+    lock = " FOR UPDATE" if cursor.dialect == "mysql" else ""
+    bannedUntil, banReason = cursor.execute(
+        f"SELECT banned_until, ban_reason FROM accounts WHERE id = ?{lock}", (accountId,)
+    ).fetchone()
+    if bannedUntil is not None and bannedUntil > now:
+        _txn_event(cursor, accountId, "login_banned", ip, now)
+        return bannedUntil, banReason
     cursor.execute(
         "INSERT INTO auth_logins (id, account_id, created_at, last_used_at, "
-        "expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "expires_at, ip, user_agent, refresh_gen) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
         (sid, accountId, now, now, expiresAt, ip, (userAgent or "")[:255] or None),
     )
-    _insertRefreshToken(cursor, sid, tokenId, secret, now)
     if newHash is not None:
         cursor.execute(
             "UPDATE accounts SET password_hash = ? WHERE id = ?", (newHash, accountId)
         )
     _txn_event(cursor, accountId, "login_ok", ip, now,
                "password rehashed" if newHash is not None else None)
+    return None
 
 
 @attrs.frozen
 class RefreshResult:
-    """What a refresh came to: C{outcome} is ok, invalid, reused or banned."""
+    """
+    What a refresh came to: C{outcome} is ok, invalid, reused or banned,
+    and, from the volatile store only, missing (no record: ask SQL); from
+    SQL, live (the login may be refreshed; C{gen} is its generation there).
+    """
 
     outcome: str
     loginId: str | None = None
@@ -116,14 +119,18 @@ class RefreshResult:
     isOperator: bool = False
     bannedUntil: float | None = None
     banReason: str | None = None
+    gen: int | None = None
 
 
 def _revokeLogins(cursor, where, params, now, reason):
     """Revoke the live logins matching C{where}; @return: their ids."""
+    # A locking read on MySQL sees logins committed since this transaction's
+    # first read, e.g. one that raced a ban.
+    lock = " FOR UPDATE" if cursor.dialect == "mysql" else ""
     ids = [
         row[0]
         for row in cursor.execute(
-            f"SELECT id FROM auth_logins WHERE revoked_at IS NULL AND {where}", params
+            f"SELECT id FROM auth_logins WHERE revoked_at IS NULL AND {where}{lock}", params
         ).fetchall()
     ]
     if ids:
@@ -135,48 +142,58 @@ def _revokeLogins(cursor, where, params, now, reason):
     return ids
 
 
-def _txn_refresh(cursor, tokenId, secret, newTokenId, newSecret, now, ttl, ip):
+def _txn_loginForRefresh(cursor, sid, now):
     """
-    Rotate the refresh token C{tokenId}.C{secret}: mark it used and issue
-    C{newTokenId}.C{newSecret}.  A token already used means it was copied:
-    the whole login is revoked.
+    Login C{sid} as SQL knows it, for a refresh whose volatile record is
+    missing.
+
+    @return: a L{RefreshResult}: invalid (unknown, revoked or expired),
+        banned, or live with the account and SQL's generation.
     """
     row = cursor.execute(
-        "SELECT t.secret_hash, t.used_at, l.id, l.account_id, l.expires_at, "
-        "l.revoked_at, a.username, a.banned_until, a.ban_reason, a.is_operator "
-        "FROM auth_refresh_tokens t "
-        "JOIN auth_logins l ON l.id = t.login_id "
-        "JOIN accounts a ON a.id = l.account_id WHERE t.id = ?",
-        (tokenId,),
+        "SELECT l.account_id, l.expires_at, l.revoked_at, l.refresh_gen, a.username, "
+        "a.banned_until, a.ban_reason, a.is_operator "
+        "FROM auth_logins l JOIN accounts a ON a.id = l.account_id WHERE l.id = ?",
+        (sid,),
     ).fetchone()
     if row is None:
-        return RefreshResult("invalid")
-    (stored, usedAt, loginId, accountId, expiresAt, revokedAt, username, bannedUntil,
-     banReason, isOperator) = row
-    if not hmac.compare_digest(stored, secretHash(secret)):
-        # A guessed secret proves nothing about the login: no revocation.
-        return RefreshResult("invalid")
+        return RefreshResult("invalid", sid)
+    (accountId, expiresAt, revokedAt, gen, username, bannedUntil, banReason,
+     isOperator) = row
     if revokedAt is not None or expiresAt <= now:
-        return RefreshResult("invalid", loginId, accountId)
+        return RefreshResult("invalid", sid, accountId)
     if bannedUntil is not None and bannedUntil > now:
-        return RefreshResult("banned", loginId, accountId, username, bool(isOperator),
+        return RefreshResult("banned", sid, accountId, username, bool(isOperator),
                              bannedUntil, banReason)
-    if usedAt is None:
-        # Only one of two racing refreshes with the same token gets here.
-        cursor.execute(
-            "UPDATE auth_refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL",
-            (now, tokenId),
+    return RefreshResult("live", sid, accountId, username, bool(isOperator), gen=gen)
+
+
+def _txn_refreshReuse(cursor, sid, accountId, now, ip):
+    """A used refresh token of login C{sid} came back: revoke the login, record it."""
+    _revokeLogins(cursor, "id = ?", (sid,), now, "refresh_reuse")
+    _txn_event(cursor, accountId, "refresh_reuse", ip, now, f"login {sid}")
+
+
+def _txn_flushRefreshes(cursor, rows, revokedSince):
+    """
+    Write refreshes made in the volatile store: C{rows} of (last used,
+    expires, generation, sid).  A row never moves a login back to an older
+    generation, nor touches a revoked one.
+
+    @return: (sid, reason, revoked at) of the logins revoked at or after
+        C{revokedSince}, for the volatile store to learn of revocations
+        made in SQL alone.
+    """
+    if rows:
+        cursor.executemany(
+            "UPDATE auth_logins SET last_used_at = ?, expires_at = ?, refresh_gen = ? "
+            "WHERE id = ? AND revoked_at IS NULL AND refresh_gen < ?",
+            [(at, expires, gen, sid, gen) for at, expires, gen, sid in rows],
         )
-        if cursor.rowcount == 1:
-            _insertRefreshToken(cursor, loginId, newTokenId, newSecret, now)
-            cursor.execute(
-                "UPDATE auth_logins SET last_used_at = ?, expires_at = ? WHERE id = ?",
-                (now, now + ttl, loginId),
-            )
-            return RefreshResult("ok", loginId, accountId, username, bool(isOperator))
-    _revokeLogins(cursor, "id = ?", (loginId,), now, "refresh_reuse")
-    _txn_event(cursor, accountId, "refresh_reuse", ip, now, f"login {loginId}")
-    return RefreshResult("reused", loginId, accountId)
+    return cursor.execute(
+        "SELECT id, revoke_reason, revoked_at FROM auth_logins WHERE revoked_at >= ?",
+        (revokedSince,),
+    ).fetchall()
 
 
 def _txn_logout(cursor, accountId, sid, now, ip):
@@ -373,4 +390,4 @@ def _txn_restoreCharacter(cursor, characterId):
     return "ok"
 
 
-__all__ = ["AccountRow", "RefreshResult", "characterJSON", "secretHash"]
+__all__ = ["AccountRow", "RefreshResult", "characterJSON"]

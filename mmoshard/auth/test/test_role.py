@@ -99,8 +99,6 @@ class MetricsTests(TestCase):
         await h.service.purge()
         rows = await h.shard.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
         self.assertEqual(rows[0][0], 0)
-        rows = await h.shard.sql.runQuery("SELECT COUNT(*) FROM auth_refresh_tokens")
-        self.assertEqual(rows[0][0], 0)
 
 
 class DocsTests(TestCase):

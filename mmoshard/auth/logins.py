@@ -1,0 +1,331 @@
+"""Live logins in the volatile store: refresh-token rotation in one atomic script, revocation marks, refresh activity flushed to SQL in batches."""
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from mmoshard.auth import store
+from mmoshard.auth.store import RefreshResult
+from mmoshard.store.volatile import Script
+
+# A revocation mark on a login whose record is absent (expired, lost, or
+# not yet written by a login still finishing) keeps it from being written
+# or recovered afterwards; it need only outlive those few moments.
+TOMBSTONE_TTL = 86400.0
+# Rotations per script call, so one call never holds Redis long.
+MAX_BATCH = 256
+# How far back each flush reads revocations from SQL: one flush interval
+# would do, the rest allows for the revoker's clock and late commits.
+REVOKED_LOOKBACK = 60.0
+
+
+def loginKey(sid):
+    return f"auth:login:{sid}"
+
+
+def _millis(seconds):
+    return max(1, round(float(seconds) * 1000))
+
+
+# -- scripts --------------------------------------------------------------------
+#
+# One hash per login, auth:login:<sid>:
+#   a  account id       u  username         o  "1" for an operator account
+#   g  the generation of the login's current refresh token
+#   e  when the login expires (epoch seconds, by the role's clock; the key's
+#      own TTL only frees the memory)
+#   r  why it was revoked; present on a revoked login (a "tombstone"), which
+#      no script ever brings back
+
+
+def _createPython(view, keys, args):
+    if view.exists(keys[0]):
+        return 0
+    view.hset(keys[0], {"a": args[0], "u": args[1], "o": args[2], "g": args[3], "e": args[4]})
+    view.expire(keys[0], int(args[5]) / 1000)
+    return 1
+
+
+# Write a login's record unless the key exists (a live record, or the
+# revocation mark of a login ended before its record was written).
+CREATE = Script(
+    name="auth_login_create",
+    lua="""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'a', ARGV[1], 'u', ARGV[2], 'o', ARGV[3], 'g', ARGV[4], 'e', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 1
+""",
+    python=_createPython,
+)
+
+
+def _rotatePython(view, keys, args):
+    now, expires, millis = float(args[0]), args[1], int(args[2]) / 1000
+    out = []
+    for i, key in enumerate(keys):
+        gen, nextGen = args[3 + 2 * i], args[4 + 2 * i]
+        record = view.hgetall(key)
+        if "r" in record:
+            out.append(["revoked"])
+        elif "g" not in record:
+            out.append(["missing"])
+        elif float(record["e"]) <= now:
+            out.append(["expired"])
+        elif record["g"] == gen:
+            view.hset(key, {"g": nextGen, "e": expires})
+            view.expire(key, millis)
+            out.append(["ok", record["a"], record["u"], record["o"]])
+        else:
+            view.hset(key, {"r": "refresh_reuse"})
+            out.append(["reused", record["a"]])
+    return out
+
+
+# Rotate the refresh tokens of several logins, each independently:
+# KEYS[i] is a login's key, ARGV[2i+2] the generation presented for it and
+# ARGV[2i+3] the next one (decimal text, compared as text: no float
+# formatting); ARGV[1..3] are now, the new expiry and the key TTL in ms.
+# Any generation other than the current one is a copied token coming back
+# (an older one, or, after the record was rebuilt from a copy, a newer
+# one): the login is marked revoked at once.
+ROTATE = Script(
+    name="auth_login_rotate",
+    lua="""
+local now = tonumber(ARGV[1])
+local out = {}
+for i, k in ipairs(KEYS) do
+  local rec = redis.call('HMGET', k, 'g', 'a', 'u', 'o', 'e', 'r')
+  if rec[6] then
+    out[i] = {'revoked'}
+  elseif not rec[1] then
+    out[i] = {'missing'}
+  elseif tonumber(rec[5]) <= now then
+    out[i] = {'expired'}
+  elseif rec[1] == ARGV[2 + 2 * i] then
+    redis.call('HSET', k, 'g', ARGV[3 + 2 * i], 'e', ARGV[2])
+    redis.call('PEXPIRE', k, ARGV[3])
+    out[i] = {'ok', rec[2], rec[3], rec[4]}
+  else
+    redis.call('HSET', k, 'r', 'refresh_reuse')
+    out[i] = {'reused', rec[2]}
+  end
+end
+return out
+""",
+    python=_rotatePython,
+)
+
+
+def _endPython(view, keys, args):
+    for key in keys:
+        view.hset(key, {"r": args[0]})
+        if view.ttl(key) is None:
+            view.expire(key, int(args[1]) / 1000)
+    return len(keys)
+
+
+# Mark logins revoked (ARGV[1] the reason); a mark made where no record is
+# gets ARGV[2] ms to live, a record keeps its own expiry.
+END = Script(
+    name="auth_login_end",
+    lua="""
+for _, k in ipairs(KEYS) do
+  redis.call('HSET', k, 'r', ARGV[1])
+  if redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, ARGV[2]) end
+end
+return #KEYS
+""",
+    python=_endPython,
+)
+
+
+async def endLoginRecords(volatile, sids, reason):
+    """
+    Mark the logins C{sids} revoked in the volatile store, so no refresh
+    token of theirs is accepted again.  Called after SQL has revoked them:
+    a refresh falling back to SQL then finds them revoked there, and one
+    that read SQL just before finds this mark.
+    """
+    sids = list(sids)
+    for start in range(0, len(sids), MAX_BATCH):
+        chunk = sids[start:start + MAX_BATCH]
+        await volatile.evalScript(END, [loginKey(s) for s in chunk],
+                                  [reason, _millis(TOMBSTONE_TTL)])
+
+
+class LoginRecords:
+    """
+    The volatile record of every live login this role serves, and what its
+    refreshes must later tell SQL.
+
+    Rotations arriving while a script call is out are sent together in the
+    next one (at most L{MAX_BATCH}): one store round trip per batch, not per
+    refresh, and no added wait when idle.
+
+    Each successful rotation is remembered (latest generation and time per
+    login) and written to C{auth_logins} by L{flush} in one transaction,
+    every C{flushEvery} seconds once L{start}ed and at L{stop}: SQL's
+    C{last_used_at}, C{expires_at} and C{refresh_gen} lag the store by up to
+    that much.  The same transaction reads the logins revoked lately, and
+    those not marked yet are marked in the store: a revocation written to
+    SQL alone (C{mmoshard account ban} when no server answered it, a
+    hand-made UPDATE) stops refreshes within C{flushEvery} seconds.
+    """
+
+    log = Logger()
+
+    def __init__(self, volatile, sql, clock, ttl, flushEvery):
+        self.volatile = volatile
+        self.sql = sql
+        self.clock = clock
+        self.ttl = ttl
+        self.flushEvery = flushEvery
+        self._queue = []
+        self._draining = False
+        # sid -> (generation of its current token, time of the refresh)
+        self._pending = {}
+        self._flushing = None
+        self._loop = None
+        # Revocations read back from SQL: from when, and those already marked.
+        self._revokedSince = None
+        self._marked = {}
+
+    # -- records ----------------------------------------------------------
+
+    async def create(self, sid, accountId, username, isOperator, gen=0):
+        """
+        Write login C{sid}'s record with C{gen} as its current generation.
+
+        @return: False when the key was there already (a live record, or a
+            revocation mark: the login was ended meanwhile).
+        """
+        now = self.clock.seconds()
+        created = await self.volatile.evalScript(
+            CREATE, [loginKey(sid)],
+            [int(accountId), username, 1 if isOperator else 0, int(gen), now + self.ttl,
+             _millis(self.ttl)],
+        )
+        return bool(created)
+
+    def rotate(self, sid, gen):
+        """
+        Trade generation C{gen} of login C{sid} for the next.
+
+        @return: a Deferred firing with a L{RefreshResult} whose outcome is
+            ok (with the account), missing (no record: see the SQL
+            fallback), invalid (revoked or expired) or reused (another
+            generation came: the record is now marked revoked).
+        """
+        d = Deferred()
+        self._queue.append((sid, gen, d))
+        if not self._draining:
+            self._draining = True
+            Deferred.fromCoroutine(self._drain())
+        return d
+
+    async def _drain(self):
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                now = self.clock.seconds()
+                args = [now, now + self.ttl, _millis(self.ttl)]
+                for _, gen, _ in batch:
+                    args += [b"%d" % gen, b"%d" % (gen + 1)]
+                try:
+                    results = await self.volatile.evalScript(
+                        ROTATE, [loginKey(sid) for sid, _, _ in batch], args
+                    )
+                except Exception as e:
+                    for _, _, d in batch:
+                        d.errback(e)
+                    continue
+                for (sid, gen, d), result in zip(batch, results):
+                    d.callback(self._result(sid, gen, now, result))
+        finally:
+            self._draining = False
+
+    def _result(self, sid, gen, now, result):
+        outcome = result[0]
+        if outcome == b"ok":
+            self._pending[sid] = (gen + 1, now)
+            return RefreshResult("ok", sid, int(result[1]), result[2].decode("utf-8"),
+                                 result[3] == b"1")
+        if outcome == b"reused":
+            return RefreshResult("reused", sid, int(result[1]))
+        if outcome == b"missing":
+            return RefreshResult("missing", sid)
+        return RefreshResult("invalid", sid)
+
+    def pendingGeneration(self, sid):
+        """@return: the generation of C{sid} refreshed here but not yet in SQL, or None."""
+        entry = self._pending.get(sid)
+        return None if entry is None else entry[0]
+
+    # -- the SQL side -------------------------------------------------------
+
+    def flush(self):
+        """
+        Write the refreshes remembered so far to SQL in one transaction (a
+        failed write keeps them for the next).
+
+        @return: a Deferred firing when done.
+        """
+        return Deferred.fromCoroutine(self._flush())
+
+    async def _flush(self):
+        while self._flushing is not None:
+            # One write at a time; what arrived meanwhile goes in the next.
+            await self._flushing
+        pending, self._pending = self._pending, {}
+        rows = [(at, at + self.ttl, gen, sid) for sid, (gen, at) in pending.items()]
+        now = self.clock.seconds()
+        since = self._revokedSince
+        if since is None:
+            since = now - REVOKED_LOOKBACK
+        self._flushing = Deferred()
+        try:
+            revoked = await self.sql.runInteraction(store._txn_flushRefreshes, rows, since)
+            await self._markRevoked(revoked, now)
+        except Exception as e:
+            for sid, entry in pending.items():
+                newer = self._pending.get(sid)
+                if newer is None or newer[0] < entry[0]:
+                    self._pending[sid] = entry
+            self.log.warn("cannot write {count} login refresh(es) to SQL, kept for the "
+                          "next try: {why}", count=len(rows), why=e)
+        else:
+            self._revokedSince = now - REVOKED_LOOKBACK
+            if rows:
+                self.log.debug("wrote {count} login refresh(es) to SQL", count=len(rows))
+        finally:
+            done, self._flushing = self._flushing, None
+            done.callback(None)
+
+    async def _markRevoked(self, revoked, now):
+        """Mark in the volatile store the logins SQL says were revoked lately."""
+        byReason = {}
+        for sid, reason, at in revoked:
+            if sid not in self._marked:
+                byReason.setdefault(reason or "revoked", []).append(sid)
+        for reason, sids in byReason.items():
+            await endLoginRecords(self.volatile, sids, reason)
+            self.log.info("marked {count} login(s) revoked in SQL ({reason}) in the "
+                          "volatile store", count=len(sids), reason=reason)
+        self._marked.update((sid, at) for sid, _, at in revoked)
+        horizon = now - 2 * REVOKED_LOOKBACK
+        for sid in [s for s, at in self._marked.items() if at < horizon]:
+            del self._marked[sid]
+
+    def start(self):
+        """Flush every C{flushEvery} seconds."""
+        self._loop = LoopingCall(self.flush)
+        self._loop.clock = self.clock
+        self._loop.start(self.flushEvery, now=False)
+
+    def stop(self):
+        """Stop the periodic flush and write what is left; @return: a Deferred."""
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        return self.flush()

@@ -1,0 +1,454 @@
+"""Refresh tokens: the HMAC format, the login-record scripts on both stores, rotation, reuse, revocation, data loss and the batched SQL flush."""
+
+import jwt
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+
+from mmoshard.auth import store
+from mmoshard.auth.issue import (
+    AccessTokenIssuer,
+    issueRefreshToken,
+    parseRefreshToken,
+    refreshKey,
+)
+from mmoshard.auth.logins import CREATE, END, ROTATE, loginKey
+from mmoshard.auth.test.harness import START, TOKEN_KEY, AuthHarness
+from mmoshard.store.volatile import MemoryStore, makeVolatileStore
+from mmoshard.testing import requireRedis
+from mmoshard.tokens import InvalidToken, decode, issueAccessToken, signingKey
+
+PASSWORD = "correct horse battery"
+
+
+class IssueTests(TestCase):
+    """Token formats: pure CPU, no store."""
+
+    def setUp(self):
+        self.rkey = refreshKey(TOKEN_KEY)
+
+    def test_round_trip(self):
+        token = issueRefreshToken(self.rkey, "abc_DEF-123", 7)
+        sid, gen, secret = token.split(".")
+        self.assertEqual((sid, gen), ("abc_DEF-123", "7"))
+        self.assertEqual(len(secret), 43)
+        self.assertEqual(parseRefreshToken(self.rkey, token), ("abc_DEF-123", 7))
+
+    def test_refused(self):
+        good = issueRefreshToken(self.rkey, "sid1", 3)
+        sid, gen, secret = good.split(".")
+        forgedSecret = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+        for token in [
+            f"{sid}.{gen}.{forgedSecret}",
+            f"{sid}.4.{secret}",  # another generation, same secret
+            f"sid2.{gen}.{secret}",  # another login
+            f"{sid}.03.{secret}",  # not canonical
+            f"{sid}.-3.{secret}",
+            f"{sid}.{gen}",
+            f"{sid}..{secret}",
+            f".{gen}.{secret}",
+            f"{sid}.{gen}.{secret}.x",
+            f"{sid}.{gen}.{secret}é",
+            f"s*d.{gen}.{secret}",
+            "x" * 40 + f".{gen}.{secret}",
+            f"{sid}.{'9' * 16}.{secret}",
+            "",
+            None,
+            b"bytes",
+        ]:
+            self.assertIsNone(parseRefreshToken(self.rkey, token), token)
+        # Another key (a rotated token_key) refuses every token of the old one.
+        self.assertIsNone(parseRefreshToken(refreshKey("another key 0123456789"), good))
+
+    def test_domain_separation(self):
+        """The refresh key is neither the access-token key nor the configured secret."""
+        self.assertNotEqual(self.rkey, signingKey(TOKEN_KEY))
+        self.assertNotEqual(self.rkey, TOKEN_KEY.encode())
+        self.assertEqual(len(self.rkey), 32)
+
+    def test_access_token_same_as_pyjwt(self):
+        issuer = AccessTokenIssuer(TOKEN_KEY)
+        for args, kwargs in [
+            ((7, "sid-a", 900.0, START), {}),
+            ((7, "sid-a", 900.0, START + 0.125), {"username": "Alice"}),
+            ((123456789, "s", 60, 1), {"flags": ("operator", "beta"), "username": "b_b"}),
+        ]:
+            lean = issuer.issue(*args, **kwargs)
+            self.assertEqual(lean, issueAccessToken(TOKEN_KEY, *args, **kwargs))
+            claims = decode(TOKEN_KEY, lean, args[3])
+            self.assertEqual((claims.account_id, claims.sid), (args[0], args[1]))
+            jwt.decode(lean, signingKey(TOKEN_KEY), algorithms=["HS256"],
+                       options={"verify_exp": False, "verify_iat": False})
+
+
+class ScriptTestsMixin:
+    """The login-record scripts, Lua on Redis and Python on memory, alike."""
+
+    def call(self, script, keys, args):
+        return self.volatile.evalScript(script, [loginKey(k) for k in keys], args)
+
+    async def create(self, sid, gen=0, expires=START + 100):
+        return await self.call(CREATE, [sid], [7, "alice", 0, gen, expires, 100000])
+
+    async def rotate(self, now, *pairs):
+        args = [now, now + 100, 100000]
+        for _, gen in pairs:
+            args += [b"%d" % gen, b"%d" % (gen + 1)]
+        return await self.call(ROTATE, [sid for sid, _ in pairs], args)
+
+    async def test_create_once(self):
+        self.assertEqual(await self.create("a"), 1)
+        self.assertEqual(await self.create("a", gen=5), 0)
+        self.assertEqual(await self.rotate(START, ("a", 0)), [[b"ok", b"7", b"alice", b"0"]])
+
+    async def test_rotate(self):
+        await self.create("a")
+        self.assertEqual(await self.rotate(START, ("a", 0)), [[b"ok", b"7", b"alice", b"0"]])
+        self.assertEqual(await self.rotate(START, ("a", 1)), [[b"ok", b"7", b"alice", b"0"]])
+        self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"2")
+        self.assertEqual(float(await self.volatile.hget(loginKey("a"), "e")), START + 100)
+
+    async def test_reuse_marks_revoked(self):
+        await self.create("a")
+        await self.rotate(START, ("a", 0))
+        self.assertEqual(await self.rotate(START, ("a", 0)), [[b"reused", b"7"]])
+        # Even the current generation is refused from then on.
+        self.assertEqual(await self.rotate(START, ("a", 1)), [[b"revoked"]])
+
+    async def test_newer_generation_is_reuse(self):
+        await self.create("a")
+        self.assertEqual(await self.rotate(START, ("a", 5)), [[b"reused", b"7"]])
+
+    async def test_missing_and_expired(self):
+        self.assertEqual(await self.rotate(START, ("nope", 0)), [[b"missing"]])
+        await self.create("a", expires=START + 10)
+        self.assertEqual(await self.rotate(START + 10, ("a", 0)), [[b"expired"]])
+        self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"0")
+
+    async def test_end(self):
+        await self.create("a")
+        self.assertEqual(await self.call(END, ["a", "b"], ["logout", 50000]), 2)
+        self.assertEqual(await self.rotate(START, ("a", 0), ("b", 0)),
+                         [[b"revoked"], [b"revoked"]])
+        # A mark made before the record keeps the record from being written.
+        self.assertEqual(await self.create("b"), 0)
+        ttl = await self.volatile.ttl(loginKey("b"))
+        self.assertTrue(0 < ttl <= 50, ttl)
+        # A record keeps its own expiry.
+        self.assertGreater(await self.volatile.ttl(loginKey("a")), 50)
+
+    async def test_batch(self):
+        """Each login of a batch is judged on its own."""
+        for sid in ("a", "b", "c"):
+            await self.create(sid)
+        await self.call(END, ["c"], ["ban", 50000])
+        result = await self.rotate(START, ("a", 0), ("b", 3), ("c", 0), ("d", 0), ("a", 1))
+        self.assertEqual(result, [[b"ok", b"7", b"alice", b"0"], [b"reused", b"7"],
+                                  [b"revoked"], [b"missing"], [b"ok", b"7", b"alice", b"0"]])
+
+
+class MemoryScriptTests(ScriptTestsMixin, TestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.volatile = MemoryStore(self.clock, prefix="t:")
+
+
+class RedisScriptTests(ScriptTestsMixin, TestCase):
+    def setUp(self):
+        url, prefix, clean = requireRedis()
+        self.addCleanup(clean)
+        self.volatile = makeVolatileStore(url, reactor, prefix, 2.0)
+        self.addCleanup(self.volatile.close)
+
+
+class RefreshTestsMixin:
+    """Refresh end to end over HTTP; C{backend} picks the stores."""
+
+    backend = None
+
+    async def harness(self, **overrides):
+        return await AuthHarness(self, self.backend, **overrides).start()
+
+    async def refresh(self, h, token):
+        return await h.request("POST", "/v1/sessions/refresh", {"refresh_token": token})
+
+    async def loginRow(self, h, sid):
+        rows = await h.shard.sql.runQuery(
+            "SELECT last_used_at, expires_at, refresh_gen, revoked_at, revoke_reason "
+            "FROM auth_logins WHERE id = ?", (sid,))
+        return rows[0]
+
+    def outcomes(self, h):
+        sample = h.shard.metrics.get_sample_value
+        return {o: sample("mmoshard_auth_refreshes_total", {"outcome": o})
+                for o in ("ok", "invalid", "reused", "banned")}
+
+    async def loseVolatile(self, h, sid):
+        """What a Redis flush or restart does to this login."""
+        await h.shard.volatile.delete(loginKey(sid))
+
+    async def test_rotation(self):
+        h = await self.harness(refresh_flush=3600.0)
+        login = await h.account()
+        sid = login["session_id"]
+        self.assertEqual(login["refresh_token"].split(".")[:2], [sid, "0"])
+        token = login["refresh_token"]
+        for gen in (1, 2, 3):
+            h.clock.advance(10)
+            r = await self.refresh(h, token)
+            self.assertEqual(r.code, 200, r)
+            token = r.body["refresh_token"]
+            self.assertEqual(token.split(".")[:2], [sid, str(gen)])
+            self.assertEqual(r.body["session_id"], sid)
+            self.assertEqual(r.body["username"], "alice")
+            claims = await h.verifier.verify(r.body["access_token"])
+            self.assertEqual((claims.sid, claims.iat), (sid, h.clock.seconds()))
+        self.assertEqual(self.outcomes(h)["ok"], 3)
+        # No SQL write per refresh: SQL still has the login as it was made.
+        self.assertEqual((await self.loginRow(h, sid))[:3],
+                         (START, START + h.service.config.refresh_ttl, 0))
+
+    async def test_operator_flag_survives(self):
+        h = await self.harness()
+        login = await h.account()
+        await h.shard.sql.runQuery("UPDATE accounts SET is_operator = 1 WHERE id = ?",
+                                   (login["account_id"],))
+        # The flag is read at login and kept in the record.
+        login = (await h.login()).body
+        r = await self.refresh(h, login["refresh_token"])
+        claims = await h.verifier.verify(r.body["access_token"])
+        self.assertTrue(claims.has("operator"))
+
+    async def test_reuse_of_older_generation(self):
+        h = await self.harness()
+        login = await h.account()
+        other = (await h.login()).body
+        first = await self.refresh(h, login["refresh_token"])
+        second = await self.refresh(h, first.body["refresh_token"])
+        self.assertEqual(second.code, 200)
+        r = await self.refresh(h, first.body["refresh_token"])
+        self.assertEqual((r.code, r.error), (401, "auth.refresh_token_reused"))
+        for token in (login["access_token"], first.body["access_token"],
+                      second.body["access_token"]):
+            with self.assertRaises(InvalidToken):
+                await h.verifier.verify(token)
+        r = await self.refresh(h, second.body["refresh_token"])
+        self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
+        row = await self.loginRow(h, login["session_id"])
+        self.assertEqual(row[3:], (h.clock.seconds(), "refresh_reuse"))
+        self.assertIn("refresh_reuse", await h.events(login["account_id"]))
+        self.assertEqual(self.outcomes(h)["reused"], 1)
+        # The account's other login is untouched.
+        await h.verifier.verify(other["access_token"])
+        self.assertEqual((await self.refresh(h, other["refresh_token"])).code, 200)
+
+    async def test_concurrent_use_of_one_token(self):
+        """Two refreshes with the same token at once: one wins, the other is a reuse."""
+        h = await self.harness()
+        login = await h.account()
+        results = await gatherResults([
+            Deferred.fromCoroutine(self.refresh(h, login["refresh_token"])),
+            Deferred.fromCoroutine(self.refresh(h, login["refresh_token"])),
+        ])
+        self.assertEqual(sorted((r.code, r.error) for r in results),
+                         [(200, None), (401, "auth.refresh_token_reused")])
+
+    async def test_forged_secret(self):
+        h = await self.harness()
+        login = await h.account()
+        sid, gen, secret = login["refresh_token"].split(".")
+        forgedKey = refreshKey("not the server's key 0123456789")
+        for token in (f"{sid}.{gen}.{'A' * 43}",
+                      issueRefreshToken(forgedKey, sid, 0),
+                      issueRefreshToken(forgedKey, sid, 1),
+                      f"{sid}.1.{secret}"):
+            r = await self.refresh(h, token)
+            self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"), token)
+        self.assertEqual(self.outcomes(h), {"ok": 0, "invalid": 4, "reused": 0, "banned": 0})
+        # Nothing was revoked: the tokens of the login still work.
+        await h.verifier.verify(login["access_token"])
+        self.assertIsNone((await self.loginRow(h, sid))[3])
+        self.assertEqual((await self.refresh(h, login["refresh_token"])).code, 200)
+
+    async def test_revocations_end_refresh(self):
+        """Logout, a password change (the other logins) and a ban: refresh refused, even after data loss."""
+        h = await self.harness()
+        first = await h.account()
+        second = (await h.login()).body
+        third = (await h.login()).body
+        fourth = (await h.login()).body
+        r = await h.request("DELETE", "/v1/sessions", token=first["access_token"])
+        self.assertEqual(r.code, 200)
+        r = await h.request("POST", "/v1/accounts/me/password",
+                            {"current_password": PASSWORD, "new_password": "a new long secret"},
+                            token=second["access_token"])
+        self.assertEqual(r.body, {"ended_sessions": 2})
+        for login in (first, third, fourth):
+            r = await self.refresh(h, login["refresh_token"])
+            self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
+        r = await self.refresh(h, second["refresh_token"])
+        self.assertEqual(r.code, 200)
+        ban = await h.request("POST", f"/accounts/{first['account_id']}/ban",
+                              {"reason": "botting"}, admin=True)
+        self.assertEqual(ban.body["ended_sessions"], 1)
+        r = await self.refresh(h, r.body["refresh_token"])
+        self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
+        # With the volatile records gone SQL still refuses them all.
+        for login in (first, second, third, fourth):
+            await self.loseVolatile(h, login["session_id"])
+            r = await self.refresh(h, login["refresh_token"])
+            self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
+        self.assertEqual(self.outcomes(h)["invalid"], 8)
+
+    async def test_revoked_in_sql_alone(self):
+        """A revocation written to SQL by something else is marked at the next flush."""
+        h = await self.harness()
+        login = await h.account()
+        await h.shard.sql.runQuery(
+            "UPDATE auth_logins SET revoked_at = ?, revoke_reason = 'by hand' WHERE id = ?",
+            (h.clock.seconds(), login["session_id"]))
+        await h.service.loginRecords.flush()
+        r = await self.refresh(h, login["refresh_token"])
+        self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
+        self.assertEqual(await h.shard.volatile.hget(loginKey(login["session_id"]), "r"),
+                         b"by hand")
+
+    async def test_banned_in_sql_alone(self):
+        """A live login of a banned account (the ban set without revoking) answers account.banned."""
+        h = await self.harness()
+        login = await h.account()
+        await h.shard.sql.runQuery(
+            "UPDATE accounts SET banned_until = ?, ban_reason = 'chargeback' WHERE id = ?",
+            (h.clock.seconds() + 3600, login["account_id"]))
+        await self.loseVolatile(h, login["session_id"])
+        r = await self.refresh(h, login["refresh_token"])
+        self.assertEqual((r.code, r.error), (403, "account.banned"))
+        self.assertEqual(r.body["error"]["fields"]["reason"], "chargeback")
+        self.assertEqual(self.outcomes(h)["banned"], 1)
+
+    async def test_login_refused_when_banned_in_its_transaction(self):
+        """A ban committed between a login's account read and its insert wins."""
+        h = await self.harness()
+        accountId = (await h.register()).body["account_id"]
+        until = h.clock.seconds() + 60
+        await h.shard.sql.runQuery(
+            "UPDATE accounts SET banned_until = ?, ban_reason = 'late' WHERE id = ?",
+            (until, accountId))
+        result = await h.shard.sql.runInteraction(
+            store._txn_loginOk, accountId, "racing", h.clock.seconds(),
+            h.clock.seconds() + 100, "127.0.0.1", None)
+        self.assertEqual(result, (until, "late"))
+        rows = await h.shard.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
+        self.assertEqual(rows[0][0], 0)
+        self.assertEqual(await h.events(accountId), ["login_banned", "register"])
+
+    async def test_data_loss_falls_back_to_sql(self):
+        h = await self.harness()
+        login = await h.account()
+        sid = login["session_id"]
+        r = await self.refresh(h, login["refresh_token"])
+        await h.service.loginRecords.flush()
+        self.assertEqual((await self.loginRow(h, sid))[2], 1)
+        await self.loseVolatile(h, sid)
+        # The current token: the record is rebuilt and the rotation goes on.
+        r = await self.refresh(h, r.body["refresh_token"])
+        self.assertEqual(r.code, 200, r)
+        self.assertEqual(r.body["refresh_token"].split(".")[1], "2")
+        self.assertEqual(await h.shard.volatile.hget(loginKey(sid), "g"), b"2")
+        r = await self.refresh(h, r.body["refresh_token"])
+        self.assertEqual(r.code, 200, r)
+        self.assertEqual(self.outcomes(h), {"ok": 3, "invalid": 0, "reused": 0, "banned": 0})
+
+    async def test_data_loss_then_older_token(self):
+        """After data loss a generation below SQL's is a reuse."""
+        h = await self.harness()
+        login = await h.account()
+        sid = login["session_id"]
+        r = await self.refresh(h, login["refresh_token"])
+        await h.service.loginRecords.flush()
+        await self.loseVolatile(h, sid)
+        bad = await self.refresh(h, login["refresh_token"])
+        self.assertEqual((bad.code, bad.error), (401, "auth.refresh_token_reused"))
+        self.assertEqual((await self.loginRow(h, sid))[4], "refresh_reuse")
+        r = await self.refresh(h, r.body["refresh_token"])
+        self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
+        with self.assertRaises(InvalidToken):
+            await h.verifier.verify(login["access_token"])
+
+    async def test_data_loss_before_flush(self):
+        """SQL lags; this process's unflushed refreshes still count, newer tokens are taken."""
+        h = await self.harness()
+        login = await h.account()
+        sid = login["session_id"]
+        first = await self.refresh(h, login["refresh_token"])
+        second = await self.refresh(h, first.body["refresh_token"])
+        self.assertEqual((await self.loginRow(h, sid))[2], 0)
+        await self.loseVolatile(h, sid)
+        r = await self.refresh(h, first.body["refresh_token"])
+        self.assertEqual((r.code, r.error), (401, "auth.refresh_token_reused"))
+        # Another login, whose SQL row is behind and whose process restarted
+        # (nothing pending): the newest token is taken as current.
+        other = (await h.login()).body
+        o1 = await self.refresh(h, other["refresh_token"])
+        h.service.loginRecords._pending.clear()
+        await self.loseVolatile(h, other["session_id"])
+        r = await self.refresh(h, o1.body["refresh_token"])
+        self.assertEqual(r.code, 200, r)
+        self.assertEqual(r.body["refresh_token"].split(".")[1], "2")
+
+    async def test_data_loss_expired_login(self):
+        h = await self.harness()
+        login = await h.account()
+        h.clock.advance(h.service.config.refresh_ttl + 1)
+        await self.loseVolatile(h, login["session_id"])
+        r = await self.refresh(h, login["refresh_token"])
+        self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
+
+    async def test_batched_flush(self):
+        """Refreshes reach SQL together every refresh_flush seconds, and at stop."""
+        h = await self.harness(refresh_flush=5.0)
+        login = await h.account()
+        other = (await h.login()).body
+        ttl = h.service.config.refresh_ttl
+        h.clock.advance(1)
+        r = await self.refresh(h, login["refresh_token"])
+        h.clock.advance(1)
+        r = await self.refresh(h, r.body["refresh_token"])
+        o = await self.refresh(h, other["refresh_token"])
+        refreshedAt = h.clock.seconds()
+        self.assertEqual((await self.loginRow(h, login["session_id"]))[:3],
+                         (START, START + ttl, 0))
+        h.clock.advance(3)  # the loop's first flush, 5 s after start
+        await h.service.loginRecords.flush()  # waits for the one under way
+        self.assertEqual((await self.loginRow(h, login["session_id"]))[:3],
+                         (refreshedAt, refreshedAt + ttl, 2))
+        self.assertEqual((await self.loginRow(h, other["session_id"]))[:3],
+                         (refreshedAt, refreshedAt + ttl, 1))
+        # The active-sessions gauge reads what was flushed.
+        await h.service.countSessions()
+        self.assertEqual(h.shard.metrics.get_sample_value("mmoshard_auth_active_sessions"), 2)
+        h.clock.advance(1)
+        await self.refresh(h, o.body["refresh_token"])
+        await h.service.stopService()
+        self.assertEqual((await self.loginRow(h, other["session_id"]))[:3],
+                         (h.clock.seconds(), h.clock.seconds() + ttl, 2))
+
+    async def test_flush_never_goes_back(self):
+        """An older generation written late (another process) leaves a newer one alone."""
+        h = await self.harness()
+        login = await h.account()
+        sid = login["session_id"]
+        await h.shard.sql.runInteraction(store._txn_flushRefreshes,
+                                         [(START + 9, START + 99, 4, sid)], START)
+        await h.shard.sql.runInteraction(store._txn_flushRefreshes,
+                                         [(START + 5, START + 95, 3, sid)], START)
+        self.assertEqual((await self.loginRow(h, sid))[:3], (START + 9, START + 99, 4))
+
+
+class SQLiteMemoryRefreshTests(RefreshTestsMixin, TestCase):
+    backend = "sqlite"
+
+
+class MariaDBRedisRefreshTests(RefreshTestsMixin, TestCase):
+    backend = "mysql"
