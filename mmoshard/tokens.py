@@ -359,12 +359,24 @@ class TokenVerifier:
 
     A verifier that was never started (a test fixture, a tool) reads the
     store on every call instead: correct, but one round trip per token.
+
+    Tokens whose signature checked out are kept, up to C{cacheSize} of
+    them, with their claims: a client presenting the same token again
+    (checks, handshakes and API calls within the token's life) skips the
+    decode and the HMAC.  Only the exact token string hits, so a token
+    differing in any character (another signature) is decoded afresh.
+    Expiry against the clock and revocation are checked on every call,
+    cached or not.  The cache is emptied when full, which bounds it without
+    bookkeeping on every hit; only validly signed tokens enter it.
     """
 
     log = Logger()
 
-    def __init__(self, key, volatile, clock, interval=2.0, staleAfter=30.0):
+    def __init__(self, key, volatile, clock, interval=2.0, staleAfter=30.0, cacheSize=4096):
         self._signing = signingKey(key)
+        self.cacheSize = cacheSize
+        # token string -> Claims, for tokens whose signature checked out
+        self._verified = {}
         self.volatile = volatile
         self.clock = clock
         self.interval = interval
@@ -386,10 +398,20 @@ class TokenVerifier:
 
     def verify(self, token):
         now = self.clock.seconds()
-        try:
-            claims = _decode(self._signing, token, now)
-        except InvalidToken:
-            return fail()
+        cache = self._verified
+        claims = cache.get(token) if type(token) is str else None
+        if claims is None:
+            try:
+                claims = _decode(self._signing, token, now)
+            except InvalidToken:
+                return fail()
+            if type(token) is str and self.cacheSize > 0:
+                if len(cache) >= self.cacheSize:
+                    cache.clear()
+                cache[token] = claims
+        elif not claims.exp > now:
+            del cache[token]
+            return fail(InvalidToken("expired"))
         return self._check(claims, now, claims)
 
     def checkRevoked(self, claims):
