@@ -5,6 +5,7 @@ import json
 from mmoshard.version import plan as planning
 
 MAX_CACHED = 4096
+_EMPTY = {}
 
 
 class Catalog:
@@ -22,11 +23,13 @@ class Catalog:
         self.manifestPrefix = manifestPrefix
         self.hasMaintenance = bool(release.maintenance)
         self.regions = frozenset(c.region for c in release.cdn)
-        self._known = {
-            name: frozenset(p.builds)
-            | frozenset(x.source for x in p.patches)
-            for name, p in release.platforms.items()
-        }
+        # platform -> {build: its text in the release data}; a client may
+        # spell a known build otherwise (1.10 for 1.10.0, +metadata).
+        self._known = {}
+        for name, p in release.platforms.items():
+            known = self._known[name] = {}
+            for build in [x.source for x in p.patches] + list(p.builds):
+                known[build] = build.text
         self._plans = {}
         self._cdn = {}
         self._answers = {}
@@ -49,6 +52,10 @@ class Catalog:
     def knownBuild(self, platform, build):
         """@return: True when C{build} appears in C{platform}'s release data."""
         return build in self._known.get(platform, ())
+
+    def canonicalText(self, platform, build):
+        """@return: C{build} as the release data writes it, or None when unknown."""
+        return self._known.get(platform, _EMPTY).get(build)
 
     def etagFor(self, platform, build):
         """@return: the ETag of C{build}'s signed manifest, or None."""
@@ -101,13 +108,19 @@ class Catalog:
 
     def answer(self, platformName, channelName, build, accountId, region, upcoming):
         """
-        @return: (status, encoded JSON body) of a check outside maintenance.
+        @return: (status, encoded JSON body, the build's label for the
+            builds-seen metric) of a check outside maintenance.
         """
         platform = self.release.platforms[platformName]
         channel = platform.channels[channelName]
+        # The only part of the answer that depends on the account.
         target = planning.offeredBuild(platform, channel, accountId)
-        cacheable = self.knownBuild(platformName, build)
-        key = (platformName, channelName, build.text, target, region, upcoming)
+        canonical = self.canonicalText(platformName, build)
+        # Only builds the release data knows, spelled as it spells them, so
+        # that made-up builds or spellings neither fill the cache nor
+        # displace the answers most clients get.
+        cacheable = canonical is not None and canonical == build.text
+        key = (platformName, channelName, canonical, target, region, upcoming)
         if cacheable:
             found = self._answers.get(key)
             if found is not None:
@@ -131,7 +144,11 @@ class Catalog:
             "maintenance": upcoming.toJSON() if upcoming else None,
             "revision": self.revision,
         }
-        result = (decision.status, json.dumps(body, separators=(",", ":")).encode())
+        result = (
+            decision.status,
+            json.dumps(body, separators=(",", ":")).encode(),
+            canonical or "other",
+        )
         if cacheable and len(self._answers) < MAX_CACHED:
             self._answers[key] = result
         return result

@@ -3,6 +3,7 @@
 import json
 
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -26,6 +27,10 @@ _JSON = [b"application/json"]
 _NO_STORE = [b"private, no-store"]
 _NONE = (None, None)
 _CHANNELS = {c.encode(): c for c in CHANNELS}
+_INTERNAL = json.dumps(
+    HTTPError(500, "internal", "internal server error").body(), separators=(",", ":")
+).encode()
+MAX_PARSED_BUILDS = 1024
 
 
 def error(code, message, fields=None, headers=None):
@@ -41,9 +46,12 @@ class CheckResource(Resource):
     C{GET /v1/version?platform=&channel=&build=} with a Bearer access token:
     may this build play, and what should it download.
 
-    The hot path of the role, so it is written with plain callbacks on the
-    verifier's Deferred rather than a coroutine, and answers with bodies
-    encoded once per release (see L{mmoshard.version.catalog.Catalog}).
+    The hot path of the role.  The verifier answers from memory almost
+    always (its Deferred has fired by the time C{verify} returns), and then
+    the answer is rendered synchronously and returned as bytes, with bodies
+    encoded once per release (see L{mmoshard.version.catalog.Catalog}); only
+    a verifier that must ask the store (never started, as in tools and some
+    tests) takes the asynchronous path.
     """
 
     isLeaf = True
@@ -52,6 +60,9 @@ class CheckResource(Resource):
     def __init__(self, role):
         super().__init__()
         self.role = role
+        # Raw build query values already parsed, bounded: clients send the
+        # same few builds over and over.
+        self._builds = {}
 
     def render_HEAD(self, request):
         return self.render_GET(request)
@@ -63,16 +74,22 @@ class CheckResource(Resource):
             token = self._token(request)
         except HTTPError as e:
             role.metrics.check(e.code, "unknown")
-            return self._error(request, e)
+            return self._respond(request, e.status, _encode(e.body()), e.headers)
+        outcome = []
         d = role.verifier.verify(token)
-        d.addCallbacks(
-            self._verified,
-            self._refused,
-            callbackArgs=(request, platform, channel, build),
-            errbackArgs=(request,),
-        )
-        d.addErrback(self._crashed, request)
+        d.addBoth(outcome.append)
+        if outcome:
+            try:
+                answer = self._answer(outcome[0], request, platform, channel, build)
+            except Exception:
+                answer = self._crash(Failure())
+            return self._respond(request, *answer)
+        d.addCallback(self._later, outcome, request, platform, channel, build)
+        d.addErrback(lambda failure: self._finish(request, *self._crash(failure)))
         return NOT_DONE_YET
+
+    def _later(self, _, outcome, request, platform, channel, build):
+        self._finish(request, *self._answer(outcome[0], request, platform, channel, build))
 
     def _parse(self, request):
         args = request.args
@@ -83,10 +100,17 @@ class CheckResource(Resource):
         values = args.get(b"build")
         build = None
         if values:
-            try:
-                build = parseBuild(values[0].decode("ascii"))
-            except (MalformedBuild, UnicodeDecodeError):
-                pass
+            raw = values[0]
+            build = self._builds.get(raw)
+            if build is None:
+                try:
+                    build = parseBuild(raw.decode("ascii"))
+                except (MalformedBuild, UnicodeDecodeError):
+                    pass
+                else:
+                    if len(self._builds) >= MAX_PARSED_BUILDS:
+                        self._builds.clear()
+                    self._builds[raw] = build
         if platform is None or channel is None or build is None:
             fields = {}
             if platform is None:
@@ -106,27 +130,31 @@ class CheckResource(Resource):
                 return token.decode("latin-1")
         raise error("auth.invalid_token", "a Bearer access token is required", headers=_CHALLENGE)
 
-    def _refused(self, failure, request):
-        if failure.check(InvalidToken):
-            e = error(
-                "auth.invalid_token", f"access token {failure.value.reason}", headers=_CHALLENGE
-            )
-        elif failure.check(VolatileUnavailable):
-            e = error(
-                "service.unavailable", "cannot check the token now", headers={"Retry-After": 5}
-            )
-        else:
-            return failure
-        self.role.metrics.check(e.code, "unknown")
-        self._finish(request, e.status, _encode(e.body()), e.headers)
-
-    def _verified(self, claims, request, platform, channel, build):
+    def _answer(self, result, request, platform, channel, build):
+        """
+        @param result: what the verifier gave: L{Claims} or a L{Failure}.
+        @return: (HTTP status, encoded body, extra headers or None).
+        """
         role = self.role
+        if isinstance(result, Failure):
+            if result.check(InvalidToken):
+                e = error(
+                    "auth.invalid_token", f"access token {result.value.reason}", headers=_CHALLENGE
+                )
+            elif result.check(VolatileUnavailable):
+                e = error(
+                    "service.unavailable", "cannot check the token now", headers={"Retry-After": 5}
+                )
+            else:
+                return self._crash(result)
+            role.metrics.check(e.code, "unknown")
+            return e.status, _encode(e.body()), e.headers
+        claims = result
         catalog = role.catalog
         if catalog is None or channel not in getattr(catalog.platform(platform), "channels", ()):
             role.metrics.check("no_release", platform)
             e = error("version.no_release", f"nothing is published for {platform}/{channel}")
-            return self._finish(request, e.status, _encode(e.body()))
+            return e.status, _encode(e.body()), None
         now = role.clock.seconds()
         active, upcoming = catalog.maintenance(now) if catalog.hasMaintenance else _NONE
         if active is not None and not isOperator(claims):
@@ -139,50 +167,52 @@ class CheckResource(Resource):
                 "retry_after": retry,
                 "revision": catalog.revision,
             }
-            return self._finish(request, 503, _encode(body), {"Retry-After": retry})
+            return 503, _encode(body), {"Retry-After": retry}
         requested = request.getHeader(role.regionHeader)
         if requested is not None:
             requested = requested.decode("latin-1").strip().lower()
         else:
             requested = getattr(claims, "region", None)
         region = catalog.region(requested)
-        status, body = catalog.answer(
+        status, body, seen = catalog.answer(
             platform, channel, build, claims.account_id, region, upcoming
         )
         role.metrics.check(status, platform)
-        role.metrics.seen(
-            platform, channel, build.text if catalog.knownBuild(platform, build) else "other"
-        )
-        self._finish(request, 200, body)
+        role.metrics.seen(platform, channel, seen)
+        return 200, body, None
 
-    def _crashed(self, failure, request):
+    def _crash(self, failure):
         self.log.failure("version check failed", failure=failure)
-        e = HTTPError(500, "internal", "internal server error")
-        self._finish(request, 500, _encode(e.body()))
+        return 500, _INTERNAL, None
 
-    def _finish(self, request, status, body, headers=None):
-        if getattr(request, "_disconnected", False) or request.finished:
-            return
-        request.setResponseCode(status)
-        self._headers(request, body, headers)
-        if request.method != b"HEAD":
-            request.write(body)
-        request.finish()
-
-    def _headers(self, request, body, headers):
+    def _headers(self, request, status, headers):
+        if status != 200:  # the default: skip the call on the hot path
+            request.setResponseCode(status)
         setHeader = request.responseHeaders.setRawHeaders
         setHeader(b"content-type", _JSON)
         setHeader(b"cache-control", _NO_STORE)
-        setHeader(b"content-length", [b"%d" % len(body)])
         if headers:
             for name, value in headers.items():
                 setHeader(name.encode(), [str(value).encode()])
 
-    def _error(self, request, e):
-        body = _encode(e.body())
-        request.setResponseCode(e.status)
-        self._headers(request, body, e.headers)
-        return body if request.method != b"HEAD" else b""
+    def _respond(self, request, status, body, headers):
+        """Answer from C{render}: Twisted writes the body and its length."""
+        self._headers(request, status, headers)
+        if request.method == b"HEAD":
+            # Returning a body for HEAD makes Twisted log a warning.
+            request.responseHeaders.setRawHeaders(b"content-length", [b"%d" % len(body)])
+            return b""
+        return body
+
+    def _finish(self, request, status, body, headers):
+        """Answer later, unless the client has gone."""
+        if getattr(request, "_disconnected", False) or request.finished:
+            return
+        self._headers(request, status, headers)
+        request.responseHeaders.setRawHeaders(b"content-length", [b"%d" % len(body)])
+        if request.method != b"HEAD":
+            request.write(body)
+        request.finish()
 
 
 class ManifestResource(Resource):

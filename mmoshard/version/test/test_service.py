@@ -9,7 +9,10 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
-from twisted.web.server import Site
+from twisted.web.http import parse_qs
+from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.test.requesthelper import DummyRequest
+from urllib.parse import quote
 
 from mmoshard.config import parseConfig
 from mmoshard.gate import RULES_KEY, StoreGate
@@ -18,7 +21,7 @@ from mmoshard.plugins.version import version as versionRole
 from mmoshard.shard import Shard
 from mmoshard.web.site import SiteRoot
 from mmoshard.store.volatile import MemoryStore
-from mmoshard.tokens import Claims, TokenVerifier, issueAccessToken, revokeLogin
+from mmoshard.tokens import Claims, InvalidToken, TokenVerifier, issueAccessToken, revokeLogin
 from mmoshard.version.releases import loadReleaseDir
 from mmoshard.version.service import VersionService
 from mmoshard.version.signing import DEV_KEY_FILE, loadSigningKey, publicKeyPEM, loadPublicKey, verifyManifest
@@ -40,7 +43,7 @@ def coro(f):
 class VersionRoleFixture:
     """A Shard holding only what the version role uses, its public site on a free port."""
 
-    async def startRole(self, releases=None, **versionConfig):
+    async def startRole(self, releases=None, startVerifier=False, **versionConfig):
         base = os.path.abspath(self.mktemp())
         os.makedirs(base)
         self.releases = releases or writeReleaseDir(os.path.join(base, "releases"))
@@ -54,7 +57,12 @@ class VersionRoleFixture:
         shard = self.shard = Shard(config, reactor, [versionRole])
         self.volatile = shard.volatile = MemoryStore(reactor, prefix="t:")
         self.addCleanup(self.volatile.close)
-        shard.provide(ITokenVerifier, TokenVerifier(TOKEN_KEY, self.volatile, reactor))
+        self.verifier = TokenVerifier(TOKEN_KEY, self.volatile, reactor)
+        if startVerifier:
+            # Revocations mirrored in memory: the check answers synchronously.
+            await self.verifier.start()
+            self.addCleanup(self.verifier.stop)
+        shard.provide(ITokenVerifier, self.verifier)
         self.root = JSONRoot()
         shard.provide(IWebSite, SiteRoot(self.root))
         self.adminRoot = JSONRoot()
@@ -225,6 +233,159 @@ class CheckTests(VersionRoleFixture, TestCase):
         doc = json.loads(body)
         self.assertIn("/v1/version", doc["paths"])
         self.assertIn("/v1/manifests/{platform}/{build}", doc["paths"])
+
+
+class SynchronousCheckTests(VersionRoleFixture, TestCase):
+    """
+    With the verifier's revocation mirror loaded (as in a server), the check
+    is rendered synchronously; everything the spec asks still holds.
+    """
+
+    def request(self, query, token=None, method=b"GET", headers=None):
+        request = DummyRequest([])
+        request.method = method
+        request.args = parse_qs(query.encode())
+        request.requestHeaders.setRawHeaders(b"authorization", [b"Bearer " + (token or self.token()).encode()])
+        for name, value in (headers or {}).items():
+            request.requestHeaders.setRawHeaders(name, [value])
+        return request
+
+    def resource(self):
+        return self.root.children[b"v1"].children[b"version"]
+
+    @coro
+    async def test_rendered_synchronously_once_the_verifier_runs(self):
+        await self.startRole(startVerifier=True)
+        request = self.request("platform=windows&build=1.9.0")
+        body = self.resource().render(request)
+        self.assertIsInstance(body, bytes)
+        self.assertEqual(json.loads(body)["status"], "update_available")
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"content-type"), [b"application/json"])
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"cache-control"), [b"private, no-store"])
+        request = self.request("platform=windows&build=1.9.0", token="nope")
+        body = self.resource().render(request)
+        self.assertEqual((request.responseCode, json.loads(body)["error"]["code"]), (401, "auth.invalid_token"))
+
+    @coro
+    async def test_waits_for_a_verifier_that_asks_the_store(self):
+        await self.startRole()
+        pending = []
+        self.patch(self.verifier, "verify", lambda token: pending.append(Deferred()) or pending[-1])
+        request = self.request("platform=windows&build=1.9.0")
+        self.assertEqual(self.resource().render(request), NOT_DONE_YET)
+        self.assertEqual((request.written, request.finished), ([], 0))
+        claims = Claims(account_id=42, sid="s", exp=reactor.seconds() + 60, iat=reactor.seconds())
+        pending[0].callback(claims)
+        body = b"".join(request.written)
+        self.assertEqual((request.finished, json.loads(body)["status"]), (1, "update_available"))
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"content-length"), [b"%d" % len(body)])
+        # Refused later: the typed error.
+        request = self.request("platform=windows&build=1.9.0")
+        self.resource().render(request)
+        pending[1].errback(InvalidToken("revoked"))
+        self.assertEqual((request.responseCode, json.loads(b"".join(request.written))["error"]["code"]),
+                         (401, "auth.invalid_token"))
+        # The client left before the answer: nothing is written.
+        request = self.request("platform=windows&build=1.9.0")
+        self.resource().render(request)
+        request._disconnected = True  # as twisted.web's Request.connectionLost does
+        pending[2].callback(claims)
+        self.assertEqual((request.written, request.finished), ([], 0))
+
+    @coro
+    async def test_spec_through_the_site(self):
+        releases = writeReleaseDir(
+            self.mktemp(), live='latest = "1.10.0"\nminimum = "1.9.0"\nprevious = "1.9.9"\nrollout = 50'
+        )
+        await self.startRole(releases, startVerifier=True, default_region="na")
+        code, body, response = await self.check("platform=windows&build=1.9.0", headers={"X-Client-Region": "eu"})
+        self.assertEqual((code, body["status"], body["region"]), (200, "update_available", "eu"))
+        self.assertEqual(body["cdn"][0], "https://eu-1.example.com")
+        self.assertEqual(response.headers.getRawHeaders("cache-control"), ["private, no-store"])
+        code, body, _ = await self.check("platform=windows&build=1.8.0")
+        self.assertEqual((body["status"], body["region"]), ("update_required", "na"))
+        code, body, _ = await self.check("platform=windows&build=1.x")
+        self.assertEqual((code, body["error"]["fields"]["build"]), (400, "a version such as 1.10.0"))
+        # Rollout per account, stable across repeated (cached) answers.
+        targets = {}
+        for _ in range(2):
+            for account in range(1, 21):
+                _, body, _ = await self.check("platform=windows&build=1.9.0", token=self.token(account))
+                self.assertEqual(targets.setdefault(account, body["target"]), body["target"])
+        self.assertEqual(set(targets.values()), {"1.9.9", "1.10.0"})
+        # A revoked token is refused though it was verified (and cached) before.
+        token = self.token(sid="gone")
+        code, _, _ = await self.check("platform=windows&build=1.10.0", token=token)
+        self.assertEqual(code, 200)
+        await revokeLogin(self.volatile, "gone", 600)
+        response, body = await self.get("/v1/version?platform=windows&build=1.10.0", token=token)
+        self.assertEqual((response.code, json.loads(body)["error"]["message"]), (401, "access token revoked"))
+
+    @coro
+    async def test_head(self):
+        await self.startRole(startVerifier=True)
+        _, body = await self.get("/v1/version?platform=windows&build=1.9.0", self.token())
+        response = await treq.head(
+            self.base + "/v1/version?platform=windows&build=1.9.0",
+            headers={"Authorization": "Bearer " + self.token()}, persistent=False, timeout=5,
+        )
+        self.assertEqual(response.code, 200)
+        self.assertEqual(await response.content(), b"")
+        self.assertEqual(response.headers.getRawHeaders("content-length"), [str(len(body))])
+        response = await treq.head(
+            self.base + "/v1/version?platform=windows&build=1.9.0", persistent=False, timeout=5
+        )
+        self.assertEqual(response.code, 401)
+        self.assertEqual(await response.content(), b"")
+
+    @coro
+    async def test_maintenance_window_opens_and_closes_over_cached_answers(self):
+        now = reactor.seconds()
+        releases = writeReleaseDir(self.mktemp(), maintenance=maintenanceTOML(now + 100, now + 200, "Patch day"))
+        await self.startRole(releases, startVerifier=True)
+        clock = Clock()
+        clock.advance(now)
+        self.service.clock = clock
+        for _ in range(2):
+            code, body, _ = await self.check("platform=windows&build=1.10.0")
+            self.assertEqual((code, body["status"], body["maintenance"]["start"]), (200, "ok", now + 100))
+        clock.advance(150)
+        code, body, response = await self.check("platform=windows&build=1.10.0")
+        self.assertEqual((code, body["status"], body["retry_after"]), (503, "maintenance", 50))
+        self.assertEqual(response.headers.getRawHeaders("retry-after"), ["50"])
+        clock.advance(100)
+        code, body, _ = await self.check("platform=windows&build=1.10.0")
+        self.assertEqual((code, body["status"], body["maintenance"]), (200, "ok", None))
+
+    @coro
+    async def test_other_spellings_of_known_builds(self):
+        await self.startRole(startVerifier=True)
+        catalog = self.service.catalog
+        await self.check("platform=windows&build=1.10.0")
+        cached = len(catalog._answers)
+        for spelling in ["1.10", "1.10.0.0", "1.10.0+ci.1", "1.10.0+ci.2"]:
+            code, body, _ = await self.check("platform=windows&build=" + quote(spelling))
+            self.assertEqual((code, body["status"], body["build"]), (200, "ok", spelling))
+        # Neither the answers cache nor the metric's labels grow with them.
+        self.assertEqual(len(catalog._answers), cached)
+        text = generate_latest(self.shard.metrics).decode()
+        self.assertIn('mmoshard_version_client_builds_total{build="1.10.0",channel="live",platform="windows"} 5.0', text)
+        self.assertNotIn("ci.1", text)
+
+    @coro
+    async def test_verifier_crash_is_a_json_500(self):
+        await self.startRole(startVerifier=True)
+        from twisted.internet.defer import fail, succeed
+
+        self.patch(self.verifier, "verify", lambda token: fail(RuntimeError("boom")))
+        code, body, _ = await self.check("platform=windows&build=1.10.0")
+        self.assertEqual((code, body["error"]["code"]), (500, "internal"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        # A bug after verification too.
+        self.patch(self.verifier, "verify", lambda token: succeed(None))
+        code, body, _ = await self.check("platform=windows&build=1.10.0")
+        self.assertEqual((code, body["error"]["code"]), (500, "internal"))
+        self.assertEqual(len(self.flushLoggedErrors(AttributeError)), 1)
 
 
 class ManifestTests(VersionRoleFixture, TestCase):
