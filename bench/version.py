@@ -274,11 +274,18 @@ def main():
     print(f"# version check: {json.dumps(check)}")
     print(f"# bare resource: {json.dumps(base)}")
     ratio = check["rps"] / base["rps"] if base["rps"] else 0
+    # Requests per second of server CPU: what the two cost, even when other
+    # work on the machine kept a server from a full core (then only this
+    # ratio compares them; the target is the throughput ratio on a quiet
+    # machine, where both servers use a full core and the two agree).
+    perCPU = [r["rps"] / r["server_cpu"] if r["server_cpu"] else 0 for r in (check, base)]
+    cpuRatio = perCPU[0] / perCPU[1] if perCPU[1] else 0
     print(
         f"workload=A1-version check_rps={check['rps']:.0f} check_p50_ms={check['p50_ms']:.2f} "
         f"check_p99_ms={check['p99_ms']:.2f} check_server_cpu={check['server_cpu']:.2f} "
         f"bare_rps={base['rps']:.0f} bare_p50_ms={base['p50_ms']:.2f} bare_p99_ms={base['p99_ms']:.2f} "
         f"bare_server_cpu={base['server_cpu']:.2f} ratio={ratio:.2f} target=0.60 "
+        f"check_per_cpu_s={perCPU[0]:.0f} bare_per_cpu_s={perCPU[1]:.0f} cpu_ratio={cpuRatio:.2f} "
         f"gen_cpu={max(check['gen_cpu'], base['gen_cpu']):.2f} "
         f"connections={options.connections} seconds={options.seconds:g} rounds={options.rounds} "
         f"tokens={options.tokens}"
