@@ -136,7 +136,7 @@ def prepareDatabase(n, seed):
     return url, dropper
 
 
-def writeFiles(tmp, n, sqlURL, prefix, tcpPort, adminPort, aoiInterval):
+def writeFiles(tmp, n, sqlURL, prefix, tcpPort, adminPort, aoiInterval, directWrite=True):
     from mmoshard.testing import writeConfig
 
     L = side(n)
@@ -158,7 +158,8 @@ max_speed = 7.0
         "secrets": {"token_key": KEY},
         "listen": {"tcp": f"tcp:{tcpPort}:interface=127.0.0.1", "websocket": "", "http": "",
                    "admin": f"tcp:{adminPort}:interface=127.0.0.1"},
-        "session": {"max_per_ip": 100000, "max_connections": 100000, "max_output": 4194304},
+        "session": {"max_per_ip": 100000, "max_connections": 100000, "max_output": 4194304,
+                    "direct_write": directWrite},
         "world": {"zones_file": zones, "start_zone": "w1", "max_players": 100000},
     })
 
@@ -217,7 +218,8 @@ def worldStep(n, opts):
 
     _, prefix, cleaner = requireRedis()
     tcpPort, adminPort = freePort(), freePort()
-    config = writeFiles(tmp, n, url, prefix, tcpPort, adminPort, opts.aoi_interval)
+    config = writeFiles(tmp, n, url, prefix, tcpPort, adminPort, opts.aoi_interval,
+                        opts.world_write == "direct")
     proc = startWorld(config, adminPort)
     state = {}
     try:
@@ -319,10 +321,11 @@ def bareServer(argv):
     from twisted.internet.task import LoopingCall
 
     from mmoshard.wire.codec import decode, encode
-    from mmoshard.wire.direct import directWriter
+    from mmoshard.wire.direct import WriteBatch, directWriter
     from mmoshard.wire.framing import FrameDecoder, frame
 
     rec = struct.Struct("<IffhhI")
+    batch = WriteBatch(reactor)
     clients = []
     ticks = []
     recording = [False]
@@ -332,7 +335,7 @@ def bareServer(argv):
             self.decoder = FrameDecoder(65536)
             self.index = len(clients)
             self.record = None  # the newest move since the last tick, packed
-            self.write = directWriter(self.transport, opts.write == "direct")
+            self.write = directWriter(self.transport, batch, opts.write == "direct").write
             clients.append(self)
 
         def dataReceived(self, data):
@@ -454,6 +457,8 @@ def main(argv):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--records", type=int, default=25,
                    help="bare server: neighbours whose new moves each update carries")
+    p.add_argument("--world-write", choices=["direct", "twisted"], default="direct",
+                   help="world's [session] direct_write")
     p.add_argument("--bare-write", choices=["direct", "twisted"], default="direct",
                    help="bare server's writes: direct (the world's TCP path) or Twisted's "
                         "transport.write")

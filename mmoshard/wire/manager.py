@@ -16,6 +16,7 @@ from mmoshard.store.errors import StoreError, VolatileUnavailable
 from mmoshard.store.volatile import Script
 from mmoshard.wire import errors
 from mmoshard.wire.codec import encode
+from mmoshard.wire.direct import WriteBatch
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.messages import BUILTIN_TYPES, SHUTDOWN
 from mmoshard.wire.metrics import SessionMetrics
@@ -96,6 +97,8 @@ class SessionManager:
         self._watched = None
         self.volatile = None
         self.accepting = True
+        # TCP connections' output waits here for the end of the reactor round.
+        self.writeBatch = WriteBatch(self.clock)
 
     # -- IMessageRouter ---------------------------------------------------
 

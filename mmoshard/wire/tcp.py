@@ -20,11 +20,14 @@ class SessionTCPProtocol(Protocol):
         self.manager = manager
         self.conn = None
         self._decoder = FrameDecoder(manager.config.max_frame)
+        self._writer = None
         self._write = None
 
     def connectionMade(self):
         peer = self.transport.getPeer()
-        self._write = directWriter(self.transport, self.manager.config.direct_write)
+        self._writer = directWriter(self.transport, self.manager.writeBatch,
+                                    self.manager.config.direct_write)
+        self._write = self._writer.write
         self.conn = Connection(self.manager, "tcp", getattr(peer, "host", str(peer)), self)
         self.transport.registerProducer(self.conn, True)
         self.conn.linkReady()
@@ -55,9 +58,13 @@ class SessionTCPProtocol(Protocol):
         self._write(_packHeader(len(payload)) + payload)
 
     def closeLink(self, error=None):
+        # What waits for the end of the round (the error frame, say) goes
+        # first: Twisted closes at once when its own buffer is empty.
+        self._writer.flush()
         self.transport.loseConnection()
 
     def abortLink(self):
+        self._writer.discard()
         self.transport.abortConnection()
 
 

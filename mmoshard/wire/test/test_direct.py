@@ -1,4 +1,4 @@
-"""Tests for the direct TCP writer: what reaches the peer, in order, whatever the socket buffer does."""
+"""Tests for the batched direct TCP writer: what reaches the peer, in order, whatever the socket buffer does."""
 
 import socket
 
@@ -8,7 +8,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
-from mmoshard.wire.direct import directWriter
+from mmoshard.wire.direct import WriteBatch, directWriter
 
 
 class Collect(Protocol):
@@ -85,17 +85,30 @@ class DirectWriterTests(TestCase):
             yield deferLater(self.reactor(), 0.01)
             waited += 0.01
 
+    def writer(self, transport, enabled=True):
+        batch = WriteBatch(self.reactor())
+        self.addCleanup(batch.flush)
+        return batch, directWriter(transport, batch, enabled)
+
     @inlineCallbacks
-    def test_sendsAtOnceWhenNothingIsQueued(self):
-        """A write on an idle connection is on the wire without the reactor's help."""
+    def test_oneSendPerRound(self):
+        """
+        Writes of one reactor round wait for its end and leave in one send,
+        without going through Twisted's buffer.
+        """
         sender, collect = yield self.connected()
-        write = directWriter(sender.transport)
-        self.assertNotEqual(write, sender.transport.write)
-        write(b"hello")
-        # Nothing left for the reactor to write: the bytes went straight out.
+        sends = []
+        batch, writer = self.writer(sender.transport)
+        realSend = writer._send
+        writer._send = lambda data: sends.append(bytes(data)) or realSend(data)
+        writer.write(b"hello ")
+        writer.write(b"world")
+        self.assertEqual(sends, [])
+        yield deferLater(self.reactor(), 0)
+        self.assertEqual(sends, [b"hello world"])
         self.assertEqual(sender.transport._tempDataLen, 0)
         self.assertFalse(sender.transport.dataBuffer)
-        yield self.waitFor(lambda: bytes(collect.data) == b"hello")
+        yield self.waitFor(lambda: bytes(collect.data) == b"hello world")
 
     @inlineCallbacks
     def test_orderAndBackPressureWhenThePeerIsSlow(self):
@@ -110,10 +123,12 @@ class DirectWriterTests(TestCase):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         producer = Producer()
         sender.transport.registerProducer(producer, True)
-        write = directWriter(sender.transport)
+        batch, writer = self.writer(sender.transport)
         chunks = [bytes([i % 251]) * 1000 for i in range(3000)]
-        for chunk in chunks:
-            write(chunk)
+        for i, chunk in enumerate(chunks):
+            writer.write(chunk)
+            if i % 100 == 99:
+                batch.flush()
         self.assertGreater(sender.transport._tempDataLen + len(sender.transport.dataBuffer), 0)
         self.assertGreater(producer.paused, 0)
         collect.transport.resumeProducing()
@@ -122,24 +137,39 @@ class DirectWriterTests(TestCase):
         self.assertEqual(bytes(collect.data), expected)
 
     @inlineCallbacks
+    def test_flushBeforeClose(self):
+        """A close right after a write still delivers the write (a final error frame)."""
+        sender, collect = yield self.connected()
+        batch, writer = self.writer(sender.transport)
+        writer.write(b"last words")
+        writer.flush()
+        sender.transport.loseConnection()
+        yield collect.lost
+        self.assertEqual(bytes(collect.data), b"last words")
+
+    @inlineCallbacks
     def test_peerGoneIsAnOrdinaryConnectionLoss(self):
         """Writing to a reset peer raises nothing; the connection is lost as usual."""
         sender, collect = yield self.connected()
-        write = directWriter(sender.transport)
+        batch, writer = self.writer(sender.transport)
         collect.transport.abortConnection()
         yield collect.lost
         for _ in range(50):
-            write(b"x" * 1000)
+            writer.write(b"x" * 1000)
             yield deferLater(self.reactor(), 0.001)
         yield sender.lost
 
     def test_otherTransportsUseTheirWrite(self):
         """Fake transports (and anything not a plain TCP connection) keep their own write."""
         transport = StringTransport()
-        self.assertEqual(directWriter(transport), transport.write)
+        batch, writer = self.writer(transport)
+        writer.write(b"now")
+        self.assertEqual(transport.value(), b"now")
 
     @inlineCallbacks
     def test_disabled(self):
         """C{[session] direct_write = false} gives Twisted's own write."""
         sender, collect = yield self.connected()
-        self.assertEqual(directWriter(sender.transport, enabled=False), sender.transport.write)
+        batch, writer = self.writer(sender.transport, enabled=False)
+        writer.write(b"queued")
+        self.assertEqual(sender.transport._tempDataLen, 6)
