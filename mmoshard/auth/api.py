@@ -307,13 +307,13 @@ class AuthAPI:
             "access_token": svc.issuer.issue(accountId, sid, cfg.access_ttl, now,
                                              flags=flags, username=username),
             "token_type": "Bearer", "expires_in": cfg.access_ttl,
-            "refresh_token": issueRefreshToken(svc.refreshKey, sid, gen),
+            "refresh_token": issueRefreshToken(svc.refreshMAC, sid, gen),
             "refresh_expires_in": cfg.refresh_ttl, "server_time": now,
         }
 
     async def refresh(self, call):
         svc = self.service
-        parsed = parseRefreshToken(svc.refreshKey, call.body["refresh_token"])
+        parsed = parseRefreshToken(svc.refreshMAC, call.body["refresh_token"])
         if parsed is None:
             # Not made with our key: says nothing about any login.
             svc.refreshOutcome("invalid")

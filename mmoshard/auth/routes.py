@@ -26,9 +26,16 @@ class Route:
     errors: tuple = ()  # codes this endpoint answers besides the common ones
     response: dict | None = None  # name -> Prop of the success body (documentation)
 
+    # Split once: routes are matched on every request.
+    segments: tuple = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self):
+        object.__setattr__(self, "segments", tuple(self.path.strip("/").split("/")))
+
     @property
-    def segments(self):
-        return tuple(self.path.strip("/").split("/"))
+    def static(self):
+        """True when the path has no C{{name}} parameter."""
+        return not any(s.startswith("{") for s in self.segments)
 
     def match(self, segments):
         """@return: the path parameters when C{segments} match, else None."""
@@ -54,15 +61,25 @@ class Route:
         return codes + ["service.unavailable", "internal"]
 
 
-@attrs.define
 class Call:
     """One request as a handler sees it."""
 
-    request: object
-    params: dict
-    ip: str
-    body: dict | None = None
-    claims: object = None  # mmoshard.tokens.Claims when the route needs auth
+    __slots__ = ("request", "params", "body", "claims", "_trustForwarded", "_ip")
+
+    def __init__(self, request, params, trustForwarded=False):
+        self.request = request
+        self.params = params
+        self.body = None
+        self.claims = None  # mmoshard.tokens.Claims when the route needs auth
+        self._trustForwarded = trustForwarded
+        self._ip = None
+
+    @property
+    def ip(self):
+        """The client's address (L{clientIP}), found when first asked for."""
+        if self._ip is None:
+            self._ip = clientIP(self.request, self._trustForwarded)
+        return self._ip
 
 
 def clientIP(request, trustForwarded):
@@ -86,12 +103,28 @@ class Router(JSONResource):
         self.routes = tuple(routes)
         self.maxBody = maxBody
         self.trustForwarded = trustForwarded
+        # Paths without parameters are found by a dict lookup (the exact
+        # method and path as they arrive, then decoded); the few with
+        # parameters are matched one by one.
+        self._exact = {}
+        self._static = {}
+        for r in self.routes:
+            if r.static:
+                self._static.setdefault(r.segments, []).append(r)
+                key = (r.method.encode("ascii"), tuple(s.encode() for s in r.segments))
+                self._exact.setdefault(key, r)
+        self._dynamic = tuple(r for r in self.routes if not r.static)
 
     def render(self, request):
+        route = self._exact.get((request.method, tuple(request.prepath + request.postpath)))
+        if route is not None:
+            return self.respond(request, self._dispatch(request, route, {}))
         segments = [s.decode("utf-8", "replace") for s in request.prepath + request.postpath]
         while len(segments) > 1 and segments[-1] == "":
             segments.pop()
-        matched = [(r, p) for r in self.routes if (p := r.match(segments)) is not None]
+        matched = [(r, {}) for r in self._static.get(tuple(segments), ())]
+        if self._dynamic:
+            matched += [(r, p) for r in self._dynamic if (p := r.match(segments)) is not None]
         method = request.method.decode("ascii", "replace")
         chosen = [(r, p) for r, p in matched if r.method == method]
         if not chosen and method == "HEAD":
@@ -108,7 +141,7 @@ class Router(JSONResource):
         return self.respond(request, self._dispatch(request, route, params))
 
     async def _dispatch(self, request, route, params):
-        call = Call(request, params, clientIP(request, self.trustForwarded))
+        call = Call(request, params, self.trustForwarded)
         try:
             if route.auth:
                 call.claims = await self.api.authenticate(request)

@@ -10,7 +10,7 @@ from mmoshard.auth import store
 from mmoshard.auth.admin import AdminAPI
 from mmoshard.auth.api import DIRECTORY_ROLES, AuthAPI
 from mmoshard.auth.gamedata import loadGameData
-from mmoshard.auth.issue import AccessTokenIssuer, refreshKey
+from mmoshard.auth.issue import AccessTokenIssuer, refreshMAC
 from mmoshard.auth.limits import Limits
 from mmoshard.auth.logins import LoginRecords
 from mmoshard.auth.passwords import PasswordHasher
@@ -61,8 +61,8 @@ class AuthService(Service):
                                     registry=registry)
         for outcome in LOGIN_OUTCOMES:
             self.logins.labels(outcome)
-        for outcome in REFRESH_OUTCOMES:
-            self.refreshes.labels(outcome)
+        # Looked up once: a refresh is cheap enough for labels() to show.
+        self._refreshCounters = {o: self.refreshes.labels(o) for o in REFRESH_OUTCOMES}
         self.hasher = PasswordHasher(
             shard.reactor, self.config,
             observe=lambda op, seconds: self.hashTime.labels(op).observe(seconds),
@@ -71,7 +71,7 @@ class AuthService(Service):
         self.adminAPI = AdminAPI(self)
         self.sql = self.volatile = self.verifier = self.directory = None
         self.limits = None
-        self.tokenKey = self.refreshKey = self.issuer = None
+        self.tokenKey = self.refreshMAC = self.issuer = None
         self.loginRecords = None
         self._loops = []
         self._directoryCache = (None, -1.0)
@@ -80,7 +80,7 @@ class AuthService(Service):
         self.logins.labels(outcome).inc()
 
     def refreshOutcome(self, outcome):
-        self.refreshes.labels(outcome).inc()
+        self._refreshCounters[outcome].inc()
 
     def startService(self):
         Service.startService(self)
@@ -96,7 +96,7 @@ class AuthService(Service):
         self.directory = shard.query(IDirectory)
         self.tokenKey = tokenKey(shard)
         # Changing the token key changes this one too: every login ends.
-        self.refreshKey = refreshKey(self.tokenKey)
+        self.refreshMAC = refreshMAC(self.tokenKey)
         self.issuer = AccessTokenIssuer(self.tokenKey)
         self.limits = Limits(self.volatile, self.config)
         self.loginRecords = LoginRecords(self.volatile, self.sql, self.clock,

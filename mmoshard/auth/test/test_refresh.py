@@ -1,5 +1,8 @@
 """Refresh tokens: the HMAC format, the login-record scripts on both stores, rotation, reuse, revocation, data loss and the batched SQL flush."""
 
+import base64
+import hmac
+
 import jwt
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
@@ -8,10 +11,12 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.auth import store
 from mmoshard.auth.issue import (
+    HMACSHA256,
     AccessTokenIssuer,
     issueRefreshToken,
     parseRefreshToken,
     refreshKey,
+    refreshMAC,
 )
 from mmoshard.auth.logins import CREATE, END, ROTATE, loginKey
 from mmoshard.auth.test.harness import START, TOKEN_KEY, AuthHarness
@@ -26,7 +31,7 @@ class IssueTests(TestCase):
     """Token formats: pure CPU, no store."""
 
     def setUp(self):
-        self.rkey = refreshKey(TOKEN_KEY)
+        self.rkey = refreshMAC(TOKEN_KEY)
 
     def test_round_trip(self):
         token = issueRefreshToken(self.rkey, "abc_DEF-123", 7)
@@ -59,13 +64,24 @@ class IssueTests(TestCase):
         ]:
             self.assertIsNone(parseRefreshToken(self.rkey, token), token)
         # Another key (a rotated token_key) refuses every token of the old one.
-        self.assertIsNone(parseRefreshToken(refreshKey("another key 0123456789"), good))
+        self.assertIsNone(parseRefreshToken(refreshMAC("another key 0123456789"), good))
 
     def test_domain_separation(self):
         """The refresh key is neither the access-token key nor the configured secret."""
-        self.assertNotEqual(self.rkey, signingKey(TOKEN_KEY))
-        self.assertNotEqual(self.rkey, TOKEN_KEY.encode())
-        self.assertEqual(len(self.rkey), 32)
+        key = refreshKey(TOKEN_KEY)
+        self.assertNotEqual(key, signingKey(TOKEN_KEY))
+        self.assertNotEqual(key, TOKEN_KEY.encode())
+        self.assertEqual(len(key), 32)
+        secret = issueRefreshToken(self.rkey, "sid1", 0).split(".")[2]
+        self.assertEqual(secret, base64.urlsafe_b64encode(
+            hmac.digest(key, b"sid1.0", "sha256")).rstrip(b"=").decode())
+
+    def test_hmac(self):
+        """The prepared HMAC is HMAC-SHA256 for keys of every length."""
+        for key in (b"", b"k", b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(200))):
+            for message in (b"", b"sid.1", b"x" * 1000):
+                self.assertEqual(HMACSHA256(key)(message),
+                                 hmac.digest(key, message, "sha256"), (key, message))
 
     def test_access_token_same_as_pyjwt(self):
         issuer = AccessTokenIssuer(TOKEN_KEY)
@@ -73,10 +89,12 @@ class IssueTests(TestCase):
             ((7, "sid-a", 900.0, START), {}),
             ((7, "sid-a", 900.0, START + 0.125), {"username": "Alice"}),
             ((123456789, "s", 60, 1), {"flags": ("operator", "beta"), "username": "b_b"}),
+            ((1, 'q"\\', 1e-3, 1234567.25), {"flags": ["x"], "username": "Zoë ☃ \n"}),
+            ((2, "s", float("inf"), 5), {}),
         ]:
             lean = issuer.issue(*args, **kwargs)
             self.assertEqual(lean, issueAccessToken(TOKEN_KEY, *args, **kwargs))
-            claims = decode(TOKEN_KEY, lean, args[3])
+            claims = decode(TOKEN_KEY, lean, args[3] - 1)
             self.assertEqual((claims.account_id, claims.sid), (args[0], args[1]))
             jwt.decode(lean, signingKey(TOKEN_KEY), algorithms=["HS256"],
                        options={"verify_exp": False, "verify_iat": False})
@@ -258,7 +276,7 @@ class RefreshTestsMixin:
         h = await self.harness()
         login = await h.account()
         sid, gen, secret = login["refresh_token"].split(".")
-        forgedKey = refreshKey("not the server's key 0123456789")
+        forgedKey = refreshMAC("not the server's key 0123456789")
         for token in (f"{sid}.{gen}.{'A' * 43}",
                       issueRefreshToken(forgedKey, sid, 0),
                       issueRefreshToken(forgedKey, sid, 1),
