@@ -8,6 +8,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 MAX_BODY = 64 * 1024
+# One encoder for every answer: json.dumps with separators makes a new one
+# per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class HTTPError(Exception):
@@ -32,9 +35,10 @@ class HTTPError(Exception):
 
 def writeJSON(request, status, body, headers=None):
     """Finish C{request} with C{body} as JSON, unless the client has gone."""
+    # twisted.web's Request sets _disconnected when the connection is lost.
     if getattr(request, "_disconnected", False) or request.finished:
         return
-    payload = json.dumps(body, separators=(",", ":")).encode()
+    payload = _encode(body).encode()
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
@@ -100,7 +104,6 @@ class JSONResource(Resource):
         Answer C{request} with what C{coroutine} returns, or the typed error
         it raises.  @return: C{NOT_DONE_YET}, for C{render}.
         """
-        request.notifyFinish().addErrback(lambda f: setattr(request, "_disconnected", True))
         d = Deferred.fromCoroutine(coroutine)
         d.addCallbacks(
             lambda result: self._answer(request, result),
