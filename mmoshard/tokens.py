@@ -1,6 +1,5 @@
 """Access tokens: HS256 JWTs any process can verify, checked against revocations mirrored in memory from the volatile store."""
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -93,15 +92,40 @@ def issueAccessToken(key, accountId, sid, ttl, now, flags=(), username=None):
 # compared in constant time as its base64url text, which also refuses every
 # other spelling of the same bytes.
 
-_b64decode = base64.urlsafe_b64decode
-_b64encode = base64.urlsafe_b64encode
+# base64url through binascii directly: what base64.urlsafe_b64decode and
+# urlsafe_b64encode do, without their argument checks on every token.
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_a2b = binascii.a2b_base64
+_b2a = binascii.b2a_base64
 # Header segments already seen to say {"alg": "HS256"} and nothing we refuse.
 _goodHeaders = set()
 _HEADER_KEYS = frozenset({"alg", "typ", "kid"})
 
 
 def _unb64(segment):
-    return _b64decode(segment + "=" * (-len(segment) % 4))
+    return _a2b((segment + "=" * (-len(segment) % 4)).encode("ascii").translate(_FROM_URLSAFE))
+
+
+class _HMACSHA256:
+    """
+    HMAC-SHA256 (RFC 2104) under one key, with the hash states of the padded
+    key computed once: hmac.new redoes them, and more, for every token.
+    """
+
+    def __init__(self, key):
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def digest(self, message):
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 def _checkHeader(segment):
@@ -122,7 +146,7 @@ def _checkHeader(segment):
         _goodHeaders.add(segment)
 
 
-def _decode(signing, token, now):
+def _decode(mac, token, now):
     if type(token) is not str:
         if isinstance(token, bytes):
             try:
@@ -139,7 +163,7 @@ def _decode(signing, token, now):
         raise InvalidToken("malformed")
     _checkHeader(head)
     signed = token[: len(head) + 1 + len(payloadSeg)].encode("ascii")
-    expected = _b64encode(hmac.new(signing, signed, hashlib.sha256).digest()).rstrip(b"=")
+    expected = _b2a(mac.digest(signed), newline=False).translate(_TO_URLSAFE).rstrip(b"=")
     if not hmac.compare_digest(expected, sigSeg.encode("ascii")):
         raise InvalidToken("bad signature")
     try:
@@ -167,7 +191,7 @@ def decode(key, token, now):
     @return: the L{Claims}.
     @raise InvalidToken: when malformed, forged or expired.
     """
-    return _decode(signingKey(key), token, now)
+    return _decode(_HMACSHA256(signingKey(key)), token, now)
 
 
 # -- revocations in the volatile store ----------------------------------------
@@ -373,7 +397,7 @@ class TokenVerifier:
     log = Logger()
 
     def __init__(self, key, volatile, clock, interval=2.0, staleAfter=30.0, cacheSize=4096):
-        self._signing = signingKey(key)
+        self._mac = _HMACSHA256(signingKey(key))
         self.cacheSize = cacheSize
         # token string -> Claims, for tokens whose signature checked out
         self._verified = {}
@@ -402,7 +426,7 @@ class TokenVerifier:
         claims = cache.get(token) if type(token) is str else None
         if claims is None:
             try:
-                claims = _decode(self._signing, token, now)
+                claims = _decode(self._mac, token, now)
             except InvalidToken:
                 return fail()
             if type(token) is str and self.cacheSize > 0:

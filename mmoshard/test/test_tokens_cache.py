@@ -132,3 +132,33 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertEqual(self.successResultOf(verifier.verify(token.encode())).sid, "s7")
         for bad in (None, 12, ["a"]):
             self.assertEqual(self.refusal(verifier, bad).reason, "malformed")
+
+
+class LeanPrimitivesTests(TestCase):
+    """The verifier's own HMAC and base64url give what the standard library gives."""
+
+    def test_hmac_sha256(self):
+        import hashlib
+        import hmac
+        import os
+
+        for size in (0, 1, 31, 32, 63, 64, 65, 200):
+            key = os.urandom(size)
+            mac = tokens._HMACSHA256(key)
+            for message in (b"", b"a", os.urandom(63), os.urandom(64), os.urandom(1000)):
+                self.assertEqual(mac.digest(message), hmac.new(key, message, hashlib.sha256).digest())
+            # The precomputed states are not consumed by a digest.
+            self.assertEqual(mac.digest(b"again"), hmac.new(key, b"again", hashlib.sha256).digest())
+
+    def test_base64url(self):
+        import base64
+        import binascii
+
+        for segment in ("", "e30", "eyJhbGciOiJIUzI1NiJ9", "-_-_", "ab", "a", "a$b=c", "YQ=", "YWJj"):
+            padded = segment + "=" * (-len(segment) % 4)
+            try:
+                expected = base64.urlsafe_b64decode(padded)
+            except binascii.Error as e:
+                self.assertRaises(type(e), tokens._unb64, segment)
+            else:
+                self.assertEqual(tokens._unb64(segment), expected, segment)
