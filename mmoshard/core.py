@@ -22,6 +22,7 @@ from mmoshard.interfaces import (
 from mmoshard.shard import CoreService, StartupFailed
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminRoot
+from mmoshard.web.channel import directChannel
 from mmoshard.web.site import SiteRoot
 from mmoshard.zonechat import StoreZoneChannels
 
@@ -197,6 +198,7 @@ class HTTPListener(CoreService):
         # JSON APIs never take form posts; Twisted's form parsing costs a
         # Content-Type parse on every POST.
         site = Site(self.root, parsePOSTFormSubmission=False)
+        site.protocol = directChannel
         site.displayTracebacks = False
         site.noisy = False
         # twisted.web logs every request at info; at our request rates that is

@@ -1,6 +1,7 @@
 """JSON resources for twisted.web: async handlers, typed error bodies, bounded request bodies."""
 
 import json
+from io import BytesIO
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -34,11 +35,16 @@ class HTTPError(Exception):
 
 
 def writeJSON(request, status, body, headers=None):
-    """Finish C{request} with C{body} as JSON, unless the client has gone."""
+    """
+    Finish C{request} with C{body} as JSON, unless the client has gone.
+
+    @param body: what to encode, or C{bytes} already encoded (a hot path
+        that writes its answer out itself).
+    """
     # twisted.web's Request sets _disconnected when the connection is lost.
     if getattr(request, "_disconnected", False) or request.finished:
         return
-    payload = _encode(body).encode()
+    payload = body if type(body) is bytes else _encode(body).encode()
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
@@ -46,7 +52,17 @@ def writeJSON(request, status, body, headers=None):
         request.setHeader(name.encode(), str(value).encode())
     request.setHeader(b"content-length", str(len(payload)).encode())
     if request.method != b"HEAD":
-        request.write(payload)
+        # On a DirectHTTPChannel the headers and body leave in one send().
+        channel = request.channel
+        cork = getattr(channel, "cork", None)
+        if cork is None:
+            request.write(payload)
+        else:
+            cork()
+            try:
+                request.write(payload)
+            finally:
+                channel.uncork()
     request.finish()
 
 
@@ -57,12 +73,19 @@ def readJSON(request, maxBody=MAX_BODY):
         object.
     """
     content = request.content
-    content.seek(0, 2)
-    size = content.tell()
+    if isinstance(content, BytesIO):
+        # twisted.web keeps small bodies in memory.
+        raw = content.getvalue()
+        size = len(raw)
+    else:
+        content.seek(0, 2)
+        size = content.tell()
+        raw = None
     if size > maxBody:
         raise HTTPError(413, "request.too_large", f"body over {maxBody} bytes")
-    content.seek(0)
-    raw = content.read()
+    if raw is None:
+        content.seek(0)
+        raw = content.read()
     try:
         data = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
@@ -75,7 +98,8 @@ def readJSON(request, maxBody=MAX_BODY):
 class JSONResource(Resource):
     """
     A leaf resource whose methods are a table of C{async def handler(request)}
-    returning C{(status, body)} or C{(status, body, headers)}.  L{HTTPError}
+    returning C{(status, body)} or C{(status, body, headers)}; C{body} is
+    encoded as JSON unless it is C{bytes} (encoded already).  L{HTTPError}
     becomes its typed body; any other exception is logged and answered as
     500 C{internal}, never a traceback.
     """
@@ -104,18 +128,18 @@ class JSONResource(Resource):
         Answer C{request} with what C{coroutine} returns, or the typed error
         it raises.  @return: C{NOT_DONE_YET}, for C{render}.
         """
-        d = Deferred.fromCoroutine(coroutine)
-        d.addCallbacks(
-            lambda result: self._answer(request, result),
-            lambda failure: self._fail(request, failure),
+        Deferred.fromCoroutine(coroutine).addCallbacks(
+            self._answer, self._fail, callbackArgs=(request,), errbackArgs=(request,)
         )
         return NOT_DONE_YET
 
-    def _answer(self, request, result):
-        status, body, *rest = result
-        writeJSON(request, status, body, rest[0] if rest else None)
+    def _answer(self, result, request):
+        if len(result) == 2:
+            writeJSON(request, result[0], result[1])
+        else:
+            writeJSON(request, *result)
 
-    def _fail(self, request, failure):
+    def _fail(self, failure, request):
         if failure.check(HTTPError):
             e = failure.value
             writeJSON(request, e.status, e.body(), e.headers)
