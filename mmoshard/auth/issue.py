@@ -1,10 +1,10 @@
 """Issuing tokens cheaply: refresh tokens as an HMAC of "sid.gen", access tokens byte for byte as pyjwt signs them."""
 
-import base64
 import hashlib
 import hmac
 import json
-import math
+import re
+from binascii import b2a_base64
 from json.encoder import encode_basestring_ascii
 
 from mmoshard.tokens import signingKey
@@ -12,12 +12,18 @@ from mmoshard.tokens import signingKey
 # A label distinct from the access-token key's, so neither key can stand in
 # for the other (a refresh secret is never a valid access-token signature).
 _REFRESH_LABEL = b"mmoshard refresh token v1"
-# Bounds on what a presented token may hold before any HMAC is computed.
-_MAX_SID = 32
-_MAX_GEN_DIGITS = 15
-_SID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+# What a presented token must look like before any HMAC is computed: a
+# base64url login id of at most 32 characters, a generation in canonical
+# decimal (so each (sid, gen) has exactly one spelling) of at most 15
+# digits, and the 43 characters of an unpadded base64url SHA-256 MAC.
+_TOKEN = re.compile(r"([A-Za-z0-9_-]{1,32})\.(0|[1-9][0-9]{0,14})\.([A-Za-z0-9_-]{43})")
 
-_b64 = base64.urlsafe_b64encode
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64(data):
+    """Unpadded base64url (binascii directly: this runs three times a refresh)."""
+    return b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 class HMACSHA256:
@@ -56,7 +62,7 @@ def refreshMAC(key):
 
 
 def _secret(mac, sid, gen):
-    return _b64(mac(b"%s.%d" % (sid.encode("ascii"), gen))).rstrip(b"=")
+    return _b64(mac(b"%s.%d" % (sid.encode("ascii"), gen)))
 
 
 def issueRefreshToken(mac, sid, gen):
@@ -78,19 +84,10 @@ def parseRefreshToken(mac, token):
         token that passes, so a failure here proves nothing about the
         login and must never revoke it.
     """
-    if type(token) is not str or not token.isascii():
+    match = _TOKEN.fullmatch(token) if type(token) is str else None
+    if match is None:
         return None
-    sid, dot, rest = token.partition(".")
-    genText, dot2, secret = rest.partition(".")
-    if not (dot and dot2 and sid and secret) or len(sid) > _MAX_SID:
-        return None
-    # Canonical decimal only, so each (sid, gen) has exactly one spelling.
-    if not (genText.isdigit() and len(genText) <= _MAX_GEN_DIGITS) or (
-        genText[0] == "0" and len(genText) > 1
-    ):
-        return None
-    if not _SID_CHARS.issuperset(sid):
-        return None
+    sid, genText, secret = match.groups()
     gen = int(genText)
     if not hmac.compare_digest(_secret(mac, sid, gen), secret.encode("ascii")):
         return None
@@ -108,14 +105,17 @@ def parseRefreshToken(mac, token):
 
 _HEADER = _b64(
     json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":"), sort_keys=True).encode()
-).rstrip(b"=") + b"."
-_quote = encode_basestring_ascii
+) + b"."
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+# A str as json.dumps writes it (ASCII, escaped).
+jsonString = encode_basestring_ascii
 
 
-def _number(x):
-    # json writes the non-finite floats its own way (Infinity, NaN).
-    return repr(x) if math.isfinite(x) else _dumps(x)
+def jsonNumber(x):
+    """@return: the float C{x} as json.dumps writes it."""
+    # json writes the non-finite floats its own way (Infinity, NaN); x - x
+    # is 0 for every finite float and NaN for the others.
+    return repr(x) if x - x == 0 else _dumps(x)
 
 
 class AccessTokenIssuer:
@@ -131,10 +131,11 @@ class AccessTokenIssuer:
         """@return: the HS256 JWT (str); arguments as for C{issueAccessToken}."""
         now = float(now)
         payload = '{"sub":"%d","sid":%s,"iat":%s,"exp":%s,"flags":[%s]%s}' % (
-            int(accountId), _quote(str(sid)), _number(now), _number(now + float(ttl)),
-            ",".join([_quote(f) for f in sorted(flags)]),
-            "" if username is None else ',"name":' + _quote(username),
+            int(accountId), jsonString(str(sid)), jsonNumber(now),
+            jsonNumber(now + float(ttl)),
+            ",".join([jsonString(f) for f in sorted(flags)]) if flags else "",
+            "" if username is None else ',"name":' + jsonString(username),
         )
-        signed = _HEADER + _b64(payload.encode()).rstrip(b"=")
-        signature = _b64(self._mac(signed)).rstrip(b"=")
+        signed = _HEADER + _b64(payload.encode())
+        signature = _b64(self._mac(signed))
         return (signed + b"." + signature).decode("ascii")

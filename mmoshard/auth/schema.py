@@ -33,13 +33,12 @@ class Prop:
 
     def check(self, value):
         """@return: why C{value} is not acceptable, or None."""
-        kind = ("an " if self.type[0] in "aeiou" else "a ") + self.type
         if value is None:
-            return None if self.nullable else f"must be {kind}, not null"
+            return None if self.nullable else f"must be {self._kind()}, not null"
         if isinstance(value, bool) and self.type != "boolean":
-            return f"must be {kind}"
+            return f"must be {self._kind()}"
         if not isinstance(value, _TYPES[self.type]):
-            return f"must be {kind}"
+            return f"must be {self._kind()}"
         if self.type == "string":
             if self.minLength is not None and len(value) < self.minLength:
                 return f"must be at least {self.minLength} characters"
@@ -55,6 +54,9 @@ class Prop:
             if self.maximum is not None and value > self.maximum:
                 return f"must be at most {self.maximum:g}"
         return None
+
+    def _kind(self):
+        return ("an " if self.type[0] in "aeiou" else "a ") + self.type
 
     def openapi(self):
         schema = {"type": self.type}

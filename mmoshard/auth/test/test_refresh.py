@@ -2,6 +2,7 @@
 
 import base64
 import hmac
+import json
 
 import jwt
 from twisted.internet import reactor
@@ -10,6 +11,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from mmoshard.auth import store
+from mmoshard.auth.api import TOKENS
 from mmoshard.auth.issue import (
     HMACSHA256,
     AccessTokenIssuer,
@@ -98,6 +100,27 @@ class IssueTests(TestCase):
             self.assertEqual((claims.account_id, claims.sid), (args[0], args[1]))
             jwt.decode(lean, signingKey(TOKEN_KEY), algorithms=["HS256"],
                        options={"verify_exp": False, "verify_iat": False})
+
+
+class AnswerTests(TestCase):
+    async def test_tokens_answer_is_json_dumps(self):
+        """The hand-written token answer is what json.dumps makes of its fields."""
+        h = await AuthHarness(self, "sqlite").start()
+        api, cfg = h.service.api, h.service.config
+        for username, flags in (("alice", ()), ('we"ird\\ Zoë', ("operator",))):
+            raw = api._tokens(7, username, "sid-1", 3, START + 0.5, flags)
+            fields = json.loads(raw)
+            self.assertEqual(raw, json.dumps(fields, separators=(",", ":")).encode())
+            self.assertEqual(list(fields), list(TOKENS))
+            self.assertEqual(
+                {k: v for k, v in fields.items() if k not in ("access_token", "refresh_token")},
+                {"account_id": 7, "username": username, "session_id": "sid-1",
+                 "token_type": "Bearer", "expires_in": cfg.access_ttl,
+                 "refresh_expires_in": cfg.refresh_ttl, "server_time": START + 0.5})
+            self.assertEqual(fields["refresh_token"],
+                             issueRefreshToken(h.service.refreshMAC, "sid-1", 3))
+            claims = decode(TOKEN_KEY, fields["access_token"], START)
+            self.assertEqual((claims.username, claims.flags), (username, frozenset(flags)))
 
 
 class ScriptTestsMixin:
