@@ -134,6 +134,9 @@ class AuthAPI:
         self.service = service
         self.cfg = service.config
         self.routes = authRoutes(self.cfg)
+        # The lifetimes as token answers spell them.
+        self._accessTTL = jsonNumber(self.cfg.access_ttl)
+        self._refreshTTL = jsonNumber(self.cfg.refresh_ttl)
 
     def openapi(self):
         return openapiDocument(
@@ -318,13 +321,13 @@ class AuthAPI:
             bytes): written out here, as refreshes are hot, rather than
             escaping the tokens (base64url and dots) again.
         """
-        cfg, svc = self.cfg, self.service
-        access = svc.issuer.issue(accountId, sid, cfg.access_ttl, now, flags=flags,
+        svc = self.service
+        access = svc.issuer.issue(accountId, sid, self.cfg.access_ttl, now, flags=flags,
                                   username=username)
         return (_TOKENS_JSON % (
             int(accountId), jsonString(username), jsonString(sid), access,
-            jsonNumber(cfg.access_ttl), issueRefreshToken(svc.refreshMAC, sid, gen),
-            jsonNumber(cfg.refresh_ttl), jsonNumber(now),
+            self._accessTTL, issueRefreshToken(svc.refreshMAC, sid, gen),
+            self._refreshTTL, jsonNumber(now),
         )).encode()
 
     async def refresh(self, call):
