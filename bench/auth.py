@@ -150,7 +150,8 @@ async def loginStorm(port, requests, options, pid, token):
     task = asyncio.ensure_future(probe(port, token, probeRun))
     await asyncio.sleep(options.warmup)
     probeRun.measuring = True
-    result = await common.drive(port, requests, options.connections, 0.0, options.seconds, pid)
+    result = common.summarise(
+        [await common.drive(port, requests, options.connections, 0.0, options.seconds, pid)])
     probeRun.measuring = False
     probeRun.running = False
     await task
@@ -270,9 +271,9 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         common.waitHTTP(f"http://127.0.0.1:{port}/")
-        bareRun = asyncio.run(common.drive(port, [b"GET /bare HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"],
-                                           options.refreshers, options.warmup, options.seconds,
-                                           bare.pid))
+        bareRun = common.summarise([asyncio.run(common.drive(
+            port, [b"GET /bare HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"], options.refreshers,
+            options.warmup, options.seconds, bare.pid))])
     finally:
         bare.terminate()
         bare.wait(30)
