@@ -62,9 +62,9 @@ return 1
 
 def _rotatePython(view, keys, args):
     now, expires, millis = float(args[0]), args[1], int(args[2]) / 1000
+    gens = args[3].split()
     out = []
-    for i, key in enumerate(keys):
-        gen, nextGen = args[3 + 2 * i], args[4 + 2 * i]
+    for key, gen in zip(keys, gens):
         record = view.hgetall(key)
         if "r" in record:
             out.append(["revoked"])
@@ -73,7 +73,7 @@ def _rotatePython(view, keys, args):
         elif float(record["e"]) <= now:
             out.append(["expired"])
         elif record["g"] == gen:
-            view.hset(key, {"g": nextGen, "e": expires})
+            view.hset(key, {"g": int(gen) + 1, "e": expires})
             view.expire(key, millis)
             out.append(["ok", record["a"], record["u"], record["o"]])
         else:
@@ -83,9 +83,10 @@ def _rotatePython(view, keys, args):
 
 
 # Rotate the refresh tokens of several logins, each independently:
-# KEYS[i] is a login's key, ARGV[2i+2] the generation presented for it and
-# ARGV[2i+3] the next one (decimal text, compared as text: no float
-# formatting); ARGV[1..3] are now, the new expiry and the key TTL in ms.
+# KEYS[i] is a login's key and the i-th number of ARGV[4] (decimal, space
+# separated: one argument for the whole batch) the generation presented for
+# it, compared as text; ARGV[1..3] are now, the new expiry and the key TTL
+# in ms.  Generations stay far below 2^53, so Lua's numbers add one exactly.
 # Any generation other than the current one is a copied token coming back
 # (an older one, or, after the record was rebuilt from a copy, a newer
 # one): the login is marked revoked at once.
@@ -94,7 +95,10 @@ ROTATE = Script(
     lua="""
 local now = tonumber(ARGV[1])
 local out = {}
-for i, k in ipairs(KEYS) do
+local i = 0
+for gen in string.gmatch(ARGV[4], '%d+') do
+  i = i + 1
+  local k = KEYS[i]
   local rec = redis.call('HMGET', k, 'g', 'a', 'u', 'o', 'e', 'r')
   if rec[6] then
     out[i] = {'revoked'}
@@ -102,8 +106,8 @@ for i, k in ipairs(KEYS) do
     out[i] = {'missing'}
   elseif tonumber(rec[5]) <= now then
     out[i] = {'expired'}
-  elseif rec[1] == ARGV[2 + 2 * i] then
-    redis.call('HSET', k, 'g', ARGV[3 + 2 * i], 'e', ARGV[2])
+  elseif rec[1] == gen then
+    redis.call('HSET', k, 'g', string.format('%d', tonumber(gen) + 1), 'e', ARGV[2])
     redis.call('PEXPIRE', k, ARGV[3])
     out[i] = {'ok', rec[2], rec[3], rec[4]}
   else
@@ -181,6 +185,7 @@ class LoginRecords:
         self.clock = clock
         self.ttl = ttl
         self.flushEvery = flushEvery
+        self._ttlMillis = _millis(ttl)
         self._queue = []
         self._draining = False
         # sid -> (generation of its current token, time of the refresh)
@@ -229,12 +234,11 @@ class LoginRecords:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 now = self.clock.seconds()
-                args = [now, now + self.ttl, _millis(self.ttl)]
-                for _, gen, _ in batch:
-                    args += [b"%d" % gen, b"%d" % (gen + 1)]
+                gens = b" ".join([b"%d" % gen for _, gen, _ in batch])
                 try:
                     results = await self.volatile.evalScript(
-                        ROTATE, [loginKey(sid) for sid, _, _ in batch], args
+                        ROTATE, [loginKey(sid) for sid, _, _ in batch],
+                        [now, now + self.ttl, self._ttlMillis, gens],
                     )
                 except Exception as e:
                     for _, _, d in batch:

@@ -133,10 +133,8 @@ class ScriptTestsMixin:
         return await self.call(CREATE, [sid], [7, "alice", 0, gen, expires, 100000])
 
     async def rotate(self, now, *pairs):
-        args = [now, now + 100, 100000]
-        for _, gen in pairs:
-            args += [b"%d" % gen, b"%d" % (gen + 1)]
-        return await self.call(ROTATE, [sid for sid, _ in pairs], args)
+        gens = " ".join(str(gen) for _, gen in pairs)
+        return await self.call(ROTATE, [sid for sid, _ in pairs], [now, now + 100, 100000, gens])
 
     async def test_create_once(self):
         self.assertEqual(await self.create("a"), 1)
@@ -156,6 +154,15 @@ class ScriptTestsMixin:
         self.assertEqual(await self.rotate(START, ("a", 0)), [[b"reused", b"7"]])
         # Even the current generation is refused from then on.
         self.assertEqual(await self.rotate(START, ("a", 1)), [[b"revoked"]])
+
+    async def test_large_generation(self):
+        """Generations up to 15 digits count on exactly in Lua as in Python."""
+        await self.create("a", gen=999999999999998)
+        self.assertEqual(await self.rotate(START, ("a", 999999999999998)),
+                         [[b"ok", b"7", b"alice", b"0"]])
+        self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"999999999999999")
+        await self.rotate(START, ("a", 999999999999999))
+        self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"1000000000000000")
 
     async def test_newer_generation_is_reuse(self):
         await self.create("a")
