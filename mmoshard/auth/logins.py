@@ -14,6 +14,11 @@ from mmoshard.store.volatile import Script
 TOMBSTONE_TTL = 86400.0
 # Rotations per script call, so one call never holds Redis long.
 MAX_BATCH = 256
+# A second script call goes out while the first is answered once this many
+# rotations wait, so the reactor is not idle for a round trip under load;
+# fewer wait for the first call's answer and go out together.
+MAX_IN_FLIGHT = 2
+OVERLAP_BATCH = 10
 # How far back each flush reads revocations from SQL: one flush interval
 # would do, the rest allows for the revoker's clock and late commits.
 REVOKED_LOOKBACK = 60.0
@@ -164,8 +169,9 @@ class LoginRecords:
     refreshes must later tell SQL.
 
     Rotations arriving while a script call is out are sent together in the
-    next one (at most L{MAX_BATCH}): one store round trip per batch, not per
-    refresh, and no added wait when idle.
+    next one (at most L{MAX_BATCH}; a second call overlaps the first once
+    L{OVERLAP_BATCH} wait): one store round trip per batch, not per refresh,
+    and no added wait when idle.
 
     Each successful rotation is remembered (latest generation and time per
     login) and written to C{auth_logins} by L{flush} in one transaction,
@@ -187,7 +193,8 @@ class LoginRecords:
         self.flushEvery = flushEvery
         self._ttlMillis = _millis(ttl)
         self._queue = []
-        self._draining = False
+        # Script calls out now.
+        self._senders = 0
         # sid -> (generation of its current token, time of the refresh)
         self._pending = {}
         self._flushing = None
@@ -223,9 +230,11 @@ class LoginRecords:
             generation came: the record is now marked revoked).
         """
         d = Deferred()
-        self._queue.append((sid, gen, d))
-        if not self._draining:
-            self._draining = True
+        queue = self._queue
+        queue.append((sid, gen, d))
+        senders = self._senders
+        if not senders or (senders < MAX_IN_FLIGHT and len(queue) >= OVERLAP_BATCH):
+            self._senders = senders + 1
             Deferred.fromCoroutine(self._drain())
         return d
 
@@ -247,7 +256,7 @@ class LoginRecords:
                 for (sid, gen, d), result in zip(batch, results):
                     d.callback(self._result(sid, gen, now, result))
         finally:
-            self._draining = False
+            self._senders -= 1
 
     def _result(self, sid, gen, now, result):
         outcome = result[0]

@@ -20,7 +20,7 @@ from mmoshard.auth.issue import (
     refreshKey,
     refreshMAC,
 )
-from mmoshard.auth.logins import CREATE, END, ROTATE, loginKey
+from mmoshard.auth.logins import CREATE, END, OVERLAP_BATCH, ROTATE, LoginRecords, loginKey
 from mmoshard.auth.test.harness import START, TOKEN_KEY, AuthHarness
 from mmoshard.store.volatile import MemoryStore, makeVolatileStore
 from mmoshard.testing import requireRedis
@@ -194,6 +194,46 @@ class ScriptTestsMixin:
         result = await self.rotate(START, ("a", 0), ("b", 3), ("c", 0), ("d", 0), ("a", 1))
         self.assertEqual(result, [[b"ok", b"7", b"alice", b"0"], [b"reused", b"7"],
                                   [b"revoked"], [b"missing"], [b"ok", b"7", b"alice", b"0"]])
+
+
+class BatchTests(TestCase):
+    """Rotations share script calls: one out at a time, a second once enough wait."""
+
+    def setUp(self):
+        self.calls = []
+        records = self.records = LoginRecords(self, None, Clock(), 100.0, 5.0)
+        self.addCleanup(lambda: self.assertEqual(records._senders, 0))
+
+    def evalScript(self, script, keys, args):
+        d = Deferred()
+        self.calls.append((keys, args[3].split(), d))
+        return d
+
+    def answer(self, i, failure=None):
+        keys, gens, d = self.calls[i]
+        if failure is not None:
+            d.errback(failure)
+        else:
+            d.callback([[b"ok", b"%d" % n, b"u", b"0"] for n in range(len(keys))])
+
+    def test_batches(self):
+        results = [self.records.rotate(f"s{i}", i) for i in range(OVERLAP_BATCH + 3)]
+        # The first goes alone; the next wait until OVERLAP_BATCH of them do.
+        self.assertEqual([len(keys) for keys, _, _ in self.calls], [1, OVERLAP_BATCH])
+        self.assertEqual(self.calls[1][1], [b"%d" % i for i in range(1, OVERLAP_BATCH + 1)])
+        self.answer(1)
+        self.assertEqual(len(self.calls), 3)  # the rest, at once
+        self.assertEqual(len(self.calls[2][0]), 2)
+        self.answer(0)
+        self.answer(2, ValueError("store down"))
+        got = [self.successResultOf(d) for d in results[:-2]]
+        self.assertEqual([(r.outcome, r.loginId) for r in got],
+                         [("ok", f"s{i}") for i in range(OVERLAP_BATCH + 1)])
+        self.assertEqual(got[1].accountId, 0)  # the first of its batch
+        for d in results[-2:]:
+            self.failureResultOf(d, ValueError)
+        self.assertEqual(self.records.pendingGeneration("s3"), 4)
+        self.assertIsNone(self.records.pendingGeneration(f"s{OVERLAP_BATCH + 2}"))
 
 
 class MemoryScriptTests(ScriptTestsMixin, TestCase):
