@@ -242,6 +242,8 @@ def main():
     parser.add_argument("--connections", type=int, default=8, help="login connections")
     parser.add_argument("--refreshers", type=int, default=50, help="refresh connections")
     parser.add_argument("--accounts", type=int, default=400)
+    parser.add_argument("--bare-channel", choices=["direct", "twisted"], default="direct",
+                        help="the bare resource's HTTP channel: the shard's (direct) or stock twisted.web")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating slices of refresh and bare the --seconds of each "
                         "are split into")
@@ -276,7 +278,8 @@ def main():
         port = common.freePort()
         sample = {"access_token": "x" * 200, "refresh_token": "y" * 66, "expires_in": 900.0}
         bare = subprocess.Popen(["taskset", "-c", TASKSET, sys.executable, "-c",
-                                 common.BARE_SERVER, str(port), json.dumps(sample)],
+                                 common.BARE_SERVER, str(port), json.dumps(sample),
+                                 options.bare_channel],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             common.waitHTTP(f"http://127.0.0.1:{port}/")

@@ -53,6 +53,11 @@ class Bare(Resource):
 
 site = Site(Bare())
 site.log = lambda request: None
+if sys.argv[3:] != ["twisted"]:
+    # The same HTTP channel as the shard's sites (direct sends): the ceiling
+    # does the same socket writes the same way; "twisted" gives stock twisted.web.
+    from mmoshard.web.channel import directChannel
+    site.protocol = directChannel
 reactor.listenTCP(int(sys.argv[1]), site, interface="127.0.0.1")
 reactor.run()
 '''
@@ -206,6 +211,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--bare-channel", choices=["direct", "twisted"], default="direct",
+                        help="the bare resource's HTTP channel: the shard's (direct) or stock twisted.web")
     parser.add_argument("--tokens", type=int, default=200, help="distinct access tokens (accounts)")
     parser.add_argument("--bare-requests", choices=["minimal", "same"], default="minimal",
                         help="what the bare resource is sent: a bare GET (the A1 baseline) "
@@ -249,7 +256,8 @@ def main():
             raise SystemExit("the version role never served a release")
         port = freePort()
         bare = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, "-c", BARE_SERVER, str(port), json.dumps(sample)],
+            ["taskset", "-c", "0", sys.executable, "-c", BARE_SERVER, str(port), json.dumps(sample),
+             options.bare_channel],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
