@@ -72,18 +72,18 @@ def _rotatePython(view, keys, args):
     for key, gen in zip(keys, gens):
         record = view.hgetall(key)
         if "r" in record:
-            out.append(["revoked"])
+            out.append(b"revoked")
         elif "g" not in record:
-            out.append(["missing"])
+            out.append(b"missing")
         elif float(record["e"]) <= now:
-            out.append(["expired"])
+            out.append(b"expired")
         elif record["g"] == gen:
             view.hset(key, {"g": int(gen) + 1, "e": expires})
             view.expire(key, millis)
-            out.append(["ok", record["a"], record["u"], record["o"]])
+            out.append(b"ok " + record["a"] + b" " + record["o"] + b" " + record["u"])
         else:
             view.hset(key, {"r": "refresh_reuse"})
-            out.append(["reused", record["a"]])
+            out.append(b"reused " + record["a"])
     return out
 
 
@@ -94,7 +94,9 @@ def _rotatePython(view, keys, args):
 # in ms.  Generations stay far below 2^53, so Lua's numbers add one exactly.
 # Any generation other than the current one is a copied token coming back
 # (an older one, or, after the record was rebuilt from a copy, a newer
-# one): the login is marked revoked at once.
+# one): the login is marked revoked at once.  Each login's answer is one
+# string (fewer reply objects to build): "ok <account> <operator> <username>",
+# "reused <account>", "revoked", "missing" or "expired".
 ROTATE = Script(
     name="auth_login_rotate",
     lua="""
@@ -106,18 +108,18 @@ for gen in string.gmatch(ARGV[4], '%d+') do
   local k = KEYS[i]
   local rec = redis.call('HMGET', k, 'g', 'a', 'u', 'o', 'e', 'r')
   if rec[6] then
-    out[i] = {'revoked'}
+    out[i] = 'revoked'
   elseif not rec[1] then
-    out[i] = {'missing'}
+    out[i] = 'missing'
   elseif tonumber(rec[5]) <= now then
-    out[i] = {'expired'}
+    out[i] = 'expired'
   elseif rec[1] == gen then
     redis.call('HSET', k, 'g', string.format('%d', tonumber(gen) + 1), 'e', ARGV[2])
     redis.call('PEXPIRE', k, ARGV[3])
-    out[i] = {'ok', rec[2], rec[3], rec[4]}
+    out[i] = 'ok ' .. rec[2] .. ' ' .. rec[4] .. ' ' .. rec[3]
   else
     redis.call('HSET', k, 'r', 'refresh_reuse')
-    out[i] = {'reused', rec[2]}
+    out[i] = 'reused ' .. rec[2]
   end
 end
 return out
@@ -259,14 +261,14 @@ class LoginRecords:
             self._senders -= 1
 
     def _result(self, sid, gen, now, result):
-        outcome = result[0]
-        if outcome == b"ok":
+        if result[:3] == b"ok ":
             self._pending[sid] = (gen + 1, now)
-            return RefreshResult("ok", sid, int(result[1]), result[2].decode("utf-8"),
-                                 result[3] == b"1")
-        if outcome == b"reused":
-            return RefreshResult("reused", sid, int(result[1]))
-        if outcome == b"missing":
+            _, account, operator, username = result.split(b" ", 3)
+            return RefreshResult("ok", sid, int(account), username.decode("utf-8"),
+                                 operator == b"1")
+        if result[:7] == b"reused ":
+            return RefreshResult("reused", sid, int(result[7:]))
+        if result == b"missing":
             return RefreshResult("missing", sid)
         return RefreshResult("invalid", sid)
 

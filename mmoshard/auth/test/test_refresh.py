@@ -139,46 +139,55 @@ class ScriptTestsMixin:
     async def test_create_once(self):
         self.assertEqual(await self.create("a"), 1)
         self.assertEqual(await self.create("a", gen=5), 0)
-        self.assertEqual(await self.rotate(START, ("a", 0)), [[b"ok", b"7", b"alice", b"0"]])
+        self.assertEqual(await self.rotate(START, ("a", 0)), [b"ok 7 0 alice"])
 
     async def test_rotate(self):
         await self.create("a")
-        self.assertEqual(await self.rotate(START, ("a", 0)), [[b"ok", b"7", b"alice", b"0"]])
-        self.assertEqual(await self.rotate(START, ("a", 1)), [[b"ok", b"7", b"alice", b"0"]])
+        self.assertEqual(await self.rotate(START, ("a", 0)), [b"ok 7 0 alice"])
+        self.assertEqual(await self.rotate(START, ("a", 1)), [b"ok 7 0 alice"])
         self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"2")
         self.assertEqual(float(await self.volatile.hget(loginKey("a"), "e")), START + 100)
 
     async def test_reuse_marks_revoked(self):
         await self.create("a")
         await self.rotate(START, ("a", 0))
-        self.assertEqual(await self.rotate(START, ("a", 0)), [[b"reused", b"7"]])
+        self.assertEqual(await self.rotate(START, ("a", 0)), [b"reused 7"])
         # Even the current generation is refused from then on.
-        self.assertEqual(await self.rotate(START, ("a", 1)), [[b"revoked"]])
+        self.assertEqual(await self.rotate(START, ("a", 1)), [b"revoked"])
 
     async def test_large_generation(self):
         """Generations up to 15 digits count on exactly in Lua as in Python."""
         await self.create("a", gen=999999999999998)
         self.assertEqual(await self.rotate(START, ("a", 999999999999998)),
-                         [[b"ok", b"7", b"alice", b"0"]])
+                         [b"ok 7 0 alice"])
         self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"999999999999999")
         await self.rotate(START, ("a", 999999999999999))
         self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"1000000000000000")
 
+    async def test_answer_keeps_the_username_whole(self):
+        await self.call(CREATE, ["a"], [42, "Zoë a b", 1, 0, START + 100, 100000])
+        answer = await self.rotate(START, ("a", 0))
+        self.assertEqual(answer, ["ok 42 1 Zoë a b".encode()])
+        records = LoginRecords(None, None, Clock(), 100.0, 5.0)
+        result = records._result("a", 0, START, answer[0])
+        self.assertEqual((result.outcome, result.accountId, result.username, result.isOperator),
+                         ("ok", 42, "Zoë a b", True))
+
     async def test_newer_generation_is_reuse(self):
         await self.create("a")
-        self.assertEqual(await self.rotate(START, ("a", 5)), [[b"reused", b"7"]])
+        self.assertEqual(await self.rotate(START, ("a", 5)), [b"reused 7"])
 
     async def test_missing_and_expired(self):
-        self.assertEqual(await self.rotate(START, ("nope", 0)), [[b"missing"]])
+        self.assertEqual(await self.rotate(START, ("nope", 0)), [b"missing"])
         await self.create("a", expires=START + 10)
-        self.assertEqual(await self.rotate(START + 10, ("a", 0)), [[b"expired"]])
+        self.assertEqual(await self.rotate(START + 10, ("a", 0)), [b"expired"])
         self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"0")
 
     async def test_end(self):
         await self.create("a")
         self.assertEqual(await self.call(END, ["a", "b"], ["logout", 50000]), 2)
         self.assertEqual(await self.rotate(START, ("a", 0), ("b", 0)),
-                         [[b"revoked"], [b"revoked"]])
+                         [b"revoked", b"revoked"])
         # A mark made before the record keeps the record from being written.
         self.assertEqual(await self.create("b"), 0)
         ttl = await self.volatile.ttl(loginKey("b"))
@@ -192,8 +201,8 @@ class ScriptTestsMixin:
             await self.create(sid)
         await self.call(END, ["c"], ["ban", 50000])
         result = await self.rotate(START, ("a", 0), ("b", 3), ("c", 0), ("d", 0), ("a", 1))
-        self.assertEqual(result, [[b"ok", b"7", b"alice", b"0"], [b"reused", b"7"],
-                                  [b"revoked"], [b"missing"], [b"ok", b"7", b"alice", b"0"]])
+        self.assertEqual(result, [b"ok 7 0 alice", b"reused 7",
+                                  b"revoked", b"missing", b"ok 7 0 alice"])
 
 
 class BatchTests(TestCase):
@@ -214,7 +223,7 @@ class BatchTests(TestCase):
         if failure is not None:
             d.errback(failure)
         else:
-            d.callback([[b"ok", b"%d" % n, b"u", b"0"] for n in range(len(keys))])
+            d.callback([b"ok %d 0 u" % n for n in range(len(keys))])
 
     def test_batches(self):
         results = [self.records.rotate(f"s{i}", i) for i in range(OVERLAP_BATCH + 3)]
