@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -285,6 +286,7 @@ def main():
         proc.terminate()
         proc.wait(30)
         cleanRedis(options.redis, prefix)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     check, base = summarise(checks), summarise(bares)
     print(f"# version check: {json.dumps(check)}")
