@@ -107,10 +107,11 @@ def _unb64(segment):
     return _a2b((segment + "=" * (-len(segment) % 4)).encode("ascii").translate(_FROM_URLSAFE))
 
 
-class _HMACSHA256:
+class HMACSHA256:
     """
     HMAC-SHA256 (RFC 2104) under one key, with the hash states of the padded
     key computed once: hmac.new redoes them, and more, for every token.
+    Call it (or L{digest}) with a message for the 32-byte MAC.
     """
 
     def __init__(self, key):
@@ -126,6 +127,8 @@ class _HMACSHA256:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
+
+    __call__ = digest
 
 
 def _checkHeader(segment):
@@ -191,7 +194,7 @@ def decode(key, token, now):
     @return: the L{Claims}.
     @raise InvalidToken: when malformed, forged or expired.
     """
-    return _decode(_HMACSHA256(signingKey(key)), token, now)
+    return _decode(HMACSHA256(signingKey(key)), token, now)
 
 
 # -- revocations in the volatile store ----------------------------------------
@@ -397,7 +400,7 @@ class TokenVerifier:
     log = Logger()
 
     def __init__(self, key, volatile, clock, interval=2.0, staleAfter=30.0, cacheSize=4096):
-        self._mac = _HMACSHA256(signingKey(key))
+        self._mac = HMACSHA256(signingKey(key))
         self.cacheSize = cacheSize
         # token string -> Claims, for tokens whose signature checked out
         self._verified = {}
