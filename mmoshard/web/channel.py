@@ -4,6 +4,7 @@ from twisted.internet import tcp
 from twisted.web import http
 from twisted.web.http_headers import Headers
 
+from mmoshard.wire.direct import sendNow
 # Twisted's transport.write only queues: it registers the socket for
 # writability (one epoll_ctl), the reactor wakes, sends, and unregisters (a
 # second epoll_ctl) -- per answer, and twisted.web writes an answer's
@@ -86,18 +87,7 @@ class DirectHTTPChannel(http.HTTPChannel):
         if not _canSend(t):
             t.writeSequence(parts)
             return
-        data = b"".join(parts)
-        try:
-            sent = t.socket.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            # A reset or closed peer: let the reactor's own write find the
-            # error and close the connection its usual way.
-            t.write(data)
-            return
-        if sent < len(data):
-            t.write(data[sent:])
+        sendNow(t, t.socket.send, b"".join(parts))
 
 
 def directChannel():

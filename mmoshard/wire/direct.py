@@ -107,14 +107,23 @@ class _DirectWriter:
                 or t.disconnecting or t._writeDisconnected):
             t.write(data)
             return
-        try:
-            sent = self._send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            # A reset or closed peer: queue it and let the reactor's own
-            # write find the error and close the connection its usual way.
-            t.write(data)
-            return
-        if sent < len(data):
-            t.write(data[sent:])
+        sendNow(t, self._send, data)
+
+
+def sendNow(transport, send, data):
+    """
+    Send C{data} with C{send} (the socket's) on a TCP C{transport} holding
+    nothing unsent; what the socket does not take goes through
+    C{transport.write}.
+    """
+    try:
+        sent = send(data)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:
+        # A reset or closed peer: queue it and let the reactor's own write
+        # find the error and close the connection its usual way.
+        transport.write(data)
+        return
+    if sent < len(data):
+        transport.write(data[sent:])
