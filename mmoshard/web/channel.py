@@ -5,6 +5,7 @@ from twisted.web import http
 from twisted.web.http_headers import Headers
 
 from mmoshard.wire.direct import sendNow
+
 # Twisted's transport.write only queues: it registers the socket for
 # writability (one epoll_ctl), the reactor wakes, sends, and unregisters (a
 # second epoll_ctl) -- per answer, and twisted.web writes an answer's
