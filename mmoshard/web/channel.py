@@ -4,7 +4,7 @@ from twisted.internet import tcp
 from twisted.web import http
 from twisted.web.http_headers import Headers
 
-from mmoshard.wire.direct import sendNow
+from mmoshard.wire.direct import canSendNow, sendNow
 
 # Twisted's transport.write only queues: it registers the socket for
 # writability (one epoll_ctl), the reactor wakes, sends, and unregisters (a
@@ -16,15 +16,7 @@ from mmoshard.wire.direct import sendNow
 
 
 def _canSend(t):
-    return (
-        isinstance(t, tcp.Connection)
-        and not t.TLS
-        and t.connected
-        and not t.disconnecting
-        and not t._writeDisconnected
-        and not t.dataBuffer
-        and not t._tempDataLen
-    )
+    return isinstance(t, tcp.Connection) and canSendNow(t)
 
 
 class DirectHTTPChannel(http.HTTPChannel):

@@ -134,10 +134,7 @@ class JSONResource(Resource):
         return NOT_DONE_YET
 
     def _answer(self, result, request):
-        if len(result) == 2:
-            writeJSON(request, result[0], result[1])
-        else:
-            writeJSON(request, *result)
+        writeJSON(request, *result)
 
     def _fail(self, failure, request):
         if failure.check(HTTPError):

@@ -85,6 +85,7 @@ class _DirectWriter:
             pending.append(data)
             return
         t = self.transport
+        # canSendNow, inlined: this runs for every message.
         if (t._tempDataLen or t.dataBuffer or t.TLS or not t.connected
                 or t.disconnecting or t._writeDisconnected):
             t.write(data)
@@ -103,11 +104,16 @@ class _DirectWriter:
             return
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         t = self.transport
-        if (t._tempDataLen or t.dataBuffer or t.TLS or not t.connected
-                or t.disconnecting or t._writeDisconnected):
+        if canSendNow(t):
+            sendNow(t, self._send, data)
+        else:
             t.write(data)
-            return
-        sendNow(t, self._send, data)
+
+
+def canSendNow(t):
+    """@return: True when TCP connection C{t} is open, plain, and holds nothing unsent."""
+    return not (t._tempDataLen or t.dataBuffer or t.TLS or not t.connected
+                or t.disconnecting or t._writeDisconnected)
 
 
 def sendNow(transport, send, data):
