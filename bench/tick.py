@@ -1,8 +1,8 @@
 """A deterministic W1 tick harness: one in-process world on a Clock, N simulated TCP players, the real read, tick and write paths but no sockets.
 
     python bench/tick.py --players 4000 --ticks 100
-    valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured*' \\
-        /root/.pyenv/versions/3.11.7/bin/python3.11 bench/tick.py --players 4000 --ticks 20
+    TICK_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no \\
+        /root/.pyenv/versions/3.11.7/bin/python3.11 bench/tick.py --players 2000 --ticks 10
 
 The world is the test harness (mmoshard.world.test.harness: the real session
 manager, memory store, synchronous SQLite); players are StringTransport peers
@@ -11,13 +11,14 @@ W1 layout (a square zone of side sqrt(N*pi*R^2/25), 5 m/s walkers, 5 Hz
 moves), seeded.  It reports CPU time per tick and per client-tick for the
 whole cycle (reads, tick, writes handed to transports) and for each system.
 Timings are for A/B comparisons on one machine; instruction counts under
-callgrind (the `measured` function is the window) are repeatable.
+callgrind (TICK_CALLGRIND=1: the measured ticks only) are repeatable.
 """
 
 import argparse
 import math
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -137,8 +138,16 @@ def run(opts):
 
 
 def measured(cycle, ticks):
+    # Under callgrind --instr-atstart=no, count only this window.
+    toggle = os.environ.get("TICK_CALLGRIND") and (
+        lambda on: subprocess.run(["callgrind_control", "-i", on, str(os.getpid())],
+                                  check=True, capture_output=True))
+    if toggle:
+        toggle("on")
     for _ in range(ticks):
         cycle()
+    if toggle:
+        toggle("off")
 
 
 def main():
