@@ -115,6 +115,46 @@ class Session:
         self.manager.endSession(self, "closed", ErrorInfo(code, message or code) if code else None)
 
 
+def sendEncodedMany(sends, kind):
+    """
+    C{session.sendEncoded(payload, kind)} for each C{(session, payload)} of
+    C{sends}, with the per-message bookkeeping (two calls, the metrics) done
+    once per run of sessions on one transport: a world tick sends one
+    update to every player, thousands per tick.
+    """
+    stats = None
+    count = size = 0
+    for session, payload in sends:
+        conn = getattr(session, "conn", None)
+        if type(session) is not Session or conn is None:
+            # Another ISession, or link-dead (then sendEncoded drops it).
+            session.sendEncoded(payload, kind)
+            continue
+        if session.ended or conn.state == CLOSED:
+            continue
+        if conn._paused:
+            # Queued and counted by the connection itself.
+            conn.sendEncoded(payload, kind)
+            continue
+        if conn._stats is not stats:
+            if count:
+                _count(stats, kind, count, size)
+            stats = conn._stats
+            count = size = 0
+        count += 1
+        size += len(payload)
+        conn.link.writeFrame(payload)
+    if count:
+        _count(stats, kind, count, size)
+
+
+def _count(stats, kind, count, size):
+    counts = stats.messagesOut
+    counts[kind] = counts.get(kind, 0) + count
+    sizes = stats.bytesOut
+    sizes[kind] = sizes.get(kind, 0) + size
+
+
 @implementer(IPushProducer)
 class Connection:
     """

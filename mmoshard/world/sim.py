@@ -5,6 +5,7 @@ import struct
 
 from twisted.logger import Logger
 
+from mmoshard.wire.session import sendEncodedMany
 from mmoshard.world.interest import InterestGrid
 from mmoshard.world.zones import Terrain
 
@@ -380,6 +381,9 @@ class Zone:
         entities = self.entities
         nbytes = 0
         nupdates = 0
+        # Moves-only updates, sent together after the loop.
+        sends = []
+        queue = sends.append
         for ob in self.observers.values():
             enters = ob.enters
             leaves = ob.leaves
@@ -388,9 +392,8 @@ class Zone:
                 ids = ob.visible & movedIds
                 if ids:
                     m = join(map(getRec, ids))
-                    ob.session.sendEncoded(movesMessage(m), "world.u")
+                    queue((ob.session, movesMessage(m)))
                     nbytes += len(m)
-                    nupdates += 1
                 continue
             ob.enters = ob.leaves = None
             body = {}
@@ -414,6 +417,9 @@ class Zone:
                 nbytes += len(m)
             ob.session.send("world.u", body, replayable=False)
             nupdates += 1
+        if sends:
+            sendEncodedMany(sends, "world.u")
+            nupdates += len(sends)
         stats = self.stats
         stats.updates += nupdates
         stats.bytesOut += nbytes + 16 * nupdates
