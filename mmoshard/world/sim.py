@@ -18,11 +18,15 @@ MOVE = struct.Struct("<IffhhI")
 _MOVES_PREFIX = b"\x82\xa1t\xa7world.u\xa1m"
 
 
+# Its head for every bin 8 length: the common update is one concatenation.
+_MOVES_HEADS = [_MOVES_PREFIX + b"\xc4" + bytes([n]) for n in range(0x100)]
+
+
 def movesMessage(m):
     """@return: the msgpack bytes of C{{"t": "world.u", "m": m}}."""
     n = len(m)
     if n < 0x100:
-        return _MOVES_PREFIX + b"\xc4" + n.to_bytes(1, "big") + m
+        return _MOVES_HEADS[n] + m
     if n < 0x10000:
         return _MOVES_PREFIX + b"\xc5" + n.to_bytes(2, "big") + m
     return _MOVES_PREFIX + b"\xc6" + n.to_bytes(4, "big") + m
@@ -384,6 +388,7 @@ class Zone:
         # Moves-only updates, sent together after the loop.
         sends = []
         queue = sends.append
+        heads = _MOVES_HEADS
         for ob in self.observers.values():
             enters = ob.enters
             leaves = ob.leaves
@@ -392,8 +397,9 @@ class Zone:
                 ids = ob.visible & movedIds
                 if ids:
                     m = join(map(getRec, ids))
-                    queue((ob.session, movesMessage(m)))
-                    nbytes += len(m)
+                    n = len(m)
+                    queue((ob.session, heads[n] + m if n < 0x100 else movesMessage(m)))
+                    nbytes += n
                 continue
             ob.enters = ob.leaves = None
             body = {}
