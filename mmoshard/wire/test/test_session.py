@@ -582,3 +582,55 @@ class ShutdownTests(TestCase):
         self.successResultOf(d)
         late = server.tcp()
         self.assertEqual(late.received()[0]["code"], errors.UNAVAILABLE)
+
+
+class SendManyTests(TestCase):
+    """sendEncodedMany: what one sendEncoded per session would do, in one pass."""
+
+    def test_likeSendEncoded(self):
+        from mmoshard.wire.codec import encode
+        from mmoshard.wire.session import sendEncodedMany
+
+        server = Server(self, max_output=1 << 20)
+        sessions = server.manager.sessions
+        tcp = [server.welcomed(accountId=i) for i in (1, 2, 3, 4)]
+        ws = server.welcomed(accountId=5, transport="ws")
+        live, paused, linkDead, ended = (sessions[p.welcome["session_id"]] for p in tcp)
+        wsSession = sessions[ws.welcome["session_id"]]
+        tcp[1].conn.pauseProducing()
+        tcp[2].lose()
+        server.manager.endSession(ended, "logout")
+        for p in tcp + [ws]:
+            p.received()
+
+        class Other:
+            def __init__(self):
+                self.got = []
+
+            def sendEncoded(self, payload, type):
+                self.got.append((payload, type))
+
+        other = Other()
+        stats = server.manager.metrics.forTransport
+        before = {t: (stats(t).messagesOut.get("t.u", 0), stats(t).bytesOut.get("t.u", 0))
+                  for t in ("tcp", "websocket")}
+        payloads = [encode({"t": "t.u", "n": i}) for i in range(6)]
+        sendEncodedMany(list(zip([live, paused, linkDead, ended, wsSession, other], payloads)),
+                        "t.u")
+
+        self.assertEqual(tcp[0].received(), [{"t": "t.u", "n": 0}])
+        self.assertEqual(ws.received(), [{"t": "t.u", "n": 4}])
+        self.assertEqual(other.got, [(payloads[5], "t.u")])
+        self.assertEqual(tcp[1].received(), [])
+        tcp[1].conn.resumeProducing()
+        self.assertEqual(tcp[1].received(), [{"t": "t.u", "n": 1}])
+        self.assertEqual(tcp[3].received(), [])
+        # Counted per transport as sendEncoded would: the live and the paused
+        # TCP sessions, the WebSocket one; not the dropped ones.
+        tcpCount, tcpBytes = before["tcp"]
+        self.assertEqual(stats("tcp").messagesOut["t.u"], tcpCount + 2)
+        self.assertEqual(stats("tcp").bytesOut["t.u"],
+                         tcpBytes + len(payloads[0]) + len(payloads[1]))
+        wsCount, wsBytes = before["websocket"]
+        self.assertEqual(stats("websocket").messagesOut["t.u"], wsCount + 1)
+        self.assertEqual(stats("websocket").bytesOut["t.u"], wsBytes + len(payloads[4]))
