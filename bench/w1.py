@@ -11,9 +11,22 @@ server started with twistd, `python -m mmoshard.bots w1` driven against it.
 A step where the generator sent under 95 % of the intended moves is
 GENERATOR-BOUND: it does not count, and the summary says the capacity found
 is then a lower bound (`<kind>_generator_bound=True`).
+
+`--generator c` drives the steps with bench/w1gen.c instead of the Python
+bots: the same workload (handshake, 5 Hz moves with the same bytes, pings,
+sampled world.u decoding, ramp/warmup/window, summary line) in a
+single-threaded epoll program that costs a fraction of the CPU, so one
+generator core can drive more bots than the bare server core can serve.
+It is compiled once per run (`gcc -O2`, cached by source hash in the temp
+dir); each step writes the bots' framed hello (token minted as the Python
+bots mint it) and world.enter into a handshake file the program reads.
+Each step's result says which generator drove it (`generator=`).
+
+    python bench/w1.py gen-selftest          # C move bytes == packMove, handshake file reads back
 """
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -187,12 +200,113 @@ def startWorld(config, adminPort):
     raise SystemExit("world server not ready after 60s")
 
 
+# --- the C generator (--generator c) ------------------------------------------------
+
+GEN_SOURCE = os.path.join(ROOT, "bench", "w1gen.c")
+HANDSHAKE_MAGIC = b"W1HS0001"
+
+
+def buildGenerator():
+    """Compile bench/w1gen.c (cached by source hash in the temp dir). @return: its path."""
+    with open(GEN_SOURCE, "rb") as f:
+        digest = hashlib.sha1(f.read()).hexdigest()[:16]
+    d = os.path.join(tempfile.gettempdir(), f"w1gen-{os.getuid()}-{digest}")
+    binary = os.path.join(d, "w1gen")
+    if not os.path.exists(binary):
+        os.makedirs(d, exist_ok=True)
+        part = f"{binary}.{os.getpid()}"
+        out = subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", part, GEN_SOURCE, "-lm"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"cannot compile {GEN_SOURCE}:\n{out.stderr}")
+        os.replace(part, binary)
+    return binary
+
+
+def writeHandshakes(path, n, firstId=1, key=KEY):
+    """
+    The C generator's handshake file: for bot i (account and character
+    firstId + i) the framed hello and world.enter the Python bot sends.
+    """
+    from mmoshard.tokens import issueAccessToken
+    from mmoshard.wire.codec import encode
+    from mmoshard.wire.framing import frame
+
+    parts = [HANDSHAKE_MAGIC, n.to_bytes(4, "big"), firstId.to_bytes(4, "big")]
+    now = time.time()
+    for cid in range(firstId, firstId + n):
+        parts.append(frame(encode({
+            "t": "hello", "id": 1, "token": issueAccessToken(key, cid, f"bot-{cid}", 86400, now),
+            "client_version": "bots-1", "platform": "bots"})))
+        parts.append(frame(encode({"t": "world.enter", "id": 2, "character_id": cid})))
+    with open(path, "wb") as f:
+        f.write(b"".join(parts))
+
+
+def readHandshakes(path):
+    """@return: (firstId, [(hello, enter)]) of a handshake file, decoded."""
+    from mmoshard.wire.codec import decode
+    from mmoshard.wire.framing import FrameDecoder
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != HANDSHAKE_MAGIC:
+        raise ValueError("not a handshake file")
+    n, firstId = int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
+    frames = [decode(p) for p in FrameDecoder(1 << 20).feed(data[16:])]
+    if len(frames) != 2 * n:
+        raise ValueError(f"{len(frames)} frames for {n} bots")
+    return firstId, list(zip(frames[0::2], frames[1::2]))
+
+
+def genSelftest(argv):
+    """The C generator against the Python bot: move bytes, handshake file both ways."""
+    from mmoshard.bots.w1 import packMove
+    from mmoshard.tokens import signingKey
+
+    binary = buildGenerator()
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "hs")
+        writeHandshakes(path, 50, 7)
+        first, pairs = readHandshakes(path)
+        assert first == 7 and len(pairs) == 50
+        import jwt
+
+        for i, (hello, enter) in enumerate(pairs):
+            assert hello["t"] == "hello" and hello["id"] == 1, hello
+            claims = jwt.decode(hello["token"], signingKey(KEY), algorithms=["HS256"])
+            assert claims["sub"] == str(7 + i), claims
+            assert enter == {"t": "world.enter", "id": 2, "character_id": 7 + i}, enter
+        out = subprocess.run([binary, "--selftest", "--handshakes", path, "--count", "50",
+                              "--first-id", "7"], capture_output=True, text=True, check=True).stdout
+    expected = packMove(1.5, -2.25, 3.0, -4.0, 123456789, 7).hex()
+    assert f"move {expected}" in out, out
+    assert "handshakes 50 ok" in out, out
+    print("gen-selftest ok")
+    return 0
+
+
+def botsCommand(n, port, opts, handshakes=None):
+    """The generator's command line: the Python bots, or the C program with C{handshakes}."""
+    args = ["--address", f"tcp:127.0.0.1:{port}", "--token-key", KEY, "--count", str(n),
+            "--size", f"{side(n):.1f}", "--warmup", str(opts.warmup),
+            "--duration", str(opts.duration), "--rate", str(opts.rate), "--seed", str(opts.seed)]
+    if opts.generator == "c":
+        return ["taskset", "-c", "1", opts.gen_binary] + args + ["--handshakes", handshakes]
+    return ["taskset", "-c", "1", sys.executable, "-m", "mmoshard.bots", "w1"] + args
+
+
 def runBots(n, port, opts, onWindowStart, onSummary):
     """Run the generator on CPU 1; call the hooks as its window starts and ends."""
-    cmd = ["taskset", "-c", "1", sys.executable, "-m", "mmoshard.bots", "w1",
-           "--address", f"tcp:127.0.0.1:{port}", "--token-key", KEY, "--count", str(n),
-           "--size", f"{side(n):.1f}", "--warmup", str(opts.warmup),
-           "--duration", str(opts.duration), "--rate", str(opts.rate), "--seed", str(opts.seed)]
+    if opts.generator == "c":
+        with tempfile.TemporaryDirectory(prefix="w1gen-") as d:
+            path = os.path.join(d, "handshakes")
+            writeHandshakes(path, n)
+            return _runBots(botsCommand(n, port, opts, path), opts, onWindowStart, onSummary)
+    return _runBots(botsCommand(n, port, opts), opts, onWindowStart, onSummary)
+
+
+def _runBots(cmd, opts, onWindowStart, onSummary):
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     summary = {}
@@ -212,6 +326,7 @@ def runBots(n, port, opts, onWindowStart, onSummary):
             log("bots:", line)
     proc.wait(timeout=60)
     summary.update(extra)
+    summary["generator"] = opts.generator
     return summary
 
 
@@ -466,6 +581,8 @@ def search(kind, opts):
 def main(argv):
     if argv[:1] == ["bare-server"]:
         return bareServer(argv[1:])
+    if argv[:1] == ["gen-selftest"]:
+        return genSelftest(argv[1:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=["world", "bare"], default=None)
     p.add_argument("--start", type=int, default=2000, help="first N of the world search")
@@ -487,6 +604,8 @@ def main(argv):
                    help="W1 zone's aoi_interval (ticks between visibility recomputes)")
     p.add_argument("--profile", action="store_true",
                    help="after the search, profile the world's tick at its capacity (extra run)")
+    p.add_argument("--generator", choices=["python", "c"], default="python",
+                   help="load generator: the Python bots or bench/w1gen.c")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--attempts", type=int, default=6,
                    help="runs of a step while other processes disturb its window")
@@ -496,7 +615,8 @@ def main(argv):
     load = os.getloadavg()[0]
     if load > 0.5:
         log(f"WARNING: load average {load:.2f}: the machine is not quiet")
-    out = {"load_before": round(load, 2), "bare_write": opts.bare_write}
+    opts.gen_binary = buildGenerator() if opts.generator == "c" else None
+    out = {"load_before": round(load, 2), "bare_write": opts.bare_write, "generator": opts.generator}
     for kind in ("world", "bare"):
         if opts.only and kind != opts.only:
             continue
