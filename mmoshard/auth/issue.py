@@ -103,13 +103,31 @@ class AccessTokenIssuer:
 
     def __init__(self, key):
         self._mac = HMACSHA256(signingKey(key))
+        # The last (now, ttl) given, as the objects given, and their claims'
+        # spellings: a float's repr costs as much as a third of the rest of
+        # a token, and the refreshes of one store round trip share one now.
+        self._times = (None, None, "", "")
+
+    def times(self, now, ttl):
+        """@return: the C{iat} and C{exp} claims (JSON text) of a token issued at C{now} for C{ttl} s."""
+        last = self._times
+        # Identity, not equality: 0.0 == -0.0, but they are spelled apart.
+        if now is last[0] and ttl is last[1]:
+            return last[2], last[3]
+        at = float(now)
+        iat, exp = jsonNumber(at), jsonNumber(at + float(ttl))
+        self._times = (now, ttl, iat, exp)
+        return iat, exp
 
     def issue(self, accountId, sid, ttl, now, flags=(), username=None):
         """@return: the HS256 JWT (str); arguments as for C{issueAccessToken}."""
-        now = float(now)
+        iat, exp = self.times(now, ttl)
+        return self.issueAt(accountId, sid, iat, exp, flags, username)
+
+    def issueAt(self, accountId, sid, iat, exp, flags=(), username=None):
+        """@return: the HS256 JWT (str) with the claims C{iat} and C{exp} spelled already (L{times})."""
         payload = '{"sub":"%d","sid":%s,"iat":%s,"exp":%s,"flags":[%s]%s}' % (
-            int(accountId), jsonString(str(sid)), jsonNumber(now),
-            jsonNumber(now + float(ttl)),
+            int(accountId), jsonString(str(sid)), iat, exp,
             ",".join([jsonString(f) for f in sorted(flags)]) if flags else "",
             "" if username is None else ',"name":' + jsonString(username),
         )

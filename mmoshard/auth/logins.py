@@ -265,7 +265,7 @@ class LoginRecords:
             self._pending[sid] = (gen + 1, now)
             _, account, operator, username = result.split(b" ", 3)
             return RefreshResult("ok", sid, int(account), username.decode("utf-8"),
-                                 operator == b"1")
+                                 operator == b"1", at=now)
         if result[:7] == b"reused ":
             return RefreshResult("reused", sid, int(result[7:]))
         if result == b"missing":

@@ -120,6 +120,9 @@ class RefreshResult:
     bannedUntil: float | None = None
     banReason: str | None = None
     gen: int | None = None
+    # When the volatile store rotated the token (the role's clock): what the
+    # new tokens say they were issued at.
+    at: float | None = None
 
 
 def _revokeLogins(cursor, where, params, now, reason):
