@@ -25,8 +25,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
-R = 50.0
 SPEED = 5.0
 
 
@@ -47,19 +47,12 @@ def build(n, seed, aoiInterval):
     from mmoshard.world.test.harness import WorldHarness
     from mmoshard.wire.test.helpers import TCPPeer, token
 
-    size = math.sqrt(n * math.pi * R * R / 25)
+    from w1 import side, writeZones
+
+    size = side(n)
     tmp = tempfile.mkdtemp(prefix="tick-")
     zones = os.path.join(tmp, "zones.toml")
-    with open(zones, "w") as f:
-        f.write(f"""[zones.w1]
-size = [{size:.1f}, {size:.1f}]
-spawns = [[{size / 2:.1f}, 0.0, {size / 2:.1f}]]
-aoi_radius = {R}
-aoi_hysteresis = 5.0
-aoi_interval = {aoiInterval}
-tick_rate = 10.0
-max_speed = 7.0
-""")
+    writeZones(zones, n, aoiInterval)
     world = WorldHarness(_Case(), zones_file=zones, start_zone="w1", max_players=100000)
     rng = random.Random(seed)
     players = []

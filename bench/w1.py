@@ -153,12 +153,10 @@ def prepareDatabase(n, seed):
     return url, dropper
 
 
-def writeFiles(tmp, n, sqlURL, prefix, tcpPort, adminPort, aoiInterval, directWrite=True):
-    from mmoshard.testing import writeConfig
-
+def writeZones(path, n, aoiInterval):
+    """Write the W1 zone (`w1`) for C{n} players to C{path}: also bench/tick.py's."""
     L = side(n)
-    zones = os.path.join(tmp, "zones.toml")
-    with open(zones, "w") as f:
+    with open(path, "w") as f:
         f.write(f"""[zones.w1]
 size = [{L:.1f}, {L:.1f}]
 spawns = [[{L / 2:.1f}, 0.0, {L / 2:.1f}]]
@@ -168,6 +166,13 @@ aoi_interval = {aoiInterval}
 tick_rate = 10.0
 max_speed = 7.0
 """)
+
+
+def writeFiles(tmp, n, sqlURL, prefix, tcpPort, adminPort, aoiInterval, directWrite=True):
+    from mmoshard.testing import writeConfig
+
+    zones = os.path.join(tmp, "zones.toml")
+    writeZones(zones, n, aoiInterval)
     return writeConfig(os.path.join(tmp, "w1.toml"), {
         "shard": {"id": "w1-bench", "roles": ["world"], "var_dir": os.path.join(tmp, "var")},
         "sql": {"url": sqlURL, "pool_min": 2, "pool_max": 6},
