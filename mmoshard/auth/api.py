@@ -32,6 +32,11 @@ abc1234567 football123 monkey1234 dragon1234 sunshine12 princess12 trustno1234
 """.split())
 
 DIRECTORY_ROLES = ("chat", "world", "matchmaking", "version")
+# How many refresh tokens issued by refreshes here are remembered until they
+# come back (L{AuthAPI.refresh}); some 4 MB.
+ISSUED_REMEMBERED = 16384
+# The largest generation a refresh token's form admits (15 digits).
+_MAX_GEN = 10 ** 15 - 1
 
 
 def _out(**types):
@@ -138,6 +143,13 @@ class AuthAPI:
         # The lifetimes as token answers spell them.
         self._accessTTL = jsonNumber(self.cfg.access_ttl)
         self._refreshTTL = jsonNumber(self.cfg.refresh_ttl)
+        # Refresh tokens a refresh here issued and nobody has presented yet
+        # -> (sid, gen).  A login's next refresh presents the token its last
+        # one made, mostly to this process; finding it spares checking its
+        # MAC, which is the one our key makes for (sid, gen) as it was made
+        # here.  The store still decides whether it is current.  Cleared
+        # when full: a token not found is checked as any other.
+        self._issued = {}
 
     def openapi(self):
         return openapiDocument(
@@ -316,8 +328,9 @@ class AuthAPI:
         return error("account.banned", f"the account is banned: {reason}",
                      fields={"reason": reason or "", "until": f"{until:.0f}"})
 
-    def _tokens(self, accountId, username, sid, gen, now, flags=()):
+    def _tokens(self, accountId, username, sid, gen, now, flags=(), refreshToken=None):
         """
+        @param refreshToken: generation C{gen}'s refresh token, if made already.
         @return: the L{TOKENS} answer of a login or refresh, encoded (JSON
             bytes): written out here, as refreshes are hot, rather than
             escaping the tokens (base64url and dots) again.
@@ -326,10 +339,11 @@ class AuthAPI:
         issuer = svc.issuer
         iat, exp = issuer.times(now, self.cfg.access_ttl)
         access = issuer.issueAt(accountId, sid, iat, exp, flags, username)
+        if refreshToken is None:
+            refreshToken = issueRefreshToken(svc.refreshMAC, sid, gen)
         return (_TOKENS_JSON % (
             int(accountId), jsonString(username), jsonString(sid), access,
-            self._accessTTL, issueRefreshToken(svc.refreshMAC, sid, gen),
-            self._refreshTTL, iat,
+            self._accessTTL, refreshToken, self._refreshTTL, iat,
         )).encode()
 
     def refresh(self, call):
@@ -338,20 +352,33 @@ class AuthAPI:
         # The rotation's Deferred answers a good token itself; everything
         # else goes on in _refreshed.
         svc = self.service
-        parsed = parseRefreshToken(svc.refreshMAC, call.body["refresh_token"])
+        token = call.body["refresh_token"]
+        parsed = self._issued.pop(token, None)
         if parsed is None:
-            # Not made with our key: says nothing about any login.
-            svc.refreshOutcome("invalid")
-            raise error("auth.invalid_refresh_token")
+            parsed = parseRefreshToken(svc.refreshMAC, token)
+            if parsed is None:
+                # Not made with our key: says nothing about any login.
+                svc.refreshOutcome("invalid")
+                raise error("auth.invalid_refresh_token")
         sid, gen = parsed
         return svc.loginRecords.rotate(sid, gen).addCallback(self._rotated, sid, gen, call)
 
     def _rotated(self, result, sid, gen, call):
         if result.outcome != "ok":
             return Deferred.fromCoroutine(self._refreshed(result, sid, gen, call))
-        self.service.refreshOutcome("ok")
-        return 200, self._tokens(result.accountId, result.username, sid, gen + 1,
-                                 result.at, ("operator",) if result.isOperator else ())
+        svc = self.service
+        svc.refreshOutcome("ok")
+        gen += 1
+        refreshToken = issueRefreshToken(svc.refreshMAC, sid, gen)
+        # sid came from a token that passed, so this one's form passes too
+        # while gen has its at most 15 digits.
+        if gen <= _MAX_GEN:
+            issued = self._issued
+            if len(issued) >= ISSUED_REMEMBERED:
+                issued.clear()
+            issued[refreshToken] = (sid, gen)
+        return 200, self._tokens(result.accountId, result.username, sid, gen, result.at,
+                                 ("operator",) if result.isOperator else (), refreshToken)
 
     async def _refreshed(self, result, sid, gen, call):
         """The end of a refresh whose rotation was not plainly C{ok}."""

@@ -38,17 +38,20 @@ def refreshMAC(key):
     return HMACSHA256(refreshKey(key))
 
 
-def _secret(mac, sid, gen):
-    return _b64(mac(b"%s.%d" % (sid.encode("ascii"), gen)))
+def _macText(mac, message):
+    """@return: the unpadded base64url (str) of C{message}'s 32-byte MAC."""
+    # 32 bytes are 43 base64 characters and one "=".
+    return b2a_base64(mac(message), newline=False).translate(_URLSAFE)[:43].decode("ascii")
 
 
 def issueRefreshToken(mac, sid, gen):
     """
     @param mac: the L{HMACSHA256} of the refresh key (L{refreshMAC}).
     @return: the refresh token C{"{sid}.{gen}.{secret}"} of generation
-        C{gen} of login C{sid}.
+        C{gen} of login C{sid}: the secret is the MAC of C{"{sid}.{gen}"}.
     """
-    return f"{sid}.{gen}.{_secret(mac, sid, gen).decode('ascii')}"
+    signed = f"{sid}.{int(gen)}"
+    return f"{signed}.{_macText(mac, signed.encode('ascii'))}"
 
 
 def parseRefreshToken(mac, token):
@@ -64,11 +67,12 @@ def parseRefreshToken(mac, token):
     match = _TOKEN.fullmatch(token) if type(token) is str else None
     if match is None:
         return None
-    sid, genText, secret = match.groups()
-    gen = int(genText)
-    if not hmac.compare_digest(_secret(mac, sid, gen), secret.encode("ascii")):
+    # The pattern admits one spelling of each (sid, gen), so the MAC'd
+    # "{sid}.{gen}" is the token less its "." and 43-character secret; both
+    # are ASCII, which compare_digest takes as str.
+    if not hmac.compare_digest(_macText(mac, token[:-44].encode("ascii")), token[-43:]):
         return None
-    return sid, gen
+    return match[1], int(match[2])
 
 
 # -- access tokens --------------------------------------------------------------
@@ -132,5 +136,6 @@ class AccessTokenIssuer:
             "" if username is None else ',"name":' + jsonString(username),
         )
         signed = _HEADER + _b64(payload.encode())
-        signature = _b64(self._mac(signed))
+        # The signature's 32 bytes are 43 base64 characters and one "=".
+        signature = b2a_base64(self._mac(signed), newline=False).translate(_URLSAFE)[:43]
         return (signed + b"." + signature).decode("ascii")

@@ -248,7 +248,8 @@ class LoginRecords:
                 gens = b" ".join([b"%d" % gen for _, gen, _ in batch])
                 try:
                     results = await self.volatile.evalScript(
-                        ROTATE, [loginKey(sid) for sid, _, _ in batch],
+                        # loginKey, written out: this runs for every refresh.
+                        ROTATE, [f"auth:login:{sid}" for sid, _, _ in batch],
                         [now, now + self.ttl, self._ttlMillis, gens],
                     )
                 except Exception as e:

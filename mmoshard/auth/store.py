@@ -104,7 +104,10 @@ def _txn_loginOk(cursor, accountId, sid, now, expiresAt, ip, userAgent, newHash=
     return None
 
 
-@attrs.frozen
+# Not frozen: one is made per refresh, and a frozen class's __init__ sets
+# each field through object.__setattr__, several times the cost (measured).
+# Nothing changes one once made.
+@attrs.define
 class RefreshResult:
     """
     What a refresh came to: C{outcome} is ok, invalid, reused or banned,

@@ -317,6 +317,30 @@ class RefreshTestsMixin:
         claims = await h.verifier.verify(r.body["access_token"])
         self.assertTrue(claims.has("operator"))
 
+    async def test_issued_tokens_remembered(self):
+        """
+        A token a refresh here issued is found without its MAC being checked;
+        one that is not (another key's, or forgotten) is checked as before.
+        """
+        h = await self.harness()
+        login = await h.account()
+        first = await self.refresh(h, login["refresh_token"])
+        issued = h.service.api._issued
+        token = first.body["refresh_token"]
+        sid, gen, _ = token.split(".")
+        self.assertEqual(issued.get(token), (sid, int(gen)))
+        forged = issueRefreshToken(refreshMAC("not the server's key 0123456789"), sid, int(gen))
+        r = await self.refresh(h, forged)
+        self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
+        issued.clear()
+        second = await self.refresh(h, token)
+        self.assertEqual(second.code, 200, second)
+        self.assertNotIn(token, issued)
+        third = await self.refresh(h, second.body["refresh_token"])
+        self.assertEqual(third.code, 200, third)
+        r = await self.refresh(h, second.body["refresh_token"])
+        self.assertEqual((r.code, r.error), (401, "auth.refresh_token_reused"))
+
     async def test_reuse_of_older_generation(self):
         h = await self.harness()
         login = await h.account()

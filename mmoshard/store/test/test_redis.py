@@ -4,6 +4,8 @@ import shutil
 import socket
 import subprocess
 
+import txredisapi
+
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import Factory, Protocol
@@ -185,3 +187,26 @@ class RedisKeepaliveTests(TestCase):
                 break
             await deferLater(reactor, 0.01, lambda: None)
         self.assertGreaterEqual(len(pinged()), 2)
+
+
+class ProtocolTests(TestCase):
+    """The pool's protocol encodes and passes replies on as txredisapi's own does."""
+
+    def test_commands_encoded_alike(self):
+        from mmoshard.store.redis import _Protocol
+
+        ours = _Protocol(charset=None, convertNumbers=False)
+        theirs = txredisapi.HiredisProtocol(charset=None, convertNumbers=False)
+        for args in [(b"EVALSHA", b"ab12", b"2", b"k1", b"k\xc3\xa9", b"1.5", b""),
+                     (b"GET", bytearray(b"k")), ("SELECT", 3), (b"SET", "k", 1.5), ()]:
+            self.assertEqual(ours._build_command(*args), theirs._build_command(*args), args)
+
+    def test_replies_unchanged(self):
+        from mmoshard.store.redis import _Protocol
+
+        ours = _Protocol(charset=None, convertNumbers=False)
+        theirs = txredisapi.HiredisProtocol(charset=None, convertNumbers=False)
+        for reply in [b"ok 1 0 x", [b"a", [b"b", 3]], 7, None, b"", b"1.5", [b"12"]]:
+            self.assertEqual(ours.tryConvertData(reply), theirs.tryConvertData(reply))
+        converting = _Protocol(charset="utf-8", convertNumbers=True)
+        self.assertEqual(converting.tryConvertData([b"12", b"x"]), [12, "x"])
