@@ -107,19 +107,36 @@ def _unb64(segment):
     return _a2b((segment + "=" * (-len(segment) % 4)).encode("ascii").translate(_FROM_URLSAFE))
 
 
+try:
+    # CPython's own SHA-256 (_sha2 from 3.12): for messages of a block or
+    # two its copies and digests cost less than OpenSSL's EVP contexts
+    # (measured: 9.5k against 11.8k instructions for a refresh token's MAC);
+    # OpenSSL's is faster per block, for longer messages.
+    from _sha2 import sha256 as _shortSHA256
+except ImportError:  # pragma: no cover - depends on the Python version
+    try:
+        from _sha256 import sha256 as _shortSHA256
+    except ImportError:
+        _shortSHA256 = hashlib.sha256
+
+
 class HMACSHA256:
     """
     HMAC-SHA256 (RFC 2104) under one key, with the hash states of the padded
     key computed once: hmac.new redoes them, and more, for every token.
     Call it (or L{digest}) with a message for the 32-byte MAC.
+
+    @param short: messages are short (a block or two): use the SHA-256
+        implementation cheapest for those.
     """
 
-    def __init__(self, key):
+    def __init__(self, key, short=False):
         if len(key) > 64:
             key = hashlib.sha256(key).digest()
         block = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        sha256 = _shortSHA256 if short else hashlib.sha256
+        self._inner = sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = sha256(bytes(b ^ 0x5C for b in block))
 
     def digest(self, message):
         inner = self._inner.copy()

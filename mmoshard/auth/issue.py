@@ -35,7 +35,8 @@ def refreshKey(key):
 
 def refreshMAC(key):
     """@return: the L{HMACSHA256} refresh tokens are made and checked with, for the configured secret."""
-    return HMACSHA256(refreshKey(key))
+    # A refresh token's MAC'd "sid.gen" is under a block.
+    return HMACSHA256(refreshKey(key), short=True)
 
 
 def _macText(mac, message):

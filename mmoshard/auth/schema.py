@@ -30,9 +30,24 @@ class Prop:
     maximum: float | None = None
     nullable: bool = False
     description: str = ""
+    # The pattern, compiled once (re.fullmatch looks it up on every call).
+    _fullmatch: object = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self):
+        object.__setattr__(self, "_fullmatch",
+                           None if self.pattern is None else re.compile(self.pattern).fullmatch)
 
     def check(self, value):
         """@return: why C{value} is not acceptable, or None."""
+        if type(value) is str and self.type == "string":
+            # The common case, first; the same checks as below.
+            if self.minLength is not None and len(value) < self.minLength:
+                return f"must be at least {self.minLength} characters"
+            if self.maxLength is not None and len(value) > self.maxLength:
+                return f"must be at most {self.maxLength} characters"
+            if self._fullmatch is not None and not self._fullmatch(value):
+                return "has characters that are not allowed"
+            return None
         if value is None:
             return None if self.nullable else f"must be {self._kind()}, not null"
         if isinstance(value, bool) and self.type != "boolean":
@@ -44,7 +59,7 @@ class Prop:
                 return f"must be at least {self.minLength} characters"
             if self.maxLength is not None and len(value) > self.maxLength:
                 return f"must be at most {self.maxLength} characters"
-            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            if self._fullmatch is not None and not self._fullmatch(value):
                 return "has characters that are not allowed"
         else:
             if not math.isfinite(value):

@@ -17,6 +17,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mmoshard.interfaces import IVolatileStore
@@ -349,13 +350,30 @@ class RedisStore:
             self.log.info("Redis at {address} answering again", address=self.address)
 
     async def _call(self, *args):
+        return await self._send(*args)
+
+    def _send(self, *args):
+        """
+        Send one command.  @return: a Deferred firing with the reply, or
+        failing with L{VolatileUnavailable} or L{CommandError}.
+        """
+        # Not a coroutine: the auth role's batched refreshes go through here
+        # straight from evalScript, and a coroutine's hops cost more than
+        # sending (measured under callgrind).
         if self._closed:
-            raise VolatileUnavailable("the volatile store is closed")
+            return defer.fail(VolatileUnavailable("the volatile store is closed"))
         d = self._pool.execute_command(*args)
         d.addTimeout(self.timeout, self.reactor)
         self._inflight.add(d)
+        return d.addBoth(self._replied, d)
+
+    def _replied(self, result, d):
+        self._inflight.discard(d)
+        if not isinstance(result, Failure):
+            self._noteUp()
+            return result
         try:
-            result = await d
+            result.raiseException()
         except defer.TimeoutError as e:
             why = f"no answer from Redis at {self.address} within {self.timeout}s"
             self._noteDown(why)
@@ -371,10 +389,6 @@ class RedisStore:
         except txredisapi.ResponseError as e:
             self._noteUp()
             raise CommandError(str(e)) from e
-        finally:
-            self._inflight.discard(d)
-        self._noteUp()
-        return result
 
     # -- IVolatileStore
 
@@ -421,7 +435,7 @@ class RedisStore:
             raise TypeError(f"incr amount must be an int, not {amount!r}")
         if ttl is None:
             return await self._call(b"INCRBY", self._key(key), b"%d" % amount)
-        return await self._evalScript(_INCR_TTL, [key], [amount, _millis(ttl)])
+        return await self.evalScript(_INCR_TTL, [key], [amount, _millis(ttl)])
 
     @_deferred
     async def hset(self, key, mapping):
@@ -529,21 +543,19 @@ class RedisStore:
         return await self._call(b"PUBLISH", self._key(channel), _encode(message))
 
     def evalScript(self, script, keys, args):
-        # One coroutine fewer than @_deferred on a wrapper: this carries the
-        # auth role's batched refreshes.
-        return Deferred.fromCoroutine(self._evalScript(script, keys, args))
-
-    async def _evalScript(self, script, keys, args):
+        # Not a coroutine: this carries the auth role's batched refreshes.
         prefix = self.prefix
         tail = [b"%d" % len(keys), *[(prefix + k).encode("utf-8") for k in keys],
                 *[_encode(a) for a in args]]
-        try:
-            return await self._call(b"EVALSHA", script.sha1.encode("ascii"), *tail)
-        except CommandError as e:
-            if not str(e).startswith("NOSCRIPT"):
-                raise
+        return self._send(b"EVALSHA", script.sha1.encode("ascii"), *tail).addErrback(
+            self._noScript, script, tail)
+
+    def _noScript(self, failure, script, tail):
+        failure.trap(CommandError)
+        if not str(failure.value).startswith("NOSCRIPT"):
+            return failure
         # EVAL also caches the script, so the next EVALSHA finds it.
-        return await self._call(b"EVAL", script.lua.encode("utf-8"), *tail)
+        return self._send(b"EVAL", script.lua.encode("utf-8"), *tail)
 
     # -- pub/sub
 

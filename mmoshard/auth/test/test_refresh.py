@@ -82,8 +82,9 @@ class IssueTests(TestCase):
         """The prepared HMAC is HMAC-SHA256 for keys of every length."""
         for key in (b"", b"k", b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(200))):
             for message in (b"", b"sid.1", b"x" * 1000):
-                self.assertEqual(HMACSHA256(key)(message),
-                                 hmac.digest(key, message, "sha256"), (key, message))
+                for short in (False, True):
+                    self.assertEqual(HMACSHA256(key, short)(message),
+                                     hmac.digest(key, message, "sha256"), (key, message))
 
     def test_access_token_same_as_pyjwt(self):
         issuer = AccessTokenIssuer(TOKEN_KEY)
