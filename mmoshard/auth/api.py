@@ -338,11 +338,12 @@ class AuthAPI:
         svc = self.service
         issuer = svc.issuer
         iat, exp = issuer.times(now, self.cfg.access_ttl)
-        access = issuer.issueAt(accountId, sid, iat, exp, flags, username)
+        usernameJSON, sidJSON = jsonString(username), jsonString(sid)
+        access = issuer.issueAt(accountId, sidJSON, iat, exp, flags, usernameJSON)
         if refreshToken is None:
             refreshToken = issueRefreshToken(svc.refreshMAC, sid, gen)
         return (_TOKENS_JSON % (
-            int(accountId), jsonString(username), jsonString(sid), access,
+            int(accountId), usernameJSON, sidJSON, access,
             self._accessTTL, refreshToken, self._refreshTTL, iat,
         )).encode()
 

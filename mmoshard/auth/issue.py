@@ -127,14 +127,19 @@ class AccessTokenIssuer:
     def issue(self, accountId, sid, ttl, now, flags=(), username=None):
         """@return: the HS256 JWT (str); arguments as for C{issueAccessToken}."""
         iat, exp = self.times(now, ttl)
-        return self.issueAt(accountId, sid, iat, exp, flags, username)
+        return self.issueAt(accountId, jsonString(str(sid)), iat, exp, flags,
+                            None if username is None else jsonString(username))
 
-    def issueAt(self, accountId, sid, iat, exp, flags=(), username=None):
-        """@return: the HS256 JWT (str) with the claims C{iat} and C{exp} spelled already (L{times})."""
+    def issueAt(self, accountId, sidJSON, iat, exp, flags=(), usernameJSON=None):
+        """
+        @return: the HS256 JWT (str), given its claims C{sid}, C{iat},
+            C{exp} and C{name} as JSON spells them (L{jsonString},
+            L{times}): a token answer spells sid and name too.
+        """
         payload = '{"sub":"%d","sid":%s,"iat":%s,"exp":%s,"flags":[%s]%s}' % (
-            int(accountId), jsonString(str(sid)), iat, exp,
+            int(accountId), sidJSON, iat, exp,
             ",".join([jsonString(f) for f in sorted(flags)]) if flags else "",
-            "" if username is None else ',"name":' + jsonString(username),
+            "" if usernameJSON is None else ',"name":' + usernameJSON,
         )
         signed = _HEADER + _b64(payload.encode())
         # The signature's 32 bytes are 43 base64 characters and one "=".

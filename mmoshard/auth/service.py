@@ -31,6 +31,32 @@ PURGE_EVERY = 3600.0
 PURGE_AFTER = 86400.0
 
 
+class _RefreshCounter:
+    """
+    The Counter C{mmoshard_auth_refreshes} (by C{outcome}), with refreshes
+    counted in plain ints and added to it when the registry collects: a
+    refresh is cheap enough that Counter.inc's lock and checks showed
+    (measured: 5k instructions of some 450k).  Counts and collection are
+    on the reactor thread.
+    """
+
+    def __init__(self):
+        self.counter = Counter("mmoshard_auth_refreshes", "Token refreshes by outcome",
+                               ["outcome"], registry=None)
+        self._children = {o: self.counter.labels(o) for o in REFRESH_OUTCOMES}
+        self.counts = dict.fromkeys(REFRESH_OUTCOMES, 0)
+
+    def describe(self):
+        return self.counter.describe()
+
+    def collect(self):
+        for outcome, count in self.counts.items():
+            if count:
+                self.counts[outcome] = 0
+                self._children[outcome].inc(count)
+        return self.counter.collect()
+
+
 class AuthService(Service):
     """
     The auth role: REST under C{/v1} on the public site, account admin on
@@ -51,8 +77,8 @@ class AuthService(Service):
         registry = shard.metrics
         self.logins = Counter("mmoshard_auth_logins", "Login attempts by outcome",
                               ["outcome"], registry=registry)
-        self.refreshes = Counter("mmoshard_auth_refreshes", "Token refreshes by outcome",
-                                 ["outcome"], registry=registry)
+        self.refreshes = _RefreshCounter()
+        registry.register(self.refreshes)
         self.hashTime = Histogram("mmoshard_auth_password_hash_seconds",
                                   "argon2id time per operation", ["op"],
                                   buckets=HASH_BUCKETS, registry=registry)
@@ -61,8 +87,6 @@ class AuthService(Service):
                                     registry=registry)
         for outcome in LOGIN_OUTCOMES:
             self.logins.labels(outcome)
-        # Looked up once: a refresh is cheap enough for labels() to show.
-        self._refreshCounters = {o: self.refreshes.labels(o) for o in REFRESH_OUTCOMES}
         self.hasher = PasswordHasher(
             shard.reactor, self.config,
             observe=lambda op, seconds: self.hashTime.labels(op).observe(seconds),
@@ -80,7 +104,7 @@ class AuthService(Service):
         self.logins.labels(outcome).inc()
 
     def refreshOutcome(self, outcome):
-        self._refreshCounters[outcome].inc()
+        self.refreshes.counts[outcome] += 1
 
     def startService(self):
         Service.startService(self)
