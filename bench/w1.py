@@ -7,20 +7,22 @@
 Server on CPU 0, load generator on CPU 1 (taskset).  Real MariaDB and Redis.
 Each step: fresh database and key prefix, N accounts and characters spawned
 uniformly at random (seeded) in a square zone of side sqrt(N*pi*R^2/25), the
-server started with twistd, `python -m mmoshard.bots w1` driven against it.
+server started with twistd, the load generator driven against it.
 A step where the generator sent under 95 % of the intended moves is
 GENERATOR-BOUND: it does not count, and the summary says the capacity found
 is then a lower bound (`<kind>_generator_bound=True`).
 
-`--generator c` drives the steps with bench/w1gen.c instead of the Python
-bots: the same workload (handshake, 5 Hz moves with the same bytes, pings,
-sampled world.u decoding, ramp/warmup/window, summary line) in a
-single-threaded epoll program that costs a fraction of the CPU, so one
-generator core can drive more bots than the bare server core can serve.
-It is compiled once per run (`gcc -O2`, cached by source hash in the temp
-dir); each step writes the bots' framed hello (token minted as the Python
-bots mint it) and world.enter into a handshake file the program reads.
-Each step's result says which generator drove it (`generator=`).
+The generator is bench/w1gen.c where gcc is found (`--generator c`), else the
+Python bots (`--generator python`, `python -m mmoshard.bots w1`).  Both run
+the same workload (handshake, 5 Hz moves with the same bytes, pings, sampled
+world.u decoding, ramp/warmup/window, summary line); the C one is a
+single-threaded epoll program at about half the CPU, so one generator core
+can drive more bots than the bare server's core can serve (the Python bots
+saturate near 6,000).  It is compiled once per run (`gcc -O2`, cached by
+source hash in the temp dir); each step writes the bots' framed hello (token
+minted as the Python bots mint it) and world.enter into a handshake file the
+program reads.  Each step's result says which generator drove it
+(`generator=`).
 
     python bench/w1.py gen-selftest          # C move bytes == packMove, handshake file reads back
 """
@@ -609,8 +611,10 @@ def main(argv):
                    help="W1 zone's aoi_interval (ticks between visibility recomputes)")
     p.add_argument("--profile", action="store_true",
                    help="after the search, profile the world's tick at its capacity (extra run)")
-    p.add_argument("--generator", choices=["python", "c"], default="python",
-                   help="load generator: the Python bots or bench/w1gen.c")
+    p.add_argument("--generator", choices=["python", "c"], default=None,
+                   help="load generator: bench/w1gen.c (the default where gcc is found: "
+                        "the Python bots saturate their core before the bare server does) "
+                        "or the Python bots (mmoshard.bots w1)")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--attempts", type=int, default=6,
                    help="runs of a step while other processes disturb its window")
@@ -620,6 +624,11 @@ def main(argv):
     load = os.getloadavg()[0]
     if load > 0.5:
         log(f"WARNING: load average {load:.2f}: the machine is not quiet")
+    if opts.generator is None:
+        opts.generator = "c" if shutil.which("gcc") else "python"
+        if opts.generator == "python":
+            log("WARNING: no gcc: the Python generator drives the steps, and cannot drive "
+                "the bare server to its ceiling (steps will be GENERATOR-BOUND)")
     opts.gen_binary = buildGenerator() if opts.generator == "c" else None
     out = {"load_before": round(load, 2), "bare_write": opts.bare_write, "generator": opts.generator}
     for kind in ("world", "bare"):
