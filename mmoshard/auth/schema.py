@@ -40,14 +40,8 @@ class Prop:
     def check(self, value):
         """@return: why C{value} is not acceptable, or None."""
         if type(value) is str and self.type == "string":
-            # The common case, first; the same checks as below.
-            if self.minLength is not None and len(value) < self.minLength:
-                return f"must be at least {self.minLength} characters"
-            if self.maxLength is not None and len(value) > self.maxLength:
-                return f"must be at most {self.maxLength} characters"
-            if self._fullmatch is not None and not self._fullmatch(value):
-                return "has characters that are not allowed"
-            return None
+            # The common case, first.
+            return self._checkString(value)
         if value is None:
             return None if self.nullable else f"must be {self._kind()}, not null"
         if isinstance(value, bool) and self.type != "boolean":
@@ -55,12 +49,7 @@ class Prop:
         if not isinstance(value, _TYPES[self.type]):
             return f"must be {self._kind()}"
         if self.type == "string":
-            if self.minLength is not None and len(value) < self.minLength:
-                return f"must be at least {self.minLength} characters"
-            if self.maxLength is not None and len(value) > self.maxLength:
-                return f"must be at most {self.maxLength} characters"
-            if self._fullmatch is not None and not self._fullmatch(value):
-                return "has characters that are not allowed"
+            return self._checkString(value)
         else:
             if not math.isfinite(value):
                 return "must be a finite number"
@@ -68,6 +57,15 @@ class Prop:
                 return f"must be at least {self.minimum:g}"
             if self.maximum is not None and value > self.maximum:
                 return f"must be at most {self.maximum:g}"
+        return None
+
+    def _checkString(self, value):
+        if self.minLength is not None and len(value) < self.minLength:
+            return f"must be at least {self.minLength} characters"
+        if self.maxLength is not None and len(value) > self.maxLength:
+            return f"must be at most {self.maxLength} characters"
+        if self._fullmatch is not None and not self._fullmatch(value):
+            return "has characters that are not allowed"
         return None
 
     def _kind(self):
