@@ -219,8 +219,13 @@ def buildGenerator():
         digest = hashlib.sha1(f.read()).hexdigest()[:16]
     d = os.path.join(tempfile.gettempdir(), f"w1gen-{os.getuid()}-{digest}")
     binary = os.path.join(d, "w1gen")
-    if not os.path.exists(binary):
-        os.makedirs(d, exist_ok=True)
+    if not (_ours(d) and _ours(binary)):
+        # The temp dir is shared: run only what we compiled into a directory
+        # of our own, never a binary someone else put at that name.
+        if os.path.lexists(d) and not _ours(d):
+            d = tempfile.mkdtemp(prefix=f"w1gen-{digest}-")
+            binary = os.path.join(d, "w1gen")
+        os.makedirs(d, mode=0o700, exist_ok=True)
         part = f"{binary}.{os.getpid()}"
         out = subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", part, GEN_SOURCE, "-lm"],
                              capture_output=True, text=True)
@@ -228,6 +233,18 @@ def buildGenerator():
             raise SystemExit(f"cannot compile {GEN_SOURCE}:\n{out.stderr}")
         os.replace(part, binary)
     return binary
+
+
+def _ours(path):
+    """True when C{path} exists, is not a link, is ours, and only we may write it."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (not stat.S_ISLNK(st.st_mode) and st.st_uid == os.getuid()
+            and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 def writeHandshakes(path, n, firstId=1, key=KEY):
@@ -527,9 +544,13 @@ DRIVEN = 0.95
 
 
 def generatorBound(r):
-    """True when the generator sent under L{DRIVEN} of the intended moves."""
+    """
+    True when the generator sent under L{DRIVEN} of the moves its entered
+    bots should have: bots the server did not admit are the server's
+    failure (L{passes} checks them), not the generator's.
+    """
     try:
-        return float(r["moves_sent_s"]) < DRIVEN * SEND_HZ * int(r["n"])
+        return float(r["moves_sent_s"]) < DRIVEN * SEND_HZ * int(r["entered"])
     except (KeyError, ValueError):
         return False
 

@@ -151,6 +151,10 @@ class AuthAPI:
         # when full: a token not found is checked as any other.
         self._issued = {}
 
+    def forgetIssued(self):
+        """Forget the refresh tokens issued here (the key may have changed)."""
+        self._issued = {}
+
     def openapi(self):
         return openapiDocument(
             self.routes, "mmoshard auth", __version__,

@@ -24,8 +24,11 @@ OVERLAP_BATCH = 10
 REVOKED_LOOKBACK = 60.0
 
 
+LOGIN_KEY = "auth:login:"
+
+
 def loginKey(sid):
-    return f"auth:login:{sid}"
+    return LOGIN_KEY + sid
 
 
 def _millis(seconds):
@@ -249,7 +252,7 @@ class LoginRecords:
                 try:
                     results = await self.volatile.evalScript(
                         # loginKey, written out: this runs for every refresh.
-                        ROTATE, [f"auth:login:{sid}" for sid, _, _ in batch],
+                        ROTATE, [LOGIN_KEY + sid for sid, _, _ in batch],
                         [now, now + self.ttl, self._ttlMillis, gens],
                     )
                 except Exception as e:

@@ -179,7 +179,11 @@ class Router(JSONResource):
         call.claims = await self.api.authenticate(call.request)
         if route.body is not None:
             call.body = self._body(call.request, route)
-        return await getattr(self.api, route.handler)(call)
+        result = getattr(self.api, route.handler)(call)
+        if iscoroutine(result) or isinstance(result, Deferred):
+            # A plain handler (the Route docstring allows one) returns its answer.
+            result = await result
+        return result
 
     def _body(self, request, route):
         """@return: the request's body, read and checked against C{route}'s schema."""

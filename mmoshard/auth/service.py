@@ -119,8 +119,10 @@ class AuthService(Service):
         self.verifier = shard.lookup(ITokenVerifier)
         self.directory = shard.query(IDirectory)
         self.tokenKey = tokenKey(shard)
-        # Changing the token key changes this one too: every login ends.
+        # Changing the token key changes this one too: every login ends, so
+        # nothing remembered under the old key may be taken unchecked.
         self.refreshMAC = refreshMAC(self.tokenKey)
+        self.api.forgetIssued()
         self.issuer = AccessTokenIssuer(self.tokenKey)
         self.limits = Limits(self.volatile, self.config)
         self.loginRecords = LoginRecords(self.volatile, self.sql, self.clock,

@@ -92,11 +92,14 @@ class _Protocol(txredisapi.HiredisProtocol):
         # The store encodes every argument to bytes itself (see _encode); the
         # encoding is RESP as txredisapi writes it.  Anything else (the
         # protocol's own SELECT or AUTH) goes through txredisapi's encoder.
-        try:
-            return b"*%d\r\n" % len(args) + b"".join(
-                [b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args])
-        except TypeError:
-            return super()._build_command(*args, **kwargs)
+        # Exactly bytes: len() of another buffer (a memoryview of wider
+        # items) need not count bytes, and a wrong length would misframe the
+        # stream of a shared connection.
+        for arg in args:
+            if type(arg) is not bytes:
+                return super()._build_command(*args, **kwargs)
+        return b"*%d\r\n" % len(args) + b"".join(
+            [b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args])
 
     def tryConvertData(self, data):
         # Without a charset or number conversion (how the store sets the
@@ -545,8 +548,12 @@ class RedisStore:
     def evalScript(self, script, keys, args):
         # Not a coroutine: this carries the auth role's batched refreshes.
         prefix = self.prefix
-        tail = [b"%d" % len(keys), *[(prefix + k).encode("utf-8") for k in keys],
-                *[_encode(a) for a in args]]
+        try:
+            tail = [b"%d" % len(keys), *[(prefix + k).encode("utf-8") for k in keys],
+                    *[_encode(a) for a in args]]
+        except Exception:
+            # IVolatileStore promises a Deferred, as the memory store gives.
+            return defer.fail()
         return self._send(b"EVALSHA", script.sha1.encode("ascii"), *tail).addErrback(
             self._noScript, script, tail)
 

@@ -102,7 +102,8 @@ def readJSON(request, maxBody=MAX_BODY):
                 raise ValueError("extra data")
         else:
             data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError, StopIteration):
+    except (ValueError, UnicodeDecodeError, StopIteration, RecursionError):
+        # RecursionError: a body nested deeper than the parser's stack.
         raise HTTPError(400, "request.malformed_json", "body is not valid JSON")
     if not isinstance(data, dict):
         raise HTTPError(400, "request.malformed_json", "body must be a JSON object")

@@ -135,7 +135,8 @@ class OutageTests(TestCase):
         h = await AuthHarness(self, "sqlite").start()
         login = await h.account()
         volatile = h.shard.volatile
-        for name in ("incr", "get", "ttl", "evalScript"):
+        working = {name: getattr(volatile, name) for name in ("incr", "get", "ttl", "evalScript")}
+        for name in working:
             self.patch(volatile, name,
                        lambda *a, **k: fail(VolatileUnavailable("redis is gone")))
         r = await h.login()
@@ -144,6 +145,17 @@ class OutageTests(TestCase):
         # Token checks fail closed.
         r = await h.request("GET", "/v1/accounts/me", token=login["access_token"])
         self.assertEqual((r.code, r.error), (503, "service.unavailable"))
+        # The refresh's own path (no coroutine) maps the outage the same way,
+        # and the token is not spent: it refreshes once the store is back.
+        r = await h.request("POST", "/v1/sessions/refresh",
+                            body={"refresh_token": login["refresh_token"]})
+        self.assertEqual((r.code, r.error), (503, "service.unavailable"))
+        self.assertEqual(r.header("retry-after"), "1")
+        for name, method in working.items():
+            setattr(volatile, name, method)
+        r = await h.request("POST", "/v1/sessions/refresh",
+                            body={"refresh_token": login["refresh_token"]})
+        self.assertEqual(r.code, 200, r)
         self.assertEqual(len(self.flushLoggedErrors()), 0)
 
     async def test_sql_down(self):

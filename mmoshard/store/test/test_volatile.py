@@ -465,6 +465,12 @@ class VolatileStoreContract:
         self.assertEqual(await s.evalScript(RELEASE_LEASE, ["lease"], [b"me"]), 1)
         self.assertIsNone(await s.get("lease"))
 
+    async def test_scriptBadArgument(self):
+        """An argument the store cannot hold fails the Deferred; nothing raises."""
+        d = self.store.evalScript(RELEASE_LEASE, ["lease"], [object()])
+        with self.assertRaises(TypeError):
+            await d
+
     async def test_scriptTakeLease(self):
         s = self.store
         self.assertEqual(await s.evalScript(TAKE_LEASE, ["lease"], ["me", 200]), [1, b"me"])

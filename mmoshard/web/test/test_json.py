@@ -36,6 +36,15 @@ class ReadJSONTests(TestCase):
             else:
                 self.assertEqual(repr(readJSON(_Request(body))), repr(expected), body)
 
+    def test_deeply_nested(self):
+        """A body nested past the parser's stack is malformed, not a 500."""
+        for body in (b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}",
+                     b'{"a":' + b'{"b":' * 100000 + b"1" + b"}" * 100001):
+            with self.assertRaises(HTTPError) as caught:
+                readJSON(_Request(body), maxBody=1 << 20)
+            self.assertEqual((caught.exception.status, caught.exception.code),
+                             (400, "request.malformed_json"))
+
     def test_too_large(self):
         with self.assertRaises(HTTPError) as caught:
             readJSON(_Request(b'{"a":"' + b"x" * 100 + b'"}'), maxBody=50)
