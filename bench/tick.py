@@ -2,7 +2,9 @@
 
     python bench/tick.py --players 4000 --ticks 100
     TICK_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no \\
-        /root/.pyenv/versions/3.11.7/bin/python3.11 bench/tick.py --players 2000 --ticks 10
+        $(python -c 'import sys; print(sys.executable)') bench/tick.py --players 2000 --ticks 10
+
+(valgrind wants the interpreter binary itself, not a pyenv shim.)
 
 The world is the test harness (mmoshard.world.test.harness: the real session
 manager, memory store, synchronous SQLite); players are StringTransport peers
@@ -50,10 +52,11 @@ def build(n, seed, aoiInterval):
     from w1 import side, writeZones
 
     size = side(n)
-    tmp = tempfile.mkdtemp(prefix="tick-")
-    zones = os.path.join(tmp, "zones.toml")
-    writeZones(zones, n, aoiInterval)
-    world = WorldHarness(_Case(), zones_file=zones, start_zone="w1", max_players=100000)
+    with tempfile.TemporaryDirectory(prefix="tick-") as tmp:
+        zones = os.path.join(tmp, "zones.toml")
+        writeZones(zones, n, aoiInterval)
+        # The zones file is read here, at start.
+        world = WorldHarness(_Case(), zones_file=zones, start_zone="w1", max_players=100000)
     rng = random.Random(seed)
     players = []
     for i in range(n):
