@@ -59,6 +59,10 @@ class PasswordHasher:
         self._local = threading.local()
 
     async def start(self):
+        if self.pool.joined:
+            # A stopped ThreadPool cannot start again: a service stopped and
+            # started in one process gets a fresh one.
+            self.pool = ThreadPool(self.threads, self.threads, name="auth-argon2")
         self.pool.start()
         self.dummyHash = await self.hash(secrets.token_urlsafe(24))
 

@@ -342,6 +342,20 @@ class RefreshTestsMixin:
         r = await self.refresh(h, second.body["refresh_token"])
         self.assertEqual((r.code, r.error), (401, "auth.refresh_token_reused"))
 
+    async def test_new_key_forgets_issued_tokens(self):
+        """After a restart with a new token key, no token of the old key passes."""
+        import mmoshard.core
+
+        h = await self.harness()
+        login = await h.account()
+        first = await self.refresh(h, login["refresh_token"])
+        self.assertEqual(first.code, 200, first)
+        await h.service.stopService()
+        self.patch(mmoshard.core, "tokenKey", lambda shard: "a new key 0123456789abcdefghij")
+        await h.service.startService()
+        r = await self.refresh(h, first.body["refresh_token"])
+        self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
+
     async def test_reuse_of_older_generation(self):
         h = await self.harness()
         login = await h.account()

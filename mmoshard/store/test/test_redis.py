@@ -1,5 +1,6 @@
 """RedisStore beyond the contract: failing fast through an outage, recovering, keepalive PINGs."""
 
+import array
 import shutil
 import socket
 import subprocess
@@ -198,7 +199,10 @@ class ProtocolTests(TestCase):
         ours = _Protocol(charset=None, convertNumbers=False)
         theirs = txredisapi.HiredisProtocol(charset=None, convertNumbers=False)
         for args in [(b"EVALSHA", b"ab12", b"2", b"k1", b"k\xc3\xa9", b"1.5", b""),
-                     (b"GET", bytearray(b"k")), ("SELECT", 3), (b"SET", "k", 1.5), ()]:
+                     (b"GET", bytearray(b"k")), ("SELECT", 3), (b"SET", "k", 1.5), (),
+                     # A buffer whose len() is not its byte count must not be
+                     # framed by len(): a misframed command desyncs the stream.
+                     (b"SET", b"k", memoryview(array.array("i", [1, 2])))]:
             self.assertEqual(ours._build_command(*args), theirs._build_command(*args), args)
 
     def test_replies_unchanged(self):
