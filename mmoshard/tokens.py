@@ -107,6 +107,11 @@ def _unb64(segment):
     return _a2b((segment + "=" * (-len(segment) % 4)).encode("ascii").translate(_FROM_URLSAFE))
 
 
+def b64url(data):
+    """@return: the unpadded base64url (bytes) of C{data}, as JWT segments spell it."""
+    return _b2a(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
+
+
 try:
     # CPython's own SHA-256 (_sha2 from 3.12): for messages of a block or
     # two its copies and digests cost less than OpenSSL's EVP contexts
@@ -183,7 +188,7 @@ def _decode(mac, token, now):
         raise InvalidToken("malformed")
     _checkHeader(head)
     signed = token[: len(head) + 1 + len(payloadSeg)].encode("ascii")
-    expected = _b2a(mac.digest(signed), newline=False).translate(_TO_URLSAFE).rstrip(b"=")
+    expected = b64url(mac.digest(signed))
     if not hmac.compare_digest(expected, sigSeg.encode("ascii")):
         raise InvalidToken("bad signature")
     try:

@@ -390,12 +390,11 @@ class AuthAPI:
         svc = self.service
         if result.outcome == "missing":
             result = await self._recover(sid, gen, call.ip)
+            if result.outcome == "ok":
+                # Rebuilt from SQL and rotated: answered as any good rotation.
+                return self._rotated(result, sid, gen, call)
         outcome = result.outcome
         svc.refreshOutcome(outcome)
-        if outcome == "ok":
-            flags = ("operator",) if result.isOperator else ()
-            return 200, self._tokens(result.accountId, result.username, sid, gen + 1,
-                                     self.now(), flags)
         if outcome == "reused":
             now = self.now()
             await svc.sql.runInteraction(store._txn_refreshReuse, sid, result.accountId,

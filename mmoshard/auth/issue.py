@@ -4,10 +4,9 @@ import hashlib
 import hmac
 import json
 import re
-from binascii import b2a_base64
 from json.encoder import encode_basestring_ascii
 
-from mmoshard.tokens import HMACSHA256, signingKey
+from mmoshard.tokens import HMACSHA256, b64url, signingKey
 
 # A label distinct from the access-token key's, so neither key can stand in
 # for the other (a refresh secret is never a valid access-token signature).
@@ -18,12 +17,6 @@ _REFRESH_LABEL = b"mmoshard refresh token v1"
 # digits, and the 43 characters of an unpadded base64url SHA-256 MAC.
 _TOKEN = re.compile(r"([A-Za-z0-9_-]{1,32})\.(0|[1-9][0-9]{0,14})\.([A-Za-z0-9_-]{43})")
 
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def _b64(data):
-    """Unpadded base64url (binascii directly: this runs three times a refresh)."""
-    return b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def refreshKey(key):
@@ -41,8 +34,7 @@ def refreshMAC(key):
 
 def _macText(mac, message):
     """@return: the unpadded base64url (str) of C{message}'s 32-byte MAC."""
-    # 32 bytes are 43 base64 characters and one "=".
-    return b2a_base64(mac(message), newline=False).translate(_URLSAFE)[:43].decode("ascii")
+    return b64url(mac(message)).decode("ascii")
 
 
 def issueRefreshToken(mac, sid, gen):
@@ -85,7 +77,7 @@ def parseRefreshToken(mac, token):
 # json's own ASCII escaper, floats as repr).  A test compares it with
 # jwt.encode.
 
-_HEADER = _b64(
+_HEADER = b64url(
     json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":"), sort_keys=True).encode()
 ) + b"."
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -141,7 +133,6 @@ class AccessTokenIssuer:
             ",".join([jsonString(f) for f in sorted(flags)]) if flags else "",
             "" if usernameJSON is None else ',"name":' + usernameJSON,
         )
-        signed = _HEADER + _b64(payload.encode())
-        # The signature's 32 bytes are 43 base64 characters and one "=".
-        signature = b2a_base64(self._mac(signed), newline=False).translate(_URLSAFE)[:43]
+        signed = _HEADER + b64url(payload.encode())
+        signature = b64url(self._mac(signed))
         return (signed + b"." + signature).decode("ascii")

@@ -24,11 +24,8 @@ OVERLAP_BATCH = 10
 REVOKED_LOOKBACK = 60.0
 
 
-LOGIN_KEY = "auth:login:"
-
-
 def loginKey(sid):
-    return LOGIN_KEY + sid
+    return f"auth:login:{sid}"
 
 
 def _millis(seconds):
@@ -251,8 +248,7 @@ class LoginRecords:
                 gens = b" ".join([b"%d" % gen for _, gen, _ in batch])
                 try:
                     results = await self.volatile.evalScript(
-                        # loginKey, written out: this runs for every refresh.
-                        ROTATE, [LOGIN_KEY + sid for sid, _, _ in batch],
+                        ROTATE, [loginKey(sid) for sid, _, _ in batch],
                         [now, now + self.ttl, self._ttlMillis, gens],
                     )
                 except Exception as e:

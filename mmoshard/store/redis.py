@@ -547,9 +547,8 @@ class RedisStore:
 
     def evalScript(self, script, keys, args):
         # Not a coroutine: this carries the auth role's batched refreshes.
-        prefix = self.prefix
         try:
-            tail = [b"%d" % len(keys), *[(prefix + k).encode("utf-8") for k in keys],
+            tail = [b"%d" % len(keys), *[self._key(k) for k in keys],
                     *[_encode(a) for a in args]]
         except Exception:
             # IVolatileStore promises a Deferred, as the memory store gives.

@@ -328,11 +328,7 @@ class Connection:
         """Write one encoded message, or queue it while the peer is slow."""
         if self.state == CLOSED:
             return
-        stats = self._stats
-        counts = stats.messagesOut
-        counts[kind] = counts.get(kind, 0) + 1
-        sizes = stats.bytesOut
-        sizes[kind] = sizes.get(kind, 0) + len(payload)
+        _count(self._stats, kind, 1, len(payload))
         if self._paused:
             self._queued.append(payload)
             self._queuedBytes += len(payload)

@@ -398,6 +398,7 @@ class Zone:
                 if ids:
                     m = join(map(getRec, ids))
                     n = len(m)
+                    # movesMessage, its common case inlined: once per player per tick.
                     queue((ob.session, heads[n] + m if n < 0x100 else movesMessage(m)))
                     nbytes += n
                 continue
