@@ -490,3 +490,78 @@ class IProgression(Interface):
 
         @return: a Deferred firing with None.
         """
+
+
+class IInterestSpace(Interface):
+    """
+    One zone's area of interest and replication state: where each entity
+    is, what each observer sees, and the updates a tick sends.  Two
+    implementations pass the same contract tests: the pure-Python
+    L{mmoshard.world.interest.PySpace} and the C
+    L{mmoshard.world._space.Space}.
+
+    An entity has C{id} (uint32), C{x}, C{z}, C{vx}, C{vz}, C{ct} and
+    C{session} (an L{ISession} for observers, else None) and a C{slot}
+    attribute the space owns.  An observer sees what lies within C{radius}
+    of it and stops seeing it beyond C{radius + hysteresis}.  Synchronous:
+    nothing here blocks or returns a Deferred.
+    """
+
+    def add(entity):
+        """
+        Put C{entity} in the space at its C{(x, z)}; it is an observer when
+        its C{session} is not None.  It sees nothing until it is recomputed
+        (pass it in C{forced} to the next L{update}).
+        """
+
+    def remove(entity):
+        """
+        Take C{entity} out.  Observers that saw it get its id as a leave in
+        their next update; as an observer it forgets everything it saw.
+        """
+
+    def move(entity):
+        """
+        C{entity}'s C{x}, C{z}, C{vx}, C{vz} or C{ct} changed this tick: its
+        move record (the newest of the tick) goes to the observers that see
+        it in the next L{replicate}.
+        """
+
+    def moved():
+        """@return: a list of the entities moved since the last L{replicate}."""
+
+    def update(tick, interval, forced):
+        """
+        Recompute the visible sets of the observers due at C{tick} (those
+        in cells C{c} with C{c % interval == tick % interval}) and of the
+        observers in the iterable C{forced}, recording enters and leaves.
+        """
+
+    def replicate():
+        """
+        Collect this tick's updates and clear the moved entities.
+
+        @return: C{(sends, others, movesBytes)}: C{sends} a list of
+            C{(session, payload)} with the encoded C{world.u} of each
+            observer that only has moves of what it already sees;
+            C{others} a list of C{(entity, enters, leaves, moves)} for the
+            observers with enters or leaves (lists of ids; C{moves} the
+            packed records of the moved entities it sees and did not just
+            enter, or C{b""}); C{movesBytes} the size of the packed moves in
+            C{sends}.
+        """
+
+    def reset(entity):
+        """Observer C{entity} forgets what it sees and has pending (a resumed session)."""
+
+    def visible(entity):
+        """@return: the set of ids observer C{entity} sees."""
+
+    def watchers(entity):
+        """@return: the set of observer entities that see C{entity}."""
+
+    def cell(entity):
+        """@return: the grid cell index of C{entity}, -1 when not in the space."""
+
+    def pairs():
+        """@return: the number of (observer, visible entity) pairs."""

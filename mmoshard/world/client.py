@@ -7,7 +7,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from mmoshard.wire.client import RequestError, SessionClient
-from mmoshard.world.sim import MOVE
+from mmoshard.world.interest import MOVE
 
 
 class WorldClient:

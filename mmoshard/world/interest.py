@@ -1,31 +1,56 @@
-"""Area of interest on a uniform grid: per-observer visible sets with enter/leave hysteresis."""
+"""Area of interest and replication on a uniform grid: visible sets with enter/leave hysteresis, and the per-tick updates."""
 
 import math
+import struct
 from bisect import bisect_left, bisect_right
 
+from zope.interface import implementer
 
-class InterestGrid:
+from mmoshard.interfaces import IInterestSpace
+
+# One moved entity in a world.u update: id, x, z (float32 metres), vx, vz
+# (int16 cm/s) and the client time (uint32 ms) of the input that moved it.
+MOVE = struct.Struct("<IffhhI")
+
+# msgpack of {"t": "world.u", "m": <bin>} up to the bin header: the common
+# update (moves only) is built by concatenation instead of a dict encode.
+MOVES_PREFIX = b"\x82\xa1t\xa7world.u\xa1m"
+
+# Its head for every bin 8 length: the common update is one concatenation.
+_MOVES_HEADS = [MOVES_PREFIX + b"\xc4" + bytes([n]) for n in range(0x100)]
+
+
+def movesMessage(m):
+    """@return: the msgpack bytes of C{{"t": "world.u", "m": m}}."""
+    n = len(m)
+    if n < 0x100:
+        return _MOVES_HEADS[n] + m
+    if n < 0x10000:
+        return MOVES_PREFIX + b"\xc5" + n.to_bytes(2, "big") + m
+    return MOVES_PREFIX + b"\xc6" + n.to_bytes(4, "big") + m
+
+
+def packMove(e):
+    """@return: the move record of entity C{e}; velocities beyond int16 cm/s are clamped."""
+    vx = int(e.vx * 100.0)
+    vz = int(e.vz * 100.0)
+    if not -0x8000 <= vx <= 0x7FFF:
+        vx = 0x7FFF if vx > 0 else -0x8000
+    if not -0x8000 <= vz <= 0x7FFF:
+        vz = 0x7FFF if vz > 0 else -0x8000
+    return MOVE.pack(e.id, e.x, e.z, vx, vz, e.ct)
+
+
+class Grid:
     """
-    Cells of side C{radius} hold the entities inside them, so everything an
-    observer can see lies in its cell's 3x3 neighbourhood (precomputed per
-    cell).  An entity enters an observer's view within C{radius} and leaves
-    beyond C{radius + hysteresis}, so an entity walking along the edge does
-    not flicker in and out.
-
-    Observers are recomputed every C{interval} ticks, staggered by cell so the
-    work is spread evenly and the observers of one cell share the candidate
-    list built for it; between recomputes the moves of what they see are
-    still sent every tick.  An observer that spawned or teleported is
-    recomputed on the next tick.
+    Cells of side C{radius}, so everything an observer can see lies in its
+    cell's 3x3 neighbourhood (precomputed per cell).
     """
 
-    def __init__(self, width, depth, radius, hysteresis):
-        self.radius = float(radius)
-        self.outer = float(radius) + float(hysteresis)
-        self.size = self.radius
+    def __init__(self, width, depth, radius):
+        self.size = float(radius)
         self.cols = int(math.floor(width / self.size)) + 1
         self.rows = int(math.floor(depth / self.size)) + 1
-        self.cells = [set() for _ in range(self.cols * self.rows)]
         self.neighbours = [self._around(c) for c in range(self.cols * self.rows)]
 
     def _around(self, cell):
@@ -51,38 +76,114 @@ class InterestGrid:
             j = self.rows - 1
         return j * self.cols + i
 
-    def insert(self, e):
-        e.cell = self.cellOf(e.x, e.z)
+
+@implementer(IInterestSpace)
+class PySpace:
+    """
+    The pure-Python interest space, kept on the entities themselves
+    (C{cell}, C{visible}, C{watchers}, C{enters}, C{leaves}, C{moved}).
+
+    An entity enters an observer's view within C{radius} and leaves beyond
+    C{radius + hysteresis}, so an entity walking along the edge does not
+    flicker in and out.  Observers are recomputed every C{interval} ticks,
+    staggered by cell so the work is spread evenly and the observers of one
+    cell share the candidate list built for it; between recomputes the
+    moves of what they see are still sent every tick.
+    """
+
+    native = False
+
+    def __init__(self, width, depth, radius, hysteresis):
+        self.radius = float(radius)
+        self.outer = float(radius) + float(hysteresis)
+        self.grid = Grid(width, depth, radius)
+        self.cells = [set() for _ in range(len(self.grid.neighbours))]
+        self.entities = {}
+        self.observers = {}  # id -> entity with a session
+        self._moved = []
+
+    # --- membership ---------------------------------------------------------
+
+    def add(self, e):
+        e.slot = 0
+        e.visible = set()
+        e.watchers = set()
+        e.enters = e.leaves = None
+        e.moved = False
+        self.entities[e.id] = e
+        if e.session is not None:
+            self.observers[e.id] = e
+        e.cell = self.grid.cellOf(e.x, e.z)
         self.cells[e.cell].add(e)
 
     def remove(self, e):
+        if self.entities.pop(e.id, None) is None:
+            return
+        self.observers.pop(e.id, None)
         if e.cell >= 0:
             self.cells[e.cell].discard(e)
         e.cell = -1
+        e.slot = -1
+        if e.moved:
+            self._moved.remove(e)
+            e.moved = False
+        eid = e.id
+        for w in e.watchers:
+            w.visible.discard(eid)
+            if w.leaves is None:
+                w.leaves = [eid]
+            else:
+                w.leaves.append(eid)
+            if w.enters:
+                w.enters.discard(eid)
+        entities = self.entities
+        for vid in e.visible:
+            other = entities.get(vid)
+            if other is not None:
+                other.watchers.discard(e)
+        e.watchers = set()
+        e.visible = set()
+        e.enters = e.leaves = None
+
+    def reset(self, e):
+        entities = self.entities
+        for vid in e.visible:
+            other = entities.get(vid)
+            if other is not None:
+                other.watchers.discard(e)
+        e.visible = set()
+        e.enters = e.leaves = None
+
+    # --- movement -----------------------------------------------------------
 
     def move(self, e):
-        s = self.size
+        if not e.moved:
+            e.moved = True
+            self._moved.append(e)
+        grid = self.grid
+        s = grid.size
         i = int(e.x // s)
         j = int(e.z // s)
-        if 0 <= i < self.cols and 0 <= j < self.rows:
-            cell = j * self.cols + i
+        if 0 <= i < grid.cols and 0 <= j < grid.rows:
+            cell = j * grid.cols + i
         else:
-            cell = self.cellOf(e.x, e.z)
+            cell = grid.cellOf(e.x, e.z)
         if cell != e.cell:
             self.cells[e.cell].discard(e)
             self.cells[cell].add(e)
             e.cell = cell
 
-    def update(self, entities, tick, interval, forced=()):
-        """
-        Recompute the visible sets of the observers due this tick (those in
-        this tick's cells, and C{forced}: just spawned or teleported), filling
-        their C{enters} (set of ids) and C{leaves} (list of ids).
-        """
+    def moved(self):
+        return list(self._moved)
+
+    # --- interest -------------------------------------------------------------
+
+    def update(self, tick, interval, forced=()):
         r2 = self.radius * self.radius
         o2 = self.outer * self.outer
         cells = self.cells
-        neighbours = self.neighbours
+        neighbours = self.grid.neighbours
+        entities = self.entities
         phase = tick % interval
         # Per cell, once per tick: (x, z, id) of what is inside.  Per observer
         # cell, the concatenation over its neighbourhood, shared by every
@@ -96,7 +197,6 @@ class InterestGrid:
         if forced:
             due.extend(ob for ob in forced if ob.session is not None and ob.cell >= 0)
         for ob in due:
-            ob.aoiDue = False
             cell = ob.cell
             row = rows.get(cell)
             if row is None:
@@ -145,3 +245,77 @@ class InterestGrid:
                     ob.leaves = list(left)
                 else:
                     ob.leaves.extend(left)
+
+    # --- replication ------------------------------------------------------------
+
+    def replicate(self):
+        """
+        Each moved entity is packed once; an observer's moves are one set
+        intersection and one join, so unchanged entities cost nothing.
+        """
+        moved = self._moved
+        self._moved = []
+        recs = {}
+        for e in moved:
+            e.moved = False
+            recs[e.id] = packMove(e)
+        movedIds = set(recs)
+        getRec = recs.__getitem__
+        join = b"".join
+        heads = _MOVES_HEADS
+        sends = []
+        queue = sends.append
+        others = []
+        nbytes = 0
+        for ob in self.observers.values():
+            enters = ob.enters
+            leaves = ob.leaves
+            if not enters and not leaves:
+                # The common case: only moves of what it already sees.
+                ids = ob.visible & movedIds
+                if ids:
+                    m = join(map(getRec, ids))
+                    n = len(m)
+                    # movesMessage, its common case inlined: once per player per tick.
+                    queue((ob.session, heads[n] + m if n < 0x100 else movesMessage(m)))
+                    nbytes += n
+                continue
+            ob.enters = ob.leaves = None
+            ids = ob.visible & movedIds
+            if enters:
+                ids -= enters
+            others.append((ob, list(enters or ()), leaves or [],
+                           join(map(getRec, ids)) if ids else b""))
+        return sends, others, nbytes
+
+    # --- reading --------------------------------------------------------------
+
+    def visible(self, e):
+        return set(e.visible)
+
+    def watchers(self, e):
+        return set(e.watchers)
+
+    def cell(self, e):
+        return e.cell if self.entities.get(e.id) is e else -1
+
+    def pairs(self):
+        return sum(len(ob.visible) for ob in self.observers.values())
+
+
+def makeSpace(spec, engine="auto"):
+    """
+    @return: the interest space of zone C{spec}: the C one when C{engine}
+        is C{"native"}, or C{"auto"} and it was built; else L{PySpace}.
+    @raise ImportError: C{engine} is C{"native"} and the extension is missing.
+    """
+    args = (spec.width, spec.depth, spec.aoi_radius, spec.aoi_hysteresis)
+    if engine == "python":
+        return PySpace(*args)
+    try:
+        from mmoshard.world._space import Space
+    except ImportError:
+        if engine == "native":
+            raise
+        return PySpace(*args)
+    return Space(*args)

@@ -338,15 +338,7 @@ class WorldService(Service):
             return
         # Updates are not replayed: start the client's view afresh.
         e = player.entity
-        entities = player.zone.entities
-        for vid in e.visible:
-            other = entities.get(vid)
-            if other is not None:
-                other.watchers.discard(e)
-        e.visible = set()
-        e.enters = e.leaves = None
-        e.aoiDue = True
-        player.zone.forced.add(e)
+        player.zone.resetView(e)
         session.send("world.reset", {"zone": zoneInfo(player.zone.spec), "x": e.x,
                                      "y": e.y, "z": e.z, "k": e.corr}, replayable=False)
 

@@ -1,36 +1,12 @@
 """The zone simulation: entities with components, a per-tick system order, movement validation and replication."""
 
 import math
-import struct
 
 from twisted.logger import Logger
 
 from mmoshard.wire.session import sendEncodedMany
-from mmoshard.world.interest import InterestGrid
+from mmoshard.world.interest import makeSpace
 from mmoshard.world.zones import Terrain
-
-# One moved entity in a world.u update: id, x, z (float32 metres), vx, vz
-# (int16 cm/s) and the client time (uint32 ms) of the input that moved it.
-MOVE = struct.Struct("<IffhhI")
-
-# msgpack of {"t": "world.u", "m": <bin>} up to the bin header: the common
-# update (moves only) is built by concatenation instead of a dict encode.
-_MOVES_PREFIX = b"\x82\xa1t\xa7world.u\xa1m"
-
-
-# Its head for every bin 8 length: the common update is one concatenation.
-_MOVES_HEADS = [_MOVES_PREFIX + b"\xc4" + bytes([n]) for n in range(0x100)]
-
-
-def movesMessage(m):
-    """@return: the msgpack bytes of C{{"t": "world.u", "m": m}}."""
-    n = len(m)
-    if n < 0x100:
-        return _MOVES_HEADS[n] + m
-    if n < 0x10000:
-        return _MOVES_PREFIX + b"\xc5" + n.to_bytes(2, "big") + m
-    return _MOVES_PREFIX + b"\xc6" + n.to_bytes(4, "big") + m
-_packMove = MOVE.pack
 
 # Entity kinds, the second field of an enter record.
 PLAYER = "p"
@@ -57,8 +33,9 @@ class Entity:
 
     __slots__ = (
         "id", "kind", "name", "cls", "level", "x", "y", "z", "vx", "vz", "ct",
-        "cell", "visible", "watchers", "session", "enters", "leaves",
-        "budget", "budgetAt", "corr", "components", "aoiDue", "moved",
+        "session", "budget", "budgetAt", "corr", "components",
+        # Owned by the zone's interest space (PySpace keeps its state here).
+        "slot", "cell", "visible", "watchers", "enters", "leaves", "moved",
     )
 
     def __init__(self, eid, kind, x, y, z, name="", cls="", level=1):
@@ -73,18 +50,12 @@ class Entity:
         self.vx = 0.0
         self.vz = 0.0
         self.ct = 0
-        self.cell = -1
-        self.visible = set()  # ids this observer sees
-        self.watchers = set()  # observer entities that see this one
+        self.slot = -1
         self.session = None  # an ISession for players: makes it an observer
-        self.enters = None  # ids entered this tick (set) or None
-        self.leaves = None  # ids left this tick (list) or None
         self.budget = 0.0  # metres of movement banked (latency tolerance)
         self.budgetAt = 0.0
         self.corr = 0  # correction count; inputs carry it back as "k"
         self.components = {}
-        self.aoiDue = True
-        self.moved = False
 
     def fullState(self):
         """The enter record: everything an observer needs to show the entity."""
@@ -108,19 +79,19 @@ class TickStats:
 
 class Zone:
     """
-    One zone: its entities, the interest grid, the queue of client inputs and
-    the ordered systems each tick runs.  The clock gives C{now}; nothing here
+    One zone: its entities, the interest space (L{IInterestSpace}), the queue
+    of client inputs and the ordered systems each tick runs.  The clock gives C{now}; nothing here
     touches sockets: observers have an C{ISession} whose C{send} queues bytes.
     """
 
     log = Logger()
 
-    def __init__(self, spec, clock):
+    def __init__(self, spec, clock, engine="auto"):
         self.spec = spec
         self.id = spec.id
         self.clock = clock
         self.terrain = Terrain(spec)
-        self.grid = InterestGrid(spec.width, spec.depth, spec.aoi_radius, spec.aoi_hysteresis)
+        self.space = makeSpace(spec, engine)
         self.entities = {}
         self.observers = {}  # id -> Entity with a session
         self.inputs = {}  # entity -> last move message this tick
@@ -135,7 +106,6 @@ class Zone:
         self.addSystem(ORDER_PORTALS, "portals", self.checkPortals)
         self.addSystem(ORDER_INTEREST, "interest", self.updateInterest)
         self.addSystem(ORDER_REPLICATE, "replicate", self.replicate)
-        self._moved = []
 
     # --- systems ----------------------------------------------------------
 
@@ -160,13 +130,11 @@ class Zone:
         entity.session = session
         entity.budget = self.spec.max_speed * self.spec.latency_tolerance
         entity.budgetAt = self.clock.seconds()
-        entity.aoiDue = True
         self.forced.add(entity)
         self.entities[entity.id] = entity
         if session is not None:
             self.observers[entity.id] = entity
-        entity.moved = False
-        self.grid.insert(entity)
+        self.space.add(entity)
 
     def despawn(self, entity):
         """Remove C{entity}: observers that saw it get a leave next tick."""
@@ -176,26 +144,7 @@ class Zone:
         self.inputs.pop(entity, None)
         self.forced.discard(entity)
         self.movers.discard(entity)
-        self.grid.remove(entity)
-        if entity.moved:
-            self._moved.remove(entity)
-            entity.moved = False
-        eid = entity.id
-        for w in entity.watchers:
-            w.visible.discard(eid)
-            if w.leaves is None:
-                w.leaves = [eid]
-            else:
-                w.leaves.append(eid)
-            if w.enters:
-                w.enters.discard(eid)
-        entities = self.entities
-        for vid in entity.visible:
-            other = entities.get(vid)
-            if other is not None:
-                other.watchers.discard(entity)
-        entity.watchers = set()
-        entity.visible = set()
+        self.space.remove(entity)
         entity.session = None
 
     def spawnPoint(self, x, y, z):
@@ -230,8 +179,7 @@ class Zone:
         cap = vmax * (spec.latency_tolerance + spec.tickInterval)
         terrain = self.terrain if self.terrain.blocked else None
         correct = self._correct
-        moved = self._moved
-        gridMove = self.grid.move
+        spaceMove = self.space.move
         sqrt = math.sqrt
         num = _NUM
         dropped = 0
@@ -285,10 +233,7 @@ class Zone:
                 e.z = z
                 e.vx = vx
                 e.vz = vz
-                if not e.moved:
-                    e.moved = True
-                    moved.append(e)
-                gridMove(e)
+                spaceMove(e)
         if dropped:
             self.stats.dropped += dropped
 
@@ -303,10 +248,7 @@ class Zone:
         return False
 
     def _markMoved(self, e):
-        if not e.moved:
-            e.moved = True
-            self._moved.append(e)
-        self.grid.move(e)
+        self.space.move(e)
 
     def teleport(self, e, x, z):
         """Put C{e} at (x, z) at once: server-side moves (spawn, portals, GM)."""
@@ -315,7 +257,6 @@ class Zone:
         e.budget = self.spec.max_speed * self.spec.latency_tolerance
         e.budgetAt = self.clock.seconds()
         e.corr += 1
-        e.aoiDue = True
         self.forced.add(e)
         self._markMoved(e)
         if e.session is not None:
@@ -344,7 +285,7 @@ class Zone:
         if not portals or self.portalHandler is None:
             return
         hits = []
-        for e in self._moved:
+        for e in self.space.moved():
             if e.session is None:
                 continue
             for p in portals:
@@ -359,54 +300,37 @@ class Zone:
 
     def updateInterest(self, now, dt):
         forced, self.forced = self.forced, set()
-        self.grid.update(self.entities, self.tickIndex, self.spec.aoi_interval, forced)
+        self.space.update(self.tickIndex, self.spec.aoi_interval, forced)
 
     def aoiPairs(self):
         """(observer, visible entity) pairs now: for metrics, not the tick."""
-        return sum(len(ob.visible) for ob in self.observers.values())
+        return self.space.pairs()
+
+    def visibleOf(self, e):
+        """@return: the set of ids observer C{e} sees."""
+        return self.space.visible(e)
+
+    def watchersOf(self, e):
+        """@return: the set of observer entities that see C{e}."""
+        return self.space.watchers(e)
+
+    def resetView(self, e):
+        """Observer C{e} sees nothing and is recomputed next tick (a resumed session)."""
+        self.space.reset(e)
+        self.forced.add(e)
 
     def replicate(self, now, dt):
         """
-        Send each observer one world.u with its enters, leaves and moves.
-        Each moved entity is packed once; an observer's moves are one set
-        intersection and one join, so unchanged entities cost nothing.
+        Send each observer one world.u with its enters, leaves and moves:
+        the space encodes the common update (moves only) itself, and the
+        rest get their enters' full state here.
         """
-        moved = self._moved
-        self._moved = []
-        recs = {}
-        pack = _packMove
-        for e in moved:
-            e.moved = False
-            recs[e.id] = pack(e.id, e.x, e.z, int(e.vx * 100.0), int(e.vz * 100.0), e.ct)
-        movedIds = set(recs)
-        getRec = recs.__getitem__
-        join = b"".join
+        sends, others, nbytes = self.space.replicate()
         states = {}
         entities = self.entities
-        nbytes = 0
-        nupdates = 0
-        # Moves-only updates, sent together after the loop.
-        sends = []
-        queue = sends.append
-        heads = _MOVES_HEADS
-        for ob in self.observers.values():
-            enters = ob.enters
-            leaves = ob.leaves
-            if not enters and not leaves:
-                # The common case: only moves of what it already sees.
-                ids = ob.visible & movedIds
-                if ids:
-                    m = join(map(getRec, ids))
-                    n = len(m)
-                    # movesMessage, its common case inlined: once per player per tick.
-                    queue((ob.session, heads[n] + m if n < 0x100 else movesMessage(m)))
-                    nbytes += n
-                continue
-            ob.enters = ob.leaves = None
+        for ob, enters, leaves, m in others:
             body = {}
-            ids = ob.visible & movedIds
             if enters:
-                ids -= enters
                 ents = []
                 for eid in enters:
                     s = states.get(eid)
@@ -418,15 +342,13 @@ class Zone:
             if leaves:
                 body["l"] = leaves
                 nbytes += 5 * len(leaves)
-            if ids:
-                m = join(map(getRec, ids))
+            if m:
                 body["m"] = m
                 nbytes += len(m)
             ob.session.send("world.u", body, replayable=False)
-            nupdates += 1
         if sends:
             sendEncodedMany(sends, "world.u")
-            nupdates += len(sends)
+        nupdates = len(sends) + len(others)
         stats = self.stats
         stats.updates += nupdates
         stats.bytesOut += nbytes + 16 * nupdates

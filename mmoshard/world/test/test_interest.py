@@ -5,9 +5,13 @@ from twisted.trial.unittest import TestCase
 from mmoshard.world.test.helpers import makeZone, moves, player
 
 
-class InterestTests(TestCase):
+class InterestMixin:
+    """The L{IInterestSpace} contract, run against each implementation."""
+
+    engine = None
+
     def setUp(self):
-        self.zone, self.clock = makeZone(aoi_radius=50.0, aoi_hysteresis=5.0, max_speed=100.0)
+        self.zone, self.clock = makeZone(self.engine, aoi_radius=50.0, aoi_hysteresis=5.0, max_speed=100.0)
         self.tick = 0
 
     def step(self):
@@ -33,9 +37,9 @@ class InterestTests(TestCase):
         self.assertEqual([s[0] for s in u["e"]], [2])
         self.assertEqual(u["e"][0][:8], [2, "p", "p2", "warrior", 1, 140.0, 0.0, 100.0])
         self.assertNotIn("m", u)  # an entering entity's state is in its enter
-        self.assertEqual(a.visible, {2})
-        self.assertEqual(b.visible, {1})
-        self.assertEqual(c.visible, set())
+        self.assertEqual(self.zone.visibleOf(a), {2})
+        self.assertEqual(self.zone.visibleOf(b), {1})
+        self.assertEqual(self.zone.visibleOf(c), set())
         self.assertEqual(self.updates(c), [])
 
     def test_movesAreCompactAndOnePerTick(self):
@@ -75,8 +79,8 @@ class InterestTests(TestCase):
         [u] = self.updates(a)
         self.assertEqual(u["l"], [2])
         self.assertNotIn("m", u)
-        self.assertEqual(a.visible, set())
-        self.assertEqual(b.watchers, set())
+        self.assertEqual(self.zone.visibleOf(a), set())
+        self.assertEqual(self.zone.watchersOf(b), set())
         self.walk(b, 152, 100)  # back in the margin: not yet visible again
         self.step()
         self.assertEqual(self.updates(a), [])
@@ -95,8 +99,9 @@ class InterestTests(TestCase):
         self.step()
         [u] = self.updates(a)
         self.assertEqual(u, {"l": [2]})
-        self.assertEqual(a.visible, set())
-        self.assertEqual(self.zone.grid.cells[b.cell if b.cell >= 0 else 0] - {a}, set())
+        self.assertEqual(self.zone.visibleOf(a), set())
+        self.assertEqual(self.zone.space.cell(b), -1)
+        self.assertEqual(self.zone.watchersOf(a), set())
 
     def test_despawnedObserverDetached(self):
         a = player(self.zone, 1, 100, 100)
@@ -105,7 +110,7 @@ class InterestTests(TestCase):
         session = a.session
         self.zone.despawn(a)
         session.clear()
-        self.assertEqual(b.watchers, set())
+        self.assertEqual(self.zone.watchersOf(b), set())
         self.walk(b, 121, 100)
         self.step()
         self.assertEqual(session.of("world.u"), [])
@@ -116,26 +121,26 @@ class InterestTests(TestCase):
         for e in es:
             expected = {o.id for o in es if o is not e
                         and (o.x - e.x) ** 2 + (o.z - e.z) ** 2 <= 50.0 ** 2}
-            self.assertEqual(e.visible, expected)
+            self.assertEqual(self.zone.visibleOf(e), expected)
             self.assertEqual({s[0] for u in e.session.of("world.u") for s in u.get("e", ())}, expected)
-        self.assertEqual(self.zone.aoiPairs(), sum(len(e.visible) for e in es))
+        self.assertEqual(self.zone.aoiPairs(), sum(len(self.zone.visibleOf(e)) for e in es))
 
     def test_staggeredRecompute(self):
-        zone, clock = makeZone(aoi_radius=50.0, aoi_hysteresis=5.0, aoi_interval=2, max_speed=100.0)
+        zone, clock = makeZone(self.engine, aoi_radius=50.0, aoi_hysteresis=5.0, aoi_interval=2, max_speed=100.0)
         # Cells are 50 m, 21 per row: a is in cell 43 (odd), b moves into 44 (even).
         a = player(zone, 1, 60, 100)
         b = player(zone, 2, 140, 100)
         zone.tick(1, 0.1)  # first tick after spawn: everyone is due
-        self.assertEqual((a.cell, b.cell), (43, 44))
-        self.assertEqual(a.visible, set())
+        self.assertEqual((zone.space.cell(a), zone.space.cell(b)), (43, 44))
+        self.assertEqual(zone.visibleOf(a), set())
         b.budget = 1000.0
         zone.queueMove(b, {"x": 100.0, "z": 100.0, "k": b.corr})
         clock.advance(0.1)
         zone.tick(3, 0.1)  # odd tick: only observers in odd cells recompute
-        self.assertEqual((a.visible, b.visible), ({2}, set()))
+        self.assertEqual((zone.visibleOf(a), zone.visibleOf(b)), ({2}, set()))
         clock.advance(0.1)
         zone.tick(4, 0.1)
-        self.assertEqual(b.visible, {1})
+        self.assertEqual(zone.visibleOf(b), {1})
 
     def test_enterAndMoveSameTick(self):
         a = player(self.zone, 1, 100, 100)
@@ -147,3 +152,11 @@ class InterestTests(TestCase):
         [u] = self.updates(a)
         self.assertEqual(u["e"][0][5], 145.0)
         self.assertNotIn("m", u)
+
+
+class PythonInterestTests(InterestMixin, TestCase):
+    engine = "python"
+
+
+class NativeInterestTests(InterestMixin, TestCase):
+    engine = "native"

@@ -10,7 +10,7 @@ class MovesMessageTests(TestCase):
         from zope.interface.verify import verifyObject
 
         from mmoshard.interfaces import ISession
-        from mmoshard.world.sim import movesMessage
+        from mmoshard.world.interest import movesMessage
         from mmoshard.world.test.helpers import FakeSession
 
         for n in (0, 20, 255, 256, 65535, 65536):
