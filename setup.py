@@ -3,7 +3,7 @@
 import os
 from glob import glob
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 setup(
     name="mmoshard",
@@ -45,5 +45,15 @@ setup(
         for folder, _, files in os.walk("etc")
         if files
     ),
+    # The C interest space (mmoshard/world/_space.c): optional, so a machine
+    # without a C compiler still installs and runs the pure-Python PySpace.
+    ext_modules=[
+        Extension(
+            "mmoshard.world._space",
+            ["mmoshard/world/_space.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+            optional=True,
+        )
+    ],
     entry_points={"console_scripts": ["mmoshard = mmoshard.cli:main"]},
 )
