@@ -5,6 +5,8 @@ import attrs
 from mmoshard.config import Field, Problem, positive
 from mmoshard.world.zones import ZoneDataError, loadZones
 
+ENGINES = ("auto", "native", "python")
+
 WORLD_FIELDS = {
     "zones_file": Field("str", "etc/zones.toml", help="zone game data"),
     "zones": Field("strlist", None, help="zones this process hosts (default: every zone)"),
@@ -14,6 +16,8 @@ WORLD_FIELDS = {
     "save_interval": Field("float", 30.0, positive, "seconds between two saves of one position"),
     "transfer_ttl": Field("float", 30.0, positive, "seconds a transfer ticket stays valid"),
     "max_players": Field("int", 5000, positive, "players this process accepts"),
+    "interest": Field("str", "auto", lambda v: None if v in ENGINES else "must be one of " + ", ".join(ENGINES),
+                      "interest space: auto (C when built), native (C, required) or python"),
 }
 
 
@@ -29,6 +33,7 @@ class WorldConfig:
     save_interval: float
     transfer_ttl: float
     max_players: int
+    interest: str
     specs: dict = attrs.field(factory=dict)  # every zone in the file, id -> ZoneSpec
 
     @property
@@ -53,6 +58,18 @@ def validate(values, path, problems):
     if start and specs and start not in specs:
         problems.append(Problem(f"{path}.start_zone", f"unknown zone {start!r}"))
     values["specs"] = specs
+    if values["interest"] == "native" and not nativeAvailable():
+        problems.append(Problem(f"{path}.interest", "the C interest space is not built here "
+                                "(pip install -e . with a C compiler builds it); use auto or python"))
+
+
+def nativeAvailable():
+    """True when the C interest space (mmoshard.world._space) imports."""
+    try:
+        import mmoshard.world._space  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def makeConfig(**values):
@@ -60,6 +77,11 @@ def makeConfig(**values):
     full = {k: f.default for k, f in WORLD_FIELDS.items()}
     full.update(values)
     problems = []
+    for key, value in values.items():
+        check = WORLD_FIELDS[key].check if key in WORLD_FIELDS else None
+        error = check(value) if check is not None and value is not None else None
+        if error:
+            problems.append(Problem(f"world.{key}", error))
     validate(full, "world", problems)
     if problems:
         raise ValueError("; ".join(str(p) for p in problems))

@@ -75,7 +75,7 @@ class WorldService(Service):
         self.shard = shard
         self.config = cfg = shard.roleConfig("world")
         self.clock = shard.reactor
-        self.zones = {zid: Zone(cfg.specs[zid], self.clock) for zid in cfg.hosted}
+        self.zones = {zid: Zone(cfg.specs[zid], self.clock, cfg.interest) for zid in cfg.hosted}
         for zone in self.zones.values():
             zone.portalHandler = self._portal
         self.startZone = cfg.start_zone if cfg.start_zone in self.zones else None
@@ -133,8 +133,9 @@ class WorldService(Service):
         self._housekeeping = LoopingCall(self._everySecond)
         self._housekeeping.clock = self.clock
         self._housekeeping.start(1.0, now=False)
-        self.log.info("world of shard {shard_id} hosts zones {zones}",
-                      shard_id=shard.shardId, zones=",".join(self.zones))
+        engines = {("native" if z.space.native else "python") for z in self.zones.values()}
+        self.log.info("world of shard {shard_id} hosts zones {zones} (interest space: {engine})",
+                      shard_id=shard.shardId, zones=",".join(self.zones), engine=",".join(sorted(engines)))
 
     def _observer(self, zid):
         histogram = self.metrics.observer(zid)

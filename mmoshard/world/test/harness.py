@@ -139,7 +139,16 @@ class WorldHarness:
                    "client_version": "1.0", "platform": "test"})
         [welcome] = peer.received()
         assert welcome["t"] == "welcome", welcome
+        peer.welcome = welcome
         peer.accountId = accountId
+        return peer
+
+    def resume(self, lost):
+        """A new connection resuming the session of peer C{lost}."""
+        peer = TCPPeer(self, "10.0.0.%d" % (lost.accountId % 250 + 1))
+        peer.send({"t": "resume", "id": 1, "resume_token": lost.welcome["resume_token"],
+                   "last_seq": 0})
+        peer.accountId = lost.accountId
         return peer
 
     def request(self, peer, type, **body):

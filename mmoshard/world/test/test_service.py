@@ -5,7 +5,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.world.lease import leaseKey
 from mmoshard.world.test.harness import FakeChannels, WorldHarness, events
-from mmoshard.world.test.helpers import moves
+from mmoshard.world.test.helpers import moves, requireNative
 
 
 class EnterTests(TestCase):
@@ -178,6 +178,50 @@ class EnterTests(TestCase):
         self.assertIn('mmoshard_world_ticks_skipped_total{zone="greenvale"} 0.0', text)
         self.assertIn("mmoshard_world_tick_overruns_total", text)
         self.assertIn("mmoshard_world_bytes_out_per_client", text)
+
+
+class ResumeMixin:
+    """A resumed session starts its view afresh, whichever interest space runs."""
+
+    engine = None
+
+    def test_resumeResetsTheView(self):
+        h = WorldHarness(self, interest=self.engine)
+        self.assertEqual(next(iter(h.world.zones.values())).space.native, self.engine == "native")
+        hero = h.sql.makeCharacter(1, "Hero", "greenvale", 100.0, 0.0, 100.0)
+        other = h.sql.makeCharacter(2, "Other", "greenvale", 120.0, 0.0, 100.0)
+        a, b = h.client(1), h.client(2)
+        h.enter(a, hero)
+        h.enter(b, other)
+        h.advance()
+        self.assertEqual([s[0] for s in events(a, "world.u")[0]["e"]], [other])
+        a.lose()
+        b.send({"t": "world.move", "x": 121.0, "z": 100.0, "vx": 5.0, "vz": 0.0, "ct": 9, "k": 0})
+        h.advance()
+        again = h.resume(a)
+        [reset] = events(again, "world.reset")
+        self.assertEqual((reset["zone"]["id"], reset["x"], reset["z"]), ("greenvale", 100.0, 100.0))
+        h.advance()
+        # The client dropped every entity: what is in view enters again, where it is now.
+        [u] = events(again, "world.u")
+        self.assertEqual([(s[0], s[5]) for s in u["e"]], [(other, 121.0)])
+        self.assertNotIn("m", u)
+        b.send({"t": "world.move", "x": 122.0, "z": 100.0, "vx": 5.0, "vz": 0.0, "ct": 10, "k": 0})
+        h.advance()
+        [u] = events(again, "world.u")
+        self.assertEqual(set(u), {"t", "m"})
+        self.assertEqual(moves(u)[other][:2], (122.0, 100.0))
+
+
+class PythonResumeTests(ResumeMixin, TestCase):
+    engine = "python"
+
+
+class NativeResumeTests(ResumeMixin, TestCase):
+    engine = "native"
+
+    def setUp(self):
+        requireNative()
 
 
 class LeaseTests(TestCase):

@@ -38,3 +38,24 @@ class ZoneDataTests(TestCase):
         for fragment in ("unknown zone 'atlantis'", "start_zone", "lease_refresh"):
             self.assertIn(fragment, str(e.exception))
         self.assertEqual(makeConfig(zones=["ashfall"]).hosted, ("ashfall",))
+
+    def test_interestEngineChecked(self):
+        with self.assertRaises(ValueError) as e:
+            makeConfig(interest="fast")
+        self.assertIn("world.interest: must be one of auto, native, python", str(e.exception))
+        self.assertEqual(makeConfig().interest, "auto")
+        self.assertEqual(makeConfig(interest="python").interest, "python")
+
+    def test_nativeRequiredButMissing(self):
+        import sys
+
+        # A None entry in sys.modules makes the import fail, as on a machine
+        # where the extension could not be built.
+        name = "mmoshard.world._space"
+        before = sys.modules.pop(name, None)
+        self.addCleanup(lambda: sys.modules.pop(name) if before is None else sys.modules.__setitem__(name, before))
+        sys.modules[name] = None
+        with self.assertRaises(ValueError) as e:
+            makeConfig(interest="native")
+        self.assertIn("world.interest: the C interest space is not built here", str(e.exception))
+        self.assertEqual(makeConfig(interest="auto").interest, "auto")
