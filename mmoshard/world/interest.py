@@ -4,7 +4,7 @@ import math
 import struct
 from bisect import bisect_left, bisect_right
 
-from zope.interface import implementer
+from zope.interface import classImplements, implementer
 
 from mmoshard.interfaces import IInterestSpace
 
@@ -313,9 +313,21 @@ def makeSpace(spec, engine="auto"):
     if engine == "python":
         return PySpace(*args)
     try:
-        from mmoshard.world._space import Space
+        space = nativeSpace()
     except ImportError:
         if engine == "native":
             raise
         return PySpace(*args)
-    return Space(*args)
+    return space(*args)
+
+
+def nativeSpace():
+    """
+    @return: the C interest space type, L{mmoshard.world._space.Space}.
+    @raise ImportError: it was not built here.
+    """
+    from mmoshard.world._space import Space
+
+    if not IInterestSpace.implementedBy(Space):
+        classImplements(Space, IInterestSpace)
+    return Space
