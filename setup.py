@@ -45,15 +45,17 @@ setup(
         for folder, _, files in os.walk("etc")
         if files
     ),
-    # The C interest space (mmoshard/world/_space.c): optional, so a machine
-    # without a C compiler still installs and runs the pure-Python PySpace.
+    # The C interest space and movement checks (mmoshard/world/_space.c,
+    # _moves.c): optional, so a machine
+    # without a C compiler still installs and runs the pure-Python ones.
     ext_modules=[
         Extension(
-            "mmoshard.world._space",
-            ["mmoshard/world/_space.c"],
+            f"mmoshard.world.{name}",
+            [f"mmoshard/world/{name}.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
             optional=True,
         )
+        for name in ("_space", "_moves")
     ],
     entry_points={"console_scripts": ["mmoshard = mmoshard.cli:main"]},
 )

@@ -331,3 +331,15 @@ def nativeSpace():
     if not IInterestSpace.implementedBy(Space):
         classImplements(Space, IInterestSpace)
     return Space
+
+
+def nativeMoves():
+    """
+    @return: the C movement checks, L{mmoshard.world._moves.applyMoves}, or
+        None where they were not built (the zone then runs its Python loop).
+    """
+    try:
+        from mmoshard.world._moves import applyMoves
+    except ImportError:
+        return None
+    return applyMoves

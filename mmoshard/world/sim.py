@@ -5,7 +5,7 @@ import math
 from twisted.logger import Logger
 
 from mmoshard.wire.session import sendEncodedMany
-from mmoshard.world.interest import makeSpace
+from mmoshard.world.interest import makeSpace, nativeMoves
 from mmoshard.world.zones import Terrain
 
 # Entity kinds, the second field of an enter record.
@@ -92,6 +92,8 @@ class Zone:
         self.clock = clock
         self.terrain = Terrain(spec)
         self.space = makeSpace(spec, engine)
+        # The C movement checks come with the C space (the same engine choice).
+        self._applyMoves = nativeMoves() if self.space.native else None
         self.entities = {}
         self.observers = {}  # id -> Entity with a session
         self.inputs = {}  # entity -> last move message this tick
@@ -180,6 +182,12 @@ class Zone:
         terrain = self.terrain if self.terrain.blocked else None
         correct = self._correct
         spaceMove = self.space.move
+        if self._applyMoves is not None:
+            # The same loop in C (mmoshard/world/_moves.c).
+            dropped = self._applyMoves(inputs, now, width, depth, vmax, cap, terrain, correct, spaceMove)
+            if dropped:
+                self.stats.dropped += dropped
+            return
         sqrt = math.sqrt
         num = _NUM
         dropped = 0

@@ -1,14 +1,22 @@
 """Authoritative movement: speed with latency tolerance, bounds, blocked terrain, corrections."""
 
+import math
+import random
+
 from twisted.trial.unittest import TestCase
 
 from mmoshard.world.test.helpers import makeZone, player
 from mmoshard.world.zones import Rect
 
 
-class MovementTests(TestCase):
+class MovementMixin:
+    """Movement validation, run with the Python loop and with the C one (mmoshard/world/_moves.c)."""
+
+    engine = None
+
     def setUp(self):
         self.zone, self.clock = makeZone(
+            self.engine,
             max_speed=5.0, latency_tolerance=0.5, tile=2.0,
             blocked=(Rect(200.0, 0.0, 210.0, 1000.0),),
         )
@@ -96,7 +104,7 @@ class MovementTests(TestCase):
     def test_blockedPathCrossing(self):
         # A thin wall (one 2 m tile at x 200..202): a 2.5 m step across it
         # lands on a free tile but passes through the wall.
-        zone, clock = makeZone(max_speed=5.0, tile=2.0, blocked=(Rect(200.0, 0.0, 201.0, 1000.0),))
+        zone, clock = makeZone(self.engine, max_speed=5.0, tile=2.0, blocked=(Rect(200.0, 0.0, 201.0, 1000.0),))
         p = player(zone, 1, 199.8, 100)
         zone.tick(1, 0.1)
         clock.advance(0.5)
@@ -142,3 +150,65 @@ class MovementTests(TestCase):
         npc.vx = 2.0
         self.step(0.5)
         self.assertAlmostEqual(npc.x, 51.0)
+
+
+class PythonMovementTests(MovementMixin, TestCase):
+    engine = "python"
+
+    def test_pythonLoop(self):
+        self.assertIsNone(self.zone._applyMoves)
+
+
+class NativeMovementTests(MovementMixin, TestCase):
+    engine = "native"
+
+    def test_nativeLoop(self):
+        self.assertIsNotNone(self.zone._applyMoves)
+
+    def test_sameAsPythonOnRandomInputs(self):
+        """
+        The C loop and the Python loop, fed the same random inputs (walks,
+        sprints, stale and bad values, blocked terrain), leave every entity
+        in the same state and send the same corrections.
+        """
+        rng = random.Random(7)
+        spec = dict(max_speed=5.0, latency_tolerance=0.5, tile=2.0,
+                    blocked=(Rect(200.0, 0.0, 204.0, 1000.0), Rect(0.0, 300.0, 1000.0, 301.0)))
+        zones = [makeZone("python", **spec), makeZone("native", **spec)]
+        players = [[player(z, i + 1, 150 + 3 * i, 150 + 2 * i) for i in range(60)] for z, _ in zones]
+        bad = ["x", None, float("nan"), float("inf"), -float("inf"), True, [1], 2 ** 70, -(2 ** 70), 10 ** 400]
+        fields = ("x", "z", "vx", "vz", "ct", "corr", "budget", "budgetAt")
+        for tick in range(200):
+            for i in range(60):
+                a = players[0][i]
+                msg = {"t": "world.move"}
+                r = rng.random()
+                step = 0.3 if r < 0.6 else 5.0 if r < 0.8 else 0.0
+                h = rng.uniform(0, 2 * math.pi)
+                msg["x"] = a.x + step * math.cos(h)
+                msg["z"] = a.z + step * math.sin(h)
+                msg["vx"] = rng.choice([5.0 * math.cos(h), 50.0, -3, 2 ** 40, 0.0])
+                msg["vz"] = rng.choice([5.0 * math.sin(h), -50.0, 4, 0])
+                msg["ct"] = rng.choice([tick * 100, -5, 2 ** 40 + tick, "t", 1.5])
+                msg["k"] = a.corr if rng.random() < 0.9 else a.corr - 1
+                for key in ("x", "z", "vx", "vz", "k"):
+                    if rng.random() < 0.03:
+                        msg[key] = rng.choice(bad)
+                    if rng.random() < 0.02:
+                        del msg[key]
+                if rng.random() < 0.05:
+                    msg["x"] = int(a.x)
+                for (zone, _), ps in zip(zones, players):
+                    zone.queueMove(ps[i], dict(msg))
+            dt = rng.choice([0.1, 0.1, 0.05, 0.4])
+            for zone, clock in zones:
+                clock.advance(dt)
+                zone.tick(tick + 1, 0.1)
+            for a, b in zip(*players):
+                self.assertEqual([(f, getattr(a, f), type(getattr(a, f))) for f in fields],
+                                 [(f, getattr(b, f), type(getattr(b, f))) for f in fields], f"tick {tick}")
+                self.assertEqual(a.session.of("world.correct"), b.session.of("world.correct"))
+        stats = [(z.stats.inputs, z.stats.corrections, z.stats.dropped) for z, _ in zones]
+        self.assertEqual(stats[0], stats[1])
+        self.assertGreater(stats[0][1], 100)
+        self.assertGreater(stats[0][2], 100)

@@ -1,0 +1,285 @@
+/* Movement validation of a tick's queued inputs in C: Zone.applyInputs's loop, the same checks in the same order. */
+
+/*
+ * Zone.applyInputs (mmoshard/world/sim.py) is the reference; this runs the
+ * same checks with the same Python semantics (exact int/float types, the
+ * same comparisons, the original objects kept where Python keeps them), and
+ * calls back into Python for what is rare: corrections, blocked terrain.
+ * test_movement runs against both, and a randomised test compares them.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+static PyObject *s_k, *s_x, *s_z, *s_vx, *s_vz, *s_ct, *s_corr, *s_budget, *s_budgetAt;
+static PyObject *s_isBlocked, *s_pathBlocked;
+static PyObject *why_bad, *why_bounds, *why_fast, *why_blocked;
+static PyObject *zero_int, *mask32;
+
+/* Python's float(v) for an exact int or float; 0 on success, 1 when an int
+ * does not fit a double (it is then out of any range we check). */
+static int
+as_double(PyObject *v, double *out)
+{
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 0;
+    }
+    double d = PyLong_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 1;
+    }
+    *out = d;
+    return 0;
+}
+
+static inline int
+is_num(PyObject *v)
+{
+    return v != NULL && (PyFloat_CheckExact(v) || PyLong_CheckExact(v));
+}
+
+static int
+get_attr_double(PyObject *e, PyObject *name, double *out)
+{
+    PyObject *v = PyObject_GetAttr(e, name);
+    if (v == NULL)
+        return -1;
+    double d = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    if (d == -1.0 && PyErr_Occurred())
+        return -1;
+    *out = d;
+    return 0;
+}
+
+static int
+set_attr_double(PyObject *e, PyObject *name, double d)
+{
+    PyObject *v = PyFloat_FromDouble(d);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_SetAttr(e, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int
+correct(PyObject *callback, PyObject *e, PyObject *why)
+{
+    PyObject *r = PyObject_CallFunctionObjArgs(callback, e, why, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* One input; -1 on error, 1 when dropped as stale, 0 otherwise. */
+static int
+apply_one(PyObject *e, PyObject *msg, double now, double width, double depth, double vmax,
+          double cap, PyObject *terrain, PyObject *correctCb, PyObject *move)
+{
+    if (!PyDict_Check(msg)) {
+        PyErr_SetString(PyExc_TypeError, "a queued move must be a dict");
+        return -1;
+    }
+    PyObject *k = PyDict_GetItemWithError(msg, s_k);
+    if (k == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *corr = PyObject_GetAttr(e, s_corr);
+    if (corr == NULL)
+        return -1;
+    int same = PyObject_RichCompareBool(k != NULL ? k : zero_int, corr, Py_EQ);
+    Py_DECREF(corr);
+    if (same < 0)
+        return -1;
+    if (!same)
+        return 1; /* sent before the client saw our last correction */
+    PyObject *xo = PyDict_GetItemWithError(msg, s_x);
+    PyObject *zo = xo ? PyDict_GetItemWithError(msg, s_z) : NULL;
+    if (PyErr_Occurred())
+        return -1;
+    if (!is_num(xo) || !is_num(zo))
+        return correct(correctCb, e, why_bad);
+    double x, z;
+    int bigx = as_double(xo, &x), bigz = as_double(zo, &z);
+    /* Also false for NaN and infinities. */
+    if (bigx || bigz || !(0.0 <= x && x <= width && 0.0 <= z && z <= depth))
+        return correct(correctCb, e, why_bounds);
+    double ex, ez, budget, budgetAt;
+    if (get_attr_double(e, s_x, &ex) < 0 || get_attr_double(e, s_z, &ez) < 0
+        || get_attr_double(e, s_budget, &budget) < 0
+        || get_attr_double(e, s_budgetAt, &budgetAt) < 0)
+        return -1;
+    double dx = x - ex, dz = z - ez;
+    double dist = sqrt(dx * dx + dz * dz);
+    budget = budget + vmax * (now - budgetAt);
+    if (budget > cap)
+        budget = cap;
+    if (set_attr_double(e, s_budgetAt, now) < 0)
+        return -1;
+    if (dist > budget + 1e-6) {
+        if (set_attr_double(e, s_budget, budget) < 0)
+            return -1;
+        return correct(correctCb, e, why_fast);
+    }
+    if (terrain != Py_None) {
+        PyObject *r = PyObject_CallMethodObjArgs(terrain, s_isBlocked, xo, zo, NULL);
+        int blocked = r ? PyObject_IsTrue(r) : -1;
+        Py_XDECREF(r);
+        if (blocked == 0) {
+            PyObject *pex = PyObject_GetAttr(e, s_x), *pez = PyObject_GetAttr(e, s_z);
+            r = (pex && pez) ? PyObject_CallMethodObjArgs(terrain, s_pathBlocked, pex, pez, xo, zo, NULL) : NULL;
+            Py_XDECREF(pex);
+            Py_XDECREF(pez);
+            blocked = r ? PyObject_IsTrue(r) : -1;
+            Py_XDECREF(r);
+        }
+        if (blocked < 0)
+            return -1;
+        if (blocked) {
+            if (set_attr_double(e, s_budget, budget) < 0)
+                return -1;
+            return correct(correctCb, e, why_blocked);
+        }
+    }
+    if (set_attr_double(e, s_budget, budget - dist) < 0)
+        return -1;
+    PyObject *vxo = PyDict_GetItemWithError(msg, s_vx);
+    PyObject *vzo = vxo || !PyErr_Occurred() ? PyDict_GetItemWithError(msg, s_vz) : NULL;
+    if (PyErr_Occurred())
+        return -1;
+    /* Absent: 0.0, as msg.get("vx", 0.0). */
+    double vx = 0.0, vz = 0.0;
+    int vxKeep = vxo != NULL, vzKeep = vzo != NULL; /* store the client's own objects */
+    int ok = (vxo == NULL || is_num(vxo)) && (vzo == NULL || is_num(vzo));
+    if (ok) {
+        if (vxo != NULL && as_double(vxo, &vx))
+            ok = 0;
+        if (vzo != NULL && as_double(vzo, &vz))
+            ok = 0;
+    }
+    if (!ok || !(-1e9 < vx && vx < 1e9 && -1e9 < vz && vz < 1e9)) {
+        vx = vz = 0.0;
+        vxKeep = vzKeep = 0;
+    }
+    else {
+        double v2 = vx * vx + vz * vz;
+        if (v2 > vmax * vmax) {
+            double f = vmax / sqrt(v2);
+            vx *= f;
+            vz *= f;
+            vxKeep = vzKeep = 0;
+        }
+    }
+    PyObject *cto = PyDict_GetItemWithError(msg, s_ct);
+    if (cto == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *ct;
+    if (cto != NULL && PyLong_CheckExact(cto))
+        ct = PyNumber_And(cto, mask32);
+    else {
+        ct = zero_int;
+        Py_INCREF(ct);
+    }
+    if (ct == NULL)
+        return -1;
+    int r = PyObject_SetAttr(e, s_ct, ct);
+    Py_DECREF(ct);
+    if (r < 0)
+        return -1;
+    double evx, evz;
+    if (get_attr_double(e, s_vx, &evx) < 0 || get_attr_double(e, s_vz, &evz) < 0)
+        return -1;
+    if (dist || vx != evx || vz != evz) {
+        PyObject *nvx = vxKeep ? (Py_INCREF(vxo), vxo) : PyFloat_FromDouble(vx);
+        PyObject *nvz = vzKeep ? (Py_INCREF(vzo), vzo) : PyFloat_FromDouble(vz);
+        int bad = nvx == NULL || nvz == NULL
+            || PyObject_SetAttr(e, s_x, xo) < 0 || PyObject_SetAttr(e, s_z, zo) < 0
+            || PyObject_SetAttr(e, s_vx, nvx) < 0 || PyObject_SetAttr(e, s_vz, nvz) < 0;
+        Py_XDECREF(nvx);
+        Py_XDECREF(nvz);
+        if (bad)
+            return -1;
+        PyObject *m = PyObject_CallOneArg(move, e);
+        if (m == NULL)
+            return -1;
+        Py_DECREF(m);
+    }
+    return 0;
+}
+
+static PyObject *
+apply_moves(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "applyMoves(inputs, now, width, depth, vmax, cap, terrain, correct, move)");
+        return NULL;
+    }
+    PyObject *inputs = args[0], *terrain = args[6], *correctCb = args[7], *move = args[8];
+    if (!PyDict_Check(inputs)) {
+        PyErr_SetString(PyExc_TypeError, "inputs must be a dict of entity -> message");
+        return NULL;
+    }
+    double v[5];
+    for (int i = 0; i < 5; i++) {
+        v[i] = PyFloat_AsDouble(args[1 + i]);
+        if (v[i] == -1.0 && PyErr_Occurred())
+            return NULL;
+    }
+    Py_ssize_t pos = 0, dropped = 0;
+    PyObject *e, *msg;
+    while (PyDict_Next(inputs, &pos, &e, &msg)) {
+        /* The callbacks may not touch the dict: the zone swapped it out first. */
+        Py_INCREF(e);
+        Py_INCREF(msg);
+        int r = apply_one(e, msg, v[0], v[1], v[2], v[3], v[4], terrain, correctCb, move);
+        Py_DECREF(e);
+        Py_DECREF(msg);
+        if (r < 0)
+            return NULL;
+        dropped += r;
+    }
+    return PyLong_FromSsize_t(dropped);
+}
+
+static PyMethodDef moves_methods[] = {
+    {"applyMoves", (PyCFunction)(void (*)(void))apply_moves, METH_FASTCALL,
+     "applyMoves(inputs, now, width, depth, vmax, cap, terrain, correct, move) -> dropped: "
+     "Zone.applyInputs's loop. terrain is None or has isBlocked/pathBlocked; "
+     "correct(entity, why) answers a refused move; move(entity) records an accepted one."},
+    {NULL},
+};
+
+static struct PyModuleDef movesmodule = {
+    PyModuleDef_HEAD_INIT, "mmoshard.world._moves",
+    "Movement validation of a tick's queued inputs in C.", -1, moves_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__moves(void)
+{
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+    INTERN(s_k, "k");
+    INTERN(s_x, "x");
+    INTERN(s_z, "z");
+    INTERN(s_vx, "vx");
+    INTERN(s_vz, "vz");
+    INTERN(s_ct, "ct");
+    INTERN(s_corr, "corr");
+    INTERN(s_budget, "budget");
+    INTERN(s_budgetAt, "budgetAt");
+    INTERN(s_isBlocked, "isBlocked");
+    INTERN(s_pathBlocked, "pathBlocked");
+    INTERN(why_bad, "bad position");
+    INTERN(why_bounds, "out of bounds");
+    INTERN(why_fast, "too fast");
+    INTERN(why_blocked, "blocked");
+#undef INTERN
+    if ((zero_int = PyLong_FromLong(0)) == NULL || (mask32 = PyLong_FromUnsignedLong(0xFFFFFFFFUL)) == NULL)
+        return NULL;
+    return PyModule_Create(&movesmodule);
+}
