@@ -4,6 +4,7 @@ import math
 
 from twisted.logger import Logger
 
+from mmoshard.wire.codec import encode
 from mmoshard.wire.session import sendEncodedMany
 from mmoshard.world.interest import makeSpace, nativeMoves
 from mmoshard.world.zones import Terrain
@@ -353,10 +354,13 @@ class Zone:
             if m:
                 body["m"] = m
                 nbytes += len(m)
-            ob.session.send("world.u", body, replayable=False)
+            # As session.send("world.u", body, replayable=False) would, in
+            # the same batch as the rest.
+            body["t"] = "world.u"
+            sends.append((ob.session, encode(body)))
         if sends:
             sendEncodedMany(sends, "world.u")
-        nupdates = len(sends) + len(others)
+        nupdates = len(sends)  # the others included
         stats = self.stats
         stats.updates += nupdates
         stats.bytesOut += nbytes + 16 * nupdates
