@@ -77,6 +77,7 @@ class SessionManager:
         self.shard = shard
         self.config = shard.config.session
         self.clock = shard.reactor
+        self.seconds = self.clock.seconds
         self.shardId = shard.shardId
         self.metrics = SessionMetrics(shard.metrics)
         # Connections hold a reference to this dict: addHandlers updates it in

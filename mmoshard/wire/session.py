@@ -33,6 +33,12 @@ class Session:
     period and keeps the replayable messages it was sent.
     """
 
+    __slots__ = (
+        "manager", "sessionId", "claims", "accountId", "clientVersion", "platform", "conn",
+        "linkDead", "ended", "seq", "rtt", "graceTimer", "resumeSecret",
+        "_replayPayloads", "_replayTypes", "__weakref__",
+    )
+
     def __init__(self, manager, sessionId, claims, clientVersion, platform, bufferSize):
         self.manager = manager
         self.sessionId = sessionId
@@ -170,6 +176,17 @@ class Connection:
 
     log = Logger()
 
+    # Thousands of connections each touch these per message: slots keep them
+    # in the object itself, not in a dict beside it.
+    __slots__ = (
+        "manager", "transport", "peerHost", "link", "session", "state", "clock",
+        "_seconds", "_stats", "_routes", "_rate", "_burst", "_abuseLimit", "_maxOutput",
+        "_tokens", "_refilled", "_abuse", "_paused", "_queued", "_queuedBytes",
+        "_received", "_seenReceived", "_silentSince", "_pingNonce", "_pingSentAt",
+        "_heartbeatTimer", "_abortTimer", "_helloTimer", "_builtins", "_refusal",
+        "__weakref__",
+    )
+
     def __init__(self, manager, transport, peerHost, link):
         self.manager = manager
         self.transport = transport
@@ -179,7 +196,8 @@ class Connection:
         self.state = NEW
         cfg = manager.config
         self.clock = manager.clock
-        self._seconds = manager.clock.seconds
+        # One bound method for every connection: this runs per message.
+        self._seconds = manager.seconds
         self._stats = manager.metrics.forTransport(transport)
         self._routes = manager.routes
         self._rate = cfg.rate
@@ -199,20 +217,7 @@ class Connection:
         self._pingSentAt = None
         self._heartbeatTimer = None
         self._abortTimer = None
-        self._preSession = {
-            "hello": self._onHello,
-            "resume": self._onResume,
-            "ping": self._onPing,
-            "pong": self._onPong,
-        }
-        self._inSession = {
-            "hello": self._onSecondHello,
-            "resume": self._onSecondHello,
-            "ping": self._onPing,
-            "pong": self._onPong,
-            "bye": self._onBye,
-        }
-        self._builtins = self._preSession
+        self._builtins = _PRE_SESSION
         self._refusal = manager.admit(self)
         self._helloTimer = self.clock.callLater(cfg.hello_timeout, self._helloTimedOut)
 
@@ -273,7 +278,7 @@ class Connection:
         sizes = stats.bytesIn
         sizes[label] = sizes.get(label, 0) + len(payload)
         if builtin is not None:
-            builtin(message)
+            builtin(self, message)
         elif handler is not None:
             self._dispatch(handler, kind, message)
         elif self.session is None:
@@ -620,7 +625,7 @@ class Connection:
         self.state = OPEN
         self.session = session
         session.conn = self
-        self._builtins = self._inSession
+        self._builtins = _IN_SESSION
         if self._helloTimer is not None and self._helloTimer.active():
             self._helloTimer.cancel()
         self._helloTimer = None
@@ -758,3 +763,20 @@ class Connection:
             account_id=session.accountId if session else None,
         )
         self.sendError(ErrorInfo(errors.INTERNAL, "internal error"), message.get("id"))
+
+
+# The built-in messages, before and after hello: class-level tables of plain
+# functions, called as handler(connection, message).
+_PRE_SESSION = {
+    "hello": Connection._onHello,
+    "resume": Connection._onResume,
+    "ping": Connection._onPing,
+    "pong": Connection._onPong,
+}
+_IN_SESSION = {
+    "hello": Connection._onSecondHello,
+    "resume": Connection._onSecondHello,
+    "ping": Connection._onPing,
+    "pong": Connection._onPong,
+    "bye": Connection._onBye,
+}
