@@ -17,6 +17,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define REC 20          /* one move record: <IffhhI */
@@ -35,8 +36,13 @@ ivec_reserve(IVec *v, int32_t need)
     if (need <= v->cap)
         return 0;
     int32_t cap = v->cap ? v->cap : 8;
-    while (cap < need)
+    while (cap < need) {
+        if (cap > INT32_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
         cap *= 2;
+    }
     int32_t *a = PyMem_Realloc(v->a, (size_t)cap * sizeof(int32_t));
     if (a == NULL) {
         PyErr_NoMemory();
@@ -102,9 +108,21 @@ sorted_find(const IVec *v, int32_t x)
     return (lo < v->n && v->a[lo] == x) ? lo : -1;
 }
 
+static int
+cmp_slots(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
 static void
 sort_slots(int32_t *a, int32_t n)
 {
+    /* A crowd (a town square) would make insertion sort quadratic per observer. */
+    if (n > 64) {
+        qsort(a, (size_t)n, sizeof(int32_t), cmp_slots);
+        return;
+    }
     /* Insertion sort: an observer sees a few dozen entities. */
     for (int32_t i = 1; i < n; i++) {
         int32_t x = a[i], j = i - 1;
@@ -118,7 +136,7 @@ sort_slots(int32_t *a, int32_t n)
 
 typedef struct {
     PyObject_HEAD
-    double size, r2, o2;
+    double size, radius, r2, o2;
     int32_t cols, rows, ncells;
     int32_t *nb;        /* 9 neighbour cells per cell, -1 after the last */
     IVec *cells;        /* slots per cell */
@@ -150,6 +168,8 @@ static PyObject *s_slot, *s_id, *s_x, *s_z, *s_vx, *s_vz, *s_ct, *s_session;
 static int
 space_grow(Space *self)
 {
+    if (self->cap > INT32_MAX / 2)
+        goto nomem;
     int32_t cap = self->cap ? self->cap * 2 : 256;
     GROW(x, double);
     GROW(z, double);
@@ -294,18 +314,40 @@ get_double(PyObject *o, PyObject *name, double *out)
     return 0;
 }
 
-/* The slot of member entity e, or -1 (no error) when e is not in the space. */
+static inline int
+member(Space *self, int32_t s, PyObject *e)
+{
+    return s >= 0 && s < self->top && self->alive[s] && self->entity[s] == e;
+}
+
+/*
+ * The slot of member entity e, -1 (no error) when e is not in the space, -2
+ * with an error.  A missing slot attribute, or one that is no int, is no slot
+ * of ours: PySpace never reads it, so such an entity is simply not a member.
+ */
 static int32_t
 slot_of(Space *self, PyObject *e)
 {
     PyObject *v = PyObject_GetAttr(e, s_slot);
-    if (v == NULL)
-        return -2;
+    if (v == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -2;
+        PyErr_Clear();
+        return -1;
+    }
+    if (!PyLong_Check(v)) {
+        Py_DECREF(v);
+        return -1;
+    }
     long s = PyLong_AsLong(v);
     Py_DECREF(v);
-    if (s == -1 && PyErr_Occurred())
-        return -2;
-    if (s < 0 || s >= self->top || !self->alive[s] || self->entity[s] != e)
+    if (s == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -2;
+        PyErr_Clear();
+        return -1;
+    }
+    if (s < 0 || s >= self->top || !member(self, (int32_t)s, e))
         return -1;
     return (int32_t)s;
 }
@@ -342,26 +384,33 @@ space_init(Space *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "too many interest cells (zone size / radius)");
         return -1;
     }
-    self->size = radius;
-    self->r2 = radius * radius;
-    self->o2 = (radius + hysteresis) * (radius + hysteresis);
-    self->cols = (int32_t)cols;
-    self->rows = (int32_t)rows;
-    self->ncells = self->cols * self->rows;
-    self->cells = PyMem_Calloc((size_t)self->ncells, sizeof(IVec));
-    self->nb = PyMem_Malloc((size_t)self->ncells * 9 * sizeof(int32_t));
-    if (self->cells == NULL || self->nb == NULL) {
+    int32_t ncols = (int32_t)cols, nrows = (int32_t)rows, ncells = ncols * nrows;
+    /* Both or neither: ready() takes cells for a whole initialisation. */
+    IVec *cv = PyMem_Calloc((size_t)ncells, sizeof(IVec));
+    int32_t *nb = PyMem_Malloc((size_t)ncells * 9 * sizeof(int32_t));
+    if (cv == NULL || nb == NULL) {
+        PyMem_Free(cv);
+        PyMem_Free(nb);
         PyErr_NoMemory();
         return -1;
     }
-    for (int32_t c = 0; c < self->ncells; c++) {
-        int32_t cx = c % self->cols, cz = c / self->cols, k = 0;
-        for (int32_t j = cz > 0 ? cz - 1 : 0; j < cz + 2 && j < self->rows; j++)
-            for (int32_t i = cx > 0 ? cx - 1 : 0; i < cx + 2 && i < self->cols; i++)
-                self->nb[c * 9 + k++] = j * self->cols + i;
+    for (int32_t c = 0; c < ncells; c++) {
+        int32_t cx = c % ncols, cz = c / ncols, k = 0;
+        for (int32_t j = cz > 0 ? cz - 1 : 0; j < cz + 2 && j < nrows; j++)
+            for (int32_t i = cx > 0 ? cx - 1 : 0; i < cx + 2 && i < ncols; i++)
+                nb[c * 9 + k++] = j * ncols + i;
         while (k < 9)
-            self->nb[c * 9 + k++] = -1;
+            nb[c * 9 + k++] = -1;
     }
+    self->size = radius;
+    self->radius = radius;
+    self->r2 = radius * radius;
+    self->o2 = (radius + hysteresis) * (radius + hysteresis);
+    self->cols = ncols;
+    self->rows = nrows;
+    self->ncells = ncells;
+    self->nb = nb;
+    self->cells = cv;
     self->curStamp = 0;
     return 0;
 }
@@ -379,16 +428,25 @@ space_traverse(Space *self, visitproc visit, void *arg)
 static int
 space_clear(Space *self)
 {
-    for (int32_t s = 0; s < self->top; s++) {
-        Py_CLEAR(self->entity[s]);
-        Py_CLEAR(self->session[s]);
-        self->alive[s] = 0;
-    }
-    /* Nothing refers to an entity any more: no method may reach one. */
+    /*
+     * Empty first, then let go: a reference dropped may run a finalizer that
+     * still reaches this space (gc clears a cycle in any order), and it must
+     * find an empty space, not observers whose entity is gone.  The old slots
+     * are not reused (top stays; the free list is emptied): new members go
+     * above them.
+     */
+    int32_t top = self->top;
     for (int32_t c = 0; c < self->ncells && self->cells; c++)
         self->cells[c].n = 0;
     self->observers.n = self->movedList.n = self->freelist.n = 0;
-    self->top = 0;
+    for (int32_t s = 0; s < top; s++) {
+        self->alive[s] = self->moved[s] = 0;
+        self->vis[s].n = self->enters[s].n = self->leaves[s].n = 0;
+    }
+    for (int32_t s = 0; s < top; s++) {
+        Py_CLEAR(self->session[s]);
+        Py_CLEAR(self->entity[s]);
+    }
     return 0;
 }
 
@@ -443,22 +501,68 @@ ready(Space *self)
 
 /* --- membership ---------------------------------------------------------- */
 
+/*
+ * Take member slot out of every structure and onto the free list; its
+ * watchers get a leave.  The slot's references stay for the caller to drop
+ * after its last call into Python.  -1 (MemoryError) with nothing changed:
+ * everything that may allocate is reserved before the first change.
+ */
+static int
+detach(Space *self, int32_t slot)
+{
+    IVec *seen = &self->entered;    /* scratch: the observers that see it */
+    seen->n = 0;
+    for (int32_t k = 0; k < self->observers.n; k++) {
+        int32_t o = self->observers.a[k];
+        if (sorted_find(&self->vis[o], slot) >= 0
+            && (ivec_push(seen, o) < 0
+                || ivec_reserve(&self->leaves[o], self->leaves[o].n + 1) < 0))
+            return -1;
+    }
+    cell_remove(self, slot);
+    if (self->moved[slot]) {
+        ivec_discard(&self->movedList, slot);
+        self->moved[slot] = 0;
+    }
+    for (int32_t k = 0; k < seen->n; k++) {
+        int32_t o = seen->a[k];
+        IVec *v = &self->vis[o], *lv = &self->leaves[o];
+        int32_t at = sorted_find(v, slot);
+        memmove(v->a + at, v->a + at + 1, (size_t)(v->n - at - 1) * sizeof(int32_t));
+        v->n--;
+        lv->a[lv->n++] = (int32_t)self->eid[slot];
+        ivec_discard(&self->enters[o], slot);
+    }
+    if (self->session[slot] != NULL) {
+        int32_t pos = self->obspos[slot], last = self->observers.a[--self->observers.n];
+        if (pos < self->observers.n) {
+            self->observers.a[pos] = last;
+            self->obspos[last] = pos;
+        }
+        self->obspos[slot] = -1;
+    }
+    self->vis[slot].n = self->enters[slot].n = self->leaves[slot].n = 0;
+    self->alive[slot] = 0;
+    /* Cannot fail: add keeps room for every slot below top. */
+    self->freelist.a[self->freelist.n++] = slot;
+    return 0;
+}
+
+/* Drop a detached slot's references; last, as it may run finalizers. */
+static void
+release(Space *self, int32_t slot)
+{
+    PyObject *e = self->entity[slot], *session = self->session[slot];
+    self->entity[slot] = self->session[slot] = NULL;
+    Py_XDECREF(session);
+    Py_XDECREF(e);
+}
+
 static PyObject *
 space_add(Space *self, PyObject *e)
 {
     if (!ready(self))
         return NULL;
-    int32_t have = slot_of(self, e);
-    if (have == -2) {
-        /* An entity that never had a slot attribute is simply new. */
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-            return NULL;
-        PyErr_Clear();
-    }
-    else if (have >= 0) {
-        PyErr_SetString(PyExc_ValueError, "entity is already in this space");
-        return NULL;
-    }
     double x, z;
     if (get_double(e, s_x, &x) < 0 || get_double(e, s_z, &z) < 0)
         return NULL;
@@ -476,6 +580,14 @@ space_add(Space *self, PyObject *e)
     PyObject *session = PyObject_GetAttr(e, s_session);
     if (session == NULL)
         return NULL;
+    /* Last of the reads, which may run Python code that adds e itself. */
+    int32_t have = slot_of(self, e);
+    if (have != -1) {
+        if (have >= 0)
+            PyErr_SetString(PyExc_ValueError, "entity is already in this space");
+        Py_DECREF(session);
+        return NULL;
+    }
     if (!self->freelist.n && self->top == self->cap && space_grow(self) < 0) {
         Py_DECREF(session);
         return NULL;
@@ -514,8 +626,13 @@ space_add(Space *self, PyObject *e)
         self->session[slot] = NULL;
         self->obspos[slot] = -1;
     }
-    if (set_slot(e, slot) < 0)
+    if (set_slot(e, slot) < 0) {
+        /* No slot attribute (or no memory): e cannot be addressed, so it is
+         * not kept, as PySpace fails before it keeps anything. */
+        if (member(self, slot, e) && detach(self, slot) == 0)
+            release(self, slot);
         return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -529,40 +646,14 @@ space_remove(Space *self, PyObject *e)
         return NULL;
     if (slot < 0)
         Py_RETURN_NONE;
-    cell_remove(self, slot);
-    if (self->moved[slot]) {
-        ivec_discard(&self->movedList, slot);
-        self->moved[slot] = 0;
-    }
-    /* Every observer that sees it gets a leave. */
-    int32_t *obs = self->observers.a;
-    for (int32_t k = 0; k < self->observers.n; k++) {
-        int32_t o = obs[k];
-        IVec *v = &self->vis[o];
-        int32_t at = sorted_find(v, slot);
-        if (at < 0)
-            continue;
-        memmove(v->a + at, v->a + at + 1, (size_t)(v->n - at - 1) * sizeof(int32_t));
-        v->n--;
-        if (ivec_push(&self->leaves[o], (int32_t)self->eid[slot]) < 0)
-            return NULL;
-        ivec_discard(&self->enters[o], slot);
-    }
-    if (self->session[slot] != NULL) {
-        int32_t pos = self->obspos[slot], last = self->observers.a[--self->observers.n];
-        if (pos < self->observers.n) {
-            self->observers.a[pos] = last;
-            self->obspos[last] = pos;
-        }
-        self->obspos[slot] = -1;
-    }
-    self->vis[slot].n = self->enters[slot].n = self->leaves[slot].n = 0;
-    self->alive[slot] = 0;
-    if (ivec_push(&self->freelist, slot) < 0)
+    if (detach(self, slot) < 0)
         return NULL;
+    /* The space is whole again before any Python code runs. */
+    PyObject *ent = self->entity[slot], *session = self->session[slot];
+    self->entity[slot] = self->session[slot] = NULL;
     int r = set_slot(e, -1);
-    Py_CLEAR(self->session[slot]);
-    Py_CLEAR(self->entity[slot]);
+    Py_XDECREF(session);
+    Py_DECREF(ent);
     if (r < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -606,9 +697,18 @@ space_move(Space *self, PyObject *e)
     Py_DECREF(ctobj);
     if (ct == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
+    /* The reads may have run Python code that removed e (its slot reused). */
+    if (!member(self, slot, e)) {
+        PyErr_SetString(PyExc_ValueError, "entity is not in this space");
+        return NULL;
+    }
+    int32_t c = cell_of(self, x, z);
+    /* Reserve first: a cell change half done would lose the entity. */
+    if ((!self->moved[slot] && ivec_reserve(&self->movedList, self->movedList.n + 1) < 0)
+        || (c != self->cell[slot] && ivec_reserve(&self->cells[c], self->cells[c].n + 1) < 0))
+        return NULL;
     if (!self->moved[slot]) {
-        if (ivec_push(&self->movedList, slot) < 0)
-            return NULL;
+        self->movedList.a[self->movedList.n++] = slot;
         self->moved[slot] = 1;
     }
     self->x[slot] = x;
@@ -620,11 +720,9 @@ space_move(Space *self, PyObject *e)
     put_i16(r + 12, vx);
     put_i16(r + 14, vz);
     put_u32(r + 16, (uint32_t)ct);
-    int32_t c = cell_of(self, x, z);
     if (c != self->cell[slot]) {
         cell_remove(self, slot);
-        if (cell_add(self, slot, c) < 0)
-            return NULL;
+        cell_add(self, slot, c);
     }
     Py_RETURN_NONE;
 }
@@ -634,7 +732,11 @@ space_moved(Space *self, PyObject *unused)
 {
     if (!ready(self))
         return NULL;
+    /* No gc (and so no finalizer) between sizing the list and filling it. */
+    int gc = PyGC_Disable();
     PyObject *out = PyList_New(self->movedList.n);
+    if (gc)
+        PyGC_Enable();
     if (out == NULL)
         return NULL;
     for (int32_t k = 0; k < self->movedList.n; k++) {
@@ -651,6 +753,8 @@ static int
 recompute(Space *self, int32_t o)
 {
     double ox = self->x[o], oz = self->z[o], r2 = self->r2, o2 = self->o2;
+    /* PySpace's x band: at the rim it decides, not the distance alone. */
+    double lo = ox - self->radius, hi = ox + self->radius;
     const double *X = self->x, *Z = self->z;
     IVec *inner = &self->inner, *next = &self->next;
     IVec *entered = &self->entered, *left = &self->left;
@@ -660,7 +764,7 @@ recompute(Space *self, int32_t o)
         const IVec *cv = &self->cells[nb[q]];
         for (int32_t k = 0; k < cv->n; k++) {
             int32_t s = cv->a[k];
-            if (s == o)
+            if (s == o || !(X[s] >= lo && X[s] <= hi))
                 continue;
             double dx = X[s] - ox, dz = Z[s] - oz;
             if (dx * dx + dz * dz <= r2 && ivec_push(inner, s) < 0)
@@ -694,18 +798,19 @@ recompute(Space *self, int32_t o)
     }
     if (!entered->n && !left->n)
         return 0;
+    IVec *en = &self->enters[o], *lv = &self->leaves[o];
+    /* Reserve first: a view changed without its enters would never be sent. */
+    if (ivec_reserve(en, en->n + entered->n) < 0 || ivec_reserve(lv, lv->n + left->n) < 0)
+        return -1;
     IVec t = *old;
     *old = *next;
     *next = t;
-    IVec *en = &self->enters[o];
     for (int32_t k = 0; k < entered->n; k++)
-        if (ivec_push(en, entered->a[k]) < 0)
-            return -1;
+        en->a[en->n++] = entered->a[k];
     for (int32_t k = 0; k < left->n; k++) {
         int32_t s = left->a[k];
         ivec_discard(en, s);
-        if (ivec_push(&self->leaves[o], (int32_t)self->eid[s]) < 0)
-            return -1;
+        lv->a[lv->n++] = (int32_t)self->eid[s];
     }
     return 0;
 }
@@ -734,8 +839,12 @@ space_update(Space *self, PyObject *const *args, Py_ssize_t nargs)
         self->curStamp = 0;
     }
     int32_t cur = ++self->curStamp;
-    long long phase = ((tick % interval) + interval) % interval;
-    for (long long c = phase; c < self->ncells; c += interval) {
+    /* Python's modulo; and no step past the last cell (no overflow). */
+    long long phase = tick % interval;
+    if (phase < 0)
+        phase += interval;
+    long long step = interval < self->ncells ? interval : self->ncells;
+    for (long long c = phase; c < self->ncells; c += step) {
         const IVec *cv = &self->cells[c];
         for (int32_t k = 0; k < cv->n; k++) {
             int32_t s = cv->a[k];
@@ -798,6 +907,12 @@ space_replicate(Space *self, PyObject *unused)
 {
     if (!ready(self))
         return NULL;
+    /*
+     * No gc while the arrays are read: a finalizer it ran could change the
+     * space (grow the arrays, remove an observer) under this loop.  Nothing
+     * else here runs Python code.
+     */
+    int gc = PyGC_Disable();
     PyObject *sends = PyList_New(0), *others = PyList_New(0);
     if (sends == NULL || others == NULL)
         goto fail;
@@ -836,6 +951,11 @@ space_replicate(Space *self, PyObject *unused)
                 *p++ = (unsigned char)mlen;
             }
             else {
+                if (mlen > 0xFFFFFFFF) {
+                    Py_DECREF(b);
+                    PyErr_SetString(PyExc_OverflowError, "moves too long for one update");
+                    goto fail;
+                }
                 *p++ = 0xc6;
                 *p++ = (unsigned char)(mlen >> 24);
                 *p++ = (unsigned char)(mlen >> 16);
@@ -860,7 +980,6 @@ space_replicate(Space *self, PyObject *unused)
             t = (ents && lefts) ? PyTuple_Pack(4, self->entity[o], ents, lefts, b) : NULL;
             Py_XDECREF(ents);
             Py_XDECREF(lefts);
-            en->n = lv->n = 0;
         }
         Py_DECREF(b);
         if (t == NULL)
@@ -870,13 +989,26 @@ space_replicate(Space *self, PyObject *unused)
         if (r < 0)
             goto fail;
     }
-    for (int32_t k = 0; k < self->movedList.n; k++)
-        self->moved[self->movedList.a[k]] = 0;
-    self->movedList.n = 0;
-    return Py_BuildValue("(NNL)", sends, others, nbytes);
+    PyObject *out = Py_BuildValue("(NNL)", sends, others, nbytes);
+    if (out != NULL) {
+        /* Consumed only now: after a MemoryError the next call sends it all. */
+        if (PyList_GET_SIZE(others))
+            for (int32_t k = 0; k < self->observers.n; k++) {
+                int32_t o = self->observers.a[k];
+                self->enters[o].n = self->leaves[o].n = 0;
+            }
+        for (int32_t k = 0; k < self->movedList.n; k++)
+            self->moved[self->movedList.a[k]] = 0;
+        self->movedList.n = 0;
+    }
+    if (gc)
+        PyGC_Enable();
+    return out;
 fail:
     Py_XDECREF(sends);
     Py_XDECREF(others);
+    if (gc)
+        PyGC_Enable();
     return NULL;
 }
 
@@ -887,12 +1019,16 @@ space_visible(Space *self, PyObject *e)
 {
     if (!ready(self))
         return NULL;
-    int32_t slot = slot_of(self, e);
-    if (slot == -2)
-        return NULL;
+    /* The set first: gc in its allocation may run a finalizer that removes e. */
     PyObject *out = PySet_New(NULL);
-    if (out == NULL || slot < 0)
+    if (out == NULL)
+        return NULL;
+    int32_t slot = slot_of(self, e);
+    if (slot < 0) {
+        if (slot == -2)
+            Py_CLEAR(out);
         return out;
+    }
     for (int32_t k = 0; k < self->vis[slot].n; k++) {
         PyObject *i = PyLong_FromUnsignedLong(self->eid[self->vis[slot].a[k]]);
         if (i == NULL || PySet_Add(out, i) < 0) {
@@ -910,12 +1046,16 @@ space_watchers(Space *self, PyObject *e)
 {
     if (!ready(self))
         return NULL;
-    int32_t slot = slot_of(self, e);
-    if (slot == -2)
-        return NULL;
+    /* The set first: gc in its allocation may run a finalizer that removes e. */
     PyObject *out = PySet_New(NULL);
-    if (out == NULL || slot < 0)
+    if (out == NULL)
+        return NULL;
+    int32_t slot = slot_of(self, e);
+    if (slot < 0) {
+        if (slot == -2)
+            Py_CLEAR(out);
         return out;
+    }
     for (int32_t k = 0; k < self->observers.n; k++) {
         int32_t o = self->observers.a[k];
         if (sorted_find(&self->vis[o], slot) >= 0 && PySet_Add(out, self->entity[o]) < 0) {
