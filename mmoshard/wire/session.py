@@ -280,7 +280,15 @@ class Connection:
         if builtin is not None:
             builtin(self, message)
         elif handler is not None:
-            self._dispatch(handler, kind, message)
+            # _dispatch's common case inlined: a handler that answers
+            # nothing (world.move, many times a second per client).
+            try:
+                result = handler(self.session, message)
+            except Exception:
+                self._handlerFailed(Failure(), kind, message)
+                return
+            if result is not None:
+                self._handled(result, kind, message)
         elif self.session is None:
             self.fail(
                 ErrorInfo(errors.NOT_AUTHENTICATED, "send hello first"), message.get("id")
@@ -697,15 +705,8 @@ class Connection:
 
     # -- dispatch ---------------------------------------------------------
 
-    def _dispatch(self, handler, kind, message):
-        session = self.session
-        try:
-            result = handler(session, message)
-        except Exception:
-            self._handlerFailed(Failure(), kind, message)
-            return
-        if result is None:
-            return
+    def _handled(self, result, kind, message):
+        """What a route's handler returned: a reply, a coroutine or Deferred of one."""
         if type(result) is dict:
             self._reply(result, kind, message)
             return

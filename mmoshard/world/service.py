@@ -80,7 +80,7 @@ class WorldService(Service):
             zone.portalHandler = self._portal
         self.startZone = cfg.start_zone if cfg.start_zone in self.zones else None
         self.loops = {}
-        self.bySession = {}
+        self.bySession = {}  # Session (by identity: a resume keeps the object) -> Player
         self.byCharacter = {}
         self.entering = set()
         self.bytesPerClient = {}
@@ -185,7 +185,7 @@ class WorldService(Service):
     # --- handlers ----------------------------------------------------------
 
     def _onMove(self, session, message):
-        player = self.bySession.get(session.sessionId)
+        player = self.bySession.get(session)
         if player is not None and player.state == "live":
             player.zone.queueMove(player.entity, message)
         return None
@@ -200,7 +200,7 @@ class WorldService(Service):
         ticket = message.get("ticket")
         if ticket is not None and not isinstance(ticket, str):
             raise ProtocolError(BAD, "ticket must be a str")
-        current = self.bySession.get(session.sessionId)
+        current = self.bySession.get(session)
         if current is not None:
             if current.characterId == cid:
                 return self._entered(current)
@@ -241,7 +241,7 @@ class WorldService(Service):
             self.log.info("character {character_id} (account {account_id}) busy in {holder}",
                           holder=e.holder, **log)
             raise ProtocolError(BUSY, "the character is live elsewhere", retry_after=1.0)
-        if session.ended or session.sessionId in self.bySession:
+        if session.ended or session in self.bySession:
             await self.leases.release(cid)
             return None
         if row.zone:
@@ -252,7 +252,7 @@ class WorldService(Service):
         player = Player(row, entity, zone, session)
         player.saved = (zone.id, x, y, z) if (row.zone, row.x, row.z) == (zone.id, x, z) else None
         zone.spawn(entity, session)
-        self.bySession[session.sessionId] = player
+        self.bySession[session] = player
         self.byCharacter[cid] = player
         self._joinChat(cid, zone.id)
         self.log.info("character {character_id} (account {account_id}) entered {zone}",
@@ -286,7 +286,7 @@ class WorldService(Service):
         return None
 
     def _onLeave(self, session, message):
-        player = self.bySession.get(session.sessionId)
+        player = self.bySession.get(session)
         if player is None:
             raise ProtocolError(NOT_IN_WORLD, "not in the world")
         return Deferred.fromCoroutine(self._leave(player, "leave", reply={"ok": True}))
@@ -314,8 +314,8 @@ class WorldService(Service):
             return
         player.state = "gone"
         player.zone.despawn(player.entity)
-        if self.bySession.get(player.session.sessionId) is player:
-            del self.bySession[player.session.sessionId]
+        if self.bySession.get(player.session) is player:
+            del self.bySession[player.session]
         if self.byCharacter.get(player.characterId) is player:
             del self.byCharacter[player.characterId]
         self._leaveChat(player.characterId, player.zone.id)
@@ -326,7 +326,7 @@ class WorldService(Service):
         pass
 
     def sessionLinkDead(self, session):
-        player = self.bySession.get(session.sessionId)
+        player = self.bySession.get(session)
         if player is not None:
             e = player.entity
             if e.vx or e.vz:
@@ -334,7 +334,7 @@ class WorldService(Service):
                 player.zone._markMoved(e)
 
     def sessionResumed(self, session):
-        player = self.bySession.get(session.sessionId)
+        player = self.bySession.get(session)
         if player is None:
             return
         # Updates are not replayed: start the client's view afresh.
@@ -344,7 +344,7 @@ class WorldService(Service):
                                      "y": e.y, "z": e.z, "k": e.corr}, replayable=False)
 
     def sessionEnded(self, session, reason):
-        player = self.bySession.get(session.sessionId)
+        player = self.bySession.get(session)
         if player is not None:
             self._track(Deferred.fromCoroutine(self._leave(player, reason)))
 
@@ -501,7 +501,7 @@ class WorldService(Service):
         player.state = "live"
         player.zone = zone
         zone.spawn(player.entity, player.session)
-        self.bySession[player.session.sessionId] = player
+        self.bySession[player.session] = player
         self.byCharacter[player.characterId] = player
         self._joinChat(player.characterId, zone.id)
 
