@@ -15,7 +15,7 @@
 static PyObject *s_k, *s_x, *s_z, *s_vx, *s_vz, *s_ct, *s_corr, *s_budget, *s_budgetAt;
 static PyObject *s_isBlocked, *s_pathBlocked;
 static PyObject *why_bad, *why_bounds, *why_fast, *why_blocked;
-static PyObject *zero_int, *mask32;
+static PyObject *zero_int, *zero_float, *mask32;
 
 /* Python's float(v) for an exact int or float; 0 on success, 1 when an int
  * does not fit a double (it is then out of any range we check). */
@@ -81,26 +81,22 @@ static int
 apply_one(PyObject *e, PyObject *msg, double now, double width, double depth, double vmax,
           double cap, PyObject *terrain, PyObject *correctCb, PyObject *move)
 {
-    if (!PyDict_Check(msg)) {
-        PyErr_SetString(PyExc_TypeError, "a queued move must be a dict");
+    if (!PyTuple_CheckExact(msg) || PyTuple_GET_SIZE(msg) != 6) {
+        PyErr_SetString(PyExc_TypeError, "a queued move must be pickMove's 6-tuple");
         return -1;
     }
-    PyObject *k = PyDict_GetItemWithError(msg, s_k);
-    if (k == NULL && PyErr_Occurred())
-        return -1;
+    PyObject *xo = PyTuple_GET_ITEM(msg, 0), *zo = PyTuple_GET_ITEM(msg, 1);
+    PyObject *vxo = PyTuple_GET_ITEM(msg, 2), *vzo = PyTuple_GET_ITEM(msg, 3);
+    PyObject *cto = PyTuple_GET_ITEM(msg, 4), *k = PyTuple_GET_ITEM(msg, 5);
     PyObject *corr = PyObject_GetAttr(e, s_corr);
     if (corr == NULL)
         return -1;
-    int same = PyObject_RichCompareBool(k != NULL ? k : zero_int, corr, Py_EQ);
+    int same = PyObject_RichCompareBool(k, corr, Py_EQ);
     Py_DECREF(corr);
     if (same < 0)
         return -1;
     if (!same)
         return 1; /* sent before the client saw our last correction */
-    PyObject *xo = PyDict_GetItemWithError(msg, s_x);
-    PyObject *zo = xo ? PyDict_GetItemWithError(msg, s_z) : NULL;
-    if (PyErr_Occurred())
-        return -1;
     if (!is_num(xo) || !is_num(zo))
         return correct(correctCb, e, why_bad);
     double x, z;
@@ -147,20 +143,11 @@ apply_one(PyObject *e, PyObject *msg, double now, double width, double depth, do
     }
     if (set_attr_double(e, s_budget, budget - dist) < 0)
         return -1;
-    PyObject *vxo = PyDict_GetItemWithError(msg, s_vx);
-    PyObject *vzo = vxo || !PyErr_Occurred() ? PyDict_GetItemWithError(msg, s_vz) : NULL;
-    if (PyErr_Occurred())
-        return -1;
-    /* Absent: 0.0, as msg.get("vx", 0.0). */
     double vx = 0.0, vz = 0.0;
-    int vxKeep = vxo != NULL, vzKeep = vzo != NULL; /* store the client's own objects */
-    int ok = (vxo == NULL || is_num(vxo)) && (vzo == NULL || is_num(vzo));
-    if (ok) {
-        if (vxo != NULL && as_double(vxo, &vx))
-            ok = 0;
-        if (vzo != NULL && as_double(vzo, &vz))
-            ok = 0;
-    }
+    int vxKeep = 1, vzKeep = 1; /* store the client's own objects */
+    int ok = is_num(vxo) && is_num(vzo);
+    if (ok && (as_double(vxo, &vx) || as_double(vzo, &vz)))
+        ok = 0;
     if (!ok || !(-1e9 < vx && vx < 1e9 && -1e9 < vz && vz < 1e9)) {
         vx = vz = 0.0;
         vxKeep = vzKeep = 0;
@@ -174,11 +161,8 @@ apply_one(PyObject *e, PyObject *msg, double now, double width, double depth, do
             vxKeep = vzKeep = 0;
         }
     }
-    PyObject *cto = PyDict_GetItemWithError(msg, s_ct);
-    if (cto == NULL && PyErr_Occurred())
-        return -1;
     PyObject *ct;
-    if (cto != NULL && PyLong_CheckExact(cto))
+    if (PyLong_CheckExact(cto))
         ct = PyNumber_And(cto, mask32);
     else {
         ct = zero_int;
@@ -221,7 +205,7 @@ apply_moves(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *inputs = args[0], *terrain = args[6], *correctCb = args[7], *move = args[8];
     if (!PyDict_Check(inputs)) {
-        PyErr_SetString(PyExc_TypeError, "inputs must be a dict of entity -> message");
+        PyErr_SetString(PyExc_TypeError, "inputs must be a dict of entity -> pickMove tuple");
         return NULL;
     }
     double v[5];
@@ -246,9 +230,40 @@ apply_moves(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromSsize_t(dropped);
 }
 
+/* sim.pickMove: (x, z, vx, vz, ct, k) with the message's defaults. */
+static PyObject *
+pick_move(PyObject *module, PyObject *msg)
+{
+    if (!PyDict_Check(msg)) {
+        PyErr_SetString(PyExc_TypeError, "a move message must be a dict");
+        return NULL;
+    }
+    PyObject *keys[6] = {s_x, s_z, s_vx, s_vz, s_ct, s_k};
+    PyObject *defaults[6] = {Py_None, Py_None, zero_float, zero_float, zero_int, zero_int};
+    PyObject *t = PyTuple_New(6);
+    if (t == NULL)
+        return NULL;
+    for (int i = 0; i < 6; i++) {
+        PyObject *v = PyDict_GetItemWithError(msg, keys[i]);
+        if (v == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(t);
+                return NULL;
+            }
+            v = defaults[i];
+        }
+        Py_INCREF(v);
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
 static PyMethodDef moves_methods[] = {
+    {"pickMove", (PyCFunction)pick_move, METH_O,
+     "pickMove(message) -> (x, z, vx, vz, ct, k): sim.pickMove, the queued form of a move."},
     {"applyMoves", (PyCFunction)(void (*)(void))apply_moves, METH_FASTCALL,
      "applyMoves(inputs, now, width, depth, vmax, cap, terrain, correct, move) -> dropped: "
+     "inputs maps entities to pickMove tuples; "
      "Zone.applyInputs's loop. terrain is None or has isBlocked/pathBlocked; "
      "correct(entity, why) answers a refused move; move(entity) records an accepted one."},
     {NULL},
@@ -279,6 +294,8 @@ PyInit__moves(void)
     INTERN(why_fast, "too fast");
     INTERN(why_blocked, "blocked");
 #undef INTERN
+    if ((zero_float = PyFloat_FromDouble(0.0)) == NULL)
+        return NULL;
     if ((zero_int = PyLong_FromLong(0)) == NULL || (mask32 = PyLong_FromUnsignedLong(0xFFFFFFFFUL)) == NULL)
         return NULL;
     return PyModule_Create(&movesmodule);

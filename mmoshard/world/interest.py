@@ -335,11 +335,14 @@ def nativeSpace():
 
 def nativeMoves():
     """
-    @return: the C movement checks, L{mmoshard.world._moves.applyMoves}, or
-        None where they were not built (the zone then runs its Python loop).
+    @return: C{(applyMoves, pickMove)} from L{mmoshard.world._moves}, or
+        C{(None, sim.pickMove)} where it was not built (the zone then runs
+        its Python loop).
     """
     try:
-        from mmoshard.world._moves import applyMoves
+        from mmoshard.world._moves import applyMoves, pickMove
     except ImportError:
-        return None
-    return applyMoves
+        from mmoshard.world.sim import pickMove
+
+        return None, pickMove
+    return applyMoves, pickMove

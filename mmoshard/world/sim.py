@@ -26,6 +26,12 @@ ORDER_REPLICATE = 900
 _NUM = (int, float)
 
 
+def pickMove(message):
+    """@return: the queued form of a world.move message: C{(x, z, vx, vz, ct, k)}."""
+    get = message.get
+    return (get("x"), get("z"), get("vx", 0.0), get("vz", 0.0), get("ct", 0), get("k", 0))
+
+
 class Entity:
     """
     One thing in a zone.  Hot fields are slots; anything else (combat stats,
@@ -94,7 +100,7 @@ class Zone:
         self.terrain = Terrain(spec)
         self.space = makeSpace(spec, engine)
         # The C movement checks come with the C space (the same engine choice).
-        self._applyMoves = nativeMoves() if self.space.native else None
+        self._applyMoves, self._pickMove = nativeMoves() if self.space.native else (None, pickMove)
         self.entities = {}
         self.observers = {}  # id -> Entity with a session
         self.inputs = {}  # entity -> last move message this tick
@@ -161,8 +167,12 @@ class Zone:
     # --- input and movement ------------------------------------------------
 
     def queueMove(self, entity, message):
-        """Keep a client's move for the next tick (the newest one wins)."""
-        self.inputs[entity] = message
+        """
+        Keep a client's move for the next tick (the newest one wins), as
+        the tuple C{(x, z, vx, vz, ct, k)} with the message's defaults: the
+        message itself is freed at once, while it is still in the cache.
+        """
+        self.inputs[entity] = self._pickMove(message)
         self.stats.inputs += 1
 
     def applyInputs(self, now, dt):
@@ -192,14 +202,11 @@ class Zone:
         sqrt = math.sqrt
         num = _NUM
         dropped = 0
-        for e, msg in inputs.items():
-            get = msg.get
-            if get("k", 0) != e.corr:
+        for e, (x, z, vx, vz, ct, k) in inputs.items():
+            if k != e.corr:
                 # Sent before the client saw our last correction: stale, not a cheat.
                 dropped += 1
                 continue
-            x = get("x")
-            z = get("z")
             if type(x) not in num or type(z) not in num:
                 correct(e, "bad position")
                 continue
@@ -224,8 +231,6 @@ class Zone:
                 correct(e, "blocked")
                 continue
             e.budget = budget - dist
-            vx = get("vx", 0.0)
-            vz = get("vz", 0.0)
             if (type(vx) not in num or type(vz) not in num
                     or not (-1e9 < vx < 1e9 and -1e9 < vz < 1e9)):
                 vx = vz = 0.0
@@ -235,7 +240,6 @@ class Zone:
                     f = vmax / sqrt(v2)
                     vx *= f
                     vz *= f
-            ct = get("ct", 0)
             e.ct = ct & 0xFFFFFFFF if type(ct) is int else 0
             if dist or vx != e.vx or vz != e.vz:
                 e.x = x
