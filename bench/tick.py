@@ -45,7 +45,7 @@ class _Case:
         return out[0]
 
 
-def build(n, seed, aoiInterval):
+def build(n, seed, aoiInterval, engine="auto"):
     from mmoshard.world.test.harness import WorldHarness
     from mmoshard.wire.test.helpers import TCPPeer, token
 
@@ -56,7 +56,8 @@ def build(n, seed, aoiInterval):
         zones = os.path.join(tmp, "zones.toml")
         writeZones(zones, n, aoiInterval)
         # The zones file is read here, at start.
-        world = WorldHarness(_Case(), zones_file=zones, start_zone="w1", max_players=100000)
+        world = WorldHarness(_Case(), zones_file=zones, start_zone="w1", max_players=100000,
+                             interest=engine)
     rng = random.Random(seed)
     players = []
     for i in range(n):
@@ -82,7 +83,7 @@ def run(opts):
     # The collector as twistd runs it (mmoshard.tap): its pauses land in
     # whatever allocates, so the default thresholds would mislead.
     gc.set_threshold(*SHARD_FIELDS["gc_threshold"].default)
-    world, players = build(opts.players, opts.seed, opts.aoi_interval)
+    world, players = build(opts.players, opts.seed, opts.aoi_interval, opts.engine)
     gc.freeze()
     zone = world.world.zones["w1"]
     timers = {}
@@ -127,7 +128,7 @@ def run(opts):
     measured(cycle, opts.ticks)
     spent = time.process_time() - t0
     n = opts.players
-    print(f"players={n} ticks={opts.ticks} cycle_ms={spent / opts.ticks * 1000:.2f} "
+    print(f"players={n} engine={'native' if zone.space.native else 'python'} ticks={opts.ticks} cycle_ms={spent / opts.ticks * 1000:.2f} "
           f"us_per_client_tick={spent / opts.ticks / n * 1e6:.2f} "
           + " ".join(f"{k}_us={v / opts.ticks / n * 1e6:.2f}" for k, v in timers.items())
           + f" aoi_pairs={zone.aoiPairs()} corrections={zone.stats.corrections}")
@@ -153,6 +154,8 @@ def main():
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--aoi-interval", type=int, default=4)
+    p.add_argument("--engine", choices=["auto", "native", "python"], default="auto",
+                   help="[world] interest: the C or the Python world engine")
     run(p.parse_args())
 
 

@@ -507,11 +507,16 @@ class IInterestSpace(Interface):
     nothing here blocks or returns a Deferred.
     """
 
+    native = Attribute("True for the C implementation, False for PySpace.")
+
     def add(entity):
         """
         Put C{entity} in the space at its C{(x, z)}; it is an observer when
         its C{session} is not None.  It sees nothing until it is recomputed
         (pass it in C{forced} to the next L{update}).
+
+        @raise ValueError: C{entity} is already in the space.
+        @raise OverflowError: its id does not fit in uint32.
         """
 
     def remove(entity):
@@ -522,9 +527,12 @@ class IInterestSpace(Interface):
 
     def move(entity):
         """
-        C{entity}'s C{x}, C{z}, C{vx}, C{vz} or C{ct} changed this tick: its
-        move record (the newest of the tick) goes to the observers that see
-        it in the next L{replicate}.
+        C{entity}'s C{x}, C{z}, C{vx}, C{vz} or C{ct} changed: the space
+        takes them now (a later change counts only with another C{move}),
+        and the move record of the newest C{move} of the tick goes to the
+        observers that see it in the next L{replicate}.
+
+        @raise ValueError: C{entity} is not in the space.
         """
 
     def moved():

@@ -767,7 +767,9 @@ class Connection:
 
 
 # The built-in messages, before and after hello: class-level tables of plain
-# functions, called as handler(connection, message).
+# functions, called as handler(connection, message), shared by every
+# connection.  They name Connection's own methods: a subclass or a patched
+# method is not seen here (Connection is not meant to be subclassed).
 _PRE_SESSION = {
     "hello": Connection._onHello,
     "resume": Connection._onResume,

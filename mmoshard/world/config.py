@@ -3,9 +3,16 @@
 import attrs
 
 from mmoshard.config import Field, Problem, positive
+from mmoshard.world.interest import nativeAvailable
 from mmoshard.world.zones import ZoneDataError, loadZones
 
 ENGINES = ("auto", "native", "python")
+
+
+def oneOf(choices):
+    """A Field check: the value is one of C{choices}."""
+    return lambda v: None if v in choices else "must be one of " + ", ".join(choices)
+
 
 WORLD_FIELDS = {
     "zones_file": Field("str", "etc/zones.toml", help="zone game data"),
@@ -16,8 +23,8 @@ WORLD_FIELDS = {
     "save_interval": Field("float", 30.0, positive, "seconds between two saves of one position"),
     "transfer_ttl": Field("float", 30.0, positive, "seconds a transfer ticket stays valid"),
     "max_players": Field("int", 5000, positive, "players this process accepts"),
-    "interest": Field("str", "auto", lambda v: None if v in ENGINES else "must be one of " + ", ".join(ENGINES),
-                      "interest space: auto (C when built), native (C, required) or python"),
+    "interest": Field("str", "auto", oneOf(ENGINES),
+                      "world engine (interest space and movement): auto (C when built), native (C, required) or python"),
 }
 
 
@@ -59,17 +66,9 @@ def validate(values, path, problems):
         problems.append(Problem(f"{path}.start_zone", f"unknown zone {start!r}"))
     values["specs"] = specs
     if values["interest"] == "native" and not nativeAvailable():
-        problems.append(Problem(f"{path}.interest", "the C interest space is not built here "
+        problems.append(Problem(f"{path}.interest", "the C world engine is not built here "
                                 "(pip install -e . with a C compiler builds it); use auto or python"))
 
-
-def nativeAvailable():
-    """True when the C interest space (mmoshard.world._space) imports."""
-    try:
-        import mmoshard.world._space  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def makeConfig(**values):

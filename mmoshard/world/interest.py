@@ -4,9 +4,12 @@ import math
 import struct
 from bisect import bisect_left, bisect_right
 
+from twisted.logger import Logger
 from zope.interface import classImplements, implementer
 
 from mmoshard.interfaces import IInterestSpace
+
+_log = Logger()
 
 # One moved entity in a world.u update: id, x, z (float32 metres), vx, vz
 # (int16 cm/s) and the client time (uint32 ms) of the input that moved it.
@@ -31,14 +34,17 @@ def movesMessage(m):
 
 
 def packMove(e):
-    """@return: the move record of entity C{e}; velocities beyond int16 cm/s are clamped."""
+    """
+    @return: the move record of entity C{e}: velocities clamped to int16
+        cm/s, the client time masked to uint32.
+    """
     vx = int(e.vx * 100.0)
     vz = int(e.vz * 100.0)
     if not -0x8000 <= vx <= 0x7FFF:
         vx = 0x7FFF if vx > 0 else -0x8000
     if not -0x8000 <= vz <= 0x7FFF:
         vz = 0x7FFF if vz > 0 else -0x8000
-    return MOVE.pack(e.id, e.x, e.z, vx, vz, e.ct)
+    return MOVE.pack(e.id, e.x, e.z, vx, vz, e.ct & 0xFFFFFFFF)
 
 
 class Grid:
@@ -94,6 +100,8 @@ class PySpace:
     native = False
 
     def __init__(self, width, depth, radius, hysteresis):
+        if not (radius > 0 and width >= 0 and depth >= 0 and hysteresis >= 0):
+            raise ValueError("radius must be > 0, sizes and hysteresis >= 0")
         self.radius = float(radius)
         self.outer = float(radius) + float(hysteresis)
         self.grid = Grid(width, depth, radius)
@@ -101,10 +109,16 @@ class PySpace:
         self.entities = {}
         self.observers = {}  # id -> entity with a session
         self._moved = []
+        self._recs = {}  # id -> move record, taken at move() as the C space does
 
     # --- membership ---------------------------------------------------------
 
     def add(self, e):
+        if self.entities.get(e.id) is e:
+            raise ValueError("entity is already in this space")
+        if not 0 <= e.id <= 0xFFFFFFFF:
+            raise OverflowError("entity id must fit in uint32")
+        cell = self.grid.cellOf(e.x, e.z)  # first: a bad position changes nothing
         e.slot = 0
         e.visible = set()
         e.watchers = set()
@@ -113,8 +127,8 @@ class PySpace:
         self.entities[e.id] = e
         if e.session is not None:
             self.observers[e.id] = e
-        e.cell = self.grid.cellOf(e.x, e.z)
-        self.cells[e.cell].add(e)
+        e.cell = cell
+        self.cells[cell].add(e)
 
     def remove(self, e):
         if self.entities.pop(e.id, None) is None:
@@ -126,6 +140,7 @@ class PySpace:
         e.slot = -1
         if e.moved:
             self._moved.remove(e)
+            del self._recs[e.id]
             e.moved = False
         eid = e.id
         for w in e.watchers:
@@ -136,14 +151,8 @@ class PySpace:
                 w.leaves.append(eid)
             if w.enters:
                 w.enters.discard(eid)
-        entities = self.entities
-        for vid in e.visible:
-            other = entities.get(vid)
-            if other is not None:
-                other.watchers.discard(e)
         e.watchers = set()
-        e.visible = set()
-        e.enters = e.leaves = None
+        self.reset(e)
 
     def reset(self, e):
         entities = self.entities
@@ -157,9 +166,12 @@ class PySpace:
     # --- movement -----------------------------------------------------------
 
     def move(self, e):
+        if self.entities.get(e.id) is not e:
+            raise ValueError("entity is not in this space")
         if not e.moved:
             e.moved = True
             self._moved.append(e)
+        self._recs[e.id] = packMove(e)
         grid = self.grid
         s = grid.size
         i = int(e.x // s)
@@ -179,6 +191,8 @@ class PySpace:
     # --- interest -------------------------------------------------------------
 
     def update(self, tick, interval, forced=()):
+        if interval < 1:
+            raise ValueError("interval must be >= 1")
         r2 = self.radius * self.radius
         o2 = self.outer * self.outer
         cells = self.cells
@@ -250,15 +264,15 @@ class PySpace:
 
     def replicate(self):
         """
-        Each moved entity is packed once; an observer's moves are one set
-        intersection and one join, so unchanged entities cost nothing.
+        Each moved entity was packed at its move(); an observer's moves are
+        one set intersection and one join, so unchanged entities cost nothing.
         """
         moved = self._moved
+        recs = self._recs
         self._moved = []
-        recs = {}
+        self._recs = {}
         for e in moved:
             e.moved = False
-            recs[e.id] = packMove(e)
         movedIds = set(recs)
         getRec = recs.__getitem__
         join = b"".join
@@ -303,46 +317,60 @@ class PySpace:
         return sum(len(ob.visible) for ob in self.observers.values())
 
 
-def makeSpace(spec, engine="auto"):
-    """
-    @return: the interest space of zone C{spec}: the C one when C{engine}
-        is C{"native"}, or C{"auto"} and it was built; else L{PySpace}.
-    @raise ImportError: C{engine} is C{"native"} and the extension is missing.
-    """
-    args = (spec.width, spec.depth, spec.aoi_radius, spec.aoi_hysteresis)
-    if engine == "python":
-        return PySpace(*args)
-    try:
-        space = nativeSpace()
-    except ImportError:
-        if engine == "native":
-            raise
-        return PySpace(*args)
-    return space(*args)
+def pickMove(message):
+    """@return: the queued form of a world.move message: C{(x, z, vx, vz, ct, k)}."""
+    get = message.get
+    return (get("x"), get("z"), get("vx", 0.0), get("vz", 0.0), get("ct", 0), get("k", 0))
 
 
-def nativeSpace():
+def loadNative():
     """
-    @return: the C interest space type, L{mmoshard.world._space.Space}.
-    @raise ImportError: it was not built here.
+    @return: C{(Space, applyMoves, pickMove)}: the C engine,
+        L{mmoshard.world._space} and L{mmoshard.world._moves}.
+    @raise ImportError: either was not built here.
     """
+    from mmoshard.world._moves import applyMoves, pickMove as nativePick
     from mmoshard.world._space import Space
 
-    if not IInterestSpace.implementedBy(Space):
-        classImplements(Space, IInterestSpace)
-    return Space
+    return Space, applyMoves, nativePick
 
 
-def nativeMoves():
-    """
-    @return: C{(applyMoves, pickMove)} from L{mmoshard.world._moves}, or
-        C{(None, sim.pickMove)} where it was not built (the zone then runs
-        its Python loop).
-    """
+def nativeAvailable():
+    """True when the C engine imports."""
     try:
-        from mmoshard.world._moves import applyMoves, pickMove
+        loadNative()
     except ImportError:
-        from mmoshard.world.sim import pickMove
+        return False
+    return True
 
-        return None, pickMove
-    return applyMoves, pickMove
+
+def makeEngine(spec, engine="auto"):
+    """
+    The interest space and movement loop of zone C{spec}: the C ones when
+    C{engine} is C{"native"}, or C{"auto"} and they were built; else
+    L{PySpace} and the zone's Python loop.
+
+    @return: C{(space, applyMoves, pickMove)}, C{applyMoves} None for the
+        Python loop.
+    @raise ImportError: C{engine} is C{"native"} and the C engine is missing.
+    """
+    args = (spec.width, spec.depth, spec.aoi_radius, spec.aoi_hysteresis)
+    if engine != "python":
+        try:
+            Space, applyMoves, nativePick = loadNative()
+        except ImportError as e:
+            if engine == "native":
+                raise
+            _log.warn("zone {zone}: the C world engine is not available ({why}); "
+                      "running the Python one", zone=spec.id, why=e)
+        else:
+            return Space(*args), applyMoves, nativePick
+    return PySpace(*args), None, pickMove
+
+
+try:
+    from mmoshard.world._space import Space as _NativeSpace
+except ImportError:
+    pass
+else:
+    classImplements(_NativeSpace, IInterestSpace)

@@ -6,7 +6,7 @@ from twisted.logger import Logger
 
 from mmoshard.wire.codec import encode
 from mmoshard.wire.session import sendEncodedMany
-from mmoshard.world.interest import makeSpace, nativeMoves
+from mmoshard.world.interest import makeEngine
 from mmoshard.world.zones import Terrain
 
 # Entity kinds, the second field of an enter record.
@@ -24,12 +24,6 @@ ORDER_INTEREST = 800
 ORDER_REPLICATE = 900
 
 _NUM = (int, float)
-
-
-def pickMove(message):
-    """@return: the queued form of a world.move message: C{(x, z, vx, vz, ct, k)}."""
-    get = message.get
-    return (get("x"), get("z"), get("vx", 0.0), get("vz", 0.0), get("ct", 0), get("k", 0))
 
 
 class Entity:
@@ -98,9 +92,8 @@ class Zone:
         self.id = spec.id
         self.clock = clock
         self.terrain = Terrain(spec)
-        self.space = makeSpace(spec, engine)
-        # The C movement checks come with the C space (the same engine choice).
-        self._applyMoves, self._pickMove = nativeMoves() if self.space.native else (None, pickMove)
+        # The C movement loop comes with the C space: one engine choice.
+        self.space, self._applyMoves, self._pickMove = makeEngine(spec, engine)
         self.entities = {}
         self.observers = {}  # id -> Entity with a session
         self.inputs = {}  # entity -> last move message this tick
@@ -252,7 +245,10 @@ class Zone:
 
     def _correct(self, e, why):
         e.corr += 1
-        e.vx = e.vz = 0.0
+        if e.vx or e.vz:
+            # Observers stop extrapolating it: a move record with no velocity.
+            e.vx = e.vz = 0.0
+            self.space.move(e)
         self.stats.corrections += 1
         if e.session is not None:
             e.session.send("world.correct", {

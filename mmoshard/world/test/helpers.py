@@ -1,13 +1,11 @@
 """Fakes for world tests: a recording session and a zone factory."""
 
-import importlib
-
 import msgpack
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from mmoshard.interfaces import ISession
-from mmoshard.world.interest import MOVE
+from mmoshard.world.interest import MOVE, loadNative
 from mmoshard.world.sim import PLAYER, Entity, Zone
 from mmoshard.world.zones import ZoneSpec
 
@@ -53,19 +51,19 @@ def moves(body):
 
 def requireNative():
     """
-    Skip (fail under CI=true) when the C interest space was not built: it
-    is built by `pip install -e .` wherever a C compiler is.
+    Skip (fail under CI=true) when the C world engine was not built: it is
+    built by `pip install -e .` wherever a C compiler is.
     """
     try:
-        importlib.import_module("mmoshard.world._space")
+        loadNative()
     except ImportError as e:
         from mmoshard.testing import underCI
 
         if underCI():
-            raise AssertionError(f"the C interest space is not built ({e}) and CI=true forbids skipping")
+            raise AssertionError(f"the C world engine is not built ({e}) and CI=true forbids skipping")
         from twisted.trial.unittest import SkipTest
 
-        raise SkipTest(f"the C interest space is not built ({e}); pip install -e . builds it")
+        raise SkipTest(f"the C world engine is not built ({e}); pip install -e . builds it")
 
 
 def makeZone(engine="python", **kw):

@@ -54,6 +54,21 @@ class InterestMixin:
         self.assertEqual(len(u["m"]), 20)
         self.assertEqual(moves(u), {2: (141.0, 100.0, 1.0, 0.0, 77)})
 
+    def test_correctionStopsTheEntityForObservers(self):
+        a = player(self.zone, 1, 100, 100)
+        b = player(self.zone, 2, 140, 100)
+        self.step()
+        self.updates(a)
+        self.walk(b, 141, 100)
+        self.step()
+        self.updates(a)
+        # Refused (too fast): observers see it stopped where it was, not
+        # walking on at its old velocity.
+        self.zone.queueMove(b, {"x": 900.0, "z": 100.0, "vx": 1.0, "vz": 0.0, "ct": 78, "k": b.corr})
+        self.step()
+        [u] = self.updates(a)
+        self.assertEqual(moves(u), {2: (141.0, 100.0, 0.0, 0.0, 77)})
+
     def test_unchangedEntitiesCostNothing(self):
         a = player(self.zone, 1, 100, 100)
         player(self.zone, 2, 140, 100)

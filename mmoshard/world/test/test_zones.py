@@ -57,5 +57,10 @@ class ZoneDataTests(TestCase):
         sys.modules[name] = None
         with self.assertRaises(ValueError) as e:
             makeConfig(interest="native")
-        self.assertIn("world.interest: the C interest space is not built here", str(e.exception))
+        self.assertIn("world.interest: the C world engine is not built here", str(e.exception))
         self.assertEqual(makeConfig(interest="auto").interest, "auto")
+        # auto falls back to the Python engine, whole.
+        from mmoshard.world.test.helpers import makeZone
+
+        zone, _ = makeZone("auto")
+        self.assertEqual((zone.space.native, zone._applyMoves), (False, None))
