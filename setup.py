@@ -52,6 +52,7 @@ setup(
         Extension(
             f"mmoshard.world.{name}",
             [f"mmoshard/world/{name}.c"],
+            depends=["mmoshard/world/_native.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
             optional=True,
         )

@@ -10,6 +10,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "_native.h"
 #include <math.h>
 
 static PyObject *s_k, *s_x, *s_z, *s_vx, *s_vz, *s_ct, *s_corr, *s_budget, *s_budgetAt;
@@ -41,19 +42,6 @@ is_num(PyObject *v)
     return v != NULL && (PyFloat_CheckExact(v) || PyLong_CheckExact(v));
 }
 
-static int
-get_attr_double(PyObject *e, PyObject *name, double *out)
-{
-    PyObject *v = PyObject_GetAttr(e, name);
-    if (v == NULL)
-        return -1;
-    double d = PyFloat_AsDouble(v);
-    Py_DECREF(v);
-    if (d == -1.0 && PyErr_Occurred())
-        return -1;
-    *out = d;
-    return 0;
-}
 
 static int
 set_attr_double(PyObject *e, PyObject *name, double d)

@@ -15,6 +15,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "_native.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -300,19 +301,6 @@ put_i16(unsigned char *p, double v)
     p[1] = (unsigned char)(u >> 8);
 }
 
-static int
-get_double(PyObject *o, PyObject *name, double *out)
-{
-    PyObject *v = PyObject_GetAttr(o, name);
-    if (v == NULL)
-        return -1;
-    double d = PyFloat_AsDouble(v);
-    Py_DECREF(v);
-    if (d == -1.0 && PyErr_Occurred())
-        return -1;
-    *out = d;
-    return 0;
-}
 
 static inline int
 member(Space *self, int32_t s, PyObject *e)
@@ -564,7 +552,7 @@ space_add(Space *self, PyObject *e)
     if (!ready(self))
         return NULL;
     double x, z;
-    if (get_double(e, s_x, &x) < 0 || get_double(e, s_z, &z) < 0)
+    if (get_attr_double(e, s_x, &x) < 0 || get_attr_double(e, s_z, &z) < 0)
         return NULL;
     PyObject *idobj = PyObject_GetAttr(e, s_id);
     if (idobj == NULL)
@@ -687,8 +675,8 @@ space_move(Space *self, PyObject *e)
         return NULL;
     }
     double x, z, vx, vz;
-    if (get_double(e, s_x, &x) < 0 || get_double(e, s_z, &z) < 0
-        || get_double(e, s_vx, &vx) < 0 || get_double(e, s_vz, &vz) < 0)
+    if (get_attr_double(e, s_x, &x) < 0 || get_attr_double(e, s_z, &z) < 0
+        || get_attr_double(e, s_vx, &vx) < 0 || get_attr_double(e, s_vz, &vz) < 0)
         return NULL;
     PyObject *ctobj = PyObject_GetAttr(e, s_ct);
     if (ctobj == NULL)
@@ -1014,21 +1002,32 @@ fail:
 
 /* --- reading ------------------------------------------------------------------ */
 
+/*
+ * The empty result set of a reading method and e's slot (-1 when e is not a
+ * member: the set is then the answer).  The set comes first: gc in its
+ * allocation may run a finalizer that removes e.
+ */
 static PyObject *
-space_visible(Space *self, PyObject *e)
+member_set(Space *self, PyObject *e, int32_t *slot)
 {
     if (!ready(self))
         return NULL;
-    /* The set first: gc in its allocation may run a finalizer that removes e. */
     PyObject *out = PySet_New(NULL);
     if (out == NULL)
         return NULL;
-    int32_t slot = slot_of(self, e);
-    if (slot < 0) {
-        if (slot == -2)
-            Py_CLEAR(out);
+    *slot = slot_of(self, e);
+    if (*slot == -2)
+        Py_CLEAR(out);
+    return out;
+}
+
+static PyObject *
+space_visible(Space *self, PyObject *e)
+{
+    int32_t slot;
+    PyObject *out = member_set(self, e, &slot);
+    if (out == NULL || slot < 0)
         return out;
-    }
     for (int32_t k = 0; k < self->vis[slot].n; k++) {
         PyObject *i = PyLong_FromUnsignedLong(self->eid[self->vis[slot].a[k]]);
         if (i == NULL || PySet_Add(out, i) < 0) {
@@ -1044,18 +1043,10 @@ space_visible(Space *self, PyObject *e)
 static PyObject *
 space_watchers(Space *self, PyObject *e)
 {
-    if (!ready(self))
-        return NULL;
-    /* The set first: gc in its allocation may run a finalizer that removes e. */
-    PyObject *out = PySet_New(NULL);
-    if (out == NULL)
-        return NULL;
-    int32_t slot = slot_of(self, e);
-    if (slot < 0) {
-        if (slot == -2)
-            Py_CLEAR(out);
+    int32_t slot;
+    PyObject *out = member_set(self, e, &slot);
+    if (out == NULL || slot < 0)
         return out;
-    }
     for (int32_t k = 0; k < self->observers.n; k++) {
         int32_t o = self->observers.a[k];
         if (sorted_find(&self->vis[o], slot) >= 0 && PySet_Add(out, self->entity[o]) < 0) {

@@ -133,7 +133,8 @@ class SpaceContractMixin:
 
     Space = None
 
-    def test_recordsAreTheWireFormat(self):
+    def watching(self):
+        """@return: (space, a, b): observer a has just seen b enter."""
         c = self.Space(1000.0, 1000.0, 50.0, 5.0)
         a = Thing(1, 100.0, 100.0, Session(1))
         b = Thing(2, 120.0, 100.0, None)
@@ -141,6 +142,10 @@ class SpaceContractMixin:
         c.add(b)
         c.update(0, 1, [a])
         self.assertEqual(c.replicate()[1][0][1], [2])
+        return c, a, b
+
+    def test_recordsAreTheWireFormat(self):
+        c, a, b = self.watching()
         b.x, b.vx, b.vz, b.ct = 121.25, 5.0, -1e6, 2 ** 32 + 7
         c.move(b)
         c.update(1, 1, [])
@@ -208,13 +213,7 @@ class SpaceContractMixin:
         self.assertIsNone(ref())
 
     def test_snapshotAtMove(self):
-        c = self.Space(1000.0, 1000.0, 50.0, 5.0)
-        a = Thing(1, 100.0, 100.0, Session(1))
-        b = Thing(2, 120.0, 100.0, None)
-        c.add(a)
-        c.add(b)
-        c.update(0, 1, [a])
-        c.replicate()
+        c, a, b = self.watching()
         b.x, b.vx = 121.0, 2.0
         c.move(b)
         # Changed after move() without another one: not part of the record.
