@@ -131,12 +131,12 @@ def sendEncodedMany(sends, kind):
     stats = None
     count = size = 0
     for session, payload in sends:
-        conn = getattr(session, "conn", None)
-        if type(session) is not Session or conn is None:
-            # Another ISession, or link-dead (then sendEncoded drops it).
+        if type(session) is not Session:
             session.sendEncoded(payload, kind)
             continue
-        if session.ended or conn.state == CLOSED:
+        conn = session.conn
+        if conn is None or session.ended or conn.state == CLOSED:
+            # Link-dead or gone: Session.sendEncoded would drop it too.
             continue
         if conn._paused:
             # Queued and counted by the connection itself.

@@ -2,7 +2,7 @@
 
 import attrs
 
-from mmoshard.config import Field, Problem, positive
+from mmoshard.config import Field, Problem, positive, readTable
 from mmoshard.world.interest import nativeAvailable
 from mmoshard.world.zones import ZoneDataError, loadZones
 
@@ -70,17 +70,11 @@ def validate(values, path, problems):
                                 "(pip install -e . with a C compiler builds it); use auto or python"))
 
 
-
 def makeConfig(**values):
     """@return: a L{WorldConfig} from keyword values (defaults for the rest), for tests and tools."""
-    full = {k: f.default for k, f in WORLD_FIELDS.items()}
-    full.update(values)
     problems = []
-    for key, value in values.items():
-        check = WORLD_FIELDS[key].check if key in WORLD_FIELDS else None
-        error = check(value) if check is not None and value is not None else None
-        if error:
-            problems.append(Problem(f"world.{key}", error))
+    # Checked as the [world] table of a config file is.
+    full = readTable(values, "world", WORLD_FIELDS, problems)
     validate(full, "world", problems)
     if problems:
         raise ValueError("; ".join(str(p) for p in problems))

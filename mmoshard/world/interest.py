@@ -87,7 +87,7 @@ class Grid:
 class PySpace:
     """
     The pure-Python interest space, kept on the entities themselves
-    (C{cell}, C{visible}, C{watchers}, C{enters}, C{leaves}, C{moved}).
+    (C{cell}, C{visible}, C{watchers}, C{enters}, C{leaves}).
 
     An entity enters an observer's view within C{radius} and leaves beyond
     C{radius + hysteresis}, so an entity walking along the edge does not
@@ -108,8 +108,9 @@ class PySpace:
         self.cells = [set() for _ in range(len(self.grid.neighbours))]
         self.entities = {}
         self.observers = {}  # id -> entity with a session
-        self._moved = []
-        self._recs = {}  # id -> move record, taken at move() as the C space does
+        # id -> move record of the entities moved this tick, taken at move()
+        # as the C space does; in the order they first moved.
+        self._recs = {}
 
     # --- membership ---------------------------------------------------------
 
@@ -123,7 +124,6 @@ class PySpace:
         e.visible = set()
         e.watchers = set()
         e.enters = e.leaves = None
-        e.moved = False
         self.entities[e.id] = e
         if e.session is not None:
             self.observers[e.id] = e
@@ -138,10 +138,7 @@ class PySpace:
             self.cells[e.cell].discard(e)
         e.cell = -1
         e.slot = -1
-        if e.moved:
-            self._moved.remove(e)
-            del self._recs[e.id]
-            e.moved = False
+        self._recs.pop(e.id, None)
         eid = e.id
         for w in e.watchers:
             w.visible.discard(eid)
@@ -168,9 +165,6 @@ class PySpace:
     def move(self, e):
         if self.entities.get(e.id) is not e:
             raise ValueError("entity is not in this space")
-        if not e.moved:
-            e.moved = True
-            self._moved.append(e)
         self._recs[e.id] = packMove(e)
         grid = self.grid
         s = grid.size
@@ -186,7 +180,8 @@ class PySpace:
             e.cell = cell
 
     def moved(self):
-        return list(self._moved)
+        entities = self.entities
+        return [entities[i] for i in self._recs]
 
     # --- interest -------------------------------------------------------------
 
@@ -267,12 +262,8 @@ class PySpace:
         Each moved entity was packed at its move(); an observer's moves are
         one set intersection and one join, so unchanged entities cost nothing.
         """
-        moved = self._moved
         recs = self._recs
-        self._moved = []
         self._recs = {}
-        for e in moved:
-            e.moved = False
         movedIds = set(recs)
         getRec = recs.__getitem__
         join = b"".join

@@ -331,7 +331,7 @@ class WorldService(Service):
             e = player.entity
             if e.vx or e.vz:
                 e.vx = e.vz = 0.0
-                player.zone._markMoved(e)
+                player.zone.space.move(e)
 
     def sessionResumed(self, session):
         player = self.bySession.get(session)

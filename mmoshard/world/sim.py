@@ -36,7 +36,7 @@ class Entity:
         "id", "kind", "name", "cls", "level", "x", "y", "z", "vx", "vz", "ct",
         "session", "budget", "budgetAt", "corr", "components",
         # Owned by the zone's interest space (PySpace keeps its state here).
-        "slot", "cell", "visible", "watchers", "enters", "leaves", "moved",
+        "slot", "cell", "visible", "watchers", "enters", "leaves",
     )
 
     def __init__(self, eid, kind, x, y, z, name="", cls="", level=1):
@@ -256,9 +256,6 @@ class Zone:
             }, replayable=False)
         return False
 
-    def _markMoved(self, e):
-        self.space.move(e)
-
     def teleport(self, e, x, z):
         """Put C{e} at (x, z) at once: server-side moves (spawn, portals, GM)."""
         e.x = x
@@ -267,7 +264,7 @@ class Zone:
         e.budgetAt = self.clock.seconds()
         e.corr += 1
         self.forced.add(e)
-        self._markMoved(e)
+        self.space.move(e)
         if e.session is not None:
             e.session.send("world.correct", {"x": x, "y": e.y, "z": z, "k": e.corr,
                                              "why": "teleport"}, replayable=False)
@@ -287,7 +284,7 @@ class Zone:
                 continue
             e.x = x
             e.z = z
-            self._markMoved(e)
+            self.space.move(e)
 
     def checkPortals(self, now, dt):
         portals = self.spec.portals

@@ -23,6 +23,14 @@ class InterestMixin:
         self.zone.queueMove(e, {"x": float(x), "z": float(z), "vx": 1.0, "vz": 0.0,
                                 "ct": 77, "k": e.corr})
 
+    def watching(self):
+        """@return: (a, b): player a has seen player b, 40 m away, enter."""
+        a = player(self.zone, 1, 100, 100)
+        b = player(self.zone, 2, 140, 100)
+        self.step()
+        self.updates(a)
+        return a, b
+
     def updates(self, e):
         out = e.session.of("world.u")
         e.session.clear()
@@ -43,10 +51,7 @@ class InterestMixin:
         self.assertEqual(self.updates(c), [])
 
     def test_movesAreCompactAndOnePerTick(self):
-        a = player(self.zone, 1, 100, 100)
-        b = player(self.zone, 2, 140, 100)
-        self.step()
-        self.updates(a)
+        a, b = self.watching()
         self.walk(b, 141, 100)
         self.step()
         [u] = self.updates(a)
@@ -55,10 +60,7 @@ class InterestMixin:
         self.assertEqual(moves(u), {2: (141.0, 100.0, 1.0, 0.0, 77)})
 
     def test_correctionStopsTheEntityForObservers(self):
-        a = player(self.zone, 1, 100, 100)
-        b = player(self.zone, 2, 140, 100)
-        self.step()
-        self.updates(a)
+        a, b = self.watching()
         self.walk(b, 141, 100)
         self.step()
         self.updates(a)
@@ -70,20 +72,14 @@ class InterestMixin:
         self.assertEqual(moves(u), {2: (141.0, 100.0, 0.0, 0.0, 77)})
 
     def test_unchangedEntitiesCostNothing(self):
-        a = player(self.zone, 1, 100, 100)
-        player(self.zone, 2, 140, 100)
-        self.step()
-        self.updates(a)
+        a, _ = self.watching()
         for _ in range(5):
             self.step()
         self.assertEqual(self.updates(a), [])
         self.assertEqual(self.zone.stats.updates, 2)
 
     def test_leaveWithHysteresis(self):
-        a = player(self.zone, 1, 100, 100)
-        b = player(self.zone, 2, 140, 100)
-        self.step()
-        self.updates(a)
+        a, b = self.watching()
         self.walk(b, 152, 100)  # 52 m: beyond the radius, inside the margin
         self.step()
         [u] = self.updates(a)
