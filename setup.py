@@ -8,7 +8,7 @@ from setuptools import Extension, find_packages, setup
 setup(
     name="mmoshard",
     version="0.1.0",
-    description="MMORPG shard server on Twisted",
+    description="MMORPG server on Twisted",
     python_requires=">=3.11",
     packages=find_packages(include=["mmoshard", "mmoshard.*"]) + ["twisted.plugins"],
     # twisted/plugins has no __init__.py on purpose: Twisted merges every

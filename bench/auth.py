@@ -104,12 +104,12 @@ def setUpDatabase(accounts, params):
     return url, drop
 
 
-def startShard(tmp, sqlURL, redisURL, prefix, threads):
+def startNode(tmp, sqlURL, redisURL, prefix, threads):
     from mmoshard.testing import writeConfig
 
     http, admin = common.freePort(), common.freePort()
     path = writeConfig(os.path.join(tmp, "auth.toml"), {
-        "shard": {"id": "bench-auth", "roles": ["auth"], "var_dir": os.path.join(tmp, "var")},
+        "node": {"id": "bench-auth", "roles": ["auth"], "var_dir": os.path.join(tmp, "var")},
         "sql": {"url": sqlURL, "pool_min": 4, "pool_max": 8},
         "volatile": {"url": redisURL, "prefix": prefix},
         "secrets": {"token_key": TOKEN_KEY},
@@ -243,7 +243,7 @@ def main():
     parser.add_argument("--refreshers", type=int, default=50, help="refresh connections")
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--bare-channel", choices=["direct", "twisted"], default="direct",
-                        help="the bare resource's HTTP channel: the shard's (direct) or stock twisted.web")
+                        help="the bare resource's HTTP channel: the node's (direct) or stock twisted.web")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating slices of refresh and bare the --seconds of each "
                         "are split into")
@@ -261,7 +261,7 @@ def main():
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     sqlURL, drop = setUpDatabase(options.accounts, params)
     tmp = tempfile.mkdtemp(prefix="bench-auth-")
-    proc, http = startShard(tmp, sqlURL, redisURL, prefix, threads)
+    proc, http = startNode(tmp, sqlURL, redisURL, prefix, threads)
     try:
         base = f"http://127.0.0.1:{http}"
         token = post(base + "/v1/sessions", {"username": "bench0", "password": PASSWORD})["access_token"]

@@ -270,15 +270,15 @@ async def seedVolatile(store, users):
     await gatherResults(ops)
 
 
-def startServer(args, shardId, mysqlURL, redisURL, prefix, tmp):
+def startServer(args, nodeId, mysqlURL, redisURL, prefix, tmp):
     from mmoshard.testing import writeConfig
 
     tcp, admin = freePort(), freePort()
-    shard = {"id": shardId, "roles": ["chat"], "var_dir": os.path.join(tmp, shardId)}
+    node = {"id": nodeId, "roles": ["chat"], "var_dir": os.path.join(tmp, nodeId)}
     if args.gc_threshold:
-        shard["gc_threshold"] = [int(x) for x in args.gc_threshold.split(",")]
-    path = writeConfig(os.path.join(tmp, f"{shardId}.toml"), {
-        "shard": shard,
+        node["gc_threshold"] = [int(x) for x in args.gc_threshold.split(",")]
+    path = writeConfig(os.path.join(tmp, f"{nodeId}.toml"), {
+        "node": node,
         "sql": {"url": mysqlURL},
         "volatile": {"url": redisURL, "prefix": prefix},
         "secrets": {"token_key": TOKEN_KEY},
@@ -290,7 +290,7 @@ def startServer(args, shardId, mysqlURL, redisURL, prefix, tmp):
         ),
         "chat": {"rate": 5.0, "burst": 20},
     })
-    log = open(os.path.join(tmp, f"{shardId}.log"), "wb")
+    log = open(os.path.join(tmp, f"{nodeId}.log"), "wb")
     paths = [ROOT, os.environ.get("PYTHONPATH")]
     if args.gc_log:
         # A sitecustomize logs every collection of 5 ms or more with its time.
@@ -309,7 +309,7 @@ def startServer(args, shardId, mysqlURL, redisURL, prefix, tmp):
     deadline = time.time() + 60
     while True:
         if proc.poll() is not None or time.time() > deadline:
-            raise SystemExit(f"chat server {shardId} not ready; see {log.name}")
+            raise SystemExit(f"chat server {nodeId} not ready; see {log.name}")
         try:
             adminGet(admin, "/readyz")  # raises unless 200
             break
@@ -409,7 +409,7 @@ async def run(args):
             "processes": args.processes,
             "scale": args.scale,
             "replay_buffer": args.replay_buffer or "default",
-            "server_gc": args.gc_threshold.replace(",", "/") or "shard-default",
+            "server_gc": args.gc_threshold.replace(",", "/") or "node-default",
             "ready": ready,
             "connect_s": round(connectSeconds, 1),
             "window_s": round(window, 1),
@@ -497,7 +497,7 @@ def main():
     parser.add_argument("--timeline", action="store_true",
                         help="also print per-second latency to stderr")
     parser.add_argument("--gc-threshold", default="",
-                        help="the servers' [shard] gc_threshold, e.g. 700,10,10 (CPython's)")
+                        help="the servers' [node] gc_threshold, e.g. 700,10,10 (CPython's)")
     parser.add_argument("--gc-log", action="store_true",
                         help="log the servers' collections of 5 ms or more and report them")
     parser.add_argument("--replay-buffer", type=int, default=0,

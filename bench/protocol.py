@@ -48,7 +48,7 @@ def serveSession(reactor):
 
     from mmoshard.config import parseConfig
     from mmoshard.interfaces import ITokenVerifier, IVolatileStore
-    from mmoshard.shard import Shard
+    from mmoshard.node import Node
     from mmoshard.store.volatile import MemoryStore
     from mmoshard.tokens import TokenVerifier
     from mmoshard.wire.service import SessionService
@@ -63,13 +63,13 @@ def serveSession(reactor):
             "admin": "",
         },
     }
-    config = parseConfig(raw, plugins=[], shardId="bench", env={})
-    shard = Shard(config, reactor, roles=[])
+    config = parseConfig(raw, plugins=[], nodeId="bench", env={})
+    node = Node(config, reactor, roles=[])
     store = MemoryStore(reactor, "bench:")
-    shard.volatile = store
-    shard.provide(IVolatileStore, store)
-    shard.provide(ITokenVerifier, TokenVerifier(KEY, store, reactor))
-    service = SessionService(shard)
+    node.volatile = store
+    node.provide(IVolatileStore, store)
+    node.provide(ITokenVerifier, TokenVerifier(KEY, store, reactor))
+    service = SessionService(node)
 
     def echo(session, message):
         return {"p": message["p"]}
@@ -77,7 +77,7 @@ def serveSession(reactor):
     service.manager.addHandlers("bench", {"bench.echo": echo})
     done = Deferred.fromCoroutine(service.start())
     assert done.called, "the session service starts synchronously on the memory store"
-    return shard.listeningPorts["tcp"]
+    return node.listeningPorts["tcp"]
 
 
 def serve(mode):

@@ -78,11 +78,11 @@ def run(opts):
     import gc
 
     from mmoshard.bots.w1 import packMove
-    from mmoshard.config import SHARD_FIELDS
+    from mmoshard.config import NODE_FIELDS
 
     # The collector as twistd runs it (mmoshard.tap): its pauses land in
     # whatever allocates, so the default thresholds would mislead.
-    gc.set_threshold(*SHARD_FIELDS["gc_threshold"].default)
+    gc.set_threshold(*NODE_FIELDS["gc_threshold"].default)
     world, players = build(opts.players, opts.seed, opts.aoi_interval, opts.engine)
     gc.freeze()
     zone = world.world.zones["w1"]

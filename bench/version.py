@@ -55,7 +55,7 @@ class Bare(Resource):
 site = Site(Bare())
 site.log = lambda request: None
 if sys.argv[3:] != ["twisted"]:
-    # The same HTTP channel as the shard's sites (direct sends): the ceiling
+    # The same HTTP channel as the node's sites (direct sends): the ceiling
     # does the same socket writes the same way; "twisted" gives stock twisted.web.
     from mmoshard.web.channel import directChannel
     site.protocol = directChannel
@@ -179,14 +179,14 @@ def waitHTTP(url, timeout=30):
     raise SystemExit(f"{url} not answering after {timeout}s")
 
 
-def startShard(tmp, redisURL, prefix):
+def startNode(tmp, redisURL, prefix):
     from mmoshard.testing import writeConfig
 
     http, admin = freePort(), freePort()
     path = writeConfig(
         os.path.join(tmp, "version.toml"),
         {
-            "shard": {"id": "bench-version", "roles": ["version"], "var_dir": os.path.join(tmp, "var")},
+            "node": {"id": "bench-version", "roles": ["version"], "var_dir": os.path.join(tmp, "var")},
             "volatile": {"url": redisURL, "prefix": prefix},
             "secrets": {"token_key": TOKEN_KEY},
             "listen": {
@@ -213,7 +213,7 @@ def main():
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--bare-channel", choices=["direct", "twisted"], default="direct",
-                        help="the bare resource's HTTP channel: the shard's (direct) or stock twisted.web")
+                        help="the bare resource's HTTP channel: the node's (direct) or stock twisted.web")
     parser.add_argument("--tokens", type=int, default=200, help="distinct access tokens (accounts)")
     parser.add_argument("--bare-requests", choices=["minimal", "same"], default="minimal",
                         help="what the bare resource is sent: a bare GET (the A1 baseline) "
@@ -229,7 +229,7 @@ def main():
     redisURL = f"redis://{options.redis}/0"
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     tmp = tempfile.mkdtemp(prefix="bench-version-")
-    proc, http = startShard(tmp, redisURL, prefix)
+    proc, http = startNode(tmp, redisURL, prefix)
     try:
         builds = ["1.10.0"] * 6 + ["1.9.9", "1.9.0", "1.8.0", "1.11.0"]
         requests = []

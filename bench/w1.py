@@ -176,7 +176,7 @@ def writeFiles(tmp, n, sqlURL, prefix, tcpPort, adminPort, aoiInterval, directWr
     zones = os.path.join(tmp, "zones.toml")
     writeZones(zones, n, aoiInterval)
     return writeConfig(os.path.join(tmp, "w1.toml"), {
-        "shard": {"id": "w1-bench", "roles": ["world"], "var_dir": os.path.join(tmp, "var")},
+        "node": {"id": "w1-bench", "roles": ["world"], "var_dir": os.path.join(tmp, "var")},
         "sql": {"url": sqlURL, "pool_min": 2, "pool_max": 6},
         "volatile": {"url": "redis://127.0.0.1:6379/0", "prefix": prefix},
         "secrets": {"token_key": KEY},

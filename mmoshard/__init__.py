@@ -1,3 +1,3 @@
-"""mmoshard: an MMORPG shard server on Twisted."""
+"""mmoshard: an MMORPG server on Twisted."""
 
 __version__ = "0.1.0"

@@ -35,7 +35,7 @@ def addSQLOptions(parser):
     parser.add_argument(
         "--config",
         metavar="PATH",
-        help="shard config file (TOML); its [sql] url is used",
+        help="node config file (TOML); its [sql] url is used",
     )
     parser.add_argument(
         "--sql-url",

@@ -202,8 +202,8 @@ def _checkLoopback(endpoint):
     return None
 
 
-SHARD_FIELDS = {
-    "id": Field("str", None, help="this process's shard id (default: hostname-pid)"),
+NODE_FIELDS = {
+    "id": Field("str", None, help="this process's node id (default: hostname-pid)"),
     "roles": Field("strlist", None, help="roles to host (default: every installed)"),
     "var_dir": Field("str", "var", help="directory for the SQLite file and state"),
     "gc_threshold": Field(
@@ -264,7 +264,7 @@ SESSION_FIELDS = {
 
 
 @attrs.frozen
-class ShardSection:
+class NodeSection:
     id: str
     roles: tuple | None
     var_dir: str
@@ -348,7 +348,7 @@ class SessionSection:
 class Config:
     """The whole configuration of one process."""
 
-    shard: ShardSection
+    node: NodeSection
     sql: SQLSection
     volatile: VolatileSection
     listen: ListenSection
@@ -366,7 +366,7 @@ class Config:
 
 
 CORE_SECTIONS = {
-    "shard": (SHARD_FIELDS, ShardSection),
+    "node": (NODE_FIELDS, NodeSection),
     "sql": (SQL_FIELDS, SQLSection),
     "volatile": (VOLATILE_FIELDS, VolatileSection),
     "listen": (LISTEN_FIELDS, ListenSection),
@@ -390,18 +390,18 @@ def _withPassword(url, password):
     return parts._replace(netloc=netloc).geturl()
 
 
-def _defaultShardId():
+def _defaultNodeId():
     return f"{os.uname().nodename}-{os.getpid()}"
 
 
-def parseConfig(raw, plugins, roles=None, shardId=None, env=None, path=None):
+def parseConfig(raw, plugins, roles=None, nodeId=None, env=None, path=None):
     """
     Build a L{Config} from a parsed TOML document.
 
     @param raw: the TOML document as a dict.
     @param plugins: the installed L{mmoshard.interfaces.IRole} plugins.
-    @param roles: role names overriding C{shard.roles} (the --roles flag).
-    @param shardId: overrides C{shard.id} (the --shard-id flag).
+    @param roles: role names overriding C{node.roles} (the --roles flag).
+    @param nodeId: overrides C{node.id} (the --node-id flag).
     @param env: the environment to read secrets from (default os.environ).
     @raise ConfigError: listing every problem found.
     """
@@ -425,30 +425,30 @@ def parseConfig(raw, plugins, roles=None, shardId=None, env=None, path=None):
     for name, (fields, cls) in CORE_SECTIONS.items():
         sections[name] = readTable(raw.get(name, {}), name, fields, problems)
 
-    shard = sections["shard"]
-    if shardId is not None:
-        shard["id"] = shardId
-    if not shard["id"]:
-        shard["id"] = _defaultShardId()
+    node = sections["node"]
+    if nodeId is not None:
+        node["id"] = nodeId
+    if not node["id"]:
+        node["id"] = _defaultNodeId()
     if roles is not None:
-        shard["roles"] = tuple(roles)
-    if shard["roles"] is None:
-        shard["roles"] = tuple(sorted(byName))
-    unknown = [r for r in shard["roles"] if r not in byName]
+        node["roles"] = tuple(roles)
+    if node["roles"] is None:
+        node["roles"] = tuple(sorted(byName))
+    unknown = [r for r in node["roles"] if r not in byName]
     if unknown:
         problems.append(
             Problem(
-                "shard.roles",
+                "node.roles",
                 f"unknown role(s) {', '.join(unknown)} "
                 f"(available: {', '.join(sorted(byName)) or 'none installed'})",
             )
         )
-    if len(set(shard["roles"])) != len(shard["roles"]):
-        problems.append(Problem("shard.roles", "a role is listed twice"))
+    if len(set(node["roles"])) != len(node["roles"]):
+        problems.append(Problem("node.roles", "a role is listed twice"))
 
     sql = sections["sql"]
     if sql["url"] is None:
-        sql["url"] = "sqlite:///" + os.path.join(shard["var_dir"], "mmoshard.sqlite3")
+        sql["url"] = "sqlite:///" + os.path.join(node["var_dir"], "mmoshard.sqlite3")
     if env.get("MMOSHARD_SQL_URL"):
         sql["url"] = env["MMOSHARD_SQL_URL"]
         error = _checkSQLURL(sql["url"])
@@ -490,7 +490,7 @@ def parseConfig(raw, plugins, roles=None, shardId=None, env=None, path=None):
         )
 
     roleConfigs = {}
-    for name in shard["roles"]:
+    for name in node["roles"]:
         plugin = byName.get(name)
         if plugin is None:
             continue
@@ -508,7 +508,7 @@ def parseConfig(raw, plugins, roles=None, shardId=None, env=None, path=None):
     return Config(roles=roleConfigs, path=path, **built)
 
 
-def loadConfig(path=None, plugins=None, roles=None, shardId=None, env=None):
+def loadConfig(path=None, plugins=None, roles=None, nodeId=None, env=None):
     """
     Read the TOML file at C{path} (no file: every default) into a L{Config}.
 
@@ -529,4 +529,4 @@ def loadConfig(path=None, plugins=None, roles=None, shardId=None, env=None):
             raise ConfigError([Problem(path, f"cannot read: {e.strerror}")])
         except tomllib.TOMLDecodeError as e:
             raise ConfigError([Problem(path, f"not valid TOML: {e}")])
-    return parseConfig(raw, plugins, roles=roles, shardId=shardId, env=env, path=path)
+    return parseConfig(raw, plugins, roles=roles, nodeId=nodeId, env=env, path=path)

@@ -19,7 +19,7 @@ from mmoshard.interfaces import (
     IWebSite,
     IZoneChannels,
 )
-from mmoshard.shard import CoreService, StartupFailed
+from mmoshard.node import CoreService, StartupFailed
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminRoot
 from mmoshard.web.channel import directChannel
@@ -32,26 +32,26 @@ class SQLService(CoreService):
 
     log = Logger()
 
-    def __init__(self, shard):
+    def __init__(self, node):
         self.setName("sql")
-        self.shard = shard
+        self.node = node
 
     async def start(self):
         from mmoshard.store.sql import SQLStore, checkSchema, migrate
 
-        shard = self.shard
-        cfg = shard.config.sql
-        store = SQLStore(shard.reactor, cfg.url, cfg.pool_min, cfg.pool_max)
-        shard.sql = store
-        shard.provide(ISQLStore, store)
+        node = self.node
+        cfg = node.config.sql
+        store = SQLStore(node.reactor, cfg.url, cfg.pool_min, cfg.pool_max)
+        node.sql = store
+        node.provide(ISQLStore, store)
         try:
             if store.dialect == "sqlite":
                 applied = await migrate(store)
                 if applied:
                     self.log.info(
-                        "applied {count} SQLite migration(s) for shard {shard_id}",
+                        "applied {count} SQLite migration(s) for node {node_id}",
                         count=len(applied),
-                        shard_id=shard.shardId,
+                        node_id=node.nodeId,
                     )
             else:
                 await checkSchema(store)
@@ -59,8 +59,8 @@ class SQLService(CoreService):
             raise StartupFailed(str(e))
 
     async def stop(self):
-        if self.shard.sql is not None:
-            await self.shard.sql.close()
+        if self.node.sql is not None:
+            await self.node.sql.close()
 
 
 class VolatileService(CoreService):
@@ -68,9 +68,9 @@ class VolatileService(CoreService):
 
     log = Logger()
 
-    def __init__(self, shard):
+    def __init__(self, node):
         self.setName("volatile")
-        self.shard = shard
+        self.node = node
         self.gate = None
         self.verifier = None
 
@@ -78,43 +78,43 @@ class VolatileService(CoreService):
         from mmoshard.store.volatile import makeVolatileStore
         from mmoshard.tokens import TokenVerifier
 
-        shard = self.shard
-        cfg = shard.config.volatile
-        store = makeVolatileStore(cfg.url, shard.reactor, cfg.prefix, cfg.timeout)
-        shard.volatile = store
-        shard.provide(IVolatileStore, store)
+        node = self.node
+        cfg = node.config.volatile
+        store = makeVolatileStore(cfg.url, node.reactor, cfg.prefix, cfg.timeout)
+        node.volatile = store
+        node.provide(IVolatileStore, store)
         try:
             await store.ping()
         except VolatileUnavailable as e:
             # Not fatal: /readyz reports it and calls recover when it returns.
             self.log.warn(
-                "volatile store {url} not answering at start of shard {shard_id}: {why}",
+                "volatile store {url} not answering at start of node {node_id}: {why}",
                 url=_redact(cfg.url),
-                shard_id=shard.shardId,
+                node_id=node.nodeId,
                 why=e,
             )
         # The verifier mirrors the store's revocations in memory; until its
         # first read succeeds it fails closed (server.unavailable).
-        self.verifier = TokenVerifier(tokenKey(shard), store, shard.reactor)
-        shard.provide(ITokenVerifier, self.verifier)
-        shard.readinessChecks["tokens"] = self._tokensReady
+        self.verifier = TokenVerifier(tokenKey(node), store, node.reactor)
+        node.provide(ITokenVerifier, self.verifier)
+        node.readinessChecks["tokens"] = self._tokensReady
         await self.verifier.start()
         # The gate reads rules a version role published, wherever that role
         # runs; with none published it lets everyone in.
-        self.gate = StoreGate(store, shard.reactor)
-        shard.provide(IClientGate, self.gate)
+        self.gate = StoreGate(store, node.reactor)
+        node.provide(IClientGate, self.gate)
         await self.gate.start()
         # Zone channels reach whichever process hosts chat; a chat role in
         # this process registered its richer provider when it was made
         # (before any core service starts) and keeps it.
-        if shard.query(IZoneChannels) is None:
-            shard.provide(IZoneChannels, StoreZoneChannels(store))
+        if node.query(IZoneChannels) is None:
+            node.provide(IZoneChannels, StoreZoneChannels(store))
 
     def _tokensReady(self):
         syncedAt = self.verifier.syncedAt
         if syncedAt is None:
             return "revocations not loaded yet"
-        age = self.shard.reactor.seconds() - syncedAt
+        age = self.node.reactor.seconds() - syncedAt
         if age > self.verifier.staleAfter:
             return f"revocations not refreshed for {age:.0f}s"
         return "ok"
@@ -124,8 +124,8 @@ class VolatileService(CoreService):
             await self.gate.stop()
         if self.verifier is not None:
             await self.verifier.stop()
-        if self.shard.volatile is not None:
-            await self.shard.volatile.close()
+        if self.node.volatile is not None:
+            await self.node.volatile.close()
 
 
 def _redact(url):
@@ -137,16 +137,16 @@ def _redact(url):
     return url
 
 
-def tokenKey(shard):
+def tokenKey(node):
     """
     The token signing key: from config, else (one process on the embedded
     default) a random key kept in the var directory so restarts keep
     issued tokens valid.
     """
-    key = shard.config.secrets.token_key
+    key = node.config.secrets.token_key
     if key:
         return key
-    path = shard.varPath("token.key")
+    path = node.varPath("token.key")
     if not os.path.exists(path):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -158,22 +158,22 @@ def tokenKey(shard):
 class DirectoryService(CoreService):
     """Keeps this process's directory entry alive while it runs."""
 
-    def __init__(self, shard):
+    def __init__(self, node):
         self.setName("directory")
-        self.shard = shard
-        cfg = shard.config
+        self.node = node
+        cfg = node.config
         self.directory = Directory(
             volatile=None,
-            clock=shard.reactor,
-            shardId=shard.shardId,
-            roles=shard.roleNames,
+            clock=node.reactor,
+            nodeId=node.nodeId,
+            roles=node.roleNames,
             heartbeat=cfg.directory.heartbeat,
             ttl=cfg.directory.ttl,
         )
-        shard.provide(IDirectory, self.directory)
+        node.provide(IDirectory, self.directory)
 
     async def start(self):
-        self.directory.volatile = self.shard.volatile
+        self.directory.volatile = self.node.volatile
         # Endpoints are filled in by the listeners; the first beat is written
         # once they listen (see ListenerService), so nobody is sent to a port
         # that is not open yet.
@@ -187,9 +187,9 @@ class HTTPListener(CoreService):
 
     log = Logger()
 
-    def __init__(self, shard, name, endpoint, root):
+    def __init__(self, node, name, endpoint, root):
         self.setName(name)
-        self.shard = shard
+        self.node = node
         self.endpoint = endpoint
         self.root = root
         self.port = None
@@ -204,13 +204,13 @@ class HTTPListener(CoreService):
         # twisted.web logs every request at info; at our request rates that is
         # noise an operator does not want by default.
         site.log = lambda request: None
-        ep = serverFromString(self.shard.reactor, self.endpoint)
+        ep = serverFromString(self.node.reactor, self.endpoint)
         self.port = await ep.listen(site)
-        self.shard.listeningPorts[self.name] = self.port
+        self.node.listeningPorts[self.name] = self.port
         self.log.info(
-            "{name} site of shard {shard_id} listening on {address}",
+            "{name} site of node {node_id} listening on {address}",
             name=self.name,
-            shard_id=self.shard.shardId,
+            node_id=self.node.nodeId,
             address=self.port.getHost(),
         )
 
@@ -222,26 +222,26 @@ class HTTPListener(CoreService):
 class Announce(CoreService):
     """Publishes the now-open endpoints and starts the directory heartbeat."""
 
-    def __init__(self, shard, directory):
+    def __init__(self, node, directory):
         self.setName("announce")
-        self.shard = shard
+        self.node = node
         self.directory = directory
 
     async def start(self):
-        self.directory.endpoints = publicEndpoints(self.shard)
+        self.directory.endpoints = publicEndpoints(self.node)
         await self.directory.start()
 
     async def stop(self):
         pass
 
 
-def publicEndpoints(shard):
+def publicEndpoints(node):
     """
     The addresses clients use: configured C{[public]} values, else derived
     from C{public.host} and the ports actually bound.
     """
-    public = shard.config.public
-    ports = shard.listeningPorts
+    public = node.config.public
+    ports = node.listeningPorts
     endpoints = {}
 
     def port(name):
@@ -258,27 +258,27 @@ def publicEndpoints(shard):
     return endpoints
 
 
-def makeCoreServices(shard):
+def makeCoreServices(node):
     """
-    @return: (core services, listener services) for C{shard}, in start order.
+    @return: (core services, listener services) for C{node}, in start order.
     """
-    config = shard.config
-    core = [SQLService(shard), VolatileService(shard)]
-    directoryService = DirectoryService(shard)
+    config = node.config
+    core = [SQLService(node), VolatileService(node)]
+    directoryService = DirectoryService(node)
     core.append(directoryService)
 
     listeners = []
-    if shard.uses("session"):
+    if node.uses("session"):
         from mmoshard.wire.service import SessionService
 
-        listeners.append(SessionService(shard))
-    if shard.uses("http") and config.listen.http:
+        listeners.append(SessionService(node))
+    if node.uses("http") and config.listen.http:
         public = SiteRoot()
-        shard.provide(IWebSite, public)
-        listeners.append(HTTPListener(shard, "http", config.listen.http, public.root))
+        node.provide(IWebSite, public)
+        listeners.append(HTTPListener(node, "http", config.listen.http, public.root))
     if config.listen.admin:
-        admin = SiteRoot(makeAdminRoot(shard))
-        shard.provide(IAdminSite, admin)
-        listeners.append(HTTPListener(shard, "admin", config.listen.admin, admin.root))
-    listeners.append(Announce(shard, directoryService.directory))
+        admin = SiteRoot(makeAdminRoot(node))
+        node.provide(IAdminSite, admin)
+        listeners.append(HTTPListener(node, "admin", config.listen.admin, admin.root))
+    listeners.append(Announce(node, directoryService.directory))
     return core, listeners

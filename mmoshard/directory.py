@@ -1,4 +1,4 @@
-"""The directory: each process's shard id, roles, endpoints and load, kept alive by a TTL heartbeat."""
+"""The directory: each process's node id, roles, endpoints and load, kept alive by a TTL heartbeat."""
 
 import json
 
@@ -14,15 +14,15 @@ from mmoshard.store.errors import VolatileUnavailable
 INDEX_KEY = "dir:index"
 
 
-def entryKey(shardId):
-    return f"dir:proc:{shardId}"
+def entryKey(nodeId):
+    return f"dir:proc:{nodeId}"
 
 
 @attrs.frozen
 class DirectoryEntry:
     """What one live process told the others about itself."""
 
-    shard_id: str
+    node_id: str
     roles: tuple
     endpoints: dict  # "http" | "tcp" | "websocket" -> address clients use
     load: dict  # source name -> number
@@ -32,7 +32,7 @@ class DirectoryEntry:
 
     def toJSON(self):
         return {
-            "shard_id": self.shard_id,
+            "node_id": self.node_id,
             "roles": list(self.roles),
             "endpoints": dict(self.endpoints),
             "load": dict(self.load),
@@ -44,7 +44,7 @@ class DirectoryEntry:
     @classmethod
     def fromJSON(cls, data):
         return cls(
-            shard_id=data["shard_id"],
+            node_id=data["node_id"],
             roles=tuple(data["roles"]),
             endpoints=dict(data["endpoints"]),
             load=dict(data["load"]),
@@ -67,10 +67,10 @@ class Directory:
 
     log = Logger()
 
-    def __init__(self, volatile, clock, shardId, roles, heartbeat, ttl):
+    def __init__(self, volatile, clock, nodeId, roles, heartbeat, ttl):
         self.volatile = volatile
         self.clock = clock
-        self.shardId = shardId
+        self.nodeId = nodeId
         self.roles = tuple(roles)
         self.heartbeat = heartbeat
         self.ttl = ttl
@@ -95,7 +95,7 @@ class Directory:
             except Exception:
                 self.log.failure("load source {name} failed", name=name)
         return DirectoryEntry(
-            shard_id=self.shardId,
+            node_id=self.nodeId,
             roles=self.roles,
             endpoints=dict(self.endpoints),
             load=load,
@@ -109,24 +109,24 @@ class Directory:
         entry = self.entry()
         try:
             await self.volatile.set(
-                entryKey(self.shardId), json.dumps(entry.toJSON()), ttl=self.ttl
+                entryKey(self.nodeId), json.dumps(entry.toJSON()), ttl=self.ttl
             )
             await self.volatile.zadd(
-                INDEX_KEY, {self.shardId: entry.updated_at + self.ttl}
+                INDEX_KEY, {self.nodeId: entry.updated_at + self.ttl}
             )
         except VolatileUnavailable as e:
             if not self._failing:
                 self.log.warn(
-                    "directory heartbeat of shard {shard_id} failed: {why}",
-                    shard_id=self.shardId,
+                    "directory heartbeat of node {node_id} failed: {why}",
+                    node_id=self.nodeId,
                     why=e,
                 )
             self._failing = True
             return
         if self._failing:
             self.log.info(
-                "directory heartbeat of shard {shard_id} restored",
-                shard_id=self.shardId,
+                "directory heartbeat of node {node_id} restored",
+                node_id=self.nodeId,
             )
         self._failing = False
 
@@ -147,8 +147,8 @@ class Directory:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         try:
-            await self.volatile.delete(entryKey(self.shardId))
-            await self.volatile.zrem(INDEX_KEY, self.shardId)
+            await self.volatile.delete(entryKey(self.nodeId))
+            await self.volatile.zrem(INDEX_KEY, self.nodeId)
         except VolatileUnavailable:
             pass
 
@@ -162,19 +162,19 @@ class Directory:
         if stale:
             await self.volatile.zrem(INDEX_KEY, *stale)
         entries = []
-        for shardId in ids:
-            raw = await self.volatile.get(entryKey(shardId))
+        for nodeId in ids:
+            raw = await self.volatile.get(entryKey(nodeId))
             if raw is None:
                 # The entry's TTL ran out before the index score: it is dead.
                 continue
             entries.append(DirectoryEntry.fromJSON(json.loads(raw)))
-        entries.sort(key=lambda e: e.shard_id)
+        entries.sort(key=lambda e: e.node_id)
         return entries
 
     def endpointsFor(self, role):
         async def find():
             entries = [e for e in await self._list() if role in e.roles]
-            entries.sort(key=lambda e: (e.totalLoad, e.shard_id))
+            entries.sort(key=lambda e: (e.totalLoad, e.node_id))
             return entries
 
         return Deferred.fromCoroutine(find())

@@ -5,7 +5,7 @@ from zope.interface import Attribute, Interface
 
 class IRole(Interface):
     """
-    A role plugin: one capability of the shard (auth, chat, world, ...).
+    A role plugin: one capability of the node (auth, chat, world, ...).
 
     Role plugins are module-level objects in modules of the
     C{mmoshard.plugins} package, found with
@@ -20,7 +20,7 @@ class IRole(Interface):
         "str: the name of the TOML table holding this role's settings."
     )
     provides = Attribute(
-        "Sequence of interfaces this role registers in the shard registry."
+        "Sequence of interfaces this role registers in the node registry."
     )
     requires = Attribute(
         "Sequence of interfaces this role looks up; start-up stops when one "
@@ -43,13 +43,13 @@ class IRole(Interface):
             naming its key path.
         """
 
-    def makeService(shard):
+    def makeService(node):
         """
         Build the role's service.  Called once all roles are selected and the
         core services exist; the role registers what it provides in
-        C{shard.registry} here and looks up what it requires when started.
+        C{node.registry} here and looks up what it requires when started.
 
-        @param shard: the L{mmoshard.shard.Shard}.
+        @param node: the L{mmoshard.node.Node}.
         @return: an C{IService}; it is started after the core services and
             stopped before them.
         """

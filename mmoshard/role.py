@@ -14,11 +14,11 @@ class Role:
     """
     A role described by data: its name, what it provides and requires, its
     config fields (name -> L{mmoshard.config.Field}) and config class, and a
-    service factory C{makeService(shard)}.
+    service factory C{makeService(node)}.
     """
 
     name: str
-    factory: object  # callable(shard) -> IService
+    factory: object  # callable(node) -> IService
     configSection: str = attrs.field(
         default=attrs.Factory(lambda self: self.name, takes_self=True)
     )
@@ -42,5 +42,5 @@ class Role:
             return values
         return self.configClass(**values)
 
-    def makeService(self, shard):
-        return self.factory(shard)
+    def makeService(self, node):
+        return self.factory(node)

@@ -13,14 +13,14 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "TOML config file (default: every default, embedded stores)"],
         ["roles", "r", None, "comma-separated roles to host, overriding the config"],
-        ["shard-id", "s", None, "this process's shard id, overriding the config"],
+        ["node-id", "s", None, "this process's node id, overriding the config"],
     ]
 
     def postOptions(self):
         # Everything that can be checked without I/O is checked here, so a bad
         # config or a missing role stops twistd before anything listens.
         from mmoshard.plugins import discoverRoles
-        from mmoshard.shard import checkRequirements, selectRoles
+        from mmoshard.node import checkRequirements, selectRoles
 
         roles = None
         if self["roles"] is not None:
@@ -28,7 +28,7 @@ class Options(usage.Options):
         try:
             plugins = discoverRoles()
             config = loadConfig(
-                self["config"], plugins=plugins, roles=roles, shardId=self["shard-id"]
+                self["config"], plugins=plugins, roles=roles, nodeId=self["node-id"]
             )
             selected = selectRoles(config, plugins)
             checkRequirements(config, selected)
@@ -39,19 +39,19 @@ class Options(usage.Options):
 
 
 def makeService(options):
-    """Build the shard's root service for twistd."""
+    """Build the node's root service for twistd."""
     from twisted.internet import reactor
 
-    from mmoshard.shard import buildShard
+    from mmoshard.node import buildNode
 
     config = options["_config"]
     # A server holds many long-lived objects (sessions, replay buffers,
     # entities): CPython's default thresholds make it run full collections
     # every second or two, each a pause of up to hundreds of ms at 5,000
     # sessions (docs/benchmarks.md, C1).  Process-wide, so set here and not
-    # by the Shard, which tests run in-process.
-    gc.set_threshold(*config.shard.gc_threshold)
-    root = buildShard(config, reactor, options["_roles"])
+    # by the Node, which tests run in-process.
+    gc.set_threshold(*config.node.gc_threshold)
+    root = buildNode(config, reactor, options["_roles"])
     # What start-up allocated lives as long as the process: keep it out of
     # every later collection.
     root.whenStarted().addCallback(lambda _: gc.freeze())

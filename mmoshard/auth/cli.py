@@ -16,7 +16,7 @@ def arguments(parser):
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def common(p, what="ACCOUNT", help="account id or username"):
-        p.add_argument("--config", metavar="PATH", help="shard config file (TOML)")
+        p.add_argument("--config", metavar="PATH", help="node config file (TOML)")
         p.add_argument(what.lower(), metavar=what, help=help)
         return p
 

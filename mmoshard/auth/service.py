@@ -68,13 +68,13 @@ class AuthService(Service):
 
     log = Logger()
 
-    def __init__(self, shard, clock=None):
+    def __init__(self, node, clock=None):
         self.setName("auth")
-        self.shard = shard
-        self.config = shard.roleConfig("auth")
-        self.clock = clock or shard.reactor
+        self.node = node
+        self.config = node.roleConfig("auth")
+        self.clock = clock or node.reactor
         self.gameData = loadGameData(self.config.classes_file)
-        registry = shard.metrics
+        registry = node.metrics
         self.logins = Counter("mmoshard_auth_logins", "Login attempts by outcome",
                               ["outcome"], registry=registry)
         self.refreshes = _RefreshCounter()
@@ -88,7 +88,7 @@ class AuthService(Service):
         for outcome in LOGIN_OUTCOMES:
             self.logins.labels(outcome)
         self.hasher = PasswordHasher(
-            shard.reactor, self.config,
+            node.reactor, self.config,
             observe=lambda op, seconds: self.hashTime.labels(op).observe(seconds),
         )
         self.api = AuthAPI(self)
@@ -113,12 +113,12 @@ class AuthService(Service):
     async def _start(self):
         from mmoshard.core import tokenKey
 
-        shard = self.shard
-        self.sql = shard.lookup(ISQLStore)
-        self.volatile = shard.lookup(IVolatileStore)
-        self.verifier = shard.lookup(ITokenVerifier)
-        self.directory = shard.query(IDirectory)
-        self.tokenKey = tokenKey(shard)
+        node = self.node
+        self.sql = node.lookup(ISQLStore)
+        self.volatile = node.lookup(IVolatileStore)
+        self.verifier = node.lookup(ITokenVerifier)
+        self.directory = node.query(IDirectory)
+        self.tokenKey = tokenKey(node)
         # Changing the token key changes this one too: every login ends, so
         # nothing remembered under the old key may be taken unchecked.
         self.refreshMAC = refreshMAC(self.tokenKey)
@@ -136,21 +136,21 @@ class AuthService(Service):
             loop.start(every, now=True)
             self._loops.append(loop)
         self.loginRecords.start()
-        self.log.info("auth role of shard {shard_id} started: argon2id t={t} m={m}KiB "
-                      "p={p} on {threads} hashing thread(s)", shard_id=shard.shardId,
+        self.log.info("auth role of node {node_id} started: argon2id t={t} m={m}KiB "
+                      "p={p} on {threads} hashing thread(s)", node_id=node.nodeId,
                       t=self.config.argon2_time_cost, m=self.config.argon2_memory_kib,
                       p=self.config.argon2_parallelism, threads=self.hasher.threads)
 
     def mount(self):
         """Put the REST resources on the public and admin sites of this process."""
-        cfg, shard = self.config, self.shard
-        site = shard.query(IWebSite)
+        cfg, node = self.config, self.node
+        site = node.query(IWebSite)
         if site is not None:
             router = Router(self.api, self.api.routes, cfg.max_body, cfg.trust_forwarded)
             for name in sorted({r.segments[1] for r in self.api.routes}):
                 site.mount((b"v1", name.encode()), router)
             site.addOpenAPI(self.api.openapi)
-        admin = shard.query(IAdminSite)
+        admin = node.query(IAdminSite)
         if admin is not None:
             router = Router(self.adminAPI, self.adminAPI.routes, cfg.max_body)
             for name in sorted({r.segments[0] for r in self.adminAPI.routes}):
@@ -188,7 +188,7 @@ class AuthService(Service):
 
     async def directoryForClients(self):
         """
-        @return: role -> [{shard_id, endpoints...}] least loaded first, for
+        @return: role -> [{node_id, endpoints...}] least loaded first, for
             the roles a client talks to; cached for a second or two.
         """
         cached, at = self._directoryCache
@@ -198,11 +198,11 @@ class AuthService(Service):
         result = {role: [] for role in DIRECTORY_ROLES}
         if self.directory is not None:
             entries = await self.directory.list()
-            entries.sort(key=lambda e: (e.totalLoad, e.shard_id))
+            entries.sort(key=lambda e: (e.totalLoad, e.node_id))
             for entry in entries:
                 public = {k: v for k, v in entry.endpoints.items() if k != "admin"}
                 for role in DIRECTORY_ROLES:
                     if role in entry.roles:
-                        result[role].append({"shard_id": entry.shard_id, **public})
+                        result[role].append({"node_id": entry.node_id, **public})
         self._directoryCache = (result, now)
         return result

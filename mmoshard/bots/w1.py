@@ -314,7 +314,7 @@ def parseArgs(argv):
     p = argparse.ArgumentParser(prog="python -m mmoshard.bots w1", description=__doc__)
     p.add_argument("--address", default="tcp:127.0.0.1:7000", help="session TCP listener")
     p.add_argument("--token-key", default=os.environ.get("MMOSHARD_TOKEN_KEY"),
-                   help="the shard's token key, to mint the bots' access tokens")
+                   help="the node's token key, to mint the bots' access tokens")
     p.add_argument("--count", type=int, default=100, help="bots")
     p.add_argument("--first-id", type=int, default=1,
                    help="bot i is account and character first_id + i")

@@ -7,9 +7,9 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 
-def newProcId(shardId):
-    """A chat process id: the shard id plus a per-start suffix, so a restart never inherits stale routes."""
-    return f"{shardId}.{secrets.token_hex(3)}"
+def newProcId(nodeId):
+    """A chat process id: the node id plus a per-start suffix, so a restart never inherits stale routes."""
+    return f"{nodeId}.{secrets.token_hex(3)}"
 
 
 class Bus:

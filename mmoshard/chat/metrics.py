@@ -4,7 +4,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 
 class ChatMetrics:
-    """Counters, gauges and the delivery latency histogram, on the shard's registry."""
+    """Counters, gauges and the delivery latency histogram, on the node's registry."""
 
     def __init__(self, registry, onlineCount):
         self.online = Gauge(

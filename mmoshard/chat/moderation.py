@@ -14,7 +14,7 @@ class IChatFilter(Interface):
     The one hook every whisper, party, channel message and announcement
     passes through.  A deployment replaces the built-in one with the
     C{[chat] filter} setting (a dotted path to C{factory(config)}) or by
-    registering its own C{IChatFilter} in the shard registry before the chat
+    registering its own C{IChatFilter} in the node registry before the chat
     role starts.
     """
 

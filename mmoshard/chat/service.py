@@ -35,17 +35,17 @@ class ChatService(Service):
 
     log = Logger()
 
-    def __init__(self, shard, config=None, clock=None):
+    def __init__(self, node, config=None, clock=None):
         self.setName("chat")
-        self.shard = shard
-        self.config = config if config is not None else shard.roleConfig("chat")
-        self.clock = clock if clock is not None else shard.reactor
+        self.node = node
+        self.config = config if config is not None else node.roleConfig("chat")
+        self.clock = clock if clock is not None else node.reactor
         self.users = {}  # cid -> ChatUser
         self.bySession = {}  # session id -> ChatUser
         self.byName = {}  # lower-case name -> local ChatUser
         self.channelLocal = {}  # channel -> set of local cids
-        self.metrics = ChatMetrics(shard.metrics, lambda: len(self.users))
-        self.procId = newProcId(shard.shardId)
+        self.metrics = ChatMetrics(node.metrics, lambda: len(self.users))
+        self.procId = newProcId(node.nodeId)
         self.controls = {}  # op -> callable(envelope); filled by the parts
         self.intercepts = {}  # event type -> callable(user, body) before delivery
         self.parties = Parties(self)
@@ -63,14 +63,14 @@ class ChatService(Service):
             "all": self._onAll,
             "ctl": self._onControl,
         }
-        shard.provide(IParties, self.parties)
-        shard.provide(IZoneChannels, self.channels)
+        node.provide(IParties, self.parties)
+        node.provide(IZoneChannels, self.channels)
 
     # -- lifetime ------------------------------------------------------------
 
     @property
     def resumeGrace(self):
-        return self.shard.config.session.resume_grace
+        return self.node.config.session.resume_grace
 
     @property
     def leaderGrace(self):
@@ -82,10 +82,10 @@ class ChatService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self):
-        shard = self.shard
-        self.store = ChatStore(shard.volatile)
-        self.social = Social(shard.sql, self.clock, self.config)
-        self.filter = shard.query(IChatFilter) or loadFilter(self.config)
+        node = self.node
+        self.store = ChatStore(node.volatile)
+        self.social = Social(node.sql, self.clock, self.config)
+        self.filter = node.query(IChatFilter) or loadFilter(self.config)
         self.bus = Bus(
             self.store, self.procId, self.clock, self.metrics, self.onEnvelope,
             self.config.whisper_ack_timeout,
@@ -93,7 +93,7 @@ class ChatService(Service):
         await self.bus.start()
         await self.channels.start()
         await self._announceProcess()
-        router = shard.query(IMessageRouter)
+        router = node.query(IMessageRouter)
         if router is not None:
             router.addHandlers("chat", self.handlers.table())
             router.addListener(self)
@@ -101,15 +101,15 @@ class ChatService(Service):
         self._refresher.clock = self.clock
         self._refresher.start(self.config.presence_ttl / 3.0, now=False)
         self.log.info(
-            "chat process {proc} of shard {shard_id} started", proc=self.procId,
-            shard_id=shard.shardId,
+            "chat process {proc} of node {node_id} started", proc=self.procId,
+            node_id=node.nodeId,
         )
 
     async def _announceProcess(self):
-        await self.shard.volatile.set(
+        await self.node.volatile.set(
             self.store.procKey(self.procId), "1", ttl=self.config.presence_ttl
         )
-        await self.shard.volatile.sadd(self.store.PROCS, self.procId)
+        await self.node.volatile.sadd(self.store.PROCS, self.procId)
 
     def stopService(self):
         Service.stopService(self)
@@ -132,8 +132,8 @@ class ChatService(Service):
         if self.bus is not None:
             await self.bus.stop()
             try:
-                await self.shard.volatile.srem(self.store.PROCS, self.procId)
-                await self.shard.volatile.delete(self.store.procKey(self.procId))
+                await self.node.volatile.srem(self.store.PROCS, self.procId)
+                await self.node.volatile.delete(self.store.procKey(self.procId))
             except StoreError:
                 pass
 
@@ -159,7 +159,7 @@ class ChatService(Service):
 
     async def refresh(self):
         """Keep this process's presence entries (and its players' parties) alive."""
-        volatile = self.shard.volatile
+        volatile = self.node.volatile
         ttl = self.config.presence_ttl
         await volatile.set(self.store.procKey(self.procId), "1", ttl=ttl)
         await volatile.sadd(self.store.PROCS, self.procId)
@@ -326,7 +326,7 @@ class ChatService(Service):
 
     async def liveProcs(self):
         """@return: the ids of every live chat process, pruning dead ones."""
-        volatile = self.shard.volatile
+        volatile = self.node.volatile
         procs = await volatile.smembers(self.store.PROCS)
         live = []
         for proc in procs:

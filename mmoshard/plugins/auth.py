@@ -5,10 +5,10 @@ from mmoshard.interfaces import IDirectory, ISQLStore, ITokenVerifier, IVolatile
 from mmoshard.role import Role
 
 
-def makeService(shard):
+def makeService(node):
     from mmoshard.auth.service import AuthService
 
-    return AuthService(shard)
+    return AuthService(node)
 
 
 auth = Role(

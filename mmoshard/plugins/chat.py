@@ -11,10 +11,10 @@ from mmoshard.interfaces import (
 from mmoshard.role import Role
 
 
-def _makeService(shard):
+def _makeService(node):
     from mmoshard.chat.service import ChatService
 
-    return ChatService(shard)
+    return ChatService(node)
 
 
 chat = Role(

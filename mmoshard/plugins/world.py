@@ -7,10 +7,10 @@ from mmoshard.role import Role
 from mmoshard.world.config import WORLD_FIELDS, WorldConfig, validate
 
 
-def makeService(shard):
+def makeService(node):
     from mmoshard.world.service import WorldService
 
-    return WorldService(shard)
+    return WorldService(node)
 
 
 world = Role(

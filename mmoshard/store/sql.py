@@ -427,7 +427,7 @@ def _openMySQL(conn):
 def _openSQLite(conn):
     conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
     # WAL lets other processes (mmoshard migrate, operator tools) read while
-    # the shard writes; NORMAL sync is durable enough in WAL mode.
+    # the node writes; NORMAL sync is durable enough in WAL mode.
     conn.execute("PRAGMA journal_mode = WAL").fetchone()
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")

@@ -1,1 +1,1 @@
-"""Tests for the shard skeleton: config, plugins, services, directory, admin site, twistd processes."""
+"""Tests for the node skeleton: config, plugins, services, directory, admin site, twistd processes."""

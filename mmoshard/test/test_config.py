@@ -11,7 +11,7 @@ from mmoshard.role import Role
 def fakeRole(name, **kw):
     return Role(
         name=name,
-        factory=lambda shard: None,
+        factory=lambda node: None,
         fields={"limit": Field("int", 5), "greeting": Field("str", "hi")},
         **kw,
     )
@@ -29,7 +29,7 @@ class ConfigTests(TestCase):
     def test_defaults_embedded(self):
         """No file: every installed role, SQLite under var/, memory store."""
         c = parseConfig({}, PLUGINS, env={})
-        self.assertEqual(c.shard.roles, ("alpha", "beta"))
+        self.assertEqual(c.node.roles, ("alpha", "beta"))
         self.assertEqual(c.sql.url, "sqlite:///" + os.path.join("var", "mmoshard.sqlite3"))
         self.assertEqual(c.volatile.url, "memory://")
         self.assertFalse(c.volatile.shared)
@@ -39,21 +39,21 @@ class ConfigTests(TestCase):
 
     def test_role_and_shard_overrides(self):
         c = parseConfig(
-            {"shard": {"roles": ["alpha", "beta"], "id": "file-id"}},
+            {"node": {"roles": ["alpha", "beta"], "id": "file-id"}},
             PLUGINS,
             roles=["beta"],
-            shardId="flag-id",
+            nodeId="flag-id",
             env={},
         )
-        self.assertEqual(c.shard.roles, ("beta",))
-        self.assertEqual(c.shard.id, "flag-id")
+        self.assertEqual(c.node.roles, ("beta",))
+        self.assertEqual(c.node.id, "flag-id")
         self.assertEqual(list(c.roles), ["beta"])
 
     def test_all_problems_reported_together(self):
         """Unknown keys, wrong types and bad endpoints come out in one error."""
         problems = self.problems(
             {
-                "shard": {"roles": "alpha", "colour": "red"},
+                "node": {"roles": "alpha", "colour": "red"},
                 "sql": {"pool_max": "ten"},
                 "listen": {"tcp": "bogus:1", "http": 8080},
                 "directory": {"ttl": -1.0},
@@ -61,8 +61,8 @@ class ConfigTests(TestCase):
                 "nonsense": {},
             }
         )
-        self.assertIn("expected a list of strings", problems["shard.roles"])
-        self.assertIn("unknown key", problems["shard.colour"])
+        self.assertIn("expected a list of strings", problems["node.roles"])
+        self.assertIn("unknown key", problems["node.colour"])
         self.assertIn("expected an integer", problems["sql.pool_max"])
         self.assertIn("Unknown endpoint type", problems["listen.tcp"])
         self.assertIn("got integer", problems["listen.http"])
@@ -72,16 +72,16 @@ class ConfigTests(TestCase):
         self.assertIn("unknown section", problems["nonsense"])
 
     def test_gc_threshold(self):
-        self.assertEqual(parseConfig({}, PLUGINS, env={}).shard.gc_threshold, (50000, 20, 20))
-        problems = self.problems({"shard": {"gc_threshold": [700, 10]}})
-        self.assertIn("three integers", problems["shard.gc_threshold"])
-        problems = self.problems({"shard": {"gc_threshold": ["a", 1, 2]}})
-        self.assertIn("a list of integers", problems["shard.gc_threshold"])
+        self.assertEqual(parseConfig({}, PLUGINS, env={}).node.gc_threshold, (50000, 20, 20))
+        problems = self.problems({"node": {"gc_threshold": [700, 10]}})
+        self.assertIn("three integers", problems["node.gc_threshold"])
+        problems = self.problems({"node": {"gc_threshold": ["a", 1, 2]}})
+        self.assertIn("a list of integers", problems["node.gc_threshold"])
 
     def test_unknown_role_names_available(self):
         problems = self.problems({}, roles=["alpha", "gamma"])
-        self.assertIn("gamma", problems["shard.roles"])
-        self.assertIn("available: alpha, beta", problems["shard.roles"])
+        self.assertIn("gamma", problems["node.roles"])
+        self.assertIn("available: alpha, beta", problems["node.roles"])
 
     def test_bad_urls(self):
         problems = self.problems(
@@ -122,7 +122,7 @@ class ConfigTests(TestCase):
             loadConfig(path, plugins=PLUGINS, env={})
         self.assertIn("cannot read", str(cm.exception))
         with open(path, "w") as f:
-            f.write("[shard\nid=")
+            f.write("[node\nid=")
         with self.assertRaises(ConfigError) as cm:
             loadConfig(path, plugins=PLUGINS, env={})
         self.assertIn("not valid TOML", str(cm.exception))
@@ -142,7 +142,7 @@ class ConfigTests(TestCase):
         installed = {r.name for r in discoverRoles()}
         for path in files:
             c = loadConfig(path, env={})
-            self.assertTrue(set(c.shard.roles) <= installed, path)
+            self.assertTrue(set(c.node.roles) <= installed, path)
             self.assertEqual(c.sql.url[:8], "mysql://", path)
             self.assertTrue(c.volatile.shared, path)
 
@@ -152,7 +152,7 @@ class DataPathTests(TestCase):
         """A relative data path that is not under the working directory falls back to the shipped copy."""
         role = Role(
             name="gamedata",
-            factory=lambda shard: None,
+            factory=lambda node: None,
             fields={"file": Field("datapath", "etc/mmoshard.toml")},
         )
         elsewhere = os.path.abspath(self.mktemp())

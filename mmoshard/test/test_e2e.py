@@ -36,7 +36,7 @@ class TwistdTests(TestCase):
     async def test_all_in_one_embedded(self):
         """No stores configured: SQLite under var/, memory store, every installed role."""
         varDir = os.path.abspath(self.mktemp())
-        proc = self.spawn({"shard": {"id": "solo", "var_dir": varDir}})
+        proc = self.spawn({"node": {"id": "solo", "var_dir": varDir}})
         ready = await proc.waitReady()
         self.assertEqual(
             ready["checks"], {"sql": "ok", "volatile": "ok", "started": "ok", "tokens": "ok"}
@@ -45,9 +45,9 @@ class TwistdTests(TestCase):
         self.assertEqual(health["roles"], sorted(r.name for r in discoverRoles()))
         self.assertTrue(os.path.exists(os.path.join(varDir, "mmoshard.sqlite3")))
         code, listing = await proc.get("/directory")
-        self.assertEqual([p["shard_id"] for p in listing["processes"]], ["solo"])
+        self.assertEqual([p["node_id"] for p in listing["processes"]], ["solo"])
         self.assertEqual(await proc.stop("TERM"), 0, proc.output.decode())
-        self.assertIn(b"shard solo stopped", proc.output)
+        self.assertIn(b"node solo stopped", proc.output)
 
     async def test_split_processes_share_mysql_and_redis(self):
         """Two processes on one MariaDB and Redis see each other in the directory."""
@@ -65,9 +65,9 @@ class TwistdTests(TestCase):
         half = len(installed) // 2
         split = [installed[:half], installed[half:]]
 
-        def sections(shardId, roles):
+        def sections(nodeId, roles):
             return {
-                "shard": {"id": shardId, "roles": roles, "var_dir": os.path.abspath(self.mktemp())},
+                "node": {"id": nodeId, "roles": roles, "var_dir": os.path.abspath(self.mktemp())},
                 "sql": {"url": mysqlURL},
                 "volatile": {"url": redisURL, "prefix": prefix},
                 "secrets": {"token_key": TOKEN_KEY},
@@ -80,14 +80,14 @@ class TwistdTests(TestCase):
         await two.waitReady()
         for proc in (one, two):
             code, listing = await proc.get("/directory")
-            byId = {p["shard_id"]: p for p in listing["processes"]}
+            byId = {p["node_id"]: p for p in listing["processes"]}
             self.assertEqual(sorted(byId), ["split-1", "split-2"])
             self.assertEqual(byId["split-1"]["roles"], split[0])
             self.assertEqual(byId["split-2"]["roles"], split[1])
             self.assertIn("admin", byId["split-2"]["endpoints"])
         self.assertEqual(await two.stop("TERM"), 0, two.output.decode())
         code, listing = await one.get("/directory")
-        self.assertEqual([p["shard_id"] for p in listing["processes"]], ["split-1"])
+        self.assertEqual([p["node_id"] for p in listing["processes"]], ["split-1"])
         self.assertEqual(await one.stop("INT"), 0, one.output.decode())
 
     async def test_mysql_schema_behind_stops_startup(self):
@@ -98,7 +98,7 @@ class TwistdTests(TestCase):
         self.addCleanup(cleanRedis)
         proc = self.spawn(
             {
-                "shard": {"id": "behind", "roles": []},
+                "node": {"id": "behind", "roles": []},
                 "sql": {"url": mysqlURL},
                 "volatile": {"url": redisURL, "prefix": prefix},
                 "secrets": {"token_key": TOKEN_KEY},
@@ -109,7 +109,7 @@ class TwistdTests(TestCase):
         self.assertIn(b"mmoshard migrate", proc.output)
 
     async def test_unknown_role_stops_before_listening(self):
-        proc = self.spawn({"shard": {"var_dir": os.path.abspath(self.mktemp())}}, ["--roles", "nosuchrole"])
+        proc = self.spawn({"node": {"var_dir": os.path.abspath(self.mktemp())}}, ["--roles", "nosuchrole"])
         code = await proc.ended
         self.assertEqual(code, 1)
         self.assertIn(b"nosuchrole", proc.output)

@@ -29,13 +29,13 @@ class INeedsFriend(Interface):
 
 greeter = Role(
     name="greeter",
-    factory=lambda shard: Service(),
+    factory=lambda node: Service(),
     provides=(IGreeter,),
     fields={"word": Field("str", "hello")},
 )
 lonely = Role(
     name="lonely",
-    factory=lambda shard: Service(),
+    factory=lambda node: Service(),
     requires=(INeedsFriend,),
 )
 '''
@@ -72,10 +72,10 @@ class DiscoveryTests(TestCase):
         self.assertIn("greeter", roles)
         verifyObject(IRole, roles["greeter"])
         options = Options()
-        options.parseOptions(["--roles", "greeter", "--shard-id", "s1"])
+        options.parseOptions(["--roles", "greeter", "--node-id", "s1"])
         config = options["_config"]
-        self.assertEqual(config.shard.roles, ("greeter",))
-        self.assertEqual(config.shard.id, "s1")
+        self.assertEqual(config.node.roles, ("greeter",))
+        self.assertEqual(config.node.id, "s1")
         self.assertEqual(config.roleConfig("greeter"), {"word": "hello"})
 
     def test_unknown_role_stops_options(self):

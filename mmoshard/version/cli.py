@@ -11,7 +11,7 @@ def arguments(parser):
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def common(p):
-        p.add_argument("--config", metavar="PATH", help="shard config file (TOML): [volatile] and [version]")
+        p.add_argument("--config", metavar="PATH", help="node config file (TOML): [volatile] and [version]")
         return p
 
     p = common(sub.add_parser("publish", help="check, sign and publish the release data"))
@@ -143,7 +143,7 @@ async def _publish(reactor, args, config, cfg, out):
         raise CommandError(str(e)) from None
     if config.volatile.shared and not (cfg.signing_key or os.environ.get(ENV_KEY)):
         print(
-            f"warning: signing with the development key in {config.shard.var_dir}/; "
+            f"warning: signing with the development key in {config.node.var_dir}/; "
             f"set version.signing_key or {ENV_KEY} in production",
             file=sys.stderr,
         )

@@ -101,7 +101,7 @@ def signingKeyFor(config, cfg, log=None):
     """
     from mmoshard.version.signing import ENV_KEY
 
-    devPath = os.path.join(config.shard.var_dir, DEV_KEY_FILE)
+    devPath = os.path.join(config.node.var_dir, DEV_KEY_FILE)
     configured = bool(cfg.signing_key or os.environ.get(ENV_KEY))
     key = loadSigningKey(cfg.signing_key, devPath=devPath)
     if not configured and config.volatile.shared and log is not None:
@@ -122,12 +122,12 @@ class VersionService(Service):
 
     log = Logger()
 
-    def __init__(self, shard):
+    def __init__(self, node):
         self.setName("role:version")
-        self.shard = shard
-        self.cfg = shard.roleConfig("version")
-        self.clock = shard.reactor
-        self.metrics = VersionMetrics(shard.metrics)
+        self.node = node
+        self.cfg = node.roleConfig("version")
+        self.clock = node.reactor
+        self.metrics = VersionMetrics(node.metrics)
         self.regionHeader = self.cfg.region_header.encode()
         self.manifestCacheControl = (
             f"public, max-age={self.cfg.manifest_max_age}".encode()
@@ -143,22 +143,22 @@ class VersionService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self):
-        shard = self.shard
-        self.verifier = shard.lookup(ITokenVerifier)
-        self.store = ReleaseStore(shard.volatile)
+        node = self.node
+        self.verifier = node.lookup(ITokenVerifier)
+        self.store = ReleaseStore(node.volatile)
         self._follower = Follower(
-            shard.volatile, self.clock, CHANGED_CHANNEL, self._read, self.cfg.refresh,
+            node.volatile, self.clock, CHANGED_CHANNEL, self._read, self.cfg.refresh,
             "the release in force",
         )
         await self._follower.start()
         if self.catalog is None and self.cfg.publish_at_start:
             await self._publishAtStart()
-        site = shard.query(IWebSite)
+        site = node.query(IWebSite)
         if site is not None:
             from mmoshard.version.web import mount
 
             mount(site, self)
-        admin = shard.query(IAdminSite)
+        admin = node.query(IAdminSite)
         if admin is not None:
             from mmoshard.version.admin import mountAdmin
 
@@ -174,7 +174,7 @@ class VersionService(Service):
         @raise SigningKeyError: when no signing key can be had.
         """
         loaded = loadReleaseDir(directory or self.cfg.releases_dir)
-        key = signingKeyFor(self.shard.config, self.cfg, self.log)
+        key = signingKeyFor(self.node.config, self.cfg, self.log)
         release = await self.store.publish(loaded, key, self.clock.seconds())
         await self.refresh()
         return release, key
@@ -185,22 +185,22 @@ class VersionService(Service):
         except ReleaseDataError as e:
             if not os.path.isdir(self.cfg.releases_dir):
                 self.log.warn(
-                    "version role of shard {shard_id}: no release data at {path}; "
+                    "version role of node {node_id}: no release data at {path}; "
                     "nothing to serve until `mmoshard release publish`",
-                    shard_id=self.shard.shardId,
+                    node_id=self.node.nodeId,
                     path=self.cfg.releases_dir,
                 )
                 return
             self.log.error(
-                "version role of shard {shard_id} cannot publish {path}: {why}",
-                shard_id=self.shard.shardId,
+                "version role of node {node_id} cannot publish {path}: {why}",
+                node_id=self.node.nodeId,
                 path=self.cfg.releases_dir,
                 why=e,
             )
         except SigningKeyError as e:
             self.log.error(
-                "version role of shard {shard_id} cannot publish {path}: {why}",
-                shard_id=self.shard.shardId,
+                "version role of node {node_id} cannot publish {path}: {why}",
+                node_id=self.node.nodeId,
                 path=self.cfg.releases_dir,
                 why=e,
             )
@@ -237,9 +237,9 @@ class VersionService(Service):
         self.manifests = {e: m for e, m in self.manifests.items() if e in wanted}
         self.metrics.revision.set(release.revision)
         self.log.info(
-            "version role of shard {shard_id} serves release revision {revision} "
+            "version role of node {node_id} serves release revision {revision} "
             "(was {previous})",
-            shard_id=self.shard.shardId,
+            node_id=self.node.nodeId,
             revision=release.revision,
             previous=previous.revision if previous else None,
         )
@@ -265,5 +265,5 @@ class VersionService(Service):
             await self._follower.stop()
 
 
-def makeService(shard):
-    return VersionService(shard)
+def makeService(node):
+    return VersionService(node)

@@ -13,17 +13,17 @@ class Healthz(JSONResource):
 
     handlers = {b"GET": "get"}
 
-    def __init__(self, shard):
+    def __init__(self, node):
         super().__init__()
-        self.shard = shard
+        self.node = node
 
     async def get(self, request):
-        shard = self.shard
+        node = self.node
         return 200, {
             "status": "ok",
-            "shard_id": shard.shardId,
-            "roles": shard.roleNames,
-            "uptime_s": round(shard.reactor.seconds() - shard.startedAt, 3),
+            "node_id": node.nodeId,
+            "roles": node.roleNames,
+            "uptime_s": round(node.reactor.seconds() - node.startedAt, 3),
             "version": __version__,
         }
 
@@ -33,16 +33,16 @@ class Readyz(JSONResource):
 
     handlers = {b"GET": "get"}
 
-    def __init__(self, shard, timeout=2.0):
+    def __init__(self, node, timeout=2.0):
         super().__init__()
-        self.shard = shard
+        self.node = node
         self.timeout = timeout
 
     async def _probe(self, store):
         if store is None:
             return "not started"
         d = store.ping()
-        d.addTimeout(self.timeout, self.shard.reactor)
+        d.addTimeout(self.timeout, self.node.reactor)
         try:
             await d
         except Exception as e:
@@ -50,19 +50,19 @@ class Readyz(JSONResource):
         return "ok"
 
     async def get(self, request):
-        shard = self.shard
+        node = self.node
         checks = {
-            "sql": await self._probe(shard.sql),
-            "volatile": await self._probe(shard.volatile),
-            "started": "ok" if shard.ready else "not yet",
+            "sql": await self._probe(node.sql),
+            "volatile": await self._probe(node.volatile),
+            "started": "ok" if node.ready else "not yet",
         }
-        for name, check in shard.readinessChecks.items():
+        for name, check in node.readinessChecks.items():
             checks[name] = check()
         down = sorted(k for k, v in checks.items() if v != "ok")
         status = 200 if not down else 503
         return status, {
             "status": "ready" if not down else "unavailable",
-            "shard_id": shard.shardId,
+            "node_id": node.nodeId,
             "down": down,
             "checks": checks,
         }
@@ -73,36 +73,36 @@ class DirectoryListing(JSONResource):
 
     handlers = {b"GET": "get"}
 
-    def __init__(self, shard):
+    def __init__(self, node):
         super().__init__()
-        self.shard = shard
+        self.node = node
 
     async def get(self, request):
-        entries = await self.shard.lookup(IDirectory).list()
+        entries = await self.node.lookup(IDirectory).list()
         return 200, {"processes": [e.toJSON() for e in entries]}
 
 
 class Metrics(Resource):
-    """Prometheus text exposition of the shard's registry."""
+    """Prometheus text exposition of the node's registry."""
 
     isLeaf = True
 
-    def __init__(self, shard):
+    def __init__(self, node):
         super().__init__()
-        self.shard = shard
+        self.node = node
 
     def render_GET(self, request):
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        return generate_latest(self.shard.metrics)
+        return generate_latest(self.node.metrics)
 
 
-def makeAdminRoot(shard):
+def makeAdminRoot(node):
     """@return: the admin site's root resource."""
     root = JSONRoot()
-    root.putChild(b"healthz", Healthz(shard))
-    root.putChild(b"readyz", Readyz(shard, shard.config.volatile.timeout))
-    root.putChild(b"metrics", Metrics(shard))
-    root.putChild(b"directory", DirectoryListing(shard))
+    root.putChild(b"healthz", Healthz(node))
+    root.putChild(b"readyz", Readyz(node, node.config.volatile.timeout))
+    root.putChild(b"metrics", Metrics(node))
+    root.putChild(b"directory", DirectoryListing(node))
     return root
 
 

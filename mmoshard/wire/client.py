@@ -154,7 +154,7 @@ class _WebSocketLinkFactory(WebSocketClientFactory):
 
 class SessionClient:
     """
-    One session with a shard.
+    One session with a node.
 
     Server-initiated messages (those without a pending request id) go to
     C{onEvent(message)} when given, else into the C{events} DeferredQueue.

@@ -60,8 +60,8 @@ def accountKey(accountId):
     return f"session:acct:{accountId}"
 
 
-def kickChannel(shardId):
-    return f"session:kick:{shardId}"
+def kickChannel(nodeId):
+    return f"session:kick:{nodeId}"
 
 
 @implementer(IMessageRouter)
@@ -73,13 +73,13 @@ class SessionManager:
 
     log = Logger()
 
-    def __init__(self, shard):
-        self.shard = shard
-        self.config = shard.config.session
-        self.clock = shard.reactor
+    def __init__(self, node):
+        self.node = node
+        self.config = node.config.session
+        self.clock = node.reactor
         self.seconds = self.clock.seconds
-        self.shardId = shard.shardId
-        self.metrics = SessionMetrics(shard.metrics)
+        self.nodeId = node.nodeId
+        self.metrics = SessionMetrics(node.metrics)
         # Connections hold a reference to this dict: addHandlers updates it in
         # place so handlers registered late are seen without a rebind.
         self.routes = {}
@@ -127,25 +127,25 @@ class SessionManager:
     # -- lifetime ---------------------------------------------------------
 
     async def start(self):
-        shard = self.shard
-        self.verifier = shard.query(ITokenVerifier)
+        node = self.node
+        self.verifier = node.query(ITokenVerifier)
         self._watchRevocations(self.verifier)
-        self.volatile = shard.query(IVolatileStore)
+        self.volatile = node.query(IVolatileStore)
         if self.verifier is None:
             self.log.warn(
-                "no token verifier in shard {shard_id}: every hello will be refused",
-                shard_id=self.shardId,
+                "no token verifier in node {node_id}: every hello will be refused",
+                node_id=self.nodeId,
             )
         if self.volatile is not None and self.config.one_session_per_account:
             try:
                 self._subscription = await self.volatile.subscribe(
-                    kickChannel(self.shardId), self._kickReceived
+                    kickChannel(self.nodeId), self._kickReceived
                 )
             except VolatileUnavailable as e:
                 self.log.warn(
-                    "shard {shard_id} cannot subscribe to session kicks ({why}); "
+                    "node {node_id} cannot subscribe to session kicks ({why}); "
                     "one-session-per-account holds only within this process",
-                    shard_id=self.shardId,
+                    node_id=self.nodeId,
                     why=e,
                 )
 
@@ -180,12 +180,12 @@ class SessionManager:
             try:
                 await subscription.unsubscribe()
             except Exception:
-                self.log.failure("unsubscribing session kicks of shard {shard_id}", shard_id=self.shardId)
+                self.log.failure("unsubscribing session kicks of node {node_id}", node_id=self.nodeId)
 
     def tokenVerifier(self):
         """@return: the L{ITokenVerifier} found at start, or one registered since."""
         if self.verifier is None:
-            self.verifier = self.shard.query(ITokenVerifier)
+            self.verifier = self.node.query(ITokenVerifier)
             if self.accepting:
                 self._watchRevocations(self.verifier)
         return self.verifier
@@ -221,7 +221,7 @@ class SessionManager:
 
     def gate(self):
         """@return: the process's L{IClientGate}, or None (allow all)."""
-        return self.shard.query(IClientGate)
+        return self.node.query(IClientGate)
 
     # -- connections ------------------------------------------------------
 
@@ -410,12 +410,12 @@ class SessionManager:
         key = accountKey(accountId)
         try:
             previous = await self.volatile.evalScript(
-                SWAP_OWNER, [key], [_packOwner(self.shardId, sessionId), int(OWNER_TTL * 1000)]
+                SWAP_OWNER, [key], [_packOwner(self.nodeId, sessionId), int(OWNER_TTL * 1000)]
             )
             if previous is None:
                 return
             owner, oldSession = _unpackOwner(previous)
-            if owner != self.shardId:
+            if owner != self.nodeId:
                 await self.volatile.publish(
                     kickChannel(owner), encode([accountId, oldSession])
                 )
@@ -456,7 +456,7 @@ class SessionManager:
     async def _release(self, accountId, sessionId):
         # Only our own claim is removed: a newer session elsewhere keeps its own.
         await self.volatile.evalScript(
-            RELEASE_OWNER, [accountKey(accountId)], [_packOwner(self.shardId, sessionId)]
+            RELEASE_OWNER, [accountKey(accountId)], [_packOwner(self.nodeId, sessionId)]
         )
 
     def _kickReceived(self, channel, message):
@@ -474,8 +474,8 @@ def _replaced():
     return ErrorInfo(errors.REPLACED, "signed in from another connection")
 
 
-def _packOwner(shardId, sessionId):
-    return encode([shardId, sessionId])
+def _packOwner(nodeId, sessionId):
+    return encode([nodeId, sessionId])
 
 
 def _unpackOwner(value):

@@ -48,7 +48,7 @@ class _TrafficCollector:
 
 
 class SessionMetrics:
-    """Every session-protocol metric, registered on the shard's registry."""
+    """Every session-protocol metric, registered on the node's registry."""
 
     def __init__(self, registry):
         self.transports = {}

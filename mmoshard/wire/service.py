@@ -5,7 +5,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from mmoshard.interfaces import IMessageRouter
-from mmoshard.shard import CoreService
+from mmoshard.node import CoreService
 from mmoshard.wire.manager import SessionManager
 from mmoshard.wire.tcp import SessionTCPFactory
 from mmoshard.wire.websocket import SessionWebSocketFactory
@@ -23,17 +23,17 @@ class SessionService(CoreService):
 
     log = Logger()
 
-    def __init__(self, shard):
+    def __init__(self, node):
         self.setName("sessions")
-        self.shard = shard
-        self.manager = SessionManager(shard)
+        self.node = node
+        self.manager = SessionManager(node)
         self.ports = {}
-        shard.provide(IMessageRouter, self.manager)
+        node.provide(IMessageRouter, self.manager)
 
     async def start(self):
-        shard = self.shard
+        node = self.node
         await self.manager.start()
-        listen = shard.config.listen
+        listen = node.config.listen
         factories = [
             ("tcp", listen.tcp, SessionTCPFactory),
             ("websocket", listen.websocket, SessionWebSocketFactory),
@@ -41,14 +41,14 @@ class SessionService(CoreService):
         for name, endpoint, factoryClass in factories:
             if not endpoint:
                 continue
-            port = await serverFromString(shard.reactor, endpoint).listen(
+            port = await serverFromString(node.reactor, endpoint).listen(
                 factoryClass(self.manager)
             )
             self.ports[name] = port
-            shard.listeningPorts[name] = port
+            node.listeningPorts[name] = port
             self.log.info(
-                "session protocol of shard {shard_id} listening on {transport} {address}",
-                shard_id=shard.shardId,
+                "session protocol of node {node_id} listening on {transport} {address}",
+                node_id=node.nodeId,
                 transport=name,
                 address=port.getHost(),
             )
@@ -57,5 +57,5 @@ class SessionService(CoreService):
         ports, self.ports = self.ports, {}
         for port in ports.values():
             await maybeDeferred(port.stopListening)
-        wait = min(SHUTDOWN_WAIT, self.shard.config.shutdown.drain_timeout)
+        wait = min(SHUTDOWN_WAIT, self.node.config.shutdown.drain_timeout)
         await self.manager.shutdown(wait)

@@ -77,7 +77,7 @@ class SessionWebSocketProtocol(WebSocketServerProtocol):
 
 
 class SessionWebSocketFactory(WebSocketServerFactory):
-    """Autobahn factory with our limits, and Autobahn's own timers off (ours use the shard's clock)."""
+    """Autobahn factory with our limits, and Autobahn's own timers off (ours use the node's clock)."""
 
     protocol = SessionWebSocketProtocol
     noisy = False

@@ -102,7 +102,7 @@ class CharacterBusy(Exception):
 
 class Leases:
     """
-    The leases of one world process, all owned under its shard id.  Within
+    The leases of one world process, all owned under its node id.  Within
     the process, which session drives a character is the service's business.
     """
 

@@ -56,7 +56,7 @@ class _ZoneCollector:
 
 
 class WorldMetrics:
-    """The world's metrics on the shard's registry."""
+    """The world's metrics on the node's registry."""
 
     def __init__(self, registry, service):
         self.tick = Histogram(

@@ -70,11 +70,11 @@ class WorldService(Service):
 
     log = Logger()
 
-    def __init__(self, shard):
+    def __init__(self, node):
         self.setName("world")
-        self.shard = shard
-        self.config = cfg = shard.roleConfig("world")
-        self.clock = shard.reactor
+        self.node = node
+        self.config = cfg = node.roleConfig("world")
+        self.clock = node.reactor
         self.zones = {zid: Zone(cfg.specs[zid], self.clock, cfg.interest) for zid in cfg.hosted}
         for zone in self.zones.values():
             zone.portalHandler = self._portal
@@ -94,8 +94,8 @@ class WorldService(Service):
         self._second = 0
         self.leases = None
         self.progression = Progression(None, self.clock, self._progressed)
-        self.metrics = WorldMetrics(shard.metrics, self)
-        shard.provide(IProgression, self.progression)
+        self.metrics = WorldMetrics(node.metrics, self)
+        node.provide(IProgression, self.progression)
 
     # --- lifetime ----------------------------------------------------------
 
@@ -104,17 +104,17 @@ class WorldService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self):
-        shard = self.shard
-        self.progression.sql = shard.sql
-        self.leases = Leases(shard.volatile, shard.shardId, self.config.lease_ttl)
-        router = shard.lookup(IMessageRouter)
+        node = self.node
+        self.progression.sql = node.sql
+        self.leases = Leases(node.volatile, node.nodeId, self.config.lease_ttl)
+        router = node.lookup(IMessageRouter)
         router.addHandlers("world", {
             "world.enter": self._onEnter,
             "world.move": self._onMove,
             "world.leave": self._onLeave,
         })
         router.addListener(self)
-        directory = shard.query(IDirectory)
+        directory = node.query(IDirectory)
         if directory is not None:
             directory.publish("zones", sorted(self.zones))
             directory.addLoadSource(
@@ -125,7 +125,7 @@ class WorldService(Service):
                                  observe=self._observer(zid))
             self.loops[zid] = loop
             loop.start()
-        admin = shard.query(IAdminSite)
+        admin = node.query(IAdminSite)
         if admin is not None:
             from mmoshard.world.admin import makeWorldAdmin
 
@@ -134,8 +134,8 @@ class WorldService(Service):
         self._housekeeping.clock = self.clock
         self._housekeeping.start(1.0, now=False)
         engines = {("native" if z.space.native else "python") for z in self.zones.values()}
-        self.log.info("world of shard {shard_id} hosts zones {zones} (interest space: {engine})",
-                      shard_id=shard.shardId, zones=",".join(self.zones), engine=",".join(sorted(engines)))
+        self.log.info("world of node {node_id} hosts zones {zones} (interest space: {engine})",
+                      node_id=node.nodeId, zones=",".join(self.zones), engine=",".join(sorted(engines)))
 
     def _observer(self, zid):
         histogram = self.metrics.observer(zid)
@@ -221,7 +221,7 @@ class WorldService(Service):
 
     async def _enterLocked(self, session, cid, ticket):
         log = dict(character_id=cid, account_id=session.accountId)
-        row = await loadCharacter(self.shard.sql, cid)
+        row = await loadCharacter(self.node.sql, cid)
         if row is None or row.account_id != session.accountId:
             raise ProtocolError(NO_CHARACTER, "no such character on this account")
         zoneId = row.zone or self.startZone or next(iter(self.zones))
@@ -273,7 +273,7 @@ class WorldService(Service):
 
     async def findZone(self, zoneId):
         """@return: the endpoints ({tcp, websocket}) of a live process hosting C{zoneId}, or None."""
-        directory = self.shard.query(IDirectory)
+        directory = self.node.query(IDirectory)
         if directory is None:
             return None
         try:
@@ -281,7 +281,7 @@ class WorldService(Service):
         except StoreError:
             return None
         for entry in entries:
-            if zoneId in entry.info.get("zones", ()) and entry.shard_id != self.shard.shardId:
+            if zoneId in entry.info.get("zones", ()) and entry.node_id != self.node.nodeId:
                 return {k: v for k, v in entry.endpoints.items() if k in ("tcp", "websocket")}
         return None
 
@@ -382,7 +382,7 @@ class WorldService(Service):
         if not rows:
             return 0
         try:
-            n = await savePositions(self.shard.sql, rows)
+            n = await savePositions(self.node.sql, rows)
         except StoreError as e:
             self.log.error("saving {count} positions ({why}) failed: {error}",
                            count=len(rows), why=why, error=e)
@@ -508,12 +508,12 @@ class WorldService(Service):
     # --- chat and progression hooks ------------------------------------------
 
     def _joinChat(self, cid, zoneId):
-        channels = self.shard.query(IZoneChannels)
+        channels = self.node.query(IZoneChannels)
         if channels is not None:
             self._track(channels.joinZone(cid, zoneId)).addErrback(self._chatFailed, cid, zoneId)
 
     def _leaveChat(self, cid, zoneId):
-        channels = self.shard.query(IZoneChannels)
+        channels = self.node.query(IZoneChannels)
         if channels is not None:
             self._track(channels.leaveZone(cid, zoneId)).addErrback(self._chatFailed, cid, zoneId)
 

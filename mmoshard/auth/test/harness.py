@@ -19,7 +19,7 @@ from mmoshard.interfaces import (
     IWebSite,
 )
 from mmoshard.plugins.auth import auth as authRole
-from mmoshard.shard import Shard
+from mmoshard.node import Node
 from mmoshard.web.site import SiteRoot
 from mmoshard.store.sql import SQLStore, migrate
 from mmoshard.store.volatile import MemoryStore, makeVolatileStore
@@ -56,7 +56,7 @@ class Response:
 
 class AuthHarness:
     """
-    The auth role wired as the shard would wire it, on C{backend} "sqlite"
+    The auth role wired as the node would wire it, on C{backend} "sqlite"
     (SQLite + memory store) or "mysql" (MariaDB + Redis), with public and
     admin sites on free ports and a C{Clock} as the role's time.
     """
@@ -79,36 +79,36 @@ class AuthHarness:
             tc.addCleanup(dropDatabase)
             volatileURL, prefix, cleanKeys = requireRedis()
             tc.addCleanup(cleanKeys)
-        raw = {"shard": {"id": "auth-test", "roles": ["auth"]},
+        raw = {"node": {"id": "auth-test", "roles": ["auth"]},
                "sql": {"url": sqlURL}, "volatile": {"url": volatileURL, "prefix": prefix},
                "secrets": {"token_key": TOKEN_KEY}, "auth": self.auth}
         self.config = parseConfig(raw, [authRole], env={})
-        shard = self.shard = Shard(self.config, reactor, [authRole])
-        shard.sql = SQLStore(reactor, sqlURL)
-        tc.addCleanup(shard.sql.close)
-        await migrate(shard.sql)
+        node = self.node = Node(self.config, reactor, [authRole])
+        node.sql = SQLStore(reactor, sqlURL)
+        tc.addCleanup(node.sql.close)
+        await migrate(node.sql)
         if self.backend == "sqlite":
-            shard.volatile = MemoryStore(self.clock, prefix=prefix)
+            node.volatile = MemoryStore(self.clock, prefix=prefix)
         else:
-            shard.volatile = makeVolatileStore(volatileURL, reactor, prefix, 2.0)
-        tc.addCleanup(shard.volatile.close)
-        shard.provide(ISQLStore, shard.sql)
-        shard.provide(IVolatileStore, shard.volatile)
-        self.verifier = TokenVerifier(TOKEN_KEY, shard.volatile, self.clock)
-        shard.provide(ITokenVerifier, self.verifier)
-        self.directory = Directory(shard.volatile, self.clock, "auth-test", ["auth", "chat"],
+            node.volatile = makeVolatileStore(volatileURL, reactor, prefix, 2.0)
+        tc.addCleanup(node.volatile.close)
+        node.provide(ISQLStore, node.sql)
+        node.provide(IVolatileStore, node.volatile)
+        self.verifier = TokenVerifier(TOKEN_KEY, node.volatile, self.clock)
+        node.provide(ITokenVerifier, self.verifier)
+        self.directory = Directory(node.volatile, self.clock, "auth-test", ["auth", "chat"],
                                    heartbeat=5.0, ttl=3600.0)
         self.directory.endpoints = {"tcp": "127.0.0.1:7000", "admin": "http://127.0.0.1:1"}
         await self.directory.beat()
-        shard.provide(IDirectory, self.directory)
+        node.provide(IDirectory, self.directory)
         self.publicRoot, self.adminRoot = JSONRoot(), JSONRoot()
-        shard.provide(IWebSite, SiteRoot(self.publicRoot))
-        shard.provide(IAdminSite, SiteRoot(self.adminRoot))
+        node.provide(IWebSite, SiteRoot(self.publicRoot))
+        node.provide(IAdminSite, SiteRoot(self.adminRoot))
         self.publicURL = await self._listen(self.publicRoot)
         self.adminURL = await self._listen(self.adminRoot)
         from mmoshard.auth.service import AuthService
 
-        self.service = AuthService(shard, clock=self.clock)
+        self.service = AuthService(node, clock=self.clock)
         await self.service.startService()
         tc.addCleanup(self.service.stopService)
         return self

@@ -94,7 +94,7 @@ class APITestsMixin:
         self.assertEqual(body["server_time"], h.clock.seconds())
         self.assertEqual(body["expires_in"], h.config.roleConfig("auth").access_ttl)
         self.assertEqual(body["directory"]["chat"],
-                         [{"shard_id": "auth-test", "tcp": "127.0.0.1:7000"}])
+                         [{"node_id": "auth-test", "tcp": "127.0.0.1:7000"}])
         self.assertEqual(body["directory"]["world"], [])
         claims = await h.verifier.verify(body["access_token"])
         self.assertEqual((claims.account_id, claims.sid, claims.username),

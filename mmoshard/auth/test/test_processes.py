@@ -18,10 +18,10 @@ PASSWORD = "correct horse battery"
 class CrossProcessRevocationTests(TestCase):
     timeout = 120
 
-    async def spawn(self, shardId, roles, mysqlURL, redisURL, prefix):
+    async def spawn(self, nodeId, roles, mysqlURL, redisURL, prefix):
         admin, http = freePort(), freePort()
         sections = {
-            "shard": {"id": shardId, "roles": roles, "var_dir": os.path.abspath(self.mktemp())},
+            "node": {"id": nodeId, "roles": roles, "var_dir": os.path.abspath(self.mktemp())},
             "sql": {"url": mysqlURL},
             "volatile": {"url": redisURL, "prefix": prefix},
             "secrets": {"token_key": TOKEN_KEY},
@@ -131,7 +131,7 @@ class CrossProcessRevocationTests(TestCase):
         # The login's directory says where the session listener is.
         first = await login()
         chat = first["directory"]["chat"]
-        self.assertEqual([e["shard_id"] for e in chat], ["sessions-1"])
+        self.assertEqual([e["node_id"] for e in chat], ["sessions-1"])
         address = chat[0]["tcp"]
         self.assertIsNone(await self.hello(address, first["access_token"]))
 

@@ -77,7 +77,7 @@ class MetricsTests(TestCase):
         await h.account()
         await h.login(password="wrong password")
         await h.login()
-        sample = h.shard.metrics.get_sample_value
+        sample = h.node.metrics.get_sample_value
         self.assertEqual(sample("mmoshard_auth_logins_total", {"outcome": "ok"}), 2)
         self.assertEqual(sample("mmoshard_auth_logins_total", {"outcome": "failed"}), 1)
         self.assertEqual(sample("mmoshard_auth_password_hash_seconds_count",
@@ -97,7 +97,7 @@ class MetricsTests(TestCase):
         await h.request("DELETE", "/v1/sessions", token=login["access_token"])
         h.clock.advance(2 * 86400)
         await h.service.purge()
-        rows = await h.shard.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
+        rows = await h.node.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
         self.assertEqual(rows[0][0], 0)
 
 

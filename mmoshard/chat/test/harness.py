@@ -1,4 +1,4 @@
-"""Test helpers for chat: fake sessions and router, a small shard, processes sharing stores."""
+"""Test helpers for chat: fake sessions and router, a small node, processes sharing stores."""
 
 import itertools
 import types
@@ -64,15 +64,15 @@ class FakeRouter:
         self.listeners.append(listener)
 
 
-class FakeShard:
-    """What ChatService needs of a Shard."""
+class FakeNode:
+    """What ChatService needs of a Node."""
 
-    def __init__(self, shardId, sql, volatile, reactor=_reactor, resumeGrace=30.0):
+    def __init__(self, nodeId, sql, volatile, reactor=_reactor, resumeGrace=30.0):
         self.config = types.SimpleNamespace(
             session=types.SimpleNamespace(resume_grace=resumeGrace),
-            shard=types.SimpleNamespace(id=shardId),
+            node=types.SimpleNamespace(id=nodeId),
         )
-        self.shardId = shardId
+        self.nodeId = nodeId
         self.reactor = reactor
         self.sql = sql
         self.volatile = volatile
@@ -102,7 +102,7 @@ class Client:
 
     async def call(self, type, **body):
         body["t"] = type
-        handler = self.process.shard.router.handlers[type]
+        handler = self.process.node.router.handlers[type]
         return await maybeDeferred(handler, self.session, body)
 
     async def fails(self, type, **body):
@@ -129,11 +129,11 @@ class Client:
 
 
 class Process:
-    """One chat process: a FakeShard and its ChatService."""
+    """One chat process: a FakeNode and its ChatService."""
 
-    def __init__(self, shardId, sql, volatile, config=None, clock=None, resumeGrace=30.0):
-        self.shard = FakeShard(shardId, sql, volatile, resumeGrace=resumeGrace)
-        self.chat = ChatService(self.shard, config or ChatConfig(), clock=clock)
+    def __init__(self, nodeId, sql, volatile, config=None, clock=None, resumeGrace=30.0):
+        self.node = FakeNode(nodeId, sql, volatile, resumeGrace=resumeGrace)
+        self.chat = ChatService(self.node, config or ChatConfig(), clock=clock)
 
     async def start(self):
         await self.chat.startService()

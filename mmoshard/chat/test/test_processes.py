@@ -57,7 +57,7 @@ class Player:
 class ChatProcessesTests(TestCase):
     timeout = 120
 
-    async def setUpShard(self):
+    async def setUpNode(self):
         from mmoshard.store.sql import SQLStore, migrate
 
         self.mysqlURL, drop = requireMySQL()
@@ -69,10 +69,10 @@ class ChatProcessesTests(TestCase):
         self.chars = await store.runInteraction(_txn_makeCharacters, NAMES, time.time())
         await store.close()
 
-    def spawn(self, shardId):
+    def spawn(self, nodeId):
         admin, tcp = freePort(), freePort()
         sections = {
-            "shard": {"id": shardId, "roles": ["chat"], "var_dir": os.path.abspath(self.mktemp())},
+            "node": {"id": nodeId, "roles": ["chat"], "var_dir": os.path.abspath(self.mktemp())},
             "sql": {"url": self.mysqlURL},
             "volatile": {"url": self.redisURL, "prefix": self.prefix},
             "secrets": {"token_key": TOKEN_KEY},
@@ -108,7 +108,7 @@ class ChatProcessesTests(TestCase):
             pass
 
     async def test_cross_process_suite(self):
-        await self.setUpShard()
+        await self.setUpNode()
         one, two = self.spawn("chat-1"), self.spawn("chat-2")
         await one.waitReady()
         await two.waitReady()
@@ -179,7 +179,7 @@ class ChatProcessesTests(TestCase):
         self.assertEqual(await two.stop(), 0, two.output.decode())
 
     async def test_crashed_process_players_go_offline(self):
-        await self.setUpShard()
+        await self.setUpNode()
         one, two = self.spawn("chat-1"), self.spawn("chat-2")
         await one.waitReady()
         await two.waitReady()

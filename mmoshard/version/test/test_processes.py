@@ -32,7 +32,7 @@ from twisted.application.service import Service
 from mmoshard.role import Role
 
 sessionprobe = Role(
-    name="sessionprobe", factory=lambda shard: Service(), transports=frozenset({"session"})
+    name="sessionprobe", factory=lambda node: Service(), transports=frozenset({"session"})
 )
 '''
 
@@ -78,7 +78,7 @@ class ProcessTests(TestCase):
     def config(self, name, roles, **version):
         admin, http = freePort(), freePort()
         sections = {
-            "shard": {"id": name, "roles": roles, "var_dir": os.path.join(self.base, name)},
+            "node": {"id": name, "roles": roles, "var_dir": os.path.join(self.base, name)},
             "volatile": {"url": self.redisURL, "prefix": self.prefix},
             "secrets": {"token_key": TOKEN_KEY},
             "listen": {

@@ -18,7 +18,7 @@ from mmoshard.config import parseConfig
 from mmoshard.gate import RULES_KEY, StoreGate
 from mmoshard.interfaces import IAdminSite, ITokenVerifier, IWebSite
 from mmoshard.plugins.version import version as versionRole
-from mmoshard.shard import Shard
+from mmoshard.node import Node
 from mmoshard.web.site import SiteRoot
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import Claims, InvalidToken, TokenVerifier, issueAccessToken, revokeLogin
@@ -41,7 +41,7 @@ def coro(f):
 
 
 class VersionRoleFixture:
-    """A Shard holding only what the version role uses, its public site on a free port."""
+    """A Node holding only what the version role uses, its public site on a free port."""
 
     async def startRole(self, releases=None, startVerifier=False, **versionConfig):
         base = os.path.abspath(self.mktemp())
@@ -49,25 +49,25 @@ class VersionRoleFixture:
         self.releases = releases or writeReleaseDir(os.path.join(base, "releases"))
         versionConfig.setdefault("releases_dir", self.releases)
         config = parseConfig(
-            {"shard": {"id": "v1", "var_dir": os.path.join(base, "var")}, "version": versionConfig},
+            {"node": {"id": "v1", "var_dir": os.path.join(base, "var")}, "version": versionConfig},
             [versionRole],
             roles=["version"],
             env={},
         )
-        shard = self.shard = Shard(config, reactor, [versionRole])
-        self.volatile = shard.volatile = MemoryStore(reactor, prefix="t:")
+        node = self.node = Node(config, reactor, [versionRole])
+        self.volatile = node.volatile = MemoryStore(reactor, prefix="t:")
         self.addCleanup(self.volatile.close)
         self.verifier = TokenVerifier(TOKEN_KEY, self.volatile, reactor)
         if startVerifier:
             # Revocations mirrored in memory: the check answers synchronously.
             await self.verifier.start()
             self.addCleanup(self.verifier.stop)
-        shard.provide(ITokenVerifier, self.verifier)
+        node.provide(ITokenVerifier, self.verifier)
         self.root = JSONRoot()
-        shard.provide(IWebSite, SiteRoot(self.root))
+        node.provide(IWebSite, SiteRoot(self.root))
         self.adminRoot = JSONRoot()
-        shard.provide(IAdminSite, SiteRoot(self.adminRoot))
-        self.service = VersionService(shard)
+        node.provide(IAdminSite, SiteRoot(self.adminRoot))
+        self.service = VersionService(node)
         await self.service.startService()
         self.addCleanup(self.service.stopService)
         site = Site(self.root)
@@ -217,7 +217,7 @@ class CheckTests(VersionRoleFixture, TestCase):
         await self.check("platform=windows&build=1.9.0")
         await self.check("platform=windows&build=0.0.1")
         await self.check("platform=windows&build=bad")
-        text = generate_latest(self.shard.metrics).decode()
+        text = generate_latest(self.node.metrics).decode()
         self.assertIn('mmoshard_version_checks_total{outcome="ok",platform="windows"} 1.0', text)
         self.assertIn('mmoshard_version_checks_total{outcome="update_required",platform="windows"} 1.0', text)
         self.assertIn('mmoshard_version_checks_total{outcome="request.invalid",platform="unknown"} 1.0', text)
@@ -368,7 +368,7 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
             self.assertEqual((code, body["status"], body["build"]), (200, "ok", spelling))
         # Neither the answers cache nor the metric's labels grow with them.
         self.assertEqual(len(catalog._answers), cached)
-        text = generate_latest(self.shard.metrics).decode()
+        text = generate_latest(self.node.metrics).decode()
         self.assertIn('mmoshard_version_client_builds_total{build="1.10.0",channel="live",platform="windows"} 5.0', text)
         self.assertNotIn("ci.1", text)
 
@@ -529,7 +529,7 @@ class AdminTests(VersionRoleFixture, TestCase):
         await self.startRole()
         port = self.adminPort.getHost().port
         path = writeConfig(self.mktemp() + ".toml", {
-            "shard": {"var_dir": self.shard.config.shard.var_dir},
+            "node": {"var_dir": self.node.config.node.var_dir},
             "listen": {"admin": f"tcp:{port}:interface=127.0.0.1"},
             "version": {"releases_dir": self.releases},
         })

@@ -1,4 +1,4 @@
-"""Test fixtures for the session protocol: shards on a Clock, simulated TCP and WebSocket peers."""
+"""Test fixtures for the session protocol: nodes on a Clock, simulated TCP and WebSocket peers."""
 
 import base64
 import os
@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from mmoshard.config import parseConfig
 from mmoshard.interfaces import ISessionListener, ITokenVerifier, IVolatileStore
-from mmoshard.shard import Shard
+from mmoshard.node import Node
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import TokenVerifier, issueAccessToken
 from mmoshard.wire.codec import decode, encode
@@ -31,9 +31,9 @@ def makeVolatile(clock):
     return MemoryStore(clock, "test:")
 
 
-def makeShard(clock=None, volatile=None, shardId="shard-a", listen=None, **session):
+def makeNode(clock=None, volatile=None, nodeId="node-a", listen=None, **session):
     """
-    A real L{Shard} with no roles, a volatile store and a token verifier
+    A real L{Node} with no roles, a volatile store and a token verifier
     registered, and C{session} overriding C{[session]} settings.
     """
     clock = Clock() if clock is None else clock
@@ -42,13 +42,13 @@ def makeShard(clock=None, volatile=None, shardId="shard-a", listen=None, **sessi
         "secrets": {"token_key": KEY},
         "listen": listen or {"tcp": "", "websocket": "", "http": "", "admin": ""},
     }
-    config = parseConfig(raw, plugins=[], shardId=shardId, env={})
-    shard = Shard(config, clock, roles=[])
+    config = parseConfig(raw, plugins=[], nodeId=nodeId, env={})
+    node = Node(config, clock, roles=[])
     volatile = makeVolatile(clock) if volatile is None else volatile
-    shard.volatile = volatile
-    shard.provide(IVolatileStore, volatile)
-    shard.provide(ITokenVerifier, TokenVerifier(KEY, volatile, clock))
-    return shard
+    node.volatile = volatile
+    node.provide(IVolatileStore, volatile)
+    node.provide(ITokenVerifier, TokenVerifier(KEY, volatile, clock))
+    return node
 
 
 def token(clock, accountId=1, sid=None, ttl=3600.0, flags=()):
@@ -80,11 +80,11 @@ class RecordingListener:
 class Server:
     """A L{SessionManager} on a Clock, started, with peers made on demand."""
 
-    def __init__(self, testCase, clock=None, volatile=None, shardId="shard-a", **session):
+    def __init__(self, testCase, clock=None, volatile=None, nodeId="node-a", **session):
         self.testCase = testCase
         self.clock = Clock() if clock is None else clock
-        self.shard = makeShard(self.clock, volatile, shardId, **session)
-        self.manager = SessionManager(self.shard)
+        self.node = makeNode(self.clock, volatile, nodeId, **session)
+        self.manager = SessionManager(self.node)
         self.listener = RecordingListener()
         self.manager.addListener(self.listener)
         self.started = Deferred.fromCoroutine(self.manager.start())

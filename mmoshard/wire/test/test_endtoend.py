@@ -6,7 +6,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.config import parseConfig
 from mmoshard.interfaces import ITokenVerifier, IVolatileStore
-from mmoshard.shard import Shard
+from mmoshard.node import Node
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import TokenVerifier, issueAccessToken
 from mmoshard.wire import errors
@@ -46,14 +46,14 @@ class EndToEndMixin:
                 "admin": "",
             },
         }
-        config = parseConfig(raw, plugins=[], shardId="e2e", env={})
-        shard = self.shard = Shard(config, reactor, roles=[])
+        config = parseConfig(raw, plugins=[], nodeId="e2e", env={})
+        node = self.node = Node(config, reactor, roles=[])
         volatile = MemoryStore(reactor, "e2e:")
         self.addCleanup(volatile.close)
-        shard.volatile = volatile
-        shard.provide(IVolatileStore, volatile)
-        shard.provide(ITokenVerifier, TokenVerifier(KEY, volatile, reactor))
-        service = self.service = SessionService(shard)
+        node.volatile = volatile
+        node.provide(IVolatileStore, volatile)
+        node.provide(ITokenVerifier, TokenVerifier(KEY, volatile, reactor))
+        service = self.service = SessionService(node)
         router = service.manager
         self.listener = RecordingListener()
         router.addListener(self.listener)
@@ -69,7 +69,7 @@ class EndToEndMixin:
         router.addHandlers("test", {"test.echo": echo, "test.push": push})
         await service.start()
         self.addCleanup(lambda: Deferred.fromCoroutine(service.stop()))
-        port = shard.listeningPorts[self.transport].getHost().port
+        port = node.listeningPorts[self.transport].getHost().port
         if self.transport == "tcp":
             self.address = f"tcp:127.0.0.1:{port}"
         else:
@@ -144,7 +144,7 @@ class EndToEndMixin:
         self.assertEqual(notice["t"], "server.shutdown")
         self.assertEqual(await client.ended, "shutdown")
         self.assertEqual(self.listener.events[-1][2], "shutdown")
-        self.assertEqual(self.shard.listeningPorts[self.transport].connected, False)
+        self.assertEqual(self.node.listeningPorts[self.transport].connected, False)
 
 
 class TCPEndToEndTests(EndToEndMixin, TestCase):

@@ -281,11 +281,11 @@ class LiveSessionTests(TestCase):
         self.clock.advance(1_000_000)
         # Several sessions per account, as a player has across processes.
         self.server = Server(self, clock=self.clock, one_session_per_account=False)
-        self.verifier = self.server.shard.lookup(ITokenVerifier)
+        self.verifier = self.server.node.lookup(ITokenVerifier)
         self.successResultOf(self.verifier.start())
         self.addCleanup(self.verifier.stop)
         # "Another process" making revocations on the same backend.
-        store = self.server.shard.volatile
+        store = self.server.node.volatile
         self.other = MemoryStore(self.clock, store.prefix, backend=store.backend)
 
     def hello(self, accountId, sid, iat=None):
@@ -438,9 +438,9 @@ class RedisLiveSessionTests(TestCase):
         storeA = makeVolatileStore(url, reactor, prefix, timeout=2.0)
         self.addCleanup(storeA.close)
         self.addCleanup(storeB.close)
-        server = Server(self, clock=reactor, volatile=storeB, shardId="proc-b")
+        server = Server(self, clock=reactor, volatile=storeB, nodeId="proc-b")
         await server.started
-        verifier = server.shard.lookup(ITokenVerifier)
+        verifier = server.node.lookup(ITokenVerifier)
         await verifier.start()
         self.addCleanup(verifier.stop)
         peers = []

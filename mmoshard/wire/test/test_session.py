@@ -80,7 +80,7 @@ class HandshakeTests(TestCase):
 
     def test_revokedToken(self):
         token = self.server.token(3, sid="gone")
-        self.successResultOf(revokeLogin(self.server.shard.volatile, "gone", 60))
+        self.successResultOf(revokeLogin(self.server.node.volatile, "gone", 60))
         peer = self.server.tcp()
         peer.send(hello(token))
         self.assertClosedWith(peer, errors.INVALID_TOKEN)
@@ -94,7 +94,7 @@ class HandshakeTests(TestCase):
 
     def test_updateRequired(self):
         gate = MinimumVersionGate((2, 0))
-        self.server.shard.provide(IClientGate, gate)
+        self.server.node.provide(IClientGate, gate)
         peer = self.server.tcp()
         peer.send(hello(self.server.token(9)))
         self.assertClosedWith(peer, errors.UPDATE_REQUIRED)
@@ -278,7 +278,7 @@ class DispatchTests(TestCase):
     def test_metrics(self):
         self.peer.send({"t": "test.echo", "id": 1})
         self.peer.send({"t": "test.nothing", "id": 1})
-        registry = self.server.shard.metrics
+        registry = self.server.node.metrics
         get = registry.get_sample_value
         self.assertEqual(get("mmoshard_session_messages_in_total",
                              {"transport": "tcp", "type": "test.echo"}), 1)
@@ -308,7 +308,7 @@ class LivenessTests(TestCase):
         self.peer.send({"t": "pong", "n": ping["n"]})
         session = self.server.manager.sessions[self.peer.welcome["session_id"]]
         self.assertEqual(session.rtt, 0.25)
-        registry = self.server.shard.metrics
+        registry = self.server.node.metrics
         self.assertEqual(registry.get_sample_value(
             "mmoshard_session_rtt_seconds_count", {"transport": "tcp"}), 1)
 
@@ -489,7 +489,7 @@ class ResumeTests(TestCase):
         peer = self.resume()
         self.assertEqual(peer.received()[0]["code"], errors.RESUME_FAILED)
         self.assertTrue(peer.closed)
-        registry = self.server.shard.metrics
+        registry = self.server.node.metrics
         self.assertEqual(registry.get_sample_value("mmoshard_session_link_dead"), 0)
 
     def test_resumeWithGap(self):
@@ -539,8 +539,8 @@ class ReplacedTests(TestCase):
     def test_acrossProcesses(self):
         clock = Clock()
         volatile = makeVolatile(clock)
-        a = Server(self, clock=clock, volatile=volatile, shardId="proc-a")
-        b = Server(self, clock=clock, volatile=volatile, shardId="proc-b")
+        a = Server(self, clock=clock, volatile=volatile, nodeId="proc-a")
+        b = Server(self, clock=clock, volatile=volatile, nodeId="proc-b")
         first = a.welcomed(accountId=7)
         second = b.welcomed(accountId=7)
         clock.advance(0)  # pub/sub delivers from the clock

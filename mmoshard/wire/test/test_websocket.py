@@ -24,7 +24,7 @@ class WebSocketTests(TestCase):
         self.assertEqual(welcome["account_id"], 3)
         peer.send({"t": "ping", "id": 2})
         self.assertEqual(peer.received(), [{"t": "pong", "id": 2}])
-        registry = self.server.shard.metrics
+        registry = self.server.node.metrics
         self.assertEqual(registry.get_sample_value(
             "mmoshard_session_messages_in_total", {"transport": "websocket", "type": "ping"}), 1)
 

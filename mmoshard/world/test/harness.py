@@ -13,7 +13,7 @@ from mmoshard.interfaces import (
     IDirectory, IMessageRouter, ISQLStore, ITokenVerifier, IVolatileStore, IZoneChannels,
 )
 from mmoshard.plugins.world import world as worldRole
-from mmoshard.shard import Shard
+from mmoshard.node import Node
 from mmoshard.store.sql import Cursor, migrationsAvailable
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import TokenVerifier
@@ -88,7 +88,7 @@ class FakeChannels:
 class WorldHarness:
     """One world process in memory. Several share a store and database through C{peerOf}."""
 
-    def __init__(self, testCase, shardId="world-a", clock=None, backend=None, sql=None,
+    def __init__(self, testCase, nodeId="world-a", clock=None, backend=None, sql=None,
                  channels=None, **world):
         self.testCase = testCase
         self.clock = clock or Clock()
@@ -100,26 +100,26 @@ class WorldHarness:
             "session": {"resume_grace": 5.0, "heartbeat": 100.0, "heartbeat_timeout": 300.0},
             "world": world,
         }
-        config = parseConfig(raw, plugins=[worldRole], roles=["world"], shardId=shardId, env={})
-        shard = self.shard = Shard(config, self.clock, roles=[worldRole])
+        config = parseConfig(raw, plugins=[worldRole], roles=["world"], nodeId=nodeId, env={})
+        node = self.node = Node(config, self.clock, roles=[worldRole])
         self.volatile = MemoryStore(self.clock, "t:", backend=backend)
-        shard.volatile = self.volatile
-        shard.provide(IVolatileStore, self.volatile)
-        shard.provide(ITokenVerifier, TokenVerifier(KEY, self.volatile, self.clock))
+        node.volatile = self.volatile
+        node.provide(IVolatileStore, self.volatile)
+        node.provide(ITokenVerifier, TokenVerifier(KEY, self.volatile, self.clock))
         self.sql = sql or SyncSQL()
-        shard.sql = self.sql
-        shard.provide(ISQLStore, self.sql)
-        self.directory = Directory(self.volatile, self.clock, shardId, ["world"], 5.0, 15.0)
-        self.directory.endpoints = {"tcp": f"{shardId}.example:7000"}
-        shard.provide(IDirectory, self.directory)
+        node.sql = self.sql
+        node.provide(ISQLStore, self.sql)
+        self.directory = Directory(self.volatile, self.clock, nodeId, ["world"], 5.0, 15.0)
+        self.directory.endpoints = {"tcp": f"{nodeId}.example:7000"}
+        node.provide(IDirectory, self.directory)
         if channels is not None:
-            shard.provide(IZoneChannels, channels)
-        self.manager = SessionManager(shard)
-        shard.provide(IMessageRouter, self.manager)
+            node.provide(IZoneChannels, channels)
+        self.manager = SessionManager(node)
+        node.provide(IMessageRouter, self.manager)
         testCase.successResultOf(Deferred.fromCoroutine(self.manager.start()))
         from mmoshard.world.service import WorldService
 
-        self.world = WorldService(shard)
+        self.world = WorldService(node)
         testCase.successResultOf(self.world.startService())
         testCase.successResultOf(Deferred.fromCoroutine(self.directory.beat()))
         self.tcpFactory = SessionTCPFactory(self.manager)
@@ -129,9 +129,9 @@ class WorldHarness:
     def backend(self):
         return self.volatile.backend
 
-    def peerOf(self, shardId, **world):
+    def peerOf(self, nodeId, **world):
         """Another world process sharing this one's clock, store and database."""
-        return WorldHarness(self.testCase, shardId, self.clock, self.backend, self.sql, **world)
+        return WorldHarness(self.testCase, nodeId, self.clock, self.backend, self.sql, **world)
 
     def client(self, accountId):
         peer = TCPPeer(self, "10.0.0.%d" % (accountId % 250 + 1))

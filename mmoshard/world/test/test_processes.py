@@ -66,7 +66,7 @@ class WorldProcessTests(TestCase):
         if zones:
             settings["zones"] = zones
         path = writeConfig(os.path.join(self.tmp, f"{name}.toml"), {
-            "shard": {"id": name, "roles": ["world"], "var_dir": os.path.join(self.tmp, name)},
+            "node": {"id": name, "roles": ["world"], "var_dir": os.path.join(self.tmp, name)},
             "sql": {"url": self.sqlURL},
             "volatile": {"url": self.redisURL, "prefix": self.prefix},
             "secrets": {"token_key": KEY},
@@ -85,7 +85,7 @@ class WorldProcessTests(TestCase):
     async def startChat(self, name):
         tcp, admin = freePort(), freePort()
         path = writeConfig(os.path.join(self.tmp, f"{name}.toml"), {
-            "shard": {"id": name, "roles": ["chat"], "var_dir": os.path.join(self.tmp, name)},
+            "node": {"id": name, "roles": ["chat"], "var_dir": os.path.join(self.tmp, name)},
             "sql": {"url": self.sqlURL},
             "volatile": {"url": self.redisURL, "prefix": self.prefix},
             "secrets": {"token_key": KEY},

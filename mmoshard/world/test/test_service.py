@@ -170,7 +170,7 @@ class EnterTests(TestCase):
         self.h.enter(b, self.other)
         b.send({"t": "world.move", "x": 400.0, "z": 100.0, "k": 0})
         self.h.advance(0.1, 11)
-        text = generate_latest(self.h.shard.metrics).decode()
+        text = generate_latest(self.h.node.metrics).decode()
         self.assertIn('mmoshard_world_players{zone="greenvale"} 2.0', text)
         self.assertIn('mmoshard_world_corrections_total{zone="greenvale"} 1.0', text)
         self.assertIn('mmoshard_world_aoi_pairs{zone="greenvale"} 2.0', text)

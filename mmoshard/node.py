@@ -1,4 +1,4 @@
-"""The Shard: config, reactor, registry and the ordered tree of core and role services."""
+"""The Node: config, reactor, registry and the ordered tree of core and role services."""
 
 import os
 import signal
@@ -70,7 +70,7 @@ def checkRequirements(config, roles):
                 )
                 problems.append(
                     Problem(
-                        "shard.roles",
+                        "node.roles",
                         f"role {role.name!r} requires {iface.__name__}, which "
                         f"nothing in this process provides ({hint})",
                     )
@@ -79,7 +79,7 @@ def checkRequirements(config, roles):
         raise ConfigError(problems)
 
 
-class Shard:
+class Node:
     """
     What every service of one process shares: the config, the reactor, the
     interface registry, the Prometheus registry and the stores once started.
@@ -108,8 +108,8 @@ class Shard:
         uptime.set_function(lambda: self.reactor.seconds() - self.startedAt)
 
     @property
-    def shardId(self):
-        return self.config.shard.id
+    def nodeId(self):
+        return self.config.node.id
 
     @property
     def roleNames(self):
@@ -142,12 +142,12 @@ class Shard:
 
     def varPath(self, *parts):
         """@return: a path under the var directory, which is created."""
-        os.makedirs(self.config.shard.var_dir, exist_ok=True)
-        return os.path.join(self.config.shard.var_dir, *parts)
+        os.makedirs(self.config.node.var_dir, exist_ok=True)
+        return os.path.join(self.config.node.var_dir, *parts)
 
 
 class CoreService(Service):
-    """A core service with async start and stop, run in order by L{ShardService}."""
+    """A core service with async start and stop, run in order by L{NodeService}."""
 
     async def start(self):
         pass
@@ -160,7 +160,7 @@ class StartupFailed(Exception):
     """A core service could not start; the message says why."""
 
 
-class ShardService(MultiService):
+class NodeService(MultiService):
     """
     The root service: starts core services, then roles, then listeners, each
     awaited in turn; stops in reverse, giving roles a bounded time to drain.
@@ -168,10 +168,10 @@ class ShardService(MultiService):
 
     log = Logger()
 
-    def __init__(self, shard, core, listeners):
+    def __init__(self, node, core, listeners):
         super().__init__()
         self.setName("mmoshard")
-        self.shard = shard
+        self.node = node
         self.core = core
         self.listeners = listeners
         self.roleServices = []
@@ -180,8 +180,8 @@ class ShardService(MultiService):
         self.exitCode = 0
         for svc in core:
             svc.setServiceParent(self)
-        for role in shard.roles:
-            svc = role.makeService(shard)
+        for role in node.roles:
+            svc = role.makeService(node)
             if not svc.name:
                 svc.setName(f"role:{role.name}")
             svc.setServiceParent(self)
@@ -195,12 +195,12 @@ class ShardService(MultiService):
         Service.startService(self)
         self.started = Deferred.fromCoroutine(self._start())
         self.started.addErrback(self._startFailed)
-        reactor = self.shard.reactor
+        reactor = self.node.reactor
         if hasattr(reactor, "callWhenRunning"):
             reactor.callWhenRunning(self._installSignalHandlers)
 
     async def _start(self):
-        shard = self.shard
+        node = self.node
         t0 = time.monotonic()
         for svc in self.core:
             await svc.start()
@@ -210,21 +210,21 @@ class ShardService(MultiService):
         for svc in self.listeners:
             await svc.start()
             svc.running = 1
-        shard.ready = True
+        node.ready = True
         waiters, self._startWaiters = self._startWaiters, []
         for d in waiters:
             d.callback(None)
         self.log.info(
-            "shard {shard_id} started with roles {roles} in {elapsed:.2f}s",
-            shard_id=shard.shardId,
-            roles=",".join(shard.roleNames) or "(none)",
+            "node {node_id} started with roles {roles} in {elapsed:.2f}s",
+            node_id=node.nodeId,
+            roles=",".join(node.roleNames) or "(none)",
             elapsed=time.monotonic() - t0,
         )
 
     def whenStarted(self):
         """@return: a Deferred firing with None once start-up completed (never on failure)."""
         d = Deferred()
-        if self.shard.ready:
+        if self.node.ready:
             d.callback(None)
         else:
             self._startWaiters.append(d)
@@ -233,12 +233,12 @@ class ShardService(MultiService):
     def _startFailed(self, failure):
         self.exitCode = 1
         self.log.critical(
-            "shard {shard_id} failed to start: {why}",
-            shard_id=self.shard.shardId,
+            "node {node_id} failed to start: {why}",
+            node_id=self.node.nodeId,
             why=failure.getErrorMessage(),
             failure=failure if not failure.check(StartupFailed) else None,
         )
-        reactor = self.shard.reactor
+        reactor = self.node.reactor
         if hasattr(reactor, "stop"):
             # twistd has no way to report an exit status, so a failed start
             # ends the process with 1 once the reactor has shut down.
@@ -251,12 +251,12 @@ class ShardService(MultiService):
     def _installSignalHandlers(self):
         # twistd's own handlers re-kill the process with the signal after the
         # shutdown, so a graceful stop would exit with -15; ours exit 0.
-        reactor = self.shard.reactor
+        reactor = self.node.reactor
 
         def handler(signum, frame):
             self.log.info(
-                "shard {shard_id} received signal {sig}, stopping",
-                shard_id=self.shard.shardId,
+                "node {node_id} received signal {sig}, stopping",
+                node_id=self.node.nodeId,
                 sig=signal.Signals(signum).name,
             )
             reactor.callFromThread(reactor.stop)
@@ -269,66 +269,66 @@ class ShardService(MultiService):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self):
-        shard = self.shard
-        shard.ready = False
+        node = self.node
+        node.ready = False
         if self.started is not None and not self.started.called:
             self.started.cancel()
         for svc in reversed(self.listeners):
             if svc.running:
                 await self._safely(svc.stop(), f"listener {svc.name}")
                 svc.running = 0
-        drain = self.shard.config.shutdown.drain_timeout
+        drain = self.node.config.shutdown.drain_timeout
         for svc in reversed(self.roleServices):
             if svc.running:
                 d = maybeDeferred(svc.stopService)
-                d.addTimeout(drain, shard.reactor)
+                d.addTimeout(drain, node.reactor)
                 await self._safely(d, f"role {svc.name}")
         for svc in reversed(self.core):
             if svc.running:
                 await self._safely(svc.stop(), f"core {svc.name}")
                 svc.running = 0
-        self.log.info("shard {shard_id} stopped", shard_id=shard.shardId)
+        self.log.info("node {node_id} stopped", node_id=node.nodeId)
 
     async def _safely(self, awaitable, what):
         try:
             await ensureDeferred(awaitable)
         except Exception:
             self.log.failure(
-                "error stopping {what} of shard {shard_id}",
+                "error stopping {what} of node {node_id}",
                 what=what,
-                shard_id=self.shard.shardId,
+                node_id=self.node.nodeId,
             )
 
 
-def buildShard(config, reactor, roles):
+def buildNode(config, reactor, roles):
     """
-    Build the Shard and its service tree for C{config}.
+    Build the Node and its service tree for C{config}.
 
     @param roles: the selected L{mmoshard.interfaces.IRole} plugins.
-    @return: the root L{ShardService}; its C{shard} attribute is the Shard.
+    @return: the root L{NodeService}; its C{node} attribute is the Node.
     @raise ConfigError: when a role's requirement has no provider.
     """
     from mmoshard.core import makeCoreServices
 
     checkRequirements(config, roles)
-    shard = Shard(config, reactor, roles)
-    core, listeners = makeCoreServices(shard)
-    return ShardService(shard, core, listeners)
+    node = Node(config, reactor, roles)
+    core, listeners = makeCoreServices(node)
+    return NodeService(node, core, listeners)
 
 
 def selectRoles(config, plugins):
-    """@return: the plugins named by C{config.shard.roles}, in that order."""
+    """@return: the plugins named by C{config.node.roles}, in that order."""
     byName = {p.name: p for p in plugins}
-    return [byName[name] for name in config.shard.roles]
+    return [byName[name] for name in config.node.roles]
 
 
 __all__ = [
-    "Shard",
-    "ShardService",
+    "Node",
+    "NodeService",
     "CoreService",
     "MissingProvider",
     "StartupFailed",
-    "buildShard",
+    "buildNode",
     "selectRoles",
     "checkRequirements",
     "ConfigError",

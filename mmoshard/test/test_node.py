@@ -1,4 +1,4 @@
-"""Tests for the Shard: registry wiring between roles, ordered start/stop, directory expiry, admin site."""
+"""Tests for the Node: registry wiring between roles, ordered start/stop, directory expiry, admin site."""
 
 import json
 
@@ -15,7 +15,7 @@ from mmoshard.config import parseConfig
 from mmoshard.directory import Directory
 from mmoshard.interfaces import IAdminSite, IDirectory, ISQLStore, IVolatileStore
 from mmoshard.role import Role
-from mmoshard.shard import MissingProvider, buildShard
+from mmoshard.node import MissingProvider, buildNode
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.testing import freePort
 
@@ -41,8 +41,8 @@ events = []
 
 
 class GreeterService(Service):
-    def __init__(self, shard):
-        shard.provide(IGreeting, Greeting())
+    def __init__(self, node):
+        node.provide(IGreeting, Greeting())
 
     def startService(self):
         events.append("greeter started")
@@ -56,21 +56,21 @@ class GreeterService(Service):
 class ListenerRoleService(Service):
     """Needs IGreeting, which another role provides; never imports it."""
 
-    def __init__(self, shard):
-        self.shard = shard
+    def __init__(self, node):
+        self.node = node
         self.greeting = None
 
     def startService(self):
         # The core stores are up before any role starts.
-        assert self.shard.sql is not None and self.shard.volatile is not None
-        self.greeting = self.shard.lookup(IGreeting).greet("world")
+        assert self.node.sql is not None and self.node.volatile is not None
+        self.greeting = self.node.lookup(IGreeting).greet("world")
         events.append("listener started")
         super().startService()
 
     def stopService(self):
         events.append("listener stopped")
         d = Deferred()
-        # A role may take time to drain; the shard waits for it.
+        # A role may take time to drain; the node waits for it.
         reactor.callLater(0.05, d.callback, None)
         return d
 
@@ -84,7 +84,7 @@ LISTENER = Role(name="listener", factory=ListenerRoleService, requires=(IGreetin
 
 def makeConfig(testCase, roles, **sections):
     sections.setdefault("sql", {"url": "sqlite:///" + testCase.mktemp() + ".db"})
-    sections.setdefault("shard", {"id": "test-shard", "var_dir": testCase.mktemp()})
+    sections.setdefault("node", {"id": "test-node", "var_dir": testCase.mktemp()})
     sections.setdefault(
         "listen",
         {"http": "tcp:0:interface=127.0.0.1", "tcp": "", "websocket": "",
@@ -93,74 +93,74 @@ def makeConfig(testCase, roles, **sections):
     return parseConfig(sections, roles, env={})
 
 
-class ShardServiceTests(TestCase):
-    async def startShard(self, roles, **sections):
+class NodeServiceTests(TestCase):
+    async def startNode(self, roles, **sections):
         config = makeConfig(self, roles, **sections)
-        root = buildShard(config, reactor, roles)
+        root = buildNode(config, reactor, roles)
         root.startService()
         self.addCleanup(root.stopService)
         await root.started
         return root
 
-    async def adminGet(self, shard, path):
-        port = shard.listeningPorts["admin"].getHost().port
+    async def adminGet(self, node, path):
+        port = node.listeningPorts["admin"].getHost().port
         response = await treq.get(f"http://127.0.0.1:{port}{path}", persistent=False)
         return response.code, await response.content()
 
     async def test_registry_wiring_and_order(self):
         """A role finds another's provider through the registry; start and stop are ordered."""
         del events[:]
-        root = await self.startShard([GREETER, LISTENER])
-        shard = root.shard
+        root = await self.startNode([GREETER, LISTENER])
+        node = root.node
         listener = root.roleServices[1]
         self.assertEqual(listener.greeting, "hello world")
-        verifyObject(ISQLStore, shard.lookup(ISQLStore))
-        verifyObject(IVolatileStore, shard.lookup(IVolatileStore))
-        verifyObject(IDirectory, shard.lookup(IDirectory))
-        verifyObject(IAdminSite, shard.lookup(IAdminSite))
-        self.assertRaises(MissingProvider, shard.lookup, INobody)
+        verifyObject(ISQLStore, node.lookup(ISQLStore))
+        verifyObject(IVolatileStore, node.lookup(IVolatileStore))
+        verifyObject(IDirectory, node.lookup(IDirectory))
+        verifyObject(IAdminSite, node.lookup(IAdminSite))
+        self.assertRaises(MissingProvider, node.lookup, INobody)
         # Without chat here, zone channels go through the volatile store.
         from mmoshard.interfaces import IZoneChannels
         from mmoshard.zonechat import StoreZoneChannels
 
-        self.assertIsInstance(shard.lookup(IZoneChannels), StoreZoneChannels)
-        self.assertIsNone(shard.query(INobody))
+        self.assertIsInstance(node.lookup(IZoneChannels), StoreZoneChannels)
+        self.assertIsNone(node.query(INobody))
         await root.stopService()
         self.assertEqual(
             events,
             ["greeter started", "listener started", "listener stopped", "greeter stopped"],
         )
-        self.assertFalse(shard.ready)
+        self.assertFalse(node.ready)
 
     async def test_admin_endpoints(self):
-        root = await self.startShard([GREETER])
-        shard = root.shard
-        code, body = await self.adminGet(shard, "/healthz")
+        root = await self.startNode([GREETER])
+        node = root.node
+        code, body = await self.adminGet(node, "/healthz")
         self.assertEqual(code, 200)
         health = json.loads(body)
-        self.assertEqual(health["shard_id"], "test-shard")
+        self.assertEqual(health["node_id"], "test-node")
         self.assertEqual(health["roles"], ["greeter"])
         self.assertGreaterEqual(health["uptime_s"], 0)
 
-        code, body = await self.adminGet(shard, "/readyz")
+        code, body = await self.adminGet(node, "/readyz")
         self.assertEqual((code, json.loads(body)["down"]), (200, []))
 
-        code, body = await self.adminGet(shard, "/metrics")
+        code, body = await self.adminGet(node, "/metrics")
         self.assertEqual(code, 200)
         self.assertIn(b"mmoshard_uptime_seconds", body)
         self.assertIn(b"process_cpu_seconds_total", body)
 
-        code, body = await self.adminGet(shard, "/nope")
+        code, body = await self.adminGet(node, "/nope")
         self.assertEqual(json.loads(body)["error"]["code"], "request.not_found")
 
     async def test_readyz_names_what_is_down(self):
         """With Redis unreachable, /readyz is 503 and names the volatile store."""
-        root = await self.startShard(
+        root = await self.startNode(
             [GREETER],
             volatile={"url": f"redis://127.0.0.1:{freePort()}/0", "timeout": 0.3},
             secrets={"token_key": "x" * 32},
         )
-        code, body = await self.adminGet(root.shard, "/readyz")
+        code, body = await self.adminGet(root.node, "/readyz")
         body = json.loads(body)
         self.assertEqual(code, 503)
         self.assertEqual(body["down"], ["tokens", "volatile"])
@@ -170,9 +170,9 @@ class ShardServiceTests(TestCase):
 
     async def test_http_listener_only_when_used(self):
         """A process whose roles use no HTTP opens no public site."""
-        root = await self.startShard([])
-        self.assertNotIn("http", root.shard.listeningPorts)
-        self.assertIn("admin", root.shard.listeningPorts)
+        root = await self.startNode([])
+        self.assertNotIn("http", root.node.listeningPorts)
+        self.assertIn("admin", root.node.listeningPorts)
 
 
 class DirectoryTests(TestCase):
@@ -181,11 +181,11 @@ class DirectoryTests(TestCase):
         self.store = MemoryStore(self.clock, prefix="t:")
         self.addCleanup(self.store.close)
 
-    def directory(self, shardId, roles, load=0):
-        d = Directory(self.store, self.clock, shardId, roles, heartbeat=5.0, ttl=15.0)
-        d.endpoints = {"tcp": f"{shardId}:7000"}
+    def directory(self, nodeId, roles, load=0):
+        d = Directory(self.store, self.clock, nodeId, roles, heartbeat=5.0, ttl=15.0)
+        d.endpoints = {"tcp": f"{nodeId}:7000"}
         d.addLoadSource("sessions", lambda: load)
-        d.publish("zones", [f"{shardId}-zone"])
+        d.publish("zones", [f"{nodeId}-zone"])
         return d
 
     async def test_entries_listed_and_expire(self):
@@ -194,21 +194,21 @@ class DirectoryTests(TestCase):
         a.start()
         b.start()
         entries = await a.list()
-        self.assertEqual([e.shard_id for e in entries], ["a", "b"])
+        self.assertEqual([e.node_id for e in entries], ["a", "b"])
         self.assertEqual(entries[1].endpoints, {"tcp": "b:7000"})
         self.assertEqual(entries[1].info, {"zones": ["b-zone"]})
         self.assertEqual(entries[1].totalLoad, 2)
         chat = await a.endpointsFor("chat")
-        self.assertEqual([e.shard_id for e in chat], ["b", "a"], "least loaded first")
-        self.assertEqual([e.shard_id for e in await a.endpointsFor("world")], ["b"])
+        self.assertEqual([e.node_id for e in chat], ["b", "a"], "least loaded first")
+        self.assertEqual([e.node_id for e in await a.endpointsFor("world")], ["b"])
 
         # b dies: its heartbeat stops without a goodbye.
         b._loop.stop()
         for _ in range(2):
             self.clock.advance(5.0)
-        self.assertEqual([e.shard_id for e in await a.list()], ["a", "b"])
+        self.assertEqual([e.node_id for e in await a.list()], ["a", "b"])
         self.clock.advance(5.5)  # past b's last beat + ttl
-        self.assertEqual([e.shard_id for e in await a.list()], ["a"])
+        self.assertEqual([e.node_id for e in await a.list()], ["a"])
         await a.stop()
         self.assertEqual(await b.list(), [])
 
@@ -238,16 +238,16 @@ class AllRolesTests(TestCase):
                 "admin": "tcp:0:interface=127.0.0.1",
             },
         )
-        root = buildShard(config, reactor, roles)
+        root = buildNode(config, reactor, roles)
         root.startService()
         self.addCleanup(root.stopService)
         await root.started
-        shard = root.shard
-        self.assertTrue(shard.ready)
+        node = root.node
+        self.assertTrue(node.ready)
         self.assertEqual(
-            sorted(shard.listeningPorts), ["admin", "http", "tcp", "websocket"]
+            sorted(node.listeningPorts), ["admin", "http", "tcp", "websocket"]
         )
-        router = shard.lookup(IMessageRouter)
+        router = node.lookup(IMessageRouter)
         namespaces = {t.split(".")[0] for t in router.messageTypes if "." in t}
         self.assertTrue({"chat", "world"} <= namespaces, namespaces)
         self.assertEqual(undocumentedTypes(router.messageTypes), [])
@@ -255,4 +255,4 @@ class AllRolesTests(TestCase):
         from mmoshard.chat.channels import Channels
         from mmoshard.interfaces import IZoneChannels
 
-        self.assertIsInstance(shard.lookup(IZoneChannels), Channels)
+        self.assertIsInstance(node.lookup(IZoneChannels), Channels)
