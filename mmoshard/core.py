@@ -1,8 +1,9 @@
-"""The core services every process runs: SQL, volatile store, tokens, directory and listeners."""
+"""The core parts every node runs: SQL, volatile store, tokens, gate, directory and listeners."""
 
 import os
 import secrets
 
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.web.server import Site
@@ -13,13 +14,15 @@ from mmoshard.interfaces import (
     IAdminSite,
     IClientGate,
     IDirectory,
+    IMessageRouter,
     ISQLStore,
     ITokenVerifier,
     IVolatileStore,
     IWebSite,
     IZoneChannels,
 )
-from mmoshard.node import CoreService, StartupFailed
+from mmoshard.node import StartupFailed
+from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminRoot
 from mmoshard.web.channel import directChannel
@@ -27,31 +30,29 @@ from mmoshard.web.site import SiteRoot
 from mmoshard.zonechat import StoreZoneChannels
 
 
-class SQLService(CoreService):
+class SQLService(AsyncService):
     """Opens the SQL pool; migrates SQLite, refuses a MySQL schema out of step."""
 
     log = Logger()
 
-    def __init__(self, node):
+    def __init__(self, store, nodeId):
         self.setName("sql")
-        self.node = node
+        self.store = store
+        self.nodeId = nodeId
 
     async def start(self):
-        from mmoshard.store.sql import SQLStore, checkSchema, migrate
+        from mmoshard.store.migrations import checkSchema, migrate
 
-        node = self.node
-        cfg = node.config.sql
-        store = SQLStore(node.reactor, cfg.url, cfg.pool_min, cfg.pool_max)
-        node.sql = store
-        node.provide(ISQLStore, store)
+        store = self.store
         try:
+            store.open()
             if store.dialect == "sqlite":
                 applied = await migrate(store)
                 if applied:
                     self.log.info(
                         "applied {count} SQLite migration(s) for node {node_id}",
                         count=len(applied),
-                        node_id=node.nodeId,
+                        node_id=self.nodeId,
                     )
             else:
                 await checkSchema(store)
@@ -59,73 +60,70 @@ class SQLService(CoreService):
             raise StartupFailed(str(e))
 
     async def stop(self):
-        if self.node.sql is not None:
-            await self.node.sql.close()
+        await maybeDeferred(self.store.close)
 
 
-class VolatileService(CoreService):
-    """Connects the volatile store; provides token verification, the client gate and zone channels over it."""
+class VolatileService(AsyncService):
+    """Connects the volatile store; a store not answering at start is logged, not fatal."""
 
     log = Logger()
 
-    def __init__(self, node):
+    def __init__(self, store, url, nodeId):
         self.setName("volatile")
-        self.node = node
-        self.gate = None
-        self.verifier = None
+        self.store = store
+        self.url = url
+        self.nodeId = nodeId
 
     async def start(self):
-        from mmoshard.store.volatile import makeVolatileStore
-        from mmoshard.tokens import TokenVerifier
-
-        node = self.node
-        cfg = node.config.volatile
-        store = makeVolatileStore(cfg.url, node.reactor, cfg.prefix, cfg.timeout)
-        node.volatile = store
-        node.provide(IVolatileStore, store)
+        self.store.open()
         try:
-            await store.ping()
+            await self.store.ping()
         except VolatileUnavailable as e:
-            # Not fatal: /readyz reports it and calls recover when it returns.
+            # Not fatal: /readyz reports it and the store reconnects by itself.
             self.log.warn(
                 "volatile store {url} not answering at start of node {node_id}: {why}",
-                url=_redact(cfg.url),
-                node_id=node.nodeId,
+                url=_redact(self.url),
+                node_id=self.nodeId,
                 why=e,
             )
-        # The verifier mirrors the store's revocations in memory; until its
-        # first read succeeds it fails closed (server.unavailable).
-        self.verifier = TokenVerifier(tokenKey(node), store, node.reactor)
-        node.provide(ITokenVerifier, self.verifier)
-        node.readinessChecks["tokens"] = self._tokensReady
-        await self.verifier.start()
-        # The gate reads rules a version role published, wherever that role
-        # runs; with none published it lets everyone in.
-        self.gate = StoreGate(store, node.reactor)
-        node.provide(IClientGate, self.gate)
-        await self.gate.start()
-        # Zone channels reach whichever process hosts chat; a chat role in
-        # this process registered its richer provider when it was made
-        # (before any core service starts) and keeps it.
-        if node.query(IZoneChannels) is None:
-            node.provide(IZoneChannels, StoreZoneChannels(store))
 
-    def _tokensReady(self):
-        syncedAt = self.verifier.syncedAt
+    async def stop(self):
+        await maybeDeferred(self.store.close)
+
+
+class PartService(AsyncService):
+    """
+    The lifecycle of a part with its own C{start()} and C{stop()} (the token
+    verifier's revocation mirror, the client gate, the directory): the part
+    stays a plain object its users are given, this service runs it.
+    """
+
+    def __init__(self, name, part, start=True):
+        self.setName(name)
+        self.part = part
+        self.startsPart = start
+
+    async def start(self):
+        if self.startsPart:
+            await maybeDeferred(self.part.start)
+
+    async def stop(self):
+        await maybeDeferred(self.part.stop)
+
+
+def tokensReadiness(verifier, clock):
+    """@return: a readiness check: the revocation mirror was read, recently."""
+
+    def check():
+        syncedAt = verifier.syncedAt
         if syncedAt is None:
             return "revocations not loaded yet"
-        age = self.node.reactor.seconds() - syncedAt
-        if age > self.verifier.staleAfter:
+        age = clock.seconds() - syncedAt
+        if age > verifier.staleAfter:
             return f"revocations not refreshed for {age:.0f}s"
         return "ok"
 
-    async def stop(self):
-        if self.gate is not None:
-            await self.gate.stop()
-        if self.verifier is not None:
-            await self.verifier.stop()
-        if self.node.volatile is not None:
-            await self.node.volatile.close()
+    return check
 
 
 def _redact(url):
@@ -155,43 +153,18 @@ def tokenKey(node):
         return f.read().strip()
 
 
-class DirectoryService(CoreService):
-    """Keeps this process's directory entry alive while it runs."""
-
-    def __init__(self, node):
-        self.setName("directory")
-        self.node = node
-        cfg = node.config
-        self.directory = Directory(
-            volatile=None,
-            clock=node.reactor,
-            nodeId=node.nodeId,
-            roles=node.roleNames,
-            heartbeat=cfg.directory.heartbeat,
-            ttl=cfg.directory.ttl,
-        )
-        node.provide(IDirectory, self.directory)
-
-    async def start(self):
-        self.directory.volatile = self.node.volatile
-        # Endpoints are filled in by the listeners; the first beat is written
-        # once they listen (see ListenerService), so nobody is sent to a port
-        # that is not open yet.
-
-    async def stop(self):
-        await self.directory.stop()
-
-
-class HTTPListener(CoreService):
+class HTTPListener(AsyncService):
     """One HTTP site on an endpoint string: the public site or the admin site."""
 
     log = Logger()
 
-    def __init__(self, node, name, endpoint, root):
+    def __init__(self, reactor, name, endpoint, root, ports, nodeId):
         self.setName(name)
-        self.node = node
+        self.reactor = reactor
         self.endpoint = endpoint
         self.root = root
+        self.ports = ports
+        self.nodeId = nodeId
         self.port = None
 
     async def start(self):
@@ -204,44 +177,42 @@ class HTTPListener(CoreService):
         # twisted.web logs every request at info; at our request rates that is
         # noise an operator does not want by default.
         site.log = lambda request: None
-        ep = serverFromString(self.node.reactor, self.endpoint)
+        ep = serverFromString(self.reactor, self.endpoint)
         self.port = await ep.listen(site)
-        self.node.listeningPorts[self.name] = self.port
+        self.ports[self.name] = self.port
         self.log.info(
             "{name} site of node {node_id} listening on {address}",
             name=self.name,
-            node_id=self.node.nodeId,
+            node_id=self.nodeId,
             address=self.port.getHost(),
         )
 
     async def stop(self):
         if self.port is not None:
-            await self.port.stopListening()
+            port, self.port = self.port, None
+            await maybeDeferred(port.stopListening)
 
 
-class Announce(CoreService):
+class Announce(AsyncService):
     """Publishes the now-open endpoints and starts the directory heartbeat."""
 
-    def __init__(self, node, directory):
+    def __init__(self, directory, endpoints):
         self.setName("announce")
-        self.node = node
         self.directory = directory
+        self.endpoints = endpoints  # callable() -> {transport: address}
 
     async def start(self):
-        self.directory.endpoints = publicEndpoints(self.node)
+        self.directory.endpoints = self.endpoints()
         await self.directory.start()
 
-    async def stop(self):
-        pass
 
-
-def publicEndpoints(node):
+def publicEndpoints(config, ports):
     """
     The addresses clients use: configured C{[public]} values, else derived
-    from C{public.host} and the ports actually bound.
+    from C{public.host} and the ports actually bound (C{ports}: name ->
+    IListeningPort).
     """
-    public = node.config.public
-    ports = node.listeningPorts
+    public = config.public
     endpoints = {}
 
     def port(name):
@@ -260,25 +231,87 @@ def publicEndpoints(node):
 
 def makeCoreServices(node):
     """
-    @return: (core services, listener services) for C{node}, in start order.
+    Build the core parts, register each as its interface, and return the
+    services that run them, in start order.  No I/O happens here.
     """
-    config = node.config
-    core = [SQLService(node), VolatileService(node)]
-    directoryService = DirectoryService(node)
-    core.append(directoryService)
+    from mmoshard.store.sql import SQLStore
+    from mmoshard.store.volatile import makeVolatileStore
+    from mmoshard.tokens import TokenVerifier
 
-    listeners = []
+    config, reactor = node.config, node.reactor
+    sql = SQLStore(reactor, config.sql.url, config.sql.pool_min, config.sql.pool_max)
+    node.provide(ISQLStore, sql)
+    cfg = config.volatile
+    volatile = makeVolatileStore(cfg.url, reactor, cfg.prefix, cfg.timeout)
+    node.provide(IVolatileStore, volatile)
+    # The verifier mirrors the store's revocations in memory; until its
+    # first read succeeds it fails closed (server.unavailable).
+    verifier = TokenVerifier(node.tokenKey(), volatile, reactor)
+    node.provide(ITokenVerifier, verifier)
+    node.readinessChecks["tokens"] = tokensReadiness(verifier, reactor)
+    # The gate reads rules a version role published, wherever that role
+    # runs; with none published it lets everyone in.
+    gate = StoreGate(volatile, reactor)
+    node.provide(IClientGate, gate)
+    directory = Directory(
+        volatile=volatile,
+        clock=reactor,
+        nodeId=node.nodeId,
+        roles=node.roleNames,
+        heartbeat=config.directory.heartbeat,
+        ttl=config.directory.ttl,
+    )
+    node.provide(IDirectory, directory)
+    # Zone channels reach whichever process hosts chat; a chat role in this
+    # process provides its own, richer ones.
+    if not any(IZoneChannels in role.provides for role in node.roles):
+        node.provide(IZoneChannels, StoreZoneChannels(volatile))
     if node.uses("session"):
+        from mmoshard.wire.manager import SessionManager
+
+        manager = SessionManager(
+            config.session, reactor, node.nodeId, node.metrics,
+            verifier=verifier, volatile=volatile, gate=gate,
+        )
+        node.provide(IMessageRouter, manager)
+    if node.uses("http") and config.listen.http:
+        node.provide(IWebSite, SiteRoot())
+    if config.listen.admin:
+        admin = SiteRoot(makeAdminRoot(node, sql, volatile, directory))
+        node.provide(IAdminSite, admin)
+    return [
+        SQLService(sql, node.nodeId),
+        VolatileService(volatile, cfg.url, node.nodeId),
+        PartService("tokens", verifier),
+        PartService("gate", gate),
+        # The directory's heartbeat starts once the listeners are open
+        # (Announce); its entry is removed when the node stops.
+        PartService("directory", directory, start=False),
+    ]
+
+
+def makeListenerServices(node):
+    """@return: the listener services, in start order, then the announcement."""
+    config, reactor = node.config, node.reactor
+    ports = node.listeningPorts
+    listeners = []
+    manager = node.query(IMessageRouter)
+    if manager is not None:
         from mmoshard.wire.service import SessionService
 
-        listeners.append(SessionService(node))
-    if node.uses("http") and config.listen.http:
-        public = SiteRoot()
-        node.provide(IWebSite, public)
-        listeners.append(HTTPListener(node, "http", config.listen.http, public.root))
-    if config.listen.admin:
-        admin = SiteRoot(makeAdminRoot(node))
-        node.provide(IAdminSite, admin)
-        listeners.append(HTTPListener(node, "admin", config.listen.admin, admin.root))
-    listeners.append(Announce(node, directoryService.directory))
-    return core, listeners
+        listeners.append(
+            SessionService(reactor, manager, config.listen, config.shutdown.drain_timeout,
+                           ports, node.nodeId)
+        )
+    public = node.query(IWebSite)
+    if public is not None:
+        listeners.append(HTTPListener(reactor, "http", config.listen.http, public.root,
+                                      ports, node.nodeId))
+    admin = node.query(IAdminSite)
+    if admin is not None:
+        listeners.append(HTTPListener(reactor, "admin", config.listen.admin, admin.root,
+                                      ports, node.nodeId))
+    listeners.append(
+        Announce(node.lookup(IDirectory), lambda: publicEndpoints(config, ports))
+    )
+    return listeners

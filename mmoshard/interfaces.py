@@ -23,8 +23,9 @@ class IRole(Interface):
         "Sequence of interfaces this role registers in the node registry."
     )
     requires = Attribute(
-        "Sequence of interfaces this role looks up; start-up stops when one "
-        "has no provider among the core services and the selected roles."
+        "Sequence of interfaces this role needs, given to its factory; "
+        "start-up stops when one has no provider among the core services "
+        "and the selected roles."
     )
     transports = Attribute(
         "frozenset of str, a subset of {'http', 'session'}: the shared "
@@ -43,15 +44,23 @@ class IRole(Interface):
             naming its key path.
         """
 
-    def makeService(node):
-        """
-        Build the role's service.  Called once all roles are selected and the
-        core services exist; the role registers what it provides in
-        C{node.registry} here and looks up what it requires when started.
+    uses = Attribute(
+        "Sequence of interfaces this role takes when something in the node "
+        "provides them, and does without otherwise (e.g. IWebSite)."
+    )
 
-        @param node: the L{mmoshard.node.Node}.
-        @return: an C{IService}; it is started after the core services and
-            stopped before them.
+    def makeService(ctx):
+        """
+        Build the role's service, with no I/O.  Called once the core parts
+        exist (not yet started) and after every role whose C{provides} this
+        role C{requires} or C{uses}; the role registers what it provides
+        with C{ctx.provide} and gets what it requires with C{ctx.require}
+        and C{ctx.optional}, passing it to its service's constructor.
+
+        @param ctx: a L{mmoshard.role.RoleContext}.
+        @return: an C{IService}; its C{startService} may return a Deferred.
+            It is started after the core services and before the listeners,
+            and stopped in reverse order.
         """
 
 
@@ -398,8 +407,8 @@ class IMessageRouter(Interface):
         """Register an L{ISessionListener}."""
 
 
-class IWebSite(Interface):
-    """The shared public HTTP site: roles mount their resources into it."""
+class ISite(Interface):
+    """An HTTP site roles mount their resources into (never registered itself)."""
 
     root = Attribute("the site's root Resource")
 
@@ -420,8 +429,16 @@ class IWebSite(Interface):
         """
 
 
-class IAdminSite(IWebSite):
-    """The admin HTTP site, bound to 127.0.0.1."""
+class IWebSite(ISite):
+    """The shared public HTTP site."""
+
+
+class IAdminSite(ISite):
+    """
+    The admin HTTP site, bound to 127.0.0.1.  Not an L{IWebSite}: a node
+    without a public site must not hand the admin site to a role asking
+    for the public one.
+    """
 
 
 class IZoneChannels(Interface):

@@ -6,12 +6,14 @@ import time
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import PlatformCollector, ProcessCollector
-from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from zope.interface.registry import Components
 
 from mmoshard.config import ConfigError, Problem
+from mmoshard.role import RoleContext
+from mmoshard.service import AsyncMultiService
 from mmoshard.interfaces import (
     IAdminSite,
     IClientGate,
@@ -21,6 +23,7 @@ from mmoshard.interfaces import (
     ITokenVerifier,
     IVolatileStore,
     IWebSite,
+    IZoneChannels,
 )
 
 
@@ -33,8 +36,10 @@ def coreProvides(config, roles):
     @return: the interfaces the core services provide for C{roles}.
     """
     provided = {ISQLStore, IVolatileStore, IDirectory, ITokenVerifier, IClientGate}
-    provided.add(IAdminSite)
-    if any("http" in r.transports for r in roles):
+    provided.add(IZoneChannels)
+    if config.listen.admin:
+        provided.add(IAdminSite)
+    if any("http" in r.transports for r in roles) and config.listen.http:
         provided.add(IWebSite)
     if any("session" in r.transports for r in roles):
         provided.add(IMessageRouter)
@@ -81,8 +86,10 @@ def checkRequirements(config, roles):
 
 class Node:
     """
-    What every service of one process shares: the config, the reactor, the
-    interface registry, the Prometheus registry and the stores once started.
+    What every part of one process shares: the config, the reactor, the
+    interface registry, the Prometheus registry, the readiness checks and
+    the ports once bound.  Parts get what they need from it when the tree
+    is built (L{buildNode}); roles see only a L{RoleContext}.
     """
 
     log = Logger()
@@ -96,12 +103,11 @@ class Node:
         ProcessCollector(registry=self.metrics)
         PlatformCollector(registry=self.metrics)
         self.startedAt = reactor.seconds()
-        self.sql = None
-        self.volatile = None
         self.listeningPorts = {}  # transport name -> IListeningPort
         self.ready = False
         # name -> callable returning "ok" or why not; /readyz reports each.
         self.readinessChecks = {}
+        self._tokenKey = None
         uptime = Gauge(
             "mmoshard_uptime_seconds", "Seconds since start", registry=self.metrics
         )
@@ -145,71 +151,69 @@ class Node:
         os.makedirs(self.config.node.var_dir, exist_ok=True)
         return os.path.join(self.config.node.var_dir, *parts)
 
+    def tokenKey(self):
+        """@return: the token signing key, read (or made) once, on first use."""
+        if self._tokenKey is None:
+            from mmoshard.core import tokenKey
 
-class CoreService(Service):
-    """A core service with async start and stop, run in order by L{NodeService}."""
+            self._tokenKey = tokenKey(self)
+        return self._tokenKey
 
-    async def start(self):
-        pass
-
-    async def stop(self):
-        pass
+    def contextFor(self, role):
+        """@return: the L{RoleContext} given to C{role}'s factory."""
+        return RoleContext(
+            role=role,
+            config=self.roleConfig(role.name),
+            nodeConfig=self.config,
+            reactor=self.reactor,
+            nodeId=self.nodeId,
+            metrics=self.metrics,
+            registry=self.registry,
+            readinessChecks=self.readinessChecks,
+            tokenKeySource=self.tokenKey,
+        )
 
 
 class StartupFailed(Exception):
     """A core service could not start; the message says why."""
 
 
-class NodeService(MultiService):
+class NodeService(AsyncMultiService):
     """
-    The root service: starts core services, then roles, then listeners, each
-    awaited in turn; stops in reverse, giving roles a bounded time to drain.
+    The root service: the node's parts as ordered children (stores, tokens,
+    directory, roles, listeners), started one after another and stopped in
+    reverse, each role given a bounded time to drain.
     """
 
     log = Logger()
 
-    def __init__(self, node, core, listeners):
+    def __init__(self, node, children, roleServices):
         super().__init__()
         self.setName("mmoshard")
         self.node = node
-        self.core = core
-        self.listeners = listeners
-        self.roleServices = []
+        self.roleServices = list(roleServices)
         self.started = None
         self._startWaiters = []
         self.exitCode = 0
-        for svc in core:
-            svc.setServiceParent(self)
-        for role in node.roles:
-            svc = role.makeService(node)
-            if not svc.name:
-                svc.setName(f"role:{role.name}")
-            svc.setServiceParent(self)
-            self.roleServices.append(svc)
-        for svc in listeners:
+        # Set by twistd's service maker: a failed start ends the process.
+        self.exitOnFailure = False
+        for svc in children:
             svc.setServiceParent(self)
 
     def startService(self):
-        # Children are started by our own ordered sequence, not MultiService's
-        # all-at-once loop, so a listener never opens before SQL is ready.
-        Service.startService(self)
-        self.started = Deferred.fromCoroutine(self._start())
+        t0 = time.monotonic()
+        self.started = super().startService()
+        self.started.addCallback(self._startSucceeded, t0)
         self.started.addErrback(self._startFailed)
         reactor = self.node.reactor
-        if hasattr(reactor, "callWhenRunning"):
+        if IReactorCore.providedBy(reactor):
             reactor.callWhenRunning(self._installSignalHandlers)
+        return self.started
 
-    async def _start(self):
+    def _startSucceeded(self, _, t0):
         node = self.node
-        t0 = time.monotonic()
-        for svc in self.core:
-            await svc.start()
-            svc.running = 1
-        for svc in self.roleServices:
-            await maybeDeferred(svc.startService)
-        for svc in self.listeners:
-            await svc.start()
-            svc.running = 1
+        if not self.running:
+            return
         node.ready = True
         waiters, self._startWaiters = self._startWaiters, []
         for d in waiters:
@@ -239,14 +243,14 @@ class NodeService(MultiService):
             failure=failure if not failure.check(StartupFailed) else None,
         )
         reactor = self.node.reactor
-        if hasattr(reactor, "stop"):
+        if self.exitOnFailure and IReactorCore.providedBy(reactor):
             # twistd has no way to report an exit status, so a failed start
             # ends the process with 1 once the reactor has shut down.
             reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
-            try:
+            if reactor.running:
                 reactor.stop()
-            except Exception:
-                pass
+            else:
+                reactor.callWhenRunning(reactor.stop)
 
     def _installSignalHandlers(self):
         # twistd's own handlers re-kill the process with the signal after the
@@ -265,55 +269,65 @@ class NodeService(MultiService):
         signal.signal(signal.SIGINT, handler)
 
     def stopService(self):
-        Service.stopService(self)
-        return Deferred.fromCoroutine(self._stop())
+        self.node.ready = False
+        d = super().stopService()
+        d.addCallback(lambda _: self.log.info("node {node_id} stopped", node_id=self.node.nodeId))
+        return d
 
-    async def _stop(self):
-        node = self.node
-        node.ready = False
-        if self.started is not None and not self.started.called:
-            self.started.cancel()
-        for svc in reversed(self.listeners):
-            if svc.running:
-                await self._safely(svc.stop(), f"listener {svc.name}")
-                svc.running = 0
-        drain = self.node.config.shutdown.drain_timeout
-        for svc in reversed(self.roleServices):
-            if svc.running:
-                d = maybeDeferred(svc.stopService)
-                d.addTimeout(drain, node.reactor)
-                await self._safely(d, f"role {svc.name}")
-        for svc in reversed(self.core):
-            if svc.running:
-                await self._safely(svc.stop(), f"core {svc.name}")
-                svc.running = 0
-        self.log.info("node {node_id} stopped", node_id=node.nodeId)
+    def stopTimeoutOf(self, child):
+        if child in self.roleServices:
+            return self.node.config.shutdown.drain_timeout
+        return None
 
-    async def _safely(self, awaitable, what):
-        try:
-            await ensureDeferred(awaitable)
-        except Exception:
-            self.log.failure(
-                "error stopping {what} of node {node_id}",
-                what=what,
-                node_id=self.node.nodeId,
-            )
+    def stopClock(self):
+        return self.node.reactor
+
+
+def orderRoles(roles):
+    """
+    @return: C{roles} in build order: a role comes after every role that
+        provides an interface it requires or uses (so its factory finds the
+        provider); otherwise the configured order is kept.
+    """
+    remaining = list(roles)
+    ordered = []
+    while remaining:
+        for role in remaining:
+            wanted = set(role.requires) | set(getattr(role, "uses", ()))
+            waitsFor = [r for r in remaining if r is not role and wanted & set(r.provides)]
+            if not waitsFor:
+                break
+        else:
+            # A cycle: keep the configured order for the rest.
+            role = remaining[0]
+        remaining.remove(role)
+        ordered.append(role)
+    return ordered
 
 
 def buildNode(config, reactor, roles):
     """
-    Build the Node and its service tree for C{config}.
+    Build the Node and its service tree for C{config}, with no I/O: the
+    core parts, registered as their interfaces, then each role's service
+    from its factory, then the listeners.
 
     @param roles: the selected L{mmoshard.interfaces.IRole} plugins.
     @return: the root L{NodeService}; its C{node} attribute is the Node.
     @raise ConfigError: when a role's requirement has no provider.
     """
-    from mmoshard.core import makeCoreServices
+    from mmoshard.core import makeCoreServices, makeListenerServices
 
     checkRequirements(config, roles)
     node = Node(config, reactor, roles)
-    core, listeners = makeCoreServices(node)
-    return NodeService(node, core, listeners)
+    core = makeCoreServices(node)
+    roleServices = []
+    for role in orderRoles(node.roles):
+        svc = role.makeService(node.contextFor(role))
+        if not svc.name:
+            svc.setName(f"role:{role.name}")
+        roleServices.append(svc)
+    listeners = makeListenerServices(node)
+    return NodeService(node, core + roleServices + listeners, roleServices)
 
 
 def selectRoles(config, plugins):
@@ -325,7 +339,6 @@ def selectRoles(config, plugins):
 __all__ = [
     "Node",
     "NodeService",
-    "CoreService",
     "MissingProvider",
     "StartupFailed",
     "buildNode",

@@ -52,6 +52,7 @@ def makeService(options):
     # by the Node, which tests run in-process.
     gc.set_threshold(*config.node.gc_threshold)
     root = buildNode(config, reactor, options["_roles"])
+    root.exitOnFailure = True
     # What start-up allocated lives as long as the process: keep it out of
     # every later collection.
     root.whenStarted().addCallback(lambda _: gc.freeze())

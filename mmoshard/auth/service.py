@@ -9,20 +9,11 @@ from twisted.logger import Logger
 from mmoshard.auth import store
 from mmoshard.auth.admin import AdminAPI
 from mmoshard.auth.api import DIRECTORY_ROLES, AuthAPI
-from mmoshard.auth.gamedata import loadGameData
 from mmoshard.auth.issue import AccessTokenIssuer, refreshMAC
 from mmoshard.auth.limits import Limits
 from mmoshard.auth.logins import LoginRecords
 from mmoshard.auth.passwords import PasswordHasher
 from mmoshard.auth.routes import Router
-from mmoshard.interfaces import (
-    IAdminSite,
-    IDirectory,
-    ISQLStore,
-    ITokenVerifier,
-    IVolatileStore,
-    IWebSite,
-)
 
 LOGIN_OUTCOMES = ("ok", "failed", "locked", "banned", "rate_limited")
 REFRESH_OUTCOMES = ("ok", "invalid", "reused", "banned")
@@ -68,13 +59,32 @@ class AuthService(Service):
 
     log = Logger()
 
-    def __init__(self, node, clock=None):
+    def __init__(self, config, reactor, nodeId, metrics, gameData, sql, volatile,
+                 verifier, tokenKey, directory=None, site=None, admin=None, clock=None):
+        """
+        @param config: the C{[auth]} section.
+        @param metrics: the node's Prometheus registry.
+        @param gameData: the classes and names rules (L{loadGameData}).
+        @param tokenKey: callable() -> the deployment's token signing key,
+            read when the role starts.
+        @param directory: the L{IDirectory} handed to clients at login.
+        @param site: the public L{IWebSite} (None: no REST here).
+        @param admin: the L{IAdminSite} (None: no account admin here).
+        """
         self.setName("auth")
-        self.node = node
-        self.config = node.roleConfig("auth")
-        self.clock = clock or node.reactor
-        self.gameData = loadGameData(self.config.classes_file)
-        registry = node.metrics
+        self.config = config
+        self.reactor = reactor
+        self.nodeId = nodeId
+        self.clock = clock or reactor
+        self.gameData = gameData
+        self.sql = sql
+        self.volatile = volatile
+        self.verifier = verifier
+        self.directory = directory
+        self.site = site
+        self.admin = admin
+        self.tokenKeySource = tokenKey
+        registry = metrics
         self.logins = Counter("mmoshard_auth_logins", "Login attempts by outcome",
                               ["outcome"], registry=registry)
         self.refreshes = _RefreshCounter()
@@ -88,12 +98,11 @@ class AuthService(Service):
         for outcome in LOGIN_OUTCOMES:
             self.logins.labels(outcome)
         self.hasher = PasswordHasher(
-            node.reactor, self.config,
+            reactor, self.config,
             observe=lambda op, seconds: self.hashTime.labels(op).observe(seconds),
         )
         self.api = AuthAPI(self)
         self.adminAPI = AdminAPI(self)
-        self.sql = self.volatile = self.verifier = self.directory = None
         self.limits = None
         self.tokenKey = self.refreshMAC = self.issuer = None
         self.loginRecords = None
@@ -111,14 +120,7 @@ class AuthService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self):
-        from mmoshard.core import tokenKey
-
-        node = self.node
-        self.sql = node.lookup(ISQLStore)
-        self.volatile = node.lookup(IVolatileStore)
-        self.verifier = node.lookup(ITokenVerifier)
-        self.directory = node.query(IDirectory)
-        self.tokenKey = tokenKey(node)
+        self.tokenKey = self.tokenKeySource()
         # Changing the token key changes this one too: every login ends, so
         # nothing remembered under the old key may be taken unchecked.
         self.refreshMAC = refreshMAC(self.tokenKey)
@@ -137,20 +139,18 @@ class AuthService(Service):
             self._loops.append(loop)
         self.loginRecords.start()
         self.log.info("auth role of node {node_id} started: argon2id t={t} m={m}KiB "
-                      "p={p} on {threads} hashing thread(s)", node_id=node.nodeId,
+                      "p={p} on {threads} hashing thread(s)", node_id=self.nodeId,
                       t=self.config.argon2_time_cost, m=self.config.argon2_memory_kib,
                       p=self.config.argon2_parallelism, threads=self.hasher.threads)
 
     def mount(self):
         """Put the REST resources on the public and admin sites of this process."""
-        cfg, node = self.config, self.node
-        site = node.query(IWebSite)
+        cfg, site, admin = self.config, self.site, self.admin
         if site is not None:
             router = Router(self.api, self.api.routes, cfg.max_body, cfg.trust_forwarded)
             for name in sorted({r.segments[1] for r in self.api.routes}):
                 site.mount((b"v1", name.encode()), router)
             site.addOpenAPI(self.api.openapi)
-        admin = node.query(IAdminSite)
         if admin is not None:
             router = Router(self.adminAPI, self.adminAPI.routes, cfg.max_body)
             for name in sorted({r.segments[0] for r in self.adminAPI.routes}):

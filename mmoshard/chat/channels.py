@@ -155,7 +155,7 @@ class Channels:
         for proc in procs:
             receivers = await chat.bus.send(proc, envelope)
             if not receivers and proc != chat.procId:
-                alive = await chat.node.volatile.get(self.store.procKey(proc))
+                alive = await chat.volatile.get(self.store.procKey(proc))
                 if alive is None:
                     purged = await self.store.purgeChannel(channel, proc)
                     self.log.info(
@@ -210,7 +210,7 @@ class Channels:
         return Deferred.fromCoroutine(self._setZone(characterId, None, str(zoneId)))
 
     async def _setZone(self, cid, zoneId, leaving=None):
-        volatile = self.chat.node.volatile
+        volatile = self.chat.volatile
         key = self.store.zoneKey(cid)
         if zoneId is None:
             current = await volatile.get(key)
@@ -243,7 +243,7 @@ class Channels:
     async def applyZone(self, user, announce=True):
         """Move C{user} to the channel of the zone recorded for it."""
         chat = self.chat
-        zone = await chat.node.volatile.get(self.store.zoneKey(user.cid))
+        zone = await chat.volatile.get(self.store.zoneKey(user.cid))
         zone = _str(zone) if zone is not None else None
         if zone == user.zone:
             return

@@ -80,7 +80,7 @@ class Parties:
 
     def partyOf(self, characterId):
         async def get():
-            value = await self.chat.node.volatile.get(self.store.partyOfKey(characterId))
+            value = await self.chat.volatile.get(self.store.partyOfKey(characterId))
             return _str(value) if value is not None else None
 
         return Deferred.fromCoroutine(get())
@@ -95,7 +95,7 @@ class Parties:
     # -- state ---------------------------------------------------------------------
 
     async def read(self, pid):
-        raw = await self.chat.node.volatile.get(self.store.partyKey(pid))
+        raw = await self.chat.volatile.get(self.store.partyKey(pid))
         if raw is None:
             return "", None
         raw = _str(raw)
@@ -230,7 +230,7 @@ class Parties:
         ttl = chat.config.invite_ttl
         key = self.store.inviteKey(cid, pid)
         invite = {"party_id": pid, "from": user.cid, "from_name": user.name}
-        await chat.node.volatile.set(key, json.dumps(invite), ttl=ttl)
+        await chat.volatile.set(key, json.dumps(invite), ttl=ttl)
         body = dict(invite, expires_in=ttl, leader=party["leader"],
                     members=[m[1] for m in party["members"]])
         envelope = {
@@ -238,7 +238,7 @@ class Parties:
             "kind": "party_event", "ts": chat.now(), "w": user.cid,
         }
         if not await chat.routeTo(cid, envelope, proc):
-            await chat.node.volatile.delete(key)
+            await chat.volatile.delete(key)
             raise errors.error(errors.OFFLINE, f"{name} is not online")
         return {"party_id": pid, "character_id": cid, "expires_in": ttl}
 
@@ -249,7 +249,7 @@ class Parties:
         if user.partyId:
             raise errors.error(errors.ALREADY_IN_PARTY, "leave your party first")
         key = self.store.inviteKey(user.cid, pid)
-        raw = await self.chat.node.volatile.get(key)
+        raw = await self.chat.volatile.get(key)
         if raw is None:
             raise errors.error(errors.NO_INVITE, "no such invite, or it expired")
         raw = _str(raw)
@@ -278,10 +278,10 @@ class Parties:
         if not isinstance(pid, str):
             raise errors.error(errors.BAD_REQUEST, "party_id must be a string")
         key = self.store.inviteKey(user.cid, pid)
-        raw = await self.chat.node.volatile.get(key)
+        raw = await self.chat.volatile.get(key)
         if raw is None:
             raise errors.error(errors.NO_INVITE, "no such invite, or it expired")
-        await self.chat.node.volatile.delete(key)
+        await self.chat.volatile.delete(key)
         invite = json.loads(_str(raw))
         await self.chat.deliver(
             [invite["from"]], "chat.party.declined",

@@ -11,17 +11,12 @@ from mmoshard.chat.bus import Bus, newProcId
 from mmoshard.chat.channels import Channels
 from mmoshard.chat.handlers import Handlers
 from mmoshard.chat.metrics import ChatMetrics
-from mmoshard.chat.moderation import IChatFilter, loadFilter
+from mmoshard.chat.moderation import loadFilter
 from mmoshard.chat.parties import Parties
 from mmoshard.chat.social import Social
 from mmoshard.chat.store import ChatStore
 from mmoshard.chat.users import publicPresence
-from mmoshard.interfaces import (
-    IMessageRouter,
-    IParties,
-    ISessionListener,
-    IZoneChannels,
-)
+from mmoshard.interfaces import ISessionListener
 from mmoshard.store.errors import StoreError
 
 
@@ -35,17 +30,31 @@ class ChatService(Service):
 
     log = Logger()
 
-    def __init__(self, node, config=None, clock=None):
+    def __init__(self, config, reactor, nodeId, metrics, sql, volatile, router,
+                 resumeGrace, chatFilter=None):
+        """
+        @param config: the C{[chat]} section.
+        @param metrics: the node's Prometheus registry.
+        @param router: the L{IMessageRouter} chat.* messages arrive by.
+        @param resumeGrace: seconds a dropped session may resume
+            (C{[session] resume_grace}): presence and party grace follow it.
+        @param chatFilter: an L{IChatFilter} (None: the one C{config} names).
+        """
         self.setName("chat")
-        self.node = node
-        self.config = config if config is not None else node.roleConfig("chat")
-        self.clock = clock if clock is not None else node.reactor
+        self.config = config
+        self.clock = reactor
+        self.nodeId = nodeId
+        self.sql = sql
+        self.volatile = volatile
+        self.router = router
+        self.resumeGrace = resumeGrace
+        self.chatFilter = chatFilter
         self.users = {}  # cid -> ChatUser
         self.bySession = {}  # session id -> ChatUser
         self.byName = {}  # lower-case name -> local ChatUser
         self.channelLocal = {}  # channel -> set of local cids
-        self.metrics = ChatMetrics(node.metrics, lambda: len(self.users))
-        self.procId = newProcId(node.nodeId)
+        self.metrics = ChatMetrics(metrics, lambda: len(self.users))
+        self.procId = newProcId(nodeId)
         self.controls = {}  # op -> callable(envelope); filled by the parts
         self.intercepts = {}  # event type -> callable(user, body) before delivery
         self.parties = Parties(self)
@@ -63,14 +72,8 @@ class ChatService(Service):
             "all": self._onAll,
             "ctl": self._onControl,
         }
-        node.provide(IParties, self.parties)
-        node.provide(IZoneChannels, self.channels)
 
     # -- lifetime ------------------------------------------------------------
-
-    @property
-    def resumeGrace(self):
-        return self.node.config.session.resume_grace
 
     @property
     def leaderGrace(self):
@@ -82,10 +85,9 @@ class ChatService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self):
-        node = self.node
-        self.store = ChatStore(node.volatile)
-        self.social = Social(node.sql, self.clock, self.config)
-        self.filter = node.query(IChatFilter) or loadFilter(self.config)
+        self.store = ChatStore(self.volatile)
+        self.social = Social(self.sql, self.clock, self.config)
+        self.filter = self.chatFilter or loadFilter(self.config)
         self.bus = Bus(
             self.store, self.procId, self.clock, self.metrics, self.onEnvelope,
             self.config.whisper_ack_timeout,
@@ -93,7 +95,7 @@ class ChatService(Service):
         await self.bus.start()
         await self.channels.start()
         await self._announceProcess()
-        router = node.query(IMessageRouter)
+        router = self.router
         if router is not None:
             router.addHandlers("chat", self.handlers.table())
             router.addListener(self)
@@ -102,14 +104,14 @@ class ChatService(Service):
         self._refresher.start(self.config.presence_ttl / 3.0, now=False)
         self.log.info(
             "chat process {proc} of node {node_id} started", proc=self.procId,
-            node_id=node.nodeId,
+            node_id=self.nodeId,
         )
 
     async def _announceProcess(self):
-        await self.node.volatile.set(
+        await self.volatile.set(
             self.store.procKey(self.procId), "1", ttl=self.config.presence_ttl
         )
-        await self.node.volatile.sadd(self.store.PROCS, self.procId)
+        await self.volatile.sadd(self.store.PROCS, self.procId)
 
     def stopService(self):
         Service.stopService(self)
@@ -132,8 +134,8 @@ class ChatService(Service):
         if self.bus is not None:
             await self.bus.stop()
             try:
-                await self.node.volatile.srem(self.store.PROCS, self.procId)
-                await self.node.volatile.delete(self.store.procKey(self.procId))
+                await self.volatile.srem(self.store.PROCS, self.procId)
+                await self.volatile.delete(self.store.procKey(self.procId))
             except StoreError:
                 pass
 
@@ -159,7 +161,7 @@ class ChatService(Service):
 
     async def refresh(self):
         """Keep this process's presence entries (and its players' parties) alive."""
-        volatile = self.node.volatile
+        volatile = self.volatile
         ttl = self.config.presence_ttl
         await volatile.set(self.store.procKey(self.procId), "1", ttl=ttl)
         await volatile.sadd(self.store.PROCS, self.procId)
@@ -326,7 +328,7 @@ class ChatService(Service):
 
     async def liveProcs(self):
         """@return: the ids of every live chat process, pruning dead ones."""
-        volatile = self.node.volatile
+        volatile = self.volatile
         procs = await volatile.smembers(self.store.PROCS)
         live = []
         for proc in procs:

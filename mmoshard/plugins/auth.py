@@ -1,14 +1,27 @@
 """The auth role plugin: accounts, logins, tokens and characters over REST."""
 
 from mmoshard.auth.config import AUTH_FIELDS, AuthConfig, validate
-from mmoshard.interfaces import IDirectory, ISQLStore, ITokenVerifier, IVolatileStore
+from mmoshard.interfaces import (
+    IAdminSite, IDirectory, ISQLStore, ITokenVerifier, IVolatileStore, IWebSite,
+)
 from mmoshard.role import Role
 
 
-def makeService(node):
+def makeService(ctx):
+    from mmoshard.auth.gamedata import loadGameData
     from mmoshard.auth.service import AuthService
 
-    return AuthService(node)
+    return AuthService(
+        ctx.config, ctx.reactor, ctx.nodeId, ctx.metrics,
+        gameData=loadGameData(ctx.config.classes_file),
+        sql=ctx.require(ISQLStore),
+        volatile=ctx.require(IVolatileStore),
+        verifier=ctx.require(ITokenVerifier),
+        tokenKey=ctx.tokenKey,
+        directory=ctx.require(IDirectory),
+        site=ctx.optional(IWebSite),
+        admin=ctx.optional(IAdminSite),
+    )
 
 
 auth = Role(
@@ -17,6 +30,7 @@ auth = Role(
     transports=frozenset({"http"}),
     provides=(),
     requires=(ISQLStore, IVolatileStore, ITokenVerifier, IDirectory),
+    uses=(IWebSite, IAdminSite),
     fields=AUTH_FIELDS,
     configClass=AuthConfig,
     validate=validate,

@@ -1,6 +1,7 @@
 """The chat role plugin: presence, friends, whispers, parties and channels."""
 
 from mmoshard.chat.config import FIELDS, ChatConfig, validate
+from mmoshard.chat.moderation import IChatFilter
 from mmoshard.interfaces import (
     IMessageRouter,
     IParties,
@@ -11,10 +12,20 @@ from mmoshard.interfaces import (
 from mmoshard.role import Role
 
 
-def _makeService(node):
+def _makeService(ctx):
     from mmoshard.chat.service import ChatService
 
-    return ChatService(node)
+    service = ChatService(
+        ctx.config, ctx.reactor, ctx.nodeId, ctx.metrics,
+        sql=ctx.require(ISQLStore),
+        volatile=ctx.require(IVolatileStore),
+        router=ctx.require(IMessageRouter),
+        resumeGrace=ctx.nodeConfig.session.resume_grace,
+        chatFilter=ctx.optional(IChatFilter),
+    )
+    ctx.provide(IParties, service.parties)
+    ctx.provide(IZoneChannels, service.channels)
+    return service
 
 
 chat = Role(
@@ -23,6 +34,7 @@ chat = Role(
     transports=frozenset({"session"}),
     provides=(IZoneChannels, IParties),
     requires=(ISQLStore, IVolatileStore, IMessageRouter),
+    uses=(IChatFilter,),
     fields=FIELDS,
     configClass=ChatConfig,
     validate=validate,

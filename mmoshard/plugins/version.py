@@ -1,6 +1,6 @@
 """The version role plugin: version check, patch plans, signed manifests, rollout and maintenance."""
 
-from mmoshard.interfaces import ITokenVerifier
+from mmoshard.interfaces import IAdminSite, ITokenVerifier, IVolatileStore, IWebSite
 from mmoshard.role import Role
 from mmoshard.version.service import VERSION_FIELDS, VersionConfig, makeService
 
@@ -9,7 +9,8 @@ version = Role(
     factory=makeService,
     transports=frozenset({"http"}),
     provides=(),
-    requires=(ITokenVerifier,),
+    requires=(ITokenVerifier, IVolatileStore),
+    uses=(IWebSite, IAdminSite),
     fields=VERSION_FIELDS,
     configClass=VersionConfig,
 )

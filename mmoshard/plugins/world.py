@@ -1,16 +1,27 @@
 """The world role plugin: zones, authoritative movement, area of interest, persistence and transfers."""
 
 from mmoshard.interfaces import (
-    IDirectory, IMessageRouter, IProgression, ISQLStore, IVolatileStore,
+    IAdminSite, IDirectory, IMessageRouter, IProgression, ISQLStore, IVolatileStore,
+    IZoneChannels,
 )
 from mmoshard.role import Role
 from mmoshard.world.config import WORLD_FIELDS, WorldConfig, validate
 
 
-def makeService(node):
+def makeService(ctx):
     from mmoshard.world.service import WorldService
 
-    return WorldService(node)
+    service = WorldService(
+        ctx.config, ctx.reactor, ctx.nodeId, ctx.metrics,
+        sql=ctx.require(ISQLStore),
+        volatile=ctx.require(IVolatileStore),
+        router=ctx.require(IMessageRouter),
+        directory=ctx.require(IDirectory),
+        admin=ctx.optional(IAdminSite),
+        zoneChannels=ctx.optional(IZoneChannels),
+    )
+    ctx.provide(IProgression, service.progression)
+    return service
 
 
 world = Role(
@@ -19,6 +30,7 @@ world = Role(
     transports=frozenset({"session"}),
     provides=(IProgression,),
     requires=(ISQLStore, IVolatileStore, IDirectory, IMessageRouter),
+    uses=(IAdminSite, IZoneChannels),
     fields=WORLD_FIELDS,
     configClass=WorldConfig,
     validate=validate,

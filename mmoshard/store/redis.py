@@ -691,6 +691,9 @@ class RedisStore:
 
     # -- closing
 
+    def open(self):
+        """Start connecting (the store helper's branch does the real work)."""
+
     @_deferred
     async def close(self):
         if self._closed:

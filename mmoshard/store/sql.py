@@ -578,6 +578,9 @@ class SQLStore:
     def ping(self):
         return self.runInteraction(_txn_ping)
 
+    def open(self):
+        """Start connecting (the store helper's branch does the real work)."""
+
     def close(self):
         if self._closing is None:
             self._closed = True

@@ -41,8 +41,10 @@ events = []
 
 
 class GreeterService(Service):
-    def __init__(self, node):
-        node.provide(IGreeting, Greeting())
+    """Provides IGreeting to the other roles of its node."""
+
+    def __init__(self, ctx):
+        ctx.provide(IGreeting, Greeting())
 
     def startService(self):
         events.append("greeter started")
@@ -56,16 +58,20 @@ class GreeterService(Service):
 class ListenerRoleService(Service):
     """Needs IGreeting, which another role provides; never imports it."""
 
-    def __init__(self, node):
-        self.node = node
+    def __init__(self, ctx):
+        self.greeter = ctx.require(IGreeting)
+        self.sql = ctx.require(ISQLStore)
         self.greeting = None
 
-    def startService(self):
+    async def _start(self):
         # The core stores are up before any role starts.
-        assert self.node.sql is not None and self.node.volatile is not None
-        self.greeting = self.node.lookup(IGreeting).greet("world")
+        await self.sql.runQuery("SELECT 1")
+        self.greeting = self.greeter.greet("world")
         events.append("listener started")
+
+    def startService(self):
         super().startService()
+        return Deferred.fromCoroutine(self._start())
 
     def stopService(self):
         events.append("listener stopped")
@@ -75,11 +81,20 @@ class ListenerRoleService(Service):
         return d
 
 
+class GreedyService(Service):
+    """Asks for an interface its role never declared."""
+
+    def __init__(self, ctx):
+        ctx.require(IVolatileStore)
+
+
 GREETER = Role(
     name="greeter", factory=GreeterService, provides=(IGreeting,),
     transports=frozenset({"http"}),
 )
-LISTENER = Role(name="listener", factory=ListenerRoleService, requires=(IGreeting,))
+LISTENER = Role(name="listener", factory=ListenerRoleService,
+                requires=(IGreeting, ISQLStore))
+GREEDY = Role(name="greedy", factory=GreedyService, requires=(ISQLStore,))
 
 
 def makeConfig(testCase, roles, **sections):
@@ -108,10 +123,11 @@ class NodeServiceTests(TestCase):
         return response.code, await response.content()
 
     async def test_registry_wiring_and_order(self):
-        """A role finds another's provider through the registry; start and stop are ordered."""
+        """A role is given another role's provider, built first even when listed after it; start and stop are ordered."""
         del events[:]
-        root = await self.startNode([GREETER, LISTENER])
+        root = await self.startNode([LISTENER, GREETER])
         node = root.node
+        self.assertEqual([svc.name for svc in root.roleServices], ["role:greeter", "role:listener"])
         listener = root.roleServices[1]
         self.assertEqual(listener.greeting, "hello world")
         verifyObject(ISQLStore, node.lookup(ISQLStore))
@@ -132,7 +148,15 @@ class NodeServiceTests(TestCase):
         )
         self.assertFalse(node.ready)
 
+    def test_undeclared_interface_refused(self):
+        """A role's factory cannot reach an interface its Role does not declare."""
+        from mmoshard.role import UndeclaredInterface
+
+        config = makeConfig(self, [GREEDY])
+        self.assertRaises(UndeclaredInterface, buildNode, config, reactor, [GREEDY])
+
     async def test_admin_endpoints(self):
+        """/healthz names the node and its roles, /readyz is 200, /metrics has process metrics, unknown paths get a JSON 404."""
         root = await self.startNode([GREETER])
         node = root.node
         code, body = await self.adminGet(node, "/healthz")

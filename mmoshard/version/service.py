@@ -9,7 +9,6 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mmoshard.config import Field, positive
-from mmoshard.interfaces import IAdminSite, ITokenVerifier, IWebSite
 from mmoshard.store.follow import Follower
 from mmoshard.version.catalog import Catalog
 from mmoshard.version.releases import ReleaseDataError, loadReleaseDir
@@ -122,20 +121,32 @@ class VersionService(Service):
 
     log = Logger()
 
-    def __init__(self, node):
+    def __init__(self, config, nodeConfig, reactor, nodeId, metrics, volatile, verifier,
+                 site=None, admin=None):
+        """
+        @param config: the C{[version]} section; C{nodeConfig} the whole
+            config (the release signing key may come from C{[secrets]}).
+        @param metrics: the node's Prometheus registry.
+        @param site: the public L{IWebSite} (None: no version REST here).
+        @param admin: the L{IAdminSite} (None: no publish route here).
+        """
         self.setName("role:version")
-        self.node = node
-        self.cfg = node.roleConfig("version")
-        self.clock = node.reactor
-        self.metrics = VersionMetrics(node.metrics)
+        self.cfg = config
+        self.nodeConfig = nodeConfig
+        self.clock = reactor
+        self.nodeId = nodeId
+        self.volatile = volatile
+        self.verifier = verifier
+        self.site = site
+        self.admin = admin
+        self.metrics = VersionMetrics(metrics)
         self.regionHeader = self.cfg.region_header.encode()
         self.manifestCacheControl = (
             f"public, max-age={self.cfg.manifest_max_age}".encode()
         )
         self.catalog = None
         self.manifests = {}  # etag -> signed envelope, for the catalog in force
-        self.verifier = None
-        self.store = None
+        self.store = ReleaseStore(volatile)
         self._follower = None
 
     def startService(self):
@@ -143,26 +154,21 @@ class VersionService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self):
-        node = self.node
-        self.verifier = node.lookup(ITokenVerifier)
-        self.store = ReleaseStore(node.volatile)
         self._follower = Follower(
-            node.volatile, self.clock, CHANGED_CHANNEL, self._read, self.cfg.refresh,
+            self.volatile, self.clock, CHANGED_CHANNEL, self._read, self.cfg.refresh,
             "the release in force",
         )
         await self._follower.start()
         if self.catalog is None and self.cfg.publish_at_start:
             await self._publishAtStart()
-        site = node.query(IWebSite)
-        if site is not None:
+        if self.site is not None:
             from mmoshard.version.web import mount
 
-            mount(site, self)
-        admin = node.query(IAdminSite)
-        if admin is not None:
+            mount(self.site, self)
+        if self.admin is not None:
             from mmoshard.version.admin import mountAdmin
 
-            mountAdmin(admin, self)
+            mountAdmin(self.admin, self)
 
     async def publish(self, directory=None):
         """
@@ -174,7 +180,7 @@ class VersionService(Service):
         @raise SigningKeyError: when no signing key can be had.
         """
         loaded = loadReleaseDir(directory or self.cfg.releases_dir)
-        key = signingKeyFor(self.node.config, self.cfg, self.log)
+        key = signingKeyFor(self.nodeConfig, self.cfg, self.log)
         release = await self.store.publish(loaded, key, self.clock.seconds())
         await self.refresh()
         return release, key
@@ -187,20 +193,20 @@ class VersionService(Service):
                 self.log.warn(
                     "version role of node {node_id}: no release data at {path}; "
                     "nothing to serve until `mmoshard release publish`",
-                    node_id=self.node.nodeId,
+                    node_id=self.nodeId,
                     path=self.cfg.releases_dir,
                 )
                 return
             self.log.error(
                 "version role of node {node_id} cannot publish {path}: {why}",
-                node_id=self.node.nodeId,
+                node_id=self.nodeId,
                 path=self.cfg.releases_dir,
                 why=e,
             )
         except SigningKeyError as e:
             self.log.error(
                 "version role of node {node_id} cannot publish {path}: {why}",
-                node_id=self.node.nodeId,
+                node_id=self.nodeId,
                 path=self.cfg.releases_dir,
                 why=e,
             )
@@ -239,7 +245,7 @@ class VersionService(Service):
         self.log.info(
             "version role of node {node_id} serves release revision {revision} "
             "(was {previous})",
-            node_id=self.node.nodeId,
+            node_id=self.nodeId,
             revision=release.revision,
             previous=previous.revision if previous else None,
         )
@@ -265,5 +271,14 @@ class VersionService(Service):
             await self._follower.stop()
 
 
-def makeService(node):
-    return VersionService(node)
+def makeService(ctx):
+    """The version role's factory: its service, given what the role declares."""
+    from mmoshard.interfaces import IAdminSite, ITokenVerifier, IVolatileStore, IWebSite
+
+    return VersionService(
+        ctx.config, ctx.nodeConfig, ctx.reactor, ctx.nodeId, ctx.metrics,
+        volatile=ctx.require(IVolatileStore),
+        verifier=ctx.require(ITokenVerifier),
+        site=ctx.optional(IWebSite),
+        admin=ctx.optional(IAdminSite),
+    )

@@ -4,7 +4,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from twisted.web.resource import Resource
 
 from mmoshard import __version__
-from mmoshard.interfaces import IDirectory
 from mmoshard.web.json import JSONResource, JSONRoot
 
 
@@ -33,14 +32,14 @@ class Readyz(JSONResource):
 
     handlers = {b"GET": "get"}
 
-    def __init__(self, node, timeout=2.0):
+    def __init__(self, node, sql, volatile, timeout=2.0):
         super().__init__()
         self.node = node
+        self.sql = sql
+        self.volatile = volatile
         self.timeout = timeout
 
     async def _probe(self, store):
-        if store is None:
-            return "not started"
         d = store.ping()
         d.addTimeout(self.timeout, self.node.reactor)
         try:
@@ -52,8 +51,8 @@ class Readyz(JSONResource):
     async def get(self, request):
         node = self.node
         checks = {
-            "sql": await self._probe(node.sql),
-            "volatile": await self._probe(node.volatile),
+            "sql": await self._probe(self.sql),
+            "volatile": await self._probe(self.volatile),
             "started": "ok" if node.ready else "not yet",
         }
         for name, check in node.readinessChecks.items():
@@ -73,12 +72,12 @@ class DirectoryListing(JSONResource):
 
     handlers = {b"GET": "get"}
 
-    def __init__(self, node):
+    def __init__(self, directory):
         super().__init__()
-        self.node = node
+        self.directory = directory
 
     async def get(self, request):
-        entries = await self.node.lookup(IDirectory).list()
+        entries = await self.directory.list()
         return 200, {"processes": [e.toJSON() for e in entries]}
 
 
@@ -96,13 +95,13 @@ class Metrics(Resource):
         return generate_latest(self.node.metrics)
 
 
-def makeAdminRoot(node):
-    """@return: the admin site's root resource."""
+def makeAdminRoot(node, sql, volatile, directory):
+    """@return: the admin site's root resource for C{node} and its core parts."""
     root = JSONRoot()
     root.putChild(b"healthz", Healthz(node))
-    root.putChild(b"readyz", Readyz(node, node.config.volatile.timeout))
+    root.putChild(b"readyz", Readyz(node, sql, volatile, node.config.volatile.timeout))
     root.putChild(b"metrics", Metrics(node))
-    root.putChild(b"directory", DirectoryListing(node))
+    root.putChild(b"directory", DirectoryListing(directory))
     return root
 
 

@@ -7,10 +7,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mmoshard.interfaces import (
-    IClientGate,
     IMessageRouter,
-    ITokenVerifier,
-    IVolatileStore,
 )
 from mmoshard.store.errors import StoreError, VolatileUnavailable
 from mmoshard.store.volatile import Script
@@ -73,13 +70,21 @@ class SessionManager:
 
     log = Logger()
 
-    def __init__(self, node):
-        self.node = node
-        self.config = node.config.session
-        self.clock = node.reactor
+    def __init__(self, config, clock, nodeId, metrics, verifier=None, volatile=None, gate=None):
+        """
+        @param config: the C{[session]} config section.
+        @param metrics: the node's Prometheus registry.
+        @param verifier: the L{ITokenVerifier} checking hello tokens (None:
+            every hello is refused).
+        @param volatile: the L{IVolatileStore} for one-session-per-account
+            and cross-node kicks (None: this node only).
+        @param gate: the L{IClientGate} (None: everyone is let in).
+        """
+        self.config = config
+        self.clock = clock
         self.seconds = self.clock.seconds
-        self.nodeId = node.nodeId
-        self.metrics = SessionMetrics(node.metrics)
+        self.nodeId = nodeId
+        self.metrics = SessionMetrics(metrics)
         # Connections hold a reference to this dict: addHandlers updates it in
         # place so handlers registered late are seen without a rebind.
         self.routes = {}
@@ -94,9 +99,10 @@ class SessionManager:
         self._releases = set()
         self._drained = None
         self._subscription = None
-        self.verifier = None
+        self.verifier = verifier
         self._watched = None
-        self.volatile = None
+        self.volatile = volatile
+        self.clientGate = gate
         self.accepting = True
         # TCP connections' output waits here for the end of the reactor round.
         self.writeBatch = WriteBatch(self.clock)
@@ -127,10 +133,7 @@ class SessionManager:
     # -- lifetime ---------------------------------------------------------
 
     async def start(self):
-        node = self.node
-        self.verifier = node.query(ITokenVerifier)
         self._watchRevocations(self.verifier)
-        self.volatile = node.query(IVolatileStore)
         if self.verifier is None:
             self.log.warn(
                 "no token verifier in node {node_id}: every hello will be refused",
@@ -183,11 +186,7 @@ class SessionManager:
                 self.log.failure("unsubscribing session kicks of node {node_id}", node_id=self.nodeId)
 
     def tokenVerifier(self):
-        """@return: the L{ITokenVerifier} found at start, or one registered since."""
-        if self.verifier is None:
-            self.verifier = self.node.query(ITokenVerifier)
-            if self.accepting:
-                self._watchRevocations(self.verifier)
+        """@return: the L{ITokenVerifier} checking hello tokens, or None."""
         return self.verifier
 
     # -- revocations ------------------------------------------------------
@@ -221,7 +220,7 @@ class SessionManager:
 
     def gate(self):
         """@return: the process's L{IClientGate}, or None (allow all)."""
-        return self.node.query(IClientGate)
+        return self.clientGate
 
     # -- connections ------------------------------------------------------
 

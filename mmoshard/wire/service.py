@@ -4,9 +4,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from mmoshard.interfaces import IMessageRouter
-from mmoshard.node import CoreService
-from mmoshard.wire.manager import SessionManager
+from mmoshard.service import AsyncService
 from mmoshard.wire.tcp import SessionTCPFactory
 from mmoshard.wire.websocket import SessionWebSocketFactory
 
@@ -15,40 +13,46 @@ from mmoshard.wire.websocket import SessionWebSocketFactory
 SHUTDOWN_WAIT = 2.0
 
 
-class SessionService(CoreService):
+class SessionService(AsyncService):
     """
-    Listens on C{[listen] tcp} and C{websocket}; its L{SessionManager} is
-    the process's L{IMessageRouter}.
+    Listens on C{[listen] tcp} and C{websocket} for its L{SessionManager},
+    the process's L{IMessageRouter}; on stop, tells clients and waits a
+    bounded time for them to go.
     """
 
     log = Logger()
 
-    def __init__(self, node):
+    def __init__(self, reactor, manager, listen, drainTimeout, ports, nodeId):
+        """
+        @param listen: the C{[listen]} config section.
+        @param ports: the node's name -> IListeningPort map, filled here.
+        """
         self.setName("sessions")
-        self.node = node
-        self.manager = SessionManager(node)
+        self.reactor = reactor
+        self.manager = manager
+        self.listen = listen
+        self.drainTimeout = drainTimeout
+        self.nodePorts = ports
+        self.nodeId = nodeId
         self.ports = {}
-        node.provide(IMessageRouter, self.manager)
 
     async def start(self):
-        node = self.node
         await self.manager.start()
-        listen = node.config.listen
         factories = [
-            ("tcp", listen.tcp, SessionTCPFactory),
-            ("websocket", listen.websocket, SessionWebSocketFactory),
+            ("tcp", self.listen.tcp, SessionTCPFactory),
+            ("websocket", self.listen.websocket, SessionWebSocketFactory),
         ]
         for name, endpoint, factoryClass in factories:
             if not endpoint:
                 continue
-            port = await serverFromString(node.reactor, endpoint).listen(
+            port = await serverFromString(self.reactor, endpoint).listen(
                 factoryClass(self.manager)
             )
             self.ports[name] = port
-            node.listeningPorts[name] = port
+            self.nodePorts[name] = port
             self.log.info(
                 "session protocol of node {node_id} listening on {transport} {address}",
-                node_id=node.nodeId,
+                node_id=self.nodeId,
                 transport=name,
                 address=port.getHost(),
             )
@@ -57,5 +61,5 @@ class SessionService(CoreService):
         ports, self.ports = self.ports, {}
         for port in ports.values():
             await maybeDeferred(port.stopListening)
-        wait = min(SHUTDOWN_WAIT, self.node.config.shutdown.drain_timeout)
+        wait = min(SHUTDOWN_WAIT, self.drainTimeout)
         await self.manager.shutdown(wait)

@@ -9,9 +9,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from mmoshard.interfaces import (
-    IAdminSite, IDirectory, IMessageRouter, IProgression, ISessionListener, IZoneChannels,
-)
+from mmoshard.interfaces import ISessionListener
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import ProtocolError
 from mmoshard.world.lease import CharacterBusy, Leases
@@ -70,11 +68,26 @@ class WorldService(Service):
 
     log = Logger()
 
-    def __init__(self, node):
+    def __init__(self, config, reactor, nodeId, metrics, sql, volatile, router,
+                 directory=None, admin=None, zoneChannels=None):
+        """
+        @param config: the C{[world]} section.
+        @param metrics: the node's Prometheus registry.
+        @param router: the L{IMessageRouter} world.* messages arrive by.
+        @param directory: the L{IDirectory} (None: no transfers to other nodes).
+        @param admin: the L{IAdminSite} (None: no /world admin routes).
+        @param zoneChannels: the L{IZoneChannels} players join (None: no zone chat).
+        """
         self.setName("world")
-        self.node = node
-        self.config = cfg = node.roleConfig("world")
-        self.clock = node.reactor
+        self.config = cfg = config
+        self.clock = reactor
+        self.nodeId = nodeId
+        self.sql = sql
+        self.volatile = volatile
+        self.router = router
+        self.directory = directory
+        self.admin = admin
+        self.zoneChannels = zoneChannels
         self.zones = {zid: Zone(cfg.specs[zid], self.clock, cfg.interest) for zid in cfg.hosted}
         for zone in self.zones.values():
             zone.portalHandler = self._portal
@@ -92,10 +105,9 @@ class WorldService(Service):
         self._pending = set()
         self._housekeeping = None
         self._second = 0
-        self.leases = None
-        self.progression = Progression(None, self.clock, self._progressed)
-        self.metrics = WorldMetrics(node.metrics, self)
-        node.provide(IProgression, self.progression)
+        self.leases = Leases(volatile, nodeId, cfg.lease_ttl)
+        self.progression = Progression(sql, self.clock, self._progressed)
+        self.metrics = WorldMetrics(metrics, self)
 
     # --- lifetime ----------------------------------------------------------
 
@@ -104,17 +116,14 @@ class WorldService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self):
-        node = self.node
-        self.progression.sql = node.sql
-        self.leases = Leases(node.volatile, node.nodeId, self.config.lease_ttl)
-        router = node.lookup(IMessageRouter)
+        router = self.router
         router.addHandlers("world", {
             "world.enter": self._onEnter,
             "world.move": self._onMove,
             "world.leave": self._onLeave,
         })
         router.addListener(self)
-        directory = node.query(IDirectory)
+        directory = self.directory
         if directory is not None:
             directory.publish("zones", sorted(self.zones))
             directory.addLoadSource(
@@ -125,7 +134,7 @@ class WorldService(Service):
                                  observe=self._observer(zid))
             self.loops[zid] = loop
             loop.start()
-        admin = node.query(IAdminSite)
+        admin = self.admin
         if admin is not None:
             from mmoshard.world.admin import makeWorldAdmin
 
@@ -135,7 +144,7 @@ class WorldService(Service):
         self._housekeeping.start(1.0, now=False)
         engines = {("native" if z.space.native else "python") for z in self.zones.values()}
         self.log.info("world of node {node_id} hosts zones {zones} (interest space: {engine})",
-                      node_id=node.nodeId, zones=",".join(self.zones), engine=",".join(sorted(engines)))
+                      node_id=self.nodeId, zones=",".join(self.zones), engine=",".join(sorted(engines)))
 
     def _observer(self, zid):
         histogram = self.metrics.observer(zid)
@@ -221,7 +230,7 @@ class WorldService(Service):
 
     async def _enterLocked(self, session, cid, ticket):
         log = dict(character_id=cid, account_id=session.accountId)
-        row = await loadCharacter(self.node.sql, cid)
+        row = await loadCharacter(self.sql, cid)
         if row is None or row.account_id != session.accountId:
             raise ProtocolError(NO_CHARACTER, "no such character on this account")
         zoneId = row.zone or self.startZone or next(iter(self.zones))
@@ -273,7 +282,7 @@ class WorldService(Service):
 
     async def findZone(self, zoneId):
         """@return: the endpoints ({tcp, websocket}) of a live process hosting C{zoneId}, or None."""
-        directory = self.node.query(IDirectory)
+        directory = self.directory
         if directory is None:
             return None
         try:
@@ -281,7 +290,7 @@ class WorldService(Service):
         except StoreError:
             return None
         for entry in entries:
-            if zoneId in entry.info.get("zones", ()) and entry.node_id != self.node.nodeId:
+            if zoneId in entry.info.get("zones", ()) and entry.node_id != self.nodeId:
                 return {k: v for k, v in entry.endpoints.items() if k in ("tcp", "websocket")}
         return None
 
@@ -382,7 +391,7 @@ class WorldService(Service):
         if not rows:
             return 0
         try:
-            n = await savePositions(self.node.sql, rows)
+            n = await savePositions(self.sql, rows)
         except StoreError as e:
             self.log.error("saving {count} positions ({why}) failed: {error}",
                            count=len(rows), why=why, error=e)
@@ -508,12 +517,12 @@ class WorldService(Service):
     # --- chat and progression hooks ------------------------------------------
 
     def _joinChat(self, cid, zoneId):
-        channels = self.node.query(IZoneChannels)
+        channels = self.zoneChannels
         if channels is not None:
             self._track(channels.joinZone(cid, zoneId)).addErrback(self._chatFailed, cid, zoneId)
 
     def _leaveChat(self, cid, zoneId):
-        channels = self.node.query(IZoneChannels)
+        channels = self.zoneChannels
         if channels is not None:
             self._track(channels.leaveZone(cid, zoneId)).addErrback(self._chatFailed, cid, zoneId)
 

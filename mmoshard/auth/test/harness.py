@@ -84,19 +84,21 @@ class AuthHarness:
                "secrets": {"token_key": TOKEN_KEY}, "auth": self.auth}
         self.config = parseConfig(raw, [authRole], env={})
         node = self.node = Node(self.config, reactor, [authRole])
-        node.sql = SQLStore(reactor, sqlURL)
-        tc.addCleanup(node.sql.close)
-        await migrate(node.sql)
+        self.sql = SQLStore(reactor, sqlURL)
+        self.sql.open()
+        tc.addCleanup(self.sql.close)
+        await migrate(self.sql)
         if self.backend == "sqlite":
-            node.volatile = MemoryStore(self.clock, prefix=prefix)
+            self.volatile = MemoryStore(self.clock, prefix=prefix)
         else:
-            node.volatile = makeVolatileStore(volatileURL, reactor, prefix, 2.0)
-        tc.addCleanup(node.volatile.close)
-        node.provide(ISQLStore, node.sql)
-        node.provide(IVolatileStore, node.volatile)
-        self.verifier = TokenVerifier(TOKEN_KEY, node.volatile, self.clock)
+            self.volatile = makeVolatileStore(volatileURL, reactor, prefix, 2.0)
+        self.volatile.open()
+        tc.addCleanup(self.volatile.close)
+        node.provide(ISQLStore, self.sql)
+        node.provide(IVolatileStore, self.volatile)
+        self.verifier = TokenVerifier(TOKEN_KEY, self.volatile, self.clock)
         node.provide(ITokenVerifier, self.verifier)
-        self.directory = Directory(node.volatile, self.clock, "auth-test", ["auth", "chat"],
+        self.directory = Directory(self.volatile, self.clock, "auth-test", ["auth", "chat"],
                                    heartbeat=5.0, ttl=3600.0)
         self.directory.endpoints = {"tcp": "127.0.0.1:7000", "admin": "http://127.0.0.1:1"}
         await self.directory.beat()
@@ -106,9 +108,18 @@ class AuthHarness:
         node.provide(IAdminSite, SiteRoot(self.adminRoot))
         self.publicURL = await self._listen(self.publicRoot)
         self.adminURL = await self._listen(self.adminRoot)
+        from mmoshard.auth.gamedata import loadGameData
         from mmoshard.auth.service import AuthService
 
-        self.service = AuthService(node, clock=self.clock)
+        cfg = self.config.roleConfig("auth")
+        # As the role's factory builds it, but on the harness's Clock.
+        self.service = AuthService(
+            cfg, reactor, "auth-test", node.metrics,
+            gameData=loadGameData(cfg.classes_file),
+            sql=self.sql, volatile=self.volatile, verifier=self.verifier,
+            tokenKey=lambda: TOKEN_KEY, directory=self.directory,
+            site=node.lookup(IWebSite), admin=node.lookup(IAdminSite), clock=self.clock,
+        )
         await self.service.startService()
         tc.addCleanup(self.service.stopService)
         return self

@@ -115,7 +115,7 @@ class SQLiteMemoryLockoutTests(LockoutTestsMixin, TestCase):
         self.assertEqual((await h.login(headers={"X-Forwarded-For": "1.2.3.4"})).code, 429)
         r = await h.login(headers={"X-Forwarded-For": "9.9.9.9, 5.6.7.8"})
         self.assertEqual(r.code, 200)
-        rows = await h.node.sql.runQuery(
+        rows = await h.sql.runQuery(
             "SELECT ip FROM account_events WHERE kind = 'login_ok' ORDER BY id")
         self.assertEqual([r[0] for r in rows], ["1.2.3.4", "5.6.7.8"])
 
@@ -134,7 +134,7 @@ class OutageTests(TestCase):
 
         h = await AuthHarness(self, "sqlite").start()
         login = await h.account()
-        volatile = h.node.volatile
+        volatile = h.volatile
         working = {name: getattr(volatile, name) for name in ("incr", "get", "ttl", "evalScript")}
         for name in working:
             self.patch(volatile, name,
@@ -160,7 +160,7 @@ class OutageTests(TestCase):
 
     async def test_sql_down(self):
         h = await AuthHarness(self, "sqlite").start()
-        await h.node.sql.close()
+        await h.sql.close()
         r = await h.login()
         self.assertEqual((r.code, r.error), (503, "service.unavailable"))
         r = await h.request("GET", "/v1/classes")

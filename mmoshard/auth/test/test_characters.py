@@ -94,7 +94,7 @@ class CharacterTestsMixin:
         # name is taken.
         r = await self.h.request("POST", f"/characters/{cid}/restore", admin=True)
         self.assertEqual((r.code, r.error), (409, "character.name_taken"))
-        rows = await self.h.node.sql.runQuery(
+        rows = await self.h.sql.runQuery(
             "SELECT name, deleted_at IS NOT NULL FROM characters WHERE id = ?", (cid,))
         self.assertEqual([tuple(r) for r in rows], [("Illidan", 1)])
 

@@ -132,7 +132,7 @@ class RehashTests(TestCase):
         h = await AuthHarness(self, "sqlite").start()
         accountId = (await h.register()).body["account_id"]
         query = "SELECT password_hash FROM accounts WHERE id = ?"
-        old = (await h.node.sql.runQuery(query, (accountId,)))[0][0]
+        old = (await h.sql.runQuery(query, (accountId,)))[0][0]
         self.assertEqual(argon2.extract_parameters(old).time_cost, 1)
         # The operator raises the cost: the next login upgrades the hash.
         upgraded = PasswordHasher(reactor, makeConfig(**dict(FAST_ARGON2,
@@ -141,11 +141,11 @@ class RehashTests(TestCase):
         self.addCleanup(h.service.hasher.stop)
         h.service.hasher = upgraded
         self.assertEqual((await h.login()).code, 200)
-        new = (await h.node.sql.runQuery(query, (accountId,)))[0][0]
+        new = (await h.sql.runQuery(query, (accountId,)))[0][0]
         self.assertNotEqual(new, old)
         self.assertEqual(argon2.extract_parameters(new).time_cost, 2)
         self.assertEqual((await h.login()).code, 200)
-        self.assertEqual((await h.node.sql.runQuery(query, (accountId,)))[0][0], new)
+        self.assertEqual((await h.sql.runQuery(query, (accountId,)))[0][0], new)
 
 
 class PriorityTests(TestCase):

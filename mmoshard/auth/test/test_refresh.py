@@ -272,7 +272,7 @@ class RefreshTestsMixin:
         return await h.request("POST", "/v1/sessions/refresh", {"refresh_token": token})
 
     async def loginRow(self, h, sid):
-        rows = await h.node.sql.runQuery(
+        rows = await h.sql.runQuery(
             "SELECT last_used_at, expires_at, refresh_gen, revoked_at, revoke_reason "
             "FROM auth_logins WHERE id = ?", (sid,))
         return rows[0]
@@ -284,7 +284,7 @@ class RefreshTestsMixin:
 
     async def loseVolatile(self, h, sid):
         """What a Redis flush or restart does to this login."""
-        await h.node.volatile.delete(loginKey(sid))
+        await h.volatile.delete(loginKey(sid))
 
     async def test_rotation(self):
         h = await self.harness(refresh_flush=3600.0)
@@ -310,7 +310,7 @@ class RefreshTestsMixin:
     async def test_operator_flag_survives(self):
         h = await self.harness()
         login = await h.account()
-        await h.node.sql.runQuery("UPDATE accounts SET is_operator = 1 WHERE id = ?",
+        await h.sql.runQuery("UPDATE accounts SET is_operator = 1 WHERE id = ?",
                                    (login["account_id"],))
         # The flag is read at login and kept in the record.
         login = (await h.login()).body
@@ -344,14 +344,12 @@ class RefreshTestsMixin:
 
     async def test_new_key_forgets_issued_tokens(self):
         """After a restart with a new token key, no token of the old key passes."""
-        import mmoshard.core
-
         h = await self.harness()
         login = await h.account()
         first = await self.refresh(h, login["refresh_token"])
         self.assertEqual(first.code, 200, first)
         await h.service.stopService()
-        self.patch(mmoshard.core, "tokenKey", lambda node: "a new key 0123456789abcdefghij")
+        h.service.tokenKeySource = lambda: "a new key 0123456789abcdefghij"
         await h.service.startService()
         r = await self.refresh(h, first.body["refresh_token"])
         self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
@@ -441,20 +439,20 @@ class RefreshTestsMixin:
         """A revocation written to SQL by something else is marked at the next flush."""
         h = await self.harness()
         login = await h.account()
-        await h.node.sql.runQuery(
+        await h.sql.runQuery(
             "UPDATE auth_logins SET revoked_at = ?, revoke_reason = 'by hand' WHERE id = ?",
             (h.clock.seconds(), login["session_id"]))
         await h.service.loginRecords.flush()
         r = await self.refresh(h, login["refresh_token"])
         self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
-        self.assertEqual(await h.node.volatile.hget(loginKey(login["session_id"]), "r"),
+        self.assertEqual(await h.volatile.hget(loginKey(login["session_id"]), "r"),
                          b"by hand")
 
     async def test_banned_in_sql_alone(self):
         """A live login of a banned account (the ban set without revoking) answers account.banned."""
         h = await self.harness()
         login = await h.account()
-        await h.node.sql.runQuery(
+        await h.sql.runQuery(
             "UPDATE accounts SET banned_until = ?, ban_reason = 'chargeback' WHERE id = ?",
             (h.clock.seconds() + 3600, login["account_id"]))
         await self.loseVolatile(h, login["session_id"])
@@ -468,14 +466,14 @@ class RefreshTestsMixin:
         h = await self.harness()
         accountId = (await h.register()).body["account_id"]
         until = h.clock.seconds() + 60
-        await h.node.sql.runQuery(
+        await h.sql.runQuery(
             "UPDATE accounts SET banned_until = ?, ban_reason = 'late' WHERE id = ?",
             (until, accountId))
-        result = await h.node.sql.runInteraction(
+        result = await h.sql.runInteraction(
             store._txn_loginOk, accountId, "racing", h.clock.seconds(),
             h.clock.seconds() + 100, "127.0.0.1", None)
         self.assertEqual(result, (until, "late"))
-        rows = await h.node.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
+        rows = await h.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
         self.assertEqual(rows[0][0], 0)
         self.assertEqual(await h.events(accountId), ["login_banned", "register"])
 
@@ -491,7 +489,7 @@ class RefreshTestsMixin:
         r = await self.refresh(h, r.body["refresh_token"])
         self.assertEqual(r.code, 200, r)
         self.assertEqual(r.body["refresh_token"].split(".")[1], "2")
-        self.assertEqual(await h.node.volatile.hget(loginKey(sid), "g"), b"2")
+        self.assertEqual(await h.volatile.hget(loginKey(sid), "g"), b"2")
         r = await self.refresh(h, r.body["refresh_token"])
         self.assertEqual(r.code, 200, r)
         self.assertEqual(self.outcomes(h), {"ok": 3, "invalid": 0, "reused": 0, "banned": 0})
@@ -575,9 +573,9 @@ class RefreshTestsMixin:
         h = await self.harness()
         login = await h.account()
         sid = login["session_id"]
-        await h.node.sql.runInteraction(store._txn_flushRefreshes,
+        await h.sql.runInteraction(store._txn_flushRefreshes,
                                          [(START + 9, START + 99, 4, sid)], START)
-        await h.node.sql.runInteraction(store._txn_flushRefreshes,
+        await h.sql.runInteraction(store._txn_flushRefreshes,
                                          [(START + 5, START + 95, 3, sid)], START)
         self.assertEqual((await self.loginRow(h, sid))[:3], (START + 9, START + 99, 4))
 

@@ -97,7 +97,7 @@ class MetricsTests(TestCase):
         await h.request("DELETE", "/v1/sessions", token=login["access_token"])
         h.clock.advance(2 * 86400)
         await h.service.purge()
-        rows = await h.node.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
+        rows = await h.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
         self.assertEqual(rows[0][0], 0)
 
 

@@ -8,7 +8,6 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import deferLater
 from zope.interface import implementer
-from zope.interface.registry import Components
 
 from mmoshard.chat.config import ChatConfig
 from mmoshard.chat.service import ChatService
@@ -64,33 +63,6 @@ class FakeRouter:
         self.listeners.append(listener)
 
 
-class FakeNode:
-    """What ChatService needs of a Node."""
-
-    def __init__(self, nodeId, sql, volatile, reactor=_reactor, resumeGrace=30.0):
-        self.config = types.SimpleNamespace(
-            session=types.SimpleNamespace(resume_grace=resumeGrace),
-            node=types.SimpleNamespace(id=nodeId),
-        )
-        self.nodeId = nodeId
-        self.reactor = reactor
-        self.sql = sql
-        self.volatile = volatile
-        self.metrics = CollectorRegistry()
-        self.registry = Components("test")
-        self.router = FakeRouter()
-        self.provide(IMessageRouter, self.router)
-
-    def provide(self, iface, provider):
-        self.registry.registerUtility(provider, iface)
-
-    def query(self, iface, default=None):
-        return self.registry.queryUtility(iface, default=default)
-
-    def lookup(self, iface):
-        return self.registry.getUtility(iface)
-
-
 class Client:
     """A character's session on one chat process, calling handlers like the wire would."""
 
@@ -102,7 +74,7 @@ class Client:
 
     async def call(self, type, **body):
         body["t"] = type
-        handler = self.process.node.router.handlers[type]
+        handler = self.process.router.handlers[type]
         return await maybeDeferred(handler, self.session, body)
 
     async def fails(self, type, **body):
@@ -129,11 +101,17 @@ class Client:
 
 
 class Process:
-    """One chat process: a FakeNode and its ChatService."""
+    """One chat process: its ChatService, given a fake router and the shared stores."""
 
     def __init__(self, nodeId, sql, volatile, config=None, clock=None, resumeGrace=30.0):
-        self.node = FakeNode(nodeId, sql, volatile, resumeGrace=resumeGrace)
-        self.chat = ChatService(self.node, config or ChatConfig(), clock=clock)
+        self.nodeId = nodeId
+        self.sql = sql
+        self.volatile = volatile
+        self.router = FakeRouter()
+        self.chat = ChatService(
+            config or ChatConfig(), clock or _reactor, nodeId, CollectorRegistry(),
+            sql=sql, volatile=volatile, router=self.router, resumeGrace=resumeGrace,
+        )
 
     async def start(self):
         await self.chat.startService()

@@ -232,7 +232,7 @@ class PresenceExpiryTests:
         p1 = await self.process("p1")
         alice = await p1.connect(self.char("alice"))
         store = p1.chat.store
-        await p1.node.volatile.delete(store.presenceKey(alice.cid), store.nameKey("alice"))
+        await p1.volatile.delete(store.presenceKey(alice.cid), store.nameKey("alice"))
         self.assertIsNone(await store.lookupName("alice"))
         await p1.chat.refresh()
         self.assertEqual(await store.lookupName("ALICE"), (alice.cid, p1.chat.procId))

@@ -16,14 +16,13 @@ from urllib.parse import quote
 
 from mmoshard.config import parseConfig
 from mmoshard.gate import RULES_KEY, StoreGate
-from mmoshard.interfaces import IAdminSite, ITokenVerifier, IWebSite
+from mmoshard.interfaces import IAdminSite, ITokenVerifier, IVolatileStore, IWebSite
 from mmoshard.plugins.version import version as versionRole
 from mmoshard.node import Node
 from mmoshard.web.site import SiteRoot
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import Claims, InvalidToken, TokenVerifier, issueAccessToken, revokeLogin
 from mmoshard.version.releases import loadReleaseDir
-from mmoshard.version.service import VersionService
 from mmoshard.version.signing import DEV_KEY_FILE, loadSigningKey, publicKeyPEM, loadPublicKey, verifyManifest
 from mmoshard.version.store import ReleaseStore
 from mmoshard.version.test.helpers import maintenanceTOML, writeReleaseDir
@@ -55,7 +54,8 @@ class VersionRoleFixture:
             env={},
         )
         node = self.node = Node(config, reactor, [versionRole])
-        self.volatile = node.volatile = MemoryStore(reactor, prefix="t:")
+        self.volatile = MemoryStore(reactor, prefix="t:")
+        node.provide(IVolatileStore, self.volatile)
         self.addCleanup(self.volatile.close)
         self.verifier = TokenVerifier(TOKEN_KEY, self.volatile, reactor)
         if startVerifier:
@@ -67,7 +67,7 @@ class VersionRoleFixture:
         node.provide(IWebSite, SiteRoot(self.root))
         self.adminRoot = JSONRoot()
         node.provide(IAdminSite, SiteRoot(self.adminRoot))
-        self.service = VersionService(node)
+        self.service = versionRole.makeService(node.contextFor(versionRole))
         await self.service.startService()
         self.addCleanup(self.service.stopService)
         site = Site(self.root)

@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mmoshard.config import parseConfig
-from mmoshard.interfaces import ISessionListener, ITokenVerifier, IVolatileStore
+from mmoshard.interfaces import IClientGate, ISessionListener, ITokenVerifier, IVolatileStore
 from mmoshard.node import Node
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import TokenVerifier, issueAccessToken
@@ -45,10 +45,31 @@ def makeNode(clock=None, volatile=None, nodeId="node-a", listen=None, **session)
     config = parseConfig(raw, plugins=[], nodeId=nodeId, env={})
     node = Node(config, clock, roles=[])
     volatile = makeVolatile(clock) if volatile is None else volatile
-    node.volatile = volatile
     node.provide(IVolatileStore, volatile)
     node.provide(ITokenVerifier, TokenVerifier(KEY, volatile, clock))
     return node
+
+
+def makeManager(node):
+    """A L{SessionManager} given what C{node} provides, as the core would build it."""
+    return SessionManager(
+        node.config.session, node.reactor, node.nodeId, node.metrics,
+        verifier=node.query(ITokenVerifier),
+        volatile=node.query(IVolatileStore),
+        gate=node.query(IClientGate),
+    )
+
+
+def makeSessionService(node):
+    """A L{SessionService} for C{node}'s C{[listen]} endpoints, its manager registered as the router."""
+    from mmoshard.interfaces import IMessageRouter
+    from mmoshard.wire.service import SessionService
+
+    manager = makeManager(node)
+    node.provide(IMessageRouter, manager)
+    config = node.config
+    return SessionService(node.reactor, manager, config.listen, config.shutdown.drain_timeout,
+                          node.listeningPorts, node.nodeId)
 
 
 def token(clock, accountId=1, sid=None, ttl=3600.0, flags=()):
@@ -84,7 +105,8 @@ class Server:
         self.testCase = testCase
         self.clock = Clock() if clock is None else clock
         self.node = makeNode(self.clock, volatile, nodeId, **session)
-        self.manager = SessionManager(self.node)
+        self.volatile = self.node.lookup(IVolatileStore)
+        self.manager = makeManager(self.node)
         self.listener = RecordingListener()
         self.manager.addListener(self.listener)
         self.started = Deferred.fromCoroutine(self.manager.start())

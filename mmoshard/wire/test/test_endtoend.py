@@ -11,8 +11,7 @@ from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import TokenVerifier, issueAccessToken
 from mmoshard.wire import errors
 from mmoshard.wire.client import RequestError, SessionClient, connect
-from mmoshard.wire.service import SessionService
-from mmoshard.wire.test.helpers import KEY, RecordingListener
+from mmoshard.wire.test.helpers import KEY, RecordingListener, makeSessionService
 
 
 def realReactor():
@@ -50,10 +49,9 @@ class EndToEndMixin:
         node = self.node = Node(config, reactor, roles=[])
         volatile = MemoryStore(reactor, "e2e:")
         self.addCleanup(volatile.close)
-        node.volatile = volatile
         node.provide(IVolatileStore, volatile)
         node.provide(ITokenVerifier, TokenVerifier(KEY, volatile, reactor))
-        service = self.service = SessionService(node)
+        service = self.service = makeSessionService(node)
         router = service.manager
         self.listener = RecordingListener()
         router.addListener(self.listener)
@@ -67,8 +65,8 @@ class EndToEndMixin:
             return {}
 
         router.addHandlers("test", {"test.echo": echo, "test.push": push})
-        await service.start()
-        self.addCleanup(lambda: Deferred.fromCoroutine(service.stop()))
+        await service.startService()
+        self.addCleanup(service.stopService)
         port = node.listeningPorts[self.transport].getHost().port
         if self.transport == "tcp":
             self.address = f"tcp:127.0.0.1:{port}"

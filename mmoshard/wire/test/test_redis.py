@@ -63,14 +63,14 @@ class RedisOwnershipTests(TestCase):
         replies = await self.until(first, lambda r: r)
         self.assertEqual(replies[-1]["code"], errors.REPLACED)
         self.assertTrue(first.closed)
-        owner = await b.node.volatile.get(accountKey(21))
+        owner = await b.volatile.get(accountKey(21))
         self.assertIn(second.welcome["session_id"].encode(), owner)
         # Logging out releases the claim, but only one's own.
         second.send({"t": "bye"})
         await self.until(second, lambda r: r)
         second.lose()
         for attempt in range(500):
-            if await b.node.volatile.get(accountKey(21)) is None:
+            if await b.volatile.get(accountKey(21)) is None:
                 break
             await deferLater(realReactor(), 0.01)
         else:

@@ -285,7 +285,7 @@ class LiveSessionTests(TestCase):
         self.successResultOf(self.verifier.start())
         self.addCleanup(self.verifier.stop)
         # "Another process" making revocations on the same backend.
-        store = self.server.node.volatile
+        store = self.server.volatile
         self.other = MemoryStore(self.clock, store.prefix, backend=store.backend)
 
     def hello(self, accountId, sid, iat=None):

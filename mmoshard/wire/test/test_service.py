@@ -1,20 +1,19 @@
 """SessionService as a core service of a Node."""
 
-from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import TestCase
 
 from mmoshard.interfaces import IMessageRouter
-from mmoshard.wire.service import SessionService
 from mmoshard.wire.tcp import SessionTCPFactory
-from mmoshard.wire.test.helpers import makeNode
+from mmoshard.wire.test.helpers import makeNode, makeSessionService
 from mmoshard.wire.websocket import SessionWebSocketFactory
 
 
 class SessionServiceTests(TestCase):
     def test_providesRouter(self):
+        """The session service's manager is the node's message router."""
         node = makeNode()
-        service = SessionService(node)
+        service = makeSessionService(node)
         self.assertEqual(service.name, "sessions")
         self.assertIs(node.lookup(IMessageRouter), service.manager)
 
@@ -22,19 +21,19 @@ class SessionServiceTests(TestCase):
         reactor = MemoryReactorClock()
         node = makeNode(reactor, listen={"tcp": "tcp:7100", "websocket": "tcp:7101",
                                            "http": "", "admin": ""})
-        service = SessionService(node)
-        self.successResultOf(Deferred.fromCoroutine(service.start()))
+        service = makeSessionService(node)
+        self.successResultOf(service.startService())
         ports = {port: factory for port, factory, backlog, interface in reactor.tcpServers}
         self.assertIsInstance(ports[7100], SessionTCPFactory)
         self.assertIsInstance(ports[7101], SessionWebSocketFactory)
         self.assertEqual(set(node.listeningPorts), {"tcp", "websocket"})
-        self.successResultOf(Deferred.fromCoroutine(service.stop()))
+        self.successResultOf(service.stopService())
 
     def test_emptyEndpointSkipped(self):
         reactor = MemoryReactorClock()
         node = makeNode(reactor, listen={"tcp": "tcp:7100", "websocket": "",
                                            "http": "", "admin": ""})
-        service = SessionService(node)
-        self.successResultOf(Deferred.fromCoroutine(service.start()))
+        service = makeSessionService(node)
+        self.successResultOf(service.startService())
         self.assertEqual(set(node.listeningPorts), {"tcp"})
         self.assertEqual(len(reactor.tcpServers), 1)

@@ -80,7 +80,7 @@ class HandshakeTests(TestCase):
 
     def test_revokedToken(self):
         token = self.server.token(3, sid="gone")
-        self.successResultOf(revokeLogin(self.server.node.volatile, "gone", 60))
+        self.successResultOf(revokeLogin(self.server.volatile, "gone", 60))
         peer = self.server.tcp()
         peer.send(hello(token))
         self.assertClosedWith(peer, errors.INVALID_TOKEN)
@@ -94,7 +94,7 @@ class HandshakeTests(TestCase):
 
     def test_updateRequired(self):
         gate = MinimumVersionGate((2, 0))
-        self.server.node.provide(IClientGate, gate)
+        self.server.manager.clientGate = gate
         peer = self.server.tcp()
         peer.send(hello(self.server.token(9)))
         self.assertClosedWith(peer, errors.UPDATE_REQUIRED)

@@ -17,9 +17,8 @@ from mmoshard.node import Node
 from mmoshard.store.sql import Cursor, migrationsAvailable
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import TokenVerifier
-from mmoshard.wire.manager import SessionManager
 from mmoshard.wire.tcp import SessionTCPFactory
-from mmoshard.wire.test.helpers import KEY, TCPPeer, token
+from mmoshard.wire.test.helpers import KEY, TCPPeer, makeManager, token
 from mmoshard.world.test.dbfixture import _txn_makeCharacter
 
 
@@ -103,23 +102,20 @@ class WorldHarness:
         config = parseConfig(raw, plugins=[worldRole], roles=["world"], nodeId=nodeId, env={})
         node = self.node = Node(config, self.clock, roles=[worldRole])
         self.volatile = MemoryStore(self.clock, "t:", backend=backend)
-        node.volatile = self.volatile
         node.provide(IVolatileStore, self.volatile)
         node.provide(ITokenVerifier, TokenVerifier(KEY, self.volatile, self.clock))
         self.sql = sql or SyncSQL()
-        node.sql = self.sql
         node.provide(ISQLStore, self.sql)
         self.directory = Directory(self.volatile, self.clock, nodeId, ["world"], 5.0, 15.0)
         self.directory.endpoints = {"tcp": f"{nodeId}.example:7000"}
         node.provide(IDirectory, self.directory)
         if channels is not None:
             node.provide(IZoneChannels, channels)
-        self.manager = SessionManager(node)
+        self.manager = makeManager(node)
         node.provide(IMessageRouter, self.manager)
         testCase.successResultOf(Deferred.fromCoroutine(self.manager.start()))
-        from mmoshard.world.service import WorldService
-
-        self.world = WorldService(node)
+        # Built by the role's own factory, as the node builds it.
+        self.world = worldRole.makeService(node.contextFor(worldRole))
         testCase.successResultOf(self.world.startService())
         testCase.successResultOf(Deferred.fromCoroutine(self.directory.beat()))
         self.tcpFactory = SessionTCPFactory(self.manager)
