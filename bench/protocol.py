@@ -44,10 +44,9 @@ def serveEcho(reactor):
 
 
 def serveSession(reactor):
-    from twisted.internet.defer import Deferred
 
     from mmoshard.config import parseConfig
-    from mmoshard.interfaces import ITokenVerifier, IVolatileStore
+    from mmoshard.wire.manager import SessionManager
     from mmoshard.node import Node
     from mmoshard.store.volatile import MemoryStore
     from mmoshard.tokens import TokenVerifier
@@ -66,16 +65,17 @@ def serveSession(reactor):
     config = parseConfig(raw, plugins=[], nodeId="bench", env={})
     node = Node(config, reactor, roles=[])
     store = MemoryStore(reactor, "bench:")
-    node.volatile = store
-    node.provide(IVolatileStore, store)
-    node.provide(ITokenVerifier, TokenVerifier(KEY, store, reactor))
-    service = SessionService(node)
+    store.open()
+    manager = SessionManager(config.session, reactor, node.nodeId, node.metrics,
+                             verifier=TokenVerifier(KEY, store, reactor), volatile=store)
+    service = SessionService(reactor, manager, config.listen, config.shutdown.drain_timeout,
+                             node.listeningPorts, node.nodeId)
 
     def echo(session, message):
         return {"p": message["p"]}
 
     service.manager.addHandlers("bench", {"bench.echo": echo})
-    done = Deferred.fromCoroutine(service.start())
+    done = service.startService()
     assert done.called, "the session service starts synchronously on the memory store"
     return node.listeningPorts["tcp"]
 
