@@ -9,12 +9,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 
 from mmoshard.auth import cli as accountCLI
+from mmoshard.command import CommandError
 from mmoshard.store.errors import SQLUnavailable, StoreError
 from mmoshard.version import cli as releaseCLI
-
-
-class CommandError(Exception):
-    """A failure to report as one line on stderr, exiting with status 1."""
 
 
 @attrs.frozen

@@ -1,7 +1,7 @@
 """Ordered service trees: children start one after another (awaiting each Deferred) and stop in reverse."""
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
 from twisted.logger import Logger
 
 
@@ -48,6 +48,12 @@ class AsyncMultiService(MultiService):
                 d.addTimeout(timeout, self.stopClock())
             try:
                 await d
+            except TimeoutError:
+                self.log.warn(
+                    "service {name} did not stop within {timeout}s; going on without it",
+                    name=child.name,
+                    timeout=timeout,
+                )
             except Exception:
                 self.log.failure("error stopping service {name}", name=child.name)
 

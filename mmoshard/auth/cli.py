@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from mmoshard.auth import store
 from mmoshard.auth.admin import FOREVER, banAccount, unbanAccount
+from mmoshard.command import CommandError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -97,7 +98,6 @@ async def run(reactor, args, out=None, clock=None):
 
     @param clock: the time source (default C{reactor}; a Clock in tests).
     """
-    from mmoshard.cli import CommandError
     from mmoshard.config import ConfigError, loadConfig
     from mmoshard.store.sql import SQLStore
     from mmoshard.store.volatile import makeVolatileStore

@@ -5,6 +5,8 @@ import os
 import sys
 import time
 
+from mmoshard.command import CommandError
+
 
 def arguments(parser):
     """Add the `release` subcommands to C{parser}."""
@@ -40,7 +42,6 @@ def _versionConfig(config):
 
 
 def _load(args):
-    from mmoshard.cli import CommandError
     from mmoshard.config import ConfigError, loadConfig
 
     try:
@@ -61,7 +62,6 @@ def _adminURL(config, action):
     """The running server's admin URL for C{action}, on the embedded default."""
     from twisted.internet.endpoints import serverFromString
 
-    from mmoshard.cli import CommandError
 
     endpoint = config.listen.admin
     port = getattr(serverFromString(None, endpoint), "_port", None) if endpoint else None
@@ -83,7 +83,6 @@ async def _viaAdmin(reactor, config, action, body=None):
     """
     import treq
 
-    from mmoshard.cli import CommandError
 
     url = _adminURL(config, action)
     try:
@@ -129,7 +128,6 @@ def _summary(release, out):
 
 
 async def _publish(reactor, args, config, cfg, out):
-    from mmoshard.cli import CommandError
     from mmoshard.version.releases import ReleaseDataError, loadReleaseDir
     from mmoshard.version.service import signingKeyFor
     from mmoshard.version.signing import ENV_KEY, SigningKeyError, keyId
@@ -176,7 +174,6 @@ async def _publish(reactor, args, config, cfg, out):
 
 
 async def _rollback(reactor, args, config, out):
-    from mmoshard.cli import CommandError
     from mmoshard.version.store import NoEarlierRevision, ReleaseStore
 
     if not config.volatile.shared:
@@ -253,7 +250,6 @@ async def _statusViaAdmin(reactor, args, config, out):
 
 
 def _pubkey(config, cfg, out):
-    from mmoshard.cli import CommandError
     from mmoshard.version.service import signingKeyFor
     from mmoshard.version.signing import SigningKeyError, keyId, publicKeyBytes, publicKeyPEM
 

@@ -7,7 +7,8 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.auth.cli import parseDuration, parseWhen, run
 from mmoshard.auth.test.harness import TOKEN_KEY, AuthHarness
-from mmoshard.cli import CommandError, makeParser
+from mmoshard.cli import makeParser
+from mmoshard.command import CommandError
 from mmoshard.testing import writeConfig
 from mmoshard.tokens import InvalidToken
 
