@@ -37,7 +37,8 @@ class ConfigTests(TestCase):
         self.assertEqual(c.roleConfig("alpha"), {"limit": 5, "greeting": "hi"})
         self.assertEqual(c.session.max_frame, 65536)
 
-    def test_role_and_shard_overrides(self):
+    def test_role_and_node_overrides(self):
+        """The --roles and --node-id flags override the config file's [node] roles and id."""
         c = parseConfig(
             {"node": {"roles": ["alpha", "beta"], "id": "file-id"}},
             PLUGINS,
@@ -72,6 +73,7 @@ class ConfigTests(TestCase):
         self.assertIn("unknown section", problems["nonsense"])
 
     def test_gc_threshold(self):
+        """[node] gc_threshold defaults to (50000, 20, 20) and must be three integers."""
         self.assertEqual(parseConfig({}, PLUGINS, env={}).node.gc_threshold, (50000, 20, 20))
         problems = self.problems({"node": {"gc_threshold": [700, 10]}})
         self.assertIn("three integers", problems["node.gc_threshold"])
@@ -79,11 +81,13 @@ class ConfigTests(TestCase):
         self.assertIn("a list of integers", problems["node.gc_threshold"])
 
     def test_unknown_role_names_available(self):
+        """An unknown role name is reported with the roles that are available."""
         problems = self.problems({}, roles=["alpha", "gamma"])
         self.assertIn("gamma", problems["node.roles"])
         self.assertIn("available: alpha, beta", problems["node.roles"])
 
     def test_bad_urls(self):
+        """An unsupported SQL URL and a Redis URL without a host are each reported at their key."""
         problems = self.problems(
             {"sql": {"url": "postgres://x/y"}, "volatile": {"url": "redis://"}}
         )
@@ -91,14 +95,17 @@ class ConfigTests(TestCase):
         self.assertIn("redis URL must be", problems["volatile.url"])
 
     def test_admin_must_be_loopback(self):
+        """An admin listener not bound to loopback is refused."""
         problems = self.problems({"listen": {"admin": "tcp:9100"}})
         self.assertIn("loopback", problems["listen.admin"])
 
     def test_shared_store_needs_token_key(self):
+        """A shared (Redis) volatile store without a token key is refused, naming MMOSHARD_TOKEN_KEY."""
         problems = self.problems({"volatile": {"url": "redis://127.0.0.1:6379/0"}})
         self.assertIn("MMOSHARD_TOKEN_KEY", problems["secrets.token_key"])
 
     def test_secrets_from_environment(self):
+        """The token key and the SQL and Redis passwords come from the environment, quoted into the URLs."""
         c = parseConfig(
             {
                 "volatile": {"url": "redis://127.0.0.1:6379/0"},
@@ -117,6 +124,7 @@ class ConfigTests(TestCase):
         self.assertNotIn("k" * 32, repr(c))
 
     def test_file_errors(self):
+        """A missing config file and invalid TOML are reported as configuration errors."""
         path = self.mktemp()
         with self.assertRaises(ConfigError) as cm:
             loadConfig(path, plugins=PLUGINS, env={})

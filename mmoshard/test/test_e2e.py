@@ -109,6 +109,7 @@ class TwistdTests(TestCase):
         self.assertIn(b"mmoshard migrate", proc.output)
 
     async def test_unknown_role_stops_before_listening(self):
+        """twistd with an unknown role exits 1, naming it and the available roles."""
         proc = self.spawn({"node": {"var_dir": os.path.abspath(self.mktemp())}}, ["--roles", "nosuchrole"])
         code = await proc.ended
         self.assertEqual(code, 1)

@@ -213,6 +213,7 @@ class DirectoryTests(TestCase):
         return d
 
     async def test_entries_listed_and_expire(self):
+        """Directory entries are listed with endpoints, info and load (least loaded first per role) and drop out when their heartbeat stops."""
         a = self.directory("a", ["chat"], load=10)
         b = self.directory("b", ["chat", "world"], load=2)
         a.start()
@@ -237,6 +238,7 @@ class DirectoryTests(TestCase):
         self.assertEqual(await b.list(), [])
 
     async def test_graceful_stop_removes_entry_at_once(self):
+        """A node that stops gracefully leaves the directory at once, not when its TTL runs out."""
         a = self.directory("a", ["auth"])
         a.start()
         await a.stop()

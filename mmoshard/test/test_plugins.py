@@ -57,10 +57,12 @@ class DiscoveryTests(TestCase):
         self.addCleanup(sys.modules.pop, "mmoshard.plugins.thirdparty_greeter", None)
 
     def test_twistd_plugin_found(self):
+        """twistd finds the mmoshard service maker."""
         names = [p.tapname for p in getPlugins(IServiceMaker)]
         self.assertIn("mmoshard", names)
 
     def test_installed_roles_are_roles(self):
+        """Every installed role plugin provides IRole."""
         for role in discoverRoles():
             verifyObject(IRole, role)
 
@@ -79,6 +81,7 @@ class DiscoveryTests(TestCase):
         self.assertEqual(config.roleConfig("greeter"), {"word": "hello"})
 
     def test_unknown_role_stops_options(self):
+        """twistd's options refuse an unknown role, naming the available ones."""
         options = Options()
         with self.assertRaises(usage.UsageError) as cm:
             options.parseOptions(["--roles", "nosuchrole"])
@@ -96,6 +99,7 @@ class DiscoveryTests(TestCase):
         self.assertIn("no installed role provides it", message)
 
     def test_bad_config_file_stops_options(self):
+        """twistd's options refuse a bad config file, reporting every bad key at once."""
         path = self.mktemp()
         with open(path, "w") as f:
             f.write('[listen]\nhttp = "nope:1"\n[sql]\npool_min = "x"\n')

@@ -24,9 +24,11 @@ class StoreZoneChannelsTests(TestCase):
         return self.successResultOf(self.store.get(zoneKey(cid)))
 
     def test_interface(self):
+        """StoreZoneChannels provides IZoneChannels."""
         verifyObject(IZoneChannels, self.zones)
 
     def test_join_sets_key_with_ttl_and_publishes(self):
+        """Joining a zone records it with a TTL and announces the change."""
         self.assertIsNone(self.successResultOf(self.zones.joinZone(7, "greenvale")))
         self.assertEqual(self.zone(7), b"greenvale")
         self.clock.advance(0)
@@ -37,6 +39,7 @@ class StoreZoneChannelsTests(TestCase):
         self.assertIsNone(self.zone(7))
 
     def test_leave_deletes_only_the_current_zone(self):
+        """Leaving a zone forgets it only when it is the character's current zone, and announces only that."""
         self.successResultOf(self.zones.joinZone(7, "ashfall"))
         self.clock.advance(0)
         # Leaving a zone the character already left (it entered another) keeps
@@ -55,11 +58,13 @@ class StoreZoneChannelsTests(TestCase):
         self.assertEqual(len(self.changes), 2)
 
     def test_shared_key_name(self):
+        """The zone key is the one chat's ChatStore reads."""
         from mmoshard.chat.store import ChatStore
 
         self.assertEqual(zoneKey(42), "chat:zone:42")
         self.assertEqual(ChatStore.zoneKey(42), zoneKey(42))
 
     def test_malformed_change(self):
+        """A malformed zone-change payload is refused with ValueError."""
         for payload in (b"\xc1", b"\x80", b"\x81\xa3cid\xa1x"):
             self.assertRaises(ValueError, decodeChange, payload)
