@@ -460,7 +460,7 @@ class IZoneChannels(Interface):
 
 
 class IParties(Interface):
-    """Read access to chat's parties, for matchmaking and world."""
+    """Read access to chat's parties, for other roles (world today)."""
 
     def partyOf(characterId):
         """

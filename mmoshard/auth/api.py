@@ -31,7 +31,7 @@ qwertyuiop qwerty123 1q2w3e4r5t iloveyou123 letmein123 welcome123 admin12345
 abc1234567 football123 monkey1234 dragon1234 sunshine12 princess12 trustno1234
 """.split())
 
-DIRECTORY_ROLES = ("chat", "world", "matchmaking", "version")
+DIRECTORY_ROLES = ("chat", "world", "version")
 # How many refresh tokens issued by refreshes here are remembered until they
 # come back (L{AuthAPI.refresh}); some 4 MB.
 ISSUED_REMEMBERED = 16384

@@ -5,6 +5,6 @@ from twisted.application.service import ServiceMaker
 mmoshard = ServiceMaker(
     "mmoshard",
     "mmoshard.tap",
-    "MMORPG server: auth, version, matchmaking, world and chat roles",
+    "MMORPG server: auth, version, world and chat roles",
     "mmoshard",
 )
