@@ -1,29 +1,39 @@
-"""Access tokens: HS256 JWTs any process can verify, checked against revocations mirrored in memory from the volatile store."""
+"""Tokens: one HMAC-SHA256 signer for every token, the HS256 JWT access tokens and refresh tokens made and checked with it, and the verifier every process checks access tokens with."""
 
 import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
-import time
+from json.encoder import encode_basestring_ascii
 
 import attrs
-import jwt
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.interfaces import ITokenVerifier
+from mmoshard.revocations import (
+    REVOCATION_CHANNEL,
+    REVOCATION_SEQ,
+    REVOKED_ACCOUNTS,
+    REVOKED_SIDS,
+    SNAPSHOT,
+    readAnnouncement,
+    readSnapshot,
+)
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.store.follow import Follower
-from mmoshard.store.volatile import Script
 
 ALGORITHM = "HS256"
-# The configured secret is stretched into a fixed 32-byte HMAC key so a short
-# (16-character) config value still meets RFC 7518's key length for HS256,
-# and so the same secret used elsewhere never signs tokens directly.
-_KEY_LABEL = b"mmoshard access token v1"
 MAX_TOKEN_LENGTH = 4096
+# The configured secret is stretched into one fixed 32-byte HMAC key per kind
+# of token: a short (16-character) config value still meets RFC 7518's key
+# length for HS256, the same secret used elsewhere never signs tokens
+# directly, and neither kind's signature is ever valid as the other's.
+_ACCESS_LABEL = b"mmoshard access token v1"
+_REFRESH_LABEL = b"mmoshard refresh token v1"
 
 
 class InvalidToken(Exception):
@@ -49,11 +59,20 @@ class Claims:
         return flag in self.flags
 
 
-def signingKey(key):
-    """@return: the 32-byte HMAC key derived from the configured secret."""
-    if isinstance(key, str):
-        key = key.encode("utf-8")
-    return hmac.new(key, _KEY_LABEL, hashlib.sha256).digest()
+def _deriveKey(secret, label):
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    return hmac.new(secret, label, hashlib.sha256).digest()
+
+
+def signingKey(secret):
+    """@return: the 32-byte access-token (JWT) HMAC key derived from the configured secret."""
+    return _deriveKey(secret, _ACCESS_LABEL)
+
+
+def refreshKey(secret):
+    """@return: the 32-byte refresh-token HMAC key derived from the configured secret."""
+    return _deriveKey(secret, _REFRESH_LABEL)
 
 
 def newLoginId():
@@ -61,323 +80,230 @@ def newLoginId():
     return secrets.token_urlsafe(16)
 
 
-def issueAccessToken(key, accountId, sid, ttl, now, flags=(), username=None):
-    """
-    Sign an access token for C{accountId} (a standard HS256 JWT, made by pyjwt).
-
-    @param key: the shared secret (C{config.secrets.token_key}).
-    @param sid: the login id; L{revokeLogin} with it revokes the token.
-    @param ttl: lifetime in seconds from C{now}.
-    @param now: the current time (seconds since the epoch, from the clock).
-    @return: the token (str).
-    """
-    payload = {
-        "sub": str(int(accountId)),
-        "sid": str(sid),
-        "iat": float(now),
-        "exp": float(now) + float(ttl),
-        "flags": sorted(flags),
-    }
-    if username is not None:
-        payload["name"] = username
-    return jwt.encode(payload, signingKey(key), algorithm=ALGORITHM)
-
-
-# -- verifying: a lean HS256 check ---------------------------------------------
-#
-# pyjwt's decode costs ~45 us a call (option merging, warnings, generic
-# algorithm lookup); this check does the same for our one algorithm in a few
-# microseconds and accepts exactly what pyjwt's decode with our options
-# accepts among well-formed tokens (a test compares both).  The signature is
-# compared in constant time as its base64url text, which also refuses every
-# other spelling of the same bytes.
-
 # base64url through binascii directly: what base64.urlsafe_b64decode and
 # urlsafe_b64encode do, without their argument checks on every token.
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_a2b = binascii.a2b_base64
-_b2a = binascii.b2a_base64
-# Header segments already seen to say {"alg": "HS256"} and nothing we refuse.
-_goodHeaders = set()
-_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
-
-
-def _unb64(segment):
-    return _a2b((segment + "=" * (-len(segment) % 4)).encode("ascii").translate(_FROM_URLSAFE))
 
 
 def b64url(data):
     """@return: the unpadded base64url (bytes) of C{data}, as JWT segments spell it."""
-    return _b2a(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
 
 
-try:
-    # CPython's own SHA-256 (_sha2 from 3.12): for messages of a block or
-    # two its copies and digests cost less than OpenSSL's EVP contexts
-    # (measured: 9.5k against 11.8k instructions for a refresh token's MAC);
-    # OpenSSL's is faster per block, for longer messages.
-    from _sha2 import sha256 as _shortSHA256
-except ImportError:  # pragma: no cover - depends on the Python version
-    try:
-        from _sha256 import sha256 as _shortSHA256
-    except ImportError:
-        _shortSHA256 = hashlib.sha256
+def unb64url(segment):
+    """@return: the bytes of the (unpadded) base64url str C{segment}; @raise binascii.Error: when not."""
+    return binascii.a2b_base64((segment + "=" * (-len(segment) % 4)).encode("ascii").translate(_FROM_URLSAFE))
 
 
-class HMACSHA256:
+class Signer:
     """
-    HMAC-SHA256 (RFC 2104) under one key, with the hash states of the padded
-    key computed once: hmac.new redoes them, and more, for every token.
-    Call it (or L{digest}) with a message for the 32-byte MAC.
-
-    @param short: messages are short (a block or two): use the SHA-256
-        implementation cheapest for those.
+    The one signer of every token: C{"<signed>.<base64url HMAC-SHA256 of
+    signed>"}, as both JWTs (signed: header.payload) and refresh tokens
+    (signed: sid.gen) end.  The standard library's C{hmac} with the key's
+    padded states prepared once (L{hmac.HMAC.copy}).
     """
 
-    def __init__(self, key, short=False):
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        block = key.ljust(64, b"\0")
-        sha256 = _shortSHA256 if short else hashlib.sha256
-        self._inner = sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = sha256(bytes(b ^ 0x5C for b in block))
+    def __init__(self, key):
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
-    def digest(self, message):
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+    def sign(self, signed):
+        """@return: the unpadded base64url (bytes) of the MAC of C{signed} (bytes)."""
+        mac = self._keyed.copy()
+        mac.update(signed)
+        return b64url(mac.digest())
 
-    __call__ = digest
+    def seal(self, signed):
+        """@return: the token (str) C{signed} (bytes) with its signature."""
+        return (signed + b"." + self.sign(signed)).decode("ascii")
 
-
-def _checkHeader(segment):
-    if segment in _goodHeaders:
-        return
-    try:
-        header = json.loads(_unb64(segment))
-    except (ValueError, binascii.Error):
-        raise InvalidToken("malformed")
-    # "crit" and "b64" change how the token must be read; we use neither.
-    if (
-        not isinstance(header, dict)
-        or header.get("alg") != ALGORITHM
-        or not _HEADER_KEYS.issuperset(header)
-    ):
-        raise InvalidToken("malformed")
-    if len(_goodHeaders) < 16:
-        _goodHeaders.add(segment)
+    def check(self, signed, signature):
+        """
+        @param signature: the presented signature (ASCII str).
+        @return: whether it is the signature of C{signed}, compared in
+            constant time as base64url text, which also refuses every other
+            spelling of the same bytes.
+        """
+        return hmac.compare_digest(self.sign(signed), signature.encode("ascii"))
 
 
-def _decode(mac, token, now):
-    if type(token) is not str:
-        if isinstance(token, bytes):
-            try:
-                token = token.decode("ascii")
-            except UnicodeDecodeError:
-                raise InvalidToken("malformed")
-        elif not isinstance(token, str):
-            raise InvalidToken("malformed")
-    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-        raise InvalidToken("malformed")
-    head, dot, rest = token.partition(".")
-    payloadSeg, dot2, sigSeg = rest.partition(".")
-    if not (dot and dot2 and head and payloadSeg) or "." in sigSeg:
-        raise InvalidToken("malformed")
-    _checkHeader(head)
-    signed = token[: len(head) + 1 + len(payloadSeg)].encode("ascii")
-    expected = b64url(mac.digest(signed))
-    if not hmac.compare_digest(expected, sigSeg.encode("ascii")):
-        raise InvalidToken("bad signature")
-    try:
-        payload = json.loads(_unb64(payloadSeg))
-        claims = Claims(
-            account_id=int(payload["sub"]),
-            sid=str(payload["sid"]),
-            exp=float(payload["exp"]),
-            iat=float(payload["iat"]),
-            flags=frozenset(str(f) for f in payload.get("flags", ())),
-            username=payload.get("name"),
-        )
-    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
-        raise InvalidToken("malformed")
-    # Expiry against our clock, so tests can use a Clock; NaN never passes.
-    if not claims.exp > now:
-        raise InvalidToken("expired")
-    return claims
-
-
-def decode(key, token, now):
-    """
-    Check the signature and expiry of C{token} (no revocation check).
-
-    @return: the L{Claims}.
-    @raise InvalidToken: when malformed, forged or expired.
-    """
-    return _decode(HMACSHA256(signingKey(key)), token, now)
-
-
-# -- revocations in the volatile store ----------------------------------------
+# -- access tokens: HS256 JWTs --------------------------------------------------
 #
-# Two sorted sets, both scored by the time after which an entry is useless
-# (no token it could refuse is still unexpired), so they are pruned by score:
-#   revocations:sids      member: login id              (logout, refresh reuse, password change)
-#   revocations:accounts  member: "<account>:<before>"  (ban: tokens with iat <= before)
-# and a counter bumped by every revocation.  Each revocation is published on
-# the "revocations" channel as b"<counter> <json>", in the same script, so
-# subscribers see the counter rise by one per message and know they missed
-# something when it jumps.
+# Written out here rather than by pyjwt (whose encode and decode cost ~30 and
+# ~45 us a call: option handling, key preparation, a generic algorithm lookup):
+# the header and claim set are ours, always the same shape.  The payload is
+# spelled as json.dumps spells it (strings escaped by json's own ASCII escaper,
+# floats as repr), so the token is byte for byte what jwt.encode makes, and
+# the check takes exactly what jwt.decode takes among well-formed tokens with
+# our claims (tests compare both with pyjwt).
 
-REVOKED_SIDS = "revocations:sids"
-REVOKED_ACCOUNTS = "revocations:accounts"
-REVOCATION_SEQ = "revocations:seq"
-REVOCATION_CHANNEL = "revocations"
-
-
-def _revokePython(view, keys, args):
-    sidsKey, accountsKey, seqKey, channel = keys
-    now = float(args[0])
-    i = 2
-    for key in (sidsKey, accountsKey):
-        count = int(args[i])
-        i += 1
-        for _ in range(count):
-            member, score = args[i].decode("utf-8"), float(args[i + 1])
-            i += 2
-            old = view.zscore(key, member)
-            if old is None or old < score:
-                view.zadd(key, {member: score})
-        gone = view.zrangebyscore(key, float("-inf"), "(" + repr(now))
-        if gone:
-            view.zrem(key, *gone)
-    seq = view.incr(seqKey)
-    view.publish(channel, b"%d " % seq + args[1])
-    return seq
+_HEADER = b64url(json.dumps({"alg": ALGORITHM, "typ": "JWT"}, separators=(",", ":")).encode()) + b"."
+_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+# A str as json.dumps writes it (ASCII, escaped).
+jsonString = encode_basestring_ascii
 
 
-REVOKE = Script(
-    name="tokens_revoke",
-    lua="""
-local i = 3
-for k = 1, 2 do
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, n do
-    local old = redis.call('ZSCORE', KEYS[k], ARGV[i])
-    if (not old) or tonumber(old) < tonumber(ARGV[i + 1]) then
-      redis.call('ZADD', KEYS[k], ARGV[i + 1], ARGV[i])
-    end
-    i = i + 2
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. ARGV[1])
-end
-local seq = redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', KEYS[4], seq .. ' ' .. ARGV[2])
-return seq
-""",
-    python=_revokePython,
-)
+def jsonNumber(x):
+    """@return: the float C{x} as json.dumps writes it."""
+    # json writes the non-finite floats its own way (Infinity, NaN); x - x
+    # is 0 for every finite float and NaN for the others.
+    return repr(x) if x - x == 0 else _dumps(x)
 
 
-def _snapshotPython(view, keys, args):
-    seqKey, sidsKey, accountsKey = keys
-    seq = view.get(seqKey) or b"0"
-    if seq == args[0]:
-        return [seq]
-    since = float(args[1])
-    out = [seq]
-    for key in (sidsKey, accountsKey):
-        flat = []
-        for member, score in view.zrangebyscore(key, since, float("inf"), withscores=True):
-            flat += [member, repr(score)]
-        out.append(flat)
-    return out
+class AccessTokens:
+    """The access tokens (HS256 JWTs) of one configured secret: the one encoder and the one check."""
+
+    def __init__(self, secret):
+        self._signer = Signer(signingKey(secret))
+        # The last (now, ttl) given, as the objects given, and their claims'
+        # spellings: a float's repr costs as much as a third of the rest of
+        # a token, and the refreshes of one store round trip share one now.
+        self._times = (None, None, "", "")
+        # Header segments already seen to say {"alg": "HS256"} and nothing we refuse.
+        self._goodHeaders = {_HEADER[:-1].decode()}
+
+    def times(self, now, ttl):
+        """@return: the C{iat} and C{exp} claims (JSON text) of a token issued at C{now} for C{ttl} s."""
+        last = self._times
+        # Identity, not equality: 0.0 == -0.0, but they are spelled apart.
+        if now is last[0] and ttl is last[1]:
+            return last[2], last[3]
+        at = float(now)
+        iat, exp = jsonNumber(at), jsonNumber(at + float(ttl))
+        self._times = (now, ttl, iat, exp)
+        return iat, exp
+
+    def issue(self, accountId, sid, ttl, now, flags=(), username=None):
+        """
+        Sign an access token for C{accountId}.
+
+        @param sid: the login id; revoking it revokes the token.
+        @param ttl: lifetime in seconds from C{now}.
+        @param now: the current time (seconds since the epoch, from the clock).
+        @return: the token (str).
+        """
+        iat, exp = self.times(now, ttl)
+        return self.issueAt(accountId, jsonString(str(sid)), iat, exp, flags,
+                            None if username is None else jsonString(username))
+
+    def issueAt(self, accountId, sidJSON, iat, exp, flags=(), usernameJSON=None):
+        """
+        @return: the token (str), given its claims C{sid}, C{iat}, C{exp}
+            and C{name} as JSON spells them (L{jsonString}, L{times}): a
+            token answer spells sid and name too.
+        """
+        payload = '{"sub":"%d","sid":%s,"iat":%s,"exp":%s,"flags":[%s]%s}' % (
+            int(accountId), sidJSON, iat, exp,
+            ",".join([jsonString(f) for f in sorted(flags)]) if flags else "",
+            "" if usernameJSON is None else ',"name":' + usernameJSON,
+        )
+        return self._signer.seal(_HEADER + b64url(payload.encode()))
+
+    def decode(self, token, now):
+        """
+        Check the signature and expiry of C{token} (no revocation check).
+
+        @return: the L{Claims}.
+        @raise InvalidToken: when malformed, forged or expired.
+        """
+        if type(token) is not str:
+            if isinstance(token, bytes):
+                try:
+                    token = token.decode("ascii")
+                except UnicodeDecodeError:
+                    raise InvalidToken("malformed")
+            elif not isinstance(token, str):
+                raise InvalidToken("malformed")
+        if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+            raise InvalidToken("malformed")
+        head, dot, rest = token.partition(".")
+        payloadSeg, dot2, sigSeg = rest.partition(".")
+        if not (dot and dot2 and head and payloadSeg) or "." in sigSeg:
+            raise InvalidToken("malformed")
+        self._checkHeader(head)
+        if not self._signer.check(token[: len(head) + 1 + len(payloadSeg)].encode("ascii"), sigSeg):
+            raise InvalidToken("bad signature")
+        try:
+            payload = json.loads(unb64url(payloadSeg))
+            claims = Claims(
+                account_id=int(payload["sub"]),
+                sid=str(payload["sid"]),
+                exp=float(payload["exp"]),
+                iat=float(payload["iat"]),
+                flags=frozenset(str(f) for f in payload.get("flags", ())),
+                username=payload.get("name"),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
+            raise InvalidToken("malformed")
+        # Expiry against our clock, so tests can use a Clock; NaN never passes.
+        if not claims.exp > now:
+            raise InvalidToken("expired")
+        return claims
+
+    def _checkHeader(self, segment):
+        if segment in self._goodHeaders:
+            return
+        try:
+            header = json.loads(unb64url(segment))
+        except (ValueError, binascii.Error):
+            raise InvalidToken("malformed")
+        # "crit" and "b64" change how the token must be read; we use neither.
+        if (
+            not isinstance(header, dict)
+            or header.get("alg") != ALGORITHM
+            or not _HEADER_KEYS.issuperset(header)
+        ):
+            raise InvalidToken("malformed")
+        if len(self._goodHeaders) < 16:
+            self._goodHeaders.add(segment)
 
 
-# Read-only: the counter, and the unexpired entries unless the counter says
-# the caller has them all already.
-SNAPSHOT = Script(
-    name="tokens_snapshot",
-    lua="""
-local seq = redis.call('GET', KEYS[1])
-if not seq then seq = '0' end
-if seq == ARGV[1] then return {seq} end
-return {seq,
-  redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf', 'WITHSCORES'),
-  redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[2], '+inf', 'WITHSCORES')}
-""",
-    python=_snapshotPython,
-)
+def issueAccessToken(secret, accountId, sid, ttl, now, flags=(), username=None):
+    """Sign one access token with the configured C{secret}; see L{AccessTokens.issue}."""
+    return AccessTokens(secret).issue(accountId, sid, ttl, now, flags, username)
 
 
-def _revoke(volatile, now, sids, accounts, info):
-    args = [float(now), json.dumps(info, separators=(",", ":"), sort_keys=True)]
-    args.append(len(sids))
-    for sid, expiry in sids.items():
-        args += [sid, float(expiry)]
-    args.append(len(accounts))
-    for accountId, (before, expiry) in accounts.items():
-        args += [f"{accountId}:{before!r}", float(expiry)]
-    return volatile.evalScript(
-        REVOKE, [REVOKED_SIDS, REVOKED_ACCOUNTS, REVOCATION_SEQ, REVOCATION_CHANNEL], args
-    )
+def decode(secret, token, now):
+    """Check one access token with the configured C{secret}; see L{AccessTokens.decode}."""
+    return AccessTokens(secret).decode(token, now)
 
 
-def revokeLogins(volatile, sids, ttl, now=None, accountId=None, reason=None):
-    """
-    Revoke every token of the logins C{sids} in one atomic store call, and
-    announce it to every process.
-
-    @param ttl: the remaining life of the logins' longest-lived token; the
-        marks are useless after that.
-    @param now: the current time (default: the wall clock).
-    @param accountId: the logins' account, for the announcement and logs.
-    @param reason: why (C{"logout"}, C{"refresh_reuse"}, C{"password_change"}).
-    @return: a Deferred firing with the revocation counter.
-    """
-    now = time.time() if now is None else float(now)
-    expiry = now + max(float(ttl), 1.0)
-    marks = {str(sid): expiry for sid in sids}
-    info = {"sids": marks, "accounts": {}, "reason": reason}
-    if accountId is not None:
-        info["account_id"] = int(accountId)
-    return _revoke(volatile, now, marks, {}, info)
+# -- refresh tokens: "{sid}.{gen}.{secret}" ---------------------------------------
+#
+# What a presented token must look like before any HMAC is computed: a
+# base64url login id of at most 32 characters, a generation in canonical
+# decimal (so each (sid, gen) has exactly one spelling) of at most 15
+# digits, and the 43 characters of an unpadded base64url SHA-256 MAC.
+_REFRESH = re.compile(r"([A-Za-z0-9_-]{1,32})\.(0|[1-9][0-9]{0,14})\.([A-Za-z0-9_-]{43})")
 
 
-def revokeLogin(volatile, sid, ttl, now=None, accountId=None, reason=None):
-    """Revoke every token of login C{sid} (logout); see L{revokeLogins}."""
-    return revokeLogins(volatile, [sid], ttl, now, accountId, reason)
+class RefreshTokens:
+    """The refresh tokens of one configured secret: generation C{gen} of login C{sid} is C{"{sid}.{gen}.{MAC of sid.gen}"}."""
 
+    def __init__(self, secret):
+        self._signer = Signer(refreshKey(secret))
 
-def revokeAccount(volatile, accountId, now, ttl, reason=None):
-    """
-    Revoke every token of C{accountId} issued at or before C{now} (ban), and
-    announce it to every process.
+    def issue(self, sid, gen):
+        """@return: the refresh token of generation C{gen} of login C{sid}."""
+        return self._signer.seal(f"{sid}.{int(gen)}".encode("ascii"))
 
-    @param ttl: the longest access token lifetime.
-    @return: a Deferred firing with the revocation counter.
-    """
-    now = float(now)
-    expiry = now + max(float(ttl), 1.0)
-    accounts = {int(accountId): (now, expiry)}
-    info = {
-        "sids": {},
-        "accounts": {str(int(accountId)): [now, expiry]},
-        "reason": reason,
-        "account_id": int(accountId),
-    }
-    return _revoke(volatile, now, {}, accounts, info)
+    def parse(self, token):
+        """
+        Check a presented refresh token's form and secret (pure CPU, constant
+        time in the secret).
 
-
-def _pairs(flat):
-    it = iter(flat)
-    return [(_text(member), float(score)) for member, score in zip(it, it)]
-
-
-def _text(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        @return: (sid, gen) when the secret is the one this key makes for that
+            sid and generation, else None.  Only this key's holder can make a
+            token that passes, so a failure here proves nothing about the
+            login and must never revoke it.
+        """
+        match = _REFRESH.fullmatch(token) if type(token) is str else None
+        # The pattern admits one spelling of each (sid, gen), so the signed
+        # "{sid}.{gen}" is the token less its "." and 43-character secret.
+        if match is None or not self._signer.check(token[:-44].encode("ascii"), match[3]):
+            return None
+        return match[1], int(match[2])
 
 
 # -- the verifier --------------------------------------------------------------
@@ -422,7 +348,7 @@ class TokenVerifier:
     log = Logger()
 
     def __init__(self, key, volatile, clock, interval=2.0, staleAfter=30.0, cacheSize=4096):
-        self._mac = HMACSHA256(signingKey(key))
+        self.accessTokens = AccessTokens(key)
         self.cacheSize = cacheSize
         # token string -> Claims, for tokens whose signature checked out
         self._verified = {}
@@ -451,7 +377,7 @@ class TokenVerifier:
         claims = cache.get(token) if type(token) is str else None
         if claims is None:
             try:
-                claims = _decode(self._mac, token, now)
+                claims = self.accessTokens.decode(token, now)
             except InvalidToken:
                 return fail()
             if type(token) is str and self.cacheSize > 0:
@@ -580,15 +506,7 @@ class TokenVerifier:
             SNAPSHOT, [REVOCATION_SEQ, REVOKED_SIDS, REVOKED_ACCOUNTS], [known, now]
         )
         try:
-            seq = int(result[0])
-            if len(result) > 1:
-                sids = _pairs(result[1])
-                accounts = []
-                for member, expiry in _pairs(result[2]):
-                    accountId, _, before = member.partition(":")
-                    accounts.append((int(accountId), float(before), expiry))
-            else:
-                sids = accounts = ()
+            seq, sids, accounts = readSnapshot(result)
         except (ValueError, TypeError, IndexError) as e:
             raise VolatileUnavailable(f"unreadable token revocations in the store: {e}")
         newSids, newAccounts = self._merge(sids, accounts, now)
@@ -600,17 +518,7 @@ class TokenVerifier:
     def _received(self, channel, message):
         now = self.clock.seconds()
         try:
-            head, _, body = message.partition(b" ")
-            seq = int(head)
-            data = json.loads(body)
-            sids = [(str(s), float(e)) for s, e in data.get("sids", {}).items()]
-            accounts = [
-                (int(a), float(mark[0]), float(mark[1]))
-                for a, mark in data.get("accounts", {}).items()
-            ]
-            reason = data.get("reason")
-            if reason is not None and not isinstance(reason, str):
-                reason = None
+            seq, sids, accounts, reason = readAnnouncement(message)
         except (ValueError, TypeError, IndexError, AttributeError):
             self.log.warn("unreadable revocation on {channel}; reading them all", channel=channel)
             self._resyncSoon()

@@ -8,12 +8,6 @@ from twisted.logger import Logger
 from mmoshard import __version__
 from mmoshard.auth import store
 from mmoshard.auth.errors import error, retryAfter
-from mmoshard.auth.issue import (
-    issueRefreshToken,
-    jsonNumber,
-    jsonString,
-    parseRefreshToken,
-)
 from mmoshard.auth.logins import endLoginRecords
 from mmoshard.auth.passwords import HasherBusy
 from mmoshard.auth.routes import Route, openapiDocument
@@ -22,7 +16,7 @@ from mmoshard.auth.store import RefreshResult
 from mmoshard.store.errors import IntegrityError
 from mmoshard.web.json import HTTPError
 from mmoshard.auth.revocation import endLogins
-from mmoshard.tokens import InvalidToken, newLoginId
+from mmoshard.tokens import InvalidToken, jsonNumber, jsonString, newLoginId
 
 # Refused whatever the length policy: the top of every breached-password list.
 COMMON_PASSWORDS = frozenset("""
@@ -345,7 +339,7 @@ class AuthAPI:
         usernameJSON, sidJSON = jsonString(username), jsonString(sid)
         access = issuer.issueAt(accountId, sidJSON, iat, exp, flags, usernameJSON)
         if refreshToken is None:
-            refreshToken = issueRefreshToken(svc.refreshMAC, sid, gen)
+            refreshToken = svc.refreshTokens.issue(sid, gen)
         return (_TOKENS_JSON % (
             int(accountId), usernameJSON, sidJSON, access,
             self._accessTTL, refreshToken, self._refreshTTL, iat,
@@ -360,7 +354,7 @@ class AuthAPI:
         token = call.body["refresh_token"]
         parsed = self._issued.pop(token, None)
         if parsed is None:
-            parsed = parseRefreshToken(svc.refreshMAC, token)
+            parsed = svc.refreshTokens.parse(token)
             if parsed is None:
                 # Not made with our key: says nothing about any login.
                 svc.refreshOutcome("invalid")
@@ -374,7 +368,7 @@ class AuthAPI:
         svc = self.service
         svc.refreshOutcome("ok")
         gen += 1
-        refreshToken = issueRefreshToken(svc.refreshMAC, sid, gen)
+        refreshToken = svc.refreshTokens.issue(sid, gen)
         # sid came from a token that passed, so this one's form passes too
         # while gen has its at most 15 digits.
         if gen <= _MAX_GEN:

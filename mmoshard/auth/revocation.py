@@ -1,6 +1,6 @@
 """Ending logins everywhere: revocations every process's token verifier mirrors and acts on."""
 
-from mmoshard.tokens import revokeAccount, revokeLogins
+from mmoshard.revocations import revokeAccount, revokeLogins
 
 
 async def endLogins(volatile, accountId, sids, ttl, reason, now):

@@ -9,11 +9,11 @@ from twisted.logger import Logger
 from mmoshard.auth import store
 from mmoshard.auth.admin import AdminAPI
 from mmoshard.auth.api import DIRECTORY_ROLES, AuthAPI
-from mmoshard.auth.issue import AccessTokenIssuer, refreshMAC
 from mmoshard.auth.limits import Limits
 from mmoshard.auth.logins import LoginRecords
 from mmoshard.auth.passwords import PasswordHasher
 from mmoshard.auth.routes import Router
+from mmoshard.tokens import AccessTokens, RefreshTokens
 
 LOGIN_OUTCOMES = ("ok", "failed", "locked", "banned", "rate_limited")
 REFRESH_OUTCOMES = ("ok", "invalid", "reused", "banned")
@@ -104,7 +104,7 @@ class AuthService(Service):
         self.api = AuthAPI(self)
         self.adminAPI = AdminAPI(self)
         self.limits = None
-        self.tokenKey = self.refreshMAC = self.issuer = None
+        self.tokenKey = self.refreshTokens = self.issuer = None
         self.loginRecords = None
         self._loops = []
         self._directoryCache = (None, -1.0)
@@ -123,9 +123,9 @@ class AuthService(Service):
         self.tokenKey = self.tokenKeySource()
         # Changing the token key changes this one too: every login ends, so
         # nothing remembered under the old key may be taken unchecked.
-        self.refreshMAC = refreshMAC(self.tokenKey)
+        self.refreshTokens = RefreshTokens(self.tokenKey)
         self.api.forgetIssued()
-        self.issuer = AccessTokenIssuer(self.tokenKey)
+        self.issuer = AccessTokens(self.tokenKey)
         self.limits = Limits(self.volatile, self.config)
         self.loginRecords = LoginRecords(self.volatile, self.sql, self.clock,
                                    self.config.refresh_ttl, self.config.refresh_flush)

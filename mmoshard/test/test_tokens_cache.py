@@ -3,10 +3,10 @@
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from mmoshard import tokens
+from mmoshard.revocations import revokeAccount, revokeLogin
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.store.volatile import MemoryStore
-from mmoshard.tokens import InvalidToken, TokenVerifier, issueAccessToken, revokeAccount, revokeLogin
+from mmoshard.tokens import InvalidToken, TokenVerifier, b64url, issueAccessToken, unb64url
 
 KEY = "cache-test-key-0123456789abcdef"
 
@@ -18,16 +18,17 @@ class VerifiedTokenCacheTests(TestCase):
         self.store = MemoryStore(self.clock, "test:")
         self.addCleanup(self.store.close)
         self.decoded = []
-        realDecode = tokens._decode
-
-        def countingDecode(signing, token, now):
-            self.decoded.append(token)
-            return realDecode(signing, token, now)
-
-        self.patch(tokens, "_decode", countingDecode)
 
     def started(self, **kw):
+        """@return: a started verifier whose decodes (signature checks) are listed in C{self.decoded}."""
         verifier = TokenVerifier(KEY, self.store, self.clock, **kw)
+        realDecode = verifier.accessTokens.decode
+
+        def countingDecode(token, now):
+            self.decoded.append(token)
+            return realDecode(token, now)
+
+        self.patch(verifier.accessTokens, "decode", countingDecode)
         self.successResultOf(verifier.start())
         self.addCleanup(verifier.stop)
         return verifier
@@ -41,6 +42,7 @@ class VerifiedTokenCacheTests(TestCase):
         return self.failureResultOf(verifier.verify(token)).value
 
     def test_second_verification_skips_decoding(self):
+        """Verifying the same token again gives the same claims without decoding it again."""
         verifier = self.started()
         token = self.token()
         first = self.successResultOf(verifier.verify(token))
@@ -50,6 +52,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertEqual(self.decoded, [token])
 
     def test_expired_refused_when_cached(self):
+        """A cached token is refused as expired once the clock reaches its expiry."""
         verifier = self.started()
         token = self.token(ttl=60.0)
         self.successResultOf(verifier.verify(token))
@@ -63,6 +66,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertEqual(self.refusal(verifier, token).reason, "expired")
 
     def test_revoked_login_refused_when_cached(self):
+        """A cached token of a login revoked since is refused; another login's cached token still passes."""
         verifier = self.started()
         token, other = self.token(sid="s7"), self.token(sid="s8")
         self.successResultOf(verifier.verify(token))
@@ -74,6 +78,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertEqual(sorted(self.decoded), sorted([token, other]))
 
     def test_revoked_account_refused_when_cached(self):
+        """A cached token of an account revoked since is refused."""
         verifier = self.started()
         token = self.token(accountId=9, sid="a")
         self.successResultOf(verifier.verify(token))
@@ -83,6 +88,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertEqual(self.refusal(verifier, token).reason, "revoked")
 
     def test_fails_closed_when_stale_even_when_cached(self):
+        """A cached token is refused with VolatileUnavailable once revocations are stale."""
         verifier = self.started(interval=3600.0, staleAfter=30.0)
         token = self.token(ttl=600.0)
         self.successResultOf(verifier.verify(token))
@@ -90,6 +96,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertIsInstance(self.refusal(verifier, token), VolatileUnavailable)
 
     def test_only_the_exact_token_hits(self):
+        """A token differing from a cached one in its signature is decoded afresh and refused."""
         verifier = self.started()
         token = self.token()
         self.successResultOf(verifier.verify(token))
@@ -99,6 +106,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertEqual(self.decoded, [token, forged])
 
     def test_refused_tokens_not_cached(self):
+        """A forged token is decoded (and refused) every time, never cached."""
         verifier = self.started()
         forged = issueAccessToken("another-key-0123456789", 7, "s7", 60, self.clock.seconds())
         for _ in range(2):
@@ -107,6 +115,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertEqual(verifier._verified, {})
 
     def test_bounded(self):
+        """The cache never holds more than cacheSize tokens, and tokens dropped from it still verify."""
         verifier = self.started(cacheSize=3)
         issued = [self.token(sid=f"s{i}") for i in range(10)]
         for token in issued:
@@ -119,6 +128,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertGreater(len(self.decoded), 10)
 
     def test_disabled(self):
+        """With cacheSize 0 every verification decodes and nothing is cached."""
         verifier = self.started(cacheSize=0)
         token = self.token()
         self.successResultOf(verifier.verify(token))
@@ -127,6 +137,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.assertEqual(verifier._verified, {})
 
     def test_bytes_and_odd_tokens(self):
+        """A token given as bytes verifies; None, numbers and lists are refused as malformed."""
         verifier = self.started()
         token = self.token()
         self.assertEqual(self.successResultOf(verifier.verify(token.encode())).sid, "s7")
@@ -134,23 +145,11 @@ class VerifiedTokenCacheTests(TestCase):
             self.assertEqual(self.refusal(verifier, bad).reason, "malformed")
 
 
-class LeanPrimitivesTests(TestCase):
-    """The verifier's own HMAC and base64url give what the standard library gives."""
+class Base64URLTests(TestCase):
+    """The tokens' base64url helpers give what the standard library gives."""
 
-    def test_hmac_sha256(self):
-        import hashlib
-        import hmac
-        import os
-
-        for size in (0, 1, 31, 32, 63, 64, 65, 200):
-            key = os.urandom(size)
-            mac = tokens.HMACSHA256(key)
-            for message in (b"", b"a", os.urandom(63), os.urandom(64), os.urandom(1000)):
-                self.assertEqual(mac.digest(message), hmac.new(key, message, hashlib.sha256).digest())
-            # The precomputed states are not consumed by a digest.
-            self.assertEqual(mac.digest(b"again"), hmac.new(key, b"again", hashlib.sha256).digest())
-
-    def test_base64url(self):
+    def test_decode(self):
+        """unb64url decodes (or refuses) unpadded segments as base64.urlsafe_b64decode does padded ones."""
         import base64
         import binascii
 
@@ -159,6 +158,16 @@ class LeanPrimitivesTests(TestCase):
             try:
                 expected = base64.urlsafe_b64decode(padded)
             except binascii.Error as e:
-                self.assertRaises(type(e), tokens._unb64, segment)
+                self.assertRaises(type(e), unb64url, segment)
             else:
-                self.assertEqual(tokens._unb64(segment), expected, segment)
+                self.assertEqual(unb64url(segment), expected, segment)
+
+    def test_encode(self):
+        """b64url is base64.urlsafe_b64encode without its padding, and unb64url reads it back."""
+        import base64
+        import os
+
+        for size in range(0, 70):
+            data = os.urandom(size)
+            self.assertEqual(b64url(data), base64.urlsafe_b64encode(data).rstrip(b"="))
+            self.assertEqual(unb64url(b64url(data).decode()), data)

@@ -12,19 +12,20 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.auth import store
 from mmoshard.auth.api import TOKENS
-from mmoshard.auth.issue import (
-    HMACSHA256,
-    AccessTokenIssuer,
-    issueRefreshToken,
-    parseRefreshToken,
-    refreshKey,
-    refreshMAC,
-)
 from mmoshard.auth.logins import CREATE, END, OVERLAP_BATCH, ROTATE, LoginRecords, loginKey
 from mmoshard.auth.test.harness import START, TOKEN_KEY, AuthHarness
 from mmoshard.store.volatile import MemoryStore, makeVolatileStore
 from mmoshard.testing import requireRedis
-from mmoshard.tokens import InvalidToken, decode, issueAccessToken, signingKey
+from mmoshard.tokens import (
+    AccessTokens,
+    InvalidToken,
+    RefreshTokens,
+    Signer,
+    decode,
+    issueAccessToken,
+    refreshKey,
+    signingKey,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -33,17 +34,19 @@ class IssueTests(TestCase):
     """Token formats: pure CPU, no store."""
 
     def setUp(self):
-        self.rkey = refreshMAC(TOKEN_KEY)
+        self.refreshTokens = RefreshTokens(TOKEN_KEY)
 
     def test_round_trip(self):
-        token = issueRefreshToken(self.rkey, "abc_DEF-123", 7)
+        """A refresh token is "sid.gen.secret" and parses back to its sid and generation."""
+        token = self.refreshTokens.issue("abc_DEF-123", 7)
         sid, gen, secret = token.split(".")
         self.assertEqual((sid, gen), ("abc_DEF-123", "7"))
         self.assertEqual(len(secret), 43)
-        self.assertEqual(parseRefreshToken(self.rkey, token), ("abc_DEF-123", 7))
+        self.assertEqual(self.refreshTokens.parse(token), ("abc_DEF-123", 7))
 
     def test_refused(self):
-        good = issueRefreshToken(self.rkey, "sid1", 3)
+        """Forged, re-used, non-canonical or mis-shaped refresh tokens, and another key's, are refused."""
+        good = self.refreshTokens.issue("sid1", 3)
         sid, gen, secret = good.split(".")
         forgedSecret = secret[:-1] + ("A" if secret[-1] != "A" else "B")
         for token in [
@@ -64,9 +67,9 @@ class IssueTests(TestCase):
             None,
             b"bytes",
         ]:
-            self.assertIsNone(parseRefreshToken(self.rkey, token), token)
+            self.assertIsNone(self.refreshTokens.parse(token), token)
         # Another key (a rotated token_key) refuses every token of the old one.
-        self.assertIsNone(parseRefreshToken(refreshMAC("another key 0123456789"), good))
+        self.assertIsNone(RefreshTokens("another key 0123456789").parse(good))
 
     def test_domain_separation(self):
         """The refresh key is neither the access-token key nor the configured secret."""
@@ -74,20 +77,27 @@ class IssueTests(TestCase):
         self.assertNotEqual(key, signingKey(TOKEN_KEY))
         self.assertNotEqual(key, TOKEN_KEY.encode())
         self.assertEqual(len(key), 32)
-        secret = issueRefreshToken(self.rkey, "sid1", 0).split(".")[2]
+        secret = self.refreshTokens.issue("sid1", 0).split(".")[2]
         self.assertEqual(secret, base64.urlsafe_b64encode(
             hmac.digest(key, b"sid1.0", "sha256")).rstrip(b"=").decode())
 
-    def test_hmac(self):
-        """The prepared HMAC is HMAC-SHA256 for keys of every length."""
+    def test_signer_is_hmac_sha256(self):
+        """The signer's signature is the base64url HMAC-SHA256 for keys of every length, and it checks only that."""
         for key in (b"", b"k", b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(200))):
+            signer = Signer(key)
             for message in (b"", b"sid.1", b"x" * 1000):
-                for short in (False, True):
-                    self.assertEqual(HMACSHA256(key, short)(message),
-                                     hmac.digest(key, message, "sha256"), (key, message))
+                expected = base64.urlsafe_b64encode(hmac.digest(key, message, "sha256")).rstrip(b"=")
+                self.assertEqual(signer.sign(message), expected, (key, message))
+                # The prepared key state is not consumed by a signature.
+                self.assertEqual(signer.sign(message), expected, (key, message))
+                self.assertEqual(signer.seal(message), (message + b"." + expected).decode())
+                self.assertTrue(signer.check(message, expected.decode()))
+                self.assertFalse(signer.check(message + b"x", expected.decode()))
+                self.assertFalse(signer.check(message, expected.decode() + "="))
 
     def test_access_token_same_as_pyjwt(self):
-        issuer = AccessTokenIssuer(TOKEN_KEY)
+        """Access tokens are byte for byte what pyjwt's encode makes, and pyjwt's decode takes them."""
+        issuer = AccessTokens(TOKEN_KEY)
         for args, kwargs in [
             ((7, "sid-a", 900.0, START), {}),
             ((7, "sid-a", 900.0, START + 0.125), {"username": "Alice"}),
@@ -95,11 +105,17 @@ class IssueTests(TestCase):
             ((1, 'q"\\', 1e-3, 1234567.25), {"flags": ["x"], "username": "Zoë ☃ \n"}),
             ((2, "s", float("inf"), 5), {}),
         ]:
-            lean = issuer.issue(*args, **kwargs)
-            self.assertEqual(lean, issueAccessToken(TOKEN_KEY, *args, **kwargs))
-            claims = decode(TOKEN_KEY, lean, args[3] - 1)
-            self.assertEqual((claims.account_id, claims.sid), (args[0], args[1]))
-            jwt.decode(lean, signingKey(TOKEN_KEY), algorithms=["HS256"],
+            token = issuer.issue(*args, **kwargs)
+            accountId, sid, ttl, now = args
+            payload = {"sub": str(accountId), "sid": sid, "iat": float(now),
+                       "exp": float(now) + float(ttl), "flags": sorted(kwargs.get("flags", ()))}
+            if "username" in kwargs:
+                payload["name"] = kwargs["username"]
+            self.assertEqual(token, jwt.encode(payload, signingKey(TOKEN_KEY), algorithm="HS256"))
+            self.assertEqual(token, issueAccessToken(TOKEN_KEY, *args, **kwargs))
+            claims = decode(TOKEN_KEY, token, now - 1)
+            self.assertEqual((claims.account_id, claims.sid), (accountId, sid))
+            jwt.decode(token, signingKey(TOKEN_KEY), algorithms=["HS256"],
                        options={"verify_exp": False, "verify_iat": False})
 
 
@@ -119,7 +135,7 @@ class AnswerTests(TestCase):
                  "token_type": "Bearer", "expires_in": cfg.access_ttl,
                  "refresh_expires_in": cfg.refresh_ttl, "server_time": START + 0.5})
             self.assertEqual(fields["refresh_token"],
-                             issueRefreshToken(h.service.refreshMAC, "sid-1", 3))
+                             h.service.refreshTokens.issue("sid-1", 3))
             claims = decode(TOKEN_KEY, fields["access_token"], START)
             self.assertEqual((claims.username, claims.flags), (username, frozenset(flags)))
 
@@ -330,7 +346,7 @@ class RefreshTestsMixin:
         token = first.body["refresh_token"]
         sid, gen, _ = token.split(".")
         self.assertEqual(issued.get(token), (sid, int(gen)))
-        forged = issueRefreshToken(refreshMAC("not the server's key 0123456789"), sid, int(gen))
+        forged = RefreshTokens("not the server's key 0123456789").issue(sid, int(gen))
         r = await self.refresh(h, forged)
         self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
         issued.clear()
@@ -392,10 +408,10 @@ class RefreshTestsMixin:
         h = await self.harness()
         login = await h.account()
         sid, gen, secret = login["refresh_token"].split(".")
-        forgedKey = refreshMAC("not the server's key 0123456789")
+        forged = RefreshTokens("not the server's key 0123456789")
         for token in (f"{sid}.{gen}.{'A' * 43}",
-                      issueRefreshToken(forgedKey, sid, 0),
-                      issueRefreshToken(forgedKey, sid, 1),
+                      forged.issue(sid, 0),
+                      forged.issue(sid, 1),
                       f"{sid}.1.{secret}"):
             r = await self.refresh(h, token)
             self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"), token)

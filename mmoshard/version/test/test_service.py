@@ -21,7 +21,8 @@ from mmoshard.plugins.version import version as versionRole
 from mmoshard.node import Node
 from mmoshard.web.site import SiteRoot
 from mmoshard.store.volatile import MemoryStore
-from mmoshard.tokens import Claims, InvalidToken, TokenVerifier, issueAccessToken, revokeLogin
+from mmoshard.revocations import revokeLogin
+from mmoshard.tokens import Claims, InvalidToken, TokenVerifier, issueAccessToken
 from mmoshard.version.releases import loadReleaseDir
 from mmoshard.version.signing import DEV_KEY_FILE, loadSigningKey, publicKeyPEM, loadPublicKey, verifyManifest
 from mmoshard.version.store import ReleaseStore

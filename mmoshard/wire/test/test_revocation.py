@@ -8,17 +8,15 @@ from mmoshard.interfaces import ITokenVerifier
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.store.volatile import MemoryStore, makeVolatileStore
 from mmoshard.testing import requireRedis
-from mmoshard.tokens import (
+from mmoshard.revocations import (
     REVOCATION_SEQ,
     REVOKED_ACCOUNTS,
     REVOKED_SIDS,
-    InvalidToken,
-    TokenVerifier,
-    issueAccessToken,
     revokeAccount,
     revokeLogin,
     revokeLogins,
 )
+from mmoshard.tokens import InvalidToken, TokenVerifier, issueAccessToken
 from mmoshard.wire import errors
 from mmoshard.wire.test.helpers import KEY, Server
 

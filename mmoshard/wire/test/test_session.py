@@ -7,7 +7,7 @@ from zope.interface import implementer
 
 from mmoshard.interfaces import IClientGate
 from mmoshard.store.errors import VolatileUnavailable
-from mmoshard.tokens import revokeLogin
+from mmoshard.revocations import revokeLogin
 from mmoshard.wire import errors
 from mmoshard.wire.codec import decode
 from mmoshard.wire.errors import ErrorInfo, ProtocolError

@@ -1,22 +1,22 @@
-"""Tests for mmoshard.tokens: signing, expiry and revocation."""
+"""Tests for mmoshard.tokens' access tokens: signing, expiry, forgery, revocation, and agreement with pyjwt."""
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
+from mmoshard.revocations import revokeAccount, revokeLogin
 from mmoshard.tokens import (
     Claims,
     InvalidToken,
     TokenVerifier,
     decode,
     issueAccessToken,
-    revokeAccount,
-    revokeLogin,
 )
 from mmoshard.wire.test.helpers import KEY, makeVolatile
 
 
 class DecodeTests(TestCase):
     def test_roundTrip(self):
+        """A token decodes to the claims it was issued with."""
         token = issueAccessToken(KEY, 42, "s1", 60, 1000.0, flags=("operator",), username="ann")
         claims = decode(KEY, token, 1001.0)
         self.assertEqual(
@@ -27,22 +27,26 @@ class DecodeTests(TestCase):
         self.assertTrue(claims.has("operator"))
 
     def test_expired(self):
+        """A token is refused as expired from its expiry time on."""
         token = issueAccessToken(KEY, 42, "s1", 60, 1000.0)
         e = self.assertRaises(InvalidToken, decode, KEY, token, 1060.0)
         self.assertEqual(e.reason, "expired")
 
     def test_forged(self):
+        """A token signed with another key is refused as a bad signature."""
         token = issueAccessToken("another-key-0123456789", 42, "s1", 60, 1000.0)
         e = self.assertRaises(InvalidToken, decode, KEY, token, 1001.0)
         self.assertEqual(e.reason, "bad signature")
 
     def test_tampered(self):
+        """A token whose payload was swapped for another token's is refused."""
         token = issueAccessToken(KEY, 42, "s1", 60, 1000.0)
         head, body, sig = token.split(".")
         other = issueAccessToken(KEY, 43, "s1", 60, 1000.0).split(".")[1]
         self.assertRaises(InvalidToken, decode, KEY, f"{head}.{other}.{sig}", 1001.0)
 
     def test_malformed(self):
+        """Empty, non-JWT, non-text, non-ASCII and oversized tokens are refused as malformed."""
         for bad in ["", "x", "a.b.c", None, 12, b"\xff", "a" * 5000]:
             e = self.assertRaises(InvalidToken, decode, KEY, bad, 0.0)
             self.assertEqual(e.reason, "malformed")
@@ -56,6 +60,7 @@ class VerifierTests(TestCase):
         self.verifier = TokenVerifier(KEY, self.volatile, self.clock)
 
     def test_provides_interface(self):
+        """The verifier and the tests' fake verifier provide ITokenVerifier."""
         from zope.interface.verify import verifyObject
 
         from mmoshard.interfaces import ITokenVerifier
@@ -65,17 +70,20 @@ class VerifierTests(TestCase):
         verifyObject(ITokenVerifier, FakeVerifier(None))
 
     def test_valid(self):
+        """An unstarted verifier accepts a valid token, giving its claims."""
         token = issueAccessToken(KEY, 7, "s7", 60, self.clock.seconds())
         claims = self.successResultOf(self.verifier.verify(token))
         self.assertEqual(claims.account_id, 7)
 
     def test_expiredByClock(self):
+        """The verifier refuses a token once its clock passes the expiry."""
         token = issueAccessToken(KEY, 7, "s7", 60, self.clock.seconds())
         self.clock.advance(61)
         f = self.failureResultOf(self.verifier.verify(token), InvalidToken)
         self.assertEqual(f.value.reason, "expired")
 
     def test_loginRevoked(self):
+        """A revoked login's token is refused as revoked; another login's still passes."""
         token = issueAccessToken(KEY, 7, "s7", 60, self.clock.seconds())
         other = issueAccessToken(KEY, 7, "s8", 60, self.clock.seconds())
         self.successResultOf(revokeLogin(self.volatile, "s7", 60))
@@ -84,6 +92,7 @@ class VerifierTests(TestCase):
         self.successResultOf(self.verifier.verify(other))
 
     def test_accountRevoked(self):
+        """An account revocation refuses the account's earlier tokens, not later ones nor other accounts'."""
         old = issueAccessToken(KEY, 7, "s7", 600, self.clock.seconds())
         self.clock.advance(1)
         self.successResultOf(revokeAccount(self.volatile, 7, self.clock.seconds(), 600))
@@ -96,7 +105,7 @@ class VerifierTests(TestCase):
 
 
 class LeanDecodeTests(TestCase):
-    """The lean HS256 check accepts what pyjwt accepts, and nothing else."""
+    """The HS256 check accepts what pyjwt accepts, and nothing else."""
 
     def pyjwtAccepts(self, token):
         import jwt
@@ -120,6 +129,7 @@ class LeanDecodeTests(TestCase):
         return True
 
     def test_pyjwt_headers(self):
+        """pyjwt's HS256 tokens with a kid pass; other algorithms, unsigned and crit tokens are refused."""
         import jwt
 
         from mmoshard.tokens import signingKey
@@ -137,6 +147,7 @@ class LeanDecodeTests(TestCase):
         self.assertFalse(self.leanAccepts(crit))
 
     def test_every_one_character_change(self):
+        """Any one-character change is refused unless pyjwt takes it too and it decodes to the same claims."""
         token = issueAccessToken(KEY, 42, "s1", 60, 1000.0, username="ann")
         self.assertTrue(self.leanAccepts(token))
         for i in range(len(token)):
@@ -150,6 +161,7 @@ class LeanDecodeTests(TestCase):
                     self.assertEqual(decode(KEY, changed, 0.0), decode(KEY, token, 0.0))
 
     def test_padded_or_trailing_signature_refused(self):
+        """A signature padded, extended or followed or preceded by anything is refused."""
         token = issueAccessToken(KEY, 42, "s1", 60, 1000.0)
         for bad in (token + "=", token + "A", token + ".", "." + token, token + "\n"):
             self.assertFalse(self.leanAccepts(bad), bad)
