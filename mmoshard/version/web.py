@@ -10,6 +10,7 @@ from twisted.web.server import NOT_DONE_YET
 from mmoshard.gate import MalformedBuild, isOperator, parseBuild
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.tokens import InvalidToken
+from mmoshard.twistedcompat import requestDisconnected
 from mmoshard.version.plan import MAINTENANCE
 from mmoshard.version.releases import CHANNELS, PLATFORMS
 from mmoshard.web.json import HTTPError, writeJSON
@@ -206,7 +207,7 @@ class CheckResource(Resource):
 
     def _finish(self, request, status, body, headers):
         """Answer later, unless the client has gone."""
-        if getattr(request, "_disconnected", False) or request.finished:
+        if requestDisconnected(request) or request.finished:
             return
         self._headers(request, status, headers)
         request.responseHeaders.setRawHeaders(b"content-length", [b"%d" % len(body)])
@@ -271,7 +272,7 @@ class ManifestResource(Resource):
         request.setHeader(b"content-length", b"%d" % len(envelope))
         if not later:
             return envelope if request.method != b"HEAD" else b""
-        if getattr(request, "_disconnected", False) or request.finished:
+        if requestDisconnected(request) or request.finished:
             return None
         if request.method != b"HEAD":
             request.write(envelope)

@@ -1,10 +1,10 @@
 """The JSON sites' HTTP channel: an answer goes to the socket at once, headers and body in one send(), while Twisted has nothing queued."""
 
-from twisted.internet import tcp
 from twisted.web import http
 from twisted.web.http_headers import Headers
 
-from mmoshard.wire.direct import canSendNow, sendNow
+from mmoshard.twistedcompat import canSendNow, httpChannelProtocol, supportsDirectWrite
+from mmoshard.wire.direct import sendNow
 
 # Twisted's transport.write only queues: it registers the socket for
 # writability (one epoll_ctl), the reactor wakes, sends, and unregisters (a
@@ -13,10 +13,6 @@ from mmoshard.wire.direct import canSendNow, sendNow
 # what the reactor would do a moment later anyway; whatever the socket does
 # not take goes through transport.write, so ordering, back-pressure and
 # error handling stay Twisted's.
-
-
-def _canSend(t):
-    return isinstance(t, tcp.Connection) and canSendNow(t)
 
 
 class DirectHTTPChannel(http.HTTPChannel):
@@ -77,7 +73,7 @@ class DirectHTTPChannel(http.HTTPChannel):
 
     def _send(self, parts):
         t = self.transport
-        if not _canSend(t):
+        if not (supportsDirectWrite(t) and canSendNow(t)):
             t.writeSequence(parts)
             return
         sendNow(t, t.socket.send, b"".join(parts))
@@ -85,4 +81,4 @@ class DirectHTTPChannel(http.HTTPChannel):
 
 def directChannel():
     """A protocol factory for L{twisted.web.server.Site.protocol}."""
-    return http._GenericHTTPChannelProtocol(DirectHTTPChannel())
+    return httpChannelProtocol(DirectHTTPChannel())

@@ -8,6 +8,8 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from mmoshard.twistedcompat import requestDisconnected
+
 MAX_BODY = 64 * 1024
 # One encoder for every answer: json.dumps with separators makes a new one
 # per call.
@@ -46,8 +48,7 @@ def writeJSON(request, status, body, headers=None):
     @param body: what to encode, or C{bytes} already encoded (a hot path
         that writes its answer out itself).
     """
-    # twisted.web's Request sets _disconnected when the connection is lost.
-    if getattr(request, "_disconnected", False) or request.finished:
+    if requestDisconnected(request) or request.finished:
         return
     payload = body if type(body) is bytes else _encode(body).encode()
     request.setResponseCode(status)

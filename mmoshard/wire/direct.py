@@ -1,6 +1,6 @@
 """Batched direct writes to TCP sockets: one send per connection per reactor round, without Twisted's epoll round trip."""
 
-from twisted.internet import tcp
+from mmoshard.twistedcompat import canSendNow, supportsDirectWrite
 
 # Twisted's FileDescriptor.write only queues: it registers the socket for
 # writability (one epoll_ctl), the reactor wakes, sends, and unregisters it (a
@@ -16,8 +16,6 @@ from twisted.internet import tcp
 # writes.  Whatever the socket does not take, and everything written while
 # Twisted still holds unsent data, goes through transport.write, so ordering,
 # back-pressure (the registered producer) and error handling stay Twisted's.
-_NEEDED = ("_tempDataLen", "dataBuffer", "socket", "TLS", "connected",
-           "disconnecting", "_writeDisconnected")
 
 
 class WriteBatch:
@@ -51,8 +49,7 @@ def directWriter(transport, batch, enabled=True):
         batched direct writer for a plain (non-TLS) TCP connection of
         Twisted's socket reactors, else one that calls C{transport.write}.
     """
-    if (enabled and isinstance(transport, tcp.Connection)
-            and all(hasattr(transport, a) for a in _NEEDED)):
+    if enabled and supportsDirectWrite(transport):
         return _DirectWriter(transport, batch)
     return _TransportWriter(transport)
 
@@ -85,9 +82,7 @@ class _DirectWriter:
             pending.append(data)
             return
         t = self.transport
-        # canSendNow, inlined: this runs for every message.
-        if (t._tempDataLen or t.dataBuffer or t.TLS or not t.connected
-                or t.disconnecting or t._writeDisconnected):
+        if not canSendNow(t):
             t.write(data)
             return
         self._pending = [data]
@@ -108,12 +103,6 @@ class _DirectWriter:
             sendNow(t, self._send, data)
         else:
             t.write(data)
-
-
-def canSendNow(t):
-    """@return: True when TCP connection C{t} is open, plain, and holds nothing unsent."""
-    return not (t._tempDataLen or t.dataBuffer or t.TLS or not t.connected
-                or t.disconnecting or t._writeDisconnected)
 
 
 def sendNow(transport, send, data):

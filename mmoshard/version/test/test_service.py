@@ -23,6 +23,7 @@ from mmoshard.web.site import SiteRoot
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.revocations import revokeLogin
 from mmoshard.tokens import Claims, InvalidToken, TokenVerifier, issueAccessToken
+from mmoshard.version import web
 from mmoshard.version.releases import loadReleaseDir
 from mmoshard.version.signing import DEV_KEY_FILE, loadSigningKey, publicKeyPEM, loadPublicKey, verifyManifest
 from mmoshard.version.store import ReleaseStore
@@ -289,7 +290,8 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
         # The client left before the answer: nothing is written.
         request = self.request("platform=windows&build=1.9.0")
         self.resource().render(request)
-        request._disconnected = True  # as twisted.web's Request.connectionLost does
+        gone = request
+        self.patch(web, "requestDisconnected", lambda r: r is gone)
         pending[2].callback(claims)
         self.assertEqual((request.written, request.finished), ([], 0))
 

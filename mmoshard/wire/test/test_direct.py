@@ -8,6 +8,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
+from mmoshard.twistedcompat import unsentBytes
 from mmoshard.wire.direct import WriteBatch, directWriter
 
 
@@ -106,8 +107,7 @@ class DirectWriterTests(TestCase):
         self.assertEqual(sends, [])
         yield deferLater(self.reactor(), 0)
         self.assertEqual(sends, [b"hello world"])
-        self.assertEqual(sender.transport._tempDataLen, 0)
-        self.assertFalse(sender.transport.dataBuffer)
+        self.assertEqual(unsentBytes(sender.transport), 0)
         yield self.waitFor(lambda: bytes(collect.data) == b"hello world")
 
     @inlineCallbacks
@@ -129,7 +129,7 @@ class DirectWriterTests(TestCase):
             writer.write(chunk)
             if i % 100 == 99:
                 batch.flush()
-        self.assertGreater(sender.transport._tempDataLen + len(sender.transport.dataBuffer), 0)
+        self.assertGreater(unsentBytes(sender.transport), 0)
         self.assertGreater(producer.paused, 0)
         collect.transport.resumeProducing()
         expected = b"".join(chunks)
@@ -172,4 +172,4 @@ class DirectWriterTests(TestCase):
         sender, collect = yield self.connected()
         batch, writer = self.writer(sender.transport, enabled=False)
         writer.write(b"queued")
-        self.assertEqual(sender.transport._tempDataLen, 6)
+        self.assertEqual(unsentBytes(sender.transport), 6)
