@@ -154,11 +154,13 @@ class ScriptTestsMixin:
         return await self.call(ROTATE, [sid for sid, _ in pairs], [now, now + 100, 100000, gens])
 
     async def test_create_once(self):
+        """A login record is created once; a second create for the same login is refused and changes nothing."""
         self.assertEqual(await self.create("a"), 1)
         self.assertEqual(await self.create("a", gen=5), 0)
         self.assertEqual(await self.rotate(START, ("a", 0)), [b"ok 7 0 alice"])
 
     async def test_rotate(self):
+        """Each rotation of the current generation answers ok, bumps the generation and extends the record's expiry."""
         await self.create("a")
         self.assertEqual(await self.rotate(START, ("a", 0)), [b"ok 7 0 alice"])
         self.assertEqual(await self.rotate(START, ("a", 1)), [b"ok 7 0 alice"])
@@ -166,6 +168,7 @@ class ScriptTestsMixin:
         self.assertEqual(float(await self.volatile.hget(loginKey("a"), "e")), START + 100)
 
     async def test_reuse_marks_revoked(self):
+        """Presenting a used-up generation is a reuse, and the login is refused as revoked from then on."""
         await self.create("a")
         await self.rotate(START, ("a", 0))
         self.assertEqual(await self.rotate(START, ("a", 0)), [b"reused 7"])
@@ -182,6 +185,7 @@ class ScriptTestsMixin:
         self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"1000000000000000")
 
     async def test_answer_keeps_the_username_whole(self):
+        """A rotation's answer carries a username with spaces and non-ASCII whole, and reads back into a result."""
         await self.call(CREATE, ["a"], [42, "Zoë a b", 1, 0, START + 100, 100000])
         answer = await self.rotate(START, ("a", 0))
         self.assertEqual(answer, ["ok 42 1 Zoë a b".encode()])
@@ -191,16 +195,19 @@ class ScriptTestsMixin:
                          ("ok", 42, "Zoë a b", True))
 
     async def test_newer_generation_is_reuse(self):
+        """A generation newer than the record's counts as reuse."""
         await self.create("a")
         self.assertEqual(await self.rotate(START, ("a", 5)), [b"reused 7"])
 
     async def test_missing_and_expired(self):
+        """An unknown login is missing, an expired one expired, and neither is rotated."""
         self.assertEqual(await self.rotate(START, ("nope", 0)), [b"missing"])
         await self.create("a", expires=START + 10)
         self.assertEqual(await self.rotate(START + 10, ("a", 0)), [b"expired"])
         self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"0")
 
     async def test_end(self):
+        """Ending logins marks them revoked, a mark made first keeps a record from being created, and records keep their own expiry."""
         await self.create("a")
         self.assertEqual(await self.call(END, ["a", "b"], ["logout", 50000]), 2)
         self.assertEqual(await self.rotate(START, ("a", 0), ("b", 0)),
@@ -243,6 +250,7 @@ class BatchTests(TestCase):
             d.callback([b"ok %d 0 u" % n for n in range(len(keys))])
 
     def test_batches(self):
+        """Rotations go one script call at a time, later ones batched, each answered (or failed) with its own call's result."""
         results = [self.records.rotate(f"s{i}", i) for i in range(OVERLAP_BATCH + 3)]
         # The first goes alone; the next wait until OVERLAP_BATCH of them do.
         self.assertEqual([len(keys) for keys, _, _ in self.calls], [1, OVERLAP_BATCH])
@@ -303,6 +311,7 @@ class RefreshTestsMixin:
         await h.volatile.delete(loginKey(sid))
 
     async def test_rotation(self):
+        """Each refresh issues the next generation and an access token of the login, with no SQL write per refresh."""
         h = await self.harness(refresh_flush=3600.0)
         login = await h.account()
         sid = login["session_id"]
@@ -324,6 +333,7 @@ class RefreshTestsMixin:
                          (START, START + h.service.config.refresh_ttl, 0))
 
     async def test_operator_flag_survives(self):
+        """The operator flag read at login stays in the access tokens of later refreshes."""
         h = await self.harness()
         login = await h.account()
         await h.sql.runQuery("UPDATE accounts SET is_operator = 1 WHERE id = ?",
@@ -371,6 +381,7 @@ class RefreshTestsMixin:
         self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
 
     async def test_reuse_of_older_generation(self):
+        """Reusing an older refresh token revokes the whole login (all its access tokens and its current refresh token) but not the account's other logins."""
         h = await self.harness()
         login = await h.account()
         other = (await h.login()).body
@@ -405,6 +416,7 @@ class RefreshTestsMixin:
                          [(200, None), (401, "auth.refresh_token_reused")])
 
     async def test_forged_secret(self):
+        """Refresh tokens with a wrong secret are refused as invalid and revoke nothing."""
         h = await self.harness()
         login = await h.account()
         sid, gen, secret = login["refresh_token"].split(".")
@@ -494,6 +506,7 @@ class RefreshTestsMixin:
         self.assertEqual(await h.events(accountId), ["login_banned", "register"])
 
     async def test_data_loss_falls_back_to_sql(self):
+        """After the volatile record is lost, the current refresh token rebuilds it from SQL and rotation goes on."""
         h = await self.harness()
         login = await h.account()
         sid = login["session_id"]
@@ -548,6 +561,7 @@ class RefreshTestsMixin:
         self.assertEqual(r.body["refresh_token"].split(".")[1], "2")
 
     async def test_data_loss_expired_login(self):
+        """After the volatile record is lost, an expired login's refresh token is refused."""
         h = await self.harness()
         login = await h.account()
         h.clock.advance(h.service.config.refresh_ttl + 1)

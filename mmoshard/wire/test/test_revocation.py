@@ -87,12 +87,14 @@ class VerifierContract:
         return result[0]
 
     async def test_valid_without_round_trip(self):
+        """A started verifier accepts a valid token from its mirror, even with the store down."""
         verifier = await self.started()
         self.outage.down = True
         claims = self.verdict(verifier, self.token())
         self.assertEqual((claims.account_id, claims.sid), (7, "s7"))
 
     async def test_fails_closed_before_first_sync(self):
+        """Until its first read succeeds the verifier refuses with VolatileUnavailable (forged tokens still as InvalidToken), then accepts."""
         self.outage.down = True
         verifier = await self.started()
         self.assertIs(self.verdict(verifier, self.token()), VolatileUnavailable)
@@ -105,6 +107,7 @@ class VerifierContract:
         self.assertEqual(self.verdict(verifier, self.token()).sid, "s7")
 
     async def test_fails_closed_when_stale(self):
+        """With no successful read for staleAfter seconds the verifier refuses with VolatileUnavailable, and accepts again once reads succeed."""
         verifier = await self.started(interval=0.2, staleAfter=1.0)
         self.outage.down = True
         await self.elapse(1.5)
@@ -115,6 +118,7 @@ class VerifierContract:
         self.assertEqual(self.verdict(verifier, self.token()).sid, "s7")
 
     async def test_revocation_applied_from_the_channel(self):
+        """A login revocation heard on the channel refuses that login's tokens, tells observers with its reason, and leaves other logins alone."""
         # No periodic read in this test's time: only pub/sub can tell it.
         verifier = await self.started(interval=3600.0)
         token, other = self.token(sid="s7"), self.token(sid="s8")
@@ -127,6 +131,7 @@ class VerifierContract:
         self.assertEqual(self.verdict(verifier, other).sid, "s8")
 
     async def test_account_revocation(self):
+        """An account revocation refuses the account's tokens issued at or before it, not later ones nor other accounts'."""
         verifier = await self.started(interval=3600.0)
         before = self.now()
         old = self.token(sid="a", iat=before - 5)
@@ -144,6 +149,7 @@ class VerifierContract:
         self.assertEqual(self.verdict(verifier, stranger).sid, "d")
 
     async def test_periodic_resync_covers_missed_messages(self):
+        """Revocations whose messages were lost are found by the periodic read (observers hear no reason)."""
         verifier = await self.started()
         # Messages are lost (the subscription is gone, as across a reconnect).
         await verifier._follower._subscription.unsubscribe()
@@ -158,6 +164,7 @@ class VerifierContract:
         self.assertIs(self.verdict(verifier, self.token(sid="s7")), InvalidToken)
 
     async def test_gap_in_counter_triggers_resync(self):
+        """A message whose counter skips one makes the verifier read every revocation, the missed one included."""
         verifier = await self.started(interval=3600.0)
         await verifier._follower._subscription.unsubscribe()
         await revokeLogin(self.other, "lost", 600, now=self.now())
@@ -171,6 +178,7 @@ class VerifierContract:
         self.assertIs(self.verdict(verifier, self.token(sid="heard")), InvalidToken)
 
     async def test_unchanged_counter_reads_no_sets(self):
+        """A read while the counter is unchanged returns only the counter."""
         verifier = await self.started()
         await revokeLogin(self.other, "s1", 600, now=self.now())
         await self.settle(lambda: "s1" in verifier.revokedSids)
@@ -188,6 +196,7 @@ class VerifierContract:
         self.assertEqual(len(calls[0]), 1, "only the counter comes back")
 
     async def test_pruned_by_expiry(self):
+        """Expired marks are not loaded, are pruned from the store by the next revocation, and leave the mirror once expired."""
         now = self.now()
         await revokeLogin(self.other, "old", 10, now=now - 20)
         await revokeAccount(self.other, 5, now - 20, 10)
@@ -207,6 +216,7 @@ class VerifierContract:
         await self.settle(lambda: "new" not in verifier.revokedSids)
 
     async def test_unstarted_verifier_reads_the_store(self):
+        """A verifier never started checks revocations in the store on each call, failing when the store is down."""
         verifier = TokenVerifier(KEY, self.store, self.clock)
         await revokeLogin(self.other, "s7", 600, now=self.now())
         with self.assertRaises(InvalidToken):
@@ -218,6 +228,7 @@ class VerifierContract:
             await verifier.verify(self.token(sid="s8"))
 
     async def test_stop(self):
+        """Stopping the verifier stops its reads and its subscription."""
         verifier = TokenVerifier(KEY, self.store, self.clock)
         await verifier.start()
         await verifier.stop()
@@ -308,6 +319,7 @@ class LiveSessionTests(TestCase):
         return [e for e in self.server.listener.events if e[0] == "ended"]
 
     def test_logout_ends_the_login_session(self):
+        """A logout ends the live session of that login with auth.revoked, not other sessions."""
         mine = self.hello(1, "login-a")
         other = self.hello(2, "login-b")
         self.successResultOf(revokeLogin(self.other, "login-a", 3600,
@@ -322,6 +334,7 @@ class LiveSessionTests(TestCase):
         self.assertEqual(len(self.server.manager.sessions), 1)
 
     def test_password_change_keeps_the_current_login(self):
+        """A password change ends the account's other logins' sessions and keeps the current one."""
         keep = self.hello(1, "current")
         gone = self.hello(1, "other-login")
         self.successResultOf(revokeLogins(self.other, ["other-login"], 3600,
@@ -333,6 +346,7 @@ class LiveSessionTests(TestCase):
         self.assertFalse(keep.closed)
 
     def test_ban_ends_sessions_issued_before(self):
+        """A ban ends the account's sessions whose tokens predate it, not other accounts', and a later token opens a session."""
         now = self.clock.seconds()
         old = self.hello(1, "l1", iat=now - 10)
         stranger = self.hello(2, "l2", iat=now - 10)
@@ -345,6 +359,7 @@ class LiveSessionTests(TestCase):
         self.hello(1, "l3")
 
     def test_link_dead_session_ended_and_resume_refused(self):
+        """A revoked login's link-dead session is ended and its resume refused."""
         peer = self.hello(1, "login-a")
         peer.lose()
         self.assertIn(("linkdead", peer.welcome["session_id"]), self.server.listener.events)
@@ -359,6 +374,7 @@ class LiveSessionTests(TestCase):
         self.assertTrue(again.closed)
 
     def test_resume_checks_revocation_heard_late(self):
+        """A resume is refused when the login was revoked even though the manager missed the event."""
         peer = self.hello(1, "login-a")
         peer.lose()
         # The manager misses the event (as if it came before it listened).
@@ -376,6 +392,7 @@ class LiveSessionTests(TestCase):
         self.assertEqual(self.server.manager.sessions, {})
 
     def test_resume_fails_closed_when_unsynced(self):
+        """A resume while revocations are unknown fails as unavailable, and succeeds once they are read."""
         peer = self.hello(1, "login-a")
         peer.lose()
         self.verifier.syncedAt = None
@@ -392,6 +409,7 @@ class LiveSessionTests(TestCase):
         self.assertEqual(third.received()[0]["t"], "resumed")
 
     def test_resume_of_live_session_still_works(self):
+        """A resume of a login that was not revoked works as usual."""
         peer = self.hello(1, "login-a")
         peer.lose()
         again = self.server.tcp()
@@ -400,6 +418,7 @@ class LiveSessionTests(TestCase):
         self.assertEqual(again.received()[0]["t"], "resumed")
 
     def test_revocation_during_handshake(self):
+        """A login revoked while its hello is being decided is refused, not welcomed."""
         # The gate is asked after the token check: revoke while it decides.
         decided = Deferred()
 
@@ -420,6 +439,7 @@ class LiveSessionTests(TestCase):
         self.assertEqual(self.server.manager.sessions, {})
 
     def test_shutdown_stops_listening(self):
+        """The manager's shutdown removes its revocation observer from the verifier."""
         self.successResultOf(Deferred.fromCoroutine(self.server.manager.shutdown(0)))
         self.assertEqual(self.verifier._observers, [])
 
@@ -428,6 +448,7 @@ class RedisLiveSessionTests(TestCase):
     """The same on Redis: process B's session ends when process A revokes."""
 
     async def test_revocation_ends_session_in_other_process(self):
+        """On Redis, a logout and a ban made by one process end the matching sessions in another."""
         from twisted.internet import reactor
 
         url, prefix, cleaner = requireRedis()
@@ -479,6 +500,7 @@ class RedisReconnectTests(TestCase):
     """A real pub/sub reconnect: what was published meanwhile is read back."""
 
     async def test_missed_while_disconnected(self):
+        """On Redis, a revocation published while pub/sub reconnects is read back when the next message shows the gap."""
         import socket
 
         from twisted.internet import reactor
