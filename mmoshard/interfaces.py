@@ -70,9 +70,22 @@ class ISQLStore(Interface):
 
     Thread-side functions get a L{mmoshard.store.sql.Cursor} whose
     C{execute(sql, params)} takes C{?} placeholders on both dialects.
+
+    Constructing a store does no I/O; the node's service tree calls
+    L{open} before any role starts, and L{close} when it stops.
     """
 
     dialect = Attribute("str: 'mysql' or 'sqlite'.")
+
+    def open():
+        """
+        Start the pool (threads, connections; for SQLite the database
+        file's directory).  Synchronous: returns None, and a database that
+        cannot be reached shows in the calls, not here.  A second call does
+        nothing; a closed store cannot be opened again (C{RuntimeError}).
+        Every other method called before C{open()} fails with
+        L{mmoshard.store.errors.StoreNotOpen}, a programming error.
+        """
 
     def runInteraction(func, *args, **kwargs):
         """
@@ -102,7 +115,8 @@ class ISQLStore(Interface):
 
     def close():
         """
-        Close the pool.
+        Close the pool; allowed before L{open} too.  Later calls fail with
+        L{mmoshard.store.errors.SQLUnavailable}.
 
         @return: a Deferred firing when every connection is closed.
         """
@@ -131,7 +145,21 @@ class IVolatileStore(Interface):
     C{float}.  Every key and channel is namespaced by the store's prefix.
     Any call fails with L{mmoshard.store.errors.VolatileUnavailable} within
     the configured timeout when the backend cannot be reached.
+
+    Constructing a store does no I/O; the node's service tree calls
+    L{open} before any role starts, and L{close} when it stops.
     """
+
+    def open():
+        """
+        Start the connections (for Redis the lazy command pool and the
+        pub/sub connection, both made in the background).  Synchronous:
+        returns None, and a backend that cannot be reached shows in the
+        calls, not here.  A second call does nothing; a closed store cannot
+        be opened again (C{RuntimeError}).  Every other method called
+        before C{open()} fails with L{mmoshard.store.errors.StoreNotOpen},
+        a programming error.
+        """
 
     def ping():
         """@return: a Deferred firing with None when the backend answers."""
@@ -263,7 +291,12 @@ class IVolatileStore(Interface):
         """
 
     def close():
-        """@return: a Deferred firing when connections are closed."""
+        """
+        Close the connections and end every subscription; allowed before
+        L{open} too.
+
+        @return: a Deferred firing when connections are closed.
+        """
 
 
 class IDirectory(Interface):

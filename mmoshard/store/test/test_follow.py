@@ -13,6 +13,7 @@ class FollowerTests(TestCase):
     def setUp(self):
         self.clock = Clock()
         self.store = MemoryStore(self.clock, "f:")
+        self.store.open()
         self.reads = 0
         self.gate = None  # a Deferred a read waits on, when set
         self.broken = False

@@ -54,6 +54,7 @@ class RedisOutageTests(TestCase):
             reactor, "127.0.0.1", port, prefix="outage:", timeout=0.5, poolsize=2,
             initialDelay=0.05, maxDelay=0.25, **kwargs
         )
+        store.open()
         self.addCleanup(store.close)
         return store
 
@@ -149,12 +150,13 @@ class RedisKeepaliveTests(TestCase):
         store = RedisStore(
             reactor, prefix=prefix, timeout=0.5, keepalive=0.05, **parseRedisURL(url)
         )
+        store.open()
         self.addCleanup(store.close)
         got = []
         await store.subscribe("c", lambda c, m: got.append(m))
-        connection = store._subscriber
+        connection = store.subscriber.connection
         await deferLater(reactor, 0.4, lambda: None)
-        self.assertIs(store._subscriber, connection)
+        self.assertIs(store.subscriber.connection, connection)
         self.assertEqual(await store.publish("c", b"x"), 1)
         for _ in range(100):
             if got:
@@ -170,6 +172,7 @@ class RedisKeepaliveTests(TestCase):
             reactor, "127.0.0.1", port.getHost().port, timeout=0.2, keepalive=0.1,
             poolsize=1, initialDelay=0.05, maxDelay=0.1,
         )
+        store.open()
 
         async def cleanup():
             await store.close()
@@ -194,9 +197,9 @@ class ProtocolTests(TestCase):
     """The pool's protocol encodes and passes replies on as txredisapi's own does."""
 
     def test_commands_encoded_alike(self):
-        from mmoshard.store.redis import _Protocol
+        from mmoshard.store.redis import PoolProtocol
 
-        ours = _Protocol(charset=None, convertNumbers=False)
+        ours = PoolProtocol(charset=None, convertNumbers=False)
         theirs = txredisapi.HiredisProtocol(charset=None, convertNumbers=False)
         for args in [(b"EVALSHA", b"ab12", b"2", b"k1", b"k\xc3\xa9", b"1.5", b""),
                      (b"GET", bytearray(b"k")), ("SELECT", 3), (b"SET", "k", 1.5), (),
@@ -206,11 +209,11 @@ class ProtocolTests(TestCase):
             self.assertEqual(ours._build_command(*args), theirs._build_command(*args), args)
 
     def test_replies_unchanged(self):
-        from mmoshard.store.redis import _Protocol
+        from mmoshard.store.redis import PoolProtocol
 
-        ours = _Protocol(charset=None, convertNumbers=False)
+        ours = PoolProtocol(charset=None, convertNumbers=False)
         theirs = txredisapi.HiredisProtocol(charset=None, convertNumbers=False)
         for reply in [b"ok 1 0 x", [b"a", [b"b", 3]], 7, None, b"", b"1.5", [b"12"]]:
             self.assertEqual(ours.tryConvertData(reply), theirs.tryConvertData(reply))
-        converting = _Protocol(charset="utf-8", convertNumbers=True)
+        converting = PoolProtocol(charset="utf-8", convertNumbers=True)
         self.assertEqual(converting.tryConvertData([b"12", b"x"]), [12, "x"])

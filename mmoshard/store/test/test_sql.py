@@ -125,7 +125,7 @@ class MigrationLayoutTests(SynchronousTestCase):
         """The migration machinery moved to migrations.py; sql.py still offers it."""
         from mmoshard.store import migrations
 
-        for name in migrations.__all__ + ["_aheadMessage"]:
+        for name in migrations.__all__:
             self.assertIs(getattr(sql, name), getattr(migrations, name), name)
 
     def layout(self, files):
@@ -209,6 +209,7 @@ class StoreContractMixin:
 
     def makeStore(self, **kwargs):
         store = SQLStore(reactor, self.url, **kwargs)
+        store.open()
         self.addCleanup(store.close)
         return store
 
@@ -597,6 +598,7 @@ class UnavailableTests(TestCase):
 
     async def test_closedPort(self):
         store = SQLStore(reactor, self.url)
+        store.open()
         self.addCleanup(store.close)
         started = time.monotonic()
         with self.assertRaises(SQLUnavailable) as cm:

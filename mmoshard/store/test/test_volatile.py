@@ -547,6 +547,7 @@ class MemoryStoreContractTests(VolatileStoreContract, TestCase):
 
     def makeStore(self, suffix):
         store = MemoryStore(self.clock, prefix="p:" + suffix, backend=self.backend)
+        store.open()
         self.backend = store.backend
         self.addCleanup(store.close)
         return store
@@ -571,6 +572,7 @@ class RedisStoreContractTests(VolatileStoreContract, TestCase):
         store = RedisStore(
             reactor, prefix=self.prefix + suffix, timeout=2.0, poolsize=2, **self.address
         )
+        store.open()
         self.addCleanup(store.close)
         return store
 
@@ -587,6 +589,7 @@ class MemoryStoreTests(TestCase):
     def setUp(self):
         self.clock = Clock()
         self.store = MemoryStore(self.clock, prefix="m:", sweepInterval=10.0)
+        self.store.open()
         self.addCleanup(self.store.close)
 
     async def test_sweepFreesExpiredKeys(self):
@@ -630,6 +633,7 @@ class MemoryStoreTests(TestCase):
 
     async def test_closeEndsOwnSubscriptionsOnly(self):
         other = MemoryStore(self.clock, prefix="m:", backend=self.store.backend)
+        other.open()
         got = []
         await self.store.subscribe("c", lambda c, m: got.append("mine"))
         await other.subscribe("c", lambda c, m: got.append("other's"))
@@ -645,6 +649,7 @@ class MakeVolatileStoreTests(TestCase):
     def test_memory(self):
         clock = Clock()
         store = makeVolatileStore("memory://", clock, "pre:", 1.0)
+        store.open()
         self.addCleanup(store.close)
         self.assertIsInstance(store, MemoryStore)
         self.assertEqual(store.prefix, "pre:")
@@ -663,6 +668,7 @@ class MakeVolatileStoreTests(TestCase):
     def test_redis(self):
         port = freePort()
         store = makeVolatileStore(f"redis://:pw@127.0.0.1:{port}/2", reactor, "pre:", 0.5)
+        store.open()
         self.addCleanup(store.close)
         self.assertIsInstance(store, RedisStore)
         self.assertEqual(

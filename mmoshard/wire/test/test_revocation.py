@@ -233,7 +233,9 @@ class MemoryVerifierTests(VerifierContract, TestCase):
         clock = Clock()
         clock.advance(1_000_000)
         store = MemoryStore(clock, "test:")
+        store.open()
         other = MemoryStore(clock, "test:", backend=store.backend)
+        other.open()
         return clock, store, other
 
     async def settle(self, predicate, timeout=2.0):
@@ -255,7 +257,9 @@ class RedisVerifierTests(VerifierContract, TestCase):
         url, prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         store = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        store.open()
         other = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        other.open()
         self.addCleanup(store.close)
         self.addCleanup(other.close)
         return reactor, store, other
@@ -287,6 +291,7 @@ class LiveSessionTests(TestCase):
         # "Another process" making revocations on the same backend.
         store = self.server.volatile
         self.other = MemoryStore(self.clock, store.prefix, backend=store.backend)
+        self.other.open()
 
     def hello(self, accountId, sid, iat=None):
         peer = self.server.tcp(host=f"10.0.0.{accountId}")
@@ -435,7 +440,9 @@ class RedisLiveSessionTests(TestCase):
         url, prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         storeB = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        storeB.open()
         storeA = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        storeA.open()
         self.addCleanup(storeA.close)
         self.addCleanup(storeB.close)
         server = Server(self, clock=reactor, volatile=storeB, nodeId="proc-b")
@@ -490,7 +497,9 @@ class RedisReconnectTests(TestCase):
         url, prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         store = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        store.open()
         other = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        other.open()
         self.addCleanup(store.close)
         self.addCleanup(other.close)
         # No periodic read in the test's time: only the counter gap can tell.
