@@ -159,6 +159,10 @@ class RedisSubscriber:
         )
         self._service.startService()
 
+    def confirmed(self, channel):
+        """Whether Redis has confirmed a subscription to C{channel} on the current connection."""
+        return self.connection is not None and channel in self._active
+
     def _key(self, channel):
         return (self.prefix + channel).encode("utf-8")
 

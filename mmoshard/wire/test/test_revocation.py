@@ -514,16 +514,16 @@ class RedisReconnectTests(TestCase):
                 await deferLater(reactor, 0.01)
 
         # Drop exactly this store's pub/sub connection, server side.
-        subscriber = store._subscriber
+        subscriber = store.subscriber.connection
         local = subscriber.transport.getHost()
         host, port = redisAddress()
         with socket.create_connection((host, port), timeout=2) as s:
             s.sendall(b"CLIENT KILL ADDR %s:%d\r\n" % (local.host.encode(), local.port))
             self.assertEqual(s.recv(64), b":1\r\n")  # one connection killed
-        await until(lambda: store._subscriber is not subscriber)
+        await until(lambda: store.subscriber.connection is not subscriber)
         # Published while the subscriber is down or not yet resubscribed: lost.
         await revokeLogin(other, "lost", 600, now=reactor.seconds())
-        await until(lambda: store._subscriber is not None and "revocations" in store._active)
+        await until(lambda: store.subscriber.confirmed("revocations"))
         self.assertNotIn("lost", verifier.revokedSids)
         gaps = []
         resync = verifier._resyncSoon
