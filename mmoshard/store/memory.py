@@ -426,12 +426,19 @@ class MemoryStore:
         self.backend = MemoryView(clock, sweepInterval) if backend is None else backend
         self._subscriptions = set()
         self._opened = False
+        self._closed = False
 
     def __repr__(self):
         return f"<MemoryStore prefix={self.prefix!r}>"
 
     def open(self):
-        """Make the store usable; there is nothing to connect to."""
+        """
+        Make the store usable; there is nothing to connect to.
+
+        @raise RuntimeError: when the store was already closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed; make a new store")
         self._opened = True
 
     def _key(self, key):
@@ -550,6 +557,7 @@ class MemoryStore:
     def close(self):
         # Allowed before open(), as on the other stores: a node that failed
         # to start still closes what it made.
+        self._closed = True
         for subscription in list(self._subscriptions):
             subscription.unsubscribe()
         if self._ownsBackend:

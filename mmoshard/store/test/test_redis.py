@@ -77,6 +77,10 @@ class RedisOutageTests(TestCase):
         self.fail(f"condition not met within {timeout}s")
 
     async def test_downAtStart(self):
+        """
+        With nothing listening, calls and subscribe fail with VolatileUnavailable within the
+        timeout; the pending subscription is handed back.
+        """
         store = self.makeStore(freePort())
         started = reactor.seconds()
         with self.assertRaises(VolatileUnavailable):
@@ -89,6 +93,10 @@ class RedisOutageTests(TestCase):
         await pending.unsubscribe()
 
     async def test_outageAndRecovery(self):
+        """
+        Calls fail fast while Redis is down; afterwards commands work again and every wanted
+        channel, old or subscribed during the outage, is subscribed again.
+        """
         port = freePort()
         kill = self.startRedis(port)
         await self.waitListening(port)
@@ -145,6 +153,9 @@ class RedisKeepaliveTests(TestCase):
     """The pub/sub connection notices a peer that stopped answering."""
 
     async def test_pingsKeepHealthyConnection(self):
+        """
+        Keepalive PINGs answered in time keep the same pub/sub connection, which still delivers.
+        """
         url, prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         store = RedisStore(
@@ -165,6 +176,7 @@ class RedisKeepaliveTests(TestCase):
         self.assertEqual(got, [b"x"])
 
     async def test_unansweredPingReconnects(self):
+        """A PING left unanswered drops the pub/sub connection and a new one is made."""
         factory = Factory.forProtocol(_Silent)
         factory.connections = []
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
@@ -193,10 +205,48 @@ class RedisKeepaliveTests(TestCase):
         self.assertGreaterEqual(len(pinged()), 2)
 
 
+class RedisOpenTests(TestCase):
+    """A RedisStore connects to nothing until open()."""
+
+    async def test_connectsOnlyOnOpen(self):
+        """
+        Constructing a RedisStore makes no connection; open() makes the
+        pool's and the pub/sub connection.
+        """
+        factory = Factory.forProtocol(_Silent)
+        factory.connections = []
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        store = RedisStore(
+            reactor, "127.0.0.1", port.getHost().port, timeout=0.2, keepalive=None,
+            poolsize=1, initialDelay=0.05, maxDelay=0.1,
+        )
+
+        async def cleanup():
+            await store.close()
+            for c in factory.connections:
+                c.transport.abortConnection()
+            await gatherResults([c.lost for c in factory.connections])
+            await port.stopListening()
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(cleanup()))
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(factory.connections, [])
+        store.open()
+        for _ in range(300):
+            if len(factory.connections) >= 2:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(len(factory.connections), 2)
+
+
 class ProtocolTests(TestCase):
     """The pool's protocol encodes and passes replies on as txredisapi's own does."""
 
     def test_commands_encoded_alike(self):
+        """
+        The pool protocol frames every command exactly as txredisapi's own does, odd buffers
+        included.
+        """
         from mmoshard.store.redis import PoolProtocol
 
         ours = PoolProtocol(charset=None, convertNumbers=False)
@@ -209,6 +259,10 @@ class ProtocolTests(TestCase):
             self.assertEqual(ours._build_command(*args), theirs._build_command(*args), args)
 
     def test_replies_unchanged(self):
+        """
+        The pool protocol passes replies on unchanged without conversion, and converts like
+        txredisapi when asked.
+        """
         from mmoshard.store.redis import PoolProtocol
 
         ours = PoolProtocol(charset=None, convertNumbers=False)
