@@ -144,21 +144,14 @@ class IVolatileStore(Interface):
     back as C{bytes}; values passed in may be C{str}, C{bytes}, C{int} or
     C{float}.  Every key and channel is namespaced by the store's prefix.
     Any call fails with L{mmoshard.store.errors.VolatileUnavailable} within
-    the configured timeout when the backend cannot be reached.
-
-    Constructing a store does no I/O; the node's service tree calls
-    L{open} before any role starts, and L{close} when it stops.
+    the configured timeout when the backend cannot be reached.  Constructing
+    a store does no I/O: the node opens it before any role starts.
     """
 
     def open():
         """
-        Start the connections (for Redis the lazy command pool and the
-        pub/sub connection, both made in the background).  Synchronous:
-        returns None, and a backend that cannot be reached shows in the
-        calls, not here.  A second call does nothing; a closed store cannot
-        be opened again (C{RuntimeError}).  Every other method called
-        before C{open()} fails with L{mmoshard.store.errors.StoreNotOpen},
-        a programming error.
+        Start the connections (Redis: the lazy command pool and the pub/sub
+        connection, made in the background), otherwise as L{ISQLStore.open}.
         """
 
     def ping():
@@ -292,8 +285,7 @@ class IVolatileStore(Interface):
 
     def close():
         """
-        Close the connections and end every subscription; allowed before
-        L{open} too.
+        End every subscription and connection; allowed before L{open} too.
 
         @return: a Deferred firing when connections are closed.
         """
