@@ -70,22 +70,12 @@ class ISQLStore(Interface):
 
     Thread-side functions get a L{mmoshard.store.sql.Cursor} whose
     C{execute(sql, params)} takes C{?} placeholders on both dialects.
-
-    Constructing a store does no I/O; the node's service tree calls
-    L{open} before any role starts, and L{close} when it stops.
     """
 
     dialect = Attribute("str: 'mysql' or 'sqlite'.")
 
     def open():
-        """
-        Start the pool (threads, connections; for SQLite the database
-        file's directory).  Synchronous: returns None, and a database that
-        cannot be reached shows in the calls, not here.  A second call does
-        nothing; a closed store cannot be opened again (C{RuntimeError}).
-        Every other method called before C{open()} fails with
-        L{mmoshard.store.errors.StoreNotOpen}, a programming error.
-        """
+        """Start the pool: until then it does no I/O and calls fail with StoreNotOpen."""
 
     def runInteraction(func, *args, **kwargs):
         """
@@ -115,8 +105,7 @@ class ISQLStore(Interface):
 
     def close():
         """
-        Close the pool; allowed before L{open} too.  Later calls fail with
-        L{mmoshard.store.errors.SQLUnavailable}.
+        Close the pool.
 
         @return: a Deferred firing when every connection is closed.
         """
@@ -144,15 +133,11 @@ class IVolatileStore(Interface):
     back as C{bytes}; values passed in may be C{str}, C{bytes}, C{int} or
     C{float}.  Every key and channel is namespaced by the store's prefix.
     Any call fails with L{mmoshard.store.errors.VolatileUnavailable} within
-    the configured timeout when the backend cannot be reached.  Constructing
-    a store does no I/O: the node opens it before any role starts.
+    the configured timeout when the backend cannot be reached.
     """
 
     def open():
-        """
-        Start the connections (Redis: the lazy command pool and the pub/sub
-        connection, made in the background), otherwise as L{ISQLStore.open}.
-        """
+        """Start the connections in the background; otherwise as L{ISQLStore.open}."""
 
     def ping():
         """@return: a Deferred firing with None when the backend answers."""
@@ -284,11 +269,7 @@ class IVolatileStore(Interface):
         """
 
     def close():
-        """
-        End every subscription and connection; allowed before L{open} too.
-
-        @return: a Deferred firing when connections are closed.
-        """
+        """@return: a Deferred firing when connections are closed."""
 
 
 class IDirectory(Interface):
