@@ -331,10 +331,12 @@ async def run(args):
     tmp = tempfile.mkdtemp(prefix="bench-chat-")
     try:
         sql = SQLStore(reactor, mysqlURL)
+        sql.open()
         await migrate(sql)
         users = await sql.runInteraction(_txn_makeUsers, args.users, time.time())
         await sql.close()
         volatile = makeVolatileStore(redisURL, reactor, prefix)
+        volatile.open()
         await seedVolatile(volatile, users)
         await volatile.close()
 

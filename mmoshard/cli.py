@@ -59,14 +59,16 @@ def sqlURL(args):
 
 
 def openStore(reactor, args, **kwargs):
-    """An L{SQLStore} for C{args}' URL; raises L{CommandError} for a bad URL."""
+    """An opened L{SQLStore} for C{args}' URL; raises L{CommandError} for a bad URL."""
     from mmoshard.store.sql import SQLStore
 
     url = sqlURL(args)
     try:
-        return SQLStore(reactor, url, **kwargs)
+        store = SQLStore(reactor, url, **kwargs)
     except ValueError as e:
         raise CommandError(f"bad SQL URL: {e}") from None
+    store.open()
+    return store
 
 
 # --- migrate ------------------------------------------------------------------
@@ -108,7 +110,7 @@ async def runMigrate(reactor, args, out=None):
                     file=out,
                 )
             else:
-                raise CommandError(f"{where}: {sql._aheadMessage(current, latest)}")
+                raise CommandError(f"{where}: {sql.aheadMessage(current, latest)}")
             return 0
         applied = await sql.migrate(store)
         for m in applied:

@@ -74,6 +74,9 @@ class ISQLStore(Interface):
 
     dialect = Attribute("str: 'mysql' or 'sqlite'.")
 
+    def open():
+        """Start the pool: until then it does no I/O and calls fail with StoreNotOpen."""
+
     def runInteraction(func, *args, **kwargs):
         """
         Run C{func(cursor, *args, **kwargs)} in a pool thread inside one
@@ -132,6 +135,9 @@ class IVolatileStore(Interface):
     Any call fails with L{mmoshard.store.errors.VolatileUnavailable} within
     the configured timeout when the backend cannot be reached.
     """
+
+    def open():
+        """Start the connections in the background; otherwise as L{ISQLStore.open}."""
 
     def ping():
         """@return: a Deferred firing with None when the backend answers."""

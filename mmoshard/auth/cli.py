@@ -109,8 +109,11 @@ async def run(reactor, args, out=None, clock=None):
         raise CommandError(str(e)) from None
     cfg = config.roleConfig("auth")
     sql = SQLStore(reactor, config.sql.url, 1, 1)
+    sql.open()
     v = config.volatile
     volatile = makeVolatileStore(v.url, reactor, v.prefix, v.timeout) if v.shared else None
+    if volatile is not None:
+        volatile.open()
     now = (clock or reactor).seconds()
     try:
         if args.action == "restore-character":
@@ -149,6 +152,7 @@ async def run(reactor, args, out=None, clock=None):
                   f"running server stops the account's refreshes within "
                   f"{cfg.refresh_flush:g}s", file=sys.stderr)
             volatile = makeVolatileStore("memory://", reactor, v.prefix)
+            volatile.open()
         _, ended = await banAccount(sql, volatile, now, account, args.reason, until,
                                     cfg.access_ttl, actor="cli")
         print(f"account {account} banned until {_when(until or FOREVER)}; "

@@ -13,6 +13,19 @@ from zope.interface import implementer
 from mmoshard.interfaces import ISubscription
 from mmoshard.store.errors import CommandError
 
+__all__ = [
+    "Script",
+    "Subscription",
+    "asText",
+    "callSubscriber",
+    "encodeValue",
+    "escapeGlob",
+    "formatFloat",
+    "limitArgs",
+    "scoreBound",
+    "ttlMillis",
+]
+
 
 @attrs.frozen
 class Script:
@@ -97,19 +110,21 @@ def _luaResult(value, inList=False):
         if "err" in value:
             raise CommandError(str(value["err"]))
         if "ok" in value:
-            return _encode(value["ok"])
+            return encodeValue(value["ok"])
     raise CommandError(f"script result of unsupported type {type(value).__name__}")
 
 
 # Values, scores and script arguments go through the same encoder on both
 # stores, so what one stores the other returns byte for byte.
-def _formatFloat(value):
+def formatFloat(value):
+    """A score or float value as Redis writes it (C{repr}, C{+inf}/C{-inf})."""
     if math.isinf(value):
         return "+inf" if value > 0 else "-inf"
     return repr(float(value))
 
 
-def _encode(value):
+def encodeValue(value):
+    """A value, member or script argument as the bytes both stores keep."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
@@ -119,20 +134,20 @@ def _encode(value):
     if isinstance(value, int):
         return b"%d" % value
     if isinstance(value, float):
-        return _formatFloat(value).encode("ascii")
+        return formatFloat(value).encode("ascii")
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     raise TypeError(f"cannot store a {type(value).__name__} in the volatile store")
 
 
-def _text(value):
+def asText(value):
     """A hash field, set or sorted-set member as str."""
     if isinstance(value, str):
         return value
-    return _encode(value).decode("utf-8", "surrogateescape")
+    return encodeValue(value).decode("utf-8", "surrogateescape")
 
 
-def _millis(ttl):
+def ttlMillis(ttl):
     """A positive TTL in seconds as the whole milliseconds Redis keeps."""
     ttl = float(ttl)
     if not ttl > 0 or math.isinf(ttl):
@@ -140,7 +155,7 @@ def _millis(ttl):
     return max(1, round(ttl * 1000))
 
 
-def _scoreBound(bound):
+def scoreBound(bound):
     """(score, exclusive) from a float, or a Redis bound string like C{(1.5}."""
     exclusive = False
     if isinstance(bound, bytes):
@@ -154,20 +169,21 @@ def _scoreBound(bound):
     return value, exclusive
 
 
-def _limit(offset, count):
+def limitArgs(offset, count):
     """(offset, count) for LIMIT, or None; a count < 0 means "all the rest"."""
     if offset is None and count is None:
         return None
     return int(offset or 0), (-1 if count is None else int(count))
 
 
-def _escapeGlob(text):
+def escapeGlob(text):
+    """C{text} with Redis glob characters escaped, to match it literally."""
     return re.sub(r"([\\*?\[\]])", r"\\\1", text)
 
 
 # One subscription type and one way of calling callbacks, so a subscriber
 # cannot tell which store it is on.
-def _callSubscriber(log, subscription, message):
+def callSubscriber(log, subscription, message):
     """
     Run one callback (plain, returning a Deferred, or C{async def}); its
     failure is logged, never the deliverer's problem.
@@ -192,18 +208,31 @@ def _callSubscriber(log, subscription, message):
 
 
 @implementer(ISubscription)
-class _Subscription:
-    def __init__(self, owner, channel, fullChannel, callback):
-        self.owner = owner
+class Subscription:
+    """
+    One live subscription, the same on both stores.
+
+    @ivar channel: the channel as the subscriber named it (no prefix).
+    @ivar fullChannel: the channel with the store's prefix.
+    @ivar callback: C{callback(channel, message)}, run by L{callSubscriber}.
+    @ivar active: False once unsubscribed.
+    """
+
+    def __init__(self, channel, fullChannel, callback, onEnd):
+        """
+        @param onEnd: called with this subscription, once, when it is
+            unsubscribed: the store forgets it there.
+        """
         self.channel = channel
         self.fullChannel = fullChannel
         self.callback = callback
         self.active = True
+        self._onEnd = onEnd
 
     def unsubscribe(self):
         if self.active:
             self.active = False
-            self.owner._unsubscribe(self)
+            self._onEnd(self)
         return succeed(None)
 
     def __repr__(self):

@@ -27,3 +27,10 @@ class CommandError(StoreError):
     wrong kind of value, a value that is not an integer for C{incr}, or a
     script that failed.  The message is the backend's (e.g. C{WRONGTYPE ...}).
     """
+
+
+class StoreNotOpen(RuntimeError):
+    """
+    A store was used before its C{open()}: a programming error, not an
+    outage, so it is not a L{StoreError} that callers would handle as one.
+    """

@@ -9,16 +9,16 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.interfaces import IVolatileStore
-from mmoshard.store.errors import CommandError
+from mmoshard.store.errors import CommandError, StoreNotOpen
 from mmoshard.store.common import (
-    _callSubscriber,
-    _encode,
-    _escapeGlob,
-    _limit,
-    _millis,
-    _scoreBound,
-    _Subscription,
-    _text,
+    Subscription,
+    asText,
+    callSubscriber,
+    encodeValue,
+    escapeGlob,
+    limitArgs,
+    scoreBound,
+    ttlMillis,
 )
 
 __all__ = ["MemoryStore", "MemoryView"]
@@ -66,12 +66,18 @@ def _globRegex(pattern):
 
 
 def _immediate(method):
-    """Make a synchronous method return an already-fired Deferred."""
+    """
+    Make a synchronous L{MemoryStore} method return an already-fired
+    Deferred, failing with L{StoreNotOpen} before the store's C{open()}.
+    """
+    name = method.__name__
 
     @functools.wraps(method)
-    def wrapper(*args, **kwargs):
+    def wrapper(self, *args, **kwargs):
+        if not self._opened:
+            return fail(StoreNotOpen(f"{self!r}: call open() before {name}()"))
         try:
-            return succeed(method(*args, **kwargs))
+            return succeed(method(self, *args, **kwargs))
         except Exception:
             return fail()
 
@@ -183,8 +189,8 @@ class MemoryView:
         return self._lookup(key, bytes)
 
     def set(self, key, value, ttl=None, nx=False):
-        millis = None if ttl is None else _millis(ttl)
-        value = _encode(value)
+        millis = None if ttl is None else ttlMillis(ttl)
+        value = encodeValue(value)
         if nx and self._lookup(key) is not None:
             return False
         self._remove(key)
@@ -210,7 +216,7 @@ class MemoryView:
             # Like Redis: a deadline in the past deletes the key.
             self._remove(key)
         else:
-            self._setDeadline(key, _millis(ttl))
+            self._setDeadline(key, ttlMillis(ttl))
         return True
 
     def ttl(self, key):
@@ -224,7 +230,7 @@ class MemoryView:
     def incr(self, key, amount=1, ttl=None):
         if not isinstance(amount, int):
             raise TypeError(f"incr amount must be an int, not {amount!r}")
-        millis = None if ttl is None else _millis(ttl)
+        millis = None if ttl is None else ttlMillis(ttl)
         value = _parseInt(self._lookup(key, bytes)) + amount
         self._data[key] = b"%d" % value
         if millis is not None and key not in self._expires:
@@ -247,14 +253,14 @@ class MemoryView:
             h = self._data[key] = _Hash()
         new = 0
         for field, value in mapping.items():
-            field = _text(field)
+            field = asText(field)
             new += field not in h
-            h[field] = _encode(value)
+            h[field] = encodeValue(value)
         return new
 
     def hget(self, key, field):
         h = self._lookup(key, _Hash)
-        return None if h is None else h.get(_text(field))
+        return None if h is None else h.get(asText(field))
 
     def hgetall(self, key):
         h = self._lookup(key, _Hash)
@@ -264,7 +270,7 @@ class MemoryView:
         h = self._lookup(key, _Hash)
         if h is None:
             return 0
-        removed = sum(h.pop(_text(f), None) is not None for f in fields)
+        removed = sum(h.pop(asText(f), None) is not None for f in fields)
         self._dropIfEmpty(key, h)
         return removed
 
@@ -274,7 +280,7 @@ class MemoryView:
         h = self._lookup(key, _Hash)
         if h is None:
             h = self._data[key] = _Hash()
-        field = _text(field)
+        field = asText(field)
         value = _parseInt(h.get(field)) + amount
         h[field] = b"%d" % value
         return value
@@ -288,7 +294,7 @@ class MemoryView:
         if s is None:
             s = self._data[key] = _Set()
         before = len(s)
-        s.update(_text(m) for m in members)
+        s.update(asText(m) for m in members)
         return len(s) - before
 
     def srem(self, key, *members):
@@ -296,7 +302,7 @@ class MemoryView:
         if s is None:
             return 0
         before = len(s)
-        s.difference_update(_text(m) for m in members)
+        s.difference_update(asText(m) for m in members)
         removed = before - len(s)
         self._dropIfEmpty(key, s)
         return removed
@@ -307,7 +313,7 @@ class MemoryView:
 
     def sismember(self, key, member):
         s = self._lookup(key, _Set)
-        return s is not None and _text(member) in s
+        return s is not None and asText(member) in s
 
     # -- sorted sets
 
@@ -319,7 +325,7 @@ class MemoryView:
             score = float(score)
             if math.isnan(score):
                 raise CommandError("ERR value is not a valid float")
-            scores[_text(member)] = score
+            scores[asText(member)] = score
         z = self._lookup(key, _ZSet)
         if z is None:
             z = self._data[key] = _ZSet()
@@ -331,22 +337,22 @@ class MemoryView:
         z = self._lookup(key, _ZSet)
         if z is None:
             return 0
-        removed = sum(z.pop(_text(m), None) is not None for m in members)
+        removed = sum(z.pop(asText(m), None) is not None for m in members)
         self._dropIfEmpty(key, z)
         return removed
 
     def zscore(self, key, member):
         z = self._lookup(key, _ZSet)
-        return None if z is None else z.get(_text(member))
+        return None if z is None else z.get(asText(member))
 
     def zcard(self, key):
         z = self._lookup(key, _ZSet)
         return 0 if z is None else len(z)
 
     def zrangebyscore(self, key, min, max, offset=None, count=None, withscores=False):
-        lo, loExclusive = _scoreBound(min)
-        hi, hiExclusive = _scoreBound(max)
-        limit = _limit(offset, count)
+        lo, loExclusive = scoreBound(min)
+        hi, hiExclusive = scoreBound(max)
+        limit = limitArgs(offset, count)
         z = self._lookup(key, _ZSet)
         if z is None:
             return []
@@ -373,7 +379,7 @@ class MemoryView:
     def publish(self, channel, message):
         subscriptions = list(self._channels.get(channel, ()))
         if subscriptions and not self._closed:
-            message = _encode(message)
+            message = encodeValue(message)
             # Delivered from the clock, never from inside publish, as Redis
             # would: a callback that publishes cannot recurse.
             call = self.clock.callLater(0, self._deliver, subscriptions, message)
@@ -384,7 +390,7 @@ class MemoryView:
         self._deliveries = {c for c in self._deliveries if c.active()}
         for subscription in subscriptions:
             if subscription.active:
-                _callSubscriber(self.log, subscription, message)
+                callSubscriber(self.log, subscription, message)
 
     def _subscribe(self, subscription):
         self._channels.setdefault(subscription.fullChannel, []).append(subscription)
@@ -402,6 +408,8 @@ class MemoryStore:
     """
     L{IVolatileStore} in process memory, for one process (the embedded
     default and tests).  Every Deferred it returns has already fired.
+    Nothing may be called before L{open}: every call fails with
+    L{StoreNotOpen} until then, as on the other stores.
 
     @param clock: an C{IReactorTime} (a C{task.Clock} in tests) driving
         expiry and pub/sub delivery.
@@ -417,9 +425,21 @@ class MemoryStore:
         self._ownsBackend = backend is None
         self.backend = MemoryView(clock, sweepInterval) if backend is None else backend
         self._subscriptions = set()
+        self._opened = False
+        self._closed = False
 
     def __repr__(self):
         return f"<MemoryStore prefix={self.prefix!r}>"
+
+    def open(self):
+        """
+        Make the store usable; there is nothing to connect to.
+
+        @raise RuntimeError: when the store was already closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed; make a new store")
+        self._opened = True
 
     def _key(self, key):
         return self.prefix + key
@@ -512,7 +532,7 @@ class MemoryStore:
 
     @_immediate
     def keys(self, pattern):
-        found = self.backend.keys(_escapeGlob(self.prefix) + pattern)
+        found = self.backend.keys(escapeGlob(self.prefix) + pattern)
         return [k[len(self.prefix) :] for k in found]
 
     @_immediate
@@ -521,7 +541,7 @@ class MemoryStore:
 
     @_immediate
     def subscribe(self, channel, callback):
-        subscription = _Subscription(self, channel, self._key(channel), callback)
+        subscription = Subscription(channel, self._key(channel), callback, self._unsubscribe)
         self._subscriptions.add(subscription)
         self.backend._subscribe(subscription)
         return subscription
@@ -532,14 +552,14 @@ class MemoryStore:
 
     @_immediate
     def evalScript(self, script, keys, args):
-        return script(self.backend, [self._key(k) for k in keys], [_encode(a) for a in args])
+        return script(self.backend, [self._key(k) for k in keys], [encodeValue(a) for a in args])
 
-    def open(self):
-        """Start connecting (the store helper's branch does the real work)."""
-
-    @_immediate
     def close(self):
+        # Allowed before open(), as on the other stores: a node that failed
+        # to start still closes what it made.
+        self._closed = True
         for subscription in list(self._subscriptions):
             subscription.unsubscribe()
         if self._ownsBackend:
             self.backend.close()
+        return succeed(None)

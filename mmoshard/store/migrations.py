@@ -26,6 +26,7 @@ __all__ = [
     "DIALECTS",
     "Migration",
     "MigrationError",
+    "aheadMessage",
     "checkSchema",
     "currentVersion",
     "latestVersion",
@@ -244,7 +245,8 @@ async def currentVersion(store):
     return await store.runInteraction(_txn_currentVersion)
 
 
-def _aheadMessage(current, latest):
+def aheadMessage(current, latest):
+    """The message for a database whose schema is newer than this code's migrations."""
     return (
         f"database schema version {current} is newer than this code ({latest}): "
         "upgrade mmoshard"
@@ -269,7 +271,7 @@ async def migrate(store, directory=None):
     await store.runInteraction(_txn_createVersionTable)
     current = await currentVersion(store)
     if current > latest:
-        raise SchemaMismatch(_aheadMessage(current, latest))
+        raise SchemaMismatch(aheadMessage(current, latest))
     applied = []
     for migration in migrations:
         if migration.version <= current:
@@ -304,5 +306,5 @@ async def checkSchema(store, directory=None, configPath=None):
             f"run `mmoshard migrate --config {configPath or '...'}`"
         )
     if current > latest:
-        raise SchemaMismatch(_aheadMessage(current, latest))
+        raise SchemaMismatch(aheadMessage(current, latest))
     return current

@@ -2,11 +2,8 @@
 
 import functools
 import math
-import random
 
-import hiredis
 import txredisapi
-from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred
@@ -15,36 +12,30 @@ from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
 )
-from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mmoshard.interfaces import IVolatileStore
-from mmoshard.store.errors import CommandError, VolatileUnavailable
 from mmoshard.store.common import (
     Script,
-    _callSubscriber,
-    _encode,
-    _escapeGlob,
-    _formatFloat,
-    _limit,
-    _millis,
-    _scoreBound,
-    _Subscription,
-    _text,
+    asText,
+    encodeValue,
+    escapeGlob,
+    formatFloat,
+    limitArgs,
+    scoreBound,
+    ttlMillis,
 )
+from mmoshard.store.errors import CommandError, StoreNotOpen, VolatileUnavailable
+from mmoshard.store.redispubsub import RedisSubscriber, decode
 
 __all__ = ["RedisStore"]
 
 
-def _decode(raw):
-    return raw.decode("utf-8", "surrogateescape")
-
-
 def _formatBound(bound):
-    value, exclusive = _scoreBound(bound)
-    return (("(" if exclusive else "") + _formatFloat(value)).encode("ascii")
+    value, exclusive = scoreBound(bound)
+    return (("(" if exclusive else "") + formatFloat(value)).encode("ascii")
 
 
 def _deferred(method):
@@ -72,24 +63,16 @@ _INCR_TTL = Script(
 )
 
 
-def _resp(*parts):
-    """One command in RESP, the way redis-cli sends it."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        part = _encode(part)
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
-
-
-class _Protocol(txredisapi.HiredisProtocol):
+class PoolProtocol(txredisapi.HiredisProtocol):
     """
-    txredisapi's hiredis protocol, less the per-argument and per-reply steps
+    The command pool's protocol: txredisapi's hiredis protocol, less the
+    per-argument and per-reply steps
     that do nothing for us: they cost more than a batched script call's
     other work (measured under callgrind).
     """
 
     def _build_command(self, *args, **kwargs):
-        # The store encodes every argument to bytes itself (see _encode); the
+        # The store encodes every argument to bytes itself (see encodeValue); the
         # encoding is RESP as txredisapi writes it.  Anything else (the
         # protocol's own SELECT or AUTH) goes through txredisapi's encoder.
         # Exactly bytes: len() of another buffer (a memoryview of wider
@@ -115,7 +98,7 @@ class _PoolFactory(txredisapi.RedisFactory):
     our reactor for the protocols' reply timeouts.
     """
 
-    protocol = _Protocol
+    protocol = PoolProtocol
 
     def __init__(self, reactor, *args, initialDelay, maxDelay, **kwargs):
         super().__init__(*args, **kwargs)
@@ -126,89 +109,6 @@ class _PoolFactory(txredisapi.RedisFactory):
     def buildProtocol(self, addr):
         protocol = super().buildProtocol(addr)
         protocol.callLater = self._reactor.callLater
-        return protocol
-
-
-class _SubscriberProtocol(Protocol):
-    """
-    The pub/sub connection: a minimal RESP client that only authenticates,
-    (un)subscribes and pings, handing every reply to the store.
-    """
-
-    def __init__(self, store):
-        self.store = store
-        self.reader = hiredis.Reader()
-        self._pingCall = None
-        self._pongDeadline = None
-
-    def connectionMade(self):
-        try:
-            self.transport.setTcpKeepAlive(1)
-        except AttributeError:
-            pass
-        if self.store.password is not None:
-            self.send(b"AUTH", self.store.password)
-        self.store._subscriberConnected(self)
-        self._schedulePing()
-
-    def send(self, *parts):
-        self.transport.write(_resp(*parts))
-
-    def dataReceived(self, data):
-        self.reader.feed(data)
-        try:
-            while (reply := self.reader.gets()) is not False:
-                self._pongReceived()
-                self.store._subscriberReply(self, reply)
-        except hiredis.ProtocolError as e:
-            self.store._subscriberProblem(f"protocol error: {e}")
-            self.transport.abortConnection()
-
-    # A peer that vanished without a FIN would keep the subscriptions
-    # silently dead; a periodic PING notices.
-    def _schedulePing(self):
-        keepalive = self.store.keepalive
-        if keepalive:
-            self._pingCall = self.store.reactor.callLater(keepalive, self._ping)
-
-    def _ping(self):
-        self._pingCall = None
-        self.send(b"PING")
-        self._pongDeadline = self.store.reactor.callLater(
-            self.store.timeout, self._pingTimedOut
-        )
-
-    def _pingTimedOut(self):
-        self._pongDeadline = None
-        self.store._subscriberProblem("no answer to PING")
-        self.transport.abortConnection()
-
-    def _pongReceived(self):
-        if self._pongDeadline is not None:
-            self._pongDeadline.cancel()
-            self._pongDeadline = None
-            self._schedulePing()
-
-    def _stopPinging(self):
-        for call in (self._pingCall, self._pongDeadline):
-            if call is not None and call.active():
-                call.cancel()
-        self._pingCall = self._pongDeadline = None
-
-    def connectionLost(self, reason):
-        self._stopPinging()
-        self.store._subscriberLost(self, reason)
-
-
-class _SubscriberFactory(Factory):
-    noisy = False
-
-    def __init__(self, store):
-        self.store = store
-
-    def buildProtocol(self, addr):
-        protocol = _SubscriberProtocol(self.store)
-        protocol.factory = self
         return protocol
 
 
@@ -226,7 +126,10 @@ class RedisStore:
     """
     L{IVolatileStore} on Redis: a lazy txredisapi pool (hiredis parser,
     C{poolsize} connections) for commands and a separate connection for
-    pub/sub.
+    pub/sub (a L{RedisSubscriber}, the C{subscriber} attribute).
+
+    Constructing it connects to nothing: L{open} starts both connections,
+    and every call before it fails with L{StoreNotOpen}.
 
     Every call fails with L{VolatileUnavailable} after C{timeout} seconds
     at most when Redis does not answer, including while the pool waits for
@@ -280,50 +183,56 @@ class RedisStore:
         self.password = password
         self.prefix = prefix
         self.timeout = timeout
+        self.poolsize = poolsize
+        self.initialDelay = initialDelay
+        self.maxDelay = maxDelay
         self.keepalive = keepalive
         self.address = f"{host}:{port}/{db}"
+        self.subscriber = RedisSubscriber(
+            reactor, self.address, prefix, password, timeout, keepalive, initialDelay, maxDelay
+        )
 
         self._closed = False
         self._inflight = set()
         self._unavailable = False
+        # Both made by open(); None before.
+        self._factory = None
+        self._pool = None
 
+    def open(self):
+        """
+        Start the command pool (lazy: its connections are made in the
+        background, calls wait for them up to C{timeout}) and the pub/sub
+        connection.  A second call does nothing.
+
+        @raise RuntimeError: when the store was already closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed; make a new store")
+        if self._pool is not None:
+            return
         self._factory = _PoolFactory(
-            reactor,
-            f"{host}:{port}",
-            db or None,
-            poolsize,
+            self.reactor,
+            f"{self.host}:{self.port}",
+            self.db or None,
+            self.poolsize,
             isLazy=True,
             charset=None,
-            password=password,
-            replyTimeout=timeout,
+            password=self.password,
+            replyTimeout=self.timeout,
             convertNumbers=False,
-            initialDelay=initialDelay,
-            maxDelay=maxDelay,
+            initialDelay=self.initialDelay,
+            maxDelay=self.maxDelay,
         )
         # Only fails when the pool gives up for good (bad password or db);
         # the calls report that to their callers, this keeps it out of the
         # unhandled-error log.
         self._factory.deferred.addErrback(self._poolFailed)
         self._pool = self._factory.handler
-        self._factory.startConnecting(_endpoint(reactor, host, port, timeout))
-
-        # channel (without prefix) -> live subscriptions
-        self._wanted = {}
-        self._active = set()
-        self._pendingAcks = {}
-        self._waiters = {}
-        self._subscriber = None
-        self._subscriberDown = False
-        self._subscriberError = None
-        self._subscriberService = ClientService(
-            _endpoint(reactor, host, port, timeout),
-            _SubscriberFactory(self),
-            retryPolicy=backoffPolicy(
-                initialDelay, maxDelay, factor=2.0, jitter=lambda: random.random() * initialDelay
-            ),
-            clock=reactor,
-        )
-        self._subscriberService.startService()
+        self._factory.startConnecting(_endpoint(self.reactor, self.host, self.port, self.timeout))
+        self.subscriber.open(_endpoint(self.reactor, self.host, self.port, self.timeout))
+        self.log.info("Redis store for {address} opened (prefix {prefix!r})",
+                      address=self.address, prefix=self.prefix)
 
     def __repr__(self):
         return f"<RedisStore {self.address} prefix={self.prefix!r}>"
@@ -365,10 +274,15 @@ class RedisStore:
         # sending (measured under callgrind).
         if self._closed:
             return defer.fail(VolatileUnavailable("the volatile store is closed"))
+        if self._pool is None:
+            return defer.fail(self._notOpen(args[0]))
         d = self._pool.execute_command(*args)
         d.addTimeout(self.timeout, self.reactor)
         self._inflight.add(d)
         return d.addBoth(self._replied, d)
+
+    def _notOpen(self, command):
+        return StoreNotOpen(f"{self!r}: call open() before sending {command.decode()}")
 
     def _replied(self, result, d):
         self._inflight.discard(d)
@@ -405,9 +319,9 @@ class RedisStore:
 
     @_deferred
     async def set(self, key, value, ttl=None, nx=False):
-        args = [b"SET", self._key(key), _encode(value)]
+        args = [b"SET", self._key(key), encodeValue(value)]
         if ttl is not None:
-            args += [b"PX", b"%d" % _millis(ttl)]
+            args += [b"PX", b"%d" % ttlMillis(ttl)]
         if nx:
             args.append(b"NX")
         return await self._call(*args) is not None
@@ -420,7 +334,7 @@ class RedisStore:
 
     @_deferred
     async def expire(self, key, ttl):
-        millis = _millis(ttl) if float(ttl) > 0 else 0
+        millis = ttlMillis(ttl) if float(ttl) > 0 else 0
         return bool(await self._call(b"PEXPIRE", self._key(key), b"%d" % millis))
 
     @_deferred
@@ -438,7 +352,7 @@ class RedisStore:
             raise TypeError(f"incr amount must be an int, not {amount!r}")
         if ttl is None:
             return await self._call(b"INCRBY", self._key(key), b"%d" % amount)
-        return await self.evalScript(_INCR_TTL, [key], [amount, _millis(ttl)])
+        return await self.evalScript(_INCR_TTL, [key], [amount, ttlMillis(ttl)])
 
     @_deferred
     async def hset(self, key, mapping):
@@ -446,49 +360,49 @@ class RedisStore:
             return 0
         args = []
         for field, value in mapping.items():
-            args += [_text(field).encode("utf-8", "surrogateescape"), _encode(value)]
+            args += [asText(field).encode("utf-8", "surrogateescape"), encodeValue(value)]
         return await self._call(b"HSET", self._key(key), *args)
 
     @_deferred
     async def hget(self, key, field):
-        return await self._call(b"HGET", self._key(key), _encode(_text(field)))
+        return await self._call(b"HGET", self._key(key), encodeValue(asText(field)))
 
     @_deferred
     async def hgetall(self, key):
         flat = await self._call(b"HGETALL", self._key(key))
-        return {_decode(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+        return {decode(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
 
     @_deferred
     async def hdel(self, key, *fields):
         if not fields:
             return 0
-        return await self._call(b"HDEL", self._key(key), *[_encode(f) for f in fields])
+        return await self._call(b"HDEL", self._key(key), *[encodeValue(f) for f in fields])
 
     @_deferred
     async def hincrby(self, key, field, amount=1):
         if not isinstance(amount, int):
             raise TypeError(f"hincrby amount must be an int, not {amount!r}")
-        return await self._call(b"HINCRBY", self._key(key), _encode(field), b"%d" % amount)
+        return await self._call(b"HINCRBY", self._key(key), encodeValue(field), b"%d" % amount)
 
     @_deferred
     async def sadd(self, key, *members):
         if not members:
             return 0
-        return await self._call(b"SADD", self._key(key), *[_encode(m) for m in members])
+        return await self._call(b"SADD", self._key(key), *[encodeValue(m) for m in members])
 
     @_deferred
     async def srem(self, key, *members):
         if not members:
             return 0
-        return await self._call(b"SREM", self._key(key), *[_encode(m) for m in members])
+        return await self._call(b"SREM", self._key(key), *[encodeValue(m) for m in members])
 
     @_deferred
     async def smembers(self, key):
-        return {_decode(m) for m in await self._call(b"SMEMBERS", self._key(key))}
+        return {decode(m) for m in await self._call(b"SMEMBERS", self._key(key))}
 
     @_deferred
     async def sismember(self, key, member):
-        return bool(await self._call(b"SISMEMBER", self._key(key), _encode(member)))
+        return bool(await self._call(b"SISMEMBER", self._key(key), encodeValue(member)))
 
     @_deferred
     async def zadd(self, key, mapping):
@@ -499,18 +413,18 @@ class RedisStore:
             score = float(score)
             if math.isnan(score):
                 raise CommandError("ERR value is not a valid float")
-            args += [_formatFloat(score).encode("ascii"), _encode(member)]
+            args += [formatFloat(score).encode("ascii"), encodeValue(member)]
         return await self._call(b"ZADD", self._key(key), *args)
 
     @_deferred
     async def zrem(self, key, *members):
         if not members:
             return 0
-        return await self._call(b"ZREM", self._key(key), *[_encode(m) for m in members])
+        return await self._call(b"ZREM", self._key(key), *[encodeValue(m) for m in members])
 
     @_deferred
     async def zscore(self, key, member):
-        score = await self._call(b"ZSCORE", self._key(key), _encode(member))
+        score = await self._call(b"ZSCORE", self._key(key), encodeValue(member))
         return None if score is None else float(score)
 
     @_deferred
@@ -522,34 +436,34 @@ class RedisStore:
         args = [b"ZRANGEBYSCORE", self._key(key), _formatBound(min), _formatBound(max)]
         if withscores:
             args.append(b"WITHSCORES")
-        limit = _limit(offset, count)
+        limit = limitArgs(offset, count)
         if limit is not None:
             args += [b"LIMIT", b"%d" % limit[0], b"%d" % limit[1]]
         reply = await self._call(*args)
         if withscores:
-            return [(_decode(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
-        return [_decode(m) for m in reply]
+            return [(decode(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
+        return [decode(m) for m in reply]
 
     @_deferred
     async def keys(self, pattern):
-        match = (_escapeGlob(self.prefix) + pattern).encode("utf-8")
+        match = (escapeGlob(self.prefix) + pattern).encode("utf-8")
         found = set()
         cursor = b"0"
         while True:
             cursor, batch = await self._call(b"SCAN", cursor, b"MATCH", match, b"COUNT", b"500")
-            found.update(_decode(k)[len(self.prefix) :] for k in batch)
+            found.update(decode(k)[len(self.prefix) :] for k in batch)
             if cursor == b"0":
                 return sorted(found)
 
     @_deferred
     async def publish(self, channel, message):
-        return await self._call(b"PUBLISH", self._key(channel), _encode(message))
+        return await self._call(b"PUBLISH", self._key(channel), encodeValue(message))
 
     def evalScript(self, script, keys, args):
         # Not a coroutine: this carries the auth role's batched refreshes.
         try:
             tail = [b"%d" % len(keys), *[self._key(k) for k in keys],
-                    *[_encode(a) for a in args]]
+                    *[encodeValue(a) for a in args]]
         except Exception:
             # IVolatileStore promises a Deferred, as the memory store gives.
             return defer.fail()
@@ -569,130 +483,11 @@ class RedisStore:
     async def subscribe(self, channel, callback):
         if self._closed:
             raise VolatileUnavailable("the volatile store is closed")
-        subscription = _Subscription(self, channel, self.prefix + channel, callback)
-        self._wanted.setdefault(channel, []).append(subscription)
-        if channel in self._active:
-            return subscription
-        waiter = Deferred()
-        self._waiters.setdefault(channel, []).append(waiter)
-        self._sendSubscribe([channel])
-        waiter.addTimeout(self.timeout, self.reactor)
-        try:
-            await waiter
-        except (defer.TimeoutError, defer.CancelledError) as e:
-            waiters = self._waiters.get(channel, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if self._closed:
-                subscription.unsubscribe()
-                raise VolatileUnavailable("the volatile store was closed") from e
-            if isinstance(e, defer.CancelledError):
-                # The caller gave up and will never see the subscription.
-                subscription.unsubscribe()
-                raise
-            err = VolatileUnavailable(
-                f"Redis at {self.address} did not confirm the subscription to "
-                f"{channel!r} within {self.timeout}s; it stays wanted and becomes "
-                f"active when Redis is back"
-            )
-            err.subscription = subscription
-            raise err from e
-        return subscription
-
-    def _sendSubscribe(self, channels):
-        if self._subscriber is None or not channels:
-            return
-        for channel in channels:
-            self._pendingAcks[channel] = self._pendingAcks.get(channel, 0) + 1
-        self._subscriber.send(b"SUBSCRIBE", *[self._key(c) for c in channels])
-
-    def _unsubscribe(self, subscription):
-        subs = self._wanted.get(subscription.channel, [])
-        if subscription in subs:
-            subs.remove(subscription)
-        if subs:
-            return
-        self._wanted.pop(subscription.channel, None)
-        # Inactive from now on, so a new subscribe() sends its own SUBSCRIBE
-        # rather than trusting a state the UNSUBSCRIBE is about to end.
-        self._active.discard(subscription.channel)
-        if self._subscriber is not None:
-            self._subscriber.send(b"UNSUBSCRIBE", self._key(subscription.channel))
-
-    def _subscriberConnected(self, protocol):
-        self._subscriber = protocol
-        self._active.clear()
-        self._pendingAcks.clear()
-        if self._subscriberDown:
-            self._subscriberDown = False
-            self.log.info(
-                "Redis pub/sub connection to {address} restored; "
-                "resubscribing to {count} channels",
-                address=self.address,
-                count=len(self._wanted),
-            )
-        self._sendSubscribe(list(self._wanted))
-
-    def _subscriberLost(self, protocol, reason):
-        if self._subscriber is not protocol:
-            return
-        self._subscriber = None
-        self._active.clear()
-        self._pendingAcks.clear()
-        if not self._closed and not self._subscriberDown:
-            self._subscriberDown = True
-            self.log.warn(
-                "Redis pub/sub connection to {address} lost ({why}); reconnecting",
-                address=self.address,
-                why=reason.getErrorMessage(),
-            )
-
-    def _subscriberProblem(self, why):
-        if why != self._subscriberError:
-            self._subscriberError = why
-            self.log.warn(
-                "Redis pub/sub connection to {address}: {why}", address=self.address, why=why
-            )
-
-    def _subscriberReply(self, protocol, reply):
-        if isinstance(reply, hiredis.ReplyError):
-            # AUTH refused, or worse: reconnecting (with backoff) is the only
-            # way to get the subscriptions back.
-            self._subscriberProblem(f"Redis refused: {reply}")
-            protocol.transport.loseConnection()
-            return
-        if not isinstance(reply, list) or not reply:
-            return  # +OK to AUTH, +PONG outside subscribed mode
-        kind = reply[0]
-        if kind == b"message" and len(reply) == 3:
-            self._deliver(reply[1], reply[2])
-        elif kind == b"subscribe":
-            self._subscriberError = None
-            self._acknowledged(_decode(reply[1])[len(self.prefix) :])
-
-    def _acknowledged(self, channel):
-        pending = self._pendingAcks.get(channel, 0) - 1
-        if pending > 0:
-            # A later SUBSCRIBE (sent after an UNSUBSCRIBE) is still to come.
-            self._pendingAcks[channel] = pending
-            return
-        self._pendingAcks.pop(channel, None)
-        if channel not in self._wanted:
-            return
-        self._active.add(channel)
-        for waiter in self._waiters.pop(channel, []):
-            waiter.callback(None)
-
-    def _deliver(self, rawChannel, message):
-        channel = _decode(rawChannel)[len(self.prefix) :]
-        for subscription in list(self._wanted.get(channel, ())):
-            if subscription.active:
-                _callSubscriber(self.log, subscription, message)
+        if self._pool is None:
+            raise self._notOpen(b"SUBSCRIBE")
+        return await self.subscriber.subscribe(channel, callback)
 
     # -- closing
-
-    def open(self):
-        """Start connecting (the store helper's branch does the real work)."""
 
     @_deferred
     async def close(self):
@@ -701,12 +496,9 @@ class RedisStore:
         self._closed = True
         for d in list(self._inflight):
             d.cancel()
-        for waiters in list(self._waiters.values()):
-            for waiter in list(waiters):
-                waiter.cancel()
-        self._waiters.clear()
-        self._wanted.clear()
-        await self._subscriberService.stopService()
+        await self.subscriber.close()
+        if self._factory is None:
+            return  # never opened
         await self._factory.disconnect()
         # txredisapi hands new connections to the pool one reactor turn
         # late; let that turn pass so nothing is left scheduled.

@@ -5,9 +5,7 @@ import re
 import sqlite3
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-import attrs
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -19,6 +17,7 @@ from mmoshard.store.errors import (  # noqa: F401 (SchemaMismatch: see below)
     SchemaMismatch,
     SQLUnavailable,
     StoreError,
+    StoreNotOpen,
 )
 
 # The migration machinery (and the SchemaMismatch it raises) moved to
@@ -29,7 +28,7 @@ from mmoshard.store.migrations import (  # noqa: F401
     DIALECTS,
     Migration,
     MigrationError,
-    _aheadMessage,
+    aheadMessage,
     checkSchema,
     currentVersion,
     latestVersion,
@@ -37,109 +36,10 @@ from mmoshard.store.migrations import (  # noqa: F401
     migrationsAvailable,
     splitStatements,
 )
+# URL parsing lives in sqlurl.py; callers find it here, beside the store.
+from mmoshard.store.sqlurl import SQLITE_BUSY_TIMEOUT, SQLURL, parseSQLURL  # noqa: F401
 
 _log = Logger()
-
-# --- URLs -------------------------------------------------------------------
-
-# Driver options accepted in a mysql:// URL's query string (seconds; 0 = none).
-_MYSQL_OPTIONS = {
-    "connect_timeout": 5.0,
-    "read_timeout": 60.0,
-    "write_timeout": 60.0,
-}
-SQLITE_BUSY_TIMEOUT = 5.0
-
-
-@attrs.frozen
-class SQLURL:
-    """A parsed C{mysql://} or C{sqlite:///} URL."""
-
-    dialect: str
-    path: str | None = None  # sqlite: file path, or ":memory:"
-    host: str | None = None
-    port: int = 3306
-    user: str | None = None
-    password: str | None = attrs.field(default=None, repr=False)
-    database: str | None = None
-    options: dict = attrs.field(factory=dict)
-
-    def redacted(self):
-        """The URL for messages and logs: the password never appears."""
-        if self.dialect == "sqlite":
-            return "sqlite:///" + self.path
-        auth = quote(self.user or "", safe="") + (":***" if self.password else "")
-        return f"mysql://{auth}{'@' if auth else ''}{self.host}:{self.port}/{self.database}"
-
-
-def parseSQLURL(url):
-    """
-    Parse C{mysql://user:pass@host:port/database[?read_timeout=60]} or
-    C{sqlite:///relative/path} / C{sqlite:////absolute/path}.
-
-    @raise ValueError: saying what is wrong and what a good URL looks like.
-    """
-    if not isinstance(url, str) or not url:
-        raise ValueError(f"SQL URL must be a non-empty string, got {url!r}")
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        if parts.netloc:
-            raise ValueError(
-                f"sqlite URL {url!r} has a host part: use sqlite:///relative/path "
-                "or sqlite:////absolute/path (three or four slashes)"
-            )
-        # sqlite:///a/b -> "a/b" (relative); sqlite:////a/b -> "/a/b".
-        path = unquote(parts.path[1:])
-        if not path:
-            raise ValueError(
-                f"sqlite URL {url!r} needs a path: sqlite:///var/mmoshard.sqlite3"
-            )
-        if parts.query:
-            raise ValueError(f"sqlite URL {url!r} takes no ?options")
-        return SQLURL(dialect="sqlite", path=path)
-    if parts.scheme == "mysql":
-        database = unquote(parts.path.lstrip("/"))
-        if not parts.hostname or not database or "/" in database:
-            raise ValueError(
-                f"bad mysql URL {SQLURL('mysql', host=parts.hostname, database=database).redacted()!r}:"
-                " use mysql://user:password@host:port/database"
-            )
-        try:
-            port = parts.port or 3306
-        except ValueError as e:
-            raise ValueError(f"bad port in mysql URL: {e}") from None
-        options = dict(_MYSQL_OPTIONS)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key not in _MYSQL_OPTIONS:
-                raise ValueError(
-                    f"unknown mysql URL option {key!r} (known: "
-                    + ", ".join(sorted(_MYSQL_OPTIONS))
-                    + ")"
-                )
-            try:
-                seconds = float(value)
-                if seconds < 0:
-                    raise ValueError
-            except ValueError:
-                raise ValueError(
-                    f"mysql URL option {key}={value!r} must be a number of seconds "
-                    "(0 for no limit)"
-                ) from None
-            options[key] = seconds
-        return SQLURL(
-            dialect="mysql",
-            host=parts.hostname,
-            port=port,
-            user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password is not None else None,
-            database=database,
-            options=options,
-        )
-    raise ValueError(
-        f"unsupported SQL URL scheme {parts.scheme!r}: use "
-        "mysql://user:password@host:port/database or sqlite:///path"
-    )
-
 
 # --- Placeholders -------------------------------------------------------------
 
@@ -444,7 +344,9 @@ def _txn_ping(cursor):
 @implementer(ISQLStore)
 class SQLStore:
     """
-    The process's one SQL connection pool.
+    The process's one SQL connection pool.  Constructing it checks the URL
+    and touches nothing else: L{open} starts the pool, and every call
+    before it fails with L{StoreNotOpen}.
 
     @ivar dialect: C{"mysql"} or C{"sqlite"}.
     @ivar url: the parsed L{SQLURL}.
@@ -481,8 +383,28 @@ class SQLStore:
         self._closeWaiters = []
         self._inflight = 0
         self._idleWaiters = []
+        self.minConnections = minConnections
+        self.maxConnections = maxConnections
+        self.readTimeout = readTimeout
+        if self.dialect == "mysql" and _pymysql() is None:
+            raise ValueError("a mysql:// SQL URL needs pymysql installed")
+        # Made by open(); None before.
+        self._pool = None
+
+    def open(self):
+        """
+        Start the pool: its threads, and the connections adbapi makes in
+        them; for SQLite, first the database file's directory.  A second
+        call does nothing.
+
+        @raise RuntimeError: when the store was already closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed; make a new store")
+        if self._pool is not None:
+            return
         common = dict(
-            cp_reactor=reactor, cp_reconnect=True, cp_name=f"sql-{self.dialect}"
+            cp_reactor=self.reactor, cp_reconnect=True, cp_name=f"sql-{self.dialect}"
         )
         if self.dialect == "sqlite":
             path = self.url.path
@@ -506,11 +428,9 @@ class SQLStore:
                 **common,
             )
         else:
-            if _pymysql() is None:
-                raise ValueError("a mysql:// SQL URL needs pymysql installed")
             options = dict(self.url.options)
-            if readTimeout is not None:
-                options["read_timeout"] = readTimeout
+            if self.readTimeout is not None:
+                options["read_timeout"] = self.readTimeout
             timeouts = {k: (v or None) for k, v in options.items()}
             self._pool = _Pool(
                 "pymysql",
@@ -521,12 +441,13 @@ class SQLStore:
                 database=self.url.database,
                 charset="utf8mb4",
                 autocommit=False,
-                cp_min=max(1, min(minConnections, maxConnections)),
-                cp_max=max(1, maxConnections),
+                cp_min=max(1, min(self.minConnections, self.maxConnections)),
+                cp_max=max(1, self.maxConnections),
                 cp_openfun=_openMySQL,
                 **timeouts,
                 **common,
             )
+        self.log.info("SQL store {url} opened", url=self.url.redacted())
 
     def __repr__(self):
         return f"<SQLStore {self.url.redacted()}>"
@@ -552,6 +473,8 @@ class SQLStore:
     def runInteraction(self, func, *args, **kwargs):
         if self._closed:
             return fail(SQLUnavailable(f"{self!r} is closed"))
+        if self._pool is None:
+            return fail(StoreNotOpen(f"{self!r}: call open() before running SQL"))
         self._inflight += 1
         d = self._pool.runInteraction(self._txn_run, func, args, kwargs)
         d.addErrback(self._translateFailure)
@@ -578,9 +501,6 @@ class SQLStore:
     def ping(self):
         return self.runInteraction(_txn_ping)
 
-    def open(self):
-        """Start connecting (the store helper's branch does the real work)."""
-
     def close(self):
         if self._closing is None:
             self._closed = True
@@ -598,7 +518,8 @@ class SQLStore:
             waiter = Deferred()
             self._idleWaiters.append(waiter)
             await waiter
-        self._pool.close()
+        if self._pool is not None:
+            self._pool.close()
         # Set before firing: a waiter's callback may call close() again.
         self._poolClosed = True
         while self._closeWaiters:

@@ -3,7 +3,7 @@
 from urllib.parse import unquote, urlsplit
 
 from mmoshard.store.common import Script
-from mmoshard.store.errors import CommandError
+from mmoshard.store.errors import CommandError, StoreNotOpen
 from mmoshard.store.memory import MemoryStore, MemoryView
 from mmoshard.store.redis import RedisStore
 
@@ -13,6 +13,7 @@ __all__ = [
     "MemoryView",
     "RedisStore",
     "Script",
+    "StoreNotOpen",
     "makeVolatileStore",
     "parseRedisURL",
 ]
@@ -45,7 +46,8 @@ def makeVolatileStore(url, reactor, prefix="", timeout=2.0, **kwargs):
     """
     The store a URL names: C{memory://} for a L{MemoryStore} driven by
     C{reactor}, C{redis://[:password@]host[:port][/db]} for a L{RedisStore}
-    (C{kwargs} go to its constructor).
+    (C{kwargs} go to its constructor).  The store is not opened: nothing
+    connects until its C{open()}.
 
     @raise ValueError: for any other URL.
     """

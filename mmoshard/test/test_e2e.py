@@ -58,6 +58,7 @@ class TwistdTests(TestCase):
         redisURL, prefix, cleanRedis = requireRedis()
         self.addCleanup(cleanRedis)
         store = SQLStore(reactor, mysqlURL)
+        store.open()
         await migrate(store)
         await store.close()
 

@@ -203,6 +203,7 @@ class DirectoryTests(TestCase):
     def setUp(self):
         self.clock = Clock()
         self.store = MemoryStore(self.clock, prefix="t:")
+        self.store.open()
         self.addCleanup(self.store.close)
 
     def directory(self, nodeId, roles, load=0):

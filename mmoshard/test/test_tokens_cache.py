@@ -16,6 +16,7 @@ class VerifiedTokenCacheTests(TestCase):
         self.clock = Clock()
         self.clock.advance(1_000_000)
         self.store = MemoryStore(self.clock, "test:")
+        self.store.open()
         self.addCleanup(self.store.close)
         self.decoded = []
 

@@ -13,6 +13,7 @@ class StoreZoneChannelsTests(TestCase):
     def setUp(self):
         self.clock = Clock()
         self.store = MemoryStore(self.clock, prefix="t:")
+        self.store.open()
         self.addCleanup(self.store.close)
         self.changes = []
         self.successResultOf(self.store.subscribe(

@@ -55,7 +55,9 @@ def _openStore(reactor, config, action):
     from mmoshard.store.volatile import makeVolatileStore
 
     cfg = config.volatile
-    return makeVolatileStore(cfg.url, reactor, cfg.prefix, cfg.timeout)
+    store = makeVolatileStore(cfg.url, reactor, cfg.prefix, cfg.timeout)
+    store.open()
+    return store
 
 
 def _adminURL(config, action):

@@ -113,6 +113,7 @@ class CrossProcessRevocationTests(TestCase):
         redisURL, prefix, cleanRedis = requireRedis()
         self.addCleanup(cleanRedis)
         store = SQLStore(reactor, mysqlURL)
+        store.open()
         await migrate(store)
         await store.close()
         session = await self.spawn("sessions-1", ["chat"], mysqlURL, redisURL, prefix)

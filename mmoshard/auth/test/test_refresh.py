@@ -274,6 +274,7 @@ class MemoryScriptTests(ScriptTestsMixin, TestCase):
     def setUp(self):
         self.clock = Clock()
         self.volatile = MemoryStore(self.clock, prefix="t:")
+        self.volatile.open()
 
 
 class RedisScriptTests(ScriptTestsMixin, TestCase):
@@ -281,6 +282,7 @@ class RedisScriptTests(ScriptTestsMixin, TestCase):
         url, prefix, clean = requireRedis()
         self.addCleanup(clean)
         self.volatile = makeVolatileStore(url, reactor, prefix, 2.0)
+        self.volatile.open()
         self.addCleanup(self.volatile.close)
 
 

@@ -41,6 +41,7 @@ class ChatFixture:
     async def _setUpChat(self):
         path = os.path.abspath(self.mktemp()) + ".sqlite3"
         self.sql = SQLStore(reactor, "sqlite:///" + path)
+        self.sql.open()
         self.addCleanup(self.sql.close)
         await migrate(self.sql)
         self.chars = await self.sql.runInteraction(
@@ -78,7 +79,9 @@ class MemoryBackend(ChatFixture):
         if getattr(self, "_view", None) is None or clock is not None:
             self._view = MemoryView(clock or reactor)
             self.addCleanup(self._view.close)
-        return MemoryStore(clock or reactor, prefix="t:", backend=self._view)
+        store = MemoryStore(clock or reactor, prefix="t:", backend=self._view)
+        store.open()
+        return store
 
 
 class RedisBackend(ChatFixture):
@@ -93,5 +96,6 @@ class RedisBackend(ChatFixture):
             self.addCleanup(cleaner)
         url, prefix = self._redis
         store = makeVolatileStore(url, reactor, prefix, timeout=5.0)
+        store.open()
         self.addCleanup(store.close)
         return store

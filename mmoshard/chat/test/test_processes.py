@@ -65,6 +65,7 @@ class ChatProcessesTests(TestCase):
         self.redisURL, self.prefix, clean = requireRedis()
         self.addCleanup(clean)
         store = SQLStore(reactor, self.mysqlURL)
+        store.open()
         await migrate(store)
         self.chars = await store.runInteraction(_txn_makeCharacters, NAMES, time.time())
         await store.close()

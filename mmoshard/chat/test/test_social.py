@@ -16,6 +16,7 @@ from mmoshard.testing import requireMySQL
 class SocialTests:
     async def makeSocial(self, **config):
         store = SQLStore(reactor, await self.databaseURL())
+        store.open()
         self.addCleanup(store.close)
         await migrate(store)
         chars = await store.runInteraction(_txn_makeCharacters, NAMES, 1000.0)

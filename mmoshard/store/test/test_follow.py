@@ -10,9 +10,12 @@ from mmoshard.store.volatile import MemoryStore
 
 
 class FollowerTests(TestCase):
+    """A Follower over a memory store on a Clock."""
+
     def setUp(self):
         self.clock = Clock()
         self.store = MemoryStore(self.clock, "f:")
+        self.store.open()
         self.reads = 0
         self.gate = None  # a Deferred a read waits on, when set
         self.broken = False
@@ -30,6 +33,7 @@ class FollowerTests(TestCase):
         return f
 
     def test_reads_at_start_on_messages_and_on_timer(self):
+        """The follower reads once at start, again on each message, and again every interval."""
         f = self.follower()
         self.successResultOf(f.start())
         self.assertEqual(self.reads, 1)
@@ -40,6 +44,7 @@ class FollowerTests(TestCase):
         self.assertEqual(self.reads, 3)
 
     def test_overlapping_reads_fold_into_one_more(self):
+        """Refreshes asked for while a read runs fold into one more read after it."""
         f = self.follower()
         self.successResultOf(f.start())
         self.gate = Deferred()
@@ -53,6 +58,9 @@ class FollowerTests(TestCase):
         self.assertEqual(self.reads, 3, "three asks while one ran: one more read, not three")
 
     def test_failures_never_escape_and_recover(self):
+        """
+        A failing read marks the follower failing without raising, and a later good read clears it.
+        """
         f = self.follower()
         self.broken = True
         self.successResultOf(f.start())
@@ -62,6 +70,7 @@ class FollowerTests(TestCase):
         self.assertFalse(f.failing)
 
     def test_stop_ends_messages_and_timer(self):
+        """After stop() neither messages nor the timer cause reads."""
         f = self.follower()
         self.successResultOf(f.start())
         self.successResultOf(f.stop())

@@ -54,6 +54,7 @@ class RedisOutageTests(TestCase):
             reactor, "127.0.0.1", port, prefix="outage:", timeout=0.5, poolsize=2,
             initialDelay=0.05, maxDelay=0.25, **kwargs
         )
+        store.open()
         self.addCleanup(store.close)
         return store
 
@@ -76,6 +77,10 @@ class RedisOutageTests(TestCase):
         self.fail(f"condition not met within {timeout}s")
 
     async def test_downAtStart(self):
+        """
+        With nothing listening, calls and subscribe fail with VolatileUnavailable within the
+        timeout; the pending subscription is handed back.
+        """
         store = self.makeStore(freePort())
         started = reactor.seconds()
         with self.assertRaises(VolatileUnavailable):
@@ -88,6 +93,10 @@ class RedisOutageTests(TestCase):
         await pending.unsubscribe()
 
     async def test_outageAndRecovery(self):
+        """
+        Calls fail fast while Redis is down; afterwards commands work again and every wanted
+        channel, old or subscribed during the outage, is subscribed again.
+        """
         port = freePort()
         kill = self.startRedis(port)
         await self.waitListening(port)
@@ -144,17 +153,21 @@ class RedisKeepaliveTests(TestCase):
     """The pub/sub connection notices a peer that stopped answering."""
 
     async def test_pingsKeepHealthyConnection(self):
+        """
+        Keepalive PINGs answered in time keep the same pub/sub connection, which still delivers.
+        """
         url, prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         store = RedisStore(
             reactor, prefix=prefix, timeout=0.5, keepalive=0.05, **parseRedisURL(url)
         )
+        store.open()
         self.addCleanup(store.close)
         got = []
         await store.subscribe("c", lambda c, m: got.append(m))
-        connection = store._subscriber
+        connection = store.subscriber.connection
         await deferLater(reactor, 0.4, lambda: None)
-        self.assertIs(store._subscriber, connection)
+        self.assertIs(store.subscriber.connection, connection)
         self.assertEqual(await store.publish("c", b"x"), 1)
         for _ in range(100):
             if got:
@@ -163,6 +176,7 @@ class RedisKeepaliveTests(TestCase):
         self.assertEqual(got, [b"x"])
 
     async def test_unansweredPingReconnects(self):
+        """A PING left unanswered drops the pub/sub connection and a new one is made."""
         factory = Factory.forProtocol(_Silent)
         factory.connections = []
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
@@ -170,6 +184,7 @@ class RedisKeepaliveTests(TestCase):
             reactor, "127.0.0.1", port.getHost().port, timeout=0.2, keepalive=0.1,
             poolsize=1, initialDelay=0.05, maxDelay=0.1,
         )
+        store.open()
 
         async def cleanup():
             await store.close()
@@ -190,13 +205,51 @@ class RedisKeepaliveTests(TestCase):
         self.assertGreaterEqual(len(pinged()), 2)
 
 
+class RedisOpenTests(TestCase):
+    """A RedisStore connects to nothing until open()."""
+
+    async def test_connectsOnlyOnOpen(self):
+        """
+        Constructing a RedisStore makes no connection; open() makes the
+        pool's and the pub/sub connection.
+        """
+        factory = Factory.forProtocol(_Silent)
+        factory.connections = []
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        store = RedisStore(
+            reactor, "127.0.0.1", port.getHost().port, timeout=0.2, keepalive=None,
+            poolsize=1, initialDelay=0.05, maxDelay=0.1,
+        )
+
+        async def cleanup():
+            await store.close()
+            for c in factory.connections:
+                c.transport.abortConnection()
+            await gatherResults([c.lost for c in factory.connections])
+            await port.stopListening()
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(cleanup()))
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(factory.connections, [])
+        store.open()
+        for _ in range(300):
+            if len(factory.connections) >= 2:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(len(factory.connections), 2)
+
+
 class ProtocolTests(TestCase):
     """The pool's protocol encodes and passes replies on as txredisapi's own does."""
 
     def test_commands_encoded_alike(self):
-        from mmoshard.store.redis import _Protocol
+        """
+        The pool protocol frames every command exactly as txredisapi's own does, odd buffers
+        included.
+        """
+        from mmoshard.store.redis import PoolProtocol
 
-        ours = _Protocol(charset=None, convertNumbers=False)
+        ours = PoolProtocol(charset=None, convertNumbers=False)
         theirs = txredisapi.HiredisProtocol(charset=None, convertNumbers=False)
         for args in [(b"EVALSHA", b"ab12", b"2", b"k1", b"k\xc3\xa9", b"1.5", b""),
                      (b"GET", bytearray(b"k")), ("SELECT", 3), (b"SET", "k", 1.5), (),
@@ -206,11 +259,15 @@ class ProtocolTests(TestCase):
             self.assertEqual(ours._build_command(*args), theirs._build_command(*args), args)
 
     def test_replies_unchanged(self):
-        from mmoshard.store.redis import _Protocol
+        """
+        The pool protocol passes replies on unchanged without conversion, and converts like
+        txredisapi when asked.
+        """
+        from mmoshard.store.redis import PoolProtocol
 
-        ours = _Protocol(charset=None, convertNumbers=False)
+        ours = PoolProtocol(charset=None, convertNumbers=False)
         theirs = txredisapi.HiredisProtocol(charset=None, convertNumbers=False)
         for reply in [b"ok 1 0 x", [b"a", [b"b", 3]], 7, None, b"", b"1.5", [b"12"]]:
             self.assertEqual(ours.tryConvertData(reply), theirs.tryConvertData(reply))
-        converting = _Protocol(charset="utf-8", convertNumbers=True)
+        converting = PoolProtocol(charset="utf-8", convertNumbers=True)
         self.assertEqual(converting.tryConvertData([b"12", b"x"]), [12, "x"])

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from mmoshard.interfaces import ISQLStore
 from mmoshard.store import sql
-from mmoshard.store.errors import IntegrityError, SchemaMismatch, SQLUnavailable
+from mmoshard.store.errors import IntegrityError, SchemaMismatch, SQLUnavailable, StoreNotOpen
 from mmoshard.store.sql import (
     Cursor,
     MigrationError,
@@ -22,175 +22,11 @@ from mmoshard.store.sql import (
     checkSchema,
     currentVersion,
     migrate,
-    migrationsAvailable,
     parseSQLURL,
-    splitStatements,
-    toPyformat,
 )
 from mmoshard.testing import freePort, requireMySQL
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-class ParseSQLURLTests(SynchronousTestCase):
-    def test_sqliteRelative(self):
-        u = parseSQLURL("sqlite:///var/mmoshard.sqlite3")
-        self.assertEqual((u.dialect, u.path), ("sqlite", "var/mmoshard.sqlite3"))
-
-    def test_sqliteAbsolute(self):
-        self.assertEqual(parseSQLURL("sqlite:////srv/db.sqlite3").path, "/srv/db.sqlite3")
-
-    def test_mysql(self):
-        u = parseSQLURL("mysql://game:p%40ss%3Aword@db.example:3307/mmo?read_timeout=5")
-        self.assertEqual(
-            (u.dialect, u.user, u.password, u.host, u.port, u.database),
-            ("mysql", "game", "p@ss:word", "db.example", 3307, "mmo"),
-        )
-        self.assertEqual(u.options["read_timeout"], 5.0)
-        self.assertEqual(u.options["connect_timeout"], 5.0)
-        self.assertEqual(u.redacted(), "mysql://game:***@db.example:3307/mmo")
-        self.assertNotIn("p@ss", repr(u))
-
-    def test_mysqlDefaultPort(self):
-        self.assertEqual(parseSQLURL("mysql://root@localhost/mmo").port, 3306)
-
-    def test_bad(self):
-        for url, words in [
-            ("", "non-empty"),
-            ("postgres://x/y", "unsupported SQL URL scheme 'postgres'"),
-            ("sqlite://", "needs a path"),
-            ("sqlite://host/path", "host part"),
-            ("mysql://host", "mysql://user:password@host:port/database"),
-            ("mysql://root:secret@/db", "mysql://user:password@host:port/database"),
-            ("mysql://h:notaport/db", "bad port"),
-            ("mysql://h/db?colour=red", "unknown mysql URL option 'colour'"),
-            ("mysql://h/db?read_timeout=soon", "number of seconds"),
-        ]:
-            with self.assertRaises(ValueError, msg=url) as cm:
-                parseSQLURL(url)
-            self.assertIn(words, str(cm.exception), url)
-            self.assertNotIn("secret", str(cm.exception))
-
-
-class PlaceholderTests(SynchronousTestCase):
-    def test_convert(self):
-        self.assertEqual(
-            toPyformat("SELECT * FROM t WHERE a = ? AND b = ?"),
-            "SELECT * FROM t WHERE a = %s AND b = %s",
-        )
-
-    def test_literals(self):
-        self.assertEqual(
-            toPyformat("SELECT '50% ?', \"?\", `a?` FROM t WHERE x LIKE ? -- why?\n"),
-            "SELECT '50%% ?', \"?\", `a?` FROM t WHERE x LIKE %s -- why?\n",
-        )
-
-    def test_escapedQuotes(self):
-        self.assertEqual(
-            toPyformat("SELECT 'it''s ?', 'a\\'?', ? /* ? */"),
-            "SELECT 'it''s ?', 'a\\'?', %s /* ? */",
-        )
-
-    def test_percentOutsideStrings(self):
-        self.assertEqual(toPyformat("SELECT 7 % ?"), "SELECT 7 %% %s")
-
-
-class SplitStatementsTests(SynchronousTestCase):
-    def test_split(self):
-        text = (
-            "-- a comment;\n"
-            "CREATE TABLE a (\n"
-            "    -- inner comment;\n"
-            "    x INT\n"
-            ");\n"
-            "\n"
-            "INSERT INTO a VALUES (1); \n"
-            "INSERT INTO a VALUES (';')\n"
-        )
-        self.assertEqual(
-            splitStatements(text),
-            [
-                "CREATE TABLE a (\n    x INT\n)",
-                "INSERT INTO a VALUES (1)",
-                "INSERT INTO a VALUES (';')",
-            ],
-        )
-
-    def test_semicolonMidLine(self):
-        self.assertEqual(splitStatements("SELECT 'a;b';\n"), ["SELECT 'a;b'"])
-
-
-class MigrationLayoutTests(SynchronousTestCase):
-    def test_importableFromSQL(self):
-        """The migration machinery moved to migrations.py; sql.py still offers it."""
-        from mmoshard.store import migrations
-
-        for name in migrations.__all__ + ["_aheadMessage"]:
-            self.assertIs(getattr(sql, name), getattr(migrations, name), name)
-
-    def layout(self, files):
-        root = Path(self.mktemp())
-        for name, text in files.items():
-            path = root / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        root.mkdir(parents=True, exist_ok=True)
-        return root
-
-    def test_sharedAndOverrides(self):
-        root = self.layout(
-            {
-                "0001_base.sql": "SELECT 1;",
-                "mysql/0001_base.sql": "SELECT 'mysql';",
-                "0002_data.sql": "SELECT 2;",
-                "sqlite/0003_tweak.sql": "SELECT 3;",
-                "mysql/0003_tweak.sql": "SELECT 3;",
-                "README.md": "not a migration",
-            }
-        )
-        mysql = migrationsAvailable("mysql", root)
-        self.assertEqual(
-            [(m.version, m.name) for m in mysql],
-            [(1, "0001_base"), (2, "0002_data"), (3, "0003_tweak")],
-        )
-        self.assertEqual(mysql[0].path, root / "mysql" / "0001_base.sql")
-        self.assertEqual(migrationsAvailable("sqlite", root)[0].path, root / "0001_base.sql")
-
-    def test_gap(self):
-        root = self.layout({"0001_a.sql": "", "sqlite/0003_c.sql": ""})
-        self.assertEqual(len(migrationsAvailable("mysql", root)), 1)
-        with self.assertRaises(MigrationError) as cm:
-            migrationsAvailable("sqlite", root)
-        self.assertIn("skip version(s) 2", str(cm.exception))
-
-    def test_duplicate(self):
-        root = self.layout({"0001_a.sql": "", "0001_b.sql": ""})
-        with self.assertRaises(MigrationError) as cm:
-            migrationsAvailable("sqlite", root)
-        self.assertIn("two migrations with version 1", str(cm.exception))
-
-    def test_overrideWithOtherName(self):
-        root = self.layout({"0001_a.sql": "", "mysql/0001_b.sql": ""})
-        self.assertRaises(MigrationError, migrationsAvailable, "mysql", root)
-
-    def test_badName(self):
-        root = self.layout({"1_a.sql": ""})
-        self.assertRaises(MigrationError, migrationsAvailable, "mysql", root)
-
-    def test_missingDirectory(self):
-        self.assertRaises(MigrationError, migrationsAvailable, "mysql", self.mktemp())
-
-    def test_repositoryMigrationsAgree(self):
-        """Both dialects have the same versions and names, and it is the default dir."""
-        self.assertEqual(sql.DEFAULT_MIGRATIONS_DIR, REPO / "sql")
-        names = {
-            d: [(m.version, m.name) for m in migrationsAvailable(d)] for d in sql.DIALECTS
-        }
-        self.assertEqual(names["mysql"], names["sqlite"])
-        self.assertEqual(names["mysql"][0], (1, "0001_accounts_characters"))
-        for d in sql.DIALECTS:
-            for m in migrationsAvailable(d):
-                self.assertTrue(m.statements(), m.path)
 
 
 def _txn_addAccount(cursor, username, email=None):
@@ -209,6 +45,7 @@ class StoreContractMixin:
 
     def makeStore(self, **kwargs):
         store = SQLStore(reactor, self.url, **kwargs)
+        store.open()
         self.addCleanup(store.close)
         return store
 
@@ -216,15 +53,55 @@ class StoreContractMixin:
         self.url = self.makeURL()
         self.store = self.makeStore()
 
+    def unopened(self):
+        store = SQLStore(reactor, self.url)
+        self.addCleanup(store.close)
+        return store
+
     async def migrated(self):
         await migrate(self.store)
         return self.store
 
     def test_interface(self):
+        """The store provides ISQLStore, opened or not, and knows its dialect."""
         self.assertTrue(verifyObject(ISQLStore, self.store))
+        self.assertTrue(verifyObject(ISQLStore, self.unopened()))
         self.assertEqual(self.store.dialect, self.dialect)
 
+    async def test_nothingBeforeOpen(self):
+        """Before open() every call fails at once with StoreNotOpen, naming open()."""
+        store = self.unopened()
+        calls = [
+            store.ping,
+            lambda: store.runQuery("SELECT 1"),
+            lambda: store.runInteraction(lambda cursor: None),
+        ]
+        for call in calls:
+            with self.assertRaises(StoreNotOpen) as cm:
+                await call()
+            self.assertIn("open()", str(cm.exception))
+
+    async def test_openThenWorks(self):
+        """open() returns None, the store answers after it, and a second open() changes nothing."""
+        store = self.unopened()
+        self.assertIsNone(store.open())
+        self.assertIsNone(await store.ping())
+        store.open()
+        self.assertEqual(await store.runQuery("SELECT 1"), [(1,)])
+
+    async def test_closeBeforeOpen(self):
+        """A store never opened closes, and then cannot be opened."""
+        store = self.unopened()
+        await store.close()
+        self.assertRaises(RuntimeError, store.open)
+        with self.assertRaises(SQLUnavailable):
+            await store.ping()
+
     async def test_placeholdersAndPercent(self):
+        """
+        C{?} placeholders bind on both dialects, C{%} in statements and values is kept, executemany
+        counts its rows.
+        """
         def txn(cursor):
             self.assertIsInstance(cursor, Cursor)
             self.assertEqual(cursor.dialect, self.dialect)
@@ -249,6 +126,10 @@ class StoreContractMixin:
         self.assertEqual(await self.store.runQuery("SELECT COUNT(*) FROM t"), [(4,)])
 
     async def test_commitAndRollback(self):
+        """
+        A transaction commits when its function returns and rolls back when it raises, the
+        exception reaching the caller.
+        """
         await self.store.runInteraction(
             lambda c: c.execute("CREATE TABLE t (n INTEGER NOT NULL)")
         )
@@ -265,6 +146,7 @@ class StoreContractMixin:
         self.assertEqual(await self.store.runQuery("SELECT n FROM t"), [(1,)])
 
     async def test_fetchoneAndLastrowid(self):
+        """lastrowid gives the new row's id, fetchone a row and then None."""
         await self.migrated()
         first = await self.store.runInteraction(_txn_addAccount, "Alice")
         second = await self.store.runInteraction(_txn_addAccount, "Bob")
@@ -277,6 +159,10 @@ class StoreContractMixin:
         self.assertEqual(await self.store.runInteraction(txn), (("Alice", None), None))
 
     async def test_integrityErrorOnDuplicateUsername(self):
+        """
+        A duplicate unique key fails with IntegrityError naming the key, and the transaction leaves
+        nothing.
+        """
         await self.migrated()
         await self.store.runInteraction(_txn_addAccount, "Bob")
         with self.assertRaises(IntegrityError) as cm:
@@ -300,6 +186,9 @@ class StoreContractMixin:
         self.assertEqual(await self.store.runInteraction(txn), 2)
 
     async def test_foreignKeys(self):
+        """
+        A row pointing at a missing parent fails with IntegrityError: foreign keys are enforced.
+        """
         await self.migrated()
 
         def txn(cursor):
@@ -313,6 +202,10 @@ class StoreContractMixin:
             await self.store.runInteraction(txn)
 
     async def test_migrateFromEmpty(self):
+        """
+        migrate() applies every migration in order on an empty database, records them, makes the
+        tables with their defaults, and does nothing the second time.
+        """
         latest = sql.latestVersion(self.dialect)
         self.assertEqual(await currentVersion(self.store), 0)
         applied = await migrate(self.store)
@@ -343,6 +236,10 @@ class StoreContractMixin:
         self.assertEqual(await currentVersion(self.store), latest)
 
     async def test_checkSchemaBehind(self):
+        """
+        checkSchema() refuses a database behind the code, saying which versions and the command to
+        run.
+        """
         await self.migrated()
         latest = sql.latestVersion(self.dialect)
         await self.store.runQuery("DELETE FROM schema_version WHERE version = ?", (latest,))
@@ -392,6 +289,9 @@ class StoreContractMixin:
         self.assertEqual(await currentVersion(store), latest)
 
     async def test_checkSchemaAhead(self):
+        """
+        checkSchema() and migrate() refuse a database newer than the code, asking for an upgrade.
+        """
         await self.migrated()
         latest = sql.latestVersion(self.dialect)
         await self.store.runQuery(
@@ -410,6 +310,7 @@ class StoreContractMixin:
         self.assertEqual(str(cm.exception), message)
 
     async def test_concurrentInteractions(self):
+        """Many interactions at once all complete, each with its own row."""
         await self.migrated()
         ids = await _gather(
             [self.store.runInteraction(_txn_addAccount, f"user{i}") for i in range(20)]
@@ -418,15 +319,18 @@ class StoreContractMixin:
         self.assertEqual(await self.store.runQuery("SELECT COUNT(*) FROM accounts"), [(20,)])
 
     async def test_ping(self):
+        """ping() fires with None when the database answers."""
         self.assertIsNone(await self.store.ping())
 
     async def test_closed(self):
+        """close() is idempotent and a closed store fails with SQLUnavailable."""
         await self.store.close()
         await self.store.close()  # idempotent
         with self.assertRaises(SQLUnavailable):
             await self.store.ping()
 
     async def test_closeWaitsForRunning(self):
+        """close() lets a running interaction finish first."""
         d = self.store.runQuery("SELECT 1")
         await self.store.close()
         self.assertEqual(await d, [(1,)])
@@ -441,6 +345,10 @@ class StoreContractMixin:
         return out.decode(), err.decode(), code
 
     async def test_cliMigrate(self):
+        """
+        C{mmoshard migrate} applies the migrations, --status reports up to date, a second run has
+        nothing to apply.
+        """
         latest = sql.latestVersion(self.dialect)
         out, err, code = await self.runCLI("migrate", "--sql-url", self.url)
         self.assertEqual(code, 0, err)
@@ -455,6 +363,10 @@ class StoreContractMixin:
         self.assertIn("nothing to apply", out)
 
     async def test_cliStatusBehindAndAhead(self):
+        """
+        C{mmoshard migrate --status} lists what is pending; a database ahead of the code fails with
+        one line.
+        """
         out, err, code = await self.runCLI("migrate", "--status", "--sql-url", self.url)
         self.assertEqual(code, 0, err)
         self.assertIn("schema version 0, this code needs", out)
@@ -482,10 +394,21 @@ class SQLiteStoreTests(StoreContractMixin, TestCase):
         return "sqlite:///" + os.path.abspath(os.path.join(self.mktemp(), "sub", "db.sqlite3"))
 
     def test_oneConnection(self):
+        """SQLite always gets one connection, whatever the pool size asked."""
         store = self.makeStore(minConnections=3, maxConnections=10)
         self.assertEqual((store._pool.min, store._pool.max), (1, 1))
 
+    def test_directoryMadeByOpen(self):
+        """The database file's missing directory is made by open(), not by the constructor."""
+        path = os.path.abspath(os.path.join(self.mktemp(), "later", "db.sqlite3"))
+        self.url = "sqlite:///" + path
+        store = self.unopened()
+        self.assertFalse(os.path.exists(os.path.dirname(path)))
+        store.open()
+        self.assertTrue(os.path.isdir(os.path.dirname(path)))
+
     async def test_pragmas(self):
+        """Every SQLite connection gets WAL, foreign keys and the busy timeout."""
         def txn(cursor):
             return [
                 cursor.execute(f"PRAGMA {p}").fetchone()[0]
@@ -495,6 +418,7 @@ class SQLiteStoreTests(StoreContractMixin, TestCase):
         self.assertEqual(await self.store.runInteraction(txn), ["wal", 1, 5000])
 
     async def test_absolutePath(self):
+        """A sqlite://// URL opens the absolute path."""
         path = os.path.abspath(os.path.join(self.mktemp(), "abs.sqlite3"))
         self.url = "sqlite:///" + path
         self.assertTrue(self.url.startswith("sqlite:////"))
@@ -502,6 +426,7 @@ class SQLiteStoreTests(StoreContractMixin, TestCase):
         self.assertTrue(os.path.exists(path))
 
     async def test_memory(self):
+        """sqlite:///:memory: works as a private in-memory database."""
         self.url = "sqlite:///:memory:"
         store = self.makeStore()
         await migrate(store)
@@ -509,6 +434,7 @@ class SQLiteStoreTests(StoreContractMixin, TestCase):
 
     async def test_unopenable(self):
         # a directory where the database file should be
+        """A path SQLite cannot open (a directory) fails with SQLUnavailable."""
         path = self.mktemp()
         os.makedirs(path)
         self.url = "sqlite:///" + path
@@ -516,6 +442,7 @@ class SQLiteStoreTests(StoreContractMixin, TestCase):
             await self.makeStore().ping()
 
     async def test_otherProcessSeesCommits(self):
+        """Committed rows are visible to another connection to the file at once."""
         await self.migrated()
         await self.store.runInteraction(_txn_addAccount, "erin")
         conn = sqlite3.connect(parseSQLURL(self.url).path)
@@ -573,12 +500,14 @@ class MySQLStoreTests(StoreContractMixin, TestCase):
         self.assertEqual(await store.runQuery("SELECT 2"), [(2,)])
 
     async def test_strictMode(self):
+        """MySQL runs in strict mode: an over-long string is an error, not cut."""
         await self.migrated()
         with self.assertRaises(Exception) as cm:
             await self.store.runInteraction(_txn_addAccount, "x" * 40)
         self.assertIn("too long", str(cm.exception))
 
     async def test_cliReportsUnknownDatabase(self):
+        """C{mmoshard migrate} on a database that does not exist says unavailable, in one line."""
         u = parseSQLURL(self.url)
         url = self.url.replace(u.database, u.database + "_missing")
         out, err, code = await self.runCLI("migrate", "--sql-url", url)
@@ -596,7 +525,11 @@ class UnavailableTests(TestCase):
         self.url = f"mysql://root@127.0.0.1:{freePort()}/nowhere"
 
     async def test_closedPort(self):
+        """
+        Nothing listening: ping, interactions and migrate fail with SQLUnavailable within seconds.
+        """
         store = SQLStore(reactor, self.url)
+        store.open()
         self.addCleanup(store.close)
         started = time.monotonic()
         with self.assertRaises(SQLUnavailable) as cm:
@@ -609,6 +542,7 @@ class UnavailableTests(TestCase):
         self.assertLess(time.monotonic() - started, 5)
 
     async def test_cliClosedPort(self):
+        """C{mmoshard migrate} against nothing listening fails in one line within seconds."""
         started = time.monotonic()
         out, err, code = await getProcessOutputAndValue(
             sys.executable,
@@ -623,6 +557,7 @@ class UnavailableTests(TestCase):
         self.assertLess(time.monotonic() - started, 10)
 
     async def test_cliBadURL(self):
+        """C{mmoshard migrate} with an unsupported URL scheme fails saying so."""
         out, err, code = await getProcessOutputAndValue(
             sys.executable,
             ["-m", "mmoshard.cli", "migrate", "--sql-url", "oracle://x/y"],

@@ -1,139 +1,109 @@
-"""The contract suite both volatile stores pass, plus memory-store specifics and the URL factory."""
+"""The contract both volatile stores pass (open/close, keys, values, scripts): memory on a Clock, Redis for real."""
 
 import uuid
 
-from twisted.internet import reactor
-from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
-from mmoshard.interfaces import ISubscription, IVolatileStore
-from mmoshard.store.volatile import (
-    CommandError,
-    MemoryStore,
-    RedisStore,
-    Script,
-    makeVolatileStore,
-    parseRedisURL,
-)
-from mmoshard.testing import freePort, requireRedis
+from mmoshard.interfaces import IVolatileStore
+from mmoshard.store.test.fixtures import MemoryFixture, RedisFixture
+from mmoshard.store.test.scripts import CONVENTIONS, RELEASE_LEASE, TAKE_LEASE
+from mmoshard.store.volatile import CommandError, Script, StoreNotOpen
 
 INF = float("inf")
 
 
-def _release(view, keys, args):
-    if view.get(keys[0]) == args[0]:
-        return view.delete(keys[0])
-    return 0
+class LifecycleContract:
+    """Opening and closing: what every IVolatileStore must do."""
 
+    def test_providesInterface(self):
+        """The store provides IVolatileStore, opened or not."""
+        self.assertTrue(verifyObject(IVolatileStore, self.store))
+        self.assertTrue(verifyObject(IVolatileStore, self.makeUnopened("u:")))
 
-RELEASE_LEASE = Script(
-    name="release-lease",
-    lua=(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-        "  return redis.call('DEL', KEYS[1])\n"
-        "end\n"
-        "return 0\n"
-    ),
-    python=_release,
-)
+    async def test_nothingBeforeOpen(self):
+        """
+        Before open() every call fails at once with StoreNotOpen, naming
+        open(), and does nothing: what it would have written is not there
+        once the store is opened.
+        """
+        store = self.makeUnopened("u:")
+        calls = {
+            "ping": (),
+            "get": ("k",),
+            "set": ("k", b"v"),
+            "delete": ("k",),
+            "expire": ("k", 1),
+            "ttl": ("k",),
+            "incr": ("n",),
+            "hset": ("h", {"f": b"v"}),
+            "hget": ("h", "f"),
+            "hgetall": ("h",),
+            "hdel": ("h", "f"),
+            "hincrby": ("h", "f"),
+            "sadd": ("s", "m"),
+            "srem": ("s", "m"),
+            "smembers": ("s",),
+            "sismember": ("s", "m"),
+            "zadd": ("z", {"m": 1}),
+            "zrem": ("z", "m"),
+            "zscore": ("z", "m"),
+            "zcard": ("z",),
+            "zrangebyscore": ("z", 0, 1),
+            "keys": ("*",),
+            "publish": ("c", b"x"),
+            "subscribe": ("c", lambda channel, message: None),
+            "evalScript": (TAKE_LEASE, ["lease"], [b"me", 60000]),
+        }
+        self.assertEqual(set(calls), set(IVolatileStore.names()) - {"open", "close"})
+        for name, args in calls.items():
+            with self.assertRaises(StoreNotOpen, msg=name) as caught:
+                await getattr(store, name)(*args)
+            self.assertIn("open()", str(caught.exception), name)
+        store.open()
+        self.assertIsNone(await store.get("k"))
+        self.assertIsNone(await store.get("lease"))
+        self.assertEqual(await store.keys("*"), [])
 
+    async def test_openThenWorks(self):
+        """open() returns None, the store answers after it, and a second open() changes nothing."""
+        store = self.makeUnopened("o:")
+        self.assertIsNone(store.open())
+        self.assertIsNone(await store.ping())
+        store.open()
+        self.assertTrue(await store.set("k", b"v"))
+        self.assertEqual(await store.get("k"), b"v")
 
-def _take(view, keys, args):
-    current = view.get(keys[0])
-    if current is None or current == args[0]:
-        view.set(keys[0], args[0], ttl=int(args[1]) / 1000)
-        return [1, args[0]]
-    return [0, current]
+    async def test_closeBeforeOpen(self):
+        """A store never opened closes, twice if need be, and then cannot be opened."""
+        store = self.makeUnopened("n:")
+        await store.close()
+        await store.close()
+        self.assertRaises(RuntimeError, store.open)
 
+    async def test_closeIsIdempotent(self):
+        """close() can be called twice."""
+        store = self.makeStore("c:")
+        await store.close()
+        await store.close()
 
-TAKE_LEASE = Script(
-    name="take-lease",
-    lua=(
-        "local current = redis.call('GET', KEYS[1])\n"
-        "if current == false or current == ARGV[1] then\n"
-        "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-        "  return {1, ARGV[1]}\n"
-        "end\n"
-        "return {0, current}\n"
-    ),
-    python=_take,
-)
-
-
-def _conventions(view, keys, args):
-    mode = args[0].decode()
-    if mode == "nil":
-        return None
-    if mode == "false":
-        return False
-    if mode == "true":
-        return True
-    if mode == "float":
-        return -2.7
-    if mode == "string":
-        return "h\u00e9llo"
-    if mode == "table":
-        return [1, "two", False, 3.9, [4, "x"], None, 5]
-    if mode == "status":
-        return {"ok": "FINE"}
-    if mode == "sum":
-        return float(args[1]) + float(args[2])
-    if mode == "error":
-        raise CommandError("boom")
-    if mode == "wrongtype":
-        return view.hget(keys[0], "f")
-    if mode == "crash":
-        return 1 / 0
-
-
-CONVENTIONS = Script(
-    name="conventions",
-    lua=(
-        "local m = ARGV[1]\n"
-        "if m == 'nil' then return nil end\n"
-        "if m == 'false' then return false end\n"
-        "if m == 'true' then return true end\n"
-        "if m == 'float' then return -2.7 end\n"
-        "if m == 'string' then return 'h\u00e9llo' end\n"
-        "if m == 'table' then return {1, 'two', false, 3.9, {4, 'x'}, nil, 5} end\n"
-        "if m == 'status' then return {ok='FINE'} end\n"
-        "if m == 'sum' then return tonumber(ARGV[2]) + tonumber(ARGV[3]) end\n"
-        "if m == 'error' then return redis.error_reply('boom') end\n"
-        "if m == 'wrongtype' then return redis.call('HGET', KEYS[1], 'f') end\n"
-        "if m == 'crash' then return nil + 1 end\n"
-    ),
-    python=_conventions,
-)
 
 
 class VolatileStoreContract:
     """
-    The behaviour every IVolatileStore must have.  Subclasses provide
-    C{makeStore(suffix)} (a store whose prefix ends in C{suffix}, closed at
-    cleanup; stores of one test share a backend), C{wait(seconds)} (let
-    time pass for expiry) and C{settle()} (let pending pub/sub deliveries
-    happen).
+    Keys, values and scripts: what every IVolatileStore must do, on the
+    stores a L{mmoshard.store.test.fixtures} fixture makes.
     """
 
-    def setUp(self):
-        self.store = self.makeStore("a:")
-
-    async def eventually(self, predicate, timeout=3.0):
-        """Wait for C{predicate()} to be true, failing after C{timeout}."""
-        for _ in range(int(timeout / 0.01)):
-            if predicate():
-                return
-            await self.settle()
-        self.fail(f"condition not met within {timeout}s")
-
-    def test_providesInterface(self):
-        self.assertTrue(verifyObject(IVolatileStore, self.store))
-
     async def test_ping(self):
+        """ping() fires with None when the backend answers."""
         self.assertIsNone(await self.store.ping())
 
     async def test_valuesComeBackAsBytes(self):
+        """
+        Strings, bytes, ints and floats are stored and come back as the same bytes; a missing key
+        gives None.
+        """
         s = self.store
         for value, raw in [
             ("h\u00e9llo", "h\u00e9llo".encode()),
@@ -147,6 +117,9 @@ class VolatileStoreContract:
         self.assertIsNone(await s.get("missing"))
 
     async def test_setNx(self):
+        """
+        set(nx=True) writes only a missing key and says whether it wrote; a plain set() overwrites.
+        """
         s = self.store
         self.assertIs(await s.set("k", b"first", nx=True), True)
         self.assertIs(await s.set("k", b"second", nx=True), False)
@@ -155,6 +128,9 @@ class VolatileStoreContract:
         self.assertEqual(await s.get("k"), b"third")
 
     async def test_setTtlExpires(self):
+        """
+        A value set with a TTL disappears once it has passed, and nx then counts the key as absent.
+        """
         s = self.store
         await s.set("k", b"v", ttl=0.2)
         left = await s.ttl("k")
@@ -166,12 +142,14 @@ class VolatileStoreContract:
         self.assertIs(await s.set("k", b"again", nx=True, ttl=5), True)
 
     async def test_setWithoutTtlClearsExpiry(self):
+        """Setting a key again without a TTL removes its expiry."""
         s = self.store
         await s.set("k", b"v", ttl=10)
         await s.set("k", b"w")
         self.assertIsNone(await s.ttl("k"))
 
     async def test_setRejectsBadTtl(self):
+        """A zero or negative TTL is a ValueError and stores nothing."""
         with self.assertRaises(ValueError):
             await self.store.set("k", b"v", ttl=0)
         with self.assertRaises(ValueError):
@@ -179,6 +157,9 @@ class VolatileStoreContract:
         self.assertIsNone(await self.store.get("k"))
 
     async def test_ttlSemantics(self):
+        """
+        ttl() is -1.0 for a missing key, None for one without expiry, else the float seconds left.
+        """
         s = self.store
         self.assertEqual(await s.ttl("missing"), -1.0)
         await s.set("forever", b"v")
@@ -189,6 +170,9 @@ class VolatileStoreContract:
         self.assertTrue(9 < left <= 10, left)
 
     async def test_delete(self):
+        """
+        delete() removes keys of any kind and counts those that existed; no keys deletes nothing.
+        """
         s = self.store
         await s.set("a", b"1")
         await s.hset("b", {"f": b"1"})
@@ -198,6 +182,10 @@ class VolatileStoreContract:
         self.assertEqual(await s.delete(), 0)
 
     async def test_expire(self):
+        """
+        expire() says whether the key exists, sets a deadline that removes it, and 0 removes it at
+        once.
+        """
         s = self.store
         self.assertIs(await s.expire("missing", 5), False)
         await s.set("k", b"v")
@@ -211,6 +199,10 @@ class VolatileStoreContract:
         self.assertIsNone(await s.get("gone"))
 
     async def test_incr(self):
+        """
+        incr() counts from 0 by any int amount, stored as decimal text; a non-integer value is a
+        CommandError.
+        """
         s = self.store
         self.assertEqual(await s.incr("n"), 1)
         self.assertEqual(await s.incr("n", 10), 11)
@@ -221,6 +213,9 @@ class VolatileStoreContract:
             await s.incr("text")
 
     async def test_incrTtlOnlyWhenNoExpiry(self):
+        """
+        incr(ttl=...) sets an expiry only on a key without one, never extending a running one.
+        """
         s = self.store
         self.assertEqual(await s.incr("c", 1, ttl=0.2), 1)
         self.assertEqual(await s.incr("c", 1, ttl=10), 2)
@@ -236,12 +231,17 @@ class VolatileStoreContract:
         self.assertTrue(4 < left <= 5, left)
 
     async def test_incrKeepsExpiry(self):
+        """A plain incr() keeps the key's expiry."""
         s = self.store
         await s.set("c", 1, ttl=10)
         self.assertEqual(await s.incr("c"), 2)
         self.assertTrue(9 < await s.ttl("c") <= 10)
 
     async def test_hashes(self):
+        """
+        hset/hget/hgetall/hdel/hincrby on hashes: counts of new and removed fields, values as
+        bytes, an emptied hash gone.
+        """
         s = self.store
         self.assertEqual(await s.hset("h", {"a": b"1", "b": "two", "c": 3}), 3)
         self.assertEqual(await s.hset("h", {"a": b"one", "d": 4.5}), 1)
@@ -265,6 +265,7 @@ class VolatileStoreContract:
         self.assertEqual(await s.hdel("nohash", "a"), 0)
 
     async def test_hashKeepsExpiry(self):
+        """Adding to a hash keeps its expiry."""
         s = self.store
         await s.hset("h", {"a": b"1"})
         await s.expire("h", 0.2)
@@ -273,6 +274,7 @@ class VolatileStoreContract:
         self.assertEqual(await s.hgetall("h"), {})
 
     async def test_wrongType(self):
+        """Using a key as the wrong kind of value is a CommandError."""
         s = self.store
         await s.set("str", b"v")
         await s.sadd("set", "m")
@@ -284,6 +286,9 @@ class VolatileStoreContract:
             await s.zadd("set", {"m": 1})
 
     async def test_sets(self):
+        """
+        sadd/srem/smembers/sismember: counts of members added and removed, an emptied set gone.
+        """
         s = self.store
         self.assertEqual(await s.sadd("s", "a", "b", "a"), 2)
         self.assertEqual(await s.sadd("s", "b", "c"), 1)
@@ -299,6 +304,9 @@ class VolatileStoreContract:
         self.assertEqual(await s.srem("noset", "a"), 0)
 
     async def test_sortedSets(self):
+        """
+        zadd/zscore/zcard/zrem: new members counted, scores as floats, an emptied sorted set gone.
+        """
         s = self.store
         self.assertEqual(await s.zadd("z", {"a": 1, "b": 2.5}), 2)
         self.assertEqual(await s.zadd("z", {"a": 3, "c": -1}), 1)
@@ -316,6 +324,10 @@ class VolatileStoreContract:
         self.assertEqual(await s.keys("z"), [])
 
     async def test_zrangebyscoreOrderAndLimits(self):
+        """
+        zrangebyscore orders by score then member, honours exclusive and infinite bounds,
+        offset/count, and withscores.
+        """
         s = self.store
         await s.zadd(
             "z",
@@ -347,6 +359,7 @@ class VolatileStoreContract:
         )
 
     async def test_keys(self):
+        """keys() matches Redis globs (*, ?, [..], [^..]) on live keys only, sorted."""
         s = self.store
         for key in ["user:1", "user:2", "user:10", "other"]:
             await s.set(key, b"v")
@@ -363,6 +376,7 @@ class VolatileStoreContract:
         self.assertEqual(await s.keys("nothing*"), [])
 
     async def test_keysWithGlobCharactersInPrefix(self):
+        """Glob characters in a store's prefix match literally, not other stores' keys."""
         tricky = self.makeStore("g[1]*:")
         lookalike = self.makeStore("g1x:")
         await tricky.set("mine", b"v")
@@ -371,6 +385,7 @@ class VolatileStoreContract:
         self.assertEqual(await lookalike.keys("*"), ["theirs"])
 
     async def test_prefixIsolatesKeys(self):
+        """Two stores with different prefixes on one backend see only their own keys."""
         a, b = self.store, self.makeStore("b:")
         await a.set("k", b"from a")
         await b.set("k", b"from b")
@@ -383,80 +398,10 @@ class VolatileStoreContract:
         self.assertEqual(await a.get("k"), b"from a")
         self.assertEqual(await a.smembers("s"), {"x"})
 
-    # -- pub/sub
-
-    async def test_subscribeAndPublish(self):
-        s = self.store
-        got = []
-        subscription = await s.subscribe("chat", lambda *a: got.append(a))
-        self.assertTrue(verifyObject(ISubscription, subscription))
-        self.assertEqual(subscription.channel, "chat")
-        self.assertEqual(await s.publish("chat", b"hi"), 1)
-        self.assertEqual(await s.publish("chat", "h\u00e9"), 1)
-        await self.eventually(lambda: len(got) == 2)
-        self.assertEqual(got, [("chat", b"hi"), ("chat", "h\u00e9".encode())])
-        self.assertEqual(await s.publish("nobody", b"x"), 0)
-
-    async def test_unsubscribe(self):
-        s = self.store
-        got = []
-        subscription = await s.subscribe("chat", lambda *a: got.append(a))
-        self.assertIsNone(await subscription.unsubscribe())
-        self.assertEqual(await s.publish("chat", b"late"), 0)
-        await self.settle()
-        self.assertEqual(got, [])
-        # unsubscribing twice is harmless, and the channel can be reused
-        await subscription.unsubscribe()
-        await s.subscribe("chat", lambda *a: got.append(a))
-        self.assertEqual(await s.publish("chat", b"again"), 1)
-        await self.eventually(lambda: got == [("chat", b"again")])
-
-    async def test_severalSubscriptions(self):
-        s = self.store
-        first, second = [], []
-        one = await s.subscribe("chat", lambda c, m: first.append(m))
-        await s.subscribe("chat", lambda c, m: second.append(m))
-        await s.publish("chat", b"both")
-        await self.eventually(lambda: first == [b"both"] and second == [b"both"])
-        await one.unsubscribe()
-        await s.publish("chat", b"second only")
-        await self.eventually(lambda: second == [b"both", b"second only"])
-        self.assertEqual(first, [b"both"])
-
-    async def test_prefixIsolatesChannels(self):
-        a, b = self.store, self.makeStore("b:")
-        gotA, gotB = [], []
-        await a.subscribe("chat", lambda c, m: gotA.append(m))
-        self.assertEqual(await b.publish("chat", b"from b"), 0)
-        await b.subscribe("chat", lambda c, m: gotB.append((c, m)))
-        self.assertEqual(await a.publish("chat", b"from a"), 1)
-        self.assertEqual(await b.publish("chat", b"from b"), 1)
-        await self.eventually(lambda: gotA and gotB)
-        await self.settle()
-        self.assertEqual(gotA, [b"from a"])
-        self.assertEqual(gotB, [("chat", b"from b")])
-
-    async def test_failingCallbackIsLogged(self):
-        s = self.store
-        got = []
-
-        async def asyncCallback(channel, message):
-            got.append(("async", message))
-            raise KeyError(message)
-
-        await s.subscribe("chat", lambda c, m: 1 / 0)
-        await s.subscribe("chat", asyncCallback)
-        await s.subscribe("chat", lambda c, m: got.append(m))
-        await s.publish("chat", b"x")
-        await s.publish("chat", b"y")
-        await self.eventually(lambda: len(got) == 4)
-        self.assertEqual(got, [("async", b"x"), b"x", ("async", b"y"), b"y"])
-        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)
-        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 2)
-
     # -- scripts
 
     async def test_scriptReleaseLease(self):
+        """A script reads and deletes atomically: the lease is released only by its holder."""
         s = self.store
         self.assertEqual(await s.evalScript(RELEASE_LEASE, ["lease"], ["me"]), 0)
         await s.set("lease", "me")
@@ -472,6 +417,10 @@ class VolatileStoreContract:
             await d
 
     async def test_scriptTakeLease(self):
+        """
+        A script can set with a TTL and return a list: the lease is taken, renewed by its holder
+        and refused to others until it expires.
+        """
         s = self.store
         self.assertEqual(await s.evalScript(TAKE_LEASE, ["lease"], ["me", 200]), [1, b"me"])
         self.assertTrue(0 < await s.ttl("lease") <= 0.2)
@@ -484,6 +433,7 @@ class VolatileStoreContract:
         self.assertEqual(await s.get("lease"), b"you")
 
     async def test_scriptResultConventions(self):
+        """Script results convert as Redis converts Lua values on both stores."""
         s = self.store
         expected = {
             "nil": None,
@@ -499,6 +449,10 @@ class VolatileStoreContract:
         self.assertEqual(await s.evalScript(CONVENTIONS, [], ["sum", 2, 0.75]), 2)
 
     async def test_scriptErrors(self):
+        """
+        An error reply, a wrong-type call or a crash in a script fails with CommandError carrying
+        the message.
+        """
         s = self.store
         await s.set("str", b"v")
         for mode in ["error", "wrongtype", "crash"]:
@@ -509,6 +463,7 @@ class VolatileStoreContract:
         self.assertIn("boom", str(caught.exception))
 
     async def test_scriptKeysArePrefixed(self):
+        """A script's keys get the store's prefix."""
         setter = Script(
             name="setter",
             lua="redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])",
@@ -520,8 +475,11 @@ class VolatileStoreContract:
         self.assertIsNone(await other.get("k"))
 
     async def test_scriptFirstRunThenCached(self):
-        # A script the backend has never seen: the first run loads it, the
-        # second finds it cached; both must answer the same.
+        """
+        A script the backend has not seen runs, and runs again from its cache, with the same
+        results.
+        """
+        # The first run loads it (EVAL after NOSCRIPT), the second finds it cached.
         marker = uuid.uuid4().hex
         script = Script(
             name="fresh",
@@ -531,169 +489,18 @@ class VolatileStoreContract:
         self.assertEqual(await self.store.evalScript(script, ["n"], [2]), 2)
         self.assertEqual(await self.store.evalScript(script, ["n"], [3]), 5)
 
-    async def test_closeIsIdempotent(self):
-        store = self.makeStore("c:")
-        await store.close()
-        await store.close()
+
+class MemoryLifecycleTests(LifecycleContract, MemoryFixture, TestCase):
+    """Opening and closing a MemoryStore."""
 
 
-class MemoryStoreContractTests(VolatileStoreContract, TestCase):
+class RedisLifecycleTests(LifecycleContract, RedisFixture, TestCase):
+    """Opening and closing a RedisStore."""
+
+
+class MemoryStoreContractTests(VolatileStoreContract, MemoryFixture, TestCase):
     """The contract on MemoryStore, time driven by a Clock."""
 
-    def setUp(self):
-        self.clock = Clock()
-        self.backend = None
-        super().setUp()
 
-    def makeStore(self, suffix):
-        store = MemoryStore(self.clock, prefix="p:" + suffix, backend=self.backend)
-        self.backend = store.backend
-        self.addCleanup(store.close)
-        return store
-
-    async def wait(self, seconds):
-        self.clock.advance(seconds)
-
-    async def settle(self):
-        self.clock.advance(0)
-
-
-class RedisStoreContractTests(VolatileStoreContract, TestCase):
+class RedisStoreContractTests(VolatileStoreContract, RedisFixture, TestCase):
     """The contract on a real Redis, time passing for real."""
-
-    def setUp(self):
-        url, self.prefix, cleaner = requireRedis()
-        self.addCleanup(cleaner)
-        self.address = parseRedisURL(url)
-        super().setUp()
-
-    def makeStore(self, suffix):
-        store = RedisStore(
-            reactor, prefix=self.prefix + suffix, timeout=2.0, poolsize=2, **self.address
-        )
-        self.addCleanup(store.close)
-        return store
-
-    async def wait(self, seconds):
-        await deferLater(reactor, seconds, lambda: None)
-
-    async def settle(self):
-        await deferLater(reactor, 0.01, lambda: None)
-
-
-class MemoryStoreTests(TestCase):
-    """What only the memory store does: clock-driven sweeping and delivery."""
-
-    def setUp(self):
-        self.clock = Clock()
-        self.store = MemoryStore(self.clock, prefix="m:", sweepInterval=10.0)
-        self.addCleanup(self.store.close)
-
-    async def test_sweepFreesExpiredKeys(self):
-        await self.store.set("k", b"v", ttl=1)
-        await self.store.hset("h", {"f": b"v"})
-        await self.store.expire("h", 30)
-        self.clock.advance(10)
-        self.assertEqual(set(self.store.backend._data), {"m:h"})
-        self.clock.advance(20)
-        self.assertEqual(self.store.backend._data, {})
-        # nothing left to expire, nothing scheduled
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    async def test_closeCancelsEverything(self):
-        await self.store.set("k", b"v", ttl=100)
-        await self.store.subscribe("c", lambda c, m: self.fail("delivered after close"))
-        await self.store.publish("c", b"x")
-        await self.store.close()
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    async def test_deliveryNeverInsidePublish(self):
-        got = []
-
-        def echo(channel, message):
-            got.append(message)
-            if message == b"ping":
-                # publishing from a callback must not recurse into it
-                self.store.publish("c", b"pong")
-                got.append("after publish")
-
-        await self.store.subscribe("c", echo)
-        self.assertEqual(await self.store.publish("c", b"ping"), 1)
-        self.assertEqual(got, [])
-        self.clock.advance(0)
-        self.assertEqual(got, [b"ping", "after publish", b"pong"])
-
-    async def test_publishCountsSubscriptions(self):
-        await self.store.subscribe("c", lambda c, m: None)
-        await self.store.subscribe("c", lambda c, m: None)
-        self.assertEqual(await self.store.publish("c", b"x"), 2)
-
-    async def test_closeEndsOwnSubscriptionsOnly(self):
-        other = MemoryStore(self.clock, prefix="m:", backend=self.store.backend)
-        got = []
-        await self.store.subscribe("c", lambda c, m: got.append("mine"))
-        await other.subscribe("c", lambda c, m: got.append("other's"))
-        await other.close()
-        self.assertEqual(await self.store.publish("c", b"x"), 1)
-        self.clock.advance(0)
-        self.assertEqual(got, ["mine"])
-
-
-class MakeVolatileStoreTests(TestCase):
-    """The URL factory."""
-
-    def test_memory(self):
-        clock = Clock()
-        store = makeVolatileStore("memory://", clock, "pre:", 1.0)
-        self.addCleanup(store.close)
-        self.assertIsInstance(store, MemoryStore)
-        self.assertEqual(store.prefix, "pre:")
-        self.assertIs(store.clock, clock)
-
-    def test_parseRedisURL(self):
-        self.assertEqual(
-            parseRedisURL("redis://:s%40cret@cache.example:6380/3"),
-            {"host": "cache.example", "port": 6380, "db": 3, "password": "s@cret"},
-        )
-        self.assertEqual(
-            parseRedisURL("redis://10.0.0.1"),
-            {"host": "10.0.0.1", "port": 6379, "db": 0, "password": None},
-        )
-
-    def test_redis(self):
-        port = freePort()
-        store = makeVolatileStore(f"redis://:pw@127.0.0.1:{port}/2", reactor, "pre:", 0.5)
-        self.addCleanup(store.close)
-        self.assertIsInstance(store, RedisStore)
-        self.assertEqual(
-            (store.host, store.port, store.db, store.password, store.prefix, store.timeout),
-            ("127.0.0.1", port, 2, "pw", "pre:", 0.5),
-        )
-
-    def test_badURLs(self):
-        for url, words in [
-            ("mysql://localhost/db", "unsupported volatile store URL"),
-            ("redis://", "has no host"),
-            ("redis://localhost:port/0", "bad port"),
-            ("redis://localhost:6379/zero", "must be a number"),
-            ("localhost:6379", "unsupported volatile store URL"),
-        ]:
-            with self.assertRaises(ValueError, msg=url) as caught:
-                makeVolatileStore(url, reactor, "", 1.0)
-            self.assertIn(words, str(caught.exception), url)
-
-    def test_publicNames(self):
-        """
-        volatile.py stays the one import for the whole volatile store, though
-        the implementations live in memory.py and redis.py.
-        """
-        from mmoshard.store import errors, memory, redis, volatile
-
-        for name in volatile.__all__:
-            self.assertTrue(hasattr(volatile, name), name)
-        self.assertIs(volatile.MemoryStore, memory.MemoryStore)
-        self.assertIs(volatile.MemoryView, memory.MemoryView)
-        self.assertIs(volatile.RedisStore, redis.RedisStore)
-        self.assertIs(volatile.CommandError, errors.CommandError)
-        with self.assertRaises(AttributeError):
-            volatile.NoSuchName

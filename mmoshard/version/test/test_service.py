@@ -57,6 +57,7 @@ class VersionRoleFixture:
         )
         node = self.node = Node(config, reactor, [versionRole])
         self.volatile = MemoryStore(reactor, prefix="t:")
+        self.volatile.open()
         node.provide(IVolatileStore, self.volatile)
         self.addCleanup(self.volatile.close)
         self.verifier = TokenVerifier(TOKEN_KEY, self.volatile, reactor)
@@ -557,6 +558,7 @@ class StoreGateTests(TestCase):
         clock = Clock()
         clock.advance(1000)
         store = MemoryStore(clock, prefix="g:")
+        store.open()
         gate = StoreGate(store, clock, refresh=5.0)
         await gate.start()
         self.assertIsNone(await gate.check(self.claims(), "0.1", "windows"))
@@ -578,6 +580,7 @@ class StoreGateTests(TestCase):
     async def test_periodic_refresh_and_store_failure(self):
         clock = Clock()
         store = MemoryStore(clock, prefix="g:")
+        store.open()
         gate = StoreGate(store, clock, refresh=5.0)
         await gate.start()
         # Rules written without an announcement are picked up by the refresh.

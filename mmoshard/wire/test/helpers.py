@@ -28,7 +28,9 @@ KEY = "test-signing-key-0123456789"
 
 def makeVolatile(clock):
     """A fresh in-memory volatile store."""
-    return MemoryStore(clock, "test:")
+    store = MemoryStore(clock, "test:")
+    store.open()
+    return store
 
 
 def makeNode(clock=None, volatile=None, nodeId="node-a", listen=None, **session):

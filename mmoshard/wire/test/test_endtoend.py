@@ -48,6 +48,7 @@ class EndToEndMixin:
         config = parseConfig(raw, plugins=[], nodeId="e2e", env={})
         node = self.node = Node(config, reactor, roles=[])
         volatile = MemoryStore(reactor, "e2e:")
+        volatile.open()
         self.addCleanup(volatile.close)
         node.provide(IVolatileStore, volatile)
         node.provide(ITokenVerifier, TokenVerifier(KEY, volatile, reactor))

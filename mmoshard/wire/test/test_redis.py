@@ -22,6 +22,7 @@ class RedisOwnershipTests(TestCase):
     async def server(self, url, prefix, nodeId):
         reactor = realReactor()
         store = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        store.open()
         self.addCleanup(store.close)
         server = Server(self, clock=reactor, volatile=store, nodeId=nodeId)
         await server.started

@@ -242,7 +242,9 @@ class MemoryVerifierTests(VerifierContract, TestCase):
         clock = Clock()
         clock.advance(1_000_000)
         store = MemoryStore(clock, "test:")
+        store.open()
         other = MemoryStore(clock, "test:", backend=store.backend)
+        other.open()
         return clock, store, other
 
     async def settle(self, predicate, timeout=2.0):
@@ -264,7 +266,9 @@ class RedisVerifierTests(VerifierContract, TestCase):
         url, prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         store = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        store.open()
         other = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        other.open()
         self.addCleanup(store.close)
         self.addCleanup(other.close)
         return reactor, store, other
@@ -296,6 +300,7 @@ class LiveSessionTests(TestCase):
         # "Another process" making revocations on the same backend.
         store = self.server.volatile
         self.other = MemoryStore(self.clock, store.prefix, backend=store.backend)
+        self.other.open()
 
     def hello(self, accountId, sid, iat=None):
         peer = self.server.tcp(host=f"10.0.0.{accountId}")
@@ -454,7 +459,9 @@ class RedisLiveSessionTests(TestCase):
         url, prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         storeB = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        storeB.open()
         storeA = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        storeA.open()
         self.addCleanup(storeA.close)
         self.addCleanup(storeB.close)
         server = Server(self, clock=reactor, volatile=storeB, nodeId="proc-b")
@@ -510,7 +517,9 @@ class RedisReconnectTests(TestCase):
         url, prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         store = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        store.open()
         other = makeVolatileStore(url, reactor, prefix, timeout=2.0)
+        other.open()
         self.addCleanup(store.close)
         self.addCleanup(other.close)
         # No periodic read in the test's time: only the counter gap can tell.
@@ -525,16 +534,16 @@ class RedisReconnectTests(TestCase):
                 await deferLater(reactor, 0.01)
 
         # Drop exactly this store's pub/sub connection, server side.
-        subscriber = store._subscriber
+        subscriber = store.subscriber.connection
         local = subscriber.transport.getHost()
         host, port = redisAddress()
         with socket.create_connection((host, port), timeout=2) as s:
             s.sendall(b"CLIENT KILL ADDR %s:%d\r\n" % (local.host.encode(), local.port))
             self.assertEqual(s.recv(64), b":1\r\n")  # one connection killed
-        await until(lambda: store._subscriber is not subscriber)
+        await until(lambda: store.subscriber.connection is not subscriber)
         # Published while the subscriber is down or not yet resubscribed: lost.
         await revokeLogin(other, "lost", 600, now=reactor.seconds())
-        await until(lambda: store._subscriber is not None and "revocations" in store._active)
+        await until(lambda: store.subscriber.confirmed("revocations"))
         self.assertNotIn("lost", verifier.revokedSids)
         gaps = []
         resync = verifier._resyncSoon

@@ -16,6 +16,7 @@ async def openStore(testCase, reactor, dialect):
         d = tempfile.mkdtemp()
         url = "sqlite:///" + os.path.join(d, "world.sqlite3")
     store = SQLStore(reactor, url, 1, 4)
+    store.open()
     testCase.addCleanup(store.close)
     await migrate(store)
     return store

@@ -38,6 +38,9 @@ class SyncSQL:
         self.down = False
         self.transactions = 0
 
+    def open(self):
+        """Nothing to start: the connection is the constructor's, a test's convenience."""
+
     def runInteraction(self, func, *args, **kwargs):
         if self.down:
             from mmoshard.store.errors import SQLUnavailable
@@ -102,6 +105,7 @@ class WorldHarness:
         config = parseConfig(raw, plugins=[worldRole], roles=["world"], nodeId=nodeId, env={})
         node = self.node = Node(config, self.clock, roles=[worldRole])
         self.volatile = MemoryStore(self.clock, "t:", backend=backend)
+        self.volatile.open()
         node.provide(IVolatileStore, self.volatile)
         node.provide(ITokenVerifier, TokenVerifier(KEY, self.volatile, self.clock))
         self.sql = sql or SyncSQL()

@@ -40,11 +40,13 @@ class WorldProcessTests(TestCase):
         self.redisURL, self.prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         self.sql = SQLStore(reactor, self.sqlURL, 1, 2)
+        self.sql.open()
         self.addCleanup(self.sql.close)
         await migrate(self.sql)
         from mmoshard.store.volatile import makeVolatileStore
 
         self.volatile = makeVolatileStore(self.redisURL, reactor, self.prefix)
+        self.volatile.open()
         self.addCleanup(self.volatile.close)
         self.tmp = tempfile.mkdtemp()
 
