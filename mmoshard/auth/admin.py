@@ -2,7 +2,6 @@
 
 from twisted.logger import Logger
 
-from mmoshard.auth import store
 from mmoshard.auth.errors import error
 from mmoshard.auth.logins import endLoginRecords
 from mmoshard.auth.routes import Route
@@ -14,18 +13,18 @@ FOREVER = 253402300799.0
 
 
 
-async def banAccount(sql, volatile, now, account, reason, until, accessTtl,
+async def banAccount(accounts, volatile, now, account, reason, until, accessTtl,
                      ip=None, actor="operator"):
     """
-    Ban C{account} (id or username) until C{until} (None: for ever) and end
-    its live sessions everywhere: its logins are revoked in SQL and marked
+    Ban C{account} (id or username) until C{until} (None: for ever) in the
+    L{AccountStore} C{accounts} and end its live sessions everywhere: its logins are revoked in SQL and marked
     revoked in the volatile store, and every access token issued so far is
     revoked there.
 
     @return: (account id, number of logins ended), or None for no such account.
     """
     until = FOREVER if until is None else float(until)
-    result = await sql.runInteraction(store._txn_ban, account, until, reason, now, ip, actor)
+    result = await accounts.ban(account, until, reason, now, ip, actor)
     if result is None:
         return None
     accountId, sids = result
@@ -40,9 +39,9 @@ async def banAccount(sql, volatile, now, account, reason, until, accessTtl,
     return accountId, len(sids)
 
 
-async def unbanAccount(sql, now, account, ip=None, actor="operator"):
-    """@return: the account id, or None for no such account."""
-    accountId = await sql.runInteraction(store._txn_unban, account, now, ip, actor)
+async def unbanAccount(accounts, now, account, ip=None, actor="operator"):
+    """Lift C{account}'s ban; @return: the account id, or None for no such account."""
+    accountId = await accounts.unban(account, now, ip, actor)
     if accountId is not None:
         Logger(namespace=__name__).info(
             "account {account_id} unbanned by {actor} from {ip}",
@@ -90,7 +89,7 @@ class AdminAPI:
         until = body["until"]
         if body["duration"] is not None:
             until = now + body["duration"]
-        result = await banAccount(svc.sql, svc.volatile, now, call.params["id"],
+        result = await banAccount(svc.accounts, svc.volatile, now, call.params["id"],
                                   body["reason"], until, svc.config.access_ttl,
                                   ip=call.ip, actor="admin-site")
         if result is None:
@@ -101,7 +100,7 @@ class AdminAPI:
 
     async def unban(self, call):
         svc = self.service
-        accountId = await unbanAccount(svc.sql, svc.clock.seconds(), call.params["id"],
+        accountId = await unbanAccount(svc.accounts, svc.clock.seconds(), call.params["id"],
                                        ip=call.ip, actor="admin-site")
         if accountId is None:
             raise error("account.not_found")
@@ -109,10 +108,10 @@ class AdminAPI:
 
     async def events(self, call):
         svc = self.service
-        account = await svc.sql.runInteraction(store._txn_accountById, call.params["id"])
+        account = await svc.accounts.byId(call.params["id"])
         if account is None:
             raise error("account.not_found")
-        rows = await svc.sql.runInteraction(store._txn_events, account.id)
+        rows = await svc.accounts.events(account.id)
         return 200, {
             "account_id": account.id, "username": account.username,
             "banned_until": account.banned_until, "ban_reason": account.ban_reason,
@@ -121,9 +120,7 @@ class AdminAPI:
         }
 
     async def restoreCharacter(self, call):
-        outcome = await self.service.sql.runInteraction(
-            store._txn_restoreCharacter, call.params["id"]
-        )
+        outcome = await self.service.characters.restore(call.params["id"])
         if outcome == "missing":
             raise error("character.not_found", "no such deleted character")
         if outcome == "taken":

@@ -6,14 +6,12 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mmoshard import __version__
-from mmoshard.auth import store
 from mmoshard.auth.errors import error, retryAfter
 from mmoshard.auth.logins import endLoginRecords
 from mmoshard.auth.passwords import HasherBusy
 from mmoshard.auth.routes import Route, openapiDocument
 from mmoshard.auth.schema import Prop
 from mmoshard.auth.store import RefreshResult
-from mmoshard.store.errors import IntegrityError
 from mmoshard.web.json import HTTPError
 from mmoshard.auth.revocation import endLogins
 from mmoshard.tokens import InvalidToken, jsonNumber, jsonString, newLoginId
@@ -182,23 +180,19 @@ class AuthAPI:
         await svc.limits.hit("register", call.ip)
         # Checked before hashing so a taken name costs no hash; the insert
         # still catches a concurrent registration.
-        if await svc.sql.runInteraction(store._txn_accountByName, username.lower()):
+        if await svc.accounts.byName(username):
             raise error("account.username_taken")
         encoded = await self._hash(body["password"])
-        try:
-            accountId = await svc.sql.runInteraction(
-                store._txn_register, username, body["email"], encoded, self.now(), call.ip
-            )
-        except IntegrityError:
+        accountId = await svc.accounts.register(username, body["email"], encoded,
+                                                self.now(), call.ip)
+        if accountId is None:
             raise error("account.username_taken")
         self.log.info("account {account_id} ({username}) registered from {ip}",
                       account_id=accountId, username=username, ip=call.ip)
         return 201, {"account_id": accountId, "username": username}
 
     async def me(self, call):
-        account = await self.service.sql.runInteraction(
-            store._txn_accountById, call.claims.account_id
-        )
+        account = await self.service.accounts.byId(call.claims.account_id)
         if account is None:
             raise error("account.not_found")
         return 200, {
@@ -209,7 +203,7 @@ class AuthAPI:
 
     async def changePassword(self, call):
         svc, claims, body = self.service, call.claims, call.body
-        account = await svc.sql.runInteraction(store._txn_accountById, claims.account_id)
+        account = await svc.accounts.byId(claims.account_id)
         if account is None:
             raise error("account.not_found")
         userKey = account.username.lower()
@@ -217,17 +211,15 @@ class AuthAPI:
         ok, _ = await self._verify(account.password_hash, body["current_password"])
         if not ok:
             await svc.limits.failed(userKey)
-            await svc.sql.runInteraction(store._txn_event, account.id, "password_failed",
-                                         call.ip, self.now())
+            await svc.accounts.event(account.id, "password_failed", call.ip, self.now())
             raise error("auth.wrong_password")
         problem = passwordProblem(body["new_password"], account.username)
         if problem:
             raise error("request.invalid", "the new password is refused",
                         fields={"new_password": problem})
         encoded = await self._hash(body["new_password"])
-        revoked = await svc.sql.runInteraction(
-            store._txn_changePassword, account.id, encoded, claims.sid, self.now(), call.ip
-        )
+        revoked = await svc.accounts.changePassword(account.id, encoded, claims.sid,
+                                                    self.now(), call.ip)
         await endLoginRecords(svc.volatile, revoked, "password_change")
         await endLogins(svc.volatile, account.id, revoked, self.cfg.access_ttl,
                         "password_change", self.now())
@@ -255,9 +247,8 @@ class AuthAPI:
         if locked > 0:
             if login:
                 self.service.loginOutcome("locked")
-            await self.service.sql.runInteraction(
-                store._txn_event, accountId, "login_locked" if login else "password_locked",
-                ip, self.now()
+            await self.service.accounts.event(
+                accountId, "login_locked" if login else "password_locked", ip, self.now()
             )
             raise error("auth.locked", headers=retryAfter(locked))
 
@@ -269,7 +260,7 @@ class AuthAPI:
             svc.loginOutcome("rate_limited")
             raise
         userKey = body["username"].lower()
-        account = await svc.sql.runInteraction(store._txn_accountByName, userKey)
+        account = await svc.accounts.byName(userKey)
         accountId = account.id if account else None
         await self._checkLock(userKey, accountId, call.ip)
         # Exactly one verification whether or not the account exists, so
@@ -280,8 +271,8 @@ class AuthAPI:
         if not ok or account is None:
             lockout = await svc.limits.failed(userKey)
             svc.loginOutcome("failed")
-            await svc.sql.runInteraction(
-                store._txn_event, accountId, "login_failed", call.ip, now,
+            await svc.accounts.event(
+                accountId, "login_failed", call.ip, now,
                 None if account else f"unknown username {body['username']!r}",
             )
             self.log.info("failed login for {username} (account {account_id}) from {ip}",
@@ -294,16 +285,13 @@ class AuthAPI:
         await svc.limits.succeeded(userKey)
         if account.bannedAt(now):
             svc.loginOutcome("banned")
-            await svc.sql.runInteraction(store._txn_event, account.id, "login_banned",
-                                         call.ip, now)
+            await svc.accounts.event(account.id, "login_banned", call.ip, now)
             raise self._banned(account.ban_reason, account.banned_until)
         newHash = await self._hash(body["password"]) if stale else None
         sid = newLoginId()
         userAgent = (call.request.getHeader("user-agent") or "")[:255]
-        banned = await svc.sql.runInteraction(
-            store._txn_loginOk, account.id, sid, now, now + self.cfg.refresh_ttl, call.ip,
-            userAgent, newHash,
-        )
+        banned = await svc.sqlLogins.loginOk(account.id, sid, now, now + self.cfg.refresh_ttl,
+                                             call.ip, userAgent, newHash)
         if banned is not None:
             # Banned between the account read and the login's transaction.
             svc.loginOutcome("banned")
@@ -391,8 +379,7 @@ class AuthAPI:
         svc.refreshOutcome(outcome)
         if outcome == "reused":
             now = self.now()
-            await svc.sql.runInteraction(store._txn_refreshReuse, sid, result.accountId,
-                                         now, call.ip)
+            await svc.sqlLogins.refreshReuse(sid, result.accountId, now, call.ip)
             await endLogins(svc.volatile, result.accountId, [sid], self.cfg.access_ttl,
                             "refresh_reuse", now)
             self.log.warn("refresh token {gen} of login {sid} (account {account_id}) "
@@ -414,7 +401,7 @@ class AuthAPI:
         it, or below one refreshed here and not yet flushed, is a reuse.
         """
         svc = self.service
-        found = await svc.sql.runInteraction(store._txn_loginForRefresh, sid, self.now())
+        found = await svc.sqlLogins.forRefresh(sid, self.now())
         if found.outcome != "live":
             return found
         known = max(found.gen, svc.loginRecords.pendingGeneration(sid) or 0)
@@ -435,8 +422,7 @@ class AuthAPI:
 
     async def logout(self, call):
         svc, claims = self.service, call.claims
-        await svc.sql.runInteraction(store._txn_logout, claims.account_id, claims.sid,
-                                     self.now(), call.ip)
+        await svc.sqlLogins.logout(claims.account_id, claims.sid, self.now(), call.ip)
         await endLoginRecords(svc.volatile, [claims.sid], "logout")
         await endLogins(svc.volatile, claims.account_id, [claims.sid],
                         self.cfg.access_ttl, "logout", self.now())
@@ -454,8 +440,7 @@ class AuthAPI:
         }
 
     async def characters(self, call):
-        rows = await self.service.sql.runInteraction(store._txn_characters,
-                                                     call.claims.account_id)
+        rows = await self.service.characters.ofAccount(call.claims.account_id)
         return 200, {"characters": rows, "limit": self.cfg.max_characters}
 
     async def createCharacter(self, call):
@@ -466,14 +451,10 @@ class AuthAPI:
             raise error("request.invalid", "no such class",
                         fields={"class": "must be one of " + ", ".join(data.classes)})
         now = self.now()
-        try:
-            outcome, character = await svc.sql.runInteraction(
-                store._txn_createCharacter, call.claims.account_id, body["name"], cls,
-                data.startZone, data.spawn, now, self.cfg.max_characters,
-                now - self.cfg.name_release_after,
-            )
-        except IntegrityError:
-            outcome = "taken"
+        outcome, character = await svc.characters.create(
+            call.claims.account_id, body["name"], cls, data.startZone, data.spawn, now,
+            self.cfg.max_characters, now - self.cfg.name_release_after,
+        )
         if outcome == "limit":
             raise error("character.limit_reached",
                         f"at most {self.cfg.max_characters} characters per account")
@@ -487,9 +468,7 @@ class AuthAPI:
 
     async def deleteCharacter(self, call):
         characterId, now = call.params["id"], self.now()
-        if not await self.service.sql.runInteraction(
-            store._txn_deleteCharacter, call.claims.account_id, characterId, now
-        ):
+        if not await self.service.characters.delete(call.claims.account_id, characterId, now):
             raise error("character.not_found")
         self.log.info("account {account_id} deleted character {character_id} from {ip}",
                       account_id=call.claims.account_id, character_id=characterId,

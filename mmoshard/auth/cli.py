@@ -5,8 +5,9 @@ import re
 import sys
 from datetime import datetime, timezone
 
-from mmoshard.auth import store
 from mmoshard.auth.admin import FOREVER, banAccount, unbanAccount
+from mmoshard.auth.characters import CharacterStore
+from mmoshard.auth.store import AccountStore
 from mmoshard.command import CommandError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -110,6 +111,7 @@ async def run(reactor, args, out=None, clock=None):
     cfg = config.roleConfig("auth")
     sql = SQLStore(reactor, config.sql.url, 1, 1)
     sql.open()
+    accounts = AccountStore(sql)
     v = config.volatile
     volatile = makeVolatileStore(v.url, reactor, v.prefix, v.timeout) if v.shared else None
     if volatile is not None:
@@ -117,21 +119,20 @@ async def run(reactor, args, out=None, clock=None):
     now = (clock or reactor).seconds()
     try:
         if args.action == "restore-character":
-            outcome = await sql.runInteraction(store._txn_restoreCharacter,
-                                               int(args.character))
+            outcome = await CharacterStore(sql).restore(int(args.character))
             if outcome != "ok":
                 raise CommandError({"missing": "no such deleted character",
                                     "taken": "its name was freed and taken since; "
                                              "rename it first"}[outcome])
             print(f"character {args.character} restored", file=out)
             return 0
-        account = await sql.runInteraction(store._txn_findAccount, _account(args.account))
+        account = await accounts.find(_account(args.account))
         if account is None:
             raise CommandError(f"no account {args.account!r}")
         if args.action == "show":
-            return await _show(sql, account, out)
+            return await _show(accounts, account, out)
         if args.action == "unban":
-            await unbanAccount(sql, now, account, actor="cli")
+            await unbanAccount(accounts, now, account, actor="cli")
             print(f"account {account} unbanned", file=out)
             return 0
         try:
@@ -153,7 +154,7 @@ async def run(reactor, args, out=None, clock=None):
                   f"{cfg.refresh_flush:g}s", file=sys.stderr)
             volatile = makeVolatileStore("memory://", reactor, v.prefix)
             volatile.open()
-        _, ended = await banAccount(sql, volatile, now, account, args.reason, until,
+        _, ended = await banAccount(accounts, volatile, now, account, args.reason, until,
                                     cfg.access_ttl, actor="cli")
         print(f"account {account} banned until {_when(until or FOREVER)}; "
               f"{ended} login(s) ended", file=out)
@@ -164,12 +165,12 @@ async def run(reactor, args, out=None, clock=None):
         await sql.close()
 
 
-async def _show(sql, accountId, out):
-    account = await sql.runInteraction(store._txn_accountById, accountId)
+async def _show(accounts, accountId, out):
+    account = await accounts.byId(accountId)
     print(f"account {account.id} {account.username!r} created {_when(account.created_at)}",
           file=out)
     if account.banned_until is not None:
         print(f"banned until {_when(account.banned_until)}: {account.ban_reason}", file=out)
-    for at, kind, ip, detail in await sql.runInteraction(store._txn_events, accountId, 30):
+    for at, kind, ip, detail in await accounts.events(accountId, 30):
         print(f"  {_when(at)}  {kind:<16} {ip or '-':<15} {detail or ''}", file=out)
     return 0

@@ -4,7 +4,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from mmoshard.auth import store
 from mmoshard.auth.store import RefreshResult
 from mmoshard.store.volatile import Script
 
@@ -187,9 +186,10 @@ class LoginRecords:
 
     log = Logger()
 
-    def __init__(self, volatile, sql, clock, ttl, flushEvery):
+    def __init__(self, volatile, sqlLogins, clock, ttl, flushEvery):
+        """@param sqlLogins: the L{LoginStore} the refreshes are written to."""
         self.volatile = volatile
-        self.sql = sql
+        self.sqlLogins = sqlLogins
         self.clock = clock
         self.ttl = ttl
         self.flushEvery = flushEvery
@@ -300,7 +300,7 @@ class LoginRecords:
             since = now - REVOKED_LOOKBACK
         self._flushing = Deferred()
         try:
-            revoked = await self.sql.runInteraction(store._txn_flushRefreshes, rows, since)
+            revoked = await self.sqlLogins.flushRefreshes(rows, since)
             await self._markRevoked(revoked, now)
         except Exception as e:
             for sid, entry in pending.items():

@@ -6,13 +6,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from mmoshard.auth import store
 from mmoshard.auth.admin import AdminAPI
 from mmoshard.auth.api import DIRECTORY_ROLES, AuthAPI
+from mmoshard.auth.characters import CharacterStore
 from mmoshard.auth.limits import Limits
 from mmoshard.auth.logins import LoginRecords
 from mmoshard.auth.passwords import PasswordHasher
 from mmoshard.auth.routes import Router
+from mmoshard.auth.store import AccountStore, LoginStore
 from mmoshard.tokens import AccessTokens, RefreshTokens
 
 LOGIN_OUTCOMES = ("ok", "failed", "locked", "banned", "rate_limited")
@@ -78,6 +79,10 @@ class AuthService(Service):
         self.clock = clock or reactor
         self.gameData = gameData
         self.sql = sql
+        # The role's SQL, one transaction per method call.
+        self.accounts = AccountStore(sql)
+        self.sqlLogins = LoginStore(sql)
+        self.characters = CharacterStore(sql)
         self.volatile = volatile
         self.verifier = verifier
         self.directory = directory
@@ -127,7 +132,7 @@ class AuthService(Service):
         self.api.forgetIssued()
         self.issuer = AccessTokens(self.tokenKey)
         self.limits = Limits(self.volatile, self.config)
-        self.loginRecords = LoginRecords(self.volatile, self.sql, self.clock,
+        self.loginRecords = LoginRecords(self.volatile, self.sqlLogins, self.clock,
                                    self.config.refresh_ttl, self.config.refresh_flush)
         await self.hasher.start()
         self.mount()
@@ -169,8 +174,7 @@ class AuthService(Service):
 
     async def countSessions(self):
         try:
-            count = await self.sql.runInteraction(store._txn_activeLogins,
-                                                  self.clock.seconds())
+            count = await self.sqlLogins.active(self.clock.seconds())
         except Exception as e:
             self.log.warn("cannot count active sessions: {why}", why=e)
             return
@@ -178,8 +182,7 @@ class AuthService(Service):
 
     async def purge(self):
         try:
-            gone = await self.sql.runInteraction(store._txn_purgeLogins,
-                                                 self.clock.seconds() - PURGE_AFTER)
+            gone = await self.sqlLogins.purge(self.clock.seconds() - PURGE_AFTER)
         except Exception as e:
             self.log.warn("cannot purge old logins: {why}", why=e)
             return

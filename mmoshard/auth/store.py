@@ -1,6 +1,8 @@
-"""The auth role's SQL: thread-side C{_txn_*} functions, each one transaction via runInteraction."""
+"""The auth role's SQL for accounts, bans and logins: L{AccountStore} and L{LoginStore}, each method one transaction."""
 
 import attrs
+
+from mmoshard.store.errors import IntegrityError
 
 
 @attrs.frozen
@@ -291,109 +293,116 @@ def _txn_purgeLogins(cursor, before):
     return cursor.rowcount
 
 
-# --- characters ---------------------------------------------------------------
-
-_CHARACTER_COLUMNS = "id, name, class, level, exp, zone, x, y, z, created_at"
-
-
-def characterJSON(row):
-    cid, name, cls, level, exp, zone, x, y, z, createdAt = row
-    return {
-        "id": cid, "name": name, "class": cls, "level": level, "exp": exp,
-        "zone": zone, "position": {"x": x, "y": y, "z": z}, "created_at": createdAt,
-    }
-
-
-def _txn_characters(cursor, accountId):
-    rows = cursor.execute(
-        f"SELECT {_CHARACTER_COLUMNS} FROM characters "
-        "WHERE account_id = ? AND deleted_at IS NULL ORDER BY id",
-        (accountId,),
-    ).fetchall()
-    return [characterJSON(r) for r in rows]
-
-
-def releasedName(characterId):
-    """The C{name_lower} of a deleted character whose name is free again."""
-    return f"~{characterId}"
-
-
-def _txn_createCharacter(cursor, accountId, name, cls, zone, spawn, now, limit,
-                         releaseBefore):
+class AccountStore:
     """
-    @return: ("ok", character dict), ("limit", None) or ("taken", None).
-    @raise mmoshard.store.errors.IntegrityError: a concurrent create took
-        the name first.
+    Accounts, their bans and audit trail in SQL: each method runs one
+    transaction on the L{ISQLStore} C{sql} (a thread of its pool) and
+    fires on the reactor thread.  C{now} is the caller's clock, so a
+    request's rows and answers agree on the time.
     """
-    lock = " FOR UPDATE" if cursor.dialect == "mysql" else ""
-    # Serialises creations per account so two at once cannot pass the limit.
-    cursor.execute(f"SELECT id FROM accounts WHERE id = ?{lock}", (accountId,))
-    count = cursor.execute(
-        "SELECT COUNT(*) FROM characters WHERE account_id = ? AND deleted_at IS NULL",
-        (accountId,),
-    ).fetchone()[0]
-    if count >= limit:
-        return "limit", None
-    lower = name.lower()
-    held = cursor.execute(
-        "SELECT id, deleted_at FROM characters WHERE name_lower = ?", (lower,)
-    ).fetchone()
-    if held is not None:
-        heldId, deletedAt = held
-        if deletedAt is None or deletedAt > releaseBefore:
-            return "taken", None
-        # Deleted long enough ago: the name is free; the old row keeps its
-        # display name for an operator, under a placeholder key.
-        cursor.execute(
-            "UPDATE characters SET name_lower = ? WHERE id = ?",
-            (releasedName(heldId), heldId),
-        )
-    x, y, z = spawn
-    cursor.execute(
-        "INSERT INTO characters (account_id, name, name_lower, class, level, exp, "
-        "zone, x, y, z, created_at) VALUES (?, ?, ?, ?, 1, 0, ?, ?, ?, ?, ?)",
-        (accountId, name, lower, cls, zone, x, y, z, now),
-    )
-    row = cursor.execute(
-        f"SELECT {_CHARACTER_COLUMNS} FROM characters WHERE id = ?", (cursor.lastrowid,)
-    ).fetchone()
-    return "ok", characterJSON(row)
+
+    def __init__(self, sql):
+        self.sql = sql
+
+    async def byName(self, username):
+        """@return: the L{AccountRow} of C{username} (any case), or None."""
+        return await self.sql.runInteraction(_txn_accountByName, username.lower())
+
+    async def byId(self, accountId):
+        """@return: the L{AccountRow} of C{accountId}, or None."""
+        return await self.sql.runInteraction(_txn_accountById, accountId)
+
+    async def find(self, account):
+        """@return: the id of C{account} (an int id or a username), or None."""
+        return await self.sql.runInteraction(_txn_findAccount, account)
+
+    async def register(self, username, email, passwordHash, now, ip):
+        """
+        Create an account and its C{register} event.
+
+        @return: the new account id, or None when the username is taken
+            (ignoring case).
+        """
+        try:
+            return await self.sql.runInteraction(_txn_register, username, email,
+                                                 passwordHash, now, ip)
+        except IntegrityError:
+            return None
+
+    async def event(self, accountId, kind, ip, now, detail=None):
+        """Append C{kind} (login_failed, password_locked, ...) to the audit trail."""
+        await self.sql.runInteraction(_txn_event, accountId, kind, ip, now, detail)
+
+    async def events(self, accountId, limit=100):
+        """@return: the latest (at, kind, ip, detail) rows of C{accountId}, newest first."""
+        return await self.sql.runInteraction(_txn_events, accountId, limit)
+
+    async def changePassword(self, accountId, newHash, keepSid, now, ip):
+        """Set a new password hash and revoke every login but C{keepSid}; @return: their ids."""
+        return await self.sql.runInteraction(_txn_changePassword, accountId, newHash,
+                                             keepSid, now, ip)
+
+    async def ban(self, account, until, reason, now, ip, actor):
+        """
+        Ban C{account} (id or username) until C{until}; revoke its logins.
+
+        @return: (account id, revoked login ids), or None for no such account.
+        """
+        return await self.sql.runInteraction(_txn_ban, account, until, reason, now, ip,
+                                             actor)
+
+    async def unban(self, account, now, ip, actor):
+        """Lift C{account}'s ban; @return: the account id, or None for no such account."""
+        return await self.sql.runInteraction(_txn_unban, account, now, ip, actor)
 
 
-def _txn_deleteCharacter(cursor, accountId, characterId, now):
-    """Soft-delete; @return: True when the account had that live character."""
-    cursor.execute(
-        "UPDATE characters SET deleted_at = ? "
-        "WHERE id = ? AND account_id = ? AND deleted_at IS NULL",
-        (now, characterId, accountId),
-    )
-    return cursor.rowcount == 1
-
-
-def _txn_restoreCharacter(cursor, characterId):
+class LoginStore:
     """
-    Undo a soft delete (operators).
-
-    @return: "ok", "missing" (no such deleted character) or "taken" (its
-        name was freed and someone took it: rename first).
+    The logins (C{auth_logins}) in SQL, the record a refresh falls back to
+    when the volatile store lost its own (L{mmoshard.auth.logins}); each
+    method is one transaction on C{sql}.
     """
-    row = cursor.execute(
-        "SELECT name, name_lower FROM characters WHERE id = ? AND deleted_at IS NOT NULL",
-        (characterId,),
-    ).fetchone()
-    if row is None:
-        return "missing"
-    name, lower = row
-    if cursor.execute(
-        "SELECT 1 FROM characters WHERE name_lower = ? AND id <> ?",
-        (name.lower(), characterId),
-    ).fetchone():
-        return "taken"
-    cursor.execute(
-        "UPDATE characters SET deleted_at = NULL, name_lower = ? WHERE id = ?",
-        (name.lower(), characterId),
-    )
-    return "ok"
 
+    def __init__(self, sql):
+        self.sql = sql
 
-__all__ = ["AccountRow", "RefreshResult", "characterJSON"]
+    async def loginOk(self, accountId, sid, now, expiresAt, ip, userAgent, newHash=None):
+        """
+        Record login C{sid} and its event (and C{newHash}, a rehashed
+        password), unless a ban committed since the account was read.
+
+        @return: None when recorded, else the ban's (banned_until, ban_reason).
+        """
+        return await self.sql.runInteraction(_txn_loginOk, accountId, sid, now, expiresAt,
+                                             ip, userAgent, newHash)
+
+    async def forRefresh(self, sid, now):
+        """@return: a L{RefreshResult} for login C{sid}: invalid, banned or live."""
+        return await self.sql.runInteraction(_txn_loginForRefresh, sid, now)
+
+    async def refreshReuse(self, sid, accountId, now, ip):
+        """A used refresh token of login C{sid} came back: revoke the login, record it."""
+        await self.sql.runInteraction(_txn_refreshReuse, sid, accountId, now, ip)
+
+    async def flushRefreshes(self, rows, revokedSince):
+        """
+        Write refreshes made in the volatile store: C{rows} of (last used,
+        expires, generation, sid), never moving a login back to an older
+        generation nor touching a revoked one.
+
+        @return: (sid, reason, revoked at) of the logins revoked at or after
+            C{revokedSince}.
+        """
+        return await self.sql.runInteraction(_txn_flushRefreshes, rows, revokedSince)
+
+    async def logout(self, accountId, sid, now, ip):
+        """Revoke login C{sid} of C{accountId}; @return: True when it was live."""
+        return await self.sql.runInteraction(_txn_logout, accountId, sid, now, ip)
+
+    async def active(self, now):
+        """@return: how many logins are live (unexpired, unrevoked) at C{now}."""
+        return await self.sql.runInteraction(_txn_activeLogins, now)
+
+    async def purge(self, before):
+        """Forget logins expired or revoked before C{before}; @return: how many."""
+        return await self.sql.runInteraction(_txn_purgeLogins, before)

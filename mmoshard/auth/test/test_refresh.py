@@ -10,7 +10,6 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from mmoshard.auth import store
 from mmoshard.auth.api import TOKENS
 from mmoshard.auth.logins import CREATE, END, OVERLAP_BATCH, ROTATE, LoginRecords, loginKey
 from mmoshard.auth.test.harness import START, TOKEN_KEY, AuthHarness
@@ -499,9 +498,8 @@ class RefreshTestsMixin:
         await h.sql.runQuery(
             "UPDATE accounts SET banned_until = ?, ban_reason = 'late' WHERE id = ?",
             (until, accountId))
-        result = await h.sql.runInteraction(
-            store._txn_loginOk, accountId, "racing", h.clock.seconds(),
-            h.clock.seconds() + 100, "127.0.0.1", None)
+        result = await h.service.sqlLogins.loginOk(
+            accountId, "racing", h.clock.seconds(), h.clock.seconds() + 100, "127.0.0.1", None)
         self.assertEqual(result, (until, "late"))
         rows = await h.sql.runQuery("SELECT COUNT(*) FROM auth_logins")
         self.assertEqual(rows[0][0], 0)
@@ -605,10 +603,8 @@ class RefreshTestsMixin:
         h = await self.harness()
         login = await h.account()
         sid = login["session_id"]
-        await h.sql.runInteraction(store._txn_flushRefreshes,
-                                         [(START + 9, START + 99, 4, sid)], START)
-        await h.sql.runInteraction(store._txn_flushRefreshes,
-                                         [(START + 5, START + 95, 3, sid)], START)
+        await h.service.sqlLogins.flushRefreshes([(START + 9, START + 99, 4, sid)], START)
+        await h.service.sqlLogins.flushRefreshes([(START + 5, START + 95, 3, sid)], START)
         self.assertEqual((await self.loginRow(h, sid))[:3], (START + 9, START + 99, 4))
 
 
