@@ -1,12 +1,13 @@
-"""A real auth role on real HTTP sites for tests: SQLite + memory or MariaDB + Redis, a Clock for time."""
+"""A real auth role for tests, its sites answered in memory (StubTreq): SQLite + memory or MariaDB + Redis, a Clock for time."""
 
 import json
 
-import treq
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
+from twisted.web.resource import Resource
 from twisted.web.server import Site
+from treq.testing import StubTreq
 
 from mmoshard.config import parseConfig
 from mmoshard.directory import Directory
@@ -54,11 +55,44 @@ class Response:
         return f"<Response {self.code} {self.body!r}>"
 
 
+class _Flushing(Resource):
+    """
+    A site root that has the in-memory HTTP of C{stub} (a L{StubTreq})
+    carry each response to the client once the role finishes it: the role
+    answers later (hashing and SQL run in threads), and StubTreq delivers
+    only what is written when it is flushed.
+    """
+
+    def __init__(self, root, stub):
+        super().__init__()
+        self.root = root
+        self.stub = stub
+
+    def _watch(self, request):
+        request.notifyFinish().addBoth(lambda _: reactor.callLater(0, self.stub.flush))
+
+    def getChildWithDefault(self, name, request):
+        self._watch(request)
+        return self.root.getChildWithDefault(name, request)
+
+    def render(self, request):
+        self._watch(request)
+        return self.root.render(request)
+
+
+def _stubTreq(root):
+    """@return: a L{StubTreq} answering from the site root C{root}."""
+    flushing = _Flushing(root, None)
+    flushing.stub = StubTreq(flushing)
+    return flushing.stub
+
+
 class AuthHarness:
     """
     The auth role wired as the node would wire it, on C{backend} "sqlite"
-    (SQLite + memory store) or "mysql" (MariaDB + Redis), with public and
-    admin sites on free ports and a C{Clock} as the role's time.
+    (SQLite + memory store) or "mysql" (MariaDB + Redis), its public and
+    admin sites answered in memory through L{StubTreq}, and a C{Clock} as
+    the role's time.
     """
 
     def __init__(self, testCase, backend, **authOverrides):
@@ -67,7 +101,6 @@ class AuthHarness:
         self.auth = dict(FAST_ARGON2, **authOverrides)
         self.clock = Clock()
         self.clock.advance(START)
-        self.ports = []
 
     async def start(self):
         tc = self.testCase
@@ -106,8 +139,8 @@ class AuthHarness:
         self.publicRoot, self.adminRoot = JSONRoot(), JSONRoot()
         node.provide(IWebSite, SiteRoot(self.publicRoot))
         node.provide(IAdminSite, SiteRoot(self.adminRoot))
-        self.publicURL = await self._listen(self.publicRoot)
-        self.adminURL = await self._listen(self.adminRoot)
+        self.publicHTTP = _stubTreq(self.publicRoot)
+        self.adminHTTP = _stubTreq(self.adminRoot)
         from mmoshard.auth.gamedata import loadGameData
         from mmoshard.auth.service import AuthService
 
@@ -124,12 +157,16 @@ class AuthHarness:
         tc.addCleanup(self.service.stopService)
         return self
 
-    async def _listen(self, root):
-        site = Site(root)
+    async def listenAdmin(self):
+        """
+        Serve the admin site on a free loopback port too, for a client that
+        must reach the role over TCP (the account CLI); @return: the port.
+        """
+        site = Site(self.adminRoot)
         site.log = lambda request: None
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
         self.testCase.addCleanup(port.stopListening)
-        return f"http://127.0.0.1:{port.getHost().port}"
+        return port.getHost().port
 
     async def request(self, method, path, body=None, token=None, raw=None,
                       headers=None, admin=False):
@@ -140,10 +177,10 @@ class AuthHarness:
         for k, v in (headers or {}).items():
             hdrs[k.encode()] = [v.encode()]
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        base = self.adminURL if admin else self.publicURL
-        response = await treq.request(method, base + path, data=data, headers=hdrs,
-                                      persistent=False, timeout=10)
-        content = await response.content()
+        http = self.adminHTTP if admin else self.publicHTTP
+        base = "http://admin.test" if admin else "http://auth.test"
+        response = await http.request(method, base + path, data=data, headers=hdrs)
+        content = await http.content(response)
         try:
             parsed = json.loads(content) if content else None
         except ValueError:

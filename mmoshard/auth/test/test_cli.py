@@ -97,7 +97,7 @@ class SQLiteAccountCommandTests(AccountCommandTestsMixin, TestCase):
         """On a memory store the running server is asked, so its tokens die at once."""
         h = await AuthHarness(self, self.backend).start()
         login = await h.account()
-        port = h.adminURL.rsplit(":", 1)[1]
+        port = await h.listenAdmin()
         status, out = await self.command(h, "ban", "alice", "--reason", "spam",
                                          admin=f"tcp:{port}:interface=127.0.0.1")
         self.assertEqual(status, 0)
