@@ -18,6 +18,11 @@ class LockoutTestsMixin:
             self.assertEqual(r.code, 401, r)
 
     async def test_lockout(self):
+        """
+        After lockout_threshold failed logins the username is locked, even with the
+        right password: 429 auth.locked with Retry-After, a login_locked event, and
+        the locked and failed outcomes counted.
+        """
         h = await AuthHarness(self, self.backend, lockout_threshold=3,
                               lockout_base=30.0).start()
         accountId = (await h.register()).body["account_id"]
@@ -59,6 +64,11 @@ class LockoutTestsMixin:
         self.assertEqual((r.code, r.error), (429, "auth.locked"))
 
     async def test_ip_rate_limit(self):
+        """
+        Registrations and logins past their per-IP rate get 429 auth.rate_limited
+        with a Retry-After within the window; an untrusted X-Forwarded-For changes
+        nothing.
+        """
         h = await AuthHarness(self, self.backend, login_rate=3, login_window=60.0,
                               register_rate=2, register_window=600.0).start()
         await h.register("alice")
@@ -80,6 +90,10 @@ class SQLiteMemoryLockoutTests(LockoutTestsMixin, TestCase):
     backend = "sqlite"
 
     async def test_backoff_grows_and_expires(self):
+        """
+        Each lockout after the first lasts twice as long up to lockout_max, ends on
+        the Clock, and a good login clears the failure count.
+        """
         h = await AuthHarness(self, self.backend, lockout_threshold=3, lockout_base=30.0,
                               lockout_max=100.0).start()
         await h.register()
@@ -99,6 +113,10 @@ class SQLiteMemoryLockoutTests(LockoutTestsMixin, TestCase):
         self.assertEqual((await h.login()).code, 200)
 
     async def test_rate_window_passes(self):
+        """
+        Once the Retry-After of a rate-limited login has passed, the address may log
+        in again.
+        """
         h = await AuthHarness(self, self.backend, login_rate=2, login_window=60.0).start()
         await h.register()
         for _ in range(2):
@@ -109,6 +127,10 @@ class SQLiteMemoryLockoutTests(LockoutTestsMixin, TestCase):
         self.assertEqual((await h.login()).code, 200)
 
     async def test_forwarded_for_when_trusted(self):
+        """
+        With trust_forwarded the last X-Forwarded-For address is the client's: rate
+        limits and login events use it.
+        """
         h = await AuthHarness(self, self.backend, login_rate=1, trust_forwarded=True).start()
         await h.register()
         self.assertEqual((await h.login(headers={"X-Forwarded-For": "1.2.3.4"})).code, 200)
@@ -128,6 +150,10 @@ class OutageTests(TestCase):
     """A store that does not answer gets a typed 503, never a traceback."""
 
     async def test_volatile_down(self):
+        """
+        With the volatile store down, logins, token checks and refreshes answer 503
+        service.unavailable with Retry-After 1, and the refresh token is not spent.
+        """
         from twisted.internet.defer import fail
 
         from mmoshard.store.errors import VolatileUnavailable
@@ -159,6 +185,10 @@ class OutageTests(TestCase):
         self.assertEqual(len(self.flushLoggedErrors()), 0)
 
     async def test_sql_down(self):
+        """
+        With SQL down a login answers 503 service.unavailable, and routes that need
+        no SQL (the class list) still answer.
+        """
         h = await AuthHarness(self, "sqlite").start()
         await h.sql.close()
         r = await h.login()

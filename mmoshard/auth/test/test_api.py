@@ -20,6 +20,10 @@ class APITestsMixin:
     # --- register ---------------------------------------------------------------
 
     async def test_register(self):
+        """
+        Registering answers 201 with the account id and the username as given, and
+        records a register event.
+        """
         h = await self.harness()
         r = await h.register("Alice", PASSWORD, email="alice@example.com")
         self.assertEqual(r.code, 201, r)
@@ -28,12 +32,17 @@ class APITestsMixin:
         self.assertEqual(await h.events(r.body["account_id"]), ["register"])
 
     async def test_register_taken_ignoring_case(self):
+        """A username taken in another case is refused with 409 account.username_taken."""
         h = await self.harness()
         await h.register("Alice")
         r = await h.register("aLICE", "another fine password")
         self.assertEqual((r.code, r.error), (409, "account.username_taken"))
 
     async def test_register_bad_fields(self):
+        """
+        A bad username, a too-short password and a malformed email are each named in
+        one 400 request.invalid.
+        """
         h = await self.harness()
         r = await h.request("POST", "/v1/accounts",
                             {"username": "no spaces!", "password": "short", "email": "x"})
@@ -41,6 +50,10 @@ class APITestsMixin:
         self.assertEqual(set(r.body["error"]["fields"]), {"username", "password", "email"})
 
     async def test_register_password_policy(self):
+        """
+        Passwords containing the username, common ones and ones of too few different
+        characters are refused with the reason.
+        """
         h = await self.harness()
         for password, why in [("bob_the_builder_1", "username"),
                               ("password123", "common"),
@@ -72,6 +85,10 @@ class APITestsMixin:
         self.assertEqual(set(r.body["error"]["fields"]), {"username", "password"})
 
     async def test_unknown_path_and_method(self):
+        """
+        An unknown path is 404 request.not_found; a known path with another method
+        is 405 with an Allow header; a non-integer id is 404.
+        """
         h = await self.harness()
         r = await h.request("GET", "/v1/accounts/nobody")
         self.assertEqual((r.code, r.error), (404, "request.not_found"))
@@ -84,6 +101,11 @@ class APITestsMixin:
     # --- login ------------------------------------------------------------------
 
     async def test_login(self):
+        """
+        A login (username in any case) answers tokens for the account, the server
+        time, the access lifetime and the directory of other nodes, and records
+        login_ok.
+        """
         h = await self.harness()
         accountId = (await h.register()).body["account_id"]
         r = await h.login("ALICE", PASSWORD)
@@ -102,6 +124,10 @@ class APITestsMixin:
         self.assertEqual(await h.events(accountId), ["login_ok", "register"])
 
     async def test_login_wrong_password_or_user(self):
+        """
+        A wrong password and an unknown username get the same 401
+        auth.invalid_credentials; the known account records login_failed.
+        """
         h = await self.harness()
         accountId = (await h.register()).body["account_id"]
         wrong = await h.login("alice", "not the password")
@@ -112,6 +138,7 @@ class APITestsMixin:
         self.assertEqual(await h.events(accountId), ["login_failed", "register"])
 
     async def test_me(self):
+        """GET /v1/accounts/me answers the account and login of the access token."""
         h = await self.harness()
         login = await h.account()
         r = await h.request("GET", "/v1/accounts/me", token=login["access_token"])
@@ -120,6 +147,10 @@ class APITestsMixin:
                          (login["account_id"], "alice", login["session_id"]))
 
     async def test_token_required(self):
+        """
+        A missing, malformed or expired access token is 401 auth.invalid_token with
+        a WWW-Authenticate: Bearer challenge.
+        """
         h = await self.harness()
         for token in (None, "garbage", "a.b.c"):
             r = await h.request("GET", "/v1/accounts/me", token=token)
@@ -135,6 +166,10 @@ class APITestsMixin:
     # --- refresh and logout -----------------------------------------------------
 
     async def test_refresh_rotates(self):
+        """
+        A refresh answers a new refresh token for the same login and an access token
+        issued now; the new refresh token refreshes again.
+        """
         h = await self.harness()
         login = await h.account()
         h.clock.advance(60)
@@ -150,6 +185,10 @@ class APITestsMixin:
         self.assertEqual(again.code, 200, again)
 
     async def test_refresh_reuse_revokes_login(self):
+        """
+        Presenting a spent refresh token revokes the whole login: its newer refresh
+        token and every access token die, and refresh_reuse is recorded.
+        """
         h = await self.harness()
         login = await h.account()
         first = await h.request("POST", "/v1/sessions/refresh",
@@ -168,6 +207,10 @@ class APITestsMixin:
         self.assertIn("refresh_reuse", await h.events(login["account_id"]))
 
     async def test_refresh_invalid(self):
+        """
+        Malformed, forged and expired refresh tokens are 401
+        auth.invalid_refresh_token, and a forged one leaves the real token working.
+        """
         h = await self.harness()
         login = await h.account()
         tokenId = login["refresh_token"].split(".")[0]
@@ -184,6 +227,10 @@ class APITestsMixin:
         self.assertEqual((r.code, r.error), (401, "auth.invalid_refresh_token"))
 
     async def test_logout(self):
+        """
+        Logout ends this login's access and refresh tokens, records logout, and
+        leaves the account's other logins alive.
+        """
         h = await self.harness()
         login = await h.account()
         other = (await h.login()).body
@@ -202,6 +249,10 @@ class APITestsMixin:
     # --- password ---------------------------------------------------------------
 
     async def test_change_password(self):
+        """
+        Changing the password ends every other login, keeps this one, and only the
+        new password logs in afterwards.
+        """
         h = await self.harness()
         login = await h.account()
         other = (await h.login()).body
@@ -222,6 +273,10 @@ class APITestsMixin:
         self.assertIn("password_change", await h.events(login["account_id"]))
 
     async def test_change_password_errors(self):
+        """
+        A wrong current password is 403 auth.wrong_password, a refused new one 400
+        request.invalid, and no token 401.
+        """
         h = await self.harness()
         login = await h.account()
         r = await h.request("POST", "/v1/accounts/me/password",
@@ -240,6 +295,10 @@ class APITestsMixin:
     # --- ban --------------------------------------------------------------------
 
     async def test_ban_and_unban(self):
+        """
+        An admin-site ban ends the account's tokens and refuses logins with its
+        reason; an unban lets it log in again; each step is in the audit trail.
+        """
         h = await self.harness()
         login = await h.account()
         accountId = login["account_id"]
@@ -265,6 +324,7 @@ class APITestsMixin:
         self.assertEqual(kinds[:4], ["login_ok", "unban", "login_banned", "ban"])
 
     async def test_ban_expires(self):
+        """A ban with an until time refuses logins until then, and not after."""
         h = await self.harness()
         accountId = (await h.account())["account_id"]
         r = await h.request("POST", f"/accounts/{accountId}/ban",
@@ -276,6 +336,10 @@ class APITestsMixin:
         self.assertEqual((await h.login()).code, 200)
 
     async def test_ban_errors(self):
+        """
+        Banning or unbanning an unknown account is 404; until with duration, a
+        missing reason and a non-finite until are 400.
+        """
         h = await self.harness()
         r = await h.request("POST", "/accounts/999/ban", {"reason": "x"}, admin=True)
         self.assertEqual((r.code, r.error), (404, "account.not_found"))

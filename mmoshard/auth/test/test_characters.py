@@ -18,6 +18,10 @@ class CharacterTestsMixin:
                                     token=token or self.token)
 
     async def test_classes(self):
+        """
+        GET /v1/classes needs no token and lists the classes of the game data and
+        the start zone.
+        """
         await self.setUpAccount()
         r = await self.h.request("GET", "/v1/classes")
         self.assertEqual(r.code, 200)
@@ -26,6 +30,10 @@ class CharacterTestsMixin:
                       [{k: c[k] for k in ("id", "name", "role")} for c in r.body["classes"]])
 
     async def test_create_and_list(self):
+        """
+        A new character starts at level 1 with no exp at the start zone's spawn and
+        is listed with the account's limit.
+        """
         await self.setUpAccount()
         r = await self.create("Thrall", "warrior")
         self.assertEqual(r.code, 201, r)
@@ -38,6 +46,10 @@ class CharacterTestsMixin:
         self.assertEqual(r.body, {"characters": [c], "limit": 8})
 
     async def test_errors(self):
+        """
+        An unknown class, a name with digits or too short, a missing class and a
+        missing token are refused.
+        """
         await self.setUpAccount()
         r = await self.create("Jaina", "necromancer")
         self.assertEqual((r.code, r.error), (400, "request.invalid"))
@@ -52,6 +64,7 @@ class CharacterTestsMixin:
         self.assertEqual(r.body["error"]["fields"], {"class": "is required"})
 
     async def test_name_unique_across_accounts_ignoring_case(self):
+        """A character name is taken for every account, in any case."""
         await self.setUpAccount()
         self.assertEqual((await self.create("Arthas")).code, 201)
         other = (await self.h.account("bob"))["access_token"]
@@ -61,6 +74,10 @@ class CharacterTestsMixin:
         self.assertEqual((r.code, r.error), (409, "character.name_taken"))
 
     async def test_limit(self):
+        """
+        Past max_characters creating is 409 character.limit_reached; a deleted
+        character no longer counts.
+        """
         await self.setUpAccount(max_characters=2)
         self.assertEqual((await self.create("Anduin")).code, 201)
         self.assertEqual((await self.create("Varian")).code, 201)
@@ -74,6 +91,11 @@ class CharacterTestsMixin:
         self.assertEqual((await self.create("Tyrande")).code, 201)
 
     async def test_delete_is_soft_and_frees_name_later(self):
+        """
+        Deleting hides a character and keeps its name reserved for
+        name_release_after; then another account may take the name, and the old row
+        stays for an operator.
+        """
         await self.setUpAccount(name_release_after=3600.0)
         cid = (await self.create("Illidan")).body["id"]
         r = await self.h.request("DELETE", f"/v1/characters/{cid}", token=self.token)
@@ -99,6 +121,10 @@ class CharacterTestsMixin:
         self.assertEqual([tuple(r) for r in rows], [("Illidan", 1)])
 
     async def test_restore(self):
+        """
+        An operator's restore brings a deleted character back to its account's list;
+        restoring a live one is 404.
+        """
         await self.setUpAccount()
         cid = (await self.create("Sylvanas")).body["id"]
         await self.h.request("DELETE", f"/v1/characters/{cid}", token=self.token)
@@ -110,6 +136,10 @@ class CharacterTestsMixin:
         self.assertEqual((r.code, r.error), (404, "character.not_found"))
 
     async def test_delete_someone_elses(self):
+        """
+        Deleting another account's character is 404 character.not_found and leaves
+        it alone.
+        """
         await self.setUpAccount()
         cid = (await self.create("Garrosh")).body["id"]
         other = (await self.h.account("bob"))["access_token"]

@@ -15,12 +15,17 @@ from mmoshard.tokens import InvalidToken
 
 class ParseTests(TestCase):
     def test_duration(self):
+        """
+        Durations are seconds or a number with s, m, h, d or w; empty, zero,
+        negative and unknown units are refused.
+        """
         self.assertEqual([parseDuration(t) for t in ("90", "90m", "12h", "7d", "2w")],
                          [90, 5400, 43200, 604800, 1209600])
         for bad in ("", "0", "-5", "5y", "h"):
             self.assertRaises(ValueError, parseDuration, bad)
 
     def test_when(self):
+        """Times are ISO 8601 (UTC unless they say) or epoch seconds; other text is refused."""
         self.assertEqual(parseWhen("2030-01-01T00:00:00"), 1893456000.0)
         self.assertEqual(parseWhen("2030-01-01T01:00:00+01:00"), 1893456000.0)
         self.assertEqual(parseWhen("1893456000"), 1893456000.0)
@@ -41,6 +46,10 @@ class AccountCommandTestsMixin:
         return status, out.getvalue()
 
     async def test_ban_unban_show(self):
+        """
+        `account ban` refuses the account's logins and ends its refreshes, `show`
+        prints the ban and the audit trail, and `unban` (any case) lets it log in.
+        """
         h = await AuthHarness(self, self.backend).start()
         login = await h.account()
         status, out = await self.command(h, "ban", "alice", "--reason", "gold selling",
@@ -69,6 +78,10 @@ class AccountCommandTestsMixin:
         self.assertEqual((await h.login()).code, 200)
 
     async def test_errors(self):
+        """
+        Banning an unknown account, a bad duration and restoring an unknown
+        character are command errors.
+        """
         h = await AuthHarness(self, self.backend).start()
         with self.assertRaises(CommandError):
             await self.command(h, "ban", "nobody", "--reason", "x")
@@ -79,6 +92,10 @@ class AccountCommandTestsMixin:
             await self.command(h, "restore-character", "42")
 
     async def test_restore_character(self):
+        """
+        `account restore-character` brings a deleted character back to its account's
+        list.
+        """
         h = await AuthHarness(self, self.backend).start()
         token = (await h.account())["access_token"]
         cid = (await h.request("POST", "/v1/characters", {"name": "Kael", "class": "mage"},

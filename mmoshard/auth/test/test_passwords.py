@@ -37,6 +37,10 @@ class TimingEqualityTests(TestCase):
     """An unknown username costs exactly one verification, like a known one."""
 
     async def test_hash_called_once_either_way(self):
+        """
+        Every login verifies exactly one hash, whether the username exists, the
+        password is wrong or the name is overlong.
+        """
         h = await AuthHarness(self, "sqlite", lockout_threshold=1000).start()
         await h.register("alice")
         counting = h.service.hasher = CountingHasher(h.service.hasher)
@@ -51,6 +55,7 @@ class TimingEqualityTests(TestCase):
             self.assertEqual(counting.verified - before, 1, username)
 
     async def test_unknown_user_verifies_against_dummy(self):
+        """A login of an unknown username verifies against the hasher's dummy argon2id hash."""
         h = await AuthHarness(self, "sqlite").start()
         seen = []
         inner = h.service.hasher
@@ -72,6 +77,10 @@ class HasherTests(TestCase):
         return h
 
     async def test_never_on_reactor_thread(self):
+        """
+        Hashing and verifying run in the auth-argon2 threads, never on the reactor
+        thread.
+        """
         h = self.hasher()
         threads = []
         real = h.argon2
@@ -96,6 +105,10 @@ class HasherTests(TestCase):
         self.assertTrue(all("auth-argon2" in t.name for t in threads))
 
     async def test_parameters(self):
+        """
+        Hashes use argon2id with the configured cost; the defaults are OWASP's
+        recommendation.
+        """
         h = self.hasher(argon2_time_cost=3, argon2_memory_kib=128, argon2_parallelism=2)
         await h.start()
         params = argon2.extract_parameters(await h.hash(PASSWORD))
@@ -108,12 +121,17 @@ class HasherTests(TestCase):
                          (2, 19456, 1))
 
     def test_pool_size(self):
+        """hash_threads sets the pool's size; 0 picks one from the CPUs, at least one."""
         self.assertEqual(poolSize(3), 3)
         self.assertGreaterEqual(poolSize(0), 1)
         h = self.hasher(hash_threads=0)
         self.assertEqual((h.pool.min, h.pool.max), (poolSize(0), poolSize(0)))
 
     async def test_sheds_when_saturated(self):
+        """
+        With maxPending hashes waiting, another is refused with HasherBusy at once;
+        once the pool drains hashing works again.
+        """
         h = self.hasher(hash_threads=1)
         h.maxPending = 2
         await h.start()
@@ -129,6 +147,10 @@ class HasherTests(TestCase):
 
 class RehashTests(TestCase):
     async def test_rehash_on_login_when_parameters_change(self):
+        """
+        When the operator raises the argon2 cost, the next good login stores a hash
+        at the new cost, and later logins keep it.
+        """
         h = await AuthHarness(self, "sqlite").start()
         accountId = (await h.register()).body["account_id"]
         query = "SELECT password_hash FROM accounts WHERE id = ?"
@@ -150,6 +172,10 @@ class RehashTests(TestCase):
 
 class PriorityTests(TestCase):
     async def test_hashing_threads_are_niced(self):
+        """
+        The hashing threads run at hash_nice lower priority; the reactor thread
+        keeps its own.
+        """
         import os
 
         if not hasattr(os, "setpriority"):

@@ -106,6 +106,11 @@ class CrossProcessRevocationTests(TestCase):
             await deferLater(reactor, 0.05, lambda: None)
 
     async def test_tokens_and_revocations_cross_processes(self):
+        """
+        Between real auth and session processes on MariaDB and Redis, logout,
+        password change, an admin-site ban and `account ban` each end the live
+        sessions and refuse the tokens elsewhere within the allowed time.
+        """
         from mmoshard.store.sql import SQLStore, migrate
 
         mysqlURL, dropDB = requireMySQL()

@@ -14,18 +14,24 @@ from mmoshard.plugins.auth import auth
 
 class PluginTests(TestCase):
     def test_provides(self):
+        """The auth plugin provides IRole and IPlugin, is discovered, and serves over HTTP."""
         self.assertTrue(verifyObject(IRole, auth))
         self.assertTrue(verifyObject(IPlugin, auth))
         self.assertIn(auth, discoverRoles())
         self.assertEqual(auth.transports, frozenset({"http"}))
 
     def test_config_defaults(self):
+        """
+        The argon2 defaults are OWASP's and hash_threads defaults to 0 (sized from
+        the CPUs).
+        """
         cfg = parseConfig({}, [auth], env={}).roleConfig("auth")
         self.assertEqual((cfg.argon2_time_cost, cfg.argon2_memory_kib,
                           cfg.argon2_parallelism), (2, 19456, 1))
         self.assertEqual(cfg.hash_threads, 0)
 
     def test_config_problems(self):
+        """Every bad [auth] value is reported at once, each at its path."""
         with self.assertRaises(ConfigError) as cm:
             parseConfig({"auth": {"username_min": 30, "username_max": 10,
                                   "argon2_time_cost": 0, "classes_file": "nope.toml",
@@ -73,6 +79,10 @@ class OpenAPITests(TestCase):
 
 class MetricsTests(TestCase):
     async def test_metrics(self):
+        """
+        Login outcomes, hash timings and the active-sessions gauge are exported, and
+        the gauge drops once logins expire.
+        """
         h = await AuthHarness(self, "sqlite").start()
         await h.account()
         await h.login(password="wrong password")
@@ -92,6 +102,7 @@ class MetricsTests(TestCase):
         self.assertEqual(sample("mmoshard_auth_active_sessions"), 0)
 
     async def test_purge(self):
+        """The purge forgets logins revoked or expired more than a day ago."""
         h = await AuthHarness(self, "sqlite").start()
         login = await h.account()
         await h.request("DELETE", "/v1/sessions", token=login["access_token"])
@@ -113,6 +124,10 @@ class DocsTests(TestCase):
             self.text = f.read()
 
     def test_routes_and_codes(self):
+        """
+        docs/auth.md lists every public and admin route and every error code with
+        its status.
+        """
         from mmoshard.auth.admin import adminRoutes
         from mmoshard.auth.api import authRoutes
         from mmoshard.auth.config import makeConfig
@@ -123,6 +138,7 @@ class DocsTests(TestCase):
             self.assertIn(f"| `{code}` | {status} |", self.text)
 
     def test_config_keys(self):
+        """docs/auth.md documents every [auth] config key."""
         from mmoshard.auth.config import AUTH_FIELDS
 
         for name in AUTH_FIELDS:

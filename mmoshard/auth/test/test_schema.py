@@ -27,6 +27,10 @@ class ValidateTests(TestCase):
                                             "class", "refresh_token", "current_password",
                                             "new_password", "extra"]), JSON, max_size=6))
     def test_any_body(self, props, data):
+        """
+        For any body, validate either answers every declared field passing its
+        checks or refuses with a serialisable 400 naming fields.
+        """
         try:
             result = validate(data, props)
         except HTTPError as e:
@@ -41,6 +45,10 @@ class ValidateTests(TestCase):
                 self.assertIsNone(prop.check(value))
 
     def test_messages(self):
+        """
+        Refusals name each bad field with a readable reason, unknown fields
+        included; absent optional fields are None.
+        """
         props = {"n": Prop("integer", minimum=1, maximum=5), "s": Prop("string", maxLength=2),
                  "o": Prop("string", required=False)}
         with self.assertRaises(HTTPError) as cm:
