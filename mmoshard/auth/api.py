@@ -290,8 +290,9 @@ class AuthAPI:
         newHash = await self._hash(body["password"]) if stale else None
         sid = newLoginId()
         userAgent = (call.request.getHeader("user-agent") or "")[:255]
-        banned = await svc.sqlLogins.loginOk(account.id, sid, now, now + self.cfg.refresh_ttl,
-                                             call.ip, userAgent, newHash)
+        banned = await svc.sqlLogins.loginOk(
+            account.id, sid, now, now + self.cfg.refresh_ttl, call.ip, userAgent, newHash
+        )
         if banned is not None:
             # Banned between the account read and the login's transaction.
             svc.loginOutcome("banned")

@@ -78,7 +78,6 @@ class AuthService(Service):
         self.nodeId = nodeId
         self.clock = clock or reactor
         self.gameData = gameData
-        self.sql = sql
         # The role's SQL, one transaction per method call.
         self.accounts = AccountStore(sql)
         self.sqlLogins = LoginStore(sql)
