@@ -63,12 +63,15 @@ class _Flushing(Resource):
     only what is written when it is flushed.
     """
 
-    def __init__(self, root, stub):
+    def __init__(self, root):
         super().__init__()
         self.root = root
-        self.stub = stub
+        # The StubTreq over this root, set once it is made.
+        self.stub = None
 
     def _watch(self, request):
+        # On the next turn of the reactor that runs the role's threads'
+        # callbacks, not inside the server's own finish().
         request.notifyFinish().addBoth(lambda _: reactor.callLater(0, self.stub.flush))
 
     def getChildWithDefault(self, name, request):
@@ -82,7 +85,7 @@ class _Flushing(Resource):
 
 def _stubTreq(root):
     """@return: a L{StubTreq} answering from the site root C{root}."""
-    flushing = _Flushing(root, None)
+    flushing = _Flushing(root)
     flushing.stub = StubTreq(flushing)
     return flushing.stub
 
