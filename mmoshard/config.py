@@ -77,6 +77,24 @@ def checkEndpoint(value):
     return None
 
 
+def endpointPort(endpoint):
+    """
+    @return: the port number of a C{tcp:}/C{tcp6:} server endpoint string
+        (C{"tcp:9100:interface=127.0.0.1"}, C{"tcp:port=9100"}), or None for
+        any other kind, read from the string itself (no socket is made).
+    """
+    parts = endpoint.split(":")
+    if parts[0] not in ("tcp", "tcp6"):
+        return None
+    for part in parts[1:]:
+        if part.startswith("port="):
+            part = part[len("port="):]
+        elif "=" in part:
+            continue
+        return int(part) if part.isdigit() else None
+    return None
+
+
 def _coerce(field, value):
     """@return: (value, error) for one raw TOML value."""
     kind = field.kind

@@ -77,10 +77,10 @@ async def _viaAdmin(config, path, body):
     answers.
     """
     import treq
-    from twisted.internet.endpoints import serverFromString
+    from mmoshard.config import endpointPort
 
     endpoint = config.listen.admin
-    port = getattr(serverFromString(None, endpoint), "_port", None) if endpoint else None
+    port = endpointPort(endpoint) if endpoint else None
     if not port:
         return None
     try:

@@ -62,11 +62,11 @@ def _openStore(reactor, config, action):
 
 def _adminURL(config, action):
     """The running server's admin URL for C{action}, on the embedded default."""
-    from twisted.internet.endpoints import serverFromString
+    from mmoshard.config import endpointPort
 
 
     endpoint = config.listen.admin
-    port = getattr(serverFromString(None, endpoint), "_port", None) if endpoint else None
+    port = endpointPort(endpoint) if endpoint else None
     if not port:
         raise CommandError(
             f"the volatile store is {config.volatile.url} and the admin site is off: "
