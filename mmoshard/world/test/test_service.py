@@ -54,7 +54,7 @@ class EnterTests(TestCase):
         self.sql.down = True
         reply = self.h.enter(self.h.client(1), self.hero)
         self.assertEqual((reply["code"], reply["retry_after"]), ("server.unavailable", 5.0))
-        self.assertEqual(self.h.world.entering, set())
+        self.assertEqual(self.h.world.roster.entering, set())
 
     def test_playersSeeEachOtherAndMoves(self):
         a, b = self.h.client(1), self.h.client(2)
@@ -92,7 +92,7 @@ class EnterTests(TestCase):
         self.h.advance()
         self.assertEqual(self.sql.row(self.hero)[1], 102.0)
         self.assertIsNone(self.lease(self.hero))
-        self.assertEqual(self.h.world.byCharacter, {})
+        self.assertEqual(self.h.world.roster.byCharacter, {})
 
     def test_newSessionOfSameAccountKeepsTheLease(self):
         first = self.h.client(1)
@@ -101,9 +101,9 @@ class EnterTests(TestCase):
         self.assertEqual(self.h.enter(second, self.hero)["character_id"], self.hero)
         self.h.advance(0.1, 3)  # the first session's logout save and release run
         self.assertEqual(self.lease(self.hero), b"world-a")
-        self.assertIn(self.hero, self.h.world.byCharacter)
+        self.assertIn(self.hero, self.h.world.roster.byCharacter)
         self.h.advance(1.0, 20)
-        self.assertIn(self.hero, self.h.world.byCharacter)
+        self.assertIn(self.hero, self.h.world.roster.byCharacter)
         self.assertEqual(self.lease(self.hero), b"world-a")
 
     def test_linkDeadKeepsCharacterUntilGraceExpires(self):
@@ -114,10 +114,10 @@ class EnterTests(TestCase):
         self.h.advance()
         a.protocol.connectionLost(None)
         self.h.advance(1.0)
-        self.assertIn(self.hero, self.h.world.byCharacter)
+        self.assertIn(self.hero, self.h.world.roster.byCharacter)
         self.h.advance(5.0)  # resume grace
         self.h.advance()
-        self.assertNotIn(self.hero, self.h.world.byCharacter)
+        self.assertNotIn(self.hero, self.h.world.roster.byCharacter)
         self.assertEqual(self.sql.row(self.hero)[1], 103.0)
         self.assertIsNone(self.lease(self.hero))
         self.h.advance()
@@ -244,7 +244,7 @@ class LeaseTests(TestCase):
     def test_leaseExpiresWhenOwnerStopsRefreshing(self):
         self.a.enter(self.a.client(1), self.hero)
         # The owner "crashes": its loops stop, nothing is released.
-        self.a.world._housekeeping.stop()
+        self.a.world.housekeeping.stop()
         for loop in self.a.world.loops.values():
             loop.stop()
         self.a.advance(1.0, 14)
@@ -263,7 +263,7 @@ class TransferTests(TestCase):
         h.advance(0.1, 2)
         [z] = events(p, "world.zone")
         self.assertEqual((z["zone"]["id"], z["x"], z["z"], z["k"]), ("ashfall", 40.0, 256.0, 1))
-        self.assertEqual(h.world.byCharacter[cid].zone.id, "ashfall")
+        self.assertEqual(h.world.roster.byCharacter[cid].zone.id, "ashfall")
         self.assertEqual(h.sql.row(cid)[:2], ("ashfall", 40.0))
 
     def test_remotePortalHandsLeaseToTicket(self):
@@ -278,7 +278,7 @@ class TransferTests(TestCase):
         [t] = events(p, "world.transfer")
         self.assertEqual((t["zone"], t["tcp"]), ("ashfall", "world-b.example:7000"))
         self.assertEqual(a.sql.row(cid)[:2], ("ashfall", 40.0))
-        self.assertEqual(a.world.byCharacter, {})
+        self.assertEqual(a.world.roster.byCharacter, {})
         lease = self.successResultOf(a.volatile.get(leaseKey(cid)))
         self.assertEqual(lease, b"xfer:" + t["ticket"].encode())
         # Entering on A again is redirected; without the ticket B refuses.
@@ -296,7 +296,7 @@ class TransferTests(TestCase):
         p.send({"t": "world.move", "x": 1001.0, "z": 500.5, "k": 0})
         a.advance(0.1, 2)
         self.assertEqual(len(events(p, "world.transfer_failed")), 1)
-        player = a.world.byCharacter[cid]
+        player = a.world.roster.byCharacter[cid]
         self.assertEqual((player.state, player.entity.x), ("live", 128.0))
 
     def test_transferSaveFailureKeepsPlayer(self):
@@ -310,6 +310,6 @@ class TransferTests(TestCase):
         p.send({"t": "world.move", "x": 1001.0, "z": 500.5, "k": 0})
         a.advance(0.1, 2)
         self.assertEqual(len(events(p, "world.transfer_failed")), 1)
-        self.assertIn(cid, a.world.byCharacter)
+        self.assertIn(cid, a.world.roster.byCharacter)
         self.assertEqual(self.successResultOf(a.volatile.get(leaseKey(cid))), b"world-a")
         self.flushLoggedErrors()
