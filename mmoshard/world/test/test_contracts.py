@@ -28,7 +28,10 @@ class ProviderTests(TestCase):
         verifyObject(IProgression, Progression(SyncSQL(), Clock()))
 
     def test_sessionListener(self):
-        """The world's handlers, the listener the service registers with the router, provide ISessionListener."""
+        """
+        The world's handlers, the listener the service registers with the router,
+        provide ISessionListener.
+        """
         h = WorldHarness(self)
         self.assertIn(h.world.handlers, h.manager.listeners)
         verifyObject(ISessionListener, h.world.handlers)
