@@ -139,6 +139,8 @@ class LeaseKeeperTests(PartsMixin, TestCase):
     def setUp(self):
         super().setUp()
         self.volatile = MemoryStore(self.clock, "t:")
+        self.volatile.open()
+        self.addCleanup(self.volatile.close)
         self.keeper = LeaseKeeper(Leases(self.volatile, "world-a", 15.0), self.roster)
 
     def lease(self, cid):
