@@ -1,5 +1,8 @@
 """Character leases in the volatile store: a character is live in one world process only."""
 
+from twisted.logger import Logger
+
+from mmoshard.store.errors import StoreError
 from mmoshard.store.volatile import Script
 
 
@@ -155,3 +158,60 @@ class Leases:
         for start in range(0, len(characterIds), self.BATCH):
             chunk = characterIds[start:start + self.BATCH]
             await self.volatile.evalScript(RELEASE, [leaseKey(c) for c in chunk], [self.owner])
+
+
+class LeaseKeeper:
+    """
+    The world's side of its leases: taken on enter, refreshed while the
+    players are live (a player whose lease is lost is kicked), handed to a
+    transfer ticket, released on leave and at stop.
+    """
+
+    log = Logger()
+
+    def __init__(self, leases, roster):
+        """
+        @param leases: the process's L{Leases}.
+        @param roster: the L{Roster} a player whose lease is lost leaves.
+        """
+        self.leases = leases
+        self.roster = roster
+
+    def acquire(self, characterId, ticket=None):
+        """@raise CharacterBusy: when another process holds the character."""
+        return self.leases.acquire(characterId, ticket)
+
+    def release(self, *characterIds):
+        """@raise StoreError: when the store is unreachable (the leases then run out)."""
+        return self.leases.release(*characterIds)
+
+    def handoff(self, characterId, ticket, ttl):
+        """Give the lease to transfer C{ticket} for C{ttl} seconds. @return: True if it was ours."""
+        return self.leases.handoff(characterId, ticket, ttl)
+
+    async def refresh(self):
+        """Extend every lease; kick the players whose lease is no longer ours."""
+        try:
+            lost = await self.leases.refresh()
+        except StoreError as e:
+            self.log.warn("lease refresh failed: {why}", why=e)
+            return
+        roster = self.roster
+        for cid in lost:
+            player = roster.byCharacter.get(cid)
+            if player is None:
+                continue
+            self.log.error("lease of character {character_id} lost: taking it out of {zone}",
+                           character_id=cid, zone=player.zone.id)
+            player.session.send("world.kicked", {"reason": "lease lost"}, replayable=True)
+            roster.detach(player)
+
+    async def releaseAll(self):
+        """Release every lease still held (at stop); a failure is logged: they run out."""
+        held = list(self.leases.held)
+        if not held:
+            return
+        try:
+            await self.leases.release(*held)
+        except StoreError as e:
+            self.log.warn("releasing {count} leases at stop failed: {why}", count=len(held), why=e)

@@ -37,6 +37,10 @@ class InterestMixin:
         return out
 
     def test_enterWithFullState(self):
+        """
+        An observer is sent the full state of each entity entering its view, and nothing
+        of those out of range.
+        """
         a = player(self.zone, 1, 100, 100)
         b = player(self.zone, 2, 140, 100)
         c = player(self.zone, 3, 300, 100)
@@ -51,6 +55,10 @@ class InterestMixin:
         self.assertEqual(self.updates(c), [])
 
     def test_movesAreCompactAndOnePerTick(self):
+        """
+        A move of a watched entity reaches its observers as one 20-byte packed record in
+        a single world.u.
+        """
         a, b = self.watching()
         self.walk(b, 141, 100)
         self.step()
@@ -60,6 +68,7 @@ class InterestMixin:
         self.assertEqual(moves(u), {2: (141.0, 100.0, 1.0, 0.0, 77)})
 
     def test_correctionStopsTheEntityForObservers(self):
+        """A refused move shows the entity to observers stopped at its last valid position, not walking on."""
         a, b = self.watching()
         self.walk(b, 141, 100)
         self.step()
@@ -72,6 +81,7 @@ class InterestMixin:
         self.assertEqual(moves(u), {2: (141.0, 100.0, 0.0, 0.0, 77)})
 
     def test_unchangedEntitiesCostNothing(self):
+        """Ticks in which nothing moves send observers no update."""
         a, _ = self.watching()
         for _ in range(5):
             self.step()
@@ -79,6 +89,10 @@ class InterestMixin:
         self.assertEqual(self.zone.stats.updates, 2)
 
     def test_leaveWithHysteresis(self):
+        """
+        An entity leaves view only beyond radius plus hysteresis and enters again only
+        inside the radius.
+        """
         a, b = self.watching()
         self.walk(b, 152, 100)  # 52 m: beyond the radius, inside the margin
         self.step()
@@ -102,6 +116,7 @@ class InterestMixin:
         self.assertEqual(u["e"][0][5], 149.0)
 
     def test_despawnSendsLeave(self):
+        """Despawning an entity sends its observers a leave and clears it from the space."""
         a = player(self.zone, 1, 100, 100)
         b = player(self.zone, 2, 120, 100)
         self.step()
@@ -115,6 +130,7 @@ class InterestMixin:
         self.assertEqual(self.zone.watchersOf(a), set())
 
     def test_despawnedObserverDetached(self):
+        """A despawned observer is no longer a watcher and is sent nothing more."""
         a = player(self.zone, 1, 100, 100)
         b = player(self.zone, 2, 120, 100)
         self.step()
@@ -127,6 +143,10 @@ class InterestMixin:
         self.assertEqual(session.of("world.u"), [])
 
     def test_manyObserversSeeOnlyNeighbours(self):
+        """
+        With 900 observers on a grid each sees exactly the entities within the radius,
+        and the pair count agrees.
+        """
         es = [player(self.zone, i + 1, 10 + 30 * (i % 30), 10 + 30 * (i // 30)) for i in range(900)]
         self.step()
         for e in es:
@@ -137,6 +157,7 @@ class InterestMixin:
         self.assertEqual(self.zone.aoiPairs(), sum(len(self.zone.visibleOf(e)) for e in es))
 
     def test_staggeredRecompute(self):
+        """With aoi_interval 2 an observer's view is recomputed on the ticks of its cell's parity only."""
         zone, clock = makeZone(self.engine, aoi_radius=50.0, aoi_hysteresis=5.0, aoi_interval=2, max_speed=100.0)
         # Cells are 50 m, 21 per row: a is in cell 43 (odd), b moves into 44 (even).
         a = player(zone, 1, 60, 100)
@@ -154,6 +175,7 @@ class InterestMixin:
         self.assertEqual(zone.visibleOf(b), {1})
 
     def test_enterAndMoveSameTick(self):
+        """An entity entering view in the tick it moved is sent once, as an enter at its new position."""
         a = player(self.zone, 1, 100, 100)
         b = player(self.zone, 2, 180, 100)
         self.step()

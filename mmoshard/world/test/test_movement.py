@@ -41,12 +41,20 @@ class MovementMixin:
         return self.p.session.of("world.correct")
 
     def test_legalMove(self):
+        """
+        A move within speed, bounds and free terrain is accepted with its velocity and
+        draws no correction.
+        """
         self.move(100.5, 100.0)
         self.assertEqual((self.p.x, self.p.z), (100.5, 100.0))
         self.assertEqual(self.p.vx, 5.0)
         self.assertEqual(self.corrections(), [])
 
     def test_tooFastCorrectsToLastValid(self):
+        """
+        A move beyond the speed budget is refused with a 'too fast' correction to the
+        last valid position.
+        """
         self.move(100.5, 100.0)
         self.move(130.0, 100.0)
         [c] = self.corrections()
@@ -55,6 +63,10 @@ class MovementMixin:
         self.assertEqual(self.zone.stats.corrections, 1)
 
     def test_staleInputsAfterCorrectionDropped(self):
+        """
+        Moves carrying a correction count older than the last correction are dropped
+        without another correction.
+        """
         self.move(130.0, 100.0)
         self.move(100.2, 100.0, k=0)  # sent before the correction arrived
         self.assertEqual((self.p.x, self.p.z), (100.0, 100.0))
@@ -66,6 +78,7 @@ class MovementMixin:
     def test_latencyToleranceAllowsBunchedInputs(self):
         # Inputs held up by the network for 0.4 s then arriving together:
         # the distance they cover is within the banked budget.
+        """Inputs bunched by network delay pass while the distance stays within the banked budget."""
         self.step(0.4)
         self.move(102.0, 100.0)
         self.move(102.4, 100.0)
@@ -74,6 +87,7 @@ class MovementMixin:
 
     def test_budgetIsCapped(self):
         # A long idle does not bank a teleport: 10 s idle, 20 m jump refused.
+        """A long idle banks no more than the latency tolerance: a large jump afterwards is refused."""
         self.step(10.0)
         self.move(120.0, 100.0)
         self.assertEqual(self.p.x, 100.0)
@@ -81,6 +95,7 @@ class MovementMixin:
 
     def test_sustainedOverspeedCorrected(self):
         # 6 m/s against a 5 m/s limit passes while the bank lasts, then not.
+        """Moving slightly over the speed limit passes while the bank lasts, then is corrected."""
         x = 100.0
         for _ in range(40):
             x += 0.6
@@ -89,12 +104,14 @@ class MovementMixin:
         self.assertTrue(self.corrections())
 
     def test_outOfBounds(self):
+        """A move outside the zone is refused with an 'out of bounds' correction."""
         self.p.x = 0.5
         self.move(-0.1, 100.0)
         self.assertEqual(self.corrections()[0]["why"], "out of bounds")
         self.assertEqual(self.p.x, 0.5)
 
     def test_blockedDestination(self):
+        """A move onto a blocked tile is refused with a 'blocked' correction."""
         self.zone.teleport(self.p, 199.5, 100.0)
         self.p.session.clear()
         self.move(201.0, 100.0)
@@ -104,6 +121,7 @@ class MovementMixin:
     def test_blockedPathCrossing(self):
         # A thin wall (one 2 m tile at x 200..202): a 2.5 m step across it
         # lands on a free tile but passes through the wall.
+        """A step that lands on a free tile but crosses a wall is refused as 'blocked'."""
         zone, clock = makeZone(self.engine, max_speed=5.0, tile=2.0, blocked=(Rect(200.0, 0.0, 201.0, 1000.0),))
         p = player(zone, 1, 199.8, 100)
         zone.tick(1, 0.1)
@@ -114,6 +132,7 @@ class MovementMixin:
         self.assertEqual(p.x, 199.8)
 
     def test_badValues(self):
+        """Non-numeric, NaN, infinite and boolean positions are refused with a correction, never applied."""
         for bad in ("x", None, float("nan"), float("inf"), [1], True):
             self.move(bad, 100.0)
         self.assertEqual(len(self.corrections()), 6)
@@ -123,18 +142,21 @@ class MovementMixin:
         self.assertEqual(self.p.x, 100.0)
 
     def test_velocityClampedAndBadVelocityZeroed(self):
+        """A velocity above max speed is scaled down to it; a non-numeric velocity becomes zero."""
         self.move(100.1, 100.0, vx=500.0, vz=0.0)
         self.assertAlmostEqual(self.p.vx, 5.0)
         self.move(100.2, 100.0, vx="fast", vz=0.0)
         self.assertEqual((self.p.vx, self.p.vz), (0.0, 0.0))
 
     def test_clientTimeKept(self):
+        """The client time is kept masked to uint32, and a non-int client time becomes 0."""
         self.move(100.1, 100.0, ct=2 ** 40 + 7)
         self.assertEqual(self.p.ct, 7)
         self.move(100.2, 100.0, ct="x")
         self.assertEqual(self.p.ct, 0)
 
     def test_newestInputWins(self):
+        """Of several moves queued in one tick only the newest is applied, while every one is counted."""
         self.zone.queueMove(self.p, {"x": 100.1, "z": 100.0, "k": 0})
         self.zone.queueMove(self.p, {"x": 100.3, "z": 100.0, "k": 0})
         self.step()
@@ -142,6 +164,7 @@ class MovementMixin:
         self.assertEqual(self.zone.stats.inputs, 2)
 
     def test_npcMoverIntegrated(self):
+        """A server-driven entity in the movers set is moved by its velocity each tick."""
         from mmoshard.world.sim import NPC, Entity
 
         npc = Entity(2 ** 31 + 1, NPC, 50.0, 0.0, 50.0)
@@ -156,6 +179,7 @@ class PythonMovementTests(MovementMixin, TestCase):
     engine = "python"
 
     def test_pythonLoop(self):
+        """The python engine validates moves with the Python loop (no C movement loop)."""
         self.assertIsNone(self.zone._applyMoves)
 
 
@@ -163,6 +187,7 @@ class NativeMovementTests(MovementMixin, TestCase):
     engine = "native"
 
     def test_nativeLoop(self):
+        """The native engine validates moves with the C loop."""
         self.assertIsNotNone(self.zone._applyMoves)
 
     def test_sameAsPythonOnRandomInputs(self):

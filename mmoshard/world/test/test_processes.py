@@ -108,6 +108,7 @@ class WorldProcessTests(TestCase):
         return c
 
     async def test_leaseAcrossTwoProcesses(self):
+        """A character live in one process is refused by another until it leaves the first."""
         a = await self.startWorld("world-a")
         b = await self.startWorld("world-b")
         cid = await self.character(1, "greenvale", 100.0, 100.0)
@@ -126,7 +127,10 @@ class WorldProcessTests(TestCase):
         await b.stop()
 
     async def test_zoneChatWithChatInAnotherProcess(self):
-        """Entering a zone on a world-only process joins the zone channel on the chat process the character talks to."""
+        """
+        Entering a zone on a world-only process joins the zone channel on the chat
+        process the character talks to.
+        """
         from mmoshard.wire.client import SessionClient
 
         world = await self.startWorld("world-a")
@@ -155,6 +159,10 @@ class WorldProcessTests(TestCase):
         await chat.stop()
 
     async def test_crashRecoveryAfterKill9(self):
+        """
+        After kill -9 the saved position is at most a save interval behind, and another
+        process takes the character once the lease expires.
+        """
         a = await self.startWorld("world-a")
         b = await self.startWorld("world-b")
         cid = await self.character(1, "greenvale", 100.0, 100.0)
@@ -186,6 +194,10 @@ class WorldProcessTests(TestCase):
         await b.stop()
 
     async def test_zoneTransferBetweenProcesses(self):
+        """
+        Walking into a portal to a zone hosted elsewhere moves the character, its saved
+        position and its lease to that process.
+        """
         a = await self.startWorld("world-a", zones=["greenvale"])
         b = await self.startWorld("world-b", zones=["ashfall"])
         await sleep(1.0)  # both directory entries are written
@@ -240,6 +252,7 @@ class WorldProcessTests(TestCase):
         await b2.stop()
 
     async def test_gracefulStopSavesAndReleases(self):
+        """A graceful stop saves the latest positions and releases the leases."""
         a = await self.startWorld("world-a", save_interval=600.0)
         cid = await self.character(1, "greenvale", 100.0, 100.0)
         c = self.client(a, 1, cid)

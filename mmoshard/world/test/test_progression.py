@@ -23,12 +23,14 @@ class _ProgressionTests:
         return ensureDeferred(self._setUp())
 
     async def test_grantExpLevelsUp(self):
+        """Granting enough exp levels the character up and keeps the remainder, in the database too."""
         level, exp = await self.prog.grantExp(self.cid, expForLevel(1) + expForLevel(2) + 5, "q1")
         self.assertEqual((level, exp), (3, 5))
         row = await loadCharacter(self.sql, self.cid)
         self.assertEqual((row.level, row.exp), (3, 5))
 
     async def test_retriedGrantNeverDuplicates(self):
+        """A grant retried with the same idempotency key returns the first result and changes nothing."""
         first = await self.prog.grantExp(self.cid, 50, "kill-42")
         again = await self.prog.grantExp(self.cid, 50, "kill-42")
         self.assertEqual(first, (1, 50))
@@ -37,6 +39,7 @@ class _ProgressionTests:
         self.assertEqual(row.exp, 50)
 
     async def test_concurrentRetriesApplyOnce(self):
+        """Concurrent grants with one idempotency key apply once."""
         results = await DeferredList(
             [self.prog.grantExp(self.cid, 30, "same") for _ in range(5)], consumeErrors=True
         )
@@ -45,6 +48,10 @@ class _ProgressionTests:
         self.assertEqual(row.exp, 30)
 
     async def test_items(self):
+        """
+        Items stack, are removed and moved between slots; retried keys change nothing
+        and live changes are reported.
+        """
         slot = await self.prog.addItem(self.cid, "potion", 3, "loot-1")
         self.assertEqual(slot, 0)
         self.assertEqual(await self.prog.addItem(self.cid, "potion", 3, "loot-1"), 0)
@@ -63,6 +70,7 @@ class _ProgressionTests:
         self.assertIn((self.cid, 1), self.changes)
 
     async def test_failedChangeLeavesNoLedgerRow(self):
+        """A refused change records no ledger row, so its key can be used again later."""
         with self.assertRaises(ValueError):
             await self.prog.removeItem(self.cid, "gem", 1, "k")
         await self.prog.addItem(self.cid, "gem", 1, "g")
@@ -70,12 +78,14 @@ class _ProgressionTests:
         self.assertEqual(await self.prog.removeItem(self.cid, "gem", 1, "k"), 0)
 
     async def test_badArguments(self):
+        """Negative amounts, empty keys and zero counts are refused with ValueError."""
         for call in (lambda: self.prog.grantExp(self.cid, -1, "k"),
                      lambda: self.prog.grantExp(self.cid, 1, ""),
                      lambda: self.prog.addItem(self.cid, "x", 0, "k")):
             self.assertRaises(ValueError, call)
 
     async def test_batchedPositionSave(self):
+        """savePositions writes several characters' positions in one call."""
         other = await makeCharacter(self.sql, 2, "Other")
         n = await savePositions(self.sql, [("vale", 1.5, 0.0, 2.5, self.cid),
                                            ("vale", 3.0, 0.0, 4.0, other)])

@@ -20,6 +20,10 @@ class EnterTests(TestCase):
         return self.successResultOf(self.h.volatile.get(leaseKey(cid)))
 
     def test_enterSpawnsAtSavedPosition(self):
+        """
+        Entering spawns the character at its saved position, takes its lease, joins zone
+        chat, and entering again answers the same.
+        """
         p = self.h.client(1)
         reply = self.h.enter(p, self.hero)
         self.assertEqual((reply["zone"]["id"], reply["x"], reply["z"]), ("greenvale", 100.0, 100.0))
@@ -28,16 +32,22 @@ class EnterTests(TestCase):
         self.assertEqual(self.h.enter(p, self.hero)["x"], 100.0)  # idempotent
 
     def test_unplacedCharacterAtStartZone(self):
+        """A character never placed enters at the start zone's first spawn point."""
         cid = self.sql.makeCharacter(3, "New")
         reply = self.h.enter(self.h.client(3), cid)
         self.assertEqual((reply["zone"]["id"], reply["x"], reply["z"]), ("greenvale", 128.0, 64.0))
 
     def test_invalidSavedPositionGoesToSpawn(self):
+        """A character saved on blocked terrain enters at the zone's first spawn point."""
         cid = self.sql.makeCharacter(3, "Walled", "greenvale", 320.0, 0.0, 310.0)  # in the mill
         reply = self.h.enter(self.h.client(3), cid)
         self.assertEqual((reply["x"], reply["z"]), (128.0, 64.0))
 
     def test_otherAccountsCharacterRefused(self):
+        """
+        Another account's character or an unknown one is refused as no such character,
+        and no lease is taken.
+        """
         reply = self.h.enter(self.h.client(2), self.hero)
         self.assertEqual((reply["t"], reply["code"]), ("error", "world.no_such_character"))
         reply = self.h.enter(self.h.client(2), 999)
@@ -45,18 +55,27 @@ class EnterTests(TestCase):
         self.assertIsNone(self.lease(self.hero))
 
     def test_badRequests(self):
+        """
+        A malformed character_id is a bad request; leaving without entering is refused
+        as not in the world.
+        """
         p = self.h.client(1)
         for bad in ("1", None, -1, 2 ** 40):
             self.assertEqual(self.h.enter(p, bad)["code"], "protocol.bad_request")
         self.assertEqual(self.h.request(p, "world.leave")["code"], "world.not_in_world")
 
     def test_storageDownRefusesEnterCleanly(self):
+        """
+        With the database down, enter is refused as unavailable with a retry hint and
+        leaves nothing entering.
+        """
         self.sql.down = True
         reply = self.h.enter(self.h.client(1), self.hero)
         self.assertEqual((reply["code"], reply["retry_after"]), ("server.unavailable", 5.0))
-        self.assertEqual(self.h.world.entering, set())
+        self.assertEqual(self.h.world.roster.entering, set())
 
     def test_playersSeeEachOtherAndMoves(self):
+        """Two players see each other enter and move, and a too-fast move draws a correction."""
         a, b = self.h.client(1), self.h.client(2)
         self.h.enter(a, self.hero)
         self.h.enter(b, self.other)
@@ -74,6 +93,7 @@ class EnterTests(TestCase):
         self.assertEqual((c["x"], c["k"]), (120.5, 1))
 
     def test_leaveSavesAndReleases(self):
+        """world.leave saves the position, releases the lease and leaves zone chat."""
         p = self.h.client(1)
         self.h.enter(p, self.hero)
         p.send({"t": "world.move", "x": 101.0, "z": 100.0, "k": 0})
@@ -84,6 +104,7 @@ class EnterTests(TestCase):
         self.assertEqual(self.channels.calls[-1], ("leave", self.hero, "greenvale"))
 
     def test_logoutSaves(self):
+        """Ending the session saves the position, releases the lease and removes the player."""
         p = self.h.client(1)
         self.h.enter(p, self.hero)
         p.send({"t": "world.move", "x": 102.0, "z": 100.0, "k": 0})
@@ -92,21 +113,29 @@ class EnterTests(TestCase):
         self.h.advance()
         self.assertEqual(self.sql.row(self.hero)[1], 102.0)
         self.assertIsNone(self.lease(self.hero))
-        self.assertEqual(self.h.world.byCharacter, {})
+        self.assertEqual(self.h.world.roster.byCharacter, {})
 
     def test_newSessionOfSameAccountKeepsTheLease(self):
+        """
+        A new session of the same account takes the character over without losing the
+        lease to the old session's logout.
+        """
         first = self.h.client(1)
         self.h.enter(first, self.hero)
         second = self.h.client(1)  # replaces the first session
         self.assertEqual(self.h.enter(second, self.hero)["character_id"], self.hero)
         self.h.advance(0.1, 3)  # the first session's logout save and release run
         self.assertEqual(self.lease(self.hero), b"world-a")
-        self.assertIn(self.hero, self.h.world.byCharacter)
+        self.assertIn(self.hero, self.h.world.roster.byCharacter)
         self.h.advance(1.0, 20)
-        self.assertIn(self.hero, self.h.world.byCharacter)
+        self.assertIn(self.hero, self.h.world.roster.byCharacter)
         self.assertEqual(self.lease(self.hero), b"world-a")
 
     def test_linkDeadKeepsCharacterUntilGraceExpires(self):
+        """
+        A link-dead player stays in the world through the resume grace, then is saved,
+        released and seen leaving.
+        """
         a, b = self.h.client(1), self.h.client(2)
         self.h.enter(a, self.hero)
         self.h.enter(b, self.other)
@@ -114,16 +143,20 @@ class EnterTests(TestCase):
         self.h.advance()
         a.protocol.connectionLost(None)
         self.h.advance(1.0)
-        self.assertIn(self.hero, self.h.world.byCharacter)
+        self.assertIn(self.hero, self.h.world.roster.byCharacter)
         self.h.advance(5.0)  # resume grace
         self.h.advance()
-        self.assertNotIn(self.hero, self.h.world.byCharacter)
+        self.assertNotIn(self.hero, self.h.world.roster.byCharacter)
         self.assertEqual(self.sql.row(self.hero)[1], 103.0)
         self.assertIsNone(self.lease(self.hero))
         self.h.advance()
         self.assertIn([self.hero], [u.get("l") for u in events(b, "world.u")])
 
     def test_periodicSavesAreStaggeredAndBatched(self):
+        """
+        Periodic saves write every changed position over the save interval in batched
+        transactions, and nothing when nothing changed.
+        """
         peers = []
         cids = [self.sql.makeCharacter(10 + i, f"P{i}", "greenvale", 200.0 + i, 0.0, 200.0)
                 for i in range(60)]
@@ -145,6 +178,7 @@ class EnterTests(TestCase):
         self.assertEqual(self.sql.transactions, before)  # nothing changed, nothing written
 
     def test_shutdownSavesEveryoneInOneTransaction(self):
+        """Stopping the service saves every live player in one transaction and releases every lease."""
         cids = [self.sql.makeCharacter(10 + i, f"P{i}", "greenvale", 200.0, 0.0, 200.0 + i)
                 for i in range(20)]
         for i, cid in enumerate(cids):
@@ -160,11 +194,13 @@ class EnterTests(TestCase):
             self.assertIsNone(self.lease(cid))
 
     def test_leaseRefreshedWhileLive(self):
+        """A live player's lease is refreshed and outlives its TTL."""
         self.h.enter(self.h.client(1), self.hero)
         self.h.advance(1.0, 60)
         self.assertEqual(self.lease(self.hero), b"world-a")
 
     def test_metrics(self):
+        """The registry exposes players, corrections, AOI pairs, tick counts and traffic per zone."""
         a, b = self.h.client(1), self.h.client(2)
         self.h.enter(a, self.hero)
         self.h.enter(b, self.other)
@@ -186,6 +222,7 @@ class ResumeMixin:
     engine = None
 
     def test_resumeResetsTheView(self):
+        """A resumed session gets world.reset and its view re-entered afresh, then moves as before."""
         h = WorldHarness(self, interest=self.engine)
         self.assertEqual(next(iter(h.world.zones.values())).space.native, self.engine == "native")
         hero = h.sql.makeCharacter(1, "Hero", "greenvale", 100.0, 0.0, 100.0)
@@ -231,20 +268,26 @@ class LeaseTests(TestCase):
         self.hero = self.a.sql.makeCharacter(1, "Hero", "greenvale", 100.0, 0.0, 100.0)
 
     def test_liveInOneProcessOnly(self):
+        """A character live in one process is refused by another as busy."""
         self.a.enter(self.a.client(1), self.hero)
         reply = self.b.enter(self.b.client(1), self.hero)
         self.assertEqual((reply["code"], reply["retry_after"]), ("world.character_busy", 1.0))
 
     def test_secondProcessAfterLeave(self):
+        """After leaving one process a character enters another."""
         pa = self.a.client(1)
         self.a.enter(pa, self.hero)
         self.a.request(pa, "world.leave")
         self.assertEqual(self.b.enter(self.b.client(1), self.hero)["x"], 100.0)
 
     def test_leaseExpiresWhenOwnerStopsRefreshing(self):
+        """
+        When its owner stops refreshing, a lease blocks other processes until its TTL,
+        then frees the character.
+        """
         self.a.enter(self.a.client(1), self.hero)
         # The owner "crashes": its loops stop, nothing is released.
-        self.a.world._housekeeping.stop()
+        self.a.world.housekeeping.stop()
         for loop in self.a.world.loops.values():
             loop.stop()
         self.a.advance(1.0, 14)
@@ -255,6 +298,10 @@ class LeaseTests(TestCase):
 
 class TransferTests(TestCase):
     def test_localPortal(self):
+        """
+        A portal to a zone of the same process moves the player there at once, tells the
+        client and saves it.
+        """
         h = WorldHarness(self)
         cid = h.sql.makeCharacter(1, "Hero", "greenvale", 1000.0, 0.0, 498.0)
         p = h.client(1)
@@ -263,10 +310,14 @@ class TransferTests(TestCase):
         h.advance(0.1, 2)
         [z] = events(p, "world.zone")
         self.assertEqual((z["zone"]["id"], z["x"], z["z"], z["k"]), ("ashfall", 40.0, 256.0, 1))
-        self.assertEqual(h.world.byCharacter[cid].zone.id, "ashfall")
+        self.assertEqual(h.world.roster.byCharacter[cid].zone.id, "ashfall")
         self.assertEqual(h.sql.row(cid)[:2], ("ashfall", 40.0))
 
     def test_remotePortalHandsLeaseToTicket(self):
+        """
+        A portal to another node's zone saves the target position, hands the lease to a
+        ticket only the target accepts, and redirects later enters.
+        """
         a = WorldHarness(self, "world-a", zones=["greenvale"])
         b = a.peerOf("world-b", zones=["ashfall"])
         self.successResultOf(a.directory.beat())
@@ -278,7 +329,7 @@ class TransferTests(TestCase):
         [t] = events(p, "world.transfer")
         self.assertEqual((t["zone"], t["tcp"]), ("ashfall", "world-b.example:7000"))
         self.assertEqual(a.sql.row(cid)[:2], ("ashfall", 40.0))
-        self.assertEqual(a.world.byCharacter, {})
+        self.assertEqual(a.world.roster.byCharacter, {})
         lease = self.successResultOf(a.volatile.get(leaseKey(cid)))
         self.assertEqual(lease, b"xfer:" + t["ticket"].encode())
         # Entering on A again is redirected; without the ticket B refuses.
@@ -289,6 +340,10 @@ class TransferTests(TestCase):
         self.assertEqual(self.successResultOf(b.volatile.get(leaseKey(cid))), b"world-b")
 
     def test_unhostedTargetKeepsPlayer(self):
+        """
+        A portal to a zone nobody hosts fails the transfer and teleports the player to
+        the spawn point, still live.
+        """
         a = WorldHarness(self, "world-a", zones=["greenvale"])
         cid = a.sql.makeCharacter(1, "Hero", "greenvale", 1000.0, 0.0, 498.0)
         p = a.client(1)
@@ -296,10 +351,11 @@ class TransferTests(TestCase):
         p.send({"t": "world.move", "x": 1001.0, "z": 500.5, "k": 0})
         a.advance(0.1, 2)
         self.assertEqual(len(events(p, "world.transfer_failed")), 1)
-        player = a.world.byCharacter[cid]
+        player = a.world.roster.byCharacter[cid]
         self.assertEqual((player.state, player.entity.x), ("live", 128.0))
 
     def test_transferSaveFailureKeepsPlayer(self):
+        """When the transfer save fails the player stays live here and keeps its lease."""
         a = WorldHarness(self, "world-a", zones=["greenvale"])
         a.peerOf("world-b", zones=["ashfall"])
         self.successResultOf(a.directory.beat())
@@ -310,6 +366,6 @@ class TransferTests(TestCase):
         p.send({"t": "world.move", "x": 1001.0, "z": 500.5, "k": 0})
         a.advance(0.1, 2)
         self.assertEqual(len(events(p, "world.transfer_failed")), 1)
-        self.assertIn(cid, a.world.byCharacter)
+        self.assertIn(cid, a.world.roster.byCharacter)
         self.assertEqual(self.successResultOf(a.volatile.get(leaseKey(cid))), b"world-a")
         self.flushLoggedErrors()

@@ -59,10 +59,12 @@ class SpaceComparisonTests(TestCase):
         return PySpace(width, depth, radius, hysteresis), self.Space(width, depth, radius, hysteresis)
 
     def test_interface(self):
+        """Both spaces provide IInterestSpace and say which is native."""
         for space in self.pair():
             verifyObject(IInterestSpace, space)
         self.assertEqual([s.native for s in self.pair()], [False, True])
     def test_randomWorldsAgree(self):
+        """The C space and PySpace give the same views and updates on random walks, spawns and despawns."""
         for seed in range(6):
             self.compare(seed, ticks=120, interval=1 + seed % 3)
 
@@ -145,6 +147,10 @@ class SpaceContractMixin:
         return c, a, b
 
     def test_recordsAreTheWireFormat(self):
+        """
+        A moved entity's update is one world.u of the packed wire record, velocities
+        clamped and client time masked.
+        """
         c, a, b = self.watching()
         b.x, b.vx, b.vz, b.ct = 121.25, 5.0, -1e6, 2 ** 32 + 7
         c.move(b)
@@ -156,6 +162,7 @@ class SpaceContractMixin:
         self.assertEqual(payload, movesMessage(MOVE.pack(2, 121.25, 100.0, 500, -32768, 7)))
 
     def test_longUpdatesUseLongerHeads(self):
+        """Updates past the bin 8 and bin 16 sizes get the longer msgpack heads."""
         for n in (12, 13, 3276, 3277):
             c = self.Space(1000.0, 1000.0, 500.0, 5.0)
             watcher = Thing(0, 500.0, 500.0, Session(0))
@@ -172,6 +179,10 @@ class SpaceContractMixin:
             self.assertEqual(payload, movesMessage(payload[-20 * n:]))
 
     def test_removeThenAddAnother(self):
+        """
+        A removed entity leaves no trace; removing twice is harmless; adding twice or
+        moving a removed one is refused.
+        """
         c = self.Space(1000.0, 1000.0, 50.0, 5.0)
         first = Thing(1, 10.0, 10.0, Session(1))
         c.add(first)
@@ -187,6 +198,7 @@ class SpaceContractMixin:
         self.assertEqual((c.visible(first), c.watchers(first), c.cell(first)), (set(), set(), -1))
 
     def test_badEntitiesRefused(self):
+        """Out-of-range ids, non-numeric positions, non-entities and bad arguments are refused whole."""
         c = self.Space(1000.0, 1000.0, 50.0, 5.0)
         with self.assertRaises(OverflowError):
             c.add(Thing(2 ** 32, 1.0, 1.0, None))
@@ -203,6 +215,7 @@ class SpaceContractMixin:
         self.assertEqual(c.pairs(), 0)
 
     def test_entitiesFreedWithTheSpace(self):
+        """A reference cycle through the space does not keep its entities alive."""
         c = self.Space(1000.0, 1000.0, 50.0, 5.0)
         e = Thing(1, 10.0, 10.0, Session(1))
         e.space = c  # a cycle through the space: the collector must break it
@@ -213,6 +226,7 @@ class SpaceContractMixin:
         self.assertIsNone(ref())
 
     def test_snapshotAtMove(self):
+        """An update carries the entity's fields as they were at move(), not later changes."""
         c, a, b = self.watching()
         b.x, b.vx = 121.0, 2.0
         c.move(b)
@@ -233,6 +247,7 @@ class NativeSpaceContractTests(SpaceContractMixin, TestCase):
         self.Space = loadNative()[0]
 
     def test_slotsAreReusedAfterRemove(self):
+        """The C space reuses a removed entity's slot for the next one added."""
         c = self.Space(1000.0, 1000.0, 50.0, 5.0)
         first = Thing(1, 10.0, 10.0, Session(1))
         c.add(first)

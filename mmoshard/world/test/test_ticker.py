@@ -23,6 +23,7 @@ class TickerTests(TestCase):
         self.loop.start()
 
     def test_exactDeadlinesNoDrift(self):
+        """Ten thousand ticks later the loop is still on its original deadline grid."""
         for k in range(1, 10001):
             self.clock.advance(500.0 + k * 0.1 - self.clock.seconds())
         self.assertEqual(len(self.calls), 10000)
@@ -32,6 +33,10 @@ class TickerTests(TestCase):
         self.assertEqual(self.loop.skipped, 0)
 
     def test_slowTickSkipsInsteadOfBursting(self):
+        """
+        After a slow tick the deadlines it covered are skipped, not run back to back,
+        and dt covers them.
+        """
         self.slow[3] = 0.35  # tick 3 takes 350 ms
         for k in range(1, 101):
             self.clock.advance(500.0 + k * 0.01 - self.clock.seconds())
@@ -51,6 +56,7 @@ class TickerTests(TestCase):
         self.assertEqual(set(gaps), {0.1})
 
     def test_lateWakeupRunsNewestIndex(self):
+        """A late wake-up runs one tick with the newest index and counts the skipped ones."""
         self.clock.advance(0.35)  # the reactor was blocked: one call, index 3
         self.assertEqual([c[0] for c in self.calls], [3])
         self.assertEqual(self.loop.skipped, 2)
@@ -58,6 +64,7 @@ class TickerTests(TestCase):
         self.assertEqual([c[0] for c in self.calls], [3, 4])
 
     def test_tickExceptionLoggedLoopContinues(self):
+        """An exception in a tick is logged and the loop keeps ticking."""
         def boom(index, dt):
             raise RuntimeError("bad tick")
 
@@ -69,6 +76,7 @@ class TickerTests(TestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_stop(self):
+        """A stopped loop runs no more ticks."""
         self.clock.advance(0.1)
         self.loop.stop()
         self.clock.advance(1.0)

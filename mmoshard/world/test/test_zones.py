@@ -8,6 +8,7 @@ from mmoshard.world.zones import Terrain, ZoneDataError, loadZones, parseZones
 
 class ZoneDataTests(TestCase):
     def test_shippedZones(self):
+        """The shipped zones file loads with its zones, spawns, portals and blocked terrain."""
         zones = loadZones("etc/zones.toml")
         self.assertEqual(set(zones), {"greenvale", "ashfall"})
         g = zones["greenvale"]
@@ -17,6 +18,7 @@ class ZoneDataTests(TestCase):
         self.assertFalse(t.isBlocked(100.0, 100.0))
 
     def test_everyProblemReported(self):
+        """Every problem of a bad zones file is reported in one error."""
         raw = {"zones": {
             "a": {"size": [100.0], "aoi_radius": -1, "tick_rate": "fast", "colour": "red",
                   "blocked": [[5, 5, 1, 1]],
@@ -33,6 +35,7 @@ class ZoneDataTests(TestCase):
             self.assertIn(fragment, message)
 
     def test_roleConfigChecksZones(self):
+        """The world config refuses unknown zones, a bad start zone and a too-long lease refresh."""
         with self.assertRaises(ValueError) as e:
             makeConfig(zones=["atlantis"], start_zone="moon", lease_refresh=10.0)
         for fragment in ("unknown zone 'atlantis'", "start_zone", "lease_refresh"):
@@ -40,6 +43,7 @@ class ZoneDataTests(TestCase):
         self.assertEqual(makeConfig(zones=["ashfall"]).hosted, ("ashfall",))
 
     def test_interestEngineChecked(self):
+        """The interest setting accepts auto, native and python only."""
         with self.assertRaises(ValueError) as e:
             makeConfig(interest="fast")
         self.assertIn("world.interest: must be one of auto, native, python", str(e.exception))
@@ -47,6 +51,10 @@ class ZoneDataTests(TestCase):
         self.assertEqual(makeConfig(interest="python").interest, "python")
 
     def test_nativeRequiredButMissing(self):
+        """
+        interest = native fails when the C engine is not built; auto falls back to the
+        whole Python engine.
+        """
         import sys
 
         # A None entry in sys.modules makes the import fail, as on a machine

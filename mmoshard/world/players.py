@@ -1,0 +1,134 @@
+"""The characters live in one world process: the Player record, the roster indexing them, zone chat membership, and background work the service waits for at stop."""
+
+from twisted.internet.defer import DeferredList
+from twisted.logger import Logger
+
+
+class Player:
+    """A character live in this process: its row, entity, zone and session."""
+
+    __slots__ = ("row", "entity", "zone", "session", "saved", "state")
+
+    def __init__(self, row, entity, zone, session):
+        self.row = row
+        self.entity = entity
+        self.zone = zone
+        self.session = session
+        self.saved = None
+        self.state = "live"  # live | transferring | gone
+
+    @property
+    def characterId(self):
+        return self.row.id
+
+    def position(self):
+        e = self.entity
+        return (self.zone.id, e.x, e.y, e.z)
+
+
+def zoneInfo(spec):
+    """@return: what a client is told of a zone (world.enter, world.zone, world.reset)."""
+    return {"id": spec.id, "size": [spec.width, spec.depth], "tick_rate": spec.tick_rate,
+            "aoi_radius": spec.aoi_radius, "max_speed": spec.max_speed}
+
+
+class Tasks:
+    """Background Deferreds (saves, lease calls, chat calls) a stopping service waits for."""
+
+    def __init__(self):
+        self.pending = set()
+
+    def track(self, d):
+        """Keep C{d} until it fires. @return: C{d}."""
+        self.pending.add(d)
+        d.addBoth(self._untrack, d)
+        return d
+
+    def _untrack(self, result, d):
+        self.pending.discard(d)
+        return result
+
+    async def drain(self):
+        """Wait for everything tracked now (failures already logged by their owners)."""
+        if self.pending:
+            await DeferredList(list(self.pending), consumeErrors=True)
+
+
+class ZoneChat:
+    """
+    Zone chat membership through L{IZoneChannels} (None: no zone chat):
+    calls run in the background, a failure is logged and changes nothing
+    in the world.
+    """
+
+    log = Logger()
+
+    def __init__(self, channels, tasks):
+        self.channels = channels
+        self.tasks = tasks
+
+    def join(self, characterId, zoneId):
+        channels = self.channels
+        if channels is not None:
+            self.tasks.track(channels.joinZone(characterId, zoneId)).addErrback(
+                self._failed, characterId, zoneId)
+
+    def leave(self, characterId, zoneId):
+        channels = self.channels
+        if channels is not None:
+            self.tasks.track(channels.leaveZone(characterId, zoneId)).addErrback(
+                self._failed, characterId, zoneId)
+
+    def _failed(self, failure, characterId, zoneId):
+        self.log.warn("zone channel of {zone} for character {character_id}: {why}",
+                      zone=zoneId, character_id=characterId, why=failure.getErrorMessage())
+
+
+class Roster:
+    """
+    Who plays here: live players by session (by identity: a resumed session
+    keeps its object) and by character id, and the character ids entering
+    now.  Putting a player in or out of its zone goes through here, so the
+    indexes, the zone and zone chat agree.  No I/O of its own.
+    """
+
+    def __init__(self, chat):
+        self.chat = chat
+        self.bySession = {}
+        self.byCharacter = {}
+        self.entering = set()
+
+    def __len__(self):
+        return len(self.byCharacter)
+
+    def add(self, player):
+        """Spawn C{player} in its zone and index it."""
+        cid = player.characterId
+        player.zone.spawn(player.entity, player.session)
+        self.bySession[player.session] = player
+        self.byCharacter[cid] = player
+        self.chat.join(cid, player.zone.id)
+
+    def detach(self, player):
+        """Take a player out of its zone and the indexes, once."""
+        if player.state == "gone":
+            return
+        player.state = "gone"
+        player.zone.despawn(player.entity)
+        if self.bySession.get(player.session) is player:
+            del self.bySession[player.session]
+        if self.byCharacter.get(player.characterId) is player:
+            del self.byCharacter[player.characterId]
+        self.chat.leave(player.characterId, player.zone.id)
+
+    def reattach(self, player, zone):
+        """Put a detached player back, live, in C{zone} (a transfer that did not happen)."""
+        player.state = "live"
+        player.zone = zone
+        self.add(player)
+
+    def progressed(self, characterId, result):
+        """Tell a live player what an L{IProgression} call did to it."""
+        player = self.byCharacter.get(characterId)
+        if player is not None:
+            player.session.send("world.progress", {"result": result})

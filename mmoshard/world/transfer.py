@@ -1,0 +1,130 @@
+"""Zone transfers: portals between zones of this process, hand-offs to the process hosting a zone elsewhere, and redirects on enter."""
+
+import secrets
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from mmoshard.store.errors import StoreError
+from mmoshard.wire.errors import ProtocolError
+from mmoshard.world.handlers import BUSY
+from mmoshard.world.players import zoneInfo
+
+
+class Transfers:
+    """
+    Moves players between zones.  A portal to a zone hosted here moves the
+    entity at once; to a zone hosted by another node the position is saved
+    as the target's, the lease handed to a one-time ticket, and the client
+    told where to enter with it.  When nothing can be saved or no node hosts
+    the zone, the player stays where it was.
+    """
+
+    log = Logger()
+
+    def __init__(self, zones, roster, chat, saves, leases, tasks, directory, nodeId, ticketTtl):
+        """
+        @param zones: the zones of this process, by id.
+        @param roster: the L{Roster} a leaving player is detached from.
+        @param chat: the L{ZoneChat} following players between local zones.
+        @param saves: the L{Saves} writing the position in the target zone.
+        @param leases: the L{LeaseKeeper} handing the lease to a ticket.
+        @param tasks: the service's L{Tasks}: transfers in flight finish before it stops.
+        @param directory: the L{IDirectory} naming other nodes' zones (None: no other nodes).
+        @param nodeId: this node's id (never a transfer target).
+        @param ticketTtl: seconds a transfer ticket stays valid.
+        """
+        self.zones = zones
+        self.roster = roster
+        self.chat = chat
+        self.saves = saves
+        self.leases = leases
+        self.tasks = tasks
+        self.directory = directory
+        self.nodeId = nodeId
+        self.ticketTtl = ticketTtl
+
+    def portal(self, entity, portal):
+        """A zone's portal handler: C{entity} walked into C{portal} this tick."""
+        player = self.roster.byCharacter.get(entity.id)
+        if player is not None and player.state == "live":
+            player.state = "transferring"
+            self.tasks.track(Deferred.fromCoroutine(self.transfer(player, portal)))
+
+    async def transfer(self, player, portal):
+        """Take C{player} through C{portal} (state C{transferring} until done)."""
+        target = self.zones.get(portal.to)
+        if target is not None:
+            await self._local(player, target, portal.arrive)
+            return
+        source = player.zone
+        host = await self.findZone(portal.to)
+        if host is None or player.state != "transferring":
+            if player.state == "transferring":
+                player.state = "live"
+                sx, _, sz = source.spec.spawns[0]
+                source.teleport(player.entity, sx, sz)
+                player.session.send("world.transfer_failed", {"zone": portal.to})
+            return
+        await self._remote(player, source, portal, host)
+
+    async def _local(self, player, target, arrive):
+        # Hosted here too: move the entity between zones.
+        ax, _, az = arrive
+        source = player.zone
+        chat = self.chat
+        source.despawn(player.entity)
+        chat.leave(player.characterId, source.id)
+        e = player.entity
+        e.x, e.z = ax, az
+        e.corr += 1
+        player.zone = target
+        target.spawn(e, player.session)
+        player.state = "live"
+        chat.join(player.characterId, target.id)
+        player.session.send("world.zone", {"zone": zoneInfo(target.spec), "x": e.x,
+                                           "y": e.y, "z": e.z, "k": e.corr})
+        await self.saves.soon(player)
+
+    async def _remote(self, player, source, portal, host):
+        log = dict(character_id=player.characterId, account_id=player.row.account_id)
+        self.roster.detach(player)
+        ax, ay, az = portal.arrive
+        row = (portal.to, ax, ay, az, player.characterId)
+        if not await self.saves.rows([row], "transfer"):
+            # Not saved: nothing moved.  The character stays here.
+            self.roster.reattach(player, source)
+            player.session.send("world.transfer_failed", {"zone": portal.to})
+            return
+        ticket = secrets.token_urlsafe(16)
+        try:
+            await self.leases.handoff(player.characterId, ticket, self.ticketTtl)
+        except StoreError as e:
+            # The lease runs out by itself; the row already names the target.
+            self.log.warn("transfer of character {character_id}: lease handoff failed: {why}",
+                          why=e, **log)
+        self.log.info("character {character_id} (account {account_id}) transfers to {zone}",
+                      zone=portal.to, **log)
+        player.session.send("world.transfer", {"character_id": player.entity.id,
+                                               "zone": portal.to, "ticket": ticket, **host})
+
+    async def redirect(self, zoneId, row):
+        """@return: the world.enter reply sending character C{row} to the node hosting C{zoneId}."""
+        host = await self.findZone(zoneId)
+        if host is None:
+            raise ProtocolError(BUSY, f"zone {zoneId!r} is not hosted right now", retry_after=5.0)
+        return {"character_id": row.id, "redirect": {"zone": zoneId, **host}}
+
+    async def findZone(self, zoneId):
+        """@return: the endpoints ({tcp, websocket}) of a live node hosting C{zoneId}, or None."""
+        directory = self.directory
+        if directory is None:
+            return None
+        try:
+            entries = await directory.endpointsFor("world")
+        except StoreError:
+            return None
+        for entry in entries:
+            if zoneId in entry.info.get("zones", ()) and entry.node_id != self.nodeId:
+                return {k: v for k, v in entry.endpoints.items() if k in ("tcp", "websocket")}
+        return None
