@@ -11,7 +11,7 @@ class IdentityAndWhisperTests:
     async def test_hello_needs_own_character(self):
         p1 = await self.process()
         alice = await p1.connect(self.char("alice"))
-        self.assertEqual(alice.process.chat.users[alice.cid].name, "Alice")
+        self.assertEqual(alice.process.chat.roster.users[alice.cid].name, "Alice")
         from mmoshard.chat.test.harness import Client, FakeSession
 
         bobId, _, _ = self.char("bob")
@@ -219,7 +219,7 @@ class ModerationTests:
             def check(self, message):
                 return None if "secret" in message.text else message.text.upper()
 
-        p1.chat.filter = Refuse()
+        p1.chat.gate.chatFilter = Refuse()
         self.assertEqual(
             await alice.fails("chat.whisper", to="Bob", text="a secret"), errors.FILTERED
         )

@@ -22,7 +22,7 @@ class DocsTests(TestCase):
 
     def test_request_types_documented(self):
         proc = Process("docs", sql=None, volatile=None)
-        table = proc.chat.handlers.table()
+        table = proc.chat.table()
         missing = [t for t in table if f"`{t}`" not in self.text]
         self.assertEqual(missing, [])
 

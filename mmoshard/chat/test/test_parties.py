@@ -179,7 +179,7 @@ class ChannelTests:
         await world.joinZone(alice.cid, "elwynn")
         await eventually(lambda: alice.events("chat.channel.joined"))
         self.assertEqual(alice.events("chat.channel.joined")[0]["channel"], "zone:elwynn")
-        self.assertIn("zone:elwynn", p1.chat.users[alice.cid].channels)
+        self.assertIn("zone:elwynn", p1.chat.roster.users[alice.cid].channels)
         await alice.call("chat.channel.say", channel="zone:elwynn", text="hi zone")
         # Leaving another zone than the current one changes nothing.
         await world.leaveZone(alice.cid, "westfall")
@@ -188,7 +188,7 @@ class ChannelTests:
         await world.leaveZone(alice.cid, "elwynn")
         await eventually(lambda: alice.events("chat.channel.left"))
         self.assertEqual(alice.events("chat.channel.left")[0]["channel"], "zone:elwynn")
-        self.assertNotIn("zone:elwynn", p1.chat.users[alice.cid].channels)
+        self.assertNotIn("zone:elwynn", p1.chat.roster.users[alice.cid].channels)
         self.assertEqual(await p1.chat.store.channelMembers("zone:elwynn"), {})
         # After the chat process stops it no longer listens.
         await p1.stop()
@@ -212,12 +212,12 @@ class PresenceExpiryTests:
         await settle(1.2)  # a refresh has happened: entries are kept alive
         await alice.call("chat.whisper", to="Bob", text="still here")
         # p2 "crashes": it stops refreshing and answering, without cleanup.
-        p2.chat._refresher.stop()
-        await p2.chat.bus.stop()
+        p2.chat.presence.stopRefreshing()
+        await p2.chat.router.stop()
         await settle(3.2)
         self.assertEqual(await alice.fails("chat.whisper", to="Bob", text="hi"), errors.OFFLINE)
         self.assertEqual((await p1.chat.store.presenceOf([self.char("bob")[0]])), {})
-        self.assertNotIn(p2.chat.procId, await p1.chat.liveProcs())
+        self.assertNotIn(p2.chat.procId, await p1.chat.store.liveProcesses(p1.chat.procId))
         # The dead leader's own grace timer will never run: the next party
         # message notices it has no presence and passes the lead on.
         await carol.call("chat.party.say", text="where is bob?")
@@ -234,7 +234,7 @@ class PresenceExpiryTests:
         store = p1.chat.store
         await p1.volatile.delete(store.presenceKey(alice.cid), store.nameKey("alice"))
         self.assertIsNone(await store.lookupName("alice"))
-        await p1.chat.refresh()
+        await p1.chat.presence.refresh()
         self.assertEqual(await store.lookupName("ALICE"), (alice.cid, p1.chat.procId))
         self.assertEqual((await store.presenceOf([alice.cid]))[alice.cid]["state"], "online")
 
