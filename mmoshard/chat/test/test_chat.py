@@ -4,7 +4,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.chat import errors
 from mmoshard.chat.test.backends import MemoryBackend, RedisBackend
-from mmoshard.chat.test.harness import eventually, settle
+
 
 
 class IdentityAndWhisperTests:
@@ -64,9 +64,9 @@ class PresenceAndFriendTests:
     async def befriend(self, a, b):
         reply = await a.call("chat.friend.request", name=b.name)
         self.assertEqual(reply["status"], "sent")
-        await eventually(lambda: b.events("chat.friend.requested"))
+        await self.eventually(lambda: b.events("chat.friend.requested"))
         await b.call("chat.friend.accept", character_id=a.cid)
-        await eventually(lambda: a.events("chat.friend.added"))
+        await self.eventually(lambda: a.events("chat.friend.added"))
 
     async def test_friend_request_accept_with_presence(self):
         p1 = await self.process("p1")
@@ -78,20 +78,20 @@ class PresenceAndFriendTests:
         [friend] = listing["friends"]
         self.assertEqual((friend["name"], friend["state"]), ("Carol", "online"))
         await carol.call("chat.status", status="away", text="brb")
-        await eventually(lambda: [
+        await self.eventually(lambda: [
             e for e in alice.events("chat.presence") if e["status"] == "away"
         ])
         await carol.call("chat.status", status="invisible")
-        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
+        await self.eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
         [friend] = (await alice.call("chat.friend.list"))["friends"]
         self.assertEqual(friend["state"], "offline")
         await carol.call("chat.status", status="online")
         await carol.linkDead()
-        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "linkdead")
+        await self.eventually(lambda: alice.events("chat.presence")[-1]["state"] == "linkdead")
         await carol.resume()
-        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "online")
+        await self.eventually(lambda: alice.events("chat.presence")[-1]["state"] == "online")
         await carol.end()
-        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
+        await self.eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
         [friend] = (await alice.call("chat.friend.list"))["friends"]
         self.assertEqual(friend["state"], "offline")
 
@@ -114,7 +114,7 @@ class PresenceAndFriendTests:
         self.assertEqual([(f["name"], f["state"]) for f in hello["friends"]],
                          [("Alice", "online")])
         await bob.call("chat.friend.remove", character_id=alice.cid)
-        await eventually(lambda: alice.events("chat.friend.removed"))
+        await self.eventually(lambda: alice.events("chat.friend.removed"))
         self.assertEqual((await alice.call("chat.friend.list"))["friends"], [])
 
     async def test_block_privacy(self):
@@ -124,7 +124,7 @@ class PresenceAndFriendTests:
         bob = await p2.connect(self.char("bob"))
         await self.befriend(alice, bob)
         await bob.call("chat.block", name="alice")
-        await eventually(lambda: alice.events("chat.friend.removed"))
+        await self.eventually(lambda: alice.events("chat.friend.removed"))
         # Whisper: the same error and message as a character that is offline.
         blocked = await self._failure(alice, "chat.whisper", to="Bob", text="hi")
         await bob.end()
@@ -138,7 +138,7 @@ class PresenceAndFriendTests:
         # Friend request: answered as sent, but never reaches Bob.
         reply = await alice.call("chat.friend.request", name="Bob")
         self.assertEqual(reply["status"], "sent")
-        await settle()
+        await self.settle()
         self.assertEqual(bob.events("chat.friend.requested"), [])
         self.assertEqual(bob.events("chat.whisper"), [])
         self.assertEqual(bob.events("chat.party.invited"), [])
@@ -150,7 +150,7 @@ class PresenceAndFriendTests:
         )
         await bob.call("chat.unblock", character_id=alice.cid)
         await alice.call("chat.whisper", to="Bob", text="hello again")
-        await eventually(lambda: bob.events("chat.whisper"))
+        await self.eventually(lambda: bob.events("chat.whisper"))
 
     async def _failure(self, client, type, **body):
         from mmoshard.wire.errors import ProtocolError
@@ -189,11 +189,11 @@ class ModerationTests:
             await alice.fails("chat.mute", name="Bob", seconds=10), errors.FORBIDDEN
         )
         await op.call("chat.mute", name="Alice", seconds=0.5, reason="spam")
-        await eventually(lambda: alice.events("chat.muted"))
+        await self.eventually(lambda: alice.events("chat.muted"))
         self.assertEqual(
             await alice.fails("chat.whisper", to="Bob", text="hi"), errors.MUTED
         )
-        await settle(0.6)
+        await self.settle(0.6)
         await alice.call("chat.whisper", to="Bob", text="hi")
         # A mute outlives the session: it is in SQL.
         await op.call("chat.mute", name="Alice", seconds=60)
@@ -203,7 +203,7 @@ class ModerationTests:
             await alice.fails("chat.whisper", to="Bob", text="hi"), errors.MUTED
         )
         await op.call("chat.unmute", name="Alice")
-        await eventually(lambda: alice.events("chat.unmuted"))
+        await self.eventually(lambda: alice.events("chat.unmuted"))
         await alice.call("chat.whisper", to="Bob", text="hi")
 
     async def test_filter_hook(self):
@@ -235,7 +235,7 @@ class ModerationTests:
         self.assertEqual(await alice.fails("chat.announce", text="hey"), errors.FORBIDDEN)
         reply = await op.call("chat.announce", text="Maintenance at noon")
         self.assertEqual(reply["processes"], 2)
-        await eventually(lambda: bob.events("chat.announcement"))
+        await self.eventually(lambda: bob.events("chat.announcement"))
         self.assertEqual(alice.events("chat.announcement")[0]["text"], "Maintenance at noon")
 
 

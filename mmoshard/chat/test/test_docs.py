@@ -3,6 +3,7 @@
 import os
 import re
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from mmoshard.chat import errors
@@ -21,7 +22,7 @@ class DocsTests(TestCase):
         self.assertEqual(sorted(errors.CODES - documented), [])
 
     def test_request_types_documented(self):
-        proc = Process("docs", sql=None, volatile=None)
+        proc = Process("docs", sql=None, volatile=None, clock=Clock())
         table = proc.chat.table()
         missing = [t for t in table if f"`{t}`" not in self.text]
         self.assertEqual(missing, [])
