@@ -1,14 +1,18 @@
 """Chat features on the memory store and on Redis: identity, whispers, presence, friends, blocks, moderation."""
 
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from mmoshard.chat import errors
+from mmoshard.chat.moderation import IChatFilter
 from mmoshard.chat.test.backends import MemoryBackend, RedisBackend
 
 
 
 class IdentityAndWhisperTests:
     async def test_hello_needs_own_character(self):
+        """chat.hello accepts only a character of the session's account; other requests need a hello first."""
         p1 = await self.process()
         alice = await p1.connect(self.char("alice"))
         self.assertEqual(alice.process.chat.roster.users[alice.cid].name, "Alice")
@@ -24,6 +28,7 @@ class IdentityAndWhisperTests:
         )
 
     async def test_whisper_same_and_other_process(self):
+        """A whisper by case-insensitive name reaches its recipient on the same process and on another one."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
@@ -41,6 +46,7 @@ class IdentityAndWhisperTests:
         self.assertEqual(alice.events("chat.whisper")[0]["text"], "back")
 
     async def test_whisper_offline(self):
+        """Whispering an offline or unknown character is chat.offline; whispering oneself is chat.self."""
         p1 = await self.process()
         alice = await p1.connect(self.char("alice"))
         self.assertEqual(
@@ -52,6 +58,7 @@ class IdentityAndWhisperTests:
         self.assertEqual(await alice.fails("chat.whisper", to="alice", text="hi"), errors.SELF)
 
     async def test_invisible_looks_offline(self):
+        """An invisible character cannot be whispered: it answers exactly as an offline one."""
         p1 = await self.process()
         alice = await p1.connect(self.char("alice"))
         await p1.connect(self.char("bob"), status="invisible")
@@ -69,6 +76,7 @@ class PresenceAndFriendTests:
         await self.eventually(lambda: a.events("chat.friend.added"))
 
     async def test_friend_request_accept_with_presence(self):
+        """Friends across processes see each other's status, invisibility, link-dead, resume and logout."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
@@ -96,6 +104,7 @@ class PresenceAndFriendTests:
         self.assertEqual(friend["state"], "offline")
 
     async def test_hello_lists_friends_and_requests(self):
+        """Hello lists friends with presence and pending requests; decline and remove are told to the other side."""
         p1 = await self.process()
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
@@ -118,6 +127,7 @@ class PresenceAndFriendTests:
         self.assertEqual((await alice.call("chat.friend.list"))["friends"], [])
 
     async def test_block_privacy(self):
+        """A blocked character's whispers, invites and friend requests look like an offline target's, and the block ends friendship."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
@@ -164,6 +174,7 @@ class PresenceAndFriendTests:
 
 class ModerationTests:
     async def test_length_and_flood(self):
+        """Messages over max_length are chat.too_long; past the burst, chat.rate_limited with a retry_after."""
         p1 = await self.process(config=self.chatConfig(max_length=10, rate=1.0, burst=3))
         alice = await p1.connect(self.char("alice"))
         await p1.connect(self.char("bob"))
@@ -180,6 +191,7 @@ class ModerationTests:
         self.assertGreater(caught.exception.info.retry_after, 0)
 
     async def test_operator_mute_across_processes_expires(self):
+        """Only operators mute; a mute reaches another process, expires, outlives the session and is lifted by unmute."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         op = await p1.connect(self.char("opal"))
@@ -207,19 +219,23 @@ class ModerationTests:
         await alice.call("chat.whisper", to="Bob", text="hi")
 
     async def test_filter_hook(self):
+        """The built-in filter masks banned words; a replacement IChatFilter may rewrite or refuse (chat.filtered)."""
         p1 = await self.process(config=self.chatConfig(banned_words=("darn",)))
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
         await alice.call("chat.whisper", to="Bob", text="well Darn it")
         self.assertEqual(bob.events("chat.whisper")[-1]["text"], "well **** it")
 
+        @implementer(IChatFilter)
         class Refuse:
             name = "refuse"
 
             def check(self, message):
                 return None if "secret" in message.text else message.text.upper()
 
-        p1.chat.gate.chatFilter = Refuse()
+        refuse = Refuse()
+        self.assertTrue(verifyObject(IChatFilter, refuse))
+        p1.chat.gate.chatFilter = refuse
         self.assertEqual(
             await alice.fails("chat.whisper", to="Bob", text="a secret"), errors.FILTERED
         )
@@ -227,6 +243,7 @@ class ModerationTests:
         self.assertEqual(bob.events("chat.whisper")[-1]["text"], "LOUD")
 
     async def test_announcement_reaches_every_process(self):
+        """An operator's announcement reaches every character on every live process; others get chat.forbidden."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         op = await p1.connect(self.char("opal"))

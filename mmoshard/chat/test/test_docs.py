@@ -18,15 +18,18 @@ class DocsTests(TestCase):
             self.text = f.read()
 
     def test_error_codes_documented(self):
+        """docs/chat.md names every chat error code."""
         documented = set(re.findall(r"`(chat\.[a-z_]+)`", self.text))
         self.assertEqual(sorted(errors.CODES - documented), [])
 
     def test_request_types_documented(self):
+        """docs/chat.md names every chat.* request type the service registers."""
         proc = Process("docs", sql=None, volatile=None, clock=Clock())
         table = proc.chat.table()
         missing = [t for t in table if f"`{t}`" not in self.text]
         self.assertEqual(missing, [])
 
     def test_config_keys_documented(self):
+        """docs/chat.md names every [chat] config key."""
         missing = [k for k in FIELDS if f"`{k}`" not in self.text]
         self.assertEqual(missing, [])

@@ -21,6 +21,7 @@ class PartyTests:
         return reply["party_id"]
 
     async def test_lifecycle_across_processes(self):
+        """A party across processes: invite, decline, accept, size limit, party chat, kick, promote, leave and disband, and IParties reads."""
         p1 = await self.process("p1", config=self.chatConfig(party_max=3))
         p2 = await self.process("p2", config=self.chatConfig(party_max=3))
         alice = await p1.connect(self.char("alice"))
@@ -65,6 +66,7 @@ class PartyTests:
         self.assertIsNone(await parties.partyOf(bob.cid))
 
     async def test_invite_expires(self):
+        """A party invite cannot be accepted after invite_ttl."""
         p1 = await self.process(config=self.chatConfig(invite_ttl=0.3))
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
@@ -75,6 +77,7 @@ class PartyTests:
         )
 
     async def test_leader_leaving_hands_over_to_an_online_member(self):
+        """A leaving leader's lead passes to an online member, skipping a link-dead one."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
@@ -88,6 +91,7 @@ class PartyTests:
         self.assertEqual(await p1.chat.parties.members(pid), [carol.cid, bob.cid])
 
     async def test_party_survives_restart_with_history(self):
+        """A party and its last history entries outlive the process; the new process reports offline members."""
         p1 = await self.process("p1", config=self.chatConfig(history=2))
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
@@ -107,6 +111,7 @@ class PartyTests:
 
 class ChannelTests:
     async def test_channels_limit_history_and_cross_process(self):
+        """Channel names are checked, members limited, messages reach other processes but not the sender, and joiners get the history."""
         config = self.chatConfig(channel_max_members=2, history=3)
         p1 = await self.process("p1", config=config)
         p2 = await self.process("p2", config=config)
@@ -132,6 +137,7 @@ class ChannelTests:
         self.assertEqual(members["count"], 2)
 
     async def test_blocked_sender_hidden_in_channels(self):
+        """A channel message from a blocked character is not delivered to the one blocking it."""
         p1 = await self.process("p1")
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
@@ -143,6 +149,7 @@ class ChannelTests:
         self.assertEqual(bob.events("chat.channel.message"), [])
 
     async def test_zone_channels(self):
+        """joinZone/leaveZone from any process move a character between zone channels; a zone set while offline is joined at hello."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
@@ -199,6 +206,7 @@ class ChannelTests:
 
 class PresenceExpiryTests:
     async def test_crashed_process_players_go_offline_within_ttl(self):
+        """A crashed process's players go offline within the presence TTL, its process entry is pruned and its leader's lead passes on."""
         config = self.chatConfig(presence_ttl=3.0)
         p1 = await self.process("p1", config=config)
         p2 = await self.process("p2", config=config)
@@ -229,6 +237,7 @@ class PresenceExpiryTests:
 
 
     async def test_refresh_rewrites_a_lost_entry(self):
+        """The presence refresh writes again an entry the store lost."""
         p1 = await self.process("p1")
         alice = await p1.connect(self.char("alice"))
         store = p1.chat.store
@@ -243,6 +252,7 @@ class LeaderGraceTests(MemoryBackend, TestCase):
     """The lead passes when the leader stays link-dead past the grace, on a Clock."""
 
     async def test_link_dead_leader_hands_over_after_grace(self):
+        """A link-dead leader keeps the lead within the resume grace and loses it, to an online member, after it."""
         clock = self.clock
         p1 = await self.process("p1", resumeGrace=20.0)
         alice = await p1.connect(self.char("alice"))
@@ -273,6 +283,7 @@ class LeaderGraceTests(MemoryBackend, TestCase):
         self.assertEqual(lastParty(bob)["party"]["leader"], carol.cid)
 
     async def test_configured_grace_and_session_end(self):
+        """leader_grace overrides the resume grace; a leader whose session ends hands over at once and stays a member."""
         clock = self.clock
         p1 = await self.process("p1", config=self.chatConfig(leader_grace=5.0))
         alice = await p1.connect(self.char("alice"))
