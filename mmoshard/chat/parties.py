@@ -374,7 +374,7 @@ class Parties:
         Party chat.  When every member this process knows of is connected
         here, it is delivered at once from this process's view of the party;
         otherwise the party and its members' processes are read in one
-        atomic step and each process gets one envelope.
+        atomic step and each process gets one message.
         """
         router = self.router
         pid = self._requireParty(user)

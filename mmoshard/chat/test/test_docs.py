@@ -1,4 +1,4 @@
-"""docs/chat.md lists every chat error code and every chat.* request type."""
+"""docs/chat.md lists every chat error code, chat.* request type, config key and cross-process message."""
 
 import os
 import re
@@ -28,6 +28,21 @@ class DocsTests(TestCase):
         table = proc.chat.table()
         missing = [t for t in table if f"`{t}`" not in self.text]
         self.assertEqual(missing, [])
+
+    def test_messages_documented(self):
+        """docs/chat.md lists every message class chat processes send each other, with its kind and fields."""
+        import attrs
+
+        from mmoshard.chat.messages import KINDS
+
+        for cls, kind in KINDS.items():
+            row = next(
+                (line for line in self.text.splitlines()
+                 if line.startswith(f"| `{cls.__name__}` (`{kind}`)")), None
+            )
+            self.assertIsNotNone(row, cls.__name__)
+            for field in attrs.fields(cls):
+                self.assertIn(f"`{field.name}`", row, cls.__name__)
 
     def test_config_keys_documented(self):
         """docs/chat.md names every [chat] config key."""
