@@ -79,7 +79,9 @@ class BusAndRouterTests(SynchronousTestCase):
         self.clock = Clock()
         view = MemoryView(self.clock)
         self.addCleanup(view.close)
-        self.store = ChatStore(MemoryStore(self.clock, prefix="t:", backend=view))
+        volatile = MemoryStore(self.clock, prefix="t:", backend=view)
+        volatile.open()
+        self.store = ChatStore(volatile)
         self.registry = CollectorRegistry()
         self.metrics = ChatMetrics(self.registry, lambda: 0)
         self.got = []
