@@ -2,9 +2,11 @@
 
 import secrets
 
-import msgpack
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+
+from mmoshard.chat import messages
+from mmoshard.chat.messages import Ack, Request
 
 
 def newProcId(nodeId):
@@ -14,33 +16,30 @@ def newProcId(nodeId):
 
 class Bus:
     """
-    Envelopes between chat processes.  Each process subscribes to its own
-    inbox channel only; a sender finds the recipient's process in its
-    presence entry (or a channel's per-process member counts) and publishes
-    there, so the traffic a process receives is only the traffic for its own
-    players.  An envelope for this process is handled at once, without the
-    store.
+    Messages (L{mmoshard.chat.messages}) between chat processes.  Each
+    process subscribes to its own inbox channel only; a sender finds the
+    recipient's process in its presence entry (or a channel's per-process
+    member counts) and publishes there, so the traffic a process receives is
+    only the traffic for its own players.  A message for this process is
+    handled at once, without the store or any encoding.
 
-    Envelopes are msgpack maps with a kind C{k}:
-      - C{d}: deliver C{t}/C{b} to local characters C{to}
-      - C{c}: deliver to this process's members of channel C{ch}
-      - C{all}: deliver to every local character (announcements)
-      - C{ctl}: a control operation for the chat service
-      - C{ack}: the answer to an envelope sent with L{request}
-
-    Envelopes for one process queued in the same reactor turn are published
-    together as one msgpack list.
+    Messages for one process queued in the same reactor turn are published
+    together as one payload (L{messages.encode}).  L{request} wraps a
+    message in a L{Request}, which the receiving bus answers with an L{Ack}.
     """
 
     log = Logger()
 
     def __init__(self, chatStore, procId, clock, metrics, handler, ackTimeout):
+        """
+        @param handler: callable(message) -> bool (delivered), for every
+            message but requests and acknowledgements.
+        """
         self.store = chatStore
-        self.volatile = chatStore.volatile
         self.procId = procId
         self.clock = clock
         self.metrics = metrics
-        self.handler = handler  # callable(envelope) -> bool (delivered)
+        self.handler = handler
         self.ackTimeout = ackTimeout
         self.subscription = None
         self._pending = {}
@@ -49,9 +48,7 @@ class Bus:
         self._flushCall = None
 
     async def start(self):
-        self.subscription = await self.volatile.subscribe(
-            self.store.inbox(self.procId), self._received
-        )
+        self.subscription = await self.store.subscribeInbox(self.procId, self._received)
 
     async def stop(self):
         if self._flushCall is not None and self._flushCall.active():
@@ -66,39 +63,39 @@ class Bus:
             d.callback(False)
         self._pending.clear()
 
-    def send(self, proc, envelope):
+    def send(self, proc, message):
         """
-        Deliver C{envelope} to process C{proc}.
+        Deliver C{message} to process C{proc}.
 
         @return: a Deferred firing with the number of receivers (0: the
             process is gone).
         """
         if proc == self.procId:
-            self.handler(envelope)
+            self.handler(message)
             return succeed(1)
         d = Deferred()
-        self._queue(proc, envelope, d, None)
+        self._queue(proc, message, d, None)
         return d
 
-    def post(self, proc, envelope, onGone=None):
+    def post(self, proc, message, onGone=None):
         """
-        Deliver C{envelope} to process C{proc} without waiting; C{onGone()}
+        Deliver C{message} to process C{proc} without waiting; C{onGone()}
         is called if nobody was listening on that process's inbox.
         """
         if proc == self.procId:
-            self.handler(envelope)
+            self.handler(message)
             return
-        self._queue(proc, envelope, None, onGone)
+        self._queue(proc, message, None, onGone)
 
-    def _queue(self, proc, envelope, waiter, onGone):
-        # Envelopes for one process within one reactor turn travel in one
+    def _queue(self, proc, message, waiter, onGone):
+        # Messages for one process within one reactor turn travel in one
         # publish: under load that is far fewer store round trips.
         batch = self._outbox.get(proc)
         if batch is None:
             batch = self._outbox[proc] = ([], [], [])
             if self._flushCall is None:
                 self._flushCall = self.clock.callLater(0, self._flush)
-        batch[0].append(envelope)
+        batch[0].append(message)
         if waiter is not None:
             batch[1].append(waiter)
         if onGone is not None:
@@ -107,12 +104,9 @@ class Bus:
     def _flush(self):
         self._flushCall = None
         outbox, self._outbox = self._outbox, {}
-        for proc, (envelopes, waiters, gone) in outbox.items():
-            payload = msgpack.packb(
-                envelopes[0] if len(envelopes) == 1 else envelopes, use_bin_type=True
-            )
+        for proc, (batch, waiters, gone) in outbox.items():
             self.metrics.publishes.inc()
-            d = self.volatile.publish(self.store.inbox(proc), payload)
+            d = self.store.publishInbox(proc, messages.encode(batch))
             d.addCallbacks(
                 self._published, self._publishFailed,
                 callbackArgs=(waiters, gone), errbackArgs=(waiters, proc),
@@ -135,18 +129,17 @@ class Bus:
         for d in waiters:
             d.errback(failure)
 
-    def request(self, proc, envelope):
+    def request(self, proc, message):
         """
-        Deliver C{envelope} and wait for the receiving process's answer.
+        Deliver C{message} and wait for the receiving process's answer.
 
         @return: a Deferred firing with True when the receiver delivered it,
             False when it did not or did not answer within the timeout.
         """
         if proc == self.procId:
-            return succeed(bool(self.handler(envelope)))
+            return succeed(bool(self.handler(message)))
         self._next += 1
         rid = self._next
-        envelope["ack"] = [self.procId, rid]
         d = Deferred()
         timer = self.clock.callLater(self.ackTimeout, self._expire, rid)
         self._pending[rid] = (d, timer)
@@ -159,7 +152,7 @@ class Bus:
         def failed(failure):
             self._resolve(rid, False)
 
-        self.send(proc, envelope).addCallbacks(published, failed)
+        self.send(proc, Request(self.procId, rid, message)).addCallbacks(published, failed)
         return d
 
     def _expire(self, rid):
@@ -178,27 +171,24 @@ class Bus:
 
     def _received(self, channel, payload):
         try:
-            envelope = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-        except Exception:
-            self.log.warn("undecodable chat envelope on {channel}", channel=channel)
+            batch = messages.decode(payload)
+        except ValueError as e:
+            self.log.warn("undecodable chat payload on {channel}: {why}", channel=channel, why=e)
             return
-        if type(envelope) is list:
-            for one in envelope:
-                self._handle(one)
-        else:
-            self._handle(envelope)
+        for message in batch:
+            self._handle(message)
 
-    def _handle(self, envelope):
+    def _handle(self, message):
         self.metrics.received.inc()
-        if envelope.get("k") == "ack":
-            self._resolve(envelope.get("id"), bool(envelope.get("ok")))
+        cls = type(message)
+        if cls is Ack:
+            self._resolve(message.id, bool(message.ok))
             return
+        inner = message.message if cls is Request else message
         try:
-            ok = self.handler(envelope)
+            ok = self.handler(inner)
         except Exception:
-            self.log.failure("chat envelope {kind} failed", kind=envelope.get("k"))
+            self.log.failure("chat message {kind} failed", kind=messages.KINDS[type(inner)])
             ok = False
-        ack = envelope.get("ack")
-        if ack:
-            proc, rid = ack
-            self.post(proc, {"k": "ack", "id": rid, "ok": bool(ok)})
+        if cls is Request:
+            self.post(message.replyTo, Ack(message.id, bool(ok)))

@@ -7,15 +7,12 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.chat import errors
+from mmoshard.chat.messages import ChannelMessage, ZoneChanged
 from mmoshard.interfaces import IZoneChannels
-from mmoshard.zonechat import ZONES_CHANNEL, decodeChange
+from mmoshard.zonechat import decodeChange
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 ZONE_PREFIX = "zone:"
-
-
-def _str(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 @implementer(IZoneChannels)
@@ -33,13 +30,16 @@ class Channels:
 
     log = Logger()
 
-    def __init__(self, chat):
-        self.chat = chat
-        self._pending = []
-        self._writing = False
-        self._waiters = []
+    def __init__(self, store, router, roster, gate, history, metrics, config):
+        self.store = store
+        self.router = router
+        self.roster = roster
+        self.gate = gate
+        self.history = history
+        self.metrics = metrics
+        self.config = config
+        self.procId = router.procId
         self._zoneSubscription = None
-        chat.controls["zone"] = self.onZoneControl
 
     def handlers(self):
         return {
@@ -47,30 +47,16 @@ class Channels:
             "chat.channel.leave": self.leave,
             "chat.channel.say": self.say,
             "chat.channel.members": self.members,
-            "chat.history": self.history,
+            "chat.history": self.readHistory,
         }
 
-    @property
-    def store(self):
-        return self.chat.store
+    def inbound(self):
+        """@return: the messages from other processes this part handles."""
+        return {ChannelMessage: self.onChannelMessage, ZoneChanged: self.onZoneChanged}
 
     @staticmethod
     def zoneChannel(zoneId):
         return f"{ZONE_PREFIX}{zoneId}"
-
-    # -- local membership --------------------------------------------------------
-
-    def _addLocal(self, user, channel):
-        user.channels.add(channel)
-        self.chat.channelLocal.setdefault(channel, set()).add(user.cid)
-
-    def _removeLocal(self, user, channel):
-        user.channels.discard(channel)
-        members = self.chat.channelLocal.get(channel)
-        if members is not None:
-            members.discard(user.cid)
-            if not members:
-                del self.chat.channelLocal[channel]
 
     # -- requests --------------------------------------------------------------------
 
@@ -82,7 +68,6 @@ class Channels:
         return name.lower()
 
     async def join(self, user, message):
-        chat = self.chat
         name = self._name(message)
         if not CHANNEL_NAME.match(name):
             raise errors.error(
@@ -90,15 +75,14 @@ class Channels:
             )
         if name not in user.channels:
             own = [c for c in user.channels if not c.startswith(ZONE_PREFIX)]
-            if len(own) >= chat.config.max_channels:
+            if len(own) >= self.config.max_channels:
                 raise errors.error(errors.TOO_MANY_CHANNELS, "you are in too many channels")
             if not await self.store.joinChannel(
-                name, user.cid, chat.procId, chat.config.channel_max_members
+                name, user.cid, self.procId, self.config.channel_max_members
             ):
                 raise errors.error(errors.CHANNEL_FULL, f"channel {name} is full")
-            self._addLocal(user, name)
-        await self.flush()
-        return {"channel": name, "history": await self.store.history(name)}
+            self.roster.joinChannel(user, name)
+        return {"channel": name, "history": await self.history.read(name)}
 
     async def leave(self, user, message):
         name = self._name(message)
@@ -106,8 +90,8 @@ class Channels:
             raise errors.error(errors.BAD_CHANNEL, "zone channels follow your zone")
         if name not in user.channels:
             raise errors.error(errors.NOT_IN_CHANNEL, f"you are not in {name}")
-        self._removeLocal(user, name)
-        await self.store.leaveChannel(name, user.cid, self.chat.procId)
+        self.roster.leaveChannel(user, name)
+        await self.store.leaveChannel(name, user.cid, self.procId)
         return {}
 
     async def members(self, user, message):
@@ -118,24 +102,22 @@ class Channels:
         return {"channel": name, "count": len(members)}
 
     async def say(self, user, message):
-        chat = self.chat
         name = self._name(message)
         if name not in user.channels:
             raise errors.error(errors.NOT_IN_CHANNEL, f"you are not in {name}")
-        text = chat.handlers.checkSend(user, message.get("text"))
-        text = chat.handlers.filter(user, "channel", name, text)
-        ts = chat.now()
+        text = self.gate.checkSend(user, message.get("text"))
+        text = self.gate.filter(user, "channel", name, text)
+        ts = self.router.now()
         body = {"channel": name, "from": user.cid, "from_name": user.name, "text": text,
                 "ts": ts}
-        chat.metrics.counted("channel")
-        self.record(name, ts, body)
+        self.metrics.counted("channel")
+        self.history.record(name, ts, body)
         await self.fanout(
-            name, {"k": "c", "ch": name, "t": "chat.channel.message", "b": body, "ts": ts,
-                   "w": user.cid, "x": user.cid},
+            name, ChannelMessage(name, "chat.channel.message", body, ts, user.cid, user.cid)
         )
         return {"ts": ts}
 
-    async def history(self, user, message):
+    async def readHistory(self, user, message):
         if message.get("party"):
             if not user.partyId:
                 raise errors.error(errors.NOT_IN_PARTY, "you are not in a party")
@@ -144,50 +126,44 @@ class Channels:
             target = self._name(message)
             if target not in user.channels:
                 raise errors.error(errors.NOT_IN_CHANNEL, f"you are not in {target}")
-        await self.flush()
-        return {"history": await self.store.history(target)}
+        return {"history": await self.history.read(target)}
 
     # -- fan-out -------------------------------------------------------------------------
 
-    async def fanout(self, channel, envelope):
-        chat = self.chat
+    async def fanout(self, channel, message):
         procs = await self.store.channelProcs(channel)
         for proc in procs:
-            receivers = await chat.bus.send(proc, envelope)
-            if not receivers and proc != chat.procId:
-                alive = await chat.volatile.get(self.store.procKey(proc))
-                if alive is None:
+            receivers = await self.router.send(proc, message)
+            if not receivers and proc != self.procId:
+                if not await self.store.processAlive(proc):
                     purged = await self.store.purgeChannel(channel, proc)
                     self.log.info(
                         "channel {channel}: dropped {count} members of dead process {proc}",
                         channel=channel, count=purged, proc=proc,
                     )
 
-    def onChannelEnvelope(self, envelope):
-        chat = self.chat
-        members = chat.channelLocal.get(envelope["ch"])
+    def onChannelMessage(self, message):
+        members = self.roster.channelLocal.get(message.channel)
         if not members:
             return False
-        sender = envelope.get("w")
-        skip = envelope.get("x")
-        t, body, ts = envelope["t"], envelope["b"], envelope.get("ts")
-        users = chat.users
+        sender, skip = message.sender, message.skip
+        t, body, ts = message.type, message.body, message.ts
+        users = self.roster.users
+        deliverLocal = self.router.deliverLocal
         for cid in list(members):
             if cid == skip:
                 continue
             user = users.get(cid)
             if user is None or (sender is not None and sender in user.blocks):
                 continue
-            chat.deliverLocal(user, t, body, "channel", ts)
+            deliverLocal(user, t, body, "channel", ts)
         return True
 
     # -- zone channels (IZoneChannels) -------------------------------------------------
 
     async def start(self):
         """Listen for zone changes made by processes that do not host chat."""
-        self._zoneSubscription = await self.store.volatile.subscribe(
-            ZONES_CHANNEL, self.onZoneChange
-        )
+        self._zoneSubscription = await self.store.subscribeZones(self.onZoneChange)
 
     async def stop(self):
         if self._zoneSubscription is not None:
@@ -201,7 +177,7 @@ class Channels:
             self.log.warn("ignoring zone change on {channel}: {why}", channel=channel, why=e)
             return
         # The key was written before the publish: apply what it holds now.
-        self.onZoneControl({"cid": cid})
+        self.onZoneChanged(ZoneChanged(cid))
 
     def joinZone(self, characterId, zoneId):
         return Deferred.fromCoroutine(self._setZone(characterId, str(zoneId)))
@@ -210,26 +186,22 @@ class Channels:
         return Deferred.fromCoroutine(self._setZone(characterId, None, str(zoneId)))
 
     async def _setZone(self, cid, zoneId, leaving=None):
-        volatile = self.chat.volatile
-        key = self.store.zoneKey(cid)
         if zoneId is None:
-            current = await volatile.get(key)
-            if current is None or _str(current) != leaving:
+            if not await self.store.clearZone(cid, leaving):
                 return None
-            await volatile.delete(key)
         else:
-            await volatile.set(key, zoneId, ttl=self.chat.config.party_ttl)
-        user = self.chat.users.get(cid)
+            await self.store.setZone(cid, zoneId, self.config.party_ttl)
+        user = self.roster.users.get(cid)
         if user is not None:
             await self.applyZone(user)
             return None
         presence = (await self.store.presenceOf([cid])).get(cid)
         if presence and presence.get("proc"):
-            await self.chat.bus.send(presence["proc"], {"k": "ctl", "op": "zone", "cid": cid})
+            await self.router.send(presence["proc"], ZoneChanged(cid))
         return None
 
-    def onZoneControl(self, envelope):
-        user = self.chat.users.get(envelope.get("cid"))
+    def onZoneChanged(self, message):
+        user = self.roster.users.get(message.cid)
         if user is None:
             return False
         d = Deferred.fromCoroutine(self.applyZone(user))
@@ -242,15 +214,13 @@ class Channels:
 
     async def applyZone(self, user, announce=True):
         """Move C{user} to the channel of the zone recorded for it."""
-        chat = self.chat
-        zone = await chat.volatile.get(self.store.zoneKey(user.cid))
-        zone = _str(zone) if zone is not None else None
+        zone = await self.store.zoneOf(user.cid)
         if zone == user.zone:
             return
         if user.zone:
             old = self.zoneChannel(user.zone)
-            self._removeLocal(user, old)
-            await self.store.leaveChannel(old, user.cid, chat.procId)
+            self.roster.leaveChannel(user, old)
+            await self.store.leaveChannel(old, user.cid, self.procId)
             if announce:
                 user.session.send("chat.channel.left", {"channel": old})
         user.zone = zone
@@ -258,53 +228,16 @@ class Channels:
             return
         channel = self.zoneChannel(zone)
         if not await self.store.joinChannel(
-            channel, user.cid, chat.procId, chat.config.zone_max_members
+            channel, user.cid, self.procId, self.config.zone_max_members
         ):
             self.log.warn(
                 "zone channel {channel} is full; {character_id} not joined",
                 channel=channel, character_id=user.cid,
             )
             return
-        self._addLocal(user, channel)
+        self.roster.joinChannel(user, channel)
         if announce:
-            await self.flush()
             user.session.send(
                 "chat.channel.joined",
-                {"channel": channel, "history": await self.store.history(channel)},
+                {"channel": channel, "history": await self.history.read(channel)},
             )
-
-    # -- history ----------------------------------------------------------------------------
-
-    def record(self, target, ts, entry):
-        """
-        Keep C{entry} in the history of C{target}.  One write is in flight
-        at a time; entries arriving meanwhile go together in the next one.
-        """
-        if self.chat.config.history <= 0:
-            return
-        self._pending.append((target, ts, entry))
-        if not self._writing:
-            self._writing = True
-            Deferred.fromCoroutine(self._write())
-
-    async def _write(self):
-        config = self.chat.config
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[:200], self._pending[200:]
-                await self.store.pushHistory(batch, config.history, config.history_ttl)
-        except Exception as e:
-            self.log.warn("chat history write failed: {why}", why=e)
-            self._pending = []
-        finally:
-            self._writing = False
-            waiters, self._waiters = self._waiters, []
-            for d in waiters:
-                d.callback(None)
-
-    async def flush(self):
-        """Wait until every recorded entry is written."""
-        if self._writing:
-            d = Deferred()
-            self._waiters.append(d)
-            await d

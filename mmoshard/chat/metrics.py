@@ -27,12 +27,12 @@ class ChatMetrics:
         )
         self.publishes = Counter(
             "mmoshard_chat_cross_process_publishes_total",
-            "Envelopes published to another chat process's inbox",
+            "Publishes (batches of messages) to another chat process's inbox",
             registry=registry,
         )
         self.received = Counter(
             "mmoshard_chat_cross_process_received_total",
-            "Envelopes received on this process's inbox",
+            "Messages received on this process's inbox",
             registry=registry,
         )
         self.refused = Counter(

@@ -108,3 +108,39 @@ def checkText(text, maxLength):
             errors.TOO_LONG, f"text is longer than {maxLength} characters"
         )
     return text
+
+
+class SpeechGate:
+    """
+    What every message a character sends passes: mute, flood control,
+    length, then the L{IChatFilter}.
+    """
+
+    def __init__(self, config, clock, chatFilter):
+        self.config = config
+        self.clock = clock
+        self.chatFilter = chatFilter
+
+    def checkSend(self, user, text):
+        """Mute, flood control and length: @return: the stripped text."""
+        now = self.clock.seconds()
+        if user.mutedUntil is not None:
+            if user.mutedUntil > now:
+                raise errors.error(
+                    errors.MUTED, f"you are muted: {user.muteReason or 'no reason given'}",
+                    retry_after=round(user.mutedUntil - now, 3),
+                )
+            user.mutedUntil = user.muteReason = None
+        wait = user.bucket.take(now)
+        if wait:
+            raise errors.error(
+                errors.RATE_LIMITED, "you are sending too fast", retry_after=round(wait, 3)
+            )
+        return checkText(text, self.config.max_length)
+
+    def filter(self, user, kind, target, text):
+        """@return: C{text} as the filter lets it through; @raise ProtocolError: refused."""
+        result = self.chatFilter.check(FilterInput(kind, user.cid, user.name, target, text))
+        if result is None or not result.strip():
+            raise errors.error(errors.FILTERED, "the message was refused by the chat filter")
+        return result

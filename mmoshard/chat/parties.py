@@ -9,6 +9,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.chat import errors
+from mmoshard.chat.messages import Deliver
+from mmoshard.chat.users import publicPresence
 from mmoshard.interfaces import IParties
 
 _MAX_TRIES = 20
@@ -16,10 +18,6 @@ _MAX_TRIES = 20
 
 def _dump(party):
     return json.dumps(party, separators=(",", ":"), sort_keys=True)
-
-
-def _str(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 @attrs.frozen
@@ -50,14 +48,24 @@ class Parties:
 
     log = Logger()
 
-    def __init__(self, chat):
-        self.chat = chat
+    def __init__(self, store, router, roster, gate, history, metrics, clock, config,
+                 leaderGrace):
+        """
+        @param leaderGrace: seconds a link-dead leader keeps the lead.
+        """
+        self.store = store
+        self.router = router
+        self.roster = roster
+        self.gate = gate
+        self.history = history
+        self.metrics = metrics
+        self.clock = clock
+        self.config = config
+        self.leaderGrace = leaderGrace
         # party id -> (party, {member: process}) for party chat across
         # processes; dropped on every party change, on a presence change of
         # a member, and when a process it names turns out to be gone.
         self.routes = {}
-        chat.intercepts["chat.party.update"] = self._updated
-        chat.intercepts["chat.presence"] = self._presenceSeen
 
     def handlers(self):
         return {
@@ -72,18 +80,14 @@ class Parties:
             "chat.party.info": self.info,
         }
 
-    @property
-    def store(self):
-        return self.chat.store
+    def intercepts(self):
+        """@return: the events that change a local member's view of its party."""
+        return {"chat.party.update": self._updated, "chat.presence": self._presenceSeen}
 
     # -- IParties --------------------------------------------------------------
 
     def partyOf(self, characterId):
-        async def get():
-            value = await self.chat.volatile.get(self.store.partyOfKey(characterId))
-            return _str(value) if value is not None else None
-
-        return Deferred.fromCoroutine(get())
+        return Deferred.fromCoroutine(self.store.partyOf(characterId))
 
     def members(self, partyId):
         async def get():
@@ -94,12 +98,9 @@ class Parties:
 
     # -- state ---------------------------------------------------------------------
 
-    async def read(self, pid):
-        raw = await self.chat.volatile.get(self.store.partyKey(pid))
-        if raw is None:
-            return "", None
-        raw = _str(raw)
-        return raw, json.loads(raw)
+    def read(self, pid):
+        """@return: (raw JSON, party dict), or ("", None)."""
+        return self.store.readParty(pid)
 
     async def load(self, user):
         """At hello: pick up the party the character is in, if any."""
@@ -120,7 +121,7 @@ class Parties:
         leader = party["leader"]
         if procs is None:
             procs = await self.store.presenceOf([leader])
-        if leader not in procs and leader not in self.chat.users:
+        if leader not in procs and leader not in self.roster.users:
             await self.handOver(party["id"], leader)
 
     def _presenceSeen(self, user, body):
@@ -149,7 +150,7 @@ class Parties:
             plan = planner(party)
             new = _dump(plan.party) if plan.party is not None else ""
             changes = [(store.partyKey(pid), raw, new)] + list(plan.changes)
-            if await store.cas(changes, self.chat.config.party_ttl):
+            if await store.cas(changes, self.config.party_ttl):
                 await self._announce(pid, party, plan)
                 return plan
         raise errors.error(errors.BUSY, "the party is changing too fast, try again")
@@ -163,9 +164,9 @@ class Parties:
             "event": plan.event,
             "character_id": plan.subject,
         }
-        await self.chat.deliver(sorted(members), "chat.party.update", body, "party_event")
+        await self.router.deliver(sorted(members), "chat.party.update", body, "party_event")
         if gone:
-            await self.chat.deliver(
+            await self.router.deliver(
                 sorted(gone), "chat.party.update", dict(body, party=None), "party_event"
             )
 
@@ -206,7 +207,6 @@ class Parties:
         return party
 
     async def invite(self, user, message):
-        chat = self.chat
         name = message.get("name")
         if not isinstance(name, str) or not name:
             raise errors.error(errors.BAD_REQUEST, "name must be a character name")
@@ -225,20 +225,19 @@ class Parties:
         self._requireLeader(party, user)
         if cid in memberIds(party):
             raise errors.error(errors.ALREADY_IN_PARTY, f"{name} is already in your party")
-        if len(party["members"]) >= chat.config.party_max:
+        if len(party["members"]) >= self.config.party_max:
             raise errors.error(errors.PARTY_FULL, "the party is full")
-        ttl = chat.config.invite_ttl
-        key = self.store.inviteKey(cid, pid)
+        ttl = self.config.invite_ttl
         invite = {"party_id": pid, "from": user.cid, "from_name": user.name}
-        await chat.volatile.set(key, json.dumps(invite), ttl=ttl)
+        await self.store.setInvite(cid, pid, invite, ttl)
         body = dict(invite, expires_in=ttl, leader=party["leader"],
                     members=[m[1] for m in party["members"]])
-        envelope = {
-            "k": "d", "to": [cid], "t": "chat.party.invited", "b": body,
-            "kind": "party_event", "ts": chat.now(), "w": user.cid,
-        }
-        if not await chat.routeTo(cid, envelope, proc):
-            await chat.volatile.delete(key)
+        message = Deliver(
+            [cid], "chat.party.invited", body, "party_event", self.router.now(),
+            sender=user.cid,
+        )
+        if not await self.router.routeTo(cid, message, proc):
+            await self.store.deleteInvite(cid, pid)
             raise errors.error(errors.OFFLINE, f"{name} is not online")
         return {"party_id": pid, "character_id": cid, "expires_in": ttl}
 
@@ -249,11 +248,11 @@ class Parties:
         if user.partyId:
             raise errors.error(errors.ALREADY_IN_PARTY, "leave your party first")
         key = self.store.inviteKey(user.cid, pid)
-        raw = await self.chat.volatile.get(key)
-        if raw is None:
+        invite = await self.store.readInvite(user.cid, pid)
+        if invite is None:
             raise errors.error(errors.NO_INVITE, "no such invite, or it expired")
-        raw = _str(raw)
-        limit = self.chat.config.party_max
+        raw = invite[0]
+        limit = self.config.party_max
 
         def planner(party):
             if party is None:
@@ -277,13 +276,12 @@ class Parties:
         pid = message.get("party_id")
         if not isinstance(pid, str):
             raise errors.error(errors.BAD_REQUEST, "party_id must be a string")
-        key = self.store.inviteKey(user.cid, pid)
-        raw = await self.chat.volatile.get(key)
-        if raw is None:
+        found = await self.store.readInvite(user.cid, pid)
+        if found is None:
             raise errors.error(errors.NO_INVITE, "no such invite, or it expired")
-        await self.chat.volatile.delete(key)
-        invite = json.loads(_str(raw))
-        await self.chat.deliver(
+        await self.store.deleteInvite(user.cid, pid)
+        invite = found[1]
+        await self.router.deliver(
             [invite["from"]], "chat.party.declined",
             {"party_id": pid, "character_id": user.cid, "name": user.name}, "party_event",
         )
@@ -363,14 +361,12 @@ class Parties:
             return {"party": None}
         _, party = await self.read(user.partyId)
         presence = await self.store.presenceOf(memberIds(party))
-        from mmoshard.chat.users import publicPresence
-
         return {
             "party": party,
             "presence": {
                 str(cid): publicPresence(presence.get(cid)) for cid in memberIds(party)
             },
-            "history": await self.store.history(f"party:{user.partyId}"),
+            "history": await self.history.read(f"party:{user.partyId}"),
         }
 
     def say(self, user, message):
@@ -378,28 +374,28 @@ class Parties:
         Party chat.  When every member this process knows of is connected
         here, it is delivered at once from this process's view of the party;
         otherwise the party and its members' processes are read in one
-        atomic step and each process gets one envelope.
+        atomic step and each process gets one message.
         """
-        chat = self.chat
+        router = self.router
         pid = self._requireParty(user)
-        text = chat.handlers.checkSend(user, message.get("text"))
-        text = chat.handlers.filter(user, "party", pid, text)
-        ts = chat.now()
+        text = self.gate.checkSend(user, message.get("text"))
+        text = self.gate.filter(user, "party", pid, text)
+        ts = router.now()
         body = {"party_id": pid, "from": user.cid, "from_name": user.name, "text": text,
                 "ts": ts}
-        chat.metrics.counted("party")
-        chat.channels.record(f"party:{pid}", ts, body)
+        self.metrics.counted("party")
+        self.history.record(f"party:{pid}", ts, body)
         members = user.party["members"] if user.party else ()
-        users = chat.users
+        users = self.roster.users
         local = [users.get(m[0]) for m in members]
         if members and all(u is not None and u.partyId == pid for u in local):
             for member in local:
                 if member is not user:
-                    chat.deliverLocal(member, "chat.party.message", body, "party", ts)
+                    router.deliverLocal(member, "chat.party.message", body, "party", ts)
             return {"ts": ts}
         cached = self.routes.get(pid)
         if cached is not None and any(m[0] == user.cid for m in cached[0]["members"]):
-            chat.routeByProc(cached[1], "chat.party.message", body, "party", ts,
+            router.routeByProc(cached[1], "chat.party.message", body, "party", ts,
                              exclude=user.cid, onGone=lambda: self.routes.pop(pid, None))
             return {"ts": ts}
         return self._sayRouted(user, pid, body, ts)
@@ -415,7 +411,7 @@ class Parties:
         if len(self.routes) >= 20000:
             self.routes.clear()
         self.routes[pid] = (party, procs)
-        self.chat.routeByProc(procs, "chat.party.message", body, "party", ts,
+        self.router.routeByProc(procs, "chat.party.message", body, "party", ts,
                               exclude=user.cid, onGone=lambda: self.routes.pop(pid, None))
         if party["leader"] not in procs:
             d = Deferred.fromCoroutine(self.checkLeader(party, procs))
@@ -432,13 +428,11 @@ class Parties:
             return
         if user.leaderTimer is not None and user.leaderTimer.active():
             return
-        user.leaderTimer = self.chat.clock.callLater(
-            self.chat.leaderGrace, self._graceOver, user
-        )
+        user.leaderTimer = self.clock.callLater(self.leaderGrace, self._graceOver, user)
 
     def _graceOver(self, user):
         user.leaderTimer = None
-        if user.state == "online" and self.chat.users.get(user.cid) is user:
+        if user.state == "online" and self.roster.users.get(user.cid) is user:
             return
         d = Deferred.fromCoroutine(self.handOver(user.partyId, user.cid))
         d.addErrback(lambda f: self.log.failure(

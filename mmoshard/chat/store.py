@@ -4,6 +4,7 @@ import json
 
 from mmoshard import zonechat
 from mmoshard.chat import scripts
+from mmoshard.store.common import Script
 
 
 def _str(value):
@@ -23,7 +24,8 @@ def _decodeTree(value):
 
 class ChatStore:
     """
-    Named chat keys and the chat scripts on one L{IVolatileStore}.
+    Named chat keys and the chat scripts on one L{IVolatileStore}: every
+    chat read or write of the volatile store goes through here.
 
     Keys (all under the store's prefix):
       - C{chat:proc:<proc>} a chat process's liveness, with the presence TTL
@@ -87,13 +89,88 @@ class ChatStore:
     def historyKey(target):
         return f"chat:h:{target}"
 
+    # -- processes and their inboxes ------------------------------------------
+
+    async def announceProcess(self, proc, ttl):
+        """Mark chat process C{proc} alive for C{ttl} seconds and list it."""
+        await self.volatile.set(self.procKey(proc), "1", ttl=ttl)
+        await self.volatile.sadd(self.PROCS, proc)
+
+    async def withdrawProcess(self, proc):
+        await self.volatile.srem(self.PROCS, proc)
+        await self.volatile.delete(self.procKey(proc))
+
+    async def processAlive(self, proc):
+        return await self.volatile.get(self.procKey(proc)) is not None
+
+    async def liveProcesses(self, mine):
+        """@return: the ids of every live chat process (C{mine} always), pruning dead ones."""
+        live = []
+        for proc in await self.volatile.smembers(self.PROCS):
+            proc = _str(proc)
+            if proc == mine or await self.processAlive(proc):
+                live.append(proc)
+            else:
+                await self.volatile.srem(self.PROCS, proc)
+        return live
+
+    def subscribeInbox(self, proc, callback):
+        """@return: a Deferred firing with the subscription to C{proc}'s inbox."""
+        return self.volatile.subscribe(self.inbox(proc), callback)
+
+    def publishInbox(self, proc, payload):
+        """@return: a Deferred firing with the number of processes that got C{payload}."""
+        return self.volatile.publish(self.inbox(proc), payload)
+
+    def subscribeZones(self, callback):
+        """Listen for zone changes announced by processes without chat."""
+        return self.volatile.subscribe(zonechat.ZONES_CHANNEL, callback)
+
+    # -- zones, parties, invites -------------------------------------------------
+
+    async def zoneOf(self, cid):
+        return _str(await self.volatile.get(self.zoneKey(cid)))
+
+    async def setZone(self, cid, zoneId, ttl):
+        await self.volatile.set(self.zoneKey(cid), zoneId, ttl=ttl)
+
+    async def clearZone(self, cid, zoneId):
+        """Forget C{cid}'s zone if it is C{zoneId}; @return: True when it was."""
+        if await self.zoneOf(cid) != zoneId:
+            return False
+        await self.volatile.delete(self.zoneKey(cid))
+        return True
+
+    async def partyOf(self, cid):
+        return _str(await self.volatile.get(self.partyOfKey(cid)))
+
+    async def readParty(self, pid):
+        """@return: (raw JSON, party dict), or ("", None) when there is none."""
+        raw = await self.volatile.get(self.partyKey(pid))
+        if raw is None:
+            return "", None
+        raw = _str(raw)
+        return raw, json.loads(raw)
+
+    async def setInvite(self, cid, pid, invite, ttl):
+        await self.volatile.set(self.inviteKey(cid, pid), json.dumps(invite), ttl=ttl)
+
+    async def readInvite(self, cid, pid):
+        """@return: (raw JSON, invite dict), or None when there is none."""
+        raw = await self.volatile.get(self.inviteKey(cid, pid))
+        if raw is None:
+            return None
+        raw = _str(raw)
+        return raw, json.loads(raw)
+
+    async def deleteInvite(self, cid, pid):
+        await self.volatile.delete(self.inviteKey(cid, pid))
+
     # -- scripts ---------------------------------------------------------------
 
     def _script(self, name):
         script = self._scripts.get(name)
         if script is None:
-            from mmoshard.store.volatile import Script
-
             lua, python = scripts.SCRIPTS[name]
             script = self._scripts[name] = Script(name, lua, scriptTwin(python))
         return script

@@ -4,6 +4,7 @@ import os
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock, deferLater
 
 from mmoshard.chat.config import ChatConfig
 from mmoshard.chat.test.harness import Process
@@ -33,7 +34,12 @@ def _txn_makeCharacters(cursor, names, now):
 
 
 class ChatFixture:
-    """SQLite with the schema and a few characters; C{self.chars[name]} = (cid, account, Name)."""
+    """
+    SQLite with the schema and a few characters; C{self.chars[name]} =
+    (cid, account, Name).  A backend mixin gives the volatile store, the
+    clock the chat processes run on, and how a test waits for deliveries:
+    C{await self.eventually(predicate)} and C{await self.settle(seconds)}.
+    """
 
     def setUp(self):
         return Deferred.fromCoroutine(self._setUpChat())
@@ -52,9 +58,9 @@ class ChatFixture:
     def chatConfig(self, **kw):
         return ChatConfig(**kw)
 
-    async def process(self, name="p1", config=None, clock=None, resumeGrace=30.0):
+    async def process(self, name="p1", config=None, resumeGrace=30.0):
         proc = Process(
-            name, self.sql, self.newVolatile(clock), config or self.chatConfig(), clock=clock,
+            name, self.sql, self.newVolatile(), self.clock, config or self.chatConfig(),
             resumeGrace=resumeGrace,
         )
         await proc.start()
@@ -70,26 +76,98 @@ class ChatFixture:
         return self.chars[name.lower()]
 
 
+class TurnClock(Clock):
+    """
+    A L{Clock} whose calls due now also run on the real reactor's next turn,
+    so a request waiting on another process's answer (an acknowledged
+    whisper) completes while the test awaits it; time itself (TTLs, timers,
+    the presence refresh) only moves when a test advances it.
+    """
+
+    def __init__(self, reactor):
+        super().__init__()
+        self._reactor = reactor
+        self._turn = None
+
+    def callLater(self, delay, f, *args, **kwargs):
+        call = super().callLater(delay, f, *args, **kwargs)
+        if delay <= 0 and self._turn is None:
+            self._turn = self._reactor.callLater(0, self._runDue)
+        return call
+
+    def _runDue(self):
+        self._turn = None
+        self.advance(0)
+
+    def stop(self):
+        """Cancel the pending turn (the real reactor must be clean after a test)."""
+        if self._turn is not None and self._turn.active():
+            self._turn.cancel()
+        self._turn = None
+
+
 class MemoryBackend(ChatFixture):
-    """Processes share one MemoryView, as processes share one Redis."""
+    """
+    Processes share one MemoryView, as processes share one Redis, and run
+    on one L{TurnClock}: the store answers at once and a delivery is a
+    C{callLater(0)} on that clock, so a test checks deliveries by running
+    what is due and moves time by advancing the clock (SQL still runs in
+    its thread on the real reactor, which awaited requests wait for).
+    """
 
     backend = "memory"
 
-    def newVolatile(self, clock=None):
-        if getattr(self, "_view", None) is None or clock is not None:
-            self._view = MemoryView(clock or reactor)
+    @property
+    def clock(self):
+        if getattr(self, "_clock", None) is None:
+            self._clock = TurnClock(reactor)
+            self._view = MemoryView(self._clock)
+            self.addCleanup(self._clock.stop)
             self.addCleanup(self._view.close)
-        store = MemoryStore(clock or reactor, prefix="t:", backend=self._view)
+        return self._clock
+
+    def newVolatile(self):
+        store = MemoryStore(self.clock, prefix="t:", backend=self._view)
         store.open()
         return store
 
+    async def eventually(self, predicate):
+        """Run what is due now (deliveries between processes); C{predicate()} must then hold."""
+        self.clock.advance(0)
+        if not predicate():
+            raise AssertionError("condition not met once deliveries ran")
+
+    async def settle(self, seconds=0.0, step=0.05):
+        """Let C{seconds} pass on the clock in small steps, running what falls due."""
+        self.clock.advance(0)
+        left = seconds
+        while left > 1e-9:
+            self.clock.advance(min(step, left))
+            left -= step
+
 
 class RedisBackend(ChatFixture):
-    """Processes share the test Redis under a fresh key prefix."""
+    """
+    Processes share the test Redis under a fresh key prefix, on the real
+    reactor: waiting is polling it.
+    """
 
     backend = "redis"
+    clock = reactor
 
-    def newVolatile(self, clock=None):
+    async def eventually(self, predicate, timeout=5.0):
+        """Wait until C{predicate()} is true, polling the real reactor."""
+        deadline = reactor.seconds() + timeout
+        while not predicate():
+            if reactor.seconds() > deadline:
+                raise AssertionError("condition not met in time")
+            await deferLater(reactor, 0.005, lambda: None)
+
+    async def settle(self, seconds=0.05):
+        """Let C{seconds} of real time pass (at least one cross-process hop)."""
+        await deferLater(reactor, max(seconds, 0.05), lambda: None)
+
+    def newVolatile(self):
         if getattr(self, "_redis", None) is None:
             url, prefix, cleaner = requireRedis()
             self._redis = (url, prefix)

@@ -1,12 +1,10 @@
-"""Test helpers for chat: fake sessions and router, a small node, processes sharing stores."""
+"""Test helpers for chat: fake sessions and router, and chat processes sharing stores."""
 
 import itertools
 import types
 
 from prometheus_client import CollectorRegistry
-from twisted.internet import reactor as _reactor
-from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.task import deferLater
+from twisted.internet.defer import maybeDeferred
 from zope.interface import implementer
 
 from mmoshard.chat.config import ChatConfig
@@ -52,6 +50,8 @@ class FakeSession:
 
 @implementer(IMessageRouter)
 class FakeRouter:
+    """An L{IMessageRouter} keeping what a role registers, for L{Client} to call."""
+
     def __init__(self):
         self.handlers = {}
         self.listeners = []
@@ -103,13 +103,13 @@ class Client:
 class Process:
     """One chat process: its ChatService, given a fake router and the shared stores."""
 
-    def __init__(self, nodeId, sql, volatile, config=None, clock=None, resumeGrace=30.0):
+    def __init__(self, nodeId, sql, volatile, clock, config=None, resumeGrace=30.0):
         self.nodeId = nodeId
         self.sql = sql
         self.volatile = volatile
         self.router = FakeRouter()
         self.chat = ChatService(
-            config or ChatConfig(), clock or _reactor, nodeId, CollectorRegistry(),
+            config or ChatConfig(), clock, nodeId, CollectorRegistry(),
             sql=sql, volatile=volatile, router=self.router, resumeGrace=resumeGrace,
         )
 
@@ -125,20 +125,3 @@ class Process:
         client = Client(self, session, cid, name)
         await client.call("chat.hello", character_id=cid, status=status)
         return client
-
-
-async def eventually(predicate, timeout=5.0, clock=_reactor):
-    """Wait until C{predicate()} is true, polling the real reactor."""
-    deadline = clock.seconds() + timeout
-    while not predicate():
-        if clock.seconds() > deadline:
-            raise AssertionError("condition not met in time")
-        await deferLater(clock, 0.005, lambda: None)
-
-
-def settle(delay=0.05):
-    """Let pending cross-process deliveries happen."""
-    return deferLater(_reactor, delay, lambda: None)
-
-
-__all__ = ["Deferred"]

@@ -1,17 +1,21 @@
 """Chat features on the memory store and on Redis: identity, whispers, presence, friends, blocks, moderation."""
 
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from mmoshard.chat import errors
+from mmoshard.chat.moderation import IChatFilter
 from mmoshard.chat.test.backends import MemoryBackend, RedisBackend
-from mmoshard.chat.test.harness import eventually, settle
+
 
 
 class IdentityAndWhisperTests:
     async def test_hello_needs_own_character(self):
+        """chat.hello accepts only a character of the session's account; other requests need a hello first."""
         p1 = await self.process()
         alice = await p1.connect(self.char("alice"))
-        self.assertEqual(alice.process.chat.users[alice.cid].name, "Alice")
+        self.assertEqual(alice.process.chat.roster.users[alice.cid].name, "Alice")
         from mmoshard.chat.test.harness import Client, FakeSession
 
         bobId, _, _ = self.char("bob")
@@ -24,6 +28,7 @@ class IdentityAndWhisperTests:
         )
 
     async def test_whisper_same_and_other_process(self):
+        """A whisper by case-insensitive name reaches its recipient on the same process and on another one."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
@@ -41,6 +46,7 @@ class IdentityAndWhisperTests:
         self.assertEqual(alice.events("chat.whisper")[0]["text"], "back")
 
     async def test_whisper_offline(self):
+        """Whispering an offline or unknown character is chat.offline; whispering oneself is chat.self."""
         p1 = await self.process()
         alice = await p1.connect(self.char("alice"))
         self.assertEqual(
@@ -52,6 +58,7 @@ class IdentityAndWhisperTests:
         self.assertEqual(await alice.fails("chat.whisper", to="alice", text="hi"), errors.SELF)
 
     async def test_invisible_looks_offline(self):
+        """An invisible character cannot be whispered: it answers exactly as an offline one."""
         p1 = await self.process()
         alice = await p1.connect(self.char("alice"))
         await p1.connect(self.char("bob"), status="invisible")
@@ -64,11 +71,12 @@ class PresenceAndFriendTests:
     async def befriend(self, a, b):
         reply = await a.call("chat.friend.request", name=b.name)
         self.assertEqual(reply["status"], "sent")
-        await eventually(lambda: b.events("chat.friend.requested"))
+        await self.eventually(lambda: b.events("chat.friend.requested"))
         await b.call("chat.friend.accept", character_id=a.cid)
-        await eventually(lambda: a.events("chat.friend.added"))
+        await self.eventually(lambda: a.events("chat.friend.added"))
 
     async def test_friend_request_accept_with_presence(self):
+        """Friends across processes see each other's status, invisibility, link-dead, resume and logout."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
@@ -78,24 +86,25 @@ class PresenceAndFriendTests:
         [friend] = listing["friends"]
         self.assertEqual((friend["name"], friend["state"]), ("Carol", "online"))
         await carol.call("chat.status", status="away", text="brb")
-        await eventually(lambda: [
+        await self.eventually(lambda: [
             e for e in alice.events("chat.presence") if e["status"] == "away"
         ])
         await carol.call("chat.status", status="invisible")
-        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
+        await self.eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
         [friend] = (await alice.call("chat.friend.list"))["friends"]
         self.assertEqual(friend["state"], "offline")
         await carol.call("chat.status", status="online")
         await carol.linkDead()
-        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "linkdead")
+        await self.eventually(lambda: alice.events("chat.presence")[-1]["state"] == "linkdead")
         await carol.resume()
-        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "online")
+        await self.eventually(lambda: alice.events("chat.presence")[-1]["state"] == "online")
         await carol.end()
-        await eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
+        await self.eventually(lambda: alice.events("chat.presence")[-1]["state"] == "offline")
         [friend] = (await alice.call("chat.friend.list"))["friends"]
         self.assertEqual(friend["state"], "offline")
 
     async def test_hello_lists_friends_and_requests(self):
+        """Hello lists friends with presence and pending requests; decline and remove are told to the other side."""
         p1 = await self.process()
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
@@ -114,17 +123,18 @@ class PresenceAndFriendTests:
         self.assertEqual([(f["name"], f["state"]) for f in hello["friends"]],
                          [("Alice", "online")])
         await bob.call("chat.friend.remove", character_id=alice.cid)
-        await eventually(lambda: alice.events("chat.friend.removed"))
+        await self.eventually(lambda: alice.events("chat.friend.removed"))
         self.assertEqual((await alice.call("chat.friend.list"))["friends"], [])
 
     async def test_block_privacy(self):
+        """A blocked character's whispers, invites and friend requests look like an offline target's, and the block ends friendship."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
         bob = await p2.connect(self.char("bob"))
         await self.befriend(alice, bob)
         await bob.call("chat.block", name="alice")
-        await eventually(lambda: alice.events("chat.friend.removed"))
+        await self.eventually(lambda: alice.events("chat.friend.removed"))
         # Whisper: the same error and message as a character that is offline.
         blocked = await self._failure(alice, "chat.whisper", to="Bob", text="hi")
         await bob.end()
@@ -138,7 +148,7 @@ class PresenceAndFriendTests:
         # Friend request: answered as sent, but never reaches Bob.
         reply = await alice.call("chat.friend.request", name="Bob")
         self.assertEqual(reply["status"], "sent")
-        await settle()
+        await self.settle()
         self.assertEqual(bob.events("chat.friend.requested"), [])
         self.assertEqual(bob.events("chat.whisper"), [])
         self.assertEqual(bob.events("chat.party.invited"), [])
@@ -150,7 +160,7 @@ class PresenceAndFriendTests:
         )
         await bob.call("chat.unblock", character_id=alice.cid)
         await alice.call("chat.whisper", to="Bob", text="hello again")
-        await eventually(lambda: bob.events("chat.whisper"))
+        await self.eventually(lambda: bob.events("chat.whisper"))
 
     async def _failure(self, client, type, **body):
         from mmoshard.wire.errors import ProtocolError
@@ -164,6 +174,7 @@ class PresenceAndFriendTests:
 
 class ModerationTests:
     async def test_length_and_flood(self):
+        """Messages over max_length are chat.too_long; past the burst, chat.rate_limited with a retry_after."""
         p1 = await self.process(config=self.chatConfig(max_length=10, rate=1.0, burst=3))
         alice = await p1.connect(self.char("alice"))
         await p1.connect(self.char("bob"))
@@ -180,6 +191,7 @@ class ModerationTests:
         self.assertGreater(caught.exception.info.retry_after, 0)
 
     async def test_operator_mute_across_processes_expires(self):
+        """Only operators mute; a mute reaches another process, expires, outlives the session and is lifted by unmute."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         op = await p1.connect(self.char("opal"))
@@ -189,11 +201,11 @@ class ModerationTests:
             await alice.fails("chat.mute", name="Bob", seconds=10), errors.FORBIDDEN
         )
         await op.call("chat.mute", name="Alice", seconds=0.5, reason="spam")
-        await eventually(lambda: alice.events("chat.muted"))
+        await self.eventually(lambda: alice.events("chat.muted"))
         self.assertEqual(
             await alice.fails("chat.whisper", to="Bob", text="hi"), errors.MUTED
         )
-        await settle(0.6)
+        await self.settle(0.6)
         await alice.call("chat.whisper", to="Bob", text="hi")
         # A mute outlives the session: it is in SQL.
         await op.call("chat.mute", name="Alice", seconds=60)
@@ -203,23 +215,27 @@ class ModerationTests:
             await alice.fails("chat.whisper", to="Bob", text="hi"), errors.MUTED
         )
         await op.call("chat.unmute", name="Alice")
-        await eventually(lambda: alice.events("chat.unmuted"))
+        await self.eventually(lambda: alice.events("chat.unmuted"))
         await alice.call("chat.whisper", to="Bob", text="hi")
 
     async def test_filter_hook(self):
+        """The built-in filter masks banned words; a replacement IChatFilter may rewrite or refuse (chat.filtered)."""
         p1 = await self.process(config=self.chatConfig(banned_words=("darn",)))
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
         await alice.call("chat.whisper", to="Bob", text="well Darn it")
         self.assertEqual(bob.events("chat.whisper")[-1]["text"], "well **** it")
 
+        @implementer(IChatFilter)
         class Refuse:
             name = "refuse"
 
             def check(self, message):
                 return None if "secret" in message.text else message.text.upper()
 
-        p1.chat.filter = Refuse()
+        refuse = Refuse()
+        self.assertTrue(verifyObject(IChatFilter, refuse))
+        p1.chat.gate.chatFilter = refuse
         self.assertEqual(
             await alice.fails("chat.whisper", to="Bob", text="a secret"), errors.FILTERED
         )
@@ -227,6 +243,7 @@ class ModerationTests:
         self.assertEqual(bob.events("chat.whisper")[-1]["text"], "LOUD")
 
     async def test_announcement_reaches_every_process(self):
+        """An operator's announcement reaches every character on every live process; others get chat.forbidden."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         op = await p1.connect(self.char("opal"))
@@ -235,7 +252,7 @@ class ModerationTests:
         self.assertEqual(await alice.fails("chat.announce", text="hey"), errors.FORBIDDEN)
         reply = await op.call("chat.announce", text="Maintenance at noon")
         self.assertEqual(reply["processes"], 2)
-        await eventually(lambda: bob.events("chat.announcement"))
+        await self.eventually(lambda: bob.events("chat.announcement"))
         self.assertEqual(alice.events("chat.announcement")[0]["text"], "Maintenance at noon")
 
 

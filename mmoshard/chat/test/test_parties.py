@@ -1,11 +1,10 @@
 """Parties and channels on the memory store and on Redis, and leader hand-over driven by a Clock."""
 
-from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from mmoshard.chat import errors
 from mmoshard.chat.test.backends import MemoryBackend, RedisBackend
-from mmoshard.chat.test.harness import eventually, settle
+
 
 
 def lastParty(client):
@@ -17,11 +16,12 @@ class PartyTests:
     async def form(self, leader, *members):
         for m in members:
             reply = await leader.call("chat.party.invite", name=m.name)
-            await eventually(lambda: m.events("chat.party.invited"))
+            await self.eventually(lambda: m.events("chat.party.invited"))
             await m.call("chat.party.accept", party_id=reply["party_id"])
         return reply["party_id"]
 
     async def test_lifecycle_across_processes(self):
+        """A party across processes: invite, decline, accept, size limit, party chat, kick, promote, leave and disband, and IParties reads."""
         p1 = await self.process("p1", config=self.chatConfig(party_max=3))
         p2 = await self.process("p2", config=self.chatConfig(party_max=3))
         alice = await p1.connect(self.char("alice"))
@@ -29,7 +29,7 @@ class PartyTests:
         carol = await p1.connect(self.char("carol"))
         dave = await p2.connect(self.char("dave"))
         pid = await self.form(alice, bob)
-        await eventually(lambda: lastParty(alice) and len(lastParty(alice)["party"]["members"]) == 2)
+        await self.eventually(lambda: lastParty(alice) and len(lastParty(alice)["party"]["members"]) == 2)
         parties = p2.chat.parties
         self.assertEqual(await parties.members(pid), [alice.cid, bob.cid])
         self.assertEqual(await p1.chat.parties.partyOf(bob.cid), pid)
@@ -39,7 +39,7 @@ class PartyTests:
         self.assertEqual(await bob.fails("chat.party.invite", name="Carol"), errors.NOT_LEADER)
         await alice.call("chat.party.invite", name="Carol")
         await carol.call("chat.party.decline", party_id=pid)
-        await eventually(lambda: alice.events("chat.party.declined"))
+        await self.eventually(lambda: alice.events("chat.party.declined"))
         self.assertEqual(
             await carol.fails("chat.party.accept", party_id=pid), errors.NO_INVITE
         )
@@ -47,35 +47,37 @@ class PartyTests:
         self.assertEqual(await alice.fails("chat.party.invite", name="Dave"), errors.PARTY_FULL)
         # Party chat reaches members on both processes, not the sender.
         await bob.call("chat.party.say", text="hello team")
-        await eventually(lambda: alice.events("chat.party.message") and carol.events("chat.party.message"))
+        await self.eventually(lambda: alice.events("chat.party.message") and carol.events("chat.party.message"))
         self.assertEqual(alice.events("chat.party.message")[0]["from_name"], "Bob")
         self.assertEqual(bob.events("chat.party.message"), [])
         self.assertEqual(dave.events("chat.party.message"), [])
         # Kick, promote, leave; a party of one disbands.
         await alice.call("chat.party.kick", character_id=carol.cid)
-        await eventually(lambda: lastParty(carol)["party"] is None if lastParty(carol) else False)
+        await self.eventually(lambda: lastParty(carol)["party"] is None if lastParty(carol) else False)
         self.assertEqual(lastParty(carol)["event"], "kicked")
         self.assertEqual(await carol.fails("chat.party.say", text="x"), errors.NOT_IN_PARTY)
         await alice.call("chat.party.promote", character_id=bob.cid)
-        await eventually(lambda: lastParty(bob)["party"]["leader"] == bob.cid)
+        await self.eventually(lambda: lastParty(bob)["party"]["leader"] == bob.cid)
         self.assertEqual(await parties.members(pid), [bob.cid, alice.cid])
         await alice.call("chat.party.leave")
-        await eventually(lambda: lastParty(bob)["party"] is None)
+        await self.eventually(lambda: lastParty(bob)["party"] is None)
         self.assertEqual(lastParty(bob)["event"], "disbanded")
         self.assertEqual(await parties.members(pid), [])
         self.assertIsNone(await parties.partyOf(bob.cid))
 
     async def test_invite_expires(self):
+        """A party invite cannot be accepted after invite_ttl."""
         p1 = await self.process(config=self.chatConfig(invite_ttl=0.3))
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
         reply = await alice.call("chat.party.invite", name="Bob")
-        await settle(0.5)
+        await self.settle(0.5)
         self.assertEqual(
             await bob.fails("chat.party.accept", party_id=reply["party_id"]), errors.NO_INVITE
         )
 
     async def test_leader_leaving_hands_over_to_an_online_member(self):
+        """A leaving leader's lead passes to an online member, skipping a link-dead one."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
@@ -84,17 +86,19 @@ class PartyTests:
         pid = await self.form(alice, bob, carol)
         await bob.linkDead()
         await alice.call("chat.party.leave")
-        await eventually(lambda: lastParty(carol)["event"] == "left")
+        await self.eventually(lambda: lastParty(carol)["event"] == "left")
         self.assertEqual(lastParty(carol)["party"]["leader"], carol.cid)
         self.assertEqual(await p1.chat.parties.members(pid), [carol.cid, bob.cid])
 
     async def test_party_survives_restart_with_history(self):
+        """A party and its last history entries outlive the process; the new process reports offline members."""
         p1 = await self.process("p1", config=self.chatConfig(history=2))
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
         pid = await self.form(alice, bob)
         for text in ("one", "two", "three"):
             await alice.call("chat.party.say", text=text)
+            await self.settle(0.01)  # history is ordered by time
         await p1.stop()
         p1b = await self.process("p1b", config=self.chatConfig(history=2))
         hello = await p1b.connect(self.char("bob"))
@@ -107,6 +111,7 @@ class PartyTests:
 
 class ChannelTests:
     async def test_channels_limit_history_and_cross_process(self):
+        """Channel names are checked, members limited, messages reach other processes but not the sender, and joiners get the history."""
         config = self.chatConfig(channel_max_members=2, history=3)
         p1 = await self.process("p1", config=config)
         p2 = await self.process("p2", config=config)
@@ -123,7 +128,7 @@ class ChannelTests:
                          errors.NOT_IN_CHANNEL)
         for i in range(4):
             await alice.call("chat.channel.say", channel="trade", text=f"wts {i}")
-        await eventually(lambda: len(bob.events("chat.channel.message")) == 4)
+        await self.eventually(lambda: len(bob.events("chat.channel.message")) == 4)
         self.assertEqual(alice.events("chat.channel.message"), [])
         await bob.call("chat.channel.leave", channel="trade")
         joined = await carol.call("chat.channel.join", channel="trade")
@@ -132,6 +137,7 @@ class ChannelTests:
         self.assertEqual(members["count"], 2)
 
     async def test_blocked_sender_hidden_in_channels(self):
+        """A channel message from a blocked character is not delivered to the one blocking it."""
         p1 = await self.process("p1")
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
@@ -139,10 +145,11 @@ class ChannelTests:
         await bob.call("chat.channel.join", channel="lfg")
         await bob.call("chat.block", name="Alice")
         await alice.call("chat.channel.say", channel="lfg", text="anyone?")
-        await settle()
+        await self.settle()
         self.assertEqual(bob.events("chat.channel.message"), [])
 
     async def test_zone_channels(self):
+        """joinZone/leaveZone from any process move a character between zone channels; a zone set while offline is joined at hello."""
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         alice = await p1.connect(self.char("alice"))
@@ -150,19 +157,19 @@ class ChannelTests:
         # The world role may live in another process than the character.
         await p2.chat.channels.joinZone(alice.cid, "elwynn")
         await p1.chat.channels.joinZone(bob.cid, "elwynn")
-        await eventually(lambda: alice.events("chat.channel.joined") and bob.events("chat.channel.joined"))
+        await self.eventually(lambda: alice.events("chat.channel.joined") and bob.events("chat.channel.joined"))
         self.assertEqual(alice.events("chat.channel.joined")[0]["channel"], "zone:elwynn")
         self.assertEqual(await alice.fails("chat.channel.leave", channel="zone:elwynn"),
                          errors.BAD_CHANNEL)
         await alice.call("chat.channel.say", channel="zone:elwynn", text="hi zone")
-        await eventually(lambda: bob.events("chat.channel.message"))
+        await self.eventually(lambda: bob.events("chat.channel.message"))
         await p1.chat.channels.joinZone(alice.cid, "westfall")
-        await eventually(lambda: alice.events("chat.channel.left"))
+        await self.eventually(lambda: alice.events("chat.channel.left"))
         await bob.call("chat.channel.say", channel="zone:elwynn", text="gone?")
-        await settle()
+        await self.settle()
         self.assertEqual(alice.events("chat.channel.message"), [])
         await p1.chat.channels.leaveZone(bob.cid, "elwynn")
-        await eventually(lambda: bob.events("chat.channel.left"))
+        await self.eventually(lambda: bob.events("chat.channel.left"))
         # A zone set while offline is joined at hello.
         await p1.chat.channels.joinZone(self.char("carol")[0], "duskwood")
         carol = await p2.connect(self.char("carol"))
@@ -177,28 +184,29 @@ class ChannelTests:
         alice = await p1.connect(self.char("alice"))
         world = StoreZoneChannels(self.newVolatile())
         await world.joinZone(alice.cid, "elwynn")
-        await eventually(lambda: alice.events("chat.channel.joined"))
+        await self.eventually(lambda: alice.events("chat.channel.joined"))
         self.assertEqual(alice.events("chat.channel.joined")[0]["channel"], "zone:elwynn")
-        self.assertIn("zone:elwynn", p1.chat.users[alice.cid].channels)
+        self.assertIn("zone:elwynn", p1.chat.roster.users[alice.cid].channels)
         await alice.call("chat.channel.say", channel="zone:elwynn", text="hi zone")
         # Leaving another zone than the current one changes nothing.
         await world.leaveZone(alice.cid, "westfall")
-        await settle()
+        await self.settle()
         self.assertEqual(alice.events("chat.channel.left"), [])
         await world.leaveZone(alice.cid, "elwynn")
-        await eventually(lambda: alice.events("chat.channel.left"))
+        await self.eventually(lambda: alice.events("chat.channel.left"))
         self.assertEqual(alice.events("chat.channel.left")[0]["channel"], "zone:elwynn")
-        self.assertNotIn("zone:elwynn", p1.chat.users[alice.cid].channels)
+        self.assertNotIn("zone:elwynn", p1.chat.roster.users[alice.cid].channels)
         self.assertEqual(await p1.chat.store.channelMembers("zone:elwynn"), {})
         # After the chat process stops it no longer listens.
         await p1.stop()
         await world.joinZone(alice.cid, "westfall")
-        await settle()
+        await self.settle()
         self.assertEqual(len(alice.events("chat.channel.joined")), 1)
 
 
 class PresenceExpiryTests:
     async def test_crashed_process_players_go_offline_within_ttl(self):
+        """A crashed process's players go offline within the presence TTL, its process entry is pruned and its leader's lead passes on."""
         config = self.chatConfig(presence_ttl=3.0)
         p1 = await self.process("p1", config=config)
         p2 = await self.process("p2", config=config)
@@ -209,19 +217,19 @@ class PresenceExpiryTests:
         await alice.call("chat.party.accept", party_id=invite["party_id"])
         await bob.call("chat.party.invite", name="Carol")
         await carol.call("chat.party.accept", party_id=invite["party_id"])
-        await settle(1.2)  # a refresh has happened: entries are kept alive
+        await self.settle(1.2)  # a refresh has happened: entries are kept alive
         await alice.call("chat.whisper", to="Bob", text="still here")
         # p2 "crashes": it stops refreshing and answering, without cleanup.
-        p2.chat._refresher.stop()
-        await p2.chat.bus.stop()
-        await settle(3.2)
+        p2.chat.presence.stopRefreshing()
+        await p2.chat.router.stop()
+        await self.settle(3.2)
         self.assertEqual(await alice.fails("chat.whisper", to="Bob", text="hi"), errors.OFFLINE)
         self.assertEqual((await p1.chat.store.presenceOf([self.char("bob")[0]])), {})
-        self.assertNotIn(p2.chat.procId, await p1.chat.liveProcs())
+        self.assertNotIn(p2.chat.procId, await p1.chat.store.liveProcesses(p1.chat.procId))
         # The dead leader's own grace timer will never run: the next party
         # message notices it has no presence and passes the lead on.
         await carol.call("chat.party.say", text="where is bob?")
-        await eventually(lambda: lastParty(alice)["event"] == "leader_changed")
+        await self.eventually(lambda: lastParty(alice)["event"] == "leader_changed")
         self.assertEqual(
             await p1.chat.parties.members(invite["party_id"]),
             [alice.cid, bob.cid, carol.cid],
@@ -229,12 +237,13 @@ class PresenceExpiryTests:
 
 
     async def test_refresh_rewrites_a_lost_entry(self):
+        """The presence refresh writes again an entry the store lost."""
         p1 = await self.process("p1")
         alice = await p1.connect(self.char("alice"))
         store = p1.chat.store
         await p1.volatile.delete(store.presenceKey(alice.cid), store.nameKey("alice"))
         self.assertIsNone(await store.lookupName("alice"))
-        await p1.chat.refresh()
+        await p1.chat.presence.refresh()
         self.assertEqual(await store.lookupName("ALICE"), (alice.cid, p1.chat.procId))
         self.assertEqual((await store.presenceOf([alice.cid]))[alice.cid]["state"], "online")
 
@@ -243,8 +252,9 @@ class LeaderGraceTests(MemoryBackend, TestCase):
     """The lead passes when the leader stays link-dead past the grace, on a Clock."""
 
     async def test_link_dead_leader_hands_over_after_grace(self):
-        clock = Clock()
-        p1 = await self.process("p1", clock=clock, resumeGrace=20.0)
+        """A link-dead leader keeps the lead within the resume grace and loses it, to an online member, after it."""
+        clock = self.clock
+        p1 = await self.process("p1", resumeGrace=20.0)
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
         carol = await p1.connect(self.char("carol"))
@@ -273,10 +283,9 @@ class LeaderGraceTests(MemoryBackend, TestCase):
         self.assertEqual(lastParty(bob)["party"]["leader"], carol.cid)
 
     async def test_configured_grace_and_session_end(self):
-        clock = Clock()
-        p1 = await self.process(
-            "p1", clock=clock, config=self.chatConfig(leader_grace=5.0)
-        )
+        """leader_grace overrides the resume grace; a leader whose session ends hands over at once and stays a member."""
+        clock = self.clock
+        p1 = await self.process("p1", config=self.chatConfig(leader_grace=5.0))
         alice = await p1.connect(self.char("alice"))
         bob = await p1.connect(self.char("bob"))
         reply = await alice.call("chat.party.invite", name="Bob")

@@ -109,6 +109,7 @@ class ChatProcessesTests(TestCase):
             pass
 
     async def test_cross_process_suite(self):
+        """Two real chat processes: friends, presence, whispers, a party, a channel, a link-dead resume with replay, and metrics."""
         await self.setUpNode()
         one, two = self.spawn("chat-1"), self.spawn("chat-2")
         await one.waitReady()
@@ -180,6 +181,7 @@ class ChatProcessesTests(TestCase):
         self.assertEqual(await two.stop(), 0, two.output.decode())
 
     async def test_crashed_process_players_go_offline(self):
+        """After a kill -9 of one process, routes to it fail at once and its players are offline within the TTL."""
         await self.setUpNode()
         one, two = self.spawn("chat-1"), self.spawn("chat-2")
         await one.waitReady()

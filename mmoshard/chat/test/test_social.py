@@ -26,6 +26,7 @@ class SocialTests:
         return social.Social(store, self.clock, ChatConfig(**config))
 
     async def test_requests_friends_blocks(self):
+        """Friend requests, crossing requests, the friends limit, blocks ending friendships and silent requests, unblock, remove, cancel."""
         s = await self.makeSocial(max_friends=2)
         a, b, c, d = (self.ids[n] for n in ("alice", "bob", "carol", "dave"))
         self.assertEqual(await s.friendRequest(a, b), social.SENT)
@@ -57,6 +58,7 @@ class SocialTests:
         self.assertFalse(await s.declineRequest(c, d))
 
     async def test_mutes_expire(self):
+        """A mute is loaded until it expires, and unmute lifts it."""
         s = await self.makeSocial()
         a = self.ids["alice"]
         await s.mute(a, 2060.0, "spam", self.ids["opal"])
@@ -69,6 +71,7 @@ class SocialTests:
         self.assertIsNone((await s.load(a)).muted_until)
 
     async def test_characters(self):
+        """Characters are found by id and case-insensitive name, with the operator flag of their account."""
         s = await self.makeSocial()
         row = await s.characterByName("OPAL")
         self.assertEqual((row.name, row.is_operator), ("Opal", True))
