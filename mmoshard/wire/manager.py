@@ -17,7 +17,8 @@ from mmoshard.wire.direct import WriteBatch
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.messages import BUILTIN_TYPES, SHUTDOWN
 from mmoshard.wire.metrics import SessionMetrics
-from mmoshard.wire.session import OPEN, Session
+from mmoshard.wire.session import Session
+from mmoshard.wire.states import OPEN
 
 # The owner key only has to outlive the sessions it guards; a crashed
 # process's stale key is harmless (its kick goes unheard), so a day bounds

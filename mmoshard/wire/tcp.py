@@ -6,7 +6,8 @@ from mmoshard.wire import errors
 from mmoshard.wire.direct import directWriter
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.framing import HEADER, EmptyFrame, FrameDecoder, FrameTooLarge
-from mmoshard.wire.session import CLOSING, Connection
+from mmoshard.wire.connection import Connection
+from mmoshard.wire.states import CLOSING
 
 _packHeader = HEADER.pack
 

@@ -5,7 +5,7 @@ from autobahn.websocket.types import ConnectionDeny
 
 from mmoshard.wire import errors
 from mmoshard.wire.errors import ErrorInfo
-from mmoshard.wire.session import Connection
+from mmoshard.wire.connection import Connection
 
 SUBPROTOCOL = "mmoshard.v1"
 CLOSE_NORMAL = 1000

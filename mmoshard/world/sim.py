@@ -5,7 +5,7 @@ import math
 from twisted.logger import Logger
 
 from mmoshard.wire.codec import encode
-from mmoshard.wire.session import sendEncodedMany
+from mmoshard.wire.output import sendEncodedMany
 from mmoshard.world.interest import makeEngine
 from mmoshard.world.zones import Terrain
 

@@ -589,7 +589,7 @@ class SendManyTests(TestCase):
 
     def test_likeSendEncoded(self):
         from mmoshard.wire.codec import encode
-        from mmoshard.wire.session import sendEncodedMany
+        from mmoshard.wire.output import sendEncodedMany
 
         server = Server(self, max_output=1 << 20)
         sessions = server.manager.sessions

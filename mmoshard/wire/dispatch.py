@@ -1,0 +1,99 @@
+"""Dispatch: which function handles each built-in message, and what a role's handler returned (a reply, later or now, or a failure)."""
+
+import inspect
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from mmoshard.wire import errors
+from mmoshard.wire.codec import encode
+from mmoshard.wire.errors import ErrorInfo, ProtocolError
+from mmoshard.wire.handshake import bye, hello, secondHello
+from mmoshard.wire.liveness import ping, pong
+from mmoshard.wire.resume import resume
+
+_log = Logger()
+
+# The built-in messages, before and after hello: tables of plain functions,
+# called as handler(connection, message), shared by every connection.  The
+# connection looks a message's type up here first, then in the manager's
+# routes (the roles' handlers, called as handler(session, message)).
+PRE_SESSION = {
+    "hello": hello,
+    "resume": resume,
+    "ping": ping,
+    "pong": pong,
+}
+IN_SESSION = {
+    "hello": secondHello,
+    "resume": secondHello,
+    "ping": ping,
+    "pong": pong,
+    "bye": bye,
+}
+
+
+def handled(result, conn, kind, message):
+    """What a route's handler returned: a reply, or a coroutine or Deferred of one."""
+    if type(result) is dict:
+        reply(result, conn, kind, message)
+        return
+    if inspect.iscoroutine(result):
+        result = ensureDeferred(result)
+    if isinstance(result, Deferred):
+        result.addCallbacks(
+            _asyncReply,
+            handlerFailed,
+            callbackArgs=(conn, kind, message),
+            errbackArgs=(conn, kind, message),
+        )
+        return
+    handlerFailed(_notADict(result), conn, kind, message)
+
+
+def _notADict(result):
+    return Failure(TypeError(f"handler returned {type(result).__name__}, not a dict"))
+
+
+def _asyncReply(result, conn, kind, message):
+    if result is None:
+        return
+    if type(result) is not dict:
+        handlerFailed(_notADict(result), conn, kind, message)
+        return
+    reply(result, conn, kind, message)
+
+
+def reply(body, conn, kind, message):
+    """Send C{body} as the reply to C{message}: its type, with its request id."""
+    answer = dict(body)
+    answer["t"] = kind
+    requestId = message.get("id")
+    if requestId is not None:
+        answer["id"] = requestId
+    try:
+        payload = encode(answer)
+    except Exception:
+        handlerFailed(Failure(), conn, kind, message)
+        return
+    conn.sendEncoded(payload, kind)
+
+
+def handlerFailed(failure, conn, kind, message):
+    """
+    A handler raised or failed: a L{ProtocolError} is the client's typed
+    error; anything else is logged and answered with C{internal}.
+    """
+    if failure.check(ProtocolError):
+        conn.sendError(failure.value.info, message.get("id"))
+        return
+    session = conn.session
+    _log.failure(
+        "handler for {type} failed in session {session_id} (account {account_id})",
+        failure,
+        type=kind,
+        session_id=session.sessionId if session else None,
+        account_id=session.accountId if session else None,
+    )
+    conn.sendError(ErrorInfo(errors.INTERNAL, "internal error"), message.get("id"))
