@@ -251,7 +251,7 @@ class AllRolesTests(TestCase):
         """All installed roles in one process on the embedded default; every message type they register is in docs/."""
         from mmoshard.interfaces import IMessageRouter
         from mmoshard.plugins import discoverRoles
-        from mmoshard.wire.docs import undocumentedTypes
+        from mmoshard.wire.test.docs import undocumentedTypes
 
         roles = discoverRoles()
         self.assertTrue({"auth", "chat", "version", "world"} <= {r.name for r in roles})

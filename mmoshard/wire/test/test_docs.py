@@ -3,8 +3,8 @@
 from twisted.trial.unittest import TestCase
 
 from mmoshard.wire import errors
-from mmoshard.wire.docs import documentedErrorCodes, documentedTypes, undocumentedTypes
 from mmoshard.wire.messages import BUILTIN_TYPES
+from mmoshard.wire.test.docs import documentedErrorCodes, documentedTypes, undocumentedTypes
 from mmoshard.wire.test.helpers import Server
 
 

@@ -1,0 +1,134 @@
+"""Deterministic tests of the session layer's limits and output over simulated TCP: rate, connections, back-pressure, sendEncodedMany."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.wire import errors
+from mmoshard.wire.codec import encode
+from mmoshard.wire.output import sendEncodedMany
+from mmoshard.wire.test.helpers import Server
+
+
+class LimitTests(TestCase):
+    def test_rateLimit(self):
+        server = Server(self, rate=10.0, burst=5, abuse_limit=3)
+        server.manager.addHandlers("t", {"t.x": lambda s, m: {}})
+        peer = server.welcomed()
+        # The hello took one token of the burst of 5.
+        for i in range(4):
+            peer.send({"t": "t.x", "id": i})
+        self.assertEqual([r["t"] for r in peer.received()], ["t.x"] * 4)
+        peer.send({"t": "t.x", "id": 4})
+        peer.send({"t": "t.x", "id": 5})
+        first, second = peer.received()
+        self.assertEqual((first["code"], first["id"]), (errors.RATE_LIMITED, 4))
+        self.assertEqual((second["code"], second["id"]), (errors.RATE_LIMITED, 5))
+        self.assertEqual(first["retry_after"], 0.1)
+        server.clock.advance(0.1)
+        peer.send({"t": "t.x", "id": 6})
+        self.assertEqual(peer.received()[0]["t"], "t.x")
+        self.assertFalse(peer.closed)
+        peer.send({"t": "t.x", "id": 7})
+        self.assertEqual(peer.received()[-1]["code"], errors.RATE_LIMITED)
+        self.assertTrue(peer.closed)
+
+    def test_rateRecovers(self):
+        server = Server(self, rate=10.0, burst=2, abuse_limit=3)
+        peer = server.welcomed()
+        for round in range(5):
+            peer.send({"t": "ping"})
+            peer.send({"t": "ping"})
+            peer.send({"t": "ping"})
+            self.assertEqual(peer.received()[-1]["code"], errors.RATE_LIMITED)
+            server.clock.advance(1)
+        self.assertFalse(peer.closed)
+
+    def test_slowConsumer(self):
+        server = Server(self, max_output=1500)
+        peer = server.welcomed()
+        other = server.welcomed(accountId=2)
+        sessions = server.manager.sessions
+        session = sessions[peer.welcome["session_id"]]
+        otherSession = sessions[other.welcome["session_id"]]
+        peer.conn.pauseProducing()
+        for i in range(9):
+            session.send("t.event", {"pad": "x" * 100})
+            otherSession.send("t.event", {"pad": "x" * 100})
+        self.assertEqual(peer.received(), [])
+        peer.conn.resumeProducing()
+        self.assertEqual([m["seq"] for m in peer.received()], list(range(1, 10)))
+        peer.conn.pauseProducing()
+        for i in range(15):
+            session.send("t.event", {"pad": "x" * 100})
+            otherSession.send("t.event", {"pad": "x" * 100})
+        [error] = peer.received()
+        self.assertEqual(error["code"], errors.SLOW_CONSUMER)
+        self.assertTrue(peer.closed)
+        self.assertEqual(len(other.received()), 24)
+        self.assertFalse(other.closed)
+
+    def test_connectionLimits(self):
+        server = Server(self, max_connections=3, max_per_ip=2)
+        a = server.tcp("10.0.0.1")
+        b = server.tcp("10.0.0.1")
+        c = server.tcp("10.0.0.1")
+        self.assertFalse(a.closed or b.closed)
+        self.assertEqual(c.received()[0]["code"], errors.IP_LIMIT)
+        self.assertTrue(c.closed)
+        c.lose()
+        d = server.tcp("10.0.0.2")
+        e = server.tcp("10.0.0.3")
+        self.assertFalse(d.closed)
+        self.assertEqual(e.received()[0]["code"], errors.SERVER_FULL)
+        e.lose()
+        a.lose()
+        f = server.tcp("10.0.0.3")
+        self.assertFalse(f.closed)
+
+
+class SendManyTests(TestCase):
+    """sendEncodedMany: what one sendEncoded per session would do, in one pass."""
+
+    def test_likeSendEncoded(self):
+        server = Server(self, max_output=1 << 20)
+        sessions = server.manager.sessions
+        tcp = [server.welcomed(accountId=i) for i in (1, 2, 3, 4)]
+        ws = server.welcomed(accountId=5, transport="ws")
+        live, paused, linkDead, ended = (sessions[p.welcome["session_id"]] for p in tcp)
+        wsSession = sessions[ws.welcome["session_id"]]
+        tcp[1].conn.pauseProducing()
+        tcp[2].lose()
+        server.manager.endSession(ended, "logout")
+        for p in tcp + [ws]:
+            p.received()
+
+        class Other:
+            def __init__(self):
+                self.got = []
+
+            def sendEncoded(self, payload, type):
+                self.got.append((payload, type))
+
+        other = Other()
+        stats = server.manager.metrics.forTransport
+        before = {t: (stats(t).messagesOut.get("t.u", 0), stats(t).bytesOut.get("t.u", 0))
+                  for t in ("tcp", "websocket")}
+        payloads = [encode({"t": "t.u", "n": i}) for i in range(6)]
+        sendEncodedMany(list(zip([live, paused, linkDead, ended, wsSession, other], payloads)),
+                        "t.u")
+
+        self.assertEqual(tcp[0].received(), [{"t": "t.u", "n": 0}])
+        self.assertEqual(ws.received(), [{"t": "t.u", "n": 4}])
+        self.assertEqual(other.got, [(payloads[5], "t.u")])
+        self.assertEqual(tcp[1].received(), [])
+        tcp[1].conn.resumeProducing()
+        self.assertEqual(tcp[1].received(), [{"t": "t.u", "n": 1}])
+        self.assertEqual(tcp[3].received(), [])
+        # Counted per transport as sendEncoded would: the live and the paused
+        # TCP sessions, the WebSocket one; not the dropped ones.
+        tcpCount, tcpBytes = before["tcp"]
+        self.assertEqual(stats("tcp").messagesOut["t.u"], tcpCount + 2)
+        self.assertEqual(stats("tcp").bytesOut["t.u"],
+                         tcpBytes + len(payloads[0]) + len(payloads[1]))
+        wsCount, wsBytes = before["websocket"]
+        self.assertEqual(stats("websocket").messagesOut["t.u"], wsCount + 1)
+        self.assertEqual(stats("websocket").bytesOut["t.u"], wsBytes + len(payloads[4]))
