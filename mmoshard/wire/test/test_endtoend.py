@@ -84,6 +84,10 @@ class EndToEndMixin:
         return client
 
     async def test_requestsAndEvents(self):
+        """
+        Over real sockets the client is welcomed, gets replies and numbered events, typed
+        errors, pongs and round-trip times both ways, and a logout ends the session.
+        """
         await self.startServer()
         client = await self.client(accountId=11)
         self.assertEqual(client.welcome["account_id"], 11)
@@ -106,6 +110,10 @@ class EndToEndMixin:
         self.assertEqual(self.listener.events[-1][2], "logout")
 
     async def test_invalidToken(self):
+        """
+        The client's connect fails with auth.invalid_token for a bad token and ends with
+        that code.
+        """
         await self.startServer()
         client = SessionClient(self.reactor, self.address, "garbage")
         error = await self.assertFailure(Deferred.fromCoroutine(client.connect()), RequestError)
@@ -113,6 +121,10 @@ class EndToEndMixin:
         self.assertEqual(await client.ended, errors.INVALID_TOKEN)
 
     async def test_automaticResume(self):
+        """
+        A dropped client resumes on its own, gets the event sent while it was away and keeps
+        its session.
+        """
         await self.startServer(resume_grace=5.0)
         client = await self.client(accountId=12)
         session = self.service.manager.sessions[client.sessionId]
@@ -130,12 +142,17 @@ class EndToEndMixin:
         self.assertFalse(client.ended.called)
 
     async def test_replacedAcrossClients(self):
+        """A second client of the same account ends the first with replaced."""
         await self.startServer()
         first = await self.client(accountId=13)
         await self.client(accountId=13)
         self.assertEqual(await first.ended, errors.REPLACED)
 
     async def test_serverShutdown(self):
+        """
+        Stopping the service sends server.shutdown, ends the client with shutdown and stops
+        listening.
+        """
         await self.startServer()
         client = await self.client(accountId=14)
         await self.service.stop()
@@ -184,6 +201,7 @@ class LoginTests(TestCase):
         return f"http://127.0.0.1:{port.getHost().port}/"
 
     async def test_login(self):
+        """login posts the username and password to /v1/sessions and returns the body."""
         from mmoshard.wire.client import login
 
         base = await self.serve(200, {"access_token": "tok", "account_id": 3})
@@ -192,6 +210,7 @@ class LoginTests(TestCase):
         self.assertEqual(self.seen, [{"username": "ann", "password": "pw"}])
 
     async def test_loginRefused(self):
+        """A refused login raises RequestError with the server's error code."""
         from mmoshard.wire.client import login
 
         base = await self.serve(401, {"error": {"code": "auth.bad_credentials", "message": "no"}})

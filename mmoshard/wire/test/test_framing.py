@@ -11,10 +11,15 @@ from mmoshard.wire.test.helpers import Server
 
 class CodecTests(TestCase):
     def test_roundTrip(self):
+        """A message with str, int and bytes values decodes to what was encoded."""
         message = {"t": "chat.say", "id": 3, "text": "hi", "blob": b"\x00\x01"}
         self.assertEqual(decode(encode(message)), message)
 
     def test_rejects(self):
+        """
+        decode refuses empty, invalid, non-map, untyped, trailing-byte, non-str-key,
+        extension, bad UTF-8 and deeply nested payloads with DecodeError.
+        """
         bad = [
             b"",
             b"\xc1",
@@ -38,6 +43,10 @@ class FrameDecoderTests(TestCase):
         return b"".join(frame(encode(m)) for m in self.messages)
 
     def test_splitAtEveryByte(self):
+        """
+        A stream of frames split in two at any byte decodes to the same messages, nothing
+        left pending.
+        """
         data = self.stream()
         for cut in range(len(data) + 1):
             decoder = FrameDecoder(65536)
@@ -46,6 +55,7 @@ class FrameDecoderTests(TestCase):
             self.assertEqual(decoder.pending, 0)
 
     def test_byteByByte(self):
+        """Frames fed one byte at a time decode to the same messages."""
         decoder = FrameDecoder(65536)
         frames = []
         for i, byte in enumerate(self.stream()):
@@ -53,22 +63,32 @@ class FrameDecoderTests(TestCase):
         self.assertEqual([decode(f) for f in frames], self.messages)
 
     def test_coalesced(self):
+        """Many frames in one chunk all decode, in order."""
         decoder = FrameDecoder(65536)
         frames = decoder.feed(self.stream() * 3)
         self.assertEqual([decode(f) for f in frames], self.messages * 3)
 
     def test_tooLargeBeforeBody(self):
+        """
+        A header announcing more than the limit raises FrameTooLarge with the size and limit
+        before any body arrives.
+        """
         decoder = FrameDecoder(100)
         decoder.feed(frame(b"x" * 100))
         e = self.assertRaises(FrameTooLarge, decoder.feed, b"\x00\x00\x00\x65")
         self.assertEqual((e.size, e.limit), (101, 100))
 
     def test_empty(self):
+        """A zero-length frame raises EmptyFrame."""
         self.assertRaises(EmptyFrame, FrameDecoder(10).feed, b"\x00\x00\x00\x00")
 
 
 class TCPTransportTests(TestCase):
     def test_splitAtEveryByteThroughServer(self):
+        """
+        A hello and a ping split at any byte through the TCP transport get a welcome and a
+        pong.
+        """
         server = Server(self)
         hello = {"t": "hello", "id": 1, "token": server.token(5),
                  "client_version": "1", "platform": "t"}
@@ -83,6 +103,7 @@ class TCPTransportTests(TestCase):
             peer.lose()
 
     def test_coalescedThroughServer(self):
+        """Ten pings in one TCP chunk get ten pongs, in order."""
         server = Server(self)
         peer = server.welcomed()
         data = b"".join(frame(encode({"t": "ping", "id": i})) for i in range(10))
@@ -90,6 +111,10 @@ class TCPTransportTests(TestCase):
         self.assertEqual([r["id"] for r in peer.received()], list(range(10)))
 
     def test_sizeLimit(self):
+        """
+        A frame under max_frame is handled; one announcing more is closed with
+        frame_too_large.
+        """
         server = Server(self, max_frame=1024)
         peer = server.welcomed()
         peer.send({"t": "ping", "pad": "x" * 900})
@@ -102,6 +127,7 @@ class TCPTransportTests(TestCase):
         self.assertTrue(peer.closed)
 
     def test_garbage(self):
+        """A frame that is not msgpack is closed with bad_frame; bytes after it are ignored."""
         server = Server(self)
         peer = server.welcomed()
         peer.sendBytes(frame(b"\xc1\xc1garbage"))
@@ -113,6 +139,7 @@ class TCPTransportTests(TestCase):
         self.assertEqual(peer.received(), [])
 
     def test_emptyFrame(self):
+        """An empty TCP frame is closed with bad_frame."""
         server = Server(self)
         peer = server.tcp()
         peer.sendBytes(b"\x00\x00\x00\x00")

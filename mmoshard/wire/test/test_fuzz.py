@@ -78,6 +78,7 @@ class FuzzTests(TestCase):
     @FUZZ
     @given(st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=4))
     def test_randomBytesBeforeHello(self, chunks):
+        """Random bytes before hello get a typed error and a close, or nothing, never a crash."""
         peer = self.server.tcp()
         for chunk in chunks:
             peer.sendBytes(chunk)
@@ -86,6 +87,10 @@ class FuzzTests(TestCase):
     @FUZZ
     @given(st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=4))
     def test_randomFramesInSession(self, payloads):
+        """
+        Random frame payloads in a session get typed errors or a close, and a surviving
+        connection still answers pings.
+        """
         peer = self.server.welcomed()
         for payload in payloads:
             peer.sendBytes(frame(payload))
@@ -94,6 +99,7 @@ class FuzzTests(TestCase):
     @FUZZ
     @given(st.lists(anything, min_size=1, max_size=4))
     def test_randomValuesBeforeHello(self, items):
+        """Random msgpack values before hello get typed errors or a close, never a crash."""
         peer = self.server.tcp()
         for item in items:
             peer.sendBytes(frame(msgpack.packb(item, use_bin_type=True)))
@@ -102,6 +108,10 @@ class FuzzTests(TestCase):
     @FUZZ
     @given(st.lists(anything, min_size=1, max_size=4))
     def test_randomValuesInSession(self, items):
+        """
+        Random msgpack values and messages in a session get typed errors or a close, and a
+        surviving connection still answers pings.
+        """
         peer = self.server.welcomed()
         for item in items:
             peer.sendBytes(frame(msgpack.packb(item, use_bin_type=True)))
@@ -110,6 +120,10 @@ class FuzzTests(TestCase):
     @FUZZ
     @given(st.lists(anything, min_size=1, max_size=3))
     def test_randomValuesOverWebSocket(self, items):
+        """
+        Random msgpack values over WebSocket get typed errors or a close, and a surviving
+        connection still answers pings.
+        """
         peer = self.server.welcomed(transport="ws")
         for item in items:
             peer.protocol.onMessage(msgpack.packb(item, use_bin_type=True), True)

@@ -10,6 +10,10 @@ from mmoshard.wire.test.helpers import Server
 
 class LimitTests(TestCase):
     def test_rateLimit(self):
+        """
+        Past the burst, messages get rate_limited with retry_after 1/rate; refilled tokens
+        let messages through again; abuse_limit refusals in a row close the connection.
+        """
         server = Server(self, rate=10.0, burst=5, abuse_limit=3)
         server.manager.addHandlers("t", {"t.x": lambda s, m: {}})
         peer = server.welcomed()
@@ -32,6 +36,10 @@ class LimitTests(TestCase):
         self.assertTrue(peer.closed)
 
     def test_rateRecovers(self):
+        """
+        Occasional bursts over the limit, with the bucket refilling between them, are
+        refused but never closed.
+        """
         server = Server(self, rate=10.0, burst=2, abuse_limit=3)
         peer = server.welcomed()
         for round in range(5):
@@ -43,6 +51,10 @@ class LimitTests(TestCase):
         self.assertFalse(peer.closed)
 
     def test_slowConsumer(self):
+        """
+        A paused connection queues its output and flushes it in order on resume; past
+        max_output it is closed with slow_consumer while other connections are untouched.
+        """
         server = Server(self, max_output=1500)
         peer = server.welcomed()
         other = server.welcomed(accountId=2)
@@ -66,7 +78,35 @@ class LimitTests(TestCase):
         self.assertEqual(len(other.received()), 24)
         self.assertFalse(other.closed)
 
+    def test_pausedAgainMidFlush(self):
+        """A transport that pauses again while the backlog is flushed keeps the rest, in order, for the next resume."""
+        server = Server(self)
+        peer = server.welcomed()
+        session = server.manager.sessions[peer.welcome["session_id"]]
+        conn = peer.conn
+        conn.pauseProducing()
+        for n in range(4):
+            session.send("t.event", {"n": n})
+        write = peer.protocol.writeFrame
+
+        def writeAndPause(payload):
+            write(payload)
+            conn.pauseProducing()
+
+        self.patch(peer.protocol, "writeFrame", writeAndPause)
+        conn.resumeProducing()
+        self.assertEqual([m["n"] for m in peer.received()], [0])
+        self.patch(peer.protocol, "writeFrame", write)
+        session.send("t.event", {"n": 4})
+        conn.resumeProducing()
+        self.assertEqual([m["n"] for m in peer.received()], [1, 2, 3, 4])
+        self.assertFalse(peer.closed)
+
     def test_connectionLimits(self):
+        """
+        Connections over max_per_ip or max_connections are refused with ip_limit and
+        server_full; a closed connection frees its place.
+        """
         server = Server(self, max_connections=3, max_per_ip=2)
         a = server.tcp("10.0.0.1")
         b = server.tcp("10.0.0.1")
@@ -89,6 +129,11 @@ class SendManyTests(TestCase):
     """sendEncodedMany: what one sendEncoded per session would do, in one pass."""
 
     def test_likeSendEncoded(self):
+        """
+        sendEncodedMany writes to live connections, queues for paused ones, drops link-dead
+        and ended sessions, calls other ISession providers' sendEncoded, and counts per
+        transport as sendEncoded would.
+        """
         server = Server(self, max_output=1 << 20)
         sessions = server.manager.sessions
         tcp = [server.welcomed(accountId=i) for i in (1, 2, 3, 4)]

@@ -52,6 +52,10 @@ class RedisOwnershipTests(TestCase):
         return seen
 
     async def test_replacedAcrossProcesses(self):
+        """
+        On Redis a hello on node B ends the account's session on node A with replaced; a
+        logout releases only its own claim.
+        """
         url, prefix, cleaner = requireRedis()
         self.addCleanup(cleaner)
         self.peers = []

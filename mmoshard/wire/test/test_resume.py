@@ -24,6 +24,11 @@ class ResumeTests(TestCase):
         return peer
 
     def test_resumeReplays(self):
+        """
+        A link-dead session resumed within the grace gets resumed with a new resume token
+        and the messages after last_seq; the expiry is cancelled and the old token no longer
+        works.
+        """
         self.session.send("t.event", {"n": 1})
         self.peer.received()
         self.peer.lose()
@@ -61,6 +66,10 @@ class ResumeTests(TestCase):
         self.assertEqual(self.session.replayAfter(6), [])
 
     def test_resumeBeforeServerNoticedLoss(self):
+        """
+        A resume while the old connection still looks alive retires that connection; what it
+        sends afterwards is ignored and its loss does not make the session link-dead.
+        """
         peer = self.resume()
         self.assertEqual(peer.received()[0]["t"], "resumed")
         self.assertTrue(self.peer.transport.disconnected)
@@ -73,6 +82,10 @@ class ResumeTests(TestCase):
         self.assertEqual(peer.received()[0]["seq"], 1)
 
     def test_resumeAfterExpiry(self):
+        """
+        After the grace period the session is ended with reason expired and a resume fails
+        with resume_failed.
+        """
         self.peer.lose()
         self.server.clock.advance(30)
         self.assertEqual(self.server.listener.events[-1], ("ended", self.sid, "expired"))
@@ -83,6 +96,10 @@ class ResumeTests(TestCase):
         self.assertEqual(registry.get_sample_value("mmoshard_session_link_dead"), 0)
 
     def test_resumeWithGap(self):
+        """
+        A resume whose missed messages fell out of the replay buffer fails and ends the
+        session with reason resume_failed.
+        """
         self.peer.lose()
         for n in range(6):
             self.session.send("t.event", {"n": n})
@@ -91,6 +108,10 @@ class ResumeTests(TestCase):
         self.assertEqual(self.server.listener.events[-1], ("ended", self.sid, "resume_failed"))
 
     def test_resumeBadToken(self):
+        """
+        Unknown, malformed or wrong-secret resume tokens get resume_failed; wrongly typed
+        fields get bad_request.
+        """
         for token in ["nope", self.sid + ".wrong", ".", self.sid]:
             peer = self.resume(token=token)
             self.assertEqual(peer.received()[0]["code"], errors.RESUME_FAILED)
@@ -99,6 +120,10 @@ class ResumeTests(TestCase):
         self.assertEqual(peer.received()[0]["code"], errors.BAD_REQUEST)
 
     def test_noGrace(self):
+        """
+        With resume_grace 0 a lost connection ends its session at once with reason
+        disconnected.
+        """
         server = Server(self, resume_grace=0.0)
         peer = server.welcomed()
         peer.lose()
@@ -107,6 +132,10 @@ class ResumeTests(TestCase):
 
 class ReplacedTests(TestCase):
     def test_sameProcess(self):
+        """
+        A second hello for the same account ends the first session with replaced and keeps
+        the new one.
+        """
         server = Server(self)
         first = server.welcomed(accountId=7)
         second = server.welcomed(accountId=7)
@@ -121,12 +150,17 @@ class ReplacedTests(TestCase):
         self.assertEqual(list(server.manager.sessions), [sid2])
 
     def test_otherAccountUntouched(self):
+        """A hello for another account leaves an existing session alone."""
         server = Server(self)
         first = server.welcomed(accountId=7)
         server.welcomed(accountId=8)
         self.assertEqual(first.received(), [])
 
     def test_acrossProcesses(self):
+        """
+        A hello on another node kicks the account's session here through the volatile store;
+        the loser's release does not remove the winner's claim.
+        """
         clock = Clock()
         volatile = makeVolatile(clock)
         a = Server(self, clock=clock, volatile=volatile, nodeId="proc-a")
@@ -145,6 +179,7 @@ class ReplacedTests(TestCase):
         self.assertFalse(third.closed)
 
     def test_disabled(self):
+        """With one_session_per_account off, two sessions of one account coexist."""
         server = Server(self, one_session_per_account=False)
         first = server.welcomed(accountId=7)
         server.welcomed(accountId=7)
@@ -154,6 +189,10 @@ class ReplacedTests(TestCase):
 
 class ShutdownTests(TestCase):
     def test_shutdown(self):
+        """
+        shutdown tells sessions, ends them with reason shutdown, closes every connection,
+        aborts the slow ones at the timeout, and refuses new ones with unavailable.
+        """
         server = Server(self)
         peer = server.welcomed()
         waiting = server.tcp("10.0.0.9")

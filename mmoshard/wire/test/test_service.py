@@ -18,6 +18,10 @@ class SessionServiceTests(TestCase):
         self.assertIs(node.lookup(IMessageRouter), service.manager)
 
     def test_listensOnBothEndpoints(self):
+        """
+        Starting the service listens on the TCP and WebSocket endpoints with their factories
+        and records the ports; stopping succeeds.
+        """
         reactor = MemoryReactorClock()
         node = makeNode(reactor, listen={"tcp": "tcp:7100", "websocket": "tcp:7101",
                                            "http": "", "admin": ""})
@@ -30,6 +34,7 @@ class SessionServiceTests(TestCase):
         self.successResultOf(service.stopService())
 
     def test_emptyEndpointSkipped(self):
+        """An empty endpoint string opens no listener for that transport."""
         reactor = MemoryReactorClock()
         node = makeNode(reactor, listen={"tcp": "tcp:7100", "websocket": "",
                                            "http": "", "admin": ""})

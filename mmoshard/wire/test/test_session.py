@@ -3,13 +3,14 @@
 from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
-from mmoshard.interfaces import IClientGate
+from mmoshard.interfaces import IClientGate, IMessageRouter, ISession, ISessionListener
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.revocations import revokeLogin
 from mmoshard.wire import errors
 from mmoshard.wire.errors import ErrorInfo, ProtocolError
-from mmoshard.wire.test.helpers import FakeVerifier, Server
+from mmoshard.wire.test.helpers import FakeVerifier, RecordingListener, Server
 
 
 def hello(token, **extra):
@@ -47,6 +48,10 @@ class HandshakeTests(TestCase):
         return replies[-1]
 
     def test_welcome(self):
+        """
+        A valid hello gets a welcome with the session id, account, heartbeat, resume token
+        and server time; the session is registered and listeners hear it started.
+        """
         peer = self.server.tcp()
         peer.send(hello(self.server.token(42)))
         [welcome] = peer.received()
@@ -63,12 +68,17 @@ class HandshakeTests(TestCase):
         self.assertEqual(self.server.listener.events, [("started", session.sessionId)])
 
     def test_invalidToken(self):
+        """
+        A hello with a token that does not decode is closed with auth.invalid_token and
+        opens no session.
+        """
         peer = self.server.tcp()
         peer.send(hello("not-a-token"))
         self.assertClosedWith(peer, errors.INVALID_TOKEN)
         self.assertEqual(self.server.manager.sessions, {})
 
     def test_expiredToken(self):
+        """A hello with an expired token is closed with auth.invalid_token saying it expired."""
         token = self.server.token(3, ttl=5)
         self.server.clock.advance(6)
         peer = self.server.tcp()
@@ -77,6 +87,7 @@ class HandshakeTests(TestCase):
         self.assertIn("expired", error["message"])
 
     def test_revokedToken(self):
+        """A hello with a token whose login was revoked is closed with auth.invalid_token."""
         token = self.server.token(3, sid="gone")
         self.successResultOf(revokeLogin(self.server.volatile, "gone", 60))
         peer = self.server.tcp()
@@ -84,6 +95,10 @@ class HandshakeTests(TestCase):
         self.assertClosedWith(peer, errors.INVALID_TOKEN)
 
     def test_storeDown(self):
+        """
+        A hello that cannot be checked because the volatile store is down is closed with
+        unavailable and a retry hint of 5 s.
+        """
         self.server.manager.verifier = FakeVerifier(VolatileUnavailable("down"))
         peer = self.server.tcp()
         peer.send(hello(self.server.token()))
@@ -91,6 +106,10 @@ class HandshakeTests(TestCase):
         self.assertEqual(error["retry_after"], 5.0)
 
     def test_updateRequired(self):
+        """
+        The client gate is asked with the account, version and platform; a refused client
+        version is closed with its error, an accepted one welcomed.
+        """
         gate = MinimumVersionGate((2, 0))
         self.server.manager.clientGate = gate
         peer = self.server.tcp()
@@ -102,12 +121,17 @@ class HandshakeTests(TestCase):
         self.assertEqual(ok.received()[0]["t"], "welcome")
 
     def test_noGateAllowsAll(self):
+        """Without an IClientGate every client version is welcomed."""
         self.assertIsNone(self.server.manager.gate())
         peer = self.server.tcp()
         peer.send(hello(self.server.token(), client_version="0.0.1"))
         self.assertEqual(peer.received()[0]["t"], "welcome")
 
     def test_helloTimeout(self):
+        """
+        A connection that sends no hello within hello_timeout is closed with hello_timeout,
+        not before.
+        """
         peer = self.server.tcp()
         self.server.clock.advance(4.9)
         self.assertFalse(peer.closed)
@@ -115,6 +139,10 @@ class HandshakeTests(TestCase):
         self.assertClosedWith(peer, errors.HELLO_TIMEOUT, requestId=None)
 
     def test_helloTimeoutWhileVerifying(self):
+        """
+        The hello timeout also closes a connection whose token check is still pending; the
+        late answer opens no session.
+        """
         pending = Deferred()
         self.server.manager.verifier = FakeVerifier(None)
         self.server.manager.verifier.verify = lambda token: pending
@@ -127,11 +155,19 @@ class HandshakeTests(TestCase):
         self.assertEqual(self.server.manager.sessions, {})
 
     def test_requestBeforeHello(self):
+        """
+        A routed message before hello is closed with not_authenticated, answering its
+        request id.
+        """
         peer = self.server.tcp()
         peer.send({"t": "chat.say", "id": 4})
         self.assertClosedWith(peer, errors.NOT_AUTHENTICATED, requestId=4)
 
     def test_badHello(self):
+        """
+        A hello whose token, client_version or platform has the wrong type or length is
+        closed with bad_request.
+        """
         for bad in [{"token": 5}, {"client_version": ["x"]}, {"platform": "p" * 100}]:
             peer = self.server.tcp()
             message = hello(self.server.token())
@@ -140,6 +176,7 @@ class HandshakeTests(TestCase):
             self.assertClosedWith(peer, errors.BAD_REQUEST)
 
     def test_secondHello(self):
+        """A hello inside a session gets bad_request for its request id and the session goes on."""
         peer = self.server.welcomed()
         peer.send(hello(self.server.token(), id=2))
         [error] = peer.received()
@@ -147,6 +184,7 @@ class HandshakeTests(TestCase):
         self.assertFalse(peer.closed)
 
     def test_bye(self):
+        """bye is answered, the connection closed and the session ended with reason logout."""
         peer = self.server.welcomed()
         sid = peer.welcome["session_id"]
         peer.send({"t": "bye", "id": 8})
@@ -191,11 +229,19 @@ class DispatchTests(TestCase):
         self.peer = self.server.welcomed(accountId=5)
 
     def test_reply(self):
+        """
+        A handler's dict is sent back as a reply of the request's type, with its request id;
+        the handler sees the session's account.
+        """
         self.peer.send({"t": "test.echo", "id": 7, "text": "hi"})
         self.assertEqual(self.peer.received(), [{"t": "test.echo", "id": 7, "echo": "hi"}])
         self.assertEqual(self.calls[0][0], 5)
 
     def test_asyncReply(self):
+        """
+        Coroutine and Deferred handlers reply when they finish, with the request's type and
+        id.
+        """
         self.peer.send({"t": "test.later", "id": "a"})
         self.assertEqual(self.peer.received(), [{"t": "test.later", "id": "a", "ok": True}])
         self.peer.send({"t": "test.pending", "id": 3})
@@ -204,10 +250,15 @@ class DispatchTests(TestCase):
         self.assertEqual(self.peer.received(), [{"t": "test.pending", "id": 3, "done": 1}])
 
     def test_noReply(self):
+        """A handler that returns None sends nothing."""
         self.peer.send({"t": "test.silent", "id": 1})
         self.assertEqual(self.peer.received(), [])
 
     def test_unknownType(self):
+        """
+        An unregistered type in a session gets unknown_type for its request id; the
+        connection keeps working.
+        """
         self.peer.send({"t": "test.nothing", "id": 9})
         [error] = self.peer.received()
         self.assertEqual((error["code"], error["id"]), (errors.UNKNOWN_TYPE, 9))
@@ -215,6 +266,10 @@ class DispatchTests(TestCase):
         self.assertEqual(self.peer.received()[0]["id"], 10)
 
     def test_raisingHandler(self):
+        """
+        A handler that raises gets internal for its request without the exception's text,
+        the traceback is logged, and the connection stays open.
+        """
         self.peer.send({"t": "test.boom", "id": 11})
         [error] = self.peer.received()
         self.assertEqual((error["code"], error["id"]), (errors.INTERNAL, 11))
@@ -225,6 +280,7 @@ class DispatchTests(TestCase):
         self.assertEqual(self.peer.received()[0]["id"], 12)
 
     def test_failingDeferred(self):
+        """A handler's Deferred that fails gets internal for its request and is logged."""
         self.peer.send({"t": "test.pending", "id": 3})
         self.pending.errback(ValueError("async bug"))
         [error] = self.peer.received()
@@ -232,17 +288,29 @@ class DispatchTests(TestCase):
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
     def test_protocolError(self):
+        """
+        A handler raising ProtocolError sends its typed error for the request and logs
+        nothing.
+        """
         self.peer.send({"t": "test.refuse", "id": 2})
         self.assertEqual(self.peer.received(), [
             {"t": "error", "id": 2, "code": "test.nope", "message": "not allowed"}])
         self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_wrongReturnType(self):
+        """
+        A handler returning neither a dict, None nor a Deferred gets internal and a logged
+        TypeError.
+        """
         self.peer.send({"t": "test.wrong", "id": 2})
         self.assertEqual(self.peer.received()[0]["code"], errors.INTERNAL)
         self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
 
     def test_addHandlersChecks(self):
+        """
+        addHandlers refuses types outside the namespace, duplicate types, an empty namespace
+        and non-callable handlers; messageTypes lists built-in and registered types.
+        """
         router = self.server.manager
         self.assertRaises(ValueError, router.addHandlers, "chat", {"world.move": print})
         self.assertRaises(ValueError, router.addHandlers, "test", {"test.echo": print})
@@ -252,6 +320,10 @@ class DispatchTests(TestCase):
         self.assertIn("welcome", router.messageTypes)
 
     def test_sessionSend(self):
+        """
+        Session.send numbers replayable messages from 1 and sends non-replayable ones
+        without a seq.
+        """
         session = self.server.manager.sessions[self.peer.welcome["session_id"]]
         session.send("test.event", {"x": 1})
         session.send("test.event", {"x": 2})
@@ -263,6 +335,10 @@ class DispatchTests(TestCase):
         ])
 
     def test_sessionClose(self):
+        """
+        Session.close sends its error, closes the connection and ends the session with
+        reason closed; later sends are dropped.
+        """
         session = self.server.manager.sessions[self.peer.welcome["session_id"]]
         session.close("test.kicked", "kicked by a moderator")
         self.assertEqual(self.peer.received(), [
@@ -274,6 +350,10 @@ class DispatchTests(TestCase):
         self.assertEqual(self.server.listener.events[-1][2], "closed")
 
     def test_metrics(self):
+        """
+        Messages in and out, bytes, errors by code, connections and sessions are exported,
+        unknown types counted as other.
+        """
         self.peer.send({"t": "test.echo", "id": 1})
         self.peer.send({"t": "test.nothing", "id": 1})
         registry = self.server.node.metrics
@@ -299,6 +379,10 @@ class LivenessTests(TestCase):
         self.clock = self.server.clock
 
     def test_serverPingsAndMeasuresRTT(self):
+        """
+        The server pings every heartbeat and records the pong's round-trip time on the
+        session and in the RTT histogram.
+        """
         self.clock.advance(10)
         [ping] = self.peer.received()
         self.assertEqual(ping["t"], "ping")
@@ -310,11 +394,28 @@ class LivenessTests(TestCase):
         self.assertEqual(registry.get_sample_value(
             "mmoshard_session_rtt_seconds_count", {"transport": "tcp"}), 1)
 
+    def test_unexpectedPongIgnored(self):
+        """A pong that answers no outstanding ping, or comes before hello, records no round trip."""
+        self.clock.advance(10)
+        [ping] = self.peer.received()
+        self.peer.send({"t": "pong", "n": ping["n"] + 1})
+        session = self.server.manager.sessions[self.peer.welcome["session_id"]]
+        self.assertIsNone(session.rtt)
+        early = self.server.tcp()
+        early.send({"t": "pong", "n": 1})
+        self.assertEqual(early.received(), [])
+        self.assertFalse(early.closed)
+        registry = self.server.node.metrics
+        self.assertIsNone(registry.get_sample_value(
+            "mmoshard_session_rtt_seconds_count", {"transport": "tcp"}))
+
     def test_clientPing(self):
+        """A client's ping is answered with a pong carrying its nonce and request id."""
         self.peer.send({"t": "ping", "id": 4, "n": 77})
         self.assertEqual(self.peer.received(), [{"t": "pong", "id": 4, "n": 77}])
 
     def test_answeringPeerStays(self):
+        """A peer that answers every ping stays connected past many heartbeat timeouts."""
         for i in range(10):
             self.clock.advance(10)
             for message in self.peer.received():
@@ -322,6 +423,10 @@ class LivenessTests(TestCase):
         self.assertFalse(self.peer.closed)
 
     def test_silentPeerClosed(self):
+        """
+        A peer silent for heartbeat_timeout is closed with heartbeat_timeout and its session
+        left link-dead.
+        """
         for i in range(2):
             self.clock.advance(10)
             self.assertFalse(self.peer.closed)
@@ -333,8 +438,21 @@ class LivenessTests(TestCase):
         self.assertEqual(self.server.listener.events[-1], ("linkdead", sid))
 
     def test_unflushedCloseAborts(self):
+        """A closing connection the peer does not let flush is aborted after the close timeout."""
         self.peer.send({"t": "bye"})
         self.assertTrue(self.peer.closed)
         self.assertFalse(self.peer.transport.disconnected)
         self.clock.advance(5)
         self.assertTrue(self.peer.transport.disconnected)
+
+
+class InterfaceTests(TestCase):
+    def test_providers(self):
+        """The session manager, sessions and this package's test fakes provide their interfaces."""
+        server = Server(self)
+        peer = server.welcomed()
+        verifyObject(IMessageRouter, server.manager)
+        verifyObject(ISession, server.manager.sessions[peer.welcome["session_id"]])
+        verifyObject(ISessionListener, server.listener)
+        verifyObject(ISessionListener, RecordingListener())
+        verifyObject(IClientGate, MinimumVersionGate((1, 0)))

@@ -14,6 +14,10 @@ class WebSocketTests(TestCase):
         self.server = Server(self, max_frame=1024)
 
     def test_upgradeAndHandshake(self):
+        """
+        The upgrade agrees on mmoshard.v1; hello and ping over WebSocket are answered and
+        counted under the websocket transport.
+        """
         peer = self.server.ws()
         self.assertTrue(peer.upgraded, peer.handshake)
         self.assertIn("Sec-WebSocket-Protocol: mmoshard.v1", peer.handshake)
@@ -29,11 +33,13 @@ class WebSocketTests(TestCase):
             "mmoshard_session_messages_in_total", {"transport": "websocket", "type": "ping"}), 1)
 
     def test_subprotocolRequired(self):
+        """An upgrade without the mmoshard.v1 subprotocol is refused with 400."""
         peer = self.server.ws(protocols=("chat",))
         self.assertFalse(peer.upgraded)
         self.assertIn("400", peer.handshake.splitlines()[0])
 
     def test_textFrameRejected(self):
+        """A text message in a session is closed with text_frame and close code 4000."""
         peer = self.server.welcomed(transport="ws")
         peer.sendText('{"t": "ping"}')
         [error] = peer.received()
@@ -41,12 +47,17 @@ class WebSocketTests(TestCase):
         self.assertEqual(peer.closeFrames, [4000])
 
     def test_textFrameBeforeHello(self):
+        """A text message before hello is closed with text_frame."""
         peer = self.server.ws()
         peer.sendText("hello?")
         self.assertEqual(peer.received()[0]["code"], errors.TEXT_FRAME)
         self.assertTrue(peer.closed)
 
     def test_sizeLimit(self):
+        """
+        A message under max_frame is handled; a frame over it drops the connection before
+        its body is buffered.
+        """
         peer = self.server.welcomed(transport="ws")
         peer.send({"t": "ping", "pad": "x" * 900})
         self.assertEqual(peer.received()[0]["t"], "pong")
@@ -56,24 +67,34 @@ class WebSocketTests(TestCase):
         self.assertTrue(peer.transport.disconnecting)
 
     def test_ownSizeCheck(self):
+        """
+        A message over max_frame that reaches onMessage is closed with frame_too_large by
+        our own check.
+        """
         peer = self.server.welcomed(transport="ws")
         peer.protocol.onMessage(b"\x80" * 1025, True)
         self.assertEqual(peer.received()[0]["code"], errors.FRAME_TOO_LARGE)
         self.assertEqual(peer.closeFrames, [4000])
 
     def test_garbage(self):
+        """A binary message that is not msgpack is closed with bad_frame and close code 4000."""
         peer = self.server.welcomed(transport="ws")
         peer.sendBytes(wsFrame(b"\xc1\x00\x01"))
         self.assertEqual(peer.received()[0]["code"], errors.BAD_FRAME)
         self.assertEqual(peer.closeFrames, [4000])
 
     def test_invalidToken(self):
+        """
+        A hello with a bad token over WebSocket is closed with auth.invalid_token and close
+        code 4000.
+        """
         peer = self.server.ws()
         peer.send({"t": "hello", "token": "bad", "client_version": "1", "platform": "web"})
         self.assertEqual(peer.received()[0]["code"], errors.INVALID_TOKEN)
         self.assertEqual(peer.closeFrames, [4000])
 
     def test_helloTimeoutWithoutUpgrade(self):
+        """A connection that never finishes the upgrade is dropped at the hello timeout."""
         self.server.ws()  # builds the factory
         transport = StringTransport(peerAddress=IPv4Address("TCP", "10.1.1.1", 5))
         protocol = self.server.wsFactory.buildProtocol(transport.getPeer())
@@ -83,6 +104,7 @@ class WebSocketTests(TestCase):
         self.assertTrue(transport.disconnected)
 
     def test_connectionLimitOverWebSocket(self):
+        """max_per_ip also refuses WebSocket connections, with ip_limit."""
         server = Server(self, max_per_ip=1)
         first = server.ws()
         second = server.ws()
@@ -91,6 +113,7 @@ class WebSocketTests(TestCase):
         self.assertTrue(second.closed)
 
     def test_resumeOverWebSocket(self):
+        """A session resumed over WebSocket gets resumed and the missed event."""
         peer = self.server.welcomed(transport="ws")
         session = self.server.manager.sessions[peer.welcome["session_id"]]
         peer.lose()
