@@ -82,10 +82,6 @@ class Connection:
     def __repr__(self):
         return f"<Connection {self.transport} from {self.peerHost} state={self.state}>"
 
-    @property
-    def closing(self):
-        return self.state >= CLOSING
-
     def logIds(self):
         """@return: the session and account ids for a log event about this connection."""
         session = self.session

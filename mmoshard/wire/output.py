@@ -88,7 +88,7 @@ def sendEncodedMany(sends, kind):
     once per run of sessions on one transport: a world tick sends one
     update to every player, thousands per tick.  It reads the connection's
     public hot-path attributes (state, paused, stats, link) directly, as
-    L{Connection.sendEncoded} does.
+    L{mmoshard.wire.connection.Connection.sendEncoded} does.
     """
     stats = None
     count = size = 0
