@@ -26,8 +26,8 @@ class Connection:
     C{closeLink(error)} and C{abortLink()}, calls L{linkReady} once messages
     can flow, L{messageReceived} with each frame's payload and
     L{connectionLost} at the end.  The transport registers it as a
-    streaming producer so output is queued here, bounded, while the socket
-    buffer is full.
+    streaming producer so output waits in its L{Backlog}, bounded, while
+    the socket buffer is full.
 
     The receive and send paths run for every message of thousands of
     clients, so they are inlined here, with their state in this object's
