@@ -67,7 +67,8 @@ class Connection:
         self.received = 0
         # Rate-limited messages since the bucket was last full.
         self.abuse = 0
-        self.backlog = Backlog(self, cfg.max_output)
+        # Made on the first pause: most connections never have one.
+        self.backlog = None
         self.heartbeat = None
         self._routes = manager.routes
         self._builtins = dispatch.PRE_SESSION
@@ -167,7 +168,8 @@ class Connection:
         if self.heartbeat is not None:
             self.heartbeat.stop()
             self.heartbeat = None
-        self.backlog.clear()
+        if self.backlog is not None:
+            self.backlog.clear()
         session = self.session
         self.session = None
         self.manager.connectionClosed(self)
@@ -178,10 +180,13 @@ class Connection:
 
     def pauseProducing(self):
         self.paused = True
+        if self.backlog is None:
+            self.backlog = Backlog(self, self.manager.config.max_output)
 
     def resumeProducing(self):
         self.paused = False
-        self.backlog.flush()
+        if self.backlog is not None:
+            self.backlog.flush()
 
     def stopProducing(self):
         pass
@@ -269,5 +274,6 @@ class Connection:
         """Drop the connection now, discarding unsent output."""
         self._abortTimer = None
         if self.state != CLOSED:
-            self.backlog.clear()
+            if self.backlog is not None:
+                self.backlog.clear()
             self.link.abortLink()
