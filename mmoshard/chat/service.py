@@ -5,7 +5,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from mmoshard.chat.bus import newProcId
+from mmoshard.chat.routing import newProcId
 from mmoshard.chat.channels import Channels
 from mmoshard.chat.handlers import Handlers, wrap
 from mmoshard.chat.history import History

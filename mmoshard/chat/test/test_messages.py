@@ -5,7 +5,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from mmoshard.chat import messages
-from mmoshard.chat.bus import Bus
+from mmoshard.chat.routing import Bus
 from mmoshard.chat.messages import (
     Ack,
     Announce,
