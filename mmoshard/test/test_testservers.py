@@ -1,0 +1,56 @@
+"""The private test servers: start, freeze and thaw, restart with their data, kill."""
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+
+from mmoshard.store.sql import SQLStore
+from mmoshard.store.volatile import makeVolatileStore
+from mmoshard.testservers import PrivateMariaDB, PrivateRedis
+
+
+class PrivateServerTests(TestCase):
+    timeout = 120
+
+    async def test_redis_freeze_thaw_restart(self):
+        """A private Redis answers, stops answering while frozen, answers again when thawed, and comes back after a restart."""
+        redis = await PrivateRedis(self).start()
+        store = makeVolatileStore(redis.url, reactor, "t:", 0.5)
+        store.open()
+        self.addCleanup(store.close)
+        await store.set("k", "v")
+        self.assertEqual(await store.get("k"), b"v")
+        redis.freeze()
+        with self.assertRaises(Exception):
+            await store.get("k")
+        redis.thaw()
+        self.assertEqual(await store.get("k"), b"v")
+        await redis.restart()
+        # Nothing is kept on disk: a restarted Redis is empty, and answers.
+        for _ in range(40):
+            try:
+                self.assertIsNone(await store.get("k"))
+                break
+            except Exception:
+                d = Deferred()
+                reactor.callLater(0.1, d.callback, None)
+                await d
+
+    async def test_mariadb_keeps_data_across_restart(self):
+        """A private MariaDB takes a database, keeps its rows across a restart, and refuses while killed."""
+        db = await PrivateMariaDB(self).start()
+        url = await db.createDatabase("t")
+        store = SQLStore(reactor, url, 1, 1)
+        store.open()
+        self.addCleanup(store.close)
+        def setUp(txn):
+            txn.execute("CREATE TABLE x (n INT)")
+            txn.execute("INSERT INTO x VALUES (7)")
+
+        await store.runInteraction(setUp)
+        await db.restart()
+        rows = await store.runQuery("SELECT n FROM x")
+        self.assertEqual([tuple(r) for r in rows], [(7,)])
+        db.kill()
+        with self.assertRaises(Exception):
+            await store.runQuery("SELECT n FROM x")
