@@ -18,7 +18,7 @@ from mmoshard.testing import (
     writeConfig,
 )
 from mmoshard.wire import errors
-from mmoshard.wire.client import SessionClient, login
+from mmoshard.wire.client import RequestError, SessionClient, login
 
 ROLES = ("auth", "version", "world", "chat")
 TOKEN_KEY = "split-test-key-0123456789abcdef"
@@ -29,14 +29,6 @@ def shippedConfig(role):
     """@return: the parsed etc/split/<role>.toml as shipped."""
     with open(os.path.join(repoRoot(), "etc", "split", f"{role}.toml"), "rb") as f:
         return tomllib.load(f)
-
-
-async def until(predicate, timeout=10.0, what="condition"):
-    deadline = reactor.seconds() + timeout
-    while not predicate():
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"{what} not met in {timeout}s")
-        await deferLater(reactor, 0.02, lambda: None)
 
 
 class SplitTopologyTests(TestCase):
@@ -99,6 +91,17 @@ class SplitTopologyTests(TestCase):
         self.addCleanup(client.drop)
         return client
 
+    async def enterWhenFree(self, client, cid, attempts=50):
+        """world.enter, retried while the character is still leaving another session."""
+        for _ in range(attempts):
+            try:
+                return await client.request("world.enter", character_id=cid)
+            except RequestError as e:
+                if e.code != "world.character_busy":
+                    raise
+                await deferLater(reactor, 0.1, lambda: None)
+        self.fail(f"character {cid} still busy")
+
     async def test_worldAndChatSessionsCoexist(self):
         """
         A client of the split topology opens its world session, enters, then opens
@@ -149,5 +152,9 @@ class SplitTopologyTests(TestCase):
         self.assertEqual(await world.ended, errors.REPLACED)
         self.assertEqual(await chat.ended, errors.REPLACED)
         self.assertFalse(other.ended.called)
+        # The replaced world session let go of the character: the new device
+        # enters with it once the logout save is done.
+        reply = await self.enterWhenFree(other, cid)
+        self.assertEqual(reply["character_id"], cid)
         for role in ROLES:
             self.assertEqual(await procs[role].stop("TERM"), 0, procs[role].output.decode())

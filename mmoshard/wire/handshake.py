@@ -71,7 +71,7 @@ async def _hello(conn, message):
             conn.fail(refusal, requestId)
             return
     sessionId = secrets.token_hex(12)
-    await manager.claimAccount(claims.account_id, sessionId)
+    await manager.claimAccount(claims, sessionId)
     if conn.state != HANDSHAKE:
         manager.releaseAccount(claims.account_id, sessionId)
         return

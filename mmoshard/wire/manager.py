@@ -20,42 +20,87 @@ from mmoshard.wire.metrics import SessionMetrics
 from mmoshard.wire.session import Session
 from mmoshard.wire.states import OPEN
 
-# The owner key only has to outlive the sessions it guards; a crashed
-# process's stale key is harmless (its kick goes unheard), so a day bounds
+# The owners hash only has to outlive the sessions it guards; a crashed
+# process's stale entry is harmless (its kick goes unheard), so a day bounds
 # the garbage without a refresh loop.
 OWNER_TTL = 86400.0
 
 
-def _swapOwner(view, keys, args):
-    previous = view.get(keys[0])
-    view.set(keys[0], args[0], ttl=int(args[1]) / 1000)
-    return previous
+def _conflicts(kind, sid, node, newKind, newSid, newNode):
+    """
+    The rule of C{CLAIM_OWNER}, in Python: does a new session of (C{newKind},
+    C{newSid}, C{newNode}) end the session of (C{kind}, C{sid}, C{node})?
+    """
+    if sid != newSid or node == newNode or kind == newKind:
+        return True
+    return not set(kind.split(",")).isdisjoint(newKind.split(","))
 
 
-def _releaseOwner(view, keys, args):
-    if view.get(keys[0]) == args[0]:
-        return view.delete(keys[0])
-    return 0
+def _claimOwner(view, keys, args):
+    key = keys[0]
+    field, sid, kind, ttl = (a.decode("utf-8") for a in args)
+    node = field.partition("@")[2]
+    ended = []
+    for other, value in view.hgetall(key).items():
+        otherKind, newline, otherSid = value.decode("utf-8", "replace").partition("\n")
+        if not newline or _conflicts(
+            otherKind, otherSid, other.partition("@")[2], kind, sid, node
+        ):
+            ended.append(other)
+    if ended:
+        view.hdel(key, *ended)
+    view.hset(key, {field: kind + "\n" + sid})
+    view.expire(key, int(ttl) / 1000)
+    return ended
 
 
 # Atomic, so two processes taking the same account at once cannot both miss
-# each other, and a late release never deletes a newer session's claim.
-SWAP_OWNER = Script(
-    name="session_swap_owner",
-    lua="local p = redis.call('GET', KEYS[1]) "
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return p",
-    python=_swapOwner,
-)
-RELEASE_OWNER = Script(
-    name="session_release_owner",
-    lua="if redis.call('GET', KEYS[1]) == ARGV[1] then "
-    "return redis.call('DEL', KEYS[1]) end return 0",
-    python=_releaseOwner,
+# each other.  KEYS[1] is the account's owners hash: field
+# "<session id>@<node id>" (a session id is hex, so the first @ splits it),
+# value "<kind>\n<login id>" where the kind is the node's message namespaces,
+# sorted and joined with commas.  A new session (ARGV: its field, login id,
+# kind, TTL in ms) removes and returns every entry it ends: another login's,
+# one on the same node, or one of the same login whose kind is the same or
+# shares a namespace with its own.  Same-login sessions on nodes of other
+# kinds (world and chat in the split topology) stay.
+CLAIM_OWNER = Script(
+    name="session_claim_owner",
+    lua="local all = redis.call('HGETALL', KEYS[1]) "
+    "local at = string.find(ARGV[1], '@', 1, true) "
+    "local node = at and string.sub(ARGV[1], at + 1) or '' "
+    "local mine = ',' .. ARGV[3] .. ',' "
+    "local ended = {} "
+    "for i = 1, #all, 2 do "
+    "local field, value = all[i], all[i + 1] "
+    "local nl = string.find(value, '\\n', 1, true) "
+    "local hit = nl == nil "
+    "if not hit then "
+    "local kind, sid = string.sub(value, 1, nl - 1), string.sub(value, nl + 1) "
+    "local fat = string.find(field, '@', 1, true) "
+    "local fnode = fat and string.sub(field, fat + 1) or '' "
+    "hit = sid ~= ARGV[2] or fnode == node or kind == ARGV[3] "
+    "if not hit then "
+    "for ns in string.gmatch(kind, '[^,]+') do "
+    "if string.find(mine, ',' .. ns .. ',', 1, true) then hit = true break end "
+    "end end end "
+    "if hit then ended[#ended + 1] = field end "
+    "end "
+    "if #ended > 0 then redis.call('HDEL', KEYS[1], unpack(ended)) end "
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '\\n' .. ARGV[2]) "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
+    "return ended",
+    python=_claimOwner,
 )
 
 
-def accountKey(accountId):
-    return f"session:acct:{accountId}"
+def ownersKey(accountId):
+    """The volatile-store hash of C{accountId}'s live sessions, across nodes."""
+    return f"session:owners:{accountId}"
+
+
+def ownerField(nodeId, sessionId):
+    """A session's field in its account's owners hash."""
+    return f"{sessionId}@{nodeId}"
 
 
 def kickChannel(nodeId):
@@ -89,6 +134,9 @@ class SessionManager:
         # Connections hold a reference to this dict: addHandlers updates it in
         # place so handlers registered late are seen without a rebind.
         self.routes = {}
+        # The message namespaces this node serves: its kind, for the
+        # one-session rule across nodes (see CLAIM_OWNER).
+        self.namespaces = set()
         self.listeners = []
         self.connections = set()
         self.sessions = {}
@@ -122,6 +170,7 @@ class SessionManager:
             if not callable(handler):
                 raise TypeError(f"handler for {kind!r} is not callable")
         self.routes.update(handlers)
+        self.namespaces.add(namespace)
 
     def addListener(self, listener):
         self.listeners.append(listener)
@@ -397,28 +446,32 @@ class SessionManager:
             account_id=session.accountId,
         )
 
-    # -- one session per account, across processes -------------------------
+    # -- one session per account and kind, across processes ---------------
 
-    async def claimAccount(self, accountId, sessionId):
+    async def claimAccount(self, claims, sessionId):
         """
-        Record this process as the owner of C{accountId}'s session and tell
-        the previous owner, if another process, to end its session.  A store
-        outage only weakens the rule to this process, never blocks a login.
+        Record session C{sessionId} of C{claims}' account as live on this
+        node and tell the nodes of the sessions it ends (see L{CLAIM_OWNER})
+        to end them.  A store outage only weakens the rule to this process,
+        never blocks a login.
         """
         if not self.config.one_session_per_account or self.volatile is None:
             return
-        key = accountKey(accountId)
+        accountId = claims.account_id
+        kind = ",".join(sorted(self.namespaces))
         try:
-            previous = await self.volatile.evalScript(
-                SWAP_OWNER, [key], [_packOwner(self.nodeId, sessionId), int(OWNER_TTL * 1000)]
+            ended = await self.volatile.evalScript(
+                CLAIM_OWNER,
+                [ownersKey(accountId)],
+                [ownerField(self.nodeId, sessionId), claims.sid, kind, int(OWNER_TTL * 1000)],
             )
-            if previous is None:
-                return
-            owner, oldSession = _unpackOwner(previous)
-            if owner != self.nodeId:
-                await self.volatile.publish(
-                    kickChannel(owner), encode([accountId, oldSession])
-                )
+            for field in ended:
+                oldSession, _, owner = field.decode("utf-8", "replace").partition("@")
+                # Sessions here were ended by createSession already.
+                if owner != self.nodeId:
+                    await self.volatile.publish(
+                        kickChannel(owner), encode([accountId, oldSession])
+                    )
         except StoreError as e:
             self.log.warn(
                 "cannot claim account {account_id} for session {session_id}: {why}",
@@ -426,18 +479,13 @@ class SessionManager:
                 session_id=sessionId,
                 why=e,
             )
-        except ValueError:
-            self.log.warn(
-                "unreadable session owner for account {account_id}, overwritten by "
-                "session {session_id}",
-                account_id=accountId,
-                session_id=sessionId,
-            )
 
     def releaseAccount(self, accountId, sessionId):
         if not self.config.one_session_per_account or self.volatile is None:
             return
-        d = Deferred.fromCoroutine(self._release(accountId, sessionId))
+        # Only this session's own entry goes: the others, here or elsewhere,
+        # keep theirs.
+        d = self.volatile.hdel(ownersKey(accountId), ownerField(self.nodeId, sessionId))
         self._releases.add(d)
 
         def done(result):
@@ -453,12 +501,6 @@ class SessionManager:
 
         d.addBoth(done)
 
-    async def _release(self, accountId, sessionId):
-        # Only our own claim is removed: a newer session elsewhere keeps its own.
-        await self.volatile.evalScript(
-            RELEASE_OWNER, [accountKey(accountId)], [_packOwner(self.nodeId, sessionId)]
-        )
-
     def _kickReceived(self, channel, message):
         try:
             accountId, sessionId = msgpack.unpackb(message, raw=False)
@@ -472,15 +514,3 @@ class SessionManager:
 
 def _replaced():
     return ErrorInfo(errors.REPLACED, "signed in from another connection")
-
-
-def _packOwner(nodeId, sessionId):
-    return encode([nodeId, sessionId])
-
-
-def _unpackOwner(value):
-    try:
-        owner, sessionId = msgpack.unpackb(value, raw=False)
-    except Exception:
-        raise ValueError("bad owner record")
-    return owner, sessionId

@@ -129,10 +129,13 @@ class Server:
     def token(self, accountId=1, **kw):
         return token(self.clock, accountId, **kw)
 
-    def welcomed(self, accountId=1, transport="tcp", host="10.0.0.1"):
-        """@return: a peer that completed the handshake, its welcome read."""
+    def welcomed(self, accountId=1, transport="tcp", host="10.0.0.1", sid=None):
+        """
+        @param sid: the token's login id (default C{login-<accountId>}).
+        @return: a peer that completed the handshake, its welcome read.
+        """
         peer = self.tcp(host) if transport == "tcp" else self.ws(host)
-        peer.send({"t": "hello", "id": 1, "token": self.token(accountId),
+        peer.send({"t": "hello", "id": 1, "token": self.token(accountId, sid=sid),
                    "client_version": "1.0", "platform": "test"})
         replies = peer.received()
         assert replies and replies[0]["t"] == "welcome", replies

@@ -7,8 +7,9 @@ from twisted.trial.unittest import TestCase
 from mmoshard.store.volatile import makeVolatileStore
 from mmoshard.testing import requireRedis
 from mmoshard.wire import errors
-from mmoshard.wire.manager import accountKey
+from mmoshard.wire.manager import ownerField, ownersKey
 from mmoshard.wire.test.helpers import Server
+from mmoshard.wire.test.test_owners import runClaims
 
 
 def realReactor():
@@ -68,15 +69,24 @@ class RedisOwnershipTests(TestCase):
         replies = await self.until(first, lambda r: r)
         self.assertEqual(replies[-1]["code"], errors.REPLACED)
         self.assertTrue(first.closed)
-        owner = await b.volatile.get(accountKey(21))
-        self.assertIn(second.welcome["session_id"].encode(), owner)
+        owners = await b.volatile.hgetall(ownersKey(21))
+        self.assertEqual(list(owners), [ownerField("proc-b", second.welcome["session_id"])])
         # Logging out releases the claim, but only one's own.
         second.send({"t": "bye"})
         await self.until(second, lambda r: r)
         second.lose()
         for attempt in range(500):
-            if await b.volatile.get(accountKey(21)) is None:
+            if not await b.volatile.hgetall(ownersKey(21)):
                 break
             await deferLater(realReactor(), 0.01)
         else:
             self.fail("the claim was not released")
+
+    async def test_claimScriptOnRedis(self):
+        """Redis runs the claim script's Lua to the same results as the memory store's Python."""
+        url, prefix, cleaner = requireRedis()
+        self.addCleanup(cleaner)
+        store = makeVolatileStore(url, realReactor(), prefix, timeout=2.0)
+        store.open()
+        self.addCleanup(store.close)
+        await runClaims(self, store, "owners:test")
