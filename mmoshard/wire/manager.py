@@ -122,8 +122,9 @@ class SessionManager:
         @param metrics: the node's Prometheus registry.
         @param verifier: the L{ITokenVerifier} checking hello tokens (None:
             every hello is refused).
-        @param volatile: the L{IVolatileStore} for one-session-per-account
-            and cross-node kicks (None: this node only).
+        @param volatile: the L{IVolatileStore} for the one-session rule
+            across nodes (L{CLAIM_OWNER}) and its kicks (None: this node
+            only).
         @param gate: the L{IClientGate} (None: everyone is let in).
         """
         self.config = config
@@ -197,7 +198,7 @@ class SessionManager:
             except VolatileUnavailable as e:
                 self.log.warn(
                     "node {node_id} cannot subscribe to session kicks ({why}); "
-                    "one-session-per-account holds only within this process",
+                    "the one-session rule holds only within this process",
                     node_id=self.nodeId,
                     why=e,
                 )
