@@ -4,13 +4,12 @@ from twisted.logger import Logger
 
 from mmoshard.auth.errors import error
 from mmoshard.auth.logins import endLoginRecords
-from mmoshard.auth.routes import Route
-from mmoshard.auth.schema import Prop
 from mmoshard.auth.revocation import endAccount
+from mmoshard.web.routes import route
+from mmoshard.web.schema import Prop
 
 # A ban without an end: 9999-12-31T23:59:59Z.
 FOREVER = 253402300799.0
-
 
 
 async def banAccount(accounts, volatile, now, account, reason, until, accessTtl,
@@ -49,37 +48,19 @@ async def unbanAccount(accounts, now, account, ip=None, actor="operator"):
     return accountId
 
 
-def adminRoutes():
-    """@return: the admin site's account routes (loopback only, no token)."""
-    return (
-        Route("POST", "/accounts/{id}/ban", "ban", "Ban an account; end its sessions",
-              auth=False,
-              body={"reason": Prop("string", minLength=1, maxLength=200),
-                    "until": Prop("number", required=False, nullable=True, minimum=0,
-                                  description="epoch seconds; absent: for ever"),
-                    "duration": Prop("number", required=False, nullable=True,
-                                     minimum=1, description="seconds from now")},
-              errors=("account.not_found",)),
-        Route("POST", "/accounts/{id}/unban", "unban", "Lift a ban", auth=False,
-              body={}, errors=("account.not_found",)),
-        Route("GET", "/accounts/{id}/events", "events", "An account's audit trail",
-              auth=False, errors=("account.not_found",)),
-        Route("POST", "/characters/{id}/restore", "restoreCharacter",
-              "Undo a character's deletion", auth=False, body={},
-              errors=("character.not_found", "character.name_taken")),
-    )
-
-
 class AdminAPI:
-    """Handlers of L{adminRoutes}, sharing the auth service's stores."""
+    """The admin site's account routes (loopback only, no token), sharing the auth service's stores."""
 
     def __init__(self, service):
         self.service = service
-        self.routes = adminRoutes()
 
-    async def authenticate(self, request):  # pragma: no cover - no route needs it
-        return None
-
+    @route("POST", "/accounts/{id}/ban", "Ban an account; end its sessions", auth=False,
+           body={"reason": Prop("string", minLength=1, maxLength=200),
+                 "until": Prop("number", required=False, nullable=True, minimum=0,
+                               description="epoch seconds; absent: for ever"),
+                 "duration": Prop("number", required=False, nullable=True, minimum=1,
+                                  description="seconds from now")},
+           errors=("account.not_found",))
     async def ban(self, call):
         svc, body = self.service, call.body
         now = svc.clock.seconds()
@@ -98,6 +79,8 @@ class AdminAPI:
         return 200, {"account_id": accountId, "banned_until": until or FOREVER,
                      "ended_sessions": ended}
 
+    @route("POST", "/accounts/{id}/unban", "Lift a ban", auth=False, body={},
+           errors=("account.not_found",))
     async def unban(self, call):
         svc = self.service
         accountId = await unbanAccount(svc.accounts, svc.clock.seconds(), call.params["id"],
@@ -106,6 +89,8 @@ class AdminAPI:
             raise error("account.not_found")
         return 200, {"account_id": accountId}
 
+    @route("GET", "/accounts/{id}/events", "An account's audit trail", auth=False,
+           errors=("account.not_found",))
     async def events(self, call):
         svc = self.service
         account = await svc.accounts.byId(call.params["id"])
@@ -119,6 +104,8 @@ class AdminAPI:
                        for at, kind, ip, detail in rows],
         }
 
+    @route("POST", "/characters/{id}/restore", "Undo a character's deletion", auth=False,
+           body={}, errors=("character.not_found", "character.name_taken"))
     async def restoreCharacter(self, call):
         outcome = await self.service.characters.restore(call.params["id"])
         if outcome == "missing":

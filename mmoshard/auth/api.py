@@ -1,4 +1,4 @@
-"""The auth REST API under /v1: accounts, sessions (logins), characters; its route table."""
+"""The auth REST API under /v1: accounts, sessions (logins), characters, each route declared on its handler."""
 
 import json
 
@@ -6,13 +6,13 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mmoshard import __version__
-from mmoshard.auth.errors import error, retryAfter
+from mmoshard.auth.errors import AUTH_ERRORS, error, retryAfter
 from mmoshard.auth.logins import endLoginRecords
 from mmoshard.auth.passwords import HasherBusy
-from mmoshard.auth.routes import Route, openapiDocument
-from mmoshard.auth.schema import Prop
 from mmoshard.auth.store import RefreshResult
 from mmoshard.web.json import HTTPError
+from mmoshard.web.routes import openapiDocument, route, routesOf
+from mmoshard.web.schema import Prop
 from mmoshard.auth.revocation import endLogins
 from mmoshard.tokens import InvalidToken, jsonNumber, jsonString, newLoginId
 
@@ -48,64 +48,41 @@ CHARACTER = dict(id="integer", name="string", **{"class": "string"}, level="inte
                  exp="integer", zone="string", position="object", created_at="number")
 
 
-def authRoutes(cfg):
-    """@return: the public route table for the [auth] config C{cfg}."""
-    username = Prop("string", minLength=cfg.username_min, maxLength=cfg.username_max,
-                    pattern=r"[A-Za-z0-9_]+",
-                    description="letters, digits and _; unique ignoring case")
-    password = Prop("string", minLength=cfg.password_min, maxLength=cfg.password_max)
-    anyPassword = Prop("string", minLength=1, maxLength=cfg.password_max)
-    refresh = {"refresh_token": Prop("string", minLength=1, maxLength=128)}
-    return (
-        Route("POST", "/v1/accounts", "register", "Create an account", auth=False,
-              body={"username": username, "password": password,
-                    "email": Prop("string", required=False, nullable=True, maxLength=254,
-                                  pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+")},
-              status=201, errors=("account.username_taken", "auth.rate_limited"),
-              response=_out(account_id="integer", username="string")),
-        Route("GET", "/v1/accounts/me", "me", "The logged-in account",
-              errors=("account.not_found",),
-              response=_out(account_id="integer", username="string", email="string?",
-                            created_at="number", session_id="string",
-                            token_expires_at="number")),
-        Route("POST", "/v1/accounts/me/password", "changePassword",
-              "Change the password; ends every other login",
-              body={"current_password": anyPassword, "new_password": password},
-              errors=("auth.wrong_password", "auth.locked", "auth.busy",
-                      "account.not_found"),
-              response=_out(ended_sessions="integer")),
-        Route("POST", "/v1/sessions", "login",
-              "Log in: access and refresh tokens and the directory", auth=False,
-              body={"username": Prop("string", minLength=1, maxLength=64),
-                    "password": anyPassword},
-              errors=("auth.invalid_credentials", "account.banned", "auth.locked",
-                      "auth.rate_limited", "auth.busy"),
-              response=_out(**TOKENS, directory="object")),
-        Route("POST", "/v1/sessions/refresh", "refresh",
-              "Trade a refresh token for new tokens (it rotates)", auth=False,
-              body=refresh,
-              errors=("auth.invalid_refresh_token", "auth.refresh_token_reused",
-                      "account.banned"),
-              response=_out(**TOKENS)),
-        Route("DELETE", "/v1/sessions", "logout", "Log out: revoke this login",
-              response=_out(ended="string")),
-        Route("GET", "/v1/classes", "classes", "Character classes and the start zone",
-              auth=False, response=_out(classes="array", start_zone="string")),
-        Route("GET", "/v1/characters", "characters", "This account's characters",
-              response=_out(characters="array", limit="integer")),
-        Route("POST", "/v1/characters", "createCharacter", "Create a character",
-              body={"name": Prop("string", minLength=cfg.character_name_min,
-                                 maxLength=cfg.character_name_max, pattern=r"[A-Za-z]+",
-                                 description="letters only; unique ignoring case"),
-                    "class": Prop("string", minLength=1, maxLength=32,
-                                  description="a class id from GET /v1/classes")},
-              status=201, errors=("character.name_taken", "character.limit_reached"),
-              response=_out(**CHARACTER)),
-        Route("DELETE", "/v1/characters/{id}", "deleteCharacter",
-              "Delete a character (soft: an operator can restore it)",
-              errors=("character.not_found",),
-              response=_out(deleted="integer", name_free_at="number")),
-    )
+def _username(api):
+    cfg = api.cfg
+    return Prop("string", minLength=cfg.username_min, maxLength=cfg.username_max,
+                pattern=r"[A-Za-z0-9_]+", description="letters, digits and _; unique ignoring case")
+
+
+def _password(api):
+    return Prop("string", minLength=api.cfg.password_min, maxLength=api.cfg.password_max)
+
+
+def _anyPassword(api):
+    return Prop("string", minLength=1, maxLength=api.cfg.password_max)
+
+
+def _registerBody(api):
+    return {"username": _username(api), "password": _password(api),
+            "email": Prop("string", required=False, nullable=True, maxLength=254,
+                          pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+")}
+
+
+def _passwordBody(api):
+    return {"current_password": _anyPassword(api), "new_password": _password(api)}
+
+
+def _loginBody(api):
+    return {"username": Prop("string", minLength=1, maxLength=64), "password": _anyPassword(api)}
+
+
+def _characterBody(api):
+    cfg = api.cfg
+    return {"name": Prop("string", minLength=cfg.character_name_min,
+                         maxLength=cfg.character_name_max, pattern=r"[A-Za-z]+",
+                         description="letters only; unique ignoring case"),
+            "class": Prop("string", minLength=1, maxLength=32,
+                          description="a class id from GET /v1/classes")}
 
 
 def passwordProblem(password, username):
@@ -122,8 +99,8 @@ def passwordProblem(password, username):
 
 class AuthAPI:
     """
-    The handlers of L{authRoutes}; C{service} is the L{AuthService} holding
-    the stores, hasher, limits, clock and metrics.
+    The public routes of the auth role and their handlers; C{service} is
+    the L{AuthService} holding the stores, hasher, limits, clock and metrics.
     """
 
     log = Logger()
@@ -131,7 +108,7 @@ class AuthAPI:
     def __init__(self, service):
         self.service = service
         self.cfg = service.config
-        self.routes = authRoutes(self.cfg)
+        self.routes = routesOf(self)
         # The lifetimes as token answers spell them.
         self._accessTTL = jsonNumber(self.cfg.access_ttl)
         self._refreshTTL = jsonNumber(self.cfg.refresh_ttl)
@@ -148,10 +125,8 @@ class AuthAPI:
         self._issued = {}
 
     def openapi(self):
-        return openapiDocument(
-            self.routes, "mmoshard auth", __version__,
-            extra=[("GET", "/openapi.json", "This document")],
-        )
+        """@return: the OpenAPI document of these routes."""
+        return openapiDocument(self.routes, "mmoshard auth", __version__, AUTH_ERRORS)
 
     def now(self):
         return self.service.clock.seconds()
@@ -170,6 +145,9 @@ class AuthAPI:
 
     # --- accounts -------------------------------------------------------------
 
+    @route("POST", "/v1/accounts", "Create an account", auth=False, body=_registerBody,
+           status=201, errors=("account.username_taken", "auth.rate_limited"),
+           response=_out(account_id="integer", username="string"))
     async def register(self, call):
         svc, body = self.service, call.body
         username = body["username"]
@@ -191,6 +169,9 @@ class AuthAPI:
                       account_id=accountId, username=username, ip=call.ip)
         return 201, {"account_id": accountId, "username": username}
 
+    @route("GET", "/v1/accounts/me", "The logged-in account", errors=("account.not_found",),
+           response=_out(account_id="integer", username="string", email="string?",
+                         created_at="number", session_id="string", token_expires_at="number"))
     async def me(self, call):
         account = await self.service.accounts.byId(call.claims.account_id)
         if account is None:
@@ -201,6 +182,10 @@ class AuthAPI:
             "session_id": call.claims.sid, "token_expires_at": call.claims.exp,
         }
 
+    @route("POST", "/v1/accounts/me/password", "Change the password; ends every other login",
+           body=_passwordBody, errors=("auth.wrong_password", "auth.locked", "auth.busy",
+                                       "account.not_found"),
+           response=_out(ended_sessions="integer"))
     async def changePassword(self, call):
         svc, claims, body = self.service, call.claims, call.body
         account = await svc.accounts.byId(claims.account_id)
@@ -252,6 +237,11 @@ class AuthAPI:
             )
             raise error("auth.locked", headers=retryAfter(locked))
 
+    @route("POST", "/v1/sessions", "Log in: access and refresh tokens and the directory",
+           auth=False, body=_loginBody,
+           errors=("auth.invalid_credentials", "account.banned", "auth.locked",
+                   "auth.rate_limited", "auth.busy"),
+           response=_out(**TOKENS, directory="object"))
     async def login(self, call):
         svc, body = self.service, call.body
         try:
@@ -334,6 +324,10 @@ class AuthAPI:
             self._accessTTL, refreshToken, self._refreshTTL, iat,
         )).encode()
 
+    @route("POST", "/v1/sessions/refresh", "Trade a refresh token for new tokens (it rotates)",
+           auth=False, body={"refresh_token": Prop("string", minLength=1, maxLength=128)},
+           errors=("auth.invalid_refresh_token", "auth.refresh_token_reused", "account.banned"),
+           response=_out(**TOKENS))
     def refresh(self, call):
         # Not a coroutine: a refresh is this role's hot request, and the
         # coroutine hops cost more than its JSON (measured under callgrind).
@@ -421,6 +415,7 @@ class AuthAPI:
                       gen=gen)
         return result
 
+    @route("DELETE", "/v1/sessions", "Log out: revoke this login", response=_out(ended="string"))
     async def logout(self, call):
         svc, claims = self.service, call.claims
         await svc.sqlLogins.logout(claims.account_id, claims.sid, self.now(), call.ip)
@@ -433,6 +428,8 @@ class AuthAPI:
 
     # --- characters -----------------------------------------------------------
 
+    @route("GET", "/v1/classes", "Character classes and the start zone", auth=False,
+           response=_out(classes="array", start_zone="string"))
     async def classes(self, call):
         data = self.service.gameData
         return 200, {
@@ -440,10 +437,14 @@ class AuthAPI:
             "start_zone": data.startZone,
         }
 
+    @route("GET", "/v1/characters", "This account's characters",
+           response=_out(characters="array", limit="integer"))
     async def characters(self, call):
         rows = await self.service.characters.ofAccount(call.claims.account_id)
         return 200, {"characters": rows, "limit": self.cfg.max_characters}
 
+    @route("POST", "/v1/characters", "Create a character", body=_characterBody, status=201,
+           errors=("character.name_taken", "character.limit_reached"), response=_out(**CHARACTER))
     async def createCharacter(self, call):
         svc, body = self.service, call.body
         data = svc.gameData
@@ -467,6 +468,8 @@ class AuthAPI:
                       ip=call.ip)
         return 201, character
 
+    @route("DELETE", "/v1/characters/{id}", "Delete a character (soft: an operator can restore it)",
+           errors=("character.not_found",), response=_out(deleted="integer", name_free_at="number"))
     async def deleteCharacter(self, call):
         characterId, now = call.params["id"], self.now()
         if not await self.service.characters.delete(call.claims.account_id, characterId, now):

@@ -9,12 +9,13 @@ from twisted.logger import Logger
 from mmoshard.auth.admin import AdminAPI
 from mmoshard.auth.api import DIRECTORY_ROLES, AuthAPI
 from mmoshard.auth.characters import CharacterStore
+from mmoshard.auth.errors import AUTH_ERRORS
 from mmoshard.auth.limits import Limits
 from mmoshard.auth.logins import LoginRecords
 from mmoshard.auth.passwords import PasswordHasher
-from mmoshard.auth.routes import Router
 from mmoshard.auth.store import AccountStore, LoginStore
 from mmoshard.tokens import AccessTokens, RefreshTokens
+from mmoshard.web.routes import Router, mountRouter
 
 LOGIN_OUTCOMES = ("ok", "failed", "locked", "banned", "rate_limited")
 REFRESH_OUTCOMES = ("ok", "invalid", "reused", "banned")
@@ -151,14 +152,11 @@ class AuthService(Service):
         """Put the REST resources on the public and admin sites of this process."""
         cfg, site, admin = self.config, self.site, self.admin
         if site is not None:
-            router = Router(self.api, self.api.routes, cfg.max_body, cfg.trust_forwarded)
-            for name in sorted({r.segments[1] for r in self.api.routes}):
-                site.mount((b"v1", name.encode()), router)
+            router = Router(self.api, AUTH_ERRORS, cfg.max_body, cfg.trust_forwarded)
+            mountRouter(site, router, depth=2)
             site.addOpenAPI(self.api.openapi)
         if admin is not None:
-            router = Router(self.adminAPI, self.adminAPI.routes, cfg.max_body)
-            for name in sorted({r.segments[0] for r in self.adminAPI.routes}):
-                admin.putChild(name.encode(), router)
+            mountRouter(admin, Router(self.adminAPI, AUTH_ERRORS, cfg.max_body))
 
     def stopService(self):
         Service.stopService(self)

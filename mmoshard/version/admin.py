@@ -3,32 +3,24 @@
 from mmoshard.version.releases import ReleaseDataError
 from mmoshard.version.signing import SigningKeyError, keyId
 from mmoshard.version.store import NoEarlierRevision, NothingPublished
-from mmoshard.web.json import HTTPError, JSONResource, JSONRoot, readJSON
+from mmoshard.version.web import VERSION_ERRORS
+from mmoshard.web.routes import Router, mountRouter, route
+from mmoshard.web.schema import Prop
 
 
-def _needJSON(request):
-    # A JSON content type makes a browser ask before a cross-site POST, so a
-    # web page cannot drive these endpoints through a local browser.
-    kind = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
-    if kind != b"application/json":
-        raise HTTPError(415, "request.unsupported_media_type", "send application/json")
-    return readJSON(request)
-
-
-class Status(JSONResource):
-    """C{GET /version/status}: the release in force and the kept revisions."""
-
-    handlers = {b"GET": "get"}
+class VersionAdminAPI:
+    """The admin routes of the version role C{role} (no token: the admin site is loopback only)."""
 
     def __init__(self, role):
-        super().__init__()
         self.role = role
 
-    async def get(self, request):
+    @route("GET", "/version/status", "The release in force and the kept revisions",
+           auth=False, errors=("version.no_release",))
+    async def status(self, call):
         try:
             release = await self.role.store.load()
         except NothingPublished:
-            return 404, {"error": {"code": "version.no_release", "message": "nothing published yet"}}
+            raise VERSION_ERRORS.error("version.no_release", "nothing published yet")
         history = await self.role.store.history()
         return 200, {
             "release": release.toJSON(),
@@ -38,54 +30,32 @@ class Status(JSONResource):
             ],
         }
 
-
-class Publish(JSONResource):
-    """C{POST /version/publish} C{{"dir"?}}: check, sign and publish release data."""
-
-    handlers = {b"POST": "post"}
-
-    def __init__(self, role):
-        super().__init__()
-        self.role = role
-
-    async def post(self, request):
-        body = _needJSON(request)
-        directory = body.get("dir")
-        if directory is not None and not isinstance(directory, str):
-            raise HTTPError(400, "request.invalid", "dir must be a string")
+    @route("POST", "/version/publish", "Check, sign and publish release data", auth=False,
+           jsonOnly=True,
+           body={"dir": Prop("string", required=False, nullable=True,
+                             description="the release directory; absent: [version] releases_dir")},
+           errors=("version.invalid_release",))
+    async def publish(self, call):
         try:
-            release, key = await self.role.publish(directory)
+            release, key = await self.role.publish(call.body["dir"])
         except (ReleaseDataError, SigningKeyError) as e:
-            raise HTTPError(400, "version.invalid_release", str(e))
+            raise VERSION_ERRORS.error("version.invalid_release", str(e))
         return 200, {"release": release.toJSON(), "key_id": keyId(key)}
 
-
-class Rollback(JSONResource):
-    """C{POST /version/rollback} C{{"to"?}}: put an earlier revision back in force."""
-
-    handlers = {b"POST": "post"}
-
-    def __init__(self, role):
-        super().__init__()
-        self.role = role
-
-    async def post(self, request):
-        body = _needJSON(request)
-        to = body.get("to")
-        if to is not None and (not isinstance(to, int) or isinstance(to, bool)):
-            raise HTTPError(400, "request.invalid", "to must be a revision number")
+    @route("POST", "/version/rollback", "Put an earlier revision back in force", auth=False,
+           jsonOnly=True,
+           body={"to": Prop("integer", required=False, nullable=True,
+                            description="the revision; absent: the one before")},
+           errors=("version.no_earlier_revision",))
+    async def rollback(self, call):
         try:
-            release = await self.role.store.rollback(to)
+            release = await self.role.store.rollback(call.body["to"])
         except NoEarlierRevision as e:
-            raise HTTPError(409, "version.no_earlier_revision", str(e))
+            raise VERSION_ERRORS.error("version.no_earlier_revision", str(e))
         await self.role.refresh()
         return 200, {"release": release.toJSON()}
 
 
 def mountAdmin(site, role):
     """Mount C{/version/status}, C{/version/publish} and C{/version/rollback} on the admin C{site}."""
-    folder = JSONRoot()
-    folder.putChild(b"status", Status(role))
-    folder.putChild(b"publish", Publish(role))
-    folder.putChild(b"rollback", Rollback(role))
-    site.putChild(b"version", folder)
+    mountRouter(site, Router(VersionAdminAPI(role), VERSION_ERRORS))

@@ -4,19 +4,27 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from twisted.web.resource import Resource
 
 from mmoshard import __version__
-from mmoshard.web.json import JSONResource, JSONRoot
+from mmoshard.web.json import JSONRoot
+from mmoshard.web.routes import Router, mountRouter, route
+from mmoshard.web.site import SiteRoot
 
 
-class Healthz(JSONResource):
-    """Liveness: the process runs; says who it is."""
+class CoreAdminAPI:
+    """
+    The node's own admin routes: liveness, readiness and the directory.
+    Readiness is 200 only when started and both stores answer, else 503
+    naming what is down.
+    """
 
-    handlers = {b"GET": "get"}
-
-    def __init__(self, node):
-        super().__init__()
+    def __init__(self, node, sql, volatile, directory, timeout=2.0):
         self.node = node
+        self.sql = sql
+        self.volatile = volatile
+        self.directory = directory
+        self.timeout = timeout
 
-    async def get(self, request):
+    @route("GET", "/healthz", "Liveness: the process runs; says who it is", auth=False)
+    async def healthz(self, call):
         node = self.node
         return 200, {
             "status": "ok",
@@ -25,19 +33,6 @@ class Healthz(JSONResource):
             "uptime_s": round(node.reactor.seconds() - node.startedAt, 3),
             "version": __version__,
         }
-
-
-class Readyz(JSONResource):
-    """Readiness: 200 only when started and both stores answer, else 503 naming what is down."""
-
-    handlers = {b"GET": "get"}
-
-    def __init__(self, node, sql, volatile, timeout=2.0):
-        super().__init__()
-        self.node = node
-        self.sql = sql
-        self.volatile = volatile
-        self.timeout = timeout
 
     async def _probe(self, store):
         d = store.ping()
@@ -48,7 +43,9 @@ class Readyz(JSONResource):
             return f"down: {type(e).__name__}: {e}"
         return "ok"
 
-    async def get(self, request):
+    @route("GET", "/readyz", "Readiness: started, both stores answer, the roles' checks pass",
+           auth=False, responses={503: "not ready: `down` names what is not"})
+    async def readyz(self, call):
         node = self.node
         checks = {
             "sql": await self._probe(self.sql),
@@ -66,17 +63,9 @@ class Readyz(JSONResource):
             "checks": checks,
         }
 
-
-class DirectoryListing(JSONResource):
-    """Every live process of the deployment, its roles, endpoints and load."""
-
-    handlers = {b"GET": "get"}
-
-    def __init__(self, directory):
-        super().__init__()
-        self.directory = directory
-
-    async def get(self, request):
+    @route("GET", "/directory", "Every live process of the deployment, its roles, endpoints "
+           "and load", auth=False)
+    async def listing(self, call):
         entries = await self.directory.list()
         return 200, {"processes": [e.toJSON() for e in entries]}
 
@@ -97,12 +86,11 @@ class Metrics(Resource):
 
 def makeAdminRoot(node, sql, volatile, directory):
     """@return: the admin site's root resource for C{node} and its core parts."""
-    root = JSONRoot()
-    root.putChild(b"healthz", Healthz(node))
-    root.putChild(b"readyz", Readyz(node, sql, volatile, node.config.volatile.timeout))
-    root.putChild(b"metrics", Metrics(node))
-    root.putChild(b"directory", DirectoryListing(directory))
-    return root
+    site = SiteRoot(JSONRoot())
+    api = CoreAdminAPI(node, sql, volatile, directory, node.config.volatile.timeout)
+    mountRouter(site, Router(api))
+    site.putChild(b"metrics", Metrics(node))
+    return site.root
 
 
-__all__ = ["makeAdminRoot", "Healthz", "Readyz", "Metrics"]
+__all__ = ["makeAdminRoot", "CoreAdminAPI", "Metrics"]

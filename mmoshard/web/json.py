@@ -1,10 +1,8 @@
-"""JSON resources for twisted.web: async handlers, typed error bodies, bounded request bodies."""
+"""JSON for twisted.web: typed error bodies, answers written in one piece, bounded request bodies."""
 
 import json
 from io import BytesIO
 
-from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -14,6 +12,12 @@ MAX_BODY = 64 * 1024
 # One encoder for every answer: json.dumps with separators makes a new one
 # per call.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def encodeJSON(body):
+    """@return: C{body} as compact JSON bytes."""
+    return _encode(body).encode()
+
 # json.loads's own scanner (C), for bodies that are plainly an object in
 # UTF-8: json.loads spends more on choosing the encoding and on its Python
 # wrappers than on a small body.
@@ -55,7 +59,7 @@ def writeJSON(request, status, body, headers=None):
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
     for name, value in (headers or {}).items():
-        request.setHeader(name.encode(), str(value).encode())
+        request.setHeader(name.encode(), value if type(value) is bytes else str(value).encode())
     request.setHeader(b"content-length", str(len(payload)).encode())
     if request.method != b"HEAD":
         # On a DirectHTTPChannel the headers and body leave in one send().
@@ -111,63 +115,6 @@ def readJSON(request, maxBody=MAX_BODY):
     return data
 
 
-class JSONResource(Resource):
-    """
-    A leaf resource whose methods are a table of C{async def handler(request)}
-    returning C{(status, body)} or C{(status, body, headers)}; C{body} is
-    encoded as JSON unless it is C{bytes} (encoded already).  L{HTTPError}
-    becomes its typed body; any other exception is logged and answered as
-    500 C{internal}, never a traceback.
-    """
-
-    isLeaf = True
-    log = Logger()
-    handlers = {}  # b"GET" -> name of an async method
-
-    def render(self, request):
-        name = self.handlers.get(request.method)
-        if name is None and request.method == b"HEAD":
-            name = self.handlers.get(b"GET")
-        if name is None:
-            allowed = b", ".join(sorted(self.handlers))
-            request.setHeader(b"allow", allowed)
-            writeJSON(
-                request,
-                405,
-                HTTPError(405, "request.method_not_allowed", "method not allowed").body(),
-            )
-            return NOT_DONE_YET
-        return self.respond(request, getattr(self, name)(request))
-
-    def respond(self, request, coroutine):
-        """
-        Answer C{request} with what C{coroutine} returns, or the typed error
-        it raises.  @return: C{NOT_DONE_YET}, for C{render}.
-        """
-        Deferred.fromCoroutine(coroutine).addCallbacks(
-            self._answer, self._fail, callbackArgs=(request,), errbackArgs=(request,)
-        )
-        return NOT_DONE_YET
-
-    def _answer(self, result, request):
-        writeJSON(request, *result)
-
-    def _fail(self, failure, request):
-        if failure.check(HTTPError):
-            e = failure.value
-            writeJSON(request, e.status, e.body(), e.headers)
-            return
-        self.log.failure(
-            "unhandled error in {method} {path}",
-            failure=failure,
-            method=request.method.decode(errors="replace"),
-            path=request.path.decode(errors="replace"),
-        )
-        writeJSON(
-            request, 500, HTTPError(500, "internal", "internal server error").body()
-        )
-
-
 class JSONNotFound(Resource):
     """A typed 404 for unknown paths on the JSON sites."""
 
@@ -185,29 +132,3 @@ class JSONRoot(Resource):
 
     def getChild(self, path, request):
         return JSONNotFound()
-
-
-class OpenAPIDocuments(JSONResource):
-    """
-    C{GET /openapi.json}: the merged OpenAPI documents of every role on the
-    site, each added as a callable returning its document.
-    """
-
-    handlers = {b"GET": "get"}
-
-    def __init__(self):
-        super().__init__()
-        self.sources = []
-
-    def add(self, source):
-        self.sources.append(source)
-
-    async def get(self, request):
-        merged = {"openapi": "3.0.3", "paths": {}}
-        for source in self.sources:
-            doc = source()
-            merged.setdefault("info", doc.get("info"))
-            merged["paths"].update(doc["paths"])
-            for kind, items in doc.get("components", {}).items():
-                merged.setdefault("components", {}).setdefault(kind, {}).update(items)
-        return 200, merged

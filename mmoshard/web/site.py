@@ -1,9 +1,52 @@
-"""The roots of the public and admin sites that roles mount their resources into."""
+"""The roots of the public and admin sites that roles mount their resources into, and the merged /openapi.json."""
 
 from zope.interface import implementer
 
+from mmoshard import __version__
 from mmoshard.interfaces import IAdminSite, IWebSite
-from mmoshard.web.json import JSONRoot, OpenAPIDocuments
+from mmoshard.web.errors import ErrorCodes
+from mmoshard.web.json import JSONRoot
+from mmoshard.web.routes import Router, errorSchema, mountRouter, openapiDocument, route
+
+
+class OpenAPIDocuments:
+    """
+    C{GET /openapi.json}: the merged OpenAPI documents of every role on the
+    site, each added as a callable returning its document; this route's
+    own is one of them.
+    """
+
+    errors = ErrorCodes({})
+
+    def __init__(self):
+        self.router = Router(self, self.errors)
+        self.sources = [self.document]
+
+    def add(self, source):
+        self.sources.append(source)
+
+    def document(self):
+        """@return: the OpenAPI document of this route."""
+        return openapiDocument(self.router.routes, "mmoshard", __version__, self.errors)
+
+    @route("GET", "/openapi.json", "This document (every role's endpoints on this site)",
+           auth=False)
+    async def openapi(self, call):
+        merged = {"openapi": "3.0.3", "info": {"title": "mmoshard", "version": __version__},
+                  "paths": {}, "components": {}}
+        codes = set()
+        for source in self.sources:
+            doc = source()
+            merged["paths"].update(doc["paths"])
+            for kind, items in doc.get("components", {}).items():
+                merged["components"].setdefault(kind, {}).update(items)
+            error = doc.get("components", {}).get("schemas", {}).get("Error")
+            if error is not None:
+                codes.update(error["properties"]["error"]["properties"]["code"]["enum"])
+        if codes:
+            # One error shape: its codes are every role's.
+            merged["components"]["schemas"]["Error"] = errorSchema(codes)
+        return 200, merged
 
 
 @implementer(IWebSite, IAdminSite)
@@ -34,5 +77,5 @@ class SiteRoot:
     def addOpenAPI(self, source):
         if self._openapi is None:
             self._openapi = OpenAPIDocuments()
-            self.root.putChild(b"openapi.json", self._openapi)
+            mountRouter(self, self._openapi.router)
         self._openapi.add(source)

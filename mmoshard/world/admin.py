@@ -5,54 +5,56 @@ import io
 import pstats
 
 from twisted.internet.task import deferLater
-from twisted.web.resource import Resource
 
-from mmoshard.web.json import HTTPError, JSONResource
+from mmoshard.web.errors import ErrorCodes
+from mmoshard.web.routes import Router, route
+from mmoshard.web.schema import Prop
+
+WORLD_ADMIN_ERRORS = ErrorCodes({
+    "request.bad_parameter": (400, "a query parameter is out of range"),
+    "world.profile_busy": (409, "a profile is already running"),
+})
 
 
-def _seconds(request, default, limit):
-    raw = request.args.get(b"seconds", [b"%g" % default])[0]
+def _seconds(call, default, limit):
+    raw = call.arg(b"seconds")
+    if raw is None:
+        raw = b"%g" % default
     try:
         value = float(raw)
     except ValueError:
-        raise HTTPError(400, "request.bad_parameter", "seconds must be a number")
+        raise WORLD_ADMIN_ERRORS.error("request.bad_parameter", "seconds must be a number")
     if not 0 < value <= limit:
-        raise HTTPError(400, "request.bad_parameter", f"seconds must be in (0, {limit}]")
+        raise WORLD_ADMIN_ERRORS.error("request.bad_parameter",
+                                       f"seconds must be in (0, {limit}]")
     return value
 
 
-class Ticks(JSONResource):
-    """GET /world/ticks?seconds=30: each zone's tick durations (ms) over the last seconds."""
-
-    handlers = {b"GET": "get"}
+class WorldAdminAPI:
+    """The world role's admin routes, for benchmarks: tick durations and a tick profile."""
 
     def __init__(self, service):
-        super().__init__()
         self.service = service
+        self.busy = False
 
-    async def get(self, request):
-        seconds = _seconds(request, 30.0, 3600.0)
+    @route("GET", "/world/ticks", "Each zone's tick durations (ms) over the last seconds",
+           auth=False, query={"seconds": Prop("number", required=False, default=30)},
+           errors=("request.bad_parameter",))
+    async def ticks(self, call):
+        seconds = _seconds(call, 30.0, 3600.0)
         since = self.service.clock.seconds() - seconds
         return 200, {
             zid: [round(d * 1000.0, 3) for t, d in ring if t >= since]
             for zid, ring in self.service.tickLog.items()
         }
 
-
-class Profile(JSONResource):
-    """GET /world/profile?seconds=10: cProfile of every zone tick for that long, top functions."""
-
-    handlers = {b"GET": "get"}
-
-    def __init__(self, service):
-        super().__init__()
-        self.service = service
-        self.busy = False
-
-    async def get(self, request):
-        seconds = _seconds(request, 10.0, 120.0)
+    @route("GET", "/world/profile", "cProfile of every zone tick for that long, top functions",
+           auth=False, query={"seconds": Prop("number", required=False, default=10)},
+           errors=("request.bad_parameter", "world.profile_busy"))
+    async def profile(self, call):
+        seconds = _seconds(call, 10.0, 120.0)
         if self.busy:
-            raise HTTPError(409, "world.profile_busy", "a profile is already running")
+            raise WORLD_ADMIN_ERRORS.error("world.profile_busy")
         self.busy = True
         profiler = cProfile.Profile()
         zones = self.service.zones.values()
@@ -79,8 +81,6 @@ class Profile(JSONResource):
 
 
 def makeWorldAdmin(service):
-    root = Resource()
-    root.putChild(b"ticks", Ticks(service))
-    root.putChild(b"profile", Profile(service))
-    return root
+    """@return: the resource serving C{/world/...} on the admin site for C{service}."""
+    return Router(WorldAdminAPI(service), WORLD_ADMIN_ERRORS)
 

@@ -128,11 +128,15 @@ class DocsTests(TestCase):
         docs/auth.md lists every public and admin route and every error code with
         its status.
         """
-        from mmoshard.auth.admin import adminRoutes
-        from mmoshard.auth.api import authRoutes
-        from mmoshard.auth.config import makeConfig
+        from types import SimpleNamespace
 
-        for route in authRoutes(makeConfig()) + adminRoutes():
+        from mmoshard.auth.admin import AdminAPI
+        from mmoshard.auth.api import AuthAPI
+        from mmoshard.auth.config import makeConfig
+        from mmoshard.web.routes import routesOf
+
+        service = SimpleNamespace(config=makeConfig())
+        for route in routesOf(AuthAPI(service)) + routesOf(AdminAPI(service)):
             self.assertIn(f"| {route.method} | `{route.path}` |", self.text)
         for code, (status, _) in ERRORS.items():
             self.assertIn(f"| `{code}` | {status} |", self.text)

@@ -6,9 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import TestCase
 
-from mmoshard.auth.api import authRoutes
+from types import SimpleNamespace
+
+from mmoshard.auth.api import AuthAPI
 from mmoshard.auth.config import makeConfig
-from mmoshard.auth.schema import Prop, validate
+from mmoshard.web.routes import routesOf
+from mmoshard.web.schema import Prop, validate
 from mmoshard.web.json import HTTPError
 
 JSON = st.recursive(
@@ -17,7 +20,8 @@ JSON = st.recursive(
     | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-BODIES = [r.body for r in authRoutes(makeConfig()) if r.body is not None]
+BODIES = [r.body for r in routesOf(AuthAPI(SimpleNamespace(config=makeConfig())))
+          if r.body is not None]
 
 
 class ValidateTests(TestCase):

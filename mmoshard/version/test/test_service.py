@@ -245,7 +245,8 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
     """
 
     def request(self, query, token=None, method=b"GET", headers=None):
-        request = DummyRequest([])
+        request = DummyRequest([b"v1", b"version"])
+        request.channel = None  # no channel to cork
         request.method = method
         request.args = parse_qs(query.encode())
         request.requestHeaders.setRawHeaders(b"authorization", [b"Bearer " + (token or self.token()).encode()])

@@ -11,26 +11,32 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from mmoshard.web.channel import DirectHTTPChannel, directChannel
-from mmoshard.web.json import JSONResource, JSONRoot, readJSON
+from mmoshard.web.json import JSONRoot, readJSON
+from mmoshard.web.routes import Router, route
 
 BIG = 4 * 1024 * 1024
 
 
-class Echo(JSONResource):
-    handlers = {b"GET": "get", b"POST": "post"}
+class Endpoints:
+    """JSON answers of each kind, small, big and chunk-free, through the router."""
 
-    async def get(self, request):
+    @route("GET", "/json", "A small answer", auth=False)
+    async def hello(self, call):
         return 200, {"hello": "world", "n": 1}
 
-    async def post(self, request):
-        return 201, {"got": readJSON(request)}, {"X-Extra": "yes"}
+    @route("POST", "/json", "The body echoed, with a header", auth=False)
+    async def echo(self, call):
+        return 201, {"got": readJSON(call.request)}, {"X-Extra": "yes"}
 
-
-class Big(JSONResource):
-    handlers = {b"GET": "get"}
-
-    async def get(self, request):
+    @route("GET", "/big", "An answer bigger than a socket buffer", auth=False)
+    async def big(self, call):
         return 200, b'{"x":"' + b"y" * BIG + b'"}'
+
+    @route("GET", "/where", "The addresses the request saw", auth=False)
+    async def where(self, call):
+        request = call.request
+        return 200, {"host": request.getHost().port, "peer": request.getClientAddress().port,
+                     "direct": isinstance(request.channel, DirectHTTPChannel)}
 
 
 class Stream(Resource):
@@ -50,20 +56,12 @@ class Stream(Resource):
         return NOT_DONE_YET
 
 
-class Where(JSONResource):
-    handlers = {b"GET": "get"}
-
-    async def get(self, request):
-        return 200, {"host": request.getHost().port, "peer": request.getClientAddress().port,
-                     "direct": isinstance(request.channel, DirectHTTPChannel)}
-
-
 def root():
     r = JSONRoot()
-    r.putChild(b"json", Echo())
-    r.putChild(b"big", Big())
+    router = Router(Endpoints())
+    for name in (b"json", b"big", b"where"):
+        r.putChild(name, router)
     r.putChild(b"stream", Stream())
-    r.putChild(b"where", Where())
     return r
 
 
@@ -137,6 +135,7 @@ class DirectChannelTests(TestCase):
         self.assertEqual(len(raw.partition(b"\r\n\r\n")[2]), BIG + 8)
 
     async def test_addresses(self):
+        """The request's own and peer addresses on a direct channel, the same on every request."""
         port = await self.serve(True)
         raw = await self.exchange(
             port,

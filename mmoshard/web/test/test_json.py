@@ -46,6 +46,7 @@ class ReadJSONTests(TestCase):
                              (400, "request.malformed_json"))
 
     def test_too_large(self):
+        """A body over the limit is refused with 413 before it is parsed."""
         with self.assertRaises(HTTPError) as caught:
             readJSON(_Request(b'{"a":"' + b"x" * 100 + b'"}'), maxBody=50)
         self.assertEqual(caught.exception.status, 413)

@@ -1,4 +1,4 @@
-"""Request body schemas: strict validation to typed 400s, and their OpenAPI form."""
+"""Request body schemas: strict validation to typed 400s, and their OpenAPI form (query and path parameters too)."""
 
 import math
 import re
@@ -30,6 +30,8 @@ class Prop:
     maximum: float | None = None
     nullable: bool = False
     description: str = ""
+    enum: tuple = ()  # the only values allowed, when given
+    default: object = None  # documented only: what an absent optional value means
     # The pattern, compiled once (re.fullmatch looks it up on every call).
     _fullmatch: object = attrs.field(init=False, eq=False, repr=False)
 
@@ -60,6 +62,8 @@ class Prop:
         return None
 
     def _checkString(self, value):
+        if self.enum and value not in self.enum:
+            return "must be one of " + ", ".join(self.enum)
         if self.minLength is not None and len(value) < self.minLength:
             return f"must be at least {self.minLength} characters"
         if self.maxLength is not None and len(value) > self.maxLength:
@@ -77,6 +81,10 @@ class Prop:
             value = getattr(self, key)
             if value is not None:
                 schema[key] = value
+        if self.enum:
+            schema["enum"] = list(self.enum)
+        if self.default is not None:
+            schema["default"] = self.default
         if self.nullable:
             schema["nullable"] = True
         if self.description:

@@ -1,0 +1,50 @@
+"""Error codes of the REST API: each role's table of code -> (HTTP status, meaning), on one shared base."""
+
+from mmoshard.web.json import HTTPError
+
+# What any router may answer, whichever role it serves.
+COMMON = {
+    "request.malformed_json": (400, "the body is not a JSON object"),
+    "request.too_large": (413, "the body is over the size limit"),
+    "request.invalid": (400, "unknown, missing or bad fields; `fields` says which and why"),
+    "request.not_found": (404, "no such path"),
+    "request.method_not_allowed": (405, "the path does not take this method"),
+    "auth.invalid_token": (401, "missing, malformed, expired or revoked access token"),
+    "service.unavailable": (503, "a database is not answering; retry after Retry-After"),
+    "internal": (500, "a bug: logged on the server"),
+}
+
+
+class ErrorCodes:
+    """
+    One role's error codes: L{COMMON} with its own added (or restated with
+    its own status or meaning).  Errors are answered as
+    C{{"error": {"code", "message", "fields"?}}} with the code's status.
+    """
+
+    def __init__(self, codes):
+        self.codes = {**COMMON, **codes}
+
+    def __contains__(self, code):
+        return code in self.codes
+
+    def status(self, code):
+        """@return: the HTTP status of C{code}."""
+        return self.codes[code][0]
+
+    def meaning(self, code):
+        """@return: what C{code} means, as documented."""
+        return self.codes[code][1]
+
+    def error(self, code, message=None, fields=None, headers=None):
+        """@return: the L{HTTPError} for C{code}, with its registered status."""
+        status, meaning = self.codes[code]
+        return HTTPError(status, code, message or meaning, fields=fields, headers=headers)
+
+
+def retryAfter(seconds):
+    """@return: the Retry-After header for C{seconds}, rounded up, at least 1."""
+    whole = int(seconds)
+    if whole < seconds:
+        whole += 1
+    return {"Retry-After": max(1, whole)}
