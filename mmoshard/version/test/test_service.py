@@ -1,4 +1,4 @@
-"""Tests for the version role in one process: the check and manifests through a real Site, reload, rollback, the gate."""
+"""Tests for the version role in one process: the check and manifests through a real Site."""
 
 import json
 import os
@@ -7,103 +7,25 @@ import treq
 from prometheus_client import generate_latest
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 from twisted.web.http import parse_qs
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 from urllib.parse import quote
 
-from mmoshard.config import parseConfig
-from mmoshard.gate import RULES_KEY, StoreGate
-from mmoshard.interfaces import IAdminSite, ITokenVerifier, IVolatileStore, IWebSite
-from mmoshard.plugins.version import version as versionRole
-from mmoshard.node import Node
-from mmoshard.web.site import SiteRoot
-from mmoshard.store.volatile import MemoryStore
 from mmoshard.revocations import revokeLogin
-from mmoshard.tokens import Claims, InvalidToken, TokenVerifier, issueAccessToken
-from mmoshard.version import web
-from mmoshard.version.releases import loadReleaseDir
-from mmoshard.version.signing import DEV_KEY_FILE, loadSigningKey, publicKeyPEM, loadPublicKey, verifyManifest
-from mmoshard.version.store import ReleaseStore
+from mmoshard.tokens import Claims, InvalidToken, issueAccessToken
+from mmoshard.version.signing import loadPublicKey, publicKeyPEM, verifyManifest
+from mmoshard.version.test.fixture import VersionRoleFixture, coro
 from mmoshard.version.test.helpers import maintenanceTOML, writeReleaseDir
-from mmoshard.web.json import JSONRoot
-
-TOKEN_KEY = "test-token-key-0123456789"
-
-
-def coro(f):
-    def wrapper(*args, **kwargs):
-        return Deferred.fromCoroutine(f(*args, **kwargs))
-
-    wrapper.__name__ = f.__name__
-    return wrapper
-
-
-class VersionRoleFixture:
-    """A Node holding only what the version role uses, its public site on a free port."""
-
-    async def startRole(self, releases=None, startVerifier=False, **versionConfig):
-        base = os.path.abspath(self.mktemp())
-        os.makedirs(base)
-        self.releases = releases or writeReleaseDir(os.path.join(base, "releases"))
-        versionConfig.setdefault("releases_dir", self.releases)
-        config = parseConfig(
-            {"node": {"id": "v1", "var_dir": os.path.join(base, "var")}, "version": versionConfig},
-            [versionRole],
-            roles=["version"],
-            env={},
-        )
-        node = self.node = Node(config, reactor, [versionRole])
-        self.volatile = MemoryStore(reactor, prefix="t:")
-        self.volatile.open()
-        node.provide(IVolatileStore, self.volatile)
-        self.addCleanup(self.volatile.close)
-        self.verifier = TokenVerifier(TOKEN_KEY, self.volatile, reactor)
-        if startVerifier:
-            # Revocations mirrored in memory: the check answers synchronously.
-            await self.verifier.start()
-            self.addCleanup(self.verifier.stop)
-        node.provide(ITokenVerifier, self.verifier)
-        self.root = JSONRoot()
-        node.provide(IWebSite, SiteRoot(self.root))
-        self.adminRoot = JSONRoot()
-        node.provide(IAdminSite, SiteRoot(self.adminRoot))
-        self.service = versionRole.makeService(node.contextFor(versionRole))
-        await self.service.startService()
-        self.addCleanup(self.service.stopService)
-        site = Site(self.root)
-        site.log = lambda request: None
-        self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
-        self.addCleanup(self.port.stopListening)
-        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
-        adminSite = Site(self.adminRoot)
-        adminSite.log = lambda request: None
-        self.adminPort = reactor.listenTCP(0, adminSite, interface="127.0.0.1")
-        self.addCleanup(self.adminPort.stopListening)
-        self.admin = f"http://127.0.0.1:{self.adminPort.getHost().port}"
-        self.key = loadSigningKey(env={}, devPath=os.path.join(base, "var", DEV_KEY_FILE))
-
-    def token(self, accountId=42, flags=(), sid="login-1"):
-        return issueAccessToken(TOKEN_KEY, accountId, sid, 600, reactor.seconds(), flags=flags)
-
-    async def get(self, path, token=None, headers=None):
-        headers = dict(headers or {})
-        if token is not None:
-            headers["Authorization"] = "Bearer " + token
-        response = await treq.get(self.base + path, headers=headers, persistent=False, timeout=5)
-        body = await response.content()
-        return response, body
-
-    async def check(self, query, token=None, **kw):
-        response, body = await self.get("/v1/version?" + query, token or self.token(), **kw)
-        return response.code, json.loads(body), response
+from mmoshard.web import json as webjson
 
 
 class CheckTests(VersionRoleFixture, TestCase):
     @coro
     async def test_ok_and_updates(self):
+        """A current build is ok with latest and minimum, private no-store, for the default region when the asked one is unknown."""
         await self.startRole()
         code, body, response = await self.check("platform=windows&channel=live&build=1.10.0")
         self.assertEqual(code, 200)
@@ -133,6 +55,7 @@ class CheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_cdn_by_region(self):
+        """The CDN list starts with the region asked for by header, else the default region's."""
         await self.startRole(default_region="na")
         _, body, _ = await self.check("platform=windows&build=1.10.0", headers={"X-Client-Region": "eu"})
         self.assertEqual(body["region"], "eu")
@@ -147,6 +70,7 @@ class CheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_bad_requests(self):
+        """A bad platform, channel or build is a 400 request.invalid; nothing published for it a 404 version.no_release."""
         await self.startRole()
         for query in ["platform=windows&build=1.x", "platform=windows", "platform=windows&build=",
                       "platform=amiga&build=1.0", "platform=windows&channel=alpha&build=1.0",
@@ -160,6 +84,7 @@ class CheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_needs_a_valid_token(self):
+        """A missing, malformed, forged or revoked token is a 401 auth.invalid_token with WWW-Authenticate."""
         await self.startRole()
         response, body = await self.get("/v1/version?platform=windows&build=1.10.0")
         self.assertEqual((response.code, json.loads(body)["error"]["code"]), (401, "auth.invalid_token"))
@@ -176,6 +101,7 @@ class CheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_staged_rollout(self):
+        """Under a 50 % rollout accounts get either target, each always the same one."""
         releases = writeReleaseDir(
             os.path.join(self.mktemp()),
             live='latest = "1.10.0"\nminimum = "1.9.0"\nprevious = "1.9.9"\nrollout = 50',
@@ -192,6 +118,7 @@ class CheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_maintenance(self):
+        """During maintenance the check is a 503 with its message and Retry-After; operators get through."""
         now = reactor.seconds()
         releases = writeReleaseDir(
             self.mktemp(), maintenance=maintenanceTOML(now - 10, now + 120, "Patch day")
@@ -206,6 +133,7 @@ class CheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_upcoming_maintenance_announced(self):
+        """A maintenance window to come is announced in an ok answer."""
         now = reactor.seconds()
         releases = writeReleaseDir(self.mktemp(), maintenance=maintenanceTOML(now + 3600, now + 7200))
         await self.startRole(releases)
@@ -215,6 +143,7 @@ class CheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_metrics(self):
+        """Checks are counted by outcome and platform, client builds by channel (unknown builds as other)."""
         await self.startRole()
         await self.check("platform=windows&build=1.10.0")
         await self.check("platform=windows&build=1.9.0")
@@ -231,11 +160,19 @@ class CheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_openapi(self):
+        """/openapi.json documents the check (token, query parameters, errors) and the manifests, not the catch-all."""
         await self.startRole()
         response, body = await self.get("/openapi.json")
         doc = json.loads(body)
         self.assertIn("/v1/version", doc["paths"])
         self.assertIn("/v1/manifests/{platform}/{build}", doc["paths"])
+        self.assertNotIn("/v1/manifests/{rest}", doc["paths"])
+        check = doc["paths"]["/v1/version"]["get"]
+        self.assertEqual(check["security"], [{"bearer": []}])
+        self.assertEqual([p["name"] for p in check["parameters"]], ["platform", "channel", "build"])
+        self.assertIn("`auth.invalid_token`", check["responses"]["401"]["description"])
+        self.assertIn("maintenance", check["responses"]["503"]["description"])
+        self.assertIn("304", doc["paths"]["/v1/manifests/{platform}/{build}"]["get"]["responses"])
 
 
 class SynchronousCheckTests(VersionRoleFixture, TestCase):
@@ -259,6 +196,7 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_rendered_synchronously_once_the_verifier_runs(self):
+        """With the revocation mirror loaded the check is rendered at once, success and refusal alike."""
         await self.startRole(startVerifier=True)
         request = self.request("platform=windows&build=1.9.0")
         body = self.resource().render(request)
@@ -272,6 +210,7 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_waits_for_a_verifier_that_asks_the_store(self):
+        """A verifier that must ask the store is waited for: answer, refusal, or nothing for a client gone."""
         await self.startRole()
         pending = []
         self.patch(self.verifier, "verify", lambda token: pending.append(Deferred()) or pending[-1])
@@ -293,12 +232,13 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
         request = self.request("platform=windows&build=1.9.0")
         self.resource().render(request)
         gone = request
-        self.patch(web, "requestDisconnected", lambda r: r is gone)
+        self.patch(webjson, "requestDisconnected", lambda r: r is gone)
         pending[2].callback(claims)
         self.assertEqual((request.written, request.finished), ([], 0))
 
     @coro
     async def test_spec_through_the_site(self):
+        """Through the site with the verifier running: regions, updates, bad builds, stable rollout, revocation."""
         releases = writeReleaseDir(
             self.mktemp(), live='latest = "1.10.0"\nminimum = "1.9.0"\nprevious = "1.9.9"\nrollout = 50'
         )
@@ -328,6 +268,7 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_head(self):
+        """HEAD answers as GET without a body, with GET's Content-Length, and refusals too."""
         await self.startRole(startVerifier=True)
         _, body = await self.get("/v1/version?platform=windows&build=1.9.0", self.token())
         response = await treq.head(
@@ -345,6 +286,7 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_maintenance_window_opens_and_closes_over_cached_answers(self):
+        """A window opening and closing changes answers already cached, with the right Retry-After."""
         now = reactor.seconds()
         releases = writeReleaseDir(self.mktemp(), maintenance=maintenanceTOML(now + 100, now + 200, "Patch day"))
         await self.startRole(releases, startVerifier=True)
@@ -364,6 +306,7 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_other_spellings_of_known_builds(self):
+        """Other spellings of a known build answer as it, echoed back, without growing caches or metric labels."""
         await self.startRole(startVerifier=True)
         catalog = self.service.catalog
         await self.check("platform=windows&build=1.10.0")
@@ -379,6 +322,7 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_verifier_crash_is_a_json_500(self):
+        """A crash in the verifier or after it is a logged JSON 500 internal."""
         await self.startRole(startVerifier=True)
         from twisted.internet.defer import fail, succeed
 
@@ -396,6 +340,7 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
 class ManifestTests(VersionRoleFixture, TestCase):
     @coro
     async def test_signed_and_cacheable(self):
+        """A manifest is the signed envelope with a strong ETag and the configured Cache-Control, the same bytes again."""
         await self.startRole(manifest_max_age=600)
         response, envelope = await self.get("/v1/manifests/windows/1.9.9")
         self.assertEqual(response.code, 200)
@@ -412,6 +357,7 @@ class ManifestTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_etag_304(self):
+        """If-None-Match naming the ETag (in a list, weak or *) is a 304 with the ETag; another is a 200."""
         await self.startRole()
         response, _ = await self.get("/v1/manifests/windows/1.10.0")
         etag = response.headers.getRawHeaders("etag")[0]
@@ -426,183 +372,9 @@ class ManifestTests(VersionRoleFixture, TestCase):
 
     @coro
     async def test_not_found(self):
+        """Unknown builds, platforms and paths under /v1/manifests are 404 version.no_release."""
         await self.startRole()
         for path in ["windows/9.9.9", "windows/bad", "amiga/1.0", "windows", "windows/1.10.0/x"]:
             response, body = await self.get("/v1/manifests/" + path)
             self.assertEqual(response.code, 404, path)
             self.assertEqual(json.loads(body)["error"]["code"], "version.no_release")
-
-
-class ReloadTests(VersionRoleFixture, TestCase):
-    async def publish(self, **kw):
-        loaded = loadReleaseDir(writeReleaseDir(self.mktemp(), **kw))
-        return await ReleaseStore(self.volatile).publish(loaded, self.key, reactor.seconds())
-
-    async def waitRevision(self, revision):
-        for _ in range(100):
-            if self.service.catalog is not None and self.service.catalog.revision == revision:
-                return
-            await deferLater(reactor, 0.01, lambda: None)
-        self.fail(f"revision {revision} not in force")
-
-    @coro
-    async def test_publish_seen_without_restart(self):
-        await self.startRole()
-        _, body, _ = await self.check("platform=windows&build=1.10.0")
-        self.assertEqual((body["status"], body["revision"]), ("ok", 1))
-        release = await self.publish(live='latest = "1.10.0"\nminimum = "1.10.0"')
-        await self.waitRevision(release.revision)
-        _, body, _ = await self.check("platform=windows&build=1.9.9")
-        self.assertEqual((body["status"], body["minimum"], body["revision"]), ("update_required", "1.10.0", 2))
-
-    @coro
-    async def test_rollback(self):
-        await self.startRole()
-        await self.publish(live='latest = "1.10.0"\nminimum = "1.10.0"')
-        await self.waitRevision(2)
-        store = ReleaseStore(self.volatile)
-        release = await store.rollback()
-        self.assertEqual(release.revision, 1)
-        await self.waitRevision(1)
-        _, body, _ = await self.check("platform=windows&build=1.9.9")
-        self.assertEqual(body["status"], "update_available")
-        history = await store.history()
-        self.assertEqual([(h.revision, h.current) for h in history], [(2, False), (1, True)])
-        rules = json.loads(await self.volatile.get(RULES_KEY))
-        self.assertEqual((rules["revision"], rules["minimum"]["windows/live"]), (1, "1.9.0"))
-
-    @coro
-    async def test_old_revisions_pruned(self):
-        await self.startRole()
-        store = ReleaseStore(self.volatile, keep=2)
-        loaded = loadReleaseDir(writeReleaseDir(self.mktemp(), builds={"1.9.0": [1], "1.10.0": [2]},
-                                                patches=[]))
-        for _ in range(3):
-            await store.publish(loaded, self.key, reactor.seconds())
-        self.assertEqual([h.revision for h in await store.history()], [4, 3])
-        keys = await self.volatile.keys("release:manifest:*")
-        self.assertEqual(len(keys), 3)  # windows 1.9.0, 1.10.0, linux 1.10.0
-
-    @coro
-    async def test_nothing_published(self):
-        await self.startRole(publish_at_start=False)
-        self.assertIsNone(self.service.catalog)
-        code, body, _ = await self.check("platform=windows&build=1.0")
-        self.assertEqual((code, body["error"]["code"]), (404, "version.no_release"))
-        response, _ = await self.get("/v1/manifests/windows/1.10.0")
-        self.assertEqual(response.code, 404)
-
-
-class AdminTests(VersionRoleFixture, TestCase):
-    """`mmoshard release` on the embedded default goes through the admin site."""
-
-    async def post(self, path, body, contentType="application/json"):
-        response = await treq.post(
-            self.admin + path, json.dumps(body).encode(),
-            headers={"Content-Type": contentType}, persistent=False, timeout=5,
-        )
-        return response.code, json.loads(await response.content())
-
-    @coro
-    async def test_publish_rollback_status(self):
-        await self.startRole()
-        other = writeReleaseDir(self.mktemp(), live='latest = "1.10.0"\nminimum = "1.10.0"')
-        code, body = await self.post("/version/publish", {"dir": other})
-        self.assertEqual((code, body["release"]["revision"]), (200, 2))
-        self.assertEqual(self.service.catalog.revision, 2)
-        code, body = await self.post("/version/rollback", {})
-        self.assertEqual((code, body["release"]["revision"]), (200, 1))
-        self.assertEqual(self.service.catalog.revision, 1)
-        code, body = await self.post("/version/rollback", {})
-        self.assertEqual((code, body["error"]["code"]), (409, "version.no_earlier_revision"))
-        response = await treq.get(self.admin + "/version/status", persistent=False)
-        body = json.loads(await response.content())
-        self.assertEqual([h["revision"] for h in body["history"]], [2, 1])
-        code, body = await self.post("/version/publish", {"dir": self.mktemp()})
-        self.assertEqual((code, body["error"]["code"]), (400, "version.invalid_release"))
-        code, body = await self.post("/version/publish", {}, contentType="text/plain")
-        self.assertEqual(code, 415)
-
-    @coro
-    async def test_cli_through_admin(self):
-        import argparse
-        import io
-
-        from mmoshard.testing import writeConfig
-        from mmoshard.version import cli
-
-        await self.startRole()
-        port = self.adminPort.getHost().port
-        path = writeConfig(self.mktemp() + ".toml", {
-            "node": {"var_dir": self.node.config.node.var_dir},
-            "listen": {"admin": f"tcp:{port}:interface=127.0.0.1"},
-            "version": {"releases_dir": self.releases},
-        })
-        parser = argparse.ArgumentParser()
-        cli.arguments(parser)
-        out = io.StringIO()
-        status = await cli.run(reactor, parser.parse_args(["publish", "--config", path]), out)
-        self.assertEqual(status, 0)
-        self.assertIn("published revision 2 through the server's admin site", out.getvalue())
-        self.assertIn("windows/live: latest 1.10.0, minimum 1.9.0", out.getvalue())
-        out = io.StringIO()
-        await cli.run(reactor, parser.parse_args(["status", "--config", path]), out)
-        self.assertIn("revision 2 in force", out.getvalue())
-
-
-class StoreGateTests(TestCase):
-    def claims(self, flags=()):
-        return Claims(account_id=1, sid="s", exp=2e9, iat=0, flags=frozenset(flags))
-
-    @coro
-    async def test_follows_published_rules(self):
-        clock = Clock()
-        clock.advance(1000)
-        store = MemoryStore(clock, prefix="g:")
-        store.open()
-        gate = StoreGate(store, clock, refresh=5.0)
-        await gate.start()
-        self.assertIsNone(await gate.check(self.claims(), "0.1", "windows"))
-        loaded = loadReleaseDir(writeReleaseDir(self.mktemp(), maintenance=maintenanceTOML(1100, 1200, "Soon back")))
-        key = loadSigningKey(env={}, devPath=os.path.join(self.mktemp(), "k.pem"))
-        await ReleaseStore(store).publish(loaded, key, clock.seconds())
-        clock.advance(0)  # the change announcement is delivered
-        refusal = await gate.check(self.claims(), "1.8.0", "windows")
-        self.assertEqual(refusal.code, "version.update_required")
-        self.assertIsNone(await gate.check(self.claims(), "1.9.0", "windows"))
-        clock.advance(150)
-        refusal = await gate.check(self.claims(), "1.9.0", "windows")
-        self.assertEqual((refusal.code, refusal.message, refusal.retry_after), ("server.maintenance", "Soon back", 50))
-        self.assertIsNone(await gate.check(self.claims({"operator"}), "1.9.0", "windows"))
-        await gate.stop()
-        store.close()
-
-    @coro
-    async def test_periodic_refresh_and_store_failure(self):
-        clock = Clock()
-        store = MemoryStore(clock, prefix="g:")
-        store.open()
-        gate = StoreGate(store, clock, refresh=5.0)
-        await gate.start()
-        # Rules written without an announcement are picked up by the refresh.
-        from mmoshard.gate import GateRules, parseBuild
-
-        await store.set(RULES_KEY, GateRules(3, {"ios/live": parseBuild("2.0")}).encode())
-        clock.advance(5)
-        self.assertEqual((await gate.check(self.claims(), "1.0", "ios")).code, "version.update_required")
-        # A store failure keeps the rules in force.
-        gate.volatile = _Broken()
-        clock.advance(5)
-        self.assertEqual(gate.rules.revision, 3)
-        self.flushLoggedErrors()
-        await gate.stop()
-        store.close()
-
-
-class _Broken:
-    def get(self, key):
-        from twisted.internet.defer import fail
-
-        from mmoshard.store.errors import VolatileUnavailable
-
-        return fail(VolatileUnavailable("down"))
