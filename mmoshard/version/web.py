@@ -74,8 +74,15 @@ class VersionAPI:
                   "channel": Prop("string", required=False, enum=CHANNELS, default="live"),
                   "build": Prop("string", description="such as 1.10.0")},
            errors=("request.invalid", "version.no_release"),
-           response={"status": Prop("string", description="ok, update_available or "
-                                                           "update_required")},
+           response=dict(
+               status=Prop("string", enum=("ok", "update_available", "update_required")),
+               platform=Prop("string"), channel=Prop("string"), build=Prop("string"),
+               latest=Prop("string"), minimum=Prop("string"), target=Prop("string"),
+               notes_url=Prop("string", nullable=True), manifest_url=Prop("string"),
+               plan=Prop("object", nullable=True, description="null when ok"),
+               region=Prop("string"), cdn=Prop("array"),
+               maintenance=Prop("object", nullable=True, description="the next window"),
+               revision=Prop("integer")),
            responses={503: "maintenance, with Retry-After and the window"},
            cache=b"private, no-store")
     def check(self, call):

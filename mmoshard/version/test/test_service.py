@@ -173,6 +173,9 @@ class CheckTests(VersionRoleFixture, TestCase):
         self.assertIn("`auth.invalid_token`", check["responses"]["401"]["description"])
         self.assertIn("maintenance", check["responses"]["503"]["description"])
         self.assertIn("304", doc["paths"]["/v1/manifests/{platform}/{build}"]["get"]["responses"])
+        _, body, _ = await self.check("platform=windows&build=1.9.0")
+        documented = check["responses"]["200"]["content"]["application/json"]["schema"]
+        self.assertEqual(set(body), set(documented["properties"]))
 
 
 class SynchronousCheckTests(VersionRoleFixture, TestCase):
