@@ -1,6 +1,7 @@
 """The version role's REST: GET /v1/version (the check) and GET /v1/manifests/{platform}/{build}."""
 
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mmoshard import __version__
 from mmoshard.gate import MalformedBuild, isOperator, parseBuild
@@ -46,17 +47,33 @@ class VersionAPI:
         self._builds = {}
 
     def authenticate(self, request):
-        """@return: the verifier's Deferred of the Bearer token's claims."""
+        """
+        @return: the Bearer token's claims, or a Deferred of them when the
+            verifier must ask the store (when it answered at once, as it
+            almost always does, the router need not wait on a Deferred).
+        """
         header = request.getHeader(b"authorization")
         if header is not None and header[:7].lower() == b"bearer ":
             token = header[7:].strip()
             if token:
-                return self.role.verifier.verify(token.decode("latin-1")).addErrback(self._refused)
+                box = []
+                d = self.role.verifier.verify(token.decode("latin-1"))
+                d.addBoth(box.append)
+                if not box:
+                    return d.addCallback(lambda _: self._claims(box[0]))
+                return self._claims(box[0])
         self.role.metrics.check("auth.invalid_token", "unknown")
         raise VERSION_ERRORS.error("auth.invalid_token", "a Bearer access token is required",
                                    headers=_CHALLENGE)
 
+    def _claims(self, result):
+        """@return: the verifier's C{result}, its failure raised as the typed error."""
+        if isinstance(result, Failure):
+            self._refused(result).raiseException()
+        return result
+
     def _refused(self, failure):
+        """@return: C{failure} when not a refusal; raise the typed error of one."""
         if failure.check(InvalidToken):
             e = VERSION_ERRORS.error("auth.invalid_token", f"access token {failure.value.reason}",
                                      headers=_CHALLENGE)

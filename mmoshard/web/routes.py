@@ -17,6 +17,7 @@ from mmoshard.web.schema import objectSchema, validate
 # The attribute @route leaves on a handler: the declarations it carries.
 _DECLARED = "__mmoshard_routes__"
 _NO_STORE = b"no-store"
+_NO_STORE_HEADER = [_NO_STORE]
 _JSON = [b"application/json"]
 _DEFAULT_ERRORS = ErrorCodes({})
 
@@ -87,16 +88,20 @@ class Route:
 
     segments: tuple = attrs.field(init=False, eq=False, repr=False)
     params: tuple = attrs.field(init=False, eq=False, repr=False)
+    # What every request reads, at hand (not through the declaration).
+    auth: bool = attrs.field(init=False, eq=False, repr=False)
+    cacheHeader: list = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self):
         # Split once: routes are matched on every request.
         segments = tuple(self.declaration.path.strip("/").split("/"))
         object.__setattr__(self, "segments", segments)
         object.__setattr__(self, "params", tuple(_parameter(s) for s in segments))
+        object.__setattr__(self, "auth", self.declaration.auth)
+        object.__setattr__(self, "cacheHeader", [self.declaration.cache])
 
     method = property(lambda self: self.declaration.method)
     path = property(lambda self: self.declaration.path)
-    auth = property(lambda self: self.declaration.auth)
     name = property(lambda self: self.handler.__name__)
 
     @property
@@ -271,7 +276,7 @@ class Router(Resource):
                 e = self.errors.error("request.method_not_allowed")
             else:
                 e = self.errors.error("request.not_found")
-            return self._now(request, _NO_STORE, e.status, e.body(), e.headers)
+            return self._now(request, _NO_STORE_HEADER, e.status, e.body(), e.headers)
         route, params = chosen[0]
         return self._start(request, route, params)
 
@@ -279,7 +284,7 @@ class Router(Resource):
         """Run C{route}'s handler for C{request}.  @return: what C{render} returns."""
         call = Call(request, params, self.trustForwarded)
         try:
-            if route.declaration.auth:
+            if route.auth:
                 d = self.api.authenticate(request)
                 if iscoroutine(d):
                     d = Deferred.fromCoroutine(d)
@@ -302,7 +307,7 @@ class Router(Resource):
         except Exception:
             return self._failedNow(Failure(), request, route, call)
         if type(result) is tuple:
-            return self._now(request, route.declaration.cache, *result)
+            return self._now(request, route.cacheHeader, *result)
         if iscoroutine(result):
             result = Deferred.fromCoroutine(result)
         result.addCallbacks(self._answer, self._failed, callbackArgs=(request, route),
@@ -346,7 +351,10 @@ class Router(Resource):
         writeJSON(request, status, body, headers)
 
     def _now(self, request, cache, status, body, headers=None):
-        """Answer from C{render}: Twisted writes the body and its length."""
+        """
+        Answer from C{render}: Twisted writes the body and its length.
+        @param cache: the Cache-Control value, in a list.
+        """
         if status != 200:  # the default: skip the call on the hot path
             request.setResponseCode(status)
         setHeader = request.responseHeaders.setRawHeaders
@@ -354,7 +362,7 @@ class Router(Resource):
             body = encodeJSON(body)
         if status != 304:
             setHeader(b"content-type", _JSON)
-        setHeader(b"cache-control", [cache])
+        setHeader(b"cache-control", cache)
         if headers:
             for name, value in headers.items():
                 setHeader(name.encode(), [value if type(value) is bytes else str(value).encode()])
@@ -381,7 +389,7 @@ class Router(Resource):
 
     def _failedNow(self, failure, request, route, call):
         e = self._error(failure, route, call)
-        return self._now(request, route.declaration.cache, e.status, e.body(), e.headers)
+        return self._now(request, route.cacheHeader, e.status, e.body(), e.headers)
 
     def _failed(self, failure, request, route, call):
         e = self._error(failure, route, call)
