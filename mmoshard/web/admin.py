@@ -1,17 +1,19 @@
-"""The admin site on loopback: /healthz, /readyz and Prometheus /metrics."""
+"""The admin site on loopback: /healthz, /readyz, /directory and Prometheus /metrics."""
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from twisted.web.resource import Resource
 
 from mmoshard import __version__
 from mmoshard.web.json import JSONRoot
 from mmoshard.web.routes import Router, mountRouter, route
 from mmoshard.web.site import SiteRoot
 
+# Not JSON: the router sends the body as it is, with this type.
+_METRICS_TYPE = {"Content-Type": CONTENT_TYPE_LATEST.encode()}
+
 
 class CoreAdminAPI:
     """
-    The node's own admin routes: liveness, readiness and the directory.
+    The node's own admin routes: liveness, readiness, metrics and the directory.
     Readiness is 200 only when started and both stores answer, else 503
     naming what is down.
     """
@@ -63,6 +65,11 @@ class CoreAdminAPI:
             "checks": checks,
         }
 
+    @route("GET", "/metrics", "Prometheus text exposition of the node's registry",
+           auth=False)
+    def metrics(self, call):
+        return 200, generate_latest(self.node.metrics), _METRICS_TYPE
+
     @route("GET", "/directory", "Every live process of the deployment, its roles, endpoints "
            "and load", auth=False)
     async def listing(self, call):
@@ -70,27 +77,12 @@ class CoreAdminAPI:
         return 200, {"processes": [e.toJSON() for e in entries]}
 
 
-class Metrics(Resource):
-    """Prometheus text exposition of the node's registry."""
-
-    isLeaf = True
-
-    def __init__(self, node):
-        super().__init__()
-        self.node = node
-
-    def render_GET(self, request):
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        return generate_latest(self.node.metrics)
-
-
 def makeAdminRoot(node, sql, volatile, directory):
     """@return: the admin site's root resource for C{node} and its core parts."""
     site = SiteRoot(JSONRoot())
     api = CoreAdminAPI(node, sql, volatile, directory, node.config.volatile.timeout)
     mountRouter(site, Router(api))
-    site.putChild(b"metrics", Metrics(node))
     return site.root
 
 
-__all__ = ["makeAdminRoot", "CoreAdminAPI", "Metrics"]
+__all__ = ["makeAdminRoot", "CoreAdminAPI"]

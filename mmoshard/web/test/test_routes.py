@@ -286,3 +286,22 @@ class SiteRootTests(TestCase):
         folder.getChild(b"c", request).render(request)
         self.assertEqual(json.loads(b"".join(request.written))["error"]["code"],
                          "request.not_found")
+
+
+class CoreAdminTests(TestCase):
+    def test_metrics_not_json(self):
+        """/metrics is Prometheus text with its own content type, through the same router."""
+        from types import SimpleNamespace
+
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
+
+        from mmoshard.web.admin import CoreAdminAPI
+
+        registry = CollectorRegistry()
+        Counter("mmoshard_test_things", "things", registry=registry).inc()
+        api = CoreAdminAPI(SimpleNamespace(metrics=registry), None, None, None)
+        request = _request("/metrics")
+        body = Router(api).render(request)
+        self.assertIn(b"mmoshard_test_things_total 1.0", body)
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"content-type"),
+                         [CONTENT_TYPE_LATEST.encode()])
