@@ -49,12 +49,18 @@ async def unbanAccount(accounts, now, account, ip=None, actor="operator"):
 
 
 class AdminAPI:
-    """The admin site's account routes (loopback only, no token), sharing the auth service's stores."""
+    """
+    The admin site's account routes (loopback only, no token), sharing the
+    auth service's stores.  Those that change state take only bodies sent
+    as application/json, which a browser asks before sending cross-site: a
+    web page cannot drive them through a local browser.
+    """
 
     def __init__(self, service):
         self.service = service
 
     @route("POST", "/accounts/{id}/ban", "Ban an account; end its sessions", auth=False,
+           jsonOnly=True,
            body={"reason": Prop("string", minLength=1, maxLength=200),
                  "until": Prop("number", required=False, nullable=True, minimum=0,
                                description="epoch seconds; absent: for ever"),
@@ -79,7 +85,7 @@ class AdminAPI:
         return 200, {"account_id": accountId, "banned_until": until or FOREVER,
                      "ended_sessions": ended}
 
-    @route("POST", "/accounts/{id}/unban", "Lift a ban", auth=False, body={},
+    @route("POST", "/accounts/{id}/unban", "Lift a ban", auth=False, body={}, jsonOnly=True,
            errors=("account.not_found",))
     async def unban(self, call):
         svc = self.service
@@ -105,7 +111,7 @@ class AdminAPI:
         }
 
     @route("POST", "/characters/{id}/restore", "Undo a character's deletion", auth=False,
-           body={}, errors=("character.not_found", "character.name_taken"))
+           body={}, jsonOnly=True, errors=("character.not_found", "character.name_taken"))
     async def restoreCharacter(self, call):
         outcome = await self.service.characters.restore(call.params["id"])
         if outcome == "missing":

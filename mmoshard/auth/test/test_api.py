@@ -345,6 +345,9 @@ class APITestsMixin:
         self.assertEqual((r.code, r.error), (404, "account.not_found"))
         r = await h.request("POST", "/accounts/999/unban", admin=True)
         self.assertEqual((r.code, r.error), (404, "account.not_found"))
+        r = await h.request("POST", "/accounts/999/unban", admin=True,
+                            headers={"content-type": "text/plain"})
+        self.assertEqual((r.code, r.error), (415, "request.unsupported_media_type"))
         r = await h.request("POST", "/accounts/1/ban", {"reason": "x", "until": 5,
                                                         "duration": 5}, admin=True)
         self.assertEqual((r.code, r.error), (400, "request.invalid"))
