@@ -66,9 +66,10 @@ class RoleContext:
     reactor: object
     nodeId: str
     metrics: object
-    registry: object  # zope.interface.registry.Components
-    readinessChecks: dict
-    tokenKeySource: object  # callable() -> str, the shared token signing key
+    # Private: a role reaches the registry only through require/optional/provide.
+    _registry: object  # zope.interface.registry.Components
+    _readinessChecks: dict
+    _tokenKeySource: object  # callable() -> str, the shared token signing key
 
     def require(self, iface):
         """
@@ -80,7 +81,7 @@ class RoleContext:
         if iface not in self.role.requires:
             raise UndeclaredInterface(
                 f"role {self.role.name!r} does not declare it requires {iface.__name__}")
-        provider = self.registry.queryUtility(iface)
+        provider = self._registry.queryUtility(iface)
         if provider is None:
             raise LookupError(f"nothing provides {iface.__name__} for role {self.role.name!r}")
         return provider
@@ -90,19 +91,19 @@ class RoleContext:
         if iface not in self.role.uses and iface not in self.role.requires:
             raise UndeclaredInterface(
                 f"role {self.role.name!r} does not declare it uses {iface.__name__}")
-        return self.registry.queryUtility(iface)
+        return self._registry.queryUtility(iface)
 
     def provide(self, iface, provider):
         """Register C{provider} as the node's C{iface}, one of the role's C{provides}."""
         if iface not in self.role.provides:
             raise UndeclaredInterface(
                 f"role {self.role.name!r} does not declare it provides {iface.__name__}")
-        self.registry.registerUtility(provider, iface)
+        self._registry.registerUtility(provider, iface)
 
     def addReadinessCheck(self, name, check):
         """Report C{check()} ("ok" or why not) on the admin site's /readyz."""
-        self.readinessChecks[name] = check
+        self._readinessChecks[name] = check
 
     def tokenKey(self):
         """@return: the deployment's token signing key (read or created on first call)."""
-        return self.tokenKeySource()
+        return self._tokenKeySource()
