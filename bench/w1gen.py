@@ -1,0 +1,111 @@
+"""W1's C load generator (bench/w1gen.c): built once per source hash, fed a handshake file per step, checked against the Python bot."""
+
+import hashlib
+import os
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The bench's token key: the handshakes' tokens are minted with it.
+KEY = "w1-bench-token-key-0123456789abcdef"
+
+GEN_SOURCE = os.path.join(ROOT, "bench", "w1gen.c")
+HANDSHAKE_MAGIC = b"W1HS0001"
+
+
+def buildGenerator():
+    """Compile bench/w1gen.c (cached by source hash in the temp dir). @return: its path."""
+    with open(GEN_SOURCE, "rb") as f:
+        digest = hashlib.sha1(f.read()).hexdigest()[:16]
+    d = os.path.join(tempfile.gettempdir(), f"w1gen-{os.getuid()}-{digest}")
+    binary = os.path.join(d, "w1gen")
+    if not (_ours(d) and _ours(binary)):
+        # The temp dir is shared: run only what we compiled into a directory
+        # of our own, never a binary someone else put at that name.
+        if os.path.lexists(d) and not _ours(d):
+            d = tempfile.mkdtemp(prefix=f"w1gen-{digest}-")
+            binary = os.path.join(d, "w1gen")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        part = f"{binary}.{os.getpid()}"
+        out = subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", part, GEN_SOURCE, "-lm"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"cannot compile {GEN_SOURCE}:\n{out.stderr}")
+        os.replace(part, binary)
+    return binary
+
+
+def _ours(path):
+    """True when C{path} exists, is not a link, is ours, and only we may write it."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (not stat.S_ISLNK(st.st_mode) and st.st_uid == os.getuid()
+            and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def writeHandshakes(path, n, firstId=1, key=KEY):
+    """
+    The C generator's handshake file: for bot i (account and character
+    firstId + i) the framed hello and world.enter the Python bot sends.
+    """
+    from mmoshard.tokens import issueAccessToken
+    from mmoshard.wire.codec import encode
+    from mmoshard.wire.framing import frame
+
+    parts = [HANDSHAKE_MAGIC, n.to_bytes(4, "big"), firstId.to_bytes(4, "big")]
+    now = time.time()
+    for cid in range(firstId, firstId + n):
+        parts.append(frame(encode({
+            "t": "hello", "id": 1, "token": issueAccessToken(key, cid, f"bot-{cid}", 86400, now),
+            "client_version": "bots-1", "platform": "bots"})))
+        parts.append(frame(encode({"t": "world.enter", "id": 2, "character_id": cid})))
+    with open(path, "wb") as f:
+        f.write(b"".join(parts))
+
+
+def readHandshakes(path):
+    """@return: (firstId, [(hello, enter)]) of a handshake file, decoded."""
+    from mmoshard.wire.codec import decode
+    from mmoshard.wire.framing import FrameDecoder
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != HANDSHAKE_MAGIC:
+        raise ValueError("not a handshake file")
+    n, firstId = int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
+    frames = [decode(p) for p in FrameDecoder(1 << 20).feed(data[16:])]
+    if len(frames) != 2 * n:
+        raise ValueError(f"{len(frames)} frames for {n} bots")
+    return firstId, list(zip(frames[0::2], frames[1::2]))
+
+
+def genSelftest(argv):
+    """The C generator against the Python bot: move bytes, handshake file both ways."""
+    from mmoshard.bots.w1 import packMove
+    from mmoshard.tokens import signingKey
+
+    binary = buildGenerator()
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "hs")
+        writeHandshakes(path, 50, 7)
+        first, pairs = readHandshakes(path)
+        assert first == 7 and len(pairs) == 50
+        import jwt
+
+        for i, (hello, enter) in enumerate(pairs):
+            assert hello["t"] == "hello" and hello["id"] == 1, hello
+            claims = jwt.decode(hello["token"], signingKey(KEY), algorithms=["HS256"])
+            assert claims["sub"] == str(7 + i), claims
+            assert enter == {"t": "world.enter", "id": 2, "character_id": 7 + i}, enter
+        out = subprocess.run([binary, "--selftest", "--handshakes", path, "--count", "50",
+                              "--first-id", "7"], capture_output=True, text=True, check=True).stdout
+    expected = packMove(1.5, -2.25, 3.0, -4.0, 123456789, 7).hex()
+    assert f"move {expected}" in out, out
+    assert "handshakes 50 ok" in out, out
+    print("gen-selftest ok")
+    return 0
