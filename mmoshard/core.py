@@ -24,7 +24,7 @@ from mmoshard.interfaces import (
 from mmoshard.node import StartupFailed
 from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
-from mmoshard.web.admin import makeAdminRoot
+from mmoshard.web.admin import makeAdminSite
 from mmoshard.web.channel import directChannel
 from mmoshard.web.site import SiteRoot
 from mmoshard.zonechat import StoreZoneChannels
@@ -277,7 +277,7 @@ def makeCoreServices(node):
     if node.uses("http") and config.listen.http:
         node.provide(IWebSite, SiteRoot())
     if config.listen.admin:
-        admin = SiteRoot(makeAdminRoot(node, sql, volatile, directory))
+        admin = makeAdminSite(node, sql, volatile, directory)
         node.provide(IAdminSite, admin)
     return [
         SQLService(sql, node.nodeId),

@@ -1,11 +1,10 @@
-"""The admin site on loopback: /healthz, /readyz, /directory and Prometheus /metrics."""
+"""The admin site on loopback: /healthz, /readyz, /directory, Prometheus /metrics and the site itself."""
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mmoshard import __version__
-from mmoshard.web.json import JSONRoot
 from mmoshard.web.routes import Router, mountRouter, route
-from mmoshard.web.site import SiteRoot
+from mmoshard.web.site import AdminSite
 
 # Not JSON: the router sends the body as it is, with this type.
 _METRICS_TYPE = {"Content-Type": CONTENT_TYPE_LATEST.encode()}
@@ -77,12 +76,12 @@ class CoreAdminAPI:
         return 200, {"processes": [e.toJSON() for e in entries]}
 
 
-def makeAdminRoot(node, sql, volatile, directory):
-    """@return: the admin site's root resource for C{node} and its core parts."""
-    site = SiteRoot(JSONRoot())
+def makeAdminSite(node, sql, volatile, directory):
+    """@return: the L{AdminSite} of C{node}, with the core routes of its parts mounted."""
+    site = AdminSite()
     api = CoreAdminAPI(node, sql, volatile, directory, node.config.volatile.timeout)
     mountRouter(site, Router(api))
-    return site.root
+    return site
 
 
-__all__ = ["makeAdminRoot", "CoreAdminAPI"]
+__all__ = ["makeAdminSite", "CoreAdminAPI"]

@@ -79,3 +79,40 @@ class SiteRoot:
             self._openapi = OpenAPIDocuments()
             mountRouter(self, self._openapi.router)
         self._openapi.add(source)
+
+
+class AdminSite(SiteRoot):
+    """
+    The admin site: its own C{GET /openapi.json} documents every L{Router}
+    mounted on it, whichever role mounts it, so what the admin site serves
+    is listed in one place (for operators, the operator console, and the
+    tests that check every admin route).
+    """
+
+    title = "mmoshard admin"
+
+    def __init__(self, root=None):
+        super().__init__(root)
+        self.routers = []
+
+    def putChild(self, path, resource):
+        self._record(resource)
+        super().putChild(path, resource)
+
+    def mount(self, segments, resource):
+        self._record(resource)
+        super().mount(segments, resource)
+
+    def _record(self, resource):
+        # mountRouter mounts one router at each of its prefixes: list it once.
+        # The /openapi.json router documents itself.
+        if not isinstance(resource, Router) or any(r is resource for r in self.routers):
+            return
+        if self._openapi is not None and resource is self._openapi.router:
+            return
+        self.routers.append(resource)
+        self.addOpenAPI(lambda: self.document(resource))
+
+    def document(self, router):
+        """@return: the OpenAPI document of C{router}'s routes as the admin site serves them."""
+        return openapiDocument(router.routes, self.title, __version__, router.errors)
