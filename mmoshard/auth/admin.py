@@ -51,16 +51,15 @@ async def unbanAccount(accounts, now, account, ip=None, actor="operator"):
 class AdminAPI:
     """
     The admin site's account routes (loopback only, no token), sharing the
-    auth service's stores.  Those that change state take only bodies sent
-    as application/json, which a browser asks before sending cross-site: a
-    web page cannot drive them through a local browser.
+    auth service's stores.  The admin site's guard keeps web pages off them
+    (a JSON body from no other origin, Host the admin address:
+    mmoshard/web/guard.py).
     """
 
     def __init__(self, service):
         self.service = service
 
     @route("POST", "/accounts/{id}/ban", "Ban an account; end its sessions", auth=False,
-           jsonOnly=True,
            body={"reason": Prop("string", minLength=1, maxLength=200),
                  "until": Prop("number", required=False, nullable=True, minimum=0,
                                description="epoch seconds; absent: for ever"),
@@ -85,7 +84,7 @@ class AdminAPI:
         return 200, {"account_id": accountId, "banned_until": until or FOREVER,
                      "ended_sessions": ended}
 
-    @route("POST", "/accounts/{id}/unban", "Lift a ban", auth=False, body={}, jsonOnly=True,
+    @route("POST", "/accounts/{id}/unban", "Lift a ban", auth=False, body={},
            errors=("account.not_found",))
     async def unban(self, call):
         svc = self.service
@@ -111,7 +110,7 @@ class AdminAPI:
         }
 
     @route("POST", "/characters/{id}/restore", "Undo a character's deletion", auth=False,
-           body={}, jsonOnly=True, errors=("character.not_found", "character.name_taken"))
+           body={}, errors=("character.not_found", "character.name_taken"))
     async def restoreCharacter(self, call):
         outcome = await self.service.characters.restore(call.params["id"])
         if outcome == "missing":

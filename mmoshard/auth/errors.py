@@ -4,7 +4,6 @@ from mmoshard.web.errors import ErrorCodes, retryAfter
 
 AUTH_ERRORS = ErrorCodes({
     "request.too_large": (400, "the body is over [auth] max_body bytes"),
-    "request.unsupported_media_type": (415, "admin site: the body must be sent as application/json"),
     "auth.invalid_credentials": (401, "wrong username or password"),
     "auth.invalid_refresh_token": (401, "unknown, expired or revoked refresh token"),
     "auth.refresh_token_reused": (401, "a used refresh token came back: the login is revoked"),

@@ -31,7 +31,6 @@ class VersionAdminAPI:
         }
 
     @route("POST", "/version/publish", "Check, sign and publish release data", auth=False,
-           jsonOnly=True,
            body={"dir": Prop("string", required=False, nullable=True,
                              description="the release directory; absent: [version] releases_dir")},
            errors=("version.invalid_release",))
@@ -43,7 +42,6 @@ class VersionAdminAPI:
         return 200, {"release": release.toJSON(), "key_id": keyId(key)}
 
     @route("POST", "/version/rollback", "Put an earlier revision back in force", auth=False,
-           jsonOnly=True,
            body={"to": Prop("integer", required=False, nullable=True,
                             description="the revision; absent: the one before")},
            errors=("version.no_earlier_revision",))

@@ -16,7 +16,6 @@ from mmoshard.web.schema import Prop
 
 # The error codes of this role's endpoints (docs/version.md lists them).
 VERSION_ERRORS = ErrorCodes({
-    "request.unsupported_media_type": (415, "the body must be sent as application/json"),
     "version.no_release": (404, "nothing is published for that platform, channel or build"),
     "version.invalid_release": (400, "the release data or signing key is refused"),
     "version.no_earlier_revision": (409, "there is no kept revision to roll back to"),

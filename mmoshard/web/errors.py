@@ -14,6 +14,16 @@ COMMON = {
     "internal": (500, "a bug: logged on the server"),
 }
 
+# What the admin site's guard (web/guard.py) answers, before any route runs.
+ADMIN_SITE = {
+    "request.bad_host": (403, "admin site: Host is not the admin address (127.0.0.1, localhost "
+                              "or [::1] with the admin port): a DNS-rebinding page"),
+    "request.forbidden_origin": (403, "admin site: a state-changing request from another "
+                                      "origin (Origin, Sec-Fetch-Site): a cross-site page"),
+    "request.unsupported_media_type": (415, "admin site: a state-changing request whose body "
+                                            "is not sent as application/json"),
+}
+
 
 class ErrorCodes:
     """
@@ -40,6 +50,9 @@ class ErrorCodes:
         """@return: the L{HTTPError} for C{code}, with its registered status."""
         status, meaning = self.codes[code]
         return HTTPError(status, code, message or meaning, fields=fields, headers=headers)
+
+
+ADMIN_SITE_ERRORS = ErrorCodes(ADMIN_SITE)
 
 
 def retryAfter(seconds):

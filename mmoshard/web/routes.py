@@ -406,11 +406,13 @@ def mountRouter(site, router, depth=1):
         site.mount(prefix, router)
 
 
-def openapiDocument(routes, title, version, errors):
+def openapiDocument(routes, title, version, errors, siteErrors=None):
     """
     @return: the OpenAPI 3 document describing C{routes} (L{Route}s), with
         every error code each endpoint may answer, from C{errors}
         (L{ErrorCodes}), grouped by status.
+    @param siteErrors: None, or a callable (the method) -> the codes the
+        site answers with before the route runs (the admin site's guard).
     """
     paths = {}
     for r in routes:
@@ -443,7 +445,10 @@ def openapiDocument(routes, title, version, errors):
                 "schema": objectSchema(declared.response, closed=False)}}
         op["responses"][str(declared.status)] = success
         byStatus = {}
-        for code in r.commonErrors() + list(declared.errors):
+        codes = r.commonErrors() + list(declared.errors)
+        if siteErrors is not None:
+            codes = list(siteErrors(r.method)) + codes
+        for code in codes:
             byStatus.setdefault(errors.status(code), []).append(code)
         notes = declared.responses or {}
         for status in sorted(set(byStatus) | set(notes)):

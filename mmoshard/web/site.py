@@ -4,7 +4,8 @@ from zope.interface import implementer
 
 from mmoshard import __version__
 from mmoshard.interfaces import IAdminSite, IWebSite
-from mmoshard.web.errors import ErrorCodes
+from mmoshard.web.errors import ADMIN_SITE, ErrorCodes
+from mmoshard.web.guard import AdminGuard, GuardedRoot
 from mmoshard.web.json import JSONRoot
 from mmoshard.web.routes import Router, errorSchema, mountRouter, openapiDocument, route
 
@@ -83,16 +84,19 @@ class SiteRoot:
 
 class AdminSite(SiteRoot):
     """
-    The admin site: its own C{GET /openapi.json} documents every L{Router}
-    mounted on it, whichever role mounts it, so what the admin site serves
-    is listed in one place (for operators, the operator console, and the
-    tests that check every admin route).
+    The admin site: every request passes its L{AdminGuard} first, whichever
+    role mounted the resource it asks for (docs/operations.md, "Admin
+    site"); its own C{GET /openapi.json} documents every L{Router} mounted
+    on it, with what the guard may answer, so what the admin site serves is
+    listed in one place (for operators, the operator console, and the tests
+    that check every admin route).
     """
 
     title = "mmoshard admin"
 
-    def __init__(self, root=None):
-        super().__init__(root)
+    def __init__(self, guard=None):
+        self.guard = guard if guard is not None else AdminGuard()
+        super().__init__(GuardedRoot(self.guard))
         self.routers = []
 
     def putChild(self, path, resource):
@@ -115,4 +119,6 @@ class AdminSite(SiteRoot):
 
     def document(self, router):
         """@return: the OpenAPI document of C{router}'s routes as the admin site serves them."""
-        return openapiDocument(router.routes, self.title, __version__, router.errors)
+        errors = ErrorCodes({**router.errors.codes, **ADMIN_SITE})
+        return openapiDocument(router.routes, self.title, __version__, errors,
+                               self.guard.codesFor)

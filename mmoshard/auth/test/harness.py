@@ -21,7 +21,7 @@ from mmoshard.interfaces import (
 )
 from mmoshard.plugins.auth import auth as authRole
 from mmoshard.node import Node
-from mmoshard.web.site import SiteRoot
+from mmoshard.web.site import AdminSite, SiteRoot
 from mmoshard.store.sql import SQLStore, migrate
 from mmoshard.store.volatile import MemoryStore, makeVolatileStore
 from mmoshard.testing import requireMySQL, requireRedis
@@ -139,9 +139,12 @@ class AuthHarness:
         self.directory.endpoints = {"tcp": "127.0.0.1:7000", "admin": "http://127.0.0.1:1"}
         await self.directory.beat()
         node.provide(IDirectory, self.directory)
-        self.publicRoot, self.adminRoot = JSONRoot(), JSONRoot()
+        self.publicRoot = JSONRoot()
         node.provide(IWebSite, SiteRoot(self.publicRoot))
-        node.provide(IAdminSite, SiteRoot(self.adminRoot))
+        # The admin site as nodes build it: its guard in front of the routes.
+        admin = AdminSite()
+        self.adminRoot = admin.root
+        node.provide(IAdminSite, admin)
         self.publicHTTP = _stubTreq(self.publicRoot)
         self.adminHTTP = _stubTreq(self.adminRoot)
         from mmoshard.auth.gamedata import loadGameData
@@ -181,7 +184,8 @@ class AuthHarness:
             hdrs[k.encode()] = [v.encode()]
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         http = self.adminHTTP if admin else self.publicHTTP
-        base = "http://admin.test" if admin else "http://auth.test"
+        # The admin site answers only requests naming its address.
+        base = "http://127.0.0.1" if admin else "http://auth.test"
         response = await http.request(method, base + path, data=data, headers=hdrs)
         content = await http.content(response)
         try:

@@ -17,7 +17,7 @@ from mmoshard.tokens import TokenVerifier, issueAccessToken
 from mmoshard.version.signing import DEV_KEY_FILE, loadSigningKey
 from mmoshard.version.test.helpers import writeReleaseDir
 from mmoshard.web.json import JSONRoot
-from mmoshard.web.site import SiteRoot
+from mmoshard.web.site import AdminSite, SiteRoot
 
 TOKEN_KEY = "test-token-key-0123456789"
 
@@ -57,8 +57,9 @@ class VersionRoleFixture:
         node.provide(ITokenVerifier, self.verifier)
         self.root = JSONRoot()
         node.provide(IWebSite, SiteRoot(self.root))
-        self.adminRoot = JSONRoot()
-        node.provide(IAdminSite, SiteRoot(self.adminRoot))
+        admin = AdminSite()
+        self.adminRoot = admin.root
+        node.provide(IAdminSite, admin)
         self.service = versionRole.makeService(node.contextFor(versionRole))
         await self.service.startService()
         self.addCleanup(self.service.stopService)
