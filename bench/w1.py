@@ -270,8 +270,11 @@ def worldStep(n, opts):
                 import threading
 
                 def grab():
-                    state["profile"] = getJSON(
-                        f"http://127.0.0.1:{adminPort}/world/profile?seconds=10")["profile"]
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{adminPort}/world/profile?seconds=10", data=b"",
+                        headers={"Content-Type": "application/json"}, method="POST")
+                    with urllib.request.urlopen(request, timeout=130) as r:
+                        state["profile"] = json.loads(r.read())["profile"]
                 threading.Thread(target=grab, daemon=True).start()
             return {}
 

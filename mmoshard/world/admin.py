@@ -48,7 +48,9 @@ class WorldAdminAPI:
             for zid, ring in self.service.tickLog.items()
         }
 
-    @route("GET", "/world/profile", "cProfile of every zone tick for that long, top functions",
+    # A POST: it costs the node seconds of profiling, so a foreign page's
+    # <img src> (a GET the admin site's guard lets through) must not start it.
+    @route("POST", "/world/profile", "cProfile of every zone tick for that long, top functions",
            auth=False, query={"seconds": Prop("number", required=False, default=10)},
            errors=("request.bad_parameter", "world.profile_busy"))
     async def profile(self, call):

@@ -10,7 +10,7 @@ from mmoshard.world.players import Player, Roster, Tasks, ZoneChat
 from mmoshard.world.progression import loadCharacter
 from mmoshard.world.saves import SAVE_BATCH_DELAY, Saves
 from mmoshard.world.sim import PLAYER, Entity
-from mmoshard.world.test.harness import FakeChannels, SyncSQL
+from mmoshard.world.test.harness import FakeChannels, SyncSQL, WorldHarness
 from mmoshard.world.test.helpers import FakeSession, makeZone
 
 
@@ -180,3 +180,41 @@ class LeaseKeeperTests(PartsMixin, TestCase):
         self.volatile.evalScript = lambda *args: succeed(None).addCallback(down)
         self.successResultOf(Deferred.fromCoroutine(self.keeper.releaseAll()))
         self.assertEqual(self.keeper.leases.held, set())
+
+
+class WorldAdminTests(TestCase):
+    """The world role's admin routes, in memory."""
+
+    def stub(self, h):
+        from treq.testing import StubTreq
+        from twisted.web.resource import Resource
+
+        from mmoshard.world.admin import makeWorldAdmin
+
+        root = Resource()
+        root.putChild(b"world", makeWorldAdmin(h.world))
+        return StubTreq(root)
+
+    def answer(self, stub, d):
+        stub.flush()
+        response = self.successResultOf(d)
+        return response.code, self.successResultOf(response.json())
+
+    def test_ticks_and_profile(self):
+        """/world/ticks lists each zone's recent tick durations; a tick profile is a POST (a GET is a 405), answered once its seconds have passed."""
+        h = WorldHarness(self)
+        h.clock.advance(1.0)
+        stub = self.stub(h)
+        code, ticks = self.answer(stub, stub.get("http://127.0.0.1/world/ticks?seconds=30"))
+        self.assertEqual(code, 200)
+        self.assertTrue(ticks["greenvale"], ticks)
+        code, body = self.answer(stub, stub.get("http://127.0.0.1/world/profile?seconds=1"))
+        self.assertEqual((code, body["error"]["code"]), (405, "request.method_not_allowed"))
+        d = stub.post("http://127.0.0.1/world/profile?seconds=1", data=b"",
+                      headers={"Content-Type": "application/json"})
+        stub.flush()
+        self.assertNoResult(d)
+        h.clock.advance(1.1)
+        code, body = self.answer(stub, d)
+        self.assertEqual((code, body["seconds"]), (200, 1.0))
+        self.assertIn("tick", body["profile"])
