@@ -2,12 +2,17 @@
 
 import re
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.chat import errors
+from mmoshard.chat.history import History
 from mmoshard.chat.messages import ChannelMessage, ZoneChanged
+from mmoshard.chat.metrics import ChatMetrics
+from mmoshard.chat.moderation import SpeechGate
+from mmoshard.chat.routing import ChatPart
 from mmoshard.interfaces import IZoneChannels
 from mmoshard.zonechat import decodeChange
 
@@ -16,7 +21,8 @@ ZONE_PREFIX = "zone:"
 
 
 @implementer(IZoneChannels)
-class Channels:
+@attrs.define(eq=False, kw_only=True)
+class Channels(ChatPart):
     """
     Channel membership lives in the volatile store as C{cid -> process} plus
     a count of members per process; a message is published once to each
@@ -30,16 +36,10 @@ class Channels:
 
     log = Logger()
 
-    def __init__(self, store, router, roster, gate, history, metrics, config):
-        self.store = store
-        self.router = router
-        self.roster = roster
-        self.gate = gate
-        self.history = history
-        self.metrics = metrics
-        self.config = config
-        self.procId = router.procId
-        self._zoneSubscription = None
+    gate: SpeechGate
+    history: History
+    metrics: ChatMetrics
+    _zoneSubscription: object = attrs.field(init=False, default=None)
 
     def handlers(self):
         return {

@@ -1,11 +1,18 @@
 """The chat.* request handlers for identity, status, whispers, friends, blocks and moderation."""
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mmoshard.chat import errors, social
+from mmoshard.chat.channels import Channels
 from mmoshard.chat.messages import Announce, Deliver, Mute, Replaced
-from mmoshard.chat.moderation import TokenBucket, checkText
+from mmoshard.chat.metrics import ChatMetrics
+from mmoshard.chat.moderation import SpeechGate, TokenBucket, checkText
+from mmoshard.chat.parties import Parties
+from mmoshard.chat.presence import Presence
+from mmoshard.chat.routing import ChatPart
+from mmoshard.chat.social import Social
 from mmoshard.chat.users import STATUSES, ChatUser, publicPresence
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import ProtocolError
@@ -61,24 +68,18 @@ def _translate(failure, metrics):
     return failure
 
 
-class Handlers:
+@attrs.define(eq=False, kw_only=True)
+class Handlers(ChatPart):
     """The chat.* requests that are not party or channel ones: identity, whispers, friends, blocks, moderation."""
 
     log = Logger()
 
-    def __init__(self, store, social, router, roster, presence, parties, channels, gate,
-                 metrics, config):
-        self.store = store
-        self.social = social
-        self.router = router
-        self.roster = roster
-        self.presence = presence
-        self.parties = parties
-        self.channels = channels
-        self.gate = gate
-        self.metrics = metrics
-        self.config = config
-        self.procId = router.procId
+    social: Social
+    presence: Presence
+    parties: Parties
+    channels: Channels
+    gate: SpeechGate
+    metrics: ChatMetrics
 
     def intercepts(self):
         """@return: the events that change a local character's friends list."""

@@ -5,11 +5,16 @@ import secrets
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.chat import errors
+from mmoshard.chat.history import History
 from mmoshard.chat.messages import Deliver
+from mmoshard.chat.metrics import ChatMetrics
+from mmoshard.chat.moderation import SpeechGate
+from mmoshard.chat.routing import ChatPart
 from mmoshard.chat.users import publicPresence
 from mmoshard.interfaces import IParties
 
@@ -36,7 +41,8 @@ def memberIds(party):
 
 
 @implementer(IParties)
-class Parties:
+@attrs.define(eq=False, kw_only=True)
+class Parties(ChatPart):
     """
     A party is one JSON value at C{chat:party:<id>} (leader first among its
     members) and one C{chat:pof:<cid>} key per member; every change is one
@@ -48,24 +54,15 @@ class Parties:
 
     log = Logger()
 
-    def __init__(self, store, router, roster, gate, history, metrics, clock, config,
-                 leaderGrace):
-        """
-        @param leaderGrace: seconds a link-dead leader keeps the lead.
-        """
-        self.store = store
-        self.router = router
-        self.roster = roster
-        self.gate = gate
-        self.history = history
-        self.metrics = metrics
-        self.clock = clock
-        self.config = config
-        self.leaderGrace = leaderGrace
-        # party id -> (party, {member: process}) for party chat across
-        # processes; dropped on every party change, on a presence change of
-        # a member, and when a process it names turns out to be gone.
-        self.routes = {}
+    gate: SpeechGate
+    history: History
+    metrics: ChatMetrics
+    clock: IReactorTime
+    leaderGrace: float  # seconds a link-dead leader keeps the lead
+    # party id -> (party, {member: process}) for party chat across
+    # processes; dropped on every party change, on a presence change of
+    # a member, and when a process it names turns out to be gone.
+    routes: dict = attrs.field(init=False, factory=dict)
 
     def handlers(self):
         return {

@@ -1,11 +1,16 @@
 """Presence entries of this process's characters: writing, announcing and keeping them alive."""
 
+import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from mmoshard.chat.routing import ChatPart
 
-class Presence:
+
+@attrs.define(eq=False, kw_only=True)
+class Presence(ChatPart):
     """
     Each local character has a presence entry (its process, session, state
     and status) that others route by; this process refreshes those entries,
@@ -15,14 +20,8 @@ class Presence:
 
     log = Logger()
 
-    def __init__(self, store, roster, router, config, clock):
-        self.store = store
-        self.roster = roster
-        self.router = router
-        self.procId = router.procId
-        self.config = config
-        self.clock = clock
-        self.refresher = None
+    clock: IReactorTime
+    refresher: LoopingCall | None = attrs.field(init=False, default=None)
 
     async def start(self):
         await self.store.announceProcess(self.procId, self.config.presence_ttl)

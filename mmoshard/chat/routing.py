@@ -1,12 +1,19 @@
 """Routing events to characters: local sessions at once, other chat processes through the bus (one pub/sub inbox per process)."""
 
 import secrets
+from collections.abc import Callable
 
+import attrs
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from mmoshard.chat import messages
+from mmoshard.chat.config import ChatConfig
 from mmoshard.chat.messages import Ack, Announce, Deliver, Request
+from mmoshard.chat.metrics import ChatMetrics
+from mmoshard.chat.roster import Roster
+from mmoshard.chat.store import ChatStore
 
 
 def newProcId(nodeId):
@@ -14,6 +21,7 @@ def newProcId(nodeId):
     return f"{nodeId}.{secrets.token_hex(3)}"
 
 
+@attrs.define(eq=False)
 class Bus:
     """
     Messages (L{mmoshard.chat.messages}) between chat processes.  Each
@@ -26,26 +34,24 @@ class Bus:
     Messages for one process queued in the same reactor turn are published
     together as one payload (L{messages.encode}).  L{request} wraps a
     message in a L{Request}, which the receiving bus answers with an L{Ack}.
+
+    @ivar handler: callable(message) -> bool (delivered), for every message
+        but requests and acknowledgements.
     """
 
     log = Logger()
 
-    def __init__(self, chatStore, procId, clock, metrics, handler, ackTimeout):
-        """
-        @param handler: callable(message) -> bool (delivered), for every
-            message but requests and acknowledgements.
-        """
-        self.store = chatStore
-        self.procId = procId
-        self.clock = clock
-        self.metrics = metrics
-        self.handler = handler
-        self.ackTimeout = ackTimeout
-        self.subscription = None
-        self._pending = {}
-        self._next = 0
-        self._outbox = {}
-        self._flushCall = None
+    store: ChatStore
+    procId: str
+    clock: IReactorTime
+    metrics: ChatMetrics
+    handler: Callable
+    ackTimeout: float
+    subscription: object = attrs.field(init=False, default=None)
+    _pending: dict = attrs.field(init=False, factory=dict)  # request id -> (Deferred, timer)
+    _next: int = attrs.field(init=False, default=0)
+    _outbox: dict = attrs.field(init=False, factory=dict)  # process -> queued batch
+    _flushCall: object = attrs.field(init=False, default=None)
 
     async def start(self):
         self.subscription = await self.store.subscribeInbox(self.procId, self._received)
@@ -194,6 +200,7 @@ class Bus:
             self.post(message.replyTo, Ack(message.id, bool(ok)))
 
 
+@attrs.define(eq=False)
 class Router:
     """
     Delivers events to characters wherever they are connected, and handles
@@ -207,16 +214,23 @@ class Router:
 
     log = Logger()
 
-    def __init__(self, store, roster, procId, clock, metrics, ackTimeout):
-        self.store = store
-        self.roster = roster
-        self.users = roster.users
-        self.procId = procId
-        self.clock = clock
-        self.metrics = metrics
-        self.bus = Bus(store, procId, clock, metrics, self.receive, ackTimeout)
+    store: ChatStore
+    roster: Roster
+    procId: str
+    clock: IReactorTime
+    metrics: ChatMetrics
+    ackTimeout: float
+    users: dict = attrs.field(init=False)  # the roster's, at hand on every delivery
+    bus: Bus = attrs.field(init=False)
+    inbound: dict = attrs.field(init=False)
+    intercepts: dict = attrs.field(init=False, factory=dict)
+
+    def __attrs_post_init__(self):
+        self.users = self.roster.users
+        self.bus = Bus(
+            self.store, self.procId, self.clock, self.metrics, self.receive, self.ackTimeout
+        )
         self.inbound = {Deliver: self.onDeliver, Announce: self.onAnnounce}
-        self.intercepts = {}
 
     def start(self):
         return self.bus.start()
@@ -338,3 +352,23 @@ class Router:
         for user in list(self.users.values()):
             self.deliverLocal(user, message.type, message.body, "announce", message.ts)
         return True
+
+
+@attrs.define(eq=False, kw_only=True)
+class ChatPart:
+    """
+    What every part of a chat process (presence, channels, parties, the
+    other requests) works with: the L{ChatStore} of every chat key, the
+    L{Router} that delivers, the L{Roster} of local characters and the
+    C{[chat]} section.  Parts are made with keyword arguments.
+    """
+
+    store: ChatStore
+    router: Router
+    roster: Roster
+    config: ChatConfig
+
+    @property
+    def procId(self):
+        """This chat process's id (its router's)."""
+        return self.router.procId

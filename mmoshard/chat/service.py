@@ -63,21 +63,22 @@ class ChatService(Service):
             self.store, self.roster, self.procId, reactor, self.metrics,
             config.whisper_ack_timeout,
         )
-        self.presence = Presence(self.store, self.roster, self.router, config, reactor)
         self.history = History(self.store, config)
         self.gate = SpeechGate(config, reactor, chatFilter or loadFilter(config))
+        # What every part works with.
+        common = dict(store=self.store, router=self.router, roster=self.roster, config=config)
+        self.presence = Presence(clock=reactor, **common)
         leaderGrace = resumeGrace if config.leader_grace < 0 else config.leader_grace
         self.parties = Parties(
-            self.store, self.router, self.roster, self.gate, self.history, self.metrics,
-            reactor, config, leaderGrace,
+            gate=self.gate, history=self.history, metrics=self.metrics, clock=reactor,
+            leaderGrace=leaderGrace, **common,
         )
         self.channels = Channels(
-            self.store, self.router, self.roster, self.gate, self.history, self.metrics,
-            config,
+            gate=self.gate, history=self.history, metrics=self.metrics, **common
         )
         self.handlers = Handlers(
-            self.store, self.social, self.router, self.roster, self.presence,
-            self.parties, self.channels, self.gate, self.metrics, config,
+            social=self.social, presence=self.presence, parties=self.parties,
+            channels=self.channels, gate=self.gate, metrics=self.metrics, **common,
         )
         for part in (self.channels, self.handlers):
             self.router.inbound.update(part.inbound())
