@@ -11,15 +11,8 @@ from twisted.web.server import Site
 from mmoshard.directory import Directory
 from mmoshard.gate import StoreGate
 from mmoshard.interfaces import (
-    IAdminSite,
-    IClientGate,
-    IDirectory,
-    IMessageRouter,
-    ISQLStore,
-    ITokenVerifier,
-    IVolatileStore,
-    IWebSite,
-    IZoneChannels,
+    IAdminSite, IClientGate, IDirectory, IMessageRouter, ISQLStore, ITokenVerifier,
+    IVolatileStore, IWebSite, IZoneChannels,
 )
 from mmoshard.node import StartupFailed
 from mmoshard.service import AsyncService

@@ -115,6 +115,42 @@ def requireRedis():
     return f"redis://{host}:{port}/0", prefix, cleaner
 
 
+async def sharedStores(testCase, reactor, prepare=None):
+    """
+    The stores a shard's real processes share: a fresh database on the test
+    MySQL, migrated, and a fresh Redis key prefix, both removed at cleanup.
+
+    @param prepare: None, or an C{async} callable(store) run on the migrated
+        L{mmoshard.store.sql.SQLStore} before it is closed (to add rows).
+    @return: (mysqlURL, redisURL, prefix).
+    """
+    from mmoshard.store.sql import SQLStore, migrate
+
+    mysqlURL, dropDB = requireMySQL()
+    testCase.addCleanup(dropDB)
+    redisURL, prefix, cleanRedis = requireRedis()
+    testCase.addCleanup(cleanRedis)
+    store = SQLStore(reactor, mysqlURL)
+    store.open()
+    try:
+        await migrate(store)
+        if prepare is not None:
+            await prepare(store)
+    finally:
+        await store.close()
+    return mysqlURL, redisURL, prefix
+
+
+def openMemoryStore(testCase, clock, prefix="t:", **options):
+    """@return: an open L{mmoshard.store.volatile.MemoryStore} on C{clock}, closed at cleanup."""
+    from mmoshard.store.volatile import MemoryStore
+
+    store = MemoryStore(clock, prefix, **options)
+    store.open()
+    testCase.addCleanup(store.close)
+    return store
+
+
 def freePort():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     s = socket.socket()

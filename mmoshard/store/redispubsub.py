@@ -2,6 +2,7 @@
 
 import random
 
+import attrs
 import hiredis
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer
@@ -112,6 +113,7 @@ class _SubscriberFactory(Factory):
         return protocol
 
 
+@attrs.define(eq=False)
 class RedisSubscriber:
     """
     The pub/sub connection of a L{mmoshard.store.redis.RedisStore}, which
@@ -124,26 +126,24 @@ class RedisSubscriber:
 
     log = Logger()
 
-    def __init__(self, reactor, address, prefix, password, timeout, keepalive,
-                 initialDelay, maxDelay):
-        self.reactor = reactor
-        self.address = address
-        self.prefix = prefix
-        self.password = password
-        self.timeout = timeout
-        self.keepalive = keepalive
-        self.initialDelay = initialDelay
-        self.maxDelay = maxDelay
-        self.connection = None
-        self._service = None
-        self._closed = False
-        # channel (without prefix) -> live subscriptions
-        self._wanted = {}
-        self._active = set()
-        self._pendingAcks = {}
-        self._waiters = {}
-        self._down = False
-        self._error = None
+    reactor: object
+    address: str  # host:port/db, for messages
+    prefix: str
+    password: str | None
+    timeout: float
+    keepalive: float | None
+    initialDelay: float
+    maxDelay: float
+    connection: object = attrs.field(init=False, default=None)
+    _service: object = attrs.field(init=False, default=None)
+    _closed: bool = attrs.field(init=False, default=False)
+    # channel (without prefix) -> live subscriptions
+    _wanted: dict = attrs.field(init=False, factory=dict)
+    _active: set = attrs.field(init=False, factory=set)
+    _pendingAcks: dict = attrs.field(init=False, factory=dict)
+    _waiters: dict = attrs.field(init=False, factory=dict)
+    _down: bool = attrs.field(init=False, default=False)
+    _error: object = attrs.field(init=False, default=None)
 
     def open(self, endpoint):
         """Start connecting to C{endpoint}, and keep reconnecting."""

@@ -11,6 +11,7 @@ from mmoshard.testing import (
     freePort,
     requireMySQL,
     requireRedis,
+    sharedStores,
     writeConfig,
 )
 
@@ -51,16 +52,7 @@ class TwistdTests(TestCase):
 
     async def test_split_processes_share_mysql_and_redis(self):
         """Two processes on one MariaDB and Redis see each other in the directory."""
-        from mmoshard.store.sql import SQLStore, migrate
-
-        mysqlURL, dropDB = requireMySQL()
-        self.addCleanup(dropDB)
-        redisURL, prefix, cleanRedis = requireRedis()
-        self.addCleanup(cleanRedis)
-        store = SQLStore(reactor, mysqlURL)
-        store.open()
-        await migrate(store)
-        await store.close()
+        mysqlURL, redisURL, prefix = await sharedStores(self, reactor)
 
         installed = [r.name for r in discoverRoles()]
         half = len(installed) // 2

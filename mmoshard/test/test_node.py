@@ -16,8 +16,7 @@ from mmoshard.directory import Directory
 from mmoshard.interfaces import IAdminSite, IDirectory, ISQLStore, IVolatileStore
 from mmoshard.role import Role
 from mmoshard.node import MissingProvider, buildNode
-from mmoshard.store.volatile import MemoryStore
-from mmoshard.testing import freePort
+from mmoshard.testing import freePort, openMemoryStore
 
 
 class INobody(Interface):
@@ -202,9 +201,7 @@ class NodeServiceTests(TestCase):
 class DirectoryTests(TestCase):
     def setUp(self):
         self.clock = Clock()
-        self.store = MemoryStore(self.clock, prefix="t:")
-        self.store.open()
-        self.addCleanup(self.store.close)
+        self.store = openMemoryStore(self, self.clock)
 
     def directory(self, nodeId, roles, load=0):
         d = Directory(self.store, self.clock, nodeId, roles, heartbeat=5.0, ttl=15.0)

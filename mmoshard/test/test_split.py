@@ -13,8 +13,7 @@ from mmoshard.testing import (
     TwistdProcess,
     freePort,
     repoRoot,
-    requireMySQL,
-    requireRedis,
+    sharedStores,
     writeConfig,
 )
 from mmoshard.wire import errors
@@ -40,16 +39,7 @@ class SplitTopologyTests(TestCase):
         a test must change: the database, the Redis prefix, the token key, free
         ports and a private var directory.
         """
-        from mmoshard.store.sql import SQLStore, migrate
-
-        mysqlURL, dropDB = requireMySQL()
-        self.addCleanup(dropDB)
-        redisURL, prefix, cleanRedis = requireRedis()
-        self.addCleanup(cleanRedis)
-        store = SQLStore(reactor, mysqlURL)
-        store.open()
-        await migrate(store)
-        await store.close()
+        mysqlURL, redisURL, prefix = await sharedStores(self, reactor)
         procs = {}
         for role in ROLES:
             sections = shippedConfig(role)

@@ -5,7 +5,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.revocations import revokeAccount, revokeLogin
 from mmoshard.store.errors import VolatileUnavailable
-from mmoshard.store.volatile import MemoryStore
+from mmoshard.testing import openMemoryStore
 from mmoshard.tokens import InvalidToken, TokenVerifier, b64url, issueAccessToken, unb64url
 
 KEY = "cache-test-key-0123456789abcdef"
@@ -15,9 +15,7 @@ class VerifiedTokenCacheTests(TestCase):
     def setUp(self):
         self.clock = Clock()
         self.clock.advance(1_000_000)
-        self.store = MemoryStore(self.clock, "test:")
-        self.store.open()
-        self.addCleanup(self.store.close)
+        self.store = openMemoryStore(self, self.clock, "test:")
         self.decoded = []
 
     def started(self, **kw):

@@ -5,16 +5,14 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from mmoshard.interfaces import IZoneChannels
-from mmoshard.store.volatile import MemoryStore
+from mmoshard.testing import openMemoryStore
 from mmoshard.zonechat import ZONES_CHANNEL, StoreZoneChannels, decodeChange, zoneKey
 
 
 class StoreZoneChannelsTests(TestCase):
     def setUp(self):
         self.clock = Clock()
-        self.store = MemoryStore(self.clock, prefix="t:")
-        self.store.open()
-        self.addCleanup(self.store.close)
+        self.store = openMemoryStore(self, self.clock)
         self.changes = []
         self.successResultOf(self.store.subscribe(
             ZONES_CHANNEL, lambda channel, payload: self.changes.append(decodeChange(payload))

@@ -8,7 +8,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from mmoshard.testing import TwistdProcess, freePort, requireMySQL, requireRedis, writeConfig
+from mmoshard.testing import TwistdProcess, freePort, sharedStores, writeConfig
 from mmoshard.wire.client import RequestError, SessionClient
 
 TOKEN_KEY = "auth-e2e-key-0123456789abcdef"
@@ -111,16 +111,7 @@ class CrossProcessRevocationTests(TestCase):
         password change, an admin-site ban and `account ban` each end the live
         sessions and refuse the tokens elsewhere within the allowed time.
         """
-        from mmoshard.store.sql import SQLStore, migrate
-
-        mysqlURL, dropDB = requireMySQL()
-        self.addCleanup(dropDB)
-        redisURL, prefix, cleanRedis = requireRedis()
-        self.addCleanup(cleanRedis)
-        store = SQLStore(reactor, mysqlURL)
-        store.open()
-        await migrate(store)
-        await store.close()
+        mysqlURL, redisURL, prefix = await sharedStores(self, reactor)
         session = await self.spawn("sessions-1", ["chat"], mysqlURL, redisURL, prefix)
         auth = await self.spawn("auth-1", ["auth"], mysqlURL, redisURL, prefix)
 

@@ -11,8 +11,7 @@ from mmoshard.chat.test.backends import NAMES, _txn_makeCharacters
 from mmoshard.testing import (
     TwistdProcess,
     freePort,
-    requireMySQL,
-    requireRedis,
+    sharedStores,
     writeConfig,
 )
 
@@ -58,17 +57,12 @@ class ChatProcessesTests(TestCase):
     timeout = 120
 
     async def setUpNode(self):
-        from mmoshard.store.sql import SQLStore, migrate
+        async def addCharacters(store):
+            self.chars = await store.runInteraction(_txn_makeCharacters, NAMES, time.time())
 
-        self.mysqlURL, drop = requireMySQL()
-        self.addCleanup(drop)
-        self.redisURL, self.prefix, clean = requireRedis()
-        self.addCleanup(clean)
-        store = SQLStore(reactor, self.mysqlURL)
-        store.open()
-        await migrate(store)
-        self.chars = await store.runInteraction(_txn_makeCharacters, NAMES, time.time())
-        await store.close()
+        self.mysqlURL, self.redisURL, self.prefix = await sharedStores(
+            self, reactor, addCharacters
+        )
 
     def spawn(self, nodeId):
         admin, tcp = freePort(), freePort()

@@ -149,6 +149,40 @@ class _Silent(Protocol):
         self.lost.callback(None)
 
 
+def storeOnSilentServer(testCase, keepalive):
+    """
+    @return: (connections, store): an unopened L{RedisStore} (one pool
+        connection) pointed at a local server that never answers, and the
+        list of L{_Silent} connections that server accepts; the store, the
+        connections and the server are closed at cleanup.
+    """
+    factory = Factory.forProtocol(_Silent)
+    factory.connections = []
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    store = RedisStore(
+        reactor, "127.0.0.1", port.getHost().port, timeout=0.2, keepalive=keepalive,
+        poolsize=1, initialDelay=0.05, maxDelay=0.1,
+    )
+
+    async def cleanup():
+        await store.close()
+        for c in factory.connections:
+            c.transport.abortConnection()
+        await gatherResults([c.lost for c in factory.connections])
+        await port.stopListening()
+
+    testCase.addCleanup(lambda: Deferred.fromCoroutine(cleanup()))
+    return factory.connections, store
+
+
+async def waitUntil(predicate, tries=300):
+    """Check C{predicate()} every 10 ms until it holds or C{tries} checks have failed."""
+    for _ in range(tries):
+        if predicate():
+            return
+        await deferLater(reactor, 0.01, lambda: None)
+
+
 class RedisKeepaliveTests(TestCase):
     """The pub/sub connection notices a peer that stopped answering."""
 
@@ -169,39 +203,18 @@ class RedisKeepaliveTests(TestCase):
         await deferLater(reactor, 0.4, lambda: None)
         self.assertIs(store.subscriber.connection, connection)
         self.assertEqual(await store.publish("c", b"x"), 1)
-        for _ in range(100):
-            if got:
-                break
-            await deferLater(reactor, 0.01, lambda: None)
+        await waitUntil(lambda: got, tries=100)
         self.assertEqual(got, [b"x"])
 
     async def test_unansweredPingReconnects(self):
         """A PING left unanswered drops the pub/sub connection and a new one is made."""
-        factory = Factory.forProtocol(_Silent)
-        factory.connections = []
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        store = RedisStore(
-            reactor, "127.0.0.1", port.getHost().port, timeout=0.2, keepalive=0.1,
-            poolsize=1, initialDelay=0.05, maxDelay=0.1,
-        )
+        connections, store = storeOnSilentServer(self, keepalive=0.1)
         store.open()
 
-        async def cleanup():
-            await store.close()
-            for c in factory.connections:
-                c.transport.abortConnection()
-            await gatherResults([c.lost for c in factory.connections])
-            await port.stopListening()
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(cleanup()))
-
         def pinged():
-            return [c for c in factory.connections if b"PING" in c.received]
+            return [c for c in connections if b"PING" in c.received]
 
-        for _ in range(300):
-            if len(pinged()) >= 2:
-                break
-            await deferLater(reactor, 0.01, lambda: None)
+        await waitUntil(lambda: len(pinged()) >= 2)
         self.assertGreaterEqual(len(pinged()), 2)
 
 
@@ -213,30 +226,12 @@ class RedisOpenTests(TestCase):
         Constructing a RedisStore makes no connection; open() makes the
         pool's and the pub/sub connection.
         """
-        factory = Factory.forProtocol(_Silent)
-        factory.connections = []
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        store = RedisStore(
-            reactor, "127.0.0.1", port.getHost().port, timeout=0.2, keepalive=None,
-            poolsize=1, initialDelay=0.05, maxDelay=0.1,
-        )
-
-        async def cleanup():
-            await store.close()
-            for c in factory.connections:
-                c.transport.abortConnection()
-            await gatherResults([c.lost for c in factory.connections])
-            await port.stopListening()
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(cleanup()))
+        connections, store = storeOnSilentServer(self, keepalive=None)
         await deferLater(reactor, 0.2, lambda: None)
-        self.assertEqual(factory.connections, [])
+        self.assertEqual(connections, [])
         store.open()
-        for _ in range(300):
-            if len(factory.connections) >= 2:
-                break
-            await deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(len(factory.connections), 2)
+        await waitUntil(lambda: len(connections) >= 2)
+        self.assertEqual(len(connections), 2)
 
 
 class ProtocolTests(TestCase):

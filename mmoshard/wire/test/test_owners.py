@@ -65,17 +65,30 @@ class OwnersTests(TestCase):
         self.clock.advance(0)  # the memory store's pub/sub delivers from the clock
         return any(m.get("code") == errors.REPLACED for m in peer.received()) and peer.closed
 
+    def worldAndChat(self):
+        """
+        @return: (world node, chat node, world peer, chat peer): sessions of
+            account 7's "phone" login on a world node and on a chat node.
+        """
+        world = self.node("world-1", "world")
+        chat = self.node("chat-1", "chat")
+        return world, chat, world.welcomed(7, sid="phone"), chat.welcomed(7, sid="phone")
+
+    def assertReplaced(self, *peers):
+        for peer in peers:
+            self.assertTrue(self.replaced(peer), peer.welcome)
+
+    def assertNotReplaced(self, *peers):
+        for peer in peers:
+            self.assertFalse(self.replaced(peer), peer.welcome)
+
     def test_sameLoginOtherKindsCoexist(self):
         """
         Sessions of one login on a world node and a chat node both live; each has its
         entry, with its node's kind, in the account's owners hash.
         """
-        world = self.node("world-1", "world")
-        chat = self.node("chat-1", "chat")
-        w = world.welcomed(7, sid="phone")
-        c = chat.welcomed(7, sid="phone")
-        self.assertFalse(self.replaced(w))
-        self.assertFalse(self.replaced(c))
+        world, chat, w, c = self.worldAndChat()
+        self.assertNotReplaced(w, c)
         self.assertEqual(self.owners(), {
             ownerField("world-1", w.welcome["session_id"]): ("world", "phone"),
             ownerField("chat-1", c.welcome["session_id"]): ("chat", "phone"),
@@ -94,24 +107,19 @@ class OwnersTests(TestCase):
         w = world.welcomed(7, sid="phone")
         c = chat.welcomed(7, sid="phone")
         m = match.welcomed(7, sid="tablet")
-        self.assertTrue(self.replaced(w))
-        self.assertTrue(self.replaced(c))
+        self.assertReplaced(w, c)
         self.assertEqual(world.listener.events[-1][2], "replaced")
         self.assertEqual(chat.listener.events[-1][2], "replaced")
-        self.assertFalse(self.replaced(m))
+        self.assertNotReplaced(m)
         self.assertEqual(self.owners(), {
             ownerField("match-1", m.welcome["session_id"]): ("match", "tablet")})
 
     def test_anotherLoginOnSameNode(self):
         """A hello of another login on the world node ends the world session there and the chat one elsewhere."""
-        world = self.node("world-1", "world")
-        chat = self.node("chat-1", "chat")
-        w = world.welcomed(7, sid="phone")
-        c = chat.welcomed(7, sid="phone")
+        world, chat, w, c = self.worldAndChat()
         again = world.welcomed(7, sid="tablet")
-        self.assertTrue(self.replaced(w))
-        self.assertTrue(self.replaced(c))
-        self.assertFalse(self.replaced(again))
+        self.assertReplaced(w, c)
+        self.assertNotReplaced(again)
         self.assertEqual(list(world.manager.sessions), [again.welcome["session_id"]])
         self.assertEqual(chat.manager.sessions, {})
 
@@ -127,9 +135,8 @@ class OwnersTests(TestCase):
         old = worldA.welcomed(7, sid="phone")
         c = chat.welcomed(7, sid="phone")
         new = worldB.welcomed(7, sid="phone")
-        self.assertTrue(self.replaced(old))
-        self.assertFalse(self.replaced(new))
-        self.assertFalse(self.replaced(c))
+        self.assertReplaced(old)
+        self.assertNotReplaced(new, c)
         self.assertEqual(set(self.owners()), {
             ownerField("world-b", new.welcome["session_id"]),
             ownerField("chat-1", c.welcome["session_id"]),
@@ -137,14 +144,10 @@ class OwnersTests(TestCase):
 
     def test_sameLoginSameNodeReplaces(self):
         """A second session of the same login on the same node ends the older one."""
-        world = self.node("world-1", "world")
-        chat = self.node("chat-1", "chat")
-        old = world.welcomed(7, sid="phone")
-        c = chat.welcomed(7, sid="phone")
+        world, chat, old, c = self.worldAndChat()
         new = world.welcomed(7, sid="phone")
-        self.assertTrue(self.replaced(old))
-        self.assertFalse(self.replaced(new))
-        self.assertFalse(self.replaced(c))
+        self.assertReplaced(old)
+        self.assertNotReplaced(new, c)
         self.assertEqual(len(self.owners()), 2)
 
     def test_overlappingKindsReplace(self):
@@ -156,10 +159,10 @@ class OwnersTests(TestCase):
         chat = self.node("chat-1", "chat")
         first = both.welcomed(7, sid="phone")
         second = chat.welcomed(7, sid="phone")
-        self.assertTrue(self.replaced(first))
+        self.assertReplaced(first)
         third = both.welcomed(7, sid="phone")
-        self.assertTrue(self.replaced(second))
-        self.assertFalse(self.replaced(third))
+        self.assertReplaced(second)
+        self.assertNotReplaced(third)
         self.assertEqual(self.owners(), {
             ownerField("solo", third.welcome["session_id"]): ("chat,world", "phone")})
 
@@ -168,15 +171,12 @@ class OwnersTests(TestCase):
         Ending the chat session removes its entry alone: the world session keeps its
         own, so another login still finds and replaces it.
         """
-        world = self.node("world-1", "world")
-        chat = self.node("chat-1", "chat")
-        w = world.welcomed(7, sid="phone")
-        c = chat.welcomed(7, sid="phone")
+        world, chat, w, c = self.worldAndChat()
         c.send({"t": "bye"})
         self.assertEqual(chat.listener.events[-1][2], "logout")
         self.assertEqual(set(self.owners()), {ownerField("world-1", w.welcome["session_id"])})
         chat.welcomed(7, sid="tablet")
-        self.assertTrue(self.replaced(w))
+        self.assertReplaced(w)
 
     def test_otherAccountsUntouched(self):
         """Another account's sessions, whatever their login id, are not this account's business."""
@@ -184,8 +184,7 @@ class OwnersTests(TestCase):
         chat = self.node("chat-1", "chat")
         w = world.welcomed(7, sid="phone")
         other = chat.welcomed(8, sid="tablet")
-        self.assertFalse(self.replaced(w))
-        self.assertFalse(self.replaced(other))
+        self.assertNotReplaced(w, other)
         self.assertEqual(len(self.owners(7)), 1)
         self.assertEqual(len(self.owners(8)), 1)
 
