@@ -1,5 +1,6 @@
 """Tests for AsyncMultiService and AsyncService: ordered starts that may wait, reverse stops, failures, bounds."""
 
+import attrs
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -8,31 +9,32 @@ from twisted.trial.unittest import TestCase
 from mmoshard.service import AsyncMultiService, AsyncService
 
 
+@attrs.define(eq=False)
 class Step(Service):
     """A child whose start and stop wait on Deferreds the test fires."""
 
-    def __init__(self, name, log, failStart=False, failStop=False):
-        self.setName(name)
-        self.log = log
-        self.failStart = failStart
-        self.failStop = failStop
-        self.starting = None
-        self.stopping = None
+    name: str
+    log: list  # "start <name>" and "stop <name>", shared by the children of a test
+    failStart: bool = False
+    failStop: bool = False
+    starting: Deferred | None = attrs.field(init=False, default=None)
+    stopping: Deferred | None = attrs.field(init=False, default=None)
+
+    def _begin(self, verb, fail):
+        """Log C{verb} and fail, or @return: the Deferred the test fires to finish it."""
+        self.log.append(f"{verb} {self.name}")
+        if fail:
+            raise RuntimeError(f"{self.name} cannot {verb}")
+        return Deferred()
 
     def startService(self):
         super().startService()
-        self.log.append(f"start {self.name}")
-        if self.failStart:
-            raise RuntimeError(f"{self.name} cannot start")
-        self.starting = Deferred()
+        self.starting = self._begin("start", self.failStart)
         return self.starting
 
     def stopService(self):
         super().stopService()
-        self.log.append(f"stop {self.name}")
-        if self.failStop:
-            raise RuntimeError(f"{self.name} cannot stop")
-        self.stopping = Deferred()
+        self.stopping = self._begin("stop", self.failStop)
         return self.stopping
 
 
@@ -57,38 +59,44 @@ def tree(*children, parent=None):
     return parent
 
 
+def startedTree(*children, parent=None):
+    """@return: L{tree}C{(*children)}, started, each child's start fired in turn."""
+    root = tree(*children, parent=parent)
+    root.startService()
+    for child in children:
+        child.starting.callback(None)
+    return root
+
+
 class AsyncMultiServiceTests(TestCase):
+    def assertOneAtATime(self, whole, log, verb, children):
+        """
+        The C{verb} ("start" or "stop") of C{children} runs one at a time in
+        that order: each begins (shows in C{log}) only once the one before
+        has fired its Deferred, and C{whole} fires only after the last.
+        """
+        expected = [f"{verb} {child.name}" for child in children]
+        for i, child in enumerate(children):
+            self.assertEqual(log, expected[:i + 1])
+            self.assertNoResult(whole)
+            (child.starting if verb == "start" else child.stopping).callback(None)
+        self.successResultOf(whole)
+
     def test_children_start_one_after_another(self):
         """A child starts only once the previous child's start Deferred has fired; the tree's Deferred fires last."""
         log = []
         a, b = Step("a", log), Step("b", log)
         root = tree(a, b)
-        started = root.startService()
-        self.assertEqual(log, ["start a"])
-        self.assertNoResult(started)
-        a.starting.callback(None)
-        self.assertEqual(log, ["start a", "start b"])
-        self.assertNoResult(started)
-        b.starting.callback(None)
-        self.successResultOf(started)
+        self.assertOneAtATime(root.startService(), log, "start", [a, b])
         self.assertTrue(root.running and a.running and b.running)
 
     def test_children_stop_in_reverse_each_awaited(self):
         """Children stop last-first, each only after the later one's stop has finished."""
         log = []
         a, b = Step("a", log), Step("b", log)
-        root = tree(a, b)
-        root.startService()
-        a.starting.callback(None)
-        b.starting.callback(None)
+        root = startedTree(a, b)
         del log[:]
-        stopped = root.stopService()
-        self.assertEqual(log, ["stop b"])
-        b.stopping.callback(None)
-        self.assertEqual(log, ["stop b", "stop a"])
-        self.assertNoResult(stopped)
-        a.stopping.callback(None)
-        self.successResultOf(stopped)
+        self.assertOneAtATime(root.stopService(), log, "stop", [b, a])
         self.assertFalse(root.running or a.running or b.running)
 
     def test_failed_start_leaves_later_children_unstarted(self):
@@ -108,10 +116,7 @@ class AsyncMultiServiceTests(TestCase):
         """A child failing to stop is logged and the children before it still stop."""
         log = []
         a, bad = Step("a", log), Step("bad", log, failStop=True)
-        root = tree(a, bad)
-        root.startService()
-        a.starting.callback(None)
-        bad.starting.callback(None)
+        root = startedTree(a, bad)
         stopped = root.stopService()
         a.stopping.callback(None)
         self.successResultOf(stopped)
@@ -123,10 +128,7 @@ class AsyncMultiServiceTests(TestCase):
         log = []
         clock = Clock()
         a, slow = Step("a", log), Step("slow", log)
-        root = tree(a, slow, parent=Bounded(clock))
-        root.startService()
-        a.starting.callback(None)
-        slow.starting.callback(None)
+        root = startedTree(a, slow, parent=Bounded(clock))
         stopped = root.stopService()
         self.assertEqual(log[-1], "stop slow")
         clock.advance(5.0)

@@ -75,10 +75,12 @@ class OwnersTests(TestCase):
         return world, chat, world.welcomed(7, sid="phone"), chat.welcomed(7, sid="phone")
 
     def assertReplaced(self, *peers):
+        """Each of C{peers}' sessions was ended with session.replaced."""
         for peer in peers:
             self.assertTrue(self.replaced(peer), peer.welcome)
 
     def assertNotReplaced(self, *peers):
+        """None of C{peers}' sessions was ended with session.replaced."""
         for peer in peers:
             self.assertFalse(self.replaced(peer), peer.welcome)
 
@@ -101,12 +103,8 @@ class OwnersTests(TestCase):
         A hello of another login (another device) ends the login's sessions on every
         node, of every kind, and is the only entry left.
         """
-        world = self.node("world-1", "world")
-        chat = self.node("chat-1", "chat")
-        match = self.node("match-1", "match")
-        w = world.welcomed(7, sid="phone")
-        c = chat.welcomed(7, sid="phone")
-        m = match.welcomed(7, sid="tablet")
+        world, chat, w, c = self.worldAndChat()
+        m = self.node("match-1", "match").welcomed(7, sid="tablet")
         self.assertReplaced(w, c)
         self.assertEqual(world.listener.events[-1][2], "replaced")
         self.assertEqual(chat.listener.events[-1][2], "replaced")
