@@ -93,6 +93,18 @@ class RoleContext:
                 f"role {self.role.name!r} does not declare it uses {iface.__name__}")
         return self._registry.queryUtility(iface)
 
+    def providers(self, **interfaces):
+        """
+        @param interfaces: keyword -> interface, each one the role declares.
+        @return: keyword -> the interface's provider, for a service's keyword
+            arguments: L{require}d where the role requires the interface,
+            else L{optional} (None when nothing provides it).
+        """
+        return {
+            name: self.require(iface) if iface in self.role.requires else self.optional(iface)
+            for name, iface in interfaces.items()
+        }
+
     def provide(self, iface, provider):
         """Register C{provider} as the node's C{iface}, one of the role's C{provides}."""
         if iface not in self.role.provides:

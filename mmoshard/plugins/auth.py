@@ -14,13 +14,11 @@ def makeService(ctx):
     return AuthService(
         ctx.config, ctx.reactor, ctx.nodeId, ctx.metrics,
         gameData=loadGameData(ctx.config.classes_file),
-        sql=ctx.require(ISQLStore),
-        volatile=ctx.require(IVolatileStore),
-        verifier=ctx.require(ITokenVerifier),
         tokenKey=ctx.tokenKey,
-        directory=ctx.require(IDirectory),
-        site=ctx.optional(IWebSite),
-        admin=ctx.optional(IAdminSite),
+        **ctx.providers(
+            sql=ISQLStore, volatile=IVolatileStore, verifier=ITokenVerifier,
+            directory=IDirectory, site=IWebSite, admin=IAdminSite,
+        ),
     )
 
 

@@ -17,11 +17,10 @@ def _makeService(ctx):
 
     service = ChatService(
         ctx.config, ctx.reactor, ctx.nodeId, ctx.metrics,
-        sql=ctx.require(ISQLStore),
-        volatile=ctx.require(IVolatileStore),
-        router=ctx.require(IMessageRouter),
         resumeGrace=ctx.nodeConfig.session.resume_grace,
-        chatFilter=ctx.optional(IChatFilter),
+        **ctx.providers(
+            sql=ISQLStore, volatile=IVolatileStore, router=IMessageRouter, chatFilter=IChatFilter
+        ),
     )
     ctx.provide(IParties, service.parties)
     ctx.provide(IZoneChannels, service.channels)

@@ -13,12 +13,10 @@ def makeService(ctx):
 
     service = WorldService(
         ctx.config, ctx.reactor, ctx.nodeId, ctx.metrics,
-        sql=ctx.require(ISQLStore),
-        volatile=ctx.require(IVolatileStore),
-        router=ctx.require(IMessageRouter),
-        directory=ctx.require(IDirectory),
-        admin=ctx.optional(IAdminSite),
-        zoneChannels=ctx.optional(IZoneChannels),
+        **ctx.providers(
+            sql=ISQLStore, volatile=IVolatileStore, router=IMessageRouter,
+            directory=IDirectory, admin=IAdminSite, zoneChannels=IZoneChannels,
+        ),
     )
     ctx.provide(IProgression, service.progression)
     return service

@@ -277,8 +277,7 @@ def makeService(ctx):
 
     return VersionService(
         ctx.config, ctx.nodeConfig, ctx.reactor, ctx.nodeId, ctx.metrics,
-        volatile=ctx.require(IVolatileStore),
-        verifier=ctx.require(ITokenVerifier),
-        site=ctx.optional(IWebSite),
-        admin=ctx.optional(IAdminSite),
+        **ctx.providers(
+            volatile=IVolatileStore, verifier=ITokenVerifier, site=IWebSite, admin=IAdminSite
+        ),
     )
