@@ -8,14 +8,24 @@ from mmoshard.web.routes import Router, mountRouter, route
 from mmoshard.web.schema import Prop
 
 
+def adminRoute(method, path, summary, **options):
+    """L{route} on the admin site: no token (the site is loopback only and guards its own requests)."""
+    return route(method, path, summary, auth=False, **options)
+
+
+def optional(type, description):
+    """@return: a body field that may be absent or null."""
+    return Prop(type, required=False, nullable=True, description=description)
+
+
 class VersionAdminAPI:
     """The admin routes of the version role C{role} (no token: the admin site is loopback only)."""
 
     def __init__(self, role):
         self.role = role
 
-    @route("GET", "/version/status", "The release in force and the kept revisions",
-           auth=False, errors=("version.no_release",))
+    @adminRoute("GET", "/version/status", "The release in force and the kept revisions",
+                errors=("version.no_release",))
     async def status(self, call):
         try:
             release = await self.role.store.load()
@@ -30,10 +40,10 @@ class VersionAdminAPI:
             ],
         }
 
-    @route("POST", "/version/publish", "Check, sign and publish release data", auth=False,
-           body={"dir": Prop("string", required=False, nullable=True,
-                             description="the release directory; absent: [version] releases_dir")},
-           errors=("version.invalid_release",))
+    @adminRoute("POST", "/version/publish", "Check, sign and publish release data",
+                body={"dir": optional(
+                    "string", "the release directory; absent: [version] releases_dir")},
+                errors=("version.invalid_release",))
     async def publish(self, call):
         try:
             release, key = await self.role.publish(call.body["dir"])
@@ -41,10 +51,9 @@ class VersionAdminAPI:
             raise VERSION_ERRORS.error("version.invalid_release", str(e))
         return 200, {"release": release.toJSON(), "key_id": keyId(key)}
 
-    @route("POST", "/version/rollback", "Put an earlier revision back in force", auth=False,
-           body={"to": Prop("integer", required=False, nullable=True,
-                            description="the revision; absent: the one before")},
-           errors=("version.no_earlier_revision",))
+    @adminRoute("POST", "/version/rollback", "Put an earlier revision back in force",
+                body={"to": optional("integer", "the revision; absent: the one before")},
+                errors=("version.no_earlier_revision",))
     async def rollback(self, call):
         try:
             release = await self.role.store.rollback(call.body["to"])
