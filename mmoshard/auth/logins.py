@@ -1,5 +1,6 @@
 """Live logins in the volatile store: refresh-token rotation in one atomic script, revocation marks, refresh activity flushed to SQL in batches."""
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -164,6 +165,7 @@ async def endLoginRecords(volatile, sids, reason):
                                   [reason, _millis(TOMBSTONE_TTL)])
 
 
+@attrs.define(eq=False)
 class LoginRecords:
     """
     The volatile record of every live login this role serves, and what its
@@ -186,24 +188,24 @@ class LoginRecords:
 
     log = Logger()
 
-    def __init__(self, volatile, sqlLogins, clock, ttl, flushEvery):
-        """@param sqlLogins: the L{LoginStore} the refreshes are written to."""
-        self.volatile = volatile
-        self.sqlLogins = sqlLogins
-        self.clock = clock
-        self.ttl = ttl
-        self.flushEvery = flushEvery
-        self._ttlMillis = _millis(ttl)
-        self._queue = []
-        # Script calls out now.
-        self._senders = 0
-        # sid -> (generation of its current token, time of the refresh)
-        self._pending = {}
-        self._flushing = None
-        self._loop = None
-        # Revocations read back from SQL: from when, and those already marked.
-        self._revokedSince = None
-        self._marked = {}
+    volatile: object
+    sqlLogins: object  # the LoginStore the refreshes are written to
+    clock: object
+    ttl: float
+    flushEvery: float
+    _ttlMillis: int = attrs.field(
+        init=False, default=attrs.Factory(lambda self: _millis(self.ttl), takes_self=True)
+    )
+    _queue: list = attrs.field(init=False, factory=list)
+    # Script calls out now.
+    _senders: int = attrs.field(init=False, default=0)
+    # sid -> (generation of its current token, time of the refresh)
+    _pending: dict = attrs.field(init=False, factory=dict)
+    _flushing: object = attrs.field(init=False, default=None)
+    _loop: object = attrs.field(init=False, default=None)
+    # Revocations read back from SQL: from when, and those already marked.
+    _revokedSince: float | None = attrs.field(init=False, default=None)
+    _marked: dict = attrs.field(init=False, factory=dict)
 
     # -- records ----------------------------------------------------------
 
