@@ -151,6 +151,24 @@ def openMemoryStore(testCase, clock, prefix="t:", **options):
     return store
 
 
+def provideSites(node):
+    """
+    Give C{node} a public site and an admin site (its guard in front of the
+    routes) as a node builds them, listening nowhere.
+
+    @return: (publicRoot, adminRoot): the resources to serve or stub.
+    """
+    from mmoshard.interfaces import IAdminSite, IWebSite
+    from mmoshard.web.json import JSONRoot
+    from mmoshard.web.site import AdminSite, SiteRoot
+
+    publicRoot = JSONRoot()
+    node.provide(IWebSite, SiteRoot(publicRoot))
+    admin = AdminSite()
+    node.provide(IAdminSite, admin)
+    return publicRoot, admin.root
+
+
 def freePort():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     s = socket.socket()

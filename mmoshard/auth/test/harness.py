@@ -21,12 +21,10 @@ from mmoshard.interfaces import (
 )
 from mmoshard.plugins.auth import auth as authRole
 from mmoshard.node import Node
-from mmoshard.web.site import AdminSite, SiteRoot
 from mmoshard.store.sql import SQLStore, migrate
 from mmoshard.store.volatile import MemoryStore, makeVolatileStore
-from mmoshard.testing import requireMySQL, requireRedis
+from mmoshard.testing import provideSites, requireMySQL, requireRedis
 from mmoshard.tokens import TokenVerifier
-from mmoshard.web.json import JSONRoot
 
 TOKEN_KEY = "test-token-key-0123456789abcdef"
 # Cheap argon2 so a test run hashes in milliseconds; the code path is the same.
@@ -139,12 +137,7 @@ class AuthHarness:
         self.directory.endpoints = {"tcp": "127.0.0.1:7000", "admin": "http://127.0.0.1:1"}
         await self.directory.beat()
         node.provide(IDirectory, self.directory)
-        self.publicRoot = JSONRoot()
-        node.provide(IWebSite, SiteRoot(self.publicRoot))
-        # The admin site as nodes build it: its guard in front of the routes.
-        admin = AdminSite()
-        self.adminRoot = admin.root
-        node.provide(IAdminSite, admin)
+        self.publicRoot, self.adminRoot = provideSites(node)
         self.publicHTTP = _stubTreq(self.publicRoot)
         self.adminHTTP = _stubTreq(self.adminRoot)
         from mmoshard.auth.gamedata import loadGameData

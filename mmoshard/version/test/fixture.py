@@ -9,15 +9,14 @@ from twisted.internet.defer import Deferred
 from twisted.web.server import Site
 
 from mmoshard.config import parseConfig
-from mmoshard.interfaces import IAdminSite, ITokenVerifier, IVolatileStore, IWebSite
+from mmoshard.interfaces import ITokenVerifier, IVolatileStore
 from mmoshard.node import Node
 from mmoshard.plugins.version import version as versionRole
 from mmoshard.store.volatile import MemoryStore
+from mmoshard.testing import provideSites
 from mmoshard.tokens import TokenVerifier, issueAccessToken
 from mmoshard.version.signing import DEV_KEY_FILE, loadSigningKey
 from mmoshard.version.test.helpers import writeReleaseDir
-from mmoshard.web.json import JSONRoot
-from mmoshard.web.site import AdminSite, SiteRoot
 
 TOKEN_KEY = "test-token-key-0123456789"
 
@@ -55,11 +54,7 @@ class VersionRoleFixture:
             await self.verifier.start()
             self.addCleanup(self.verifier.stop)
         node.provide(ITokenVerifier, self.verifier)
-        self.root = JSONRoot()
-        node.provide(IWebSite, SiteRoot(self.root))
-        admin = AdminSite()
-        self.adminRoot = admin.root
-        node.provide(IAdminSite, admin)
+        self.root, self.adminRoot = provideSites(node)
         self.service = versionRole.makeService(node.contextFor(versionRole))
         await self.service.startService()
         self.addCleanup(self.service.stopService)
