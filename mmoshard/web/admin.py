@@ -1,5 +1,6 @@
 """The admin site on loopback: /healthz, /readyz, /directory, Prometheus /metrics and the site itself."""
 
+import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mmoshard import __version__
@@ -10,6 +11,7 @@ from mmoshard.web.site import AdminSite
 _METRICS_TYPE = {"Content-Type": CONTENT_TYPE_LATEST.encode()}
 
 
+@attrs.define(eq=False)
 class CoreAdminAPI:
     """
     The node's own admin routes: liveness, readiness, metrics and the directory.
@@ -17,12 +19,11 @@ class CoreAdminAPI:
     naming what is down.
     """
 
-    def __init__(self, node, sql, volatile, directory, timeout=2.0):
-        self.node = node
-        self.sql = sql
-        self.volatile = volatile
-        self.directory = directory
-        self.timeout = timeout
+    node: object
+    sql: object  # ISQLStore
+    volatile: object  # IVolatileStore
+    directory: object  # IDirectory
+    timeout: float = 2.0  # seconds a store's ping may take
 
     @route("GET", "/healthz", "Liveness: the process runs; says who it is", auth=False)
     async def healthz(self, call):
