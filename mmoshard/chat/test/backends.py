@@ -15,7 +15,7 @@ from mmoshard.testing import requireRedis
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Opal")
 
 
-def _txn_makeCharacters(cursor, names, now):
+def insertCharacters(cursor, names, now):
     out = {}
     for name in names:
         cursor.execute(
@@ -51,7 +51,7 @@ class ChatFixture:
         self.addCleanup(self.sql.close)
         await migrate(self.sql)
         self.chars = await self.sql.runInteraction(
-            _txn_makeCharacters, NAMES, reactor.seconds()
+            insertCharacters, NAMES, reactor.seconds()
         )
         self.processes = []
 

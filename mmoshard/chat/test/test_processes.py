@@ -7,7 +7,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from mmoshard.chat.test.backends import NAMES, _txn_makeCharacters
+from mmoshard.chat.test.backends import NAMES, insertCharacters
 from mmoshard.testing import (
     TwistdProcess,
     freePort,
@@ -58,7 +58,7 @@ class ChatProcessesTests(TestCase):
 
     async def setUpNode(self):
         async def addCharacters(store):
-            self.chars = await store.runInteraction(_txn_makeCharacters, NAMES, time.time())
+            self.chars = await store.runInteraction(insertCharacters, NAMES, time.time())
 
         self.mysqlURL, self.redisURL, self.prefix = await sharedStores(
             self, reactor, addCharacters

@@ -8,7 +8,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.chat import social
 from mmoshard.chat.config import ChatConfig
-from mmoshard.chat.test.backends import NAMES, _txn_makeCharacters
+from mmoshard.chat.test.backends import NAMES, insertCharacters
 from mmoshard.store.sql import SQLStore, migrate
 from mmoshard.testing import requireMySQL
 
@@ -19,7 +19,7 @@ class SocialTests:
         store.open()
         self.addCleanup(store.close)
         await migrate(store)
-        chars = await store.runInteraction(_txn_makeCharacters, NAMES, 1000.0)
+        chars = await store.runInteraction(insertCharacters, NAMES, 1000.0)
         self.ids = {name: row[0] for name, row in chars.items()}
         self.clock = Clock()
         self.clock.advance(2000)

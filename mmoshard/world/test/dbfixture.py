@@ -22,7 +22,7 @@ async def openStore(testCase, reactor, dialect):
     return store
 
 
-def _txn_makeCharacter(cursor, accountId, name, zone, x, y, z):
+def insertCharacter(cursor, accountId, name, zone, x, y, z):
     cursor.execute("SELECT id FROM accounts WHERE id = ?", (accountId,))
     if cursor.fetchone() is None:
         cursor.execute(
@@ -38,15 +38,15 @@ def _txn_makeCharacter(cursor, accountId, name, zone, x, y, z):
     return cursor.lastrowid
 
 
-def _txn_makeCharacters(cursor, accountId, names):
-    return [_txn_makeCharacter(cursor, accountId, name, "", 0.0, 0.0, 0.0) for name in names]
+def insertCharacters(cursor, accountId, names):
+    return [insertCharacter(cursor, accountId, name, "", 0.0, 0.0, 0.0) for name in names]
 
 
 def makeCharacters(store, accountId, names):
     """@return: a Deferred firing with the new characters' ids, in one transaction."""
-    return store.runInteraction(_txn_makeCharacters, accountId, names)
+    return store.runInteraction(insertCharacters, accountId, names)
 
 
 def makeCharacter(store, accountId, name, zone="", x=0.0, y=0.0, z=0.0):
     """@return: a Deferred firing with the new character's id."""
-    return store.runInteraction(_txn_makeCharacter, accountId, name, zone, x, y, z)
+    return store.runInteraction(insertCharacter, accountId, name, zone, x, y, z)

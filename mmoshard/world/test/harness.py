@@ -19,7 +19,7 @@ from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import TokenVerifier
 from mmoshard.wire.tcp import SessionTCPFactory
 from mmoshard.wire.test.helpers import KEY, TCPPeer, makeManager, token
-from mmoshard.world.test.dbfixture import _txn_makeCharacter
+from mmoshard.world.test.dbfixture import insertCharacter
 
 
 @implementer(ISQLStore)
@@ -65,7 +65,7 @@ class SyncSQL:
         return succeed(None)
 
     def makeCharacter(self, accountId, name, zone="", x=0.0, y=0.0, z=0.0):
-        d = self.runInteraction(_txn_makeCharacter, accountId, name, zone, x, y, z)
+        d = self.runInteraction(insertCharacter, accountId, name, zone, x, y, z)
         return d.result
 
     def row(self, cid):
