@@ -1,0 +1,195 @@
+"""A hung MariaDB or Redis (SIGSTOP) under a real twistd node: clients are answered within the deadline, and everything works again after SIGCONT."""
+
+import os
+import time
+import uuid
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from mmoshard.testing import TwistdProcess, freePort, writeConfig
+from mmoshard.testservers import PrivateMariaDB, PrivateRedis
+from mmoshard.wire import errors
+from mmoshard.wire.client import RequestError, SessionClient, login
+
+TOKEN_KEY = "outage-test-key-0123456789abcdef"
+PASSWORD = "outage test password 9"
+# The deadline the node is configured with, and what a test allows on top
+# of it (a process on a busy two-core machine, the answer's own way back).
+DEADLINE = 1.0
+SLACK = 2.5
+
+
+class HungStoreTests(TestCase):
+    """
+    One twistd node with the auth and world roles on a MariaDB and a Redis of
+    the test's own, one of which is frozen with SIGSTOP: a frozen server keeps
+    its connections open and answers nothing, the failure that left clients
+    without an answer for a minute (issue 14).
+    """
+
+    timeout = 180
+
+    async def startNode(self):
+        from mmoshard.store.sql import SQLStore, migrate
+
+        self.mariadb = await PrivateMariaDB(self).start()
+        self.redis = await PrivateRedis(self).start()
+        url = await self.mariadb.createDatabase()
+        store = SQLStore(reactor, url)
+        store.open()
+        await migrate(store)
+        await store.close()
+        http, tcp, admin = freePort(), freePort(), freePort()
+        path = writeConfig(self.mktemp() + ".toml", {
+            "node": {"id": "outage", "roles": ["auth", "world"],
+                     "var_dir": os.path.abspath(self.mktemp())},
+            # Two connections: a few stuck requests would take them all.
+            "sql": {"url": url, "pool_min": 1, "pool_max": 2, "deadline": DEADLINE},
+            "volatile": {"url": self.redis.url, "prefix": "outage:", "timeout": DEADLINE},
+            "secrets": {"token_key": TOKEN_KEY},
+            "listen": {"http": f"tcp:{http}:interface=127.0.0.1",
+                       "tcp": f"tcp:{tcp}:interface=127.0.0.1", "websocket": "",
+                       "admin": f"tcp:{admin}:interface=127.0.0.1"},
+            "session": {"one_session_per_account": False},
+        })
+        proc = TwistdProcess(reactor, path, admin).start()
+        self.addCleanup(proc.kill)
+        await proc.waitReady()
+        self.http = f"http://127.0.0.1:{http}"
+        self.tcp = f"tcp:127.0.0.1:{tcp}"
+        self.proc = proc
+        username = "outage_" + uuid.uuid4().hex[:8]
+        status, _ = await self.rest("POST", "/v1/accounts", username=username, password=PASSWORD)
+        self.assertEqual(status, 201)
+        self.token = (await login(reactor, self.http, username, PASSWORD))["access_token"]
+        status, classes = await self.rest("GET", "/v1/classes")
+        status, character = await self.rest("POST", "/v1/characters", name="Frozen",
+                                            **{"class": classes["classes"][0]["id"]})
+        self.assertEqual(status, 201, character)
+        self.characterId = character["id"]
+
+    async def rest(self, method, path, **body):
+        """@return: (status, parsed body) of one request to the auth role, within the deadline's slack."""
+        headers = {"Authorization": f"Bearer {self.token}"} if getattr(self, "token", None) else {}
+        response = await treq.request(method, self.http + path, json=body or None,
+                                      headers=headers, persistent=False,
+                                      timeout=DEADLINE + SLACK)
+        return response.code, await response.json()
+
+    async def timed(self, coroutine):
+        """@return: (seconds taken, result) of awaiting C{coroutine}."""
+        started = time.monotonic()
+        result = await coroutine
+        return time.monotonic() - started, result
+
+    async def session(self):
+        """@return: a world session client, connected (dropped at clean-up)."""
+        client = SessionClient(reactor, self.tcp, self.token, clientVersion="1.0.0")
+        self.addCleanup(client.drop)
+        await client.connect()
+        return client
+
+    async def enter(self, client):
+        """@return: world.enter's reply, or the L{RequestError} it answered."""
+        try:
+            return await client.request("world.enter", character_id=self.characterId)
+        except RequestError as e:
+            return e
+
+    def assertUnavailable(self, status, body, took):
+        """A REST answer was the shared 503 with a retry_after, within the deadline."""
+        self.assertLess(took, DEADLINE + SLACK)
+        self.assertEqual(status, 503, body)
+        self.assertEqual(body["error"]["code"], "service.unavailable")
+        self.assertGreater(body["error"]["retry_after"], 0)
+
+    async def eventually(self, attempt, seconds=15.0):
+        """@return: C{attempt()}'s first result that is not an exception, retrying for C{seconds}."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return await attempt()
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await deferLater(reactor, 0.2, lambda: None)
+
+    async def test_frozenMariaDB(self):
+        """
+        With MariaDB frozen, GET /v1/characters answers 503 with a retry_after
+        and world.enter server.unavailable within the deadline, even when more
+        requests arrive than the pool has connections; once MariaDB is thawed
+        the same requests succeed, without restarting the node.
+        """
+        await self.startNode()
+        status, listing = await self.rest("GET", "/v1/characters")
+        self.assertEqual(status, 200, listing)
+        client = await self.session()
+        self.mariadb.freeze()
+        # More at once than the pool's two connections.
+        took, answers = await self.timed(gatherResults(
+            [Deferred.fromCoroutine(self.rest("GET", "/v1/characters")) for _ in range(4)]))
+        for status, body in answers:
+            self.assertUnavailable(status, body, took)
+        took, refused = await self.timed(self.enter(client))
+        self.assertLess(took, DEADLINE + SLACK)
+        self.assertIsInstance(refused, RequestError)
+        self.assertEqual(refused.code, errors.UNAVAILABLE)
+        self.assertGreater(refused.retry_after, 0)
+
+        self.mariadb.thaw()
+
+        async def listed():
+            status, body = await self.rest("GET", "/v1/characters")
+            self.assertEqual(status, 200, body)
+            return body
+
+        listing = await self.eventually(listed)
+        self.assertEqual([c["id"] for c in listing["characters"]], [self.characterId])
+        entered = await self.enter(client)
+        self.assertEqual(entered["character_id"], self.characterId)
+        self.assertEqual(await self.proc.stop("TERM"), 0, self.proc.output.decode())
+
+    async def test_frozenRedis(self):
+        """
+        With Redis frozen, a new session's hello and world.enter are refused
+        with server.unavailable, and the REST API answers (200 or the shared
+        503 with a retry_after), each within the deadline; once Redis is
+        thawed a new session enters the world.
+        """
+        await self.startNode()
+        self.redis.freeze()
+        took, answer = await self.timed(self.rest("GET", "/v1/characters"))
+        status, body = answer
+        self.assertLess(took, DEADLINE + SLACK)
+        if status != 200:
+            self.assertUnavailable(status, body, took)
+
+        started = time.monotonic()
+        client = SessionClient(reactor, self.tcp, self.token, clientVersion="1.0.0")
+        self.addCleanup(client.drop)
+        try:
+            await client.connect()
+        except Exception as e:
+            # The hello itself needs Redis (the session claim).
+            self.assertIn(errors.UNAVAILABLE, str(e))
+        else:
+            refused = await self.enter(client)
+            self.assertIsInstance(refused, RequestError)
+            self.assertEqual(refused.code, errors.UNAVAILABLE)
+        self.assertLess(time.monotonic() - started, 2 * DEADLINE + SLACK)
+
+        self.redis.thaw()
+
+        async def entered():
+            client = await self.session()
+            reply = await client.request("world.enter", character_id=self.characterId)
+            return reply
+
+        reply = await self.eventually(entered)
+        self.assertEqual(reply["character_id"], self.characterId)
+        self.assertEqual(await self.proc.stop("TERM"), 0, self.proc.output.decode())
