@@ -235,6 +235,8 @@ SQL_FIELDS = {
     "url": Field("str", None, _checkSQLURL, "mysql://... or sqlite:///path"),
     "pool_min": Field("int", 3, positive),
     "pool_max": Field("int", 10, positive),
+    "deadline": Field("float", 5.0, positive,
+                      "seconds a client's transaction may take before server.unavailable / 503"),
 }
 VOLATILE_FIELDS = {
     "url": Field("str", "memory://", _checkVolatileURL),
@@ -294,6 +296,7 @@ class SQLSection:
     url: str
     pool_min: int
     pool_max: int
+    deadline: float
 
 
 @attrs.frozen

@@ -40,7 +40,7 @@ class SQLService(AsyncService):
         try:
             store.open()
             if store.dialect == "sqlite":
-                applied = await migrate(store)
+                applied = await self.migrate(store, migrate)
                 if applied:
                     self.log.info(
                         "applied {count} SQLite migration(s) for node {node_id}",
@@ -51,6 +51,14 @@ class SQLService(AsyncService):
                 await checkSchema(store)
         except (SchemaMismatch, SQLUnavailable) as e:
             raise StartupFailed(str(e))
+
+    async def migrate(self, store, migrate):
+        """Migrate SQLite before any client is served: without the clients' deadline."""
+        deadline, store.deadline = store.deadline, None
+        try:
+            return await migrate(store)
+        finally:
+            store.deadline = deadline
 
     async def stop(self):
         await maybeDeferred(self.store.close)
@@ -232,7 +240,8 @@ def makeCoreServices(node):
     from mmoshard.tokens import TokenVerifier
 
     config, reactor = node.config, node.reactor
-    sql = SQLStore(reactor, config.sql.url, config.sql.pool_min, config.sql.pool_max)
+    sql = SQLStore(reactor, config.sql.url, config.sql.pool_min, config.sql.pool_max,
+                   deadline=config.sql.deadline)
     node.provide(ISQLStore, sql)
     cfg = config.volatile
     volatile = makeVolatileStore(cfg.url, reactor, cfg.prefix, cfg.timeout)

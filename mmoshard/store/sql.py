@@ -2,17 +2,17 @@
 
 import os
 import re
-import sqlite3
 from functools import lru_cache
 from pathlib import Path
 
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mmoshard.interfaces import ISQLStore
-from mmoshard.store.errors import (  # noqa: F401 (SchemaMismatch: see below)
+from mmoshard.store.errors import (  # noqa: F401 (callers find the errors here too)
     IntegrityError,
     SchemaMismatch,
     SQLUnavailable,
@@ -35,6 +35,13 @@ from mmoshard.store.migrations import (  # noqa: F401
     migrate,
     migrationsAvailable,
     splitStatements,
+)
+# Driver errors are translated in sqlerrors.py; translateError is found here too.
+from mmoshard.store.sqlerrors import (  # noqa: F401
+    isDisconnect,
+    loadPymysql,
+    raiseTranslated,
+    translateError,
 )
 # URL parsing lives in sqlurl.py; callers find it here, beside the store.
 from mmoshard.store.sqlurl import SQLITE_BUSY_TIMEOUT, SQLURL, parseSQLURL  # noqa: F401
@@ -74,107 +81,6 @@ def toPyformat(sql):
     return _MYSQL_TOKEN.sub(_mysqlToken, sql)
 
 
-# --- Errors -----------------------------------------------------------------
-
-# pymysql error numbers meaning the connection broke after it was made: the
-# statement can be retried on a fresh connection if nothing ran before it.
-_MYSQL_DISCONNECTED = frozenset(
-    {
-        1053,  # server shutdown in progress
-        1927,  # connection killed (MariaDB)
-        2006,  # server has gone away
-        2013,  # lost connection during query
-        2055,  # lost connection (extended)
-        4031,  # disconnected by the server for inactivity (MySQL 8)
-    }
-)
-# ... and those meaning the server cannot be reached or used at all.
-_MYSQL_UNAVAILABLE = _MYSQL_DISCONNECTED | {
-    1040,  # too many connections
-    1044,  # access denied to the database
-    1045,  # access denied for the user
-    1049,  # unknown database
-    1129,  # host blocked
-    1130,  # host not allowed
-    2002,  # can't connect (socket)
-    2003,  # can't connect (TCP)
-    2005,  # unknown host
-    2012,  # handshake error
-    2014,  # commands out of sync: the connection is unusable
-}
-_SQLITE_UNAVAILABLE = (
-    "unable to open database file",
-    "database is locked",
-    "disk i/o error",
-    "cannot operate on a closed database",
-)
-
-
-def _pymysql():
-    # Imported lazily so a SQLite-only install does not need pymysql.
-    try:
-        import pymysql
-    except ImportError:
-        return None
-    return pymysql
-
-
-def _isDisconnect(exc):
-    """True when C{exc} says a once-working MySQL connection broke."""
-    pymysql = _pymysql()
-    if pymysql is None:
-        return False
-    if isinstance(exc, pymysql.err.InterfaceError):
-        return True
-    return (
-        isinstance(exc, pymysql.err.OperationalError)
-        and bool(exc.args)
-        and exc.args[0] in _MYSQL_DISCONNECTED
-    )
-
-
-def translateError(exc):
-    """
-    Map a driver exception to the store's typed errors.
-
-    @return: an L{IntegrityError} or L{SQLUnavailable} carrying the driver's
-        message, or None when C{exc} has no typed equivalent.
-    """
-    if isinstance(exc, StoreError):
-        return exc
-    if isinstance(exc, adbapi.ConnectionLost):
-        return SQLUnavailable("lost the connection to the SQL database")
-    if isinstance(exc, sqlite3.IntegrityError):
-        return IntegrityError(str(exc))
-    if isinstance(exc, (sqlite3.OperationalError, sqlite3.ProgrammingError)):
-        text = str(exc)
-        if text.lower().rstrip(".") in _SQLITE_UNAVAILABLE:
-            return SQLUnavailable(f"SQLite: {text}")
-        return None
-    pymysql = _pymysql()
-    if pymysql is None or not isinstance(exc, pymysql.err.Error):
-        return None
-    if len(exc.args) >= 2:
-        message = f"{exc.args[1]} (MySQL error {exc.args[0]})"
-    else:
-        message = str(exc) or type(exc).__name__
-    if isinstance(exc, pymysql.err.IntegrityError):
-        return IntegrityError(message)
-    if isinstance(exc, pymysql.err.InterfaceError):
-        return SQLUnavailable(f"MySQL connection is closed: {message}")
-    if isinstance(exc, pymysql.err.OperationalError) and exc.args:
-        if exc.args[0] in _MYSQL_UNAVAILABLE:
-            return SQLUnavailable(message)
-    return None
-
-
-def _raiseTranslated(exc):
-    mapped = translateError(exc)
-    if mapped is None or mapped is exc:
-        raise exc
-    raise mapped from exc
-
-
 # --- Cursor -------------------------------------------------------------------
 
 
@@ -195,16 +101,19 @@ class Cursor:
     @ivar dialect: C{"mysql"} or C{"sqlite"}.
     """
 
-    def __init__(self, cursor, dialect, reconnect=None):
+    def __init__(self, cursor, dialect, reconnect=None, attempt=None):
         """
         @param cursor: a DB-API cursor (or an adbapi Transaction).
         @param reconnect: for MySQL, a callable returning a cursor on a fresh
             connection; used once, when the first statement finds the pooled
             connection dead (server restarted, idle timeout).
+        @param attempt: the transaction's L{Attempt}: once it is past its
+            deadline no statement runs any more.
         """
         self._cursor = cursor
         self.dialect = dialect
         self._reconnect = reconnect
+        self._attempt = attempt
         self._fresh = True
 
     def _prepare(self, sql):
@@ -213,21 +122,23 @@ class Cursor:
         return sql
 
     def _run(self, method, sql, params):
+        if self._attempt is not None:
+            self._attempt.check()
         try:
             getattr(self._cursor, method)(sql, params)
         except Exception as e:
             # Nothing ran on this connection yet, so nothing is lost by
             # replaying the statement on a new one.
-            if self._fresh and self._reconnect is not None and _isDisconnect(e):
+            if self._fresh and self._reconnect is not None and isDisconnect(e):
                 self._fresh = False
                 _log.info("MySQL connection was dead ({error}); reconnecting", error=e)
                 try:
                     self._cursor = self._reconnect()
                     getattr(self._cursor, method)(sql, params)
                 except Exception as e2:
-                    _raiseTranslated(e2)
+                    raiseTranslated(e2)
             else:
-                _raiseTranslated(e)
+                raiseTranslated(e)
         self._fresh = False
         return self
 
@@ -333,6 +244,27 @@ def _openSQLite(conn):
     conn.execute("PRAGMA foreign_keys = ON")
 
 
+class Attempt:
+    """
+    One transaction's deadline, shared by the reactor, which marks it
+    C{expired} when the caller was answered L{SQLUnavailable}, and the pool
+    thread, which checks it before each statement and before the commit.
+    """
+
+    __slots__ = ("expired", "deadline")
+
+    def __init__(self, deadline):
+        self.expired = False
+        self.deadline = deadline
+
+    def check(self):
+        """@raise SQLUnavailable: the caller has been answered; roll back."""
+        if self.expired:
+            raise SQLUnavailable(
+                f"the transaction is past its {self.deadline}s deadline: not run or rolled back"
+            )
+
+
 def _txn_query(cursor, sql, params):
     return cursor.execute(sql, params).fetchall()
 
@@ -363,12 +295,21 @@ class SQLStore:
         maxConnections=10,
         migrationsDir=None,
         readTimeout=None,
+        deadline=None,
     ):
         """
         @param url: C{mysql://...} or C{sqlite:///...} (see L{parseSQLURL}).
         @param readTimeout: seconds a MySQL statement may take before the
             connection is considered dead, overriding the URL's
             C{read_timeout}; 0 for no limit (long migrations).
+        @param deadline: seconds a transaction may take, waiting for a
+            connection included, before it fails with L{SQLUnavailable}
+            (None: no deadline, for migrations and tools).  A transaction
+            past it is not started or is rolled back at its next statement
+            or commit; only one whose commit was already sent may still be
+            applied.  MySQL connections read and write with this timeout
+            too unless the URL says otherwise, so a pool thread stuck on a
+            hung server comes back, and its connection is made again.
         @raise ValueError: for a bad URL.
         """
         self.reactor = reactor
@@ -386,7 +327,9 @@ class SQLStore:
         self.minConnections = minConnections
         self.maxConnections = maxConnections
         self.readTimeout = readTimeout
-        if self.dialect == "mysql" and _pymysql() is None:
+        self.deadline = deadline or None
+        self._unavailable = False
+        if self.dialect == "mysql" and loadPymysql() is None:
             raise ValueError("a mysql:// SQL URL needs pymysql installed")
         # Made by open(); None before.
         self._pool = None
@@ -429,6 +372,9 @@ class SQLStore:
             )
         else:
             options = dict(self.url.options)
+            for key in ("read_timeout", "write_timeout"):
+                if options[key] is None:
+                    options[key] = self.deadline or 60.0
             if self.readTimeout is not None:
                 options["read_timeout"] = self.readTimeout
             timeouts = {k: (v or None) for k, v in options.items()}
@@ -453,9 +399,12 @@ class SQLStore:
         return f"<SQLStore {self.url.redacted()}>"
 
     # The pool thread's side of runInteraction.
-    def _txn_run(self, trans, func, args, kwargs):
+    def _txn_run(self, trans, func, args, kwargs, attempt=None):
+        if attempt is not None:
+            # Waited past its deadline for a thread: never started.
+            attempt.check()
         if self.dialect == "sqlite":
-            cursor = Cursor(trans, "sqlite")
+            cursor = Cursor(trans, "sqlite", attempt=attempt)
             # IMMEDIATE takes the write lock up front: a deferred transaction
             # that reads then writes can fail at once with SQLITE_BUSY when
             # another process wrote in between, without waiting.
@@ -467,8 +416,12 @@ class SQLStore:
                 trans.reopen()
                 return trans
 
-            cursor = Cursor(trans, "mysql", reconnect)
-        return func(cursor, *args, **kwargs)
+            cursor = Cursor(trans, "mysql", reconnect, attempt)
+        result = func(cursor, *args, **kwargs)
+        if attempt is not None:
+            # The caller was answered SQLUnavailable: roll back, not commit.
+            attempt.check()
+        return result
 
     def runInteraction(self, func, *args, **kwargs):
         if self._closed:
@@ -476,10 +429,51 @@ class SQLStore:
         if self._pool is None:
             return fail(StoreNotOpen(f"{self!r}: call open() before running SQL"))
         self._inflight += 1
-        d = self._pool.runInteraction(self._txn_run, func, args, kwargs)
+        deadline = self.deadline
+        attempt = Attempt(deadline) if deadline else None
+        d = self._pool.runInteraction(self._txn_run, func, args, kwargs, attempt)
         d.addErrback(self._translateFailure)
+        # Counted until the thread is done, past the deadline too: close()
+        # must not join a thread still waiting on the database.
         d.addBoth(self._finished)
-        return d
+        if attempt is None:
+            return d
+        answer = Deferred(lambda _: self._abandon(timer, attempt))
+        timer = self.reactor.callLater(deadline, self._expire, answer, attempt, func)
+        d.addBoth(self._settle, answer, timer, func)
+        return answer
+
+    def _abandon(self, timer, attempt):
+        # The caller cancelled: the transaction rolls back if still running.
+        attempt.expired = True
+        if timer.active():
+            timer.cancel()
+
+    def _expire(self, answer, attempt, func):
+        attempt.expired = True
+        why = f"no answer from the SQL database within {attempt.deadline}s"
+        if not self._unavailable:
+            self._unavailable = True
+            self.log.warn("SQL store {url} unavailable: {why} (in {txn})",
+                          url=self.url.redacted(), why=why, txn=func.__name__)
+        answer.errback(SQLUnavailable(
+            f"{why}; the transaction is rolled back unless its commit was already sent"))
+
+    def _settle(self, result, answer, timer, func):
+        if timer.active():
+            timer.cancel()
+            if isinstance(result, Failure):
+                answer.errback(result)
+            else:
+                if self._unavailable:
+                    self._unavailable = False
+                    self.log.info("SQL store {url} answering again", url=self.url.redacted())
+                answer.callback(result)
+        elif isinstance(result, Failure) and not result.check(SQLUnavailable):
+            # The caller was answered already; a bug's traceback is still logged.
+            self.log.failure("{txn} failed after its deadline", failure=result,
+                             txn=func.__name__)
+        return None
 
     def _translateFailure(self, failure):
         mapped = translateError(failure.value)

@@ -7,10 +7,11 @@ import attrs
 __all__ = ["SQLITE_BUSY_TIMEOUT", "SQLURL", "parseSQLURL"]
 
 # Driver options accepted in a mysql:// URL's query string (seconds; 0 = none).
+# None: not given, so the store's deadline (or 60 s without one) applies.
 _MYSQL_OPTIONS = {
     "connect_timeout": 5.0,
-    "read_timeout": 60.0,
-    "write_timeout": 60.0,
+    "read_timeout": None,
+    "write_timeout": None,
 }
 SQLITE_BUSY_TIMEOUT = 5.0
 

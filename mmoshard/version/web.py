@@ -77,8 +77,7 @@ class VersionAPI:
             e = VERSION_ERRORS.error("auth.invalid_token", f"access token {failure.value.reason}",
                                      headers=_CHALLENGE)
         elif failure.check(VolatileUnavailable):
-            e = VERSION_ERRORS.error("service.unavailable", "cannot check the token now",
-                                     headers={"Retry-After": 5})
+            e = VERSION_ERRORS.unavailable("cannot check the token now")
         else:
             return failure
         self.role.metrics.check(e.code, "unknown")
@@ -205,8 +204,7 @@ class VersionAPI:
 
     def _unreadable(self, failure):
         self.log.failure("cannot read a manifest", failure=failure)
-        raise VERSION_ERRORS.error("service.unavailable", "cannot read the manifest now",
-                                   headers={"Retry-After": 5})
+        raise VERSION_ERRORS.unavailable("cannot read the manifest now")
 
     @route("GET", "/v1/manifests/{rest:path}", "Anything else under /v1/manifests",
            auth=False, documented=False)

@@ -10,7 +10,8 @@ COMMON = {
     "request.not_found": (404, "no such path"),
     "request.method_not_allowed": (405, "the path does not take this method"),
     "auth.invalid_token": (401, "missing, malformed, expired or revoked access token"),
-    "service.unavailable": (503, "a database is not answering; retry after Retry-After"),
+    "service.unavailable": (503, "a database is not answering; retry after Retry-After"
+                                 " (also the body's retry_after)"),
     "internal": (500, "a bug: logged on the server"),
 }
 
@@ -23,6 +24,11 @@ ADMIN_SITE = {
     "request.unsupported_media_type": (415, "admin site: a state-changing request whose body "
                                             "is not sent as application/json"),
 }
+
+
+# Seconds every role tells a client to wait when a store (SQL or the volatile
+# store) did not answer within its deadline: Retry-After and retry_after.
+UNAVAILABLE_RETRY_AFTER = 1
 
 
 class ErrorCodes:
@@ -45,6 +51,11 @@ class ErrorCodes:
     def meaning(self, code):
         """@return: what C{code} means, as documented."""
         return self.codes[code][1]
+
+    def unavailable(self, message=None):
+        """@return: the 503 C{service.unavailable} every role answers when a store is down."""
+        return self.error("service.unavailable", message,
+                          headers=retryAfter(UNAVAILABLE_RETRY_AFTER))
 
     def error(self, code, message=None, fields=None, headers=None):
         """@return: the L{HTTPError} for C{code}, with its registered status."""

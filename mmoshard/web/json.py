@@ -27,7 +27,9 @@ _whitespace = json.decoder.WHITESPACE.match
 
 class HTTPError(Exception):
     """
-    An error answered as C{{"error": {"code", "message", "fields"?}}}.
+    An error answered as C{{"error": {"code", "message", "fields"?,
+    "retry_after"?}}}: C{retry_after} (seconds) is there whenever the
+    answer has a C{Retry-After} header, and says the same.
     """
 
     def __init__(self, status, code, message, fields=None, headers=None):
@@ -42,6 +44,9 @@ class HTTPError(Exception):
         error = {"code": self.code, "message": self.message}
         if self.fields:
             error["fields"] = self.fields
+        retry = self.headers.get("Retry-After")
+        if retry is not None:
+            error["retry_after"] = retry
         return {"error": error}
 
 

@@ -10,7 +10,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from mmoshard.store.errors import SQLUnavailable, VolatileUnavailable
-from mmoshard.web.errors import ErrorCodes, retryAfter
+from mmoshard.web.errors import ErrorCodes
 from mmoshard.web.json import HTTPError, encodeJSON, readJSON, writeJSON
 from mmoshard.web.schema import objectSchema, validate
 
@@ -382,7 +382,7 @@ class Router(Resource):
                 "{method} {path} from {ip}: store unavailable: {why}",
                 method=route.method, path=route.path, ip=call.ip, why=failure.value,
             )
-            return self.errors.error("service.unavailable", headers=retryAfter(1))
+            return self.errors.unavailable()
         self.log.failure("unhandled error in {method} {path}", failure=failure,
                          method=route.method, path=route.path)
         return self.errors.error("internal", "internal server error")
@@ -485,6 +485,8 @@ def errorSchema(codes):
                 "code": {"type": "string", "enum": sorted(codes)},
                 "message": {"type": "string"},
                 "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "retry_after": {"type": "integer",
+                                "description": "seconds to wait, as the Retry-After header"},
             },
         }},
     }
