@@ -27,6 +27,9 @@ DIRECTORY_ROLES = ("chat", "world", "version")
 # How many refresh tokens issued by refreshes here are remembered until they
 # come back (L{AuthAPI.refresh}); some 4 MB.
 ISSUED_REMEMBERED = 16384
+# Seconds after an account's creation during which registering it again with
+# the same username, email and password answers it (a retry), not 409.
+REGISTER_RETRY_WINDOW = 600.0
 # The largest generation a refresh token's form admits (15 digits).
 _MAX_GEN = 10 ** 15 - 1
 
@@ -158,7 +161,10 @@ class AuthAPI:
         await svc.limits.hit("register", call.ip)
         # Checked before hashing so a taken name costs no hash; the insert
         # still catches a concurrent registration.
-        if await svc.accounts.byName(username):
+        existing = await svc.accounts.byName(username)
+        if existing:
+            if await self._registeredBefore(existing, body, call.ip):
+                return 201, {"account_id": existing.id, "username": existing.username}
             raise error("account.username_taken")
         encoded = await self._hash(body["password"])
         accountId = await svc.accounts.register(username, body["email"], encoded,
@@ -168,6 +174,23 @@ class AuthAPI:
         self.log.info("account {account_id} ({username}) registered from {ip}",
                       account_id=accountId, username=username, ip=call.ip)
         return 201, {"account_id": accountId, "username": username}
+
+    async def _registeredBefore(self, account, body, ip):
+        """
+        @return: True when C{account} is what this registration made before:
+            a retry (its answer lost, or a 503 past the deadline) within
+            L{REGISTER_RETRY_WINDOW} of the creation, with the same email and
+            password.  Anything else is a taken username.
+        """
+        if (self.now() - account.created_at > REGISTER_RETRY_WINDOW
+                or account.email != body["email"]):
+            return False
+        ok, _ = await self._verify(account.password_hash, body["password"])
+        if ok:
+            self.log.info("account {account_id} ({username}) registered again from {ip}: "
+                          "answered the existing one", account_id=account.id,
+                          username=account.username, ip=ip)
+        return ok
 
     @route("GET", "/v1/accounts/me", "The logged-in account", errors=("account.not_found",),
            response=_out(account_id="integer", username="string", email="string?",
@@ -462,6 +485,14 @@ class AuthAPI:
                         f"at most {self.cfg.max_characters} characters per account")
         if outcome == "taken":
             raise error("character.name_taken", fields={"name": "is taken"})
+        if outcome == "exists":
+            # A retry of a creation that was applied (its answer lost, or a
+            # 503 past the deadline): the same answer, no second character.
+            self.log.info("account {account_id} created character {character_id} again "
+                          "from {ip}: answered the existing one",
+                          account_id=call.claims.account_id, character_id=character["id"],
+                          ip=call.ip)
+            return 201, character
         self.log.info("account {account_id} created character {character_id} "
                       "({name}, {cls}) from {ip}", account_id=call.claims.account_id,
                       character_id=character["id"], name=character["name"], cls=cls,

@@ -30,27 +30,39 @@ def releasedName(characterId):
 def _txn_createCharacter(cursor, accountId, name, cls, zone, spawn, now, limit,
                          releaseBefore):
     """
-    @return: ("ok", character dict), ("limit", None) or ("taken", None).
+    @return: ("ok", character dict), ("exists", character dict) when this
+        account's live character already has this name and class (a retry
+        of a creation that was applied: its answer again), ("limit", None)
+        or ("taken", None).
     @raise mmoshard.store.errors.IntegrityError: a concurrent create took
         the name first.
     """
     lock = " FOR UPDATE" if cursor.dialect == "mysql" else ""
     # Serialises creations per account so two at once cannot pass the limit.
     cursor.execute(f"SELECT id FROM accounts WHERE id = ?{lock}", (accountId,))
+    lower = name.lower()
+    # The name first: a retried creation finds its character before the
+    # limit it may have reached.
+    held = cursor.execute(
+        "SELECT id, deleted_at, account_id, class FROM characters WHERE name_lower = ?",
+        (lower,),
+    ).fetchone()
+    if held is not None:
+        heldId, deletedAt, heldAccount, heldClass = held
+        if deletedAt is None and heldAccount == accountId and heldClass == cls:
+            row = cursor.execute(
+                f"SELECT {_CHARACTER_COLUMNS} FROM characters WHERE id = ?", (heldId,)
+            ).fetchone()
+            return "exists", characterJSON(row)
+        if deletedAt is None or deletedAt > releaseBefore:
+            return "taken", None
     count = cursor.execute(
         "SELECT COUNT(*) FROM characters WHERE account_id = ? AND deleted_at IS NULL",
         (accountId,),
     ).fetchone()[0]
     if count >= limit:
         return "limit", None
-    lower = name.lower()
-    held = cursor.execute(
-        "SELECT id, deleted_at FROM characters WHERE name_lower = ?", (lower,)
-    ).fetchone()
     if held is not None:
-        heldId, deletedAt = held
-        if deletedAt is None or deletedAt > releaseBefore:
-            return "taken", None
         # Deleted long enough ago: the name is free; the old row keeps its
         # display name for an operator, under a placeholder key.
         cursor.execute(
@@ -122,7 +134,9 @@ class CharacterStore:
         C{limit} already or the name (ignoring case) is held by a character
         that is live or was deleted after C{releaseBefore}.
 
-        @return: ("ok", character JSON), ("limit", None) or ("taken", None).
+        @return: ("ok", character JSON), ("exists", character JSON) for a
+            retry (this account's live character of that name and class),
+            ("limit", None) or ("taken", None).
         """
         try:
             return await self.sql.runInteraction(_txn_createCharacter, accountId, name, cls,

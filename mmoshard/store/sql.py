@@ -371,13 +371,7 @@ class SQLStore:
                 **common,
             )
         else:
-            options = dict(self.url.options)
-            for key in ("read_timeout", "write_timeout"):
-                if options[key] is None:
-                    options[key] = self.deadline or 60.0
-            if self.readTimeout is not None:
-                options["read_timeout"] = self.readTimeout
-            timeouts = {k: (v or None) for k, v in options.items()}
+            timeouts = self.driverOptions()
             self._pool = _Pool(
                 "pymysql",
                 host=self.url.host,
@@ -394,6 +388,25 @@ class SQLStore:
                 **common,
             )
         self.log.info("SQL store {url} opened", url=self.url.redacted())
+
+    def driverOptions(self):
+        """
+        @return: pymysql's C{connect_timeout}, C{read_timeout} and
+            C{write_timeout} (None: no limit): the URL's, else the deadline
+            for reads and writes (60 s without one); C{readTimeout} last.
+        """
+        options = dict(self.url.options)
+        for key in ("read_timeout", "write_timeout"):
+            if options[key] is None:
+                options[key] = self.deadline or 60.0
+        if self.readTimeout is not None:
+            options["read_timeout"] = self.readTimeout
+        return {k: (v or None) for k, v in options.items()}
+
+    @property
+    def inflight(self):
+        """Transactions whose pool thread is not done, answered or not."""
+        return self._inflight
 
     def __repr__(self):
         return f"<SQLStore {self.url.redacted()}>"

@@ -2,6 +2,7 @@
 
 from twisted.trial.unittest import TestCase
 
+from mmoshard.auth.api import REGISTER_RETRY_WINDOW
 from mmoshard.auth.test.harness import AuthHarness
 from mmoshard.tokens import InvalidToken
 
@@ -36,6 +37,27 @@ class APITestsMixin:
         h = await self.harness()
         await h.register("Alice")
         r = await h.register("aLICE", "another fine password")
+        self.assertEqual((r.code, r.error), (409, "account.username_taken"))
+
+    async def test_register_retried(self):
+        """
+        Registering again with the same username, email and password within
+        REGISTER_RETRY_WINDOW (a client retrying after a lost answer or a 503)
+        answers the account made the first time, making no other; another email
+        or password, or a retry after the window, is 409 account.username_taken.
+        """
+        h = await self.harness()
+        first = await h.register("Alice", PASSWORD, email="alice@example.com")
+        self.assertEqual(first.code, 201, first)
+        again = await h.register("Alice", PASSWORD, email="alice@example.com")
+        self.assertEqual((again.code, again.body), (201, first.body))
+        self.assertEqual(await h.events(first.body["account_id"]), ["register"])
+        r = await h.register("Alice", PASSWORD, email="mallory@example.com")
+        self.assertEqual((r.code, r.error), (409, "account.username_taken"))
+        r = await h.register("Alice", "another fine password", email="alice@example.com")
+        self.assertEqual((r.code, r.error), (409, "account.username_taken"))
+        h.clock.advance(REGISTER_RETRY_WINDOW + 1)
+        r = await h.register("Alice", PASSWORD, email="alice@example.com")
         self.assertEqual((r.code, r.error), (409, "account.username_taken"))
 
     async def test_register_bad_fields(self):

@@ -70,8 +70,22 @@ class CharacterTestsMixin:
         other = (await self.h.account("bob"))["access_token"]
         r = await self.create("aRTHAS", "paladin", token=other)
         self.assertEqual((r.code, r.error), (409, "character.name_taken"))
-        r = await self.create("Arthas", token=self.token)
+        r = await self.create("Arthas", "paladin", token=self.token)
         self.assertEqual((r.code, r.error), (409, "character.name_taken"))
+
+    async def test_retried_creation_answers_the_first(self):
+        """
+        Creating again a character this account has, same name and class (a
+        client retrying after a lost answer or a 503), answers that character
+        with 201 and makes no second one, even at the character limit.
+        """
+        await self.setUpAccount(max_characters=1)
+        first = await self.create("Thrall")
+        self.assertEqual(first.code, 201)
+        again = await self.create("Thrall")
+        self.assertEqual((again.code, again.body), (201, first.body))
+        r = await self.h.request("GET", "/v1/characters", token=self.token)
+        self.assertEqual([c["id"] for c in r.body["characters"]], [first.body["id"]])
 
     async def test_limit(self):
         """

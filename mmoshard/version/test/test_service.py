@@ -340,6 +340,23 @@ class SynchronousCheckTests(VersionRoleFixture, TestCase):
         self.assertEqual(len(self.flushLoggedErrors(AttributeError)), 1)
 
 
+    @coro
+    async def test_verifier_unavailable_is_the_shared_503(self):
+        """A token check the volatile store cannot answer is the 503 service.unavailable every role answers, with its retry_after."""
+        await self.startRole(startVerifier=True)
+        from twisted.internet.defer import fail
+
+        from mmoshard.store.errors import VolatileUnavailable
+        from mmoshard.web.errors import UNAVAILABLE_RETRY_AFTER
+
+        self.patch(self.verifier, "verify", lambda token: fail(VolatileUnavailable("down")))
+        code, body, response = await self.check("platform=windows&build=1.10.0")
+        self.assertEqual((code, body["error"]["code"], body["error"]["retry_after"]),
+                         (503, "service.unavailable", UNAVAILABLE_RETRY_AFTER))
+        self.assertEqual(response.headers.getRawHeaders("retry-after"),
+                         [str(UNAVAILABLE_RETRY_AFTER)])
+
+
 class ManifestTests(VersionRoleFixture, TestCase):
     @coro
     async def test_signed_and_cacheable(self):

@@ -8,8 +8,8 @@ from twisted.trial.unittest import TestCase
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
-from mmoshard.store.errors import SQLUnavailable
-from mmoshard.web.errors import ErrorCodes
+from mmoshard.store.errors import SQLUnavailable, VolatileUnavailable
+from mmoshard.web.errors import UNAVAILABLE_RETRY_AFTER, ErrorCodes
 from mmoshard.web.json import HTTPError
 from mmoshard.web.routes import Router, mountRouter, openapiDocument, route, routesOf
 from mmoshard.web.schema import Prop
@@ -73,6 +73,10 @@ class _API:
     @route("GET", "/down", "a store that does not answer", auth=False)
     def down(self, call):
         return fail(SQLUnavailable("gone"))
+
+    @route("GET", "/down/volatile", "the volatile store not answering", auth=False)
+    async def volatileDown(self, call):
+        raise VolatileUnavailable("no answer within 1.0s")
 
     def notARoute(self, call):
         """Undecorated: never served."""
@@ -178,13 +182,19 @@ class DispatchTests(TestCase):
             self.assertEqual((code, body["error"]["code"]), (status, error), raw)
 
     def test_failures(self):
-        """A bug is a logged 500 internal; a store not answering a 503 with Retry-After."""
+        """
+        A bug is a logged 500 internal; the SQL or the volatile store not
+        answering the one 503 service.unavailable, with Retry-After and retry_after.
+        """
         code, body, _ = _render(self.router, _request("/broken"))
         self.assertEqual((code, body["error"]["code"]), (500, "internal"))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
-        code, body, request = _render(self.router, _request("/down"))
-        self.assertEqual((code, body["error"]["code"]), (503, "service.unavailable"))
-        self.assertEqual(request.responseHeaders.getRawHeaders(b"retry-after"), [b"1"])
+        for path in ("/down", "/down/volatile"):
+            code, body, request = _render(self.router, _request(path))
+            self.assertEqual((code, body["error"]["code"], body["error"]["retry_after"]),
+                             (503, "service.unavailable", UNAVAILABLE_RETRY_AFTER), path)
+            self.assertEqual(request.responseHeaders.getRawHeaders(b"retry-after"),
+                             [str(UNAVAILABLE_RETRY_AFTER).encode()])
 
     def test_undeclared_codes_refused(self):
         """A route that may answer a code its role's table lacks is refused at start."""
@@ -252,13 +262,16 @@ class OpenAPITests(TestCase):
 
 class ErrorShapeTests(TestCase):
     def test_error_body(self):
-        """An error is {"error": {"code", "message", "fields"?}} with its code's status."""
+        """
+        An error is {"error": {"code", "message", "fields"?, "retry_after"?}} with
+        its code's status; retry_after says what its Retry-After header says.
+        """
         e = ERRORS.error("request.invalid", fields={"a": "bad"}, headers={"Retry-After": 3})
         self.assertIsInstance(e, HTTPError)
         self.assertEqual((e.status, e.headers), (400, {"Retry-After": 3}))
         self.assertEqual(e.body(), {"error": {"code": "request.invalid",
                                               "message": ERRORS.meaning("request.invalid"),
-                                              "fields": {"a": "bad"}}})
+                                              "fields": {"a": "bad"}, "retry_after": 3}})
         self.assertEqual(ERRORS.error("thing.missing", "gone").body(),
                          {"error": {"code": "thing.missing", "message": "gone"}})
 

@@ -1,0 +1,211 @@
+"""The SQL store's deadline: SQLUnavailable past it, nothing run or committed once the caller was answered, and MySQL socket timeouts following it."""
+
+import os
+import socket
+import threading
+import time
+
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from mmoshard.store.errors import IntegrityError, SQLUnavailable
+from mmoshard.store.sql import SQLStore, isDisconnect
+from mmoshard.testservers import PrivateMariaDB
+
+DEADLINE = 0.3
+
+
+def _txn_setUp(cursor):
+    cursor.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY)")
+
+
+def _txn_insertAndWait(cursor, n, started, release):
+    cursor.execute("INSERT INTO t (n) VALUES (?)", (n,))
+    started.set()
+    release.wait(10)
+    return n
+
+
+def _txn_insert(cursor, n, calls=None):
+    if calls is not None:
+        calls.append(n)
+    cursor.execute("INSERT INTO t (n) VALUES (?)", (n,))
+    return n
+
+
+def _txn_rows(cursor):
+    return [r[0] for r in cursor.execute("SELECT n FROM t ORDER BY n").fetchall()]
+
+
+class SQLiteDeadlineTests(TestCase):
+    """The deadline on SQLite, whose one pool thread a blocked transaction holds."""
+
+    async def makeStore(self, deadline=DEADLINE):
+        path = os.path.abspath(os.path.join(self.mktemp(), "db.sqlite3"))
+        store = SQLStore(reactor, "sqlite:///" + path, deadline=deadline)
+        store.open()
+        self.addCleanup(store.close)
+        await store.runInteraction(_txn_setUp)
+        return store
+
+    def blocked(self, store, n):
+        """Start a transaction that inserts C{n} and waits; @return: (its Deferred, started, release)."""
+        started, release = threading.Event(), threading.Event()
+        self.addCleanup(release.set)
+        d = store.runInteraction(_txn_insertAndWait, n, started, release)
+        return d, started, release
+
+    async def settle(self, store):
+        """Wait until every transaction's thread is done."""
+        for _ in range(200):
+            if not store.inflight:
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail("transactions still running")
+
+    async def test_answersInTime(self):
+        """A transaction done within the deadline is answered with its result, its errors typed as before."""
+        store = await self.makeStore()
+        self.assertEqual(await store.runInteraction(_txn_insert, 1), 1)
+        with self.assertRaises(IntegrityError):
+            await store.runInteraction(_txn_insert, 1)
+        self.assertEqual(await store.runInteraction(_txn_rows), [1])
+
+    async def test_pastDeadlineRolledBack(self):
+        """
+        A transaction still running at the deadline fails with SQLUnavailable
+        then, not when it ends; when it ends it is rolled back, not committed.
+        """
+        store = await self.makeStore()
+        d, started, release = self.blocked(store, 7)
+        began = time.monotonic()
+        with self.assertRaises(SQLUnavailable) as caught:
+            await d
+        self.assertLess(time.monotonic() - began, DEADLINE + 1.0)
+        self.assertIn(f"within {DEADLINE}s", str(caught.exception))
+        self.assertTrue(started.is_set())
+        release.set()
+        await self.settle(store)
+        self.assertEqual(await store.runInteraction(_txn_rows), [])
+
+    async def test_queuedPastDeadlineNeverRuns(self):
+        """A transaction that waited past its deadline for the pool's thread is answered SQLUnavailable and never runs."""
+        store = await self.makeStore()
+        first, started, release = self.blocked(store, 1)
+        first.addErrback(lambda f: f.trap(SQLUnavailable))
+        calls = []
+        queued = store.runInteraction(_txn_insert, 2, calls)
+        with self.assertRaises(SQLUnavailable):
+            await queued
+        release.set()
+        await self.settle(store)
+        self.assertEqual(calls, [])
+        self.assertEqual(await store.runInteraction(_txn_rows), [])
+
+    async def test_cancelledRolledBack(self):
+        """A caller cancelling its transaction gets CancelledError at once, and the transaction is rolled back."""
+        store = await self.makeStore()
+        d, started, release = self.blocked(store, 3)
+        while not started.is_set():
+            await deferLater(reactor, 0.01, lambda: None)
+        d.cancel()
+        with self.assertRaises(CancelledError):
+            await d
+        release.set()
+        await self.settle(store)
+        self.assertEqual(await store.runInteraction(_txn_rows), [])
+
+    async def test_noDeadline(self):
+        """Without a deadline (tools, migrations) a slow transaction is waited for and committed."""
+        store = await self.makeStore(deadline=None)
+        d, started, release = self.blocked(store, 4)
+        reactor.callLater(DEADLINE * 2, release.set)
+        self.assertEqual(await d, 4)
+        self.assertEqual(await store.runInteraction(_txn_rows), [4])
+
+    async def test_closeWaitsForAbandonedThread(self):
+        """close() waits for a transaction abandoned at its deadline to end before stopping the pool."""
+        store = await self.makeStore()
+        d, started, release = self.blocked(store, 5)
+        with self.assertRaises(SQLUnavailable):
+            await d
+        closed = store.close()
+        self.assertFalse(closed.called)
+        release.set()
+        await closed
+
+
+class MySQLTimeoutTests(TestCase):
+    """How the deadline reaches pymysql's connections."""
+
+    def test_socketTimeoutsFollowDeadline(self):
+        """Without read_timeout/write_timeout in the URL, MySQL connections read and write with the deadline."""
+        store = SQLStore(reactor, "mysql://u@db.example/mmo", deadline=2.5)
+        options = store.driverOptions()
+        self.assertEqual((options["read_timeout"], options["write_timeout"]), (2.5, 2.5))
+        self.assertEqual(options["connect_timeout"], 5.0)
+
+    def test_urlTimeoutsWin(self):
+        """A URL's read_timeout/write_timeout win over the deadline; 0 is no limit."""
+        store = SQLStore(reactor, "mysql://u@db.example/mmo?read_timeout=9&write_timeout=0",
+                         deadline=2.5)
+        options = store.driverOptions()
+        self.assertEqual((options["read_timeout"], options["write_timeout"]), (9.0, None))
+
+    def test_noDeadlineSixtySeconds(self):
+        """Without a deadline or URL options, MySQL reads and writes time out after 60 s, as before."""
+        options = SQLStore(reactor, "mysql://u@db.example/mmo").driverOptions()
+        self.assertEqual((options["read_timeout"], options["write_timeout"]), (60.0, 60.0))
+
+    def test_timeoutIsNoDisconnect(self):
+        """A read that timed out is not a dead connection to replay the statement on: the replay would hang as long."""
+        import pymysql
+
+        try:
+            try:
+                raise socket.timeout("timed out")
+            except OSError as e:
+                raise pymysql.err.OperationalError(2013, f"Lost connection ({e})")
+        except pymysql.err.OperationalError as e:
+            timedOut = e
+        self.assertFalse(isDisconnect(timedOut))
+        self.assertTrue(isDisconnect(pymysql.err.OperationalError(2013, "Lost connection")))
+
+
+class FrozenMariaDBTests(TestCase):
+    """The SQL store on a MariaDB of the test's own, frozen with SIGSTOP."""
+
+    timeout = 120
+
+    async def test_stuckConnectionsReplaced(self):
+        """
+        With MariaDB frozen, more transactions than the pool has connections
+        each fail within the deadline; the threads stuck in reads come back, and
+        after SIGCONT the same pool answers at once, its connections made again.
+        """
+        db = await PrivateMariaDB(self).start()
+        url = await db.createDatabase("deadline")
+        store = SQLStore(reactor, url, 1, 2, deadline=0.5)
+        store.open()
+        self.addCleanup(store.close)
+        await store.runInteraction(_txn_setUp)
+        await store.runInteraction(_txn_insert, 1)
+        db.freeze()
+        began = time.monotonic()
+        for d in [store.runInteraction(_txn_rows) for _ in range(5)]:
+            with self.assertRaises(SQLUnavailable):
+                await d
+        self.assertLess(time.monotonic() - began, 0.5 + 1.5)
+        # Every thread came back from its read (read_timeout = the deadline).
+        for _ in range(100):
+            if not store.inflight:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(store.inflight, 0)
+        db.thaw()
+        began = time.monotonic()
+        self.assertEqual(await store.runInteraction(_txn_rows), [1])
+        self.assertLess(time.monotonic() - began, 0.5)
+
