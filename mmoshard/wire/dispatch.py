@@ -6,6 +6,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from mmoshard.store.errors import SQLUnavailable, VolatileUnavailable
 from mmoshard.wire import errors
 from mmoshard.wire.codec import encode
 from mmoshard.wire.errors import ErrorInfo, ProtocolError
@@ -83,12 +84,24 @@ def reply(body, conn, kind, message):
 def handlerFailed(failure, conn, kind, message):
     """
     A handler raised or failed: a L{ProtocolError} is the client's typed
-    error; anything else is logged and answered with C{internal}.
+    error; a store past its deadline (or down) is C{server.unavailable}
+    with C{retry_after}; anything else is logged and answered with C{internal}.
     """
     if failure.check(ProtocolError):
         conn.sendError(failure.value.info, message.get("id"))
         return
     session = conn.session
+    if failure.check(SQLUnavailable, VolatileUnavailable):
+        _log.warn(
+            "{type} in session {session_id} (account {account_id}): store unavailable: {why}",
+            type=kind,
+            session_id=session.sessionId if session else None,
+            account_id=session.accountId if session else None,
+            why=failure.value,
+        )
+        conn.sendError(ErrorInfo(errors.UNAVAILABLE, "a database is not answering",
+                                 errors.UNAVAILABLE_RETRY_AFTER), message.get("id"))
+        return
     _log.failure(
         "handler for {type} failed in session {session_id} (account {account_id})",
         failure,

@@ -51,6 +51,11 @@ CODES = frozenset(
 )
 
 
+# Seconds a client is told to wait (retry_after) when a store did not answer
+# within its deadline: server.unavailable from any handler.
+UNAVAILABLE_RETRY_AFTER = 5.0
+
+
 @attrs.frozen
 class ErrorInfo:
     """Why a request or a session was refused: an error code, a message, an optional retry hint."""

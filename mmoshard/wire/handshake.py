@@ -57,7 +57,8 @@ async def _hello(conn, message):
         conn.fail(ErrorInfo(errors.INVALID_TOKEN, f"access token {e.reason}"), requestId)
         return
     except VolatileUnavailable:
-        conn.fail(ErrorInfo(errors.UNAVAILABLE, "cannot check the token now", 5.0), requestId)
+        conn.fail(ErrorInfo(errors.UNAVAILABLE, "cannot check the token now",
+                            errors.UNAVAILABLE_RETRY_AFTER), requestId)
         return
     # Each await may have let the connection close (hello timeout, loss).
     if conn.state != HANDSHAKE:

@@ -6,7 +6,7 @@ from zope.interface import implementer
 
 from mmoshard.interfaces import ISessionListener
 from mmoshard.store.errors import StoreError
-from mmoshard.wire.errors import ProtocolError
+from mmoshard.wire.errors import UNAVAILABLE_RETRY_AFTER, ProtocolError
 from mmoshard.world.lease import CharacterBusy
 from mmoshard.world.players import Player, zoneInfo
 from mmoshard.world.progression import loadCharacter
@@ -105,7 +105,8 @@ class WorldHandlers:
         except StoreError as e:
             self.log.warn("character {character_id} (account {account_id}) cannot enter: {why}",
                           character_id=cid, account_id=session.accountId, why=e)
-            raise ProtocolError(UNAVAILABLE, "the world's storage is unavailable", retry_after=5.0)
+            raise ProtocolError(UNAVAILABLE, "the world's storage is unavailable",
+                                retry_after=UNAVAILABLE_RETRY_AFTER)
         finally:
             roster.entering.discard(cid)
 

@@ -1,4 +1,4 @@
-"""The SQL store's deadline: SQLUnavailable past it, nothing run or committed once the caller was answered, and MySQL socket timeouts following it."""
+"""The stores' deadlines: the SQL store's (SQLUnavailable past it, nothing run or committed once the caller was answered, MySQL socket timeouts following it) and the Redis store's on a hung Redis."""
 
 import os
 import socket
@@ -10,9 +10,11 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from mmoshard.store.errors import IntegrityError, SQLUnavailable
+from mmoshard.store.common import Script
+from mmoshard.store.errors import IntegrityError, SQLUnavailable, VolatileUnavailable
 from mmoshard.store.sql import SQLStore, isDisconnect
-from mmoshard.testservers import PrivateMariaDB
+from mmoshard.store.volatile import makeVolatileStore
+from mmoshard.testservers import PrivateMariaDB, PrivateRedis
 
 DEADLINE = 0.3
 
@@ -209,3 +211,67 @@ class FrozenMariaDBTests(TestCase):
         self.assertEqual(await store.runInteraction(_txn_rows), [1])
         self.assertLess(time.monotonic() - began, 0.5)
 
+
+
+# Not cached on a new Redis: the first call is EVALSHA, then EVAL.
+_ECHO = Script(name="echo-deadline", lua="return ARGV[1]", python=lambda view, keys, args: args[0])
+
+
+class FrozenRedisTests(TestCase):
+    """The Redis store's timeout on a Redis of the test's own, frozen with SIGSTOP."""
+
+    timeout = 120
+
+    async def test_everyCallBounded(self):
+        """
+        With Redis frozen, commands, scripts (EVALSHA then EVAL), a SCAN, a
+        publish and a new subscription each fail with VolatileUnavailable
+        within the timeout; after SIGCONT they all work again, and the
+        subscription made while frozen is confirmed and delivers.
+        """
+        redis = await PrivateRedis(self).start()
+        store = makeVolatileStore(redis.url, reactor, "frozen:", 0.5, keepalive=None)
+        store.open()
+        self.addCleanup(store.close)
+        await store.set("k", "v")
+        redis.freeze()
+        kept = []
+        calls = {
+            "get": lambda: store.get("k"),
+            "incr with ttl (script)": lambda: store.incr("n", 1, ttl=10),
+            "evalScript": lambda: store.evalScript(_ECHO, [], ["x"]),
+            "keys (SCAN)": lambda: store.keys("*"),
+            "publish": lambda: store.publish("c", "m"),
+            "subscribe": lambda: store.subscribe("c", lambda channel, message: kept.append(message)),
+        }
+        for name, call in calls.items():
+            began = time.monotonic()
+            with self.assertRaises(VolatileUnavailable, msg=name) as caught:
+                await call()
+            self.assertLess(time.monotonic() - began, 0.5 * 2 + 1.0, name)
+        # The subscription stays wanted (RedisStore's documented rule).
+        subscription = caught.exception.subscription
+        self.addCleanup(subscription.unsubscribe)
+        redis.thaw()
+
+        async def answers():
+            self.assertEqual(await store.get("k"), b"v")
+
+        for _ in range(100):
+            try:
+                await answers()
+                break
+            except VolatileUnavailable:
+                await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(await store.evalScript(_ECHO, [], ["y"]), b"y")
+        self.assertEqual(await store.incr("n", 1, ttl=10), 1)
+        for _ in range(100):
+            if store.subscriber.confirmed("c"):
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        await store.publish("c", "after")
+        for _ in range(100):
+            if kept:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(kept, [b"after"])

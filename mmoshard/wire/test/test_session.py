@@ -6,7 +6,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from mmoshard.interfaces import IClientGate, IMessageRouter, ISession, ISessionListener
-from mmoshard.store.errors import VolatileUnavailable
+from mmoshard.store.errors import SQLUnavailable, VolatileUnavailable
 from mmoshard.revocations import revokeLogin
 from mmoshard.wire import errors
 from mmoshard.wire.errors import ErrorInfo, ProtocolError
@@ -286,6 +286,23 @@ class DispatchTests(TestCase):
         [error] = self.peer.received()
         self.assertEqual((error["code"], error["id"]), (errors.INTERNAL, 3))
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+    def test_storeUnavailable(self):
+        """
+        A handler failing because the SQL or the volatile store did not answer
+        within its deadline gets server.unavailable with retry_after for its
+        request, logs no traceback, and the connection stays open.
+        """
+        for requestId, failure in [(4, SQLUnavailable("no answer within 1.0s")),
+                                   (5, VolatileUnavailable("no answer within 1.0s"))]:
+            self.pending = Deferred()
+            self.peer.send({"t": "test.pending", "id": requestId})
+            self.pending.errback(failure)
+            [error] = self.peer.received()
+            self.assertEqual((error["code"], error["id"], error["retry_after"]),
+                             (errors.UNAVAILABLE, requestId, errors.UNAVAILABLE_RETRY_AFTER))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertFalse(self.peer.closed)
 
     def test_protocolError(self):
         """
