@@ -65,7 +65,8 @@ class HungStoreTests(TestCase):
         username = "outage_" + uuid.uuid4().hex[:8]
         status, _ = await self.rest("POST", "/v1/accounts", username=username, password=PASSWORD)
         self.assertEqual(status, 201)
-        self.token = (await login(reactor, self.http, username, PASSWORD))["access_token"]
+        tokens = await login(reactor, self.http, username, PASSWORD)
+        self.token, self.refreshToken = tokens["access_token"], tokens["refresh_token"]
         status, classes = await self.rest("GET", "/v1/classes")
         status, character = await self.rest("POST", "/v1/characters", name="Frozen",
                                             **{"class": classes["classes"][0]["id"]})
@@ -158,11 +159,23 @@ class HungStoreTests(TestCase):
         """
         With Redis frozen, a new session's hello and world.enter are refused
         with server.unavailable, and the REST API answers (200 or the shared
-        503 with a retry_after), each within the deadline; once Redis is
-        thawed a new session enters the world.
+        503 with a retry_after), each within the deadline; a refresh is a 503
+        although Redis applies its rotation once thawed.  Once Redis is
+        thawed, the refresh retried with the same token gets tokens (it is
+        not taken for a stolen token coming back), and a new session enters
+        the world.
         """
         await self.startNode()
+        # One refresh first, as a node in service has done: Redis knows the
+        # rotation script, so the frozen one runs it when thawed.
+        status, body = await self.rest("POST", "/v1/sessions/refresh",
+                                       refresh_token=self.refreshToken)
+        self.assertEqual(status, 200, body)
+        self.refreshToken = body["refresh_token"]
         self.redis.freeze()
+        took, answer = await self.timed(
+            self.rest("POST", "/v1/sessions/refresh", refresh_token=self.refreshToken))
+        self.assertUnavailable(*answer, took)
         took, answer = await self.timed(self.rest("GET", "/v1/characters"))
         status, body = answer
         self.assertLess(took, DEADLINE + SLACK)
@@ -184,6 +197,17 @@ class HungStoreTests(TestCase):
         self.assertLess(time.monotonic() - started, 2 * DEADLINE + SLACK)
 
         self.redis.thaw()
+
+        async def refreshed():
+            status, body = await self.rest("POST", "/v1/sessions/refresh",
+                                           refresh_token=self.refreshToken)
+            if status == 503:
+                raise AssertionError("not yet")
+            return status, body
+
+        status, body = await self.eventually(refreshed)
+        self.assertEqual(status, 200, body)
+        self.token = body["access_token"]
 
         async def entered():
             client = await self.session()
