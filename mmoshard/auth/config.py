@@ -37,6 +37,8 @@ AUTH_FIELDS = {
     "sessions_refresh": Field("float", 15.0, positive, "active-sessions gauge refresh"),
     "refresh_flush": Field("float", 5.0, positive,
                            "seconds between writes of refresh activity to SQL"),
+    "refresh_retry_grace": Field("float", 10.0, nonNegative,
+                                 "seconds a used-up refresh token may come back as a retry"),
 }
 
 
@@ -72,6 +74,7 @@ class AuthConfig:
     classes_file: str
     sessions_refresh: float
     refresh_flush: float
+    refresh_retry_grace: float
 
 
 def validate(values, path, problems):

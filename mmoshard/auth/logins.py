@@ -67,7 +67,7 @@ return 1
 
 def _rotatePython(view, keys, args):
     now, expires, millis = float(args[0]), args[1], int(args[2]) / 1000
-    gens = args[3].split()
+    gens, grace = args[3].split(), float(args[4])
     out = []
     for key, gen in zip(keys, gens):
         record = view.hgetall(key)
@@ -78,8 +78,11 @@ def _rotatePython(view, keys, args):
         elif float(record["e"]) <= now:
             out.append(b"expired")
         elif record["g"] == gen:
-            view.hset(key, {"g": int(gen) + 1, "e": expires})
+            view.hset(key, {"g": int(gen) + 1, "e": expires, "p": b"%.3f" % now})
             view.expire(key, millis)
+            out.append(b"ok " + record["a"] + b" " + record["o"] + b" " + record["u"])
+        elif (grace > 0 and "p" in record and int(gen) + 1 == int(record["g"])
+              and now - float(record["p"]) <= grace):
             out.append(b"ok " + record["a"] + b" " + record["o"] + b" " + record["u"])
         else:
             view.hset(key, {"r": "refresh_reuse"})
@@ -87,12 +90,20 @@ def _rotatePython(view, keys, args):
     return out
 
 
+# Seconds after a rotation during which the refresh token it used up may come
+# back as that rotation's retry (see ROTATE): a client retrying after a 503.
+REFRESH_RETRY_GRACE = 10.0
+
 # Rotate the refresh tokens of several logins, each independently:
 # KEYS[i] is a login's key and the i-th number of ARGV[4] (decimal, space
 # separated: one argument for the whole batch) the generation presented for
 # it, compared as text; ARGV[1..3] are now, the new expiry and the key TTL
 # in ms.  Generations stay far below 2^53, so Lua's numbers add one exactly.
-# Any generation other than the current one is a copied token coming back
+# The generation just before the current one within ARGV[5] seconds of the
+# rotation that ended it, by Redis's clock ('p': when it was applied), is
+# that rotation retried (its answer lost, or a 503 while a hung Redis held
+# it): answered "ok" again, nothing changed, so the caller issues the same
+# refresh token again.  Any other generation is a copied token coming back
 # (an older one, or, after the record was rebuilt from a copy, a newer
 # one): the login is marked revoked at once.  Each login's answer is one
 # string (fewer reply objects to build): "ok <account> <operator> <username>",
@@ -101,12 +112,15 @@ ROTATE = Script(
     name="auth_login_rotate",
     lua="""
 local now = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local applied = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local grace = tonumber(ARGV[5])
 local out = {}
 local i = 0
 for gen in string.gmatch(ARGV[4], '%d+') do
   i = i + 1
   local k = KEYS[i]
-  local rec = redis.call('HMGET', k, 'g', 'a', 'u', 'o', 'e', 'r')
+  local rec = redis.call('HMGET', k, 'g', 'a', 'u', 'o', 'e', 'r', 'p')
   if rec[6] then
     out[i] = 'revoked'
   elseif not rec[1] then
@@ -114,8 +128,12 @@ for gen in string.gmatch(ARGV[4], '%d+') do
   elseif tonumber(rec[5]) <= now then
     out[i] = 'expired'
   elseif rec[1] == gen then
-    redis.call('HSET', k, 'g', string.format('%d', tonumber(gen) + 1), 'e', ARGV[2])
+    redis.call('HSET', k, 'g', string.format('%d', tonumber(gen) + 1), 'e', ARGV[2],
+               'p', string.format('%.3f', applied))
     redis.call('PEXPIRE', k, ARGV[3])
+    out[i] = 'ok ' .. rec[2] .. ' ' .. rec[4] .. ' ' .. rec[3]
+  elseif grace > 0 and rec[7] and tonumber(gen) + 1 == tonumber(rec[1])
+      and applied - tonumber(rec[7]) <= grace then
     out[i] = 'ok ' .. rec[2] .. ' ' .. rec[4] .. ' ' .. rec[3]
   else
     redis.call('HSET', k, 'r', 'refresh_reuse')
@@ -193,6 +211,9 @@ class LoginRecords:
     clock: object
     ttl: float
     flushEvery: float
+    # Seconds after a rotation during which the token it used up rotates again
+    # to the same answer (a retry), not a reuse; 0: never.
+    retryGrace: float = REFRESH_RETRY_GRACE
     _ttlMillis: int = attrs.field(
         init=False, default=attrs.Factory(lambda self: _millis(self.ttl), takes_self=True)
     )
@@ -251,7 +272,7 @@ class LoginRecords:
                 try:
                     results = await self.volatile.evalScript(
                         ROTATE, [loginKey(sid) for sid, _, _ in batch],
-                        [now, now + self.ttl, self._ttlMillis, gens],
+                        [now, now + self.ttl, self._ttlMillis, gens, self.retryGrace],
                     )
                 except Exception as e:
                     for _, _, d in batch:

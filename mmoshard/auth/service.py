@@ -133,7 +133,8 @@ class AuthService(Service):
         self.issuer = AccessTokens(self.tokenKey)
         self.limits = Limits(self.volatile, self.config)
         self.loginRecords = LoginRecords(self.volatile, self.sqlLogins, self.clock,
-                                   self.config.refresh_ttl, self.config.refresh_flush)
+                                   self.config.refresh_ttl, self.config.refresh_flush,
+                                   self.config.refresh_retry_grace)
         await self.hasher.start()
         self.mount()
         for call, every in ((self.countSessions, self.config.sessions_refresh),

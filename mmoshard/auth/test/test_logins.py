@@ -2,7 +2,7 @@
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from mmoshard.auth.logins import CREATE, END, OVERLAP_BATCH, ROTATE, LoginRecords, loginKey
@@ -20,9 +20,28 @@ class ScriptTestsMixin:
     async def create(self, sid, gen=0, expires=START + 100):
         return await self.call(CREATE, [sid], [7, "alice", 0, gen, expires, 100000])
 
-    async def rotate(self, now, *pairs):
+    async def rotate(self, now, *pairs, grace=0):
         gens = " ".join(str(gen) for _, gen in pairs)
-        return await self.call(ROTATE, [sid for sid, _ in pairs], [now, now + 100, 100000, gens])
+        return await self.call(ROTATE, [sid for sid, _ in pairs],
+                               [now, now + 100, 100000, gens, grace])
+
+    async def test_retry_within_grace(self):
+        """
+        Within the grace after a rotation, the generation it used up rotates
+        again to the same answer and changes nothing (a retry); older ones,
+        and the same one after the grace, are a reuse.
+        """
+        await self.create("a")
+        self.assertEqual(await self.rotate(START, ("a", 0), grace=30), [b"ok 7 0 alice"])
+        self.assertEqual(await self.rotate(START, ("a", 0), grace=30), [b"ok 7 0 alice"])
+        self.assertEqual(await self.volatile.hget(loginKey("a"), "g"), b"1")
+        self.assertEqual(await self.rotate(START, ("a", 1), grace=30), [b"ok 7 0 alice"])
+        self.assertEqual(await self.rotate(START, ("a", 0), grace=30), [b"reused 7"])
+        await self.create("b")
+        await self.rotate(START, ("b", 0), grace=0.05)
+        # Past the grace: by the store's clock on Redis (TIME), by the caller's on memory.
+        await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(await self.rotate(START + 1, ("b", 0), grace=0.05), [b"reused 7"])
 
     async def test_create_once(self):
         """A login record is created once; a second create for the same login is refused and changes nothing."""
