@@ -84,7 +84,10 @@ class ISQLStore(Interface):
 
         @return: a Deferred firing with what C{func} returned, or failing
             with L{mmoshard.store.errors.SQLUnavailable} when the database
-            cannot be reached, L{mmoshard.store.errors.IntegrityError} on a
+            cannot be reached or has not answered within the store's
+            deadline (the transaction is then not started or rolled back,
+            unless its commit was already sent: it may have been applied),
+            L{mmoshard.store.errors.IntegrityError} on a
             constraint violation, or the exception C{func} raised.
         """
 
