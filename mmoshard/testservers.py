@@ -152,17 +152,22 @@ class PrivateMariaDB(PrivateServer):
         if template is None:
             installer = _need(INSTALL_DB, "mariadb-install-db")
             template = tempfile.mkdtemp(prefix="mmoshard-mariadb-template-")
+            # A temporary directory of its own: installs running at once (trial
+            # -j workers, other checkouts) collide on /tmp's temporary tables.
+            os.mkdir(os.path.join(template, "tmp"))
             subprocess.run([installer, "--no-defaults", f"--datadir={template}/data",
                             "--user=root", "--auth-root-authentication-method=normal",
-                            "--skip-test-db"], check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+                            "--skip-test-db", f"--tmpdir={template}/tmp"], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             _template["mariadb"] = template
         shutil.copytree(os.path.join(template, "data"), data)
+        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
 
     def command(self):
         return [_need(MARIADBD, "mariadbd"), "--no-defaults", f"--datadir={self.dir}/data",
                 "--user=root", f"--port={self.port}", "--bind-address=127.0.0.1",
                 f"--socket={self.dir}/mysqld.sock", f"--pid-file={self.dir}/mysqld.pid",
+                f"--tmpdir={self.dir}/tmp",
                 "--skip-log-bin", "--innodb-buffer-pool-size=16M",
                 "--innodb-log-file-size=8M", "--skip-name-resolve"]
 
