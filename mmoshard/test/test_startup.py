@@ -27,6 +27,14 @@ def listening(port):
         return False
 
 
+def whyFailed(output):
+    """@return: the text after "failed to start:" in a node's output ("" when absent)."""
+    for line in output.splitlines():
+        if "failed to start:" in line:
+            return line.split("failed to start:", 1)[1].strip()
+    return ""
+
+
 class StartupFailureTests(TestCase):
     """A node whose start-up cannot complete exits 1, promptly, saying why."""
 
@@ -62,8 +70,7 @@ class StartupFailureTests(TestCase):
         code, elapsed, output = await self.ended(proc)
         self.assertEqual(code, 1, output)
         self.assertLess(elapsed, PROMPT, output)
-        self.assertIn(f"volatile store {redis.url} not answering", output)
-        self.assertIn("node nored failed to start", output)
+        self.assertIn(f"volatile store {redis.url} not answering", whyFailed(output), output)
         # One line per outage, not one per connection attempt.
         self.assertNotIn("Scheduling retry", output)
         self.assertLessEqual(output.count("\n"), 30, output)
@@ -96,7 +103,7 @@ class StartupFailureTests(TestCase):
         code, elapsed, output = await self.ended(proc)
         self.assertEqual(code, 1, output)
         self.assertLess(elapsed, PROMPT, output)
-        self.assertIn("sqlite:////dev/null/x.sqlite3", output)
+        self.assertIn("SQL store sqlite:////dev/null/x.sqlite3", whyFailed(output), output)
         self.assertNotIn("Traceback", output)
         self.assertFalse(listening(admin))
 
@@ -107,7 +114,7 @@ class StartupFailureTests(TestCase):
         proc, admin = self.spawn({"node": {"id": "dirsql", "roles": []}, "sql": {"url": "sqlite:///" + where}})
         code, elapsed, output = await self.ended(proc)
         self.assertEqual(code, 1, output)
-        self.assertIn(f"SQL store sqlite:///{where}", output)
+        self.assertIn(f"SQL store sqlite:///{where}", whyFailed(output), output)
         self.assertFalse(listening(admin))
 
     async def test_mysql_down_names_url_and_port(self):
@@ -119,7 +126,7 @@ class StartupFailureTests(TestCase):
         code, elapsed, output = await self.ended(proc)
         self.assertEqual(code, 1, output)
         self.assertLess(elapsed, PROMPT, output)
-        self.assertIn(f"SQL store mysql://root:***@127.0.0.1:{db.port}/mmoshard", output)
+        self.assertIn(f"SQL store mysql://root:***@127.0.0.1:{db.port}/mmoshard", whyFailed(output), output)
         self.assertNotIn("s3cret", output)
 
     async def test_address_in_use_names_listen_key(self):
@@ -134,5 +141,5 @@ class StartupFailureTests(TestCase):
         )
         code, elapsed, output = await self.ended(proc)
         self.assertEqual(code, 1, output)
-        self.assertIn(f'[listen] websocket = "{endpoint}"', output)
-        self.assertIn("Address already in use", output)
+        self.assertIn(f'[listen] websocket = "{endpoint}"', whyFailed(output), output)
+        self.assertIn("Address already in use", whyFailed(output))
