@@ -28,6 +28,7 @@ from mmoshard.store.common import (
     ttlMillis,
 )
 from mmoshard.store.errors import CommandError, StoreNotOpen, VolatileUnavailable
+from mmoshard.store.patient import PatientEndpoint
 from mmoshard.store.redispubsub import RedisSubscriber, decode
 
 __all__ = ["RedisStore"]
@@ -229,10 +230,17 @@ class RedisStore:
         # unhandled-error log.
         self._factory.deferred.addErrback(self._poolFailed)
         self._pool = self._factory.handler
-        self._factory.startConnecting(_endpoint(self.reactor, self.host, self.port, self.timeout))
-        self.subscriber.open(_endpoint(self.reactor, self.host, self.port, self.timeout))
+        self._factory.startConnecting(self._patientEndpoint())
+        self.subscriber.open(self._patientEndpoint())
         self.log.info("Redis store for {address} opened (prefix {prefix!r})",
                       address=self.address, prefix=self.prefix)
+
+    def _patientEndpoint(self):
+        # Each connection retries under its own endpoint: ClientService would
+        # log every failed attempt of each of them (see PatientEndpoint).
+        return PatientEndpoint(self.reactor, _endpoint(self.reactor, self.host, self.port,
+                                                       self.timeout),
+                               self.initialDelay, self.maxDelay)
 
     def __repr__(self):
         return f"<RedisStore {self.address} prefix={self.prefix!r}>"
