@@ -4,7 +4,6 @@ import os
 import secrets
 
 from twisted.internet.defer import maybeDeferred
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.web.server import Site
 
@@ -14,7 +13,7 @@ from mmoshard.interfaces import (
     IAdminSite, IClientGate, IDirectory, IMessageRouter, ISQLStore, ITokenVerifier,
     IVolatileStore, IWebSite, IZoneChannels,
 )
-from mmoshard.node import StartupFailed
+from mmoshard.node import StartupFailed, listenOn
 from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminSite
@@ -49,8 +48,10 @@ class SQLService(AsyncService):
                     )
             else:
                 await checkSchema(store)
-        except (SchemaMismatch, SQLUnavailable) as e:
-            raise StartupFailed(str(e))
+        except (SchemaMismatch, SQLUnavailable, OSError) as e:
+            # OSError: SQLite's directory could not be made.  The redacted URL
+            # names the file, or the MySQL host and port, the operator fixes.
+            raise StartupFailed(f"SQL store {store.url.redacted()}: {e}")
 
     async def migrate(self, store, migrate):
         """Migrate SQLite before any client is served: without the clients' deadline."""
@@ -65,7 +66,11 @@ class SQLService(AsyncService):
 
 
 class VolatileService(AsyncService):
-    """Connects the volatile store; a store not answering at start is logged, not fatal."""
+    """
+    Connects the volatile store and waits for one answer: a store not
+    answering within its timeout stops the start-up (docs/operations.md,
+    "When start-up fails"); once started, outages are ridden out.
+    """
 
     log = Logger()
 
@@ -80,13 +85,10 @@ class VolatileService(AsyncService):
         try:
             await self.store.ping()
         except VolatileUnavailable as e:
-            # Not fatal: /readyz reports it and the store reconnects by itself.
-            self.log.warn(
-                "volatile store {url} not answering at start of node {node_id}: {why}",
-                url=_redact(self.url),
-                node_id=self.nodeId,
-                why=e,
-            )
+            # Fatal, for every role alike: without it the tokens, the gate,
+            # the directory and the roles would each wait out their own
+            # timeout in turn.  The orchestrator restarts the node.
+            raise StartupFailed(f"volatile store {_redact(self.url)} not answering: {e}")
 
     async def stop(self):
         await maybeDeferred(self.store.close)
@@ -178,8 +180,7 @@ class HTTPListener(AsyncService):
         # twisted.web logs every request at info; at our request rates that is
         # noise an operator does not want by default.
         site.log = lambda request: None
-        ep = serverFromString(self.reactor, self.endpoint)
-        self.port = await ep.listen(site)
+        self.port = await listenOn(self.reactor, self.name, self.endpoint, site)
         self.ports[self.name] = self.port
         self.log.info(
             "{name} site of node {node_id} listening on {address}",

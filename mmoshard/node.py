@@ -7,6 +7,8 @@ import time
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import PlatformCollector, ProcessCollector
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from zope.interface.registry import Components
@@ -178,6 +180,20 @@ class StartupFailed(Exception):
     """A core service could not start; the message says why."""
 
 
+async def listenOn(reactor, key, endpoint, factory):
+    """
+    Listen with C{factory} on the C{[listen] key} endpoint string.
+
+    @return: the L{IListeningPort}.
+    @raise StartupFailed: when the port cannot be had, naming the key and
+        its value (the operator edits the config, not a port number).
+    """
+    try:
+        return await serverFromString(reactor, endpoint).listen(factory)
+    except CannotListenError as e:
+        raise StartupFailed(f'[listen] {key} = "{endpoint}": {e}') from e
+
+
 class NodeService(AsyncMultiService):
     """
     The root service: the node's parts as ordered children (stores, tokens,
@@ -236,12 +252,21 @@ class NodeService(AsyncMultiService):
 
     def _startFailed(self, failure):
         self.exitCode = 1
-        self.log.critical(
-            "node {node_id} failed to start: {why}",
-            node_id=self.node.nodeId,
-            why=failure.getErrorMessage(),
-            failure=failure if not failure.check(StartupFailed) else None,
-        )
+        if failure.check(StartupFailed):
+            # Expected (a store down, a port taken): the message says it all.
+            self.log.critical(
+                "node {node_id} failed to start: {why}",
+                node_id=self.node.nodeId,
+                why=failure.getErrorMessage(),
+            )
+        else:
+            # A bug: the traceback goes with it.
+            self.log.failure(
+                "node {node_id} failed to start: {why}",
+                failure,
+                node_id=self.node.nodeId,
+                why=failure.getErrorMessage(),
+            )
         reactor = self.node.reactor
         if self.exitOnFailure and IReactorCore.providedBy(reactor):
             # twistd has no way to report an exit status, so a failed start
@@ -341,6 +366,7 @@ __all__ = [
     "NodeService",
     "MissingProvider",
     "StartupFailed",
+    "listenOn",
     "buildNode",
     "selectRoles",
     "checkRequirements",

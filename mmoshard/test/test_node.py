@@ -7,6 +7,7 @@ from twisted.application.service import Service
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface import Interface, implementer
 from zope.interface.verify import verifyObject
@@ -17,6 +18,7 @@ from mmoshard.interfaces import IAdminSite, IDirectory, ISQLStore, IVolatileStor
 from mmoshard.role import Role
 from mmoshard.node import MissingProvider, buildNode
 from mmoshard.testing import freePort, openMemoryStore
+from mmoshard.testservers import PrivateRedis
 
 
 class INobody(Interface):
@@ -177,19 +179,40 @@ class NodeServiceTests(TestCase):
         self.assertEqual(json.loads(body)["error"]["code"], "request.not_found")
 
     async def test_readyz_names_what_is_down(self):
-        """With Redis unreachable, /readyz is 503 and names the volatile store."""
+        """With Redis gone after start, /readyz is 503 and names the volatile store."""
+        redis = await PrivateRedis(self).start()
         root = await self.startNode(
             [GREETER],
-            volatile={"url": f"redis://127.0.0.1:{freePort()}/0", "timeout": 0.3},
+            volatile={"url": redis.url, "timeout": 0.3},
             secrets={"token_key": "x" * 32},
         )
         code, body = await self.adminGet(root.node, "/readyz")
+        self.assertEqual(code, 200, body)
+        await redis.stop()
+        code, body = await self.adminGet(root.node, "/readyz")
         body = json.loads(body)
         self.assertEqual(code, 503)
-        self.assertEqual(body["down"], ["tokens", "volatile"])
-        self.assertEqual(body["checks"]["tokens"], "revocations not loaded yet")
+        self.assertIn("volatile", body["down"])
         self.assertIn("down", body["checks"]["volatile"])
         self.assertEqual(body["checks"]["sql"], "ok")
+
+    async def test_redis_down_at_start_fails_start(self):
+        """With Redis unreachable at start, the start fails (exit code 1) naming the URL, and nothing listens."""
+        url = f"redis://127.0.0.1:{freePort()}/0"
+        config = makeConfig(self, [GREETER], volatile={"url": url, "timeout": 0.3},
+                            secrets={"token_key": "x" * 32})
+        root = buildNode(config, reactor, [GREETER])
+        logged = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        root.startService()
+        self.addCleanup(root.stopService)
+        await root.started
+        self.assertEqual(root.exitCode, 1)
+        self.assertFalse(root.node.ready)
+        [failed] = [e for e in logged if e.get("log_level") == LogLevel.critical]
+        self.assertIn(f"volatile store {url} not answering", failed["why"])
+        self.assertEqual(root.node.listeningPorts, {})
 
     async def test_http_listener_only_when_used(self):
         """A process whose roles use no HTTP opens no public site."""

@@ -1,9 +1,9 @@
 """SessionService: the TCP and WebSocket listeners of the session protocol, as a core service."""
 
 from twisted.internet.defer import maybeDeferred
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
+from mmoshard.node import listenOn
 from mmoshard.service import AsyncService
 from mmoshard.wire.tcp import SessionTCPFactory
 from mmoshard.wire.websocket import SessionWebSocketFactory
@@ -45,9 +45,7 @@ class SessionService(AsyncService):
         for name, endpoint, factoryClass in factories:
             if not endpoint:
                 continue
-            port = await serverFromString(self.reactor, endpoint).listen(
-                factoryClass(self.manager)
-            )
+            port = await listenOn(self.reactor, name, endpoint, factoryClass(self.manager))
             self.ports[name] = port
             self.nodePorts[name] = port
             self.log.info(
