@@ -6,11 +6,13 @@ import traceback
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.internet.task import react
 
 from mmoshard.auth import cli as accountCLI
 from mmoshard.command import CommandError
 from mmoshard.store.errors import SQLUnavailable, StoreError
+from mmoshard.store.migrations import ensureMySQLDatabase
 from mmoshard.version import cli as releaseCLI
 
 
@@ -94,6 +96,17 @@ async def runMigrate(reactor, args, out=None):
     where = store.url.redacted()
     try:
         latest = sql.latestVersion(store.dialect, store.migrationsDir)
+        if store.dialect == "mysql":
+            # A fresh server has no database yet: migrate makes it (utf8mb4).
+            state = await deferToThreadPool(
+                reactor, reactor.getThreadPool(),
+                ensureMySQLDatabase, store.url, not args.status)
+            if state == "created":
+                print(f"created database {store.url.database!r} on {where}", file=out)
+            elif state == "missing":
+                print(f"{where}: no database {store.url.database!r} yet, this code needs "
+                      f"schema version {latest}; mmoshard migrate creates it", file=out)
+                return 0
         if args.status:
             current = await sql.currentVersion(store)
             if current == latest:

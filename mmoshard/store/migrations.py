@@ -29,6 +29,7 @@ __all__ = [
     "aheadMessage",
     "checkSchema",
     "currentVersion",
+    "ensureMySQLDatabase",
     "latestVersion",
     "migrate",
     "migrationsAvailable",
@@ -238,6 +239,46 @@ def _txn_apply(cursor, migration, statements, now):
                 cursor.execute(f"DO RELEASE_LOCK({_MYSQL_LOCK})")
             except Exception:
                 pass  # a dead connection has released it already
+
+
+def ensureMySQLDatabase(url, create):
+    """
+    Blocking (run it in a thread): make sure a MySQL URL's database exists,
+    connecting to the server without one.  C{mmoshard migrate} calls it, so
+    a fresh server needs nothing done by hand; the node never creates a
+    database (a typo in its URL must not make an empty one).
+
+    @param url: a parsed C{mysql://} L{mmoshard.store.sqlurl.SQLURL}.
+    @param create: create the database when missing (C{utf8mb4}).
+    @return: C{"exists"}, C{"created"} or (C{create} false) C{"missing"}.
+    @raise SQLUnavailable: the server cannot be reached or refuses, with
+        the redacted URL in the message.
+    """
+    import pymysql
+
+    from mmoshard.store.sql import translateError
+
+    timeout = url.options.get("connect_timeout") or None
+    try:
+        conn = pymysql.connect(host=url.host, port=url.port, user=url.user or "",
+                               password=url.password or "", connect_timeout=timeout,
+                               charset="utf8mb4")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                            (url.database,))
+                if cur.fetchone():
+                    return "exists"
+                if not create:
+                    return "missing"
+                quoted = url.database.replace("`", "``")
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{quoted}` CHARACTER SET utf8mb4")
+                return "created"
+        finally:
+            conn.close()
+    except pymysql.err.Error as e:
+        mapped = translateError(e) or e
+        raise SQLUnavailable(f"{url.redacted()}: {mapped}") from e
 
 
 async def currentVersion(store):

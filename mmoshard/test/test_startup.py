@@ -143,3 +143,52 @@ class StartupFailureTests(TestCase):
         self.assertEqual(code, 1, output)
         self.assertIn(f'[listen] websocket = "{endpoint}"', whyFailed(output), output)
         self.assertIn("Address already in use", whyFailed(output))
+
+
+class MigrateCreatesDatabaseTests(TestCase):
+    """C{mmoshard migrate} on a MySQL server that has no database yet."""
+
+    timeout = 120
+
+    async def runCLI(self, *args):
+        import sys
+
+        from twisted.internet.utils import getProcessOutputAndValue
+
+        from mmoshard.testing import repoRoot
+
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, ["-m", "mmoshard.cli", *args],
+            env=dict(os.environ, PYTHONPATH=repoRoot()), path=repoRoot(),
+        )
+        return out.decode(), err.decode(), code
+
+    async def test_migrate_creates_the_database(self):
+        """--status says the database is missing and who makes it; migrate creates it and applies every migration."""
+        from mmoshard.store.migrations import latestVersion
+
+        db = await PrivateMariaDB(self).start()
+        url = db.url("game")
+        latest = latestVersion("mysql")
+        out, err, code = await self.runCLI("migrate", "--status", "--sql-url", url)
+        self.assertEqual(code, 0, err)
+        self.assertIn("no database 'game' yet", out)
+        self.assertIn("mmoshard migrate creates it", out)
+        out, err, code = await self.runCLI("migrate", "--sql-url", url)
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"created database 'game' on mysql://root@127.0.0.1:{db.port}/game", out)
+        self.assertIn("applied 0001_accounts_characters (version 1)", out)
+        out, err, code = await self.runCLI("migrate", "--status", "--sql-url", url)
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"schema version {latest}, up to date", out)
+
+    async def test_migrate_server_down_names_url(self):
+        """migrate against a stopped server fails in one line naming the redacted URL and its port."""
+        db = await PrivateMariaDB(self).start()
+        await db.stop()
+        out, err, code = await self.runCLI(
+            "migrate", "--sql-url", f"mysql://root:pw@127.0.0.1:{db.port}/game")
+        self.assertEqual(code, 1, err)
+        self.assertIn(f"mysql://root:***@127.0.0.1:{db.port}/game", err)
+        self.assertNotIn(":pw@", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
