@@ -11,6 +11,13 @@ setup(
     description="MMORPG server on Twisted",
     python_requires=">=3.11",
     packages=find_packages(include=["mmoshard", "mmoshard.*"]) + ["twisted.plugins"],
+    # Every package where its name says, under the checkout: with this
+    # spelled out, setuptools makes `pip install -e .` put the checkout on
+    # sys.path (a .pth file) rather than install an import hook that knows
+    # only the package names.  Twisted finds plugins by scanning sys.path
+    # for twisted/plugins/, so only the former lets `twistd mmoshard` find
+    # twisted/plugins/mmoshard_plugin.py (mmoshard/test/test_install.py).
+    package_dir={"": "."},
     # twisted/plugins has no __init__.py on purpose: Twisted merges every
     # twisted/plugins directory on sys.path into its plugin package.
     package_data={"twisted.plugins": ["mmoshard_plugin.py"]},

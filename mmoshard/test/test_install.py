@@ -1,0 +1,67 @@
+"""The newcomer's install: `pip install -e .` in a fresh virtualenv, then `twistd mmoshard` finds the plugin."""
+
+import os
+import site
+import sys
+
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SkipTest, TestCase
+
+from mmoshard.testing import checkoutRoot, underCI
+
+
+class EditableInstallTests(TestCase):
+    """A plain editable install, as the README says, in a virtualenv of its own."""
+
+    # Making the venv and building mmoshard (its C engine too) takes a while.
+    timeout = 300
+
+    async def runIn(self, executable, *args, cwd):
+        out, err, code = await getProcessOutputAndValue(
+            executable, list(args), env=self.env, path=cwd)
+        return (out + err).decode(errors="replace"), code
+
+    async def test_twistd_finds_plugin_after_plain_editable_install(self):
+        """`pip install -e .` (no extra flag) into a fresh venv, then `twistd mmoshard --help` run from elsewhere shows mmoshard's options."""
+        checkout = checkoutRoot()
+        if not os.path.exists(os.path.join(checkout, "setup.py")):
+            message = f"no checkout at {checkout} to install (set MMOSHARD_CHECKOUT)"
+            if underCI():
+                raise AssertionError(message)
+            raise SkipTest(message)
+        venv = os.path.abspath(self.mktemp())
+        elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(elsewhere)
+        # No PYTHONPATH and no user site: nothing but the venv says where
+        # mmoshard is.
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+        self.env["PYTHONNOUSERSITE"] = "1"
+        output, code = await self.runIn(sys.executable, "-m", "venv", "--without-pip", venv,
+                                      cwd=elsewhere)
+        self.assertEqual(code, 0, output)
+        python = os.path.join(venv, "bin", "python")
+        # The dependencies (and pip) come from this interpreter's
+        # site-packages, added as a plain path: its .pth files are not run, so
+        # an mmoshard installed there (this checkout, in compat mode) stays
+        # invisible, as on a newcomer's machine.
+        output, code = await self.runIn(
+            python, "-c", "import site, sys; print(site.getsitepackages()[0])", cwd=elsewhere)
+        with open(os.path.join(output.strip(), "dependencies.pth"), "w") as f:
+            f.write("\n".join(site.getsitepackages()) + "\n")
+        output, code = await self.runIn(python, "-c", "import mmoshard", cwd=elsewhere)
+        self.assertNotEqual(code, 0, "mmoshard importable before the install: " + output)
+
+        output, code = await self.runIn(
+            python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-deps", "-e", checkout, cwd=elsewhere)
+        self.assertEqual(code, 0, output)
+        output, code = await self.runIn(
+            python, "-c", "from twisted.scripts.twistd import run; run()",
+            "-n", "mmoshard", "--help", cwd=elsewhere)
+        self.assertNotIn("Unknown command", output)
+        self.assertEqual(code, 0, output)
+        self.assertIn("--node-id", output)
+        output, code = await self.runIn(
+            python, "-c", "import mmoshard; print(mmoshard.__file__)", cwd=elsewhere)
+        self.assertEqual(output.strip(), os.path.join(checkout, "mmoshard", "__init__.py"))
