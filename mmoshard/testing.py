@@ -204,8 +204,21 @@ def writeConfig(path, sections):
 
 
 def repoRoot():
-    """The checkout holding this package (where twisted/plugins lives)."""
+    """
+    The directory holding this package (and twisted/plugins): the checkout,
+    or site-packages when the tests run against an installed mmoshard (tox).
+    It goes first on a child process's PYTHONPATH.
+    """
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def checkoutRoot():
+    """
+    The source checkout (docs/, sql/, setup.py): C{$MMOSHARD_CHECKOUT}, which
+    tox sets because it runs the tests against the installed package, away
+    from the checkout; else L{repoRoot}.
+    """
+    return os.environ.get("MMOSHARD_CHECKOUT") or repoRoot()
 
 
 class TwistdProcess:

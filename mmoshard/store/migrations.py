@@ -38,8 +38,6 @@ __all__ = [
 
 _log = Logger()
 
-# Found relative to this file, i.e. in the source checkout: sql/ is not package
-# data, so an install must be editable for the default to exist.
 def _defaultMigrationsDir():
     # A checkout (and an editable install) has sql/ beside the package; a
     # regular install gets it as data files under <prefix>/share/mmoshard.

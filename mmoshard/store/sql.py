@@ -31,6 +31,7 @@ from mmoshard.store.migrations import (  # noqa: F401
     aheadMessage,
     checkSchema,
     currentVersion,
+    ensureMySQLDatabase,
     latestVersion,
     migrate,
     migrationsAvailable,

@@ -139,8 +139,9 @@ class ConfigTests(TestCase):
         """etc/mmoshard.toml and every etc/split/*.toml load with the installed roles."""
         from mmoshard.plugins import discoverRoles
 
-        here = os.path.dirname(__file__)
-        etc = os.path.join(here, "..", "..", "etc")
+        from mmoshard.testing import checkoutRoot
+
+        etc = os.path.join(checkoutRoot(), "etc")
         files = [os.path.join(etc, "mmoshard.toml")] + [
             os.path.join(etc, "split", f)
             for f in sorted(os.listdir(os.path.join(etc, "split")))

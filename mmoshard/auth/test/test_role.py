@@ -118,9 +118,9 @@ class DocsTests(TestCase):
     def setUp(self):
         import os
 
-        from mmoshard.testing import repoRoot
+        from mmoshard.testing import checkoutRoot
 
-        with open(os.path.join(repoRoot(), "docs", "auth.md")) as f:
+        with open(os.path.join(checkoutRoot(), "docs", "auth.md")) as f:
             self.text = f.read()
 
     def test_routes_and_codes(self):

@@ -9,12 +9,12 @@ from twisted.trial.unittest import TestCase
 from mmoshard.chat import errors
 from mmoshard.chat.config import FIELDS
 from mmoshard.chat.test.harness import Process
-from mmoshard.testing import repoRoot
+from mmoshard.testing import checkoutRoot
 
 
 class DocsTests(TestCase):
     def setUp(self):
-        with open(os.path.join(repoRoot(), "docs", "chat.md")) as f:
+        with open(os.path.join(checkoutRoot(), "docs", "chat.md")) as f:
             self.text = f.read()
 
     def test_error_codes_documented(self):

@@ -6,8 +6,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from mmoshard.store import sql
 from mmoshard.store.sql import MigrationError, migrationsAvailable, splitStatements
+from mmoshard.testing import checkoutRoot
 
-REPO = Path(__file__).resolve().parents[3]
+# The checkout's sql/, which an installed copy must match.
+REPO = Path(checkoutRoot())
 
 
 class SplitStatementsTests(SynchronousTestCase):
@@ -114,8 +116,11 @@ class MigrationLayoutTests(SynchronousTestCase):
         self.assertRaises(MigrationError, migrationsAvailable, "mysql", self.mktemp())
 
     def test_repositoryMigrationsAgree(self):
-        """Both dialects have the same versions and names, and it is the default dir."""
-        self.assertEqual(sql.DEFAULT_MIGRATIONS_DIR, REPO / "sql")
+        """Both dialects have the same versions and names, and the default dir holds the checkout's files."""
+        def files(root):
+            return sorted(str(p.relative_to(root)) for p in root.rglob("*.sql"))
+
+        self.assertEqual(files(sql.DEFAULT_MIGRATIONS_DIR), files(REPO / "sql"))
         names = {
             d: [(m.version, m.name) for m in migrationsAvailable(d)] for d in sql.DIALECTS
         }

@@ -87,8 +87,9 @@ class ReleaseDataTests(TestCase):
 
     def test_shipped_release_data(self):
         """The release data shipped in etc/releases loads, with every platform."""
-        here = os.path.dirname(os.path.abspath(__file__))
-        shipped = os.path.join(here, "..", "..", "..", "etc", "releases")
+        from mmoshard.testing import checkoutRoot
+
+        shipped = os.path.join(checkoutRoot(), "etc", "releases")
         release = loadReleaseDir(shipped).release
         self.assertEqual(
             sorted(release.platforms), ["android", "ios", "linux", "mac", "web", "windows"]

@@ -3,7 +3,7 @@
 import os
 import re
 
-import mmoshard
+from mmoshard.testing import checkoutRoot
 
 # A type is documented by a heading, a table row or a list item that starts
 # with it in backticks: "### `hello`", "| `chat.whisper` |", "- `world.move {x, z}`".
@@ -12,8 +12,8 @@ _CODE_ROW = re.compile(r"^\| `([a-z_.]+)` \|", re.MULTILINE)
 
 
 def docsDirectory():
-    """The repository's docs/ directory."""
-    return os.path.join(os.path.dirname(os.path.dirname(mmoshard.__file__)), "docs")
+    """The checkout's docs/ directory."""
+    return os.path.join(checkoutRoot(), "docs")
 
 
 def _read(path):

@@ -1,5 +1,7 @@
 """Fakes for world tests: a recording session and a zone factory."""
 
+import os
+
 import msgpack
 from twisted.internet.task import Clock
 from zope.interface import implementer
@@ -51,16 +53,18 @@ def moves(body):
 
 def requireNative():
     """
-    Skip (fail under CI=true) when the C world engine was not built: it is
-    built by `pip install -e .` wherever a C compiler is.
+    Skip (fail under CI=true, or with MMOSHARD_REQUIRE_NATIVE set, as tox
+    sets it) when the C world engine was not built: it is built by
+    `pip install -e .` wherever a C compiler is.
     """
     try:
         loadNative()
     except ImportError as e:
         from mmoshard.testing import underCI
 
-        if underCI():
-            raise AssertionError(f"the C world engine is not built ({e}) and CI=true forbids skipping")
+        if underCI() or os.environ.get("MMOSHARD_REQUIRE_NATIVE"):
+            raise AssertionError(f"the C world engine is not built ({e}) and CI=true "
+                                 "or MMOSHARD_REQUIRE_NATIVE forbids skipping")
         from twisted.trial.unittest import SkipTest
 
         raise SkipTest(f"the C world engine is not built ({e}); pip install -e . builds it")
