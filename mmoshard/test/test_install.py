@@ -10,6 +10,30 @@ from twisted.trial.unittest import SkipTest, TestCase
 from mmoshard.testing import checkoutRoot, underCI
 
 
+# What an installed mmoshard puts in site-packages (a regular install, as tox
+# makes, or an editable one); twisted/ is linked entry by entry for the plugin.
+_MMOSHARD = ("mmoshard", "mmoshard-", "__editable__", "__editable___mmoshard")
+
+
+def linkWithoutMmoshard(source, target):
+    """
+    Fill C{target} with symbolic links to what C{source} (a site-packages)
+    holds, leaving out mmoshard and its twistd plugin.  Its .pth files are
+    left out too: an added path's .pth files never run.
+    """
+    os.makedirs(target, exist_ok=True)
+    for name in os.listdir(source):
+        path = os.path.join(source, name)
+        if name.startswith(_MMOSHARD) or name.endswith(".pth"):
+            continue
+        if os.path.exists(os.path.join(target, name)):
+            continue  # an earlier site-packages had it: it wins, as on sys.path
+        if name in ("twisted", "plugins") and os.path.isdir(path):
+            linkWithoutMmoshard(path, os.path.join(target, name))
+        elif name not in ("mmoshard_plugin.py", "dropin.cache"):
+            os.symlink(path, os.path.join(target, name))
+
+
 class EditableInstallTests(TestCase):
     """A plain editable install, as the README says, in a virtualenv of its own."""
 
@@ -42,13 +66,15 @@ class EditableInstallTests(TestCase):
         self.assertEqual(code, 0, output)
         python = os.path.join(venv, "bin", "python")
         # The dependencies (and pip) come from this interpreter's
-        # site-packages, added as a plain path: its .pth files are not run, so
-        # an mmoshard installed there (this checkout, in compat mode) stays
-        # invisible, as on a newcomer's machine.
+        # site-packages, seen through a copy made of links that leaves out
+        # mmoshard, as on a newcomer's machine.
+        deps = os.path.abspath(self.mktemp())
+        for sitePackages in site.getsitepackages():
+            linkWithoutMmoshard(sitePackages, deps)
         output, code = await self.runIn(
             python, "-c", "import site, sys; print(site.getsitepackages()[0])", cwd=elsewhere)
         with open(os.path.join(output.strip(), "dependencies.pth"), "w") as f:
-            f.write("\n".join(site.getsitepackages()) + "\n")
+            f.write(deps + "\n")
         output, code = await self.runIn(python, "-c", "import mmoshard", cwd=elsewhere)
         self.assertNotEqual(code, 0, "mmoshard importable before the install: " + output)
 

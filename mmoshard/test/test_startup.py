@@ -79,13 +79,13 @@ class StartupFailureTests(TestCase):
     async def test_redis_stopped_every_role(self):
         """Redis stopped at start: a node with every role exits 1 within seconds, naming the URL, with no retry lines."""
         redis = await PrivateRedis(self).start()
-        await redis.stop()
+        redis.kill()
         await self.assertRedisDownStops(redis, sorted(r.name for r in discoverRoles()))
 
     async def test_redis_stopped_no_role(self):
         """Redis stopped at start: a node with no role behaves the same (one behaviour for every role)."""
         redis = await PrivateRedis(self).start()
-        await redis.stop()
+        redis.kill()
         await self.assertRedisDownStops(redis, [])
 
     async def test_redis_frozen_chat(self):
@@ -120,7 +120,7 @@ class StartupFailureTests(TestCase):
     async def test_mysql_down_names_url_and_port(self):
         """MySQL not running: exit 1, the message naming the redacted URL with its port (never the password)."""
         db = await PrivateMariaDB(self).start()
-        await db.stop()
+        db.kill()
         url = f"mysql://root:s3cret@127.0.0.1:{db.port}/mmoshard"
         proc, admin = self.spawn({"node": {"id": "nomysql", "roles": []}, "sql": {"url": url}})
         code, elapsed, output = await self.ended(proc)
@@ -185,7 +185,7 @@ class MigrateCreatesDatabaseTests(TestCase):
     async def test_migrate_server_down_names_url(self):
         """migrate against a stopped server fails in one line naming the redacted URL and its port."""
         db = await PrivateMariaDB(self).start()
-        await db.stop()
+        db.kill()
         out, err, code = await self.runCLI(
             "migrate", "--sql-url", f"mysql://root:pw@127.0.0.1:{db.port}/game")
         self.assertEqual(code, 1, err)
