@@ -25,6 +25,7 @@ class PatientEndpoint:
     ClientService sees no failed attempt, only a slow one; the store logs one
     line when Redis becomes unavailable and one when it answers again.
     Cancelling the Deferred (a ClientService being stopped) stops retrying.
+    One PatientEndpoint may serve several connections at once.
     """
 
     def __init__(self, reactor, endpoint, initialDelay, maxDelay):
@@ -32,8 +33,11 @@ class PatientEndpoint:
         self.endpoint = endpoint
         self.initialDelay = initialDelay
         self.maxDelay = maxDelay
-        # Failed attempts since the last success, for tests and debugging.
+        # Failed attempts since the last success, and why the last one
+        # failed (None after a success): what an error message can add to
+        # "no answer" (a refused connection, a name that does not resolve).
         self.failures = 0
+        self.lastError = None
 
     def connect(self, protocolFactory):
         return Deferred.fromCoroutine(self._connect(protocolFactory))
@@ -47,11 +51,13 @@ class PatientEndpoint:
                 # Our caller gave up (an endpoint reports the cancellation
                 # of an attempt as ConnectingCancelledError): no retry.
                 raise
-            except Exception:
+            except Exception as e:
                 self.failures += 1
+                self.lastError = str(e) or type(e).__name__
                 await deferLater(self.reactor, delay + random.random() * self.initialDelay,
                                  lambda: None)
                 delay = min(delay * 2, self.maxDelay)
             else:
                 self.failures = 0
+                self.lastError = None
                 return protocol

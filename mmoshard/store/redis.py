@@ -196,9 +196,10 @@ class RedisStore:
         self._closed = False
         self._inflight = set()
         self._unavailable = False
-        # Both made by open(); None before.
+        # Made by open(); None before.
         self._factory = None
         self._pool = None
+        self._connector = None
 
     def open(self):
         """
@@ -230,17 +231,15 @@ class RedisStore:
         # unhandled-error log.
         self._factory.deferred.addErrback(self._poolFailed)
         self._pool = self._factory.handler
-        self._factory.startConnecting(self._patientEndpoint())
-        self.subscriber.open(self._patientEndpoint())
+        # Every connection retries under this endpoint: ClientService would
+        # log each failed attempt of each of them (see PatientEndpoint).
+        self._connector = PatientEndpoint(
+            self.reactor, _endpoint(self.reactor, self.host, self.port, self.timeout),
+            self.initialDelay, self.maxDelay)
+        self._factory.startConnecting(self._connector)
+        self.subscriber.open(self._connector)
         self.log.info("Redis store for {address} opened (prefix {prefix!r})",
                       address=self.address, prefix=self.prefix)
-
-    def _patientEndpoint(self):
-        # Each connection retries under its own endpoint: ClientService would
-        # log every failed attempt of each of them (see PatientEndpoint).
-        return PatientEndpoint(self.reactor, _endpoint(self.reactor, self.host, self.port,
-                                                       self.timeout),
-                               self.initialDelay, self.maxDelay)
 
     def __repr__(self):
         return f"<RedisStore {self.address} prefix={self.prefix!r}>"
@@ -301,6 +300,10 @@ class RedisStore:
             result.raiseException()
         except defer.TimeoutError as e:
             why = f"no answer from Redis at {self.address} within {self.timeout}s"
+            lastError = self._connector.lastError if self._connector else None
+            if lastError:
+                # Not connected at all: say why the last attempt failed.
+                why += f" (connecting: {lastError})"
             self._noteDown(why)
             raise VolatileUnavailable(why) from e
         except defer.CancelledError as e:

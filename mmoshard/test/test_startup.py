@@ -75,6 +75,7 @@ class StartupFailureTests(TestCase):
         self.assertNotIn("Scheduling retry", output)
         self.assertLessEqual(output.count("\n"), 30, output)
         self.assertFalse(listening(admin))
+        return output
 
     async def test_redis_stopped_every_role(self):
         """Redis stopped at start: a node with every role exits 1 within seconds, naming the URL, with no retry lines."""
@@ -83,10 +84,11 @@ class StartupFailureTests(TestCase):
         await self.assertRedisDownStops(redis, sorted(r.name for r in discoverRoles()))
 
     async def test_redis_stopped_no_role(self):
-        """Redis stopped at start: a node with no role behaves the same (one behaviour for every role)."""
+        """Redis stopped at start: a node with no role behaves the same (one behaviour for every role), saying the connection was refused."""
         redis = await PrivateRedis(self).start()
         redis.kill()
-        await self.assertRedisDownStops(redis, [])
+        output = await self.assertRedisDownStops(redis, [])
+        self.assertIn("(connecting: Connection was refused", whyFailed(output))
 
     async def test_redis_frozen_chat(self):
         """Redis frozen (accepts, never answers) at start: a chat node exits 1 within seconds, naming the URL."""

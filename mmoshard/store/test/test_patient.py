@@ -44,18 +44,22 @@ class PatientEndpointTests(TestCase):
                                      PatientEndpoint(Clock(), FlakyEndpoint(0), 0.1, 2.0)))
 
     def test_retries_with_backoff_until_connected(self):
-        """Refused attempts are retried after growing delays (capped), and the Deferred fires with the connection."""
+        """Refused attempts are retried after growing delays (capped), the last failure kept until the Deferred fires with the connection."""
         clock = Clock()
         inner = FlakyEndpoint(5)
-        d = PatientEndpoint(clock, inner, 0.1, 0.5).connect(object())
+        endpoint = PatientEndpoint(clock, inner, 0.1, 0.5)
+        d = endpoint.connect(object())
         got = []
         d.addCallback(got.append)
         self.assertEqual(inner.attempts, 1)
+        self.assertEqual((endpoint.failures, endpoint.lastError),
+                         (1, str(ConnectionRefusedError())))
         # Delays: 0.1, 0.2, 0.4, 0.5, 0.5 (each plus up to 0.1 of jitter).
         for expected, step in [(2, 0.2), (3, 0.3), (4, 0.5), (5, 0.6), (6, 0.6)]:
             clock.advance(step)
             self.assertEqual(inner.attempts, expected)
         self.assertEqual(got, ["protocol"])
+        self.assertIsNone(endpoint.lastError)
 
     def test_cancel_while_waiting_stops_retrying(self):
         """Cancelling between attempts fails the Deferred with CancelledError, and no attempt follows."""
