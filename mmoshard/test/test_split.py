@@ -12,7 +12,7 @@ from twisted.trial.unittest import TestCase
 from mmoshard.testing import (
     TwistdProcess,
     freePort,
-    repoRoot,
+    checkoutRoot,
     sharedStores,
     writeConfig,
 )
@@ -26,7 +26,7 @@ PASSWORD = "split topology password 7"
 
 def shippedConfig(role):
     """@return: the parsed etc/split/<role>.toml as shipped."""
-    with open(os.path.join(repoRoot(), "etc", "split", f"{role}.toml"), "rb") as f:
+    with open(os.path.join(checkoutRoot(), "etc", "split", f"{role}.toml"), "rb") as f:
         return tomllib.load(f)
 
 
