@@ -11,8 +11,8 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.testing import (
     TwistdProcess,
-    freePort,
     checkoutRoot,
+    freePort,
     sharedStores,
     writeConfig,
 )
