@@ -6,6 +6,8 @@ from mmoshard.web.json import HTTPError
 COMMON = {
     "request.malformed_json": (400, "the body is not a JSON object"),
     "request.too_large": (413, "the body is over the size limit"),
+    "request.invalid_text": (400, "a header, the path, a query parameter or a string of the "
+                             "body is not UTF-8 text (invalid bytes, a lone surrogate)"),
     "request.invalid": (400, "unknown, missing or bad fields; `fields` says which and why"),
     "request.not_found": (404, "no such path"),
     "request.method_not_allowed": (405, "the path does not take this method"),

@@ -102,22 +102,54 @@ def readJSON(request, maxBody=MAX_BODY):
         content.seek(0)
         raw = content.read()
     try:
-        if raw[:1] == b"{" and raw[1:2] != b"\0":
-            # What json.loads does for a body that opens an object and is
-            # not UTF-16 or UTF-32 (no NUL after the brace), step for step:
-            # decode as UTF-8, scan one value, allow only whitespace after it.
-            text = raw.decode("utf-8", "surrogatepass")
+        # JSON is UTF-8 (RFC 8259): strictly, so no other encoding, no BOM
+        # and no surrogate encoded in bytes gets through.
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPError(400, "request.malformed_json", "body is not UTF-8 text")
+    try:
+        if text[:1] == "{":
+            # What json.loads does for a body that opens an object, step for
+            # step: scan one value, allow only whitespace after it.
             data, end = _scan(text, 0)
             if end != len(text) and _whitespace(text, end).end() != len(text):
                 raise ValueError("extra data")
         else:
-            data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError, StopIteration, RecursionError):
+            data = json.loads(text or "{}")
+    except (ValueError, StopIteration, RecursionError):
         # RecursionError: a body nested deeper than the parser's stack.
         raise HTTPError(400, "request.malformed_json", "body is not valid JSON")
+    if "\\u" in text and hasLoneSurrogate(data):
+        # A \ud800-\udfff escape not in a pair is no text: it would fail later,
+        # in a database driver, a password hasher or an encoder.
+        raise HTTPError(400, "request.invalid_text",
+                        "a string in the body holds a lone surrogate")
     if not isinstance(data, dict):
         raise HTTPError(400, "request.malformed_json", "body must be a JSON object")
     return data
+
+
+def hasLoneSurrogate(data):
+    """@return: whether a string in C{data} (parsed JSON, keys included) is not encodable text."""
+    # A stack, not recursion: the parser takes deeper nesting than the
+    # interpreter's stack.
+    stack = [data]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        value = pop()
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif kind is dict:
+            push(value)
+            push(value.values())
+        elif kind is list:
+            push(value)
+    return False
 
 
 class JSONNotFound(Resource):
@@ -133,7 +165,14 @@ class JSONNotFound(Resource):
 
 
 class JSONRoot(Resource):
-    """A root whose unknown children answer a typed 404."""
+    """
+    A root or folder (C{/v1}) whose unknown children answer a typed 404, as
+    does the folder itself, whatever the method (not Twisted's HTML 405 or
+    C{501 Huh?}).
+    """
+
+    def render(self, request):
+        return JSONNotFound().render(request)
 
     def getChild(self, path, request):
         return JSONNotFound()

@@ -148,6 +148,7 @@ class Route:
             if self.declaration.jsonOnly:
                 codes.append("request.unsupported_media_type")
             codes += ["request.malformed_json", "request.too_large", "request.invalid"]
+        codes.append("request.invalid_text")
         if self.auth:
             codes.append("auth.invalid_token")
         return codes + ["service.unavailable", "internal"]
@@ -196,6 +197,37 @@ class Call:
         """@return: the first value of query parameter C{name} (bytes), or None."""
         values = self.request.args.get(name)
         return values[0] if values else None
+
+
+def _notText(value):
+    """@return: whether C{value} (bytes) is not UTF-8 text."""
+    if value.isascii():
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def textProblem(request):
+    """
+    @return: what of C{request} is not UTF-8 text (a header, the path, a
+        query parameter), or None.  Checked once, before any handler reads
+        them: a handler may then decode any of them without a care.
+    """
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        if _notText(name) or any(_notText(v) for v in values):
+            return "header " + name.decode("latin-1")[:64]
+    uri = request.uri
+    if uri.isascii() and b"%" not in uri:
+        return None
+    if any(_notText(s) for s in request.prepath + request.postpath):
+        return "the path"
+    for name, values in request.args.items():
+        if _notText(name) or any(_notText(v) for v in values):
+            return "query parameter " + name.decode("latin-1")[:64]
+    return None
 
 
 def clientIP(request, trustForwarded):
@@ -257,6 +289,10 @@ class Router(Resource):
         return found
 
     def render(self, request):
+        problem = textProblem(request)
+        if problem is not None:
+            e = self.errors.error("request.invalid_text", f"{problem} is not UTF-8 text")
+            return self._now(request, _NO_STORE_HEADER, e.status, e.body(), e.headers)
         route = self._exact.get((request.method, tuple(request.prepath + request.postpath)))
         if route is not None:
             return self._start(request, route, {})
@@ -492,5 +528,5 @@ def errorSchema(codes):
     }
 
 
-__all__ = ["route", "Route", "Declaration", "routesOf", "Call", "clientIP", "Router",
+__all__ = ["route", "Route", "Declaration", "routesOf", "Call", "clientIP", "textProblem", "Router",
            "mountRouter", "openapiDocument", "errorSchema"]

@@ -7,6 +7,12 @@ import attrs
 
 from mmoshard.web.json import HTTPError
 
+# What an integer column holds: BIGINT in MySQL, INTEGER in SQLite, both
+# signed 64-bit.  An integer with no bounds of its own gets these, so no
+# value the database cannot take reaches a handler.
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
 _TYPES = {
     "string": (str,),
     "integer": (int,),
@@ -15,6 +21,11 @@ _TYPES = {
     "object": (dict,),
     "array": (list,),
 }
+
+
+def _number(value):
+    """@return: C{value} as a message says it (an integer in full)."""
+    return str(value) if type(value) is int else f"{value:g}"
 
 
 @attrs.frozen
@@ -55,10 +66,11 @@ class Prop:
         else:
             if not math.isfinite(value):
                 return "must be a finite number"
-            if self.minimum is not None and value < self.minimum:
-                return f"must be at least {self.minimum:g}"
-            if self.maximum is not None and value > self.maximum:
-                return f"must be at most {self.maximum:g}"
+            low, high = self.bounds()
+            if low is not None and value < low:
+                return f"must be at least {_number(low)}"
+            if high is not None and value > high:
+                return f"must be at most {_number(high)}"
         return None
 
     def _checkString(self, value):
@@ -72,13 +84,24 @@ class Prop:
             return "has characters that are not allowed"
         return None
 
+    def bounds(self):
+        """@return: (minimum, maximum), an integer's within the signed 64-bit range."""
+        low, high = self.minimum, self.maximum
+        if self.type == "integer":
+            low = INT64_MIN if low is None else max(low, INT64_MIN)
+            high = INT64_MAX if high is None else min(high, INT64_MAX)
+        return low, high
+
     def _kind(self):
         return ("an " if self.type[0] in "aeiou" else "a ") + self.type
 
     def openapi(self):
         schema = {"type": self.type}
-        for key in ("minLength", "maxLength", "pattern", "minimum", "maximum"):
+        for key in ("minLength", "maxLength", "pattern"):
             value = getattr(self, key)
+            if value is not None:
+                schema[key] = value
+        for key, value in zip(("minimum", "maximum"), self.bounds()):
             if value is not None:
                 schema[key] = value
         if self.enum:

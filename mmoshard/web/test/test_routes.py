@@ -181,6 +181,50 @@ class DispatchTests(TestCase):
                                                           contentType=kind))
             self.assertEqual((code, body["error"]["code"]), (status, error), raw)
 
+    def test_text_checked_at_the_edge(self):
+        """
+        A header, path segment or query parameter that is not UTF-8 is a 400
+        request.invalid_text before any handler or authenticate reads it
+        (on main an Authorization or User-Agent header of \\xff bytes was a
+        500 internal); UTF-8 beyond ASCII passes.
+        """
+        cases = []
+        request = _request("/auth/plain")
+        request.requestHeaders.setRawHeaders(b"authorization", [b"Bearer \xff\xfe"])
+        cases.append(request)
+        request = _request("/open/plain")
+        request.requestHeaders.setRawHeaders(b"user-agent", [b"agent \xed\xa0\x80"])
+        cases.append(request)
+        request = _request("/files/a")
+        request.postpath = [b"files", b"\xff"]
+        request.uri = b"/files/%ff"
+        cases.append(request)
+        request = _request("/open/plain")
+        request.args = {b"q": [b"\xc3"]}
+        request.uri = b"/open/plain?q=%c3"
+        cases.append(request)
+        for request in cases:
+            code, body, _ = _render(self.router, request)
+            self.assertEqual((code, body["error"]["code"]), (400, "request.invalid_text"),
+                             request.requestHeaders)
+        request = _request("/files/a")
+        request.postpath = [b"files", "é".encode()]
+        request.uri = b"/files/%c3%a9"
+        request.requestHeaders.setRawHeaders(b"user-agent", ["agent é".encode()])
+        self.assertEqual(_render(self.router, request)[:2], (200, {"name": "é"}))
+
+    def test_integers_within_64_bits(self):
+        """An integer field without bounds of its own takes the signed 64-bit range a column holds, and says so."""
+        prop = Prop("integer")
+        self.assertIsNone(prop.check(2 ** 63 - 1))
+        self.assertIsNone(prop.check(-(2 ** 63)))
+        self.assertEqual(prop.check(2 ** 64 - 1), f"must be at most {2 ** 63 - 1}")
+        self.assertEqual(prop.check(-(2 ** 63) - 1), f"must be at least {-(2 ** 63)}")
+        self.assertEqual(Prop("integer", minimum=1).check(0), "must be at least 1")
+        self.assertEqual(prop.openapi(), {"type": "integer", "minimum": -(2 ** 63),
+                                          "maximum": 2 ** 63 - 1})
+        self.assertEqual(Prop("number").openapi(), {"type": "number"})
+
     def test_failures(self):
         """
         A bug is a logged 500 internal; the SQL or the volatile store not
@@ -299,6 +343,17 @@ class SiteRootTests(TestCase):
         folder.getChild(b"c", request).render(request)
         self.assertEqual(json.loads(b"".join(request.written))["error"]["code"],
                          "request.not_found")
+
+    def test_folder_itself_any_method(self):
+        """The folder itself (/v1) answers a typed JSON 404 to any method, not Twisted's HTML 405 or 501 (as on main)."""
+        site = SiteRoot()
+        site.mount((b"v1", b"a"), Router(_API(), ERRORS))
+        for method in (b"GET", b"POST", b"TRACE", b"PROPFIND"):
+            request = _request("/v1", method=method)
+            site.root.children[b"v1"].render(request)
+            self.assertEqual(request.responseCode, 404, method)
+            self.assertEqual(json.loads(b"".join(request.written))["error"]["code"],
+                             "request.not_found")
 
 
 class CoreAdminTests(TestCase):
