@@ -5,7 +5,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mmoshard.wire import dispatch, errors, handshake
-from mmoshard.wire.codec import DecodeError, decode, encode
+from mmoshard.wire.codec import DecodeError, OutOfRange, decode, encode
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.liveness import Heartbeat
 from mmoshard.wire.output import Backlog, countOut
@@ -102,8 +102,13 @@ class Connection:
         if self.state >= CLOSING:
             return
         self.received += 1
+        refused = None
         try:
             message = decode(payload)
+        except OutOfRange as e:
+            # Well-formed but unusable: refused after the rate limit, like
+            # any request, and the connection stays.
+            message, refused = e.message, e
         except DecodeError as e:
             self.fail(ErrorInfo(errors.BAD_FRAME, str(e)))
             return
@@ -120,6 +125,9 @@ class Connection:
             flooded(self, message)
             return
         self._tokens = tokens - 1.0
+        if refused is not None:
+            self.sendError(ErrorInfo(errors.BAD_REQUEST, str(refused)), message.get("id"))
+            return
 
         kind = message["t"]
         builtin = self._builtins.get(kind)

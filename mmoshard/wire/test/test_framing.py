@@ -4,7 +4,7 @@ import msgpack
 from twisted.trial.unittest import TestCase
 
 from mmoshard.wire import errors
-from mmoshard.wire.codec import DecodeError, decode, encode
+from mmoshard.wire.codec import DecodeError, OutOfRange, decode, encode
 from mmoshard.wire.framing import EmptyFrame, FrameDecoder, FrameTooLarge, frame
 from mmoshard.wire.test.helpers import Server
 
@@ -34,6 +34,25 @@ class CodecTests(TestCase):
         ]
         for payload in bad:
             self.assertRaises(DecodeError, decode, payload)
+
+    def test_rejects_what_main_let_through(self):
+        """
+        decode refuses bytes (bin) map keys at any depth and the timestamp
+        extension (type -1, which msgpack decodes without ext_hook), which
+        main let through to handlers, and an integer beyond signed 64 bits
+        as OutOfRange, carrying the message for its id.
+        """
+        for message in ({"t": "x", b"k": 1}, {"t": "x", "a": [{"b": {b"k": 1}}]},
+                        {"t": "x", "a": msgpack.Timestamp(1, 0)},
+                        {"t": "x", "a": [msgpack.Timestamp(2**40, 5)]}):
+            with self.assertRaises(DecodeError) as caught:
+                decode(msgpack.packb(message, use_bin_type=True))
+            self.assertNotIsInstance(caught.exception, OutOfRange)
+        with self.assertRaises(OutOfRange) as caught:
+            decode(encode({"t": "chat.unblock", "id": 4, "character_id": 2**64 - 1}))
+        self.assertEqual(caught.exception.message["id"], 4)
+        edge = {"t": "x", "n": [2**63 - 1, -(2**63)], "f": 1.5, "b": b"\xcf\xc4", "s": "\xcf"}
+        self.assertEqual(decode(encode(edge)), edge)
 
 
 class FrameDecoderTests(TestCase):

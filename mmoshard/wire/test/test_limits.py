@@ -35,6 +35,31 @@ class LimitTests(TestCase):
         self.assertEqual(peer.received()[-1]["code"], errors.RATE_LIMITED)
         self.assertTrue(peer.closed)
 
+    def test_integerBeyondColumn(self):
+        """
+        A message holding an integer beyond signed 64 bits (what no id column
+        holds) is a protocol.bad_request answering its id, before any handler
+        sees it, counted against the rate limit; the connection stays.  On
+        main it reached the handler (chat.unblock: a 500 internal from SQLite).
+        """
+        server = Server(self, rate=10.0, burst=3, abuse_limit=100)
+        seen = []
+        server.manager.addHandlers("t", {"t.x": lambda s, m: seen.append(m) or {}})
+        peer = server.welcomed()
+        peer.send({"t": "t.x", "id": 1, "character_id": 2**64 - 1})
+        [reply] = peer.received()
+        self.assertEqual((reply["t"], reply["code"], reply["id"]),
+                         ("error", errors.BAD_REQUEST, 1))
+        self.assertEqual(seen, [])
+        peer.send({"t": "t.x", "id": 2, "character_id": 2**63})
+        peer.send({"t": "t.x", "id": 3, "character_id": 2**63})
+        self.assertEqual([r["code"] for r in peer.received()],
+                         [errors.BAD_REQUEST, errors.RATE_LIMITED])
+        server.clock.advance(1)
+        peer.send({"t": "t.x", "id": 4, "character_id": 2**63 - 1})
+        self.assertEqual(peer.received()[0]["t"], "t.x")
+        self.assertFalse(peer.closed)
+
     def test_rateRecovers(self):
         """
         Occasional bursts over the limit, with the bucket refilling between them, are
