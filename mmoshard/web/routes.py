@@ -1,6 +1,7 @@
 """JSON REST routes declared on their handlers (@route), one router that serves them, and the OpenAPI they imply."""
 
 from inspect import iscoroutine
+from time import monotonic
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -9,6 +10,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from mmoshard.logthrottle import LogThrottle
 from mmoshard.store.errors import SQLUnavailable, VolatileUnavailable
 from mmoshard.web.errors import ErrorCodes
 from mmoshard.web.json import HTTPError, encodeJSON, readJSON, writeJSON
@@ -253,9 +255,16 @@ class Router(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, api, errors=_DEFAULT_ERRORS, maxBody=64 * 1024, trustForwarded=False):
+    def __init__(self, api, errors=_DEFAULT_ERRORS, maxBody=64 * 1024, trustForwarded=False,
+                 logThrottle=None):
+        """
+        @param logThrottle: the L{LogThrottle} of what requests make fail
+            (one line per client a minute, then a count); by default one of
+            this router's own on the monotonic clock.
+        """
         super().__init__()
         self.api = api
+        self.logThrottle = logThrottle or LogThrottle(monotonic)
         self.errors = errors
         self.routes = routesOf(api)
         for r in self.routes:
@@ -413,14 +422,18 @@ class Router(Resource):
         """@return: the L{HTTPError} to answer for C{failure}, logging what is not one."""
         if failure.check(HTTPError):
             return failure.value
+        # One line per client and kind a minute, then a count: a client
+        # repeating a request that fails must not fill the log.
         if failure.check(SQLUnavailable, VolatileUnavailable):
-            self.log.warn(
-                "{method} {path} from {ip}: store unavailable: {why}",
-                method=route.method, path=route.path, ip=call.ip, why=failure.value,
-            )
+            if self.logThrottle.allow("store unavailable", call.ip):
+                self.log.warn(
+                    "{method} {path} from {ip}: store unavailable: {why}",
+                    method=route.method, path=route.path, ip=call.ip, why=failure.value,
+                )
             return self.errors.unavailable()
-        self.log.failure("unhandled error in {method} {path}", failure=failure,
-                         method=route.method, path=route.path)
+        if self.logThrottle.allow("unhandled error", call.ip):
+            self.log.failure("unhandled error in {method} {path} from {ip}", failure=failure,
+                             method=route.method, path=route.path, ip=call.ip)
         return self.errors.error("internal", "internal server error")
 
     def _failedNow(self, failure, request, route, call):

@@ -85,28 +85,36 @@ def handlerFailed(failure, conn, kind, message):
     """
     A handler raised or failed: a L{ProtocolError} is the client's typed
     error; a store past its deadline (or down) is C{server.unavailable}
-    with C{retry_after}; anything else is logged and answered with C{internal}.
+    with C{retry_after}; anything else is answered with C{internal}.  Both
+    are logged, the first of a minute per client and kind (the manager's
+    L{LogThrottle}: a client must not fill the log by repeating what fails).
     """
     if failure.check(ProtocolError):
         conn.sendError(failure.value.info, message.get("id"))
         return
     session = conn.session
     if failure.check(SQLUnavailable, VolatileUnavailable):
-        _log.warn(
-            "{type} in session {session_id} (account {account_id}): store unavailable: {why}",
-            type=kind,
-            session_id=session.sessionId if session else None,
-            account_id=session.accountId if session else None,
-            why=failure.value,
-        )
+        if conn.manager.logThrottle.allow("store unavailable", conn.peerHost):
+            _log.warn(
+                "{type} in session {session_id} (account {account_id}) from {peer}: "
+                "store unavailable: {why}",
+                type=kind,
+                session_id=session.sessionId if session else None,
+                account_id=session.accountId if session else None,
+                peer=conn.peerHost,
+                why=failure.value,
+            )
         conn.sendError(ErrorInfo(errors.UNAVAILABLE, "a database is not answering",
                                  errors.UNAVAILABLE_RETRY_AFTER), message.get("id"))
         return
-    _log.failure(
-        "handler for {type} failed in session {session_id} (account {account_id})",
-        failure,
-        type=kind,
-        session_id=session.sessionId if session else None,
-        account_id=session.accountId if session else None,
-    )
+    if conn.manager.logThrottle.allow("handler failure", conn.peerHost):
+        _log.failure(
+            "handler for {type} failed in session {session_id} (account {account_id}) "
+            "from {peer}",
+            failure,
+            type=kind,
+            session_id=session.sessionId if session else None,
+            account_id=session.accountId if session else None,
+            peer=conn.peerHost,
+        )
     conn.sendError(ErrorInfo(errors.INTERNAL, "internal error"), message.get("id"))

@@ -24,8 +24,10 @@ def hello(conn, message):
 
 
 def handshakeCrashed(failure, conn):
-    """A bug in the handshake: log it and close the connection with C{internal}."""
-    _log.failure("handshake from {peer} failed", failure, peer=conn.peerHost, **conn.logIds())
+    """A bug in the handshake: log it (throttled per client) and close the connection with C{internal}."""
+    if conn.manager.logThrottle.allow("handshake failure", conn.peerHost):
+        _log.failure("handshake from {peer} failed", failure, peer=conn.peerHost,
+                     **conn.logIds())
     conn.fail(ErrorInfo(errors.INTERNAL, "internal error"))
 
 

@@ -9,6 +9,7 @@ from zope.interface import implementer
 from mmoshard.interfaces import (
     IMessageRouter,
 )
+from mmoshard.logthrottle import LogThrottle
 from mmoshard.store.errors import StoreError, VolatileUnavailable
 from mmoshard.store.volatile import Script
 from mmoshard.wire import errors
@@ -132,6 +133,9 @@ class SessionManager:
         self.seconds = self.clock.seconds
         self.nodeId = nodeId
         self.metrics = SessionMetrics(metrics)
+        # What a client's messages make fail is logged once a minute per
+        # client, then counted (a client must not fill the log).
+        self.logThrottle = LogThrottle(self.seconds)
         # Connections hold a reference to this dict: addHandlers updates it in
         # place so handlers registered late are seen without a rebind.
         self.routes = {}
