@@ -22,9 +22,13 @@ DEFAULT_CHANNEL = "live"
 UPDATE_REQUIRED = "version.update_required"
 MAINTENANCE = "server.maintenance"
 MAX_BUILD_LENGTH = 64
+# What _BUILD takes, as an OpenAPI (ECMA) pattern: what the server checks,
+# stated where a client reads it (the version check's `build`).
+BUILD_PATTERN = (r"^[0-9]{1,9}(\.[0-9]{1,9}){0,4}(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?"
+                 r"(\+[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?$")
 
 _BUILD = re.compile(
-    r"^(?P<nums>\d{1,9}(?:\.\d{1,9}){0,4})"
+    r"^(?P<nums>[0-9]{1,9}(?:\.[0-9]{1,9}){0,4})"
     r"(?:-(?P<pre>[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*))?"
     r"(?:\+[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?"
 )

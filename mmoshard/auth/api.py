@@ -23,6 +23,9 @@ qwertyuiop qwerty123 1q2w3e4r5t iloveyou123 letmein123 welcome123 admin12345
 abc1234567 football123 monkey1234 dragon1234 sunshine12 princess12 trustno1234
 """.split())
 
+# The fewest different characters a new password holds.
+MIN_DISTINCT = 4
+
 DIRECTORY_ROLES = ("chat", "world", "version")
 # How many refresh tokens issued by refreshes here are remembered until they
 # come back (L{AuthAPI.refresh}); some 4 MB.
@@ -58,7 +61,12 @@ def _username(api):
 
 
 def _password(api):
-    return Prop("string", minLength=api.cfg.password_min, maxLength=api.cfg.password_max)
+    cfg = api.cfg
+    return Prop("string", minLength=cfg.password_min, maxLength=cfg.password_max,
+                description=f"{cfg.password_min} to {cfg.password_max} characters, at least "
+                f"{MIN_DISTINCT} different ones; not containing the username (ignoring case); "
+                f"not one of the {len(COMMON_PASSWORDS)} most common passwords "
+                "(request.invalid names the rule broken)")
 
 
 def _anyPassword(api):
@@ -84,7 +92,7 @@ def _characterBody(api):
     return {"name": Prop("string", minLength=cfg.character_name_min,
                          maxLength=cfg.character_name_max, pattern=r"[A-Za-z]+",
                          description="letters only; unique ignoring case"),
-            "class": Prop("string", minLength=1, maxLength=32,
+            "class": Prop("string", enum=tuple(api.service.gameData.classes),
                           description="a class id from GET /v1/classes")}
 
 
@@ -95,8 +103,8 @@ def passwordProblem(password, username):
         return "must not contain the username"
     if lowered in COMMON_PASSWORDS:
         return "is too common"
-    if len(set(password)) < 4:
-        return "needs at least 4 different characters"
+    if len(set(password)) < MIN_DISTINCT:
+        return f"needs at least {MIN_DISTINCT} different characters"
     return None
 
 

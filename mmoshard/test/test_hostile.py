@@ -182,6 +182,51 @@ class RestTests(TestCase):
         await deferLater(reactor, 0.2, lambda: None)
         self.assertEqual(self.watch.problems(), [])
 
+    async def test_openapi_states_what_is_checked(self):
+        """
+        The served OpenAPI document states the checks the server makes: the
+        password policy, the class ids (an enum, those of GET /v1/classes),
+        the build pattern and length of the version check, and bounds on
+        every integer.
+        """
+        from mmoshard.gate import BUILD_PATTERN, MAX_BUILD_LENGTH
+
+        def run():
+            return (requestJSON(self.ports["http"], "GET", "/openapi.json")[1],
+                    requestJSON(self.ports["http"], "GET", "/v1/classes")[1])
+
+        doc, classes = await deferToThread(run)
+        paths = doc["paths"]
+
+        def body(path, method="post"):
+            content = paths[path][method]["requestBody"]["content"]
+            return content["application/json"]["schema"]["properties"]
+
+        password = body("/v1/accounts")["password"]
+        self.assertEqual((password["minLength"], password["maxLength"]), (10, 256))
+        self.assertIn("different", password["description"])
+        self.assertIn("username", password["description"])
+        self.assertEqual(body("/v1/accounts/me/password")["new_password"], password)
+        self.assertEqual(sorted(body("/v1/characters")["class"]["enum"]),
+                         sorted(c["id"] for c in classes["classes"]))
+        [build] = [p for p in paths["/v1/version"]["get"]["parameters"] if p["name"] == "build"]
+        self.assertEqual(build["schema"]["pattern"], BUILD_PATTERN)
+        self.assertEqual(build["schema"]["maxLength"], MAX_BUILD_LENGTH)
+        integers = []
+        stack = [doc]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if node.get("type") == "integer":
+                    integers.append(node)
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        self.assertTrue(integers)
+        for schema in integers:
+            self.assertTrue({"minimum", "maximum"} <= set(schema), schema)
+            self.assertLessEqual(schema["maximum"], 2**63 - 1)
+
     async def test_unsupported_methods(self):
         """
         Every method a path does not take, on every mounted path (and the

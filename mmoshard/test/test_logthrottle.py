@@ -88,12 +88,12 @@ class RouterThrottleTests(TestCase):
         clock.advance(60)
         hit()
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
-        self.assertEqual(events.summaries(), [("unhandled error", "192.168.1.1", 9)])
+        self.assertEqual(events.summaries(), [("ZeroDivisionError in GET /broken", "192.168.1.1", 9)])
 
 
 class SessionThrottleTests(TestCase):
     def test_one_handler_failure_logged_per_client_a_minute(self):
-        """A client sending a message whose handler fails gets internal each time, and one traceback is logged a minute, then a count."""
+        """A client sending a message whose handler fails gets internal each time, and one traceback is logged a minute, then a count; another bug is logged apart."""
         events = _Events(self)
         server = Server(self)
         server.manager.addHandlers("t", {"t.bug": lambda s, m: 1 / 0})
@@ -105,4 +105,7 @@ class SessionThrottleTests(TestCase):
         server.clock.advance(61)
         peer.send({"t": "t.bug", "id": 10})
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
-        self.assertEqual(events.summaries(), [("handler failure", "10.0.0.1", 9)])
+        self.assertEqual(events.summaries(), [("ZeroDivisionError in t.bug", "10.0.0.1", 9)])
+        server.manager.addHandlers("u", {"u.bug": lambda s, m: [][1]})
+        peer.send({"t": "u.bug", "id": 11})
+        self.assertEqual(len(self.flushLoggedErrors(IndexError)), 1)

@@ -4,7 +4,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from mmoshard import __version__
-from mmoshard.gate import MalformedBuild, isOperator, parseBuild
+from mmoshard.gate import (
+    BUILD_PATTERN, MAX_BUILD_LENGTH, MalformedBuild, isOperator, parseBuild,
+)
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.tokens import InvalidToken
 from mmoshard.version.plan import MAINTENANCE
@@ -87,7 +89,9 @@ class VersionAPI:
            "May this build play, and the patch plan to the build to run (docs/version.md)",
            query={"platform": Prop("string", enum=PLATFORMS),
                   "channel": Prop("string", required=False, enum=CHANNELS, default="live"),
-                  "build": Prop("string", description="such as 1.10.0")},
+                  "build": Prop("string", minLength=1, maxLength=MAX_BUILD_LENGTH,
+                                pattern=BUILD_PATTERN,
+                                description="such as 1.10.0 or 2.0.0-rc.1")},
            errors=("request.invalid", "version.no_release"),
            response=dict(
                status=Prop("string", enum=("ok", "update_available", "update_required")),

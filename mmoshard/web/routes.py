@@ -22,6 +22,10 @@ _NO_STORE = b"no-store"
 _NO_STORE_HEADER = [_NO_STORE]
 _JSON = [b"application/json"]
 _DEFAULT_ERRORS = ErrorCodes({})
+# An integer path segment: up to 18 digits, within every id column.
+_INT_DIGITS = 18
+_INT_PARAM = {"type": "integer", "minimum": 0, "maximum": 10 ** _INT_DIGITS - 1}
+_STR_PARAM = {"type": "string", "minLength": 1}
 
 
 @attrs.frozen
@@ -134,7 +138,7 @@ class Route:
                 continue
             name, kind = param
             if kind == "int":
-                if not got.isdigit() or len(got) > 18:
+                if not got.isdigit() or len(got) > _INT_DIGITS:
                     return None
                 params[name] = int(got)
             elif not got or (kind == "str" and "/" in got):
@@ -431,7 +435,9 @@ class Router(Resource):
                     method=route.method, path=route.path, ip=call.ip, why=failure.value,
                 )
             return self.errors.unavailable()
-        if self.logThrottle.allow("unhandled error", call.ip):
+        # Each bug (route and exception type) apart: one does not hide another.
+        kind = f"{failure.type.__name__} in {route.method} {route.path}"
+        if self.logThrottle.allow(kind, call.ip):
             self.log.failure("unhandled error in {method} {path} from {ip}", failure=failure,
                              method=route.method, path=route.path, ip=call.ip)
         return self.errors.error("internal", "internal server error")
@@ -473,7 +479,7 @@ def openapiDocument(routes, title, version, errors, siteErrors=None):
         op = {"operationId": r.name, "summary": declared.summary, "responses": {}}
         parameters = [
             {"name": name, "in": "path", "required": True,
-             "schema": {"type": "integer" if kind == "int" else "string"}}
+             "schema": dict(_INT_PARAM if kind == "int" else _STR_PARAM)}
             for name, kind in filter(None, r.params)
         ]
         for name, prop in (declared.query or {}).items():

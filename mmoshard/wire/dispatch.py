@@ -107,7 +107,8 @@ def handlerFailed(failure, conn, kind, message):
         conn.sendError(ErrorInfo(errors.UNAVAILABLE, "a database is not answering",
                                  errors.UNAVAILABLE_RETRY_AFTER), message.get("id"))
         return
-    if conn.manager.logThrottle.allow("handler failure", conn.peerHost):
+    # Each bug (message type and exception type) apart: one does not hide another.
+    if conn.manager.logThrottle.allow(f"{failure.type.__name__} in {kind}", conn.peerHost):
         _log.failure(
             "handler for {type} failed in session {session_id} (account {account_id}) "
             "from {peer}",

@@ -25,7 +25,7 @@ def hello(conn, message):
 
 def handshakeCrashed(failure, conn):
     """A bug in the handshake: log it (throttled per client) and close the connection with C{internal}."""
-    if conn.manager.logThrottle.allow("handshake failure", conn.peerHost):
+    if conn.manager.logThrottle.allow(f"{failure.type.__name__} in hello", conn.peerHost):
         _log.failure("handshake from {peer} failed", failure, peer=conn.peerHost,
                      **conn.logIds())
     conn.fail(ErrorInfo(errors.INTERNAL, "internal error"))

@@ -133,9 +133,11 @@ class DocsTests(TestCase):
         from mmoshard.auth.admin import AdminAPI
         from mmoshard.auth.api import AuthAPI
         from mmoshard.auth.config import makeConfig
+        from mmoshard.auth.gamedata import loadGameData
         from mmoshard.web.routes import routesOf
 
-        service = SimpleNamespace(config=makeConfig())
+        config = makeConfig()
+        service = SimpleNamespace(config=config, gameData=loadGameData(config.classes_file))
         for route in routesOf(AuthAPI(service)) + routesOf(AdminAPI(service)):
             self.assertIn(f"| {route.method} | `{route.path}` |", self.text)
         for code, (status, _) in ERRORS.items():

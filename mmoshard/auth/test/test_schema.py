@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from mmoshard.auth.api import AuthAPI
 from mmoshard.auth.config import makeConfig
+from mmoshard.auth.gamedata import loadGameData
 from mmoshard.web.routes import routesOf
 from mmoshard.web.schema import Prop, validate
 from mmoshard.web.json import HTTPError
@@ -20,8 +21,9 @@ JSON = st.recursive(
     | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-BODIES = [r.body for r in routesOf(AuthAPI(SimpleNamespace(config=makeConfig())))
-          if r.body is not None]
+_CONFIG = makeConfig()
+BODIES = [r.body for r in routesOf(AuthAPI(SimpleNamespace(
+    config=_CONFIG, gameData=loadGameData(_CONFIG.classes_file)))) if r.body is not None]
 
 
 class ValidateTests(TestCase):

@@ -276,7 +276,8 @@ class OpenAPITests(TestCase):
         doc = openapiDocument(routesOf(_API()), "test", "1", ERRORS)
         self.assertNotIn("/files/{rest}", doc["paths"])
         thing = doc["paths"]["/things/{id}"]["get"]
-        self.assertEqual(thing["parameters"][0]["schema"], {"type": "integer"})
+        self.assertEqual(thing["parameters"][0]["schema"],
+                         {"type": "integer", "minimum": 0, "maximum": 10**18 - 1})
         self.assertIn("`thing.missing`", thing["responses"]["404"]["description"])
         self.assertNotIn("security", thing)
         self.assertEqual(doc["paths"]["/auth/plain"]["get"]["security"], [{"bearer": []}])
@@ -286,7 +287,7 @@ class OpenAPITests(TestCase):
         self.assertEqual(set(create["requestBody"]["content"]["application/json"]["schema"]
                              ["properties"]), {"name"})
         self.assertEqual(doc["paths"]["/files/{name}"]["get"]["parameters"][0]["schema"],
-                         {"type": "string"})
+                         {"type": "string", "minLength": 1})
         codes = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
         self.assertEqual(set(codes["code"]["enum"]), set(ERRORS.codes))
 
