@@ -40,8 +40,9 @@ setup(
         "treq>=23.11",
     ],
     extras_require={
-        # pyjwt: the reference the tests check our JWTs against.
-        "test": ["hypothesis>=6.100", "pyjwt>=2.8"],
+        # pyjwt: the reference the tests check our JWTs against; schemathesis:
+        # CI's run against a real node's /openapi.json (.ci/schemathesis).
+        "test": ["hypothesis>=6.100", "pyjwt>=2.8", "schemathesis>=4.0"],
     },
     # Migrations live in sql/ at the top of the checkout; a regular install
     # carries them to <prefix>/share/mmoshard/sql (see store/migrations.py).
