@@ -109,3 +109,36 @@ class SessionThrottleTests(TestCase):
         server.manager.addHandlers("u", {"u.bug": lambda s, m: [][1]})
         peer.send({"t": "u.bug", "id": 11})
         self.assertEqual(len(self.flushLoggedErrors(IndexError)), 1)
+
+
+class GuardThrottleTests(TestCase):
+    def test_one_refusal_logged_per_client_a_minute(self):
+        """
+        A page repeating a refused request on the admin site gets its typed
+        403 each time, and one warning a minute per client and code, then a
+        count (on main each refusal logged a line).
+        """
+        from twisted.internet.address import IPv4Address
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from mmoshard.web.guard import AdminGuard, GuardedRoot
+
+        events = _Events(self)
+        clock = Clock()
+        root = GuardedRoot(AdminGuard(), logThrottle=LogThrottle(clock.seconds))
+
+        def hit():
+            request = DummyRequest([b"thing"])
+            request.getHost = lambda: IPv4Address("TCP", "127.0.0.1", 9000)
+            request.client = IPv4Address("TCP", "127.0.0.1", 5555)
+            request.channel = None
+            request.requestHeaders.setRawHeaders(b"host", [b"evil.example"])
+            root.render(request)
+            return json.loads(b"".join(request.written))["error"]["code"]
+
+        self.assertEqual([hit() for _ in range(8)], ["request.bad_host"] * 8)
+        refusals = [e for e in events.events if "code" in e and "count" not in e]
+        self.assertEqual(len(refusals), 1)
+        clock.advance(60)
+        hit()
+        self.assertEqual(events.summaries(), [("request.bad_host", "127.0.0.1", 7)])

@@ -1,10 +1,13 @@
 """The admin site's guard: every request must name the admin address in Host (DNS rebinding); every state-changing one must come from no other origin and carry JSON (cross-site requests)."""
 
+from time import monotonic
+
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from mmoshard.logthrottle import LogThrottle
 from mmoshard.web.errors import ADMIN_SITE_ERRORS
 from mmoshard.web.json import JSONRoot, writeJSON
 
@@ -118,25 +121,34 @@ class GuardedRoot(JSONRoot):
 
     log = Logger()
 
-    def __init__(self, guard):
+    def __init__(self, guard, logThrottle=None):
+        """
+        @param logThrottle: the L{LogThrottle} of refusals (one line per
+            client and code a minute, then a count: a page cannot fill the
+            log); by default one of its own on the monotonic clock.
+        """
         super().__init__()
         self.guard = guard
+        self.logThrottle = logThrottle or LogThrottle(monotonic)
 
     def _refused(self, request):
         e = self.guard.refusal(request)
         if e is None:
             return None
-        # One event per refusal: an operator sees which page tried.
-        self.log.warn(
-            "admin site refused {method} {path} from {ip}: {code} "
-            "(Host {host}, Origin {origin}, Sec-Fetch-Site {fetch})",
-            method=request.method.decode("ascii", "replace"),
-            path=request.uri.decode("ascii", "replace")[:200],
-            ip=getattr(request.getClientAddress(), "host", "unix"),
-            code=e.code, host=_text(request.getHeader(b"host")),
-            origin=_text(request.getHeader(b"origin")),
-            fetch=_text(request.getHeader(b"sec-fetch-site")),
-        )
+        # One event per refusal, the first per client and code a minute
+        # (then a count): an operator sees which page tried, and a page
+        # repeating it cannot fill the log.
+        ip = getattr(request.getClientAddress(), "host", "unix")
+        if self.logThrottle.allow(e.code, ip):
+            self.log.warn(
+                "admin site refused {method} {path} from {ip}: {code} "
+                "(Host {host}, Origin {origin}, Sec-Fetch-Site {fetch})",
+                method=request.method.decode("ascii", "replace"),
+                path=request.uri.decode("ascii", "replace")[:200],
+                ip=ip, code=e.code, host=_text(request.getHeader(b"host")),
+                origin=_text(request.getHeader(b"origin")),
+                fetch=_text(request.getHeader(b"sec-fetch-site")),
+            )
         return _Refused(e)
 
     def getChildWithDefault(self, path, request):
