@@ -10,11 +10,16 @@ from twisted.web.server import NOT_DONE_YET
 from mmoshard.logthrottle import LogThrottle
 from mmoshard.web.errors import ADMIN_SITE_ERRORS
 from mmoshard.web.json import JSONRoot, writeJSON
+from mmoshard.web.routes import Router
 
 # The names the admin address goes by: [listen] admin must be one of these
 # interfaces (config.py refuses any other), reached at its bound port.
 LOOPBACK_NAMES = frozenset({b"127.0.0.1", b"localhost", b"[::1]"})
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+# The methods a route may change state with (@route takes no others): the
+# origin and JSON checks are for these.  Any other method (TRACE, PROPFIND)
+# reaches no handler: the router answers it 405 or 404, as on every site.
+CHANGING_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
 # Sec-Fetch-Site values of a request the admin site's own pages (or the
 # user, typing the address) made; "same-site" is another port of
 # localhost, "cross-site" any other page.
@@ -50,7 +55,7 @@ class AdminGuard:
         if isinstance(local, (IPv4Address, IPv6Address)):
             if hosts is None or len(hosts) != 1 or not self.namesAdmin(hosts[0], local.port):
                 return self.errors.error("request.bad_host")
-        if request.method in SAFE_METHODS:
+        if request.method not in CHANGING_METHODS:
             return None
         origins = headers.getRawHeaders(b"origin")
         if origins is not None and not (
@@ -87,7 +92,7 @@ class AdminGuard:
 
     def codesFor(self, method):
         """@return: the codes the guard may answer a request of C{method} (a str) with."""
-        if method.encode("ascii") in SAFE_METHODS:
+        if method.encode("ascii") not in CHANGING_METHODS:
             return ["request.bad_host"]
         return ["request.bad_host", "request.forbidden_origin",
                 "request.unsupported_media_type"]
@@ -131,9 +136,25 @@ class GuardedRoot(JSONRoot):
         self.guard = guard
         self.logThrottle = logThrottle or LogThrottle(monotonic)
 
+    def _routed(self, request):
+        """@return: whether a router mounted here takes the request's method at its path."""
+        path = request.prepath + request.postpath
+        node = self
+        for segment in path:
+            node = getattr(node, "children", {}).get(segment)
+            if node is None:
+                return False
+            if isinstance(node, Router):
+                return node.takes(request.method, path)
+        return False
+
     def _refused(self, request):
         e = self.guard.refusal(request)
         if e is None:
+            return None
+        if e.code != "request.bad_host" and not self._routed(request):
+            # No route takes it, so it changes nothing: the router answers
+            # 405 (or the site 404), as on every site.
             return None
         # One event per refusal, the first per client and code a minute
         # (then a count): an operator sees which page tried, and a page
@@ -164,4 +185,4 @@ class GuardedRoot(JSONRoot):
         return super().render(request)
 
 
-__all__ = ["AdminGuard", "GuardedRoot", "LOOPBACK_NAMES", "SAFE_METHODS"]
+__all__ = ["AdminGuard", "GuardedRoot", "LOOPBACK_NAMES", "SAFE_METHODS", "CHANGING_METHODS"]

@@ -22,6 +22,8 @@ _NO_STORE = b"no-store"
 _NO_STORE_HEADER = [_NO_STORE]
 _JSON = [b"application/json"]
 _DEFAULT_ERRORS = ErrorCodes({})
+# The methods a route may take.
+METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 # An integer path segment: up to 18 digits, within every id column.
 _INT_DIGITS = 18
 _INT_PARAM = {"type": "integer", "minimum": 0, "maximum": 10 ** _INT_DIGITS - 1}
@@ -67,6 +69,10 @@ def route(method, path, summary, **options):
     C{errors}, C{response}, C{query}, C{responses}, C{cache}, C{documented},
     C{jsonOnly}.
     """
+    if method not in METHODS:
+        # The admin site's guard checks the origin of exactly the methods
+        # that may change state (web/guard.py): no route may take another.
+        raise ValueError(f"@route {method} {path}: the method is not one of {sorted(METHODS)}")
     declared = Declaration(method, path, summary, **options)
 
     def decorate(handler):
@@ -309,16 +315,7 @@ class Router(Resource):
         route = self._exact.get((request.method, tuple(request.prepath + request.postpath)))
         if route is not None:
             return self._start(request, route, {})
-        segments = [s.decode("utf-8", "replace") for s in request.prepath + request.postpath]
-        while len(segments) > 1 and segments[-1] == "":
-            segments.pop()
-        matched = [(r, {}) for r in self._static.get(tuple(segments), ())]
-        if self._dynamic:
-            matched += [(r, p) for r in self._dynamic if (p := r.match(segments)) is not None]
-        method = request.method.decode("ascii", "replace")
-        chosen = [(r, p) for r, p in matched if r.method == method]
-        if not chosen and method == "HEAD":
-            chosen = [(r, p) for r, p in matched if r.method == "GET"]
+        matched, chosen = self._matching(request.method, request.prepath + request.postpath)
         if not chosen:
             if matched:
                 request.setHeader(b"allow", ", ".join(sorted({r.method for r, _ in matched})))
@@ -328,6 +325,28 @@ class Router(Resource):
             return self._now(request, _NO_STORE_HEADER, e.status, e.body(), e.headers)
         route, params = chosen[0]
         return self._start(request, route, params)
+
+    def _matching(self, method, path):
+        """
+        @param path: the request's path segments (bytes).
+        @return: ([(route, params)] of the routes of this path, [those of
+            them taking C{method} (bytes; HEAD: GET's)]).
+        """
+        segments = [s.decode("utf-8", "replace") for s in path]
+        while len(segments) > 1 and segments[-1] == "":
+            segments.pop()
+        matched = [(r, {}) for r in self._static.get(tuple(segments), ())]
+        if self._dynamic:
+            matched += [(r, p) for r in self._dynamic if (p := r.match(segments)) is not None]
+        method = method.decode("ascii", "replace")
+        chosen = [(r, p) for r, p in matched if r.method == method]
+        if not chosen and method == "HEAD":
+            chosen = [(r, p) for r, p in matched if r.method == "GET"]
+        return matched, chosen
+
+    def takes(self, method, path):
+        """@return: whether a route here takes C{method} (bytes) at C{path} (segments, bytes)."""
+        return bool(self._matching(method, path)[1])
 
     def _start(self, request, route, params):
         """Run C{route}'s handler for C{request}.  @return: what C{render} returns."""

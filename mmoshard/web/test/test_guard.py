@@ -100,6 +100,27 @@ class GuardedSiteTests(TestCase):
         self.assertEqual(self.code("DELETE", "/thing/3", {"Host": HERE, **json_}), (200, None))
         self.assertEqual(self.api.calls, [("POST", 2)] * len(passing) + [("DELETE", 3)])
 
+    def test_methods_no_route_takes_reach_the_router(self):
+        """
+        A method no route takes at the path (PUT on a GET path, TRACE) from
+        anywhere changes nothing: the router answers its typed 405 (or 404),
+        not the guard's 415 (schemathesis found that on every admin path);
+        a method a route takes is still guarded, and Host always is.
+        """
+        for method in ("PUT", "PATCH", "TRACE", "PROPFIND"):
+            self.assertEqual(self.code(method, "/thing/1", {"Host": HERE}),
+                             (405, "request.method_not_allowed"), method)
+            self.assertEqual(self.code(method, "/thing/1", {"Host": HERE,
+                                                            "Origin": "http://evil.example"}),
+                             (405, "request.method_not_allowed"), method)
+        self.assertEqual(self.code("POST", "/nowhere", {"Host": HERE}),
+                         (404, "request.not_found"))
+        self.assertEqual(self.code("DELETE", "/thing/1", {"Host": HERE}),
+                         (415, "request.unsupported_media_type"))
+        self.assertEqual(self.code("PUT", "/thing/1", {"Host": f"evil.example:{PORT}"}),
+                         (403, "request.bad_host"))
+        self.assertEqual(self.api.calls, [])
+
     def test_state_changes_from_other_pages_refused(self):
         """
         A state-changing request with a foreign Origin or Sec-Fetch-Site is
@@ -201,6 +222,24 @@ class GuardTests(TestCase):
         self.assertEqual(guard.codesFor("GET"), ["request.bad_host"])
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             self.assertEqual(set(guard.codesFor(method)), set(ADMIN_SITE))
+
+    def test_methods_no_route_takes(self):
+        """
+        TRACE, PROPFIND and other methods no route may take (so no state
+        change) pass the origin and JSON checks, for the router to answer a
+        typed 405 (schemathesis found a 415 on every admin path); Host is
+        still checked.
+        """
+        guard = AdminGuard()
+        for method in (b"TRACE", b"PROPFIND", b"BREW"):
+            request = DummyRequest([b"thing"])
+            request.method = method
+            request.getHost = lambda: IPv4Address("TCP", "127.0.0.1", PORT)
+            request.requestHeaders.setRawHeaders(b"host", [HERE.encode()])
+            self.assertIsNone(guard.refusal(request), method)
+            self.assertEqual(guard.codesFor(method.decode()), ["request.bad_host"])
+            request.requestHeaders.setRawHeaders(b"host", [b"evil.example"])
+            self.assertEqual(guard.refusal(request).code, "request.bad_host")
 
     def test_host_once(self):
         """

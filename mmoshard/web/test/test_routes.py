@@ -240,6 +240,12 @@ class DispatchTests(TestCase):
             self.assertEqual(request.responseHeaders.getRawHeaders(b"retry-after"),
                              [str(UNAVAILABLE_RETRY_AFTER).encode()])
 
+    def test_methods_a_route_may_take(self):
+        """@route takes GET, HEAD, OPTIONS, POST, PUT, PATCH and DELETE only (the admin guard checks the origin of the last four)."""
+        self.assertRaises(ValueError, route, "PROPFIND", "/x", "x")
+        self.assertRaises(ValueError, route, "get", "/x", "x")
+        route("PATCH", "/x", "x")
+
     def test_undeclared_codes_refused(self):
         """A route that may answer a code its role's table lacks is refused at start."""
 
