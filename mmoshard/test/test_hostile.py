@@ -212,8 +212,10 @@ class RestTests(TestCase):
         [build] = [p for p in paths["/v1/version"]["get"]["parameters"] if p["name"] == "build"]
         self.assertEqual(build["schema"]["pattern"], BUILD_PATTERN)
         self.assertEqual(build["schema"]["maxLength"], MAX_BUILD_LENGTH)
+        # Every integer a client sends: parameters and request bodies.
         integers = []
-        stack = [doc]
+        stack = [op.get(part) for ops in paths.values() for op in ops.values()
+                 for part in ("parameters", "requestBody")]
         while stack:
             node = stack.pop()
             if isinstance(node, dict):
