@@ -1,7 +1,5 @@
 """The msgpack codec: one message is a map with str keys, a str C{t} (type) and an optional C{id}."""
 
-import re
-
 import msgpack
 
 # The largest integer a column holds (signed 64-bit: BIGINT in MySQL,
@@ -33,13 +31,16 @@ def _noExt(code, data):
 
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
-_Timestamp = msgpack.Timestamp
-# The first bytes of what ext_hook and strict_map_key let through: a bin
-# (c4-c6: a bytes map key), a timestamp (ext type -1 in c7, d6, d7: msgpack
-# decodes it itself, without ext_hook) and a uint64 (cf: beyond signed 64
-# bits from 2**63).  A message without any of these bytes needs no walk;
-# one with them (or with them inside a float or a string) is walked once.
-_suspect = re.compile(rb"[\xc4-\xc7\xcf\xd6\xd7]").search
+# What strict_map_key and max_ext_len (every ext, the timestamp too, which
+# msgpack decodes without ext_hook) let through that the protocol refuses
+# starts with one of these bytes: a bin (c4-c6: perhaps a bytes map key) or
+# a uint64 (cf: perhaps 2**63 or more).  Most messages hold none (one pass
+# in C, cheaper than a regular expression or four finds) and need no look at
+# their values; the others (a float's or a string's bytes may match) are
+# looked at.
+_SUSPECT = b"\xc4\xc5\xc6\xcf"
+# str.join takes str keys only: the keys checked in C.
+_joinKeys = "".join
 
 
 def encode(message):
@@ -47,26 +48,26 @@ def encode(message):
     return _packb(message, use_bin_type=True)
 
 
-def _walk(message):
-    """Refuse a non-str map key, a timestamp, an integer beyond signed 64 bits."""
+def _check(message):
+    """Refuse a non-str map key, an integer beyond signed 64 bits."""
     stack = [message]
-    pop, push = stack.pop, stack.extend
+    pop, push = stack.pop, stack.append
     big = None
     while stack:
         value = pop()
-        kind = type(value)
-        if kind is dict:
-            for key in value:
-                if type(key) is not str:
-                    raise DecodeError("map keys must be str")
-            push(value.values())
-        elif kind is list:
-            push(value)
-        elif kind is int:
-            if value > INT64_MAX:
-                big = value
-        elif kind is _Timestamp:
-            raise DecodeError("extension type -1 not allowed")
+        if type(value) is dict:
+            try:
+                _joinKeys(value)
+            except TypeError:
+                raise DecodeError("map keys must be str")
+            value = value.values()
+        for item in value:
+            kind = type(item)
+            if kind is int:
+                if item > INT64_MAX:
+                    big = item
+            elif kind is dict or kind is list:
+                push(item)
     if big is not None:
         raise OutOfRange(f"integer {big} beyond signed 64 bits", message)
 
@@ -81,7 +82,8 @@ def decode(payload):
         an integer beyond signed 64 bits.
     """
     try:
-        message = _unpackb(payload, raw=False, strict_map_key=True, ext_hook=_noExt)
+        message = _unpackb(payload, raw=False, strict_map_key=True, ext_hook=_noExt,
+                           max_ext_len=0)
     except DecodeError:
         raise
     except Exception as e:
@@ -92,6 +94,6 @@ def decode(payload):
         raise DecodeError("a message must be a map")
     if type(message.get("t")) is not str:
         raise DecodeError("a message needs a str 't' (its type)")
-    if _suspect(payload) is not None:
-        _walk(message)
+    if len(payload.translate(None, _SUSPECT)) != len(payload):
+        _check(message)
     return message
