@@ -71,6 +71,28 @@ class GhostTests(OutcomeMixin, TestCase):
         self.assertEqual(self.lease(), b"world-a")
         self.flushLoggedErrors()
 
+    def test_enteredAgainDuringTransferSaveKeepsTheLease(self):
+        """
+        A new session entering the character here while its transfer save runs: the
+        transfer is dropped when the save ends, the lease stays this node's, and the
+        new player's own save writes where it stands.
+        """
+        p = self.enterA()
+        self.sql.holding = True
+        self.intoPortal(p)
+        self.sql.holding = False  # the transfer save still hangs; what follows runs
+        again = self.a.client(1)
+        self.assertEqual(self.a.enter(again, self.cid)["zone"]["id"], "greenvale")
+        self.sql.unhold()  # the transfer save commits
+        self.a.advance(0.1, 3)
+        self.assertEqual(events(again, "world.transfer"), [])
+        self.assertEqual(self.lease(), b"world-a")
+        self.a.advance(1.0, 6)  # refreshes: not kicked
+        self.assertEqual(self.a.world.roster.byCharacter[self.cid].session.sessionId,
+                         again.welcome["session_id"])
+        self.assertEqual(self.a.request(again, "world.leave")["ok"], True)
+        self.assertEqual(self.sql.row(self.cid)[:2], ("greenvale", 1000.0))
+
     def test_logoutWithFailedSaveReleases(self):
         """A logout whose save fails still takes the character out and releases its lease."""
         p = self.enterA()
