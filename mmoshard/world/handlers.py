@@ -188,7 +188,8 @@ class WorldHandlers:
                 await self._out(player, "leave")
         # Else taken out meanwhile (kicked, session ended): that path did the rest.
         if not saved:
-            raise ProtocolError(SAVE_FAILED, "the position could not be saved", retry_after=5.0)
+            raise ProtocolError(SAVE_FAILED, "the position could not be saved",
+                                retry_after=UNAVAILABLE_RETRY_AFTER)
         return {"ok": True}
 
     async def leave(self, player, reason):
