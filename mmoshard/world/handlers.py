@@ -18,6 +18,7 @@ BUSY = "world.character_busy"
 NOT_IN_WORLD = "world.not_in_world"
 ALREADY = "world.already_entered"
 FULL = "world.full"
+SAVE_FAILED = "world.save_failed"
 BAD = "protocol.bad_request"
 UNAVAILABLE = "server.unavailable"
 
@@ -160,17 +161,55 @@ class WorldHandlers:
         player = self.roster.bySession.get(session)
         if player is None:
             raise ProtocolError(NOT_IN_WORLD, "not in the world")
-        return Deferred.fromCoroutine(self.leave(player, "leave", reply={"ok": True}))
+        return Deferred.fromCoroutine(self.leaveRequested(player))
 
-    async def leave(self, player, reason, reply=None):
-        """Save C{player}, take it out and release its lease. @return: C{reply}."""
+    async def leaveRequested(self, player):
+        """
+        world.leave: save the character where it stands, then take it out
+        and release its lease; all or nothing.  Meanwhile it stands still
+        (moves and portals are ignored), so what is saved is where it stays.
+
+        @return: the reply C{{ok: True}}.
+        @raise ProtocolError: L{SAVE_FAILED} when the save failed: the
+            character is live here again, leased, where it stood (unless
+            it was taken out meanwhile: kicked, its session ended).
+        """
+        player.state = "leaving"
+        self._standStill(player)
+        saved = await self.saves.soon(player)
+        if player.state == "leaving":
+            if not saved:
+                player.state = "live"
+                self.log.warn("character {character_id} (account {account_id}) stays in {zone}: "
+                              "the save of its world.leave failed",
+                              character_id=player.characterId,
+                              account_id=player.row.account_id, zone=player.zone.id)
+            else:
+                await self._out(player, "leave")
+        # Else taken out meanwhile (kicked, session ended): that path did the rest.
+        if not saved:
+            raise ProtocolError(SAVE_FAILED, "the position could not be saved",
+                                retry_after=UNAVAILABLE_RETRY_AFTER)
+        return {"ok": True}
+
+    async def leave(self, player, reason):
+        """
+        The session of C{player} ended: save it, take it out and release its
+        lease.  Whatever the save did: a failed save loses the moves since
+        the character's last successful save.
+        """
+        self.roster.detach(player)
+        await self.saves.soon(player)
+        await self._out(player, reason)
+
+    async def _out(self, player, reason):
+        """Take C{player} out (if not yet) and release its lease, unless the character entered here again."""
         roster = self.roster
         roster.detach(player)
-        await self.saves.soon(player)
         cid = player.characterId
         if cid in roster.byCharacter or cid in roster.entering:
             # Entered again here (a new session) meanwhile: the lease is its now.
-            return reply
+            return
         try:
             await self.leases.release(cid)
         except StoreError as e:
@@ -179,7 +218,14 @@ class WorldHandlers:
         self.log.info("character {character_id} (account {account_id}) left {zone}: {reason}",
                       character_id=cid, account_id=player.row.account_id,
                       zone=player.zone.id, reason=reason)
-        return reply
+
+    def _standStill(self, player):
+        e = player.entity
+        player.zone.dropInput(e)
+        if e.vx or e.vz:
+            # Observers stop extrapolating a character that stopped.
+            e.vx = e.vz = 0.0
+            player.zone.space.move(e)
 
     # --- ISessionListener --------------------------------------------------------
 

@@ -31,14 +31,18 @@ def _handoff(view, keys, args):
 
 
 def _refresh(view, keys, args):
-    owner, ttl = args[0], int(args[1]) / 1000
-    lost = []
+    owner, ttl, retake = args[0], int(args[1]) / 1000, args[2] == b"1"
+    changed = []
     for i, key in enumerate(keys):
-        if view.get(key) == owner:
+        held = view.get(key)
+        if held == owner:
             view.expire(key, ttl)
+        elif held is None and retake:
+            view.set(key, owner, ttl=ttl)
+            changed.append(-(i + 1))
         else:
-            lost.append(i + 1)
-    return lost
+            changed.append(i + 1)
+    return changed
 
 
 def _release(view, keys, args):
@@ -70,16 +74,22 @@ HANDOFF = Script(
     ),
     python=_handoff,
 )
-# Extend every lease still ours in one round trip; return the 1-based
-# positions of those that are not (expired during an outage, taken).
+# Extend every lease still ours in one round trip.  A lease that is absent
+# is taken back when ARGV[3] is "1" (GET and SET in one script: atomic, as
+# SET NX); its negated 1-based position is returned.  The positions of the
+# others (taken by another node or a ticket, or absent without ARGV[3]) are
+# returned as they are: those are lost.
 REFRESH = Script(
     name="world_lease_refresh",
     lua=(
-        "local lost = {} "
+        "local changed = {} "
         "for i, k in ipairs(KEYS) do "
-        "if redis.call('GET', k) == ARGV[1] then redis.call('PEXPIRE', k, ARGV[2]) "
-        "else lost[#lost + 1] = i end end "
-        "return lost"
+        "local h = redis.call('GET', k) "
+        "if h == ARGV[1] then redis.call('PEXPIRE', k, ARGV[2]) "
+        "elseif (not h) and ARGV[3] == '1' then "
+        "redis.call('SET', k, ARGV[1], 'PX', ARGV[2]) changed[#changed + 1] = -i "
+        "else changed[#changed + 1] = i end end "
+        "return changed"
     ),
     python=_refresh,
 )
@@ -140,17 +150,31 @@ class Leases:
         )
         return bool(done)
 
-    async def refresh(self):
-        """Extend every held lease. @return: the character ids whose lease is no longer ours."""
+    async def refresh(self, retake=False):
+        """
+        Extend every held lease; with C{retake}, take back those absent
+        from the store (nobody holds them).
+
+        @return: C{(lost, retaken)}: the character ids whose lease is held
+            by another node or a ticket (or absent, without C{retake}),
+            and those taken back.
+        """
         ids = list(self.held)
         lost = []
+        retaken = []
+        flag = "1" if retake else "0"
         for start in range(0, len(ids), self.BATCH):
             chunk = ids[start:start + self.BATCH]
-            missing = await self.volatile.evalScript(
-                REFRESH, [leaseKey(c) for c in chunk], [self.owner, self.millis]
+            changed = await self.volatile.evalScript(
+                REFRESH, [leaseKey(c) for c in chunk], [self.owner, self.millis, flag]
             )
-            lost.extend(chunk[int(i) - 1] for i in missing or ())
-        return lost
+            for i in changed or ():
+                i = int(i)
+                if i < 0:
+                    retaken.append(chunk[-i - 1])
+                else:
+                    lost.append(chunk[i - 1])
+        return lost, retaken
 
     async def release(self, *characterIds):
         for c in characterIds:
@@ -163,19 +187,31 @@ class Leases:
 class LeaseKeeper:
     """
     The world's side of its leases: taken on enter, refreshed while the
-    players are live (a player whose lease is lost is kicked), handed to a
-    transfer ticket, released on leave and at stop.
+    players are live, handed to a transfer ticket, released on leave and
+    at stop.
+
+    A refresh that finds a lease held by another node (or a ticket) kicks
+    its player.  One it finds absent was lost by the store (a Redis
+    restart, a flush) when this node last confirmed its leases less than
+    a TTL ago: none could have run out, so nobody else can have had the
+    character since; it is taken back and the player plays on.  After a
+    longer outage the lease may have run out, and another node may have
+    taken and released the character meanwhile: the player is kicked.
     """
 
     log = Logger()
 
-    def __init__(self, leases, roster):
+    def __init__(self, leases, roster, clock):
         """
         @param leases: the process's L{Leases}.
         @param roster: the L{Roster} a player whose lease is lost leaves.
+        @param clock: the reactor (when the leases were last confirmed).
         """
         self.leases = leases
         self.roster = roster
+        self.clock = clock
+        # Every held lease was set at or after this time: at first none is held.
+        self.confirmed = clock.seconds()
 
     def acquire(self, characterId, ticket=None):
         """@raise CharacterBusy: when another process holds the character."""
@@ -190,12 +226,19 @@ class LeaseKeeper:
         return self.leases.handoff(characterId, ticket, ttl)
 
     async def refresh(self):
-        """Extend every lease; kick the players whose lease is no longer ours."""
+        """Extend every lease, take back those the store lost, kick the players whose lease is another's."""
+        started = self.clock.seconds()
+        retake = started - self.confirmed < self.leases.ttl
         try:
-            lost = await self.leases.refresh()
+            lost, retaken = await self.leases.refresh(retake)
         except StoreError as e:
             self.log.warn("lease refresh failed: {why}", why=e)
             return
+        self.confirmed = started
+        if retaken:
+            self.log.warn("leases of {count} characters were missing from the volatile store "
+                          "(restarted?) and are taken back: {character_ids}",
+                          count=len(retaken), character_ids=",".join(map(str, sorted(retaken))))
         roster = self.roster
         for cid in lost:
             player = roster.byCharacter.get(cid)

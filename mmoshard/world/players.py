@@ -15,7 +15,7 @@ class Player:
         self.zone = zone
         self.session = session
         self.saved = None
-        self.state = "live"  # live | transferring | gone
+        self.state = "live"  # live | transferring | leaving | gone
 
     @property
     def characterId(self):

@@ -15,8 +15,9 @@ MAX_PERIODIC_IN_FLIGHT = 3
 class Saves:
     """
     Writes characters' positions.  A failed save is logged and reported as
-    0 rows: the caller decides what that means (a transfer does not happen,
-    a logout loses the moves since the last save).
+    0 rows (False for L{soon}): the caller decides what that means (a
+    transfer or a world.leave does not happen, a logout loses the moves
+    since the last save).
     """
 
     log = Logger()
@@ -40,7 +41,12 @@ class Saves:
         self._inFlight = 0
 
     def soon(self, player):
-        """Save one player in the next batch. @return: a Deferred firing once committed (or failed)."""
+        """
+        Save one player's position (as it is now) in the next batch.
+
+        @return: a Deferred firing with True once committed, False when the
+            save failed.
+        """
         d = Deferred()
         row = player.position() + (player.characterId,)
         self._batch.append((row, d))
@@ -62,8 +68,9 @@ class Saves:
         d = self.tasks.track(Deferred.fromCoroutine(self.rows(list(rows.values()), "logout")))
 
         def done(result):
+            saved = isinstance(result, int) and result > 0
             for _, waiter in batch:
-                waiter.callback(None)
+                waiter.callback(saved)
             return result
 
         return d.addBoth(done)

@@ -67,7 +67,7 @@ class WorldService(Service):
         self.roster = roster = Roster(chat)
         self.saves = saves = Saves(sql, reactor, tasks, roster.byCharacter, cfg.save_interval,
                                    self.metrics.saves.observe)
-        self.leases = leases = LeaseKeeper(Leases(volatile, nodeId, cfg.lease_ttl), roster)
+        self.leases = leases = LeaseKeeper(Leases(volatile, nodeId, cfg.lease_ttl), roster, reactor)
         self.transfers = transfers = Transfers(self.zones, roster, chat, saves, leases, tasks,
                                                directory, nodeId, cfg.transfer_ttl)
         for zone in self.zones.values():

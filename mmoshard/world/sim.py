@@ -168,6 +168,10 @@ class Zone:
         self.inputs[entity] = self._pickMove(message)
         self.stats.inputs += 1
 
+    def dropInput(self, entity):
+        """Forget C{entity}'s move queued for the next tick (it stops where it is)."""
+        self.inputs.pop(entity, None)
+
     def applyInputs(self, now, dt):
         """
         Validate each queued move (the hot loop: inlined, locals only) and

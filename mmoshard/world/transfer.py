@@ -87,13 +87,27 @@ class Transfers:
         await self.saves.soon(player)
 
     async def _remote(self, player, source, portal, host):
-        log = dict(character_id=player.characterId, account_id=player.row.account_id)
-        self.roster.detach(player)
+        cid = player.characterId
+        log = dict(character_id=cid, account_id=player.row.account_id)
+        roster = self.roster
+        roster.detach(player)
         ax, ay, az = portal.arrive
-        row = (portal.to, ax, ay, az, player.characterId)
-        if not await self.saves.rows([row], "transfer"):
-            # Not saved: nothing moved.  The character stays here.
-            self.roster.reattach(player, source)
+        row = (portal.to, ax, ay, az, cid)
+        saved = await self.saves.rows([row], "transfer")
+        if cid in roster.byCharacter or cid in roster.entering:
+            # Entered here again meanwhile (a new session): the character and
+            # its lease are that player's now; its own saves win.
+            self.log.info("transfer of character {character_id} dropped: it entered again here",
+                          **log)
+            return
+        if not saved:
+            # Not saved: nothing moved.
+            if player.session.ended:
+                # Logged out during the save: nobody to put back.  The row
+                # keeps the last successful save; the lease goes now.
+                await self._abandon(player, log)
+                return
+            roster.reattach(player, source)
             player.session.send("world.transfer_failed", {"zone": portal.to})
             return
         ticket = secrets.token_urlsafe(16)
@@ -107,6 +121,16 @@ class Transfers:
                       zone=portal.to, **log)
         player.session.send("world.transfer", {"character_id": player.entity.id,
                                                "zone": portal.to, "ticket": ticket, **host})
+
+    async def _abandon(self, player, log):
+        try:
+            await self.leases.release(player.characterId)
+        except StoreError as e:
+            # No longer refreshed: it runs out within the lease TTL.
+            self.log.warn("lease of character {character_id} not released: {why}", why=e, **log)
+        self.log.warn("character {character_id} (account {account_id}) logged out during a "
+                      "failed transfer save: out of {zone}, unsaved since its last save",
+                      zone=player.zone.id, **log)
 
     async def redirect(self, zoneId, row):
         """@return: the world.enter reply sending character C{row} to the node hosting C{zoneId}."""

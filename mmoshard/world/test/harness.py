@@ -37,11 +37,28 @@ class SyncSQL:
         self.conn.commit()
         self.down = False
         self.transactions = 0
+        # While holding, interactions wait here (a hung database) until unhold().
+        self.holding = False
+        self.held = []
 
     def open(self):
         """Nothing to start: the connection is the constructor's, a test's convenience."""
 
     def runInteraction(self, func, *args, **kwargs):
+        if self.holding:
+            d = Deferred()
+            self.held.append((d, func, args, kwargs))
+            return d
+        return self._run(func, *args, **kwargs)
+
+    def unhold(self):
+        """Stop holding: run what waits, as the database is now (C{down} or not)."""
+        self.holding = False
+        held, self.held = self.held, []
+        for d, func, args, kwargs in held:
+            self._run(func, *args, **kwargs).chainDeferred(d)
+
+    def _run(self, func, *args, **kwargs):
         if self.down:
             from mmoshard.store.errors import SQLUnavailable
 

@@ -1,6 +1,7 @@
 """The world service's parts on their own, each built from its narrow collaborators: roster, saves, leases."""
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from mmoshard.store.errors import VolatileUnavailable
@@ -112,6 +113,18 @@ class SavesTests(PartsMixin, TestCase):
         self.assertEqual(self.batches, [2])
         self.assertEqual(self.sql.row(a.characterId)[:2], ("vale", 11.5))
 
+    def test_soonSaysWhetherItSaved(self):
+        """A logout save's waiter fires with True once committed, False when the save failed."""
+        p = self.player(1)
+        ok = self.saves.soon(p)
+        self.clock.advance(SAVE_BATCH_DELAY)
+        self.assertIs(self.successResultOf(ok), True)
+        self.sql.down = True
+        failed = self.saves.soon(p)
+        self.clock.advance(SAVE_BATCH_DELAY)
+        self.assertIs(self.successResultOf(failed), False)
+        self.flushLoggedErrors()
+
     def test_periodicSavesRetryAfterAFailure(self):
         """
         A periodic save covers the players of its slot whose position changed; when
@@ -141,7 +154,7 @@ class LeaseKeeperTests(PartsMixin, TestCase):
         self.volatile = MemoryStore(self.clock, "t:")
         self.volatile.open()
         self.addCleanup(self.volatile.close)
-        self.keeper = LeaseKeeper(Leases(self.volatile, "world-a", 15.0), self.roster)
+        self.keeper = LeaseKeeper(Leases(self.volatile, "world-a", 15.0), self.roster, self.clock)
 
     def lease(self, cid):
         return self.successResultOf(self.volatile.get(leaseKey(cid)))
@@ -180,6 +193,101 @@ class LeaseKeeperTests(PartsMixin, TestCase):
         self.volatile.evalScript = lambda *args: succeed(None).addCallback(down)
         self.successResultOf(Deferred.fromCoroutine(self.keeper.releaseAll()))
         self.assertEqual(self.keeper.leases.held, set())
+
+    def live(self, accountId):
+        """@return: a player in the roster whose lease this node took."""
+        p = self.player(accountId)
+        self.roster.add(p)
+        self.successResultOf(Deferred.fromCoroutine(self.keeper.acquire(p.characterId)))
+        return p
+
+    def test_absentLeaseTakenBack(self):
+        """
+        A lease absent from the store (lost by a restart) within a TTL of the last
+        confirmation is taken back, atomically, and its player is not kicked.
+        """
+        p = self.live(1)
+        self.clock.advance(5.0)
+        self.successResultOf(Deferred.fromCoroutine(self.keeper.refresh()))
+        self.successResultOf(self.volatile.delete(leaseKey(p.characterId)))
+        self.clock.advance(14.0)  # 14 s since the last confirmation: under the TTL
+        self.successResultOf(Deferred.fromCoroutine(self.keeper.refresh()))
+        self.assertEqual(p.session.of("world.kicked"), [])
+        self.assertEqual(self.lease(p.characterId), b"world-a")
+        self.assertEqual(self.successResultOf(self.volatile.ttl(leaseKey(p.characterId))), 15.0)
+        self.assertIn(p.characterId, self.roster.byCharacter)
+
+    def test_absentLeaseAfterATTLWithoutRefreshKicks(self):
+        """
+        After a TTL or more without a successful refresh an absent lease may have run
+        out and been another node's meanwhile: its player is kicked, nothing retaken.
+        """
+        p = self.live(1)
+        self.clock.advance(5.0)
+        self.successResultOf(Deferred.fromCoroutine(self.keeper.refresh()))
+        real = self.volatile.evalScript
+
+        def down(*args):
+            raise VolatileUnavailable("store down (test)")
+
+        self.volatile.evalScript = lambda *args: succeed(None).addCallback(down)
+        for _ in range(3):
+            self.clock.advance(5.0)
+            self.successResultOf(Deferred.fromCoroutine(self.keeper.refresh()))
+        self.volatile.evalScript = real
+        self.assertIsNone(self.lease(p.characterId))  # ran out meanwhile
+        self.successResultOf(Deferred.fromCoroutine(self.keeper.refresh()))
+        self.assertEqual(p.session.of("world.kicked"), [{"reason": "lease lost"}])
+        self.assertIsNone(self.lease(p.characterId))
+        self.assertEqual(self.roster.byCharacter, {})
+        self.flushLoggedErrors()
+
+    def test_ticketHeldLeaseIsLost(self):
+        """A lease a transfer ticket holds is not ours: a refresh neither extends nor takes it."""
+        p = self.live(1)
+        self.successResultOf(self.volatile.set(leaseKey(p.characterId), "xfer:abc", ttl=30.0))
+        self.successResultOf(Deferred.fromCoroutine(self.keeper.refresh()))
+        self.assertEqual(self.lease(p.characterId), b"xfer:abc")
+        self.assertEqual(p.session.of("world.kicked"), [{"reason": "lease lost"}])
+
+
+class LeaseScriptTests(TestCase):
+    """The refresh script in Lua on a real Redis and in Python on the memory store: the same answers."""
+
+    async def check(self, store):
+        leases = Leases(store, "world-a", 15.0)
+        for cid in (1, 2, 3):
+            await leases.acquire(cid)
+        await store.delete(leaseKey(2))
+        await store.set(leaseKey(3), "world-b", ttl=15.0)
+        self.assertEqual(await leases.refresh(retake=False), ([2, 3], []))
+        self.assertIsNone(await store.get(leaseKey(2)))
+        self.assertEqual(await leases.refresh(retake=True), ([3], [2]))
+        self.assertEqual([await store.get(leaseKey(c)) for c in (1, 2, 3)],
+                         [b"world-a", b"world-a", b"world-b"])
+        self.assertGreater(await store.ttl(leaseKey(2)), 14.0)
+
+    def test_memory(self):
+        """The Python refresh extends ours, takes back an absent lease only when asked, reports the rest."""
+        clock = Clock()
+        store = MemoryStore(clock, "t:")
+        store.open()
+        self.addCleanup(store.close)
+        self.successResultOf(Deferred.fromCoroutine(self.check(store)))
+
+    async def test_redis(self):
+        """The Lua refresh does the same on a real Redis."""
+        from twisted.internet import reactor
+
+        from mmoshard.store.volatile import makeVolatileStore
+        from mmoshard.testing import requireRedis
+
+        url, prefix, cleaner = requireRedis()
+        self.addCleanup(cleaner)
+        store = makeVolatileStore(url, reactor, prefix)
+        store.open()
+        self.addCleanup(store.close)
+        await self.check(store)
 
 
 class WorldAdminTests(TestCase):
