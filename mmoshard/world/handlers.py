@@ -1,15 +1,17 @@
 """The world.* message handlers (enter, move, leave) and the session listener that follows players' sessions."""
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from mmoshard.interfaces import ISessionListener
+from mmoshard.interfaces import ISessionListener, ISQLStore
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import UNAVAILABLE_RETRY_AFTER, ProtocolError
-from mmoshard.world.lease import CharacterBusy
-from mmoshard.world.players import Player, zoneInfo
+from mmoshard.world.lease import CharacterBusy, LeaseKeeper
+from mmoshard.world.players import Player, Roster, Tasks, zoneInfo
 from mmoshard.world.progression import loadCharacter
+from mmoshard.world.saves import Saves
 from mmoshard.world.sim import PLAYER, Entity
 
 # Error codes of world.* requests (docs/world.md).
@@ -27,39 +29,42 @@ MAX_ENTITY_ID = 2 ** 32 - 1
 
 
 @implementer(ISessionListener)
+@attrs.define(eq=False)
 class WorldHandlers:
     """
     Players in and out of the world: world.enter loads the character, takes
     its lease and spawns it (or redirects to the node hosting its zone);
     world.move queues the input for the zone's next tick; world.leave and a
     session's end save it, despawn it and release the lease.
+
+    @ivar sql: the L{ISQLStore} characters are loaded from.
+    @ivar zones: the zones of this process, by id.
+    @ivar startZone: the zone of characters never placed (None: the first hosted).
+    @ivar maxPlayers: characters this process accepts.
+    @ivar roster: the L{Roster} of live players.
+    @ivar saves: the L{Saves} writing leaving players.
+    @ivar leases: the L{LeaseKeeper}.
+    @ivar transfers: the L{mmoshard.world.transfer.Transfers} redirecting to
+        other nodes' zones (its module imports this one).
+    @ivar tasks: the service's L{Tasks}: logouts in flight finish before it stops.
     """
 
     log = Logger()
 
-    def __init__(self, sql, zones, startZone, maxPlayers, roster, saves, leases, transfers, tasks):
-        """
-        @param sql: the L{ISQLStore} characters are loaded from.
-        @param zones: the zones of this process, by id.
-        @param startZone: the zone of characters never placed (None: the first hosted).
-        @param maxPlayers: characters this process accepts.
-        @param roster: the L{Roster} of live players.
-        @param saves: the L{Saves} writing leaving players.
-        @param leases: the L{LeaseKeeper}.
-        @param transfers: the L{Transfers} redirecting to other nodes' zones.
-        @param tasks: the service's L{Tasks}: logouts in flight finish before it stops.
-        """
-        self.sql = sql
-        self.zones = zones
-        self.startZone = startZone
-        self.maxPlayers = maxPlayers
-        self.roster = roster
-        # The roster's own dict: world.move finds its player in one lookup.
-        self.bySession = roster.bySession
-        self.saves = saves
-        self.leases = leases
-        self.transfers = transfers
-        self.tasks = tasks
+    sql: ISQLStore
+    zones: dict
+    startZone: str | None
+    maxPlayers: int
+    roster: Roster
+    saves: Saves
+    leases: LeaseKeeper
+    transfers: object
+    tasks: Tasks
+    # The roster's own dict: world.move finds its player in one lookup.
+    bySession: dict = attrs.field(init=False)
+
+    def __attrs_post_init__(self):
+        self.bySession = self.roster.bySession
 
     def handlers(self):
         """@return: the world.* handlers, for L{IMessageRouter.addHandlers}."""
