@@ -32,6 +32,11 @@ class OutcomeMixin:
         p.send({"t": "bye", "id": 99})
         self.a.advance(0.1)
 
+    def assertOutAndReleased(self):
+        """The character is no longer live on node A and its lease is released."""
+        self.assertEqual(self.a.world.roster.byCharacter, {})
+        self.assertIsNone(self.lease())
+
 
 class GhostTests(OutcomeMixin, TestCase):
     def test_logoutDuringFailedTransferSaveReleases(self):
@@ -47,9 +52,8 @@ class GhostTests(OutcomeMixin, TestCase):
         self.sql.down = True
         self.sql.unhold()
         self.a.advance(0.1, 3)
-        self.assertEqual(self.a.world.roster.byCharacter, {})
+        self.assertOutAndReleased()
         self.assertEqual(self.a.world.leases.leases.held, set())
-        self.assertIsNone(self.lease())
         # Nothing was saved: the row is the last save's, in greenvale.
         self.sql.down = False
         self.assertEqual(self.sql.row(self.cid)[:4], ("greenvale", 1000.0, 0.0, 498.0))
@@ -99,8 +103,7 @@ class GhostTests(OutcomeMixin, TestCase):
         self.sql.down = True
         self.bye(p)
         self.a.advance(0.1, 2)
-        self.assertEqual(self.a.world.roster.byCharacter, {})
-        self.assertIsNone(self.lease())
+        self.assertOutAndReleased()
         self.flushLoggedErrors()
 
 
@@ -125,8 +128,7 @@ class LeaveTests(OutcomeMixin, TestCase):
         self.sql.down = False
         self.assertEqual(self.a.request(p, "world.leave")["ok"], True)
         self.assertEqual(self.sql.row(self.cid)[:4], ("greenvale", 1001.0, 0.0, 497.0))
-        self.assertIsNone(self.lease())
-        self.assertEqual(self.a.world.roster.byCharacter, {})
+        self.assertOutAndReleased()
         self.flushLoggedErrors()
 
     def test_movesIgnoredWhileLeaving(self):
@@ -154,8 +156,7 @@ class LeaveTests(OutcomeMixin, TestCase):
         self.sql.down = True
         self.sql.unhold()
         self.a.advance(0.1, 3)
-        self.assertEqual(self.a.world.roster.byCharacter, {})
-        self.assertIsNone(self.lease())
+        self.assertOutAndReleased()
         self.flushLoggedErrors()
 
 
