@@ -1,21 +1,23 @@
 """The characters live in one world process: the Player record, the roster indexing them, zone chat membership, and background work the service waits for at stop."""
 
+import attrs
 from twisted.internet.defer import DeferredList
 from twisted.logger import Logger
 
 
+# Slots (no weak references, as before): the tick and the periodic save
+# read these for every live player.
+@attrs.define(slots=True, weakref_slot=False, eq=False)
 class Player:
     """A character live in this process: its row, entity, zone and session."""
 
-    __slots__ = ("row", "entity", "zone", "session", "saved", "state")
-
-    def __init__(self, row, entity, zone, session):
-        self.row = row
-        self.entity = entity
-        self.zone = zone
-        self.session = session
-        self.saved = None
-        self.state = "live"  # live | transferring | leaving | gone
+    row: object
+    entity: object
+    zone: object
+    session: object
+    # The position last saved (None: not yet).
+    saved: tuple | None = attrs.field(init=False, default=None)
+    state: str = attrs.field(init=False, default="live")  # live | transferring | leaving | gone
 
     @property
     def characterId(self):
