@@ -1,11 +1,15 @@
 """Log lines untrusted input can cause, bounded: the first few per client and kind each minute, then one summary line with a count."""
 
+from collections.abc import Callable
+
+import attrs
 from twisted.logger import Logger
 
 # The key the clients past L{LogThrottle.maxClients} share in a period.
 OTHERS = "(other clients)"
 
 
+@attrs.define(eq=False)
 class LogThrottle:
     """
     Decides whether an event a client caused (a failed handler, a store
@@ -19,15 +23,15 @@ class LogThrottle:
 
     log = Logger()
 
-    def __init__(self, seconds, period=60.0, burst=1, maxClients=10000):
-        """@param seconds: the clock, a callable returning seconds."""
-        self.seconds = seconds
-        self.period = period
-        self.burst = burst
-        self.maxClients = maxClients
-        self._ends = None
-        # (kind, client) -> events seen this period
-        self._seen = {}
+    # The clock: a callable returning seconds.
+    seconds: Callable[[], float]
+    period: float = 60.0
+    burst: int = 1
+    maxClients: int = 10000
+    # When this period ends (None: no event yet).
+    _ends: float | None = attrs.field(init=False, default=None)
+    # (kind, client) -> events seen this period
+    _seen: dict = attrs.field(init=False, factory=dict)
 
     def allow(self, kind, client):
         """

@@ -2,9 +2,10 @@
 
 import random
 
+import attrs
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectingCancelledError
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
@@ -12,6 +13,7 @@ __all__ = ["PatientEndpoint"]
 
 
 @implementer(IStreamClientEndpoint)
+@attrs.define(eq=False)
 class PatientEndpoint:
     """
     Wraps a client endpoint: C{connect()} fires once a connection is made,
@@ -28,16 +30,15 @@ class PatientEndpoint:
     One PatientEndpoint may serve several connections at once.
     """
 
-    def __init__(self, reactor, endpoint, initialDelay, maxDelay):
-        self.reactor = reactor
-        self.endpoint = endpoint
-        self.initialDelay = initialDelay
-        self.maxDelay = maxDelay
-        # Failed attempts since the last success, and why the last one
-        # failed (None after a success): what an error message can add to
-        # "no answer" (a refused connection, a name that does not resolve).
-        self.failures = 0
-        self.lastError = None
+    reactor: IReactorTime
+    endpoint: IStreamClientEndpoint
+    initialDelay: float
+    maxDelay: float
+    # Failed attempts since the last success, and why the last one
+    # failed (None after a success): what an error message can add to
+    # "no answer" (a refused connection, a name that does not resolve).
+    failures: int = attrs.field(init=False, default=0)
+    lastError: str | None = attrs.field(init=False, default=None)
 
     def connect(self, protocolFactory):
         return Deferred.fromCoroutine(self._connect(protocolFactory))
