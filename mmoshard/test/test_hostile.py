@@ -81,15 +81,25 @@ def _answerProblem(status, kind, body):
     return None
 
 
-class RestTests(TestCase):
+class HostileTestCase(TestCase):
+    """
+    A node with every role, what it logs watched, and an account named
+    C{username} with a character: C{self.token}, C{self.cid}.
+    """
+
     timeout = 300
+    username = None
 
     async def setUp(self):
         self.watch = LogWatch()
         self.watch.install(self)
         self.node = await startNode(self)
-        self.ports = {"http": port(self.node, "http"), "admin": port(self.node, "admin")}
-        self.token = (await deferToThread(account, self.ports["http"], "hostile_rest"))[0]
+        self.ports = {name: port(self.node, name) for name in ("http", "admin", "tcp")}
+        self.token, self.cid = await deferToThread(account, self.ports["http"], self.username)
+
+
+class RestTests(HostileTestCase):
+    username = "hostile_rest"
 
     def relogin(self):
         """Log in again (a fuzzed DELETE /v1/sessions may have ended the login)."""
@@ -265,20 +275,12 @@ class RestTests(TestCase):
         self.assertEqual(self.watch.problems(), [])
 
 
-class SessionTests(TestCase):
-    timeout = 300
-
-    async def setUp(self):
-        self.watch = LogWatch()
-        self.watch.install(self)
-        self.node = await startNode(self)
-        self.http = port(self.node, "http")
-        self.tcp = port(self.node, "tcp")
-        self.token, self.cid = await deferToThread(account, self.http, "hostile_ses")
+class SessionTests(HostileTestCase):
+    username = "hostile_ses"
 
     def connect(self):
         """@return: a Peer welcomed, speaking in chat and in the world as the character."""
-        peer = Peer(self.tcp)
+        peer = Peer(self.ports["tcp"])
         peer.request({"t": "hello", "id": "h", "token": self.token, "client_version": "1.0.0",
                       "platform": "bot"})
         peer.request({"t": "chat.hello", "id": "c", "character_id": self.cid})
