@@ -4,6 +4,7 @@ import os
 import socket
 import uuid
 
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest
 
 
@@ -178,6 +179,34 @@ def freePort():
     return port
 
 
+def listening(port, timeout=0.5):
+    """@return: whether something accepts connections on 127.0.0.1:C{port} within C{timeout}s."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+async def eventually(reactor, attempt, seconds=10.0, step=0.1, retrying=Exception):
+    """
+    Await C{attempt()} until it stops raising one of C{retrying}, every
+    C{step} seconds: a server coming back (thawed, restarted, reconnecting)
+    answers when it is scheduled again, which a loaded machine delays.
+
+    @return: the first result of C{attempt()}.
+    @raise: the last failure, once C{seconds} have passed.
+    """
+    deadline = reactor.seconds() + seconds
+    while True:
+        try:
+            return await attempt()
+        except retrying:
+            if reactor.seconds() > deadline:
+                raise
+            await deferLater(reactor, step, lambda: None)
+
+
 def tomlValue(value):
     """Render a Python value as TOML (the subset config files use)."""
     if isinstance(value, bool):
@@ -240,6 +269,8 @@ class TwistdProcess:
         self.ended = None
         self.exitCode = None
         self.transport = None
+        # The client endpoint of its session TCP listener (L{startNodeProcess}).
+        self.address = None
 
     def start(self):
         import sys
@@ -293,8 +324,6 @@ class TwistdProcess:
 
     async def waitReady(self, timeout=30.0):
         """Poll /readyz until it answers 200; fail with the process output."""
-        from twisted.internet.task import deferLater
-
         deadline = self.reactor.seconds() + timeout
         while self.reactor.seconds() < deadline:
             if self.ended.called:
@@ -331,3 +360,26 @@ class TwistdProcess:
             except Exception:
                 pass
         return self.ended
+
+
+async def startNodeProcess(testCase, reactor, configPath, sections, **options):
+    """
+    Write C{sections} as a node config at C{configPath}, with a session TCP
+    listener and an admin listener on free loopback ports (whatever
+    C{sections["listen"]} says) and no HTTP or WebSocket listener (unless
+    C{sections["listen"]} names one); start a twistd node on it, killed at
+    C{testCase}'s cleanup, and wait until it is ready.
+
+    @param options: more keyword arguments for L{TwistdProcess}.
+    @return: the ready L{TwistdProcess}; its C{address} is the client
+        endpoint of its TCP listener.
+    """
+    tcp, admin = freePort(), freePort()
+    listen = {"websocket": "", "http": "", **sections.get("listen", {}),
+              "tcp": f"tcp:{tcp}:interface=127.0.0.1", "admin": f"tcp:{admin}:interface=127.0.0.1"}
+    writeConfig(configPath, {**sections, "listen": listen})
+    proc = TwistdProcess(reactor, configPath, admin, **options).start()
+    testCase.addCleanup(proc.kill)
+    await proc.waitReady()
+    proc.address = f"tcp:127.0.0.1:{tcp}"
+    return proc

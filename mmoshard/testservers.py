@@ -3,7 +3,6 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 
@@ -11,7 +10,7 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest
 
-from mmoshard.testing import freePort
+from mmoshard.testing import freePort, listening
 
 MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
@@ -29,14 +28,6 @@ def _need(path, what):
     if os.environ.get("CI") == "true":
         raise AssertionError(message)
     raise SkipTest(message)
-
-
-def _answers(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 class PrivateServer:
@@ -72,7 +63,7 @@ class PrivateServer:
             with open(self.log, "ab") as log:
                 self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                              start_new_session=True)
-        await self.waitFor(lambda: _answers(self.port), timeout,
+        await self.waitFor(lambda: listening(self.port, 0.2), timeout,
                            f"{self.name} on port {self.port} did not start")
         return self
 

@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from mmoshard.testing import TwistdProcess, freePort, writeConfig
+from mmoshard.testing import eventually, freePort, startNodeProcess
 from mmoshard.testservers import PrivateMariaDB, PrivateRedis
 from mmoshard.wire import errors
 from mmoshard.wire.client import RequestError, SessionClient
@@ -21,6 +21,8 @@ PASSWORD = "outage test password 9"
 # of it (a process on a busy two-core machine, the answer's own way back).
 DEADLINE = 1.0
 SLACK = 2.5
+# How long a thawed server's clients may take to be answered again.
+RECOVERY = 15.0
 
 
 class HungStoreTests(TestCase):
@@ -43,25 +45,19 @@ class HungStoreTests(TestCase):
         store.open()
         await migrate(store)
         await store.close()
-        http, tcp, admin = freePort(), freePort(), freePort()
-        path = writeConfig(self.mktemp() + ".toml", {
+        http = freePort()
+        self.proc = await startNodeProcess(self, reactor, self.mktemp() + ".toml", {
             "node": {"id": "outage", "roles": ["auth", "world"],
                      "var_dir": os.path.abspath(self.mktemp())},
             # Two connections: a few stuck requests would take them all.
             "sql": {"url": url, "pool_min": 1, "pool_max": 2, "deadline": DEADLINE},
             "volatile": {"url": self.redis.url, "prefix": "outage:", "timeout": DEADLINE},
             "secrets": {"token_key": TOKEN_KEY},
-            "listen": {"http": f"tcp:{http}:interface=127.0.0.1",
-                       "tcp": f"tcp:{tcp}:interface=127.0.0.1", "websocket": "",
-                       "admin": f"tcp:{admin}:interface=127.0.0.1"},
+            "listen": {"http": f"tcp:{http}:interface=127.0.0.1"},
             "session": {"one_session_per_account": False},
         })
-        proc = TwistdProcess(reactor, path, admin).start()
-        self.addCleanup(proc.kill)
-        await proc.waitReady()
         self.http = f"http://127.0.0.1:{http}"
-        self.tcp = f"tcp:127.0.0.1:{tcp}"
-        self.proc = proc
+        self.tcp = self.proc.address
         # A one-second deadline on a loaded machine may answer 503 now and
         # then: the set-up retries as a client is told to (these are safe).
         username = "outage_" + uuid.uuid4().hex[:8]
@@ -122,17 +118,6 @@ class HungStoreTests(TestCase):
         self.assertEqual(body["error"]["code"], "service.unavailable")
         self.assertGreater(body["error"]["retry_after"], 0)
 
-    async def eventually(self, attempt, seconds=15.0):
-        """@return: C{attempt()}'s first result that is not an exception, retrying for C{seconds}."""
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                return await attempt()
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await deferLater(reactor, 0.2, lambda: None)
-
     async def test_frozenMariaDB(self):
         """
         With MariaDB frozen, GET /v1/characters answers 503 with a retry_after
@@ -163,12 +148,12 @@ class HungStoreTests(TestCase):
             self.assertEqual(status, 200, body)
             return body
 
-        listing = await self.eventually(listed)
+        listing = await eventually(reactor, listed, RECOVERY, step=0.2)
         self.assertEqual([c["id"] for c in listing["characters"]], [self.characterId])
         async def entered():
             return await client.request("world.enter", character_id=self.characterId)
 
-        reply = await self.eventually(entered)
+        reply = await eventually(reactor, entered, RECOVERY, step=0.2)
         self.assertEqual(reply["character_id"], self.characterId)
         self.assertEqual(await self.proc.stop("TERM"), 0, self.proc.output.decode())
 
@@ -222,7 +207,7 @@ class HungStoreTests(TestCase):
                 raise AssertionError("not yet")
             return status, body
 
-        status, body = await self.eventually(refreshed)
+        status, body = await eventually(reactor, refreshed, RECOVERY, step=0.2)
         self.assertEqual(status, 200, body)
         self.token = body["access_token"]
 
@@ -231,6 +216,6 @@ class HungStoreTests(TestCase):
             reply = await client.request("world.enter", character_id=self.characterId)
             return reply
 
-        reply = await self.eventually(entered)
+        reply = await eventually(reactor, entered, RECOVERY, step=0.2)
         self.assertEqual(reply["character_id"], self.characterId)
         self.assertEqual(await self.proc.stop("TERM"), 0, self.proc.output.decode())

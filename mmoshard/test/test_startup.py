@@ -7,7 +7,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from mmoshard.plugins import discoverRoles
-from mmoshard.testing import TwistdProcess, freePort, writeConfig
+from mmoshard.testing import TwistdProcess, freePort, listening, writeConfig
 from mmoshard.testservers import PrivateMariaDB, PrivateRedis
 
 TOKEN_KEY = "startup-test-key-0123456789abcdef"
@@ -16,15 +16,6 @@ TOKEN_KEY = "startup-test-key-0123456789abcdef"
 # with room for a loaded CI machine, far below the 17-20 s of serial timeouts
 # the start-up used to add up to.
 PROMPT = 8.0
-
-
-def listening(port):
-    """@return: whether something accepts connections on 127.0.0.1:C{port}."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def whyFailed(output):

@@ -1,11 +1,11 @@
 """The private test servers: start, freeze and thaw, restart with their data, kill."""
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from mmoshard.store.sql import SQLStore
 from mmoshard.store.volatile import makeVolatileStore
+from mmoshard.testing import eventually
 from mmoshard.testservers import PrivateMariaDB, PrivateRedis
 
 
@@ -26,30 +26,10 @@ class PrivateServerTests(TestCase):
         redis.thaw()
         # The answer comes once the thawed server is scheduled again: on a
         # loaded machine that can take longer than the store's 0.5 s timeout.
-        self.assertEqual(await self.eventually(lambda: store.get("k")), b"v")
+        self.assertEqual(await eventually(reactor, lambda: store.get("k")), b"v")
         await redis.restart()
         # Nothing is kept on disk: a restarted Redis is empty, and answers.
-        for _ in range(40):
-            try:
-                self.assertIsNone(await store.get("k"))
-                break
-            except Exception:
-                d = Deferred()
-                reactor.callLater(0.1, d.callback, None)
-                await d
-
-    async def eventually(self, call, seconds=10.0):
-        """@return: what C{call()} fires with first, retrying its failures for C{seconds}."""
-        deadline = reactor.seconds() + seconds
-        while True:
-            try:
-                return await call()
-            except Exception:
-                if reactor.seconds() > deadline:
-                    raise
-                d = Deferred()
-                reactor.callLater(0.1, d.callback, None)
-                await d
+        self.assertIsNone(await eventually(reactor, lambda: store.get("k")))
 
     async def test_mariadb_keeps_data_across_restart(self):
         """A private MariaDB takes a database, keeps its rows across a restart, and refuses while killed."""

@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.store.volatile import RedisStore, parseRedisURL
-from mmoshard.testing import freePort, requireRedis, unavailable
+from mmoshard.testing import eventually, freePort, requireRedis, unavailable
 
 
 class RedisOutageTests(TestCase):
@@ -58,16 +58,9 @@ class RedisOutageTests(TestCase):
         self.addCleanup(store.close)
         return store
 
-    async def poll(self, attempt, timeout=5.0):
-        """Retry C{attempt()} until it stops raising VolatileUnavailable."""
-        deadline = reactor.seconds() + timeout
-        while True:
-            try:
-                return await attempt()
-            except VolatileUnavailable:
-                if reactor.seconds() > deadline:
-                    raise
-                await deferLater(reactor, 0.05, lambda: None)
+    async def poll(self, attempt):
+        """Retry C{attempt()} for up to 5 seconds until it stops raising VolatileUnavailable."""
+        return await eventually(reactor, attempt, 5.0, 0.05, VolatileUnavailable)
 
     async def eventually(self, predicate, timeout=5.0):
         for _ in range(int(timeout / 0.02)):

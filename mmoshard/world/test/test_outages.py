@@ -8,7 +8,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from mmoshard.store.errors import VolatileUnavailable
-from mmoshard.testing import TwistdProcess, freePort, requireMySQL, writeConfig
+from mmoshard.testing import requireMySQL, startNodeProcess
 from mmoshard.testservers import PrivateMariaDB, PrivateRedis
 from mmoshard.tokens import issueAccessToken
 from mmoshard.wire.client import RequestError
@@ -75,26 +75,18 @@ class OutageTests(TestCase):
         return await self.volatile.get(leaseKey(cid))
 
     async def startWorld(self, name, zones, **world):
-        tcp, admin = freePort(), freePort()
         settings = {"lease_ttl": 3.0, "lease_refresh": 1.0, "save_interval": 1.0, "zones": zones,
                     **world}
-        path = writeConfig(os.path.join(self.tmp, f"{name}.toml"), {
+        return await startNodeProcess(self, reactor, os.path.join(self.tmp, f"{name}.toml"), {
             "node": {"id": name, "roles": ["world"], "var_dir": os.path.join(self.tmp, name)},
             # Short driver timeouts: a dead database is noticed in seconds.
             "sql": {"url": self.sqlURL + "?connect_timeout=2&read_timeout=20&write_timeout=20"},
             "volatile": {"url": self.redis.url, "prefix": "t:"},
             "secrets": {"token_key": KEY},
-            "listen": {"tcp": f"tcp:{tcp}:interface=127.0.0.1", "websocket": "", "http": "",
-                       "admin": f"tcp:{admin}:interface=127.0.0.1"},
             "directory": {"heartbeat": 0.5, "ttl": 2.0},
             "session": {"one_session_per_account": False, "resume_grace": 1.0},
             "world": settings,
         })
-        proc = TwistdProcess(reactor, path, admin).start()
-        self.addCleanup(proc.kill)
-        await proc.waitReady()
-        proc.address = f"tcp:127.0.0.1:{tcp}"
-        return proc
 
     def client(self, proc, cid):
         token = issueAccessToken(KEY, 1, "login-1", 3600, reactor.seconds())

@@ -8,7 +8,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from mmoshard.testing import TwistdProcess, freePort, requireMySQL, requireRedis, writeConfig
+from mmoshard.testing import requireMySQL, requireRedis, startNodeProcess
 from mmoshard.tokens import issueAccessToken
 from mmoshard.wire.client import RequestError
 from mmoshard.world.client import WorldClient
@@ -63,43 +63,29 @@ class WorldProcessTests(TestCase):
         return rows[0]
 
     async def startWorld(self, name, zones=None, **world):
-        tcp, admin = freePort(), freePort()
         settings = {"lease_ttl": 3.0, "lease_refresh": 1.0, "save_interval": 1.0, **world}
         if zones:
             settings["zones"] = zones
-        path = writeConfig(os.path.join(self.tmp, f"{name}.toml"), {
-            "node": {"id": name, "roles": ["world"], "var_dir": os.path.join(self.tmp, name)},
-            "sql": {"url": self.sqlURL},
-            "volatile": {"url": self.redisURL, "prefix": self.prefix},
-            "secrets": {"token_key": KEY},
-            "listen": {"tcp": f"tcp:{tcp}:interface=127.0.0.1", "websocket": "", "http": "",
-                       "admin": f"tcp:{admin}:interface=127.0.0.1"},
+        return await self.startNode(name, ["world"], {
             "directory": {"heartbeat": 0.5, "ttl": 2.0},
             "session": {"one_session_per_account": False, "resume_grace": 1.0},
             "world": settings,
         })
-        proc = TwistdProcess(reactor, path, admin).start()
-        self.addCleanup(proc.kill)
-        await proc.waitReady()
-        proc.address = f"tcp:127.0.0.1:{tcp}"
-        return proc
 
     async def startChat(self, name):
-        tcp, admin = freePort(), freePort()
-        path = writeConfig(os.path.join(self.tmp, f"{name}.toml"), {
-            "node": {"id": name, "roles": ["chat"], "var_dir": os.path.join(self.tmp, name)},
+        return await self.startNode(name, ["chat"], {
+            "session": {"one_session_per_account": False},
+        })
+
+    async def startNode(self, name, roles, sections):
+        """@return: a ready node process C{name} with C{roles} on the test's stores, and C{sections}."""
+        return await startNodeProcess(self, reactor, os.path.join(self.tmp, f"{name}.toml"), {
+            "node": {"id": name, "roles": roles, "var_dir": os.path.join(self.tmp, name)},
             "sql": {"url": self.sqlURL},
             "volatile": {"url": self.redisURL, "prefix": self.prefix},
             "secrets": {"token_key": KEY},
-            "listen": {"tcp": f"tcp:{tcp}:interface=127.0.0.1", "websocket": "", "http": "",
-                       "admin": f"tcp:{admin}:interface=127.0.0.1"},
-            "session": {"one_session_per_account": False},
+            **sections,
         })
-        proc = TwistdProcess(reactor, path, admin).start()
-        self.addCleanup(proc.kill)
-        await proc.waitReady()
-        proc.address = f"tcp:127.0.0.1:{tcp}"
-        return proc
 
     def client(self, proc, accountId, cid):
         token = issueAccessToken(KEY, accountId, f"login-{accountId}", 3600, reactor.seconds())
