@@ -18,7 +18,11 @@ def unavailable(what, why):
     Give up on an integration test whose server is absent: skip with a loud
     reason on a developer machine, fail under C{CI=true}.
     """
-    reason = f"{what} is not reachable ({why}); integration test cannot run"
+    cannotRun(f"{what} is not reachable ({why}); integration test cannot run")
+
+
+def cannotRun(reason):
+    """Skip with C{reason} on a developer machine; fail under C{CI=true}, which forbids skipping."""
     if underCI():
         raise AssertionError(reason + " and CI=true forbids skipping")
     raise SkipTest(reason)

@@ -8,9 +8,8 @@ import tempfile
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SkipTest
 
-from mmoshard.testing import freePort, listening
+from mmoshard.testing import cannotRun, freePort, listening
 
 MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
@@ -24,10 +23,7 @@ _template = {}
 def _need(path, what):
     if path and os.path.exists(path):
         return path
-    message = f"{what} is not installed here (private test servers need it)"
-    if os.environ.get("CI") == "true":
-        raise AssertionError(message)
-    raise SkipTest(message)
+    cannotRun(f"{what} is not installed here (private test servers need it)")
 
 
 class PrivateServer:
