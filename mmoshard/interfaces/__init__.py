@@ -1,0 +1,45 @@
+"""The contracts roles and core services share, as zope interfaces (one module per area, all importable from here)."""
+
+from mmoshard.interfaces.stores import (  # noqa: F401
+    IRole,
+    ISQLStore,
+    ISubscription,
+    IVolatileStore,
+    IDirectory,
+)
+from mmoshard.interfaces.sessions import (  # noqa: F401
+    ITokenVerifier,
+    IClientGate,
+    ISession,
+    ISessionListener,
+    IMessageRouter,
+    ISite,
+    IWebSite,
+    IAdminSite,
+)
+from mmoshard.interfaces.game import (  # noqa: F401
+    IZoneChannels,
+    IParties,
+    IProgression,
+    IInterestSpace,
+)
+
+__all__ = [
+    "IRole",
+    "ISQLStore",
+    "ISubscription",
+    "IVolatileStore",
+    "IDirectory",
+    "ITokenVerifier",
+    "IClientGate",
+    "ISession",
+    "ISessionListener",
+    "IMessageRouter",
+    "ISite",
+    "IWebSite",
+    "IAdminSite",
+    "IZoneChannels",
+    "IParties",
+    "IProgression",
+    "IInterestSpace",
+]

@@ -1,0 +1,154 @@
+"""Contracts between the game roles: zone chat, parties, progression, the interest space."""
+
+from zope.interface import Attribute, Interface
+
+
+class IZoneChannels(Interface):
+    """
+    Chat's zone channels, which the world role joins players to.  Provided by
+    the chat role, else by the core (L{mmoshard.zonechat.StoreZoneChannels});
+    works across processes through the volatile store.
+    """
+
+    def joinZone(characterId, zoneId):
+        """
+        Put character C{characterId} in the channel of zone C{zoneId}.
+
+        @return: a Deferred firing with None.
+        """
+
+    def leaveZone(characterId, zoneId):
+        """@return: a Deferred firing with None once the character left."""
+
+
+class IParties(Interface):
+    """Read access to chat's parties, for other roles (world today)."""
+
+    def partyOf(characterId):
+        """
+        @return: a Deferred firing with the party id (str) of C{characterId},
+            or None.
+        """
+
+    def members(partyId):
+        """
+        @return: a Deferred firing with the party's member character ids,
+            leader first, or an empty list when the party does not exist.
+        """
+
+
+class IProgression(Interface):
+    """Persistent character progression, written through at once."""
+
+    def grantExp(characterId, amount, idempotencyKey):
+        """
+        Add C{amount} exp, applying level-ups, in one transaction.  A second
+        call with the same C{idempotencyKey} changes nothing.
+
+        @return: a Deferred firing with the character's (level, exp) after it.
+        """
+
+    def addItem(characterId, itemId, count, idempotencyKey, slot=None):
+        """
+        Add C{count} of C{itemId} to the inventory, idempotently.
+
+        @return: a Deferred firing with the inventory row id.
+        """
+
+    def removeItem(characterId, itemId, count, idempotencyKey):
+        """
+        Remove C{count} of C{itemId}, idempotently; fails with
+        C{ValueError} when the character has fewer.
+
+        @return: a Deferred firing with the count left.
+        """
+
+    def moveItem(characterId, fromSlot, toSlot, idempotencyKey):
+        """
+        Move (or swap) the items in two inventory slots, idempotently.
+
+        @return: a Deferred firing with None.
+        """
+
+
+class IInterestSpace(Interface):
+    """
+    One zone's area of interest and replication state: where each entity
+    is, what each observer sees, and the updates a tick sends.  Two
+    implementations pass the same contract tests: the pure-Python
+    L{mmoshard.world.interest.PySpace} and the C
+    L{mmoshard.world._space.Space}.
+
+    An entity has C{id} (uint32), C{x}, C{z}, C{vx}, C{vz}, C{ct} and
+    C{session} (an L{ISession} for observers, else None) and a C{slot}
+    attribute the space owns.  An observer sees what lies within C{radius}
+    of it and stops seeing it beyond C{radius + hysteresis}.  Synchronous:
+    nothing here blocks or returns a Deferred.
+    """
+
+    native = Attribute("True for the C implementation, False for PySpace.")
+
+    def add(entity):
+        """
+        Put C{entity} in the space at its C{(x, z)}; it is an observer when
+        its C{session} is not None.  It sees nothing until it is recomputed
+        (pass it in C{forced} to the next L{update}).
+
+        @raise ValueError: C{entity} is already in the space.
+        @raise OverflowError: its id does not fit in uint32.
+        """
+
+    def remove(entity):
+        """
+        Take C{entity} out.  Observers that saw it get its id as a leave in
+        their next update; as an observer it forgets everything it saw.
+        """
+
+    def move(entity):
+        """
+        C{entity}'s C{x}, C{z}, C{vx}, C{vz} or C{ct} changed: the space
+        takes them now (a later change counts only with another C{move}),
+        and the move record of the newest C{move} of the tick goes to the
+        observers that see it in the next L{replicate}.
+
+        @raise ValueError: C{entity} is not in the space.
+        """
+
+    def moved():
+        """@return: a list of the entities moved since the last L{replicate}."""
+
+    def update(tick, interval, forced):
+        """
+        Recompute the visible sets of the observers due at C{tick} (those
+        in cells C{c} with C{c % interval == tick % interval}) and of the
+        observers in the iterable C{forced}, recording enters and leaves.
+        """
+
+    def replicate():
+        """
+        Collect this tick's updates and clear the moved entities.
+
+        @return: C{(sends, others, movesBytes)}: C{sends} a list of
+            C{(session, payload)} with the encoded C{world.u} of each
+            observer that only has moves of what it already sees;
+            C{others} a list of C{(entity, enters, leaves, moves)} for the
+            observers with enters or leaves (lists of ids; C{moves} the
+            packed records of the moved entities it sees and did not just
+            enter, or C{b""}); C{movesBytes} the size of the packed moves in
+            C{sends}.
+        """
+
+    def reset(entity):
+        """Observer C{entity} forgets what it sees and has pending (a resumed session)."""
+
+    def visible(entity):
+        """@return: the set of ids observer C{entity} sees."""
+
+    def watchers(entity):
+        """@return: the set of observer entities that see C{entity}."""
+
+    def cell(entity):
+        """@return: the grid cell index of C{entity}, -1 when not in the space."""
+
+    def pairs():
+        """@return: the number of (observer, visible entity) pairs."""
