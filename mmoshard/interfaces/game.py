@@ -117,6 +117,20 @@ class IInterestSpace(Interface):
     def moved():
         """@return: a list of the entities moved since the last L{replicate}."""
 
+    def event(entity, record):
+        """
+        Append C{record} (bytes: one or more packed combat records,
+        L{mmoshard.world.combat.records}) to what happened to C{entity} this
+        tick.  The next L{replicate} gives it to every observer that sees
+        C{entity} and to C{entity} itself when it is an observer, in the
+        C{c} field of its C{world.u}; the records of one entity keep their
+        order, those of different entities come in any order.  An observer
+        with records and nothing else still gets an update.
+
+        @raise ValueError: C{entity} is not in the space.
+        @raise TypeError: C{record} is not bytes.
+        """
+
     def update(tick, interval, forced):
         """
         Recompute the visible sets of the observers due at C{tick} (those
@@ -131,11 +145,14 @@ class IInterestSpace(Interface):
         @return: C{(sends, others, movesBytes)}: C{sends} a list of
             C{(session, payload)} with the encoded C{world.u} of each
             observer that only has moves of what it already sees;
-            C{others} a list of C{(entity, enters, leaves, moves)} for the
-            observers with enters or leaves (lists of ids; C{moves} the
-            packed records of the moved entities it sees and did not just
-            enter, or C{b""}); C{movesBytes} the size of the packed moves in
-            C{sends}.
+            C{others} a list of C{(entity, enters, leaves, moves, events)}
+            for the observers with enters or leaves (lists of ids; C{moves}
+            the packed records of the moved entities it sees and did not just
+            enter, or C{b""}; C{events} its combat records, or C{b""});
+            C{movesBytes} the size of the packed moves and records in
+            C{sends}.  An update in C{sends} is C{{"t": "world.u", "m": moves}}
+            with C{"c": events} when it has any (and no C{"m"} when it has
+            no moves).
         """
 
     def reset(entity):

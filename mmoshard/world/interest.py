@@ -8,6 +8,7 @@ from twisted.logger import Logger
 from zope.interface import classImplements, implementer
 
 from mmoshard.interfaces import IInterestSpace
+from mmoshard.wire.codec import encode
 
 _log = Logger()
 
@@ -111,6 +112,8 @@ class PySpace:
         # id -> move record of the entities moved this tick, taken at move()
         # as the C space does; in the order they first moved.
         self._recs = {}
+        # id -> the combat records emitted on the entity this tick, in order.
+        self._events = {}
 
     # --- membership ---------------------------------------------------------
 
@@ -139,6 +142,7 @@ class PySpace:
         e.cell = -1
         e.slot = -1
         self._recs.pop(e.id, None)
+        self._events.pop(e.id, None)
         eid = e.id
         for w in e.watchers:
             w.visible.discard(eid)
@@ -178,6 +182,17 @@ class PySpace:
             self.cells[e.cell].discard(e)
             self.cells[cell].add(e)
             e.cell = cell
+
+    def event(self, e, record):
+        if self.entities.get(e.id) is not e:
+            raise ValueError("entity is not in this space")
+        if type(record) is not bytes:
+            raise TypeError("a record is bytes")
+        evs = self._events.get(e.id)
+        if evs is None:
+            self._events[e.id] = [record]
+        else:
+            evs.append(record)
 
     def moved(self):
         entities = self.entities
@@ -261,6 +276,8 @@ class PySpace:
         """
         Each moved entity was packed at its move(); an observer's moves are
         one set intersection and one join, so unchanged entities cost nothing.
+        Its combat records are those of what it sees and its own, each
+        entity's in the order emitted.
         """
         recs = self._recs
         self._recs = {}
@@ -272,13 +289,36 @@ class PySpace:
         queue = sends.append
         others = []
         nbytes = 0
+        evs = self._events
+        if evs:
+            self._events = {}
+            chunks = {i: join(v) for i, v in evs.items()}
+            evIds = set(chunks)
+            getChunk = chunks.__getitem__
+        else:
+            chunks = None
         for ob in self.observers.values():
             enters = ob.enters
             leaves = ob.leaves
+            c = b""
+            if chunks is not None:
+                cids = ob.visible & evIds
+                if ob.id in chunks:
+                    cids.add(ob.id)
+                if cids:
+                    c = join(map(getChunk, cids))
             if not enters and not leaves:
                 # The common case: only moves of what it already sees.
                 ids = ob.visible & movedIds
-                if ids:
+                if c:
+                    body = {"t": "world.u"}
+                    if ids:
+                        body["m"] = m = join(map(getRec, ids))
+                        nbytes += len(m)
+                    body["c"] = c
+                    nbytes += len(c)
+                    queue((ob.session, encode(body)))
+                elif ids:
                     m = join(map(getRec, ids))
                     n = len(m)
                     # movesMessage, its common case inlined: once per player per tick.
@@ -290,7 +330,7 @@ class PySpace:
             if enters:
                 ids -= enters
             others.append((ob, list(enters or ()), leaves or [],
-                           join(map(getRec, ids)) if ids else b""))
+                           join(map(getRec, ids)) if ids else b"", c))
         return sends, others, nbytes
 
     # --- reading --------------------------------------------------------------

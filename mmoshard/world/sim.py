@@ -35,6 +35,8 @@ class Entity:
     __slots__ = (
         "id", "kind", "name", "cls", "level", "x", "y", "z", "vx", "vz", "ct",
         "session", "budget", "budgetAt", "corr", "components",
+        # Combat state (a Combatant) and an NPC's brain; None when it has none.
+        "combat", "ai",
         # Owned by the zone's interest space (PySpace keeps its state here).
         "slot", "cell", "visible", "watchers", "enters", "leaves",
     )
@@ -57,11 +59,20 @@ class Entity:
         self.budgetAt = 0.0
         self.corr = 0  # correction count; inputs carry it back as "k"
         self.components = {}
+        self.combat = None
+        self.ai = None
 
     def fullState(self):
-        """The enter record: everything an observer needs to show the entity."""
+        """
+        The enter record: everything an observer needs to show the entity;
+        with combat state, also its health, maximum health and 1 when dead.
+        """
+        c = self.combat
+        if c is None:
+            return [self.id, self.kind, self.name, self.cls, self.level,
+                    self.x, self.y, self.z, self.vx, self.vz]
         return [self.id, self.kind, self.name, self.cls, self.level,
-                self.x, self.y, self.z, self.vx, self.vz]
+                self.x, self.y, self.z, self.vx, self.vz, int(c.hp), int(c.hpMax), int(c.dead)]
 
 
 class TickStats:
@@ -338,7 +349,10 @@ class Zone:
         sends, others, nbytes = self.space.replicate()
         states = {}
         entities = self.entities
-        for ob, enters, leaves, m in others:
+        for item in others:
+            # TEMPORARY until the C space returns combat records too (issue 15).
+            ob, enters, leaves, m = item[:4]
+            c = item[4] if len(item) > 4 else b""
             body = {}
             if enters:
                 ents = []
@@ -355,6 +369,9 @@ class Zone:
             if m:
                 body["m"] = m
                 nbytes += len(m)
+            if c:
+                body["c"] = c
+                nbytes += len(c)
             # As session.send("world.u", body, replayable=False) would, in
             # the same batch as the rest.
             body["t"] = "world.u"

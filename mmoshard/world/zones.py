@@ -54,6 +54,11 @@ class ZoneSpec:
     tile: float = 4.0  # blocked-terrain tile size in metres
     blocked: tuple = ()  # Rects
     portals: tuple = ()
+    # Combat (docs/combat.md): NPC packs (PackSpec), where released players
+    # respawn ((x, y, z); None: the first spawn point), players may fight players.
+    packs: tuple = ()
+    graveyard: tuple | None = None
+    pvp: bool = False
 
     @property
     def tickInterval(self):
