@@ -1,11 +1,12 @@
-/* The C interest space: positions, cells, visible sets and move records in arrays (IInterestSpace; PySpace is the reference). */
+/* The C interest space: positions, cells, visible sets, move and combat records in arrays (IInterestSpace; PySpace is the reference). */
 
 /*
  * Every entity gets a slot: an index into arrays of positions, cells, move
  * records and, for observers, a sorted array of the slots they see.  A tick
  * then touches no Python object except to read a moved entity's fields and
  * to build each observer's update: the moves-only update (the common case,
- * once per player per tick) is encoded here, msgpack head included.
+ * once per player per tick) is encoded here, msgpack head included, and so
+ * is one that also carries combat records (the c field).
  *
  * The semantics are PySpace's, line for line: the same cells (Python's
  * float floor division), the same distance tests in the same order of
@@ -25,6 +26,9 @@
 #define PREFIX_LEN 13   /* msgpack {"t": "world.u", "m": up to the bin header */
 static const unsigned char PREFIX[PREFIX_LEN] = {
     0x82, 0xa1, 't', 0xa7, 'w', 'o', 'r', 'l', 'd', '.', 'u', 0xa1, 'm'};
+/* PREFIX[TYPE_AT:TYPE_AT + TYPE_LEN] is "t": "world.u" (after the map head). */
+#define TYPE_AT 1
+#define TYPE_LEN 10
 
 typedef struct {
     int32_t *a;
@@ -61,6 +65,44 @@ ivec_push(IVec *v, int32_t x)
         return -1;
     v->a[v->n++] = x;
     return 0;
+}
+
+/* A growable byte buffer: one entity's combat records of the tick. */
+typedef struct {
+    unsigned char *a;
+    Py_ssize_t n, cap;
+} BVec;
+
+static int
+bvec_append(BVec *v, const char *p, Py_ssize_t n)
+{
+    if (n > PY_SSIZE_T_MAX / 2 - v->n) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (v->n + n > v->cap) {
+        Py_ssize_t cap = v->cap ? v->cap : 64;
+        while (cap < v->n + n)
+            cap *= 2;
+        unsigned char *a = PyMem_Realloc(v->a, (size_t)cap);
+        if (a == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        v->a = a;
+        v->cap = cap;
+    }
+    memcpy(v->a + v->n, p, (size_t)n);
+    v->n += n;
+    return 0;
+}
+
+static void
+bvec_free(BVec *v)
+{
+    PyMem_Free(v->a);
+    v->a = NULL;
+    v->n = v->cap = 0;
 }
 
 static void
@@ -150,8 +192,10 @@ typedef struct {
     unsigned char *rec;
     PyObject **entity, **session;
     IVec *vis, *enters, *leaves;    /* leaves hold ids, the rest slots */
+    BVec *ev;           /* combat records of the tick, in the order emitted */
     /* shared */
     IVec freelist, movedList, observers, inner, next, entered, left;
+    IVec evList;        /* the slots with records this tick (ev[s].n > 0) */
     int32_t curStamp;
 } Space;
 
@@ -192,6 +236,7 @@ space_grow(Space *self)
     GROW(vis, IVec);
     GROW(enters, IVec);
     GROW(leaves, IVec);
+    GROW(ev, BVec);
     self->cap = cap;
     return 0;
 nomem:
@@ -426,10 +471,11 @@ space_clear(Space *self)
     int32_t top = self->top;
     for (int32_t c = 0; c < self->ncells && self->cells; c++)
         self->cells[c].n = 0;
-    self->observers.n = self->movedList.n = self->freelist.n = 0;
+    self->observers.n = self->movedList.n = self->freelist.n = self->evList.n = 0;
     for (int32_t s = 0; s < top; s++) {
         self->alive[s] = self->moved[s] = 0;
         self->vis[s].n = self->enters[s].n = self->leaves[s].n = 0;
+        self->ev[s].n = 0;
     }
     for (int32_t s = 0; s < top; s++) {
         Py_CLEAR(self->session[s]);
@@ -449,6 +495,7 @@ space_dealloc(Space *self)
         ivec_free(&self->vis[s]);
         ivec_free(&self->enters[s]);
         ivec_free(&self->leaves[s]);
+        bvec_free(&self->ev[s]);
     }
     PyMem_Free(self->cells);
     PyMem_Free(self->nb);
@@ -467,6 +514,7 @@ space_dealloc(Space *self)
     PyMem_Free(self->vis);
     PyMem_Free(self->enters);
     PyMem_Free(self->leaves);
+    PyMem_Free(self->ev);
     ivec_free(&self->freelist);
     ivec_free(&self->movedList);
     ivec_free(&self->observers);
@@ -474,6 +522,7 @@ space_dealloc(Space *self)
     ivec_free(&self->next);
     ivec_free(&self->entered);
     ivec_free(&self->left);
+    ivec_free(&self->evList);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -511,6 +560,11 @@ detach(Space *self, int32_t slot)
     if (self->moved[slot]) {
         ivec_discard(&self->movedList, slot);
         self->moved[slot] = 0;
+    }
+    if (self->ev[slot].n) {
+        /* Its pending records die with it, as in PySpace. */
+        ivec_discard(&self->evList, slot);
+        self->ev[slot].n = 0;
     }
     for (int32_t k = 0; k < seen->n; k++) {
         int32_t o = seen->a[k];
@@ -735,6 +789,45 @@ space_moved(Space *self, PyObject *unused)
     return out;
 }
 
+/* --- combat records ------------------------------------------------------- */
+
+static PyObject *
+space_event(Space *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!ready(self))
+        return NULL;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "event(entity, record)");
+        return NULL;
+    }
+    int32_t slot = slot_of(self, args[0]);
+    if (slot == -2)
+        return NULL;
+    if (slot < 0) {
+        PyErr_SetString(PyExc_ValueError, "entity is not in this space");
+        return NULL;
+    }
+    /* Exactly bytes, as PySpace: a bytearray or memoryview could change later. */
+    PyObject *record = args[1];
+    if (!PyBytes_CheckExact(record)) {
+        PyErr_SetString(PyExc_TypeError, "a record is bytes");
+        return NULL;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(record);
+    if (n == 0)
+        Py_RETURN_NONE; /* nothing to send: PySpace's empty chunk sends nothing */
+    BVec *b = &self->ev[slot];
+    /* Reserve first: records listed nowhere would never be sent nor cleared. */
+    if (!b->n && ivec_reserve(&self->evList, self->evList.n + 1) < 0)
+        return NULL;
+    int first = !b->n;
+    if (bvec_append(b, PyBytes_AS_STRING(record), n) < 0)
+        return NULL;
+    if (first)
+        self->evList.a[self->evList.n++] = slot;
+    Py_RETURN_NONE;
+}
+
 /* --- interest ------------------------------------------------------------- */
 
 static int
@@ -890,6 +983,94 @@ ids_list(Space *self, const IVec *v, int slots)
     return out;
 }
 
+/* The size of a msgpack bin head for n bytes. */
+static inline Py_ssize_t
+bin_head_len(Py_ssize_t n)
+{
+    return n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/* A msgpack bin head for n (<= 0xFFFFFFFF) bytes at p; the end of it. */
+static inline unsigned char *
+put_bin_head(unsigned char *p, Py_ssize_t n)
+{
+    if (n < 0x100) {
+        *p++ = 0xc4;
+        *p++ = (unsigned char)n;
+    }
+    else if (n < 0x10000) {
+        *p++ = 0xc5;
+        *p++ = (unsigned char)(n >> 8);
+        *p++ = (unsigned char)n;
+    }
+    else {
+        *p++ = 0xc6;
+        *p++ = (unsigned char)(n >> 24);
+        *p++ = (unsigned char)(n >> 16);
+        *p++ = (unsigned char)(n >> 8);
+        *p++ = (unsigned char)n;
+    }
+    return p;
+}
+
+/* Observer o's combat records (its own, then those of what it sees) at p; the end. */
+static unsigned char *
+put_events(Space *self, int32_t o, unsigned char *p)
+{
+    const BVec *ev = self->ev;
+    const IVec *v = &self->vis[o];
+    if (ev[o].n) {
+        memcpy(p, ev[o].a, (size_t)ev[o].n);
+        p += ev[o].n;
+    }
+    for (int32_t q = 0; q < v->n; q++) {
+        const BVec *b = &ev[v->a[q]];
+        if (b->n) {
+            memcpy(p, b->a, (size_t)b->n);
+            p += b->n;
+        }
+    }
+    return p;
+}
+
+/*
+ * The update {"t": "world.u", "m": moves?, "c": records} of observer o, as
+ * wire.codec.encode writes that dict: m (mlen bytes) only when it has moves.
+ */
+static PyObject *
+update_with_events(Space *self, int32_t o, Py_ssize_t mlen, Py_ssize_t clen)
+{
+    const IVec *v = &self->vis[o];
+    const uint8_t *moved = self->moved;
+    Py_ssize_t size = 1 + TYPE_LEN + 2 + bin_head_len(clen) + clen;
+    if (mlen)
+        size += 2 + bin_head_len(mlen) + mlen;
+    PyObject *b = PyBytes_FromStringAndSize(NULL, size);
+    if (b == NULL)
+        return NULL;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(b);
+    *p++ = mlen ? 0x83 : 0x82;
+    memcpy(p, PREFIX + TYPE_AT, TYPE_LEN);
+    p += TYPE_LEN;
+    if (mlen) {
+        *p++ = 0xa1;
+        *p++ = 'm';
+        p = put_bin_head(p, mlen);
+        for (int32_t q = 0; q < v->n; q++) {
+            int32_t s = v->a[q];
+            if (moved[s]) {
+                memcpy(p, self->rec + (size_t)s * REC, REC);
+                p += REC;
+            }
+        }
+    }
+    *p++ = 0xa1;
+    *p++ = 'c';
+    p = put_bin_head(p, clen);
+    put_events(self, o, p);
+    return b;
+}
+
 static PyObject *
 space_replicate(Space *self, PyObject *unused)
 {
@@ -907,18 +1088,56 @@ space_replicate(Space *self, PyObject *unused)
     const uint8_t *moved = self->moved;
     const unsigned char *rec = self->rec;
     long long nbytes = 0;
+    /* Without records this tick the loop is the moves-only one it always was. */
+    const int events = self->evList.n > 0;
+    const BVec *ev = self->ev;
     for (int32_t k = 0; k < self->observers.n; k++) {
         int32_t o = self->observers.a[k];
         const IVec *v = &self->vis[o];
         IVec *en = &self->enters[o], *lv = &self->leaves[o];
         int plain = !en->n && !lv->n;
-        Py_ssize_t n = 0;
-        for (int32_t q = 0; q < v->n; q++)
-            if (moved[v->a[q]] && (plain || !ivec_contains(en, v->a[q])))
-                n++;
-        if (plain && !n)
+        Py_ssize_t n = 0, clen = 0;
+        if (!events) {
+            for (int32_t q = 0; q < v->n; q++)
+                if (moved[v->a[q]] && (plain || !ivec_contains(en, v->a[q])))
+                    n++;
+        }
+        else {
+            /* Its own records and those of what it sees, entering or not. */
+            clen = ev[o].n;
+            for (int32_t q = 0; q < v->n; q++) {
+                int32_t s = v->a[q];
+                clen += ev[s].n;
+                if (moved[s] && (plain || !ivec_contains(en, s)))
+                    n++;
+            }
+            if (clen > 0xFFFFFFFF) {
+                PyErr_SetString(PyExc_OverflowError, "combat records too long for one update");
+                goto fail;
+            }
+        }
+        if (plain && !n && !clen)
             continue;
         Py_ssize_t mlen = n * REC, head = 0;
+        if (plain && clen) {
+            if (mlen > 0xFFFFFFFF) {
+                PyErr_SetString(PyExc_OverflowError, "moves too long for one update");
+                goto fail;
+            }
+            PyObject *b = update_with_events(self, o, mlen, clen);
+            if (b == NULL)
+                goto fail;
+            PyObject *t = PyTuple_Pack(2, self->session[o], b);
+            Py_DECREF(b);
+            if (t == NULL)
+                goto fail;
+            nbytes += mlen + clen;
+            int r = PyList_Append(sends, t);
+            Py_DECREF(t);
+            if (r < 0)
+                goto fail;
+            continue;
+        }
         if (plain) {
             head = PREFIX_LEN + (mlen < 0x100 ? 2 : mlen < 0x10000 ? 3 : 5);
         }
@@ -965,9 +1184,13 @@ space_replicate(Space *self, PyObject *unused)
         }
         else {
             PyObject *ents = ids_list(self, en, 1), *lefts = ids_list(self, lv, 0);
-            t = (ents && lefts) ? PyTuple_Pack(4, self->entity[o], ents, lefts, b) : NULL;
+            PyObject *c = PyBytes_FromStringAndSize(NULL, clen);
+            if (c != NULL && clen)
+                put_events(self, o, (unsigned char *)PyBytes_AS_STRING(c));
+            t = (ents && lefts && c) ? PyTuple_Pack(5, self->entity[o], ents, lefts, b, c) : NULL;
             Py_XDECREF(ents);
             Py_XDECREF(lefts);
+            Py_XDECREF(c);
         }
         Py_DECREF(b);
         if (t == NULL)
@@ -988,6 +1211,14 @@ space_replicate(Space *self, PyObject *unused)
         for (int32_t k = 0; k < self->movedList.n; k++)
             self->moved[self->movedList.a[k]] = 0;
         self->movedList.n = 0;
+        for (int32_t k = 0; k < self->evList.n; k++) {
+            BVec *b = &self->ev[self->evList.a[k]];
+            b->n = 0;
+            /* A burst's buffer is not kept for the rest of the entity's life. */
+            if (b->cap > 4096)
+                bvec_free(b);
+        }
+        self->evList.n = 0;
     }
     if (gc)
         PyGC_Enable();
@@ -1091,6 +1322,8 @@ static PyMethodDef space_methods[] = {
     {"reset", (PyCFunction)space_reset, METH_O, "An observer forgets what it sees."},
     {"move", (PyCFunction)space_move, METH_O, "An entity's position, velocity or client time changed."},
     {"moved", (PyCFunction)space_moved, METH_NOARGS, "The entities moved since the last replicate."},
+    {"event", (PyCFunction)(void (*)(void))space_event, METH_FASTCALL,
+     "event(entity, record): combat records (bytes) of an entity, sent with the next replicate."},
     {"update", (PyCFunction)(void (*)(void))space_update, METH_FASTCALL,
      "update(tick, interval, forced=()): recompute the due observers."},
     {"replicate", (PyCFunction)space_replicate, METH_NOARGS,
@@ -1124,7 +1357,7 @@ static PyTypeObject SpaceType = {
 
 static struct PyModuleDef spacemodule = {
     PyModuleDef_HEAD_INIT, "mmoshard.world._space",
-    "The C interest space: positions, cells, visible sets and move records in arrays.", -1, NULL,
+    "The C interest space: positions, cells, visible sets, move and combat records in arrays.", -1, NULL,
 };
 
 PyMODINIT_FUNC

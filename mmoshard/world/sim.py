@@ -342,17 +342,14 @@ class Zone:
 
     def replicate(self, now, dt):
         """
-        Send each observer one world.u with its enters, leaves and moves:
-        the space encodes the common update (moves only) itself, and the
-        rest get their enters' full state here.
+        Send each observer one world.u with its enters, leaves, moves and
+        combat records: the space encodes the common update (moves and
+        records only) itself, and the rest get their enters' full state here.
         """
         sends, others, nbytes = self.space.replicate()
         states = {}
         entities = self.entities
-        for item in others:
-            # TEMPORARY until the C space returns combat records too (issue 15).
-            ob, enters, leaves, m = item[:4]
-            c = item[4] if len(item) > 4 else b""
+        for ob, enters, leaves, m, c in others:
             body = {}
             if enters:
                 ents = []
