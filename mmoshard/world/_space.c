@@ -22,6 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
 #define REC 20          /* one move record: <IffhhI */
 #define PREFIX_LEN 13   /* msgpack {"t": "world.u", "m": up to the bin header */
 static const unsigned char PREFIX[PREFIX_LEN] = {
@@ -1071,25 +1077,16 @@ update_with_events(Space *self, int32_t o, Py_ssize_t mlen, Py_ssize_t clen)
     return b;
 }
 
-static PyObject *
-space_replicate(Space *self, PyObject *unused)
+/*
+ * Each observer's update of this tick into sends (encoded) or others.  Inlined
+ * twice: with events 0 (no records this tick) it is the moves-only loop it
+ * was before records existed, not one that tests for them per observer.
+ */
+static ALWAYS_INLINE int
+replicate_observers(Space *self, PyObject *sends, PyObject *others, long long *nbytes,
+                    const int events)
 {
-    if (!ready(self))
-        return NULL;
-    /*
-     * No gc while the arrays are read: a finalizer it ran could change the
-     * space (grow the arrays, remove an observer) under this loop.  Nothing
-     * else here runs Python code.
-     */
-    int gc = PyGC_Disable();
-    PyObject *sends = PyList_New(0), *others = PyList_New(0);
-    if (sends == NULL || others == NULL)
-        goto fail;
     const uint8_t *moved = self->moved;
-    const unsigned char *rec = self->rec;
-    long long nbytes = 0;
-    /* Without records this tick the loop is the moves-only one it always was. */
-    const int events = self->evList.n > 0;
     const BVec *ev = self->ev;
     for (int32_t k = 0; k < self->observers.n; k++) {
         int32_t o = self->observers.a[k];
@@ -1113,7 +1110,7 @@ space_replicate(Space *self, PyObject *unused)
             }
             if (clen > 0xFFFFFFFF) {
                 PyErr_SetString(PyExc_OverflowError, "combat records too long for one update");
-                goto fail;
+                return -1;
             }
         }
         if (plain && !n && !clen)
@@ -1122,20 +1119,20 @@ space_replicate(Space *self, PyObject *unused)
         if (plain && clen) {
             if (mlen > 0xFFFFFFFF) {
                 PyErr_SetString(PyExc_OverflowError, "moves too long for one update");
-                goto fail;
+                return -1;
             }
             PyObject *b = update_with_events(self, o, mlen, clen);
             if (b == NULL)
-                goto fail;
+                return -1;
             PyObject *t = PyTuple_Pack(2, self->session[o], b);
             Py_DECREF(b);
             if (t == NULL)
-                goto fail;
-            nbytes += mlen + clen;
+                return -1;
+            *nbytes += mlen + clen;
             int r = PyList_Append(sends, t);
             Py_DECREF(t);
             if (r < 0)
-                goto fail;
+                return -1;
             continue;
         }
         if (plain) {
@@ -1143,7 +1140,7 @@ space_replicate(Space *self, PyObject *unused)
         }
         PyObject *b = PyBytes_FromStringAndSize(NULL, head + mlen);
         if (b == NULL)
-            goto fail;
+            return -1;
         unsigned char *p = (unsigned char *)PyBytes_AS_STRING(b);
         if (plain) {
             memcpy(p, PREFIX, PREFIX_LEN);
@@ -1161,7 +1158,7 @@ space_replicate(Space *self, PyObject *unused)
                 if (mlen > 0xFFFFFFFF) {
                     Py_DECREF(b);
                     PyErr_SetString(PyExc_OverflowError, "moves too long for one update");
-                    goto fail;
+                    return -1;
                 }
                 *p++ = 0xc6;
                 *p++ = (unsigned char)(mlen >> 24);
@@ -1170,6 +1167,7 @@ space_replicate(Space *self, PyObject *unused)
                 *p++ = (unsigned char)mlen;
             }
         }
+        const unsigned char *rec = self->rec;
         for (int32_t q = 0; q < v->n; q++) {
             int32_t s = v->a[q];
             if (moved[s] && (plain || !ivec_contains(en, s))) {
@@ -1180,7 +1178,7 @@ space_replicate(Space *self, PyObject *unused)
         PyObject *t;
         if (plain) {
             t = PyTuple_Pack(2, self->session[o], b);
-            nbytes += mlen;
+            *nbytes += mlen;
         }
         else {
             PyObject *ents = ids_list(self, en, 1), *lefts = ids_list(self, lv, 0);
@@ -1194,12 +1192,33 @@ space_replicate(Space *self, PyObject *unused)
         }
         Py_DECREF(b);
         if (t == NULL)
-            goto fail;
+            return -1;
         int r = PyList_Append(plain ? sends : others, t);
         Py_DECREF(t);
         if (r < 0)
-            goto fail;
+            return -1;
     }
+    return 0;
+}
+
+static PyObject *
+space_replicate(Space *self, PyObject *unused)
+{
+    if (!ready(self))
+        return NULL;
+    /*
+     * No gc while the arrays are read: a finalizer it ran could change the
+     * space (grow the arrays, remove an observer) under this loop.  Nothing
+     * else here runs Python code.
+     */
+    int gc = PyGC_Disable();
+    PyObject *sends = PyList_New(0), *others = PyList_New(0);
+    if (sends == NULL || others == NULL)
+        goto fail;
+    long long nbytes = 0;
+    if ((self->evList.n ? replicate_observers(self, sends, others, &nbytes, 1)
+                        : replicate_observers(self, sends, others, &nbytes, 0)) < 0)
+        goto fail;
     PyObject *out = Py_BuildValue("(NNL)", sends, others, nbytes);
     if (out != NULL) {
         /* Consumed only now: after a MemoryError the next call sends it all. */
