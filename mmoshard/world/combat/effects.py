@@ -28,8 +28,8 @@ class Effects:
     """
     The effects half of L{mmoshard.world.combat.system.Combat}: everything
     here changes combatants and emits the records observers see.  Needs
-    C{zone}, C{rng}, C{pvp}, C{deathListeners}, C{active}, C{pending} and
-    C{members} from the subclass.
+    C{zone}, C{rng}, C{pvp}, C{deathListeners}, C{engageListeners},
+    C{active}, C{pending} and C{members} from the subclass.
     """
 
     log = Logger()
@@ -76,16 +76,30 @@ class Effects:
         return bool(c.engaged) or bool(c.threat) or c.combatUntil > now
 
     def engage(self, npc, entity, threat=0.0):
-        """Put C{entity} on C{npc}'s threat table (aggro): both are in combat."""
+        """
+        Put C{entity} on C{npc}'s threat table (aggro) with C{threat} more:
+        both are in combat.  Nothing when either is dead, the NPC evades, or
+        they are not enemies.  When the table was empty the engage listeners
+        are told C{(npc, entity)}.
+        """
         nc = npc.combat
         ec = entity.combat
         if (nc is None or ec is None or nc.threat is None or nc.dead or ec.dead or nc.immune
                 or not self.isEnemy(npc, entity)):
             return
+        first = not nc.threat.table
         nc.threat.add(entity, threat)
         ec.engaged.add(npc)
         until = self.zone.clock.seconds() + COMBAT_WINDOW
         nc.combatUntil = ec.combatUntil = until
+        if first:
+            # The NPC was out of the fight: its AI enters combat and calls for help.
+            for listener in list(self.engageListeners):
+                try:
+                    listener(npc, entity)
+                except Exception:
+                    self.log.failure("zone {zone}: an engage listener failed on {npc}",
+                                     zone=self.zone.id, npc=npc.id)
 
     def _hostile(self, source, target):
         """C{source} did something hostile to C{target}: both are in combat, an NPC target aggroes."""

@@ -40,6 +40,9 @@ class Combat(Effects):
     @ivar deathListeners: callables C{(victim, killer)} (entities; killer
         may be None) told after a death is applied (rewards, NPC respawn),
         while a dead NPC's threat table is still full.
+    @ivar engageListeners: callables C{(npc, entity)} told when C{entity}
+        goes on C{npc}'s empty threat table (the NPC enters a fight: its AI
+        reacts, pulls its pack).
     @ivar members: the entities with combat state in this zone.
     @ivar active: the members the tick visits.
     @ivar pending: entity -> instant casts C{(ability, target, x, z)} that
@@ -52,6 +55,7 @@ class Combat(Effects):
         self.rng = rng
         self.pvp = pvp
         self.deathListeners = []
+        self.engageListeners = []
         self.members = set()
         self.active = set()
         self.pending = {}

@@ -3,6 +3,7 @@
 import random
 
 from mmoshard.world.combat.data import AbilitySpec, ClassKit, GameData, ItemSpec, NpcType
+from mmoshard.world.combat.errors import CombatError
 from mmoshard.world.combat.records import records
 from mmoshard.world.combat.system import Combat
 from mmoshard.world.sim import NPC, PLAYER, Entity
@@ -143,3 +144,18 @@ def recordsOf(entity, kind=None):
     if kind is not None:
         out = [r for r in out if r[0] == kind]
     return out
+
+
+class ArenaMixin:
+    """For TestCases: C{arena()} on the class's C{engine}, and C{assertError}."""
+
+    engine = "python"
+
+    def arena(self, **kw):
+        return Arena(self.engine, **kw)
+
+    def assertError(self, code, func, *args, **kw):
+        """C{func(*args, **kw)} raises a L{CombatError} with C{code}. @return: the error."""
+        e = self.assertRaises(CombatError, func, *args, **kw)
+        self.assertEqual(e.code, code)
+        return e
