@@ -305,8 +305,10 @@ class Effects:
         self._clearAuras(victim)
         self.emit(victim, R.DEATH, killer.id if killer is not None else 0, victim.id)
         c.deaths += 1
-        self.log.debug("zone {zone}: {victim} died (killer {killer}, death {n})", zone=self.zone.id,
-                       victim=victim.id, killer=killer.id if killer is not None else 0, n=c.deaths)
+        # Players' deaths are rare enough to log; NPCs' are the NPC AI's to tell.
+        (self.log.info if c.team == PLAYERS else self.log.debug)(
+            "zone {zone}: {victim} died (killer {killer}, death {n})", zone=self.zone.id,
+            victim=victim.id, killer=killer.id if killer is not None else 0, n=c.deaths)
         for listener in list(self.deathListeners):
             try:
                 listener(victim, killer)

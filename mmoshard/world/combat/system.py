@@ -172,7 +172,8 @@ class Combat(Effects):
         if kind == "self":
             return caster, None, None
         if kind == "area":
-            if x is None and z is None:
+            if (x is None and z is None) or ability.range <= 0:
+                # No point, or a point-blank area (range 0): around the caster.
                 return None, None, None
             if (type(x) not in _NUM or type(z) not in _NUM or not math.isfinite(x) or not math.isfinite(z)
                     or not self.zone.spec.inBounds(x, z)):

@@ -357,7 +357,7 @@ class CombatTestsMixin(ArenaMixin):
         far = a.player(3, "mage", x=100.0, z=130.0)
         cult = a.npc("mage", x=100.0, z=104.0)
         other = a.npc("wolf", x=100.0, z=103.0)
-        self.assertEqual(a.combat.cast(cult, "nova"), 0.0)
+        self.assertEqual(a.combat.cast(cult, "nova", None, 150.0, 150.0), 0.0)  # point-blank: no point
         a.step()
         self.assertEqual([e.combat.hp for e in (m, near, far, other)], [570, 570, 600, 1000])
 
