@@ -69,6 +69,17 @@ class CombatTestsMixin(ArenaMixin):
         self.assertIn((R.HEALTH, 0, 0, wolf.id, 1000, 900), recs)
         self.assertIn((R.RESOURCE, 0, 0, p.id, 100, 90), recs)
 
+    def test_instant_target_gone_at_resolution(self):
+        """An instant whose target died before the next tick is interrupted there: no cost, no cooldown."""
+        a = self.arena()
+        w = a.player(1, "warrior")
+        wolf = a.npc("wolf", x=102.0)
+        a.combat.cast(w, "smash", wolf)
+        a.combat.damage(None, wolf, 5000)
+        a.step()
+        self.assertEqual((w.combat.res, w.combat.cooldowns), (100, {}))
+        self.assertEqual(recordsOf(w, R.CAST_INTERRUPT), [(R.CAST_INTERRUPT, 0, 4, w.id, 0, 0)])
+
     def test_gcd(self):
         """A GCD ability blocks the next for 1.5 s with retry_after; off-GCD abilities still go; then it is ready."""
         a = self.arena()
@@ -486,6 +497,17 @@ class CombatTestsMixin(ArenaMixin):
         self.assertIn(m.combat.hp, (512, 524))
         a.seconds(20)
         self.assertEqual(m.combat.hp, 600)
+
+    def test_resource_records_and_level(self):
+        """Regeneration sends RESOURCE records in whole points; a new level raises maximum health and refills it."""
+        a = self.arena()
+        m = a.player(1, "mage")
+        m.combat.res = 480.5
+        a.seconds(1.0)
+        self.assertIn((R.RESOURCE, 0, 0, m.id, 500, 490), recordsOf(m))
+        a.combat.setLevel(m, 3)
+        self.assertEqual((m.combat.hp, m.combat.hpMax, m.combat.power), (720, 720, 24.0))
+        self.assertFalse(a.combat.revive(m, 1.0))
 
     def test_idle_costs_nothing(self):
         """A combatant with nothing to do leaves the active set the tick visits."""
