@@ -81,11 +81,18 @@ class Combat(Effects):
         return c
 
     def addNpc(self, entity, npcType):
-        """Give an NPC entity (already spawned) a fresh Combatant and threat table. @return: it."""
+        """
+        Give an NPC entity (already spawned) a fresh Combatant and threat
+        table; one it had keeps counting its deaths (reward keys use the
+        count). @return: it.
+        """
         if entity in self.members:
             self.remove(entity)
+        old = entity.combat
         c = Combatant(entity, npcType, NPCS, npcType.level, npcType.health, npcType.power)
         c.threat = Threat(self.zone.clock)
+        if old is not None:
+            c.deaths = old.deaths
         entity.combat = c
         self.members.add(entity)
         return c

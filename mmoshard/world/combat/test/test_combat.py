@@ -479,6 +479,8 @@ class CombatTestsMixin(ArenaMixin):
         a.combat.damage(p, cult, 5000)
         a.combat.reset(cult)
         self.assertFalse(cult.combat.dead)
+        a.combat.addNpc(cult, cult.combat.kit)  # a fresh state keeps the death count
+        self.assertEqual(cult.combat.deaths, 1)
 
     # --- regeneration and the active set ----------------------------------------------------
 
