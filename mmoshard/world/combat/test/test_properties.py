@@ -17,7 +17,8 @@ PROPS = settings(
 
 # Six combatants: three players (one of each class) and three NPCs.
 WHO = st.integers(min_value=0, max_value=5)
-AMOUNT = st.floats(min_value=-50.0, max_value=3000.0, allow_nan=False)
+AMOUNT = st.floats(min_value=-50.0, max_value=3000.0) | st.sampled_from(
+    [float("inf"), float("-inf"), float("nan"), 1e300])
 OPS = st.one_of(
     st.tuples(st.just("damage"), WHO, WHO, AMOUNT),
     st.tuples(st.just("heal"), WHO, WHO, AMOUNT),
