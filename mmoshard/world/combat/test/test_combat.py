@@ -554,3 +554,9 @@ class CombatTestsMixin(ArenaMixin):
 
 class PythonCombatTests(CombatTestsMixin, TestCase):
     """The combat rules with the Python interest space."""
+
+
+class NativeCombatTests(CombatTestsMixin, TestCase):
+    """The combat rules with the C interest space (its Space.event)."""
+
+    engine = "native"

@@ -117,3 +117,9 @@ class ThreatTestsMixin(ArenaMixin):
 
 class PythonThreatTests(ThreatTestsMixin, TestCase):
     """Threat with the Python interest space."""
+
+
+class NativeThreatTests(ThreatTestsMixin, TestCase):
+    """Threat with the C interest space (its Space.event)."""
+
+    engine = "native"
