@@ -1,10 +1,15 @@
 """Combat game data: the shipped files load and fit the classes' roles; every mistake of a bad file is reported at once."""
 
+import os
+
+import attrs
 from twisted.trial.unittest import TestCase
 
 from mmoshard.paths import dataPath
+from mmoshard.testing import checkoutRoot
+from mmoshard.world.combat.data import AbilitySpec, ClassKit, ItemSpec, LootEntry, NpcType, PackSpec
 from mmoshard.world.combat.loading import GameDataError, loadGameData, parseGameData
-from mmoshard.world.config import makeConfig
+from mmoshard.world.config import WORLD_FIELDS, makeConfig
 
 SHIPPED = ("etc/abilities.toml", "etc/npcs.toml", "etc/items.toml", "etc/classes.toml")
 
@@ -315,3 +320,21 @@ class MistakeTests(TestCase):
         message = str(e.exception)
         self.assertIn(f"world.npcs_file: {npcs}: npcs.rat.level: must be 1..60", message)
         self.assertIn("world.start_zone", message)
+
+
+class DocsTests(TestCase):
+    def test_everyKeyDocumented(self):
+        """docs/gamedata.md documents every key of the game data files and of a pack; docs/world.md the [world] keys."""
+        with open(os.path.join(checkoutRoot(), "docs", "gamedata.md")) as f:
+            text = f.read()
+        # The TOML keys are the specs' fields, less the table's id (and a kit's role, from classes.toml).
+        for spec in (AbilitySpec, ClassKit, NpcType, LootEntry, ItemSpec, PackSpec):
+            for field in attrs.fields(spec):
+                if field.name not in ("id", "role") and (spec, field.name) != (ClassKit, "cls"):
+                    self.assertIn(f"`{field.name}`", text, spec.__name__)
+        for key in ("graveyard", "pvp", "packs", "abilities_file", "npcs_file", "items_file", "classes_file"):
+            self.assertIn(f"| `{key}` |", text)
+        with open(os.path.join(checkoutRoot(), "docs", "world.md")) as f:
+            text = f.read()
+        for key in list(WORLD_FIELDS) + ["graveyard", "pvp", "packs"]:
+            self.assertIn(f"| `{key}` |", text)
