@@ -158,7 +158,7 @@ _ABILITY = {
     "duration": (float, _atLeast(0)),
     "period": (float, _atLeast(0)),
     "mod": (str, _oneOf(MODS)),
-    "magnitude": (float, lambda v: None if -1 < v <= 10 and v != 0 else "must be in (-1, 10] and not 0"),
+    "magnitude": (float, lambda v: None if -1 < v <= 10 and v != 0 else "must be in (-1, 10], not 0"),
     "resurrect": (float, lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
 }
 _ABILITY_REQUIRED = ("num", "name", "cls", "kind", "target")
@@ -221,7 +221,8 @@ def _parseAbility(aid, raw, classIds, problems):
     v = _readScalars(raw, path, _ABILITY, _ABILITY_REQUIRED, problems)
     cls = v.get("cls")
     if cls is not None and cls not in classIds and cls not in OTHER_CLASSES:
-        problems.append(f"{path}.cls: unknown class {cls!r} (known: {', '.join(sorted(classIds) + list(OTHER_CLASSES))})")
+        known = ", ".join(sorted(classIds) + list(OTHER_CLASSES))
+        problems.append(f"{path}.cls: unknown class {cls!r} (known: {known})")
     if cls in OTHER_CLASSES and v.get("cost", 0):
         problems.append(f"{path}.cost: {cls} abilities cost no resource")
     if "kind" in v:
@@ -394,7 +395,7 @@ def _parseItem(iid, raw, abilities, problems):
             problems.append(f"{path}.use: unknown ability {use!r}")
         elif use is not None and abilities[use][0] not in (None, "item"):
             problems.append(f"{path}.use: {use!r} is an ability of {abilities[use][0]!r}, not of \"item\"")
-    elif "kind" in v:
+    elif "kind" in v or "kind" not in raw:
         for key in ("use", "cooldown", "cooldown_group"):
             if key in raw:
                 problems.append(f"{path}.{key}: only for a consumable")

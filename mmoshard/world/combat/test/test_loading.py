@@ -1,4 +1,4 @@
-"""Combat game data: the shipped files load and fit the classes' roles; every mistake of a bad file is reported at once."""
+"""Combat game data: the shipped files load and fit the classes' roles; every mistake is reported at once."""
 
 import os
 
@@ -146,7 +146,7 @@ MISTAKES = [
      "items.potion.use: 'mend' is an ability of 'fighter', not of \"item\""),
     ("consumable without a use", lambda d: d["items"]["items"]["potion"].pop("use"),
      "items.potion.use: required for a consumable"),
-    ("material with a use", lambda d: d["items"]["items"]["tail"].update(kind="material", use="drink"),
+    ("material with a use", lambda d: d["items"]["items"]["tail"].update(use="drink"),
      "items.tail.use: only for a consumable"),
     ("equipment that stacks", lambda d: d["items"]["items"]["tail"].update(kind="equipment"),
      "items.tail.stack: equipment does not stack"),
