@@ -1,8 +1,10 @@
-"""The [world] config table: which zones to host, leases, saves and transfers."""
+"""The [world] config table: which zones to host, the game data, leases, saves and transfers."""
 
 import attrs
 
 from mmoshard.config import Field, Problem, positive, readTable
+from mmoshard.world.combat.data import GameData
+from mmoshard.world.combat.loading import GameDataError, loadGameData
 from mmoshard.world.interest import nativeAvailable
 from mmoshard.world.zones import ZoneDataError, loadZones
 
@@ -16,6 +18,10 @@ def oneOf(choices):
 
 WORLD_FIELDS = {
     "zones_file": Field("str", "etc/zones.toml", help="zone game data"),
+    "abilities_file": Field("str", "etc/abilities.toml", help="combat abilities and class kits"),
+    "npcs_file": Field("str", "etc/npcs.toml", help="NPC types"),
+    "items_file": Field("str", "etc/items.toml", help="items"),
+    "classes_file": Field("str", "etc/classes.toml", help="character classes (each needs a kit)"),
     "zones": Field("strlist", None, help="zones this process hosts (default: every zone)"),
     "start_zone": Field("str", "", help="zone of characters never placed (default: first hosted)"),
     "lease_ttl": Field("float", 15.0, positive, "seconds a crashed process keeps its characters"),
@@ -30,9 +36,13 @@ WORLD_FIELDS = {
 
 @attrs.frozen
 class WorldConfig:
-    """The parsed [world] table, with the zone data it names."""
+    """The parsed [world] table, with the zone and game data it names."""
 
     zones_file: str
+    abilities_file: str
+    npcs_file: str
+    items_file: str
+    classes_file: str
     zones: tuple | None
     start_zone: str
     lease_ttl: float
@@ -42,6 +52,7 @@ class WorldConfig:
     max_players: int
     interest: str
     specs: dict = attrs.field(factory=dict)  # every zone in the file, id -> ZoneSpec
+    game: GameData | None = None  # the combat game data (None only where built by hand)
 
     @property
     def hosted(self):
@@ -50,7 +61,7 @@ class WorldConfig:
 
 
 def validate(values, path, problems):
-    """Cross-field checks, and loading the zone file so its errors show at start-up."""
+    """Cross-field checks, and loading the zone and game data files so their errors show at start-up."""
     if values["lease_refresh"] * 2 > values["lease_ttl"]:
         problems.append(Problem(f"{path}.lease_refresh", "must be at most half of lease_ttl"))
     try:
@@ -65,9 +76,34 @@ def validate(values, path, problems):
     if start and specs and start not in specs:
         problems.append(Problem(f"{path}.start_zone", f"unknown zone {start!r}"))
     values["specs"] = specs
+    values["game"] = _loadGame(values, path, problems)
+    if values["game"] is not None:
+        _checkPacks(specs, values["game"], values["zones_file"], path, problems)
     if values["interest"] == "native" and not nativeAvailable():
         problems.append(Problem(f"{path}.interest", "the C world engine is not built here "
                                 "(pip install -e . with a C compiler builds it); use auto or python"))
+
+
+def _loadGame(values, path, problems):
+    """@return: the L{GameData} the four files make, or None (their problems appended)."""
+    try:
+        return loadGameData(values["abilities_file"], values["npcs_file"],
+                            values["items_file"], values["classes_file"])
+    except GameDataError as e:
+        sources = {"abilities": "abilities_file", "npcs": "npcs_file",
+                   "items": "items_file", "classes": "classes_file"}
+        for which, message in e.problems:
+            problems.append(Problem(f"{path}.{sources[which]}", f"{values[sources[which]]}: {message}"))
+        return None
+
+
+def _checkPacks(specs, game, zonesFile, path, problems):
+    """Every pack member is an NPC type of the game data."""
+    for zone in specs.values():
+        for i, pack in enumerate(zone.packs):
+            for member in sorted(set(pack.members) - set(game.npcs)):
+                problems.append(Problem(f"{path}.zones_file", f"{zonesFile}: zones.{zone.id}.packs[{i}].members: "
+                                        f"unknown NPC type {member!r}"))
 
 
 def makeConfig(**values):

@@ -1,10 +1,11 @@
-"""Zone game data (size, spawn points, AOI radius, tick rate, blocked terrain, portals) read from TOML."""
+"""Zone game data (size, spawn points, AOI radius, tick rate, blocked terrain, portals, NPC packs) read from TOML."""
 
 import math
 
 import attrs
 
 from mmoshard.paths import readDataTOML
+from mmoshard.world.combat.data import PackSpec
 
 # Coordinates: the ground plane is (x, z) and y is height, as in etc/classes.toml
 # (start point x=128, y=0, z=64).  Zones are flat: y is the zone's ground.
@@ -127,7 +128,7 @@ _SCALARS = {
 def parseZone(zid, raw, problems):
     """@return: a L{ZoneSpec} from one C{[zones.<id>]} table, appending to C{problems}."""
     path = f"zones.{zid}"
-    known = set(_SCALARS) | {"size", "spawns", "blocked", "portals"}
+    known = set(_SCALARS) | {"size", "spawns", "blocked", "portals", "packs", "graveyard", "pvp"}
     for key in raw:
         if key not in known:
             problems.append(f"{path}.{key}: unknown key (known: {', '.join(sorted(known))})")
@@ -173,14 +174,107 @@ def parseZone(zid, raw, problems):
             problems.append(f"{ppath}.arrive: expected [x, y, z]")
             continue
         portals.append(Portal(Rect(*(float(v) for v in p["rect"])), p["to"], tuple(float(v) for v in arrive)))
-    return ZoneSpec(
+    pvp = raw.get("pvp", False)
+    if not isinstance(pvp, bool):
+        problems.append(f"{path}.pvp: expected true or false, got {pvp!r}")
+        pvp = False
+    spec = ZoneSpec(
         id=zid,
         width=width,
         depth=depth,
         spawns=tuple(tuple(float(v) for v in p) for p in spawns),
         blocked=tuple(blocked),
         portals=tuple(portals),
+        pvp=pvp,
         **values,
+    )
+    # Packs and the graveyard are checked against the terrain built above.
+    terrain = Terrain(spec)
+    graveyard = raw.get("graveyard")
+    if graveyard is not None:
+        if not _point(graveyard):
+            problems.append(f"{path}.graveyard: expected [x, y, z], got {graveyard!r}")
+            graveyard = None
+        else:
+            graveyard = tuple(float(v) for v in graveyard)
+            problems.extend(_placeProblems(spec, terrain, f"{path}.graveyard", graveyard[0], graveyard[2]))
+    packs = raw.get("packs", [])
+    if not isinstance(packs, list):
+        problems.append(f"{path}.packs: expected [[zones.{zid}.packs]] tables")
+        packs = []
+    parsed = []
+    for i, p in enumerate(packs):
+        pack = parsePack(spec, terrain, f"{path}.packs[{i}]", p, problems)
+        if pack is not None:
+            parsed.append(pack)
+    return attrs.evolve(spec, packs=tuple(parsed), graveyard=graveyard)
+
+
+def _placeProblems(spec, terrain, path, x, z):
+    """@return: the problems of placing something at (x, z): outside the zone, on blocked terrain."""
+    if not spec.inBounds(x, z):
+        return [f"{path}: ({x:g}, {z:g}) is outside the zone"]
+    if terrain.isBlocked(x, z):
+        return [f"{path}: ({x:g}, {z:g}) is on blocked terrain"]
+    return []
+
+
+_PACK_KEYS = ("members", "at", "spread", "respawn", "patrol")
+
+
+def parsePack(spec, terrain, path, raw, problems):
+    """
+    @return: a L{PackSpec} from one C{[[zones.<id>.packs]]} table, or None
+        when it has problems (appended).  Its members' NPC types are checked
+        against the game data by the world config, which loads both.
+    """
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: expected a table {{members = [...], at = [x, z]}}")
+        return None
+    before = len(problems)
+    for key in raw:
+        if key not in _PACK_KEYS:
+            problems.append(f"{path}.{key}: unknown key (known: {', '.join(sorted(_PACK_KEYS))})")
+    members = raw.get("members")
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        problems.append(f"{path}.members: expected a non-empty list of NPC type ids, got {members!r}")
+    at = raw.get("at")
+    spread = raw.get("spread", attrs.fields(PackSpec).spread.default)
+    respawn = raw.get("respawn", attrs.fields(PackSpec).respawn.default)
+    if not _num(spread) or spread < 0:
+        problems.append(f"{path}.spread: expected a number of metres, 0 or more, got {spread!r}")
+        spread = 0.0
+    if not _num(respawn) or respawn <= 0:
+        problems.append(f"{path}.respawn: expected seconds greater than 0, got {respawn!r}")
+    if not _point(at, 2):
+        problems.append(f"{path}.at: expected [x, z], got {at!r}")
+    else:
+        x, z = at
+        found = _placeProblems(spec, terrain, f"{path}.at", x, z)
+        problems.extend(found)
+        if not found and not (spec.inBounds(x - spread, z - spread) and spec.inBounds(x + spread, z + spread)):
+            problems.append(f"{path}.spread: members placed {spread:g} m around ({x:g}, {z:g}) may be outside the zone")
+    patrol = raw.get("patrol", [])
+    if not isinstance(patrol, list) or len(patrol) == 1 or not all(_point(q, 2) for q in patrol):
+        problems.append(f"{path}.patrol: expected a list of two or more [x, z] points, got {patrol!r}")
+        patrol = []
+    for j, (x, z) in enumerate(patrol):
+        problems.extend(_placeProblems(spec, terrain, f"{path}.patrol[{j}]", x, z))
+    if patrol and _point(at, 2) and len(problems) == before:
+        # The pack walks from its place to the first point, then around the loop.
+        legs = [tuple(at)] + [tuple(q) for q in patrol] + [tuple(patrol[0])]
+        for (x0, z0), (x1, z1) in zip(legs, legs[1:]):
+            if terrain.pathBlocked(x0, z0, x1, z1):
+                problems.append(f"{path}.patrol: the way from ({x0:g}, {z0:g}) to ({x1:g}, {z1:g}) "
+                                "crosses blocked terrain")
+    if len(problems) > before:
+        return None
+    return PackSpec(
+        members=tuple(members),
+        at=(float(at[0]), float(at[1])),
+        spread=float(spread),
+        respawn=float(respawn),
+        patrol=tuple((float(x), float(z)) for x, z in patrol),
     )
 
 

@@ -9,6 +9,7 @@ TARGETS = ("enemy", "ally", "self", "area")
 #   damage_done, damage_taken, healing_taken, speed.
 MODS = ("damage_done", "damage_taken", "healing_taken", "speed")
 RESOURCES = ("mana", "rage", "energy")
+ITEM_KINDS = ("consumable", "material", "equipment")
 
 
 @attrs.frozen
@@ -136,13 +137,14 @@ class ItemSpec:
     """
     An item (etc/items.toml).  A consumable's C{use} names an ability of
     cls C{"item"} it casts on its user (or its target); C{cooldown} seconds
-    apply to every item of the same C{cooldown_group}.
+    apply to every item of the same C{cooldown_group} (the loader makes it
+    the item's id where the file leaves it out).
     """
 
     id: str
     name: str
     stack: int = 1
-    kind: str = "material"  # consumable | material | equipment
+    kind: str = "material"  # one of ITEM_KINDS
     use: str = ""
     cooldown: float = 0.0
     cooldown_group: str = ""

@@ -1,4 +1,4 @@
-"""Zone game data: the shipped file loads, and every problem of a bad one is reported at once."""
+"""Zone game data: the shipped file loads (with its NPC packs), and every problem of a bad one is reported at once."""
 
 from twisted.trial.unittest import TestCase
 
@@ -33,6 +33,76 @@ class ZoneDataTests(TestCase):
                          "zones.a.colour: unknown key", "zones.a.blocked", "unknown zone 'nowhere'",
                          "zones.b.spawns", "inside a portal of b"):
             self.assertIn(fragment, message)
+
+    def test_shippedPacks(self):
+        """
+        The shipped zones have packs of three with respawn times, a patrolling pack in
+        each, graveyards and no PvP, and every pack member is an NPC type of the game data.
+        """
+        config = makeConfig()
+        for zid in ("greenvale", "ashfall"):
+            zone = config.specs[zid]
+            self.assertGreaterEqual(len(zone.packs), 3, zid)
+            self.assertTrue(all(len(p.members) == 3 and 30.0 <= p.respawn <= 120.0 for p in zone.packs), zid)
+            self.assertEqual(sum(1 for p in zone.packs if p.patrol), 1, zid)
+            self.assertTrue(all(m in config.game.npcs for p in zone.packs for m in p.members), zid)
+            self.assertFalse(zone.pvp)
+        g = config.specs["greenvale"]
+        self.assertEqual(g.graveyard, (150.0, 0.0, 40.0))
+        self.assertEqual(g.packs[0].at, (180.0, 110.0))
+        self.assertEqual(g.packs[3].patrol[1], (480.0, 200.0))
+
+    def test_packDefaults(self):
+        """A pack needs only members and a place; a zone without a graveyard or pvp has none and is PvE."""
+        zone = parseZones({"zones": {"a": {"size": [100.0, 100.0], "pvp": True,
+                                           "packs": [{"members": ["rat"], "at": [50, 50]}]},
+                                     "b": {"size": [100.0, 100.0]}}})
+        pack = zone["a"].packs[0]
+        self.assertEqual((pack.members, pack.at, pack.spread, pack.respawn, pack.patrol),
+                         (("rat",), (50.0, 50.0), 4.0, 30.0, ()))
+        self.assertEqual((zone["a"].pvp, zone["b"].pvp, zone["b"].graveyard, zone["b"].packs),
+                         (True, False, None, ()))
+
+    def test_packProblemsReported(self):
+        """Every problem of packs, a graveyard and pvp is reported in one error."""
+        raw = {"zones": {"a": {
+            "size": [100.0, 100.0], "blocked": [[40.0, 0.0, 48.0, 100.0]], "pvp": "yes",
+            "graveyard": [44.0, 0.0, 10.0],
+            "packs": [
+                {"members": ["rat"], "at": [120.0, 10.0]},
+                {"members": ["rat"], "at": [44.0, 50.0]},
+                {"members": [], "at": [10.0, 10.0], "respawn": 0, "leader": "rat"},
+                {"members": ["rat"], "at": [98.0, 98.0], "spread": 5.0},
+                {"members": ["rat"], "at": [10.0, 10.0], "patrol": [[10.0, 10.0], [90.0, 10.0]]},
+                {"members": ["rat"], "at": [10.0, 10.0], "patrol": [[10.0, 10.0], [10.0, 200.0]]},
+                "rats",
+            ]}, "b": {"size": [100.0, 100.0], "graveyard": [150.0, 0.0, 10.0]}}}
+        with self.assertRaises(ZoneDataError) as e:
+            parseZones(raw, "zones.toml")
+        message = str(e.exception)
+        for fragment in ("zones.a.pvp: expected true or false", "zones.a.graveyard: (44, 10) is on blocked terrain",
+                         "zones.a.packs[0].at: (120, 10) is outside the zone",
+                         "zones.a.packs[1].at: (44, 50) is on blocked terrain",
+                         "zones.a.packs[2].members: expected a non-empty list", "zones.a.packs[2].respawn",
+                         "zones.a.packs[2].leader: unknown key",
+                         "zones.a.packs[3].spread: members placed 5 m around (98, 98) may be outside the zone",
+                         "zones.a.packs[4].patrol: the way from (10, 10) to (90, 10) crosses blocked terrain",
+                         "zones.a.packs[5].patrol[1]: (10, 200) is outside the zone",
+                         "zones.a.packs[6]: expected a table",
+                         "zones.b.graveyard: (150, 10) is outside the zone"):
+            self.assertIn(fragment, message)
+
+    def test_packMembersAreNpcTypes(self):
+        """The world config refuses a pack member that is not an NPC type of the game data."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[zones.a]\nsize = [100.0, 100.0]\n[[zones.a.packs]]\nmembers = ["young_wolf", "dragon"]\n'
+                    'at = [50.0, 50.0]\n')
+        with self.assertRaises(ValueError) as e:
+            makeConfig(zones_file=path)
+        self.assertIn(f"world.zones_file: {path}: zones.a.packs[0].members: unknown NPC type 'dragon'",
+                      str(e.exception))
+        self.assertNotIn("young_wolf", str(e.exception))
 
     def test_roleConfigChecksZones(self):
         """The world config refuses unknown zones, a bad start zone and a too-long lease refresh."""

@@ -1,0 +1,1 @@
+"""Tests of the world combat: game data, rules, threat, NPCs and rewards."""
