@@ -8,6 +8,7 @@ from zope.interface import implementer
 from mmoshard.interfaces import ISessionListener, ISQLStore
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import UNAVAILABLE_RETRY_AFTER, ProtocolError
+from mmoshard.world.combat.players import combatFields
 from mmoshard.world.lease import CharacterBusy, LeaseKeeper
 from mmoshard.world.players import Player, Roster, Tasks, zoneInfo
 from mmoshard.world.progression import loadCharacter
@@ -158,7 +159,8 @@ class WorldHandlers:
         e = player.entity
         return {"character_id": e.id, "zone": zoneInfo(player.zone.spec),
                 "x": e.x, "y": e.y, "z": e.z, "k": e.corr, "name": e.name,
-                "class": e.cls, "level": e.level, "exp": player.row.exp}
+                "class": e.cls, "level": e.level, "exp": player.row.exp,
+                **combatFields(player.zone, e)}
 
     # --- world.leave and logout ------------------------------------------------
 
@@ -254,7 +256,8 @@ class WorldHandlers:
         e = player.entity
         player.zone.resetView(e)
         session.send("world.reset", {"zone": zoneInfo(player.zone.spec), "x": e.x,
-                                     "y": e.y, "z": e.z, "k": e.corr}, replayable=False)
+                                     "y": e.y, "z": e.z, "k": e.corr,
+                                     **combatFields(player.zone, e)}, replayable=False)
 
     def sessionEnded(self, session, reason):
         player = self.bySession.get(session)

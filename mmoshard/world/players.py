@@ -4,6 +4,8 @@ import attrs
 from twisted.internet.defer import DeferredList
 from twisted.logger import Logger
 
+from mmoshard.world.combat.players import levelUp
+
 
 # Slots (no weak references, as before): the tick and the periodic save
 # read these for every live player.
@@ -32,6 +34,25 @@ def zoneInfo(spec):
     """@return: what a client is told of a zone (world.enter, world.zone, world.reset)."""
     return {"id": spec.id, "size": [spec.width, spec.depth], "tick_rate": spec.tick_rate,
             "aoi_radius": spec.aoi_radius, "max_speed": spec.max_speed}
+
+
+def place(zone, entity, session):
+    """
+    Spawn a player's entity in C{zone} and give it its combatant there (one
+    it brings from another zone of this process is kept: health, cooldowns).
+    """
+    zone.spawn(entity, session)
+    combat = zone.combat
+    if combat is not None:
+        combat.addPlayer(entity, entity.cls, entity.level)
+
+
+def unplace(zone, entity):
+    """Take a player's entity out of C{zone}, out of its combat first (casts, threat, auras)."""
+    combat = zone.combat
+    if combat is not None and entity.combat is not None and entity.id in zone.entities:
+        combat.remove(entity)
+    zone.despawn(entity)
 
 
 class Tasks:
@@ -106,7 +127,7 @@ class Roster:
     def add(self, player):
         """Spawn C{player} in its zone and index it."""
         cid = player.characterId
-        player.zone.spawn(player.entity, player.session)
+        place(player.zone, player.entity, player.session)
         self.bySession[player.session] = player
         self.byCharacter[cid] = player
         self.chat.join(cid, player.zone.id)
@@ -116,7 +137,7 @@ class Roster:
         if player.state == "gone":
             return
         player.state = "gone"
-        player.zone.despawn(player.entity)
+        unplace(player.zone, player.entity)
         if self.bySession.get(player.session) is player:
             del self.bySession[player.session]
         if self.byCharacter.get(player.characterId) is player:
@@ -134,3 +155,13 @@ class Roster:
         player = self.byCharacter.get(characterId)
         if player is not None:
             player.session.send("world.progress", {"result": result})
+
+    def leveled(self, characterId, level):
+        """An exp grant left character C{characterId} at C{level}: a live player's entity and combatant follow."""
+        player = self.byCharacter.get(characterId)
+        if player is None or player.entity.level == level:
+            return
+        e = player.entity
+        e.level = level
+        if e.combat is not None and player.zone.combat is not None:
+            levelUp(player.zone.combat, e, level)

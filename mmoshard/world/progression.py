@@ -244,13 +244,15 @@ class Progression:
     """
     IProgression over the SQL store: each call is one transaction holding
     the change and its ledger row, so a retried key changes nothing.
-    C{onChange(characterId, what)} lets the world tell a live player.
+    C{onChange(characterId, what)} lets the world tell a live player;
+    C{onLevel(characterId, level)} follows each exp grant (level-ups).
     """
 
-    def __init__(self, sql, clock, onChange=None):
+    def __init__(self, sql, clock, onChange=None, onLevel=None):
         self.sql = sql
         self.clock = clock
         self.onChange = onChange
+        self.onLevel = onLevel
 
     def _run(self, func, characterId, *args):
         d = self.sql.runInteraction(func, self.sql.dialect, characterId, *args, self.clock.seconds())
@@ -266,7 +268,14 @@ class Progression:
         _checkKey(idempotencyKey)
         if type(amount) is not int or amount < 0:
             raise ValueError("amount must be an int >= 0")
-        return self._run(_txn_grantExp, characterId, amount, idempotencyKey)
+        d = self._run(_txn_grantExp, characterId, amount, idempotencyKey)
+        if self.onLevel is not None:
+            d.addCallback(self._leveled, characterId)
+        return d
+
+    def _leveled(self, result, characterId):
+        self.onLevel(characterId, result[0])
+        return result
 
     def addItem(self, characterId, itemId, count, idempotencyKey, slot=None):
         _checkKey(idempotencyKey)

@@ -1,5 +1,6 @@
 """WorldService: owns the hosted zones and their tick loops, and wires the world's parts (handlers, saves, leases, transfers) together."""
 
+import random
 from collections import deque
 
 from twisted.application.service import Service
@@ -7,6 +8,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from mmoshard.world.combat.handlers import CombatHandlers
+from mmoshard.world.combat.system import Combat
 from mmoshard.world.handlers import WorldHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
 from mmoshard.world.metrics import WorldMetrics
@@ -29,6 +32,8 @@ class WorldService(Service):
 
       - L{Roster}: the players live here, and zone chat membership;
       - L{WorldHandlers}: world.enter/move/leave and the session listener;
+      - a L{Combat} per zone (C{zone.combat}) and L{CombatHandlers}:
+        world.cast/stop_cast/release;
       - L{Saves}: logout, transfer, periodic and shutdown position saves;
       - L{LeaseKeeper}: the characters' leases;
       - L{Transfers}: portals and redirects to other nodes' zones;
@@ -72,10 +77,13 @@ class WorldService(Service):
                                                directory, nodeId, cfg.transfer_ttl)
         for zone in self.zones.values():
             zone.portalHandler = transfers.portal
+            # Seeded from the OS: tests that need a fixed roll set zone.combat.rng.
+            zone.combat = Combat(zone, cfg.game, random.Random(), pvp=zone.spec.pvp)
         startZone = cfg.start_zone if cfg.start_zone in self.zones else None
         self.handlers = WorldHandlers(sql, self.zones, startZone, cfg.max_players, roster,
                                       saves, leases, transfers, tasks)
-        self.progression = Progression(sql, reactor, roster.progressed)
+        self.combatHandlers = CombatHandlers(roster.bySession)
+        self.progression = Progression(sql, reactor, roster.progressed, roster.leveled)
 
     # --- lifetime ----------------------------------------------------------
 
@@ -85,6 +93,7 @@ class WorldService(Service):
 
     async def _start(self):
         self.router.addHandlers("world", self.handlers.handlers())
+        self.router.addHandlers("world", self.combatHandlers.handlers())
         self.router.addListener(self.handlers)
         directory = self.directory
         if directory is not None:

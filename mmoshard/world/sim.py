@@ -114,6 +114,9 @@ class Zone:
         self.tickIndex = 0
         self.systems = []
         self.portalHandler = None  # callable(entity, portal) set by the service
+        # Set by the service: the zone's Combat (ORDER_COMBAT) and NPC AI (ORDER_NPC).
+        self.combat = None
+        self.npcs = None
         self.addSystem(ORDER_INPUT, "input", self.applyInputs)
         self.addSystem(ORDER_MOVE, "move", self.integrate)
         self.addSystem(ORDER_PORTALS, "portals", self.checkPortals)

@@ -8,7 +8,8 @@ from twisted.logger import Logger
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import ProtocolError
 from mmoshard.world.handlers import BUSY
-from mmoshard.world.players import zoneInfo
+from mmoshard.world.combat.players import combatFields
+from mmoshard.world.players import place, unplace, zoneInfo
 
 
 class Transfers:
@@ -73,17 +74,18 @@ class Transfers:
         ax, _, az = arrive
         source = player.zone
         chat = self.chat
-        source.despawn(player.entity)
+        unplace(source, player.entity)
         chat.leave(player.characterId, source.id)
         e = player.entity
         e.x, e.z = ax, az
         e.corr += 1
         player.zone = target
-        target.spawn(e, player.session)
+        place(target, e, player.session)
         player.state = "live"
         chat.join(player.characterId, target.id)
         player.session.send("world.zone", {"zone": zoneInfo(target.spec), "x": e.x,
-                                           "y": e.y, "z": e.z, "k": e.corr})
+                                           "y": e.y, "z": e.z, "k": e.corr,
+                                           **combatFields(target, e)})
         await self.saves.soon(player)
 
     async def _remote(self, player, source, portal, host):
