@@ -55,7 +55,7 @@ class WorldClient:
         self._following = None
 
     async def _connect(self, address):
-        session = SessionClient(self.reactor, address, self.token, onEvent=self._event,
+        session = SessionClient(self.reactor, address, self.token, onEvent=self.received,
                                 clientVersion="world-client")
         await session.connect()
         return session
@@ -148,7 +148,8 @@ class WorldClient:
         if self.session is not None:
             await self.session.close()
 
-    def _event(self, m):
+    def received(self, m):
+        """A message from the session (its C{onEvent}): follow the world, health and combat records."""
         t = m["t"]
         self.events.append(m)
         if t == "world.u":
