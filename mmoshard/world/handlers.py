@@ -8,7 +8,7 @@ from zope.interface import implementer
 from mmoshard.interfaces import ISessionListener, ISQLStore
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import UNAVAILABLE_RETRY_AFTER, ProtocolError
-from mmoshard.world.combat.players import combatFields
+from mmoshard.world.combat.view import combatFields
 from mmoshard.world.lease import CharacterBusy, LeaseKeeper
 from mmoshard.world.players import Player, Roster, Tasks, zoneInfo
 from mmoshard.world.progression import loadCharacter

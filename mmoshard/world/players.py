@@ -4,8 +4,6 @@ import attrs
 from twisted.internet.defer import DeferredList
 from twisted.logger import Logger
 
-from mmoshard.world.combat.players import levelUp
-
 
 # Slots (no weak references, as before): the tick and the periodic save
 # read these for every live player.
@@ -43,7 +41,8 @@ def place(zone, entity, session):
     """
     zone.spawn(entity, session)
     combat = zone.combat
-    if combat is not None:
+    # A class with no kit (a row older than the game data) fights nothing.
+    if combat is not None and (entity.combat is not None or entity.cls in combat.data.kits):
         combat.addPlayer(entity, entity.cls, entity.level)
 
 
@@ -164,4 +163,4 @@ class Roster:
         e = player.entity
         e.level = level
         if e.combat is not None and player.zone.combat is not None:
-            levelUp(player.zone.combat, e, level)
+            player.zone.combat.setLevel(e, level)

@@ -8,7 +8,7 @@ from twisted.logger import Logger
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import ProtocolError
 from mmoshard.world.handlers import BUSY
-from mmoshard.world.combat.players import combatFields
+from mmoshard.world.combat.view import combatFields
 from mmoshard.world.players import place, unplace, zoneInfo
 
 

@@ -7,7 +7,7 @@ from twisted.logger import Logger
 
 from mmoshard.wire.errors import ProtocolError
 from mmoshard.world.combat.errors import INVALID_TARGET, NOT_DEAD, UNKNOWN_ABILITY, CombatError
-from mmoshard.world.combat.players import ms
+from mmoshard.world.combat.view import ms
 from mmoshard.world.handlers import BAD, NOT_IN_WORLD
 
 _NUM = (int, float)

@@ -61,6 +61,7 @@ ZONES_TOML = """
 [zones.arena]
 size = [400.0, 400.0]
 spawns = [[20.0, 0.0, 30.0]]
+graveyard = [30.0, 0.0, 40.0]
 aoi_radius = 50.0
 aoi_interval = 1
 

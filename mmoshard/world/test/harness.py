@@ -2,6 +2,8 @@
 
 import sqlite3
 
+import attrs
+
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -108,7 +110,12 @@ class WorldHarness:
     """One world process in memory. Several share a store and database through C{peerOf}."""
 
     def __init__(self, testCase, nodeId="world-a", clock=None, backend=None, sql=None,
-                 channels=None, **world):
+                 channels=None, game=None, **world):
+        """
+        @param game: a L{GameData} the world fights with instead of the one
+            its [world] files load (tests' own numbers).
+        @param world: the [world] table.
+        """
         self.testCase = testCase
         self.clock = clock or Clock()
         if clock is None:
@@ -120,6 +127,8 @@ class WorldHarness:
             "world": world,
         }
         config = parseConfig(raw, plugins=[worldRole], roles=["world"], nodeId=nodeId, env={})
+        if game is not None:
+            config.roles["world"] = attrs.evolve(config.roles["world"], game=game)
         node = self.node = Node(config, self.clock, roles=[worldRole])
         self.volatile = MemoryStore(self.clock, "t:", backend=backend)
         self.volatile.open()

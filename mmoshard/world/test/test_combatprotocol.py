@@ -19,10 +19,9 @@ from mmoshard.world.test.helpers import requireNative
 DUMMY = 2 ** 31 + 1
 
 
-def useTestGame(world, seed=7):
-    """Every zone of C{world} fights with the hand-built L{GAME} and a seeded rng."""
+def seedCombat(world, seed=7):
+    """Every zone of C{world} rolls (crits, melee) with a seeded rng."""
     for zone in world.zones.values():
-        zone.combat.data = GAME
         zone.combat.rng = random.Random(seed)
 
 
@@ -55,8 +54,8 @@ class CombatProtocolTests(TestCase):
         path = self.mktemp()
         with open(path, "w") as f:
             f.write(ZONES_TOML)
-        self.h = h = WorldHarness(self, zones_file=path, interest=self.engine)
-        useTestGame(h.world)
+        self.h = h = WorldHarness(self, zones_file=path, interest=self.engine, game=GAME)
+        seedCombat(h.world)
         self.arena = h.world.zones["arena"]
         self.priest = self.character(1, "Prudence", "priest", 100.0, 100.0)
         self.mage = self.character(2, "Magnus", "mage", 110.0, 100.0)
@@ -246,8 +245,8 @@ class CombatProtocolTests(TestCase):
         self.assertEqual((m.combat.hp, m.combat.dead), (0, True))
         self.assertEqual(self.cast(mage, "ward")["code"], errors.DEAD)
         reply = self.h.request(mage, "world.release")
-        self.assertEqual((reply["x"], reply["z"], reply["k"]), (20.0, 30.0, m.corr))
-        self.assertEqual((m.x, m.z, m.combat.hp, m.combat.dead), (20.0, 30.0, 200, False))
+        self.assertEqual((reply["x"], reply["z"], reply["k"]), (30.0, 40.0, m.corr))
+        self.assertEqual((m.x, m.z, m.combat.hp, m.combat.dead), (30.0, 40.0, 200, False))
         self.h.advance()
         self.assertIn(R.REVIVE, kinds(combatRecords(mage)))
         self.assertEqual(self.cast(mage, "ward")["cast_ms"], 0)

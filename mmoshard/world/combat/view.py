@@ -1,6 +1,4 @@
-"""What the world's player code asks of combat: a client's view of its combat state, and level-ups."""
-
-from mmoshard.world.combat.records import HEALTH, record
+"""A client's view of its own combat state: the C{combat} field of world.enter, world.zone and world.reset."""
 
 
 def ms(seconds):
@@ -37,18 +35,3 @@ def combatFields(zone, entity):
         "cooldowns": {k: ms(t - now) for k, t in sorted(c.cooldowns.items()) if t > now},
     }}
 
-
-def levelUp(combat, entity, level):
-    """
-    A player's combatant at its new C{level}: maximum health and power from
-    its kit; a living one is healed to full (as players expect of a
-    level-up), a dead one stays dead.  Observers get a HEALTH record.
-    """
-    c = entity.combat
-    kit = c.kit
-    c.level = level
-    c.hpMax = kit.health(level)
-    c.power = kit.power(level)
-    if not c.dead:
-        c.hp = c.hpMax
-    combat.zone.space.event(entity, record(HEALTH, entity.id, int(c.hpMax), int(c.hp)))
