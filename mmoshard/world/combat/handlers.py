@@ -6,9 +6,10 @@ import attrs
 from twisted.logger import Logger
 
 from mmoshard.wire.errors import ProtocolError
-from mmoshard.world.combat.errors import INVALID_TARGET, NOT_DEAD, UNKNOWN_ABILITY, CombatError
+from mmoshard.world.combat.errors import NOT_DEAD, UNKNOWN_ABILITY, CombatError
 from mmoshard.world.combat.view import ms
 from mmoshard.world.handlers import BAD, NOT_IN_WORLD
+from mmoshard.world.sim import Entity
 
 _NUM = (int, float)
 
@@ -76,7 +77,9 @@ class CombatHandlers:
         if target is not None:
             entity = player.zone.entities.get(target)
             if entity is None:
-                raise ProtocolError(INVALID_TARGET, "no such entity in this zone")
+                # Not in this zone: Combat refuses it as an invalid target in
+                # its own order of checks (a dead caster hears combat.dead).
+                entity = Entity(target, "", 0.0, 0.0, 0.0)
         try:
             seconds = combat.cast(player.entity, ability, entity, x, z)
         except CombatError as e:
