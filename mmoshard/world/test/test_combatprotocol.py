@@ -116,6 +116,26 @@ class CombatProtocolTests(TestCase):
         self.assertEqual(states[self.priest][10:], [200, 200, 0])
         self.assertEqual(states[DUMMY][10:], [1000, 1000, 0])
 
+    def test_resumeTellsCombatState(self):
+        """A resumed session's world.reset carries the character's combat state as it is now."""
+        mage, _ = self.enter(2, self.mage)
+        self.arena.combat.damage(self.dummy, self.entity(self.mage), 25)
+        mage.lose()
+        self.h.advance()
+        [reset] = events(self.h.resume(mage), "world.reset")
+        self.assertEqual((reset["combat"]["hp"], reset["combat"]["hp_max"]), (175, 200))
+
+    def test_classWithoutKitFightsNothing(self):
+        """A character whose class has no kit enters without combat state; its casts are unknown abilities."""
+        cid = self.character(5, "Oddity", "juggler", 120.0, 120.0)
+        peer, reply = self.enter(5, cid)
+        self.assertNotIn("combat", reply)
+        self.assertIsNone(self.entity(cid).combat)
+        self.assertRefused(self.cast(peer, "fireball", target=DUMMY), errors.UNKNOWN_ABILITY)
+        self.assertEqual(self.h.request(peer, "world.stop_cast")["stopped"], False)
+        self.assertRefused(self.h.request(peer, "world.release"), errors.NOT_DEAD)
+        self.assertEqual(self.h.request(peer, "world.leave")["ok"], True)
+
     # --- casts and what observers see ------------------------------------------------
 
     def test_priestHealsAnother(self):
@@ -192,6 +212,8 @@ class CombatProtocolTests(TestCase):
         self.assertRefused(self.h.request(priest, "world.release"), errors.NOT_DEAD)
         self.arena.combat.damage(self.dummy, self.entity(self.mage), 10 ** 6)
         self.assertRefused(self.cast(mage, "ward"), errors.DEAD)
+        # Dead first, whatever else is wrong (docs/combat.md, "Casting").
+        self.assertRefused(self.cast(mage, "fire_blast", target=999_999), errors.DEAD)
 
     def test_badRequests(self):
         """Mistyped fields are bad requests; a session with no live character is not in the world."""
