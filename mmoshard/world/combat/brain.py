@@ -1,0 +1,204 @@
+"""An NPC's brain (its AI state at C{entity.ai}), the aggro grid of idle NPCs, and server-side walking under the terrain rules."""
+
+import math
+
+# Brain states (docs/combat.md, "NPCs").
+IDLE = "idle"  # standing at home: costs nothing per tick
+PATROL = "patrol"  # walking its pack's patrol loop
+COMBAT = "combat"  # chasing and attacking the top of its threat table
+EVADE = "evade"  # walking back to where it was pulled, immune
+DEAD = "dead"  # a corpse until its pack's respawn time
+
+# Patrols walk; chases and evades run at the type's speed.
+WALK_SPEED = 2.5
+# Close enough to a point to count as there.
+ARRIVED = 0.05
+
+
+class Brain:
+    """
+    The AI state of one NPC, at C{entity.ai}.
+
+    @ivar spawnId: C{"<zone>:<pack index>:<member index>"}, stable across
+        restarts (reward idempotency keys use it).
+    @ivar homeX: where it spawns and respawns (C{homeZ} likewise).
+    @ivar anchorX: where it was pulled (C{anchorZ}): the leash is measured
+        from there and it evades back there (its home when it was idle; a
+        point of the loop for a patroller).
+    @ivar offX: its offset from its pack's centre (C{offZ}): patrollers keep
+        their formation.
+    @ivar waypoint: the index of the patrol point it walks to.
+    @ivar aggro2: its type's aggro radius, squared.
+    @ivar abilities: the L{AbilitySpec}s of its type, in the data's order.
+    @ivar nextSwing: when its next melee swing may happen.
+    @ivar scanUntil: the tick until which it looks for players around it
+        itself (just home or respawned: players standing still do not move).
+    @ivar stuckSince: since when a chase makes no progress (terrain), or None.
+    """
+
+    __slots__ = (
+        "entity", "type", "pack", "packIndex", "spawnId", "homeX", "homeZ", "anchorX", "anchorZ",
+        "offX", "offZ", "state", "waypoint", "aggro2", "abilities", "nextSwing", "scanUntil",
+        "stuckSince", "deaths", "cells",
+    )
+
+    def __init__(self, entity, npcType, pack, packIndex, spawnId, x, z, offX, offZ, abilities):
+        self.entity = entity
+        self.type = npcType
+        self.pack = pack
+        self.packIndex = packIndex
+        self.spawnId = spawnId
+        self.homeX = self.anchorX = x
+        self.homeZ = self.anchorZ = z
+        self.offX = offX
+        self.offZ = offZ
+        self.state = IDLE
+        self.waypoint = 0
+        self.aggro2 = npcType.aggro_radius * npcType.aggro_radius
+        self.abilities = abilities
+        self.nextSwing = 0.0
+        self.scanUntil = 0
+        self.stuckSince = None
+        self.deaths = 0
+        self.cells = ()  # the aggro grid cells it is registered in
+
+    def __repr__(self):
+        return f"<Brain {self.spawnId} id={self.entity.id} {self.state}>"
+
+
+class AggroGrid:
+    """
+    The idle and patrolling NPCs by the cells their aggro disk covers, so a
+    moved player finds the NPCs that may aggro on it with one lookup.  Cells
+    map to insertion-ordered dicts: iteration, and so the tests, are
+    deterministic.
+    """
+
+    __slots__ = ("size", "cols", "rows", "cells")
+
+    def __init__(self, width, depth, size):
+        self.size = float(size)
+        self.cols = int(width // self.size) + 1
+        self.rows = int(depth // self.size) + 1
+        self.cells = {}  # cell -> {brain: None}
+
+    def cellOf(self, x, z):
+        s = self.size
+        return int(z // s) * self.cols + int(x // s)
+
+    def _disk(self, x, z, r):
+        s = self.size
+        i0 = max(0, int((x - r) // s))
+        i1 = min(self.cols - 1, int((x + r) // s))
+        j0 = max(0, int((z - r) // s))
+        j1 = min(self.rows - 1, int((z + r) // s))
+        cols = self.cols
+        return tuple(j * cols + i for j in range(j0, j1 + 1) for i in range(i0, i1 + 1))
+
+    def place(self, brain, x, z, r):
+        """Register C{brain} in the cells its disk of radius C{r} at (x, z) covers (a no-op when unchanged)."""
+        cells = self._disk(x, z, r)
+        if cells == brain.cells:
+            return
+        self.discard(brain)
+        grid = self.cells
+        for c in cells:
+            members = grid.get(c)
+            if members is None:
+                grid[c] = {brain: None}
+            else:
+                members[brain] = None
+        brain.cells = cells
+
+    def discard(self, brain):
+        grid = self.cells
+        for c in brain.cells:
+            members = grid[c]
+            del members[brain]
+            if not members:
+                del grid[c]
+        brain.cells = ()
+
+    def around(self, x, z, r):
+        """@return: the registered brains whose cells meet the disk of radius C{r} at (x, z), each once."""
+        out = {}
+        grid = self.cells
+        for c in self._disk(x, z, r):
+            members = grid.get(c)
+            if members:
+                out.update(members)
+        return list(out)
+
+
+def stop(zone, e):
+    """C{e} stands still: one move record without velocity, so observers stop extrapolating."""
+    if e.vx or e.vz:
+        e.vx = e.vz = 0.0
+        zone.space.move(e)
+
+
+def _free(terrain, x0, z0, x1, z1):
+    return not terrain.isBlocked(x1, z1) and not terrain.pathBlocked(x0, z0, x1, z1)
+
+
+def walk(zone, e, tx, tz, speed, dt, within=0.0):
+    """
+    Move C{e} up to C{speed * dt} metres towards (tx, tz), stopping
+    C{within} metres short, under the players' terrain rules: never onto
+    or through a blocked tile; a blocked step slides along one axis, else
+    it stops.  Its velocity is what observers extrapolate: zero on the step
+    that arrives.
+
+    @return: C{(left, stuck)}: the distance to (tx, tz) after the step, and
+        True when terrain stopped it.
+    """
+    x = e.x
+    z = e.z
+    dx = tx - x
+    dz = tz - z
+    dist = math.sqrt(dx * dx + dz * dz)
+    want = dist - within
+    if want <= ARRIVED or dt <= 0.0:
+        stop(zone, e)
+        return dist, False
+    full = speed * dt
+    arriving = full >= want
+    if arriving and within == 0.0:
+        nx = tx  # exactly there: no rounding drift on arrival
+        nz = tz
+    else:
+        f = (want if arriving else full) / dist
+        nx = x + dx * f
+        nz = z + dz * f
+    spec = zone.spec
+    nx = min(max(nx, 0.0), spec.width)
+    nz = min(max(nz, 0.0), spec.depth)
+    terrain = zone.terrain
+    slid = False
+    if terrain.blocked and not _free(terrain, x, z, nx, nz):
+        # Slide along the wall: the larger component first.
+        if abs(dx) >= abs(dz):
+            options = ((nx, z), (x, nz))
+        else:
+            options = ((x, nz), (nx, z))
+        for sx, sz in options:
+            if (sx != x or sz != z) and _free(terrain, x, z, sx, sz):
+                nx, nz = sx, sz
+                arriving = False
+                slid = True
+                break
+        else:
+            stop(zone, e)
+            return dist, True
+    if arriving:
+        e.vx = e.vz = 0.0
+    elif slid:
+        e.vx = (nx - x) / dt
+        e.vz = (nz - z) / dt
+    else:
+        e.vx = speed * dx / dist
+        e.vz = speed * dz / dist
+    e.x = nx
+    e.z = nz
+    zone.space.move(e)
+    return math.hypot(tx - nx, tz - nz), False

@@ -1,0 +1,484 @@
+"""NPC AI of one zone at ORDER_NPC: spawning packs from data, aggro and social aggro, chase and attack, leash and evade, death and respawn, patrols."""
+
+import heapq
+import itertools
+import math
+
+from twisted.logger import Logger
+
+from mmoshard.world.combat.brain import (
+    COMBAT, DEAD, EVADE, IDLE, PATROL, WALK_SPEED, AggroGrid, Brain, stop, walk,
+)
+from mmoshard.world.combat.errors import CombatError
+from mmoshard.world.sim import NPC, ORDER_NPC, PLAYER, Entity
+
+# NPC entity ids start here (player entity ids are character ids, below it)
+# and are unique in the process: every zone's Npcs draws from this one
+# counter, so an id never names two entities on one node.
+NPC_ID_BASE = 2 ** 31
+_npcIds = itertools.count(NPC_ID_BASE)
+
+# A patroller looks for players standing near it every this many ticks
+# (moving players find it themselves), staggered by id.
+PATROL_SCAN_TICKS = 3
+# A chase that makes no progress (terrain in the way) for this long evades.
+STUCK_SECONDS = 5.0
+# Chases stop this fraction of the attack range short of the target, so a
+# target stepping back a little stays in range.
+CHASE_FRACTION = 0.8
+# An NPC with a heal on itself uses it below this fraction of its health.
+SELF_HEAL_BELOW = 0.5
+# Placement tries around a pack's centre before falling back to the centre.
+PLACE_TRIES = 20
+
+
+def nextNpcId():
+    """@return: a fresh NPC entity id (2**31 up, unique in the process)."""
+    return next(_npcIds)
+
+
+class Npcs:
+    """
+    The NPCs of one zone and their AI, a system at C{ORDER_NPC}.
+
+    Idle NPCs cost nothing per tick: they sit in an L{AggroGrid} that the
+    players moved this tick look themselves up in.  Only the NPCs in
+    C{active} (fighting, evading, patrolling, or just home and looking
+    around) are visited each tick, and dead ones wait in a heap ordered by
+    their respawn time.
+
+    @ivar brains: entity id -> L{Brain} of every NPC spawned here.
+    @ivar bySpawn: spawn id -> L{Brain}.
+    @ivar active: the brains visited each tick (an insertion-ordered dict
+        used as a set: the order, and so the tests, are deterministic).
+    @ivar respawns: heap of C{(when, seq, brain, deaths)}.
+    """
+
+    log = Logger()
+
+    def __init__(self, zone, combat, data, clock, rng):
+        self.zone = zone
+        self.combat = combat
+        self.data = data
+        self.clock = clock
+        self.rng = rng
+        self.brains = {}
+        self.bySpawn = {}
+        self.packs = {}  # pack index -> [Brain]
+        self.active = {}
+        self.respawns = []
+        self._seq = itertools.count()
+        self.ticks = 0
+        radius = max([data.npcs[m].aggro_radius for p in zone.spec.packs for m in p.members
+                      if m in data.npcs] + [1.0])
+        self.grid = AggroGrid(zone.spec.width, zone.spec.depth, radius)
+        # Idle NPCs just home look around for this many ticks: the interest
+        # space has recomputed the players that see them by then.
+        self.scanTicks = zone.spec.aoi_interval + 2
+        combat.deathListeners.append(self.died)
+        combat.engageListeners.append(self.engaged)
+        zone.addSystem(ORDER_NPC, "npcs", self.tick)
+
+    # --- spawning -------------------------------------------------------------
+
+    def spawn(self):
+        """Spawn every member of every pack of the zone's spec. @return: the new brains."""
+        zone = self.zone
+        spawned = []
+        for pi, pack in enumerate(zone.spec.packs):
+            members = self.packs.setdefault(pi, [])
+            for mi, typeId in enumerate(pack.members):
+                brain = self._spawnOne(pack, pi, mi, self.data.npcs[typeId])
+                members.append(brain)
+                spawned.append(brain)
+        self.log.info("zone {zone}: spawned {count} NPCs in {packs} packs",
+                      zone=zone.id, count=len(spawned), packs=len(zone.spec.packs))
+        return spawned
+
+    def _place(self, pack):
+        """@return: a free point within C{pack.spread} of its centre (seeded), else the centre."""
+        spec = self.zone.spec
+        terrain = self.zone.terrain
+        cx, cz = pack.at
+        rng = self.rng
+        for _ in range(PLACE_TRIES):
+            r = pack.spread * math.sqrt(rng.random())
+            a = rng.random() * 2.0 * math.pi
+            x = cx + r * math.cos(a)
+            z = cz + r * math.sin(a)
+            if spec.inBounds(x, z) and not terrain.isBlocked(x, z):
+                return x, z
+        return float(cx), float(cz)
+
+    def _spawnOne(self, pack, pi, mi, npcType):
+        zone = self.zone
+        x, z = self._place(pack)
+        e = Entity(nextNpcId(), NPC, x, 0.0, z, name=npcType.name, cls=npcType.id,
+                   level=npcType.level)
+        zone.spawn(e)
+        self.combat.addNpc(e, npcType)
+        abilities = tuple(self.data.abilities[a] for a in npcType.abilities)
+        spawnId = f"{zone.id}:{pi}:{mi}"
+        brain = Brain(e, npcType, pack, pi, spawnId, x, z, x - pack.at[0], z - pack.at[1], abilities)
+        e.ai = brain
+        self.brains[e.id] = brain
+        self.bySpawn[spawnId] = brain
+        self._rest(brain)
+        return brain
+
+    def despawn(self):
+        """Take every NPC out of the zone (the zone stops hosting NPCs)."""
+        for brain in list(self.brains.values()):
+            self.grid.discard(brain)
+            self.combat.remove(brain.entity)
+            self.zone.despawn(brain.entity)
+        self.brains.clear()
+        self.bySpawn.clear()
+        self.packs.clear()
+        self.active.clear()
+        self.respawns = []
+
+    # --- the tick ----------------------------------------------------------------
+
+    def tick(self, now, dt):
+        self.ticks += 1
+        if self.grid.cells:
+            self._aggroFromMoves()
+        respawns = self.respawns
+        while respawns and respawns[0][0] <= now:
+            _, _, brain, deaths = heapq.heappop(respawns)
+            if brain.state is DEAD and brain.deaths == deaths:
+                self._respawn(brain)
+        if not self.active:
+            return
+        for brain in list(self.active):
+            state = brain.state
+            if brain.entity.combat.dead:
+                if state is not DEAD:
+                    self._dead(brain, now)  # a death we were not told of: never act
+                continue
+            if state is COMBAT:
+                self._fight(brain, now, dt)
+            elif state is EVADE:
+                self._evade(brain, dt)
+            elif state is PATROL:
+                self._patrol(brain, dt)
+            elif state is IDLE:
+                if self.ticks >= brain.scanUntil:
+                    del self.active[brain]
+                self._scan(brain)
+            else:
+                del self.active[brain]
+
+    # --- aggro ---------------------------------------------------------------------
+
+    def _aggroFromMoves(self):
+        """The players moved this tick against the idle NPCs whose aggro disk covers their cell."""
+        grid = self.grid
+        cells = grid.cells
+        size = grid.size
+        cols = grid.cols
+        hits = None
+        for e in self.zone.space.moved():
+            if e.kind != PLAYER:
+                continue
+            near = cells.get(int(e.z // size) * cols + int(e.x // size))
+            if near is None:
+                continue
+            c = e.combat
+            if c is None or c.dead:
+                continue
+            x = e.x
+            z = e.z
+            for b in near:
+                n = b.entity
+                dx = n.x - x
+                dz = n.z - z
+                if dx * dx + dz * dz <= b.aggro2:
+                    if hits is None:
+                        hits = []
+                    hits.append((b, e))
+        if hits:
+            # After the loop: a pull changes the grid.
+            for b, e in hits:
+                self._pullBy(b, e)
+
+    def _scan(self, brain):
+        """An NPC looks for players within its aggro radius among those that see it."""
+        n = brain.entity
+        x = n.x
+        z = n.z
+        r2 = brain.aggro2
+        for ob in sorted(self.zone.space.watchers(n), key=_byId):
+            if ob.kind != PLAYER:
+                continue
+            c = ob.combat
+            if c is None or c.dead:
+                continue
+            dx = ob.x - x
+            dz = ob.z - z
+            if dx * dx + dz * dz <= r2 and self._pullBy(brain, ob):
+                return
+
+    def _pullBy(self, brain, player):
+        """C{player} walked into C{brain}'s aggro radius. @return: True when it pulled."""
+        n = brain.entity
+        if brain.state is not IDLE and brain.state is not PATROL:
+            return False
+        if n.combat.dead or not self.combat.isEnemy(n, player):
+            return False
+        self._enterCombat(brain)
+        self.combat.engage(n, player)
+        self.log.debug("NPC {npc_id} ({spawn_id}) aggroes on {entity_id}",
+                       npc_id=n.id, spawn_id=brain.spawnId, entity_id=player.id)
+        self._callHelp(brain, player)
+        return True
+
+    def engaged(self, npc, entity):
+        """
+        Combat put C{entity} on the empty threat table of C{npc} (damage,
+        heal threat, taunt, or our own pull): an idle or patrolling NPC
+        enters the fight and calls for help.
+        """
+        brain = self.brains.get(npc.id)
+        if brain is None or brain.entity is not npc:
+            return
+        if brain.state is not IDLE and brain.state is not PATROL:
+            return
+        if npc.combat.dead:
+            return
+        self._enterCombat(brain)
+        self._callHelp(brain, entity)
+
+    def _callHelp(self, brain, entity):
+        """
+        Social aggro: the idle or patrolling members of C{brain}'s pack (a
+        pack is linked), and other idle NPCs within its type's social
+        radius, engage C{entity} too.  Helpers do not call further.
+        """
+        n = brain.entity
+        r = brain.type.social_radius
+        r2 = r * r
+        helpers = [b for b in self.packs.get(brain.packIndex, ()) if b is not brain]
+        for b in self.grid.around(n.x, n.z, r):
+            if b.packIndex != brain.packIndex:
+                o = b.entity
+                if (o.x - n.x) ** 2 + (o.z - n.z) ** 2 <= r2:
+                    helpers.append(b)
+        combat = self.combat
+        for b in helpers:
+            o = b.entity
+            if b.state is not IDLE and b.state is not PATROL:
+                continue
+            if o.combat.dead or not combat.isEnemy(o, entity):
+                continue
+            # In combat first: the engage listener then sees it busy and
+            # does not call for help again.
+            self._enterCombat(b)
+            combat.engage(o, entity)
+
+    def _enterCombat(self, brain):
+        n = brain.entity
+        self.grid.discard(brain)
+        brain.state = COMBAT
+        brain.anchorX = n.x
+        brain.anchorZ = n.z
+        brain.nextSwing = 0.0
+        brain.stuckSince = None
+        self.active[brain] = None
+
+    # --- combat ----------------------------------------------------------------------
+
+    def _target(self, brain):
+        """@return: the top of the threat table that is alive and here; dead or gone ones leave it."""
+        n = brain.entity
+        threat = n.combat.threat
+        entities = self.zone.entities
+        while True:
+            t = threat.top()
+            if t is None:
+                return None
+            c = t.combat
+            if c is not None and not c.dead and entities.get(t.id) is t:
+                return t
+            threat.remove(t)
+            if c is not None:
+                c.engaged.discard(n)
+
+    def _fight(self, brain, now, dt):
+        n = brain.entity
+        c = n.combat
+        target = self._target(brain)
+        if target is None:
+            self._startEvade(brain, "no target")
+            return
+        t = brain.type
+        dx = n.x - brain.anchorX
+        dz = n.z - brain.anchorZ
+        if dx * dx + dz * dz > t.leash * t.leash:
+            self._startEvade(brain, "leash")
+            return
+        if c.cast is not None:
+            stop(self.zone, n)  # moving would interrupt it
+            return
+        reach = t.attack_range
+        dist = math.hypot(target.x - n.x, target.z - n.z)
+        if dist > reach:
+            speed = t.speed * (1.0 + c.mods.get("speed", 0.0))
+            dist, stuck = walk(self.zone, n, target.x, target.z, max(speed, 0.0), dt,
+                               reach * CHASE_FRACTION)
+            if stuck:
+                if brain.stuckSince is None:
+                    brain.stuckSince = now
+                elif now - brain.stuckSince >= STUCK_SECONDS:
+                    self._startEvade(brain, "unreachable")
+                    return
+            else:
+                brain.stuckSince = None
+        else:
+            stop(self.zone, n)
+            brain.stuckSince = None
+        if dist > reach:
+            return
+        if self._useAbility(brain, target, dist, now):
+            return
+        if now >= brain.nextSwing:
+            brain.nextSwing = now + t.attack_speed
+            try:
+                self.combat.swing(n, target)
+            except CombatError as e:
+                self.log.debug("NPC {npc_id} swing at {entity_id} refused: {code}",
+                               npc_id=n.id, entity_id=target.id, code=e.code)
+
+    def _useAbility(self, brain, target, dist, now):
+        """Cast the first of its abilities that is ready and fits. @return: True when it cast."""
+        if not brain.abilities:
+            return False
+        n = brain.entity
+        c = n.combat
+        if c.gcdUntil > now:
+            return False
+        cooldowns = c.cooldowns
+        for spec in brain.abilities:
+            if cooldowns.get(spec.id, 0.0) > now:
+                continue
+            where = spec.target
+            if where == "enemy" or spec.kind == "taunt":
+                if dist > spec.range:
+                    continue
+                at = target
+            elif where == "area":
+                if dist > (spec.radius or spec.range):
+                    continue
+                at = None
+            else:
+                if spec.kind == "heal" and c.hp > c.hpMax * SELF_HEAL_BELOW:
+                    continue
+                at = n
+            try:
+                self.combat.cast(n, spec.id, at)
+            except CombatError as e:
+                self.log.debug("NPC {npc_id} cast of {ability} refused: {code}",
+                               npc_id=n.id, ability=spec.id, code=e.code)
+                continue
+            return True
+        return False
+
+    # --- leash and evade -----------------------------------------------------------------
+
+    def _startEvade(self, brain, why):
+        n = brain.entity
+        brain.state = EVADE
+        brain.stuckSince = None
+        self.combat.reset(n)  # threat cleared, full health
+        self.combat.evade(n, True)  # immune on the way, an EVADE record
+        self.log.debug("NPC {npc_id} ({spawn_id}) evades ({why})",
+                       npc_id=n.id, spawn_id=brain.spawnId, why=why)
+
+    def _evade(self, brain, dt):
+        n = brain.entity
+        left, stuck = walk(self.zone, n, brain.anchorX, brain.anchorZ, brain.type.speed, dt)
+        if stuck:
+            # Our straight-line walking found no way back: go home at once.
+            self.zone.teleport(n, brain.anchorX, brain.anchorZ)
+            left = 0.0
+        if left <= 0.05:
+            stop(self.zone, n)
+            c = n.combat
+            if c.hp != c.hpMax or len(c.threat):
+                self.combat.reset(n)
+            self.combat.evade(n, False)
+            self._rest(brain)
+
+    def _rest(self, brain):
+        """Idle at its place (or back on its patrol), in the aggro grid, looking around for a few ticks."""
+        n = brain.entity
+        self.grid.place(brain, n.x, n.z, brain.type.aggro_radius)
+        if brain.pack.patrol:
+            brain.state = PATROL
+        else:
+            brain.state = IDLE
+            brain.scanUntil = self.ticks + self.scanTicks
+        self.active[brain] = None
+
+    # --- patrols --------------------------------------------------------------------------
+
+    def _patrol(self, brain, dt):
+        n = brain.entity
+        points = brain.pack.patrol
+        px, pz = points[brain.waypoint]
+        tx = px + brain.offX
+        tz = pz + brain.offZ
+        zone = self.zone
+        if not zone.spec.inBounds(tx, tz) or zone.terrain.isBlocked(tx, tz):
+            tx, tz = px, pz
+        speed = min(WALK_SPEED, brain.type.speed)
+        left, stuck = walk(zone, n, tx, tz, speed, dt)
+        if left <= 0.05 or stuck:
+            brain.waypoint = (brain.waypoint + 1) % len(points)
+        self.grid.place(brain, n.x, n.z, brain.type.aggro_radius)
+        if (self.ticks + n.id) % PATROL_SCAN_TICKS == 0:
+            self._scan(brain)
+
+    # --- death and respawn --------------------------------------------------------------------
+
+    def died(self, victim, killer):
+        """A death listener of the zone's combat: a dead NPC lies as a corpse until its respawn."""
+        brain = self.brains.get(victim.id)
+        if brain is None or brain.entity is not victim or brain.state is DEAD:
+            return
+        self._dead(brain, self.clock.seconds())
+        self.log.debug("NPC {npc_id} ({spawn_id}) killed by {killer_id}",
+                       npc_id=victim.id, spawn_id=brain.spawnId,
+                       killer_id=killer.id if killer is not None else None)
+
+    def _dead(self, brain, now):
+        n = brain.entity
+        brain.state = DEAD
+        brain.deaths += 1
+        self.grid.discard(brain)
+        self.active.pop(brain, None)
+        stop(self.zone, n)
+        self.combat.evade(n, False)
+        heapq.heappush(self.respawns, (now + brain.pack.respawn, next(self._seq), brain, brain.deaths))
+
+    def _respawn(self, brain):
+        """Back at its home point, alive at full health, idle (or patrolling from its first point)."""
+        n = brain.entity
+        zone = self.zone
+        zone.teleport(n, brain.homeX, brain.homeZ)
+        stop(zone, n)
+        combat = self.combat
+        combat.revive(n, 1.0)
+        c = n.combat
+        if c.hp != c.hpMax or c.cooldowns or len(c.threat):
+            combat.reset(n)
+        brain.anchorX = brain.homeX
+        brain.anchorZ = brain.homeZ
+        brain.waypoint = 0
+        self._rest(brain)
+        self.log.debug("NPC {npc_id} ({spawn_id}) respawned", npc_id=n.id, spawn_id=brain.spawnId)
+
+
+def _byId(e):
+    return e.id
