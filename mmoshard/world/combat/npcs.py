@@ -318,14 +318,19 @@ class Npcs:
         if dx * dx + dz * dz > t.leash * t.leash:
             self._startEvade(brain, "leash")
             return
+        zone = self.zone
         if c.cast is not None:
-            stop(self.zone, n)  # moving would interrupt it
+            stop(zone, n)  # moving would interrupt it
             return
         reach = t.attack_range
         dist = math.hypot(target.x - n.x, target.z - n.z)
+        cast = self._useAbility(brain, target, dist, now)
+        if c.cast is not None:
+            stop(zone, n)  # it started a cast: it stands still while casting
+            return
         if dist > reach:
             speed = t.speed * (1.0 + c.mods.get("speed", 0.0))
-            dist, stuck = walk(self.zone, n, target.x, target.z, max(speed, 0.0), dt,
+            dist, stuck = walk(zone, n, target.x, target.z, max(speed, 0.0), dt,
                                reach * CHASE_FRACTION)
             if stuck:
                 if brain.stuckSince is None:
@@ -336,19 +341,16 @@ class Npcs:
             else:
                 brain.stuckSince = None
         else:
-            stop(self.zone, n)
+            stop(zone, n)
             brain.stuckSince = None
-        if dist > reach:
+        if cast or dist > reach or now < brain.nextSwing:
             return
-        if self._useAbility(brain, target, dist, now):
-            return
-        if now >= brain.nextSwing:
-            brain.nextSwing = now + t.attack_speed
-            try:
-                self.combat.swing(n, target)
-            except CombatError as e:
-                self.log.debug("NPC {npc_id} swing at {entity_id} refused: {code}",
-                               npc_id=n.id, entity_id=target.id, code=e.code)
+        brain.nextSwing = now + t.attack_speed
+        try:
+            self.combat.swing(n, target)
+        except CombatError as e:
+            self.log.debug("NPC {npc_id} swing at {entity_id} refused: {code}",
+                           npc_id=n.id, entity_id=target.id, code=e.code)
 
     def _useAbility(self, brain, target, dist, now):
         """Cast the first of its abilities that is ready and fits. @return: True when it cast."""
@@ -356,11 +358,10 @@ class Npcs:
             return False
         n = brain.entity
         c = n.combat
-        if c.gcdUntil > now:
-            return False
+        gcd = c.gcdUntil > now
         cooldowns = c.cooldowns
         for spec in brain.abilities:
-            if cooldowns.get(spec.id, 0.0) > now:
+            if cooldowns.get(spec.id, 0.0) > now or (gcd and spec.gcd > 0):
                 continue
             where = spec.target
             if where == "enemy" or spec.kind == "taunt":

@@ -20,15 +20,22 @@ BEAR = NpcType(id="bear", name="Brown Bear", level=5, health=400, damage=(20, 20
                attack_range=3.0, speed=5.0, aggro_radius=6.0, social_radius=8.0, leash=30.0)
 TAUNT = AbilitySpec(id="taunt", num=1, name="Taunt", cls="warrior", kind="taunt", target="enemy",
                     range=30.0, gcd=0.0, cooldown=8.0, duration=3.0)
+BITE = AbilitySpec(id="bite", num=50, name="Bite", cls="npc", kind="damage", target="enemy",
+                   range=5.0, gcd=0.0, cooldown=6.0, base=30.0, crit=0.0)
+MEND = AbilitySpec(id="mend", num=51, name="Mend", cls="npc", kind="heal", target="self",
+                   cast=2.0, gcd=0.0, cooldown=20.0, base=100.0, crit=0.0)
+SHAMAN = NpcType(id="shaman", name="Gnoll Shaman", level=4, health=300, damage=(10, 10), attack_speed=2.0,
+                 attack_range=3.0, speed=6.0, aggro_radius=10.0, social_radius=8.0, leash=40.0,
+                 abilities=("bite", "mend"))
 WARRIOR = ClassKit(cls="warrior", role="tank", resource="rage", resource_max=100, resource_regen=0.0,
                    resource_start=0, health_base=1000, health_per_level=0, power_base=10.0,
                    power_per_level=0.0, abilities=("taunt",))
 
 
-def gameData(*types):
-    types = types or (WOLF, BEAR)
-    return GameData(abilities={"taunt": TAUNT}, byNum={1: TAUNT}, kits={"warrior": WARRIOR},
-                    npcs={t.id: t for t in types}, items={})
+def gameData():
+    abilities = (TAUNT, BITE, MEND)
+    return GameData(abilities={a.id: a for a in abilities}, byNum={a.num: a for a in abilities},
+                    kits={"warrior": WARRIOR}, npcs={t.id: t for t in (WOLF, BEAR, SHAMAN)}, items={})
 
 
 class NpcWorld:
@@ -308,6 +315,45 @@ class ChaseTests(TestCase):
         self.w.step(25)
         self.assertLess(b.combat.hp, b.combat.hpMax)
         self.assertEqual(a.combat.hp, hitA)
+
+
+class AbilityTests(TestCase):
+    def setUp(self):
+        self.w = NpcWorld([PackSpec(members=("shaman",), at=(100.0, 100.0), spread=0.0)])
+        self.b = self.w.brains[0]
+        self.npc = self.b.entity
+        self.p = self.w.player(1, 80.0, 100.0)
+        self.w.walkTo(self.p, 102.0, 100.0)
+        self.w.step()
+
+    def records(self, kind):
+        return [r for t, body in self.p.session.sent if t == "world.u"
+                for r in R.records(body.get("c", b"")) if r[0] == kind]
+
+    def test_abilitiesOnTheirCooldowns(self):
+        """An NPC uses its damage ability whenever its cooldown is over, and swings in between."""
+        self.w.step(130)
+        bites = [r for r in self.records(R.DAMAGE) if r[2] == BITE.num]
+        swings = [r for r in self.records(R.DAMAGE) if r[2] == 0]
+        self.assertEqual(len(bites), 3)  # about 0, 6 and 12 s
+        self.assertEqual({(r[3], r[4], r[5]) for r in bites}, {(self.npc.id, self.p.id, 30)})
+        self.assertGreaterEqual(len(swings), 5)
+
+    def test_selfHealStandsStill(self):
+        """Below half health an NPC casts its heal on itself, standing still while it casts, then chases again."""
+        self.w.step(5)
+        self.w.combat.damage(self.p, self.npc, 200)
+        self.w.walkTo(self.p, 108.0, 100.0)
+        self.w.step()
+        self.assertIsNotNone(self.npc.combat.cast)
+        where = (self.npc.x, self.npc.z)
+        self.w.step(19)
+        self.assertEqual((self.npc.x, self.npc.z), where)
+        self.w.step(2)
+        self.assertEqual([(r[2], r[4]) for r in self.records(R.HEAL)], [(MEND.num, self.npc.id)])
+        self.assertGreater(self.npc.combat.hp, 100)
+        self.w.step(20)
+        self.assertLessEqual(dist(self.npc, self.p), SHAMAN.attack_range)
 
 
 class EvadeTests(TestCase):
