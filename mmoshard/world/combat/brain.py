@@ -39,7 +39,7 @@ class Brain:
     __slots__ = (
         "entity", "type", "pack", "packIndex", "spawnId", "homeX", "homeZ", "anchorX", "anchorZ",
         "offX", "offZ", "state", "waypoint", "aggro2", "abilities", "nextSwing", "scanUntil",
-        "stuckSince", "deaths", "cells",
+        "stuckSince", "deaths", "cell", "cells",
     )
 
     def __init__(self, entity, npcType, pack, packIndex, spawnId, x, z, offX, offZ, abilities):
@@ -60,7 +60,8 @@ class Brain:
         self.scanUntil = 0
         self.stuckSince = None
         self.deaths = 0
-        self.cells = ()  # the aggro grid cells it is registered in
+        self.cell = -1  # its aggro grid cell while registered
+        self.cells = ()  # the cells it is registered in
 
     def __repr__(self):
         return f"<Brain {self.spawnId} id={self.entity.id} {self.state}>"
@@ -68,10 +69,12 @@ class Brain:
 
 class AggroGrid:
     """
-    The idle and patrolling NPCs by the cells their aggro disk covers, so a
-    moved player finds the NPCs that may aggro on it with one lookup.  Cells
-    map to insertion-ordered dicts: iteration, and so the tests, are
-    deterministic.
+    A uniform grid of cells of side C{size} (the zone's largest aggro
+    radius).  Idle and patrolling NPCs are registered in the 3x3 cells
+    around their own, which hold their whole aggro disk, so a moved player
+    finds the NPCs that may aggro on it with one lookup, and a patroller
+    registers again only when it changes cell.  Cells map to
+    insertion-ordered dicts: iteration, and so the tests, are deterministic.
     """
 
     __slots__ = ("size", "cols", "rows", "cells")
@@ -86,28 +89,35 @@ class AggroGrid:
         s = self.size
         return int(z // s) * self.cols + int(x // s)
 
-    def _disk(self, x, z, r):
+    def disk(self, x, z, r):
+        """@return: the cells the disk of radius C{r} at (x, z) touches."""
         s = self.size
         i0 = max(0, int((x - r) // s))
         i1 = min(self.cols - 1, int((x + r) // s))
         j0 = max(0, int((z - r) // s))
         j1 = min(self.rows - 1, int((z + r) // s))
         cols = self.cols
-        return tuple(j * cols + i for j in range(j0, j1 + 1) for i in range(i0, i1 + 1))
+        return [j * cols + i for j in range(j0, j1 + 1) for i in range(i0, i1 + 1)]
 
-    def place(self, brain, x, z, r):
-        """Register C{brain} in the cells its disk of radius C{r} at (x, z) covers (a no-op when unchanged)."""
-        cells = self._disk(x, z, r)
-        if cells == brain.cells:
+    def place(self, brain, x, z):
+        """Register C{brain} around (x, z): a no-op while it stays in the same cell."""
+        cell = self.cellOf(x, z)
+        if cell == brain.cell:
             return
         self.discard(brain)
         grid = self.cells
+        cols = self.cols
+        i = cell % cols
+        j = cell // cols
+        cells = tuple(b * cols + a for b in range(max(0, j - 1), min(self.rows, j + 2))
+                      for a in range(max(0, i - 1), min(cols, i + 2)))
         for c in cells:
             members = grid.get(c)
             if members is None:
                 grid[c] = {brain: None}
             else:
                 members[brain] = None
+        brain.cell = cell
         brain.cells = cells
 
     def discard(self, brain):
@@ -118,12 +128,13 @@ class AggroGrid:
             if not members:
                 del grid[c]
         brain.cells = ()
+        brain.cell = -1
 
     def around(self, x, z, r):
         """@return: the registered brains whose cells meet the disk of radius C{r} at (x, z), each once."""
         out = {}
         grid = self.cells
-        for c in self._disk(x, z, r):
+        for c in self.disk(x, z, r):
             members = grid.get(c)
             if members:
                 out.update(members)

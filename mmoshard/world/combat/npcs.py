@@ -21,6 +21,11 @@ _npcIds = itertools.count(NPC_ID_BASE)
 # A patroller looks for players standing near it every this many ticks
 # (moving players find it themselves), staggered by id.
 PATROL_SCAN_TICKS = 3
+# The grid of players that NPCs look themselves up in (patrollers, NPCs
+# just home) is rebuilt from the zone's observers at most this often: a
+# player that moved since is found by its own move, one that stands still
+# is where the grid says.
+PLAYER_GRID_TICKS = 10
 # A chase that makes no progress (terrain in the way) for this long evades.
 STUCK_SECONDS = 5.0
 # Chases stop this fraction of the attack range short of the target, so a
@@ -72,9 +77,11 @@ class Npcs:
         radius = max([data.npcs[m].aggro_radius for p in zone.spec.packs for m in p.members
                       if m in data.npcs] + [1.0])
         self.grid = AggroGrid(zone.spec.width, zone.spec.depth, radius)
-        # Idle NPCs just home look around for this many ticks: the interest
-        # space has recomputed the players that see them by then.
-        self.scanTicks = zone.spec.aoi_interval + 2
+        # Idle NPCs just home look around for this many ticks: the player
+        # grid has been rebuilt at least once by then.
+        self.scanTicks = PLAYER_GRID_TICKS + 1
+        self._players = None  # cell -> [player entities], from _playerGrid
+        self._playersAt = 0
         combat.deathListeners.append(self.died)
         combat.engageListeners.append(self.engaged)
         zone.addSystem(ORDER_NPC, "npcs", self.tick)
@@ -203,22 +210,41 @@ class Npcs:
             for b, e in hits:
                 self._pullBy(b, e)
 
+    def _playerGrid(self):
+        """@return: cell -> [player entities] on the aggro grid, at most L{PLAYER_GRID_TICKS} old."""
+        players = self._players
+        if players is None or self.ticks - self._playersAt >= PLAYER_GRID_TICKS:
+            self._players = players = {}
+            self._playersAt = self.ticks
+            size = self.grid.size
+            cols = self.grid.cols
+            for p in self.zone.observers.values():
+                if p.kind == PLAYER:
+                    cell = int(p.z // size) * cols + int(p.x // size)
+                    inCell = players.get(cell)
+                    if inCell is None:
+                        players[cell] = [p]
+                    else:
+                        inCell.append(p)
+        return players
+
     def _scan(self, brain):
-        """An NPC looks for players within its aggro radius among those that see it."""
+        """An NPC looks for players within its aggro radius itself (players standing still do not move)."""
         n = brain.entity
         x = n.x
         z = n.z
         r2 = brain.aggro2
-        for ob in sorted(self.zone.space.watchers(n), key=_byId):
-            if ob.kind != PLAYER:
-                continue
-            c = ob.combat
-            if c is None or c.dead:
-                continue
-            dx = ob.x - x
-            dz = ob.z - z
-            if dx * dx + dz * dz <= r2 and self._pullBy(brain, ob):
-                return
+        players = self._playerGrid()
+        entities = self.zone.entities
+        for cell in self.grid.disk(x, z, brain.type.aggro_radius):
+            for p in players.get(cell, ()):
+                c = p.combat
+                if c is None or c.dead or entities.get(p.id) is not p:
+                    continue
+                dx = p.x - x
+                dz = p.z - z
+                if dx * dx + dz * dz <= r2 and self._pullBy(brain, p):
+                    return
 
     def _pullBy(self, brain, player):
         """C{player} walked into C{brain}'s aggro radius. @return: True when it pulled."""
@@ -414,7 +440,7 @@ class Npcs:
     def _rest(self, brain):
         """Idle at its place (or back on its patrol), in the aggro grid, looking around for a few ticks."""
         n = brain.entity
-        self.grid.place(brain, n.x, n.z, brain.type.aggro_radius)
+        self.grid.place(brain, n.x, n.z)
         if brain.pack.patrol:
             brain.state = PATROL
         else:
@@ -437,7 +463,7 @@ class Npcs:
         left, stuck = walk(zone, n, tx, tz, speed, dt)
         if left <= 0.05 or stuck:
             brain.waypoint = (brain.waypoint + 1) % len(points)
-        self.grid.place(brain, n.x, n.z, brain.type.aggro_radius)
+        self.grid.place(brain, n.x, n.z)
         if (self.ticks + n.id) % PATROL_SCAN_TICKS == 0:
             self._scan(brain)
 
@@ -479,7 +505,3 @@ class Npcs:
         brain.waypoint = 0
         self._rest(brain)
         self.log.debug("NPC {npc_id} ({spawn_id}) respawned", npc_id=n.id, spawn_id=brain.spawnId)
-
-
-def _byId(e):
-    return e.id

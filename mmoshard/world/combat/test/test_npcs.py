@@ -123,7 +123,7 @@ class SpawnTests(TestCase):
 
     def test_idleCostsNothing(self):
         """Idle NPCs leave the active set after their first look around; a player moving far away wakes none."""
-        self.w.step(10)
+        self.w.step(self.w.npcs.scanTicks + 1)
         self.assertEqual(self.w.npcs.active, {})
         p = self.w.player(1, 600.0, 600.0)
         self.w.walkTo(p, 610.0, 600.0)
@@ -176,7 +176,7 @@ class AggroTests(TestCase):
             PackSpec(members=("bear",), at=(100.0, 106.0), spread=0.0),
             PackSpec(members=("wolf",), at=(100.0, 160.0), spread=0.0),  # far
         ])
-        self.w.step(10)
+        self.w.step(self.w.npcs.scanTicks + 1)
         self.pack = self.w.brains[:3]
         self.near, self.far = self.w.brains[3:]
 
