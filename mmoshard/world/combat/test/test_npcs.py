@@ -132,6 +132,20 @@ class SpawnTests(TestCase):
         self.assertTrue(all(b.state is IDLE for b in self.w.brains))
 
 
+    def test_despawn(self):
+        """Npcs.despawn takes every NPC out of the zone and of combat; observers get their leaves."""
+        p = self.w.player(1, 110.0, 110.0)
+        self.w.step()
+        p.session.clear()
+        ids = [b.entity.id for b in self.w.brains]
+        self.w.npcs.despawn()
+        self.w.step()
+        self.assertFalse(any(i in self.w.zone.entities for i in ids))
+        self.assertEqual(self.w.npcs.brains, {})
+        left = [i for t, body in p.session.sent if t == "world.u" for i in body.get("l", ())]
+        self.assertEqual(sorted(left), sorted(ids[:3]))
+
+
 class EntersTestsMixin:
     """Observers see NPCs enter as kind n with their health, in both engines."""
 
