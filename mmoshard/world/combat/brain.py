@@ -1,6 +1,8 @@
-"""An NPC's brain (its AI state at C{entity.ai}), the aggro grid of idle NPCs, and server-side walking under the terrain rules."""
+"""An NPC's brain (its AI state at C{entity.ai}) and what it decides with: its target and abilities, the aggro grid, walking under the terrain rules."""
 
 import math
+
+from mmoshard.world.sim import PLAYER
 
 # Brain states (docs/combat.md, "NPCs").
 IDLE = "idle"  # standing at home: costs nothing per tick
@@ -13,6 +15,8 @@ DEAD = "dead"  # a corpse until its pack's respawn time
 WALK_SPEED = 2.5
 # Close enough to a point to count as there.
 ARRIVED = 0.05
+# An NPC with a heal on itself uses it below this fraction of its health.
+SELF_HEAL_BELOW = 0.5
 
 
 class Brain:
@@ -65,6 +69,51 @@ class Brain:
 
     def __repr__(self):
         return f"<Brain {self.spawnId} id={self.entity.id} {self.state}>"
+
+
+def topTarget(zone, npc):
+    """
+    @return: the top of C{npc}'s threat table that is alive and in C{zone},
+        or None; dead or departed ones leave the table.
+    """
+    threat = npc.combat.threat
+    entities = zone.entities
+    while True:
+        t = threat.top()
+        if t is None:
+            return None
+        c = t.combat
+        if c is not None and not c.dead and entities.get(t.id) is t:
+            return t
+        threat.remove(t)
+        if c is not None:
+            c.engaged.discard(npc)
+
+
+def readyAbilities(brain, target, dist, now):
+    """
+    Yield C{(ability, at)} for the abilities of C{brain}'s NPC that are off
+    cooldown and fit now, in its type's order: enemy ones (and taunts) on
+    C{target} within their range, area ones (centred on itself, C{at} None)
+    when C{target} is within their radius, heals on itself below
+    L{SELF_HEAL_BELOW} of its health, other self ones as soon as ready.
+    """
+    n = brain.entity
+    c = n.combat
+    gcd = c.gcdUntil > now
+    cooldowns = c.cooldowns
+    for spec in brain.abilities:
+        if cooldowns.get(spec.id, 0.0) > now or (gcd and spec.gcd > 0):
+            continue
+        where = spec.target
+        if where == "enemy" or spec.kind == "taunt":
+            if dist <= spec.range:
+                yield spec, target
+        elif where == "area":
+            if dist <= (spec.radius or spec.range):
+                yield spec, None
+        elif spec.kind != "heal" or c.hp <= c.hpMax * SELF_HEAL_BELOW:
+            yield spec, n
 
 
 class AggroGrid:
@@ -129,6 +178,21 @@ class AggroGrid:
                 del grid[c]
         brain.cells = ()
         brain.cell = -1
+
+    def players(self, observers):
+        """@return: cell -> [player entities] of C{observers} (a zone's), for NPCs looking around."""
+        out = {}
+        size = self.size
+        cols = self.cols
+        for p in observers:
+            if p.kind == PLAYER:
+                cell = int(p.z // size) * cols + int(p.x // size)
+                inCell = out.get(cell)
+                if inCell is None:
+                    out[cell] = [p]
+                else:
+                    inCell.append(p)
+        return out
 
     def around(self, x, z, r):
         """@return: the registered brains whose cells meet the disk of radius C{r} at (x, z), each once."""

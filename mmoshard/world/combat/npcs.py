@@ -1,22 +1,16 @@
 """NPC AI of one zone at ORDER_NPC: spawning packs from data, aggro and social aggro, chase and attack, leash and evade, death and respawn, patrols."""
 
-import heapq
-import itertools
 import math
 
 from twisted.logger import Logger
 
 from mmoshard.world.combat.brain import (
-    COMBAT, DEAD, EVADE, IDLE, PATROL, WALK_SPEED, AggroGrid, Brain, stop, walk,
+    COMBAT, DEAD, EVADE, IDLE, PATROL, WALK_SPEED, AggroGrid, Brain, readyAbilities, stop,
+    topTarget, walk,
 )
 from mmoshard.world.combat.errors import CombatError
+from mmoshard.world.combat.spawns import Respawns, nextNpcId, place, spawnId
 from mmoshard.world.sim import NPC, ORDER_NPC, PLAYER, Entity
-
-# NPC entity ids start here (player entity ids are character ids, below it)
-# and are unique in the process: every zone's Npcs draws from this one
-# counter, so an id never names two entities on one node.
-NPC_ID_BASE = 2 ** 31
-_npcIds = itertools.count(NPC_ID_BASE)
 
 # A patroller looks for players standing near it every this many ticks
 # (moving players find it themselves), staggered by id.
@@ -31,17 +25,6 @@ STUCK_SECONDS = 5.0
 # Chases stop this fraction of the attack range short of the target, so a
 # target stepping back a little stays in range.
 CHASE_FRACTION = 0.8
-# An NPC with a heal on itself uses it below this fraction of its health.
-SELF_HEAL_BELOW = 0.5
-# Placement tries around a pack's centre before falling back to the centre.
-PLACE_TRIES = 20
-
-
-def nextNpcId():
-    """@return: a fresh NPC entity id (2**31 up, unique in the process)."""
-    return next(_npcIds)
-
-
 class Npcs:
     """
     The NPCs of one zone and their AI, a system at C{ORDER_NPC}.
@@ -56,7 +39,7 @@ class Npcs:
     @ivar bySpawn: spawn id -> L{Brain}.
     @ivar active: the brains visited each tick (an insertion-ordered dict
         used as a set: the order, and so the tests, are deterministic).
-    @ivar respawns: heap of C{(when, seq, brain, deaths)}.
+    @ivar respawns: the dead NPCs by respawn time (L{Respawns}).
     """
 
     log = Logger()
@@ -71,8 +54,7 @@ class Npcs:
         self.bySpawn = {}
         self.packs = {}  # pack index -> [Brain]
         self.active = {}
-        self.respawns = []
-        self._seq = itertools.count()
+        self.respawns = Respawns()
         self.ticks = 0
         radius = max([data.npcs[m].aggro_radius for p in zone.spec.packs for m in p.members
                       if m in data.npcs] + [1.0])
@@ -102,34 +84,19 @@ class Npcs:
                       zone=zone.id, count=len(spawned), packs=len(zone.spec.packs))
         return spawned
 
-    def _place(self, pack):
-        """@return: a free point within C{pack.spread} of its centre (seeded), else the centre."""
-        spec = self.zone.spec
-        terrain = self.zone.terrain
-        cx, cz = pack.at
-        rng = self.rng
-        for _ in range(PLACE_TRIES):
-            r = pack.spread * math.sqrt(rng.random())
-            a = rng.random() * 2.0 * math.pi
-            x = cx + r * math.cos(a)
-            z = cz + r * math.sin(a)
-            if spec.inBounds(x, z) and not terrain.isBlocked(x, z):
-                return x, z
-        return float(cx), float(cz)
-
     def _spawnOne(self, pack, pi, mi, npcType):
         zone = self.zone
-        x, z = self._place(pack)
+        x, z = place(zone, pack, self.rng)
         e = Entity(nextNpcId(), NPC, x, 0.0, z, name=npcType.name, cls=npcType.id,
                    level=npcType.level)
         zone.spawn(e)
         self.combat.addNpc(e, npcType)
         abilities = tuple(self.data.abilities[a] for a in npcType.abilities)
-        spawnId = f"{zone.id}:{pi}:{mi}"
-        brain = Brain(e, npcType, pack, pi, spawnId, x, z, x - pack.at[0], z - pack.at[1], abilities)
+        sid = spawnId(zone.id, pi, mi)
+        brain = Brain(e, npcType, pack, pi, sid, x, z, x - pack.at[0], z - pack.at[1], abilities)
         e.ai = brain
         self.brains[e.id] = brain
-        self.bySpawn[spawnId] = brain
+        self.bySpawn[sid] = brain
         self._rest(brain)
         return brain
 
@@ -143,7 +110,7 @@ class Npcs:
         self.bySpawn.clear()
         self.packs.clear()
         self.active.clear()
-        self.respawns = []
+        self.respawns.clear()
 
     # --- the tick ----------------------------------------------------------------
 
@@ -151,10 +118,8 @@ class Npcs:
         self.ticks += 1
         if self.grid.cells:
             self._aggroFromMoves()
-        respawns = self.respawns
-        while respawns and respawns[0][0] <= now:
-            _, _, brain, deaths = heapq.heappop(respawns)
-            if brain.state is DEAD and brain.deaths == deaths:
+        if self.respawns:
+            for brain in self.respawns.due(now, DEAD):
                 self._respawn(brain)
         if not self.active:
             return
@@ -212,21 +177,10 @@ class Npcs:
 
     def _playerGrid(self):
         """@return: cell -> [player entities] on the aggro grid, at most L{PLAYER_GRID_TICKS} old."""
-        players = self._players
-        if players is None or self.ticks - self._playersAt >= PLAYER_GRID_TICKS:
-            self._players = players = {}
+        if self._players is None or self.ticks - self._playersAt >= PLAYER_GRID_TICKS:
+            self._players = self.grid.players(self.zone.observers.values())
             self._playersAt = self.ticks
-            size = self.grid.size
-            cols = self.grid.cols
-            for p in self.zone.observers.values():
-                if p.kind == PLAYER:
-                    cell = int(p.z // size) * cols + int(p.x // size)
-                    inCell = players.get(cell)
-                    if inCell is None:
-                        players[cell] = [p]
-                    else:
-                        inCell.append(p)
-        return players
+        return self._players
 
     def _scan(self, brain):
         """An NPC looks for players within its aggro radius itself (players standing still do not move)."""
@@ -315,26 +269,10 @@ class Npcs:
 
     # --- combat ----------------------------------------------------------------------
 
-    def _target(self, brain):
-        """@return: the top of the threat table that is alive and here; dead or gone ones leave it."""
-        n = brain.entity
-        threat = n.combat.threat
-        entities = self.zone.entities
-        while True:
-            t = threat.top()
-            if t is None:
-                return None
-            c = t.combat
-            if c is not None and not c.dead and entities.get(t.id) is t:
-                return t
-            threat.remove(t)
-            if c is not None:
-                c.engaged.discard(n)
-
     def _fight(self, brain, now, dt):
         n = brain.entity
         c = n.combat
-        target = self._target(brain)
+        target = topTarget(self.zone, n)
         if target is None:
             self._startEvade(brain, "no target")
             return
@@ -383,25 +321,7 @@ class Npcs:
         if not brain.abilities:
             return False
         n = brain.entity
-        c = n.combat
-        gcd = c.gcdUntil > now
-        cooldowns = c.cooldowns
-        for spec in brain.abilities:
-            if cooldowns.get(spec.id, 0.0) > now or (gcd and spec.gcd > 0):
-                continue
-            where = spec.target
-            if where == "enemy" or spec.kind == "taunt":
-                if dist > spec.range:
-                    continue
-                at = target
-            elif where == "area":
-                if dist > (spec.radius or spec.range):
-                    continue
-                at = None
-            else:
-                if spec.kind == "heal" and c.hp > c.hpMax * SELF_HEAL_BELOW:
-                    continue
-                at = n
+        for spec, at in readyAbilities(brain, target, dist, now):
             try:
                 self.combat.cast(n, spec.id, at)
             except CombatError as e:
@@ -487,7 +407,7 @@ class Npcs:
         self.active.pop(brain, None)
         stop(self.zone, n)
         self.combat.evade(n, False)
-        heapq.heappush(self.respawns, (now + brain.pack.respawn, next(self._seq), brain, brain.deaths))
+        self.respawns.push(brain, now + brain.pack.respawn)
 
     def _respawn(self, brain):
         """Back at its home point, alive at full health, idle (or patrolling from its first point)."""

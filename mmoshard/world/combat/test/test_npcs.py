@@ -8,7 +8,8 @@ from twisted.trial.unittest import TestCase
 from mmoshard.world.combat import records as R
 from mmoshard.world.combat.brain import COMBAT, DEAD, EVADE, IDLE, PATROL, WALK_SPEED
 from mmoshard.world.combat.data import AbilitySpec, ClassKit, GameData, NpcType, PackSpec
-from mmoshard.world.combat.npcs import NPC_ID_BASE, Npcs
+from mmoshard.world.combat.npcs import Npcs
+from mmoshard.world.combat.spawns import NPC_ID_BASE
 from mmoshard.world.combat.system import Combat
 from mmoshard.world.sim import NPC
 from mmoshard.world.test.helpers import makeZone, moves, player
