@@ -207,8 +207,8 @@ class Npcs:
             return False
         if n.combat.dead or not self.combat.isEnemy(n, player):
             return False
-        self._enterCombat(brain)
-        self.combat.engage(n, player)
+        if not self._join(brain, player):
+            return False
         self.log.debug("NPC {npc_id} ({spawn_id}) aggroes on {entity_id}",
                        npc_id=n.id, spawn_id=brain.spawnId, entity_id=player.id)
         self._callHelp(brain, player)
@@ -252,10 +252,19 @@ class Npcs:
                 continue
             if o.combat.dead or not combat.isEnemy(o, entity):
                 continue
-            # In combat first: the engage listener then sees it busy and
-            # does not call for help again.
-            self._enterCombat(b)
-            combat.engage(o, entity)
+            self._join(b, entity)
+
+    def _join(self, brain, entity):
+        """C{brain}'s NPC engages C{entity}. @return: False when combat refused it (it stays as it was)."""
+        # In combat first: the engage listener then sees it busy and does
+        # not call for help again.
+        self._enterCombat(brain)
+        n = brain.entity
+        self.combat.engage(n, entity)
+        if entity in n.combat.threat:
+            return True
+        self._rest(brain)
+        return False
 
     def _enterCombat(self, brain):
         n = brain.entity
