@@ -9,6 +9,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from mmoshard.world.combat.handlers import CombatHandlers
+from mmoshard.world.combat.npcs import Npcs
 from mmoshard.world.combat.system import Combat
 from mmoshard.world.handlers import WorldHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
@@ -34,6 +35,8 @@ class WorldService(Service):
       - L{WorldHandlers}: world.enter/move/leave and the session listener;
       - a L{Combat} per zone (C{zone.combat}) and L{CombatHandlers}:
         world.cast/stop_cast/release;
+      - L{Npcs} per zone (C{zone.npcs}): its packs spawn when the service
+        starts;
       - L{Saves}: logout, transfer, periodic and shutdown position saves;
       - L{LeaseKeeper}: the characters' leases;
       - L{Transfers}: portals and redirects to other nodes' zones;
@@ -79,6 +82,8 @@ class WorldService(Service):
             zone.portalHandler = transfers.portal
             # Seeded from the OS: tests that need a fixed roll set zone.combat.rng.
             zone.combat = Combat(zone, cfg.game, random.Random(), pvp=zone.spec.pvp)
+            # Seeded by the zone: its NPCs stand at the same points on every start.
+            zone.npcs = Npcs(zone, zone.combat, cfg.game, reactor, random.Random(f"npcs:{zone.id}"))
         startZone = cfg.start_zone if cfg.start_zone in self.zones else None
         self.handlers = WorldHandlers(sql, self.zones, startZone, cfg.max_players, roster,
                                       saves, leases, transfers, tasks)
@@ -102,6 +107,7 @@ class WorldService(Service):
                 "players", lambda: sum(len(z.observers) for z in self.zones.values())
             )
         for zid, zone in self.zones.items():
+            zone.npcs.spawn()
             loop = FixedRateLoop(self.clock, zone.spec.tickInterval, zone.tick,
                                  observe=self._observer(zid))
             self.loops[zid] = loop

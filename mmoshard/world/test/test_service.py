@@ -81,7 +81,8 @@ class EnterTests(TestCase):
         self.h.enter(b, self.other)
         self.h.advance()
         [u] = events(a, "world.u")
-        self.assertEqual([s[0] for s in u["e"]], [self.other])
+        # The players (greenvale's NPCs near them enter too).
+        self.assertEqual([s[0] for s in u["e"] if s[1] == "p"], [self.other])
         events(b, "world.u")
         b.send({"t": "world.move", "x": 120.5, "z": 100.0, "vx": 5.0, "vz": 0.0, "ct": 9, "k": 0})
         self.h.advance()
@@ -209,7 +210,10 @@ class EnterTests(TestCase):
         text = generate_latest(self.h.node.metrics).decode()
         self.assertIn('mmoshard_world_players{zone="greenvale"} 2.0', text)
         self.assertIn('mmoshard_world_corrections_total{zone="greenvale"} 1.0', text)
-        self.assertIn('mmoshard_world_aoi_pairs{zone="greenvale"} 2.0', text)
+        # Each player sees the other, and the NPCs near them.
+        zone = self.h.world.zones["greenvale"]
+        npcs = sum(len(zone.visibleOf(zone.entities[c]) - {self.hero, self.other}) for c in (self.hero, self.other))
+        self.assertIn(f'mmoshard_world_aoi_pairs{{zone="greenvale"}} {2.0 + npcs}', text)
         self.assertIn('mmoshard_world_tick_seconds_count{zone="greenvale"} 11.0', text)
         self.assertIn('mmoshard_world_ticks_skipped_total{zone="greenvale"} 0.0', text)
         self.assertIn("mmoshard_world_tick_overruns_total", text)
@@ -231,7 +235,9 @@ class ResumeMixin:
         h.enter(a, hero)
         h.enter(b, other)
         h.advance()
-        self.assertEqual([s[0] for s in events(a, "world.u")[0]["e"]], [other])
+        first = events(a, "world.u")[0]["e"]
+        self.assertEqual([s[0] for s in first if s[1] == "p"], [other])
+        npcs = sorted(s[0] for s in first if s[1] == "n")  # greenvale's NPCs near them
         a.lose()
         b.send({"t": "world.move", "x": 121.0, "z": 100.0, "vx": 5.0, "vz": 0.0, "ct": 9, "k": 0})
         h.advance()
@@ -241,7 +247,8 @@ class ResumeMixin:
         h.advance()
         # The client dropped every entity: what is in view enters again, where it is now.
         [u] = events(again, "world.u")
-        self.assertEqual([(s[0], s[5]) for s in u["e"]], [(other, 121.0)])
+        self.assertEqual([(s[0], s[5]) for s in u["e"] if s[1] == "p"], [(other, 121.0)])
+        self.assertEqual(sorted(s[0] for s in u["e"] if s[1] == "n"), npcs)
         self.assertNotIn("m", u)
         b.send({"t": "world.move", "x": 122.0, "z": 100.0, "vx": 5.0, "vz": 0.0, "ct": 10, "k": 0})
         h.advance()

@@ -542,3 +542,26 @@ class PatrolTests(TestCase):
         x0 = e.x, e.z
         self.w.step(10)
         self.assertNotEqual((e.x, e.z), x0)
+
+
+class ServiceTests(TestCase):
+    def test_worldSpawnsPacksOnStart(self):
+        """The world service gives each zone its Npcs and spawns every pack of etc/zones.toml at start, at the same points on every start."""
+        from mmoshard.world.test.harness import WorldHarness
+
+        places = []
+        for _ in range(2):
+            h = WorldHarness(self)
+            h.advance(0.1, 5)
+            zones = h.world.zones
+            for zone in zones.values():
+                members = sum(len(p.members) for p in zone.spec.packs)
+                self.assertEqual(len(zone.npcs.brains), members, zone.id)
+                for b in zone.npcs.brains.values():
+                    self.assertIs(zone.entities[b.entity.id], b.entity)
+                    self.assertIs(zone.npcs.combat, zone.combat)
+            self.assertTrue(any(z.npcs.brains for z in zones.values()))
+            places.append(sorted((b.spawnId, b.homeX, b.homeZ)
+                                 for z in zones.values() for b in z.npcs.brains.values()))
+            self.successResultOf(h.stop())
+        self.assertEqual(places[0], places[1])
