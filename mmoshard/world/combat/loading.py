@@ -20,15 +20,20 @@ TARGETS_OF = {
     "debuff": ("enemy", "area"),
     "taunt": ("enemy", "area"),
     "interrupt": ("enemy",),
-    "heal": ("ally", "self"),
-    "shield": ("ally", "self"),
-    "buff": ("ally", "self"),
+    # A helpful area ability hits allies, the caster included (docs/combat.md).
+    "heal": ("ally", "self", "area"),
+    "shield": ("ally", "self", "area"),
+    "buff": ("ally", "self", "area"),
     "resurrect": ("ally",),
 }
-# Kinds whose effect is an amount (base, per_level, coef); the others have none.
+# Kinds whose effect is an amount (base, per_level, coef); an interrupt may
+# deal one too; the others have none.
 AMOUNT_KINDS = ("damage", "heal", "shield")
+OPTIONAL_AMOUNT_KINDS = ("interrupt",)
 # Kinds that last: an aura, a shield, a taunt (damage and heal last with a period).
 LASTING_KINDS = ("shield", "buff", "debuff", "taunt")
+# Kinds with an optional duration: an interrupt's lockout of the ability it stops.
+OPTIONAL_DURATION_KINDS = ("interrupt",)
 
 
 class GameDataError(ValueError):
@@ -189,7 +194,7 @@ def _abilityRules(path, kind, target, raw, v, problems):
     if kind in AMOUNT_KINDS:
         if not (get("base") or get("per_level") or get("coef")):
             problems.append(f"{path}: a {kind} ability needs base, per_level or coef greater than 0")
-    else:
+    elif kind not in OPTIONAL_AMOUNT_KINDS:
         unused(("base", "per_level", "coef"), f"unused by kind {kind} (it has no amount)")
     if get("period") > 0:
         if kind not in ("damage", "heal"):
@@ -199,7 +204,7 @@ def _abilityRules(path, kind, target, raw, v, problems):
     elif kind in LASTING_KINDS:
         if get("duration") <= 0:
             problems.append(f"{path}.duration: a {kind} lasts a duration greater than 0")
-    else:
+    elif kind not in OPTIONAL_DURATION_KINDS:
         unused(("duration",), f"unused by kind {kind}" + (" without a period" if kind in ("damage", "heal") else ""))
     if kind in ("buff", "debuff"):
         for key in ("mod", "magnitude"):
@@ -237,7 +242,7 @@ def _parseAbility(aid, raw, classIds, problems):
 _KIT = {
     "resource": (str, _oneOf(RESOURCES)),
     "resource_max": (int, _above(0)),
-    "resource_regen": (float, _atLeast(0)),
+    "resource_regen": (float, None),  # negative: it decays (as rage may)
     "resource_start": (int, _atLeast(0)),
     "health_base": (int, _above(0)),
     "health_per_level": (int, _atLeast(0)),

@@ -22,15 +22,19 @@ def valid():
     """@return: the four documents of a small, valid game data set, to break one thing at a time."""
     abilities = {
         "classes": {
-            "fighter": {"resource": "rage", "resource_max": 100, "resource_regen": 5.0, "health_base": 100,
+            "fighter": {"resource": "rage", "resource_max": 100, "resource_regen": -1.0, "health_base": 100,
                         "health_per_level": 20, "power_base": 10.0, "power_per_level": 2.0,
-                        "abilities": ["strike", "mend"]},
+                        "abilities": ["strike", "mend", "bash", "rally"]},
         },
         "abilities": {
             "strike": {"num": 1, "name": "Strike", "cls": "fighter", "kind": "damage", "target": "enemy",
                        "range": 5.0, "cost": 10, "base": 10.0},
             "mend": {"num": 2, "name": "Mend", "cls": "fighter", "kind": "heal", "target": "self",
                      "base": 5.0, "duration": 6.0, "period": 2.0},
+            "bash": {"num": 6, "name": "Bash", "cls": "fighter", "kind": "interrupt", "target": "enemy",
+                     "range": 5.0, "duration": 3.0, "base": 2.0},
+            "rally": {"num": 7, "name": "Rally", "cls": "fighter", "kind": "heal", "target": "area",
+                      "radius": 10.0, "base": 5.0},
             "bite": {"num": 3, "name": "Bite", "cls": "npc", "kind": "damage", "target": "enemy",
                      "range": 3.0, "cooldown": 5.0, "base": 4.0},
             "drink": {"num": 4, "name": "Drink", "cls": "item", "kind": "heal", "target": "self",
@@ -100,6 +104,12 @@ MISTAKES = [
     ("resurrect without fraction", lambda d: d["abilities"]["abilities"].update(mend={
         "num": 2, "name": "Raise", "cls": "fighter", "kind": "resurrect", "target": "ally", "range": 30.0}),
      "abilities.mend.resurrect: required"),
+    ("interrupt over time", lambda d: ability(d, "bash").update(period=1.0),
+     "abilities.bash.period: only damage and heal abilities tick over time"),
+    ("resurrect in an area", lambda d: d["abilities"]["abilities"].update(rally={
+        "num": 7, "name": "Mass Raise", "cls": "fighter", "kind": "resurrect", "target": "area",
+        "radius": 10.0, "resurrect": 0.5}),
+     "abilities.rally.target: a resurrect ability targets ally"),
     ("NPC ability with a cost", lambda d: ability(d, "bite").update(cost=5),
      "abilities.bite.cost: npc abilities cost no resource"),
     ("kit names an unknown ability", lambda d: d["abilities"]["classes"]["fighter"]["abilities"].append("smash"),
@@ -263,6 +273,10 @@ class MistakeTests(TestCase):
         """The small set the mistakes start from is valid (so each mistake alone is what fails)."""
         game = parse(valid())
         self.assertEqual(game.kits["fighter"].resource_start, 100)
+        # A decaying resource, an interrupt with a lockout and an amount, a heal in an area.
+        self.assertEqual(game.kits["fighter"].resource_regen, -1.0)
+        self.assertEqual((game.abilities["bash"].duration, game.abilities["bash"].base), (3.0, 2.0))
+        self.assertEqual(game.abilities["rally"].target, "area")
         self.assertEqual(game.items["tonic"].cooldown_group, "tonic")
         self.assertEqual(game.npcs["rat"].loot[0].max, 2)
 
