@@ -48,11 +48,15 @@ class IProgression(Interface):
         @return: a Deferred firing with the character's (level, exp) after it.
         """
 
-    def addItem(characterId, itemId, count, idempotencyKey, slot=None):
+    def addItem(characterId, itemId, count, idempotencyKey, slot=None, stack=None):
         """
-        Add C{count} of C{itemId} to the inventory, idempotently.
+        Add C{count} of C{itemId} to the inventory, idempotently: into
+        C{slot} when given, else onto the item's stacks and then into the
+        first empty slots.  With C{stack} (the item's stack size) no slot
+        holds more than that.  All or nothing: fails with C{ValueError}
+        (C{InventoryFull} when there is no room, C{BadSlot}) adding nothing.
 
-        @return: a Deferred firing with the inventory row id.
+        @return: a Deferred firing with the (first) slot the items went to.
         """
 
     def removeItem(characterId, itemId, count, idempotencyKey):
@@ -65,10 +69,37 @@ class IProgression(Interface):
 
     def moveItem(characterId, fromSlot, toSlot, idempotencyKey):
         """
-        Move (or swap) the items in two inventory slots, idempotently.
+        Move (or swap) the items in two inventory slots, idempotently;
+        fails with C{BadSlot} (a C{ValueError}) for a slot out of range.
 
         @return: a Deferred firing with None.
         """
+
+    def useItem(characterId, slot, itemId, idempotencyKey):
+        """
+        Take one C{itemId} from C{slot} (a consumable being used), in one
+        transaction with its ledger row; fails with C{NoSuchItem} (a
+        C{ValueError}) when the slot holds none, C{BadSlot} when out of range.
+
+        @return: a Deferred firing with C{(applied, left)}: C{applied} is
+            True when this call took the item, False when an earlier call
+            with the same key did (the caller must then NOT apply the
+            item's effect again); C{left} is the count the slot held after
+            the first call.
+        """
+
+    def destroyItem(characterId, slot, count, idempotencyKey):
+        """
+        Destroy C{count} of what C{slot} holds (C{None}: the whole stack),
+        idempotently; fails with C{NoSuchItem} when the slot is empty or
+        holds fewer, C{BadSlot} when out of range.
+
+        @return: a Deferred firing with C{(itemId, left)}, left in the slot
+            (the first call's result on a retry).
+        """
+
+    def inventory(characterId):
+        """@return: a Deferred firing with {slot: (item id, count)}, slots in order."""
 
 
 class IInterestSpace(Interface):

@@ -11,6 +11,18 @@ INVENTORY_SLOTS = 64
 MAX_LEVEL = 60
 
 
+class NoSuchItem(ValueError):
+    """The slot does not hold the item (or not as many as asked)."""
+
+
+class InventoryFull(ValueError):
+    """No room for the items added (nothing was added)."""
+
+
+class BadSlot(ValueError):
+    """A slot number outside 0..INVENTORY_SLOTS - 1."""
+
+
 def expForLevel(level):
     """Exp needed to go from C{level} to C{level + 1}."""
     return 100 * level * level
@@ -145,33 +157,52 @@ def _slots(cursor, characterId):
     return {int(s): (item, int(n)) for s, item, n in cursor.fetchall()}
 
 
-def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, now):
+def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, stack, now):
     _lockCharacter(cursor, characterId, dialect)
     done = _ledgerResult(cursor, characterId, key)
     if done is not _MISSING:
         return done
     slots = _slots(cursor, characterId)
-    if slot is None:
-        slot = next((s for s, (item, _) in sorted(slots.items()) if item == itemId), None)
-    if slot is None:
-        slot = next((s for s in range(INVENTORY_SLOTS) if s not in slots), None)
-        if slot is None:
-            raise ValueError("inventory full")
-    if not 0 <= slot < INVENTORY_SLOTS:
-        raise ValueError(f"no slot {slot}")
-    if slot in slots:
-        item, have = slots[slot]
+    if slot is not None:
+        if not 0 <= slot < INVENTORY_SLOTS:
+            raise BadSlot(f"no slot {slot}")
+        item, have = slots.get(slot, (itemId, 0))
         if item != itemId:
             raise ValueError(f"slot {slot} holds {item}")
-        cursor.execute(
-            "UPDATE inventory SET count = ? WHERE character_id = ? AND slot = ?",
-            (have + count, characterId, slot),
-        )
+        if stack is not None and have + count > stack:
+            raise InventoryFull(f"slot {slot} holds {have} of {itemId}, at most {stack}")
+        plan = [(slot, have, count)]
     else:
-        cursor.execute(
-            "INSERT INTO inventory (character_id, slot, item_id, count) VALUES (?, ?, ?, ?)",
-            (characterId, slot, itemId, count),
-        )
+        # Top up the item's stacks (lowest slot first), then fill empty slots.
+        limit = stack or count
+        plan = []
+        need = count
+        for s, (item, have) in sorted(slots.items()):
+            if need and item == itemId and (stack is None or have < stack):
+                put = need if stack is None else min(need, stack - have)
+                plan.append((s, have, put))
+                need -= put
+        for s in range(INVENTORY_SLOTS):
+            if not need:
+                break
+            if s not in slots:
+                put = min(need, limit)
+                plan.append((s, 0, put))
+                need -= put
+        if need:
+            raise InventoryFull(f"no room for {count} of {itemId}")
+    for s, have, put in plan:
+        if have:
+            cursor.execute(
+                "UPDATE inventory SET count = ? WHERE character_id = ? AND slot = ?",
+                (have + put, characterId, s),
+            )
+        else:
+            cursor.execute(
+                "INSERT INTO inventory (character_id, slot, item_id, count) VALUES (?, ?, ?, ?)",
+                (characterId, s, itemId, put),
+            )
+    slot = plan[0][0]
     _record(cursor, characterId, key, "add", slot, now)
     return slot
 
@@ -207,8 +238,8 @@ def _txn_moveItem(cursor, dialect, characterId, fromSlot, toSlot, key, now):
     if done is not _MISSING:
         return None
     for s in (fromSlot, toSlot):
-        if not 0 <= s < INVENTORY_SLOTS:
-            raise ValueError(f"no slot {s}")
+        if type(s) is not int or not 0 <= s < INVENTORY_SLOTS:
+            raise BadSlot(f"no slot {s!r}")
     slots = _slots(cursor, characterId)
     a = slots.get(fromSlot)
     b = slots.get(toSlot)
@@ -223,6 +254,57 @@ def _txn_moveItem(cursor, dialect, characterId, fromSlot, toSlot, key, now):
                        (toSlot, characterId))
     _record(cursor, characterId, key, "move", None, now)
     return None
+
+
+def _stack(cursor, characterId, slot):
+    if type(slot) is not int or not 0 <= slot < INVENTORY_SLOTS:
+        raise BadSlot(f"no slot {slot!r}")
+    cursor.execute(
+        "SELECT item_id, count FROM inventory WHERE character_id = ? AND slot = ?",
+        (characterId, slot),
+    )
+    row = cursor.fetchone()
+    return (None, 0) if row is None else (row[0], int(row[1]))
+
+
+def _take(cursor, characterId, slot, have, count):
+    if count == have:
+        cursor.execute("DELETE FROM inventory WHERE character_id = ? AND slot = ?",
+                       (characterId, slot))
+    else:
+        cursor.execute("UPDATE inventory SET count = ? WHERE character_id = ? AND slot = ?",
+                       (have - count, characterId, slot))
+    return have - count
+
+
+def _txn_useItem(cursor, dialect, characterId, slot, itemId, key, now):
+    _lockCharacter(cursor, characterId, dialect)
+    done = _ledgerResult(cursor, characterId, key)
+    if done is not _MISSING:
+        # Applied by an earlier call: the caller must not apply the effect again.
+        return False, done
+    item, have = _stack(cursor, characterId, slot)
+    if item != itemId or have < 1:
+        raise NoSuchItem(f"slot {slot} holds no {itemId}")
+    left = _take(cursor, characterId, slot, have, 1)
+    _record(cursor, characterId, key, "use", left, now)
+    return True, left
+
+
+def _txn_destroyItem(cursor, dialect, characterId, slot, count, key, now):
+    _lockCharacter(cursor, characterId, dialect)
+    done = _ledgerResult(cursor, characterId, key)
+    if done is not _MISSING:
+        return tuple(done)
+    item, have = _stack(cursor, characterId, slot)
+    if item is None:
+        raise NoSuchItem(f"slot {slot} is empty")
+    count = have if count is None else count
+    if have < count:
+        raise NoSuchItem(f"slot {slot} holds {have} of {item}, not {count}")
+    left = _take(cursor, characterId, slot, have, count)
+    _record(cursor, characterId, key, "destroy", [item, left], now)
+    return item, left
 
 
 def _txn_inventory(cursor, characterId):
@@ -277,10 +359,12 @@ class Progression:
         self.onLevel(characterId, result[0])
         return result
 
-    def addItem(self, characterId, itemId, count, idempotencyKey, slot=None):
+    def addItem(self, characterId, itemId, count, idempotencyKey, slot=None, stack=None):
         _checkKey(idempotencyKey)
         _checkCount(count)
-        return self._run(_txn_addItem, characterId, itemId, count, idempotencyKey, slot)
+        if stack is not None:
+            _checkCount(stack)
+        return self._run(_txn_addItem, characterId, itemId, count, idempotencyKey, slot, stack)
 
     def removeItem(self, characterId, itemId, count, idempotencyKey):
         _checkKey(idempotencyKey)
@@ -290,6 +374,16 @@ class Progression:
     def moveItem(self, characterId, fromSlot, toSlot, idempotencyKey):
         _checkKey(idempotencyKey)
         return self._run(_txn_moveItem, characterId, fromSlot, toSlot, idempotencyKey)
+
+    def useItem(self, characterId, slot, itemId, idempotencyKey):
+        _checkKey(idempotencyKey)
+        return self._run(_txn_useItem, characterId, slot, itemId, idempotencyKey)
+
+    def destroyItem(self, characterId, slot, count, idempotencyKey):
+        _checkKey(idempotencyKey)
+        if count is not None:
+            _checkCount(count)
+        return self._run(_txn_destroyItem, characterId, slot, count, idempotencyKey)
 
     def inventory(self, characterId):
         """@return: a Deferred firing with {slot: (item id, count)}."""

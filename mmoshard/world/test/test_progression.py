@@ -5,7 +5,7 @@ from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.trial.unittest import TestCase
 
 from mmoshard.world.progression import (
-    Progression, expForLevel, loadCharacter, savePositions,
+    BadSlot, InventoryFull, NoSuchItem, Progression, expForLevel, loadCharacter, savePositions,
 )
 from mmoshard.world.test.dbfixture import makeCharacter, makeCharacters, openStore
 
@@ -68,6 +68,63 @@ class _ProgressionTests:
         await self.prog.moveItem(self.cid, 0, 7, "mv-2")
         self.assertEqual(await self.prog.inventory(self.cid), {1: ("potion", 1), 7: ("sword", 1)})
         self.assertIn((self.cid, 1), self.changes)
+
+    async def test_useItemTakesOneOnceUnderARetriedKey(self):
+        """
+        useItem takes one of the item from the slot and says it applied; the
+        same key again takes nothing and says it did not (the effect must not
+        be applied twice); a new key takes the last one and empties the slot.
+        """
+        await self.prog.addItem(self.cid, "potion", 2, "loot-1")
+        self.assertEqual(await self.prog.useItem(self.cid, 0, "potion", "req:use:a"), (True, 1))
+        self.assertEqual(await self.prog.useItem(self.cid, 0, "potion", "req:use:a"), (False, 1))
+        self.assertEqual(await self.prog.inventory(self.cid), {0: ("potion", 1)})
+        self.assertEqual(await self.prog.useItem(self.cid, 0, "potion", "req:use:b"), (True, 0))
+        self.assertEqual(await self.prog.inventory(self.cid), {})
+        with self.assertRaises(NoSuchItem):
+            await self.prog.useItem(self.cid, 0, "potion", "req:use:c")
+
+    async def test_useItemRefusesTheWrongItemOrSlot(self):
+        """useItem of an item the slot does not hold, or of a slot out of range, changes nothing."""
+        await self.prog.addItem(self.cid, "sword", 1, "loot-1")
+        with self.assertRaises(NoSuchItem):
+            await self.prog.useItem(self.cid, 0, "potion", "k1")
+        with self.assertRaises(BadSlot):
+            await self.prog.useItem(self.cid, 64, "sword", "k2")
+        self.assertEqual(await self.prog.inventory(self.cid), {0: ("sword", 1)})
+
+    async def test_destroyItem(self):
+        """
+        destroyItem takes some or all of a slot's stack, once per key, and
+        refuses more than the slot holds, an empty slot and a bad slot.
+        """
+        await self.prog.addItem(self.cid, "ore", 5, "loot-1")
+        self.assertEqual(await self.prog.destroyItem(self.cid, 0, 2, "d1"), ("ore", 3))
+        self.assertEqual(await self.prog.destroyItem(self.cid, 0, 2, "d1"), ("ore", 3))
+        with self.assertRaises(NoSuchItem):
+            await self.prog.destroyItem(self.cid, 0, 4, "d2")
+        self.assertEqual(await self.prog.destroyItem(self.cid, 0, None, "d3"), ("ore", 0))
+        self.assertEqual(await self.prog.inventory(self.cid), {})
+        with self.assertRaises(NoSuchItem):
+            await self.prog.destroyItem(self.cid, 0, None, "d4")
+        with self.assertRaises(BadSlot):
+            await self.prog.destroyItem(self.cid, -1, None, "d5")
+        self.assertRaises(ValueError, self.prog.destroyItem, self.cid, 0, 0, "d6")
+
+    async def test_addItemKeepsStacksAtTheirSize(self):
+        """
+        With a stack size, addItem tops up the item's stack and spills into
+        empty slots; with no room for all of it, it adds none.
+        """
+        await self.prog.addItem(self.cid, "potion", 15, "l1", stack=20)
+        self.assertEqual(await self.prog.addItem(self.cid, "potion", 30, "l2", stack=20), 0)
+        self.assertEqual(await self.prog.inventory(self.cid),
+                         {0: ("potion", 20), 1: ("potion", 20), 2: ("potion", 5)})
+        with self.assertRaises(InventoryFull):
+            await self.prog.addItem(self.cid, "potion", 20 * 62, "l3", stack=20)
+        with self.assertRaises(InventoryFull):
+            await self.prog.addItem(self.cid, "potion", 16, "l4", stack=20, slot=2)
+        self.assertEqual(len(await self.prog.inventory(self.cid)), 3)
 
     async def test_failedChangeLeavesNoLedgerRow(self):
         """A refused change records no ledger row, so its key can be used again later."""
