@@ -1,7 +1,7 @@
 """The world role plugin: zones, authoritative movement, area of interest, persistence and transfers."""
 
 from mmoshard.interfaces import (
-    IAdminSite, IDirectory, IMessageRouter, IProgression, ISQLStore, IVolatileStore,
+    IAdminSite, IDirectory, IMessageRouter, IParties, IProgression, ISQLStore, IVolatileStore,
     IZoneChannels,
 )
 from mmoshard.role import Role
@@ -16,6 +16,7 @@ def makeService(ctx):
         **ctx.providers(
             sql=ISQLStore, volatile=IVolatileStore, router=IMessageRouter,
             directory=IDirectory, admin=IAdminSite, zoneChannels=IZoneChannels,
+            parties=IParties,
         ),
     )
     ctx.provide(IProgression, service.progression)
@@ -28,7 +29,7 @@ world = Role(
     transports=frozenset({"session"}),
     provides=(IProgression,),
     requires=(ISQLStore, IVolatileStore, IDirectory, IMessageRouter),
-    uses=(IAdminSite, IZoneChannels),
+    uses=(IAdminSite, IZoneChannels, IParties),
     fields=WORLD_FIELDS,
     configClass=WorldConfig,
     validate=validate,

@@ -11,7 +11,9 @@ from twisted.logger import Logger
 from mmoshard.world.combat.handlers import CombatHandlers
 from mmoshard.world.combat.npcs import Npcs
 from mmoshard.world.combat.system import Combat
+from mmoshard.world.combat.rewards import Rewards
 from mmoshard.world.handlers import WorldHandlers
+from mmoshard.world.items import ItemHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
 from mmoshard.world.metrics import WorldMetrics
 from mmoshard.world.players import Roster, Tasks, ZoneChat
@@ -40,13 +42,15 @@ class WorldService(Service):
       - L{Saves}: logout, transfer, periodic and shutdown position saves;
       - L{LeaseKeeper}: the characters' leases;
       - L{Transfers}: portals and redirects to other nodes' zones;
-      - L{Progression}: the L{IProgression} the role provides.
+      - L{Progression}: the L{IProgression} the role provides;
+      - L{ItemHandlers}: world.inventory and world.item.*; L{Rewards}: exp
+        and loot of the NPCs that die in the zones' combat.
     """
 
     log = Logger()
 
     def __init__(self, config, reactor, nodeId, metrics, sql, volatile, router,
-                 directory=None, admin=None, zoneChannels=None):
+                 directory=None, admin=None, zoneChannels=None, parties=None):
         """
         @param config: the C{[world]} section.
         @param metrics: the node's Prometheus registry.
@@ -54,6 +58,7 @@ class WorldService(Service):
         @param directory: the L{IDirectory} (None: no transfers to other nodes).
         @param admin: the L{IAdminSite} (None: no /world admin routes).
         @param zoneChannels: the L{IZoneChannels} players join (None: no zone chat).
+        @param parties: the L{IParties} kill exp is split by (None: everyone solo).
         """
         self.setName("world")
         self.config = cfg = config
@@ -90,6 +95,11 @@ class WorldService(Service):
         self.combatHandlers = CombatHandlers(roster.bySession)
         self.progression = Progression(sql, reactor, roster.progressed, roster.leveled)
 
+        self.items = ItemHandlers(self.progression, roster)
+        self.rewards = Rewards(self.progression, parties, roster, tasks, reactor)
+        for zone in self.zones.values():
+            self.rewards.attach(zone)
+
     # --- lifetime ----------------------------------------------------------
 
     def startService(self):
@@ -100,6 +110,7 @@ class WorldService(Service):
         self.router.addHandlers("world", self.handlers.handlers())
         self.router.addHandlers("world", self.combatHandlers.handlers())
         self.router.addListener(self.handlers)
+        self.router.addHandlers("world", self.items.handlers())
         directory = self.directory
         if directory is not None:
             directory.publish("zones", sorted(self.zones))
