@@ -12,7 +12,8 @@ from zope.interface import implementer
 from mmoshard.config import parseConfig
 from mmoshard.directory import Directory
 from mmoshard.interfaces import (
-    IDirectory, IMessageRouter, ISQLStore, ITokenVerifier, IVolatileStore, IZoneChannels,
+    IDirectory, IMessageRouter, IParties, ISQLStore, ITokenVerifier, IVolatileStore,
+    IZoneChannels,
 )
 from mmoshard.plugins.world import world as worldRole
 from mmoshard.node import Node
@@ -110,10 +111,11 @@ class WorldHarness:
     """One world process in memory. Several share a store and database through C{peerOf}."""
 
     def __init__(self, testCase, nodeId="world-a", clock=None, backend=None, sql=None,
-                 channels=None, game=None, **world):
+                 channels=None, game=None, parties=None, **world):
         """
         @param game: a L{GameData} the world fights with instead of the one
             its [world] files load (tests' own numbers).
+        @param parties: an L{IParties} the world reads parties from (None: everyone solo).
         @param world: the [world] table.
         """
         self.testCase = testCase
@@ -141,6 +143,8 @@ class WorldHarness:
         node.provide(IDirectory, self.directory)
         if channels is not None:
             node.provide(IZoneChannels, channels)
+        if parties is not None:
+            node.provide(IParties, parties)
         self.manager = makeManager(node)
         node.provide(IMessageRouter, self.manager)
         testCase.successResultOf(Deferred.fromCoroutine(self.manager.start()))
