@@ -323,7 +323,10 @@ class RetryTests(RewardHelpers, TestCase):
         self.kill(self.npc(), p)
         stopped = self.h.stop()
         self.assertNoResult(stopped)
-        self.h.clock.advance(1.0 + 2.0 + 4.0)
+        for _ in range(6):  # tries at 0, 1, 3 and 7 s
+            self.h.clock.advance(1.0)
+        self.assertNoResult(stopped)
+        self.h.clock.advance(1.0)
         self.successResultOf(stopped)
         self.assertEqual(self.exp(p), (1, 0))
         self.assertEqual(self.inventory(p), {0: ("wolf_pelt", 2)})
