@@ -12,6 +12,7 @@ from zope.interface.verify import verifyObject
 from mmoshard.interfaces import IParties
 from mmoshard.store.errors import SQLUnavailable
 from mmoshard.world.combat.data import LootEntry, NpcType
+from mmoshard.world.combat.npcs import Npcs
 from mmoshard.world.combat.rewards import (
     GRANT_TRIES, MAX_KEY, Rewards, baseExp, fitKey, levelFactor, rollLoot,
 )
@@ -290,6 +291,31 @@ class KillRewardTests(RewardHelpers, TestCase):
         self.assertTrue(wolf.combat.dead)
         self.assertEqual(self.keys(p), [])
         self.assertEqual(len(self.world.tasks.pending), 0)
+
+
+class PackNpcTests(RewardHelpers, TestCase):
+    def setUp(self):
+        self.makeWorld()
+        if self.zone.npcs is None:  # the service does not spawn packs (yet)
+            self.zone.npcs = Npcs(self.zone, self.combat, self.combat.data, self.h.clock,
+                                  random.Random(3))
+            self.zone.npcs.spawn()
+
+    def test_respawnedNpcIsANewReward(self):
+        """
+        A pack NPC killed, respawned and killed again gives two rewards,
+        keyed by its spawn id and its death count, which a respawn keeps.
+        """
+        brain = self.zone.npcs.bySpawn["greenvale:0:0"]
+        wolf = brain.entity
+        p = self.player(1, "Hunter", x=wolf.x + 2.0, z=wolf.z)
+        self.kill(wolf, p)
+        self.h.advance(1.0, steps=int(brain.pack.respawn) + 2)
+        self.assertFalse(wolf.combat.dead)
+        self.kill(wolf, p)
+        kills = [k for k in self.keys(p) if k.startswith("kill:")]
+        self.assertEqual(kills, ["kill:greenvale:0:0:b00t:1", "kill:greenvale:0:0:b00t:2"])
+        self.assertEqual(self.exp(p), (2, 0))  # 2 x 50: level 2 takes 100
 
 
 class RetryTests(RewardHelpers, TestCase):
