@@ -190,7 +190,7 @@ class BotFactory(ClientFactory):
         self.index = index
 
     def buildProtocol(self, addr):
-        bot = Bot(self.run, self.index)
+        bot = self.run.botClass(self.run, self.index)
         self.run.bots.append(bot)
         return bot
 
@@ -200,6 +200,10 @@ class BotFactory(ClientFactory):
 
 class Run:
     """One W1 run: ramp up, warm up, measure, report."""
+
+    tag = "w1"  # of its progress lines
+    workload = "W1"  # of its summary line
+    botClass = Bot
 
     def __init__(self, reactor, opts):
         self.reactor = reactor
@@ -249,7 +253,7 @@ class Run:
     def report(self):
         s = self.stats
         elapsed = time.monotonic() - self.started
-        line = (f"[w1] {self.phase} t={elapsed:.0f}s connected={s.connected} entered={s.entered}"
+        line = (f"[{self.tag}] {self.phase} t={elapsed:.0f}s connected={s.connected} entered={s.entered}"
                 f"/{self.opts.count} failed={s.failed} disconnects={s.disconnects} errors={s.errors}")
         print(line, file=sys.stderr, flush=True)
         if self.phase == "ramp" and s.entered >= self.opts.count:
@@ -258,7 +262,7 @@ class Run:
 
     def rampDeadline(self):
         if self.phase == "ramp":
-            print(f"[w1] ramp not complete after {self.opts.ramp_timeout}s; measuring anyway",
+            print(f"[{self.tag}] ramp not complete after {self.opts.ramp_timeout}s; measuring anyway",
                   file=sys.stderr, flush=True)
             self.phase = "warmup"
             self.beginWindow()
@@ -266,7 +270,7 @@ class Run:
     def beginWindow(self):
         self.phase = "measure"
         gc.collect()
-        print("[w1] window start", file=sys.stderr, flush=True)
+        print(f"[{self.tag}] window start", file=sys.stderr, flush=True)
         s = self.stats
         s.bytesIn = s.msgsIn = 0
         s.latencies = []
@@ -275,8 +279,14 @@ class Run:
         self.reactor.callLater(self.opts.duration, self.endWindow)
 
     def endWindow(self):
+        self.stats.measuring = False
+        summary = self.summary()
+        print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+        self.stop()
+
+    def summary(self):
+        """@return: the summary line's fields, for the window that just ended."""
         s = self.stats
-        s.measuring = False
         t0, cpu0, disc0, corr0, sent0 = self.window0
         window = time.monotonic() - t0
         n = max(1, s.entered)
@@ -285,8 +295,8 @@ class Run:
         def q(p):
             return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else -1
 
-        summary = {
-            "workload": "W1", "n": self.opts.count, "entered": s.entered,
+        return {
+            "workload": self.workload, "n": self.opts.count, "entered": s.entered,
             "window_s": round(window, 1),
             "latency_p50_ms": q(0.50), "latency_p99_ms": q(0.99), "latency_samples": len(lat),
             "bytes_per_client_s": round(s.bytesIn / n / window, 1),
@@ -296,8 +306,6 @@ class Run:
             "corrections": s.corrections - corr0, "errors": s.errors, "failed": s.failed,
             "gen_cpu": round((self.cpu() - cpu0) / window, 3),
         }
-        print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
-        self.stop()
 
     def stop(self):
         self.stopping = True
@@ -310,8 +318,9 @@ class Run:
         self.reactor.callLater(0.5, self.reactor.stop)
 
 
-def parseArgs(argv):
-    p = argparse.ArgumentParser(prog="python -m mmoshard.bots w1", description=__doc__)
+def argumentParser(prog="python -m mmoshard.bots w1", description=__doc__):
+    """The options every movement workload takes (W2 adds its own)."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--address", default="tcp:127.0.0.1:7000", help="session TCP listener")
     p.add_argument("--token-key", default=os.environ.get("MMOSHARD_TOKEN_KEY"),
                    help="the node's token key, to mint the bots' access tokens")
@@ -326,7 +335,11 @@ def parseArgs(argv):
     p.add_argument("--ramp-timeout", type=float, default=120.0)
     p.add_argument("--sample", type=int, default=100, help="bots that fully decode updates")
     p.add_argument("--seed", type=int, default=1)
-    opts = p.parse_args(argv)
+    return p
+
+
+def checkArgs(p, opts):
+    """Required options and the W1 map side. @return: C{opts}."""
     if not opts.token_key:
         p.error("--token-key (or MMOSHARD_TOKEN_KEY) is required")
     if opts.size is None:
@@ -334,8 +347,17 @@ def parseArgs(argv):
     return opts
 
 
+def parseArgs(argv):
+    p = argumentParser()
+    return checkArgs(p, p.parse_args(argv))
+
+
 def main(argv):
-    opts = parseArgs(argv)
+    return runWith(parseArgs(argv), Run)
+
+
+def runWith(opts, runClass):
+    """Run C{runClass} (a L{Run}) with C{opts} on the epoll reactor until it stops. @return: 0."""
     from twisted.internet import epollreactor
     from twisted.internet.error import ReactorAlreadyInstalledError
 
@@ -346,10 +368,11 @@ def main(argv):
     from twisted.internet import reactor
 
     gc.freeze()
-    run = Run(reactor, opts)
+    run = runClass(reactor, opts)
     reactor.callWhenRunning(run.start)
     # Bound in time whatever happens.
     limit = opts.ramp_timeout + opts.warmup + opts.duration + 30
-    reactor.callLater(limit, lambda: (print("[w1] time limit reached", file=sys.stderr), run.stop()))
+    reactor.callLater(limit, lambda: (print(f"[{run.tag}] time limit reached", file=sys.stderr),
+                                      run.stop()))
     reactor.run()
     return 0
