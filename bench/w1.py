@@ -222,24 +222,25 @@ def runBots(n, port, opts, onWindowStart, onSummary):
         with tempfile.TemporaryDirectory(prefix="w1gen-") as d:
             path = os.path.join(d, "handshakes")
             writeHandshakes(path, n)
-            return _runBots(botsCommand(n, port, opts, path), opts, onWindowStart, onSummary)
-    return _runBots(botsCommand(n, port, opts), opts, onWindowStart, onSummary)
+            return runGenerator(botsCommand(n, port, opts, path), opts, onWindowStart, onSummary)
+    return runGenerator(botsCommand(n, port, opts), opts, onWindowStart, onSummary)
 
 
-def _runBots(cmd, opts, onWindowStart, onSummary):
+def runGenerator(cmd, opts, onWindowStart, onSummary, tag="w1"):
+    """Run generator command C{cmd} whose progress lines start with C{[tag]}. @return: its summary."""
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     summary = {}
     extra = {}
     for line in proc.stdout:
         line = line.rstrip()
-        if line.startswith("[w1]"):
+        if line.startswith(f"[{tag}]"):
             if "window start" in line and not extra.get("started"):
                 extra["started"] = True
                 extra.update(onWindowStart() or {})
             if opts.verbose or " measure " not in line:
                 log(line)
-        elif line.startswith("workload=W1"):
+        elif line.startswith(f"workload={tag.upper()}"):
             extra.update(onSummary() or {})
             summary = dict(kv.split("=", 1) for kv in line.split())
         else:

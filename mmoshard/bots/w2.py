@@ -146,7 +146,12 @@ class W2Bot(w1.Bot):
                 run.stats.refused[m.get("code")] += 1
             return
         if t == "world.release" or (t == "error" and m.get("id") == RELEASE_ID):
-            return  # the REVIVE record (or a correction) says where it stands
+            # Alive at the graveyard (or it was not dead: combat.not_dead).
+            if t == "world.release":
+                self.x, self.z, self.k = m["x"], m["z"], m["k"]
+            if self.dead:
+                self.revived(run.now())
+            return
         w1.Bot.handle(self, m)
         if t == "world.enter" and self.entered:
             self.lastSend = run.now()
@@ -162,7 +167,9 @@ class W2Bot(w1.Bot):
             return
         self.fighter = f = Fighter(self.cid, kit, healer=run.roles.get(cls) == "healer")
         combat = reply.get("combat") or {}
-        f.hp, f.hpMax = combat.get("hp"), combat.get("hp_max")
+        f.hp, f.hpMax, f.res = combat.get("hp"), combat.get("hp_max"), combat.get("resource")
+        if combat.get("dead"):
+            self.died(run.now())
         run.stats.fighters += 1
         if not self.sampled:
             run.stats.decoders += 1
@@ -320,7 +327,8 @@ def loadGameData(opts):
     except ImportError:
         return None
     try:
-        return loading.loadGameData(abilities=opts.abilities_file, classes=opts.classes_file)
+        return loading.loadGameData(opts.abilities_file, "etc/npcs.toml", "etc/items.toml",
+                                    opts.classes_file)
     except Exception as e:  # the enter reply may still carry what the bots need
         print(f"[w2] game data not loaded ({e}); kits from the world.enter reply only",
               file=sys.stderr, flush=True)

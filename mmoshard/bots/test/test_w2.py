@@ -1,5 +1,7 @@
 """Tests for the W2 bot's wiring: what it sends for its decisions, what it counts of the replies."""
 
+import math
+
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
@@ -117,3 +119,18 @@ class W2BotTests(TestCase):
         bot, t = self.connect(0, cls="warrior", abilities=())
         self.assertIsNone(bot.fighter)
         self.assertEqual(self.run.stats.fighters, 0)
+
+    def test_release_reply_places_it(self):
+        """The world.release reply revives a dead fighter where it says; its moves carry the new correction count."""
+        bot, t = self.connect(0)
+        self.feed(bot, {"t": "world.u", "c": record(DEATH, WOLF, bot.cid)})
+        self.assertTrue(bot.dead and bot.fighter.dead)
+        self.step(bot, 3.1)
+        self.assertEqual(self.sent(t), [{"t": "world.release", "id": w2.RELEASE_ID}])
+        self.feed(bot, {"t": "world.release", "id": w2.RELEASE_ID, "x": 50.0, "y": 0.0, "z": 60.0,
+                        "k": 2})
+        self.assertFalse(bot.dead or bot.fighter.dead)
+        self.assertTrue(self.step(bot))
+        (move,) = self.sent(t)
+        self.assertEqual(move["k"], 2)
+        self.assertAlmostEqual(math.hypot(move["x"] - 50.0, move["z"] - 60.0), 1.0)
