@@ -21,6 +21,7 @@ HEAL_BELOW = 0.9  # a healer heals the most hurt ally below this share of its he
 # Metres a bot stays inside an ability's range: its view of positions is a
 # tick old, the server's of its own position too, and the target moves.
 MARGIN = 2.5
+COOLDOWN_SLACK = 0.25  # seconds: a tick and a round trip, so a cooldown is not retried too soon
 REPLY_TIMEOUT = 5.0  # seconds: a cast unanswered (or without effect) that long is given up
 # The records that show a cast's effect, all with the caster in field a: a
 # cast time starts (CAST_START), an instant lands (DAMAGE, HEAL, AURA_ON,
@@ -357,7 +358,10 @@ class Fighter:
         """A world.cast for C{ability} went out now."""
         self.waiting = (requestId, ability, now)
         self.nextCast = now + max(CAST_EVERY, ability.gcd)
-        self.readyAt[ability.id] = now + ability.lock
+        lock = ability.lock
+        # The server starts a cooldown when the cast finishes: after its cast
+        # time, and an instant at the next combat tick.
+        self.readyAt[ability.id] = now + ability.cast + lock + COOLDOWN_SLACK if lock else now
         self.pending[ability.num] = now
 
     def accepted(self, requestId, castMs, now):

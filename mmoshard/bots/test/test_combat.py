@@ -3,7 +3,7 @@
 from twisted.trial.unittest import TestCase
 
 from mmoshard.bots.combat import (
-    CAST_EVERY, HEAL_BELOW, MARGIN, MOVE_RECORD, NPC_BASE, Ability, Effect, Fighter, Kit)
+    CAST_EVERY, COOLDOWN_SLACK, HEAL_BELOW, MARGIN, MOVE_RECORD, NPC_BASE, Ability, Effect, Fighter, Kit)
 from mmoshard.world.combat import errors
 from mmoshard.world.combat.records import (
     CAST_START, DAMAGE, DEATH, EVADE, HEAL, HEALTH, RESOURCE, REVIVE, record)
@@ -192,6 +192,16 @@ class RotationTests(TestCase):
         f.update(u(moves=[(WOLF, 60.0, 0.0, 0, 0, 0)]), 0.5)
         self.assertEqual(f.decide(0.0, 0.0, False, 1.0), ("stand",))
         self.assertEqual(f.decide(0.0, 0.0, False, 2.2), ("walk", 60.0, 0.0))
+
+    def test_cooldown_counts_from_the_cast_end(self):
+        """A cooldown is waited from the end of the cast time, plus a tick and a round trip; no cooldown, no wait."""
+        aimed = Ability("aimed", 9, "damage", "enemy", range=35.0, cast=2.0, cooldown=6.0)
+        f = Fighter(ME, Kit.build("ranger", [aimed, SMITE]))
+        f.sent(10, aimed, 1.0)
+        f.accepted(10, 2000, 1.05)
+        self.assertEqual(f.readyAt["aimed"], 1.0 + 2.0 + 6.0 + COOLDOWN_SLACK)
+        f.sent(11, SMITE, 4.0)
+        self.assertEqual(f.readyAt["smite"], 4.0)
 
     def test_refused_on_cooldown_waits_the_retry(self):
         """An on-cooldown refusal waits its retry_after before that ability again, using the next meanwhile."""
