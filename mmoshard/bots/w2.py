@@ -243,22 +243,18 @@ class W2Run(w1.Run):
     def kitFor(self, cls, combat):
         """
         The L{Kit} of class C{cls}: the abilities the world.enter reply's
-        C{combat.abilities} lists, completed from the game data; else the
-        class's kit in the game data. @return: it, or None (nothing known).
+        C{combat.abilities} lists, completed from the game data (durations).
+        No C{combat} field: the zone has no combat or the class no kit.
+        @return: it, or None (nothing to cast).
         """
         if cls in self.kits:
             return self.kits[cls]
         specs = self.data.abilities if self.data is not None else {}
-        listed = (combat or {}).get("abilities")
         abilities = []
-        if listed:
-            for d in listed:
-                d = {"id": d} if isinstance(d, str) else d
-                spec = specs.get(d["id"])
-                if spec is not None or "num" in d:
-                    abilities.append(Ability.fromReply(d, spec))
-        elif self.data is not None and cls in self.data.kits:
-            abilities = [Ability.fromSpec(specs[i]) for i in self.data.kits[cls].abilities]
+        for d in (combat or {}).get("abilities") or ():
+            spec = specs.get(d.get("id"))
+            if spec is not None or "num" in d:
+                abilities.append(Ability.fromReply(d, spec))
         kit = self.kits[cls] = Kit.build(cls, abilities) if abilities else None
         if kit is None or not kit.attacks:
             print(f"[w2] class {cls!r}: no attack known; its bots only walk", file=sys.stderr,

@@ -115,8 +115,15 @@ class W2BotTests(TestCase):
         self.assertEqual(self.sent(t)[0]["t"], "world.move")
 
     def test_class_without_attacks_walks(self):
-        """A bot whose class has no known attack walks like a W1 bot."""
-        bot, t = self.connect(0, cls="warrior", abilities=())
+        """A bot whose enter reply lists no attack, or has no combat field, walks like a W1 bot."""
+        bot, t = self.connect(0, cls="warrior", abilities=(dict(SMITE, id="mend", kind="heal",
+                                                                target="ally"),))
+        self.assertIsNone(bot.fighter)
+        bot = self.run.botClass(self.run, 2)
+        bot.makeConnection(Transport())
+        self.feed(bot, {"t": "world.enter", "id": 2, "character_id": bot.cid, "x": 100.0,
+                        "y": 0.0, "z": 100.0, "k": 0, "class": "mage", "level": 1})
+        self.assertTrue(bot.entered)
         self.assertIsNone(bot.fighter)
         self.assertEqual(self.run.stats.fighters, 0)
 
@@ -134,3 +141,13 @@ class W2BotTests(TestCase):
         (move,) = self.sent(t)
         self.assertEqual(move["k"], 2)
         self.assertAlmostEqual(math.hypot(move["x"] - 50.0, move["z"] - 60.0), 1.0)
+
+    def test_reply_completed_from_the_data(self):
+        """The reply's ability entries (no duration) are completed from the game data: a HoT is not recast while it runs."""
+        entry = {"id": "renew", "num": 302, "name": "Renew", "kind": "heal", "target": "ally",
+                 "range": 40.0, "cast_ms": 0, "cooldown_ms": 0, "gcd_ms": 1500, "cost": 20,
+                 "radius": 0.0}
+        kit = self.run.kitFor("priest", {"abilities": [entry]})
+        (renew,) = kit.heals
+        self.assertEqual(renew.duration, self.run.data.abilities["renew"].duration)
+        self.assertGreater(renew.lock, 0.0)
