@@ -158,7 +158,7 @@ class Fighter:
         self.readyAt = {}
         self.nextCast = 0.0
         self.busyUntil = 0.0  # a cast with a cast time is running: stand still
-        self.waiting = None  # (request id, ability, sent at) awaiting its reply
+        self.waiting = None  # (request id, ability, sent at, target) awaiting its reply
         self.pending = {}  # ability number -> when its request went out, until its effect shows
         self.effects = []
         self.expired = 0  # casts accepted whose effect never showed
@@ -244,6 +244,8 @@ class Fighter:
                 seen = self.lookup(b)
                 if seen is not None:
                     seen.dead, seen.hp = not alive, hp
+                    if alive:
+                        seen.evading = False
                     if not alive and b == self.target:
                         self.target = None
                 elif b == cid:
@@ -354,9 +356,9 @@ class Fighter:
 
     # --- what the server said ---------------------------------------------------------
 
-    def sent(self, requestId, ability, now):
-        """A world.cast for C{ability} went out now."""
-        self.waiting = (requestId, ability, now)
+    def sent(self, requestId, ability, now, target=None):
+        """A world.cast for C{ability} (at entity C{target}) went out now."""
+        self.waiting = (requestId, ability, now, target)
         self.nextCast = now + max(CAST_EVERY, ability.gcd)
         lock = ability.lock
         # The server starts a cooldown when the cast finishes: after its cast
@@ -379,7 +381,7 @@ class Fighter:
         """The server refused the cast with C{code}. @return: the ability, or None."""
         if self.waiting is None or self.waiting[0] != requestId:
             return None
-        ability = self.waiting[1]
+        _, ability, _, target = self.waiting
         self.waiting = None
         self.pending.pop(ability.num, None)
         if code == errors.ON_COOLDOWN:
@@ -391,7 +393,14 @@ class Fighter:
             self.reach = max(1.0, self.reach - 1.5)
             self.nextCast = now
         elif code == errors.INVALID_TARGET:
-            self.target = None
+            # Dead (its DEATH record is on its way) or immune: an NPC walking
+            # home since before it came into view (its enter record does not
+            # say so).  It counts as evading until an EVADE or REVIVE record.
+            seen = self.npcs.get(target) if target is not None else None
+            if seen is not None:
+                seen.evading = True
+            if target == self.target:
+                self.target = None
             self.nextCast = now
         elif code == errors.NO_RESOURCE:
             self.readyAt[ability.id] = now + 3.0

@@ -219,7 +219,7 @@ class W2Bot(w1.Bot):
         if x is not None:
             request["x"], request["z"] = x, z
         self.transport.write(frame(encode(request)))
-        f.sent(self.nextId, ability, now)
+        f.sent(self.nextId, ability, now, target)
         self.nextId = self.nextId + 1 if self.nextId < 0x7FFFFFFF else FIRST_CAST_ID
         self.run.stats.casts += 1
         return False

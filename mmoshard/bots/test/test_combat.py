@@ -103,6 +103,17 @@ class TargetTests(TestCase):
         self.assertIsNone(f.target)
         self.assertEqual(f.decide(0.0, 0.0, True, 0.2), ("walk", 30, 0))
 
+    def test_invalid_target_set_aside(self):
+        """An NPC refused as invalid target (immune, unbeknown) is passed over until an EVADE 0 record."""
+        f = warrior()
+        f.update(u(e=[npc(WOLF, 2, 0), npc(BEAR, 10, 0)]), 0.0)
+        act = f.decide(0.0, 0.0, False, 0.0)
+        f.sent(10, act[1], 0.0, act[2])
+        f.refused(10, errors.INVALID_TARGET, None, 0.05)
+        self.assertEqual(f.decide(0.0, 0.0, False, 0.2), ("walk", 10, 0))
+        f.update(u(combat=[record(EVADE, WOLF, 0, 0)]), 0.3)
+        self.assertEqual(f.choose(0.0, 0.0), WOLF)
+
     def test_npc_moves_followed(self):
         """Move records of NPCs (ids with the high bit) update where the fighter walks; player records are skipped."""
         f = warrior()
