@@ -187,7 +187,7 @@ class Fighter:
             self.combat(c, now)
 
     def enter(self, rec):
-        """One enter record [id, kind, name, cls, level, x, y, z, vx, vz, hp?, hp_max?, dead?]."""
+        """One enter record [id, kind, name, cls, level, x, y, z, vx, vz, hp?, hp_max?, dead?, evading?]."""
         eid = rec[0]
         if eid == self.cid:
             return
@@ -196,6 +196,8 @@ class Fighter:
         if len(rec) >= 13:
             hp, hpMax, dead = rec[10], rec[11], bool(rec[12])
         seen = Seen(rec[5], rec[7], hp, hpMax, dead)
+        if len(rec) >= 14:
+            seen.evading = bool(rec[13])
         (self.npcs if rec[1] == "n" else self.players)[eid] = seen
 
     def moves(self, blob):

@@ -65,14 +65,15 @@ class Entity:
     def fullState(self):
         """
         The enter record: everything an observer needs to show the entity;
-        with combat state, also its health, maximum health and 1 when dead.
+        with combat state, also its health, maximum health, 1 when dead and
+        1 when evading (an NPC walking home, immune).
         """
         c = self.combat
         if c is None:
             return [self.id, self.kind, self.name, self.cls, self.level,
                     self.x, self.y, self.z, self.vx, self.vz]
         return [self.id, self.kind, self.name, self.cls, self.level,
-                self.x, self.y, self.z, self.vx, self.vz, int(c.hp), int(c.hpMax), int(c.dead)]
+                self.x, self.y, self.z, self.vx, self.vz, int(c.hp), int(c.hpMax), int(c.dead), int(c.immune)]
 
 
 class TickStats:

@@ -21,14 +21,14 @@ SMITE = Ability("smite", 21, "damage", "enemy", range=30.0)
 RESURRECT = Ability("raise", 22, "resurrect", "ally", range=30.0)
 
 
-def npc(eid, x, z, hp=100, hpMax=100, dead=0):
+def npc(eid, x, z, hp=100, hpMax=100, dead=0, evading=0):
     """An NPC's enter record, with its health."""
-    return [eid, "n", "Wolf", "", 1, x, 0.0, z, 0.0, 0.0, hp, hpMax, dead]
+    return [eid, "n", "Wolf", "", 1, x, 0.0, z, 0.0, 0.0, hp, hpMax, dead, evading]
 
 
 def player(eid, x, z, hp=100, hpMax=100, dead=0):
     """A player's enter record, with its health."""
-    return [eid, "p", f"Bot{eid}", "warrior", 1, x, 0.0, z, 0.0, 0.0, hp, hpMax, dead]
+    return [eid, "p", f"Bot{eid}", "warrior", 1, x, 0.0, z, 0.0, 0.0, hp, hpMax, dead, 0]
 
 
 def u(e=(), l=(), moves=(), combat=()):
@@ -77,6 +77,17 @@ class TargetTests(TestCase):
         f.update(u(combat=[record(EVADE, BOAR, 0, 1)]), 0.0)
         self.assertEqual(f.decide(0.0, 0.0, True, 0.0), ("walk", 20, 0))
         self.assertEqual(f.target, BEAR)
+
+    def test_npc_entering_while_evading_is_skipped(self):
+        """An NPC whose enter record says it evades is not a target until its evade ends."""
+        f = warrior()
+        f.update(u(e=[npc(WOLF, 10, 0, evading=1), npc(BEAR, 20, 0)]), 0.0)
+        f.decide(0.0, 0.0, True, 0.0)
+        self.assertEqual(f.target, BEAR)
+        f.update(u(combat=[record(EVADE, WOLF, 0, 0)]), 0.0)
+        f.target = None
+        f.decide(0.0, 0.0, True, 0.0)
+        self.assertEqual(f.target, WOLF)
 
     def test_nothing_in_view_wanders(self):
         """With no living NPC in view the fighter wanders (idle)."""

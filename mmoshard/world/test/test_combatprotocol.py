@@ -113,8 +113,8 @@ class CombatProtocolTests(TestCase):
         self.h.advance()
         [u] = events(mage, "world.u")
         states = {s[0]: s for s in u["e"]}
-        self.assertEqual(states[self.priest][10:], [200, 200, 0])
-        self.assertEqual(states[DUMMY][10:], [1000, 1000, 0])
+        self.assertEqual(states[self.priest][10:], [200, 200, 0, 0])
+        self.assertEqual(states[DUMMY][10:], [1000, 1000, 0, 0])
 
     def test_resumeTellsCombatState(self):
         """A resumed session's world.reset carries the character's combat state as it is now."""

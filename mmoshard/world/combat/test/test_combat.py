@@ -22,7 +22,7 @@ class CombatTestsMixin(ArenaMixin):
         c = p.combat
         self.assertEqual((c.hp, c.hpMax, c.res, c.resMax, c.team), (1200, 1200, 100, 100, "p"))
         self.assertEqual(c.power, 12.0)
-        self.assertEqual(p.fullState()[-3:], [1200, 1200, 0])
+        self.assertEqual(p.fullState()[-4:], [1200, 1200, 0, 0])
 
     def test_add_player_keeps_combatant(self):
         """A player that already has combat state (another zone of the process) keeps its health and cooldowns."""

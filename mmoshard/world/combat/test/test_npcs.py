@@ -161,7 +161,7 @@ class EntersTestsMixin:
         enters = [s for t, body in p.session.sent if t == "world.u" for s in body.get("e", ())]
         [rec] = [s for s in enters if s[0] == npc.id]
         self.assertEqual(rec[1:5], ["n", "Grey Wolf", "wolf", 3])
-        self.assertEqual(rec[10:], [200, 200, 0])
+        self.assertEqual(rec[10:], [200, 200, 0, 0])
 
     def test_swingRecordsReachObserver(self):
         """An NPC's swing at a player reaches the player as a DAMAGE record in its world.u."""
@@ -422,6 +422,20 @@ class EvadeTests(TestCase):
         evades = [r for t, body in watcher.session.sent if t == "world.u"
                   for r in R.records(body.get("c", b"")) if r[0] == R.EVADE]
         self.assertEqual([(r[3], r[5]) for r in evades], [(self.npc.id, 1), (self.npc.id, 0)])
+
+    def test_evadingNpcEntersAsEvading(self):
+        """A player who first sees an NPC while it walks home gets an enter record saying it evades."""
+        x = 108.0
+        while self.b.state is COMBAT:
+            x += 0.8
+            self.w.walkTo(self.p, x, 100.0)
+            self.w.step()
+        self.assertTrue(self.npc.combat.immune)
+        late = self.w.player(3, self.npc.x, self.npc.z + 20.0)
+        self.w.step()
+        enters = [s for t, body in late.session.sent if t == "world.u" for s in body.get("e", ())]
+        [rec] = [s for s in enters if s[0] == self.npc.id]
+        self.assertEqual(rec[12:], [0, 1])
 
     def test_evadeWhenTargetDies(self):
         """When its only target dies the NPC evades home at full health."""
