@@ -53,6 +53,40 @@ class _ZoneCollector:
             skipped.add_metric([zid], loop.skipped if loop else 0)
         yield from (players, entities, pairs, perClient, inputs, corrections, dropped,
                     updates, bytesOut, overruns, skipped)
+        yield from _combatFamilies(service)
+
+
+def _combatFamilies(service):
+    """The zones' combat counters and NPC states, and the node's reward grants."""
+    casts = CounterMetricFamily("mmoshard_world_casts", "Players' casts accepted", labels=["zone"])
+    refused = CounterMetricFamily(
+        "mmoshard_world_casts_refused", "Players' casts refused, by error code", labels=["zone", "code"])
+    deaths = CounterMetricFamily(
+        "mmoshard_world_deaths", "Deaths, by kind (p player, n NPC)", labels=["zone", "kind"])
+    damage = CounterMetricFamily("mmoshard_world_damage", "Health taken by damage", labels=["zone"])
+    healing = CounterMetricFamily("mmoshard_world_healing", "Health restored by heals", labels=["zone"])
+    npcs = GaugeMetricFamily("mmoshard_world_npcs", "NPCs by AI state", labels=["zone", "state"])
+    for zid, zone in service.zones.items():
+        combat = zone.combat
+        if combat is not None:
+            s = combat.stats
+            casts.add_metric([zid], s.casts)
+            for code, n in sorted(s.refused.items()):
+                refused.add_metric([zid, code], n)
+            for kind, n in sorted(s.deaths.items()):
+                deaths.add_metric([zid, kind], n)
+            damage.add_metric([zid], s.damage)
+            healing.add_metric([zid], s.healing)
+        if zone.npcs is not None:
+            for state, n in sorted(zone.npcs.states().items()):
+                npcs.add_metric([zid, state], n)
+    rewards = CounterMetricFamily(
+        "mmoshard_world_rewards", "Kill rewards (exp shares, loot items) by outcome", labels=["result"])
+    r = getattr(service, "rewards", None)
+    if r is not None:
+        rewards.add_metric(["granted"], r.granted)
+        rewards.add_metric(["failed"], r.failed)
+    yield from (casts, refused, deaths, damage, healing, npcs, rewards)
 
 
 class WorldMetrics:

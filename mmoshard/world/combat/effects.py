@@ -153,6 +153,7 @@ class Effects:
         self.emit(target, R.DAMAGE, sid, target.id, dealt, num, flags)
         if dealt:
             tc.hp -= dealt
+            self.stats.damage += dealt
             self._health(target, tc)
             self.active.add(target)
         self._hostile(source, target)
@@ -196,6 +197,7 @@ class Effects:
                   R.CRIT if crit else 0)
         if healed:
             tc.hp += healed
+            self.stats.healing += healed
             self._health(target, tc)
         if sc is not None and tc.combatUntil > sc.combatUntil:
             # Healing someone in combat puts the healer in combat too.
@@ -313,6 +315,7 @@ class Effects:
         self._clearAuras(victim)
         self.emit(victim, R.DEATH, killer.id if killer is not None else 0, victim.id)
         c.deaths += 1
+        self.stats.deaths[c.team] = self.stats.deaths.get(c.team, 0) + 1
         # Players' deaths are rare enough to log; NPCs' are the NPC AI's to tell.
         (self.log.info if c.team == PLAYERS else self.log.debug)(
             "zone {zone}: {victim} died (killer {killer}, death {n})", zone=self.zone.id,

@@ -80,10 +80,13 @@ class CombatHandlers:
                 # Not in this zone: Combat refuses it as an invalid target in
                 # its own order of checks (a dead caster hears combat.dead).
                 entity = Entity(target, "", 0.0, 0.0, 0.0)
+        stats = combat.stats
         try:
             seconds = combat.cast(player.entity, ability, entity, x, z)
         except CombatError as e:
+            stats.refused[e.code] = stats.refused.get(e.code, 0) + 1
             raise _refused(e)
+        stats.casts += 1
         return {"cast_ms": ms(seconds)}
 
     def onStopCast(self, session, message):

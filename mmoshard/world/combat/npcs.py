@@ -70,6 +70,13 @@ class Npcs:
 
     # --- spawning -------------------------------------------------------------
 
+    def states(self):
+        """@return: {AI state: how many NPCs are in it} (for /metrics: a scan, never in the tick)."""
+        counts = {}
+        for brain in self.brains.values():
+            counts[brain.state] = counts.get(brain.state, 0) + 1
+        return counts
+
     def spawn(self):
         """Spawn every member of every pack of the zone's spec. @return: the new brains."""
         zone = self.zone

@@ -115,6 +115,9 @@ class Rewards:
         # Random per process (no I/O): a restart's death numbers never meet an older run's.
         self.bootId = bootId or secrets.token_hex(6)
         self.seen = OrderedDict()
+        # Grants (an exp share or a loot item) done and given up, for /metrics.
+        self.granted = 0
+        self.failed = 0
 
     def attach(self, zone):
         """Reward the deaths of C{zone}'s combat (C{zone.combat}; none: nothing to reward)."""
@@ -248,7 +251,7 @@ class Rewards:
         delay = GRANT_BACKOFF
         for attempt in range(1, GRANT_TRIES + 1):
             try:
-                return await call()
+                result = await call()
             except StoreError as e:
                 if attempt == GRANT_TRIES:
                     why = e
@@ -262,6 +265,10 @@ class Rewards:
             except Exception as e:  # a full inventory, a deleted character: not transient
                 why = e
                 break
+            else:
+                self.granted += 1
+                return result
+        self.failed += 1
         self.log.error("reward {key} for character {character_id} (spawn {spawn_id}) "
                        "failed: {why}", key=key, character_id=cid, spawn_id=death.spawnId,
                        why=why)

@@ -35,6 +35,19 @@ class Aura:
         self.crit = crit
 
 
+class CombatStats:
+    """A zone's combat counters, read by the metrics collector at scrape time (nothing else)."""
+
+    __slots__ = ("casts", "refused", "deaths", "damage", "healing")
+
+    def __init__(self):
+        self.casts = 0  # players' casts accepted
+        self.refused = {}  # error code -> players' casts refused
+        self.deaths = {"p": 0, "n": 0}  # by team: players, NPCs
+        self.damage = 0  # health taken by damage
+        self.healing = 0  # health restored by heals
+
+
 class Combatant:
     """
     The combat state of one entity, at C{entity.combat}.  Health stays in

@@ -10,7 +10,7 @@ from mmoshard.world.combat.errors import (
     BUSY, DEAD, INVALID_TARGET, NO_RESOURCE, NOT_DEAD, ON_COOLDOWN, OUT_OF_RANGE, UNKNOWN_ABILITY,
     CombatError,
 )
-from mmoshard.world.combat.state import Cast, Combatant
+from mmoshard.world.combat.state import Cast, Combatant, CombatStats
 from mmoshard.world.combat.threat import Threat
 from mmoshard.world.sim import ORDER_COMBAT
 
@@ -56,6 +56,7 @@ class Combat(Effects):
         self.pvp = pvp
         self.deathListeners = []
         self.engageListeners = []
+        self.stats = CombatStats()
         self.members = set()
         self.active = set()
         self.pending = {}

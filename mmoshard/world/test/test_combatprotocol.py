@@ -181,6 +181,27 @@ class CombatProtocolTests(TestCase):
         self.assertEqual(combatRecords(far), [])
         self.assertEqual(self.dummy.combat.hp, 960)
 
+    def test_metrics(self):
+        """
+        /metrics counts the players' casts accepted and refused by code, the
+        damage done, deaths by kind and the NPCs by AI state.
+        """
+        from prometheus_client import generate_latest
+
+        priest, mage, far = self.enterAll()
+        self.assertEqual(self.cast(mage, "fire_blast", target=DUMMY)["cast_ms"], 0)
+        self.assertEqual(self.cast(mage, "fire_blast", target=DUMMY)["code"], errors.ON_COOLDOWN)
+        self.h.advance()
+        self.arena.combat.damage(None, self.dummy, 10 ** 6)
+        text = generate_latest(self.h.node.metrics).decode()
+        self.assertIn('mmoshard_world_casts_total{zone="arena"} 1.0', text)
+        self.assertIn('mmoshard_world_casts_refused_total{code="combat.on_cooldown",zone="arena"} 1.0',
+                      text)
+        self.assertIn('mmoshard_world_damage_total{zone="arena"} 1000.0', text)
+        self.assertIn('mmoshard_world_deaths_total{kind="n",zone="arena"} 1.0', text)
+        self.assertIn('mmoshard_world_deaths_total{kind="p",zone="arena"} 0.0', text)
+        self.assertIn('mmoshard_world_rewards_total{result="failed"} 0.0', text)
+
     # --- errors ------------------------------------------------------------------
 
     def assertRefused(self, reply, code):

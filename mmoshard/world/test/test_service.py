@@ -218,6 +218,11 @@ class EnterTests(TestCase):
         self.assertIn('mmoshard_world_ticks_skipped_total{zone="greenvale"} 0.0', text)
         self.assertIn("mmoshard_world_tick_overruns_total", text)
         self.assertIn("mmoshard_world_bytes_out_per_client", text)
+        # The shipped packs stand at their homes or patrol, counted by AI state.
+        brains = self.h.world.zones["greenvale"].npcs.brains.values()
+        for state in ("idle", "patrol"):
+            n = sum(b.state == state for b in brains)
+            self.assertIn(f'mmoshard_world_npcs{{state="{state}",zone="greenvale"}} {float(n)}', text)
 
 
 class ResumeMixin:
