@@ -209,6 +209,9 @@ class ItemHandlers:
         except (NoSuchItem, BadSlot) as e:  # moved or used meanwhile
             raise ProtocolError(NOT_FOUND, str(e))
         if applied:
+            self.log.info("character {character_id} used {item} from slot {slot} ({key}), "
+                          "{left} left", character_id=cid, item=spec.id, slot=slot, key=key,
+                          left=left)
             self._apply(player, spec, target, targetEntity, key)
         return {"applied": applied, "item": spec.id, "count": left}
 

@@ -237,6 +237,10 @@ class Rewards:
                                     stack=stack:
                                     self.progression.addItem(cid, item, count, key, stack=stack))
             if slot is not None:
+                # What an operator greps for when a player says the loot never came.
+                self.log.info("character {character_id} looted {count} {item} into slot {slot} "
+                              "from spawn {spawn_id} ({key})", character_id=cid, count=count,
+                              item=item, slot=slot, spawn_id=death.spawnId, key=key)
                 got.append({"item": item, "count": count, "slot": slot})
         player = self.roster.byCharacter.get(cid)
         if got and player is not None:
