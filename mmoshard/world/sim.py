@@ -132,11 +132,19 @@ class Zone:
         self.systems.sort(key=lambda s: s[0])
 
     def tick(self, index, dt):
-        """Run one tick: every system in order."""
+        """
+        Run one tick: every system in order.  A system that raises is logged
+        and the next ones still run: a bad entity in combat must not stop the
+        zone's interest and replication.
+        """
         self.tickIndex = index
         now = self.clock.seconds()
-        for _, _, func in self.systems:
-            func(now, dt)
+        for _, name, func in self.systems:
+            try:
+                func(now, dt)
+            except Exception:
+                self.log.failure("zone {zone}: system {system} failed in tick {index}",
+                                 zone=self.id, system=name, index=index)
         self.stats.ticks += 1
 
     # --- entities ---------------------------------------------------------
