@@ -127,27 +127,49 @@ class Npcs:
             self._aggroFromMoves()
         if self.respawns:
             for brain in self.respawns.due(now, DEAD):
-                self._respawn(brain)
+                try:
+                    self._respawn(brain)
+                except Exception:
+                    self._failed(brain, "respawn")
         if not self.active:
             return
         for brain in list(self.active):
             state = brain.state
-            if brain.entity.combat.dead:
-                if state is not DEAD:
-                    self._dead(brain, now)  # a death we were not told of: never act
-                continue
-            if state is COMBAT:
-                self._fight(brain, now, dt)
-            elif state is EVADE:
-                self._evade(brain, dt)
-            elif state is PATROL:
-                self._patrol(brain, dt)
-            elif state is IDLE:
-                if self.ticks >= brain.scanUntil:
+            try:
+                if brain.entity.combat.dead:
+                    if state is not DEAD:
+                        self._dead(brain, now)  # a death we were not told of: never act
+                    continue
+                if state is COMBAT:
+                    self._fight(brain, now, dt)
+                elif state is EVADE:
+                    self._evade(brain, dt)
+                elif state is PATROL:
+                    self._patrol(brain, dt)
+                elif state is IDLE:
+                    if self.ticks >= brain.scanUntil:
+                        del self.active[brain]
+                    self._scan(brain)
+                else:
                     del self.active[brain]
-                self._scan(brain)
-            else:
-                del self.active[brain]
+            except Exception:
+                self._failed(brain, state)
+
+    def _failed(self, brain, what):
+        """
+        C{brain}'s AI raised (a bug or bad data): logged, and it leaves the
+        tick and the aggro grid, so the other NPCs of the zone go on.  It
+        stands where it is, doing nothing, until it is killed (its respawn
+        starts it afresh).
+        """
+        n = brain.entity
+        self.log.failure("zone {zone}: NPC {npc_id} ({spawn_id}) failed in {what}; it stands "
+                         "until killed", zone=self.zone.id, npc_id=n.id, spawn_id=brain.spawnId,
+                         what=what)
+        self.active.pop(brain, None)
+        self.grid.discard(brain)
+        if self.zone.entities.get(n.id) is n:
+            stop(self.zone, n)
 
     # --- aggro ---------------------------------------------------------------------
 

@@ -297,11 +297,14 @@ class Combat(Effects):
         if pending:
             self.pending = {}
             for e, queued in pending.items():
-                for ability, target, tx, tz in queued:
-                    c = e.combat
-                    if c is None or c.dead or e not in self.members:
-                        break
-                    self._resolve(e, ability, target, tx, tz, now)
+                try:
+                    for ability, target, tx, tz in queued:
+                        c = e.combat
+                        if c is None or c.dead or e not in self.members:
+                            break
+                        self._resolve(e, ability, target, tx, tz, now)
+                except Exception:
+                    self._failed(e, "an instant")
         active = self.active
         if not active:
             return
@@ -314,15 +317,38 @@ class Combat(Effects):
             if c is None or c.dead or e not in members:
                 active.discard(e)
                 continue
-            if c.cast is not None:
-                self._tickCast(e, c, now)
-            if c.auras:
-                self._tickAuras(e, c, now)
-            if regen and not c.dead:
-                self._regen(e, c, now)
+            try:
+                if c.cast is not None:
+                    self._tickCast(e, c, now)
+                if c.auras:
+                    self._tickAuras(e, c, now)
+                if regen and not c.dead:
+                    self._regen(e, c, now)
+            except Exception:
+                self._failed(e, "its tick")
+                continue
             if c.dead or not (c.cast is not None or c.auras or c.hp < c.hpMax or _regenerates(c)
                               or e in self.pending):
                 active.discard(e)
+
+    def _failed(self, e, what):
+        """
+        Resolving C{e}'s combat raised (a bug or bad data): logged, and its
+        cast, queued instants and auras are dropped without records (making
+        them may be what failed), so the rest of the zone's tick goes on and
+        it does not fail again every tick.
+        """
+        self.log.failure("zone {zone}: combat of entity {entity_id} failed in {what}; its cast, "
+                         "instants and auras are dropped", zone=self.zone.id, entity_id=e.id,
+                         what=what)
+        self.active.discard(e)
+        self.pending.pop(e, None)
+        c = e.combat
+        if c is not None:
+            c.cast = None
+            c.auras.clear()
+            c.mods = {}
+            c.absorb = 0.0
 
     def _tickCast(self, e, c, now):
         cast = c.cast
