@@ -25,7 +25,7 @@ _record = R.record
 _MAX = 2 ** 31 - 1  # records carry int32 values
 
 
-def _points(amount):
+def points(amount):
     """@return: C{amount} as whole points in [0, 2**31 - 1] (NaN: 0)."""
     if amount > 0:
         return int(round(amount)) if amount < _MAX else _MAX
@@ -142,7 +142,7 @@ class Effects:
             amount *= 1.0 + sc.mods.get("damage_done", 0.0)
         if tc.mods:
             amount *= 1.0 + tc.mods.get("damage_taken", 0.0)
-        amount = _points(amount)
+        amount = points(amount)
         flags = R.CRIT if crit else 0
         if amount and tc.absorb > 0:
             absorbed = self._absorb(target, tc, amount)
@@ -189,7 +189,7 @@ class Effects:
             source = None
         if tc.mods:
             amount *= 1.0 + tc.mods.get("healing_taken", 0.0)
-        amount = _points(amount)
+        amount = points(amount)
         room = tc.hpMax - tc.hp
         healed = amount if amount < room else room
         num = ability.num if ability is not None else 0

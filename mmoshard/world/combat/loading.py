@@ -1,5 +1,7 @@
 """Reading the combat game data (abilities, class kits, NPC types, items) from TOML, every problem reported at once."""
 
+import math
+
 import attrs
 
 from mmoshard.paths import readDataTOML
@@ -34,6 +36,11 @@ OPTIONAL_AMOUNT_KINDS = ("interrupt",)
 LASTING_KINDS = ("shield", "buff", "debuff", "taunt")
 # Kinds with an optional duration: an interrupt's lockout of the ability it stops.
 OPTIONAL_DURATION_KINDS = ("interrupt",)
+# Combat records carry health, resource and milliseconds in an int32
+# (records.py): the data keeps every such value within it.
+MAX_POINTS = 2 ** 31 - 1
+# Cast times, cooldowns and durations, in seconds: a day at most.
+MAX_SECONDS = 86400.0
 
 
 class GameDataError(ValueError):
@@ -49,12 +56,13 @@ class GameDataError(ValueError):
 
 
 def _isNumber(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """True for an int or a finite float (TOML's inf and nan are not numbers here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 _TYPES = {
     int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    float: ("a number", _isNumber),
+    float: ("a finite number", _isNumber),
     str: ("a string", lambda v: isinstance(v, str)),
     bool: ("true or false", lambda v: isinstance(v, bool)),
 }
@@ -151,8 +159,8 @@ _ABILITY = {
     "range": (float, _atLeast(0)),
     "radius": (float, _atLeast(0)),
     "max_targets": (int, _atLeast(1)),
-    "cast": (float, _atLeast(0)),
-    "cooldown": (float, _atLeast(0)),
+    "cast": (float, _between(0, MAX_SECONDS)),
+    "cooldown": (float, _between(0, MAX_SECONDS)),
     "gcd": (float, _between(0, 10)),
     "cost": (int, _atLeast(0)),
     "base": (float, _atLeast(0)),
@@ -160,8 +168,8 @@ _ABILITY = {
     "coef": (float, _atLeast(0)),
     "threat": (float, _atLeast(0)),
     "crit": (float, _between(0, 1)),
-    "duration": (float, _atLeast(0)),
-    "period": (float, _atLeast(0)),
+    "duration": (float, _between(0, MAX_SECONDS)),
+    "period": (float, _between(0, MAX_SECONDS)),
     "mod": (str, _oneOf(MODS)),
     "magnitude": (float, lambda v: None if -1 < v <= 10 and v != 0 else "must be in (-1, 10], not 0"),
     "resurrect": (float, lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
@@ -241,10 +249,10 @@ def _parseAbility(aid, raw, classIds, problems):
 
 _KIT = {
     "resource": (str, _oneOf(RESOURCES)),
-    "resource_max": (int, _above(0)),
+    "resource_max": (int, _between(1, MAX_POINTS)),
     "resource_regen": (float, None),  # negative: it decays (as rage may)
     "resource_start": (int, _atLeast(0)),
-    "health_base": (int, _above(0)),
+    "health_base": (int, _between(1, MAX_POINTS)),
     "health_per_level": (int, _atLeast(0)),
     "power_base": (float, _atLeast(0)),
     "power_per_level": (float, _atLeast(0)),
@@ -267,6 +275,11 @@ def _parseKit(cid, raw, roles, abilities, problems):
     start = v.setdefault("resource_start", resMax)
     if resMax is not None and start is not None and start > resMax:
         problems.append(f"{path}.resource_start: must be at most resource_max ({resMax})")
+    if "health_base" in v and "health_per_level" in v:
+        top = v["health_base"] + v["health_per_level"] * (MAX_LEVEL - 1)
+        if top > MAX_POINTS:
+            problems.append(f"{path}.health_per_level: health at level {MAX_LEVEL} ({top}) "
+                            f"must be at most {MAX_POINTS}")
     ids = _idList(raw, path, "abilities", problems)
     if "abilities" in raw and not ids and isinstance(raw["abilities"], list):
         problems.append(f"{path}.abilities: a kit needs at least one ability")
@@ -305,7 +318,7 @@ def _readClasses(raw, problems):
 _NPC = {
     "name": (str, _nonEmpty),
     "level": (int, _between(1, MAX_LEVEL)),
-    "health": (int, _above(0)),
+    "health": (int, _between(1, MAX_POINTS)),
     "attack_speed": (float, _above(0)),
     "attack_range": (float, _above(0)),
     "speed": (float, _above(0)),

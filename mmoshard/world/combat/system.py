@@ -4,7 +4,7 @@ import math
 
 from mmoshard.world.combat import records as R
 from mmoshard.world.combat.effects import (
-    CRIT_FACTOR, EPS, HEALTH_REGEN, NPCS, PLAYERS, REGEN_PERIOD, Effects,
+    CRIT_FACTOR, EPS, HEALTH_REGEN, NPCS, PLAYERS, REGEN_PERIOD, Effects, points,
 )
 from mmoshard.world.combat.errors import (
     BUSY, DEAD, INVALID_TARGET, NO_RESOURCE, NOT_DEAD, ON_COOLDOWN, OUT_OF_RANGE, UNKNOWN_ABILITY,
@@ -457,7 +457,7 @@ class Combat(Effects):
                 if ability.duration > 0:
                     self.addAura(t, ability, caster, 0)
         elif kind == "shield":
-            self.addAura(t, ability, caster, int(round(amount)) if amount > 0 else 0)
+            self.addAura(t, ability, caster, points(amount))
         elif kind == "buff" or kind == "debuff":
             self.addAura(t, ability, caster, amount)
         elif kind == "interrupt":

@@ -5,7 +5,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.world.combat import records as R
 from mmoshard.world.combat.brain import COMBAT
-from mmoshard.world.combat.data import PackSpec
+from mmoshard.world.combat.data import AbilitySpec, ItemSpec, PackSpec
 from mmoshard.world.combat.state import Aura
 from mmoshard.world.combat.test.combatfixture import Arena, recordsOf
 from mmoshard.world.combat.test.test_npcs import NpcWorld
@@ -39,6 +39,19 @@ class CombatTickTests(TestCase):
         self.assertEqual(len(recordsOf(mage, R.CAST_FINISH)), 1)
         self.assertLess(wolf.combat.hp, wolf.combat.hpMax)
         self.assertEqual(self.flushLoggedErrors(), [])  # not again each tick
+
+
+    def test_infiniteAmountsFitRecords(self):
+        """An infinite shield (hand-built data; files refuse inf) absorbs 2**31 - 1 points and every record still packs."""
+        a = Arena()
+        p = a.player(1, "priest")
+        a.combat.data.abilities["bulwark"] = AbilitySpec("bulwark", 60, "Bulwark", "item", "shield", "self",
+                                                         base=float("inf"), duration=5.0, gcd=0.0)
+        item = ItemSpec("bulwark", "Bulwark", kind="consumable", use="bulwark")
+        self.assertTrue(a.combat.useItem(p, item))
+        self.assertEqual(p.combat.absorb, 2 ** 31 - 1)
+        a.step()
+        self.assertEqual([r[0] for r in recordsOf(p)], [R.CAST_FINISH, R.AURA_ON])
 
 
 class NpcTickTests(TestCase):
