@@ -71,8 +71,12 @@ class Tasks:
         return result
 
     async def drain(self):
-        """Wait for everything tracked now (failures already logged by their owners)."""
-        if self.pending:
+        """
+        Wait until nothing tracked is pending, work tracked while waiting
+        included (a kill reward starts its grants after its party lookups);
+        failures are already logged by their owners.
+        """
+        while self.pending:
             await DeferredList(list(self.pending), consumeErrors=True)
 
 

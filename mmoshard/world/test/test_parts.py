@@ -86,6 +86,20 @@ class RosterTests(PartsMixin, TestCase):
         self.successResultOf(drained)
         self.assertEqual(self.tasks.pending, set())
 
+    def test_drainWaitsForWorkTrackedMeanwhile(self):
+        """Work tracked while drain waits (started by tracked work) is waited for too."""
+        first, later = Deferred(), Deferred()
+
+        def startLater(result):
+            self.tasks.track(later)
+
+        self.tasks.track(first).addCallback(startLater)
+        drained = Deferred.fromCoroutine(self.tasks.drain())
+        first.callback(None)
+        self.assertNoResult(drained)
+        later.callback(None)
+        self.successResultOf(drained)
+
 
 class SavesTests(PartsMixin, TestCase):
     def setUp(self):
