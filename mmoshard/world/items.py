@@ -1,5 +1,7 @@
 """The world.inventory and world.item.* handlers: a player's items through IProgression, each change once under the client's request key."""
 
+from collections import OrderedDict
+
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -29,6 +31,8 @@ _ITEM_CODES = {combatErrors.ON_COOLDOWN: ON_COOLDOWN, combatErrors.UNKNOWN_ABILI
 MAX_KEY = 64
 # A second world.item.use while one waits for the database: try again soon.
 IN_FLIGHT_RETRY = 0.25
+# Uses whose database call failed, remembered until resent (the oldest forgotten first).
+UNSURE_USES = 10_000
 
 
 def _slot(message, field):
@@ -67,6 +71,9 @@ class ItemHandlers:
     @ivar progression: the L{IProgression}.
     @ivar roster: the L{Roster}: the session's player.
     @ivar using: character ids with a world.item.use waiting for the database.
+    @ivar unsure: (character id, key) -> L{ItemSpec} of the uses whose
+        database call failed: the item may have been taken (the commit's
+        answer lost) without its effect, which the resent request applies.
     """
 
     log = Logger()
@@ -74,6 +81,7 @@ class ItemHandlers:
     progression: IProgression
     roster: Roster
     using: set = attrs.field(init=False, factory=set)
+    unsure: OrderedDict = attrs.field(init=False, factory=OrderedDict)
 
     def handlers(self):
         """@return: the item handlers, for L{IMessageRouter.addHandlers}."""
@@ -186,8 +194,11 @@ class ItemHandlers:
         held = (await self._sql(player, "world.item.use",
                                 progression.inventory(cid))).get(slot)
         combat = player.zone.combat
-        spec = combat.data.items.get(held[0]) if held is not None and combat else None
-        if spec is None or spec.kind != "consumable" or not spec.use:
+        # A resend of a use whose database call failed is about the item it used.
+        spec = self.unsure.get((cid, key))
+        if spec is None and held is not None and combat is not None:
+            spec = combat.data.items.get(held[0])
+        if combat is None or spec is None or spec.kind != "consumable" or not spec.use:
             # Perhaps a resend of a request that used the slot's last one:
             # the ledger answers it.  "" is no item id, so nothing is taken.
             try:
@@ -208,12 +219,28 @@ class ItemHandlers:
                                             progression.useItem(cid, slot, spec.id, key))
         except (NoSuchItem, BadSlot) as e:  # moved or used meanwhile
             raise ProtocolError(NOT_FOUND, str(e))
+        except ProtocolError:
+            # An outage: perhaps it committed and only the answer was lost.
+            self._unsure(cid, key, spec)
+            raise
+        # Taken now, or by the earlier try of this key whose answer was lost
+        # (its effect never applied): the effect applies once either way.
+        if self.unsure.pop((cid, key), None) is not None and not applied:
+            self.log.info("character {character_id}'s resent use {key} of {item} applies the "
+                          "item an outage took", character_id=cid, key=key, item=spec.id)
+            applied = True
         if applied:
             self.log.info("character {character_id} used {item} from slot {slot} ({key}), "
                           "{left} left", character_id=cid, item=spec.id, slot=slot, key=key,
                           left=left)
             self._apply(player, spec, target, targetEntity, key)
         return {"applied": applied, "item": spec.id, "count": left}
+
+    def _unsure(self, cid, key, spec):
+        unsure = self.unsure
+        unsure[(cid, key)] = spec
+        if len(unsure) > UNSURE_USES:
+            unsure.popitem(last=False)
 
     def _target(self, player, target):
         if target is None or target == player.entity.id:

@@ -1,11 +1,50 @@
 """world.inventory and world.item.* in-process: each change once under the client's key, the combat rules, outages."""
 
+from twisted.internet.defer import fail
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
+from mmoshard.interfaces import IProgression
+from mmoshard.store.errors import SQLUnavailable
 from mmoshard.world.test.harness import WorldHarness
 
 POTION = "minor_healing_potion"  # heals 80 (potion_heal), 60 s cooldown, group "potion"
 ELIXIR = "elixir_of_might"  # group "elixir", 30 s
+
+
+@implementer(IProgression)
+class LostAnswers:
+    """An IProgression whose next C{lose} useItem calls commit and then fail as an outage (the answer lost)."""
+
+    def __init__(self, real):
+        self.real = real
+        self.lose = 0
+
+    def useItem(self, characterId, slot, itemId, idempotencyKey):
+        d = self.real.useItem(characterId, slot, itemId, idempotencyKey)
+        if self.lose:
+            self.lose -= 1
+            d.addCallback(lambda _: fail(SQLUnavailable("the commit's answer was lost (test)")))
+        return d
+
+    def grantExp(self, characterId, amount, idempotencyKey):
+        return self.real.grantExp(characterId, amount, idempotencyKey)
+
+    def addItem(self, characterId, itemId, count, idempotencyKey, slot=None, stack=None):
+        return self.real.addItem(characterId, itemId, count, idempotencyKey, slot, stack)
+
+    def removeItem(self, characterId, itemId, count, idempotencyKey):
+        return self.real.removeItem(characterId, itemId, count, idempotencyKey)
+
+    def moveItem(self, characterId, fromSlot, toSlot, idempotencyKey):
+        return self.real.moveItem(characterId, fromSlot, toSlot, idempotencyKey)
+
+    def destroyItem(self, characterId, slot, count, idempotencyKey):
+        return self.real.destroyItem(characterId, slot, count, idempotencyKey)
+
+    def inventory(self, characterId):
+        return self.real.inventory(characterId)
 
 
 class ItemTests(TestCase):
@@ -183,3 +222,43 @@ class ItemTests(TestCase):
         self.assertTrue(first["applied"])
         self.assertEqual(self.entity.combat.hp, hp + 80)
         self.assertEqual(self.inventory(), {0: (POTION, 1)})
+
+    def loseAnswers(self, count=1):
+        """The next C{count} item uses commit but answer as an outage."""
+        lost = LostAnswers(self.prog)
+        verifyObject(IProgression, lost)
+        lost.lose = count
+        self.world.items.progression = lost
+
+    def test_lostAnswerOfTheLastOne(self):
+        """
+        A use whose commit's answer is lost took the slot's last potion
+        without its effect: resent, it heals once (applied true) and takes
+        nothing more; resent again, it is applied false.
+        """
+        self.give(POTION, 1)
+        self.hurt(100)
+        hp = self.entity.combat.hp
+        self.loseAnswers()
+        self.assertEqual(self.request("world.item.use", slot=0, key="u")["code"], "server.unavailable")
+        self.assertEqual((self.inventory(), self.entity.combat.hp), ({}, hp))
+        again = self.request("world.item.use", slot=0, key="u")
+        self.assertEqual((again["applied"], again["item"], again["count"]), (True, POTION, 0))
+        self.assertEqual(self.entity.combat.hp, hp + 80)
+        self.h.advance(61.0)
+        hp = self.hurt(100)
+        self.assertFalse(self.request("world.item.use", slot=0, key="u")["applied"])
+        self.assertEqual(self.entity.combat.hp, hp)
+
+    def test_lostAnswerTakesNoSecondItem(self):
+        """Resending a use whose answer was lost applies its effect once and leaves the other potions."""
+        self.give(POTION, 3)
+        self.hurt(150)
+        hp = self.entity.combat.hp
+        self.loseAnswers()
+        self.request("world.item.use", slot=0, key="u")
+        again = self.request("world.item.use", slot=0, key="u")
+        self.assertEqual((again["applied"], again["count"]), (True, 2))
+        self.assertEqual(self.entity.combat.hp, hp + 80)
+        self.assertEqual(self.inventory(), {0: (POTION, 2)})
+        self.assertEqual(self.world.items.unsure, {})
