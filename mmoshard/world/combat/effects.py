@@ -106,8 +106,8 @@ class Effects:
                 try:
                     listener(npc, entity)
                 except Exception:
-                    self.log.failure("zone {zone}: an engage listener failed on {npc}",
-                                     zone=self.zone.id, npc=npc.id)
+                    self.log.failure("zone {zone}: an engage listener failed on NPC {npc_id}",
+                                     zone=self.zone.id, npc_id=npc.id)
 
     def _hostile(self, source, target):
         """C{source} did something hostile to C{target}: both are in combat, an NPC target aggroes."""
@@ -316,16 +316,17 @@ class Effects:
         self.emit(victim, R.DEATH, killer.id if killer is not None else 0, victim.id)
         c.deaths += 1
         self.stats.deaths[c.team] = self.stats.deaths.get(c.team, 0) + 1
-        # Players' deaths are rare enough to log; NPCs' are the NPC AI's to tell.
-        (self.log.info if c.team == PLAYERS else self.log.debug)(
-            "zone {zone}: {victim} died (killer {killer}, death {n})", zone=self.zone.id,
-            victim=victim.id, killer=killer.id if killer is not None else 0, n=c.deaths)
+        if c.team == PLAYERS:
+            # Players' deaths are rare enough to log; NPCs' are the NPC AI's to tell.
+            self.log.info("character {character_id} died in zone {zone} (killer {killer_id}, "
+                          "death {n})", character_id=victim.id, zone=self.zone.id,
+                          killer_id=killer.id if killer is not None else 0, n=c.deaths)
         for listener in list(self.deathListeners):
             try:
                 listener(victim, killer)
             except Exception:
-                self.log.failure("zone {zone}: a death listener failed on {victim}",
-                                 zone=self.zone.id, victim=victim.id)
+                self.log.failure("zone {zone}: a death listener failed on entity {entity_id}",
+                                 zone=self.zone.id, entity_id=victim.id)
         self._disengage(victim)
         self.active.discard(victim)
 

@@ -244,8 +244,6 @@ class Combat(Effects):
         gx, _, gz = spec.graveyard if spec.graveyard is not None else spec.spawns[0]
         self.zone.teleport(entity, gx, gz)
         self.revive(entity, 1.0, None)
-        self.log.info("zone {zone}: {entity} released to the graveyard", zone=self.zone.id,
-                      entity=entity.id)
 
     def checkItem(self, entity, item, target=None):
         """

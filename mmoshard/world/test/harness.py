@@ -153,7 +153,7 @@ class WorldHarness:
         testCase.successResultOf(self.world.startService())
         testCase.successResultOf(Deferred.fromCoroutine(self.directory.beat()))
         self.tcpFactory = SessionTCPFactory(self.manager)
-        self._nextId = 100
+        self.lastId = 100  # the id of the last request()
 
     @property
     def backend(self):
@@ -182,12 +182,13 @@ class WorldHarness:
         return peer
 
     def request(self, peer, type, **body):
-        self._nextId += 1
-        body.update(t=type, id=self._nextId)
+        """Send request C{type} (its id: L{lastId}) and @return: its answer, advancing the clock a little until it comes."""
+        self.lastId += 1
+        body.update(t=type, id=self.lastId)
         peer.send(body)
         for _ in range(10):
             for m in peer.received():
-                if m.get("id") == self._nextId:
+                if m.get("id") == self.lastId:
                     return m
             self.clock.advance(0.01)  # batched saves flush after a short delay
         raise AssertionError(f"no reply to {type}")

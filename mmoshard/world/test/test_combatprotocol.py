@@ -261,7 +261,7 @@ class CombatProtocolTests(TestCase):
         self.cast(mage, "fireball", target=DUMMY)
         self.h.advance()
         self.assertEqual(self.h.request(mage, "world.stop_cast"),
-                         {"t": "world.stop_cast", "id": self.h._nextId, "ok": True,
+                         {"t": "world.stop_cast", "id": self.h.lastId, "ok": True,
                           "stopped": True})
         self.h.advance()
         recs = combatRecords(mage)

@@ -170,7 +170,7 @@ class ItemTests(TestCase):
         self.give("wolf_pelt", 5, slot=0)
         self.give(POTION, 1, slot=1)
         self.assertEqual(self.request("world.item.move", **{"from": 0, "to": 1, "key": "m"}),
-                         {"t": "world.item.move", "id": self.h._nextId, "ok": True})
+                         {"t": "world.item.move", "id": self.h.lastId, "ok": True})
         self.request("world.item.move", **{"from": 0, "to": 1, "key": "m"})  # resent
         self.assertEqual(self.inventory(), {0: (POTION, 1), 1: ("wolf_pelt", 5)})
         self.request("world.item.move", **{"from": 1, "to": 9, "key": "m2"})

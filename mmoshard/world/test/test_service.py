@@ -99,7 +99,7 @@ class EnterTests(TestCase):
         self.h.enter(p, self.hero)
         p.send({"t": "world.move", "x": 101.0, "z": 100.0, "k": 0})
         self.h.advance(0.1, 2)
-        self.assertEqual(self.h.request(p, "world.leave"), {"t": "world.leave", "id": self.h._nextId, "ok": True})
+        self.assertEqual(self.h.request(p, "world.leave"), {"t": "world.leave", "id": self.h.lastId, "ok": True})
         self.assertEqual(self.sql.row(self.hero)[:4], ("greenvale", 101.0, 0.0, 100.0))
         self.assertIsNone(self.lease(self.hero))
         self.assertEqual(self.channels.calls[-1], ("leave", self.hero, "greenvale"))
