@@ -207,6 +207,17 @@ def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, stack, 
     return slot
 
 
+def _take(cursor, characterId, slot, have, count):
+    """Take C{count} of the C{have} items in C{slot} (the row goes with the last). @return: what is left."""
+    if count == have:
+        cursor.execute("DELETE FROM inventory WHERE character_id = ? AND slot = ?",
+                       (characterId, slot))
+    else:
+        cursor.execute("UPDATE inventory SET count = ? WHERE character_id = ? AND slot = ?",
+                       (have - count, characterId, slot))
+    return have - count
+
+
 def _txn_removeItem(cursor, dialect, characterId, itemId, count, key, now):
     _lockCharacter(cursor, characterId, dialect)
     done = _ledgerResult(cursor, characterId, key)
@@ -222,12 +233,7 @@ def _txn_removeItem(cursor, dialect, characterId, itemId, count, key, now):
             break
         take = min(n, need)
         need -= take
-        if take == n:
-            cursor.execute("DELETE FROM inventory WHERE character_id = ? AND slot = ?",
-                           (characterId, slot))
-        else:
-            cursor.execute("UPDATE inventory SET count = ? WHERE character_id = ? AND slot = ?",
-                           (n - take, characterId, slot))
+        _take(cursor, characterId, slot, n, take)
     _record(cursor, characterId, key, "remove", total - count, now)
     return total - count
 
@@ -265,16 +271,6 @@ def _stack(cursor, characterId, slot):
     )
     row = cursor.fetchone()
     return (None, 0) if row is None else (row[0], int(row[1]))
-
-
-def _take(cursor, characterId, slot, have, count):
-    if count == have:
-        cursor.execute("DELETE FROM inventory WHERE character_id = ? AND slot = ?",
-                       (characterId, slot))
-    else:
-        cursor.execute("UPDATE inventory SET count = ? WHERE character_id = ? AND slot = ?",
-                       (have - count, characterId, slot))
-    return have - count
 
 
 def _txn_useItem(cursor, dialect, characterId, slot, itemId, key, now):

@@ -73,6 +73,19 @@ def dist(a, b):
     return math.hypot(a.x - b.x, a.z - b.z)
 
 
+class LoneNpcMixin:
+    """For TestCases about one NPC: C{pullLone} makes it and walks a player into its aggro radius."""
+
+    def pullLone(self, typeId, x, **pack):
+        """One C{typeId} at (100, 100) (its pack's other keys C{pack}); player 1 walks from (80, 100) to (C{x}, 100)."""
+        self.w = NpcWorld([PackSpec(members=(typeId,), at=(100.0, 100.0), spread=0.0, **pack)])
+        self.b = self.w.brains[0]
+        self.npc = self.b.entity
+        self.p = self.w.player(1, 80.0, 100.0)
+        self.w.walkTo(self.p, x, 100.0)
+        self.w.step()
+
+
 class SpawnTests(TestCase):
     def setUp(self):
         self.packs = (
@@ -332,14 +345,9 @@ class ChaseTests(TestCase):
         self.assertEqual(a.combat.hp, hitA)
 
 
-class AbilityTests(TestCase):
+class AbilityTests(LoneNpcMixin, TestCase):
     def setUp(self):
-        self.w = NpcWorld([PackSpec(members=("shaman",), at=(100.0, 100.0), spread=0.0)])
-        self.b = self.w.brains[0]
-        self.npc = self.b.entity
-        self.p = self.w.player(1, 80.0, 100.0)
-        self.w.walkTo(self.p, 102.0, 100.0)
-        self.w.step()
+        self.pullLone("shaman", 102.0)
 
     def records(self, kind):
         return [r for t, body in self.p.session.sent if t == "world.u"
@@ -371,14 +379,9 @@ class AbilityTests(TestCase):
         self.assertLessEqual(dist(self.npc, self.p), SHAMAN.attack_range)
 
 
-class EvadeTests(TestCase):
+class EvadeTests(LoneNpcMixin, TestCase):
     def setUp(self):
-        self.w = NpcWorld([PackSpec(members=("wolf",), at=(100.0, 100.0), spread=0.0)])
-        self.b = self.w.brains[0]
-        self.npc = self.b.entity
-        self.p = self.w.player(1, 80.0, 100.0)
-        self.w.walkTo(self.p, 108.0, 100.0)
-        self.w.step()
+        self.pullLone("wolf", 108.0)
         self.w.combat.damage(self.p, self.npc, 60)
         self.assertIs(self.b.state, COMBAT)
 
@@ -457,14 +460,9 @@ class EvadeTests(TestCase):
         self.assertLess(q.combat.hp, q.combat.hpMax)
 
 
-class DeathTests(TestCase):
+class DeathTests(LoneNpcMixin, TestCase):
     def setUp(self):
-        self.w = NpcWorld([PackSpec(members=("wolf",), at=(100.0, 100.0), spread=0.0, respawn=30.0)])
-        self.b = self.w.brains[0]
-        self.npc = self.b.entity
-        self.p = self.w.player(1, 80.0, 100.0)
-        self.w.walkTo(self.p, 108.0, 100.0)
-        self.w.step()
+        self.pullLone("wolf", 108.0, respawn=30.0)
         self.w.step(10)  # it chased a little
         self.w.combat.damage(self.p, self.npc, 10 ** 6)
         self.corpse = (self.npc.x, self.npc.z)
