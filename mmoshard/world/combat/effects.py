@@ -360,7 +360,11 @@ class Effects:
         return True
 
     def reset(self, entity):
-        """Full health and resource; cast, auras, cooldowns and threat cleared (an evading or respawning NPC)."""
+        """
+        Full health and resource; cast, auras, cooldowns and threat cleared,
+        and its auras on those on its table taken off (an evading or
+        respawning NPC).
+        """
         c = entity.combat
         if c is None:
             return
@@ -369,6 +373,15 @@ class Effects:
             self._interrupt(entity, 0)
         self.pending.pop(entity, None)
         self._clearAuras(entity)
+        if c.threat:
+            # Its auras on those it fought go too: a bleed ticking after it
+            # got home would put them back on its table (and it in the fight).
+            eid = entity.id
+            for p in list(c.threat):
+                pc = p.combat
+                if pc is not None and pc.auras:
+                    for key in [k for k in pc.auras if k[1] == eid]:
+                        self._removeAura(p, key)
         self._disengage(entity)
         c.dead = False
         c.hp = c.hpMax

@@ -114,6 +114,29 @@ class ThreatTestsMixin(ArenaMixin):
         self.assertEqual(heard[-1], (wolf, q))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
+    def test_reset_takes_its_auras_off_its_targets(self):
+        """
+        A reset NPC (evading) takes the auras it put on those it fought off
+        them: its bleed, ticking after it got home, would pull it back into
+        the fight.  Others' auras stay.
+        """
+        a = self.arena()
+        p = a.player(1, "priest")
+        wolf = a.npc("wolf")
+        data = a.combat.data.abilities
+        a.combat.damage(p, wolf, 10)
+        a.combat.addAura(p, data["ignite"], wolf, 5)  # the wolf's bleed
+        a.combat.addAura(p, data["renew"], p, 5)
+        recordsOf(p)
+        a.combat.evade(wolf, True)
+        a.combat.reset(wolf)
+        a.combat.evade(wolf, False)  # home
+        self.assertEqual(list(p.combat.auras), [("renew", p.id)])
+        a.step()
+        self.assertIn((R.AURA_OFF, 0, data["ignite"].num, wolf.id, p.id, 0), recordsOf(p))
+        a.seconds(10.0)
+        self.assertEqual(len(wolf.combat.threat), 0)
+
 
 class PythonThreatTests(ThreatTestsMixin, TestCase):
     """Threat with the Python interest space."""
