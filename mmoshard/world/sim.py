@@ -112,6 +112,9 @@ class Zone:
         self.movers = set()  # server-driven entities integrated by velocity
         self.stats = TickStats()
         self.forced = set()  # observers to recompute next tick whatever their cell
+        # Entities whose moves are dropped (a dead player): the input system
+        # pops them before its loop, so nobody else's move pays for it.
+        self.frozen = set()
         self.tickIndex = 0
         self.systems = []
         self.portalHandler = None  # callable(entity, portal) set by the service
@@ -168,6 +171,7 @@ class Zone:
         self.observers.pop(entity.id, None)
         self.inputs.pop(entity, None)
         self.forced.discard(entity)
+        self.frozen.discard(entity)
         self.movers.discard(entity)
         self.space.remove(entity)
         entity.session = None
@@ -191,6 +195,21 @@ class Zone:
         self.inputs[entity] = self._pickMove(message)
         self.stats.inputs += 1
 
+    def freeze(self, entity, why):
+        """
+        C{entity} stops where it is and its moves are dropped until
+        L{unfreeze} (a dead player): one correction (C{why}) tells its client.
+        """
+        if entity in self.frozen:
+            return
+        self.frozen.add(entity)
+        self.inputs.pop(entity, None)
+        self._correct(entity, why)
+
+    def unfreeze(self, entity):
+        """C{entity}'s moves count again."""
+        self.frozen.discard(entity)
+
     def dropInput(self, entity):
         """Forget C{entity}'s move queued for the next tick (it stops where it is)."""
         self.inputs.pop(entity, None)
@@ -204,6 +223,12 @@ class Zone:
         if not inputs:
             return
         self.inputs = {}
+        if self.frozen:
+            for e in self.frozen:
+                if inputs.pop(e, None) is not None:
+                    self.stats.dropped += 1
+            if not inputs:
+                return
         spec = self.spec
         width = spec.width
         depth = spec.depth

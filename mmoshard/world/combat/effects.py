@@ -317,6 +317,8 @@ class Effects:
         c.deaths += 1
         self.stats.deaths[c.team] = self.stats.deaths.get(c.team, 0) + 1
         if c.team == PLAYERS:
+            # A corpse does not walk (nor through a portal) until released or revived.
+            self.zone.freeze(victim, "dead")
             # Players' deaths are rare enough to log; NPCs' are the NPC AI's to tell.
             self.log.info("character {character_id} died in zone {zone} (killer {killer_id}, "
                           "death {n})", character_id=victim.id, zone=self.zone.id,
@@ -349,6 +351,7 @@ class Effects:
         if c is None or not c.dead:
             return False
         c.dead = False
+        self.zone.unfreeze(entity)
         c.hp = min(c.hpMax, max(1, int(round(c.hpMax * fraction))))
         c.combatUntil = 0.0
         if c.team == PLAYERS:

@@ -77,6 +77,8 @@ class Combat(Effects):
             c = Combatant(entity, kit, PLAYERS, level, kit.health(level), kit.power(level),
                           kit.resource_max, kit.resource_regen, min(kit.resource_start, kit.resource_max))
             entity.combat = c
+        elif c.dead:
+            self.zone.freeze(entity, "dead")
         self.members.add(entity)
         self.active.add(entity)
         return c

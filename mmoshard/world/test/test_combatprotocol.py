@@ -295,6 +295,26 @@ class CombatProtocolTests(TestCase):
         self.assertIn(R.REVIVE, kinds(combatRecords(mage)))
         self.assertEqual(self.cast(mage, "ward")["cast_ms"], 0)
 
+    def test_corpseDoesNotWalk(self):
+        """
+        A dead player is told to stand (world.correct "dead") and its moves
+        are dropped until it is revived; then it walks again.
+        """
+        priest, mage, far = self.enterAll()
+        m = self.entity(self.mage)
+        self.arena.combat.damage(self.dummy, m, 10 ** 6)
+        self.h.advance()
+        [correct] = events(mage, "world.correct")
+        self.assertEqual((correct["why"], correct["x"], correct["z"]), ("dead", 110.0, 100.0))
+        mage.send({"t": "world.move", "x": 112.0, "z": 100.0, "k": correct["k"]})
+        self.h.advance()
+        self.assertEqual((m.x, m.z), (110.0, 100.0))
+        self.assertEqual(events(mage, "world.correct"), [])
+        self.arena.combat.revive(m, 0.5)
+        mage.send({"t": "world.move", "x": 112.0, "z": 100.0, "k": correct["k"]})
+        self.h.advance()
+        self.assertEqual((m.x, m.z), (112.0, 100.0))
+
     # --- the combatant follows the player -----------------------------------------------
 
     def test_enterTwiceKeepsState(self):
