@@ -19,6 +19,7 @@ from mmoshard.interfaces.sessions import (  # noqa: F401
 )
 from mmoshard.interfaces.game import (  # noqa: F401
     IZoneChannels,
+    IInstances,
     IParties,
     IProgression,
     IInterestSpace,
@@ -39,6 +40,7 @@ __all__ = [
     "IWebSite",
     "IAdminSite",
     "IZoneChannels",
+    "IInstances",
     "IParties",
     "IProgression",
     "IInterestSpace",

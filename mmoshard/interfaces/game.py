@@ -102,6 +102,42 @@ class IProgression(Interface):
         """@return: a Deferred firing with {slot: (item id, count)}, slots in order."""
 
 
+class IInstances(Interface):
+    """
+    Instances of the templates of etc/instances.toml (docs/instances.md),
+    provided by the world role in every process hosting it: any caller (the
+    matchmaker in another process, a world.instance.enter handler) reaches
+    the world process that hosts or will host the copy through the volatile
+    store.  Every call answers within its timeout.
+    """
+
+    def create(template, roster, partyId=None):
+        """
+        Make a new instance of C{template} on the least-loaded world process
+        offering it, for the characters C{roster} (a list of ids).
+
+        @return: a Deferred firing with a
+            L{mmoshard.world.instances.data.Placement}, or failing with
+            L{mmoshard.world.instances.errors.InstanceError}:
+            C{instance.unknown_template}, C{instance.no_capacity} (no process
+            offers it or all are full), C{instance.unavailable} (no answer in
+            time).
+        """
+
+    def close(instanceId):
+        """
+        Close instance C{instanceId}: everyone inside is sent back to where
+        they entered from first.  @return: a Deferred firing with None.
+        """
+
+    def list():
+        """
+        @return: a Deferred firing with the open instances of the
+            deployment, each a dict {instance_id, template, node, players,
+            created_at}.
+        """
+
+
 class IInterestSpace(Interface):
     """
     One zone's area of interest and replication state: where each entity
