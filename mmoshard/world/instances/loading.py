@@ -199,7 +199,7 @@ def _add(path, raw, layout, terrain, game, problems):
 def _phases(path, raw, layout, terrain, game, problems):
     """@return: the boss's phases (L{Phase}), checked in order: the first at 1.0, then falling."""
     tables = _tableList(raw, "phases", path, problems)
-    if not tables and "phases" not in raw:
+    if not raw.get("phases", []):
         problems.append(f"{path}.phases: required: at least one [[...phases]] with below = 1.0")
     phases = []
     for i, p in enumerate(tables):
@@ -301,9 +301,10 @@ def parseTemplate(tid, raw, zones, game, problems):
             if terrain.isBlocked(s[0], s[2]):
                 problems.append(f"{path}.layout.spawns[{i}]: ({s[0]:g}, {s[2]:g}) is on blocked terrain")
     exit = _rect(raw.get("exit"))
-    if exit is None:
-        problems.append(f"{path}.exit: required: [x0, z0, x1, z1] with x0<=x1, z0<=z1 in the layout, "
-                        f"got {raw.get('exit')!r}")
+    if "exit" not in raw:
+        problems.append(f"{path}.exit: required: [x0, z0, x1, z1] in the layout, where players walk out")
+    elif exit is None:
+        problems.append(f"{path}.exit: expected [x0, z0, x1, z1] with x0<=x1, z0<=z1, got {raw['exit']!r}")
     elif layout is not None:
         if not _rectInside(exit, layout):
             problems.append(f"{path}.exit: {list(attrs.astuple(exit))} is not inside the layout")
@@ -317,7 +318,7 @@ def parseTemplate(tid, raw, zones, game, problems):
         boss = _boss(f"{path}.bosses[{i}]", b, layout, terrain, game, problems)
         if boss is not None:
             bosses.append(boss)
-    if "bosses" not in raw:
+    if not raw.get("bosses", []):
         problems.append(f"{path}.bosses: required: at least one [[instances.{tid}.bosses]]")
     ids = [b.id for b in bosses]
     for bid in sorted({b for b in ids if ids.count(b) > 1}):
