@@ -104,11 +104,6 @@ ADMIT = Script(
 )
 
 
-def setting(config, name, default):
-    """A C{[world]} instance setting (the templates helper adds the fields), C{default} while absent."""
-    return getattr(config, name, default)
-
-
 class InstanceHost:
     """
     The instances of this world process: it creates them (a SQL row, the

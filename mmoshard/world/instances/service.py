@@ -11,7 +11,7 @@ from mmoshard.store.errors import StoreError
 from mmoshard.world.instances import errors, messages
 from mmoshard.world.instances.data import Placement
 from mmoshard.world.instances.errors import InstanceError
-from mmoshard.world.instances.host import ADMIT, InstanceHost, hostKey, setting, ticketKey
+from mmoshard.world.instances.host import ADMIT, InstanceHost, hostKey, ticketKey
 from mmoshard.world.instances.ids import instanceZoneId
 from mmoshard.world.instances.messages import Adopt, Close, Create, Reply
 from mmoshard.world.instances.store import closeInstance, loadInstance, openInstances
@@ -49,18 +49,14 @@ class Instances:
         @param directory: the L{IDirectory} (None: this process alone, nothing remote).
         """
         cfg = world.config
-        templates = setting(cfg, "templates", {})
-        only = setting(cfg, "instances", None)
-        offered = [t for t in templates if only is None or t in only]
-        self.host = InstanceHost(world, sql, volatile, clock, nodeId, templates, offered,
-                                 setting(cfg, "max_instances", 200), cfg.lease_ttl,
-                                 cfg.lease_refresh)
+        self.host = InstanceHost(world, sql, volatile, clock, nodeId, cfg.templates, cfg.offered,
+                                 cfg.max_instances, cfg.lease_ttl, cfg.lease_refresh)
         self.sql = sql
         self.volatile = volatile
         self.directory = directory
         self.clock = clock
         self.nodeId = nodeId
-        self.timeout = setting(cfg, "instance_timeout", 5.0)
+        self.timeout = cfg.instance_timeout
         self.subscription = None
         self._pending = {}  # request id -> (Deferred, timer)
         self._prefix = secrets.token_hex(4)
@@ -224,11 +220,11 @@ class Instances:
         is adopted (re-created from SQL) by exactly one process, the least
         loaded offering its template.
 
-        @return: a Deferred firing with a L{Placement} without tickets, or
-            failing with L{InstanceError} C{instance.closed} (closed, closing
-            or unknown), C{instance.no_capacity}, C{instance.unavailable}
-            (the host died less than a host TTL ago: C{retry_after}; or no
-            answer in time).
+        @return: a Deferred firing with a L{Placement} without tickets,
+            None when the instance is closed, closing or unknown; or failing
+            with L{InstanceError} C{instance.no_capacity},
+            C{instance.unavailable} (the host died less than a host TTL ago:
+            C{retry_after}; or no answer in time).
         """
         return Deferred.fromCoroutine(self._locate(int(instanceId)))
 
@@ -237,7 +233,7 @@ class Instances:
         local = host.instances.get(iid)
         if local is not None:
             if local.closing is not None:
-                raise InstanceError(errors.CLOSED, f"instance {iid} is closing")
+                return None
             entries = await self._entriesOrUnavailable()
             return self._placement(host.value(local), self._entryOf(entries, self.nodeId))
         deadline = self.clock.seconds() + self.timeout
@@ -248,7 +244,7 @@ class Instances:
         except StoreError as e:
             raise InstanceError(errors.UNAVAILABLE, f"instance {iid} not located: {e}", retry_after=5.0)
         if row is None or row.closed_at is not None:
-            raise InstanceError(errors.CLOSED, f"instance {iid} is closed")
+            return None
         zone = instanceZoneId(row.template, iid)
         entries = await self._entriesOrUnavailable()
         if holder is not None:
@@ -265,9 +261,17 @@ class Instances:
                 except InstanceError as e:
                     if e.code == errors.NO_CAPACITY:
                         continue
+                    if e.code == errors.CLOSED:
+                        return None
                     raise
             else:
-                value = await self._ask(entry.node_id, Adopt(self.nodeId, self._newId(), iid), deadline)
+                try:
+                    value = await self._ask(entry.node_id, Adopt(self.nodeId, self._newId(), iid),
+                                            deadline)
+                except InstanceError as e:
+                    if e.code == errors.CLOSED:
+                        return None  # closed meanwhile
+                    raise
                 if value is None:
                     unanswered = True
                 if value is None or value is FULL:

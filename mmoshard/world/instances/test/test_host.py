@@ -345,11 +345,11 @@ class AdoptionTests(HostTestCase):
         self.assertNotIn(p.zone, self.c.world.zones)
 
     def test_closedNotAdopted(self):
-        """A closed instance is never re-created: locate answers instance.closed, as for an unknown id."""
+        """A closed instance is never re-created: locate answers None, as for an unknown id; adopt refuses it."""
         p = self.created(self.a)
         self.successResultOf(self.a.world.instances.close(p.instance_id))
-        self.assertEqual(self.refused(self.locate(self.b, p.instance_id)), errors.CLOSED)
-        self.assertEqual(self.refused(self.locate(self.b, 999)), errors.CLOSED)
+        self.assertIsNone(self.successResultOf(self.locate(self.b, p.instance_id)))
+        self.assertIsNone(self.successResultOf(self.locate(self.b, 999)))
         self.assertEqual(self.refused(Deferred.fromCoroutine(
             self.b.world.instances.host.adopt(p.instance_id))), errors.CLOSED)
 
