@@ -403,3 +403,19 @@ class CloseAndListTests(HostTestCase):
         beat(host)
         [listed] = self.successResultOf(self.b.world.instances.list())
         self.assertEqual((listed["players"], listed["node"]), (1, "world-a"))
+
+
+class MetricsTests(HostTestCase):
+    def test_oneSeriesPerTemplate(self):
+        """The copies of a template share their metrics series and tick log: labelled by template, not by copy."""
+        from prometheus_client import generate_latest
+
+        self.created(self.a)
+        self.created(self.a)
+        self.a.advance(0.1, 3)
+        text = generate_latest(self.a.node.metrics).decode()
+        self.assertIn('mmoshard_world_players{zone="crypt"} 0.0', text)
+        self.assertIn('mmoshard_world_tick_seconds_count{zone="crypt"} 6.0', text)
+        self.assertNotIn('zone="crypt/', text)
+        self.assertEqual(sorted(self.a.world.tickLog), ["crypt", "greenvale"])
+        self.assertEqual(len(self.a.world.tickLog["crypt"]), 6)
