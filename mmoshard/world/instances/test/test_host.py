@@ -419,3 +419,14 @@ class MetricsTests(HostTestCase):
         self.assertNotIn('zone="crypt/', text)
         self.assertEqual(sorted(self.a.world.tickLog), ["crypt", "greenvale"])
         self.assertEqual(len(self.a.world.tickLog["crypt"]), 6)
+
+
+class ShippedTemplateTests(TestCase):
+    def test_shippedTemplatesHost(self):
+        """Each shipped template (etc/instances.toml) makes a hosted copy of its layout, spawn point first."""
+        h = WorldHarness(self)
+        for template, spec in h.world.config.templates.items():
+            p = self.successResultOf(h.world.instances.create(template, [1]))
+            zone = h.world.zones[p.zone]
+            self.assertEqual((zone.spec.width, zone.spec.spawns), (spec.layout.width, spec.layout.spawns))
+            self.assertIs(zone.instance.spec, spec)
