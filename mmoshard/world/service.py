@@ -16,6 +16,7 @@ from mmoshard.world.handlers import WorldHandlers
 from mmoshard.world.instances.entry import Entry, withEntrances
 from mmoshard.world.instances.grace import PartyWatch
 from mmoshard.world.instances.handlers import InstanceHandlers
+from mmoshard.world.instances.service import Instances
 from mmoshard.world.items import ItemHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
 from mmoshard.world.metrics import WorldMetrics
@@ -48,6 +49,9 @@ class WorldService(Service):
       - L{Progression}: the L{IProgression} the role provides;
       - L{ItemHandlers}: world.inventory and world.item.*; L{Rewards}: exp
         and loot of the NPCs that die in the zones' combat;
+      - L{Instances}: the L{IInstances} the role provides, and the instances
+        hosted here (zones added and removed at run time: L{addZone},
+        L{removeZone});
       - L{Entry}, L{InstanceHandlers} and L{PartyWatch}: into and out of
         instances (world.instance.*, entrance and exit portals, the grace
         of players out of their copy's party).
@@ -96,12 +100,6 @@ class WorldService(Service):
                                    volatile, parties, reactor, nodeId)
         self.partyWatch = PartyWatch(self.zones, roster, volatile, parties, reactor, tasks,
                                      cfg.leave_party_grace, entry.evict)
-        for zone in self.zones.values():
-            zone.portalHandler = entry.portal
-            # Seeded from the OS: tests that need a fixed roll set zone.combat.rng.
-            zone.combat = Combat(zone, cfg.game, random.Random(), pvp=zone.spec.pvp)
-            # Seeded by the zone: its NPCs stand at the same points on every start.
-            zone.npcs = Npcs(zone, zone.combat, cfg.game, reactor, random.Random(f"npcs:{zone.id}"))
         startZone = cfg.start_zone if cfg.start_zone in self.zones else None
         self.handlers = WorldHandlers(sql, self.zones, startZone, cfg.max_players, roster,
                                       saves, leases, transfers, tasks, landing=entry.landing)
@@ -112,7 +110,77 @@ class WorldService(Service):
         self.items = ItemHandlers(self.progression, roster)
         self.rewards = Rewards(self.progression, parties, roster, tasks, reactor)
         for zone in self.zones.values():
-            self.rewards.attach(zone)
+            self._equip(zone)
+        self.instances = Instances(self, sql, volatile, directory, reactor, nodeId)
+        entry.instances = self.instances
+        self.instances.onEvict = entry.onEvict
+
+    def _equip(self, zone):
+        """Give C{zone} its portals, combat, NPCs and rewards."""
+        cfg = self.config
+        zone.portalHandler = self.entry.portal
+        # Seeded from the OS: tests that need a fixed roll set zone.combat.rng.
+        zone.combat = Combat(zone, cfg.game, random.Random(), pvp=zone.spec.pvp)
+        # Seeded by the zone: its NPCs stand at the same points on every start.
+        zone.npcs = Npcs(zone, zone.combat, cfg.game, self.clock, random.Random(f"npcs:{zone.id}"))
+        self.rewards.attach(zone)
+
+    # --- zones made and unmade at run time -----------------------------------
+
+    def addZone(self, spec):
+        """
+        Host a zone made at run time (an instance's copy of its template's
+        layout): with its combat, NPCs (its C{spec.packs} spawn now) and
+        rewards, and its own tick loop; the directory's C{zones} lists it from
+        the next heartbeat.
+
+        @param spec: a L{mmoshard.world.zones.ZoneSpec}; its id is the zone id.
+        @return: the new L{Zone}.
+        @raise ValueError: a zone with that id is hosted already.
+        """
+        zid = spec.id
+        if zid in self.zones:
+            raise ValueError(f"zone {zid!r} is hosted already")
+        zone = Zone(spec, self.clock, self.config.interest)
+        self._equip(zone)
+        self.zones[zid] = zone
+        if self.running:
+            self._run(zid, zone)
+            self._publishZones()
+        return zone
+
+    def removeZone(self, zoneId):
+        """
+        Stop hosting zone C{zoneId}: its loop stops, its NPCs go.  Only an
+        empty zone goes (the caller sends its players elsewhere first).
+
+        @raise ValueError: players are still in it.
+        @raise KeyError: no such zone here.
+        """
+        zone = self.zones[zoneId]
+        if zone.observers:
+            raise ValueError(f"zone {zoneId!r} still has {len(zone.observers)} players")
+        loop = self.loops.pop(zoneId, None)
+        if loop is not None:
+            loop.stop()
+        if zone.npcs is not None:
+            zone.npcs.despawn()
+        del self.zones[zoneId]
+        self._lastBytes.pop(zoneId, None)
+        self.bytesPerClient.pop(zoneId, None)
+        self._publishZones()
+
+    def _publishZones(self):
+        if self.directory is not None:
+            self.directory.publish("zones", sorted(self.zones))
+
+    def _run(self, zid, zone):
+        """Spawn the NPCs of a hosted zone and start its tick loop."""
+        zone.npcs.spawn()
+        loop = FixedRateLoop(self.clock, zone.spec.tickInterval, zone.tick,
+                             observe=self._observer(zid))
+        self.loops[zid] = loop
+        loop.start()
 
     # --- lifetime ----------------------------------------------------------
 
@@ -128,16 +196,13 @@ class WorldService(Service):
         self.router.addHandlers("world", self.instanceHandlers.handlers())
         directory = self.directory
         if directory is not None:
-            directory.publish("zones", sorted(self.zones))
+            self._publishZones()
             directory.addLoadSource(
                 "players", lambda: sum(len(z.observers) for z in self.zones.values())
             )
-        for zid, zone in self.zones.items():
-            zone.npcs.spawn()
-            loop = FixedRateLoop(self.clock, zone.spec.tickInterval, zone.tick,
-                                 observe=self._observer(zid))
-            self.loops[zid] = loop
-            loop.start()
+        for zid, zone in list(self.zones.items()):
+            self._run(zid, zone)
+        await self.instances.start()
         admin = self.admin
         if admin is not None:
             from mmoshard.world.admin import makeWorldAdmin
@@ -181,6 +246,8 @@ class WorldService(Service):
         await self.tasks.drain()
         await self.saves.flush()
         await self.leases.releaseAll()
+        # Last: until the players are saved no other node may adopt their instances.
+        await self.instances.stop()
         self.log.info("world of node {node_id} stopped: saved {count} characters",
                       node_id=self.nodeId, count=len(players))
 
@@ -191,6 +258,7 @@ class WorldService(Service):
         self.saves.periodic(self.second)
         if self.second % max(1, int(self.config.lease_refresh)) == 0:
             self.tasks.track(Deferred.fromCoroutine(self.leases.refresh()))
+        self.instances.everySecond(self.second)
         for zid, zone in self.zones.items():
             total = zone.stats.bytesOut
             last = self._lastBytes.get(zid, total)

@@ -137,11 +137,20 @@ class Entry:
         return pid, members
 
     async def locate(self, instanceId):
-        """@return: the L{Placement} of open instance C{instanceId} (re-created if its host died), or None when closed."""
+        """
+        @return: the L{Placement} of open instance C{instanceId} (re-created
+            if its host died), or None when it is closed (or closing).
+        @raise InstanceError: C{instance.unavailable}, C{instance.no_capacity}.
+        """
         if self.instances is None:
             raise InstanceError(errors.UNAVAILABLE, "instances are not available here",
                                 retry_after=RETRY_AFTER)
-        return await self.instances.locate(instanceId)
+        try:
+            return await self.instances.locate(instanceId)
+        except InstanceError as e:
+            if e.code == errors.CLOSED:
+                return None
+            raise
 
     async def partyCopy(self, spec, characterId, partyId, members, bound):
         """
@@ -370,23 +379,34 @@ class Entry:
                 return None
         return None
 
+    def onEvict(self, player):
+        """IInstances' C{onEvict}: L{evict} in the background. @return: its Deferred."""
+        return self.tasks.track(Deferred.fromCoroutine(self.evict(player)))
+
     async def evict(self, player):
         """
-        The instance C{player} is in closes (IInstances' C{onEvict}): send
-        it to its return point.  When no way out can be reached, it is
-        saved there and logged out (C{world.kicked}): it comes back there.
+        The instance C{player} is in closes, or it is out of the instance's
+        party past the grace: send it to its return point.  When no way out
+        can be reached, it is saved there and logged out (C{world.kicked}):
+        it comes back there.
         """
         inside = parseInstanceZone(player.zone.id)
-        if inside is None or player.state != "live":
+        cid = player.characterId
+        if inside is None or player.state != "live" or cid in self.pending:
             return
-        if await self.out(player, inside, "evicted") is not None:
-            return
+        self.pending.add(cid)
+        try:
+            if await self.out(player, inside, "evicted") is not None:
+                return
+        finally:
+            self.pending.discard(cid)
         if player.state != "live":
             return
         template, instanceId = inside
-        cid = player.characterId
         point = await loadReturn(self.sql, cid)
         zone, arrive = (point.zone, point.arrive) if point is not None else self.fallback(template)
+        if player.state != "live":
+            return
         self.roster.detach(player)
         player.session.send("world.kicked", {"reason": "instance closed"})
         x, y, z = arrive

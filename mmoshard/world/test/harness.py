@@ -111,10 +111,13 @@ class WorldHarness:
     """One world process in memory. Several share a store and database through C{peerOf}."""
 
     def __init__(self, testCase, nodeId="world-a", clock=None, backend=None, sql=None,
-                 channels=None, game=None, parties=None, **world):
+                 channels=None, game=None, parties=None, templates=None, offered=None, **world):
         """
         @param game: a L{GameData} the world fights with instead of the one
             its [world] files load (tests' own numbers).
+        @param templates: instance templates (id -> InstanceSpec) instead of
+            the [world] ones (tests' own); C{offered}: those of them this
+            process offers (None: all).
         @param parties: an L{IParties} the world reads parties from (None: everyone solo).
         @param world: the [world] table.
         """
@@ -150,6 +153,10 @@ class WorldHarness:
         testCase.successResultOf(Deferred.fromCoroutine(self.manager.start()))
         # Built by the role's own factory, as the node builds it.
         self.world = worldRole.makeService(node.contextFor(worldRole))
+        if templates is not None:
+            host = self.world.instances.host
+            host.templates = templates
+            host.offered = tuple(t for t in templates if offered is None or t in offered)
         testCase.successResultOf(self.world.startService())
         testCase.successResultOf(Deferred.fromCoroutine(self.directory.beat()))
         self.tcpFactory = SessionTCPFactory(self.manager)
