@@ -157,6 +157,8 @@ class WorldHarness:
             host = self.world.instances.host
             host.templates = templates
             host.offered = tuple(t for t in templates if offered is None or t in offered)
+            # Their entrances are not in the zones: these are entered by request.
+            self.world.entry.templates = templates
         testCase.successResultOf(self.world.startService())
         testCase.successResultOf(Deferred.fromCoroutine(self.directory.beat()))
         self.tcpFactory = SessionTCPFactory(self.manager)
