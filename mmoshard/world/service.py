@@ -19,7 +19,7 @@ from mmoshard.world.instances.handlers import InstanceHandlers
 from mmoshard.world.instances.service import Instances
 from mmoshard.world.items import ItemHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
-from mmoshard.world.metrics import WorldMetrics
+from mmoshard.world.metrics import WorldMetrics, zoneLabel
 from mmoshard.world.players import Roster, Tasks, ZoneChat
 from mmoshard.world.progression import Progression
 from mmoshard.world.saves import Saves
@@ -27,7 +27,8 @@ from mmoshard.world.sim import Zone
 from mmoshard.world.ticker import FixedRateLoop
 from mmoshard.world.transfer import Transfers
 
-# Recent tick durations kept per zone for /world/ticks (10 minutes at 10 Hz).
+# Recent tick durations kept per zone (per template for instances' zones)
+# for /world/ticks (10 minutes of one zone at 10 Hz).
 TICK_LOG = 6000
 
 
@@ -217,8 +218,13 @@ class WorldService(Service):
                       node_id=self.nodeId, zones=",".join(self.zones), engine=",".join(sorted(engines)))
 
     def _observer(self, zid):
-        histogram = self.metrics.observer(zid)
-        ring = self.tickLog[zid] = deque(maxlen=TICK_LOG)
+        # The zones of one label (an instance template's copies) share a
+        # histogram child and a ring: their number does not grow with copies.
+        label = zoneLabel(zid)
+        histogram = self.metrics.observer(label)
+        ring = self.tickLog.get(label)
+        if ring is None:
+            ring = self.tickLog[label] = deque(maxlen=TICK_LOG)
         seconds = self.clock.seconds
 
         def observe(duration, overrun):

@@ -25,6 +25,9 @@ STUCK_SECONDS = 5.0
 # Chases stop this fraction of the attack range short of the target, so a
 # target stepping back a little stays in range.
 CHASE_FRACTION = 0.8
+# Ticks between two thoughts of one busy NPC (see Npcs.tick).
+THINK_EVERY = 2
+
 class Npcs:
     """
     The NPCs of one zone and their AI, a system at C{ORDER_NPC}.
@@ -44,7 +47,12 @@ class Npcs:
 
     log = Logger()
 
-    def __init__(self, zone, combat, data, clock, rng):
+    def __init__(self, zone, combat, data, clock, rng, thinkEvery=THINK_EVERY):
+        """
+        @param thinkEvery: ticks between two thoughts of a fighting,
+            evading or patrolling NPC (1: every tick).
+        """
+        self.thinkEvery = thinkEvery
         self.zone = zone
         self.combat = combat
         self.data = data
@@ -133,6 +141,12 @@ class Npcs:
                     self._failed(brain, "respawn")
         if not self.active:
             return
+        # A fighting, evading or patrolling NPC thinks (and walks) every
+        # THINK_EVERY ticks, staggered by id, covering the ticks between:
+        # its moves carry its velocity, so observers extrapolate meanwhile.
+        every = self.thinkEvery
+        phase = self.ticks % every
+        span = dt * every
         for brain in list(self.active):
             state = brain.state
             try:
@@ -140,12 +154,14 @@ class Npcs:
                     if state is not DEAD:
                         self._dead(brain, now)  # a death we were not told of: never act
                     continue
+                if brain.entity.id % every != phase and state is not IDLE:
+                    continue
                 if state is COMBAT:
-                    self._fight(brain, now, dt)
+                    self._fight(brain, now, span)
                 elif state is EVADE:
-                    self._evade(brain, dt)
+                    self._evade(brain, span)
                 elif state is PATROL:
-                    self._patrol(brain, dt)
+                    self._patrol(brain, span)
                 elif state is IDLE:
                     if self.ticks >= brain.scanUntil:
                         del self.active[brain]
@@ -238,8 +254,6 @@ class Npcs:
             return False
         if not self._join(brain, player):
             return False
-        self.log.debug("NPC {npc_id} ({spawn_id}) aggroes on {entity_id}",
-                       npc_id=n.id, spawn_id=brain.spawnId, entity_id=player.id)
         self._callHelp(brain, player)
         return True
 
@@ -433,9 +447,6 @@ class Npcs:
         if brain is None or brain.entity is not victim or brain.state is DEAD:
             return
         self._dead(brain, self.clock.seconds())
-        self.log.debug("NPC {npc_id} ({spawn_id}) killed by {killer_id}",
-                       npc_id=victim.id, spawn_id=brain.spawnId,
-                       killer_id=killer.id if killer is not None else None)
 
     def _dead(self, brain, now):
         n = brain.entity
@@ -462,4 +473,3 @@ class Npcs:
         brain.anchorZ = brain.homeZ
         brain.waypoint = 0
         self._rest(brain)
-        self.log.debug("NPC {npc_id} ({spawn_id}) respawned", npc_id=n.id, spawn_id=brain.spawnId)

@@ -3,6 +3,7 @@
 import secrets
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -11,7 +12,7 @@ from mmoshard.store.errors import StoreError
 from mmoshard.world.instances import errors, messages
 from mmoshard.world.instances.data import Placement
 from mmoshard.world.instances.errors import InstanceError
-from mmoshard.world.instances.host import ADMIT, InstanceHost, hostKey, setting, ticketKey
+from mmoshard.world.instances.host import ADMIT, InstanceHost, hostKey, ticketKey
 from mmoshard.world.instances.ids import instanceZoneId
 from mmoshard.world.instances.messages import Adopt, Close, Create, Reply
 from mmoshard.world.instances.store import closeInstance, loadInstance, openInstances
@@ -49,18 +50,14 @@ class Instances:
         @param directory: the L{IDirectory} (None: this process alone, nothing remote).
         """
         cfg = world.config
-        templates = setting(cfg, "templates", {})
-        only = setting(cfg, "instances", None)
-        offered = [t for t in templates if only is None or t in only]
-        self.host = InstanceHost(world, sql, volatile, clock, nodeId, templates, offered,
-                                 setting(cfg, "max_instances", 200), cfg.lease_ttl,
-                                 cfg.lease_refresh)
+        self.host = InstanceHost(world, sql, volatile, clock, nodeId, cfg.templates, cfg.offered,
+                                 cfg.max_instances, cfg.lease_ttl, cfg.lease_refresh)
         self.sql = sql
         self.volatile = volatile
         self.directory = directory
         self.clock = clock
         self.nodeId = nodeId
-        self.timeout = setting(cfg, "instance_timeout", 5.0)
+        self.timeout = cfg.instance_timeout
         self.subscription = None
         self._pending = {}  # request id -> (Deferred, timer)
         self._prefix = secrets.token_hex(4)
@@ -123,7 +120,8 @@ class Instances:
         for entry in entries:
             if entry.node_id == self.nodeId:
                 try:
-                    value = await host.create(template, roster, partyId)
+                    value = await self._within(
+                        Deferred.fromCoroutine(host.create(template, roster, partyId)), deadline)
                 except InstanceError as e:
                     if e.code == errors.NO_CAPACITY:
                         continue
@@ -151,22 +149,27 @@ class Instances:
 
     async def _close(self, iid):
         host = self.host
-        if iid in host.instances:
-            await host.close(iid)
+        deadline = self.clock.seconds() + self.timeout
+        if host.hosts(iid):
+            await self._within(host.close(iid), deadline)
             return None
         try:
             holder = await self.volatile.get(hostKey(iid))
-            if holder is None:
-                # Nobody hosts it (its process died): nobody is inside either.
+            if holder is None or holder.decode() == self.nodeId:
+                # Nobody hosts it (its process died; or this process, before
+                # a restart): nobody is inside either.
                 row = await loadInstance(self.sql, iid)
                 if row is None:
                     raise InstanceError(errors.CLOSED, f"no instance {iid}")
                 await closeInstance(self.sql, iid, self.clock.seconds())
+                if holder is not None:
+                    await self.volatile.delete(hostKey(iid))
+                self.log.info("instance {instance_id} of {template} closed: its host was gone",
+                              instance_id=iid, template=row.template)
                 return None
         except StoreError as e:
             raise InstanceError(errors.UNAVAILABLE, f"instance {iid} not closed: {e}", retry_after=5.0)
-        value = await self._ask(holder.decode(), Close(self.nodeId, self._newId(), iid),
-                                self.clock.seconds() + self.timeout)
+        value = await self._ask(holder.decode(), Close(self.nodeId, self._newId(), iid), deadline)
         if value is None:
             raise InstanceError(errors.UNAVAILABLE, f"the host of instance {iid} did not answer",
                                 retry_after=5.0)
@@ -224,11 +227,11 @@ class Instances:
         is adopted (re-created from SQL) by exactly one process, the least
         loaded offering its template.
 
-        @return: a Deferred firing with a L{Placement} without tickets, or
-            failing with L{InstanceError} C{instance.closed} (closed, closing
-            or unknown), C{instance.no_capacity}, C{instance.unavailable}
-            (the host died less than a host TTL ago: C{retry_after}; or no
-            answer in time).
+        @return: a Deferred firing with a L{Placement} without tickets,
+            None when the instance is closed, closing or unknown; or failing
+            with L{InstanceError} C{instance.no_capacity},
+            C{instance.unavailable} (the host died less than a host TTL ago:
+            C{retry_after}; or no answer in time).
         """
         return Deferred.fromCoroutine(self._locate(int(instanceId)))
 
@@ -237,7 +240,7 @@ class Instances:
         local = host.instances.get(iid)
         if local is not None:
             if local.closing is not None:
-                raise InstanceError(errors.CLOSED, f"instance {iid} is closing")
+                return None  # closing: it lets nobody in
             entries = await self._entriesOrUnavailable()
             return self._placement(host.value(local), self._entryOf(entries, self.nodeId))
         deadline = self.clock.seconds() + self.timeout
@@ -248,7 +251,17 @@ class Instances:
         except StoreError as e:
             raise InstanceError(errors.UNAVAILABLE, f"instance {iid} not located: {e}", retry_after=5.0)
         if row is None or row.closed_at is not None:
-            raise InstanceError(errors.CLOSED, f"instance {iid} is closed")
+            return None
+        spec = host.templates.get(row.template)
+        if holder is None and spec is not None and self.clock.seconds() - row.created_at >= spec.max_duration:
+            # Its host died and its time is up: it is not re-created.
+            try:
+                await closeInstance(self.sql, iid, self.clock.seconds())
+            except StoreError as e:
+                raise InstanceError(errors.UNAVAILABLE, f"instance {iid} not closed: {e}", retry_after=5.0)
+            self.log.info("instance {instance_id} of {template} closed: its host was gone past "
+                          "its max_duration", instance_id=iid, template=row.template)
+            return None
         zone = instanceZoneId(row.template, iid)
         entries = await self._entriesOrUnavailable()
         if holder is not None:
@@ -261,13 +274,21 @@ class Instances:
         for entry in candidates:
             if entry.node_id == self.nodeId:
                 try:
-                    value = await host.adopt(iid)
+                    value = await self._within(Deferred.fromCoroutine(host.adopt(iid)), deadline)
                 except InstanceError as e:
                     if e.code == errors.NO_CAPACITY:
                         continue
+                    if e.code == errors.CLOSED:
+                        return None
                     raise
             else:
-                value = await self._ask(entry.node_id, Adopt(self.nodeId, self._newId(), iid), deadline)
+                try:
+                    value = await self._ask(entry.node_id, Adopt(self.nodeId, self._newId(), iid),
+                                            deadline)
+                except InstanceError as e:
+                    if e.code == errors.CLOSED:
+                        return None  # closed meanwhile
+                    raise
                 if value is None:
                     unanswered = True
                 if value is None or value is FULL:
@@ -337,6 +358,31 @@ class Instances:
 
     # --- requests and replies ---------------------------------------------------------------------
 
+    def _within(self, d, deadline):
+        """
+        @return: a Deferred firing as C{d} does, or failing with
+            C{instance.unavailable} at C{deadline}; C{d} itself goes on (a
+            half-made instance is never left behind by a cancel).
+        """
+        out = Deferred()
+
+        def late():
+            if not out.called:
+                out.errback(InstanceError(errors.UNAVAILABLE, "no answer in time", retry_after=5.0))
+
+        timer = self.clock.callLater(max(0.0, deadline - self.clock.seconds()), late)
+
+        def done(result):
+            if timer.active():
+                timer.cancel()
+            if not out.called:
+                out.callback(result)
+            elif isinstance(result, Failure):
+                self.log.failure("instance call failed after its timeout", result)
+
+        d.addBoth(done)
+        return out
+
     def _newId(self):
         self._next += 1
         return f"{self._prefix}.{self._next}"
@@ -403,7 +449,7 @@ class Instances:
             elif cls is Adopt:
                 value = await host.adopt(message.instanceId)
             elif cls is Close:
-                if message.instanceId in host.instances:
+                if host.hosts(message.instanceId):
                     await host.close(message.instanceId)
                 value = {}
             else:

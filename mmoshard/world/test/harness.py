@@ -134,6 +134,10 @@ class WorldHarness:
         config = parseConfig(raw, plugins=[worldRole], roles=["world"], nodeId=nodeId, env={})
         if game is not None:
             config.roles["world"] = attrs.evolve(config.roles["world"], game=game)
+        if templates is not None:
+            config.roles["world"] = attrs.evolve(
+                config.roles["world"], templates=templates,
+                instances=None if offered is None else tuple(offered))
         node = self.node = Node(config, self.clock, roles=[worldRole])
         self.volatile = MemoryStore(self.clock, "t:", backend=backend)
         self.volatile.open()
@@ -153,12 +157,6 @@ class WorldHarness:
         testCase.successResultOf(Deferred.fromCoroutine(self.manager.start()))
         # Built by the role's own factory, as the node builds it.
         self.world = worldRole.makeService(node.contextFor(worldRole))
-        if templates is not None:
-            host = self.world.instances.host
-            host.templates = templates
-            host.offered = tuple(t for t in templates if offered is None or t in offered)
-            # Their entrances are not in the zones: these are entered by request.
-            self.world.entry.templates = templates
         testCase.successResultOf(self.world.startService())
         testCase.successResultOf(Deferred.fromCoroutine(self.directory.beat()))
         self.tcpFactory = SessionTCPFactory(self.manager)

@@ -345,11 +345,11 @@ class AdoptionTests(HostTestCase):
         self.assertNotIn(p.zone, self.c.world.zones)
 
     def test_closedNotAdopted(self):
-        """A closed instance is never re-created: locate answers instance.closed, as for an unknown id."""
+        """A closed instance is never re-created: locate answers None, as for an unknown id; adopt refuses it."""
         p = self.created(self.a)
         self.successResultOf(self.a.world.instances.close(p.instance_id))
-        self.assertEqual(self.refused(self.locate(self.b, p.instance_id)), errors.CLOSED)
-        self.assertEqual(self.refused(self.locate(self.b, 999)), errors.CLOSED)
+        self.assertIsNone(self.successResultOf(self.locate(self.b, p.instance_id)))
+        self.assertIsNone(self.successResultOf(self.locate(self.b, 999)))
         self.assertEqual(self.refused(Deferred.fromCoroutine(
             self.b.world.instances.host.adopt(p.instance_id))), errors.CLOSED)
 
@@ -403,3 +403,51 @@ class CloseAndListTests(HostTestCase):
         beat(host)
         [listed] = self.successResultOf(self.b.world.instances.list())
         self.assertEqual((listed["players"], listed["node"]), (1, "world-a"))
+
+
+class MetricsTests(HostTestCase):
+    def test_oneSeriesPerTemplate(self):
+        """The copies of a template share their metrics series and tick log: labelled by template, not by copy."""
+        from prometheus_client import generate_latest
+
+        self.created(self.a)
+        self.created(self.a)
+        self.a.advance(0.1, 3)
+        text = generate_latest(self.a.node.metrics).decode()
+        self.assertIn('mmoshard_world_players{zone="crypt"} 0.0', text)
+        self.assertIn('mmoshard_world_tick_seconds_count{zone="crypt"} 6.0', text)
+        self.assertNotIn('zone="crypt/', text)
+        self.assertEqual(sorted(self.a.world.tickLog), ["crypt", "greenvale"])
+        self.assertEqual(len(self.a.world.tickLog["crypt"]), 6)
+
+
+class ShippedTemplateTests(TestCase):
+    def test_shippedTemplatesHost(self):
+        """Each shipped template (etc/instances.toml) makes a hosted copy of its layout, spawn point first."""
+        h = WorldHarness(self)
+        for template, spec in h.world.config.templates.items():
+            p = self.successResultOf(h.world.instances.create(template, [1]))
+            zone = h.world.zones[p.zone]
+            self.assertEqual((zone.spec.width, zone.spec.spawns), (spec.layout.width, spec.layout.spawns))
+            self.assertIs(zone.instance.spec, spec)
+
+
+class OrphanTests(HostTestCase):
+    def test_expiredOrphanNotAdopted(self):
+        """An instance whose host died and whose max_duration has passed is closed by the next locate, not re-created."""
+        p = self.created(self.a)
+        self.crash(self.a)
+        self.b.advance(1.0, 601)
+        beat(self.b)
+        self.assertIsNone(self.successResultOf(self.b.world.instances.locate(p.instance_id)))
+        self.assertIsNotNone(self.successResultOf(loadInstance(self.b.sql, p.instance_id)).closed_at)
+        self.assertNotIn(p.zone, self.b.world.zones)
+
+    def test_localCreateWithinTimeout(self):
+        """A create this process makes itself also answers within instance_timeout when its database hangs."""
+        self.b.world.instances.host.offered = ()
+        self.a.sql.holding = True
+        d = self.create(self.a)
+        self.a.clock.advance(5.1)
+        self.assertEqual(self.refused(d), errors.UNAVAILABLE)
+        self.a.sql.unhold()
