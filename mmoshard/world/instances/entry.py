@@ -381,7 +381,8 @@ class Entry:
 
     def onEvict(self, player):
         """IInstances' C{onEvict}: L{evict} in the background. @return: its Deferred."""
-        return self.tasks.track(Deferred.fromCoroutine(self.evict(player)))
+        d = self.tasks.track(Deferred.fromCoroutine(self.evict(player)))
+        return d.addErrback(self._crashed, "eviction", player.characterId)
 
     async def evict(self, player):
         """
@@ -437,7 +438,8 @@ class Entry:
         player = self.roster.byCharacter.get(entity.id)
         if player is None or player.state != "live" or player.characterId in self.pending:
             return
-        self.tasks.track(Deferred.fromCoroutine(walk(player, portal)))
+        d = self.tasks.track(Deferred.fromCoroutine(walk(player, portal)))
+        d.addErrback(self._crashed, "portal", player.characterId)
 
     async def _walkIn(self, player, portal):
         source = player.zone
@@ -517,6 +519,10 @@ class Entry:
         found = await lockoutsOf(self.sql, characterId, self.clock.seconds())
         return [{"template": b.template, "instance_id": b.instance_id, "reset_at": b.reset_at}
                 for b in found]
+
+    def _crashed(self, failure, what, characterId):
+        self.log.failure("instance {what} of character {character_id} failed", failure,
+                         what=what, character_id=characterId)
 
     def _failed(self, failure, what, instanceId):
         self.log.warn("{what} of instance {instance_id} failed: {why}", what=what,

@@ -433,6 +433,38 @@ class TwoNodeTests(EntryTestCase):
         self.assertEqual((home.zone, e.x, e.z), ("greenvale", 200.0, 201.0))
 
 
+class AdoptionTests(EntryTestCase):
+    def setUp(self):
+        self.parties = FakeParties()
+        self.a = self.h = WorldHarness(self, "world-a", parties=self.parties, zones=["greenvale"])
+        self.b = self.a.peerOf("world-b", zones=["ashfall"])
+        self.sql = self.a.sql
+        for h in (self.a, self.b):
+            self.successResultOf(h.directory.beat())
+
+    def test_loginInsideACopyWhoseHostDied(self):
+        """A character saved inside a copy whose node died logs in and finds the copy re-created, same id, on a live node."""
+        a, b = self.a, self.b
+        cid = self.character(1)
+        value = self.successResultOf(b.world.instances.host.create(DUNGEON, [cid]))
+        c = self.login(1, cid)
+        self.entered(c, ticket=value["tickets"][cid])
+        [transfer] = c.events("world.transfer")
+        self.login(1, cid, h=b, ticket=transfer["ticket"])
+        # B dies: its loops stop, its inbox and directory entry go, nothing is released.
+        b.world.housekeeping.stop()
+        for loop in b.world.loops.values():
+            loop.stop()
+        self.successResultOf(b.world.instances.subscription.unsubscribe())
+        self.successResultOf(b.volatile.delete("dir:proc:world-b"))
+        a.advance(1.0, 16)
+        self.successResultOf(a.directory.beat())
+        again = self.login(1, cid)
+        self.assertEqual(again.zone, value["zone"])
+        self.assertEqual(self.zoneOf(cid), value["zone"])
+        self.assertEqual(a.world.instances.host.instances[value["instance_id"]].zone.id, value["zone"])
+
+
 class DocsTests(TestCase):
     """docs/instances.md's Protocol section covers the codes, requests and events."""
 
