@@ -63,11 +63,16 @@ class ErrorInfo:
     code: str
     message: str
     retry_after: float | None = None
+    # A role's extra fields for the client, as (name, value) pairs (e.g.
+    # instance.locked's reset_at); never code, message or retry_after.
+    details: tuple = ()
 
     def toBody(self):
         body = {"code": self.code, "message": self.message}
         if self.retry_after is not None:
             body["retry_after"] = self.retry_after
+        for name, value in self.details:
+            body.setdefault(name, value)
         return body
 
 
@@ -77,9 +82,10 @@ class ProtocolError(Exception):
     connection stays open and nothing is logged as a failure.
     """
 
-    def __init__(self, code, message, retry_after=None):
+    def __init__(self, code, message, retry_after=None, details=None):
+        """@param details: a dict of extra fields the error reply carries (a role's own)."""
         super().__init__(f"{code}: {message}")
-        self.info = ErrorInfo(code, message, retry_after)
+        self.info = ErrorInfo(code, message, retry_after, tuple(sorted((details or {}).items())))
 
 
 # What a client is told when its login ends elsewhere, by the revocation's reason.

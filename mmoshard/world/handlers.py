@@ -48,6 +48,10 @@ class WorldHandlers:
     @ivar transfers: the L{mmoshard.world.transfer.Transfers} redirecting to
         other nodes' zones (its module imports this one).
     @ivar tasks: the service's L{Tasks}: logouts in flight finish before it stops.
+    @ivar landing: None, or C{async landing(row) -> (row, host)} for a
+        character whose saved zone is not hosted here: the row it enters
+        with (an instance that closed puts it at its return point) and the
+        endpoints of the node to redirect it to (None: the directory's).
     """
 
     log = Logger()
@@ -61,6 +65,7 @@ class WorldHandlers:
     leases: LeaseKeeper
     transfers: object
     tasks: Tasks
+    landing: object = None
     # The roster's own dict: world.move finds its player in one lookup.
     bySession: dict = attrs.field(init=False)
 
@@ -123,6 +128,9 @@ class WorldHandlers:
         row = await loadCharacter(self.sql, cid)
         if row is None or row.account_id != session.accountId:
             raise ProtocolError(NO_CHARACTER, "no such character on this account")
+        host = None
+        if self.landing is not None and row.zone and row.zone not in self.zones:
+            row, host = await self.landing(row)
         zoneId = row.zone or self.startZone or next(iter(self.zones))
         old = roster.byCharacter.get(cid)
         if old is not None:
@@ -133,6 +141,8 @@ class WorldHandlers:
             zoneId = old.zone.id
         zone = self.zones.get(zoneId)
         if zone is None:
+            if host is not None:
+                return {"character_id": row.id, "redirect": {"zone": zoneId, **host}}
             return await self.transfers.redirect(zoneId, row)
         try:
             await self.leases.acquire(cid, ticket)

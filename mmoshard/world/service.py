@@ -13,6 +13,9 @@ from mmoshard.world.combat.npcs import Npcs
 from mmoshard.world.combat.system import Combat
 from mmoshard.world.combat.rewards import Rewards
 from mmoshard.world.handlers import WorldHandlers
+from mmoshard.world.instances.entry import Entry, withEntrances
+from mmoshard.world.instances.grace import PartyWatch
+from mmoshard.world.instances.handlers import InstanceHandlers
 from mmoshard.world.instances.service import Instances
 from mmoshard.world.items import ItemHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
@@ -49,7 +52,10 @@ class WorldService(Service):
         and loot of the NPCs that die in the zones' combat;
       - L{Instances}: the L{IInstances} the role provides, and the instances
         hosted here (zones added and removed at run time: L{addZone},
-        L{removeZone}).
+        L{removeZone});
+      - L{Entry}, L{InstanceHandlers} and L{PartyWatch}: into and out of
+        instances (world.instance.*, entrance and exit portals, the grace
+        of players out of their copy's party).
     """
 
     log = Logger()
@@ -72,7 +78,10 @@ class WorldService(Service):
         self.router = router
         self.directory = directory
         self.admin = admin
-        self.zones = {zid: Zone(cfg.specs[zid], reactor, cfg.interest) for zid in cfg.hosted}
+        # Open-world zones get the entrance portals of the instances in them.
+        templates = cfg.templates.values()
+        self.zones = {zid: Zone(withEntrances(cfg.specs[zid], templates), reactor, cfg.interest)
+                      for zid in cfg.hosted}
         self.loops = {}
         self.tickLog = {}
         self.bytesPerClient = {}
@@ -86,11 +95,16 @@ class WorldService(Service):
         self.saves = saves = Saves(sql, reactor, tasks, roster.byCharacter, cfg.save_interval,
                                    self.metrics.saves.observe)
         self.leases = leases = LeaseKeeper(Leases(volatile, nodeId, cfg.lease_ttl), roster, reactor)
-        self.transfers = Transfers(self.zones, roster, chat, saves, leases, tasks,
-                                   directory, nodeId, cfg.transfer_ttl)
+        self.transfers = transfers = Transfers(self.zones, roster, chat, saves, leases, tasks,
+                                               directory, nodeId, cfg.transfer_ttl)
+        self.entry = entry = Entry(cfg, self.zones, roster, transfers, saves, leases, tasks, sql,
+                                   volatile, parties, reactor, nodeId)
+        self.partyWatch = PartyWatch(self.zones, roster, volatile, parties, reactor, tasks,
+                                     cfg.leave_party_grace, entry.evict)
         startZone = cfg.start_zone if cfg.start_zone in self.zones else None
         self.handlers = WorldHandlers(sql, self.zones, startZone, cfg.max_players, roster,
-                                      saves, leases, self.transfers, tasks)
+                                      saves, leases, transfers, tasks, landing=entry.landing)
+        self.instanceHandlers = InstanceHandlers(entry, roster)
         self.combatHandlers = CombatHandlers(roster.bySession)
         self.progression = Progression(sql, reactor, roster.progressed, roster.leveled)
 
@@ -99,11 +113,13 @@ class WorldService(Service):
         for zone in self.zones.values():
             self._equip(zone)
         self.instances = Instances(self, sql, volatile, directory, reactor, nodeId)
+        entry.instances = self.instances
+        self.instances.onEvict = entry.onEvict
 
     def _equip(self, zone):
         """Give C{zone} its portals, combat, NPCs and rewards."""
         cfg = self.config
-        zone.portalHandler = self.transfers.portal
+        zone.portalHandler = self.entry.portal
         # Seeded from the OS: tests that need a fixed roll set zone.combat.rng.
         zone.combat = Combat(zone, cfg.game, random.Random(), pvp=zone.spec.pvp)
         # Seeded by the zone: its NPCs stand at the same points on every start.
@@ -178,6 +194,7 @@ class WorldService(Service):
         self.router.addHandlers("world", self.combatHandlers.handlers())
         self.router.addListener(self.handlers)
         self.router.addHandlers("world", self.items.handlers())
+        self.router.addHandlers("world", self.instanceHandlers.handlers())
         directory = self.directory
         if directory is not None:
             self._publishZones()
@@ -195,6 +212,7 @@ class WorldService(Service):
         self.housekeeping = LoopingCall(self._everySecond)
         self.housekeeping.clock = self.clock
         self.housekeeping.start(1.0, now=False)
+        self.partyWatch.start()
         engines = {("native" if z.space.native else "python") for z in self.zones.values()}
         self.log.info("world of node {node_id} hosts zones {zones} (interest space: {engine})",
                       node_id=self.nodeId, zones=",".join(self.zones), engine=",".join(sorted(engines)))
@@ -224,6 +242,7 @@ class WorldService(Service):
             loop.stop()
         if self.housekeeping is not None and self.housekeeping.running:
             self.housekeeping.stop()
+        self.partyWatch.stop()
         roster = self.roster
         players = list(roster.byCharacter.values())
         for p in players:

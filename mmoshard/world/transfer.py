@@ -67,7 +67,33 @@ class Transfers:
                 source.teleport(player.entity, sx, sz)
                 player.session.send("world.transfer_failed", {"zone": portal.to})
             return
-        await self._remote(player, source, portal, host)
+        await self._remote(player, source, portal.to, portal.arrive, host)
+
+    async def moveTo(self, player, zoneId, arrive, host=None):
+        """
+        Take live C{player} to zone C{zoneId} at C{arrive} (x, y, z) as a
+        portal does: at once when the zone is hosted here, else handed to
+        the node at C{host} (its client endpoints; None: the directory's
+        node hosting the zone) with a ticket (C{world.transfer}).
+
+        @return: True when the player moved or was handed off; False when
+            it did not go: it was not live, no node hosts the zone, or the
+            save failed (it is then live where it stood, its client told
+            C{world.transfer_failed}, unless it logged out meanwhile).
+        """
+        if player.state != "live":
+            return False
+        target = self.zones.get(zoneId)
+        if target is not None:
+            player.state = "transferring"
+            await self._local(player, target, arrive)
+            return True
+        if host is None:
+            host = await self.findZone(zoneId)
+        if host is None or player.state != "live":
+            return False
+        player.state = "transferring"
+        return await self._remote(player, player.zone, zoneId, arrive, host)
 
     async def _local(self, player, target, arrive):
         # Hosted here too: move the entity between zones.
@@ -88,30 +114,31 @@ class Transfers:
                                            **combatFields(target, e)})
         await self.saves.soon(player)
 
-    async def _remote(self, player, source, portal, host):
+    async def _remote(self, player, source, zoneId, arrive, host):
+        """@return: True when handed off to the node at C{host}."""
         cid = player.characterId
         log = dict(character_id=cid, account_id=player.row.account_id)
         roster = self.roster
         roster.detach(player)
-        ax, ay, az = portal.arrive
-        row = (portal.to, ax, ay, az, cid)
+        ax, ay, az = arrive
+        row = (zoneId, ax, ay, az, cid)
         saved = await self.saves.rows([row], "transfer")
         if cid in roster.byCharacter or cid in roster.entering:
             # Entered here again meanwhile (a new session): the character and
             # its lease are that player's now; its own saves win.
             self.log.info("transfer of character {character_id} dropped: it entered again here",
                           **log)
-            return
+            return False
         if not saved:
             # Not saved: nothing moved.
             if player.session.ended:
                 # Logged out during the save: nobody to put back.  The row
                 # keeps the last successful save; the lease goes now.
                 await self._abandon(player, log)
-                return
+                return False
             roster.reattach(player, source)
-            player.session.send("world.transfer_failed", {"zone": portal.to})
-            return
+            player.session.send("world.transfer_failed", {"zone": zoneId})
+            return False
         ticket = secrets.token_urlsafe(16)
         try:
             await self.leases.handoff(player.characterId, ticket, self.ticketTtl)
@@ -120,9 +147,10 @@ class Transfers:
             self.log.warn("transfer of character {character_id}: lease handoff failed: {why}",
                           why=e, **log)
         self.log.info("character {character_id} (account {account_id}) transfers to {zone}",
-                      zone=portal.to, **log)
+                      zone=zoneId, **log)
         player.session.send("world.transfer", {"character_id": player.entity.id,
-                                               "zone": portal.to, "ticket": ticket, **host})
+                                               "zone": zoneId, "ticket": ticket, **host})
+        return True
 
     async def _abandon(self, player, log):
         try:

@@ -217,6 +217,10 @@ class DispatchTests(TestCase):
         def refuse(session, message):
             raise ProtocolError("test.nope", "not allowed")
 
+        def refuseWithDetails(session, message):
+            raise ProtocolError("test.later", "not yet", retry_after=3.0,
+                                details={"reset_at": 100.5, "code": "ignored"})
+
         def wrongType(session, message):
             return [1, 2]
 
@@ -224,6 +228,7 @@ class DispatchTests(TestCase):
         router.addHandlers("test", {
             "test.echo": echo, "test.later": later, "test.silent": silent,
             "test.boom": boom, "test.refuse": refuse, "test.wrong": wrongType,
+            "test.details": refuseWithDetails,
             "test.pending": lambda session, message: self.pending,
         })
         self.peer = self.server.welcomed(accountId=5)
@@ -313,6 +318,13 @@ class DispatchTests(TestCase):
         self.assertEqual(self.peer.received(), [
             {"t": "error", "id": 2, "code": "test.nope", "message": "not allowed"}])
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_protocolErrorDetails(self):
+        """A ProtocolError's details are extra fields of its error; they never replace code, message or retry_after."""
+        self.peer.send({"t": "test.details", "id": 3})
+        self.assertEqual(self.peer.received(), [
+            {"t": "error", "id": 3, "code": "test.later", "message": "not yet",
+             "retry_after": 3.0, "reset_at": 100.5}])
 
     def test_wrongReturnType(self):
         """

@@ -10,7 +10,7 @@ from mmoshard.store.errors import StoreError
 from mmoshard.store.volatile import Script
 from mmoshard.world.instances import errors
 from mmoshard.world.instances.errors import InstanceError
-from mmoshard.world.instances.ids import instanceZoneId
+from mmoshard.world.instances.entry import instanceLayout
 from mmoshard.world.instances.store import (
     adoptInstance, closeInstance, createInstance, killedEncounters,
 )
@@ -229,7 +229,7 @@ class InstanceHost:
 
     def _open(self, template, iid, partyId, createdAt, killed, adopted=False):
         spec = self.templates[template]
-        zone = self.world.addZone(attrs.evolve(spec.layout, id=instanceZoneId(template, iid)))
+        zone = self.world.addZone(instanceLayout(spec, iid))
         instance = Instance(iid, spec, zone, partyId, createdAt, killed=set(killed),
                             emptySince=self.clock.seconds(), adopted=adopted)
         zone.instance = instance
