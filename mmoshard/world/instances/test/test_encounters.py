@@ -1,0 +1,269 @@
+"""Boss encounters on a Clock: spawning, pulls, phases at thresholds, timed abilities, adds, enrage, wipes and resets, world.encounter, kills."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.world.combat import records as R
+from mmoshard.world.combat.brain import COMBAT, DEAD, EVADE, IDLE
+from mmoshard.world.instances.encounters import ORDER_ENCOUNTERS
+from mmoshard.world.instances.kills import nextReset
+from mmoshard.world.instances.test.bossfixture import (
+    BOLT, CRYPT, ENRAGE, QUAKE, SLAM, Crypt, encounterEvents, recordsOf,
+)
+
+
+class SpawnTests(TestCase):
+    def test_trashAndBossesSpawn(self):
+        """The template's trash and every boss spawn at the start, bosses at their points, part of their encounter."""
+        w = Crypt()
+        self.assertEqual(sorted(b.type.id for b in w.enc.trash), ["wolf", "wolf"])
+        self.assertEqual(sorted(w.enc.fights), ["ogre", "witch"])
+        ogre = w.enc.fights["ogre"].brain
+        self.assertEqual((ogre.entity.x, ogre.entity.z), (500.0, 500.0))
+        self.assertEqual((ogre.encounter, ogre.spawnId), ("ogre", "crypt/7:boss:ogre"))
+        self.assertTrue(all(b.encounter is None for b in w.enc.trash))
+        self.assertIs(w.instance.encounter, w.enc)
+        self.assertIn(ORDER_ENCOUNTERS, [order for order, _, _ in w.zone.systems])
+
+    def test_killedBossNotSpawned(self):
+        """A boss in Instance.killed (killed before a rebuild) is not spawned; the others are."""
+        w = Crypt(killed={"ogre"})
+        self.assertEqual(sorted(w.enc.fights), ["witch"])
+        self.assertEqual(sorted(b.type.id for b in w.npcs.brains.values()), ["witch", "wolf", "wolf"])
+
+    def test_scriptAbilitiesLeftToTheScript(self):
+        """A boss's kit holds its script's abilities (Combat casts them) but its AI does not use them on cooldown."""
+        w = Crypt()
+        ogre = w.enc.fights["ogre"].brain
+        self.assertEqual(ogre.abilities, ())
+        self.assertEqual(ogre.entity.combat.kit.abilities, ("slam", "quake", "bolt"))
+
+    def test_trashNeverRespawns(self):
+        """Trash killed in an instance stays a corpse."""
+        w = Crypt()
+        wolf = w.enc.trash[0]
+        w.combat.damage(None, wolf.entity, 10 ** 6)
+        w.seconds(600)
+        self.assertIs(wolf.state, DEAD)
+        self.assertTrue(wolf.entity.combat.dead)
+
+
+class PullTests(TestCase):
+    def setUp(self):
+        self.w = Crypt()
+        self.tank = self.w.player(1, 480.0, 500.0)
+        self.far = self.w.player(2, 100.0, 900.0)  # in the instance, far from the fight
+
+    def test_pullTellsEveryone(self):
+        """The pull sends world.encounter pull (phase 1, full health) to every player of the instance."""
+        boss = self.w.pull(self.tank)
+        self.assertIs(self.w.enc.fights["ogre"].brain.state, COMBAT)
+        for p in (self.tank, self.far):
+            [ev] = encounterEvents(p, "pull")
+            self.assertEqual(ev, {"boss": "ogre", "entity": boss.id, "event": "pull", "phase": 1,
+                                  "health": 10_000, "health_max": 10_000, "enraged": False})
+
+    def test_healthEverySecondWhileEngaged(self):
+        """While engaged the players get the boss's health each second; none before the pull."""
+        self.w.seconds(5)
+        self.assertEqual(encounterEvents(self.far), [])
+        self.w.pull(self.tank)
+        self.w.hurtTo(0.9)
+        self.w.seconds(3)
+        health = encounterEvents(self.far, "health")
+        self.assertEqual(len(health), 3)
+        self.assertLessEqual(health[-1]["health"], 9_000)
+
+    def test_timedAbilities(self):
+        """Phase 1's slam lands on the top target at 2 s after the pull, then every 5 s."""
+        self.w.pull(self.tank)
+        self.tank.session.clear()
+        self.w.seconds(12.5)
+        slams = recordsOf(self.tank, R.CAST_FINISH, SLAM.num)
+        self.assertEqual(len(slams), 3)  # at 2, 7 and 12 s
+        self.assertTrue(all(r[4] == self.tank.id for r in slams))
+
+    def test_phaseAtThresholdWithAdds(self):
+        """Below 50 % the boss enters phase 2 (told), its two adds appear engaged on the fight's players and its abilities change."""
+        boss = self.w.pull(self.tank)
+        self.w.hurtTo(0.51)
+        self.w.step()
+        fight = self.w.enc.fights["ogre"]
+        self.assertEqual(fight.phase, 0)
+        self.assertEqual(fight.adds, [])
+        self.w.hurtTo(0.5)
+        self.w.step()
+        self.assertEqual(fight.phase, 1)
+        [ev] = encounterEvents(self.far, "phase")
+        self.assertEqual((ev["phase"], ev["health"]), (2, 5_000))
+        self.assertEqual([a.type.id for a in fight.adds], ["imp", "imp"])
+        for add in fight.adds:
+            self.assertIs(add.state, COMBAT)
+            self.assertIn(self.tank, add.entity.combat.threat)
+            self.assertLessEqual(abs(add.entity.x - boss.x), 5.0)
+        self.tank.session.clear()
+        self.w.seconds(3.2)
+        quakes = recordsOf(self.tank, R.CAST_FINISH, QUAKE.num)
+        bolts = recordsOf(self.tank, R.CAST_FINISH, BOLT.num)
+        self.assertEqual(len(quakes), 2)  # at once, then 3 s later
+        self.assertEqual(len(bolts), 1)  # at 1 s
+        self.assertEqual(recordsOf(self.tank, R.CAST_FINISH, SLAM.num), [])
+
+    def test_phasesSkippedInOrder(self):
+        """Health falling past two thresholds at once enters both phases: every skipped phase's adds come."""
+        self.w.pull(self.tank)
+        self.w.hurtTo(0.1)
+        self.w.step()
+        fight = self.w.enc.fights["ogre"]
+        self.assertEqual(fight.phase, 2)
+        self.assertEqual(len(fight.adds), 3)
+        self.assertEqual((fight.adds[2].homeX, fight.adds[2].homeZ), (540.0, 500.0))
+        self.assertEqual([e["phase"] for e in encounterEvents(self.tank, "phase")], [3])
+
+    def test_randomTargetSeeded(self):
+        """A random-target ability picks among the living players on the boss's table with the seeded generator."""
+        def bolted(seed):
+            w = Crypt(seed=seed)
+            a = w.player(1, 480.0, 500.0)
+            b = w.player(3, 480.0, 500.0)
+            w.pull(a, b)
+            w.hurtTo(0.5)
+            w.seconds(30)
+            return [r[4] for r in recordsOf(a, R.CAST_FINISH, BOLT.num)]
+
+        first = bolted(5)
+        self.assertEqual(first, bolted(5))
+        self.assertEqual(set(first), {1, 3})
+
+    def test_enrage(self):
+        """After 60 s of fighting the boss enrages: an aura (the data's enrage number), told, and its swings hit three times as hard."""
+        self.w.pull(self.tank)
+        self.w.seconds(59)
+        self.assertFalse(self.w.enc.fights["ogre"].enraged)
+        self.assertEqual(encounterEvents(self.tank, "enrage"), [])
+        swings = [r[5] for r in recordsOf(self.tank, R.DAMAGE, 0) if r[4] == self.tank.id]
+        self.assertEqual(set(swings), {100})
+        self.tank.session.clear()
+        self.w.seconds(1.5)
+        [ev] = encounterEvents(self.tank, "enrage")
+        self.assertTrue(ev["enraged"])
+        self.assertEqual(len(recordsOf(self.tank, R.AURA_ON, ENRAGE.num)), 1)
+        self.tank.session.clear()
+        self.w.seconds(5)
+        self.assertTrue(self.w.enc.fights["ogre"].enraged)
+        self.assertIn(("enrage", self.w.boss().id), self.w.boss().combat.auras)
+        swings = [r[5] for r in recordsOf(self.tank, R.DAMAGE, 0) if r[4] == self.tank.id]
+        self.assertTrue(swings)
+        self.assertEqual(set(swings), {300})
+
+
+class ResetTests(TestCase):
+    def setUp(self):
+        self.w = Crypt()
+        self.a = self.w.player(1, 480.0, 500.0)
+        self.b = self.w.player(2, 480.0, 500.0)
+        self.watcher = self.w.player(3, 100.0, 900.0)
+        self.boss = self.w.pull(self.a, self.b)
+        self.fight = self.w.enc.fights["ogre"]
+        self.w.hurtTo(0.3)
+        self.w.step()
+        self.adds = list(self.fight.adds)
+        self.assertEqual(len(self.adds), 2)
+
+    def test_wipeResets(self):
+        """Everyone on the boss's table dead: it evades home to full health, back to phase 1, its adds despawned, reset told."""
+        for p in (self.a, self.b):
+            self.w.combat.damage(None, p, 10 ** 7)
+        self.w.step()
+        self.assertIs(self.fight.brain.state, EVADE)
+        self.assertNotIn(self.fight, self.w.enc.fighting)
+        self.assertEqual(self.fight.adds, [])
+        for add in self.adds:
+            self.assertNotIn(add.entity.id, self.w.zone.entities)
+            self.assertNotIn(add.entity.id, self.w.npcs.brains)
+        [ev] = encounterEvents(self.watcher, "reset")
+        self.assertEqual((ev["phase"], ev["health"]), (1, 10_000))
+        self.w.seconds(10)
+        self.assertIs(self.fight.brain.state, IDLE)
+        self.assertEqual((self.boss.x, self.boss.z), (500.0, 500.0))
+        self.assertEqual(self.boss.combat.hp, 10_000)
+        self.assertEqual(self.w.kills.kills, [])
+
+    def test_leavingCombatResetsAndRepullStartsOver(self):
+        """Players running off past the leash make the boss evade and reset; the next pull starts at phase 1 without adds."""
+        for p in (self.a, self.b):
+            self.w.walkTo(p, 300.0, 500.0)
+        self.w.seconds(30)
+        self.assertIs(self.fight.brain.state, IDLE)
+        self.assertEqual(len(encounterEvents(self.watcher, "reset")), 1)
+        self.assertEqual(self.fight.adds, [])
+        self.watcher.session.clear()
+        self.w.pull(self.a)
+        self.w.step()
+        self.assertEqual(self.fight.phase, 0)
+        self.assertEqual(self.fight.adds, [])
+        self.assertEqual(len(encounterEvents(self.watcher, "pull")), 1)
+
+    def test_playersLeavingTheZoneWipe(self):
+        """Everyone on the table leaving the instance is a wipe too."""
+        for p in (self.a, self.b):
+            self.w.combat.remove(p)
+            self.w.zone.despawn(p)
+        self.w.step()
+        self.assertNotIn(self.fight, self.w.enc.fighting)
+        self.assertEqual(len(encounterEvents(self.watcher, "reset")), 1)
+
+
+class KillTests(TestCase):
+    def setUp(self):
+        self.w = Crypt()
+        self.a = self.w.player(2, 480.0, 500.0)
+        self.b = self.w.player(1, 480.0, 500.0)
+        self.away = self.w.player(9, 100.0, 900.0)
+        self.boss = self.w.pull(self.a, self.b)
+        self.fight = self.w.enc.fights["ogre"]
+        self.w.hurtTo(0.3)
+        self.w.step()
+
+    def test_killHandedOverOnce(self):
+        """The boss's death hands one kill over: roster every player present, its exp and loot, a seed, the template's reset."""
+        now = self.w.clock.seconds()
+        self.w.combat.damage(self.a, self.boss, 10 ** 6)
+        [kill] = self.w.kills.kills
+        self.assertEqual((kill.instance_id, kill.template, kill.encounter), (7, "crypt", "ogre"))
+        self.assertEqual(kill.roster, (1, 2, 9))
+        self.assertEqual((kill.exp, kill.loot, kill.boss), (500, CRYPT.bosses[0].loot, self.boss.id))
+        self.assertEqual(kill.killed_at, now)
+        self.assertEqual(kill.reset_at, nextReset(CRYPT, now))
+        self.assertEqual(len(kill.seed), 16)
+        self.assertIn("ogre", self.w.instance.killed)
+        [ev] = encounterEvents(self.away, "kill")
+        self.assertEqual(ev["health"], 0)
+        self.w.seconds(3600)
+        self.assertEqual(len(self.w.kills.kills), 1)
+        self.assertIs(self.fight.brain.state, DEAD)
+        self.assertEqual(self.fight.adds, [])
+        self.assertEqual(sorted(b.type.id for b in self.w.npcs.brains.values()),
+                         ["ogre", "witch", "wolf", "wolf"])
+
+    def test_killNotWrittenBringsTheBossBack(self):
+        """A kill the database never took did not happen: the boss is back at home, alive, and out of Instance.killed."""
+        self.w.kills.answer = None
+        self.w.combat.damage(self.a, self.boss, 10 ** 6)
+        self.assertNotIn("ogre", self.w.instance.killed)
+        self.assertFalse(self.boss.combat.dead)
+        self.assertIs(self.fight.brain.state, IDLE)
+        self.assertEqual((self.boss.x, self.boss.z), (500.0, 500.0))
+        self.assertEqual(len(encounterEvents(self.away, "reset")), 1)
+
+    def test_seedFromTheSeededGenerator(self):
+        """The kill's seed comes from the encounters' seeded generator: the same seed, the same kill."""
+        self.w.combat.damage(self.a, self.boss, 10 ** 6)
+        other = Crypt()
+        p = other.player(1, 480.0, 500.0)
+        q = other.player(2, 480.0, 500.0)
+        other.player(9, 100.0, 900.0)
+        boss = other.pull(q, p)
+        other.hurtTo(0.3)
+        other.step()
+        other.combat.damage(q, boss, 10 ** 6)
+        self.assertEqual(other.kills.kills[0].seed, self.w.kills.kills[0].seed)
