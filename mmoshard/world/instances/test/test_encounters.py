@@ -1,14 +1,16 @@
 """Boss encounters on a Clock: spawning, pulls, phases at thresholds, timed abilities, adds, enrage, wipes and resets, world.encounter, kills."""
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from mmoshard.world.combat import records as R
 from mmoshard.world.combat.brain import COMBAT, DEAD, EVADE, IDLE
 from mmoshard.world.instances.encounters import ORDER_ENCOUNTERS
-from mmoshard.world.instances.kills import nextReset
+from mmoshard.world.instances.kills import Kills, killedEncounters, nextReset, rollKill
 from mmoshard.world.instances.test.bossfixture import (
-    BOLT, CRYPT, ENRAGE, QUAKE, SLAM, Crypt, encounterEvents, recordsOf,
+    BOLT, CRYPT, ENRAGE, ITEMS, QUAKE, SLAM, Crypt, encounterEvents, recordsOf,
 )
+from mmoshard.world.test.harness import SyncSQL
 
 
 class SpawnTests(TestCase):
@@ -267,3 +269,30 @@ class KillTests(TestCase):
         other.step()
         other.combat.damage(q, boss, 10 ** 6)
         self.assertEqual(other.kills.kills[0].seed, self.w.kills.kills[0].seed)
+
+
+class WrittenKillTests(TestCase):
+    def test_killWrittenAndRebuildKeepsTheBossDead(self):
+        """A kill through the real Kills on SQLite binds and rewards the players present; an instance rebuilt from killedEncounters has no such boss."""
+        sql = SyncSQL()
+        cids = [sql.makeCharacter(1, name) for name in ("Ann", "Bob")]
+        sql.conn.execute("INSERT INTO instances (id, template, node_id, created_at) "
+                         "VALUES (7, 'crypt', 'n1', 0)")
+        sql.conn.commit()
+        w = Crypt(kills=Kills(sql, Clock(), ITEMS))
+        players = [w.player(cid, 480.0, 500.0) for cid in cids]
+        boss = w.pull(*players)
+        w.combat.damage(players[0], boss, 10 ** 6)
+        seed = sql.conn.execute(
+            "SELECT seed FROM instance_kills WHERE instance_id = 7").fetchone()[0]
+        for cid in cids:
+            self.assertEqual(sql.conn.execute(
+                "SELECT instance_id FROM instance_lockouts WHERE character_id = ?",
+                (cid,)).fetchone(), (7,))
+            got = sql.conn.execute("SELECT item_id, SUM(count) FROM inventory WHERE "
+                                   "character_id = ? GROUP BY item_id", (cid,)).fetchall()
+            self.assertEqual(dict(got), rollKill(CRYPT.bosses[0].loot, seed, cid))
+        killed = self.successResultOf(killedEncounters(sql, 7))
+        self.assertEqual(killed, {"ogre"})
+        rebuilt = Crypt(killed=killed)
+        self.assertEqual(sorted(rebuilt.enc.fights), ["witch"])
