@@ -1,7 +1,7 @@
 """The world role plugin: zones, authoritative movement, area of interest, persistence and transfers."""
 
 from mmoshard.interfaces import (
-    IAdminSite, IDirectory, IMessageRouter, IParties, IProgression, ISQLStore, IVolatileStore,
+    IAdminSite, IDirectory, IInstances, IMessageRouter, IParties, IProgression, ISQLStore, IVolatileStore,
     IZoneChannels,
 )
 from mmoshard.role import Role
@@ -20,6 +20,7 @@ def makeService(ctx):
         ),
     )
     ctx.provide(IProgression, service.progression)
+    ctx.provide(IInstances, service.instances)
     return service
 
 
@@ -27,7 +28,7 @@ world = Role(
     name="world",
     factory=makeService,
     transports=frozenset({"session"}),
-    provides=(IProgression,),
+    provides=(IProgression, IInstances),
     requires=(ISQLStore, IVolatileStore, IDirectory, IMessageRouter),
     uses=(IAdminSite, IZoneChannels, IParties),
     fields=WORLD_FIELDS,

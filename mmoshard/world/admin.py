@@ -59,22 +59,22 @@ class WorldAdminAPI:
             raise WORLD_ADMIN_ERRORS.error("world.profile_busy")
         self.busy = True
         profiler = cProfile.Profile()
-        zones = self.service.zones.values()
-        originals = {z: z.tick for z in zones}
+        # The loops of now: zones added meanwhile (instances) are not
+        # profiled, and those removed meanwhile are just given back.
+        loops = [(loop, loop.func) for loop in self.service.loops.values()]
 
-        def wrap(zone, tick):
+        def wrap(tick):
             def profiled(index, dt):
                 profiler.runcall(tick, index, dt)
             return profiled
 
-        loops = self.service.loops
         try:
-            for zid, loop in loops.items():
-                loop.func = wrap(self.service.zones[zid], originals[self.service.zones[zid]])
+            for loop, tick in loops:
+                loop.func = wrap(tick)
             await deferLater(self.service.clock, seconds, lambda: None)
         finally:
-            for zid, loop in loops.items():
-                loop.func = originals[self.service.zones[zid]]
+            for loop, tick in loops:
+                loop.func = tick
             self.busy = False
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)

@@ -1,10 +1,11 @@
-"""The [world] config table: which zones to host, the game data, leases, saves and transfers."""
+"""The [world] config table: which zones to host, the game data, instance templates, leases, saves and transfers."""
 
 import attrs
 
-from mmoshard.config import Field, Problem, positive, readTable
+from mmoshard.config import Field, Problem, nonNegative, positive, readTable
 from mmoshard.world.combat.data import GameData
 from mmoshard.world.combat.loading import GameDataError, loadGameData
+from mmoshard.world.instances.loading import InstanceDataError, loadInstances
 from mmoshard.world.interest import nativeAvailable
 from mmoshard.world.zones import ZoneDataError, loadZones
 
@@ -31,6 +32,15 @@ WORLD_FIELDS = {
     "max_players": Field("int", 5000, positive, "players this process accepts"),
     "interest": Field("str", "auto", oneOf(ENGINES),
                       "world engine (interest space and movement): auto (C when built), native (C, required) or python"),
+    # Instances (docs/instances.md).
+    "instances_file": Field("str", "etc/instances.toml", help="instance templates (dungeons and raids)"),
+    "instances": Field("strlist", None, help="templates this process offers to host (default: every template)"),
+    "max_instances": Field("int", 200, positive, "instances this process hosts at most"),
+    "instance_timeout": Field("float", 5.0, positive, "seconds an IInstances call waits for an answer"),
+    "leave_party_grace": Field("float", 60.0, nonNegative,
+                               "seconds a player who left the party may stay in its instance"),
+    "test_pause_kill": Field("float", 0.0, nonNegative,
+                             "seconds the boss-kill transaction sleeps before its commit (0: off; crash tests only)"),
 }
 
 
@@ -51,13 +61,25 @@ class WorldConfig:
     transfer_ttl: float
     max_players: int
     interest: str
+    instances_file: str
+    instances: tuple | None
+    max_instances: int
+    instance_timeout: float
+    leave_party_grace: float
+    test_pause_kill: float
     specs: dict = attrs.field(factory=dict)  # every zone in the file, id -> ZoneSpec
     game: GameData | None = None  # the combat game data (None only where built by hand)
+    templates: dict = attrs.field(factory=dict)  # every instance template, id -> InstanceSpec
 
     @property
     def hosted(self):
         """The ids of the zones this process runs."""
         return tuple(self.zones) if self.zones else tuple(self.specs)
+
+    @property
+    def offered(self):
+        """The ids of the instance templates this process offers to host."""
+        return tuple(self.instances) if self.instances else tuple(self.templates)
 
 
 def validate(values, path, problems):
@@ -79,6 +101,7 @@ def validate(values, path, problems):
     values["game"] = _loadGame(values, path, problems)
     if values["game"] is not None:
         _checkPacks(specs, values["game"], values["zones_file"], path, problems)
+    values["templates"] = _loadTemplates(values, path, problems)
     if values["interest"] == "native" and not nativeAvailable():
         problems.append(Problem(f"{path}.interest", "the C world engine is not built here "
                                 "(pip install -e . with a C compiler builds it); use auto or python"))
@@ -95,6 +118,25 @@ def _loadGame(values, path, problems):
         for which, message in e.problems:
             problems.append(Problem(f"{path}.{sources[which]}", f"{values[sources[which]]}: {message}"))
         return None
+
+
+def _loadTemplates(values, path, problems):
+    """
+    @return: the instance templates (id -> InstanceSpec; empty when the
+        file has problems, appended), checked with the zones and game data
+        (each as far as it loaded).
+    """
+    try:
+        templates = loadInstances(values["instances_file"], values["specs"], values["game"])
+    except InstanceDataError as e:
+        for message in e.problems:
+            problems.append(Problem(f"{path}.instances_file", f"{values['instances_file']}: {message}"))
+        templates = {}
+    for tid in values["instances"] or ():
+        if templates and tid not in templates:
+            problems.append(Problem(f"{path}.instances", f"unknown template {tid!r} "
+                                    f"(known: {', '.join(sorted(templates))})"))
+    return templates
 
 
 def _checkPacks(specs, game, zonesFile, path, problems):

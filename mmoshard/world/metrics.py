@@ -1,9 +1,30 @@
 """Prometheus metrics of the world role: tick durations and overruns, per-zone counts read at scrape time."""
 
+from collections import defaultdict
+
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from mmoshard.world.instances.ids import parseInstanceZone
+
 TICK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0)
+
+
+def zoneLabel(zoneId):
+    """
+    @return: the metrics label of zone C{zoneId}: its id, or for an
+        instance's zone its template (instances come and go by the hundred:
+        one series per template, not per copy).
+    """
+    parsed = parseInstanceZone(zoneId)
+    return zoneId if parsed is None else parsed[0]
+
+
+def _family(kind, name, doc, labels, values):
+    family = kind(name, doc, labels=labels)
+    for key, value in values.items():
+        family.add_metric(list(key), value)
+    return family
 
 
 class _ZoneCollector:
@@ -17,76 +38,90 @@ class _ZoneCollector:
 
     def collect(self):
         service = self.service
-        players = GaugeMetricFamily("mmoshard_world_players", "Players in the zone", labels=["zone"])
-        entities = GaugeMetricFamily("mmoshard_world_entities", "Entities in the zone", labels=["zone"])
-        pairs = GaugeMetricFamily(
-            "mmoshard_world_aoi_pairs", "Observer-entity pairs in view", labels=["zone"])
-        perClient = GaugeMetricFamily(
-            "mmoshard_world_bytes_out_per_client",
-            "Update payload bytes per second per player, over the last few seconds",
-            labels=["zone"])
-        inputs = CounterMetricFamily("mmoshard_world_inputs", "Move inputs received", labels=["zone"])
-        corrections = CounterMetricFamily(
-            "mmoshard_world_corrections", "Moves refused and corrected", labels=["zone"])
-        dropped = CounterMetricFamily(
-            "mmoshard_world_stale_inputs", "Inputs sent before a correction arrived", labels=["zone"])
-        updates = CounterMetricFamily("mmoshard_world_updates", "world.u messages sent", labels=["zone"])
-        bytesOut = CounterMetricFamily(
-            "mmoshard_world_update_bytes", "Update payload bytes sent (estimate)", labels=["zone"])
-        overruns = CounterMetricFamily(
-            "mmoshard_world_tick_overruns", "Ticks longer than the tick interval", labels=["zone"])
-        skipped = CounterMetricFamily(
-            "mmoshard_world_ticks_skipped", "Tick deadlines skipped after a slow tick", labels=["zone"])
+        sums = defaultdict(lambda: defaultdict(float))
         for zid, zone in service.zones.items():
+            key = (zoneLabel(zid),)
             s = zone.stats
             loop = service.loops.get(zid)
-            players.add_metric([zid], len(zone.observers))
-            entities.add_metric([zid], len(zone.entities))
-            pairs.add_metric([zid], zone.aoiPairs())
-            perClient.add_metric([zid], service.bytesPerClient.get(zid, 0.0))
-            inputs.add_metric([zid], s.inputs)
-            corrections.add_metric([zid], s.corrections)
-            dropped.add_metric([zid], s.dropped)
-            updates.add_metric([zid], s.updates)
-            bytesOut.add_metric([zid], s.bytesOut)
-            overruns.add_metric([zid], loop.overruns if loop else 0)
-            skipped.add_metric([zid], loop.skipped if loop else 0)
-        yield from (players, entities, pairs, perClient, inputs, corrections, dropped,
-                    updates, bytesOut, overruns, skipped)
+            n = len(zone.observers)
+            sums["players"][key] += n
+            sums["entities"][key] += len(zone.entities)
+            sums["pairs"][key] += zone.aoiPairs()
+            # Summed per label, divided by its players below.
+            sums["bytesPerClient"][key] += service.bytesPerClient.get(zid, 0.0) * n
+            sums["inputs"][key] += s.inputs
+            sums["corrections"][key] += s.corrections
+            sums["dropped"][key] += s.dropped
+            sums["updates"][key] += s.updates
+            sums["bytesOut"][key] += s.bytesOut
+            sums["overruns"][key] += loop.overruns if loop else 0
+            sums["skipped"][key] += loop.skipped if loop else 0
+        players = sums["players"]
+        perClient = {k: v / players[k] if players[k] else 0.0 for k, v in sums["bytesPerClient"].items()}
+        zone = ["zone"]
+        yield _family(GaugeMetricFamily, "mmoshard_world_players", "Players in the zone", zone, players)
+        yield _family(GaugeMetricFamily, "mmoshard_world_entities", "Entities in the zone", zone,
+                      sums["entities"])
+        yield _family(GaugeMetricFamily, "mmoshard_world_aoi_pairs", "Observer-entity pairs in view",
+                      zone, sums["pairs"])
+        yield _family(GaugeMetricFamily, "mmoshard_world_bytes_out_per_client",
+                      "Update payload bytes per second per player, over the last few seconds",
+                      zone, perClient)
+        yield _family(CounterMetricFamily, "mmoshard_world_inputs", "Move inputs received", zone,
+                      sums["inputs"])
+        yield _family(CounterMetricFamily, "mmoshard_world_corrections", "Moves refused and corrected",
+                      zone, sums["corrections"])
+        yield _family(CounterMetricFamily, "mmoshard_world_stale_inputs",
+                      "Inputs sent before a correction arrived", zone, sums["dropped"])
+        yield _family(CounterMetricFamily, "mmoshard_world_updates", "world.u messages sent", zone,
+                      sums["updates"])
+        yield _family(CounterMetricFamily, "mmoshard_world_update_bytes",
+                      "Update payload bytes sent (estimate)", zone, sums["bytesOut"])
+        yield _family(CounterMetricFamily, "mmoshard_world_tick_overruns",
+                      "Ticks longer than the tick interval", zone, sums["overruns"])
+        yield _family(CounterMetricFamily, "mmoshard_world_ticks_skipped",
+                      "Tick deadlines skipped after a slow tick", zone, sums["skipped"])
         yield from _combatFamilies(service)
 
 
 def _combatFamilies(service):
     """The zones' combat counters and NPC states, and the node's reward grants."""
-    casts = CounterMetricFamily("mmoshard_world_casts", "Players' casts accepted", labels=["zone"])
-    refused = CounterMetricFamily(
-        "mmoshard_world_casts_refused", "Players' casts refused, by error code", labels=["zone", "code"])
-    deaths = CounterMetricFamily(
-        "mmoshard_world_deaths", "Deaths, by kind (p player, n NPC)", labels=["zone", "kind"])
-    damage = CounterMetricFamily("mmoshard_world_damage", "Health taken by damage", labels=["zone"])
-    healing = CounterMetricFamily("mmoshard_world_healing", "Health restored by heals", labels=["zone"])
-    npcs = GaugeMetricFamily("mmoshard_world_npcs", "NPCs by AI state", labels=["zone", "state"])
+    sums = defaultdict(lambda: defaultdict(float))
     for zid, zone in service.zones.items():
+        label = zoneLabel(zid)
         combat = zone.combat
         if combat is not None:
             s = combat.stats
-            casts.add_metric([zid], s.casts)
-            for code, n in sorted(s.refused.items()):
-                refused.add_metric([zid, code], n)
-            for kind, n in sorted(s.deaths.items()):
-                deaths.add_metric([zid, kind], n)
-            damage.add_metric([zid], s.damage)
-            healing.add_metric([zid], s.healing)
+            sums["casts"][(label,)] += s.casts
+            for code, n in s.refused.items():
+                sums["refused"][(label, code)] += n
+            for kind, n in s.deaths.items():
+                sums["deaths"][(label, kind)] += n
+            sums["damage"][(label,)] += s.damage
+            sums["healing"][(label,)] += s.healing
         if zone.npcs is not None:
-            for state, n in sorted(zone.npcs.states().items()):
-                npcs.add_metric([zid, state], n)
+            for state, n in zone.npcs.states().items():
+                sums["npcs"][(label, state)] += n
+    zone = ["zone"]
+    yield _family(CounterMetricFamily, "mmoshard_world_casts", "Players' casts accepted", zone,
+                  sums["casts"])
+    yield _family(CounterMetricFamily, "mmoshard_world_casts_refused",
+                  "Players' casts refused, by error code", ["zone", "code"], dict(sorted(sums["refused"].items())))
+    yield _family(CounterMetricFamily, "mmoshard_world_deaths", "Deaths, by kind (p player, n NPC)",
+                  ["zone", "kind"], dict(sorted(sums["deaths"].items())))
+    yield _family(CounterMetricFamily, "mmoshard_world_damage", "Health taken by damage", zone,
+                  sums["damage"])
+    yield _family(CounterMetricFamily, "mmoshard_world_healing", "Health restored by heals", zone,
+                  sums["healing"])
+    yield _family(GaugeMetricFamily, "mmoshard_world_npcs", "NPCs by AI state", ["zone", "state"],
+                  dict(sorted(sums["npcs"].items())))
     rewards = CounterMetricFamily(
         "mmoshard_world_rewards", "Kill rewards (exp shares, loot items) by outcome", labels=["result"])
     r = getattr(service, "rewards", None)
     if r is not None:
         rewards.add_metric(["granted"], r.granted)
         rewards.add_metric(["failed"], r.failed)
-    yield from (casts, refused, deaths, damage, healing, npcs, rewards)
+    yield rewards
 
 
 class WorldMetrics:
@@ -101,7 +136,7 @@ class WorldMetrics:
             buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000), registry=registry)
         registry.register(_ZoneCollector(service))
 
-    def observer(self, zoneId):
-        """@return: the C{observe(duration, overrun)} callback of one zone's loop."""
-        child = self.tick.labels(zoneId)
+    def observer(self, label):
+        """@return: the C{observe(duration, overrun)} callback of the loops of the zones of L{zoneLabel} C{label}."""
+        child = self.tick.labels(label)
         return lambda duration, overrun: child.observe(duration)

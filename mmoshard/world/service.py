@@ -13,9 +13,10 @@ from mmoshard.world.combat.npcs import Npcs
 from mmoshard.world.combat.system import Combat
 from mmoshard.world.combat.rewards import Rewards
 from mmoshard.world.handlers import WorldHandlers
+from mmoshard.world.instances.service import Instances
 from mmoshard.world.items import ItemHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
-from mmoshard.world.metrics import WorldMetrics
+from mmoshard.world.metrics import WorldMetrics, zoneLabel
 from mmoshard.world.players import Roster, Tasks, ZoneChat
 from mmoshard.world.progression import Progression
 from mmoshard.world.saves import Saves
@@ -23,7 +24,8 @@ from mmoshard.world.sim import Zone
 from mmoshard.world.ticker import FixedRateLoop
 from mmoshard.world.transfer import Transfers
 
-# Recent tick durations kept per zone for /world/ticks (10 minutes at 10 Hz).
+# Recent tick durations kept per zone (per template for instances' zones)
+# for /world/ticks (10 minutes of one zone at 10 Hz).
 TICK_LOG = 6000
 
 
@@ -44,7 +46,10 @@ class WorldService(Service):
       - L{Transfers}: portals and redirects to other nodes' zones;
       - L{Progression}: the L{IProgression} the role provides;
       - L{ItemHandlers}: world.inventory and world.item.*; L{Rewards}: exp
-        and loot of the NPCs that die in the zones' combat.
+        and loot of the NPCs that die in the zones' combat;
+      - L{Instances}: the L{IInstances} the role provides, and the instances
+        hosted here (zones added and removed at run time: L{addZone},
+        L{removeZone}).
     """
 
     log = Logger()
@@ -81,24 +86,86 @@ class WorldService(Service):
         self.saves = saves = Saves(sql, reactor, tasks, roster.byCharacter, cfg.save_interval,
                                    self.metrics.saves.observe)
         self.leases = leases = LeaseKeeper(Leases(volatile, nodeId, cfg.lease_ttl), roster, reactor)
-        self.transfers = transfers = Transfers(self.zones, roster, chat, saves, leases, tasks,
-                                               directory, nodeId, cfg.transfer_ttl)
-        for zone in self.zones.values():
-            zone.portalHandler = transfers.portal
-            # Seeded from the OS: tests that need a fixed roll set zone.combat.rng.
-            zone.combat = Combat(zone, cfg.game, random.Random(), pvp=zone.spec.pvp)
-            # Seeded by the zone: its NPCs stand at the same points on every start.
-            zone.npcs = Npcs(zone, zone.combat, cfg.game, reactor, random.Random(f"npcs:{zone.id}"))
+        self.transfers = Transfers(self.zones, roster, chat, saves, leases, tasks,
+                                   directory, nodeId, cfg.transfer_ttl)
         startZone = cfg.start_zone if cfg.start_zone in self.zones else None
         self.handlers = WorldHandlers(sql, self.zones, startZone, cfg.max_players, roster,
-                                      saves, leases, transfers, tasks)
+                                      saves, leases, self.transfers, tasks)
         self.combatHandlers = CombatHandlers(roster.bySession)
         self.progression = Progression(sql, reactor, roster.progressed, roster.leveled)
 
         self.items = ItemHandlers(self.progression, roster)
         self.rewards = Rewards(self.progression, parties, roster, tasks, reactor)
         for zone in self.zones.values():
-            self.rewards.attach(zone)
+            self._equip(zone)
+        self.instances = Instances(self, sql, volatile, directory, reactor, nodeId)
+
+    def _equip(self, zone):
+        """Give C{zone} its portals, combat, NPCs and rewards."""
+        cfg = self.config
+        zone.portalHandler = self.transfers.portal
+        # Seeded from the OS: tests that need a fixed roll set zone.combat.rng.
+        zone.combat = Combat(zone, cfg.game, random.Random(), pvp=zone.spec.pvp)
+        # Seeded by the zone: its NPCs stand at the same points on every start.
+        zone.npcs = Npcs(zone, zone.combat, cfg.game, self.clock, random.Random(f"npcs:{zone.id}"))
+        self.rewards.attach(zone)
+
+    # --- zones made and unmade at run time -----------------------------------
+
+    def addZone(self, spec):
+        """
+        Host a zone made at run time (an instance's copy of its template's
+        layout): with its combat, NPCs (its C{spec.packs} spawn now) and
+        rewards, and its own tick loop; the directory's C{zones} lists it from
+        the next heartbeat.
+
+        @param spec: a L{mmoshard.world.zones.ZoneSpec}; its id is the zone id.
+        @return: the new L{Zone}.
+        @raise ValueError: a zone with that id is hosted already.
+        """
+        zid = spec.id
+        if zid in self.zones:
+            raise ValueError(f"zone {zid!r} is hosted already")
+        zone = Zone(spec, self.clock, self.config.interest)
+        self._equip(zone)
+        self.zones[zid] = zone
+        if self.running:
+            self._run(zid, zone)
+            self._publishZones()
+        return zone
+
+    def removeZone(self, zoneId):
+        """
+        Stop hosting zone C{zoneId}: its loop stops, its NPCs go.  Only an
+        empty zone goes (the caller sends its players elsewhere first).
+
+        @raise ValueError: players are still in it.
+        @raise KeyError: no such zone here.
+        """
+        zone = self.zones[zoneId]
+        if zone.observers:
+            raise ValueError(f"zone {zoneId!r} still has {len(zone.observers)} players")
+        loop = self.loops.pop(zoneId, None)
+        if loop is not None:
+            loop.stop()
+        if zone.npcs is not None:
+            zone.npcs.despawn()
+        del self.zones[zoneId]
+        self._lastBytes.pop(zoneId, None)
+        self.bytesPerClient.pop(zoneId, None)
+        self._publishZones()
+
+    def _publishZones(self):
+        if self.directory is not None:
+            self.directory.publish("zones", sorted(self.zones))
+
+    def _run(self, zid, zone):
+        """Spawn the NPCs of a hosted zone and start its tick loop."""
+        zone.npcs.spawn()
+        loop = FixedRateLoop(self.clock, zone.spec.tickInterval, zone.tick,
+                             observe=self._observer(zid))
+        self.loops[zid] = loop
+        loop.start()
 
     # --- lifetime ----------------------------------------------------------
 
@@ -113,16 +180,13 @@ class WorldService(Service):
         self.router.addHandlers("world", self.items.handlers())
         directory = self.directory
         if directory is not None:
-            directory.publish("zones", sorted(self.zones))
+            self._publishZones()
             directory.addLoadSource(
                 "players", lambda: sum(len(z.observers) for z in self.zones.values())
             )
-        for zid, zone in self.zones.items():
-            zone.npcs.spawn()
-            loop = FixedRateLoop(self.clock, zone.spec.tickInterval, zone.tick,
-                                 observe=self._observer(zid))
-            self.loops[zid] = loop
-            loop.start()
+        for zid, zone in list(self.zones.items()):
+            self._run(zid, zone)
+        await self.instances.start()
         admin = self.admin
         if admin is not None:
             from mmoshard.world.admin import makeWorldAdmin
@@ -136,8 +200,13 @@ class WorldService(Service):
                       node_id=self.nodeId, zones=",".join(self.zones), engine=",".join(sorted(engines)))
 
     def _observer(self, zid):
-        histogram = self.metrics.observer(zid)
-        ring = self.tickLog[zid] = deque(maxlen=TICK_LOG)
+        # The zones of one label (an instance template's copies) share a
+        # histogram child and a ring: their number does not grow with copies.
+        label = zoneLabel(zid)
+        histogram = self.metrics.observer(label)
+        ring = self.tickLog.get(label)
+        if ring is None:
+            ring = self.tickLog[label] = deque(maxlen=TICK_LOG)
         seconds = self.clock.seconds
 
         def observe(duration, overrun):
@@ -164,6 +233,8 @@ class WorldService(Service):
         await self.tasks.drain()
         await self.saves.flush()
         await self.leases.releaseAll()
+        # Last: until the players are saved no other node may adopt their instances.
+        await self.instances.stop()
         self.log.info("world of node {node_id} stopped: saved {count} characters",
                       node_id=self.nodeId, count=len(players))
 
@@ -174,6 +245,7 @@ class WorldService(Service):
         self.saves.periodic(self.second)
         if self.second % max(1, int(self.config.lease_refresh)) == 0:
             self.tasks.track(Deferred.fromCoroutine(self.leases.refresh()))
+        self.instances.everySecond(self.second)
         for zid, zone in self.zones.items():
             total = zone.stats.bytesOut
             last = self._lastBytes.get(zid, total)

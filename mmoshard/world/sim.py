@@ -121,6 +121,9 @@ class Zone:
         # Set by the service: the zone's Combat (ORDER_COMBAT) and NPC AI (ORDER_NPC).
         self.combat = None
         self.npcs = None
+        # The runtime Instance (mmoshard.world.instances.host) whose copy this
+        # zone is; None for an open-world zone.
+        self.instance = None
         self.addSystem(ORDER_INPUT, "input", self.applyInputs)
         self.addSystem(ORDER_MOVE, "move", self.integrate)
         self.addSystem(ORDER_PORTALS, "portals", self.checkPortals)

@@ -88,7 +88,7 @@ def _nonEmpty(v):
     return None if v.strip() else "must not be empty"
 
 
-def _readScalars(raw, path, schema, required, problems, others=()):
+def readScalars(raw, path, schema, required, problems, others=()):
     """
     Check the scalar keys of the table C{raw} against C{schema} (key ->
     (type, check)); unknown keys (not in C{schema} nor C{others}) and
@@ -231,7 +231,7 @@ def _parseAbility(aid, raw, classIds, problems):
     """@return: an L{AbilitySpec}, or None when it has problems (appended)."""
     path = f"abilities.{aid}"
     before = len(problems)
-    v = _readScalars(raw, path, _ABILITY, _ABILITY_REQUIRED, problems)
+    v = readScalars(raw, path, _ABILITY, _ABILITY_REQUIRED, problems)
     cls = v.get("cls")
     if cls is not None and cls not in classIds and cls not in OTHER_CLASSES:
         known = ", ".join(sorted(classIds) + list(OTHER_CLASSES))
@@ -268,7 +268,7 @@ def _parseKit(cid, raw, roles, abilities, problems):
     """
     path = f"classes.{cid}"
     before = len(problems)
-    v = _readScalars(raw, path, _KIT, _KIT_REQUIRED, problems, others=("abilities",))
+    v = readScalars(raw, path, _KIT, _KIT_REQUIRED, problems, others=("abilities",))
     if cid not in roles:
         problems.append(f"{path}: not a class of the classes file")
     resMax = v.get("resource_max")
@@ -338,7 +338,7 @@ _LOOT = {
 }
 
 
-def _parseLoot(path, raw, items, problems):
+def parseLoot(path, raw, items, problems):
     """@return: a tuple of L{LootEntry} from the list C{raw}."""
     if not isinstance(raw, list):
         problems.append(f"{path}: expected a list of {{item, chance, min, max}} tables")
@@ -350,7 +350,7 @@ def _parseLoot(path, raw, items, problems):
             problems.append(f"{lpath}: expected {{item = \"...\", chance = 0.5}}")
             continue
         before = len(problems)
-        v = _readScalars(line, lpath, _LOOT, ("item", "chance"), problems)
+        v = readScalars(line, lpath, _LOOT, ("item", "chance"), problems)
         if "item" in v and v["item"] not in items:
             problems.append(f"{lpath}.item: unknown item {v['item']!r}")
         if v.get("min", 1) > v.get("max", v.get("min", 1)):
@@ -364,7 +364,7 @@ def _parseNpc(nid, raw, abilities, items, problems):
     """@return: an L{NpcType}, or None when it has problems (appended)."""
     path = f"npcs.{nid}"
     before = len(problems)
-    v = _readScalars(raw, path, _NPC, _NPC_REQUIRED, problems, others=("damage", "abilities", "loot"))
+    v = readScalars(raw, path, _NPC, _NPC_REQUIRED, problems, others=("damage", "abilities", "loot"))
     damage = raw.get("damage")
     if damage is None:
         problems.append(f"{path}.damage: required")
@@ -377,7 +377,7 @@ def _parseNpc(nid, raw, abilities, items, problems):
             problems.append(f"{path}.abilities: unknown ability {aid!r}")
         elif abilities[aid][0] not in (None, "npc"):
             problems.append(f"{path}.abilities: {aid!r} is an ability of {abilities[aid][0]!r}, not of \"npc\"")
-    loot = _parseLoot(f"{path}.loot", raw.get("loot", []), items, problems)
+    loot = parseLoot(f"{path}.loot", raw.get("loot", []), items, problems)
     leash = v.get("leash", _NPC_DEFAULTS["leash"])
     aggro = v.get("aggro_radius", _NPC_DEFAULTS["aggro_radius"])
     if leash <= aggro:
@@ -403,7 +403,7 @@ def _parseItem(iid, raw, abilities, problems):
     """@return: an L{ItemSpec}, or None when it has problems (appended)."""
     path = f"items.{iid}"
     before = len(problems)
-    v = _readScalars(raw, path, _ITEM, ("name",), problems)
+    v = readScalars(raw, path, _ITEM, ("name",), problems)
     kind = v.get("kind", "material")
     if kind == "consumable":
         use = v.get("use")

@@ -111,10 +111,13 @@ class WorldHarness:
     """One world process in memory. Several share a store and database through C{peerOf}."""
 
     def __init__(self, testCase, nodeId="world-a", clock=None, backend=None, sql=None,
-                 channels=None, game=None, parties=None, **world):
+                 channels=None, game=None, parties=None, templates=None, offered=None, **world):
         """
         @param game: a L{GameData} the world fights with instead of the one
             its [world] files load (tests' own numbers).
+        @param templates: instance templates (id -> InstanceSpec) instead of
+            the [world] ones (tests' own); C{offered}: those of them this
+            process offers (None: all).
         @param parties: an L{IParties} the world reads parties from (None: everyone solo).
         @param world: the [world] table.
         """
@@ -131,6 +134,10 @@ class WorldHarness:
         config = parseConfig(raw, plugins=[worldRole], roles=["world"], nodeId=nodeId, env={})
         if game is not None:
             config.roles["world"] = attrs.evolve(config.roles["world"], game=game)
+        if templates is not None:
+            config.roles["world"] = attrs.evolve(
+                config.roles["world"], templates=templates,
+                instances=None if offered is None else tuple(offered))
         node = self.node = Node(config, self.clock, roles=[worldRole])
         self.volatile = MemoryStore(self.clock, "t:", backend=backend)
         self.volatile.open()

@@ -1,0 +1,447 @@
+"""The instances hosted by one world process: the runtime Instance at zone.instance, creating and adopting copies, tickets, closing."""
+
+import secrets
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from mmoshard.store.errors import StoreError
+from mmoshard.store.volatile import Script
+from mmoshard.world.instances import errors
+from mmoshard.world.instances.errors import InstanceError
+from mmoshard.world.instances.ids import instanceZoneId
+from mmoshard.world.instances.store import (
+    adoptInstance, closeInstance, createInstance, killedEncounters,
+)
+from mmoshard.world.lease import REFRESH, RELEASE
+from mmoshard.world.zones import Portal, Rect
+
+# Instance.closing of an instance whose host key another node took.
+LOST = "lost"
+
+# Seconds an admission ticket (IInstances.create's Placement) stays valid.
+TICKET_TTL = 300.0
+
+
+def hostKey(instanceId):
+    """@return: the volatile key naming the node that hosts C{instanceId} (value: its node id)."""
+    return f"instance:host:{int(instanceId)}"
+
+
+def ticketKey(ticket):
+    """@return: the volatile key of admission ticket C{ticket} (value: "<instance id>:<character id>")."""
+    return f"instance:ticket:{ticket}"
+
+
+@attrs.define(eq=False)
+class Instance:
+    """
+    One instance hosted by this process, at C{zone.instance}.
+
+    @ivar id: the deployment-unique instance id (SQL C{instances.id}).
+    @ivar spec: its template's L{mmoshard.world.instances.data.InstanceSpec}.
+    @ivar zone: the L{mmoshard.world.sim.Zone} of its copy of the layout,
+        id C{"<template>/<id>"}.
+    @ivar partyId: the party it was made for (None: none).
+    @ivar createdAt: when it was first created (kept by an adoption):
+        C{max_duration} counts from here.
+    @ivar killed: the encounter ids killed in it (C{instance_kills}):
+        those bosses stay dead.
+    @ivar emptySince: since when nobody is inside (None: someone is).
+    @ivar encounter: set by the encounters helper (its state of the
+        instance's bosses).
+    @ivar closing: None while open, else why it closes (C{empty},
+        C{max_duration}, C{closed}); nobody is let in any more.
+    """
+
+    id: int
+    spec: object
+    zone: object
+    partyId: str | None
+    createdAt: float
+    killed: set = attrs.field(factory=set)
+    emptySince: float | None = None
+    encounter: object = None
+    closing: str | None = None
+    adopted: bool = False
+    _finishing: bool = attrs.field(default=False, repr=False)
+    _waiters: list = attrs.field(factory=list, repr=False)
+
+    @property
+    def template(self):
+        return self.spec.id
+
+    def players(self):
+        """@return: the number of players inside."""
+        return len(self.zone.observers)
+
+
+def _admit(view, keys, args):
+    value = view.get(keys[0])
+    if value is None:
+        return None
+    instanceId, _, characterId = value.partition(b":")
+    if characterId != args[0]:
+        return b"!"
+    view.delete(keys[0])
+    return instanceId
+
+
+# Take a ticket once, for its own character only: its instance id; "!" for
+# another character's (left in place); nil when absent or expired.
+ADMIT = Script(
+    name="instance_admit",
+    lua=(
+        "local v = redis.call('GET', KEYS[1]) "
+        "if not v then return false end "
+        "local i = string.find(v, ':', 1, true) "
+        "if string.sub(v, i + 1) ~= ARGV[1] then return '!' end "
+        "redis.call('DEL', KEYS[1]) "
+        "return string.sub(v, 1, i - 1)"
+    ),
+    python=_admit,
+)
+
+
+class InstanceHost:
+    """
+    The instances of this world process: it creates them (a SQL row, the
+    host key, a zone from the template's layout through
+    L{WorldService.addZone}, one admission ticket per character), adopts
+    the open instances of a process that died, keeps their host keys
+    (C{instance:host:<id>}, refreshed like character leases), and closes
+    them after C{empty_timeout} seconds without players or
+    C{max_duration} in all, or when asked, sending the players inside out
+    first through L{onEvict}.
+
+    @ivar onEvict: callable(player) sending a player out of a closing
+        instance; the default takes it to its template's entrance arrive
+        point (the entry helper sets one sending it to its return point).
+    @ivar opened: callables(instance) run when an instance is made or
+        adopted here (its zone exists, nobody is inside yet).
+    @ivar closed: callables(instance) run when an instance closed here.
+    """
+
+    log = Logger()
+
+    def __init__(self, world, sql, volatile, clock, nodeId, templates, offered,
+                 maxInstances, hostTtl, refreshEvery):
+        """
+        @param world: the L{WorldService} (addZone, removeZone, roster, transfers).
+        @param templates: template id -> InstanceSpec.
+        @param offered: the template ids this process creates instances of.
+        @param maxInstances: instances this process hosts at most.
+        @param hostTtl: seconds a host key outlives this process.
+        @param refreshEvery: seconds between two host key refreshes.
+        """
+        self.world = world
+        self.sql = sql
+        self.volatile = volatile
+        self.clock = clock
+        self.nodeId = nodeId
+        self.templates = templates
+        self.offered = tuple(offered)
+        self.maxInstances = maxInstances
+        self.hostTtl = hostTtl
+        self.refreshEvery = max(1, int(refreshEvery))
+        self.instances = {}  # id -> Instance
+        self.onEvict = self.toEntrance
+        self.opened = []
+        self.closed = []
+        self._adopting = {}  # id -> [Deferred] waiting for the adoption in progress
+        self._confirmed = clock.seconds()
+
+    @property
+    def full(self):
+        return len(self.instances) >= self.maxInstances
+
+    def value(self, instance):
+        """@return: what a Create or Adopt reply carries for C{instance} (tickets apart)."""
+        return {"instance_id": instance.id, "template": instance.template,
+                "zone": instance.zone.id, "node": self.nodeId}
+
+    # --- creating ------------------------------------------------------------------
+
+    def _check(self, template):
+        if template not in self.templates:
+            raise InstanceError(errors.UNKNOWN_TEMPLATE, f"no template {template!r}")
+        if template not in self.offered:
+            raise InstanceError(errors.NO_CAPACITY, f"node {self.nodeId} does not offer {template!r}")
+        if self.full:
+            raise InstanceError(errors.NO_CAPACITY, f"node {self.nodeId} hosts {len(self.instances)} "
+                                "instances, its maximum")
+
+    async def create(self, template, roster, partyId=None):
+        """
+        Make a new instance of C{template} here for the characters C{roster}.
+
+        @return: L{value} plus C{tickets} (character id -> admission ticket).
+        @raise InstanceError: C{instance.unknown_template}, C{instance.no_capacity}
+            (not offered here, or full), C{instance.unavailable} (a store is down).
+        """
+        self._check(template)
+        now = self.clock.seconds()
+        try:
+            iid = await createInstance(self.sql, template, self.nodeId, partyId, now)
+            # A new id: nobody else can hold its key.
+            await self.volatile.set(hostKey(iid), self.nodeId, ttl=self.hostTtl)
+        except StoreError as e:
+            raise InstanceError(errors.UNAVAILABLE, f"instance not created: {e}", retry_after=5.0)
+        instance = self._open(template, iid, partyId, now, set())
+        tickets = await self.issueTickets(iid, roster)
+        self.log.info("instance {instance_id} of {template} created on node {node_id} for "
+                      "party {party_id}: characters {character_ids}", instance_id=iid,
+                      template=template, node_id=self.nodeId, party_id=partyId,
+                      character_ids=",".join(map(str, roster)))
+        return dict(self.value(instance), tickets=tickets)
+
+    async def issueTickets(self, instanceId, roster):
+        """@return: {character id: a new one-time admission ticket into C{instanceId}}."""
+        tickets = {}
+        for cid in roster:
+            ticket = secrets.token_urlsafe(16)
+            try:
+                await self.volatile.set(ticketKey(ticket), f"{int(instanceId)}:{int(cid)}",
+                                        ttl=TICKET_TTL)
+            except StoreError as e:
+                raise InstanceError(errors.UNAVAILABLE, f"tickets not issued: {e}", retry_after=5.0)
+            tickets[int(cid)] = ticket
+        return tickets
+
+    def _open(self, template, iid, partyId, createdAt, killed, adopted=False):
+        spec = self.templates[template]
+        zone = self.world.addZone(attrs.evolve(spec.layout, id=instanceZoneId(template, iid)))
+        instance = Instance(iid, spec, zone, partyId, createdAt, killed=set(killed),
+                            emptySince=self.clock.seconds(), adopted=adopted)
+        zone.instance = instance
+        self.instances[iid] = instance
+        for f in self.opened:
+            try:
+                f(instance)
+            except Exception:
+                self.log.failure("opening instance {instance_id}: a listener failed", instance_id=iid)
+        return instance
+
+    # --- adopting ------------------------------------------------------------------
+
+    async def adopt(self, instanceId):
+        """
+        Host open instance C{instanceId} here, re-created from SQL (its
+        killed encounters stay dead), when no other node holds its host key.
+
+        @return: L{value} of the instance; or C{{"node": holder}} when
+            another node holds its key (it hosts the instance, or adopts it).
+        @raise InstanceError: C{instance.closed} (closed, or no such
+            instance), C{instance.no_capacity}, C{instance.unavailable}.
+        """
+        iid = int(instanceId)
+        instance = self.instances.get(iid)
+        if instance is not None:
+            return self.value(instance)
+        if iid in self._adopting:
+            d = Deferred()
+            self._adopting[iid].append(d)
+            return await d
+        self._adopting[iid] = []
+        try:
+            result = await self._adopt(iid)
+        except Exception as e:
+            for d in self._adopting.pop(iid):
+                d.errback(e)
+            raise
+        for d in self._adopting.pop(iid):
+            d.callback(result)
+        return result
+
+    async def _adopt(self, iid):
+        try:
+            taken = await self.volatile.set(hostKey(iid), self.nodeId, ttl=self.hostTtl, nx=True)
+            if not taken:
+                holder = await self.volatile.get(hostKey(iid))
+                if holder is not None and holder.decode() != self.nodeId:
+                    return {"node": holder.decode()}
+                if holder is None:
+                    raise InstanceError(errors.UNAVAILABLE, "the instance's host changed",
+                                        retry_after=1.0)
+                # Ours (a restart under the same node id): adopt it again.
+            try:
+                row = await adoptInstance(self.sql, iid, self.nodeId)
+                if row is None or row.closed_at is not None:
+                    await self._releaseKeys([iid])
+                    raise InstanceError(errors.CLOSED, f"instance {iid} is closed")
+                if row.template not in self.templates or row.template not in self.offered or self.full:
+                    await self._releaseKeys([iid])
+                    self._check(row.template)
+                killed = await killedEncounters(self.sql, iid)
+            except StoreError:
+                await self._releaseKeys([iid])
+                raise
+        except StoreError as e:
+            raise InstanceError(errors.UNAVAILABLE, f"instance not adopted: {e}", retry_after=5.0)
+        instance = self._open(row.template, iid, row.party_id, row.created_at, killed, adopted=True)
+        self.log.warn("instance {instance_id} of {template} adopted by node {node_id} "
+                      "(its host is gone); killed encounters: {killed}", instance_id=iid,
+                      template=row.template, node_id=self.nodeId,
+                      killed=",".join(sorted(killed)) or "none")
+        return self.value(instance)
+
+    async def _releaseKeys(self, ids):
+        try:
+            await self.volatile.evalScript(RELEASE, [hostKey(i) for i in ids], [self.nodeId])
+        except StoreError as e:
+            # They run out within the host TTL.
+            self.log.warn("host keys of instances {instance_ids} not released: {why}",
+                          instance_ids=",".join(map(str, ids)), why=e)
+
+    # --- closing -------------------------------------------------------------------
+
+    def close(self, instanceId, reason="closed"):
+        """
+        Close C{instanceId}, hosted here: the players inside are sent out
+        (L{onEvict}), then its SQL row is closed and its zone removed.
+
+        @return: a Deferred firing with None once it is closed.
+        @raise KeyError: it is not hosted here.
+        """
+        instance = self.instances[int(instanceId)]
+        d = Deferred()
+        instance._waiters.append(d)
+        if instance.closing is None:
+            instance.closing = reason
+            self.log.info("instance {instance_id} of {template} closes: {reason}",
+                          instance_id=instance.id, template=instance.template, reason=reason)
+            self._evict(instance)
+            self._finishIfEmpty(instance)
+        return d
+
+    def _evict(self, instance):
+        zone = instance.zone
+        byCharacter = self.world.roster.byCharacter
+        for eid in list(zone.observers):
+            player = byCharacter.get(eid)
+            if player is None or player.state != "live" or player.zone is not zone:
+                continue
+            try:
+                self.onEvict(player)
+            except Exception:
+                self.log.failure("evicting character {character_id} from instance {instance_id}",
+                                 character_id=eid, instance_id=instance.id)
+
+    def toEntrance(self, player):
+        """The default L{onEvict}: through a portal to the template's entrance arrive point."""
+        spec = player.zone.instance.spec
+        entrance = spec.entrance
+        if entrance is not None:
+            portal = Portal(entrance.rect, entrance.zone, entrance.arrive)
+        else:
+            # No entrance: the start zone's first spawn point.
+            cfg = self.world.config
+            zid = cfg.start_zone or next(z for z in cfg.hosted if "/" not in z)
+            portal = Portal(Rect(0.0, 0.0, 0.0, 0.0), zid, cfg.specs[zid].spawns[0])
+        self.world.transfers.portal(player.entity, portal)
+
+    def _finishIfEmpty(self, instance):
+        if instance.zone.observers or instance._finishing:
+            return
+        instance._finishing = True
+        self.world.tasks.track(Deferred.fromCoroutine(self._finish(instance)))
+
+    async def _finish(self, instance):
+        iid = instance.id
+        try:
+            await closeInstance(self.sql, iid, self.clock.seconds())
+        except StoreError as e:
+            # Tried again on the next second.
+            self.log.warn("instance {instance_id} not closed yet: {why}", instance_id=iid, why=e)
+            instance._finishing = False
+            return
+        instance._finishing = False
+        if instance.zone.observers:
+            # Someone came in meanwhile: out first, removed on a later second.
+            self._evict(instance)
+            return
+        self._drop(instance)
+        await self._releaseKeys([iid])
+        self.log.info("instance {instance_id} of {template} closed on node {node_id}",
+                      instance_id=iid, template=instance.template, node_id=self.nodeId)
+        for f in self.closed:
+            try:
+                f(instance)
+            except Exception:
+                self.log.failure("closing instance {instance_id}: a listener failed", instance_id=iid)
+        waiters, instance._waiters = instance._waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _drop(self, instance):
+        self.instances.pop(instance.id, None)
+        self.world.removeZone(instance.zone.id)
+
+    # --- every second ------------------------------------------------------------------
+
+    def everySecond(self, second):
+        """Close what is due, go on with closings, and refresh the host keys every C{refreshEvery} seconds."""
+        now = self.clock.seconds()
+        for instance in list(self.instances.values()):
+            if instance.closing == LOST:
+                self._evict(instance)
+                if not instance.zone.observers:
+                    self._drop(instance)
+                continue
+            if instance.closing is not None:
+                self._evict(instance)
+                self._finishIfEmpty(instance)
+                continue
+            spec = instance.spec
+            if instance.zone.observers:
+                instance.emptySince = None
+            elif instance.emptySince is None:
+                instance.emptySince = now
+            elif now - instance.emptySince >= spec.empty_timeout:
+                self.world.tasks.track(self.close(instance.id, "empty"))
+                continue
+            if now - instance.createdAt >= spec.max_duration:
+                self.world.tasks.track(self.close(instance.id, "max_duration"))
+        if self.instances and second % self.refreshEvery == 0:
+            self.world.tasks.track(Deferred.fromCoroutine(self.refresh()))
+
+    async def refresh(self):
+        """
+        Extend the host keys of the instances hosted here; one the store
+        lost while this node confirmed its keys less than a TTL ago is taken
+        back.  An instance whose key another node holds is dropped here
+        without closing it (that node hosts it now).
+        """
+        started = self.clock.seconds()
+        ids = list(self.instances)
+        retake = "1" if started - self._confirmed < self.hostTtl else "0"
+        try:
+            changed = await self.volatile.evalScript(
+                REFRESH, [hostKey(i) for i in ids], [self.nodeId, int(self.hostTtl * 1000), retake])
+        except StoreError as e:
+            self.log.warn("instance host key refresh failed: {why}", why=e)
+            return
+        self._confirmed = started
+        for i in changed or ():
+            i = int(i)
+            if i > 0:
+                self._lost(ids[i - 1])
+
+    def _lost(self, iid):
+        instance = self.instances.get(iid)
+        if instance is None or instance.closing is not None:
+            return
+        self.log.error("instance {instance_id}: its host key is lost to another node; "
+                       "dropping it here", instance_id=iid)
+        instance.closing = LOST
+        # Out first, then dropped without closing its row: it lives on elsewhere.
+        self._evict(instance)
+        if not instance.zone.observers:
+            self._drop(instance)
+
+    async def stop(self):
+        """At stop: release the host keys, so another node adopts the instances (still open) at once."""
+        ids = list(self.instances)
+        if ids:
+            await self._releaseKeys(ids)
