@@ -13,6 +13,8 @@ from mmoshard.world.combat.npcs import Npcs
 from mmoshard.world.combat.system import Combat
 from mmoshard.world.combat.rewards import Rewards
 from mmoshard.world.handlers import WorldHandlers
+from mmoshard.world.instances.encounters import Encounters
+from mmoshard.world.instances.kills import Kills
 from mmoshard.world.instances.service import Instances
 from mmoshard.world.items import ItemHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
@@ -49,7 +51,8 @@ class WorldService(Service):
         and loot of the NPCs that die in the zones' combat;
       - L{Instances}: the L{IInstances} the role provides, and the instances
         hosted here (zones added and removed at run time: L{addZone},
-        L{removeZone}).
+        L{removeZone}); L{Encounters} per instance (its bosses and trash)
+        and L{Kills}: boss kills written in one transaction each.
     """
 
     log = Logger()
@@ -99,6 +102,14 @@ class WorldService(Service):
         for zone in self.zones.values():
             self._equip(zone)
         self.instances = Instances(self, sql, volatile, directory, reactor, nodeId)
+        self.kills = Kills(sql, reactor, cfg.game.items if cfg.game is not None else {}, roster,
+                           tasks, pause=cfg.test_pause_kill)
+        self.instances.host.opened.append(self._openEncounters)
+
+    def _openEncounters(self, instance):
+        """An instance opened here: its trash and living bosses spawn and their scripts run."""
+        # Seeded from the OS, as combat: add places, random targets, loot seeds.
+        Encounters(instance, self.kills, random.Random()).start()
 
     def _equip(self, zone):
         """Give C{zone} its portals, combat, NPCs and rewards."""

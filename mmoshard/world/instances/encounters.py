@@ -7,7 +7,8 @@ from mmoshard.world.combat.brain import COMBAT, DEAD, topTarget
 from mmoshard.world.combat.data import AbilitySpec, PackSpec
 from mmoshard.world.combat.errors import BUSY, ON_COOLDOWN, OUT_OF_RANGE, CombatError
 from mmoshard.world.combat.spawns import place
-from mmoshard.world.instances.kills import Kill, nextReset
+from mmoshard.world.instances.kills import Kill
+from mmoshard.world.instances.resets import nextReset
 from mmoshard.world.sim import ORDER_NPC, PLAYER
 
 # After the NPC AI: a boss it made evade this tick resets in the same tick.

@@ -3,7 +3,6 @@
 import json
 import random
 import time
-from datetime import datetime, timezone
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -12,7 +11,6 @@ from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
 from mmoshard.world.combat.rewards import fitKey, rollLoot
-from mmoshard.world.instances.data import WEEKDAYS
 from mmoshard.world.progression import InventoryFull, addItemIn, grantExpIn, ledgerResult
 
 # A kill the database refused (an outage, a lost answer) is written again
@@ -21,27 +19,6 @@ from mmoshard.world.progression import InventoryFull, addItemIn, grantExpIn, led
 KILL_TRIES = 8
 KILL_BACKOFF = 1.0
 KILL_BACKOFF_MAX = 30.0
-
-_DAY = 86400.0
-
-
-def nextReset(spec, now):
-    """
-    Placeholder for L{mmoshard.world.instances.resets.nextReset} (helper
-    "templates"): the first reset of C{spec}'s lockouts after C{now}, daily
-    at C{reset_hour} UTC, weekly on C{reset_day} at that hour.
-    """
-    day = int(now // _DAY) * _DAY
-    at = day + spec.reset_hour * 3600.0
-    step = _DAY
-    if spec.lockout == "weekly":
-        weekday = datetime.fromtimestamp(day, timezone.utc).weekday()
-        at += ((WEEKDAYS.index(spec.reset_day) - weekday) % 7) * _DAY
-        step = 7 * _DAY
-    while at <= now:
-        at += step
-    return at
-
 
 @attrs.frozen
 class Kill:

@@ -6,11 +6,12 @@ from twisted.trial.unittest import TestCase
 from mmoshard.world.combat import records as R
 from mmoshard.world.combat.brain import COMBAT, DEAD, EVADE, IDLE
 from mmoshard.world.instances.encounters import ORDER_ENCOUNTERS
-from mmoshard.world.instances.kills import Kills, killedEncounters, nextReset, rollKill
+from mmoshard.world.instances.kills import Kills, killedEncounters, rollKill
+from mmoshard.world.instances.resets import nextReset
 from mmoshard.world.instances.test.bossfixture import (
     BOLT, CRYPT, ENRAGE, ITEMS, QUAKE, SLAM, Crypt, encounterEvents, recordsOf,
 )
-from mmoshard.world.test.harness import SyncSQL
+from mmoshard.world.test.harness import SyncSQL, WorldHarness
 
 
 class SpawnTests(TestCase):
@@ -296,3 +297,57 @@ class WrittenKillTests(TestCase):
         self.assertEqual(killed, {"ogre"})
         rebuilt = Crypt(killed=killed)
         self.assertEqual(sorted(rebuilt.enc.fights), ["witch"])
+
+
+class HostedTests(TestCase):
+    def test_shippedDungeonBossKilledInTheWorld(self):
+        """
+        In a world process, an instance of the shipped dungeon spawns its
+        trash and bosses; killing the foreman tells everyone inside, writes
+        the kill, the lockouts and the seeded loot (no open-world reward
+        keys), and the players get world.loot and world.progress after.
+        """
+        h = WorldHarness(self)
+        world = h.world
+        d = world.instances.create("deadmines", [])
+        for _ in range(6):
+            h.clock.advance(0)
+        placement = self.successResultOf(d)
+        instance = world.instances.host.instances[placement.instance_id]
+        enc = instance.encounter
+        self.assertEqual(sorted(enc.fights), ["captain", "foreman"])
+        self.assertEqual(len(enc.trash), 12)
+        foreman = enc.fights["foreman"].brain.entity
+        peers = []
+        for account, name in ((1, "Ann"), (2, "Bob")):
+            cid = h.sql.makeCharacter(account, name, placement.zone, 80.0, 0.0, 214.0)
+            peer = h.client(account)
+            self.assertEqual(h.enter(peer, cid)["character_id"], cid)
+            peers.append((cid, peer))
+        h.advance(0.1, steps=3)
+        self.assertIs(enc.fights["foreman"].brain.state, COMBAT)
+        zone = instance.zone
+        hero = world.roster.byCharacter[peers[0][0]].entity
+        zone.combat.damage(hero, foreman, 10 ** 6)
+        h.advance(0.1)
+        seed = h.sql.conn.execute("SELECT seed FROM instance_kills WHERE instance_id = ? AND "
+                                  "encounter = 'foreman'", (instance.id,)).fetchone()[0]
+        loot = instance.spec.bosses[0].loot
+        for cid, peer in peers:
+            got = peer.received()
+            kinds = [m["t"] for m in got]
+            self.assertIn("world.encounter", kinds)
+            self.assertEqual([m["event"] for m in got if m["t"] == "world.encounter"][-1], "kill")
+            [lootMsg] = [m for m in got if m["t"] == "world.loot"]
+            rolled = rollKill(loot, seed, cid)
+            self.assertEqual({i["item"]: i["count"] for i in lootMsg["items"]}, rolled)
+            self.assertIn("world.progress", kinds)
+            keys = [k for (k,) in h.sql.conn.execute(
+                "SELECT idem_key FROM progression_ledger WHERE character_id = ?", (cid,))]
+            self.assertTrue(keys)
+            self.assertTrue(all(k.startswith(f"boss:{instance.id}:foreman:{cid}") for k in keys))
+            self.assertEqual(h.sql.conn.execute(
+                "SELECT instance_id FROM instance_lockouts WHERE character_id = ? AND "
+                "template = 'deadmines'", (cid,)).fetchone(), (instance.id,))
+        self.assertEqual(instance.killed, {"foreman"})
+        self.assertEqual(world.kills.written, 1)

@@ -3,7 +3,6 @@
 import json
 from types import SimpleNamespace
 
-import attrs
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred, fail
 from twisted.internet.task import Clock
@@ -11,8 +10,9 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.store.errors import SQLUnavailable
 from mmoshard.world.instances.kills import (
-    KILL_TRIES, Kill, Kills, expKey, killedEncounters, lootKey, nextReset, rollKill,
+    KILL_TRIES, Kill, Kills, expKey, killedEncounters, lootKey, rollKill,
 )
+from mmoshard.world.instances.resets import nextReset
 from mmoshard.world.instances.test.bossfixture import CRYPT, ITEMS, LOOT
 from mmoshard.world.progression import INVENTORY_SLOTS, expForLevel
 from mmoshard.world.test.dbfixture import makeCharacters, openStore
@@ -316,14 +316,3 @@ class OutageTests(TestCase):
         self.assertIsNone(self.successResultOf(d))
         self.assertEqual(self.kills.failed, 1)
         self.assertEqual(self.sql.conn.execute("SELECT COUNT(*) FROM instance_kills").fetchone(), (0,))
-
-
-class ResetTests(TestCase):
-    def test_nextReset(self):
-        """Weekly lockouts end at the next reset day and hour (UTC), daily ones at the next reset hour; never at now."""
-        tuesday = 1_767_085_200.0  # 2025-12-30 09:00 UTC, CRYPT's weekly reset
-        self.assertEqual(nextReset(CRYPT, tuesday), tuesday + 7 * 86400)
-        self.assertEqual(nextReset(CRYPT, tuesday - 1), tuesday)
-        self.assertEqual(nextReset(CRYPT, tuesday - 86400), tuesday)
-        daily = attrs.evolve(CRYPT, lockout="daily", reset_hour=3)
-        self.assertEqual(nextReset(daily, tuesday), tuesday - 6 * 3600 + 86400)
