@@ -20,7 +20,10 @@ ADD_SPREAD = 5.0
 # A timed ability the boss cannot cast yet (casting, on cooldown, target out
 # of range) is tried again each tick, for at most its period.
 _RETRY = frozenset((BUSY, ON_COOLDOWN, OUT_OF_RANGE))
-# The ability whose wire number an enrage aura carries, when the game data has it.
+# The enrage timer's aura: its own id (a script's "enrage" buff, a timed
+# aura, must not replace it), the wire number of the data's "enrage" ability
+# when there is one.
+ENRAGE_AURA = "encounter_enrage"
 ENRAGE = "enrage"
 
 # world.encounter events.
@@ -127,14 +130,13 @@ class Encounters:
             for t in phase.abilities:
                 if t.ability not in scripted:
                     scripted.append(t.ability)
-        # Combat casts only what the kit holds: the script's abilities join
-        # it, and the AI leaves them to the script (never on cooldown too).
-        kit = attrs.evolve(npcType, abilities=npcType.abilities + tuple(
-            a for a in scripted if a not in npcType.abilities))
-        own = tuple(data.abilities[a] for a in npcType.abilities if a not in scripted)
+        # A boss fights with its melee swing and its script: Combat casts
+        # only what the kit holds (the script's abilities), and the AI
+        # uses none of its own (docs/instances.md, "Templates").
+        kit = attrs.evolve(npcType, abilities=tuple(scripted))
         x, z = spec.at
         brain = self.zone.npcs.spawnNpc(npcType, float(x), float(z), f"{self.zone.id}:boss:{spec.id}",
-                                        kit=kit, abilities=own, encounter=spec.id)
+                                        kit=kit, abilities=(), encounter=spec.id)
         fight = Fight(spec, brain, self._enrageAbility(spec))
         self.fights[spec.id] = fight
         self.byEntity[brain.entity.id] = fight
@@ -143,7 +145,7 @@ class Encounters:
     def _enrageAbility(self, spec):
         """The aura an enraged boss bears: its damage done times C{enrage_damage}."""
         known = self.zone.combat.data.abilities.get(ENRAGE)
-        return AbilitySpec(id=ENRAGE, num=known.num if known is not None else 0, name="Enrage",
+        return AbilitySpec(id=ENRAGE_AURA, num=known.num if known is not None else 0, name="Enrage",
                            cls="npc", kind="buff", target="self", gcd=0.0, crit=0.0,
                            mod="damage_done", magnitude=spec.enrage_damage - 1.0)
 
@@ -317,7 +319,7 @@ class Encounters:
         if fight.enraged:
             fight.enraged = False
             c = fight.brain.entity.combat
-            if (ENRAGE, fight.brain.entity.id) in c.auras:
+            if (ENRAGE_AURA, fight.brain.entity.id) in c.auras:
                 self.zone.combat.reset(fight.brain.entity)
         self.log.info("instance {instance_id}: boss {encounter} resets ({why})",
                       instance_id=self.instance.id, encounter=fight.spec.id, why=why)

@@ -1,11 +1,13 @@
 """Boss encounters on a Clock: spawning, pulls, phases at thresholds, timed abilities, adds, enrage, wipes and resets, world.encounter, kills."""
 
+import attrs
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from mmoshard.world.combat import records as R
 from mmoshard.world.combat.brain import COMBAT, DEAD, EVADE, IDLE
-from mmoshard.world.instances.encounters import ORDER_ENCOUNTERS
+from mmoshard.world.instances.encounters import ENRAGE_AURA, ORDER_ENCOUNTERS
+from mmoshard.world.instances.data import Phase, TimedAbility
 from mmoshard.world.instances.kills import Kills, killedEncounters, rollKill
 from mmoshard.world.instances.resets import nextReset
 from mmoshard.world.instances.test.bossfixture import (
@@ -34,7 +36,7 @@ class SpawnTests(TestCase):
         self.assertEqual(sorted(b.type.id for b in w.npcs.brains.values()), ["witch", "wolf", "wolf"])
 
     def test_scriptAbilitiesLeftToTheScript(self):
-        """A boss's kit holds its script's abilities (Combat casts them) but its AI does not use them on cooldown."""
+        """A boss's kit is its script's abilities (Combat casts them); its AI uses none on cooldown, not even its type's own."""
         w = Crypt()
         ogre = w.enc.fights["ogre"].brain
         self.assertEqual(ogre.abilities, ())
@@ -153,10 +155,27 @@ class PullTests(TestCase):
         self.tank.session.clear()
         self.w.seconds(5)
         self.assertTrue(self.w.enc.fights["ogre"].enraged)
-        self.assertIn(("enrage", self.w.boss().id), self.w.boss().combat.auras)
+        self.assertIn((ENRAGE_AURA, self.w.boss().id), self.w.boss().combat.auras)
         swings = [r[5] for r in recordsOf(self.tank, R.DAMAGE, 0) if r[4] == self.tank.id]
         self.assertTrue(swings)
         self.assertEqual(set(swings), {300})
+
+    def test_scriptEnrageBuffAddsToTheTimer(self):
+        """A script casting an "enrage" buff of the data adds to the enrage timer's aura, never replaces it."""
+        boss = attrs.evolve(CRYPT.bosses[0], enrage=1.0, phases=(
+            Phase(below=1.0, abilities=(TimedAbility("enrage", every=30.0, first=2.0,
+                                                     target="self"),)),))
+        w = Crypt(spec=attrs.evolve(CRYPT, bosses=(boss,)))
+        tank = w.player(1, 480.0, 500.0)
+        w.pull(tank)
+        w.seconds(3)
+        auras = w.boss().combat.auras
+        self.assertIn((ENRAGE_AURA, w.boss().id), auras)
+        self.assertIn(("enrage", w.boss().id), auras)
+        tank.session.clear()
+        w.seconds(4)
+        swings = [r[5] for r in recordsOf(tank, R.DAMAGE, 0) if r[4] == tank.id]
+        self.assertEqual(set(swings), {400})  # 100 x (1 + 2 for the timer + 1 for the buff)
 
 
 class ResetTests(TestCase):
