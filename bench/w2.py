@@ -21,12 +21,14 @@ is GENERATOR-BOUND and does not count.
 """
 
 import argparse
+import json
 import os
 import random
 import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -162,6 +164,16 @@ def w2Step(n, opts):
             state["cpu0"] = cpuSeconds(proc.pid)
             state["t0"] = time.monotonic()
             state["sys0"] = w1.cpuTotals()
+            if opts.profile:
+                import threading
+
+                def grab():
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{adminPort}/world/profile?seconds=10", data=b"",
+                        headers={"Content-Type": "application/json"}, method="POST")
+                    with urllib.request.urlopen(request, timeout=130) as r:
+                        state["profile"] = json.loads(r.read())["profile"]
+                threading.Thread(target=grab, daemon=True).start()
 
         def summary():
             window = time.monotonic() - state["t0"]
@@ -174,6 +186,8 @@ def w2Step(n, opts):
 
         result = w1.runGenerator(botsCommand(n, tcpPort, opts), opts, windowStart, summary, tag="w2")
         result["generator"] = "python"
+        if "profile" in state:
+            log(f"w2 N={n} tick profile (the window is not a measurement):\n{state['profile']}")
         return result
     finally:
         proc.terminate()
@@ -273,6 +287,8 @@ def main(argv):
                    help="smoke run: one step of 200 bots each, 5 s warm-up, 10 s window, no "
                         "waiting for a quiet machine (not a capacity claim)")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--profile", action="store_true",
+                   help="cProfile the world's ticks for 10 s of each W2 window (slows it: no measurement)")
     opts = p.parse_args(argv)
     if opts.quick:
         opts.counts = opts.counts or "200"

@@ -26,6 +26,9 @@ STUCK_SECONDS = 5.0
 # Chases stop this fraction of the attack range short of the target, so a
 # target stepping back a little stays in range.
 CHASE_FRACTION = 0.8
+# Ticks between two thoughts of one busy NPC (see Npcs.tick).
+THINK_EVERY = 2
+
 class Npcs:
     """
     The NPCs of one zone and their AI, a system at C{ORDER_NPC}.
@@ -45,7 +48,13 @@ class Npcs:
 
     log = Logger()
 
-    def __init__(self, zone, combat, data, clock, rng, respawn=True):
+    def __init__(self, zone, combat, data, clock, rng, thinkEvery=THINK_EVERY, respawn=True):
+        """
+        @param thinkEvery: ticks between two thoughts of a fighting,
+            evading or patrolling NPC (1: every tick).
+        @param respawn: False: the dead stay corpses (L{respawn}).
+        """
+        self.thinkEvery = thinkEvery
         self.zone = zone
         self.combat = combat
         self.data = data
@@ -210,6 +219,12 @@ class Npcs:
                     self._failed(brain, "respawn")
         if not self.active:
             return
+        # A fighting, evading or patrolling NPC thinks (and walks) every
+        # THINK_EVERY ticks, staggered by id, covering the ticks between:
+        # its moves carry its velocity, so observers extrapolate meanwhile.
+        every = self.thinkEvery
+        phase = self.ticks % every
+        span = dt * every
         for brain in list(self.active):
             state = brain.state
             try:
@@ -217,12 +232,14 @@ class Npcs:
                     if state is not DEAD:
                         self._dead(brain, now)  # a death we were not told of: never act
                     continue
+                if brain.entity.id % every != phase and state is not IDLE:
+                    continue
                 if state is COMBAT:
-                    self._fight(brain, now, dt)
+                    self._fight(brain, now, span)
                 elif state is EVADE:
-                    self._evade(brain, dt)
+                    self._evade(brain, span)
                 elif state is PATROL:
-                    self._patrol(brain, dt)
+                    self._patrol(brain, span)
                 elif state is IDLE:
                     if self.ticks >= brain.scanUntil:
                         del self.active[brain]
@@ -315,8 +332,6 @@ class Npcs:
             return False
         if not self._join(brain, player):
             return False
-        self.log.debug("NPC {npc_id} ({spawn_id}) aggroes on {entity_id}",
-                       npc_id=n.id, spawn_id=brain.spawnId, entity_id=player.id)
         self._callHelp(brain, player)
         return True
 
@@ -518,9 +533,6 @@ class Npcs:
         if brain is None or brain.entity is not victim or brain.state is DEAD:
             return
         self._dead(brain, self.clock.seconds())
-        self.log.debug("NPC {npc_id} ({spawn_id}) killed by {killer_id}",
-                       npc_id=victim.id, spawn_id=brain.spawnId,
-                       killer_id=killer.id if killer is not None else None)
 
     def _dead(self, brain, now):
         n = brain.entity
@@ -555,4 +567,3 @@ class Npcs:
         brain.anchorZ = brain.homeZ
         brain.waypoint = 0
         self._rest(brain)
-        self.log.debug("NPC {npc_id} ({spawn_id}) respawned", npc_id=n.id, spawn_id=brain.spawnId)

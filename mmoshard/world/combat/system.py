@@ -59,6 +59,9 @@ class Combat(Effects):
         self.stats = CombatStats()
         self.members = set()
         self.active = set()
+        # Members with nothing timed (no cast, no aura) that may still
+        # regenerate: visited once per regeneration pulse, not every tick.
+        self.resting = set()
         self.pending = {}
         self.nextRegen = 0.0
         zone.addSystem(ORDER_COMBAT, "combat", self.tick)
@@ -104,6 +107,7 @@ class Combat(Effects):
         """The entity leaves the zone: its cast stops, it leaves every threat table, its auras go."""
         self.members.discard(entity)
         self.active.discard(entity)
+        self.resting.discard(entity)
         self.pending.pop(entity, None)
         c = entity.combat
         if c is None:
@@ -306,16 +310,26 @@ class Combat(Effects):
                 except Exception:
                     self._failed(e, "an instant")
         active = self.active
-        if not active:
-            return
         regen = now >= self.nextRegen
         if regen:
             self.nextRegen = now + REGEN_PERIOD - EPS
+            if self.resting:
+                active |= self.resting
+                self.resting.clear()
+        if not active:
+            return
         members = self.members
+        resting = self.resting
         for e in list(active):
             c = e.combat
             if c is None or c.dead or e not in members:
                 active.discard(e)
+                continue
+            if not regen and c.cast is None and not c.auras:
+                # Nothing to do before the next pulse (queued instants were
+                # resolved above; a new cast or aura puts it back in active).
+                active.discard(e)
+                resting.add(e)
                 continue
             try:
                 if c.cast is not None:

@@ -522,6 +522,25 @@ class CombatTestsMixin(ArenaMixin):
         a.combat.damage(m, wolf, 10)
         self.assertEqual(a.combat.active, {wolf})
 
+    def test_regenerating_waits_for_the_pulse(self):
+        """
+        A hurt combatant with no cast or aura is not visited by every tick:
+        it rests until the next regeneration pulse, then regenerates; a cast
+        brings it back at once.
+        """
+        a = self.arena()
+        m = a.player(1, "mage")
+        wolf = a.npc("wolf")
+        a.combat.damage(wolf, m, 100)
+        a.combat.remove(wolf)
+        a.step(2)  # a pulse, then a tick between pulses
+        self.assertEqual((a.combat.active, a.combat.resting), (set(), {m}))
+        a.seconds(COMBAT_WINDOW + 1.0)
+        self.assertGreater(m.combat.hp, 500)
+        wolf2 = a.npc("wolf")
+        a.combat.cast(m, "bolt", wolf2)
+        self.assertIn(m, a.combat.active)
+
     # --- items and pvp ---------------------------------------------------------------------
 
     def test_items(self):

@@ -8,7 +8,7 @@ from twisted.trial.unittest import TestCase
 from mmoshard.world.combat import records as R
 from mmoshard.world.combat.brain import COMBAT, DEAD, EVADE, IDLE, PATROL, WALK_SPEED
 from mmoshard.world.combat.data import AbilitySpec, ClassKit, GameData, NpcType, PackSpec
-from mmoshard.world.combat.npcs import Npcs
+from mmoshard.world.combat.npcs import THINK_EVERY, Npcs
 from mmoshard.world.combat.spawns import NPC_ID_BASE
 from mmoshard.world.combat.system import Combat
 from mmoshard.world.sim import NPC
@@ -42,12 +42,13 @@ def gameData():
 class NpcWorld:
     """A zone with combat and NPCs on a Clock, ticked by hand."""
 
-    def __init__(self, packs, engine="python", seed=7, **spec):
+    def __init__(self, packs, engine="python", seed=7, thinkEvery=1, **spec):
         self.zone, self.clock = makeZone(engine, packs=tuple(packs), **spec)
         self.data = gameData()
         self.rng = random.Random(seed)
         self.combat = Combat(self.zone, self.data, self.rng)
-        self.npcs = Npcs(self.zone, self.combat, self.data, self.clock, self.rng)
+        # The rules tick by tick (ThinkTests check the staggered default).
+        self.npcs = Npcs(self.zone, self.combat, self.data, self.clock, self.rng, thinkEvery=thinkEvery)
         self.brains = self.npcs.spawn()
         self.tickIndex = 0
 
@@ -505,6 +506,38 @@ class DeathTests(LoneNpcMixin, TestCase):
         self.w.step(310)
         self.assertIs(self.b.state, COMBAT)
         self.assertEqual(self.b.entity.combat.deaths, 1)
+
+
+class ThinkTests(TestCase):
+    """Busy NPCs think every other tick by default (Npcs.tick), covering both ticks."""
+
+    def test_staggeredChaseKeepsItsSpeed(self):
+        """
+        With the default, a chasing NPC moves every second tick by twice a
+        tick's distance, so it runs at its type's speed all the same; NPCs
+        of the other parity move on the other ticks.
+        """
+        w = NpcWorld([PackSpec(members=("wolf", "wolf"), at=(100.0, 100.0), spread=0.0)],
+                     thinkEvery=THINK_EVERY)
+        self.assertEqual(THINK_EVERY, 2)
+        a, b = (brain.entity for brain in w.brains)
+        self.assertNotEqual(a.id % 2, b.id % 2)
+        p = w.player(1, 80.0, 100.0)
+        w.walkTo(p, 109.0, 100.0)
+        w.step(2)
+        self.assertIs(w.brains[0].state, COMBAT)
+        w.walkTo(p, 140.0, 100.0)
+        starts = (a.x, b.x)
+        moved = []
+        for _ in range(4):
+            before = (a.x, b.x)
+            w.step()
+            moved.append(tuple(round(now - then, 6) for now, then in zip((a.x, b.x), before)))
+        # Each tick exactly one of the two moves, by two ticks' worth.
+        for da, db in moved:
+            self.assertEqual(sorted([da, db]), [0.0, round(WOLF.speed * 0.2, 6)])
+        self.assertAlmostEqual(a.x - starts[0], WOLF.speed * 0.4, places=6)
+        self.assertAlmostEqual(b.x - starts[1], WOLF.speed * 0.4, places=6)
 
 
 class PatrolTests(TestCase):
