@@ -33,7 +33,7 @@ WORLD_FIELDS = {
     "interest": Field("str", "auto", oneOf(ENGINES),
                       "world engine (interest space and movement): auto (C when built), native (C, required) or python"),
     # Instances (docs/instances.md).
-    "instances_file": Field("str", "etc/instances.toml", help="instance templates (dungeons and raids)"),
+    "instances_file": Field("str", "etc/instances.toml", help="instance templates (dungeons and raids; \"\": none)"),
     "instances": Field("strlist", None, help="templates this process offers to host (default: every template)"),
     "max_instances": Field("int", 200, positive, "instances this process hosts at most"),
     "instance_timeout": Field("float", 5.0, positive, "seconds an IInstances call waits for an answer"),
@@ -126,14 +126,19 @@ def _loadTemplates(values, path, problems):
         file has problems, appended), checked with the zones and game data
         (each as far as it loaded).
     """
+    if not values["instances_file"]:
+        # A deployment without instances (or a test with game data of its own).
+        if values["instances"]:
+            problems.append(Problem(f"{path}.instances", "no templates: instances_file is \"\""))
+        return {}
     try:
         templates = loadInstances(values["instances_file"], values["specs"], values["game"])
     except InstanceDataError as e:
         for message in e.problems:
             problems.append(Problem(f"{path}.instances_file", f"{values['instances_file']}: {message}"))
-        templates = {}
+        return {}
     for tid in values["instances"] or ():
-        if templates and tid not in templates:
+        if tid not in templates:
             problems.append(Problem(f"{path}.instances", f"unknown template {tid!r} "
                                     f"(known: {', '.join(sorted(templates))})"))
     return templates

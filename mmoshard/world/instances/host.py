@@ -151,6 +151,11 @@ class InstanceHost:
         self._adopting = {}  # id -> [Deferred] waiting for the adoption in progress
         self._confirmed = clock.seconds()
 
+    def hosts(self, instanceId):
+        """@return: True when this process hosts C{instanceId} (closing or not, not lost to another)."""
+        instance = self.instances.get(int(instanceId))
+        return instance is not None and instance.closing != LOST
+
     @property
     def full(self):
         return len(self.instances) >= self.maxInstances
@@ -183,9 +188,13 @@ class InstanceHost:
         now = self.clock.seconds()
         try:
             iid = await createInstance(self.sql, template, self.nodeId, partyId, now)
+        except StoreError as e:
+            raise InstanceError(errors.UNAVAILABLE, f"instance not created: {e}", retry_after=5.0)
+        try:
             # A new id: nobody else can hold its key.
             await self.volatile.set(hostKey(iid), self.nodeId, ttl=self.hostTtl)
         except StoreError as e:
+            await self._abandonRow(iid)
             raise InstanceError(errors.UNAVAILABLE, f"instance not created: {e}", retry_after=5.0)
         instance = self._open(template, iid, partyId, now, set())
         tickets = await self.issueTickets(iid, roster)
@@ -207,6 +216,15 @@ class InstanceHost:
                 raise InstanceError(errors.UNAVAILABLE, f"tickets not issued: {e}", retry_after=5.0)
             tickets[int(cid)] = ticket
         return tickets
+
+    async def _abandonRow(self, iid):
+        """Close the row of an instance that could not be made (nobody knows its id)."""
+        try:
+            await closeInstance(self.sql, iid, self.clock.seconds())
+        except StoreError as e:
+            # Open without a host: closed by the first locate after its max_duration.
+            self.log.warn("instance {instance_id} not made and its row not closed: {why}",
+                          instance_id=iid, why=e)
 
     def _open(self, template, iid, partyId, createdAt, killed, adopted=False):
         spec = self.templates[template]
@@ -304,6 +322,8 @@ class InstanceHost:
         @raise KeyError: it is not hosted here.
         """
         instance = self.instances[int(instanceId)]
+        if instance.closing == LOST:
+            raise KeyError(instanceId)
         d = Deferred()
         instance._waiters.append(d)
         if instance.closing is None:

@@ -3,6 +3,7 @@
 import secrets
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -119,7 +120,8 @@ class Instances:
         for entry in entries:
             if entry.node_id == self.nodeId:
                 try:
-                    value = await host.create(template, roster, partyId)
+                    value = await self._within(
+                        Deferred.fromCoroutine(host.create(template, roster, partyId)), deadline)
                 except InstanceError as e:
                     if e.code == errors.NO_CAPACITY:
                         continue
@@ -147,22 +149,27 @@ class Instances:
 
     async def _close(self, iid):
         host = self.host
-        if iid in host.instances:
-            await host.close(iid)
+        deadline = self.clock.seconds() + self.timeout
+        if host.hosts(iid):
+            await self._within(host.close(iid), deadline)
             return None
         try:
             holder = await self.volatile.get(hostKey(iid))
-            if holder is None:
-                # Nobody hosts it (its process died): nobody is inside either.
+            if holder is None or holder.decode() == self.nodeId:
+                # Nobody hosts it (its process died; or this process, before
+                # a restart): nobody is inside either.
                 row = await loadInstance(self.sql, iid)
                 if row is None:
                     raise InstanceError(errors.CLOSED, f"no instance {iid}")
                 await closeInstance(self.sql, iid, self.clock.seconds())
+                if holder is not None:
+                    await self.volatile.delete(hostKey(iid))
+                self.log.info("instance {instance_id} of {template} closed: its host was gone",
+                              instance_id=iid, template=row.template)
                 return None
         except StoreError as e:
             raise InstanceError(errors.UNAVAILABLE, f"instance {iid} not closed: {e}", retry_after=5.0)
-        value = await self._ask(holder.decode(), Close(self.nodeId, self._newId(), iid),
-                                self.clock.seconds() + self.timeout)
+        value = await self._ask(holder.decode(), Close(self.nodeId, self._newId(), iid), deadline)
         if value is None:
             raise InstanceError(errors.UNAVAILABLE, f"the host of instance {iid} did not answer",
                                 retry_after=5.0)
@@ -233,7 +240,7 @@ class Instances:
         local = host.instances.get(iid)
         if local is not None:
             if local.closing is not None:
-                return None
+                return None  # closing: it lets nobody in
             entries = await self._entriesOrUnavailable()
             return self._placement(host.value(local), self._entryOf(entries, self.nodeId))
         deadline = self.clock.seconds() + self.timeout
@@ -244,6 +251,16 @@ class Instances:
         except StoreError as e:
             raise InstanceError(errors.UNAVAILABLE, f"instance {iid} not located: {e}", retry_after=5.0)
         if row is None or row.closed_at is not None:
+            return None
+        spec = host.templates.get(row.template)
+        if holder is None and spec is not None and self.clock.seconds() - row.created_at >= spec.max_duration:
+            # Its host died and its time is up: it is not re-created.
+            try:
+                await closeInstance(self.sql, iid, self.clock.seconds())
+            except StoreError as e:
+                raise InstanceError(errors.UNAVAILABLE, f"instance {iid} not closed: {e}", retry_after=5.0)
+            self.log.info("instance {instance_id} of {template} closed: its host was gone past "
+                          "its max_duration", instance_id=iid, template=row.template)
             return None
         zone = instanceZoneId(row.template, iid)
         entries = await self._entriesOrUnavailable()
@@ -257,7 +274,7 @@ class Instances:
         for entry in candidates:
             if entry.node_id == self.nodeId:
                 try:
-                    value = await host.adopt(iid)
+                    value = await self._within(Deferred.fromCoroutine(host.adopt(iid)), deadline)
                 except InstanceError as e:
                     if e.code == errors.NO_CAPACITY:
                         continue
@@ -341,6 +358,31 @@ class Instances:
 
     # --- requests and replies ---------------------------------------------------------------------
 
+    def _within(self, d, deadline):
+        """
+        @return: a Deferred firing as C{d} does, or failing with
+            C{instance.unavailable} at C{deadline}; C{d} itself goes on (a
+            half-made instance is never left behind by a cancel).
+        """
+        out = Deferred()
+
+        def late():
+            if not out.called:
+                out.errback(InstanceError(errors.UNAVAILABLE, "no answer in time", retry_after=5.0))
+
+        timer = self.clock.callLater(max(0.0, deadline - self.clock.seconds()), late)
+
+        def done(result):
+            if timer.active():
+                timer.cancel()
+            if not out.called:
+                out.callback(result)
+            elif isinstance(result, Failure):
+                self.log.failure("instance call failed after its timeout", result)
+
+        d.addBoth(done)
+        return out
+
     def _newId(self):
         self._next += 1
         return f"{self._prefix}.{self._next}"
@@ -407,7 +449,7 @@ class Instances:
             elif cls is Adopt:
                 value = await host.adopt(message.instanceId)
             elif cls is Close:
-                if message.instanceId in host.instances:
+                if host.hosts(message.instanceId):
                     await host.close(message.instanceId)
                 value = {}
             else:

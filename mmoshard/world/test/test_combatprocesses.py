@@ -149,6 +149,7 @@ class CombatProcessTests(TestCase):
                 "items_file": self.files["items"],
                 "abilities_file": os.path.join(etc, "abilities.toml"),
                 "classes_file": os.path.join(etc, "classes.toml"),
+                "instances_file": "",  # its own zones and NPCs: no templates
             },
         })
 

@@ -54,7 +54,7 @@ class CombatProtocolTests(TestCase):
         path = self.mktemp()
         with open(path, "w") as f:
             f.write(ZONES_TOML)
-        self.h = h = WorldHarness(self, zones_file=path, interest=self.engine, game=GAME)
+        self.h = h = WorldHarness(self, zones_file=path, instances_file="", interest=self.engine, game=GAME)
         seedCombat(h.world)
         self.arena = h.world.zones["arena"]
         self.priest = self.character(1, "Prudence", "priest", 100.0, 100.0)

@@ -62,3 +62,11 @@ class ConfigTests(TestCase):
         with self.assertRaises(ValueError) as e:
             makeConfig(instances_file="nope/instances.toml")
         self.assertIn("world.instances_file: nope/instances.toml: cannot read", str(e.exception))
+
+    def test_noInstances(self):
+        """instances_file = "" loads no templates (for zones and game data of one's own); naming one is then a problem."""
+        config = makeConfig(instances_file="")
+        self.assertEqual((config.templates, config.offered), ({}, ()))
+        with self.assertRaises(ValueError) as e:
+            makeConfig(instances_file="", instances=["deadmines"])
+        self.assertIn('world.instances: no templates: instances_file is ""', str(e.exception))

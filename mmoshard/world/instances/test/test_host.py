@@ -430,3 +430,24 @@ class ShippedTemplateTests(TestCase):
             zone = h.world.zones[p.zone]
             self.assertEqual((zone.spec.width, zone.spec.spawns), (spec.layout.width, spec.layout.spawns))
             self.assertIs(zone.instance.spec, spec)
+
+
+class OrphanTests(HostTestCase):
+    def test_expiredOrphanNotAdopted(self):
+        """An instance whose host died and whose max_duration has passed is closed by the next locate, not re-created."""
+        p = self.created(self.a)
+        self.crash(self.a)
+        self.b.advance(1.0, 601)
+        beat(self.b)
+        self.assertIsNone(self.successResultOf(self.b.world.instances.locate(p.instance_id)))
+        self.assertIsNotNone(self.successResultOf(loadInstance(self.b.sql, p.instance_id)).closed_at)
+        self.assertNotIn(p.zone, self.b.world.zones)
+
+    def test_localCreateWithinTimeout(self):
+        """A create this process makes itself also answers within instance_timeout when its database hangs."""
+        self.b.world.instances.host.offered = ()
+        self.a.sql.holding = True
+        d = self.create(self.a)
+        self.a.clock.advance(5.1)
+        self.assertEqual(self.refused(d), errors.UNAVAILABLE)
+        self.a.sql.unhold()

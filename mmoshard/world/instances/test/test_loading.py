@@ -2,11 +2,15 @@
 
 import copy
 import functools
+import os
 
+import attrs
 from twisted.trial.unittest import TestCase
 
+from mmoshard.testing import checkoutRoot
+
 from mmoshard.world.combat.loading import loadGameData
-from mmoshard.world.instances.data import InstanceSpec
+from mmoshard.world.instances.data import AddSpawn, BossSpec, Entrance, InstanceSpec, Phase, TimedAbility
 from mmoshard.world.instances.loading import InstanceDataError, loadInstances, parseInstances
 from mmoshard.world.zones import loadZones
 
@@ -274,6 +278,21 @@ class ShippedTests(TestCase):
         self.assertTrue(90 <= toughness(first) / dps <= 150, toughness(first) / dps)
         self.assertLess(toughness(second) / dps, second.enrage * 0.8)
 
+    def test_raidBossesBeforeEnrage(self):
+        """
+        Ten players at level 12 (two warriors, two healers, two each of mage,
+        rogue and ranger) kill each raid boss and its adds in 2 to 4 minutes,
+        well before it enrages.
+        """
+        game = context()[1]
+        dps = sum(2 * sustainedDamage(game, game.kits[cls], 12, 300.0)
+                  for cls in ("warrior", "mage", "rogue", "ranger"))
+        for b in shipped()["emberforge"].bosses:
+            seconds = (game.npcs[b.npc].health + sum(game.npcs[a.npc].health * a.count
+                                                     for ph in b.phases for a in ph.adds)) / dps
+            self.assertTrue(120 <= seconds <= 240, (b.id, seconds))
+            self.assertLess(seconds, b.enrage * 0.8, b.id)
+
 
 def sustainedDamage(game, kit, level, seconds):
     """
@@ -402,3 +421,16 @@ class FileTests(TestCase):
         self.assertTrue(message.startswith(f"{path}: "), message)
         for key in ("party_size", "layout", "exit", "bosses"):
             self.assertIn(f"instances.crypt.{key}: required", message)
+
+
+class DocsTests(TestCase):
+    def test_everyKeyDocumented(self):
+        """docs/instances.md documents every key of a template, its entrance, bosses, phases, timed abilities and adds."""
+        with open(os.path.join(checkoutRoot(), "docs", "instances.md")) as f:
+            text = f.read()
+        for spec in (InstanceSpec, Entrance, BossSpec, Phase, TimedAbility, AddSpawn):
+            for field in attrs.fields(spec):
+                if (spec, field.name) != (InstanceSpec, "id"):
+                    self.assertIn(f"`{field.name}`", text, spec.__name__)
+        for template in shipped():
+            self.assertIn(f"`{template}`", text)
