@@ -3,6 +3,7 @@
 import attrs
 from twisted.logger import Logger
 
+from mmoshard.wire.codec import encode
 from mmoshard.world.combat.brain import COMBAT, DEAD, topTarget
 from mmoshard.world.combat.data import AbilitySpec, PackSpec
 from mmoshard.world.combat.errors import BUSY, ON_COOLDOWN, OUT_OF_RANGE, CombatError
@@ -367,13 +368,22 @@ class Encounters:
     # --- telling the players ---------------------------------------------------------------
 
     def _tell(self, fight, event):
-        """world.encounter to every player in the instance (health updates not replayed on resume)."""
+        """
+        world.encounter to every player in the instance; a health update
+        (each second of a fight) is encoded once and not replayed on resume.
+        """
         boss = fight.brain.entity
         c = boss.combat
         body = {"boss": fight.spec.id, "entity": boss.id, "event": event,
                 "phase": max(fight.phase, 0) + 1, "health": c.hp, "health_max": c.hpMax,
                 "enraged": fight.enraged}
-        replayable = event != HEALTH
-        for e in self.zone.observers.values():
-            if e.kind == PLAYER and e.session is not None:
-                e.session.send("world.encounter", body, replayable=replayable)
+        players = [e.session for e in self.zone.observers.values()
+                   if e.kind == PLAYER and e.session is not None]
+        if event == HEALTH:
+            body["t"] = "world.encounter"
+            payload = encode(body)
+            for session in players:
+                session.sendEncoded(payload, "world.encounter")
+            return
+        for session in players:
+            session.send("world.encounter", body)

@@ -4,7 +4,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.world.combat.brain import COMBAT, DEAD, IDLE
 from mmoshard.world.combat.data import PackSpec
-from mmoshard.world.combat.test.test_npcs import BEAR, WOLF, NpcWorld, gameData
+from mmoshard.world.combat.test.test_npcs import BEAR, WOLF, NpcWorld
 
 
 class RuntimeSpawnTests(TestCase):
