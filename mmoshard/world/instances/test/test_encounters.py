@@ -6,8 +6,8 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.world.combat import records as R
 from mmoshard.world.combat.brain import COMBAT, DEAD, EVADE, IDLE
-from mmoshard.world.instances.encounters import ENRAGE_AURA, ORDER_ENCOUNTERS
 from mmoshard.world.instances.data import Phase, TimedAbility
+from mmoshard.world.instances.encounters import ENRAGE_AURA, ORDER_ENCOUNTERS
 from mmoshard.world.instances.kills import Kills, killedEncounters, rollKill
 from mmoshard.world.instances.resets import nextReset
 from mmoshard.world.instances.test.bossfixture import (
