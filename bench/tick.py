@@ -56,8 +56,8 @@ def build(n, seed, aoiInterval, engine="auto"):
         zones = os.path.join(tmp, "zones.toml")
         writeZones(zones, n, aoiInterval)
         # The zones file is read here, at start.
-        world = WorldHarness(_Case(), zones_file=zones, start_zone="w1", max_players=100000,
-                             interest=engine)
+        world = WorldHarness(_Case(), zones_file=zones, instances_file="", start_zone="w1",
+                             max_players=100000, interest=engine)
     rng = random.Random(seed)
     players = []
     for i in range(n):

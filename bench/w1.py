@@ -183,7 +183,7 @@ def writeFiles(tmp, n, sqlURL, prefix, tcpPort, adminPort, aoiInterval, directWr
                    "admin": f"tcp:{adminPort}:interface=127.0.0.1"},
         "session": {"max_per_ip": 100000, "max_connections": 100000, "max_output": 4194304,
                     "direct_write": directWrite},
-        "world": {"zones_file": zones, "start_zone": "w1", "max_players": 100000},
+        "world": {"zones_file": zones, "instances_file": "", "start_zone": "w1", "max_players": 100000},
     })
 
 

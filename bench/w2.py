@@ -137,7 +137,7 @@ def writeFiles(tmp, n, sqlURL, prefix, tcpPort, adminPort, opts):
                    "admin": f"tcp:{adminPort}:interface=127.0.0.1"},
         "session": {"max_per_ip": 100000, "max_connections": 100000, "max_output": 4194304,
                     "direct_write": opts.world_write == "direct"},
-        "world": {"zones_file": zones, "npcs_file": npcs, "start_zone": ZONE,
+        "world": {"zones_file": zones, "npcs_file": npcs, "instances_file": "", "start_zone": ZONE,
                   "max_players": 100000},
     })
 
