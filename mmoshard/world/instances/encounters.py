@@ -133,7 +133,7 @@ class Encounters:
                     scripted.append(t.ability)
         # A boss fights with its melee swing and its script: Combat casts
         # only what the kit holds (the script's abilities), and the AI
-        # uses none of its own (docs/instances.md, "Templates").
+        # uses none of its own (docs/instances.md, "Encounters").
         kit = attrs.evolve(npcType, abilities=tuple(scripted))
         x, z = spec.at
         brain = self.zone.npcs.spawnNpc(npcType, float(x), float(z), f"{self.zone.id}:boss:{spec.id}",
