@@ -113,6 +113,16 @@ def _ledgerResult(cursor, characterId, key):
     return _MISSING if row is None else json.loads(row[0])
 
 
+def ledgerResult(cursor, characterId, key, default=None):
+    """
+    @return: the result recorded under C{key} for C{characterId} by an
+        earlier change (as the change answered it, JSON-decoded: a list for
+        a tuple), or C{default} when no change was recorded under it.
+    """
+    done = _ledgerResult(cursor, characterId, key)
+    return default if done is _MISSING else done
+
+
 def _record(cursor, characterId, key, kind, result, now):
     cursor.execute(
         "INSERT INTO progression_ledger (character_id, idem_key, kind, result, created_at) "
@@ -132,6 +142,36 @@ def _lockCharacter(cursor, characterId, dialect):
     if row is None:
         raise KeyError(f"no character {characterId}")
     return int(row[0]), int(row[1])
+
+
+def grantExpIn(cursor, characterId, amount, key, now):
+    """
+    L{Progression.grantExp} inside the caller's transaction (C{cursor}):
+    the exp and its ledger row commit or roll back with the rest of it.
+    @return: C{(level, exp)} after the grant (the first result when C{key}
+        was recorded already: nothing changes).
+    @raise KeyError: no such character (or deleted).
+    @raise ValueError: a bad key or amount.
+    """
+    _checkKey(key)
+    _checkAmount(amount)
+    return _txn_grantExp(cursor, cursor.dialect, characterId, amount, key, now)
+
+
+def addItemIn(cursor, characterId, itemId, count, key, now, slot=None, stack=None):
+    """
+    L{Progression.addItem} inside the caller's transaction (C{cursor}).
+    @return: the first slot the items went to (the first result when C{key}
+        was recorded already: nothing changes).
+    @raise InventoryFull: no room (nothing was written for it: the
+        transaction may go on).
+    @raise KeyError: no such character (or deleted).
+    """
+    _checkKey(key)
+    _checkCount(count)
+    if stack is not None:
+        _checkCount(stack)
+    return _txn_addItem(cursor, cursor.dialect, characterId, itemId, count, key, slot, stack, now)
 
 
 def _txn_grantExp(cursor, dialect, characterId, amount, key, now):
@@ -317,6 +357,11 @@ def _checkCount(count):
         raise ValueError("count must be a positive int")
 
 
+def _checkAmount(amount):
+    if type(amount) is not int or amount < 0:
+        raise ValueError("amount must be an int >= 0")
+
+
 @implementer(IProgression)
 class Progression:
     """
@@ -344,8 +389,7 @@ class Progression:
 
     def grantExp(self, characterId, amount, idempotencyKey):
         _checkKey(idempotencyKey)
-        if type(amount) is not int or amount < 0:
-            raise ValueError("amount must be an int >= 0")
+        _checkAmount(amount)
         d = self._run(_txn_grantExp, characterId, amount, idempotencyKey)
         if self.onLevel is not None:
             d.addCallback(self._leveled, characterId)

@@ -16,6 +16,8 @@ from mmoshard.world.handlers import WorldHandlers
 from mmoshard.world.instances.entry import Entry, withEntrances
 from mmoshard.world.instances.grace import PartyWatch
 from mmoshard.world.instances.handlers import InstanceHandlers
+from mmoshard.world.instances.encounters import Encounters
+from mmoshard.world.instances.kills import Kills
 from mmoshard.world.instances.service import Instances
 from mmoshard.world.items import ItemHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
@@ -52,7 +54,8 @@ class WorldService(Service):
         and loot of the NPCs that die in the zones' combat;
       - L{Instances}: the L{IInstances} the role provides, and the instances
         hosted here (zones added and removed at run time: L{addZone},
-        L{removeZone});
+        L{removeZone}); L{Encounters} per instance (its bosses and trash)
+        and L{Kills}: boss kills written in one transaction each;
       - L{Entry}, L{InstanceHandlers} and L{PartyWatch}: into and out of
         instances (world.instance.*, entrance and exit portals, the grace
         of players out of their copy's party).
@@ -115,6 +118,14 @@ class WorldService(Service):
         self.instances = Instances(self, sql, volatile, directory, reactor, nodeId)
         entry.instances = self.instances
         self.instances.onEvict = entry.onEvict
+        self.kills = Kills(sql, reactor, cfg.game.items if cfg.game is not None else {}, roster,
+                           tasks, pause=cfg.test_pause_kill)
+        self.instances.host.opened.append(self._openEncounters)
+
+    def _openEncounters(self, instance):
+        """An instance opened here: its trash and living bosses spawn and their scripts run."""
+        # Seeded from the OS, as combat: add places, random targets, loot seeds.
+        Encounters(instance, self.kills, random.Random()).start()
 
     def _equip(self, zone):
         """Give C{zone} its portals, combat, NPCs and rewards."""

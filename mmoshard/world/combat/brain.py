@@ -38,12 +38,15 @@ class Brain:
     @ivar scanUntil: the tick until which it looks for players around it
         itself (just home or respawned: players standing still do not move).
     @ivar stuckSince: since when a chase makes no progress (terrain), or None.
+    @ivar encounter: the id of the boss encounter it is part of (the boss
+        or one of its adds; the encounter rewards the kill, not the
+        open-world rewards), else None.
     """
 
     __slots__ = (
         "entity", "type", "pack", "packIndex", "spawnId", "homeX", "homeZ", "anchorX", "anchorZ",
         "offX", "offZ", "state", "waypoint", "aggro2", "abilities", "nextSwing", "scanUntil",
-        "stuckSince", "deaths", "cell", "cells",
+        "stuckSince", "deaths", "cell", "cells", "encounter",
     )
 
     def __init__(self, entity, npcType, pack, packIndex, spawnId, x, z, offX, offZ, abilities):
@@ -66,6 +69,7 @@ class Brain:
         self.deaths = 0
         self.cell = -1  # its aggro grid cell while registered
         self.cells = ()  # the cells it is registered in
+        self.encounter = None
 
     def __repr__(self):
         return f"<Brain {self.spawnId} id={self.entity.id} {self.state}>"

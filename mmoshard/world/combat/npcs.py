@@ -8,6 +8,7 @@ from mmoshard.world.combat.brain import (
     COMBAT, DEAD, EVADE, IDLE, PATROL, WALK_SPEED, AggroGrid, Brain, readyAbilities, stop,
     topTarget, walk,
 )
+from mmoshard.world.combat.data import PackSpec
 from mmoshard.world.combat.errors import CombatError
 from mmoshard.world.combat.spawns import Respawns, nextNpcId, place, spawnId
 from mmoshard.world.sim import NPC, ORDER_NPC, PLAYER, Entity
@@ -47,10 +48,11 @@ class Npcs:
 
     log = Logger()
 
-    def __init__(self, zone, combat, data, clock, rng, thinkEvery=THINK_EVERY):
+    def __init__(self, zone, combat, data, clock, rng, thinkEvery=THINK_EVERY, respawn=True):
         """
         @param thinkEvery: ticks between two thoughts of a fighting,
             evading or patrolling NPC (1: every tick).
+        @param respawn: False: the dead stay corpses (L{respawn}).
         """
         self.thinkEvery = thinkEvery
         self.zone = zone
@@ -58,9 +60,12 @@ class Npcs:
         self.data = data
         self.clock = clock
         self.rng = rng
+        # False: the dead stay corpses (an instance's NPCs never come back).
+        self.respawn = respawn
         self.brains = {}
         self.bySpawn = {}
         self.packs = {}  # pack index -> [Brain]
+        self.nextPack = 0  # the pack index the next spawned pack (or lone NPC) gets
         self.active = {}
         self.respawns = Respawns()
         self.ticks = 0
@@ -85,35 +90,107 @@ class Npcs:
             counts[brain.state] = counts.get(brain.state, 0) + 1
         return counts
 
-    def spawn(self):
-        """Spawn every member of every pack of the zone's spec. @return: the new brains."""
+    def spawn(self, packs=None):
+        """
+        Spawn every member of C{packs} (PackSpecs; by default the zone
+        spec's), numbered after the packs spawned before. @return: the new
+        brains.
+        """
         zone = self.zone
+        packs = zone.spec.packs if packs is None else tuple(packs)
+        self._fit(max([self.data.npcs[m].aggro_radius for p in packs for m in p.members] + [1.0]))
+        base = self.nextPack
+        self.nextPack = base + len(packs)
         spawned = []
-        for pi, pack in enumerate(zone.spec.packs):
+        for i, pack in enumerate(packs):
+            pi = base + i
             members = self.packs.setdefault(pi, [])
             for mi, typeId in enumerate(pack.members):
-                brain = self._spawnOne(pack, pi, mi, self.data.npcs[typeId])
+                npcType = self.data.npcs[typeId]
+                x, z = place(zone, pack, self.rng)
+                brain = self._spawnOne(npcType, npcType, pack, pi, spawnId(zone.id, pi, mi), x, z)
                 members.append(brain)
                 spawned.append(brain)
         self.log.info("zone {zone}: spawned {count} NPCs in {packs} packs",
-                      zone=zone.id, count=len(spawned), packs=len(zone.spec.packs))
+                      zone=zone.id, count=len(spawned), packs=len(packs))
         return spawned
 
-    def _spawnOne(self, pack, pi, mi, npcType):
+    def spawnNpc(self, npcType, x, z, sid, kit=None, abilities=None, encounter=None):
+        """
+        Spawn one NPC of C{npcType} at (x, z), a pack of its own, idle at
+        home there (a boss, an add).
+
+        @param sid: its spawn id (unique in the zone).
+        @param kit: what its Combatant is made from (default C{npcType}; a
+            boss's kit also holds its script's abilities).
+        @param abilities: the L{AbilitySpec}s its AI uses on their cooldowns
+            (default its type's).
+        @param encounter: the boss encounter it belongs to (L{Brain.encounter}).
+        @return: its L{Brain}.
+        """
+        if sid in self.bySpawn:
+            raise ValueError(f"spawn id {sid!r} is taken in zone {self.zone.id}")
+        self._fit(npcType.aggro_radius)
+        pi = self.nextPack
+        self.nextPack += 1
+        pack = PackSpec(members=(npcType.id,), at=(x, z), spread=0.0)
+        brain = self._spawnOne(npcType, kit or npcType, pack, pi, sid, x, z, abilities)
+        brain.encounter = encounter
+        self.packs[pi] = [brain]
+        return brain
+
+    def _spawnOne(self, npcType, kit, pack, pi, sid, x, z, abilities=None):
         zone = self.zone
-        x, z = place(zone, pack, self.rng)
         e = Entity(nextNpcId(), NPC, x, 0.0, z, name=npcType.name, cls=npcType.id,
                    level=npcType.level)
         zone.spawn(e)
-        self.combat.addNpc(e, npcType)
-        abilities = tuple(self.data.abilities[a] for a in npcType.abilities)
-        sid = spawnId(zone.id, pi, mi)
+        self.combat.addNpc(e, kit)
+        if abilities is None:
+            abilities = tuple(self.data.abilities[a] for a in npcType.abilities)
         brain = Brain(e, npcType, pack, pi, sid, x, z, x - pack.at[0], z - pack.at[1], abilities)
         e.ai = brain
         self.brains[e.id] = brain
         self.bySpawn[sid] = brain
         self._rest(brain)
         return brain
+
+    def _fit(self, radius):
+        """
+        The aggro grid's cells must hold the largest aggro radius: NPCs
+        spawned after the start (an instance's) may need a coarser grid,
+        and the idle NPCs move into it.
+        """
+        if radius <= self.grid.size:
+            return
+        old = self.grid
+        spec = self.zone.spec
+        self.grid = AggroGrid(spec.width, spec.depth, radius)
+        self._players = None  # its cells were the old grid's
+        for brain in self.brains.values():
+            if brain.cells:
+                old.discard(brain)
+                self.grid.place(brain, brain.entity.x, brain.entity.z)
+
+    def remove(self, brain):
+        """Take one NPC out of the zone for good (an add after its fight). @return: True when it was here."""
+        if self.brains.get(brain.entity.id) is not brain:
+            return False
+        del self.brains[brain.entity.id]
+        self.bySpawn.pop(brain.spawnId, None)
+        members = self.packs.get(brain.packIndex)
+        if members is not None:
+            if brain in members:
+                members.remove(brain)
+            if not members:
+                del self.packs[brain.packIndex]
+        self.grid.discard(brain)
+        self.active.pop(brain, None)
+        self.combat.remove(brain.entity)
+        self.zone.despawn(brain.entity)
+        # A queued respawn of it finds it no longer dead for that death.
+        brain.state = DEAD
+        brain.deaths += 1
+        return True
 
     def despawn(self):
         """Take every NPC out of the zone (the zone stops hosting NPCs)."""
@@ -124,6 +201,7 @@ class Npcs:
         self.brains.clear()
         self.bySpawn.clear()
         self.packs.clear()
+        self.nextPack = 0
         self.active.clear()
         self.respawns.clear()
 
@@ -297,6 +375,14 @@ class Npcs:
                 continue
             self._join(b, entity)
 
+    def pull(self, brain, entity):
+        """
+        C{brain}'s NPC, idle or patrolling, engages C{entity} as if it had
+        walked into its aggro radius (its pack joins in): an add a boss
+        brings. @return: True when it did.
+        """
+        return self._pullBy(brain, entity)
+
     def _join(self, brain, entity):
         """C{brain}'s NPC engages C{entity}. @return: False when combat refused it (it stays as it was)."""
         # In combat first: the engage listener then sees it busy and does
@@ -456,7 +542,15 @@ class Npcs:
         self.active.pop(brain, None)
         stop(self.zone, n)
         self.combat.evade(n, False)
-        self.respawns.push(brain, now + brain.pack.respawn)
+        if self.respawn:
+            self.respawns.push(brain, now + brain.pack.respawn)
+
+    def respawnNow(self, brain):
+        """A dead NPC respawns now, whatever its pack's time (a boss whose kill did not count). @return: True when it was dead."""
+        if brain.state is not DEAD or self.brains.get(brain.entity.id) is not brain:
+            return False
+        self._respawn(brain)
+        return True
 
     def _respawn(self, brain):
         """Back at its home point, alive at full health, idle (or patrolling from its first point)."""

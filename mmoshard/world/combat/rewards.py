@@ -132,12 +132,14 @@ class Rewards:
         c = victim.combat
         if victim.kind != NPC or c is None or c.threat is None:
             return
+        ai = victim.ai
+        if ai is not None and ai.encounter is not None:
+            return  # a boss (or its add): its encounter rewards the kill, in one transaction
         players = [e for e, _ in c.threat.entries() if e.kind == PLAYER]
         if killer is not None and killer.kind == PLAYER and killer not in players:
             players.append(killer)
         if not players:
             return
-        ai = victim.ai
         spawnId = ai.spawnId if ai is not None else f"{zone.id}:{victim.id}"
         deathNo = c.deaths
         seen = self.seen

@@ -11,9 +11,8 @@ from mmoshard.store.volatile import Script
 from mmoshard.world.instances import errors
 from mmoshard.world.instances.errors import InstanceError
 from mmoshard.world.instances.entry import instanceLayout
-from mmoshard.world.instances.store import (
-    adoptInstance, closeInstance, createInstance, killedEncounters,
-)
+from mmoshard.world.instances.kills import killedEncounters
+from mmoshard.world.instances.store import adoptInstance, closeInstance, createInstance
 from mmoshard.world.lease import REFRESH, RELEASE
 from mmoshard.world.zones import Portal, Rect
 

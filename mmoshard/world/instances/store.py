@@ -82,19 +82,3 @@ def _txn_open(cursor):
 def openInstances(sql):
     """@return: a Deferred firing with the L{InstanceRow}s of every open instance, by id."""
     return sql.runInteraction(_txn_open)
-
-
-def _txn_killed(cursor, instanceId):
-    rows = cursor.execute("SELECT encounter FROM instance_kills WHERE instance_id = ?",
-                          (instanceId,)).fetchall()
-    return {r[0] for r in rows}
-
-
-def killedEncounters(sql, instanceId):
-    """
-    @return: a Deferred firing with the set of encounter ids killed in
-        C{instanceId} (C{instance_kills}).  The encounters helper's
-        C{instances/kills.py} owns that table; this read stands in until it
-        lands.
-    """
-    return sql.runInteraction(_txn_killed, instanceId)

@@ -82,7 +82,8 @@ class RewardHelpers:
         self.assertEqual(self.h.enter(peer, cid)["character_id"], cid)
         return SimpleNamespace(cid=cid, peer=peer, entity=self.world.roster.byCharacter[cid].entity)
 
-    def npc(self, level=1, exp=0, loot=PELTS, spawnId="greenvale:test:0", brain=True):
+    def npc(self, level=1, exp=0, loot=PELTS, spawnId="greenvale:test:0", brain=True,
+            encounter=None):
         self.nextNpc += 1
         npcType = NpcType(id="dummy", name="Dummy", level=level, health=100, damage=(1, 2),
                           attack_speed=2.0, loot=loot, exp=exp)
@@ -90,7 +91,7 @@ class RewardHelpers:
         self.zone.spawn(e)
         self.combat.addNpc(e, npcType)
         if brain:
-            e.ai = SimpleNamespace(spawnId=spawnId)
+            e.ai = SimpleNamespace(spawnId=spawnId, encounter=encounter)
         return e
 
     def kill(self, npc, *hitters):
@@ -282,6 +283,14 @@ class KillRewardTests(RewardHelpers, TestCase):
             "loot:greenvale:test:0:b00t:1:wolf_pelt", "loot:greenvale:test:0:b00t:2:wolf_pelt",
             "loot:greenvale:test:0:n3w:2:wolf_pelt",
         ])
+
+    def test_bossesLeftToTheirEncounter(self):
+        """A boss (or an add) of an instance encounter gives no open-world exp or loot: its kill is written by the encounter."""
+        p = self.player(1, "Solo")
+        boss = self.npc(encounter="ogre")
+        self.kill(boss, p)
+        self.assertEqual(self.keys(p), [])
+        self.assertEqual(len(self.world.tasks.pending), 0)
 
     def test_npcKilledByNobodyRewardsNobody(self):
         """An NPC with an empty threat table and no player killer gives nothing."""
