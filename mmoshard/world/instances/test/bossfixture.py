@@ -109,8 +109,9 @@ class Crypt:
         self.data = gameData()
         self.combat = Combat(self.zone, self.data, random.Random(seed))
         self.zone.combat = self.combat
+        # The scripts' rules tick by tick, as test_npcs checks the NPC rules.
         self.zone.npcs = self.npcs = Npcs(self.zone, self.combat, self.data, self.clock,
-                                          random.Random(seed))
+                                          random.Random(seed), thinkEvery=1)
         self.instance = FakeInstance(7, spec, self.zone, set(killed))
         self.kills = kills if kills is not None else FakeKills()
         self.enc = Encounters(self.instance, self.kills, random.Random(seed))
