@@ -137,6 +137,47 @@ class IInstances(Interface):
             created_at}.
         """
 
+    def locate(instanceId):
+        """
+        Where open instance C{instanceId} lives.  An open instance whose
+        host died is re-created (adopted) with the same id, its killed
+        bosses dead, by exactly one world process, the least loaded
+        offering its template.
+
+        @return: a Deferred firing with a
+            L{mmoshard.world.instances.data.Placement} without tickets, or
+            None when the instance is closed, closing or unknown; or failing
+            with L{mmoshard.world.instances.errors.InstanceError}:
+            C{instance.no_capacity}, C{instance.unavailable} (its host died
+            less than a host TTL ago, with C{retry_after}; no answer in time).
+        """
+
+    def reopen(instanceId):
+        """
+        As L{locate}, and a closed instance on which a lockout still runs
+        (a character's saved copy, C{instance_lockouts.reset_at} in the
+        future) is re-opened with the same id, as an adoption: its killed
+        bosses dead, its trash back, C{max_duration} counted from now.
+
+        @return: a Deferred firing with a
+            L{mmoshard.world.instances.data.Placement} without tickets, or
+            None when the instance is unknown, or closed with no lockout
+            running on it; or failing as L{locate} does
+            (C{instance.unavailable} with C{retry_after} while it closes).
+        """
+
+    def admit(ticket, characterId):
+        """
+        Take admission ticket C{ticket} (of a Placement's C{tickets}) for
+        character C{characterId}: a ticket admits once, its own character
+        only (another character's attempt leaves it in place).
+
+        @return: a Deferred firing with the instance id, or failing with
+            L{mmoshard.world.instances.errors.InstanceError}:
+            C{instance.bad_ticket} (unknown, used, expired or another
+            character's), C{instance.unavailable}.
+        """
+
 
 class IInterestSpace(Interface):
     """

@@ -84,7 +84,7 @@ class Entry:
     rules.
 
     @ivar instances: the L{IInstances} provider of this process (its
-        C{create}, C{locate} and C{admit}); set by the service.
+        C{create}, C{locate}, C{reopen} and C{admit}); set by the service.
     @ivar pending: the character ids with an entry or exit in flight.
     """
 
@@ -152,15 +152,32 @@ class Entry:
                 return None
             raise
 
+    async def reopen(self, instanceId):
+        """
+        @return: the L{Placement} of instance C{instanceId}, re-opened if it
+            closed while a lockout on it still runs (re-created if its host
+            died); None when it is closed for good or unknown.
+        @raise InstanceError: C{instance.unavailable}, C{instance.no_capacity}.
+        """
+        if self.instances is None:
+            raise InstanceError(errors.UNAVAILABLE, "instances are not available here",
+                                retry_after=RETRY_AFTER)
+        try:
+            return await self.instances.reopen(instanceId)
+        except InstanceError as e:
+            if e.code == errors.CLOSED:
+                return None
+            raise
+
     async def partyCopy(self, spec, characterId, partyId, members, bound):
         """
         @return: the L{Placement} of the copy of C{spec} the character's
             party (or the character alone) plays: the one mapped to it if
             still open; else, asked by the leader (or a solo character), its
-            bound copy or a new one.
+            bound copy (re-opened if it has closed) or a new one.
         @raise InstanceError: L{errors.NOT_LEADER} for a member when the
             party has no copy; L{errors.LOCKED} for a leader bound to a
-            copy that closed.
+            copy that cannot be re-opened (unknown).
         """
         key = partyKey(partyId, spec.id) if partyId is not None else soloKey(characterId, spec.id)
         raw = await self.volatile.get(key)
@@ -173,9 +190,10 @@ class Entry:
                                 "its leader enters first")
         created = False
         if bound is not None:
-            placement = await self.locate(bound.instance_id)
+            # Its saved copy: re-opened, with its killed bosses dead, if it closed.
+            placement = await self.reopen(bound.instance_id)
             if placement is None:
-                raise _locked(bound, "bound to a copy that has closed")
+                raise _locked(bound, "bound to a copy that cannot be re-opened")
         else:
             if self.instances is None:
                 raise InstanceError(errors.UNAVAILABLE, "instances are not available here",

@@ -1,4 +1,4 @@
-"""The instances hosted by one world process: the runtime Instance at zone.instance, creating and adopting copies, tickets, closing."""
+"""The instances hosted by one world process: the runtime Instance at zone.instance, creating, adopting and re-opening copies, tickets, closing."""
 
 import secrets
 
@@ -12,7 +12,7 @@ from mmoshard.world.instances import errors
 from mmoshard.world.instances.errors import InstanceError
 from mmoshard.world.instances.entry import instanceLayout
 from mmoshard.world.instances.kills import killedEncounters
-from mmoshard.world.instances.store import adoptInstance, closeInstance, createInstance
+from mmoshard.world.instances.store import adoptInstance, closeInstance, createInstance, reopenInstance
 from mmoshard.world.lease import REFRESH, RELEASE
 from mmoshard.world.zones import Portal, Rect
 
@@ -52,6 +52,8 @@ class Instance:
         instance's bosses).
     @ivar closing: None while open, else why it closes (C{empty},
         C{max_duration}, C{closed}); nobody is let in any more.
+    @ivar adopted: re-created here after its host died.
+    @ivar reopened: re-opened here after it had closed, for the lockouts on it.
     """
 
     id: int
@@ -64,6 +66,7 @@ class Instance:
     encounter: object = None
     closing: str | None = None
     adopted: bool = False
+    reopened: bool = False
     _finishing: bool = attrs.field(default=False, repr=False)
     _waiters: list = attrs.field(factory=list, repr=False)
 
@@ -226,11 +229,11 @@ class InstanceHost:
             self.log.warn("instance {instance_id} not made and its row not closed: {why}",
                           instance_id=iid, why=e)
 
-    def _open(self, template, iid, partyId, createdAt, killed, adopted=False):
+    def _open(self, template, iid, partyId, createdAt, killed, adopted=False, reopened=False):
         spec = self.templates[template]
         zone = self.world.addZone(instanceLayout(spec, iid))
         instance = Instance(iid, spec, zone, partyId, createdAt, killed=set(killed),
-                            emptySince=self.clock.seconds(), adopted=adopted)
+                            emptySince=self.clock.seconds(), adopted=adopted, reopened=reopened)
         zone.instance = instance
         self.instances[iid] = instance
         for f in self.opened:
@@ -242,19 +245,28 @@ class InstanceHost:
 
     # --- adopting ------------------------------------------------------------------
 
-    async def adopt(self, instanceId):
+    async def adopt(self, instanceId, reopen=False):
         """
         Host open instance C{instanceId} here, re-created from SQL (its
         killed encounters stay dead), when no other node holds its host key.
+        With C{reopen}, a closed instance on which a lockout still runs is
+        re-opened the same way (its row open again, hosted here).
 
         @return: L{value} of the instance; or C{{"node": holder}} when
-            another node holds its key (it hosts the instance, or adopts it).
-        @raise InstanceError: C{instance.closed} (closed, or no such
-            instance), C{instance.no_capacity}, C{instance.unavailable}.
+            another node holds its key (it hosts the instance, adopts or
+            re-opens it).
+        @raise InstanceError: C{instance.closed} (closed, and not
+            re-openable; or no such instance), C{instance.no_capacity},
+            C{instance.unavailable} (a store is down; or the instance is
+            closing here).
         """
         iid = int(instanceId)
         instance = self.instances.get(iid)
         if instance is not None:
+            if instance.closing is not None:
+                # Closing here: re-opened (or adopted elsewhere) once it has closed.
+                raise InstanceError(errors.UNAVAILABLE, f"instance {iid} is closing",
+                                    retry_after=1.0)
             return self.value(instance)
         if iid in self._adopting:
             d = Deferred()
@@ -262,7 +274,7 @@ class InstanceHost:
             return await d
         self._adopting[iid] = []
         try:
-            result = await self._adopt(iid)
+            result = await self._adopt(iid, reopen)
         except Exception as e:
             for d in self._adopting.pop(iid):
                 d.errback(e)
@@ -271,7 +283,11 @@ class InstanceHost:
             d.callback(result)
         return result
 
-    async def _adopt(self, iid):
+    async def _adopt(self, iid, reopen):
+        if self.full:
+            raise InstanceError(errors.NO_CAPACITY, f"node {self.nodeId} hosts {len(self.instances)} "
+                                "instances, its maximum")
+        reopened = False
         try:
             taken = await self.volatile.set(hostKey(iid), self.nodeId, ttl=self.hostTtl, nx=True)
             if not taken:
@@ -283,11 +299,17 @@ class InstanceHost:
                                         retry_after=1.0)
                 # Ours (a restart under the same node id): adopt it again.
             try:
-                row = await adoptInstance(self.sql, iid, self.nodeId)
+                if reopen:
+                    row, reopened = await reopenInstance(self.sql, iid, self.nodeId,
+                                                         self.clock.seconds())
+                else:
+                    row = await adoptInstance(self.sql, iid, self.nodeId)
                 if row is None or row.closed_at is not None:
                     await self._releaseKeys([iid])
                     raise InstanceError(errors.CLOSED, f"instance {iid} is closed")
                 if row.template not in self.templates or row.template not in self.offered or self.full:
+                    # A row re-opened here stays open without a host: the
+                    # next node asked adopts it.
                     await self._releaseKeys([iid])
                     self._check(row.template)
                 killed = await killedEncounters(self.sql, iid)
@@ -296,7 +318,14 @@ class InstanceHost:
                 raise
         except StoreError as e:
             raise InstanceError(errors.UNAVAILABLE, f"instance not adopted: {e}", retry_after=5.0)
-        instance = self._open(row.template, iid, row.party_id, row.created_at, killed, adopted=True)
+        instance = self._open(row.template, iid, row.party_id, row.created_at, killed,
+                              adopted=not reopened, reopened=reopened)
+        if reopened:
+            self.log.info("instance {instance_id} of {template} re-opened on node {node_id} for "
+                          "the lockouts on it; killed encounters: {killed}", instance_id=iid,
+                          template=row.template, node_id=self.nodeId,
+                          killed=",".join(sorted(killed)) or "none")
+            return self.value(instance)
         self.log.warn("instance {instance_id} of {template} adopted by node {node_id} "
                       "(its host is gone); killed encounters: {killed}", instance_id=iid,
                       template=row.template, node_id=self.nodeId,

@@ -24,11 +24,15 @@ class Create:
 
 @attrs.frozen
 class Adopt:
-    """Host open instance C{instanceId}, whose host is gone, here: re-create it from SQL."""
+    """
+    Host open instance C{instanceId}, whose host is gone, here: re-create
+    it from SQL; with C{reopen}, also a closed one on which a lockout runs.
+    """
 
     replyTo: str
     id: str
     instanceId: int
+    reopen: bool = False
 
 
 @attrs.frozen

@@ -1,4 +1,4 @@
-"""IInstances: create, close, list, admit and locate instances across world processes, through the volatile store."""
+"""IInstances: create, close, list, admit, locate and re-open instances across world processes, through the volatile store."""
 
 import secrets
 
@@ -12,7 +12,7 @@ from mmoshard.store.errors import StoreError
 from mmoshard.world.instances import errors, messages
 from mmoshard.world.instances.data import Placement
 from mmoshard.world.instances.errors import InstanceError
-from mmoshard.world.instances.host import ADMIT, InstanceHost, hostKey, ticketKey
+from mmoshard.world.instances.host import ADMIT, LOST, InstanceHost, hostKey, ticketKey
 from mmoshard.world.instances.ids import instanceZoneId
 from mmoshard.world.instances.messages import Adopt, Close, Create, Reply
 from mmoshard.world.instances.store import closeInstance, loadInstance, openInstances
@@ -233,13 +233,31 @@ class Instances:
             C{instance.unavailable} (the host died less than a host TTL ago:
             C{retry_after}; or no answer in time).
         """
-        return Deferred.fromCoroutine(self._locate(int(instanceId)))
+        return Deferred.fromCoroutine(self._locate(int(instanceId), False))
 
-    async def _locate(self, iid):
+    def reopen(self, instanceId):
+        """
+        L{locate}, and a closed instance on which a lockout still runs
+        (C{instance_lockouts.reset_at} in the future) is re-opened with the
+        same id on the least-loaded process offering its template, by
+        exactly one process (as an adoption): its killed bosses stay dead,
+        its trash is back, its C{max_duration} counts from now.
+
+        @return: a Deferred firing with a L{Placement} without tickets, None
+            when the instance is unknown, or closed with no lockout running
+            on it; or failing as L{locate} does (C{instance.unavailable}
+            with C{retry_after} while it is still closing).
+        """
+        return Deferred.fromCoroutine(self._locate(int(instanceId), True))
+
+    async def _locate(self, iid, reopen):
         host = self.host
         local = host.instances.get(iid)
         if local is not None:
             if local.closing is not None:
+                if reopen and local.closing != LOST:
+                    raise InstanceError(errors.UNAVAILABLE, f"instance {iid} is closing",
+                                        retry_after=1.0)
                 return None  # closing: it lets nobody in
             entries = await self._entriesOrUnavailable()
             return self._placement(host.value(local), self._entryOf(entries, self.nodeId))
@@ -250,10 +268,14 @@ class Instances:
             left = await self.volatile.ttl(hostKey(iid)) if holder is not None else None
         except StoreError as e:
             raise InstanceError(errors.UNAVAILABLE, f"instance {iid} not located: {e}", retry_after=5.0)
-        if row is None or row.closed_at is not None:
+        if row is None or (row.closed_at is not None and not reopen):
             return None
+        if row.closed_at is not None and holder is not None:
+            # Its host closed the row and has not released the key yet.
+            raise InstanceError(errors.UNAVAILABLE, f"instance {iid} is closing", retry_after=1.0)
         spec = host.templates.get(row.template)
-        if holder is None and spec is not None and self.clock.seconds() - row.created_at >= spec.max_duration:
+        expired = spec is not None and self.clock.seconds() - row.created_at >= spec.max_duration
+        if row.closed_at is None and holder is None and expired:
             # Its host died and its time is up: it is not re-created.
             try:
                 await closeInstance(self.sql, iid, self.clock.seconds())
@@ -274,7 +296,8 @@ class Instances:
         for entry in candidates:
             if entry.node_id == self.nodeId:
                 try:
-                    value = await self._within(Deferred.fromCoroutine(host.adopt(iid)), deadline)
+                    value = await self._within(Deferred.fromCoroutine(host.adopt(iid, reopen)),
+                                               deadline)
                 except InstanceError as e:
                     if e.code == errors.NO_CAPACITY:
                         continue
@@ -283,8 +306,8 @@ class Instances:
                     raise
             else:
                 try:
-                    value = await self._ask(entry.node_id, Adopt(self.nodeId, self._newId(), iid),
-                                            deadline)
+                    value = await self._ask(entry.node_id,
+                                            Adopt(self.nodeId, self._newId(), iid, reopen), deadline)
                 except InstanceError as e:
                     if e.code == errors.CLOSED:
                         return None  # closed meanwhile
@@ -447,7 +470,7 @@ class Instances:
             if cls is Create:
                 value = await host.create(message.template, message.roster, message.partyId)
             elif cls is Adopt:
-                value = await host.adopt(message.instanceId)
+                value = await host.adopt(message.instanceId, message.reopen)
             elif cls is Close:
                 if host.hosts(message.instanceId):
                     await host.close(message.instanceId)

@@ -1,4 +1,4 @@
-"""The SQL rows of instances (table `instances`): created with a deployment-unique auto-increment id, moved to an adopting node, closed."""
+"""The SQL rows of instances (table `instances`): created with a deployment-unique auto-increment id, moved to an adopting node, closed, re-opened for its lockouts."""
 
 import attrs
 
@@ -60,6 +60,32 @@ def adoptInstance(sql, instanceId, nodeId):
     @return: a Deferred firing with the row after it, or None.
     """
     return sql.runInteraction(_txn_moveOpen, instanceId, nodeId)
+
+
+def _txn_reopen(cursor, instanceId, nodeId, now):
+    cursor.execute(
+        "UPDATE instances SET node_id = ?, created_at = ?, closed_at = NULL "
+        "WHERE id = ? AND closed_at IS NOT NULL AND EXISTS ("
+        "SELECT 1 FROM instance_lockouts WHERE instance_id = ? AND reset_at > ?)",
+        (nodeId, now, instanceId, instanceId, now),
+    )
+    if cursor.rowcount > 0:
+        return _txn_load(cursor, instanceId), True
+    # Open already (its host is gone: an adoption), or closed for good.
+    return _txn_moveOpen(cursor, instanceId, nodeId), False
+
+
+def reopenInstance(sql, instanceId, nodeId, now):
+    """
+    Record that C{nodeId} hosts instance C{instanceId} now, re-opening it
+    (C{closed_at} back to NULL, C{created_at} set to C{now}: its
+    C{max_duration} counts from the re-opening) when it is closed and a
+    lockout on it runs at C{now}; an open one is moved as by
+    L{adoptInstance}; a closed one without a running lockout is left as it is.
+
+    @return: a Deferred firing with C{(row after it or None, re-opened?)}.
+    """
+    return sql.runInteraction(_txn_reopen, instanceId, nodeId, now)
 
 
 def _txn_close(cursor, instanceId, now):
