@@ -269,7 +269,7 @@ class PortalTests(EntryTestCase):
 
 class LockoutTests(EntryTestCase):
     def test_boundToAnotherCopy(self):
-        """A member bound to another copy gets instance.locked with its reset time and copy; a leader bound to a closed copy too."""
+        """A member bound to another copy gets instance.locked with its reset time and copy; a leader bound to a copy that cannot be re-opened too."""
         leader, member = self.character(1), self.character(2)
         self.party(leader, member)
         iid = self.entered(self.login(1, leader), template=DUNGEON)["instance_id"]
@@ -279,7 +279,7 @@ class LockoutTests(EntryTestCase):
         self.assertEqual((reply["code"], reply["reset_at"], reply["instance_id"]),
                          (errors.LOCKED, self.h.clock.seconds() + 500.0, 999))
         self.assertEqual(self.zoneOf(member), "greenvale")
-        # Alone, the member leads its own party: its bound copy has closed.
+        # Alone, the member leads its own party: its bound copy (999) is unknown, not re-opened.
         self.parties.parties.clear()
         self.assertEqual(self.refused(m, template=DUNGEON)["code"], errors.LOCKED)
         # After the reset it enters a copy of its own.
