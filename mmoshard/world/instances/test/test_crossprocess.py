@@ -120,6 +120,25 @@ class CrossProcessMixin:
         self.assertEqual(list(self.procs["c"][0].zones), [p.zone])
         self.assertEqual(await volatile.get(hostKey(p.instance_id)), b"c")
 
+    async def test_reopenedOnce(self):
+        """A closed copy with a running lockout, re-opened from two processes at once through the store, is hosted by one process only."""
+        await self.start()
+        p = await self.wait(self.instances("a").create("crypt", [7]))
+        cid = self.sql.makeCharacter(1, "Saved", "greenvale", 0.0, 0.0, 0.0)
+        self.sql.conn.execute("INSERT INTO instance_lockouts (character_id, template, instance_id, "
+                              "reset_at) VALUES (?, 'crypt', ?, ?)",
+                              (cid, p.instance_id, self.clock.seconds() + 3600.0))
+        self.sql.conn.commit()
+        await self.wait(self.instances("a").close(p.instance_id))
+        first = self.instances("a").reopen(p.instance_id)
+        second = self.instances("c").reopen(p.instance_id)
+        first, second = await self.wait(first), await self.wait(second)
+        self.assertEqual((first.node, first.zone), (second.node, p.zone))
+        hosting = [n for n in ("b", "c") if p.zone in self.procs[n][0].zones]
+        self.assertEqual(hosting, [first.node])
+        self.assertTrue(self.procs[first.node][0].zones[p.zone].instance.reopened)
+        self.assertIsNone((await self.wait(loadInstance(self.sql, p.instance_id))).closed_at)
+
     async def test_hostKeyRefreshAndRetake(self):
         """The refresh script extends the host's keys and takes back one the store lost."""
         await self.start()

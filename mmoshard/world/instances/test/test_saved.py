@@ -1,13 +1,16 @@
 """Saved copies: a closed copy on which a lockout still runs is re-opened, same id and killed bosses dead, when a bound character enters its template."""
 
-from twisted.internet.defer import Deferred
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.trial.unittest import TestCase
 
 from mmoshard.world.instances import errors
 from mmoshard.world.instances.entry import ownerKey, soloKey
 from mmoshard.world.instances.host import hostKey
-from mmoshard.world.instances.store import loadInstance
+from mmoshard.world.instances.store import closeInstance, createInstance, loadInstance, reopenInstance
 from mmoshard.world.instances.test.test_entry import DUNGEON, EntryTestCase
 from mmoshard.world.instances.test.test_host import TEMPLATES, HostTestCase, beat, settle
+from mmoshard.world.test.dbfixture import makeCharacters, openStore
 
 
 class SavedEntryTestCase(EntryTestCase):
@@ -270,3 +273,56 @@ class ReopenHostTests(HostTestCase):
         # Still not re-opened elsewhere either: its host holds the key.
         beat(*self.nodes())
         self.assertEqual(self.successResultOf(self.reopen(self.b, p.instance_id)).node, "world-a")
+
+
+def _txn_bind(cursor, cid, iid, resetAt):
+    cursor.execute("INSERT INTO instance_lockouts (character_id, template, instance_id, reset_at) "
+                   "VALUES (?, 'crypt', ?, ?)", (cid, iid, resetAt))
+
+
+class _ReopenStoreTests:
+    """reopenInstance on a real database: one conditional UPDATE, the same on both dialects."""
+
+    dialect = None
+
+    def setUp(self):
+        return ensureDeferred(self._setUp())
+
+    async def _setUp(self):
+        self.sql = await openStore(self, reactor, self.dialect)
+        self.cids = await makeCharacters(self.sql, 1, ["Ann", "Bob"])
+
+    async def closedCopy(self, resetAt=None):
+        iid = await createInstance(self.sql, "crypt", "n1", "p1", 100.0)
+        await closeInstance(self.sql, iid, 200.0)
+        if resetAt is not None:
+            await self.sql.runInteraction(_txn_bind, self.cids[0], iid, resetAt)
+        return iid
+
+    async def test_reopenedWhileALockoutRuns(self):
+        """A closed row with a lockout running on it is opened again on the new node, created_at now; nothing else is."""
+        saved = await self.closedCopy(resetAt=1000.0)
+        row, reopened = await reopenInstance(self.sql, saved, "n2", 500.0)
+        self.assertTrue(reopened)
+        self.assertEqual((row.id, row.node_id, row.party_id, row.created_at, row.closed_at),
+                         (saved, "n2", "p1", 500.0, None))
+        # Open now: a second call moves it as an adoption does, without re-opening.
+        row, reopened = await reopenInstance(self.sql, saved, "n3", 600.0)
+        self.assertEqual((reopened, row.node_id, row.created_at, row.closed_at), (False, "n3", 500.0, None))
+
+    async def test_notAfterTheReset(self):
+        """A closed row whose lockouts have all reset (or that has none) stays closed; an unknown id is None."""
+        reset = await self.closedCopy(resetAt=500.0)
+        unbound = await self.closedCopy()
+        for iid in (reset, unbound):
+            row, reopened = await reopenInstance(self.sql, iid, "n2", 500.0)
+            self.assertEqual((reopened, row.node_id, row.closed_at), (False, "n1", 200.0))
+        self.assertEqual(await reopenInstance(self.sql, 4242, "n2", 500.0), (None, False))
+
+
+class MariaDBReopenStoreTests(_ReopenStoreTests, TestCase):
+    dialect = "mysql"
+
+
+class SQLiteReopenStoreTests(_ReopenStoreTests, TestCase):
+    dialect = "sqlite"
