@@ -286,6 +286,24 @@ class Instances:
             return None
         zone = instanceZoneId(row.template, iid)
         entries = await self._entriesOrUnavailable()
+        if holder is not None and holder.decode() == self.nodeId:
+            # Our key, yet not hosted here: this process was killed and
+            # restarted under the same node id before the key ran out.
+            # Nobody else may adopt it while the key lives, and the
+            # directory lists this node: re-create it here at once (adopt
+            # takes its own key back), not answer a placement on a node
+            # that does not host it (the entry would bounce the client
+            # back here until the key expired).
+            try:
+                value = await self._within(Deferred.fromCoroutine(host.adopt(iid)), deadline)
+            except InstanceError as e:
+                if e.code == errors.CLOSED:
+                    return None
+                if e.code != errors.NO_CAPACITY:
+                    raise
+                holder = None  # released by adopt: another process adopts it below
+            else:
+                return self._placement(value, self._entryOf(entries, self.nodeId))
         if holder is not None:
             return self._hosted(iid, row.template, zone, holder.decode(), entries, left)
         candidates = self._offering(entries, row.template)

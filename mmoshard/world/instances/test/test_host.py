@@ -329,6 +329,40 @@ class AdoptionTests(HostTestCase):
             self.assertEqual(self.successResultOf(self.locate(h, iid)).node, "world-b")
         self.assertNotIn(p.zone, self.c.world.zones)
 
+    def test_restartUnderTheSameNodeIdAdoptsAtOnce(self):
+        """
+        A node killed and restarted under the same node id before its host
+        key ran out re-creates the instance it hosted on the first login
+        into it, at once (its killed encounters dead, the key still its
+        own): the character enters it there.  Other nodes answer that node
+        and do not adopt it.  (It used to answer a placement on itself
+        without hosting it: the login was redirected to the node itself
+        until the key expired.)
+        """
+        p = self.created(self.a)
+        iid = p.instance_id
+        self.a.sql.conn.execute(
+            "INSERT INTO instance_kills (instance_id, encounter, killed_at, roster, seed) "
+            "VALUES (?, 'warden', 1, '[]', 's')", (iid,))
+        self.a.sql.conn.commit()
+        cid = self.a.sql.makeCharacter(1, "Hero", "greenvale", 100.0, 0.0, 100.0)
+        self.enterInstance(self.a, p, cid, 1)
+        self.crash(self.a)
+        again = self.a.peerOf("world-a", templates=TEMPLATES, zones=["greenvale"])
+        beat(again, self.b, self.c)
+        self.assertEqual(self.successResultOf(again.volatile.get(hostKey(iid))), b"world-a")
+        self.assertEqual(self.successResultOf(self.locate(self.b, iid)).node, "world-a")
+        self.assertNotIn(p.zone, self.b.world.zones)
+        peer = again.client(1)
+        reply = again.enter(peer, cid)
+        self.assertNotIn("redirect", reply)
+        self.assertEqual(reply["zone"]["id"], p.zone)
+        instance = again.world.zones[p.zone].instance
+        self.assertEqual((instance.id, instance.killed, instance.adopted), (iid, {"warden"}, True))
+        for h in (again, self.b, self.c):
+            self.assertEqual(self.successResultOf(self.locate(h, iid)).node, "world-a")
+        self.assertNotIn(p.zone, self.c.world.zones)
+
     def test_onlyOneAdopter(self):
         """Two nodes adopting the same instance at once: one hosts it, the other answers that node."""
         p = self.created(self.a)
