@@ -295,13 +295,24 @@ class Instances:
             # that does not host it (the entry would bounce the client
             # back here until the key expired).
             try:
-                value = await self._within(Deferred.fromCoroutine(host.adopt(iid)), deadline)
+                value = await self._within(Deferred.fromCoroutine(host.adopt(iid, reopen)),
+                                           deadline)
             except InstanceError as e:
                 if e.code == errors.CLOSED:
                     return None
                 if e.code != errors.NO_CAPACITY:
                     raise
-                holder = None  # released by adopt: another process adopts it below
+                # No room here.  Not offered here: adopt released the key,
+                # and another process adopts it below.  Full: our key holds
+                # it until it runs out.
+                try:
+                    holder = await self.volatile.get(hostKey(iid))
+                except StoreError as err:
+                    raise InstanceError(errors.UNAVAILABLE, f"instance {iid} not located: {err}",
+                                        retry_after=5.0)
+                if holder is not None:
+                    raise InstanceError(errors.UNAVAILABLE, f"instance {iid} waits for a host "
+                                        "with room", retry_after=left if left and left > 0 else 1.0)
             else:
                 return self._placement(value, self._entryOf(entries, self.nodeId))
         if holder is not None:

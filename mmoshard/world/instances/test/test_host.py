@@ -363,6 +363,38 @@ class AdoptionTests(HostTestCase):
             self.assertEqual(self.successResultOf(self.locate(h, iid)).node, "world-a")
         self.assertNotIn(p.zone, self.c.world.zones)
 
+    def restartAfterCrash(self, **world):
+        """Node a dies hosting a crypt, and is back under its node id with C{world}: @return: (the new node, the crypt's Placement)."""
+        p = self.created(self.a)
+        self.crash(self.a)
+        again = self.a.peerOf("world-a", templates=TEMPLATES, zones=["greenvale"], **world)
+        beat(again, self.b, self.c)
+        return again, p
+
+    def test_restartNotOfferingItReleases(self):
+        """A node back under its node id that no longer offers the template lets its key go: another node adopts the instance at once."""
+        again, p = self.restartAfterCrash(offered=("vault",))
+        where = self.successResultOf(self.locate(again, p.instance_id))
+        self.assertIn(where.node, ("world-b", "world-c"))
+        self.assertIn(p.zone, self.hostOf(where).world.zones)
+        self.assertNotIn(p.zone, again.world.zones)
+
+    def test_restartFullWaitsForItsKey(self):
+        """
+        A node back under its node id that is full keeps its key: the
+        instance is unavailable (retry_after: the key's time left) until the
+        key runs out; then another node adopts it.
+        """
+        again, p = self.restartAfterCrash(max_instances=1)
+        self.assertEqual(self.created(again, "vault").node, "world-a")
+        failure = self.failureResultOf(self.locate(again, p.instance_id), InstanceError)
+        self.assertEqual(failure.value.code, errors.UNAVAILABLE)
+        self.assertGreater(failure.value.retry_after, 10.0)
+        again.advance(1.0, 16)
+        beat(again, self.b, self.c)
+        self.assertIn(self.successResultOf(self.locate(again, p.instance_id)).node,
+                      ("world-b", "world-c"))
+
     def test_onlyOneAdopter(self):
         """Two nodes adopting the same instance at once: one hosts it, the other answers that node."""
         p = self.created(self.a)
