@@ -63,7 +63,9 @@ class KillResult:
     """
     A written kill, as the database holds it: C{first} is True when this
     write made it (False: it was written before, and this is that first
-    result: its seed, time, roster and rewards).
+    result: its seed, time, roster and rewards).  C{bound}: the
+    C{(character id, instance id)} of the characters present whom this
+    write left out of the roster, bound to another copy of the template.
     """
 
     first: bool
@@ -71,6 +73,7 @@ class KillResult:
     killed_at: float
     roster: tuple
     rewards: tuple  # Reward, by character id
+    bound: tuple = ()
 
 
 def expKey(kill, characterId):
@@ -99,14 +102,40 @@ def killedEncounters(sql, instanceId):
 
 
 def _living(cursor, roster):
-    """@return: the characters of C{roster} that exist (not deleted), in its order."""
+    """
+    @return: the characters of C{roster} that exist (not deleted), in its
+        order; on MySQL their rows locked, in id order, until the commit:
+        two kills with characters in common (two bosses, two copies)
+        serialise on them instead of deadlocking on their lockout rows,
+        and each reads the lockouts the other wrote (L{_boundElsewhere}).
+    """
     if not roster:
         return ()
     marks = ", ".join("?" * len(roster))
+    lock = " ORDER BY id FOR UPDATE" if cursor.dialect == "mysql" else ""
     cursor.execute(
-        f"SELECT id FROM characters WHERE deleted_at IS NULL AND id IN ({marks})", tuple(roster))
+        f"SELECT id FROM characters WHERE deleted_at IS NULL AND id IN ({marks})" + lock,
+        tuple(roster))
     alive = {int(row[0]) for row in cursor.fetchall()}
     return tuple(cid for cid in roster if cid in alive)
+
+
+def _boundElsewhere(cursor, kill, characterId):
+    """
+    @return: the id of the other copy of the kill's template the character
+        is bound to at the time of the kill, or None.  The entry lets no
+        such character in, but one can get in while a kill binding it is
+        still being written: it must not be rewarded twice in one lockout.
+    """
+    # A locking read on MySQL: the last committed lockout, not the snapshot.
+    lock = " FOR UPDATE" if cursor.dialect == "mysql" else ""
+    cursor.execute(
+        "SELECT instance_id, reset_at FROM instance_lockouts WHERE character_id = ? AND template = ?"
+        + lock, (characterId, kill.template))
+    row = cursor.fetchone()
+    if row is None or int(row[0]) == kill.instance_id or float(row[1]) <= kill.killed_at:
+        return None
+    return int(row[0])
 
 
 def _txn_writeKill(cursor, kill, stacks, pause, sleep):
@@ -123,7 +152,15 @@ def _txn_writeKill(cursor, kill, stacks, pause, sleep):
     row = cursor.fetchone()
     if row is not None:
         return _recorded(cursor, kill, row[0], float(row[1]), tuple(json.loads(row[2])))
-    roster = _living(cursor, kill.roster)
+    roster = []
+    bound = []
+    for cid in _living(cursor, kill.roster):
+        other = _boundElsewhere(cursor, kill, cid)
+        if other is None:
+            roster.append(cid)
+        else:
+            bound.append((cid, other))
+    roster = tuple(roster)
     cursor.execute(
         "INSERT INTO instance_kills (instance_id, encounter, killed_at, roster, seed) "
         "VALUES (?, ?, ?, ?, ?)",
@@ -157,7 +194,7 @@ def _txn_writeKill(cursor, kill, stacks, pause, sleep):
         rewards.append(Reward(cid, exp, tuple(items), tuple(lost)))
     if pause > 0:
         sleep(pause)
-    return KillResult(True, kill.seed, kill.killed_at, roster, tuple(rewards))
+    return KillResult(True, kill.seed, kill.killed_at, roster, tuple(rewards), tuple(bound))
 
 
 def _recorded(cursor, kill, seed, killedAt, roster):
@@ -262,6 +299,11 @@ class Kills:
     def tell(self, kill, result):
         """After the commit: each live player gets world.progress per grant and world.loot with its items."""
         roster = self.roster
+        for cid, other in result.bound:
+            self.log.warn("character {character_id} not rewarded for boss {encounter} of instance "
+                          "{instance_id}: bound to instance {bound_id} until its reset",
+                          character_id=cid, encounter=kill.encounter,
+                          instance_id=kill.instance_id, bound_id=other)
         for r in result.rewards:
             for item, count, slot in r.items:
                 # What an operator greps for when a player says the loot never came.

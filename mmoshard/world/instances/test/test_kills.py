@@ -3,6 +3,8 @@
 import json
 from types import SimpleNamespace
 
+import attrs
+
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred, fail
 from twisted.internet.task import Clock
@@ -148,7 +150,11 @@ class _KillTests:
         """Two kills with one seed roll the same items for each character; the items are what rollKill says."""
         other = await self.sql.runInteraction(_txn_instance, "crypt")
         a = await self.kills.record(kill(self.iid, self.cids, seed="abc"))
-        b = await self.kills.record(kill(other, self.cids, seed="abc", encounter="witch"))
+        # In another copy, after the reset of the first kill's lockouts.
+        later = NOW + 8 * 86400
+        b = await self.kills.record(attrs.evolve(
+            kill(other, self.cids, seed="abc", encounter="witch"), killed_at=later,
+            reset_at=nextReset(CRYPT, later)))
         self.assertEqual([[(i, n) for i, n, _ in r.items] for r in a.rewards],
                          [[(i, n) for i, n, _ in r.items] for r in b.rewards])
         self.assertEqual([[(i, n) for i, n, _ in r.items] for r in a.rewards],
@@ -191,10 +197,30 @@ class _KillTests:
     async def test_lockoutRebinds(self):
         """A character's older lockout to the template (another copy, reset since) is replaced by this kill's."""
         other = await self.sql.runInteraction(_txn_instance, "crypt")
-        await self.kills.record(kill(other, self.cids[:1]))
+        weekAgo = attrs.evolve(kill(other, self.cids[:1]), killed_at=NOW - 8 * 86400,
+                               reset_at=nextReset(CRYPT, NOW - 8 * 86400))
+        await self.kills.record(weekAgo)
         await self.kills.record(kill(self.iid, self.cids[:1], encounter="witch"))
         _, lockouts, _, _, _ = await self.state()
         self.assertEqual([tuple(r)[:3] for r in lockouts], [(self.cids[0], "crypt", self.iid)])
+
+    async def test_boundElsewhereLeftOut(self):
+        """A character present but bound to another copy until after the kill (it got in while that kill was written) is left out: no lockout change, exp or loot."""
+        other = await self.sql.runInteraction(_txn_instance, "crypt")
+        await self.kills.record(kill(other, self.cids[:1]))
+        before = await self.state()
+        result = await self.kills.record(kill(self.iid, self.cids))
+        self.assertEqual(result.roster, tuple(self.cids[1:]))
+        self.assertEqual(result.bound, ((self.cids[0], other),))
+        self.assertEqual([r.character_id for r in result.rewards], self.cids[1:])
+        kills, lockouts, chars, inventory, _ = await self.state()
+        self.assertEqual(json.loads(kills[0][3]), self.cids[1:])
+        self.assertEqual(tuple(lockouts[0])[:3], (self.cids[0], "crypt", other))
+        self.assertEqual(chars[0], before[2][0])
+        self.assertEqual(held(inventory, self.cids[0]), held(before[3], self.cids[0]))
+        # Written again (a lost answer), the first result: the roster without it.
+        again = await self.kills.record(kill(self.iid, self.cids))
+        self.assertEqual((again.first, again.roster), (False, tuple(self.cids[1:])))
 
     async def test_deletedCharacterLeftOut(self):
         """A character deleted before the write is left out of the roster and gets nothing; the others are written."""
@@ -225,6 +251,20 @@ class _KillTests:
                          self.expected("5eed", self.cids[1]))
         again = await self.kills.record(kill(self.iid, self.cids))
         self.assertEqual(again.rewards, result.rewards)
+
+    async def test_concurrentKillsInTwoCopies(self):
+        """Kills in two copies at once with the same characters: one binds and rewards them, the other leaves them out; neither fails."""
+        other = await self.sql.runInteraction(_txn_instance, "crypt")
+        results = await DeferredList([self.kills.write(kill(i, self.cids, encounter="witch"))
+                                      for i in (self.iid, other)], consumeErrors=True)
+        self.assertTrue(all(ok and r is not None for ok, r in results), results)
+        a, b = sorted((r for _, r in results), key=lambda r: len(r.roster))
+        self.assertEqual((a.roster, b.roster), ((), tuple(self.cids)))
+        self.assertEqual([cid for cid, _ in a.bound], self.cids)
+        _, lockouts, _, inventory, _ = await self.state()
+        self.assertEqual(len({r[2] for r in lockouts}), 1)
+        self.assertEqual(held(inventory, self.cids[0]),
+                         dict(self.expected("5eed", self.cids[0])))
 
     async def test_concurrentWritesOnce(self):
         """Two writes of one kill at once (different seeds): one writes, the other answers its result."""
