@@ -144,7 +144,17 @@ def _txn_writeKill(cursor, kill, stacks, pause, sleep):
     written before is answered from the database, nothing written), then
     for each character present its lockout, exp and loot; C{pause} seconds
     slept before the commit (crash tests).
+
+    On MySQL it runs at READ COMMITTED: each read sees what is committed
+    (after L{_living} locked the characters: their inventories, ledgers and
+    lockouts as the last grant left them, not as a snapshot taken before
+    the lock), and no gap locks are taken, so kills of other copies writing
+    other characters' lockout, ledger and inventory rows at the same time
+    do not deadlock with it.
     """
+    if cursor.dialect == "mysql":
+        # Before the transaction's first statement: it applies to this one only.
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
     cursor.execute(
         "SELECT seed, killed_at, roster FROM instance_kills WHERE instance_id = ? AND encounter = ?",
         (kill.instance_id, kill.encounter),

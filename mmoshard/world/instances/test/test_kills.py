@@ -1,16 +1,18 @@
 """The boss kill on SQLite and MariaDB: kill record, lockouts, exp and loot in one transaction, written once, the same loot from the same seed, retried through outages."""
 
 import json
+import time
 from types import SimpleNamespace
 
 import attrs
 
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred, fail
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from mmoshard.store.errors import SQLUnavailable
+from mmoshard.world.combat.data import LootEntry
 from mmoshard.world.instances.kills import (
     KILL_TRIES, Kill, Kills, expKey, killedEncounters, lootKey, rollKill,
 )
@@ -265,6 +267,42 @@ class _KillTests:
         self.assertEqual(len({r[2] for r in lockouts}), 1)
         self.assertEqual(held(inventory, self.cids[0]),
                          dict(self.expected("5eed", self.cids[0])))
+
+    async def test_concurrentKillsOfManyCopies(self):
+        """Kills of many copies at once, each with its own characters, are all written (none lost to a deadlock on the lockout rows)."""
+        pairs = []
+        for n in range(6):
+            cids = await makeCharacters(self.sql, 2, [f"a{n}", f"b{n}", f"c{n}", f"d{n}"])
+            copies = [await self.sql.runInteraction(_txn_instance, "crypt") for _ in range(2)]
+            pairs.append([self.kills.write(kill(copies[0], cids[0::2])),
+                          self.kills.write(kill(copies[1], cids[1::2]))])
+        for pair in pairs:
+            results = await DeferredList(pair, consumeErrors=True)
+            self.assertEqual([len(r.roster) for _, r in results if r is not None], [2, 2])
+        self.assertEqual(self.kills.failed, 0)
+
+    async def test_grantCommittedWhileTheKillWaits(self):
+        """An item granted by another transaction that holds the character while the kill starts is counted: the kill adds to the stack as it is after that commit."""
+        cid = self.cids[0]
+        await self.sql.runInteraction(lambda c: c.execute(
+            "INSERT INTO inventory (character_id, slot, item_id, count) VALUES (?, 0, 'coin', 5)",
+            (cid,)))
+
+        def grant(cursor):
+            lock = " FOR UPDATE" if cursor.dialect == "mysql" else ""
+            cursor.execute("SELECT id FROM characters WHERE id = ?" + lock, (cid,))
+            cursor.execute("UPDATE inventory SET count = 7 WHERE character_id = ? AND slot = 0",
+                           (cid,))
+            time.sleep(0.3)  # the kill starts meanwhile and waits for the character
+
+        granting = self.sql.runInteraction(grant)
+        await deferLater(reactor, 0.1, lambda: None)
+        coin = (LootEntry("coin", 1.0, 1, 1),)
+        result = await self.kills.record(kill(self.iid, [cid], loot=coin))
+        await granting
+        self.assertEqual(result.rewards[0].items, (("coin", 1, 0),))
+        _, _, _, inventory, _ = await self.state()
+        self.assertEqual(held(inventory, cid), {"coin": 8})
 
     async def test_concurrentWritesOnce(self):
         """Two writes of one kill at once (different seeds): one writes, the other answers its result."""
