@@ -7,6 +7,7 @@ from twisted.logger import Logger
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import UNAVAILABLE_RETRY_AFTER, ProtocolError
 from mmoshard.world.instances import errors
+from mmoshard.world.instances.copies import copyKey, mapCopy, ownerKey
 from mmoshard.world.instances.errors import InstanceError
 from mmoshard.world.instances.ids import instanceZoneId, parseInstanceZone
 from mmoshard.world.instances.returns import (
@@ -19,21 +20,8 @@ RETRY_AFTER = 5.0
 # The keys outlive the instance they name by this much (an instance lives
 # max_duration at most; a stale key is checked against the instance anyway).
 KEY_MARGIN = 60.0
-
-
-def partyKey(partyId, template):
-    """The volatile key naming the copy of C{template} of party C{partyId}."""
-    return f"instance:party:{partyId}:{template}"
-
-
-def soloKey(characterId, template):
-    """The volatile key naming the copy of C{template} of a character with no party."""
-    return f"instance:solo:{int(characterId)}:{template}"
-
-
-def ownerKey(instanceId):
-    """The volatile key naming the party whose copy instance C{instanceId} is ("": nobody's)."""
-    return f"instance:owner:{int(instanceId)}"
+# Times a new copy tries to become its party's over copies that are gone.
+MAP_TRIES = 3
 
 
 @attrs.frozen
@@ -179,7 +167,7 @@ class Entry:
             party has no copy; L{errors.LOCKED} for a leader bound to a
             copy that cannot be re-opened (unknown).
         """
-        key = partyKey(partyId, spec.id) if partyId is not None else soloKey(characterId, spec.id)
+        key = copyKey(partyId, characterId, spec.id)
         raw = await self.volatile.get(key)
         if raw is not None:
             placement = await self.locate(int(raw))
@@ -200,21 +188,28 @@ class Entry:
                                     retry_after=RETRY_AFTER)
             placement = await self.instances.create(spec.id, list(members), partyId)
             created = True
-        if raw is not None:
-            await self.volatile.delete(key)  # the copy it named closed
-        won = await self.volatile.set(key, placement.instance_id, ttl=spec.max_duration + KEY_MARGIN,
-                                      nx=True)
-        if not won:
-            # Another request of the party made its copy meanwhile: that one wins.
-            other = await self.volatile.get(key)
-            theirs = None if other is None else await self.locate(int(other))
+        ttl = spec.max_duration + KEY_MARGIN
+        ours = placement.instance_id
+        # Only over what it read (nothing, or a copy that is gone): two
+        # requests of one party at once map one copy, never both theirs.
+        held = await mapCopy(self.volatile, key, raw, ours, ttl)
+        tries = 1
+        while held != ours:
+            theirs = await self.locate(held)
             if theirs is not None:
+                # Another request of the party made its copy meanwhile: that one wins.
                 if created:
-                    self.tasks.track(self.instances.close(placement.instance_id)).addErrback(
-                        self._failed, "closing an extra copy", placement.instance_id)
+                    self.tasks.track(self.instances.close(ours)).addErrback(
+                        self._failed, "closing an extra copy", ours)
                 return theirs
-        await self.volatile.set(ownerKey(placement.instance_id), partyId or "",
-                                ttl=spec.max_duration + KEY_MARGIN)
+            if tries == MAP_TRIES:
+                self.log.warn("instance {instance_id} ({template}) entered unmapped: the copy "
+                              "key of {owner} keeps changing", instance_id=ours, template=spec.id,
+                              owner=f"party {partyId}" if partyId else f"character {characterId}")
+                break
+            held = await mapCopy(self.volatile, key, str(held).encode(), ours, ttl)
+            tries += 1
+        await self.volatile.set(ownerKey(ours), partyId or "", ttl=ttl)
         self.log.info("instance {instance_id} ({template}) is the copy of {owner}",
                       instance_id=placement.instance_id, template=spec.id,
                       owner=f"party {partyId}" if partyId else f"character {characterId}")
@@ -224,13 +219,13 @@ class Entry:
         """A leader (or solo character) inside copy C{instanceId} with no copy mapped: the copy becomes its party's."""
         if partyId is not None and characterId != members[0]:
             return
-        key = partyKey(partyId, spec.id) if partyId is not None else soloKey(characterId, spec.id)
+        key = copyKey(partyId, characterId, spec.id)
         raw = await self.volatile.get(key)
         if raw is not None and (int(raw) == instanceId or await self.locate(int(raw)) is not None):
             return
         ttl = spec.max_duration + KEY_MARGIN
-        await self.volatile.set(key, instanceId, ttl=ttl)
-        await self.volatile.set(ownerKey(instanceId), partyId or "", ttl=ttl)
+        if await mapCopy(self.volatile, key, raw, instanceId, ttl) == instanceId:
+            await self.volatile.set(ownerKey(instanceId), partyId or "", ttl=ttl)
 
     # --- entering ---------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
-from mmoshard.world.instances.entry import ownerKey
+from mmoshard.world.instances.copies import ownerKey
 from mmoshard.world.instances.ids import parseInstanceZone
 
 # Seconds between two looks at the parties of the copies hosted here.

@@ -11,7 +11,8 @@ from zope.interface.verify import verifyObject
 from mmoshard.interfaces import IParties
 from mmoshard.testing import checkoutRoot
 from mmoshard.world.instances import errors
-from mmoshard.world.instances.entry import EntrancePortal, ExitPortal, ownerKey, partyKey
+from mmoshard.world.instances.copies import ownerKey, partyKey
+from mmoshard.world.instances.entry import EntrancePortal, ExitPortal
 from mmoshard.world.instances.returns import loadReturn
 from mmoshard.world.test.harness import WorldHarness
 

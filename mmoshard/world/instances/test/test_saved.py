@@ -5,7 +5,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.trial.unittest import TestCase
 
 from mmoshard.world.instances import errors
-from mmoshard.world.instances.entry import ownerKey, soloKey
+from mmoshard.world.instances.copies import ownerKey, soloKey
 from mmoshard.world.instances.host import hostKey
 from mmoshard.world.instances.store import closeInstance, createInstance, loadInstance, reopenInstance
 from mmoshard.world.instances.test.test_entry import DUNGEON, EntryTestCase
