@@ -359,9 +359,21 @@ class InstanceHost:
             instance.closing = reason
             self.log.info("instance {instance_id} of {template} closes: {reason}",
                           instance_id=instance.id, template=instance.template, reason=reason)
+            # Its row first: every process's locate answers it closed (not
+            # a placement to a copy that would send the player back out),
+            # reopen "closing", while the players inside are sent out.
+            self.world.tasks.track(Deferred.fromCoroutine(self._closeRow(instance.id)))
             self._evict(instance)
             self._finishIfEmpty(instance)
         return d
+
+    async def _closeRow(self, iid):
+        try:
+            await closeInstance(self.sql, iid, self.clock.seconds())
+        except StoreError as e:
+            # Closed once it is empty (_finish), tried again each second.
+            self.log.warn("instance {instance_id} closes, its row not closed yet: {why}",
+                          instance_id=iid, why=e)
 
     def _evict(self, instance):
         zone = instance.zone

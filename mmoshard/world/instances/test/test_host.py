@@ -277,6 +277,24 @@ class ClosingTests(HostTestCase):
         self.assertClosed(self.a, p)
 
 
+    def test_closingIsClosedForOtherNodes(self):
+        """While a closing copy still sends its players out, its row is closed: another node's locate answers None and reopen instance.unavailable, not a placement into it."""
+        p = self.created(self.a)
+        cid = self.a.sql.makeCharacter(1, "Hero", "greenvale", 100.0, 0.0, 100.0)
+        self.enterInstance(self.a, p, cid, 1)
+        self.a.world.instances.onEvict = lambda player: None  # it does not get out
+        d = self.a.world.instances.close(p.instance_id)
+        self.a.advance(1.0, 2)
+        self.assertNoResult(d)
+        self.assertIsNotNone(self.successResultOf(loadInstance(self.a.sql, p.instance_id)).closed_at)
+        located = self.b.world.instances.locate(p.instance_id)
+        settle(self.b)
+        self.assertIsNone(self.successResultOf(located))
+        reopened = self.b.world.instances.reopen(p.instance_id)
+        settle(self.b)
+        self.assertEqual(self.refused(reopened), errors.UNAVAILABLE)
+
+
 class AdoptionTests(HostTestCase):
     def setUp(self):
         HostTestCase.setUp(self)
