@@ -275,7 +275,11 @@ class WorldService(Service):
         self.saves.periodic(self.second)
         if self.second % max(1, int(self.config.lease_refresh)) == 0:
             self.tasks.track(Deferred.fromCoroutine(self.leases.refresh()))
-        self.instances.everySecond(self.second)
+        try:
+            self.instances.everySecond(self.second)
+        except Exception:
+            # Not the housekeeping loop's end: saves and leases go on.
+            self.log.failure("node {node_id}: the instances' second failed", node_id=self.nodeId)
         for zid, zone in self.zones.items():
             total = zone.stats.bytesOut
             last = self._lastBytes.get(zid, total)

@@ -444,27 +444,35 @@ class InstanceHost:
         """Close what is due, go on with closings, and refresh the host keys every C{refreshEvery} seconds."""
         now = self.clock.seconds()
         for instance in list(self.instances.values()):
-            if instance.closing == LOST:
-                self._evict(instance)
-                if not instance.zone.observers:
-                    self._drop(instance)
-                continue
-            if instance.closing is not None:
-                self._evict(instance)
-                self._finishIfEmpty(instance)
-                continue
-            spec = instance.spec
-            if instance.zone.observers:
-                instance.emptySince = None
-            elif instance.emptySince is None:
-                instance.emptySince = now
-            elif now - instance.emptySince >= spec.empty_timeout:
-                self.world.tasks.track(self.close(instance.id, "empty"))
-                continue
-            if now - instance.createdAt >= spec.max_duration:
-                self.world.tasks.track(self.close(instance.id, "max_duration"))
+            try:
+                self._second(instance, now)
+            except Exception:
+                # The others (and the world's second: saves, leases) go on.
+                self.log.failure("instance {instance_id} on node {node_id}: its second failed",
+                                 instance_id=instance.id, node_id=self.nodeId)
         if self.instances and second % self.refreshEvery == 0:
             self.world.tasks.track(Deferred.fromCoroutine(self.refresh()))
+
+    def _second(self, instance, now):
+        if instance.closing == LOST:
+            self._evict(instance)
+            if not instance.zone.observers:
+                self._drop(instance)
+            return
+        if instance.closing is not None:
+            self._evict(instance)
+            self._finishIfEmpty(instance)
+            return
+        spec = instance.spec
+        if instance.zone.observers:
+            instance.emptySince = None
+        elif instance.emptySince is None:
+            instance.emptySince = now
+        elif now - instance.emptySince >= spec.empty_timeout:
+            self.world.tasks.track(self.close(instance.id, "empty"))
+            return
+        if now - instance.createdAt >= spec.max_duration:
+            self.world.tasks.track(self.close(instance.id, "max_duration"))
 
     async def refresh(self):
         """

@@ -295,6 +295,23 @@ class ClosingTests(HostTestCase):
         self.assertEqual(self.refused(reopened), errors.UNAVAILABLE)
 
 
+    def test_failingSecondStopsNothingElse(self):
+        """An instance whose second raises is logged; the other instances close on time and the world's second (saves, leases) goes on."""
+        bad, good = self.created(self.a), self.created(self.a)
+        host = self.a.world.instances.host
+        broken = host.instances[bad.instance_id]
+        self.patch(broken, "spec", None)  # its second reads spec.empty_timeout
+        self.a.advance(1.0, 61)
+        self.assertGreaterEqual(len(self.flushLoggedErrors(AttributeError)), 1)
+        self.assertNotIn(good.instance_id, host.instances)
+        self.assertTrue(self.a.world.housekeeping.running)
+        self.patch(self.a.world.instances, "everySecond", lambda second: 1 / 0)
+        second = self.a.world.second
+        self.a.advance(1.0, 2)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)
+        self.assertEqual(self.a.world.second, second + 2)
+
+
 class AdoptionTests(HostTestCase):
     def setUp(self):
         HostTestCase.setUp(self)
