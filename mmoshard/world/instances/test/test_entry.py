@@ -1,15 +1,11 @@
 """Entering and leaving instances in-process: the party's copy, portals, return points, lockouts, the party grace, tickets, logging in, two nodes."""
 
-import os
-import re
-
 from twisted.internet.defer import succeed
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from mmoshard.interfaces import IParties
-from mmoshard.testing import checkoutRoot
 from mmoshard.world.instances import errors
 from mmoshard.world.instances.copies import ownerKey, partyKey
 from mmoshard.world.instances.entry import EntrancePortal, ExitPortal
@@ -464,24 +460,3 @@ class AdoptionTests(EntryTestCase):
         self.assertEqual(again.zone, value["zone"])
         self.assertEqual(self.zoneOf(cid), value["zone"])
         self.assertEqual(a.world.instances.host.instances[value["instance_id"]].zone.id, value["zone"])
-
-
-class DocsTests(TestCase):
-    """docs/instances.md's Protocol section covers the codes, requests and events."""
-
-    def setUp(self):
-        with open(os.path.join(checkoutRoot(), "docs", "instances.md"), encoding="utf-8") as f:
-            text = f.read()
-        self.text = text.split("## Protocol", 1)[1].split("\n## ", 1)[0]
-
-    def test_errorCodes(self):
-        """Every instance.* error code has a row in the Protocol section's error table."""
-        rows = set(re.findall(r"^\| `([a-z_.]+)` \|", self.text, re.MULTILINE))
-        self.assertEqual(sorted(set(errors.CODES) - rows), [])
-
-    def test_requestsAndEvents(self):
-        """Each instance request and event is documented with its fields."""
-        for kind in ("world.instance.enter {template?, ticket?}", "world.instance.leave {}",
-                     "world.instance.lockouts {}", "world.instance.refused {template, code",
-                     "world.instance.grace {instance_id, seconds}"):
-            self.assertIn(f"- `{kind}", self.text)
