@@ -79,7 +79,8 @@ class PartyWatch:
             try:
                 members = await self.members(zone)
             except StoreError as e:
-                self.log.warn("party of {zone} not read: {why}", zone=zone.id, why=e)
+                self.log.warn("party of instance {instance_id} not read: {why}",
+                              instance_id=parseInstanceZone(zone.id)[1], why=e)
                 continue
             if members is None:
                 continue
@@ -146,11 +147,12 @@ class PartyWatch:
             members = await self.members(zone)
         except StoreError as e:
             # Not evicted on a guess: the next look starts the grace again.
-            self.log.warn("party of {zone} not read: {why}", zone=zoneId, why=e)
+            self.log.warn("party of instance {instance_id} not read: {why}",
+                          instance_id=parseInstanceZone(zoneId)[1], why=e)
             return
         if members is None or cid in members:
             return
         if self.roster.byCharacter.get(cid) is player and player.zone is zone:
-            self.log.info("character {character_id} evicted from {zone}: not in its party",
-                          character_id=cid, zone=zoneId)
+            self.log.info("character {character_id} evicted from instance {instance_id}: not in "
+                          "its party", character_id=cid, instance_id=parseInstanceZone(zoneId)[1])
             await self.evict(player)

@@ -488,7 +488,8 @@ class InstanceHost:
             changed = await self.volatile.evalScript(
                 REFRESH, [hostKey(i) for i in ids], [self.nodeId, int(self.hostTtl * 1000), retake])
         except StoreError as e:
-            self.log.warn("instance host key refresh failed: {why}", why=e)
+            self.log.warn("host keys of node {node_id} not refreshed: {why}", node_id=self.nodeId,
+                          why=e)
             return
         self._confirmed = started
         for i in changed or ():
@@ -501,7 +502,7 @@ class InstanceHost:
         if instance is None or instance.closing is not None:
             return
         self.log.error("instance {instance_id}: its host key is lost to another node; "
-                       "dropping it here", instance_id=iid)
+                       "dropping it on node {node_id}", instance_id=iid, node_id=self.nodeId)
         instance.closing = LOST
         # Out first, then dropped without closing its row: it lives on elsewhere.
         self._evict(instance)

@@ -510,7 +510,9 @@ class Instances:
         except InstanceError as e:
             reply = Reply(message.id, None, e.code, e.message, e.retry_after)
         except Exception:
-            self.log.failure("instance request {kind} failed", kind=messages.KINDS[cls])
+            self.log.failure("instance request {kind} from node {node_id} failed (instance "
+                             "{instance_id})", kind=messages.KINDS[cls], node_id=message.replyTo,
+                             instance_id=None if cls is Create else message.instanceId)
             reply = Reply(message.id, None, errors.UNAVAILABLE, "the host failed", 5.0)
         try:
             await self.volatile.publish(messages.inbox(message.replyTo), messages.encode(reply))

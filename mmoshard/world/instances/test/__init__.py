@@ -1,0 +1,1 @@
+"""Tests of instances: templates, hosting, entering and leaving, encounters, kills."""

@@ -335,7 +335,7 @@ class LosingSQL(SyncSQL):
         self.seeds = []
 
     def runInteraction(self, func, *args, **kwargs):
-        if func.__name__ == "_txn_writeKill":
+        if args and isinstance(args[0], Kill):  # a kill's write
             self.seeds.append(args[0].seed)
             if self.downs:
                 self.downs -= 1
