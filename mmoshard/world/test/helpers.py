@@ -84,3 +84,29 @@ def player(zone, eid, x, z, session=None):
     e = Entity(eid, PLAYER, float(x), 0.0, float(z), name=f"p{eid}", cls="warrior")
     zone.spawn(e, session if session is not None else FakeSession(accountId=eid))
     return e
+
+
+class HandTicked:
+    """
+    A zone with combat ticked by hand, for tests: C{self.zone},
+    C{self.clock}, C{self.combat} and C{self.tickIndex} set by the subclass.
+    """
+
+    def step(self, n=1, dt=0.1):
+        """Advance the clock and tick the zone C{n} times, C{dt} seconds each."""
+        for _ in range(n):
+            self.clock.advance(dt)
+            self.tickIndex += 1
+            self.zone.tick(self.tickIndex, dt)
+
+    def player(self, eid, x, z):
+        """A level 1 warrior player entity C{eid} at (x, z), with combat."""
+        p = player(self.zone, eid, x, z)
+        self.combat.addPlayer(p, "warrior", 1)
+        return p
+
+    def walkTo(self, p, x, z):
+        """A player move the server accepted (the tests' shortcut for walking)."""
+        p.x = float(x)
+        p.z = float(z)
+        self.zone.space.move(p)

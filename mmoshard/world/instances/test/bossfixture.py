@@ -13,7 +13,7 @@ from mmoshard.world.combat.npcs import Npcs
 from mmoshard.world.combat.system import Combat
 from mmoshard.world.instances.data import AddSpawn, BossSpec, InstanceSpec, Phase, TimedAbility
 from mmoshard.world.instances.encounters import Encounters
-from mmoshard.world.test.helpers import makeZone, player
+from mmoshard.world.test.helpers import HandTicked, makeZone
 from mmoshard.world.zones import Rect, ZoneSpec
 
 TAUNT = AbilitySpec(id="taunt", num=1, name="Taunt", cls="warrior", kind="taunt", target="enemy",
@@ -99,7 +99,7 @@ class FakeKills:
         return succeed(self.answer)
 
 
-class Crypt:
+class Crypt(HandTicked):
     """Instance 7 of CRYPT in a zone with combat and NPCs on a Clock, ticked by hand."""
 
     def __init__(self, killed=(), seed=3, spec=CRYPT, kills=None):
@@ -118,24 +118,8 @@ class Crypt:
         self.enc.start()
         self.tickIndex = 0
 
-    def step(self, n=1, dt=0.1):
-        for _ in range(n):
-            self.clock.advance(dt)
-            self.tickIndex += 1
-            self.zone.tick(self.tickIndex, dt)
-
     def seconds(self, s):
         self.step(int(round(s * 10)))
-
-    def player(self, eid, x, z):
-        p = player(self.zone, eid, x, z)
-        self.combat.addPlayer(p, "warrior", 1)
-        return p
-
-    def walkTo(self, p, x, z):
-        p.x = float(x)
-        p.z = float(z)
-        self.zone.space.move(p)
 
     def boss(self, bossId="ogre"):
         return self.enc.fights[bossId].brain.entity
