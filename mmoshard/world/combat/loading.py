@@ -55,36 +55,41 @@ class GameDataError(ValueError):
         super().__init__("; ".join(f"{sources[which]}: {message}" for which, message in self.problems))
 
 
-def _isNumber(v):
+def isNumber(v):
     """True for an int or a finite float (TOML's inf and nan are not numbers here)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 _TYPES = {
     int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    float: ("a finite number", _isNumber),
+    float: ("a finite number", isNumber),
     str: ("a string", lambda v: isinstance(v, str)),
     bool: ("true or false", lambda v: isinstance(v, bool)),
 }
 
 
-def _between(lo, hi):
+def between(lo, hi):
+    """A check of L{readScalars}' schema: the value in [lo, hi]."""
     return lambda v: None if lo <= v <= hi else f"must be {lo}..{hi}"
 
 
-def _atLeast(lo):
+def atLeast(lo):
+    """A check: the value C{lo} or more."""
     return lambda v: None if v >= lo else f"must be {lo} or more"
 
 
-def _above(lo):
+def above(lo):
+    """A check: the value greater than C{lo}."""
     return lambda v: None if v > lo else f"must be greater than {lo}"
 
 
-def _oneOf(choices):
+def oneOf(choices):
+    """A check: the value one of C{choices}."""
     return lambda v: None if v in choices else "must be one of " + ", ".join(choices)
 
 
-def _nonEmpty(v):
+def nonEmpty(v):
+    """A check: a string that is not blank."""
     return None if v.strip() else "must not be empty"
 
 
@@ -151,26 +156,26 @@ def _topLevel(raw, names, problems):
 # --- abilities -------------------------------------------------------------------
 
 _ABILITY = {
-    "num": (int, _between(1, 65535)),
-    "name": (str, _nonEmpty),
+    "num": (int, between(1, 65535)),
+    "name": (str, nonEmpty),
     "cls": (str, None),
-    "kind": (str, _oneOf(KINDS)),
-    "target": (str, _oneOf(TARGETS)),
-    "range": (float, _atLeast(0)),
-    "radius": (float, _atLeast(0)),
-    "max_targets": (int, _atLeast(1)),
-    "cast": (float, _between(0, MAX_SECONDS)),
-    "cooldown": (float, _between(0, MAX_SECONDS)),
-    "gcd": (float, _between(0, 10)),
-    "cost": (int, _atLeast(0)),
-    "base": (float, _atLeast(0)),
-    "per_level": (float, _atLeast(0)),
-    "coef": (float, _atLeast(0)),
-    "threat": (float, _atLeast(0)),
-    "crit": (float, _between(0, 1)),
-    "duration": (float, _between(0, MAX_SECONDS)),
-    "period": (float, _between(0, MAX_SECONDS)),
-    "mod": (str, _oneOf(MODS)),
+    "kind": (str, oneOf(KINDS)),
+    "target": (str, oneOf(TARGETS)),
+    "range": (float, atLeast(0)),
+    "radius": (float, atLeast(0)),
+    "max_targets": (int, atLeast(1)),
+    "cast": (float, between(0, MAX_SECONDS)),
+    "cooldown": (float, between(0, MAX_SECONDS)),
+    "gcd": (float, between(0, 10)),
+    "cost": (int, atLeast(0)),
+    "base": (float, atLeast(0)),
+    "per_level": (float, atLeast(0)),
+    "coef": (float, atLeast(0)),
+    "threat": (float, atLeast(0)),
+    "crit": (float, between(0, 1)),
+    "duration": (float, between(0, MAX_SECONDS)),
+    "period": (float, between(0, MAX_SECONDS)),
+    "mod": (str, oneOf(MODS)),
     "magnitude": (float, lambda v: None if -1 < v <= 10 and v != 0 else "must be in (-1, 10], not 0"),
     "resurrect": (float, lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
 }
@@ -248,14 +253,14 @@ def _parseAbility(aid, raw, classIds, problems):
 # --- class kits --------------------------------------------------------------------
 
 _KIT = {
-    "resource": (str, _oneOf(RESOURCES)),
-    "resource_max": (int, _between(1, MAX_POINTS)),
+    "resource": (str, oneOf(RESOURCES)),
+    "resource_max": (int, between(1, MAX_POINTS)),
     "resource_regen": (float, None),  # negative: it decays (as rage may)
-    "resource_start": (int, _atLeast(0)),
-    "health_base": (int, _between(1, MAX_POINTS)),
-    "health_per_level": (int, _atLeast(0)),
-    "power_base": (float, _atLeast(0)),
-    "power_per_level": (float, _atLeast(0)),
+    "resource_start": (int, atLeast(0)),
+    "health_base": (int, between(1, MAX_POINTS)),
+    "health_per_level": (int, atLeast(0)),
+    "power_base": (float, atLeast(0)),
+    "power_per_level": (float, atLeast(0)),
 }
 _KIT_REQUIRED = tuple(k for k in _KIT if k != "resource_start")
 
@@ -316,25 +321,25 @@ def _readClasses(raw, problems):
 # --- NPCs -----------------------------------------------------------------------------
 
 _NPC = {
-    "name": (str, _nonEmpty),
-    "level": (int, _between(1, MAX_LEVEL)),
-    "health": (int, _between(1, MAX_POINTS)),
-    "attack_speed": (float, _above(0)),
-    "attack_range": (float, _above(0)),
-    "speed": (float, _above(0)),
-    "aggro_radius": (float, _atLeast(0)),
-    "social_radius": (float, _atLeast(0)),
-    "leash": (float, _above(0)),
-    "exp": (int, _atLeast(0)),
-    "power": (float, _atLeast(0)),
+    "name": (str, nonEmpty),
+    "level": (int, between(1, MAX_LEVEL)),
+    "health": (int, between(1, MAX_POINTS)),
+    "attack_speed": (float, above(0)),
+    "attack_range": (float, above(0)),
+    "speed": (float, above(0)),
+    "aggro_radius": (float, atLeast(0)),
+    "social_radius": (float, atLeast(0)),
+    "leash": (float, above(0)),
+    "exp": (int, atLeast(0)),
+    "power": (float, atLeast(0)),
 }
 _NPC_REQUIRED = ("name", "level", "health", "attack_speed")
 _NPC_DEFAULTS = {f.name: f.default for f in attrs.fields(NpcType) if f.default is not attrs.NOTHING}
 _LOOT = {
     "item": (str, None),
     "chance": (float, lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
-    "min": (int, _atLeast(1)),
-    "max": (int, _atLeast(1)),
+    "min": (int, atLeast(1)),
+    "max": (int, atLeast(1)),
 }
 
 
@@ -368,7 +373,7 @@ def _parseNpc(nid, raw, abilities, items, problems):
     damage = raw.get("damage")
     if damage is None:
         problems.append(f"{path}.damage: required")
-    elif not (isinstance(damage, list) and len(damage) == 2 and all(_isNumber(x) for x in damage)
+    elif not (isinstance(damage, list) and len(damage) == 2 and all(isNumber(x) for x in damage)
               and 0 <= damage[0] <= damage[1] and damage[1] > 0):
         problems.append(f"{path}.damage: expected [min, max] with 0 <= min <= max and max > 0, got {damage!r}")
     ids = _idList(raw, path, "abilities", problems)
@@ -390,12 +395,12 @@ def _parseNpc(nid, raw, abilities, items, problems):
 # --- items ------------------------------------------------------------------------------
 
 _ITEM = {
-    "name": (str, _nonEmpty),
-    "stack": (int, _between(1, 1000)),
-    "kind": (str, _oneOf(ITEM_KINDS)),
+    "name": (str, nonEmpty),
+    "stack": (int, between(1, 1000)),
+    "kind": (str, oneOf(ITEM_KINDS)),
     "use": (str, None),
-    "cooldown": (float, _atLeast(0)),
-    "cooldown_group": (str, _nonEmpty),
+    "cooldown": (float, atLeast(0)),
+    "cooldown_group": (str, nonEmpty),
 }
 
 
@@ -452,7 +457,7 @@ def parseGameData(abilities, npcs, items, classes, sources=None):
     nums = {}
     for aid, raw in _tables(abilities, "abilities", found["abilities"]):
         cls, cost = raw.get("cls"), raw.get("cost", 0)
-        declared[aid] = (cls if isinstance(cls, str) else None, cost if _isNumber(cost) else None)
+        declared[aid] = (cls if isinstance(cls, str) else None, cost if isNumber(cost) else None)
         num = raw.get("num")
         if isinstance(num, int) and not isinstance(num, bool):
             if num in nums:

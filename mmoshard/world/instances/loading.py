@@ -1,12 +1,13 @@
 """Reading instance templates (etc/instances.toml) into InstanceSpecs, cross-checked with the zones and game data, every problem at once."""
 
-import math
 import re
 
 import attrs
 
 from mmoshard.paths import readDataTOML
-from mmoshard.world.combat.loading import parseLoot, readScalars
+from mmoshard.world.combat.loading import (
+    above, atLeast, between, isNumber, nonEmpty, oneOf, parseLoot, readScalars,
+)
 from mmoshard.world.instances.data import (
     KINDS, LOCKOUTS, WEEKDAYS, AddSpawn, BossSpec, Entrance, InstanceSpec, Phase, TimedAbility,
 )
@@ -37,28 +38,8 @@ class InstanceDataError(ValueError):
         super().__init__(f"{source}: " + "; ".join(self.problems))
 
 
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _point(v, n):
-    return isinstance(v, list) and len(v) == n and all(_number(x) for x in v)
-
-
-def _range(lo, hi):
-    return lambda v: None if lo <= v <= hi else f"must be {lo}..{hi}"
-
-
-def _min(lo):
-    return lambda v: None if v >= lo else f"must be {lo} or more"
-
-
-def _above(lo):
-    return lambda v: None if v > lo else f"must be greater than {lo}"
-
-
-def _oneOf(choices):
-    return lambda v: None if v in choices else "must be one of " + ", ".join(choices)
+    return isinstance(v, list) and len(v) == n and all(isNumber(x) for x in v)
 
 
 def _id(v):
@@ -66,32 +47,32 @@ def _id(v):
 
 
 _TEMPLATE = {
-    "name": (str, lambda v: None if v.strip() else "must not be empty"),
-    "kind": (str, _oneOf(KINDS)),
-    "party_size": (int, _range(1, MAX_PARTY)),
-    "lockout": (str, _oneOf(LOCKOUTS)),
-    "reset_hour": (int, _range(0, 23)),
-    "reset_day": (str, _oneOf(WEEKDAYS)),
-    "empty_timeout": (float, _above(0)),
-    "max_duration": (float, _above(0)),
+    "name": (str, nonEmpty),
+    "kind": (str, oneOf(KINDS)),
+    "party_size": (int, between(1, MAX_PARTY)),
+    "lockout": (str, oneOf(LOCKOUTS)),
+    "reset_hour": (int, between(0, 23)),
+    "reset_day": (str, oneOf(WEEKDAYS)),
+    "empty_timeout": (float, above(0)),
+    "max_duration": (float, above(0)),
 }
 _TEMPLATE_REQUIRED = ("name", "kind", "party_size")
 _TEMPLATE_OTHERS = ("layout", "exit", "entrance", "bosses", "packs")
 _BOSS = {
     "id": (str, _id),
     "npc": (str, None),
-    "exp": (int, _min(0)),
-    "enrage": (float, _min(0)),
-    "enrage_damage": (float, _above(0)),
+    "exp": (int, atLeast(0)),
+    "enrage": (float, atLeast(0)),
+    "enrage_damage": (float, above(0)),
 }
 _PHASE = {"below": (float, lambda v: None if 0 < v <= 1 else "must be in (0, 1]")}
 _TIMED = {
     "ability": (str, None),
-    "every": (float, _above(0)),
-    "first": (float, _min(0)),
-    "target": (str, _oneOf(TARGETS)),
+    "every": (float, above(0)),
+    "first": (float, atLeast(0)),
+    "target": (str, oneOf(TARGETS)),
 }
-_ADD = {"npc": (str, None), "count": (int, _range(1, MAX_ADDS))}
+_ADD = {"npc": (str, None), "count": (int, between(1, MAX_ADDS))}
 
 
 class _Unreadable(Exception):

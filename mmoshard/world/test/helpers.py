@@ -110,3 +110,27 @@ class HandTicked:
         p.x = float(x)
         p.z = float(z)
         self.zone.space.move(p)
+
+
+def missedMistakes(mistakes, valid, parse, error):
+    """
+    Break a valid document once per mistake and parse it.
+
+    @param mistakes: C{(what, breakIt(doc), fragment)}: the problem message
+        must contain C{fragment}.
+    @param valid: callable returning a fresh valid document.
+    @param error: the exception class C{parse} raises for a bad document.
+    @return: one line per mistake not reported as expected (none: all were).
+    """
+    missed = []
+    for what, breakIt, fragment in mistakes:
+        doc = valid()
+        breakIt(doc)
+        try:
+            parse(doc)
+        except error as e:
+            if fragment not in str(e):
+                missed.append(f"{what}: {fragment!r} not in {str(e)!r}")
+        else:
+            missed.append(f"{what}: no error")
+    return missed

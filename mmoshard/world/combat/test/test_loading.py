@@ -10,6 +10,7 @@ from mmoshard.testing import checkoutRoot
 from mmoshard.world.combat.data import AbilitySpec, ClassKit, ItemSpec, LootEntry, NpcType, PackSpec
 from mmoshard.world.combat.loading import GameDataError, loadGameData, parseGameData
 from mmoshard.world.config import WORLD_FIELDS, makeConfig
+from mmoshard.world.test.helpers import missedMistakes
 from mmoshard.world.zones import loadZones
 
 SHIPPED = ("etc/abilities.toml", "etc/npcs.toml", "etc/items.toml", "etc/classes.toml")
@@ -294,18 +295,7 @@ class MistakeTests(TestCase):
 
     def test_eachMistakeReported(self):
         """Each kind of mistake is reported, naming where it is."""
-        missed = []
-        for what, breakIt, fragment in MISTAKES:
-            docs = valid()
-            breakIt(docs)
-            try:
-                parse(docs)
-            except GameDataError as e:
-                if fragment not in str(e):
-                    missed.append(f"{what}: {fragment!r} not in {str(e)!r}")
-            else:
-                missed.append(f"{what}: no error")
-        self.assertEqual(missed, [])
+        self.assertEqual(missedMistakes(MISTAKES, valid, parse, GameDataError), [])
 
     def test_mistakesReportedTogether(self):
         """Mistakes in every file come in one error, each after its file's path and under its file."""

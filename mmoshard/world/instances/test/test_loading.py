@@ -12,6 +12,7 @@ from mmoshard.testing import checkoutRoot
 from mmoshard.world.combat.loading import loadGameData
 from mmoshard.world.instances.data import AddSpawn, BossSpec, Entrance, InstanceSpec, Phase, TimedAbility
 from mmoshard.world.instances.loading import InstanceDataError, loadInstances, parseInstances
+from mmoshard.world.test.helpers import missedMistakes
 from mmoshard.world.zones import loadZones
 
 GAME = ("etc/abilities.toml", "etc/npcs.toml", "etc/items.toml", "etc/classes.toml")
@@ -349,18 +350,7 @@ class MistakeTests(TestCase):
 
     def test_eachMistakeReported(self):
         """Each kind of mistake is reported, naming where it is."""
-        missed = []
-        for what, breakIt, fragment in MISTAKES:
-            doc = valid()
-            breakIt(doc)
-            try:
-                parse(doc)
-            except InstanceDataError as e:
-                if fragment not in str(e):
-                    missed.append(f"{what}: {fragment!r} not in {str(e)!r}")
-            else:
-                missed.append(f"{what}: no error")
-        self.assertEqual(missed, [])
+        self.assertEqual(missedMistakes(MISTAKES, valid, parse, InstanceDataError), [])
 
     def test_mistakesReportedTogether(self):
         """Mistakes all over a template come in one error, one problem each, after the file's name."""
