@@ -312,7 +312,9 @@ class ClosingTests(HostTestCase):
         self.assertEqual(self.a.world.second, second + 2)
 
 
-class AdoptionTests(HostTestCase):
+class ThreeNodeTestCase(HostTestCase):
+    """Three world nodes sharing a clock, a memory store and a database."""
+
     def setUp(self):
         HostTestCase.setUp(self)
         self.c = self.a.peerOf("world-c", templates=TEMPLATES, zones=["greenvale"])
@@ -321,6 +323,8 @@ class AdoptionTests(HostTestCase):
     def nodes(self):
         return (self.a, self.b, self.c)
 
+
+class AdoptionTests(ThreeNodeTestCase):
     def locate(self, h, iid):
         d = h.world.instances.locate(iid)
         settle(h)

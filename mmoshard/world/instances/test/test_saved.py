@@ -9,7 +9,7 @@ from mmoshard.world.instances.copies import ownerKey, soloKey
 from mmoshard.world.instances.host import hostKey
 from mmoshard.world.instances.store import closeInstance, createInstance, loadInstance, reopenInstance
 from mmoshard.world.instances.test.test_entry import DUNGEON, EntryTestCase
-from mmoshard.world.instances.test.test_host import TEMPLATES, HostTestCase, beat, settle
+from mmoshard.world.instances.test.test_host import ThreeNodeTestCase, beat, settle
 from mmoshard.world.test.dbfixture import makeCharacters, openStore
 
 
@@ -161,16 +161,8 @@ def bindTo(sql, account, iid, resetAt, template="crypt"):
     return cid
 
 
-class ReopenHostTests(HostTestCase):
+class ReopenHostTests(ThreeNodeTestCase):
     """IInstances.reopen across three nodes sharing a store and database."""
-
-    def setUp(self):
-        HostTestCase.setUp(self)
-        self.c = self.a.peerOf("world-c", templates=TEMPLATES, zones=["greenvale"])
-        beat(self.c)
-
-    def nodes(self):
-        return (self.a, self.b, self.c)
 
     def closedSaved(self, killed=("warden",)):
         """@return: the Placement of a crypt copy made on A, with a kill and a running lockout, then closed."""
