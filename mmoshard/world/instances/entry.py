@@ -124,21 +124,20 @@ class Entry:
             return None, [characterId]
         return pid, members
 
+    def provider(self):
+        """@return: the L{IInstances} of this process. @raise InstanceError: C{instance.unavailable} when there is none."""
+        if self.instances is None:
+            raise InstanceError(errors.UNAVAILABLE, "instances are not available here",
+                                retry_after=RETRY_AFTER)
+        return self.instances
+
     async def locate(self, instanceId):
         """
         @return: the L{Placement} of open instance C{instanceId} (re-created
             if its host died), or None when it is closed (or closing).
         @raise InstanceError: C{instance.unavailable}, C{instance.no_capacity}.
         """
-        if self.instances is None:
-            raise InstanceError(errors.UNAVAILABLE, "instances are not available here",
-                                retry_after=RETRY_AFTER)
-        try:
-            return await self.instances.locate(instanceId)
-        except InstanceError as e:
-            if e.code == errors.CLOSED:
-                return None
-            raise
+        return await _openOrNone(self.provider().locate(instanceId))
 
     async def reopen(self, instanceId):
         """
@@ -147,15 +146,7 @@ class Entry:
             died); None when it is closed for good or unknown.
         @raise InstanceError: C{instance.unavailable}, C{instance.no_capacity}.
         """
-        if self.instances is None:
-            raise InstanceError(errors.UNAVAILABLE, "instances are not available here",
-                                retry_after=RETRY_AFTER)
-        try:
-            return await self.instances.reopen(instanceId)
-        except InstanceError as e:
-            if e.code == errors.CLOSED:
-                return None
-            raise
+        return await _openOrNone(self.provider().reopen(instanceId))
 
     async def partyCopy(self, spec, characterId, partyId, members, bound):
         """
@@ -183,10 +174,7 @@ class Entry:
             if placement is None:
                 raise _locked(bound, "bound to a copy that cannot be re-opened")
         else:
-            if self.instances is None:
-                raise InstanceError(errors.UNAVAILABLE, "instances are not available here",
-                                    retry_after=RETRY_AFTER)
-            placement = await self.instances.create(spec.id, list(members), partyId)
+            placement = await self.provider().create(spec.id, list(members), partyId)
             created = True
         ttl = spec.max_duration + KEY_MARGIN
         ours = placement.instance_id
@@ -271,13 +259,11 @@ class Entry:
         @return: the reply C{{instance_id, template, zone, node}}.
         @raise InstanceError: refused (nothing moved).
         """
-        if self.instances is None:
-            raise InstanceError(errors.UNAVAILABLE, "instances are not available here",
-                                retry_after=RETRY_AFTER)
+        provider = self.provider()
         cid = player.characterId
         self.pending.add(cid)
         try:
-            instanceId = await self.instances.admit(ticket, cid)
+            instanceId = await provider.admit(ticket, cid)
             placement = await self.locate(instanceId)
             if placement is None:
                 raise InstanceError(errors.CLOSED, f"instance {instanceId} has closed")
@@ -540,6 +526,16 @@ class Entry:
     def _failed(self, failure, what, instanceId):
         self.log.warn("{what} of instance {instance_id} failed: {why}", what=what,
                       instance_id=instanceId, why=failure.getErrorMessage())
+
+
+async def _openOrNone(d):
+    """@return: what C{d} (a locate or reopen) fires with; None for C{instance.closed}."""
+    try:
+        return await d
+    except InstanceError as e:
+        if e.code == errors.CLOSED:
+            return None
+        raise
 
 
 def _locked(bound, why):

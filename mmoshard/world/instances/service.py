@@ -116,24 +116,39 @@ class Instances:
         if not entries:
             raise InstanceError(errors.NO_CAPACITY, f"no world process offers {template!r} "
                                 "with room for another instance")
+        value, entry = await self._first(
+            entries, template, deadline, lambda: host.create(template, roster, partyId),
+            lambda: Create(self.nodeId, self._newId(), template, roster, partyId))
+        return self._placement(value, entry)
+
+    async def _first(self, entries, template, deadline, local, request):
+        """
+        Offer a request to each of C{entries} in turn until one takes it:
+        this process by a direct call (C{local()}, a coroutine), another by
+        publishing C{request()} to its inbox.  A process that is full or
+        does not answer passes it to the next.
+
+        @return: C{(value, entry)} of the first that took it.
+        @raise InstanceError: the first other error one answered; else
+            C{instance.unavailable} when one did not answer, or
+            C{instance.no_capacity} when all were full.
+        """
         unanswered = False
         for entry in entries:
             if entry.node_id == self.nodeId:
                 try:
-                    value = await self._within(
-                        Deferred.fromCoroutine(host.create(template, roster, partyId)), deadline)
+                    value = await self._within(Deferred.fromCoroutine(local()), deadline)
                 except InstanceError as e:
                     if e.code == errors.NO_CAPACITY:
                         continue
                     raise
             else:
-                value = await self._ask(
-                    entry.node_id, Create(self.nodeId, self._newId(), template, roster, partyId), deadline)
+                value = await self._ask(entry.node_id, request(), deadline)
                 if value is None:
                     unanswered = True
                 if value is None or value is FULL:
                     continue
-            return self._placement(value, entry)
+            return value, entry
         raise self._nobody(template, unanswered)
 
     @staticmethod
@@ -321,35 +336,18 @@ class Instances:
         if not candidates:
             raise InstanceError(errors.NO_CAPACITY, f"no world process offers {row.template!r} "
                                 "with room for another instance")
-        unanswered = False
-        for entry in candidates:
-            if entry.node_id == self.nodeId:
-                try:
-                    value = await self._within(Deferred.fromCoroutine(host.adopt(iid, reopen)),
-                                               deadline)
-                except InstanceError as e:
-                    if e.code == errors.NO_CAPACITY:
-                        continue
-                    if e.code == errors.CLOSED:
-                        return None
-                    raise
-            else:
-                try:
-                    value = await self._ask(entry.node_id,
-                                            Adopt(self.nodeId, self._newId(), iid, reopen), deadline)
-                except InstanceError as e:
-                    if e.code == errors.CLOSED:
-                        return None  # closed meanwhile
-                    raise
-                if value is None:
-                    unanswered = True
-                if value is None or value is FULL:
-                    continue
-            if value.get("zone") is None:
-                # Another process holds its key: it hosts or adopts it.
-                return self._hosted(iid, row.template, zone, value["node"], entries, None)
-            return self._placement(value, entry)
-        raise self._nobody(row.template, unanswered)
+        try:
+            value, entry = await self._first(
+                candidates, row.template, deadline, lambda: host.adopt(iid, reopen),
+                lambda: Adopt(self.nodeId, self._newId(), iid, reopen))
+        except InstanceError as e:
+            if e.code == errors.CLOSED:
+                return None  # closed meanwhile
+            raise
+        if value.get("zone") is None:
+            # Another process holds its key: it hosts or adopts it.
+            return self._hosted(iid, row.template, zone, value["node"], entries, None)
+        return self._placement(value, entry)
 
     def _hosted(self, iid, template, zone, node, entries, left):
         entry = self._entryOf(entries, node)
