@@ -160,7 +160,11 @@ class Entry:
         """
         key = copyKey(partyId, characterId, spec.id)
         raw = await self.volatile.get(key)
-        if raw is not None:
+        # Alone, a character bound to another copy than its own goes to the
+        # bound one (nobody is waiting for it in its own, which closes empty).
+        elsewhere = partyId is None and bound is not None and raw is not None and \
+            int(raw) != bound.instance_id
+        if raw is not None and not elsewhere:
             placement = await self.locate(int(raw))
             if placement is not None:
                 return placement

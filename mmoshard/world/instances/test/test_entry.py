@@ -296,6 +296,18 @@ class LockoutTests(EntryTestCase):
         self.assertEqual(self.entered(cm, template=DUNGEON)["instance_id"], iid)
         self.assertEqual(self.successResultOf(self.h.volatile.get(ownerKey(iid))), b"p2")
 
+    def test_soloBoundElsewhereLeavesItsOwnCopy(self):
+        """A character alone whose own copy is still open but who is bound to another enters its bound copy, not instance.locked."""
+        cid = self.character(1)
+        c = self.login(1, cid)
+        own = self.entered(c, template=DUNGEON)["instance_id"]
+        c.request("world.instance.leave")
+        saved = self.successResultOf(self.h.world.instances.create(DUNGEON, [cid]))
+        self.bind(cid, saved.instance_id)
+        self.assertEqual(self.entered(c, template=DUNGEON)["instance_id"], saved.instance_id)
+        self.assertIn(own, self.h.world.instances.host.instances)
+        self.assertEqual(self.zoneOf(cid), saved.zone)
+
     def test_lockoutsListed(self):
         """world.instance.lockouts lists the running lockouts only."""
         cid = self.character(1)
