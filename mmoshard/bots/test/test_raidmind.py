@@ -1,0 +1,250 @@
+"""Tests for a raid party's decisions on fabricated world.u and world.encounter messages."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.bots.combat import NPC_BASE, Ability, Kit
+from mmoshard.bots.raidmind import (
+    ARRIVED, DAMAGE_ROLE, FOLLOW, GATHER, HEALER, LOOT_WAIT, TANK, Member, PartyMind, RaidFighter,
+    roleKit, route)
+from mmoshard.bots.test.test_combat import npc, player, u
+from mmoshard.world.combat.records import CAST_START, DAMAGE, DEATH, EVADE, HEALTH, REVIVE, record
+
+TANK_ID, HEALER_ID, MAGE_ID, ROGUE_ID, RANGER_ID = 1, 2, 3, 4, 5
+BOSS, ADD1, ADD2 = NPC_BASE + 1, NPC_BASE + 2, NPC_BASE + 3
+
+STRIKE = Ability("strike", 1, "damage", "enemy", range=5.0, cooldown=3.0)
+CLAP = Ability("clap", 2, "damage", "area", radius=8.0)
+TAUNT = Ability("taunt", 3, "taunt", "enemy", range=25.0, cooldown=8.0, gcd=0.0)
+MEND = Ability("mend", 20, "heal", "ally", range=40.0, cast=1.5)
+SMITE = Ability("smite", 21, "damage", "enemy", range=30.0)
+FIREBALL = Ability("fireball", 10, "damage", "enemy", range=35.0)
+STAB = Ability("stab", 11, "damage", "enemy", range=5.0)
+
+KITS = {
+    TANK: Kit.build("warrior", [STRIKE, CLAP, TAUNT]),
+    HEALER: Kit.build("priest", [MEND, SMITE]),
+    DAMAGE_ROLE: Kit.build("mage", [FIREBALL]),
+}
+
+
+def party(at=(0.0, 0.0), bosses=("boss",), waypoints=()):
+    """A party of five standing at C{at}, every member inside and armed. @return: (mind, members by id)."""
+    mind = PartyMind(bosses, waypoints)
+    roles = [(TANK_ID, TANK), (HEALER_ID, HEALER), (MAGE_ID, DAMAGE_ROLE), (ROGUE_ID, DAMAGE_ROLE),
+             (RANGER_ID, DAMAGE_ROLE)]
+    members = [Member(slot, role, cid, at[0], at[1], True) for slot, (cid, role) in enumerate(roles)]
+    mind.setMembers(members)
+    for m in members:
+        kit = Kit.build("rogue", [STAB]) if m.cid == ROGUE_ID else KITS[m.role]
+        m.fighter = RaidFighter(m.cid, kit, m.role, mind)
+    return mind, {m.cid: m for m in members}
+
+
+def see(members, message, now=0.0):
+    """Every member takes in the same world.u (they share the instance's view)."""
+    for m in members.values():
+        m.fighter.update(message, now)
+
+
+class TankTests(TestCase):
+    def test_pulls_the_nearest_when_gathered(self):
+        """With everyone inside, alive and near, the tank walks to the nearest living NPC; damage dealers wait."""
+        mind, ms = party()
+        see(ms, u(e=[npc(BOSS, 40, 0), npc(ADD1, 20, 0, dead=1)]))
+        tank = ms[TANK_ID].fighter
+        self.assertEqual(tank.decide(0.0, 0.0, False, 0.0), ("walk", 40, 0))
+        self.assertEqual(tank.target, BOSS)
+        self.assertIsNone(mind.focus())
+        self.assertEqual(ms[MAGE_ID].fighter.decide(0.0, 0.0, False, 0.0), ("idle",))
+
+    def test_waits_for_the_party(self):
+        """A member dead, outside or farther than GATHER: the tank pulls nothing and stands."""
+        for change in ({"inside": False}, {"x": GATHER + 1.0}):
+            mind, ms = party()
+            see(ms, u(e=[npc(BOSS, 40, 0)]))
+            for k, v in change.items():
+                setattr(ms[MAGE_ID], k, v)
+            self.assertEqual(ms[TANK_ID].fighter.decide(0.0, 0.0, False, 0.0), ("idle",))
+            self.assertEqual(mind.idle(ms[TANK_ID], 0.0), ("stand",))
+        mind, ms = party()
+        see(ms, u(e=[npc(BOSS, 40, 0)], combat=[record(DEATH, BOSS, HEALER_ID)]))
+        self.assertFalse(mind.readyToPull())
+
+    def test_taunts_what_hits_someone_else(self):
+        """An NPC whose last blow went to the healer becomes the tank's target and is taunted, in range, standing."""
+        mind, ms = party()
+        see(ms, u(e=[npc(BOSS, 3, 0), npc(ADD1, 20, 0)]))
+        tank = ms[TANK_ID].fighter
+        see(ms, u(combat=[record(DAMAGE, BOSS, TANK_ID, 5), record(DAMAGE, ADD1, HEALER_ID, 5)]))
+        self.assertEqual(tank.decide(0.0, 0.0, True, 0.0), ("stand",))
+        self.assertEqual(tank.target, ADD1)
+        self.assertEqual(tank.decide(0.0, 0.0, False, 0.2), ("cast", TAUNT, ADD1, None, None))
+        tank.sent(10, TAUNT, 0.2, ADD1)
+        tank.accepted(10, 0, 0.21)
+        # Taunted: it hits the tank now; the tank walks in to melee it.
+        see(ms, u(combat=[record(DAMAGE, ADD1, TANK_ID, 5)]))
+        self.assertEqual(tank.decide(0.0, 0.0, False, 0.4), ("walk", 20, 0))
+
+    def test_taunt_is_not_in_the_rotation(self):
+        """On an NPC hitting the tank itself, the taunt is never cast: the rotation is its attacks."""
+        mind, ms = party()
+        tank = ms[TANK_ID].fighter
+        see(ms, u(e=[npc(BOSS, 2, 0)], combat=[record(DAMAGE, BOSS, TANK_ID, 5)]))
+        casts = set()
+        for i in range(20):
+            act = tank.decide(0.0, 0.0, False, i * 2.0)
+            if act[0] == "cast":
+                casts.add(act[1].id)
+                tank.sent(10 + i, act[1], i * 2.0, act[2])
+                tank.accepted(10 + i, 0, i * 2.0)
+        self.assertEqual(casts, {"strike", "clap"})
+
+    def test_walks_the_route_with_nothing_in_view(self):
+        """With no NPC in view the tank walks the waypoints in order, each counted once reached."""
+        mind, ms = party(waypoints=((50.0, 0.0), (50.0, 50.0)))
+        tank = ms[TANK_ID]
+        self.assertEqual(mind.idle(tank, 0.0), ("walk", 50.0, 0.0))
+        tank.x = 50.0 - ARRIVED / 2
+        for m in ms.values():
+            m.x = tank.x
+        self.assertEqual(mind.idle(tank, 1.0), ("walk", 50.0, 50.0))
+        tank.z = 50.0
+        for m in ms.values():
+            m.z = 50.0
+        self.assertEqual(mind.idle(tank, 2.0), ("stand",))
+
+
+class PartyTargetTests(TestCase):
+    def test_focus_is_the_weakest_engaged(self):
+        """Damage dealers attack the NPC fighting the party with the least health: adds before the boss."""
+        mind, ms = party()
+        see(ms, u(e=[npc(BOSS, 10, 0, hp=5000, hpMax=5000), npc(ADD1, 12, 0, hp=300, hpMax=300),
+                     npc(ADD2, 14, 0, hp=200, hpMax=300)]))
+        see(ms, u(combat=[record(DAMAGE, BOSS, TANK_ID, 5), record(CAST_START, ADD1, TANK_ID, 1000),
+                          record(DAMAGE, ADD2, MAGE_ID, 5)]))
+        self.assertEqual(mind.focus(), ADD2)
+        self.assertEqual(ms[MAGE_ID].fighter.decide(0.0, 0.0, False, 0.0)[:3],
+                         ("cast", FIREBALL, ADD2))
+        see(ms, u(combat=[record(DEATH, MAGE_ID, ADD2)]))
+        self.assertEqual(mind.focus(), ADD1)
+        see(ms, u(combat=[record(EVADE, ADD1, 0, 1)]))
+        self.assertEqual(mind.focus(), BOSS)
+
+    def test_focus_follows_the_tanks_first_blow(self):
+        """Before any NPC fights back, the tank's target is the focus only once the tank has damaged it."""
+        mind, ms = party()
+        see(ms, u(e=[npc(BOSS, 3, 0)]))
+        tank = ms[TANK_ID].fighter
+        tank.decide(0.0, 0.0, False, 0.0)
+        self.assertEqual(tank.target, BOSS)
+        self.assertIsNone(mind.focus())
+        see(ms, u(combat=[record(DAMAGE, TANK_ID, BOSS, 30)]))
+        self.assertEqual(mind.focus(), BOSS)
+
+    def test_members_follow_the_tank(self):
+        """With no focus, damage dealers walk to a few metres of the tank and the healer stays farther back."""
+        mind, ms = party()
+        ms[TANK_ID].x = 40.0
+        mage, healer = ms[MAGE_ID], ms[HEALER_ID]
+        self.assertEqual(mage.fighter.decide(0.0, 0.0, False, 0.0), ("idle",))
+        self.assertEqual(mind.idle(mage, 0.0), ("walk", 40.0 - FOLLOW[DAMAGE_ROLE], 0.0))
+        self.assertEqual(mind.idle(healer, 0.0), ("walk", 40.0 - FOLLOW[HEALER], 0.0))
+        healer.x = 40.0 - FOLLOW[HEALER]
+        self.assertEqual(mind.idle(healer, 0.1), ("stand",))
+
+    def test_healer_heals_the_most_hurt_and_never_attacks(self):
+        """The healer heals the most hurt member in range; with nobody hurt it attacks nothing."""
+        mind, ms = party()
+        healer = ms[HEALER_ID].fighter
+        self.assertEqual(healer.kit.attacks, ())
+        see(ms, u(e=[npc(BOSS, 3, 0), player(TANK_ID, 2, 0), player(MAGE_ID, 20, 0)],
+                  combat=[record(DAMAGE, BOSS, TANK_ID, 50)]))
+        see(ms, u(combat=[record(DAMAGE, TANK_ID, BOSS, 30)]))
+        self.assertEqual(healer.decide(0.0, 0.0, False, 0.0), ("idle",))
+        see(ms, u(combat=[record(HEALTH, TANK_ID, 100, 40), record(HEALTH, MAGE_ID, 100, 70)]))
+        self.assertEqual(healer.decide(0.0, 0.0, False, 0.1), ("cast", MEND, TANK_ID, None, None))
+
+    def test_role_kits(self):
+        """A healer needs a heal, a tank or damage dealer an attack other than a taunt."""
+        self.assertIsNone(roleKit(Kit.build("x", [TAUNT]), TANK))
+        self.assertIsNone(roleKit(Kit.build("x", [SMITE]), HEALER))
+        self.assertIsNotNone(roleKit(KITS[HEALER], HEALER))
+        self.assertIsNone(roleKit(None, DAMAGE_ROLE))
+
+
+class EncounterTests(TestCase):
+    def test_kill_counted_once(self):
+        """Five copies of a boss's kill event (one per member) make one kill, with the fight's length from its pull."""
+        mind, _ = party(bosses=("warden",))
+        self.assertEqual(mind.encounter({"boss": "warden", "phase": 1, "health": 1.0}, 10.0), "pull")
+        self.assertIsNone(mind.encounter({"boss": "warden", "phase": 1, "health": 0.5}, 50.0))
+        kills = [mind.encounter({"boss": "warden", "phase": "killed", "health": 0}, 130.0)
+                 for _ in range(5)]
+        self.assertEqual(kills, ["kill", None, None, None, None])
+        self.assertEqual(mind.newKills, [("warden", 120.0)])
+        self.assertTrue(mind.cleared())
+
+    def test_reset_then_pull_again(self):
+        """A reset ends the fight: the next event pulls again, and the kill's length counts from there."""
+        mind, _ = party(bosses=("warden",))
+        mind.encounter({"boss": "warden", "phase": 1, "health": 1.0}, 0.0)
+        self.assertEqual(mind.encounter({"boss": "warden", "phase": "reset", "health": 1.0}, 30.0),
+                         "reset")
+        self.assertEqual(mind.encounter({"boss": "warden", "phase": 1, "health": 1.0}, 60.0), "pull")
+        mind.encounter({"boss": "warden", "phase": 2, "health": 0}, 100.0)
+        self.assertEqual(mind.newKills, [("warden", 40.0)])
+        self.assertEqual(mind.resets, 1)
+
+    def test_wipe_is_everyone_dead_at_once(self):
+        """All five dead is one wipe, counted once; after a revival the next all-dead is another."""
+        mind, ms = party()
+        for cid in (TANK_ID, HEALER_ID, MAGE_ID, ROGUE_ID):
+            ms[cid].fighter.dead = True
+            self.assertFalse(mind.deaths())
+        ms[RANGER_ID].fighter.dead = True
+        self.assertEqual((mind.deaths(), mind.deaths(), mind.wipes), (True, False, 1))
+        ms[TANK_ID].fighter.dead = False
+        self.assertFalse(mind.deaths())
+        ms[TANK_ID].fighter.dead = True
+        self.assertTrue(mind.deaths())
+        self.assertEqual(mind.wipes, 2)
+
+    def test_leaves_when_cleared_and_looted(self):
+        """The party leaves once every boss is dead and each member got its loot, or LOOT_WAIT after the kill."""
+        mind, ms = party(bosses=("a", "b"))
+        mind.encounter({"boss": "a", "phase": "killed", "health": 0}, 10.0)
+        self.assertFalse(mind.shouldLeave(100.0))
+        mind.encounter({"boss": "b", "phase": "killed", "health": 0}, 200.0)
+        self.assertFalse(mind.shouldLeave(201.0))
+        for cid in ms:
+            mind.lootFor(cid)
+        self.assertTrue(mind.shouldLeave(201.0))
+        mind.reset()
+        mind.killed = {"a", "b"}
+        mind.lastKill = 300.0
+        self.assertFalse(mind.shouldLeave(300.0 + LOOT_WAIT - 0.1))
+        self.assertTrue(mind.shouldLeave(300.0 + LOOT_WAIT))
+
+    def test_revived_npc_fights_again(self):
+        """A boss reset after a wipe (EVADE, then REVIVE) is off the tank's table until it hits someone again."""
+        mind, ms = party()
+        see(ms, u(e=[npc(BOSS, 3, 0)], combat=[record(DAMAGE, BOSS, TANK_ID, 5),
+                                               record(DAMAGE, TANK_ID, BOSS, 9)]))
+        self.assertEqual(mind.focus(), BOSS)
+        see(ms, u(combat=[record(EVADE, BOSS, 0, 1)]))
+        self.assertIsNone(mind.focus())
+        see(ms, u(combat=[record(EVADE, BOSS, 0, 0), record(REVIVE, 0, BOSS, 100)]))
+        self.assertIsNone(mind.focus())
+        self.assertEqual(ms[TANK_ID].fighter.choose(0.0, 0.0), BOSS)
+
+
+class RouteTests(TestCase):
+    def test_nearest_next_from_the_entrance(self):
+        """The route starts at the waypoint nearest the entrance and goes to the nearest one left each time."""
+        class Spec:
+            class layout:
+                spawns = ((0.0, 0.0, 0.0),)
+            packs = (type("P", (), {"at": (100.0, 0.0)}), type("P", (), {"at": (10.0, 0.0)}))
+            bosses = (type("B", (), {"at": (50.0, 0.0)}),)
+
+        self.assertEqual(route(Spec), ((10.0, 0.0), (50.0, 0.0), (100.0, 0.0)))
