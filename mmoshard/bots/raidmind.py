@@ -15,8 +15,8 @@ FOLLOW = {HEALER: 15.0, DAMAGE_ROLE: 5.0}
 GATHER = 30.0  # metres: the tank pulls only with every member alive and this close
 ARRIVED = 4.0  # metres from a waypoint at which the tank counts it visited
 LOOT_WAIT = 8.0  # seconds after the last kill before leaving without everyone's world.loot
-KILLED_PHASES = ("killed", "dead", "kill")
-RESET_PHASES = ("reset", "evade", "wipe")
+# world.encounter events (docs/instances.md, "Encounters").
+PULL, KILL, RESET = "pull", "kill", "reset"
 
 
 class RaidFighter(Fighter):
@@ -296,31 +296,32 @@ class PartyMind:
 
     def encounter(self, m, now):
         """
-        A C{world.encounter {boss, phase, health}} event. A kill (phase
-        C{killed}, or health 0) is recorded once per boss and instance.
-        @return: "pull", "kill", "reset" or None (a health update).
+        A C{world.encounter {boss, event, phase, health, ...}} event (every
+        member gets a copy). A kill is recorded once per boss and instance;
+        a fight starts at its C{pull} (or the first event seen of an
+        engaged boss) and ends at its C{kill} or C{reset}.
+        @return: "pull", "kill", "reset" or None.
         """
         boss = m.get("boss")
-        phase = m.get("phase")
-        health = m.get("health")
-        old = self.encounters.get(boss)
-        self.encounters[boss] = (phase, health)
-        if phase in KILLED_PHASES or health == 0 or m.get("killed"):
-            if boss in self.killed:
-                return None
+        event = m.get("event")
+        self.encounters[boss] = (m.get("phase"), m.get("health"))
+        if boss in self.killed:
+            return None
+        if event == KILL:
             self.killed.add(boss)
             start = self.pulledAt.pop(boss, None)
             self.lastKill = now
             self.looted = set()
             self.newKills.append((boss, now - start if start is not None else None))
             return "kill"
-        if phase in RESET_PHASES:
-            self.pulledAt.pop(boss, None)
+        if event == RESET:
+            if self.pulledAt.pop(boss, None) is None:
+                return None
             self.resets += 1
             return "reset"
-        if boss not in self.pulledAt and boss not in self.killed:
+        if boss not in self.pulledAt:
             self.pulledAt[boss] = now
-            return "pull" if old is None or old[0] in RESET_PHASES else None
+            return "pull" if event == PULL else None
         return None
 
     def deaths(self):

@@ -161,12 +161,14 @@ class RaidWiringTests(TestCase):
         self.assertEqual((s.casts, s.accepted, len(s.effects)), (1, 1, 1))
         self.assertAlmostEqual(s.effects[0], 0.1)
         for b in bots:
-            self.feed(b, {"t": "world.encounter", "boss": "warden", "phase": 1, "health": 1.0})
+            self.feed(b, {"t": "world.encounter", "boss": "warden", "event": "pull",
+                            "phase": 1, "health": 5000, "health_max": 5000})
         self.reactor.advance(100.0)
         for b in bots:
             # The template unknown here, the party leaves when no NPC in view lives.
             self.feed(b, {"t": "world.u", "c": record(DEATH, tank.cid, BOSS)})
-            self.feed(b, {"t": "world.encounter", "boss": "warden", "phase": "killed", "health": 0})
+            self.feed(b, {"t": "world.encounter", "boss": "warden", "event": "kill",
+                            "phase": 1, "health": 0, "health_max": 5000})
             self.feed(b, {"t": "world.loot", "from": BOSS, "items": [{"item": "x", "count": 2,
                                                                        "slot": 0}]})
         self.feed(bots[2], {"t": "world.loot", "from": BOSS, "items": []})

@@ -176,24 +176,38 @@ class EncounterTests(TestCase):
     def test_kill_counted_once(self):
         """Five copies of a boss's kill event (one per member) make one kill, with the fight's length from its pull."""
         mind, _ = party(bosses=("warden",))
-        self.assertEqual(mind.encounter({"boss": "warden", "phase": 1, "health": 1.0}, 10.0), "pull")
-        self.assertIsNone(mind.encounter({"boss": "warden", "phase": 1, "health": 0.5}, 50.0))
-        kills = [mind.encounter({"boss": "warden", "phase": "killed", "health": 0}, 130.0)
-                 for _ in range(5)]
+
+        def ev(event, health):
+            return {"boss": "warden", "event": event, "phase": 1, "health": health,
+                    "health_max": 1000}
+
+        self.assertEqual(mind.encounter(ev("pull", 1000), 10.0), "pull")
+        self.assertIsNone(mind.encounter(ev("pull", 1000), 10.0))
+        self.assertIsNone(mind.encounter(ev("health", 500), 50.0))
+        kills = [mind.encounter(ev("kill", 0), 130.0) for _ in range(5)]
         self.assertEqual(kills, ["kill", None, None, None, None])
         self.assertEqual(mind.newKills, [("warden", 120.0)])
         self.assertTrue(mind.cleared())
+        self.assertIsNone(mind.encounter(ev("reset", 1000), 131.0))
 
     def test_reset_then_pull_again(self):
-        """A reset ends the fight: the next event pulls again, and the kill's length counts from there."""
+        """A reset ends the fight (once, whoever tells it): the kill's length counts from the next pull."""
         mind, _ = party(bosses=("warden",))
-        mind.encounter({"boss": "warden", "phase": 1, "health": 1.0}, 0.0)
-        self.assertEqual(mind.encounter({"boss": "warden", "phase": "reset", "health": 1.0}, 30.0),
-                         "reset")
-        self.assertEqual(mind.encounter({"boss": "warden", "phase": 1, "health": 1.0}, 60.0), "pull")
-        mind.encounter({"boss": "warden", "phase": 2, "health": 0}, 100.0)
+        mind.encounter({"boss": "warden", "event": "pull", "health": 1000}, 0.0)
+        self.assertEqual(mind.encounter({"boss": "warden", "event": "reset"}, 30.0), "reset")
+        self.assertIsNone(mind.encounter({"boss": "warden", "event": "reset"}, 30.0))
+        self.assertEqual(mind.encounter({"boss": "warden", "event": "pull"}, 60.0), "pull")
+        mind.encounter({"boss": "warden", "event": "phase", "phase": 2}, 80.0)
+        mind.encounter({"boss": "warden", "event": "kill", "health": 0}, 100.0)
         self.assertEqual(mind.newKills, [("warden", 40.0)])
         self.assertEqual(mind.resets, 1)
+
+    def test_fight_seen_late(self):
+        """A health event of a boss whose pull it did not see starts the fight there."""
+        mind, _ = party(bosses=("warden",))
+        self.assertIsNone(mind.encounter({"boss": "warden", "event": "health"}, 5.0))
+        mind.encounter({"boss": "warden", "event": "kill"}, 25.0)
+        self.assertEqual(mind.newKills, [("warden", 20.0)])
 
     def test_wipe_is_everyone_dead_at_once(self):
         """All five dead is one wipe, counted once; after a revival the next all-dead is another."""
@@ -212,9 +226,9 @@ class EncounterTests(TestCase):
     def test_leaves_when_cleared_and_looted(self):
         """The party leaves once every boss is dead and each member got its loot, or LOOT_WAIT after the kill."""
         mind, ms = party(bosses=("a", "b"))
-        mind.encounter({"boss": "a", "phase": "killed", "health": 0}, 10.0)
+        mind.encounter({"boss": "a", "event": "kill", "health": 0}, 10.0)
         self.assertFalse(mind.shouldLeave(100.0))
-        mind.encounter({"boss": "b", "phase": "killed", "health": 0}, 200.0)
+        mind.encounter({"boss": "b", "event": "kill", "health": 0}, 200.0)
         self.assertFalse(mind.shouldLeave(201.0))
         for cid in ms:
             mind.lootFor(cid)
