@@ -10,7 +10,8 @@ Each step: fresh database and key prefix; the bench's own game data in the
 step's temp dir — an open-world hub (`r1_hub`, each party's characters at
 their own spot, out of each other's view), the instance template `r1`
 (one boss, `r1_boss`, at 40 m from the entrance, bringing 4 adds,
-`r1_add`, when pulled; its health `--boss-health`, sized so that a party
+`r1_add`, when pulled, and casts `--boss-ability` at its top target every
+10 s; its health `--boss-health`, sized so that a party
 of level-10 characters kills boss and adds in about two minutes; every
 kill drops one `r1_mark`), written with copies of the shipped npcs and
 items files plus those types.  Characters: K parties x 5 (a tank, a
@@ -146,8 +147,8 @@ stack = 1000
 """
 
 
-def instanceTemplate():
-    """The R1 template: a 100 m square, the boss 40 m from the entrance, 4 adds when pulled."""
+def instanceTemplate(opts):
+    """The R1 template: a 100 m square, the boss 40 m from the entrance, 4 adds when pulled, a timed ability."""
     return f"""[instances.{TEMPLATE}]
 name = "R1 Arena"
 kind = "dungeon"
@@ -180,6 +181,7 @@ loot = [{{item = "{MARK}", chance = 1.0}}]
 
 [[instances.{TEMPLATE}.bosses.phases]]
 below = 1.0
+abilities = [{{ability = "{opts.boss_ability}", every = 10.0, first = 5.0, target = "top"}}]
 adds = [{{npc = "r1_add", count = 4}}]
 """
 
@@ -202,7 +204,7 @@ max_speed = 7.0
         with open(os.path.join(ROOT, "etc", f"{kind}.toml")) as src, open(paths[kind], "w") as f:
             f.write(src.read() + extra)
     with open(paths["instances"], "w") as f:
-        f.write(instanceTemplate())
+        f.write(instanceTemplate(opts))
     return writeConfig(os.path.join(tmp, "r1.toml"), {
         "node": {"id": "r1-bench", "roles": ["world", "chat"], "var_dir": os.path.join(tmp, "var")},
         "sql": {"url": sqlURL, "pool_min": 2, "pool_max": 8},
@@ -417,6 +419,8 @@ def main(argv):
     p.add_argument("--boss-health", type=int, default=10000,
                    help="the boss's health: about two minutes for a level-10 party")
     p.add_argument("--add-health", type=int, default=400)
+    p.add_argument("--boss-ability", default="cleave",
+                   help="the NPC ability (etc/abilities.toml) the boss casts at its top target every 10 s")
     p.add_argument("--cycle", type=float, default=100.0,
                    help="seconds a clear is expected to take at the least (sizes --clears)")
     p.add_argument("--clears", type=int, default=0,
