@@ -6,7 +6,6 @@ import sys
 import time
 
 from twisted.internet.protocol import ClientFactory
-from twisted.logger import Logger
 
 from mmoshard.bots import w1, w2
 from mmoshard.bots.combat import Ability, Kit
@@ -37,6 +36,7 @@ class RaidStats:
         self.killsTotal = 0
         self.rewardsTotal = 0
         self.clearsTotal = 0
+        self.errors = collections.Counter()  # error code -> count, over the run
         self.window()
 
     def window(self):
@@ -56,7 +56,6 @@ class RaidStats:
         self.clears = 0
         self.entries = 0
         self.fights = []
-        self.errors = collections.Counter()
         self.stuck = 0
         self.bytesIn = 0
         self.fighting = []
@@ -74,8 +73,6 @@ class RaidParty:
     (world.instance.leave, chat.party.leave, world.leave, close),
     C{done} (no generation left).
     """
-
-    log = Logger()
 
     def __init__(self, run, index, bosses=(), waypoints=()):
         self.run = run
@@ -144,8 +141,8 @@ class RaidParty:
 
     def abandon(self, why):
         """Give this generation up (refused, stuck, broken): everyone leaves its party and the world."""
-        self.log.info("raid party {party} generation {generation}: giving up ({why})",
-                      party=self.index, generation=self.generation, why=why)
+        print(f"[raid] party {self.index} generation {self.generation}: giving up ({why})",
+              file=sys.stderr, flush=True)
         self.setState("leaving")
         for b in list(self.bots):
             b.quit()
@@ -317,8 +314,6 @@ class RaidRun:
     """One raid run: parties ramped in, a warm-up, the measured window, the summary line."""
 
     tag = "raid"
-    log = Logger()
-
     def __init__(self, reactor, opts):
         self.reactor = reactor
         self.opts = opts

@@ -1,9 +1,9 @@
 """One raid bot's connection: session, world and chat requests, what it counts, its 5 Hz turn inside an instance."""
 
 import math
+import sys
 
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
 
 from mmoshard.bots import w1
 from mmoshard.bots.raidmind import HEALER, PARTY_ROLES, TANK, Member, RaidFighter, roleKit
@@ -30,8 +30,6 @@ class RaidBot(Protocol):
     inside, its L{RaidFighter}'s decisions every 5 Hz turn. It counts the
     world.loot it receives by (instance zone, source) to find duplicates.
     """
-
-    log = Logger()
 
     def __init__(self, run, party, slot, cid):
         self.run = run
@@ -306,8 +304,8 @@ class RaidBot(Protocol):
         key = (self.zone, m.get("from"))
         if key in self.loot:
             stats.duplicates += 1
-            self.log.warn("raid bot {cid}: world.loot from {source} in {zone} twice",
-                          cid=self.cid, source=key[1], zone=key[0])
+            print(f"[raid] DUPLICATE: character {self.cid} got world.loot from {key[1]} in "
+                  f"{key[0]} twice", file=sys.stderr, flush=True)
         self.loot.add(key)
         stats.rewards += 1
         stats.rewardsTotal += 1
