@@ -221,6 +221,32 @@ max_speed = 7.0
     })
 
 
+def startServer(config, adminPort, logPath):
+    """twistd on CPU 0 with C{config}, its log to C{logPath} (or discarded). @return: the process, ready."""
+    import subprocess
+
+    out = open(logPath, "a") if logPath else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+             "-n", "--pidfile=", "mmoshard", "--config", config],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        if logPath:
+            out.close()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"world server exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{adminPort}/readyz", timeout=2)
+            return proc
+        except Exception:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("world server not ready after 60s")
+
+
 def clearsFor(parties, opts):
     """Generations enough for the run: one clear takes about a fight plus the entry, and each is fresh characters."""
     ramp = parties * SIZE / opts.rate
@@ -300,7 +326,7 @@ def r1Step(parties, opts):
     _, prefix, cleaner = requireRedis()
     tcpPort, adminPort = freePort(), freePort()
     config = writeFiles(tmp, parties, url, prefix, tcpPort, adminPort, opts)
-    proc = w1.startWorld(config, adminPort)
+    proc = startServer(config, adminPort, opts.server_log)
     state = {}
     result = {}
     try:
@@ -431,7 +457,10 @@ def main(argv):
                    help="smoke run: 10 parties, boss 1500 health, adds 100, 5 s warm-up, 30 s "
                         "window, no waiting for a quiet machine (not a capacity claim)")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--server-log", default="",
+                   help="write the server's log here (default: discarded)")
     opts = p.parse_args(argv)
+    opts.generator = "python"  # for w1.runGenerator's result
     if opts.quick:
         opts.counts = opts.counts or "10"
         opts.boss_health, opts.add_health, opts.cycle = 1500, 100, 25.0
