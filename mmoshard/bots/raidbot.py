@@ -189,6 +189,10 @@ class RaidBot(Protocol):
         if t == "world.instance.enter":
             self.party.enterRefused(self, code, m.get("retry_after"))
             return
+        if t == "chat.party.leave" and code == "chat.not_in_party":
+            # The others left first and the party was disbanded: nothing to leave.
+            self.request("world.leave", {})
+            return
         run.stats.errors[code] += 1
         if t == "world.release":
             if self.dead and code == "combat.not_dead":
