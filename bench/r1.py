@@ -33,8 +33,9 @@ marks held against the kills whose roster names it: `db_duplicates`
 (more marks than kills) and `db_missing` (fewer), both must be 0.
 
 Capacity = the largest K (steps of 50) with p99 tick <= 50 ms, p99
-cast-to-effect <= 200 ms (with samples), no disconnects, no party stuck,
-no duplicate, some boss fight going on, server <= 1 core.  A step whose
+cast-to-effect <= 200 ms (with samples), no disconnects, no party stuck or
+given up (an entry refused with an error not worth a retry), no duplicate
+nor missing reward, some boss fight going on, server <= 1 core.  A step whose
 generator used 95 % of its core is GENERATOR-BOUND and does not count.
 """
 
@@ -435,6 +436,7 @@ def passes(r):
                 and 0 <= float(r["cast_effect_p99_ms"]) <= LIMITS["cast_effect_p99_ms"]
                 and int(r["cast_effect_samples"]) > 0
                 and int(r["disconnects"]) == 0 and int(r["stuck"]) == 0
+                and int(r.get("given_up", 0)) == 0
                 and int(r["duplicates"]) == 0 and int(r.get("db_duplicates", 0)) == 0
                 and int(r.get("db_missing", 0)) == 0
                 and float(r["fighting_avg"]) > 0
@@ -482,7 +484,7 @@ def search(opts):
 KEYS = ("tick_p50_ms", "tick_p99_ms", "instance_tick_p99_ms", "tick_worst_p99_ms", "tick_max_ms",
         "ticks_skipped_s", "cast_effect_p50_ms", "cast_effect_p99_ms", "server_cpu", "gen_cpu",
         "fighting_avg", "fight_p50_s", "kills", "wipes", "rewards", "duplicates", "db_kills",
-        "db_duplicates", "db_missing", "casts_s", "disconnects", "stuck")
+        "db_duplicates", "db_missing", "casts_s", "disconnects", "stuck", "given_up", "errors")
 
 
 def main(argv):

@@ -36,6 +36,7 @@ class RaidStats:
         self.killsTotal = 0
         self.rewardsTotal = 0
         self.clearsTotal = 0
+        self.givenUp = 0  # generations given up (refused, broken or stuck), over the run
         self.errors = collections.Counter()  # error code -> count, over the run
         self.window()
 
@@ -141,6 +142,7 @@ class RaidParty:
 
     def abandon(self, why):
         """Give this generation up (refused, stuck, broken): everyone leaves its party and the world."""
+        self.run.stats.givenUp += 1
         print(f"[raid] party {self.index} generation {self.generation}: giving up ({why})",
               file=sys.stderr, flush=True)
         self.setState("leaving")
@@ -469,7 +471,7 @@ class RaidRun:
                                   if b.fighter is not None),
             "deaths": s.deaths, "releases": s.releases, "progress": s.progress,
             "kills_total": s.killsTotal, "rewards_total": s.rewardsTotal,
-            "clears_total": s.clearsTotal, "stuck": s.stuck,
+            "clears_total": s.clearsTotal, "stuck": s.stuck, "given_up": s.givenUp,
             "disconnects": s.disconnects, "window_disconnects": s.disconnects - disc0,
             "failed": s.failed, "errors": sum(s.errors.values()),
         })

@@ -137,6 +137,7 @@ class RaidWiringTests(TestCase):
             self.assertEqual([m["t"] for m in self.sent(b)], ["chat.party.leave"])
         self.assertEqual(dict(self.run.stats.errors),
                          {"instance.no_capacity": 1, "instance.locked": 1})
+        self.assertEqual(self.run.stats.givenUp, 1)
 
     def test_fight_kill_loot_leave_next_generation(self):
         """Inside, the tank casts at the boss; a kill and everyone's loot make them leave, quit, and fresh characters come."""
