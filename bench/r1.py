@@ -4,6 +4,10 @@
     python bench/r1.py --counts 100,150 --duration 60
     python bench/r1.py --quick                  # smoke run: 10 parties, short fights, about a minute
 
+The parties arrive spread over `--stagger` seconds (default 120, about a
+fight), so that in the window pulls, kills, reward writes, leaves and the
+next generation's logins come at a steady rate rather than in one burst.
+
 Server on CPU 0 (one twistd with the world and chat roles, real MariaDB and
 Redis), load generator on CPU 1 (`python -m mmoshard.bots raid`, taskset).
 Each step: fresh database and key prefix; the bench's own game data in the
@@ -250,9 +254,16 @@ def startServer(config, adminPort, logPath):
     raise SystemExit("world server not ready after 60s")
 
 
+def rateFor(parties, opts):
+    """Bot connections per second: C{--rate}, or the parties spread over C{--stagger} seconds."""
+    if opts.rate:
+        return opts.rate
+    return max(1.0, parties * SIZE / opts.stagger)
+
+
 def clearsFor(parties, opts):
     """Generations enough for the run: one clear takes about a fight plus the entry, and each is fresh characters."""
-    ramp = parties * SIZE / opts.rate
+    ramp = parties * SIZE / rateFor(parties, opts)
     return max(2, math.ceil((ramp + opts.warmup + opts.duration) / opts.cycle) + 1)
 
 
@@ -261,8 +272,8 @@ def botsCommand(parties, clears, port, instances, opts):
             "--address", f"tcp:127.0.0.1:{port}", "--token-key", KEY,
             "--parties", str(parties), "--clears", str(clears), "--template", TEMPLATE,
             "--instances-file", instances, "--warmup", str(opts.warmup),
-            "--duration", str(opts.duration), "--rate", str(opts.rate), "--seed", str(opts.seed),
-            "--ramp-timeout", str(opts.ramp_timeout)]
+            "--duration", str(opts.duration), "--rate", f"{rateFor(parties, opts):.3f}",
+            "--seed", str(opts.seed), "--ramp-timeout", str(opts.ramp_timeout + opts.stagger)]
 
 
 def skippedTicks(adminPort):
@@ -494,7 +505,11 @@ def main(argv):
     p.add_argument("--counts", default="", help="explicit K list instead of the 50-step search")
     p.add_argument("--warmup", type=float, default=30.0)
     p.add_argument("--duration", type=float, default=60.0)
-    p.add_argument("--rate", type=float, default=50.0, help="bot connections per second")
+    p.add_argument("--stagger", type=float, default=120.0,
+                   help="seconds over which the parties arrive (about a fight: their kills, "
+                        "leaves and fresh entries are then spread evenly through the window)")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="bot connections per second (default: from --stagger)")
     p.add_argument("--ramp-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--boss-health", type=int, default=10000,
@@ -518,7 +533,7 @@ def main(argv):
     opts.generator = "python"  # for w1.runGenerator's result
     if opts.quick:
         opts.counts = opts.counts or "10"
-        opts.boss_health, opts.add_health, opts.cycle = 1500, 100, 25.0
+        opts.boss_health, opts.add_health, opts.cycle, opts.stagger = 1500, 100, 25.0, 15.0
         opts.warmup, opts.duration, opts.attempts, opts.wait_quiet = 5.0, 30.0, 1, 0.0
         opts.ramp_timeout = 60.0
     load = os.getloadavg()[0]
