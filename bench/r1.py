@@ -124,7 +124,7 @@ def gameData(opts):
 name = "Raid Warden"
 level = 11
 health = {opts.boss_health}
-damage = [18, 26]
+damage = [{opts.boss_damage[0]}, {opts.boss_damage[1]}]
 attack_speed = 2.0
 speed = 6.0
 aggro_radius = 15.0
@@ -515,6 +515,8 @@ def main(argv):
     p.add_argument("--boss-health", type=int, default=10000,
                    help="the boss's health: about two minutes for a level-10 party")
     p.add_argument("--add-health", type=int, default=400)
+    p.add_argument("--boss-damage", default="18,26",
+                   help="the boss's melee swing range LO,HI (every 2 s; more to see wipes)")
     p.add_argument("--boss-ability", default="cleave",
                    help="the NPC ability (etc/abilities.toml) the boss casts at its top target every 10 s")
     p.add_argument("--cycle", type=float, default=100.0,
@@ -531,6 +533,7 @@ def main(argv):
                    help="write the server's log here (default: discarded)")
     opts = p.parse_args(argv)
     opts.generator = "python"  # for w1.runGenerator's result
+    opts.boss_damage = tuple(int(x) for x in opts.boss_damage.split(","))
     if opts.quick:
         opts.counts = opts.counts or "10"
         opts.boss_health, opts.add_health, opts.cycle, opts.stagger = 1500, 100, 25.0, 15.0
