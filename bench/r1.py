@@ -32,9 +32,11 @@ instances' p99) and
 `tick_max_ms`; ticks skipped (`mmoshard_world_ticks_skipped_total`: a tick
 that came too late); server CPU; the generator's kills, wipes, rewards,
 duplicates, casts and cast-to-effect p99; and, read from SQL after the
-server stopped, `db_kills` (instance_kills rows) and per character the
-marks held against the kills whose roster names it: `db_duplicates`
-(more marks than kills) and `db_missing` (fewer), both must be 0.
+server stopped, `db_kills` (instance_kills rows), `db_lost_kills` (kills
+the bots were told of, `kills_total`, beyond those rows: a kill whose
+transaction never committed) and per character the marks held against the
+kills whose roster names it: `db_duplicates` (more marks than kills) and
+`db_missing` (fewer); all three must be 0.
 
 Capacity = the largest K (steps of 50) with p99 tick <= 50 ms, p99
 cast-to-effect <= 200 ms (with samples), no disconnects, no party stuck or
@@ -423,6 +425,8 @@ def r1Step(parties, opts):
             proc.kill()
         try:
             result.update(checkRewards(url))
+            # A kill the players were told of whose transaction never committed.
+            result["db_lost_kills"] = max(0, int(result.get("kills_total", 0)) - result["db_kills"])
         except Exception as e:  # the table may be missing on a tree without instances
             log(f"reward check failed: {e}")
         cleaner()
@@ -449,7 +453,7 @@ def passes(r):
                 and int(r["disconnects"]) == 0 and int(r["stuck"]) == 0
                 and int(r.get("given_up", 0)) == 0
                 and int(r["duplicates"]) == 0 and int(r.get("db_duplicates", 0)) == 0
-                and int(r.get("db_missing", 0)) == 0
+                and int(r.get("db_missing", 0)) == 0 and int(r.get("db_lost_kills", 0)) == 0
                 and float(r["fighting_avg"]) > 0
                 and float(r["server_cpu"]) <= LIMITS["cpu"] * 0.98
                 and float(r.get("others_cpu", 0.0)) <= 0.15)
@@ -495,32 +499,35 @@ def search(opts):
 KEYS = ("tick_p50_ms", "tick_p99_ms", "instance_tick_p99_ms", "tick_worst_p99_ms", "tick_max_ms",
         "ticks_skipped_s", "cast_effect_p50_ms", "cast_effect_p99_ms", "server_cpu", "gen_cpu",
         "fighting_avg", "fight_p50_s", "kills", "wipes", "rewards", "duplicates", "db_kills",
-        "db_duplicates", "db_missing", "casts_s", "disconnects", "stuck", "given_up", "errors")
+        "db_duplicates", "db_missing", "db_lost_kills", "casts_s", "disconnects", "stuck", "given_up", "errors")
 
 
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--start", type=int, default=100, help="first K (instances) of the search")
-    p.add_argument("--max", type=int, default=1000)
+    p.add_argument("--max", type=int, default=2000)
     p.add_argument("--counts", default="", help="explicit K list instead of the 50-step search")
     p.add_argument("--warmup", type=float, default=30.0)
     p.add_argument("--duration", type=float, default=60.0)
-    p.add_argument("--stagger", type=float, default=120.0,
-                   help="seconds over which the parties arrive (about a fight: their kills, "
-                        "leaves and fresh entries are then spread evenly through the window)")
+    p.add_argument("--stagger", type=float, default=None,
+                   help="seconds over which the parties arrive (120, about a fight: their kills, "
+                        "leaves and fresh entries are then spread evenly through the window; "
+                        "--quick 15)")
     p.add_argument("--rate", type=float, default=0.0,
                    help="bot connections per second (default: from --stagger)")
     p.add_argument("--ramp-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--boss-health", type=int, default=10000,
-                   help="the boss's health: about two minutes for a level-10 party")
-    p.add_argument("--add-health", type=int, default=400)
+    p.add_argument("--boss-health", type=int, default=None,
+                   help="the boss's health (10000: about two minutes for a level-10 party; "
+                        "--quick 1500)")
+    p.add_argument("--add-health", type=int, default=None, help="each add's (400; --quick 100)")
     p.add_argument("--boss-damage", default="18,26",
                    help="the boss's melee swing range LO,HI (every 2 s; more to see wipes)")
     p.add_argument("--boss-ability", default="cleave",
                    help="the NPC ability (etc/abilities.toml) the boss casts at its top target every 10 s")
-    p.add_argument("--cycle", type=float, default=100.0,
-                   help="seconds a clear is expected to take at the least (sizes --clears)")
+    p.add_argument("--cycle", type=float, default=None,
+                   help="seconds a clear is expected to take at the least (sizes --clears; "
+                        "100, --quick 25)")
     p.add_argument("--clears", type=int, default=0,
                    help="generations of characters per party (0: enough for the run)")
     p.add_argument("--attempts", type=int, default=6)
@@ -534,9 +541,13 @@ def main(argv):
     opts = p.parse_args(argv)
     opts.generator = "python"  # for w1.runGenerator's result
     opts.boss_damage = tuple(int(x) for x in opts.boss_damage.split(","))
+    full = {"boss_health": 10000, "add_health": 400, "cycle": 100.0, "stagger": 120.0}
+    quick = {"boss_health": 1500, "add_health": 100, "cycle": 25.0, "stagger": 15.0}
+    for key, value in (quick if opts.quick else full).items():
+        if getattr(opts, key) is None:
+            setattr(opts, key, value)
     if opts.quick:
         opts.counts = opts.counts or "10"
-        opts.boss_health, opts.add_health, opts.cycle, opts.stagger = 1500, 100, 25.0, 15.0
         opts.warmup, opts.duration, opts.attempts, opts.wait_quiet = 5.0, 30.0, 1, 0.0
         opts.ramp_timeout = 60.0
     load = os.getloadavg()[0]
