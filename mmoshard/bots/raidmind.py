@@ -268,7 +268,8 @@ class PartyMind:
         """
         Where C{member}, with no target, goes: C{("walk", x, z)} or
         C{("stand",)}. Others follow the tank; the tank walks to the next
-        waypoint of the route it has not visited.
+        waypoint of the route: a pack's place until it has been there, a
+        boss's until the boss is dead (after a wipe it goes back to it).
         """
         if member.role != TANK:
             tank = self.tankMember()
@@ -283,7 +284,15 @@ class PartyMind:
             return ("stand",)
         if not self.readyToPull():
             return ("stand",)
-        for i, (wx, wz) in enumerate(self.route):
+        for i, (wx, wz, boss) in enumerate(self.route):
+            if boss is not None:
+                # A boss's place is done when the boss is dead; until then
+                # the tank goes there and waits (it may be walking home).
+                if boss in self.killed:
+                    continue
+                if math.hypot(wx - member.x, wz - member.z) <= ARRIVED:
+                    return ("stand",)
+                return ("walk", wx, wz)
             if i in self.visited:
                 continue
             if math.hypot(wx - member.x, wz - member.z) <= ARRIVED:
@@ -362,11 +371,11 @@ class PartyMind:
 def route(spec):
     """
     The waypoints of template C{spec} (an InstanceSpec) in the order the
-    tank walks them: from the entrance, the nearest unvisited pack or boss
-    next. @return: a tuple of (x, z).
+    tank walks them: from the entrance, the nearest pack or boss left next.
+    @return: a tuple of (x, z, boss id or None for a pack).
     """
-    points = [tuple(p.at[:2]) for p in getattr(spec, "packs", ())]
-    points += [tuple(b.at[:2]) for b in spec.bosses]
+    points = [(p.at[0], p.at[1], None) for p in getattr(spec, "packs", ())]
+    points += [(b.at[0], b.at[1], b.id) for b in spec.bosses]
     spawns = getattr(spec.layout, "spawns", None) or ()
     here = (spawns[0][0], spawns[0][2]) if spawns else (0.0, 0.0)
     out = []
@@ -374,7 +383,7 @@ def route(spec):
         nxt = min(points, key=lambda p: (p[0] - here[0]) ** 2 + (p[1] - here[1]) ** 2)
         points.remove(nxt)
         out.append(nxt)
-        here = nxt
+        here = nxt[:2]
     return tuple(out)
 
 

@@ -100,8 +100,8 @@ class TankTests(TestCase):
         self.assertEqual(casts, {"strike", "clap"})
 
     def test_walks_the_route_with_nothing_in_view(self):
-        """With no NPC in view the tank walks the waypoints in order, each counted once reached."""
-        mind, ms = party(waypoints=((50.0, 0.0), (50.0, 50.0)))
+        """With no NPC in view the tank walks the waypoints in order, a pack's place counted once reached."""
+        mind, ms = party(waypoints=((50.0, 0.0, None), (50.0, 50.0, None)))
         tank = ms[TANK_ID]
         self.assertEqual(mind.idle(tank, 0.0), ("walk", 50.0, 0.0))
         tank.x = 50.0 - ARRIVED / 2
@@ -112,6 +112,21 @@ class TankTests(TestCase):
         for m in ms.values():
             m.z = 50.0
         self.assertEqual(mind.idle(tank, 2.0), ("stand",))
+
+    def test_goes_back_to_a_boss_alive(self):
+        """A boss's place is not done until the boss is dead: after a wipe the tank walks back to it and waits there."""
+        mind, ms = party(bosses=("warden",), waypoints=((0.0, 50.0, None), (0.0, 100.0, "warden")))
+        mind.visited.add(0)
+        tank = ms[TANK_ID]
+        self.assertEqual(mind.idle(tank, 0.0), ("walk", 0.0, 100.0))
+        for m in ms.values():
+            m.z = 99.0
+        self.assertEqual(mind.idle(tank, 1.0), ("stand",))
+        for m in ms.values():
+            m.z = 0.0
+        self.assertEqual(mind.idle(tank, 2.0), ("walk", 0.0, 100.0))
+        mind.encounter({"boss": "warden", "event": "kill"}, 3.0)
+        self.assertEqual(mind.idle(tank, 3.0), ("stand",))
 
 
 class PartyTargetTests(TestCase):
@@ -261,4 +276,5 @@ class RouteTests(TestCase):
             packs = (type("P", (), {"at": (100.0, 0.0)}), type("P", (), {"at": (10.0, 0.0)}))
             bosses = (type("B", (), {"at": (50.0, 0.0)}),)
 
-        self.assertEqual(route(Spec), ((10.0, 0.0), (50.0, 0.0), (100.0, 0.0)))
+        Spec.bosses[0].id = "boss"
+        self.assertEqual(route(Spec), ((10.0, 0.0, None), (50.0, 0.0, "boss"), (100.0, 0.0, None)))
