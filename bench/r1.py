@@ -30,7 +30,9 @@ all the process's ticks, `instance_tick_p50_ms`/`instance_tick_p99_ms` over
 the instances' ticks, `tick_worst_p99_ms` (the worse of the hub's and the
 instances' p99) and
 `tick_max_ms`; ticks skipped (`mmoshard_world_ticks_skipped_total`: a tick
-that came too late); server CPU; the generator's kills, wipes, rewards,
+that came too late; informational: the process sums it over the zones it
+hosts now, so the closed instances' skips drop out of it, and the figure
+is floored at 0); server CPU; the generator's kills, wipes, rewards,
 duplicates, casts and cast-to-effect p99; and, read from SQL after the
 server stopped, `db_kills` (instance_kills rows), `db_lost_kills` (kills
 the bots were told of, `kills_total`, beyond those rows: a kill whose
@@ -408,7 +410,8 @@ def r1Step(parties, opts):
             ticks = poller.stop()
             out = {"machine_cpu": w1.machineCPU(state["sys0"], window),
                    "server_cpu": round(cpu, 3),
-                   "ticks_skipped_s": round((skippedTicks(adminPort) - state["skipped0"]) / window, 2),
+                   "ticks_skipped_s": round(max(0.0, skippedTicks(adminPort) - state["skipped0"])
+                                            / window, 2),
                    "tick_polls": poller.polls}
             out.update(tickFigures(ticks))
             return out
