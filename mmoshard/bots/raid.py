@@ -382,6 +382,27 @@ class RaidRun:
         self.progress.clock = self.reactor
         self.progress.start(1.0, now=False)
         self.reactor.callLater(self.opts.ramp_timeout, self.rampDeadline)
+        if self.opts.dump_signal:
+            import signal
+
+            signal.signal(signal.SIGUSR1, lambda *a: self.reactor.callFromThread(self.dump))
+
+    def dump(self):
+        """Each party's state and members on stderr (kill -USR1 the generator: why does a party wait?)."""
+        now = self.now()
+        for party in self.parties:
+            mind = party.mind
+            print(f"[{self.tag}] party {party.index} gen {party.generation} {party.state} "
+                  f"for {now - party.since:.0f}s killed={sorted(mind.killed)} "
+                  f"fighting={sorted(mind.pulledAt)} visited={sorted(mind.visited)} "
+                  f"ready={mind.readyToPull()} focus={mind.focus()}", file=sys.stderr)
+            for b in party.bots:
+                m, f = b.member, b.fighter
+                print(f"[{self.tag}]   {m.role} {b.cid} at ({m.x:.0f}, {m.z:.0f}) inside={m.inside} "
+                      f"dead={b.dead} moving={b.moving} target={f.target if f else None} "
+                      f"npcs={sum(1 for n in f.npcs.values() if not n.dead) if f else 0}",
+                      file=sys.stderr)
+        sys.stderr.flush()
 
     def send(self):
         slot = self.slots[self.slot]
@@ -531,6 +552,8 @@ def parseArgs(argv):
     p.add_argument("--classes-file", default="etc/classes.toml")
     p.add_argument("--instances-file", default="etc/instances.toml",
                    help="the templates (bosses to kill, the route through the packs)")
+    p.add_argument("--dump-signal", action="store_true",
+                   help="on SIGUSR1, print every party's state and members to stderr")
     opts = p.parse_args(argv)
     opts.count = opts.parties * len(PARTY_ROLES) * opts.clears
     return w1.checkArgs(p, opts)
