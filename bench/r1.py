@@ -454,7 +454,7 @@ def passes(r):
                 and 0 <= float(r["cast_effect_p99_ms"]) <= LIMITS["cast_effect_p99_ms"]
                 and int(r["cast_effect_samples"]) > 0
                 and int(r["disconnects"]) == 0 and int(r["stuck"]) == 0
-                and int(r.get("given_up", 0)) == 0
+                and int(r.get("given_up", 0)) == 0 and int(r.get("step_errors", 0)) == 0
                 and int(r["duplicates"]) == 0 and int(r.get("db_duplicates", 0)) == 0
                 and int(r.get("db_missing", 0)) == 0 and int(r.get("db_lost_kills", 0)) == 0
                 and float(r["fighting_avg"]) > 0
@@ -502,7 +502,7 @@ def search(opts):
 KEYS = ("tick_p50_ms", "tick_p99_ms", "instance_tick_p99_ms", "tick_worst_p99_ms", "tick_max_ms",
         "ticks_skipped_s", "cast_effect_p50_ms", "cast_effect_p99_ms", "server_cpu", "gen_cpu",
         "fighting_avg", "fight_p50_s", "kills", "wipes", "rewards", "duplicates", "db_kills",
-        "db_duplicates", "db_missing", "db_lost_kills", "casts_s", "disconnects", "stuck", "given_up", "errors")
+        "db_duplicates", "db_missing", "db_lost_kills", "casts_s", "disconnects", "stuck", "given_up", "step_errors", "errors")
 
 
 def main(argv):

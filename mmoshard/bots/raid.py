@@ -37,6 +37,7 @@ class RaidStats:
         self.rewardsTotal = 0
         self.clearsTotal = 0
         self.givenUp = 0  # generations given up (refused, broken or stuck), over the run
+        self.stepErrors = 0  # bot turns that raised (a bug), over the run
         self.errors = collections.Counter()  # error code -> count, over the run
         self.window()
 
@@ -410,7 +411,17 @@ class RaidRun:
         now = self.now()
         ct = w1.nowMillis()
         for bot in slot:
-            bot.step(now, ct)
+            try:
+                bot.step(now, ct)
+            except Exception:
+                # A bug of one bot's decisions: said (once) and counted, the others go on
+                # (an exception here would stop the loop, and every bot with it).
+                self.stats.stepErrors += 1
+                if self.stats.stepErrors == 1:
+                    import traceback
+
+                    print(f"[{self.tag}] bot {bot.cid}: step failed (said once, counted in "
+                          f"step_errors)\n{traceback.format_exc()}", file=sys.stderr, flush=True)
         self.stats.steps += len(slot)
 
     def report(self):
@@ -493,6 +504,7 @@ class RaidRun:
             "deaths": s.deaths, "releases": s.releases, "progress": s.progress,
             "kills_total": s.killsTotal, "rewards_total": s.rewardsTotal,
             "clears_total": s.clearsTotal, "stuck": s.stuck, "given_up": s.givenUp,
+            "step_errors": s.stepErrors,
             "disconnects": s.disconnects, "window_disconnects": s.disconnects - disc0,
             "failed": s.failed, "errors": sum(s.errors.values()),
         })

@@ -106,7 +106,11 @@ class RaidFighter(Fighter):
             return eid
         if self.role == HEALER:
             return None
-        return self.party.focus()
+        return self.inView(self.party.focus())
+
+    def inView(self, eid):
+        """C{eid} when that NPC is alive and in this member's own view (the tank sees farther ahead), else None."""
+        return eid if eid is not None and self.live(eid) is not None else None
 
     def decide(self, x, z, moving, now):
         """L{Fighter.decide} with the role's target; C{("idle",)}: see L{PartyMind.idle}."""
@@ -125,7 +129,7 @@ class RaidFighter(Fighter):
         elif role == HEALER:
             self.target = None
         else:
-            focus = self.party.focus()
+            focus = self.inView(self.party.focus())
             if focus != self.target:
                 self.target = focus
                 self.reach = self.kit.reach

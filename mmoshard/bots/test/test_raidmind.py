@@ -156,6 +156,17 @@ class PartyTargetTests(TestCase):
         see(ms, u(combat=[record(DAMAGE, TANK_ID, BOSS, 30)]))
         self.assertEqual(mind.focus(), BOSS)
 
+    def test_focus_out_of_a_members_view(self):
+        """A focus the tank sees but a damage dealer does not (beyond its view): it follows the tank instead."""
+        mind, ms = party()
+        tank, mage = ms[TANK_ID].fighter, ms[MAGE_ID].fighter
+        tank.update(u(e=[npc(BOSS, 60, 0)], combat=[record(DAMAGE, BOSS, TANK_ID, 5)]), 0.0)
+        self.assertEqual(mind.focus(), BOSS)
+        self.assertEqual(mage.decide(0.0, 0.0, False, 0.0), ("idle",))
+        self.assertIsNone(mage.choose(0.0, 0.0))
+        mage.update(u(e=[npc(BOSS, 60, 0)]), 0.1)
+        self.assertEqual(mage.decide(0.0, 0.0, False, 0.2), ("walk", 60, 0))
+
     def test_members_follow_the_tank(self):
         """With no focus, damage dealers walk to a few metres of the tank and the healer stays farther back."""
         mind, ms = party()
