@@ -86,7 +86,7 @@ class RaidParty:
         self.since = 0.0
         self.partyId = None
         self.leader = None
-        self.entries = 0  # times the leader's entry was retried
+        self.entries = 0  # refused instance entries of this generation (retries are bounded)
         self.everInside = False
 
     def setState(self, state):
@@ -243,6 +243,7 @@ class RaidParty:
                 self.run.stats.stuck += 1
                 if self.state == "leaving":
                     for b in list(self.bots):
+                        b.closing = True  # given up on purpose: not a disconnect
                         b.transport.abortConnection()
                 else:
                     self.abandon(f"{self.state} for {STUCK:.0f} s")
