@@ -14,6 +14,7 @@ PARTY_ROLES = (TANK, HEALER, DAMAGE_ROLE, DAMAGE_ROLE, DAMAGE_ROLE)
 FOLLOW = {HEALER: 15.0, DAMAGE_ROLE: 5.0}
 GATHER = 30.0  # metres: the tank pulls only with every member alive and this close
 ARRIVED = 4.0  # metres from a waypoint at which the tank counts it visited
+HOLD = 30.0  # metres short of the next waypoint the tank waits for a party not gathered
 LOOT_WAIT = 8.0  # seconds after the last kill before leaving without everyone's world.loot
 # world.encounter events (docs/instances.md, "Encounters").
 PULL, KILL, RESET = "pull", "kill", "reset"
@@ -273,7 +274,10 @@ class PartyMind:
         Where C{member}, with no target, goes: C{("walk", x, z)} or
         C{("stand",)}. Others follow the tank; the tank walks to the next
         waypoint of the route: a pack's place until it has been there, a
-        boss's until the boss is dead (after a wipe it goes back to it).
+        boss's until the boss is dead (after a wipe it goes back to it);
+        with the party not gathered it stops L{HOLD} metres short of it
+        (out of the NPCs' reach) and waits there for the others, who follow
+        it from wherever they are (the graveyard, after a release).
         """
         if member.role != TANK:
             tank = self.tankMember()
@@ -286,23 +290,29 @@ class PartyMind:
                 f = (d - keep) / d
                 return ("walk", member.x + (tank.x - member.x) * f, member.z + (tank.z - member.z) * f)
             return ("stand",)
-        if not self.readyToPull():
-            return ("stand",)
+        ready = self.readyToPull()
         for i, (wx, wz, boss) in enumerate(self.route):
+            d = math.hypot(wx - member.x, wz - member.z)
             if boss is not None:
                 # A boss's place is done when the boss is dead; until then
                 # the tank goes there and waits (it may be walking home).
                 if boss in self.killed:
                     continue
-                if math.hypot(wx - member.x, wz - member.z) <= ARRIVED:
+                if d <= ARRIVED:
                     return ("stand",)
-                return ("walk", wx, wz)
-            if i in self.visited:
+            elif i in self.visited:
                 continue
-            if math.hypot(wx - member.x, wz - member.z) <= ARRIVED:
+            elif d <= ARRIVED:
                 self.visited.add(i)
                 continue
-            return ("walk", wx, wz)
+            if ready:
+                return ("walk", wx, wz)
+            # Not gathered (someone dead, or far behind): go on, but wait out
+            # of the next pack's or boss's reach for the others.
+            if d > HOLD + 1.0:
+                f = (d - HOLD) / d
+                return ("walk", member.x + (wx - member.x) * f, member.z + (wz - member.z) * f)
+            return ("stand",)
         return ("stand",)
 
     # --- what the server tells ---------------------------------------------------------

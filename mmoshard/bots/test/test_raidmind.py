@@ -4,7 +4,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.bots.combat import NPC_BASE, Ability, Kit
 from mmoshard.bots.raidmind import (
-    ARRIVED, DAMAGE_ROLE, FOLLOW, GATHER, HEALER, LOOT_WAIT, TANK, Member, PartyMind, RaidFighter,
+    ARRIVED, DAMAGE_ROLE, FOLLOW, GATHER, HEALER, HOLD, LOOT_WAIT, TANK, Member, PartyMind, RaidFighter,
     roleKit, route)
 from mmoshard.bots.test.test_combat import npc, player, u
 from mmoshard.world.combat.records import CAST_START, DAMAGE, DEATH, EVADE, HEALTH, REVIVE, record
@@ -65,7 +65,6 @@ class TankTests(TestCase):
             for k, v in change.items():
                 setattr(ms[MAGE_ID], k, v)
             self.assertEqual(ms[TANK_ID].fighter.decide(0.0, 0.0, False, 0.0), ("idle",))
-            self.assertEqual(mind.idle(ms[TANK_ID], 0.0), ("stand",))
         mind, ms = party()
         see(ms, u(e=[npc(BOSS, 40, 0)], combat=[record(DEATH, BOSS, HEALER_ID)]))
         self.assertFalse(mind.readyToPull())
@@ -112,6 +111,18 @@ class TankTests(TestCase):
         for m in ms.values():
             m.z = 50.0
         self.assertEqual(mind.idle(tank, 2.0), ("stand",))
+
+    def test_waits_short_of_the_next_place_until_gathered(self):
+        """Someone dead or far: the tank walks on but stops HOLD metres short of the next place; gathered, it goes on."""
+        mind, ms = party(bosses=("warden",), waypoints=((0.0, 400.0, "warden"),))
+        tank = ms[TANK_ID]
+        ms[MAGE_ID].fighter.dead = True
+        self.assertEqual(mind.idle(tank, 0.0), ("walk", 0.0, 400.0 - HOLD))
+        for m in ms.values():
+            m.z = 400.0 - HOLD
+        self.assertEqual(mind.idle(tank, 1.0), ("stand",))
+        ms[MAGE_ID].fighter.dead = False
+        self.assertEqual(mind.idle(tank, 2.0), ("walk", 0.0, 400.0))
 
     def test_goes_back_to_a_boss_alive(self):
         """A boss's place is not done until the boss is dead: after a wipe the tank walks back to it and waits there."""
