@@ -401,7 +401,9 @@ class RaidRun:
             for b in party.bots:
                 m, f = b.member, b.fighter
                 print(f"[{self.tag}]   {m.role} {b.cid} at ({m.x:.0f}, {m.z:.0f}) inside={m.inside} "
-                      f"dead={b.dead} moving={b.moving} target={f.target if f else None} "
+                      f"dead={b.dead} hp={f.hp if f else None}/{f.hpMax if f else None} "
+                      f"res={f.res if f else None} moving={b.moving} "
+                      f"target={f.target if f else None} "
                       f"npcs={sum(1 for n in f.npcs.values() if not n.dead) if f else 0}",
                       file=sys.stderr)
         sys.stderr.flush()
