@@ -4,7 +4,7 @@ import math
 
 import attrs
 
-from mmoshard.bots.combat import NPC_BASE, Fighter, reachOf
+from mmoshard.bots.combat import HEAL_BELOW, NPC_BASE, REPLY_TIMEOUT, Fighter, reachOf
 from mmoshard.world.combat.records import CAST_START, DAMAGE, DEATH, EVADE, RECORD, REVIVE
 
 TANK, HEALER, DAMAGE_ROLE = "tank", "healer", "damage"
@@ -12,6 +12,11 @@ PARTY_ROLES = (TANK, HEALER, DAMAGE_ROLE, DAMAGE_ROLE, DAMAGE_ROLE)
 # Metres from the tank an idle member stands: melee and casters close behind,
 # the healer back, inside every heal's range of everyone.
 FOLLOW = {HEALER: 15.0, DAMAGE_ROLE: 5.0}
+# The healer's thresholds (share of health): a heal over time below
+# HEAL_BELOW (0.9, as W2's healers), a direct heal below DIRECT_BELOW, or
+# below DIRECT_ANYWAY when no heal over time is ready.
+DIRECT_BELOW = 0.6
+DIRECT_ANYWAY = 0.75
 GATHER = 30.0  # metres: the tank pulls only with every member alive and this close
 ARRIVED = 4.0  # metres from a waypoint at which the tank counts it visited
 HOLD = 30.0  # metres short of the next waypoint the tank waits for a party not gathered
@@ -29,8 +34,9 @@ class RaidFighter(Fighter):
         when the party is gathered (L{PartyMind.readyToPull}), the nearest
         living NPC (the pull). With nothing in view it walks the route.
       - Damage dealers attack the party's focus (L{PartyMind.focus}).
-      - The healer heals the most hurt member and never attacks: its mana
-        is for heals.
+      - The healer heals the most hurt member, sparing its mana (heals over
+        time first, direct heals when it is badly hurt: L{heal}), and never
+        attacks: its mana is for heals.
 
     A member without a target follows the tank (L{PartyMind.idle}).
     """
@@ -128,13 +134,63 @@ class RaidFighter(Fighter):
             if act is not None:
                 return act
         elif role == HEALER:
-            self.target = None
+            return self.heal(x, z, moving, now)
         else:
             focus = self.inView(self.party.focus())
             if focus != self.target:
                 self.target = focus
                 self.reach = self.kit.reach
         return Fighter.decide(self, x, z, moving, now)
+
+    def heal(self, x, z, moving, now):
+        """
+        The healer's turn, sparing its mana: the most hurt member in range
+        below L{HEAL_BELOW} gets a heal over time (not one already on a
+        cooldown or running), and a direct heal only below L{DIRECT_BELOW}
+        (or below L{DIRECT_ANYWAY} with no heal over time ready); it never
+        attacks. @return: an act, C{("idle",)} when it has nothing to do.
+        """
+        if self.waiting is not None and now - self.waiting[2] > REPLY_TIMEOUT:
+            self.waiting = None
+        self.expire(now)
+        if now < self.busyUntil or self.waiting is not None:
+            return ("stand",)  # moving would interrupt the cast it asked for
+        if now < self.nextCast:
+            return ("idle",)
+        heals = self.kit.heals
+        reach = max((h.range for h in heals), default=0.0)
+        ally, share = self.hurt(x, z, reach)
+        if ally is None:
+            return ("idle",)
+        hots = [h for h in heals if h.duration > 0]
+        direct = [h for h in heals if h.duration <= 0]
+        if share < DIRECT_BELOW:
+            order = direct + hots
+        else:
+            order = hots + (direct if share < DIRECT_ANYWAY else [])
+        d = self.distanceTo(ally, x, z)
+        for h in order:
+            if self.usable(h, now) and (h.target == "self" and ally == self.cid or d <= h.range):
+                return ("stand",) if moving else ("cast", h, ally, None, None)
+        return ("idle",)
+
+    def hurt(self, x, z, reach):
+        """@return: (id, share of health) of the member in C{reach} most hurt below L{HEAL_BELOW}, itself included; (None, 1.0)."""
+        best, share = None, HEAL_BELOW
+        if self.hp is not None and self.hpMax and self.hp / self.hpMax < share:
+            best, share = self.cid, self.hp / self.hpMax
+        r2 = reach * reach
+        for eid, seen in self.players.items():
+            s = seen.hurt()
+            if s < share and not seen.dead and (seen.x - x) ** 2 + (seen.z - z) ** 2 <= r2:
+                best, share = eid, s
+        return (best, share) if best is not None else (None, 1.0)
+
+    def distanceTo(self, eid, x, z):
+        if eid == self.cid:
+            return 0.0
+        seen = self.players.get(eid)
+        return math.hypot(seen.x - x, seen.z - z) if seen is not None else math.inf
 
     def tauntNow(self, x, z, moving, now):
         """The tank's taunt at its target when that hits someone else and the taunt is ready. @return: an act or None."""

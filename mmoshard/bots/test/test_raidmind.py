@@ -16,6 +16,7 @@ STRIKE = Ability("strike", 1, "damage", "enemy", range=5.0, cooldown=3.0)
 CLAP = Ability("clap", 2, "damage", "area", radius=8.0)
 TAUNT = Ability("taunt", 3, "taunt", "enemy", range=25.0, cooldown=8.0, gcd=0.0)
 MEND = Ability("mend", 20, "heal", "ally", range=40.0, cast=1.5)
+RENEW = Ability("renew", 23, "heal", "ally", range=40.0, duration=12.0)
 SMITE = Ability("smite", 21, "damage", "enemy", range=30.0)
 FIREBALL = Ability("fireball", 10, "damage", "enemy", range=35.0)
 STAB = Ability("stab", 11, "damage", "enemy", range=5.0)
@@ -200,6 +201,27 @@ class PartyTargetTests(TestCase):
         self.assertEqual(healer.decide(0.0, 0.0, False, 0.0), ("idle",))
         see(ms, u(combat=[record(HEALTH, TANK_ID, 100, 40), record(HEALTH, MAGE_ID, 100, 70)]))
         self.assertEqual(healer.decide(0.0, 0.0, False, 0.1), ("cast", MEND, TANK_ID, None, None))
+
+    def test_healer_spares_its_mana(self):
+        """A member a little hurt gets the heal over time; a direct heal only when badly hurt, or with the HoT running and still rather hurt."""
+        mind, ms = party()
+        healer = Kit.build("priest", [MEND, RENEW])
+        f = ms[HEALER_ID].fighter = RaidFighter(HEALER_ID, healer, HEALER, mind)
+        f.update(u(e=[player(TANK_ID, 5, 0), player(MAGE_ID, 10, 0)]), 0.0)
+        f.update(u(combat=[record(HEALTH, TANK_ID, 100, 85)]), 0.0)
+        self.assertEqual(f.decide(0.0, 0.0, False, 0.0), ("cast", RENEW, TANK_ID, None, None))
+        f.sent(30, RENEW, 0.0, TANK_ID)
+        f.accepted(30, 0, 0.01)
+        # Renew runs: at 85 % nothing more; at 70 % the direct heal.
+        self.assertEqual(f.decide(0.0, 0.0, False, 2.0), ("idle",))
+        f.update(u(combat=[record(HEALTH, TANK_ID, 100, 70)]), 2.0)
+        self.assertEqual(f.decide(0.0, 0.0, False, 2.1), ("cast", MEND, TANK_ID, None, None))
+        f.sent(31, MEND, 2.1, TANK_ID)
+        f.accepted(31, 1500, 2.11)
+        self.assertEqual(f.decide(0.0, 0.0, True, 2.5), ("stand",))
+        # Badly hurt, the mage gets the direct heal first.
+        f.update(u(combat=[record(HEALTH, TANK_ID, 100, 100), record(HEALTH, MAGE_ID, 100, 40)]), 4.0)
+        self.assertEqual(f.decide(0.0, 0.0, False, 4.0), ("cast", MEND, MAGE_ID, None, None))
 
     def test_role_kits(self):
         """A healer needs a heal, a tank or damage dealer an attack other than a taunt."""
