@@ -37,11 +37,17 @@ def _txn_saveReturn(cursor, characterId, instanceId, point):
                        (instanceId, characterId))
         return True
     zone, (x, y, z) = point
-    # DELETE + INSERT: one statement set for both dialects (no upsert syntax in common).
-    cursor.execute("DELETE FROM instance_returns WHERE character_id = ?", (characterId,))
+    # One upsert, not DELETE + INSERT: on MariaDB the DELETE of an absent
+    # row takes a gap lock, and parties entering at once deadlocked (1213).
+    if cursor.dialect == "mysql":
+        upsert = ("ON DUPLICATE KEY UPDATE instance_id = VALUES(instance_id), zone = VALUES(zone), "
+                  "x = VALUES(x), y = VALUES(y), z = VALUES(z)")
+    else:
+        upsert = ("ON CONFLICT (character_id) DO UPDATE SET instance_id = excluded.instance_id, "
+                  "zone = excluded.zone, x = excluded.x, y = excluded.y, z = excluded.z")
     cursor.execute(
         "INSERT INTO instance_returns (character_id, instance_id, zone, x, y, z) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?) " + upsert,
         (characterId, instanceId, zone, float(x), float(y), float(z)),
     )
     return True
