@@ -1,19 +1,12 @@
 """Combat end to end on real twistd world processes, MariaDB and Redis: a kill's loot and exp exactly once, across kill -9, and item use under a resent key."""
 
-import os
-import tempfile
-
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
-from twisted.logger import Logger
-from twisted.trial.unittest import TestCase
 
-from mmoshard.testing import checkoutRoot, requireMySQL, requireRedis, startNodeProcess
 from mmoshard.tokens import issueAccessToken
 from mmoshard.wire.client import RequestError
 from mmoshard.world.client import WorldClient
 from mmoshard.world.combat import records as R
+from mmoshard.world.test.worldprocess import WorldProcessCase, sleep, waitFor
 
 KEY = "combat-process-test-key-0123456789"
 
@@ -76,18 +69,6 @@ cooldown_group = "field_potion"
 POTION_NUM = 2001  # abilities.potion_heal's wire number (etc/abilities.toml)
 
 
-def sleep(seconds):
-    return deferLater(reactor, seconds, lambda: None)
-
-
-async def waitFor(predicate, timeout=10.0, step=0.05):
-    for _ in range(int(timeout / step)):
-        if predicate():
-            return
-        await sleep(step)
-    raise AssertionError("condition not reached in time")
-
-
 class DeathWatch(WorldClient):
     """
     A world client that calls C{onDeath(entity id)} from within the
@@ -106,52 +87,11 @@ class DeathWatch(WorldClient):
                     self.onDeath(ev.b)
 
 
-class CombatProcessTests(TestCase):
+class CombatProcessTests(WorldProcessCase):
     """A world node in a real twistd process, on the test MariaDB and Redis, with the test's zone and NPC."""
 
-    timeout = 60
-    log = Logger()
-
-    async def _setUp(self):
-        from mmoshard.store.sql import SQLStore, migrate
-
-        self.sqlURL, dropper = requireMySQL()
-        self.addCleanup(dropper)
-        self.redisURL, self.prefix, cleaner = requireRedis()
-        self.addCleanup(cleaner)
-        self.sql = SQLStore(reactor, self.sqlURL, 1, 2)
-        self.sql.open()
-        self.addCleanup(self.sql.close)
-        await migrate(self.sql)
-        self.tmp = tempfile.mkdtemp()
-        self.files = {}
-        for name, text in (("zones", ZONES), ("npcs", NPCS), ("items", ITEMS)):
-            path = self.files[name] = os.path.join(self.tmp, f"{name}.toml")
-            with open(path, "w") as f:
-                f.write(text)
-
-    def setUp(self):
-        return Deferred.fromCoroutine(self._setUp())
-
-    async def startWorld(self, name="world-a"):
-        """@return: a ready world node C{name} hosting the test's zone (the same config each time)."""
-        etc = os.path.join(checkoutRoot(), "etc")
-        return await startNodeProcess(self, reactor, os.path.join(self.tmp, f"{name}.toml"), {
-            "node": {"id": name, "roles": ["world"], "var_dir": os.path.join(self.tmp, name)},
-            "sql": {"url": self.sqlURL},
-            "volatile": {"url": self.redisURL, "prefix": self.prefix},
-            "secrets": {"token_key": KEY},
-            "directory": {"heartbeat": 0.5, "ttl": 2.0},
-            "session": {"one_session_per_account": False, "resume_grace": 1.0},
-            "world": {
-                "lease_ttl": 3.0, "lease_refresh": 1.0, "save_interval": 1.0,
-                "zones_file": self.files["zones"], "npcs_file": self.files["npcs"],
-                "items_file": self.files["items"],
-                "abilities_file": os.path.join(etc, "abilities.toml"),
-                "classes_file": os.path.join(etc, "classes.toml"),
-                "instances_file": "",  # its own zones and NPCs: no templates
-            },
-        })
+    key = KEY
+    dataFiles = {"zones": ZONES, "npcs": NPCS, "items": ITEMS}
 
     async def character(self, accountId=1):
         """@return: the id of a new level-1 warrior standing at the zone's spawn."""

@@ -5,7 +5,6 @@ import tempfile
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from mmoshard.testing import requireMySQL, requireRedis, startNodeProcess
@@ -13,20 +12,9 @@ from mmoshard.tokens import issueAccessToken
 from mmoshard.wire.client import RequestError
 from mmoshard.world.client import WorldClient
 from mmoshard.world.lease import leaseKey
+from mmoshard.world.test.worldprocess import sleep, waitFor
 
 KEY = "world-process-test-key-0123456789"
-
-
-def sleep(seconds):
-    return deferLater(reactor, seconds, lambda: None)
-
-
-async def waitFor(predicate, timeout=10.0, step=0.05):
-    for _ in range(int(timeout / step)):
-        if predicate():
-            return
-        await sleep(step)
-    raise AssertionError("condition not reached in time")
 
 
 class WorldProcessTests(TestCase):

@@ -1,22 +1,18 @@
 """Boss kills rewarded exactly once across kill -9: real twistd world processes on MariaDB and Redis, killed at many moments around the kill transaction."""
 
 import json
-import os
 import random
-import tempfile
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
-from twisted.logger import Logger
-from twisted.trial.unittest import TestCase
 
-from mmoshard.testing import checkoutRoot, requireMySQL, requireRedis, startNodeProcess
 from mmoshard.tokens import issueAccessToken
 from mmoshard.wire.client import RequestError
 from mmoshard.world.combat import records as R
 from mmoshard.world.instances.ids import instanceZoneId, parseInstanceZone
-from mmoshard.world.test.test_combatprocesses import DeathWatch, sleep, waitFor
+from mmoshard.world.test.test_combatprocesses import DeathWatch
+from mmoshard.world.test.worldprocess import WorldProcessCase, sleep, waitFor
 
 KEY = "kill-crash-test-key-0123456789abcdef"
 TEMPLATE = "vault"
@@ -115,7 +111,7 @@ MOMENTS = ("cast", "death", "open", "commit", "told", "random")
 NODES = ("world-a", "world-a", "world-a", "world-b")
 
 
-class KillCrashTests(TestCase):
+class KillCrashTests(WorldProcessCase):
     """
     A world node in a real twistd process hosting copies of a one-room
     template with four one-hit bosses, each dropping a mark with chance 1:
@@ -124,53 +120,19 @@ class KillCrashTests(TestCase):
     """
 
     timeout = 120
-    log = Logger()
+    key = KEY
+    dataFiles = {"zones": ZONES, "npcs": NPCS, "items": ITEMS, "instances": INSTANCES}
 
     async def _setUp(self):
-        from mmoshard.store.sql import SQLStore, migrate
-
-        self.sqlURL, dropper = requireMySQL()
-        self.addCleanup(dropper)
-        self.redisURL, self.prefix, cleaner = requireRedis()
-        self.addCleanup(cleaner)
-        self.sql = SQLStore(reactor, self.sqlURL, 1, 2)
-        self.sql.open()
-        self.addCleanup(self.sql.close)
-        await migrate(self.sql)
-        self.tmp = tempfile.mkdtemp()
-        self.files = {}
-        for name, text in (("zones", ZONES), ("npcs", NPCS), ("items", ITEMS),
-                           ("instances", INSTANCES)):
-            path = self.files[name] = os.path.join(self.tmp, f"{name}.toml")
-            with open(path, "w") as f:
-                f.write(text)
+        await WorldProcessCase._setUp(self)
         self.accounts = 0
         self.accountOf = {}  # character id -> its account
 
-    def setUp(self):
-        return Deferred.fromCoroutine(self._setUp())
-
     # --- the node ----------------------------------------------------------------------
 
-    async def startWorld(self, pause, name="world-a"):
+    def startWorld(self, pause, name="world-a"):
         """@return: a ready world node C{name} whose kill transaction sleeps C{pause} s before its commit."""
-        etc = os.path.join(checkoutRoot(), "etc")
-        return await startNodeProcess(self, reactor, os.path.join(self.tmp, f"{name}.toml"), {
-            "node": {"id": name, "roles": ["world"], "var_dir": os.path.join(self.tmp, name)},
-            "sql": {"url": self.sqlURL},
-            "volatile": {"url": self.redisURL, "prefix": self.prefix},
-            "secrets": {"token_key": KEY},
-            "directory": {"heartbeat": 0.5, "ttl": 2.0},
-            "session": {"one_session_per_account": False, "resume_grace": 1.0},
-            "world": {
-                "lease_ttl": 3.0, "lease_refresh": 1.0, "save_interval": 1.0,
-                "zones_file": self.files["zones"], "npcs_file": self.files["npcs"],
-                "items_file": self.files["items"], "instances_file": self.files["instances"],
-                "abilities_file": os.path.join(etc, "abilities.toml"),
-                "classes_file": os.path.join(etc, "classes.toml"),
-                "test_pause_kill": pause,
-            },
-        })
+        return WorldProcessCase.startWorld(self, name, test_pause_kill=pause)
 
     async def crash(self, proc, clients):
         """kill -9 C{proc} (if not dead yet); @return: once it and the C{clients}' sessions are gone."""
