@@ -466,37 +466,8 @@ def passes(r):
 
 def search(opts):
     """Steps of 50 from C{opts.start} until one fails (or the C{opts.counts} list). @return: (best, results)."""
-    counts = [int(c) for c in opts.counts.split(",")] if opts.counts else None
-    k = counts[0] if counts else opts.start
-    best = 0
-    results = []
-    while k <= opts.max:
-        for attempt in range(opts.attempts):
-            quiet = w1.waitQuiet(opts.wait_quiet)
-            log(f"r1 K={k}: load {os.getloadavg()[0]:.2f}, busy before {quiet:.0%}")
-            r = r1Step(k, opts)
-            r["busy_before"] = round(quiet, 2)
-            r["others_cpu"] = round(w1.othersCPU(r), 3)
-            if r["others_cpu"] <= 0.15:
-                break
-            log(f"r1 K={k}: other processes used {r['others_cpu']} cores during the window; "
-                "result not valid" + ("" if attempt + 1 == opts.attempts else ", again"))
-        ok = passes(r)
-        verdict = "PASS" if ok else "GENERATOR-BOUND" if generatorBound(r) else "FAIL"
-        log(f"r1 K={k}: {verdict} " + " ".join(f"{key}={v}" for key, v in r.items()))
-        results.append((k, ok, r))
-        if ok:
-            best = max(best, k)
-        if counts:
-            counts = counts[1:]
-            if not counts:
-                break
-            k = counts[0]
-        elif not ok:
-            break
-        else:
-            k += 50
-    return best, results
+    best, results = w1.stepSearch("r1 K", opts.start, 50, r1Step, passes, generatorBound, opts)
+    return best, [(k, ok, r) for k, ok, r, _ in results]
 
 
 KEYS = ("tick_p50_ms", "tick_p99_ms", "instance_tick_p99_ms", "tick_worst_p99_ms", "tick_max_ms",

@@ -468,29 +468,35 @@ def passes(r):
         return False
 
 
-def search(kind, opts):
-    step = bareStep if kind == "bare" else worldStep
+def stepSearch(label, first, size, runStep, passes, generatorBound, opts):
+    """
+    The capacity search every bench shares: steps of C{size} from C{first}
+    (or the C{opts.counts} list) until one fails; each step waits for a
+    quiet machine and is run again (up to C{opts.attempts}) while other
+    processes disturb its window.  C{label} names the steps in the log
+    ("world N", "r1 K"...).  @return: (best, [(n, ok, result, profile)]).
+    """
     counts = [int(c) for c in opts.counts.split(",")] if opts.counts else None
-    n = counts[0] if counts else (opts.start_bare if kind == "bare" else opts.start)
+    n = counts[0] if counts else first
     best = 0
     results = []
     while n <= opts.max:
         for attempt in range(opts.attempts):
             quiet = waitQuiet(opts.wait_quiet)
-            log(f"{kind} N={n}: load {os.getloadavg()[0]:.2f}, busy before {quiet:.0%}")
-            r = step(n, opts)
+            log(f"{label}={n}: load {os.getloadavg()[0]:.2f}, busy before {quiet:.0%}")
+            r = runStep(n, opts)
             r["busy_before"] = round(quiet, 2)
             r["others_cpu"] = round(othersCPU(r), 3)
             if r["others_cpu"] <= 0.15:
                 break
-            log(f"{kind} N={n}: other processes used {r['others_cpu']} cores during the "
+            log(f"{label}={n}: other processes used {r['others_cpu']} cores during the "
                 f"window; result not valid" + ("" if attempt + 1 == opts.attempts else ", again"))
         ok = passes(r)
         profile = r.pop("profile", None)
         verdict = "PASS" if ok else "GENERATOR-BOUND" if generatorBound(r) else "FAIL"
-        log(f"{kind} N={n}: {verdict} " + " ".join(f"{k}={v}" for k, v in r.items()))
+        log(f"{label}={n}: {verdict} " + " ".join(f"{k}={v}" for k, v in r.items()))
         if profile:
-            log(f"{kind} N={n} tick profile:\n{profile}")
+            log(f"{label}={n} tick profile:\n{profile}")
         results.append((n, ok, r, profile))
         if ok:
             best = max(best, n)
@@ -502,8 +508,14 @@ def search(kind, opts):
         elif not ok:
             break
         else:
-            n += 500
+            n += size
     return best, results
+
+
+def search(kind, opts):
+    step = bareStep if kind == "bare" else worldStep
+    first = opts.start_bare if kind == "bare" else opts.start
+    return stepSearch(f"{kind} N", first, 500, step, passes, generatorBound, opts)
 
 
 def main(argv):

@@ -227,37 +227,8 @@ def passes(r):
 
 def searchW2(opts):
     """W2 steps of 500 from C{opts.start} until one fails (or the C{opts.counts} list). @return: (best, results)."""
-    counts = [int(c) for c in opts.counts.split(",")] if opts.counts else None
-    n = counts[0] if counts else opts.start
-    best = 0
-    results = []
-    while n <= opts.max:
-        for attempt in range(opts.attempts):
-            quiet = w1.waitQuiet(opts.wait_quiet)
-            log(f"w2 N={n}: load {os.getloadavg()[0]:.2f}, busy before {quiet:.0%}")
-            r = w2Step(n, opts)
-            r["busy_before"] = round(quiet, 2)
-            r["others_cpu"] = round(w1.othersCPU(r), 3)
-            if r["others_cpu"] <= 0.15:
-                break
-            log(f"w2 N={n}: other processes used {r['others_cpu']} cores during the window; "
-                "result not valid" + ("" if attempt + 1 == opts.attempts else ", again"))
-        ok = passes(r)
-        verdict = "PASS" if ok else "GENERATOR-BOUND" if generatorBound(r) else "FAIL"
-        log(f"w2 N={n}: {verdict} " + " ".join(f"{k}={v}" for k, v in r.items()))
-        results.append((n, ok, r))
-        if ok:
-            best = max(best, n)
-        if counts:
-            counts = counts[1:]
-            if not counts:
-                break
-            n = counts[0]
-        elif not ok:
-            break
-        else:
-            n += 500
-    return best, results
+    best, results = w1.stepSearch("w2 N", opts.start, 500, w2Step, passes, generatorBound, opts)
+    return best, [(n, ok, r) for n, ok, r, _ in results]
 
 
 W1_KEYS = ("tick_p99_ms", "latency_p99_ms", "server_cpu", "gen_cpu", "bytes_per_client_s")
