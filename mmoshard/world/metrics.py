@@ -117,10 +117,8 @@ def _combatFamilies(service):
                   dict(sorted(sums["npcs"].items())))
     rewards = CounterMetricFamily(
         "mmoshard_world_rewards", "Kill rewards (exp shares, loot items) by outcome", labels=["result"])
-    r = getattr(service, "rewards", None)
-    if r is not None:
-        rewards.add_metric(["granted"], r.granted)
-        rewards.add_metric(["failed"], r.failed)
+    rewards.add_metric(["granted"], service.rewards.granted)
+    rewards.add_metric(["failed"], service.rewards.failed)
     yield rewards
 
 
