@@ -5,12 +5,17 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 
-import { BUNDLE, PACKAGE_DIR, bundle } from "../build.mjs";
+import { PACKAGE_DIR, bundle, staleOutputs } from "../build.mjs";
+import * as library from "../src/index.js";
 
-test("the committed bundle is up to date with the sources (else: npm run build, and commit it)", async () => {
-  const [fresh, committed] = await Promise.all([bundle(), readFile(BUNDLE)]);
-  assert.ok(Buffer.compare(Buffer.from(fresh), committed) === 0,
-    `${BUNDLE} is stale: run \`npm run build\` in clients/js and commit it`);
+test("the committed bundle and declarations are up to date (else: npm run build, and commit them)", async () => {
+  assert.deepEqual(await staleOutputs(), [], "stale: run `npm run build` in clients/js and commit");
+});
+
+test("index.d.ts declares every export of the library, and nothing else", async () => {
+  const text = (await readFile(`${PACKAGE_DIR}/index.d.ts`)).toString();
+  const declared = [...text.matchAll(/^export (?:function|const|class) (\w+)/gm)].map((m) => m[1]);
+  assert.deepEqual([...new Set(declared)].sort(), Object.keys(library).sort());
 });
 
 test("the bundle is reproducible: two builds are the same bytes, with no path or source map in them", async () => {
