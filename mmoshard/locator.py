@@ -396,9 +396,16 @@ class StoreLocator:
 
     def start(self):
         """Refresh every C{refreshEvery} seconds from now on."""
-        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self.refresh()))
+        self._loop = LoopingCall(self._tick)
         self._loop.clock = self.clock
         self._loop.start(self.refreshEvery, now=False)
+
+    def _tick(self):
+        d = Deferred.fromCoroutine(self.refresh())
+        # A bug must not end the loop: the entries would run out everywhere.
+        d.addErrback(lambda f: self.log.failure("locator refresh of node {node_id} failed", f,
+                                                node_id=self.nodeId))
+        return d
 
     async def refresh(self):
         """
