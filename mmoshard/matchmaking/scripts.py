@@ -137,23 +137,31 @@ def waiting_py(ops, args):
     return [ops.view.hget(ops.tk(tid), "d") or False for tid in ids]
 
 
-# What changed in a queue's waiting tickets since step ARGV[2] (ARGV queue,
-# cursor, limit): {step reached, reset, more, bytes of tickets that entered,
-# ids of tickets that left}.  reset 1: the cursor is 0, older than the kept
-# history or ahead of the store; the caller forgets what it had and the
-# entries are the whole queue (by pages).  A page never splits one step.
+# What changed in a queue's waiting tickets since a cursor: ARGV queue,
+# step, since, limit.  {step reached, since, reset, more, bytes of tickets
+# that entered, ids of tickets that left}.  A cursor is (step, since):
+# entries are read up to its step; since is where the reader's copy was
+# whole (the step of its last complete read, or of the read that began its
+# current sweep), so departures after it must still be kept (g: is trimmed).
+# reset 1: step 0, a copy older than the kept departures, or ahead of the
+# store; the reader forgets what it had and gets the whole queue by pages.
+# A page never splits one step.
 CHANGES_LUA = """
-local q, cursor, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local q, cursor, since, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = tonumber(redis.call('HGET', nk(q), 'seq') or '0')
 local trim = tonumber(redis.call('HGET', nk(q), 'trim') or '0')
 local reset = 0
-if cursor <= 0 or cursor < trim or cursor > now then reset = 1 cursor = 0 end
+if cursor <= 0 or cursor > now or since > now or math.max(cursor, since) < trim then
+  reset, cursor, since = 1, 0, now
+end
 local from = '(' .. string.format('%d', cursor)
-local page = redis.call('ZRANGEBYSCORE', sk(q), from, now, 'WITHSCORES', 'LIMIT', 0, limit)
+local page = redis.call('ZRANGEBYSCORE', sk(q), from, now, 'WITHSCORES', 'LIMIT', 0, limit + 1)
 local upto, more = now, 0
-if #page / 2 >= limit then
-  local first, last = tonumber(page[2]), tonumber(page[#page])
-  if last > first then
+if #page / 2 > limit then
+  local first, last, after = tonumber(page[2]), tonumber(page[2 * limit]), tonumber(page[#page])
+  if after > last then
+    upto = last
+  elseif last > first then
     upto = last - 1
   else
     page = redis.call('ZRANGEBYSCORE', sk(q), from, last, 'WITHSCORES')
@@ -161,6 +169,7 @@ if #page / 2 >= limit then
   end
   if upto < now then more = 1 end
 end
+if more == 0 then since = upto end
 local adds = {}
 for i = 1, #page, 2 do
   if tonumber(page[i + 1]) <= upto then
@@ -169,33 +178,37 @@ for i = 1, #page, 2 do
 end
 local gone = {}
 if reset == 0 then gone = redis.call('ZRANGEBYSCORE', gk(q), from, upto) end
-return {upto, reset, more, adds, gone}
+return {upto, since, reset, more, adds, gone}
 """
 
 
 def changes_py(ops, args):
-    q, cursor, limit = text(args[0]), int(args[1]), int(args[2])
+    q, cursor, since, limit = text(args[0]), int(args[1]), int(args[2]), int(args[3])
     n = ops.view.hgetall(ops.nk(q))
     now = int(n.get("seq", b"0"))
     trim = int(n.get("trim", b"0"))
     reset = 0
-    if cursor <= 0 or cursor < trim or cursor > now:
-        reset, cursor = 1, 0
+    if cursor <= 0 or cursor > now or since > now or max(cursor, since) < trim:
+        reset, cursor, since = 1, 0, now
     frm = f"({cursor}"
-    page = ops.view.zrangebyscore(ops.sk(q), frm, now, 0, limit, withscores=True)
+    page = ops.view.zrangebyscore(ops.sk(q), frm, now, 0, limit + 1, withscores=True)
     upto, more = now, 0
-    if len(page) >= limit:
-        first, last = page[0][1], page[-1][1]
-        if last > first:
+    if len(page) > limit:
+        first, last, after = page[0][1], page[limit - 1][1], page[-1][1]
+        if after > last:
+            upto = int(last)
+        elif last > first:
             upto = int(last) - 1
         else:
             page = ops.view.zrangebyscore(ops.sk(q), frm, last, withscores=True)
             upto = int(last)
         if upto < now:
             more = 1
+    if more == 0:
+        since = upto
     adds = [ops.view.hget(ops.tk(tid), "d") or False for tid, s in page if s <= upto]
     gone = ops.view.zrangebyscore(ops.gk(q), frm, upto) if reset == 0 else []
-    return [upto, reset, more, adds, gone]
+    return [upto, since, reset, more, adds, gone]
 
 
 # A queue's numbers: {waiting tickets, counters hash (flat), created of the

@@ -40,15 +40,30 @@ class Claim:
 
 
 @attrs.frozen
+class Cursor:
+    """
+    Where a reader of L{TicketStore.changes} stands: entries read up to
+    C{step}; its copy was whole as of step C{since}.  L{START} reads from
+    scratch.
+    """
+
+    step: int = 0
+    since: int = 0
+
+
+START = Cursor()
+
+
+@attrs.frozen
 class Changes:
     """
-    What L{TicketStore.changes} read: the step reached (the next cursor);
+    What L{TicketStore.changes} read: the L{Cursor} to pass next time;
     C{reset}: forget what you had, C{entered} is the queue from the start;
     C{more}: call again, a page was full; tickets that entered waiting (or
     came back) and ids of tickets that left it since the cursor.
     """
 
-    cursor: int
+    cursor: Cursor
     reset: bool
     more: bool
     entered: tuple  # of Ticket
@@ -160,8 +175,8 @@ class TicketStore:
         refused does not stop the others (a later ticket naming a member
         of an earlier one in the batch is refused).
 
-        @return: per ticket, None (added) or the L{MatchmakingError} that
-            L{add} would raise.
+        @return: per ticket, None (added) or the error L{add} would raise:
+            L{MatchmakingError}, or C{ValueError} for an id in use.
         @raise ValueError: for a malformed ticket (nothing is written).
         """
         if not tickets:
@@ -178,7 +193,7 @@ class TicketStore:
                                character_ids=ticket.characterIds)
                 out.append(None)
             elif result == 0:
-                raise ValueError(f"ticket id {ticket.id} is already in use")
+                out.append(ValueError(f"ticket id {ticket.id} is already in use"))
             else:
                 out.append(self._alreadyQueued(ticket, int(result)))
         return out
@@ -251,21 +266,21 @@ class TicketStore:
             return []
         return self._tickets(await self._run("mm_waiting", [queue, int(limit)]))
 
-    async def changes(self, queue, cursor=0, limit=5000):
+    async def changes(self, queue, cursor=START, limit=5000):
         """
-        What changed in C{queue}'s waiting tickets since step C{cursor}:
-        the way a matcher keeps its copy of a queue current in one small
-        round trip a pass, instead of reading the whole queue
+        What changed in C{queue}'s waiting tickets since C{cursor}: the way
+        a matcher keeps its copy of a queue current in one small round trip
+        a pass, instead of reading the whole queue
         (L{mmoshard.matchmaking.waitingcopy.WaitingCopy} does it).
 
-        @param cursor: the C{cursor} of the last L{Changes}, 0 at first.
+        @param cursor: the C{cursor} of the last L{Changes}, L{START} at first.
         @param limit: entries per page; a page never splits one step.
         @return: L{Changes}.
         """
-        upto, reset, more, blobs, gone = await self._run(
-            "mm_changes", [queue, int(cursor), max(1, int(limit))])
+        upto, since, reset, more, blobs, gone = await self._run(
+            "mm_changes", [queue, int(cursor.step), int(cursor.since), max(1, int(limit))])
         return Changes(
-            cursor=int(upto), reset=bool(reset), more=bool(more),
+            cursor=Cursor(int(upto), int(since)), reset=bool(reset), more=bool(more),
             entered=tuple(self._tickets(blobs)),
             left=tuple(g.decode("utf-8") for g in gone))
 

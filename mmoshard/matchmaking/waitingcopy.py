@@ -1,5 +1,7 @@
 """WaitingCopy: a matcher's copy of one queue's waiting tickets, kept current from TicketStore.changes."""
 
+from mmoshard.matchmaking.store import START
+
 
 class WaitingCopy:
     """
@@ -17,7 +19,7 @@ class WaitingCopy:
         self.store = store
         self.queue = queue
         self.pageSize = pageSize
-        self.cursor = 0
+        self.cursor = START
         self._tickets = {}
         self._ordered = []
 
