@@ -1,8 +1,10 @@
 """TicketStore: the matchmaking state in the volatile store — tickets, claims, proposals, liveness, the per-queue lease."""
 
 import math
+import re
 
 import attrs
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mmoshard.matchmaking import errors
@@ -11,6 +13,13 @@ from mmoshard.matchmaking.proposalscripts import PROPOSAL_SCRIPTS
 from mmoshard.matchmaking.scriptlib import luaSource, twin
 from mmoshard.matchmaking.scripts import TICKET_SCRIPTS
 from mmoshard.store.common import Script, formatFloat
+
+# add() calls arriving while a script call is out go together in the next
+# one (up to MAX_ADD_BATCH); a second call overlaps the first once
+# OVERLAP_ADDS wait.  Idle, an add goes at once.
+MAX_ADD_BATCH = 500
+OVERLAP_ADDS = 100
+MAX_ADDS_IN_FLIGHT = 2
 
 # Steps of a queue's history of tickets that left waiting kept for
 # changes() readers, and how often it is trimmed (in steps).
@@ -95,9 +104,12 @@ class QueueStats:
     proposals: int
 
 
+_WORD = re.compile(r"\S+")
+
+
 def _word(value, what):
     value = str(value)
-    if not value or any(c.isspace() for c in value):
+    if not _WORD.fullmatch(value):
         raise ValueError(f"{what} {value!r} must be non-empty without spaces")
     return value
 
@@ -141,6 +153,8 @@ class TicketStore:
         self.namespace = namespace
         self.codec = Codec()
         self._scripts = scriptsFor(goneKeep, goneTrimEvery)
+        self._addQueue = []
+        self._adders = 0
 
     async def _run(self, name, args):
         return await self.volatile.evalScript(self._scripts[name], [self.namespace], args)
@@ -160,14 +174,42 @@ class TicketStore:
         Put C{ticket} in its queue, waiting, atomically with a claim on
         each of its members.
 
+        Adds that arrive while one is out go together in the next script
+        call (one round trip for the batch, each ticket judged on its own in
+        arrival order); idle, an add goes at once.
+
         @raise MatchmakingError: C{mm.already_queued} (its C{details} has
             the C{character_id}) when a member already holds a ticket (in
             any queue, waiting or in a proposal); nothing is written.
         @raise ValueError: for a malformed ticket, or an id already in use.
         """
-        (result,) = await self.addMany([ticket])
+        d = Deferred()
+        queue = self._addQueue
+        queue.append((ticket, _ticketArgs(ticket), d))
+        senders = self._adders
+        if not senders or (senders < MAX_ADDS_IN_FLIGHT and len(queue) >= OVERLAP_ADDS):
+            self._adders = senders + 1
+            Deferred.fromCoroutine(self._drainAdds())
+        result = await d
         if result is not None:
             raise result
+
+    async def _drainAdds(self):
+        try:
+            while self._addQueue:
+                batch = self._addQueue[:MAX_ADD_BATCH]
+                del self._addQueue[:MAX_ADD_BATCH]
+                try:
+                    results = await self._addArgs([t for t, _, _ in batch],
+                                                  [a for _, a, _ in batch])
+                except Exception as e:
+                    for _, _, d in batch:
+                        d.errback(e)
+                    continue
+                for (_, _, d), result in zip(batch, results):
+                    d.callback(result)
+        finally:
+            self._adders -= 1
 
     async def addMany(self, tickets):
         """
@@ -181,9 +223,12 @@ class TicketStore:
         """
         if not tickets:
             return []
+        return await self._addArgs(tickets, [_ticketArgs(t) for t in tickets])
+
+    async def _addArgs(self, tickets, ticketArgs):
         args = [formatFloat(self.clock.seconds() + self.grace)]
-        for ticket in tickets:
-            args.extend(_ticketArgs(ticket))
+        for one in ticketArgs:
+            args.extend(one)
         results = await self._run("mm_add", args)
         out = []
         for ticket, result in zip(tickets, results):

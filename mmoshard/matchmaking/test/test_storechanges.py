@@ -8,8 +8,9 @@ import re
 from twisted.trial.unittest import TestCase
 
 from mmoshard.matchmaking.store import Cursor, TicketStore
+from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.test.storecases import (
-    START, OnMemory, OnRedis, StoreCase, proposal, ticket)
+    START, OnMemory, OnRedis, StoreCase, atOnce, proposal, ticket)
 from mmoshard.matchmaking.waitingcopy import WaitingCopy
 from mmoshard.testing import checkoutRoot
 
@@ -208,3 +209,31 @@ class RoundTripTests(OnMemory, TestCase):
             before = counting.calls
             await call()
             self.assertEqual(counting.calls - before, documented[name], name)
+
+
+class AddBatchTests(OnRedis, TestCase):
+    """Adds that arrive together share round trips, and each is still judged on its own."""
+
+    async def test_addsArrivingTogetherShareACall(self):
+        """
+        Fifty adds started at once on Redis take two store calls (the first
+        goes alone, the rest together when it returns); a duplicate
+        character among them is refused, the others are queued.
+        """
+        counting = Counting(self.store)
+        ts = TicketStore(counting, self.mmClock)
+        tickets = [ticket(f"t{i}", i) for i in range(50)] + [ticket("dup", 7)]
+        results = await atOnce(*[_outcome(ts.add(t)) for t in tickets])
+        self.assertEqual(counting.calls, 2)
+        self.assertEqual(results[:50], [None] * 50)
+        self.assertEqual(results[50], errors.ALREADY_QUEUED)
+        self.assertEqual(await ts.count("dungeon5"), 50)
+
+
+async def _outcome(coroutine):
+    """None when the add succeeded, else the error code it raised."""
+    try:
+        await coroutine
+    except errors.MatchmakingError as e:
+        return e.info.code
+    return None
