@@ -448,9 +448,9 @@ class TicketStore:
 
     async def requeue(self, matchId, dropTickets=()):
         """
-        End proposal C{matchId}: the tickets in C{dropTickets} (ids) are
-        removed and their claims freed; the others wait again with their
-        original created, in their old place.
+        End proposal C{matchId}: the tickets in C{dropTickets} (ids or
+        tickets) are removed and their claims freed; the others wait again
+        with their original created, in their old place.
 
         @return: the requeued tickets ([] when the proposal had already
             ended: L{requeueOutcome} tells that apart).
@@ -460,7 +460,8 @@ class TicketStore:
 
     async def requeueOutcome(self, matchId, dropTickets=()):
         """@return: L{requeue}'s whole L{Requeue}, or None when the proposal had already ended."""
-        read = await self._run("mm_requeue", [str(matchId), *[str(t) for t in dropTickets]])
+        drop = [str(getattr(t, "id", t)) for t in dropTickets]
+        read = await self._run("mm_requeue", [str(matchId), *drop])
         if read is None:
             return None
         proposal, back, gone = read

@@ -118,11 +118,11 @@ class ProposalContract:
         self.assertTrue(await self.ts.propose(proposal("m2", old)))
 
     async def test_requeueOutcome(self):
-        """requeueOutcome tells the proposal as it ended, who went back and who was removed."""
+        """requeueOutcome tells the proposal as it ended, who went back and who was removed (named by id or ticket)."""
         a, b, c = await self._queue(ticket("a", 1), ticket("b", 2), ticket("c", 3))
         await self.ts.propose(proposal("m1", a, b, c))
         await self.ts.accept("m1", 1)
-        out = await self.ts.requeueOutcome("m1", ["b", "c"])
+        out = await self.ts.requeueOutcome("m1", ["b", c])
         self.assertEqual(out.proposal.accepted, {1})
         self.assertEqual(out.requeued, (a,))
         self.assertEqual(out.removed, (b, c))
