@@ -124,12 +124,16 @@ class _Index:
         self.counts[node] = self.counts[a] + self.counts[b]
 
     def _set(self, order, there):
+        mins, counts = self.mins, self.counts
         node = self.size + self.position[order]
-        self.mins[node] = order if there else INF
-        self.counts[node] = 1 if there else 0
+        mins[node] = order if there else INF
+        counts[node] = 1 if there else 0
         node //= 2
         while node:
-            self._pull(node)
+            a = 2 * node
+            x, y = mins[a], mins[a + 1]
+            mins[node] = x if x < y else y
+            counts[node] = counts[a] + counts[a + 1]
             node //= 2
 
     def remove(self, order):
