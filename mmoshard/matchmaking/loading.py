@@ -62,7 +62,8 @@ _KINDS = {
     "str": ("a string", lambda v: isinstance(v, str), str),
     "bool": ("true or false", lambda v: isinstance(v, bool), bool),
 }
-_QUEUE = {
+# The scalar keys of a [queues.<id>] table (quotas is a table of its own).
+QUEUE_KEYS = {
     "title": ("str", None),
     "template": ("str", _nonEmpty),
     "teams": ("int", lambda v: None if v in TEAM_COUNTS else "must be 1 or 2"),
@@ -83,13 +84,13 @@ def _scalars(raw, path, problems):
     """@return: the well-formed scalar keys of one queue table; the rest are problems."""
     values = {}
     for key in raw:
-        if key not in _QUEUE and key != "quotas":
-            known = ", ".join(sorted(list(_QUEUE) + ["quotas"]))
+        if key not in QUEUE_KEYS and key != "quotas":
+            known = ", ".join(sorted(list(QUEUE_KEYS) + ["quotas"]))
             problems.append(Problem(f"{path}.{key}", f"unknown key (known: {known})"))
     for key in _REQUIRED:
         if key not in raw:
             problems.append(Problem(f"{path}.{key}", "required"))
-    for key, (kind, check) in _QUEUE.items():
+    for key, (kind, check) in QUEUE_KEYS.items():
         if key not in raw:
             continue
         name, test, convert = _KINDS[kind]
