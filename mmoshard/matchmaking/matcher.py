@@ -220,36 +220,33 @@ class _Matcher:
     def _take(self, tickets):
         shape = self.shape
         seen = set()
-        classOf, classOfSignature, classes, members, roleSets = {}, {}, [], {}, {}
-        self.entries = []
+        # class key -> class; members' roles (in order) -> (class, role sets)
+        classOf, byRoles, classes, members = {}, {}, [], {}
+        self.entries = entries = []
         most = shape.size
         for ticket in sorted(tickets, key=lambda t: t.created):
-            ids = tuple(m.character_id for m in ticket.members)
-            if not ids or len(ids) > most or len(set(ids)) != len(ids) or seen.intersection(ids):
-                continue
-            sets = []
-            for m in ticket.members:
-                rs = roleSets.get(m.roles)
-                if rs is None:
-                    rs = roleSets[m.roles] = shape.roleSet(m.roles)
-                sets.append(rs)
-            sets = tuple(sets)
-            signature = (len(sets), tuple(sorted(sets)) if len(sets) > 1 else sets)
-            cls = classOfSignature.get(signature, -1)
-            if cls == -1:
-                opts = options(shape, signature[1])
-                key = (len(sets), opts)
-                cls = classOf.get(key)
-                if cls is None and opts:
-                    cls = classOf[key] = len(classes)
-                    classes.append((len(sets), opts, sets[0] if len(sets) == 1 else None))
-                classOfSignature[signature] = cls
+            group = ticket.members
+            if len(group) == 1:
+                cid = group[0].character_id
+                if cid in seen:
+                    continue
+                ids = (cid,)
+                roles = (group[0].roles,)
+            else:
+                ids = tuple(m.character_id for m in group)
+                if not ids or len(ids) > most or len(set(ids)) != len(ids) or not seen.isdisjoint(ids):
+                    continue
+                roles = tuple(m.roles for m in group)
+            known = byRoles.get(roles)
+            if known is None:
+                known = byRoles[roles] = self._classify(roles, classOf, classes)
+            cls, sets = known
             if cls is None:
                 continue  # fits no team
             seen.update(ids)
-            total = sum(m.rating for m in ticket.members)
-            entry = _Entry(ticket, len(self.entries), cls, total / len(ids), total, sets)
-            self.entries.append(entry)
+            total = sum(m.rating for m in group)
+            entry = _Entry(ticket, len(entries), cls, total / len(ids), total, sets)
+            entries.append(entry)
             members.setdefault(cls, []).append(entry)
         self.classes = classes
         self.sizes = [size for size, _, _ in classes]
@@ -260,6 +257,20 @@ class _Matcher:
         self.free = bytearray(len(self.entries))  # FREE, USED or HELD per entry
         self.dead = [False] * len(classes)  # unrated: no ticket of the class plays in this pass
         self.holding = [False] * len(classes)  # unrated: the class's starving tickets hold others
+
+    def _classify(self, roles, classOf, classes):
+        """@return: (class, role sets) of a ticket whose members have C{roles}, the class None when it fits no team."""
+        shape = self.shape
+        sets = tuple(shape.roleSet(r) for r in roles)
+        opts = options(shape, tuple(sorted(sets)))
+        if not opts:
+            return None, sets
+        key = (len(sets), opts)
+        cls = classOf.get(key)
+        if cls is None:
+            cls = classOf[key] = len(classes)
+            classes.append((len(sets), opts, sets[0] if len(sets) == 1 else None))
+        return cls, sets
 
     # --- one match ------------------------------------------------------------
 
