@@ -356,10 +356,12 @@ class _Matcher:
         picked = [anchor]
         full = completion.canonical(shape.full)
         open_ = shape.teams * shape.size - self.sizes[anchor.cls]
+        # The oldest ticket of each class, oldest first.
+        heads = sorted((indexes[c].oldest(lo, hi), c) for c in range(len(counts)) if counts[c] > 0)
         while open_:
-            heads = sorted((indexes[c].oldest(lo, hi), c) for c in range(len(counts))
-                           if counts[c] > 0 and self.sizes[c] <= open_)
-            for order, c in heads:
+            for i, (order, c) in enumerate(heads):
+                if self.sizes[c] > open_:
+                    continue
                 counts[c] -= 1
                 grown = self._grow(states, c, counts)
                 if grown:
@@ -367,6 +369,9 @@ class _Matcher:
                     indexes[c].remove(order)
                     picked.append(self.entries[order])
                     open_ -= self.sizes[c]
+                    del heads[i]
+                    if counts[c] > 0:
+                        bisect.insort(heads, (indexes[c].oldest(lo, hi), c))
                     break
                 counts[c] += 1
             else:  # pragma: no cover - Completion said the match could be completed
