@@ -9,6 +9,7 @@ from twisted.trial.unittest import TestCase
 from mmoshard.config import ConfigError
 from mmoshard.matchmaking.data import QueueSpec
 from mmoshard.matchmaking.loading import QueueDataError, loadClassRoles, loadQueues, parseQueues
+from mmoshard.paths import readDataTOML
 
 CLASSES = {"warrior": "tank", "priest": "healer", "mage": "damage"}
 
@@ -105,6 +106,13 @@ class ShippedQueuesTests(TestCase):
         self.assertLess(a.window_start, a.window_cap)
         for spec in queues.values():
             self.assertEqual(spec.ready_timeout, 20.0)
+
+    def test_shippedTemplates(self):
+        """Each shipped queue plays a template of etc/instances.toml big enough for its match."""
+        raw = readDataTOML("etc/instances.toml", ValueError)["instances"]
+        templates = {tid: Template(spec["party_size"]) for tid, spec in raw.items()}
+        queues = loadQueues("etc/queues.toml", templates=templates)
+        self.assertEqual({q.template for q in queues.values()} - set(templates), set())
 
     def test_shippedClassRoles(self):
         """Each class of etc/classes.toml has its role; every role is some class's."""
