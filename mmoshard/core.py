@@ -10,11 +10,12 @@ from twisted.web.server import Site
 from mmoshard.directory import Directory
 from mmoshard.gate import StoreGate
 from mmoshard.interfaces import (
-    IAdminSite, IClientGate, IDirectory, ILocator, IMessageRouter, ISQLStore, ITokenVerifier,
-    IVolatileStore, IWebSite, IZoneChannels,
+    IAdminSite, IClientGate, IDirectory, ILocator, IMatchResults, IMessageRouter, ISQLStore,
+    ITokenVerifier, IVolatileStore, IWebSite, IZoneChannels,
 )
 from mmoshard.locator import StoreLocator
 from mmoshard.node import StartupFailed, listenOn
+from mmoshard.ratings import SqlMatchResults
 from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminSite
@@ -271,6 +272,9 @@ def makeCoreServices(node):
     locator = StoreLocator(volatile, reactor, node.nodeId, config.directory.ttl,
                            config.directory.heartbeat)
     node.provide(ILocator, locator)
+    # Match results (arena ratings) are SQL: the world reports them on the
+    # node it runs on, which needs no matchmaking role.
+    node.provide(IMatchResults, SqlMatchResults(sql, reactor))
     # Zone channels reach whichever process hosts chat; a chat role in this
     # process provides its own, richer ones.
     if not any(IZoneChannels in role.provides for role in node.roles):
