@@ -1,0 +1,340 @@
+"""One M1 bot's connection and its group: session, mm.hello, a party formed through chat, the ticket's life (queue, ready check, matched, requeued, removed)."""
+
+from twisted.internet.protocol import Protocol
+
+from mmoshard.bots.m1plan import declines
+from mmoshard.wire.codec import decode, encode
+from mmoshard.wire.framing import FrameDecoder, frame
+
+# Request ids by type: a reply or an error names its request by its id.
+REQUESTS = ("hello", "mm.hello", "chat.hello", "chat.party.leave", "chat.party.create",
+            "chat.party.invite", "chat.party.accept", "mm.queue", "mm.accept", "mm.decline",
+            "mm.status")
+IDS = {t: i + 1 for i, t in enumerate(REQUESTS)}
+TYPES = {i: t for t, i in IDS.items()}
+
+
+class M1Bot(Protocol):
+    """
+    One character of a L{GroupRun}: hello, C{mm.hello}, and for a party
+    member C{chat.hello} (leaving any party left over from an earlier run);
+    then it answers ready checks (accept, or decline when the match is one
+    its run declines and it is the roster's first) and tells its group
+    what happens to their ticket.
+    """
+
+    def __init__(self, run, group, member, address=0, again=False):
+        self.run = run
+        self.group = group
+        self.member = member
+        self.address = address  # index of the run's address it connected to
+        self.again = again  # a reconnection (its node died): its party and ticket carry on
+        self.cid = member.character_id
+        self.decoder = FrameDecoder(1 << 22)
+        self.name = None
+        self.ready = False
+        self.closing = False
+        self.matchedGeneration = 0  # its group's ticket it last got mm.matched for
+        self.firstOf = None  # the last match whose roster it heads (it counts that match)
+
+    def request(self, t, body):
+        """Send request C{t} with C{body}, under its fixed id."""
+        if self.transport is None or self.closing:
+            return
+        self.transport.write(frame(encode(dict(body, t=t, id=IDS[t]))))
+
+    def close(self):
+        self.closing = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def connectionMade(self):
+        self.run.stats.connected += 1
+        self.transport.setTcpNoDelay(True)
+        self.request("hello", {"token": self.run.token(self.cid), "client_version": "bots-1",
+                               "platform": "bots"})
+
+    def connectionLost(self, reason):
+        run = self.run
+        if not (run.stopping or self.closing):
+            run.stats.disconnects += 1
+            if run.opts.reconnect:
+                run.reconnect(self)
+
+    def dataReceived(self, data):
+        for p in self.decoder.feed(data):
+            self.handle(decode(p))
+
+    def handle(self, m):
+        t = m["t"]
+        group = self.group
+        if t == "ping":
+            self.transport.write(frame(encode({"t": "pong", "n": m.get("n")})))
+        elif t == "mm.proposal":
+            self.proposed(m)
+        elif t == "mm.matched":
+            group.matched(self, m)
+        elif t == "mm.requeued":
+            group.requeued(self, m)
+        elif t == "mm.removed":
+            group.removed(self, m.get("reason"), m.get("ticket"))
+        elif t == "error":
+            self.error(m)
+        elif t == "mm.queue":
+            group.admitted(self, m)
+        elif t == "mm.decline":
+            group.removed(self, "declined", m.get("ticket"))
+        elif t == "mm.accept":
+            pass
+        elif t == "welcome":
+            self.request("mm.hello", {"character_id": self.cid})
+        elif t == "mm.status":
+            group.audited(m)
+        elif t == "mm.hello":
+            self.name = m.get("name")
+            if self.again:
+                group.resync(self, m)
+            if group.size > 1:
+                self.request("chat.hello", {"character_id": self.cid})
+            else:
+                self.isReady()
+        elif t == "chat.hello":
+            if m.get("party") and not self.again:
+                self.request("chat.party.leave", {})
+            else:
+                self.isReady()
+        elif t == "chat.party.leave":
+            self.isReady()
+        elif t == "chat.party.invited":
+            if m.get("from") == group.group.leader.character_id:
+                self.request("chat.party.accept", {"party_id": m["party_id"]})
+        elif t == "chat.party.create":
+            group.partyCreated(self)
+        elif t == "chat.party.update":
+            group.partyUpdate(self, m)
+
+    def isReady(self):
+        if not self.ready:
+            self.ready = True
+            self.run.stats.ready += 1
+            self.group.memberReady(self)
+
+    def proposed(self, m):
+        """A ready check: counted, then accepted, or declined by the roster's first when its match is declined."""
+        run = self.run
+        match = m["match"]
+        roster = m.get("roles") or ()
+        first = roster[0]["character_id"] if roster else self.cid
+        if first == self.cid:
+            self.firstOf = match
+        run.proposalSeen(self, match, first == self.cid, len(roster))
+        self.group.proposed(self, match)
+        if first == self.cid and declines(match, run.opts.seed, run.opts.decline):
+            run.stats.declinesSent += 1
+            self.request("mm.decline", {"match": match})
+        else:
+            self.request("mm.accept", {"match": match})
+
+    def error(self, m):
+        run = self.run
+        code = m.get("code")
+        run.stats.errors[code] += 1
+        t = TYPES.get(m.get("id") or 0)
+        if t == "mm.queue":
+            self.group.refused(self, code, m.get("retry_after"))
+        elif t == "chat.party.leave" and code == "chat.not_in_party":
+            self.isReady()
+        elif t in ("hello", "mm.hello", "chat.hello"):
+            run.stats.failed += 1
+            self.close()
+        elif t in ("chat.party.create", "chat.party.invite", "chat.party.accept"):
+            self.group.formingFailed(self, code)
+
+
+class BotGroup:
+    """
+    The bots of one L{mmoshard.bots.m1plan.Group}: a solo player or a party
+    (its leader invites the others by name through chat, then waits
+    C{settle} seconds for the party's change to reach the matchmakers).
+    States: C{connecting}, C{forming}, C{settling}, C{idle} (the run may
+    queue it), C{queuing} (mm.queue sent), C{waiting} (a ticket), C{proposed},
+    C{thinking} (matched or removed; idle again after the run's think time),
+    C{broken} (a party that could not form: left out).
+    """
+
+    def __init__(self, run, group):
+        self.run = run
+        self.group = group
+        self.size = group.size
+        self.bots = {}  # character id -> M1Bot
+        self.state = "connecting"
+        self.ticket = None
+        self.sentAt = None
+        self.admittedAt = None
+        self.matchableAt = None  # None: not matchable at its admission
+        self.proposedOnce = False  # this ticket had its first proposal
+        self.match = None
+        self.created = 0.0  # epoch seconds of its admission, as the generator saw it
+        self.inWindow = False
+        self.joined = set()
+        self.generation = 0  # tickets queued so far
+
+    @property
+    def leader(self):
+        return self.bots.get(self.group.leader.character_id)
+
+    def setState(self, state):
+        self.state = state
+        if state == "idle":
+            self.run.becameIdle(self)
+
+    # -- forming ----------------------------------------------------------------------
+
+    def memberReady(self, bot):
+        self.bots[bot.cid] = bot
+        if self.state != "connecting":
+            return  # a reconnection: the party is formed already
+        if len(self.bots) < self.size or not all(b.ready for b in self.bots.values()):
+            return
+        if self.size == 1:
+            self.setState("idle")
+            return
+        self.setState("forming")
+        self.leader.request("chat.party.create", {})
+
+    def partyCreated(self, bot):
+        """The leader's party exists: it invites the others by name."""
+        if self.state == "forming" and bot is self.leader:
+            for m in self.group.members[1:]:
+                bot.request("chat.party.invite", {"name": self.bots[m.character_id].name})
+
+    def partyUpdate(self, bot, m):
+        if self.state != "forming" or bot is not self.leader:
+            return
+        party = m.get("party") or {}
+        self.joined = {int(c) for c, *_ in party.get("members") or ()}
+        if self.joined >= {mm.character_id for mm in self.group.members}:
+            self.setState("settling")
+            self.run.reactor.callLater(self.run.opts.settle, self.setState, "idle")
+
+    def formingFailed(self, bot, code):
+        if self.state == "forming":
+            self.state = "broken"
+            self.run.stats.broken += 1
+
+    # -- the ticket ------------------------------------------------------------------------
+
+    def queue(self, now):
+        """Send the leader's mm.queue (the run chose this idle group)."""
+        self.setState("queuing")
+        self.sentAt = now
+        self.generation += 1
+        self.ticket = None
+        self.proposedOnce = False
+        self.inWindow = self.run.measuring
+        self.run.stats.queueSent += 1
+        self.leader.request("mm.queue", {"queue": self.group.queue})
+
+    def admitted(self, bot, m):
+        run = self.run
+        now = run.now()
+        self.ticket = m.get("ticket")
+        self.admittedAt = now
+        run.ticketAdmitted(self, now - self.sentAt)
+        if self.state == "queuing":  # (its proposal may have come first)
+            self.setState("waiting")
+            self.wait(now, admission=True)
+
+    def wait(self, now, admission=False):
+        """The ticket waits in its queue: in the run's copy of it (a requeued one at its old place)."""
+        shadow = self.run.shadow(self.group.queue)
+        if shadow is not None and self.ticket:
+            if admission:
+                self.created = self.run.clock()
+            shadow.add(self, self.group.members, self.ticket, self.created, fresh=admission and self.inWindow)
+
+    def unwait(self):
+        """Out of the run's copy of the queue. @return: whether it left before the first look at it."""
+        shadow = self.run.shadow(self.group.queue)
+        if shadow is not None and self.ticket:
+            return shadow.remove(self.ticket)
+        return False
+
+    def refused(self, bot, code, retryAfter):
+        """mm.queue refused: idle again after the think time (or the retry_after)."""
+        self.run.stats.refused[code] += 1
+        self.run.queueRefused()
+        self.think(retryAfter)
+
+    def proposed(self, bot, match):
+        if match == self.match:
+            return
+        if self.unwait() or self.state == "queuing":
+            # Proposed before the run's first look at it (or its answer): it could be matched.
+            self.matchableAt = self.run.now()
+        self.match = match
+        if not self.proposedOnce:
+            self.proposedOnce = True
+            self.run.firstProposal(self, self.run.now())
+        self.setState("proposed")
+
+    def matched(self, bot, m):
+        self.run.stats.matchedPlayers += 1
+        if bot.matchedGeneration == self.generation:
+            # A second mm.matched for one ticket: a character placed twice.
+            self.run.stats.duplicates += 1
+        bot.matchedGeneration = self.generation
+        if bot.firstOf == m.get("match"):
+            self.run.stats.matches += 1
+        if bot is self.leader and self.state == "proposed":
+            self.match = None
+            self.think()
+
+    def requeued(self, bot, m):
+        if bot is self.leader and self.state == "proposed":
+            self.run.stats.requeued += 1
+            self.match = None
+            self.setState("waiting")
+            self.wait(self.run.now())
+
+    def removed(self, bot, reason, ticket):
+        if self.state not in ("waiting", "proposed", "queuing") or (ticket and ticket != self.ticket):
+            return
+        self.run.stats.removed[reason] += 1
+        self.unwait()
+        self.match = None
+        self.think()
+
+    def resync(self, bot, m):
+        """
+        C{bot} reconnected (its node died) and said mm.hello again: its
+        answer tells where the ticket is.  A ticket gone with no event
+        (that went to the dead node) counts as vanished; a ready check
+        over is a requeue (an unanswered one comes again as mm.proposal).
+        """
+        if self.state not in ("waiting", "proposed"):
+            return
+        if m.get("ticket") is None:
+            self.run.stats.vanished[self.state] += 1
+            self.unwait()
+            self.match = None
+            self.think()
+        elif self.state == "proposed" and m.get("proposal") is None:
+            self.run.stats.requeued += 1
+            self.match = None
+            self.setState("waiting")
+            self.wait(self.run.now())
+
+    def audited(self, m):
+        """The end of the run's mm.status: a ticket the bots hold that the server does not is lost."""
+        if self.state == "waiting" and m.get("ticket") is None:
+            self.run.stats.lost += 1
+            self.run.lostTickets.append(self.ticket)
+
+    def think(self, seconds=None):
+        """The ticket is over: idle again after the run's think time."""
+        self.unwait()
+        self.ticket = None
+        self.matchableAt = None
+        self.setState("thinking")
+        self.run.reactor.callLater(seconds or self.run.opts.think, self.setState, "idle")
