@@ -255,7 +255,8 @@ def botsCommand(opts, addresses):
            "--decline", str(opts.decline), "--think", str(opts.think),
            "--arena-share", str(opts.arena_share), "--warmup", str(opts.warmup),
            "--duration", str(opts.duration), "--seed", str(opts.seed),
-           "--connect-rate", str(opts.connect_rate)]
+           "--connect-rate", str(opts.connect_rate),
+           "--ramp-timeout", str(60.0 if opts.quick else 600.0)]
     if opts.crash:
         cmd.append("--reconnect")
     return cmd

@@ -12,6 +12,11 @@ REQUESTS = ("hello", "mm.hello", "chat.hello", "chat.party.leave", "chat.party.c
             "mm.status")
 IDS = {t: i + 1 for i, t in enumerate(REQUESTS)}
 TYPES = {i: t for t, i in IDS.items()}
+# Requests of the connecting and forming that a busy server may refuse for
+# a moment: sent again after its retry_after (or a second), a few times.
+RETRIED = frozenset(("mm.hello", "chat.hello", "chat.party.leave", "chat.party.create",
+                     "chat.party.invite", "chat.party.accept"))
+RETRIES = 5
 
 
 class M1Bot(Protocol):
@@ -36,11 +41,14 @@ class M1Bot(Protocol):
         self.closing = False
         self.matchedGeneration = 0  # its group's ticket it last got mm.matched for
         self.firstOf = None  # the last match whose roster it heads (it counts that match)
+        self.bodies = {}  # request type -> the body last sent
+        self.retries = 0
 
     def request(self, t, body):
         """Send request C{t} with C{body}, under its fixed id."""
         if self.transport is None or self.closing:
             return
+        self.bodies[t] = body
         self.transport.write(frame(encode(dict(body, t=t, id=IDS[t]))))
 
     def close(self):
@@ -140,12 +148,18 @@ class M1Bot(Protocol):
         code = m.get("code")
         run.stats.errors[code] += 1
         t = TYPES.get(m.get("id") or 0)
+        retryAfter = m.get("retry_after")
         if t == "mm.queue":
-            self.group.refused(self, code, m.get("retry_after"))
+            self.group.refused(self, code, retryAfter)
         elif t == "chat.party.leave" and code == "chat.not_in_party":
             self.isReady()
+        elif t in RETRIED and self.retries < RETRIES and (
+                retryAfter or str(code).endswith(".unavailable") or code == "chat.busy"):
+            self.retries += 1
+            run.reactor.callLater(retryAfter or 1.0, self.request, t, self.bodies.get(t, {}))
         elif t in ("hello", "mm.hello", "chat.hello"):
             run.stats.failed += 1
+            self.group.formingFailed(self, code)
             self.close()
         elif t in ("chat.party.create", "chat.party.invite", "chat.party.accept"):
             self.group.formingFailed(self, code)
@@ -218,7 +232,8 @@ class BotGroup:
             self.run.reactor.callLater(self.run.opts.settle, self.setState, "idle")
 
     def formingFailed(self, bot, code):
-        if self.state == "forming":
+        """A member could not connect or the party could not form: the group is left out of the run."""
+        if self.state in ("connecting", "forming"):
             self.state = "broken"
             self.run.stats.broken += 1
 

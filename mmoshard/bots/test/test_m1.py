@@ -270,3 +270,26 @@ class WiringTests(TestCase):
         self.assertEqual(self.run.stats.vanished, {"waiting": 1})
         self.assertEqual(self.run.groups[0].state, "thinking")
         self.assertIs(self.run.groups[0].leader, bot)
+
+    def test_busy_server_retried_failed_login_left_out(self):
+        """A chat.hello refused as unavailable is sent again after retry_after; a member whose hello is refused leaves its group out of the run."""
+        self.run.start()
+        self.reactor.advance(1.0)
+        for host, port, factory, *_ in self.reactor.tcpClients:
+            bot = factory.buildProtocol(None)
+            self.bots[bot.cid] = bot
+            self.transports[bot.cid] = Transport()
+            bot.makeConnection(self.transports[bot.cid])
+            self.sent(bot.cid)
+        self.feed(1, {"t": "error", "id": IDS["hello"], "code": "session.bad_token"})
+        self.assertEqual(self.run.groups[0].state, "broken")
+        for cid in (2, 3):
+            self.feed(cid, {"t": "welcome", "id": 1})
+            self.feed(cid, {"t": "mm.hello", "id": IDS["mm.hello"], "name": f"Bot{cid}"})
+            self.sent(cid)
+        self.feed(3, {"t": "error", "id": IDS["chat.hello"], "code": "chat.unavailable",
+                      "retry_after": 0.5})
+        self.reactor.advance(0.5)
+        self.assertEqual(self.sent(3), [{"t": "chat.hello", "id": IDS["chat.hello"],
+                                         "character_id": 3}])
+        self.assertEqual(self.run.formed(), (0, 1))
