@@ -209,20 +209,27 @@ class Servers:
         self.redis = redis
         self.tmp = tmp
         self.dead = set()
+        self.last = {}  # node id -> its last sample
 
     def sample(self):
-        live = [(n, p, a) for n, p, a in self.servers if n not in self.dead]
-        counts = {"t": time.monotonic(), "cpu": 0.0, "rt": 0, "scripts": {}}
-        for nodeId, proc, admin in live:
-            counts["cpu"] += cpuSeconds(proc.pid)
-            got = readCounts(os.path.join(self.tmp, f"rt-{proc.pid}.txt"))
-            counts["rt"] += got["rt"]
-            for k, v in got["scripts"].items():
+        """@return: the servers' counters now (a killed process counts with its last sample)."""
+        counts = {"t": time.monotonic(), "cpu": 0.0, "rt": 0, "scripts": {}, "proposals": 0.0,
+                  "matches": 0.0, "tickets": 0.0}
+        for nodeId, proc, admin in self.servers:
+            if nodeId not in self.dead:
+                got = readCounts(os.path.join(self.tmp, f"rt-{proc.pid}.txt"))
+                self.last[nodeId] = {
+                    "cpu": cpuSeconds(proc.pid), "rt": got["rt"], "scripts": got["scripts"],
+                    "proposals": metric(admin, "mmoshard_mm_proposals_total"),
+                    "matches": metric(admin, "mmoshard_mm_matches_total"),
+                    "tickets": metric(admin, "mmoshard_mm_tickets_total")}
+            last = self.last.get(nodeId)
+            if last is None:
+                continue
+            for key in ("cpu", "rt", "proposals", "matches", "tickets"):
+                counts[key] += last[key]
+            for k, v in last["scripts"].items():
                 counts["scripts"][k] = counts["scripts"].get(k, 0) + v
-        for key, name in (("proposals", "mmoshard_mm_proposals_total"),
-                          ("matches", "mmoshard_mm_matches_total"),
-                          ("tickets", "mmoshard_mm_tickets_total")):
-            counts[key] = sum(metric(a, name) for _, _, a in live)
         counts["redis_cpu"] = cpuSeconds(self.redis.pid)
         return counts
 

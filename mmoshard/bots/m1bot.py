@@ -124,7 +124,8 @@ class M1Bot(Protocol):
     def isReady(self):
         if not self.ready:
             self.ready = True
-            self.run.stats.ready += 1
+            if not self.again:
+                self.run.stats.ready += 1
             self.group.memberReady(self)
 
     def proposed(self, m):
