@@ -1,5 +1,7 @@
 """One M1 bot's connection and its group: session, mm.hello, a party formed through chat, the ticket's life (queue, ready check, matched, requeued, removed)."""
 
+import sys
+
 from twisted.internet.protocol import Protocol
 
 from mmoshard.bots.m1plan import declines
@@ -332,6 +334,9 @@ class BotGroup:
             return
         if m.get("ticket") is None:
             self.run.stats.vanished[self.state] += 1
+            print(f"[m1] ticket {self.ticket} of {self.group.queue} ({self.state}, members "
+                  f"{[mm.character_id for mm in self.group.members]}) unknown to "
+                  f"character {bot.cid}'s mm.hello", file=sys.stderr, flush=True)
             self.unwait()
             self.match = None
             self.think()
@@ -345,6 +350,8 @@ class BotGroup:
         """The end of the run's mm.status: a ticket the bots hold that the server does not is lost."""
         if self.state == "waiting" and m.get("ticket") is None:
             self.run.stats.lost += 1
+            print(f"[m1] ticket {self.ticket} of {self.group.queue} lost (mm.status)",
+                  file=sys.stderr, flush=True)
             self.run.lostTickets.append(self.ticket)
 
     def think(self, seconds=None):
