@@ -39,7 +39,7 @@ class Stats:
 
     COUNTERS = ("connected", "ready", "failed", "disconnects", "broken", "queueSent", "admitted",
                 "placedPlayers", "proposals", "matchedPlayers", "matches", "requeued",
-                "declinesSent", "starved", "duplicates", "reconnects", "lost")
+                "declinesSent", "starved", "duplicates", "reconnects", "lost", "missedMatched")
 
     def __init__(self):
         for name in self.COUNTERS:
@@ -373,7 +373,7 @@ class GroupRun:
             or "none",
             "starved": d["starved"], "duplicates": s.duplicates, "lost": s.lost,
             "vanished": ",".join(f"{k}:{v}" for k, v in sorted(s.vanished.items())) or "none",
-            "reconnects": s.reconnects,
+            "missed_matched": s.missedMatched, "reconnects": s.reconnects,
             "disconnects": s.disconnects, "failed": s.failed,
             "errors": sum(s.errors.values()),
             "error_codes": ",".join(f"{k}:{v}" for k, v in sorted(s.errors.items())) or "none",

@@ -195,6 +195,8 @@ class BotGroup:
         self.inWindow = False
         self.joined = set()
         self.generation = 0  # tickets queued so far
+        self.matchedMatch = None  # the match its last ticket ended in
+        self.matchedBy = set()  # members who got that match's mm.matched
 
     @property
     def leader(self):
@@ -297,19 +299,27 @@ class BotGroup:
         self.setState("proposed")
 
     def matched(self, bot, m):
-        self.run.stats.matchedPlayers += 1
+        """A member's mm.matched: the first for the group's match ends its ticket; each member should get one."""
+        run = self.run
+        match = m.get("match")
+        run.stats.matchedPlayers += 1
         if bot.matchedGeneration == self.generation:
             # A second mm.matched for one ticket: a character placed twice.
-            self.run.stats.duplicates += 1
+            run.stats.duplicates += 1
         bot.matchedGeneration = self.generation
-        if bot.firstOf == m.get("match"):
-            self.run.stats.matches += 1
-        if bot is self.leader and self.state == "proposed":
+        if bot.firstOf == match:
+            run.stats.matches += 1
+        if self.state == "proposed" and match == self.match:
+            self.matchedMatch = match
+            self.matchedBy = {bot.cid}
             self.match = None
             self.think()
+        elif match == self.matchedMatch:
+            self.matchedBy.add(bot.cid)
 
     def requeued(self, bot, m):
-        if bot is self.leader and self.state == "proposed":
+        """A member's mm.requeued for the group's match: the ticket waits again, at its old place."""
+        if self.state == "proposed" and m.get("match") == self.match:
             self.run.stats.requeued += 1
             self.match = None
             self.setState("waiting")
@@ -360,4 +370,12 @@ class BotGroup:
         self.ticket = None
         self.matchableAt = None
         self.setState("thinking")
-        self.run.reactor.callLater(seconds or self.run.opts.think, self.setState, "idle")
+        self.run.reactor.callLater(seconds or self.run.opts.think, self.rested)
+
+    def rested(self):
+        """Idle again; a member who never got its match's mm.matched is counted as having missed it."""
+        if self.matchedMatch is not None:
+            self.run.stats.missedMatched += self.size - len(self.matchedBy)
+            self.matchedMatch = None
+            self.matchedBy = set()
+        self.setState("idle")

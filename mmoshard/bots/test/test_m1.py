@@ -181,7 +181,7 @@ class WiringTests(TestCase):
         return {cid: self.sent(cid) for cid in roster}
 
     def test_decline_by_the_roster_first_then_matched(self):
-        """A declined match is declined by the roster's first member only (the others accept); its group rests, then is matched next time, once."""
+        """A declined match is declined by the roster's first member only (the others accept); its group rests, then is matched next time, once; a member without its mm.matched is counted."""
         self.queueBoth()
         answers = self.propose("dungeon5/a")
         self.assertEqual([(m["t"], m["match"]) for m in answers[1]], [("mm.decline", "dungeon5/a")])
@@ -202,11 +202,13 @@ class WiringTests(TestCase):
         self.run.opts.decline = 0.0
         answers = self.propose("dungeon5/c", roster=(2, 3))
         self.assertEqual([m["t"] for m in answers[2] + answers[3]], ["mm.accept", "mm.accept"])
-        for cid in (2, 3):
-            self.feed(cid, {"t": "mm.matched", "match": "dungeon5/c", "ticket": f"adm-{cid}"})
+        # Only the member's mm.matched arrives (the leader's went to a dead node).
+        self.feed(3, {"t": "mm.matched", "match": "dungeon5/c", "ticket": "adm-3"})
         self.assertEqual(self.run.groups[1].state, "thinking")
         self.assertEqual((self.run.stats.matches, self.run.stats.matchedPlayers,
-                          self.run.stats.duplicates), (1, 2, 0))
+                          self.run.stats.duplicates), (0, 1, 0))
+        self.reactor.advance(1.0)
+        self.assertEqual((self.run.groups[1].state, self.run.stats.missedMatched), ("idle", 1))
         # A second mm.matched for the same ticket: a character placed twice.
         self.feed(3, {"t": "mm.matched", "match": "dungeon5/d", "ticket": "adm-3"})
         self.assertEqual(self.run.stats.duplicates, 1)
@@ -219,6 +221,7 @@ class WiringTests(TestCase):
         self.propose("dungeon5/a")
         for cid in (1, 2, 3):
             self.feed(cid, {"t": "mm.matched", "match": "dungeon5/a", "ticket": "adm"})
+        self.assertEqual(self.run.stats.matches, 1)  # counted by the roster's first
         self.reactor.advance(2.5)
         self.run.report()  # no proposal for DRAINED seconds: the backlog is placed
         self.assertEqual(self.run.phase, "steady")
@@ -241,7 +244,8 @@ class WiringTests(TestCase):
         self.feed(1, {"t": "mm.status", "id": IDS["mm.status"], "ticket": None, "proposal": None})
         self.assertEqual(self.run.lostTickets, ["t3"])
         summary = self.run.summary([30.0])
-        self.assertEqual((summary["lost"], summary["unplaced"], summary["wait_samples"]), (1, 1, 2))
+        self.assertEqual((summary["lost"], summary["unplaced"], summary["wait_samples"],
+                          summary["missed_matched"]), (1, 1, 2, 0))
         (waited,) = self.run.stats.waits
         self.assertAlmostEqual(waited, 0.25)
         self.assertEqual(summary["wait_p99_ms"], 30000.0)  # the ticket still waiting counts
