@@ -44,6 +44,7 @@ class M1Bot(Protocol):
         self.matchedGeneration = 0  # its group's ticket it last got mm.matched for
         self.firstOf = None  # the last match whose roster it heads (it counts that match)
         self.bodies = {}  # request type -> the body last sent
+        self.helloEpoch = 0  # its group's epoch when it sent mm.hello
         self.retries = 0
 
     def request(self, t, body):
@@ -97,6 +98,7 @@ class M1Bot(Protocol):
         elif t == "mm.accept":
             pass
         elif t == "welcome":
+            self.helloEpoch = group.epoch
             self.request("mm.hello", {"character_id": self.cid})
         elif t == "mm.status":
             group.audited(m)
@@ -185,6 +187,7 @@ class BotGroup:
         self.size = group.size
         self.bots = {}  # character id -> M1Bot
         self.state = "connecting"
+        self.epoch = 0  # state changes so far
         self.ticket = None
         self.sentAt = None
         self.admittedAt = None
@@ -204,6 +207,7 @@ class BotGroup:
 
     def setState(self, state):
         self.state = state
+        self.epoch += 1
         if state == "idle":
             self.run.becameIdle(self)
 
@@ -340,8 +344,8 @@ class BotGroup:
         (that went to the dead node) counts as vanished; a ready check
         over is a requeue (an unanswered one comes again as mm.proposal).
         """
-        if self.state not in ("waiting", "proposed"):
-            return
+        if self.state not in ("waiting", "proposed") or bot.helloEpoch != self.epoch:
+            return  # (the answer is older than what the group heard since)
         if m.get("ticket") is None:
             self.run.stats.vanished[self.state] += 1
             print(f"[m1] ticket {self.ticket} of {self.group.queue} ({self.state}, members "

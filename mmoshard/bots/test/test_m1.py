@@ -297,3 +297,22 @@ class WiringTests(TestCase):
         self.assertEqual(self.sent(3), [{"t": "chat.hello", "id": IDS["chat.hello"],
                                          "character_id": 3}])
         self.assertEqual(self.run.formed(), (0, 1))
+
+    def test_stale_hello_answer_ignored(self):
+        """A reconnected bot's mm.hello answer older than an event its group heard since (a proposal) changes nothing."""
+        self.run.opts.reconnect = True
+        self.run.addresses.append(("127.0.0.1", 7001))
+        self.queueBoth()
+        clients = len(self.reactor.tcpClients)
+        self.bots[2].connectionLost(None)
+        self.reactor.advance(self.run.opts.reconnect_delay)
+        bot = self.reactor.tcpClients[clients][2].buildProtocol(None)
+        self.bots[2] = bot
+        self.transports[2] = Transport()
+        bot.makeConnection(self.transports[2])
+        self.feed(2, {"t": "welcome", "id": 1})
+        self.propose("dungeon5/x", roster=(1, 3))
+        self.assertEqual(self.run.groups[1].state, "proposed")
+        self.feed(2, {"t": "mm.hello", "id": IDS["mm.hello"], "name": "Bot2", "ticket": None,
+                      "proposal": None})
+        self.assertEqual((self.run.groups[1].state, self.run.stats.vanished), ("proposed", {}))
