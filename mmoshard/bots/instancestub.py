@@ -23,6 +23,13 @@ FIELDS = {
                    "seconds every create takes before it answers (a crash test's window)"),
 }
 
+
+@attrs.frozen
+class StubConfig:
+    """The [benchinstances] table: C{delay}, seconds every create takes."""
+
+    delay: float = 0.0
+
 # The plugin module a bench or a test writes into a plugin directory
 # (twisted.plugin: <dir>/mmoshard/plugins/<name>.py, no __init__.py) and
 # puts on the node's PYTHONPATH: the node then offers the role.
@@ -116,10 +123,11 @@ async def _refuse(error):
 
 
 def _makeService(ctx):
-    ctx.provide(IInstances, StubInstances(ctx.reactor, ctx.nodeId, ctx.config["delay"]))
+    ctx.provide(IInstances, StubInstances(ctx.reactor, ctx.nodeId, ctx.config.delay))
     service = Service()
     service.setName(f"role:{ROLE}")
     return service
 
 
-role = Role(name=ROLE, factory=_makeService, provides=(IInstances,), fields=FIELDS)
+role = Role(name=ROLE, factory=_makeService, provides=(IInstances,), fields=FIELDS,
+            configClass=StubConfig)

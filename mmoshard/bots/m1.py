@@ -211,16 +211,12 @@ class GroupRun:
         group.queue(self.now())
 
     def ticketAdmitted(self, group, took):
-        self.inFlight -= 1
         self.stats.admitted += 1
         self.stats.queueReplies.append(took)
-        if self.phase == "fill":
-            self.fillMore()
-            if self.fillLeft == 0 and self.inFlight == 0:
-                self.fillEnd = self.now()
-                self.mark("drain")
+        self.queueAnswered()
 
-    def queueRefused(self):
+    def queueAnswered(self):
+        """An mm.queue was answered (admitted or refused): in the fill, the next goes; after the last, the drain."""
         self.inFlight -= 1
         if self.phase == "fill":
             self.fillMore()

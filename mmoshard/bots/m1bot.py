@@ -287,7 +287,7 @@ class BotGroup:
     def refused(self, bot, code, retryAfter):
         """mm.queue refused: idle again after the think time (or the retry_after)."""
         self.run.stats.refused[code] += 1
-        self.run.queueRefused()
+        self.run.queueAnswered()
         self.think(retryAfter)
 
     def proposed(self, bot, match):

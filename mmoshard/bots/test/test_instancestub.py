@@ -65,4 +65,5 @@ class StubInstancesTests(TestCase):
         role = roles[instancestub.ROLE]
         verifyObject(IRole, role)
         self.assertEqual(role.provides, (IInstances,))
-        self.assertEqual(role.parseConfig({"delay": 0.5}, "benchinstances"), {"delay": 0.5})
+        self.assertEqual(role.parseConfig({"delay": 0.5}, "benchinstances"),
+                         instancestub.StubConfig(delay=0.5))

@@ -9,7 +9,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.bots.instancestub import ROLE, writePlugin
 from mmoshard.matchmaking.test.harness import insertCharacters
-from mmoshard.testing import repoRoot, sharedStores, startNodeProcess
+from mmoshard.testing import eventually, repoRoot, sharedStores, startNodeProcess
 
 KEY = "mm-crash-test-key-0123456789abcdef0123"
 DUNGEON = {"Tank": "warrior", "Heals": "priest", "Mage": "mage", "Rogue": "rogue",
@@ -24,14 +24,13 @@ SLACK = 3.0
 
 async def until(predicate, what, timeout=30.0):
     """@return: C{predicate()} once true, polling the real reactor; fail after C{timeout} s."""
-    deadline = reactor.seconds() + timeout
-    while True:
+    async def attempt():
         found = predicate()
-        if found:
-            return found
-        if reactor.seconds() > deadline:
+        if not found:
             raise AssertionError(f"{what} not seen in {timeout}s")
-        await deferLater(reactor, 0.05, lambda: None)
+        return found
+
+    return await eventually(reactor, attempt, timeout, 0.05, AssertionError)
 
 
 class Player:
