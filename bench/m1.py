@@ -59,7 +59,8 @@ from mmoshard.bots.instancestub import ROLE, writePlugin  # noqa: E402
 from mmoshard.bots.m1plan import characterPlan, planGroups  # noqa: E402
 from mmoshard.bots.w2 import classRoles  # noqa: E402
 
-QUEUES = ("dungeon5", "arena2v2")
+# Descriptors a process needs besides its players' connections.
+DESCRIPTORS_SPARE = 500
 
 
 def log(*args):
@@ -333,6 +334,35 @@ def killHolder(servers):
     return {"killed": holder, "takeover_s": round(takeover, 2)}
 
 
+def fitDescriptors(opts):
+    """
+    Every player is a session: one descriptor in the generator and one in
+    a server.  Raise this process's soft limit to the hard one (the
+    processes it starts inherit it) and, when the plan's players do not
+    fit under it, cut the plan to the groups that do (the first groups of
+    a seeded plan are the same whatever its length), loudly.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    groups = planGroups(opts.tickets, classRoles(os.path.join(ROOT, "etc", "classes.toml")),
+                        opts.seed, opts.arena_share)
+    room, players, fit = hard - DESCRIPTORS_SPARE, 0, 0
+    for g in groups:
+        if players + g.size > room:
+            break
+        players += g.size
+        fit += 1
+    if fit < opts.tickets:
+        log(f"WARNING: {opts.tickets} tickets need "
+            f"{sum(g.size for g in groups) + DESCRIPTORS_SPARE} descriptors, the limit is "
+            f"{hard} (ulimit -Hn): running {fit} tickets ({players} players)")
+        opts.tickets = fit
+        opts.backlog = min(opts.backlog, fit)
+    return hard
+
+
 def run(opts):
     tmp = tempfile.mkdtemp(prefix="m1-")
     plan = characterPlan(planGroups(opts.tickets, classRoles(os.path.join(ROOT, "etc", "classes.toml")),
@@ -361,6 +391,7 @@ def run(opts):
         log(f"server(s) ready: {', '.join(nodes)}")
         result = runGenerator(opts, addresses, Servers(servers, redisProc, tmp))
         result["load_before"] = opts.load_before
+        result["fd_limit"] = opts.fd_limit
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -411,6 +442,7 @@ def main(argv):
             setattr(opts, key, value)
     if opts.backlog is None:
         opts.backlog = opts.tickets
+    opts.fd_limit = fitDescriptors(opts)
     opts.load_before = round(os.getloadavg()[0], 2)
     if opts.load_before > 0.5:
         log(f"WARNING: load average {opts.load_before}: the machine is not quiet")
