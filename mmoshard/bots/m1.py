@@ -29,7 +29,10 @@ from mmoshard.bots.m1plan import Shadow, planGroups, quantile
 from mmoshard.tokens import issueAccessToken
 
 TICK = 0.01  # seconds between two looks at the arrival schedule
-CHECK = 0.05  # seconds between two looks at which new tickets the matcher would place
+# Seconds between two looks at which new tickets the matcher would place:
+# at least CHECK, at least CHECK_SHARE^-1 times the last look's CPU (a look
+# runs the matcher over every waiting ticket), at most CHECK_MAX.
+CHECK, CHECK_SHARE, CHECK_MAX = 0.05, 0.25, 1.0
 DRAINED = 2.0  # seconds without a proposal after which the backlog counts as placed
 PER_SOURCE = 20000  # connections per loopback source address (ephemeral ports)
 
@@ -105,6 +108,7 @@ class GroupRun:
         self.inFlight = 0
         self.lostTickets = []
         self.lastProposal = 0.0
+        self.checkCPU = 0.0  # seconds the matchability looks took
 
     def now(self):
         return time.monotonic()
@@ -130,8 +134,6 @@ class GroupRun:
                 at += interval
         self.arrivals = LoopingCall(self.arrive)
         self.arrivals.clock = self.reactor
-        self.checker = LoopingCall(self.checkMatchable)
-        self.checker.clock = self.reactor
         self.progress = LoopingCall(self.report)
         self.progress.clock = self.reactor
         self.progress.start(1.0, now=False)
@@ -165,12 +167,18 @@ class GroupRun:
         return shadow
 
     def checkMatchable(self):
-        """Mark the tickets admitted since the last look that the matcher would place at once."""
+        """Mark the tickets admitted since the last look that the matcher would place at once; look again later while measuring."""
+        began = time.process_time()
         now = self.clock()
         at = self.now()
         for shadow in self.shadows.values():
             for group in shadow.check(now):
                 group.matchableAt = at
+        took = time.process_time() - began
+        self.checkCPU += took
+        if self.measuring and not self.stopping:
+            self.reactor.callLater(min(CHECK_MAX, max(CHECK, took / CHECK_SHARE)),
+                                   self.checkMatchable)
 
     def becameIdle(self, group):
         self.idle.append(group)
@@ -252,7 +260,7 @@ class GroupRun:
         s.waits, s.matchableWaits, s.queueReplies = [], [], []
         self.window0 = (self.now(), self.cpu(), s.snapshot(), collections.Counter(s.removed))
         if self.specs is not None:
-            self.checker.start(CHECK, now=False)
+            self.reactor.callLater(CHECK, self.checkMatchable)
         self.mark("window")
         print(f"[{self.tag}] window start", file=sys.stderr, flush=True)
         self.reactor.callLater(self.opts.duration, self.endWindow)
@@ -374,12 +382,13 @@ class GroupRun:
             "errors": sum(s.errors.values()),
             "error_codes": ",".join(f"{k}:{v}" for k, v in sorted(s.errors.items())) or "none",
             "gen_cpu": round((cpu1 - cpu0) / window, 3),
+            "check_cpu": round(self.checkCPU / window, 3),
         })
         return out
 
     def stop(self):
         self.stopping = True
-        for loop in (self.arrivals, self.progress, self.checker):
+        for loop in (self.arrivals, self.progress):
             if loop.running:
                 loop.stop()
         for group in self.groups:
