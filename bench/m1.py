@@ -261,6 +261,7 @@ def botsCommand(opts, addresses):
            "--tickets", str(opts.tickets), "--rate", str(opts.rate),
            "--backlog", str(opts.backlog), "--window", str(opts.window),
            "--decline", str(opts.decline), "--think", str(opts.think),
+           "--settle", str(opts.settle),
            "--arena-share", str(opts.arena_share), "--warmup", str(opts.warmup),
            "--duration", str(opts.duration), "--seed", str(opts.seed),
            "--connect-rate", str(opts.connect_rate),
@@ -420,6 +421,8 @@ def main(argv):
     p.add_argument("--window", type=int, default=200, help="mm.queue in flight in the fill")
     p.add_argument("--decline", type=float, default=0.1)
     p.add_argument("--think", type=float, default=1.0)
+    p.add_argument("--settle", type=float, default=1.0,
+                   help="seconds a formed party waits before it queues")
     p.add_argument("--arena-share", type=float, default=0.25)
     p.add_argument("--warmup", type=float, default=None, help="10 s; --quick 5")
     p.add_argument("--duration", type=float, default=None, help="30 s; --quick 10")
