@@ -19,6 +19,7 @@ from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavai
 from mmoshard.web.admin import makeAdminSite
 from mmoshard.web.channel import directChannel
 from mmoshard.web.site import SiteRoot
+from mmoshard.web.static import mountPublicFiles
 from mmoshard.zonechat import StoreZoneChannels
 
 
@@ -278,7 +279,10 @@ def makeCoreServices(node):
         )
         node.provide(IMessageRouter, manager)
     if node.uses("http") and config.listen.http:
-        node.provide(IWebSite, SiteRoot())
+        site = SiteRoot()
+        # The browser play client (/play/) and the client library (/lib/).
+        mountPublicFiles(site)
+        node.provide(IWebSite, site)
     if config.listen.admin:
         admin = makeAdminSite(node, sql, volatile, directory)
         node.provide(IAdminSite, admin)
