@@ -10,6 +10,9 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
+from mmoshard.gate import parseBuild
+from mmoshard.testing import checkoutRoot
+from mmoshard.version.releases import loadReleaseDir
 from mmoshard.web.site import SiteRoot
 from mmoshard.web.static import CONTENT_SECURITY_POLICY, STATIC_ROOT, mountPublicFiles
 
@@ -149,3 +152,11 @@ class ShippedPlayClientTests(TestCase):
         for path in self.files():
             with open(path, encoding="utf-8") as f:
                 self.assertLess(len(f.read().splitlines()), 600, path)
+
+    def test_buildIsLetIn(self):
+        """The play client's build is one the shipped release data lets in on the web platform's live channel (not version.update_required)."""
+        with open(os.path.join(PLAY, "connection.js")) as f:
+            build = re.search(r'export const CLIENT_VERSION = "([^"]+)";', f.read()).group(1)
+        release = loadReleaseDir(os.path.join(checkoutRoot(), "etc", "releases")).release
+        live = release.platforms["web"].channels["live"]
+        self.assertGreaterEqual(parseBuild(build), live.minimum)

@@ -3,7 +3,9 @@
 import { connect } from "/lib/mmoshard-client.js";
 
 export const ROLES = ["world", "chat", "matchmaking"];
-export const CLIENT_VERSION = "0.1.0";
+// The web build, as etc/releases/web.toml publishes it: the client gate lets in builds from its
+// `minimum` (mmoshard/web/test/test_static.py checks the shipped release data lets this one in).
+export const CLIENT_VERSION = "1.10.0";
 
 /** The WebSocket address of the first (least loaded) process of a directory listing. */
 export function firstWebSocket(entries) {

@@ -127,6 +127,8 @@ class App {
       throw error;
     }
     this.showScreen("game");
+    this.say("system", `Welcome, ${this.world.me.name}. Move with WASD or the arrow keys; click to target, `
+      + "1-9 to use abilities; /w name text whispers.");
     await this.helloChat();
     this.start();
     $("world").focus();
