@@ -114,4 +114,5 @@ class PlayPage:
         return self.js("return window.mmoshardPlay.state.chat")
 
     def chatText(self):
-        return self.find("#chat-log").text
+        """@return: the chat log's lines, one a line (shown or not: another tab may be open)."""
+        return self.js("return [...document.querySelectorAll('#chat-log li')].map(li => li.textContent).join('\\n')")

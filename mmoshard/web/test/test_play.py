@@ -60,7 +60,7 @@ class TwoPlayersTests(TestCase):
 
         await self.ann.say("/w Bobbin well met, traveller")
         await waitFor(lambda: any(line["kind"] == "whisper" and line.get("from") == "Annalise"
-                                  and line["text"] == "well met, traveller" for line in self.bob.chat()),
+                                  and line["message"] == "well met, traveller" for line in self.bob.chat()),
                       what="the whisper on Bob's page")
         self.assertIn("[Annalise] whispers: well met, traveller", self.bob.chatText())
         self.assertIn("To [Bobbin]: well met, traveller", self.ann.chatText())

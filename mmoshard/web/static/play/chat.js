@@ -11,11 +11,11 @@ export class Chat {
     this.channels = new Set();
     const link = app.link;
     link.on("chat", "chat.whisper", (b) => this.line("whisper", `[${b.from_name}] whispers: ${b.text}`,
-      { from: b.from_name, text: b.text }));
+      { from: b.from_name, message: b.text }));
     link.on("chat", "chat.channel.message", (b) => this.channelLine(b));
     link.on("chat", "chat.party.message", (b) => this.line("party", `[Party] ${b.from_name}: ${b.text}`,
-      { from: b.from_name, text: b.text }));
-    link.on("chat", "chat.announcement", (b) => this.line("system", `[Announcement] ${b.text}`, { text: b.text }));
+      { from: b.from_name, message: b.text }));
+    link.on("chat", "chat.announcement", (b) => this.line("system", `[Announcement] ${b.text}`, { message: b.text }));
     link.on("chat", "chat.channel.joined", (b) => this.joined(b.channel, b.history));
     link.on("chat", "chat.channel.left", (b) => this.leftChannel(b.channel));
     link.on("chat", "chat.muted", (b) => this.line("error", `You are muted${b.reason ? ` (${b.reason})` : ""} until `
@@ -60,18 +60,18 @@ export class Chat {
 
   historyLine(kind, h, channel) {
     const name = channel && !channel.startsWith("zone:") ? `[${channel}] ` : kind === "party" ? "[Party] " : "";
-    this.line(kind, `${name}${h.from_name}: ${h.text}`, { from: h.from_name, text: h.text, history: true });
+    this.line(kind, `${name}${h.from_name}: ${h.text}`, { from: h.from_name, message: h.text, history: true });
   }
 
   channelLine(b) {
     const zone = b.channel.startsWith("zone:");
     this.line(zone ? "zone" : "channel", `${zone ? "" : `[${b.channel}] `}${b.from_name}: ${b.text}`,
-      { from: b.from_name, text: b.text, channel: b.channel });
+      { from: b.from_name, message: b.text, channel: b.channel });
   }
 
-  /** A line in the log (and in the page state the tests read). */
+  /** A line in the log (and in the page state the tests read): `text` as shown, `extra` {from, message, ...}. */
   line(kind, text, extra = {}) {
-    const entry = { kind, text, ...extra, at: Date.now() };
+    const entry = { ...extra, kind, text, at: Date.now() };
     const log = this.app.state.chat;
     log.push(entry);
     if (log.length > MAX_LINES) log.shift();
@@ -117,7 +117,7 @@ export class Chat {
     if (!to) return this.line("error", "Whisper to whom?");
     try {
       await this.app.link.request("chat", "chat.whisper", { to, text });
-      this.line("whisper", `To [${to}]: ${text}`, { to, text, outgoing: true });
+      this.line("whisper", `To [${to}]: ${text}`, { to, message: text, outgoing: true });
     } catch (error) {
       this.line("error", `Whisper to ${to}: ${describeError(error)}`);
     }
@@ -126,7 +126,7 @@ export class Chat {
   async partySay(text) {
     try {
       await this.app.link.request("chat", "chat.party.say", { text });
-      this.line("party", `[Party] ${this.app.world.me.name}: ${text}`, { from: this.app.world.me.name, text });
+      this.line("party", `[Party] ${this.app.world.me.name}: ${text}`, { from: this.app.world.me.name, message: text });
     } catch (error) {
       this.line("error", `Party: ${describeError(error)}`);
     }
@@ -136,7 +136,7 @@ export class Chat {
     if (!this.zoneChannel) return this.line("error", "You are in no zone channel.");
     try {
       await this.app.link.request("chat", "chat.channel.say", { channel: this.zoneChannel, text });
-      this.line("zone", `${this.app.world.me.name}: ${text}`, { from: this.app.world.me.name, text });
+      this.line("zone", `${this.app.world.me.name}: ${text}`, { from: this.app.world.me.name, message: text });
     } catch (error) {
       this.line("error", describeError(error));
     }

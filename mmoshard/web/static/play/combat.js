@@ -145,7 +145,9 @@ export class Combat {
         case "damage": {
           const text = r.immune ? "immune" : `${r.crit ? "*" : ""}-${r.value}${r.absorbed ? " (absorbed)" : ""}`;
           renderer.float(r.b, text, r.b === me.id ? "#ff6b5b" : "#ffe066", now);
-          if (r.b === me.id || r.a === me.id) this.app.state.lastDamage = { source: r.a, target: r.b, amount: r.value };
+          // What the page last dealt and took (the tests read them).
+          if (r.a === me.id) this.app.state.lastHit = { source: r.a, target: r.b, amount: r.value, crit: r.crit };
+          if (r.b === me.id) this.app.state.lastHurt = { source: r.a, target: r.b, amount: r.value, crit: r.crit };
           break;
         }
         case "heal":
