@@ -9,6 +9,8 @@ import * as esbuild from "esbuild";
 
 export const PACKAGE_DIR = dirname(fileURLToPath(import.meta.url));
 export const BUNDLE = join(PACKAGE_DIR, "..", "..", "mmoshard", "web", "static", "lib", "mmoshard-client.js");
+// The type declarations go beside it, for TypeScript pages importing /lib/mmoshard-client.js.
+export const DECLARATIONS = BUNDLE.replace(/\.js$/, ".d.ts");
 
 const BANNER = "// mmoshard-client: the JavaScript client of the mmoshard session protocol (docs/clients.md).\n"
   + "// Generated from clients/js by `npm run build` (esbuild); do not edit. Bundles @msgpack/msgpack (ISC).";
@@ -34,24 +36,39 @@ export async function bundle() {
   return result.outputFiles[0].contents;
 }
 
-/** @return whether the committed bundle is what a fresh build makes. */
-export async function isFresh() {
-  const [fresh, committed] = await Promise.all([bundle(), readFile(BUNDLE).catch(() => null)]);
-  return committed !== null && Buffer.compare(Buffer.from(fresh), committed) === 0;
+/** @return the files a build writes: path -> bytes. */
+export async function outputs() {
+  return new Map([
+    [BUNDLE, Buffer.from(await bundle())],
+    [DECLARATIONS, await readFile(join(PACKAGE_DIR, "index.d.ts"))],
+  ]);
+}
+
+/** @return the paths of the committed outputs that differ from a fresh build's (or are missing). */
+export async function staleOutputs() {
+  const stale = [];
+  for (const [path, fresh] of await outputs()) {
+    const committed = await readFile(path).catch(() => null);
+    if (committed === null || Buffer.compare(fresh, committed) !== 0) stale.push(path);
+  }
+  return stale;
 }
 
 async function main() {
   if (process.argv.includes("--check")) {
-    if (!(await isFresh())) {
-      console.error(`${BUNDLE} is stale (or missing): run \`npm run build\` in clients/js and commit it`);
+    const stale = await staleOutputs();
+    if (stale.length) {
+      console.error(`stale or missing: ${stale.join(", ")}: run \`npm run build\` in clients/js and commit them`);
       process.exit(1);
     }
-    console.log(`${BUNDLE} is up to date`);
+    console.log(`${BUNDLE} and its declarations are up to date`);
     return;
   }
   await mkdir(dirname(BUNDLE), { recursive: true });
-  await writeFile(BUNDLE, await bundle());
-  console.log(`wrote ${BUNDLE}`);
+  for (const [path, bytes] of await outputs()) {
+    await writeFile(path, bytes);
+    console.log(`wrote ${path}`);
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

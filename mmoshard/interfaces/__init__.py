@@ -23,6 +23,8 @@ from mmoshard.interfaces.game import (  # noqa: F401
     IParties,
     IProgression,
     IInterestSpace,
+    ILocator,
+    IMatchResults,
 )
 
 __all__ = [
@@ -44,4 +46,6 @@ __all__ = [
     "IParties",
     "IProgression",
     "IInterestSpace",
+    "ILocator",
+    "IMatchResults",
 ]

@@ -111,10 +111,14 @@ class IInstances(Interface):
     store.  Every call answers within its timeout.
     """
 
-    def create(template, roster, partyId=None):
+    def create(template, roster, partyId=None, teams=None, matchId=None):
         """
         Make a new instance of C{template} on the least-loaded world process
-        offering it, for the characters C{roster} (a list of ids).
+        offering it, for the characters C{roster} (a list of ids).  A
+        matchmade copy passes C{matchId} (the match id, str) and, for a
+        template played team against team (an arena), C{teams}: a list of
+        lists of character ids, one per team; the world reports the
+        outcome of such a copy through L{IMatchResults}.
 
         @return: a Deferred firing with a
             L{mmoshard.world.instances.data.Placement}, or failing with
@@ -176,6 +180,81 @@ class IInstances(Interface):
             L{mmoshard.world.instances.errors.InstanceError}:
             C{instance.bad_ticket} (unknown, used, expired or another
             character's), C{instance.unavailable}.
+        """
+
+
+class ILocator(Interface):
+    """
+    Who is where (docs/matchmaking.md "Who is where"): for a character, the
+    node and session it speaks through per kind of role, and the node,
+    zone and instance it plays in.  Provided by the core of every node,
+    kept in the volatile store with TTL'd entries that the node refreshing
+    them keeps alive, so a crashed node's entries vanish by themselves.
+    """
+
+    def bind(characterId, kind, sessionId):
+        """
+        Record that character C{characterId} speaks through session
+        C{sessionId} of this node for role C{kind} ("chat", "world",
+        "matchmaking"), until L{unbind}; refreshed while the node lives.
+
+        @return: a Deferred firing with None.
+        """
+
+    def unbind(characterId, kind, sessionId):
+        """
+        Forget C{bind(characterId, kind, sessionId)}, if still current (a
+        newer binding by another session or node stays).
+
+        @return: a Deferred firing with None.
+        """
+
+    def place(characterId, zone, instanceId=None):
+        """
+        Record that character C{characterId} plays in C{zone} (and instance
+        C{instanceId}, or None in the open world) on this node, until
+        L{unplace}; refreshed while the node lives.
+
+        @return: a Deferred firing with None.
+        """
+
+    def unplace(characterId):
+        """
+        Forget this node's L{place} of C{characterId} (another node's stays).
+
+        @return: a Deferred firing with None.
+        """
+
+    def where(characterId):
+        """
+        @return: a Deferred firing with a L{mmoshard.locator.Location}, or
+            None when no live node knows the character.
+        """
+
+
+class IMatchResults(Interface):
+    """
+    Outcomes of matchmade team-against-team copies (arenas), reported by the
+    world and applied to the persistent ratings per character per queue
+    (docs/matchmaking.md "Ratings").  Provided by the core of every node
+    (SQL), so the reporting world process needs no matchmaking role.
+    """
+
+    def report(matchId, queue, teams, winner):
+        """
+        Apply the result of match C{matchId} of queue C{queue}: C{teams} a
+        list of lists of character ids, C{winner} the index of the winning
+        team, or None for a draw.  Exactly once per C{matchId}: a second
+        report changes nothing.
+
+        @return: a Deferred firing with {character id: new rating}.
+        """
+
+    def ratings(queue, characterIds):
+        """
+        @return: a Deferred firing with {character id: L{mmoshard.ratings.Rating}}
+            for C{characterIds} in C{queue}, the initial rating for those
+            never rated.
         """
 
 

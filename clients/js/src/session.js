@@ -245,7 +245,14 @@ export class SessionClient {
       };
       ws.onmessage = (event) => this._received(link, event.data);
       ws.onerror = () => {
-        // a close event follows
+        // Some implementations (Node's undici) fire no close event after
+        // a failed opening, nor always after an error: the link is gone.
+        if (!link.open) {
+          fail("connection failed");
+        } else if (!link.dead) {
+          this._closeSocket(link, 1000);
+          this._linkLost(link, 1006);
+        }
       };
       ws.onclose = (event) => {
         if (!link.open) {

@@ -1771,6 +1771,12 @@ var SessionClient = class {
       };
       ws.onmessage = (event) => this._received(link, event.data);
       ws.onerror = () => {
+        if (!link.open) {
+          fail("connection failed");
+        } else if (!link.dead) {
+          this._closeSocket(link, 1e3);
+          this._linkLost(link, 1006);
+        }
       };
       ws.onclose = (event) => {
         if (!link.open) {
@@ -1818,13 +1824,13 @@ var SessionClient = class {
     const id = ++this._nextId;
     message.id = id;
     return new Promise((resolve, reject) => {
+      this._pending.set(id, { resolve, reject, type: message.t });
       try {
         this._write(message, handshake);
       } catch (e) {
+        this._pending.delete(id);
         reject(e);
-        return;
       }
-      this._pending.set(id, { resolve, reject, type: message.t });
     });
   }
   // -- incoming ----------------------------------------------------------
@@ -1902,6 +1908,7 @@ var SessionClient = class {
     if (this.heartbeat === true && typeof reply.heartbeat_s === "number") {
       this.heartbeatInterval = reply.heartbeat_s;
     }
+    this._emit("client.resumed", { t: "client.resumed", replayed: reply.replayed, resumes: this.resumes });
   }
   _emit(type, message) {
     if (this.onEvent !== null) this._deliver(this.onEvent, type, message, true);
@@ -1963,12 +1970,11 @@ var SessionClient = class {
       while (!this._closing && this.endReason === null) {
         try {
           await this._open(Math.max(0.05, Math.min(this.connectTimeout, (deadline - now()) / 1e3)));
-          const reply = await this._call({
+          await this._call({
             t: "resume",
             resume_token: this.resumeToken,
             last_seq: this.lastSeq
           }, true);
-          this._emit("client.resumed", { t: "client.resumed", replayed: reply.replayed, resumes: this.resumes });
           return;
         } catch (e) {
           this._abandonLink();

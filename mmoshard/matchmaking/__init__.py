@@ -1,0 +1,1 @@
+"""The matchmaking role: party-aware queues with role quotas and ratings, ready checks, instance allocation."""
