@@ -95,6 +95,7 @@ export class Game {
       const reply = await app.link.request("world", "world.enter", { character_id: body.character_id, ticket: body.ticket });
       this.entered(reply);
       if (moved.includes("chat")) await app.helloChat();
+      if (moved.includes("matchmaking")) await app.matchmaking.start(body.character_id);
     } catch (error) {
       app.sessionEnded(`transfer to ${body.zone} failed: ${describeError(error)}`, ["world"]);
     }

@@ -119,7 +119,6 @@ class App {
     this.state.ended = null;
     show($("banner"), false);
     await this.link.start(this.state.tokens.directory);
-    this.matchmaking.draw();
     try {
       await this.game.enter(character);
     } catch (error) {
@@ -130,6 +129,7 @@ class App {
     this.say("system", `Welcome, ${this.world.me.name}. Move with WASD or the arrow keys; click to target, `
       + "1-9 to use abilities; /w name text whispers.");
     await this.helloChat();
+    await this.matchmaking.start(this.world.me.id);
     this.start();
     $("world").focus();
   }
