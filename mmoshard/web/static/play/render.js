@@ -1,6 +1,6 @@
 // The world drawn top-down on a canvas, centred on the character: ground, blocked terrain, portals, entities with names, health and cast bars, the target, damage numbers.
 
-const PIXELS_PER_METRE = 6;
+const PIXELS_PER_METRE = 8;
 const COLOURS = {
   ground: "#2f4a2a", outside: "#101410", grid: "rgba(255,255,255,0.05)", blocked: "#5b4a3a",
   blockedEdge: "#3a2e22", zone: "rgba(90,160,255,0.45)", instance: "rgba(190,90,255,0.5)",
