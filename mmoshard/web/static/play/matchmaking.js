@@ -137,8 +137,10 @@ export class Matchmaking {
   proposed(b) {
     this.proposal = { ...b, received: performance.now() };
     this.set({ state: "proposed", match: b.match, accepted: (b.accepted || []).length });
-    const roster = (b.roles || []).map((r) => `${r.name} (${r.role}${b.team !== undefined && r.team !== b.team
-      ? `, team ${r.team + 1}` : ""})`).join(", ");
+    const me = this.app.world.me;
+    const roster = (b.roles || []).filter((r) => !me || r.character_id !== me.id)
+      .map((r) => `${r.name} (${r.role}${b.team !== undefined && r.team !== b.team ? `, other team` : ""})`)
+      .join(", ");
     $("ready-check-text").textContent = `${this.title(b.queue)}: you play ${b.role || "your role"}`
       + `${roster ? ` with ${roster}` : ""}. Accept to enter.`;
     show($("ready-check"), true);
