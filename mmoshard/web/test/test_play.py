@@ -2,6 +2,7 @@
 
 import math
 
+import treq
 from twisted.trial.unittest import TestCase
 
 from mmoshard.web.test.browser import makeDriver, requireBrowser, screenshotsOnFailure, startNode, waitFor
@@ -85,3 +86,23 @@ class TwoPlayersTests(TestCase):
         self.assertIn("Session ended", self.ann.find("#banner").text)
         self.assertEqual(self.ann.js("return window.mmoshardPlay.state.ended"), "session.replaced")
         self.assertFalse(self.bob.find("#banner").is_displayed())
+
+    @screenshotsOnFailure
+    async def test_revokedSessionShows(self):
+        """
+        When the page's login is revoked from elsewhere (here: signed out with its token;
+        an operator's kick and a ban revoke the same way), the page shows a banner with
+        the server's words and stops playing.
+        """
+        await self.enter(self.ann, "dave_player", "Davina", "rogue")
+        token = self.ann.js("return window.mmoshardPlay.state.tokens.access_token")
+        response = await treq.delete(self.node.http + "/v1/sessions", headers={"Authorization": f"Bearer {token}"},
+                                     persistent=False, timeout=10)
+        self.assertEqual(response.code, 200, await response.text())
+        banner = await waitFor(lambda: self.ann.js(
+            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"),
+            what="the banner on the revoked page")
+        self.assertEqual(banner, "auth.revoked")
+        self.assertIn("Session ended — signed out (auth.revoked", self.ann.find("#banner").text)
+        self.assertEqual(self.ann.js("return window.mmoshardPlay.state.endedMessage"), "signed out")
+        self.assertFalse(self.ann.js("return window.mmoshardPlay.app.running"))

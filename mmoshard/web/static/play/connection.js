@@ -18,7 +18,8 @@ export function firstWebSocket(entries) {
 export class Link {
   /**
    * @param tokenSource async () => a valid access token.
-   * @param onEnded (reason, roles) => void: a session we still used ended.
+   * @param onEnded (reason, roles, message) => void: a session we still used ended; `message` is
+   *   the server's words for it (the closing error's message), when it said any.
    */
   constructor(tokenSource, onEnded) {
     this.tokenSource = tokenSource;
@@ -27,6 +28,8 @@ export class Link {
     this.urls = Object.fromEntries(ROLES.map((r) => [r, null]));
     this.handlers = Object.fromEntries(ROLES.map((r) => [r, []]));
     this.retired = new WeakSet();
+    // client -> the last error or server.shutdown without a request id: what ended it, in words.
+    this.lastWords = new WeakMap();
     this.closing = false;
   }
 
@@ -64,6 +67,8 @@ export class Link {
     const client = await connect(url, await this.tokenSource(), {
       clientVersion: CLIENT_VERSION, platform: "web", heartbeat: true,
     });
+    client.on("error", (m) => this.lastWords.set(client, m));
+    client.on("server.shutdown", (m) => this.lastWords.set(client, { code: "shutdown", message: m.reason }));
     client.ended.then((reason) => this.ended(client, reason), (error) => this.ended(client, String(error)));
     return client;
   }
@@ -122,7 +127,8 @@ export class Link {
     const roles = ROLES.filter((r) => this.clients[r] === client);
     if (!roles.length) return;
     for (const role of roles) this.clients[role] = null;
-    this.onEnded(reason, roles);
+    const words = this.lastWords.get(client);
+    this.onEnded(reason, roles, words && words.code === reason ? words.message : null);
   }
 
   /** Log out of every session (bye). */

@@ -22,7 +22,9 @@ const TOKEN_MARGIN_S = 60;
 export function describeEnd(reason) {
   const text = String(reason || "");
   if (/kick/i.test(text)) return "you were kicked by an operator";
-  if (text.includes("banned") || text === "auth.revoked") return "your login was revoked (logged out elsewhere, or banned)";
+  if (text.includes("banned") || text === "auth.revoked") {
+    return "your login was revoked (by an operator, or a sign-out elsewhere)";
+  }
   if (text === "session.replaced") return "you logged in from somewhere else";
   if (text.includes("shutdown")) return "the server is shutting down";
   if (text.includes("maintenance")) return "the server is down for maintenance";
@@ -43,7 +45,7 @@ class App {
     this.renderer = new Renderer($("world"), this.world);
     this.account = new AccountScreens(this);
     // One link and one of each part for the page's life: each game reconnects the link.
-    this.link = new Link(() => this.accessToken(), (reason, roles) => this.sessionEnded(reason, roles));
+    this.link = new Link(() => this.accessToken(), (reason, roles, message) => this.sessionEnded(reason, roles, message));
     this.movement = new Movement(this.world, (body) => this.link.send("world", "world.move", body),
       () => this.stopCastOnMove());
     this.combat = new Combat(this);
@@ -207,15 +209,19 @@ class App {
     $("chat-input").focus();
   }
 
-  /** A session the page used ended (kicked, replaced, revoked, server gone): say so, and stop playing. */
-  sessionEnded(reason, roles) {
+  /**
+   * A session the page used ended (kicked, replaced, revoked, server gone): say so, and stop playing.
+   * `message`: the server's words for it ("disconnected by an operator"), when it said any.
+   */
+  sessionEnded(reason, roles, message = null) {
     this.state.ended = String(reason);
+    this.state.endedMessage = message;
     this.stop();
     if (this.movement) this.movement.frozen = true;
     const banner = $("banner");
     banner.dataset.reason = String(reason);
     banner.replaceChildren(
-      `Session ended — ${describeEnd(reason)} (${reason}${roles && roles.length ? `, ${roles.join(", ")}` : ""}).`,
+      `Session ended — ${message || describeEnd(reason)} (${reason}${roles && roles.length ? `, ${roles.join(", ")}` : ""}).`,
       el("button", { type: "button", className: "secondary small", onclick: () => window.location.reload() },
         "Log in again"));
     show(banner, true);
