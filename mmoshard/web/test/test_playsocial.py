@@ -1,4 +1,7 @@
-"""The browser play client's party, friends and combat panels in headless Chromium against a real node."""
+"""The browser play client's party, friends, combat and bag panels in headless Chromium against a real node."""
+
+import os
+import sqlite3
 
 from twisted.trial.unittest import TestCase
 
@@ -94,12 +97,25 @@ class SocialAndCombatTests(TestCase):
         self.assertEqual(target["kind"], "n")
         self.assertTrue(ann.find("#target-frame").is_displayed())
         self.assertIn(target["name"], ann.find("#target-name").text)
+        # Escape clears the target; a click on the wolf where the map draws it takes it again.
+        keys.send_keys(Keys.ESCAPE).perform()
+        await waitFor(lambda: ann.js("return window.mmoshardPlay.state.target === null"), what="no target")
+        offset = ann.js(
+            "const p = window.mmoshardPlay.app; const at = p.world.positionAt(arguments[0], performance.now());"
+            " const me = p.world.me; return [(at.x - me.x) * p.renderer.scale, (at.z - me.z) * p.renderer.scale];",
+            target["id"])
+        ActionChains(ann.driver).move_to_element_with_offset(ann.find("#world"), *offset).click().perform()
+        await waitFor(lambda: ann.js("return window.mmoshardPlay.state.target") == target["id"],
+                      what="the wolf targeted by a click")
         keys.send_keys("1").perform()
         await waitFor(lambda: ann.find("#player-cast").is_displayed(), what="Fireball's cast bar")
         hit = await waitFor(lambda: ann.js("return window.mmoshardPlay.state.lastHit"), timeout=10,
                             what="Fireball's damage")
         self.assertEqual((hit["source"], hit["target"]), (ann.me()["id"], target["id"]))
         self.assertGreater(hit["amount"], 0)
+        # Its damage number floats over the wolf.
+        self.assertTrue(ann.js("return window.mmoshardPlay.app.renderer.floaters.some(f => f.text.endsWith("
+                               "'-' + arguments[0]))", hit["amount"]))
         await waitFor(lambda: ann.js("const s = window.mmoshardPlay.state; return s.entities[s.target]"
                                      " && s.entities[s.target].hp < arguments[0]", target["hpMax"]),
                       what="the wolf's health falling")
@@ -108,3 +124,28 @@ class SocialAndCombatTests(TestCase):
         cooldown = '#ability-bar [data-ability="fire_blast"] .cd'
         await waitFor(lambda: ann.find(cooldown).is_displayed() and float(ann.find(cooldown).text) > 3,
                       what="Fire Blast's cooldown")
+
+    @screenshotsOnFailure
+    async def test_bagUsesItems(self):
+        """
+        The Bag tab shows the character's items in their slots; a click on a potion uses
+        one (world.item.use), and the slot shows one fewer.
+        """
+        ann = self.ann
+        cid = ann.me()["id"]
+        db = sqlite3.connect(os.path.join(self.node.directory, "mmoshard.sqlite3"), timeout=10)
+        with db:
+            db.execute("INSERT INTO inventory (character_id, slot, item_id, count) VALUES (?, 3, ?, 2)",
+                       (cid, "minor_healing_potion"))
+        db.close()
+        self.tab(ann, "bag")
+        slot = '#inventory [data-slot="3"]'
+        await waitFor(lambda: ann.driver.find_elements("css selector", slot), what="the potion in slot 3")
+        self.assertIn("Minor healing potion", ann.find(slot).text)
+        self.assertEqual(ann.js("return window.mmoshardPlay.state.inventory"),
+                         [{"slot": 3, "item": "minor_healing_potion", "count": 2}])
+        self.assertEqual(len(ann.driver.find_elements("css selector", "#inventory .slot")), 64)
+        ann.find(slot).click()
+        await waitFor(lambda: ann.js("return window.mmoshardPlay.state.inventory[0].count") == 1,
+                      what="one potion used")
+        self.assertEqual(ann.find("#game-status").text, "Used Minor healing potion.")
