@@ -199,7 +199,6 @@ export class Combat {
     setBar($("player-resource"), $("player-resource-text"), me.resource ?? 0, me.resourceMax ?? 1,
       me.resource === null || me.resource === undefined ? "—" : `${me.resource} / ${me.resourceMax} ${me.resourceKind}`);
     show($("dead-overlay"), Boolean(me.dead));
-    this.app.movement.frozen = Boolean(me.dead);
     const cast = me.cast && me.cast.end > now ? me.cast : null;
     show($("player-cast"), Boolean(cast));
     if (cast) {

@@ -45,7 +45,8 @@ class App {
     this.renderer = new Renderer($("world"), this.world);
     this.account = new AccountScreens(this);
     // One link and one of each part for the page's life: each game reconnects the link.
-    this.link = new Link(() => this.accessToken(), (reason, roles, message) => this.sessionEnded(reason, roles, message));
+    this.link = new Link(() => this.accessToken(),
+      (reason, roles, message) => this.sessionEnded(reason, roles, message));
     this.movement = new Movement(this.world, (body) => this.link.send("world", "world.move", body),
       () => this.stopCastOnMove());
     this.combat = new Combat(this);
@@ -120,8 +121,8 @@ class App {
   async enterGame(character) {
     this.state.ended = null;
     show($("banner"), false);
-    await this.link.start(this.state.tokens.directory);
     try {
+      await this.link.start(this.state.tokens.directory);
       await this.game.enter(character);
     } catch (error) {
       await this.link.close();
@@ -220,8 +221,9 @@ class App {
     if (this.movement) this.movement.frozen = true;
     const banner = $("banner");
     banner.dataset.reason = String(reason);
+    const which = roles && roles.length ? `, ${roles.join(", ")}` : "";
     banner.replaceChildren(
-      `Session ended — ${message || describeEnd(reason)} (${reason}${roles && roles.length ? `, ${roles.join(", ")}` : ""}).`,
+      `Session ended — ${message || describeEnd(reason)} (${reason}${which}).`,
       el("button", { type: "button", className: "secondary small", onclick: () => window.location.reload() },
         "Log in again"));
     show(banner, true);
