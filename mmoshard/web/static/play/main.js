@@ -32,9 +32,25 @@ export function describeEnd(reason) {
   return text || "the server closed it";
 }
 
+/** The REST API's base URL for a page at `location`: `?server=` when it names an http(s) origin, else its own. */
+export function serverOf(location) {
+  const asked = new URLSearchParams(location.search).get("server");
+  if (asked) {
+    try {
+      const url = new URL(asked);
+      if (url.protocol === "http:" || url.protocol === "https:") return url.origin;
+    } catch (error) {
+      // Not a URL: the page's own origin.
+    }
+  }
+  return location.origin;
+}
+
 class App {
   constructor() {
-    this.httpBase = window.location.origin;
+    // The REST API: the page's own origin, or ?server=http://host:port for one elsewhere (its
+    // [web] cors_origins must then name this page's origin).
+    this.httpBase = serverOf(window.location);
     this.state = {
       screen: "login", account: null, tokens: null, characters: [], me: null, zone: null, target: null,
       chat: [], friends: [], party: null, partyInvite: null, inventory: [], abilities: [], ended: null,
