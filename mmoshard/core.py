@@ -10,9 +10,10 @@ from twisted.web.server import Site
 from mmoshard.directory import Directory
 from mmoshard.gate import StoreGate
 from mmoshard.interfaces import (
-    IAdminSite, IClientGate, IDirectory, IMessageRouter, ISQLStore, ITokenVerifier,
+    IAdminSite, IClientGate, IDirectory, ILocator, IMessageRouter, ISQLStore, ITokenVerifier,
     IVolatileStore, IWebSite, IZoneChannels,
 )
+from mmoshard.locator import StoreLocator
 from mmoshard.node import StartupFailed, listenOn
 from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
@@ -266,6 +267,11 @@ def makeCoreServices(node):
         ttl=config.directory.ttl,
     )
     node.provide(IDirectory, directory)
+    # Who is where: entries kept alive like the directory entry, gone within
+    # its TTL when this node dies.
+    locator = StoreLocator(volatile, reactor, node.nodeId, config.directory.ttl,
+                           config.directory.heartbeat)
+    node.provide(ILocator, locator)
     # Zone channels reach whichever process hosts chat; a chat role in this
     # process provides its own, richer ones.
     if not any(IZoneChannels in role.provides for role in node.roles):
@@ -284,7 +290,7 @@ def makeCoreServices(node):
         mountPublicFiles(site)
         node.provide(IWebSite, site)
     if config.listen.admin:
-        admin = makeAdminSite(node, sql, volatile, directory)
+        admin = makeAdminSite(node, sql, volatile, directory, locator)
         node.provide(IAdminSite, admin)
     return [
         SQLService(sql, node.nodeId),
@@ -294,6 +300,7 @@ def makeCoreServices(node):
         # The directory's heartbeat starts once the listeners are open
         # (Announce); its entry is removed when the node stops.
         PartService("directory", directory, start=False),
+        PartService("locator", locator),
     ]
 
 

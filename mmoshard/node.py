@@ -20,6 +20,7 @@ from mmoshard.interfaces import (
     IAdminSite,
     IClientGate,
     IDirectory,
+    ILocator,
     IMessageRouter,
     ISQLStore,
     ITokenVerifier,
@@ -37,7 +38,7 @@ def coreProvides(config, roles):
     """
     @return: the interfaces the core services provide for C{roles}.
     """
-    provided = {ISQLStore, IVolatileStore, IDirectory, ITokenVerifier, IClientGate}
+    provided = {ISQLStore, IVolatileStore, IDirectory, ITokenVerifier, IClientGate, ILocator}
     provided.add(IZoneChannels)
     if config.listen.admin:
         provided.add(IAdminSite)
