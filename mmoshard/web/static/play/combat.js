@@ -78,8 +78,12 @@ export class Combat {
     this.setTarget(picked ? picked.id : null);
   }
 
+  /** Tab: the next living enemy in view, nearest first (NPCs; in a pvp zone, players outside one's party too). */
   nextTarget() {
-    const enemies = this.world.nearest((e) => e.kind === "n" && !e.dead);
+    const party = this.app.state.party;
+    const friends = new Set(party ? party.members.map((m) => m[0]) : []);
+    const pvp = Boolean(this.world.zone && this.world.zone.pvp);
+    const enemies = this.world.nearest((e) => !e.dead && (e.kind === "n" || (pvp && !friends.has(e.id))));
     if (!enemies.length) return;
     const i = enemies.findIndex((e) => e.id === this.app.state.target);
     this.setTarget(enemies[(i + 1) % enemies.length].id);

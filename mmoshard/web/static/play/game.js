@@ -33,6 +33,7 @@ export class Game {
       ? "You are in the party again: you stay."
       : `You are not in this instance's party: you will be sent out in ${Math.round(body.seconds)} s.`));
     link.on("world", "world.encounter", (body) => this.encounter(body));
+    link.on("world", "world.arena.result", (body) => this.arenaResult(body));
     $("leave-button").addEventListener("click", () => app.leaveWorld());
   }
 
@@ -120,6 +121,20 @@ export class Game {
       this.app.say("system", `${pretty(body.boss)} ${words[body.event]}.`);
     }
     if (body.event === "kill") setTimeout(() => show(box, false), 5000);
+  }
+
+  /** world.arena.result {match, instance_id, winner, team, reason, rated, ratings}: the match is over. */
+  arenaResult(body) {
+    const me = this.world.me;
+    const outcome = body.winner === null || body.winner === undefined ? "Draw"
+      : body.winner === body.team ? "Victory" : "Defeat";
+    const mine = (body.ratings || []).find((r) => me && r.character_id === me.id);
+    const rating = mine ? ` Your rating: ${Math.round(mine.rating)}.` : body.rated ? "" : " (not rated)";
+    this.app.state.arenaResult = { outcome, reason: body.reason, rating: mine ? mine.rating : null };
+    this.app.say("system", `${outcome} (${body.reason}).${rating}`);
+    const box = $("encounter");
+    box.replaceChildren(el("strong", {}, outcome), ` — ${body.reason}${rating}`);
+    show(box, true);
   }
 
   /** The button over the map: enter a nearby instance entrance, or leave the instance one is in. */
