@@ -21,7 +21,11 @@ class TwoPlayersTests(TestCase):
         requireBrowser()
         self.node = await startNode(self)
         self.ann = PlayPage(makeDriver(self), self.node)
+
+    def second(self):
+        """A second browser (the tests that need two)."""
         self.bob = PlayPage(makeDriver(self), self.node)
+        return self.bob
 
     async def enter(self, page, username, character, cls):
         await page.open()
@@ -41,7 +45,7 @@ class TwoPlayersTests(TestCase):
         self.assertEqual((start["x"], start["z"]), (128.0, 64.0))
         # Ann walks east (real key presses), out of where Bob will appear.
         await self.ann.walkUntil("d", lambda: self.ann.me()["x"] >= OUT_OF_VIEW_X, what="Ann walking east")
-        await self.enter(self.bob, "bob_player", "Bobbin", "warrior")
+        await self.enter(self.second(), "bob_player", "Bobbin", "warrior")
         self.assertEqual(self.bob.me()["x"], 128.0)
         self.assertNotIn("Annalise", self.bob.visible())
         self.assertNotIn("Bobbin", self.ann.visible())
@@ -76,7 +80,7 @@ class TwoPlayersTests(TestCase):
         stops playing.
         """
         await self.enter(self.ann, "carol_player", "Carolyn", "priest")
-        await self.bob.open()
+        await self.second().open()
         await self.bob.logIn("carol_player")
         await self.bob.play("Carolyn")
         banner = await waitFor(lambda: self.ann.js(

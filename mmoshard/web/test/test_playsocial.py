@@ -19,14 +19,16 @@ class SocialAndCombatTests(TestCase):
     async def setUp(self):
         requireBrowser()
         self.node = await startNode(self)
-        self.ann = PlayPage(makeDriver(self), self.node)
-        self.bob = PlayPage(makeDriver(self), self.node)
-        for page, username, name, cls in ((self.ann, "ann_social", "Annalise", "mage"),
-                                          (self.bob, "bob_social", "Bobbin", "priest")):
-            await page.open()
-            await page.register(username)
-            await page.create(name, cls)
-            await page.play(name)
+        self.ann = await self.player("ann_social", "Annalise", "mage")
+
+    async def player(self, username, name, cls):
+        """A browser playing a new account's new character."""
+        page = PlayPage(makeDriver(self), self.node)
+        await page.open()
+        await page.register(username)
+        await page.create(name, cls)
+        await page.play(name)
+        return page
 
     def tab(self, page, name):
         page.find(f'.tabs [data-tab="{name}"]').click()
@@ -43,6 +45,7 @@ class SocialAndCombatTests(TestCase):
         chat reaches the other. A friend request accepted shows the friend online, and
         offline once it leaves the world.
         """
+        self.bob = await self.player("bob_social", "Bobbin", "priest")
         self.tab(self.ann, "social")
         self.ann.fill("#party-invite-name", "Bobbin")
         self.ann.find("#party-form button[type=submit]").click()
