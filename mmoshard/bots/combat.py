@@ -162,6 +162,7 @@ class Fighter:
         self.pending = {}  # ability number -> when its request went out, until its effect shows
         self.effects = []
         self.expired = 0  # casts accepted whose effect never showed
+        self.kills = 0  # NPC deaths it saw itself deal
         self.hp = None
         self.hpMax = None
         self.res = None  # unknown until a RESOURCE record: costs are not checked
@@ -242,6 +243,8 @@ class Fighter:
                     self.hp, self.hpMax = value, b
             elif kind == DEATH or kind == REVIVE:
                 alive = kind == REVIVE
+                if not alive and a == cid and b >= NPC_BASE:
+                    self.kills += 1
                 hp = value if alive else 0
                 seen = self.lookup(b)
                 if seen is not None:
