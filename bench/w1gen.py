@@ -20,25 +20,36 @@ GAME_DATA_MAGIC = "W2DATA1"
 
 def buildGenerator():
     """Compile bench/w1gen.c and w2mind.c (cached by source hash in the temp dir). @return: its path."""
+    return buildProgram("w1gen", GEN_SOURCES)
+
+
+def buildMindCheck():
+    """Compile bench/w2mindcheck.c, the W2 mind's script runner (tests). @return: its path."""
+    return buildProgram("w2mindcheck", (os.path.join(ROOT, "bench", "w2mindcheck.c"),
+                                        os.path.join(ROOT, "bench", "w2mind.c")))
+
+
+def buildProgram(name, sources):
+    """Compile C{sources} (with bench/w2mind.h) into C{name}, cached by their hash. @return: its path."""
     h = hashlib.sha1()
-    for path in GEN_SOURCES + GEN_HEADERS:
+    for path in sources + GEN_HEADERS:
         with open(path, "rb") as f:
             h.update(f.read())
     digest = h.hexdigest()[:16]
-    d = os.path.join(tempfile.gettempdir(), f"w1gen-{os.getuid()}-{digest}")
-    binary = os.path.join(d, "w1gen")
+    d = os.path.join(tempfile.gettempdir(), f"{name}-{os.getuid()}-{digest}")
+    binary = os.path.join(d, name)
     if not (_ours(d) and _ours(binary)):
         # The temp dir is shared: run only what we compiled into a directory
         # of our own, never a binary someone else put at that name.
         if os.path.lexists(d) and not _ours(d):
-            d = tempfile.mkdtemp(prefix=f"w1gen-{digest}-")
-            binary = os.path.join(d, "w1gen")
+            d = tempfile.mkdtemp(prefix=f"{name}-{digest}-")
+            binary = os.path.join(d, name)
         os.makedirs(d, mode=0o700, exist_ok=True)
         part = f"{binary}.{os.getpid()}"
-        out = subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", part, *GEN_SOURCES, "-lm"],
+        out = subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", part, *sources, "-lm"],
                              capture_output=True, text=True)
         if out.returncode != 0:
-            raise SystemExit(f"cannot compile {GEN_SOURCE}:\n{out.stderr}")
+            raise SystemExit(f"cannot compile {sources[0]}:\n{out.stderr}")
         os.replace(part, binary)
     return binary
 

@@ -148,8 +148,8 @@ void fighterEnter(Fighter *f, uint32_t id, int npc, double x, double z, int hasH
     s->x = x;
     s->z = z;
     s->hasHp = (uint8_t)(hasHp != 0);
-    s->hp = hp;
-    s->hpMax = hpMax;
+    s->hp = hasHp ? hp : 0.0;
+    s->hpMax = hasHp ? hpMax : 0.0; /* unknown until a HEALTH record */
     s->dead = (uint8_t)(hasHp && dead);
     s->evading = (uint8_t)(hasEvading && evading);
 }
@@ -263,7 +263,7 @@ void fighterCombat(Fighter *f, const uint8_t *blob, size_t len, double now) {
 
 /* --- what it does ------------------------------------------------------- */
 
-/* Fighter.choose: the nearest living NPC not walking home. */
+/* Fighter.choose: the nearest living NPC not walking home (the lowest id of equals). */
 static int choose(Fighter *f, double x, double z, uint32_t *out) {
     double bestD = INFINITY;
     int found = 0;
@@ -271,7 +271,7 @@ static int choose(Fighter *f, double x, double z, uint32_t *out) {
         const Seen *s = &f->tab[i];
         if (!s->used || !s->npc || s->dead || s->evading) continue;
         double d = (s->x - x) * (s->x - x) + (s->z - z) * (s->z - z);
-        if (d < bestD) {
+        if (d < bestD || (d == bestD && s->id < *out)) {
             bestD = d;
             *out = s->id;
             found = 1;
@@ -285,7 +285,7 @@ static double hurt(const Seen *s) {
     return s->hasHp && s->hpMax ? s->hp / s->hpMax : 1.0;
 }
 
-/* Fighter.mostHurt */
+/* Fighter.mostHurt (the lowest id of equals) */
 static int mostHurt(Fighter *f, double x, double z, const Ability *heal, uint32_t *out) {
     int found = 0;
     double share = HEAL_BELOW;
@@ -300,7 +300,8 @@ static int mostHurt(Fighter *f, double x, double z, const Ability *heal, uint32_
         const Seen *s = &f->tab[i];
         if (!s->used || s->npc) continue;
         double h = hurt(s);
-        if (h < share && !s->dead && (s->x - x) * (s->x - x) + (s->z - z) * (s->z - z) <= r2) {
+        if ((h < share || (h == share && found && s->id < *out)) && !s->dead &&
+            (s->x - x) * (s->x - x) + (s->z - z) * (s->z - z) <= r2) {
             *out = s->id;
             share = h;
             found = 1;
