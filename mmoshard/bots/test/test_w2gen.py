@@ -5,16 +5,17 @@ import os
 import random
 import shutil
 import struct
+import subprocess
 import sys
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from mmoshard.bots.combat import NPC_BASE, Ability, Fighter, Kit
 from mmoshard.bots.w2 import classRoles, gameData
-from mmoshard.testing import cannotRun, checkoutRoot
+from mmoshard.paths import readDataTOML
+from mmoshard.testing import cannotRun, checkoutRoot, repoRoot
 from mmoshard.world.combat import errors
 from mmoshard.world.combat.records import (
     AURA_ON, CAST_FINISH, CAST_INTERRUPT, CAST_START, DAMAGE, DEATH, EVADE, HEAL, HEALTH, RECORD,
@@ -232,8 +233,6 @@ class MindTests(TestCase):
                          if a in data.abilities]
             script = Script(abilities, 7, roles.get(cls) == "healer")
             play(script, random.Random(seed), 400)
-            import subprocess
-
             out = subprocess.run([binary], input="\n".join(script.lines) + "\n", text=True,
                                  capture_output=True, check=True).stdout.splitlines()
             for i, (c, p) in enumerate(zip(out, script.out)):
@@ -243,3 +242,101 @@ class MindTests(TestCase):
             casts.update(line.split()[2] for line in script.out if line.startswith("do cast"))
         # The scripts reached every kind of decision.
         self.assertGreater(len(casts), 10)
+
+
+KEY = "w2gen-test-token-key-0123456789abcdef"
+BOTS = 8
+# A small zone: three packs of two weak wolves near the middle, the bots
+# around them, all in view of each other.
+ZONES = """
+[zones.w2t]
+size = [80.0, 80.0]
+spawns = [[40.0, 0.0, 40.0]]
+graveyard = [40.0, 0.0, 40.0]
+aoi_radius = 50.0
+tick_rate = 10.0
+max_speed = 7.0
+""" + "".join(f"""
+[[zones.w2t.packs]]
+members = ["w2t_wolf", "w2t_wolf"]
+at = [{x}, {z}]
+spread = 3.0
+respawn = 2.0
+""" for x, z in ((30.0, 30.0), (50.0, 50.0), (30.0, 50.0)))
+NPCS = """
+[npcs.w2t_wolf]
+name = "Wolf"
+level = 1
+health = 40
+damage = [1, 1]
+attack_speed = 2.0
+attack_range = 3.0
+speed = 6.0
+aggro_radius = 10.0
+social_radius = 8.0
+leash = 40.0
+exp = 10
+loot = [{item = "w2t_pelt", chance = 0.5}]
+"""
+ITEMS = """
+[items.w2t_pelt]
+name = "Pelt"
+stack = 20
+"""
+
+
+def insertBots(cursor, classes, n):
+    """Accounts and characters 1..C{n} (bot i is account and character i + 1), their classes in turn."""
+    rng = random.Random(5)
+    for i in range(1, n + 1):
+        cursor.execute("INSERT INTO accounts (id, username, username_lower, password_hash, created_at) "
+                       "VALUES (?, ?, ?, 'x', 0)", (i, f"bot{i}", f"bot{i}"))
+        cursor.execute(
+            "INSERT INTO characters (id, account_id, name, name_lower, class, zone, x, y, z, created_at) "
+            "VALUES (?, ?, ?, ?, ?, 'w2t', ?, 0, ?, 0)",
+            (i, i, f"Bot{i}", f"bot{i}", classes[(i - 1) % len(classes)], rng.uniform(25, 55),
+             rng.uniform(25, 55)))
+
+
+class GeneratorRunTests(WorldProcessCase):
+    """The C generator and the Python bots, in turn, play W2 against one real world node."""
+
+    timeout = 180
+    key = KEY
+    dataFiles = {"zones": ZONES, "npcs": NPCS, "items": ITEMS}
+
+    async def generate(self, command):
+        """@return: the summary line's fields of a generator run (C{command} after the executable)."""
+        out, err, code = await getProcessOutputAndValue(
+            command[0], command[1:], env={**os.environ, "PYTHONPATH": repoRoot()}, path=repoRoot())
+        lines = [line for line in out.decode().splitlines() if line.startswith("workload=W2 ")]
+        self.assertEqual((code, len(lines)), (0, 1), (out + err).decode()[-3000:])
+        return dict(kv.split("=", 1) for kv in lines[0].split())
+
+    async def test_both_generators_fight(self):
+        """Both generators log every bot in, arm the same fighters, get casts accepted with their effects seen, and kill NPCs; nobody is disconnected."""
+        w1gen = benchModule()
+        classes = list(readDataTOML("etc/classes.toml", AssertionError)["classes"])
+        await self.sql.runInteraction(insertBots, classes, BOTS)
+        proc = await self.startWorld(start_zone="w2t")
+        handshakes, data = os.path.join(self.tmp, "handshakes"), os.path.join(self.tmp, "w2data")
+        w1gen.writeHandshakes(handshakes, BOTS, 1, key=KEY)
+        w1gen.writeGameData(data)
+        common = ["--address", proc.address, "--token-key", KEY, "--count", str(BOTS),
+                  "--size", "80", "--warmup", "2", "--duration", "8", "--rate", "50"]
+        results = {
+            "c": await self.generate([w1gen.buildGenerator()] + common + [
+                "--workload", "W2", "--game-data", data, "--handshakes", handshakes]),
+            "python": await self.generate([sys.executable, "-m", "mmoshard.bots", "w2"] + common),
+        }
+        for name, r in results.items():
+            why = (name, r)
+            self.assertEqual((r["entered"], r["disconnects"], r["errors"], r["failed"]),
+                             (str(BOTS), "0", "0", "0"), why)
+            self.assertGreater(float(r["casts_ok_s"]), 0, why)
+            self.assertGreater(int(r["cast_effect_samples"]), 0, why)
+            self.assertGreater(int(r["kills"]), 0, why)
+            self.assertGreater(float(r["combat_events_per_client_s"]), 0, why)
+            self.assertNotIn("refused_unknown_ability_s", r, why)
+        self.assertEqual(results["c"]["fighters"], results["python"]["fighters"])
+        self.assertGreater(int(results["c"]["fighters"]), 0)
