@@ -308,7 +308,7 @@ class GeneratorRunTests(WorldProcessCase):
     async def generate(self, command):
         """@return: the summary line's fields of a generator run (C{command} after the executable)."""
         out, err, code = await getProcessOutputAndValue(
-            command[0], command[1:], env={**os.environ, "PYTHONPATH": repoRoot()}, path=repoRoot())
+            command[0], command[1:], env={**os.environ, "PYTHONPATH": repoRoot()}, path=self.tmp)
         lines = [line for line in out.decode().splitlines() if line.startswith("workload=W2 ")]
         self.assertEqual((code, len(lines)), (0, 1), (out + err).decode()[-3000:])
         return dict(kv.split("=", 1) for kv in lines[0].split())
