@@ -3,6 +3,8 @@
 import json
 
 import attrs
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.interfaces import IProgression
@@ -150,8 +152,9 @@ def grantExpIn(cursor, characterId, amount, key, now):
     the exp and its ledger row commit or roll back with the rest of it.
     @return: C{(level, exp)} after the grant (the first result when C{key}
         was recorded already: nothing changes).
-    @raise KeyError: no such character (or deleted).
-    @raise ValueError: a bad key or amount.
+    @raise KeyError: no such character (or deleted): nothing was written for
+        it, the transaction may go on.
+    @raise ValueError: a bad key or amount (nothing written).
     """
     _checkKey(key)
     _checkAmount(amount)
@@ -172,6 +175,73 @@ def addItemIn(cursor, characterId, itemId, count, key, now, slot=None, stack=Non
     if stack is not None:
         _checkCount(stack)
     return _txn_addItem(cursor, cursor.dialect, characterId, itemId, count, key, slot, stack, now)
+
+
+@attrs.frozen
+class ExpGrant:
+    """For L{Progression.grantMany}: C{amount} exp to C{characterId} under idempotency key C{key}."""
+
+    characterId: int
+    amount: int
+    key: str
+
+
+@attrs.frozen
+class ItemGrant:
+    """For L{Progression.grantMany}: C{count} of C{itemId} to C{characterId} (stacks of C{stack}) under C{key}."""
+
+    characterId: int
+    itemId: str
+    count: int
+    key: str
+    stack: int | None = None
+
+
+# What a grant raises before it writes anything (no character, no room,
+# bad arguments: grantExpIn and addItemIn say so): in a batch it fails
+# alone and the transaction goes on.
+_REFUSALS = (KeyError, ValueError)
+
+
+def _txn_grantMany(cursor, grants, now):
+    """
+    Every grant of C{grants} in this one transaction, each with its ledger
+    row (a key recorded already changes nothing), the characters' rows
+    locked in id order (one character's grants keep their order), so that
+    two batches never wait on each other's locks in a cycle.
+
+    @return: per grant, in C{grants}' order, C{(True, result)} or
+        C{(False, exception)} for one refused before writing (L{_REFUSALS});
+        anything else raises and rolls the whole batch back.
+    """
+    dialect = cursor.dialect
+    out = [None] * len(grants)
+    for i in sorted(range(len(grants)), key=lambda i: grants[i].characterId):
+        g = grants[i]
+        try:
+            if type(g) is ExpGrant:
+                result = _txn_grantExp(cursor, dialect, g.characterId, g.amount, g.key, now)
+            else:
+                result = _txn_addItem(cursor, dialect, g.characterId, g.itemId, g.count, g.key,
+                                      None, g.stack, now)
+        except _REFUSALS as e:
+            out[i] = (False, e)
+        else:
+            out[i] = (True, result)
+    return out
+
+
+def _checkGrant(g):
+    """Refuse a grant with bad arguments, as grantExp and addItem would."""
+    _checkKey(g.key)
+    if type(g) is ExpGrant:
+        _checkAmount(g.amount)
+    elif type(g) is ItemGrant:
+        _checkCount(g.count)
+        if g.stack is not None:
+            _checkCount(g.stack)
+    else:
+        raise ValueError(f"not a grant: {g!r}")
 
 
 def _txn_grantExp(cursor, dialect, characterId, amount, key, now):
@@ -371,6 +441,8 @@ class Progression:
     C{onLevel(characterId, level)} follows each exp grant (level-ups).
     """
 
+    log = Logger()
+
     def __init__(self, sql, clock, onChange=None, onLevel=None):
         self.sql = sql
         self.clock = clock
@@ -398,6 +470,67 @@ class Progression:
     def _leveled(self, result, characterId):
         self.onLevel(characterId, result[0])
         return result
+
+    def grantMany(self, grants):
+        """
+        Apply L{ExpGrant}s and L{ItemGrant}s together: in one transaction
+        when there are several (L{_txn_grantMany}), each still exactly once
+        under its own key.  A grant refused (no room, no character) fails
+        alone; when the transaction itself fails (an outage, a deadlock),
+        each grant is tried again in a transaction of its own, one after
+        the other, so one bad grant never loses the others.
+
+        @return: a list of Deferreds, one per grant, each firing with what
+            L{grantExp} or L{addItem} would have.
+        """
+        outs = [Deferred() for _ in grants]
+        batch = []
+        for g, d in zip(grants, outs):
+            try:
+                _checkGrant(g)
+            except ValueError:
+                d.errback()
+            else:
+                batch.append((g, d))
+        if len(batch) == 1:
+            self._grantOne(batch[0][0]).chainDeferred(batch[0][1])
+        elif batch:
+            Deferred.fromCoroutine(self._grantBatch(batch))
+        return outs
+
+    def _grantOne(self, g):
+        if type(g) is ExpGrant:
+            return self.grantExp(g.characterId, g.amount, g.key)
+        return self.addItem(g.characterId, g.itemId, g.count, g.key, stack=g.stack)
+
+    async def _grantBatch(self, batch):
+        try:
+            results = await self.sql.runInteraction(_txn_grantMany, [g for g, _ in batch],
+                                                    self.clock.seconds())
+        except Exception as e:
+            self.log.warn("{count} grants in one transaction failed, each on its own now: {why}",
+                          count=len(batch), why=e)
+            for g, d in batch:
+                try:
+                    result = await self._grantOne(g)
+                except Exception:
+                    d.errback()
+                else:
+                    d.callback(result)
+            return
+        for (g, d), (ok, result) in zip(batch, results):
+            if not ok:
+                d.errback(result)
+                continue
+            try:  # as the one-grant calls' callbacks
+                if self.onChange is not None:
+                    self.onChange(g.characterId, result)
+                if type(g) is ExpGrant and self.onLevel is not None:
+                    self.onLevel(g.characterId, result[0])
+            except Exception:
+                d.errback()
+            else:
+                d.callback(result)
 
     def addItem(self, characterId, itemId, count, idempotencyKey, slot=None, stack=None):
         _checkKey(idempotencyKey)
