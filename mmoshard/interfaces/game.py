@@ -59,18 +59,6 @@ class IProgression(Interface):
         @return: a Deferred firing with the (first) slot the items went to.
         """
 
-    def grantMany(grants):
-        """
-        Apply several grants (L{mmoshard.world.progression.ExpGrant},
-        L{mmoshard.world.progression.ItemGrant}) as L{grantExp} and
-        L{addItem} would, together: in one transaction when there are
-        several, each still exactly once under its own idempotency key; a
-        grant refused fails alone, and when the transaction fails each grant
-        is tried on its own, so one grant never loses the others.
-
-        @return: a list of Deferreds, one per grant, in order.
-        """
-
     def removeItem(characterId, itemId, count, idempotencyKey):
         """
         Remove C{count} of C{itemId}, idempotently; fails with

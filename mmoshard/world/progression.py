@@ -3,8 +3,6 @@
 import json
 
 import attrs
-from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from mmoshard.interfaces import IProgression
@@ -156,8 +154,8 @@ def grantExpIn(cursor, characterId, amount, key, now):
         it, the transaction may go on.
     @raise ValueError: a bad key or amount (nothing written).
     """
-    _checkKey(key)
-    _checkAmount(amount)
+    checkKey(key)
+    checkAmount(amount)
     return _txn_grantExp(cursor, cursor.dialect, characterId, amount, key, now)
 
 
@@ -170,78 +168,22 @@ def addItemIn(cursor, characterId, itemId, count, key, now, slot=None, stack=Non
         transaction may go on).
     @raise KeyError: no such character (or deleted).
     """
-    _checkKey(key)
-    _checkCount(count)
+    checkKey(key)
+    checkCount(count)
     if stack is not None:
-        _checkCount(stack)
+        checkCount(stack)
     return _txn_addItem(cursor, cursor.dialect, characterId, itemId, count, key, slot, stack, now)
 
 
-@attrs.frozen
-class ExpGrant:
-    """For L{Progression.grantMany}: C{amount} exp to C{characterId} under idempotency key C{key}."""
-
-    characterId: int
-    amount: int
-    key: str
-
-
-@attrs.frozen
-class ItemGrant:
-    """For L{Progression.grantMany}: C{count} of C{itemId} to C{characterId} (stacks of C{stack}) under C{key}."""
-
-    characterId: int
-    itemId: str
-    count: int
-    key: str
-    stack: int | None = None
-
-
-# What a grant raises before it writes anything (no character, no room,
-# bad arguments: grantExpIn and addItemIn say so): in a batch it fails
-# alone and the transaction goes on.
-_REFUSALS = (KeyError, ValueError)
-
-
-def _txn_grantMany(cursor, grants, now):
-    """
-    Every grant of C{grants} in this one transaction, each with its ledger
-    row (a key recorded already changes nothing), the characters' rows
-    locked in id order (one character's grants keep their order), so that
-    two batches never wait on each other's locks in a cycle.
-
-    @return: per grant, in C{grants}' order, C{(True, result)} or
-        C{(False, exception)} for one refused before writing (L{_REFUSALS});
-        anything else raises and rolls the whole batch back.
-    """
-    dialect = cursor.dialect
-    out = [None] * len(grants)
-    for i in sorted(range(len(grants)), key=lambda i: grants[i].characterId):
-        g = grants[i]
-        try:
-            if type(g) is ExpGrant:
-                result = _txn_grantExp(cursor, dialect, g.characterId, g.amount, g.key, now)
-            else:
-                result = _txn_addItem(cursor, dialect, g.characterId, g.itemId, g.count, g.key,
-                                      None, g.stack, now)
-        except _REFUSALS as e:
-            out[i] = (False, e)
-        else:
-            out[i] = (True, result)
-    return out
-
-
-def _checkGrant(g):
-    """Refuse a grant with bad arguments, as grantExp and addItem would."""
-    _checkKey(g.key)
-    if type(g) is ExpGrant:
-        _checkAmount(g.amount)
-    elif type(g) is ItemGrant:
-        _checkCount(g.count)
-        if g.stack is not None:
-            _checkCount(g.stack)
-    else:
-        raise ValueError(f"not a grant: {g!r}")
+def levelUp(level, exp, amount):
+    """@return: C{(level, exp)} of a character at C{level} with C{exp} given C{amount} more exp."""
+    exp += amount
+    while level < MAX_LEVEL and exp >= expForLevel(level):
+        exp -= expForLevel(level)
+        level += 1
+    if level >= MAX_LEVEL:
+        exp = min(exp, expForLevel(MAX_LEVEL) - 1)
+    return level, exp
 
 
 def _txn_grantExp(cursor, dialect, characterId, amount, key, now):
@@ -249,12 +191,7 @@ def _txn_grantExp(cursor, dialect, characterId, amount, key, now):
     done = _ledgerResult(cursor, characterId, key)
     if done is not _MISSING:
         return tuple(done)
-    exp += amount
-    while level < MAX_LEVEL and exp >= expForLevel(level):
-        exp -= expForLevel(level)
-        level += 1
-    if level >= MAX_LEVEL:
-        exp = min(exp, expForLevel(MAX_LEVEL) - 1)
+    level, exp = levelUp(level, exp, amount)
     cursor.execute("UPDATE characters SET level = ?, exp = ? WHERE id = ?", (level, exp, characterId))
     _record(cursor, characterId, key, "exp", [level, exp], now)
     return level, exp
@@ -267,12 +204,17 @@ def _slots(cursor, characterId):
     return {int(s): (item, int(n)) for s, item, n in cursor.fetchall()}
 
 
-def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, stack, now):
-    _lockCharacter(cursor, characterId, dialect)
-    done = _ledgerResult(cursor, characterId, key)
-    if done is not _MISSING:
-        return done
-    slots = _slots(cursor, characterId)
+def planAdd(slots, itemId, count, slot=None, stack=None):
+    """
+    Where C{count} of C{itemId} go in an inventory holding C{slots} ({slot:
+    (item id, count)}): into C{slot} when given, else onto the item's stacks
+    (lowest slot first, each up to C{stack}) and then the first empty slots.
+
+    @return: [(slot, count there before, count put)], the first slot first.
+    @raise BadSlot: C{slot} out of range.
+    @raise ValueError: C{slot} holds another item.
+    @raise InventoryFull: no room for them all.
+    """
     if slot is not None:
         if not 0 <= slot < INVENTORY_SLOTS:
             raise BadSlot(f"no slot {slot}")
@@ -281,26 +223,33 @@ def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, stack, 
             raise ValueError(f"slot {slot} holds {item}")
         if stack is not None and have + count > stack:
             raise InventoryFull(f"slot {slot} holds {have} of {itemId}, at most {stack}")
-        plan = [(slot, have, count)]
-    else:
-        # Top up the item's stacks (lowest slot first), then fill empty slots.
-        limit = stack or count
-        plan = []
-        need = count
-        for s, (item, have) in sorted(slots.items()):
-            if need and item == itemId and (stack is None or have < stack):
-                put = need if stack is None else min(need, stack - have)
-                plan.append((s, have, put))
-                need -= put
-        for s in range(INVENTORY_SLOTS):
-            if not need:
-                break
-            if s not in slots:
-                put = min(need, limit)
-                plan.append((s, 0, put))
-                need -= put
-        if need:
-            raise InventoryFull(f"no room for {count} of {itemId}")
+        return [(slot, have, count)]
+    limit = stack or count
+    plan = []
+    need = count
+    for s, (item, have) in sorted(slots.items()):
+        if need and item == itemId and (stack is None or have < stack):
+            put = need if stack is None else min(need, stack - have)
+            plan.append((s, have, put))
+            need -= put
+    for s in range(INVENTORY_SLOTS):
+        if not need:
+            break
+        if s not in slots:
+            put = min(need, limit)
+            plan.append((s, 0, put))
+            need -= put
+    if need:
+        raise InventoryFull(f"no room for {count} of {itemId}")
+    return plan
+
+
+def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, stack, now):
+    _lockCharacter(cursor, characterId, dialect)
+    done = _ledgerResult(cursor, characterId, key)
+    if done is not _MISSING:
+        return done
+    plan = planAdd(_slots(cursor, characterId), itemId, count, slot, stack)
     for s, have, put in plan:
         if have:
             cursor.execute(
@@ -417,17 +366,20 @@ def _txn_inventory(cursor, characterId):
     return {s: v for s, v in sorted(_slots(cursor, characterId).items())}
 
 
-def _checkKey(key):
+def checkKey(key):
+    """@raise ValueError: C{key} is not an idempotency key (a str of 1..128 characters)."""
     if not isinstance(key, str) or not 0 < len(key) <= 128:
         raise ValueError("the idempotency key must be a str of 1..128 characters")
 
 
-def _checkCount(count):
+def checkCount(count):
+    """@raise ValueError: C{count} is not a positive int."""
     if type(count) is not int or count <= 0:
         raise ValueError("count must be a positive int")
 
 
-def _checkAmount(amount):
+def checkAmount(amount):
+    """@raise ValueError: C{amount} is not an int >= 0."""
     if type(amount) is not int or amount < 0:
         raise ValueError("amount must be an int >= 0")
 
@@ -440,8 +392,6 @@ class Progression:
     C{onChange(characterId, what)} lets the world tell a live player;
     C{onLevel(characterId, level)} follows each exp grant (level-ups).
     """
-
-    log = Logger()
 
     def __init__(self, sql, clock, onChange=None, onLevel=None):
         self.sql = sql
@@ -460,8 +410,8 @@ class Progression:
         return result
 
     def grantExp(self, characterId, amount, idempotencyKey):
-        _checkKey(idempotencyKey)
-        _checkAmount(amount)
+        checkKey(idempotencyKey)
+        checkAmount(amount)
         d = self._run(_txn_grantExp, characterId, amount, idempotencyKey)
         if self.onLevel is not None:
             d.addCallback(self._leveled, characterId)
@@ -471,91 +421,30 @@ class Progression:
         self.onLevel(characterId, result[0])
         return result
 
-    def grantMany(self, grants):
-        """
-        Apply L{ExpGrant}s and L{ItemGrant}s together: in one transaction
-        when there are several (L{_txn_grantMany}), each still exactly once
-        under its own key.  A grant refused (no room, no character) fails
-        alone; when the transaction itself fails (an outage, a deadlock),
-        each grant is tried again in a transaction of its own, one after
-        the other, so one bad grant never loses the others.
-
-        @return: a list of Deferreds, one per grant, each firing with what
-            L{grantExp} or L{addItem} would have.
-        """
-        outs = [Deferred() for _ in grants]
-        batch = []
-        for g, d in zip(grants, outs):
-            try:
-                _checkGrant(g)
-            except ValueError:
-                d.errback()
-            else:
-                batch.append((g, d))
-        if len(batch) == 1:
-            self._grantOne(batch[0][0]).chainDeferred(batch[0][1])
-        elif batch:
-            Deferred.fromCoroutine(self._grantBatch(batch))
-        return outs
-
-    def _grantOne(self, g):
-        if type(g) is ExpGrant:
-            return self.grantExp(g.characterId, g.amount, g.key)
-        return self.addItem(g.characterId, g.itemId, g.count, g.key, stack=g.stack)
-
-    async def _grantBatch(self, batch):
-        try:
-            results = await self.sql.runInteraction(_txn_grantMany, [g for g, _ in batch],
-                                                    self.clock.seconds())
-        except Exception as e:
-            self.log.warn("{count} grants in one transaction failed, each on its own now: {why}",
-                          count=len(batch), why=e)
-            for g, d in batch:
-                try:
-                    result = await self._grantOne(g)
-                except Exception:
-                    d.errback()
-                else:
-                    d.callback(result)
-            return
-        for (g, d), (ok, result) in zip(batch, results):
-            if not ok:
-                d.errback(result)
-                continue
-            try:  # as the one-grant calls' callbacks
-                if self.onChange is not None:
-                    self.onChange(g.characterId, result)
-                if type(g) is ExpGrant and self.onLevel is not None:
-                    self.onLevel(g.characterId, result[0])
-            except Exception:
-                d.errback()
-            else:
-                d.callback(result)
-
     def addItem(self, characterId, itemId, count, idempotencyKey, slot=None, stack=None):
-        _checkKey(idempotencyKey)
-        _checkCount(count)
+        checkKey(idempotencyKey)
+        checkCount(count)
         if stack is not None:
-            _checkCount(stack)
+            checkCount(stack)
         return self._run(_txn_addItem, characterId, itemId, count, idempotencyKey, slot, stack)
 
     def removeItem(self, characterId, itemId, count, idempotencyKey):
-        _checkKey(idempotencyKey)
-        _checkCount(count)
+        checkKey(idempotencyKey)
+        checkCount(count)
         return self._run(_txn_removeItem, characterId, itemId, count, idempotencyKey)
 
     def moveItem(self, characterId, fromSlot, toSlot, idempotencyKey):
-        _checkKey(idempotencyKey)
+        checkKey(idempotencyKey)
         return self._run(_txn_moveItem, characterId, fromSlot, toSlot, idempotencyKey)
 
     def useItem(self, characterId, slot, itemId, idempotencyKey):
-        _checkKey(idempotencyKey)
+        checkKey(idempotencyKey)
         return self._run(_txn_useItem, characterId, slot, itemId, idempotencyKey)
 
     def destroyItem(self, characterId, slot, count, idempotencyKey):
-        _checkKey(idempotencyKey)
+        checkKey(idempotencyKey)
         if count is not None:
-            _checkCount(count)
+            checkCount(count)
         return self._run(_txn_destroyItem, characterId, slot, count, idempotencyKey)
 
     def inventory(self, characterId):

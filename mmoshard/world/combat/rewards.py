@@ -10,7 +10,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
-from mmoshard.world.progression import ExpGrant, ItemGrant
+from mmoshard.world.grants import ExpGrant, ItemGrant, grantMany
 from mmoshard.world.sim import NPC, PLAYER
 
 # Party members within this many metres of the corpse (same zone) share its exp.
@@ -95,8 +95,8 @@ class GrantQueue:
     Group commit of the rewards' grants: a grant is written at once when no
     write is in flight; the grants asked for meanwhile (the rest of a
     tick's deaths, or of a busy second) wait and go together in the next
-    write, one transaction of up to L{BATCH} (L{Progression.grantMany}:
-    each exactly once under its key, a refused one failing alone).
+    write, one transaction of up to L{BATCH} (L{grantMany}: each exactly
+    once under its key, a refused one failing alone).
 
     @ivar writes: the writes started (one transaction each, unless one
         failed and its grants were tried one by one).
@@ -123,7 +123,7 @@ class GrantQueue:
             return
         self.writing = True
         self.writes += 1
-        outs = self.progression.grantMany([g for g, _ in batch])
+        outs = grantMany(self.progression, [g for g, _ in batch])
         left = [len(batch)]
 
         def done(result):

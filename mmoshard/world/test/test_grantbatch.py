@@ -1,4 +1,6 @@
-"""Reward grants written together: Progression.grantMany on MariaDB and SQLite (one transaction, each key once, a refused or failed grant losing none of the others) and the rewards' group commit."""
+"""Reward grants written together: grants.grantMany on MariaDB and SQLite (one transaction, each key once, a refused or failed grant losing none of the others) and the rewards' group commit."""
+
+import random
 
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred
@@ -7,8 +9,9 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.store.errors import SQLUnavailable
 from mmoshard.world.combat.rewards import BATCH, GrantQueue
+from mmoshard.world.grants import ExpGrant, ItemGrant, grantMany
 from mmoshard.world.progression import (
-    INVENTORY_SLOTS, ExpGrant, InventoryFull, ItemGrant, Progression, expForLevel, loadCharacter,
+    INVENTORY_SLOTS, InventoryFull, Progression, expForLevel, loadCharacter,
 )
 from mmoshard.world.test.dbfixture import makeCharacter, openStore
 from mmoshard.world.test.harness import SyncSQL
@@ -69,7 +72,7 @@ class _GrantManyTests:
 
     async def test_oneTransaction(self):
         """Exp and loot for two characters go in one transaction and answer as the one-grant calls do; the players are told each."""
-        got = await outcomes(self.prog.grantMany([
+        got = await outcomes(grantMany(self.prog, [
             ExpGrant(self.b, 30, "kill:1"), ItemGrant(self.a, "pelt", 2, "loot:1:pelt", 20),
             ExpGrant(self.a, expForLevel(1) + 5, "kill:1"), ItemGrant(self.a, "fang", 1, "loot:1:fang"),
         ]))
@@ -85,7 +88,7 @@ class _GrantManyTests:
     async def test_keysStillOnce(self):
         """A key granted before, or twice in one batch, is applied once: its first result comes back."""
         await self.prog.grantExp(self.a, 40, "kill:1")
-        got = await outcomes(self.prog.grantMany([
+        got = await outcomes(grantMany(self.prog, [
             ExpGrant(self.a, 40, "kill:1"), ExpGrant(self.b, 10, "kill:2"),
             ExpGrant(self.b, 10, "kill:2"), ItemGrant(self.b, "pelt", 1, "loot:2"),
         ]))
@@ -97,7 +100,7 @@ class _GrantManyTests:
         for slot in range(INVENTORY_SLOTS):
             await self.prog.addItem(self.b, "rock", 1, f"fill:{slot}", slot=slot, stack=1)
         full = await self.prog.inventory(self.b)
-        got = await outcomes(self.prog.grantMany([
+        got = await outcomes(grantMany(self.prog, [
             ExpGrant(self.a, 20, "kill:1"), ItemGrant(self.b, "pelt", 1, "loot:1", 20),
             ExpGrant(self.b, 20, "kill:1"), ExpGrant(999_999, 20, "kill:1"),
             ItemGrant(self.a, "pelt", 1, "loot:1", 20),
@@ -113,7 +116,7 @@ class _GrantManyTests:
     async def test_failedTransactionGrantsOneByOne(self):
         """A batch whose transaction fails after its writes is rolled back, and each grant is written on its own: all land, once."""
         self.sql.breakNext = SQLUnavailable("the commit failed (test)")
-        got = await outcomes(self.prog.grantMany([
+        got = await outcomes(grantMany(self.prog, [
             ExpGrant(self.a, 20, "kill:1"), ExpGrant(self.b, 25, "kill:1"),
             ItemGrant(self.a, "pelt", 3, "loot:1"),
         ]))
@@ -125,13 +128,71 @@ class _GrantManyTests:
 
     async def test_badArgumentsFailAlone(self):
         """A grant with a bad count or key fails at once; the others are written."""
-        got = await outcomes(self.prog.grantMany([
+        got = await outcomes(grantMany(self.prog, [
             ItemGrant(self.a, "pelt", 0, "loot:1"), ExpGrant(self.a, 5, ""),
             ExpGrant(self.a, 5, "kill:1"),
         ]))
         self.assertEqual([ok for ok, _ in got], [False, False, True])
         self.assertEqual(await self.exp(self.a), (1, 5))
         self.assertEqual(self.sql.calls, ["_txn_grantExp"])  # one left: written as one
+
+
+    async def test_sameAsOneByOne(self):
+        """
+        Random grants (level-ups, stacks topped up and filled, keys repeated,
+        a nearly full inventory, a character that is gone) written in one
+        batch answer and leave the database exactly as the same grants
+        written one by one, in order.
+        """
+        other = await openStore(self, reactor, self.dialect)
+        oneByOne = Progression(other, reactor)
+        ids = {}
+        for store in (self.store, other):
+            ids[store] = [await makeCharacter(store, 10 + i, f"Many{i}") for i in range(3)]
+        rng = random.Random(11)
+        for store, prog in ((self.store, self.prog), (other, oneByOne)):
+            full = ids[store][2]
+            for slot in range(INVENTORY_SLOTS - 2):
+                await prog.addItem(full, "rock", 1, f"fill:{slot}", slot=slot, stack=1)
+        start = len(self.sql.calls)
+        for round_ in range(4):
+            plan = []
+            for i in range(40):
+                who = rng.choice([0, 0, 1, 2, 3])
+                key = f"r{round_}:{rng.randint(0, 30)}"
+                if rng.random() < 0.5:
+                    plan.append(("exp", who, rng.randint(0, 300), "kill:" + key))
+                else:
+                    item, stack = rng.choice([("pelt", 5), ("fang", None), ("ore", 3)])
+                    plan.append(("item", who, item, rng.randint(1, 7), "loot:" + key, stack))
+
+            def grants(store):
+                cids = ids[store] + [999_999]
+                return [ExpGrant(cids[p[1]], p[2], p[3]) if p[0] == "exp"
+                        else ItemGrant(cids[p[1]], p[2], p[3], p[4], p[5]) for p in plan]
+
+            together = await outcomes(grantMany(self.prog, grants(self.store)))
+            alone = []
+            for g in grants(other):
+                alone += await outcomes(grantMany(oneByOne, [g]))
+            self.assertEqual([(ok, r if ok else type(r)) for ok, r in together],
+                             [(ok, r if ok else type(r)) for ok, r in alone])
+            self.assertEqual(await self.dump(self.store, ids[self.store]),
+                             await self.dump(other, ids[other]))
+        # One transaction each time: none fell back to one by one.
+        self.assertEqual(self.sql.calls[start:], ["_txn_grantMany"] * 4)
+
+    async def dump(self, store, cids):
+        """Levels, inventories and ledgers of C{cids}, with their ids replaced by their places."""
+        prog = Progression(store, reactor)
+        out = []
+        for i, cid in enumerate(cids):
+            row = await loadCharacter(store, cid)
+            ledger = await store.runQuery(
+                "SELECT idem_key, kind, result FROM progression_ledger WHERE character_id = ? "
+                "ORDER BY idem_key", (cid,))
+            out.append((i, row.level, row.exp, await prog.inventory(cid), [tuple(r) for r in ledger]))
+        return out
 
 
 class MariaDBGrantManyTests(_GrantManyTests, TestCase):

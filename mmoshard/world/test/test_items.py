@@ -34,9 +34,6 @@ class LostAnswers:
     def addItem(self, characterId, itemId, count, idempotencyKey, slot=None, stack=None):
         return self.real.addItem(characterId, itemId, count, idempotencyKey, slot, stack)
 
-    def grantMany(self, grants):
-        return self.real.grantMany(grants)
-
     def removeItem(self, characterId, itemId, count, idempotencyKey):
         return self.real.removeItem(characterId, itemId, count, idempotencyKey)
 
