@@ -44,7 +44,8 @@ async def run(reactor, mode, opts, ids):
 
     from mmoshard.store.sql import SQLStore
     from mmoshard.world.combat.rewards import GrantQueue
-    from mmoshard.world.progression import ExpGrant, ItemGrant, Progression
+    from mmoshard.world.grants import ExpGrant, ItemGrant
+    from mmoshard.world.progression import Progression
 
     sql = SQLStore(reactor, opts.url, 2, 6)
     sql.open()
