@@ -40,27 +40,34 @@ class StoreCPU:
     """
     The CPU the local MariaDB/MySQL and Redis servers use over a window:
     C{start()} at its beginning, C{cores(window)} at its end -> C{{"db_cpu":
-    ..., "redis_cpu": ...}} in cores (a store not running here is left out).
-    They serve the workload (the world's saves and rewards), so a step counts
-    them apart from "other processes" (bench/w1.py othersCPU).
+    ..., "redis_cpu": ...}} in cores (a store not running here is left out;
+    a server process gone during the window is not counted).  They serve the
+    workload (the world's saves and rewards), so a step counts them apart
+    from "other processes" (bench/w1.py othersCPU).
     """
 
     def __init__(self):
         self.pids = {kind: pidsNamed(names) for kind, names in STORES.items()}
         self.t0 = {}
 
-    def seconds(self, kind):
-        total = 0.0
-        for pid in self.pids[kind]:
-            try:
-                total += cpuSeconds(pid)
-            except OSError:
-                pass
-        return total
+    @staticmethod
+    def seconds(pid):
+        try:
+            return cpuSeconds(pid)
+        except OSError:
+            return None
 
     def start(self):
-        self.t0 = {kind: self.seconds(kind) for kind, pids in self.pids.items() if pids}
+        self.t0 = {kind: {pid: self.seconds(pid) for pid in pids}
+                   for kind, pids in self.pids.items() if pids}
 
     def cores(self, window):
-        return {f"{kind}_cpu": round((self.seconds(kind) - t0) / window, 3)
-                for kind, t0 in self.t0.items()}
+        out = {}
+        for kind, t0 in self.t0.items():
+            used = 0.0
+            for pid, before in t0.items():
+                after = self.seconds(pid)
+                if before is not None and after is not None and after >= before:
+                    used += after - before
+            out[f"{kind}_cpu"] = round(used / window, 3)
+        return out
