@@ -10,8 +10,13 @@ exp share for each player on a wolf's threat table, a pelt half the time and
 a fang a fifth), for random characters, each under its own key.  `one`
 writes each with its own progression call (one transaction per grant, the
 code before the group commit); `batched` submits them to the rewards'
-L{GrantQueue}.  The local mariadbd's CPU over the run (bench/benchutil.py
-StoreCPU) over the grants is the figure; the process's own CPU too.  The
+L{GrantQueue}.  The figures: the CPU of the mariadbd threads serving this
+run's connections (`db_conn_ms_per_grant`: MariaDB runs a thread per
+connection, `information_schema.PROCESSLIST.TID`, read in /proc; on a
+MariaDB other sessions use too, the only figure that is this run's), the
+whole local mariadbd's (`db_ms_per_grant`, bench/benchutil.py StoreCPU:
+with InnoDB's background threads, and whatever else it serves), and this
+process's own (`own_ms_per_grant`: the world's side of the writes).  The
 SQL pool is W2's (2..6 connections).  A micro benchmark: run it on a quiet
 machine, compare the two modes of one invocation.
 """
@@ -27,6 +32,38 @@ sys.path.insert(0, ROOT)
 from benchutil import StoreCPU, cpuSeconds  # noqa: E402
 
 TICK = 0.1
+
+
+def threadCPU():
+    """@return: {tid: CPU seconds} of every thread of the local mariadbd."""
+    from benchutil import pidsNamed
+
+    out = {}
+    for pid in pidsNamed(("mariadbd", "mysqld")):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def connectionThreads(url):
+    """@return: the tids of the mariadbd threads serving connections to C{url}'s database."""
+    import pymysql
+
+    from mmoshard.testing import mysqlAddress
+
+    host, port, user, password = mysqlAddress()
+    conn = pymysql.connect(host=host, port=port, user=user, password=password)
+    with conn.cursor() as cur:
+        cur.execute("SELECT TID FROM information_schema.PROCESSLIST WHERE DB = %s",
+                    (url.rsplit("/", 1)[1],))
+        tids = [int(t) for (t,) in cur.fetchall()]
+    conn.close()
+    return tids
 
 
 def prepare(characters):
@@ -59,6 +96,7 @@ async def run(reactor, mode, opts, ids):
     n = 0
     await deferLater(reactor, 0.5, lambda: None)  # the pool's connections open
     stores.start()
+    threads0 = threadCPU()  # a connection may get a cached thread: its CPU so far
     cpu0, t0 = cpuSeconds(os.getpid()), time.monotonic()
     ticks = int(opts.seconds / TICK)
     for tick in range(ticks):
@@ -82,12 +120,15 @@ async def run(reactor, mode, opts, ids):
     done = await DeferredList(pending, consumeErrors=True)
     window = time.monotonic() - t0
     cores = stores.cores(window)
+    threads = threadCPU()
+    conn = sum(threads[t] - threads0.get(t, 0.0) for t in connectionThreads(opts.url) if t in threads)
     failed = sum(1 for ok, _ in done if not ok)
     await sql.close()
     db = cores.get("db_cpu", 0.0) * window
     return {"mode": mode, "grants": n, "failed": failed, "seconds": round(window, 1),
             "writes": queue.writes if mode == "batched" else n,
             "db_cpu": cores.get("db_cpu"), "db_ms_per_grant": round(db * 1000.0 / max(1, n), 3),
+            "db_conn_ms_per_grant": round(conn * 1000.0 / max(1, n), 3),
             "own_ms_per_grant": round((cpuSeconds(os.getpid()) - cpu0) * 1000.0 / max(1, n), 3)}
 
 
