@@ -161,6 +161,21 @@ def botsCommand(n, port, opts, tmp):
     return ["taskset", "-c", "1", sys.executable, "-m", "mmoshard.bots", "w2"] + args
 
 
+REWARD_METRICS = {"grants": 'mmoshard_world_rewards_total{result="granted"}',
+                  "reward_writes": "mmoshard_world_reward_writes_total"}
+
+
+def rewardCounters(adminPort):
+    """@return: {name: value} of L{REWARD_METRICS} in the node's /metrics (absent: 0)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{adminPort}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        values[name] = value
+    return {k: float(values.get(m, 0.0)) for k, m in REWARD_METRICS.items()}
+
+
 def w2Step(n, opts):
     """One W2 step at C{n} bots (as bench/w1.py's worldStep). @return: the summary's fields."""
     from mmoshard.testing import requireRedis
@@ -177,6 +192,7 @@ def w2Step(n, opts):
             state["cpu0"] = cpuSeconds(proc.pid)
             state["t0"] = time.monotonic()
             state["sys0"] = w1.cpuTotals()
+            state["rewards0"] = rewardCounters(adminPort)
             stores.start()
             if opts.profile:
                 import threading
@@ -196,7 +212,9 @@ def w2Step(n, opts):
             return {"machine_cpu": w1.machineCPU(state["sys0"], window),
                     "tick_p50_ms": round(w1.quantile(ticks, 0.5), 2),
                     "tick_p99_ms": round(w1.quantile(ticks, 0.99), 2),
-                    "ticks": len(ticks), "server_cpu": round(cpu, 3), **stores.cores(window)}
+                    "ticks": len(ticks), "server_cpu": round(cpu, 3), **stores.cores(window),
+                    **{f"{k}_s": round((v - state["rewards0"][k]) / window, 1)
+                       for k, v in rewardCounters(adminPort).items()}}
 
         result = w1.runGenerator(botsCommand(n, tcpPort, opts, tmp), opts, windowStart, summary,
                                  tag="w2")
@@ -249,7 +267,7 @@ def searchW2(opts):
 W1_KEYS = ("tick_p99_ms", "latency_p99_ms", "server_cpu", "gen_cpu", "bytes_per_client_s")
 W2_KEYS = W1_KEYS + ("cast_effect_p99_ms", "casts_ok_s", "casts_refused_s",
                      "combat_events_per_client_s", "combat_bytes_per_client_s", "deaths", "kills",
-                     "db_cpu", "redis_cpu", "others_cpu")
+                     "grants_s", "reward_writes_s", "db_cpu", "redis_cpu", "others_cpu")
 
 
 def main(argv):
