@@ -20,6 +20,7 @@ from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminSite
 from mmoshard.web.channel import directChannel
+from mmoshard.web.cors import makePublicRoot
 from mmoshard.web.site import SiteRoot
 from mmoshard.zonechat import StoreZoneChannels
 
@@ -288,7 +289,7 @@ def makeCoreServices(node):
         )
         node.provide(IMessageRouter, manager)
     if node.uses("http") and config.listen.http:
-        node.provide(IWebSite, SiteRoot())
+        node.provide(IWebSite, SiteRoot(makePublicRoot(config.web)))
     if config.listen.admin:
         admin = makeAdminSite(node, sql, volatile, directory, locator)
         node.provide(IAdminSite, admin)

@@ -2,6 +2,7 @@
 
 import attrs
 
+from mmoshard.audit import txnEvent
 from mmoshard.store.errors import IntegrityError
 
 
@@ -32,14 +33,8 @@ def _account(row):
 
 
 def _txn_event(cursor, accountId, kind, ip, now, detail=None):
-    """Append one row to the audit trail."""
-    if detail is not None:
-        detail = detail[:255]
-    cursor.execute(
-        "INSERT INTO account_events (at, account_id, kind, ip, detail) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (now, accountId, kind, ip, detail),
-    )
+    """Append one row to the audit trail (L{mmoshard.audit.txnEvent})."""
+    txnEvent(cursor, accountId, kind, ip, now, detail)
 
 
 def _txn_accountByName(cursor, usernameLower):
