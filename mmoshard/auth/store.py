@@ -263,6 +263,25 @@ def _txn_unban(cursor, account, now, ip, actor):
     return accountId
 
 
+def _txn_setOperator(cursor, account, operator, now, actor):
+    """
+    Grant or take back the operator flag; taking it back revokes the
+    account's logins (their tokens carry the flag until they end).
+
+    @return: (account id, revoked login ids), or None for no such account.
+    """
+    accountId = _txn_findAccount(cursor, account)
+    if accountId is None:
+        return None
+    cursor.execute("UPDATE accounts SET is_operator = ? WHERE id = ?",
+                   (1 if operator else 0, accountId))
+    revoked = [] if operator else _revokeLogins(cursor, "account_id = ?", (accountId,), now,
+                                                "operator_revoke")
+    _txn_event(cursor, accountId, "operator_grant" if operator else "operator_revoke", None,
+               now, f"by {actor}")
+    return accountId, revoked
+
+
 def _txn_events(cursor, accountId, limit=100):
     """@return: the latest audit rows of C{accountId}, newest first."""
     return cursor.execute(
@@ -345,6 +364,14 @@ class AccountStore:
         """
         return await self.sql.runInteraction(_txn_ban, account, until, reason, now, ip,
                                              actor)
+
+    async def setOperator(self, account, operator, now, actor):
+        """
+        Grant (C{operator} True) or take back the operator flag of C{account}.
+
+        @return: (account id, revoked login ids), or None for no such account.
+        """
+        return await self.sql.runInteraction(_txn_setOperator, account, operator, now, actor)
 
     async def unban(self, account, now, ip, actor):
         """Lift C{account}'s ban; @return: the account id, or None for no such account."""

@@ -67,6 +67,7 @@ class SpaceEntity:
     hp: int | None
     hp_max: int | None
     dead: bool
+    account: int | None = None  # a player's account (the console's ban and kick)
 
 
 @attrs.frozen

@@ -24,11 +24,12 @@ def _where(portal):
 
 def _entity(e):
     c = e.combat
+    account = e.session.accountId if e.session is not None else None
     if c is None:
         return SpaceEntity(e.id, e.kind, e.name, round(e.x, 2), round(e.z, 2), e.level,
-                           None, None, False)
+                           None, None, False, account)
     return SpaceEntity(e.id, e.kind, e.name, round(e.x, 2), round(e.z, 2), e.level,
-                       int(c.hp), int(c.hpMax), bool(c.dead))
+                       int(c.hp), int(c.hpMax), bool(c.dead), account)
 
 
 class SpaceAnswerer:
