@@ -381,7 +381,7 @@ class AuthAPI:
         iat, exp = self.service.issuer.times(now, self.cfg.access_ttl)
         token = self.service.issuer.issueAt(account.id, jsonString(sid), iat, exp, flags,
                                             jsonString(account.username))
-        return token, exp - now
+        return token, self.cfg.access_ttl
 
     def _banned(self, reason, until):
         return error("account.banned", f"the account is banned: {reason}",

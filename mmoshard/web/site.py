@@ -114,6 +114,14 @@ class AdminSite(SiteRoot):
         self._record(resource)
         super().mount(segments, resource)
 
+    def addOpenAPI(self, source):
+        first = self._openapi is None
+        super().addOpenAPI(source)
+        if first:
+            # /openapi.json documents itself as the site serves it too.
+            docs = self._openapi
+            docs.sources[0] = lambda: self.document(docs.router)
+
     def _record(self, resource):
         # mountRouter mounts one router at each of its prefixes: list it once.
         # The /openapi.json router documents itself.
