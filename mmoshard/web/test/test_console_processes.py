@@ -125,11 +125,15 @@ class OffLoopbackTests(TestCase):
         code, body, _ = await rest("POST", node.admin + f"/accounts/{playerId}/ban",
                                    {"reason": "gold selling", "duration": 60}, token=token)
         self.assertEqual(code, 200, body)
+        code, body, _ = await rest("POST", node.admin + f"/accounts/{playerId}/unban", {},
+                                   token=token)
+        self.assertEqual(code, 200, body)
         trail = await events(node, token)
         actor = f"operator opal (account {operatorId})"
         byKind = {e["kind"]: e for e in trail}
-        self.assertIn(actor, byKind["kick"]["detail"])
-        self.assertIn(actor, byKind["ban"]["detail"])
+        for kind in ("kick", "ban", "unban"):
+            self.assertIn(actor, byKind[kind]["detail"])
+            self.assertEqual(byKind[kind]["account_id"], playerId)
         self.assertEqual(byKind["admin_login"]["account_id"], operatorId)
         self.assertEqual(byKind["admin_login_refused"]["account_id"], playerId)
 
@@ -224,6 +228,9 @@ class LoopbackConsoleTests(TestCase):
         self.assertEqual((code, body["character_id"]), (200, player.characterId), body)
         muted = await nextEvent(player.client, "chat.muted")
         self.assertEqual(muted["reason"], "caps")
+        code, body, _ = await rest("POST", node.admin + "/chat/unmute", {"name": "Alicia"})
+        self.assertEqual((code, body["lifted"]), (200, True), body)
+        await nextEvent(player.client, "chat.unmuted")
         code, body, _ = await rest("POST", node.admin + "/chat/announce",
                                    {"text": "Restart in 10 minutes"})
         self.assertEqual(code, 200, body)
@@ -238,6 +245,8 @@ class LoopbackConsoleTests(TestCase):
         self.assertIn("Alicia", mute["detail"])
         self.assertIn("Restart in 10 minutes",
                       next(e for e in trail if e["kind"] == "announce")["detail"])
+        self.assertEqual(next(e for e in trail if e["kind"] == "unmute")["account_id"],
+                         player.accountId)
 
         import treq
 
