@@ -6,11 +6,15 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from mmoshard.testing import checkoutRoot
 from mmoshard.web.test.consolefixture import makeDriver, passed, playerInWorld, startNode
 
 # When set, the test saves the console's screenshot there (the README's
-# docs/img/console.png: MMOSHARD_SCREENSHOT_DIR=docs/img).
+# docs/img/console.png: MMOSHARD_SCREENSHOT_DIR=docs/img; relative to the
+# checkout, as trial runs in its own directory).
 SCREENSHOT_DIR = os.environ.get("MMOSHARD_SCREENSHOT_DIR")
+if SCREENSHOT_DIR:
+    SCREENSHOT_DIR = os.path.join(checkoutRoot(), SCREENSHOT_DIR)
 
 
 async def until(what, check, seconds=20.0, step=0.2):
