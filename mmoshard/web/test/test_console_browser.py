@@ -6,7 +6,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from mmoshard.testing import checkoutRoot
+from mmoshard.testing import checkoutRoot, eventually
 from mmoshard.web.test.consolefixture import makeDriver, passed, playerInWorld, startNode
 
 # When set, the test saves the console's screenshot there (the README's
@@ -17,20 +17,19 @@ if SCREENSHOT_DIR:
     SCREENSHOT_DIR = os.path.join(checkoutRoot(), SCREENSHOT_DIR)
 
 
-async def until(what, check, seconds=20.0, step=0.2):
+async def until(what, check, seconds=20.0):
     """
     Await C{check()} (a quick look at the page) until it returns something
     true, leaving the reactor free in between (the player's client runs on
     it); @return: that value.
     """
-    deadline = reactor.seconds() + seconds
-    while True:
+    async def attempt():
         value = check()
-        if value:
-            return value
-        if reactor.seconds() > deadline:
+        if not value:
             raise AssertionError(f"the console did not show {what} within {seconds}s")
-        await deferLater(reactor, step, lambda: None)
+        return value
+
+    return await eventually(reactor, attempt, seconds, 0.2, AssertionError)
 
 
 class ConsoleBrowserTests(TestCase):
