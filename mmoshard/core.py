@@ -10,15 +10,18 @@ from twisted.web.server import Site
 from mmoshard.directory import Directory
 from mmoshard.gate import StoreGate
 from mmoshard.interfaces import (
-    IAdminSite, IClientGate, IDirectory, ILocator, IMessageRouter, ISQLStore, ITokenVerifier,
-    IVolatileStore, IWebSite, IZoneChannels,
+    IAdminSite, IClientGate, IDirectory, ILocator, IMatchResults, IMessageRouter, ISQLStore,
+    ITokenVerifier, IVolatileStore, IWebSite, IZoneChannels,
 )
 from mmoshard.locator import StoreLocator
 from mmoshard.node import StartupFailed, listenOn
+from mmoshard.ratings import SqlMatchResults
 from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminSite
 from mmoshard.web.channel import directChannel
+from mmoshard.web.cors import makePublicRoot
+from mmoshard.web.spaces import SpaceViews
 from mmoshard.web.site import SiteRoot
 from mmoshard.web.static import mountPublicFiles
 from mmoshard.zonechat import StoreZoneChannels
@@ -272,6 +275,9 @@ def makeCoreServices(node):
     locator = StoreLocator(volatile, reactor, node.nodeId, config.directory.ttl,
                            config.directory.heartbeat)
     node.provide(ILocator, locator)
+    # Match results (arena ratings) are SQL: the world reports them on the
+    # node it runs on, which needs no matchmaking role.
+    node.provide(IMatchResults, SqlMatchResults(sql, reactor))
     # Zone channels reach whichever process hosts chat; a chat role in this
     # process provides its own, richer ones.
     if not any(IZoneChannels in role.provides for role in node.roles):
@@ -284,13 +290,16 @@ def makeCoreServices(node):
             verifier=verifier, volatile=volatile, gate=gate,
         )
         node.provide(IMessageRouter, manager)
+        directory.addInfoSource("sessions", manager.counts)
     if node.uses("http") and config.listen.http:
-        site = SiteRoot()
+        site = SiteRoot(makePublicRoot(config.web))
         # The browser play client (/play/) and the client library (/lib/).
         mountPublicFiles(site)
         node.provide(IWebSite, site)
+    spaces = SpaceViews(volatile, reactor, node.nodeId, directory)
     if config.listen.admin:
-        admin = makeAdminSite(node, sql, volatile, directory, locator)
+        admin = makeAdminSite(node, sql, volatile, directory, gate, verifier, spaces,
+                              locator)
         node.provide(IAdminSite, admin)
     return [
         SQLService(sql, node.nodeId),
@@ -301,6 +310,8 @@ def makeCoreServices(node):
         # (Announce); its entry is removed when the node stops.
         PartService("directory", directory, start=False),
         PartService("locator", locator),
+        # Subscribes at the console's first question; unsubscribes at stop.
+        PartService("spaces", spaces, start=False),
     ]
 
 

@@ -21,6 +21,7 @@ from mmoshard.interfaces import (
     IClientGate,
     IDirectory,
     ILocator,
+    IMatchResults,
     IMessageRouter,
     ISQLStore,
     ITokenVerifier,
@@ -40,6 +41,7 @@ def coreProvides(config, roles):
     """
     provided = {ISQLStore, IVolatileStore, IDirectory, ITokenVerifier, IClientGate, ILocator}
     provided.add(IZoneChannels)
+    provided.add(IMatchResults)
     if config.listen.admin:
         provided.add(IAdminSite)
     if any("http" in r.transports for r in roles) and config.listen.http:
