@@ -37,9 +37,9 @@ class BrowserNode:
 async def startNode(testCase, extraConfig=""):
     """
     Start C{twistd -n mmoshard} with every role on the embedded default
-    (SQLite in a temp folder, the in-process volatile store), its public,
-    WebSocket, TCP and admin listeners on free loopback ports; it is killed
-    at C{testCase}'s cleanup.
+    (SQLite in a temp folder, the in-process volatile store, cheap password
+    hashes), its public, WebSocket, TCP and admin listeners on free loopback
+    ports; it is killed at C{testCase}'s cleanup.
 
     @param extraConfig: more TOML appended to the config file (tables the
         fixture does not write: C{[node]}, C{[secrets]}, C{[listen]} and
@@ -51,6 +51,8 @@ async def startNode(testCase, extraConfig=""):
     sections = {
         "node": {"id": "browser-node", "var_dir": folder},
         "secrets": {"token_key": TOKEN_KEY},
+        # Cheap password hashes: the tests register and log in often.
+        "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 64},
         "listen": {"http": f"tcp:{http}:interface=127.0.0.1",
                    "websocket": f"tcp:{ws}:interface=127.0.0.1",
                    "tcp": f"tcp:{tcp}:interface=127.0.0.1",

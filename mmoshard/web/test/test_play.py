@@ -110,3 +110,31 @@ class TwoPlayersTests(TestCase):
         self.assertIn("Session ended — signed out (auth.revoked", self.ann.find("#banner").text)
         self.assertEqual(self.ann.js("return window.mmoshardPlay.state.endedMessage"), "signed out")
         self.assertFalse(self.ann.js("return window.mmoshardPlay.app.running"))
+
+    @screenshotsOnFailure
+    async def test_operatorKickShows(self):
+        """
+        An operator kicks the player from the console (/console/ on the admin site): the
+        player's /play/ page shows the banner with the server's words for it, and stops.
+        """
+        from selenium.webdriver.common.by import By
+
+        await self.enter(self.ann, "erin_player", "Erinna", "druid")
+        cid = self.ann.me()["id"]
+        console = makeDriver(self)
+        console.get(self.node.admin + "/console/")
+
+        def entry():
+            found = console.find_elements(By.CSS_SELECTOR, f"#space-entities li[data-kind='p'][data-id='{cid}']")
+            return found[0] if found else None
+
+        (await waitFor(entry, timeout=30, what="the player on the console's map")).click()
+        self.assertEqual(console.find_element(By.ID, "kick-id").get_attribute("value"), str(cid))
+        console.find_element(By.ID, "kick-reason").send_keys("testing the kick")
+        console.find_element(By.ID, "kick-button").click()
+        banner = await waitFor(lambda: self.ann.js(
+            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"),
+            what="the banner on the kicked page")
+        self.assertEqual(banner, "auth.revoked")
+        self.assertIn("Session ended — disconnected by an operator (auth.revoked", self.ann.find("#banner").text)
+        self.assertFalse(self.ann.js("return window.mmoshardPlay.app.running"))
