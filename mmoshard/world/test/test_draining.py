@@ -102,3 +102,56 @@ class DrainConfigTests(TestCase):
             with self.assertRaises(ValueError) as e:
                 makeConfig(**bad)
             self.assertIn(words, str(e.exception))
+
+
+class FinishTests(TestCase):
+    """Node A runs greenvale and hosts the dungeon's copies, draining with drain = "finish"; B stands by."""
+
+    def setUp(self):
+        from mmoshard.world.instances.test.test_entry import DUNGEON, Client, FakeParties
+
+        self.dungeon, self.Client = DUNGEON, Client
+        parties = FakeParties()
+        self.a = WorldHarness(self, "world-a", parties=parties, zones=["greenvale"],
+                              instances=[DUNGEON], drain="finish", drain_deadline=20.0)
+        self.b = self.a.peerOf("world-b", zones=["ashfall"], standby=["greenvale"])
+        self.successResultOf(self.a.directory.beat())
+        self.sql = self.a.sql
+
+    def login(self, account):
+        cid = self.sql.makeCharacter(account, f"Char{account}", "greenvale", 200.0, 0.0, 200.0)
+        c = self.Client(self.a, account)
+        self.assertEqual(c.request("world.enter", character_id=cid)["t"], "world.enter")
+        return cid, c
+
+    def test_instancesFinishFirst(self):
+        """
+        With drain = "finish" the open world is handed over at once, while the player in an
+        instance plays on; when it comes out it is handed over too, and the drain ends.
+        """
+        outside, co = self.login(1)
+        inside, ci = self.login(2)
+        self.assertEqual(ci.request("world.instance.enter", template=self.dungeon)["t"],
+                         "world.instance.enter")
+        d = self.a.world.drain()
+        self.a.advance(0.1, 30)
+        self.assertEqual(len(co.events("world.transfer")), 1)
+        self.assertNoResult(d)
+        self.assertEqual(list(self.a.world.roster.byCharacter), [inside])
+        self.assertEqual(ci.request("world.instance.leave")["zone"], "greenvale")
+        self.a.advance(0.1, 10)
+        self.successResultOf(d)
+        [t] = ci.events("world.transfer")
+        self.assertEqual((t["zone"], t["tcp"]), ("greenvale", "world-b.example:7000"))
+        self.assertEqual(self.a.world.roster.byCharacter, {})
+
+    def test_deadlineEndsTheWait(self):
+        """A player who stays in its instance holds the drain no longer than drain_deadline."""
+        inside, ci = self.login(2)
+        ci.request("world.instance.enter", template=self.dungeon)
+        d = self.a.world.drain()
+        self.a.advance(1.0, 18)
+        self.assertNoResult(d)
+        self.a.advance(1.0, 2)
+        self.successResultOf(d)
+        self.assertIn(inside, self.a.world.roster.byCharacter)
