@@ -321,6 +321,7 @@ SESSION_FIELDS = {
     "resume_grace": Field("float", 30.0, nonNegative),
     "replay_buffer": Field("int", 512, positive, "messages kept for resume"),
     "one_session_per_account": Field("bool", True),
+    "resume_anywhere": Field("bool", True),
     "direct_write": Field("bool", True, help="TCP: send at once while nothing is queued"),
 }
 
@@ -410,6 +411,7 @@ class SessionSection:
     resume_grace: float
     replay_buffer: int
     one_session_per_account: bool
+    resume_anywhere: bool
     direct_write: bool
 
 

@@ -284,10 +284,14 @@ def makeCoreServices(node):
         node.provide(IZoneChannels, StoreZoneChannels(volatile))
     if node.uses("session"):
         from mmoshard.wire.manager import SessionManager
+        from mmoshard.wire.resumestore import ResumeStore
 
+        s = config.session
+        resumeStore = (ResumeStore(volatile, reactor, node.nodeId, s.replay_buffer, s.resume_grace)
+                       if s.resume_anywhere and s.resume_grace > 0 else None)
         manager = SessionManager(
-            config.session, reactor, node.nodeId, node.metrics,
-            verifier=verifier, volatile=volatile, gate=gate,
+            s, reactor, node.nodeId, node.metrics,
+            verifier=verifier, volatile=volatile, gate=gate, resumeStore=resumeStore,
         )
         node.provide(IMessageRouter, manager)
         directory.addInfoSource("sessions", manager.counts)

@@ -220,7 +220,22 @@ class ChatService(Service):
         user.leaderTimer = None
         await self.presence.changed(user)
 
+    def sessionMoved(self, session, fromNode):
+        # The character is re-established here by the client's chat.hello
+        # after a moved resume (docs/protocol.md); its presence entry was
+        # never dropped, so friends see no offline.
+        self.log.info("chat session {session_id} of account {account_id} moved here from "
+                      "node {from_node}", session_id=session.sessionId,
+                      account_id=session.accountId, from_node=fromNode)
+
     def sessionEnded(self, session, reason):
         user = self.roster.bySession.get(session.sessionId)
-        if user is not None:
-            return self._hook(self.endUser(user, reason), "end", session)
+        if user is None:
+            return None
+        if reason == "moved":
+            # Resumed on another node: let go here without announcing offline.
+            self.roster.detach(user)
+            self.log.info("chat character {character_id} of account {account_id} moved to "
+                          "another node", character_id=user.cid, account_id=user.accountId)
+            return None
+        return self._hook(self.endUser(user, reason), "end", session)

@@ -98,10 +98,21 @@ class ISessionListener(Interface):
     def sessionResumed(session):
         """A link-dead session was resumed."""
 
+    def sessionMoved(session, fromNode):
+        """
+        A session another node of the role held (node C{fromNode}: stopped,
+        crashed or left behind) was resumed here.  The player never left:
+        restore what the role keeps per session without announcing a
+        login.  On C{fromNode} the session ends with reason C{moved},
+        which is no logout either.
+        """
+
     def sessionEnded(session, reason):
         """
         The session is over (logout, replaced, grace period expired, server
-        stop).  C{reason} is a short str.
+        stop), or C{moved}: it went on on another node (L{sessionMoved}
+        there), so this node lets go of it without announcing a logout.
+        C{reason} is a short str.
         """
 
 

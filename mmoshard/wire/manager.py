@@ -118,7 +118,8 @@ class SessionManager:
 
     log = Logger()
 
-    def __init__(self, config, clock, nodeId, metrics, verifier=None, volatile=None, gate=None):
+    def __init__(self, config, clock, nodeId, metrics, verifier=None, volatile=None, gate=None,
+                 resumeStore=None):
         """
         @param config: the C{[session]} config section.
         @param metrics: the node's Prometheus registry.
@@ -128,6 +129,8 @@ class SessionManager:
             across nodes (L{CLAIM_OWNER}) and its kicks (None: this node
             only).
         @param gate: the L{IClientGate} (None: everyone is let in).
+        @param resumeStore: the L{ResumeStore} keeping sessions resumable on
+            any node of the role (None: resume only here).
         """
         self.config = config
         self.clock = clock
@@ -159,6 +162,7 @@ class SessionManager:
         self._watched = None
         self.volatile = volatile
         self.clientGate = gate
+        self.resumeStore = resumeStore
         self.accepting = True
         # TCP connections' output waits here for the end of the reactor round.
         self.writeBatch = WriteBatch(self.clock)
@@ -191,6 +195,8 @@ class SessionManager:
 
     async def start(self):
         self._watchRevocations(self.verifier)
+        if self.resumeStore is not None:
+            self.resumeStore.start()
         if self.volatile is not None:
             try:
                 self._broadcasts = await self.volatile.subscribe(
@@ -242,6 +248,9 @@ class SessionManager:
             conn.abort()
         if self._releases:
             await DeferredList(list(self._releases), consumeErrors=True)
+        if self.resumeStore is not None:
+            self.resumeStore.stop()
+            await self.resumeStore.settle()
         subscriptions = [s for s in (self._subscription, self._broadcasts) if s is not None]
         self._subscription = self._broadcasts = None
         for subscription in subscriptions:
@@ -342,10 +351,10 @@ class SessionManager:
         session = Session(
             self, sessionId, claims, clientVersion, platform, self.config.replay_buffer
         )
-        self.sessions[sessionId] = session
-        self._byAccount[claims.account_id] = session
-        self._bySid.setdefault(claims.sid, set()).add(session)
-        self.metrics.sessions.inc()
+        self._register(session)
+        if self.resumeStore is not None:
+            session.resumeStore = self.resumeStore
+            self.resumeStore.opened(session)
         self.log.info(
             "session {session_id} started for account {account_id} over {transport} "
             "from {peer} (client {version} on {platform})",
@@ -357,6 +366,51 @@ class SessionManager:
             platform=platform,
         )
         return session
+
+    def _register(self, session):
+        self.sessions[session.sessionId] = session
+        self._byAccount[session.accountId] = session
+        self._bySid.setdefault(session.claims.sid, set()).add(session)
+        self.metrics.sessions.inc()
+
+    def adoptSession(self, sessionId, taken):
+        """
+        Continue here the session another node held (L{ResumeStore.take}
+        succeeded): a local L{Session} with the stored seq and buffer.
+        """
+        old = self._byAccount.get(taken.claims.account_id)
+        if old is not None and self.config.one_session_per_account:
+            self.endSession(old, "replaced", _replaced())
+        session = Session(self, sessionId, taken.claims, taken.clientVersion, taken.platform,
+                          self.config.replay_buffer)
+        session.restore(taken.seq, taken.buffered, _eventType)
+        session.resumeStore = self.resumeStore
+        self._register(session)
+        self.log.info(
+            "session {session_id} (account {account_id}) moved here from node {from_node}",
+            session_id=sessionId, account_id=session.accountId, from_node=taken.fromNode)
+        return session
+
+    async def moveOwner(self, session, fromNode):
+        """
+        The account's owners hash names this node for C{session}; the node
+        it left is told to let it go silently (reason C{moved}).
+        """
+        if self.volatile is None:
+            return
+        try:
+            if self.config.one_session_per_account:
+                key = ownersKey(session.accountId)
+                await self.volatile.hdel(key, ownerField(fromNode, session.sessionId))
+                await self.claimAccount(session.claims, session.sessionId)
+            await self.volatile.publish(
+                kickChannel(fromNode), encode([session.accountId, session.sessionId, "moved"]))
+        except StoreError as e:
+            self.log.warn("cannot tell node {from_node} that session {session_id} moved: {why}",
+                          from_node=fromNode, session_id=session.sessionId, why=e)
+
+    def notifyMoved(self, session, fromNode):
+        self._notify([listener.sessionMoved for listener in self.listeners], session, fromNode)
 
     def findResumable(self, token):
         """@return: the live session C{token} resumes, or None."""
@@ -404,7 +458,21 @@ class SessionManager:
 
     def _graceExpired(self, session):
         session.graceTimer = None
-        self.endSession(session, "expired")
+        if self.resumeStore is None:
+            self.endSession(session, "expired")
+            return
+        Deferred.fromCoroutine(self._expire(session))
+
+    async def _expire(self, session):
+        # Another node may have taken the session a moment ago, before its
+        # word reached us: then it moved, it did not expire.
+        try:
+            mine = await self.resumeStore.owns(session.sessionId)
+        except StoreError:
+            mine = True
+        if not session.linkDead:
+            return
+        self.endSession(session, "expired" if mine else "moved")
 
     def endSession(self, session, reason, error=None):
         """
@@ -445,6 +513,11 @@ class SessionManager:
         self._notify(
             [listener.sessionEnded for listener in self.listeners], session, reason
         )
+        if reason == "moved":
+            # The owners entry and the stored record are the new node's now.
+            return
+        if self.resumeStore is not None:
+            self.resumeStore.released(session)
         self.releaseAccount(session.accountId, session.sessionId)
 
     def notifyStarted(self, session):
@@ -542,13 +615,26 @@ class SessionManager:
 
     def _kickReceived(self, channel, message):
         try:
-            accountId, sessionId = msgpack.unpackb(message, raw=False)
+            accountId, sessionId, *why = msgpack.unpackb(message, raw=False)
         except Exception:
             self.log.warn("ignoring malformed session kick on {channel}", channel=channel)
             return
         session = self.sessions.get(sessionId)
-        if session is not None and session.accountId == accountId:
+        if session is None or session.accountId != accountId:
+            return
+        if why == ["moved"]:
+            # Resumed on another node: its connection here (if any) just
+            # closes, and listeners hear "moved", not a logout.
+            self.endSession(session, "moved")
+        else:
             self.endSession(session, "replaced", _replaced())
+
+
+def _eventType(payload):
+    try:
+        return msgpack.unpackb(payload, raw=False).get("t", "other")
+    except Exception:
+        return "other"
 
 
 def _replaced():

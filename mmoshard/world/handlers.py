@@ -281,6 +281,12 @@ class WorldHandlers:
                                      "y": e.y, "z": e.z, "k": e.corr,
                                      **combatFields(player.zone, e)}, replayable=False)
 
+    def sessionMoved(self, session, fromNode):
+        # Nothing of the character is here yet: the client's world.enter
+        # after a moved resume brings it in (or redirects it to the node
+        # hosting its zone), as after a portal.
+        pass
+
     def sessionEnded(self, session, reason):
         player = self.bySession.get(session)
         if player is not None:
