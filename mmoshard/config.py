@@ -203,7 +203,16 @@ def _checkVolatileURL(url):
         except ValueError as e:
             return f"bad redis URL: {e}"
         return None
-    return f"unsupported volatile store URL {url!r}: use memory:// or redis://host:port/db"
+    if parts.scheme == "redis-cluster":
+        from mmoshard.store.volatile import parseClusterURL
+
+        try:
+            parseClusterURL(url)
+        except ValueError as e:
+            return str(e)
+        return None
+    return (f"unsupported volatile store URL {url!r}: use memory://, redis://host:port/db "
+            f"or redis-cluster://host:port[,host:port...]")
 
 
 def _endpointParts(endpoint):
