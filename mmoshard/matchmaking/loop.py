@@ -54,8 +54,8 @@ class MatchLoop:
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
         self.tasks = set()
-        self._call = None
-        self._pass = None
+        self.looping = None
+        self.inPass = None
 
     # -- lifetime ---------------------------------------------------------------
 
@@ -64,16 +64,16 @@ class MatchLoop:
         service.courier.handlers[Settle] = self.onSettle
         if service.instances is None:
             return
-        self._call = LoopingCall(self.tick)
-        self._call.clock = self.clock
-        self._call.start(self.config.match_interval, now=True)
+        self.looping = LoopingCall(self.tick)
+        self.looping.clock = self.clock
+        self.looping.start(self.config.match_interval, now=True)
 
     async def stop(self):
         """Stop matching; hand the leases back so another node takes the queues over at once."""
-        if self._call is not None and self._call.running:
-            self._call.stop()
-        if self._pass is not None:
-            await self._pass
+        if self.looping is not None and self.looping.running:
+            self.looping.stop()
+        if self.inPass is not None:
+            await self.inPass
         for _, timer in self.timers.values():
             if timer.active():
                 timer.cancel()
@@ -108,10 +108,10 @@ class MatchLoop:
 
     def tick(self):
         d = Deferred.fromCoroutine(self.runPass())
-        self._pass = d
+        self.inPass = d
 
         def done(result):
-            self._pass = None
+            self.inPass = None
             return None
 
         return d.addBoth(done)

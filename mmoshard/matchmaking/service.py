@@ -107,9 +107,9 @@ class MatchmakingService(Service):
         # Members' liveness: refreshed a few times per grace.
         self.touchEvery = min(max(self.grace / 3.0, 0.5), 10.0)
         self.touchTTL = self.grace + self.touchEvery
-        self._toucher = None
-        self._partySubscription = None
-        self._hooks = set()
+        self.toucher = None
+        self.partySubscription = None
+        self.hooks = set()
 
     # -- lifetime ------------------------------------------------------------
 
@@ -119,7 +119,7 @@ class MatchmakingService(Service):
 
     async def _start(self):
         await self.courier.start()
-        self._partySubscription = await subscribeChanges(self.volatile, self.partyChanged)
+        self.partySubscription = await subscribeChanges(self.volatile, self.partyChanged)
         if self.router is not None:
             self.router.addHandlers("mm", self.handlers.table())
             self.router.addListener(self)
@@ -129,9 +129,9 @@ class MatchmakingService(Service):
             from mmoshard.matchmaking.admin import mountAdmin
 
             mountAdmin(self.admin, self)
-        self._toucher = LoopingCall(self.touch)
-        self._toucher.clock = self.clock
-        self._toucher.start(self.touchEvery, now=False)
+        self.toucher = LoopingCall(self.touch)
+        self.toucher.clock = self.clock
+        self.toucher.start(self.touchEvery, now=False)
         self.loop.start()
         self.log.info("matchmaking on node {node_id} started: queues {queues}, "
                       "{matching}", node_id=self.nodeId, queues=sorted(self.queues),
@@ -143,15 +143,15 @@ class MatchmakingService(Service):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self):
-        if self._toucher is not None and self._toucher.running:
-            self._toucher.stop()
+        if self.toucher is not None and self.toucher.running:
+            self.toucher.stop()
         if self.verifier is not None:
             self.verifier.removeRevocationObserver(self.revoked)
         await self.loop.stop()
-        if self._hooks:
-            await DeferredList(list(self._hooks))
-        if self._partySubscription is not None:
-            subscription, self._partySubscription = self._partySubscription, None
+        if self.hooks:
+            await DeferredList(list(self.hooks))
+        if self.partySubscription is not None:
+            subscription, self.partySubscription = self.partySubscription, None
             try:
                 await subscription.unsubscribe()
             except StoreError:
@@ -279,7 +279,7 @@ class MatchmakingService(Service):
 
     def _hook(self, coro, what, cid):
         d = Deferred.fromCoroutine(coro)
-        self._hooks.add(d)
+        self.hooks.add(d)
 
         def failed(f):
             if f.check(StoreError):
@@ -290,7 +290,7 @@ class MatchmakingService(Service):
                                  character_id=cid)
 
         d.addErrback(failed)
-        d.addBoth(lambda _: self._hooks.discard(d))
+        d.addBoth(lambda _: self.hooks.discard(d))
         return d
 
     # -- party changes, bans ------------------------------------------------------

@@ -159,3 +159,18 @@ class MatchmakingCase:
 
     def party(self, pid, *names):
         self.parties.parties[pid] = [self.chars[n][0] for n in names]
+
+    async def kill(self, node):
+        """Stop C{node} as kill -9 would: no more passes, refreshes or deliveries; its leases and tickets stay in the store."""
+        service = node.service
+        for call in (service.loop.looping, service.toucher):
+            if call is not None and call.running:
+                call.stop()
+        for _, timer in service.loop.timers.values():
+            if timer.active():
+                timer.cancel()
+        service.loop.timers.clear()
+        service.loop.held.clear()
+        await service.courier.subscription.unsubscribe()
+        await service.partySubscription.unsubscribe()
+        service.running = False
