@@ -25,16 +25,14 @@ class MatchmakingAdminAPI:
         for _, spec in sorted(service.queues.items()):
             holder = await store.leaseHolder(spec.name)
             stats = await store.stats(spec.name)
-            proposals = await store.proposals(spec.name)
             view = queueView(spec)
             view.update(
                 lease_holder=holder,
                 waiting=stats.tickets,
-                waiting_players=stats.players,
-                waiting_by_role=dict(stats.by_role),
+                waiting_players=stats.members,
+                waiting_by_role=dict(stats.roles),
                 oldest_wait_s=round(stats.oldest_wait, 3),
-                proposals=len(proposals),
-                accepted=sum(len(p.accepted) for p in proposals),
+                proposals=stats.proposals,
                 eta_s=await service.loop.eta(spec.name),
             )
             listing.append(view)

@@ -12,6 +12,12 @@ from mmoshard.store.errors import StoreError
 # The kind of session binding (ILocator.bind) a matchmaking session records.
 KIND = "matchmaking"
 
+# The events a matchmaking node sends players (docs/matchmaking.md "Protocol").
+EVENT_TYPES = ("mm.queued", "mm.proposal", "mm.matched", "mm.requeued", "mm.removed")
+
+# Why a ticket left a ready check or the queue (mm.requeued / mm.removed).
+REASONS = ("declined", "timeout", "cancelled", "party_changed", "gone", "banned", "no_instance")
+
 
 def inbox(nodeId):
     """@return: the pub/sub channel of matchmaking node C{nodeId}."""

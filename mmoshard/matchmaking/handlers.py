@@ -15,6 +15,9 @@ from mmoshard.matchmaking.views import (
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import ProtocolError
 
+# The requests of the role (docs/matchmaking.md "Protocol").
+REQUEST_TYPES = ("mm.hello", "mm.queue", "mm.cancel", "mm.status", "mm.accept", "mm.decline")
+
 # Longest match id or queue name taken from a client.
 MAX_ID = 128
 
@@ -23,17 +26,22 @@ def error(code, message, **details):
     return MatchmakingError(code, message, details=details or None)
 
 
+# Ids are positive signed 64-bit integers (every id column).
+MAX_INT = 2 ** 63 - 1
+
+
 def intArg(message, key):
     value = message.get(key)
-    if type(value) is not int:
-        raise error(errors.BAD_REQUEST, f"{key} must be an integer")
+    if type(value) is not int or not 0 < value <= MAX_INT:
+        raise error(errors.BAD_REQUEST, f"{key} must be a positive integer")
     return value
 
 
 def strArg(message, key):
     value = message.get(key)
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID:
-        raise error(errors.BAD_REQUEST, f"{key} must be a string of 1..{MAX_ID} characters")
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID or not value.isprintable():
+        raise error(errors.BAD_REQUEST,
+                    f"{key} must be a string of 1..{MAX_ID} printable characters")
     return value
 
 
@@ -163,7 +171,7 @@ class Handlers:
         if service.locator is not None:
             await service.locator.bind(cid, KIND, session.sessionId)
         await service.store.touch([cid], service.touchTTL)
-        state = await self.state(user, scan=True)
+        state = await self.state(user)
         proposal = state.pop("_proposal")
         if proposal is not None and cid not in proposal.accepted:
             # A ready check began while it was away: ask again.
@@ -172,15 +180,12 @@ class Handlers:
                     role=service.config.classRoles.get(user.cls),
                     queues=[queueView(s) for _, s in sorted(service.queues.items())])
 
-    async def state(self, user, scan=False):
+    async def state(self, user):
         """The character's ticket and proposal, as mm.status answers them (and C{_proposal})."""
         service = self.service
         now = service.clock.seconds()
-        ticket = await service.store.ticketOf(user.cid)
-        proposal = None
-        if ticket is not None and (scan or user.proposal is not None):
-            proposal = await service.proposalOf(user.cid, ticket, user.proposal, scan)
-            user.proposal = proposal.match_id if proposal is not None else None
+        ticket, proposal = await service.proposalOf(user.cid)
+        user.proposal = proposal.match_id if proposal is not None else None
         return {
             "ticket": ticketView(ticket, now) if ticket is not None else None,
             "proposal": proposalBody(proposal, user.cid, now) if proposal is not None else None,
@@ -252,7 +257,7 @@ class Handlers:
         for key, value in raw.items():
             try:
                 member = int(key)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise error(errors.BAD_REQUEST, "the keys of roles are character ids") from None
             chosen[member] = rolesArg(value, f"roles[{key}]")
         return chosen

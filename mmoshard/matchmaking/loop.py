@@ -2,7 +2,7 @@
 
 import secrets
 
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
@@ -42,7 +42,15 @@ class MatchLoop:
 
     log = Logger()
 
-    def __init__(self, service):
+    def __init__(self, service, makeCopy=None):
+        """
+        @param makeCopy: callable(store, queue) -> the matcher's copy of a
+            queue's waiting tickets (None: L{WaitingCopy}).
+        """
+        if makeCopy is None:
+            from mmoshard.matchmaking.waitingcopy import WaitingCopy as makeCopy
+        self.makeCopy = makeCopy
+        self.copies = {}  # queue -> its WaitingCopy, while held
         self.service = service
         self.config = service.config
         self.store = service.store
@@ -87,6 +95,7 @@ class MatchLoop:
                 self.log.warn("mm lease of {queue} not released: {why}", queue=queue, why=e)
             self.metrics.leases.labels(queue).set(0)
         self.held.clear()
+        self.copies.clear()
 
     def spawn(self, coro, what, match=None):
         """Run C{coro} in the background, its failure logged."""
@@ -130,15 +139,16 @@ class MatchLoop:
             now = self.clock.seconds()
             for ticket in await self.store.expire(queue, now):
                 self.service.removed(ticket, "gone")
-            tickets = await self.store.waiting(queue, self.config.scan_limit)
+            copy = self.copies[queue]
+            tickets = (await copy.refresh())[:self.config.scan_limit]
             if self.statsAt.get(queue, -1e18) + self.config.stats_interval <= now:
                 await self.refreshStats(queue, now)
-            players = sum(len(t.members) for t in tickets)
-            if players >= spec.teams * spec.team_size:
-                matches = self.service.formMatches(spec, tickets, now)
+            if sum(len(t.members) for t in tickets) >= spec.teams * spec.team_size:
+                matches = self.service.formMatches(spec, tickets, now,
+                                                   limit=self.config.max_matches_per_pass)
                 if matches:
                     byId = {t.id: t for t in tickets}
-                    await self.propose(spec, matches[:self.config.max_matches_per_pass], byId, now)
+                    await self.propose(spec, copy, matches, byId, now)
         except StoreError as e:
             self.log.warn("mm pass of {queue} failed: {why}", queue=queue, why=e)
         except Exception:
@@ -156,6 +166,7 @@ class MatchLoop:
             return False
         if queue not in self.held:
             self.held.add(queue)
+            self.copies[queue] = self.makeCopy(self.store, queue)
             self.metrics.leases.labels(queue).set(1)
             self.log.info("mm node {node_id} holds the lease of {queue}",
                           node_id=self.service.nodeId, queue=queue)
@@ -165,6 +176,7 @@ class MatchLoop:
     def lost(self, queue):
         """Another node took C{queue}'s lease: stop timing its ready checks here."""
         self.held.discard(queue)
+        self.copies.pop(queue, None)
         self.metrics.leases.labels(queue).set(0)
         for match, (q, timer) in list(self.timers.items()):
             if q == queue:
@@ -205,22 +217,22 @@ class MatchLoop:
 
     # -- proposals ----------------------------------------------------------------------
 
-    async def propose(self, spec, matches, byId, now):
-        """Store a proposal per match (each atomically, all at once) and start the ready checks that won."""
+    async def propose(self, spec, copy, matches, byId, now):
+        """Store a proposal per match (each atomically, in one round trip) and start the ready checks that won."""
         queue = spec.name
         expires = now + self.config.readyTimeout(spec)
         proposals = [Proposal(newMatchId(queue), queue, tuple(byId[i] for i in m.tickets),
                               tuple(m.slots), now, expires) for m in matches]
-        results = await DeferredList([ensureDeferred(self.store.propose(p)) for p in proposals],
-                                     consumeErrors=True)
-        for p, (ok, won) in zip(proposals, results):
-            if not ok:
-                self.log.warn("mm proposal {match} of {queue} not stored: {why}",
-                              match=p.match_id, queue=queue, why=won.getErrorMessage())
-                continue
-            if not won:
-                continue
-            self.proposed(p, now)
+        won = await self.store.proposeMany(proposals)
+        taken = []
+        for p, ok in zip(proposals, won):
+            if ok:
+                taken.extend(t.id for t in p.tickets)
+                self.proposed(p, now)
+        if len(taken) < sum(len(p.tickets) for p in proposals):
+            self.log.info("mm {count} proposal(s) of {queue} lost to a ticket that changed",
+                          count=won.count(False), queue=queue)
+        copy.discard(taken)
 
     def proposed(self, p, now):
         queue = p.queue

@@ -2,6 +2,8 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from mmoshard.matchmaking.data import ROLES
+
 # Seconds: a ticket's wait and its time to match span a second to many minutes.
 _WAIT_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
@@ -79,8 +81,8 @@ class MatchmakingMetrics:
             ["queue", "code"], registry=registry)
 
     def showStats(self, queue, stats):
-        """Set the waiting gauges of C{queue} from a L{QueueStats}."""
+        """Set the waiting gauges of C{queue} from the store's C{QueueStats}."""
         self.waitingTickets.labels(queue).set(stats.tickets)
         self.oldest.labels(queue).set(stats.oldest_wait)
-        for role, count in stats.by_role.items():
-            self.waiting.labels(queue, role).set(count)
+        for role in ROLES:
+            self.waiting.labels(queue, role).set(stats.roles.get(role, 0))

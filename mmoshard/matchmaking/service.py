@@ -59,7 +59,7 @@ class MatchmakingService(Service):
 
     def __init__(self, config, reactor, nodeId, metrics, sql, volatile, router, resumeGrace,
                  locator=None, parties=None, instances=None, results=None, verifier=None,
-                 admin=None, store=None, formMatches=None):
+                 admin=None, store=None, formMatches=None, makeCopy=None):
         """
         @param config: the L{MatchmakingConfig}.
         @param metrics: the node's Prometheus registry.
@@ -74,6 +74,7 @@ class MatchmakingService(Service):
         @param admin: the L{IAdminSite} (None: no GET /matchmaking/queues).
         @param store: the L{TicketStore} (None: one on C{volatile}).
         @param formMatches: the matcher (None: L{mmoshard.matchmaking.matcher.formMatches}).
+        @param makeCopy: see L{MatchLoop} (None: the store's C{WaitingCopy}).
         """
         self.setName("matchmaking")
         self.config = config
@@ -93,7 +94,7 @@ class MatchmakingService(Service):
         if store is None:
             from mmoshard.matchmaking.store import TicketStore
 
-            store = TicketStore(volatile, reactor)
+            store = TicketStore(volatile, reactor, grace=self.grace)
         self.store = store
         if formMatches is None:
             from mmoshard.matchmaking.matcher import formMatches
@@ -103,7 +104,7 @@ class MatchmakingService(Service):
         self.metrics = MatchmakingMetrics(metrics, self.users.__len__)
         self.courier = Courier(volatile, nodeId, reactor, locator, self.users.get, self.metrics)
         self.handlers = Handlers(self)
-        self.loop = MatchLoop(self)
+        self.loop = MatchLoop(self, makeCopy)
         # Members' liveness: refreshed a few times per grace.
         self.touchEvery = min(max(self.grace / 3.0, 0.5), 10.0)
         self.touchTTL = self.grace + self.touchEvery
@@ -192,23 +193,14 @@ class MatchmakingService(Service):
             return self.courier.send(cids, type, body)
         return None
 
-    async def proposalOf(self, cid, ticket, hint=None, scan=True):
-        """
-        @return: the proposal in flight holding C{cid} (C{hint}: its match
-            id, when known; C{scan}: else look through C{ticket}'s queue's
-            proposals in flight), or None.
-        """
-        store = self.store
-        if hint is not None:
-            p = await store.proposal(hint)
-            if p is not None and cid in p.characterIds:
-                return p
-        if not scan:
-            return None
-        for p in await store.proposals(ticket.queue):
-            if cid in p.characterIds:
-                return p
-        return None
+    async def proposalOf(self, cid):
+        """@return: (the ticket of C{cid}, the proposal in flight holding it or None), or (None, None)."""
+        claim = await self.store.claim(cid)
+        if claim is None:
+            return None, None
+        if claim.match_id is None:
+            return claim.ticket, None
+        return claim.ticket, await self.store.proposal(claim.match_id)
 
     async def withdraw(self, cid, reason, by=None):
         """
@@ -221,19 +213,21 @@ class MatchmakingService(Service):
             node's removal won).
         """
         store = self.store
-        ticket = await store.ticketOf(cid)
-        if ticket is None:
+        for _ in range(2):
+            claim = await store.claim(cid)
+            if claim is None:
+                return None
+            if claim.match_id is None:
+                cancelled = await store.cancel(claim.ticket.id)
+                if cancelled is not None:
+                    self.removed(cancelled, reason, by)
+                    return cancelled
+                # Proposed meanwhile: look again.
+                continue
+            p = await store.proposal(claim.match_id)
+            if p is not None and await self.endProposal(p, [claim.ticket.id], reason, by):
+                return claim.ticket
             return None
-        cancelled = await store.cancel(ticket.id)
-        if cancelled is not None:
-            self.removed(cancelled, reason, by)
-            return cancelled
-        user = self.users.get(cid)
-        p = await self.proposalOf(cid, ticket, user.proposal if user else None)
-        if p is None:
-            return None
-        if await self.endProposal(p, [ticket.id], reason, by):
-            return ticket
         return None
 
     def removed(self, ticket, reason, by=None, match=None):
@@ -257,21 +251,19 @@ class MatchmakingService(Service):
 
         @return: True when this call ended it (False: it was over already).
         """
-        requeued = await self.store.requeue(proposal.match_id, list(dropIds))
-        if requeued is None:
+        outcome = await self.store.requeueOutcome(proposal.match_id, list(dropIds))
+        if outcome is None:
             return False
-        self.loop.forget(proposal.match_id)
         queue, match = proposal.queue, proposal.match_id
+        self.loop.forget(match)
         self.metrics.declines.labels(queue, reason).inc()
-        drop = set(dropIds)
         self.log.info("mm proposal {match} of {queue} failed ({reason}, character {character_id}): "
                       "tickets {dropped} removed, {requeued} requeued", match=match, queue=queue,
-                      reason=reason, character_id=by, dropped=sorted(drop),
-                      requeued=[t.id for t in requeued])
-        for ticket in proposal.tickets:
-            if ticket.id in drop:
-                self.removed(ticket, reason, by, match)
-        for ticket in requeued:
+                      reason=reason, character_id=by, dropped=[t.id for t in outcome.removed],
+                      requeued=[t.id for t in outcome.requeued])
+        for ticket in outcome.removed:
+            self.removed(ticket, reason, by, match)
+        for ticket in outcome.requeued:
             self.notify([ticket], "mm.requeued", {"reason": reason, "queue": queue,
                                                   "ticket": ticket.id, "match": match,
                                                   "character_id": by})

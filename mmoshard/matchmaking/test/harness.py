@@ -13,7 +13,7 @@ from mmoshard.matchmaking.service import MatchmakingService
 from mmoshard.matchmaking.test.fakes import (
     FakeInstances, FakeLocator, FakeParties, FakeResults, FakeRouter, FakeSession,
 )
-from mmoshard.matchmaking.test.standins import MemoryTicketStore, greedyMatches
+from mmoshard.matchmaking.test.standins import MemoryTicketStore, SimpleCopy, greedyMatches
 from mmoshard.store.memory import MemoryView
 from mmoshard.store.sql import SQLStore, migrate
 from mmoshard.store.volatile import MemoryStore
@@ -86,7 +86,7 @@ class Client:
 class Node:
     """One matchmaking node of a test."""
 
-    def __init__(self, case, nodeId, instances=True, **config):
+    def __init__(self, case, nodeId, instances=True, admin=None, **config):
         self.case = case
         self.nodeId = nodeId
         self.router = FakeRouter()
@@ -98,7 +98,7 @@ class Node:
             cfg, case.clock, nodeId, self.metrics, case.sql, self.volatile, self.router,
             resumeGrace=30.0, locator=case.locator.forNode(nodeId), parties=case.parties,
             instances=case.instances if instances else None, results=case.results,
-            store=case.store, formMatches=greedyMatches)
+            admin=admin, store=case.store, formMatches=greedyMatches, makeCopy=SimpleCopy)
 
     async def connect(self, name):
         cid, accountId = self.case.chars[name]

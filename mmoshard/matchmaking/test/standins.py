@@ -9,10 +9,39 @@ from mmoshard.matchmaking.errors import MatchmakingError
 
 @attrs.frozen
 class QueueStats:
+    queue: str
     tickets: int
-    players: int
-    by_role: dict
+    members: int
+    roles: dict
     oldest_wait: float
+    proposals: int
+
+
+@attrs.frozen
+class Claim:
+    ticket: object
+    match_id: str = None
+
+
+@attrs.frozen
+class Requeue:
+    proposal: object
+    requeued: tuple
+    removed: tuple
+
+
+class SimpleCopy:
+    """A matcher's copy of a queue that reads it whole at every refresh (the WaitingCopy API)."""
+
+    def __init__(self, store, queue):
+        self.store = store
+        self.queue = queue
+
+    async def refresh(self):
+        return await self.store.waiting(self.queue, 10 ** 9)
+
+    def discard(self, ticketIds):
+        pass
 
 
 class MemoryTicketStore:
@@ -53,6 +82,12 @@ class MemoryTicketStore:
         tid = self.claims.get(characterId)
         return self.tickets.get(tid) if tid else None
 
+    async def claim(self, characterId):
+        tid = self.claims.get(characterId)
+        if tid is None:
+            return None
+        return Claim(self.tickets[tid], self.state[tid])
+
     async def cancel(self, ticketId):
         if ticketId in self.state and self.state[ticketId] is None:
             return self._drop(ticketId)
@@ -77,6 +112,9 @@ class MemoryTicketStore:
         self.props[proposal.match_id] = proposal
         return True
 
+    async def proposeMany(self, proposals):
+        return [await self.propose(p) for p in proposals]
+
     async def accept(self, matchId, characterId):
         p = self.props.get(matchId)
         if p is None or characterId not in p.characterIds:
@@ -90,18 +128,18 @@ class MemoryTicketStore:
     async def proposals(self, queue):
         return [p for p in self.props.values() if p.queue == queue]
 
-    async def requeue(self, matchId, dropTickets):
+    async def requeueOutcome(self, matchId, dropTickets=()):
         p = self.props.pop(matchId, None)
         if p is None:
             return None
-        back = []
+        back, gone = [], []
         for t in p.tickets:
             if t.id in dropTickets:
-                self._drop(t.id)
+                gone.append(self._drop(t.id))
             else:
                 self.state[t.id] = None
                 back.append(t)
-        return back
+        return Requeue(p, tuple(back), tuple(gone))
 
     async def complete(self, matchId):
         p = self.props.pop(matchId, None)
@@ -148,10 +186,11 @@ class MemoryTicketStore:
                 for r in m.roles:
                     byRole[r] = byRole.get(r, 0) + 1
         oldest = self.clock.seconds() - waiting[0].created if waiting else 0.0
-        return QueueStats(len(waiting), sum(len(t.members) for t in waiting), byRole, oldest)
+        return QueueStats(queue, len(waiting), sum(len(t.members) for t in waiting), byRole,
+                          oldest, sum(1 for p in self.props.values() if p.queue == queue))
 
 
-def greedyMatches(spec, tickets, now):
+def greedyMatches(spec, tickets, now, limit=None):
     """A simple matcher: oldest first, each ticket whole in one team, roles greedily within the quotas."""
     matches, used = [], set()
     while True:
@@ -179,7 +218,7 @@ def greedyMatches(spec, tickets, now):
                     slots += placed
                     taken.append(t.id)
                     break
-        if sizes != [spec.team_size] * spec.teams:
+        if sizes != [spec.team_size] * spec.teams or len(matches) == limit:
             return matches
         used.update(taken)
         matches.append(Match(spec.name, tuple(taken), tuple(slots)))

@@ -3,11 +3,18 @@
 from twisted.trial.unittest import TestCase
 
 from mmoshard.matchmaking import errors
+from mmoshard.matchmaking.handlers import REQUEST_TYPES
 from mmoshard.matchmaking.test.fakes import FakeSession
 from mmoshard.matchmaking.test.harness import Client, MatchmakingCase
 
 
 class HelloTests(MatchmakingCase, TestCase):
+
+    async def test_registersEveryRequest(self):
+        """The node's router gets a handler for exactly the documented mm.* requests."""
+        node = await self.node()
+        self.assertEqual(sorted(node.router.handlers), sorted(REQUEST_TYPES))
+        self.assertEqual(node.router.listeners, [node.service])
 
     async def test_helloAnswersTheCharacterAndQueues(self):
         """mm.hello names the character, its class's role and every queue, and no ticket yet."""
