@@ -1,12 +1,14 @@
 """The process's SQL pool: MySQL/MariaDB (pymysql) or SQLite over adbapi, with typed errors."""
 
 import os
+import random
 import re
 from functools import lru_cache
 from pathlib import Path
 
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -39,6 +41,7 @@ from mmoshard.store.migrations import (  # noqa: F401
 )
 # Driver errors are translated in sqlerrors.py; translateError is found here too.
 from mmoshard.store.sqlerrors import (  # noqa: F401
+    isConflict,
     isDisconnect,
     loadPymysql,
     raiseTranslated,
@@ -274,6 +277,10 @@ def _txn_ping(cursor):
     cursor.execute("SELECT 1").fetchone()
 
 
+# How many times a transaction that lost a MySQL lock conflict runs again.
+CONFLICT_RETRIES = 3
+
+
 @implementer(ISQLStore)
 class SQLStore:
     """
@@ -445,7 +452,7 @@ class SQLStore:
         self._inflight += 1
         deadline = self.deadline
         attempt = Attempt(deadline) if deadline else None
-        d = self._pool.runInteraction(self._txn_run, func, args, kwargs, attempt)
+        d = self._runRetrying(func, args, kwargs, attempt, CONFLICT_RETRIES)
         d.addErrback(self._translateFailure)
         # Counted until the thread is done, past the deadline too: close()
         # must not join a thread still waiting on the database.
@@ -456,6 +463,23 @@ class SQLStore:
         timer = self.reactor.callLater(deadline, self._expire, answer, attempt, func)
         d.addBoth(self._settle, answer, timer, func)
         return answer
+
+    def _runRetrying(self, func, args, kwargs, attempt, retries):
+        d = self._pool.runInteraction(self._txn_run, func, args, kwargs, attempt)
+        if retries > 0:
+            d.addErrback(self._conflicted, func, args, kwargs, attempt, retries)
+        return d
+
+    def _conflicted(self, failure, func, args, kwargs, attempt, retries):
+        # A deadlock or lock wait timeout rolled the whole transaction back:
+        # run it again after a short random pause, as MySQL's manual says to.
+        if not isConflict(failure.value) or (attempt is not None and attempt.expired):
+            return failure
+        self.log.info("{txn} lost a lock conflict ({error}); retrying",
+                      txn=func.__name__, error=failure.getErrorMessage())
+        pause = random.uniform(0.005, 0.05) * (CONFLICT_RETRIES + 1 - retries)
+        return deferLater(self.reactor, pause, self._runRetrying, func, args, kwargs, attempt,
+                          retries - 1)
 
     def _abandon(self, timer, attempt):
         # The caller cancelled: the transaction rolls back if still running.

@@ -6,7 +6,7 @@ from twisted.enterprise import adbapi
 
 from mmoshard.store.errors import IntegrityError, SQLUnavailable, StoreError
 
-__all__ = ["isDisconnect", "loadPymysql", "raiseTranslated", "translateError"]
+__all__ = ["isConflict", "isDisconnect", "loadPymysql", "raiseTranslated", "translateError"]
 
 # pymysql error numbers meaning the connection broke after it was made: the
 # statement can be retried on a fresh connection if nothing ran before it.
@@ -65,6 +65,27 @@ def isDisconnect(exc):
         isinstance(exc, pymysql.err.OperationalError)
         and bool(exc.args)
         and exc.args[0] in _MYSQL_DISCONNECTED
+    )
+
+
+# MySQL errors after which InnoDB rolled the transaction back (or the
+# driver will): running the whole transaction again is the documented cure.
+_MYSQL_CONFLICT = frozenset(
+    {
+        1205,  # lock wait timeout exceeded
+        1213,  # deadlock found when trying to get lock
+    }
+)
+
+
+def isConflict(exc):
+    """True when C{exc} says a MySQL transaction lost a lock conflict (deadlock, lock wait timeout)."""
+    pymysql = loadPymysql()
+    return (
+        pymysql is not None
+        and isinstance(exc, pymysql.err.OperationalError)
+        and bool(exc.args)
+        and exc.args[0] in _MYSQL_CONFLICT
     )
 
 

@@ -64,6 +64,12 @@ class SessionWebSocketProtocol(WebSocketServerProtocol):
     # The link the Connection drives.
 
     def writeFrame(self, payload):
+        if self.state != self.STATE_OPEN:
+            # The peer started the closing handshake (a browser's
+            # WebSocket.close()): the connection is going, and Autobahn
+            # refuses to send.  What is replayable waits in the session's
+            # buffer for a resume, as after any lost connection.
+            return
         self.sendMessage(payload, isBinary=True)
 
     def closeLink(self, error=None):

@@ -120,6 +120,12 @@ def _combatFamilies(service):
     rewards.add_metric(["granted"], service.rewards.granted)
     rewards.add_metric(["failed"], service.rewards.failed)
     yield rewards
+    kills = CounterMetricFamily(
+        "mmoshard_world_boss_kills", "Instance boss kills written to SQL, or given up after retries",
+        labels=["result"])
+    kills.add_metric(["written"], service.kills.written)
+    kills.add_metric(["failed"], service.kills.failed)
+    yield kills
 
 
 class WorldMetrics:

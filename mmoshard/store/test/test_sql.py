@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
@@ -499,6 +500,46 @@ class MySQLStoreTests(StoreContractMixin, TestCase):
         with self.assertRaises(SQLUnavailable):
             await store.runInteraction(txn)
         self.assertEqual(await store.runQuery("SELECT 2"), [(2,)])
+
+    async def test_deadlockRetried(self):
+        """
+        Two transactions locking two rows in opposite orders deadlock; the
+        one InnoDB rolls back runs again, so both callers succeed and each
+        change is applied exactly once.
+        """
+        import threading
+
+        store = self.makeStore(minConnections=2, maxConnections=2)
+        await store.runInteraction(lambda c: c.execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL) ENGINE=InnoDB"))
+        await store.runQuery("INSERT INTO t (id, n) VALUES (1, 0), (2, 0)")
+        barrier = threading.Barrier(2, timeout=10)
+        attempts = []
+
+        def bump(cursor, first, second):
+            attempts.append(first)
+            cursor.execute("UPDATE t SET n = n + 1 WHERE id = ?", (first,))
+            if attempts.count(first) == 1:
+                # Both hold their first row before either asks for its second.
+                barrier.wait()
+            cursor.execute("UPDATE t SET n = n + 1 WHERE id = ?", (second,))
+
+        await gatherResults([store.runInteraction(bump, 1, 2), store.runInteraction(bump, 2, 1)])
+        self.assertEqual(await store.runQuery("SELECT id, n FROM t ORDER BY id"), [(1, 2), (2, 2)])
+        self.assertEqual(len(attempts), 3, "one of the two ran again after the deadlock")
+
+    async def test_otherErrorsNotRetried(self):
+        """A failure that is not a lock conflict reaches the caller after one run."""
+        store = self.makeStore()
+        runs = []
+
+        def broken(cursor):
+            runs.append(1)
+            cursor.execute("SELECT * FROM no_such_table")
+
+        with self.assertRaises(Exception):
+            await store.runInteraction(broken)
+        self.assertEqual(len(runs), 1)
 
     async def test_strictMode(self):
         """MySQL runs in strict mode: an over-long string is an error, not cut."""

@@ -1,5 +1,7 @@
 """Deterministic tests of the WebSocket transport over a StringTransport."""
 
+import struct
+
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
@@ -75,6 +77,22 @@ class WebSocketTests(TestCase):
         peer.protocol.onMessage(b"\x80" * 1025, True)
         self.assertEqual(peer.received()[0]["code"], errors.FRAME_TOO_LARGE)
         self.assertEqual(peer.closeFrames, [4000])
+
+    def test_sendWhileThePeerCloses(self):
+        """
+        An event sent to a client that started the closing handshake (a browser's close())
+        raises nothing, and a resume replays it.
+        """
+        peer = self.server.welcomed(transport="ws")
+        session = self.server.manager.sessions[peer.welcome["session_id"]]
+        peer.sendBytes(wsFrame(struct.pack(">H", 4001), opcode=8))
+        session.send("t.event", {"n": 1})
+        peer.lose()
+        again = self.server.ws()
+        again.send({"t": "resume", "resume_token": peer.welcome["resume_token"], "last_seq": 0})
+        replies = again.received()
+        self.assertEqual([r["t"] for r in replies], ["resumed", "t.event"])
+        self.assertEqual(replies[1]["n"], 1)
 
     def test_garbage(self):
         """A binary message that is not msgpack is closed with bad_frame and close code 4000."""

@@ -178,12 +178,17 @@ def _txn_writeKill(cursor, kill, stacks, pause, sleep):
     )
     now = kill.killed_at
     rewards = []
+    # One upsert, not DELETE + INSERT: on MariaDB the DELETE of an absent
+    # row takes a gap lock, and two kills committing at once deadlocked.
+    if cursor.dialect == "mysql":
+        upsert = "ON DUPLICATE KEY UPDATE instance_id = VALUES(instance_id), reset_at = VALUES(reset_at)"
+    else:
+        upsert = ("ON CONFLICT (character_id, template) DO UPDATE SET "
+                  "instance_id = excluded.instance_id, reset_at = excluded.reset_at")
     for cid in roster:
-        cursor.execute("DELETE FROM instance_lockouts WHERE character_id = ? AND template = ?",
-                       (cid, kill.template))
         cursor.execute(
             "INSERT INTO instance_lockouts (character_id, template, instance_id, reset_at) "
-            "VALUES (?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?) " + upsert,
             (cid, kill.template, kill.instance_id, kill.reset_at),
         )
         exp = None

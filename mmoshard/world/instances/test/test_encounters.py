@@ -370,3 +370,8 @@ class HostedTests(TestCase):
                 "template = 'deadmines'", (cid,)).fetchone(), (instance.id,))
         self.assertEqual(instance.killed, {"foreman"})
         self.assertEqual(world.kills.written, 1)
+        from prometheus_client import generate_latest
+
+        text = generate_latest(h.node.metrics).decode()
+        self.assertIn('mmoshard_world_boss_kills_total{result="written"} 1.0', text)
+        self.assertIn('mmoshard_world_boss_kills_total{result="failed"} 0.0', text)

@@ -1,0 +1,178 @@
+// Test fixture: a real `twistd -n mmoshard` all-in-one node (SQLite + memory store, free ports),
+// started by the Node tests themselves, and helpers to make players on it.
+
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { characters, createCharacter, login, register } from "../src/index.js";
+
+export const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const REPO = resolve(PACKAGE_DIR, "..", "..");
+export const PYTHON = process.env.PYTHON || "python3";
+
+/**
+ * The WebSocket the tests give the client: the global one (Node >= 22, or
+ * Node 20/21 with --experimental-websocket, which test/run.mjs passes), else
+ * the ws package's (Node 18).
+ */
+export const WebSocketImpl = globalThis.WebSocket ?? (await import("ws")).WebSocket;
+
+/** @return a TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Await `predicate()` (sync or async) until it is truthy; fail after `seconds`. */
+export async function waitFor(predicate, seconds = 10, what = "the condition") {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await predicate();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${seconds} s`);
+    await sleep(20);
+  }
+}
+
+function toml(sections) {
+  const lines = [];
+  for (const [table, values] of Object.entries(sections)) {
+    lines.push(`[${table}]`);
+    for (const [key, value] of Object.entries(values)) lines.push(`${key} = ${JSON.stringify(value)}`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+/**
+ * Start a node and wait until its /readyz answers 200.
+ * @param {object} [sections] config tables merged over the defaults (e.g. {session: {...}}).
+ * @return {Promise<{http, ws, admin, pid, output(), pause(), resume(), stop()}>}
+ */
+export async function startNode(sections = {}) {
+  const dir = await mkdtemp(join(tmpdir(), "mmoshard-js-"));
+  const [admin, http, ws] = await Promise.all([freePort(), freePort(), freePort()]);
+  const config = {
+    node: { id: `js-${process.pid}`, var_dir: join(dir, "var") },
+    listen: {
+      admin: `tcp:${admin}:interface=127.0.0.1`,
+      http: `tcp:${http}:interface=127.0.0.1`,
+      tcp: "",
+      websocket: `tcp:${ws}:interface=127.0.0.1`,
+    },
+    public: { host: "127.0.0.1" },
+    // Registrations come from one address.
+    auth: { register_rate: 1000, login_rate: 1000 },
+    ...sections,
+  };
+  const path = join(dir, "node.toml");
+  await writeFile(path, toml(config));
+  const env = { ...process.env, PYTHONPATH: [REPO, process.env.PYTHONPATH].filter(Boolean).join(":") };
+  const child = spawn(PYTHON, [
+    "-c", "from twisted.scripts.twistd import run; run()",
+    "-n", "--pidfile=", "mmoshard", "--config", path,
+  ], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
+  const chunks = [];
+  child.stdout.on("data", (d) => chunks.push(d));
+  child.stderr.on("data", (d) => chunks.push(d));
+  let exitCode = null;
+  const exited = new Promise((r) => child.on("exit", (code, signal) => {
+    exitCode = code ?? signal;
+    r(exitCode);
+  }));
+  // A test process that dies must not leave its server behind.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.on("exit", killOnExit);
+  const output = () => Buffer.concat(chunks).toString();
+  const node = {
+    http: `http://127.0.0.1:${http}`,
+    ws: `ws://127.0.0.1:${ws}/`,
+    admin: `http://127.0.0.1:${admin}`,
+    pid: child.pid,
+    dir,
+    output,
+    /** Freeze the process (SIGSTOP): its sockets stay open, nothing answers. */
+    pause: () => child.kill("SIGSTOP"),
+    resume: () => child.kill("SIGCONT"),
+    /** SIGTERM, then SIGKILL after 15 s. @return the exit code. */
+    async stop() {
+      process.off("exit", killOnExit);
+      if (exitCode === null) {
+        child.kill("SIGCONT");
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await rm(dir, { recursive: true, force: true });
+      return exitCode;
+    },
+  };
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    if (exitCode !== null) {
+      throw new Error(`twistd exited with ${exitCode} before it was ready:\n${output()}`);
+    }
+    try {
+      const response = await fetch(`${node.admin}/readyz`);
+      if (response.status === 200) return node;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await node.stop();
+      throw new Error(`twistd was not ready within 60 s:\n${output()}`);
+    }
+    await sleep(100);
+  }
+}
+
+let counter = 0;
+
+/** @return `n` random lower-case letters (names: characters take letters only). */
+export function letters(n) {
+  let s = "";
+  for (let i = 0; i < n; i++) s += String.fromCharCode(97 + Math.floor(Math.random() * 26));
+  return s;
+}
+
+export const PASSWORD = "correct-horse-battery-staple";
+
+/**
+ * Register an account, log in and create a character of `cls`.
+ * @return {{username, tokens, character}}
+ */
+export async function newPlayer(node, cls = "warrior") {
+  counter += 1;
+  const username = `js${counter}_${letters(8)}`;
+  await register(node.http, username, PASSWORD);
+  const tokens = await login(node.http, username, PASSWORD);
+  const name = "J" + letters(9);
+  const character = await createCharacter(node.http, tokens.access_token, { name, cls });
+  const listed = await characters(node.http, tokens.access_token);
+  if (!listed.characters.some((c) => c.id === character.id)) throw new Error("character not listed");
+  return { username, tokens, character };
+}
+
+/** Client options every test uses: a build the release data accepts, the test's WebSocket. */
+export const CLIENT = { clientVersion: "1.10.0", platform: "web", WebSocket: WebSocketImpl };
+
+/** Fail when the node logged a traceback (bad input must get a typed error, never one). */
+export function assertNoTraceback(node) {
+  const text = node.output();
+  if (/Traceback \(most recent call last\)|Unhandled Error/.test(text)) {
+    throw new Error(`the node logged a traceback:\n${text}`);
+  }
+}
