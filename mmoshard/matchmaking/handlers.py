@@ -212,7 +212,11 @@ class Handlers:
         if unknown:
             raise error(errors.BAD_REQUEST, "roles names a character not in your party",
                         character_id=unknown[0])
-        rows = await self.characters(members)
+        # The requester's row was read at mm.hello; only the others' are read.
+        rows = {user.cid: (user.accountId, user.name, user.cls)}
+        others = [cid for cid in members if cid != user.cid]
+        if others:
+            rows.update(await self.characters(others))
         missing = [cid for cid in members if cid not in rows]
         if missing:
             raise error(errors.MEMBER_OFFLINE, "a party member no longer exists",

@@ -61,6 +61,7 @@ class MatchLoop:
         self.settling = set()  # match ids being finished here
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
+        self.etas = {}  # queue -> (the holder's expected wait, when read) on other nodes
         self.tasks = set()
         self.looping = None
         self.inPass = None
@@ -209,11 +210,19 @@ class MatchLoop:
                                           ttl=3 * self.config.stats_interval)
 
     async def eta(self, queue):
-        """@return: the seconds a new ticket of C{queue} may expect to wait, or None when unknown."""
+        """
+        @return: the seconds a new ticket of C{queue} may expect to wait, or
+            None when unknown: the holder's own average, else what the
+            holder wrote (read at most once per C{stats_interval}).
+        """
         if queue in self.held and queue in self.waits:
             return round(self.waits[queue], 1)
-        raw = await self.service.volatile.get(etaKey(queue))
-        return round(float(raw), 1) if raw is not None else None
+        now = self.clock.seconds()
+        cached = self.etas.get(queue)
+        if cached is None or cached[1] + self.config.stats_interval <= now:
+            raw = await self.service.volatile.get(etaKey(queue))
+            cached = self.etas[queue] = (round(float(raw), 1) if raw is not None else None, now)
+        return cached[0]
 
     # -- proposals ----------------------------------------------------------------------
 
