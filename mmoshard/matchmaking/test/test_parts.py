@@ -86,7 +86,7 @@ class ConfigTests(TestCase):
 
         with self.assertRaises(ConfigError) as e:
             matchmaking.parseConfig({"match_interval": 2.0, "lease_ttl": 3.0, "ready_timeout": 0,
-                                     "resume_grace": -5, "colour": "blue",
+                                     "resume_grace": -5, "colour": "blue", "instances_file": "",
                                      "classes_file": self.write("x = 1\n")}, "matchmaking")
         paths = sorted(p.path for p in e.exception.problems)
         self.assertEqual(paths, ["matchmaking.classes_file", "matchmaking.colour",
