@@ -95,6 +95,7 @@ class MatchLoop:
             except StoreError as e:
                 self.log.warn("mm lease of {queue} not released: {why}", queue=queue, why=e)
             self.metrics.leases.labels(queue).set(0)
+            self.metrics.clearStats(queue)
         self.held.clear()
         self.copies.clear()
 
@@ -178,7 +179,9 @@ class MatchLoop:
         """Another node took C{queue}'s lease: stop timing its ready checks here."""
         self.held.discard(queue)
         self.copies.pop(queue, None)
+        self.statsAt.pop(queue, None)
         self.metrics.leases.labels(queue).set(0)
+        self.metrics.clearStats(queue)
         for match, (q, timer) in list(self.timers.items()):
             if q == queue:
                 if timer.active():

@@ -86,3 +86,10 @@ class MatchmakingMetrics:
         self.oldest.labels(queue).set(stats.oldest_wait)
         for role in ROLES:
             self.waiting.labels(queue, role).set(stats.roles.get(role, 0))
+
+    def clearStats(self, queue):
+        """This node no longer holds C{queue}: its waiting gauges go to 0 (the holder's count)."""
+        self.waitingTickets.labels(queue).set(0)
+        self.oldest.labels(queue).set(0)
+        for role in ROLES:
+            self.waiting.labels(queue, role).set(0)

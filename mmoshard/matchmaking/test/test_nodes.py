@@ -80,11 +80,17 @@ class NodesTests(MatchmakingCase, TestCase):
         self.assertEqual(self.instances.created, [])
 
     async def test_gracefulStopHandsTheLeasesOver(self):
-        """A node stopping releases its leases: another holds them at its next pass, without waiting for the TTL."""
+        """A node stopping releases its leases: another holds them at its next pass, without waiting for the TTL; the waiting gauges move with the lease."""
         one, two = await self.node("mm-1"), await self.node("mm-2")
+        await (await one.connect("Dan")).call("mm.queue", queue="dungeon5")
+        self.clock.advance(one.service.config.stats_interval)
+        self.assertEqual(one.metric("mmoshard_mm_tickets_waiting_total", queue="dungeon5"), 1.0)
         await one.service.stopService()
+        self.assertEqual(one.metric("mmoshard_mm_tickets_waiting_total", queue="dungeon5"), 0.0)
         await self.matchPass(two)
         self.assertEqual(two.service.loop.held, {"dungeon5", "arena2v2", "duo"})
+        self.assertEqual(two.metric("mmoshard_mm_tickets_waiting", queue="dungeon5",
+                                    role="damage"), 1.0)
 
     async def test_nodeWithoutInstancesOnlyAdmits(self):
         """A node without IInstances takes no lease but admits tickets that the holder matches."""
