@@ -172,7 +172,14 @@ class MatchLoop:
             self.metrics.leases.labels(queue).set(1)
             self.log.info("mm node {node_id} holds the lease of {queue}",
                           node_id=self.service.nodeId, queue=queue)
-            await self.resume(queue)
+            try:
+                await self.resume(queue)
+            except BaseException:
+                # Not resumed: the next pass takes the queue up again.
+                self.held.discard(queue)
+                self.copies.pop(queue, None)
+                self.metrics.leases.labels(queue).set(0)
+                raise
         return True
 
     def lost(self, queue):
