@@ -230,7 +230,11 @@ class MatchLoop:
         now = self.clock.seconds()
         cached = self.etas.get(queue)
         if cached is None or cached[1] + self.config.stats_interval <= now:
-            raw = await self.service.volatile.get(etaKey(queue))
+            try:
+                raw = await self.service.volatile.get(etaKey(queue))
+            except StoreError:
+                # Only an estimate: the request it answers succeeded.
+                return cached[0] if cached is not None else None
             cached = self.etas[queue] = (round(float(raw), 1) if raw is not None else None, now)
         return cached[0]
 

@@ -174,3 +174,25 @@ class MatchmakingCase:
         await service.courier.subscription.unsubscribe()
         await service.partySubscription.unsubscribe()
         service.running = False
+
+
+class Flaky:
+    """A ticket store whose every call fails with VolatileUnavailable while C{down}, as a store outage would."""
+
+    def __init__(self, store):
+        self.store = store
+        self.down = False
+
+    def __getattr__(self, name):
+        from mmoshard.store.errors import VolatileUnavailable
+
+        real = getattr(self.store, name)
+        if not callable(real):
+            return real
+
+        async def call(*args, **kwargs):
+            if self.down:
+                raise VolatileUnavailable("store down (test)")
+            return await real(*args, **kwargs)
+
+        return call
