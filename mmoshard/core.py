@@ -10,10 +10,12 @@ from twisted.web.server import Site
 from mmoshard.directory import Directory
 from mmoshard.gate import StoreGate
 from mmoshard.interfaces import (
-    IAdminSite, IClientGate, IDirectory, IMessageRouter, ISQLStore, ITokenVerifier,
-    IVolatileStore, IWebSite, IZoneChannels,
+    IAdminSite, IClientGate, IDirectory, ILocator, IMatchResults, IMessageRouter, ISQLStore,
+    ITokenVerifier, IVolatileStore, IWebSite, IZoneChannels,
 )
+from mmoshard.locator import StoreLocator
 from mmoshard.node import StartupFailed, listenOn
+from mmoshard.ratings import SqlMatchResults
 from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminSite
@@ -265,6 +267,14 @@ def makeCoreServices(node):
         ttl=config.directory.ttl,
     )
     node.provide(IDirectory, directory)
+    # Who is where: entries kept alive like the directory entry, gone within
+    # its TTL when this node dies.
+    locator = StoreLocator(volatile, reactor, node.nodeId, config.directory.ttl,
+                           config.directory.heartbeat)
+    node.provide(ILocator, locator)
+    # Match results (arena ratings) are SQL: the world reports them on the
+    # node it runs on, which needs no matchmaking role.
+    node.provide(IMatchResults, SqlMatchResults(sql, reactor))
     # Zone channels reach whichever process hosts chat; a chat role in this
     # process provides its own, richer ones.
     if not any(IZoneChannels in role.provides for role in node.roles):
@@ -280,7 +290,7 @@ def makeCoreServices(node):
     if node.uses("http") and config.listen.http:
         node.provide(IWebSite, SiteRoot())
     if config.listen.admin:
-        admin = makeAdminSite(node, sql, volatile, directory)
+        admin = makeAdminSite(node, sql, volatile, directory, locator)
         node.provide(IAdminSite, admin)
     return [
         SQLService(sql, node.nodeId),
@@ -290,6 +300,7 @@ def makeCoreServices(node):
         # The directory's heartbeat starts once the listeners are open
         # (Announce); its entry is removed when the node stops.
         PartService("directory", directory, start=False),
+        PartService("locator", locator),
     ]
 
 

@@ -20,6 +20,8 @@ from mmoshard.interfaces import (
     IAdminSite,
     IClientGate,
     IDirectory,
+    ILocator,
+    IMatchResults,
     IMessageRouter,
     ISQLStore,
     ITokenVerifier,
@@ -37,8 +39,9 @@ def coreProvides(config, roles):
     """
     @return: the interfaces the core services provide for C{roles}.
     """
-    provided = {ISQLStore, IVolatileStore, IDirectory, ITokenVerifier, IClientGate}
+    provided = {ISQLStore, IVolatileStore, IDirectory, ITokenVerifier, IClientGate, ILocator}
     provided.add(IZoneChannels)
+    provided.add(IMatchResults)
     if config.listen.admin:
         provided.add(IAdminSite)
     if any("http" in r.transports for r in roles) and config.listen.http:

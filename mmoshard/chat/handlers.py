@@ -80,6 +80,8 @@ class Handlers(ChatPart):
     channels: Channels
     gate: SpeechGate
     metrics: ChatMetrics
+    # The node's ILocator (None: nobody is told where characters speak).
+    locator: object = None
 
     def intercepts(self):
         """@return: the events that change a local character's friends list."""
@@ -158,6 +160,8 @@ class Handlers(ChatPart):
         user.mutedUntil, user.muteReason = state.muted_until, state.mute_reason
         previous = (await self.store.presenceOf([cid])).get(cid)
         self.roster.add(user)
+        if self.locator is not None:
+            await self.locator.bind(cid, "chat", session.sessionId)
         await self.parties.load(user)
         await self.presence.changed(user)
         if previous and previous.get("proc") not in (None, self.procId):
@@ -409,6 +413,8 @@ class Handlers(ChatPart):
         if user is None or user.session.sessionId != message.sid:
             return False
         self.roster.detach(user)
+        if self.locator is not None:
+            self.locator.unbind(user.cid, "chat", user.session.sessionId)
         user.session.send("chat.replaced", {"character_id": user.cid}, False)
         return True
 

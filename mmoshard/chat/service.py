@@ -39,7 +39,7 @@ class ChatService(Service):
     log = Logger()
 
     def __init__(self, config, reactor, nodeId, metrics, sql, volatile, router,
-                 resumeGrace, chatFilter=None):
+                 resumeGrace, chatFilter=None, locator=None):
         """
         @param config: the C{[chat]} section.
         @param metrics: the node's Prometheus registry.
@@ -48,6 +48,8 @@ class ChatService(Service):
         @param resumeGrace: seconds a dropped session may resume
             (C{[session] resume_grace}): presence and party grace follow it.
         @param chatFilter: an L{IChatFilter} (None: the one C{config} names).
+        @param locator: the node's L{ILocator}, told which session each
+            character speaks through (None: nobody is told).
         """
         self.setName("chat")
         self.config = config
@@ -76,9 +78,11 @@ class ChatService(Service):
         self.channels = Channels(
             gate=self.gate, history=self.history, metrics=self.metrics, **common
         )
+        self.locator = locator
         self.handlers = Handlers(
             social=self.social, presence=self.presence, parties=self.parties,
-            channels=self.channels, gate=self.gate, metrics=self.metrics, **common,
+            channels=self.channels, gate=self.gate, metrics=self.metrics, locator=locator,
+            **common,
         )
         for part in (self.channels, self.handlers):
             self.router.inbound.update(part.inbound())
@@ -141,6 +145,9 @@ class ChatService(Service):
 
     async def endUser(self, user, reason):
         roster = self.roster
+        if self.locator is not None:
+            # Only this session's binding goes: a newer one stays.
+            await self.locator.unbind(user.cid, "chat", user.session.sessionId)
         if roster.users.get(user.cid) is not user:
             roster.detach(user)
             return

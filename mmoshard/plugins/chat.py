@@ -3,6 +3,7 @@
 from mmoshard.chat.config import FIELDS, ChatConfig, validate
 from mmoshard.chat.moderation import IChatFilter
 from mmoshard.interfaces import (
+    ILocator,
     IMessageRouter,
     IParties,
     ISQLStore,
@@ -19,7 +20,8 @@ def _makeService(ctx):
         ctx.config, ctx.reactor, ctx.nodeId, ctx.metrics,
         resumeGrace=ctx.nodeConfig.session.resume_grace,
         **ctx.providers(
-            sql=ISQLStore, volatile=IVolatileStore, router=IMessageRouter, chatFilter=IChatFilter
+            sql=ISQLStore, volatile=IVolatileStore, router=IMessageRouter, chatFilter=IChatFilter,
+            locator=ILocator,
         ),
     )
     ctx.provide(IParties, service.parties)
@@ -33,7 +35,7 @@ chat = Role(
     transports=frozenset({"session"}),
     provides=(IZoneChannels, IParties),
     requires=(ISQLStore, IVolatileStore, IMessageRouter),
-    uses=(IChatFilter,),
+    uses=(IChatFilter, ILocator),
     fields=FIELDS,
     configClass=ChatConfig,
     validate=validate,

@@ -1,8 +1,8 @@
 """The world role plugin: zones, authoritative movement, area of interest, persistence and transfers."""
 
 from mmoshard.interfaces import (
-    IAdminSite, IDirectory, IInstances, IMessageRouter, IParties, IProgression, ISQLStore, IVolatileStore,
-    IZoneChannels,
+    IAdminSite, IDirectory, IInstances, ILocator, IMatchResults, IMessageRouter, IParties,
+    IProgression, ISQLStore, IVolatileStore, IZoneChannels,
 )
 from mmoshard.role import Role
 from mmoshard.world.config import WORLD_FIELDS, WorldConfig, validate
@@ -16,7 +16,7 @@ def makeService(ctx):
         **ctx.providers(
             sql=ISQLStore, volatile=IVolatileStore, router=IMessageRouter,
             directory=IDirectory, admin=IAdminSite, zoneChannels=IZoneChannels,
-            parties=IParties,
+            parties=IParties, locator=ILocator, matchResults=IMatchResults,
         ),
     )
     ctx.provide(IProgression, service.progression)
@@ -30,7 +30,7 @@ world = Role(
     transports=frozenset({"session"}),
     provides=(IProgression, IInstances),
     requires=(ISQLStore, IVolatileStore, IDirectory, IMessageRouter),
-    uses=(IAdminSite, IZoneChannels, IParties),
+    uses=(IAdminSite, IZoneChannels, IParties, ILocator, IMatchResults),
     fields=WORLD_FIELDS,
     configClass=WorldConfig,
     validate=validate,

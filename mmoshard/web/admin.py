@@ -1,11 +1,17 @@
-"""The admin site on loopback: /healthz, /readyz, /directory, Prometheus /metrics and the site itself."""
+"""The admin site on loopback: /healthz, /readyz, /directory, /players/{id}, Prometheus /metrics and the site itself."""
 
 import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mmoshard import __version__
+from mmoshard.web.errors import ErrorCodes
 from mmoshard.web.routes import Router, mountRouter, route
+from mmoshard.web.schema import Prop
 from mmoshard.web.site import AdminSite
+
+CORE_ADMIN_ERRORS = ErrorCodes({
+    "player.not_found": (404, "no live node knows where the character is (offline, or unknown)"),
+})
 
 # Not JSON: the router sends the body as it is, with this type.
 _METRICS_TYPE = {"Content-Type": CONTENT_TYPE_LATEST.encode()}
@@ -23,6 +29,7 @@ class CoreAdminAPI:
     sql: object  # ISQLStore
     volatile: object  # IVolatileStore
     directory: object  # IDirectory
+    locator: object = None  # ILocator
     timeout: float = 2.0  # seconds a store's ping may take
 
     @route("GET", "/healthz", "Liveness: the process runs; says who it is", auth=False)
@@ -76,12 +83,27 @@ class CoreAdminAPI:
         entries = await self.directory.list()
         return 200, {"processes": [e.toJSON() for e in entries]}
 
+    @route("GET", "/players/{character_id}", "Where a character is: its sessions per kind of "
+           "role (node, session id) and the node, zone and instance it plays in",
+           auth=False, errors=("player.not_found",),
+           response={"character_id": Prop("integer"), "node": Prop("string", nullable=True),
+                     "zone": Prop("string", nullable=True),
+                     "instance_id": Prop("integer", nullable=True),
+                     "sessions": Prop("array", description="[{kind, node, session_id}], one "
+                                      "per kind of role (chat, world, matchmaking)")})
+    async def player(self, call):
+        cid = call.params["character_id"]
+        location = await self.locator.where(cid) if self.locator is not None else None
+        if location is None:
+            raise CORE_ADMIN_ERRORS.error("player.not_found", f"character {cid} is nowhere")
+        return 200, location.toJSON()
 
-def makeAdminSite(node, sql, volatile, directory):
+
+def makeAdminSite(node, sql, volatile, directory, locator=None):
     """@return: the L{AdminSite} of C{node}, with the core routes of its parts mounted."""
     site = AdminSite()
-    api = CoreAdminAPI(node, sql, volatile, directory, node.config.volatile.timeout)
-    mountRouter(site, Router(api))
+    api = CoreAdminAPI(node, sql, volatile, directory, locator, node.config.volatile.timeout)
+    mountRouter(site, Router(api, CORE_ADMIN_ERRORS))
     return site
 
 

@@ -4,6 +4,8 @@ import attrs
 from twisted.internet.defer import DeferredList
 from twisted.logger import Logger
 
+from mmoshard.world.instances.ids import parseInstanceZone
+
 
 # Slots (no weak references, as before): the tick and the periodic save
 # read these for every live player.
@@ -110,6 +112,46 @@ class ZoneChat:
                       zone=zoneId, character_id=characterId, why=failure.getErrorMessage())
 
 
+class Whereabouts:
+    """
+    Tells the node's L{ILocator} (None: nobody) where the live players are:
+    their world session and the zone (an instance: its template and id)
+    they play in.  Calls run in the background; the locator never fails
+    them (it retries what the store did not take).
+    """
+
+    def __init__(self, locator, tasks):
+        self.locator = locator
+        self.tasks = tasks
+
+    def arrived(self, player):
+        """C{player} is live here now: its session and zone."""
+        locator = self.locator
+        if locator is not None:
+            cid = player.characterId
+            self.tasks.track(locator.bind(cid, "world", player.session.sessionId))
+            self.moved(player)
+
+    def moved(self, player):
+        """C{player} plays in another zone of this process now."""
+        locator = self.locator
+        if locator is not None:
+            zone = player.zone.id
+            inside = parseInstanceZone(zone)
+            if inside is not None:
+                self.tasks.track(locator.place(player.characterId, inside[0], inside[1]))
+            else:
+                self.tasks.track(locator.place(player.characterId, zone))
+
+    def left(self, player):
+        """C{player} is no longer here (logout, a transfer to another node)."""
+        locator = self.locator
+        if locator is not None:
+            cid = player.characterId
+            self.tasks.track(locator.unplace(cid))
+            self.tasks.track(locator.unbind(cid, "world", player.session.sessionId))
+
+
 class Roster:
     """
     Who plays here: live players by session (by identity: a resumed session
@@ -118,8 +160,9 @@ class Roster:
     indexes, the zone and zone chat agree.  No I/O of its own.
     """
 
-    def __init__(self, chat):
+    def __init__(self, chat, where=None):
         self.chat = chat
+        self.where = where if where is not None else Whereabouts(None, None)
         self.bySession = {}
         self.byCharacter = {}
         self.entering = set()
@@ -134,6 +177,7 @@ class Roster:
         self.bySession[player.session] = player
         self.byCharacter[cid] = player
         self.chat.join(cid, player.zone.id)
+        self.where.arrived(player)
 
     def detach(self, player):
         """Take a player out of its zone and the indexes, once."""
@@ -146,6 +190,7 @@ class Roster:
         if self.byCharacter.get(player.characterId) is player:
             del self.byCharacter[player.characterId]
         self.chat.leave(player.characterId, player.zone.id)
+        self.where.left(player)
 
     def reattach(self, player, zone):
         """Put a detached player back, live, in C{zone} (a transfer that did not happen)."""

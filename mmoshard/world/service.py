@@ -22,7 +22,7 @@ from mmoshard.world.instances.service import Instances
 from mmoshard.world.items import ItemHandlers
 from mmoshard.world.lease import LeaseKeeper, Leases
 from mmoshard.world.metrics import WorldMetrics, zoneLabel
-from mmoshard.world.players import Roster, Tasks, ZoneChat
+from mmoshard.world.players import Roster, Tasks, Whereabouts, ZoneChat
 from mmoshard.world.progression import Progression
 from mmoshard.world.saves import Saves
 from mmoshard.world.sim import Zone
@@ -64,7 +64,8 @@ class WorldService(Service):
     log = Logger()
 
     def __init__(self, config, reactor, nodeId, metrics, sql, volatile, router,
-                 directory=None, admin=None, zoneChannels=None, parties=None):
+                 directory=None, admin=None, zoneChannels=None, parties=None, locator=None,
+                 matchResults=None):
         """
         @param config: the C{[world]} section.
         @param metrics: the node's Prometheus registry.
@@ -73,6 +74,8 @@ class WorldService(Service):
         @param admin: the L{IAdminSite} (None: no /world admin routes).
         @param zoneChannels: the L{IZoneChannels} players join (None: no zone chat).
         @param parties: the L{IParties} kill exp is split by (None: everyone solo).
+        @param locator: the L{ILocator} told where players are (None: nobody).
+        @param matchResults: the L{IMatchResults} arena outcomes go to (None: not rated).
         """
         self.setName("world")
         self.config = cfg = config
@@ -94,7 +97,8 @@ class WorldService(Service):
         self.metrics = WorldMetrics(metrics, self)
         self.tasks = tasks = Tasks()
         self.chat = chat = ZoneChat(zoneChannels, tasks)
-        self.roster = roster = Roster(chat)
+        self.roster = roster = Roster(chat, Whereabouts(locator, tasks))
+        self.matchResults = matchResults
         self.saves = saves = Saves(sql, reactor, tasks, roster.byCharacter, cfg.save_interval,
                                    self.metrics.saves.observe)
         self.leases = leases = LeaseKeeper(Leases(volatile, nodeId, cfg.lease_ttl), roster, reactor)

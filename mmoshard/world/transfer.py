@@ -109,6 +109,7 @@ class Transfers:
         place(target, e, player.session)
         player.state = "live"
         chat.join(player.characterId, target.id)
+        self.roster.where.moved(player)
         player.session.send("world.zone", {"zone": zoneInfo(target.spec), "x": e.x,
                                            "y": e.y, "z": e.z, "k": e.corr,
                                            **combatFields(target, e)})

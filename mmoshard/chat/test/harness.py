@@ -10,6 +10,7 @@ from zope.interface import implementer
 from mmoshard.chat.config import ChatConfig
 from mmoshard.chat.service import ChatService
 from mmoshard.interfaces import IMessageRouter, ISession
+from mmoshard.locator import StoreLocator
 from mmoshard.wire.codec import decode
 from mmoshard.wire.errors import ProtocolError
 
@@ -108,9 +109,12 @@ class Process:
         self.sql = sql
         self.volatile = volatile
         self.router = FakeRouter()
+        # The node's locator (not refreshing: tests do not outlive its TTL).
+        self.locator = StoreLocator(volatile, clock, nodeId, 300.0)
         self.chat = ChatService(
             config or ChatConfig(), clock, nodeId, CollectorRegistry(),
             sql=sql, volatile=volatile, router=self.router, resumeGrace=resumeGrace,
+            locator=self.locator,
         )
 
     async def start(self):

@@ -27,6 +27,24 @@ class IdentityAndWhisperTests:
             await stranger.fails("chat.whisper", to="Alice", text="hi"), errors.NO_HELLO
         )
 
+    async def test_locator_follows_chat_sessions(self):
+        """ILocator names the chat session a character said hello on, the newer one after a hello elsewhere, and forgets it when it ends."""
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        first = await p1.connect(self.char("alice"))
+        where = await p1.locator.where(first.cid)
+        self.assertEqual(where.session("chat"), ("p1", first.session.sessionId))
+        second = await p2.connect(self.char("alice"))
+        await self.settle()
+        self.assertEqual((await p1.locator.where(first.cid)).session("chat"),
+                         ("p2", second.session.sessionId))
+        # The replaced session ends: the newer binding stays.
+        await first.end()
+        self.assertEqual((await p1.locator.where(first.cid)).session("chat"),
+                         ("p2", second.session.sessionId))
+        await second.end()
+        self.assertIsNone(await p2.locator.where(first.cid))
+
     async def test_whisper_same_and_other_process(self):
         """A whisper by case-insensitive name reaches its recipient on the same process and on another one."""
         p1 = await self.process("p1")

@@ -370,13 +370,13 @@ class CoreAdminTests(TestCase):
 
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
 
-        from mmoshard.web.admin import CoreAdminAPI
+        from mmoshard.web.admin import CORE_ADMIN_ERRORS, CoreAdminAPI
 
         registry = CollectorRegistry()
         Counter("mmoshard_test_things", "things", registry=registry).inc()
         api = CoreAdminAPI(SimpleNamespace(metrics=registry), None, None, None)
         request = _request("/metrics")
-        body = Router(api).render(request)
+        body = Router(api, CORE_ADMIN_ERRORS).render(request)
         self.assertIn(b"mmoshard_test_things_total 1.0", body)
         self.assertEqual(request.responseHeaders.getRawHeaders(b"content-type"),
                          [CONTENT_TYPE_LATEST.encode()])

@@ -36,7 +36,7 @@ class Effects:
     """
     The effects half of L{mmoshard.world.combat.system.Combat}: everything
     here changes combatants and emits the records observers see.  Needs
-    C{zone}, C{rng}, C{pvp}, C{deathListeners}, C{engageListeners},
+    C{zone}, C{rng}, C{pvp}, C{sides}, C{deathListeners}, C{engageListeners},
     C{active}, C{pending} and C{members} from the subclass.
     """
 
@@ -66,13 +66,27 @@ class Effects:
             return False
         if ac.team != bc.team:
             return True
-        return ac.team == PLAYERS and self.pvp
+        if ac.team != PLAYERS or not self.pvp:
+            return False
+        sides = self.sides
+        if sides is None:
+            return True
+        # An arena: players of different sides only (one with no side: nobody's).
+        sa = sides.get(a.id)
+        sb = sides.get(b.id)
+        return sa is not None and sb is not None and sa != sb
 
     def isAlly(self, a, b):
-        """True when C{a} may heal or buff C{b}: the same team (in a pvp zone players are both)."""
+        """True when C{a} may heal or buff C{b}: the same team (in a pvp zone players are both; in an arena, the same side)."""
         ac = a.combat
         bc = b.combat
-        return ac is not None and bc is not None and ac.team == bc.team
+        if ac is None or bc is None or ac.team != bc.team:
+            return False
+        sides = self.sides
+        if sides is None or ac.team != PLAYERS or a is b:
+            return True
+        sa = sides.get(a.id)
+        return sa is not None and sa == sides.get(b.id)
 
     def inCombat(self, e, now=None):
         """True while C{e} fights: on or holding a threat table, or within L{COMBAT_WINDOW} of a hit."""

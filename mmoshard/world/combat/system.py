@@ -37,6 +37,9 @@ class Combat(Effects):
     @ivar data: the L{GameData}.
     @ivar rng: a C{random.Random} (seeded in tests): crits, melee rolls, loot.
     @ivar pvp: players may attack players (the zone's C{pvp}).
+    @ivar sides: None, or (an arena's copy) player entity id -> its side:
+        with C{pvp}, players of different sides are enemies, of one side
+        allies, and a player with no side is neither to anyone.
     @ivar deathListeners: callables C{(victim, killer)} (entities; killer
         may be None) told after a death is applied (rewards, NPC respawn),
         while a dead NPC's threat table is still full.
@@ -54,6 +57,7 @@ class Combat(Effects):
         self.data = data
         self.rng = rng
         self.pvp = pvp
+        self.sides = None
         self.deathListeners = []
         self.engageListeners = []
         self.stats = CombatStats()

@@ -2,7 +2,7 @@
 
 import attrs
 
-KINDS = ("dungeon", "raid")
+KINDS = ("dungeon", "raid", "arena")
 LOCKOUTS = ("daily", "weekly")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -77,12 +77,17 @@ class InstanceSpec:
     C{bosses}; C{party_size} players at most; lockouts reset C{lockout}
     (daily or weekly on C{reset_day}) at C{reset_hour} UTC; an instance
     closes after C{empty_timeout} seconds without players or C{max_duration}
-    seconds in all.
+    seconds in all.  An C{arena} (kind) is played team against team by a
+    matchmade roster: its teams start at the layout's first and second
+    spawn points; a team all out loses, and after C{match_duration}
+    seconds it is a draw; nobody who has not arrived C{start_grace} seconds
+    after the copy opened is waited for; the copy closes C{close_delay}
+    seconds after the result is told (docs/matchmaking.md, "Arenas").
     """
 
     id: str
     name: str
-    kind: str  # dungeon | raid
+    kind: str  # dungeon | raid | arena
     party_size: int
     layout: object  # ZoneSpec
     exit: object  # Rect in the layout
@@ -94,6 +99,14 @@ class InstanceSpec:
     reset_day: str = "tue"
     empty_timeout: float = 300.0
     max_duration: float = 14400.0
+    match_duration: float = 300.0
+    start_grace: float = 30.0
+    close_delay: float = 15.0
+
+    @property
+    def arena(self):
+        """True for a template played team against team."""
+        return self.kind == "arena"
 
 
 @attrs.frozen

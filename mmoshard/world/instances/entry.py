@@ -7,6 +7,7 @@ from twisted.logger import Logger
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import UNAVAILABLE_RETRY_AFTER, ProtocolError
 from mmoshard.world.instances import errors
+from mmoshard.world.instances.arena import arenaSpawn
 from mmoshard.world.instances.copies import copyKey, mapCopy, ownerKey
 from mmoshard.world.instances.errors import InstanceError
 from mmoshard.world.instances.ids import instanceZoneId, parseInstanceZone
@@ -234,6 +235,9 @@ class Entry:
         @raise InstanceError: refused (nothing moved).
         """
         spec = self.spec(template)
+        if spec.arena:
+            raise InstanceError(errors.BAD_TICKET, f"{spec.name} is entered only with the "
+                                "ticket of its match")
         cid = player.characterId
         self.pending.add(cid)
         try:
@@ -300,7 +304,10 @@ class Entry:
             fallback = self.fallback(came[0] if came else spec.id)
             await saveReturn(self.sql, cid, placement.instance_id, fallback)
         host = None if placement.node == self.nodeId else clientEndpoints(placement.endpoints)
-        moved = await self.transfers.moveTo(player, placement.zone, spec.layout.spawns[0], host)
+        arrive = spec.layout.spawns[0]
+        if spec.arena:
+            arrive = await arenaSpawn(self.volatile, self.zones, spec, placement.instance_id, cid)
+        moved = await self.transfers.moveTo(player, placement.zone, arrive, host)
         if not moved:
             raise InstanceError(errors.UNAVAILABLE, f"instance {placement.instance_id} "
                                 "could not be reached", retry_after=RETRY_AFTER)

@@ -9,9 +9,10 @@ PARTY_FULL = "instance.party_full"  # more players than the template's party_siz
 NOT_IN_INSTANCE = "instance.not_in_instance"
 CLOSED = "instance.closed"
 BAD_TICKET = "instance.bad_ticket"
+BAD_MATCH = "instance.bad_match"  # IInstances.create of an arena without two teams and a match id
 
 CODES = (UNKNOWN_TEMPLATE, NO_CAPACITY, UNAVAILABLE, LOCKED, NOT_LEADER, PARTY_FULL,
-         NOT_IN_INSTANCE, CLOSED, BAD_TICKET)
+         NOT_IN_INSTANCE, CLOSED, BAD_TICKET, BAD_MATCH)
 
 
 class InstanceError(Exception):

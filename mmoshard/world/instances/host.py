@@ -9,6 +9,7 @@ from twisted.logger import Logger
 from mmoshard.store.errors import StoreError
 from mmoshard.store.volatile import Script
 from mmoshard.world.instances import errors
+from mmoshard.world.instances.arena import Arena, checkMatch, matchKey
 from mmoshard.world.instances.errors import InstanceError
 from mmoshard.world.instances.entry import instanceLayout
 from mmoshard.world.instances.kills import killedEncounters
@@ -54,6 +55,7 @@ class Instance:
         C{max_duration}, C{closed}); nobody is let in any more.
     @ivar adopted: re-created here after its host died.
     @ivar reopened: re-opened here after it had closed, for the lockouts on it.
+    @ivar arena: an arena copy's L{mmoshard.world.instances.arena.Arena}, else None.
     """
 
     id: int
@@ -67,6 +69,7 @@ class Instance:
     closing: str | None = None
     adopted: bool = False
     reopened: bool = False
+    arena: object = None
     _finishing: bool = attrs.field(default=False, repr=False)
     _waiters: list = attrs.field(factory=list, repr=False)
 
@@ -179,15 +182,22 @@ class InstanceHost:
             raise InstanceError(errors.NO_CAPACITY, f"node {self.nodeId} hosts {len(self.instances)} "
                                 "instances, its maximum")
 
-    async def create(self, template, roster, partyId=None):
+    async def create(self, template, roster, partyId=None, teams=None, matchId=None):
         """
-        Make a new instance of C{template} here for the characters C{roster}.
+        Make a new instance of C{template} here for the characters C{roster}
+        (an arena: for the C{teams} of match C{matchId}, its match kept
+        under L{matchKey} for the entries on other nodes).
 
         @return: L{value} plus C{tickets} (character id -> admission ticket).
         @raise InstanceError: C{instance.unknown_template}, C{instance.no_capacity}
-            (not offered here, or full), C{instance.unavailable} (a store is down).
+            (not offered here, or full), C{instance.unavailable} (a store is
+            down), C{instance.bad_match} (an arena without its teams).
         """
         self._check(template)
+        spec = self.templates[template]
+        match = checkMatch(template, roster, teams, matchId) if spec.arena else None
+        if match is not None:
+            roster = match.roster
         now = self.clock.seconds()
         try:
             iid = await createInstance(self.sql, template, self.nodeId, partyId, now)
@@ -196,15 +206,17 @@ class InstanceHost:
         try:
             # A new id: nobody else can hold its key.
             await self.volatile.set(hostKey(iid), self.nodeId, ttl=self.hostTtl)
+            if match is not None:
+                await self.volatile.set(matchKey(iid), match.encode(), ttl=spec.max_duration)
         except StoreError as e:
             await self._abandonRow(iid)
             raise InstanceError(errors.UNAVAILABLE, f"instance not created: {e}", retry_after=5.0)
-        instance = self._open(template, iid, partyId, now, set())
+        instance = self._open(template, iid, partyId, now, set(), match=match)
         tickets = await self.issueTickets(iid, roster)
         self.log.info("instance {instance_id} of {template} created on node {node_id} for "
-                      "party {party_id}: characters {character_ids}", instance_id=iid,
-                      template=template, node_id=self.nodeId, party_id=partyId,
-                      character_ids=",".join(map(str, roster)))
+                      "party {party_id} match {match}: characters {character_ids}",
+                      instance_id=iid, template=template, node_id=self.nodeId, party_id=partyId,
+                      match=matchId, character_ids=",".join(map(str, roster)))
         return dict(self.value(instance), tickets=tickets)
 
     async def issueTickets(self, instanceId, roster):
@@ -229,12 +241,18 @@ class InstanceHost:
             self.log.warn("instance {instance_id} not made and its row not closed: {why}",
                           instance_id=iid, why=e)
 
-    def _open(self, template, iid, partyId, createdAt, killed, adopted=False, reopened=False):
+    def _open(self, template, iid, partyId, createdAt, killed, adopted=False, reopened=False,
+              match=None):
         spec = self.templates[template]
         zone = self.world.addZone(instanceLayout(spec, iid))
         instance = Instance(iid, spec, zone, partyId, createdAt, killed=set(killed),
                             emptySince=self.clock.seconds(), adopted=adopted, reopened=reopened)
         zone.instance = instance
+        if match is not None:
+            world = self.world
+            instance.arena = Arena(instance, match, world.matchResults, world.roster, world.tasks,
+                                   self.clock, lambda reason: self.close(iid, reason))
+            instance.arena.start()
         self.instances[iid] = instance
         for f in self.opened:
             try:
@@ -307,6 +325,14 @@ class InstanceHost:
                 if row is None or row.closed_at is not None:
                     await self._releaseKeys([iid])
                     raise InstanceError(errors.CLOSED, f"instance {iid} is closed")
+                spec = self.templates.get(row.template)
+                if spec is not None and spec.arena:
+                    # Its fight died with its host: the match counts for nobody.
+                    await closeInstance(self.sql, iid, self.clock.seconds())
+                    await self._releaseKeys([iid])
+                    self.log.warn("arena instance {instance_id} closed: its host is gone, its "
+                                  "match void", instance_id=iid)
+                    raise InstanceError(errors.CLOSED, f"arena {iid} ended with its host")
                 if row.template not in self.templates or row.template not in self.offered or self.full:
                     # A row re-opened here stays open without a host: the
                     # next node asked adopts it.
@@ -463,6 +489,10 @@ class InstanceHost:
             self._evict(instance)
             self._finishIfEmpty(instance)
             return
+        if instance.arena is not None:
+            instance.arena.second(now)
+            if instance.closing is not None:
+                return
         spec = instance.spec
         if instance.zone.observers:
             instance.emptySince = None

@@ -55,6 +55,16 @@ _TEMPLATE = {
     "reset_day": (str, oneOf(WEEKDAYS)),
     "empty_timeout": (float, above(0)),
     "max_duration": (float, above(0)),
+    "match_duration": (float, above(0)),
+    "start_grace": (float, atLeast(0)),
+    "close_delay": (float, atLeast(0)),
+}
+# The keys only an arena takes, and what an arena has none of.
+ARENA_ONLY = ("match_duration", "start_grace", "close_delay")
+ARENA_NONE = {
+    "bosses": "an arena has no bosses: its teams fight each other",
+    "packs": "an arena has no trash: its teams fight each other",
+    "entrance": "an arena is entered only with the tickets of its match (IInstances.create)",
 }
 _TEMPLATE_REQUIRED = ("name", "kind", "party_size")
 _TEMPLATE_OTHERS = ("layout", "exit", "entrance", "bosses", "packs")
@@ -291,15 +301,22 @@ def parseTemplate(tid, raw, zones, game, problems):
             problems.append(f"{path}.exit: {list(attrs.astuple(exit))} is not inside the layout")
         elif exit.contains(layout.spawns[0][0], layout.spawns[0][2]):
             problems.append(f"{path}.exit: contains the layout's first spawn point, where players enter")
+    arena = v.get("kind") == "arena"
+    if arena:
+        _checkArena(path, raw, v, layout, problems)
+    else:
+        for key in ARENA_ONLY:
+            if key in raw:
+                problems.append(f"{path}.{key}: only an arena (kind = \"arena\") takes it")
     entrance = None
-    if "entrance" in raw:
+    if "entrance" in raw and not arena:
         entrance = _entrance(f"{path}.entrance", raw["entrance"], zones, problems)
     bosses = []
     for i, b in enumerate(_tableList(raw, "bosses", path, problems)):
         boss = _boss(f"{path}.bosses[{i}]", b, layout, terrain, game, problems)
         if boss is not None:
             bosses.append(boss)
-    if not raw.get("bosses", []):
+    if not raw.get("bosses", []) and not arena:
         problems.append(f"{path}.bosses: required: at least one [[instances.{tid}.bosses]]")
     ids = [b.id for b in bosses]
     for bid in sorted({b for b in ids if ids.count(b) > 1}):
@@ -321,6 +338,23 @@ def parseTemplate(tid, raw, zones, game, problems):
         return None
     return InstanceSpec(id=tid, layout=layout, exit=exit, entrance=entrance, bosses=tuple(bosses),
                         packs=tuple(packs), **v)
+
+
+def _checkArena(path, raw, values, layout, problems):
+    """Append what an arena template may not have: bosses, trash, an entrance, one spawn point, a match longer than the copy."""
+    for key, why in ARENA_NONE.items():
+        if key in raw:
+            problems.append(f"{path}.{key}: {why}")
+    if layout is not None and len(layout.spawns) < 2:
+        problems.append(f"{path}.layout.spawns: an arena needs two spawn points, where its "
+                        "two teams start")
+    defaults = attrs.fields(InstanceSpec)
+    match = values.get("match_duration", defaults.match_duration.default)
+    close = values.get("close_delay", defaults.close_delay.default)
+    longest = values.get("max_duration", defaults.max_duration.default)
+    if match + close >= longest:
+        problems.append(f"{path}.max_duration: must exceed match_duration + close_delay "
+                        f"({match:g} + {close:g})")
 
 
 def _crossTemplates(templates, problems):

@@ -13,13 +13,19 @@ def inbox(nodeId):
 
 @attrs.frozen
 class Create:
-    """Make a new instance of C{template} for the characters C{roster} (of party C{partyId}) here."""
+    """
+    Make a new instance of C{template} for the characters C{roster} (of
+    party C{partyId}) here; a matchmade one has its C{matchId} and, an
+    arena, its C{teams} (lists of character ids).
+    """
 
     replyTo: str  # the caller's node id: the Reply goes to its inbox
     id: str  # the request id the Reply carries back
     template: str
     roster: list  # character ids
     partyId: str | None
+    teams: list | None = None
+    matchId: str | None = None
 
 
 @attrs.frozen

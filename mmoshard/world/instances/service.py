@@ -10,6 +10,7 @@ from zope.interface import implementer
 from mmoshard.interfaces import IInstances
 from mmoshard.store.errors import StoreError
 from mmoshard.world.instances import errors, messages
+from mmoshard.world.instances.arena import checkMatch
 from mmoshard.world.instances.data import Placement
 from mmoshard.world.instances.errors import InstanceError
 from mmoshard.world.instances.host import ADMIT, LOST, InstanceHost, hostKey, ticketKey
@@ -104,21 +105,27 @@ class Instances:
 
     # --- IInstances ------------------------------------------------------------------------
 
-    def create(self, template, roster, partyId=None):
-        return Deferred.fromCoroutine(self._create(template, list(roster), partyId))
+    def create(self, template, roster, partyId=None, teams=None, matchId=None):
+        teams = None if teams is None else [list(t) for t in teams]
+        return Deferred.fromCoroutine(self._create(template, list(roster), partyId, teams, matchId))
 
-    async def _create(self, template, roster, partyId):
+    async def _create(self, template, roster, partyId, teams, matchId):
         host = self.host
         if host.templates and template not in host.templates:
             raise InstanceError(errors.UNKNOWN_TEMPLATE, f"no template {template!r}")
+        spec = host.templates.get(template)
+        if spec is not None and spec.arena:
+            # Refused here, before any process is asked.
+            roster = checkMatch(template, roster, teams, matchId).roster
         deadline = self.clock.seconds() + self.timeout
         entries = await self._candidates(template)
         if not entries:
             raise InstanceError(errors.NO_CAPACITY, f"no world process offers {template!r} "
                                 "with room for another instance")
         value, entry = await self._first(
-            entries, template, deadline, lambda: host.create(template, roster, partyId),
-            lambda: Create(self.nodeId, self._newId(), template, roster, partyId))
+            entries, template, deadline,
+            lambda: host.create(template, roster, partyId, teams, matchId),
+            lambda: Create(self.nodeId, self._newId(), template, roster, partyId, teams, matchId))
         return self._placement(value, entry)
 
     async def _first(self, entries, template, deadline, local, request):
@@ -495,7 +502,8 @@ class Instances:
         cls = type(message)
         try:
             if cls is Create:
-                value = await host.create(message.template, message.roster, message.partyId)
+                value = await host.create(message.template, message.roster, message.partyId,
+                                          message.teams, message.matchId)
             elif cls is Adopt:
                 value = await host.adopt(message.instanceId, message.reopen)
             elif cls is Close:

@@ -12,9 +12,10 @@ from zope.interface import implementer
 from mmoshard.config import parseConfig
 from mmoshard.directory import Directory
 from mmoshard.interfaces import (
-    IDirectory, IMessageRouter, IParties, ISQLStore, ITokenVerifier, IVolatileStore,
-    IZoneChannels,
+    IDirectory, ILocator, IMatchResults, IMessageRouter, IParties, ISQLStore, ITokenVerifier,
+    IVolatileStore, IZoneChannels,
 )
+from mmoshard.locator import StoreLocator
 from mmoshard.plugins.world import world as worldRole
 from mmoshard.node import Node
 from mmoshard.store.sql import Cursor, migrationsAvailable
@@ -111,7 +112,8 @@ class WorldHarness:
     """One world process in memory. Several share a store and database through C{peerOf}."""
 
     def __init__(self, testCase, nodeId="world-a", clock=None, backend=None, sql=None,
-                 channels=None, game=None, parties=None, templates=None, offered=None, **world):
+                 channels=None, game=None, parties=None, templates=None, offered=None,
+                 matchResults=None, **world):
         """
         @param game: a L{GameData} the world fights with instead of the one
             its [world] files load (tests' own numbers).
@@ -119,6 +121,7 @@ class WorldHarness:
             the [world] ones (tests' own); C{offered}: those of them this
             process offers (None: all).
         @param parties: an L{IParties} the world reads parties from (None: everyone solo).
+        @param matchResults: the L{IMatchResults} arena outcomes go to (None: none).
         @param world: the [world] table.
         """
         self.testCase = testCase
@@ -152,6 +155,11 @@ class WorldHarness:
             node.provide(IZoneChannels, channels)
         if parties is not None:
             node.provide(IParties, parties)
+        if matchResults is not None:
+            node.provide(IMatchResults, matchResults)
+        # As the node core provides it (not refreshing: tests stay within its TTL).
+        self.locator = StoreLocator(self.volatile, self.clock, nodeId, 15.0)
+        node.provide(ILocator, self.locator)
         self.manager = makeManager(node)
         node.provide(IMessageRouter, self.manager)
         testCase.successResultOf(Deferred.fromCoroutine(self.manager.start()))
@@ -169,6 +177,10 @@ class WorldHarness:
     def peerOf(self, nodeId, **world):
         """Another world process sharing this one's clock, store and database."""
         return WorldHarness(self.testCase, nodeId, self.clock, self.backend, self.sql, **world)
+
+    def where(self, cid):
+        """@return: the L{mmoshard.locator.Location} of C{cid}, as any node reads it."""
+        return self.testCase.successResultOf(self.locator.where(cid))
 
     def client(self, accountId):
         peer = TCPPeer(self, "10.0.0.%d" % (accountId % 250 + 1))

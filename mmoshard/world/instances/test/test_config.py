@@ -10,7 +10,7 @@ class ConfigTests(TestCase):
         """By default the shipped templates load, all offered, with the documented limits and the kill pause off."""
         config = makeConfig()
         self.assertEqual(config.instances_file, "etc/instances.toml")
-        self.assertEqual(set(config.templates), {"deadmines", "emberforge"})
+        self.assertEqual(set(config.templates), {"deadmines", "emberforge", "arena"})
         self.assertEqual(config.instances, None)
         self.assertEqual(config.offered, tuple(config.templates))
         self.assertEqual((config.max_instances, config.instance_timeout, config.leave_party_grace,
@@ -20,7 +20,7 @@ class ConfigTests(TestCase):
         """instances names the templates this process offers; every template still loads."""
         config = makeConfig(instances=["emberforge"], max_instances=3, test_pause_kill=2)
         self.assertEqual(config.offered, ("emberforge",))
-        self.assertEqual(set(config.templates), {"deadmines", "emberforge"})
+        self.assertEqual(set(config.templates), {"deadmines", "emberforge", "arena"})
         self.assertEqual((config.max_instances, config.test_pause_kill), (3, 2.0))
 
     def test_badValues(self):
@@ -29,7 +29,7 @@ class ConfigTests(TestCase):
             makeConfig(instances=["atlantis"], max_instances=0, instance_timeout=0, leave_party_grace=-1,
                        test_pause_kill=-1)
         message = str(e.exception)
-        self.assertIn("world.instances: unknown template 'atlantis' (known: deadmines, emberforge)", message)
+        self.assertIn("world.instances: unknown template 'atlantis' (known: arena, deadmines, emberforge)", message)
         self.assertIn("world.max_instances: must be greater than 0", message)
         self.assertIn("world.instance_timeout: must be greater than 0", message)
         self.assertIn("world.leave_party_grace: must be 0 or more", message)

@@ -531,7 +531,10 @@ class ShippedTemplateTests(TestCase):
         """Each shipped template (etc/instances.toml) makes a hosted copy of its layout, spawn point first."""
         h = WorldHarness(self)
         for template, spec in h.world.config.templates.items():
-            p = self.successResultOf(h.world.instances.create(template, [1]))
+            # An arena is made for a match of two teams.
+            match = {"teams": [[1], [2]], "matchId": "q/1"} if spec.arena else {}
+            p = self.successResultOf(h.world.instances.create(template, [1, 2] if match else [1],
+                                                              **match))
             zone = h.world.zones[p.zone]
             self.assertEqual((zone.spec.width, zone.spec.spawns), (spec.layout.width, spec.layout.spawns))
             self.assertIs(zone.instance.spec, spec)
