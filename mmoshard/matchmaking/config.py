@@ -2,8 +2,8 @@
 
 import attrs
 
-from mmoshard.config import ConfigError, Field, Problem, nonNegative, positive
-from mmoshard.matchmaking.data import ROLES
+from mmoshard.config import Field, Problem, nonNegative, positive
+from mmoshard.matchmaking.loading import QueueDataError, loadClassRoles, loadQueues
 from mmoshard.paths import readDataTOML
 
 FIELDS = {
@@ -65,32 +65,6 @@ class MatchmakingConfig:
         return sessionGrace if self.resume_grace < 0 else self.resume_grace
 
 
-class ClassDataError(ValueError):
-    """The classes file cannot be read or gives a class no role."""
-
-
-def loadClassRoles(path):
-    """
-    @return: class id -> role, from the classes file (C{etc/classes.toml}:
-        C{[classes.<id>] role = "tank" | "healer" | "damage"}).
-    @raise ClassDataError: naming every problem.
-    """
-    raw = readDataTOML(path, ClassDataError)
-    table = raw.get("classes")
-    if not isinstance(table, dict) or not table:
-        raise ClassDataError(f"{path}: [classes.<id>] tables are missing")
-    roles, problems = {}, []
-    for cid, spec in table.items():
-        role = spec.get("role") if isinstance(spec, dict) else None
-        if role not in ROLES:
-            problems.append(f"classes.{cid}.role must be one of {', '.join(ROLES)}")
-        else:
-            roles[cid] = role
-    if problems:
-        raise ClassDataError(f"{path}: " + "; ".join(problems))
-    return roles
-
-
 def _templates(path):
     """@return: the template ids of the instances file, or None when it is not checked (or unreadable: the world reports it)."""
     if not path:
@@ -117,24 +91,17 @@ def validate(values, path, problems):
                                 "every pass)"))
     try:
         values["classRoles"] = loadClassRoles(values["classes_file"])
-    except ClassDataError as e:
-        problems.append(Problem(f"{path}.classes_file", str(e)))
+    except QueueDataError as e:
+        for problem in e.problems:
+            problems.append(Problem(f"{path}.classes_file", f"{e.source}: {problem}"))
         values["classRoles"] = {}
-    values["queues"] = loadQueueSpecs(values, path, problems)
-
-
-def loadQueueSpecs(values, path, problems):
-    """@return: the queues of C{values["queues_file"]} (name -> QueueSpec), their problems appended."""
-    from mmoshard.matchmaking.loading import loadQueues
-
     try:
-        return loadQueues(values["queues_file"], _templates(values["instances_file"]),
-                          values["classRoles"] or None)
-    except (ValueError, ConfigError) as e:
-        found = getattr(e, "problems", None) or (str(e),)
-        for problem in found:
-            problems.append(Problem(f"{path}.queues_file", str(problem)))
-        return {}
+        values["queues"] = loadQueues(values["queues_file"], _templates(values["instances_file"]),
+                                      values["classRoles"] or None)
+    except QueueDataError as e:
+        for problem in e.problems:
+            problems.append(Problem(f"{path}.queues_file", f"{e.source}: {problem}"))
+        values["queues"] = {}
 
 
 def makeConfig(**overrides):

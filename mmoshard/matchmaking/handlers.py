@@ -9,6 +9,7 @@ from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.data import ROLES, Member, Ticket
 from mmoshard.matchmaking.errors import MatchmakingError
 from mmoshard.matchmaking.events import KIND, Courier
+from mmoshard.matchmaking.matcher import fits
 from mmoshard.matchmaking.views import (
     allAccepted, proposalBody, queueView, ticketOfMember, ticketView,
 )
@@ -52,27 +53,6 @@ def rolesArg(value, what):
         raise error(errors.BAD_REQUEST,
                     f"{what} must be a non-empty list of distinct roles of {', '.join(ROLES)}")
     return tuple(value)
-
-
-def fits(members, quotas):
-    """
-    @return: whether C{members} (each a tuple of roles it may play) can
-        take distinct places of one team with C{quotas} (role -> count):
-        a bipartite matching of members to places.
-    """
-    places = [role for role, count in sorted(quotas.items()) for _ in range(count)]
-    taken = {}  # place index -> member index
-
-    def place(m, seen):
-        for i, role in enumerate(places):
-            if role in members[m] and i not in seen:
-                seen.add(i)
-                if i not in taken or place(taken[i], seen):
-                    taken[i] = m
-                    return True
-        return False
-
-    return all(place(m, set()) for m in range(len(members)))
 
 
 class Handlers:
@@ -232,7 +212,7 @@ class Handlers:
             rating = ratings.get(cid)
             built.append(Member(cid, roles, float(rating.rating) if rating is not None else 1500.0,
                                 charName, cls))
-        if spec.quotas and not fits([m.roles for m in built], spec.quotas):
+        if not fits(spec, built):
             raise error(errors.ROLE_UNAVAILABLE, "your party cannot fill distinct places of one "
                         f"team ({', '.join(f'{n} {r}' for r, n in sorted(spec.quotas.items()))})")
         ticket = Ticket(secrets.token_hex(8), name, tuple(built), service.clock.seconds(),

@@ -10,10 +10,10 @@ from twisted.internet.task import Clock
 from mmoshard.matchmaking.config import makeConfig
 from mmoshard.matchmaking.data import QueueSpec
 from mmoshard.matchmaking.service import MatchmakingService
+from mmoshard.matchmaking.store import TicketStore
 from mmoshard.matchmaking.test.fakes import (
     FakeInstances, FakeLocator, FakeParties, FakeResults, FakeRouter, FakeSession,
 )
-from mmoshard.matchmaking.test.standins import MemoryTicketStore, SimpleCopy, greedyMatches
 from mmoshard.store.memory import MemoryView
 from mmoshard.store.sql import SQLStore, migrate
 from mmoshard.store.volatile import MemoryStore
@@ -98,7 +98,7 @@ class Node:
             cfg, case.clock, nodeId, self.metrics, case.sql, self.volatile, self.router,
             resumeGrace=30.0, locator=case.locator.forNode(nodeId), parties=case.parties,
             instances=case.instances if instances else None, results=case.results,
-            admin=admin, store=case.store, formMatches=greedyMatches, makeCopy=SimpleCopy)
+            admin=admin, store=case.store)
 
     async def connect(self, name):
         cid, accountId = self.case.chars[name]
@@ -131,7 +131,9 @@ class MatchmakingCase:
         self.clock.advance(1_000_000)
         self.view = MemoryView(self.clock)
         self.addCleanup(self.view.close)
-        self.store = MemoryTicketStore(self.clock)
+        shared = MemoryStore(self.clock, prefix="t:", backend=self.view)
+        shared.open()
+        self.store = TicketStore(shared, self.clock, grace=30.0)
         self.locator = FakeLocator()
         self.parties = FakeParties()
         self.instances = FakeInstances()

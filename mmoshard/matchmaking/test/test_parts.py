@@ -7,9 +7,7 @@ from zope.interface.verify import verifyObject
 
 from mmoshard.config import ConfigError
 from mmoshard.interfaces import IInstances, ILocator, IMatchResults, IMessageRouter, IParties, ISession
-from mmoshard.matchmaking.config import ClassDataError, loadClassRoles
 from mmoshard.matchmaking.events import Deliver, Settle, decode, encode
-from mmoshard.matchmaking.handlers import fits
 from mmoshard.matchmaking.test import fakes
 from mmoshard.partychanges import PartyChanged, decodeChange, encodeChange
 
@@ -52,18 +50,6 @@ class FakesTests(TestCase):
         self.assertTrue(verifyObject(ISession, fakes.FakeSession(1)))
 
 
-class FitsTests(TestCase):
-
-    def test_fits(self):
-        """A party fits one team when its members can take distinct places within the quotas."""
-        quotas = {"tank": 1, "healer": 1, "damage": 3}
-        self.assertTrue(fits([("tank",), ("healer",), ("damage",)], quotas))
-        self.assertTrue(fits([("tank", "damage"), ("tank",)], quotas))
-        self.assertFalse(fits([("tank",), ("tank",)], quotas))
-        self.assertFalse(fits([("damage",)] * 4, quotas))
-        self.assertTrue(fits([("healer", "tank"), ("tank", "healer"), ("damage",)], quotas))
-
-
 class ConfigTests(TestCase):
 
     def write(self, text):
@@ -71,14 +57,6 @@ class ConfigTests(TestCase):
         with open(path, "w") as f:
             f.write(text)
         return path
-
-    def test_classRoles(self):
-        """The class roles come from the classes file; a class without a known role is reported."""
-        self.assertEqual(loadClassRoles("etc/classes.toml")["priest"], "healer")
-        path = self.write('[classes.bard]\nname = "Bard"\nrole = "singer"\n')
-        with self.assertRaises(ClassDataError) as e:
-            loadClassRoles(path)
-        self.assertIn("classes.bard.role", str(e.exception))
 
     def test_everyProblemAtOnce(self):
         """[matchmaking] reports every bad key at once, each at its path."""

@@ -62,7 +62,7 @@ class MatchmakingProcessTests(TestCase):
             "volatile": {"url": redisURL, "prefix": prefix},
             "secrets": {"token_key": KEY},
             "directory": {"heartbeat": 0.5, "ttl": 2.0},
-            "matchmaking": {"match_interval": 0.2, "lease_ttl": 1.0, "instances_file": ""},
+            "matchmaking": {"match_interval": 0.2, "lease_ttl": 1.0},
         })
 
     async def player(self, proc, name):
