@@ -48,36 +48,43 @@ class Player:
 class MatchmakingProcessTests(TestCase):
     timeout = 120
 
-    async def startNode(self):
-        async def characters(store):
-            self.chars = await store.runInteraction(insertCharacters, CLASSES, time.time())
+    async def startNode(self, nodeId="mm-e2e", roles=("chat", "matchmaking", "world"), **world):
+        """@return: a ready node C{nodeId} with C{roles} on the test's stores; C{world} goes to its [world] table."""
+        if not hasattr(self, "stores"):
+            async def characters(store):
+                self.chars = await store.runInteraction(insertCharacters, CLASSES, time.time())
 
-        mysqlURL, redisURL, prefix = await sharedStores(self, reactor, characters)
+            self.stores = await sharedStores(self, reactor, characters)
+        mysqlURL, redisURL, prefix = self.stores
         tmp = os.path.abspath(self.mktemp())
         os.makedirs(tmp)
         return await startNodeProcess(self, reactor, os.path.join(tmp, "node.toml"), {
-            "node": {"id": "mm-e2e", "roles": ["chat", "matchmaking", "world"],
-                     "var_dir": os.path.join(tmp, "var")},
+            "node": {"id": nodeId, "roles": list(roles), "var_dir": os.path.join(tmp, "var")},
             "sql": {"url": mysqlURL},
             "volatile": {"url": redisURL, "prefix": prefix},
             "secrets": {"token_key": KEY},
             "directory": {"heartbeat": 0.5, "ttl": 2.0},
+            "session": {"one_session_per_account": False},
             "matchmaking": {"match_interval": 0.2, "lease_ttl": 1.0},
+            "world": world,
         })
 
     async def player(self, proc, name):
-        from mmoshard.tokens import issueAccessToken, newLoginId
         from mmoshard.wire.client import connect
 
         cid, accountId = self.chars[name]
-        token = issueAccessToken(KEY, accountId, newLoginId(), 600, time.time())
-        client = await connect(reactor, proc.address, token)
+        client = await connect(reactor, proc.address, self.token(name))
         self.addCleanup(self._close, client)
         player = Player(client, cid, name)
         await player.request("world.enter", character_id=cid)
         await player.request("chat.hello", character_id=cid)
         await player.request("mm.hello", character_id=cid)
         return player
+
+    def token(self, name):
+        from mmoshard.tokens import issueAccessToken, newLoginId
+
+        return issueAccessToken(KEY, self.chars[name][1], newLoginId(), 600, time.time())
 
     @staticmethod
     async def _close(client):
@@ -126,3 +133,33 @@ class MatchmakingProcessTests(TestCase):
             self.assertEqual((status["ticket"], status["proposal"]), (None, None))
         code, metrics = await proc.get("/metrics")
         self.assertIn(b'mmoshard_mm_matches_total{queue="dungeon5"} 1.0', metrics)
+
+    async def test_instanceOnAnotherWorldProcess(self):
+        """Two parties and a solo player queue on the matchmaking process; the instance is made on another world process, and each player enters it there with its ticket (world.transfer)."""
+        from mmoshard.wire.client import connect
+
+        mm = await self.startNode("mm-1", instances=["emberforge"])
+        other = await self.startNode("world-2", roles=("world",), instances=["deadmines"])
+        players = {name: await self.player(mm, name) for name in CLASSES}
+        for leader, member in (("Tank", "Heals"), ("Mage", "Rogue")):
+            invite = await players[leader].request("chat.party.invite", name=member)
+            await until(lambda m=member: players[m].of("chat.party.invited"), "the invite")
+            await players[member].request("chat.party.accept", party_id=invite["party_id"])
+        for name in ("Tank", "Mage", "Ranger"):
+            await players[name].request("mm.queue", queue="dungeon5")
+        match = None
+        for name, p in players.items():
+            match = (await until(lambda p=p: p.of("mm.proposal"), f"{name}'s proposal"))[0]["match"]
+        for p in players.values():
+            await p.request("mm.accept", match=match)
+        for name, p in players.items():
+            matched = (await until(lambda p=p: p.of("mm.matched"), f"{name}'s mm.matched"))[0]
+            self.assertEqual((matched["match"], matched["node"]), (match, "world-2"))
+            await p.request("world.instance.enter", ticket=matched["ticket"])
+            transfer = (await until(lambda p=p: p.of("world.transfer"), "world.transfer"))[0]
+            self.assertEqual(transfer["zone"], matched["zone"])
+            there = await connect(reactor, other.address, self.token(name))
+            self.addCleanup(self._close, there)
+            entered = await there.request("world.enter", character_id=p.cid,
+                                          ticket=transfer["ticket"])
+            self.assertEqual(entered["zone"]["id"], matched["zone"])
