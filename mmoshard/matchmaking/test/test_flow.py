@@ -2,7 +2,6 @@
 
 from twisted.trial.unittest import TestCase
 
-from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.test.harness import MatchmakingCase
 
 FIVE = ("Tom", "Hal", "Dan", "Dora", "Dirk")
