@@ -20,6 +20,8 @@ from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminSite
 from mmoshard.web.channel import directChannel
+from mmoshard.web.cors import makePublicRoot
+from mmoshard.web.spaces import SpaceViews
 from mmoshard.web.site import SiteRoot
 from mmoshard.zonechat import StoreZoneChannels
 
@@ -287,10 +289,13 @@ def makeCoreServices(node):
             verifier=verifier, volatile=volatile, gate=gate,
         )
         node.provide(IMessageRouter, manager)
+        directory.addInfoSource("sessions", manager.counts)
     if node.uses("http") and config.listen.http:
-        node.provide(IWebSite, SiteRoot())
+        node.provide(IWebSite, SiteRoot(makePublicRoot(config.web)))
+    spaces = SpaceViews(volatile, reactor, node.nodeId, directory)
     if config.listen.admin:
-        admin = makeAdminSite(node, sql, volatile, directory, locator)
+        admin = makeAdminSite(node, sql, volatile, directory, gate, verifier, spaces,
+                              locator)
         node.provide(IAdminSite, admin)
     return [
         SQLService(sql, node.nodeId),
@@ -301,6 +306,8 @@ def makeCoreServices(node):
         # (Announce); its entry is removed when the node stops.
         PartService("directory", directory, start=False),
         PartService("locator", locator),
+        # Subscribes at the console's first question; unsubscribes at stop.
+        PartService("spaces", spaces, start=False),
     ]
 
 

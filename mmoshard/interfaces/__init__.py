@@ -16,6 +16,7 @@ from mmoshard.interfaces.sessions import (  # noqa: F401
     ISite,
     IWebSite,
     IAdminSite,
+    IOperatorLogin,
 )
 from mmoshard.interfaces.game import (  # noqa: F401
     IZoneChannels,
@@ -41,6 +42,7 @@ __all__ = [
     "ISite",
     "IWebSite",
     "IAdminSite",
+    "IOperatorLogin",
     "IZoneChannels",
     "IInstances",
     "IParties",

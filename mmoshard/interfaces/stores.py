@@ -301,3 +301,10 @@ class IDirectory(Interface):
         Show C{value} (JSON-serialisable) under C{name} in this process's
         entry's C{info}, e.g. the zones a world process hosts.
         """
+
+    def addInfoSource(name, source):
+        """
+        Show C{source()} (JSON-serialisable) under C{name} in this process's
+        entry's C{info}, read at each heartbeat (the session counts the
+        operator console shows).
+        """

@@ -3,6 +3,7 @@
 from urllib.parse import urlsplit
 
 import attrs
+from autobahn.exception import Disconnected
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.endpoints import HostnameEndpoint
@@ -127,7 +128,12 @@ class _WebSocketLink(WebSocketClientProtocol):
         self.client._linkLost(self)
 
     def writeFrame(self, payload):
-        self.sendMessage(payload, isBinary=True)
+        try:
+            self.sendMessage(payload, isBinary=True)
+        except Disconnected:
+            # Closing (the server's close frame came, the TCP close has
+            # not): as on TCP, the write is lost with the connection.
+            raise ConnectionLost("the WebSocket is closing")
 
     def close(self):
         self.sendClose(1000)
@@ -348,7 +354,10 @@ class SessionClient:
             pong = {"t": "pong"}
             if "n" in message:
                 pong["n"] = message["n"]
-            self._write(pong)
+            try:
+                self._write(pong)
+            except ConnectionLost:
+                pass  # the link is going: its loss ends or resumes the session
             return
         if kind == "pong" and "id" not in message:
             if message.get("n") == self._pingNonce and self._pingSentAt is not None:

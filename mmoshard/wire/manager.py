@@ -13,11 +13,12 @@ from mmoshard.logthrottle import LogThrottle
 from mmoshard.store.errors import StoreError, VolatileUnavailable
 from mmoshard.store.volatile import Script
 from mmoshard.wire import errors
+from mmoshard.wire.broadcast import BROADCAST_CHANNEL, Broadcast
 from mmoshard.wire.codec import encode
 from mmoshard.wire.direct import WriteBatch
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.messages import BUILTIN_TYPES, SHUTDOWN
-from mmoshard.wire.metrics import SessionMetrics
+from mmoshard.wire.metrics import SessionMetrics, counterTotal
 from mmoshard.wire.session import Session
 from mmoshard.wire.states import OPEN
 
@@ -153,6 +154,7 @@ class SessionManager:
         self._releases = set()
         self._drained = None
         self._subscription = None
+        self._broadcasts = None
         self.verifier = verifier
         self._watched = None
         self.volatile = volatile
@@ -189,6 +191,13 @@ class SessionManager:
 
     async def start(self):
         self._watchRevocations(self.verifier)
+        if self.volatile is not None:
+            try:
+                self._broadcasts = await self.volatile.subscribe(
+                    BROADCAST_CHANNEL, self._broadcastReceived)
+            except VolatileUnavailable as e:
+                self.log.warn("node {node_id} cannot subscribe to broadcasts ({why}); its "
+                              "sessions miss maintenance notices", node_id=self.nodeId, why=e)
         if self.verifier is None:
             self.log.warn(
                 "no token verifier in node {node_id}: every hello will be refused",
@@ -233,12 +242,24 @@ class SessionManager:
             conn.abort()
         if self._releases:
             await DeferredList(list(self._releases), consumeErrors=True)
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
+        subscriptions = [s for s in (self._subscription, self._broadcasts) if s is not None]
+        self._subscription = self._broadcasts = None
+        for subscription in subscriptions:
             try:
                 await subscription.unsubscribe()
             except Exception:
-                self.log.failure("unsubscribing session kicks of node {node_id}", node_id=self.nodeId)
+                self.log.failure("unsubscribing {channel} of node {node_id}",
+                                 channel=subscription.channel, node_id=self.nodeId)
+
+    def counts(self):
+        """
+        @return: what the directory shows of this node's sessions (the
+            operator console's CCU and rates): live sessions, and the
+            connections accepted and errors sent since start.
+        """
+        return {"live": len(self.sessions),
+                "accepted": int(counterTotal(self.metrics.accepted)),
+                "errors": int(counterTotal(self.metrics.errors))}
 
     def tokenVerifier(self):
         """@return: the L{ITokenVerifier} checking hello tokens, or None."""
@@ -505,6 +526,19 @@ class SessionManager:
             return None
 
         d.addBoth(done)
+
+    def _broadcastReceived(self, channel, message):
+        """A L{Broadcast}: every live session here gets it (link-dead ones on resume)."""
+        try:
+            notice = Broadcast.decode(message)
+        except Exception:
+            self.log.warn("ignoring a malformed broadcast on {channel}", channel=channel)
+            return
+        sessions = [s for s in self.sessions.values() if not s.ended]
+        for session in sessions:
+            session.send(notice.type, dict(notice.body))
+        self.log.info("broadcast {type} to {count} session(s) of node {node_id}",
+                      type=notice.type, count=len(sessions), node_id=self.nodeId)
 
     def _kickReceived(self, channel, message):
         try:

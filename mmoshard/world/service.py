@@ -26,6 +26,7 @@ from mmoshard.world.players import Roster, Tasks, Whereabouts, ZoneChat
 from mmoshard.world.progression import Progression
 from mmoshard.world.saves import Saves
 from mmoshard.world.sim import Zone
+from mmoshard.world.spaceview import SpaceAnswerer
 from mmoshard.world.ticker import FixedRateLoop
 from mmoshard.world.transfer import Transfers
 
@@ -125,6 +126,8 @@ class WorldService(Service):
         self.kills = Kills(sql, reactor, cfg.game.items if cfg.game is not None else {}, roster,
                            tasks, pause=cfg.test_pause_kill)
         self.instances.host.opened.append(self._openEncounters)
+        # What the operator console sees of the spaces here (docs/clients.md).
+        self.spaceViews = SpaceAnswerer(self, volatile, nodeId)
 
     def _openEncounters(self, instance):
         """An instance opened here: its trash and living bosses spawn and their scripts run."""
@@ -224,6 +227,7 @@ class WorldService(Service):
             from mmoshard.world.admin import makeWorldAdmin
 
             admin.putChild(b"world", makeWorldAdmin(self))
+        await self.spaceViews.start()
         self.housekeeping = LoopingCall(self._everySecond)
         self.housekeeping.clock = self.clock
         self.housekeeping.start(1.0, now=False)
@@ -253,6 +257,7 @@ class WorldService(Service):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self):
+        await self.spaceViews.stop()
         for loop in self.loops.values():
             loop.stop()
         if self.housekeeping is not None and self.housekeeping.running:
