@@ -64,9 +64,8 @@ class Location:
     instance_id: int | None = None
 
 
-@implementer(ILocator)
 class FakeLocator:
-    """L{ILocator} shared by every node of a test: a dict, no TTLs."""
+    """What every node of a test shares behind its L{ILocator} (L{forNode}): a dict, no TTLs."""
 
     def __init__(self):
         self.bound = {}  # cid -> {kind: (node, sid)}
