@@ -23,7 +23,8 @@ setup(
     # The static files of the web sites (mmoshard/web/static/: lib/, play/,
     # console/) ship inside the package: the sites serve them from there.
     package_data={"twisted.plugins": ["mmoshard_plugin.py"],
-                  "mmoshard.web": ["static/*/*", "static/*/*/*"]},
+                  "mmoshard.web": ["static/*/*", "static/*/*/*"],
+                  "mmoshard.web.test": ["play/*.mjs"]},
     install_requires=[
         # mmoshard/twistedcompat.py reads a few Twisted internals; its test
         # (mmoshard/test/test_twistedcompat.py) passed on the installed

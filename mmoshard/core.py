@@ -23,6 +23,7 @@ from mmoshard.web.channel import directChannel
 from mmoshard.web.cors import makePublicRoot
 from mmoshard.web.spaces import SpaceViews
 from mmoshard.web.site import SiteRoot
+from mmoshard.web.static import mountPublicFiles
 from mmoshard.zonechat import StoreZoneChannels
 
 
@@ -291,7 +292,10 @@ def makeCoreServices(node):
         node.provide(IMessageRouter, manager)
         directory.addInfoSource("sessions", manager.counts)
     if node.uses("http") and config.listen.http:
-        node.provide(IWebSite, SiteRoot(makePublicRoot(config.web)))
+        site = SiteRoot(makePublicRoot(config.web))
+        # The browser play client (/play/) and the client library (/lib/).
+        mountPublicFiles(site)
+        node.provide(IWebSite, site)
     spaces = SpaceViews(volatile, reactor, node.nodeId, directory)
     if config.listen.admin:
         admin = makeAdminSite(node, sql, volatile, directory, gate, verifier, spaces,

@@ -26,7 +26,8 @@ abc1234567 football123 monkey1234 dragon1234 sunshine12 princess12 trustno1234
 # The fewest different characters a new password holds.
 MIN_DISTINCT = 4
 
-DIRECTORY_ROLES = ("chat", "world", "version")
+# The roles a game client talks to, listed in a login's directory (docs/auth.md).
+DIRECTORY_ROLES = ("chat", "world", "matchmaking", "version")
 # How many refresh tokens issued by refreshes here are remembered until they
 # come back (L{AuthAPI.refresh}); some 4 MB.
 ISSUED_REMEMBERED = 16384
