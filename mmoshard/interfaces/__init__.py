@@ -6,6 +6,7 @@ from mmoshard.interfaces.stores import (  # noqa: F401
     ISubscription,
     IVolatileStore,
     IDirectory,
+    IDraining,
 )
 from mmoshard.interfaces.sessions import (  # noqa: F401
     ITokenVerifier,
@@ -34,6 +35,7 @@ __all__ = [
     "ISubscription",
     "IVolatileStore",
     "IDirectory",
+    "IDraining",
     "ITokenVerifier",
     "IClientGate",
     "ISession",
