@@ -20,7 +20,11 @@ setup(
     package_dir={"": "."},
     # twisted/plugins has no __init__.py on purpose: Twisted merges every
     # twisted/plugins directory on sys.path into its plugin package.
-    package_data={"twisted.plugins": ["mmoshard_plugin.py"]},
+    # The static files of the web sites (mmoshard/web/static/: lib/, play/,
+    # console/) ship inside the package: the sites serve them from there.
+    package_data={"twisted.plugins": ["mmoshard_plugin.py"],
+                  "mmoshard.web": ["static/*/*", "static/*/*/*"],
+                  "mmoshard.web.test": ["play/*.mjs"]},
     install_requires=[
         # mmoshard/twistedcompat.py reads a few Twisted internals; its test
         # (mmoshard/test/test_twistedcompat.py) passed on the installed
@@ -42,7 +46,9 @@ setup(
     extras_require={
         # pyjwt: the reference the tests check our JWTs against; schemathesis:
         # CI's run against a real node's /openapi.json (.ci/schemathesis).
-        "test": ["hypothesis>=6.100", "pyjwt>=2.8", "schemathesis>=4.0"],
+        # selenium: the browser tests (mmoshard/web/test/browser.py), driving
+        # Debian's chromium and chromedriver; nothing downloads a browser.
+        "test": ["hypothesis>=6.100", "pyjwt>=2.8", "schemathesis>=4.0", "selenium>=4.20"],
     },
     # Migrations live in sql/ at the top of the checkout; a regular install
     # carries them to <prefix>/share/mmoshard/sql (see store/migrations.py).

@@ -41,7 +41,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from benchutil import cpuSeconds, freePort  # noqa: E402
+from benchutil import StoreCPU, cpuSeconds, freePort  # noqa: E402
 from w1gen import KEY, buildGenerator, genSelftest, writeHandshakes  # noqa: E402
 from mmoshard.bots.w1 import SEND_HZ  # noqa: E402
 
@@ -96,9 +96,14 @@ def machineCPU(start, window):
 
 
 def othersCPU(r):
-    """Cores used by other processes during the window: a result with much is not valid."""
+    """
+    Cores used by other processes during the window: a result with much is
+    not valid.  The local database and Redis servers (C{db_cpu},
+    C{redis_cpu}, where the step measured them) serve the workload: not others.
+    """
     try:
-        return float(r["machine_cpu"]) - float(r["server_cpu"]) - float(r["gen_cpu"])
+        return (float(r["machine_cpu"]) - float(r["server_cpu"]) - float(r["gen_cpu"])
+                - float(r.get("db_cpu", 0.0)) - float(r.get("redis_cpu", 0.0)))
     except (KeyError, ValueError):
         return 0.0
 
@@ -262,11 +267,13 @@ def worldStep(n, opts):
                         opts.world_write == "direct")
     proc = startWorld(config, adminPort)
     state = {}
+    stores = StoreCPU()
     try:
         def windowStart():
             state["cpu0"] = cpuSeconds(proc.pid)
             state["t0"] = time.monotonic()
             state["sys0"] = cpuTotals()
+            stores.start()
             if opts.profile_at and n == opts.profile_at:
                 import threading
 
@@ -285,7 +292,7 @@ def worldStep(n, opts):
             ticks = getJSON(f"http://127.0.0.1:{adminPort}/world/ticks?seconds={window:.1f}")["w1"]
             return {"machine_cpu": machineCPU(state["sys0"], window),"tick_p50_ms": round(quantile(ticks, 0.5), 2),
                     "tick_p99_ms": round(quantile(ticks, 0.99), 2),
-                    "ticks": len(ticks), "server_cpu": round(cpu, 3)}
+                    "ticks": len(ticks), "server_cpu": round(cpu, 3), **stores.cores(window)}
 
         result = runBots(n, tcpPort, opts, windowStart, summary)
         if "profile" in state:

@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "w2mind.h"
+
 #define SPEED 5.0
 #define SEND_HZ 5
 #define SLOTS 10 /* sender runs at SLOTS * SEND_HZ per second, one slot of bots each */
@@ -56,6 +58,12 @@ typedef struct Bot {
     uint32_t helloLen, enterLen;
     uint8_t *in, *out;
     size_t inLen, inCap, outOff, outLen, outCap;
+    /* W2 (mmoshard/bots/w2.py's W2Bot): every other bot fights. */
+    int fights, moving, dead;
+    double releaseAt; /* 0: none */
+    int64_t nextId;
+    uint8_t cidBytes[4];
+    Fighter *fighter;
 } Bot;
 
 typedef struct {
@@ -64,6 +72,11 @@ typedef struct {
     uint32_t *lat;
     size_t latLen, latCap;
     int measuring;
+    /* W2 */
+    uint64_t steps;
+    long fighters, decoders, casts, accepted, events, deaths, releases;
+    double *effects;
+    size_t effLen, effCap;
 } Stats;
 
 static struct {
@@ -74,7 +87,9 @@ static struct {
     uint64_t seed;
     const char *handshakes;
     int selftest;
-} opt = {"127.0.0.1", 7000, 100, 1, 100, -1.0, 50.0, 250.0, 10.0, 30.0, 120.0, 1, NULL, 0};
+    int w2;               /* --workload W2: mmoshard/bots/w2.py's bots */
+    const char *gameData; /* --game-data FILE (W2): abilities and class roles */
+} opt = {"127.0.0.1", 7000, 100, 1, 100, -1.0, 50.0, 250.0, 10.0, 30.0, 120.0, 1, NULL, 0, 0, NULL};
 
 static Stats st;
 static Bot *bots;
@@ -223,6 +238,14 @@ typedef struct {
     double x, z, retryAfter;
     const uint8_t *n, *m; /* n: the raw msgpack of ping's "n"; m: world.u's bin */
     size_t nLen, mLen;
+    /* W2: world.u's e and l (their first item, count) and c; world.enter's
+     * class and combat (the raw map); world.cast's cast_ms; error's code. */
+    const uint8_t *e, *l, *c, *cls, *combat, *code;
+    uint32_t eN, lN, clsLen, codeLen;
+    size_t cLen, combatLen;
+    int hasCastMs;
+    double castMs;
+    const uint8_t *end; /* of the payload */
 } Msg;
 
 static int keyIs(const Val *k, const char *s) {
@@ -248,9 +271,16 @@ static int parseMsg(const uint8_t *p, size_t len, Msg *m) {
         Val x;
         if (mpNext(&p, end, &x) < 0) return -1;
         if (x.type == MP_ARRAY || x.type == MP_MAP) { /* e, l, ...: skip */
+            const uint8_t *body = p;
             p = start;
             if (mpSkip(&p, end, 0) < 0) return -1;
             if (keyIs(&k, "redirect")) m->hasRedirect = 1;
+            else if (x.type == MP_ARRAY && keyIs(&k, "e")) { m->e = body; m->eN = x.n; }
+            else if (x.type == MP_ARRAY && keyIs(&k, "l")) { m->l = body; m->lN = x.n; }
+            else if (x.type == MP_MAP && keyIs(&k, "combat")) {
+                m->combat = start;
+                m->combatLen = (size_t)(p - start);
+            }
             continue;
         }
         if (k.n == 1) {
@@ -261,6 +291,7 @@ static int parseMsg(const uint8_t *p, size_t len, Msg *m) {
             case 'k': if (x.type == MP_INT) { m->hasK = 1; m->k = x.i; } break;
             case 'n': m->n = start; m->nLen = (size_t)(p - start); break;
             case 'm': if (x.type == MP_BIN) { m->hasM = 1; m->m = x.p; m->mLen = x.n; } break;
+            case 'c': if (x.type == MP_BIN) { m->c = x.p; m->cLen = x.n; } break;
             }
         } else if (keyIs(&k, "id")) {
             if (x.type == MP_INT) { m->hasId = 1; m->id = x.i; }
@@ -268,9 +299,16 @@ static int parseMsg(const uint8_t *p, size_t len, Msg *m) {
             m->hasRetry = asNumber(&x, &m->retryAfter);
         } else if (keyIs(&k, "redirect")) {
             m->hasRedirect = 1;
+        } else if (keyIs(&k, "class")) {
+            if (x.type == MP_STR) { m->cls = x.p; m->clsLen = x.n; }
+        } else if (keyIs(&k, "code")) {
+            if (x.type == MP_STR) { m->code = x.p; m->codeLen = x.n; }
+        } else if (keyIs(&k, "cast_ms")) {
+            m->hasCastMs = asNumber(&x, &m->castMs);
         }
     }
     if (p != end || !m->t) return -1; /* trailing bytes, or no str type */
+    m->end = end;
     return 0;
 }
 
@@ -472,8 +510,11 @@ static int handle(Bot *b, const Msg *m) {
 
 static const uint8_t WORLD_U_HEAD[] = {0x82, 0xa1, 't', 0xa7, 'w', 'o', 'r', 'l', 'd', '.', 'u'};
 
+static int w2Frame(Bot *b, const uint8_t *p, size_t len);
+
 /* One frame's payload. */
 static int frameReceived(Bot *b, const uint8_t *p, size_t len) {
+    if (opt.w2) return w2Frame(b, p, len);
     /* Non-sampled bots skip world.u (the Python bot: WORLD_U in payload). */
     if (b->entered && !b->sampled && len >= sizeof WORLD_U_HEAD &&
         memcmp(p, WORLD_U_HEAD, sizeof WORLD_U_HEAD) == 0)
@@ -600,6 +641,518 @@ static void step(Bot *b, double now, uint32_t ct) {
     sendBytes(b, f, MOVE_FRAME);
 }
 
+/* --- W2: fighting bots (mmoshard/bots/w2.py's W2Bot and W2Run) --------------- */
+
+#define RELEASE_AFTER 3.0 /* seconds a dead bot lies before world.release */
+#define RELEASE_ID 3
+#define FIRST_CAST_ID 10
+#define MAX_KITS 64
+#define MAX_CODES 32
+
+/* The game data (bench/w1gen.py writeGameData): ability specs, class roles. */
+static Ability *specs;
+static size_t nSpecs;
+static struct { char cls[64]; int healer; } roles[MAX_KITS];
+static int nRoles;
+/* W2Run.kits: class -> its kit, or none (nothing to cast), from the first
+ * world.enter reply naming the class. */
+static struct { char cls[64]; size_t clsLen; int hasKit; Kit kit; } kits[MAX_KITS];
+static int nKits;
+/* Refusals by error code, for the summary's refused_<code>_s. */
+static struct { char code[64]; long count; } refusedTab[MAX_CODES];
+static int nRefused;
+
+static void loadGameData(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) { perror(path); exit(2); }
+    char line[512];
+    size_t cap = 0;
+    if (!fgets(line, sizeof line, f) || strncmp(line, "W2DATA1", 7) != 0) {
+        fprintf(stderr, "w1gen: %s is not a W2 game data file\n", path);
+        exit(2);
+    }
+    while (fgets(line, sizeof line, f)) {
+        char id[64], kind[32], target[32], role[32];
+        Ability a;
+        memset(&a, 0, sizeof a);
+        if (sscanf(line, "ability %63s %d %31s %31s %lf %lf %lf %lf %lf %lf %lf", id, &a.num, kind,
+                   target, &a.range, &a.radius, &a.cast, &a.cooldown, &a.gcd, &a.cost,
+                   &a.duration) == 11) {
+            size_t l = strlen(id);
+            if (l >= ID_MAX) { fprintf(stderr, "w1gen: ability id %s too long\n", id); exit(2); }
+            memcpy(a.id, id, l);
+            a.idLen = (uint8_t)l;
+            a.kind = kindOf((const uint8_t *)kind, strlen(kind));
+            a.target = targetOf((const uint8_t *)target, strlen(target));
+            if (nSpecs == cap) {
+                cap = cap ? cap * 2 : 64;
+                specs = realloc(specs, cap * sizeof *specs);
+                if (!specs) { perror("realloc"); exit(2); }
+            }
+            specs[nSpecs++] = a;
+        } else if (sscanf(line, "class %63s %31s", id, role) == 2 && nRoles < MAX_KITS) {
+            snprintf(roles[nRoles].cls, sizeof roles[nRoles].cls, "%s", id);
+            roles[nRoles++].healer = strcmp(role, "healer") == 0;
+        } else if (line[0] != '\n') {
+            fprintf(stderr, "w1gen: %s: bad line %s", path, line);
+            exit(2);
+        }
+    }
+    fclose(f);
+}
+
+static const Ability *specFor(const uint8_t *id, size_t len) {
+    for (size_t i = 0; i < nSpecs; i++)
+        if (specs[i].idLen == len && memcmp(specs[i].id, id, len) == 0) return &specs[i];
+    return NULL;
+}
+
+static int classHeals(const uint8_t *cls, size_t len) {
+    for (int i = 0; i < nRoles; i++)
+        if (strlen(roles[i].cls) == len && memcmp(roles[i].cls, cls, len) == 0) return roles[i].healer;
+    return 0;
+}
+
+/* Ability.fromReply: one entry of combat.abilities, completed from its spec.
+ * @return: 1 with *a filled, 0 when neither a spec nor a num says what it is. */
+static int abilityFromReply(const uint8_t **pp, const uint8_t *end, Ability *a) {
+    Val v, k, x;
+    const uint8_t *head = *pp;
+    if (mpNext(pp, end, &v) < 0) return -1;
+    if (v.type != MP_MAP) {
+        *pp = head;
+        return mpSkip(pp, end, 0) < 0 ? -1 : 0;
+    }
+    const uint8_t *start = *pp;
+    const uint8_t *id = NULL;
+    uint32_t idLen = 0;
+    int hasNum = 0;
+    /* First pass: the id, for the spec. */
+    for (uint32_t j = 0; j < v.n; j++) {
+        if (mpNext(pp, end, &k) < 0 || k.type != MP_STR) return -1;
+        const uint8_t *vs = *pp;
+        if (mpNext(pp, end, &x) < 0) return -1;
+        if (x.type == MP_ARRAY || x.type == MP_MAP) { *pp = vs; if (mpSkip(pp, end, 0) < 0) return -1; }
+        if (keyIs(&k, "id") && x.type == MP_STR) { id = x.p; idLen = x.n; }
+        if (keyIs(&k, "num")) hasNum = 1;
+    }
+    const uint8_t *after = *pp;
+    const Ability *spec = id ? specFor(id, idLen) : NULL;
+    if (!spec && !hasNum) return 0;
+    if (!id || idLen >= ID_MAX) return 0;
+    if (spec) {
+        *a = *spec;
+    } else {
+        memset(a, 0, sizeof *a);
+        memcpy(a->id, id, idLen);
+        a->idLen = (uint8_t)idLen;
+        a->kind = KIND_DAMAGE;
+        a->target = TGT_ENEMY;
+        a->gcd = 1.5;
+    }
+    /* Second pass: what the reply names wins; the _ms forms after the others. */
+    double ms[4] = {0, 0, 0, 0};
+    int hasMs[4] = {0, 0, 0, 0};
+    *pp = start;
+    for (uint32_t j = 0; j < v.n; j++) {
+        mpNext(pp, end, &k);
+        const uint8_t *vs = *pp;
+        mpNext(pp, end, &x);
+        if (x.type == MP_ARRAY || x.type == MP_MAP) { *pp = vs; mpSkip(pp, end, 0); continue; }
+        double d = 0.0;
+        int num = asNumber(&x, &d);
+        if (keyIs(&k, "num") && x.type == MP_INT) a->num = (int)x.i;
+        else if (keyIs(&k, "kind") && x.type == MP_STR) a->kind = kindOf(x.p, x.n);
+        else if (keyIs(&k, "target") && x.type == MP_STR) a->target = targetOf(x.p, x.n);
+        else if (!num) continue;
+        else if (keyIs(&k, "range")) a->range = d;
+        else if (keyIs(&k, "radius")) a->radius = d;
+        else if (keyIs(&k, "cast")) a->cast = d;
+        else if (keyIs(&k, "cooldown")) a->cooldown = d;
+        else if (keyIs(&k, "gcd")) a->gcd = d;
+        else if (keyIs(&k, "cost")) a->cost = d;
+        else if (keyIs(&k, "duration")) a->duration = d;
+        else if (keyIs(&k, "cast_ms")) { ms[0] = d; hasMs[0] = 1; }
+        else if (keyIs(&k, "cooldown_ms")) { ms[1] = d; hasMs[1] = 1; }
+        else if (keyIs(&k, "gcd_ms")) { ms[2] = d; hasMs[2] = 1; }
+        else if (keyIs(&k, "duration_ms")) { ms[3] = d; hasMs[3] = 1; }
+    }
+    *pp = after;
+    if (hasMs[0]) a->cast = ms[0] / 1000.0;
+    if (hasMs[1]) a->cooldown = ms[1] / 1000.0;
+    if (hasMs[2]) a->gcd = ms[2] / 1000.0;
+    if (hasMs[3]) a->duration = ms[3] / 1000.0;
+    return 1;
+}
+
+/* W2Run.kitFor: the kit of class cls from the reply's combat map (cached by class). */
+static const Kit *kitFor(const uint8_t *cls, size_t clsLen, const uint8_t *combat, size_t combatLen) {
+    for (int i = 0; i < nKits; i++)
+        if (kits[i].clsLen == clsLen && memcmp(kits[i].cls, cls, clsLen) == 0)
+            return kits[i].hasKit ? &kits[i].kit : NULL;
+    if (nKits == MAX_KITS || clsLen >= sizeof kits[0].cls) return NULL;
+    Ability found[KIT_MAX];
+    int n = 0;
+    const uint8_t *p = combat, *end = combat + combatLen;
+    Val v, k, x;
+    if (combat && mpNext(&p, end, &v) == 0 && v.type == MP_MAP) {
+        for (uint32_t j = 0; j < v.n; j++) {
+            if (mpNext(&p, end, &k) < 0 || k.type != MP_STR) break;
+            const uint8_t *vs = p;
+            if (mpNext(&p, end, &x) < 0) break;
+            if (keyIs(&k, "abilities") && x.type == MP_ARRAY) {
+                for (uint32_t i = 0; i < x.n; i++) {
+                    Ability a;
+                    int r = abilityFromReply(&p, end, &a);
+                    if (r < 0) break;
+                    if (r && n < KIT_MAX) found[n++] = a;
+                }
+                break;
+            }
+            if (x.type == MP_ARRAY || x.type == MP_MAP) { p = vs; if (mpSkip(&p, end, 0) < 0) break; }
+        }
+    }
+    int i = nKits++;
+    memcpy(kits[i].cls, cls, clsLen);
+    kits[i].clsLen = clsLen;
+    kits[i].hasKit = n > 0;
+    if (n) kitBuild(&kits[i].kit, (const char *)cls, clsLen, found, n);
+    if (!n || !kits[i].kit.nAttacks) {
+        fprintf(stderr, "[w2] class '%.*s': no attack known; its bots only walk\n", (int)clsLen, cls);
+        fflush(stderr);
+    }
+    return kits[i].hasKit ? &kits[i].kit : NULL;
+}
+
+static void w2Died(Bot *b, double now) {
+    b->dead = 1;
+    b->moving = 0;
+    b->releaseAt = now + RELEASE_AFTER;
+    if (b->fighter) b->fighter->dead = 1;
+    if (st.measuring) st.deaths++;
+}
+
+static void w2Revived(Bot *b, double now) {
+    b->dead = 0;
+    b->releaseAt = 0.0;
+    if (b->fighter) fighterRevived(b->fighter);
+    b->lastSend = now;
+    newHeading(b, now);
+    b->moving = 1;
+}
+
+/* W2Bot.arm: a fighter with the kit of the class the world.enter reply names. */
+static void w2Arm(Bot *b, const Msg *m, double now) {
+    static const uint8_t none[] = "";
+    const uint8_t *cls = m->cls ? m->cls : none;
+    const Kit *kit = kitFor(cls, m->cls ? m->clsLen : 0, m->combat, m->combatLen);
+    if (!kit || !kit->nAttacks) return;
+    Fighter *f = malloc(sizeof *f);
+    if (!f) { perror("malloc"); exit(2); }
+    fighterInit(f, b->cid, kit, classHeals(cls, m->cls ? m->clsLen : 0));
+    int dead = 0;
+    const uint8_t *p = m->combat, *end = m->combat + m->combatLen;
+    Val v, k, x;
+    if (mpNext(&p, end, &v) == 0 && v.type == MP_MAP) {
+        for (uint32_t j = 0; j < v.n; j++) {
+            if (mpNext(&p, end, &k) < 0 || k.type != MP_STR) break;
+            const uint8_t *vs = p;
+            if (mpNext(&p, end, &x) < 0) break;
+            if (x.type == MP_ARRAY || x.type == MP_MAP) { p = vs; if (mpSkip(&p, end, 0) < 0) break; continue; }
+            double d = 0.0;
+            int num = asNumber(&x, &d);
+            if (keyIs(&k, "hp")) { f->hasHp = num; f->hp = d; }
+            else if (keyIs(&k, "hp_max") && num) f->hpMax = d;
+            else if (keyIs(&k, "resource")) { f->hasRes = num; f->res = d; }
+            else if (keyIs(&k, "dead")) dead = (x.type == MP_BOOL || x.type == MP_INT) && x.i;
+        }
+    }
+    b->fighter = f;
+    if (dead) w2Died(b, now);
+    st.fighters++;
+    if (!b->sampled) st.decoders++;
+}
+
+/* W2Bot.fate: its own death or revival in combat records c. */
+static void w2Fate(Bot *b, const uint8_t *c, size_t len) {
+    for (size_t o = 0; o + RECORD_SIZE <= len; o += RECORD_SIZE) {
+        if (le32(c + o + 8) != b->cid) continue;
+        if (c[o] == R_DEATH && !b->dead) w2Died(b, monotonic());
+        else if (c[o] == R_REVIVE && b->dead) w2Revived(b, monotonic());
+    }
+}
+
+static int truthy(const Val *v) {
+    return (v->type == MP_BOOL || v->type == MP_INT) ? v->i != 0 : v->type == MP_FLOAT ? v->f != 0 : 0;
+}
+
+/* Fighter.update's enters and leaves: the e and l of a world.u. @return: 0 or -1. */
+static int w2View(Fighter *f, const Msg *m) {
+    const uint8_t *p = m->e, *end = m->end;
+    for (uint32_t i = 0; p && i < m->eN; i++) {
+        Val a, v;
+        if (mpNext(&p, end, &a) < 0 || a.type != MP_ARRAY) return -1;
+        uint32_t id = 0;
+        int npc = 0, dead = 0, evading = 0;
+        double x = 0, z = 0, hp = 0, hpMax = 0;
+        for (uint32_t j = 0; j < a.n; j++) {
+            const uint8_t *vs = p;
+            if (mpNext(&p, end, &v) < 0) return -1;
+            if (v.type == MP_ARRAY || v.type == MP_MAP) {
+                p = vs;
+                if (mpSkip(&p, end, 0) < 0) return -1;
+                continue;
+            }
+            switch (j) {
+            case 0: id = (uint32_t)v.i; break;
+            case 1: npc = v.type == MP_STR && v.n == 1 && v.p[0] == 'n'; break;
+            case 5: asNumber(&v, &x); break;
+            case 7: asNumber(&v, &z); break;
+            case 10: asNumber(&v, &hp); break;
+            case 11: asNumber(&v, &hpMax); break;
+            case 12: dead = truthy(&v); break;
+            case 13: evading = truthy(&v); break;
+            }
+        }
+        if (a.n < 8) return -1; /* the Python bot: rec[7] raises */
+        fighterEnter(f, id, npc, x, z, a.n >= 13, hp, hpMax, dead, a.n >= 14, evading);
+    }
+    p = m->l;
+    for (uint32_t i = 0; p && i < m->lN; i++) {
+        Val v;
+        if (mpNext(&p, end, &v) < 0) return -1;
+        if (v.type == MP_INT) fighterLeave(f, (uint32_t)v.i);
+        else if (v.type == MP_ARRAY || v.type == MP_MAP) return -1;
+    }
+    return 0;
+}
+
+/* W2Bot.update: a decoded world.u (a fighter's view, its casts' effects; movement latency). */
+static int w2Update(Bot *b, const Msg *m) {
+    double now = monotonic();
+    Fighter *f = b->fighter;
+    if (m->hasM && m->mLen % MOVE_RECORD) return -1; /* struct.iter_unpack raises */
+    if (m->c && m->cLen % RECORD_SIZE) return -1;
+    if (f) {
+        if (w2View(f, m) < 0) return -1;
+        if (m->hasM && m->mLen) fighterMoves(f, m->m, m->mLen);
+        if (m->c && m->cLen) fighterCombat(f, m->c, m->cLen, now);
+        if (f->nEffects) {
+            if (st.measuring) {
+                for (int i = 0; i < f->nEffects; i++) {
+                    if (st.effLen == st.effCap) {
+                        st.effCap = st.effCap ? st.effCap * 2 : 4096;
+                        st.effects = realloc(st.effects, st.effCap * sizeof *st.effects);
+                        if (!st.effects) { perror("realloc"); exit(2); }
+                    }
+                    st.effects[st.effLen++] = f->effects[i];
+                }
+            }
+            f->nEffects = 0;
+        }
+        if (f->dead != b->dead) {
+            if (f->dead) w2Died(b, now);
+            else w2Revived(b, now);
+        }
+    } else if (m->c && m->cLen) {
+        w2Fate(b, m->c, m->cLen);
+    }
+    if (st.measuring) {
+        if (m->c) st.events += (long)(m->cLen / RECORD_SIZE);
+        if (m->hasM && m->mLen && b->sampled) {
+            uint32_t ms = nowMillis();
+            for (size_t o = 0; o < m->mLen; o += MOVE_RECORD)
+                if (le32(m->m + o) < NPC_BASE) addLatency(ms - le32(m->m + o + 16));
+        }
+    }
+    return 0;
+}
+
+static int refusalOf(const Msg *m) {
+    static const struct { const char *code; int kind; } codes[] = {
+        {"combat.on_cooldown", REFUSED_ON_COOLDOWN}, {"combat.out_of_range", REFUSED_OUT_OF_RANGE},
+        {"combat.invalid_target", REFUSED_INVALID_TARGET}, {"combat.no_resource", REFUSED_NO_RESOURCE},
+        {"combat.busy", REFUSED_BUSY}, {"combat.dead", REFUSED_DEAD}};
+    for (size_t i = 0; m->code && i < sizeof codes / sizeof codes[0]; i++)
+        if (strlen(codes[i].code) == m->codeLen && memcmp(codes[i].code, m->code, m->codeLen) == 0)
+            return codes[i].kind;
+    return REFUSED_OTHER;
+}
+
+static void countRefused(const Msg *m) {
+    char code[64];
+    if (m->code) snprintf(code, sizeof code, "%.*s", (int)m->codeLen, m->code);
+    else strcpy(code, "None");
+    for (int i = 0; i < nRefused; i++)
+        if (strcmp(refusedTab[i].code, code) == 0) { refusedTab[i].count++; return; }
+    if (nRefused < MAX_CODES) {
+        strcpy(refusedTab[nRefused].code, code);
+        refusedTab[nRefused++].count = 1;
+    }
+}
+
+/* W2Bot.handle: cast replies and refusals, world.release; the rest as W1. */
+static int w2Handle(Bot *b, const Msg *m) {
+    double now = monotonic();
+    int isError = typeIs(m, "error");
+    if (typeIs(m, "world.cast")) {
+        if (b->fighter && fighterAccepted(b->fighter, m->hasId ? m->id : -1,
+                                          m->hasCastMs ? m->castMs : 0.0, now))
+            st.accepted++;
+        return 0;
+    }
+    if (isError && m->hasId && m->id >= FIRST_CAST_ID) {
+        if (b->fighter && fighterRefused(b->fighter, m->id, refusalOf(m), m->hasRetry, m->retryAfter, now))
+            countRefused(m);
+        return 0;
+    }
+    int release = typeIs(m, "world.release");
+    if (release || (isError && m->hasId && m->id == RELEASE_ID)) {
+        if (release) {
+            if (!m->hasX || !m->hasZ || !m->hasK) return -1;
+            b->x = m->x; b->z = m->z; b->k = (uint32_t)m->k;
+        }
+        if (b->dead) w2Revived(b, now);
+        return 0;
+    }
+    if (handle(b, m) < 0) return -1;
+    if (typeIs(m, "world.enter") && b->entered) {
+        b->lastSend = now;
+        if (b->fights && !b->fighter) w2Arm(b, m, now);
+    }
+    return 0;
+}
+
+static const uint8_t WORLD_U_KEY[] = {0xa7, 'w', 'o', 'r', 'l', 'd', '.', 'u'};
+static const uint8_t C_KEY[] = {0xa1, 'c'};
+
+/* W2Bot.dataReceived's per-frame part: fighters and the sample decode every
+ * world.u; walkers only one whose bytes hold a c key and their own id. */
+static int w2Frame(Bot *b, const uint8_t *p, size_t len) {
+    Msg m;
+    if (b->entered && memmem(p, len, WORLD_U_KEY, sizeof WORLD_U_KEY)) {
+        if (b->fighter || b->sampled) {
+            if (parseMsg(p, len, &m) < 0) return -1;
+            return w2Update(b, &m);
+        }
+        if (memmem(p, len, C_KEY, sizeof C_KEY) && memmem(p, len, b->cidBytes, 4)) {
+            if (parseMsg(p, len, &m) < 0) return -1;
+            if (m.c && m.cLen % RECORD_SIZE) return -1;
+            if (m.c) w2Fate(b, m.c, m.cLen);
+        }
+        return 0;
+    }
+    if (parseMsg(p, len, &m) < 0) return -1;
+    return w2Handle(b, &m);
+}
+
+/* msgpack writing, as msgpack.packb does: the smallest form. */
+static uint8_t *putStr(uint8_t *p, const char *s, size_t len) {
+    if (len < 32) *p++ = (uint8_t)(0xa0 | len);
+    else { *p++ = 0xd9; *p++ = (uint8_t)len; }
+    memcpy(p, s, len);
+    return p + len;
+}
+
+static uint8_t *putUint(uint8_t *p, uint64_t u) {
+    if (u < 128) { *p++ = (uint8_t)u; }
+    else if (u < 256) { *p++ = 0xcc; *p++ = (uint8_t)u; }
+    else if (u < 65536) { *p++ = 0xcd; *p++ = (uint8_t)(u >> 8); *p++ = (uint8_t)u; }
+    else { *p++ = 0xce; putBE32(p, (uint32_t)u); p += 4; }
+    return p;
+}
+
+#define KEY(p, s) putStr(p, s, sizeof s - 1)
+
+/* The framed world.cast W2Bot.step sends for a decision. @return: its length. */
+static size_t packCast(uint8_t *frame, int64_t id, const Ability *a, const Action *act) {
+    uint8_t *p = frame + 4;
+    *p++ = (uint8_t)(0x80 | (3 + act->hasTarget + 2 * act->hasXZ));
+    p = KEY(p, "t");
+    p = KEY(p, "world.cast");
+    p = KEY(p, "id");
+    p = putUint(p, (uint64_t)id);
+    p = KEY(p, "ability");
+    p = putStr(p, a->id, a->idLen);
+    if (act->hasTarget) {
+        p = KEY(p, "target");
+        p = putUint(p, act->target);
+    }
+    if (act->hasXZ) {
+        p = KEY(p, "x");
+        *p++ = 0xcb;
+        putBE64(p, act->x);
+        p += 8;
+        p = KEY(p, "z");
+        *p++ = 0xcb;
+        putBE64(p, act->z);
+        p += 8;
+    }
+    size_t len = (size_t)(p - frame);
+    putBE32(frame, (uint32_t)(len - 4));
+    return len;
+}
+
+/* {"t": "world.release", "id": 3}, framed. */
+static const uint8_t RELEASE_FRAME[] = {0, 0, 0, 21, 0x82, 0xa1, 't', 0xad, 'w', 'o', 'r', 'l', 'd', '.',
+                                        'r', 'e', 'l', 'e', 'a', 's', 'e', 0xa2, 'i', 'd', RELEASE_ID};
+
+/* W2Bot.step: one 5 Hz turn. @return: 1 when it sent a move. */
+static int w2Step(Bot *b, double now, uint32_t ct) {
+    if (b->dead) {
+        b->lastSend = now;
+        if (b->releaseAt > 0.0 && now >= b->releaseAt) {
+            b->releaseAt = now + 10.0; /* again, if no revival comes */
+            sendBytes(b, RELEASE_FRAME, sizeof RELEASE_FRAME);
+            if (st.measuring) st.releases++;
+        }
+        return 0;
+    }
+    Fighter *f = b->fighter;
+    if (!f) {
+        step(b, now, ct);
+        return 1;
+    }
+    Action a;
+    fighterDecide(f, b->x, b->z, b->moving, now, &a);
+    if (a.what == ACT_IDLE) {
+        if (!b->moving || isinf(b->turnAt)) {
+            newHeading(b, now);
+            b->moving = 1;
+        }
+        step(b, now, ct);
+        return 1;
+    }
+    if (a.what == ACT_WALK) {
+        double dx = a.tx - b->x, dz = a.tz - b->z;
+        double d = hypot(dx, dz);
+        if (d == 0.0) d = 1.0;
+        b->vx = SPEED * dx / d;
+        b->vz = SPEED * dz / d;
+        b->turnAt = INFINITY; /* no random turns on the way */
+        b->moving = 1;
+        step(b, now, ct);
+        return 1;
+    }
+    b->lastSend = now;
+    if (a.what == ACT_STAND) {
+        if (!b->moving) return 0;
+        b->moving = 0;
+        b->vx = b->vz = 0.0;
+        uint8_t fr[MOVE_FRAME];
+        packMove(fr, b->x, b->z, 0.0, 0.0, ct, b->k);
+        sendBytes(b, fr, MOVE_FRAME);
+        return 1;
+    }
+    uint8_t fr[128];
+    size_t len = packCast(fr, b->nextId, &f->kit->ab[a.slot], &a);
+    sendBytes(b, fr, len);
+    fighterSent(f, b->nextId, a.slot, now, a.hasTarget, a.target);
+    b->nextId = b->nextId < 0x7FFFFFFF ? b->nextId + 1 : FIRST_CAST_ID;
+    st.casts++;
+    return 0;
+}
+
 /* --- the run ------------------------------------------------------------ */
 
 static struct {
@@ -609,24 +1162,35 @@ static struct {
     const char *phase;
     double t0, cpu0, user0, sys0;
     long disc0, corr0;
-    uint64_t sent0;
+    uint64_t sent0, steps0;
     int done;
 } run;
+
+#define TAG (opt.w2 ? "w2" : "w1")
 
 static void sendTick(double now) {
     int s = run.slot;
     run.slot = (run.slot + 1) % SLOTS;
     uint32_t ct = nowMillis();
+    size_t n = slotLen[s];
+    if (opt.w2) {
+        uint64_t moved = 0;
+        for (size_t j = slotLen[s]; j > 0; j--)
+            if (j - 1 < slotLen[s]) moved += (uint64_t)w2Step(slots[s][j - 1], now, ct);
+        st.sent += moved;
+        st.steps += n;
+        return;
+    }
     /* A bot lost while sending is swapped out of the slot: walk backwards. */
     for (size_t j = slotLen[s]; j > 0; j--) {
         if (j - 1 < slotLen[s]) step(slots[s][j - 1], now, ct);
     }
-    st.sent += slotLen[s];
+    st.sent += n;
 }
 
 static void beginWindow(double now) {
     run.phase = "measure";
-    fprintf(stderr, "[w1] window start\n");
+    fprintf(stderr, "[%s] window start\n", TAG);
     fflush(stderr);
     st.bytesIn = st.msgsIn = 0;
     st.latLen = 0;
@@ -637,13 +1201,20 @@ static void beginWindow(double now) {
     run.disc0 = st.disconnects;
     run.corr0 = st.corrections;
     run.sent0 = st.sent;
+    /* W2Stats.resetCombat */
+    run.steps0 = st.steps;
+    st.casts = st.accepted = st.events = st.deaths = st.releases = 0;
+    st.effLen = 0;
+    nRefused = 0;
+    for (long i = 0; i < opt.count; i++)
+        if (bots[i].fighter) bots[i].fighter->expired = bots[i].fighter->kills = 0;
     st.measuring = 1;
     run.endAt = run.t0 + opt.duration;
 }
 
 static void report(double now) {
-    fprintf(stderr, "[w1] %s t=%.0fs connected=%ld entered=%ld/%ld failed=%ld disconnects=%ld errors=%ld\n",
-            run.phase, now - run.started, st.connected, st.entered, opt.count, st.failed,
+    fprintf(stderr, "[%s] %s t=%.0fs connected=%ld entered=%ld/%ld failed=%ld disconnects=%ld errors=%ld\n",
+            TAG, run.phase, now - run.started, st.connected, st.entered, opt.count, st.failed,
             st.disconnects, st.errors);
     fflush(stderr);
     if (strcmp(run.phase, "ramp") == 0 && st.entered >= opt.count) {
@@ -676,6 +1247,52 @@ static void stopAll(void) {
     run.done = 1;
 }
 
+static int cmpDouble(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmpCode(const void *a, const void *b) {
+    return strcmp((const char *)a, (const char *)b); /* code is the first field */
+}
+
+/* W2Run.summary's fields after W1's (and kills: NPC deaths a fighter dealt). */
+static void w2Summary(double window) {
+    long decoders = st.decoders, expired = 0, kills = 0, refused = 0;
+    for (long i = 0; i < opt.count; i++) {
+        Bot *b = &bots[i];
+        if (b->sampled && b->entered) decoders++;
+        if (b->fighter) { expired += b->fighter->expired; kills += b->fighter->kills; }
+    }
+    if (decoders < 1) decoders = 1;
+    for (int i = 0; i < nRefused; i++) refused += refusedTab[i].count;
+    char a[64], b[64], c[64], d[64];
+    printf(" fighters=%ld steps_s=%s casts_s=%s casts_ok_s=%s casts_refused_s=%s", st.fighters,
+           pyRound(a, (double)(st.steps - run.steps0) / window, 1), pyRound(b, (double)st.casts / window, 2),
+           pyRound(c, (double)st.accepted / window, 2), pyRound(d, (double)refused / window, 2));
+    qsort(refusedTab, (size_t)nRefused, sizeof refusedTab[0], cmpCode);
+    for (int i = 0; i < nRefused; i++) {
+        const char *dot = strrchr(refusedTab[i].code, '.');
+        printf(" refused_%s_s=%s", dot ? dot + 1 : refusedTab[i].code,
+               pyRound(a, (double)refusedTab[i].count / window, 2));
+    }
+    qsort(st.effects, st.effLen, sizeof *st.effects, cmpDouble);
+    if (st.effLen) {
+        size_t i50 = (size_t)(0.50 * (double)st.effLen), i99 = (size_t)(0.99 * (double)st.effLen);
+        if (i50 > st.effLen - 1) i50 = st.effLen - 1;
+        if (i99 > st.effLen - 1) i99 = st.effLen - 1;
+        printf(" cast_effect_p50_ms=%s cast_effect_p99_ms=%s", pyRound(a, st.effects[i50] * 1000.0, 1),
+               pyRound(b, st.effects[i99] * 1000.0, 1));
+    } else {
+        printf(" cast_effect_p50_ms=-1 cast_effect_p99_ms=-1");
+    }
+    printf(" cast_effect_samples=%zu cast_no_effect=%ld combat_events_per_client_s=%s "
+           "combat_bytes_per_client_s=%s deaths=%ld releases=%ld kills=%ld",
+           st.effLen, expired, pyRound(a, (double)st.events / (double)decoders / window, 2),
+           pyRound(b, (double)st.events * RECORD_SIZE / (double)decoders / window, 1), st.deaths,
+           st.releases, kills);
+}
+
 static void endWindow(void) {
     st.measuring = 0;
     double window = monotonic() - run.t0;
@@ -688,18 +1305,20 @@ static void endWindow(void) {
         q99 = st.lat[i99 < st.latLen - 1 ? i99 : st.latLen - 1];
     }
     char a[64], b[64], c[64], d[64], e[64];
-    printf("workload=W1 n=%ld entered=%ld window_s=%s latency_p50_ms=%lld latency_p99_ms=%lld "
+    printf("workload=%s n=%ld entered=%ld window_s=%s latency_p50_ms=%lld latency_p99_ms=%lld "
            "latency_samples=%zu bytes_per_client_s=%s msgs_per_client_s=%s moves_sent_s=%s "
-           "disconnects=%ld window_disconnects=%ld corrections=%ld errors=%ld failed=%ld gen_cpu=%s\n",
-           opt.count, st.entered, pyRound(a, window, 1), q50, q99, st.latLen,
+           "disconnects=%ld window_disconnects=%ld corrections=%ld errors=%ld failed=%ld gen_cpu=%s",
+           opt.w2 ? "W2" : "W1", opt.count, st.entered, pyRound(a, window, 1), q50, q99, st.latLen,
            pyRound(b, (double)st.bytesIn / n / window, 1), pyRound(c, (double)st.msgsIn / n / window, 2),
            pyRound(d, (double)(st.sent - run.sent0) / window, 1), st.disconnects,
            st.disconnects - run.disc0, st.corrections - run.corr0, st.errors, st.failed,
            pyRound(e, (cpuSeconds() - run.cpu0) / window, 3));
+    if (opt.w2) w2Summary(window);
+    printf("\n");
     fflush(stdout);
     double user, sys;
     cpuSplit(&user, &sys);
-    fprintf(stderr, "[w1] gen_cpu user=%.3f sys=%.3f\n", (user - run.user0) / window,
+    fprintf(stderr, "[%s] gen_cpu user=%.3f sys=%.3f\n", TAG, (user - run.user0) / window,
             (sys - run.sys0) / window);
     stopAll();
 }
@@ -759,7 +1378,7 @@ static double timers(double now) {
         run.rampDeadline = INFINITY;
         if (strcmp(run.phase, "ramp") == 0) {
             char t[64];
-            fprintf(stderr, "[w1] ramp not complete after %ss; measuring anyway\n",
+            fprintf(stderr, "[%s] ramp not complete after %ss; measuring anyway\n", TAG,
                     pyRound(t, opt.rampTimeout, 6));
             run.phase = "warmup";
             beginWindow(now);
@@ -774,7 +1393,7 @@ static double timers(double now) {
         return now;
     }
     if (run.limitAt <= now) {
-        fprintf(stderr, "[w1] time limit reached\n");
+        fprintf(stderr, "[%s] time limit reached\n", TAG);
         stopAll();
         return now;
     }
@@ -880,6 +1499,27 @@ static int selftest(void) {
     for (int i = 0; i < MOVE_FRAME; i++) printf("%02x", f[i]);
     printf("\n");
     if (opt.handshakes) printf("handshakes %ld ok\n", opt.count);
+    /* W2: a cast at an entity, one at a point, a release; the first spec's kit. */
+    Ability fire = {.id = "fireball", .idLen = 8, .num = 31, .kind = KIND_DAMAGE, .target = TGT_ENEMY};
+    Action at = {.what = ACT_CAST, .hasTarget = 1, .target = NPC_BASE + 5};
+    Action ground = {.what = ACT_CAST, .hasXZ = 1, .x = 12.5, .z = -3.25};
+    uint8_t fr[128];
+    size_t len = packCast(fr, 10, &fire, &at);
+    printf("cast ");
+    for (size_t i = 0; i < len; i++) printf("%02x", fr[i]);
+    len = packCast(fr, 70000, &fire, &ground);
+    printf("\ncast ");
+    for (size_t i = 0; i < len; i++) printf("%02x", fr[i]);
+    printf("\nrelease ");
+    for (size_t i = 0; i < sizeof RELEASE_FRAME; i++) printf("%02x", RELEASE_FRAME[i]);
+    printf("\n");
+    if (opt.gameData) {
+        for (int i = 0; i < nRoles; i++) printf("class %s %s\n", roles[i].cls, roles[i].healer ? "healer" : "-");
+        for (size_t i = 0; i < nSpecs; i++)
+            printf("ability %s %d %d %d %g %g %g %g %g %g %g\n", specs[i].id, specs[i].num, specs[i].kind,
+                   specs[i].target, specs[i].range, specs[i].radius, specs[i].cast, specs[i].cooldown,
+                   specs[i].gcd, specs[i].cost, specs[i].duration);
+    }
     return 0;
 }
 
@@ -887,7 +1527,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: w1gen --handshakes FILE [--address tcp:HOST:PORT] [--count N] [--first-id ID]\n"
             "             [--size L] [--radius R] [--rate R] [--warmup S] [--duration S]\n"
-            "             [--ramp-timeout S] [--sample N] [--seed N] [--selftest]\n");
+            "             [--ramp-timeout S] [--sample N] [--seed N] [--selftest]\n"
+            "             [--workload W1|W2] [--game-data FILE (W2)]\n");
     exit(2);
 }
 
@@ -900,6 +1541,7 @@ int main(int argc, char **argv) {
         {"duration", required_argument, 0, 'd'}, {"ramp-timeout", required_argument, 0, 'T'},
         {"sample", required_argument, 0, 's'},  {"seed", required_argument, 0, 'S'},
         {"handshakes", required_argument, 0, 'H'}, {"selftest", no_argument, 0, 'X'},
+        {"workload", required_argument, 0, 'W'}, {"game-data", required_argument, 0, 'G'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -918,6 +1560,11 @@ int main(int argc, char **argv) {
         case 'S': opt.seed = strtoull(optarg, NULL, 10); break;
         case 'H': opt.handshakes = optarg; break;
         case 'X': opt.selftest = 1; break;
+        case 'W':
+            if (strcmp(optarg, "W2") == 0) opt.w2 = 1;
+            else if (strcmp(optarg, "W1") != 0) usage();
+            break;
+        case 'G': opt.gameData = optarg; break;
         default: usage();
         }
     }
@@ -933,7 +1580,12 @@ int main(int argc, char **argv) {
         bots[i].index = (int)i;
         bots[i].cid = (uint32_t)(opt.firstId + i);
         bots[i].slotPos = -1;
+        bots[i].fights = i % 2 == 0;
+        bots[i].moving = 1;
+        bots[i].nextId = FIRST_CAST_ID;
+        for (int j = 0; j < 4; j++) bots[i].cidBytes[j] = (uint8_t)(bots[i].cid >> (8 * j));
     }
+    if (opt.gameData) loadGameData(opt.gameData);
     if (opt.handshakes) loadHandshakes(opt.handshakes);
     if (opt.selftest) return selftest();
     if (!opt.handshakes) usage();

@@ -11,9 +11,14 @@ density and walking bots, plus one NPC per bot in packs of 3 placed
 uniformly at random (seeded) — aggro radius 10 m, leash 40 m, respawn 30 s
 — written with the zone into the step's temp dir (`[world] zones_file`,
 `npcs_file`).  The characters' classes cycle through etc/classes.toml (equal
-shares); the generator is `python -m mmoshard.bots w2` (half the bots fight,
-docs/world.md).  Each step: fresh database and key prefix, N accounts and
-characters, the server started with twistd, the generator driven against it.
+shares).  The generator is bench/w1gen.c's W2 workload where gcc is found
+(`--workload W2`, the fighter's mind in bench/w2mind.c: the Python bots' play
+in C), else or with `--python-bots` the Python bots, `python -m mmoshard.bots
+w2` (half the bots fight, docs/world.md).  Each step: fresh database and key
+prefix, N accounts and characters, the server started with twistd, the
+generator driven against it.  The local MariaDB's and Redis's CPU over the
+window is part of the workload (they write the kill rewards): reported as
+`db_cpu` and `redis_cpu`, and not counted as other processes.
 W2's capacity adds p99 cast-to-effect <= 200 ms to W1's rules (and a step
 with no cast-to-effect sample fails: nobody fought).  A W2 step where the
 generator ran under 95 % of its bots' 5 Hz turns, or used 95 % of its core,
@@ -33,8 +38,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import w1  # noqa: E402
-from benchutil import cpuSeconds, freePort  # noqa: E402
-from w1gen import KEY  # noqa: E402
+from benchutil import StoreCPU, cpuSeconds, freePort  # noqa: E402
+from w1gen import KEY, buildGenerator, writeGameData, writeHandshakes  # noqa: E402
 
 from mmoshard.bots.w1 import SEND_HZ  # noqa: E402
 from mmoshard.paths import readDataTOML  # noqa: E402
@@ -142,11 +147,33 @@ def writeFiles(tmp, n, sqlURL, prefix, tcpPort, adminPort, opts):
     })
 
 
-def botsCommand(n, port, opts):
-    return ["taskset", "-c", "1", sys.executable, "-m", "mmoshard.bots", "w2",
-            "--address", f"tcp:127.0.0.1:{port}", "--token-key", KEY, "--count", str(n),
+def botsCommand(n, port, opts, tmp):
+    """The generator's command line: the C program (its input files written to C{tmp}) or the Python bots."""
+    args = ["--address", f"tcp:127.0.0.1:{port}", "--token-key", KEY, "--count", str(n),
             "--size", f"{w1.side(n):.1f}", "--warmup", str(opts.warmup),
             "--duration", str(opts.duration), "--rate", str(opts.rate), "--seed", str(opts.seed)]
+    if opts.w2_generator == "c":
+        handshakes, data = os.path.join(tmp, "handshakes"), os.path.join(tmp, "w2data")
+        writeHandshakes(handshakes, n)
+        writeGameData(data)
+        return (["taskset", "-c", "1", opts.w2_binary] + args
+                + ["--workload", "W2", "--game-data", data, "--handshakes", handshakes])
+    return ["taskset", "-c", "1", sys.executable, "-m", "mmoshard.bots", "w2"] + args
+
+
+REWARD_METRICS = {"grants": 'mmoshard_world_rewards_total{result="granted"}',
+                  "reward_writes": "mmoshard_world_reward_writes_total"}
+
+
+def rewardCounters(adminPort):
+    """@return: {name: value} of L{REWARD_METRICS} in the node's /metrics (absent: 0)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{adminPort}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        values[name] = value
+    return {k: float(values.get(m, 0.0)) for k, m in REWARD_METRICS.items()}
 
 
 def w2Step(n, opts):
@@ -159,11 +186,14 @@ def w2Step(n, opts):
     tcpPort, adminPort = freePort(), freePort()
     proc = w1.startWorld(writeFiles(tmp, n, url, prefix, tcpPort, adminPort, opts), adminPort)
     state = {}
+    stores = StoreCPU()
     try:
         def windowStart():
             state["cpu0"] = cpuSeconds(proc.pid)
             state["t0"] = time.monotonic()
             state["sys0"] = w1.cpuTotals()
+            state["rewards0"] = rewardCounters(adminPort)
+            stores.start()
             if opts.profile:
                 import threading
 
@@ -182,10 +212,13 @@ def w2Step(n, opts):
             return {"machine_cpu": w1.machineCPU(state["sys0"], window),
                     "tick_p50_ms": round(w1.quantile(ticks, 0.5), 2),
                     "tick_p99_ms": round(w1.quantile(ticks, 0.99), 2),
-                    "ticks": len(ticks), "server_cpu": round(cpu, 3)}
+                    "ticks": len(ticks), "server_cpu": round(cpu, 3), **stores.cores(window),
+                    **{f"{k}_s": round((v - state["rewards0"][k]) / window, 1)
+                       for k, v in rewardCounters(adminPort).items()}}
 
-        result = w1.runGenerator(botsCommand(n, tcpPort, opts), opts, windowStart, summary, tag="w2")
-        result["generator"] = "python"
+        result = w1.runGenerator(botsCommand(n, tcpPort, opts, tmp), opts, windowStart, summary,
+                                 tag="w2")
+        result["generator"] = opts.w2_generator
         if "profile" in state:
             log(f"w2 N={n} tick profile (the window is not a measurement):\n{state['profile']}")
         return result
@@ -233,7 +266,8 @@ def searchW2(opts):
 
 W1_KEYS = ("tick_p99_ms", "latency_p99_ms", "server_cpu", "gen_cpu", "bytes_per_client_s")
 W2_KEYS = W1_KEYS + ("cast_effect_p99_ms", "casts_ok_s", "casts_refused_s",
-                     "combat_events_per_client_s", "combat_bytes_per_client_s", "deaths")
+                     "combat_events_per_client_s", "combat_bytes_per_client_s", "deaths", "kills",
+                     "grants_s", "reward_writes_s", "db_cpu", "redis_cpu", "others_cpu")
 
 
 def main(argv):
@@ -251,7 +285,10 @@ def main(argv):
     p.add_argument("--world-write", choices=["direct", "twisted"], default="direct")
     p.add_argument("--aoi-interval", type=int, default=4, help="both zones' aoi_interval (as W1)")
     p.add_argument("--generator", choices=["python", "c"], default=None,
-                   help="W1's generator (bench/w1.py's --generator); W2's is the Python bots")
+                   help="W1's generator (bench/w1.py's --generator)")
+    p.add_argument("--python-bots", action="store_true",
+                   help="W2's generator: the Python bots (python -m mmoshard.bots w2) instead of "
+                        "bench/w1gen.c --workload W2")
     p.add_argument("--attempts", type=int, default=6)
     p.add_argument("--wait-quiet", type=float, default=300.0)
     p.add_argument("--quick", action="store_true",
@@ -269,6 +306,11 @@ def main(argv):
     if load > 0.5:
         log(f"WARNING: load average {load:.2f}: the machine is not quiet")
     out = {"load_before": round(load, 2), "quick": opts.quick}
+    opts.w2_generator = "python" if opts.python_bots or not shutil.which("gcc") else "c"
+    if opts.w2_generator == "python" and not opts.python_bots:
+        log("WARNING: no gcc: the Python bots drive W2 (they share the machine's second core "
+            "with MariaDB and saturate it first)")
+    opts.w2_binary = buildGenerator() if opts.w2_generator == "c" else None
     if opts.only != "w2":
         w1opts = argparse.Namespace(**vars(opts))
         w1opts.start, w1opts.counts, w1opts.profile_at = opts.start_w1, opts.w1_counts, 0
@@ -281,7 +323,7 @@ def main(argv):
         out.update(picked("w1", best, [(n, r) for n, _, r, _ in results], W1_KEYS))
     if opts.only != "w1":
         best, results = searchW2(opts)
-        out.update({"w2_capacity": best,
+        out.update({"w2_capacity": best, "w2_generator": opts.w2_generator,
                     "w2_generator_bound": any(generatorBound(r) for _, _, r in results)})
         out.update(picked("w2", best, [(n, r) for n, _, r in results], W2_KEYS))
     if out.get("w1_capacity") and "w2_capacity" in out:

@@ -203,20 +203,65 @@ def _checkVolatileURL(url):
         except ValueError as e:
             return f"bad redis URL: {e}"
         return None
-    return f"unsupported volatile store URL {url!r}: use memory:// or redis://host:port/db"
+    if parts.scheme == "redis-cluster":
+        from mmoshard.store.volatile import parseClusterURL
+
+        try:
+            parseClusterURL(url)
+        except ValueError as e:
+            return str(e)
+        return None
+    return (f"unsupported volatile store URL {url!r}: use memory://, redis://host:port/db "
+            f"or redis-cluster://host:port[,host:port...]")
 
 
-def _checkLoopback(endpoint):
-    if not endpoint:
-        return None
-    if endpoint.startswith("unix:"):
-        return None
-    interface = getattr(serverFromString(None, endpoint), "_interface", "")
-    if interface not in ("127.0.0.1", "::1", "localhost"):
-        return (
-            "the admin site must listen on loopback only "
-            "(add :interface=127.0.0.1 to the endpoint)"
-        )
+def _endpointParts(endpoint):
+    """@return: the fields of a Twisted endpoint string, split at unescaped colons and unescaped."""
+    parts, current, chars = [], [], iter(endpoint)
+    for c in chars:
+        if c == "\\":
+            current.append(next(chars, ""))
+        elif c == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+    parts.append("".join(current))
+    return parts
+
+
+LOOPBACK_INTERFACES = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def isLoopbackEndpoint(endpoint):
+    """
+    @return: whether the server endpoint string C{endpoint} listens on
+        loopback only: a C{unix:} socket, or C{tcp}/C{tcp6}/C{ssl} with an
+        C{interface} of 127.0.0.1, ::1 or localhost (the admin site then
+        needs no login: docs/operations.md, "Admin site").  Read from the
+        string itself; an unparsable one is not loopback.
+    """
+    parts = _endpointParts(endpoint)
+    if parts[0] == "unix":
+        return True
+    if parts[0] not in ("tcp", "tcp6", "ssl"):
+        return False
+    interface = None
+    for part in parts[1:]:
+        if part.startswith("interface="):
+            interface = part[len("interface="):]
+    return interface in LOOPBACK_INTERFACES
+
+
+def _checkCORSOrigins(origins):
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if (parts.scheme not in ("http", "https") or not parts.hostname
+                or parts.path or parts.query or parts.fragment or origin.endswith("/")):
+            return (f"{origin!r} is not an origin: write scheme://host[:port] "
+                    "(no path, no trailing slash), or \"*\" for any")
     return None
 
 
@@ -247,7 +292,13 @@ LISTEN_FIELDS = {
     "http": Field("optendpoint", "tcp:8080"),
     "tcp": Field("optendpoint", "tcp:7000"),
     "websocket": Field("optendpoint", "tcp:7001"),
-    "admin": Field("optendpoint", "tcp:9100:interface=127.0.0.1", _checkLoopback),
+    "admin": Field("optendpoint", "tcp:9100:interface=127.0.0.1",
+                   help="loopback: no login; anywhere else: operator login"),
+}
+WEB_FIELDS = {
+    "cors_origins": Field("strlist", (), _checkCORSOrigins,
+                          "origins whose pages may call the public REST API (CORS)"),
+    "cors_max_age": Field("int", 600, nonNegative, "seconds a browser may cache a preflight"),
 }
 PUBLIC_FIELDS = {
     "host": Field("str", "127.0.0.1", help="host name clients use to reach us"),
@@ -279,6 +330,7 @@ SESSION_FIELDS = {
     "resume_grace": Field("float", 30.0, nonNegative),
     "replay_buffer": Field("int", 512, positive, "messages kept for resume"),
     "one_session_per_account": Field("bool", True),
+    "resume_anywhere": Field("bool", True),
     "direct_write": Field("bool", True, help="TCP: send at once while nothing is queued"),
 }
 
@@ -317,6 +369,12 @@ class ListenSection:
     tcp: str
     websocket: str
     admin: str
+
+
+@attrs.frozen
+class WebSection:
+    cors_origins: tuple
+    cors_max_age: int
 
 
 @attrs.frozen
@@ -362,6 +420,7 @@ class SessionSection:
     resume_grace: float
     replay_buffer: int
     one_session_per_account: bool
+    resume_anywhere: bool
     direct_write: bool
 
 
@@ -378,6 +437,7 @@ class Config:
     secrets: SecretsSection
     shutdown: ShutdownSection
     session: SessionSection
+    web: WebSection
     roles: dict = attrs.field(factory=dict)  # role name -> its config object
     path: str | None = None
 
@@ -396,6 +456,7 @@ CORE_SECTIONS = {
     "secrets": (SECRETS_FIELDS, SecretsSection),
     "shutdown": (SHUTDOWN_FIELDS, ShutdownSection),
     "session": (SESSION_FIELDS, SessionSection),
+    "web": (WEB_FIELDS, WebSection),
 }
 
 

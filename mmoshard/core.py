@@ -20,7 +20,10 @@ from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
 from mmoshard.web.admin import makeAdminSite
 from mmoshard.web.channel import directChannel
+from mmoshard.web.cors import makePublicRoot
+from mmoshard.web.spaces import SpaceViews
 from mmoshard.web.site import SiteRoot
+from mmoshard.web.static import mountPublicFiles
 from mmoshard.zonechat import StoreZoneChannels
 
 
@@ -281,16 +284,26 @@ def makeCoreServices(node):
         node.provide(IZoneChannels, StoreZoneChannels(volatile))
     if node.uses("session"):
         from mmoshard.wire.manager import SessionManager
+        from mmoshard.wire.resumestore import ResumeStore
 
+        s = config.session
+        resumeStore = (ResumeStore(volatile, reactor, node.nodeId, s.replay_buffer, s.resume_grace)
+                       if s.resume_anywhere and s.resume_grace > 0 else None)
         manager = SessionManager(
-            config.session, reactor, node.nodeId, node.metrics,
-            verifier=verifier, volatile=volatile, gate=gate,
+            s, reactor, node.nodeId, node.metrics,
+            verifier=verifier, volatile=volatile, gate=gate, resumeStore=resumeStore,
         )
         node.provide(IMessageRouter, manager)
+        directory.addInfoSource("sessions", manager.counts)
     if node.uses("http") and config.listen.http:
-        node.provide(IWebSite, SiteRoot())
+        site = SiteRoot(makePublicRoot(config.web))
+        # The browser play client (/play/) and the client library (/lib/).
+        mountPublicFiles(site)
+        node.provide(IWebSite, site)
+    spaces = SpaceViews(volatile, reactor, node.nodeId, directory)
     if config.listen.admin:
-        admin = makeAdminSite(node, sql, volatile, directory, locator)
+        admin = makeAdminSite(node, sql, volatile, directory, gate, verifier, spaces,
+                              locator)
         node.provide(IAdminSite, admin)
     return [
         SQLService(sql, node.nodeId),
@@ -301,6 +314,8 @@ def makeCoreServices(node):
         # (Announce); its entry is removed when the node stops.
         PartService("directory", directory, start=False),
         PartService("locator", locator),
+        # Subscribes at the console's first question; unsubscribes at stop.
+        PartService("spaces", spaces, start=False),
     ]
 
 

@@ -77,6 +77,7 @@ class Directory:
         self.endpoints = {}
         self.loadSources = {}
         self.info = {}
+        self.infoSources = {}
         self.startedAt = clock.seconds()
         self._loop = None
         self._failing = False
@@ -87,6 +88,9 @@ class Directory:
     def publish(self, name, value):
         self.info[name] = value
 
+    def addInfoSource(self, name, source):
+        self.infoSources[name] = source
+
     def entry(self):
         load = {}
         for name, source in self.loadSources.items():
@@ -94,6 +98,12 @@ class Directory:
                 load[name] = source()
             except Exception:
                 self.log.failure("load source {name} failed", name=name)
+        info = dict(self.info)
+        for name, source in self.infoSources.items():
+            try:
+                info[name] = source()
+            except Exception:
+                self.log.failure("info source {name} failed", name=name)
         return DirectoryEntry(
             node_id=self.nodeId,
             roles=self.roles,
@@ -101,7 +111,7 @@ class Directory:
             load=load,
             started_at=self.startedAt,
             updated_at=self.clock.seconds(),
-            info=dict(self.info),
+            info=info,
         )
 
     async def beat(self):

@@ -15,6 +15,10 @@ from mmoshard.store.follow import Follower
 # and the channel it announces a change on; both under the store prefix.
 RULES_KEY = "gate:rules"
 RULES_CHANNEL = "gate:changed"
+# A maintenance window an operator opened by hand (the console, POST
+# /shard/maintenance/open): enforced with the published ones, kept apart so
+# that a release publication does not end it, and gone when it ends.
+OPERATOR_WINDOW_KEY = "gate:operator_window"
 
 DEFAULT_CHANNEL = "live"
 
@@ -235,6 +239,8 @@ class StoreGate:
         self.refreshInterval = refresh
         self.defaultChannel = defaultChannel
         self.rules = GateRules()
+        # The window an operator opened by hand, or None (in self.rules too).
+        self.operatorWindow = None
         self._follower = Follower(
             volatile, clock, RULES_CHANNEL, self._read, refresh, "client gate rules"
         )
@@ -245,6 +251,9 @@ class StoreGate:
                 claims, clientVersion, platform, self.clock.seconds(), self.defaultChannel
             )
         )
+
+    def maintenance(self):
+        return self.rules.activeMaintenance(self.clock.seconds())
 
     def refresh(self):
         """
@@ -257,6 +266,11 @@ class StoreGate:
     async def _read(self):
         raw = await self.volatile.get(RULES_KEY)
         rules = GateRules.decode(raw) if raw else GateRules()
+        window = await readOperatorWindow(self.volatile)
+        if window is not None:
+            rules = attrs.evolve(rules, maintenance=tuple(
+                sorted(rules.maintenance + (window,), key=lambda m: m.start)))
+        self.operatorWindow = window
         if rules != self.rules:
             self.log.info(
                 "client gate rules revision {revision}: maintenance {maintenance}",
@@ -271,6 +285,38 @@ class StoreGate:
 
     def stop(self):
         return self._follower.stop()
+
+
+async def readOperatorWindow(volatile):
+    """@return: the L{Maintenance} window an operator opened, or None."""
+    raw = await volatile.get(OPERATOR_WINDOW_KEY)
+    if not raw:
+        return None
+    try:
+        return Maintenance.fromJSON(json.loads(raw))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def openOperatorWindow(volatile, window, now):
+    """
+    Open (or replace) the operator's maintenance window C{window} (a
+    L{Maintenance}) for every gate, which hears of it at once; the key
+    expires a minute after the window ends.
+    """
+    ttl = max(1.0, window.end - now + 60.0)
+    await volatile.set(OPERATOR_WINDOW_KEY, json.dumps(window.toJSON()), ttl=ttl)
+    await volatile.publish(RULES_CHANNEL, b"operator")
+
+
+async def closeOperatorWindow(volatile):
+    """
+    End the operator's maintenance window now, for every gate.
+    @return: whether there was one.
+    """
+    gone = await volatile.delete(OPERATOR_WINDOW_KEY)
+    await volatile.publish(RULES_CHANNEL, b"operator")
+    return bool(gone)
 
 
 async def publishRules(volatile, rules):

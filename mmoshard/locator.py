@@ -24,8 +24,12 @@ PLACE = "place"
 
 
 def indexKey(cid):
-    """@return: the volatile set of the nodes holding an entry for character C{cid}."""
-    return f"loc:{int(cid)}"
+    """
+    @return: the volatile set of the nodes holding an entry for character
+        C{cid}; the character id is the key's hash tag, which its entries
+        share (one slot on Redis Cluster).
+    """
+    return f"loc:{{{int(cid)}}}"
 
 
 def entryKey(cid, nodeId):

@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import PlatformCollector, ProcessCollector
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorCore
@@ -20,6 +20,7 @@ from mmoshard.interfaces import (
     IAdminSite,
     IClientGate,
     IDirectory,
+    IDraining,
     ILocator,
     IMatchResults,
     IMessageRouter,
@@ -298,9 +299,30 @@ class NodeService(AsyncMultiService):
 
     def stopService(self):
         self.node.ready = False
-        d = super().stopService()
+        d = Deferred.fromCoroutine(self._drainThenStop())
         d.addCallback(lambda _: self.log.info("node {node_id} stopped", node_id=self.node.nodeId))
         return d
+
+    async def _drainThenStop(self):
+        """
+        The roles that hand work to other nodes (L{IDraining}) drain first,
+        each within its C{drainDeadline}, while sessions and stores are up;
+        then every service stops in reverse order.
+        """
+        for svc in reversed(self.roleServices):
+            if not (svc.running and IDraining.providedBy(svc)):
+                continue
+            d = maybeDeferred(svc.drain)
+            d.addTimeout(svc.drainDeadline, self.node.reactor)
+            try:
+                await d
+            except TimeoutError:
+                self.log.warn("node {node_id}: {name} did not drain within {timeout}s; stopping anyway",
+                              node_id=self.node.nodeId, name=svc.name, timeout=svc.drainDeadline)
+            except Exception:
+                self.log.failure("node {node_id}: draining {name} failed", node_id=self.node.nodeId,
+                                 name=svc.name)
+        await super().stopService()
 
     def stopTimeoutOf(self, child):
         if child in self.roleServices:

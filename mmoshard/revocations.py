@@ -12,14 +12,15 @@ from mmoshard.store.volatile import Script
 #   revocations:sids      member: login id              (logout, refresh reuse, password change)
 #   revocations:accounts  member: "<account>:<before>"  (ban: tokens with iat <= before)
 # and a counter bumped by every revocation.  Each revocation is published on
-# the "revocations" channel as b"<counter> <json>", in the same script, so
+# the revocations channel as b"<counter> <json>", in the same script, so
 # subscribers see the counter rise by one per message and know they missed
 # something when it jumps.
 
-REVOKED_SIDS = "revocations:sids"
-REVOKED_ACCOUNTS = "revocations:accounts"
-REVOCATION_SEQ = "revocations:seq"
-REVOCATION_CHANNEL = "revocations"
+# One hash tag, so the scripts may take them all on Redis Cluster.
+REVOKED_SIDS = "revocations:{rev}:sids"
+REVOKED_ACCOUNTS = "revocations:{rev}:accounts"
+REVOCATION_SEQ = "revocations:{rev}:seq"
+REVOCATION_CHANNEL = "revocations:{rev}"
 
 
 def _revokePython(view, keys, args):

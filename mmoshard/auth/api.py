@@ -26,7 +26,8 @@ abc1234567 football123 monkey1234 dragon1234 sunshine12 princess12 trustno1234
 # The fewest different characters a new password holds.
 MIN_DISTINCT = 4
 
-DIRECTORY_ROLES = ("chat", "world", "version")
+# The roles a game client talks to, listed in a login's directory (docs/auth.md).
+DIRECTORY_ROLES = ("chat", "world", "matchmaking", "version")
 # How many refresh tokens issued by refreshes here are remembered until they
 # come back (L{AuthAPI.refresh}); some 4 MB.
 ISSUED_REMEMBERED = 16384
@@ -271,66 +272,117 @@ class AuthAPI:
     @route("POST", "/v1/sessions", "Log in: access and refresh tokens and the directory",
            auth=False, body=_loginBody,
            errors=("auth.invalid_credentials", "account.banned", "auth.locked",
-                   "auth.rate_limited", "auth.busy"),
+                   "auth.rate_limited", "auth.busy", "server.maintenance"),
            response=_out(**TOKENS, directory="object"))
     async def login(self, call):
         svc, body = self.service, call.body
+        account, newHash = await self.checkCredentials(body["username"], body["password"],
+                                                       call.ip)
+        now = self.now()
+        if not account.is_operator:
+            self.refuseInMaintenance(now)
+        userAgent = (call.request.getHeader("user-agent") or "")[:255]
+        sid = await self.startLogin(account, call.ip, userAgent, now, newHash)
+        flags = ("operator",) if account.is_operator else ()
+        tokens = self._tokens(account.id, account.username, sid, 0, now, flags)
+        directory = json.dumps(await svc.directoryForClients(), separators=(",", ":"))
+        return 200, tokens[:-1] + b',"directory":' + directory.encode() + b"}"
+
+    def refuseInMaintenance(self, now):
+        """
+        @raise HTTPError: 503 C{server.maintenance} while a maintenance
+            window is open (docs/version.md): only operators log in then.
+        """
+        gate = self.service.gate
+        window = gate.maintenance() if gate is not None else None
+        if window is not None:
+            self.service.loginOutcome("maintenance")
+            raise error("server.maintenance", window.message,
+                        headers=retryAfter(window.retryAfter(now)))
+
+    async def checkCredentials(self, username, password, ip):
+        """
+        Check a login's username and password (rate limit, lockout, one
+        hash whether or not the account exists, the ban), writing the audit
+        rows and counting the outcomes.
+
+        @return: (the L{AccountRow}, None or its password hashed anew with
+            today's parameters, for L{startLogin} to store).
+        @raise HTTPError: C{auth.rate_limited}, C{auth.locked},
+            C{auth.invalid_credentials}, C{account.banned}, C{auth.busy}.
+        """
+        svc = self.service
         try:
-            await svc.limits.hit("login", call.ip)
+            await svc.limits.hit("login", ip)
         except HTTPError:
             svc.loginOutcome("rate_limited")
             raise
-        userKey = body["username"].lower()
+        userKey = username.lower()
         account = await svc.accounts.byName(userKey)
         accountId = account.id if account else None
-        await self._checkLock(userKey, accountId, call.ip)
+        await self._checkLock(userKey, accountId, ip)
         # Exactly one verification whether or not the account exists, so
         # unknown usernames take as long as wrong passwords.
         encoded = account.password_hash if account else svc.hasher.dummyHash
-        ok, stale = await self._verify(encoded, body["password"])
+        ok, stale = await self._verify(encoded, password)
         now = self.now()
         if not ok or account is None:
             lockout = await svc.limits.failed(userKey)
             svc.loginOutcome("failed")
             await svc.accounts.event(
-                accountId, "login_failed", call.ip, now,
-                None if account else f"unknown username {body['username']!r}",
+                accountId, "login_failed", ip, now,
+                None if account else f"unknown username {username!r}",
             )
             self.log.info("failed login for {username} (account {account_id}) from {ip}",
-                          username=body["username"], account_id=accountId, ip=call.ip)
+                          username=username, account_id=accountId, ip=ip)
             if lockout:
                 self.log.warn("username {username} locked out for {seconds}s after "
-                              "failed logins from {ip}", username=body["username"],
-                              seconds=lockout, ip=call.ip, account_id=accountId)
+                              "failed logins from {ip}", username=username,
+                              seconds=lockout, ip=ip, account_id=accountId)
             raise error("auth.invalid_credentials")
         await svc.limits.succeeded(userKey)
         if account.bannedAt(now):
             svc.loginOutcome("banned")
-            await svc.accounts.event(account.id, "login_banned", call.ip, now)
+            await svc.accounts.event(account.id, "login_banned", ip, now)
             raise self._banned(account.ban_reason, account.banned_until)
-        newHash = await self._hash(body["password"]) if stale else None
+        return account, (await self._hash(password) if stale else None)
+
+    async def startLogin(self, account, ip, userAgent, now, newHash=None):
+        """
+        Open a login (its SQL row, its volatile record) for C{account},
+        whose credentials passed L{checkCredentials} (C{newHash}: the
+        rehashed password it gave).
+
+        @return: the login id.
+        @raise HTTPError: C{account.banned}, banned meanwhile.
+        """
+        svc = self.service
         sid = newLoginId()
-        userAgent = (call.request.getHeader("user-agent") or "")[:255]
         banned = await svc.sqlLogins.loginOk(
-            account.id, sid, now, now + self.cfg.refresh_ttl, call.ip, userAgent, newHash
+            account.id, sid, now, now + self.cfg.refresh_ttl, ip, userAgent, newHash
         )
         if banned is not None:
             # Banned between the account read and the login's transaction.
             svc.loginOutcome("banned")
             raise self._banned(banned[1], banned[0])
         if not await svc.loginRecords.create(sid, account.id, account.username,
-                                       account.is_operator):
+                                             account.is_operator):
             # Only a revocation racing this login marks the key first.
             self.log.warn("login {sid} of account {account_id} was ended while it was "
                           "being made: its tokens are dead", sid=sid, account_id=account.id)
         svc.loginOutcome("ok")
         self.log.info("account {account_id} logged in from {ip} (login {sid}{rehashed})",
-                      account_id=account.id, ip=call.ip, sid=sid,
+                      account_id=account.id, ip=ip, sid=sid,
                       rehashed=", password rehashed" if newHash else "")
+        return sid
+
+    def issueAccess(self, account, sid, now):
+        """@return: (an access token of login C{sid}, its lifetime in seconds)."""
         flags = ("operator",) if account.is_operator else ()
-        tokens = self._tokens(account.id, account.username, sid, 0, now, flags)
-        directory = json.dumps(await svc.directoryForClients(), separators=(",", ":"))
-        return 200, tokens[:-1] + b',"directory":' + directory.encode() + b"}"
+        iat, exp = self.service.issuer.times(now, self.cfg.access_ttl)
+        token = self.service.issuer.issueAt(account.id, jsonString(sid), iat, exp, flags,
+                                            jsonString(account.username))
+        return token, self.cfg.access_ttl
 
     def _banned(self, reason, until):
         return error("account.banned", f"the account is banned: {reason}",

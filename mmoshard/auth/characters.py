@@ -81,6 +81,12 @@ def _txn_createCharacter(cursor, accountId, name, cls, zone, spawn, now, limit,
     return "ok", characterJSON(row)
 
 
+def _txn_owner(cursor, characterId):
+    row = cursor.execute("SELECT account_id, name FROM characters WHERE id = ?",
+                         (characterId,)).fetchone()
+    return None if row is None else (int(row[0]), row[1])
+
+
 def _txn_deleteCharacter(cursor, accountId, characterId, now):
     """Soft-delete; @return: True when the account had that live character."""
     cursor.execute(
@@ -149,6 +155,10 @@ class CharacterStore:
         """Soft-delete; @return: True when the account had that live character."""
         return await self.sql.runInteraction(_txn_deleteCharacter, accountId, characterId,
                                              now)
+
+    async def owner(self, characterId):
+        """@return: (account id, name) of character C{characterId} (deleted or not), or None."""
+        return await self.sql.runInteraction(_txn_owner, characterId)
 
     async def restore(self, characterId):
         """

@@ -1,4 +1,4 @@
-"""`mmoshard account ban|unban|show|restore-character`: the operator's handle on accounts."""
+"""`mmoshard account ban|unban|show|operator|restore-character`: the operator's handle on accounts."""
 
 import json
 import re
@@ -31,6 +31,10 @@ def arguments(parser):
                       help="end of the ban: ISO 8601 (UTC unless it says) or epoch seconds")
     common(sub.add_parser("unban", help="lift an account's ban"))
     common(sub.add_parser("show", help="an account's ban state and audit trail"))
+    p = common(sub.add_parser("operator", help="make an account an operator (the console's "
+                              "login, chat moderation, entry during maintenance)"))
+    p.add_argument("--revoke", action="store_true",
+                   help="take the flag back (its logins end)")
     common(sub.add_parser("restore-character", help="undo a character's deletion"),
            "CHARACTER", "character id")
 
@@ -131,6 +135,8 @@ async def run(reactor, args, out=None, clock=None):
             raise CommandError(f"no account {args.account!r}")
         if args.action == "show":
             return await _show(accounts, account, out)
+        if args.action == "operator":
+            return await _operator(accounts, volatile, cfg, account, not args.revoke, now, out)
         if args.action == "unban":
             await unbanAccount(accounts, now, account, actor="cli")
             print(f"account {account} unbanned", file=out)
@@ -173,4 +179,25 @@ async def _show(accounts, accountId, out):
         print(f"banned until {_when(account.banned_until)}: {account.ban_reason}", file=out)
     for at, kind, ip, detail in await accounts.events(accountId, 30):
         print(f"  {_when(at)}  {kind:<16} {ip or '-':<15} {detail or ''}", file=out)
+    return 0
+
+
+async def _operator(accounts, volatile, cfg, account, grant, now, out):
+    """Grant or take back the operator flag; taking it back ends the account's logins."""
+    from mmoshard.auth.logins import endLoginRecords
+    from mmoshard.auth.revocation import endAccount
+
+    accountId, revoked = await accounts.setOperator(account, grant, now, "cli")
+    if grant:
+        print(f"account {accountId} is an operator from its next login", file=out)
+        return 0
+    if volatile is not None:
+        await endLoginRecords(volatile, revoked, "operator_revoke")
+        await endAccount(volatile, accountId, cfg.access_ttl, "operator_revoke", now)
+        print(f"account {accountId} is no longer an operator; {len(revoked)} login(s) ended",
+              file=out)
+    else:
+        print(f"account {accountId} is no longer an operator; its {len(revoked)} login(s) "
+              f"cannot refresh, and tokens already issued stay valid for up to "
+              f"{cfg.access_ttl:g}s (restart an embedded server to end them now)", file=out)
     return 0

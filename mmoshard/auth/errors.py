@@ -17,6 +17,9 @@ AUTH_ERRORS = ErrorCodes({
     "auth.locked": (429, "too many failed logins for this username; see Retry-After"),
     "auth.rate_limited": (429, "too many requests from this address; see Retry-After"),
     "auth.busy": (503, "password hashing is saturated; retry after Retry-After"),
+    "server.maintenance": (503, "a maintenance window is open: only operators log in; the "
+                                "message is the window's, Retry-After says when it ends"),
+    "auth.operator_required": (403, "the account is not an operator"),
 })
 ERRORS = AUTH_ERRORS.codes
 error = AUTH_ERRORS.error

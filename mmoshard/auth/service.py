@@ -6,7 +6,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from mmoshard.auth.admin import AdminAPI
+from mmoshard.auth.admin import AdminAPI, OperatorLogins
 from mmoshard.auth.api import DIRECTORY_ROLES, AuthAPI
 from mmoshard.auth.characters import CharacterStore
 from mmoshard.auth.errors import AUTH_ERRORS
@@ -17,7 +17,7 @@ from mmoshard.auth.store import AccountStore, LoginStore
 from mmoshard.tokens import AccessTokens, RefreshTokens
 from mmoshard.web.routes import Router, mountRouter
 
-LOGIN_OUTCOMES = ("ok", "failed", "locked", "banned", "rate_limited")
+LOGIN_OUTCOMES = ("ok", "failed", "locked", "banned", "rate_limited", "maintenance")
 REFRESH_OUTCOMES = ("ok", "invalid", "reused", "banned")
 HASH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 PURGE_EVERY = 3600.0
@@ -62,7 +62,8 @@ class AuthService(Service):
     log = Logger()
 
     def __init__(self, config, reactor, nodeId, metrics, gameData, sql, volatile,
-                 verifier, tokenKey, directory=None, site=None, admin=None, clock=None):
+                 verifier, tokenKey, directory=None, site=None, admin=None, clock=None,
+                 gate=None):
         """
         @param config: the C{[auth]} section.
         @param metrics: the node's Prometheus registry.
@@ -72,6 +73,8 @@ class AuthService(Service):
         @param directory: the L{IDirectory} handed to clients at login.
         @param site: the public L{IWebSite} (None: no REST here).
         @param admin: the L{IAdminSite} (None: no account admin here).
+        @param gate: the L{IClientGate} whose maintenance windows refuse
+            logins of non-operators (None: never refused).
         """
         self.setName("auth")
         self.config = config
@@ -88,6 +91,7 @@ class AuthService(Service):
         self.directory = directory
         self.site = site
         self.admin = admin
+        self.gate = gate
         self.tokenKeySource = tokenKey
         registry = metrics
         self.logins = Counter("mmoshard_auth_logins", "Login attempts by outcome",
@@ -108,6 +112,7 @@ class AuthService(Service):
         )
         self.api = AuthAPI(self)
         self.adminAPI = AdminAPI(self)
+        self.operatorLogins = OperatorLogins(self)
         self.limits = None
         self.tokenKey = self.refreshTokens = self.issuer = None
         self.loginRecords = None

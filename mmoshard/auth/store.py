@@ -2,6 +2,7 @@
 
 import attrs
 
+from mmoshard.audit import txnEvent
 from mmoshard.store.errors import IntegrityError
 
 
@@ -32,14 +33,8 @@ def _account(row):
 
 
 def _txn_event(cursor, accountId, kind, ip, now, detail=None):
-    """Append one row to the audit trail."""
-    if detail is not None:
-        detail = detail[:255]
-    cursor.execute(
-        "INSERT INTO account_events (at, account_id, kind, ip, detail) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (now, accountId, kind, ip, detail),
-    )
+    """Append one row to the audit trail (L{mmoshard.audit.txnEvent})."""
+    txnEvent(cursor, accountId, kind, ip, now, detail)
 
 
 def _txn_accountByName(cursor, usernameLower):
@@ -268,6 +263,25 @@ def _txn_unban(cursor, account, now, ip, actor):
     return accountId
 
 
+def _txn_setOperator(cursor, account, operator, now, actor):
+    """
+    Grant or take back the operator flag; taking it back revokes the
+    account's logins (their tokens carry the flag until they end).
+
+    @return: (account id, revoked login ids), or None for no such account.
+    """
+    accountId = _txn_findAccount(cursor, account)
+    if accountId is None:
+        return None
+    cursor.execute("UPDATE accounts SET is_operator = ? WHERE id = ?",
+                   (1 if operator else 0, accountId))
+    revoked = [] if operator else _revokeLogins(cursor, "account_id = ?", (accountId,), now,
+                                                "operator_revoke")
+    _txn_event(cursor, accountId, "operator_grant" if operator else "operator_revoke", None,
+               now, f"by {actor}")
+    return accountId, revoked
+
+
 def _txn_events(cursor, accountId, limit=100):
     """@return: the latest audit rows of C{accountId}, newest first."""
     return cursor.execute(
@@ -350,6 +364,14 @@ class AccountStore:
         """
         return await self.sql.runInteraction(_txn_ban, account, until, reason, now, ip,
                                              actor)
+
+    async def setOperator(self, account, operator, now, actor):
+        """
+        Grant (C{operator} True) or take back the operator flag of C{account}.
+
+        @return: (account id, revoked login ids), or None for no such account.
+        """
+        return await self.sql.runInteraction(_txn_setOperator, account, operator, now, actor)
 
     async def unban(self, account, now, ip, actor):
         """Lift C{account}'s ban; @return: the account id, or None for no such account."""

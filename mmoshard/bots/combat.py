@@ -162,6 +162,7 @@ class Fighter:
         self.pending = {}  # ability number -> when its request went out, until its effect shows
         self.effects = []
         self.expired = 0  # casts accepted whose effect never showed
+        self.kills = 0  # NPC deaths it saw itself deal
         self.hp = None
         self.hpMax = None
         self.res = None  # unknown until a RESOURCE record: costs are not checked
@@ -242,6 +243,8 @@ class Fighter:
                     self.hp, self.hpMax = value, b
             elif kind == DEATH or kind == REVIVE:
                 alive = kind == REVIVE
+                if not alive and a == cid and b >= NPC_BASE:
+                    self.kills += 1
                 hp = value if alive else 0
                 seen = self.lookup(b)
                 if seen is not None:
@@ -270,19 +273,22 @@ class Fighter:
     # --- what it does ------------------------------------------------------------------
 
     def choose(self, x, z):
-        """@return: the id of the nearest living NPC not walking home, or None."""
+        """@return: the id of the nearest living NPC not walking home (the lowest id of equals), or None."""
         best = None
         bestD = math.inf
         for eid, seen in self.npcs.items():
             if seen.dead or seen.evading:
                 continue
             d = (seen.x - x) ** 2 + (seen.z - z) ** 2
-            if d < bestD:
+            if d < bestD or (d == bestD and eid < best):
                 best, bestD = eid, d
         return best
 
     def mostHurt(self, x, z, heal):
-        """@return: the id of the ally (itself included) most hurt under L{HEAL_BELOW} in C{heal}'s range, or None."""
+        """
+        @return: the id of the ally (itself included) most hurt under
+            L{HEAL_BELOW} in C{heal}'s range (the lowest id of equals), or None.
+        """
         best = None
         share = HEAL_BELOW
         if not self.dead and self.hp is not None and self.hpMax and self.hp / self.hpMax < share:
@@ -292,7 +298,8 @@ class Fighter:
         r2 = heal.range * heal.range
         for eid, seen in self.players.items():
             s = seen.hurt()
-            if s < share and not seen.dead and (seen.x - x) ** 2 + (seen.z - z) ** 2 <= r2:
+            if ((s < share or (s == share and best is not None and eid < best)) and not seen.dead
+                    and (seen.x - x) ** 2 + (seen.z - z) ** 2 <= r2):
                 best, share = eid, s
         return best
 

@@ -278,7 +278,7 @@ class W2Run(w1.Run):
         self.steps0 = self.stats.steps
         for bot in self.bots:
             if bot.fighter is not None:
-                bot.fighter.expired = 0
+                bot.fighter.expired = bot.fighter.kills = 0
         w1.Run.beginWindow(self)
 
     def summary(self):
@@ -306,6 +306,7 @@ class W2Run(w1.Run):
             "combat_events_per_client_s": round(s.events / decoders / window, 2),
             "combat_bytes_per_client_s": round(s.events * RECORD_SIZE / decoders / window, 1),
             "deaths": s.deaths, "releases": s.releases,
+            "kills": sum(b.fighter.kills for b in self.bots if b.fighter is not None),
         })
         return out
 
@@ -318,13 +319,17 @@ def classRoles(path):
 
 def loadGameData(opts):
     """The game data (abilities and kits) from the data files, or None where it cannot be read."""
+    return gameData(opts.abilities_file, opts.classes_file)
+
+
+def gameData(abilitiesFile, classesFile):
+    """L{loadGameData} from the abilities and classes files (also the C generator's: bench/w1gen.py)."""
     try:
         from mmoshard.world.combat import loading
     except ImportError:
         return None
     try:
-        return loading.loadGameData(opts.abilities_file, "etc/npcs.toml", "etc/items.toml",
-                                    opts.classes_file)
+        return loading.loadGameData(abilitiesFile, "etc/npcs.toml", "etc/items.toml", classesFile)
     except Exception as e:  # the enter reply may still carry what the bots need
         print(f"[w2] game data not loaded ({e}); kits from the world.enter reply only",
               file=sys.stderr, flush=True)

@@ -17,6 +17,8 @@ from mmoshard.chat.moderation import SpeechGate
 from mmoshard.chat.routing import ChatPart
 from mmoshard.chat.users import publicPresence
 from mmoshard.interfaces import IParties
+from mmoshard.partychanges import PartyChanged, publishChange
+from mmoshard.store.errors import StoreError
 
 _MAX_TRIES = 20
 
@@ -148,6 +150,7 @@ class Parties(ChatPart):
             new = _dump(plan.party) if plan.party is not None else ""
             changes = [(store.partyKey(pid), raw, new)] + list(plan.changes)
             if await store.cas(changes, self.config.party_ttl):
+                await self._publish(pid, party, plan)
                 await self._announce(pid, party, plan)
                 return plan
         raise errors.error(errors.BUSY, "the party is changing too fast, try again")
@@ -166,6 +169,20 @@ class Parties(ChatPart):
             await self.router.deliver(
                 sorted(gone), "chat.party.update", dict(body, party=None), "party_event"
             )
+
+    async def _publish(self, pid, old, plan):
+        """Tell other roles (matchmaking) of the change, on L{mmoshard.partychanges}' channel."""
+        members = tuple(memberIds(plan.party))
+        change = PartyChanged(pid, plan.event, plan.subject,
+                              plan.party["leader"] if plan.party else None, members,
+                              tuple(memberIds(old)))
+        try:
+            await publishChange(self.store.volatile, change)
+        except StoreError as e:
+            # The change is made; a matchmaker missing it checks the party
+            # again before its ready check ends (docs/matchmaking.md).
+            self.log.warn("party {party_id} change {event} not announced: {why}",
+                          party_id=pid, event=plan.event, why=e)
 
     def _requireParty(self, user):
         if not user.partyId:

@@ -5,6 +5,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from mmoshard.chat.admin import CHAT_ADMIN_ERRORS, ChatAdminAPI
 from mmoshard.chat.routing import newProcId
 from mmoshard.chat.channels import Channels
 from mmoshard.chat.handlers import Handlers, wrap
@@ -20,6 +21,7 @@ from mmoshard.chat.store import ChatStore
 from mmoshard.chat.users import publicPresence
 from mmoshard.interfaces import ISessionListener
 from mmoshard.store.errors import StoreError
+from mmoshard.web.routes import Router as RouteTable, mountRouter
 
 
 @implementer(ISessionListener)
@@ -39,7 +41,7 @@ class ChatService(Service):
     log = Logger()
 
     def __init__(self, config, reactor, nodeId, metrics, sql, volatile, router,
-                 resumeGrace, chatFilter=None, locator=None):
+                 resumeGrace, chatFilter=None, locator=None, admin=None):
         """
         @param config: the C{[chat]} section.
         @param metrics: the node's Prometheus registry.
@@ -50,12 +52,14 @@ class ChatService(Service):
         @param chatFilter: an L{IChatFilter} (None: the one C{config} names).
         @param locator: the node's L{ILocator}, told which session each
             character speaks through (None: nobody is told).
+        @param admin: the L{IAdminSite} its console routes go on (None: none).
         """
         self.setName("chat")
         self.config = config
         self.clock = reactor
         self.nodeId = nodeId
         self.messageRouter = router
+        self.admin = admin
         self.procId = newProcId(nodeId)
         self.store = ChatStore(volatile)
         self.social = Social(sql, reactor, config)
@@ -113,6 +117,8 @@ class ChatService(Service):
         if self.messageRouter is not None:
             self.messageRouter.addHandlers("chat", self.table())
             self.messageRouter.addListener(self)
+        if self.admin is not None:
+            mountRouter(self.admin, RouteTable(ChatAdminAPI(self), CHAT_ADMIN_ERRORS))
         self.log.info(
             "chat process {proc} of node {node_id} started", proc=self.procId,
             node_id=self.nodeId,
@@ -214,7 +220,22 @@ class ChatService(Service):
         user.leaderTimer = None
         await self.presence.changed(user)
 
+    def sessionMoved(self, session, fromNode):
+        # The character is re-established here by the client's chat.hello
+        # after a moved resume (docs/protocol.md); its presence entry was
+        # never dropped, so friends see no offline.
+        self.log.info("chat session {session_id} of account {account_id} moved here from "
+                      "node {from_node}", session_id=session.sessionId,
+                      account_id=session.accountId, from_node=fromNode)
+
     def sessionEnded(self, session, reason):
         user = self.roster.bySession.get(session.sessionId)
-        if user is not None:
-            return self._hook(self.endUser(user, reason), "end", session)
+        if user is None:
+            return None
+        if reason == "moved":
+            # Resumed on another node: let go here without announcing offline.
+            self.roster.detach(user)
+            self.log.info("chat character {character_id} of account {account_id} moved to "
+                          "another node", character_id=user.cid, account_id=user.accountId)
+            return None
+        return self._hook(self.endUser(user, reason), "end", session)

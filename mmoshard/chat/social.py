@@ -2,6 +2,7 @@
 
 import attrs
 
+from mmoshard.audit import txnEvent
 from mmoshard.store.errors import IntegrityError
 
 
@@ -267,6 +268,13 @@ def _txn_unmute(cursor, characterId):
     return cursor.rowcount > 0
 
 
+def _txn_audited(cursor, change, audit):
+    """Run C{change(cursor)} and append C{audit} (account, kind, ip, now, detail) to the trail."""
+    result = change(cursor)
+    txnEvent(cursor, *audit)
+    return result
+
+
 class Social:
     """The async face of the chat tables, over the process's L{ISQLStore}."""
 
@@ -322,3 +330,17 @@ class Social:
 
     def unmute(self, characterId):
         return self.sql.runInteraction(_txn_unmute, characterId)
+
+    def muteAudited(self, characterId, until, reason, audit):
+        """
+        Mute as an operator on the admin site: the mute and its audit row
+        (C{audit}: account id, kind, ip, time, detail) in one transaction.
+        """
+        now = self.clock.seconds()
+        return self.sql.runInteraction(
+            _txn_audited, lambda c: _txn_mute(c, characterId, until, reason, None, now), audit)
+
+    def unmuteAudited(self, characterId, audit):
+        """Unmute as an operator, with its audit row; @return: whether a mute was lifted."""
+        return self.sql.runInteraction(
+            _txn_audited, lambda c: _txn_unmute(c, characterId), audit)

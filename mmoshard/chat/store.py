@@ -37,7 +37,7 @@ class ChatStore:
       - C{chat:inv:<cid>:<pid>} a pending invite (JSON), expiring
       - C{chat:zone:<cid>} the zone the world role put a character in
       - C{chat:zones} pub/sub channel of zone changes (L{mmoshard.zonechat})
-      - C{chat:ch:<name>:m} / C{:p} channel members (cid -> proc) and
+      - C{chat:ch:{<name>}:m} / C{:p} channel members (cid -> proc) and
         per-process member counts
       - C{chat:h:<channel or party:pid>} history sorted set
     """
@@ -83,7 +83,8 @@ class ChatStore:
 
     @staticmethod
     def channelKeys(channel):
-        return (f"chat:ch:{channel}:m", f"chat:ch:{channel}:p")
+        # The channel name is the hash tag: one slot for both on Redis Cluster.
+        return (f"chat:ch:{{{channel}}}:m", f"chat:ch:{{{channel}}}:p")
 
     @staticmethod
     def historyKey(target):

@@ -6,6 +6,7 @@ from mmoshard.interfaces.stores import (  # noqa: F401
     ISubscription,
     IVolatileStore,
     IDirectory,
+    IDraining,
 )
 from mmoshard.interfaces.sessions import (  # noqa: F401
     ITokenVerifier,
@@ -16,6 +17,7 @@ from mmoshard.interfaces.sessions import (  # noqa: F401
     ISite,
     IWebSite,
     IAdminSite,
+    IOperatorLogin,
 )
 from mmoshard.interfaces.game import (  # noqa: F401
     IZoneChannels,
@@ -33,6 +35,7 @@ __all__ = [
     "ISubscription",
     "IVolatileStore",
     "IDirectory",
+    "IDraining",
     "ITokenVerifier",
     "IClientGate",
     "ISession",
@@ -41,6 +44,7 @@ __all__ = [
     "ISite",
     "IWebSite",
     "IAdminSite",
+    "IOperatorLogin",
     "IZoneChannels",
     "IInstances",
     "IParties",

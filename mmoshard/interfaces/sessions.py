@@ -51,6 +51,13 @@ class IClientGate(Interface):
             optional retry-after) saying why not.
         """
 
+    def maintenance():
+        """
+        @return: the L{mmoshard.gate.Maintenance} window open now (published
+            with a release or opened by an operator), or None: logins and
+            handshakes of non-operators are refused during one.
+        """
+
 
 class ISession(Interface):
     """One client's session on the session protocol."""
@@ -91,10 +98,21 @@ class ISessionListener(Interface):
     def sessionResumed(session):
         """A link-dead session was resumed."""
 
+    def sessionMoved(session, fromNode):
+        """
+        A session another node of the role held (node C{fromNode}: stopped,
+        crashed or left behind) was resumed here.  The player never left:
+        restore what the role keeps per session without announcing a
+        login.  On C{fromNode} the session ends with reason C{moved},
+        which is no logout either.
+        """
+
     def sessionEnded(session, reason):
         """
         The session is over (logout, replaced, grace period expired, server
-        stop).  C{reason} is a short str.
+        stop), or C{moved}: it went on on another node (L{sessionMoved}
+        there), so this node lets go of it without announcing a logout.
+        C{reason} is a short str.
         """
 
 
@@ -148,3 +166,28 @@ class IAdminSite(ISite):
     without a public site must not hand the admin site to a role asking
     for the public one.
     """
+
+
+class IOperatorLogin(Interface):
+    """
+    Logs operators in to the admin site with their account's password (the
+    auth role provides it; the admin site's C{/operator/session} asks it).
+    """
+
+    def login(username, password, ip, userAgent):
+        """
+        @return: a Deferred firing with a L{mmoshard.web.operators.OperatorToken}
+            (an access token with the C{operator} flag, from a new login of
+            the account), or failing with an L{mmoshard.web.json.HTTPError}:
+            C{auth.invalid_credentials}, C{auth.operator_required} (not an
+            operator account), C{account.banned}, C{auth.locked},
+            C{auth.rate_limited} or C{auth.busy}.
+        """
+
+    def logout(claims, ip):
+        """
+        End the login of C{claims} (an operator's): its tokens are revoked
+        everywhere.
+
+        @return: a Deferred firing with None.
+        """

@@ -275,6 +275,22 @@ class IVolatileStore(Interface):
         """@return: a Deferred firing when connections are closed."""
 
 
+class IDraining(Interface):
+    """
+    A role service with work to hand to other nodes before its node stops
+    (SIGTERM): the node calls L{drain} on each such role, waiting at most
+    C{drainDeadline} seconds for it, before it stops any service.
+    """
+
+    drainDeadline = Attribute("float: seconds the node waits for drain() at most.")
+
+    def drain():
+        """
+        Hand this node's work over (or let it finish); the sessions and
+        stores are still up.  @return: a Deferred firing when done.
+        """
+
+
 class IDirectory(Interface):
     """Where each role lives: one entry per running process, kept by TTL."""
 
@@ -300,4 +316,19 @@ class IDirectory(Interface):
         """
         Show C{value} (JSON-serialisable) under C{name} in this process's
         entry's C{info}, e.g. the zones a world process hosts.
+        """
+
+    def beat():
+        """
+        Write this process's entry now, not at the next heartbeat (a
+        draining node withdraws what it published at once).
+
+        @return: an awaitable, done when written (store outages are logged).
+        """
+
+    def addInfoSource(name, source):
+        """
+        Show C{source()} (JSON-serialisable) under C{name} in this process's
+        entry's C{info}, read at each heartbeat (the session counts the
+        operator console shows).
         """

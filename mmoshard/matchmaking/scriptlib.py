@@ -1,8 +1,9 @@
 """The helpers every matchmaking script shares: key names, queue order and counters, freeing claims — in Lua and in Python."""
 
 # Keys, all under KEYS[1], the store prefix + the TicketStore's namespace
-# ("mm:"), from which each script derives the rest (the scripts run on one
-# Redis, as chat's do; docs/matchmaking.md "State in the volatile store"):
+# ("{mm}:"), from which each script derives the rest; the namespace's hash
+# tag puts every derived key in KEYS[1]'s slot, so they run on Redis Cluster
+# too (the whole matchmaking state on one cluster node; docs/matchmaking.md "State in the volatile store"):
 #   t:<ticket>   hash: d (the ticket's bytes), q (queue), c (member ids,
 #                space-separated), r (each member's roles, space-separated,
 #                for the counters), cr (created, the waiting score), m (the

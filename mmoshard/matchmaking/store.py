@@ -140,12 +140,14 @@ class TicketStore:
         deadlines and queue waits (nodes' clocks are assumed in step).
     @param grace: seconds a new ticket's members count as alive before any
         node L{touch}es them: the session-resume grace.
-    @param namespace: the key prefix of this state inside the store's own.
+    @param namespace: the key prefix of this state inside the store's own;
+        its hash tag (C{{mm}}) keeps every key the scripts derive from it in
+        one Redis Cluster slot.
     """
 
     log = Logger()
 
-    def __init__(self, volatile, clock, grace=30.0, namespace="mm:", goneKeep=GONE_KEEP,
+    def __init__(self, volatile, clock, grace=30.0, namespace="{mm}:", goneKeep=GONE_KEEP,
                  goneTrimEvery=GONE_TRIM_EVERY):
         self.volatile = volatile
         self.clock = clock

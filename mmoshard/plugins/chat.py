@@ -3,6 +3,7 @@
 from mmoshard.chat.config import FIELDS, ChatConfig, validate
 from mmoshard.chat.moderation import IChatFilter
 from mmoshard.interfaces import (
+    IAdminSite,
     ILocator,
     IMessageRouter,
     IParties,
@@ -21,7 +22,7 @@ def _makeService(ctx):
         resumeGrace=ctx.nodeConfig.session.resume_grace,
         **ctx.providers(
             sql=ISQLStore, volatile=IVolatileStore, router=IMessageRouter, chatFilter=IChatFilter,
-            locator=ILocator,
+            locator=ILocator, admin=IAdminSite,
         ),
     )
     ctx.provide(IParties, service.parties)
@@ -35,7 +36,7 @@ chat = Role(
     transports=frozenset({"session"}),
     provides=(IZoneChannels, IParties),
     requires=(ISQLStore, IVolatileStore, IMessageRouter),
-    uses=(IChatFilter, ILocator),
+    uses=(IChatFilter, ILocator, IAdminSite),
     fields=FIELDS,
     configClass=ChatConfig,
     validate=validate,

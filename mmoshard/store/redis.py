@@ -213,10 +213,22 @@ class RedisStore:
             raise RuntimeError(f"{self!r} is closed; make a new store")
         if self._pool is not None:
             return
-        self._factory = _PoolFactory(
+        self._factory, self._connector = self._startPool(self.host, self.port, self.db)
+        self._pool = self._factory.handler
+        self.subscriber.open(self._connector)
+        self.log.info("Redis store for {address} opened (prefix {prefix!r})",
+                      address=self.address, prefix=self.prefix)
+
+    def _startPool(self, host, port, db):
+        """
+        Start a lazy command pool to C{host:port}.
+
+        @return: (its factory, the L{PatientEndpoint} it connects through).
+        """
+        factory = _PoolFactory(
             self.reactor,
-            f"{self.host}:{self.port}",
-            self.db or None,
+            f"{host}:{port}",
+            db or None,
             self.poolsize,
             isLazy=True,
             charset=None,
@@ -229,17 +241,14 @@ class RedisStore:
         # Only fails when the pool gives up for good (bad password or db);
         # the calls report that to their callers, this keeps it out of the
         # unhandled-error log.
-        self._factory.deferred.addErrback(self._poolFailed)
-        self._pool = self._factory.handler
+        factory.deferred.addErrback(self._poolFailed)
         # Every connection retries under this endpoint: ClientService would
         # log each failed attempt of each of them (see PatientEndpoint).
-        self._connector = PatientEndpoint(
-            self.reactor, _endpoint(self.reactor, self.host, self.port, self.timeout),
+        connector = PatientEndpoint(
+            self.reactor, _endpoint(self.reactor, host, port, self.timeout),
             self.initialDelay, self.maxDelay)
-        self._factory.startConnecting(self._connector)
-        self.subscriber.open(self._connector)
-        self.log.info("Redis store for {address} opened (prefix {prefix!r})",
-                      address=self.address, prefix=self.prefix)
+        factory.startConnecting(connector)
+        return factory, connector
 
     def __repr__(self):
         return f"<RedisStore {self.address} prefix={self.prefix!r}>"
@@ -283,15 +292,23 @@ class RedisStore:
             return defer.fail(VolatileUnavailable("the volatile store is closed"))
         if self._pool is None:
             return defer.fail(self._notOpen(args[0]))
-        d = self._pool.execute_command(*args)
+        return self._sendOn(self._pool.execute_command, self._connector, self.address, args)
+
+    def _sendOn(self, execute, connector, address, args):
+        """
+        Send C{args} with C{execute} (a pool's C{execute_command}) to the
+        server at C{address} reached through C{connector}, under the
+        store's timeout and error mapping.
+        """
+        d = execute(*args)
         d.addTimeout(self.timeout, self.reactor)
         self._inflight.add(d)
-        return d.addBoth(self._replied, d)
+        return d.addBoth(self._replied, d, connector, address)
 
     def _notOpen(self, command):
         return StoreNotOpen(f"{self!r}: call open() before sending {command.decode()}")
 
-    def _replied(self, result, d):
+    def _replied(self, result, d, connector, address):
         self._inflight.discard(d)
         if not isinstance(result, Failure):
             self._noteUp()
@@ -299,8 +316,8 @@ class RedisStore:
         try:
             result.raiseException()
         except defer.TimeoutError as e:
-            why = f"no answer from Redis at {self.address} within {self.timeout}s"
-            lastError = self._connector.lastError if self._connector else None
+            why = f"no answer from Redis at {address} within {self.timeout}s"
+            lastError = connector.lastError if connector else None
             if lastError:
                 # Not connected at all: say why the last attempt failed.
                 why += f" (connecting: {lastError})"
@@ -311,7 +328,7 @@ class RedisStore:
                 raise  # our caller cancelled
             raise VolatileUnavailable("the volatile store was closed") from e
         except txredisapi.ConnectionError as e:
-            why = f"Redis at {self.address}: {e}"
+            why = f"Redis at {address}: {e}"
             self._noteDown(why)
             raise VolatileUnavailable(why) from e
         except txredisapi.ResponseError as e:

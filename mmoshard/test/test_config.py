@@ -4,7 +4,7 @@ import os
 
 from twisted.trial.unittest import TestCase
 
-from mmoshard.config import ConfigError, Field, loadConfig, parseConfig
+from mmoshard.config import ConfigError, Field, isLoopbackEndpoint, loadConfig, parseConfig
 from mmoshard.role import Role
 
 
@@ -94,10 +94,31 @@ class ConfigTests(TestCase):
         self.assertIn("unsupported SQL URL", problems["sql.url"])
         self.assertIn("redis URL must be", problems["volatile.url"])
 
-    def test_admin_must_be_loopback(self):
-        """An admin listener not bound to loopback is refused."""
-        problems = self.problems({"listen": {"admin": "tcp:9100"}})
-        self.assertIn("loopback", problems["listen.admin"])
+    def test_admin_off_loopback(self):
+        """
+        An admin listener off loopback is accepted; it is told apart from a
+        loopback one (which needs no operator login) by its endpoint string.
+        """
+        c = parseConfig({"listen": {"admin": "tcp:9100"}}, PLUGINS, env={})
+        self.assertEqual(c.listen.admin, "tcp:9100")
+        loopback = ["tcp:9100:interface=127.0.0.1", "tcp6:port=9100:interface=\\:\\:1",
+                    "unix:/run/mmoshard/admin.sock", "ssl:9100:interface=localhost"]
+        elsewhere = ["tcp:9100", "tcp:9100:interface=0.0.0.0", "tcp6:9100:interface=\\:\\:",
+                     "tcp:9100:interface=10.0.0.5", "tcp:9100:interface=127.0.0.1x"]
+        self.assertEqual([isLoopbackEndpoint(e) for e in loopback], [True] * 4)
+        self.assertEqual([isLoopbackEndpoint(e) for e in elsewhere], [False] * 5)
+
+    def test_cors_origins(self):
+        """[web] cors_origins takes origins and "*", and names each value that is not an origin."""
+        c = parseConfig({"web": {"cors_origins": ["https://game.example", "http://localhost:3000",
+                                                  "*"]}}, PLUGINS, env={})
+        self.assertEqual(c.web.cors_origins,
+                         ("https://game.example", "http://localhost:3000", "*"))
+        self.assertEqual(parseConfig({}, PLUGINS, env={}).web.cors_origins, ())
+        for bad in ("game.example", "https://game.example/", "https://game.example/play",
+                    "ftp://game.example"):
+            problems = self.problems({"web": {"cors_origins": [bad]}})
+            self.assertIn("not an origin", problems["web.cors_origins"])
 
     def test_shared_store_needs_token_key(self):
         """A shared (Redis) volatile store without a token key is refused, naming MMOSHARD_TOKEN_KEY."""

@@ -1,13 +1,20 @@
-"""The admin site on loopback: /healthz, /readyz, /directory, /players/{id}, Prometheus /metrics and the site itself."""
+"""The admin site: /healthz, /readyz, /directory, /players/{id}, Prometheus /metrics, the shard's routes and the operator console, on loopback or behind an operator login."""
+
+import os
 
 import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mmoshard import __version__
+from mmoshard.config import isLoopbackEndpoint
 from mmoshard.web.errors import ErrorCodes
+from mmoshard.web.guard import AdminGuard
+from mmoshard.web.operators import OperatorAuth
 from mmoshard.web.routes import Router, mountRouter, route
 from mmoshard.web.schema import Prop
+from mmoshard.web.shard import SHARD_ERRORS, ShardAdminAPI
 from mmoshard.web.site import AdminSite
+from mmoshard.web.static import STATIC_ROOT, StaticFolder
 
 CORE_ADMIN_ERRORS = ErrorCodes({
     "player.not_found": (404, "no live node knows where the character is (offline, or unknown)"),
@@ -99,12 +106,31 @@ class CoreAdminAPI:
         return 200, location.toJSON()
 
 
-def makeAdminSite(node, sql, volatile, directory, locator=None):
-    """@return: the L{AdminSite} of C{node}, with the core routes of its parts mounted."""
-    site = AdminSite()
+def makeAdminSite(node, sql, volatile, directory, gate, verifier, spaces, locator=None):
+    """
+    @return: the L{AdminSite} of C{node}, with the core routes of its parts
+        and the shard's (the operator console's) mounted, and the console's
+        static files.  Off loopback it needs an operator login
+        (docs/operations.md, "Admin site").
+    """
+    loopback = isLoopbackEndpoint(node.config.listen.admin)
+    if loopback:
+        site = AdminSite()
+    else:
+        site = AdminSite(AdminGuard(names=None), OperatorAuth(verifier))
     api = CoreAdminAPI(node, sql, volatile, directory, locator, node.config.volatile.timeout)
     mountRouter(site, Router(api, CORE_ADMIN_ERRORS))
+    shard = ShardAdminAPI(node, sql, volatile, directory, gate, verifier, spaces,
+                          loginRequired=not loopback)
+    mountRouter(site, Router(shard, SHARD_ERRORS))
+    mountAdminFiles(site)
     return site
 
 
-__all__ = ["makeAdminSite", "CoreAdminAPI"]
+def mountAdminFiles(site, root=STATIC_ROOT):
+    """Serve the operator console at C{/console/} and the client library at C{/lib/} on the admin C{site}."""
+    site.putChild(b"console", StaticFolder(os.path.join(root, "console")))
+    site.putChild(b"lib", StaticFolder(os.path.join(root, "lib")))
+
+
+__all__ = ["makeAdminSite", "mountAdminFiles", "CoreAdminAPI"]

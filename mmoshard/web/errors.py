@@ -25,6 +25,8 @@ ADMIN_SITE = {
                                       "origin (Origin, Sec-Fetch-Site): a cross-site page"),
     "request.unsupported_media_type": (415, "admin site: a state-changing request whose body "
                                             "is not sent as application/json"),
+    "auth.operator_required": (403, "admin site off loopback: the access token is not an "
+                                    "operator's"),
 }
 
 

@@ -10,6 +10,7 @@ from twisted.web.server import NOT_DONE_YET
 from mmoshard.logthrottle import LogThrottle
 from mmoshard.web.errors import ADMIN_SITE_ERRORS
 from mmoshard.web.json import JSONRoot, writeJSON
+from mmoshard.web.operators import Verifying, isOpen
 from mmoshard.web.routes import Router
 
 # The names the admin address goes by: [listen] admin must be one of these
@@ -43,8 +44,17 @@ class AdminGuard:
     """
 
     def __init__(self, names=LOOPBACK_NAMES, errors=ADMIN_SITE_ERRORS):
+        """
+        @param names: the names the admin address goes by (C{Host}), or
+            None for an admin site off loopback, which needs an operator
+            login instead (L{mmoshard.web.operators}): a page rebinding its
+            own name gets no operator's token.
+        """
         self.names = names
         self.errors = errors
+        # Off loopback a TLS proxy may front the site: its pages' origin
+        # is https://.
+        self.schemes = (b"http://",) if names is not None else (b"http://", b"https://")
 
     def refusal(self, request):
         """@return: the L{HTTPError} to answer C{request} with, or None to serve it."""
@@ -52,7 +62,7 @@ class AdminGuard:
         hosts = headers.getRawHeaders(b"host")
         local = request.getHost()
         # A UNIX socket's clients are local processes, never a browser.
-        if isinstance(local, (IPv4Address, IPv6Address)):
+        if self.names is not None and isinstance(local, (IPv4Address, IPv6Address)):
             if hosts is None or len(hosts) != 1 or not self.namesAdmin(hosts[0], local.port):
                 return self.errors.error("request.bad_host")
         if request.method not in CHANGING_METHODS:
@@ -60,7 +70,8 @@ class AdminGuard:
         origins = headers.getRawHeaders(b"origin")
         if origins is not None and not (
             len(origins) == 1 and hosts
-            and origins[0].strip().lower() == b"http://" + hosts[-1].strip().lower()
+            and origins[0].strip().lower() in
+            [scheme + hosts[-1].strip().lower() for scheme in self.schemes]
         ):
             return self.errors.error("request.forbidden_origin")
         fetch = headers.getRawHeaders(b"sec-fetch-site")
@@ -92,10 +103,10 @@ class AdminGuard:
 
     def codesFor(self, method):
         """@return: the codes the guard may answer a request of C{method} (a str) with."""
+        host = ["request.bad_host"] if self.names is not None else []
         if method.encode("ascii") not in CHANGING_METHODS:
-            return ["request.bad_host"]
-        return ["request.bad_host", "request.forbidden_origin",
-                "request.unsupported_media_type"]
+            return host
+        return host + ["request.forbidden_origin", "request.unsupported_media_type"]
 
 
 def _text(value):
@@ -126,15 +137,23 @@ class GuardedRoot(JSONRoot):
 
     log = Logger()
 
-    def __init__(self, guard, logThrottle=None):
+    def __init__(self, guard, logThrottle=None, operators=None):
         """
         @param logThrottle: the L{LogThrottle} of refusals (one line per
             client and code a minute, then a count: a page cannot fill the
             log); by default one of its own on the monotonic clock.
+        @param operators: None (loopback: no login), or the
+            L{OperatorAuth} every request but the open ones passes after
+            the guard.
         """
         super().__init__()
         self.guard = guard
         self.logThrottle = logThrottle or LogThrottle(monotonic)
+        self.operators = operators
+
+    def childFor(self, path, request):
+        """@return: the child C{path} of the root, past every check (L{Verifying})."""
+        return super().getChildWithDefault(path, request)
 
     def _routed(self, request):
         """@return: whether a router mounted here takes the request's method at its path."""
@@ -176,6 +195,8 @@ class GuardedRoot(JSONRoot):
         refused = self._refused(request)
         if refused is not None:
             return refused
+        if self.operators is not None and not isOpen(request):
+            return Verifying(self.operators, self, path)
         return super().getChildWithDefault(path, request)
 
     def render(self, request):

@@ -485,8 +485,9 @@ def openapiDocument(routes, title, version, errors, siteErrors=None):
     @return: the OpenAPI 3 document describing C{routes} (L{Route}s), with
         every error code each endpoint may answer, from C{errors}
         (L{ErrorCodes}), grouped by status.
-    @param siteErrors: None, or a callable (the method) -> the codes the
-        site answers with before the route runs (the admin site's guard).
+    @param siteErrors: None, or a callable (the method, the path) -> the
+        codes the site answers with before the route runs (the admin
+        site's guard and operator login).
     """
     paths = {}
     for r in routes:
@@ -521,7 +522,7 @@ def openapiDocument(routes, title, version, errors, siteErrors=None):
         byStatus = {}
         codes = r.commonErrors() + list(declared.errors)
         if siteErrors is not None:
-            codes = list(siteErrors(r.method)) + codes
+            codes = [c for c in siteErrors(r.method, r.path) if c not in codes] + codes
         for code in codes:
             byStatus.setdefault(errors.status(code), []).append(code)
         notes = declared.responses or {}

@@ -7,6 +7,7 @@ from mmoshard.interfaces import IAdminSite, IWebSite
 from mmoshard.web.errors import ADMIN_SITE, ErrorCodes
 from mmoshard.web.guard import AdminGuard, GuardedRoot
 from mmoshard.web.json import JSONRoot
+from mmoshard.web.operators import openPath
 from mmoshard.web.routes import Router, errorSchema, mountRouter, openapiDocument, route
 
 
@@ -94,9 +95,15 @@ class AdminSite(SiteRoot):
 
     title = "mmoshard admin"
 
-    def __init__(self, guard=None):
+    def __init__(self, guard=None, operators=None):
+        """
+        @param operators: None for an admin site on loopback, or the
+            L{mmoshard.web.operators.OperatorAuth} that every request but
+            the open ones must pass (an admin site listening elsewhere).
+        """
         self.guard = guard if guard is not None else AdminGuard()
-        super().__init__(GuardedRoot(self.guard))
+        self.operators = operators
+        super().__init__(GuardedRoot(self.guard, operators=operators))
         self.routers = []
 
     def putChild(self, path, resource):
@@ -106,6 +113,14 @@ class AdminSite(SiteRoot):
     def mount(self, segments, resource):
         self._record(resource)
         super().mount(segments, resource)
+
+    def addOpenAPI(self, source):
+        first = self._openapi is None
+        super().addOpenAPI(source)
+        if first:
+            # /openapi.json documents itself as the site serves it too.
+            docs = self._openapi
+            docs.sources[0] = lambda: self.document(docs.router)
 
     def _record(self, resource):
         # mountRouter mounts one router at each of its prefixes: list it once.
@@ -120,5 +135,11 @@ class AdminSite(SiteRoot):
     def document(self, router):
         """@return: the OpenAPI document of C{router}'s routes as the admin site serves them."""
         errors = ErrorCodes({**router.errors.codes, **ADMIN_SITE})
-        return openapiDocument(router.routes, self.title, __version__, errors,
-                               self.guard.codesFor)
+        return openapiDocument(router.routes, self.title, __version__, errors, self.codesFor)
+
+    def codesFor(self, method, path):
+        """@return: the codes the site answers a request for route C{method} C{path} with before the route runs."""
+        codes = list(self.guard.codesFor(method))
+        if self.operators is not None and not openPath(path):
+            codes += ["auth.invalid_token", "auth.operator_required", "service.unavailable"]
+        return codes

@@ -3,6 +3,7 @@
 from urllib.parse import urlsplit
 
 import attrs
+from autobahn.exception import Disconnected
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.endpoints import HostnameEndpoint
@@ -127,7 +128,12 @@ class _WebSocketLink(WebSocketClientProtocol):
         self.client._linkLost(self)
 
     def writeFrame(self, payload):
-        self.sendMessage(payload, isBinary=True)
+        try:
+            self.sendMessage(payload, isBinary=True)
+        except Disconnected:
+            # Closing (the server's close frame came, the TCP close has
+            # not): as on TCP, the write is lost with the connection.
+            raise ConnectionLost("the WebSocket is closing")
 
     def close(self):
         self.sendClose(1000)
@@ -174,9 +180,21 @@ class SessionClient:
         autoResume=True,
         maxFrame=65536,
         heartbeat=None,
+        alternates=(),
+        onMoved=None,
     ):
+        """
+        @param alternates: addresses of the other nodes of the role (from
+            the directory): a resume that cannot reach the current node
+            tries them in turn (the session moves there).
+        @param onMoved: called with the C{resumed} reply when the session
+            moved to another node (re-send role hellos: C{chat.hello}...).
+        """
         self.reactor = reactor
         self.address = Address.parse(address) if isinstance(address, str) else address
+        self.addresses = [self.address] + [
+            Address.parse(a) if isinstance(a, str) else a for a in alternates]
+        self.onMoved = onMoved
         self.token = token
         self.clientVersion = clientVersion
         self.platform = platform
@@ -348,7 +366,10 @@ class SessionClient:
             pong = {"t": "pong"}
             if "n" in message:
                 pong["n"] = message["n"]
-            self._write(pong)
+            try:
+                self._write(pong)
+            except ConnectionLost:
+                pass  # the link is going: its loss ends or resumes the session
             return
         if kind == "pong" and "id" not in message:
             if message.get("n") == self._pingNonce and self._pingSentAt is not None:
@@ -396,6 +417,14 @@ class SessionClient:
         if not isinstance(result, dict):
             self._end("resume_failed")
 
+    async def resume(self):
+        """
+        Resume the session now (after L{drop}, with C{autoResume} off), on
+        this node or, when it cannot be reached, the next of C{alternates}.
+        @return: the C{resumed} reply, or None when no node took it.
+        """
+        return await self._resume()
+
     async def _resume(self):
         deadline = self.reactor.seconds() + self.resumeGrace
         delay = 0.05
@@ -410,11 +439,16 @@ class SessionClient:
             except Exception:
                 if self.reactor.seconds() + delay >= deadline:
                     return None
+                # The node may be gone: try the next one of the role.
+                at = self.addresses.index(self.address) if self.address in self.addresses else -1
+                self.address = self.addresses[(at + 1) % len(self.addresses)]
                 await deferLater(self.reactor, delay)
                 delay = min(delay * 2, 2.0)
                 continue
             self.resumeToken = reply["resume_token"]
             self.resumes += 1
+            if reply.get("moved") and self.onMoved is not None:
+                self.onMoved(reply)
             return reply
         return None
 

@@ -94,6 +94,7 @@ _REVOKED_MESSAGES = {
     "refresh_reuse": "your login was revoked: a used refresh token came back",
     "password_change": "the password was changed; sign in again",
     "ban": "the account is banned",
+    "kick": "disconnected by an operator",
 }
 
 

@@ -11,101 +11,23 @@ from mmoshard.interfaces import (
 )
 from mmoshard.logthrottle import LogThrottle
 from mmoshard.store.errors import StoreError, VolatileUnavailable
-from mmoshard.store.volatile import Script
 from mmoshard.wire import errors
+from mmoshard.wire.broadcast import BROADCAST_CHANNEL, Broadcast
 from mmoshard.wire.codec import encode
 from mmoshard.wire.direct import WriteBatch
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.messages import BUILTIN_TYPES, SHUTDOWN
-from mmoshard.wire.metrics import SessionMetrics
+from mmoshard.wire.metrics import SessionMetrics, counterTotal
 from mmoshard.wire.session import Session
 from mmoshard.wire.states import OPEN
 
-# The owners hash only has to outlive the sessions it guards; a crashed
-# process's stale entry is harmless (its kick goes unheard), so a day bounds
-# the garbage without a refresh loop.
-OWNER_TTL = 86400.0
-
-
-def _conflicts(kind, sid, node, newKind, newSid, newNode):
-    """
-    The rule of C{CLAIM_OWNER}, in Python: does a new session of (C{newKind},
-    C{newSid}, C{newNode}) end the session of (C{kind}, C{sid}, C{node})?
-    """
-    if sid != newSid or node == newNode or kind == newKind:
-        return True
-    return not set(kind.split(",")).isdisjoint(newKind.split(","))
-
-
-def _claimOwner(view, keys, args):
-    key = keys[0]
-    field, sid, kind, ttl = (a.decode("utf-8") for a in args)
-    node = field.partition("@")[2]
-    ended = []
-    for other, value in view.hgetall(key).items():
-        otherKind, newline, otherSid = value.decode("utf-8", "replace").partition("\n")
-        if not newline or _conflicts(
-            otherKind, otherSid, other.partition("@")[2], kind, sid, node
-        ):
-            ended.append(other)
-    if ended:
-        view.hdel(key, *ended)
-    view.hset(key, {field: kind + "\n" + sid})
-    view.expire(key, int(ttl) / 1000)
-    return ended
-
-
-# Atomic, so two processes taking the same account at once cannot both miss
-# each other.  KEYS[1] is the account's owners hash: field
-# "<session id>@<node id>" (a session id is hex, so the first @ splits it),
-# value "<kind>\n<login id>" where the kind is the node's message namespaces,
-# sorted and joined with commas.  A new session (ARGV: its field, login id,
-# kind, TTL in ms) removes and returns every entry it ends: another login's,
-# one on the same node, or one of the same login whose kind is the same or
-# shares a namespace with its own.  Same-login sessions on nodes of other
-# kinds (world and chat in the split topology) stay.
-CLAIM_OWNER = Script(
-    name="session_claim_owner",
-    lua="local all = redis.call('HGETALL', KEYS[1]) "
-    "local at = string.find(ARGV[1], '@', 1, true) "
-    "local node = at and string.sub(ARGV[1], at + 1) or '' "
-    "local mine = ',' .. ARGV[3] .. ',' "
-    "local ended = {} "
-    "for i = 1, #all, 2 do "
-    "local field, value = all[i], all[i + 1] "
-    "local nl = string.find(value, '\\n', 1, true) "
-    "local hit = nl == nil "
-    "if not hit then "
-    "local kind, sid = string.sub(value, 1, nl - 1), string.sub(value, nl + 1) "
-    "local fat = string.find(field, '@', 1, true) "
-    "local fnode = fat and string.sub(field, fat + 1) or '' "
-    "hit = sid ~= ARGV[2] or fnode == node or kind == ARGV[3] "
-    "if not hit then "
-    "for ns in string.gmatch(kind, '[^,]+') do "
-    "if string.find(mine, ',' .. ns .. ',', 1, true) then hit = true break end "
-    "end end end "
-    "if hit then ended[#ended + 1] = field end "
-    "end "
-    "if #ended > 0 then redis.call('HDEL', KEYS[1], unpack(ended)) end "
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '\\n' .. ARGV[2]) "
-    "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
-    "return ended",
-    python=_claimOwner,
+from mmoshard.wire.owners import (  # noqa: F401 (the names callers know from here)
+    CLAIM_OWNER,
+    OWNER_TTL,
+    kickChannel,
+    ownerField,
+    ownersKey,
 )
-
-
-def ownersKey(accountId):
-    """The volatile-store hash of C{accountId}'s live sessions, across nodes."""
-    return f"session:owners:{accountId}"
-
-
-def ownerField(nodeId, sessionId):
-    """A session's field in its account's owners hash."""
-    return f"{sessionId}@{nodeId}"
-
-
-def kickChannel(nodeId):
-    return f"session:kick:{nodeId}"
 
 
 @implementer(IMessageRouter)
@@ -117,7 +39,8 @@ class SessionManager:
 
     log = Logger()
 
-    def __init__(self, config, clock, nodeId, metrics, verifier=None, volatile=None, gate=None):
+    def __init__(self, config, clock, nodeId, metrics, verifier=None, volatile=None, gate=None,
+                 resumeStore=None):
         """
         @param config: the C{[session]} config section.
         @param metrics: the node's Prometheus registry.
@@ -127,6 +50,8 @@ class SessionManager:
             across nodes (L{CLAIM_OWNER}) and its kicks (None: this node
             only).
         @param gate: the L{IClientGate} (None: everyone is let in).
+        @param resumeStore: the L{ResumeStore} keeping sessions resumable on
+            any node of the role (None: resume only here).
         """
         self.config = config
         self.clock = clock
@@ -153,10 +78,12 @@ class SessionManager:
         self._releases = set()
         self._drained = None
         self._subscription = None
+        self._broadcasts = None
         self.verifier = verifier
         self._watched = None
         self.volatile = volatile
         self.clientGate = gate
+        self.resumeStore = resumeStore
         self.accepting = True
         # TCP connections' output waits here for the end of the reactor round.
         self.writeBatch = WriteBatch(self.clock)
@@ -189,6 +116,15 @@ class SessionManager:
 
     async def start(self):
         self._watchRevocations(self.verifier)
+        if self.resumeStore is not None:
+            self.resumeStore.start()
+        if self.volatile is not None:
+            try:
+                self._broadcasts = await self.volatile.subscribe(
+                    BROADCAST_CHANNEL, self._broadcastReceived)
+            except VolatileUnavailable as e:
+                self.log.warn("node {node_id} cannot subscribe to broadcasts ({why}); its "
+                              "sessions miss maintenance notices", node_id=self.nodeId, why=e)
         if self.verifier is None:
             self.log.warn(
                 "no token verifier in node {node_id}: every hello will be refused",
@@ -233,12 +169,27 @@ class SessionManager:
             conn.abort()
         if self._releases:
             await DeferredList(list(self._releases), consumeErrors=True)
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
+        if self.resumeStore is not None:
+            self.resumeStore.stop()
+            await self.resumeStore.settle()
+        subscriptions = [s for s in (self._subscription, self._broadcasts) if s is not None]
+        self._subscription = self._broadcasts = None
+        for subscription in subscriptions:
             try:
                 await subscription.unsubscribe()
             except Exception:
-                self.log.failure("unsubscribing session kicks of node {node_id}", node_id=self.nodeId)
+                self.log.failure("unsubscribing {channel} of node {node_id}",
+                                 channel=subscription.channel, node_id=self.nodeId)
+
+    def counts(self):
+        """
+        @return: what the directory shows of this node's sessions (the
+            operator console's CCU and rates): live sessions, and the
+            connections accepted and errors sent since start.
+        """
+        return {"live": len(self.sessions),
+                "accepted": int(counterTotal(self.metrics.accepted)),
+                "errors": int(counterTotal(self.metrics.errors))}
 
     def tokenVerifier(self):
         """@return: the L{ITokenVerifier} checking hello tokens, or None."""
@@ -321,10 +272,10 @@ class SessionManager:
         session = Session(
             self, sessionId, claims, clientVersion, platform, self.config.replay_buffer
         )
-        self.sessions[sessionId] = session
-        self._byAccount[claims.account_id] = session
-        self._bySid.setdefault(claims.sid, set()).add(session)
-        self.metrics.sessions.inc()
+        self._register(session)
+        if self.resumeStore is not None:
+            session.resumeStore = self.resumeStore
+            self.resumeStore.opened(session)
         self.log.info(
             "session {session_id} started for account {account_id} over {transport} "
             "from {peer} (client {version} on {platform})",
@@ -336,6 +287,51 @@ class SessionManager:
             platform=platform,
         )
         return session
+
+    def _register(self, session):
+        self.sessions[session.sessionId] = session
+        self._byAccount[session.accountId] = session
+        self._bySid.setdefault(session.claims.sid, set()).add(session)
+        self.metrics.sessions.inc()
+
+    def adoptSession(self, sessionId, taken):
+        """
+        Continue here the session another node held (L{ResumeStore.take}
+        succeeded): a local L{Session} with the stored seq and buffer.
+        """
+        old = self._byAccount.get(taken.claims.account_id)
+        if old is not None and self.config.one_session_per_account:
+            self.endSession(old, "replaced", _replaced())
+        session = Session(self, sessionId, taken.claims, taken.clientVersion, taken.platform,
+                          self.config.replay_buffer)
+        session.restore(taken.seq, taken.buffered, _eventType)
+        session.resumeStore = self.resumeStore
+        self._register(session)
+        self.log.info(
+            "session {session_id} (account {account_id}) moved here from node {from_node}",
+            session_id=sessionId, account_id=session.accountId, from_node=taken.fromNode)
+        return session
+
+    async def moveOwner(self, session, fromNode):
+        """
+        The account's owners hash names this node for C{session}; the node
+        it left is told to let it go silently (reason C{moved}).
+        """
+        if self.volatile is None:
+            return
+        try:
+            if self.config.one_session_per_account:
+                key = ownersKey(session.accountId)
+                await self.volatile.hdel(key, ownerField(fromNode, session.sessionId))
+                await self.claimAccount(session.claims, session.sessionId)
+            await self.volatile.publish(
+                kickChannel(fromNode), encode([session.accountId, session.sessionId, "moved"]))
+        except StoreError as e:
+            self.log.warn("cannot tell node {from_node} that session {session_id} moved: {why}",
+                          from_node=fromNode, session_id=session.sessionId, why=e)
+
+    def notifyMoved(self, session, fromNode):
+        self._notify([listener.sessionMoved for listener in self.listeners], session, fromNode)
 
     def findResumable(self, token):
         """@return: the live session C{token} resumes, or None."""
@@ -383,7 +379,21 @@ class SessionManager:
 
     def _graceExpired(self, session):
         session.graceTimer = None
-        self.endSession(session, "expired")
+        if self.resumeStore is None:
+            self.endSession(session, "expired")
+            return
+        Deferred.fromCoroutine(self._expire(session))
+
+    async def _expire(self, session):
+        # Another node may have taken the session a moment ago, before its
+        # word reached us: then it moved, it did not expire.
+        try:
+            mine = await self.resumeStore.owns(session.sessionId)
+        except StoreError:
+            mine = True
+        if not session.linkDead:
+            return
+        self.endSession(session, "expired" if mine else "moved")
 
     def endSession(self, session, reason, error=None):
         """
@@ -424,6 +434,11 @@ class SessionManager:
         self._notify(
             [listener.sessionEnded for listener in self.listeners], session, reason
         )
+        if reason == "moved":
+            # The owners entry and the stored record are the new node's now.
+            return
+        if self.resumeStore is not None:
+            self.resumeStore.released(session)
         self.releaseAccount(session.accountId, session.sessionId)
 
     def notifyStarted(self, session):
@@ -506,15 +521,41 @@ class SessionManager:
 
         d.addBoth(done)
 
+    def _broadcastReceived(self, channel, message):
+        """A L{Broadcast}: every live session here gets it (link-dead ones on resume)."""
+        try:
+            notice = Broadcast.decode(message)
+        except Exception:
+            self.log.warn("ignoring a malformed broadcast on {channel}", channel=channel)
+            return
+        sessions = [s for s in self.sessions.values() if not s.ended]
+        for session in sessions:
+            session.send(notice.type, dict(notice.body))
+        self.log.info("broadcast {type} to {count} session(s) of node {node_id}",
+                      type=notice.type, count=len(sessions), node_id=self.nodeId)
+
     def _kickReceived(self, channel, message):
         try:
-            accountId, sessionId = msgpack.unpackb(message, raw=False)
+            accountId, sessionId, *why = msgpack.unpackb(message, raw=False)
         except Exception:
             self.log.warn("ignoring malformed session kick on {channel}", channel=channel)
             return
         session = self.sessions.get(sessionId)
-        if session is not None and session.accountId == accountId:
+        if session is None or session.accountId != accountId:
+            return
+        if why == ["moved"]:
+            # Resumed on another node: its connection here (if any) just
+            # closes, and listeners hear "moved", not a logout.
+            self.endSession(session, "moved")
+        else:
             self.endSession(session, "replaced", _replaced())
+
+
+def _eventType(payload):
+    try:
+        return msgpack.unpackb(payload, raw=False).get("t", "other")
+    except Exception:
+        return "other"
 
 
 def _replaced():

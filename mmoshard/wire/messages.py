@@ -11,9 +11,11 @@ RESUME = "resume"
 RESUMED = "resumed"
 BYE = "bye"
 SHUTDOWN = "server.shutdown"
+# An operator opened or closed a maintenance window (wire/broadcast.py).
+MAINTENANCE_NOTICE = "server.maintenance"
 
 BUILTIN_TYPES = frozenset(
-    {HELLO, WELCOME, PING, PONG, ERROR, RESUME, RESUMED, BYE, SHUTDOWN}
+    {HELLO, WELCOME, PING, PONG, ERROR, RESUME, RESUMED, BYE, SHUTDOWN, MAINTENANCE_NOTICE}
 )
 
 __all__ = ["ErrorInfo", "ProtocolError", "BUILTIN_TYPES"]

@@ -47,6 +47,12 @@ class _TrafficCollector:
             yield family
 
 
+def counterTotal(counter):
+    """@return: the sum of a prometheus Counter's children (every label value)."""
+    return sum(sample.value for metric in counter.collect() for sample in metric.samples
+               if sample.name.endswith("_total"))
+
+
 class SessionMetrics:
     """Every session-protocol metric, registered on the node's registry."""
 

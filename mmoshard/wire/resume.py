@@ -1,6 +1,10 @@
 """Resuming a link-dead (or not yet noticed lost) session on a new connection, and replaying what it missed."""
 
-from mmoshard.store.errors import VolatileUnavailable
+import secrets
+
+from twisted.internet.defer import Deferred
+
+from mmoshard.store.errors import StoreError, VolatileUnavailable
 from mmoshard.tokens import InvalidToken
 from mmoshard.wire import errors
 from mmoshard.wire.errors import ErrorInfo
@@ -24,6 +28,11 @@ def resume(conn, message):
         return
     manager = conn.manager
     session = manager.findResumable(token)
+    if session is None and manager.resumeStore is not None:
+        conn.startHandshake()
+        d = Deferred.fromCoroutine(_resumeMoved(conn, token, lastSeq, requestId))
+        d.addErrback(handshakeCrashed, conn)
+        return
     if session is None:
         conn.fail(ErrorInfo(errors.RESUME_FAILED, "unknown or expired resume token"), requestId)
         return
@@ -62,10 +71,52 @@ def _refused(failure, conn, session, requestId):
     conn.fail(ErrorInfo(errors.UNAVAILABLE, "cannot check the login now", 5.0), requestId)
 
 
-def replay(conn, session, lastSeq, requestId):
+async def _resumeMoved(conn, token, lastSeq, requestId):
+    """
+    A resume of a session this node does not hold: take it over from the
+    volatile store (its node stopped, crashed, or the client came here).
+    """
+    manager = conn.manager
+    sessionId, _, secret = token.partition(".")
+    taken = None
+    if sessionId and secret:
+        newSecret = secrets.token_urlsafe(24)
+        try:
+            taken = await manager.resumeStore.take(sessionId, secret, newSecret)
+        except StoreError:
+            conn.fail(ErrorInfo(errors.UNAVAILABLE, "cannot resume now", 5.0), requestId)
+            return
+    if taken is None:
+        conn.fail(ErrorInfo(errors.RESUME_FAILED, "unknown or expired resume token"), requestId)
+        return
+    session = manager.adoptSession(sessionId, taken)
+    session.resumeSecret = newSecret
+    if lastSeq > session.seq:
+        # The old node crashed after sending events it had not stored yet:
+        # the client has them, nothing is missing.
+        session.restore(lastSeq, (), None)
+    await manager.moveOwner(session, taken.fromNode)
+    try:
+        await manager.tokenVerifier().checkRevoked(session.claims)
+    except InvalidToken:
+        info = errors.revokedError()
+        manager.endSession(session, "revoked", info)
+        conn.fail(info, requestId)
+        return
+    except VolatileUnavailable:
+        pass  # as at the holding node, a late revocation still ends it when heard
+    if conn.state != HANDSHAKE:
+        # The client left meanwhile: the session waits here, link-dead.
+        manager.linkLost(session)
+        return
+    replay(conn, session, lastSeq, requestId, taken.fromNode)
+
+
+def replay(conn, session, lastSeq, requestId, movedFrom=None):
     """
     Move C{session} to C{conn} and send it what it was sent after
-    C{lastSeq}, or end it when that is no longer buffered.
+    C{lastSeq}, or end it when that is no longer buffered.  C{movedFrom}:
+    the node it held it before, when it was taken over from there.
     """
     manager = conn.manager
     missed = session.replayAfter(lastSeq)
@@ -84,7 +135,10 @@ def replay(conn, session, lastSeq, requestId):
         # The client noticed the loss before we did: retire the old link.
         old.retire()
     manager.resumeSession(session)
-    session.rotateResumeToken()
+    if movedFrom is None:
+        session.rotateResumeToken()
+        if session.resumeStore is not None:
+            session.resumeStore.rotated(session)
     conn.attach(session)
     body = {
         "t": "resumed",
@@ -94,9 +148,14 @@ def replay(conn, session, lastSeq, requestId):
         "replayed": len(missed),
         "server_time": conn.seconds(),
     }
+    if movedFrom is not None:
+        body["moved"] = True
     if requestId is not None:
         body["id"] = requestId
     conn.sendMessage(body)
     for payload, kind in missed:
         conn.sendEncoded(payload, kind)
-    manager.notifyResumed(session)
+    if movedFrom is None:
+        manager.notifyResumed(session)
+    else:
+        manager.notifyMoved(session, movedFrom)

@@ -22,7 +22,7 @@ class Session:
     __slots__ = (
         "manager", "sessionId", "claims", "accountId", "clientVersion", "platform", "conn",
         "linkDead", "ended", "seq", "rtt", "graceTimer", "resumeSecret",
-        "_replayPayloads", "_replayTypes", "__weakref__",
+        "flushedSeq", "resumeStore", "_replayPayloads", "_replayTypes", "__weakref__",
     )
 
     def __init__(self, manager, sessionId, claims, clientVersion, platform, bufferSize):
@@ -39,6 +39,10 @@ class Session:
         self.rtt = None
         self.graceTimer = None
         self.resumeSecret = secrets.token_urlsafe(24)
+        # The L{ResumeStore} keeping the replay buffer in the volatile store
+        # (None: this node only), and the last seq written there.
+        self.resumeStore = None
+        self.flushedSeq = 0
         # The last messages sent, encoded, so a replay costs no re-encoding.
         # Two deques of bytes and str rather than one of tuples: neither is
         # tracked by the garbage collector, so thousands of full buffers add
@@ -71,6 +75,8 @@ class Session:
             payload = encode(message)
             self._replayPayloads.append(payload)
             self._replayTypes.append(type)
+            if self.resumeStore is not None:
+                self.resumeStore.mark(self)
         else:
             payload = encode(message)
         conn = self.conn
@@ -102,6 +108,31 @@ class Session:
                 itertools.islice(self._replayTypes, skip, None),
             )
         )
+
+    def unflushed(self, after):
+        """@return: the (seq, payload) of buffered events after C{after}."""
+        payloads = self._replayPayloads
+        oldest = self.seq - len(payloads) + 1
+        skip = max(0, after + 1 - oldest)
+        return list(zip(range(oldest + skip, self.seq + 1), itertools.islice(payloads, skip, None)))
+
+    def restore(self, seq, buffered, types):
+        """
+        Continue a session another node held: its last C{seq} and the
+        C{(seq, payload)} events it kept (C{types} gives each one's type).
+        """
+        self.seq = self.flushedSeq = seq
+        self._replayPayloads.clear()
+        self._replayTypes.clear()
+        expected = seq - len(buffered) + 1
+        for n, payload in buffered:
+            if n != expected:
+                # A hole (a write lost in a crash): only what follows it replays.
+                self._replayPayloads.clear()
+                self._replayTypes.clear()
+            expected = n + 1
+            self._replayPayloads.append(payload)
+            self._replayTypes.append(types(payload))
 
     def close(self, code=None, message=None):
         self.manager.endSession(self, "closed", ErrorInfo(code, message or code) if code else None)

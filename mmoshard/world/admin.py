@@ -1,8 +1,9 @@
-"""Admin endpoints of the world role: recent tick durations and an on-demand tick profile, for benchmarks."""
+"""Admin endpoints of the world role: this node's spaces for the operator console, recent tick durations and an on-demand tick profile."""
 
 import cProfile
 import io
 import pstats
+import time
 
 from twisted.internet.task import deferLater
 
@@ -13,6 +14,7 @@ from mmoshard.web.schema import Prop
 WORLD_ADMIN_ERRORS = ErrorCodes({
     "request.bad_parameter": (400, "a query parameter is out of range"),
     "world.profile_busy": (409, "a profile is already running"),
+    "world.no_such_zone": (404, "no such zone on this node"),
 })
 
 
@@ -31,11 +33,24 @@ def _seconds(call, default, limit):
 
 
 class WorldAdminAPI:
-    """The world role's admin routes, for benchmarks: tick durations and a tick profile."""
+    """The world role's admin routes: its spaces (the console), tick durations and a tick profile (benchmarks)."""
 
     def __init__(self, service):
         self.service = service
         self.busy = False
+
+    @route("GET", "/world/spaces", "This node's spaces (players, NPCs, tick times) and, with "
+           "zone, that space's map and entities (the console's live map asks every world node "
+           "through GET /shard/spaces)", auth=False,
+           query={"zone": Prop("string", required=False, description="a zone id hosted here")},
+           errors=("world.no_such_zone",))
+    async def spaces(self, call):
+        raw = call.arg(b"zone")
+        zone = raw.decode() if raw else None
+        answer = self.service.spaceViews.answer("local", zone)
+        if zone is not None and answer.detail is None:
+            raise WORLD_ADMIN_ERRORS.error("world.no_such_zone", f"zone {zone!r} is not hosted here")
+        return 200, answer.toJSON()
 
     @route("GET", "/world/ticks", "Each zone's tick durations (ms) over the last seconds",
            auth=False, query={"seconds": Prop("number", required=False, default=30)},
@@ -58,7 +73,10 @@ class WorldAdminAPI:
         if self.busy:
             raise WORLD_ADMIN_ERRORS.error("world.profile_busy")
         self.busy = True
-        profiler = cProfile.Profile()
+        # CPU time of the reactor's thread, not wall time: on a machine other
+        # processes keep busy, a function the tick was descheduled in does
+        # not look slow.
+        profiler = cProfile.Profile(time.thread_time)
         # The loops of now: zones added meanwhile (instances) are not
         # profiled, and those removed meanwhile are just given back.
         loops = [(loop, loop.func) for loop in self.service.loops.values()]

@@ -10,6 +10,7 @@ from mmoshard.world.interest import nativeAvailable
 from mmoshard.world.zones import ZoneDataError, loadZones
 
 ENGINES = ("auto", "native", "python")
+DRAIN_MODES = ("handover", "finish")
 
 
 def oneOf(choices):
@@ -24,6 +25,11 @@ WORLD_FIELDS = {
     "items_file": Field("str", "etc/items.toml", help="items"),
     "classes_file": Field("str", "etc/classes.toml", help="character classes (each needs a kit)"),
     "zones": Field("strlist", None, help="zones this process hosts (default: every zone)"),
+    "standby": Field("strlist", None, help="zones this process takes over from a draining (or vanished) node"),
+    "drain": Field("str", "handover", oneOf(DRAIN_MODES),
+                   "on SIGTERM: handover (players move to the zones' other nodes) or finish "
+                   "(instances in progress finish first)"),
+    "drain_deadline": Field("float", 30.0, positive, "seconds a draining process waits at most"),
     "start_zone": Field("str", "", help="zone of characters never placed (default: first hosted)"),
     "lease_ttl": Field("float", 15.0, positive, "seconds a crashed process keeps its characters"),
     "lease_refresh": Field("float", 5.0, positive, "seconds between lease refreshes"),
@@ -54,6 +60,9 @@ class WorldConfig:
     items_file: str
     classes_file: str
     zones: tuple | None
+    standby: tuple | None
+    drain: str
+    drain_deadline: float
     start_zone: str
     lease_ttl: float
     lease_refresh: float
@@ -73,8 +82,11 @@ class WorldConfig:
 
     @property
     def hosted(self):
-        """The ids of the zones this process runs."""
-        return tuple(self.zones) if self.zones else tuple(self.specs)
+        """The ids of the zones this process runs (from the start; not its standby zones)."""
+        if self.zones:
+            return tuple(self.zones)
+        standby = self.standby or ()
+        return tuple(z for z in self.specs if z not in standby)
 
     @property
     def offered(self):
@@ -94,6 +106,13 @@ def validate(values, path, problems):
     for zid in values["zones"] or ():
         if specs and zid not in specs:
             problems.append(Problem(f"{path}.zones", f"unknown zone {zid!r} (known: {', '.join(sorted(specs))})"))
+    for zid in values["standby"] or ():
+        if specs and zid not in specs:
+            problems.append(Problem(f"{path}.standby", f"unknown zone {zid!r} (known: {', '.join(sorted(specs))})"))
+        elif zid in (values["zones"] or ()):
+            problems.append(Problem(f"{path}.standby", f"zone {zid!r} is in zones too: hosted or standby, not both"))
+    if values["standby"] and specs and not values["zones"] and set(specs) <= set(values["standby"]):
+        problems.append(Problem(f"{path}.standby", "every zone is standby: list the zones hosted from the start in zones"))
     start = values["start_zone"]
     if start and specs and start not in specs:
         problems.append(Problem(f"{path}.start_zone", f"unknown zone {start!r}"))

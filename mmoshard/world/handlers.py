@@ -52,6 +52,11 @@ class WorldHandlers:
         character whose saved zone is not hosted here: the row it enters
         with (an instance that closed puts it at its return point) and the
         endpoints of the node to redirect it to (None: the directory's).
+    @ivar takeover: None, or C{async takeover(zoneId, ticket) -> zone or
+        None}: a standby zone of this node taken over for a character
+        entering it (docs/operations.md, "Draining a world node").
+    @ivar draining: True once the node drains: characters are sent to the
+        other nodes hosting their zones (or refused: busy) instead of entering.
     """
 
     log = Logger()
@@ -66,6 +71,8 @@ class WorldHandlers:
     transfers: object
     tasks: Tasks
     landing: object = None
+    takeover: object = None
+    draining: bool = False
     # The roster's own dict: world.move finds its player in one lookup.
     bySession: dict = attrs.field(init=False)
 
@@ -140,6 +147,11 @@ class WorldHandlers:
             await self.saves.soon(old)
             zoneId = old.zone.id
         zone = self.zones.get(zoneId)
+        if self.draining and old is None:
+            # Leaving: the zone's other node takes the character.
+            return await self.transfers.redirect(zoneId, row, draining=True)
+        if zone is None and self.takeover is not None and host is None:
+            zone = await self.takeover(zoneId, ticket)
         if zone is None:
             if host is not None:
                 return {"character_id": row.id, "redirect": {"zone": zoneId, **host}}
@@ -268,6 +280,12 @@ class WorldHandlers:
         session.send("world.reset", {"zone": zoneInfo(player.zone.spec), "x": e.x,
                                      "y": e.y, "z": e.z, "k": e.corr,
                                      **combatFields(player.zone, e)}, replayable=False)
+
+    def sessionMoved(self, session, fromNode):
+        # Nothing of the character is here yet: the client's world.enter
+        # after a moved resume brings it in (or redirects it to the node
+        # hosting its zone), as after a portal.
+        pass
 
     def sessionEnded(self, session, reason):
         player = self.bySession.get(session)

@@ -126,6 +126,11 @@ def _combatFamilies(service):
     kills.add_metric(["written"], service.kills.written)
     kills.add_metric(["failed"], service.kills.failed)
     yield kills
+    writes = CounterMetricFamily(
+        "mmoshard_world_reward_writes", "Writes of kill rewards (one transaction for the grants "
+        "asked for while the previous write was in flight)")
+    writes.add_metric([], service.rewards.queue.writes)
+    yield writes
 
 
 class WorldMetrics:

@@ -31,9 +31,17 @@ class Player:
 
 
 def zoneInfo(spec):
-    """@return: what a client is told of a zone (world.enter, world.zone, world.reset)."""
+    """
+    @return: what a client is told of a zone (world.enter, world.zone,
+        world.reset): enough to draw its map (blocked terrain, portals,
+        graveyard) and to move in it without corrections.
+    """
+    graveyard = spec.graveyard if spec.graveyard is not None else spec.spawns[0]
     return {"id": spec.id, "size": [spec.width, spec.depth], "tick_rate": spec.tick_rate,
-            "aoi_radius": spec.aoi_radius, "max_speed": spec.max_speed}
+            "aoi_radius": spec.aoi_radius, "max_speed": spec.max_speed, "tile": spec.tile,
+            "blocked": [r.corners() for r in spec.blocked],
+            "portals": [p.clientView() for p in spec.portals],
+            "graveyard": [graveyard[0], graveyard[2]], "pvp": spec.pvp}
 
 
 def place(zone, entity, session):

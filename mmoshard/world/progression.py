@@ -150,11 +150,12 @@ def grantExpIn(cursor, characterId, amount, key, now):
     the exp and its ledger row commit or roll back with the rest of it.
     @return: C{(level, exp)} after the grant (the first result when C{key}
         was recorded already: nothing changes).
-    @raise KeyError: no such character (or deleted).
-    @raise ValueError: a bad key or amount.
+    @raise KeyError: no such character (or deleted): nothing was written for
+        it, the transaction may go on.
+    @raise ValueError: a bad key or amount (nothing written).
     """
-    _checkKey(key)
-    _checkAmount(amount)
+    checkKey(key)
+    checkAmount(amount)
     return _txn_grantExp(cursor, cursor.dialect, characterId, amount, key, now)
 
 
@@ -167,11 +168,22 @@ def addItemIn(cursor, characterId, itemId, count, key, now, slot=None, stack=Non
         transaction may go on).
     @raise KeyError: no such character (or deleted).
     """
-    _checkKey(key)
-    _checkCount(count)
+    checkKey(key)
+    checkCount(count)
     if stack is not None:
-        _checkCount(stack)
+        checkCount(stack)
     return _txn_addItem(cursor, cursor.dialect, characterId, itemId, count, key, slot, stack, now)
+
+
+def levelUp(level, exp, amount):
+    """@return: C{(level, exp)} of a character at C{level} with C{exp} given C{amount} more exp."""
+    exp += amount
+    while level < MAX_LEVEL and exp >= expForLevel(level):
+        exp -= expForLevel(level)
+        level += 1
+    if level >= MAX_LEVEL:
+        exp = min(exp, expForLevel(MAX_LEVEL) - 1)
+    return level, exp
 
 
 def _txn_grantExp(cursor, dialect, characterId, amount, key, now):
@@ -179,12 +191,7 @@ def _txn_grantExp(cursor, dialect, characterId, amount, key, now):
     done = _ledgerResult(cursor, characterId, key)
     if done is not _MISSING:
         return tuple(done)
-    exp += amount
-    while level < MAX_LEVEL and exp >= expForLevel(level):
-        exp -= expForLevel(level)
-        level += 1
-    if level >= MAX_LEVEL:
-        exp = min(exp, expForLevel(MAX_LEVEL) - 1)
+    level, exp = levelUp(level, exp, amount)
     cursor.execute("UPDATE characters SET level = ?, exp = ? WHERE id = ?", (level, exp, characterId))
     _record(cursor, characterId, key, "exp", [level, exp], now)
     return level, exp
@@ -197,12 +204,17 @@ def _slots(cursor, characterId):
     return {int(s): (item, int(n)) for s, item, n in cursor.fetchall()}
 
 
-def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, stack, now):
-    _lockCharacter(cursor, characterId, dialect)
-    done = _ledgerResult(cursor, characterId, key)
-    if done is not _MISSING:
-        return done
-    slots = _slots(cursor, characterId)
+def planAdd(slots, itemId, count, slot=None, stack=None):
+    """
+    Where C{count} of C{itemId} go in an inventory holding C{slots} ({slot:
+    (item id, count)}): into C{slot} when given, else onto the item's stacks
+    (lowest slot first, each up to C{stack}) and then the first empty slots.
+
+    @return: [(slot, count there before, count put)], the first slot first.
+    @raise BadSlot: C{slot} out of range.
+    @raise ValueError: C{slot} holds another item.
+    @raise InventoryFull: no room for them all.
+    """
     if slot is not None:
         if not 0 <= slot < INVENTORY_SLOTS:
             raise BadSlot(f"no slot {slot}")
@@ -211,26 +223,33 @@ def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, stack, 
             raise ValueError(f"slot {slot} holds {item}")
         if stack is not None and have + count > stack:
             raise InventoryFull(f"slot {slot} holds {have} of {itemId}, at most {stack}")
-        plan = [(slot, have, count)]
-    else:
-        # Top up the item's stacks (lowest slot first), then fill empty slots.
-        limit = stack or count
-        plan = []
-        need = count
-        for s, (item, have) in sorted(slots.items()):
-            if need and item == itemId and (stack is None or have < stack):
-                put = need if stack is None else min(need, stack - have)
-                plan.append((s, have, put))
-                need -= put
-        for s in range(INVENTORY_SLOTS):
-            if not need:
-                break
-            if s not in slots:
-                put = min(need, limit)
-                plan.append((s, 0, put))
-                need -= put
-        if need:
-            raise InventoryFull(f"no room for {count} of {itemId}")
+        return [(slot, have, count)]
+    limit = stack or count
+    plan = []
+    need = count
+    for s, (item, have) in sorted(slots.items()):
+        if need and item == itemId and (stack is None or have < stack):
+            put = need if stack is None else min(need, stack - have)
+            plan.append((s, have, put))
+            need -= put
+    for s in range(INVENTORY_SLOTS):
+        if not need:
+            break
+        if s not in slots:
+            put = min(need, limit)
+            plan.append((s, 0, put))
+            need -= put
+    if need:
+        raise InventoryFull(f"no room for {count} of {itemId}")
+    return plan
+
+
+def _txn_addItem(cursor, dialect, characterId, itemId, count, key, slot, stack, now):
+    _lockCharacter(cursor, characterId, dialect)
+    done = _ledgerResult(cursor, characterId, key)
+    if done is not _MISSING:
+        return done
+    plan = planAdd(_slots(cursor, characterId), itemId, count, slot, stack)
     for s, have, put in plan:
         if have:
             cursor.execute(
@@ -347,17 +366,20 @@ def _txn_inventory(cursor, characterId):
     return {s: v for s, v in sorted(_slots(cursor, characterId).items())}
 
 
-def _checkKey(key):
+def checkKey(key):
+    """@raise ValueError: C{key} is not an idempotency key (a str of 1..128 characters)."""
     if not isinstance(key, str) or not 0 < len(key) <= 128:
         raise ValueError("the idempotency key must be a str of 1..128 characters")
 
 
-def _checkCount(count):
+def checkCount(count):
+    """@raise ValueError: C{count} is not a positive int."""
     if type(count) is not int or count <= 0:
         raise ValueError("count must be a positive int")
 
 
-def _checkAmount(amount):
+def checkAmount(amount):
+    """@raise ValueError: C{amount} is not an int >= 0."""
     if type(amount) is not int or amount < 0:
         raise ValueError("amount must be an int >= 0")
 
@@ -388,8 +410,8 @@ class Progression:
         return result
 
     def grantExp(self, characterId, amount, idempotencyKey):
-        _checkKey(idempotencyKey)
-        _checkAmount(amount)
+        checkKey(idempotencyKey)
+        checkAmount(amount)
         d = self._run(_txn_grantExp, characterId, amount, idempotencyKey)
         if self.onLevel is not None:
             d.addCallback(self._leveled, characterId)
@@ -400,29 +422,29 @@ class Progression:
         return result
 
     def addItem(self, characterId, itemId, count, idempotencyKey, slot=None, stack=None):
-        _checkKey(idempotencyKey)
-        _checkCount(count)
+        checkKey(idempotencyKey)
+        checkCount(count)
         if stack is not None:
-            _checkCount(stack)
+            checkCount(stack)
         return self._run(_txn_addItem, characterId, itemId, count, idempotencyKey, slot, stack)
 
     def removeItem(self, characterId, itemId, count, idempotencyKey):
-        _checkKey(idempotencyKey)
-        _checkCount(count)
+        checkKey(idempotencyKey)
+        checkCount(count)
         return self._run(_txn_removeItem, characterId, itemId, count, idempotencyKey)
 
     def moveItem(self, characterId, fromSlot, toSlot, idempotencyKey):
-        _checkKey(idempotencyKey)
+        checkKey(idempotencyKey)
         return self._run(_txn_moveItem, characterId, fromSlot, toSlot, idempotencyKey)
 
     def useItem(self, characterId, slot, itemId, idempotencyKey):
-        _checkKey(idempotencyKey)
+        checkKey(idempotencyKey)
         return self._run(_txn_useItem, characterId, slot, itemId, idempotencyKey)
 
     def destroyItem(self, characterId, slot, count, idempotencyKey):
-        _checkKey(idempotencyKey)
+        checkKey(idempotencyKey)
         if count is not None:
-            _checkCount(count)
+            checkCount(count)
         return self._run(_txn_destroyItem, characterId, slot, count, idempotencyKey)
 
     def inventory(self, characterId):

@@ -7,7 +7,11 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
+from mmoshard.interfaces import IDraining
+
+from mmoshard.world.drain import Drain
 from mmoshard.world.combat.handlers import CombatHandlers
 from mmoshard.world.combat.npcs import Npcs
 from mmoshard.world.combat.system import Combat
@@ -26,6 +30,7 @@ from mmoshard.world.players import Roster, Tasks, Whereabouts, ZoneChat
 from mmoshard.world.progression import Progression
 from mmoshard.world.saves import Saves
 from mmoshard.world.sim import Zone
+from mmoshard.world.spaceview import SpaceAnswerer
 from mmoshard.world.ticker import FixedRateLoop
 from mmoshard.world.transfer import Transfers
 
@@ -34,6 +39,7 @@ from mmoshard.world.transfer import Transfers
 TICK_LOG = 6000
 
 
+@implementer(IDraining)
 class WorldService(Service):
     """
     The world role's service: one L{Zone} and tick loop per hosted zone, a
@@ -88,6 +94,10 @@ class WorldService(Service):
         templates = cfg.templates.values()
         self.zones = {zid: Zone(withEntrances(cfg.specs[zid], templates), reactor, cfg.interest)
                       for zid in cfg.hosted}
+        # Zones taken over when their node drains or vanishes (takeover).
+        self.standby = {zid: withEntrances(cfg.specs[zid], templates) for zid in cfg.standby or ()}
+        self.drainDeadline = cfg.drain_deadline
+        self.draining = None
         self.loops = {}
         self.tickLog = {}
         self.bytesPerClient = {}
@@ -110,7 +120,8 @@ class WorldService(Service):
                                      cfg.leave_party_grace, entry.evict)
         startZone = cfg.start_zone if cfg.start_zone in self.zones else None
         self.handlers = WorldHandlers(sql, self.zones, startZone, cfg.max_players, roster,
-                                      saves, leases, transfers, tasks, landing=entry.landing)
+                                      saves, leases, transfers, tasks, landing=entry.landing,
+                                      takeover=self.takeover)
         self.instanceHandlers = InstanceHandlers(entry, roster)
         self.combatHandlers = CombatHandlers(roster.bySession)
         self.progression = Progression(sql, reactor, roster.progressed, roster.leveled)
@@ -125,6 +136,8 @@ class WorldService(Service):
         self.kills = Kills(sql, reactor, cfg.game.items if cfg.game is not None else {}, roster,
                            tasks, pause=cfg.test_pause_kill)
         self.instances.host.opened.append(self._openEncounters)
+        # What the operator console sees of the spaces here (docs/clients.md).
+        self.spaceViews = SpaceAnswerer(self, volatile, nodeId)
 
     def _openEncounters(self, instance):
         """An instance opened here: its trash and living bosses spawn and their scripts run."""
@@ -187,8 +200,38 @@ class WorldService(Service):
         self._publishZones()
 
     def _publishZones(self):
-        if self.directory is not None:
+        if self.directory is not None and self.draining is None:
             self.directory.publish("zones", sorted(self.zones))
+            self.directory.publish("standby", sorted(z for z in self.standby if z not in self.zones))
+
+    # --- draining and taking over ------------------------------------------
+
+    async def takeover(self, zoneId, ticket):
+        """
+        C{WorldHandlers.takeover}: host standby zone C{zoneId} from now on,
+        for a character handed over with C{ticket} by its draining node, or
+        entering when no live node hosts the zone (its node vanished).
+
+        @return: the zone, or None (not a standby zone here; or its node is
+            alive: the character is redirected there).
+        """
+        spec = self.standby.get(zoneId)
+        if spec is None or self.draining is not None:
+            return None
+        if zoneId not in self.zones and ticket is None:
+            if await self.transfers.findZone(zoneId) is not None:
+                return None
+        zone = self.zones.get(zoneId)
+        if zone is None:
+            zone = self.addZone(spec)
+            self.log.info("world of node {node_id} takes zone {zone} over", node_id=self.nodeId,
+                          zone=zoneId)
+        return zone
+
+    def drain(self):
+        """L{IDraining}: hand the zones over (L{Drain}); the stop then saves what is left."""
+        self.draining = Drain(self)
+        return Deferred.fromCoroutine(self.draining.run())
 
     def _run(self, zid, zone):
         """Spawn the NPCs of a hosted zone and start its tick loop."""
@@ -224,6 +267,7 @@ class WorldService(Service):
             from mmoshard.world.admin import makeWorldAdmin
 
             admin.putChild(b"world", makeWorldAdmin(self))
+        await self.spaceViews.start()
         self.housekeeping = LoopingCall(self._everySecond)
         self.housekeeping.clock = self.clock
         self.housekeeping.start(1.0, now=False)
@@ -253,6 +297,7 @@ class WorldService(Service):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self):
+        await self.spaceViews.stop()
         for loop in self.loops.values():
             loop.stop()
         if self.housekeeping is not None and self.housekeeping.running:

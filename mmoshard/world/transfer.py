@@ -95,6 +95,19 @@ class Transfers:
         player.state = "transferring"
         return await self._remote(player, player.zone, zoneId, arrive, host)
 
+    async def handOver(self, player, host):
+        """
+        Take live C{player} to its own zone, where it stands, on the node
+        at C{host} (its client endpoints): this node drains.
+
+        @return: True when handed off (as L{moveTo}).
+        """
+        if player.state != "live":
+            return False
+        player.state = "transferring"
+        e = player.entity
+        return await self._remote(player, player.zone, player.zone.id, (e.x, e.y, e.z), host)
+
     async def _local(self, player, target, arrive):
         # Hosted here too: move the entity between zones.
         ax, _, az = arrive
@@ -163,15 +176,22 @@ class Transfers:
                       "failed transfer save: out of {zone}, unsaved since its last save",
                       zone=player.zone.id, **log)
 
-    async def redirect(self, zoneId, row):
-        """@return: the world.enter reply sending character C{row} to the node hosting C{zoneId}."""
-        host = await self.findZone(zoneId)
+    async def redirect(self, zoneId, row, draining=False):
+        """
+        @param draining: this node drains: a node standing by for the zone will do.
+        @return: the world.enter reply sending character C{row} to the node hosting C{zoneId}.
+        """
+        host = await self.findZone(zoneId, standby=draining)
         if host is None:
             raise ProtocolError(BUSY, f"zone {zoneId!r} is not hosted right now", retry_after=5.0)
         return {"character_id": row.id, "redirect": {"zone": zoneId, **host}}
 
-    async def findZone(self, zoneId):
-        """@return: the endpoints ({tcp, websocket}) of a live node hosting C{zoneId}, or None."""
+    async def findZone(self, zoneId, standby=False):
+        """
+        @param standby: failing a live node hosting the zone, one standing
+            by for it (its directory entry's C{standby}) will do.
+        @return: the endpoints ({tcp, websocket}) of a live node hosting C{zoneId}, or None.
+        """
         directory = self.directory
         if directory is None:
             return None
@@ -179,7 +199,10 @@ class Transfers:
             entries = await directory.endpointsFor("world")
         except StoreError:
             return None
-        for entry in entries:
-            if zoneId in entry.info.get("zones", ()) and entry.node_id != self.nodeId:
-                return {k: v for k, v in entry.endpoints.items() if k in ("tcp", "websocket")}
+        others = [e for e in entries if e.node_id != self.nodeId]
+        found = [e for e in others if zoneId in e.info.get("zones", ())]
+        if not found and standby:
+            found = [e for e in others if zoneId in e.info.get("standby", ())]
+        for entry in found:
+            return {k: v for k, v in entry.endpoints.items() if k in ("tcp", "websocket")}
         return None

@@ -27,6 +27,10 @@ class Rect:
     def contains(self, x, z):
         return self.x0 <= x <= self.x1 and self.z0 <= z <= self.z1
 
+    def corners(self):
+        """@return: C{[x0, z0, x1, z1]}, as zone data and clients write a rectangle."""
+        return [self.x0, self.z0, self.x1, self.z1]
+
 
 @attrs.frozen
 class Portal:
@@ -35,6 +39,10 @@ class Portal:
     rect: Rect
     to: str
     arrive: tuple
+
+    def clientView(self):
+        """@return: what a client is told of this portal (docs/world.md, the zone of world.enter)."""
+        return {"kind": "zone", "rect": self.rect.corners(), "to": self.to}
 
 
 @attrs.frozen

@@ -140,6 +140,8 @@ class APITestsMixin:
         self.assertEqual(body["directory"]["chat"],
                          [{"node_id": "auth-test", "tcp": "127.0.0.1:7000"}])
         self.assertEqual(body["directory"]["world"], [])
+        # Every role a game client talks to is listed, hosted here or not.
+        self.assertEqual(sorted(body["directory"]), ["chat", "matchmaking", "version", "world"])
         claims = await h.verifier.verify(body["access_token"])
         self.assertEqual((claims.account_id, claims.sid, claims.username),
                          (accountId, body["session_id"], "alice"))

@@ -65,6 +65,27 @@ class PartyTests:
         self.assertEqual(await parties.members(pid), [])
         self.assertIsNone(await parties.partyOf(bob.cid))
 
+    async def test_changes_announced_to_other_roles(self):
+        """Every party change is published on parties:changes with the members before and after it, for other roles (matchmaking)."""
+        from mmoshard.partychanges import subscribeChanges
+
+        p1 = await self.process("p1")
+        heard = []
+        subscription = await subscribeChanges(self.newVolatile(), heard.append)
+        self.addCleanup(subscription.unsubscribe)
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        pid = await self.form(alice, bob)
+        await bob.call("chat.party.leave")
+        await self.eventually(lambda: [c for c in heard if c.event == "disbanded"])
+        self.assertEqual([(c.party_id, c.event, c.subject) for c in heard],
+                         [(pid, "created", alice.cid), (pid, "joined", bob.cid),
+                          (pid, "disbanded", bob.cid)])
+        self.assertEqual((heard[1].members, heard[1].former, heard[1].leader),
+                         ((alice.cid, bob.cid), (alice.cid,), alice.cid))
+        self.assertEqual((heard[2].members, heard[2].former, heard[2].leader),
+                         ((), (alice.cid, bob.cid), None))
+
     async def test_invite_expires(self):
         """A party invite cannot be accepted after invite_ttl."""
         p1 = await self.process(config=self.chatConfig(invite_ttl=0.3))

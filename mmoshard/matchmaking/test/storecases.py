@@ -5,7 +5,7 @@ from twisted.internet.task import Clock
 
 from mmoshard.matchmaking.data import Member, Proposal, Slot, Ticket
 from mmoshard.matchmaking.store import TicketStore
-from mmoshard.store.test.fixtures import MemoryFixture, RedisFixture
+from mmoshard.store.test.fixtures import ClusterFixture, MemoryFixture, RedisFixture
 
 # Store time starts here (epoch-like seconds), on a Clock for both backends:
 # the store only uses it to stamp deadlines and waits it is given.
@@ -64,6 +64,15 @@ class OnMemory(MemoryFixture):
 
 class OnRedis(RedisFixture):
     """The test Redis under a fresh prefix; store time on a Clock, key TTLs in real time."""
+
+    def setUp(self):
+        super().setUp()
+        self.mmClock = Clock()
+        self.mmClock.advance(START)
+
+
+class OnCluster(ClusterFixture):
+    """The test Redis Cluster under a fresh prefix; store time on a Clock, key TTLs in real time."""
 
     def setUp(self):
         super().setUp()

@@ -6,7 +6,7 @@ from twisted.trial.unittest import TestCase
 from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.codec import Codec, CodecError, encodeTicket
 from mmoshard.matchmaking.test.storecases import (
-    GRACE, START, OnMemory, OnRedis, StoreCase, proposal, ticket)
+    GRACE, START, OnCluster, OnMemory, OnRedis, StoreCase, proposal, ticket)
 
 
 class TicketContract:
@@ -267,3 +267,8 @@ class MemoryTicketTests(StoreCase, TicketContract, LivenessContract, LeaseContra
 class RedisTicketTests(StoreCase, TicketContract, LivenessContract, LeaseContract, OnRedis,
                        TestCase):
     """The contract on real Redis."""
+
+
+class ClusterTicketTests(StoreCase, TicketContract, LivenessContract, LeaseContract, OnCluster,
+                         TestCase):
+    """The contract on a real three-node Redis Cluster: every key of the scripts in the {mm} slot."""

@@ -10,7 +10,7 @@ from twisted.trial.unittest import TestCase
 from mmoshard.matchmaking.store import Cursor, TicketStore
 from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.test.storecases import (
-    START, OnMemory, OnRedis, StoreCase, atOnce, proposal, ticket)
+    START, OnCluster, OnMemory, OnRedis, StoreCase, atOnce, proposal, ticket)
 from mmoshard.matchmaking.waitingcopy import WaitingCopy
 from mmoshard.testing import checkoutRoot
 
@@ -160,6 +160,10 @@ def documentedRoundTrips():
     section = text.split("## State in the volatile store", 1)[1].split("\n## ", 1)[0]
     return {m.group(1): int(m.group(2))
             for m in re.finditer(r"^\| `(\w+)\([^`]*\)` \| (\d+) \|", section, re.M)}
+
+
+class ClusterChangesTests(StoreCase, ChangesContract, CopyContract, OnCluster, TestCase):
+    """The changes feed on a real three-node Redis Cluster."""
 
 
 class RoundTripTests(OnMemory, TestCase):

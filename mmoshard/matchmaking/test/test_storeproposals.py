@@ -4,7 +4,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.test.storecases import (
-    START, OnMemory, OnRedis, StoreCase, atOnce, proposal, ticket)
+    START, OnCluster, OnMemory, OnRedis, StoreCase, atOnce, proposal, ticket)
 
 ROUNDS = 25
 
@@ -225,3 +225,7 @@ class MemoryProposalTests(StoreCase, ProposalContract, RaceContract, OnMemory, T
 
 class RedisProposalTests(StoreCase, ProposalContract, RaceContract, OnRedis, TestCase):
     """The contract on real Redis, where the races are real."""
+
+
+class ClusterProposalTests(StoreCase, ProposalContract, RaceContract, OnCluster, TestCase):
+    """Proposals on a real three-node Redis Cluster."""

@@ -1,12 +1,19 @@
-"""The two volatile stores the contract tests run on: memory on a Clock, and the test Redis."""
+"""The volatile stores the contract tests run on: memory on a Clock, the test Redis, and a test Redis Cluster."""
 
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 
-from mmoshard.store.volatile import MemoryStore, RedisStore, parseRedisURL
+from mmoshard.store.volatile import (
+    ClusterStore,
+    MemoryStore,
+    RedisStore,
+    parseClusterURL,
+    parseRedisURL,
+)
+from mmoshard.testcluster import requireRedisCluster
 from mmoshard.testing import requireRedis
 
-__all__ = ["MemoryFixture", "RedisFixture", "StoreFixture"]
+__all__ = ["ClusterFixture", "MemoryFixture", "RedisFixture", "StoreFixture"]
 
 
 class StoreFixture:
@@ -78,3 +85,20 @@ class RedisFixture(StoreFixture):
 
     async def settle(self):
         await deferLater(reactor, 0.01, lambda: None)
+
+
+class ClusterFixture(RedisFixture):
+    """Cluster stores on the test process's three-node Redis Cluster under a fresh prefix."""
+
+    def setUp(self):
+        self.url, self.prefix, cleaner = requireRedisCluster()
+        self.addCleanup(cleaner)
+        self.address = parseClusterURL(self.url)
+        StoreFixture.setUp(self)
+
+    def makeUnopened(self, suffix):
+        store = ClusterStore(
+            reactor, prefix=self.prefix + suffix, timeout=2.0, poolsize=2, **self.address
+        )
+        self.addCleanup(store.close)
+        return store

@@ -20,6 +20,7 @@ from mmoshard.tokens import TokenVerifier, issueAccessToken
 from mmoshard.wire.codec import decode, encode
 from mmoshard.wire.framing import FrameDecoder, frame
 from mmoshard.wire.manager import SessionManager
+from mmoshard.wire.resumestore import ResumeStore
 from mmoshard.wire.tcp import SessionTCPFactory
 from mmoshard.wire.websocket import SessionWebSocketFactory
 
@@ -54,11 +55,18 @@ def makeNode(clock=None, volatile=None, nodeId="node-a", listen=None, **session)
 
 def makeManager(node):
     """A L{SessionManager} given what C{node} provides, as the core would build it."""
+    s = node.config.session
+    volatile = node.query(IVolatileStore)
+    resumeStore = None
+    if s.resume_anywhere and s.resume_grace > 0 and volatile is not None:
+        resumeStore = ResumeStore(volatile, node.reactor, node.nodeId, s.replay_buffer,
+                                  s.resume_grace)
     return SessionManager(
-        node.config.session, node.reactor, node.nodeId, node.metrics,
+        s, node.reactor, node.nodeId, node.metrics,
         verifier=node.query(ITokenVerifier),
-        volatile=node.query(IVolatileStore),
+        volatile=volatile,
         gate=node.query(IClientGate),
+        resumeStore=resumeStore,
     )
 
 
@@ -95,6 +103,9 @@ class RecordingListener:
 
     def sessionResumed(self, session):
         self.events.append(("resumed", session.sessionId))
+
+    def sessionMoved(self, session, fromNode):
+        self.events.append(("moved", session.sessionId, fromNode))
 
     def sessionEnded(self, session, reason):
         self.events.append(("ended", session.sessionId, reason))

@@ -9,6 +9,7 @@ from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.store.volatile import MemoryStore, makeVolatileStore
 from mmoshard.testing import requireRedis
 from mmoshard.revocations import (
+    REVOCATION_CHANNEL,
     REVOCATION_SEQ,
     REVOKED_ACCOUNTS,
     REVOKED_SIDS,
@@ -170,7 +171,7 @@ class VerifierContract:
         await revokeLogin(self.other, "lost", 600, now=self.now())
         # The subscription is back (a reconnect); the next message shows the gap.
         verifier._follower._subscription = await self.store.subscribe(
-            "revocations", verifier._received
+            REVOCATION_CHANNEL, verifier._received
         )
         await revokeLogin(self.other, "heard", 600, now=self.now())
         await self.settle(lambda: "lost" in verifier.revokedSids)
@@ -543,7 +544,7 @@ class RedisReconnectTests(TestCase):
         await until(lambda: store.subscriber.connection is not subscriber)
         # Published while the subscriber is down or not yet resubscribed: lost.
         await revokeLogin(other, "lost", 600, now=reactor.seconds())
-        await until(lambda: store.subscriber.confirmed("revocations"))
+        await until(lambda: store.subscriber.confirmed(REVOCATION_CHANNEL))
         self.assertNotIn("lost", verifier.revokedSids)
         gaps = []
         resync = verifier._resyncSoon

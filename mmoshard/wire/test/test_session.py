@@ -32,6 +32,9 @@ class MinimumVersionGate:
             return succeed(ErrorInfo(errors.UPDATE_REQUIRED, "please update", None))
         return succeed(None)
 
+    def maintenance(self):
+        return None
+
 
 class HandshakeTests(TestCase):
     def setUp(self):

@@ -10,6 +10,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
+from mmoshard.world.grants import ExpGrant, ItemGrant, grantMany
 from mmoshard.world.sim import NPC, PLAYER
 
 # Party members within this many metres of the corpse (same zone) share its exp.
@@ -22,6 +23,8 @@ GRANT_BACKOFF = 1.0
 MAX_KEY = 128
 # Deaths remembered, so a death reported twice is rewarded (and told) once.
 SEEN_DEATHS = 10_000
+# Grants written in one transaction at most (GrantQueue).
+BATCH = 200
 
 
 def baseExp(npc):
@@ -87,6 +90,52 @@ class Death:
         self.levels = levels  # character id -> level, of the players on its threat table
 
 
+class GrantQueue:
+    """
+    Group commit of the rewards' grants: a grant is written at once when no
+    write is in flight; the grants asked for meanwhile (the rest of a
+    tick's deaths, or of a busy second) wait and go together in the next
+    write, one transaction of up to L{BATCH} (L{grantMany}: each exactly
+    once under its key, a refused one failing alone).
+
+    @ivar writes: the writes started (one transaction each, unless one
+        failed and its grants were tried one by one).
+    """
+
+    def __init__(self, progression):
+        self.progression = progression
+        self.pending = []
+        self.writing = False
+        self.writes = 0
+
+    def submit(self, grant):
+        """@return: a Deferred firing with C{grant}'s result (as grantExp or addItem answer)."""
+        d = Deferred()
+        self.pending.append((grant, d))
+        if not self.writing:
+            self._write()
+        return d
+
+    def _write(self):
+        batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
+        if not batch:
+            self.writing = False
+            return
+        self.writing = True
+        self.writes += 1
+        outs = grantMany(self.progression, [g for g, _ in batch])
+        left = [len(batch)]
+
+        def done(result):
+            left[0] -= 1
+            if not left[0]:
+                self._write()
+            return result
+
+        for (_, d), out in zip(batch, outs):
+            out.addBoth(done).chainDeferred(d)
+
+
 class Rewards:
     """
     The death listener of every zone's combat: when an NPC dies, the players
@@ -98,6 +147,8 @@ class Rewards:
     process's C{bootId} and the NPC's death number, so a retry never doubles
     and a restart never collides; a grant the database refused is retried a
     few times (same key), and the service's L{Tasks} keep it until it ends.
+    Grants are written through a L{GrantQueue}: those of deaths close in
+    time share a transaction.
 
     @ivar parties: the L{IParties}, or None (everyone is solo).
     @ivar roster: the L{Roster}: who is live where, to tell and to split with.
@@ -115,6 +166,7 @@ class Rewards:
         # Random per process (no I/O): a restart's death numbers never meet an older run's.
         self.bootId = bootId or secrets.token_hex(6)
         self.seen = OrderedDict()
+        self.queue = GrantQueue(progression)
         # Grants (an exp share or a loot item) done and given up, for /metrics.
         self.granted = 0
         self.failed = 0
@@ -167,9 +219,7 @@ class Rewards:
         for cid, amount in (await self.shares(death)).items():
             if amount > 0:
                 key = fitKey(f"kill:{death.spawnId}:{self.bootId}:{death.deathNo}")
-                tasks.track(Deferred.fromCoroutine(self.grant(
-                    death, cid, key, lambda cid=cid, amount=amount, key=key:
-                        self.progression.grantExp(cid, amount, key))))
+                tasks.track(Deferred.fromCoroutine(self.grant(death, ExpGrant(cid, amount, key))))
 
     async def shares(self, death):
         """
@@ -228,16 +278,19 @@ class Rewards:
         return True
 
     async def grantLoot(self, death, cid, items):
-        """Add C{items} to C{cid}'s inventory, one grant per item, then tell it with world.loot."""
+        """Add C{items} to C{cid}'s inventory, one grant per item (asked for together), then tell it with world.loot."""
         got = []
         stacks = death.zone.combat.data.items
+        grants = []
         for item, count in items.items():
             key = fitKey(f"loot:{death.spawnId}:{self.bootId}:{death.deathNo}:{item}")
             spec = stacks.get(item)
             stack = spec.stack if spec is not None and spec.stack > 0 else None
-            slot = await self.grant(death, cid, key, lambda item=item, count=count, key=key,
-                                    stack=stack:
-                                    self.progression.addItem(cid, item, count, key, stack=stack))
+            g = ItemGrant(cid, item, count, key, stack)
+            grants.append((g, Deferred.fromCoroutine(self.grant(death, g))))
+        for g, d in grants:
+            item, count, key = g.itemId, g.count, g.key
+            slot = await d
             if slot is not None:
                 # What an operator greps for when a player says the loot never came.
                 self.log.info("character {character_id} looted {count} {item} into slot {slot} "
@@ -248,16 +301,17 @@ class Rewards:
         if got and player is not None:
             player.session.send("world.loot", {"from": death.npcId, "items": got})
 
-    async def grant(self, death, cid, key, call):
+    async def grant(self, death, grant):
         """
-        Run C{call} (a progression call under C{key}), again after a store
-        outage, up to L{GRANT_TRIES} times.  @return: its result, or None
-        when it failed (logged with the ids to grep).
+        Write C{grant} (an L{ExpGrant} or L{ItemGrant}) through the queue,
+        again after a store outage, up to L{GRANT_TRIES} times.
+        @return: its result, or None when it failed (logged with the ids to grep).
         """
+        cid, key = grant.characterId, grant.key
         delay = GRANT_BACKOFF
         for attempt in range(1, GRANT_TRIES + 1):
             try:
-                result = await call()
+                result = await self.queue.submit(grant)
             except StoreError as e:
                 if attempt == GRANT_TRIES:
                     why = e

@@ -36,6 +36,12 @@ class EntrancePortal:
     rect: Rect
     template: str
     arrive: tuple
+    name: str = ""  # the template's, for players
+
+    def clientView(self):
+        """@return: what a client is told of this entrance (docs/world.md, the zone of world.enter)."""
+        return {"kind": "instance", "rect": self.rect.corners(), "to": self.template,
+                "name": self.name}
 
 
 @attrs.frozen
@@ -44,10 +50,14 @@ class ExitPortal:
 
     rect: Rect
 
+    def clientView(self):
+        """@return: what a client is told of this exit (docs/world.md, the zone of world.enter)."""
+        return {"kind": "exit", "rect": self.rect.corners(), "to": None}
+
 
 def withEntrances(spec, templates):
     """@return: zone spec C{spec} with the entrance portals of C{templates} (InstanceSpecs) that lie in it."""
-    extra = tuple(EntrancePortal(t.entrance.rect, t.id, tuple(t.entrance.arrive))
+    extra = tuple(EntrancePortal(t.entrance.rect, t.id, tuple(t.entrance.arrive), t.name)
                   for t in templates if t.entrance is not None and t.entrance.zone == spec.id)
     return attrs.evolve(spec, portals=spec.portals + extra) if extra else spec
 

@@ -184,7 +184,8 @@ class CombatProtocolTests(TestCase):
     def test_metrics(self):
         """
         /metrics counts the players' casts accepted and refused by code, the
-        damage done, deaths by kind and the NPCs by AI state.
+        damage done, deaths by kind, the NPCs by AI state and the kill's
+        rewards with the writes that granted them.
         """
         from prometheus_client import generate_latest
 
@@ -201,6 +202,11 @@ class CombatProtocolTests(TestCase):
         self.assertIn('mmoshard_world_deaths_total{kind="n",zone="arena"} 1.0', text)
         self.assertIn('mmoshard_world_deaths_total{kind="p",zone="arena"} 0.0', text)
         self.assertIn('mmoshard_world_rewards_total{result="failed"} 0.0', text)
+        # The kill's exp and loot, each written on its own (the test's SQL answers at once).
+        granted = self.h.world.rewards.granted
+        self.assertGreater(granted, 0)
+        self.assertIn(f'mmoshard_world_rewards_total{{result="granted"}} {granted:.1f}', text)
+        self.assertIn(f"mmoshard_world_reward_writes_total {granted:.1f}", text)
 
     # --- errors ------------------------------------------------------------------
 

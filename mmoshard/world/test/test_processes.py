@@ -17,7 +17,9 @@ from mmoshard.world.test.worldprocess import sleep, waitFor
 KEY = "world-process-test-key-0123456789"
 
 
-class WorldProcessTests(TestCase):
+class WorldProcesses:
+    """The stores, characters, nodes and clients of a multi-process world test (a mixin without tests)."""
+
     timeout = 120
 
     async def _setUp(self):
@@ -81,6 +83,8 @@ class WorldProcessTests(TestCase):
         self.addCleanup(lambda: c.session and c.session.drop())
         return c
 
+
+class WorldProcessTests(WorldProcesses, TestCase):
     async def test_leaseAcrossTwoProcesses(self):
         """A character live in one process is refused by another until it leaves the first."""
         a = await self.startWorld("world-a")

@@ -31,6 +31,20 @@ class EnterTests(TestCase):
         self.assertEqual(self.channels.calls, [("join", self.hero, "greenvale")])
         self.assertEqual(self.h.enter(p, self.hero)["x"], 100.0)  # idempotent
 
+    def test_enterDescribesTheZoneMap(self):
+        """
+        The zone of the world.enter reply has what a client draws and moves by: its size,
+        blocked terrain and tile, portals (to zones and into instances), graveyard and pvp.
+        """
+        zone = self.h.enter(self.h.client(1), self.hero)["zone"]
+        self.assertEqual((zone["size"], zone["tile"], zone["pvp"]), ([1024.0, 1024.0], 4.0, False))
+        self.assertEqual(zone["blocked"], [[300.0, 300.0, 340.0, 320.0], [600.0, 100.0, 608.0, 400.0]])
+        self.assertEqual(zone["graveyard"], [150.0, 40.0])
+        self.assertIn({"kind": "zone", "rect": [1000.0, 500.0, 1024.0, 524.0], "to": "ashfall"},
+                      zone["portals"])
+        self.assertIn({"kind": "instance", "rect": [296.0, 56.0, 304.0, 64.0], "to": "deadmines",
+                       "name": "The Dead Mines"}, zone["portals"])
+
     def test_unplacedCharacterAtStartZone(self):
         """A character never placed enters at the start zone's first spawn point."""
         cid = self.sql.makeCharacter(3, "New")

@@ -148,6 +148,17 @@ class PartyCopyTests(EntryTestCase):
         self.assertEqual(self.entered(c, template=DUNGEON)["instance_id"], iid)
         self.assertEqual(c.events("world.zone"), [])
 
+    def test_instanceZoneNamesItsExit(self):
+        """The zone a player entering an instance is told of draws the layout's terrain and its exit."""
+        c = self.login(1, self.character(1))
+        self.entered(c, template=DUNGEON)
+        [moved] = c.events("world.zone")
+        zone = moved["zone"]
+        self.assertEqual(zone["size"], [160.0, 480.0])
+        self.assertIn([0.0, 250.0, 48.0, 270.0], zone["blocked"])
+        self.assertEqual(zone["portals"], [{"kind": "exit", "rect": [72.0, 0.0, 88.0, 4.0], "to": None}])
+        self.assertEqual(zone["graveyard"], [80.0, 16.0])
+
     def test_memberJoinsTheSameCopy(self):
         """A member entering after the leader gets the party's copy; before the leader it is refused."""
         leader, member = self.character(1), self.character(2)

@@ -1,0 +1,305 @@
+"""The mm.* requests: hello, queue, cancel, status, accept and decline (docs/matchmaking.md "Protocol")."""
+
+import secrets
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.logger import Logger
+
+from mmoshard.matchmaking import errors
+from mmoshard.matchmaking.data import ROLES, Member, Ticket
+from mmoshard.matchmaking.errors import MatchmakingError
+from mmoshard.matchmaking.events import KIND, Courier
+from mmoshard.matchmaking.matcher import fits
+from mmoshard.matchmaking.views import (
+    allAccepted, proposalBody, queueView, ticketOfMember, ticketView,
+)
+from mmoshard.store.errors import StoreError
+from mmoshard.wire.errors import ProtocolError
+
+# The requests of the role (docs/matchmaking.md "Protocol").
+REQUEST_TYPES = ("mm.hello", "mm.queue", "mm.cancel", "mm.status", "mm.accept", "mm.decline")
+
+# Longest match id or queue name taken from a client.
+MAX_ID = 128
+
+
+def error(code, message, **details):
+    return MatchmakingError(code, message, details=details or None)
+
+
+# Ids are positive signed 64-bit integers (every id column).
+MAX_INT = 2 ** 63 - 1
+
+
+def intArg(message, key):
+    value = message.get(key)
+    if type(value) is not int or not 0 < value <= MAX_INT:
+        raise error(errors.BAD_REQUEST, f"{key} must be a positive integer")
+    return value
+
+
+def strArg(message, key):
+    value = message.get(key)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID or not value.isprintable():
+        raise error(errors.BAD_REQUEST,
+                    f"{key} must be a string of 1..{MAX_ID} printable characters")
+    return value
+
+
+def rolesArg(value, what):
+    """@return: the tuple of roles C{value} lists (a non-empty list of distinct ROLES)."""
+    if (not isinstance(value, list) or not value or len(value) > len(ROLES)
+            or any(r not in ROLES for r in value) or len(set(value)) != len(value)):
+        raise error(errors.BAD_REQUEST,
+                    f"{what} must be a non-empty list of distinct roles of {', '.join(ROLES)}")
+    return tuple(value)
+
+
+class Handlers:
+    """The session side of matchmaking: checks each request and answers it, or with a typed L{MatchmakingError}."""
+
+    log = Logger()
+
+    def __init__(self, service):
+        self.service = service
+
+    def table(self):
+        """@return: the mm.* request handlers, for L{IMessageRouter.addHandlers}."""
+        return {
+            "mm.hello": self._wrap(self.hello, needUser=False),
+            "mm.queue": self._wrap(self.queue),
+            "mm.cancel": self._wrap(self.cancel),
+            "mm.status": self._wrap(self.status),
+            "mm.accept": self._wrap(self.accept),
+            "mm.decline": self._wrap(self.decline),
+        }
+
+    def _wrap(self, fn, needUser=True):
+        service = self.service
+        refused = service.metrics.refused
+
+        def handler(session, message):
+            try:
+                subject = session
+                if needUser:
+                    subject = service.userFor(session)
+                    if subject is None:
+                        raise error(errors.NO_HELLO, "say mm.hello first")
+                d = Deferred.fromCoroutine(fn(subject, message))
+            except ProtocolError as e:
+                refused.labels(e.info.code).inc()
+                raise
+            return d.addErrback(self._translate)
+
+        return handler
+
+    def _translate(self, failure):
+        refused = self.service.metrics.refused
+        if failure.check(StoreError):
+            self.log.warn("mm request failed on a store: {why}", why=failure.getErrorMessage())
+            refused.labels(errors.UNAVAILABLE).inc()
+            raise MatchmakingError(errors.UNAVAILABLE, "matchmaking is unavailable, try again",
+                                   retry_after=5.0)
+        if failure.check(ProtocolError):
+            refused.labels(failure.value.info.code).inc()
+        return failure
+
+    # -- characters --------------------------------------------------------------
+
+    async def characters(self, ids):
+        """@return: character id -> (account id, name, class) of the live characters C{ids}."""
+        marks = ",".join("?" * len(ids))
+        rows = await self.service.sql.runQuery(
+            f"SELECT id, account_id, name, class FROM characters "
+            f"WHERE id IN ({marks}) AND deleted_at IS NULL", tuple(ids))
+        return {int(r[0]): (int(r[1]), r[2], r[3]) for r in rows}
+
+    async def online(self, cids):
+        """@raise MatchmakingError: C{mm.member_offline} naming the first of C{cids} with no matchmaking session."""
+        service = self.service
+        remote = [cid for cid in cids if cid not in service.users]
+        if not remote:
+            return
+        if service.locator is None:
+            raise error(errors.MEMBER_OFFLINE, "a party member is not online",
+                        character_id=remote[0])
+        found = await DeferredList([service.locator.where(cid) for cid in remote],
+                                   fireOnOneErrback=True, consumeErrors=True)
+        for cid, (_, location) in zip(remote, found):
+            if Courier.nodeOf(location) is None:
+                raise error(errors.MEMBER_OFFLINE, "a party member is not online in matchmaking",
+                            character_id=cid)
+
+    # -- requests ---------------------------------------------------------------------
+
+    async def hello(self, session, message):
+        from mmoshard.matchmaking.service import MMUser
+
+        service = self.service
+        cid = intArg(message, "character_id")
+        user = service.userFor(session)
+        if user is not None and user.cid != cid:
+            raise error(errors.BAD_REQUEST, "this session already speaks as another character")
+        if user is None:
+            row = (await self.characters([cid])).get(cid)
+            if row is None or row[0] != session.accountId:
+                raise error(errors.NOT_YOUR_CHARACTER, "no such character on this account")
+            user = MMUser(session, cid, row[0], row[1], row[2])
+            service.bind(user)
+            self.log.info("mm character {character_id} of account {account_id} on node {node_id}",
+                          character_id=cid, account_id=row[0], node_id=service.nodeId)
+        if service.locator is not None:
+            await service.locator.bind(cid, KIND, session.sessionId)
+        await service.store.touch([cid], service.touchTTL)
+        state = await self.state(user)
+        proposal = state.pop("_proposal")
+        if proposal is not None and cid not in proposal.accepted:
+            # A ready check began while it was away: ask again.
+            user.deliver("mm.proposal", proposalBody(proposal, cid, service.clock.seconds()))
+        return dict(state, character_id=cid, name=user.name, **{"class": user.cls},
+                    role=service.config.classRoles.get(user.cls),
+                    queues=[queueView(s) for _, s in sorted(service.queues.items())])
+
+    async def state(self, user):
+        """The character's ticket and proposal, as mm.status answers them (and C{_proposal})."""
+        service = self.service
+        now = service.clock.seconds()
+        ticket, proposal = await service.proposalOf(user.cid)
+        user.proposal = proposal.match_id if proposal is not None else None
+        return {
+            "ticket": ticketView(ticket, now) if ticket is not None else None,
+            "proposal": proposalBody(proposal, user.cid, now) if proposal is not None else None,
+            "_proposal": proposal,
+        }
+
+    async def status(self, user, message):
+        state = await self.state(user)
+        del state["_proposal"]
+        return state
+
+    async def queue(self, user, message):
+        service = self.service
+        name = message.get("queue")
+        spec = service.queues.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise error(errors.UNKNOWN_QUEUE, f"no queue {name!r}", queues=sorted(service.queues))
+        chosen = self._chosenRoles(message.get("roles"), user.cid)
+        members, partyId = await self._party(user)
+        if len(members) > spec.team_size:
+            raise error(errors.PARTY_TOO_LARGE,
+                        f"{spec.title or name} takes teams of {spec.team_size}")
+        unknown = [cid for cid in chosen if cid not in members]
+        if unknown:
+            raise error(errors.BAD_REQUEST, "roles names a character not in your party",
+                        character_id=unknown[0])
+        # The requester's row was read at mm.hello; only the others' are read.
+        rows = {user.cid: (user.accountId, user.name, user.cls)}
+        others = [cid for cid in members if cid != user.cid]
+        if others:
+            rows.update(await self.characters(others))
+        missing = [cid for cid in members if cid not in rows]
+        if missing:
+            raise error(errors.MEMBER_OFFLINE, "a party member no longer exists",
+                        character_id=missing[0])
+        await self.online([cid for cid in members if cid != user.cid])
+        ratings = {}
+        if spec.rated and service.results is not None:
+            ratings = await service.results.ratings(name, members)
+        built = []
+        for cid in members:
+            _, charName, cls = rows[cid]
+            roles = self._roles(spec, cid, chosen.get(cid), cls)
+            rating = ratings.get(cid)
+            built.append(Member(cid, roles, float(rating.rating) if rating is not None else 1500.0,
+                                charName, cls))
+        if not fits(spec, built):
+            raise error(errors.ROLE_UNAVAILABLE, "your party cannot fill distinct places of one "
+                        f"team ({', '.join(f'{n} {r}' for r, n in sorted(spec.quotas.items()))})")
+        ticket = Ticket(secrets.token_hex(8), name, tuple(built), service.clock.seconds(),
+                        partyId, service.nodeId)
+        await service.store.add(ticket)
+        service.metrics.queued.labels(name).inc()
+        self.log.info("mm ticket {ticket} queued in {queue} by character {character_id}: "
+                      "{members}", ticket=ticket.id, queue=name, character_id=user.cid,
+                      members=[(m.character_id, list(m.roles)) for m in built])
+        view = ticketView(ticket, ticket.created)
+        service.notify([ticket], "mm.queued", dict(view, leader=user.cid), skip=user.cid)
+        return {"ticket": ticket.id, "queue": name, "eta_s": await service.loop.eta(name),
+                "members": view["members"]}
+
+    @staticmethod
+    def _chosenRoles(raw, cid):
+        """@return: character id -> the roles it chose (C{roles}: a list, its own; a map, by member)."""
+        if raw is None:
+            return {}
+        if isinstance(raw, list):
+            return {cid: rolesArg(raw, "roles")}
+        if not isinstance(raw, dict) or len(raw) > 40:
+            raise error(errors.BAD_REQUEST, "roles must be a list of roles, or a map of "
+                        "character id to such lists")
+        chosen = {}
+        for key, value in raw.items():
+            try:
+                member = int(key)
+            except (TypeError, ValueError, OverflowError):
+                raise error(errors.BAD_REQUEST, "the keys of roles are character ids") from None
+            chosen[member] = rolesArg(value, f"roles[{key}]")
+        return chosen
+
+    def _roles(self, spec, cid, chosen, cls):
+        """@return: the roles C{cid} may play in C{spec}: those it chose, else its class's; only the queue's."""
+        roles = chosen
+        if roles is None:
+            role = self.service.config.classRoles.get(cls)
+            roles = (role,) if role else ROLES
+        if spec.quotas:
+            roles = tuple(r for r in roles if spec.quotas.get(r, 0) > 0)
+            if not roles:
+                raise error(errors.ROLE_UNAVAILABLE, f"no place in {spec.name} for the roles "
+                            "of a member", character_id=cid)
+        return roles
+
+    async def _party(self, user):
+        """@return: (the members queued, leader first; the party id or None)."""
+        parties = self.service.parties
+        if parties is None:
+            return [user.cid], None
+        partyId = await parties.partyOf(user.cid)
+        if not partyId:
+            return [user.cid], None
+        members = [int(cid) for cid in await parties.members(partyId)]
+        if user.cid not in members:
+            return [user.cid], None
+        if members[0] != user.cid:
+            raise error(errors.NOT_LEADER, "only the party leader queues the party",
+                        character_id=members[0])
+        return members, partyId
+
+    async def cancel(self, user, message):
+        ticket = await self.service.withdraw(user.cid, "cancelled", user.cid)
+        if ticket is None:
+            raise error(errors.NOT_QUEUED, "you are in no queue")
+        return {"ticket": ticket.id, "queue": ticket.queue}
+
+    async def accept(self, user, message):
+        service = self.service
+        match = strArg(message, "match")
+        proposal = await service.store.accept(match, user.cid)
+        if proposal is None:
+            raise error(errors.UNKNOWN_MATCH, "no such ready check for you, or it is over")
+        user.proposal = match
+        if allAccepted(proposal):
+            await service.loop.settle(proposal)
+        return {"match": match, "accepted": len(proposal.accepted),
+                "total": len(proposal.characterIds)}
+
+    async def decline(self, user, message):
+        service = self.service
+        match = strArg(message, "match")
+        proposal = await service.store.proposal(match)
+        ticket = ticketOfMember(proposal, user.cid) if proposal is not None else None
+        if ticket is None or not await service.endProposal(proposal, [ticket.id], "declined",
+                                                           user.cid):
+            raise error(errors.UNKNOWN_MATCH, "no such ready check for you, or it is over")
+        user.proposal = None
+        return {"match": match, "ticket": ticket.id}

@@ -1,0 +1,412 @@
+"""The matching loop: per queue under its lease, form matches, run their ready checks, and create the instance once everyone accepted."""
+
+import secrets
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+
+from mmoshard.matchmaking.data import Proposal
+from mmoshard.matchmaking.events import Settle
+from mmoshard.matchmaking.views import allAccepted, proposalBody
+from mmoshard.store.errors import StoreError
+
+# Weight of the newest wait in a queue's moving average (its ETA).
+_EWMA = 0.2
+
+
+def etaKey(queue):
+    """@return: the volatile key of C{queue}'s expected wait, written by its lease holder."""
+    return f"mm:eta:{queue}"
+
+
+def newMatchId(queue):
+    """@return: a new match id, C{<queue>/<random hex>}."""
+    return f"{queue}/{secrets.token_hex(8)}"
+
+
+class MatchLoop:
+    """
+    Every C{match_interval}, for each queue: take or renew its lease
+    (L{TicketStore.lease}); when held, expire tickets nobody refreshed,
+    read the waiting tickets oldest first, form matches and propose them
+    (atomically: a ticket taken meanwhile makes its proposal lose), send
+    each member C{mm.proposal}, and time the ready check from the stored
+    C{expires_at}.  When everyone accepted (an L{Settle} from the accepting
+    node, the timer, or a resume) the holder checks the parties are whole,
+    calls L{IInstances.create}, completes the proposal exactly once and
+    sends each member C{mm.matched} with its admission ticket.  A node
+    taking a lease over resumes the proposals in flight from the store.
+    A node without L{IInstances} takes no lease.
+    """
+
+    log = Logger()
+
+    def __init__(self, service, makeCopy=None):
+        """
+        @param makeCopy: callable(store, queue) -> the matcher's copy of a
+            queue's waiting tickets (None: L{WaitingCopy}).
+        """
+        if makeCopy is None:
+            from mmoshard.matchmaking.waitingcopy import WaitingCopy as makeCopy
+        self.makeCopy = makeCopy
+        self.copies = {}  # queue -> its WaitingCopy, while held
+        self.service = service
+        self.config = service.config
+        self.store = service.store
+        self.clock = service.clock
+        self.metrics = service.metrics
+        self.held = set()  # queues whose lease this node holds
+        self.timers = {}  # match id -> (queue, IDelayedCall) of its ready check
+        self.settling = set()  # match ids being finished here
+        self.waits = {}  # queue -> moving average of the wait to a proposal (s)
+        self.statsAt = {}  # queue -> when its stats were last read
+        self.etas = {}  # queue -> (the holder's expected wait, when read) on other nodes
+        self.tasks = set()
+        self.looping = None
+        self.inPass = None
+
+    # -- lifetime ---------------------------------------------------------------
+
+    def start(self):
+        service = self.service
+        service.courier.handlers[Settle] = self.onSettle
+        if service.instances is None:
+            return
+        self.looping = LoopingCall(self.tick)
+        self.looping.clock = self.clock
+        self.looping.start(self.config.match_interval, now=True)
+
+    async def stop(self):
+        """Stop matching; hand the leases back so another node takes the queues over at once."""
+        if self.looping is not None and self.looping.running:
+            self.looping.stop()
+        if self.inPass is not None:
+            await self.inPass
+        for _, timer in self.timers.values():
+            if timer.active():
+                timer.cancel()
+        self.timers.clear()
+        if self.tasks:
+            await DeferredList(list(self.tasks))
+        for queue in sorted(self.held):
+            try:
+                await self.store.releaseLease(queue, self.service.nodeId)
+            except StoreError as e:
+                self.log.warn("mm lease of {queue} not released: {why}", queue=queue, why=e)
+            self.metrics.leases.labels(queue).set(0)
+            self.metrics.clearStats(queue)
+        self.held.clear()
+        self.copies.clear()
+
+    def spawn(self, coro, what, match=None):
+        """Run C{coro} in the background, its failure logged."""
+        d = Deferred.fromCoroutine(coro)
+        self.tasks.add(d)
+
+        def failed(f):
+            if f.check(StoreError):
+                self.log.warn("mm {what} of {match} failed: {why}", what=what, match=match,
+                              why=f.getErrorMessage())
+            else:
+                self.log.failure("mm {what} of {match} failed", f, what=what, match=match)
+
+        d.addErrback(failed)
+        d.addBoth(lambda _: self.tasks.discard(d))
+        return d
+
+    # -- the pass -------------------------------------------------------------------
+
+    def tick(self):
+        d = Deferred.fromCoroutine(self.runPass())
+        self.inPass = d
+
+        def done(result):
+            self.inPass = None
+            return None
+
+        return d.addBoth(done)
+
+    async def runPass(self):
+        specs = list(self.service.queues.values())
+        await DeferredList([Deferred.fromCoroutine(self.passQueue(spec)) for spec in specs])
+
+    async def passQueue(self, spec):
+        """One pass over queue C{spec}; never fails (a failure is logged, the next pass tries again)."""
+        queue = spec.name
+        began = self.clock.seconds()
+        try:
+            if not await self.lease(spec):
+                return
+            now = self.clock.seconds()
+            for ticket in await self.store.expire(queue, now):
+                self.service.removed(ticket, "gone")
+            copy = self.copies[queue]
+            tickets = (await copy.refresh())[:self.config.scan_limit]
+            if self.statsAt.get(queue, -1e18) + self.config.stats_interval <= now:
+                await self.refreshStats(queue, now)
+            if sum(len(t.members) for t in tickets) >= spec.teams * spec.team_size:
+                matches = self.service.formMatches(spec, tickets, now,
+                                                   limit=self.config.max_matches_per_pass)
+                if matches:
+                    byId = {t.id: t for t in tickets}
+                    await self.propose(spec, copy, matches, byId, now)
+        except StoreError as e:
+            self.log.warn("mm pass of {queue} failed: {why}", queue=queue, why=e)
+        except Exception:
+            self.log.failure("mm pass of {queue} failed", queue=queue)
+        finally:
+            self.metrics.passSeconds.labels(queue).observe(max(0.0, self.clock.seconds() - began))
+
+    async def lease(self, spec):
+        """Take or renew C{spec}'s lease; @return: whether this node holds it now."""
+        queue = spec.name
+        held = await self.store.lease(queue, self.service.nodeId, self.config.lease_ttl)
+        if not held:
+            if queue in self.held:
+                self.lost(queue)
+            return False
+        if queue not in self.held:
+            self.held.add(queue)
+            self.copies[queue] = self.makeCopy(self.store, queue)
+            self.metrics.leases.labels(queue).set(1)
+            self.log.info("mm node {node_id} holds the lease of {queue}",
+                          node_id=self.service.nodeId, queue=queue)
+            try:
+                await self.resume(queue)
+            except BaseException:
+                # Not resumed: the next pass takes the queue up again.
+                self.held.discard(queue)
+                self.copies.pop(queue, None)
+                self.metrics.leases.labels(queue).set(0)
+                raise
+        return True
+
+    def lost(self, queue):
+        """Another node took C{queue}'s lease: stop timing its ready checks here."""
+        self.held.discard(queue)
+        self.copies.pop(queue, None)
+        self.statsAt.pop(queue, None)
+        self.metrics.leases.labels(queue).set(0)
+        self.metrics.clearStats(queue)
+        for match, (q, timer) in list(self.timers.items()):
+            if q == queue:
+                if timer.active():
+                    timer.cancel()
+                del self.timers[match]
+        self.log.warn("mm node {node_id} lost the lease of {queue}",
+                      node_id=self.service.nodeId, queue=queue)
+
+    async def resume(self, queue):
+        """Take over the proposals in flight of C{queue}: finish the accepted, time the others."""
+        proposals = await self.store.proposals(queue)
+        now = self.clock.seconds()
+        for p in proposals:
+            if allAccepted(p):
+                self.spawn(self.finish(p), "finishing", p.match_id)
+            else:
+                self.time(p, now)
+        if proposals:
+            self.log.info("mm node {node_id} resumed {count} proposal(s) of {queue}",
+                          node_id=self.service.nodeId, count=len(proposals), queue=queue)
+
+    async def refreshStats(self, queue, now):
+        stats = await self.store.stats(queue)
+        self.statsAt[queue] = now
+        self.metrics.showStats(queue, stats)
+        wait = self.waits.get(queue)
+        if wait is not None:
+            await self.service.volatile.set(etaKey(queue), f"{wait:.3f}",
+                                          ttl=3 * self.config.stats_interval)
+
+    async def eta(self, queue):
+        """
+        @return: the seconds a new ticket of C{queue} may expect to wait, or
+            None when unknown: the holder's own average, else what the
+            holder wrote (read at most once per C{stats_interval}).
+        """
+        if queue in self.held and queue in self.waits:
+            return round(self.waits[queue], 1)
+        now = self.clock.seconds()
+        cached = self.etas.get(queue)
+        if cached is None or cached[1] + self.config.stats_interval <= now:
+            try:
+                raw = await self.service.volatile.get(etaKey(queue))
+            except StoreError:
+                # Only an estimate: the request it answers succeeded.
+                return cached[0] if cached is not None else None
+            cached = self.etas[queue] = (round(float(raw), 1) if raw is not None else None, now)
+        return cached[0]
+
+    # -- proposals ----------------------------------------------------------------------
+
+    async def propose(self, spec, copy, matches, byId, now):
+        """Store a proposal per match (each atomically, in one round trip) and start the ready checks that won."""
+        queue = spec.name
+        expires = now + self.config.readyTimeout(spec)
+        proposals = [Proposal(newMatchId(queue), queue, tuple(byId[i] for i in m.tickets),
+                              tuple(m.slots), now, expires) for m in matches]
+        won = await self.store.proposeMany(proposals)
+        taken = []
+        for p, ok in zip(proposals, won):
+            if ok:
+                taken.extend(t.id for t in p.tickets)
+                self.proposed(p, now)
+        if len(taken) < sum(len(p.tickets) for p in proposals):
+            self.log.info("mm {count} proposal(s) of {queue} lost to a ticket that changed",
+                          count=won.count(False), queue=queue)
+        copy.discard(taken)
+
+    def proposed(self, p, now):
+        queue = p.queue
+        self.metrics.proposals.labels(queue).inc()
+        wait = self.metrics.wait.labels(queue)
+        for ticket in p.tickets:
+            waited = max(0.0, now - ticket.created)
+            wait.observe(waited)
+            old = self.waits.get(queue)
+            self.waits[queue] = waited if old is None else old + _EWMA * (waited - old)
+        self.time(p, now)
+        self.log.info("mm proposal {match} of {queue}: tickets {tickets}, ready check until "
+                      "{expires_at:.1f}", match=p.match_id, queue=queue,
+                      tickets=[t.id for t in p.tickets], expires_at=p.expires_at)
+        send = self.service.courier.send
+        for slot in p.slots:
+            send([slot.character_id], "mm.proposal", proposalBody(p, slot.character_id, now))
+
+    def time(self, p, now):
+        """Time the ready check of C{p} from its stored C{expires_at}."""
+        if p.match_id in self.timers:
+            return
+        delay = max(0.0, p.expires_at - now)
+        timer = self.clock.callLater(delay, self.expired, p.queue, p.match_id)
+        self.timers[p.match_id] = (p.queue, timer)
+
+    def forget(self, match):
+        """Proposal C{match} is over: stop timing it."""
+        entry = self.timers.pop(match, None)
+        if entry is not None and entry[1].active():
+            entry[1].cancel()
+
+    def expired(self, queue, match):
+        self.timers.pop(match, None)
+        if queue in self.held:
+            self.spawn(self.timedOut(match), "ready check timeout", match)
+
+    async def timedOut(self, match):
+        p = await self.store.proposal(match)
+        if p is None:
+            return
+        if allAccepted(p):
+            await self.finish(p)
+            return
+        late = [t.id for t in p.tickets if not set(t.characterIds) <= set(p.accepted)]
+        await self.service.endProposal(p, late, "timeout")
+
+    # -- everyone accepted --------------------------------------------------------------
+
+    async def settle(self, p):
+        """
+        Every member of C{p} accepted (the last accept was on this node):
+        finish it here when this node holds its queue, else tell the holder.
+        """
+        if p.queue in self.held:
+            self.spawn(self.finish(p), "finishing", p.match_id)
+            return
+        holder = await self.store.leaseHolder(p.queue)
+        if holder:
+            self.service.courier.post(holder, Settle(p.queue, p.match_id))
+
+    def onSettle(self, message):
+        if message.queue in self.held:
+            self.spawn(self.settled(message.match), "finishing", message.match)
+
+    async def settled(self, match):
+        p = await self.store.proposal(match)
+        if p is not None and allAccepted(p):
+            await self.finish(p)
+
+    async def finish(self, p):
+        """Create the instance of accepted proposal C{p}, complete it once, tell every member."""
+        match = p.match_id
+        if match in self.settling:
+            return
+        self.settling.add(match)
+        try:
+            broken = await self.brokenParties(p)
+            if broken:
+                await self.service.endProposal(p, broken, "party_changed")
+                return
+            placement = await self.create(p)
+            if placement is None:
+                await self.service.endProposal(p, [], "no_instance")
+                return
+            if await self.store.complete(match) is None:
+                # Ended meanwhile (a decline won, or another holder finished
+                # it): this copy has nobody to admit.
+                self.log.warn("mm proposal {match} ended before it completed: instance "
+                              "{instance_id} closed", match=match,
+                              instance_id=placement.instance_id)
+                await self.service.instances.close(placement.instance_id)
+                return
+            self.forget(match)
+            self.matched(p, placement)
+        finally:
+            self.settling.discard(match)
+
+    async def brokenParties(self, p):
+        """@return: the ids of C{p}'s party tickets whose party is not the ticket's members any more."""
+        parties = self.service.parties
+        if parties is None:
+            return []
+        party = [t for t in p.tickets if t.party_id]
+        if not party:
+            return []
+        found = await DeferredList([parties.members(t.party_id) for t in party],
+                                   fireOnOneErrback=True, consumeErrors=True)
+        return [t.id for t, (_, members) in zip(party, found)
+                if sorted(int(c) for c in members) != sorted(t.characterIds)]
+
+    async def create(self, p):
+        """@return: the L{Placement} of C{p}'s new instance, or None when every try failed."""
+        spec = self.service.queues[p.queue]
+        roster = [s.character_id for s in p.slots]
+        teams = None
+        if spec.teams > 1:
+            teams = [[s.character_id for s in p.slots if s.team == i] for i in range(spec.teams)]
+        tries = 1 + self.config.instance_retries
+        for attempt in range(tries):
+            try:
+                return await self.service.instances.create(spec.template, roster, teams=teams,
+                                                           matchId=p.match_id)
+            except Exception as e:
+                # InstanceError (a world module: not imported here) has a code.
+                code = getattr(e, "code", type(e).__name__)
+                self.metrics.instanceFailures.labels(p.queue, code).inc()
+                self.log.warn("mm instance of {template} for {match} not created ({code}: {why}); "
+                              "try {attempt} of {tries}", template=spec.template, match=p.match_id,
+                              code=code, why=e, attempt=attempt + 1, tries=tries)
+                if attempt + 1 < tries:
+                    await deferLater(self.clock, getattr(e, "retry_after", None) or 1.0,
+                                     lambda: None)
+        return None
+
+    def matched(self, p, placement):
+        queue, match = p.queue, p.match_id
+        now = self.clock.seconds()
+        self.metrics.matches.labels(queue).inc()
+        ttm = self.metrics.timeToMatch.labels(queue)
+        for ticket in p.tickets:
+            ttm.observe(max(0.0, now - ticket.created))
+        self.log.info("mm match {match} of {queue}: instance {instance_id} on node {node} for "
+                      "{members}", match=match, queue=queue, instance_id=placement.instance_id,
+                      node=placement.node, members=list(p.characterIds))
+        send = self.service.courier.send
+        for slot in p.slots:
+            cid = slot.character_id
+            send([cid], "mm.matched", {
+                "match": match, "queue": queue, "instance": placement.instance_id,
+                "template": placement.template, "zone": placement.zone, "node": placement.node,
+                "endpoints": dict(placement.endpoints), "ticket": placement.tickets.get(cid),
+                "team": slot.team, "role": slot.role,
+            })

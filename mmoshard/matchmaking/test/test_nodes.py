@@ -1,0 +1,132 @@
+"""Several matchmaking nodes on one store and Clock: leases, events across nodes, failover of the lease holder, tickets outliving their node."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.matchmaking.test.harness import MatchmakingCase
+
+FIVE = ("Tom", "Hal", "Dan", "Dora", "Dirk")
+
+
+class NodesTests(MatchmakingCase, TestCase):
+
+    async def spread(self, one, two):
+        """Tom, Hal and Dan on node one, Dora and Dirk on node two, all queued; @return: name -> Client."""
+        clients = {}
+        for name in FIVE:
+            clients[name] = await (one if name in ("Tom", "Hal", "Dan") else two).connect(name)
+            await clients[name].call("mm.queue", queue="dungeon5")
+            self.clock.advance(1)
+        return clients
+
+    async def test_oneLeaseHolderPerQueue(self):
+        """Of two nodes, the first to pass holds every queue; the other takes none while it lives."""
+        one = await self.node("mm-1")
+        two = await self.node("mm-2")
+        self.assertEqual(one.service.loop.held, {"dungeon5", "arena2v2", "duo"})
+        await self.matchPass(two)
+        self.assertEqual(two.service.loop.held, set())
+        self.assertEqual(await self.store.leaseHolder("dungeon5"), "mm-1")
+        self.assertEqual(one.metric("mmoshard_mm_lease_held", queue="duo"), 1.0)
+        self.assertEqual(two.metric("mmoshard_mm_lease_held", queue="duo"), 0.0)
+
+    async def test_eventsReachPlayersOnOtherNodes(self):
+        """Players on the node that does not match get their proposal and mm.matched through its inbox; accepts there finish the match."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        clients = await self.spread(one, two)
+        await self.matchPass(one)
+        match = clients["Dora"].last("mm.proposal")["match"]
+        for name in ("Dan", "Tom", "Hal", "Dirk", "Dora"):
+            await clients[name].call("mm.accept", match=match)
+        self.flush()
+        self.assertEqual(len(self.instances.created), 1)
+        for name, client in clients.items():
+            self.assertEqual(client.last("mm.matched")["ticket"], f"adm-1-{client.cid}", name)
+        self.assertEqual(two.metric("mmoshard_mm_events_total", type="mm.matched"), 2.0)
+
+    async def test_holderKilledAfterAcceptsTheNextFinishes(self):
+        """When the lease holder dies with every accept in, another node takes the lease within its TTL and makes the match once."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        clients = await self.spread(two, two)
+        await self.matchPass(one)
+        match = clients["Dan"].last("mm.proposal")["match"]
+        await self.kill(one)
+        for name in FIVE:
+            await clients[name].call("mm.accept", match=match)
+        self.flush()
+        self.assertEqual(self.instances.created, [])
+        self.clock.advance(one.service.config.lease_ttl)
+        await self.matchPass(two)
+        self.flush()
+        self.assertEqual(two.service.loop.held, {"dungeon5", "arena2v2", "duo"})
+        self.assertEqual(len(self.instances.created), 1)
+        self.assertEqual({c.last("mm.matched")["match"] for c in clients.values()}, {match})
+
+    async def test_holderKilledMidCheckTheNextTimesItOut(self):
+        """A ready check in flight when its holder dies times out on the new holder at its stored expiry: the late removed, the others requeued."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        clients = await self.spread(two, two)
+        await self.matchPass(one)
+        match = clients["Dan"].last("mm.proposal")["match"]
+        for name in ("Tom", "Hal", "Dan", "Dora"):
+            await clients[name].call("mm.accept", match=match)
+        await self.kill(one)
+        self.clock.advance(one.service.config.lease_ttl)
+        await self.matchPass(two)
+        self.assertEqual(clients["Dirk"].events("mm.removed"), [])
+        self.clock.advance(20 - one.service.config.lease_ttl)
+        self.flush()
+        self.assertEqual(clients["Dirk"].last("mm.removed")["reason"], "timeout")
+        self.assertEqual(clients["Tom"].last("mm.requeued")["reason"], "timeout")
+        self.assertEqual(self.instances.created, [])
+
+    async def test_gracefulStopHandsTheLeasesOver(self):
+        """A node stopping releases its leases: another holds them at its next pass, without waiting for the TTL; the waiting gauges move with the lease."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        await (await one.connect("Dan")).call("mm.queue", queue="dungeon5")
+        self.clock.advance(one.service.config.stats_interval)
+        self.assertEqual(one.metric("mmoshard_mm_tickets_waiting_total", queue="dungeon5"), 1.0)
+        await one.service.stopService()
+        self.assertEqual(one.metric("mmoshard_mm_tickets_waiting_total", queue="dungeon5"), 0.0)
+        await self.matchPass(two)
+        self.assertEqual(two.service.loop.held, {"dungeon5", "arena2v2", "duo"})
+        self.assertEqual(two.metric("mmoshard_mm_tickets_waiting", queue="dungeon5",
+                                    role="damage"), 1.0)
+
+    async def test_nodeWithoutInstancesOnlyAdmits(self):
+        """A node without IInstances takes no lease but admits tickets that the holder matches."""
+        lone = await self.node("mm-0", instances=False)
+        self.assertEqual(lone.service.loop.held, set())
+        one = await self.node("mm-1")
+        clients = await self.spread(lone, lone)
+        await self.matchPass(one)
+        self.assertEqual(len({c.last("mm.proposal")["match"] for c in clients.values()}), 1)
+
+    async def test_ticketsOutliveTheirNode(self):
+        """A ticket whose node died stays while its player comes back elsewhere within the grace, and is matched."""
+        one, two = await self.node("mm-1"), await self.node("mm-2", instances=False)
+        clients = {}
+        for name in ("Tom", "Hal", "Dan", "Dora"):
+            clients[name] = await (two if name == "Dora" else one).connect(name)
+            await clients[name].call("mm.queue", queue="dungeon5")
+        await self.kill(two)
+        self.clock.advance(25)
+        dora = await one.connect("Dora")
+        self.assertEqual((await dora.call("mm.status"))["ticket"]["queue"], "dungeon5")
+        dirk = await one.connect("Dirk")
+        await dirk.call("mm.queue", queue="dungeon5")
+        self.clock.advance(25)
+        await self.matchPass(one)
+        self.assertEqual(dora.last("mm.proposal")["match"], dirk.last("mm.proposal")["match"])
+
+    async def test_ticketsOfADeadNodeExpire(self):
+        """Tickets nobody refreshes past the grace are removed by the holder; members online elsewhere get mm.removed (gone)."""
+        one, two = await self.node("mm-1"), await self.node("mm-2", instances=False)
+        self.party("p1", "Tom", "Dora")
+        tom = await one.connect("Tom")
+        await two.connect("Dora")
+        await tom.call("mm.queue", queue="dungeon5")
+        await self.kill(two)
+        self.clock.advance(one.service.touchTTL + 1)
+        await self.matchPass(one)
+        self.assertEqual(tom.last("mm.removed")["reason"], "gone")
+        self.assertIsNone(await self.store.ticketOf(tom.cid))

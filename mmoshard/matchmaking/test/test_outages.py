@@ -1,0 +1,40 @@
+"""A volatile store that stops answering: typed errors for requests, passes that fail and recover, nothing lost."""
+
+from twisted.trial.unittest import TestCase
+
+from mmoshard.matchmaking import errors
+from mmoshard.matchmaking.test.harness import Flaky, MatchmakingCase
+
+FIVE = ("Tom", "Hal", "Dan", "Dora", "Dirk")
+
+
+class OutageTests(MatchmakingCase, TestCase):
+
+    async def _setUpCase(self):
+        await MatchmakingCase._setUpCase(self)
+        self.store = Flaky(self.store)
+
+    async def test_requestsAnswerUnavailable(self):
+        """While the store is down mm.queue and mm.status answer mm.unavailable with retry_after; afterwards they work."""
+        node = await self.node()
+        dan = await node.connect("Dan")
+        self.store.down = True
+        for type in ("mm.queue", "mm.status", "mm.cancel"):
+            code, _ = await dan.fails(type, queue="dungeon5")
+            self.assertEqual(code, errors.UNAVAILABLE, type)
+        self.store.down = False
+        await dan.call("mm.queue", queue="dungeon5")
+        self.assertEqual(node.metric("mmoshard_mm_refused_total", code="mm.unavailable"), 3.0)
+
+    async def test_passesRecover(self):
+        """Passes during an outage fail quietly; once the store is back the queue is matched."""
+        node = await self.node()
+        clients = {n: await node.connect(n) for n in FIVE}
+        self.store.down = True
+        self.clock.advance(3)
+        self.store.down = False
+        for client in clients.values():
+            await client.call("mm.queue", queue="dungeon5")
+        self.clock.advance(node.service.config.match_interval)
+        self.flush()
+        self.assertEqual(len({c.last("mm.proposal")["match"] for c in clients.values()}), 1)

@@ -1,0 +1,72 @@
+"""The volatile-store and pub/sub contracts on a real three-node Redis Cluster, and what only a cluster does."""
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from mmoshard.store.slots import keySlot
+from mmoshard.store.test.fixtures import ClusterFixture
+from mmoshard.store.test.test_pubsub import PubSubContract
+from mmoshard.store.test.test_volatile import LifecycleContract, VolatileStoreContract
+from mmoshard.store.volatile import ClusterStore, makeVolatileStore, parseClusterURL
+from mmoshard.testcluster import command, testCluster
+
+
+class ClusterLifecycleTests(LifecycleContract, ClusterFixture, TestCase):
+    """Opening and closing a ClusterStore."""
+
+
+class ClusterStoreContractTests(VolatileStoreContract, ClusterFixture, TestCase):
+    """The contract on a real Redis Cluster, time passing for real."""
+
+
+class ClusterPubSubTests(PubSubContract, ClusterFixture, TestCase):
+    """Pub/sub on a real Redis Cluster."""
+
+
+class SlotMigrationTests(ClusterFixture, TestCase):
+    """A slot moving between nodes while a store uses it."""
+
+    async def test_followsAskThenMoved(self):
+        """
+        While a key's slot migrates the store still reads it (ASK), and once the slot has moved
+        it reads and writes it on the new owner (MOVED), with no error.
+        """
+        cluster = testCluster()
+        await self.store.set("k", b"before")
+        full = (self.prefix + "a:k").encode()
+        slot = keySlot(full)
+        ids = {p: command(p, "CLUSTER", "MYID") for p in cluster.ports}
+        source = next(p for p in cluster.ports
+                      if not command(p, "GET", full).startswith("-MOVED"))
+        target = next(p for p in cluster.ports if p != source)
+        command(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+        command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+        self.assertEqual(command(source, "MIGRATE", "127.0.0.1", target, full, 0, 5000), "+OK")
+        self.assertTrue(command(source, "GET", full).startswith("-ASK"))
+        self.assertEqual(await self.store.get("k"), b"before")
+        for port in cluster.ports:
+            command(port, "CLUSTER", "SETSLOT", slot, "NODE", ids[target])
+        self.assertTrue(command(source, "GET", full).startswith("-MOVED"))
+        self.assertEqual(await self.store.get("k"), b"before")
+        self.assertTrue(await self.store.set("k", b"after"))
+        self.assertEqual(command(target, "GET", full), "after")
+
+
+class PlacementTests(ClusterFixture, TestCase):
+    """Where keys go, and the redis-cluster:// URL."""
+
+    def test_slotAsRedisComputesIt(self):
+        """keySlot() gives the slot Redis gives (CLUSTER KEYSLOT), hash tags included."""
+        port = testCluster().ports[0]
+        for key in ["foo", "123456789", "{user1000}.following", "a{}b", "x{a}y{b}", "h\u00e9llo",
+                    self.prefix + "loc:{42}|n1"]:
+            self.assertEqual(keySlot(key), int(command(port, "CLUSTER", "KEYSLOT", key)[1:]), key)
+
+    def test_url(self):
+        """A redis-cluster:// URL gives the nodes and password; a database number or bad port is refused."""
+        self.assertEqual(parseClusterURL("redis-cluster://:s%40cret@a:7000,b:7001,c"),
+                         {"nodes": [("a", 7000), ("b", 7001), ("c", 6379)], "password": "s@cret"})
+        for bad in ["redis://a:1", "redis-cluster://a:1/3", "redis-cluster://a:x", "redis-cluster://"]:
+            with self.assertRaises(ValueError, msg=bad):
+                parseClusterURL(bad)
+        self.assertIsInstance(makeVolatileStore(self.url, reactor, "p:"), ClusterStore)

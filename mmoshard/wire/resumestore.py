@@ -1,0 +1,300 @@
+"""Sessions kept in the volatile store so any node of the role can resume them: the record, the bounded replay buffer, node liveness."""
+
+import hashlib
+
+import attrs
+import msgpack
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from mmoshard.store.errors import CommandError, StoreError
+from mmoshard.store.volatile import Script
+from mmoshard.tokens import Claims
+
+# Every node stamps its last-alive time here this often; a crashed node's
+# sessions may be resumed elsewhere for [session] resume_grace after its
+# last stamp (plus one interval).
+ALIVE_INTERVAL = 5.0
+NODES_KEY = "session:nodes"
+# A live session's record only goes when the session ends; this bounds the
+# garbage a crashed node leaves (as the owners hash does).
+RECORD_TTL = 86400.0
+
+
+def recordKey(sessionId):
+    """The hash of a session's record: node, digest, seq, claims, client."""
+    return f"session:{{{sessionId}}}:rec"
+
+
+def bufferKey(sessionId):
+    """The hash of a session's replay buffer: seq -> encoded event."""
+    return f"session:{{{sessionId}}}:buf"
+
+
+def digest(secret):
+    """The store keeps a resume secret's SHA-256, never the secret."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _append(view, keys, args):
+    rec, buf = keys
+    if view.hget(rec, "node") != args[1]:
+        return 0
+    n = int(args[3])
+    if n:
+        view.hdel(buf, *args[4 : 4 + n])
+    pairs = args[4 + n :]
+    if pairs:
+        view.hset(buf, dict(zip(pairs[0::2], pairs[1::2])))
+    view.hset(rec, {"seq": args[2]})
+    view.expire(rec, int(args[0]) / 1000)
+    view.expire(buf, int(args[0]) / 1000)
+    return 1
+
+
+# KEYS: record, buffer (one slot: the session id is the hash tag).  ARGV:
+# ttl ms, node, new seq, n, n buffer fields to drop, then seq/payload pairs.
+# Writes only while the record is still this node's (not moved).
+APPEND = Script(
+    name="session_resume_append",
+    lua="if redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then return 0 end "
+    "local n = tonumber(ARGV[4]) "
+    "if n > 0 then redis.call('HDEL', KEYS[2], unpack(ARGV, 5, 4 + n)) end "
+    "if #ARGV > 4 + n then redis.call('HSET', KEYS[2], unpack(ARGV, 5 + n)) end "
+    "redis.call('HSET', KEYS[1], 'seq', ARGV[3]) "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[1]) "
+    "redis.call('PEXPIRE', KEYS[2], ARGV[1]) "
+    "return 1",
+    python=_append,
+)
+
+
+def _take(view, keys, args):
+    rec, buf, nodes = keys
+    wanted, node, newDigest, oldest = args
+    record = view.hgetall(rec)
+    if not record or record.get("digest") != wanted:
+        return None
+    old = record["node"]
+    if old != node:
+        alive = view.zscore(nodes, old.decode("utf-8"))
+        if alive is None or alive < float(oldest):
+            return None
+    view.hset(rec, {"node": node, "digest": newDigest})
+    out = [old, record.get("seq", b"0"), record["info"]]
+    for field, value in view.hgetall(buf).items():
+        out.extend((field, value))
+    return out
+
+
+# KEYS: record, buffer, the nodes' last-alive zset.  ARGV: the digest of the
+# presented secret, the taking node, the new digest, the oldest last-alive
+# time of a holding node still accepted (a crashed node's sessions lapse
+# with their grace).  Returns nil, or {old node, seq, info, buffer pairs...}.
+TAKE = Script(
+    name="session_resume_take",
+    lua="local r = redis.call('HGETALL', KEYS[1]) "
+    "local rec = {} "
+    "for i = 1, #r, 2 do rec[r[i]] = r[i + 1] end "
+    "if rec['digest'] ~= ARGV[1] then return false end "
+    "local old = rec['node'] "
+    "if old ~= ARGV[2] then "
+    "local alive = redis.call('ZSCORE', KEYS[3], old) "
+    "if not alive or tonumber(alive) < tonumber(ARGV[4]) then return false end "
+    "end "
+    "redis.call('HSET', KEYS[1], 'node', ARGV[2], 'digest', ARGV[3]) "
+    "local out = {old, rec['seq'] or '0', rec['info']} "
+    "local b = redis.call('HGETALL', KEYS[2]) "
+    "for i = 1, #b do out[#out + 1] = b[i] end "
+    "return out",
+    python=_take,
+)
+
+
+def _release(view, keys, args):
+    rec, buf = keys
+    if view.hget(rec, "node") != args[0]:
+        return 0
+    view.delete(rec, buf)
+    return 1
+
+
+# KEYS: record, buffer.  ARGV: node.  An ended session's keys go, unless
+# another node took the session meanwhile.
+RELEASE = Script(
+    name="session_resume_release",
+    lua="if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return 0 end "
+    "redis.call('DEL', KEYS[1], KEYS[2]) return 1",
+    python=_release,
+)
+
+
+@attrs.frozen
+class Taken:
+    """A session another node held, taken over by this one (L{ResumeStore.take})."""
+
+    fromNode: str
+    seq: int
+    claims: Claims
+    clientVersion: str
+    platform: str
+    # (seq, payload) of the buffered events, oldest first
+    buffered: tuple
+
+
+def encodeInfo(session):
+    c = session.claims
+    return msgpack.packb([c.account_id, c.sid, c.exp, c.iat, sorted(c.flags), c.username,
+                          session.clientVersion, session.platform])
+
+
+def decodeInfo(raw):
+    accountId, sid, exp, iat, flags, username, version, platform = msgpack.unpackb(raw)
+    return Claims(accountId, sid, exp, iat, frozenset(flags), username), version, platform
+
+
+class ResumeStore:
+    """
+    Keeps every replayable event of this node's sessions in the volatile
+    store, written once per reactor turn per session that sent some (one
+    C{APPEND} script each), so a session survives its node: another node of
+    the role verifies the resume token against the stored digest and
+    replays from the stored buffer.
+    """
+
+    log = Logger()
+
+    def __init__(self, volatile, clock, nodeId, bufferSize, grace):
+        self.volatile = volatile
+        self.clock = clock
+        self.nodeId = nodeId
+        self.bufferSize = bufferSize
+        self.grace = grace
+        self.pending = set()
+        self._flushCall = None
+        self._writes = set()
+        self._alive = None
+        self.writesSent = 0
+
+    # -- liveness -------------------------------------------------------
+
+    def start(self):
+        self._alive = LoopingCall(self._stamp)
+        self._alive.clock = self.clock
+        self._alive.start(ALIVE_INTERVAL, now=True)
+
+    def stop(self):
+        if self._alive is not None and self._alive.running:
+            self._alive.stop()
+        self._alive = None
+
+    def _stamp(self):
+        self._track(self.volatile.zadd(NODES_KEY, {self.nodeId: self.clock.seconds()}),
+                    "stamp node liveness")
+
+    def _track(self, d, what, sessionId=None):
+        self._writes.add(d)
+
+        def done(result):
+            self._writes.discard(d)
+            if hasattr(result, "check"):
+                if not result.check(StoreError):
+                    return result
+                self.log.warn("cannot {what} of node {node_id} (session {session_id}): {why}",
+                              what=what, node_id=self.nodeId, session_id=sessionId,
+                              why=result.getErrorMessage())
+            return None
+
+        d.addBoth(done)
+        return d
+
+    async def settle(self):
+        """Wait for the writes in flight (shutdown, tests)."""
+        self.flush()
+        while self._writes:
+            d = Deferred()
+            next(iter(self._writes)).addBoth(lambda r: d.callback(None) or r)
+            await d
+
+    # -- a session's record ---------------------------------------------
+
+    def opened(self, session):
+        """Record a new (or adopted) session as this node's."""
+        sid = session.sessionId
+        d = self.volatile.hset(recordKey(sid), {
+            "node": self.nodeId, "digest": digest(session.resumeSecret),
+            "seq": str(session.seq), "info": encodeInfo(session)})
+        d.addCallback(lambda _: self.volatile.expire(recordKey(sid), RECORD_TTL))
+        self._track(d, "record session", sid)
+
+    def rotated(self, session):
+        """The session's resume secret changed."""
+        sid = session.sessionId
+        self._track(self.volatile.hset(recordKey(sid), {"digest": digest(session.resumeSecret)}),
+                    "rotate resume token", sid)
+
+    def released(self, session):
+        """The session ended here: its keys go (unless another node took it)."""
+        self.pending.discard(session)
+        sid = session.sessionId
+        self._track(self.volatile.evalScript(RELEASE, [recordKey(sid), bufferKey(sid)],
+                                             [self.nodeId]), "release session", sid)
+
+    async def owns(self, sessionId):
+        """@return: whether the session's record is still this node's."""
+        node = await self.volatile.hget(recordKey(sessionId), "node")
+        return node is None or node.decode("utf-8", "replace") == self.nodeId
+
+    # -- events ---------------------------------------------------------
+
+    def mark(self, session):
+        """C{session} sent a replayable event: write it at the end of this turn."""
+        self.pending.add(session)
+        if self._flushCall is None:
+            self._flushCall = self.clock.callLater(0, self.flush)
+
+    def flush(self):
+        """One C{APPEND} per session with unwritten events."""
+        call, self._flushCall = self._flushCall, None
+        if call is not None and call.active():
+            call.cancel()
+        pending, self.pending = self.pending, set()
+        size = self.bufferSize
+        ttl = int(RECORD_TTL * 1000)
+        for session in pending:
+            prev, seq = session.flushedSeq, session.seq
+            if seq <= prev or session.ended:
+                continue
+            session.flushedSeq = seq
+            drop = [str(s) for s in range(max(1, prev - size + 1), min(prev, seq - size) + 1)]
+            args = [ttl, self.nodeId, seq, len(drop)] + drop
+            for s, payload in session.unflushed(prev):
+                args.append(s)
+                args.append(payload)
+            sid = session.sessionId
+            self.writesSent += 1
+            self._track(self.volatile.evalScript(APPEND, [recordKey(sid), bufferKey(sid)], args),
+                        "store replay buffer", sid)
+
+    # -- taking a session over ------------------------------------------
+
+    async def take(self, sessionId, secret, newSecret):
+        """
+        @return: a L{Taken} when C{secret} is the session's current resume
+            secret and its node is this one, alive, or dead for less than
+            the grace; else None.
+        """
+        oldest = self.clock.seconds() - self.grace - ALIVE_INTERVAL
+        try:
+            out = await self.volatile.evalScript(
+                TAKE, [recordKey(sessionId), bufferKey(sessionId), NODES_KEY],
+                [digest(secret), self.nodeId, digest(newSecret), repr(oldest)])
+        except CommandError:
+            return None
+        if not out:
+            return None
+        fromNode, seq, info = out[0].decode("utf-8"), int(out[1]), out[2]
+        claims, version, platform = decodeInfo(info)
+        pairs = sorted((int(out[i]), out[i + 1]) for i in range(3, len(out), 2))
+        return Taken(fromNode, seq, claims, version, platform, tuple(pairs))

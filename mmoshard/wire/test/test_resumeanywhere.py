@@ -1,0 +1,156 @@
+"""Deterministic tests of resuming a session on another node of the role, from the volatile store."""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+
+from mmoshard.wire import errors
+from mmoshard.wire.resumestore import NODES_KEY, bufferKey, recordKey
+from mmoshard.wire.test.helpers import Server, makeVolatile
+
+
+class ResumeAnywhereTests(TestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.volatile = makeVolatile(self.clock)
+        self.a = Server(self, clock=self.clock, volatile=self.volatile, nodeId="node-a",
+                        resume_grace=30.0, replay_buffer=4)
+        self.b = Server(self, clock=self.clock, volatile=self.volatile, nodeId="node-b",
+                        resume_grace=30.0, replay_buffer=4)
+        self.peer = self.a.welcomed(accountId=7)
+        self.sid = self.peer.welcome["session_id"]
+        self.session = self.a.manager.sessions[self.sid]
+        self.clock.advance(0)
+
+    def resumeOn(self, server, token=None, lastSeq=0):
+        peer = server.tcp()
+        peer.send({"t": "resume", "id": 1,
+                   "resume_token": token or self.peer.welcome["resume_token"],
+                   "last_seq": lastSeq})
+        self.clock.advance(0)
+        return peer
+
+    def stored(self, key):
+        return self.successResultOf(self.volatile.hgetall(key))
+
+    def test_bufferWrittenOncePerTurn(self):
+        """
+        Replayable events reach the store in one write per session per reactor turn, keep
+        only the last replay_buffer of them, and non-replayable ones never reach it.
+        """
+        writes = self.a.manager.resumeStore.writesSent
+        for n in range(1, 7):
+            self.session.send("t.event", {"n": n})
+            self.session.send("world.u", {}, replayable=False)
+        self.clock.advance(0)
+        self.assertEqual(self.a.manager.resumeStore.writesSent - writes, 1)
+        self.assertEqual(sorted(int(k) for k in self.stored(bufferKey(self.sid))), [3, 4, 5, 6])
+        self.assertEqual(self.stored(recordKey(self.sid))["seq"], b"6")
+        self.session.send("t.event", {"n": 7})
+        self.clock.advance(0)
+        self.assertEqual(sorted(int(k) for k in self.stored(bufferKey(self.sid))), [4, 5, 6, 7])
+
+    def test_resumeOnOtherNode(self):
+        """
+        A session dropped on node A resumes on node B with its token: B replays what the
+        client missed, says moved, continues the seq; A lets go with reason moved, and the
+        account's owners hash names B.
+        """
+        self.session.send("t.event", {"n": 1})
+        self.peer.received()
+        self.peer.lose()
+        self.session.send("t.event", {"n": 2})
+        self.session.send("t.event", {"n": 3})
+        self.clock.advance(0)
+        peer = self.resumeOn(self.b, lastSeq=1)
+        replies = peer.received()
+        self.assertEqual(replies[0]["t"], "resumed")
+        self.assertTrue(replies[0]["moved"])
+        self.assertEqual(replies[0]["replayed"], 2)
+        self.assertEqual([(m["seq"], m["n"]) for m in replies[1:]], [(2, 2), (3, 3)])
+        self.assertEqual(self.a.listener.events[-1], ("ended", self.sid, "moved"))
+        self.assertEqual(self.b.listener.events, [("moved", self.sid, "node-a")])
+        moved = self.b.manager.sessions[self.sid]
+        moved.send("t.event", {"n": 4})
+        self.assertEqual(peer.received()[0]["seq"], 4)
+        self.clock.advance(0)
+        self.assertEqual(self.stored(recordKey(self.sid))["node"], b"node-b")
+        owners = self.stored("session:owners:7")
+        self.assertEqual(list(owners), [f"{self.sid}@node-b"])
+        # The token B handed out works (on A too, which takes it back).
+        again = self.resumeOn(self.a, token=replies[0]["resume_token"], lastSeq=4)
+        self.assertEqual(again.received()[0]["t"], "resumed")
+        self.assertEqual(self.b.listener.events[-1], ("ended", self.sid, "moved"))
+
+    def test_oldTokenRefused(self):
+        """The token used for a move no longer works anywhere: each resume rotates it."""
+        self.peer.lose()
+        self.assertEqual(self.resumeOn(self.b).received()[0]["t"], "resumed")
+        for server in (self.a, self.b):
+            peer = self.resumeOn(server)
+            self.assertEqual(peer.received()[0]["code"], errors.RESUME_FAILED)
+
+    def test_forgedSecretRefused(self):
+        """A right session id with a wrong secret is refused and leaves the session on A."""
+        peer = self.resumeOn(self.b, token=self.sid + ".forged")
+        self.assertEqual(peer.received()[0]["code"], errors.RESUME_FAILED)
+        self.assertIn(self.sid, self.a.manager.sessions)
+        self.assertEqual(self.stored(recordKey(self.sid))["node"], b"node-a")
+
+    def test_crashedNodeWithinGrace(self):
+        """
+        A node that stopped stamping its liveness (a crash) has its sessions resumable
+        elsewhere for the grace after its last stamp, and not after.
+        """
+        self.session.send("t.event", {"n": 1})
+        self.clock.advance(0)
+        self.a.manager.resumeStore.stop()  # node A "crashes": no more stamps
+        self.clock.advance(20)
+        peer = self.resumeOn(self.b, lastSeq=0)
+        replies = peer.received()
+        self.assertEqual([m["t"] for m in replies], ["resumed", "t.event"])
+        # A second crash, this time of B, resumed too late.
+        self.b.manager.resumeStore.stop()
+        c = Server(self, clock=self.clock, volatile=self.volatile, nodeId="node-c",
+                   resume_grace=30.0, replay_buffer=4)
+        self.clock.advance(40)
+        late = c.tcp()
+        late.send({"t": "resume", "resume_token": replies[0]["resume_token"], "last_seq": 1})
+        self.clock.advance(0)
+        self.assertEqual(late.received()[0]["code"], errors.RESUME_FAILED)
+
+    def test_clientAheadOfStore(self):
+        """
+        When the crashed node sent events it had not stored yet, the client's last_seq is
+        ahead of the store: the resume succeeds with nothing replayed and seq continues.
+        """
+        self.session.send("t.event", {"n": 1})
+        self.session.send("t.event", {"n": 2})  # both in this turn: not stored yet
+        self.a.manager.resumeStore.stop()
+        self.a.manager.resumeStore.pending.clear()
+        peer = self.resumeOn(self.b, lastSeq=2)
+        replies = peer.received()
+        self.assertEqual((replies[0]["t"], replies[0]["replayed"]), ("resumed", 0))
+        self.b.manager.sessions[self.sid].send("t.event", {})
+        self.assertEqual(peer.received()[0]["seq"], 3)
+
+    def test_expiryAfterMoveIsNotALogout(self):
+        """
+        If A's grace runs out after B took the session but before A heard of it, A ends it
+        with moved, not expired.
+        """
+        self.peer.lose()
+        self.a.manager.resumeStore.stop()
+        self.successResultOf(self.volatile.hset(recordKey(self.sid), {"node": "node-b"}))
+        self.clock.advance(30)
+        self.assertEqual(self.a.listener.events[-1], ("ended", self.sid, "moved"))
+
+    def test_endReleasesRecord(self):
+        """A session that ends for good leaves no record or buffer behind."""
+        self.session.send("t.event", {})
+        self.clock.advance(0)
+        self.session.close()
+        self.clock.advance(0)
+        self.assertEqual(self.stored(recordKey(self.sid)), {})
+        self.assertEqual(self.stored(bufferKey(self.sid)), {})
+        self.assertIsNotNone(self.successResultOf(self.volatile.zscore(NODES_KEY, "node-a")))
