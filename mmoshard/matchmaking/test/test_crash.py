@@ -9,7 +9,8 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.bots.instancestub import ROLE, writePlugin
 from mmoshard.matchmaking.test.harness import insertCharacters
-from mmoshard.testing import eventually, repoRoot, sharedStores, startNodeProcess
+from mmoshard.matchmaking.test.test_processes import until
+from mmoshard.testing import repoRoot, sharedStores, startNodeProcess
 
 KEY = "mm-crash-test-key-0123456789abcdef0123"
 DUNGEON = {"Tank": "warrior", "Heals": "priest", "Mage": "mage", "Rogue": "rogue",
@@ -20,17 +21,6 @@ LEASE_TTL = 1.5
 # Scheduling on a busy test machine: how late a takeover may come beyond
 # the lease's TTL and one pass of the survivor.
 SLACK = 3.0
-
-
-async def until(predicate, what, timeout=30.0):
-    """@return: C{predicate()} once true, polling the real reactor; fail after C{timeout} s."""
-    async def attempt():
-        found = predicate()
-        if not found:
-            raise AssertionError(f"{what} not seen in {timeout}s")
-        return found
-
-    return await eventually(reactor, attempt, timeout, 0.05, AssertionError)
 
 
 class Player:
