@@ -10,11 +10,13 @@ from twisted.web.server import Site
 from mmoshard.directory import Directory
 from mmoshard.gate import StoreGate
 from mmoshard.interfaces import (
-    IAdminSite, IClientGate, IDirectory, ILocator, IMatchResults, IMessageRouter, ISQLStore,
-    ITokenVerifier, IVolatileStore, IWebSite, IZoneChannels,
+    IAdminSite, IClientGate, IDirectory, IInstances, ILocator, IMatchResults, IMessageRouter,
+    IParties, ISQLStore, ITokenVerifier, IVolatileStore, IWebSite, IZoneChannels,
 )
+from mmoshard.instanceclient import StoreInstances
 from mmoshard.locator import StoreLocator
 from mmoshard.node import StartupFailed, listenOn
+from mmoshard.partystore import StoreParties
 from mmoshard.ratings import SqlMatchResults
 from mmoshard.service import AsyncService
 from mmoshard.store.errors import SchemaMismatch, SQLUnavailable, VolatileUnavailable
@@ -282,6 +284,16 @@ def makeCoreServices(node):
     # process provides its own, richer ones.
     if not any(IZoneChannels in role.provides for role in node.roles):
         node.provide(IZoneChannels, StoreZoneChannels(volatile))
+    # A process without chat reads chat's parties in the store (read-only);
+    # one without the world role reaches the world processes' instances
+    # through their inboxes (a matchmaking-only node matches with these).
+    if not any(IParties in role.provides for role in node.roles):
+        node.provide(IParties, StoreParties(volatile))
+    instanceClient = None
+    wanted = any(IInstances in role.uses or IInstances in role.requires for role in node.roles)
+    if wanted and not any(IInstances in role.provides for role in node.roles):
+        instanceClient = StoreInstances(sql, volatile, directory, reactor, node.nodeId)
+        node.provide(IInstances, instanceClient)
     if node.uses("session"):
         from mmoshard.wire.manager import SessionManager
         from mmoshard.wire.resumestore import ResumeStore
@@ -305,7 +317,7 @@ def makeCoreServices(node):
         admin = makeAdminSite(node, sql, volatile, directory, gate, verifier, spaces,
                               locator)
         node.provide(IAdminSite, admin)
-    return [
+    services = [
         SQLService(sql, node.nodeId),
         VolatileService(volatile, cfg.url, node.nodeId),
         PartService("tokens", verifier),
@@ -317,6 +329,9 @@ def makeCoreServices(node):
         # Subscribes at the console's first question; unsubscribes at stop.
         PartService("spaces", spaces, start=False),
     ]
+    if instanceClient is not None:
+        services.append(PartService("instances", instanceClient))
+    return services
 
 
 def makeListenerServices(node):

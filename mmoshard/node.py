@@ -21,9 +21,11 @@ from mmoshard.interfaces import (
     IClientGate,
     IDirectory,
     IDraining,
+    IInstances,
     ILocator,
     IMatchResults,
     IMessageRouter,
+    IParties,
     ISQLStore,
     ITokenVerifier,
     IVolatileStore,
@@ -43,6 +45,7 @@ def coreProvides(config, roles):
     provided = {ISQLStore, IVolatileStore, IDirectory, ITokenVerifier, IClientGate, ILocator}
     provided.add(IZoneChannels)
     provided.add(IMatchResults)
+    provided.update((IParties, IInstances))  # core StoreParties / StoreInstances without chat / world
     if config.listen.admin:
         provided.add(IAdminSite)
     if any("http" in r.transports for r in roles) and config.listen.http:

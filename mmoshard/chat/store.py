@@ -2,7 +2,7 @@
 
 import json
 
-from mmoshard import zonechat
+from mmoshard import partystore, zonechat
 from mmoshard.chat import scripts
 from mmoshard.store.common import Script
 
@@ -66,13 +66,9 @@ class ChatStore:
     def nameKey(name):
         return f"chat:nm:{name.lower()}"
 
-    @staticmethod
-    def partyKey(pid):
-        return f"chat:party:{pid}"
-
-    @staticmethod
-    def partyOfKey(cid):
-        return f"chat:pof:{cid}"
+    # Shared with the core's IParties of processes without chat (mmoshard.partystore).
+    partyKey = staticmethod(partystore.partyKey)
+    partyOfKey = staticmethod(partystore.partyOfKey)
 
     @staticmethod
     def inviteKey(cid, pid):

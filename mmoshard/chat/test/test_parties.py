@@ -65,6 +65,29 @@ class PartyTests:
         self.assertEqual(await parties.members(pid), [])
         self.assertIsNone(await parties.partyOf(bob.cid))
 
+    async def test_store_parties_read_what_chat_writes(self):
+        """A process without chat (the core's StoreParties, its own store object) reads chat's parties: members leader first, a member's party, none after leaving."""
+        from zope.interface.verify import verifyObject
+
+        from mmoshard.interfaces import IParties
+        from mmoshard.partystore import StoreParties
+
+        p1 = await self.process("p1")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        carol = await p1.connect(self.char("carol"))
+        reader = StoreParties(self.newVolatile())
+        verifyObject(IParties, reader)
+        pid = await self.form(alice, bob, carol)
+        self.assertEqual(await reader.members(pid), [alice.cid, bob.cid, carol.cid])
+        self.assertEqual(await reader.partyOf(carol.cid), pid)
+        self.assertEqual(await reader.members("nope"), [])
+        await bob.call("chat.party.leave")
+        self.assertIsNone(await reader.partyOf(bob.cid))
+        self.assertEqual(await reader.members(pid), [alice.cid, carol.cid])
+        await alice.call("chat.party.promote", character_id=carol.cid)
+        self.assertEqual(await reader.members(pid), [carol.cid, alice.cid])
+
     async def test_changes_announced_to_other_roles(self):
         """Every party change is published on parties:changes with the members before and after it, for other roles (matchmaking)."""
         from mmoshard.partychanges import subscribeChanges

@@ -1,4 +1,4 @@
-"""End to end on a real twistd node (chat, matchmaking and world) on MariaDB and Redis: a party and three solo players queue, accept, are matched and enter their instance with their tickets."""
+"""End to end on real twistd nodes on MariaDB and Redis: a party and three solo players queue, accept, are matched and enter their instance with their tickets — all roles in one node, the instance on another world node, and the split topology (world, chat, matchmaking each alone)."""
 
 import os
 import time
@@ -163,3 +163,51 @@ class MatchmakingProcessTests(TestCase):
             entered = await there.request("world.enter", character_id=p.cid,
                                           ticket=transfer["ticket"])
             self.assertEqual(entered["zone"]["id"], matched["zone"])
+
+    async def test_splitTopology(self):
+        """Split deployment (world, chat and matchmaking each in its own process): a party of two and three solo players queue dungeon5 on the matchmaking-only node, accept, get mm.matched and enter the instance on the world node."""
+        from mmoshard.wire.client import connect
+
+        world = await self.startNode("split-world", roles=("world",))
+        chat = await self.startNode("split-chat", roles=("chat",))
+        mm = await self.startNode("split-mm", roles=("matchmaking",))
+        players, on = {}, {}
+        for name in CLASSES:
+            cid = self.chars[name][0]
+            sessions = {}
+            for kind, proc in (("world", world), ("chat", chat), ("mm", mm)):
+                client = await connect(reactor, proc.address, self.token(name))
+                self.addCleanup(self._close, client)
+                sessions[kind] = Player(client, cid, name)
+            await sessions["world"].request("world.enter", character_id=cid)
+            await sessions["chat"].request("chat.hello", character_id=cid)
+            await sessions["mm"].request("mm.hello", character_id=cid)
+            players[name], on[name] = sessions["mm"], sessions
+        invite = await on["Tank"]["chat"].request("chat.party.invite", name="Heals")
+        await until(lambda: on["Heals"]["chat"].of("chat.party.invited"), "the party invite")
+        await on["Heals"]["chat"].request("chat.party.accept", party_id=invite["party_id"])
+        queued = await players["Tank"].request("mm.queue", queue="dungeon5")
+        # The matchmaking-only node read the party from chat's keys.
+        self.assertEqual([m["character_id"] for m in queued["members"]],
+                         [players["Tank"].cid, players["Heals"].cid])
+        for name in ("Mage", "Rogue", "Ranger"):
+            await players[name].request("mm.queue", queue="dungeon5")
+        match = set()
+        for name, p in players.items():
+            match.add((await until(lambda p=p: p.of("mm.proposal"), f"{name}'s proposal"))[0]["match"])
+        self.assertEqual(len(match), 1)
+        code, body = await mm.get("/matchmaking/queues")
+        dungeon = next(q for q in body["queues"] if q["name"] == "dungeon5")
+        self.assertEqual((code, dungeon["lease_holder"]), (200, "split-mm"))
+        match = match.pop()
+        for p in players.values():
+            await p.request("mm.accept", match=match)
+        instances = set()
+        for name, p in players.items():
+            matched = (await until(lambda p=p: p.of("mm.matched"), f"{name}'s mm.matched"))[0]
+            self.assertEqual((matched["match"], matched["node"]), (match, "split-world"))
+            instances.add(matched["instance"])
+            reply = await on[name]["world"].request("world.instance.enter", ticket=matched["ticket"])
+            self.assertEqual((reply["instance_id"], reply["template"]),
+                             (matched["instance"], "deadmines"))
+        self.assertEqual(len(instances), 1)

@@ -2,6 +2,8 @@
 
 import attrs
 
+from mmoshard.instancewire import Placement  # noqa: F401 (re-exported: the core defines it)
+
 KINDS = ("dungeon", "raid", "arena")
 LOCKOUTS = ("daily", "weekly")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -107,20 +109,3 @@ class InstanceSpec:
     def arena(self):
         """True for a template played team against team."""
         return self.kind == "arena"
-
-
-@attrs.frozen
-class Placement:
-    """
-    Where an instance lives, as L{IInstances.create} answers: its id, zone
-    id, the node hosting it and that node's client endpoints ({tcp,
-    websocket}), and one admission ticket per character of the roster
-    (character id -> ticket) for C{world.instance.enter {ticket}}.
-    """
-
-    instance_id: int
-    template: str
-    zone: str
-    node: str
-    endpoints: dict
-    tickets: dict

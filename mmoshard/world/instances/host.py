@@ -6,8 +6,8 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from mmoshard.instancewire import ADMIT, hostKey, ticketKey  # noqa: F401 (re-exported)
 from mmoshard.store.errors import StoreError
-from mmoshard.store.volatile import Script
 from mmoshard.world.instances import errors
 from mmoshard.world.instances.arena import Arena, checkMatch, matchKey
 from mmoshard.world.instances.errors import InstanceError
@@ -22,16 +22,6 @@ LOST = "lost"
 
 # Seconds an admission ticket (IInstances.create's Placement) stays valid.
 TICKET_TTL = 300.0
-
-
-def hostKey(instanceId):
-    """@return: the volatile key naming the node that hosts C{instanceId} (value: its node id)."""
-    return f"instance:host:{int(instanceId)}"
-
-
-def ticketKey(ticket):
-    """@return: the volatile key of admission ticket C{ticket} (value: "<instance id>:<character id>")."""
-    return f"instance:ticket:{ticket}"
 
 
 @attrs.define(eq=False)
@@ -81,32 +71,6 @@ class Instance:
         """@return: the number of players inside."""
         return len(self.zone.observers)
 
-
-def _admit(view, keys, args):
-    value = view.get(keys[0])
-    if value is None:
-        return None
-    instanceId, _, characterId = value.partition(b":")
-    if characterId != args[0]:
-        return b"!"
-    view.delete(keys[0])
-    return instanceId
-
-
-# Take a ticket once, for its own character only: its instance id; "!" for
-# another character's (left in place); nil when absent or expired.
-ADMIT = Script(
-    name="instance_admit",
-    lua=(
-        "local v = redis.call('GET', KEYS[1]) "
-        "if not v then return false end "
-        "local i = string.find(v, ':', 1, true) "
-        "if string.sub(v, i + 1) ~= ARGV[1] then return '!' end "
-        "redis.call('DEL', KEYS[1]) "
-        "return string.sub(v, 1, i - 1)"
-    ),
-    python=_admit,
-)
 
 
 class InstanceHost:

@@ -9,13 +9,14 @@ from zope.interface import implementer
 
 from mmoshard.interfaces import IInstances
 from mmoshard.store.errors import StoreError
-from mmoshard.world.instances import errors, messages
+from mmoshard import instancewire as messages
+from mmoshard.world.instances import errors
 from mmoshard.world.instances.arena import checkMatch
 from mmoshard.world.instances.data import Placement
 from mmoshard.world.instances.errors import InstanceError
 from mmoshard.world.instances.host import ADMIT, LOST, InstanceHost, hostKey, ticketKey
 from mmoshard.world.instances.ids import instanceZoneId
-from mmoshard.world.instances.messages import Adopt, Close, Create, Reply
+from mmoshard.instancewire import Adopt, Close, Create, Reply
 from mmoshard.world.instances.store import closeInstance, loadInstance, openInstances
 
 _ENDPOINTS = ("tcp", "websocket")

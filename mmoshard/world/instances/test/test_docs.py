@@ -10,7 +10,8 @@ from twisted.trial.unittest import TestCase
 from mmoshard.testing import checkoutRoot
 from mmoshard.wire.test.docs import documentedFields
 from mmoshard.world.handlers import BAD, BUSY, NOT_IN_WORLD
-from mmoshard.world.instances import errors, messages
+from mmoshard import instancewire as messages
+from mmoshard.world.instances import errors
 from mmoshard.world.instances.handlers import InstanceHandlers
 from mmoshard.world.instances.test.bossfixture import Crypt, encounterEvents
 
