@@ -18,7 +18,9 @@ from mmoshard.store.errors import StoreError
 # Session end reasons after which the player goes on elsewhere: its ticket
 # stays (refreshed by the node of its next session, else expired after the
 # grace).  Any other end removes it.
-KEEPS_TICKET = frozenset({"replaced", "shutdown"})
+# "moved": the session resumed on another node (docs/protocol.md), where the
+# client's mm.hello binds the character again.
+KEEPS_TICKET = frozenset({"replaced", "shutdown", "moved"})
 
 # Events after which a character is no longer in the proposal it was shown.
 _PROPOSAL_ENDS = frozenset({"mm.matched", "mm.requeued", "mm.removed"})
@@ -326,6 +328,13 @@ class MatchmakingService(Service):
 
     def sessionResumed(self, session):
         pass
+
+    def sessionMoved(self, session, fromNode):
+        # The character's ticket stays where it is in the store; the client's
+        # mm.hello on this node binds it here and takes its events.
+        self.log.info("mm session {session_id} of account {account_id} moved here from node "
+                      "{from_node}", session_id=session.sessionId, account_id=session.accountId,
+                      from_node=fromNode)
 
     def sessionEnded(self, session, reason):
         user = self.bySession.pop(session.sessionId, None)

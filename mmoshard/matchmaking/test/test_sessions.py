@@ -45,6 +45,16 @@ class SessionTests(MatchmakingCase, TestCase):
         self.assertIsNotNone(await self.store.ticketOf(hal.cid))
         self.assertEqual(tom.events("mm.removed") + hal.events("mm.removed"), [])
 
+    async def test_movedKeepsTheTicket(self):
+        """A session that resumed on another node (ended here as moved) keeps the ticket and its place; nobody is told mm.removed."""
+        node = await self.node()
+        tom, hal = await self.queuedParty(node)
+        ticket = await self.store.ticketOf(hal.cid)
+        await hal.end("moved")
+        self.flush()
+        self.assertEqual(await self.store.ticketOf(hal.cid), ticket)
+        self.assertEqual(tom.events("mm.removed") + hal.events("mm.removed"), [])
+
     async def test_banRemoves(self):
         """A banned player's session end removes its ticket with reason banned."""
         node = await self.node()
