@@ -262,6 +262,18 @@ class IVolatileStore(Interface):
             subscription is active.
         """
 
+    def groupBySlot(keys):
+        """
+        Split C{keys} (unprefixed str) into the groups one script or
+        multi-key command may take together: one group per hash slot on a
+        Redis Cluster, every key in one group on a single Redis or the
+        memory store (so batching callers keep one round trip there).
+        Synchronous, no I/O; keys keep their order within a group, groups
+        come in the order of their first key.
+
+        @return: a list of non-empty lists (empty for no keys).
+        """
+
     def evalScript(script, keys, args):
         """
         Run an L{mmoshard.store.volatile.Script} atomically: its Lua source on

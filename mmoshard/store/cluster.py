@@ -223,6 +223,13 @@ class ClusterStore(RedisStore):
         if self._pool is None:
             raise self._notOpen(command)
 
+    def groupBySlot(self, keys):
+        """Group C{keys} by the hash slot of their prefixed names (L{IVolatileStore.groupBySlot})."""
+        groups = {}
+        for key in keys:
+            groups.setdefault(keySlot(self._key(key)), []).append(key)
+        return list(groups.values())
+
     def delete(self, *keys):
         return Deferred.fromCoroutine(self._delete(keys))
 

@@ -550,6 +550,10 @@ class MemoryStore:
         self._subscriptions.discard(subscription)
         self.backend._unsubscribe(subscription)
 
+    def groupBySlot(self, keys):
+        keys = list(keys)
+        return [keys] if keys else []
+
     @_immediate
     def evalScript(self, script, keys, args):
         return script(self.backend, [self._key(k) for k in keys], [encodeValue(a) for a in args])

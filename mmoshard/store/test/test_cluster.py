@@ -70,3 +70,12 @@ class PlacementTests(ClusterFixture, TestCase):
             with self.assertRaises(ValueError, msg=bad):
                 parseClusterURL(bad)
         self.assertIsInstance(makeVolatileStore(self.url, reactor, "p:"), ClusterStore)
+
+    def test_groupsPerSlot(self):
+        """On the cluster groupBySlot() gives one group per hash slot of the prefixed keys."""
+        keys = [f"k{i}" for i in range(30)]
+        groups = self.store.groupBySlot(keys)
+        self.assertGreater(len(groups), 1)
+        for group in groups:
+            self.assertEqual(len({keySlot(self.prefix + k) for k in group}), 1)
+        self.assertEqual(len({keySlot(self.prefix + g[0]) for g in groups}), len(groups))

@@ -2,13 +2,14 @@
 
 import uuid
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from mmoshard.interfaces import IVolatileStore
 from mmoshard.store.test.fixtures import MemoryFixture, RedisFixture
 from mmoshard.store.test.scripts import CONVENTIONS, RELEASE_LEASE, TAKE_LEASE
-from mmoshard.store.volatile import CommandError, Script, StoreNotOpen
+from mmoshard.store.volatile import CommandError, MemoryStore, RedisStore, Script, StoreNotOpen
 
 INF = float("inf")
 
@@ -55,7 +56,9 @@ class LifecycleContract:
             "subscribe": ("c", lambda channel, message: None),
             "evalScript": (TAKE_LEASE, ["lease"], [b"me", 60000]),
         }
-        self.assertEqual(set(calls), set(IVolatileStore.names()) - {"open", "close"})
+        # groupBySlot() is synchronous and touches nothing: it works before open().
+        self.assertEqual(set(calls), set(IVolatileStore.names()) - {"open", "close", "groupBySlot"})
+        self.assertEqual(store.groupBySlot(["a"]), [["a"]])
         for name, args in calls.items():
             with self.assertRaises(StoreNotOpen, msg=name) as caught:
                 await getattr(store, name)(*args)
@@ -474,6 +477,28 @@ class VolatileStoreContract:
         self.assertEqual(await self.store.get("k"), b"v")
         self.assertIsNone(await other.get("k"))
 
+    async def test_groupBySlot(self):
+        """
+        groupBySlot() puts every key in exactly one group, order kept, and each group runs as one
+        script; keys sharing a hash tag always share a group.
+        """
+        keys = [f"g:{i}" for i in range(40)] + ["t:{x}:a", "t:{x}:b"]
+        groups = self.store.groupBySlot(keys)
+        self.assertEqual(self.store.groupBySlot([]), [])
+        self.assertEqual(sorted(k for g in groups for k in g), sorted(keys))
+        for group in groups:
+            self.assertEqual(group, [k for k in keys if k in group])
+        self.assertTrue(any({"t:{x}:a", "t:{x}:b"} <= set(g) for g in groups))
+        setAll = Script(
+            name="set_all",
+            lua="for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1]) end return #KEYS",
+            python=lambda view, keys, args: [view.set(k, args[0]) for k in keys] and len(keys),
+        )
+        for group in groups:
+            self.assertEqual(await self.store.evalScript(setAll, group, ["v"]), len(group))
+        for key in keys:
+            self.assertEqual(await self.store.get(key), b"v")
+
     async def test_scriptFirstRunThenCached(self):
         """
         A script the backend has not seen runs, and runs again from its cache, with the same
@@ -488,6 +513,17 @@ class VolatileStoreContract:
         )
         self.assertEqual(await self.store.evalScript(script, ["n"], [2]), 2)
         self.assertEqual(await self.store.evalScript(script, ["n"], [3]), 5)
+
+
+class OneGroupTests(TestCase):
+    """Without a cluster every key goes in one group: batching callers keep one round trip."""
+
+    def test_oneGroup(self):
+        """The memory and Redis stores group any keys, of any slots, together."""
+        keys = [f"k{i}" for i in range(30)]
+        for store in (MemoryStore(Clock()), RedisStore(Clock(), "localhost", 6379, 0)):
+            self.assertEqual(store.groupBySlot(keys), [keys])
+            self.assertEqual(store.groupBySlot(iter(keys)), [keys])
 
 
 class MemoryLifecycleTests(LifecycleContract, MemoryFixture, TestCase):
