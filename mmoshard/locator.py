@@ -10,6 +10,7 @@ from zope.interface import implementer
 from mmoshard.interfaces import ILocator
 from mmoshard.logthrottle import LogThrottle
 from mmoshard.store.errors import StoreError
+from mmoshard.store.slots import slotBatches
 from mmoshard.store.volatile import Script
 
 # Characters per script call of a refresh or a withdrawal: one call stays
@@ -419,8 +420,8 @@ class StoreLocator:
         """
         cids = [cid for cid, known in self.known.items() if known.sessions or known.place]
         gone = set()
-        for start in range(0, len(cids), BATCH):
-            batch = cids[start:start + BATCH]
+        # One batch per hash slot on a Redis Cluster (index and entry share the character's tag).
+        for batch in slotBatches(self.volatile, cids, indexKey, BATCH):
             keys = []
             for cid in batch:
                 keys += [indexKey(cid), entryKey(cid, self.nodeId)]
@@ -449,9 +450,9 @@ class StoreLocator:
             await DeferredList(list(self._writes), consumeErrors=True)
         cids = list(self.known)
         try:
-            for start in range(0, len(cids), BATCH):
+            for batch in slotBatches(self.volatile, cids, indexKey, BATCH):
                 keys = []
-                for cid in cids[start:start + BATCH]:
+                for cid in batch:
                     keys += [indexKey(cid), entryKey(cid, self.nodeId)]
                 await self.volatile.evalScript(WITHDRAW, keys, [self.nodeId])
         except StoreError as e:

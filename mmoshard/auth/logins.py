@@ -1,11 +1,12 @@
 """Live logins in the volatile store: refresh-token rotation in one atomic script, revocation marks, refresh activity flushed to SQL in batches."""
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from mmoshard.auth.store import RefreshResult
+from mmoshard.store.slots import splitBySlot
 from mmoshard.store.volatile import Script
 
 # A revocation mark on a login whose record is absent (expired, lost, or
@@ -178,9 +179,10 @@ async def endLoginRecords(volatile, sids, reason):
     """
     sids = list(sids)
     for start in range(0, len(sids), MAX_BATCH):
-        chunk = sids[start:start + MAX_BATCH]
-        await volatile.evalScript(END, [loginKey(s) for s in chunk],
-                                  [reason, _millis(TOMBSTONE_TTL)])
+        # One call per hash slot on a Redis Cluster, one call elsewhere.
+        for chunk in splitBySlot(volatile, sids[start:start + MAX_BATCH], loginKey):
+            await volatile.evalScript(END, [loginKey(s) for s in chunk],
+                                      [reason, _millis(TOMBSTONE_TTL)])
 
 
 @attrs.define(eq=False)
@@ -268,20 +270,26 @@ class LoginRecords:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 now = self.clock.seconds()
-                gens = b" ".join([b"%d" % gen for _, gen, _ in batch])
-                try:
-                    results = await self.volatile.evalScript(
-                        ROTATE, [loginKey(sid) for sid, _, _ in batch],
-                        [now, now + self.ttl, self._ttlMillis, gens, self.retryGrace],
-                    )
-                except Exception as e:
-                    for _, _, d in batch:
-                        d.errback(e)
-                    continue
-                for (sid, gen, d), result in zip(batch, results):
-                    d.callback(self._result(sid, gen, now, result))
+                # One script call per hash slot on a Redis Cluster (sent together), one elsewhere.
+                groups = splitBySlot(self.volatile, batch, lambda item: loginKey(item[0]))
+                await gatherResults([Deferred.fromCoroutine(self._rotateGroup(group, now))
+                                     for group in groups])
         finally:
             self._senders -= 1
+
+    async def _rotateGroup(self, batch, now):
+        gens = b" ".join([b"%d" % gen for _, gen, _ in batch])
+        try:
+            results = await self.volatile.evalScript(
+                ROTATE, [loginKey(sid) for sid, _, _ in batch],
+                [now, now + self.ttl, self._ttlMillis, gens, self.retryGrace],
+            )
+        except Exception as e:
+            for _, _, d in batch:
+                d.errback(e)
+            return
+        for (sid, gen, d), result in zip(batch, results):
+            d.callback(self._result(sid, gen, now, result))
 
     def _result(self, sid, gen, now, result):
         if result[:3] == b"ok ":

@@ -1,6 +1,6 @@
 """Redis Cluster key placement: CRC16 (XMODEM) of a key's hash tag, modulo 16384 slots."""
 
-__all__ = ["SLOTS", "hashTag", "keySlot", "tagged"]
+__all__ = ["SLOTS", "hashTag", "keySlot", "slotBatches", "splitBySlot", "tagged"]
 
 SLOTS = 16384
 
@@ -48,3 +48,35 @@ def tagged(tag):
     in one slot, so one script may touch them all.
     """
     return "{" + str(tag) + "}"
+
+
+def splitBySlot(volatile, items, keyOf):
+    """
+    Split C{items} into the batches one script call may take on C{volatile}
+    (L{IVolatileStore.groupBySlot}): one batch on a single Redis or the
+    memory store, one per hash slot on a Redis Cluster.  C{keyOf(item)} is
+    the item's key; items keep their order within a batch (so two items of
+    one key stay in order).
+
+    @return: a list of non-empty lists of items.
+    """
+    items = list(items)
+    keys = [keyOf(item) for item in items]
+    index = {}
+    for n, group in enumerate(volatile.groupBySlot(list(dict.fromkeys(keys)))):
+        for key in group:
+            index[key] = n
+    batches = {}
+    for item, key in zip(items, keys):
+        batches.setdefault(index[key], []).append(item)
+    return [batches[n] for n in sorted(batches)]
+
+
+def slotBatches(volatile, items, keyOf, size):
+    """
+    L{splitBySlot}, each batch cut to at most C{size} items: the script
+    calls a batching caller makes (the same as before on a single Redis).
+    """
+    return [batch[start:start + size]
+            for batch in splitBySlot(volatile, items, keyOf)
+            for start in range(0, len(batch), size)]

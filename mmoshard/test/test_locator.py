@@ -148,6 +148,9 @@ class CountingStore:
         self.calls = []
         self.failing = False
 
+    def groupBySlot(self, keys):
+        return self.store.groupBySlot(keys)
+
     def evalScript(self, script, keys, args):
         self.calls.append(script.name)
         if self.failing:

@@ -3,6 +3,7 @@
 from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
+from mmoshard.store.slots import slotBatches
 from mmoshard.store.volatile import Script
 
 
@@ -163,8 +164,8 @@ class Leases:
         lost = []
         retaken = []
         flag = "1" if retake else "0"
-        for start in range(0, len(ids), self.BATCH):
-            chunk = ids[start:start + self.BATCH]
+        # One batch per hash slot on a Redis Cluster, per BATCH leases elsewhere.
+        for chunk in slotBatches(self.volatile, ids, leaseKey, self.BATCH):
             changed = await self.volatile.evalScript(
                 REFRESH, [leaseKey(c) for c in chunk], [self.owner, self.millis, flag]
             )
@@ -179,8 +180,7 @@ class Leases:
     async def release(self, *characterIds):
         for c in characterIds:
             self.held.discard(c)
-        for start in range(0, len(characterIds), self.BATCH):
-            chunk = characterIds[start:start + self.BATCH]
+        for chunk in slotBatches(self.volatile, characterIds, leaseKey, self.BATCH):
             await self.volatile.evalScript(RELEASE, [leaseKey(c) for c in chunk], [self.owner])
 
 

@@ -131,6 +131,10 @@ class BatchTests(TestCase):
         self.calls = []
         self.records = LoginRecords(self, None, Clock(), 100.0, 5.0)
 
+    def groupBySlot(self, keys):
+        keys = list(keys)
+        return [keys] if keys else []
+
     def evalScript(self, script, keys, args):
         d = Deferred()
         self.calls.append((keys, args[3].split(), d))
