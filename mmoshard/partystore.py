@@ -10,7 +10,8 @@ from mmoshard.interfaces import IParties
 
 def partyKey(partyId):
     """@return: the volatile key of party C{partyId}: its JSON (id, leader, members [[cid, name]...], v)."""
-    return f"chat:party:{partyId}"
+    # The party id is the hash tag: its invites share its slot on a Redis Cluster.
+    return f"chat:party:{{{partyId}}}"
 
 
 def partyOfKey(characterId):

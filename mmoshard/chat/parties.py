@@ -46,10 +46,13 @@ def memberIds(party):
 @attrs.define(eq=False, kw_only=True)
 class Parties(ChatPart):
     """
-    A party is one JSON value at C{chat:party:<id>} (leader first among its
+    A party is one JSON value at C{chat:party:{<id>}} (leader first among its
     members) and one C{chat:pof:<cid>} key per member; every change is one
     compare-and-set over those keys, retried on conflict, so two processes
-    never lose each other's updates.  Members stay in their party while
+    never lose each other's updates.  On a Redis Cluster, where the
+    members' keys lie in other slots, a change claims the new members'
+    keys first, then sets the party (with its invites, in its slot), then
+    clears the leavers' keys (L{_casApart}).  Members stay in their party while
     offline; the lead passes to an online member when the leader leaves,
     is kicked out by going offline, or stays link-dead past the grace.
     """
@@ -149,11 +152,43 @@ class Parties(ChatPart):
             plan = planner(party)
             new = _dump(plan.party) if plan.party is not None else ""
             changes = [(store.partyKey(pid), raw, new)] + list(plan.changes)
-            if await store.cas(changes, self.config.party_ttl):
+            if store.together([c[0] for c in changes]):
+                done = await store.cas(changes, self.config.party_ttl)
+            else:
+                done = await self._casApart(pid, changes, self.config.party_ttl)
+            if done:
                 await self._publish(pid, party, plan)
                 await self._announce(pid, party, plan)
                 return plan
         raise errors.error(errors.BUSY, "the party is changing too fast, try again")
+
+    async def _casApart(self, pid, changes, ttl):
+        """
+        C{changes} on a Redis Cluster: each member pointer a change sets is
+        claimed first (one compare-and-set each: a character joins one party
+        at a time), then the party and the keys of its slot change in one;
+        the pointers it clears go last (only if they still name this party).
+        A failed step undoes the claims.  Between the steps a pointer may
+        name a party that does not (yet, or any longer) list its member:
+        readers check membership (L{load}).  @return: True when applied.
+        """
+        store = self.store
+        key = store.partyKey(pid)
+        local = [c for c in changes if store.together([key, c[0]])]
+        apart = [c for c in changes if not store.together([key, c[0]])]
+        claimed = []
+        for change in (c for c in apart if c[2] != ""):
+            if not await store.cas([change], ttl):
+                break
+            claimed.append(change)
+        else:
+            if await store.cas(local, ttl):
+                for k, want, _ in (c for c in apart if c[2] == ""):
+                    await store.cas([(k, pid if want == "*" else want, "")], ttl)
+                return True
+        for k, want, new in claimed:
+            await store.cas([(k, new, want)], ttl)
+        return False
 
     async def _announce(self, pid, old, plan):
         members = set(memberIds(plan.party))

@@ -92,15 +92,16 @@ def presence_py(ops, keys, args):
     return out
 
 
-# Write a presence entry: KEYS[1] the hash, KEYS[2] the name key; ARGV[1]
-# ttl, ARGV[2] the name key's value, then field/value pairs.
+# Write a presence entry: KEYS[1] the hash, KEYS[2] the name key (absent on
+# a Redis Cluster, where the caller writes it apart); ARGV[1] ttl, ARGV[2]
+# the name key's value, then field/value pairs.
 PRESENCE_SET_LUA = """
 local ms = math.floor(tonumber(ARGV[1]) * 1000)
 local fields = {}
 for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], ms)
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ms)
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[2], 'PX', ms) end
 return 1
 """
 
@@ -110,15 +111,17 @@ def presence_set_py(ops, keys, args):
     pairs = args[2:]
     ops.hset(keys[0], dict(zip(pairs[0::2], pairs[1::2])))
     ops.expire(keys[0], ttl)
-    ops.set(keys[1], args[1], ttl)
+    if len(keys) > 1:
+        ops.set(keys[1], args[1], ttl)
     return 1
 
 
-# Remove a presence entry if it still belongs to session ARGV[1].
+# Remove a presence entry if it still belongs to session ARGV[1], and the
+# name key KEYS[2] (when given) if it still holds ARGV[2].
 PRESENCE_DROP_LUA = """
 if redis.call('HGET', KEYS[1], 'sid') == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+  if KEYS[2] and redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
   return 1
 end
 return 0
@@ -130,7 +133,7 @@ def presence_drop_py(ops, keys, args):
     if sid is None or sid.decode() != args[0]:
         return 0
     ops.delete(keys[0])
-    cur = ops.get(keys[1])
+    cur = ops.get(keys[1]) if len(keys) > 1 else None
     if cur is not None and cur.decode() == args[1]:
         ops.delete(keys[1])
     return 1
@@ -244,39 +247,7 @@ def chan_purge_py(ops, keys, args):
     return n
 
 
-# Where a party's members are: KEYS[1] the party key; ARGV[1] the length of
-# that key without the store prefix (so the prefix can be derived), ARGV[2]
-# the presence key stem.  Returns [party JSON or nil, proc or nil, ...] with
-# one proc per member, read in the same atomic step.
-PARTY_ROUTE_LUA = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return {false} end
-local prefix = string.sub(KEYS[1], 1, #KEYS[1] - tonumber(ARGV[1]))
-local party = cjson.decode(raw)
-local out = {raw}
-for i, m in ipairs(party['members']) do
-  out[i + 1] = redis.call('HGET', prefix .. ARGV[2] .. string.format('%d', m[1]), 'proc')
-end
-return out
-"""
-
-
-def party_route_py(ops, keys, args):
-    import json
-
-    raw = ops.get(keys[0])
-    if raw is None:
-        return [False]
-    prefix = keys[0][: len(keys[0]) - int(args[0])]
-    out = [raw]
-    for m in json.loads(raw)["members"]:
-        proc = ops.hget(f"{prefix}{args[1]}{m[0]}", "proc")
-        out.append(proc if proc is not None else False)
-    return out
-
-
 SCRIPTS = {
-    "chat_party_route": (PARTY_ROUTE_LUA, party_route_py),
     "chat_cas": (CAS_LUA, cas_py),
     "chat_expire": (EXPIRE_LUA, expire_py),
     "chat_presence": (PRESENCE_LUA, presence_py),

@@ -2,9 +2,12 @@
 
 import json
 
+from twisted.internet.defer import Deferred, gatherResults
+
 from mmoshard import partystore, zonechat
 from mmoshard.chat import scripts
 from mmoshard.store.common import Script
+from mmoshard.store.slots import slotBatches, splitBySlot
 
 
 def _str(value):
@@ -33,8 +36,9 @@ class ChatStore:
       - C{chat:inbox:<proc>} pub/sub channel of one chat process
       - C{chat:pr:<cid>} presence hash: proc, sid, state, status, text, name
       - C{chat:nm:<name lower>} "<cid>|<proc>" for whispers by name
-      - C{chat:party:<pid>} party JSON; C{chat:pof:<cid>} a member's party id
-      - C{chat:inv:<cid>:<pid>} a pending invite (JSON), expiring
+      - C{chat:party:{<pid>}} party JSON; C{chat:pof:<cid>} a member's party id
+      - C{chat:inv:{<pid>}:<cid>} a pending invite (JSON), expiring (in its
+        party's slot on Redis Cluster, so accepting is one script)
       - C{chat:zone:<cid>} the zone the world role put a character in
       - C{chat:zones} pub/sub channel of zone changes (L{mmoshard.zonechat})
       - C{chat:ch:{<name>}:m} / C{:p} channel members (cid -> proc) and
@@ -72,7 +76,7 @@ class ChatStore:
 
     @staticmethod
     def inviteKey(cid, pid):
-        return f"chat:inv:{cid}:{pid}"
+        return f"chat:inv:{{{pid}}}:{cid}"
 
     # Shared with the world role's processes (mmoshard.zonechat).
     zoneKey = staticmethod(zonechat.zoneKey)
@@ -178,10 +182,14 @@ class ChatStore:
         )
         return result
 
+    def together(self, keys):
+        """@return: whether one script may take all of C{keys} (always, but on a Redis Cluster)."""
+        return len(self.volatile.groupBySlot(keys)) <= 1
+
     async def cas(self, changes, ttl):
         """
         Apply C{changes}, a list of (key, expected, new) with the L{scripts}
-        conventions, atomically.
+        conventions, atomically: their keys must share a slot (L{together}).
 
         @return: True when every expectation held and the writes were made.
         """
@@ -192,13 +200,22 @@ class ChatStore:
         args.append(ttl)
         return bool(int(await self.run("chat_cas", keys, args)))
 
+    async def _perSlot(self, script, items, keyOf, argsOf, size=500):
+        """
+        Run C{script} over C{items} in batches of one hash slot (one batch of
+        up to C{size} on a single Redis), sent together.
+        @return: the replies, in batch order, with their batches.
+        """
+        batches = slotBatches(self.volatile, items, keyOf, size)
+        replies = await gatherResults([
+            Deferred.fromCoroutine(self.run(script, [keyOf(i) for i in batch], argsOf(batch)))
+            for batch in batches])
+        return list(zip(batches, replies))
+
     async def expireMany(self, keys, ttl, chunk=500):
         """@return: how many of C{keys} existed (and got the new TTL)."""
-        keys = list(keys)
-        found = 0
-        for i in range(0, len(keys), chunk):
-            found += int(await self.run("chat_expire", keys[i : i + chunk], [ttl]))
-        return found
+        done = await self._perSlot("chat_expire", list(keys), str, lambda b: [ttl], chunk)
+        return sum(int(reply) for _, reply in done)
 
     async def presenceOf(self, cids):
         """
@@ -207,51 +224,49 @@ class ChatStore:
         cids = list(cids)
         if not cids:
             return {}
-        rows = _decodeTree(
-            await self.run("chat_presence", [self.presenceKey(c) for c in cids], [])
-        )
+        done = await self._perSlot("chat_presence", cids, self.presenceKey, lambda b: [])
         out = {}
-        for cid, row in zip(cids, rows):
-            if row and row[0] is not None:
-                out[cid] = dict(zip(scripts.PRESENCE_FIELDS, row))
+        for batch, reply in done:
+            for cid, row in zip(batch, _decodeTree(reply)):
+                if row and row[0] is not None:
+                    out[cid] = dict(zip(scripts.PRESENCE_FIELDS, row))
         return out
 
     async def partyRoute(self, pid):
         """
-        @return: (party dict, {cid: proc}) read atomically, or (None, {})
-            when the party does not exist; offline members have no proc.
+        @return: (party dict, {cid: proc}), or (None, {}) when the party
+            does not exist; offline members have no proc.  Two reads: the
+            party, then its members' presence (a change in between is told
+            by the party's update event, which drops cached routes).
         """
-        key = self.partyKey(pid)
-        reply = _decodeTree(
-            await self.run("chat_party_route", [key], [len(key), "chat:pr:"])
-        )
-        if not reply or reply[0] is None:
+        _, party = await self.readParty(pid)
+        if party is None:
             return None, {}
-        party = json.loads(reply[0])
-        procs = {}
-        for member, proc in zip(party["members"], reply[1:]):
-            if proc is not None:
-                procs[member[0]] = proc
-        return party, procs
+        presence = await self.presenceOf([m[0] for m in party["members"]])
+        return party, {cid: p["proc"] for cid, p in presence.items() if p.get("proc")}
 
     async def setPresence(self, cid, name, proc, fields, ttl):
         args = [ttl, f"{cid}|{proc}"]
         for k, v in fields.items():
             args.extend((k, v))
-        await self.run(
-            "chat_presence_set", [self.presenceKey(cid), self.nameKey(name)], args
-        )
+        keys = [self.presenceKey(cid), self.nameKey(name)]
+        if self.together(keys):
+            await self.run("chat_presence_set", keys, args)
+        else:
+            # Redis Cluster: the name key lives in its own slot, written just after.
+            await self.run("chat_presence_set", keys[:1], args)
+            await self.volatile.set(keys[1], args[1], ttl=ttl)
 
     async def dropPresence(self, cid, name, proc, sid):
-        return bool(
-            int(
-                await self.run(
-                    "chat_presence_drop",
-                    [self.presenceKey(cid), self.nameKey(name)],
-                    [sid, f"{cid}|{proc}"],
-                )
-            )
-        )
+        keys = [self.presenceKey(cid), self.nameKey(name)]
+        value = f"{cid}|{proc}"
+        if self.together(keys):
+            return bool(int(await self.run("chat_presence_drop", keys, [sid, value])))
+        dropped = bool(int(await self.run("chat_presence_drop", keys[:1], [sid, value])))
+        if dropped:
+            # Only if it still names this process (the TTL is unused: a delete).
+            await self.cas([(keys[1], value, "")], 1)
+        return dropped
 
     async def lookupName(self, name):
         """@return: (cid, proc) of an online character named C{name}, or None."""
@@ -265,11 +280,12 @@ class ChatStore:
         """C{entries}: list of (target, score, dict)."""
         if not entries or keep <= 0:
             return
-        keys = [self.historyKey(t) for t, _, _ in entries]
-        args = [keep, ttl]
-        for _, score, entry in entries:
-            args.extend((repr(float(score)), json.dumps(entry, separators=(",", ":"))))
-        await self.run("chat_history", keys, args)
+        for batch in splitBySlot(self.volatile, entries, lambda e: self.historyKey(e[0])):
+            keys = [self.historyKey(t) for t, _, _ in batch]
+            args = [keep, ttl]
+            for _, score, entry in batch:
+                args.extend((repr(float(score)), json.dumps(entry, separators=(",", ":"))))
+            await self.run("chat_history", keys, args)
 
     async def history(self, target):
         members = await self.volatile.zrangebyscore(

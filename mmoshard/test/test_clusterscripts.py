@@ -11,9 +11,10 @@ from mmoshard.chat import scripts as chatScripts
 from mmoshard.chat.store import ChatStore
 from mmoshard.matchmaking.store import TicketStore, scriptsFor
 from mmoshard.store.common import Script
+from mmoshard.store.slots import slotBatches
 from mmoshard.store.test.fixtures import ClusterFixture
 from mmoshard.store.volatile import CrossSlot
-from mmoshard.wire import manager
+from mmoshard.wire import manager, resumestore
 from mmoshard.world import lease
 from mmoshard.world.instances import copies, host
 
@@ -23,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = [
     "mmoshard.auth.logins", "mmoshard.chat.store", "mmoshard.locator",
     "mmoshard.matchmaking.store", "mmoshard.revocations", "mmoshard.store.redis",
-    "mmoshard.tokens", "mmoshard.wire.manager", "mmoshard.world.instances.copies",
+    "mmoshard.tokens", "mmoshard.wire.manager", "mmoshard.wire.owners", "mmoshard.wire.resumestore", "mmoshard.world.instances.copies",
     "mmoshard.world.instances.host", "mmoshard.world.instances.service", "mmoshard.world.lease",
     # These name Script without defining one (the interface, the memory store).
     "mmoshard.interfaces.stores", "mmoshard.store.memory",
@@ -48,34 +49,50 @@ SAFE = {
                ["sid", "s1", 60000, 100]),
     "tokens_snapshot": ([revocations.REVOCATION_SEQ, revocations.REVOKED_SIDS,
                              revocations.REVOKED_ACCOUNTS], [0, 100]),
+    "session_resume_append": ([resumestore.recordKey("s1"), resumestore.bufferKey("s1")],
+                              [60000, "n1", 1, 0]),
+    "session_resume_take": ([resumestore.recordKey("s1"), resumestore.bufferKey("s1")],
+                            ["d", "n1", "d2", "n2"]),
+    "session_resume_release": ([resumestore.recordKey("s1"), resumestore.bufferKey("s1")], ["n1"]),
     "session_claim_owner": ([manager.ownersKey(1)], ["s1@n1", "s1", "world", 60000]),
     "chat_chan_join": (list(_chat.channelKeys("trade")), ["1", "n1", "0"]),
     "chat_chan_leave": (list(_chat.channelKeys("trade")), ["1"]),
     "chat_chan_purge": (list(_chat.channelKeys("trade")), ["n1"]),
+    # A party with an invite in its slot (members' pointers: one key per call).
+    "chat_cas": ([_chat.partyKey("p1"), _chat.inviteKey(2, "p1")], ["", "{}", "*", "", 60]),
+    # The presence hash alone: the name key is written apart on a cluster.
+    "chat_presence_set": ([_chat.presenceKey(1)], [60, "1|n1", "proc", "n1"]),
+    "chat_presence_drop": ([_chat.presenceKey(1)], ["s1", "1|n1"]),
     **{name: ([_mm.namespace], []) for name in scriptsFor()},
 }
 
-# Batches of several characters, logins, sessions or instances in one call:
-# refused on a cluster until their callers split them per slot.
-CROSS_SLOT = {
-    "auth_login_rotate": [logins.loginKey("s1"), logins.loginKey("s2")],
-    "auth_login_end": [logins.loginKey("s1"), logins.loginKey("s2")],
-    "locator_refresh": [locator.indexKey(1), locator.entryKey(1, "n"),
-                        locator.indexKey(2), locator.entryKey(2, "n")],
-    "locator_withdraw": [locator.indexKey(1), locator.entryKey(1, "n"),
-                         locator.indexKey(2), locator.entryKey(2, "n")],
-    "world_lease_refresh": [lease.leaseKey(1), lease.leaseKey(2)],
-    "world_lease_release": [lease.leaseKey(1), lease.leaseKey(2)],
-    "chat_cas": [_chat.partyKey("p1"), _chat.partyOfKey(1), _chat.partyOfKey(2)],
-    "chat_expire": [_chat.presenceKey(1), _chat.presenceKey(2)],
-    "chat_presence": [_chat.presenceKey(1), _chat.presenceKey(2)],
-    "chat_presence_set": [_chat.presenceKey(1), _chat.nameKey("Alice")],
-    "chat_presence_drop": [_chat.presenceKey(1), _chat.nameKey("Alice")],
-    "chat_history": [_chat.historyKey("trade"), _chat.historyKey("party:p1")],
-}
 
-# One key given, other keys (of other slots) named inside the script.
-DERIVES = {"chat_party_route"}
+def _pairs(index, entry):
+    return lambda batch: [k for c in batch for k in (index(c), entry(c, "n"))]
+
+
+def _each(keyOf):
+    return lambda batch: [keyOf(c) for c in batch]
+
+
+# Scripts taking a batch of characters, logins or channels: their callers
+# split it per hash slot (mmoshard.store.slots.slotBatches) with this key,
+# build the keys of a batch so, and give these arguments.
+BATCHED = {
+    "auth_login_rotate": (logins.loginKey, _each(logins.loginKey),
+                          lambda b: [0, 100, 100000, " ".join("0" for _ in b), 5]),
+    "auth_login_end": (logins.loginKey, _each(logins.loginKey), lambda b: ["ban", 60000]),
+    "locator_refresh": (locator.indexKey, _pairs(locator.indexKey, locator.entryKey),
+                        lambda b: ["n", 60000]),
+    "locator_withdraw": (locator.indexKey, _pairs(locator.indexKey, locator.entryKey),
+                         lambda b: ["n"]),
+    "world_lease_refresh": (lease.leaseKey, _each(lease.leaseKey), lambda b: ["n", 60000, "0"]),
+    "world_lease_release": (lease.leaseKey, _each(lease.leaseKey), lambda b: ["n"]),
+    "chat_expire": (_chat.presenceKey, _each(_chat.presenceKey), lambda b: [60]),
+    "chat_presence": (_chat.presenceKey, _each(_chat.presenceKey), lambda b: []),
+    "chat_history": (_chat.historyKey, _each(_chat.historyKey),
+                     lambda b: [10, 60] + [a for i in range(len(b)) for a in (str(i), "{}")]),
+}
 
 
 def everyScript():
@@ -95,8 +112,8 @@ class AuditTests(ClusterFixture, TestCase):
 
     def test_everyScriptListed(self):
         """
-        Every Script of the code base is classified here (cluster-safe, refused across slots, or
-        naming keys inside), and no module outside MODULES defines one.
+        Every Script of the code base is listed here as cluster-safe (its keys in one slot, or its
+        batches split per slot), and no module outside MODULES defines one.
         """
         sources = {
             ".".join(p.relative_to(ROOT.parent).with_suffix("").parts)
@@ -105,10 +122,10 @@ class AuditTests(ClusterFixture, TestCase):
         }
         self.assertEqual(sources - set(MODULES), set())
         names = set(everyScript())
-        listed = set(SAFE) | set(CROSS_SLOT) | DERIVES
-        self.assertEqual(names - listed, set(), "scripts not classified for Redis Cluster")
-        self.assertEqual(listed - names, set(), "classified scripts that do not exist")
-        self.assertEqual(len(listed), len(SAFE) + len(CROSS_SLOT) + len(DERIVES))
+        listed = set(SAFE) | set(BATCHED)
+        self.assertEqual(names - listed, set(), "scripts not known to be cluster-safe")
+        self.assertEqual(listed - names, set(), "listed scripts that do not exist")
+        self.assertEqual(len(listed), len(SAFE) + len(BATCHED))
 
     async def test_safeScriptsRun(self):
         """The cluster-safe scripts run on the cluster with their callers' keys: no cross-slot or redirection error."""
@@ -123,9 +140,21 @@ class AuditTests(ClusterFixture, TestCase):
                 for word in ("CROSSSLOT", "MOVED", "ASK", "non local", "no such key"):
                     self.assertNotIn(word, str(e), name)
 
-    async def test_crossSlotScriptsRefused(self):
-        """The scripts still batching several slots fail with CrossSlot, before reaching Redis."""
+    async def test_batchedScriptsRun(self):
+        """
+        The batching scripts, given many characters (logins, channels) split per slot as their
+        callers split them, run on the cluster batch by batch; unsplit, a batch is refused.
+        """
         scripts = everyScript()
-        for name, keys in CROSS_SLOT.items():
+        for name, (keyOf, keysOf, argsOf) in BATCHED.items():
+            items = list(range(1, 41)) if keyOf is not logins.loginKey else \
+                [f"s{i}" for i in range(40)]
+            batches = slotBatches(self.store, items, keyOf, 1000)
+            self.assertGreater(len(batches), 1, name)
+            for batch in batches:
+                try:
+                    await self.store.evalScript(scripts[name], keysOf(batch), argsOf(batch))
+                except CrossSlot:
+                    self.fail(f"{name}: batch {batch} spans slots")
             with self.assertRaises(CrossSlot, msg=name):
-                await self.store.evalScript(scripts[name], keys, ["x", 1, 1])
+                await self.store.evalScript(scripts[name], keysOf(items), argsOf(items))

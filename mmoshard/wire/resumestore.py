@@ -71,16 +71,14 @@ APPEND = Script(
 
 
 def _take(view, keys, args):
-    rec, buf, nodes = keys
-    wanted, node, newDigest, oldest = args
+    rec, buf = keys
+    wanted, node, newDigest, *live = args
     record = view.hgetall(rec)
     if not record or record.get("digest") != wanted:
         return None
     old = record["node"]
-    if old != node:
-        alive = view.zscore(nodes, old.decode("utf-8"))
-        if alive is None or alive < float(oldest):
-            return None
+    if old != node and old not in live:
+        return None
     view.hset(rec, {"node": node, "digest": newDigest})
     out = [old, record.get("seq", b"0"), record["info"]]
     for field, value in view.hgetall(buf).items():
@@ -88,10 +86,11 @@ def _take(view, keys, args):
     return out
 
 
-# KEYS: record, buffer, the nodes' last-alive zset.  ARGV: the digest of the
-# presented secret, the taking node, the new digest, the oldest last-alive
-# time of a holding node still accepted (a crashed node's sessions lapse
-# with their grace).  Returns nil, or {old node, seq, info, buffer pairs...}.
+# KEYS: record, buffer (one slot).  ARGV: the digest of the presented
+# secret, the taking node, the new digest, then the nodes alive lately (read
+# from the nodes' last-alive zset just before, which lies in another slot on
+# a Redis Cluster: a crashed node's sessions lapse with their grace).
+# Returns nil, or {old node, seq, info, buffer pairs...}.
 TAKE = Script(
     name="session_resume_take",
     lua="local r = redis.call('HGETALL', KEYS[1]) "
@@ -100,8 +99,9 @@ TAKE = Script(
     "if rec['digest'] ~= ARGV[1] then return false end "
     "local old = rec['node'] "
     "if old ~= ARGV[2] then "
-    "local alive = redis.call('ZSCORE', KEYS[3], old) "
-    "if not alive or tonumber(alive) < tonumber(ARGV[4]) then return false end "
+    "local alive = false "
+    "for i = 4, #ARGV do if ARGV[i] == old then alive = true end end "
+    "if not alive then return false end "
     "end "
     "redis.call('HSET', KEYS[1], 'node', ARGV[2], 'digest', ARGV[3]) "
     "local out = {old, rec['seq'] or '0', rec['info']} "
@@ -287,9 +287,10 @@ class ResumeStore:
         """
         oldest = self.clock.seconds() - self.grace - ALIVE_INTERVAL
         try:
+            live = await self.volatile.zrangebyscore(NODES_KEY, oldest, float("inf"))
             out = await self.volatile.evalScript(
-                TAKE, [recordKey(sessionId), bufferKey(sessionId), NODES_KEY],
-                [digest(secret), self.nodeId, digest(newSecret), repr(oldest)])
+                TAKE, [recordKey(sessionId), bufferKey(sessionId)],
+                [digest(secret), self.nodeId, digest(newSecret), *live])
         except CommandError:
             return None
         if not out:

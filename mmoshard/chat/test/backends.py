@@ -10,6 +10,7 @@ from mmoshard.chat.config import ChatConfig
 from mmoshard.chat.test.harness import Process
 from mmoshard.store.sql import SQLStore, migrate
 from mmoshard.store.volatile import MemoryStore, MemoryView, makeVolatileStore
+from mmoshard.testcluster import requireRedisCluster
 from mmoshard.testing import requireRedis
 
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Opal")
@@ -167,9 +168,11 @@ class RedisBackend(ChatFixture):
         """Let C{seconds} of real time pass (at least one cross-process hop)."""
         await deferLater(reactor, max(seconds, 0.05), lambda: None)
 
+    require = staticmethod(requireRedis)
+
     def newVolatile(self):
         if getattr(self, "_redis", None) is None:
-            url, prefix, cleaner = requireRedis()
+            url, prefix, cleaner = self.require()
             self._redis = (url, prefix)
             self.addCleanup(cleaner)
         url, prefix = self._redis
@@ -177,3 +180,10 @@ class RedisBackend(ChatFixture):
         store.open()
         self.addCleanup(store.close)
         return store
+
+
+class ClusterBackend(RedisBackend):
+    """Processes share the tests' three-node Redis Cluster under a fresh key prefix."""
+
+    backend = "cluster"
+    require = staticmethod(requireRedisCluster)

@@ -6,7 +6,7 @@ from zope.interface.verify import verifyObject
 
 from mmoshard.chat import errors
 from mmoshard.chat.moderation import IChatFilter
-from mmoshard.chat.test.backends import MemoryBackend, RedisBackend
+from mmoshard.chat.test.backends import ClusterBackend, MemoryBackend, RedisBackend
 
 
 
@@ -296,3 +296,11 @@ class MemoryModerationTests(MemoryBackend, ModerationTests, TestCase):
 
 class RedisModerationTests(RedisBackend, ModerationTests, TestCase):
     pass
+
+
+class ClusterIdentityTests(ClusterBackend, IdentityAndWhisperTests, TestCase):
+    """Whispers by name across processes on a Redis Cluster (name and presence keys in different slots)."""
+
+
+class ClusterPresenceTests(ClusterBackend, PresenceAndFriendTests, TestCase):
+    """Presence and friends across processes on a Redis Cluster."""

@@ -3,7 +3,7 @@
 from twisted.trial.unittest import TestCase
 
 from mmoshard.chat import errors
-from mmoshard.chat.test.backends import MemoryBackend, RedisBackend
+from mmoshard.chat.test.backends import ClusterBackend, MemoryBackend, RedisBackend
 
 
 
@@ -367,3 +367,15 @@ class MemoryPresenceExpiryTests(MemoryBackend, PresenceExpiryTests, TestCase):
 
 class RedisPresenceExpiryTests(RedisBackend, PresenceExpiryTests, TestCase):
     pass
+
+
+class ClusterPartyTests(ClusterBackend, PartyTests, TestCase):
+    """Parties on a Redis Cluster: members' keys in other slots than their party's."""
+
+
+class ClusterChannelTests(ClusterBackend, ChannelTests, TestCase):
+    """Channels on a Redis Cluster."""
+
+
+class ClusterPresenceExpiryTests(ClusterBackend, PresenceExpiryTests, TestCase):
+    """Presence expiry on a Redis Cluster."""
