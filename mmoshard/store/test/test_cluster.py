@@ -3,11 +3,11 @@
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from mmoshard.store.slots import keySlot
+from mmoshard.store.slots import keySlot, slotBatches, splitBySlot
 from mmoshard.store.test.fixtures import ClusterFixture
 from mmoshard.store.test.test_pubsub import PubSubContract
 from mmoshard.store.test.test_volatile import LifecycleContract, VolatileStoreContract
-from mmoshard.store.volatile import ClusterStore, makeVolatileStore, parseClusterURL
+from mmoshard.store.volatile import ClusterStore, MemoryStore, makeVolatileStore, parseClusterURL
 from mmoshard.testcluster import command, testCluster
 
 
@@ -79,3 +79,18 @@ class PlacementTests(ClusterFixture, TestCase):
         for group in groups:
             self.assertEqual(len({keySlot(self.prefix + k) for k in group}), 1)
         self.assertEqual(len({keySlot(self.prefix + g[0]) for g in groups}), len(groups))
+
+    def test_splitBySlot(self):
+        """
+        A batch of items is cut per slot of their keys, items of one key kept in order; on one
+        Redis the batch stays whole.
+        """
+        items = [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("b", 2), ("a", 3)]
+        batches = splitBySlot(self.store, items, lambda item: item[0])
+        self.assertEqual(sorted(i for b in batches for i in b), sorted(items))
+        for batch in batches:
+            self.assertEqual(len({keySlot(self.prefix + i[0]) for i in batch}), 1)
+        self.assertEqual([i for b in batches for i in b if i[0] == "a"],
+                         [("a", 1), ("a", 2), ("a", 3)])
+        self.assertEqual(slotBatches(MemoryStore(reactor), items, lambda i: i[0], 4),
+                         [items[:4], items[4:]])
