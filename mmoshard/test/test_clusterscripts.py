@@ -24,10 +24,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = [
     "mmoshard.auth.logins", "mmoshard.chat.store", "mmoshard.locator",
     "mmoshard.matchmaking.store", "mmoshard.revocations", "mmoshard.store.redis",
-    "mmoshard.tokens", "mmoshard.wire.manager", "mmoshard.wire.owners", "mmoshard.wire.resumestore", "mmoshard.world.instances.copies",
+    "mmoshard.tokens", "mmoshard.wire.manager", "mmoshard.wire.owners",
+    "mmoshard.wire.resumestore", "mmoshard.instancewire", "mmoshard.world.instances.copies",
     "mmoshard.world.instances.host", "mmoshard.world.instances.service", "mmoshard.world.lease",
-    # These name Script without defining one (the interface, the memory store).
-    "mmoshard.interfaces.stores", "mmoshard.store.memory",
+    # These name Script without defining one (the interface, the memory store, a caller).
+    "mmoshard.interfaces.stores", "mmoshard.store.memory", "mmoshard.instanceclient",
 ]
 
 _chat = ChatStore(None)
