@@ -379,7 +379,13 @@ class SessionClient:
         if kind == "error" and message.get("code") in FATAL_CODES:
             self._fatal = message.get("code")
         elif kind == "server.shutdown":
-            self._fatal = "shutdown"
+            if message.get("resume") and self.autoResume and len(self.addresses) > 1:
+                # The node stops and keeps the session resumable: go on on
+                # the next node of the role when the link closes.
+                at = self.addresses.index(self.address) if self.address in self.addresses else -1
+                self.address = self.addresses[(at + 1) % len(self.addresses)]
+            elif not message.get("resume"):
+                self._fatal = "shutdown"
         requestId = message.get("id")
         if requestId is not None:
             d = self._pending.pop(requestId, None)
