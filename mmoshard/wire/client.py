@@ -6,10 +6,10 @@ import attrs
 from autobahn.exception import Disconnected
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred, DeferredQueue
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.abstract import isIPAddress
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from mmoshard.wire import errors
@@ -217,6 +217,8 @@ class SessionClient:
         self._nextId = 0
         self._closing = False
         self._fatal = None
+        self._attempt = None
+        self._sleeping = None
         self._timers = set()
         self._pingNonce = 0
         self._pingSentAt = None
@@ -288,10 +290,15 @@ class SessionClient:
 
     async def _open(self):
         address = self.address
-        endpoint = HostnameEndpoint(self.reactor, address.host, address.port, timeout=10)
+        if isIPAddress(address.host):
+            # No name to resolve; and cancelling it (the session ended while
+            # resuming) leaves no timer behind, unlike HostnameEndpoint.
+            endpoint = TCP4ClientEndpoint(self.reactor, address.host, address.port, timeout=10)
+        else:
+            endpoint = HostnameEndpoint(self.reactor, address.host, address.port, timeout=10)
         if address.transport == "tcp":
             factory = Factory.forProtocol(lambda: _TCPLink(self, self.maxFrame))
-            link = await endpoint.connect(factory)
+            link = await self._connecting(endpoint, factory)
             await link.opened
         else:
             factory = _WebSocketLinkFactory(
@@ -306,11 +313,28 @@ class SessionClient:
                 maxMessagePayloadSize=self.maxFrame,
                 maxFramePayloadSize=self.maxFrame,
             )
-            link = await endpoint.connect(factory)
+            link = await self._connecting(endpoint, factory)
             await link.opened
         self._link = link
         self._linkLostWaiters = []
         return link
+
+    async def _connecting(self, endpoint, factory):
+        # Kept so that ending the session cancels an attempt in flight.
+        d = self._attempt = endpoint.connect(factory)
+        try:
+            return await d
+        finally:
+            self._attempt = None
+
+    async def _pause(self, delay):
+        # A wait that ending the session cuts short.
+        if self.ended.called:
+            return
+        d = self._sleeping = Deferred()
+        self._later(delay, lambda: d.called or d.callback(None))
+        await d
+        self._sleeping = None
 
     def _lostDeferred(self):
         d = Deferred()
@@ -434,7 +458,7 @@ class SessionClient:
     async def _resume(self):
         deadline = self.reactor.seconds() + self.resumeGrace
         delay = 0.05
-        while not self._closing:
+        while not self._closing and not self.ended.called:
             try:
                 await self._open()
                 reply = await self._call(
@@ -448,7 +472,9 @@ class SessionClient:
                 # The node may be gone: try the next one of the role.
                 at = self.addresses.index(self.address) if self.address in self.addresses else -1
                 self.address = self.addresses[(at + 1) % len(self.addresses)]
-                await deferLater(self.reactor, delay)
+                await self._pause(delay)
+                if self.ended.called:
+                    return None
                 delay = min(delay * 2, 2.0)
                 continue
             self.resumeToken = reply["resume_token"]
@@ -488,6 +514,10 @@ class SessionClient:
             if call.active():
                 call.cancel()
         self._timers.clear()
+        if self._attempt is not None:
+            self._attempt.cancel()
+        if self._sleeping is not None and not self._sleeping.called:
+            self._sleeping.callback(None)
         self.ended.callback(reason)
 
 
