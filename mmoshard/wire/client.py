@@ -269,6 +269,12 @@ class SessionClient:
     async def close(self):
         """Log out (C{bye}) and close. @return: when the connection is gone."""
         if self._link is None:
+            # A resume may be under way: stop it (its attempt and its wait).
+            self._closing = True
+            if self._attempt is not None:
+                self._attempt.cancel()
+            if self._sleeping is not None and not self._sleeping.called:
+                self._sleeping.callback(None)
             self._end("closed")
             return
         self._closing = True
@@ -328,8 +334,8 @@ class SessionClient:
             self._attempt = None
 
     async def _pause(self, delay):
-        # A wait that ending the session cuts short.
-        if self.ended.called:
+        # A wait that close() cuts short.
+        if self._closing:
             return
         d = self._sleeping = Deferred()
         self._later(delay, lambda: d.called or d.callback(None))
@@ -458,7 +464,7 @@ class SessionClient:
     async def _resume(self):
         deadline = self.reactor.seconds() + self.resumeGrace
         delay = 0.05
-        while not self._closing and not self.ended.called:
+        while not self._closing:
             try:
                 await self._open()
                 reply = await self._call(
@@ -473,8 +479,6 @@ class SessionClient:
                 at = self.addresses.index(self.address) if self.address in self.addresses else -1
                 self.address = self.addresses[(at + 1) % len(self.addresses)]
                 await self._pause(delay)
-                if self.ended.called:
-                    return None
                 delay = min(delay * 2, 2.0)
                 continue
             self.resumeToken = reply["resume_token"]
@@ -514,10 +518,6 @@ class SessionClient:
             if call.active():
                 call.cancel()
         self._timers.clear()
-        if self._attempt is not None:
-            self._attempt.cancel()
-        if self._sleeping is not None and not self._sleeping.called:
-            self._sleeping.callback(None)
         self.ended.callback(reason)
 
 
