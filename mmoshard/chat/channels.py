@@ -82,6 +82,7 @@ class Channels(ChatPart):
             ):
                 raise errors.error(errors.CHANNEL_FULL, f"channel {name} is full")
             self.roster.joinChannel(user, name)
+            await self.remember(user)
         return {"channel": name, "history": await self.history.read(name)}
 
     async def leave(self, user, message):
@@ -92,6 +93,7 @@ class Channels(ChatPart):
             raise errors.error(errors.NOT_IN_CHANNEL, f"you are not in {name}")
         self.roster.leaveChannel(user, name)
         await self.store.leaveChannel(name, user.cid, self.procId)
+        await self.remember(user)
         return {}
 
     async def members(self, user, message):

@@ -148,33 +148,76 @@ class Handlers(ChatPart):
                 errors.NOT_YOUR_CHARACTER, "no such character on this account"
             )
         state = await self.social.load(cid)
-        user = ChatUser(
-            session, row, TokenBucket(self.config.rate, self.config.burst, self.router.now())
-        )
         status = message.get("status", "online")
         if status not in STATUSES:
             raise errors.error(errors.BAD_REQUEST, f"status must be one of {STATUSES}")
-        user.status = status
-        user.friends = dict(state.friends)
-        user.blocks = dict(state.blocks)
-        user.mutedUntil, user.muteReason = state.muted_until, state.mute_reason
+        user = self._newUser(session, row, state, status)
         previous = (await self.store.presenceOf([cid])).get(cid)
-        self.roster.add(user)
-        if self.locator is not None:
-            await self.locator.bind(cid, "chat", session.sessionId)
-        await self.parties.load(user)
-        await self.presence.changed(user)
-        if previous and previous.get("proc") not in (None, self.procId):
+        raced = self.roster.bySession.get(session.sessionId)
+        if raced is not None:
+            # The session moved here and its character was rebuilt meanwhile.
+            if raced.cid != cid:
+                raise errors.error(
+                    errors.BAD_REQUEST, "this session already speaks as another character"
+                )
+            return self._withRequests(await self.snapshot(raced), state)
+        await self._establish(user)
+        await self.remember(user)
+        if previous and previous.get("proc") not in (None, self.procId) and (
+            previous.get("sid") != session.sessionId
+        ):
             self.router.send(
                 previous["proc"],
                 Replaced(cid, previous.get("sid")),
             ).addErrback(lambda f: None)
-        await self.channels.restoreZone(user)
         self.log.info(
             "chat character {character_id} of account {account_id} online on {proc}",
             character_id=cid, account_id=user.accountId, proc=self.procId,
         )
         return self._withRequests(await self.snapshot(user), state)
+
+    def _newUser(self, session, row, state, status):
+        user = ChatUser(
+            session, row, TokenBucket(self.config.rate, self.config.burst, self.router.now())
+        )
+        user.status = status
+        user.friends = dict(state.friends)
+        user.blocks = dict(state.blocks)
+        user.mutedUntil, user.muteReason = state.muted_until, state.mute_reason
+        return user
+
+    async def _establish(self, user):
+        """Make C{user} this process's: roster, locator, party, presence, zone channel."""
+        self.roster.add(user)
+        if self.locator is not None:
+            await self.locator.bind(user.cid, "chat", user.session.sessionId)
+        await self.parties.load(user)
+        await self.presence.changed(user)
+        await self.channels.restoreZone(user)
+
+    async def adopt(self, session, carried):
+        """
+        The session moved here from another node (L{Carried}: what its
+        character took along): rebuild the character as its C{chat.hello}
+        did, without one.  Friends and party members see it online (it was
+        link-dead), never offline.  @return: the L{ChatUser}, or None.
+        """
+        row = await self.social.character(carried.cid)
+        if row is None or row.account_id != session.accountId:
+            return None
+        state = await self.social.load(carried.cid)
+        if session.ended or self.roster.bySession.get(session.sessionId) is not None:
+            return None  # gone again, or the client's own chat.hello came first
+        user = self._newUser(session, row, state, carried.status)
+        user.text = carried.text
+        await self._establish(user)
+        for name in carried.channels:
+            if await self.store.joinChannel(
+                name, user.cid, self.procId, self.config.channel_max_members
+            ):
+                self.roster.joinChannel(user, name)
+        await self.remember(user)
+        return user
 
     @staticmethod
     def _withRequests(snapshot, state):
@@ -222,6 +265,7 @@ class Handlers(ChatPart):
             )
         user.status, user.text = status, text.strip()
         await self.presence.changed(user)
+        await self.remember(user)
         return {"status": user.status, "text": user.text}
 
     # -- whispers ----------------------------------------------------------------
@@ -257,8 +301,14 @@ class Handlers(ChatPart):
         if cid in user.blocks:
             raise errors.error(errors.YOU_BLOCK, f"you block {name}; unblock them first")
         text = self.gate.filter(user, "whisper", name, text)
-        if not await self.router.routeTo(cid, self._whisperMessage(user, cid, text), proc):
-            raise errors.error(errors.OFFLINE, f"{name} is not online")
+        message = self._whisperMessage(user, cid, text)
+        if not await self.router.routeTo(cid, message, proc):
+            # The recipient's session may have moved to another node meanwhile.
+            again = await self.store.lookupName(name)
+            if again is None or again[1] == proc or not await self.router.routeTo(
+                cid, message, again[1]
+            ):
+                raise errors.error(errors.OFFLINE, f"{name} is not online")
         return {"to": cid, "delivered": True}
 
     # -- friends -------------------------------------------------------------------

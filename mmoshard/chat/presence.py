@@ -78,6 +78,7 @@ class Presence(ChatPart):
         longKeys = []
         for u in users:
             longKeys.append(store.zoneKey(u.cid))
+            longKeys.append(store.sessionKey(u.session.sessionId))
             if u.partyId:
                 longKeys.append(store.partyKey(u.partyId))
                 longKeys.append(store.partyOfKey(u.cid))

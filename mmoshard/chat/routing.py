@@ -14,6 +14,7 @@ from mmoshard.chat.messages import Ack, Announce, Deliver, Request
 from mmoshard.chat.metrics import ChatMetrics
 from mmoshard.chat.roster import Roster
 from mmoshard.chat.store import ChatStore
+from mmoshard.chat.users import Carried
 
 
 def newProcId(nodeId):
@@ -372,3 +373,8 @@ class ChatPart:
     def procId(self):
         """This chat process's id (its router's)."""
         return self.router.procId
+
+    async def remember(self, user):
+        """Keep what C{user} takes along if its session moves to another node."""
+        await self.store.carry(user.session.sessionId, Carried.of(user).encode(),
+                               self.config.party_ttl)

@@ -18,7 +18,7 @@ from mmoshard.chat.roster import Roster
 from mmoshard.chat.routing import Router
 from mmoshard.chat.social import Social
 from mmoshard.chat.store import ChatStore
-from mmoshard.chat.users import publicPresence
+from mmoshard.chat.users import Carried, publicPresence
 from mmoshard.interfaces import ISessionListener
 from mmoshard.store.errors import StoreError
 from mmoshard.web.routes import Router as RouteTable, mountRouter
@@ -159,6 +159,7 @@ class ChatService(Service):
             return
         channels = list(user.channels)
         roster.detach(user)
+        await self.store.dropCarried(user.session.sessionId)
         self.log.info(
             "chat character {character_id} of account {account_id} offline ({reason})",
             character_id=user.cid, account_id=user.accountId, reason=reason,
@@ -221,12 +222,31 @@ class ChatService(Service):
         await self.presence.changed(user)
 
     def sessionMoved(self, session, fromNode):
-        # The character is re-established here by the client's chat.hello
-        # after a moved resume (docs/protocol.md); its presence entry was
-        # never dropped, so friends see no offline.
-        self.log.info("chat session {session_id} of account {account_id} moved here from "
-                      "node {from_node}", session_id=session.sessionId,
-                      account_id=session.accountId, from_node=fromNode)
+        # The character follows its session here by itself (what it took
+        # along is in chat:sess:<session id>); its presence entry was never
+        # dropped, so friends see link-dead, then online, never offline.
+        return self._hook(self._moved(session, fromNode), "move", session)
+
+    async def _moved(self, session, fromNode):
+        raw = await self.store.carried(session.sessionId)
+        if raw is None:
+            self.log.info("chat session {session_id} of account {account_id} moved here from "
+                          "node {from_node} without a character", session_id=session.sessionId,
+                          account_id=session.accountId, from_node=fromNode)
+            return
+        try:
+            carried = Carried.decode(raw)
+        except ValueError as e:
+            self.log.warn("chat session {session_id} moved here with bad state: {why}",
+                          session_id=session.sessionId, why=e)
+            return
+        user = await self.handlers.adopt(session, carried)
+        if user is not None:
+            self.log.info(
+                "chat character {character_id} of account {account_id} moved here from node "
+                "{from_node} ({proc}, channels {channels})", character_id=user.cid,
+                account_id=user.accountId, from_node=fromNode, proc=self.procId,
+                channels=sorted(user.channels))
 
     def sessionEnded(self, session, reason):
         user = self.roster.bySession.get(session.sessionId)

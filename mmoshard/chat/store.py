@@ -36,6 +36,8 @@ class ChatStore:
       - C{chat:inbox:<proc>} pub/sub channel of one chat process
       - C{chat:pr:<cid>} presence hash: proc, sid, state, status, text, name
       - C{chat:nm:<name lower>} "<cid>|<proc>" for whispers by name
+      - C{chat:sess:<session id>} what a session's character takes along
+        when the session moves to another node (L{mmoshard.chat.users.Carried})
       - C{chat:party:{<pid>}} party JSON; C{chat:pof:<cid>} a member's party id
       - C{chat:inv:{<pid>}:<cid>} a pending invite (JSON), expiring (in its
         party's slot on Redis Cluster, so accepting is one script)
@@ -69,6 +71,10 @@ class ChatStore:
     @staticmethod
     def nameKey(name):
         return f"chat:nm:{name.lower()}"
+
+    @staticmethod
+    def sessionKey(sessionId):
+        return f"chat:sess:{sessionId}"
 
     # Shared with the core's IParties of processes without chat (mmoshard.partystore).
     partyKey = staticmethod(partystore.partyKey)
@@ -267,6 +273,17 @@ class ChatStore:
             # Only if it still names this process (the TTL is unused: a delete).
             await self.cas([(keys[1], value, "")], 1)
         return dropped
+
+    async def carry(self, sessionId, raw, ttl):
+        """Keep what the session's character takes along to another node (encoded L{Carried})."""
+        await self.volatile.set(self.sessionKey(sessionId), raw, ttl=ttl)
+
+    async def carried(self, sessionId):
+        """@return: the encoded L{Carried} of C{sessionId}, or None."""
+        return await self.volatile.get(self.sessionKey(sessionId))
+
+    async def dropCarried(self, sessionId):
+        await self.volatile.delete(self.sessionKey(sessionId))
 
     async def lookupName(self, name):
         """@return: (cid, proc) of an online character named C{name}, or None."""

@@ -1,5 +1,8 @@
 """A character speaking on this chat process, and how presence looks from outside."""
 
+import attrs
+import msgpack
+
 STATUSES = ("online", "away", "busy", "invisible")
 
 
@@ -73,3 +76,36 @@ def publicPresence(fields):
         "status": fields.get("status") or "online",
         "text": fields.get("text") or "",
     }
+
+
+@attrs.frozen
+class Carried:
+    """
+    What a session's character takes along when the session is resumed on
+    another node (C{chat:sess:<session id>}): the new node's chat rebuilds
+    the character from it without a C{chat.hello}.
+    """
+
+    cid: int
+    status: str
+    text: str
+    channels: tuple  # the named channels joined (zone channels follow the zone)
+
+    @classmethod
+    def of(cls, user):
+        named = tuple(sorted(c for c in user.channels if not c.startswith("zone:")))
+        return cls(user.cid, user.status, user.text, named)
+
+    def encode(self):
+        return msgpack.packb([self.cid, self.status, self.text, list(self.channels)])
+
+    @classmethod
+    def decode(cls, raw):
+        """@raise ValueError: C{raw} is not an encoded L{Carried}."""
+        try:
+            cid, status, text, channels = msgpack.unpackb(raw)
+        except Exception as e:
+            raise ValueError(f"bad carried chat state: {e}") from e
+        if type(cid) is not int or status not in STATUSES or not isinstance(text, str):
+            raise ValueError("bad carried chat state")
+        return cls(cid, status, text, tuple(str(c) for c in channels))

@@ -6,10 +6,10 @@ import attrs
 from autobahn.exception import Disconnected
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred, DeferredQueue
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.abstract import isIPAddress
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from mmoshard.wire import errors
@@ -217,6 +217,8 @@ class SessionClient:
         self._nextId = 0
         self._closing = False
         self._fatal = None
+        self._attempt = None
+        self._sleeping = None
         self._timers = set()
         self._pingNonce = 0
         self._pingSentAt = None
@@ -267,6 +269,12 @@ class SessionClient:
     async def close(self):
         """Log out (C{bye}) and close. @return: when the connection is gone."""
         if self._link is None:
+            # A resume may be under way: stop it (its attempt and its wait).
+            self._closing = True
+            if self._attempt is not None:
+                self._attempt.cancel()
+            if self._sleeping is not None and not self._sleeping.called:
+                self._sleeping.callback(None)
             self._end("closed")
             return
         self._closing = True
@@ -288,10 +296,15 @@ class SessionClient:
 
     async def _open(self):
         address = self.address
-        endpoint = HostnameEndpoint(self.reactor, address.host, address.port, timeout=10)
+        if isIPAddress(address.host):
+            # No name to resolve; and cancelling it (the session ended while
+            # resuming) leaves no timer behind, unlike HostnameEndpoint.
+            endpoint = TCP4ClientEndpoint(self.reactor, address.host, address.port, timeout=10)
+        else:
+            endpoint = HostnameEndpoint(self.reactor, address.host, address.port, timeout=10)
         if address.transport == "tcp":
             factory = Factory.forProtocol(lambda: _TCPLink(self, self.maxFrame))
-            link = await endpoint.connect(factory)
+            link = await self._connecting(endpoint, factory)
             await link.opened
         else:
             factory = _WebSocketLinkFactory(
@@ -306,11 +319,28 @@ class SessionClient:
                 maxMessagePayloadSize=self.maxFrame,
                 maxFramePayloadSize=self.maxFrame,
             )
-            link = await endpoint.connect(factory)
+            link = await self._connecting(endpoint, factory)
             await link.opened
         self._link = link
         self._linkLostWaiters = []
         return link
+
+    async def _connecting(self, endpoint, factory):
+        # Kept so that ending the session cancels an attempt in flight.
+        d = self._attempt = endpoint.connect(factory)
+        try:
+            return await d
+        finally:
+            self._attempt = None
+
+    async def _pause(self, delay):
+        # A wait that close() cuts short.
+        if self._closing:
+            return
+        d = self._sleeping = Deferred()
+        self._later(delay, lambda: d.called or d.callback(None))
+        await d
+        self._sleeping = None
 
     def _lostDeferred(self):
         d = Deferred()
@@ -379,7 +409,13 @@ class SessionClient:
         if kind == "error" and message.get("code") in FATAL_CODES:
             self._fatal = message.get("code")
         elif kind == "server.shutdown":
-            self._fatal = "shutdown"
+            if message.get("resume") and self.autoResume and len(self.addresses) > 1:
+                # The node stops and keeps the session resumable: go on on
+                # the next node of the role when the link closes.
+                at = self.addresses.index(self.address) if self.address in self.addresses else -1
+                self.address = self.addresses[(at + 1) % len(self.addresses)]
+            elif not message.get("resume"):
+                self._fatal = "shutdown"
         requestId = message.get("id")
         if requestId is not None:
             d = self._pending.pop(requestId, None)
@@ -442,7 +478,7 @@ class SessionClient:
                 # The node may be gone: try the next one of the role.
                 at = self.addresses.index(self.address) if self.address in self.addresses else -1
                 self.address = self.addresses[(at + 1) % len(self.addresses)]
-                await deferLater(self.reactor, delay)
+                await self._pause(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             self.resumeToken = reply["resume_token"]

@@ -145,17 +145,29 @@ class SessionManager:
 
     async def shutdown(self, timeout):
         """
-        Refuse new connections, tell clients, end every session (reason
-        "shutdown") and close every connection within C{timeout} seconds.
+        Refuse new connections, tell clients, end every session and close
+        every connection within C{timeout} seconds.  With a resume store the
+        sessions stay resumable on another node of the role (a rolling
+        restart): their records and buffers are kept, the node stamps its
+        last-alive time, clients are told C{resume: true} and listeners hear
+        reason C{moved} (no logout); without one they end with C{shutdown}.
         """
         self.accepting = False
         self._watchRevocations(None)
+        resumable = self.resumeStore is not None
         notice = {"t": SHUTDOWN, "reason": "server stopping", "retry_after": 5.0}
+        if resumable:
+            notice["resume"] = True
+            self.resumeStore.flush()
         for conn in list(self.connections):
             if conn.state == OPEN:
                 conn.sendMessage(notice)
+        if resumable:
+            self.log.info("node {node_id} stopping: {count} sessions left resumable on the "
+                          "other nodes of the role", node_id=self.nodeId,
+                          count=len(self.sessions))
         for session in list(self.sessions.values()):
-            self.endSession(session, "shutdown")
+            self.endSession(session, "moved" if resumable else "shutdown")
         for conn in list(self.connections):
             conn.close()
         if self.connections:

@@ -185,8 +185,10 @@ class ResumeStore:
         self._alive.start(ALIVE_INTERVAL, now=True)
 
     def stop(self):
+        """Stop stamping, with a last stamp: this node's sessions stay resumable for the grace from now."""
         if self._alive is not None and self._alive.running:
             self._alive.stop()
+            self._stamp()
         self._alive = None
 
     def _stamp(self):

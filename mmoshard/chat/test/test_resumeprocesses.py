@@ -50,7 +50,8 @@ class ResumeOnAnotherNodeTests(TestCase):
     async def test_killedNodeSessionResumesElsewhere(self):
         """
         Alice's link drops, Bob whispers her, her node is killed with SIGKILL: her client
-        resumes on the other node, gets the whisper exactly once, and Bob never sees her
+        resumes on the other node, gets the whisper exactly once, is online there without
+        saying chat.hello again (Bob's next whisper reaches her), and Bob never sees her
         offline.
         """
         async def addCharacters(store):
@@ -84,9 +85,13 @@ class ResumeOnAnotherNodeTests(TestCase):
         self.assertEqual(alice.client.address.port, int(two.address.rpartition(":")[2]))
         await until(lambda: [e for e in alice.events[before:]
                              if e.get("text") == "while you were away"], what="replay")
-        await alice.request("chat.hello", character_id=alice.cid)
+        # No chat.hello: the character followed its session to the other node.
         await until(lambda: bob.of("chat.presence")[-1]["state"] == "online",
                     what="online again")
+        reply = await bob.request("chat.whisper", to="alice", text="on the new node")
+        self.assertTrue(reply["delivered"])
+        await until(lambda: [e for e in alice.events if e.get("text") == "on the new node"],
+                    what="whisper after the move")
         # Past the crashed node's presence TTL: still online, never offline.
         await deferLater(reactor, 4.0, lambda: None)
         whispers = [e for e in alice.events if e.get("text") == "while you were away"]

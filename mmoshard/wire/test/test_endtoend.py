@@ -150,17 +150,32 @@ class EndToEndMixin:
 
     async def test_serverShutdown(self):
         """
-        Stopping the service sends server.shutdown, ends the client with shutdown and stops
-        listening.
+        Without resume on another node, stopping the service sends server.shutdown, ends
+        the client with shutdown and stops listening.
         """
-        await self.startServer()
+        await self.startServer(resume_anywhere=False)
         client = await self.client(accountId=14)
         await self.service.stop()
         notice = await client.nextEvent()
         self.assertEqual(notice["t"], "server.shutdown")
+        self.assertNotIn("resume", notice)
         self.assertEqual(await client.ended, "shutdown")
         self.assertEqual(self.listener.events[-1][2], "shutdown")
         self.assertEqual(self.node.listeningPorts[self.transport].connected, False)
+
+    async def test_serverShutdownResumable(self):
+        """
+        With resume on another node, stopping the service tells the client resume: true and
+        ends the session with moved (no logout); the client tries to resume and ends with
+        resume_failed only when no node of the role took it within the grace.
+        """
+        await self.startServer(resume_grace=1.0)
+        client = await self.client(accountId=15)
+        await self.service.stop()
+        notice = await client.nextEvent()
+        self.assertEqual((notice["t"], notice.get("resume")), ("server.shutdown", True))
+        self.assertEqual(self.listener.events[-1][2], "moved")
+        self.assertEqual(await client.ended, "resume_failed")
 
 
 class TCPEndToEndTests(EndToEndMixin, TestCase):

@@ -188,12 +188,13 @@ class ReplacedTests(TestCase):
 
 
 class ShutdownTests(TestCase):
-    def test_shutdown(self):
+    def test_shutdownWithoutResumeAnywhere(self):
         """
-        shutdown tells sessions, ends them with reason shutdown, closes every connection,
-        aborts the slow ones at the timeout, and refuses new ones with unavailable.
+        Without resume on another node, shutdown tells sessions, ends them with reason
+        shutdown, closes every connection, aborts the slow ones at the timeout, and refuses
+        new ones with unavailable.
         """
-        server = Server(self)
+        server = Server(self, resume_anywhere=False)
         peer = server.welcomed()
         waiting = server.tcp("10.0.0.9")
         sid = peer.welcome["session_id"]

@@ -1,5 +1,6 @@
 """Deterministic tests of resuming a session on another node of the role, from the volatile store."""
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
@@ -154,3 +155,38 @@ class ResumeAnywhereTests(TestCase):
         self.assertEqual(self.stored(recordKey(self.sid)), {})
         self.assertEqual(self.stored(bufferKey(self.sid)), {})
         self.assertIsNotNone(self.successResultOf(self.volatile.zscore(NODES_KEY, "node-a")))
+
+    def test_shutdownLeavesSessionsResumable(self):
+        """
+        A stopping node (SIGTERM, a rolling restart) tells its clients resume: true, ends
+        its sessions with moved (no logout), stores what they were sent that very turn and
+        stamps its last-alive time: a client resumes on another node for the grace after
+        the stop, with nothing missed.
+        """
+        self.clock.advance(4)  # past the last periodic stamp
+        self.session.send("t.event", {"n": 1})  # not stored yet at the stop
+        d = Deferred.fromCoroutine(self.a.manager.shutdown(1.0))
+        notice = [m for m in self.peer.received() if m["t"] == "server.shutdown"]
+        self.assertEqual([m.get("resume") for m in notice], [True])
+        self.assertEqual(self.a.listener.events[-1], ("ended", self.sid, "moved"))
+        self.peer.lose()
+        self.clock.advance(1)
+        self.successResultOf(d)
+        self.assertEqual(self.stored(recordKey(self.sid))["node"], b"node-a")
+        self.assertEqual(self.successResultOf(self.volatile.zscore(NODES_KEY, "node-a")),
+                         self.clock.seconds() - 1)
+        self.clock.advance(28)
+        replies = self.resumeOn(self.b, lastSeq=0).received()
+        self.assertEqual([m["t"] for m in replies], ["resumed", "t.event"])
+        self.assertTrue(replies[0]["moved"])
+        self.assertEqual(self.b.listener.events, [("moved", self.sid, "node-a")])
+
+    def test_shutdownGraceCountsFromTheStop(self):
+        """A session of a stopped node cannot be resumed elsewhere once the grace after the stop is over."""
+        d = Deferred.fromCoroutine(self.a.manager.shutdown(1.0))
+        self.peer.lose()
+        self.clock.advance(1)
+        self.successResultOf(d)
+        self.clock.advance(40)
+        peer = self.resumeOn(self.b, lastSeq=0)
+        self.assertEqual(peer.received()[0]["code"], errors.RESUME_FAILED)
