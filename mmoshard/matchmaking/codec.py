@@ -1,8 +1,8 @@
-"""Tickets and proposals as msgpack bytes in the volatile store, and back (docs/matchmaking.md "State in the volatile store")."""
+"""Tickets, proposals and matched records as msgpack bytes in the volatile store, and back (docs/matchmaking.md "State in the volatile store")."""
 
 import msgpack
 
-from mmoshard.matchmaking.data import Member, Proposal, Slot, Ticket
+from mmoshard.matchmaking.data import Matched, Member, Proposal, Slot, Ticket
 
 # The first item of every stored value: a process that meets a newer format
 # (a rolling upgrade) says so instead of misreading it.
@@ -35,6 +35,26 @@ def encodeProposal(proposal):
          proposal.expires_at],
         use_bin_type=True,
     )
+
+
+def encodeMatched(record):
+    """@return: the bytes a member's L{Matched} is stored as."""
+    return msgpack.packb(
+        [FORMAT, record.character_id, record.match_id, record.queue, record.instance,
+         record.template, record.zone, record.node, [list(e) for e in record.endpoints],
+         record.ticket, record.team, record.role, record.expires_at],
+        use_bin_type=True,
+    )
+
+
+def decodeMatched(raw):
+    """@return: the L{Matched} stored as C{raw}. @raise CodecError: when unreadable."""
+    (_, cid, matchId, queue, instance, template, zone, node, endpoints, ticket, team, role,
+     expiresAt) = _unpack(raw, "matched", 13)
+    return Matched(character_id=cid, match_id=matchId, queue=queue, instance=instance,
+                   template=template, zone=zone, node=node,
+                   endpoints=tuple(tuple(e) for e in endpoints), ticket=ticket, team=team,
+                   role=role, expires_at=expiresAt)
 
 
 def _unpack(raw, what, size):

@@ -112,3 +112,25 @@ class Proposal:
     @property
     def characterIds(self):
         return tuple(s.character_id for s in self.slots)
+
+
+@attrs.frozen
+class Matched:
+    """
+    One member's C{mm.matched}, stored with the completion of its match
+    (atomically) so that it outlives the node that made the match: answered
+    by C{mm.hello} and C{mm.status} until the member entered or it expired.
+    """
+
+    character_id: int
+    match_id: str
+    queue: str
+    instance: str
+    template: str
+    zone: str
+    node: str
+    endpoints: tuple  # of (name, address) pairs
+    ticket: str  # the member's admission ticket
+    team: int
+    role: str
+    expires_at: float  # epoch s: when the admission ticket and this record run out

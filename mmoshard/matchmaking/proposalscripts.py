@@ -188,8 +188,11 @@ def requeue_py(ops, args):
     return [p, back, gone]
 
 
-# Complete a proposal, once: ARGV[1] the match id.  Its tickets end, their
-# claims are freed.  The read, or false when it had already ended.
+# Complete a proposal, once: ARGV[1] the match id, ARGV[2] the TTL of the
+# members' mm.matched records (ms), ARGV[3] their expiry (the xa: score),
+# then pairs of member id, Matched bytes.  Its tickets end, their claims are
+# freed, and in the same step each member's record is written and the match
+# marked not yet announced.  The read, or false when it had already ended.
 COMPLETE_LUA = """
 local mid = ARGV[1]
 local p = readP(mid)
@@ -201,6 +204,18 @@ for _, tid in ipairs(words(h[2])) do
 end
 redis.call('DEL', pk(mid))
 redis.call('ZREM', psk(h[1]), mid)
+if #ARGV > 3 then
+  local ttl, cids = tonumber(ARGV[2]), {}
+  for i = 4, #ARGV, 2 do
+    local x = xk(ARGV[i])
+    redis.call('DEL', x)
+    redis.call('HSET', x, 'm', mid, 'd', ARGV[i + 1])
+    redis.call('PEXPIRE', x, ttl)
+    cids[#cids + 1] = ARGV[i]
+  end
+  redis.call('SET', xmk(mid), table.concat(cids, ' '), 'PX', ttl)
+  redis.call('ZADD', xak(h[1]), ARGV[3], mid)
+end
 return p
 """
 
@@ -216,7 +231,18 @@ def complete_py(ops, args):
         if t["q"] is not None and t["m"] == mid:
             ops.drop(tid, t)
     ops.view.delete(ops.pk(mid))
-    ops.view.zrem(ops.psk(text(h.get("q"))), mid)
+    q = text(h.get("q"))
+    ops.view.zrem(ops.psk(q), mid)
+    if len(args) > 3:
+        ttl, cids = int(args[1]) / 1000.0, []
+        for i in range(3, len(args), 2):
+            cid = text(args[i])
+            ops.view.delete(ops.xk(cid))
+            ops.view.hset(ops.xk(cid), {"m": mid, "d": args[i + 1]})
+            ops.view.expire(ops.xk(cid), ttl)
+            cids.append(cid)
+        ops.view.set(ops.xmk(mid), " ".join(cids), ttl=ttl)
+        ops.view.zadd(ops.xak(q), {mid: float(text(args[2]))})
     return p
 
 

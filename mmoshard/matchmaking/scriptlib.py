@@ -21,6 +21,12 @@
 #                (expires_at), a<cid> "0"/"1" (accepted)
 #   ps:<queue>   zset of the queue's proposals in flight by expires_at
 #   lease:<queue> the id of the node matching the queue, with a TTL
+#   x:<cid>      hash: m (match id), d (the member's Matched bytes): its
+#                mm.matched, written by complete, with the admission
+#                ticket's TTL; gone when it queues again or entered
+#   xm:<match>   the member ids of a completed match (same TTL)
+#   xa:<queue>   zset of completed matches whose mm.matched may not have
+#                gone out yet, by expiry (matchedscripts.py)
 
 LUA_LIB = """
 local base = KEYS[1]
@@ -33,6 +39,9 @@ local function nk(q) return base .. 'n:' .. q end
 local function lk(q) return base .. 'l:' .. q end
 local function pk(m) return base .. 'p:' .. m end
 local function psk(q) return base .. 'ps:' .. q end
+local function xk(cid) return base .. 'x:' .. cid end
+local function xmk(m) return base .. 'xm:' .. m end
+local function xak(q) return base .. 'xa:' .. q end
 local function num(x) return string.format('%.17g', x) end
 local function words(s)
   local out = {}
@@ -157,6 +166,15 @@ class Ops:
 
     def psk(self, q):
         return f"{self.base}ps:{q}"
+
+    def xk(self, cid):
+        return f"{self.base}x:{cid}"
+
+    def xmk(self, mid):
+        return f"{self.base}xm:{mid}"
+
+    def xak(self, q):
+        return f"{self.base}xa:{q}"
 
     def seq(self, q):
         s = self.seqs.get(q)

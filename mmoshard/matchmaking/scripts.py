@@ -10,6 +10,7 @@ from mmoshard.matchmaking.scriptlib import INF, text, words
 # Add tickets.  ARGV[1] the liveness deadline of their members, then six
 # items per ticket: id, queue, bytes, created, member ids, roles.  Per
 # ticket: 1 added, 0 its id exists, else the first member id with a claim.
+# Queuing again forgets a member's stored mm.matched (x:<cid>).
 ADD_LUA = """
 local out = {}
 for i = 2, #ARGV, 6 do
@@ -26,6 +27,7 @@ for i = 2, #ARGV, 6 do
       for _, cid in ipairs(cids) do
         redis.call('SET', ck(cid), tid)
         redis.call('ZADD', lk(q), ARGV[1], cid)
+        redis.call('DEL', xk(cid))
       end
       redis.call('HSET', tk(tid), 'q', q, 'c', c, 'r', ARGV[i + 5], 'cr', ARGV[i + 3],
                  'd', ARGV[i + 2])
@@ -56,6 +58,7 @@ def add_py(ops, args):
         for cid in cids:
             ops.view.set(ops.ck(cid), tid)
             ops.view.zadd(ops.lk(q), {cid: deadline})
+            ops.view.delete(ops.xk(cid))
         ops.view.hset(ops.tk(tid), {"q": q, "c": c, "r": r, "cr": cr, "d": blob})
         ops.enter(tid, {"q": q, "c": c, "r": r, "cr": cr})
         out.append(1)

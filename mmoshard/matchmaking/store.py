@@ -8,7 +8,10 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mmoshard.matchmaking import errors
-from mmoshard.matchmaking.codec import Codec, encodeProposal, encodeTicket
+from mmoshard.matchmaking.codec import (
+    Codec, decodeMatched, encodeMatched, encodeProposal, encodeTicket,
+)
+from mmoshard.matchmaking.matchedscripts import MATCHED_SCRIPTS
 from mmoshard.matchmaking.proposalscripts import PROPOSAL_SCRIPTS
 from mmoshard.matchmaking.scriptlib import luaSource, twin
 from mmoshard.matchmaking.scripts import TICKET_SCRIPTS
@@ -35,7 +38,7 @@ def scriptsFor(keep=GONE_KEEP, every=GONE_TRIM_EVERY):
     if key not in _SCRIPTS:
         _SCRIPTS[key] = {
             name: Script(name=name, lua=luaSource(lua, keep, every), python=twin(py, keep, every))
-            for name, (lua, py) in {**TICKET_SCRIPTS, **PROPOSAL_SCRIPTS}.items()
+            for name, (lua, py) in {**TICKET_SCRIPTS, **PROPOSAL_SCRIPTS, **MATCHED_SCRIPTS}.items()
         }
     return _SCRIPTS[key]
 
@@ -474,18 +477,55 @@ class TicketStore:
                       removed=[t.id for t in outcome.removed])
         return outcome
 
-    async def complete(self, matchId):
+    async def complete(self, matchId, records=(), ttl=300.0):
         """
         The match was made: once, atomically, the proposal ends, its tickets
-        are removed and their claims freed.
+        are removed and their claims freed — and, in the same step, each
+        member's L{Matched} in C{records} is stored for C{ttl} seconds (read
+        by L{matchedOf}) and the match is marked not yet announced (read by
+        L{unannounced} until L{announced}), so that a node dying before its
+        C{mm.matched} events went out loses nothing.
 
         @return: the proposal, or None when it had already been completed
-            or requeued.
+            or requeued (then nothing is written).
         """
-        read = await self._run("mm_complete", [str(matchId)])
+        args = [str(matchId)]
+        if records:
+            args += [int(math.ceil(ttl * 1000)), formatFloat(self.clock.seconds() + ttl)]
+            for r in records:
+                args += [int(r.character_id), encodeMatched(r)]
+        read = await self._run("mm_complete", args)
         if read is None:
             return None
         proposal = self._proposal(read)
         self.log.info("match {match} completed for {character_ids}", match=matchId,
                       character_ids=proposal.characterIds)
         return proposal
+
+    # -- matched records ------------------------------------------------------------------
+
+    async def matchedOf(self, characterId):
+        """@return: the L{Matched} stored for C{characterId} by L{complete}, or None (expired, entered, queued again)."""
+        (raw,) = await self._run("mm_matched", [int(characterId)])
+        return None if raw is None else decodeMatched(raw)
+
+    async def unannounced(self, queue, limit=1000):
+        """
+        @return: C{queue}'s completed matches whose C{mm.matched} may not have
+            gone out (their node died between L{complete} and L{announced}),
+            as (match id, the members' L{Matched} still stored) pairs;
+            expired ones are forgotten.
+        """
+        read = await self._run("mm_unannounced",
+                               [queue, formatFloat(self.clock.seconds()), int(limit)])
+        return [(text if isinstance(text, str) else text.decode("utf-8"),
+                 [decodeMatched(b) for b in blobs]) for text, blobs in read]
+
+    async def announced(self, queue, matchIds):
+        """Every member of C{matchIds} (of C{queue}) was sent its C{mm.matched}: they are no longer L{unannounced}."""
+        if matchIds:
+            await self._run("mm_announced", [queue, *(str(m) for m in matchIds)])
+
+    async def dismiss(self, characterId, matchId):
+        """Forget C{characterId}'s stored L{Matched} if it is of C{matchId} (it entered). @return: whether it was."""
+        return bool(await self._run("mm_dismiss", [int(characterId), str(matchId)]))
