@@ -35,6 +35,14 @@ FIELDS = {
     "instance_retries": Field("int", 1, nonNegative,
                               "times a failed IInstances.create of an accepted match is retried "
                               "before its players are requeued"),
+    "matched_ttl": Field("float", 300.0, positive,
+                         "seconds each member's mm.matched is kept in the store after its match "
+                         "completed (answered by mm.hello and mm.status until it entered): the "
+                         "admission ticket's lifetime"),
+    "test_pause_announce": Field("float", 0.0, nonNegative,
+                                 "seconds the lease holder sleeps between completing a match and "
+                                 "sending its mm.matched (0: off; for crash tests only, never in "
+                                 "production)"),
 }
 
 
@@ -53,6 +61,8 @@ class MatchmakingConfig:
     resume_grace: float = -1.0
     stats_interval: float = 5.0
     instance_retries: int = 1
+    matched_ttl: float = 300.0
+    test_pause_announce: float = 0.0
     queues: dict = attrs.field(factory=dict)  # name -> QueueSpec
     classRoles: dict = attrs.field(factory=dict)  # class id -> role
 

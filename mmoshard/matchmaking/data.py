@@ -125,7 +125,7 @@ class Matched:
     character_id: int
     match_id: str
     queue: str
-    instance: str
+    instance: int  # the instance id (Placement.instance_id)
     template: str
     zone: str
     node: str

@@ -11,7 +11,7 @@ from mmoshard.matchmaking.errors import MatchmakingError
 from mmoshard.matchmaking.events import KIND, Courier
 from mmoshard.matchmaking.matcher import fits
 from mmoshard.matchmaking.views import (
-    allAccepted, proposalBody, queueView, ticketOfMember, ticketView,
+    allAccepted, matchedBody, proposalBody, queueView, ticketOfMember, ticketView,
 )
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import ProtocolError
@@ -156,19 +156,26 @@ class Handlers:
         if proposal is not None and cid not in proposal.accepted:
             # A ready check began while it was away: ask again.
             user.deliver("mm.proposal", proposalBody(proposal, cid, service.clock.seconds()))
+        if state["matched"] is not None:
+            # Matched while it was away (or its node died before telling it).
+            user.deliver("mm.matched", state["matched"])
         return dict(state, character_id=cid, name=user.name, **{"class": user.cls},
                     role=service.config.classRoles.get(user.cls),
                     queues=[queueView(s) for _, s in sorted(service.queues.items())])
 
     async def state(self, user):
-        """The character's ticket and proposal, as mm.status answers them (and C{_proposal})."""
+        """The character's ticket, proposal and stored mm.matched, as mm.status answers them (and C{_proposal})."""
         service = self.service
         now = service.clock.seconds()
         ticket, proposal = await service.proposalOf(user.cid)
         user.proposal = proposal.match_id if proposal is not None else None
+        matched = None
+        if ticket is None:
+            matched = await service.matchedOf(user.cid)
         return {
             "ticket": ticketView(ticket, now) if ticket is not None else None,
             "proposal": proposalBody(proposal, user.cid, now) if proposal is not None else None,
+            "matched": matchedBody(matched) if matched is not None else None,
             "_proposal": proposal,
         }
 

@@ -6,9 +6,9 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
-from mmoshard.matchmaking.data import Proposal
+from mmoshard.matchmaking.data import Matched, Proposal
 from mmoshard.matchmaking.events import Settle
-from mmoshard.matchmaking.views import allAccepted, proposalBody
+from mmoshard.matchmaking.views import allAccepted, matchedBody, proposalBody
 from mmoshard.store.errors import StoreError
 
 # Weight of the newest wait in a queue's moving average (its ETA).
@@ -199,6 +199,12 @@ class MatchLoop:
 
     async def resume(self, queue):
         """Take over the proposals in flight of C{queue}: finish the accepted, time the others."""
+        for match, records in await self.store.unannounced(queue):
+            # Completed by a holder that died before its mm.matched went out.
+            self.log.info("mm match {match} of {queue} announced again by node {node_id} for "
+                          "{members}", match=match, queue=queue, node_id=self.service.nodeId,
+                          members=[r.character_id for r in records])
+            self.announce(queue, match, records)
         proposals = await self.store.proposals(queue)
         now = self.clock.seconds()
         for p in proposals:
@@ -341,7 +347,8 @@ class MatchLoop:
             if placement is None:
                 await self.service.endProposal(p, [], "no_instance")
                 return
-            if await self.store.complete(match) is None:
+            records = self.records(p, placement)
+            if await self.store.complete(match, records, ttl=self.config.matched_ttl) is None:
                 # Ended meanwhile (a decline won, or another holder finished
                 # it): this copy has nobody to admit.
                 self.log.warn("mm proposal {match} ended before it completed: instance "
@@ -350,7 +357,9 @@ class MatchLoop:
                 await self.service.instances.close(placement.instance_id)
                 return
             self.forget(match)
-            self.matched(p, placement)
+            if self.config.test_pause_announce:
+                await deferLater(self.clock, self.config.test_pause_announce, lambda: None)
+            self.matched(p, placement, records)
         finally:
             self.settling.discard(match)
 
@@ -391,7 +400,17 @@ class MatchLoop:
                                      lambda: None)
         return None
 
-    def matched(self, p, placement):
+    def records(self, p, placement):
+        """@return: each member's L{Matched} of C{p} in C{placement}, stored with the completion."""
+        expires = self.clock.seconds() + self.config.matched_ttl
+        endpoints = tuple(sorted(dict(placement.endpoints).items()))
+        return tuple(Matched(character_id=s.character_id, match_id=p.match_id, queue=p.queue,
+                             instance=placement.instance_id, template=placement.template,
+                             zone=placement.zone, node=placement.node, endpoints=endpoints,
+                             ticket=placement.tickets.get(s.character_id), team=s.team,
+                             role=s.role, expires_at=expires) for s in p.slots)
+
+    def matched(self, p, placement, records):
         queue, match = p.queue, p.match_id
         now = self.clock.seconds()
         self.metrics.matches.labels(queue).inc()
@@ -401,12 +420,15 @@ class MatchLoop:
         self.log.info("mm match {match} of {queue}: instance {instance_id} on node {node} for "
                       "{members}", match=match, queue=queue, instance_id=placement.instance_id,
                       node=placement.node, members=list(p.characterIds))
+        self.announce(queue, match, records)
+
+    def announce(self, queue, match, records):
+        """Send each member its C{mm.matched}; once published, mark the match announced in the store."""
         send = self.service.courier.send
-        for slot in p.slots:
-            cid = slot.character_id
-            send([cid], "mm.matched", {
-                "match": match, "queue": queue, "instance": placement.instance_id,
-                "template": placement.template, "zone": placement.zone, "node": placement.node,
-                "endpoints": dict(placement.endpoints), "ticket": placement.tickets.get(cid),
-                "team": slot.team, "role": slot.role,
-            })
+        sent = [send([r.character_id], "mm.matched", matchedBody(r)) for r in records]
+
+        async def announced():
+            await DeferredList(sent)
+            await self.store.announced(queue, [match])
+
+        self.spawn(announced(), "announcing", match)

@@ -204,6 +204,21 @@ class MatchmakingService(Service):
             return claim.ticket, None
         return claim.ticket, await self.store.proposal(claim.match_id)
 
+    async def matchedOf(self, cid):
+        """
+        @return: the L{Matched} stored for C{cid} when its match completed,
+            or None: none, expired, or it entered that instance already (then
+            it is forgotten).
+        """
+        record = await self.store.matchedOf(cid)
+        if record is None or self.locator is None:
+            return record
+        location = await self.locator.where(cid)
+        if location is not None and location.instance_id == record.instance:
+            await self.store.dismiss(cid, record.match_id)
+            return None
+        return record
+
     async def withdraw(self, cid, reason, by=None):
         """
         Take C{cid}'s ticket out of matchmaking, whole (a party's too):

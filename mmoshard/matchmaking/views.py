@@ -56,3 +56,13 @@ def ticketOfMember(proposal, cid):
         if cid in ticket.characterIds:
             return ticket
     return None
+
+
+def matchedBody(record):
+    """@return: the C{mm.matched} event of a member's stored L{Matched}."""
+    return {
+        "match": record.match_id, "queue": record.queue, "instance": record.instance,
+        "template": record.template, "zone": record.zone, "node": record.node,
+        "endpoints": dict(record.endpoints), "ticket": record.ticket, "team": record.team,
+        "role": record.role,
+    }

@@ -69,16 +69,18 @@ class FakeLocator:
 
     def __init__(self):
         self.bound = {}  # cid -> {kind: (node, sid)}
+        self.places = {}  # cid -> (node, zone, instance id)
 
     def forNode(self, nodeId):
         return _NodeLocator(self, nodeId)
 
     def where(self, characterId):
         kinds = self.bound.get(characterId)
-        if not kinds:
+        place = self.places.get(characterId)
+        if not kinds and place is None:
             return succeed(None)
-        sessions = tuple((k, n, s) for k, (n, s) in sorted(kinds.items()))
-        return succeed(Location(characterId, sessions))
+        sessions = tuple((k, n, s) for k, (n, s) in sorted((kinds or {}).items()))
+        return succeed(Location(characterId, sessions, *(place or ())))
 
 
 @implementer(ILocator)
@@ -100,9 +102,11 @@ class _NodeLocator:
         return succeed(None)
 
     def place(self, characterId, zone, instanceId=None):
+        self.shared.places[characterId] = (self.nodeId, zone, instanceId)
         return succeed(None)
 
     def unplace(self, characterId):
+        self.shared.places.pop(characterId, None)
         return succeed(None)
 
     def where(self, characterId):

@@ -3,7 +3,7 @@
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 
-from mmoshard.matchmaking.data import Member, Proposal, Slot, Ticket
+from mmoshard.matchmaking.data import Matched, Member, Proposal, Slot, Ticket
 from mmoshard.matchmaking.store import TicketStore
 from mmoshard.store.test.fixtures import ClusterFixture, MemoryFixture, RedisFixture
 
@@ -28,6 +28,15 @@ def proposal(mid, *tickets, expires=1020.0, created=START):
                   for t in tickets for m in t.members)
     return Proposal(match_id=mid, queue=tickets[0].queue, tickets=tuple(tickets), slots=slots,
                     created=created, expires_at=expires)
+
+
+def records(p, instance=1, ttl=300.0):
+    """The Matched of every member of proposal C{p}."""
+    return tuple(Matched(character_id=s.character_id, match_id=p.match_id, queue=p.queue,
+                         instance=instance, template="deadmines", zone="deadmines", node="w1",
+                         endpoints=(("tcp", "127.0.0.1:1"), ("websocket", "ws://x")),
+                         ticket=f"adm-{s.character_id}", team=s.team, role=s.role,
+                         expires_at=START + ttl) for s in p.slots)
 
 
 def atOnce(*coroutines):

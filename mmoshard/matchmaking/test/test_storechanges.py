@@ -10,7 +10,7 @@ from twisted.trial.unittest import TestCase
 from mmoshard.matchmaking.store import Cursor, TicketStore
 from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.test.storecases import (
-    START, OnCluster, OnMemory, OnRedis, StoreCase, atOnce, proposal, ticket)
+    START, OnCluster, OnMemory, OnRedis, StoreCase, atOnce, proposal, records, ticket)
 from mmoshard.matchmaking.waitingcopy import WaitingCopy
 from mmoshard.testing import checkoutRoot
 
@@ -196,7 +196,11 @@ class RoundTripTests(OnMemory, TestCase):
             "proposals": lambda: ts.proposals("dungeon5"),
             "requeue": lambda: ts.requeue("m2", ["t5"]),
             "requeueOutcome": lambda: ts.requeueOutcome("m3"),
-            "complete": lambda: ts.complete("m1"),
+            "complete": lambda: ts.complete("m1", records(p), ttl=300),
+            "matchedOf": lambda: ts.matchedOf(1),
+            "unannounced": lambda: ts.unannounced("dungeon5"),
+            "announced": lambda: ts.announced("dungeon5", ["m1"]),
+            "dismiss": lambda: ts.dismiss(1, "m1"),
             "cancel": lambda: ts.cancel("x"),
             "touch": lambda: ts.touch([i for i in range(20)], 30),
             "expire": lambda: ts.expire("dungeon5", START + 100),

@@ -2,20 +2,10 @@
 
 from twisted.trial.unittest import TestCase
 
-from mmoshard.matchmaking.data import Matched
 from mmoshard.matchmaking.test.storecases import (
-    START, OnCluster, OnMemory, OnRedis, StoreCase, atOnce, proposal, ticket)
+    OnCluster, OnMemory, OnRedis, StoreCase, atOnce, proposal, records, ticket)
 
 TTL = 300.0
-
-
-def records(p, instance="inst-1"):
-    """The Matched of every member of proposal C{p}."""
-    return tuple(Matched(character_id=s.character_id, match_id=p.match_id, queue=p.queue,
-                         instance=instance, template="deadmines", zone="deadmines", node="w1",
-                         endpoints=(("tcp", "127.0.0.1:1"), ("websocket", "ws://x")),
-                         ticket=f"adm-{s.character_id}", team=s.team, role=s.role,
-                         expires_at=START + TTL) for s in p.slots)
 
 
 class MatchedContract:
