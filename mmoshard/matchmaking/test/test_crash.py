@@ -1,4 +1,4 @@
-"""Two real matchmaking processes (twistd: chat, matchmaking and the bench's stand-in IInstances) on MariaDB and Redis: kill -9 of the lease holder in the middle of a ready check, with tickets waiting on both."""
+"""Two real matchmaking processes (twistd: chat, matchmaking and the bench's stand-in IInstances) on MariaDB and Redis: kill -9 of the lease holder in the middle of a ready check, with tickets waiting on both, and between completing a match and announcing it."""
 
 import os
 import time
@@ -54,8 +54,8 @@ class CrashTests(TestCase):
         os.makedirs(self.tmp)
         self.pythonPath = writePlugin(os.path.join(self.tmp, "plugins")) + os.pathsep + repoRoot()
 
-    async def spawn(self, nodeId):
-        """@return: a ready matchmaking process C{nodeId} (chat, matchmaking, benchinstances)."""
+    async def spawn(self, nodeId, **matchmaking):
+        """@return: a ready matchmaking process C{nodeId} (chat, matchmaking, benchinstances), C{matchmaking} added to its [matchmaking]."""
         return await startNodeProcess(self, reactor, os.path.join(self.tmp, f"{nodeId}.toml"), {
             "node": {"id": nodeId, "roles": ["chat", "matchmaking", ROLE],
                      "var_dir": os.path.join(self.tmp, nodeId)},
@@ -65,7 +65,7 @@ class CrashTests(TestCase):
             "directory": {"heartbeat": 0.5, "ttl": 2.0},
             "session": {"resume_grace": 20.0},
             "matchmaking": {"match_interval": MATCH_INTERVAL, "lease_ttl": LEASE_TTL,
-                            "ready_timeout": 60.0, "instances_file": ""},
+                            "ready_timeout": 60.0, "instances_file": "", **matchmaking},
         }, env={"PYTHONPATH": self.pythonPath})
 
     async def connect(self, player, proc):
@@ -186,4 +186,69 @@ class CrashTests(TestCase):
         code, body = await b.get("/matchmaking/queues")
         for q in body["queues"]:
             self.assertEqual((q["name"], q["waiting"], q["proposals"]), (q["name"], 0, 0))
+        self.assertEqual(await b.stop(), 0, b.output.decode(errors="replace")[-3000:])
+
+    async def test_lease_holder_killed_between_complete_and_announce(self):
+        """
+        kill -9 of the holder after it completed a match but before any
+        mm.matched went out ([matchmaking] test_pause_announce): the other
+        process takes the lease and announces the match to its players; the
+        dead node's players reconnect and get their mm.matched from
+        mm.hello (answer and event) and mm.status — every character gets
+        its match, its own admission ticket, and no ticket or proposal is
+        left.
+        """
+        await self.setUpStores()
+        a = await self.spawn("mm-a", test_pause_announce=60.0)
+        await self.waitHolder(a, "dungeon5", "mm-a")
+        b = await self.spawn("mm-b")
+        players = {name: Player(name, *self.chars[name]) for name in DUNGEON}
+        onA = ("Heals", "Rogue")
+        for name, p in players.items():
+            await self.connect(p, a if name in onA else b)
+        for name in DUNGEON:
+            await players[name].request("mm.queue", queue="dungeon5")
+        proposals = {name: (await until(lambda p=players[name]: p.of("mm.proposal"),
+                                        f"{name}'s proposal"))[0] for name in DUNGEON}
+        (match,) = {p["match"] for p in proposals.values()}
+        for name in DUNGEON:
+            await players[name].request("mm.accept", match=match)
+
+        # A completes the match (tickets gone from the store) and pauses.
+        async def completed():
+            code, body = await b.get("/matchmaking/queues")
+            q = next(q for q in body["queues"] if q["name"] == "dungeon5")
+            return q["proposals"] == 0 and q["waiting"] == 0
+
+        began = reactor.seconds()
+        while not await completed():
+            self.assertLess(reactor.seconds() - began, 20.0, "the match never completed")
+            await deferLater(reactor, 0.05, lambda: None)
+        for p in players.values():
+            self.assertEqual(p.of("mm.matched"), [], p.name)
+        a.kill()
+        await a.ended
+        await self.waitHolder(b, "dungeon5", "mm-b")
+
+        # B announces the unannounced match to its players.
+        for name in DUNGEON:
+            if name not in onA:
+                await until(lambda p=players[name]: p.of("mm.matched"), f"{name}'s mm.matched")
+        # A's players come back on B: mm.hello answers the match, and sends it.
+        for name in onA:
+            p = players[name]
+            await self.connect(p, b)
+            self.assertEqual(p.hello["matched"]["match"], match, name)
+            self.assertEqual((p.hello["ticket"], p.hello["proposal"]), (None, None), name)
+            await until(lambda p=p: p.of("mm.matched"), f"{name}'s mm.matched again")
+        tickets = set()
+        for name, p in players.items():
+            self.assertEqual({e["match"] for e in p.of("mm.matched")}, {match}, name)
+            (ticket,) = {e["ticket"] for e in p.of("mm.matched")}
+            self.assertTrue(ticket, name)
+            tickets.add(ticket)
+            status = await p.request("mm.status")
+            self.assertEqual((status["ticket"], status["proposal"]), (None, None), name)
+            self.assertEqual(status["matched"]["ticket"], ticket, name)
+        self.assertEqual(len(tickets), len(DUNGEON))
         self.assertEqual(await b.stop(), 0, b.output.decode(errors="replace")[-3000:])
