@@ -26,7 +26,7 @@ every ticket queued in the window, those still waiting at the end counted
 at their age), `matchable_p99_ms` (only tickets that could be matched when
 admitted: the waiting tickets the generator knows of held a whole match
 with them), `server_cpu`, `redis_cpu`, `rt_per_match` (Redis requests the
-server sent, counted by a hook in the server's `RedisStore._send`, per
+server sent: its `mmoshard_volatile_requests_total` on /metrics, per
 proposal formed) and `rt_per_ticket`.  Bots decline 10 % of ready checks
 (one member, chosen by the match id) and accept the rest.
 
@@ -52,7 +52,6 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchutil import cpuSeconds, freePort  # noqa: E402
-from m1hook import HOOK, readCounts  # noqa: E402
 from w1gen import KEY  # noqa: E402
 
 from mmoshard.bots.instancestub import ROLE, writePlugin  # noqa: E402
@@ -189,6 +188,24 @@ def metric(admin, name):
                if line.startswith(name + "{") or line.startswith(name + " "))
 
 
+def metricByLabel(admin, name, label):
+    """@return: {value of C{label}: metric C{name}} on the admin site C{admin} ({} when absent)."""
+    import re
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=30) as r:
+            text = r.read().decode()
+    except Exception:
+        return {}
+    found = {}
+    pattern = re.compile(re.escape(name) + r'\{[^}]*' + re.escape(label) + r'="([^"]*)"[^}]*\} (\S+)')
+    for line in text.splitlines():
+        m = pattern.match(line)
+        if m:
+            found[m.group(1)] = found.get(m.group(1), 0.0) + float(m.group(2))
+    return found
+
+
 def leaseHolder(admin, queue):
     import json
 
@@ -218,9 +235,11 @@ class Servers:
                   "matches": 0.0, "tickets": 0.0}
         for nodeId, proc, admin in self.servers:
             if nodeId not in self.dead:
-                got = readCounts(os.path.join(self.tmp, f"rt-{proc.pid}.txt"))
                 self.last[nodeId] = {
-                    "cpu": cpuSeconds(proc.pid), "rt": got["rt"], "scripts": got["scripts"],
+                    "cpu": cpuSeconds(proc.pid),
+                    "rt": metric(admin, "mmoshard_volatile_requests_total"),
+                    "scripts": metricByLabel(admin, "mmoshard_volatile_script_calls_total",
+                                             "script"),
                     "proposals": metric(admin, "mmoshard_mm_proposals_total"),
                     "matches": metric(admin, "mmoshard_mm_matches_total"),
                     "tickets": metric(admin, "mmoshard_mm_tickets_total")}
@@ -374,11 +393,7 @@ def run(opts):
     procs = []
     result = {}
     try:
-        site = os.path.join(tmp, "site")
-        os.makedirs(site)
-        with open(os.path.join(site, "sitecustomize.py"), "w") as f:
-            f.write(HOOK.replace("OUTDIR", repr(tmp)))
-        pythonPath = os.pathsep.join([site, writePlugin(os.path.join(tmp, "plugins")), ROOT])
+        pythonPath = os.pathsep.join([writePlugin(os.path.join(tmp, "plugins")), ROOT])
         nodes = ["m1-a", "m1-b"] if opts.crash else ["m1-a"]
         servers, addresses = [], []
         for nodeId in nodes:

@@ -243,6 +243,7 @@ def makeCoreServices(node):
     Build the core parts, register each as its interface, and return the
     services that run them, in start order.  No I/O happens here.
     """
+    from mmoshard.store.requestmetrics import registerRequestMetrics
     from mmoshard.store.sql import SQLStore
     from mmoshard.store.volatile import makeVolatileStore
     from mmoshard.tokens import TokenVerifier
@@ -254,6 +255,7 @@ def makeCoreServices(node):
     cfg = config.volatile
     volatile = makeVolatileStore(cfg.url, reactor, cfg.prefix, cfg.timeout)
     node.provide(IVolatileStore, volatile)
+    registerRequestMetrics(node.metrics, volatile)
     # The verifier mirrors the store's revocations in memory; until its
     # first read succeeds it fails closed (server.unavailable).
     verifier = TokenVerifier(node.tokenKey(), volatile, reactor)

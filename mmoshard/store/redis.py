@@ -193,6 +193,10 @@ class RedisStore:
             reactor, self.address, prefix, password, timeout, keepalive, initialDelay, maxDelay
         )
 
+        # Public counts for metrics (mmoshard/store/requestmetrics.py): the
+        # commands sent (each one round trip) and the script calls by name.
+        self.requests = 0
+        self.scriptCalls = {}
         self._closed = False
         self._inflight = set()
         self._unavailable = False
@@ -292,6 +296,7 @@ class RedisStore:
             return defer.fail(VolatileUnavailable("the volatile store is closed"))
         if self._pool is None:
             return defer.fail(self._notOpen(args[0]))
+        self.requests += 1
         return self._sendOn(self._pool.execute_command, self._connector, self.address, args)
 
     def _sendOn(self, execute, connector, address, args):
@@ -494,6 +499,7 @@ class RedisStore:
 
     def evalScript(self, script, keys, args):
         # Not a coroutine: this carries the auth role's batched refreshes.
+        self.scriptCalls[script.name] = self.scriptCalls.get(script.name, 0) + 1
         try:
             tail = [b"%d" % len(keys), *[self._key(k) for k in keys],
                     *[encodeValue(a) for a in args]]
