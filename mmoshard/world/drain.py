@@ -4,7 +4,12 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from mmoshard.store.errors import StoreError
+from mmoshard.world.combat.view import combatFields
+from mmoshard.world.instances.errors import InstanceError
 from mmoshard.world.instances.ids import parseInstanceZone
+from mmoshard.world.instances.kills import killedEncounters
+from mmoshard.world.players import zoneInfo
 
 # Seconds between two passes of a drain (players who entered or came out of
 # an instance meanwhile move at the next pass).
@@ -52,6 +57,8 @@ class Drain:
                       instances=len(world.instances.host.instances))
         while True:
             moved = await self.handOver()
+            if cfg.drain == "handover":
+                moved += await self.moveInstances()
             waiting = cfg.drain == "finish" and self.instancePlayers() > 0
             if not moved and not waiting:
                 break
@@ -95,3 +102,90 @@ class Drain:
         done = sum(1 for ok in await gatherResults(moves) if ok)
         self.moved += done
         return done
+
+    async def moveInstances(self):
+        """
+        One pass of C{drain = "handover"}: each open instance hosted here
+        (arenas apart: they finish) that another live node offers moves
+        there with its players.  Its players are taken out and saved where
+        they stand inside, the instance is dropped here and its host key
+        released (its SQL row stays open), another node re-creates it from
+        SQL (L{Instances.locate}: its killed bosses stay dead), then each
+        player's lease goes to a ticket and its client is sent
+        C{world.transfer} to that node.  All or nothing per instance: when a
+        save fails, or a kill is still being written, it stays for the
+        next pass.
+
+        @return: how many players moved.
+        """
+        world = self.world
+        moved = 0
+        for instance in list(world.instances.host.instances.values()):
+            if instance.closing is not None or instance.arena is not None:
+                continue
+            if not await world.instances.offeredElsewhere(instance.template):
+                continue
+            moved += await self.moveInstance(instance)
+        return moved
+
+    async def moveInstance(self, instance):
+        """Move C{instance} and its players (L{moveInstances}); @return: how many players moved."""
+        world = self.world
+        iid, zone = instance.id, instance.zone
+        try:
+            written = await killedEncounters(world.instances.sql, iid)
+        except StoreError:
+            return 0
+        if not instance.killed <= set(written):
+            return 0  # a kill in flight: its row first
+        players = [p for p in world.roster.byCharacter.values()
+                   if p.zone is zone and p.state == "live"]
+        for p in players:
+            p.state = "transferring"
+        saves = [Deferred.fromCoroutine(world.transfers.saveAway(
+            p, zone, zone.id, (p.entity.x, p.entity.y, p.entity.z), tellFailure=False))
+            for p in players]
+        results = await gatherResults(saves)
+        away = [p for p, ok in zip(players, results) if ok]
+        if len(away) < len(players) or instance.closing is not None:
+            # Not everyone is saved: everyone stays, for the next pass.
+            for p in away:
+                world.roster.reattach(p, zone)
+            return 0
+        await world.instances.host.release(iid)
+        try:
+            placement = await world.instances.locate(iid)
+        except InstanceError as e:
+            self.log.warn("instance {instance_id} not adopted elsewhere: {why}", instance_id=iid,
+                          why=e)
+            placement = None
+        if placement is None or placement.node == world.nodeId:
+            return await self.takeBack(iid, away)
+        self.log.info("world of node {node_id} hands instance {instance_id} over to node "
+                      "{adopter} ({count} players)", node_id=world.nodeId, instance_id=iid,
+                      adopter=placement.node, count=len(away))
+        for p in away:
+            await world.transfers.handOff(p, placement.zone, placement.endpoints)
+        self.moved += len(away)
+        return len(away)
+
+    async def takeBack(self, iid, players):
+        """No other node adopted instance C{iid}: re-create it here and put C{players} back. @return: 0."""
+        world = self.world
+        try:
+            await world.instances.host.adopt(iid)
+            zone = world.instances.host.instances[iid].zone
+        except (InstanceError, KeyError) as e:
+            self.log.error("instance {instance_id} lost in a drain ({why}): its players leave the "
+                           "world", instance_id=iid, why=e)
+            for p in players:
+                p.session.send("world.kicked", {"reason": "instance unavailable"})
+                await world.transfers.abandon(p)
+            return 0
+        for p in players:
+            world.roster.reattach(p, zone)
+            e = p.entity
+            # A new copy of the same zone: the client's view starts afresh.
+            p.session.send("world.zone", {"zone": zoneInfo(zone.spec), "x": e.x, "y": e.y,
+                                          "z": e.z, "k": e.corr, **combatFields(zone, e)})
+        return 0

@@ -130,6 +130,23 @@ class Transfers:
 
     async def _remote(self, player, source, zoneId, arrive, host):
         """@return: True when handed off to the node at C{host}."""
+        if not await self.saveAway(player, source, zoneId, arrive):
+            return False
+        await self.handOff(player, zoneId, host)
+        return True
+
+    async def saveAway(self, player, source, zoneId, arrive, tellFailure=True):
+        """
+        The first half of a hand-off: take C{player} out of C{source} here
+        and save it at C{arrive} (x, y, z) in C{zoneId}.
+
+        @param tellFailure: on a failed save, tell its client
+            C{world.transfer_failed} (else the caller decides).
+        @return: True when saved (detached here; its lease still held,
+            for L{handOff}); False when it did not leave: not saved (live
+            again in C{source}, unless it logged out meanwhile), or it
+            entered here again meanwhile.
+        """
         cid = player.characterId
         log = dict(character_id=cid, account_id=player.row.account_id)
         roster = self.roster
@@ -151,9 +168,20 @@ class Transfers:
                 await self._abandon(player, log)
                 return False
             roster.reattach(player, source)
-            player.session.send("world.transfer_failed", {"zone": zoneId})
+            if tellFailure:
+                player.session.send("world.transfer_failed", {"zone": zoneId})
             return False
+        return True
+
+    async def handOff(self, player, zoneId, host):
+        """
+        The second half: give the lease of C{player} (saved away by
+        L{saveAway}) to a one-time ticket and tell its client to enter
+        C{zoneId} on the node at C{host} (its client endpoints) with it
+        (C{world.transfer}).
+        """
         ticket = secrets.token_urlsafe(16)
+        log = dict(character_id=player.characterId, account_id=player.row.account_id)
         try:
             await self.leases.handoff(player.characterId, ticket, self.ticketTtl)
         except StoreError as e:
@@ -164,7 +192,11 @@ class Transfers:
                       zone=zoneId, **log)
         player.session.send("world.transfer", {"character_id": player.entity.id,
                                                "zone": zoneId, "ticket": ticket, **host})
-        return True
+
+    async def abandon(self, player):
+        """Release the lease of C{player}, saved away but handed to nobody (its zone went nowhere)."""
+        await self._abandon(player, dict(character_id=player.characterId,
+                                         account_id=player.row.account_id))
 
     async def _abandon(self, player, log):
         try:

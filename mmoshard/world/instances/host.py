@@ -503,6 +503,23 @@ class InstanceHost:
         if not instance.zone.observers:
             self._drop(instance)
 
+    async def release(self, instanceId):
+        """
+        Hand open instance C{instanceId} to whichever node adopts it next
+        (a drain): drop it here without closing its row, and release its
+        host key.  Its players must be out already (saved where they stand).
+
+        @raise KeyError: it is not hosted here.
+        """
+        instance = self.instances[int(instanceId)]
+        instance.closing = LOST
+        self._drop(instance)
+        await self._releaseKeys([instance.id])
+        self.log.info("instance {instance_id} of {template} released by node {node_id} for "
+                      "another node to adopt; killed encounters: {killed}",
+                      instance_id=instance.id, template=instance.template, node_id=self.nodeId,
+                      killed=",".join(sorted(instance.killed)) or "none")
+
     async def stop(self):
         """At stop: release the host keys, so another node adopts the instances (still open) at once."""
         ids = list(self.instances)

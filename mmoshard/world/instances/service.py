@@ -387,6 +387,14 @@ class Instances:
             return [_Self(self.nodeId)] if template in self.host.offered else []
         return self._offering(entries, template)
 
+    async def offeredElsewhere(self, template):
+        """@return: True when another live world process offers C{template} with room (a drain's adopter)."""
+        try:
+            entries = await self._candidates(template)
+        except InstanceError:
+            return False
+        return any(e.node_id != self.nodeId for e in entries)
+
     def _offering(self, entries, template):
         """The live entries offering C{template} with room, least loaded first (endpointsFor's order)."""
         found = []

@@ -111,7 +111,7 @@ MOMENTS = ("cast", "death", "open", "commit", "told", "random")
 NODES = ("world-a", "world-a", "world-a", "world-b")
 
 
-class KillCrashTests(WorldProcessCase):
+class VaultCase(WorldProcessCase):
     """
     A world node in a real twistd process hosting copies of a one-room
     template with four one-hit bosses, each dropping a mark with chance 1:
@@ -390,6 +390,10 @@ class KillCrashTests(WorldProcessCase):
 
     def loots(self, c):
         return [m for m in c.events if m["t"] == "world.loot"]
+
+
+class KillCrashTests(VaultCase):
+    """Boss kills across kill -9 (L{VaultCase}'s node and characters)."""
 
     # --- tests -----------------------------------------------------------------------------------
 
