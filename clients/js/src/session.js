@@ -42,6 +42,13 @@ export class SessionClient {
    */
   constructor(url, token, options = {}) {
     this.url = url;
+    // The node first, then the other nodes of the role (addresses or directory entries).
+    this.urls = [url];
+    for (const alternate of options.alternates ?? []) {
+      const address = typeof alternate === "string" ? alternate : alternate && alternate.websocket;
+      if (address && !this.urls.includes(address)) this.urls.push(address);
+    }
+    this.onMoved = options.onMoved ?? null;
     this.token = token;
     this.clientVersion = options.clientVersion ?? "0.0.0";
     this.platform = options.platform ?? "web";
@@ -60,6 +67,7 @@ export class SessionClient {
     this.lastSeq = 0;
     this.rtt = null;
     this.resumes = 0;
+    this.moves = 0;
     this.endReason = null;
     this.ended = new Promise((resolve) => { this._resolveEnded = resolve; });
     this._link = null;
@@ -355,7 +363,13 @@ export class SessionClient {
     if (t === "error" && FATAL_CODES.has(message.code)) {
       this._fatal = message.code;
     } else if (t === "server.shutdown") {
-      this._fatal = "shutdown";
+      if (!message.resume) {
+        this._fatal = "shutdown";
+      } else if (this.autoResume) {
+        // The node stops and keeps the session resumable: go on on the
+        // next node of the role when the link closes.
+        this._nextUrl();
+      }
     }
     if (message.id !== undefined) {
       const pending = this._pending.get(message.id);
@@ -395,7 +409,23 @@ export class SessionClient {
     if (this.heartbeat === true && typeof reply.heartbeat_s === "number") {
       this.heartbeatInterval = reply.heartbeat_s;
     }
-    this._emit("client.resumed", { t: "client.resumed", replayed: reply.replayed, resumes: this.resumes });
+    const moved = reply.moved === true;
+    this._emit("client.resumed", {
+      t: "client.resumed", replayed: reply.replayed, resumes: this.resumes, moved, url: this.url,
+    });
+    if (moved) {
+      // Another node took the session over: chat follows by itself, the
+      // world needs world.enter again.
+      this.moves += 1;
+      if (this.onMoved !== null) this._deliver(this.onMoved, "client.moved", reply, false);
+      this._emit("client.moved", { t: "client.moved", url: this.url, moves: this.moves, resumed: reply });
+    }
+  }
+
+  /** The next address of the role, after the current one (itself when there is no other). */
+  _nextUrl() {
+    const at = this.urls.indexOf(this.url);
+    this.url = this.urls[(at + 1) % this.urls.length];
   }
 
   _emit(type, message) {
@@ -478,6 +508,9 @@ export class SessionClient {
           } else if (!code.startsWith("client.")) {
             this._end(code);
             return;
+          } else {
+            // The node may be gone: try the next one of the role.
+            this._nextUrl();
           }
           if (now() + delay >= deadline) {
             this._end("resume_failed");
@@ -566,6 +599,10 @@ export class SessionClient {
  *   `onEvent(type, message)`, `heartbeat` (true: ping every `heartbeat_s` of
  *   the welcome and drop a link silent for three beats; a number of seconds;
  *   false: only answer the server's pings), `autoResume` (true),
+ *   `alternates` (the other nodes of the role: addresses, or the directory's
+ *   entries; a resume that cannot reach the node tries them in turn, and a
+ *   `server.shutdown` with `resume: true` starts with the next one),
+ *   `onMoved(resumed)` (the session continued on another node),
  *   `connectTimeout` (10 s), `WebSocket` (a constructor; default the global one).
  * @return {Promise<SessionClient>} a welcomed client.
  * @throws RequestError when the server refuses the hello (its `code`), or

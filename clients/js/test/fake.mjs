@@ -6,7 +6,10 @@ import { decodeMessage, encodeMessage } from "../src/index.js";
 /**
  * The server side of every fake socket a client opens.  `handle(socket,
  * message)` answers what a client sends; by default hello gets a welcome and
- * resume a resumed (then `replay` is sent).  `refuse` makes new sockets fail.
+ * resume a resumed (then `replay` is sent).  `refuse` makes new sockets fail,
+ * `down` (a set of addresses) those to these addresses only.  A resume on
+ * another address than the hello's is answered `moved: true`, as a node
+ * taking over a session does.
  */
 export class FakeServer {
   constructor({ heartbeat = 10, grace = 5, maxFrame = 65536 } = {}) {
@@ -15,6 +18,8 @@ export class FakeServer {
     this.maxFrame = maxFrame;
     this.sockets = [];
     this.refuse = false;
+    this.down = new Set();
+    this.home = null;
     this.replay = [];
     this.resumeError = null;
     this.tokens = 0;
@@ -29,7 +34,7 @@ export class FakeServer {
         this.onopen = this.onmessage = this.onclose = this.onerror = null;
         server.sockets.push(this);
         setTimeout(() => {
-          if (server.refuse) this.onclose?.({ code: 1006 });
+          if (server.refuse || server.down.has(url)) this.onclose?.({ code: 1006 });
           else this.onopen?.({});
         }, 1);
       }
@@ -67,6 +72,7 @@ export class FakeServer {
   handle(socket, message) {
     if (message.t === "hello") {
       this.tokens += 1;
+      this.home = socket.url;
       socket.push({
         t: "welcome", id: message.id, session_id: "s1", account_id: 5,
         heartbeat_s: this.heartbeat, resume_token: `r${this.tokens}`, resume_grace_s: this.grace,
@@ -79,9 +85,11 @@ export class FakeServer {
         return;
       }
       this.tokens += 1;
+      const moved = socket.url !== this.home ? { moved: true } : {};
+      this.home = socket.url;
       socket.push({
         t: "resumed", id: message.id, session_id: "s1", resume_token: `r${this.tokens}`,
-        heartbeat_s: this.heartbeat, replayed: this.replay.length, server_time: 0,
+        heartbeat_s: this.heartbeat, replayed: this.replay.length, server_time: 0, ...moved,
       });
       for (const event of this.replay) socket.push(event);
     } else if (message.t === "bye") {
