@@ -58,14 +58,16 @@ function toml(sections) {
 
 /**
  * Start a node and wait until its /readyz answers 200.
- * @param {object} [sections] config tables merged over the defaults (e.g. {session: {...}}).
+ * @param {object} [sections] config tables over the defaults (e.g. {session: {...}}); `node`
+ *   and `auth` are merged key by key.
  * @return {Promise<{http, ws, admin, pid, output(), pause(), resume(), stop()}>}
  */
 export async function startNode(sections = {}) {
   const dir = await mkdtemp(join(tmpdir(), "mmoshard-js-"));
   const [admin, http, ws] = await Promise.all([freePort(), freePort(), freePort()]);
+  const { node: nodeSection, auth: authSection, ...rest } = sections;
   const config = {
-    node: { id: `js-${process.pid}`, var_dir: join(dir, "var") },
+    node: { id: `js-${process.pid}`, var_dir: join(dir, "var"), ...nodeSection },
     listen: {
       admin: `tcp:${admin}:interface=127.0.0.1`,
       http: `tcp:${http}:interface=127.0.0.1`,
@@ -74,8 +76,8 @@ export async function startNode(sections = {}) {
     },
     public: { host: "127.0.0.1" },
     // Registrations come from one address.
-    auth: { register_rate: 1000, login_rate: 1000 },
-    ...sections,
+    auth: { register_rate: 1000, login_rate: 1000, ...authSection },
+    ...rest,
   };
   const path = join(dir, "node.toml");
   await writeFile(path, toml(config));
@@ -175,4 +177,82 @@ export function assertNoTraceback(node) {
   if (/Traceback \(most recent call last\)|Unhandled Error/.test(text)) {
     throw new Error(`the node logged a traceback:\n${text}`);
   }
+}
+
+const SHARED_STORES = `
+import json
+from twisted.internet.defer import Deferred
+from twisted.internet.task import react
+from mmoshard.testing import requireMySQL, requireRedis
+
+async def main(reactor):
+    from mmoshard.store.sql import SQLStore, migrate
+    sql, _ = requireMySQL()
+    volatile, prefix, _ = requireRedis()
+    store = SQLStore(reactor, sql)
+    store.open()
+    try:
+        await migrate(store)
+    finally:
+        await store.close()
+    print(json.dumps({"sql": sql, "volatile": volatile, "prefix": prefix}))
+
+react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+`;
+
+const DROP_STORES = `
+import socket, sys
+import pymysql
+from mmoshard.testing import mysqlAddress, redisAddress
+database, prefix = sys.argv[1], sys.argv[2]
+host, port, user, password = mysqlAddress()
+conn = pymysql.connect(host=host, port=port, user=user, password=password)
+with conn.cursor() as cur:
+    cur.execute("DROP DATABASE IF EXISTS \`%s\`" % database)
+conn.close()
+host, port = redisAddress()
+script = (b"local cursor = '0' repeat local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000) "
+          b"cursor = r[1] for _, k in ipairs(r[2]) do redis.call('DEL', k) end until cursor == '0' return 0")
+parts = [b"EVAL", script, b"0", (prefix + "*").encode()]
+s = socket.create_connection((host, port), timeout=5)
+s.sendall(b"*%d\\r\\n" % len(parts) + b"".join(b"$%d\\r\\n%s\\r\\n" % (len(p), p) for p in parts))
+s.recv(64)
+s.close()
+`;
+
+function python(code, args = []) {
+  const env = { ...process.env, PYTHONPATH: [REPO, process.env.PYTHONPATH].filter(Boolean).join(":") };
+  return new Promise((resolveRun) => {
+    const child = spawn(PYTHON, ["-c", code, ...args], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
+    const out = [];
+    const err = [];
+    child.stdout.on("data", (d) => out.push(d));
+    child.stderr.on("data", (d) => err.push(d));
+    child.on("exit", (code) => resolveRun({
+      code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(),
+    }));
+  });
+}
+
+/**
+ * What a shard's processes share, as mmoshard/testing.py's sharedStores makes it: a fresh,
+ * migrated database on the test MariaDB/MySQL (MMOSHARD_TEST_MYSQL) and a fresh key prefix on
+ * the test Redis (MMOSHARD_TEST_REDIS).
+ * @return {{sql, volatile, prefix, drop()}}, or {unavailable: why} when a server is not there
+ *   (the caller skips, and fails under CI=true).
+ */
+export async function sharedStores() {
+  const made = await python(SHARED_STORES);
+  if (made.code !== 0) {
+    const why = made.stderr.trim().split("\n").at(-1);
+    // mmoshard.testing skips (SkipTest) on a developer machine, fails under CI=true.
+    if (/SkipTest/.test(made.stderr)) return { unavailable: why };
+    throw new Error(`cannot make the shared stores:\n${made.stderr}`);
+  }
+  const stores = JSON.parse(made.stdout.trim().split("\n").at(-1));
+  stores.drop = async () => {
+    const dropped = await python(DROP_STORES, [stores.sql.split("/").at(-1), stores.prefix]);
+    if (dropped.code !== 0) throw new Error(`cannot drop the shared stores:\n${dropped.stderr}`);
+  };
+  return stores;
 }
