@@ -109,7 +109,28 @@ export interface Welcome extends Message {
 
 /** Events the client itself emits (never sent by a server). */
 export interface LinkLostEvent extends Message { t: "client.link_lost"; code: number }
-export interface ResumedEvent extends Message { t: "client.resumed"; replayed: number; resumes: number }
+export interface ResumedEvent extends Message {
+  t: "client.resumed";
+  replayed: number;
+  resumes: number;
+  /** The session continued on another node than the one that held it (client.moved follows). */
+  moved: boolean;
+  /** The node's address now. */
+  url: string;
+}
+/** The `resumed` reply of the protocol (docs/protocol.md). */
+export interface Resumed extends Message {
+  t: "resumed";
+  session_id: string;
+  resume_token: string;
+  heartbeat_s: number;
+  replayed: number;
+  server_time: number;
+  /** Present (true) only when another node took the session over. */
+  moved?: boolean;
+}
+/** The session continued on another node of the role: re-send world.enter (chat follows by itself). */
+export interface MovedEvent extends Message { t: "client.moved"; url: string; moves: number; resumed: Resumed }
 export interface EndedEvent extends Message { t: "client.ended"; reason: string }
 
 export interface ConnectOptions {
@@ -127,6 +148,15 @@ export interface ConnectOptions {
   heartbeat?: boolean | number;
   /** Resume after an unexpected drop, within the grace (default true). */
   autoResume?: boolean;
+  /**
+   * The other nodes of the role (their `websocket` addresses, or the login's
+   * `directory` entries): a resume that cannot reach the node tries them in
+   * turn, and after a `server.shutdown` with `resume: true` it starts with the
+   * next one (default none: the same address only).
+   */
+  alternates?: ReadonlyArray<string | Endpoint>;
+  /** Called with the `resumed` reply when the session moved to another node (as `client.moved`). */
+  onMoved?: (resumed: Resumed) => void;
   /** Seconds an attempt to open the link may take (default 10). */
   connectTimeout?: number;
   /** The largest message to send until the welcome says (default 65536). */
@@ -137,7 +167,10 @@ export interface ConnectOptions {
 
 export class SessionClient {
   constructor(url: string, token: string, options?: ConnectOptions);
+  /** The node's address now (it changes when the session moves). */
   readonly url: string;
+  /** The node's address first, then the alternates. */
+  readonly urls: readonly string[];
   readonly welcome: Welcome | null;
   readonly sessionId: string | null;
   readonly accountId: number | null;
@@ -145,6 +178,8 @@ export class SessionClient {
   readonly rtt: number | null;
   /** How many times the session was resumed. */
   readonly resumes: number;
+  /** How many of those resumes moved it to another node. */
+  readonly moves: number;
   /** The highest `seq` received (events at or below it are dropped as duplicates). */
   readonly lastSeq: number;
   /** Seconds between the client's pings (null with heartbeat: false). */
@@ -157,7 +192,7 @@ export class SessionClient {
   readonly endReason: string | null;
   /**
    * Resolves once the session is over for good: "closed" (close()), "shutdown"
-   * (server.shutdown), "disconnected" (lost with no resume possible),
+   * (server.shutdown without resume), "disconnected" (lost with no resume possible),
    * "resume_failed" (no resume within the grace), or a server error code
    * ("session.replaced", "auth.revoked", "auth.invalid_token"...).
    */
@@ -169,6 +204,7 @@ export class SessionClient {
   send(type: string, body?: Record<string, unknown>): boolean;
   on(type: "client.link_lost", fn: (message: LinkLostEvent) => void): this;
   on(type: "client.resumed", fn: (message: ResumedEvent) => void): this;
+  on(type: "client.moved", fn: (message: MovedEvent) => void): this;
   on(type: "client.ended", fn: (message: EndedEvent) => void): this;
   on(type: string, fn: (message: Message) => void): this;
   off(type: string, fn: (message: any) => void): this;

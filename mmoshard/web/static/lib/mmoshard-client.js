@@ -1581,6 +1581,12 @@ var SessionClient = class {
    */
   constructor(url2, token, options = {}) {
     this.url = url2;
+    this.urls = [url2];
+    for (const alternate of options.alternates ?? []) {
+      const address = typeof alternate === "string" ? alternate : alternate && alternate.websocket;
+      if (address && !this.urls.includes(address)) this.urls.push(address);
+    }
+    this.onMoved = options.onMoved ?? null;
     this.token = token;
     this.clientVersion = options.clientVersion ?? "0.0.0";
     this.platform = options.platform ?? "web";
@@ -1599,6 +1605,7 @@ var SessionClient = class {
     this.lastSeq = 0;
     this.rtt = null;
     this.resumes = 0;
+    this.moves = 0;
     this.endReason = null;
     this.ended = new Promise((resolve) => {
       this._resolveEnded = resolve;
@@ -1872,7 +1879,11 @@ var SessionClient = class {
     if (t === "error" && FATAL_CODES.has(message.code)) {
       this._fatal = message.code;
     } else if (t === "server.shutdown") {
-      this._fatal = "shutdown";
+      if (!message.resume) {
+        this._fatal = "shutdown";
+      } else if (this.autoResume) {
+        this._nextUrl();
+      }
     }
     if (message.id !== void 0) {
       const pending = this._pending.get(message.id);
@@ -1908,7 +1919,24 @@ var SessionClient = class {
     if (this.heartbeat === true && typeof reply.heartbeat_s === "number") {
       this.heartbeatInterval = reply.heartbeat_s;
     }
-    this._emit("client.resumed", { t: "client.resumed", replayed: reply.replayed, resumes: this.resumes });
+    const moved = reply.moved === true;
+    this._emit("client.resumed", {
+      t: "client.resumed",
+      replayed: reply.replayed,
+      resumes: this.resumes,
+      moved,
+      url: this.url
+    });
+    if (moved) {
+      this.moves += 1;
+      if (this.onMoved !== null) this._deliver(this.onMoved, "client.moved", reply, false);
+      this._emit("client.moved", { t: "client.moved", url: this.url, moves: this.moves, resumed: reply });
+    }
+  }
+  /** The next address of the role, after the current one (itself when there is no other). */
+  _nextUrl() {
+    const at = this.urls.indexOf(this.url);
+    this.url = this.urls[(at + 1) % this.urls.length];
   }
   _emit(type, message) {
     if (this.onEvent !== null) this._deliver(this.onEvent, type, message, true);
@@ -1985,6 +2013,8 @@ var SessionClient = class {
           } else if (!code.startsWith("client.")) {
             this._end(code);
             return;
+          } else {
+            this._nextUrl();
           }
           if (now() + delay >= deadline) {
             this._end("resume_failed");
