@@ -15,6 +15,17 @@ export function firstWebSocket(entries) {
   return null;
 }
 
+/**
+ * The other processes a session serving `roles` may resume on when its own stops: those the
+ * directory lists for every one of the roles.  None for a world session: the world needs
+ * world.enter again after a move, so it resumes on its own node (within the grace).
+ */
+export function alternatesFor(directory, roles) {
+  if (!roles.length || roles.includes("world")) return [];
+  const lists = roles.map((role) => (directory && directory[role] || []).map((e) => e && e.websocket));
+  return lists[0].filter((url) => url && lists.every((list) => list.includes(url)));
+}
+
 export class Link {
   /**
    * @param tokenSource async () => a valid access token.
@@ -63,9 +74,13 @@ export class Link {
     return client && typeof client.rtt === "number" ? client.rtt : null;
   }
 
-  async open(url) {
+  async open(url, alternates = []) {
     const client = await connect(url, await this.tokenSource(), {
-      clientVersion: CLIENT_VERSION, platform: "web", heartbeat: true,
+      clientVersion: CLIENT_VERSION, platform: "web", heartbeat: true, alternates,
+    });
+    // Chat and matchmaking follow their session to another node by themselves.
+    client.on("client.moved", (m) => {
+      for (const role of ROLES) if (this.clients[role] === client) this.urls[role] = m.url;
     });
     client.on("error", (m) => this.lastWords.set(client, m));
     client.on("server.shutdown", (m) => this.lastWords.set(client, { code: "shutdown", message: m.reason }));
@@ -80,7 +95,10 @@ export class Link {
     for (const role of ROLES) {
       const url = firstWebSocket(directory && directory[role]);
       if (!url) continue;
-      if (!opened.has(url)) opened.set(url, await this.open(url));
+      if (!opened.has(url)) {
+        const roles = ROLES.filter((r) => firstWebSocket(directory && directory[r]) === url);
+        opened.set(url, await this.open(url, alternatesFor(directory, roles)));
+      }
       this.attach(role, opened.get(url), url);
     }
     if (!this.clients.world) throw new Error("no world server is running");
