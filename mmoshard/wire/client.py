@@ -188,7 +188,8 @@ class SessionClient:
             the directory): a resume that cannot reach the current node
             tries them in turn (the session moves there).
         @param onMoved: called with the C{resumed} reply when the session
-            moved to another node (re-send role hellos: C{chat.hello}...).
+            moved to another node (chat adopts the character there by itself;
+            a world session re-sends C{world.enter}).
         """
         self.reactor = reactor
         self.address = Address.parse(address) if isinstance(address, str) else address
