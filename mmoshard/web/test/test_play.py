@@ -38,7 +38,8 @@ class TwoPlayersTests(TestCase):
         """
         Two players register, create and enter through /play/; one walks out of the
         other's view and back into it, and the other's page shows it there, where it
-        stands; they whisper both ways and each page shows the line.
+        stands; they whisper both ways and each page shows the line; a line said in the
+        zone channel shows on the other's page.
         """
         await self.enter(self.ann, "ann_player", "Annalise", "mage")
         start = self.ann.me()
@@ -71,6 +72,12 @@ class TwoPlayersTests(TestCase):
         self.assertIn("To [Bobbin]: well met, traveller", self.ann.chatText())
         await self.bob.say("/w annalise and to you")
         await waitFor(lambda: "[Bobbin] whispers: and to you" in self.ann.chatText(), what="Bob's answer")
+        # The zone channel: a line Bob says there reaches Ann's page.
+        await self.bob.say("/z anyone for the wolves?")
+        await waitFor(lambda: any(line["kind"] == "zone" and line.get("from") == "Bobbin"
+                                  and line["message"] == "anyone for the wolves?" for line in self.ann.chat()),
+                      what="Bob's zone line on Ann's page")
+        self.assertIn("Bobbin: anyone for the wolves?", self.ann.chatText())
 
     @screenshotsOnFailure
     async def test_sessionEndShows(self):
