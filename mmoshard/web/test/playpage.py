@@ -34,19 +34,19 @@ class PlayPage:
 
     async def register(self, username, password=PASSWORD):
         """Register through the login form (which then logs in): the character screen shows."""
-        self.fill("#login-name", username)
-        self.fill("#login-password", password)
-        self.find("#register-button").click()
-        await waitFor(lambda: self.screen() == "characters" or self.statusError("#login-status"),
-                      what=f"{username} registered")
-        assert self.screen() == "characters", self.find("#login-status").text
+        await self.submitLogin("#register-button", username, password, "registered")
 
     async def logIn(self, username, password=PASSWORD):
+        """Log in through the login form: the character screen shows."""
+        await self.submitLogin("#login-button", username, password, "logged in")
+
+    async def submitLogin(self, button, username, password, done):
+        """Fill the login form, press C{button}, and wait for the character screen (or fail with the form's error)."""
         self.fill("#login-name", username)
         self.fill("#login-password", password)
-        self.find("#login-button").click()
+        self.find(button).click()
         await waitFor(lambda: self.screen() == "characters" or self.statusError("#login-status"),
-                      what=f"{username} logged in")
+                      what=f"{username} {done}")
         assert self.screen() == "characters", self.find("#login-status").text
 
     def statusError(self, css):
