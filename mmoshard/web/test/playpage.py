@@ -23,8 +23,9 @@ class PlayPage:
     def screen(self):
         return self.js("return window.mmoshardPlay && window.mmoshardPlay.state.screen")
 
-    async def open(self):
-        self.driver.get(self.node.http + "/play/")
+    async def open(self, url=None):
+        """Load the page (the node's /play/, or C{url}) and wait for its login screen."""
+        self.driver.get(url or self.node.http + "/play/")
         await waitFor(lambda: self.screen() == "login", what="the login screen")
 
     def fill(self, css, text):

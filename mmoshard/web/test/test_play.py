@@ -1,10 +1,14 @@
-"""The browser play client in headless Chromium against a real node: register, create, enter, walk into view, whisper, and the page telling a session's end."""
+"""The browser play client in headless Chromium against a real node: register, create, enter, walk into view, whisper, the page telling a session's end, and the page served from another origin (CORS)."""
 
 import math
+import subprocess
+import sys
 
 import treq
 from twisted.trial.unittest import TestCase
 
+from mmoshard.testing import freePort, listening
+from mmoshard.web.static import STATIC_ROOT
 from mmoshard.web.test.browser import makeDriver, requireBrowser, screenshotsOnFailure, startNode, waitFor
 from mmoshard.web.test.playpage import PlayPage
 
@@ -145,3 +149,35 @@ class TwoPlayersTests(TestCase):
         self.assertEqual(banner, "auth.revoked")
         self.assertIn("Session ended — disconnected by an operator (auth.revoked", self.ann.find("#banner").text)
         self.assertFalse(self.ann.js("return window.mmoshardPlay.app.running"))
+
+
+class OtherOriginTests(TestCase):
+    timeout = 240
+
+    @screenshotsOnFailure
+    async def test_pageFromAnotherOrigin(self):
+        """
+        The play client served by another web server (another origin) and pointed at the
+        node with ?server= registers, creates a character and enters the world through the
+        node's REST API, which allows that origin ([web] cors_origins).
+        """
+        requireBrowser()
+        # Another web server, in a process of its own (the browser waits on it while the
+        # test's reactor does not run), serving the package's static files.
+        port = freePort()
+        server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                                   "--directory", STATIC_ROOT, str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.kill)
+        await waitFor(lambda: listening(port), what="the other web server")
+        origin = f"http://127.0.0.1:{port}"
+        self.node = await startNode(self, {"web": {"cors_origins": [origin]}})
+        page = PlayPage(makeDriver(self), self.node)
+        await page.open(f"{origin}/play/?server={self.node.http}")
+        self.assertEqual(page.js("return [location.origin, window.mmoshardPlay.app.httpBase]"),
+                         [origin, self.node.http])
+        await page.register("far_player")
+        await page.create("Faraway", "ranger")
+        await page.play("Faraway")
+        self.assertEqual(page.me()["name"], "Faraway")
