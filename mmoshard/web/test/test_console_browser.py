@@ -18,7 +18,8 @@ class ConsoleBrowserTests(TestCase):
     async def test_operator_sees_map_and_kicks_a_player(self):
         """
         An operator opens /console/ on the admin site: the process list
-        shows the node with its roles, the live map shows the logged-in
+        shows the node with its roles, the CCU counts the players in the
+        world, the live map shows the logged-in
         player where the server has it (and follows it as it moves), the
         map refreshes on its own, the tick chart draws the player's zone, a
         new session shows in the session rate; kicking the player from its
@@ -46,6 +47,7 @@ class ConsoleBrowserTests(TestCase):
             return found[0] if found else None
 
         await waitFor(playerShown, what="the player on the map")
+        await waitFor(lambda: driver.find_element(By.ID, "ccu").text == "1", what="a CCU of 1")
         entity = next(e for e in state()["detail"]["entities"] if e["id"] == player.characterId)
         self.assertEqual((entity["name"], entity["account"]), ("Alicia", player.accountId))
         # The map follows the player: a move the server accepts shows.
@@ -70,6 +72,7 @@ class ConsoleBrowserTests(TestCase):
         await waitFor(lambda: "sessions" in state()["rates"], what="the rates")
         await playerInWorld(self.node, "bob", "Bobbin")
         await waitFor(lambda: state()["rates"]["sessions"] > 0, what="a new session's rate")
+        await waitFor(lambda: driver.find_element(By.ID, "ccu").text == "2", what="a CCU of 2")
         for rate in ("session-rate", "error-rate"):
             self.assertRegex(driver.find_element(By.ID, rate).text, r"^\d+\.\d\d$")
 
