@@ -76,6 +76,11 @@ class PlayPage:
                                       " && window.mmoshardPlay.app.chatPanel.zoneChannel !== null"),
                       what=f"{name}'s chat hello")
 
+    async def endBanner(self, what="the session-end banner"):
+        """Wait for the banner that says the session ended; @return: its reason (the closing error's code)."""
+        return await waitFor(lambda: self.js(
+            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"), what=what)
+
     def me(self):
         return self.js("const m = window.mmoshardPlay.state.me;"
                        " return m && {id: m.id, name: m.name, x: m.x, z: m.z, hp: m.hp};")

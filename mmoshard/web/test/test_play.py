@@ -94,9 +94,7 @@ class TwoPlayersTests(TestCase):
         await self.second().open()
         await self.bob.logIn("carol_player")
         await self.bob.play("Carolyn")
-        banner = await waitFor(lambda: self.ann.js(
-            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"),
-            what="the banner on the replaced page")
+        banner = await self.ann.endBanner("the banner on the replaced page")
         self.assertEqual(banner, "session.replaced")
         self.assertIn("Session ended", self.ann.find("#banner").text)
         self.assertEqual(self.ann.js("return window.mmoshardPlay.state.ended"), "session.replaced")
@@ -114,9 +112,7 @@ class TwoPlayersTests(TestCase):
         response = await treq.delete(self.node.http + "/v1/sessions", headers={"Authorization": f"Bearer {token}"},
                                      persistent=False, timeout=10)
         self.assertEqual(response.code, 200, await response.text())
-        banner = await waitFor(lambda: self.ann.js(
-            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"),
-            what="the banner on the revoked page")
+        banner = await self.ann.endBanner("the banner on the revoked page")
         self.assertEqual(banner, "auth.revoked")
         self.assertIn("Session ended — signed out (auth.revoked", self.ann.find("#banner").text)
         self.assertEqual(self.ann.js("return window.mmoshardPlay.state.endedMessage"), "signed out")
@@ -143,9 +139,7 @@ class TwoPlayersTests(TestCase):
         self.assertEqual(console.find_element(By.ID, "kick-id").get_attribute("value"), str(cid))
         console.find_element(By.ID, "kick-reason").send_keys("testing the kick")
         console.find_element(By.ID, "kick-button").click()
-        banner = await waitFor(lambda: self.ann.js(
-            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"),
-            what="the banner on the kicked page")
+        banner = await self.ann.endBanner("the banner on the kicked page")
         self.assertEqual(banner, "auth.revoked")
         self.assertIn("Session ended — disconnected by an operator (auth.revoked", self.ann.find("#banner").text)
         self.assertFalse(self.ann.js("return window.mmoshardPlay.app.running"))
