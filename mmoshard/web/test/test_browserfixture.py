@@ -1,7 +1,10 @@
-"""The browser tests' fixture gives up loudly without Debian's chromium or chromedriver: a skip on a developer machine, a failure under CI=true."""
+"""The browser tests' fixture: it gives up loudly without Debian's chromium or chromedriver (a skip on a developer machine, a failure under CI=true), and a failing browser test leaves its screenshots in a temp folder and prints where."""
 
+import io
 import os
+import shutil
 import sys
+import tempfile
 import types
 
 from twisted.trial.unittest import SkipTest, TestCase
@@ -63,3 +66,62 @@ class RequireBrowserTests(TestCase):
             self.patch(browser, name, sys.executable)
         os.environ["CI"] = "true"
         self.assertIsNone(browser.requireBrowser())
+
+
+class _FakeDriver:
+    """What captureScreens asks of a selenium driver."""
+
+    page_source = "<!doctype html><title>play</title>"
+
+    def save_screenshot(self, path):
+        with open(path, "wb") as f:
+            f.write(b"\x89PNG fake")
+        return True
+
+    def execute_script(self, script):
+        return '{"screen": "game"}'
+
+    def get_log(self, kind):
+        return [{"level": "SEVERE", "message": "boom"}]
+
+
+class ScreenshotsOnFailureTests(TestCase):
+    async def test_failure_saves_and_prints_screenshots(self):
+        """A browser test that fails saves each browser's screenshot, page, page state and console log in a new temp folder, prints their paths, and still fails."""
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.browserDrivers = [_FakeDriver()]
+
+        @browser.screenshotsOnFailure
+        async def failing(testCase):
+            raise AssertionError("the page did not show it")
+
+        with self.assertRaises(AssertionError):
+            await failing(self)
+        printed = out.getvalue()
+        self.assertIn(f"browser screenshots of {self.id()}:", printed)
+        [png] = [line.strip() for line in printed.splitlines() if line.strip().endswith(".png")]
+        self.assertTrue(png.startswith(tempfile.gettempdir()), png)
+        self.addCleanup(shutil.rmtree, os.path.dirname(png))
+        with open(png, "rb") as f:
+            self.assertEqual(f.read(), b"\x89PNG fake")
+        base = png[:-len(".png")]
+        with open(base + ".state.json") as f:
+            self.assertEqual(f.read(), '{"screen": "game"}')
+        with open(base + ".console.txt") as f:
+            self.assertIn("boom", f.read())
+        with open(base + ".html") as f:
+            self.assertIn("<title>play</title>", f.read())
+
+    async def test_passing_test_saves_nothing(self):
+        """A browser test that passes prints and saves no screenshots."""
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.browserDrivers = [_FakeDriver()]
+
+        @browser.screenshotsOnFailure
+        async def passing(testCase):
+            return "done"
+
+        self.assertEqual(await passing(self), "done")
+        self.assertEqual(out.getvalue(), "")
