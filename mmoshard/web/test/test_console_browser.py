@@ -1,4 +1,4 @@
-"""The operator console in a real browser (headless Debian Chromium): the process list, the live map with a logged-in player, the tick chart, and a kick that ends the player's session."""
+"""The operator console in a real browser (headless Debian Chromium): the process list, CCU and rates, the live map with a logged-in player, the tick chart, the matchmaking queues, and a kick that ends the player's session."""
 
 from twisted.trial.unittest import TestCase
 
@@ -22,9 +22,10 @@ class ConsoleBrowserTests(TestCase):
         world, the live map shows the logged-in
         player where the server has it (and follows it as it moves), the
         map refreshes on its own, the tick chart draws the player's zone, a
-        new session shows in the session rate; kicking the player from its
-        entry ends the player's session (auth.revoked) and the kick appears
-        in the recent account events.
+        new session shows in the session rate, the matchmaking queues show
+        the player's ticket waiting; kicking the player from its entry ends
+        the player's session (auth.revoked) and the kick appears in the
+        recent account events.
         """
         from selenium.webdriver.common.by import By
 
@@ -75,6 +76,19 @@ class ConsoleBrowserTests(TestCase):
         await waitFor(lambda: driver.find_element(By.ID, "ccu").text == "2", what="a CCU of 2")
         for rate in ("session-rate", "error-rate"):
             self.assertRegex(driver.find_element(By.ID, rate).text, r"^\d+\.\d\d$")
+
+        # The matchmaking queues: queued for the dungeon, the player waits there.
+        await player.client.request("mm.hello", character_id=player.characterId)
+        await player.client.request("mm.queue", queue="dungeon5")
+
+        def waiting():
+            queues = state()["queues"]
+            return isinstance(queues, dict) and {q["name"]: q["waiting"] for q in queues["queues"]}
+
+        self.assertEqual((await waitFor(lambda: (waiting() or {}).get("dungeon5"),
+                                        what="a ticket waiting in dungeon5")), 1)
+        self.assertEqual(set(waiting()), {"dungeon5", "raid10", "arena2v2"})
+        self.assertIn("dungeon5", driver.find_element(By.ID, "queues").text)
 
         playerShown().click()
         self.assertEqual(driver.find_element(By.ID, "kick-id").get_attribute("value"),
