@@ -52,8 +52,9 @@ class ChatAdminAPI:
             row.account_id, "mute", call.ip, now,
             f"character {row.name} ({row.id}) until {until:.0f} by {actor}: {reason or ''}"))
         await svc.router.routeTo(row.id, Mute(row.id, until, reason))
-        self.log.info("character {character_id} muted until {until:.0f} by {actor}: {reason}",
-                      character_id=row.id, until=until, actor=actor, reason=reason)
+        self.log.info("character {character_id} muted until {until:.0f} by {actor} from {ip}: "
+                      "{reason}", character_id=row.id, until=until, actor=actor, ip=call.ip,
+                      reason=reason)
         return 200, {"character_id": row.id, "name": row.name, "until": until}
 
     @route("POST", "/chat/unmute", "Lift a character's mute (it is told)", auth=False,
@@ -66,6 +67,8 @@ class ChatAdminAPI:
             row.account_id, "unmute", call.ip, svc.clock.seconds(),
             f"character {row.name} ({row.id}) by {actor}"))
         await svc.router.routeTo(row.id, Mute(row.id, None, None))
+        self.log.info("character {character_id} unmuted by {actor} from {ip} (was muted: "
+                      "{lifted})", character_id=row.id, actor=actor, ip=call.ip, lifted=lifted)
         return 200, {"character_id": row.id, "name": row.name, "lifted": lifted}
 
     @route("POST", "/chat/announce", "Tell every player online (chat.announcement)",

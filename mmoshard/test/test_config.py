@@ -4,7 +4,8 @@ import os
 
 from twisted.trial.unittest import TestCase
 
-from mmoshard.config import ConfigError, Field, isLoopbackEndpoint, loadConfig, parseConfig
+from mmoshard.config import ConfigError, Field, loadConfig, parseConfig
+from mmoshard.endpoints import isLoopbackEndpoint
 from mmoshard.role import Role
 
 

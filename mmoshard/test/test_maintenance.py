@@ -2,11 +2,13 @@
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
 
 from mmoshard.gate import (
     GateRules, Maintenance, StoreGate, closeOperatorWindow, openOperatorWindow, publishRules,
     readOperatorWindow,
 )
+from mmoshard.interfaces import IClientGate
 from mmoshard.testing import openMemoryStore
 from mmoshard.tokens import Claims
 from mmoshard.wire.broadcast import BROADCAST_CHANNEL, Broadcast, broadcast
@@ -30,6 +32,10 @@ class OperatorWindowTests(TestCase):
 
     def check(self, flags=()):
         return self.successResultOf(self.gate.check(claims(flags), "1.0.0", "windows"))
+
+    def test_provides(self):
+        """The node's gate is an IClientGate, its maintenance() (what the console and the session layer ask) included."""
+        self.assertTrue(verifyObject(IClientGate, self.gate))
 
     def test_open_and_close(self):
         """

@@ -6,7 +6,7 @@ import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mmoshard import __version__
-from mmoshard.config import isLoopbackEndpoint
+from mmoshard.endpoints import isLoopbackEndpoint
 from mmoshard.web.errors import ErrorCodes
 from mmoshard.web.guard import AdminGuard
 from mmoshard.web.operators import OperatorAuth

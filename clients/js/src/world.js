@@ -43,6 +43,20 @@ function bytesOf(blob) {
   throw new TypeError("a packed record field must be binary (Uint8Array)");
 }
 
+/**
+ * @return the records of `size` bytes packed in `blob` (null: none), each
+ *   `decode(view, offset)`; a trailing partial record is ignored.
+ */
+function eachRecord(blob, size, decode) {
+  const bytes = bytesOf(blob);
+  const records = [];
+  if (bytes === null) return records;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = Math.floor(bytes.byteLength / size);
+  for (let i = 0, o = 0; i < n; i++, o += size) records.push(decode(view, o));
+  return records;
+}
+
 /** @return "n" for an NPC's entity id, "p" for a player's. */
 export function entityKind(id) {
   return id >= NPC_ID_BASE ? "n" : "p";
@@ -59,17 +73,12 @@ export function entityKind(id) {
  *   (uint32 ms) its move carried.  A trailing partial record is ignored.
  */
 export function decodeMoves(blob) {
-  const bytes = bytesOf(blob);
-  const moves = [];
-  if (bytes === null) return moves;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Math.floor(bytes.byteLength / MOVE_RECORD_SIZE);
-  for (let i = 0, o = 0; i < n; i++, o += MOVE_RECORD_SIZE) {
+  return eachRecord(blob, MOVE_RECORD_SIZE, (view, o) => {
     const id = view.getUint32(o, true);
     const vx = view.getInt16(o + 12, true) / 100;
     const vz = view.getInt16(o + 14, true) / 100;
     const speed = Math.hypot(vx, vz);
-    moves.push({
+    return {
       id,
       kind: entityKind(id),
       x: view.getFloat32(o + 4, true),
@@ -79,9 +88,8 @@ export function decodeMoves(blob) {
       ct: view.getUint32(o + 16, true),
       speed,
       heading: speed > 0 ? Math.atan2(vz, vx) : null,
-    });
-  }
-  return moves;
+    };
+  });
 }
 
 /**
@@ -148,22 +156,14 @@ export function decodeCombatRecord(kind, flags, ability, a, b, value) {
  * @return {Array<object>} see decodeCombatRecord.
  */
 export function decodeCombatRecords(blob) {
-  const bytes = bytesOf(blob);
-  const events = [];
-  if (bytes === null) return events;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Math.floor(bytes.byteLength / COMBAT_RECORD_SIZE);
-  for (let i = 0, o = 0; i < n; i++, o += COMBAT_RECORD_SIZE) {
-    events.push(decodeCombatRecord(
-      view.getUint8(o),
-      view.getUint8(o + 1),
-      view.getUint16(o + 2, true),
-      view.getUint32(o + 4, true),
-      view.getUint32(o + 8, true),
-      view.getInt32(o + 12, true),
-    ));
-  }
-  return events;
+  return eachRecord(blob, COMBAT_RECORD_SIZE, (view, o) => decodeCombatRecord(
+    view.getUint8(o),
+    view.getUint8(o + 1),
+    view.getUint16(o + 2, true),
+    view.getUint32(o + 4, true),
+    view.getUint32(o + 8, true),
+    view.getInt32(o + 12, true),
+  ));
 }
 
 /**

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 
 import {
@@ -13,25 +13,11 @@ import {
 } from "../src/index.js";
 import { BUNDLE } from "../build.mjs";
 import {
-  CLIENT, PASSWORD, WebSocketImpl, assertNoTraceback, letters, newPlayer, sleep, startNode, waitFor,
+  CLIENT, PASSWORD, QUICK_SESSION, WebSocketImpl, letters, newPlayer, refusal, sharedNode, sleep, waitFor,
 } from "./node.mjs";
 
 let node;
-
-before(async () => {
-  node = await startNode({ session: { heartbeat: 0.5, heartbeat_timeout: 3.0, resume_grace: 10.0 } });
-});
-
-after(async () => {
-  if (node === undefined) return;
-  try {
-    assertNoTraceback(node);
-  } finally {
-    await node.stop();
-  }
-});
-
-const refusal = (promise) => promise.then(() => assert.fail("not refused"), (e) => e);
+sharedNode(QUICK_SESSION, (started) => { node = started; });
 
 async function session(player, options = {}) {
   return connect(node.ws, player.tokens.access_token, { ...CLIENT, ...options });

@@ -2,27 +2,13 @@
 // moves and casts, the other sees its enter, move and combat records; resume resets the view.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { connect, decodeWorldUpdate } from "../src/index.js";
-import { CLIENT, assertNoTraceback, newPlayer, startNode, waitFor } from "./node.mjs";
+import { CLIENT, QUICK_SESSION, newPlayer, refusal, sharedNode, waitFor } from "./node.mjs";
 
 let node;
-
-before(async () => {
-  node = await startNode({ session: { heartbeat: 0.5, heartbeat_timeout: 3.0, resume_grace: 10.0 } });
-});
-
-after(async () => {
-  if (node === undefined) return;
-  try {
-    assertNoTraceback(node);
-  } finally {
-    await node.stop();
-  }
-});
-
-const refusal = (promise) => promise.then(() => assert.fail("not refused"), (e) => e);
+sharedNode(QUICK_SESSION, (started) => { node = started; });
 
 /** A warrior in the world, with every world.u it gets decoded into `updates`. */
 async function inWorld() {

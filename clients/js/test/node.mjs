@@ -1,11 +1,13 @@
 // Test fixture: a real `twistd -n mmoshard` all-in-one node (SQLite + memory store, free ports),
 // started by the Node tests themselves, and helpers to make players on it.
 
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { characters, createCharacter, login, register } from "../src/index.js";
@@ -256,3 +258,29 @@ export async function sharedStores() {
   };
   return stores;
 }
+
+/** The session settings of the live tests: quick heartbeats, a resume grace a test can wait out. */
+export const QUICK_SESSION = { session: { heartbeat: 0.5, heartbeat_timeout: 3.0, resume_grace: 10.0 } };
+
+/**
+ * One node for a whole test file: started before its first test (`use(node)` receives it),
+ * stopped after its last, failing the file when the node logged a traceback.
+ */
+export function sharedNode(sections, use) {
+  let node;
+  before(async () => {
+    node = await startNode(sections);
+    use(node);
+  });
+  after(async () => {
+    if (node === undefined) return;
+    try {
+      assertNoTraceback(node);
+    } finally {
+      await node.stop();
+    }
+  });
+}
+
+/** @return what `promise` rejects with; fails when it resolves. */
+export const refusal = (promise) => promise.then(() => assert.fail("not refused"), (e) => e);

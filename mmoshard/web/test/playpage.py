@@ -23,8 +23,9 @@ class PlayPage:
     def screen(self):
         return self.js("return window.mmoshardPlay && window.mmoshardPlay.state.screen")
 
-    async def open(self):
-        self.driver.get(self.node.http + "/play/")
+    async def open(self, url=None):
+        """Load the page (the node's /play/, or C{url}) and wait for its login screen."""
+        self.driver.get(url or self.node.http + "/play/")
         await waitFor(lambda: self.screen() == "login", what="the login screen")
 
     def fill(self, css, text):
@@ -34,19 +35,19 @@ class PlayPage:
 
     async def register(self, username, password=PASSWORD):
         """Register through the login form (which then logs in): the character screen shows."""
-        self.fill("#login-name", username)
-        self.fill("#login-password", password)
-        self.find("#register-button").click()
-        await waitFor(lambda: self.screen() == "characters" or self.statusError("#login-status"),
-                      what=f"{username} registered")
-        assert self.screen() == "characters", self.find("#login-status").text
+        await self.submitLogin("#register-button", username, password, "registered")
 
     async def logIn(self, username, password=PASSWORD):
+        """Log in through the login form: the character screen shows."""
+        await self.submitLogin("#login-button", username, password, "logged in")
+
+    async def submitLogin(self, button, username, password, done):
+        """Fill the login form, press C{button}, and wait for the character screen (or fail with the form's error)."""
         self.fill("#login-name", username)
         self.fill("#login-password", password)
-        self.find("#login-button").click()
+        self.find(button).click()
         await waitFor(lambda: self.screen() == "characters" or self.statusError("#login-status"),
-                      what=f"{username} logged in")
+                      what=f"{username} {done}")
         assert self.screen() == "characters", self.find("#login-status").text
 
     def statusError(self, css):
@@ -74,6 +75,11 @@ class PlayPage:
         await waitFor(lambda: self.js("return window.mmoshardPlay.state.friends !== undefined"
                                       " && window.mmoshardPlay.app.chatPanel.zoneChannel !== null"),
                       what=f"{name}'s chat hello")
+
+    async def endBanner(self, what="the session-end banner"):
+        """Wait for the banner that says the session ended; @return: its reason (the closing error's code)."""
+        return await waitFor(lambda: self.js(
+            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"), what=what)
 
     def me(self):
         return self.js("const m = window.mmoshardPlay.state.me;"

@@ -6,7 +6,7 @@ import sys
 
 from twisted.internet import defer, task
 
-from mmoshard.web.test.browser import makeDriver, sleep, startNode, waitFor
+from mmoshard.web.test.browser import makeDriver, playerInWorld, sleep, startNode, waitFor
 from mmoshard.web.test.playpage import PlayPage
 
 
@@ -79,7 +79,32 @@ async def playScene(session, out):
     return [path]
 
 
-SCENES = {"play": playScene}
+async def consoleScene(session, out):
+    """
+    The operator console: the process list, the live map with a player in
+    the start zone (selected, its kick prepared), the tick chart, the
+    actions and the account events.  Saved as C{out}/console.png.
+    """
+    from selenium.webdriver.common.by import By
+
+    node = await startNode(session)
+    player = await playerInWorld(node, "alice", "Alicia")
+    session.addCleanup(player.client.close)
+    driver = makeDriver(session, size=(1400, 1750))
+    driver.get(node.admin + "/console/")
+    entry = f"#space-entities li[data-kind='p'][data-id='{player.characterId}']"
+    (await waitFor(lambda: driver.find_elements(By.CSS_SELECTOR, entry),
+                   what="the player on the map"))[0].click()
+    driver.find_element(By.ID, "kick-reason").send_keys("spamming the zone channel")
+    await waitFor(lambda: driver.find_element(By.ID, "tick-legend").text, what="the tick chart")
+    driver.execute_script("window.scrollTo(0, 0)")
+    await sleep(1.5)
+    path = os.path.join(out, "console.png")
+    driver.save_screenshot(path)
+    return [path]
+
+
+SCENES = {"play": playScene, "console": consoleScene}
 
 
 async def main(reactor, argv):

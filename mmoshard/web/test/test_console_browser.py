@@ -1,61 +1,44 @@
-"""The operator console in a real browser (headless Debian Chromium): the process list, the live map with a logged-in player, and a kick that ends the player's session."""
+"""The operator console in a real browser (headless Debian Chromium): the process list, CCU and rates, the live map with a logged-in player, the tick chart, the matchmaking queues, and a kick that ends the player's session."""
 
-import os
-
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from mmoshard.testing import checkoutRoot, eventually
-from mmoshard.web.test.consolefixture import makeDriver, passed, playerInWorld, startNode
-
-# When set, the test saves the console's screenshot there (the README's
-# docs/img/console.png: MMOSHARD_SCREENSHOT_DIR=docs/img; relative to the
-# checkout, as trial runs in its own directory).
-SCREENSHOT_DIR = os.environ.get("MMOSHARD_SCREENSHOT_DIR")
-if SCREENSHOT_DIR:
-    SCREENSHOT_DIR = os.path.join(checkoutRoot(), SCREENSHOT_DIR)
-
-
-async def until(what, check, seconds=20.0):
-    """
-    Await C{check()} (a quick look at the page) until it returns something
-    true, leaving the reactor free in between (the player's client runs on
-    it); @return: that value.
-    """
-    async def attempt():
-        value = check()
-        if not value:
-            raise AssertionError(f"the console did not show {what} within {seconds}s")
-        return value
-
-    return await eventually(reactor, attempt, seconds, 0.2, AssertionError)
+from mmoshard.web.test.browser import (
+    NODE_ID, makeDriver, playerInWorld, requireBrowser, screenshotsOnFailure, startNode, waitFor,
+)
 
 
 class ConsoleBrowserTests(TestCase):
     timeout = 180
 
+    async def setUp(self):
+        requireBrowser()
+        self.node = await startNode(self)
+
+    @screenshotsOnFailure
     async def test_operator_sees_map_and_kicks_a_player(self):
         """
         An operator opens /console/ on the admin site: the process list
-        shows the node with its roles, the live map shows the logged-in
+        shows the node with its roles, the CCU counts the players in the
+        world, the live map shows the logged-in
         player where the server has it (and follows it as it moves), the
-        map refreshes on its own; kicking the player from its entry ends
+        map refreshes on its own, the tick chart draws the player's zone, a
+        new session shows in the session rate, the matchmaking queues show
+        the player's ticket waiting; kicking the player from its entry ends
         the player's session (auth.revoked) and the kick appears in the
         recent account events.
         """
-        node = await startNode(self)
-        player = await playerInWorld(node, "alice", "Alicia")
-        driver = makeDriver(self)
-        driver.get(node.admin + "/console/")
-        state = lambda: driver.execute_script("return window.mmoConsole")  # noqa: E731
         from selenium.webdriver.common.by import By
+
+        player = await playerInWorld(self.node, "alice", "Alicia")
+        driver = makeDriver(self, size=(1400, 1000))
+        driver.get(self.node.admin + "/console/")
+        state = lambda: driver.execute_script("return window.mmoConsole")  # noqa: E731
 
         # The page rebuilds its tables as it refreshes: read a row's text in
         # one look.
-        row = await until("the process list", lambda: driver.execute_script(
-            "const tr = document.querySelector(\"#processes tbody tr[data-node='console-node']\");"
-            "return tr && tr.textContent"))
+        row = await waitFor(lambda: driver.execute_script(
+            f"const tr = document.querySelector(\"#processes tbody tr[data-node='{NODE_ID}']\");"
+            "return tr && tr.textContent"), what="the process list")
         self.assertIn("world", row)
         self.assertIn("auth", row)
 
@@ -64,7 +47,8 @@ class ConsoleBrowserTests(TestCase):
                 By.CSS_SELECTOR, f"#space-entities li[data-kind='p'][data-id='{player.characterId}']")
             return found[0] if found else None
 
-        await until("the player on the map", playerShown)
+        await waitFor(playerShown, what="the player on the map")
+        await waitFor(lambda: driver.find_element(By.ID, "ccu").text == "1", what="a CCU of 1")
         entity = next(e for e in state()["detail"]["entities"] if e["id"] == player.characterId)
         self.assertEqual((entity["name"], entity["account"]), ("Alicia", player.accountId))
         # The map follows the player: a move the server accepts shows.
@@ -76,16 +60,35 @@ class ConsoleBrowserTests(TestCase):
             return detail and any(e["id"] == player.characterId and abs(e["x"] - x) < 0.5
                                   for e in detail["entities"])
 
-        await until("the player's move", moved)
+        await waitFor(moved, what="the player's move")
         refreshes = state()["refreshes"]["spaces"]
-        await until("the map refreshing", lambda: state()["refreshes"]["spaces"] >= refreshes + 3)
-        if SCREENSHOT_DIR:
-            playerShown().click()
-            driver.find_element(By.ID, "kick-reason").send_keys("spamming the zone channel")
-            driver.set_window_size(1400, 1750)
-            driver.execute_script("window.scrollTo(0, 0)")
-            await deferLater(reactor, 1.5, lambda: None)
-            driver.save_screenshot(os.path.join(SCREENSHOT_DIR, "console.png"))
+        await waitFor(lambda: state()["refreshes"]["spaces"] >= refreshes + 3,
+                      what="the map refreshing")
+        # The tick chart has a line for the player's zone, labelled with its last tick time.
+        zone = state()["detail"]["zone"]
+        legend = await waitFor(lambda: driver.find_element(By.ID, "tick-legend").text,
+                               what="the tick chart's legend")
+        self.assertRegex(legend, rf"{zone} \d+\.\d\d ms")
+        # The session and error rates, from the nodes' counters: a new session shows.
+        await waitFor(lambda: "sessions" in state()["rates"], what="the rates")
+        await playerInWorld(self.node, "bob", "Bobbin")
+        await waitFor(lambda: state()["rates"]["sessions"] > 0, what="a new session's rate")
+        await waitFor(lambda: driver.find_element(By.ID, "ccu").text == "2", what="a CCU of 2")
+        for rate in ("session-rate", "error-rate"):
+            self.assertRegex(driver.find_element(By.ID, rate).text, r"^\d+\.\d\d$")
+
+        # The matchmaking queues: queued for the dungeon, the player waits there.
+        await player.client.request("mm.hello", character_id=player.characterId)
+        await player.client.request("mm.queue", queue="dungeon5")
+
+        def waiting():
+            queues = state()["queues"]
+            return isinstance(queues, dict) and {q["name"]: q["waiting"] for q in queues["queues"]}
+
+        self.assertEqual((await waitFor(lambda: (waiting() or {}).get("dungeon5"),
+                                        what="a ticket waiting in dungeon5")), 1)
+        self.assertEqual(set(waiting()), {"dungeon5", "raid10", "arena2v2"})
+        self.assertIn("dungeon5", driver.find_element(By.ID, "queues").text)
 
         playerShown().click()
         self.assertEqual(driver.find_element(By.ID, "kick-id").get_attribute("value"),
@@ -94,13 +97,12 @@ class ConsoleBrowserTests(TestCase):
         reason.clear()
         reason.send_keys("spamming the zone channel")
         driver.find_element(By.ID, "kick-button").click()
-        action = await until("the kick's result", lambda: state()["lastAction"])
+        action = await waitFor(lambda: state()["lastAction"], what="the kick's result")
         self.assertEqual((action["what"], action["ok"]),
                          (f"kick character {player.characterId}", True), action)
         ended = await player.client.ended
         self.assertEqual(ended, "auth.revoked")
-        await until("the kick in the account events", lambda: any(
-            e["kind"] == "kick" and e["account_id"] == player.accountId
-            for e in state()["events"]))
-        await until("the player gone from the map", lambda: not playerShown())
-        passed(self)
+        await waitFor(lambda: any(e["kind"] == "kick" and e["account_id"] == player.accountId
+                                  for e in state()["events"]),
+                      what="the kick in the account events")
+        await waitFor(lambda: not playerShown(), what="the player gone from the map")

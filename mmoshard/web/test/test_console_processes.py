@@ -7,8 +7,8 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from mmoshard.web.operators import OPEN_FOLDERS, OPEN_PATHS
-from mmoshard.web.test.consolefixture import (
-    PASSWORD, makeOperator, playerInWorld, register, rest, startNode,
+from mmoshard.web.test.browser import (
+    NODE_ID, PASSWORD, makeOperator, playerInWorld, register, rest, startNode,
 )
 from mmoshard.wire.client import RequestError, connect, login
 
@@ -116,7 +116,7 @@ class OffLoopbackTests(TestCase):
         # The console's cookie (what a browser sends), or the bearer token.
         code, overview, _ = await rest("GET", node.admin + "/shard/overview",
                                        cookies={"mmoshard_operator": token})
-        self.assertEqual((code, overview["node_id"]), (200, "console-node"))
+        self.assertEqual((code, overview["node_id"]), (200, NODE_ID))
         code, session, _ = await rest("GET", node.admin + "/operator/session", token=token)
         self.assertEqual(session["operator"]["username"], "opal")
         code, body, _ = await rest("POST", node.admin + f"/accounts/{playerId}/kick",

@@ -1,10 +1,14 @@
-"""The browser play client in headless Chromium against a real node: register, create, enter, walk into view, whisper, and the page telling a session's end."""
+"""The browser play client in headless Chromium against a real node: register, create, enter, walk into view, whisper, the page telling a session's end, and the page served from another origin (CORS)."""
 
 import math
+import subprocess
+import sys
 
 import treq
 from twisted.trial.unittest import TestCase
 
+from mmoshard.testing import freePort, listening
+from mmoshard.web.static import STATIC_ROOT
 from mmoshard.web.test.browser import makeDriver, requireBrowser, screenshotsOnFailure, startNode, waitFor
 from mmoshard.web.test.playpage import PlayPage
 
@@ -38,7 +42,8 @@ class TwoPlayersTests(TestCase):
         """
         Two players register, create and enter through /play/; one walks out of the
         other's view and back into it, and the other's page shows it there, where it
-        stands; they whisper both ways and each page shows the line.
+        stands; they whisper both ways and each page shows the line; a line said in the
+        zone channel shows on the other's page.
         """
         await self.enter(self.ann, "ann_player", "Annalise", "mage")
         start = self.ann.me()
@@ -71,6 +76,12 @@ class TwoPlayersTests(TestCase):
         self.assertIn("To [Bobbin]: well met, traveller", self.ann.chatText())
         await self.bob.say("/w annalise and to you")
         await waitFor(lambda: "[Bobbin] whispers: and to you" in self.ann.chatText(), what="Bob's answer")
+        # The zone channel: a line Bob says there reaches Ann's page.
+        await self.bob.say("/z anyone for the wolves?")
+        await waitFor(lambda: any(line["kind"] == "zone" and line.get("from") == "Bobbin"
+                                  and line["message"] == "anyone for the wolves?" for line in self.ann.chat()),
+                      what="Bob's zone line on Ann's page")
+        self.assertIn("Bobbin: anyone for the wolves?", self.ann.chatText())
 
     @screenshotsOnFailure
     async def test_sessionEndShows(self):
@@ -83,9 +94,7 @@ class TwoPlayersTests(TestCase):
         await self.second().open()
         await self.bob.logIn("carol_player")
         await self.bob.play("Carolyn")
-        banner = await waitFor(lambda: self.ann.js(
-            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"),
-            what="the banner on the replaced page")
+        banner = await self.ann.endBanner("the banner on the replaced page")
         self.assertEqual(banner, "session.replaced")
         self.assertIn("Session ended", self.ann.find("#banner").text)
         self.assertEqual(self.ann.js("return window.mmoshardPlay.state.ended"), "session.replaced")
@@ -103,9 +112,7 @@ class TwoPlayersTests(TestCase):
         response = await treq.delete(self.node.http + "/v1/sessions", headers={"Authorization": f"Bearer {token}"},
                                      persistent=False, timeout=10)
         self.assertEqual(response.code, 200, await response.text())
-        banner = await waitFor(lambda: self.ann.js(
-            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"),
-            what="the banner on the revoked page")
+        banner = await self.ann.endBanner("the banner on the revoked page")
         self.assertEqual(banner, "auth.revoked")
         self.assertIn("Session ended — signed out (auth.revoked", self.ann.find("#banner").text)
         self.assertEqual(self.ann.js("return window.mmoshardPlay.state.endedMessage"), "signed out")
@@ -132,9 +139,39 @@ class TwoPlayersTests(TestCase):
         self.assertEqual(console.find_element(By.ID, "kick-id").get_attribute("value"), str(cid))
         console.find_element(By.ID, "kick-reason").send_keys("testing the kick")
         console.find_element(By.ID, "kick-button").click()
-        banner = await waitFor(lambda: self.ann.js(
-            "const b = document.getElementById('banner'); return !b.hidden && b.dataset.reason"),
-            what="the banner on the kicked page")
+        banner = await self.ann.endBanner("the banner on the kicked page")
         self.assertEqual(banner, "auth.revoked")
         self.assertIn("Session ended — disconnected by an operator (auth.revoked", self.ann.find("#banner").text)
         self.assertFalse(self.ann.js("return window.mmoshardPlay.app.running"))
+
+
+class OtherOriginTests(TestCase):
+    timeout = 240
+
+    @screenshotsOnFailure
+    async def test_pageFromAnotherOrigin(self):
+        """
+        The play client served by another web server (another origin) and pointed at the
+        node with ?server= registers, creates a character and enters the world through the
+        node's REST API, which allows that origin ([web] cors_origins).
+        """
+        requireBrowser()
+        # Another web server, in a process of its own (the browser waits on it while the
+        # test's reactor does not run), serving the package's static files.
+        port = freePort()
+        server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                                   "--directory", STATIC_ROOT, str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.kill)
+        await waitFor(lambda: listening(port), what="the other web server")
+        origin = f"http://127.0.0.1:{port}"
+        self.node = await startNode(self, {"web": {"cors_origins": [origin]}})
+        page = PlayPage(makeDriver(self), self.node)
+        await page.open(f"{origin}/play/?server={self.node.http}")
+        self.assertEqual(page.js("return [location.origin, window.mmoshardPlay.app.httpBase]"),
+                         [origin, self.node.http])
+        await page.register("far_player")
+        await page.create("Faraway", "ranger")
+        await page.play("Faraway")
+        self.assertEqual(page.me()["name"], "Faraway")

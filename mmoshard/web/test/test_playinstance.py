@@ -1,8 +1,10 @@
 """The browser play client at an instance entrance in headless Chromium against a real node: the map's portals, entering a dungeon and leaving it."""
 
+from urllib.parse import quote
+
 from twisted.trial.unittest import TestCase
 
-from mmoshard.web.test.browser import makeDriver, requireBrowser, screenshotsOnFailure, startNode, waitFor
+from mmoshard.web.test.browser import makeDriver, requireBrowser, rest, screenshotsOnFailure, startNode, waitFor
 from mmoshard.web.test.playpage import PlayPage
 
 # The Dead Mines' entrance in greenvale (etc/instances.toml): rect (296..304, 56..64),
@@ -26,7 +28,8 @@ class InstanceTests(TestCase):
         """
         The page knows the zone's portals from world.enter; near the dungeon's entrance it
         offers to enter, and the Enter button takes the player into its own copy (the
-        map now the layout's, with its exit); Leave the instance brings it back out.
+        map now the layout's, with its exit), which the operator console's view of the shard
+        lists with its player and map; Leave the instance brings it back out.
         """
         page = self.page
         await page.open()
@@ -49,6 +52,15 @@ class InstanceTests(TestCase):
         self.assertEqual(page.find("#zone-name").text, "Deadmines (instance)")
         self.assertEqual(page.js("return window.mmoshardPlay.app.world.zone.portals.map(p => p.kind)"), ["exit"])
         self.assertEqual((page.me()["x"], page.me()["z"]), (80.0, 12.0))  # the layout's first spawn point
+        # The operator console's view of the shard lists the copy with its player, and draws its map.
+        code, spaces, _ = await rest("GET", self.node.admin + "/shard/spaces")
+        [copy] = [space for n in spaces["nodes"] for space in n["spaces"] if space["zone"] == zone]
+        self.assertEqual((copy["label"], copy["players"]), ("deadmines", 1))
+        self.assertIsNotNone(copy["instance"])
+        code, view, _ = await rest("GET", self.node.admin + "/shard/spaces?zone=" + quote(zone, safe=""))
+        [detail] = [n["detail"] for n in view["nodes"] if n.get("detail")]
+        self.assertEqual([e["name"] for e in detail["entities"] if e["kind"] == "p"], ["Delver"])
+        self.assertIn("exit", [portal[4] for portal in detail["portals"]])
         leave = await waitFor(lambda: page.find("#portal-action button"), what="the leave button")
         self.assertEqual(leave.text, "Leave the instance")
         leave.click()

@@ -17,6 +17,7 @@ from mmoshard.web.site import SiteRoot
 from mmoshard.web.static import CONTENT_SECURITY_POLICY, STATIC_ROOT, mountPublicFiles
 
 PLAY = os.path.join(STATIC_ROOT, "play")
+CONSOLE = os.path.join(STATIC_ROOT, "console")
 
 
 class StaticFolderTests(TestCase):
@@ -115,18 +116,20 @@ class StaticFolderTests(TestCase):
 
 
 class ShippedPlayClientTests(TestCase):
-    """The play client as shipped in the package."""
+    """The play client and the operator console as shipped in the package."""
 
     def files(self):
         found = []
-        for folder, _, names in os.walk(PLAY):
-            found.extend(os.path.join(folder, n) for n in names)
+        for page in (PLAY, CONSOLE):
+            for folder, _, names in os.walk(page):
+                found.extend(os.path.join(folder, n) for n in names)
         return found
 
     def test_everyImportIsShipped(self):
-        """Every module the page and its modules import is a file of the package (or the client library's bundle)."""
+        """Every module the pages (the play client's, the console's) and their modules import is a file of the package (or the client library's bundle)."""
         scripts = [f for f in self.files() if f.endswith(".js")]
         self.assertIn(os.path.join(PLAY, "main.js"), scripts)
+        self.assertIn(os.path.join(CONSOLE, "console.js"), scripts)
         importPattern = re.compile(r"""(?:^|\n)\s*import\s[^;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']""")
         for script in scripts:
             with open(script) as f:
@@ -141,14 +144,14 @@ class ShippedPlayClientTests(TestCase):
                 self.assertTrue(os.path.isfile(path), f"{script} imports {target!r}: not shipped")
 
     def test_loadsNothingFromElsewhere(self):
-        """No file of the play client names another origin (no CDN): it works offline."""
+        """No file of the play client or the console names another origin (no CDN): they work offline."""
         for path in self.files():
             with open(path, encoding="utf-8") as f:
                 text = f.read()
             self.assertIsNone(re.search(r"""["'(]\s*(?:https?:)?//""", text), path)
 
     def test_filesAreSmall(self):
-        """Each file of the play client stays under 600 lines (split into modules)."""
+        """Each file of the play client and the console stays under 600 lines (split into modules)."""
         for path in self.files():
             with open(path, encoding="utf-8") as f:
                 self.assertLess(len(f.read().splitlines()), 600, path)

@@ -2133,21 +2133,25 @@ function bytesOf(blob) {
   if (ArrayBuffer.isView(blob)) return new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength);
   throw new TypeError("a packed record field must be binary (Uint8Array)");
 }
+function eachRecord(blob, size, decode) {
+  const bytes = bytesOf(blob);
+  const records = [];
+  if (bytes === null) return records;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = Math.floor(bytes.byteLength / size);
+  for (let i = 0, o = 0; i < n; i++, o += size) records.push(decode(view, o));
+  return records;
+}
 function entityKind(id) {
   return id >= NPC_ID_BASE ? "n" : "p";
 }
 function decodeMoves(blob) {
-  const bytes = bytesOf(blob);
-  const moves = [];
-  if (bytes === null) return moves;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Math.floor(bytes.byteLength / MOVE_RECORD_SIZE);
-  for (let i = 0, o = 0; i < n; i++, o += MOVE_RECORD_SIZE) {
+  return eachRecord(blob, MOVE_RECORD_SIZE, (view, o) => {
     const id = view.getUint32(o, true);
     const vx = view.getInt16(o + 12, true) / 100;
     const vz = view.getInt16(o + 14, true) / 100;
     const speed = Math.hypot(vx, vz);
-    moves.push({
+    return {
       id,
       kind: entityKind(id),
       x: view.getFloat32(o + 4, true),
@@ -2157,9 +2161,8 @@ function decodeMoves(blob) {
       ct: view.getUint32(o + 16, true),
       speed,
       heading: speed > 0 ? Math.atan2(vz, vx) : null
-    });
-  }
-  return moves;
+    };
+  });
 }
 function decodeCombatRecord(kind, flags, ability, a, b, value) {
   const event = { type: TYPES[kind] || "unknown", kind, flags, ability, a, b, value, entity: a };
@@ -2230,22 +2233,14 @@ function decodeCombatRecord(kind, flags, ability, a, b, value) {
   return event;
 }
 function decodeCombatRecords(blob) {
-  const bytes = bytesOf(blob);
-  const events = [];
-  if (bytes === null) return events;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Math.floor(bytes.byteLength / COMBAT_RECORD_SIZE);
-  for (let i = 0, o = 0; i < n; i++, o += COMBAT_RECORD_SIZE) {
-    events.push(decodeCombatRecord(
-      view.getUint8(o),
-      view.getUint8(o + 1),
-      view.getUint16(o + 2, true),
-      view.getUint32(o + 4, true),
-      view.getUint32(o + 8, true),
-      view.getInt32(o + 12, true)
-    ));
-  }
-  return events;
+  return eachRecord(blob, COMBAT_RECORD_SIZE, (view, o) => decodeCombatRecord(
+    view.getUint8(o),
+    view.getUint8(o + 1),
+    view.getUint16(o + 2, true),
+    view.getUint32(o + 4, true),
+    view.getUint32(o + 8, true),
+    view.getInt32(o + 12, true)
+  ));
 }
 function decodeEnter(record) {
   const [id, kind, name, cls, level, x, y, z, vx, vz] = record;
