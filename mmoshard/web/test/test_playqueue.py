@@ -1,10 +1,11 @@
 """The browser play client's matchmaking panel in headless Chromium against a real node: queue, the ready check, and entering the matched instance."""
 
-import treq
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from mmoshard.web.test.browser import makeDriver, requireBrowser, screenshotsOnFailure, startNode, waitFor
+from mmoshard.web.test.browser import (
+    makeDriver, requireBrowser, rest, screenshotsOnFailure, startNode, waitFor,
+)
 from mmoshard.web.test.playpage import PASSWORD, PlayPage
 from mmoshard.wire.client import connect, login
 
@@ -22,10 +23,8 @@ class QueueTests(TestCase):
         self.page = PlayPage(makeDriver(self), self.node)
 
     async def rest(self, method, path, token=None, **body):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = await treq.request(method, self.node.http + path, json=body or None, headers=headers,
-                                      persistent=False, timeout=10)
-        return response.code, await response.json()
+        code, parsed, _ = await rest(method, self.node.http + path, body or None, token)
+        return code, parsed
 
     async def player(self, name, cls):
         """A player of the Python client: registered, in the world and said mm.hello; @return its client."""
