@@ -1,4 +1,4 @@
-"""End to end on real twistd nodes on MariaDB and Redis: a party and three solo players queue, accept, are matched and enter their instance with their tickets — all roles in one node, the instance on another world node, and the split topology (world, chat, matchmaking each alone)."""
+"""End to end on real twistd nodes on MariaDB and Redis: parties and solo players queue, accept, are matched and enter their instance with their tickets — all roles in one node, the instance on another world node, and the split topology (world, chat, matchmaking each alone: two parties and three solos, two matches)."""
 
 import os
 import time
@@ -14,6 +14,10 @@ KEY = "mm-e2e-test-key-0123456789abcdef0123"
 CLASSES = {"Tank": "warrior", "Heals": "priest", "Mage": "mage", "Rogue": "rogue",
            "Ranger": "ranger"}
 PARTY = ("Tank", "Heals")
+SOLOS = ("Mage", "Rogue", "Ranger")
+# A full party of five (leader first): tank, healer and three damage dealers.
+SECOND_PARTY = {"Tina": "paladin", "Hana": "druid", "Dell": "mage", "Dora": "rogue",
+                "Drew": "ranger"}
 
 
 async def until(predicate, what, timeout=20.0):
@@ -52,7 +56,8 @@ class MatchmakingProcessTests(TestCase):
         """@return: a ready node C{nodeId} with C{roles} on the test's stores; C{world} goes to its [world] table."""
         if not hasattr(self, "stores"):
             async def characters(store):
-                self.chars = await store.runInteraction(insertCharacters, CLASSES, time.time())
+                self.chars = await store.runInteraction(
+                    insertCharacters, {**CLASSES, **SECOND_PARTY}, time.time())
 
             self.stores = await sharedStores(self, reactor, characters)
         mysqlURL, redisURL, prefix = self.stores
@@ -164,15 +169,22 @@ class MatchmakingProcessTests(TestCase):
                                           ticket=transfer["ticket"])
             self.assertEqual(entered["zone"]["id"], matched["zone"])
 
+    async def formParty(self, chat, leader, members):
+        """Form a party of C{leader} and C{members} through their chat sessions C{chat}[name]."""
+        for member in members:
+            invite = await chat[leader].request("chat.party.invite", name=member)
+            await until(lambda m=member: chat[m].of("chat.party.invited"), f"{member}'s invite")
+            await chat[member].request("chat.party.accept", party_id=invite["party_id"])
+
     async def test_splitTopology(self):
-        """Split deployment (world, chat and matchmaking each in its own process): a party of two and three solo players queue dungeon5 on the matchmaking-only node, accept, get mm.matched and enter the instance on the world node."""
+        """Split deployment (world, chat and matchmaking each in its own process): a party of two, a party of five and three solo players queue dungeon5 on the matchmaking-only node; they get two proposals (the small party with the solos, the full party alone), accept, get mm.matched and each match enters its own instance on the world node."""
         from mmoshard.wire.client import connect
 
         world = await self.startNode("split-world", roles=("world",))
         chat = await self.startNode("split-chat", roles=("chat",))
         mm = await self.startNode("split-mm", roles=("matchmaking",))
         players, on = {}, {}
-        for name in CLASSES:
+        for name in {**CLASSES, **SECOND_PARTY}:
             cid = self.chars[name][0]
             sessions = {}
             for kind, proc in (("world", world), ("chat", chat), ("mm", mm)):
@@ -183,31 +195,56 @@ class MatchmakingProcessTests(TestCase):
             await sessions["chat"].request("chat.hello", character_id=cid)
             await sessions["mm"].request("mm.hello", character_id=cid)
             players[name], on[name] = sessions["mm"], sessions
-        invite = await on["Tank"]["chat"].request("chat.party.invite", name="Heals")
-        await until(lambda: on["Heals"]["chat"].of("chat.party.invited"), "the party invite")
-        await on["Heals"]["chat"].request("chat.party.accept", party_id=invite["party_id"])
-        queued = await players["Tank"].request("mm.queue", queue="dungeon5")
-        # The matchmaking-only node read the party from chat's keys.
-        self.assertEqual([m["character_id"] for m in queued["members"]],
-                         [players["Tank"].cid, players["Heals"].cid])
-        for name in ("Mage", "Rogue", "Ranger"):
+        chats = {name: sessions["chat"] for name, sessions in on.items()}
+        second = list(SECOND_PARTY)
+        await self.formParty(chats, "Tank", ["Heals"])
+        await self.formParty(chats, second[0], second[1:])
+        # The matchmaking-only node reads each party from chat's keys.
+        for party in (PARTY, second):
+            queued = await players[party[0]].request("mm.queue", queue="dungeon5")
+            self.assertEqual([m["character_id"] for m in queued["members"]],
+                             [players[name].cid for name in party])
+            for name in party[1:]:
+                await until(lambda p=players[name]: p.of("mm.queued"), f"{name}'s mm.queued")
+        for name in SOLOS:
             await players[name].request("mm.queue", queue="dungeon5")
-        match = set()
+        proposals = {}
         for name, p in players.items():
-            match.add((await until(lambda p=p: p.of("mm.proposal"), f"{name}'s proposal"))[0]["match"])
-        self.assertEqual(len(match), 1)
+            found = await until(lambda p=p: p.of("mm.proposal"), f"{name}'s proposal")
+            proposals[name] = found[0]
+        groups = {}
+        for name, proposal in proposals.items():
+            groups.setdefault(proposal["match"], set()).add(name)
+        # Quotas (1 tank, 1 healer, 3 damage) leave one way: the small party with the
+        # three solos, the full party alone; no party is split.
+        self.assertEqual(sorted(map(sorted, groups.values())),
+                         sorted([sorted(PARTY + SOLOS), sorted(second)]))
+        for names in groups.values():
+            self.assertEqual(sorted(proposals[name]["role"] for name in names),
+                             ["damage", "damage", "damage", "healer", "tank"])
+            roster = proposals[next(iter(names))]["roles"]
+            self.assertEqual(sorted(r["character_id"] for r in roster),
+                             sorted(players[name].cid for name in names))
         code, body = await mm.get("/matchmaking/queues")
         dungeon = next(q for q in body["queues"] if q["name"] == "dungeon5")
-        self.assertEqual((code, dungeon["lease_holder"]), (200, "split-mm"))
-        match = match.pop()
-        for p in players.values():
-            await p.request("mm.accept", match=match)
-        instances = set()
+        self.assertEqual((code, dungeon["lease_holder"], dungeon["proposals"]),
+                         (200, "split-mm", 2))
+        for name, p in players.items():
+            await p.request("mm.accept", match=proposals[name]["match"])
+        instances, tickets = {}, set()
         for name, p in players.items():
             matched = (await until(lambda p=p: p.of("mm.matched"), f"{name}'s mm.matched"))[0]
-            self.assertEqual((matched["match"], matched["node"]), (match, "split-world"))
-            instances.add(matched["instance"])
-            reply = await on[name]["world"].request("world.instance.enter", ticket=matched["ticket"])
+            self.assertEqual((matched["match"], matched["node"]),
+                             (proposals[name]["match"], "split-world"))
+            instances.setdefault(matched["match"], set()).add(matched["instance"])
+            tickets.add(matched["ticket"])
+            reply = await on[name]["world"].request("world.instance.enter",
+                                                    ticket=matched["ticket"])
             self.assertEqual((reply["instance_id"], reply["template"]),
                              (matched["instance"], "deadmines"))
-        self.assertEqual(len(instances), 1)
+            status = await p.request("mm.status")
+            self.assertEqual((status["ticket"], status["proposal"]), (None, None))
+        # Every match's members share one instance; the two matches have different ones.
+        self.assertEqual(sorted(map(len, instances.values())), [1, 1])
+        self.assertEqual(len(set.union(*instances.values())), 2)
+        self.assertEqual(len(tickets), len(players))
