@@ -271,11 +271,7 @@ class SessionClient:
         """Log out (C{bye}) and close. @return: when the connection is gone."""
         if self._link is None:
             # A resume may be under way: stop it (its attempt and its wait).
-            self._closing = True
-            if self._attempt is not None:
-                self._attempt.cancel()
-            if self._sleeping is not None and not self._sleeping.called:
-                self._sleeping.callback(None)
+            self._stopResuming()
             self._end("closed")
             return
         self._closing = True
@@ -289,9 +285,25 @@ class SessionClient:
         self._end("closed")
 
     def drop(self):
-        """Drop the connection without logging out, as a network failure would."""
+        """
+        Drop the connection without logging out, as a network failure would.
+        With no connection up (a resume under way, the node gone) there is
+        nothing left to drop: the resume is given up and the session ends
+        (C{resume_failed}), so nothing of it stays scheduled.
+        """
         if self._link is not None:
             self._link.abort()
+        elif self._resuming is not None:
+            self._stopResuming()
+
+    def _stopResuming(self):
+        # The resume's attempt in flight and its wait end now; the loop sees
+        # _closing and gives up (the session ends as resume_failed).
+        self._closing = True
+        if self._attempt is not None:
+            self._attempt.cancel()
+        if self._sleeping is not None and not self._sleeping.called:
+            self._sleeping.callback(None)
 
     # -- connection -------------------------------------------------------
 
