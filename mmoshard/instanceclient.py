@@ -51,7 +51,7 @@ class StoreInstances:
         self.nodeId = nodeId
         self.timeout = timeout
         self.subscription = None
-        self._pending = {}  # request id -> (Deferred, timer)
+        self.replies = wire.PendingReplies(clock)
         self._prefix = secrets.token_hex(4)
         self._next = 0
 
@@ -67,8 +67,7 @@ class StoreInstances:
             except StoreError:
                 pass
             self.subscription = None
-        for rid in list(self._pending):
-            self._resolve(rid, None)
+        self.replies.endAll()
 
     # --- IInstances ------------------------------------------------------------------
 
@@ -256,9 +255,7 @@ class StoreInstances:
         wait = deadline - self.clock.seconds()
         if wait <= 0:
             return None
-        d = Deferred()
-        timer = self.clock.callLater(wait, self._resolve, message.id, None)
-        self._pending[message.id] = (d, timer)
+        d = self.replies.expect(message.id, wait)
         try:
             receivers = await self.volatile.publish(wire.inbox(node), wire.encode(message))
         except StoreError as e:
@@ -266,17 +263,8 @@ class StoreInstances:
             receivers = 0
         if not receivers:
             self.log.info("instance request to node {node_id}: nobody listens", node_id=node)
-            self._resolve(message.id, None)
+            self.replies.resolve(message.id, None)
         return await d
-
-    def _resolve(self, rid, reply):
-        entry = self._pending.pop(rid, None)
-        if entry is None:
-            return
-        d, timer = entry
-        if timer.active():
-            timer.cancel()
-        d.callback(reply)
 
     def _received(self, channel, payload):
         try:
@@ -285,7 +273,7 @@ class StoreInstances:
             self.log.warn("undecodable instance message on {channel}: {why}", channel=channel, why=e)
             return
         if type(message) is Reply:
-            self._resolve(message.id, message)
+            self.replies.resolve(message.id, message)
         else:
             # Requests go to world processes; this node hosts nothing.
             self.log.warn("instance request {kind} from node {node_id} to a node without "

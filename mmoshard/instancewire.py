@@ -4,6 +4,7 @@ from operator import attrgetter
 
 import attrs
 import msgpack
+from twisted.internet.defer import Deferred
 
 from mmoshard.store.volatile import Script
 
@@ -181,3 +182,37 @@ class InstanceState:
 
     template: str
     closed_at: float | None
+
+
+class PendingReplies:
+    """
+    The requests a node waits on for a L{Reply}, by request id: each one's
+    Deferred fires with its reply (L{resolve}), or with None when its wait
+    runs out or the node stops waiting for all (L{endAll}).
+    """
+
+    def __init__(self, clock):
+        self.clock = clock
+        self._pending = {}  # request id -> (Deferred, timer)
+
+    def expect(self, rid, wait):
+        """@return: a Deferred firing with the reply to request C{rid}, or None after C{wait} s."""
+        d = Deferred()
+        timer = self.clock.callLater(wait, self.resolve, rid, None)
+        self._pending[rid] = (d, timer)
+        return d
+
+    def resolve(self, rid, reply):
+        """Answer request C{rid} with C{reply} (None: no answer); an unknown or answered id is ignored."""
+        entry = self._pending.pop(rid, None)
+        if entry is None:
+            return
+        d, timer = entry
+        if timer.active():
+            timer.cancel()
+        d.callback(reply)
+
+    def endAll(self):
+        """Answer every request still waiting with None."""
+        for rid in list(self._pending):
+            self.resolve(rid, None)

@@ -61,7 +61,7 @@ class Instances:
         self.nodeId = nodeId
         self.timeout = cfg.instance_timeout
         self.subscription = None
-        self._pending = {}  # request id -> (Deferred, timer)
+        self.replies = messages.PendingReplies(clock)
         self._prefix = secrets.token_hex(4)
         self._next = 0
 
@@ -93,8 +93,7 @@ class Instances:
             except StoreError:
                 pass
             self.subscription = None
-        for rid in list(self._pending):
-            self._resolve(rid, None)
+        self.replies.endAll()
         await self.host.stop()
 
     def everySecond(self, second):
@@ -464,18 +463,16 @@ class Instances:
         wait = deadline - self.clock.seconds()
         if wait <= 0:
             return None
-        d = Deferred()
-        timer = self.clock.callLater(wait, self._resolve, message.id, None)
-        self._pending[message.id] = (d, timer)
+        d = self.replies.expect(message.id, wait)
         try:
             receivers = await self.volatile.publish(messages.inbox(node), messages.encode(message))
         except StoreError as e:
-            self._resolve(message.id, None)
+            self.replies.resolve(message.id, None)
             await d
             raise InstanceError(errors.UNAVAILABLE, f"request not sent: {e}", retry_after=5.0)
         if not receivers:
             self.log.info("instance request to node {node_id}: nobody listens", node_id=node)
-            self._resolve(message.id, None)
+            self.replies.resolve(message.id, None)
         reply = await d
         if reply is None:
             return None
@@ -485,15 +482,6 @@ class Instances:
             raise InstanceError(reply.code, reply.message or reply.code, retry_after=reply.retry_after)
         return reply.value
 
-    def _resolve(self, rid, reply):
-        entry = self._pending.pop(rid, None)
-        if entry is None:
-            return
-        d, timer = entry
-        if timer.active():
-            timer.cancel()
-        d.callback(reply)
-
     def _received(self, channel, payload):
         try:
             message = messages.decode(payload)
@@ -501,7 +489,7 @@ class Instances:
             self.log.warn("undecodable instance message on {channel}: {why}", channel=channel, why=e)
             return
         if type(message) is Reply:
-            self._resolve(message.id, message)
+            self.replies.resolve(message.id, message)
             return
         Deferred.fromCoroutine(self._serve(message))
 
