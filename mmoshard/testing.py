@@ -174,13 +174,22 @@ def provideSites(node):
     return publicRoot, admin.root
 
 
+# Ports freePort handed out in this test process: the kernel may offer a
+# just-released port again, and one node's listeners then collided (its
+# admin port picked first, its WebSocket port later, the same number).
+_handedOut = set()
+
+
 def freePort():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A TCP port on 127.0.0.1 that was free a moment ago, never one this process was given before."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _handedOut:
+            _handedOut.add(port)
+            return port
 
 
 def listening(port, timeout=0.5):
