@@ -174,22 +174,33 @@ def provideSites(node):
     return publicRoot, admin.root
 
 
-# Ports freePort handed out in this test process: the kernel may offer a
-# just-released port again, and one node's listeners then collided (its
-# admin port picked first, its WebSocket port later, the same number).
+# freePort picks below Linux's ephemeral range (32768 and up), so the
+# outgoing connections of the tests never take a port a node is about to
+# listen on, from a block of its own per test process (trial -j2 runs two),
+# and never hands out a port twice: both raced a node's listeners before
+# ("Address already in use" at start).
+_PORT_BLOCKS = 8
+_PORT_BLOCK = 2000
+_PORT_BASE = 12000
 _handedOut = set()
 
 
 def freePort():
     """A TCP port on 127.0.0.1 that was free a moment ago, never one this process was given before."""
-    while True:
+    block = _PORT_BASE + (os.getpid() % _PORT_BLOCKS) * _PORT_BLOCK
+    for port in range(block, block + _PORT_BLOCK):
+        if port in _handedOut:
+            continue
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port not in _handedOut:
-            _handedOut.add(port)
-            return port
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _handedOut.add(port)
+        return port
+    raise RuntimeError(f"no free port left in {block}..{block + _PORT_BLOCK - 1}")
 
 
 def listening(port, timeout=0.5):
