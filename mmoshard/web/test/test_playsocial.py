@@ -122,6 +122,12 @@ class SocialAndCombatTests(TestCase):
         await waitFor(lambda: ann.js("const s = window.mmoshardPlay.state; return s.entities[s.target]"
                                      " && s.entities[s.target].hp < arguments[0]", target["hpMax"]),
                       what="the wolf's health falling")
+        # Fire Blast reaches 20 m and Fireball 35: Ann fired from about 25 m, so she
+        # waits for the wolf's charge to bring it into Fire Blast's range.
+        await waitFor(lambda: ann.js(
+            "const w = window.mmoshardPlay.app.world; const s = window.mmoshardPlay.state;"
+            " const t = s.entities[s.target]; return t && Math.hypot(t.x - w.me.x, t.z - w.me.z) < 15"),
+            what="the wolf charging into Fire Blast's range")
         keys.send_keys("2").perform()
         # Its own 8 s cooldown, not the global one (1.5 s) every button shows.
         cooldown = '#ability-bar [data-ability="fire_blast"] .cd'
