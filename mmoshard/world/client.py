@@ -207,6 +207,9 @@ class WorldClient:
                           why=e)
             d, self.onTransfer = self.onTransfer, Deferred()
             d.errback(e)
+            # Whoever waited on onTransfer has its failure; with nobody waiting it is
+            # logged above, not left as an unhandled error in a collected Deferred.
+            d.addErrback(lambda _: None)
             return
         self.transfers += 1
         d, self.onTransfer = self.onTransfer, Deferred()

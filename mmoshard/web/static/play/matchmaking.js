@@ -104,8 +104,10 @@ export class Matchmaking {
     try {
       const reply = await this.app.link.request("matchmaking", "mm.queue", body);
       const eta = reply.eta_s !== undefined && reply.eta_s !== null ? ` (usually ${shortTime(reply.eta_s)} s)` : "";
-      this.set({ state: "queued", ticket: reply.ticket, queue: reply.queue, eta_s: reply.eta_s ?? null },
-        `Queued for ${this.title(reply.queue)}${eta}.`);
+      const ticket = { ticket: reply.ticket, queue: reply.queue, eta_s: reply.eta_s ?? null };
+      // The ready check (or the match) may come before this answer: it stays on screen.
+      if (this.app.state.mm.state !== "idle" && this.app.state.mm.state !== "queued") return this.set(ticket);
+      this.set({ state: "queued", ...ticket }, `Queued for ${this.title(reply.queue)}${eta}.`);
     } catch (error) {
       this.set({}, `Queue: ${describeError(error)}`, true);
     }
