@@ -50,8 +50,6 @@ SAFE = {
                ["sid", "s1", 60000, 100]),
     "tokens_snapshot": ([revocations.REVOCATION_SEQ, revocations.REVOKED_SIDS,
                              revocations.REVOKED_ACCOUNTS], [0, 100]),
-    "session_resume_append": ([resumestore.recordKey("s1"), resumestore.bufferKey("s1")],
-                              [60000, "n1", 1, 0]),
     "session_resume_take": ([resumestore.recordKey("s1"), resumestore.bufferKey("s1")],
                             ["d", "n1", "d2", "n2"]),
     "session_resume_release": ([resumestore.recordKey("s1"), resumestore.bufferKey("s1")], ["n1"]),
@@ -91,6 +89,10 @@ BATCHED = {
     "world_lease_release": (lease.leaseKey, _each(lease.leaseKey), lambda b: ["n"]),
     "chat_expire": (_chat.presenceKey, _each(_chat.presenceKey), lambda b: [60]),
     "chat_presence": (_chat.presenceKey, _each(_chat.presenceKey), lambda b: []),
+    "session_resume_append": (resumestore.recordKey,
+                              lambda b: [k for s in b for k in (resumestore.recordKey(s),
+                                                                resumestore.bufferKey(s))],
+                              lambda b: [60000, "n1"] + [a for _ in b for a in (1, 0, 1, 1, "x")]),
     "chat_history": (_chat.historyKey, _each(_chat.historyKey),
                      lambda b: [10, 60] + [a for i in range(len(b)) for a in (str(i), "{}")]),
 }
@@ -148,7 +150,7 @@ class AuditTests(ClusterFixture, TestCase):
         """
         scripts = everyScript()
         for name, (keyOf, keysOf, argsOf) in BATCHED.items():
-            items = list(range(1, 41)) if keyOf is not logins.loginKey else \
+            items = list(range(1, 41)) if keyOf not in (logins.loginKey, resumestore.recordKey) else \
                 [f"s{i}" for i in range(40)]
             batches = slotBatches(self.store, items, keyOf, 1000)
             self.assertGreater(len(batches), 1, name)

@@ -9,6 +9,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from mmoshard.store.errors import CommandError, StoreError
+from mmoshard.store.slots import slotBatches
 from mmoshard.store.volatile import Script
 from mmoshard.tokens import Claims
 
@@ -20,6 +21,8 @@ NODES_KEY = "session:nodes"
 # A live session's record only goes when the session ends; this bounds the
 # garbage a crashed node leaves (as the owners hash does).
 RECORD_TTL = 86400.0
+# Most sessions one replay-buffer write carries.
+APPEND_BATCH = 200
 
 
 def recordKey(sessionId):
@@ -37,35 +40,60 @@ def digest(secret):
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def _append(view, keys, args):
-    rec, buf = keys
-    if view.hget(rec, "node") != args[1]:
+def _appendOne(view, rec, buf, ttl, node, seq, drops, pairs):
+    if view.hget(rec, "node") != node:
         return 0
-    n = int(args[3])
-    if n:
-        view.hdel(buf, *args[4 : 4 + n])
-    pairs = args[4 + n :]
+    if drops:
+        view.hdel(buf, *drops)
     if pairs:
         view.hset(buf, dict(zip(pairs[0::2], pairs[1::2])))
-    view.hset(rec, {"seq": args[2]})
-    view.expire(rec, int(args[0]) / 1000)
-    view.expire(buf, int(args[0]) / 1000)
+    view.hset(rec, {"seq": seq})
+    view.expire(rec, int(ttl) / 1000)
+    view.expire(buf, int(ttl) / 1000)
     return 1
 
 
-# KEYS: record, buffer (one slot: the session id is the hash tag).  ARGV:
-# ttl ms, node, new seq, n, n buffer fields to drop, then seq/payload pairs.
-# Writes only while the record is still this node's (not moved).
+def _append(view, keys, args):
+    ttl, node = args[0], args[1]
+    out = []
+    at = 2
+    for i in range(0, len(keys), 2):
+        seq, n = args[at], int(args[at + 1])
+        drops = args[at + 2:at + 2 + n]
+        at += 2 + n
+        m = int(args[at])
+        pairs = args[at + 1:at + 1 + 2 * m]
+        at += 1 + 2 * m
+        out.append(_appendOne(view, keys[i], keys[i + 1], ttl, node, seq, drops, pairs))
+    return out
+
+
+# KEYS: record and buffer of each session, pairwise (a session's two keys
+# share its slot: the session id is the hash tag; the caller splits a batch
+# per slot).  ARGV: ttl ms, node, then per session: new seq, n, n buffer
+# fields to drop, m, m seq/payload pairs.  Writes a session only while its
+# record is still this node's (not moved); returns 1 or 0 per session.
+# One call carries every session that sent events in a reactor turn.
 APPEND = Script(
     name="session_resume_append",
-    lua="if redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then return 0 end "
-    "local n = tonumber(ARGV[4]) "
-    "if n > 0 then redis.call('HDEL', KEYS[2], unpack(ARGV, 5, 4 + n)) end "
-    "if #ARGV > 4 + n then redis.call('HSET', KEYS[2], unpack(ARGV, 5 + n)) end "
-    "redis.call('HSET', KEYS[1], 'seq', ARGV[3]) "
-    "redis.call('PEXPIRE', KEYS[1], ARGV[1]) "
-    "redis.call('PEXPIRE', KEYS[2], ARGV[1]) "
-    "return 1",
+    lua="local ttl, node, at, out = ARGV[1], ARGV[2], 3, {} "
+    "for k = 1, #KEYS, 2 do "
+    "local seq, n = ARGV[at], tonumber(ARGV[at + 1]) "
+    "local ds = at + 2 "
+    "at = ds + n "
+    "local m = tonumber(ARGV[at]) "
+    "local ps = at + 1 "
+    "at = ps + 2 * m "
+    "if redis.call('HGET', KEYS[k], 'node') == node then "
+    "if n > 0 then redis.call('HDEL', KEYS[k + 1], unpack(ARGV, ds, ds + n - 1)) end "
+    "if m > 0 then redis.call('HSET', KEYS[k + 1], unpack(ARGV, ps, ps + 2 * m - 1)) end "
+    "redis.call('HSET', KEYS[k], 'seq', seq) "
+    "redis.call('PEXPIRE', KEYS[k], ttl) "
+    "redis.call('PEXPIRE', KEYS[k + 1], ttl) "
+    "out[#out + 1] = 1 "
+    "else out[#out + 1] = 0 end "
+    "end "
+    "return out",
     python=_append,
 )
 
@@ -157,8 +185,9 @@ def decodeInfo(raw):
 class ResumeStore:
     """
     Keeps every replayable event of this node's sessions in the volatile
-    store, written once per reactor turn per session that sent some (one
-    C{APPEND} script each), so a session survives its node: another node of
+    store, written once per reactor turn for the sessions that sent some (one
+    C{APPEND} script call per hash slot, up to C{APPEND_BATCH} sessions
+    each), so a session survives its node: another node of
     the role verifies the resume token against the stored digest and
     replays from the stored buffer.
     """
@@ -257,27 +286,37 @@ class ResumeStore:
             self._flushCall = self.clock.callLater(0, self.flush)
 
     def flush(self):
-        """One C{APPEND} per session with unwritten events."""
+        """One C{APPEND} per hash slot (one in all on a single Redis) for the sessions with unwritten events."""
         call, self._flushCall = self._flushCall, None
         if call is not None and call.active():
             call.cancel()
         pending, self.pending = self.pending, set()
+        writes = {}
         size = self.bufferSize
-        ttl = int(RECORD_TTL * 1000)
         for session in pending:
             prev, seq = session.flushedSeq, session.seq
             if seq <= prev or session.ended:
                 continue
             session.flushedSeq = seq
             drop = [str(s) for s in range(max(1, prev - size + 1), min(prev, seq - size) + 1)]
-            args = [ttl, self.nodeId, seq, len(drop)] + drop
-            for s, payload in session.unflushed(prev):
+            args = [seq, len(drop), *drop]
+            events = session.unflushed(prev)
+            args.append(len(events))
+            for s, payload in events:
                 args.append(s)
                 args.append(payload)
-            sid = session.sessionId
+            writes[session.sessionId] = args
+        if not writes:
+            return
+        ttl = int(RECORD_TTL * 1000)
+        for batch in slotBatches(self.volatile, list(writes), recordKey, APPEND_BATCH):
+            keys = [k for sid in batch for k in (recordKey(sid), bufferKey(sid))]
+            args = [ttl, self.nodeId]
+            for sid in batch:
+                args.extend(writes[sid])
             self.writesSent += 1
-            self._track(self.volatile.evalScript(APPEND, [recordKey(sid), bufferKey(sid)], args),
-                        "store replay buffer", sid)
+            self._track(self.volatile.evalScript(APPEND, keys, args), "store replay buffers",
+                        batch[0] if len(batch) == 1 else f"{batch[0]} and {len(batch) - 1} more")
 
     # -- taking a session over ------------------------------------------
 

@@ -51,6 +51,19 @@ class ResumeAnywhereTests(TestCase):
         self.clock.advance(0)
         self.assertEqual(sorted(int(k) for k in self.stored(bufferKey(self.sid))), [4, 5, 6, 7])
 
+    def test_sessionsShareTheTurnsWrite(self):
+        """Two sessions sending events in one reactor turn are stored by one write, each its own buffer."""
+        other = self.a.welcomed(accountId=8)
+        otherSid = other.welcome["session_id"]
+        self.clock.advance(0)
+        writes = self.a.manager.resumeStore.writesSent
+        self.session.send("t.event", {"n": 1})
+        self.a.manager.sessions[otherSid].send("t.event", {"n": 2})
+        self.clock.advance(0)
+        self.assertEqual(self.a.manager.resumeStore.writesSent - writes, 1)
+        self.assertEqual(len(self.stored(bufferKey(self.sid))), 1)
+        self.assertEqual(len(self.stored(bufferKey(otherSid))), 1)
+
     def test_resumeOnOtherNode(self):
         """
         A session dropped on node A resumes on node B with its token: B replays what the
