@@ -32,6 +32,10 @@ FIELDS = {
     "stats_interval": Field("float", 5.0, positive,
                             "seconds between two reads of a held queue's statistics "
                             "(metrics, the ETA answered to mm.queue)"),
+    "rating_cache": Field("float", 60.0, nonNegative,
+                          "seconds a node keeps a rating it read for a character said mm.hello "
+                          "to it (forgotten sooner when a match of that queue is made; 0: read "
+                          "at every mm.queue)"),
     "instance_retries": Field("int", 1, nonNegative,
                               "times a failed IInstances.create of an accepted match is retried "
                               "before its players are requeued"),
@@ -60,6 +64,7 @@ class MatchmakingConfig:
     scan_limit: int = 20000
     resume_grace: float = -1.0
     stats_interval: float = 5.0
+    rating_cache: float = 60.0
     instance_retries: int = 1
     matched_ttl: float = 300.0
     test_pause_announce: float = 0.0

@@ -130,6 +130,32 @@ class Handlers:
                 raise error(errors.MEMBER_OFFLINE, "a party member is not online in matchmaking",
                             character_id=cid)
 
+    async def ratings(self, queue, cids):
+        """
+        @return: character id -> its rating in rated C{queue}: what this
+            node's sessions keep (L{MMUser.rating}), the rest read with
+            L{IMatchResults.ratings} and kept by those of this node.
+        """
+        service = self.service
+        now = service.clock.seconds()
+        users = service.users
+        found = {}
+        for cid in cids:
+            user = users.get(cid)
+            if user is not None:
+                rating = user.rating(queue, now, service.config.rating_cache)
+                if rating is not None:
+                    found[cid] = rating
+        missing = [cid for cid in cids if cid not in found]
+        if missing:
+            read = await service.results.ratings(queue, missing)
+            for cid in missing:
+                rating = read.get(cid)
+                found[cid] = float(rating.rating) if rating is not None else 1500.0
+                if cid in users:
+                    users[cid].ratings[queue] = (found[cid], now)
+        return found
+
     # -- requests ---------------------------------------------------------------------
 
     async def hello(self, session, message):
@@ -199,9 +225,13 @@ class Handlers:
         if unknown:
             raise error(errors.BAD_REQUEST, "roles names a character not in your party",
                         character_id=unknown[0])
-        # The requester's row was read at mm.hello; only the others' are read.
-        rows = {user.cid: (user.accountId, user.name, user.cls)}
-        others = [cid for cid in members if cid != user.cid]
+        # The rows of members who said mm.hello on this node were read then;
+        # only the others' are read.
+        users = service.users
+        rows = {cid: (users[cid].accountId, users[cid].name, users[cid].cls)
+                for cid in members if cid in users}
+        rows[user.cid] = (user.accountId, user.name, user.cls)
+        others = [cid for cid in members if cid not in rows]
         if others:
             rows.update(await self.characters(others))
         missing = [cid for cid in members if cid not in rows]
@@ -211,14 +241,12 @@ class Handlers:
         await self.online([cid for cid in members if cid != user.cid])
         ratings = {}
         if spec.rated and service.results is not None:
-            ratings = await service.results.ratings(name, members)
+            ratings = await self.ratings(name, members)
         built = []
         for cid in members:
             _, charName, cls = rows[cid]
             roles = self._roles(spec, cid, chosen.get(cid), cls)
-            rating = ratings.get(cid)
-            built.append(Member(cid, roles, float(rating.rating) if rating is not None else 1500.0,
-                                charName, cls))
+            built.append(Member(cid, roles, ratings.get(cid, 1500.0), charName, cls))
         if not fits(spec, built):
             raise error(errors.ROLE_UNAVAILABLE, "your party cannot fill distinct places of one "
                         f"team ({', '.join(f'{n} {r}' for r, n in sorted(spec.quotas.items()))})")

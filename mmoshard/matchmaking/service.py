@@ -37,6 +37,10 @@ class MMUser:
     cls: str
     proposal: str | None = None  # the match id of the last mm.proposal it was shown
     banned: bool = False
+    # rated queue -> (its rating there, when read): kept for [matchmaking]
+    # rating_cache seconds, and forgotten when a match of that queue is made
+    # (its result changes the rating).
+    ratings: dict = attrs.field(factory=dict)
 
     def deliver(self, type, body):
         """Send event C{type} to the session, remembering the proposal it is in."""
@@ -44,7 +48,16 @@ class MMUser:
             self.proposal = body["match"]
         elif type in _PROPOSAL_ENDS and body.get("match") == self.proposal:
             self.proposal = None
+        if type == "mm.matched":
+            self.ratings.pop(body.get("queue"), None)
         self.session.send(type, body)
+
+    def rating(self, queue, now, keep):
+        """@return: its rating in C{queue} read less than C{keep} seconds ago, else None."""
+        kept = self.ratings.get(queue)
+        if kept is None or now - kept[1] >= keep:
+            return None
+        return kept[0]
 
 
 @implementer(ISessionListener)

@@ -194,6 +194,39 @@ class QueueTests(MatchmakingCase, TestCase):
         ticket = await self.store.get(reply["ticket"])
         self.assertEqual(ticket.members[0].rating, 1712.0)
 
+    async def test_ratingKeptForAWhile(self):
+        """
+        A node keeps the rating it read for a character of its own for rating_cache
+        seconds: a changed rating shows on the ticket queued after that, not before.
+        """
+        dan = self.chars["Dan"][0]
+        self.results.fixed[dan] = 1712.0
+        node = await self.node(rating_cache=60.0)
+        client = await node.connect("Dan")
+        await client.call("mm.queue", queue="arena2v2")
+        await client.call("mm.cancel")
+        self.results.fixed[dan] = 1800.0
+        self.clock.advance(30)
+        reply = await client.call("mm.queue", queue="arena2v2")
+        self.assertEqual((await self.store.get(reply["ticket"])).members[0].rating, 1712.0)
+        await client.call("mm.cancel")
+        self.clock.advance(31)
+        reply = await client.call("mm.queue", queue="arena2v2")
+        self.assertEqual((await self.store.get(reply["ticket"])).members[0].rating, 1800.0)
+
+    async def test_ratingForgottenWhenMatched(self):
+        """A character's mm.matched in a rated queue makes its next ticket read its rating again (the result changed it)."""
+        dan = self.chars["Dan"][0]
+        self.results.fixed[dan] = 1712.0
+        node = await self.node(rating_cache=60.0)
+        client = await node.connect("Dan")
+        await client.call("mm.queue", queue="arena2v2")
+        await client.call("mm.cancel")
+        self.results.fixed[dan] = 1690.0
+        node.service.users[dan].deliver("mm.matched", {"match": "arena2v2/x", "queue": "arena2v2"})
+        reply = await client.call("mm.queue", queue="arena2v2")
+        self.assertEqual((await self.store.get(reply["ticket"])).members[0].rating, 1690.0)
+
 
 class CancelTests(MatchmakingCase, TestCase):
 
