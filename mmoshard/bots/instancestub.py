@@ -90,8 +90,7 @@ class StubInstances:
         self.open[iid] = (template, roster, teams, matchId)
         placement = StubPlacement(iid, template, f"{template}/{iid}", self.nodeId, {},
                                   {cid: f"stub-{self.nodeId}-{iid}-{cid}" for cid in roster})
-        self.log.info("stub instance {instance_id} of {template} for match {match}: {roster}",
-                      instance_id=iid, template=template, match=matchId, roster=roster)
+        # Not logged: the matchmaker's "mm match ..." line names the instance.
         if self.delay > 0:
             return deferLater(self.clock, self.delay, lambda: placement)
         return succeed(placement)

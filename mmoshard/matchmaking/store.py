@@ -238,9 +238,7 @@ class TicketStore:
         out = []
         for ticket, result in zip(tickets, results):
             if result == 1:
-                self.log.debug("ticket {ticket} queued in {queue} for {character_ids}",
-                               ticket=ticket.id, queue=ticket.queue,
-                               character_ids=ticket.characterIds)
+                # Logged by the caller ("mm ticket ... queued"), once per ticket.
                 out.append(None)
             elif result == 0:
                 out.append(ValueError(f"ticket id {ticket.id} is already in use"))
@@ -422,14 +420,8 @@ class TicketStore:
             tids = [t.id for t in p.tickets]
             args.extend([p.match_id, p.queue, encodeProposal(p), formatFloat(float(p.expires_at)),
                          len(tids), *tids])
-        results = await self._run("mm_propose", args)
-        out = []
-        for p, result in zip(proposals, results):
-            out.append(result == 1)
-            if result == 1:
-                self.log.debug("match {match} proposed in {queue} to {character_ids}",
-                               match=p.match_id, queue=p.queue, character_ids=p.characterIds)
-        return out
+        # A proposal that won is logged by the loop ("mm proposal ...").
+        return [result == 1 for result in await self._run("mm_propose", args)]
 
     async def accept(self, matchId, characterId):
         """
