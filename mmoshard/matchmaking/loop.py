@@ -14,6 +14,10 @@ from mmoshard.store.errors import StoreError
 # Weight of the newest wait in a queue's moving average (its ETA).
 _EWMA = 0.2
 
+# Seconds between two removals of a held queue's tickets nobody refreshed
+# (their grace is tens of seconds: a pass need not look each time).
+EXPIRE_EVERY = 1.0
+
 
 def etaKey(queue):
     """@return: the volatile key of C{queue}'s expected wait, written by its lease holder."""
@@ -27,8 +31,9 @@ def newMatchId(queue):
 
 class MatchLoop:
     """
-    Every C{match_interval}, for each queue: take or renew its lease
-    (L{TicketStore.lease}); when held, expire tickets nobody refreshed,
+    Every C{match_interval}, for each queue: take its lease, or renew it
+    when a third of its TTL has passed (L{TicketStore.lease}); when held,
+    expire tickets nobody refreshed (at most every L{EXPIRE_EVERY} s),
     read the waiting tickets oldest first, form matches and propose them
     (atomically: a ticket taken meanwhile makes its proposal lose), send
     each member C{mm.proposal}, and time the ready check from the stored
@@ -61,6 +66,8 @@ class MatchLoop:
         self.settling = set()  # match ids being finished here
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
+        self.expiredAt = {}  # queue -> when its unrefreshed tickets were last removed
+        self.renewAt = {}  # held queue -> when its lease is renewed next
         self.etas = {}  # queue -> (the holder's expected wait, when read) on other nodes
         self.tasks = set()
         self.looping = None
@@ -98,6 +105,7 @@ class MatchLoop:
             self.metrics.clearStats(queue)
         self.held.clear()
         self.copies.clear()
+        self.renewAt.clear()
 
     def spawn(self, coro, what, match=None):
         """Run C{coro} in the background, its failure logged."""
@@ -139,8 +147,10 @@ class MatchLoop:
             if not await self.lease(spec):
                 return
             now = self.clock.seconds()
-            for ticket in await self.store.expire(queue, now):
-                self.service.removed(ticket, "gone")
+            if self.expiredAt.get(queue, -1e18) + EXPIRE_EVERY <= now:
+                self.expiredAt[queue] = now
+                for ticket in await self.store.expire(queue, now):
+                    self.service.removed(ticket, "gone")
             copy = self.copies[queue]
             tickets = (await copy.refresh())[:self.config.scan_limit]
             if self.statsAt.get(queue, -1e18) + self.config.stats_interval <= now:
@@ -159,13 +169,22 @@ class MatchLoop:
             self.metrics.passSeconds.labels(queue).observe(max(0.0, self.clock.seconds() - began))
 
     async def lease(self, spec):
-        """Take or renew C{spec}'s lease; @return: whether this node holds it now."""
+        """
+        Take C{spec}'s lease, or renew it once a third of C{lease_ttl} has
+        passed since the last renewal was sent (the store's expiry counts
+        from later than that); @return: whether this node holds it now.
+        """
         queue = spec.name
+        sent = self.clock.seconds()
+        if queue in self.held and sent < self.renewAt.get(queue, sent):
+            return True
         held = await self.store.lease(queue, self.service.nodeId, self.config.lease_ttl)
         if not held:
+            self.renewAt.pop(queue, None)
             if queue in self.held:
                 self.lost(queue)
             return False
+        self.renewAt[queue] = sent + self.config.lease_ttl / 3
         if queue not in self.held:
             self.held.add(queue)
             self.copies[queue] = self.makeCopy(self.store, queue)
@@ -187,6 +206,7 @@ class MatchLoop:
         self.held.discard(queue)
         self.copies.pop(queue, None)
         self.statsAt.pop(queue, None)
+        self.renewAt.pop(queue, None)
         self.metrics.leases.labels(queue).set(0)
         self.metrics.clearStats(queue)
         for match, (q, timer) in list(self.timers.items()):

@@ -29,6 +29,29 @@ class NodesTests(MatchmakingCase, TestCase):
         self.assertEqual(one.metric("mmoshard_mm_lease_held", queue="duo"), 1.0)
         self.assertEqual(two.metric("mmoshard_mm_lease_held", queue="duo"), 0.0)
 
+    async def test_leaseRenewedEveryThirdOfItsTTL(self):
+        """
+        The holder renews a lease when a third of its TTL has passed, not at every pass,
+        so the store keeps it; a holder whose lease another node took (it was paused past
+        the TTL) stops matching that queue at its next renewal.
+        """
+        one = await self.node("mm-1", match_interval=0.5, lease_ttl=6.0)
+        renewals = []
+        original = self.store.lease
+        self.store.lease = lambda *a: renewals.append(a[0]) or original(*a)
+        for _ in range(8):  # 4 s of passes: renewals at 2 s and 4 s
+            self.clock.advance(0.5)
+            await self.matchPass(one)
+        self.assertEqual(renewals.count("duo"), 2)
+        self.assertEqual(await self.store.leaseHolder("duo"), "mm-1")
+        # Paused past the TTL: mm-2 takes every queue; mm-1 notices at its renewal.
+        one.service.loop.looping.stop()
+        self.clock.advance(7)
+        two = await self.node("mm-2", match_interval=0.5, lease_ttl=6.0)
+        self.assertEqual(two.service.loop.held, {"dungeon5", "arena2v2", "duo"})
+        await self.matchPass(one)
+        self.assertEqual(one.service.loop.held, set())
+
     async def test_eventsReachPlayersOnOtherNodes(self):
         """Players on the node that does not match get their proposal and mm.matched through its inbox; accepts there finish the match."""
         one, two = await self.node("mm-1"), await self.node("mm-2")
