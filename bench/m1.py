@@ -442,7 +442,7 @@ def main(argv):
     p.add_argument("--warmup", type=float, default=None, help="10 s; --quick 5")
     p.add_argument("--duration", type=float, default=None, help="30 s; --quick 10")
     p.add_argument("--connect-rate", type=float, default=1000.0)
-    p.add_argument("--match-interval", type=float, default=0.5)
+    p.add_argument("--match-interval", type=float, default=0.25, help="[matchmaking] match_interval (its default)")
     p.add_argument("--lease-ttl", type=float, default=5.0)
     p.add_argument("--max-matches", type=int, default=200, help="[matchmaking] max_matches_per_pass")
     p.add_argument("--seed", type=int, default=1)

@@ -14,7 +14,7 @@ FIELDS = {
     "instances_file": Field("str", "etc/instances.toml", None,
                             "instance templates the queues' templates are checked against "
                             "(\"\": not checked)"),
-    "match_interval": Field("float", 0.5, positive,
+    "match_interval": Field("float", 0.25, positive,
                             "seconds between two matching passes of a queue whose lease this node holds"),
     "lease_ttl": Field("float", 5.0, positive,
                        "seconds a queue's lease outlives its holder's last renewal: another node "
@@ -57,7 +57,7 @@ class MatchmakingConfig:
     queues_file: str = "etc/queues.toml"
     classes_file: str = "etc/classes.toml"
     instances_file: str = "etc/instances.toml"
-    match_interval: float = 0.5
+    match_interval: float = 0.25
     lease_ttl: float = 5.0
     ready_timeout: float = -1.0
     max_matches_per_pass: int = 200
