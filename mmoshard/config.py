@@ -289,6 +289,9 @@ SESSION_FIELDS = {
     "max_output": Field("int", 1048576, positive, "unsent bytes before shedding"),
     "max_connections": Field("int", 20000, positive),
     "max_per_ip": Field("int", 200, positive),
+    "max_pending": Field("int", 1000, positive,
+                         "role requests in flight in this process before more are "
+                         "answered server.busy"),
     "resume_grace": Field("float", 30.0, nonNegative),
     "replay_buffer": Field("int", 512, positive, "messages kept for resume"),
     "one_session_per_account": Field("bool", True),
@@ -378,6 +381,7 @@ class SessionSection:
     abuse_limit: int
     max_output: int
     max_connections: int
+    max_pending: int
     max_per_ip: int
     resume_grace: float
     replay_buffer: int

@@ -16,7 +16,7 @@ IDS = {t: i + 1 for i, t in enumerate(REQUESTS)}
 TYPES = {i: t for t, i in IDS.items()}
 # Requests of the connecting and forming that a busy server may refuse for
 # a moment: sent again after its retry_after (or a second), a few times.
-RETRIED = frozenset(("mm.hello", "chat.hello", "chat.party.leave", "chat.party.create",
+RETRIED = frozenset(("mm.hello", "chat.hello", "chat.party.leave", "chat.party.create", "mm.accept",
                      "chat.party.invite", "chat.party.accept"))
 RETRIES = 5
 

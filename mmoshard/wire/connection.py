@@ -145,6 +145,13 @@ class Connection:
         if builtin is not None:
             builtin(self, message)
         elif handler is not None:
+            if self.manager.pending >= self.manager.config.max_pending:
+                # Shed: queued work past this makes every answer (and the
+                # stores' replies) late enough to time out.  Cheap to refuse;
+                # counted in mmoshard_session_errors{code="server.busy"}.
+                self.sendError(ErrorInfo(errors.BUSY, "the server is busy, try again",
+                                         errors.BUSY_RETRY_AFTER), message.get("id"))
+                return
             # dispatch.handled's common case inlined: a handler that answers
             # nothing (world.move, many times a second per client).
             try:

@@ -43,6 +43,10 @@ def handled(result, conn, kind, message):
     if inspect.iscoroutine(result):
         result = ensureDeferred(result)
     if isinstance(result, Deferred):
+        if not result.called:
+            manager = conn.manager
+            manager.pending += 1
+            result.addBoth(_answered, manager)
         result.addCallbacks(
             _asyncReply,
             handlerFailed,
@@ -51,6 +55,11 @@ def handled(result, conn, kind, message):
         )
         return
     handlerFailed(_notADict(result), conn, kind, message)
+
+
+def _answered(result, manager):
+    manager.pending -= 1
+    return result
 
 
 def _notADict(result):

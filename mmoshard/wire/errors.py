@@ -20,6 +20,7 @@ UPDATE_REQUIRED = "version.update_required"
 SERVER_FULL = "server.full"
 IP_LIMIT = "server.ip_limit"
 UNAVAILABLE = "server.unavailable"
+BUSY = "server.busy"
 MAINTENANCE = "server.maintenance"  # sent by the version role's client gate
 REPLACED = "session.replaced"
 RESUME_FAILED = "session.resume_failed"
@@ -43,6 +44,7 @@ CODES = frozenset(
         SERVER_FULL,
         IP_LIMIT,
         UNAVAILABLE,
+        BUSY,
         MAINTENANCE,
         REPLACED,
         RESUME_FAILED,
@@ -54,6 +56,10 @@ CODES = frozenset(
 # Seconds a client is told to wait (retry_after) when a store did not answer
 # within its deadline: server.unavailable from any handler.
 UNAVAILABLE_RETRY_AFTER = 5.0
+
+# Seconds a client is told to wait when the node sheds a request
+# ([session] max_pending requests already in flight): server.busy.
+BUSY_RETRY_AFTER = 1.0
 
 
 @attrs.frozen

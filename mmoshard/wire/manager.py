@@ -70,6 +70,8 @@ class SessionManager:
         self.listeners = []
         self.connections = set()
         self.sessions = {}
+        # Role requests whose handler has not answered yet ([session] max_pending).
+        self.pending = 0
         self._byAccount = {}
         # login id -> the live sessions opened with its tokens, to end them
         # when the login is revoked

@@ -35,6 +35,41 @@ class LimitTests(TestCase):
         self.assertEqual(peer.received()[-1]["code"], errors.RATE_LIMITED)
         self.assertTrue(peer.closed)
 
+    def test_busyPastMaxPending(self):
+        """
+        With max_pending requests of any session waiting on their handlers, the next is
+        answered server.busy (retry_after 1 s) without reaching its handler; once one
+        answers, requests are served again; the connection stays open throughout.
+        """
+        from twisted.internet.defer import Deferred
+
+        server = Server(self, max_pending=2, rate=100.0, burst=100)
+        waiting = []
+
+        def slow(session, message):
+            waiting.append(Deferred())
+            return waiting[-1]
+
+        server.manager.addHandlers("t", {"t.slow": slow})
+        one, two = server.welcomed(accountId=1), server.welcomed(accountId=2)
+        one.send({"t": "t.slow", "id": 1})
+        two.send({"t": "t.slow", "id": 1})
+        two.send({"t": "t.slow", "id": 2})
+        [busy] = two.received()
+        self.assertEqual((busy["code"], busy["id"], busy["retry_after"]), (errors.BUSY, 2, 1.0))
+        self.assertEqual(len(waiting), 2)
+        waiting[0].callback({"done": 1})
+        self.assertEqual(one.received(), [{"t": "t.slow", "id": 1, "done": 1}])
+        two.send({"t": "t.slow", "id": 3})
+        self.assertEqual(len(waiting), 3)
+        self.assertEqual(two.received(), [])
+        waiting[1].errback(RuntimeError("a failed handler is answered too"))
+        waiting[2].callback({"done": 3})
+        self.assertEqual([r.get("code", r["t"]) for r in two.received()], [errors.INTERNAL, "t.slow"])
+        self.assertEqual(server.manager.pending, 0)
+        self.assertFalse(one.closed or two.closed)
+        self.flushLoggedErrors(RuntimeError)
+
     def test_integerBeyondColumn(self):
         """
         A message holding an integer beyond signed 64 bits (what no id column
