@@ -17,6 +17,7 @@ import collections
 import gc
 import math
 import os
+import random
 import resource
 import sys
 import time
@@ -88,6 +89,8 @@ class GroupRun:
             host, _, port = address.replace("tcp:", "").rpartition(":")
             self.addresses.append((host, int(port)))
         self.stats = Stats()
+        # Jitter of the bots' back-off (seeded: a run repeats).
+        self.random = random.Random(opts.seed)
         self.plan = plan if plan is not None else planGroups(
             opts.tickets, classRoles, opts.seed, opts.arena_share, opts.first_id)
         self.groups = [BotGroup(self, g) for g in self.plan]

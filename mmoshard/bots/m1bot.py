@@ -46,6 +46,7 @@ class M1Bot(Protocol):
         self.bodies = {}  # request type -> the body last sent
         self.helloEpoch = 0  # its group's epoch when it sent mm.hello
         self.retries = 0
+        self.busy = 0  # server.busy answers so far (its back-off)
 
     def request(self, t, body):
         """Send request C{t} with C{body}, under its fixed id."""
@@ -158,6 +159,13 @@ class M1Bot(Protocol):
             self.group.refused(self, code, retryAfter)
         elif t == "chat.party.leave" and code == "chat.not_in_party":
             self.isReady()
+        elif t in RETRIED and code == "server.busy":
+            # The node shed the request (nothing done): a client tries again, however
+            # often, backing off (doubling, up to 16 s, jittered) so as not to add to it.
+            self.busy += 1
+            delay = min(16.0, (retryAfter or 1.0) * 2 ** (self.busy - 1))
+            run.reactor.callLater(delay * (0.5 + run.random.random()), self.request, t,
+                                  self.bodies.get(t, {}))
         elif t in RETRIED and self.retries < RETRIES and (
                 retryAfter or str(code).endswith(".unavailable") or code == "chat.busy"):
             self.retries += 1
