@@ -199,33 +199,35 @@ class QueueTests(MatchmakingCase, TestCase):
         A node keeps the rating it read for a character of its own for rating_cache
         seconds: a changed rating shows on the ticket queued after that, not before.
         """
-        dan = self.chars["Dan"][0]
-        self.results.fixed[dan] = 1712.0
-        node = await self.node(rating_cache=60.0)
-        client = await node.connect("Dan")
-        await client.call("mm.queue", queue="arena2v2")
-        await client.call("mm.cancel")
+        node, client, dan = await self.queuedOnceAt(1712.0)
         self.results.fixed[dan] = 1800.0
         self.clock.advance(30)
-        reply = await client.call("mm.queue", queue="arena2v2")
-        self.assertEqual((await self.store.get(reply["ticket"])).members[0].rating, 1712.0)
+        self.assertEqual(await self.queuedRating(client), 1712.0)
         await client.call("mm.cancel")
         self.clock.advance(31)
-        reply = await client.call("mm.queue", queue="arena2v2")
-        self.assertEqual((await self.store.get(reply["ticket"])).members[0].rating, 1800.0)
+        self.assertEqual(await self.queuedRating(client), 1800.0)
 
     async def test_ratingForgottenWhenMatched(self):
         """A character's mm.matched in a rated queue makes its next ticket read its rating again (the result changed it)."""
+        node, client, dan = await self.queuedOnceAt(1712.0)
+        self.results.fixed[dan] = 1690.0
+        node.service.users[dan].deliver("mm.matched", {"match": "arena2v2/x", "queue": "arena2v2"})
+        self.assertEqual(await self.queuedRating(client), 1690.0)
+
+    async def queuedOnceAt(self, rating):
+        """Dan, rated C{rating}, queues in the arena and cancels: @return: (node, client, his id)."""
         dan = self.chars["Dan"][0]
-        self.results.fixed[dan] = 1712.0
+        self.results.fixed[dan] = rating
         node = await self.node(rating_cache=60.0)
         client = await node.connect("Dan")
         await client.call("mm.queue", queue="arena2v2")
         await client.call("mm.cancel")
-        self.results.fixed[dan] = 1690.0
-        node.service.users[dan].deliver("mm.matched", {"match": "arena2v2/x", "queue": "arena2v2"})
+        return node, client, dan
+
+    async def queuedRating(self, client):
+        """@return: the rating on the ticket C{client} queues in the arena now."""
         reply = await client.call("mm.queue", queue="arena2v2")
-        self.assertEqual((await self.store.get(reply["ticket"])).members[0].rating, 1690.0)
+        return (await self.store.get(reply["ticket"])).members[0].rating
 
 
 class CancelTests(MatchmakingCase, TestCase):
