@@ -10,7 +10,7 @@ from zope.interface import implementer
 from mmoshard.interfaces import ILocator
 from mmoshard.logthrottle import LogThrottle
 from mmoshard.store.errors import StoreError
-from mmoshard.store.slots import slotBatches
+from mmoshard.store.slots import everyBatch, slotBatches
 from mmoshard.store.volatile import Script
 
 # Characters per script call of a refresh or a withdrawal: one call stays
@@ -420,19 +420,18 @@ class StoreLocator:
         """
         cids = [cid for cid, known in self.known.items() if known.sessions or known.place]
         gone = set()
-        # One batch per hash slot on a Redis Cluster (index and entry share the character's tag).
-        for batch in slotBatches(self.volatile, cids, indexKey, BATCH):
-            keys = []
-            for cid in batch:
-                keys += [indexKey(cid), entryKey(cid, self.nodeId)]
-            try:
-                missing = await self.volatile.evalScript(
-                    REFRESH, keys, [self.nodeId, int(self.ttl * 1000)])
-            except StoreError as e:
-                if self._throttle.allow("locator refresh", self.nodeId):
-                    self.log.warn("locator entries of node {node_id} not refreshed: {why}",
-                                  node_id=self.nodeId, why=e)
-                return
+        # One batch per hash slot on a Redis Cluster (index and entry share the
+        # character's tag), all sent at once.
+        batches = slotBatches(self.volatile, cids, indexKey, BATCH)
+        try:
+            replies = await everyBatch(batches, lambda batch: self.volatile.evalScript(
+                REFRESH, self._keys(batch), [self.nodeId, int(self.ttl * 1000)]))
+        except StoreError as e:
+            if self._throttle.allow("locator refresh", self.nodeId):
+                self.log.warn("locator entries of node {node_id} not refreshed: {why}",
+                              node_id=self.nodeId, why=e)
+            return
+        for batch, missing in zip(batches, replies):
             gone.update(batch[int(i) - 1] for i in missing or ())
         again = (gone | self._dirty) & set(self.known)
         if gone:
@@ -442,6 +441,13 @@ class StoreLocator:
             # Through the versioned write path: in order with new changes.
             self._changed(cid)
 
+    def _keys(self, batch):
+        """@return: the index and this node's entry of each character of C{batch}."""
+        keys = []
+        for cid in batch:
+            keys += [indexKey(cid), entryKey(cid, self.nodeId)]
+        return keys
+
     async def stop(self):
         """Stop refreshing and remove this node's entries (the writes in flight land first)."""
         if self._loop is not None and self._loop.running:
@@ -450,11 +456,9 @@ class StoreLocator:
             await DeferredList(list(self._writes), consumeErrors=True)
         cids = list(self.known)
         try:
-            for batch in slotBatches(self.volatile, cids, indexKey, BATCH):
-                keys = []
-                for cid in batch:
-                    keys += [indexKey(cid), entryKey(cid, self.nodeId)]
-                await self.volatile.evalScript(WITHDRAW, keys, [self.nodeId])
+            await everyBatch(slotBatches(self.volatile, cids, indexKey, BATCH),
+                             lambda batch: self.volatile.evalScript(
+                                 WITHDRAW, self._keys(batch), [self.nodeId]))
         except StoreError as e:
             self.log.warn("locator entries of node {node_id} not removed (they run out in "
                           "{ttl:g}s): {why}", node_id=self.nodeId, ttl=self.ttl, why=e)

@@ -1,6 +1,8 @@
 """Redis Cluster key placement: CRC16 (XMODEM) of a key's hash tag, modulo 16384 slots."""
 
-__all__ = ["SLOTS", "hashTag", "keySlot", "slotBatches", "splitBySlot", "tagged"]
+from twisted.internet.defer import DeferredList
+
+__all__ = ["SLOTS", "everyBatch", "hashTag", "keySlot", "slotBatches", "splitBySlot", "tagged"]
 
 SLOTS = 16384
 
@@ -80,3 +82,19 @@ def slotBatches(volatile, items, keyOf, size):
     return [batch[start:start + size]
             for batch in splitBySlot(volatile, items, keyOf)
             for start in range(0, len(batch), size)]
+
+
+async def everyBatch(batches, call):
+    """
+    Send C{call(batch)} (a Deferred) for every batch at once, not one round
+    trip after another: on a Redis Cluster a node's thousands of keys lie in
+    as many slots.
+
+    @return: the replies, in batch order.
+    @raise Exception: the first batch's failure, once every call answered.
+    """
+    results = await DeferredList([call(batch) for batch in batches], consumeErrors=True)
+    for ok, value in results:
+        if not ok:
+            value.raiseException()
+    return [value for _, value in results]

@@ -3,7 +3,7 @@
 from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
-from mmoshard.store.slots import slotBatches
+from mmoshard.store.slots import everyBatch, slotBatches
 from mmoshard.store.volatile import Script
 
 
@@ -164,11 +164,12 @@ class Leases:
         lost = []
         retaken = []
         flag = "1" if retake else "0"
-        # One batch per hash slot on a Redis Cluster, per BATCH leases elsewhere.
-        for chunk in slotBatches(self.volatile, ids, leaseKey, self.BATCH):
-            changed = await self.volatile.evalScript(
-                REFRESH, [leaseKey(c) for c in chunk], [self.owner, self.millis, flag]
-            )
+        # One batch per hash slot on a Redis Cluster, per BATCH leases elsewhere;
+        # all sent at once.
+        chunks = slotBatches(self.volatile, ids, leaseKey, self.BATCH)
+        replies = await everyBatch(chunks, lambda chunk: self.volatile.evalScript(
+            REFRESH, [leaseKey(c) for c in chunk], [self.owner, self.millis, flag]))
+        for chunk, changed in zip(chunks, replies):
             for i in changed or ():
                 i = int(i)
                 if i < 0:
@@ -180,8 +181,9 @@ class Leases:
     async def release(self, *characterIds):
         for c in characterIds:
             self.held.discard(c)
-        for chunk in slotBatches(self.volatile, characterIds, leaseKey, self.BATCH):
-            await self.volatile.evalScript(RELEASE, [leaseKey(c) for c in chunk], [self.owner])
+        await everyBatch(slotBatches(self.volatile, characterIds, leaseKey, self.BATCH),
+                         lambda chunk: self.volatile.evalScript(
+                             RELEASE, [leaseKey(c) for c in chunk], [self.owner]))
 
 
 class LeaseKeeper:

@@ -94,3 +94,35 @@ class PlacementTests(ClusterFixture, TestCase):
                          [("a", 1), ("a", 2), ("a", 3)])
         self.assertEqual(slotBatches(MemoryStore(reactor), items, lambda i: i[0], 4),
                          [items[:4], items[4:]])
+
+
+class EveryBatchTests(TestCase):
+    """everyBatch: per-slot calls sent together, the first failure raised once all answered."""
+
+    def test_sentTogetherAnsweredInOrder(self):
+        """Every batch's call goes out before any answers; the replies come back in batch order."""
+        from twisted.internet.defer import Deferred
+
+        from mmoshard.store.errors import VolatileUnavailable
+        from mmoshard.store.slots import everyBatch
+
+        calls = {}
+
+        def call(batch):
+            calls[batch[0]] = Deferred()
+            return calls[batch[0]]
+
+        done = Deferred.fromCoroutine(everyBatch([["a"], ["b"], ["c"]], call))
+        self.assertEqual(sorted(calls), ["a", "b", "c"])
+        calls["c"].callback(3)
+        calls["a"].callback(1)
+        self.assertNoResult(done)
+        calls["b"].callback(2)
+        self.assertEqual(self.successResultOf(done), [1, 2, 3])
+
+        calls.clear()
+        failing = Deferred.fromCoroutine(everyBatch([["a"], ["b"]], call))
+        calls["a"].errback(VolatileUnavailable("down"))
+        self.assertNoResult(failing)
+        calls["b"].callback(2)
+        self.failureResultOf(failing, VolatileUnavailable)
