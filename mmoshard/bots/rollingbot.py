@@ -144,8 +144,10 @@ class RollingBot:
 
     def moved(self, role):
         if role == "matchmaking":
-            # Picks up the ticket, and a proposal or match it may have missed.
-            self.run.track(self.mm.request("mm.hello", character_id=self.cid))
+            # Picks up the ticket, and a proposal or match it may have missed;
+            # the requests made meanwhile wait for it.
+            return self.run.track(self.mm.request("mm.hello", character_id=self.cid))
+        return None
 
     async def formParty(self):
         """The leader invites the others; each accepts when invited (L{chatEvent})."""

@@ -3,21 +3,17 @@
 from urllib.parse import urlsplit
 
 import attrs
-from autobahn.exception import Disconnected
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.abstract import isIPAddress
+from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint
 from twisted.internet.error import ConnectionLost
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from mmoshard.wire import errors
+from mmoshard.wire.clientlinks import _TCPLink, _WebSocketLinkFactory
 from mmoshard.wire.codec import DecodeError, decode, encode
-from mmoshard.wire.framing import HEADER, FrameDecoder
 from mmoshard.wire.websocket import SUBPROTOCOL
-
-_packHeader = HEADER.pack
 
 # Errors after which resuming is pointless: the server ended the session.
 FATAL_CODES = frozenset(
@@ -79,85 +75,6 @@ class Address:
         return cls("tcp", host or "127.0.0.1", int(port))
 
 
-class _TCPLink(Protocol):
-    def __init__(self, client, maxFrame):
-        self.client = client
-        self._decoder = FrameDecoder(maxFrame)
-        self.opened = Deferred()
-
-    def connectionMade(self):
-        self.opened.callback(self)
-
-    def dataReceived(self, data):
-        try:
-            frames = self._decoder.feed(data)
-        except ValueError:
-            self.transport.abortConnection()
-            return
-        for payload in frames:
-            self.client._frameReceived(payload)
-
-    def connectionLost(self, reason):
-        self.client._linkLost(self)
-
-    def writeFrame(self, payload):
-        self.transport.write(_packHeader(len(payload)) + payload)
-
-    def close(self):
-        self.transport.loseConnection()
-
-    def abort(self):
-        self.transport.abortConnection()
-
-
-class _WebSocketLink(WebSocketClientProtocol):
-    client = None
-    opened = None
-
-    def onOpen(self):
-        self.opened.callback(self)
-
-    def onMessage(self, payload, isBinary):
-        if isBinary:
-            self.client._frameReceived(payload)
-
-    def connectionLost(self, reason):
-        super().connectionLost(reason)
-        if self.opened is not None and not self.opened.called:
-            self.opened.errback(ConnectionLost("WebSocket upgrade failed"))
-        self.client._linkLost(self)
-
-    def writeFrame(self, payload):
-        try:
-            self.sendMessage(payload, isBinary=True)
-        except Disconnected:
-            # Closing (the server's close frame came, the TCP close has
-            # not): as on TCP, the write is lost with the connection.
-            raise ConnectionLost("the WebSocket is closing")
-
-    def close(self):
-        self.sendClose(1000)
-        # Autobahn's own drop timer would run on the global reactor; ours
-        # runs on the client's.
-        self.client._later(2.0, self.abort)
-
-    def abort(self):
-        if self.transport is not None:
-            self.transport.abortConnection()
-
-
-class _WebSocketLinkFactory(WebSocketClientFactory):
-    protocol = _WebSocketLink
-    noisy = False
-    client = None
-
-    def buildProtocol(self, addr):
-        link = super().buildProtocol(addr)
-        link.client = self.client
-        link.opened = Deferred()
-        return link
-
-
 class SessionClient:
     """
     One session with a node.
@@ -189,7 +106,9 @@ class SessionClient:
             tries them in turn (the session moves there).
         @param onMoved: called with the C{resumed} reply when the session
             moved to another node (chat adopts the character there by itself;
-            a world session re-sends C{world.enter}).
+            a world session re-sends C{world.enter}, a matchmaking one
+            C{mm.hello}); when it returns a Deferred, the requests made
+            meanwhile wait for it.
         """
         self.reactor = reactor
         self.address = Address.parse(address) if isinstance(address, str) else address
@@ -214,7 +133,14 @@ class SessionClient:
         self.resumes = 0
         self._link = None
         self._linkLostWaiters = []
+        # request id -> (Deferred, message) of requests sent, not answered
         self._pending = {}
+        # While the session is between nodes (a stop notice came, a resume
+        # is under way) requests wait here, (message, Deferred), to go out
+        # once it is resumed: a request before the resume's answer would be
+        # refused, and one to a stopping node would not be taken.
+        self._holding = False
+        self._held = []
         self._nextId = 0
         self._closing = False
         self._fatal = None
@@ -233,7 +159,7 @@ class SessionClient:
     async def connect(self):
         """Open the connection and say hello. @return: the welcome message."""
         await self._open()
-        welcome = await self._call(
+        welcome = await self._exchange(
             {
                 "t": "hello",
                 "token": self.token,
@@ -242,6 +168,7 @@ class SessionClient:
             }
         )
         self.welcome = welcome
+        self._holding = False
         self.sessionId = welcome["session_id"]
         self.resumeToken = welcome["resume_token"]
         self.resumeGrace = welcome.get("resume_grace_s", 0.0)
@@ -249,6 +176,11 @@ class SessionClient:
             self.heartbeat = welcome["heartbeat_s"]
         self._later(self.heartbeat, self._beat)
         return welcome
+
+    @property
+    def linked(self):
+        """Whether a connection is up (it may still be resuming on it)."""
+        return self._link is not None
 
     def request(self, type, **body):
         """
@@ -259,7 +191,9 @@ class SessionClient:
         return self._call(body)
 
     def send(self, type, **body):
-        """Send a message expecting no reply."""
+        """Send a message expecting no reply; C{ConnectionLost} while the session is between nodes."""
+        if self._holding:
+            raise ConnectionLost("resuming")
         body["t"] = type
         self._write(body)
 
@@ -366,16 +300,56 @@ class SessionClient:
         self._link.writeFrame(encode(message))
 
     def _call(self, message):
-        self._nextId += 1
-        requestId = message["id"] = self._nextId
-        d = Deferred()
+        """A request: sent now, or once the session is resumed."""
+        if self._holding:
+            self._nextId += 1
+            message["id"] = self._nextId
+            d = Deferred()
+            self._held.append((message, d))
+            return d
+        return self._exchange(message)
+
+    def _exchange(self, message, d=None):
+        """Send request C{message} now (a new id unless it has one). @return: C{d} or a new Deferred."""
+        if "id" not in message:
+            self._nextId += 1
+            message["id"] = self._nextId
+        d = Deferred() if d is None else d
         try:
             self._write(message)
         except ConnectionLost as e:
             d.errback(e)
             return d
-        self._pending[requestId] = d
+        self._pending[message["id"]] = (d, message)
         return d
+
+    def _stopping(self, message):
+        """
+        The node stops and keeps the session resumable: hold new requests
+        until the resume; when it says what it did not take (C{pending}: it
+        answered what it took before this notice), send every request still
+        unanswered again after the resume, but those it names C{unanswered}
+        (taken, their outcome unknown: they fail with the link).
+        """
+        self._holding = True
+        if "pending" not in message:
+            return  # a node that does not say: every unanswered request fails with the link
+        unanswered = set(message.get("unanswered") or ())
+        again = [(rid, entry) for rid, entry in self._pending.items() if rid not in unanswered]
+        for rid, (d, request) in sorted(again, key=lambda item: str(item[0])):
+            del self._pending[rid]
+            self._held.append((request, d))
+        self._held.sort(key=lambda held: held[0]["id"])
+
+    def _sendHeld(self):
+        held, self._held = self._held, []
+        for message, d in held:
+            self._exchange(message, d)
+
+    def _failHeld(self, why):
+        held, self._held = self._held, []
+        for _, d in held:
+            d.errback(ConnectionLost(why))
 
     def _later(self, delay, f, *args):
         """Schedule C{f}; every pending call is cancelled when the session ends."""
@@ -422,17 +396,19 @@ class SessionClient:
         if kind == "error" and message.get("code") in FATAL_CODES:
             self._fatal = message.get("code")
         elif kind == "server.shutdown":
-            if message.get("resume") and self.autoResume and len(self.addresses) > 1:
-                # The node stops and keeps the session resumable: go on on
-                # the next node of the role when the link closes.
-                at = self.addresses.index(self.address) if self.address in self.addresses else -1
-                self.address = self.addresses[(at + 1) % len(self.addresses)]
+            if message.get("resume") and self.autoResume:
+                self._stopping(message)
+                if len(self.addresses) > 1:
+                    # Go on on the next node of the role when the link closes.
+                    at = self.addresses.index(self.address) if self.address in self.addresses else -1
+                    self.address = self.addresses[(at + 1) % len(self.addresses)]
             elif not message.get("resume"):
                 self._fatal = "shutdown"
         requestId = message.get("id")
         if requestId is not None:
-            d = self._pending.pop(requestId, None)
-            if d is not None:
+            entry = self._pending.pop(requestId, None)
+            if entry is not None:
+                d = entry[0]
                 if kind == "error":
                     d.errback(RequestError(message))
                 else:
@@ -448,7 +424,7 @@ class SessionClient:
             return
         self._link = None
         pending, self._pending = self._pending, {}
-        for d in pending.values():
+        for d, _ in pending.values():
             d.errback(ConnectionLost("connection lost before the reply"))
         waiters, self._linkLostWaiters = self._linkLostWaiters, []
         for d in waiters:
@@ -456,6 +432,7 @@ class SessionClient:
         if self._closing or self.ended.called:
             return
         if self.autoResume and self.resumeToken and self._fatal is None and self._resuming is None:
+            self._holding = True
             self._resuming = Deferred.fromCoroutine(self._resume())
             self._resuming.addBoth(self._resumeDone)
         else:
@@ -465,6 +442,7 @@ class SessionClient:
         self._resuming = None
         if not isinstance(result, dict):
             self._end("resume_failed")
+            self._failHeld("the session ended")
 
     async def resume(self):
         """
@@ -480,7 +458,7 @@ class SessionClient:
         while not self._closing:
             try:
                 await self._open()
-                reply = await self._call(
+                reply = await self._exchange(
                     {"t": "resume", "resume_token": self.resumeToken, "last_seq": self.lastSeq}
                 )
             except RequestError:
@@ -496,8 +474,19 @@ class SessionClient:
                 continue
             self.resumeToken = reply["resume_token"]
             self.resumes += 1
+            self._holding = False
             if reply.get("moved") and self.onMoved is not None:
-                self.onMoved(reply)
+                # Its requests (a world.enter, an mm.hello) go before those held,
+                # which wait for it when it returns a Deferred.
+                moving = self.onMoved(reply)
+                if isinstance(moving, Deferred):
+                    self._holding = True
+                    try:
+                        await moving
+                    except Exception:
+                        pass  # its caller's to handle; the held requests go anyway
+                    self._holding = False
+            self._sendHeld()
             return reply
         return None
 
@@ -527,6 +516,8 @@ class SessionClient:
     def _end(self, reason):
         if self.ended.called:
             return
+        self._holding = False
+        self._failHeld(reason)
         for call in list(self._timers):
             if call.active():
                 call.cancel()

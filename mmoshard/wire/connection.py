@@ -4,7 +4,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from mmoshard.wire import dispatch, errors, handshake
+from mmoshard.wire import dispatch, errors, handshake, inflight
 from mmoshard.wire.codec import DecodeError, OutOfRange, decode, encode
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.liveness import Heartbeat
@@ -145,7 +145,11 @@ class Connection:
         if builtin is not None:
             builtin(self, message)
         elif handler is not None:
-            if self.manager.pending >= self.manager.config.max_pending:
+            manager = self.manager
+            if manager.stopping:
+                inflight.notTaken(self, message)
+                return
+            if len(manager.inflight) >= manager.config.max_pending:
                 # Shed: queued work past this makes every answer (and the
                 # stores' replies) late enough to time out.  Cheap to refuse;
                 # counted in mmoshard_session_errors{code="server.busy"}.

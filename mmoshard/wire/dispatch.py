@@ -11,6 +11,7 @@ from mmoshard.wire import errors
 from mmoshard.wire.codec import encode
 from mmoshard.wire.errors import ErrorInfo, ProtocolError
 from mmoshard.wire.handshake import bye, hello, secondHello
+from mmoshard.wire.inflight import track
 from mmoshard.wire.liveness import ping, pong
 from mmoshard.wire.resume import resume
 
@@ -43,23 +44,19 @@ def handled(result, conn, kind, message):
     if inspect.iscoroutine(result):
         result = ensureDeferred(result)
     if isinstance(result, Deferred):
-        if not result.called:
-            manager = conn.manager
-            manager.pending += 1
-            result.addBoth(_answered, manager)
+        waiting = not result.called
         result.addCallbacks(
             _asyncReply,
             handlerFailed,
             callbackArgs=(conn, kind, message),
             errbackArgs=(conn, kind, message),
         )
+        if waiting:
+            # In flight until its reply went out ([session] max_pending; a
+            # stopping node answers it before its shutdown notice).
+            track(conn.manager, result, conn, message.get("id"))
         return
     handlerFailed(_notADict(result), conn, kind, message)
-
-
-def _answered(result, manager):
-    manager.pending -= 1
-    return result
 
 
 def _notADict(result):

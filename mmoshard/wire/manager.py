@@ -11,7 +11,7 @@ from mmoshard.interfaces import (
 )
 from mmoshard.logthrottle import LogThrottle
 from mmoshard.store.errors import StoreError, VolatileUnavailable
-from mmoshard.wire import errors
+from mmoshard.wire import errors, inflight
 from mmoshard.wire.broadcast import BROADCAST_CHANNEL, Broadcast
 from mmoshard.wire.codec import encode
 from mmoshard.wire.direct import WriteBatch
@@ -70,8 +70,14 @@ class SessionManager:
         self.listeners = []
         self.connections = set()
         self.sessions = {}
-        # Role requests whose handler has not answered yet ([session] max_pending).
-        self.pending = 0
+        # Role requests whose handler has not answered yet ([session]
+        # max_pending): their Deferred -> (connection, request id); while
+        # stopping, requests not taken: connection -> [request id]
+        # (mmoshard.wire.inflight).
+        self.inflight = {}
+        self.untaken = {}
+        self.stopping = False
+        self.settled = None
         self._byAccount = {}
         # login id -> the live sessions opened with its tokens, to end them
         # when the login is revoked
@@ -145,14 +151,22 @@ class SessionManager:
                     why=e,
                 )
 
-    async def shutdown(self, timeout):
+    @property
+    def pending(self):
+        """Role requests whose handler has not answered yet."""
+        return len(self.inflight)
+
+    async def shutdown(self, timeout, answerWithin=None):
         """
         Refuse new connections, tell clients, end every session and close
         every connection within C{timeout} seconds.  With a resume store the
         sessions stay resumable on another node of the role (a rolling
-        restart): their records and buffers are kept, the node stamps its
-        last-alive time, clients are told C{resume: true} and listeners hear
-        reason C{moved} (no logout); without one they end with C{shutdown}.
+        restart): no request is taken any more, those in flight are
+        answered (for up to C{answerWithin} seconds, default C{timeout}),
+        their records and buffers are kept, the node stamps its last-alive
+        time, clients are told C{resume: true} with the requests it did not
+        take (L{inflight.noticeFor}) and listeners hear reason C{moved} (no
+        logout); without one they end with C{shutdown}.
         """
         self.accepting = False
         self._watchRevocations(None)
@@ -160,10 +174,12 @@ class SessionManager:
         notice = {"t": SHUTDOWN, "reason": "server stopping", "retry_after": 5.0}
         if resumable:
             notice["resume"] = True
+            self.stopping = True
+            await inflight.answerTaken(self, timeout if answerWithin is None else answerWithin)
             self.resumeStore.flush()
         for conn in list(self.connections):
             if conn.state == OPEN:
-                conn.sendMessage(notice)
+                conn.sendMessage(inflight.noticeFor(self, conn, notice) if resumable else notice)
         if resumable:
             self.log.info("node {node_id} stopping: {count} sessions left resumable on the "
                           "other nodes of the role", node_id=self.nodeId,
@@ -344,8 +360,23 @@ class SessionManager:
             self.log.warn("cannot tell node {from_node} that session {session_id} moved: {why}",
                           from_node=fromNode, session_id=session.sessionId, why=e)
 
-    def notifyMoved(self, session, fromNode):
-        self._notify([listener.sessionMoved for listener in self.listeners], session, fromNode)
+    async def moved(self, session, fromNode):
+        """
+        Tell the listeners C{session} moved here and wait until each took it
+        in (chat rebuilds its character): a request the client sends right
+        after C{resumed} finds its role ready.
+        """
+        waits = []
+        for listener in self.listeners:
+            try:
+                result = listener.sessionMoved(session, fromNode)
+            except Exception:
+                self._hookFailed(None, listener.sessionMoved, session)
+                continue
+            if isinstance(result, Deferred):
+                waits.append(result.addErrback(self._hookFailed, listener.sessionMoved, session))
+        if waits:
+            await DeferredList(waits)
 
     def findResumable(self, token):
         """@return: the live session C{token} resumes, or None."""

@@ -75,6 +75,25 @@ CLAIM_OWNER = Script(
 )
 
 
+def supplanted(owners, sessionId, loginId, kind, nodeId):
+    """
+    Whether the owners hash C{owners} (field -> value, as read) shows that
+    session C{sessionId} (of login C{loginId}, kind C{kind}, last held by
+    C{nodeId}) was ended by a newer session while its node could not hear
+    the kick (stopped, crashed): its entry is gone and an entry that ends
+    it by L{CLAIM_OWNER}'s rule is there.
+    """
+    prefix = sessionId + "@"
+    if any(field.startswith(prefix) for field in owners):
+        return False
+    for field, value in owners.items():
+        otherKind, newline, otherSid = value.decode("utf-8", "replace").partition("\n")
+        if newline and _conflicts(kind, loginId, nodeId, otherKind, otherSid,
+                                  field.partition("@")[2]):
+            return True
+    return False
+
+
 def ownersKey(accountId):
     """The volatile-store hash of C{accountId}'s live sessions, across nodes."""
     return f"session:owners:{accountId}"

@@ -9,6 +9,7 @@ from mmoshard.tokens import InvalidToken
 from mmoshard.wire import errors
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.handshake import handshakeCrashed
+from mmoshard.wire.owners import ownersKey, supplanted
 from mmoshard.wire.states import HANDSHAKE, NEW
 
 
@@ -89,6 +90,12 @@ async def _resumeMoved(conn, token, lastSeq, requestId):
     if taken is None:
         conn.fail(ErrorInfo(errors.RESUME_FAILED, "unknown or expired resume token"), requestId)
         return
+    if await _supplanted(manager, sessionId, taken):
+        # Adopting it would end the newer session in its place.
+        manager.resumeStore.forget(sessionId)
+        conn.fail(ErrorInfo(errors.REPLACED, "a newer session of the account took this one's place"),
+                  requestId)
+        return
     session = manager.adoptSession(sessionId, taken)
     session.resumeSecret = newSecret
     if lastSeq > session.seq:
@@ -105,11 +112,29 @@ async def _resumeMoved(conn, token, lastSeq, requestId):
         return
     except VolatileUnavailable:
         pass  # as at the holding node, a late revocation still ends it when heard
+    # The roles take the session in before the client hears it resumed (what
+    # they send meanwhile is replayed to it below).
+    await manager.moved(session, taken.fromNode)
+    if session.ended:
+        conn.fail(ErrorInfo(errors.RESUME_FAILED, "the session ended meanwhile"), requestId)
+        return
     if conn.state != HANDSHAKE:
         # The client left meanwhile: the session waits here, link-dead.
         manager.linkLost(session)
         return
     replay(conn, session, lastSeq, requestId, taken.fromNode)
+
+
+async def _supplanted(manager, sessionId, taken):
+    """Whether a newer session of the account took the taken one's place meanwhile (L{supplanted})."""
+    if not manager.config.one_session_per_account or manager.volatile is None:
+        return False
+    try:
+        owners = await manager.volatile.hgetall(ownersKey(taken.claims.account_id))
+    except StoreError:
+        return False  # as a claim does in an outage: the rule weakens, nothing is refused
+    return supplanted(owners, sessionId, taken.claims.sid, ",".join(sorted(manager.namespaces)),
+                      taken.fromNode)
 
 
 def replay(conn, session, lastSeq, requestId, movedFrom=None):
@@ -157,5 +182,3 @@ def replay(conn, session, lastSeq, requestId, movedFrom=None):
         conn.sendEncoded(payload, kind)
     if movedFrom is None:
         manager.notifyResumed(session)
-    else:
-        manager.notifyMoved(session, movedFrom)

@@ -268,7 +268,10 @@ class ResumeStore:
     def released(self, session):
         """The session ended here: its keys go (unless another node took it)."""
         self.pending.discard(session)
-        sid = session.sessionId
+        self.forget(session.sessionId)
+
+    def forget(self, sid):
+        """Delete session C{sid}'s keys, unless another node holds it."""
         self._track(self.volatile.evalScript(RELEASE, [recordKey(sid), bufferKey(sid)],
                                              [self.nodeId]), "release session", sid)
 

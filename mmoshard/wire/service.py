@@ -11,6 +11,9 @@ from mmoshard.wire.websocket import SessionWebSocketFactory
 # Clients get this long after the shutdown notice to disconnect by
 # themselves; the stop of the whole process must stay bounded.
 SHUTDOWN_WAIT = 2.0
+# Requests in flight get this long to be answered before the notice (a
+# whisper waits up to [chat] whisper_ack_timeout, 3 s, for its ack).
+ANSWER_WAIT = 5.0
 
 
 class SessionService(AsyncService):
@@ -60,4 +63,4 @@ class SessionService(AsyncService):
         for port in ports.values():
             await maybeDeferred(port.stopListening)
         wait = min(SHUTDOWN_WAIT, self.drainTimeout)
-        await self.manager.shutdown(wait)
+        await self.manager.shutdown(wait, min(ANSWER_WAIT, self.drainTimeout))

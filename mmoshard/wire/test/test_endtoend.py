@@ -10,7 +10,8 @@ from mmoshard.node import Node
 from mmoshard.store.volatile import MemoryStore
 from mmoshard.tokens import TokenVerifier, issueAccessToken
 from mmoshard.wire import errors
-from mmoshard.wire.client import RequestError, SessionClient, connect
+from mmoshard.testing import freePort
+from mmoshard.wire.client import Address, RequestError, SessionClient, connect
 from mmoshard.wire.test.helpers import KEY, RecordingListener, makeSessionService
 
 
@@ -21,58 +22,71 @@ def realReactor():
     return reactor
 
 
-async def waitFor(reactor, predicate, timeout=5.0):
+async def waitFor(reactor, predicate, timeout=5.0, step=0.01):
     waited = 0.0
     while not predicate():
         if waited >= timeout:
             raise AssertionError("condition not reached in time")
-        await deferLater(reactor, 0.01)
-        waited += 0.01
+        await deferLater(reactor, step)
+        waited += step
+
+
+async def startNode(testCase, transport, volatile=None, nodeId="e2e", **session):
+    """
+    A node with only the session service on the real reactor, listening on
+    free loopback ports, with C{test.echo}, C{test.push} and a
+    L{RecordingListener}; stopped at cleanup.  C{volatile}: the memory
+    store it shares with other nodes (None: its own).
+
+    @return: (node, service, listener, address of its C{transport} listener).
+    """
+    reactor = realReactor()
+    raw = {
+        "session": {"heartbeat": 0.2, "heartbeat_timeout": 1.0, **session},
+        "secrets": {"token_key": KEY},
+        "listen": {
+            "tcp": "tcp:0:interface=127.0.0.1",
+            "websocket": "tcp:0:interface=127.0.0.1",
+            "http": "",
+            "admin": "",
+        },
+    }
+    config = parseConfig(raw, plugins=[], nodeId=nodeId, env={})
+    node = Node(config, reactor, roles=[])
+    if volatile is None:
+        volatile = MemoryStore(reactor, "e2e:")
+        volatile.open()
+        testCase.addCleanup(volatile.close)
+    node.provide(IVolatileStore, volatile)
+    node.provide(ITokenVerifier, TokenVerifier(KEY, volatile, reactor))
+    service = makeSessionService(node)
+    router = service.manager
+    listener = RecordingListener()
+    router.addListener(listener)
+
+    async def echo(session, message):
+        return {"text": message.get("text"), "account": session.accountId}
+
+    def push(session, message):
+        for n in range(message["count"]):
+            session.send("test.event", {"n": n})
+        return {}
+
+    router.addHandlers("test", {"test.echo": echo, "test.push": push})
+    await service.startService()
+    testCase.addCleanup(service.stopService)
+    port = node.listeningPorts[transport].getHost().port
+    address = f"tcp:127.0.0.1:{port}" if transport == "tcp" else f"ws://127.0.0.1:{port}/"
+    return node, service, listener, address
 
 
 class EndToEndMixin:
     transport = None
 
     async def startServer(self, **session):
-        reactor = self.reactor = realReactor()
-        raw = {
-            "session": {"heartbeat": 0.2, "heartbeat_timeout": 1.0, **session},
-            "secrets": {"token_key": KEY},
-            "listen": {
-                "tcp": "tcp:0:interface=127.0.0.1",
-                "websocket": "tcp:0:interface=127.0.0.1",
-                "http": "",
-                "admin": "",
-            },
-        }
-        config = parseConfig(raw, plugins=[], nodeId="e2e", env={})
-        node = self.node = Node(config, reactor, roles=[])
-        volatile = MemoryStore(reactor, "e2e:")
-        volatile.open()
-        self.addCleanup(volatile.close)
-        node.provide(IVolatileStore, volatile)
-        node.provide(ITokenVerifier, TokenVerifier(KEY, volatile, reactor))
-        service = self.service = makeSessionService(node)
-        router = service.manager
-        self.listener = RecordingListener()
-        router.addListener(self.listener)
-
-        async def echo(session, message):
-            return {"text": message.get("text"), "account": session.accountId}
-
-        def push(session, message):
-            for n in range(message["count"]):
-                session.send("test.event", {"n": n})
-            return {}
-
-        router.addHandlers("test", {"test.echo": echo, "test.push": push})
-        await service.startService()
-        self.addCleanup(service.stopService)
-        port = node.listeningPorts[self.transport].getHost().port
-        if self.transport == "tcp":
-            self.address = f"tcp:127.0.0.1:{port}"
-        else:
-            self.address = f"ws://127.0.0.1:{port}/"
+        self.reactor = realReactor()
+        self.node, self.service, self.listener, self.address = await startNode(
+            self, self.transport, **session)
 
     def token(self, accountId=1, **kw):
         return issueAccessToken(KEY, accountId, f"login-{accountId}", 3600,
@@ -176,6 +190,54 @@ class EndToEndMixin:
         self.assertEqual((notice["t"], notice.get("resume")), ("server.shutdown", True))
         self.assertEqual(self.listener.events[-1][2], "moved")
         self.assertEqual(await client.ended, "resume_failed")
+
+    async def test_requestsWaitForTheResume(self):
+        """
+        A request made while the client resumes (its link just dropped) waits for the
+        resume's answer and then goes: it is answered, not refused before the session is
+        back, nor lost.
+        """
+        await self.startServer(resume_grace=5.0)
+        client = await self.client(accountId=16)
+        # Its first try goes to a node that is gone: the resume takes a moment.
+        gone = f"tcp:127.0.0.1:{freePort()}"
+        client.addresses = [Address.parse(gone), client.address]
+        client.address = client.addresses[0]
+        client.drop()
+        await waitFor(self.reactor, lambda: not client.linked, step=0.001)
+        reply = await client.request("test.echo", text="after the resume")
+        self.assertEqual((reply["text"], client.resumes), ("after the resume", 1))
+        self.assertFalse(client.ended.called)
+
+    async def test_stopResendsWhatWasNotTaken(self):
+        """
+        A node stopping (a rolling restart) answers the request it took before its notice;
+        the request the client sent after that is not taken there, named in the notice,
+        and sent again by the client where it resumes, the other node: both are answered.
+        """
+        await self.startServer(resume_grace=5.0)
+        _, _, _, other = await startNode(self, self.transport,
+                                         self.node.lookup(IVolatileStore), "e2e-b",
+                                         resume_grace=5.0)
+        waiting = []
+
+        def slow(session, message):
+            waiting.append(Deferred())
+            return waiting[-1]
+
+        self.service.manager.addHandlers("slow", {"slow.one": slow})
+        client = await self.client(accountId=17, alternates=[other])
+        taken = client.request("slow.one")
+        await waitFor(self.reactor, lambda: waiting)
+        stopped = Deferred.fromCoroutine(self.service.stop())
+        later = client.request("test.echo", text="not taken here")
+        await deferLater(self.reactor, 0.1)
+        waiting[0].callback({"done": True})
+        self.assertTrue((await taken)["done"])
+        reply = await later
+        self.assertEqual((reply["text"], client.resumes), ("not taken here", 1))
+        await stopped
+        self.assertFalse(client.ended.called)
 
 
 class TCPEndToEndTests(EndToEndMixin, TestCase):

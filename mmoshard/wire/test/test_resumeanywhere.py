@@ -203,3 +203,62 @@ class ResumeAnywhereTests(TestCase):
         self.clock.advance(40)
         peer = self.resumeOn(self.b, lastSeq=0)
         self.assertEqual(peer.received()[0]["code"], errors.RESUME_FAILED)
+
+    def test_stoppingAnswersWhatItTookAndNamesTheRest(self):
+        """
+        A stopping node takes no request any more: the one in flight is answered before the
+        notice, which names the one that came after it (pending: not taken) and the one
+        still unanswered at the deadline (unanswered: taken, outcome unknown).
+        """
+        waiting = []
+
+        def slow(session, message):
+            waiting.append(Deferred())
+            return waiting[-1]
+
+        self.a.manager.addHandlers("t", {"t.slow": slow})
+        self.peer.send({"t": "t.slow", "id": 5})
+        self.peer.send({"t": "t.slow", "id": 6})
+        d = Deferred.fromCoroutine(self.a.manager.shutdown(1.0, 3.0))
+        self.peer.send({"t": "t.slow", "id": 7})
+        self.assertEqual((len(waiting), self.peer.received()), (2, []))
+        waiting[0].callback({"done": 5})
+        self.clock.advance(3)
+        replies = self.peer.received()
+        self.assertEqual([(m["t"], m.get("id")) for m in replies],
+                         [("t.slow", 5), ("server.shutdown", None)])
+        self.assertEqual((replies[1]["pending"], replies[1]["unanswered"]), ([7], [6]))
+        self.peer.lose()
+        self.clock.advance(1)
+        self.successResultOf(d)
+
+    def test_movedAnsweredOnceTheRolesTookItIn(self):
+        """
+        A resume on another node is answered only once its roles took the session in (their
+        sessionMoved finished): a request sent right after resumed finds them ready.
+        """
+        taking = Deferred()
+        self.b.listener.sessionMoved = lambda session, fromNode: taking
+        self.peer.lose()
+        peer = self.resumeOn(self.b)
+        self.assertEqual(peer.received(), [])
+        taking.callback(None)
+        self.assertEqual(peer.received()[0]["t"], "resumed")
+
+    def test_replacedWhileItsNodeWasDownRefused(self):
+        """
+        A session whose node stopped, and whose account then opened a newer session on
+        another node (the kick went unheard), is refused session.replaced when it resumes
+        there: it does not end the newer session, and its record goes.
+        """
+        d = Deferred.fromCoroutine(self.a.manager.shutdown(1.0))
+        self.peer.lose()
+        self.clock.advance(1)
+        self.successResultOf(d)
+        newer = self.b.welcomed(accountId=7)
+        self.clock.advance(0)
+        [refused] = self.resumeOn(self.b).received()
+        self.assertEqual(refused["code"], errors.REPLACED)
+        self.assertIn(newer.welcome["session_id"], self.b.manager.sessions)
+        self.clock.advance(0)
+        self.assertEqual(self.stored(recordKey(self.sid)), {})
