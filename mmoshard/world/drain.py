@@ -96,10 +96,11 @@ class Drain:
                 continue
             self.log.info("world of node {node_id} hands zone {zone} over ({count} players)",
                           node_id=world.nodeId, zone=zid, count=len(players))
-            moves.extend(Deferred.fromCoroutine(world.transfers.handOver(p, host)) for p in players)
+            # A zone's players are saved together: one transaction, not one each.
+            moves.append(Deferred.fromCoroutine(world.transfers.handOverZone(players, host)))
         if not moves:
             return 0
-        done = sum(1 for ok in await gatherResults(moves) if ok)
+        done = sum(await gatherResults(moves))
         self.moved += done
         return done
 
@@ -142,11 +143,9 @@ class Drain:
                    if p.zone is zone and p.state == "live"]
         for p in players:
             p.state = "transferring"
-        saves = [Deferred.fromCoroutine(world.transfers.saveAway(
-            p, zone, zone.id, (p.entity.x, p.entity.y, p.entity.z), tellFailure=False))
-            for p in players]
-        results = await gatherResults(saves)
-        away = [p for p, ok in zip(players, results) if ok]
+        away = await world.transfers.saveAwayMany(
+            [(p, zone, zone.id, (p.entity.x, p.entity.y, p.entity.z)) for p in players],
+            tellFailure=False, why="drain")
         if len(away) < len(players) or instance.closing is not None:
             # Not everyone is saved: everyone stays, for the next pass.
             for p in away:

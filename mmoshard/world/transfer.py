@@ -2,7 +2,7 @@
 
 import secrets
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
@@ -95,19 +95,6 @@ class Transfers:
         player.state = "transferring"
         return await self._remote(player, player.zone, zoneId, arrive, host)
 
-    async def handOver(self, player, host):
-        """
-        Take live C{player} to its own zone, where it stands, on the node
-        at C{host} (its client endpoints): this node drains.
-
-        @return: True when handed off (as L{moveTo}).
-        """
-        if player.state != "live":
-            return False
-        player.state = "transferring"
-        e = player.entity
-        return await self._remote(player, player.zone, player.zone.id, (e.x, e.y, e.z), host)
-
     async def _local(self, player, target, arrive):
         # Hosted here too: move the entity between zones.
         ax, _, az = arrive
@@ -147,31 +134,63 @@ class Transfers:
             again in C{source}, unless it logged out meanwhile), or it
             entered here again meanwhile.
         """
-        cid = player.characterId
-        log = dict(character_id=cid, account_id=player.row.account_id)
+        return bool(await self.saveAwayMany([(player, source, zoneId, arrive)], tellFailure))
+
+    async def saveAwayMany(self, moves, tellFailure=True, why="transfer"):
+        """
+        L{saveAway} for many players at once, their positions saved in one
+        transaction (a draining node's zone: one write, not one per player).
+
+        @param moves: (player, source zone, target zone id, (x, y, z)) tuples.
+        @return: the players saved away, as L{saveAway} says of each.
+        """
         roster = self.roster
-        roster.detach(player)
-        ax, ay, az = arrive
-        row = (zoneId, ax, ay, az, cid)
-        saved = await self.saves.rows([row], "transfer")
-        if cid in roster.byCharacter or cid in roster.entering:
-            # Entered here again meanwhile (a new session): the character and
-            # its lease are that player's now; its own saves win.
-            self.log.info("transfer of character {character_id} dropped: it entered again here",
-                          **log)
-            return False
-        if not saved:
-            # Not saved: nothing moved.
-            if player.session.ended:
+        rows = []
+        for player, _, zoneId, (ax, ay, az) in moves:
+            roster.detach(player)
+            rows.append((zoneId, ax, ay, az, player.characterId))
+        saved = await self.saves.rows(rows, why) == len(rows)
+        away = []
+        for player, source, zoneId, _ in moves:
+            cid = player.characterId
+            log = dict(character_id=cid, account_id=player.row.account_id)
+            if cid in roster.byCharacter or cid in roster.entering:
+                # Entered here again meanwhile (a new session): the character and
+                # its lease are that player's now; its own saves win.
+                self.log.info("transfer of character {character_id} dropped: it entered again here",
+                              **log)
+            elif saved:
+                away.append(player)
+            elif player.session.ended:
                 # Logged out during the save: nobody to put back.  The row
                 # keeps the last successful save; the lease goes now.
                 await self._abandon(player, log)
-                return False
-            roster.reattach(player, source)
-            if tellFailure:
-                player.session.send("world.transfer_failed", {"zone": zoneId})
-            return False
-        return True
+            else:
+                # Not saved: nothing moved.
+                roster.reattach(player, source)
+                if tellFailure:
+                    player.session.send("world.transfer_failed", {"zone": zoneId})
+        return away
+
+    async def handOverZone(self, players, host):
+        """
+        Take the live C{players} of one zone, each where it stands, to the
+        node at C{host} (its client endpoints): this node drains.  They are
+        saved in one transaction, then each lease goes to a ticket and each
+        client is told (C{world.transfer}).
+
+        @return: how many were handed off.
+        """
+        moves = []
+        for p in players:
+            if p.state == "live":
+                p.state = "transferring"
+                e = p.entity
+                moves.append((p, p.zone, p.zone.id, (e.x, e.y, e.z)))
+        away = await self.saveAwayMany(moves, why="drain")
+        await gatherResults([Deferred.fromCoroutine(self.handOff(p, p.zone.id, host))
+                             for p in away])
+        return len(away)
 
     async def handOff(self, player, zoneId, host):
         """

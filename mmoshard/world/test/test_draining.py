@@ -57,6 +57,25 @@ class DrainTests(TestCase):
         self.assertEqual(self.b.directory.info["standby"], [])
         self.assertEqual(self.successResultOf(self.a.volatile.get(leaseKey(cid))), b"world-b")
 
+    def test_zoneSavedInOneTransaction(self):
+        """Draining saves every player of a zone, where it stands, in one transaction, not one each."""
+        cids = [self.sql.makeCharacter(n, f"Hero{n}", "greenvale", 100.0 + n, 0.0, 100.0)
+                for n in (1, 2, 3)]
+        for n, cid in zip((1, 2, 3), cids):
+            self.a.enter(self.a.client(n), cid)
+        calls = []
+        run = self.sql.runInteraction
+
+        def recording(func, *args, **kwargs):
+            calls.append((func.__name__, args))
+            return run(func, *args, **kwargs)
+
+        self.sql.runInteraction = recording
+        self.drainA()
+        saves = [args[0] for name, args in calls if name == "_txn_savePositions"]
+        self.assertEqual([sorted((r[4], r[1]) for r in rows) for rows in saves],
+                         [[(cid, 101.0 + i) for i, cid in enumerate(cids)]])
+
     def test_enterWhileDrainingIsRedirected(self):
         """A character entering a draining node is sent to its zone's standby, not entered."""
         self.drainA()
