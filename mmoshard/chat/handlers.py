@@ -2,6 +2,7 @@
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from mmoshard.chat import errors, social
@@ -16,6 +17,13 @@ from mmoshard.chat.social import Social
 from mmoshard.chat.users import STATUSES, ChatUser, publicPresence
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import ProtocolError
+
+# A whisper whose recipient's process is gone (it stopped: a rolling
+# restart) follows the recipient's presence to its new node, looking every
+# GONE_STEP s for up to GONE_WAIT s.
+GONE_WAIT = 3.0
+GONE_STEP = 0.25
+MAX_HOPS = 2  # processes a whisper follows its recipient to
 
 
 def intArg(message, key):
@@ -302,13 +310,27 @@ class Handlers(ChatPart):
             raise errors.error(errors.YOU_BLOCK, f"you block {name}; unblock them first")
         text = self.gate.filter(user, "whisper", name, text)
         message = self._whisperMessage(user, cid, text)
-        if not await self.router.routeTo(cid, message, proc):
-            # The recipient's session may have moved to another node meanwhile.
+        delivered = await self.router.routeTo(cid, message, proc)
+        waited, hops = 0.0, 0
+        while not delivered:
+            # The recipient's session may have moved to another node meanwhile
+            # (docs/chat.md "Sessions that move"): follow its presence.  Its
+            # process gone (None) and the presence not moved yet: the session
+            # is on its way to another node; wait for it a moment.
             again = await self.store.lookupName(name)
-            if again is None or again[1] == proc or not await self.router.routeTo(
-                cid, message, again[1]
-            ):
+            if again is None:
                 raise errors.error(errors.OFFLINE, f"{name} is not online")
+            if again[1] != proc:
+                hops += 1
+                if hops > MAX_HOPS:
+                    raise errors.error(errors.OFFLINE, f"{name} is not online")
+            elif delivered is not None or waited >= GONE_WAIT:
+                raise errors.error(errors.OFFLINE, f"{name} is not online")
+            else:
+                await deferLater(self.router.clock, GONE_STEP, lambda: None)
+                waited += GONE_STEP
+            proc = again[1]
+            delivered = await self.router.routeTo(cid, message, proc)
         return {"to": cid, "delivered": True}
 
     # -- friends -------------------------------------------------------------------

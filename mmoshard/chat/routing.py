@@ -141,7 +141,8 @@ class Bus:
         Deliver C{message} and wait for the receiving process's answer.
 
         @return: a Deferred firing with True when the receiver delivered it,
-            False when it did not or did not answer within the timeout.
+            False when it did not or did not answer within the timeout, None
+            (also false) when no process listens at C{proc}: it is gone.
         """
         if proc == self.procId:
             return succeed(bool(self.handler(message)))
@@ -153,7 +154,7 @@ class Bus:
 
         def published(receivers):
             if not receivers:
-                self._resolve(rid, False)
+                self._resolve(rid, None)  # nobody there: the process is gone
             return receivers
 
         def failed(failure):
@@ -197,7 +198,9 @@ class Bus:
         except Exception:
             self.log.failure("chat message {kind} failed", kind=messages.KINDS[type(inner)])
             ok = False
-        if cls is Request:
+        if cls is Request and ok is not None:
+            # None: the character moved away from here a moment ago; no
+            # answer, the sender asks again where its presence then points.
             self.post(message.replyTo, Ack(message.id, bool(ok)))
 
 
@@ -225,6 +228,9 @@ class Router:
     bus: Bus = attrs.field(init=False)
     inbound: dict = attrs.field(init=False)
     intercepts: dict = attrs.field(init=False, factory=dict)
+    # cid -> until when: characters whose sessions moved to another node a
+    # moment ago (a rolling restart); a request for them gets no answer.
+    movedAway: dict = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self):
         self.users = self.roster.users
@@ -335,9 +341,11 @@ class Router:
         ts, replayable, sender = message.ts, message.replayable, message.sender
         intercept = self.intercepts.get(type)
         delivered = False
+        away = False
         for cid in message.to:
             user = self.users.get(cid)
             if user is None:
+                away = away or self.movedAway.get(cid, 0.0) > self.now()
                 continue
             if sender is not None and (
                 sender in user.blocks or user.status == "invisible"
@@ -347,7 +355,7 @@ class Router:
                 intercept(user, body)
             self.deliverLocal(user, type, body, kind, ts, replayable)
             delivered = True
-        return delivered
+        return None if away and not delivered else delivered
 
     def onAnnounce(self, message):
         for user in list(self.users.values()):

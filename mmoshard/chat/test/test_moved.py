@@ -1,5 +1,6 @@
 """A chat session resumed on another node: its character follows it there by itself (sessionMoved), on the memory store and on Redis."""
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from mmoshard.chat.test.backends import MemoryBackend, RedisBackend
@@ -75,6 +76,42 @@ class MovedTests:
         again = await moved.call("chat.hello", character_id=alice.cid)
         self.assertEqual((again["status"], again["channels"]), ("busy", ["lfg"]))
         self.assertIs(p2.chat.roster.users[alice.cid], user)
+
+    async def whisperAcrossAMove(self, stopOldNode):
+        """Bob whispers to Alice between her old node letting her session go and her new one taking it in."""
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        p3 = await self.process("p3")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p3.connect(self.char("bob"))
+        session = FakeSession(alice.session.accountId)
+        session.sessionId = alice.session.sessionId
+        alice.end("moved")
+        if stopOldNode:
+            await p1.stop()
+        whisper = Deferred.fromCoroutine(bob.call("chat.whisper", to="alice", text="where are you"))
+        await self.settle(0.5)
+        self.assertNoResult(whisper)
+        await p2.chat.sessionMoved(session, "p1")
+        moved = Client(p2, session, alice.cid, alice.name)
+        await self.settle(3.5)
+        self.assertEqual(self.successResultOf(whisper), {"to": alice.cid, "delivered": True})
+        self.assertEqual([e["text"] for e in moved.events("chat.whisper")], ["where are you"])
+
+    async def test_whisper_waits_for_a_moving_character(self):
+        """
+        A whisper reaching the old node of a character whose session just moved away is
+        not refused offline there: left unanswered, its sender follows the presence to the
+        new node once the session is taken in there, and it is delivered.
+        """
+        await self.whisperAcrossAMove(stopOldNode=False)
+
+    async def test_whisper_waits_when_the_old_node_is_gone(self):
+        """
+        A whisper to a character whose old node has stopped (nothing listens there) waits
+        for the presence to name its new node, and is delivered there.
+        """
+        await self.whisperAcrossAMove(stopOldNode=True)
 
     async def test_logout_forgets_what_a_session_carries(self):
         """A session that ends for good leaves nothing to carry: a later move brings no character."""
