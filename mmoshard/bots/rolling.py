@@ -34,7 +34,8 @@ class Options:
     A run: C{bots} players in parties of five (every C{hunters}-th one
     hunts wolves), C{warmup} s of play before the first restart, C{pause}
     s between two restarts, C{settle} s after the last, C{droppers} players
-    of a world node made link-dead just before it is stopped.
+    of a world node made link-dead just before it is stopped (for C{hold}
+    s: they resume after the node is gone).
     """
 
     bots: int = 200
@@ -42,7 +43,7 @@ class Options:
     warmup: float = 5.0
     pause: float = 2.0
     settle: float = 5.0
-    droppers: int = 3
+    droppers: int = 10
     hold: float = 3.0
     seed: int = 1
 
@@ -85,6 +86,7 @@ class RollingRun:
         self.said = []  # (from, n, the other members), party messages the server took
         self.bots = []
         self.rolling = False
+        self.measuring = False  # from 2 s after the bots started playing
         self.dropped = {}  # bot -> transfers it had made when dropped
         self.restarts = []
 
@@ -135,7 +137,7 @@ class RollingRun:
         self.said.append((bot.cid, n, tuple(c for c in bot.party if c != bot.cid)))
 
     def worldGap(self, bot, gap):
-        if bot in self.dropped:
+        if bot in self.dropped or not self.measuring:
             return
         bot.maxGap = max(bot.maxGap, gap)
         stats = self.stats
@@ -171,7 +173,9 @@ class RollingRun:
         await self.sleep(1.0)
         for b in self.bots:
             b.start()
-        await self.sleep(o.warmup)
+        await self.sleep(min(2.0, o.warmup))
+        self.measuring = True
+        await self.sleep(max(0.0, o.warmup - 2.0))
         self.rolling = True
         for nodeId in self.order():
             if nodeId.startswith("world"):
