@@ -342,42 +342,6 @@ class SessionManager:
             session_id=sessionId, account_id=session.accountId, from_node=taken.fromNode)
         return session
 
-    async def moveOwner(self, session, fromNode):
-        """
-        The account's owners hash names this node for C{session}; the node
-        it left is told to let it go silently (reason C{moved}).
-        """
-        if self.volatile is None:
-            return
-        try:
-            if self.config.one_session_per_account:
-                key = ownersKey(session.accountId)
-                await self.volatile.hdel(key, ownerField(fromNode, session.sessionId))
-                await self.claimAccount(session.claims, session.sessionId)
-            await self.volatile.publish(
-                kickChannel(fromNode), encode([session.accountId, session.sessionId, "moved"]))
-        except StoreError as e:
-            self.log.warn("cannot tell node {from_node} that session {session_id} moved: {why}",
-                          from_node=fromNode, session_id=session.sessionId, why=e)
-
-    async def moved(self, session, fromNode):
-        """
-        Tell the listeners C{session} moved here and wait until each took it
-        in (chat rebuilds its character): a request the client sends right
-        after C{resumed} finds its role ready.
-        """
-        waits = []
-        for listener in self.listeners:
-            try:
-                result = listener.sessionMoved(session, fromNode)
-            except Exception:
-                self._hookFailed(None, listener.sessionMoved, session)
-                continue
-            if isinstance(result, Deferred):
-                waits.append(result.addErrback(self._hookFailed, listener.sessionMoved, session))
-        if waits:
-            await DeferredList(waits)
-
     def findResumable(self, token):
         """@return: the live session C{token} resumes, or None."""
         sessionId, _, secret = token.partition(".")

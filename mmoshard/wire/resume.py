@@ -9,6 +9,7 @@ from mmoshard.tokens import InvalidToken
 from mmoshard.wire import errors
 from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.handshake import handshakeCrashed
+from mmoshard.wire.moves import moveOwner, takeIn
 from mmoshard.wire.owners import ownersKey, supplanted
 from mmoshard.wire.states import HANDSHAKE, NEW
 
@@ -102,7 +103,7 @@ async def _resumeMoved(conn, token, lastSeq, requestId):
         # The old node crashed after sending events it had not stored yet:
         # the client has them, nothing is missing.
         session.restore(lastSeq, (), None)
-    await manager.moveOwner(session, taken.fromNode)
+    await moveOwner(manager, session, taken.fromNode)
     try:
         await manager.tokenVerifier().checkRevoked(session.claims)
     except InvalidToken:
@@ -114,7 +115,7 @@ async def _resumeMoved(conn, token, lastSeq, requestId):
         pass  # as at the holding node, a late revocation still ends it when heard
     # The roles take the session in before the client hears it resumed (what
     # they send meanwhile is replayed to it below).
-    await manager.moved(session, taken.fromNode)
+    await takeIn(manager, session, taken.fromNode)
     if session.ended:
         conn.fail(ErrorInfo(errors.RESUME_FAILED, "the session ended meanwhile"), requestId)
         return

@@ -262,3 +262,20 @@ class ResumeAnywhereTests(TestCase):
         self.assertIn(newer.welcome["session_id"], self.b.manager.sessions)
         self.clock.advance(0)
         self.assertEqual(self.stored(recordKey(self.sid)), {})
+
+    def test_resumeOnTheRestartedNode(self):
+        """
+        A session of a node stopped for a restart resumes on that node's next run (the same
+        node id) and stays there: the move's kick to the old node does not end it.
+        """
+        d = Deferred.fromCoroutine(self.a.manager.shutdown(1.0))
+        self.peer.lose()
+        self.clock.advance(1)
+        self.successResultOf(d)
+        again = Server(self, clock=self.clock, volatile=self.volatile, nodeId="node-a",
+                       resume_grace=30.0, replay_buffer=4)
+        peer = self.resumeOn(again)
+        self.assertEqual(peer.received()[0]["t"], "resumed")
+        self.clock.advance(1)
+        self.assertIn(self.sid, again.manager.sessions)
+        self.assertFalse(peer.closed)
