@@ -17,15 +17,19 @@ SIGTERM, wait for the exit, start again, wait for /readyz, `--pause` s.
 A few players of each world node are made link-dead just before it stops.
 
 One summary line `key=value ...` (docs/benchmarks.md "Rolling restart"
-explains the keys), then `verdict=ok` or the targets missed.  Exit status 0
+explains the keys; `run_s` and `bots_cpu`, the bots' process in cores, end
+it), then `verdict=ok` or the targets missed.  Nothing is pinned with
+taskset: this is a correctness run, not a capacity one.  Exit status 0
 when every target is met.
 """
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -34,6 +38,12 @@ from mmoshard.bots.rolling import Options, RollingRun, verdict  # noqa: E402
 from mmoshard.bots.rollingcluster import RollingCluster, prepareStores  # noqa: E402
 
 KEY = "rolling-bench-key-0123456789abcdef"
+
+
+def cpuSeconds():
+    """User + system CPU seconds this process (the bots) used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parseArgs(argv):
@@ -60,7 +70,10 @@ async def main(reactor, opts):
         run = RollingRun(reactor, cluster, sqlURL, KEY, Options(
             bots=opts.bots, hunters=opts.hunters, warmup=opts.warmup, pause=opts.pause,
             settle=opts.settle, droppers=opts.droppers, seed=opts.seed))
+        wall, cpu = time.monotonic(), cpuSeconds()
         figures = await run.run()
+        figures["run_s"] = round(time.monotonic() - wall, 1)
+        figures["bots_cpu"] = round((cpuSeconds() - cpu) / figures["run_s"], 2)
         await cluster.stop()
     finally:
         cluster.kill()
