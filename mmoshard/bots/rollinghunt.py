@@ -120,10 +120,10 @@ async def checkGrants(sql):
 
     Counted twice: an outcome (a kill's exp, one item of its loot: its key
     names spawn, node boot and death number) with more than one ledger row
-    for a character; or a character whose level and exp differ from what its
-    last exp ledger row says they became (exp added outside the ledger: a
-    save writing back exp a grant had already written, a grant applied
-    again without its row).
+    for a character; or a character whose level and exp differ from the
+    highest its exp ledger rows say they became (exp added outside the
+    ledger: a grant applied again without its row; or less: a save writing
+    back exp from before a grant).
 
     @param sql: an open L{mmoshard.store.sql.SQLStore}.
     @return: {exp_grants, loot_grants, granted_twice, exp_mismatch}.
@@ -137,7 +137,10 @@ async def checkGrants(sql):
         seen[(cid, key)] += 1
         counts[kind] += 1
         if kind == "exp":
-            last[cid] = tuple(json.loads(result))
+            # (level, exp) only grows: the character's is its rows' highest
+            # (rows of one batch share their created_at).
+            got = tuple(json.loads(result))
+            last[cid] = max(last.get(cid, got), got)
     twice = sum(n - 1 for n in seen.values() if n > 1)
     mismatch = sum(1 for cid, got in last.items() if chars.get(cid) != got)
     return {"exp_grants": counts["exp"], "loot_grants": counts["add"], "granted_twice": twice,
