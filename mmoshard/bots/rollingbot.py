@@ -4,7 +4,6 @@ import math
 import random
 
 from twisted.internet.error import ConnectionLost
-from twisted.logger import Logger
 
 from mmoshard.bots.combat import NPC_BASE
 from mmoshard.wire.client import RequestError, SessionClient
@@ -87,8 +86,6 @@ class RollingBot:
     chat and matchmaking.  C{run} is the L{mmoshard.bots.rolling.RollingRun}
     counting what the bots see.
     """
-
-    log = Logger()
 
     def __init__(self, run, cid, party, fighter=None):
         self.run = run
