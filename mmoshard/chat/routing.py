@@ -4,7 +4,8 @@ import secrets
 from collections.abc import Callable
 
 import attrs
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.task import deferLater
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -15,6 +16,16 @@ from mmoshard.chat.metrics import ChatMetrics
 from mmoshard.chat.roster import Roster
 from mmoshard.chat.store import ChatStore
 from mmoshard.chat.users import Carried
+from mmoshard.store.errors import StoreError
+
+# A character whose session moved to another node a moment ago (a rolling
+# restart) is followed: for MOVED_AWAY s what arrives here for it is not
+# refused but sent on (L{Router.follow}), or a whisper left unanswered for
+# its sender to follow.  A follow looks the character's presence up every
+# FOLLOW_STEP s for up to FOLLOW_WAIT s.
+MOVED_AWAY = 10.0
+FOLLOW_WAIT = 3.0
+FOLLOW_STEP = 0.25
 
 
 def newProcId(nodeId):
@@ -53,6 +64,9 @@ class Bus:
     _next: int = attrs.field(init=False, default=0)
     _outbox: dict = attrs.field(init=False, factory=dict)  # process -> queued batch
     _flushCall: object = attrs.field(init=False, default=None)
+    # True while the handler runs for a Request (its sender waits for the
+    # answer), False for a message merely posted.
+    requesting: bool = attrs.field(init=False, default=False)
 
     async def start(self):
         self.subscription = await self.store.subscribeInbox(self.procId, self._received)
@@ -145,7 +159,11 @@ class Bus:
             (also false) when no process listens at C{proc}: it is gone.
         """
         if proc == self.procId:
-            return succeed(bool(self.handler(message)))
+            self.requesting = True
+            try:
+                return succeed(bool(self.handler(message)))
+            finally:
+                self.requesting = False
         self._next += 1
         rid = self._next
         d = Deferred()
@@ -193,11 +211,14 @@ class Bus:
             self._resolve(message.id, bool(message.ok))
             return
         inner = message.message if cls is Request else message
+        self.requesting = cls is Request
         try:
             ok = self.handler(inner)
         except Exception:
             self.log.failure("chat message {kind} failed", kind=messages.KINDS[type(inner)])
             ok = False
+        finally:
+            self.requesting = False
         if cls is Request and ok is not None:
             # None: the character moved away from here a moment ago; no
             # answer, the sender asks again where its presence then points.
@@ -231,6 +252,7 @@ class Router:
     # cid -> until when: characters whose sessions moved to another node a
     # moment ago (a rolling restart); a request for them gets no answer.
     movedAway: dict = attrs.field(init=False, factory=dict)
+    following: set = attrs.field(init=False, factory=set)  # the follows in flight (L{follow})
 
     def __attrs_post_init__(self):
         self.users = self.roster.users
@@ -242,8 +264,52 @@ class Router:
     def start(self):
         return self.bus.start()
 
-    def stop(self):
-        return self.bus.stop()
+    async def stop(self):
+        if self.following:
+            # What arrived for characters on their way elsewhere goes first.
+            await DeferredList(list(self.following))
+        await self.bus.stop()
+
+    def leftForAnotherNode(self, cid):
+        """Character C{cid}'s session moved to another node: what arrives for it a moment after follows it."""
+        now = self.now()
+        if len(self.movedAway) > 10000:
+            self.movedAway = {c: t for c, t in self.movedAway.items() if t > now}
+        self.movedAway[cid] = now + MOVED_AWAY
+
+    def follow(self, cids, gone, message):
+        """
+        Deliver C{message} (a L{Deliver}) to characters C{cids}, which are not
+        at process C{gone} (they moved away, or it is gone), where their
+        presence names another process: looked up every L{FOLLOW_STEP} s for
+        up to L{FOLLOW_WAIT} s; those still named at C{gone} then, or
+        offline, are left (the history has party and channel messages).
+        """
+        d = Deferred.fromCoroutine(self._follow(list(cids), gone, message))
+        self.following.add(d)
+        d.addErrback(lambda f: self.log.warn("following characters {cids} failed: {why}",
+                                             cids=cids, why=f.getErrorMessage()))
+        d.addBoth(lambda _: self.following.discard(d))
+
+    async def _follow(self, cids, gone, message):
+        waited = 0.0
+        while cids and waited < FOLLOW_WAIT:
+            await deferLater(self.clock, FOLLOW_STEP, lambda: None)
+            waited += FOLLOW_STEP
+            try:
+                where = await self.store.presenceOf(cids)
+            except StoreError:
+                continue
+            byProc, left = {}, []
+            for cid in cids:
+                proc = (where.get(cid) or {}).get("proc")
+                if proc == gone:
+                    left.append(cid)
+                elif proc is not None:
+                    byProc.setdefault(proc, []).append(cid)
+            for proc, to in byProc.items():
+                self.bus.post(proc, attrs.evolve(message, to=to))
+            cids = left
 
     def now(self):
         return self.clock.seconds()
@@ -301,7 +367,17 @@ class Router:
             else:
                 byProc.setdefault(proc, []).append(cid)
         for proc, to in byProc.items():
-            self.bus.post(proc, Deliver(to, type, body, kind, ts), onGone)
+            self.bus.post(proc, Deliver(to, type, body, kind, ts),
+                          self._goneThen(onGone, to, proc, Deliver(to, type, body, kind, ts)))
+
+    def _goneThen(self, onGone, cids, proc, message):
+        # Nobody listens at proc (it stopped): C{onGone()}, and C{message}
+        # follows its recipients to where they are going.
+        def gone():
+            if onGone is not None:
+                onGone()
+            self.follow(cids, proc, message)
+        return gone
 
     async def routeTo(self, cid, message, proc=None):
         """
@@ -341,11 +417,12 @@ class Router:
         ts, replayable, sender = message.ts, message.replayable, message.sender
         intercept = self.intercepts.get(type)
         delivered = False
-        away = False
+        away = []
         for cid in message.to:
             user = self.users.get(cid)
             if user is None:
-                away = away or self.movedAway.get(cid, 0.0) > self.now()
+                if self.movedAway.get(cid, 0.0) > self.now():
+                    away.append(cid)
                 continue
             if sender is not None and (
                 sender in user.blocks or user.status == "invisible"
@@ -355,6 +432,9 @@ class Router:
                 intercept(user, body)
             self.deliverLocal(user, type, body, kind, ts, replayable)
             delivered = True
+        if away and not self.bus.requesting:
+            # Posted here for characters that just left: they get it there.
+            self.follow(away, self.procId, message)
         return None if away and not delivered else delivered
 
     def onAnnounce(self, message):

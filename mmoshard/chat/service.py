@@ -23,11 +23,6 @@ from mmoshard.interfaces import ISessionListener
 from mmoshard.store.errors import StoreError
 from mmoshard.web.routes import Router as RouteTable, mountRouter
 
-# Seconds after a character's session moved to another node during which a
-# whisper arriving here for it is left unanswered (its sender then follows
-# the character's presence) rather than refused.
-MOVED_AWAY = 10.0
-
 
 @implementer(ISessionListener)
 class ChatService(Service):
@@ -259,10 +254,9 @@ class ChatService(Service):
             return None
         if reason == "moved":
             # Resumed on another node: let go here without announcing offline.
-            # A whisper arriving here for it meanwhile is left unanswered,
-            # for its sender to follow the presence (docs/chat.md).
+            # What arrives here for it meanwhile follows it (docs/chat.md).
             self.roster.detach(user)
-            self.router.movedAway[user.cid] = self.router.now() + MOVED_AWAY
+            self.router.leftForAnotherNode(user.cid)
             self.log.info("chat character {character_id} of account {account_id} moved to "
                           "another node", character_id=user.cid, account_id=user.accountId)
             return None

@@ -77,26 +77,33 @@ class MovedTests:
         self.assertEqual((again["status"], again["channels"]), ("busy", ["lfg"]))
         self.assertIs(p2.chat.roster.users[alice.cid], user)
 
-    async def whisperAcrossAMove(self, stopOldNode):
-        """Bob whispers to Alice between her old node letting her session go and her new one taking it in."""
+    async def acrossAMove(self, stopOldNode, request, **body):
+        """
+        Alice (on p1) and Bob (on p3) in a party; Alice's session leaves p1
+        (which then stops when C{stopOldNode}) and Bob sends C{request}
+        before p2 takes her session in.  @return: (the request's reply, Alice on p2).
+        """
         p1 = await self.process("p1")
         p2 = await self.process("p2")
         p3 = await self.process("p3")
         alice = await p1.connect(self.char("alice"))
         bob = await p3.connect(self.char("bob"))
+        reply = await alice.call("chat.party.invite", name="Bob")
+        await self.eventually(lambda: bob.events("chat.party.invited"))
+        await bob.call("chat.party.accept", party_id=reply["party_id"])
+        await bob.call("chat.party.say", text="before")  # its route names p1 now
+        await self.eventually(lambda: alice.events("chat.party.message"))
         session = FakeSession(alice.session.accountId)
         session.sessionId = alice.session.sessionId
         alice.end("moved")
         if stopOldNode:
             await p1.stop()
-        whisper = Deferred.fromCoroutine(bob.call("chat.whisper", to="alice", text="where are you"))
+        sent = Deferred.fromCoroutine(bob.call(request, **body))
         await self.settle(0.5)
-        self.assertNoResult(whisper)
         await p2.chat.sessionMoved(session, "p1")
         moved = Client(p2, session, alice.cid, alice.name)
         await self.settle(3.5)
-        self.assertEqual(self.successResultOf(whisper), {"to": alice.cid, "delivered": True})
-        self.assertEqual([e["text"] for e in moved.events("chat.whisper")], ["where are you"])
+        return self.successResultOf(sent), moved
 
     async def test_whisper_waits_for_a_moving_character(self):
         """
@@ -104,14 +111,35 @@ class MovedTests:
         not refused offline there: left unanswered, its sender follows the presence to the
         new node once the session is taken in there, and it is delivered.
         """
-        await self.whisperAcrossAMove(stopOldNode=False)
+        reply, moved = await self.acrossAMove(False, "chat.whisper", to="alice", text="where")
+        self.assertEqual(reply, {"to": moved.cid, "delivered": True})
+        self.assertEqual([e["text"] for e in moved.events("chat.whisper")], ["where"])
 
     async def test_whisper_waits_when_the_old_node_is_gone(self):
         """
         A whisper to a character whose old node has stopped (nothing listens there) waits
         for the presence to name its new node, and is delivered there.
         """
-        await self.whisperAcrossAMove(stopOldNode=True)
+        reply, moved = await self.acrossAMove(True, "chat.whisper", to="alice", text="where")
+        self.assertEqual(reply, {"to": moved.cid, "delivered": True})
+        self.assertEqual([e["text"] for e in moved.events("chat.whisper")], ["where"])
+
+    async def test_party_message_follows_a_moving_character(self):
+        """
+        A party message posted to the old node of a member whose session just moved away
+        is sent on by that node to the member's new node, once it is taken in there:
+        delivered live, not only kept in the history.
+        """
+        _, moved = await self.acrossAMove(False, "chat.party.say", text="pull now")
+        self.assertEqual([e["text"] for e in moved.events("chat.party.message")], ["pull now"])
+
+    async def test_party_message_follows_when_the_old_node_is_gone(self):
+        """
+        A party message to a member whose old node has stopped (nobody listens there) is
+        sent on by its sender to the member's new node once the presence names it.
+        """
+        _, moved = await self.acrossAMove(True, "chat.party.say", text="pull now")
+        self.assertEqual([e["text"] for e in moved.events("chat.party.message")], ["pull now"])
 
     async def test_logout_forgets_what_a_session_carries(self):
         """A session that ends for good leaves nothing to carry: a later move brings no character."""
