@@ -72,6 +72,8 @@ class SessionManager:
         self.sessions = {}
         # Role requests whose handler has not answered yet ([session] max_pending).
         self.pending = 0
+        # Hellos between their arrival and their welcome ([session] max_handshakes).
+        self.handshaking = 0
         self._byAccount = {}
         # login id -> the live sessions opened with its tokens, to end them
         # when the login is revoked
