@@ -8,12 +8,6 @@ from mmoshard.bots.m1plan import declines
 from mmoshard.wire.codec import decode, encode
 from mmoshard.wire.framing import FrameDecoder, frame
 
-# Request ids by type: a reply or an error names its request by its id.
-REQUESTS = ("hello", "mm.hello", "chat.hello", "chat.party.leave", "chat.party.create",
-            "chat.party.invite", "chat.party.accept", "mm.queue", "mm.accept", "mm.decline",
-            "mm.status")
-IDS = {t: i + 1 for i, t in enumerate(REQUESTS)}
-TYPES = {i: t for t, i in IDS.items()}
 # Requests of the connecting and forming that a busy server may refuse for
 # a moment: sent again after its retry_after (or a second), a few times.
 RETRIED = frozenset(("mm.hello", "chat.hello", "chat.party.leave", "chat.party.create", "mm.accept",
@@ -43,17 +37,21 @@ class M1Bot(Protocol):
         self.closing = False
         self.matchedGeneration = 0  # its group's ticket it last got mm.matched for
         self.firstOf = None  # the last match whose roster it heads (it counts that match)
-        self.bodies = {}  # request type -> the body last sent
+        # request id -> (type, body) of each request not yet answered: an error
+        # names its request by id only, and a leader's invites are out together.
+        self.sent = {}
+        self.lastId = 0
         self.helloEpoch = 0  # its group's epoch when it sent mm.hello
         self.retries = 0
         self.busy = 0  # server.busy answers so far (its back-off)
 
     def request(self, t, body):
-        """Send request C{t} with C{body}, under its fixed id."""
+        """Send request C{t} with C{body}, under a new id."""
         if self.transport is None or self.closing:
             return
-        self.bodies[t] = body
-        self.transport.write(frame(encode(dict(body, t=t, id=IDS[t]))))
+        self.lastId += 1
+        self.sent[self.lastId] = (t, body)
+        self.transport.write(frame(encode(dict(body, t=t, id=self.lastId))))
 
     def close(self):
         self.closing = True
@@ -80,6 +78,8 @@ class M1Bot(Protocol):
     def handle(self, m):
         t = m["t"]
         group = self.group
+        if t != "error" and "id" in m:
+            self.sent.pop(m["id"], None)
         if t == "ping":
             self.transport.write(frame(encode({"t": "pong", "n": m.get("n")})))
         elif t == "mm.proposal":
@@ -153,7 +153,7 @@ class M1Bot(Protocol):
         run = self.run
         code = m.get("code")
         run.stats.errors[code] += 1
-        t = TYPES.get(m.get("id") or 0)
+        t, body = self.sent.pop(m.get("id") or 0, (None, {}))
         retryAfter = m.get("retry_after")
         if t == "mm.queue":
             self.group.refused(self, code, retryAfter)
@@ -164,12 +164,19 @@ class M1Bot(Protocol):
             # often, backing off (doubling, up to 16 s, jittered) so as not to add to it.
             self.busy += 1
             delay = min(16.0, (retryAfter or 1.0) * 2 ** (self.busy - 1))
-            run.reactor.callLater(delay * (0.5 + run.random.random()), self.request, t,
-                                  self.bodies.get(t, {}))
+            run.reactor.callLater(delay * (0.5 + run.random.random()), self.request, t, body)
         elif t in RETRIED and self.retries < RETRIES and (
                 retryAfter or str(code).endswith(".unavailable") or code == "chat.busy"):
             self.retries += 1
-            run.reactor.callLater(retryAfter or 1.0, self.request, t, self.bodies.get(t, {}))
+            run.reactor.callLater(retryAfter or 1.0, self.request, t, body)
+        elif t == "hello" and code == "server.busy":
+            # Too many sessions starting at the node: it closes this connection;
+            # connect again later, backing off as for a shed request.
+            self.closing = True
+            tries = self.group.helloBusy[self.cid] = self.group.helloBusy.get(self.cid, 0) + 1
+            delay = min(16.0, (retryAfter or 1.0) * 2 ** (tries - 1))
+            run.reactor.callLater(delay * (0.5 + run.random.random()), run.connect, self.group,
+                                  self.member, self.address, self.again)
         elif t in ("hello", "mm.hello", "chat.hello"):
             run.stats.failed += 1
             self.group.formingFailed(self, code)
@@ -205,6 +212,7 @@ class BotGroup:
         self.created = 0.0  # epoch seconds of its admission, as the generator saw it
         self.inWindow = False
         self.joined = set()
+        self.helloBusy = {}  # character id -> its hellos answered server.busy (its back-off)
         self.generation = 0  # tickets queued so far
         self.matchedMatch = None  # the match its last ticket ended in
         self.matchedBy = set()  # members who got that match's mm.matched

@@ -81,22 +81,34 @@ def propose_py(ops, args):
     return out
 
 
-# A member accepts: ARGV match id, character id.  The proposal read after
-# it, or false when there is no such proposal or the character is not in it.
+# Members accept: ARGV pairs of match id, character id, taken in order.  Per
+# pair the proposal read after it, or false when there is no such proposal
+# or the character is not in it.
 ACCEPT_LUA = """
-local f = 'a' .. ARGV[2]
-if not redis.call('HGET', pk(ARGV[1]), f) then return false end
-redis.call('HSET', pk(ARGV[1]), f, '1')
-return readP(ARGV[1])
+local out = {}
+for i = 1, #ARGV, 2 do
+  local f = 'a' .. ARGV[i + 1]
+  if redis.call('HGET', pk(ARGV[i]), f) then
+    redis.call('HSET', pk(ARGV[i]), f, '1')
+    out[#out + 1] = readP(ARGV[i])
+  else
+    out[#out + 1] = false
+  end
+end
+return out
 """
 
 
 def accept_py(ops, args):
-    mid, f = text(args[0]), "a" + text(args[1])
-    if ops.view.hget(ops.pk(mid), f) is None:
-        return False
-    ops.view.hset(ops.pk(mid), {f: "1"})
-    return ops.readP(mid)
+    out = []
+    for i in range(0, len(args), 2):
+        mid, f = text(args[i]), "a" + text(args[i + 1])
+        if ops.view.hget(ops.pk(mid), f) is None:
+            out.append(False)
+        else:
+            ops.view.hset(ops.pk(mid), {f: "1"})
+            out.append(ops.readP(mid))
+    return out
 
 
 # Read proposals: ARGV match ids.  Per id a read, or false.

@@ -4,10 +4,10 @@ import math
 import re
 
 import attrs
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mmoshard.matchmaking import errors
+from mmoshard.matchmaking.batching import Batcher
 from mmoshard.matchmaking.codec import (
     Codec, decodeMatched, encodeMatched, encodeProposal, encodeTicket,
 )
@@ -17,12 +17,12 @@ from mmoshard.matchmaking.scriptlib import luaSource, twin
 from mmoshard.matchmaking.scripts import TICKET_SCRIPTS
 from mmoshard.store.common import Script, formatFloat
 
-# add() calls arriving while a script call is out go together in the next
-# one (up to MAX_ADD_BATCH); a second call overlaps the first once
-# OVERLAP_ADDS wait.  Idle, an add goes at once.
-MAX_ADD_BATCH = 500
-OVERLAP_ADDS = 100
-MAX_ADDS_IN_FLIGHT = 2
+# add() and accept() calls arriving while a script call is out go together
+# in the next one (up to MAX_BATCH); a second call overlaps the first once
+# OVERLAP wait.  Idle, a call goes at once.
+MAX_BATCH = 500
+OVERLAP = 100
+MAX_IN_FLIGHT = 2
 
 # Steps of a queue's history of tickets that left waiting kept for
 # changes() readers, and how often it is trimmed (in steps).
@@ -158,8 +158,8 @@ class TicketStore:
         self.namespace = namespace
         self.codec = Codec()
         self._scripts = scriptsFor(goneKeep, goneTrimEvery)
-        self._addQueue = []
-        self._adders = 0
+        self._adds = Batcher(self._sendAdds, MAX_BATCH, OVERLAP, MAX_IN_FLIGHT)
+        self._accepts = Batcher(self._sendAccepts, MAX_BATCH, OVERLAP, MAX_IN_FLIGHT)
 
     async def _run(self, name, args):
         return await self.volatile.evalScript(self._scripts[name], [self.namespace], args)
@@ -188,33 +188,12 @@ class TicketStore:
             any queue, waiting or in a proposal); nothing is written.
         @raise ValueError: for a malformed ticket, or an id already in use.
         """
-        d = Deferred()
-        queue = self._addQueue
-        queue.append((ticket, _ticketArgs(ticket), d))
-        senders = self._adders
-        if not senders or (senders < MAX_ADDS_IN_FLIGHT and len(queue) >= OVERLAP_ADDS):
-            self._adders = senders + 1
-            Deferred.fromCoroutine(self._drainAdds())
-        result = await d
+        result = await self._adds.submit((ticket, _ticketArgs(ticket)))
         if result is not None:
             raise result
 
-    async def _drainAdds(self):
-        try:
-            while self._addQueue:
-                batch = self._addQueue[:MAX_ADD_BATCH]
-                del self._addQueue[:MAX_ADD_BATCH]
-                try:
-                    results = await self._addArgs([t for t, _, _ in batch],
-                                                  [a for _, a, _ in batch])
-                except Exception as e:
-                    for _, _, d in batch:
-                        d.errback(e)
-                    continue
-                for (_, _, d), result in zip(batch, results):
-                    d.callback(result)
-        finally:
-            self._adders -= 1
+    def _sendAdds(self, items):
+        return self._addArgs([t for t, _ in items], [a for _, a in items])
 
     async def addMany(self, tickets):
         """
@@ -425,14 +404,22 @@ class TicketStore:
 
     async def accept(self, matchId, characterId):
         """
-        Character C{characterId} accepts the proposal C{matchId}.
+        Character C{characterId} accepts the proposal C{matchId}.  Accepts
+        that arrive while one is out go together in the next script call
+        (each judged on its own, in arrival order), as L{add}s do.
 
         @return: the proposal after it (all accepted when
             C{proposal.accepted} holds every character), or None when there
             is no such proposal (any more) or the character is not in it.
         """
-        read = await self._run("mm_accept", [str(matchId), int(characterId)])
+        read = await self._accepts.submit((str(matchId), int(characterId)))
         return None if read is None else self._proposal(read)
+
+    async def _sendAccepts(self, items):
+        args = []
+        for matchId, characterId in items:
+            args.extend((matchId, characterId))
+        return await self._run("mm_accept", args)
 
     async def proposal(self, matchId):
         """@return: the proposal in flight C{matchId}, or None."""

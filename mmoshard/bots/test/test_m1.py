@@ -7,7 +7,6 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import TestCase
 
 from mmoshard.bots import m1, m1plan
-from mmoshard.bots.m1bot import IDS
 from mmoshard.bots.m1plan import Group, Member
 from mmoshard.bots.w2 import classRoles
 from mmoshard.wire.codec import decode, encode
@@ -117,6 +116,10 @@ class WiringTests(TestCase):
     def feed(self, cid, message):
         self.bots[cid].dataReceived(frame(encode(message)))
 
+    def rid(self, cid, t):
+        """The id of bot C{cid}'s latest request of type C{t} not yet answered."""
+        return max(i for i, (sent, _) in self.bots[cid].sent.items() if sent == t)
+
     def sent(self, cid):
         t = self.transports[cid]
         out = [decode(p) for p in FrameDecoder(1 << 20).feed(t.value())]
@@ -133,24 +136,24 @@ class WiringTests(TestCase):
             t = self.transports[bot.cid] = Transport()
             bot.makeConnection(t)
             (hello,) = self.sent(bot.cid)
-            self.assertEqual((hello["t"], hello["id"]), ("hello", IDS["hello"]))
+            self.assertEqual((hello["t"], hello["id"]), ("hello", self.rid(bot.cid, "hello")))
             self.feed(bot.cid, {"t": "welcome", "id": 1, "session_id": "s", "resume_token": "r"})
-            self.assertEqual(self.sent(bot.cid), [{"t": "mm.hello", "id": IDS["mm.hello"],
+            self.assertEqual(self.sent(bot.cid), [{"t": "mm.hello", "id": self.rid(bot.cid, "mm.hello"),
                                                    "character_id": bot.cid}])
-            self.feed(bot.cid, {"t": "mm.hello", "id": IDS["mm.hello"], "character_id": bot.cid,
+            self.feed(bot.cid, {"t": "mm.hello", "id": self.rid(bot.cid, "mm.hello"), "character_id": bot.cid,
                                 "name": f"Bot{bot.cid}", "ticket": None, "proposal": None})
         self.assertEqual(self.sent(1), [])
         for cid in (2, 3):
             (chat,) = self.sent(cid)
             self.assertEqual(chat["t"], "chat.hello")
-            self.feed(cid, {"t": "chat.hello", "id": IDS["chat.hello"], "party": None})
+            self.feed(cid, {"t": "chat.hello", "id": self.rid(cid, "chat.hello"), "party": None})
         self.assertEqual([m["t"] for m in self.sent(2)], ["chat.party.create"])
-        self.feed(2, {"t": "chat.party.create", "id": IDS["chat.party.create"],
+        self.feed(2, {"t": "chat.party.create", "id": self.rid(2, "chat.party.create"),
                       "party": {"id": "p1"}})
         self.assertEqual([(m["t"], m["name"]) for m in self.sent(2)],
                          [("chat.party.invite", "Bot3")])
         self.feed(3, {"t": "chat.party.invited", "party_id": "p1", "from": 2})
-        self.assertEqual(self.sent(3), [{"t": "chat.party.accept", "id": IDS["chat.party.accept"],
+        self.assertEqual(self.sent(3), [{"t": "chat.party.accept", "id": self.rid(3, "chat.party.accept"),
                                          "party_id": "p1"}])
         self.feed(2, {"t": "chat.party.update", "party_id": "p1", "event": "joined",
                       "party": {"id": "p1", "members": [[2, "Bot2"], [3, "Bot3"]]}})
@@ -166,7 +169,7 @@ class WiringTests(TestCase):
         for cid, ticket in ((1, "t1"), (2, "t2")):
             (q,) = self.sent(cid)
             self.assertEqual((q["t"], q["queue"]), ("mm.queue", "dungeon5"))
-            self.feed(cid, {"t": "mm.queue", "id": IDS["mm.queue"], "ticket": ticket,
+            self.feed(cid, {"t": "mm.queue", "id": self.rid(cid, "mm.queue"), "ticket": ticket,
                             "queue": "dungeon5", "eta_s": None})
         self.assertEqual(self.run.phase, "drain")
         self.assertEqual([g.state for g in self.run.groups], ["waiting", "waiting"])
@@ -186,7 +189,7 @@ class WiringTests(TestCase):
         answers = self.propose("dungeon5/a")
         self.assertEqual([(m["t"], m["match"]) for m in answers[1]], [("mm.decline", "dungeon5/a")])
         self.assertEqual([m["t"] for m in answers[2] + answers[3]], ["mm.accept", "mm.accept"])
-        self.feed(1, {"t": "mm.decline", "id": IDS["mm.decline"], "match": "dungeon5/a",
+        self.feed(1, {"t": "mm.decline", "id": self.rid(1, "mm.decline"), "match": "dungeon5/a",
                       "ticket": "t1"})
         for cid in (2, 3):
             self.feed(cid, {"t": "mm.requeued", "reason": "declined", "ticket": "t2",
@@ -233,7 +236,7 @@ class WiringTests(TestCase):
         for cid, ticket in ((1, "t3"), (2, "t4")):
             (q,) = self.sent(cid)
             self.assertEqual(q["t"], "mm.queue")
-            self.feed(cid, {"t": "mm.queue", "id": IDS["mm.queue"], "ticket": ticket})
+            self.feed(cid, {"t": "mm.queue", "id": self.rid(cid, "mm.queue"), "ticket": ticket})
         self.assertGreater(self.run.stats.starved, 0)
         self.reactor.advance(0.25)
         self.propose("dungeon5/b", roster=(2, 3))
@@ -241,7 +244,7 @@ class WiringTests(TestCase):
         self.reactor.advance(self.run.opts.audit_after)
         self.assertEqual([m["t"] for m in self.sent(1)], ["mm.status"])
         self.assertEqual(self.sent(2), [])  # in a proposal: not audited
-        self.feed(1, {"t": "mm.status", "id": IDS["mm.status"], "ticket": None, "proposal": None})
+        self.feed(1, {"t": "mm.status", "id": self.rid(1, "mm.status"), "ticket": None, "proposal": None})
         self.assertEqual(self.run.lostTickets, ["t3"])
         summary = self.run.summary([30.0])
         self.assertEqual((summary["lost"], summary["unplaced"], summary["wait_samples"],
@@ -269,7 +272,7 @@ class WiringTests(TestCase):
         self.transports[1] = Transport()
         bot.makeConnection(self.transports[1])
         self.feed(1, {"t": "welcome", "id": 1})
-        self.feed(1, {"t": "mm.hello", "id": IDS["mm.hello"], "name": "Bot1", "ticket": None,
+        self.feed(1, {"t": "mm.hello", "id": self.rid(1, "mm.hello"), "name": "Bot1", "ticket": None,
                       "proposal": None})
         self.assertEqual(self.run.stats.vanished, {"waiting": 1})
         self.assertEqual(self.run.groups[0].state, "thinking")
@@ -285,18 +288,51 @@ class WiringTests(TestCase):
             self.transports[bot.cid] = Transport()
             bot.makeConnection(self.transports[bot.cid])
             self.sent(bot.cid)
-        self.feed(1, {"t": "error", "id": IDS["hello"], "code": "session.bad_token"})
+        self.feed(1, {"t": "error", "id": self.rid(1, "hello"), "code": "session.bad_token"})
         self.assertEqual(self.run.groups[0].state, "broken")
         for cid in (2, 3):
             self.feed(cid, {"t": "welcome", "id": 1})
-            self.feed(cid, {"t": "mm.hello", "id": IDS["mm.hello"], "name": f"Bot{cid}"})
+            self.feed(cid, {"t": "mm.hello", "id": self.rid(cid, "mm.hello"), "name": f"Bot{cid}"})
             self.sent(cid)
-        self.feed(3, {"t": "error", "id": IDS["chat.hello"], "code": "chat.unavailable",
+        self.feed(3, {"t": "error", "id": self.rid(3, "chat.hello"), "code": "chat.unavailable",
                       "retry_after": 0.5})
         self.reactor.advance(0.5)
-        self.assertEqual(self.sent(3), [{"t": "chat.hello", "id": IDS["chat.hello"],
+        self.assertEqual(self.sent(3), [{"t": "chat.hello", "id": self.rid(3, "chat.hello"),
                                          "character_id": 3}])
         self.assertEqual(self.run.formed(), (0, 1))
+
+    def test_helloShedConnectsAgain(self):
+        """A hello answered server.busy closes that connection without a disconnect counted or the group broken; the bot connects again after a backed-off delay."""
+        self.run.start()
+        self.reactor.advance(1.0)
+        for host, port, factory, *_ in self.reactor.tcpClients:
+            bot = factory.buildProtocol(None)
+            self.bots[bot.cid] = bot
+            self.transports[bot.cid] = Transport()
+            bot.makeConnection(self.transports[bot.cid])
+            self.sent(bot.cid)
+        attempts = len(self.reactor.tcpClients)
+        self.feed(1, {"t": "error", "id": self.rid(1, "hello"), "code": "server.busy",
+                      "retry_after": 1.0})
+        self.bots[1].connectionLost(None)
+        self.assertEqual((self.run.stats.disconnects, self.run.groups[0].state), (0, "connecting"))
+        self.reactor.advance(0.4)
+        self.assertEqual(len(self.reactor.tcpClients), attempts)
+        self.reactor.advance(1.2)
+        self.assertEqual(len(self.reactor.tcpClients), attempts + 1)
+        self.assertEqual(self.reactor.tcpClients[-1][2].member.character_id, 1)
+
+    def test_shedRequestSentAgainWithItsOwnBody(self):
+        """A leader's invite shed with server.busy while another is out is sent again to the same member, not to the one invited last."""
+        self.connect()
+        leader = self.bots[2]
+        leader.request("chat.party.invite", {"name": "Ann"})
+        first = self.rid(2, "chat.party.invite")
+        leader.request("chat.party.invite", {"name": "Bob"})
+        self.sent(2)
+        self.feed(2, {"t": "error", "id": first, "code": "server.busy", "retry_after": 1.0})
+        self.reactor.advance(2.0)
+        self.assertEqual([m["name"] for m in self.sent(2) if m["t"] == "chat.party.invite"], ["Ann"])
 
     def test_stale_hello_answer_ignored(self):
         """A reconnected bot's mm.hello answer older than an event its group heard since (a proposal) changes nothing."""
@@ -313,6 +349,6 @@ class WiringTests(TestCase):
         self.feed(2, {"t": "welcome", "id": 1})
         self.propose("dungeon5/x", roster=(1, 3))
         self.assertEqual(self.run.groups[1].state, "proposed")
-        self.feed(2, {"t": "mm.hello", "id": IDS["mm.hello"], "name": "Bot2", "ticket": None,
+        self.feed(2, {"t": "mm.hello", "id": self.rid(2, "mm.hello"), "name": "Bot2", "ticket": None,
                       "proposal": None})
         self.assertEqual((self.run.groups[1].state, self.run.stats.vanished), ("proposed", {}))

@@ -220,7 +220,7 @@ class RoundTripTests(OnMemory, TestCase):
 
 
 class AddBatchTests(OnRedis, TestCase):
-    """Adds that arrive together share round trips, and each is still judged on its own."""
+    """Adds (and accepts) that arrive together share round trips, and each is still judged on its own."""
 
     async def test_addsArrivingTogetherShareACall(self):
         """
@@ -236,6 +236,26 @@ class AddBatchTests(OnRedis, TestCase):
         self.assertEqual(results[:50], [None] * 50)
         self.assertEqual(results[50], errors.ALREADY_QUEUED)
         self.assertEqual(await ts.count("dungeon5"), 50)
+
+    async def test_acceptsArrivingTogetherShareACall(self):
+        """
+        Ten members of two proposals accepting at once on Redis take two
+        store calls; each answer is that proposal as it stood after that
+        accept (the last of each proposal sees all accepted), and an accept
+        of a member not in the proposal is refused in the same batch.
+        """
+        ts = TicketStore(self.store, self.mmClock)
+        tickets = [ticket(f"t{i}", i) for i in range(10)]
+        await ts.addMany(tickets)
+        await ts.proposeMany([proposal("m1", *tickets[:5]), proposal("m2", *tickets[5:])])
+        counting = Counting(self.store)
+        ts = TicketStore(counting, self.mmClock)
+        pairs = [("m1" if i < 5 else "m2", i) for i in range(10)] + [("m1", 7)]
+        results = await atOnce(*[ts.accept(m, c) for m, c in pairs])
+        self.assertEqual(counting.calls, 2)
+        self.assertEqual([len(p.accepted) for p in results[:10]], [1, 2, 3, 4, 5] * 2)
+        self.assertEqual(results[4].accepted, {0, 1, 2, 3, 4})
+        self.assertIsNone(results[10])
 
 
 async def _outcome(coroutine):
