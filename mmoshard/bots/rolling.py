@@ -86,7 +86,8 @@ class RollingRun:
         self.said = []  # (from, n, the other members), party messages the server took
         self.bots = []
         self.rolling = False
-        self.measuring = False  # from 2 s after the bots started playing
+        self.measuring = False  # from 2 s after the bots started playing to the settle's end
+        self.droppedIds = set()
         self.dropped = {}  # bot -> transfers it had made when dropped
         self.restarts = []
 
@@ -136,6 +137,11 @@ class RollingRun:
     def partySent(self, bot, n):
         self.said.append((bot.cid, n, tuple(c for c in bot.party if c != bot.cid)))
 
+    def walking(self, cid):
+        """Whether character C{cid} walks all the time (no hunter, not made link-dead)."""
+        o = self.options
+        return not (o.hunters and cid % o.hunters == 0) and cid not in self.droppedIds
+
     def worldGap(self, bot, gap):
         if bot in self.dropped or not self.measuring:
             return
@@ -183,7 +189,7 @@ class RollingRun:
             self.restarts.append(await self.cluster.restart(nodeId))
             await self.sleep(o.pause)
         await self.sleep(o.settle)
-        self.rolling = False
+        self.rolling = self.measuring = False
         return await self.finish()
 
     def order(self):
@@ -196,7 +202,11 @@ class RollingRun:
         port = self.cluster.nodes[nodeId].address.rsplit(":", 1)[1]
         on = [b for b in self.bots if b.fighter is None and b.world.session is not None
               and str(b.world.address).endswith(":" + port) and b not in self.dropped]
-        for b in on[:self.options.droppers]:
+        chosen = on[:self.options.droppers]
+        # Their watchers stop counting on them as walkers before they stand.
+        self.droppedIds.update(b.cid for b in chosen)
+        await self.sleep(0.5)
+        for b in chosen:
             self.dropped[b] = b.world.transfers
             b.world.session.hold = self.options.hold
             b.world.session.drop()

@@ -278,9 +278,11 @@ class RollingBot:
             if self.lastU is not None and self.sawPlayer:
                 self.run.worldGap(self, now - self.lastU)
             self.lastU = now
-            # A gap counts only after an update that showed another player:
-            # nothing in view changes nothing, and sends nothing.
-            self.sawPlayer = any(e < NPC_BASE and e != self.cid for e in self.world.entities)
+            # A gap counts only after an update that showed a player that
+            # never stops walking: nothing in view moving sends nothing.
+            walking = self.run.walking
+            self.sawPlayer = any(e < NPC_BASE and e != self.cid and walking(e)
+                                 for e in self.world.entities)
             if self.fighter is not None:
                 self.fighter.seen(m, now)
         elif t == "world.progress":
