@@ -21,9 +21,8 @@ QUEUE = "dungeon5"
 
 class RollingSession(SessionClient):
     """
-    A session client that notes how its session ended, and that can be
-    made to stay away C{hold} seconds before it resumes (a player
-    link-dead at the moment a node drains).
+    A session client that can be made to stay away C{hold} seconds before
+    it resumes (a player link-dead at the moment a node drains).
     """
 
     hold = 0.0
