@@ -37,3 +37,16 @@ export const TIMEOUT = "client.timeout";
 export function clientError(code, message) {
   return new RequestError({ code, message });
 }
+
+/** Errors after which resuming is pointless: the server ended the session. */
+export const FATAL_CODES = new Set([
+  "auth.invalid_token",
+  "auth.revoked",
+  "version.update_required",
+  "server.maintenance",
+  "session.replaced",
+  "session.resume_failed",
+  "protocol.not_authenticated",
+  "server.ip_limit",
+  "server.full",
+]);

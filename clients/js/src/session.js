@@ -1,24 +1,14 @@
 // One session with a node over WebSocket: hello, requests by id, events, heartbeats, automatic resume.
 // Semantics follow the Python client, mmoshard/wire/client.py (docs/protocol.md).
 
+import { HeldRequests } from "./held.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
-import { CLOSED, CONNECTION_LOST, FRAME_TOO_LARGE, RequestError, TIMEOUT, clientError } from "./errors.js";
+import {
+  CLOSED, CONNECTION_LOST, FATAL_CODES, FRAME_TOO_LARGE, RequestError, TIMEOUT, clientError,
+} from "./errors.js";
 
 /** The WebSocket subprotocol the server requires. */
 export const SUBPROTOCOL = "mmoshard.v1";
-
-/** Errors after which resuming is pointless: the server ended the session. */
-export const FATAL_CODES = new Set([
-  "auth.invalid_token",
-  "auth.revoked",
-  "version.update_required",
-  "server.maintenance",
-  "session.replaced",
-  "session.resume_failed",
-  "protocol.not_authenticated",
-  "server.ip_limit",
-  "server.full",
-]);
 
 // The close code of a link this client drops (1000 and 3000-4999 are what
 // a browser may send); the server treats it as any lost connection.
@@ -73,6 +63,7 @@ export class SessionClient {
     this._link = null;
     this._ready = false;
     this._pending = new Map();
+    this._held = new HeldRequests();
     this._nextId = 0;
     this._closing = false;
     this._resuming = false;
@@ -312,7 +303,12 @@ export class SessionClient {
     const id = ++this._nextId;
     message.id = id;
     return new Promise((resolve, reject) => {
-      this._pending.set(id, { resolve, reject, type: message.t });
+      const entry = { resolve, reject, type: message.t, message, handshake };
+      if (this._held.holding && !handshake) {
+        this._held.hold(entry);
+        return;
+      }
+      this._pending.set(id, entry);
       try {
         this._write(message, handshake);
       } catch (e) {
@@ -367,8 +363,10 @@ export class SessionClient {
         this._fatal = "shutdown";
       } else if (this.autoResume) {
         // The node stops and keeps the session resumable: go on on the
-        // next node of the role when the link closes.
+        // next node of the role when the link closes, and send again there
+        // what this one did not answer.
         this._nextUrl();
+        this._held.stopping(message, this._pending);
       }
     }
     if (message.id !== undefined) {
@@ -420,6 +418,7 @@ export class SessionClient {
       if (this.onMoved !== null) this._deliver(this.onMoved, "client.moved", reply, false);
       this._emit("client.moved", { t: "client.moved", url: this.url, moves: this.moves, resumed: reply });
     }
+    this._held.resend(this._pending, (message) => this._write(message, false));
   }
 
   /** The next address of the role, after the current one (itself when there is no other). */
@@ -579,6 +578,7 @@ export class SessionClient {
     const pending = [...this._pending.values()];
     this._pending.clear();
     for (const p of pending) p.reject(clientError(CLOSED, `the session ended: ${reason}`));
+    this._held.fail(clientError(CLOSED, `the session ended: ${reason}`));
     this._emit("client.ended", { t: "client.ended", reason });
     const waiters = this._waiters;
     this._waiters = [];
@@ -588,28 +588,4 @@ export class SessionClient {
     }
     this._resolveEnded(reason);
   }
-}
-
-/**
- * Connect and complete the handshake.
- *
- * @param {string} url `ws://host:port/` (a `websocket` address of the directory).
- * @param {string} token an access token.
- * @param {object} [options] `clientVersion` ("0.0.0"), `platform` ("web"),
- *   `onEvent(type, message)`, `heartbeat` (true: ping every `heartbeat_s` of
- *   the welcome and drop a link silent for three beats; a number of seconds;
- *   false: only answer the server's pings), `autoResume` (true),
- *   `alternates` (the other nodes of the role: addresses, or the directory's
- *   entries; a resume that cannot reach the node tries them in turn, and a
- *   `server.shutdown` with `resume: true` starts with the next one),
- *   `onMoved(resumed)` (the session continued on another node),
- *   `connectTimeout` (10 s), `WebSocket` (a constructor; default the global one).
- * @return {Promise<SessionClient>} a welcomed client.
- * @throws RequestError when the server refuses the hello (its `code`), or
- *   `client.connection_lost` when the link cannot be opened.
- */
-export async function connect(url, token, options = {}) {
-  const client = new SessionClient(url, token, options);
-  await client.connect();
-  return client;
 }

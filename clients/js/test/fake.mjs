@@ -6,7 +6,8 @@ import { decodeMessage, encodeMessage } from "../src/index.js";
 /**
  * The server side of every fake socket a client opens.  `handle(socket,
  * message)` answers what a client sends; by default hello gets a welcome and
- * resume a resumed (then `replay` is sent).  `refuse` makes new sockets fail,
+ * resume a resumed (then `replay` is sent), echo its message, and slow
+ * too once `slowAnswered` is set.  `refuse` makes new sockets fail,
  * `down` (a set of addresses) those to these addresses only.  A resume on
  * another address than the hello's is answered `moved: true`, as a node
  * taking over a session does.
@@ -23,6 +24,7 @@ export class FakeServer {
     this.replay = [];
     this.resumeError = null;
     this.tokens = 0;
+    this.slowAnswered = false;
     const server = this;
     this.WebSocket = class FakeWebSocket {
       constructor(url, protocols) {
@@ -96,6 +98,8 @@ export class FakeServer {
       socket.push({ t: "bye" });
       socket.drop(1000);
     } else if (message.t === "echo") {
+      socket.push({ ...message });
+    } else if (message.t === "slow" && this.slowAnswered) {
       socket.push({ ...message });
     }
   }

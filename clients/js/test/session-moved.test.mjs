@@ -102,6 +102,41 @@ test("server.shutdown with resume: true resumes at once on the next alternate; t
   await c.close();
 });
 
+test("requests across a stop: what the notice does not name unanswered, and what is asked meanwhile, go to the next node", async () => {
+  const server = new FakeServer();
+  const c = await client(server);
+  const stopping = server.last;
+  const taken = c.request("slow", { n: 1 });
+  const notTaken = c.request("slow", { n: 2 });
+  const outcomeUnknown = c.request("slow", { n: 3 });
+  const [id1, id2, id3] = stopping.sent.filter((m) => m.t === "slow").map((m) => m.id);
+  stopping.push({ t: "server.shutdown", reason: "restart", retry_after: 5, resume: true,
+    pending: [id2], unanswered: [id3] });
+  const meanwhile = c.request("echo", { n: 4 });
+  assert.deepEqual(stopping.types().filter((t) => t === "echo"), [], "nothing goes to the stopping node");
+  server.slowAnswered = true;
+  stopping.drop(1001);
+  await assert.rejects(outcomeUnknown, (e) => e.code === "client.connection_lost");
+  await waitFor(() => c.resumes === 1, 5, "the resume");
+  assert.deepEqual([(await taken).n, (await notTaken).n, (await meanwhile).n], [1, 2, 4]);
+  const resent = server.last.sent.filter((m) => m.t !== "resume");
+  assert.equal(server.last.url, B);
+  assert.deepEqual(resent.map((m) => [m.t, m.id, m.n]), [["slow", id1, 1], ["slow", id2, 2], ["echo", id3 + 1, 4]]);
+  await c.close();
+});
+
+test("a stop notice without pending (an older node): requests without an answer fail with the link", async () => {
+  const server = new FakeServer();
+  const c = await client(server);
+  const lost = c.request("slow", { n: 1 });
+  server.last.push({ t: "server.shutdown", reason: "restart", retry_after: 5, resume: true });
+  server.last.drop(1001);
+  await assert.rejects(lost, (e) => e.code === "client.connection_lost");
+  await waitFor(() => c.resumes === 1, 5, "the resume");
+  assert.deepEqual(server.last.sent.map((m) => m.t), ["resume"]);
+  await c.close();
+});
+
 test("server.shutdown with resume: true and no alternates resumes on the same address", async () => {
   const server = new FakeServer();
   const c = await client(server, { alternates: undefined });

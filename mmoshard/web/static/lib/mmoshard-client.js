@@ -33,6 +33,17 @@ var TIMEOUT = "client.timeout";
 function clientError(code, message) {
   return new RequestError({ code, message });
 }
+var FATAL_CODES = /* @__PURE__ */ new Set([
+  "auth.invalid_token",
+  "auth.revoked",
+  "version.update_required",
+  "server.maintenance",
+  "session.replaced",
+  "session.resume_failed",
+  "protocol.not_authenticated",
+  "server.ip_limit",
+  "server.full"
+]);
 
 // src/rest.js
 function url(httpBase, path) {
@@ -107,6 +118,56 @@ function deleteCharacter(httpBase, accessToken, characterId) {
     token: accessToken
   });
 }
+
+// src/held.js
+var HeldRequests = class {
+  constructor() {
+    this.holding = false;
+    this._entries = [];
+  }
+  /** A request made while holding: sent after the resume. */
+  hold(entry) {
+    this._entries.push(entry);
+  }
+  /**
+   * The stop notice `notice` arrived: hold what comes from now on, and when
+   * it says what it did not take (`pending`), take out of `pending` (the
+   * session's map of requests without an answer) every request to send again.
+   */
+  stopping(notice, pending) {
+    this.holding = true;
+    if (!Array.isArray(notice.pending)) return;
+    const unanswered = new Set(Array.isArray(notice.unanswered) ? notice.unanswered : []);
+    for (const [id, entry] of [...pending]) {
+      if (unanswered.has(id) || entry.handshake) continue;
+      pending.delete(id);
+      this._entries.push(entry);
+    }
+  }
+  /** @return the held requests, oldest first, no longer held. */
+  release() {
+    const entries = this._entries.sort((a, b) => a.message.id - b.message.id);
+    this._entries = [];
+    this.holding = false;
+    return entries;
+  }
+  /** The session resumed: send every held request again with `write`, each back in `pending`. */
+  resend(pending, write) {
+    for (const entry of this.release()) {
+      pending.set(entry.message.id, entry);
+      try {
+        write(entry.message);
+      } catch (e) {
+        pending.delete(entry.message.id);
+        entry.reject(e);
+      }
+    }
+  }
+  /** The session ended: every held request fails with `error`. */
+  fail(error) {
+    for (const entry of this.release()) entry.reject(error);
+  }
+};
 
 // node_modules/@msgpack/msgpack/dist.esm/utils/utf8.mjs
 function utf8Count(str) {
@@ -1558,17 +1619,6 @@ function decodeMessage(data) {
 
 // src/session.js
 var SUBPROTOCOL = "mmoshard.v1";
-var FATAL_CODES = /* @__PURE__ */ new Set([
-  "auth.invalid_token",
-  "auth.revoked",
-  "version.update_required",
-  "server.maintenance",
-  "session.replaced",
-  "session.resume_failed",
-  "protocol.not_authenticated",
-  "server.ip_limit",
-  "server.full"
-]);
 var CLOSE_DROPPED = 4001;
 var SILENT_BEATS = 3;
 var now = () => performance.now();
@@ -1613,6 +1663,7 @@ var SessionClient = class {
     this._link = null;
     this._ready = false;
     this._pending = /* @__PURE__ */ new Map();
+    this._held = new HeldRequests();
     this._nextId = 0;
     this._closing = false;
     this._resuming = false;
@@ -1831,7 +1882,12 @@ var SessionClient = class {
     const id = ++this._nextId;
     message.id = id;
     return new Promise((resolve, reject) => {
-      this._pending.set(id, { resolve, reject, type: message.t });
+      const entry = { resolve, reject, type: message.t, message, handshake };
+      if (this._held.holding && !handshake) {
+        this._held.hold(entry);
+        return;
+      }
+      this._pending.set(id, entry);
       try {
         this._write(message, handshake);
       } catch (e) {
@@ -1883,6 +1939,7 @@ var SessionClient = class {
         this._fatal = "shutdown";
       } else if (this.autoResume) {
         this._nextUrl();
+        this._held.stopping(message, this._pending);
       }
     }
     if (message.id !== void 0) {
@@ -1932,6 +1989,7 @@ var SessionClient = class {
       if (this.onMoved !== null) this._deliver(this.onMoved, "client.moved", reply, false);
       this._emit("client.moved", { t: "client.moved", url: this.url, moves: this.moves, resumed: reply });
     }
+    this._held.resend(this._pending, (message) => this._write(message, false));
   }
   /** The next address of the role, after the current one (itself when there is no other). */
   _nextUrl() {
@@ -2076,6 +2134,7 @@ var SessionClient = class {
     const pending = [...this._pending.values()];
     this._pending.clear();
     for (const p of pending) p.reject(clientError(CLOSED, `the session ended: ${reason}`));
+    this._held.fail(clientError(CLOSED, `the session ended: ${reason}`));
     this._emit("client.ended", { t: "client.ended", reason });
     const waiters = this._waiters;
     this._waiters = [];
@@ -2086,6 +2145,8 @@ var SessionClient = class {
     this._resolveEnded(reason);
   }
 };
+
+// src/connect.js
 async function connect(url2, token, options = {}) {
   const client = new SessionClient(url2, token, options);
   await client.connect();
