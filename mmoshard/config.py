@@ -292,9 +292,6 @@ SESSION_FIELDS = {
     "max_pending": Field("int", 1000, positive,
                          "role requests in flight in this process before more are "
                          "answered server.busy"),
-    "max_handshakes": Field("int", 500, positive,
-                            "hellos being checked at once (token, gate, account claim) "
-                            "before more are answered server.busy"),
     "resume_grace": Field("float", 30.0, nonNegative),
     "replay_buffer": Field("int", 512, positive, "messages kept for resume"),
     "one_session_per_account": Field("bool", True),
@@ -385,7 +382,6 @@ class SessionSection:
     max_output: int
     max_connections: int
     max_pending: int
-    max_handshakes: int
     max_per_ip: int
     resume_grace: float
     replay_buffer: int

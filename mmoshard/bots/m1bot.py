@@ -169,14 +169,6 @@ class M1Bot(Protocol):
                 retryAfter or str(code).endswith(".unavailable") or code == "chat.busy"):
             self.retries += 1
             run.reactor.callLater(retryAfter or 1.0, self.request, t, body)
-        elif t == "hello" and code == "server.busy":
-            # Too many sessions starting at the node: it closes this connection;
-            # connect again later, backing off as for a shed request.
-            self.closing = True
-            tries = self.group.helloBusy[self.cid] = self.group.helloBusy.get(self.cid, 0) + 1
-            delay = min(16.0, (retryAfter or 1.0) * 2 ** (tries - 1))
-            run.reactor.callLater(delay * (0.5 + run.random.random()), run.connect, self.group,
-                                  self.member, self.address, self.again)
         elif t in ("hello", "mm.hello", "chat.hello"):
             run.stats.failed += 1
             self.group.formingFailed(self, code)
@@ -212,7 +204,6 @@ class BotGroup:
         self.created = 0.0  # epoch seconds of its admission, as the generator saw it
         self.inWindow = False
         self.joined = set()
-        self.helloBusy = {}  # character id -> its hellos answered server.busy (its back-off)
         self.generation = 0  # tickets queued so far
         self.matchedMatch = None  # the match its last ticket ended in
         self.matchedBy = set()  # members who got that match's mm.matched

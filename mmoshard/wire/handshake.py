@@ -49,23 +49,6 @@ async def _hello(conn, message):
         )
         return
     manager = conn.manager
-    if manager.handshaking >= manager.config.max_handshakes:
-        # A login storm: hellos waiting on their stores past this would reach
-        # hello_timeout anyway, and make everything else late.  Cheap to refuse;
-        # the client connects again after retry_after.  (A resume is not shed:
-        # it carries a session already in play.)
-        conn.fail(ErrorInfo(errors.BUSY, "too many sessions starting, try again",
-                            errors.BUSY_RETRY_AFTER), requestId)
-        return
-    manager.handshaking += 1
-    try:
-        await _checked(conn, requestId, token, version, platform)
-    finally:
-        manager.handshaking -= 1
-
-
-async def _checked(conn, requestId, token, version, platform):
-    manager = conn.manager
     verifier = manager.tokenVerifier()
     if verifier is None:
         conn.fail(ErrorInfo(errors.UNAVAILABLE, "no token verifier", 5.0), requestId)

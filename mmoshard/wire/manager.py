@@ -78,8 +78,6 @@ class SessionManager:
         self.untaken = {}
         self.stopping = False
         self.settled = None
-        # Hellos between their arrival and their welcome ([session] max_handshakes).
-        self.handshaking = 0
         self._byAccount = {}
         # login id -> the live sessions opened with its tokens, to end them
         # when the login is revoked

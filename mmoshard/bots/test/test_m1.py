@@ -301,27 +301,6 @@ class WiringTests(TestCase):
                                          "character_id": 3}])
         self.assertEqual(self.run.formed(), (0, 1))
 
-    def test_helloShedConnectsAgain(self):
-        """A hello answered server.busy closes that connection without a disconnect counted or the group broken; the bot connects again after a backed-off delay."""
-        self.run.start()
-        self.reactor.advance(1.0)
-        for host, port, factory, *_ in self.reactor.tcpClients:
-            bot = factory.buildProtocol(None)
-            self.bots[bot.cid] = bot
-            self.transports[bot.cid] = Transport()
-            bot.makeConnection(self.transports[bot.cid])
-            self.sent(bot.cid)
-        attempts = len(self.reactor.tcpClients)
-        self.feed(1, {"t": "error", "id": self.rid(1, "hello"), "code": "server.busy",
-                      "retry_after": 1.0})
-        self.bots[1].connectionLost(None)
-        self.assertEqual((self.run.stats.disconnects, self.run.groups[0].state), (0, "connecting"))
-        self.reactor.advance(0.4)
-        self.assertEqual(len(self.reactor.tcpClients), attempts)
-        self.reactor.advance(1.2)
-        self.assertEqual(len(self.reactor.tcpClients), attempts + 1)
-        self.assertEqual(self.reactor.tcpClients[-1][2].member.character_id, 1)
-
     def test_shedRequestSentAgainWithItsOwnBody(self):
         """A leader's invite shed with server.busy while another is out is sent again to the same member, not to the one invited last."""
         self.connect()

@@ -70,47 +70,6 @@ class LimitTests(TestCase):
         self.assertFalse(one.closed or two.closed)
         self.flushLoggedErrors(RuntimeError)
 
-    def test_busyPastMaxHandshakes(self):
-        """
-        With max_handshakes hellos waiting on their checks, the next hello is
-        answered server.busy (retry_after 1 s) and its connection closed at
-        once; once the waiting ones are welcomed, a hello is served again.
-        """
-        from twisted.internet.defer import Deferred
-
-        server = Server(self, max_handshakes=2)
-        real = server.manager.verifier
-        held = []
-
-        class Held:
-            def __getattr__(self, name):
-                return getattr(real, name)
-
-            def verify(self, token):
-                d = Deferred()
-                held.append((d, real.verify(token)))
-                return d
-
-        server.manager.verifier = Held()
-
-        def hello(accountId):
-            peer = server.tcp()
-            peer.send({"t": "hello", "id": 1, "token": server.token(accountId),
-                       "client_version": "1.0", "platform": "test"})
-            return peer
-
-        first, second, third = hello(1), hello(2), hello(3)
-        self.assertEqual((first.received(), second.received()), ([], []))
-        [busy] = third.received()
-        self.assertEqual((busy["code"], busy["id"], busy["retry_after"]), (errors.BUSY, 1, 1.0))
-        self.assertTrue(third.closed)
-        for d, claims in held:
-            claims.chainDeferred(d)
-        self.assertEqual([p.received()[0]["t"] for p in (first, second)], ["welcome"] * 2)
-        self.assertEqual(server.manager.handshaking, 0)
-        server.manager.verifier = real
-        self.assertEqual(hello(4).received()[0]["t"], "welcome")
-
     def test_integerBeyondColumn(self):
         """
         A message holding an integer beyond signed 64 bits (what no id column
