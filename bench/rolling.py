@@ -25,7 +25,6 @@ when every target is met.
 
 import argparse
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -34,16 +33,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchutil import cpuSeconds  # noqa: E402
 from mmoshard.bots.rolling import Options, RollingRun, verdict  # noqa: E402
 from mmoshard.bots.rollingcluster import RollingCluster, prepareStores  # noqa: E402
 
 KEY = "rolling-bench-key-0123456789abcdef"
-
-
-def cpuSeconds():
-    """User + system CPU seconds this process (the bots) used so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def parseArgs(argv):
@@ -70,10 +64,10 @@ async def main(reactor, opts):
         run = RollingRun(reactor, cluster, sqlURL, KEY, Options(
             bots=opts.bots, hunters=opts.hunters, warmup=opts.warmup, pause=opts.pause,
             settle=opts.settle, droppers=opts.droppers, seed=opts.seed))
-        wall, cpu = time.monotonic(), cpuSeconds()
+        wall, cpu = time.monotonic(), cpuSeconds(os.getpid())
         figures = await run.run()
         figures["run_s"] = round(time.monotonic() - wall, 1)
-        figures["bots_cpu"] = round((cpuSeconds() - cpu) / figures["run_s"], 2)
+        figures["bots_cpu"] = round((cpuSeconds(os.getpid()) - cpu) / figures["run_s"], 2)
         await cluster.stop()
     finally:
         cluster.kill()

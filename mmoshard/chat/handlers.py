@@ -12,17 +12,15 @@ from mmoshard.chat.metrics import ChatMetrics
 from mmoshard.chat.moderation import SpeechGate, TokenBucket, checkText
 from mmoshard.chat.parties import Parties
 from mmoshard.chat.presence import Presence
-from mmoshard.chat.routing import ChatPart
+from mmoshard.chat.routing import FOLLOW_STEP, FOLLOW_WAIT, ChatPart
 from mmoshard.chat.social import Social
 from mmoshard.chat.users import STATUSES, ChatUser, publicPresence
 from mmoshard.store.errors import StoreError
 from mmoshard.wire.errors import ProtocolError
 
 # A whisper whose recipient's process is gone (it stopped: a rolling
-# restart) follows the recipient's presence to its new node, looking every
-# GONE_STEP s for up to GONE_WAIT s.
-GONE_WAIT = 3.0
-GONE_STEP = 0.25
+# restart) follows the recipient's presence to its new node, looking as
+# often and as long as the router's follows (FOLLOW_STEP, FOLLOW_WAIT).
 MAX_HOPS = 2  # processes a whisper follows its recipient to
 
 
@@ -324,11 +322,11 @@ class Handlers(ChatPart):
                 hops += 1
                 if hops > MAX_HOPS:
                     raise errors.error(errors.OFFLINE, f"{name} is not online")
-            elif delivered is not None or waited >= GONE_WAIT:
+            elif delivered is not None or waited >= FOLLOW_WAIT:
                 raise errors.error(errors.OFFLINE, f"{name} is not online")
             else:
-                await deferLater(self.router.clock, GONE_STEP, lambda: None)
-                waited += GONE_STEP
+                await deferLater(self.router.clock, FOLLOW_STEP, lambda: None)
+                waited += FOLLOW_STEP
             proc = again[1]
             delivered = await self.router.routeTo(cid, message, proc)
         return {"to": cid, "delivered": True}

@@ -336,7 +336,7 @@ class SessionClient:
             return  # a node that does not say: every unanswered request fails with the link
         unanswered = set(message.get("unanswered") or ())
         again = [(rid, entry) for rid, entry in self._pending.items() if rid not in unanswered]
-        for rid, (d, request) in sorted(again, key=lambda item: str(item[0])):
+        for rid, (d, request) in again:
             del self._pending[rid]
             self._held.append((request, d))
         self._held.sort(key=lambda held: held[0]["id"])
@@ -441,8 +441,7 @@ class SessionClient:
     def _resumeDone(self, result):
         self._resuming = None
         if not isinstance(result, dict):
-            self._end("resume_failed")
-            self._failHeld("the session ended")
+            self._end("resume_failed")  # which fails the requests held
 
     async def resume(self):
         """

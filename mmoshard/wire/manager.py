@@ -457,6 +457,8 @@ class SessionManager:
         self._notify([listener.sessionResumed for listener in self.listeners], session)
 
     def _notify(self, hooks, session, *args):
+        """Call each hook; @return: the Deferreds they returned (failures logged), for a caller that waits."""
+        waits = []
         for hook in hooks:
             try:
                 result = hook(session, *args)
@@ -464,7 +466,8 @@ class SessionManager:
                 self._hookFailed(None, hook, session)
                 continue
             if isinstance(result, Deferred):
-                result.addErrback(self._hookFailed, hook, session)
+                waits.append(result.addErrback(self._hookFailed, hook, session))
+        return waits
 
     def _hookFailed(self, failure, hook, session):
         self.log.failure(

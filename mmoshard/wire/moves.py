@@ -1,6 +1,6 @@
 """A session taken over from another node: the account's owners entry follows it, the old node is told, the roles take it in before the client hears it resumed."""
 
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import DeferredList
 from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
@@ -38,14 +38,7 @@ async def takeIn(manager, session, fromNode):
     took it in (chat rebuilds its character): a request the client sends
     right after C{resumed} finds its role ready.
     """
-    waits = []
-    for listener in manager.listeners:
-        try:
-            result = listener.sessionMoved(session, fromNode)
-        except Exception:
-            manager._hookFailed(None, listener.sessionMoved, session)
-            continue
-        if isinstance(result, Deferred):
-            waits.append(result.addErrback(manager._hookFailed, listener.sessionMoved, session))
+    waits = manager._notify([listener.sessionMoved for listener in manager.listeners],
+                            session, fromNode)
     if waits:
         await DeferredList(waits)
