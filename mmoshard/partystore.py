@@ -6,6 +6,8 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from mmoshard.interfaces import IParties
+from mmoshard.store.common import Script
+from mmoshard.store.slots import everyBatch, slotBatches
 
 
 def partyKey(partyId):
@@ -21,6 +23,58 @@ def partyOfKey(characterId):
 
 def _str(value):
     return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _getMany(view, keys, args):
+    # False, not None, for a missing key: None would cut the reply there.
+    return [view.get(key) or False for key in keys]
+
+
+# The values of KEYS (one hash slot on a Redis Cluster), false where missing.
+GET_MANY = Script(
+    name="party_get_many",
+    lua="local out = {} for i = 1, #KEYS do out[i] = redis.call('GET', KEYS[i]) end return out",
+    python=_getMany)
+
+# Keys one read takes at most.
+READ_BATCH = 500
+
+
+def memberIdsOf(raw):
+    """@return: the member ids, leader first, in party JSON C{raw} ([] when missing or unreadable)."""
+    if raw is None:
+        return []
+    try:
+        return [int(m[0]) for m in json.loads(_str(raw))["members"]]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return []
+
+
+async def _values(volatile, keys):
+    """@return: key -> value (None when missing) of C{keys}: one script call per hash slot, sent together."""
+    batches = slotBatches(volatile, list(dict.fromkeys(keys)), str, READ_BATCH)
+    replies = await everyBatch(batches, lambda b: volatile.evalScript(GET_MANY, b, []))
+    return {key: value for batch, reply in zip(batches, replies)
+            for key, value in zip(batch, reply)}
+
+
+async def readParties(volatile, characterIds):
+    """
+    The parties of many characters in two round trips (their party ids,
+    then those parties), whatever their number: L{IParties.partiesOf}.
+
+    @return: character id -> (party id, member ids leader first) for
+        those of C{characterIds} in a party.
+    """
+    cids = [int(c) for c in characterIds]
+    if not cids:
+        return {}
+    pids = await _values(volatile, [partyOfKey(c) for c in cids])
+    pids = {c: _str(pids[partyOfKey(c)]) for c in cids if pids.get(partyOfKey(c))}
+    if not pids:
+        return {}
+    parties = await _values(volatile, [partyKey(p) for p in pids.values()])
+    return {c: (p, memberIdsOf(parties.get(partyKey(p)))) for c, p in pids.items()}
 
 
 @implementer(IParties)
@@ -44,11 +98,7 @@ class StoreParties:
         return Deferred.fromCoroutine(self._members(partyId))
 
     async def _members(self, partyId):
-        raw = await self.volatile.get(partyKey(partyId))
-        if raw is None:
-            return []
-        try:
-            party = json.loads(_str(raw))
-            return [int(m[0]) for m in party["members"]]
-        except (ValueError, KeyError, TypeError, IndexError):
-            return []
+        return memberIdsOf(await self.volatile.get(partyKey(partyId)))
+
+    def partiesOf(self, characterIds):
+        return Deferred.fromCoroutine(readParties(self.volatile, characterIds))

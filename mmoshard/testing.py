@@ -4,8 +4,12 @@ import os
 import socket
 import uuid
 
+from twisted.internet.defer import succeed
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest
+from zope.interface import implementer
+
+from mmoshard.interfaces import IParties
 
 
 def underCI():
@@ -407,3 +411,22 @@ async def startNodeProcess(testCase, reactor, configPath, sections, **options):
     await proc.waitReady()
     proc.address = f"tcp:127.0.0.1:{tcp}"
     return proc
+
+
+
+@implementer(IParties)
+class DictParties:
+    """L{IParties} over a dict, C{parties}: party id -> member ids, leader first (for tests)."""
+
+    def __init__(self):
+        self.parties = {}
+
+    def partyOf(self, characterId):
+        return succeed(next((p for p, m in self.parties.items() if characterId in m), None))
+
+    def members(self, partyId):
+        return succeed(list(self.parties.get(partyId, ())))
+
+    def partiesOf(self, characterIds):
+        return succeed({c: (p, list(m)) for c in characterIds
+                        for p, m in self.parties.items() if c in m})

@@ -18,6 +18,7 @@ from mmoshard.chat.routing import ChatPart
 from mmoshard.chat.users import publicPresence
 from mmoshard.interfaces import IParties
 from mmoshard.partychanges import PartyChanged, publishChange
+from mmoshard.partystore import readParties
 from mmoshard.store.errors import StoreError
 
 _MAX_TRIES = 20
@@ -97,6 +98,9 @@ class Parties(ChatPart):
             return memberIds(party)
 
         return Deferred.fromCoroutine(get())
+
+    def partiesOf(self, characterIds):
+        return Deferred.fromCoroutine(readParties(self.store.volatile, characterIds))
 
     # -- state ---------------------------------------------------------------------
 

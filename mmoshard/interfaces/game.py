@@ -36,6 +36,17 @@ class IParties(Interface):
             leader first, or an empty list when the party does not exist.
         """
 
+    def partiesOf(characterIds):
+        """
+        The parties of many characters at once, in a fixed number of round
+        trips however many they are (matchmaking reads a batch of
+        C{mm.queue} leaders' parties with one call).
+
+        @return: a Deferred firing with a dict: character id -> (party id,
+            its member ids leader first; empty when the party no longer
+            exists), for those of C{characterIds} in a party.
+        """
+
 
 class IProgression(Interface):
     """Persistent character progression, written through at once."""

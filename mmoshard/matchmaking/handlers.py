@@ -6,6 +6,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from mmoshard.matchmaking import errors
+from mmoshard.matchmaking.batching import Batcher
 from mmoshard.matchmaking.data import ROLES, Member, Ticket
 from mmoshard.matchmaking.errors import MatchmakingError
 from mmoshard.matchmaking.events import KIND, Courier
@@ -62,6 +63,12 @@ class Handlers:
 
     def __init__(self, service):
         self.service = service
+        # Reads that many requests make at once go together (one round trip,
+        # one thread hop), as the store's adds and accepts do: a storm of
+        # hellos and queues is then a few reads, not one or two each.
+        self._characterReads = Batcher(self._readCharacters)
+        self._partyReads = Batcher(self._readParties)
+        self._ratingReads = Batcher(self._readRatings)
 
     def table(self):
         """@return: the mm.* request handlers, for L{IMessageRouter.addHandlers}."""
@@ -106,6 +113,25 @@ class Handlers:
 
     # -- characters --------------------------------------------------------------
 
+    async def _readCharacters(self, ids):
+        found = await self.characters(sorted(set(ids)))
+        return [found.get(cid) for cid in ids]
+
+    async def _readParties(self, ids):
+        found = await self.service.parties.partiesOf(sorted(set(ids)))
+        return [found.get(cid) for cid in ids]
+
+    async def _readRatings(self, items):
+        """@return: per (queue, character ids) of C{items}, id -> rating: one L{IMatchResults.ratings} per queue."""
+        byQueue = {}
+        for queue, cids in items:
+            byQueue.setdefault(queue, set()).update(cids)
+        found = {}
+        # Rated queues are few (one shipped): one read after the other.
+        for queue in sorted(byQueue):
+            found[queue] = await self.service.results.ratings(queue, sorted(byQueue[queue]))
+        return [{cid: found[queue].get(cid) for cid in cids} for queue, cids in items]
+
     async def characters(self, ids):
         """@return: character id -> (account id, name, class) of the live characters C{ids}."""
         marks = ",".join("?" * len(ids))
@@ -148,7 +174,7 @@ class Handlers:
                     found[cid] = rating
         missing = [cid for cid in cids if cid not in found]
         if missing:
-            read = await service.results.ratings(queue, missing)
+            read = await self._ratingReads.submit((queue, tuple(missing)))
             for cid in missing:
                 rating = read.get(cid)
                 found[cid] = float(rating.rating) if rating is not None else 1500.0
@@ -167,7 +193,7 @@ class Handlers:
         if user is not None and user.cid != cid:
             raise error(errors.BAD_REQUEST, "this session already speaks as another character")
         if user is None:
-            row = (await self.characters([cid])).get(cid)
+            row = await self._characterReads.submit(cid)
             if row is None or row[0] != session.accountId:
                 raise error(errors.NOT_YOUR_CHARACTER, "no such character on this account")
             user = MMUser(session, cid, row[0], row[1], row[2])
@@ -299,10 +325,10 @@ class Handlers:
         parties = self.service.parties
         if parties is None:
             return [user.cid], None
-        partyId = await parties.partyOf(user.cid)
-        if not partyId:
+        found = await self._partyReads.submit(user.cid)
+        if found is None:
             return [user.cid], None
-        members = [int(cid) for cid in await parties.members(partyId)]
+        partyId, members = found
         if user.cid not in members:
             return [user.cid], None
         if members[0] != user.cid:

@@ -88,6 +88,31 @@ class PartyTests:
         await alice.call("chat.party.promote", character_id=carol.cid)
         self.assertEqual(await reader.members(pid), [carol.cid, alice.cid])
 
+    async def test_parties_of_many_in_one_read(self):
+        """partiesOf answers many characters' parties at once, members leader first, on chat's IParties and the core's alike; the solo and the unknown are left out, and a member who left is gone from it."""
+        from mmoshard.partystore import StoreParties
+
+        p1 = await self.process("p1")
+        p2 = await self.process("p2")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p2.connect(self.char("bob"))
+        carol = await p2.connect(self.char("carol"))
+        dave = await p1.connect(self.char("dave"))
+        eve = await p1.connect(self.char("eve"))
+        first = await self.form(alice, bob)
+        second = await self.form(carol, dave)
+        cids = [alice.cid, bob.cid, carol.cid, dave.cid, eve.cid, 987654]
+        want = {alice.cid: (first, [alice.cid, bob.cid]), bob.cid: (first, [alice.cid, bob.cid]),
+                carol.cid: (second, [carol.cid, dave.cid]), dave.cid: (second, [carol.cid, dave.cid])}
+        readers = [p1.chat.parties, p2.chat.parties, StoreParties(self.newVolatile())]
+        for reader in readers:
+            self.assertEqual(await reader.partiesOf(cids), want)
+            self.assertEqual(await reader.partiesOf([]), {})
+        await bob.call("chat.party.leave")
+        for reader in readers:
+            self.assertEqual(await reader.partiesOf(cids), {
+                carol.cid: (second, [carol.cid, dave.cid]), dave.cid: (second, [carol.cid, dave.cid])})
+
     async def test_changes_announced_to_other_roles(self):
         """Every party change is published on parties:changes with the members before and after it, for other roles (matchmaking)."""
         from mmoshard.partychanges import subscribeChanges

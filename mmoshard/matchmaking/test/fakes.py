@@ -7,7 +7,8 @@ import attrs
 from twisted.internet.defer import fail, succeed
 from zope.interface import implementer
 
-from mmoshard.interfaces import IInstances, ILocator, IMatchResults, IMessageRouter, IParties, ISession
+from mmoshard.testing import DictParties
+from mmoshard.interfaces import IInstances, ILocator, IMatchResults, IMessageRouter, ISession
 
 _ids = itertools.count(1)
 
@@ -113,21 +114,8 @@ class _NodeLocator:
         return self.shared.where(characterId)
 
 
-@implementer(IParties)
-class FakeParties:
-    """L{IParties} over a dict: party id -> members, leader first."""
-
-    def __init__(self):
-        self.parties = {}
-
-    def partyOf(self, characterId):
-        for pid, members in self.parties.items():
-            if characterId in members:
-                return succeed(pid)
-        return succeed(None)
-
-    def members(self, partyId):
-        return succeed(list(self.parties.get(partyId, ())))
+# L{IParties} over a dict: party id -> members, leader first.
+FakeParties = DictParties
 
 
 @attrs.frozen

@@ -1,5 +1,6 @@
 """The mm.* requests one by one: what each answers, and the typed error of each refusal."""
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from mmoshard.matchmaking import errors
@@ -228,6 +229,69 @@ class QueueTests(MatchmakingCase, TestCase):
         """@return: the rating on the ticket C{client} queues in the arena now."""
         reply = await client.call("mm.queue", queue="arena2v2")
         return (await self.store.get(reply["ticket"])).members[0].rating
+
+
+class HeldReads:
+    """Wrap a fake's read so each call waits for the test to C{release} it: the calls made meanwhile are counted."""
+
+    def __init__(self, read):
+        self.read = read
+        self.calls = []
+
+    def __call__(self, *args):
+        d = Deferred()
+        self.calls.append((args, d))
+        return d
+
+    def release(self):
+        for args, d in self.calls:
+            if not d.called:
+                self.read(*args).chainDeferred(d)
+
+
+class BatchedReadTests(MatchmakingCase, TestCase):
+
+    async def test_queuesAtOnceShareOnePartyRead(self):
+        """Leaders and solo players queueing while a party read is out share the next one: three reads for six mm.queue, and every ticket is right."""
+        node = await self.node()
+        self.party("p1", "Tom", "Hal", "Dan")
+        self.party("p2", "Tina", "Hana")
+        clients = {n: await node.connect(n) for n in ("Tom", "Hal", "Dan", "Tina", "Hana", "Dora",
+                                                       "Dirk", "Drew")}
+        held = self.parties.partiesOf = HeldReads(self.parties.partiesOf)
+        queued = [Deferred.fromCoroutine(clients[n].call("mm.queue", queue="dungeon5"))
+                  for n in ("Dora", "Tom", "Tina", "Dirk", "Drew")]
+        # The first went alone; the four after it wait for it to come back.
+        self.assertEqual([args for args, _ in held.calls], [([clients["Dora"].cid],)])
+        held.release()
+        self.assertEqual(len(held.calls), 2)
+        self.assertEqual(sorted(held.calls[1][0][0]),
+                         sorted(clients[n].cid for n in ("Tom", "Tina", "Dirk", "Drew")))
+        late = Deferred.fromCoroutine(clients["Hal"].call("mm.queue", queue="dungeon5"))
+        held.release()
+        held.release()
+        replies = [self.successResultOf(d) for d in queued]
+        self.assertEqual(len(held.calls), 3)
+        self.assertEqual([[m["character_id"] for m in r["members"]] for r in replies],
+                         [[clients[n].cid for n in names] for names in
+                          (["Dora"], ["Tom", "Hal", "Dan"], ["Tina", "Hana"], ["Dirk"], ["Drew"])])
+        self.assertEqual(self.failureResultOf(late).value.info.code, errors.NOT_LEADER)
+
+    async def test_ratedQueuesAtOnceShareOneRatingsRead(self):
+        """Rated tickets queued while a ratings read is out share the next one, each with its own rating."""
+        for name, rating in (("Dan", 1712.0), ("Dora", 1390.0), ("Dirk", 1801.0)):
+            self.results.fixed[self.chars[name][0]] = rating
+        node = await self.node()
+        clients = {n: await node.connect(n) for n in ("Dan", "Dora", "Dirk")}
+        held = self.results.ratings = HeldReads(self.results.ratings)
+        queued = [Deferred.fromCoroutine(clients[n].call("mm.queue", queue="arena2v2"))
+                  for n in ("Dan", "Dora", "Dirk")]
+        held.release()
+        self.assertEqual(len(held.calls), 2)
+        self.assertEqual(held.calls[1][0], ("arena2v2", sorted([clients["Dora"].cid, clients["Dirk"].cid])))
+        held.release()
+        tickets = [await self.store.get(self.successResultOf(d)["ticket"]) for d in queued]
+        self.assertEqual([t.members[0].rating for t in tickets], [1712.0, 1390.0, 1801.0])
 
 
 class CancelTests(MatchmakingCase, TestCase):

@@ -3,12 +3,12 @@
 import random
 from types import SimpleNamespace
 
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import fail
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from mmoshard.testing import DictParties
 from mmoshard.interfaces import IParties
 from mmoshard.store.errors import SQLUnavailable
 from mmoshard.world.combat.data import LootEntry, NpcType
@@ -23,12 +23,11 @@ NPC_IDS = 2 ** 31 + 900_000
 PELTS = (LootEntry("wolf_pelt", 1.0, 2, 2),)
 
 
-@implementer(IParties)
-class FakeParties:
+class FakeParties(DictParties):
     """IParties over a dict: party id -> member ids; C{broken} makes every call fail."""
 
-    def __init__(self, parties=None):
-        self.parties = parties or {}
+    def __init__(self):
+        super().__init__()
         self.broken = False
         self.calls = 0
 
@@ -36,10 +35,13 @@ class FakeParties:
         self.calls += 1
         if self.broken:
             return fail(SQLUnavailable("chat store down (test)"))
-        return succeed(next((p for p, m in self.parties.items() if characterId in m), None))
+        return super().partyOf(characterId)
 
-    def members(self, partyId):
-        return succeed(list(self.parties.get(partyId, ())))
+    def partiesOf(self, characterIds):
+        self.calls += 1
+        if self.broken:
+            return fail(SQLUnavailable("chat store down (test)"))
+        return super().partiesOf(characterIds)
 
 
 class FlakySQL(SyncSQL):

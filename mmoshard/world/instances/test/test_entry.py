@@ -1,10 +1,9 @@
 """Entering and leaving instances in-process: the party's copy, portals, return points, lockouts, the party grace, tickets, logging in, two nodes."""
 
-from twisted.internet.defer import succeed
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from mmoshard.testing import DictParties
 from mmoshard.interfaces import IParties
 from mmoshard.world.instances import errors
 from mmoshard.world.instances.copies import ownerKey, partyKey
@@ -18,18 +17,8 @@ ENTRANCE_ARRIVE = (300.0, 0.0, 50.0)
 SPAWN = (80.0, 12.0)
 
 
-@implementer(IParties)
-class FakeParties:
-    """IParties over a dict: party id -> member ids, leader first."""
-
-    def __init__(self):
-        self.parties = {}
-
-    def partyOf(self, characterId):
-        return succeed(next((p for p, m in self.parties.items() if characterId in m), None))
-
-    def members(self, partyId):
-        return succeed(list(self.parties.get(partyId, ())))
+# IParties over a dict: party id -> member ids, leader first.
+FakeParties = DictParties
 
 
 class Client:
