@@ -254,6 +254,9 @@ class _Matcher:
         kind = _Index if self.rated else _Fifo
         self.indexes = [kind(members[c]) for c in range(len(classes))]
         self.completion = Completion(shape, classes)
+        # (state, class) -> what a ticket of the class makes of the state:
+        # the same few steps come back for every match of a pass.
+        self.steps = {}
         self.free = bytearray(len(self.entries))  # FREE, USED or HELD per entry
         self.dead = [False] * len(classes)  # unrated: no ticket of the class plays in this pass
         self.holding = [False] * len(classes)  # unrated: the class's starving tickets hold others
@@ -381,15 +384,23 @@ class _Matcher:
 
     def _grow(self, states, c, counts):
         """@return: the states reachable by adding a ticket of class C{c} to one of C{states} that can still complete."""
-        shape, completion = self.shape, self.completion
+        possible = self.completion.possible
+        steps = self.steps
         out = set()
         for state in states:
-            for v in self.opts[c]:
-                for t in teamsFor(shape, state, v):
-                    nxt = completion.canonical(place(state, v, t))
-                    if nxt not in out and completion.possible(nxt, counts):
-                        out.add(nxt)
+            nexts = steps.get((state, c))
+            if nexts is None:
+                nexts = steps[(state, c)] = self._steps(state, c)
+            for nxt in nexts:
+                if nxt not in out and possible(nxt, counts):
+                    out.add(nxt)
         return out
+
+    def _steps(self, state, c):
+        """@return: the states (canonical) a ticket of class C{c} may make of C{state}, whatever is left to come."""
+        shape, canonical = self.shape, self.completion.canonical
+        return tuple(dict.fromkeys(canonical(place(state, v, t))
+                                   for v in self.opts[c] for t in teamsFor(shape, state, v)))
 
     def _build(self, picked, w):
         """@return: the L{Match} of C{picked} (balanced when rated), or None when its teams are too far apart."""
