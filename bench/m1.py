@@ -146,7 +146,9 @@ def writeConfig(tmp, nodeId, url, redisURL, prefix, opts):
         "listen": {"tcp": f"tcp:{tcp}:interface=127.0.0.1:backlog=4096", "websocket": "", "http": "",
                    "admin": f"tcp:{admin}:interface=127.0.0.1"},
         "session": {"max_per_ip": 1000000, "max_connections": 1000000, "resume_grace": 30.0},
-        "directory": {"heartbeat": 1.0, "ttl": 3.0},
+        # The node's defaults (heartbeat 5 s, TTL 15 s), but with --crash: there
+        # the dead node's entries (directory, locator) must lapse within the run.
+        "directory": {"heartbeat": 1.0, "ttl": 3.0} if opts.crash else {},
         "matchmaking": {"instances_file": "", "match_interval": opts.match_interval, "lease_ttl": opts.lease_ttl,
                         "max_matches_per_pass": opts.max_matches},
     })

@@ -476,10 +476,9 @@ class TicketStore:
         read = await self._run("mm_complete", args)
         if read is None:
             return None
-        proposal = self._proposal(read)
-        self.log.info("match {match} completed for {character_ids}", match=matchId,
-                      character_ids=proposal.characterIds)
-        return proposal
+        # Logged by the caller with its instance ("mm match ... instance"),
+        # once per match.
+        return self._proposal(read)
 
     # -- matched records ------------------------------------------------------------------
 
