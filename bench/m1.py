@@ -179,26 +179,25 @@ def startServer(config, admin, logPath, pythonPath):
     raise SystemExit(f"server not ready after 90 s; see {logPath}")
 
 
-def metric(admin, name):
-    """The sum of metric C{name} over its labels on the admin site C{admin} (0 when absent)."""
+def scrape(admin):
+    """@return: the text of /metrics on the admin site C{admin} ("" when it does not answer)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=30) as r:
-            text = r.read().decode()
+            return r.read().decode()
     except Exception:
-        return 0.0
+        return ""
+
+
+def metric(text, name):
+    """The sum of metric C{name} over its labels in /metrics C{text} (0 when absent)."""
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))
 
 
-def metricByLabel(admin, name, label):
-    """@return: {value of C{label}: metric C{name}} on the admin site C{admin} ({} when absent)."""
+def metricByLabel(text, name, label):
+    """@return: {value of C{label}: metric C{name}} in /metrics C{text} ({} when absent)."""
     import re
 
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=30) as r:
-            text = r.read().decode()
-    except Exception:
-        return {}
     found = {}
     pattern = re.compile(re.escape(name) + r'\{[^}]*' + re.escape(label) + r'="([^"]*)"[^}]*\} (\S+)')
     for line in text.splitlines():
@@ -237,14 +236,17 @@ class Servers:
                   "matches": 0.0, "tickets": 0.0}
         for nodeId, proc, admin in self.servers:
             if nodeId not in self.dead:
+                # One scrape per sample: rendering /metrics costs the server
+                # CPU, and the fill's sample falls in the fill.
+                text = scrape(admin)
                 self.last[nodeId] = {
                     "cpu": cpuSeconds(proc.pid),
-                    "rt": metric(admin, "mmoshard_volatile_requests_total"),
-                    "scripts": metricByLabel(admin, "mmoshard_volatile_script_calls_total",
+                    "rt": metric(text, "mmoshard_volatile_requests_total"),
+                    "scripts": metricByLabel(text, "mmoshard_volatile_script_calls_total",
                                              "script"),
-                    "proposals": metric(admin, "mmoshard_mm_proposals_total"),
-                    "matches": metric(admin, "mmoshard_mm_matches_total"),
-                    "tickets": metric(admin, "mmoshard_mm_tickets_total")}
+                    "proposals": metric(text, "mmoshard_mm_proposals_total"),
+                    "matches": metric(text, "mmoshard_mm_matches_total"),
+                    "tickets": metric(text, "mmoshard_mm_tickets_total")}
             last = self.last.get(nodeId)
             if last is None:
                 continue
