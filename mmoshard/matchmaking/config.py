@@ -6,6 +6,10 @@ from mmoshard.config import Field, Problem, nonNegative, positive
 from mmoshard.matchmaking.loading import QueueDataError, loadClassRoles, loadQueues
 from mmoshard.paths import readDataTOML
 
+# A pass under a burst of mm.queue forms this fraction of its matches at most
+# ([matchmaking] admission_first).
+YIELD_SHARE = 10
+
 FIELDS = {
     "queues_file": Field("datapath", "etc/queues.toml", None,
                          "the queues (docs/matchmaking.md \"Queues\")"),
@@ -24,6 +28,10 @@ FIELDS = {
                            "ready_timeout)"),
     "max_matches_per_pass": Field("int", 200, positive,
                                   "matches one pass forms per queue at most"),
+    "admission_first": Field("int", 100, nonNegative,
+                             "mm.queue requests in progress on this node from which a pass "
+                             "forms at most a tenth of max_matches_per_pass: a burst of tickets "
+                             "is answered before its matches are formed (0: off)"),
     "scan_limit": Field("int", 20000, positive,
                         "waiting tickets one pass reads per queue, oldest first"),
     "resume_grace": Field("float", -1.0, None,
@@ -61,6 +69,7 @@ class MatchmakingConfig:
     lease_ttl: float = 5.0
     ready_timeout: float = -1.0
     max_matches_per_pass: int = 200
+    admission_first: int = 100
     scan_limit: int = 20000
     resume_grace: float = -1.0
     stats_interval: float = 5.0
@@ -74,6 +83,12 @@ class MatchmakingConfig:
     def readyTimeout(self, spec):
         """@return: the seconds a ready check of queue C{spec} waits."""
         return spec.ready_timeout if self.ready_timeout < 0 else self.ready_timeout
+
+    def passLimit(self, admitting):
+        """@return: the matches a pass may form while C{admitting} mm.queue requests are in progress on this node."""
+        if self.admission_first and admitting >= self.admission_first:
+            return max(1, self.max_matches_per_pass // YIELD_SHARE)
+        return self.max_matches_per_pass
 
     def grace(self, sessionGrace):
         """@return: the seconds a ticket outlives its members' last refresh."""

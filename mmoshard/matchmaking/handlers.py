@@ -237,6 +237,15 @@ class Handlers:
         return state
 
     async def queue(self, user, message):
+        # Counted while in progress: the match loop yields to a burst of them
+        # ([matchmaking] admission_first).
+        self.service.admitting += 1
+        try:
+            return await self._queue(user, message)
+        finally:
+            self.service.admitting -= 1
+
+    async def _queue(self, user, message):
         service = self.service
         name = message.get("queue")
         spec = service.queues.get(name) if isinstance(name, str) else None

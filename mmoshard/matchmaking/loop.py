@@ -156,8 +156,12 @@ class MatchLoop:
             if self.statsAt.get(queue, -1e18) + self.config.stats_interval <= now:
                 await self.refreshStats(queue, now)
             if sum(len(t.members) for t in tickets) >= spec.teams * spec.team_size:
-                matches = self.service.formMatches(spec, tickets, now,
-                                                   limit=self.config.max_matches_per_pass)
+                limit = self.config.passLimit(self.service.admitting)
+                if limit < self.config.max_matches_per_pass:
+                    # Tickets arriving now are answered first; the backlog is
+                    # matched in full once the burst is admitted.
+                    self.metrics.yielded.labels(queue).inc()
+                matches = self.service.formMatches(spec, tickets, now, limit=limit)
                 if matches:
                     byId = {t.id: t for t in tickets}
                     await self.propose(spec, copy, matches, byId, now)

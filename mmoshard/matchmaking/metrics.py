@@ -63,6 +63,10 @@ class MatchmakingMetrics:
             "mmoshard_mm_pass_seconds", "Seconds one matching pass of a queue took", ["queue"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=registry)
+        self.yielded = Counter(
+            "mmoshard_mm_passes_yielded_total",
+            "Passes that formed fewer matches to answer a burst of mm.queue first "
+            "([matchmaking] admission_first), per queue", ["queue"], registry=registry)
         self.refused = Counter(
             "mmoshard_mm_refused_total", "mm.* requests refused, by error code", ["code"],
             registry=registry)

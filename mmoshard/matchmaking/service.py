@@ -116,6 +116,7 @@ class MatchmakingService(Service):
         self.formMatches = formMatches
         self.users = {}  # character id -> MMUser
         self.bySession = {}  # session id -> MMUser
+        self.admitting = 0  # mm.queue requests in progress here ([matchmaking] admission_first)
         self.metrics = MatchmakingMetrics(metrics, self.users.__len__)
         self.courier = Courier(volatile, nodeId, reactor, locator, self.users.get, self.metrics)
         self.handlers = Handlers(self)

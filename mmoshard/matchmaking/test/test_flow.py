@@ -1,5 +1,6 @@
 """The matchmaking service end to end on one Clock: queueing, the ready check, matching and the errors players get."""
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from mmoshard.matchmaking.test.harness import MatchmakingCase
@@ -43,3 +44,38 @@ class FlowTests(MatchmakingCase, TestCase):
             self.assertEqual((matched["match"], matched["instance"], matched["ticket"]),
                              (match, 1, f"adm-1-{client.cid}"))
             self.assertIsNone(await self.store.ticketOf(client.cid))
+
+
+class AdmissionFirstTests(MatchmakingCase, TestCase):
+
+    async def test_aBurstOfQueuesIsAnsweredBeforeItsMatchesAreFormed(self):
+        """While admission_first mm.queue are in progress a pass forms a tenth of its matches (oldest first) and counts the yield; once they are answered the next pass forms the rest."""
+        from mmoshard.matchmaking.test.test_requests import HeldReads
+
+        node = await self.node(admission_first=2, max_matches_per_pass=10)
+        damage = ("Dan", "Dora", "Dirk", "Dell", "Dina", "Drew")
+        clients = {n: await node.connect(n) for n in damage + ("Tom", "Hal")}
+        # No time passes: the passes below are the first to see these tickets.
+        for name in damage:
+            await clients[name].call("mm.queue", queue="duo")
+        held = self.parties.partiesOf = HeldReads(self.parties.partiesOf)
+        burst = [Deferred.fromCoroutine(clients[n].call("mm.queue", queue="dungeon5"))
+                 for n in ("Tom", "Hal")]
+        self.assertEqual(node.service.admitting, 2)
+        await self.matchPass(node)
+        self.assertEqual(len([n for n in damage if clients[n].events("mm.proposal")]), 2)
+        self.assertEqual(node.metric("mmoshard_mm_passes_yielded_total", queue="duo"), 1)
+        held.release()
+        for d in burst:
+            self.successResultOf(d)
+        self.assertEqual(node.service.admitting, 0)
+        await self.matchPass(node)
+        self.assertEqual([n for n in damage if clients[n].events("mm.proposal")], list(damage))
+        self.assertEqual(node.metric("mmoshard_mm_passes_yielded_total", queue="duo"), 1)
+
+    async def test_offAtZero(self):
+        """admission_first = 0 never holds a pass back, however many mm.queue are in progress."""
+        node = await self.node(admission_first=0, max_matches_per_pass=10)
+        self.assertEqual(node.service.config.passLimit(10 ** 6), 10)
+        node = await self.node("mm-2", admission_first=5, max_matches_per_pass=10)
+        self.assertEqual([node.service.config.passLimit(n) for n in (0, 4, 5, 50)], [10, 10, 1, 1])
