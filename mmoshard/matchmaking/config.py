@@ -28,7 +28,7 @@ FIELDS = {
                            "ready_timeout)"),
     "max_matches_per_pass": Field("int", 200, positive,
                                   "matches one pass forms per queue at most"),
-    "admission_first": Field("int", 100, nonNegative,
+    "admission_first": Field("int", 50, nonNegative,
                              "mm.queue requests in progress on this node from which a pass "
                              "forms at most a tenth of max_matches_per_pass: a burst of tickets "
                              "is answered before its matches are formed (0: off)"),
@@ -69,7 +69,7 @@ class MatchmakingConfig:
     lease_ttl: float = 5.0
     ready_timeout: float = -1.0
     max_matches_per_pass: int = 200
-    admission_first: int = 100
+    admission_first: int = 50
     scan_limit: int = 20000
     resume_grace: float = -1.0
     stats_interval: float = 5.0
