@@ -209,6 +209,7 @@ class GroupRun:
             return
         self.fillPlaced0 = self.stats.placedPlayers
         self.fillMatches0 = self.stats.proposals
+        self.fillAdmitted0 = self.stats.admitted
         self.mark("fill")
         self.fillMore()
 
@@ -233,6 +234,7 @@ class GroupRun:
             self.fillMore()
             if self.fillLeft == 0 and self.inFlight == 0:
                 self.fillEnd = self.now()
+                self.fillAdmitted = self.stats.admitted - self.fillAdmitted0
                 self.mark("drain")
 
     def waitingTickets(self):
@@ -350,10 +352,14 @@ class GroupRun:
                "ready": s.ready, "broken": s.broken}
         if hasattr(self, "fillEnd"):
             fill = self.fillEnd - self.marks["fill"]
+            sent = min(self.opts.backlog, len(self.groups))
+            # Only the tickets admitted count: one refused (server.busy past
+            # [session] max_pending) was answered, not admitted.
             out.update({
-                "fill_tickets": min(self.opts.backlog, len(self.groups)),
+                "fill_tickets": sent,
+                "fill_refused": sent - self.fillAdmitted,
                 "fill_s": round(fill, 2),
-                "admitted_per_s": round(min(self.opts.backlog, len(self.groups)) / max(fill, 1e-9)),
+                "admitted_per_s": round(self.fillAdmitted / max(fill, 1e-9)),
             })
         if hasattr(self, "burst"):
             seconds, placed, proposals = self.burst
