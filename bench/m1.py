@@ -150,7 +150,8 @@ def writeConfig(tmp, nodeId, url, redisURL, prefix, opts):
         # the dead node's entries (directory, locator) must lapse within the run.
         "directory": {"heartbeat": 1.0, "ttl": 3.0} if opts.crash else {},
         "matchmaking": {"instances_file": "", "match_interval": opts.match_interval, "lease_ttl": opts.lease_ttl,
-                        "max_matches_per_pass": opts.max_matches},
+                        "max_matches_per_pass": opts.max_matches,
+                        "admission_first": opts.admission_first},
     })
     return path, tcp, admin
 
@@ -449,6 +450,8 @@ def main(argv):
     p.add_argument("--match-interval", type=float, default=0.25, help="[matchmaking] match_interval (its default)")
     p.add_argument("--lease-ttl", type=float, default=5.0)
     p.add_argument("--max-matches", type=int, default=200, help="[matchmaking] max_matches_per_pass")
+    p.add_argument("--admission-first", type=int, default=50,
+                   help="[matchmaking] admission_first (its default; 0: off)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--crash", action="store_true",
                    help="two matchmaking processes; kill -9 the lease holder a third into the window")

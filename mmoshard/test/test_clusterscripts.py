@@ -5,7 +5,7 @@ import pathlib
 
 from twisted.trial.unittest import TestCase
 
-from mmoshard import locator, revocations
+from mmoshard import locator, partystore, revocations
 from mmoshard.auth import logins
 from mmoshard.chat import scripts as chatScripts
 from mmoshard.chat.store import ChatStore
@@ -27,6 +27,7 @@ MODULES = [
     "mmoshard.tokens", "mmoshard.wire.manager", "mmoshard.wire.owners",
     "mmoshard.wire.resumestore", "mmoshard.instancewire", "mmoshard.world.instances.copies",
     "mmoshard.world.instances.host", "mmoshard.world.instances.service", "mmoshard.world.lease",
+    "mmoshard.partystore",
     # These name Script without defining one (the interface, the memory store, a caller).
     "mmoshard.interfaces.stores", "mmoshard.store.memory", "mmoshard.instanceclient",
 ]
@@ -93,6 +94,8 @@ BATCHED = {
                               lambda b: [k for s in b for k in (resumestore.recordKey(s),
                                                                 resumestore.bufferKey(s))],
                               lambda b: [60000, "n1"] + [a for _ in b for a in (1, 0, 1, 1, "x")]),
+    # A batch of parties' pointers, then of parties (mmoshard.partystore.readParties).
+    "party_get_many": (partystore.partyOfKey, _each(partystore.partyOfKey), lambda b: []),
     "chat_history": (_chat.historyKey, _each(_chat.historyKey),
                      lambda b: [10, 60] + [a for i in range(len(b)) for a in (str(i), "{}")]),
 }
