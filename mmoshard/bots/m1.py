@@ -43,7 +43,8 @@ class Stats:
 
     COUNTERS = ("connected", "ready", "failed", "disconnects", "broken", "queueSent", "admitted",
                 "placedPlayers", "proposals", "matchedPlayers", "matches", "requeued",
-                "declinesSent", "starved", "duplicates", "reconnects", "lost", "missedMatched")
+                "declinesSent", "starved", "duplicates", "retold", "reconnects", "lost",
+                "missedMatched")
 
     def __init__(self):
         for name in self.COUNTERS:
@@ -384,7 +385,7 @@ class GroupRun:
             "removed": sum(removed1.values()) - sum(removed0.values()),
             "removed_reasons": ",".join(f"{k}:{v}" for k, v in sorted((removed1 - removed0).items()))
             or "none",
-            "starved": d["starved"], "duplicates": s.duplicates, "lost": s.lost,
+            "starved": d["starved"], "duplicates": s.duplicates, "retold": s.retold, "lost": s.lost,
             "vanished": ",".join(f"{k}:{v}" for k, v in sorted(s.vanished.items())) or "none",
             "missed_matched": s.missedMatched, "reconnects": s.reconnects,
             "disconnects": s.disconnects, "failed": s.failed,

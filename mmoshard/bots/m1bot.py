@@ -36,6 +36,7 @@ class M1Bot(Protocol):
         self.ready = False
         self.closing = False
         self.matchedGeneration = 0  # its group's ticket it last got mm.matched for
+        self.matchedId = None  # the match of that mm.matched
         self.firstOf = None  # the last match whose roster it heads (it counts that match)
         # request id -> (type, body) of each request not yet answered: an error
         # names its request by id only, and a leader's invites are out together.
@@ -315,9 +316,16 @@ class BotGroup:
         match = m.get("match")
         run.stats.matchedPlayers += 1
         if bot.matchedGeneration == self.generation:
-            # A second mm.matched for one ticket: a character placed twice.
-            run.stats.duplicates += 1
+            if match != bot.matchedId:
+                # A second match for one ticket: a character placed twice.
+                run.stats.duplicates += 1
+            else:
+                # The same match told again (a new lease holder announcing
+                # what the dead one completed, or mm.hello on the node the
+                # player reconnected to): the same instance, placed once.
+                run.stats.retold += 1
         bot.matchedGeneration = self.generation
+        bot.matchedId = match
         if bot.firstOf == match:
             run.stats.matches += 1
         if self.state == "proposed" and match == self.match:
