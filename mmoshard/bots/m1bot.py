@@ -208,6 +208,7 @@ class BotGroup:
         self.generation = 0  # tickets queued so far
         self.matchedMatch = None  # the match its last ticket ended in
         self.matchedBy = set()  # members who got that match's mm.matched
+        self.generationOf = {}  # match id -> the ticket (generation) it was proposed to
 
     @property
     def leader(self):
@@ -301,6 +302,7 @@ class BotGroup:
     def proposed(self, bot, match):
         if match == self.match:
             return
+        self.generationOf.setdefault(match, self.generation)
         if self.unwait() or self.state == "queuing":
             # Proposed before the run's first look at it (or its answer): it could be matched.
             self.matchableAt = self.run.now()
@@ -314,11 +316,19 @@ class BotGroup:
         """A member's mm.matched: the first for the group's match ends its ticket; each member should get one."""
         run = self.run
         match = m.get("match")
+        if self.generationOf.setdefault(match, self.generation) < self.generation:
+            # An earlier ticket's match told again (a new lease holder
+            # announcing what the dead one completed) after this group queued
+            # anew: not this ticket's.
+            run.stats.retold += 1
+            return
         run.stats.matchedPlayers += 1
         if bot.matchedGeneration == self.generation:
             if match != bot.matchedId:
                 # A second match for one ticket: a character placed twice.
                 run.stats.duplicates += 1
+                print(f"[m1] duplicate: character {bot.cid} got {match} after {bot.matchedId} "
+                      f"for one ticket", file=sys.stderr, flush=True)
             else:
                 # The same match told again (a new lease holder announcing
                 # what the dead one completed, or mm.hello on the node the

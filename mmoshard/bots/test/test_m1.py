@@ -184,7 +184,7 @@ class WiringTests(TestCase):
         return {cid: self.sent(cid) for cid in roster}
 
     def test_decline_by_the_roster_first_then_matched(self):
-        """A declined match is declined by the roster's first member only (the others accept); its group rests, then is matched next time, once; a member without its mm.matched is counted, one told its match twice is not a duplicate, one given a second match is."""
+        """A declined match is declined by the roster's first member only (the others accept); its group rests, then is matched next time, once; a member without its mm.matched is counted, one told its match twice (or an earlier ticket's match after queueing again) is not a duplicate, one given a second match is."""
         self.queueBoth()
         answers = self.propose("dungeon5/a")
         self.assertEqual([(m["t"], m["match"]) for m in answers[1]], [("mm.decline", "dungeon5/a")])
@@ -219,6 +219,10 @@ class WiringTests(TestCase):
         # Another match for the same ticket: a character placed twice.
         self.feed(3, {"t": "mm.matched", "match": "dungeon5/d", "ticket": "adm-3"})
         self.assertEqual((self.run.stats.duplicates, self.run.stats.retold), (1, 1))
+        # Queued again, then the old match told again: not this ticket's.
+        self.run.groups[1].queue(self.reactor.seconds())
+        self.feed(3, {"t": "mm.matched", "match": "dungeon5/c", "ticket": "adm-3"})
+        self.assertEqual((self.run.stats.duplicates, self.run.stats.retold), (1, 2))
 
     def test_window_summary_and_audit(self):
         """The steady window counts arrivals, waits to the first proposal and the tickets still waiting; the audit counts a waiting ticket the server lost."""
