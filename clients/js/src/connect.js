@@ -15,7 +15,9 @@ import { SessionClient } from "./session.js";
  *   entries; a resume that cannot reach the node tries them in turn, and a
  *   `server.shutdown` with `resume: true` starts with the next one),
  *   `onMoved(resumed)` (the session continued on another node),
- *   `connectTimeout` (10 s), `WebSocket` (a constructor; default the global one).
+ *   `connectTimeout` (10 s), `WebSocket` (a constructor; default the global one),
+ *   `busyRetries` (3: times a request answered `server.busy` is sent again
+ *   after its `retry_after`, doubled each time; 0: never).
  * @return {Promise<SessionClient>} a welcomed client.
  * @throws RequestError when the server refuses the hello (its `code`), or
  *   `client.connection_lost` when the link cannot be opened.

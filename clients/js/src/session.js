@@ -1,6 +1,7 @@
 // One session with a node over WebSocket: hello, requests by id, events, heartbeats, automatic resume.
 // Semantics follow the Python client, mmoshard/wire/client.py (docs/protocol.md).
 
+import { BusyRetry } from "./busy.js";
 import { HeldRequests } from "./held.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
 import {
@@ -64,6 +65,7 @@ export class SessionClient {
     this._ready = false;
     this._pending = new Map();
     this._held = new HeldRequests();
+    this._busy = new BusyRetry(options.busyRetries ?? 3, (entry) => this._dispatch(entry));
     this._nextId = 0;
     this._closing = false;
     this._resuming = false;
@@ -300,22 +302,26 @@ export class SessionClient {
   }
 
   _call(message, handshake) {
-    const id = ++this._nextId;
-    message.id = id;
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject, type: message.t, message, handshake };
-      if (this._held.holding && !handshake) {
-        this._held.hold(entry);
-        return;
-      }
-      this._pending.set(id, entry);
-      try {
-        this._write(message, handshake);
-      } catch (e) {
-        this._pending.delete(id);
-        reject(e);
-      }
+      this._dispatch({ resolve, reject, type: message.t, message, handshake });
     });
+  }
+
+  // Send a pending entry's request under a new id (again after server.busy).
+  _dispatch(entry) {
+    const id = ++this._nextId;
+    entry.message.id = id;
+    if (this._held.holding && !entry.handshake) {
+      this._held.hold(entry);
+      return;
+    }
+    this._pending.set(id, entry);
+    try {
+      this._write(entry.message, entry.handshake);
+    } catch (e) {
+      this._pending.delete(id);
+      entry.reject(e);
+    }
   }
 
   // -- incoming ----------------------------------------------------------
@@ -374,7 +380,7 @@ export class SessionClient {
       if (pending !== undefined) {
         this._pending.delete(message.id);
         if (t === "error") {
-          pending.reject(new RequestError(message));
+          if (!this._busy.take(pending, message)) pending.reject(new RequestError(message));
         } else {
           // The session's state changes before anything that follows on
           // the link (replayed events come right after resumed).
@@ -579,6 +585,7 @@ export class SessionClient {
     this._pending.clear();
     for (const p of pending) p.reject(clientError(CLOSED, `the session ended: ${reason}`));
     this._held.fail(clientError(CLOSED, `the session ended: ${reason}`));
+    this._busy.fail(clientError(CLOSED, `the session ended: ${reason}`));
     this._emit("client.ended", { t: "client.ended", reason });
     const waiters = this._waiters;
     this._waiters = [];

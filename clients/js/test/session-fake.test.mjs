@@ -55,6 +55,53 @@ test("replies resolve by id, errors reject with their code, the rest are events"
   await c.close();
 });
 
+test("a request answered server.busy is sent again after its retry_after, up to busyRetries times", async () => {
+  const server = new FakeServer();
+  const c = await client(server, { busyRetries: 2 });
+  const socket = server.last;
+  const sentOf = (t) => socket.sent.filter((m) => m.t === t);
+  const busy = (m) => socket.push({ t: "error", id: m.id, code: "server.busy", message: "busy",
+    retry_after: 0.02 });
+  // Refused once, sent again with its body under a new id, then answered.
+  const accepted = c.request("mm.accept", { match: "m1" });
+  busy(sentOf("mm.accept")[0]);
+  const again = await waitFor(() => sentOf("mm.accept")[1]);
+  assert.equal(again.match, "m1");
+  assert.notEqual(again.id, sentOf("mm.accept")[0].id);
+  socket.push({ t: "mm.accept", id: again.id, accepted: 1 });
+  assert.equal((await accepted).accepted, 1);
+  // Refused three times: the third busy answer is the caller's.
+  const queued = c.request("mm.queue", { queue: "dungeon5" });
+  for (let n = 0; n < 3; n++) busy(await waitFor(() => sentOf("mm.queue")[n]));
+  const error = await queued.then(() => null, (e) => e);
+  assert.equal(error.code, "server.busy");
+  assert.equal(sentOf("mm.queue").length, 3);
+  // Another error is not sent again.
+  const refused = c.request("mm.cancel");
+  socket.push({ t: "error", id: sentOf("mm.cancel")[0].id, code: "mm.not_queued", message: "no" });
+  assert.equal((await refused.then(() => null, (e) => e)).code, "mm.not_queued");
+  await sleep(60);
+  assert.equal(sentOf("mm.cancel").length, 1);
+  // A session ending while a request waits to go again fails it with client.closed.
+  const waiting = c.request("mm.status");
+  socket.push({ t: "error", id: sentOf("mm.status")[0].id, code: "server.busy", message: "busy",
+    retry_after: 5 });
+  await sleep(20);
+  await c.close();
+  assert.equal((await waiting.then(() => null, (e) => e)).code, "client.closed");
+  assert.equal(sentOf("mm.status").length, 1);
+});
+
+test("busyRetries: 0 hands server.busy to the caller at once", async () => {
+  const server = new FakeServer();
+  const c = await client(server, { busyRetries: 0 });
+  const p = c.request("mm.queue", { queue: "dungeon5" });
+  const [sent] = server.last.sent.filter((m) => m.t === "mm.queue");
+  server.last.push({ t: "error", id: sent.id, code: "server.busy", message: "busy", retry_after: 0.01 });
+  assert.equal((await p.then(() => null, (e) => e)).code, "server.busy");
+  await c.close();
+});
+
 test("a resume sends the last seq, and replayed events already seen are dropped", async () => {
   const server = new FakeServer();
   const c = await client(server);

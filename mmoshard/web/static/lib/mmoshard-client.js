@@ -119,6 +119,46 @@ function deleteCharacter(httpBase, accessToken, characterId) {
   });
 }
 
+// src/busy.js
+var SERVER_BUSY = "server.busy";
+var MAX_WAIT = 8;
+var BusyRetry = class {
+  /**
+   * @param {number} retries how many times one request is sent again (0: never).
+   * @param {function} again `again(entry)` sends the session's pending entry again.
+   */
+  constructor(retries, again) {
+    this.retries = retries;
+    this.again = again;
+    this._waiting = /* @__PURE__ */ new Map();
+  }
+  /**
+   * The request of `entry` was answered `error`.
+   * @return {boolean} true when it will be sent again (the entry stays unsettled).
+   */
+  take(entry, error) {
+    const tries = entry.busyTries ?? 0;
+    if (error.code !== SERVER_BUSY || entry.handshake || tries >= this.retries) return false;
+    entry.busyTries = tries + 1;
+    const base = typeof error.retry_after === "number" && error.retry_after > 0 ? error.retry_after : 1;
+    const wait = Math.min(MAX_WAIT, base * 2 ** tries) * (0.5 + Math.random() / 2);
+    this._waiting.set(entry, setTimeout(() => {
+      this._waiting.delete(entry);
+      this.again(entry);
+    }, wait * 1e3));
+    return true;
+  }
+  /** The session ended: every request waiting to be sent again fails with `error`. */
+  fail(error) {
+    const entries = [...this._waiting.entries()];
+    this._waiting.clear();
+    for (const [entry, timer] of entries) {
+      clearTimeout(timer);
+      entry.reject(error);
+    }
+  }
+};
+
 // src/held.js
 var HeldRequests = class {
   constructor() {
@@ -1664,6 +1704,7 @@ var SessionClient = class {
     this._ready = false;
     this._pending = /* @__PURE__ */ new Map();
     this._held = new HeldRequests();
+    this._busy = new BusyRetry(options.busyRetries ?? 3, (entry) => this._dispatch(entry));
     this._nextId = 0;
     this._closing = false;
     this._resuming = false;
@@ -1879,22 +1920,25 @@ var SessionClient = class {
     link.ws.send(bytes);
   }
   _call(message, handshake) {
-    const id = ++this._nextId;
-    message.id = id;
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject, type: message.t, message, handshake };
-      if (this._held.holding && !handshake) {
-        this._held.hold(entry);
-        return;
-      }
-      this._pending.set(id, entry);
-      try {
-        this._write(message, handshake);
-      } catch (e) {
-        this._pending.delete(id);
-        reject(e);
-      }
+      this._dispatch({ resolve, reject, type: message.t, message, handshake });
     });
+  }
+  // Send a pending entry's request under a new id (again after server.busy).
+  _dispatch(entry) {
+    const id = ++this._nextId;
+    entry.message.id = id;
+    if (this._held.holding && !entry.handshake) {
+      this._held.hold(entry);
+      return;
+    }
+    this._pending.set(id, entry);
+    try {
+      this._write(entry.message, entry.handshake);
+    } catch (e) {
+      this._pending.delete(id);
+      entry.reject(e);
+    }
   }
   // -- incoming ----------------------------------------------------------
   _received(link, data) {
@@ -1947,7 +1991,7 @@ var SessionClient = class {
       if (pending !== void 0) {
         this._pending.delete(message.id);
         if (t === "error") {
-          pending.reject(new RequestError(message));
+          if (!this._busy.take(pending, message)) pending.reject(new RequestError(message));
         } else {
           if (pending.type === "hello") this._welcomed(message);
           else if (pending.type === "resume") this._resumed(message);
@@ -2135,6 +2179,7 @@ var SessionClient = class {
     this._pending.clear();
     for (const p of pending) p.reject(clientError(CLOSED, `the session ended: ${reason}`));
     this._held.fail(clientError(CLOSED, `the session ended: ${reason}`));
+    this._busy.fail(clientError(CLOSED, `the session ended: ${reason}`));
     this._emit("client.ended", { t: "client.ended", reason });
     const waiters = this._waiters;
     this._waiters = [];
