@@ -1,8 +1,10 @@
 """Friends, friend requests, blocks and mutes in SQL, and the character lookups chat needs."""
 
 import attrs
+from twisted.internet.defer import Deferred
 
 from mmoshard.audit import txnEvent
+from mmoshard.batching import Batcher
 from mmoshard.store.errors import IntegrityError
 
 
@@ -36,16 +38,19 @@ TOO_MANY = "too_many"
 SILENT = "silent"  # the target blocks the sender: looks like SENT to it
 
 
-def _txn_character(cursor, characterId):
-    row = cursor.execute(
+def _marks(ids):
+    return ",".join("?" * len(ids))
+
+
+def _txn_characters(cursor, ids):
+    """@return: character id -> L{CharacterRow} of the live characters of C{ids}."""
+    rows = cursor.execute(
         "SELECT c.id, c.account_id, c.name, a.is_operator FROM characters c "
         "JOIN accounts a ON a.id = c.account_id "
-        "WHERE c.id = ? AND c.deleted_at IS NULL",
-        (characterId,),
-    ).fetchone()
-    if row is None:
-        return None
-    return CharacterRow(int(row[0]), int(row[1]), row[2], bool(row[3]))
+        f"WHERE c.id IN ({_marks(ids)}) AND c.deleted_at IS NULL",
+        tuple(ids),
+    ).fetchall()
+    return {int(r[0]): CharacterRow(int(r[0]), int(r[1]), r[2], bool(r[3])) for r in rows}
 
 
 def _txn_characterByName(cursor, name):
@@ -60,45 +65,61 @@ def _txn_characterByName(cursor, name):
     return CharacterRow(int(row[0]), int(row[1]), row[2], bool(row[3]))
 
 
-def _names(cursor, sql, params):
-    return tuple((int(r[0]), r[1]) for r in cursor.execute(sql, params).fetchall())
+def _namesOf(cursor, sql, ids):
+    """@return: owner id -> ((id, name), ...) in the order of C{sql}, whose rows are (owner, id, name)."""
+    out = {}
+    for r in cursor.execute(sql, tuple(ids)).fetchall():
+        out.setdefault(int(r[0]), []).append((int(r[1]), r[2]))
+    return {owner: tuple(names) for owner, names in out.items()}
 
 
-def _txn_loadSocial(cursor, characterId, now):
-    friends = _names(
+def _txn_loadSocial(cursor, ids, now):
+    """@return: character id -> its L{SocialState}, for every one of C{ids}: five queries whatever their number."""
+    marks = _marks(ids)
+    friends = _namesOf(
         cursor,
-        "SELECT c.id, c.name FROM chat_friends f JOIN characters c ON c.id = f.friend_id "
-        "WHERE f.character_id = ? AND c.deleted_at IS NULL ORDER BY c.name_lower",
-        (characterId,),
+        "SELECT f.character_id, c.id, c.name FROM chat_friends f "
+        "JOIN characters c ON c.id = f.friend_id "
+        f"WHERE f.character_id IN ({marks}) AND c.deleted_at IS NULL "
+        "ORDER BY f.character_id, c.name_lower",
+        ids,
     )
-    blocks = _names(
+    blocks = _namesOf(
         cursor,
-        "SELECT c.id, c.name FROM chat_blocks b JOIN characters c ON c.id = b.blocked_id "
-        "WHERE b.character_id = ? ORDER BY c.name_lower",
-        (characterId,),
+        "SELECT b.character_id, c.id, c.name FROM chat_blocks b "
+        "JOIN characters c ON c.id = b.blocked_id "
+        f"WHERE b.character_id IN ({marks}) ORDER BY b.character_id, c.name_lower",
+        ids,
     )
-    incoming = _names(
+    incoming = _namesOf(
         cursor,
-        "SELECT c.id, c.name FROM chat_friend_requests r "
+        "SELECT r.to_id, c.id, c.name FROM chat_friend_requests r "
         "JOIN characters c ON c.id = r.from_id "
-        "WHERE r.to_id = ? AND c.deleted_at IS NULL ORDER BY r.created_at",
-        (characterId,),
+        f"WHERE r.to_id IN ({marks}) AND c.deleted_at IS NULL ORDER BY r.to_id, r.created_at",
+        ids,
     )
-    outgoing = _names(
+    outgoing = _namesOf(
         cursor,
-        "SELECT c.id, c.name FROM chat_friend_requests r "
+        "SELECT r.from_id, c.id, c.name FROM chat_friend_requests r "
         "JOIN characters c ON c.id = r.to_id "
-        "WHERE r.from_id = ? AND c.deleted_at IS NULL ORDER BY r.created_at",
-        (characterId,),
+        f"WHERE r.from_id IN ({marks}) AND c.deleted_at IS NULL ORDER BY r.from_id, r.created_at",
+        ids,
     )
-    mute = cursor.execute(
-        "SELECT muted_until, reason FROM chat_mutes WHERE character_id = ? AND muted_until > ?",
-        (characterId, now),
-    ).fetchone()
-    return SocialState(
-        friends, blocks, incoming, outgoing,
-        float(mute[0]) if mute else None, mute[1] if mute else None,
-    )
+    mutes = {
+        int(r[0]): (float(r[1]), r[2])
+        for r in cursor.execute(
+            "SELECT character_id, muted_until, reason FROM chat_mutes "
+            f"WHERE character_id IN ({marks}) AND muted_until > ?",
+            (*ids, now),
+        ).fetchall()
+    }
+    return {
+        cid: SocialState(
+            friends.get(cid, ()), blocks.get(cid, ()), incoming.get(cid, ()),
+            outgoing.get(cid, ()), *mutes.get(cid, (None, None)),
+        )
+        for cid in ids
+    }
 
 
 def _txn_isBlocked(cursor, ownerId, otherId):
@@ -282,15 +303,30 @@ class Social:
         self.sql = sql
         self.clock = clock
         self.config = config
+        # The hellos of a storm read their rows together: one transaction
+        # (one thread hop) for all that arrive while one is out.
+        self._characters = Batcher(self._readCharacters)
+        self._loads = Batcher(self._readLoads)
+
+    async def _readCharacters(self, ids):
+        found = await self.sql.runInteraction(_txn_characters, sorted(set(ids)))
+        return [found.get(cid) for cid in ids]
+
+    async def _readLoads(self, ids):
+        found = await self.sql.runInteraction(_txn_loadSocial, sorted(set(ids)),
+                                              self.clock.seconds())
+        return [found[cid] for cid in ids]
 
     def character(self, characterId):
-        return self.sql.runInteraction(_txn_character, characterId)
+        """@return: a Deferred firing with the L{CharacterRow} of a live character, or None."""
+        return Deferred.fromCoroutine(self._characters.submit(int(characterId)))
 
     def characterByName(self, name):
         return self.sql.runInteraction(_txn_characterByName, name)
 
     def load(self, characterId):
-        return self.sql.runInteraction(_txn_loadSocial, characterId, self.clock.seconds())
+        """@return: a Deferred firing with the character's L{SocialState}."""
+        return Deferred.fromCoroutine(self._loads.submit(int(characterId)))
 
     def isBlocked(self, ownerId, otherId):
         return self.sql.runInteraction(_txn_isBlocked, ownerId, otherId)

@@ -6,7 +6,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from mmoshard.matchmaking import errors
-from mmoshard.matchmaking.batching import Batcher
+from mmoshard.batching import Batcher
 from mmoshard.matchmaking.data import ROLES, Member, Ticket
 from mmoshard.matchmaking.errors import MatchmakingError
 from mmoshard.matchmaking.events import KIND, Courier

@@ -7,7 +7,7 @@ import attrs
 from twisted.logger import Logger
 
 from mmoshard.matchmaking import errors
-from mmoshard.matchmaking.batching import Batcher
+from mmoshard.batching import Batcher
 from mmoshard.matchmaking.codec import (
     Codec, decodeMatched, encodeMatched, encodeProposal, encodeTicket,
 )

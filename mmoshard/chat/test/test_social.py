@@ -3,6 +3,7 @@
 import os
 
 from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
@@ -69,6 +70,31 @@ class SocialTests:
         await s.mute(a, 5000.0, None, None)
         self.assertTrue(await s.unmute(a))
         self.assertIsNone((await s.load(a)).muted_until)
+
+    async def test_readsAtOnceShareATransaction(self):
+        """Loads and character reads made while one is out go together, one transaction for all, and each gets its own friends, blocks, requests and mute (a hello storm's reads)."""
+        s = await self.makeSocial()
+        a, b, c, d = (self.ids[n] for n in ("alice", "bob", "carol", "dave"))
+        await s.friendRequest(a, b)
+        await s.acceptRequest(b, a)
+        await s.block(c, a)
+        await s.friendRequest(d, a)
+        await s.mute(b, 2060.0, "spam", self.ids["opal"])
+        alone = {cid: await s.load(cid) for cid in (a, b, c, d)}
+        self.assertEqual((alone[a].friends, alone[a].incoming, alone[d].outgoing, alone[c].blocks),
+                         (((b, "Bob"),), ((d, "Dave"),), ((a, "Alice"),), ((a, "Alice"),)))
+        self.assertEqual(alone[b].mute_reason, "spam")
+        calls = []
+        real = s.sql.runInteraction
+        s.sql.runInteraction = lambda f, *args: calls.append(f.__name__) or real(f, *args)
+        loads = [s.load(cid) for cid in (a, b, c, d)]
+        rows = [s.character(cid) for cid in (a, b, 999999)]
+        self.assertEqual(dict(zip((a, b, c, d), await gatherResults(loads))), alone)
+        self.assertEqual([r and r.name for r in await gatherResults(rows)], ["Alice", "Bob", None])
+        # At most the first of each went alone (none when a read was still out);
+        # the rest waited and went together.
+        self.assertLessEqual(calls.count("_txn_loadSocial"), 2)
+        self.assertLessEqual(calls.count("_txn_characters"), 2)
 
     async def test_characters(self):
         """Characters are found by id and case-insensitive name, with the operator flag of their account."""

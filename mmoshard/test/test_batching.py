@@ -1,9 +1,9 @@
-"""Tests for mmoshard.matchmaking.batching: items that arrive during a round trip share the next."""
+"""Tests for mmoshard.batching: items that arrive during a round trip share the next."""
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from mmoshard.matchmaking.batching import Batcher
+from mmoshard.batching import Batcher
 
 
 class Sender:
