@@ -44,7 +44,7 @@ class Stats:
     COUNTERS = ("connected", "ready", "failed", "disconnects", "broken", "queueSent", "admitted",
                 "placedPlayers", "proposals", "matchedPlayers", "matches", "requeued",
                 "declinesSent", "starved", "duplicates", "retold", "reconnects", "lost",
-                "missedMatched")
+                "missedMatched", "loginRetries")
 
     def __init__(self):
         for name in self.COUNTERS:
@@ -157,6 +157,12 @@ class GroupRun:
         self.stats.reconnects += 1
         self.reactor.callLater(self.opts.reconnect_delay, self.connect, bot.group, bot.member,
                                (bot.address + 1) % len(self.addresses), True)
+
+    def retryLogin(self, bot):
+        """C{bot}'s connection dropped before its welcome: connect again, to the same node, after 1–2 s."""
+        self.stats.loginRetries += 1
+        self.reactor.callLater(1.0 + self.random.random(), self.connect, bot.group, bot.member,
+                               bot.address)
 
     def clock(self):
         return time.time()
@@ -388,7 +394,7 @@ class GroupRun:
             "starved": d["starved"], "duplicates": s.duplicates, "retold": s.retold, "lost": s.lost,
             "vanished": ",".join(f"{k}:{v}" for k, v in sorted(s.vanished.items())) or "none",
             "missed_matched": s.missedMatched, "reconnects": s.reconnects,
-            "disconnects": s.disconnects, "failed": s.failed,
+            "disconnects": s.disconnects, "login_retries": s.loginRetries, "failed": s.failed,
             "errors": sum(s.errors.values()),
             "error_codes": ",".join(f"{k}:{v}" for k, v in sorted(s.errors.items())) or "none",
             "gen_cpu": round((cpu1 - cpu0) / window, 3),

@@ -43,6 +43,7 @@ class M1Bot(Protocol):
         self.sent = {}
         self.lastId = 0
         self.helloEpoch = 0  # its group's epoch when it sent mm.hello
+        self.welcomed = False  # its hello was answered
         self.retries = 0
         self.busy = 0  # server.busy answers so far (its back-off)
 
@@ -71,6 +72,10 @@ class M1Bot(Protocol):
             run.stats.disconnects += 1
             if run.opts.reconnect:
                 run.reconnect(self)
+            elif not self.welcomed:
+                # Its login never completed (the node, busy with the storm,
+                # closed it at hello_timeout): a player tries again.
+                run.retryLogin(self)
 
     def dataReceived(self, data):
         for p in self.decoder.feed(data):
@@ -100,6 +105,7 @@ class M1Bot(Protocol):
         elif t == "mm.accept":
             pass
         elif t == "welcome":
+            self.welcomed = True
             self.helloEpoch = group.epoch
             self.request("mm.hello", {"character_id": self.cid})
         elif t == "mm.status":

@@ -309,6 +309,25 @@ class WiringTests(TestCase):
                                          "character_id": 3}])
         self.assertEqual(self.run.formed(), (0, 1))
 
+    def test_loginDroppedBeforeItsWelcomeTriesAgain(self):
+        """A connection dropped before its welcome (the node closed it at hello_timeout) connects again to the same node after 1-2 s; one dropped after its welcome does not (without --reconnect)."""
+        self.run.start()
+        self.reactor.advance(1.0)
+        for host, port, factory, *_ in self.reactor.tcpClients:
+            bot = factory.buildProtocol(None)
+            self.bots[bot.cid] = bot
+            self.transports[bot.cid] = Transport()
+            bot.makeConnection(self.transports[bot.cid])
+        first = len(self.reactor.tcpClients)
+        self.feed(2, {"t": "welcome", "id": 1})
+        self.bots[1].connectionLost(None)
+        self.bots[2].connectionLost(None)
+        self.reactor.advance(2.0)
+        again = self.reactor.tcpClients[first:]
+        self.assertEqual([(f.member.character_id, port) for _, port, f, *_ in again],
+                         [(1, self.reactor.tcpClients[0][1])])
+        self.assertEqual((self.run.stats.disconnects, self.run.stats.loginRetries), (2, 1))
+
     def test_shedRequestSentAgainWithItsOwnBody(self):
         """A leader's invite shed with server.busy while another is out is sent again to the same member, not to the one invited last."""
         self.connect()
