@@ -128,13 +128,8 @@ class WiringTests(TestCase):
 
     def connect(self):
         """Every bot connects, says hello and mm.hello; the party's say chat.hello and form the party."""
-        self.run.start()
-        self.reactor.advance(1.0)
-        for host, port, factory, *_ in self.reactor.tcpClients:
-            bot = factory.buildProtocol(None)
-            self.bots[bot.cid] = bot
-            t = self.transports[bot.cid] = Transport()
-            bot.makeConnection(t)
+        self.startAndConnect()
+        for bot in list(self.bots.values()):
             (hello,) = self.sent(bot.cid)
             self.assertEqual((hello["t"], hello["id"]), ("hello", self.rid(bot.cid, "hello")))
             self.feed(bot.cid, {"t": "welcome", "id": 1, "session_id": "s", "resume_token": "r"})
@@ -286,8 +281,8 @@ class WiringTests(TestCase):
         self.assertEqual(self.run.groups[0].state, "thinking")
         self.assertIs(self.run.groups[0].leader, bot)
 
-    def test_busy_server_retried_failed_login_left_out(self):
-        """A chat.hello refused as unavailable is sent again after retry_after; a member whose hello is refused leaves its group out of the run."""
+    def startAndConnect(self):
+        """Start the run and connect every bot it dialled to a transport of its own."""
         self.run.start()
         self.reactor.advance(1.0)
         for host, port, factory, *_ in self.reactor.tcpClients:
@@ -295,7 +290,12 @@ class WiringTests(TestCase):
             self.bots[bot.cid] = bot
             self.transports[bot.cid] = Transport()
             bot.makeConnection(self.transports[bot.cid])
-            self.sent(bot.cid)
+
+    def test_busy_server_retried_failed_login_left_out(self):
+        """A chat.hello refused as unavailable is sent again after retry_after; a member whose hello is refused leaves its group out of the run."""
+        self.startAndConnect()
+        for cid in self.bots:
+            self.sent(cid)
         self.feed(1, {"t": "error", "id": self.rid(1, "hello"), "code": "session.bad_token"})
         self.assertEqual(self.run.groups[0].state, "broken")
         for cid in (2, 3):
@@ -311,13 +311,7 @@ class WiringTests(TestCase):
 
     def test_loginDroppedBeforeItsWelcomeTriesAgain(self):
         """A connection dropped before its welcome (the node closed it at hello_timeout) connects again to the same node after 1-2 s; one dropped after its welcome does not (without --reconnect)."""
-        self.run.start()
-        self.reactor.advance(1.0)
-        for host, port, factory, *_ in self.reactor.tcpClients:
-            bot = factory.buildProtocol(None)
-            self.bots[bot.cid] = bot
-            self.transports[bot.cid] = Transport()
-            bot.makeConnection(self.transports[bot.cid])
+        self.startAndConnect()
         first = len(self.reactor.tcpClients)
         self.feed(2, {"t": "welcome", "id": 1})
         self.bots[1].connectionLost(None)
