@@ -1,5 +1,6 @@
 """The Python session-protocol client: TCP or WebSocket, requests by id, events, heartbeats, automatic resume."""
 
+import random
 from urllib.parse import urlsplit
 
 import attrs
@@ -14,6 +15,9 @@ from mmoshard.wire import errors
 from mmoshard.wire.clientlinks import _TCPLink, _WebSocketLinkFactory
 from mmoshard.wire.codec import DecodeError, decode, encode
 from mmoshard.wire.websocket import SUBPROTOCOL
+
+# The longest wait (s) before a request answered server.busy goes again.
+BUSY_MAX_WAIT = 8.0
 
 # Errors after which resuming is pointless: the server ended the session.
 FATAL_CODES = frozenset(
@@ -99,6 +103,7 @@ class SessionClient:
         heartbeat=None,
         alternates=(),
         onMoved=None,
+        busyRetries=3,
     ):
         """
         @param alternates: addresses of the other nodes of the role (from
@@ -109,6 +114,9 @@ class SessionClient:
             a world session re-sends C{world.enter}, a matchmaking one
             C{mm.hello}); when it returns a Deferred, the requests made
             meanwhile wait for it.
+        @param busyRetries: times a request answered C{server.busy} (the
+            node did nothing with it) is sent again, after the error's
+            C{retry_after} doubled each time (0: never).
         """
         self.reactor = reactor
         self.address = Address.parse(address) if isinstance(address, str) else address
@@ -135,6 +143,10 @@ class SessionClient:
         self._linkLostWaiters = []
         # request id -> (Deferred, message) of requests sent, not answered
         self._pending = {}
+        self.busyRetries = busyRetries
+        self._busyTries = {}  # request id -> times it was answered server.busy before
+        self._busyWaiting = set()  # Deferreds of requests waiting to go again
+        self._random = random.Random()
         # While the session is between nodes (a stop notice came, a resume
         # is under way) requests wait here, (message, Deferred), to go out
         # once it is resumed: a request before the resume's answer would be
@@ -351,6 +363,26 @@ class SessionClient:
         for _, d in held:
             d.errback(ConnectionLost(why))
 
+    def _busyAgain(self, error, entry, tries):
+        """Send a request answered C{server.busy} again after its C{retry_after}, doubled C{tries} times (jittered, at most L{BUSY_MAX_WAIT}). @return: whether it will be."""
+        d, request = entry
+        if (error.get("code") != errors.BUSY or tries >= self.busyRetries
+                or request.get("t") in ("hello", "resume")):
+            return False
+        base = error.get("retry_after") or 1.0
+        delay = min(BUSY_MAX_WAIT, base * 2 ** tries) * (0.5 + self._random.random() / 2)
+        self._busyWaiting.add(d)
+
+        def again():
+            self._busyWaiting.discard(d)
+            request.pop("id", None)
+            sent = self._call(request)
+            self._busyTries[request["id"]] = tries + 1
+            sent.chainDeferred(d)
+
+        self._later(delay, again)
+        return True
+
     def _later(self, delay, f, *args):
         """Schedule C{f}; every pending call is cancelled when the session ends."""
         holder = []
@@ -407,10 +439,12 @@ class SessionClient:
         requestId = message.get("id")
         if requestId is not None:
             entry = self._pending.pop(requestId, None)
+            tries = self._busyTries.pop(requestId, 0)
             if entry is not None:
                 d = entry[0]
                 if kind == "error":
-                    d.errback(RequestError(message))
+                    if not self._busyAgain(message, entry, tries):
+                        d.errback(RequestError(message))
                 else:
                     d.callback(message)
                 return
@@ -517,6 +551,9 @@ class SessionClient:
             return
         self._holding = False
         self._failHeld(reason)
+        waiting, self._busyWaiting = self._busyWaiting, set()
+        for d in waiting:
+            d.errback(ConnectionLost(reason))
         for call in list(self._timers):
             if call.active():
                 call.cancel()

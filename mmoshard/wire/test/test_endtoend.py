@@ -1,6 +1,7 @@
 """End-to-end tests over real sockets on 127.0.0.1, both transports, with the Python client."""
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionLost
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
@@ -122,6 +123,37 @@ class EndToEndMixin:
         self.assertEqual(await client.ended, "closed")
         await waitFor(self.reactor, lambda: self.listener.events[-1][0] == "ended")
         self.assertEqual(self.listener.events[-1][2], "logout")
+
+    async def test_busySentAgain(self):
+        """A request answered server.busy (the node past max_pending) is sent again after its retry_after and answered then; one whose session closes meanwhile fails with ConnectionLost; with busyRetries=0 the caller gets server.busy."""
+        await self.startServer(max_pending=1)
+        held = []
+
+        def slow(session, message):
+            held.append(Deferred())
+            return held[-1]
+
+        self.service.manager.addHandlers("busy", {"busy.slow": slow})
+        first = await self.client(accountId=21)
+        second = await self.client(accountId=22)
+        patient = await self.client(accountId=23, busyRetries=0)
+        out = first.request("busy.slow")
+        await waitFor(self.reactor, lambda: held)
+        error = await self.assertFailure(patient.request("test.echo", text="x"), RequestError)
+        self.assertEqual(error.code, errors.BUSY)
+        again = second.request("test.echo", text="later")
+        # The node answers it server.busy; the client waits 0.5-1 s (retry_after 1 s).
+        leaving = await self.client(accountId=24)
+        gone = leaving.request("test.echo", text="never")
+        await deferLater(self.reactor, 0.2)
+        self.assertFalse(again.called or gone.called)
+        # A session closed while its request waits to go again fails that request.
+        await leaving.close()
+        self.assertIsInstance(self.failureResultOf(gone).value, ConnectionLost)
+        held[0].callback({})
+        await out
+        reply = await again
+        self.assertEqual((reply["text"], reply["account"]), ("later", 22))
 
     async def test_invalidToken(self):
         """
