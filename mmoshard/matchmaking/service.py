@@ -335,6 +335,10 @@ class MatchmakingService(Service):
         for cid in local:
             ticket = await self.store.ticketOf(cid)
             if ticket is not None and ticket.party_id == change.party_id:
+                if tuple(m.character_id for m in ticket.members) == tuple(change.members):
+                    # The ticket was made from the party as this change left it
+                    # (its announcement came after the mm.queue): nothing to undo.
+                    return
                 await self.withdraw(cid, "party_changed", change.subject)
                 return
 

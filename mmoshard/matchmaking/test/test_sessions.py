@@ -86,6 +86,20 @@ class SessionTests(MatchmakingCase, TestCase):
             self.assertEqual((removed["reason"], removed["character_id"]), ("party_changed", dan))
         self.assertIsNone(await self.store.ticketOf(tom.cid))
 
+    async def test_lateAnnouncementOfTheTicketsOwnPartyLeavesIt(self):
+        """The announcement of the change a ticket was made from (Hal joined, then Tom queued, then the news came) leaves the ticket; a later change still removes it."""
+        node = await self.node()
+        tom, hal = await self.queuedParty(node)
+        await publishChange(node.volatile, PartyChanged(
+            "p1", "joined", hal.cid, tom.cid, (tom.cid, hal.cid), (tom.cid,)))
+        self.flush()
+        self.assertEqual(tom.events("mm.removed"), [])
+        self.assertIsNotNone(await self.store.ticketOf(tom.cid))
+        await publishChange(node.volatile, PartyChanged(
+            "p1", "promoted", hal.cid, hal.cid, (hal.cid, tom.cid), (tom.cid, hal.cid)))
+        self.flush()
+        self.assertEqual(tom.last("mm.removed")["reason"], "party_changed")
+
     async def test_otherPartiesChangesLeaveTheTicket(self):
         """A change of another party, or a party's creation, leaves the ticket."""
         node = await self.node()
