@@ -48,3 +48,18 @@ class Batcher:
                     d.callback(result)
         finally:
             self._senders -= 1
+
+
+def keyed(read):
+    """
+    A C{send} for L{Batcher} over a read of many keys at once: C{read}
+    takes the batch's distinct keys, sorted, and returns a dict; each item
+    (a key) gets its value, or None when the dict has none.
+    """
+
+    async def send(keys):
+        found = await read(sorted(set(keys)))
+        return [found.get(key) for key in keys]
+
+    return send
+

@@ -4,7 +4,7 @@ import attrs
 from twisted.internet.defer import Deferred
 
 from mmoshard.audit import txnEvent
-from mmoshard.batching import Batcher
+from mmoshard.batching import Batcher, keyed
 from mmoshard.store.errors import IntegrityError
 
 
@@ -305,17 +305,9 @@ class Social:
         self.config = config
         # The hellos of a storm read their rows together: one transaction
         # (one thread hop) for all that arrive while one is out.
-        self._characters = Batcher(self._readCharacters)
-        self._loads = Batcher(self._readLoads)
-
-    async def _readCharacters(self, ids):
-        found = await self.sql.runInteraction(_txn_characters, sorted(set(ids)))
-        return [found.get(cid) for cid in ids]
-
-    async def _readLoads(self, ids):
-        found = await self.sql.runInteraction(_txn_loadSocial, sorted(set(ids)),
-                                              self.clock.seconds())
-        return [found[cid] for cid in ids]
+        self._characters = Batcher(keyed(lambda ids: sql.runInteraction(_txn_characters, ids)))
+        self._loads = Batcher(keyed(
+            lambda ids: sql.runInteraction(_txn_loadSocial, ids, clock.seconds())))
 
     def character(self, characterId):
         """@return: a Deferred firing with the L{CharacterRow} of a live character, or None."""

@@ -5,8 +5,8 @@ import secrets
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
+from mmoshard.batching import Batcher, keyed
 from mmoshard.matchmaking import errors
-from mmoshard.batching import Batcher
 from mmoshard.matchmaking.data import ROLES, Member, Ticket
 from mmoshard.matchmaking.errors import MatchmakingError
 from mmoshard.matchmaking.events import KIND, Courier
@@ -66,8 +66,8 @@ class Handlers:
         # Reads that many requests make at once go together (one round trip,
         # one thread hop), as the store's adds and accepts do: a storm of
         # hellos and queues is then a few reads, not one or two each.
-        self._characterReads = Batcher(self._readCharacters)
-        self._partyReads = Batcher(self._readParties)
+        self._characterReads = Batcher(keyed(self.characters))
+        self._partyReads = Batcher(keyed(lambda ids: service.parties.partiesOf(ids)))
         self._ratingReads = Batcher(self._readRatings)
 
     def table(self):
@@ -112,14 +112,6 @@ class Handlers:
         return failure
 
     # -- characters --------------------------------------------------------------
-
-    async def _readCharacters(self, ids):
-        found = await self.characters(sorted(set(ids)))
-        return [found.get(cid) for cid in ids]
-
-    async def _readParties(self, ids):
-        found = await self.service.parties.partiesOf(sorted(set(ids)))
-        return [found.get(cid) for cid in ids]
 
     async def _readRatings(self, items):
         """@return: per (queue, character ids) of C{items}, id -> rating: one L{IMatchResults.ratings} per queue."""

@@ -6,8 +6,8 @@ import re
 import attrs
 from twisted.logger import Logger
 
-from mmoshard.matchmaking import errors
 from mmoshard.batching import Batcher
+from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.codec import (
     Codec, decodeMatched, encodeMatched, encodeProposal, encodeTicket,
 )

@@ -3,7 +3,7 @@
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from mmoshard.batching import Batcher
+from mmoshard.batching import Batcher, keyed
 
 
 class Sender:
@@ -68,3 +68,15 @@ class BatcherTests(TestCase):
         self.assertEqual(send.calls[2][0], [4])
         send.calls[2][1].callback(["ok"])
         self.assertEqual(third, ["ok"])
+
+    def test_keyedReadsEachKeyOnceAndAnswersEveryItem(self):
+        """keyed: a batch's distinct keys are read once, sorted; each item gets its key's value, or None when the read has none."""
+        read = Sender()
+        batcher = Batcher(keyed(read))
+        first = self.submit(batcher, 5)
+        later = [self.submit(batcher, k) for k in (5, 3, 1)]
+        read.calls[0][1].callback({5: 50})
+        self.assertEqual(first, [50])
+        self.assertEqual(read.calls[1][0], [1, 3, 5])
+        read.calls[1][1].callback({1: 10, 5: 50})
+        self.assertEqual([r[0] for r in later], [50, None, 10])

@@ -458,7 +458,8 @@ class SessionClient:
             return
         self._link = None
         pending, self._pending = self._pending, {}
-        for d, _ in pending.values():
+        for rid, (d, _) in pending.items():
+            self._busyTries.pop(rid, None)
             d.errback(ConnectionLost("connection lost before the reply"))
         waiters, self._linkLostWaiters = self._linkLostWaiters, []
         for d in waiters:
