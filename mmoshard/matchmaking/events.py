@@ -4,7 +4,7 @@ from operator import attrgetter
 
 import attrs
 import msgpack
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
@@ -110,6 +110,7 @@ class Courier:
         self.handlers = {Deliver: self.onDeliver}
         self.subscription = None
         self._outbox = {}  # node -> [message]
+        self._eventCounts = {}  # event type -> its mmoshard_mm_events_total child
         self._flushCall = None
 
     async def start(self):
@@ -137,14 +138,24 @@ class Courier:
             is logged, the event lost; the players see their state with
             mm.status).
         """
-        d = Deferred.fromCoroutine(self._send(tuple(cids), type, body))
+        cids = tuple(cids)
 
         def failed(f):
             self.log.warn("mm event {type} to {character_ids} not sent: {why}", type=type,
                           character_ids=list(cids), why=f.getErrorMessage())
             return 0
 
-        return d.addErrback(failed)
+        localUser = self.localUser
+        users = [localUser(cid) for cid in cids]
+        if any(user is None for user in users):
+            return Deferred.fromCoroutine(self._send(cids, type, body)).addErrback(failed)
+        # All on this node (a party's mm.queued, most events): no coroutine.
+        try:
+            for user in users:
+                self._deliverLocal(user, type, body)
+        except Exception:
+            return fail().addErrback(failed)
+        return succeed(len(users))
 
     async def _send(self, cids, type, body):
         remote = []
@@ -185,7 +196,11 @@ class Courier:
 
     def _deliverLocal(self, user, type, body):
         user.deliver(type, body)
-        self.metrics.events.labels(type).inc()
+        counted = self._eventCounts.get(type)
+        if counted is None:
+            # labels() is a locked lookup: each type's child is kept.
+            counted = self._eventCounts[type] = self.metrics.events.labels(type)
+        counted.inc()
 
     def post(self, node, message):
         """Send C{message} to matchmaking node C{node} (this one: handled at once)."""

@@ -1,11 +1,9 @@
 """The mm.* requests: hello, queue, cancel, status, accept and decline (docs/matchmaking.md "Protocol")."""
 
-import secrets
-
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
-from mmoshard.batching import Batcher, keyed
+from mmoshard.batching import Batcher, RandomHex, keyed
 from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.data import ROLES, Member, Ticket
 from mmoshard.matchmaking.errors import MatchmakingError
@@ -69,6 +67,9 @@ class Handlers:
         self._characterReads = Batcher(keyed(self.characters))
         self._partyReads = Batcher(keyed(lambda ids: service.parties.partiesOf(ids)))
         self._ratingReads = Batcher(self._readRatings)
+        self._ticketIds = RandomHex(8)
+        # queue -> its mmoshard_mm_tickets_total child (labels() is a locked lookup).
+        self._queuedCounts = {}
 
     def table(self):
         """@return: the mm.* request handlers, for L{IMessageRouter.addHandlers}."""
@@ -277,10 +278,13 @@ class Handlers:
         if not fits(spec, built):
             raise error(errors.ROLE_UNAVAILABLE, "your party cannot fill distinct places of one "
                         f"team ({', '.join(f'{n} {r}' for r, n in sorted(spec.quotas.items()))})")
-        ticket = Ticket(secrets.token_hex(8), name, tuple(built), service.clock.seconds(),
+        ticket = Ticket(self._ticketIds.next(), name, tuple(built), service.clock.seconds(),
                         partyId, service.nodeId)
         await service.store.add(ticket)
-        service.metrics.queued.labels(name).inc()
+        counted = self._queuedCounts.get(name)
+        if counted is None:
+            counted = self._queuedCounts[name] = service.metrics.queued.labels(name)
+        counted.inc()
         self.log.info("mm ticket {ticket} queued in {queue} by character {character_id}: "
                       "{members}", ticket=ticket.id, queue=name, character_id=user.cid,
                       members=[(m.character_id, list(m.roles)) for m in built])

@@ -1,11 +1,12 @@
 """The pure matcher: from a queue's waiting tickets, the matches to propose (docs/matchmaking.md "Order and fairness")."""
 
 import bisect
+import functools
 import itertools
 
 import attrs
 
-from mmoshard.matchmaking.data import Match, Slot
+from mmoshard.matchmaking.data import Match, QueueSpec, Slot
 from mmoshard.matchmaking.fitting import (
     Completion, arrange, assign, bestSplit, fitsIn, options, place, shapeOf, teamsFor,
 )
@@ -34,8 +35,15 @@ def fits(spec, members):
     ids = [m.character_id for m in members]
     if not members or len(members) > spec.team_size or len(set(ids)) != len(ids):
         return False
-    shape = shapeOf(spec)
-    return bool(options(shape, tuple(shape.roleSet(m.roles) for m in members)))
+    return _rolesFit(spec.teams, spec.team_size, tuple(sorted(spec.quotas.items())),
+                     tuple(m.roles for m in members))
+
+
+# Every mm.queue asks: few queues and role mixes, so their answers are kept.
+@functools.lru_cache(maxsize=4096)
+def _rolesFit(teams, teamSize, quotas, roles):
+    shape = shapeOf(QueueSpec("", "", teams=teams, team_size=teamSize, quotas=dict(quotas)))
+    return bool(options(shape, tuple(shape.roleSet(r) for r in roles)))
 
 
 def formMatches(spec, tickets, now, limit=None):

@@ -1,9 +1,11 @@
-"""Tests for mmoshard.batching: items that arrive during a round trip share the next."""
+"""Tests for mmoshard.batching: items that arrive during a round trip share the next; random ids read in batches."""
+
+import os
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from mmoshard.batching import Batcher, keyed
+from mmoshard.batching import Batcher, RandomHex, keyed
 
 
 class Sender:
@@ -80,3 +82,29 @@ class BatcherTests(TestCase):
         self.assertEqual(read.calls[1][0], [1, 3, 5])
         read.calls[1][1].callback({1: 10, 5: 50})
         self.assertEqual([r[0] for r in later], [50, None, 10])
+
+
+class RandomHexTests(TestCase):
+    def test_idsAreHexOfTheSizeAndDistinctAcrossReads(self):
+        """Ids are 2*size hex digits, and thousands of them (many urandom reads) are all distinct."""
+        ids = RandomHex(size=8, batch=16)
+        made = [ids.next() for _ in range(5000)]
+        self.assertEqual({len(i) for i in made}, {16})
+        for i in made:
+            int(i, 16)
+        self.assertEqual(len(set(made)), len(made))
+
+    def test_readsTheSystemOncePerBatch(self):
+        """One os.urandom read serves C{batch} ids: 1,000 ids of a batch of 256 take 4 reads."""
+        reads = []
+        real = os.urandom
+
+        def counting(n):
+            reads.append(n)
+            return real(n)
+
+        self.patch(os, "urandom", counting)
+        ids = RandomHex(size=4, batch=256)
+        for _ in range(1000):
+            ids.next()
+        self.assertEqual(reads, [1024] * 4)

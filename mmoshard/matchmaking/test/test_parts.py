@@ -1,13 +1,17 @@
-"""Small parts of the role: the message codec between nodes, party changes, the fakes' interfaces, the party-fit check, the config."""
+"""Small parts of the role: the message codec between nodes, local event delivery, party changes, the fakes' interfaces, the party-fit check, the config."""
 
 import os
 
+from prometheus_client import CollectorRegistry
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from mmoshard.config import ConfigError
 from mmoshard.interfaces import IInstances, ILocator, IMatchResults, IMessageRouter, IParties, ISession
-from mmoshard.matchmaking.events import Deliver, Settle, decode, encode
+from mmoshard.matchmaking.events import Courier, Deliver, Settle, decode, encode
+from mmoshard.matchmaking.metrics import MatchmakingMetrics
 from mmoshard.matchmaking.test import fakes
 from mmoshard.partychanges import PartyChanged, decodeChange, encodeChange
 
@@ -70,3 +74,42 @@ class ConfigTests(TestCase):
         self.assertEqual(paths, ["matchmaking.classes_file", "matchmaking.colour",
                                  "matchmaking.lease_ttl", "matchmaking.ready_timeout",
                                  "matchmaking.resume_grace"])
+
+
+class _LocalUser:
+    def __init__(self, fails=False):
+        self.got = []
+        self.fails = fails
+
+    def deliver(self, type, body):
+        if self.fails:
+            raise RuntimeError("session gone")
+        self.got.append((type, body))
+
+
+class CourierLocalTests(TestCase):
+    def courier(self, users):
+        self.registry = CollectorRegistry()
+        return Courier(None, "n1", Clock(), None, users.get, MatchmakingMetrics(self.registry))
+
+    def test_everyLocalMemberGetsTheEventAtOnce(self):
+        """Characters all on this node get the event before send returns, counted per type; the Deferred says how many."""
+        users = {1: _LocalUser(), 2: _LocalUser()}
+        courier = self.courier(users)
+        d = courier.send([1, 2], "mm.queued", {"id": "t"})
+        self.assertEqual(users[1].got, [("mm.queued", {"id": "t"})])
+        self.assertEqual(users[2].got, [("mm.queued", {"id": "t"})])
+        self.assertEqual(self.successResultOf(d), 2)
+        self.assertEqual(self.registry.get_sample_value(
+            "mmoshard_mm_events_total", {"type": "mm.queued"}), 2.0)
+
+    def test_aFailedLocalDeliveryIsLoggedNotRaised(self):
+        """A session that fails to take the event is logged ("not sent") and send fires with 0, as for a store outage."""
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        courier = self.courier({1: _LocalUser(fails=True)})
+        d = courier.send([1], "mm.queued", {"id": "t"})
+        self.assertEqual(self.successResultOf(d), 0)
+        warned = [e for e in events if "not sent" in e.get("log_format", "")]
+        self.assertEqual([e["character_ids"] for e in warned], [[1]])
