@@ -7,16 +7,17 @@
 One matchmaking process (`twistd mmoshard`, roles chat + matchmaking +
 the bench-only `benchinstances`, which answers IInstances.create at once:
 instance creation is excluded) on CPU 0, on MariaDB and on a Redis of its
-own that the bench starts (`redis-server` on a free port, not pinned, so
-`INFO` and its CPU are this run's alone); the load generator
-(`python -m mmoshard.bots m1`) on CPU 1.  The plan (seeded): `--tickets`
+own that the bench starts (`redis-server` on a free port, so `INFO` and
+its CPU are this run's alone) on CPU 1 with the load generator
+(`python -m mmoshard.bots m1`).  The plan (seeded): `--tickets`
 groups, solo players and parties of 2-5 formed through chat, a quarter
 for the rated arena2v2 queue and the rest for dungeon5 (1 tank, 1 healer,
 3 damage; each party a part of one such team, so every role comes in the
 quotas' proportions).
 
-Phases: connect and form parties; fill (every group queues at once, 200
-mm.queue in flight: `admitted_per_s`); drain (the matchmaker works through
+Phases: connect and form parties; fill (every group queues at once,
+1,000 mm.queue in flight, as many as a node takes at once ([session]
+max_pending): `admitted_per_s`); drain (the matchmaker works through
 those ~20,000 tickets: `burst_placed_per_s`, `burst_matches_per_s`,
 `burst_server_cpu`, `burst_rt_per_match`); then tickets arrive at `--rate`
 per second from the groups at rest (a group rests `--think` s after its
@@ -103,7 +104,9 @@ def prepareDatabase(plan, tmp):
 def startRedis(tmp):
     """A private redis-server on a free port (no persistence). @return: (process, port)."""
     port = freePort()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+    # On CPU 1, beside the generator: CPU 0 is the matchmaking process's
+    # alone, as the target's "one core" means.
+    proc = subprocess.Popen(["taskset", "-c", "1", "redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", tmp],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     for _ in range(100):
@@ -438,7 +441,8 @@ def main(argv):
     p.add_argument("--backlog", type=int, default=None, help="tickets of the fill (default: every group)")
     p.add_argument("--rate", type=float, default=None,
                    help="steady arrivals, tickets/s (500, about 1,000 players/s; --quick 40)")
-    p.add_argument("--window", type=int, default=200, help="mm.queue in flight in the fill")
+    p.add_argument("--window", type=int, default=1000,
+                   help="mm.queue in flight in the fill (a node's [session] max_pending)")
     p.add_argument("--decline", type=float, default=0.1)
     p.add_argument("--think", type=float, default=1.0)
     p.add_argument("--settle", type=float, default=1.0,

@@ -443,7 +443,8 @@ def parseArgs(argv):
                    help="the server's queues, for the matcher the generator runs on its copy")
     p.add_argument("--backlog", type=int, default=None,
                    help="tickets queued at once before the steady arrivals (default: every group)")
-    p.add_argument("--window", type=int, default=200, help="mm.queue requests in flight in the fill")
+    p.add_argument("--window", type=int, default=1000,
+                   help="mm.queue requests in flight in the fill (a node's [session] max_pending)")
     p.add_argument("--rate", type=float, default=100.0, help="steady arrivals, tickets per second")
     p.add_argument("--decline", type=float, default=0.1, help="share of ready checks declined")
     p.add_argument("--think", type=float, default=1.0,
