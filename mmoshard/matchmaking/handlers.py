@@ -193,6 +193,7 @@ class Handlers:
             service.bind(user)
             self.log.info("mm character {character_id} of account {account_id} on node {node_id}",
                           character_id=cid, account_id=row[0], node_id=service.nodeId)
+            await self._readRatingsOf(user)
         if service.locator is not None:
             await service.locator.bind(cid, KIND, session.sessionId)
         await service.store.touch([cid], service.touchTTL)
@@ -207,6 +208,26 @@ class Handlers:
         return dict(state, character_id=cid, name=user.name, **{"class": user.cls},
                     role=service.config.classRoles.get(user.cls),
                     queues=[queueView(s) for _, s in sorted(service.queues.items())])
+
+    async def _readRatingsOf(self, user):
+        """
+        Read a character's ratings in the rated queues as it says mm.hello,
+        with the hellos that arrive together (one read per batch and queue):
+        kept C{rating_cache} seconds, so its mm.queue then reads none.  A
+        failed read is logged and left to mm.queue to make again.
+        """
+        service = self.service
+        if service.results is None or service.config.rating_cache <= 0:
+            return
+        for name in self._ratedQueues():
+            try:
+                await self.ratings(name, [user.cid])
+            except StoreError as e:
+                self.log.warn("mm ratings of character {character_id} in {queue} not read at "
+                              "hello: {why}", character_id=user.cid, queue=name, why=e)
+
+    def _ratedQueues(self):
+        return sorted(name for name, spec in self.service.queues.items() if spec.rated)
 
     async def state(self, user):
         """The character's ticket, proposal and stored mm.matched, as mm.status answers them (and C{_proposal})."""
@@ -285,9 +306,6 @@ class Handlers:
         if counted is None:
             counted = self._queuedCounts[name] = service.metrics.queued.labels(name)
         counted.inc()
-        self.log.info("mm ticket {ticket} queued in {queue} by character {character_id}: "
-                      "{members}", ticket=ticket.id, queue=name, character_id=user.cid,
-                      members=[(m.character_id, list(m.roles)) for m in built])
         view = ticketView(ticket, ticket.created)
         service.notify([ticket], "mm.queued", dict(view, leader=user.cid), skip=user.cid)
         return {"ticket": ticket.id, "queue": name, "eta_s": await service.loop.eta(name),

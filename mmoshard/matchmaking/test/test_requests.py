@@ -1,12 +1,13 @@
 """The mm.* requests one by one: what each answers, and the typed error of each refusal."""
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import TestCase
 
 from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.handlers import REQUEST_TYPES
 from mmoshard.matchmaking.test.fakes import FakeSession
 from mmoshard.matchmaking.test.harness import Client, MatchmakingCase
+from mmoshard.store.errors import SQLUnavailable
 
 
 class HelloTests(MatchmakingCase, TestCase):
@@ -215,6 +216,30 @@ class QueueTests(MatchmakingCase, TestCase):
         node.service.users[dan].deliver("mm.matched", {"match": "arena2v2/x", "queue": "arena2v2"})
         self.assertEqual(await self.queuedRating(client), 1690.0)
 
+    async def test_ratingReadAtHello(self):
+        """A character's ratings are read as it says mm.hello: its arena mm.queue then reads none, and its ticket has the rating."""
+        dan = self.chars["Dan"][0]
+        self.results.fixed[dan] = 1712.0
+        node = await self.node(rating_cache=60.0)
+        reads = []
+        read = self.results.ratings
+        self.results.ratings = lambda queue, ids: reads.append((queue, list(ids))) or read(queue, ids)
+        client = await node.connect("Dan")
+        self.assertEqual(reads, [("arena2v2", [dan])])
+        self.assertEqual(await self.queuedRating(client), 1712.0)
+        self.assertEqual(len(reads), 1)
+
+    async def test_ratingNotReadAtHelloIsReadAtQueue(self):
+        """A ratings read that fails at mm.hello does not fail the hello: the arena mm.queue reads it then."""
+        dan = self.chars["Dan"][0]
+        self.results.fixed[dan] = 1712.0
+        node = await self.node(rating_cache=60.0)
+        read = self.results.ratings
+        self.results.ratings = lambda queue, ids: fail(SQLUnavailable("down"))
+        client = await node.connect("Dan")
+        self.results.ratings = read
+        self.assertEqual(await self.queuedRating(client), 1712.0)
+
     async def queuedOnceAt(self, rating):
         """Dan, rated C{rating}, queues in the arena and cancels: @return: (node, client, his id)."""
         dan = self.chars["Dan"][0]
@@ -281,7 +306,8 @@ class BatchedReadTests(MatchmakingCase, TestCase):
         """Rated tickets queued while a ratings read is out share the next one, each with its own rating."""
         for name, rating in (("Dan", 1712.0), ("Dora", 1390.0), ("Dirk", 1801.0)):
             self.results.fixed[self.chars[name][0]] = rating
-        node = await self.node()
+        # Nothing kept: each mm.queue reads (rating_cache 0 reads none at hello).
+        node = await self.node(rating_cache=0.0)
         clients = {n: await node.connect(n) for n in ("Dan", "Dora", "Dirk")}
         held = self.results.ratings = HeldReads(self.results.ratings)
         queued = [Deferred.fromCoroutine(clients[n].call("mm.queue", queue="arena2v2"))

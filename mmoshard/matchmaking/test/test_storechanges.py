@@ -5,6 +5,7 @@ import os
 import random
 import re
 
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from mmoshard.matchmaking.store import Cursor, TicketStore
@@ -236,6 +237,26 @@ class AddBatchTests(OnRedis, TestCase):
         self.assertEqual(results[:50], [None] * 50)
         self.assertEqual(results[50], errors.ALREADY_QUEUED)
         self.assertEqual(await ts.count("dungeon5"), 50)
+
+    async def test_addsArrivingTogetherAreLoggedTogether(self):
+        """
+        The tickets a call admits are logged in one event per 50 (not one
+        each), naming each ticket's id, queue, leader and members' roles;
+        a refused add is not among them.
+        """
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        ts = TicketStore(self.store, self.mmClock)
+        tickets = [ticket(f"t{i}", i) for i in range(60)] + [ticket("dup", 7)]
+        await atOnce(*[_outcome(ts.add(t)) for t in tickets])
+        queued = [formatEvent(e) for e in events if e.get("log_format", "").startswith("mm {count} tickets queued")]
+        # The first add alone, then 59 admitted (the duplicate refused): 1, 50, 9.
+        self.assertEqual([q.split(" ")[1] for q in queued], ["1", "50", "9"])
+        text = " ".join(queued)
+        for i in range(60):
+            self.assertIn(f"t{i} in dungeon5 by {i} ({i} ", text)
+        self.assertNotIn("dup", text)
 
     async def test_acceptsArrivingTogetherShareACall(self):
         """
