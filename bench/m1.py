@@ -101,12 +101,13 @@ def prepareDatabase(plan, tmp):
     return url, dropper
 
 
-def startRedis(tmp):
-    """A private redis-server on a free port (no persistence). @return: (process, port)."""
+def startRedis(tmp, cpu):
+    """A private redis-server on a free port (no persistence), on CPU C{cpu} ("": any). @return: (process, port)."""
     port = freePort()
-    # On CPU 1, beside the generator: CPU 0 is the matchmaking process's
-    # alone, as the target's "one core" means.
-    proc = subprocess.Popen(["taskset", "-c", "1", "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+    # By default on CPU 1, beside the generator: CPU 0 is the matchmaking
+    # process's alone, as the target's "one core" means.
+    pin = ["taskset", "-c", cpu] if cpu else []
+    proc = subprocess.Popen([*pin, "redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", tmp],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     for _ in range(100):
@@ -115,6 +116,16 @@ def startRedis(tmp):
         time.sleep(0.1)
     proc.kill()
     raise SystemExit("redis-server did not start")
+
+
+def stolenShare(since=None):
+    """@return: /proc/stat's cpu times now, or the percentage stolen since C{since} (such times)."""
+    with open("/proc/stat") as f:
+        now = [int(v) for v in f.readline().split()[1:]]
+    if since is None:
+        return now
+    spent = [b - a for a, b in zip(since, now)]
+    return round(100 * spent[7] / max(1, sum(spent)), 1)
 
 
 def redisCommand(port, *words):
@@ -397,7 +408,8 @@ def run(opts):
                                     opts.seed, opts.arena_share))
     log(f"{opts.tickets} tickets, {len(plan)} players; preparing the database")
     url, dropper = prepareDatabase(plan, tmp)
-    redisProc, redisPort = startRedis(tmp)
+    redisProc, redisPort = startRedis(tmp, opts.redis_cpu)
+    stolen0 = stolenShare()
     procs = []
     result = {}
     try:
@@ -415,6 +427,9 @@ def run(opts):
         log(f"server(s) ready: {', '.join(nodes)}")
         result = runGenerator(opts, addresses, Servers(servers, redisProc, tmp))
         result["load_before"] = opts.load_before
+        # The hypervisor's share of this machine's CPU time over the run: runs
+        # with much of it are not comparable (their p99s especially).
+        result["steal_pct"] = stolenShare(stolen0)
         result["fd_limit"] = opts.fd_limit
     finally:
         for proc in procs:
@@ -441,6 +456,7 @@ def main(argv):
     p.add_argument("--backlog", type=int, default=None, help="tickets of the fill (default: every group)")
     p.add_argument("--rate", type=float, default=None,
                    help="steady arrivals, tickets/s (500, about 1,000 players/s; --quick 40)")
+    p.add_argument("--redis-cpu", default="1", help="the CPU the bench's Redis runs on (\"\": any)")
     p.add_argument("--window", type=int, default=1000,
                    help="mm.queue in flight in the fill (a node's [session] max_pending)")
     p.add_argument("--decline", type=float, default=0.1)
