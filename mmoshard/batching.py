@@ -66,7 +66,6 @@ def keyed(read):
     return send
 
 
-
 class RandomHex:
     """
     Random ids of C{size} bytes, as hex (what C{secrets.token_hex(size)}

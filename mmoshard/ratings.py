@@ -10,6 +10,7 @@ from zope.interface import implementer
 
 from mmoshard.interfaces import IMatchResults
 from mmoshard.store.errors import IntegrityError
+from mmoshard.store.sql import placeholders
 
 # Glicko-2 (Mark Glickman, "Example of the Glicko-2 system", 2013);
 # docs/matchmaking.md "Ratings".  Ratings are shown on the Glicko scale
@@ -149,17 +150,13 @@ class RatingConflict(Exception):
     """Another transaction kept changing the ratings a report read (retried L{RETRIES} times)."""
 
 
-def _inClause(ids):
-    return "(" + ", ".join("?" * len(ids)) + ")"
-
-
 def _txn_ratings(cursor, queue, ids):
     """@return: {character id: (L{Rating}, updated_at)} of the rated characters among C{ids}."""
     if not ids:
         return {}
     cursor.execute(
         "SELECT character_id, rating, rd, volatility, games, updated_at FROM mm_ratings "
-        "WHERE queue = ? AND character_id IN " + _inClause(ids),
+        f"WHERE queue = ? AND character_id IN ({placeholders(len(ids))})",
         (queue, *ids),
     )
     return {int(row[0]): (Rating(float(row[1]), float(row[2]), float(row[3]), int(row[4])), float(row[5]))
@@ -186,7 +183,7 @@ def _txn_report(cursor, matchId, queue, teams, winner, now, period, tau):
             raise RatingConflict(matchId)  # the other report rolled back: try again
         return {int(cid): after for cid, (_, after) in json.loads(row[0]).items()}, False
     ids = sorted(cid for team in teams for cid in team)
-    cursor.execute("SELECT id FROM characters WHERE id IN " + _inClause(ids), tuple(ids))
+    cursor.execute(f"SELECT id FROM characters WHERE id IN ({placeholders(len(ids))})", tuple(ids))
     known = {int(row[0]) for row in cursor.fetchall()}
     stored = _txn_ratings(cursor, queue, ids)
     before = {cid: idle(stored[cid][0], now - stored[cid][1], period) if cid in stored else INITIAL

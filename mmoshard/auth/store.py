@@ -4,6 +4,7 @@ import attrs
 
 from mmoshard.audit import txnEvent
 from mmoshard.store.errors import IntegrityError
+from mmoshard.store.sql import placeholders
 
 
 @attrs.frozen
@@ -137,7 +138,7 @@ def _revokeLogins(cursor, where, params, now, reason):
         ).fetchall()
     ]
     if ids:
-        marks = ", ".join("?" for _ in ids)
+        marks = placeholders(len(ids))
         cursor.execute(
             f"UPDATE auth_logins SET revoked_at = ?, revoke_reason = ? WHERE id IN ({marks})",
             (now, reason, *ids),

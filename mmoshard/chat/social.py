@@ -6,6 +6,7 @@ from twisted.internet.defer import Deferred
 from mmoshard.audit import txnEvent
 from mmoshard.batching import Batcher, keyed
 from mmoshard.store.errors import IntegrityError
+from mmoshard.store.sql import placeholders
 
 
 @attrs.frozen
@@ -38,16 +39,12 @@ TOO_MANY = "too_many"
 SILENT = "silent"  # the target blocks the sender: looks like SENT to it
 
 
-def _marks(ids):
-    return ",".join("?" * len(ids))
-
-
 def _txn_characters(cursor, ids):
     """@return: character id -> L{CharacterRow} of the live characters of C{ids}."""
     rows = cursor.execute(
         "SELECT c.id, c.account_id, c.name, a.is_operator FROM characters c "
         "JOIN accounts a ON a.id = c.account_id "
-        f"WHERE c.id IN ({_marks(ids)}) AND c.deleted_at IS NULL",
+        f"WHERE c.id IN ({placeholders(len(ids))}) AND c.deleted_at IS NULL",
         tuple(ids),
     ).fetchall()
     return {int(r[0]): CharacterRow(int(r[0]), int(r[1]), r[2], bool(r[3])) for r in rows}
@@ -75,7 +72,7 @@ def _namesOf(cursor, sql, ids):
 
 def _txn_loadSocial(cursor, ids, now):
     """@return: character id -> its L{SocialState}, for every one of C{ids}: five queries whatever their number."""
-    marks = _marks(ids)
+    marks = placeholders(len(ids))
     friends = _namesOf(
         cursor,
         "SELECT f.character_id, c.id, c.name FROM chat_friends f "

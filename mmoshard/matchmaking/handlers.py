@@ -13,6 +13,7 @@ from mmoshard.matchmaking.views import (
     allAccepted, matchedBody, proposalBody, queueView, ticketOfMember, ticketView,
 )
 from mmoshard.store.errors import StoreError
+from mmoshard.store.sql import placeholders
 from mmoshard.wire.errors import ProtocolError
 
 # The requests of the role (docs/matchmaking.md "Protocol").
@@ -127,10 +128,9 @@ class Handlers:
 
     async def characters(self, ids):
         """@return: character id -> (account id, name, class) of the live characters C{ids}."""
-        marks = ",".join("?" * len(ids))
         rows = await self.service.sql.runQuery(
             f"SELECT id, account_id, name, class FROM characters "
-            f"WHERE id IN ({marks}) AND deleted_at IS NULL", tuple(ids))
+            f"WHERE id IN ({placeholders(len(ids))}) AND deleted_at IS NULL", tuple(ids))
         return {int(r[0]): (int(r[1]), r[2], r[3]) for r in rows}
 
     async def online(self, cids):

@@ -269,6 +269,11 @@ class Attempt:
             )
 
 
+def placeholders(count):
+    """@return: C{count} parameter marks for an C{IN (...)} list: C{"?, ?, ?"}."""
+    return ", ".join("?" * count)
+
+
 def _txn_query(cursor, sql, params):
     return cursor.execute(sql, params).fetchall()
 

@@ -6,6 +6,7 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from mmoshard.store.sql import placeholders
 from mmoshard.world.progression import checkAmount, checkCount, checkKey, levelUp, planAdd
 
 log = Logger()
@@ -49,10 +50,6 @@ def checkGrant(g):
     checkKey(g.key)
 
 
-def _marks(n):
-    return ", ".join(["?"] * n)
-
-
 def _txn_grantMany(cursor, grants, now):
     """
     Every grant of C{grants} in this transaction, as L{Progression.grantExp}
@@ -71,7 +68,7 @@ def _txn_grantMany(cursor, grants, now):
     """
     mysql = cursor.dialect == "mysql"
     cids = sorted({g.characterId for g in grants})
-    cursor.execute(f"SELECT id, level, exp FROM characters WHERE id IN ({_marks(len(cids))}) "
+    cursor.execute(f"SELECT id, level, exp FROM characters WHERE id IN ({placeholders(len(cids))}) "
                    "AND deleted_at IS NULL ORDER BY id" + (" FOR UPDATE" if mysql else ""), cids)
     chars = {int(c): (int(level), int(exp)) for c, level, exp in cursor.fetchall()}
     pairs = sorted({(g.characterId, g.key) for g in grants if g.characterId in chars})
@@ -87,7 +84,7 @@ def _txn_grantMany(cursor, grants, now):
     inventories = {c: {} for c in holders}
     if holders:
         cursor.execute("SELECT character_id, slot, item_id, count FROM inventory "
-                       f"WHERE character_id IN ({_marks(len(holders))})", holders)
+                       f"WHERE character_id IN ({placeholders(len(holders))})", holders)
         for c, slot, item, count in cursor.fetchall():
             inventories[int(c)][int(slot)] = (item, int(count))
     before = {c: dict(slots) for c, slots in inventories.items()}

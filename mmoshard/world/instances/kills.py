@@ -10,6 +10,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from mmoshard.store.errors import StoreError
+from mmoshard.store.sql import placeholders
 from mmoshard.world.combat.rewards import fitKey, rollLoot
 from mmoshard.world.progression import InventoryFull, addItemIn, grantExpIn, ledgerResult
 
@@ -111,7 +112,7 @@ def _living(cursor, roster):
     """
     if not roster:
         return ()
-    marks = ", ".join("?" * len(roster))
+    marks = placeholders(len(roster))
     lock = " ORDER BY id FOR UPDATE" if cursor.dialect == "mysql" else ""
     cursor.execute(
         f"SELECT id FROM characters WHERE deleted_at IS NULL AND id IN ({marks})" + lock,
