@@ -10,7 +10,7 @@ from mmoshard.wire.errors import ErrorInfo
 from mmoshard.wire.liveness import Heartbeat
 from mmoshard.wire.output import Backlog, countOut
 from mmoshard.wire.ratelimit import flooded
-from mmoshard.wire.states import CLOSED, CLOSING, HANDSHAKE, NEW, OPEN
+from mmoshard.wire.states import CLOSED, CLOSING, HANDSHAKE, LEAVING, NEW, OPEN
 
 # How long a closing connection may take to flush before it is aborted: a
 # peer that stops reading must not hold its socket (and our buffer) forever.
@@ -99,7 +99,8 @@ class Connection:
 
     def messageReceived(self, payload):
         """Handle one frame's payload: decode, rate-limit, dispatch."""
-        if self.state >= CLOSING:
+        if self.state >= LEAVING:
+            # After bye or a close, what the peer still sends is not taken.
             return
         self.received += 1
         refused = None

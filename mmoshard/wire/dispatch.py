@@ -12,6 +12,7 @@ from mmoshard.wire.codec import encode
 from mmoshard.wire.errors import ErrorInfo, ProtocolError
 from mmoshard.wire.handshake import bye, hello, secondHello
 from mmoshard.wire.inflight import track
+from mmoshard.wire.states import CLOSING
 from mmoshard.wire.liveness import ping, pong
 from mmoshard.wire.resume import resume
 
@@ -73,7 +74,13 @@ def _asyncReply(result, conn, kind, message):
 
 
 def reply(body, conn, kind, message):
-    """Send C{body} as the reply to C{message}: its type, with its request id."""
+    """
+    Send C{body} as the reply to C{message}: its type, with its request id.
+    Not sent once the connection is closing: the close's own message (bye's
+    reply, or the error that closed it) is the last its peer reads.
+    """
+    if conn.state >= CLOSING:
+        return
     answer = dict(body)
     answer["t"] = kind
     requestId = message.get("id")
@@ -96,7 +103,7 @@ def handlerFailed(failure, conn, kind, message):
     L{LogThrottle}: a client must not fill the log by repeating what fails).
     """
     if failure.check(ProtocolError):
-        conn.sendError(failure.value.info, message.get("id"))
+        _answerError(conn, failure.value.info, message)
         return
     session = conn.session
     if failure.check(SQLUnavailable, VolatileUnavailable):
@@ -110,8 +117,8 @@ def handlerFailed(failure, conn, kind, message):
                 peer=conn.peerHost,
                 why=failure.value,
             )
-        conn.sendError(ErrorInfo(errors.UNAVAILABLE, "a database is not answering",
-                                 errors.UNAVAILABLE_RETRY_AFTER), message.get("id"))
+        _answerError(conn, ErrorInfo(errors.UNAVAILABLE, "a database is not answering",
+                                     errors.UNAVAILABLE_RETRY_AFTER), message)
         return
     # Each bug (message type and exception type) apart: one does not hide another.
     if conn.manager.logThrottle.allow(f"{failure.type.__name__} in {kind}", conn.peerHost):
@@ -124,4 +131,10 @@ def handlerFailed(failure, conn, kind, message):
             account_id=session.accountId if session else None,
             peer=conn.peerHost,
         )
-    conn.sendError(ErrorInfo(errors.INTERNAL, "internal error"), message.get("id"))
+    _answerError(conn, ErrorInfo(errors.INTERNAL, "internal error"), message)
+
+
+def _answerError(conn, info, message):
+    # As reply(): nothing after the close's own message.
+    if conn.state < CLOSING:
+        conn.sendError(info, message.get("id"))

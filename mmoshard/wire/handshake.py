@@ -7,11 +7,15 @@ from twisted.logger import Logger
 
 from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.tokens import InvalidToken
-from mmoshard.wire import errors
+from mmoshard.wire import errors, inflight
 from mmoshard.wire.errors import ErrorInfo
-from mmoshard.wire.states import HANDSHAKE, NEW
+from mmoshard.wire.states import CLOSING, HANDSHAKE, LEAVING, NEW
 
 _log = Logger()
+
+# How long bye waits for the answers to the client's requests in flight:
+# as long as a closing connection may take to flush (connection.CLOSE_TIMEOUT).
+BYE_WAIT = 5.0
 
 
 def hello(conn, message):
@@ -119,11 +123,39 @@ def secondHello(conn, message):
 
 
 def bye(conn, message):
-    """The client logs out: answer, end the session, close."""
+    """
+    The client logs out.  Its requests still in flight are answered first,
+    for up to L{BYE_WAIT} seconds (those that are not are named in bye's
+    reply as C{unanswered}, and their answers are not sent); then bye's
+    reply, the session's end (reason logout) and the close.  What the client
+    sends after bye is not taken.
+    """
+    manager = conn.manager
     session = conn.session
+    if not any(c is conn for c, _ in manager.inflight.values()):
+        _loggedOut(None, conn, session, message)
+        return
+    conn.state = LEAVING
+    waiting = Deferred.fromCoroutine(inflight.answeredFor(manager, conn, BYE_WAIT))
+    waiting.addCallback(_loggedOut, conn, session, message)
+    waiting.addErrback(_byeFailed, conn)
+
+
+def _loggedOut(unanswered, conn, session, message):
     reply = {"t": "bye"}
     if "id" in message:
         reply["id"] = message["id"]
-    conn.sendMessage(reply)
-    conn.manager.endSession(session, "logout")
+    if unanswered:
+        reply["unanswered"] = unanswered
+    if conn.state < CLOSING:
+        conn.sendMessage(reply)
+    # The link may have dropped while bye waited (the session is then
+    # link-dead, and still logs out), or the session resumed elsewhere.
+    if not session.ended and session.conn in (conn, None):
+        conn.manager.endSession(session, "logout")
     conn.close()
+
+
+def _byeFailed(failure, conn):
+    _log.failure("bye from {peer} failed", failure, peer=conn.peerHost, **conn.logIds())
+    conn.abort()

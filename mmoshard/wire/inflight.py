@@ -37,6 +37,31 @@ async def answerTaken(manager, within):
         timer.cancel()
 
 
+async def answeredFor(manager, conn, within):
+    """
+    Wait until the requests of C{conn} in flight are answered, at most
+    C{within} seconds.  @return: the ids of those still unanswered.
+    """
+    taken = [d for d, (c, _) in manager.inflight.items() if c is conn]
+    if taken:
+        waiter = Deferred()
+        left = [len(taken)]
+
+        def one(result):
+            left[0] -= 1
+            if not left[0] and not waiter.called:
+                waiter.callback(None)
+            return result
+
+        for d in taken:
+            d.addBoth(one)
+        timer = manager.clock.callLater(within, lambda: waiter.called or waiter.callback(None))
+        await waiter
+        if timer.active():
+            timer.cancel()
+    return [rid for c, rid in manager.inflight.values() if c is conn and rid is not None]
+
+
 def noticeFor(manager, conn, notice):
     """
     C{notice} (server.shutdown, resume: true) for C{conn}: C{pending}, the

@@ -10,6 +10,7 @@ from mmoshard.store.errors import SQLUnavailable, VolatileUnavailable
 from mmoshard.revocations import revokeLogin
 from mmoshard.wire import errors
 from mmoshard.wire.errors import ErrorInfo, ProtocolError
+from mmoshard.wire.handshake import BYE_WAIT
 from mmoshard.wire.test.helpers import FakeVerifier, RecordingListener, Server
 
 
@@ -294,6 +295,56 @@ class DispatchTests(TestCase):
         [error] = self.peer.received()
         self.assertEqual((error["code"], error["id"]), (errors.INTERNAL, 3))
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+    def test_byeAnswersRequestsInFlightFirst(self):
+        """
+        bye after a request still in flight: its answer comes first, then
+        bye's reply and the logout; what is sent after bye is not handled.
+        """
+        sid = self.peer.welcome["session_id"]
+        self.peer.send({"t": "test.pending", "id": 3})
+        self.peer.send({"t": "bye", "id": 8})
+        self.peer.send({"t": "test.echo", "id": 9, "text": "late"})
+        self.assertEqual(self.peer.received(), [])
+        self.assertFalse(self.peer.closed)
+        self.pending.callback({"done": 1})
+        self.assertEqual(self.peer.received(), [{"t": "test.pending", "id": 3, "done": 1},
+                                                {"t": "bye", "id": 8}])
+        self.assertTrue(self.peer.closed)
+        self.assertEqual(self.calls, [])
+        self.assertEqual(self.server.listener.events[-1], ("ended", sid, "logout"))
+
+    def test_byeNamesRequestsNotAnsweredInTime(self):
+        """
+        A request still unanswered BYE_WAIT seconds after bye is named in
+        bye's reply as unanswered, and its late answer is not sent after it.
+        """
+        self.peer.send({"t": "test.pending", "id": 3})
+        self.peer.send({"t": "bye", "id": 8})
+        self.server.clock.advance(BYE_WAIT)
+        self.assertEqual(self.peer.received(), [{"t": "bye", "id": 8, "unanswered": [3]}])
+        self.assertTrue(self.peer.closed)
+        self.pending.callback({"done": 1})
+        self.assertEqual(self.peer.received(), [])
+        self.assertEqual(self.server.manager.sessions, {})
+
+    def test_linkLostWhileByeWaits(self):
+        """A link that drops while bye waits still logs the session out, with no grace."""
+        sid = self.peer.welcome["session_id"]
+        self.peer.send({"t": "test.pending", "id": 3})
+        self.peer.send({"t": "bye", "id": 8})
+        self.peer.lose()
+        self.pending.callback({"done": 1})
+        self.assertEqual(self.server.listener.events[-1], ("ended", sid, "logout"))
+        self.assertEqual(self.server.manager.sessions, {})
+
+    def test_noAnswerAfterTheClosingError(self):
+        """A connection closed with a typed error gets no late answer after that error."""
+        self.peer.send({"t": "test.pending", "id": 3})
+        self.peer.conn.fail(ErrorInfo(errors.BAD_FRAME, "test"))
+        self.pending.errback(ProtocolError("test.nope", "not allowed"))
+        [error] = self.peer.received()
+        self.assertEqual(error["code"], errors.BAD_FRAME)
 
     def test_storeUnavailable(self):
         """
