@@ -17,7 +17,10 @@ quotas' proportions).
 
 Phases: connect and form parties; fill (every group queues at once,
 1,000 mm.queue in flight, as many as a node takes at once ([session]
-max_pending): `admitted_per_s`); drain (the matchmaker works through
+max_pending): `admitted_per_s`, and the server's CPU over it,
+`fill_server_cpu` (busy share of a core), `fill_cpu_us_per_ticket`, and how
+busy the two cores were, `fill_cpu0_busy` (the server's) and
+`fill_cpu1_busy` (the generator's and Redis's)); drain (the matchmaker works through
 those ~20,000 tickets: `burst_placed_per_s`, `burst_matches_per_s`,
 `burst_server_cpu`, `burst_rt_per_match`); then tickets arrive at `--rate`
 per second from the groups at rest (a group rests `--think` s after its
@@ -126,6 +129,18 @@ def stolenShare(since=None):
         return now
     spent = [b - a for a, b in zip(since, now)]
     return round(100 * spent[7] / max(1, sum(spent)), 1)
+
+
+def cpuBusy():
+    """@return: per CPU (cpu0, cpu1...), /proc/stat's (busy, all) jiffies now; idle and iowait are not busy."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                times = [int(v) for v in values]
+                out[name] = (sum(times) - times[3] - times[4], sum(times))
+    return out
 
 
 def redisCommand(port, *words):
@@ -270,6 +285,7 @@ class Servers:
             for k, v in last["scripts"].items():
                 counts["scripts"][k] = counts["scripts"].get(k, 0) + v
         counts["redis_cpu"] = cpuSeconds(self.redis.pid)
+        counts["cpus"] = cpuBusy()
         return counts
 
 
@@ -290,6 +306,26 @@ def figures(a, b, prefix=""):
         top = sorted(((v, k) for k, v in scripts.items() if v > 0), reverse=True)[:6]
         if proposals > 0:
             out["scripts_per_match"] = ",".join(f"{k}:{v / proposals:.2f}" for v, k in top) or "none"
+    return out
+
+
+def fillFigures(a, b):
+    """
+    The fill's cost: the servers' CPU (busy share of a core, and seconds per
+    ticket they admitted, in microseconds) from the fill's mark to the
+    drain's, when the last mm.queue was answered.  With matching held off
+    (--match-interval past the fill) that is admission alone.
+    """
+    seconds = max(1e-9, b["t"] - a["t"])
+    cpu = b["cpu"] - a["cpu"]
+    tickets = b["tickets"] - a["tickets"]
+    out = {"fill_server_cpu": round(cpu / seconds, 3),
+           "fill_cpu_us_per_ticket": round(1e6 * cpu / tickets) if tickets > 0 else -1}
+    # How busy each core was (the server's, and the generator's and Redis's).
+    for name, (busy, total) in sorted(b["cpus"].items()):
+        was = a["cpus"].get(name)
+        if was is not None and name in ("cpu0", "cpu1"):
+            out[f"fill_{name}_busy"] = round((busy - was[0]) / max(1, total - was[1]), 2)
     return out
 
 
@@ -336,6 +372,8 @@ def runGenerator(opts, addresses, servers):
         if crash.get("at") and time.monotonic() >= crash["at"] and "killed" not in crash:
             crash.update(killHolder(servers))
     proc.wait(timeout=120)
+    if "fill" in samples and "drain" in samples:
+        summary.update(fillFigures(samples["fill"], samples["drain"]))
     if "fill" in samples and "steady" in samples:
         summary.update(figures(samples["fill"], samples["steady"], "burst_"))
     if "window" in samples and "end" in samples:
