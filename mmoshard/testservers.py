@@ -88,9 +88,12 @@ class PrivateServer:
         os.kill(self.proc.pid, signal.SIGCONT)
 
     def kill(self):
-        """kill -9, and reap it."""
+        """kill -9, and reap it: a frozen server never runs again, so what it held stays undone."""
         if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
+            # SIGKILL ends a stopped process too.  A SIGCONT first let a frozen
+            # server run for a moment, long enough on a loaded machine to commit
+            # the write it held (test_outages.test_logoutDuringFailedTransferSave
+            # then saw a save that was to fail succeed).
             self.proc.kill()
             self.proc.wait()
 

@@ -1,6 +1,7 @@
 """The private test servers: start, freeze and thaw, restart with their data, kill."""
 
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from mmoshard.store.sql import SQLStore
@@ -49,3 +50,21 @@ class PrivateServerTests(TestCase):
         db.kill()
         with self.assertRaises(Exception):
             await store.runQuery("SELECT n FROM x")
+
+    async def test_mariadb_killed_while_frozen_commits_nothing(self):
+        """A write sent to a frozen MariaDB that is then killed is not committed: after a restart the row is absent."""
+        db = await PrivateMariaDB(self).start()
+        url = await db.createDatabase("t")
+        store = SQLStore(reactor, url, 1, 1)
+        store.open()
+        self.addCleanup(store.close)
+        await store.runInteraction(lambda txn: txn.execute("CREATE TABLE x (n INT)"))
+        db.freeze()
+        pending = store.runInteraction(lambda txn: txn.execute("INSERT INTO x VALUES (7)"))
+        pending.addErrback(lambda f: None)  # its connection dies with the server
+        await deferLater(reactor, 0.5, lambda: None)  # the INSERT waits in the frozen server
+        db.kill()
+        await pending
+        await db.start()
+        rows = await eventually(reactor, lambda: store.runQuery("SELECT n FROM x"))
+        self.assertEqual([tuple(r) for r in rows], [])
