@@ -32,13 +32,17 @@ class PrivateServerTests(TestCase):
         # Nothing is kept on disk: a restarted Redis is empty, and answers.
         self.assertIsNone(await eventually(reactor, lambda: store.get("k")))
 
-    async def test_mariadb_keeps_data_across_restart(self):
-        """A private MariaDB takes a database, keeps its rows across a restart, and refuses while killed."""
+    async def mariadb(self):
+        """@return: a private MariaDB and an open L{SQLStore} on a database of its own."""
         db = await PrivateMariaDB(self).start()
-        url = await db.createDatabase("t")
-        store = SQLStore(reactor, url, 1, 1)
+        store = SQLStore(reactor, await db.createDatabase("t"), 1, 1)
         store.open()
         self.addCleanup(store.close)
+        return db, store
+
+    async def test_mariadb_keeps_data_across_restart(self):
+        """A private MariaDB takes a database, keeps its rows across a restart, and refuses while killed."""
+        db, store = await self.mariadb()
         def setUp(txn):
             txn.execute("CREATE TABLE x (n INT)")
             txn.execute("INSERT INTO x VALUES (7)")
@@ -53,11 +57,7 @@ class PrivateServerTests(TestCase):
 
     async def test_mariadb_killed_while_frozen_commits_nothing(self):
         """A write sent to a frozen MariaDB that is then killed is not committed: after a restart the row is absent."""
-        db = await PrivateMariaDB(self).start()
-        url = await db.createDatabase("t")
-        store = SQLStore(reactor, url, 1, 1)
-        store.open()
-        self.addCleanup(store.close)
+        db, store = await self.mariadb()
         await store.runInteraction(lambda txn: txn.execute("CREATE TABLE x (n INT)"))
         db.freeze()
         pending = store.runInteraction(lambda txn: txn.execute("INSERT INTO x VALUES (7)"))
