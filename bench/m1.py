@@ -121,10 +121,16 @@ def startRedis(tmp, cpu):
     raise SystemExit("redis-server did not start")
 
 
-def stolenShare(since=None):
-    """@return: /proc/stat's cpu times now, or the percentage stolen since C{since} (such times)."""
+def cpuTimes():
+    """@return: /proc/stat's times now, per line: "cpu" (the machine), "cpu0", "cpu1"..."""
     with open("/proc/stat") as f:
-        now = [int(v) for v in f.readline().split()[1:]]
+        return {name: [int(v) for v in values]
+                for name, *values in (line.split() for line in f) if name.startswith("cpu")}
+
+
+def stolenShare(since=None):
+    """@return: the machine's cpu times now, or the percentage stolen since C{since} (such times)."""
+    now = cpuTimes()["cpu"]
     if since is None:
         return now
     spent = [b - a for a, b in zip(since, now)]
@@ -132,15 +138,8 @@ def stolenShare(since=None):
 
 
 def cpuBusy():
-    """@return: per CPU (cpu0, cpu1...), /proc/stat's (busy, all) jiffies now; idle and iowait are not busy."""
-    out = {}
-    with open("/proc/stat") as f:
-        for line in f:
-            name, *values = line.split()
-            if name.startswith("cpu") and name != "cpu":
-                times = [int(v) for v in values]
-                out[name] = (sum(times) - times[3] - times[4], sum(times))
-    return out
+    """@return: per CPU (cpu0, cpu1...), its (busy, all) jiffies now; idle and iowait are not busy."""
+    return {name: (sum(t) - t[3] - t[4], sum(t)) for name, t in cpuTimes().items() if name != "cpu"}
 
 
 def redisCommand(port, *words):

@@ -130,13 +130,10 @@ def bye(conn, message):
     reply, the session's end (reason logout) and the close.  What the client
     sends after bye is not taken.
     """
-    manager = conn.manager
     session = conn.session
-    if not any(c is conn for c, _ in manager.inflight.values()):
-        _loggedOut(None, conn, session, message)
-        return
     conn.state = LEAVING
-    waiting = Deferred.fromCoroutine(inflight.answeredFor(manager, conn, BYE_WAIT))
+    # With nothing in flight this runs through at once, in this call.
+    waiting = Deferred.fromCoroutine(inflight.answeredFor(conn.manager, conn, BYE_WAIT))
     waiting.addCallback(_loggedOut, conn, session, message)
     waiting.addErrback(_byeFailed, conn)
 

@@ -59,6 +59,11 @@ async def answeredFor(manager, conn, within):
         await waiter
         if timer.active():
             timer.cancel()
+    return unansweredOf(manager, conn)
+
+
+def unansweredOf(manager, conn):
+    """@return: the ids of the requests of C{conn} taken and not answered yet."""
     return [rid for c, rid in manager.inflight.values() if c is conn and rid is not None]
 
 
@@ -71,6 +76,5 @@ def noticeFor(manager, conn, notice):
     """
     body = dict(notice)
     body["pending"] = manager.untaken.pop(conn, [])
-    body["unanswered"] = [rid for c, rid in manager.inflight.values()
-                          if c is conn and rid is not None]
+    body["unanswered"] = unansweredOf(manager, conn)
     return body
