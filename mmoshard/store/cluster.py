@@ -79,7 +79,7 @@ class ClusterStore(RedisStore):
         self.address = "redis-cluster://" + ",".join(f"{h}:{p}" for h, p in self.seeds)
         self._nodes = {}
         self._slots = None
-        self._refreshing = None
+        self._refreshing = None  # the Deferreds waiting on the slot-map read under way
 
     def __repr__(self):
         return f"<ClusterStore {self.address} prefix={self.prefix!r}>"
@@ -109,16 +109,21 @@ class ClusterStore(RedisStore):
 
     def _refresh(self):
         """Read the slot map again (one read at a time); @return: a Deferred."""
-        if self._refreshing is None:
-            self._refreshing = Deferred.fromCoroutine(self._readSlots())
-            self._refreshing.addBoth(self._refreshed)
         d = Deferred()
-        self._refreshing.addBoth(lambda result: d.callback(result) or result)
+        if self._refreshing is None:
+            self._refreshing = [d]
+            Deferred.fromCoroutine(self._readSlots()).addBoth(self._refreshed)
+        else:
+            self._refreshing.append(d)
         return d
 
     def _refreshed(self, result):
-        self._refreshing = None
-        return result
+        # Each waiter gets the outcome; the read's own Deferred ends here, so
+        # a failed read is left to the waiters and never unhandled.
+        waiting, self._refreshing = self._refreshing, None
+        for d in waiting:
+            d.callback(result)
+        return None
 
     async def _readSlots(self):
         candidates = [f"{h}:{p}" for h, p in self.seeds] + list(self._nodes)

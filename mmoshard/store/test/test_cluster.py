@@ -1,14 +1,20 @@
 """The volatile-store and pub/sub contracts on a real three-node Redis Cluster, and what only a cluster does."""
 
+import gc
+
 from twisted.internet import reactor
+from twisted.internet.defer import DeferredList
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from mmoshard.store.errors import VolatileUnavailable
 from mmoshard.store.slots import keySlot, slotBatches, splitBySlot
 from mmoshard.store.test.fixtures import ClusterFixture
 from mmoshard.store.test.test_pubsub import PubSubContract
 from mmoshard.store.test.test_volatile import LifecycleContract, VolatileStoreContract
 from mmoshard.store.volatile import ClusterStore, MemoryStore, makeVolatileStore, parseClusterURL
 from mmoshard.testcluster import command, testCluster
+from mmoshard.testing import freePort
 
 
 class ClusterLifecycleTests(LifecycleContract, ClusterFixture, TestCase):
@@ -103,7 +109,6 @@ class EveryBatchTests(TestCase):
         """Every batch's call goes out before any answers; the replies come back in batch order."""
         from twisted.internet.defer import Deferred
 
-        from mmoshard.store.errors import VolatileUnavailable
         from mmoshard.store.slots import everyBatch
 
         calls = {}
@@ -126,3 +131,31 @@ class EveryBatchTests(TestCase):
         self.assertNoResult(failing)
         calls["b"].callback(2)
         self.failureResultOf(failing, VolatileUnavailable)
+
+
+class SlotMapFailureTests(TestCase):
+    """A slot map that cannot be read fails the commands waiting for it, and nothing else."""
+
+    async def test_failedReadLeavesNoUnhandledError(self):
+        """
+        Two commands wait on one slot-map read from a seed that does not
+        answer: both fail with VolatileUnavailable, and no failure is left
+        unhandled behind them (it would be logged as "Unhandled error in
+        Deferred" when collected, in whatever runs then).
+        """
+        store = ClusterStore(reactor, [("127.0.0.1", freePort())], timeout=0.5,
+                             initialDelay=0.05, maxDelay=0.1)
+        store.open()
+        self.addCleanup(store.close)
+
+        async def both():
+            results = await DeferredList([store.get("a"), store.get("b")], consumeErrors=True)
+            return [(ok, type(f.value), str(f.value)) for ok, f in results]
+
+        outcomes = await both()
+        self.assertEqual([o[:2] for o in outcomes], [(False, VolatileUnavailable)] * 2)
+        self.assertIn("gave its slot map", outcomes[0][2])
+        # Whatever the reads left behind is collected now, inside this test.
+        await deferLater(reactor, 0, lambda: None)
+        gc.collect()
+        self.assertEqual(self.flushLoggedErrors(), [])
