@@ -165,9 +165,11 @@ def writeConfig(tmp, nodeId, url, redisURL, prefix, opts):
     from mmoshard.testing import writeConfig as write
 
     tcp, admin = freePort(), freePort()
+    node = {"id": nodeId, "roles": ["chat", "matchmaking", ROLE], "var_dir": os.path.join(tmp, nodeId)}
+    if opts.gc_threshold:
+        node["gc_threshold"] = [int(x) for x in opts.gc_threshold.split(",")]
     path = write(os.path.join(tmp, f"{nodeId}.toml"), {
-        "node": {"id": nodeId, "roles": ["chat", "matchmaking", ROLE],
-                 "var_dir": os.path.join(tmp, nodeId)},
+        "node": node,
         "sql": {"url": url, "pool_min": 2, "pool_max": 8},
         "volatile": {"url": redisURL, "prefix": prefix},
         "secrets": {"token_key": KEY},
@@ -510,6 +512,8 @@ def main(argv):
     p.add_argument("--admission-first", type=int, default=50,
                    help="[matchmaking] admission_first (its default; 0: off)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--gc-threshold", default="",
+                   help="the servers' [node] gc_threshold, e.g. 700,10,10 (default: the node's)")
     p.add_argument("--crash", action="store_true",
                    help="two matchmaking processes; kill -9 the lease holder a third into the window")
     p.add_argument("--quick", action="store_true", help="smoke run (not a claim)")
