@@ -210,7 +210,8 @@ class GroupRun:
     # -- the backlog -------------------------------------------------------------------------
 
     def startFill(self):
-        self.fillLeft = min(self.opts.backlog, len(self.idle))
+        # Groups broken in the connect phase (counted in "broken") do not queue.
+        self.fillLeft = self.fillSent = min(self.opts.backlog, len(self.idle))
         if self.fillLeft <= 0:
             self.startSteady()
             return
@@ -346,6 +347,21 @@ class GroupRun:
         print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
         self.stop()
 
+    def fillSummary(self):
+        """The fill's fields (none before it ended): the tickets it sent, those refused, admitted/s."""
+        if not hasattr(self, "fillEnd"):
+            return {}
+        fill = self.fillEnd - self.marks["fill"]
+        sent = self.fillSent
+        # Only the tickets admitted count: one refused (server.busy past
+        # [session] max_pending) was answered, not admitted.
+        return {
+            "fill_tickets": sent,
+            "fill_refused": sent - self.fillAdmitted,
+            "fill_s": round(fill, 2),
+            "admitted_per_s": round(self.fillAdmitted / max(fill, 1e-9)),
+        }
+
     def summary(self, unplaced):
         """The summary line's fields: the window's rates, the waits of its tickets (to their first proposal, whenever it came), the audit."""
         s = self.stats
@@ -357,17 +373,7 @@ class GroupRun:
         ms = 1000.0
         out = {"workload": "M1", "tickets": len(self.groups), "players": self.players,
                "ready": s.ready, "broken": s.broken}
-        if hasattr(self, "fillEnd"):
-            fill = self.fillEnd - self.marks["fill"]
-            sent = min(self.opts.backlog, len(self.groups))
-            # Only the tickets admitted count: one refused (server.busy past
-            # [session] max_pending) was answered, not admitted.
-            out.update({
-                "fill_tickets": sent,
-                "fill_refused": sent - self.fillAdmitted,
-                "fill_s": round(fill, 2),
-                "admitted_per_s": round(self.fillAdmitted / max(fill, 1e-9)),
-            })
+        out.update(self.fillSummary())
         if hasattr(self, "burst"):
             seconds, placed, proposals = self.burst
             out.update({"burst_s": round(seconds, 2),

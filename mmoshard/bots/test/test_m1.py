@@ -309,6 +309,35 @@ class WiringTests(TestCase):
                                          "character_id": 3}])
         self.assertEqual(self.run.formed(), (0, 1))
 
+    def test_fillCountsOnlyTheGroupsItSent(self):
+        """A group broken in the connect phase is not sent in the fill: the fill's tickets and refusals count only the groups that queued."""
+        self.startAndConnect()
+        for cid in self.bots:
+            self.sent(cid)
+        self.feed(1, {"t": "error", "id": self.rid(1, "hello"), "code": "session.bad_token"})
+        for cid in (2, 3):
+            self.feed(cid, {"t": "welcome", "id": 1})
+            self.feed(cid, {"t": "mm.hello", "id": self.rid(cid, "mm.hello"), "name": f"Bot{cid}",
+                            "ticket": None, "proposal": None})
+            self.sent(cid)
+            self.feed(cid, {"t": "chat.hello", "id": self.rid(cid, "chat.hello"), "party": None})
+        self.feed(2, {"t": "chat.party.create", "id": self.rid(2, "chat.party.create"),
+                      "party": {"id": "p1"}})
+        self.feed(3, {"t": "chat.party.invited", "party_id": "p1", "from": 2})
+        self.feed(2, {"t": "chat.party.update", "party_id": "p1", "event": "joined",
+                      "party": {"id": "p1", "members": [[2, "Bot2"], [3, "Bot3"]]}})
+        self.reactor.advance(0.5)
+        self.sent(2)
+        self.run.report()
+        self.assertEqual(self.run.phase, "fill")
+        (q,) = self.sent(2)
+        self.assertEqual(q["t"], "mm.queue")
+        self.feed(2, {"t": "mm.queue", "id": self.rid(2, "mm.queue"), "ticket": "t2",
+                      "queue": "dungeon5", "eta_s": None})
+        self.assertEqual(self.run.phase, "drain")
+        fill = self.run.fillSummary()
+        self.assertEqual((fill["fill_tickets"], fill["fill_refused"]), (1, 0))
+
     def test_loginDroppedBeforeItsWelcomeTriesAgain(self):
         """A connection dropped before its welcome (the node closed it at hello_timeout) connects again to the same node after 1-2 s; one dropped after its welcome does not (without --reconnect)."""
         self.startAndConnect()
