@@ -2,12 +2,12 @@
 
 import json
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 
 from mmoshard import partystore, zonechat
 from mmoshard.chat import scripts
 from mmoshard.store.common import Script
-from mmoshard.store.slots import slotBatches, splitBySlot
+from mmoshard.store.slots import everyBatch, slotBatches, splitBySlot
 
 
 def _str(value):
@@ -213,9 +213,10 @@ class ChatStore:
         @return: the replies, in batch order, with their batches.
         """
         batches = slotBatches(self.volatile, items, keyOf, size)
-        replies = await gatherResults([
-            Deferred.fromCoroutine(self.run(script, [keyOf(i) for i in batch], argsOf(batch)))
-            for batch in batches])
+        # everyBatch raises a batch's own failure (a StoreError the handlers
+        # answer as chat.unavailable), not gatherResults' FirstError.
+        replies = await everyBatch(batches, lambda batch: Deferred.fromCoroutine(
+            self.run(script, [keyOf(i) for i in batch], argsOf(batch))))
         return list(zip(batches, replies))
 
     async def expireMany(self, keys, ttl, chunk=500):

@@ -1,13 +1,17 @@
 """Chat features on the memory store and on Redis: identity, whispers, presence, friends, blocks, moderation."""
 
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from mmoshard.chat import errors
 from mmoshard.chat.moderation import IChatFilter
+from mmoshard.chat.store import ChatStore
 from mmoshard.chat.test.backends import ClusterBackend, MemoryBackend, RedisBackend
-
+from mmoshard.store.errors import VolatileUnavailable
+from mmoshard.store.memory import MemoryStore
 
 
 class IdentityAndWhisperTests:
@@ -304,3 +308,20 @@ class ClusterIdentityTests(ClusterBackend, IdentityAndWhisperTests, TestCase):
 
 class ClusterPresenceTests(ClusterBackend, PresenceAndFriendTests, TestCase):
     """Presence and friends across processes on a Redis Cluster."""
+
+
+class StoreFailureTests(TestCase):
+    """A store failure in a per-slot read reaches the handlers as the store's own error."""
+
+    def test_presenceReadFailureIsTheStoresError(self):
+        """
+        presenceOf over a volatile store that does not answer fails with
+        VolatileUnavailable itself (answered chat.unavailable, retryable),
+        not a FirstError wrapping it (answered internal, logged as a bug).
+        """
+        class Down(MemoryStore):
+            def evalScript(self, script, keys, args):
+                return fail(VolatileUnavailable("Redis at test: Not received Redis response"))
+
+        store = ChatStore(Down(Clock()))
+        self.failureResultOf(Deferred.fromCoroutine(store.presenceOf([1, 2])), VolatileUnavailable)
