@@ -1,6 +1,6 @@
 """The mm.* requests: hello, queue, cancel, status, accept and decline (docs/matchmaking.md "Protocol")."""
 
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mmoshard.batching import Batcher, RandomHex, keyed
@@ -13,6 +13,7 @@ from mmoshard.matchmaking.views import (
     allAccepted, matchedBody, proposalBody, queueView, ticketOfMember, ticketView,
 )
 from mmoshard.store.errors import StoreError
+from mmoshard.store.slots import everyBatch
 from mmoshard.store.sql import placeholders
 from mmoshard.wire.errors import ProtocolError
 
@@ -142,9 +143,10 @@ class Handlers:
         if service.locator is None:
             raise error(errors.MEMBER_OFFLINE, "a party member is not online",
                         character_id=remote[0])
-        found = await DeferredList([service.locator.where(cid) for cid in remote],
-                                   fireOnOneErrback=True, consumeErrors=True)
-        for cid, (_, location) in zip(remote, found):
+        # everyBatch raises a read's own StoreError (mm.unavailable), where
+        # DeferredList's fireOnOneErrback would wrap it (internal).
+        found = await everyBatch(remote, service.locator.where)
+        for cid, location in zip(remote, found):
             if Courier.nodeOf(location) is None:
                 raise error(errors.MEMBER_OFFLINE, "a party member is not online in matchmaking",
                             character_id=cid)

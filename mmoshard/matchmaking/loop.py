@@ -10,6 +10,7 @@ from mmoshard.matchmaking.data import Matched, Proposal
 from mmoshard.matchmaking.events import Settle
 from mmoshard.matchmaking.views import allAccepted, matchedBody, proposalBody
 from mmoshard.store.errors import StoreError
+from mmoshard.store.slots import everyBatch
 
 # Weight of the newest wait in a queue's moving average (its ETA).
 _EWMA = 0.2
@@ -395,9 +396,9 @@ class MatchLoop:
         party = [t for t in p.tickets if t.party_id]
         if not party:
             return []
-        found = await DeferredList([parties.members(t.party_id) for t in party],
-                                   fireOnOneErrback=True, consumeErrors=True)
-        return [t.id for t, (_, members) in zip(party, found)
+        # A read's own StoreError, not DeferredList's FirstError around it.
+        found = await everyBatch([t.party_id for t in party], parties.members)
+        return [t.id for t, members in zip(party, found)
                 if sorted(int(c) for c in members) != sorted(t.characterIds)]
 
     async def create(self, p):

@@ -9,6 +9,7 @@ from zope.interface import implementer
 
 from mmoshard.testing import DictParties
 from mmoshard.interfaces import IInstances, ILocator, IMatchResults, IMessageRouter, ISession
+from mmoshard.store.errors import VolatileUnavailable
 
 _ids = itertools.count(1)
 
@@ -71,11 +72,14 @@ class FakeLocator:
     def __init__(self):
         self.bound = {}  # cid -> {kind: (node, sid)}
         self.places = {}  # cid -> (node, zone, instance id)
+        self.down = False  # where() fails as a store that does not answer
 
     def forNode(self, nodeId):
         return _NodeLocator(self, nodeId)
 
     def where(self, characterId):
+        if self.down:
+            return fail(VolatileUnavailable("locator store down (test)"))
         kinds = self.bound.get(characterId)
         place = self.places.get(characterId)
         if not kinds and place is None:

@@ -26,6 +26,18 @@ class OutageTests(MatchmakingCase, TestCase):
         await dan.call("mm.queue", queue="dungeon5")
         self.assertEqual(node.metric("mmoshard_mm_refused_total", code="mm.unavailable"), 3.0)
 
+    async def test_locatorDownAnswersUnavailable(self):
+        """A party member's location that cannot be read answers mm.queue mm.unavailable (retryable), not internal."""
+        one, two = await self.node("mm-1"), await self.node("mm-2", instances=False)
+        self.party("p1", "Tom", "Hal")
+        tom = await one.connect("Tom")
+        await two.connect("Hal")
+        self.locator.down = True
+        code, _ = await tom.fails("mm.queue", queue="dungeon5")
+        self.assertEqual(code, errors.UNAVAILABLE)
+        self.locator.down = False
+        await tom.call("mm.queue", queue="dungeon5")
+
     async def test_passesRecover(self):
         """Passes during an outage fail quietly; once the store is back the queue is matched."""
         node = await self.node()
