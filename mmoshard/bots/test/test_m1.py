@@ -138,6 +138,11 @@ class WiringTests(TestCase):
             self.feed(bot.cid, {"t": "mm.hello", "id": self.rid(bot.cid, "mm.hello"), "character_id": bot.cid,
                                 "name": f"Bot{bot.cid}", "ticket": None, "proposal": None})
         self.assertEqual(self.sent(1), [])
+        self.formParty()
+        self.assertEqual([g.state for g in self.run.groups], ["idle", "idle"])
+
+    def formParty(self):
+        """Bots 2 and 3, their mm.hello answered, say chat.hello and form their party; it settles."""
         for cid in (2, 3):
             (chat,) = self.sent(cid)
             self.assertEqual(chat["t"], "chat.hello")
@@ -152,9 +157,9 @@ class WiringTests(TestCase):
                                          "party_id": "p1"}])
         self.feed(2, {"t": "chat.party.update", "party_id": "p1", "event": "joined",
                       "party": {"id": "p1", "members": [[2, "Bot2"], [3, "Bot3"]]}})
-        self.assertEqual([g.state for g in self.run.groups], ["idle", "settling"])
+        self.assertEqual(self.run.groups[1].state, "settling")
         self.reactor.advance(0.5)
-        self.assertEqual([g.state for g in self.run.groups], ["idle", "idle"])
+        self.assertEqual(self.run.groups[1].state, "idle")
 
     def queueBoth(self):
         """The fill: both leaders queue dungeon5 and are admitted."""
@@ -317,17 +322,11 @@ class WiringTests(TestCase):
         self.feed(1, {"t": "error", "id": self.rid(1, "hello"), "code": "session.bad_token"})
         for cid in (2, 3):
             self.feed(cid, {"t": "welcome", "id": 1})
+            self.sent(cid)  # its mm.hello
             self.feed(cid, {"t": "mm.hello", "id": self.rid(cid, "mm.hello"), "name": f"Bot{cid}",
                             "ticket": None, "proposal": None})
-            self.sent(cid)
-            self.feed(cid, {"t": "chat.hello", "id": self.rid(cid, "chat.hello"), "party": None})
-        self.feed(2, {"t": "chat.party.create", "id": self.rid(2, "chat.party.create"),
-                      "party": {"id": "p1"}})
-        self.feed(3, {"t": "chat.party.invited", "party_id": "p1", "from": 2})
-        self.feed(2, {"t": "chat.party.update", "party_id": "p1", "event": "joined",
-                      "party": {"id": "p1", "members": [[2, "Bot2"], [3, "Bot3"]]}})
-        self.reactor.advance(0.5)
-        self.sent(2)
+        self.formParty()
+        self.assertEqual(self.run.groups[0].state, "broken")
         self.run.report()
         self.assertEqual(self.run.phase, "fill")
         (q,) = self.sent(2)
