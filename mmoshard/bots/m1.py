@@ -35,7 +35,14 @@ TICK = 0.01  # seconds between two looks at the arrival schedule
 # runs the matcher over every waiting ticket), at most CHECK_MAX.
 CHECK, CHECK_SHARE, CHECK_MAX = 0.05, 0.25, 1.0
 DRAINED = 2.0  # seconds without a proposal after which the backlog counts as placed
-PER_SOURCE = 20000  # connections per loopback source address (ephemeral ports)
+# Connections per loopback source address.  Linux hands a bound socket its
+# port from one half of the ephemeral range (net.ipv4.ip_local_port_range:
+# 28,232 ports by default, so about 14,100) and scans the other half, a
+# millisecond a connect(), once that is full: 19,500 players on one address
+# froze the generator for 26 s of its connect storm (2026-12-03).  A quarter
+# of that half leaves room for reconnections and for the previous run's
+# sockets still in TIME_WAIT (60 s).
+PER_SOURCE = 3500
 
 
 class Stats:
@@ -44,7 +51,7 @@ class Stats:
     COUNTERS = ("connected", "ready", "failed", "disconnects", "broken", "queueSent", "admitted",
                 "placedPlayers", "proposals", "matchedPlayers", "matches", "requeued",
                 "declinesSent", "starved", "duplicates", "retold", "reconnects", "lost",
-                "missedMatched", "loginRetries")
+                "missedMatched", "loginRetries", "dropped")
 
     def __init__(self):
         for name in self.COUNTERS:
@@ -223,12 +230,28 @@ class GroupRun:
 
     def fillMore(self):
         while self.fillLeft > 0 and self.inFlight < self.opts.window and self.idle:
-            self.fillLeft -= 1
-            self.send(self.idle.popleft())
+            if self.send(self.idle.popleft()):
+                self.fillLeft -= 1
+        if self.fillLeft > 0 and not self.idle and self.inFlight == 0:
+            # Groups dropped before their turn: the fill is over with fewer.
+            self.fillSent -= self.fillLeft
+            self.fillLeft = 0
+            self.fillEnded()
+
+    def sendIdle(self):
+        """Queue the group idle longest that is still in the run. @return: whether there was one."""
+        while self.idle:
+            if self.send(self.idle.popleft()):
+                return True
+        return False
 
     def send(self, group):
+        """Queue C{group} (@return: True), unless it left the run since it became idle."""
+        if group.state != "idle":
+            return False
         self.inFlight += 1
         group.queue(self.now())
+        return True
 
     def ticketAdmitted(self, group, took):
         self.stats.admitted += 1
@@ -241,9 +264,13 @@ class GroupRun:
         if self.phase == "fill":
             self.fillMore()
             if self.fillLeft == 0 and self.inFlight == 0:
-                self.fillEnd = self.now()
-                self.fillAdmitted = self.stats.admitted - self.fillAdmitted0
-                self.mark("drain")
+                self.fillEnded()
+
+    def fillEnded(self):
+        if self.phase == "fill":
+            self.fillEnd = self.now()
+            self.fillAdmitted = self.stats.admitted - self.fillAdmitted0
+            self.mark("drain")
 
     def waitingTickets(self):
         return sum(1 for g in self.groups if g.state in ("queuing", "waiting"))
@@ -261,9 +288,7 @@ class GroupRun:
         due = int((self.now() - self.steadyAt) * self.opts.rate) - self.arrived
         for _ in range(max(0, due)):
             self.arrived += 1
-            if self.idle:
-                self.send(self.idle.popleft())
-            else:
+            if not self.sendIdle():
                 self.stats.starved += 1
 
     def beginWindow(self):
@@ -400,7 +425,7 @@ class GroupRun:
             "starved": d["starved"], "duplicates": s.duplicates, "retold": s.retold, "lost": s.lost,
             "vanished": ",".join(f"{k}:{v}" for k, v in sorted(s.vanished.items())) or "none",
             "missed_matched": s.missedMatched, "reconnects": s.reconnects,
-            "disconnects": s.disconnects, "login_retries": s.loginRetries, "failed": s.failed,
+            "disconnects": s.disconnects, "dropped": s.dropped, "login_retries": s.loginRetries, "failed": s.failed,
             "errors": sum(s.errors.values()),
             "error_codes": ",".join(f"{k}:{v}" for k, v in sorted(s.errors.items())) or "none",
             "gen_cpu": round((cpu1 - cpu0) / window, 3),

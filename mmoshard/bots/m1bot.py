@@ -76,6 +76,8 @@ class M1Bot(Protocol):
                 # Its login never completed (the node, busy with the storm,
                 # closed it at hello_timeout): a player tries again.
                 run.retryLogin(self)
+            else:
+                self.group.memberDropped(self)
 
     def dataReceived(self, data):
         for p in self.decoder.feed(data):
@@ -192,7 +194,8 @@ class BotGroup:
     States: C{connecting}, C{forming}, C{settling}, C{idle} (the run may
     queue it), C{queuing} (mm.queue sent), C{waiting} (a ticket), C{proposed},
     C{thinking} (matched or removed; idle again after the run's think time),
-    C{broken} (a party that could not form: left out).
+    C{broken} (a party that could not form: left out), C{dropped} (a
+    member's session closed after its login, with no reconnection: left out).
     """
 
     def __init__(self, run, group):
@@ -221,6 +224,8 @@ class BotGroup:
         return self.bots.get(self.group.leader.character_id)
 
     def setState(self, state):
+        if self.state == "dropped":
+            return  # (left the run: a timer set before stays without effect)
         self.state = state
         self.epoch += 1
         if state == "idle":
@@ -254,6 +259,24 @@ class BotGroup:
         if self.joined >= {mm.character_id for mm in self.group.members}:
             self.setState("settling")
             self.run.reactor.callLater(self.run.opts.settle, self.setState, "idle")
+
+    def memberDropped(self, bot):
+        """
+        C{bot}'s session closed after its login, and the run does not
+        reconnect: its group leaves the run (C{dropped}), its mm.queue in
+        flight, if any, counting as answered so that the fill ends.
+        """
+        if self.state in ("broken", "dropped"):
+            return
+        queuing = self.state == "queuing"
+        self.unwait()
+        self.match = None
+        self.state = "dropped"
+        self.run.stats.dropped += 1
+        print(f"[m1] group of character {bot.cid} dropped: its session closed", file=sys.stderr,
+              flush=True)
+        if queuing:
+            self.run.queueAnswered()
 
     def formingFailed(self, bot, code):
         """A member could not connect or the party could not form: the group is left out of the run."""

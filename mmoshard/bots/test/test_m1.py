@@ -337,6 +337,52 @@ class WiringTests(TestCase):
         fill = self.run.fillSummary()
         self.assertEqual((fill["fill_tickets"], fill["fill_refused"]), (1, 0))
 
+    def test_memberDroppedMidFillEndsTheFill(self):
+        """A party member whose session closes after its login while the party's mm.queue is out drops the group from the run: the fill ends on the other group's answer instead of waiting for ever."""
+        self.connect()
+        self.run.report()
+        self.assertEqual(self.run.phase, "fill")
+        self.sent(1)
+        self.sent(2)
+        self.bots[3].connectionLost(None)
+        self.assertEqual(self.run.groups[1].state, "dropped")
+        self.feed(1, {"t": "mm.queue", "id": self.rid(1, "mm.queue"), "ticket": "t1",
+                      "queue": "dungeon5", "eta_s": None})
+        self.assertEqual(self.run.phase, "drain")
+        self.assertEqual((self.run.stats.admitted, self.run.stats.dropped), (1, 1))
+
+    def test_groupDroppedBeforeItsTurnIsNotSent(self):
+        """A group dropped while it waits for its turn in the fill is never queued, and the fill ends without it."""
+        self.run.opts.window = 1
+        self.connect()
+        self.bots[3].connectionLost(None)
+        self.reactor.advance(5.0)  # (a timer set before leaves it dropped)
+        self.assertEqual(self.run.groups[1].state, "dropped")
+        self.run.report()
+        (q,) = self.sent(1)
+        self.feed(1, {"t": "mm.queue", "id": self.rid(1, "mm.queue"), "ticket": "t1",
+                      "queue": "dungeon5", "eta_s": None})
+        self.assertEqual(self.sent(2), [])
+        self.assertEqual(self.run.phase, "drain")
+        fill = self.run.fillSummary()
+        self.assertEqual((fill["fill_tickets"], fill["fill_refused"]), (1, 0))
+
+    def test_connectionsSpreadOverSourceAddresses(self):
+        """A run of the bench's size dials from several loopback addresses, none carrying more connections than one address's share of the ephemeral ports."""
+        opts = m1.parseArgs(["--token-key", "k" * 40, "--tickets", "10371"])
+        run = m1.GroupRun(MemoryReactorClock(), opts, ROLES)
+        self.assertEqual(run.players, 19499)
+        per = collections.Counter()
+        for group in run.groups:
+            for member in group.group.members:
+                run.connect(group, member)
+        for _, _, _, _, (source, port) in run.reactor.tcpClients:
+            per[source] += 1
+        self.assertEqual(port, 0)
+        self.assertGreaterEqual(len(per), 5)
+        self.assertLessEqual(max(per.values()), m1.PER_SOURCE)
+        self.assertLessEqual(m1.PER_SOURCE, 14116 // 4)
+
     def test_loginDroppedBeforeItsWelcomeTriesAgain(self):
         """A connection dropped before its welcome (the node closed it at hello_timeout) connects again to the same node after 1-2 s; one dropped after its welcome does not (without --reconnect)."""
         self.startAndConnect()
