@@ -7,6 +7,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from mmoshard.chat.routing import ChatPart
+from mmoshard.store.slots import everyBatch
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -65,16 +66,24 @@ class Presence(ChatPart):
         for u in users:
             keys.append(store.presenceKey(u.cid))
             keys.append(store.nameKey(u.name))
-        if keys and await store.expireMany(keys, ttl) < len(keys):
-            # Some presence entry vanished (the store restarted, or it expired
-            # while the reactor was blocked): write those again.
-            for i in range(0, len(users), 500):
-                chunk = users[i : i + 500]
-                present = await store.presenceOf([u.cid for u in chunk])
-                for u in chunk:
-                    if present.get(u.cid, {}).get("sid") != u.session.sessionId:
-                        if self.roster.users.get(u.cid) is u:
-                            await self.write(u)
+        kept = await store.expireEach(keys, ttl) if keys else []
+        lapsed = [u for i, u in enumerate(users) if not (kept[2 * i] and kept[2 * i + 1])]
+        if lapsed:
+            # Some entry vanished (the store restarted, it expired while the
+            # reactor was blocked, or the character's hello is still writing
+            # it): write those again, all at once.  Before, one missing key
+            # had every character of the node written again, one after the
+            # other (it compared a "sid" presenceOf does not read): in a
+            # login storm a refresh outlasted the TTL, names lapsed, and party
+            # invites answered chat.offline (2026-12-03).
+            present = await store.presenceOf([u.cid for u in lapsed])
+            stale = [
+                u for u in lapsed
+                if self.roster.users.get(u.cid) is u
+                # (another process's entry: the character is there now)
+                and present.get(u.cid, {}).get("proc") in (None, self.procId)
+            ]
+            await everyBatch(stale, self.write)
         longKeys = []
         for u in users:
             longKeys.append(store.zoneKey(u.cid))

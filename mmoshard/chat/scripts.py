@@ -55,20 +55,20 @@ def cas_py(ops, keys, args):
     return 1
 
 
-# Refresh the TTL of many keys: ARGV[1] seconds.
+# Refresh the TTL of many keys: ARGV[1] seconds; a digit per key, 1 where it existed.
 EXPIRE_LUA = """
 local ms = math.floor(tonumber(ARGV[1]) * 1000)
-local n = 0
+local out = {}
 for i = 1, #KEYS do
-  n = n + redis.call('PEXPIRE', KEYS[i], ms)
+  out[i] = tostring(redis.call('PEXPIRE', KEYS[i], ms))
 end
-return n
+return table.concat(out)
 """
 
 
 def expire_py(ops, keys, args):
     ttl = float(args[0])
-    return sum(1 for key in keys if ops.expire(key, ttl))
+    return "".join("1" if ops.expire(key, ttl) else "0" for key in keys)
 
 
 # The presence of many characters: for each presence hash, [proc, state,

@@ -221,8 +221,16 @@ class ChatStore:
 
     async def expireMany(self, keys, ttl, chunk=500):
         """@return: how many of C{keys} existed (and got the new TTL)."""
-        done = await self._perSlot("chat_expire", list(keys), str, lambda b: [ttl], chunk)
-        return sum(int(reply) for _, reply in done)
+        return sum(await self.expireEach(keys, ttl, chunk))
+
+    async def expireEach(self, keys, ttl, chunk=500):
+        """@return: for each of C{keys}, in order, whether it existed (and got the new TTL)."""
+        keys = list(keys)
+        done = await self._perSlot("chat_expire", keys, str, lambda b: [ttl], chunk)
+        kept = {}
+        for batch, reply in done:
+            kept.update(zip(batch, (digit == "1" for digit in _str(reply))))
+        return [kept[key] for key in keys]
 
     async def presenceOf(self, cids):
         """

@@ -1,5 +1,6 @@
 """Parties and channels on the memory store and on Redis, and leader hand-over driven by a Clock."""
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from mmoshard.chat import errors
@@ -315,6 +316,46 @@ class PresenceExpiryTests:
         await p1.chat.presence.refresh()
         self.assertEqual(await store.lookupName("ALICE"), (alice.cid, p1.chat.procId))
         self.assertEqual((await store.presenceOf([alice.cid]))[alice.cid]["state"], "online")
+
+
+    async def test_refresh_rewrites_the_lapsed_together(self):
+        """The refresh writes again only the characters whose entries lapsed, all at once: a lapsed name is found again, and the writes do not wait for one another (one after the other, a login storm's made the refresh outlast the TTL)."""
+        p1 = await self.process("p1")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        carol = await p1.connect(self.char("carol"))
+        store = p1.chat.store
+        await p1.volatile.delete(store.nameKey("bob"), store.presenceKey(carol.cid))
+        presence = p1.chat.presence
+        held = []
+        write = type(presence).write
+
+        def holdWrite(self, user):
+            d = Deferred()
+            held.append((user.cid, d))
+            return d.addCallback(lambda _: write(self, user))
+
+        self.patch(type(presence), "write", holdWrite)
+        done = Deferred.fromCoroutine(presence.refresh())
+        await self.eventually(lambda: len(held) == 2)
+        self.assertEqual(sorted(cid for cid, _ in held), sorted([bob.cid, carol.cid]))
+        for _, d in held:
+            d.callback(None)
+        await done
+        self.assertEqual(await store.lookupName("Bob"), (bob.cid, p1.chat.procId))
+        self.assertEqual(await store.lookupName("carol"), (carol.cid, p1.chat.procId))
+        self.assertEqual(await store.lookupName("alice"), (alice.cid, p1.chat.procId))
+
+    async def test_refresh_leaves_another_process_entry(self):
+        """A character whose presence now names another process (it moved there) is not written back to this one by its refresh."""
+        p1 = await self.process("p1")
+        alice = await p1.connect(self.char("alice"))
+        store = p1.chat.store
+        await store.setPresence(alice.cid, "alice", "elsewhere", {"sid": "s9", "state": "online", "proc": "elsewhere"}, 60)
+        await p1.volatile.delete(store.nameKey("alice"))
+        await p1.chat.presence.refresh()
+        self.assertEqual((await store.presenceOf([alice.cid]))[alice.cid]["proc"], "elsewhere")
+        self.assertIsNone(await store.lookupName("alice"))
 
 
 class LeaderGraceTests(MemoryBackend, TestCase):
