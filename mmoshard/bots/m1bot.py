@@ -45,7 +45,7 @@ class M1Bot(Protocol):
         self.helloEpoch = 0  # its group's epoch when it sent mm.hello
         self.welcomed = False  # its hello was answered
         self.retries = 0
-        self.busy = 0  # server.busy answers so far (its back-off)
+        self.busy = 0  # server.busy answers since its last answer (its back-off)
 
     def request(self, t, body):
         """Send request C{t} with C{body}, under a new id."""
@@ -88,6 +88,10 @@ class M1Bot(Protocol):
         group = self.group
         if t != "error" and "id" in m:
             self.sent.pop(m["id"], None)
+            # An answer: the back-off starts over, as a client's does.  Kept
+            # from the login storm, it held a ready check's accept back past
+            # the check's 20 s (396 tickets removed by timeout in one run).
+            self.busy = 0
         if t == "ping":
             self.transport.write(frame(encode({"t": "pong", "n": m.get("n")})))
         elif t == "mm.proposal":

@@ -408,6 +408,25 @@ class WiringTests(TestCase):
         self.reactor.advance(2.0)
         self.assertEqual([m["name"] for m in self.sent(2) if m["t"] == "chat.party.invite"], ["Ann"])
 
+    def test_backOffStartsOverAfterAnAnswer(self):
+        """Requests shed with server.busy back off, doubling; once one is answered the next shed one is sent again after the first delay, not the doubled one (an accept kept waiting past its ready check)."""
+        self.connect()
+        bot = self.bots[2]
+        for _ in range(4):
+            bot.request("chat.party.invite", {"name": "Ann"})
+            self.sent(2)
+            self.feed(2, {"t": "error", "id": self.rid(2, "chat.party.invite"), "code": "server.busy",
+                          "retry_after": 1.0})
+        self.reactor.advance(30.0)
+        self.sent(2)
+        self.feed(2, {"t": "chat.party.invite", "id": self.rid(2, "chat.party.invite")})
+        bot.request("mm.accept", {"match": "m1"})
+        self.sent(2)
+        self.feed(2, {"t": "error", "id": self.rid(2, "mm.accept"), "code": "server.busy",
+                      "retry_after": 1.0})
+        self.reactor.advance(1.5)  # the first delay, jittered: 0.5-1.5 s
+        self.assertEqual([m["t"] for m in self.sent(2)], ["mm.accept"])
+
     def test_stale_hello_answer_ignored(self):
         """A reconnected bot's mm.hello answer older than an event its group heard since (a proposal) changes nothing."""
         self.run.opts.reconnect = True
