@@ -206,8 +206,11 @@ class ChatService(Service):
 
     async def _linkDead(self, user):
         user.state = "linkdead"
-        await self.presence.changed(user)
+        # The grace first: it needs no store, and a presence write that fails
+        # (thousands of links dropping at once can put Redis's replies past
+        # their deadline) must not leave a gone leader the lead for ever.
         self.parties.leaderLinkDead(user)
+        await self.presence.changed(user)
 
     def sessionResumed(self, session):
         user = self.roster.bySession.get(session.sessionId)

@@ -5,6 +5,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.chat import errors
 from mmoshard.chat.test.backends import ClusterBackend, MemoryBackend, RedisBackend
+from mmoshard.store.errors import VolatileUnavailable
 
 
 
@@ -391,6 +392,23 @@ class LeaderGraceTests(MemoryBackend, TestCase):
         self.assertEqual(await members(pid), [carol.cid, alice.cid, bob.cid])
         self.assertEqual(lastParty(carol)["event"], "leader_changed")
         self.assertEqual(lastParty(bob)["party"]["leader"], carol.cid)
+
+    async def test_lead_passes_when_the_link_dead_write_fails(self):
+        """A leader whose link drops while the store does not answer its presence write still loses the lead after the grace: the write's failure does not keep the grace from starting."""
+        p1 = await self.process("p1", config=self.chatConfig(leader_grace=5.0))
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        reply = await alice.call("chat.party.invite", name="Bob")
+        await bob.call("chat.party.accept", party_id=reply["party_id"])
+
+        async def unanswered(*args):
+            raise VolatileUnavailable("no answer within 2 s")
+
+        self.patch(type(p1.chat.store), "setPresence", unanswered)
+        await alice.linkDead()
+        self.clock.advance(5.1)
+        self.assertEqual((await p1.chat.parties.members(reply["party_id"]))[0], bob.cid)
+        self.assertEqual(lastParty(bob)["party"]["leader"], bob.cid)
 
     async def test_configured_grace_and_session_end(self):
         """leader_grace overrides the resume grace; a leader whose session ends hands over at once and stays a member."""
