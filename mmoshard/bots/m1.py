@@ -253,10 +253,12 @@ class GroupRun:
         group.queue(self.now())
         return True
 
-    def ticketAdmitted(self, group, took):
+    def ticketAdmitted(self, group, took, inFlight=True):
+        """C{group}'s ticket was admitted after C{took} s; C{inFlight}: its mm.queue still counted in flight."""
         self.stats.admitted += 1
         self.stats.queueReplies.append(took)
-        self.queueAnswered()
+        if inFlight:
+            self.queueAnswered()
 
     def queueAnswered(self):
         """An mm.queue was answered (admitted or refused): in the fill, the next goes; after the last, the drain."""

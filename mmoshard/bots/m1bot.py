@@ -222,6 +222,7 @@ class BotGroup:
         self.matchedMatch = None  # the match its last ticket ended in
         self.matchedBy = set()  # members who got that match's mm.matched
         self.generationOf = {}  # match id -> the ticket (generation) it was proposed to
+        self.queueOut = False  # its mm.queue counts in the run's requests in flight
 
     @property
     def leader(self):
@@ -272,14 +273,14 @@ class BotGroup:
         """
         if self.state in ("broken", "dropped"):
             return
-        queuing = self.state == "queuing"
         self.unwait()
         self.match = None
         self.state = "dropped"
         self.run.stats.dropped += 1
         print(f"[m1] group of character {bot.cid} dropped: its session closed", file=sys.stderr,
               flush=True)
-        if queuing:
+        # (its answer may still come, to a member still connected: counted out once)
+        if self.queueOver():
             self.run.queueAnswered()
 
     def formingFailed(self, bot, code):
@@ -299,14 +300,20 @@ class BotGroup:
         self.proposedOnce = False
         self.inWindow = self.run.measuring
         self.run.stats.queueSent += 1
+        self.queueOut = True
         self.leader.request("mm.queue", {"queue": self.group.queue})
+
+    def queueOver(self):
+        """@return: whether its mm.queue still counted in flight (no longer, now): each counts out once."""
+        out, self.queueOut = self.queueOut, False
+        return out
 
     def admitted(self, bot, m):
         run = self.run
         now = run.now()
         self.ticket = m.get("ticket")
         self.admittedAt = now
-        run.ticketAdmitted(self, now - self.sentAt)
+        run.ticketAdmitted(self, now - self.sentAt, self.queueOver())
         if self.state == "queuing":  # (its proposal may have come first)
             self.setState("waiting")
             self.wait(now, admission=True)
@@ -329,7 +336,8 @@ class BotGroup:
     def refused(self, bot, code, retryAfter):
         """mm.queue refused: idle again after the think time (or the retry_after)."""
         self.run.stats.refused[code] += 1
-        self.run.queueAnswered()
+        if self.queueOver():
+            self.run.queueAnswered()
         self.think(retryAfter)
 
     def proposed(self, bot, match):

@@ -338,7 +338,7 @@ class WiringTests(TestCase):
         self.assertEqual((fill["fill_tickets"], fill["fill_refused"]), (1, 0))
 
     def test_memberDroppedMidFillEndsTheFill(self):
-        """A party member whose session closes after its login while the party's mm.queue is out drops the group from the run: the fill ends on the other group's answer instead of waiting for ever."""
+        """A party member whose session closes after its login while the party's mm.queue is out drops the group from the run: its mm.queue counts out once (its leader's answer still comes), and the fill ends on the other group's answer instead of waiting for ever."""
         self.connect()
         self.run.report()
         self.assertEqual(self.run.phase, "fill")
@@ -346,10 +346,14 @@ class WiringTests(TestCase):
         self.sent(2)
         self.bots[3].connectionLost(None)
         self.assertEqual(self.run.groups[1].state, "dropped")
+        # The leader is still connected: its answer comes, and counts once.
+        self.feed(2, {"t": "mm.queue", "id": self.rid(2, "mm.queue"), "ticket": "t2",
+                      "queue": "dungeon5", "eta_s": None})
+        self.assertEqual((self.run.phase, self.run.inFlight), ("fill", 1))
         self.feed(1, {"t": "mm.queue", "id": self.rid(1, "mm.queue"), "ticket": "t1",
                       "queue": "dungeon5", "eta_s": None})
-        self.assertEqual(self.run.phase, "drain")
-        self.assertEqual((self.run.stats.admitted, self.run.stats.dropped), (1, 1))
+        self.assertEqual((self.run.phase, self.run.inFlight), ("drain", 0))
+        self.assertEqual((self.run.stats.admitted, self.run.stats.dropped), (2, 1))
 
     def test_groupDroppedBeforeItsTurnIsNotSent(self):
         """A group dropped while it waits for its turn in the fill is never queued, and the fill ends without it."""
