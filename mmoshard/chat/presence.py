@@ -9,6 +9,11 @@ from twisted.logger import Logger
 from mmoshard.chat.routing import ChatPart
 from mmoshard.store.slots import everyBatch
 
+# Lapsed presence entries a refresh writes again at once (after a Redis
+# restart, every character of the process: thousands of writes all out
+# together would put their replies past the store's deadline).
+REWRITE_BATCH = 500
+
 
 @attrs.define(eq=False, kw_only=True)
 class Presence(ChatPart):
@@ -62,37 +67,47 @@ class Presence(ChatPart):
         ttl = self.config.presence_ttl
         await store.announceProcess(self.procId, ttl)
         users = list(self.roster.users.values())
+        try:
+            await self._keepPresence(users, ttl)
+        finally:
+            # Parties, zones and carried state are kept even when a presence
+            # rewrite failed (the store slow in a storm): they outlive it.
+            longKeys = []
+            for u in users:
+                longKeys.append(store.zoneKey(u.cid))
+                longKeys.append(store.sessionKey(u.session.sessionId))
+                if u.partyId:
+                    longKeys.append(store.partyKey(u.partyId))
+                    longKeys.append(store.partyOfKey(u.cid))
+            if longKeys:
+                await store.expireMany(longKeys, self.config.party_ttl)
+
+    async def _keepPresence(self, users, ttl):
+        """Renew the presence and name keys of C{users}; write again those that lapsed."""
+        store = self.store
         keys = []
         for u in users:
             keys.append(store.presenceKey(u.cid))
             keys.append(store.nameKey(u.name))
         kept = await store.expireEach(keys, ttl) if keys else []
         lapsed = [u for i, u in enumerate(users) if not (kept[2 * i] and kept[2 * i + 1])]
-        if lapsed:
-            # Some entry vanished (the store restarted, it expired while the
-            # reactor was blocked, or the character's hello is still writing
-            # it): write those again, all at once.  Before, one missing key
-            # had every character of the node written again, one after the
-            # other (it compared a "sid" presenceOf does not read): in a
-            # login storm a refresh outlasted the TTL, names lapsed, and party
-            # invites answered chat.offline (2026-12-03).
-            present = await store.presenceOf([u.cid for u in lapsed])
+        # Some entry vanished (the store restarted, it expired while the
+        # reactor was blocked, or the character's hello is still writing it):
+        # write those again, REWRITE_BATCH at once.  Before, one missing key
+        # had every character of the node written again, one after the other
+        # (it compared a "sid" presenceOf does not read): in a login storm a
+        # refresh outlasted the TTL, names lapsed, and party invites answered
+        # chat.offline (2026-12-03).
+        for i in range(0, len(lapsed), REWRITE_BATCH):
+            chunk = lapsed[i : i + REWRITE_BATCH]
+            present = await store.presenceOf([u.cid for u in chunk])
             stale = [
-                u for u in lapsed
+                u for u in chunk
                 if self.roster.users.get(u.cid) is u
                 # (another process's entry: the character is there now)
                 and present.get(u.cid, {}).get("proc") in (None, self.procId)
             ]
             await everyBatch(stale, self.write)
-        longKeys = []
-        for u in users:
-            longKeys.append(store.zoneKey(u.cid))
-            longKeys.append(store.sessionKey(u.session.sessionId))
-            if u.partyId:
-                longKeys.append(store.partyKey(u.partyId))
-                longKeys.append(store.partyOfKey(u.cid))
-        if longKeys:
-            await store.expireMany(longKeys, self.config.party_ttl)
 
     def _refreshSafely(self):
         d = Deferred.fromCoroutine(self.refresh())

@@ -359,6 +359,27 @@ class PresenceExpiryTests:
         self.assertIsNone(await store.lookupName("alice"))
 
 
+    async def test_refresh_keeps_parties_when_a_rewrite_fails(self):
+        """A refresh whose presence rewrite fails (the store past its deadline) still renews its characters' party keys, and reports the failure."""
+        p1 = await self.process("p1")
+        alice = await p1.connect(self.char("alice"))
+        bob = await p1.connect(self.char("bob"))
+        reply = await alice.call("chat.party.invite", name="Bob")
+        await bob.call("chat.party.accept", party_id=reply["party_id"])
+        store = p1.chat.store
+        partyKey = store.partyKey(reply["party_id"])
+        await p1.volatile.expire(partyKey, 5)
+        await p1.volatile.delete(store.nameKey("bob"))
+
+        async def unanswered(*args):
+            raise VolatileUnavailable("no answer within 2 s")
+
+        self.patch(type(store), "setPresence", unanswered)
+        with self.assertRaises(VolatileUnavailable):
+            await p1.chat.presence.refresh()
+        self.assertGreater(await p1.volatile.ttl(partyKey), 60)
+
+
 class LeaderGraceTests(MemoryBackend, TestCase):
     """The lead passes when the leader stays link-dead past the grace, on a Clock."""
 
