@@ -229,9 +229,8 @@ class GroupRun:
         self.fillMore()
 
     def fillMore(self):
-        while self.fillLeft > 0 and self.inFlight < self.opts.window and self.idle:
-            if self.send(self.idle.popleft()):
-                self.fillLeft -= 1
+        while self.fillLeft > 0 and self.inFlight < self.opts.window and self.sendIdle():
+            self.fillLeft -= 1
         if self.fillLeft > 0 and not self.idle and self.inFlight == 0:
             # Groups dropped before their turn: the fill is over with fewer.
             self.fillSent -= self.fillLeft
@@ -427,7 +426,8 @@ class GroupRun:
             "starved": d["starved"], "duplicates": s.duplicates, "retold": s.retold, "lost": s.lost,
             "vanished": ",".join(f"{k}:{v}" for k, v in sorted(s.vanished.items())) or "none",
             "missed_matched": s.missedMatched, "reconnects": s.reconnects,
-            "disconnects": s.disconnects, "dropped": s.dropped, "login_retries": s.loginRetries, "failed": s.failed,
+            "disconnects": s.disconnects, "dropped": s.dropped, "login_retries": s.loginRetries,
+            "failed": s.failed,
             "errors": sum(s.errors.values()),
             "error_codes": ",".join(f"{k}:{v}" for k, v in sorted(s.errors.items())) or "none",
             "gen_cpu": round((cpu1 - cpu0) / window, 3),

@@ -352,12 +352,12 @@ class PresenceExpiryTests:
         p1 = await self.process("p1")
         alice = await p1.connect(self.char("alice"))
         store = p1.chat.store
-        await store.setPresence(alice.cid, "alice", "elsewhere", {"sid": "s9", "state": "online", "proc": "elsewhere"}, 60)
+        await store.setPresence(alice.cid, "alice", "elsewhere",
+                                {"sid": "s9", "state": "online", "proc": "elsewhere"}, 60)
         await p1.volatile.delete(store.nameKey("alice"))
         await p1.chat.presence.refresh()
         self.assertEqual((await store.presenceOf([alice.cid]))[alice.cid]["proc"], "elsewhere")
         self.assertIsNone(await store.lookupName("alice"))
-
 
     async def test_refresh_keeps_parties_when_a_rewrite_fails(self):
         """A refresh whose presence rewrite fails (the store past its deadline) still renews its characters' party keys, and reports the failure."""
