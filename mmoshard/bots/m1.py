@@ -81,6 +81,9 @@ class BotFactory(ClientFactory):
 
     def clientConnectionFailed(self, connector, reason):
         self.run.stats.failed += 1
+        if self.run.opts.reconnect and not self.run.stopping:
+            # Its node is dead (--crash): on to the next.
+            self.run.reconnectTo(self.group, self.member, self.address, self.again)
 
 
 class GroupRun:
@@ -161,15 +164,23 @@ class GroupRun:
 
     def reconnect(self, bot):
         """C{bot}'s connection dropped (its node died): connect again, to the next address."""
+        self.reconnectTo(bot.group, bot.member, bot.address, True)
+
+    def reconnectTo(self, group, member, address, again):
+        """Connect C{member} again, to the address after C{address}, after --reconnect-delay."""
         self.stats.reconnects += 1
-        self.reactor.callLater(self.opts.reconnect_delay, self.connect, bot.group, bot.member,
-                               (bot.address + 1) % len(self.addresses), True)
+        self.reactor.callLater(self.opts.reconnect_delay, self.connect, group, member,
+                               (address + 1) % len(self.addresses), again)
 
     def retryLogin(self, bot):
-        """C{bot}'s connection dropped before its welcome: connect again, to the same node, after 1–2 s."""
+        """
+        C{bot}'s connection dropped before its welcome: connect again, to the
+        same node, after 1–2 s; a reconnection stays one (its party and
+        ticket carry on).
+        """
         self.stats.loginRetries += 1
         self.reactor.callLater(1.0 + self.random.random(), self.connect, bot.group, bot.member,
-                               bot.address)
+                               bot.address, bot.again)
 
     def clock(self):
         return time.time()

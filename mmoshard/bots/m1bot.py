@@ -70,12 +70,14 @@ class M1Bot(Protocol):
         run = self.run
         if not (run.stopping or self.closing):
             run.stats.disconnects += 1
-            if run.opts.reconnect:
-                run.reconnect(self)
-            elif not self.welcomed:
+            if not self.welcomed:
                 # Its login never completed (the node, busy with the storm,
-                # closed it at hello_timeout): a player tries again.
+                # closed it at hello_timeout): a player tries again, on the
+                # same node (a dead one refuses, and --reconnect goes on to
+                # the next: BotFactory.clientConnectionFailed).
                 run.retryLogin(self)
+            elif run.opts.reconnect:
+                run.reconnect(self)
             else:
                 self.group.memberDropped(self)
 

@@ -400,6 +400,39 @@ class WiringTests(TestCase):
                          [(1, self.reactor.tcpClients[0][1])])
         self.assertEqual((self.run.stats.disconnects, self.run.stats.loginRetries), (2, 1))
 
+    def test_reconnectionDroppedBeforeItsWelcomeTriesTheSameNode(self):
+        """With --reconnect (the crash run), a login dropped before its welcome tries the same node again rather than moving on, and a reconnection retried stays one; a welcomed session that drops moves to the next node."""
+        self.run.opts.reconnect = True
+        self.run.addresses.append(("127.0.0.1", 7001))
+        self.startAndConnect()
+        ports = {cid: self.run.addresses[bot.address][1] for cid, bot in self.bots.items()}
+        self.feed(2, {"t": "welcome", "id": 1})
+        first = len(self.reactor.tcpClients)
+        self.bots[1].again = True  # itself a reconnection, whose node dropped it pre-welcome
+        self.bots[1].connectionLost(None)
+        self.bots[2].connectionLost(None)
+        self.reactor.advance(2.0)
+        again = {f.member.character_id: (port, f.again)
+                 for _, port, f, *_ in self.reactor.tcpClients[first:]}
+        self.assertEqual(again, {1: (ports[1], True),
+                                 2: ({7000, 7001}.difference({ports[2]}).pop(), True)})
+        self.assertEqual((self.run.stats.loginRetries, self.run.stats.reconnects), (1, 1))
+
+    def test_refusedConnectionMovesOnWithReconnect(self):
+        """With --reconnect, a connection its node refuses (the node is dead) is tried on the next node, as the reconnection it was; without it, the refusal is only counted."""
+        self.run.addresses.append(("127.0.0.1", 7001))
+        group, member = self.run.groups[0], self.plan[0].members[0]
+        factory = m1.BotFactory(self.run, group, member, 0, True)
+        factory.clientConnectionFailed(None, None)
+        self.reactor.advance(5.0)
+        self.assertEqual((self.run.stats.failed, len(self.reactor.tcpClients)), (1, 0))
+        self.run.opts.reconnect = True
+        factory.clientConnectionFailed(None, None)
+        self.reactor.advance(self.run.opts.reconnect_delay)
+        ((_, port, retried, *_),) = self.reactor.tcpClients
+        self.assertEqual((port, retried.address, retried.again, self.run.stats.failed),
+                         (7001, 1, True, 2))
+
     def test_shedRequestSentAgainWithItsOwnBody(self):
         """A leader's invite shed with server.busy while another is out is sent again to the same member, not to the one invited last."""
         self.connect()
