@@ -381,7 +381,9 @@ class BotGroup:
         bot.matchedId = match
         if bot.firstOf == match:
             run.stats.matches += 1
-        if self.state == "proposed" and match == self.match:
+        if (self.state == "proposed" and match == self.match) or self.state == "waiting":
+            # (Waiting: its proposal was not seen, or an answer took it for
+            # requeued; mm.matched of this ticket's match is what counts.)
             self.matchedMatch = match
             self.matchedBy = {bot.cid}
             self.match = None

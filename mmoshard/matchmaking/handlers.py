@@ -235,11 +235,9 @@ class Handlers:
         """The character's ticket, proposal and stored mm.matched, as mm.status answers them (and C{_proposal})."""
         service = self.service
         now = service.clock.seconds()
-        ticket, proposal = await service.proposalOf(user.cid)
+        state = await service.stateOf(user.cid)
+        ticket, proposal, matched = state.ticket, state.proposal, state.matched
         user.proposal = proposal.match_id if proposal is not None else None
-        matched = None
-        if ticket is None:
-            matched = await service.matchedOf(user.cid)
         return {
             "ticket": ticketView(ticket, now) if ticket is not None else None,
             "proposal": proposalBody(proposal, user.cid, now) if proposal is not None else None,

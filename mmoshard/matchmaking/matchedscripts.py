@@ -98,7 +98,41 @@ def dismiss_py(ops, args):
     return 0
 
 
+# A character's whole state in one read (mm.hello and mm.status answer it):
+# ARGV character id.  {its ticket's bytes or false, the read of the proposal
+# holding it or false, its Matched bytes or false (read only without a
+# ticket)}.  One script, so that a match completed meanwhile cannot show as
+# a ticket waiting with no proposal (the claim read before the completion,
+# the proposal after): a client told that took itself for requeued.
+STATE_LUA = """
+local ticket, proposal, matched = false, false, false
+local tid = redis.call('GET', ck(ARGV[1]))
+if tid then
+  local t = redis.call('HMGET', tk(tid), 'd', 'm')
+  ticket = t[1]
+  if ticket and t[2] then proposal = readP(t[2]) end
+end
+if not ticket then matched = redis.call('HGET', xk(ARGV[1]), 'd') end
+return {ticket, proposal, matched}
+"""
+
+
+def state_py(ops, args):
+    cid = text(args[0])
+    ticket = proposal = matched = False
+    tid = text(ops.view.get(ops.ck(cid)))
+    if tid is not None:
+        h = ops.view.hgetall(ops.tk(tid))
+        ticket = h.get("d", False)
+        if ticket and h.get("m"):
+            proposal = ops.readP(text(h["m"]))
+    if not ticket:
+        matched = ops.view.hget(ops.xk(cid), "d") or False
+    return [ticket, proposal, matched]
+
+
 MATCHED_SCRIPTS = {
+    "mm_state": (STATE_LUA, state_py),
     "mm_matched": (MATCHED_LUA, matched_py),
     "mm_unannounced": (UNANNOUNCED_LUA, unannounced_py),
     "mm_announced": (ANNOUNCED_LUA, announced_py),

@@ -209,29 +209,21 @@ class MatchmakingService(Service):
             return self.courier.send(cids, type, body)
         return None
 
-    async def proposalOf(self, cid):
-        """@return: (the ticket of C{cid}, the proposal in flight holding it or None), or (None, None)."""
-        claim = await self.store.claim(cid)
-        if claim is None:
-            return None, None
-        if claim.match_id is None:
-            return claim.ticket, None
-        return claim.ticket, await self.store.proposal(claim.match_id)
-
-    async def matchedOf(self, cid):
+    async def stateOf(self, cid):
         """
-        @return: the L{Matched} stored for C{cid} when its match completed,
-            or None: none, expired, or it entered that instance already (then
-            it is forgotten).
+        @return: the L{CharacterState} of C{cid} (read atomically), its
+            C{matched} None when it entered that instance already (the
+            record is then forgotten).
         """
-        record = await self.store.matchedOf(cid)
+        state = await self.store.stateOf(cid)
+        record = state.matched
         if record is None or self.locator is None:
-            return record
+            return state
         location = await self.locator.where(cid)
         if location is not None and location.instance_id == record.instance:
             await self.store.dismiss(cid, record.match_id)
-            return None
-        return record
+            return attrs.evolve(state, matched=None)
+        return state
 
     async def withdraw(self, cid, reason, by=None):
         """

@@ -54,6 +54,15 @@ class Claim:
 
 
 @attrs.frozen
+class CharacterState:
+    """A character's matchmaking state read at one instant (L{TicketStore.stateOf})."""
+
+    ticket: object = None  # Ticket, waiting or proposed
+    proposal: object = None  # Proposal holding that ticket
+    matched: object = None  # Matched stored by its last completed match (only without a ticket)
+
+
+@attrs.frozen
 class Cursor:
     """
     Where a reader of L{TicketStore.changes} stands: entries read up to
@@ -506,6 +515,14 @@ class TicketStore:
         return self._proposal(read)
 
     # -- matched records ------------------------------------------------------------------
+
+    async def stateOf(self, characterId):
+        """@return: the L{CharacterState} of C{characterId}: its ticket, proposal and stored L{Matched}, read atomically."""
+        (ticket, proposal, matched) = await self._run("mm_state", [int(characterId)])
+        return CharacterState(
+            self.codec.ticket(ticket) if ticket is not None else None,
+            self._proposal(proposal) if proposal is not None else None,
+            decodeMatched(matched) if matched is not None else None)
 
     async def matchedOf(self, characterId):
         """@return: the L{Matched} stored for C{characterId} by L{complete}, or None (expired, entered, queued again)."""

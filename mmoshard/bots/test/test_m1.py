@@ -286,6 +286,25 @@ class WiringTests(TestCase):
         self.assertEqual(self.run.groups[0].state, "thinking")
         self.assertIs(self.run.groups[0].leader, bot)
 
+    def test_matchedWhileWaitingEndsTheTicket(self):
+        """A group that took itself for requeued (a reconnection's mm.hello answered no proposal) and then gets mm.matched for that match is placed: its ticket ends, not left waiting to be counted lost."""
+        self.run.opts.reconnect = True
+        self.run.opts.decline = 0.0
+        self.queueBoth()
+        self.propose("dungeon5/a", roster=(2, 3))
+        self.bots[3].connectionLost(None)
+        self.reactor.advance(self.run.opts.reconnect_delay)
+        _, _, factory, *_ = self.reactor.tcpClients[-1]
+        bot = self.bots[3] = factory.buildProtocol(None)
+        self.transports[3] = Transport()
+        bot.makeConnection(self.transports[3])
+        self.feed(3, {"t": "welcome", "id": 1})
+        self.feed(3, {"t": "mm.hello", "id": self.rid(3, "mm.hello"), "name": "Bot3",
+                      "ticket": {"id": "t2"}, "proposal": None})
+        self.assertEqual(self.run.groups[1].state, "waiting")
+        self.feed(2, {"t": "mm.matched", "match": "dungeon5/a", "ticket": "adm-2"})
+        self.assertEqual((self.run.groups[1].state, self.run.stats.matchedPlayers), ("thinking", 1))
+
     def startAndConnect(self):
         """Start the run and connect every bot it dialled to a transport of its own."""
         self.run.start()

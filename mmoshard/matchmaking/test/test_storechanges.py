@@ -199,6 +199,7 @@ class RoundTripTests(OnMemory, TestCase):
             "requeueOutcome": lambda: ts.requeueOutcome("m3"),
             "complete": lambda: ts.complete("m1", records(p), ttl=300),
             "matchedOf": lambda: ts.matchedOf(1),
+            "stateOf": lambda: ts.stateOf(1),
             "unannounced": lambda: ts.unannounced("dungeon5"),
             "announced": lambda: ts.announced("dungeon5", ["m1"]),
             "dismiss": lambda: ts.dismiss(1, "m1"),

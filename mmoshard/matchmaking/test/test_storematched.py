@@ -2,6 +2,8 @@
 
 from twisted.trial.unittest import TestCase
 
+from mmoshard.matchmaking.store import CharacterState
+
 from mmoshard.matchmaking.test.storecases import (
     OnCluster, OnMemory, OnRedis, StoreCase, atOnce, proposal, records, ticket)
 
@@ -32,6 +34,22 @@ class MatchedContract:
         self.assertEqual(await self.ts.unannounced("dungeon5"), [])
         # Announced: the records still answer mm.hello.
         self.assertEqual(await self.ts.matchedOf(1), mine[0])
+
+    async def test_stateOfReadsEachStage(self):
+        """stateOf answers a character's whole state at once: nothing; its ticket waiting; its ticket and the proposal holding it; after complete, no ticket and its mm.matched."""
+        self.assertEqual(await self.ts.stateOf(1), CharacterState())
+        a, b = ticket("a", 1, 2), ticket("b", 3)
+        await self.ts.addMany([a, b])
+        self.assertEqual(await self.ts.stateOf(1), CharacterState(ticket=a))
+        p = proposal("m1", a, b)
+        self.assertTrue(await self.ts.propose(p))
+        accepted = await self.ts.accept("m1", 3)
+        self.assertEqual(accepted.accepted, frozenset({3}))
+        other = self.node()
+        self.assertEqual(await other.stateOf(3), CharacterState(ticket=b, proposal=accepted))
+        mine = records(p)
+        await self.ts.complete("m1", mine, ttl=TTL)
+        self.assertEqual(await other.stateOf(2), CharacterState(matched=mine[1]))
 
     async def test_completeWithoutRecordsStoresNothing(self):
         """A complete without records (as before) stores no mm.matched and marks nothing."""
