@@ -19,6 +19,9 @@ _EWMA = 0.2
 # (their grace is tens of seconds: a pass need not look each time).
 EXPIRE_EVERY = 1.0
 
+# Seconds before a ready check's timeout that failed on the store is tried again.
+TIMEOUT_RETRY = 1.0
+
 
 def etaKey(queue):
     """@return: the volatile key of C{queue}'s expected wait, written by its lease holder."""
@@ -322,17 +325,26 @@ class MatchLoop:
     def expired(self, queue, match):
         self.timers.pop(match, None)
         if queue in self.held:
-            self.spawn(self.timedOut(match), "ready check timeout", match)
+            self.spawn(self.timedOut(queue, match), "ready check timeout", match)
 
-    async def timedOut(self, match):
-        p = await self.store.proposal(match)
-        if p is None:
-            return
-        if allAccepted(p):
-            await self.finish(p)
-            return
-        late = [t.id for t in p.tickets if not set(t.characterIds) <= set(p.accepted)]
-        await self.service.endProposal(p, late, "timeout")
+    async def timedOut(self, queue, match):
+        try:
+            p = await self.store.proposal(match)
+            if p is None:
+                return
+            if allAccepted(p):
+                await self.finish(p)
+                return
+            late = [t.id for t in p.tickets if not set(t.characterIds) <= set(p.accepted)]
+            await self.service.endProposal(p, late, "timeout")
+        except StoreError:
+            # Not ended (the store did not answer): tried again while this
+            # node holds the queue, else its members would stay in a ready
+            # check that never ends, unable to queue again.
+            if queue in self.held and match not in self.timers:
+                self.timers[match] = (queue, self.clock.callLater(TIMEOUT_RETRY, self.expired,
+                                                                  queue, match))
+            raise
 
     # -- everyone accepted --------------------------------------------------------------
 

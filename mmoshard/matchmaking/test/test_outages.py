@@ -50,3 +50,28 @@ class OutageTests(MatchmakingCase, TestCase):
         self.clock.advance(node.service.config.match_interval)
         self.flush()
         self.assertEqual(len({c.last("mm.proposal")["match"] for c in clients.values()}), 1)
+
+    async def test_readyCheckTimeoutRetriedAfterAnOutage(self):
+        """A ready check whose timeout falls in a store outage still ends once the store is back: who did not accept is removed, the others requeued, and everyone may queue again."""
+        node = await self.node()
+        clients = {n: await node.connect(n) for n in FIVE}
+        for name in FIVE:
+            await clients[name].call("mm.queue", queue="dungeon5")
+            self.clock.advance(1)
+        self.clock.advance(node.service.config.match_interval)
+        self.flush()
+        match = clients["Tom"].last("mm.proposal")["match"]
+        for name in ("Tom", "Hal"):
+            await clients[name].call("mm.accept", match=match)
+        self.store.down = True
+        self.clock.advance(21)
+        self.flush()
+        self.assertEqual(clients["Dan"].events("mm.removed"), [])
+        self.store.down = False
+        self.clock.advance(1)
+        self.flush()
+        for name in ("Dan", "Dora", "Dirk"):
+            self.assertEqual(clients[name].last("mm.removed")["reason"], "timeout", name)
+            await clients[name].call("mm.queue", queue="dungeon5")
+        for name in ("Tom", "Hal"):
+            self.assertEqual(clients[name].last("mm.requeued")["reason"], "timeout", name)
