@@ -134,16 +134,17 @@ class Courier:
         Send event C{type}/C{body} to characters C{cids} wherever they are.
 
         @return: a Deferred firing with the number of characters it was
-            handed to here or published for (never failing: a store outage
-            is logged, the event lost; the players see their state with
-            mm.status).
+            handed to here or published for, or None when it failed (never
+            failing: a store outage is logged, the event lost; the players
+            see their state with mm.status, and a match's mm.matched is
+            sent again, L{mmoshard.matchmaking.loop.MatchLoop.announce}).
         """
         cids = tuple(cids)
 
         def failed(f):
             self.log.warn("mm event {type} to {character_ids} not sent: {why}", type=type,
                           character_ids=list(cids), why=f.getErrorMessage())
-            return 0
+            return None
 
         localUser = self.localUser
         users = [localUser(cid) for cid in cids]
@@ -172,8 +173,12 @@ class Courier:
         found = await DeferredList([self.locator.where(cid) for cid in remote],
                                    consumeErrors=True)
         byNode = {}
+        unread = []
         for cid, (ok, location) in zip(remote, found):
-            node = self.nodeOf(location) if ok else None
+            if not ok:
+                unread.append((cid, location))
+                continue
+            node = self.nodeOf(location)
             if node is None or node == self.nodeId:
                 # Not bound anywhere (or only here, by a session gone meanwhile).
                 self.metrics.undelivered.inc()
@@ -182,6 +187,13 @@ class Courier:
         for node, to in byNode.items():
             self.post(node, Deliver(tuple(to), type, body))
             sent += len(to)
+        if unread:
+            # Where they are is unknown: the event did not go out (None).
+            self.metrics.undelivered.inc(len(unread))
+            self.log.warn("mm event {type} to {character_ids} not sent: {why}", type=type,
+                          character_ids=[cid for cid, _ in unread],
+                          why=unread[0][1].getErrorMessage())
+            return None
         return sent
 
     @staticmethod

@@ -22,6 +22,10 @@ EXPIRE_EVERY = 1.0
 # Seconds before a ready check's timeout that failed on the store is tried again.
 TIMEOUT_RETRY = 1.0
 
+# Seconds between a holder's looks for completed matches whose mm.matched did
+# not reach every member (a send the store failed): they are sent again.
+ANNOUNCE_EVERY = 5.0
+
 
 def etaKey(queue):
     """@return: the volatile key of C{queue}'s expected wait, written by its lease holder."""
@@ -38,7 +42,8 @@ class MatchLoop:
     Every C{match_interval}, for each queue: take its lease, or renew it
     when a third of its TTL has passed (L{TicketStore.lease}); when held,
     expire tickets nobody refreshed (at most every L{EXPIRE_EVERY} s),
-    read the waiting tickets oldest first, form matches and propose them
+    send again the C{mm.matched} that did not all go out (every
+    L{ANNOUNCE_EVERY} s), read the waiting tickets oldest first, form matches and propose them
     (atomically: a ticket taken meanwhile makes its proposal lose), send
     each member C{mm.proposal}, and time the ready check from the stored
     C{expires_at}.  When everyone accepted (an L{Settle} from the accepting
@@ -71,6 +76,8 @@ class MatchLoop:
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
         self.expiredAt = {}  # queue -> when its unrefreshed tickets were last removed
+        self.announcedAt = {}  # held queue -> when its unannounced matches were last sent again
+        self.announcing = set()  # match ids whose mm.matched are being sent from here
         self.renewAt = {}  # held queue -> when its lease is renewed next
         self.etas = {}  # queue -> (the holder's expected wait, when read) on other nodes
         self.tasks = set()
@@ -155,6 +162,9 @@ class MatchLoop:
                 self.expiredAt[queue] = now
                 for ticket in await self.store.expire(queue, now):
                     self.service.removed(ticket, "gone")
+            if self.announcedAt.get(queue, -1e18) + ANNOUNCE_EVERY <= now:
+                self.announcedAt[queue] = now
+                await self.announceAgain(queue)
             copy = self.copies[queue]
             tickets = (await copy.refresh())[:self.config.scan_limit]
             if self.statsAt.get(queue, -1e18) + self.config.stats_interval <= now:
@@ -215,6 +225,7 @@ class MatchLoop:
         self.copies.pop(queue, None)
         self.statsAt.pop(queue, None)
         self.renewAt.pop(queue, None)
+        self.announcedAt.pop(queue, None)
         self.metrics.leases.labels(queue).set(0)
         self.metrics.clearStats(queue)
         for match, (q, timer) in list(self.timers.items()):
@@ -227,12 +238,8 @@ class MatchLoop:
 
     async def resume(self, queue):
         """Take over the proposals in flight of C{queue}: finish the accepted, time the others."""
-        for match, records in await self.store.unannounced(queue):
-            # Completed by a holder that died before its mm.matched went out.
-            self.log.info("mm match {match} of {queue} announced again by node {node_id} for "
-                          "{members}", match=match, queue=queue, node_id=self.service.nodeId,
-                          members=[r.character_id for r in records])
-            self.announce(queue, match, records)
+        self.announcedAt[queue] = self.clock.seconds()
+        await self.announceAgain(queue)
         proposals = await self.store.proposals(queue)
         now = self.clock.seconds()
         for p in proposals:
@@ -459,13 +466,40 @@ class MatchLoop:
                       node=placement.node, members=list(p.characterIds))
         self.announce(queue, match, records)
 
+    async def announceAgain(self, queue):
+        """
+        Send again the C{mm.matched} of C{queue}'s completed matches not
+        marked announced: completed by a holder that died before they went
+        out, or whose sends failed here (not those being sent now).
+        """
+        for match, records in await self.store.unannounced(queue):
+            if match in self.announcing:
+                continue
+            self.log.info("mm match {match} of {queue} announced again by node {node_id} for "
+                          "{members}", match=match, queue=queue, node_id=self.service.nodeId,
+                          members=[r.character_id for r in records])
+            self.announce(queue, match, records)
+
     def announce(self, queue, match, records):
-        """Send each member its C{mm.matched}; once published, mark the match announced in the store."""
+        """
+        Send each member its C{mm.matched}; once every send went out, mark
+        the match announced in the store (else L{announceAgain} sends them
+        again: a member told twice gets the same match).
+        """
         send = self.service.courier.send
         sent = [send([r.character_id], "mm.matched", matchedBody(r)) for r in records]
+        self.announcing.add(match)
 
         async def announced():
-            await DeferredList(sent)
-            await self.store.announced(queue, [match])
+            try:
+                results = await DeferredList(sent)
+                if any(not ok or count is None for ok, count in results):
+                    self.log.warn("mm match {match} of {queue}: mm.matched not sent to every "
+                                  "member; sent again within {every:.0f} s", match=match,
+                                  queue=queue, every=ANNOUNCE_EVERY)
+                    return
+                await self.store.announced(queue, [match])
+            finally:
+                self.announcing.discard(match)
 
         self.spawn(announced(), "announcing", match)

@@ -75,3 +75,29 @@ class OutageTests(MatchmakingCase, TestCase):
             await clients[name].call("mm.queue", queue="dungeon5")
         for name in ("Tom", "Hal"):
             self.assertEqual(clients[name].last("mm.requeued")["reason"], "timeout", name)
+
+    async def test_matchedNotSentIsSentAgain(self):
+        """A member whose mm.matched could not be sent (its node's location unreadable) gets it once the store answers again, from the holder's next look at unannounced matches; the match is then announced and not sent a third time."""
+        one, two = await self.node("mm-1"), await self.node("mm-2", instances=False)
+        clients = {n: await (two if n == "Hal" else one).connect(n) for n in FIVE}
+        for name in FIVE:
+            await clients[name].call("mm.queue", queue="dungeon5")
+            self.clock.advance(1)
+        await self.matchPass(one)
+        match = clients["Tom"].last("mm.proposal")["match"]
+        for name in FIVE[:-1]:
+            await clients[name].call("mm.accept", match=match)
+        self.locator.down = True
+        await clients["Dirk"].call("mm.accept", match=match)
+        self.flush()
+        self.assertEqual(clients["Tom"].last("mm.matched")["match"], match)
+        self.assertEqual(clients["Hal"].events("mm.matched"), [])
+        self.assertEqual([m for m, _ in await self.store.unannounced("dungeon5")], [match])
+        self.locator.down = False
+        self.clock.advance(5.0)
+        self.flush()
+        self.assertEqual(clients["Hal"].last("mm.matched")["match"], match)
+        self.assertEqual(await self.store.unannounced("dungeon5"), [])
+        self.clock.advance(10.0)
+        self.flush()
+        self.assertEqual(len(clients["Hal"].events("mm.matched")), 1)

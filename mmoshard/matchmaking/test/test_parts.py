@@ -104,12 +104,12 @@ class CourierLocalTests(TestCase):
             "mmoshard_mm_events_total", {"type": "mm.queued"}), 2.0)
 
     def test_aFailedLocalDeliveryIsLoggedNotRaised(self):
-        """A session that fails to take the event is logged ("not sent") and send fires with 0, as for a store outage."""
+        """A session that fails to take the event is logged ("not sent") and send fires with None, as for a store outage."""
         events = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         courier = self.courier({1: _LocalUser(fails=True)})
         d = courier.send([1], "mm.queued", {"id": "t"})
-        self.assertEqual(self.successResultOf(d), 0)
+        self.assertIsNone(self.successResultOf(d))
         warned = [e for e in events if "not sent" in e.get("log_format", "")]
         self.assertEqual([e["character_ids"] for e in warned], [[1]])
