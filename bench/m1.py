@@ -39,8 +39,9 @@ split between them (parties across both); mid-window the bench kills the
 holder of dungeon5's lease with SIGKILL; the bots on it reconnect to the
 other.  Then `lost` (tickets the bots held that no process knows of, by
 mm.status) and `duplicates` (a character matched twice for one ticket)
-must be 0, and `takeover_s` is the time until the other process held the
-lease.
+must be 0, `takeover_s` is the time from the kill until the other process
+held the lease and `lease_left_s` the lease's time to live at the kill (no
+process may take it sooner; both read in the bench's Redis).
 """
 
 import argparse
