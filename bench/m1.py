@@ -406,7 +406,8 @@ def killHolder(servers):
             break
         time.sleep(0.02)
     log(f"lease of dungeon5 taken over after {takeover:.2f}s")
-    leftS = int(left) / 1000 if left and left.lstrip("-").isdigit() else -1.0
+    # (PTTL -2: the key was already gone; -1: no TTL; both reported as -1.)
+    leftS = int(left) / 1000 if left and left.isdigit() else -1.0
     return {"killed": holder, "takeover_s": round(takeover, 2), "lease_left_s": round(leftS, 2)}
 
 

@@ -374,8 +374,9 @@ class BotGroup:
                       f"for one ticket", file=sys.stderr, flush=True)
             else:
                 # The same match told again (a new lease holder announcing
-                # what the dead one completed, or mm.hello on the node the
-                # player reconnected to): the same instance, placed once.
+                # what the dead one completed, a holder sending again what
+                # did not reach a member, or mm.hello on the node the player
+                # reconnected to): the same instance, placed once.
                 run.stats.retold += 1
         bot.matchedGeneration = self.generation
         bot.matchedId = match

@@ -134,10 +134,11 @@ class Courier:
         Send event C{type}/C{body} to characters C{cids} wherever they are.
 
         @return: a Deferred firing with the number of characters it was
-            handed to here or published for, or None when it failed (never
-            failing: a store outage is logged, the event lost; the players
-            see their state with mm.status, and a match's mm.matched is
-            sent again, L{mmoshard.matchmaking.loop.MatchLoop.announce}).
+            handed to here or published for, or None when the store did not
+            answer for any of them (a location or a publish).  It never
+            fails: an outage is logged and the event lost; the players see
+            their state with mm.status, and a match's mm.matched is sent
+            again (L{mmoshard.matchmaking.loop.MatchLoop.announce}).
         """
         cids = tuple(cids)
 
@@ -184,17 +185,21 @@ class Courier:
                 self.metrics.undelivered.inc()
                 continue
             byNode.setdefault(node, []).append(cid)
-        for node, to in byNode.items():
-            self.post(node, Deliver(tuple(to), type, body))
-            sent += len(to)
+        posted = [(to, self.post(node, Deliver(tuple(to), type, body)))
+                  for node, to in byNode.items()]
         if unread:
             # Where they are is unknown: the event did not go out (None).
             self.metrics.undelivered.inc(len(unread))
             self.log.warn("mm event {type} to {character_ids} not sent: {why}", type=type,
                           character_ids=[cid for cid, _ in unread],
                           why=unread[0][1].getErrorMessage())
-            return None
-        return sent
+        published = True
+        for to, d in posted:
+            if await d:
+                sent += len(to)
+            else:
+                published = False
+        return sent if published and not unread else None
 
     @staticmethod
     def nodeOf(location):
@@ -215,35 +220,53 @@ class Courier:
         counted.inc()
 
     def post(self, node, message):
-        """Send C{message} to matchmaking node C{node} (this one: handled at once)."""
+        """
+        Send C{message} to matchmaking node C{node} (this one: handled at once).
+
+        @return: a Deferred firing with whether it was published (never
+            failing).  A publish nobody heard counts: that node is dead,
+            and its players, reconnecting, learn their state from
+            C{mm.hello}.
+        """
         if node == self.nodeId:
             self._handle(message)
-            return
-        batch = self._outbox.get(node)
-        if batch is None:
-            batch = self._outbox[node] = []
+            return succeed(True)
+        entry = self._outbox.get(node)
+        if entry is None:
+            entry = self._outbox[node] = ([], [])
             if self._flushCall is None:
                 self._flushCall = self.clock.callLater(0, self._flush)
-        batch.append(message)
+        entry[0].append(message)
+        published = Deferred()
+        entry[1].append(published)
+        return published
 
     def _flush(self):
         self._flushCall = None
         outbox, self._outbox = self._outbox, {}
-        for node, batch in outbox.items():
+        for node, (batch, waiters) in outbox.items():
             self.metrics.publishes.inc()
             d = self.volatile.publish(inbox(node), encode(batch))
             d.addCallbacks(self._published, self._publishFailed, callbackArgs=(node, batch),
                            errbackArgs=(node,))
+            d.addCallback(self._tell, waiters)
+
+    @staticmethod
+    def _tell(published, waiters):
+        for waiter in waiters:
+            waiter.callback(published)
 
     def _published(self, receivers, node, batch):
         if not receivers:
             self.log.info("mm inbox of node {node_id} unheard: {count} message(s) lost",
                           node_id=node, count=len(batch))
             self.metrics.undelivered.inc(len(batch))
+        return True
 
     def _publishFailed(self, failure, node):
         self.log.warn("mm publish to node {node_id} failed: {why}", node_id=node,
                       why=failure.getErrorMessage())
+        return False
 
     # -- receiving ---------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from twisted.logger import Logger
 from mmoshard.matchmaking.data import Matched, Proposal
 from mmoshard.matchmaking.events import Settle
 from mmoshard.matchmaking.views import allAccepted, matchedBody, proposalBody
-from mmoshard.store.errors import StoreError
+from mmoshard.store.errors import SQLUnavailable, StoreError, VolatileUnavailable
 from mmoshard.store.slots import everyBatch
 
 # Weight of the newest wait in a queue's moving average (its ETA).
@@ -19,8 +19,10 @@ _EWMA = 0.2
 # (their grace is tens of seconds: a pass need not look each time).
 EXPIRE_EVERY = 1.0
 
-# Seconds before a ready check's timeout that failed on the store is tried again.
+# Seconds before a ready check whose end failed on an unavailable store is
+# tried again, doubling with each failure up to TIMEOUT_RETRY_MAX.
 TIMEOUT_RETRY = 1.0
+TIMEOUT_RETRY_MAX = 30.0
 
 # Seconds between a holder's looks for completed matches whose mm.matched did
 # not reach every member (a send the store failed): they are sent again.
@@ -78,6 +80,11 @@ class MatchLoop:
         self.expiredAt = {}  # queue -> when its unrefreshed tickets were last removed
         self.announcedAt = {}  # held queue -> when its unannounced matches were last sent again
         self.announcing = set()  # match ids whose mm.matched are being sent from here
+        self.unsent = {}  # match id -> (queue, members whose mm.matched did not go out from here)
+        self.toldAt = {}  # match id -> when this node marked it announced
+        self.retryIn = {}  # match id -> seconds before its ready check's end is tried again
+        self.placements = {}  # match id -> (queue, the instance made for it), until it completes
+        self.stopping = False
         self.renewAt = {}  # held queue -> when its lease is renewed next
         self.etas = {}  # queue -> (the holder's expected wait, when read) on other nodes
         self.tasks = set()
@@ -97,6 +104,7 @@ class MatchLoop:
 
     async def stop(self):
         """Stop matching; hand the leases back so another node takes the queues over at once."""
+        self.stopping = True
         if self.looping is not None and self.looping.running:
             self.looping.stop()
         if self.inPass is not None:
@@ -226,6 +234,8 @@ class MatchLoop:
         self.statsAt.pop(queue, None)
         self.renewAt.pop(queue, None)
         self.announcedAt.pop(queue, None)
+        self.unsent = {m: v for m, v in self.unsent.items() if v[0] != queue}
+        self.placements = {m: v for m, v in self.placements.items() if v[0] != queue}
         self.metrics.leases.labels(queue).set(0)
         self.metrics.clearStats(queue)
         for match, (q, timer) in list(self.timers.items()):
@@ -233,6 +243,7 @@ class MatchLoop:
                 if timer.active():
                     timer.cancel()
                 del self.timers[match]
+                self.retryIn.pop(match, None)
         self.log.warn("mm node {node_id} lost the lease of {queue}",
                       node_id=self.service.nodeId, queue=queue)
 
@@ -344,14 +355,29 @@ class MatchLoop:
                 return
             late = [t.id for t in p.tickets if not set(t.characterIds) <= set(p.accepted)]
             await self.service.endProposal(p, late, "timeout")
-        except StoreError:
-            # Not ended (the store did not answer): tried again while this
-            # node holds the queue, else its members would stay in a ready
-            # check that never ends, unable to queue again.
-            if queue in self.held and match not in self.timers:
-                self.timers[match] = (queue, self.clock.callLater(TIMEOUT_RETRY, self.expired,
-                                                                  queue, match))
+        except (VolatileUnavailable, SQLUnavailable):
+            self.retryLater(queue, match)
             raise
+        self.retryIn.pop(match, None)
+
+    def retryLater(self, queue, match, accepted=False):
+        """
+        The end of ready check C{match} failed on an unavailable store: try
+        again (after 1 s, doubling up to 30 s) while this node holds the
+        queue, else its members would stay in a ready check that never
+        ends, unable to queue again.  When everyone C{accepted}, that is
+        sooner than the check's own timer, if it is still to come.
+        """
+        if self.stopping or queue not in self.held:
+            return
+        delay = self.retryIn.get(match, TIMEOUT_RETRY)
+        if match in self.timers:
+            timer = self.timers[match][1]
+            if not accepted or not timer.active() or timer.getTime() <= self.clock.seconds() + delay:
+                return
+            timer.cancel()
+        self.retryIn[match] = min(TIMEOUT_RETRY_MAX, 2 * delay)
+        self.timers[match] = (queue, self.clock.callLater(delay, self.expired, queue, match))
 
     # -- everyone accepted --------------------------------------------------------------
 
@@ -387,12 +413,20 @@ class MatchLoop:
             if broken:
                 await self.service.endProposal(p, broken, "party_changed")
                 return
-            placement = await self.create(p)
+            # (Kept until it completes: a try again after a store failure
+            # uses the same instance rather than making another.)
+            placement = self.placements.get(match, (None, None))[1]
             if placement is None:
-                await self.service.endProposal(p, [], "no_instance")
-                return
+                placement = await self.create(p)
+                if placement is None:
+                    await self.service.endProposal(p, [], "no_instance")
+                    return
+                self.placements[match] = (p.queue, placement)
             records = self.records(p, placement)
-            if await self.store.complete(match, records, ttl=self.config.matched_ttl) is None:
+            completed = await self.store.complete(match, records, ttl=self.config.matched_ttl)
+            self.placements.pop(match, None)
+            self.retryIn.pop(match, None)
+            if completed is None:
                 # Ended meanwhile (a decline won, or another holder finished
                 # it): this copy has nobody to admit.
                 self.log.warn("mm proposal {match} ended before it completed: instance "
@@ -404,6 +438,11 @@ class MatchLoop:
             if self.config.test_pause_announce:
                 await deferLater(self.clock, self.config.test_pause_announce, lambda: None)
             self.matched(p, placement, records)
+        except (VolatileUnavailable, SQLUnavailable):
+            # (A Settle's finish has no timer behind it once the ready
+            # check's own fired and found this one in progress.)
+            self.retryLater(p.queue, match, accepted=True)
+            raise
         finally:
             self.settling.discard(match)
 
@@ -472,13 +511,27 @@ class MatchLoop:
         marked announced: completed by a holder that died before they went
         out, or whose sends failed here (not those being sent now).
         """
-        for match, records in await self.store.unannounced(queue):
-            if match in self.announcing:
+        began = self.clock.seconds()
+        read = await self.store.unannounced(queue)
+        for match, records in read:
+            if (match in self.announcing or match in self.settling
+                    or self.toldAt.get(match, -1e18) >= began):
+                # Being completed or told here, or marked announced after
+                # this read was sent (replies on pooled connections may
+                # come back out of order).
                 continue
+            unsent = self.unsent.get(match)
+            if unsent is not None:
+                # Told from here before: only those it did not reach.
+                records = [r for r in records if r.character_id in unsent[1]]
             self.log.info("mm match {match} of {queue} announced again by node {node_id} for "
                           "{members}", match=match, queue=queue, node_id=self.service.nodeId,
                           members=[r.character_id for r in records])
             self.announce(queue, match, records)
+        # A later read is sent after these marks: they no longer matter.
+        self.toldAt = {m: t for m, t in self.toldAt.items() if t >= began}
+        found = {match for match, _ in read}
+        self.unsent = {m: v for m, v in self.unsent.items() if v[0] != queue or m in found}
 
     def announce(self, queue, match, records):
         """
@@ -493,12 +546,18 @@ class MatchLoop:
         async def announced():
             try:
                 results = await DeferredList(sent)
-                if any(not ok or count is None for ok, count in results):
-                    self.log.warn("mm match {match} of {queue}: mm.matched not sent to every "
-                                  "member; sent again within {every:.0f} s", match=match,
-                                  queue=queue, every=ANNOUNCE_EVERY)
+                missed = {r.character_id for r, (ok, count) in zip(records, results)
+                          if not ok or count is None}
+                if missed:
+                    self.unsent[match] = (queue, missed)
+                    self.log.warn("mm match {match} of {queue}: mm.matched not sent to "
+                                  "{character_ids}; sent again within {every:.0f} s",
+                                  match=match, queue=queue, character_ids=sorted(missed),
+                                  every=ANNOUNCE_EVERY)
                     return
+                self.unsent.pop(match, None)
                 await self.store.announced(queue, [match])
+                self.toldAt[match] = self.clock.seconds()
             finally:
                 self.announcing.discard(match)
 

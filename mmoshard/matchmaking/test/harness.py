@@ -179,11 +179,13 @@ class MatchmakingCase:
 
 
 class Flaky:
-    """A ticket store whose every call fails with VolatileUnavailable while C{down}, as a store outage would."""
+    """A ticket store whose every call fails with VolatileUnavailable while C{down} (or calls named in C{failing}), as a store outage would."""
 
     def __init__(self, store):
         self.store = store
         self.down = False
+        self.failing = set()
+        self.refused = []  # names of the calls refused
 
     def __getattr__(self, name):
         from mmoshard.store.errors import VolatileUnavailable
@@ -193,7 +195,8 @@ class Flaky:
             return real
 
         async def call(*args, **kwargs):
-            if self.down:
+            if self.down or name in self.failing:
+                self.refused.append(name)
                 raise VolatileUnavailable("store down (test)")
             return await real(*args, **kwargs)
 

@@ -77,7 +77,7 @@ class OutageTests(MatchmakingCase, TestCase):
             self.assertEqual(clients[name].last("mm.requeued")["reason"], "timeout", name)
 
     async def test_matchedNotSentIsSentAgain(self):
-        """A member whose mm.matched could not be sent (its node's location unreadable) gets it once the store answers again, from the holder's next look at unannounced matches; the match is then announced and not sent a third time."""
+        """A member whose mm.matched could not be sent (its node's location unreadable) gets it once the store answers again, from the holder's next look at unannounced matches, and only that member; the match is then announced and not sent again."""
         one, two = await self.node("mm-1"), await self.node("mm-2", instances=False)
         clients = {n: await (two if n == "Hal" else one).connect(n) for n in FIVE}
         for name in FIVE:
@@ -100,4 +100,45 @@ class OutageTests(MatchmakingCase, TestCase):
         self.assertEqual(await self.store.unannounced("dungeon5"), [])
         self.clock.advance(10.0)
         self.flush()
-        self.assertEqual(len(clients["Hal"].events("mm.matched")), 1)
+        self.assertEqual({n: len(c.events("mm.matched")) for n, c in clients.items()},
+                         dict.fromkeys(FIVE, 1))
+
+    async def test_completeRetriedInTheSameInstance(self):
+        """A match whose completion fails on the store is completed at the next try, after 1 s, in the instance made the first time (not a second one); every member gets mm.matched."""
+        node = await self.node()
+        clients = {n: await node.connect(n) for n in FIVE}
+        for name in FIVE:
+            await clients[name].call("mm.queue", queue="dungeon5")
+            self.clock.advance(1)
+        await self.matchPass(node)
+        match = clients["Tom"].last("mm.proposal")["match"]
+        self.store.failing = {"complete"}
+        for name in FIVE:
+            await clients[name].call("mm.accept", match=match)
+        self.flush()
+        self.assertEqual((len(self.instances.created), clients["Tom"].events("mm.matched")), (1, []))
+        self.store.failing = set()
+        self.clock.advance(1.0)
+        self.flush()
+        self.assertEqual(len(self.instances.created), 1)
+        for name in FIVE:
+            self.assertEqual(clients[name].last("mm.matched")["match"], match, name)
+
+    async def test_timeoutRetriesBackOff(self):
+        """A ready check's end that keeps failing is tried again after 1, 2, 4, 8... s (not every second), and ends once the store answers."""
+        node = await self.node()
+        clients = {n: await node.connect(n) for n in FIVE}
+        for name in FIVE:
+            await clients[name].call("mm.queue", queue="dungeon5")
+            self.clock.advance(1)
+        await self.matchPass(node)
+        self.store.failing = {"proposal"}
+        self.clock.advance(20.0)  # the ready check's end: tried, refused
+        for _ in range(29):
+            self.clock.advance(0.5)  # 14.5 s more: tried again at 1, 3 and 7 s
+        self.assertEqual(self.store.refused.count("proposal"), 4)
+        self.assertEqual(clients["Dan"].events("mm.removed"), [])
+        self.store.failing = set()
+        self.clock.advance(0.5)  # the try at 15 s
+        self.flush()
+        self.assertEqual(clients["Dan"].last("mm.removed")["reason"], "timeout")
