@@ -14,6 +14,15 @@ class OutageTests(MatchmakingCase, TestCase):
         await MatchmakingCase._setUpCase(self)
         self.store = Flaky(self.store)
 
+    async def proposed(self, node, where=None):
+        """The five connect (to C{where(name)}, else C{node}) and queue one second apart; C{node} proposes. @return: (clients, match id)."""
+        clients = {n: await (where(n) if where else node).connect(n) for n in FIVE}
+        for name in FIVE:
+            await clients[name].call("mm.queue", queue="dungeon5")
+            self.clock.advance(1)
+        await self.matchPass(node)
+        return clients, clients["Tom"].last("mm.proposal")["match"]
+
     async def test_requestsAnswerUnavailable(self):
         """While the store is down mm.queue and mm.status answer mm.unavailable with retry_after; afterwards they work."""
         node = await self.node()
@@ -54,13 +63,7 @@ class OutageTests(MatchmakingCase, TestCase):
     async def test_readyCheckTimeoutRetriedAfterAnOutage(self):
         """A ready check whose timeout falls in a store outage still ends once the store is back: who did not accept is removed, the others requeued, and everyone may queue again."""
         node = await self.node()
-        clients = {n: await node.connect(n) for n in FIVE}
-        for name in FIVE:
-            await clients[name].call("mm.queue", queue="dungeon5")
-            self.clock.advance(1)
-        self.clock.advance(node.service.config.match_interval)
-        self.flush()
-        match = clients["Tom"].last("mm.proposal")["match"]
+        clients, match = await self.proposed(node)
         for name in ("Tom", "Hal"):
             await clients[name].call("mm.accept", match=match)
         self.store.down = True
@@ -68,7 +71,7 @@ class OutageTests(MatchmakingCase, TestCase):
         self.flush()
         self.assertEqual(clients["Dan"].events("mm.removed"), [])
         self.store.down = False
-        self.clock.advance(1)
+        self.clock.advance(4)  # the next try (1 s after the first, then 2 s)
         self.flush()
         for name in ("Dan", "Dora", "Dirk"):
             self.assertEqual(clients[name].last("mm.removed")["reason"], "timeout", name)
@@ -79,12 +82,7 @@ class OutageTests(MatchmakingCase, TestCase):
     async def test_matchedNotSentIsSentAgain(self):
         """A member whose mm.matched could not be sent (its node's location unreadable) gets it once the store answers again, from the holder's next look at unannounced matches, and only that member; the match is then announced and not sent again."""
         one, two = await self.node("mm-1"), await self.node("mm-2", instances=False)
-        clients = {n: await (two if n == "Hal" else one).connect(n) for n in FIVE}
-        for name in FIVE:
-            await clients[name].call("mm.queue", queue="dungeon5")
-            self.clock.advance(1)
-        await self.matchPass(one)
-        match = clients["Tom"].last("mm.proposal")["match"]
+        clients, match = await self.proposed(one, lambda n: two if n == "Hal" else one)
         for name in FIVE[:-1]:
             await clients[name].call("mm.accept", match=match)
         self.locator.down = True
@@ -106,12 +104,7 @@ class OutageTests(MatchmakingCase, TestCase):
     async def test_completeRetriedInTheSameInstance(self):
         """A match whose completion fails on the store is completed at the next try, after 1 s, in the instance made the first time (not a second one); every member gets mm.matched."""
         node = await self.node()
-        clients = {n: await node.connect(n) for n in FIVE}
-        for name in FIVE:
-            await clients[name].call("mm.queue", queue="dungeon5")
-            self.clock.advance(1)
-        await self.matchPass(node)
-        match = clients["Tom"].last("mm.proposal")["match"]
+        clients, match = await self.proposed(node)
         self.store.failing = {"complete"}
         for name in FIVE:
             await clients[name].call("mm.accept", match=match)
@@ -127,11 +120,7 @@ class OutageTests(MatchmakingCase, TestCase):
     async def test_timeoutRetriesBackOff(self):
         """A ready check's end that keeps failing is tried again after 1, 2, 4, 8... s (not every second), and ends once the store answers."""
         node = await self.node()
-        clients = {n: await node.connect(n) for n in FIVE}
-        for name in FIVE:
-            await clients[name].call("mm.queue", queue="dungeon5")
-            self.clock.advance(1)
-        await self.matchPass(node)
+        clients, _ = await self.proposed(node)
         self.store.failing = {"proposal"}
         self.clock.advance(20.0)  # the ready check's end: tried, refused
         for _ in range(29):
