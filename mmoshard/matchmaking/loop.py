@@ -248,16 +248,40 @@ class MatchLoop:
                       node_id=self.service.nodeId, queue=queue)
 
     async def resume(self, queue):
-        """Take over the proposals in flight of C{queue}: finish the accepted, time the others."""
+        """
+        Take over the proposals in flight of C{queue}: finish the accepted;
+        give the others a whole ready check from now (their players may
+        never have seen it, or be reconnecting from the dead node: they are
+        not to be removed for a check its holder's death cut short), ask
+        those who did not accept again, and time them.
+        """
         self.announcedAt[queue] = self.clock.seconds()
         await self.announceAgain(queue)
         proposals = await self.store.proposals(queue)
         now = self.clock.seconds()
+        fresh = now + self.config.readyTimeout(self.service.queues[queue])
+        late = [p for p in proposals if not allAccepted(p) and p.expires_at < fresh]
+        extended = {}
+        if late:
+            # (Concurrently: a takeover comes in a reconnection storm, when
+            # each round trip is slow.)
+            found = await everyBatch(
+                late, lambda p: Deferred.fromCoroutine(self.store.extend(p, fresh)))
+            extended = {p.match_id: e for p, e in zip(late, found)}
+        send = self.service.courier.send
         for p in proposals:
             if allAccepted(p):
                 self.spawn(self.finish(p), "finishing", p.match_id)
-            else:
-                self.time(p, now)
+                continue
+            if p.match_id in extended:
+                p = extended[p.match_id]
+                if p is None:
+                    continue  # (ended meanwhile)
+                for slot in p.slots:
+                    if slot.character_id not in p.accepted:
+                        send([slot.character_id], "mm.proposal",
+                             proposalBody(p, slot.character_id, now))
+            self.time(p, now)
         if proposals:
             self.log.info("mm node {node_id} resumed {count} proposal(s) of {queue}",
                           node_id=self.service.nodeId, count=len(proposals), queue=queue)

@@ -258,7 +258,31 @@ def complete_py(ops, args):
     return p
 
 
+# Give a proposal in flight a later end: ARGV[1] the match id, ARGV[2] its
+# bytes with the new expires_at, ARGV[3] that expires_at.  The read after
+# it, or false when it had ended.
+EXTEND_LUA = """
+local mid = ARGV[1]
+local q = redis.call('HGET', pk(mid), 'q')
+if not q then return false end
+redis.call('HSET', pk(mid), 'd', ARGV[2], 'x', ARGV[3])
+redis.call('ZADD', psk(q), ARGV[3], mid)
+return readP(mid)
+"""
+
+
+def extend_py(ops, args):
+    mid = text(args[0])
+    q = text(ops.view.hget(ops.pk(mid), "q"))
+    if q is None:
+        return False
+    ops.view.hset(ops.pk(mid), {"d": args[1], "x": text(args[2])})
+    ops.view.zadd(ops.psk(q), {mid: float(text(args[2]))})
+    return ops.readP(mid)
+
+
 PROPOSAL_SCRIPTS = {
+    "mm_extend": (EXTEND_LUA, extend_py),
     "mm_propose": (PROPOSE_LUA, propose_py),
     "mm_accept": (ACCEPT_LUA, accept_py),
     "mm_proposal": (PROPOSAL_LUA, proposal_py),

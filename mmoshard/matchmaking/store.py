@@ -460,6 +460,17 @@ class TicketStore:
         (read,) = await self._run("mm_proposal", [str(matchId)])
         return None if read is None else self._proposal(read)
 
+    async def extend(self, proposal, expiresAt):
+        """
+        Move the end of C{proposal}'s ready check to C{expiresAt} (a new
+        lease holder resuming it). @return: the proposal after it, or None
+        when it had ended.
+        """
+        later = attrs.evolve(proposal, expires_at=expiresAt)
+        read = await self._run("mm_extend", [later.match_id, encodeProposal(later),
+                                             formatFloat(float(expiresAt))])
+        return None if read is None else self._proposal(read)
+
     async def proposals(self, queue, limit=100_000):
         """@return: the proposals in flight of C{queue}, soonest to expire first (for a new lease holder to resume)."""
         return [self._proposal(r) for r in await self._run("mm_proposals", [queue, int(limit)])]

@@ -85,7 +85,7 @@ class NodesTests(MatchmakingCase, TestCase):
         self.assertEqual({c.last("mm.matched")["match"] for c in clients.values()}, {match})
 
     async def test_holderKilledMidCheckTheNextTimesItOut(self):
-        """A ready check in flight when its holder dies times out on the new holder at its stored expiry: the late removed, the others requeued."""
+        """A ready check in flight when its holder dies gets a whole ready check from the takeover on the new holder (its players may have missed it): who did not accept is asked again, and removed only when that runs out; the others requeued."""
         one, two = await self.node("mm-1"), await self.node("mm-2")
         clients = await self.spread(two, two)
         await self.matchPass(one)
@@ -95,12 +95,37 @@ class NodesTests(MatchmakingCase, TestCase):
         await self.kill(one)
         self.clock.advance(one.service.config.lease_ttl)
         await self.matchPass(two)
+        self.flush()
+        again = clients["Dirk"].events("mm.proposal")
+        self.assertEqual([(p["match"], p["expires_in"]) for p in again[1:]], [(match, 20.0)])
+        self.assertEqual(clients["Tom"].events("mm.proposal")[1:], [])  # (accepted already)
+        self.clock.advance(20 - one.service.config.lease_ttl)  # the check's first end
+        self.flush()
         self.assertEqual(clients["Dirk"].events("mm.removed"), [])
-        self.clock.advance(20 - one.service.config.lease_ttl)
+        self.clock.advance(one.service.config.lease_ttl)
         self.flush()
         self.assertEqual(clients["Dirk"].last("mm.removed")["reason"], "timeout")
         self.assertEqual(clients["Tom"].last("mm.requeued")["reason"], "timeout")
         self.assertEqual(self.instances.created, [])
+
+    async def test_holderKilledMidCheckLateAcceptStillMatches(self):
+        """A player who accepts a resumed ready check after its first end (it was reconnecting) is matched with the others: the holder's death cost nobody their place."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        clients = await self.spread(two, two)
+        await self.matchPass(one)
+        match = clients["Dan"].last("mm.proposal")["match"]
+        for name in ("Tom", "Hal", "Dan", "Dora"):
+            await clients[name].call("mm.accept", match=match)
+        self.clock.advance(15)
+        await self.kill(one)
+        self.clock.advance(one.service.config.lease_ttl)
+        await self.matchPass(two)
+        self.clock.advance(5)  # past the check's first end
+        self.flush()
+        await clients["Dirk"].call("mm.accept", match=match)
+        self.flush()
+        self.assertEqual(len(self.instances.created), 1)
+        self.assertEqual({c.last("mm.matched")["match"] for c in clients.values()}, {match})
 
     async def test_gracefulStopHandsTheLeasesOver(self):
         """A node stopping releases its leases: another holds them at its next pass, without waiting for the TTL; the waiting gauges move with the lease."""

@@ -80,6 +80,21 @@ class ProposalContract:
         self.assertEqual([p.match_id for p in resumed], ["soon", "mid", "late"])
         self.assertEqual([p.expires_at for p in resumed], [1010.0, 1020.0, 1030.0])
 
+    async def test_extendMovesTheEnd(self):
+        """extend gives a proposal in flight a later end, seen by any node (its read and its order among the queue's proposals) with its accepts kept; an ended one is None."""
+        a, b = await self._queue(ticket("a", 1), ticket("b", 2))
+        await self.ts.proposeMany([proposal("first", a, expires=1010.0),
+                                   proposal("second", b, expires=1020.0)])
+        await self.ts.accept("first", 1)
+        later = await self.ts.extend(await self.ts.proposal("first"), 1030.0)
+        self.assertEqual((later.expires_at, later.accepted), (1030.0, {1}))
+        other = self.node()
+        self.assertEqual(await other.proposal("first"), later)
+        self.assertEqual([p.match_id for p in await other.proposals("dungeon5")],
+                         ["second", "first"])
+        await self.ts.requeue("first")
+        self.assertIsNone(await other.extend(later, 1040.0))
+
     async def test_accept(self):
         """Accepts add up in the stored proposal, seen by any node; a stranger or an unknown match gets None."""
         a, b = await self._queue(ticket("a", 1, 2), ticket("b", 3))
