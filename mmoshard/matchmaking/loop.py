@@ -89,7 +89,7 @@ class MatchLoop:
         self.etas = {}  # queue -> (the holder's expected wait, when read) on other nodes
         self.tasks = set()
         self.looping = None
-        self.inPass = None
+        self.passing = {}  # queue -> the Deferred of its pass in progress
 
     # -- lifetime ---------------------------------------------------------------
 
@@ -107,8 +107,8 @@ class MatchLoop:
         self.stopping = True
         if self.looping is not None and self.looping.running:
             self.looping.stop()
-        if self.inPass is not None:
-            await self.inPass
+        if self.passing:
+            await DeferredList(list(self.passing.values()))
         for _, timer in self.timers.values():
             if timer.active():
                 timer.cancel()
@@ -145,18 +145,32 @@ class MatchLoop:
     # -- the pass -------------------------------------------------------------------
 
     def tick(self):
-        d = Deferred.fromCoroutine(self.runPass())
-        self.inPass = d
+        """
+        Start a pass of each queue not in one already.  Each queue's passes
+        follow on their own: a slow one (a lease taken over, resuming its
+        proposals in a reconnection storm) does not hold back another
+        queue's, such as the next lease to take over.
+        """
+        for spec in self.service.queues.values():
+            self._startPass(spec)
 
-        def done(result):
-            self.inPass = None
-            return None
+    def _startPass(self, spec):
+        """@return: the Deferred of C{spec}'s pass: the one in progress, or one started now."""
+        queue = spec.name
+        d = self.passing.get(queue)
+        if d is None:
+            d = self.passing[queue] = Deferred.fromCoroutine(self.passQueue(spec))
 
-        return d.addBoth(done)
+            def over(_):
+                self.passing.pop(queue, None)
+
+            d.addBoth(over)
+        return d
 
     async def runPass(self):
+        """One pass of every queue (those in one: that pass), all done."""
         specs = list(self.service.queues.values())
-        await DeferredList([Deferred.fromCoroutine(self.passQueue(spec)) for spec in specs])
+        await DeferredList([self._startPass(spec) for spec in specs])
 
     async def passQueue(self, spec):
         """One pass over queue C{spec}; never fails (a failure is logged, the next pass tries again)."""

@@ -1,5 +1,6 @@
 """Several matchmaking nodes on one store and Clock: leases, events across nodes, failover of the lease holder, tickets outliving their node."""
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from mmoshard.matchmaking.test.harness import MatchmakingCase
@@ -126,6 +127,27 @@ class NodesTests(MatchmakingCase, TestCase):
         self.flush()
         self.assertEqual(len(self.instances.created), 1)
         self.assertEqual({c.last("mm.matched")["match"] for c in clients.values()}, {match})
+
+    async def test_stuckPassHoldsNoOtherQueueBack(self):
+        """A queue whose pass does not end (its store calls hanging) does not stop the node's other queues: after the holder dies, it still takes their leases within the TTL and one pass."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        await self.matchPass(one)
+        loop = two.service.loop
+        passQueue = loop.passQueue
+        stuck = Deferred()
+
+        async def stuckArena(spec):
+            if spec.name == "arena2v2":
+                await stuck  # (until the test ends)
+            await passQueue(spec)
+
+        loop.passQueue = stuckArena
+        self.clock.advance(loop.config.match_interval)
+        await self.kill(one)
+        for _ in range(int((loop.config.lease_ttl + loop.config.match_interval) * 4) + 1):
+            self.clock.advance(0.25)
+        self.assertEqual(loop.held, {"dungeon5", "duo"})
+        stuck.callback(None)
 
     async def test_gracefulStopHandsTheLeasesOver(self):
         """A node stopping releases its leases: another holds them at its next pass, without waiting for the TTL; the waiting gauges move with the lease."""
