@@ -19,6 +19,16 @@ class NodesTests(MatchmakingCase, TestCase):
             self.clock.advance(1)
         return clients
 
+    async def allButDirkAccepted(self):
+        """Node one proposes the five (all on node two); all but Dirk accept. @return: (one, two, clients, match id)."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        clients = await self.spread(two, two)
+        await self.matchPass(one)
+        match = clients["Dan"].last("mm.proposal")["match"]
+        for name in ("Tom", "Hal", "Dan", "Dora"):
+            await clients[name].call("mm.accept", match=match)
+        return one, two, clients, match
+
     async def test_oneLeaseHolderPerQueue(self):
         """Of two nodes, the first to pass holds every queue; the other takes none while it lives."""
         one = await self.node("mm-1")
@@ -87,12 +97,7 @@ class NodesTests(MatchmakingCase, TestCase):
 
     async def test_holderKilledMidCheckTheNextTimesItOut(self):
         """A ready check in flight when its holder dies gets a whole ready check from the takeover on the new holder (its players may have missed it): who did not accept is asked again, and removed only when that runs out; the others requeued."""
-        one, two = await self.node("mm-1"), await self.node("mm-2")
-        clients = await self.spread(two, two)
-        await self.matchPass(one)
-        match = clients["Dan"].last("mm.proposal")["match"]
-        for name in ("Tom", "Hal", "Dan", "Dora"):
-            await clients[name].call("mm.accept", match=match)
+        one, two, clients, match = await self.allButDirkAccepted()
         await self.kill(one)
         self.clock.advance(one.service.config.lease_ttl)
         await self.matchPass(two)
@@ -111,12 +116,7 @@ class NodesTests(MatchmakingCase, TestCase):
 
     async def test_holderKilledMidCheckLateAcceptStillMatches(self):
         """A player who accepts a resumed ready check after its first end (it was reconnecting) is matched with the others: the holder's death cost nobody their place."""
-        one, two = await self.node("mm-1"), await self.node("mm-2")
-        clients = await self.spread(two, two)
-        await self.matchPass(one)
-        match = clients["Dan"].last("mm.proposal")["match"]
-        for name in ("Tom", "Hal", "Dan", "Dora"):
-            await clients[name].call("mm.accept", match=match)
+        one, two, clients, match = await self.allButDirkAccepted()
         self.clock.advance(15)
         await self.kill(one)
         self.clock.advance(one.service.config.lease_ttl)
