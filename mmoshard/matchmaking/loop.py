@@ -6,9 +6,10 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
+from mmoshard.matchmaking.announcing import Announcer
 from mmoshard.matchmaking.data import Matched, Proposal
 from mmoshard.matchmaking.events import Settle
-from mmoshard.matchmaking.views import allAccepted, matchedBody, proposalBody
+from mmoshard.matchmaking.views import allAccepted, proposalBody
 from mmoshard.store.errors import SQLUnavailable, StoreError, VolatileUnavailable
 from mmoshard.store.slots import everyBatch
 
@@ -23,11 +24,6 @@ EXPIRE_EVERY = 1.0
 # tried again, doubling with each failure up to TIMEOUT_RETRY_MAX.
 TIMEOUT_RETRY = 1.0
 TIMEOUT_RETRY_MAX = 30.0
-
-# Seconds between a holder's looks for completed matches whose mm.matched did
-# not reach every member (a send the store failed): they are sent again.
-ANNOUNCE_EVERY = 5.0
-
 
 def etaKey(queue):
     """@return: the volatile key of C{queue}'s expected wait, written by its lease holder."""
@@ -44,8 +40,8 @@ class MatchLoop:
     Every C{match_interval}, for each queue: take its lease, or renew it
     when a third of its TTL has passed (L{TicketStore.lease}); when held,
     expire tickets nobody refreshed (at most every L{EXPIRE_EVERY} s),
-    send again the C{mm.matched} that did not all go out (every
-    L{ANNOUNCE_EVERY} s), read the waiting tickets oldest first, form matches and propose them
+    send again the C{mm.matched} that did not all go out (L{Announcer}),
+    read the waiting tickets oldest first, form matches and propose them
     (atomically: a ticket taken meanwhile makes its proposal lose), send
     each member C{mm.proposal}, and time the ready check from the stored
     C{expires_at}.  When everyone accepted (an L{Settle} from the accepting
@@ -78,10 +74,7 @@ class MatchLoop:
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
         self.expiredAt = {}  # queue -> when its unrefreshed tickets were last removed
-        self.announcedAt = {}  # held queue -> when its unannounced matches were last sent again
-        self.announcing = set()  # match ids whose mm.matched are being sent from here
-        self.unsent = {}  # match id -> (queue, members whose mm.matched did not go out from here)
-        self.toldAt = {}  # match id -> when this node marked it announced
+        self.announcer = Announcer(service, self.spawn, self.settling.__contains__)
         self.retryIn = {}  # match id -> seconds before its ready check's end is tried again
         self.placements = {}  # match id -> (queue, the instance made for it), until it completes
         self.stopping = False
@@ -184,9 +177,8 @@ class MatchLoop:
                 self.expiredAt[queue] = now
                 for ticket in await self.store.expire(queue, now):
                     self.service.removed(ticket, "gone")
-            if self.announcedAt.get(queue, -1e18) + ANNOUNCE_EVERY <= now:
-                self.announcedAt[queue] = now
-                await self.announceAgain(queue)
+            if self.announcer.due(queue, now):
+                await self.announcer.again(queue)
             copy = self.copies[queue]
             tickets = (await copy.refresh())[:self.config.scan_limit]
             if self.statsAt.get(queue, -1e18) + self.config.stats_interval <= now:
@@ -247,8 +239,7 @@ class MatchLoop:
         self.copies.pop(queue, None)
         self.statsAt.pop(queue, None)
         self.renewAt.pop(queue, None)
-        self.announcedAt.pop(queue, None)
-        self.unsent = {m: v for m, v in self.unsent.items() if v[0] != queue}
+        self.announcer.drop(queue)
         self.placements = {m: v for m, v in self.placements.items() if v[0] != queue}
         self.metrics.leases.labels(queue).set(0)
         self.metrics.clearStats(queue)
@@ -269,8 +260,7 @@ class MatchLoop:
         not to be removed for a check its holder's death cut short), ask
         those who did not accept again, and time them.
         """
-        self.announcedAt[queue] = self.clock.seconds()
-        await self.announceAgain(queue)
+        await self.announcer.again(queue)
         proposals = await self.store.proposals(queue)
         now = self.clock.seconds()
         fresh = now + self.config.readyTimeout(self.service.queues[queue])
@@ -541,62 +531,4 @@ class MatchLoop:
         self.log.info("mm match {match} of {queue}: instance {instance_id} on node {node} for "
                       "{members}", match=match, queue=queue, instance_id=placement.instance_id,
                       node=placement.node, members=list(p.characterIds))
-        self.announce(queue, match, records)
-
-    async def announceAgain(self, queue):
-        """
-        Send again the C{mm.matched} of C{queue}'s completed matches not
-        marked announced: completed by a holder that died before they went
-        out, or whose sends failed here (not those being sent now).
-        """
-        began = self.clock.seconds()
-        read = await self.store.unannounced(queue)
-        for match, records in read:
-            if (match in self.announcing or match in self.settling
-                    or self.toldAt.get(match, -1e18) >= began):
-                # Being completed or told here, or marked announced after
-                # this read was sent (replies on pooled connections may
-                # come back out of order).
-                continue
-            unsent = self.unsent.get(match)
-            if unsent is not None:
-                # Told from here before: only those it did not reach.
-                records = [r for r in records if r.character_id in unsent[1]]
-            self.log.info("mm match {match} of {queue} announced again by node {node_id} for "
-                          "{members}", match=match, queue=queue, node_id=self.service.nodeId,
-                          members=[r.character_id for r in records])
-            self.announce(queue, match, records)
-        # A later read is sent after these marks: they no longer matter.
-        self.toldAt = {m: t for m, t in self.toldAt.items() if t >= began}
-        found = {match for match, _ in read}
-        self.unsent = {m: v for m, v in self.unsent.items() if v[0] != queue or m in found}
-
-    def announce(self, queue, match, records):
-        """
-        Send each member its C{mm.matched}; once every send went out, mark
-        the match announced in the store (else L{announceAgain} sends them
-        again: a member told twice gets the same match).
-        """
-        send = self.service.courier.send
-        sent = [send([r.character_id], "mm.matched", matchedBody(r)) for r in records]
-        self.announcing.add(match)
-
-        async def announced():
-            try:
-                results = await DeferredList(sent)
-                missed = {r.character_id for r, (ok, count) in zip(records, results)
-                          if not ok or count is None}
-                if missed:
-                    self.unsent[match] = (queue, missed)
-                    self.log.warn("mm match {match} of {queue}: mm.matched not sent to "
-                                  "{character_ids}; sent again within {every:.0f} s",
-                                  match=match, queue=queue, character_ids=sorted(missed),
-                                  every=ANNOUNCE_EVERY)
-                    return
-                self.unsent.pop(match, None)
-                await self.store.announced(queue, [match])
-                self.toldAt[match] = self.clock.seconds()
-            finally:
-                self.announcing.discard(match)
-
-        self.spawn(announced(), "announcing", match)
+        self.announcer.announce(queue, match, records)

@@ -32,7 +32,7 @@ class MatchedKeptTests(MatchmakingCase, TestCase):
         an event — nobody loses the match.
         """
         one, two = await self.node("mm-1"), await self.node("mm-2", instances=False)
-        one.service.loop.announce = lambda queue, match, records: None  # dies before sending
+        one.service.loop.announcer.announce = lambda queue, match, records: None  # dies before sending
         clients, match = await self.accepted(one, lambda n: one if n in ("Tom", "Hal") else two)
         self.assertEqual(len(self.instances.created), 1)
         self.assertIsNone(await self.store.ticketOf(clients["Dan"].cid))
