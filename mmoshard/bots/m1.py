@@ -35,6 +35,7 @@ TICK = 0.01  # seconds between two looks at the arrival schedule
 # runs the matcher over every waiting ticket), at most CHECK_MAX.
 CHECK, CHECK_SHARE, CHECK_MAX = 0.05, 0.25, 1.0
 DRAINED = 2.0  # seconds without a proposal after which the backlog counts as placed
+RAMP_STALL = 30.0  # seconds the connect phase waits on groups that stopped forming, all players ready
 # Connections per loopback source address.  Linux hands a bound socket its
 # port from one half of the ephemeral range (net.ipv4.ip_local_port_range:
 # 28,232 ports by default, so about 14,100) and scans the other half, a
@@ -122,6 +123,7 @@ class GroupRun:
         self.inFlight = 0
         self.lostTickets = []
         self.lastProposal = 0.0
+        self.rampSeen = None  # (formed, broken, since when) in the connect phase
         self.checkCPU = 0.0  # seconds the matchability looks took
 
     def now(self):
@@ -218,6 +220,19 @@ class GroupRun:
         broken = sum(1 for g in self.groups if g.state == "broken")
         busy = sum(1 for g in self.groups if g.state in ("connecting", "forming", "settling"))
         return len(self.groups) - busy - broken, broken
+
+    def rampStalled(self, formed, broken):
+        """
+        @return: whether every player is ready and no group formed or broke
+            for L{RAMP_STALL} s (a party whose invite went unanswered in the
+            connect storm: the run need not wait out C{--ramp-timeout}).
+        """
+        now = self.now()
+        if self.rampSeen is None or self.rampSeen[:2] != (formed, broken) \
+                or self.stats.ready < self.players:
+            self.rampSeen = (formed, broken, now)
+            return False
+        return now - self.rampSeen[2] >= RAMP_STALL
 
     def rampDeadline(self):
         if self.phase == "connect":
@@ -348,6 +363,12 @@ class GroupRun:
               f"errors={sum(s.errors.values())}", file=sys.stderr, flush=True)
         if self.phase == "connect" and formed + broken >= len(self.groups) \
                 and all(g.state != "settling" for g in self.groups):
+            self.startFill()
+        elif self.phase == "connect" and self.rampStalled(formed, broken):
+            left = len(self.groups) - formed - broken
+            print(f"[{self.tag}] every player ready, but {left} group(s) still forming after "
+                  f"{RAMP_STALL:.0f} s without change; going on without them",
+                  file=sys.stderr, flush=True)
             self.startFill()
         elif self.phase == "drain":
             quiet = self.now() - max(self.lastProposal, self.fillEnd)

@@ -71,6 +71,7 @@ class MatchLoop:
         self.held = set()  # queues whose lease this node holds
         self.timers = {}  # match id -> (queue, IDelayedCall) of its ready check
         self.settling = set()  # match ids being finished here
+        self.ending = set()  # match ids whose ready check is being timed out here
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
         self.expiredAt = {}  # queue -> when its unrefreshed tickets were last removed
@@ -79,6 +80,7 @@ class MatchLoop:
         self.placements = {}  # match id -> (queue, the instance made for it), until it completes
         self.stopping = False
         self.renewAt = {}  # held queue -> when its lease is renewed next
+        self.renewing = set()  # held queues whose renewal is sent beside their pass
         self.etas = {}  # queue -> (the holder's expected wait, when read) on other nodes
         self.tasks = set()
         self.looping = None
@@ -142,10 +144,24 @@ class MatchLoop:
         Start a pass of each queue not in one already.  Each queue's passes
         follow on their own: a slow one (a lease taken over, resuming its
         proposals in a reconnection storm) does not hold back another
-        queue's, such as the next lease to take over.
+        queue's, such as the next lease to take over.  A held queue whose
+        pass is still going when its renewal falls due is renewed beside it:
+        a pass of many slow round trips is not to cost the lease.
         """
+        now = self.clock.seconds()
         for spec in self.service.queues.values():
+            queue = spec.name
+            if (queue in self.passing and queue in self.held and queue not in self.renewing
+                    and self.renewAt.get(queue, now) <= now):
+                self._renew(spec)
             self._startPass(spec)
+
+    def _renew(self, spec):
+        """Renew C{spec}'s lease now, beside its pass in progress."""
+        queue = spec.name
+        self.renewing.add(queue)
+        d = self.spawn(self.lease(spec), "lease renewal", queue)
+        d.addBoth(lambda _: self.renewing.discard(queue))
 
     def _startPass(self, spec):
         """@return: the Deferred of C{spec}'s pass: the one in progress, or one started now."""
@@ -179,7 +195,10 @@ class MatchLoop:
                     self.service.removed(ticket, "gone")
             if self.announcer.due(queue, now):
                 await self.announcer.again(queue)
-            copy = self.copies[queue]
+                await self.adopt(queue)
+            copy = self.copies.get(queue)
+            if copy is None:
+                return  # (lost meanwhile, to a renewal beside this pass)
             tickets = (await copy.refresh())[:self.config.scan_limit]
             if self.statsAt.get(queue, -1e18) + self.config.stats_interval <= now:
                 await self.refreshStats(queue, now)
@@ -190,7 +209,7 @@ class MatchLoop:
                     # matched in full once the burst is admitted.
                     self.metrics.yielded.labels(queue).inc()
                 matches = self.service.formMatches(spec, tickets, now, limit=limit)
-                if matches:
+                if matches and queue in self.held:
                     byId = {t.id: t for t in tickets}
                     await self.propose(spec, copy, matches, byId, now)
         except StoreError as e:
@@ -290,6 +309,33 @@ class MatchLoop:
             self.log.info("mm node {node_id} resumed {count} proposal(s) of {queue}",
                           node_id=self.service.nodeId, count=len(proposals), queue=queue)
 
+    async def adopt(self, queue):
+        """
+        Time the proposals of C{queue} in flight that no timer here covers
+        (at each L{Announcer.due}): one made by a holder paused, not dead,
+        past its lease after this node's takeover read them (it stops
+        timing them at its next renewal), or left by a resume cut short;
+        finish those everyone accepted.  Else nobody would end them.
+        """
+        proposals = await self.store.proposals(queue)
+        if queue not in self.held:
+            return
+        now = self.clock.seconds()
+        adopted = []
+        for p in proposals:
+            match = p.match_id
+            if match in self.timers or match in self.settling or match in self.ending:
+                continue
+            adopted.append(match)
+            if allAccepted(p):
+                self.spawn(self.finish(p), "finishing", match)
+            else:
+                self.time(p, now)
+        if adopted:
+            self.log.warn("mm node {node_id} adopted {count} untimed proposal(s) of {queue}: "
+                          "{matches}", node_id=self.service.nodeId, count=len(adopted),
+                          queue=queue, matches=adopted)
+
     async def refreshStats(self, queue, now):
         stats = await self.store.stats(queue)
         self.statsAt[queue] = now
@@ -374,6 +420,7 @@ class MatchLoop:
             self.spawn(self.timedOut(queue, match), "ready check timeout", match)
 
     async def timedOut(self, queue, match):
+        self.ending.add(match)
         try:
             p = await self.store.proposal(match)
             if p is None:
@@ -386,6 +433,8 @@ class MatchLoop:
         except (VolatileUnavailable, SQLUnavailable):
             self.retryLater(queue, match)
             raise
+        finally:
+            self.ending.discard(match)
         self.retryIn.pop(match, None)
 
     def retryLater(self, queue, match, accepted=False):

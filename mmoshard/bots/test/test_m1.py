@@ -356,6 +356,29 @@ class WiringTests(TestCase):
         fill = self.run.fillSummary()
         self.assertEqual((fill["fill_tickets"], fill["fill_refused"]), (1, 0))
 
+    def test_partyStuckFormingDoesNotHoldTheRunBack(self):
+        """A party whose invite is never answered (lost in a connect storm) holds the run in its connect phase only RAMP_STALL s once every player is ready, not the whole --ramp-timeout: the fill then sends the groups that formed."""
+        self.startAndConnect()
+        for cid in self.bots:
+            self.sent(cid)
+            self.feed(cid, {"t": "welcome", "id": 1})
+            self.sent(cid)  # its mm.hello
+            self.feed(cid, {"t": "mm.hello", "id": self.rid(cid, "mm.hello"), "name": f"Bot{cid}",
+                            "ticket": None, "proposal": None})
+        for cid in (2, 3):
+            self.feed(cid, {"t": "chat.hello", "id": self.rid(cid, "chat.hello"), "party": None})
+        self.feed(2, {"t": "chat.party.create", "id": self.rid(2, "chat.party.create"),
+                      "party": {"id": "p1"}})  # its invite goes unanswered
+        self.run.report()
+        self.reactor.advance(m1.RAMP_STALL - 1)
+        self.run.report()
+        self.assertEqual(self.run.phase, "connect")
+        self.reactor.advance(1)
+        self.run.report()
+        self.assertEqual(self.run.phase, "fill")
+        self.assertEqual([m["t"] for m in self.sent(1)], ["mm.queue"])
+        self.assertEqual([g.state for g in self.run.groups], ["queuing", "forming"])
+
     def test_memberDroppedMidFillEndsTheFill(self):
         """A party member whose session closes after its login while the party's mm.queue is out drops the group from the run: its mm.queue counts out once (its leader's answer still comes), and the fill ends on the other group's answer instead of waiting for ever."""
         self.connect()

@@ -149,6 +149,55 @@ class NodesTests(MatchmakingCase, TestCase):
         self.assertEqual(loop.held, {"dungeon5", "duo"})
         stuck.callback(None)
 
+    async def test_slowPassKeepsItsLease(self):
+        """A holder whose pass of a queue is slow (its store calls hanging past the TTL) still renews that queue's lease beside it: another node does not take the queue over from a live holder."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        loop = one.service.loop
+        passQueue = loop.passQueue
+        stuck = Deferred()
+
+        async def slowDungeon(spec):
+            if spec.name == "dungeon5":
+                await stuck
+            await passQueue(spec)
+
+        loop.passQueue = slowDungeon
+        self.addCleanup(lambda: stuck.called or stuck.callback(None))
+        self.clock.advance(loop.config.match_interval)
+        for _ in range(int(loop.config.lease_ttl * 3 / loop.config.match_interval)):
+            self.clock.advance(loop.config.match_interval)
+            await self.matchPass(two)
+        self.assertEqual(two.service.loop.held, set())
+        self.assertEqual(await self.store.leaseHolder("dungeon5"), "mm-1")
+
+    async def test_proposalOfAPausedHolderIsEnded(self):
+        """A ready check proposed by a holder paused past its lease, after the new holder took the queue over, is timed out by the new holder all the same: its late member removed, the others requeued, nobody left in a check that never ends."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        config = one.service.config
+        one.service.loop.looping.stop()  # paused
+        self.clock.advance(config.lease_ttl)
+        await self.matchPass(two)
+        self.assertEqual(two.service.loop.held, {"dungeon5", "arena2v2", "duo"})
+        formMatches = two.service.formMatches
+        two.service.formMatches = lambda *a, **kw: []  # (not its turn yet)
+        clients = await self.spread(two, two)
+        # The paused holder wakes and proposes before its renewal tells it the lease is lost.
+        one.service.loop.renewAt["dungeon5"] = self.clock.seconds() + 60
+        await one.service.loop.passQueue(one.service.queues["dungeon5"])
+        self.flush()
+        match = clients["Dan"].last("mm.proposal")["match"]
+        for name in ("Tom", "Hal", "Dan", "Dora"):
+            await clients[name].call("mm.accept", match=match)
+        one.service.loop.renewAt.clear()
+        await self.matchPass(one)  # renewal: lost, stops timing it
+        self.assertEqual(one.service.loop.held, set())
+        two.service.formMatches = formMatches
+        for _ in range(int((20 + 10) / config.match_interval)):
+            self.clock.advance(config.match_interval)
+            await self.matchPass(two)
+        self.assertEqual(clients["Dirk"].last("mm.removed")["reason"], "timeout")
+        self.assertEqual(clients["Tom"].last("mm.requeued")["reason"], "timeout")
+
     async def test_gracefulStopHandsTheLeasesOver(self):
         """A node stopping releases its leases: another holds them at its next pass, without waiting for the TTL; the waiting gauges move with the lease."""
         one, two = await self.node("mm-1"), await self.node("mm-2")
