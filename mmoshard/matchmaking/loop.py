@@ -72,6 +72,7 @@ class MatchLoop:
         self.timers = {}  # match id -> (queue, IDelayedCall) of its ready check
         self.settling = set()  # match ids being finished here
         self.ending = set()  # match ids whose ready check is being timed out here
+        self.endedAt = {}  # match id -> when it ended here (forget), for adopt's reads in flight
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
         self.expiredAt = {}  # queue -> when its unrefreshed tickets were last removed
@@ -260,6 +261,7 @@ class MatchLoop:
         self.renewAt.pop(queue, None)
         self.announcer.drop(queue)
         self.placements = {m: v for m, v in self.placements.items() if v[0] != queue}
+        self.endedAt = {m: at for m, at in self.endedAt.items() if not m.startswith(queue + "/")}
         self.metrics.leases.labels(queue).set(0)
         self.metrics.clearStats(queue)
         for match, (q, timer) in list(self.timers.items()):
@@ -317,18 +319,24 @@ class MatchLoop:
         timing them at its next renewal), or left by a resume cut short;
         finish those everyone accepted.  Else nobody would end them.
         """
+        began = self.clock.seconds()
         proposals = await self.store.proposals(queue)
+        # Ended here after the read was sent: it is stale about them.
+        ended = {m for m, at in self.endedAt.items() if at >= began}
+        self.endedAt = {m: at for m, at in self.endedAt.items() if at >= began}
         if queue not in self.held:
             return
         now = self.clock.seconds()
         adopted = []
         for p in proposals:
             match = p.match_id
-            if match in self.timers or match in self.settling or match in self.ending:
+            if (match in self.timers or match in self.settling or match in self.ending
+                    or match in ended):
                 continue
             adopted.append(match)
             if allAccepted(p):
-                self.spawn(self.finish(p), "finishing", match)
+                # (Read again first: an instance is made only for a proposal still there.)
+                self.spawn(self.settled(match), "finishing", match)
             else:
                 self.time(p, now)
         if adopted:
@@ -411,8 +419,11 @@ class MatchLoop:
     def forget(self, match):
         """Proposal C{match} is over: stop timing it."""
         entry = self.timers.pop(match, None)
-        if entry is not None and entry[1].active():
-            entry[1].cancel()
+        if entry is not None:
+            # (Timed here: this node holds its queue, and its adopt prunes these.)
+            self.endedAt[match] = self.clock.seconds()
+            if entry[1].active():
+                entry[1].cancel()
 
     def expired(self, queue, match):
         self.timers.pop(match, None)

@@ -1,5 +1,6 @@
 """Several matchmaking nodes on one store and Clock: leases, events across nodes, failover of the lease holder, tickets outliving their node."""
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
@@ -197,6 +198,30 @@ class NodesTests(MatchmakingCase, TestCase):
             await self.matchPass(two)
         self.assertEqual(clients["Dirk"].last("mm.removed")["reason"], "timeout")
         self.assertEqual(clients["Tom"].last("mm.requeued")["reason"], "timeout")
+
+    async def test_adoptReadOlderThanAMatchMakesNoSecondInstance(self):
+        """A holder's look for untimed proposals whose read was sent before a match completed (its answer stale) neither makes that match's instance again nor tells its players anything more."""
+        one = await self.node("mm-1")
+        loop = one.service.loop
+        clients = await self.spread(one, one)
+        await self.matchPass(one)
+        match = clients["Dan"].last("mm.proposal")["match"]
+        stale = [attrs.evolve(p, accepted=frozenset(p.characterIds))
+                 for p in await self.store.proposals("dungeon5")]
+        answer = Deferred()
+        loop.store.proposals = lambda queue: answer
+        adopting = Deferred.fromCoroutine(loop.adopt("dungeon5"))  # (its read out)
+        self.clock.advance(0.1)
+        for name in FIVE:
+            await clients[name].call("mm.accept", match=match)
+        self.flush()
+        self.assertEqual(len(self.instances.created), 1)
+        answer.callback(stale)
+        await adopting
+        self.flush()
+        self.assertEqual(len(self.instances.created), 1)
+        self.assertEqual(self.instances.closed, [])
+        self.assertEqual([len(c.events("mm.matched")) for c in clients.values()], [1] * 5)
 
     async def test_gracefulStopHandsTheLeasesOver(self):
         """A node stopping releases its leases: another holds them at its next pass, without waiting for the TTL; the waiting gauges move with the lease."""
