@@ -20,18 +20,21 @@ class Announcer:
 
     log = Logger()
 
-    def __init__(self, service, spawn, busy):
+    def __init__(self, service, spawn, busy, holds):
         """
         @param spawn: callable(coroutine, what, match) running it in the
             background, its failure logged (L{MatchLoop.spawn}).
         @param busy: callable(match) -> whether the match is being
             completed on this node (not to be announced from a read now).
+        @param holds: callable(queue) -> whether this node holds its lease
+            (else what is left to send is the new holder's).
         """
         self.service = service
         self.store = service.store
         self.clock = service.clock
         self.spawn = spawn
         self.busy = busy
+        self.holds = holds
         self.announcedAt = {}  # held queue -> when its unannounced matches were last sent again
         self.announcing = set()  # match ids whose mm.matched are being sent from here
         self.unsent = {}  # match id -> (queue, members whose mm.matched did not go out from here)
@@ -56,6 +59,8 @@ class Announcer:
         """
         self.announcedAt[queue] = began = self.clock.seconds()
         read = await self.store.unannounced(queue)
+        if not self.holds(queue):
+            return
         for match, records in read:
             if (match in self.announcing or self.busy(match)
                     or self.toldAt.get(match, -1e18) >= began):
@@ -91,7 +96,8 @@ class Announcer:
                 missed = {r.character_id for r, (ok, count) in zip(records, results)
                           if not ok or count is None}
                 if missed:
-                    self.unsent[match] = (queue, missed)
+                    if self.holds(queue):
+                        self.unsent[match] = (queue, missed)
                     self.log.warn("mm match {match} of {queue}: mm.matched not sent to "
                                   "{character_ids}; sent again within {every:.0f} s",
                                   match=match, queue=queue, character_ids=sorted(missed),

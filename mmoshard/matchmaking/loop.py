@@ -7,9 +7,9 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
 from mmoshard.matchmaking.announcing import Announcer
-from mmoshard.matchmaking.data import Matched, Proposal
+from mmoshard.matchmaking.data import Proposal
 from mmoshard.matchmaking.events import Settle
-from mmoshard.matchmaking.views import allAccepted, proposalBody
+from mmoshard.matchmaking.views import allAccepted, matchedRecords, proposalBody
 from mmoshard.store.errors import SQLUnavailable, StoreError, VolatileUnavailable
 from mmoshard.store.slots import everyBatch
 
@@ -76,12 +76,13 @@ class MatchLoop:
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
         self.expiredAt = {}  # queue -> when its unrefreshed tickets were last removed
-        self.announcer = Announcer(service, self.spawn, self.settling.__contains__)
+        self.announcer = Announcer(service, self.spawn, self.settling.__contains__,
+                                   self.held.__contains__)
         self.retryIn = {}  # match id -> seconds before its ready check's end is tried again
         self.placements = {}  # match id -> (queue, the instance made for it), until it completes
         self.stopping = False
         self.renewAt = {}  # held queue -> when its lease is renewed next
-        self.renewing = set()  # held queues whose renewal is sent beside their pass
+        self.renewing = set()  # queues whose lease request is out
         self.etas = {}  # queue -> (the holder's expected wait, when read) on other nodes
         self.tasks = set()
         self.looping = None
@@ -159,10 +160,7 @@ class MatchLoop:
 
     def _renew(self, spec):
         """Renew C{spec}'s lease now, beside its pass in progress."""
-        queue = spec.name
-        self.renewing.add(queue)
-        d = self.spawn(self.lease(spec), "lease renewal", queue)
-        d.addBoth(lambda _: self.renewing.discard(queue))
+        self.spawn(self.lease(spec), "lease renewal", spec.name)
 
     def _startPass(self, spec):
         """@return: the Deferred of C{spec}'s pass: the one in progress, or one started now."""
@@ -193,15 +191,18 @@ class MatchLoop:
             if self.expiredAt.get(queue, -1e18) + EXPIRE_EVERY <= now:
                 self.expiredAt[queue] = now
                 for ticket in await self.store.expire(queue, now):
-                    self.service.removed(ticket, "gone")
-            if self.announcer.due(queue, now):
+                    self.service.removed(ticket, "gone")  # (removed: whoever holds the queue)
+            # Each step below, after a round trip, first asks whether the
+            # lease is still this node's: a renewal beside this pass may
+            # have found it taken (lost) meanwhile.
+            if queue in self.held and self.announcer.due(queue, now):
                 await self.announcer.again(queue)
                 await self.adopt(queue)
             copy = self.copies.get(queue)
             if copy is None:
-                return  # (lost meanwhile, to a renewal beside this pass)
+                return
             tickets = (await copy.refresh())[:self.config.scan_limit]
-            if self.statsAt.get(queue, -1e18) + self.config.stats_interval <= now:
+            if queue in self.held and self.statsAt.get(queue, -1e18) + self.config.stats_interval <= now:
                 await self.refreshStats(queue, now)
             if sum(len(t.members) for t in tickets) >= spec.teams * spec.team_size:
                 limit = self.config.passLimit(self.service.admitting)
@@ -228,9 +229,13 @@ class MatchLoop:
         """
         queue = spec.name
         sent = self.clock.seconds()
-        if queue in self.held and sent < self.renewAt.get(queue, sent):
-            return True
-        held = await self.store.lease(queue, self.service.nodeId, self.config.lease_ttl)
+        if queue in self.held and (sent < self.renewAt.get(queue, sent) or queue in self.renewing):
+            return True  # (or a renewal is out: its answer tells)
+        self.renewing.add(queue)
+        try:
+            held = await self.store.lease(queue, self.service.nodeId, self.config.lease_ttl)
+        finally:
+            self.renewing.discard(queue)
         if not held:
             self.renewAt.pop(queue, None)
             if queue in self.held:
@@ -251,7 +256,7 @@ class MatchLoop:
                 self.copies.pop(queue, None)
                 self.metrics.leases.labels(queue).set(0)
                 raise
-        return True
+        return queue in self.held  # (a renewal beside may have lost it meanwhile)
 
     def lost(self, queue):
         """Another node took C{queue}'s lease: stop timing its ready checks here."""
@@ -322,8 +327,10 @@ class MatchLoop:
         began = self.clock.seconds()
         proposals = await self.store.proposals(queue)
         # Ended here after the read was sent: it is stale about them.
-        ended = {m for m, at in self.endedAt.items() if at >= began}
-        self.endedAt = {m: at for m, at in self.endedAt.items() if at >= began}
+        mine = queue + "/"
+        ended = {m for m, at in self.endedAt.items() if at >= began and m.startswith(mine)}
+        self.endedAt = {m: at for m, at in self.endedAt.items()
+                        if at >= began or not m.startswith(mine)}
         if queue not in self.held:
             return
         now = self.clock.seconds()
@@ -346,6 +353,8 @@ class MatchLoop:
 
     async def refreshStats(self, queue, now):
         stats = await self.store.stats(queue)
+        if queue not in self.held:
+            return  # (lost meanwhile: the gauges are the new holder's)
         self.statsAt[queue] = now
         self.metrics.showStats(queue, stats)
         wait = self.waits.get(queue)
@@ -409,9 +418,9 @@ class MatchLoop:
             send([slot.character_id], "mm.proposal", proposalBody(p, slot.character_id, now))
 
     def time(self, p, now):
-        """Time the ready check of C{p} from its stored C{expires_at}."""
-        if p.match_id in self.timers:
-            return
+        """Time the ready check of C{p} from its stored C{expires_at}, when this node holds its queue."""
+        if p.match_id in self.timers or p.queue not in self.held:
+            return  # (lost meanwhile: the holder adopts it, from the store)
         delay = max(0.0, p.expires_at - now)
         timer = self.clock.callLater(delay, self.expired, p.queue, p.match_id)
         self.timers[p.match_id] = (p.queue, timer)
@@ -510,7 +519,7 @@ class MatchLoop:
                     await self.service.endProposal(p, [], "no_instance")
                     return
                 self.placements[match] = (p.queue, placement)
-            records = self.records(p, placement)
+            records = matchedRecords(p, placement, self.clock.seconds() + self.config.matched_ttl)
             completed = await self.store.complete(match, records, ttl=self.config.matched_ttl)
             self.placements.pop(match, None)
             self.retryIn.pop(match, None)
@@ -570,16 +579,6 @@ class MatchLoop:
                     await deferLater(self.clock, getattr(e, "retry_after", None) or 1.0,
                                      lambda: None)
         return None
-
-    def records(self, p, placement):
-        """@return: each member's L{Matched} of C{p} in C{placement}, stored with the completion."""
-        expires = self.clock.seconds() + self.config.matched_ttl
-        endpoints = tuple(sorted(dict(placement.endpoints).items()))
-        return tuple(Matched(character_id=s.character_id, match_id=p.match_id, queue=p.queue,
-                             instance=placement.instance_id, template=placement.template,
-                             zone=placement.zone, node=placement.node, endpoints=endpoints,
-                             ticket=placement.tickets.get(s.character_id), team=s.team,
-                             role=s.role, expires_at=expires) for s in p.slots)
 
     def matched(self, p, placement, records):
         queue, match = p.queue, p.match_id

@@ -1,5 +1,7 @@
 """What players and operators are shown of queues, tickets and proposals: the bodies of mm.* replies and events."""
 
+from mmoshard.matchmaking.data import Matched
+
 
 def queueView(spec):
     """@return: queue C{spec} as mm.hello lists it."""
@@ -66,3 +68,13 @@ def matchedBody(record):
         "endpoints": dict(record.endpoints), "ticket": record.ticket, "team": record.team,
         "role": record.role,
     }
+
+
+def matchedRecords(p, placement, expires_at):
+    """@return: each member's L{Matched} of proposal C{p} in C{placement} (stored with its completion)."""
+    endpoints = tuple(sorted(dict(placement.endpoints).items()))
+    return tuple(Matched(character_id=s.character_id, match_id=p.match_id, queue=p.queue,
+                         instance=placement.instance_id, template=placement.template,
+                         zone=placement.zone, node=placement.node, endpoints=endpoints,
+                         ticket=placement.tickets.get(s.character_id), team=s.team,
+                         role=s.role, expires_at=expires_at) for s in p.slots)

@@ -223,6 +223,44 @@ class NodesTests(MatchmakingCase, TestCase):
         self.assertEqual(self.instances.closed, [])
         self.assertEqual([len(c.events("mm.matched")) for c in clients.values()], [1] * 5)
 
+    async def test_leaseLostMidPassLeavesNoStaleTimer(self):
+        """A holder whose renewal finds its lease taken while its pass is still storing a proposal does not time that ready check; taking the queue back later, it gives the check a whole ready check from then, and nobody is removed at the old end."""
+        one, two = await self.node("mm-1"), await self.node("mm-2")
+        loop, config = one.service.loop, one.service.config
+        gate = Deferred()
+        proposeMany = loop.store.proposeMany
+
+        async def slowPropose(proposals):
+            await gate
+            return await proposeMany(proposals)
+
+        loop.store.proposeMany = slowPropose  # (the store is shared: two forms no match)
+        self.addCleanup(lambda: gate.called or gate.callback(None))
+        two.service.formMatches = lambda *a, **kw: []
+        clients = await self.spread(one, one)  # the last one queued: its pass waits in proposeMany
+        await self.store.releaseLease("dungeon5", "mm-1")  # (run out while the pass was slow)
+        await self.matchPass(two)
+        self.assertIn("dungeon5", two.service.loop.held)
+        self.clock.advance(config.lease_ttl / 3)  # the renewal beside the pass: lost
+        self.assertNotIn("dungeon5", loop.held)
+        gate.callback(None)
+        self.flush()
+        match = clients["Dan"].last("mm.proposal")["match"]
+        proposedAt = self.clock.seconds()
+        for name in ("Tom", "Hal", "Dan", "Dora"):
+            await clients[name].call("mm.accept", match=match)
+        await self.kill(two)
+        self.clock.advance(config.lease_ttl)
+        await self.matchPass(one)  # taken back: resumed, Dirk asked again
+        self.assertIn("dungeon5", loop.held)
+        self.assertEqual(clients["Dirk"].last("mm.proposal")["expires_in"], 20.0)
+        self.clock.advance(proposedAt + 20 - self.clock.seconds())  # the check's first end
+        self.flush()
+        self.assertEqual(clients["Dirk"].events("mm.removed"), [])
+        self.clock.advance(config.lease_ttl)
+        self.flush()
+        self.assertEqual(clients["Dirk"].last("mm.removed")["reason"], "timeout")
+
     async def test_gracefulStopHandsTheLeasesOver(self):
         """A node stopping releases its leases: another holds them at its next pass, without waiting for the TTL; the waiting gauges move with the lease."""
         one, two = await self.node("mm-1"), await self.node("mm-2")
