@@ -6,6 +6,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
+from mmoshard.matchmaking import takeover
 from mmoshard.matchmaking.announcing import Announcer
 from mmoshard.matchmaking.data import Proposal
 from mmoshard.matchmaking.events import Settle
@@ -73,6 +74,7 @@ class MatchLoop:
         self.settling = set()  # match ids being finished here
         self.ending = set()  # match ids whose ready check is being timed out here
         self.endedAt = {}  # match id -> when it ended here (forget), for adopt's reads in flight
+        self.adoptSoon = set()  # held queues whose proposals no timer covers are taken up next pass
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
         self.expiredAt = {}  # queue -> when its unrefreshed tickets were last removed
@@ -197,7 +199,10 @@ class MatchLoop:
             # have found it taken (lost) meanwhile.
             if queue in self.held and self.announcer.due(queue, now):
                 await self.announcer.again(queue)
+                self.adoptSoon.add(queue)
+            if queue in self.held and queue in self.adoptSoon:
                 await self.adopt(queue)
+                self.adoptSoon.discard(queue)
             copy = self.copies.get(queue)
             if copy is None:
                 return
@@ -265,6 +270,7 @@ class MatchLoop:
         self.statsAt.pop(queue, None)
         self.renewAt.pop(queue, None)
         self.announcer.drop(queue)
+        self.adoptSoon.discard(queue)
         self.placements = {m: v for m, v in self.placements.items() if v[0] != queue}
         self.endedAt = {m: at for m, at in self.endedAt.items() if not m.startswith(queue + "/")}
         self.metrics.leases.labels(queue).set(0)
@@ -279,77 +285,12 @@ class MatchLoop:
                       node_id=self.service.nodeId, queue=queue)
 
     async def resume(self, queue):
-        """
-        Take over the proposals in flight of C{queue}: finish the accepted;
-        give the others a whole ready check from now (their players may
-        never have seen it, or be reconnecting from the dead node: they are
-        not to be removed for a check its holder's death cut short), ask
-        those who did not accept again, and time them.
-        """
-        await self.announcer.again(queue)
-        proposals = await self.store.proposals(queue)
-        now = self.clock.seconds()
-        fresh = now + self.config.readyTimeout(self.service.queues[queue])
-        late = [p for p in proposals if not allAccepted(p) and p.expires_at < fresh]
-        extended = {}
-        if late:
-            # (Concurrently: a takeover comes in a reconnection storm, when
-            # each round trip is slow.)
-            found = await everyBatch(
-                late, lambda p: Deferred.fromCoroutine(self.store.extend(p, fresh)))
-            extended = {p.match_id: e for p, e in zip(late, found)}
-        send = self.service.courier.send
-        for p in proposals:
-            if allAccepted(p):
-                self.spawn(self.finish(p), "finishing", p.match_id)
-                continue
-            if p.match_id in extended:
-                p = extended[p.match_id]
-                if p is None:
-                    continue  # (ended meanwhile)
-                for slot in p.slots:
-                    if slot.character_id not in p.accepted:
-                        send([slot.character_id], "mm.proposal",
-                             proposalBody(p, slot.character_id, now))
-            self.time(p, now)
-        if proposals:
-            self.log.info("mm node {node_id} resumed {count} proposal(s) of {queue}",
-                          node_id=self.service.nodeId, count=len(proposals), queue=queue)
+        """Take over C{queue}'s proposals in flight (L{takeover.resume})."""
+        await takeover.resume(self, queue)
 
     async def adopt(self, queue):
-        """
-        Time the proposals of C{queue} in flight that no timer here covers
-        (at each L{Announcer.due}): one made by a holder paused, not dead,
-        past its lease after this node's takeover read them (it stops
-        timing them at its next renewal), or left by a resume cut short;
-        finish those everyone accepted.  Else nobody would end them.
-        """
-        began = self.clock.seconds()
-        proposals = await self.store.proposals(queue)
-        # Ended here after the read was sent: it is stale about them.
-        mine = queue + "/"
-        ended = {m for m, at in self.endedAt.items() if at >= began and m.startswith(mine)}
-        self.endedAt = {m: at for m, at in self.endedAt.items()
-                        if at >= began or not m.startswith(mine)}
-        if queue not in self.held:
-            return
-        now = self.clock.seconds()
-        adopted = []
-        for p in proposals:
-            match = p.match_id
-            if (match in self.timers or match in self.settling or match in self.ending
-                    or match in ended):
-                continue
-            adopted.append(match)
-            if allAccepted(p):
-                # (Read again first: an instance is made only for a proposal still there.)
-                self.spawn(self.settled(match), "finishing", match)
-            else:
-                self.time(p, now)
-        if adopted:
-            self.log.warn("mm node {node_id} adopted {count} untimed proposal(s) of {queue}: "
-                          "{matches}", node_id=self.service.nodeId, count=len(adopted),
-                          queue=queue, matches=adopted)
+        """Take up C{queue}'s proposals in flight no timer here covers (L{takeover.adopt})."""
+        await takeover.adopt(self, queue)
 
     async def refreshStats(self, queue, now):
         stats = await self.store.stats(queue)
@@ -389,7 +330,13 @@ class MatchLoop:
         expires = now + self.config.readyTimeout(spec)
         proposals = [Proposal(newMatchId(queue), queue, tuple(byId[i] for i in m.tickets),
                               tuple(m.slots), now, expires) for m in matches]
-        won = await self.store.proposeMany(proposals)
+        try:
+            won = await self.store.proposeMany(proposals)
+        except StoreError:
+            # Perhaps stored all the same (an answer past its deadline):
+            # the next pass takes up what is there.
+            self.adoptSoon.add(queue)
+            raise
         taken = []
         for p, ok in zip(proposals, won):
             if ok:

@@ -4,6 +4,7 @@ from twisted.trial.unittest import TestCase
 
 from mmoshard.matchmaking import errors
 from mmoshard.matchmaking.test.harness import Flaky, MatchmakingCase
+from mmoshard.store.errors import VolatileUnavailable
 
 FIVE = ("Tom", "Hal", "Dan", "Dora", "Dirk")
 
@@ -131,3 +132,32 @@ class OutageTests(MatchmakingCase, TestCase):
         self.clock.advance(0.5)  # the try at 15 s
         self.flush()
         self.assertEqual(clients["Dan"].last("mm.removed")["reason"], "timeout")
+
+    async def test_proposalStoredThoughItsAnswerFailedIsOffered(self):
+        """A proposal the store wrote though its answer failed (a deadline missed in a storm) is not left untold: the holder's next pass takes it up, every member gets mm.proposal with a whole ready check, and accepting it makes the match."""
+        node = await self.node()
+        clients = {n: await node.connect(n) for n in FIVE}
+        proposeMany = self.store.store.proposeMany
+
+        async def lateAnswer(proposals):
+            await proposeMany(proposals)
+            raise VolatileUnavailable("no answer within the deadline (test)")
+
+        node.service.loop.store.proposeMany = lateAnswer
+        for name in FIVE:
+            self.clock.advance(1)
+            await clients[name].call("mm.queue", queue="dungeon5")
+        await self.matchPass(node)
+        self.assertEqual([c.events("mm.proposal") for c in clients.values()], [[]] * 5)
+        del node.service.loop.store.proposeMany
+        self.clock.advance(node.service.config.match_interval)
+        self.flush()
+        offers = [c.last("mm.proposal") for c in clients.values()]
+        self.assertEqual({(o["match"], o["expires_in"]) for o in offers},
+                         {(offers[0]["match"], 20.0)})
+        for client in clients.values():
+            await client.call("mm.accept", match=offers[0]["match"])
+        self.flush()
+        self.assertEqual(len(self.instances.created), 1)
+        self.assertEqual({c.last("mm.matched")["match"] for c in clients.values()},
+                         {offers[0]["match"]})
