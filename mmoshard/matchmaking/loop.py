@@ -391,6 +391,11 @@ class MatchLoop:
         try:
             p = await self.store.proposal(match)
             if p is None:
+                # Ended: by a decline elsewhere, or by a complete whose answer
+                # was lost (its mm.matched go out as unannounced; its
+                # instance stands).
+                self.placements.pop(match, None)
+                self.retryIn.pop(match, None)
                 return
             if allAccepted(p):
                 await self.finish(p)

@@ -161,3 +161,26 @@ class OutageTests(MatchmakingCase, TestCase):
         self.assertEqual(len(self.instances.created), 1)
         self.assertEqual({c.last("mm.matched")["match"] for c in clients.values()},
                          {offers[0]["match"]})
+
+    async def test_matchCompletedThoughItsAnswerFailedStands(self):
+        """A match the store completed though its answer failed is not undone: its instance stays open, and every member gets its mm.matched (sent again as unannounced) for the one instance made."""
+        node = await self.node()
+        clients, match = await self.proposed(node)
+        complete = self.store.store.complete
+
+        async def lateAnswer(*args, **kwargs):
+            await complete(*args, **kwargs)
+            raise VolatileUnavailable("no answer within the deadline (test)")
+
+        node.service.loop.store.complete = lateAnswer
+        for client in clients.values():
+            await client.call("mm.accept", match=match)
+        self.flush()
+        del node.service.loop.store.complete
+        for _ in range(int(10 / node.service.config.match_interval)):
+            self.clock.advance(node.service.config.match_interval)
+        self.flush()
+        self.assertEqual(len(self.instances.created), 1)
+        self.assertEqual(self.instances.closed, [])
+        self.assertEqual({c.last("mm.matched")["match"] for c in clients.values()}, {match})
+        self.assertEqual(node.service.loop.placements, {})
