@@ -407,6 +407,8 @@ class MatchLoop:
             raise
         finally:
             self.ending.discard(match)
+            # (Its timer gone: adopt's reads in flight are stale about it.)
+            self.endedAt[match] = self.clock.seconds()
         self.retryIn.pop(match, None)
 
     def retryLater(self, queue, match, accepted=False):

@@ -46,13 +46,12 @@ async def adopt(loop, queue):
     untimed = [p for p in proposals
                if not (p.match_id in loop.timers or p.match_id in loop.settling
                        or p.match_id in loop.ending or p.match_id in ended)]
-    if untimed:
+    # (An accepted one is read again first: an instance is made only for a
+    # proposal still there.)
+    taken = await takeUp(loop, queue, untimed, lambda p: loop.settled(p.match_id))
+    if taken:
         log.warn("mm node {node_id} adopted {count} untimed proposal(s) of {queue}: {matches}",
-                 node_id=loop.service.nodeId, count=len(untimed), queue=queue,
-                 matches=[p.match_id for p in untimed])
-        # (An accepted one is read again first: an instance is made only
-        # for a proposal still there.)
-        await takeUp(loop, queue, untimed, lambda p: loop.settled(p.match_id))
+                 node_id=loop.service.nodeId, count=len(taken), queue=queue, matches=taken)
 
 
 async def takeUp(loop, queue, proposals, finish):
@@ -61,6 +60,8 @@ async def takeUp(loop, queue, proposals, finish):
     give the others a whole ready check from now (the store's C{extend}),
     send their members who did not accept C{mm.proposal} again, and time
     them.
+
+    @return: the ids of the proposals taken up (not found ended).
     """
     now = loop.clock.seconds()
     fresh = now + loop.config.readyTimeout(loop.service.queues[queue])
@@ -73,9 +74,11 @@ async def takeUp(loop, queue, proposals, finish):
             late, lambda p: Deferred.fromCoroutine(loop.store.extend(p, fresh)))
         extended = {p.match_id: e for p, e in zip(late, found)}
     send = loop.service.courier.send
+    taken = []
     for p in proposals:
         if allAccepted(p):
             loop.spawn(finish(p), "finishing", p.match_id)
+            taken.append(p.match_id)
             continue
         if p.match_id in extended:
             p = extended[p.match_id]
@@ -85,3 +88,5 @@ async def takeUp(loop, queue, proposals, finish):
             if slot.character_id not in p.accepted:
                 send([slot.character_id], "mm.proposal", proposalBody(p, slot.character_id, now))
         loop.time(p, now)
+        taken.append(p.match_id)
+    return taken
