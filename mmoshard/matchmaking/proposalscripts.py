@@ -135,6 +135,17 @@ return out
 """
 
 
+# The ids of a queue's proposals in flight, soonest to expire first: ARGV
+# queue, limit.  (A holder's look for untimed ones reads only these.)
+PROPOSAL_IDS_LUA = """
+return redis.call('ZRANGE', psk(ARGV[1]), 0, tonumber(ARGV[2]) - 1)
+"""
+
+
+def proposal_ids_py(ops, args):
+    return list(ops.view.zrangebyscore(ops.psk(text(args[0])), -INF, INF, 0, int(args[1])))
+
+
 def proposals_py(ops, args):
     q = text(args[0])
     out = []
@@ -287,6 +298,7 @@ PROPOSAL_SCRIPTS = {
     "mm_accept": (ACCEPT_LUA, accept_py),
     "mm_proposal": (PROPOSAL_LUA, proposal_py),
     "mm_proposals": (PROPOSALS_LUA, proposals_py),
+    "mm_proposal_ids": (PROPOSAL_IDS_LUA, proposal_ids_py),
     "mm_requeue": (REQUEUE_LUA, requeue_py),
     "mm_complete": (COMPLETE_LUA, complete_py),
 }

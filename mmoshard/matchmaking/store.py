@@ -475,6 +475,11 @@ class TicketStore:
         """@return: the proposals in flight of C{queue}, soonest to expire first (for a new lease holder to resume)."""
         return [self._proposal(r) for r in await self._run("mm_proposals", [queue, int(limit)])]
 
+    async def proposalIds(self, queue, limit=100_000):
+        """@return: the match ids of C{queue}'s proposals in flight, soonest to expire first."""
+        ids = await self._run("mm_proposal_ids", [queue, int(limit)])
+        return [m.decode("utf-8") if isinstance(m, bytes) else str(m) for m in ids]
+
     async def requeue(self, matchId, dropTickets=()):
         """
         End proposal C{matchId}: the tickets in C{dropTickets} (ids or

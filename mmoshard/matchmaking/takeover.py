@@ -35,7 +35,8 @@ async def adopt(loop, queue):
     end them.
     """
     began = loop.clock.seconds()
-    proposals = await loop.store.proposals(queue)
+    # Only the ids (the pass waits for this read): the few untimed are read whole.
+    ids = await loop.store.proposalIds(queue)
     # Ended here after the read was sent: it is stale about them.
     mine = queue + "/"
     ended = {m for m, at in loop.endedAt.items() if at >= began and m.startswith(mine)}
@@ -43,9 +44,16 @@ async def adopt(loop, queue):
                     if at >= began or not m.startswith(mine)}
     if queue not in loop.held:
         return
-    untimed = [p for p in proposals
-               if not (p.match_id in loop.timers or p.match_id in loop.settling
-                       or p.match_id in loop.ending or p.match_id in ended)]
+    untimedIds = [m for m in ids
+                  if not (m in loop.timers or m in loop.settling or m in loop.ending
+                          or m in ended)]
+    if not untimedIds:
+        return
+    found = await everyBatch(
+        untimedIds, lambda m: Deferred.fromCoroutine(loop.store.proposal(m)))
+    untimed = [p for p in found if p is not None]  # (None: ended meanwhile)
+    if queue not in loop.held:
+        return
     # (An accepted one is read again first: an instance is made only for a
     # proposal still there.)
     taken = await takeUp(loop, queue, untimed, lambda p: loop.settled(p.match_id))

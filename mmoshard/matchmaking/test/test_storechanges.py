@@ -195,6 +195,7 @@ class RoundTripTests(OnMemory, TestCase):
             "accept": lambda: ts.accept("m1", 1),
             "proposal": lambda: ts.proposal("m1"),
             "proposals": lambda: ts.proposals("dungeon5"),
+            "proposalIds": lambda: ts.proposalIds("dungeon5"),
             "extend": lambda: ts.extend(p, START + 60),
             "requeue": lambda: ts.requeue("m2", ["t5"]),
             "requeueOutcome": lambda: ts.requeueOutcome("m3"),

@@ -80,6 +80,18 @@ class ProposalContract:
         self.assertEqual([p.match_id for p in resumed], ["soon", "mid", "late"])
         self.assertEqual([p.expires_at for p in resumed], [1010.0, 1020.0, 1030.0])
 
+    async def test_proposalIdsSoonestFirst(self):
+        """proposalIds lists the match ids of a queue's proposals in flight by expiry, as text; a completed or requeued one is gone from it."""
+        a, b, c = await self._queue(ticket("a", 1), ticket("b", 2), ticket("c", 3))
+        await self.ts.proposeMany([proposal("late", a, expires=1030.0),
+                                   proposal("soon", b, expires=1010.0),
+                                   proposal("mid", c, expires=1020.0)])
+        self.assertEqual(await self.node().proposalIds("dungeon5"), ["soon", "mid", "late"])
+        await self.ts.complete("soon")
+        await self.ts.requeue("late")
+        self.assertEqual(await self.node().proposalIds("dungeon5"), ["mid"])
+        self.assertEqual(await self.ts.proposalIds("raid10"), [])
+
     async def test_extendMovesTheEnd(self):
         """extend gives a proposal in flight a later end, seen by any node (its read and its order among the queue's proposals) with its accepts kept; an ended one is None."""
         a, b = await self._queue(ticket("a", 1), ticket("b", 2))
