@@ -75,6 +75,8 @@ class MatchLoop:
         self.ending = set()  # match ids whose ready check is being timed out here
         self.endedAt = {}  # match id -> when it ended here (forget), for adopt's reads in flight
         self.adoptSoon = set()  # held queues whose proposals no timer covers are taken up next pass
+        self.looking = set()  # held queues whose look (L{_look}) is out
+        self.proposing = set()  # match ids being stored by proposeMany here
         self.waits = {}  # queue -> moving average of the wait to a proposal (s)
         self.statsAt = {}  # queue -> when its stats were last read
         self.expiredAt = {}  # queue -> when its unrefreshed tickets were last removed
@@ -164,6 +166,28 @@ class MatchLoop:
         """Renew C{spec}'s lease now, beside its pass in progress."""
         self.spawn(self.lease(spec), "lease renewal", spec.name)
 
+    def _look(self, queue, again):
+        """
+        Beside the pass (which does not wait for it): send again what did
+        not all go out (when C{again}), then take up the proposals no timer
+        here covers (L{adopt}); one look per queue at a time.
+        """
+        if queue in self.looking:
+            return
+        self.looking.add(queue)
+
+        async def look():
+            try:
+                if again:
+                    await self.announcer.again(queue)
+                if queue in self.held:
+                    await self.adopt(queue)
+                    self.adoptSoon.discard(queue)
+            finally:
+                self.looking.discard(queue)
+
+        self.spawn(look(), "look for the untold and untimed", queue)
+
     def _startPass(self, spec):
         """@return: the Deferred of C{spec}'s pass: the one in progress, or one started now."""
         queue = spec.name
@@ -198,11 +222,10 @@ class MatchLoop:
             # lease is still this node's: a renewal beside this pass may
             # have found it taken (lost) meanwhile.
             if queue in self.held and self.announcer.due(queue, now):
-                await self.announcer.again(queue)
                 self.adoptSoon.add(queue)
-            if queue in self.held and queue in self.adoptSoon:
-                await self.adopt(queue)
-                self.adoptSoon.discard(queue)
+                self._look(queue, again=True)
+            elif queue in self.held and queue in self.adoptSoon:
+                self._look(queue, again=False)
             copy = self.copies.get(queue)
             if copy is None:
                 return
@@ -330,6 +353,8 @@ class MatchLoop:
         expires = now + self.config.readyTimeout(spec)
         proposals = [Proposal(newMatchId(queue), queue, tuple(byId[i] for i in m.tickets),
                               tuple(m.slots), now, expires) for m in matches]
+        ids = {p.match_id for p in proposals}
+        self.proposing |= ids  # (not for a look beside to take up: timed below)
         try:
             won = await self.store.proposeMany(proposals)
         except StoreError:
@@ -337,6 +362,8 @@ class MatchLoop:
             # the next pass takes up what is there.
             self.adoptSoon.add(queue)
             raise
+        finally:
+            self.proposing -= ids
         taken = []
         for p, ok in zip(proposals, won):
             if ok:

@@ -46,7 +46,7 @@ async def adopt(loop, queue):
         return
     untimedIds = [m for m in ids
                   if not (m in loop.timers or m in loop.settling or m in loop.ending
-                          or m in ended)]
+                          or m in loop.proposing or m in ended)]
     if not untimedIds:
         return
     found = await everyBatch(

@@ -261,6 +261,29 @@ class NodesTests(MatchmakingCase, TestCase):
         self.flush()
         self.assertEqual(clients["Dirk"].last("mm.removed")["reason"], "timeout")
 
+    async def test_lookBesideAPassLeavesItsProposalsToIt(self):
+        """A look for untimed proposals beside a pass whose proposals are stored but not yet answered leaves them to that pass: each player gets one mm.proposal, with the check's own end."""
+        one = await self.node("mm-1")
+        loop = one.service.loop
+        gate = Deferred()
+        proposeMany = loop.store.proposeMany
+
+        async def slowAnswer(proposals):
+            won = await proposeMany(proposals)
+            await gate
+            return won
+
+        loop.store.proposeMany = slowAnswer
+        self.addCleanup(lambda: gate.called or gate.callback(None))
+        clients = await self.spread(one, one)  # the last one queued: its pass waits for the answer
+        self.assertEqual(len(await self.store.proposalIds("dungeon5")), 1)
+        await loop.adopt("dungeon5")
+        self.flush()
+        self.assertEqual([c.events("mm.proposal") for c in clients.values()], [[]] * 5)
+        gate.callback(None)
+        self.flush()
+        self.assertEqual([len(c.events("mm.proposal")) for c in clients.values()], [1] * 5)
+
     async def test_gracefulStopHandsTheLeasesOver(self):
         """A node stopping releases its leases: another holds them at its next pass, without waiting for the TTL; the waiting gauges move with the lease."""
         one, two = await self.node("mm-1"), await self.node("mm-2")
