@@ -286,6 +286,16 @@ class IVolatileStore(Interface):
     def close():
         """@return: a Deferred firing when connections are closed."""
 
+    def dedicated(poolsize=1):
+        """
+        @return: a store on the same backend, prefix and timeouts with
+            C{poolsize} connections of its own, not opened (its caller
+            opens and closes it): for requests that must not wait behind
+            this store's, such as a matchmaking lease in a reconnection
+            storm.  A store without connections (memory) returns itself,
+            which its caller must not close.
+        """
+
 
 class IDraining(Interface):
     """

@@ -106,10 +106,15 @@ class MatchmakingService(Service):
         self.verifier = verifier
         self.admin = admin
         self.grace = config.grace(resumeGrace)
+        # The leases on connections of their own: in a reconnection storm the
+        # sessions' requests queue for seconds, and a lease that waits
+        # behind them runs out under a live holder, or is taken over late.
+        self.leaseStore = None
         if store is None:
             from mmoshard.matchmaking.store import TicketStore
 
-            store = TicketStore(volatile, reactor, grace=self.grace)
+            self.leaseStore = volatile.dedicated()
+            store = TicketStore(volatile, reactor, grace=self.grace, leases=self.leaseStore)
         self.store = store
         if formMatches is None:
             from mmoshard.matchmaking.matcher import formMatches
@@ -135,6 +140,8 @@ class MatchmakingService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self):
+        if self.leaseStore is not None and self.leaseStore is not self.volatile:
+            self.leaseStore.open()
         await self.courier.start()
         self.partySubscription = await subscribeChanges(self.volatile, self.partyChanged)
         if self.router is not None:
@@ -174,6 +181,8 @@ class MatchmakingService(Service):
             except StoreError:
                 pass
         await self.courier.stop()
+        if self.leaseStore is not None and self.leaseStore is not self.volatile:
+            await self.leaseStore.close()  # (after the loop handed its leases back)
 
     # -- this node's characters ----------------------------------------------
 

@@ -168,8 +168,14 @@ class TicketStore:
     log = Logger()
 
     def __init__(self, volatile, clock, grace=30.0, namespace="{mm}:", goneKeep=GONE_KEEP,
-                 goneTrimEvery=GONE_TRIM_EVERY):
+                 goneTrimEvery=GONE_TRIM_EVERY, leases=None):
+        """
+        @param leases: the L{IVolatileStore} (same backend) the lease calls
+            go through, so that they do not wait behind the others (None:
+            C{volatile}).
+        """
         self.volatile = volatile
+        self.leases = volatile if leases is None else leases
         self.clock = clock
         self.grace = grace
         self.namespace = namespace
@@ -178,8 +184,9 @@ class TicketStore:
         self._adds = Batcher(self._sendAdds, MAX_BATCH, OVERLAP, MAX_IN_FLIGHT)
         self._accepts = Batcher(self._sendAccepts, MAX_BATCH, OVERLAP, MAX_IN_FLIGHT)
 
-    async def _run(self, name, args):
-        return await self.volatile.evalScript(self._scripts[name], [self.namespace], args)
+    async def _run(self, name, args, on=None):
+        store = self.volatile if on is None else on
+        return await store.evalScript(self._scripts[name], [self.namespace], args)
 
     def _tickets(self, blobs):
         return [self.codec.ticket(b) for b in blobs if b is not None]
@@ -399,15 +406,16 @@ class TicketStore:
         @return: True when C{nodeId} holds it now.
         """
         ms = max(1, round(float(ttl) * 1000))
-        return bool(await self._run("mm_lease", [queue, _word(nodeId, "node id"), ms]))
+        return bool(await self._run("mm_lease", [queue, _word(nodeId, "node id"), ms],
+                                    on=self.leases))
 
     async def releaseLease(self, queue, nodeId):
         """Give the lease of C{queue} up if C{nodeId} holds it. @return: True if it did."""
-        return bool(await self._run("mm_release", [queue, str(nodeId)]))
+        return bool(await self._run("mm_release", [queue, str(nodeId)], on=self.leases))
 
     async def leaseHolder(self, queue):
         """@return: the id of the node holding C{queue}'s lease, or None."""
-        holder = await self.volatile.get(f"{self.namespace}lease:{queue}")
+        holder = await self.leases.get(f"{self.namespace}lease:{queue}")
         return None if holder is None else holder.decode("utf-8")
 
     # -- proposals ---------------------------------------------------------------

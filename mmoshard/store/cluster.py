@@ -84,6 +84,13 @@ class ClusterStore(RedisStore):
     def __repr__(self):
         return f"<ClusterStore {self.address} prefix={self.prefix!r}>"
 
+    def dedicated(self, poolsize=1):
+        """A new store on this cluster, prefix and timeouts, with C{poolsize} connections per node of its own (L{IVolatileStore.dedicated})."""
+        return ClusterStore(self.reactor, self.seeds, self.password, self.prefix,
+                            timeout=self.timeout, poolsize=poolsize,
+                            initialDelay=self.initialDelay, maxDelay=self.maxDelay,
+                            keepalive=self.keepalive)
+
     def open(self):
         if self._closed or self._pool is not None:
             return super().open()

@@ -558,6 +558,10 @@ class MemoryStore:
     def evalScript(self, script, keys, args):
         return script(self.backend, [self._key(k) for k in keys], [encodeValue(a) for a in args])
 
+    def dedicated(self, poolsize=1):
+        """This store itself: nothing here waits behind other requests (L{IVolatileStore.dedicated}); not to be closed by the caller."""
+        return self
+
     def close(self):
         # Allowed before open(), as on the other stores: a node that failed
         # to start still closes what it made.

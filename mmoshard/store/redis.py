@@ -526,6 +526,13 @@ class RedisStore:
             raise self._notOpen(b"SUBSCRIBE")
         return await self.subscriber.subscribe(channel, callback)
 
+    def dedicated(self, poolsize=1):
+        """A new store on this one's Redis, prefix and timeouts, with C{poolsize} connections of its own (L{IVolatileStore.dedicated})."""
+        return RedisStore(self.reactor, self.host, self.port, self.db, self.password, self.prefix,
+                          timeout=self.timeout, poolsize=poolsize,
+                          initialDelay=self.initialDelay, maxDelay=self.maxDelay,
+                          keepalive=self.keepalive)
+
     # -- closing
 
     @_deferred

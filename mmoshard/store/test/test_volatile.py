@@ -22,6 +22,20 @@ class LifecycleContract:
         self.assertTrue(verifyObject(IVolatileStore, self.store))
         self.assertTrue(verifyObject(IVolatileStore, self.makeUnopened("u:")))
 
+    async def test_dedicatedSharesTheData(self):
+        """A dedicated store (its own connections) reads and writes the same keys as the store it came from; closing it, when it is another store, leaves that one working."""
+        other = self.store.dedicated()
+        self.assertTrue(verifyObject(IVolatileStore, other))
+        if other is not self.store:
+            other.open()
+        await self.store.set("k", b"v")
+        self.assertEqual(await other.get("k"), b"v")
+        await other.set("k2", b"w", ttl=60)
+        self.assertEqual(await self.store.get("k2"), b"w")
+        if other is not self.store:
+            await other.close()
+        self.assertEqual(await self.store.get("k"), b"v")
+
     async def test_nothingBeforeOpen(self):
         """
         Before open() every call fails at once with StoreNotOpen, naming
@@ -56,8 +70,10 @@ class LifecycleContract:
             "subscribe": ("c", lambda channel, message: None),
             "evalScript": (TAKE_LEASE, ["lease"], [b"me", 60000]),
         }
-        # groupBySlot() is synchronous and touches nothing: it works before open().
-        self.assertEqual(set(calls), set(IVolatileStore.names()) - {"open", "close", "groupBySlot"})
+        # groupBySlot() and dedicated() are synchronous and touch nothing:
+        # they work before open().
+        self.assertEqual(set(calls), set(IVolatileStore.names())
+                         - {"open", "close", "groupBySlot", "dedicated"})
         self.assertEqual(store.groupBySlot(["a"]), [["a"]])
         for name, args in calls.items():
             with self.assertRaises(StoreNotOpen, msg=name) as caught:
