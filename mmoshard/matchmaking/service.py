@@ -109,12 +109,14 @@ class MatchmakingService(Service):
         # The leases on connections of their own: in a reconnection storm the
         # sessions' requests queue for seconds, and a lease that waits
         # behind them runs out under a live holder, or is taken over late.
-        self.leaseStore = None
+        self.leaseStore = None  # (one this service opens and closes)
         if store is None:
             from mmoshard.matchmaking.store import TicketStore
 
-            self.leaseStore = volatile.dedicated()
-            store = TicketStore(volatile, reactor, grace=self.grace, leases=self.leaseStore)
+            leases = volatile.dedicated()
+            if leases is not volatile:
+                self.leaseStore = leases
+            store = TicketStore(volatile, reactor, grace=self.grace, leases=leases)
         self.store = store
         if formMatches is None:
             from mmoshard.matchmaking.matcher import formMatches
@@ -140,7 +142,7 @@ class MatchmakingService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self):
-        if self.leaseStore is not None and self.leaseStore is not self.volatile:
+        if self.leaseStore is not None:
             self.leaseStore.open()
         await self.courier.start()
         self.partySubscription = await subscribeChanges(self.volatile, self.partyChanged)
@@ -181,7 +183,7 @@ class MatchmakingService(Service):
             except StoreError:
                 pass
         await self.courier.stop()
-        if self.leaseStore is not None and self.leaseStore is not self.volatile:
+        if self.leaseStore is not None:
             await self.leaseStore.close()  # (after the loop handed its leases back)
 
     # -- this node's characters ----------------------------------------------

@@ -121,6 +121,11 @@ class QueueStats:
 _WORD = re.compile(r"\S+")
 
 
+def _member(value):
+    """A sorted-set member a script returned, as str: bytes from Redis, str from the memory twin."""
+    return value if isinstance(value, str) else value.decode("utf-8")
+
+
 def _word(value, what):
     value = str(value)
     if not _WORD.fullmatch(value):
@@ -486,7 +491,7 @@ class TicketStore:
     async def proposalIds(self, queue, limit=100_000):
         """@return: the match ids of C{queue}'s proposals in flight, soonest to expire first."""
         ids = await self._run("mm_proposal_ids", [queue, int(limit)])
-        return [m.decode("utf-8") if isinstance(m, bytes) else str(m) for m in ids]
+        return [_member(m) for m in ids]
 
     async def requeue(self, matchId, dropTickets=()):
         """
@@ -562,8 +567,7 @@ class TicketStore:
         """
         read = await self._run("mm_unannounced",
                                [queue, formatFloat(self.clock.seconds()), int(limit)])
-        return [(text if isinstance(text, str) else text.decode("utf-8"),
-                 [decodeMatched(b) for b in blobs]) for text, blobs in read]
+        return [(_member(match), [decodeMatched(b) for b in blobs]) for match, blobs in read]
 
     async def announced(self, queue, matchIds):
         """Every member of C{matchIds} (of C{queue}) was sent its C{mm.matched}: they are no longer L{unannounced}."""

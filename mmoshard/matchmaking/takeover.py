@@ -35,7 +35,7 @@ async def adopt(loop, queue):
     end them.
     """
     began = loop.clock.seconds()
-    # Only the ids (the pass waits for this read): the few untimed are read whole.
+    # Only the ids, every 5 s: the few untimed are read whole.
     ids = await loop.store.proposalIds(queue)
     # Ended here after the read was sent: it is stale about them.
     mine = queue + "/"
